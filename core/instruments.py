@@ -1,0 +1,30 @@
+"""Instrument ids: ``VENUE:SYMBOL``, e.g. ``BINANCE:BTCUSDT`` or ``KRAKEN:XBTUSDT``."""
+
+from __future__ import annotations
+
+import re
+
+_INSTRUMENT = re.compile(r"[A-Z0-9_]{1,32}:[A-Z0-9_./-]{1,64}")
+
+
+def validate_instrument(instrument: str) -> str:
+    """Return ``instrument`` if it is a well-formed id, else raise ``ValueError``.
+
+    Venue and symbol are upper case; the symbol may carry ``/``, ``-``, ``.`` and ``_``
+    (``COINBASE:BTC-USD``, ``KRAKEN:XBT/USDT``).
+    """
+    if not isinstance(instrument, str) or _INSTRUMENT.fullmatch(instrument) is None:
+        raise ValueError(
+            f"instrument must look like VENUE:SYMBOL in upper case, got {instrument!r}"
+        )
+    return instrument
+
+
+def make_instrument(venue: str, symbol: str) -> str:
+    """Build and validate an id from its parts (upper-casing both)."""
+    return validate_instrument(f"{venue.upper()}:{symbol.upper()}")
+
+
+def venue_of(instrument: str) -> str:
+    """The venue part of an instrument id."""
+    return instrument.split(":", 1)[0]

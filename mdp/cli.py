@@ -1,0 +1,39 @@
+"""``mdp``: argument parsing and dispatch to the sub-commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+
+from mdp.commands import candles
+
+EXIT_USAGE = 2
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="mdp",
+        description="Ganntec market data platform: ticks in, exact OHLCV candles out.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    candles.add_parser(commands)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        code: int = args.run(args)
+    except KeyboardInterrupt:
+        print("mdp: interrupted", file=sys.stderr)
+        return 130
+    except BrokenPipeError:  # e.g. `mdp candles ... | head`
+        sys.stderr.close()
+        return 0
+    return code
+
+
+if __name__ == "__main__":
+    sys.exit(main())

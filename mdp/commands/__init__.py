@@ -1,0 +1,1 @@
+"""One module per ``mdp`` sub-command, each with ``add_parser`` and ``run``."""

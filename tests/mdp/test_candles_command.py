@@ -1,0 +1,172 @@
+"""``mdp candles`` end to end: real exchange files in, exact candles out."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import subprocess
+import sys
+from collections import defaultdict
+from decimal import Decimal
+from pathlib import Path
+
+import pyarrow.parquet as pq
+import pytest
+
+from core.tables import CANDLE_COLUMNS
+from mdp.cli import main
+
+KRAKEN = Path("kraken-xbtusdt-2025-11-10")
+BINANCE = Path("binance-btcusdt-2026-01-01") / "BTCUSDT-aggTrades-2026-01-01.head5000.csv"
+
+
+def run_cli(args: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(["candles", *args])
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def rows_of(text: str) -> list[dict[str, str]]:
+    reader = csv.DictReader(io.StringIO(text))
+    assert tuple(reader.fieldnames or ()) == CANDLE_COLUMNS
+    return list(reader)
+
+
+def test_kraken_trades_give_kraken_official_one_minute_candles(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, _ = run_cli(
+        [str(shared_data / KRAKEN / "trades.json"), "--interval", "1m", "--empty", "fill"], capsys
+    )
+    assert code == 0
+    ours = {row["open_time"]: row for row in rows_of(out)}
+    official = json.loads((shared_data / KRAKEN / "ohlc-1m.json").read_text())
+    rows = official["result"]["XBTUSDT"]
+    assert len(rows) == 206
+    for time, open_, high, low, close, vwap, volume, count in rows:
+        stamp = f"{_iso(time)}"
+        mine = ours[stamp]
+        assert (mine["instrument"], mine["interval"]) == ("KRAKEN:XBTUSDT", "1m")
+        assert [Decimal(mine[k]) for k in ("open", "high", "low", "close", "volume")] == [
+            Decimal(v) for v in (open_, high, low, close, volume)
+        ], stamp
+        assert int(mine["trades"]) == count, stamp
+        assert abs(Decimal(mine["vwap"]) - Decimal(vwap)) <= Decimal("0.1"), stamp
+
+
+def _iso(epoch_seconds: int) -> str:
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(epoch_seconds, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+def test_binance_candles_count_raw_trades_and_sum_exactly(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = shared_data / BINANCE
+    code, out, err = run_cli([str(path), "--interval", "1m", "--final-only"], capsys)
+    assert code == 0, err
+    expected: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 4)
+    for line in path.read_text().splitlines():
+        _, price, qty, first, last, micros, buyer_maker, _ = line.split(",")
+        minute = _iso(int(micros) // 60_000_000 * 60)
+        sums = expected[minute]
+        sums[0] += Decimal(qty)
+        sums[1] += Decimal(price) * Decimal(qty)
+        sums[2] += int(last) - int(first) + 1
+        sums[3] += Decimal(qty) if buyer_maker == "False" else 0
+    rows = rows_of(out)
+    assert [row["open_time"] for row in rows] == sorted(expected)
+    for row in rows:
+        sums = expected[row["open_time"]]
+        got = [Decimal(row[k]) for k in ("volume", "quote_volume", "trades", "taker_buy_volume")]
+        assert got == sums
+        for name in ("open", "high", "low", "close", "volume", "quote_volume", "vwap"):
+            assert "e" not in row[name].lower()
+            assert "." in row[name]
+
+
+def test_output_formats_carry_the_same_candles(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    source = str(shared_data / BINANCE)
+    args = [source, "--interval", "1m", "--interval", "5m", "--final-only"]
+    _, csv_text, _ = run_cli(args, capsys)
+    _, jsonl_text, _ = run_cli([*args, "--output-format", "jsonl"], capsys)
+    assert main(["candles", *args, "--output", str(tmp_path / "c.parquet")]) == 0
+    from_csv = rows_of(csv_text)
+    from_json = [json.loads(line) for line in jsonl_text.splitlines()]
+    table = pq.read_table(tmp_path / "c.parquet").to_pylist()
+    assert len(from_csv) == len(from_json) == len(table) > 0
+    for row, record, parquet in zip(from_csv, from_json, table, strict=True):
+        assert record["status"] == "closed"
+        for name in ("open", "high", "low", "close", "volume", "quote_volume", "vwap"):
+            assert Decimal(row[name]) == Decimal(record[name]) == parquet[name]
+        assert int(row["trades"]) == record["trades"] == parquet["trades"]
+        assert row["open_time"] == record["open_time"]
+        assert parquet["open_time"].strftime("%Y-%m-%dT%H:%M:%SZ") == row["open_time"]
+
+
+def test_bad_rows_are_reported_and_the_good_ones_used(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_text(
+        "instrument,trade_id,price,size,side,ts_event\n"
+        "TEST:ABC,1,100.5,2,buy,1767225600000000000\n"
+        "TEST:ABC,2,abc,2,buy,1767225601000000000\n"
+        "TEST:ABC,3,101,1,sell,1767225602000000000\n"
+    )
+    code, out, err = run_cli([str(path), "--interval", "1m"], capsys)
+    assert code == 0
+    (row,) = rows_of(out)
+    assert (row["open"], row["close"], row["volume"], row["trades"]) == ("100.5", "101.0", "3", "2")
+    assert "line 3: price" in err
+    assert "1 bad" in err
+
+
+def test_synthetic_ticks_make_candles(capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, err = run_cli(["--synthetic", "--duration", "180", "--interval", "1m"], capsys)
+    assert code == 0, err
+    rows = rows_of(out)
+    assert {row["interval"] for row in rows} == {"1m"}
+    assert len(rows) == 9  # three instruments, three minutes each
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["/nonexistent/ticks.csv"], "no such file"),
+        (["--synthetic", "--interval", "7x"], "bad interval"),
+        ([], "give tick files, or --synthetic"),
+        (["--synthetic", "--output-format", "parquet"], "needs --output"),
+    ],
+)
+def test_bad_requests_exit_2_with_a_clear_message(
+    args: list[str], message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    code, out, err = run_cli(args, capsys)
+    assert code == 2
+    assert message in err
+    assert out == ""
+
+
+def test_an_undetectable_format_exits_2(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "mystery.bin"
+    path.write_bytes(b"\x00\x01\x02")
+    code, _, err = run_cli([str(path)], capsys)
+    assert code == 2
+    assert "format" in err
+
+
+def test_the_installed_command_reports_an_unknown_format_with_exit_2() -> None:
+    mdp = Path(sys.executable).parent / "mdp"
+    done = subprocess.run(
+        [str(mdp), "candles", "x.csv", "--format", "excel"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 2
+    assert "invalid choice: 'excel'" in done.stderr
