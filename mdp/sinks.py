@@ -20,10 +20,14 @@ class CandleSink(Protocol):
 
 
 class CsvSink:
-    """CSV with a header row; exact decimals, ISO 8601 UTC open times."""
+    """CSV with a header row; exact decimals, ISO 8601 UTC open times.
 
-    def __init__(self, stream: TextIO) -> None:
+    ``owned`` streams (files the command opened) are closed by :meth:`close`.
+    """
+
+    def __init__(self, stream: TextIO, owned: bool = False) -> None:
         self._stream = stream
+        self._owned = owned
         self._writer = csv.writer(stream, lineterminator="\n")
         self._writer.writerow(CANDLE_COLUMNS)
 
@@ -31,14 +35,15 @@ class CsvSink:
         self._writer.writerows(csv_row(candle) for candle in candles)
 
     def close(self) -> None:
-        self._stream.flush()
+        _finish(self._stream, self._owned)
 
 
 class JsonLinesSink:
     """One JSON object per line: the CSV columns plus ``status`` and ``revision``."""
 
-    def __init__(self, stream: TextIO) -> None:
+    def __init__(self, stream: TextIO, owned: bool = False) -> None:
         self._stream = stream
+        self._owned = owned
         self._encoder = msgspec.json.Encoder()
 
     def write(self, candles: list[Candle]) -> None:
@@ -47,7 +52,7 @@ class JsonLinesSink:
             self._stream.write("\n")
 
     def close(self) -> None:
-        self._stream.flush()
+        _finish(self._stream, self._owned)
 
 
 class ParquetSink:
@@ -62,3 +67,10 @@ class ParquetSink:
 
     def close(self) -> None:
         pq.write_table(arrow_table(self._candles), self._path)
+
+
+def _finish(stream: TextIO, owned: bool) -> None:
+    if owned:
+        stream.close()
+    else:
+        stream.flush()

@@ -111,6 +111,9 @@ def run(args: argparse.Namespace) -> int:
     report = ReadReport()
     try:
         batches = _synthetic(args) if args.synthetic else _from_files(args, report)
+        first = next(batches, None)  # a file that cannot be read fails before any output
+        if first is not None:
+            batches = itertools.chain([first], batches)
         return _run_engine(CandleEngine(config), batches, report, args, sink_kind)
     except TickFileError as exc:
         return _fail(str(exc))
@@ -203,7 +206,8 @@ def _open_sink(kind: str, output: Path | None) -> CandleSink:
         assert output is not None
         return ParquetSink(output)
     stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    return CsvSink(stream) if kind == "csv" else JsonLinesSink(stream)
+    owned = output is not None
+    return CsvSink(stream, owned) if kind == "csv" else JsonLinesSink(stream, owned)
 
 
 def _fail(message: str) -> int:
