@@ -57,6 +57,7 @@ class SyntheticFeed:
     start_ns: int = DEFAULT_START_NS
     seed: int = 0
     batch_size: int = 10_000
+    first_trade_id: int = 1
     price_scale: int = 2
     size_scale: int = 6
 
@@ -67,6 +68,8 @@ class SyntheticFeed:
             validate_instrument(instrument)
         if not self.rate > 0 or not self.duration >= 0:
             raise ValueError("rate must be positive and duration not negative")
+        if self.first_trade_id < 0:
+            raise ValueError("first_trade_id must not be negative")
         if self.start_ns <= 0 or self.batch_size < 1 or self.seed < 0:
             raise ValueError("start_ns and batch_size must be positive, seed not negative")
         if not 0 <= self.price_scale <= MAX_SCALE or not 1 <= self.size_scale <= MAX_SCALE:
@@ -117,7 +120,7 @@ class SyntheticFeed:
                 instrument=instrument,
                 price_scale=self.price_scale,
                 size_scale=self.size_scale,
-                trade_id=index + 1,
+                trade_id=index + self.first_trade_id,
                 price=floor + np.abs(free - floor),
                 size=rng.integers(1, max_size + 1, size=n, dtype=np.int64),
                 side=(rng.integers(0, 2, size=n, dtype=np.int8) * 2 - 1).astype(np.int8),

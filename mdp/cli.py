@@ -6,7 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mdp.commands import candles
+from mdp.commands import candles, db, up
 
 EXIT_USAGE = 2
 
@@ -17,7 +17,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Ganntec market data platform: ticks in, exact OHLCV candles out.",
     )
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    up.add_parser(commands)
     candles.add_parser(commands)
+    db.add_parser(commands)
     return parser
 
 

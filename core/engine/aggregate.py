@@ -98,6 +98,15 @@ def _reduce(
     last_id: I64,
 ) -> Partials:
     rows = len(bucket)
+    if bucket[0] == bucket[-1]:  # one bucket (sorted input): plain reductions, no reduceat
+        last = slice(rows - 1, rows)
+        one = slice(0, 1)
+        return Partials(
+            bucket[one], open_[one], high.max(keepdims=True), low.min(keepdims=True),
+            close[last], volume.sum(keepdims=True), quote.sum(keepdims=True),
+            taker.sum(keepdims=True), trades.sum(keepdims=True),
+            first_ts[one], first_id[one], last_ts[last], last_id[last],
+        )  # fmt: skip
     change = np.flatnonzero(bucket[1:] != bucket[:-1]) + 1
     if len(change) == rows - 1:  # every row is its own bucket: nothing to reduce
         return Partials(

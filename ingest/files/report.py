@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
 MAX_KEPT_BAD_ROWS = 1000
@@ -32,20 +32,30 @@ class ReadReport:
     ``line`` of a :class:`BadRow` is the 1-based line in a CSV file, the 1-based row number in
     a Parquet file and the 1-based index of the trade in its pair's array in a Kraken JSON file.
     ``rows == ticks + bad`` once the read has finished; header and blank lines are no rows.
+
+    ``on_bad``, when set, is called with every bad row (not only the kept ones): the platform
+    publishes each to ``md.ticks.rejected``.
     """
 
     rows: int = 0
     ticks: int = 0
     bad: int = 0
     bad_rows: list[BadRow] = field(default_factory=list)
+    on_bad: Callable[[BadRow], None] | None = None
 
     def add_bad(self, rows: Iterable[BadRow], count: int) -> None:
-        """Count ``count`` rejected rows, keeping the first of ``rows`` up to the limit."""
+        """Count ``count`` rejected rows, keeping the first of ``rows`` up to the limit.
+
+        ``rows`` holds all ``count`` rows when :attr:`on_bad` is set, else at least the kept.
+        """
         self.bad += count
-        room = MAX_KEPT_BAD_ROWS - len(self.bad_rows)
-        if room > 0:
-            for _, row in zip(range(room), rows, strict=False):
+        for row in rows:
+            if self.on_bad is not None:
+                self.on_bad(row)
+            if len(self.bad_rows) < MAX_KEPT_BAD_ROWS:
                 self.bad_rows.append(row)
+            elif self.on_bad is None:
+                break
 
     @property
     def ok(self) -> bool:

@@ -63,7 +63,7 @@ def record_bad(bad: pl.DataFrame, report: ReadReport, source: str) -> None:
     """Count the rows of ``bad`` (``line``, ``error``), keeping the first in ``report``."""
     if bad.is_empty():
         return
-    kept = bad.head(max(0, MAX_KEPT_BAD_ROWS - len(report.bad_rows)))
+    kept = bad if report.on_bad else bad.head(max(0, MAX_KEPT_BAD_ROWS - len(report.bad_rows)))
     rows = (
         BadRow(line, reason, source)
         for line, reason in zip(kept[LINE].to_list(), kept[ERROR].to_list(), strict=True)

@@ -9,7 +9,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.files import FORMATS, ReadReport, TickFileError, detect_format, read_ticks
+from ingest.files import (
+    FORMATS,
+    MAX_KEPT_BAD_ROWS,
+    BadRow,
+    ReadReport,
+    TickFileError,
+    detect_format,
+    read_ticks,
+)
 
 BINANCE_ROW = "1,87648.21,0.08185,1,1,1767225600039409,True,True\n"
 GENERIC = "instrument,trade_id,price,size,side,ts_event\nA:B,1,1.5,2,buy,1767225600000000000\n"
@@ -89,3 +97,16 @@ def test_file_level_problems_raise_tick_file_error_at_the_call(tmp_path: Path) -
         read_ticks(path, format="xml")
     with pytest.raises(TickFileError, match="VENUE:SYMBOL"):
         read_ticks(path, instrument="lower:case")
+
+
+def test_a_bad_row_listener_hears_every_bad_row_past_the_kept_ones(tmp_path: Path) -> None:
+    path = tmp_path / "ticks.csv"
+    bad_rows = MAX_KEPT_BAD_ROWS + 5
+    path.write_text(GENERIC + "A:B,2,oops,1,buy,1767225600000000001\n" * bad_rows)
+    heard: list[BadRow] = []
+    report = ReadReport(on_bad=heard.append)
+    assert sum(len(batch) for batch in read_ticks(path, report=report)) == 1
+    assert len(heard) == report.bad == bad_rows
+    assert len(report.bad_rows) == MAX_KEPT_BAD_ROWS
+    assert heard[0].line == 3
+    assert "price" in heard[-1].reason

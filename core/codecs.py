@@ -1,0 +1,508 @@
+"""Wire codecs: tick batches, candles and rejects to and from the bytes the bus carries.
+
+Every value is a MessagePack map (msgspec) whose first field ``v`` is its schema version. A
+reader accepts exactly the versions it knows; adding an optional field keeps the version, any
+other change bumps it. Tick batches travel as columns: each numpy column is one MessagePack
+``bin`` of raw little-endian values, never one object per tick.
+
+Decoding never trusts its input: whatever is wrong (bytes that are not MessagePack, a missing
+or unknown version, a column of the wrong length, a value the domain type refuses), the decoder
+raises :class:`CodecError`, a ``ValueError`` that names the problem, and nothing else. A consumer
+catches ``CodecError`` and sends the message to ``md.ticks.rejected`` with
+:meth:`RejectedMessage.undecodable`. Keys and topics: ``docs/topics.md``.
+"""
+
+from __future__ import annotations
+
+import enum
+import functools
+import re
+from decimal import Decimal
+from typing import Annotated, Any, Final, TypeVar
+
+import msgspec
+import numpy as np
+import numpy.typing as npt
+
+from core.candles import Candle, CandleStatus
+from core.instruments import validate_instrument
+from core.intervals import Interval
+from core.numbers import MAX_SCALE, parse_decimal
+from core.rejects import RejectedTick
+from core.ticks import Side, Tick, TickBatch
+
+TICK_BATCH_VERSION: Final = 1
+CANDLE_VERSION: Final = 1
+REJECTED_VERSION: Final = 1
+
+MAX_REJECTED_PAYLOAD: Final = 64 * 1024
+"""The most bytes of an undecodable message that a reject carries (the rest is cut)."""
+
+TICK_ROW_BYTES: Final = 7 * 8 + 1
+"""Wire bytes per tick in a tick batch (six int64 columns and the int8 side), before framing."""
+
+
+class CodecError(ValueError):
+    """A message that cannot be decoded; the text says what is wrong with it."""
+
+
+# -- keys -----------------------------------------------------------------------------------
+
+
+def instrument_key(instrument: str) -> bytes:
+    """The message key of ``md.ticks`` (and of rejects): the instrument id."""
+    return instrument.encode()
+
+
+def candle_key(candle: Candle) -> bytes:
+    """The message key of ``md.candles``: ``INSTRUMENT|interval``, e.g. ``BINANCE:BTCUSDT|1m``."""
+    return f"{candle.instrument}|{candle.interval.label}".encode()
+
+
+# -- shared decoding ------------------------------------------------------------------------
+
+_Message = TypeVar("_Message", bound=msgspec.Struct)
+_ENCODER: Final = msgspec.msgpack.Encoder()
+
+
+class _Versioned(msgspec.Struct):
+    v: int | None = None
+
+
+_DECODE_ERRORS: Final = (msgspec.DecodeError, ValueError, RecursionError)
+"""What msgspec raises on bad input: invalid UTF-8 is a ValueError, deep nesting recursion."""
+
+
+_PEEK: Final = msgspec.msgpack.Decoder(_Versioned)
+
+
+def _decode(
+    decoder: msgspec.msgpack.Decoder[_Message], data: object, what: str, version: int
+) -> _Message:
+    """Decode ``data`` with ``decoder``, turning every failure into a :class:`CodecError`."""
+    if not isinstance(data, bytes | bytearray | memoryview):
+        raise CodecError(f"bad {what} message: expected bytes, got {type(data).__name__}")
+    try:
+        message = decoder.decode(data)
+    except _DECODE_ERRORS as exc:
+        raise CodecError(f"bad {what} message: {_explain(data, exc, version)}") from exc
+    found: object = getattr(message, "v", None)
+    if found != version:
+        raise CodecError(f"bad {what} message: {_unknown(found, version)}")
+    return message
+
+
+def _explain(data: bytes | bytearray | memoryview, exc: Exception, version: int) -> str:
+    """The most useful reason: a foreign version beats a shape error it probably caused."""
+    try:
+        found = _PEEK.decode(data).v
+    except _DECODE_ERRORS:
+        return str(exc) or type(exc).__name__
+    if found is None:
+        return f"no schema version field `v` ({exc})"
+    if found != version:
+        return _unknown(found, version)
+    return str(exc)
+
+
+def _unknown(found: object, version: int) -> str:
+    return f"unknown schema version {found!r} (this reader knows version {version})"
+
+
+_DECIMAL_TEXT: Final = re.compile(r"-?[0-9]{1,4000}")
+_INT64_MIN: Final = -(2**63)
+_INT64_MAX: Final = 2**63 - 1
+_Wide = int | str
+"""An exact integer: MessagePack int when it fits 64 bits, else its decimal text."""
+
+
+def _wide(value: int) -> _Wide:
+    return value if _INT64_MIN <= value <= _INT64_MAX else str(value)
+
+
+def _narrow(value: _Wide, field: str, what: str) -> int:
+    if isinstance(value, int):
+        return value
+    if _DECIMAL_TEXT.fullmatch(value) is None:
+        raise CodecError(f"bad {what} message: {field} is not an integer: {value[:40]!r}")
+    return int(value)
+
+
+# -- tick batches ---------------------------------------------------------------------------
+
+_LE_I64: Final = np.dtype("<i8")
+_LE_I8: Final = np.dtype("i1")
+_I64_COLUMNS: Final = ("trade_id", "price", "size", "ts_event", "ts_recv", "trades")
+
+_NonNegative = Annotated[int, msgspec.Meta(ge=0)]
+
+
+class _TickBatchV1(msgspec.Struct):
+    v: int
+    instrument: str
+    price_scale: int
+    size_scale: int
+    rows: _NonNegative
+    trade_id: bytes
+    price: bytes
+    size: bytes
+    side: bytes
+    ts_event: bytes
+    ts_recv: bytes
+    trades: bytes
+
+
+_TICK_BATCH_DECODER: Final = msgspec.msgpack.Decoder(_TickBatchV1)
+
+
+def _raw(column: npt.NDArray[np.generic], dtype: np.dtype[np.generic]) -> bytes:
+    return column.astype(dtype, copy=False).tobytes()
+
+
+def encode_tick_batch(batch: TickBatch) -> bytes:
+    """A ``md.ticks`` value: the batch's columns as raw little-endian bytes."""
+    return _ENCODER.encode(
+        _TickBatchV1(
+            v=TICK_BATCH_VERSION,
+            instrument=batch.instrument,
+            price_scale=batch.price_scale,
+            size_scale=batch.size_scale,
+            rows=len(batch),
+            trade_id=_raw(batch.trade_id, _LE_I64),
+            price=_raw(batch.price, _LE_I64),
+            size=_raw(batch.size, _LE_I64),
+            side=_raw(batch.side, _LE_I8),
+            ts_event=_raw(batch.ts_event, _LE_I64),
+            ts_recv=_raw(batch.ts_recv, _LE_I64),
+            trades=_raw(batch.trades, _LE_I64),
+        )
+    )
+
+
+def _column(message: _TickBatchV1, name: str, dtype: np.dtype[np.generic]) -> npt.NDArray[Any]:
+    raw: bytes = getattr(message, name)
+    wanted = message.rows * dtype.itemsize
+    if len(raw) != wanted:
+        raise CodecError(
+            f"bad tick batch message: column {name} has {len(raw)} bytes,"
+            f" but {message.rows} rows of {dtype.name} need {wanted}"
+        )
+    return np.frombuffer(raw, dtype).astype(dtype.newbyteorder("="), copy=False)
+
+
+def decode_tick_batch(data: bytes) -> TickBatch:
+    """The batch of a ``md.ticks`` value; raises :class:`CodecError` naming what is wrong.
+
+    The columns are read-only views of the decoded bytes (no copy).
+    """
+    message = _decode(_TICK_BATCH_DECODER, data, "tick batch", TICK_BATCH_VERSION)
+    i64 = [_column(message, name, _LE_I64) for name in _I64_COLUMNS]
+    side = _column(message, "side", _LE_I8)
+    trade_id, price, size, ts_event, ts_recv, trades = i64
+    try:
+        return TickBatch(
+            message.instrument,
+            message.price_scale,
+            message.size_scale,
+            trade_id,
+            price,
+            size,
+            side,
+            ts_event,
+            ts_recv,
+            trades,
+        )
+    except ValueError as exc:
+        raise CodecError(f"bad tick batch message: {exc}") from exc
+
+
+# -- candles --------------------------------------------------------------------------------
+
+
+class _CandleV1(msgspec.Struct):
+    v: int
+    instrument: str
+    interval: str
+    open_time: int
+    price_scale: int
+    size_scale: int
+    open: _Wide
+    high: _Wide
+    low: _Wide
+    close: _Wide
+    volume: _Wide
+    quote_volume: _Wide
+    taker_buy_volume: _Wide
+    trades: _Wide
+    first_trade_id: int | None
+    last_trade_id: int | None
+    revision: int
+    status: CandleStatus
+
+
+_CANDLE_DECODER: Final = msgspec.msgpack.Decoder(_CandleV1)
+
+
+def encode_candle(candle: Candle) -> bytes:
+    """A ``md.candles`` value: the candle's exact integers (decimal text past 64 bits)."""
+    return _ENCODER.encode(
+        _CandleV1(
+            v=CANDLE_VERSION,
+            instrument=candle.instrument,
+            interval=candle.interval.label,
+            open_time=candle.open_time,
+            price_scale=candle.price_scale,
+            size_scale=candle.size_scale,
+            open=_wide(candle.open_raw),
+            high=_wide(candle.high_raw),
+            low=_wide(candle.low_raw),
+            close=_wide(candle.close_raw),
+            volume=_wide(candle.volume_raw),
+            quote_volume=_wide(candle.quote_volume_raw),
+            taker_buy_volume=_wide(candle.taker_buy_volume_raw),
+            trades=_wide(candle.trades),
+            first_trade_id=candle.first_trade_id,
+            last_trade_id=candle.last_trade_id,
+            revision=candle.revision,
+            status=candle.status,
+        )
+    )
+
+
+@functools.lru_cache(maxsize=256)
+def _interval(label: str) -> Interval:
+    try:
+        interval = Interval.parse(label)
+    except ValueError as exc:
+        raise CodecError(f"bad candle message: {exc}") from exc
+    if interval.label != label:
+        raise CodecError(
+            f"bad candle message: interval {label!r} is not canonical (use {interval})"
+        )
+    return interval
+
+
+def decode_candle(data: bytes) -> Candle:
+    """The candle of a ``md.candles`` value; raises :class:`CodecError` naming what is wrong."""
+    m = _decode(_CANDLE_DECODER, data, "candle", CANDLE_VERSION)
+    what = "candle"
+    interval = _interval(m.interval)
+    try:
+        return Candle(
+            instrument=_instrument(m.instrument, what),
+            interval=interval,
+            open_time=m.open_time,
+            price_scale=_scale(m.price_scale, "price_scale", what),
+            size_scale=_scale(m.size_scale, "size_scale", what),
+            open_raw=_narrow(m.open, "open", what),
+            high_raw=_narrow(m.high, "high", what),
+            low_raw=_narrow(m.low, "low", what),
+            close_raw=_narrow(m.close, "close", what),
+            volume_raw=_narrow(m.volume, "volume", what),
+            quote_volume_raw=_narrow(m.quote_volume, "quote_volume", what),
+            taker_buy_volume_raw=_narrow(m.taker_buy_volume, "taker_buy_volume", what),
+            trades=_narrow(m.trades, "trades", what),
+            first_trade_id=m.first_trade_id,
+            last_trade_id=m.last_trade_id,
+            revision=m.revision,
+            status=m.status,
+        )
+    except CodecError:
+        raise
+    except ValueError as exc:
+        raise CodecError(f"bad candle message: {exc}") from exc
+
+
+@functools.lru_cache(maxsize=16384)
+def _instrument(instrument: str, what: str) -> str:
+    try:
+        return validate_instrument(instrument)
+    except ValueError as exc:
+        raise CodecError(f"bad {what} message: {exc}") from exc
+
+
+def _scale(scale: int, field: str, what: str) -> int:
+    if not 0 <= scale <= MAX_SCALE:
+        raise CodecError(f"bad {what} message: {field} must be within 0..{MAX_SCALE}, got {scale}")
+    return scale
+
+
+# -- rejects --------------------------------------------------------------------------------
+
+
+class RejectCode(enum.StrEnum):
+    """The reason codes the platform uses; a :class:`RejectedMessage` may carry newer ones."""
+
+    LATE_BEYOND_HORIZON = "late_beyond_horizon"
+    """The candle engine: a tick older than the lateness horizon."""
+    BAD_ROW = "bad_row"
+    """Ingest: a tick-file row that failed validation."""
+    BAD_VENUE_MESSAGE = "bad_venue_message"
+    """Ingest: a live venue message that failed validation."""
+    UNDECODABLE = "undecodable"
+    """A bus message its codec refused (the raw bytes travel in ``payload``)."""
+
+
+_CODE: Final = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+class RejectedMessage(msgspec.Struct, frozen=True, kw_only=True):
+    """Anything refused on its way in, with why: the value of ``md.ticks.rejected``.
+
+    - ``reason``: a snake_case code (see :class:`RejectCode`); ``detail``: for people.
+    - ``source``: who refused it (``engine``, ``ingest``, a consumer group name...).
+    - ``instrument`` and ``trade_id`` when known, the ``tick`` when there was a valid one.
+    - ``payload``: the offending bytes when the input could not be read (file row, venue
+      message, undecodable bus message); ``origin`` where they came from (``x.csv:17``,
+      ``md.ticks/3/1234`` for topic/partition/offset).
+    """
+
+    reason: str
+    detail: str
+    source: str
+    instrument: str | None = None
+    trade_id: int | None = None
+    tick: Tick | None = None
+    payload: bytes | None = None
+    origin: str | None = None
+
+    def __post_init__(self) -> None:
+        if _CODE.fullmatch(self.reason) is None:
+            raise ValueError(f"reason must be a snake_case code, got {self.reason!r}")
+        if self.tick is not None and (
+            self.instrument != self.tick.instrument or self.trade_id != self.tick.trade_id
+        ):
+            raise ValueError("instrument and trade_id must be the tick's")
+
+    @classmethod
+    def of_tick(cls, tick: Tick, reason: str, detail: str, source: str) -> RejectedMessage:
+        """A valid tick refused (e.g. by the engine)."""
+        return cls(
+            reason=reason,
+            detail=detail,
+            source=source,
+            instrument=tick.instrument,
+            trade_id=tick.trade_id,
+            tick=tick,
+        )
+
+    @classmethod
+    def of_rejected_tick(cls, rejected: RejectedTick, source: str = "engine") -> RejectedMessage:
+        """The engine's :class:`~core.rejects.RejectedTick` as a message."""
+        return cls.of_tick(rejected.tick, rejected.reason.value, rejected.detail, source)
+
+    @classmethod
+    def undecodable(
+        cls, payload: bytes, error: Exception, source: str, origin: str | None = None
+    ) -> RejectedMessage:
+        """A message that could not be decoded; ``payload`` is cut to
+        :data:`MAX_REJECTED_PAYLOAD` bytes (the detail says so)."""
+        detail = str(error) or type(error).__name__
+        if len(payload) > MAX_REJECTED_PAYLOAD:
+            detail += f" (payload cut from {len(payload)} to {MAX_REJECTED_PAYLOAD} bytes)"
+        return cls(
+            reason=RejectCode.UNDECODABLE.value,
+            detail=detail,
+            source=source,
+            payload=bytes(payload[:MAX_REJECTED_PAYLOAD]),
+            origin=origin,
+        )
+
+    @property
+    def key(self) -> bytes:
+        """The message key on ``md.ticks.rejected``: the instrument, or empty when unknown."""
+        return b"" if self.instrument is None else instrument_key(self.instrument)
+
+
+class _TickV1(msgspec.Struct, array_like=True):
+    instrument: str
+    trade_id: int
+    price: str
+    size: str
+    side: int
+    ts_event: int
+    ts_recv: int
+    trades: int
+
+
+class _RejectedV1(msgspec.Struct, omit_defaults=True):
+    v: int
+    reason: str
+    detail: str
+    source: str
+    instrument: str | None = None
+    trade_id: int | None = None
+    tick: _TickV1 | None = None
+    payload: bytes | None = None
+    origin: str | None = None
+
+
+_REJECTED_DECODER: Final = msgspec.msgpack.Decoder(_RejectedV1)
+
+
+def encode_rejected(message: RejectedMessage) -> bytes:
+    """A ``md.ticks.rejected`` value (key: :attr:`RejectedMessage.key`)."""
+    tick = message.tick
+    return _ENCODER.encode(
+        _RejectedV1(
+            v=REJECTED_VERSION,
+            reason=message.reason,
+            detail=message.detail,
+            source=message.source,
+            instrument=message.instrument,
+            trade_id=message.trade_id,
+            tick=None
+            if tick is None
+            else _TickV1(
+                tick.instrument,
+                tick.trade_id,
+                str(tick.price),
+                str(tick.size),
+                int(tick.side),
+                tick.ts_event,
+                tick.ts_recv,
+                tick.trades,
+            ),
+            payload=message.payload,
+            origin=message.origin,
+        )
+    )
+
+
+def decode_rejected(data: bytes) -> RejectedMessage:
+    """The reject of a ``md.ticks.rejected`` value; raises :class:`CodecError` when malformed."""
+    m = _decode(_REJECTED_DECODER, data, "rejected", REJECTED_VERSION)
+    try:
+        tick = None if m.tick is None else _tick(m.tick)
+        return RejectedMessage(
+            reason=m.reason,
+            detail=m.detail,
+            source=m.source,
+            instrument=m.instrument,
+            trade_id=m.trade_id,
+            tick=tick,
+            payload=m.payload,
+            origin=m.origin,
+        )
+    except ValueError as exc:
+        raise CodecError(f"bad rejected message: {exc}") from exc
+
+
+def _tick(wire: _TickV1) -> Tick:
+    return Tick(
+        instrument=wire.instrument,
+        trade_id=wire.trade_id,
+        price=_decimal(wire.price, "price"),
+        size=_decimal(wire.size, "size"),
+        side=Side(wire.side),
+        ts_event=wire.ts_event,
+        ts_recv=wire.ts_recv,
+        trades=wire.trades,
+    )
+
+
+def _decimal(text: str, field: str) -> Decimal:
+    try:
+        return parse_decimal(text)
+    except ValueError as exc:
+        raise ValueError(f"tick {field}: {exc}") from exc

@@ -1,0 +1,29 @@
+"""Names of the bus topics: every producer and consumer spells them from here.
+
+Keys, value schemas and versions are in :mod:`core.codecs` and ``docs/topics.md``.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+TICKS: Final = "md.ticks"
+"""Micro-batches of ticks; key: the instrument; value: :func:`core.codecs.encode_tick_batch`."""
+
+CANDLES: Final = "md.candles"
+"""Candle updates; key: :func:`core.codecs.candle_key`; value: :func:`core.codecs.encode_candle`."""
+
+TICKS_REJECTED: Final = "md.ticks.rejected"
+"""Ticks and messages refused anywhere; value: :func:`core.codecs.encode_rejected`."""
+
+TRADING_COMMANDS: Final = "trading.commands"
+"""Orders sent to the trading service (schema comes with the trading service)."""
+
+TRADING_EVENTS: Final = "trading.events"
+"""Order events published by the trading service (schema comes with it)."""
+
+AUTH_EVENTS: Final = "auth.events"
+"""Key and token revocations published by the auth service (schema comes with it)."""
+
+ALL_TOPICS: Final = (TICKS, CANDLES, TICKS_REJECTED, TRADING_COMMANDS, TRADING_EVENTS, AUTH_EVENTS)
+"""Every topic of the platform, e.g. for the cluster launcher that creates them."""

@@ -1,0 +1,114 @@
+"""``mdp db``: the database's schema.
+
+``mdp db migrate`` brings the database at ``--database-url`` (default: ``DATABASE_URL``) to this
+version's schema; safe to re-run, and to run from two places at once. With neither, it uses the
+private server of the embedded platform (started for the occasion, and stopped again unless it
+was running already). ``mdp db status`` shows the version and storage mode.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from storage.migrate import MigrationError, latest_version, migrate, schema_state
+from storage.modes import StorageMode
+from storage.pg_binaries import PostgresUnavailableError
+from storage.pg_server import (
+    PRIVATE_DATABASE,
+    PostgresServer,
+    PostgresServerError,
+    default_data_dir,
+)
+
+EXIT_FAILED = 1
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "db",
+        help="set up or inspect the database schema",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="db_command", metavar="ACTION", required=True)
+    migrate_parser = actions.add_parser(
+        "migrate", help="apply the schema migrations (safe to re-run)"
+    )
+    migrate_parser.add_argument(
+        "--mode",
+        choices=["auto", *(mode.value for mode in StorageMode)],
+        default="auto",
+        help="storage mode of a new database (default auto: TimescaleDB when it can be loaded)",
+    )
+    status_parser = actions.add_parser("status", help="show the schema version and mode")
+    for action in (migrate_parser, status_parser):
+        action.add_argument(
+            "--database-url",
+            metavar="URL",
+            help="the database (default: DATABASE_URL, else the embedded private server)",
+        )
+        action.add_argument(
+            "--data-dir",
+            type=Path,
+            metavar="DIR",
+            help=f"the private server's data folder (default {default_data_dir()})",
+        )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    try:
+        with _database(args.database_url, args.data_dir) as url:
+            if args.db_command == "migrate":
+                _migrate(url, None if args.mode == "auto" else StorageMode(args.mode))
+            else:
+                _status(url)
+    except (
+        MigrationError,
+        PostgresServerError,
+        PostgresUnavailableError,
+        psycopg.OperationalError,
+    ) as exc:
+        print(f"mdp db: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    return 0
+
+
+def _migrate(url: str, mode: StorageMode | None) -> None:
+    report = migrate(url, mode)
+    done = f"applied {', '.join(map(str, report.applied))}" if report.applied else "up to date"
+    print(f"schema version {report.version}, {report.mode} mode: {done}")
+    print(f"mode: {report.reason}")
+
+
+def _status(url: str) -> None:
+    with psycopg.connect(url) as conn:
+        state = schema_state(conn)
+    mode = "no mode yet" if state.mode is None else f"{state.mode} mode"
+    advice = "" if state.version == latest_version() else "; run `mdp db migrate`"
+    print(f"schema version {state.version} of {latest_version()}, {mode}{advice}")
+
+
+@contextlib.contextmanager
+def _database(url: str | None, data_dir: Path | None) -> Iterator[str]:
+    """The URL given, or DATABASE_URL's, or the private server's (running for the block)."""
+    url = url or os.environ.get("DATABASE_URL")
+    if url:
+        yield url
+        return
+    server = PostgresServer(data_dir)
+    server.start()
+    print(f"mdp db: using the private server in {server.data_dir}", file=sys.stderr)
+    try:
+        yield server.create_database(PRIVATE_DATABASE)
+    finally:
+        if server.started_here:
+            server.stop()

@@ -1,0 +1,179 @@
+"""The embedded platform: every service in one process over the in-process bus.
+
+feed -> md.ticks -> engine runner -> md.candles -> storage writer -> PostgreSQL
+(the writer also stores the ticks and everything rejected). The database is the one at
+``database_url``, or a private server started from the machine's PostgreSQL binaries.
+
+Stopping (Ctrl-C, SIGTERM, or the ``stop`` event) ends the feed first, then lets the engine
+and the writer finish what was already accepted, saves the engine's checkpoint, and only then
+closes the database: nothing accepted is lost, and the next start continues from there.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TextIO
+
+from core.engine import CandleEngine, EngineConfig
+from core.ticks import TickBatch
+from ingest.files import ReadReport
+from ingest.publisher import FeedPublisher
+from ingest.sources import live_synthetic, replay
+from ingest.synthetic import DEFAULT_INSTRUMENTS
+from mdp.status import status_line
+from storage import PostgresServer, PostgresStore
+from storage.checkpoints import PostgresCheckpoints
+from storage.pg_server import PRIVATE_DATABASE
+from storage.writer import StorageWriter
+from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
+from streams.memory import MemoryBus
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class FeedSettings:
+    """The synthetic market (default) or a tick file replayed at ``speed`` (None: at once)."""
+
+    replay: Path | None = None
+    format: str | None = None
+    instrument: str | None = None
+    speed: float | None = 1.0
+    instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
+    rate: float = 20.0
+    seed: int = 0
+
+
+@dataclass(frozen=True, slots=True)
+class PlatformSettings:
+    """Everything ``mdp up`` needs, read once from the command line and the environment."""
+
+    database_url: str | None = field(default=None, repr=False)
+    data_dir: Path | None = None
+    feed: FeedSettings = field(default_factory=FeedSettings)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    status_every: float = 1.0
+
+
+@dataclass(slots=True)
+class Platform:
+    """One running embedded platform; :meth:`run` until ``stop`` is set."""
+
+    settings: PlatformSettings
+    out: TextIO
+    clock: Callable[[], int] = time.time_ns
+    database_url: str | None = None
+    feed: FeedPublisher | None = None
+    engine: EngineRunner | None = None
+    writer: StorageWriter | None = None
+
+    async def run(self, stop: asyncio.Event) -> None:
+        async with contextlib.AsyncExitStack() as stack:
+            url = await stack.enter_async_context(self._database())
+            self.database_url = url
+            self._say(f"database: {url}")
+            store = await stack.enter_async_context(PostgresStore.open(url, migrate=True))
+            bus = await stack.enter_async_context(MemoryBus(partitions=4))
+            checkpoints = PostgresCheckpoints(url)
+            engine = await restore_engine(
+                checkpoints, DEFAULT_GROUP, lambda: CandleEngine(self.settings.engine)
+            )
+            self.engine = runner = EngineRunner(bus, engine, checkpoints, clock=self.clock)
+            self.writer = writer = StorageWriter(bus, store)
+            self.feed = feed = FeedPublisher(bus)
+            writing = asyncio.create_task(writer.run(), name="writer")
+            running = asyncio.create_task(runner.run(), name="engine")
+            await asyncio.sleep(0)  # both subscribe before the first tick is published
+            feeding = asyncio.create_task(feed.run(self._source(feed)), name="feed")
+            status = asyncio.create_task(self._report(feed, runner, writer), name="status")
+            try:
+                await _until(stop, [writing, running], feeding)
+            finally:
+                status.cancel()
+                await _shutdown(feeding, runner, running, writer, writing)
+                self._say(status_line(feed.stats, runner.stats, writer.stats))
+                self._say("stopped cleanly")
+
+    @contextlib.asynccontextmanager
+    async def _database(self) -> AsyncIterator[str]:
+        if self.settings.database_url is not None:
+            yield self.settings.database_url
+            return
+        server = PostgresServer(self.settings.data_dir)
+        self._say(f"starting a private PostgreSQL in {server.data_dir}")
+        await asyncio.to_thread(server.start)
+        try:
+            yield await asyncio.to_thread(server.create_database, PRIVATE_DATABASE)
+        finally:
+            if server.started_here:
+                await asyncio.to_thread(server.stop)
+
+    def _source(self, publisher: FeedPublisher) -> AsyncIterator[TickBatch]:
+        feed = self.settings.feed
+        if feed.replay is None:
+            self._say(f"feed: synthetic {', '.join(feed.instruments)} at {feed.rate:g} ticks/s")
+            return live_synthetic(feed.instruments, feed.rate, feed.seed)
+        report = ReadReport(on_bad=publisher.bad_row)
+        pace = "as fast as it goes" if feed.speed is None else f"at {feed.speed:g}x"
+        self._say(f"feed: replaying {feed.replay} {pace}")
+        return replay(feed.replay, report, feed.speed, feed.format, feed.instrument)
+
+    async def _report(
+        self, feed: FeedPublisher, engine: EngineRunner, writer: StorageWriter
+    ) -> None:
+        while True:
+            await asyncio.sleep(self.settings.status_every)
+            line = status_line(feed.stats, engine.stats, writer.stats)
+            if self.out.isatty():
+                self.out.write("\r\x1b[K" + line)
+                self.out.flush()
+            else:
+                self._say(line)
+
+    def _say(self, text: str) -> None:
+        if self.out.isatty():
+            text = "\r\x1b[K" + text
+        print(text, file=self.out, flush=True)
+
+
+async def _until(
+    stop: asyncio.Event, services: list[asyncio.Task[None]], feed: asyncio.Task[None]
+) -> None:
+    """Wait for ``stop``. A failing task raises here; a finished feed (a replay) does not end
+    the wait, so that its last candles still close on the wall clock."""
+    stopping = asyncio.create_task(stop.wait())
+    pending: set[asyncio.Task[object]] = {stopping, feed, *services}
+    try:
+        while stopping in pending and not pending.isdisjoint(services):
+            done, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+            for task in done - {stopping}:
+                task.result()
+    finally:
+        stopping.cancel()
+
+
+async def _shutdown(
+    feeding: asyncio.Task[None],
+    engine: EngineRunner,
+    running: asyncio.Task[None],
+    writer: StorageWriter,
+    writing: asyncio.Task[None],
+) -> None:
+    """Feed off first; then the engine, then the writer, each once it has read everything."""
+    feeding.cancel()
+    await _settled(feeding)
+    engine.drain()
+    await _settled(running)
+    writer.drain()
+    await _settled(writing)
+
+
+async def _settled(task: Awaitable[None]) -> None:
+    with contextlib.suppress(asyncio.CancelledError):
+        await task

@@ -1,0 +1,120 @@
+"""An in-memory :class:`~storage.repository.MarketDataStore`: the same contract, no database.
+
+For tests of the packages above storage, and as the reference the repository suite holds the
+PostgreSQL store to. Nothing survives the process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Mapping, Sequence
+
+import msgspec
+
+from core.candles import Candle
+from core.intervals import Interval
+from core.rejects import RejectedTick
+from core.ticks import Tick, TickBatch
+from storage.candle_rows import latest_revisions
+from storage.records import Rejection, TopicPartition, WriteReport
+
+
+class MemoryStore:
+    def __init__(self) -> None:
+        self._ticks: dict[tuple[str, int, int], Tick] = {}
+        self._candles: dict[tuple[str, str, int], Candle] = {}
+        self._rejections: list[Rejection] = []
+        self._rejection_keys: set[tuple[str, int, str]] = set()
+        self._offsets: dict[str, dict[TopicPartition, int]] = {}
+        self._instruments: set[str] = set()
+        self._lock = asyncio.Lock()
+
+    async def write(
+        self,
+        ticks: Sequence[TickBatch] = (),
+        candles: Sequence[Candle] = (),
+        rejects: Sequence[RejectedTick | Rejection] = (),
+        *,
+        offsets: Mapping[TopicPartition, int] | None = None,
+        group: str | None = None,
+    ) -> WriteReport:
+        if offsets and group is None:
+            raise ValueError("offsets need the consumer group they belong to")
+        async with self._lock:
+            if offsets and group is not None:
+                stored = self._offsets.get(group, {})
+                if all(tp in stored and offset <= stored[tp] for tp, offset in offsets.items()):
+                    return WriteReport(replayed=True)
+            written = duplicates = 0
+            for batch in ticks:
+                for tick in batch.ticks():
+                    key = (tick.instrument, tick.ts_event, tick.trade_id)
+                    if key in self._ticks:
+                        duplicates += 1
+                    else:
+                        self._ticks[key] = tick
+                        written += 1
+                if len(batch):
+                    self._instruments.add(batch.instrument)
+            candles_written = 0
+            for candle in latest_revisions(candles):
+                held = self._candles.get(candle.key)
+                if held is None or held.revision < candle.revision:
+                    self._candles[candle.key] = candle
+                    candles_written += 1
+                self._instruments.add(candle.instrument)
+            rejects_written = 0
+            for rejected in rejects:
+                rejection = Rejection.of(rejected)
+                if rejection.key is not None and rejection.key in self._rejection_keys:
+                    continue
+                if rejection.key is not None:
+                    self._rejection_keys.add(rejection.key)
+                if rejection.rejected_at is None:
+                    rejection = msgspec.structs.replace(rejection, rejected_at=time.time_ns())
+                self._rejections.append(rejection)
+                rejects_written += 1
+            if offsets and group is not None:
+                stored = self._offsets.setdefault(group, {})
+                for tp, offset in offsets.items():
+                    stored[tp] = max(offset, stored.get(tp, offset))
+            return WriteReport(
+                ticks_written=written,
+                ticks_duplicate=duplicates,
+                candles_written=candles_written,
+                candles_ignored=len(candles) - candles_written,
+                rejects_written=rejects_written,
+            )
+
+    async def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
+        return dict(self._offsets.get(group, {}))
+
+    async def candles(
+        self, instrument: str, interval: Interval, start: int, end: int
+    ) -> list[Candle]:
+        found = [
+            candle
+            for (name, label, open_time), candle in self._candles.items()
+            if name == instrument and label == interval.label and start <= open_time < end
+        ]
+        return sorted(found, key=lambda candle: candle.open_time)
+
+    async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
+        found = sorted(
+            (
+                tick
+                for (name, ts_event, _), tick in self._ticks.items()
+                if name == instrument and start <= ts_event < end
+            ),
+            key=lambda tick: (tick.ts_event, tick.trade_id),
+        )
+        if not found:
+            return TickBatch.empty(instrument)
+        return TickBatch.from_ticks(found)
+
+    async def instruments(self) -> list[str]:
+        return sorted(self._instruments)
+
+    async def rejections(self, instrument: str | None = None) -> list[Rejection]:
+        return [r for r in self._rejections if instrument is None or r.instrument == instrument]

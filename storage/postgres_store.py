@@ -1,0 +1,393 @@
+"""The PostgreSQL (and TimescaleDB) store: asyncio, psycopg 3, a connection pool.
+
+Ticks go in by binary COPY (see :mod:`storage.tick_copy`) straight into ``ticks``, inside a
+savepoint. Should a tick be there already (a replay that the offsets did not catch, or a tick
+file loaded twice), the unique key refuses the COPY, the savepoint is rolled back, and the
+same rows go through a temporary staging table and ``INSERT ... ON CONFLICT DO NOTHING``:
+exact duplicates are skipped and the rest is written. The fast path costs only the key's
+index; the slow one is taken only when there are duplicates. Candles go through a staging
+table too, and an upsert that keeps the highest revision.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
+from datetime import UTC, datetime, timedelta
+from typing import Any, Final
+
+import numpy as np
+import psycopg
+from psycopg import errors
+from psycopg_pool import AsyncConnectionPool
+
+from core.candles import Candle
+from core.intervals import Interval
+from core.rejects import RejectedTick
+from core.ticks import TickBatch
+from storage.candle_rows import (
+    CANDLE_COLUMNS,
+    READ_COLUMNS,
+    candle_copy_line,
+    candle_from_row,
+    latest_revisions,
+)
+from storage.migrate import latest_version, migrate_async
+from storage.records import Rejection, TopicPartition, WriteReport
+from storage.tick_copy import (
+    COPY_HEADER,
+    COPY_TRAILER,
+    TICK_COLUMNS,
+    decode_tick_rows,
+    encode_ticks,
+)
+
+Connection = psycopg.AsyncConnection[Any]
+
+_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_TICK_COLUMNS: Final = ", ".join(TICK_COLUMNS)
+_CANDLE_COLUMNS: Final = ", ".join(CANDLE_COLUMNS)
+_CANDLE_UPDATES: Final = ", ".join(
+    f"{name} = excluded.{name}" for name in (*CANDLE_COLUMNS[3:], "updated_at")
+)
+
+_STAGING: Final = """
+CREATE TEMPORARY TABLE IF NOT EXISTS ticks_stage (LIKE ticks INCLUDING DEFAULTS)
+    ON COMMIT DELETE ROWS;
+CREATE TEMPORARY TABLE IF NOT EXISTS candles_stage (LIKE candles INCLUDING DEFAULTS)
+    ON COMMIT DELETE ROWS;
+"""
+_COPY_TICKS: Final = f"COPY ticks ({_TICK_COLUMNS}) FROM STDIN (FORMAT binary)"
+_COPY_TICKS_STAGE: Final = f"COPY ticks_stage ({_TICK_COLUMNS}) FROM STDIN (FORMAT binary)"
+_INSERT_STAGED_TICKS: Final = f"""
+INSERT INTO ticks ({_TICK_COLUMNS}) SELECT {_TICK_COLUMNS} FROM ticks_stage
+ON CONFLICT DO NOTHING
+"""
+_COPY_CANDLES_STAGE: Final = f"COPY candles_stage ({_CANDLE_COLUMNS}) FROM STDIN"
+_UPSERT_STAGED_CANDLES: Final = f"""
+INSERT INTO candles ({_CANDLE_COLUMNS}, updated_at)
+SELECT {_CANDLE_COLUMNS}, now() FROM candles_stage
+ON CONFLICT (instrument, interval, open_time) DO UPDATE SET {_CANDLE_UPDATES}
+WHERE candles.revision < excluded.revision
+"""
+_INSERT_REJECTION: Final = """
+INSERT INTO rejected_ticks (rejected_at, instrument, trade_id, reason, detail, payload)
+VALUES (coalesce(%s, now()), %s, %s, %s, %s, %s)
+ON CONFLICT DO NOTHING
+"""
+_STORE_OFFSET: Final = """
+INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES (%s, %s, %s, %s)
+ON CONFLICT (group_id, topic, partition) DO UPDATE
+SET next_offset = greatest(consumer_offsets.next_offset, excluded.next_offset),
+    updated_at = now()
+"""
+_TICK_RANGE: Final = """
+FROM ticks
+WHERE ts_event >= %(lo)s AND ts_event < %(hi)s
+  AND ts_event_ns >= %(start)s AND ts_event_ns < %(end)s
+  AND instrument = %(instrument)s
+"""
+
+
+class SchemaNotReadyError(RuntimeError):
+    """The database has not been migrated to this code's schema version."""
+
+
+class PostgresStore:
+    """The :class:`~storage.repository.MarketDataStore` on PostgreSQL or TimescaleDB.
+
+    Open it with :meth:`open` (it owns its pool for the length of an ``async with``)."""
+
+    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+        self._pool = pool
+        self._known_instruments: set[str] = set()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        migrate: bool = False,
+        timeout: float = 30.0,
+    ) -> AsyncIterator[PostgresStore]:
+        """A store on the database at ``url``, its pool open for the ``async with`` block.
+
+        ``migrate=True`` first brings the schema up to date; otherwise a database at another
+        schema version raises :class:`SchemaNotReadyError`.
+        """
+        if migrate:
+            await migrate_async(url)
+        async with await psycopg.AsyncConnection.connect(
+            url, connect_timeout=round(timeout)
+        ) as conn:
+            await _check_schema(conn)  # before the pool, whose connections need the tables
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            configure=_configure,
+            timeout=timeout,
+            name="storage",
+        )
+        await pool.open(wait=True, timeout=timeout)
+        try:
+            yield cls(pool)
+        finally:
+            await pool.close()
+
+    # -- writing --------------------------------------------------------------------------
+
+    async def write(
+        self,
+        ticks: Sequence[TickBatch] = (),
+        candles: Sequence[Candle] = (),
+        rejects: Sequence[RejectedTick | Rejection] = (),
+        *,
+        offsets: Mapping[TopicPartition, int] | None = None,
+        group: str | None = None,
+    ) -> WriteReport:
+        if offsets and group is None:
+            raise ValueError("offsets need the consumer group they belong to")
+        # In time order, so that the key's b-tree mostly grows at its right edge: a poll of the
+        # bus returns one partition's (one instrument's) records after another's.
+        batches = sorted((b for b in ticks if len(b)), key=lambda b: int(b.ts_event[0]))
+        latest = latest_revisions(candles)
+        rejections = [Rejection.of(rejected) for rejected in rejects]
+        instruments = {b.instrument for b in batches} | {c.instrument for c in latest}
+        new_instruments = sorted(instruments - self._known_instruments)
+        async with self._pool.connection() as conn, conn.transaction():
+            if offsets and group is not None and await _written_already(conn, group, offsets):
+                return WriteReport(replayed=True)
+            if new_instruments:
+                await conn.execute(
+                    "INSERT INTO instruments (instrument) SELECT unnest(%s::text[])"
+                    " ON CONFLICT DO NOTHING",
+                    (new_instruments,),
+                )
+            ticks_written, duplicates = await _write_ticks(conn, batches)
+            candles_written = await _upsert_candles(conn, latest)
+            rejects_written = await _insert_rejections(conn, rejections)
+            if offsets and group is not None:
+                await _store_offsets(conn, group, offsets)
+        self._known_instruments.update(new_instruments)
+        return WriteReport(
+            ticks_written=ticks_written,
+            ticks_duplicate=duplicates,
+            candles_written=candles_written,
+            candles_ignored=len(candles) - candles_written,
+            rejects_written=rejects_written,
+        )
+
+    async def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT topic, partition, next_offset FROM consumer_offsets WHERE group_id = %s",
+                (group,),
+            )
+            return {
+                (topic, partition): offset for topic, partition, offset in await cursor.fetchall()
+            }
+
+    # -- reading --------------------------------------------------------------------------
+
+    async def candles(
+        self, instrument: str, interval: Interval, start: int, end: int
+    ) -> list[Candle]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"""
+                SELECT {READ_COLUMNS} FROM (
+                    SELECT *, (extract(epoch FROM open_time) * 1000000000)::bigint AS open_time_ns
+                    FROM candles
+                    WHERE instrument = %s AND interval = %s AND open_time >= %s AND open_time < %s
+                ) AS found
+                ORDER BY open_time
+                """,
+                (instrument, interval.label, _at_or_after(start), _at_or_after(end)),
+            )
+            return [candle_from_row(row, interval) for row in await cursor.fetchall()]
+
+    async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
+        bounds = {
+            "instrument": instrument,
+            "start": start,
+            "end": end,
+            "lo": _at_or_before(start),
+            "hi": _at_or_before(end - 1) + timedelta(microseconds=1),
+        }
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"SELECT count(*), max(scale(price)), max(scale(size)) {_TICK_RANGE}", bounds
+            )
+            found = await cursor.fetchone()
+            assert found is not None
+            if not found[0]:
+                return TickBatch.empty(instrument)
+            price_scale, size_scale = int(found[1]), int(found[2])
+            query = f"""
+                COPY (
+                    SELECT trade_id, (price * %(price_factor)s)::bigint,
+                           (size * %(size_factor)s)::bigint, side, ts_event_ns, ts_recv_ns, trades
+                    {_TICK_RANGE}
+                    ORDER BY ts_event, ts_event_ns, trade_id
+                ) TO STDOUT (FORMAT binary)
+            """
+            params = bounds | {"price_factor": 10**price_scale, "size_factor": 10**size_scale}
+            data = bytearray()
+            try:
+                async with conn.cursor().copy(query, params) as copy:
+                    async for chunk in copy:
+                        data += chunk
+            except errors.NumericValueOutOfRange as exc:
+                raise ValueError(
+                    f"the ticks of {instrument} in this range do not fit one batch: at"
+                    f" {price_scale} price and {size_scale} size decimal places some value"
+                    " exceeds 64 bits; ask for a shorter range"
+                ) from exc
+        rows = decode_tick_rows(bytes(data))
+        return TickBatch(
+            instrument,
+            price_scale,
+            size_scale,
+            rows["trade_id"].astype(np.int64),
+            rows["price"].astype(np.int64),
+            rows["size"].astype(np.int64),
+            rows["side"].astype(np.int8),
+            rows["ts_event"].astype(np.int64),
+            rows["ts_recv"].astype(np.int64),
+            rows["trades"].astype(np.int64),
+        )
+
+    async def instruments(self) -> list[str]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("SELECT instrument FROM instruments ORDER BY instrument")
+            return [str(instrument) for (instrument,) in await cursor.fetchall()]
+
+    async def rejections(self, instrument: str | None = None) -> list[Rejection]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                """
+                SELECT reason, detail, instrument, trade_id, payload,
+                       (extract(epoch FROM rejected_at) * 1000000000)::bigint
+                FROM rejected_ticks
+                WHERE %(instrument)s::text IS NULL OR instrument = %(instrument)s
+                ORDER BY rejected_at, id
+                """,
+                {"instrument": instrument},
+            )
+            return [Rejection(*row) for row in await cursor.fetchall()]
+
+
+async def _configure(conn: Connection) -> None:
+    """Every pooled connection gets its own staging tables (emptied at each commit)."""
+    await conn.execute(_STAGING)
+    await conn.commit()
+
+
+async def _check_schema(conn: Connection) -> None:
+    version = 0
+    cursor = await conn.execute("SELECT to_regclass('schema_migrations') IS NOT NULL")
+    if (await cursor.fetchone()) == (True,):
+        cursor = await conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations")
+        row = await cursor.fetchone()
+        version = int(row[0]) if row else 0
+    if version != latest_version():
+        raise SchemaNotReadyError(
+            f"the database is at schema version {version}, this code needs"
+            f" {latest_version()}: run `mdp db migrate`"
+        )
+
+
+async def _written_already(
+    conn: Connection, group: str, offsets: Mapping[TopicPartition, int]
+) -> bool:
+    """Whether every offset is stored already; locks the group's rows for this transaction."""
+    cursor = await conn.execute(
+        "SELECT topic, partition, next_offset FROM consumer_offsets WHERE group_id = %s FOR UPDATE",
+        (group,),
+    )
+    stored = {(topic, partition): offset for topic, partition, offset in await cursor.fetchall()}
+    return all(
+        partition in stored and offset <= stored[partition] for partition, offset in offsets.items()
+    )
+
+
+async def _write_ticks(conn: Connection, batches: list[TickBatch]) -> tuple[int, int]:
+    """``(written, duplicates)``: COPY straight in, or through staging if any is stored."""
+    if not batches:
+        return 0, 0
+    payloads = [encode_ticks(batch) for batch in batches]
+    total = sum(len(batch) for batch in batches)
+    try:
+        async with conn.transaction():
+            await _copy(conn, _COPY_TICKS, payloads)
+        return total, 0
+    except errors.UniqueViolation:
+        pass
+    await conn.execute("TRUNCATE ticks_stage")
+    await _copy(conn, _COPY_TICKS_STAGE, payloads)
+    cursor = await conn.execute(_INSERT_STAGED_TICKS)
+    return cursor.rowcount, total - cursor.rowcount
+
+
+async def _copy(conn: Connection, statement: str, payloads: list[bytes]) -> None:
+    async with conn.cursor().copy(statement.encode()) as copy:
+        await copy.write(COPY_HEADER)
+        for payload in payloads:
+            await copy.write(payload)
+        await copy.write(COPY_TRAILER)
+
+
+async def _upsert_candles(conn: Connection, candles: list[Candle]) -> int:
+    if not candles:
+        return 0
+    await conn.execute("TRUNCATE candles_stage")
+    async with conn.cursor().copy(_COPY_CANDLES_STAGE.encode()) as copy:
+        await copy.write("".join(candle_copy_line(candle) for candle in candles).encode())
+    cursor = await conn.execute(_UPSERT_STAGED_CANDLES.encode())
+    return cursor.rowcount
+
+
+async def _insert_rejections(conn: Connection, rejections: list[Rejection]) -> int:
+    if not rejections:
+        return 0
+    written = 0
+    async with conn.cursor() as cursor:
+        for rejection in rejections:  # rare: one statement each is plenty
+            await cursor.execute(
+                _INSERT_REJECTION,
+                (
+                    None if rejection.rejected_at is None else _at_or_before(rejection.rejected_at),
+                    rejection.instrument,
+                    rejection.trade_id,
+                    rejection.reason,
+                    rejection.detail,
+                    rejection.payload,
+                ),
+            )
+            written += cursor.rowcount
+    return written
+
+
+async def _store_offsets(
+    conn: Connection, group: str, offsets: Mapping[TopicPartition, int]
+) -> None:
+    async with conn.cursor() as cursor:
+        await cursor.executemany(
+            _STORE_OFFSET,
+            [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
+        )
+
+
+def _at_or_before(ns: int) -> datetime:
+    """The timestamp of ``ns`` truncated to the microsecond (PostgreSQL's resolution)."""
+    return _EPOCH + timedelta(microseconds=ns // 1000)
+
+
+def _at_or_after(ns: int) -> datetime:
+    """The first microsecond at or after ``ns``."""
+    return _EPOCH + timedelta(microseconds=-(-ns // 1000))

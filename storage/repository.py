@@ -1,0 +1,65 @@
+"""The storage contract every backend keeps (one test suite runs against each of them).
+
+Times are UTC nanoseconds. Ranges are half-open: ``start`` inclusive, ``end`` exclusive, on
+``ts_event`` for ticks and ``open_time`` for candles.
+
+Writes are idempotent twice over. Every row has a key (ticks: instrument, ``ts_event``, trade
+id; candles: instrument, interval, open time, keeping the highest revision; rejections:
+instrument, trade id and reason when known), so writing the same thing again changes nothing.
+And a consumer's offsets are stored in the same transaction as the rows its messages produced:
+a writer resumes from :meth:`MarketDataStore.stored_offsets`, and a write whose offsets are
+all stored already is skipped whole (``WriteReport.replayed``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Protocol
+
+from core.candles import Candle
+from core.intervals import Interval
+from core.rejects import RejectedTick
+from core.ticks import TickBatch
+from storage.records import Rejection, TopicPartition, WriteReport
+
+
+class MarketDataStore(Protocol):
+    async def write(
+        self,
+        ticks: Sequence[TickBatch] = (),
+        candles: Sequence[Candle] = (),
+        rejects: Sequence[RejectedTick | Rejection] = (),
+        *,
+        offsets: Mapping[TopicPartition, int] | None = None,
+        group: str | None = None,
+    ) -> WriteReport:
+        """Store ticks, candles and rejections, and ``group``'s next ``offsets``, atomically.
+
+        ``offsets`` maps ``(topic, partition)`` to the offset of the next message to read.
+        """
+        ...
+
+    async def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
+        """Where ``group`` resumes: the next offset per ``(topic, partition)`` written."""
+        ...
+
+    async def candles(
+        self, instrument: str, interval: Interval, start: int, end: int
+    ) -> list[Candle]:
+        """Candles opening in ``[start, end)``, by open time, each in its latest revision."""
+        ...
+
+    async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
+        """Ticks with ``ts_event`` in ``[start, end)``, ordered by (``ts_event``, trade id).
+
+        The batch's scales are fine enough for every value (PostgreSQL: the finest the ticks
+        were written with); an empty batch when there are none."""
+        ...
+
+    async def instruments(self) -> list[str]:
+        """Every instrument with ticks or candles, sorted."""
+        ...
+
+    async def rejections(self, instrument: str | None = None) -> list[Rejection]:
+        """Stored rejections (of one instrument, or all), oldest first."""
+        ...

@@ -1,0 +1,204 @@
+"""The bus interface: keyed records on partitioned topics, read by consumer groups.
+
+The semantics are Kafka's, so that the in-process adapter (:mod:`streams.memory`) and the Kafka
+adapter pass the same contract suite (``tests/streams/contract.py``):
+
+- A topic has a fixed number of partitions. ``Topic.publish(key, value)`` appends the record to
+  partition :func:`streams.partitioning.partition_for` ``(key, partitions)`` (murmur2, as Kafka's
+  default partitioner), so one key always lands on one partition and keeps its order there.
+  Offsets count from 0 in each partition.
+- ``publish`` returns once the record is in the log, with its offset. It awaits while the
+  adapter's buffer for that partition is full: that is the backpressure.
+- ``Bus.subscribe(group, topics, start=...)`` (or ``Topic.subscribe``) adds a member to a
+  consumer group. The group's members split the partitions of its topics between them; when a
+  member closes, its partitions go to the others. A group reads from its committed offsets; where
+  it has none, from the oldest retained record (``"earliest"``) or from the end (``"latest"``).
+- ``Subscription.poll(max_records, timeout)`` returns up to ``max_records`` records, waiting up
+  to ``timeout`` seconds for the first one (an empty list when none came).
+- ``Subscription.commit(offsets)`` stores, for each ``(topic, partition)``, the *next* offset to
+  read (handled record's offset + 1; see :func:`next_offsets`). Nothing commits by itself: a
+  consumer commits after the effect of its records is stored, so delivery is at least once;
+  records polled but not committed are delivered again after a member closes.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Collection, Iterable, Mapping
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Literal, NamedTuple, Self
+
+from streams.partitioning import partition_for
+
+Start = Literal["earliest", "latest"]
+"""Where a group without committed offsets starts: the oldest retained record, or the end."""
+
+
+class TopicPartition(NamedTuple):
+    """One partition of one topic (a plain ``(topic, partition)`` tuple works too)."""
+
+    topic: str
+    partition: int
+
+
+Offsets = Mapping[TopicPartition, int] | Mapping[tuple[str, int], int]
+"""What ``commit`` takes: the next offset to read per ``(topic, partition)``."""
+
+
+@dataclass(frozen=True, slots=True)
+class Record:
+    """A record in the log: where it is, its key and value, and its publish time (UTC ns)."""
+
+    topic: str
+    partition: int
+    offset: int
+    key: bytes
+    value: bytes
+    timestamp_ns: int
+
+    @property
+    def topic_partition(self) -> TopicPartition:
+        return TopicPartition(self.topic, self.partition)
+
+    @property
+    def next_offset(self) -> int:
+        """The offset to commit once this record is handled."""
+        return self.offset + 1
+
+
+def next_offsets(records: Iterable[Record]) -> dict[tuple[str, int], int]:
+    """What to commit once ``records`` are handled: per partition, the highest offset + 1."""
+    offsets: dict[tuple[str, int], int] = {}
+    for record in records:
+        tp = record.topic_partition
+        offsets[tp] = max(offsets.get(tp, 0), record.offset + 1)
+    return offsets
+
+
+class BusError(Exception):
+    """A bus operation failed."""
+
+
+class BusClosedError(BusError):
+    """The bus or subscription is closed."""
+
+
+class CommitFailedError(BusError):
+    """A commit named partitions that are not (or no longer) assigned to this member."""
+
+
+class MessageTooLargeError(BusError, ValueError):
+    """A record is larger than the bus accepts (Kafka's ``message.max.bytes``)."""
+
+
+class Subscription(ABC):
+    """One member of a consumer group; use as ``async with`` to close it at the end."""
+
+    group: str
+    topics: tuple[str, ...]
+
+    @abstractmethod
+    async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        """Up to ``max_records`` records of the assigned partitions, in order per partition.
+
+        Waits up to ``timeout`` seconds for the first record; returns ``[]`` if none came.
+        Raises :class:`BusClosedError` once the subscription is closed.
+        """
+
+    @abstractmethod
+    async def commit(self, offsets: Offsets) -> None:
+        """Store the group's next offset to read for each ``(topic, partition)``.
+
+        Raises :class:`CommitFailedError` (committing nothing) when a partition is not
+        assigned to this member, e.g. after it moved to another member.
+        """
+
+    @abstractmethod
+    async def committed(self) -> dict[TopicPartition, int]:
+        """The group's committed offsets on this subscription's topics."""
+
+    @abstractmethod
+    def assignment(self) -> frozenset[TopicPartition]:
+        """The partitions this member reads now (may change when members come and go)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Leave the group: its partitions go to the other members, from the committed offsets.
+
+        A ``poll`` waiting at that moment returns ``[]``. Closing twice is harmless.
+        """
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+
+class Topic(ABC):
+    """A handle to publish on one topic and to subscribe to it alone."""
+
+    name: str
+    partitions: int
+
+    @abstractmethod
+    async def publish(self, key: bytes, value: bytes) -> Record:
+        """Append a record to the key's partition; awaits while that partition is full.
+
+        Raises :class:`MessageTooLargeError` for an oversized record and
+        :class:`BusClosedError` once the bus is closed.
+        """
+
+    async def publish_many(self, items: Iterable[tuple[bytes, bytes]]) -> list[Record]:
+        """Publish ``(key, value)`` pairs in order (adapters may pipeline them)."""
+        return [await self.publish(key, value) for key, value in items]
+
+    @abstractmethod
+    def subscribe(self, group: str, *, start: Start = "earliest") -> Subscription:
+        """Join ``group`` as a member reading this topic."""
+
+    def partition_for(self, key: bytes) -> int:
+        """The partition records with ``key`` go to."""
+        return partition_for(key, self.partitions)
+
+
+class Bus(ABC):
+    """Topics and consumer groups; use as ``async with`` to close everything at the end.
+
+    ``cluster_id`` names the logs behind the bus: offsets mean something only within one
+    cluster (Kafka's cluster id; a new one for every in-process bus), so whoever stores offsets
+    of its own keeps them under it.
+    """
+
+    cluster_id: str
+
+    @abstractmethod
+    def topic(self, name: str) -> Topic:
+        """The topic ``name`` (adapters create a missing topic with their default partitions)."""
+
+    @abstractmethod
+    def subscribe(
+        self, group: str, topics: Collection[str], *, start: Start = "earliest"
+    ) -> Subscription:
+        """Join ``group`` as a member reading all of ``topics`` (a list, not one string)."""
+
+    @abstractmethod
+    async def close(self) -> None:
+        """Close every subscription; waiting publishers raise :class:`BusClosedError`."""
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        await self.close()

@@ -1,0 +1,364 @@
+"""Wire codecs: exact round trips, and a CodecError naming the problem for any bad message."""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable
+from decimal import Decimal
+
+import msgspec
+import numpy as np
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from core.candles import Candle, CandleStatus
+from core.codecs import (
+    MAX_REJECTED_PAYLOAD,
+    CodecError,
+    RejectCode,
+    RejectedMessage,
+    candle_key,
+    decode_candle,
+    decode_rejected,
+    decode_tick_batch,
+    encode_candle,
+    encode_rejected,
+    encode_tick_batch,
+    instrument_key,
+)
+from core.engine import CandleEngine, EngineConfig
+from core.intervals import Interval
+from core.rejects import RejectedTick, RejectReason
+from core.ticks import TickBatch
+from tests.core.factories import T0, tick
+
+INT64_MAX = 2**63 - 1
+instruments = st.from_regex(r"[A-Z0-9_]{1,8}:[A-Z0-9_./-]{1,12}", fullmatch=True)
+
+
+@st.composite
+def tick_batches(draw: st.DrawFn) -> TickBatch:
+    n = draw(st.integers(0, 40))
+
+    def column(low: int, high: int, dtype: type[np.integer] = np.int64) -> np.ndarray:
+        values = draw(st.lists(st.integers(low, high), min_size=n, max_size=n))
+        return np.array(values, dtype=dtype)
+
+    return TickBatch(
+        instrument=draw(instruments),
+        price_scale=draw(st.integers(0, 18)),
+        size_scale=draw(st.integers(0, 18)),
+        trade_id=column(0, INT64_MAX),
+        price=column(1, INT64_MAX),
+        size=column(1, INT64_MAX),
+        side=column(-1, 1, np.int8),
+        ts_event=column(1, INT64_MAX),
+        ts_recv=column(1, INT64_MAX),
+        trades=column(1, INT64_MAX),
+    )
+
+
+@st.composite
+def candles(draw: st.DrawFn) -> Candle:
+    interval = Interval.parse(draw(st.sampled_from(["1s", "1m", "5m", "1h", "4h", "1d", "90s"])))
+    big = st.integers(1, 2**100)
+    low = draw(big)
+    high = low + draw(st.integers(0, 2**70))
+    trades = draw(st.integers(0, 2**70))
+    volume = 0 if trades == 0 else draw(big)
+    trade_ids = st.none() if trades == 0 else st.integers(0, INT64_MAX)
+    return Candle(
+        instrument=draw(instruments),
+        interval=interval,
+        open_time=draw(st.integers(0, INT64_MAX // interval.ns)) * interval.ns,
+        price_scale=draw(st.integers(0, 18)),
+        size_scale=draw(st.integers(0, 18)),
+        open_raw=draw(st.integers(low, high)),
+        high_raw=high,
+        low_raw=low,
+        close_raw=draw(st.integers(low, high)),
+        volume_raw=volume,
+        quote_volume_raw=draw(st.integers(0, 2**140)),
+        taker_buy_volume_raw=draw(st.integers(0, volume)),
+        trades=trades,
+        first_trade_id=draw(trade_ids),
+        last_trade_id=draw(trade_ids),
+        revision=draw(st.integers(0, 1000)),
+        status=draw(st.sampled_from(CandleStatus)),
+    )
+
+
+def assert_same_batch(got: TickBatch, want: TickBatch) -> None:
+    assert (got.instrument, got.price_scale, got.size_scale) == (
+        want.instrument,
+        want.price_scale,
+        want.size_scale,
+    )
+    for name in ("trade_id", "price", "size", "side", "ts_event", "ts_recv", "trades"):
+        column, expected = getattr(got, name), getattr(want, name)
+        assert column.dtype == expected.dtype, name
+        assert np.array_equal(column, expected), name
+
+
+def sample_batch() -> TickBatch:
+    return TickBatch.from_ticks([tick(1, 0.5, "100.25", "0.001"), tick(2, 1.0, "99", "3")])
+
+
+def sample_candle() -> Candle:
+    engine = CandleEngine(EngineConfig())
+    return engine.feed(sample_batch()).candles[0]
+
+
+def wire(data: bytes) -> dict[str, object]:
+    decoded = msgspec.msgpack.decode(data)
+    assert isinstance(decoded, dict)
+    return decoded
+
+
+def rewire(data: bytes, **changes: object) -> bytes:
+    """``data`` with some fields of its envelope changed (``None`` deletes one)."""
+    fields = wire(data)
+    for name, value in changes.items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    return msgspec.msgpack.encode(fields)
+
+
+# -- round trips ------------------------------------------------------------------------------
+
+
+@given(tick_batches())
+def test_a_tick_batch_survives_the_wire_exactly(batch: TickBatch) -> None:
+    assert_same_batch(decode_tick_batch(encode_tick_batch(batch)), batch)
+
+
+def test_tick_batch_columns_travel_as_raw_little_endian_bytes() -> None:
+    batch = sample_batch()
+    fields = wire(encode_tick_batch(batch))
+    assert fields["v"] == 1
+    assert fields["rows"] == 2
+    assert fields["price"] == np.array([10025, 9900], "<i8").tobytes()
+    assert fields["side"] == b"\x01\x01"
+
+
+def test_a_decoded_batch_feeds_the_engine_like_the_original() -> None:
+    batches = [sample_batch(), TickBatch.from_ticks([tick(3, 61, "101", "2")])]
+    direct, via_wire = CandleEngine(EngineConfig()), CandleEngine(EngineConfig())
+    for batch in batches:
+        want = direct.feed(batch).candles
+        assert via_wire.feed(decode_tick_batch(encode_tick_batch(batch))).candles == want
+
+
+def test_an_empty_batch_survives_the_wire() -> None:
+    empty = TickBatch.empty("TEST:ABC", 2, 3)
+    assert_same_batch(decode_tick_batch(encode_tick_batch(empty)), empty)
+
+
+@given(candles())
+def test_a_candle_survives_the_wire_exactly(candle: Candle) -> None:
+    assert decode_candle(encode_candle(candle)) == candle
+
+
+def test_integers_past_64_bits_travel_as_decimal_text() -> None:
+    candle = msgspec.structs.replace(sample_candle(), quote_volume_raw=2**64 + 1)
+    fields = wire(encode_candle(candle))
+    assert fields["quote_volume"] == str(2**64 + 1)
+    assert isinstance(fields["volume"], int)
+    assert decode_candle(encode_candle(candle)).quote_volume_raw == 2**64 + 1
+
+
+def test_keys_name_the_instrument_and_the_interval() -> None:
+    candle = sample_candle()
+    assert candle_key(candle) == f"TEST:ABC|{candle.interval.label}".encode()
+    assert instrument_key("BINANCE:BTCUSDT") == b"BINANCE:BTCUSDT"
+
+
+def test_an_engine_reject_survives_the_wire_with_its_tick() -> None:
+    late = tick(7, 1.5, "100.125", "0.5")
+    rejected = RejectedTick(late, RejectReason.LATE_BEYOND_HORIZON, "older than the horizon")
+    message = RejectedMessage.of_rejected_tick(rejected)
+    assert decode_rejected(encode_rejected(message)) == message
+    assert message.reason == RejectCode.LATE_BEYOND_HORIZON
+    assert (message.instrument, message.trade_id, message.key) == ("TEST:ABC", 7, b"TEST:ABC")
+
+
+def test_a_bad_file_row_survives_the_wire_with_its_text() -> None:
+    message = RejectedMessage(
+        reason=RejectCode.BAD_ROW,
+        detail="price: not a decimal number: 'abc'",
+        source="ingest",
+        instrument="BINANCE:BTCUSDT",
+        payload=b"1,abc,0.1,1,1,1700000000000,true",
+        origin="trades.csv:17",
+    )
+    assert decode_rejected(encode_rejected(message)) == message
+
+
+def test_an_undecodable_message_travels_as_is_and_cut_when_huge() -> None:
+    error = CodecError("bad tick batch message: Input data was truncated")
+    small = RejectedMessage.undecodable(b"\x8c\xa1v", error, "engine", "md.ticks/3/1234")
+    assert decode_rejected(encode_rejected(small)) == small
+    assert (small.payload, small.key, small.reason) == (b"\x8c\xa1v", b"", "undecodable")
+    huge = RejectedMessage.undecodable(b"x" * (MAX_REJECTED_PAYLOAD + 1), error, "engine")
+    assert huge.payload is not None
+    assert len(huge.payload) == MAX_REJECTED_PAYLOAD
+    assert "cut from" in huge.detail
+
+
+def test_a_reject_from_a_newer_producer_keeps_its_unknown_reason_code() -> None:
+    message = RejectedMessage(reason="venue_halted", detail="halted", source="ingest")
+    assert decode_rejected(encode_rejected(message)).reason == "venue_halted"
+
+
+def test_a_reject_refuses_a_tick_of_another_instrument() -> None:
+    with pytest.raises(ValueError, match="must be the tick's"):
+        RejectedMessage(reason="x", detail="", source="s", instrument="A:B", tick=tick(1, 1))
+    with pytest.raises(ValueError, match="snake_case"):
+        RejectedMessage(reason="Not A Code", detail="", source="s")
+
+
+# -- errors -----------------------------------------------------------------------------------
+
+DECODERS: list[Callable[[bytes], object]] = [decode_tick_batch, decode_candle, decode_rejected]
+
+
+@pytest.mark.parametrize("decode", DECODERS)
+@given(data=st.binary(max_size=200))
+def test_garbage_raises_codec_error_and_nothing_else(
+    decode: Callable[[bytes], object], data: bytes
+) -> None:
+    with contextlib.suppress(CodecError):
+        decode(data)
+
+
+def sample_reject() -> RejectedMessage:
+    return RejectedMessage.of_tick(tick(1, 1), "late_beyond_horizon", "late", "engine")
+
+
+def encoded_batch() -> bytes:
+    return encode_tick_batch(sample_batch())
+
+
+def encoded_candle() -> bytes:
+    return encode_candle(sample_candle())
+
+
+def encoded_reject() -> bytes:
+    return encode_rejected(sample_reject())
+
+
+CODECS: list[tuple[Callable[[], bytes], Callable[[bytes], object]]] = [
+    (encoded_batch, decode_tick_batch),
+    (encoded_candle, decode_candle),
+    (encoded_reject, decode_rejected),
+]
+
+
+@given(st.data())
+def test_damaged_messages_raise_codec_error_and_nothing_else(data: st.DataObject) -> None:
+    encode, decode = data.draw(st.sampled_from(CODECS))
+    message = bytearray(encode())
+    for _ in range(data.draw(st.integers(1, 4))):
+        message[data.draw(st.integers(0, len(message) - 1))] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(CodecError):
+        decode(bytes(message))
+
+
+@pytest.mark.parametrize(
+    ("data", "problem"),
+    [
+        (b"", "truncated"),
+        (encode_tick_batch(sample_batch())[:-5], "truncated"),
+        (b"\xc1", "malformed"),
+        (msgspec.msgpack.encode([1, 2, 3]), "Expected `object`, got `array`"),
+        (msgspec.msgpack.encode({"v": 1}), "missing required field"),
+        (b"\x82\xa1v\x01\xaainstrument\xa2\xff\xfe", "invalid start byte"),
+        (b"\x81\xa1x" + b"\x91" * 100_000 + b"\xc0", "maximum recursion depth"),
+    ],
+)
+def test_bytes_that_are_no_tick_batch_are_refused(data: bytes, problem: str) -> None:
+    with pytest.raises(CodecError, match=f"bad tick batch message: .*{problem}"):
+        decode_tick_batch(data)
+
+
+def test_input_that_is_not_bytes_is_refused() -> None:
+    with pytest.raises(CodecError, match="expected bytes, got str"):
+        decode_tick_batch("hello")  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(("encode", "decode"), CODECS)
+def test_an_unknown_or_missing_version_is_refused(
+    encode: Callable[[], bytes], decode: Callable[[bytes], object]
+) -> None:
+    good = encode()
+    with pytest.raises(CodecError, match="unknown schema version 2 "):
+        decode(rewire(good, v=2))
+    with pytest.raises(CodecError, match="unknown schema version 2 "):
+        decode(rewire(good, v=2, instrument=None, detail=None))  # a different shape too
+    with pytest.raises(CodecError, match="no schema version field `v`"):
+        decode(rewire(good, v=None))
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"price": b"\x01" * 15}, "column price has 15 bytes, but 2 rows of int64 need 16"),
+        ({"side": b"\x01"}, "column side has 1 bytes, but 2 rows of int8 need 2"),
+        ({"rows": 3}, "column trade_id has 16 bytes, but 3 rows of int64 need 24"),
+        ({"rows": -1}, r"Expected `int` >= 0 - at `\$.rows`"),
+        ({"price": np.array([100, -5], "<i8").tobytes()}, "row 1: price must be positive"),
+        ({"size": np.array([0, 5], "<i8").tobytes()}, "row 0: size must be positive"),
+        ({"side": b"\x01\x07"}, "row 1: side must be -1, 0 or 1"),
+        ({"price_scale": 19}, "scales must be within 0..18"),
+        ({"price_scale": "2"}, r"Expected `int`, got `str` - at `\$.price_scale`"),
+        ({"instrument": "btc"}, "instrument must look like VENUE:SYMBOL"),
+        ({"trades": "x"}, r"Expected `bytes`, got `str` - at `\$.trades`"),
+    ],
+)
+def test_a_bad_tick_batch_is_refused_naming_the_problem(
+    changes: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(CodecError, match=f"^bad tick batch message: {problem}"):
+        decode_tick_batch(rewire(encoded_batch(), **changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"low": 0, "open": 0, "close": 0}, "candle prices must be positive"),
+        ({"high": 1}, "open and close must lie between low and high"),
+        ({"quote_volume": "12x"}, "quote_volume is not an integer: '12x'"),
+        ({"quote_volume": 1.5}, r"Expected `int \| str`, got `float`"),
+        ({"interval": "60s"}, "interval '60s' is not canonical"),
+        ({"interval": "1w"}, "bad interval '1w'"),
+        ({"open_time": T0 + 1}, "open_time must be aligned"),
+        ({"status": "maybe"}, r"Invalid enum value 'maybe' - at `\$.status`"),
+        ({"size_scale": -1}, "size_scale must be within 0..18"),
+        ({"instrument": "nope"}, "instrument must look like VENUE:SYMBOL"),
+        ({"trades": 0}, "a candle has volume exactly when it has trades"),
+    ],
+)
+def test_a_bad_candle_is_refused_naming_the_problem(
+    changes: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(CodecError, match=f"^bad candle message: .*{problem}"):
+        decode_candle(rewire(encoded_candle(), **changes))
+
+
+def test_a_reject_with_a_bad_tick_is_refused_naming_the_problem() -> None:
+    good = encoded_reject()
+    fields = wire(good)
+    assert isinstance(fields["tick"], list)
+    for index, value, problem in [
+        (2, "-1", "price must be a positive number"),
+        (3, "abc", "tick size: not a decimal number"),
+        (4, 5, "5 is not a valid Side"),
+    ]:
+        bad_tick = list(fields["tick"])
+        bad_tick[index] = value
+        with pytest.raises(CodecError, match=f"^bad rejected message: {problem}"):
+            decode_rejected(rewire(good, tick=bad_tick))
+    assert Decimal(str(fields["tick"][2])) == Decimal(100)

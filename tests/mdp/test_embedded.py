@@ -1,0 +1,199 @@
+"""The embedded platform on a real PostgreSQL: replays, a writer crash, bad input."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import time
+from collections.abc import Callable
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+
+import psycopg
+import pytest
+
+from core import codecs
+from core.engine import CandleEngine, EmptyPolicy, EngineConfig
+from core.intervals import Interval, parse_intervals
+from core.topics import TICKS
+from ingest.files import read_ticks
+from ingest.pacing import received_at
+from mdp.embedded import FeedSettings, Platform, PlatformSettings
+from storage import MarketDataStore, PostgresStore, WriteReport
+from storage.writer import StorageWriter
+from streams.engine_runner import EngineRunner
+from streams.memory import MemoryBus
+
+WAIT = 30.0
+KRAKEN = Path("kraken-xbtusdt-2025-11-10")
+MINUTE = Interval.parse("1m")
+LAST_MINUTE = 1762807740 * 1_000_000_000  # 20:49 UTC, Kraken's last official row
+FOREVER = 2**62
+
+
+def engine_config() -> EngineConfig:
+    return EngineConfig(
+        intervals=parse_intervals(["1m"]),
+        empty_by_venue=MappingProxyType({"KRAKEN": EmptyPolicy.FILL}),
+    )
+
+
+def ahead(seconds: float) -> Callable[[], int]:
+    """A wall clock ``seconds`` ahead: replayed instruments look idle, so their candles close."""
+    return lambda: time.time_ns() + round(seconds * 1e9)
+
+
+def official(shared_data: Path) -> dict[int, tuple[Decimal, ...]]:
+    rows = json.loads((shared_data / KRAKEN / "ohlc-1m.json").read_text())["result"]["XBTUSDT"]
+    return {
+        t * 1_000_000_000: (Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v), Decimal(n))
+        for t, o, h, lo, c, _, v, n in rows
+    }
+
+
+async def stored_kraken_minutes(store: MarketDataStore) -> dict[int, tuple[Decimal, ...]]:
+    candles = await store.candles("KRAKEN:XBTUSDT", MINUTE, 0, FOREVER)
+    return {
+        c.open_time: (c.open, c.high, c.low, c.close, c.volume, Decimal(c.trades))
+        for c in candles
+        if c.status != "open"
+    }
+
+
+async def wait_for(condition: Callable[[], object], timeout: float = WAIT) -> None:
+    deadline = time.monotonic() + timeout
+    while not await condition():  # type: ignore[misc]
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+def tick_rows(url: str) -> tuple[int, int]:
+    """All tick rows, and the distinct (instrument, trade id) among them."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*), count(DISTINCT (instrument, trade_id)) FROM ticks"
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+async def test_replaying_kraken_trades_stores_kraken_official_candles(
+    migrated_database: str, shared_data: Path
+) -> None:
+    settings = PlatformSettings(
+        database_url=migrated_database,
+        feed=FeedSettings(replay=shared_data / KRAKEN / "trades.json", speed=None),
+        engine=engine_config(),
+        status_every=0.5,
+    )
+    out = io.StringIO()
+    platform = Platform(settings, out, clock=ahead(60))
+    stop = asyncio.Event()
+    running = asyncio.create_task(platform.run(stop))
+    expected = official(shared_data)
+    async with PostgresStore.open(migrated_database) as store:
+
+        async def complete() -> bool:
+            return LAST_MINUTE in await stored_kraken_minutes(store)
+
+        await wait_for(complete)
+        stop.set()
+        await asyncio.wait_for(running, WAIT)
+        stored = await stored_kraken_minutes(store)
+    assert {t: stored[t] for t in expected} == expected
+    assert tick_rows(migrated_database) == (471, 471)
+    assert "stopped cleanly" in out.getvalue()
+
+
+class CrashAfterWrite:
+    """A store whose writer process 'dies' right after its n-th write is committed."""
+
+    def __init__(self, store: MarketDataStore, writes: int) -> None:
+        self.store = store
+        self.left = writes
+
+    def __getattr__(self, name: str) -> object:
+        return getattr(self.store, name)
+
+    async def write(self, *args: object, **kwargs: object) -> WriteReport:
+        report = await self.store.write(*args, **kwargs)  # type: ignore[arg-type]
+        self.left -= 1
+        if self.left == 0:
+            raise ConnectionAbortedError("the writer died after storing, before committing")
+        return report
+
+
+async def test_a_writer_killed_between_storing_and_committing_loses_and_doubles_nothing(
+    migrated_database: str, shared_data: Path
+) -> None:
+    (whole,) = list(read_ticks(shared_data / KRAKEN / "trades.json"))
+    now = time.time_ns()
+    async with MemoryBus(partitions=2) as bus, PostgresStore.open(migrated_database) as store:
+        engine = EngineRunner(bus, CandleEngine(engine_config()), clock=ahead(60))
+        crashing = StorageWriter(bus, CrashAfterWrite(store, 3), max_records=5)  # type: ignore[arg-type]
+        engine_task = asyncio.create_task(engine.run())
+        crashing_task = asyncio.create_task(crashing.run())
+        await asyncio.sleep(0)
+        ticks = bus.topic(TICKS)
+        for start in range(0, len(whole), 10):
+            batch = received_at(whole.take(slice(start, start + 10)), now)
+            await ticks.publish(b"KRAKEN:XBTUSDT", codecs.encode_tick_batch(batch))
+        with pytest.raises(ConnectionAbortedError):
+            await asyncio.wait_for(crashing_task, WAIT)
+
+        restarted = StorageWriter(bus, store, max_records=5)
+        restarted_task = asyncio.create_task(restarted.run())
+
+        async def complete() -> bool:
+            return LAST_MINUTE in await stored_kraken_minutes(store)
+
+        await wait_for(complete)
+        engine.stop()
+        await asyncio.wait_for(engine_task, WAIT)
+        restarted.drain()
+        await asyncio.wait_for(restarted_task, WAIT)
+        stored = await stored_kraken_minutes(store)
+    assert restarted.stats.skipped > 0  # it did meet records the crashed writer had stored
+    expected = official(shared_data)
+    assert {t: stored[t] for t in expected} == expected
+    assert tick_rows(migrated_database) == (471, 471)
+
+
+async def test_bad_rows_of_a_replay_end_in_the_rejected_table_and_the_rest_flows(
+    migrated_database: str, tmp_path: Path
+) -> None:
+    path = tmp_path / "ticks.csv"
+    path.write_text(
+        "instrument,trade_id,price,size,side,ts_event\n"
+        "TEST:ABC,1,100.5,2,buy,1767225600000000000\n"
+        "TEST:ABC,2,-3,2,buy,1767225601000000000\n"
+        "TEST:ABC,3,101,1,sideways,1767225602000000000\n"
+        "TEST:ABC,4,102,1,sell,1767225603000000000\n"
+    )
+    settings = PlatformSettings(
+        database_url=migrated_database,
+        feed=FeedSettings(replay=path, speed=None),
+        engine=engine_config(),
+    )
+    platform = Platform(settings, io.StringIO(), clock=ahead(120))
+    stop = asyncio.Event()
+    running = asyncio.create_task(platform.run(stop))
+    async with PostgresStore.open(migrated_database) as store:
+
+        async def complete() -> bool:
+            closed = await store.candles("TEST:ABC", MINUTE, 0, FOREVER)
+            return len(await store.rejections()) == 2 and any(c.status != "open" for c in closed)
+
+        await wait_for(complete)
+        stop.set()
+        await asyncio.wait_for(running, WAIT)
+        rejections = sorted(await store.rejections(), key=lambda r: r.detail)
+        (candle,) = await store.candles("TEST:ABC", MINUTE, 0, FOREVER)
+    assert [r.reason for r in rejections] == ["bad_row", "bad_row"]
+    assert "ticks.csv:3" in rejections[0].detail
+    assert "price" in rejections[0].detail
+    assert "ticks.csv:4" in rejections[1].detail
+    assert "side" in rejections[1].detail
+    assert (candle.trades, candle.open, candle.close) == (2, Decimal("100.5"), Decimal(102))

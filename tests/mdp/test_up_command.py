@@ -1,0 +1,105 @@
+"""``mdp up`` as a newcomer runs it: a fresh state folder, candles within seconds, a clean stop,
+and a second start on the same data."""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+MDP = Path(sys.executable).parent / "mdp"
+STARTUP = 60.0
+URL = re.compile(r"database: (postgresql://\S+)")
+
+
+@pytest.fixture
+def data_dir() -> Iterator[Path]:
+    """A folder of the private server's own (made by mkdtemp: the server user may enter it)."""
+    folder = Path(tempfile.mkdtemp(prefix="mdp-up-test-"))
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def start(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
+    env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
+    with log.open("ab") as sink:
+        return subprocess.Popen(
+            [str(MDP), "up", "--data-dir", str(data_dir), "--rate", "50"],
+            stdout=sink,
+            stderr=subprocess.STDOUT,
+            env=env,
+        )
+
+
+def wait_for_url(process: subprocess.Popen[bytes], log: Path, runs: int) -> str:
+    deadline = time.monotonic() + STARTUP
+    while time.monotonic() < deadline:
+        urls = URL.findall(log.read_text())
+        if len(urls) == runs:
+            return str(urls[-1])
+        assert process.poll() is None, log.read_text()
+        time.sleep(0.1)
+    raise AssertionError(f"no database line within {STARTUP}s:\n{log.read_text()}")
+
+
+def counts(url: str) -> tuple[int, int]:
+    with psycopg.connect(url, connect_timeout=5) as conn:
+        row = conn.execute(
+            "SELECT (SELECT count(*) FROM ticks), (SELECT count(*) FROM candles)"
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def wait_for_candles(url: str, more_than: int) -> tuple[int, int]:
+    deadline = time.monotonic() + STARTUP
+    while time.monotonic() < deadline:
+        try:
+            ticks, candles = counts(url)
+        except psycopg.Error:  # the schema may still be migrating
+            ticks, candles = 0, 0
+        if candles > more_than:
+            return ticks, candles
+        time.sleep(0.2)
+    raise AssertionError(f"no candles stored within {STARTUP}s")
+
+
+def stop(process: subprocess.Popen[bytes], log: Path) -> None:
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=STARTUP) == 0, log.read_text()
+    assert log.read_text().rstrip().endswith("stopped cleanly")
+
+
+def test_up_stores_candles_stops_cleanly_and_starts_again_on_the_same_data(
+    data_dir: Path, tmp_path: Path
+) -> None:
+    log = tmp_path / "up.log"
+    first = start(data_dir, log)
+    try:
+        url = wait_for_url(first, log, runs=1)
+        ticks, candles = wait_for_candles(url, more_than=0)
+    finally:
+        stop(first, log)
+    assert ticks > 0
+
+    second = start(data_dir, log)
+    try:
+        url = wait_for_url(second, log, runs=2)
+        kept_ticks, kept_candles = counts(url)
+        assert kept_ticks >= ticks
+        assert kept_candles >= candles
+        more_ticks, _ = wait_for_candles(url, more_than=kept_candles)
+    finally:
+        stop(second, log)
+    assert more_ticks > kept_ticks
+    assert "starting a private PostgreSQL in" in log.read_text()

@@ -1,0 +1,258 @@
+"""Migrations: re-runnable, concurrent-safe, versioned, and the mode they choose."""
+
+from __future__ import annotations
+
+import re
+import threading
+from decimal import Decimal
+
+import psycopg
+import pytest
+
+from core.intervals import Interval
+from storage import StorageMode, latest_version, migrate, schema_state
+from storage.migrate import MigrationError, MigrationReport
+from storage.migrations import migrations, sql_text
+from storage.modes import choose_mode, detect_mode
+
+
+def state(url: str) -> tuple[int, StorageMode | None]:
+    with psycopg.connect(url) as conn:
+        found = schema_state(conn)
+    return found.version, found.mode
+
+
+def timescale_loadable(url: str) -> bool:
+    with psycopg.connect(url) as conn:
+        return detect_mode(conn).mode is StorageMode.TIMESCALE
+
+
+def test_a_new_database_is_at_version_zero(fresh_database: str) -> None:
+    assert state(fresh_database) == (0, None)
+
+
+def test_migrating_twice_gives_the_same_version_without_error(fresh_database: str) -> None:
+    first = migrate(fresh_database)
+    again = migrate(fresh_database)
+    assert first.applied == tuple(range(1, latest_version() + 1))
+    assert again.applied == ()
+    assert first.version == again.version == latest_version()
+    assert state(fresh_database) == (latest_version(), first.mode)
+
+
+def test_two_migrators_at_once_apply_each_migration_once(fresh_database: str) -> None:
+    reports: list[MigrationReport] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            reports.append(migrate(fresh_database))
+        except BaseException as exc:  # reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=run) for _ in range(3)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=60)
+    assert errors == []
+    applied = sorted(v for report in reports for v in report.applied)
+    assert applied == list(range(1, latest_version() + 1))
+    assert {report.version for report in reports} == {latest_version()}
+
+
+def test_migrate_accepts_an_open_connection_and_gives_it_back_as_it_was(
+    fresh_database: str,
+) -> None:
+    with psycopg.connect(fresh_database) as conn:
+        report = migrate(conn)
+        assert not conn.autocommit
+    assert report.version == latest_version()
+
+
+def test_without_timescaledb_the_plain_mode_is_chosen_and_recorded(fresh_database: str) -> None:
+    if timescale_loadable(fresh_database):
+        pytest.skip("this server can load TimescaleDB: plain mode is not what it gets")
+    report = migrate(fresh_database)
+    assert report.mode is StorageMode.PLAIN
+    assert "timescaledb" in report.reason
+    assert state(fresh_database) == (latest_version(), StorageMode.PLAIN)
+    with psycopg.connect(fresh_database) as conn:
+        modes = conn.execute("SELECT DISTINCT mode FROM schema_migrations").fetchall()
+    assert modes == [("plain",)]
+
+
+@pytest.mark.parametrize(
+    ("available", "installed", "preloaded", "mode"),
+    [
+        (False, False, False, StorageMode.PLAIN),
+        (True, False, False, StorageMode.PLAIN),  # CREATE EXTENSION would fail
+        (True, False, True, StorageMode.TIMESCALE),
+        (True, True, True, StorageMode.TIMESCALE),
+        (True, True, False, StorageMode.TIMESCALE),
+    ],
+)
+def test_timescaledb_is_chosen_only_when_it_can_be_loaded(
+    available: bool, installed: bool, preloaded: bool, mode: StorageMode
+) -> None:
+    assert choose_mode(available, installed, preloaded).mode is mode
+
+
+def test_a_database_keeps_the_mode_it_started_with(migrated_database: str) -> None:
+    recorded = state(migrated_database)[1]
+    assert recorded is not None
+    other = StorageMode.TIMESCALE if recorded is StorageMode.PLAIN else StorageMode.PLAIN
+    with pytest.raises(MigrationError, match=f"set up in {recorded} mode"):
+        migrate(migrated_database, other)
+    assert migrate(migrated_database, recorded).applied == ()
+
+
+def test_a_failing_migration_is_rolled_back_whole(fresh_database: str) -> None:
+    if timescale_loadable(fresh_database):
+        pytest.skip("this server can load TimescaleDB: forcing it would succeed")
+    with pytest.raises(MigrationError, match=r"migration 2 .* rolled back"):
+        migrate(fresh_database, StorageMode.TIMESCALE)
+    assert state(fresh_database) == (1, StorageMode.TIMESCALE)
+    with psycopg.connect(fresh_database) as conn:
+        hypertables = conn.execute("SELECT to_regclass('candles_1w')").fetchone()
+    assert hypertables == (None,)
+
+
+def test_a_migration_changed_after_it_was_applied_is_refused(migrated_database: str) -> None:
+    with psycopg.connect(migrated_database) as conn:
+        conn.execute("UPDATE schema_migrations SET checksum = 'edited' WHERE version = 1")
+    with pytest.raises(MigrationError, match="changed after this database applied it"):
+        migrate(migrated_database)
+
+
+def test_a_database_newer_than_the_code_is_refused(migrated_database: str) -> None:
+    with psycopg.connect(migrated_database) as conn:
+        conn.execute(
+            "INSERT INTO schema_migrations (version, name, mode, checksum)"
+            " SELECT 99, 'future', mode, '' FROM schema_migrations WHERE version = 1"
+        )
+    with pytest.raises(MigrationError, match="newer than this code"):
+        migrate(migrated_database)
+
+
+def test_both_modes_have_every_migration_numbered_without_gaps() -> None:
+    for mode in StorageMode:
+        versions = [m.version for m in migrations(mode)]
+        assert versions == list(range(1, latest_version() + 1))
+
+
+# -- the plain mode's roll-up views -----------------------------------------------------------
+
+
+def test_weekly_and_monthly_views_roll_up_the_daily_candles(migrated_database: str) -> None:
+    day = Interval.parse("1d")
+    # 2026-01-25 is a Sunday: its week starts on Monday 2026-01-19; 2026-02-01 opens February.
+    rows = [
+        ("2026-01-25", "10.00", "12.00", "9.00", "11.00", "1.5", 3, 100, 102),
+        ("2026-01-26", "11.00", "15.00", "10.50", "14.00", "2.25", 4, 103, 106),
+        ("2026-02-01", "14.00", "14.50", "8.00", "9.00", "0.5", 1, 107, 107),
+    ]
+    with psycopg.connect(migrated_database) as conn:
+        for date, o, h, lo, c, volume, trades, first, last in rows:
+            conn.execute(
+                """
+                INSERT INTO candles (instrument, interval, open_time, close_time, open, high,
+                    low, close, volume, quote_volume, vwap, taker_buy_volume, trades,
+                    first_trade_id, last_trade_id, revision, status)
+                VALUES ('TEST:ABC', %s, %s::timestamptz, %s::timestamptz + interval '1 day',
+                    %s, %s, %s, %s, %s, %s::numeric * %s::numeric, %s, 0, %s, %s, %s, 0, 'closed')
+                """,
+                (day.label, date, date, o, h, lo, c, volume, volume, c, c, trades, first, last),
+            )
+        weeks = conn.execute(
+            "SELECT to_char(open_time AT TIME ZONE 'UTC', 'YYYY-MM-DD'), open, high, low,"
+            " close, volume, trades, first_trade_id, last_trade_id"
+            " FROM candles_1w ORDER BY open_time"
+        ).fetchall()
+        months = conn.execute(
+            "SELECT to_char(open_time AT TIME ZONE 'UTC', 'YYYY-MM-DD'), open, close, trades"
+            " FROM candles_1mo ORDER BY open_time"
+        ).fetchall()
+    assert weeks == [
+        ("2026-01-19", Decimal("10.00"), Decimal("12.00"), Decimal("9.00"), Decimal("11.00"),
+         Decimal("1.5"), 3, 100, 102),
+        ("2026-01-26", Decimal("11.00"), Decimal("15.00"), Decimal("8.00"), Decimal("9.00"),
+         Decimal("2.75"), 5, 103, 107),
+    ]  # fmt: skip
+    assert months == [
+        ("2026-01-01", Decimal("10.00"), Decimal("14.00"), 7),
+        ("2026-02-01", Decimal("14.00"), Decimal("9.00"), 1),
+    ]
+
+
+# -- the TimescaleDB mode: its DDL read here, run where the extension is --------------------
+
+
+def view_columns(sql: str) -> dict[str, list[str]]:
+    """Each view's name and its column aliases, in order, from CREATE [MATERIALIZED] VIEW."""
+    views = {}
+    pattern = r"CREATE (?:MATERIALIZED )?VIEW (\w+)\b(.*?)\bFROM candles"
+    for name, body in re.findall(pattern, sql, re.S):
+        views[name] = re.findall(r"\bAS (\w+),?\s*$", body, re.M)
+    return views
+
+
+def test_both_modes_create_the_same_views_with_the_same_columns() -> None:
+    plain = view_columns(sql_text(2, StorageMode.PLAIN))
+    timescale = view_columns(sql_text(2, StorageMode.TIMESCALE))
+    assert set(plain) == {"candles_1w", "candles_1mo"}
+    assert plain == timescale
+    assert plain["candles_1w"][:6] == ["open_time", "open", "high", "low", "close", "volume"]
+
+
+def test_timescale_ddl_makes_hypertables_keyed_by_their_time_column() -> None:
+    tables = sql_text(1, StorageMode.TIMESCALE)
+    ddl = sql_text(2, StorageMode.TIMESCALE)
+    assert "CREATE EXTENSION IF NOT EXISTS timescaledb" in ddl
+    hypertables = dict(re.findall(r"create_hypertable\('(\w+)', by_range\('(\w+)'", ddl))
+    assert hypertables == {"ticks": "ts_event", "candles": "open_time"}
+    for table, time_column in hypertables.items():  # every unique key must hold the time
+        key = re.search(rf"CONSTRAINT {table}_pkey PRIMARY KEY \(([^)]*)\)", tables)
+        assert key is not None
+        assert time_column in [column.strip() for column in key.group(1).split(",")]
+    ticks = re.search(r"CREATE TABLE ticks \((.*?)\n\);", tables, re.S)
+    assert ticks is not None
+    assert "UNIQUE" not in ticks.group(1)  # the primary key is the only unique index
+
+
+def test_timescale_ddl_sets_compression_retention_and_refresh_policies() -> None:
+    ddl = sql_text(2, StorageMode.TIMESCALE)
+    compressed = re.findall(r"ALTER TABLE (\w+) SET \(\s*timescaledb\.compress,", ddl)
+    assert compressed == ["ticks", "candles"]
+    assert re.findall(r"add_compression_policy\('(\w+)'", ddl) == ["ticks", "candles"]
+    assert re.findall(r"add_retention_policy\('(\w+)'", ddl) == ["ticks"]
+    aggregates = re.findall(r"CREATE MATERIALIZED VIEW (\w+)\s+WITH \(timescaledb.continuous", ddl)
+    assert aggregates == ["candles_1w", "candles_1mo"]
+    assert re.findall(r"add_continuous_aggregate_policy\('(\w+)'", ddl) == aggregates
+    # A migration runs in a transaction: continuous aggregates must be created WITH NO DATA.
+    assert ddl.count("WITH NO DATA") == len(aggregates)
+    assert "time_bucket(INTERVAL '1 week', open_time)" in ddl
+
+
+def test_timescale_mode_on_a_server_with_timescaledb(fresh_database: str) -> None:
+    if not timescale_loadable(fresh_database):
+        pytest.skip(
+            "TimescaleDB cannot be loaded by this PostgreSQL server (no timescaledb in"
+            " pg_available_extensions, or not in shared_preload_libraries); point DATABASE_URL"
+            " at a TimescaleDB server to run this test"
+        )
+    report = migrate(fresh_database)
+    assert report.mode is StorageMode.TIMESCALE
+    with psycopg.connect(fresh_database) as conn:
+        hypertables = conn.execute(
+            "SELECT hypertable_name FROM timescaledb_information.hypertables ORDER BY 1"
+        ).fetchall()
+        jobs = conn.execute(
+            "SELECT proc_name, count(*) FROM timescaledb_information.jobs"
+            " WHERE proc_name LIKE 'policy_%' GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+        conn.execute("SELECT * FROM candles_1w, candles_1mo")
+    assert ("candles",) in hypertables
+    assert ("ticks",) in hypertables
+    assert dict(jobs) == {"policy_compression": 2, "policy_refresh_continuous_aggregate": 2,
+                          "policy_retention": 1}  # fmt: skip

@@ -1,0 +1,155 @@
+"""The engine runner on the in-process bus: real Kraken trades in, Kraken's candles out."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from decimal import Decimal
+from pathlib import Path
+from types import MappingProxyType
+
+import pytest
+
+from core import codecs
+from core.candles import Candle
+from core.engine import CandleEngine, EmptyPolicy, EngineConfig
+from core.intervals import parse_intervals
+from core.ticks import TickBatch
+from core.topics import CANDLES, TICKS, TICKS_REJECTED
+from ingest.files import read_ticks
+from ingest.pacing import received_at
+from streams.checkpoints import MemoryCheckpoints
+from streams.engine_runner import EngineRunner, restore_engine
+from streams.memory import MemoryBus
+
+WAIT = 10.0
+KRAKEN = Path("kraken-xbtusdt-2025-11-10")
+LAST_MINUTE = 1762807740 * 1_000_000_000  # 20:49 UTC, the last official row
+
+
+def config() -> EngineConfig:
+    return EngineConfig(
+        intervals=parse_intervals(["1m"]),
+        empty_by_venue=MappingProxyType({"KRAKEN": EmptyPolicy.FILL}),
+        emit_open=False,
+    )
+
+
+def kraken_batches(shared_data: Path, size: int = 20) -> list[TickBatch]:
+    (whole,) = list(read_ticks(shared_data / KRAKEN / "trades.json"))
+    now = time.time_ns()
+    return [received_at(whole.take(slice(i, i + size)), now) for i in range(0, len(whole), size)]
+
+
+def official(shared_data: Path) -> dict[int, tuple[Decimal, ...]]:
+    rows = json.loads((shared_data / KRAKEN / "ohlc-1m.json").read_text())["result"]["XBTUSDT"]
+    return {
+        t * 1_000_000_000: (Decimal(o), Decimal(h), Decimal(lo), Decimal(c), Decimal(v), Decimal(n))
+        for t, o, h, lo, c, _, v, n in rows
+    }
+
+
+def values(candle: Candle) -> tuple[Decimal, ...]:
+    return (
+        candle.open, candle.high, candle.low, candle.close, candle.volume, Decimal(candle.trades),
+    )  # fmt: skip
+
+
+@pytest.fixture
+async def bus() -> AsyncIterator[MemoryBus]:
+    bus = MemoryBus(partitions=2)
+    yield bus
+    await asyncio.wait_for(bus.close(), WAIT)
+
+
+async def publish(bus: MemoryBus, batches: list[TickBatch]) -> None:
+    ticks = bus.topic(TICKS)
+    for batch in batches:
+        await ticks.publish(
+            codecs.instrument_key(batch.instrument), codecs.encode_tick_batch(batch)
+        )
+
+
+async def final_candles(bus: MemoryBus, until_open_time: int) -> dict[int, Candle]:
+    """Read md.candles until the candle opening at ``until_open_time`` has closed."""
+    final: dict[int, Candle] = {}
+    async with bus.subscribe("test-reader", [CANDLES]) as reader:
+        while until_open_time not in final:
+            for record in await reader.poll(500, 1.0):
+                candle = codecs.decode_candle(record.value)
+                final[candle.open_time] = candle
+    return final
+
+
+def later(seconds: float) -> int:
+    """A wall clock ahead of now: the engine sees the feed as idle for that long."""
+    return time.time_ns() + round(seconds * 1e9)
+
+
+async def test_kraken_trades_through_the_runner_give_kraken_candles(
+    bus: MemoryBus, shared_data: Path
+) -> None:
+    runner = EngineRunner(bus, CandleEngine(config()), clock=lambda: later(15))
+    task = asyncio.create_task(runner.run())
+    reading = asyncio.create_task(final_candles(bus, LAST_MINUTE))
+    await asyncio.sleep(0.05)  # the reader joins before the candles are published
+    await publish(bus, kraken_batches(shared_data))
+    final = await asyncio.wait_for(reading, WAIT)
+    runner.stop()
+    await asyncio.wait_for(task, WAIT)
+    expected = official(shared_data)
+    assert {t: values(final[t]) for t in expected} == expected
+    assert runner.stats.ticks == 471
+
+
+async def test_undecodable_messages_are_rejected_and_the_runner_goes_on(
+    bus: MemoryBus, shared_data: Path
+) -> None:
+    rejected = bus.subscribe("test-rejects", [TICKS_REJECTED])
+    runner = EngineRunner(bus, CandleEngine(config()), clock=lambda: later(15))
+    task = asyncio.create_task(runner.run())
+    reading = asyncio.create_task(final_candles(bus, LAST_MINUTE))
+    await asyncio.sleep(0.05)
+    await bus.topic(TICKS).publish(b"KRAKEN:XBTUSDT", b"\x00not a tick batch")
+    await publish(bus, kraken_batches(shared_data))
+    await asyncio.wait_for(reading, WAIT)
+    runner.stop()
+    await asyncio.wait_for(task, WAIT)
+    (record,) = await asyncio.wait_for(rejected.poll(10, WAIT), WAIT)
+    message = codecs.decode_rejected(record.value)
+    assert message.reason == codecs.RejectCode.UNDECODABLE
+    assert message.payload == b"\x00not a tick batch"
+    assert message.origin is not None
+    assert message.origin.startswith(f"{TICKS}/")
+    assert runner.stats.undecodable == 1
+    await rejected.close()
+
+
+async def test_a_runner_restarted_from_its_checkpoint_ends_with_the_same_candles(
+    bus: MemoryBus, shared_data: Path
+) -> None:
+    store = MemoryCheckpoints()
+    batches = kraken_batches(shared_data)
+    reading = asyncio.create_task(final_candles(bus, LAST_MINUTE))
+    await asyncio.sleep(0.05)
+    first = EngineRunner(bus, CandleEngine(config()), store, checkpoint_every=0.0)
+    task = asyncio.create_task(first.run())
+    await publish(bus, batches[:10])
+    while first.stats.batches < 10:
+        await asyncio.sleep(0.01)
+    first.stop()
+    await asyncio.wait_for(task, WAIT)
+
+    engine = await restore_engine(store, first.group, lambda: CandleEngine(config()))
+    assert engine is not first.engine
+    second = EngineRunner(bus, engine, store, clock=lambda: later(15))
+    task = asyncio.create_task(second.run())
+    await publish(bus, batches[10:])
+    final = await asyncio.wait_for(reading, WAIT)
+    second.stop()
+    await asyncio.wait_for(task, WAIT)
+    assert second.stats.ticks == 471 - first.stats.ticks
+    expected = official(shared_data)
+    assert {t: values(final[t]) for t in expected} == expected
