@@ -1,12 +1,22 @@
-"""Timing helpers shared by the benchmarks: repeated runs, medians, a printed table."""
+"""What the benchmarks share: repeated runs, medians, a printed table, a scratch database."""
 
 from __future__ import annotations
 
+import contextlib
+import shutil
 import statistics
+import tempfile
 import time
-from collections.abc import Callable
+import uuid
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+
+import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
+
+from storage import PostgresServer, migrate
 
 REPO = Path(__file__).resolve().parents[1]
 SHARED_DATA = REPO.parent / "shared" / "data"
@@ -50,3 +60,29 @@ def print_table(title: str, figures: list[Figure], baseline: Figure, unit: str) 
             f"  {figure.name:<34} {figure.median_rate:>18,.0f} {figure.best_rate:>18,.0f}"
             f" {ratio:>10.1f}x"
         )
+
+
+@contextlib.contextmanager
+def scratch_database(url: str | None, durable: bool = False) -> Iterator[str]:
+    """A new migrated database on ``url``'s server (or a private server), dropped afterwards."""
+    with contextlib.ExitStack() as stack:
+        if url is None:
+            folder = Path(tempfile.mkdtemp(prefix="mdp-bench-pg-"))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            server = PostgresServer(folder, durable=durable)
+            url = server.start()
+            stack.callback(server.stop)
+            settings = "fsync on" if durable else "fsync and synchronous_commit off"
+            print(f"private PostgreSQL server in {folder} ({settings})")
+        name = f"mdp_bench_{uuid.uuid4().hex[:12]}"
+        with psycopg.connect(url, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+        try:
+            scratch = make_conninfo(url, dbname=name)
+            migrate(scratch)
+            yield scratch
+        finally:
+            with psycopg.connect(url, autocommit=True) as admin:
+                admin.execute(
+                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
+                )

@@ -19,28 +19,21 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import os
-import shutil
 import statistics
-import tempfile
 import time
-import uuid
-from collections.abc import Awaitable, Callable, Iterator, Sequence
-from pathlib import Path
+from collections.abc import Awaitable, Callable, Sequence
 
 import psycopg
-from psycopg import sql
-from psycopg.conninfo import make_conninfo
 
-from bench.common import Figure, print_table
+from bench.common import Figure, print_table, scratch_database
 from bench.engine import synthetic
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
 from core.numbers import format_fixed
 from core.tables import iso_utc
 from core.ticks import TickBatch
-from storage import PostgresServer, PostgresStore, migrate
+from storage import PostgresStore
 from storage.candle_rows import CANDLE_COLUMNS, candle_row
 from storage.tick_copy import COPY_HEADER, COPY_TRAILER, TICK_COLUMNS, encode_ticks
 
@@ -242,32 +235,6 @@ async def bench(
     )
     median = statistics.median(tick_figures[0].seconds)
     print(f"\n  one write of {ticks:,} ticks: median {median * 1000:,.0f} ms")
-
-
-@contextlib.contextmanager
-def scratch_database(url: str | None, durable: bool = False) -> Iterator[str]:
-    """A new migrated database on ``url``'s server (or a private server), dropped afterwards."""
-    with contextlib.ExitStack() as stack:
-        if url is None:
-            folder = Path(tempfile.mkdtemp(prefix="mdp-bench-pg-"))
-            stack.callback(shutil.rmtree, folder, ignore_errors=True)
-            server = PostgresServer(folder, durable=durable)
-            url = server.start()
-            stack.callback(server.stop)
-            settings = "fsync on" if durable else "fsync and synchronous_commit off"
-            print(f"private PostgreSQL server in {folder} ({settings})")
-        name = f"mdp_bench_{uuid.uuid4().hex[:12]}"
-        with psycopg.connect(url, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-        try:
-            scratch = make_conninfo(url, dbname=name)
-            migrate(scratch)
-            yield scratch
-        finally:
-            with psycopg.connect(url, autocommit=True) as admin:
-                admin.execute(
-                    sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(name))
-                )
 
 
 def main(argv: Sequence[str] | None = None) -> None:

@@ -6,9 +6,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from mdp.commands import candles, db, up
-
-EXIT_USAGE = 2
+from mdp.commands import api, candles, db, gateway, ingest, kafka, up, worker, writer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -20,6 +18,12 @@ def build_parser() -> argparse.ArgumentParser:
     up.add_parser(commands)
     candles.add_parser(commands)
     db.add_parser(commands)
+    kafka.add_parser(commands)
+    ingest.add_parser(commands)
+    worker.add_parser(commands)
+    writer.add_parser(commands)
+    gateway.add_parser(commands)
+    api.add_parser(commands)
     return parser
 
 

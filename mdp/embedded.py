@@ -1,8 +1,10 @@
 """The embedded platform: every service in one process over the in-process bus.
 
 feed -> md.ticks -> engine runner -> md.candles -> storage writer -> PostgreSQL
-(the writer also stores the ticks and everything rejected). The database is the one at
-``database_url``, or a private server started from the machine's PostgreSQL binaries.
+(the writer also stores the ticks and everything rejected); the WebSocket gateway reads
+md.candles and md.ticks for its clients, and the HTTP server serves the chart page and the
+history API. The database is the one at ``database_url``, or a private server started from
+the machine's PostgreSQL binaries.
 
 Stopping (Ctrl-C, SIGTERM, or the ``stop`` event) ends the feed first, then lets the engine
 and the writer finish what was already accepted, saves the engine's checkpoint, and only then
@@ -20,6 +22,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from charting.app import create_app_for_url
+from charting.server import serving
+from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
 from core.ticks import TickBatch
 from ingest.files import ReadReport
@@ -33,6 +38,7 @@ from storage.pg_server import PRIVATE_DATABASE
 from storage.writer import StorageWriter
 from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
 from streams.memory import MemoryBus
+from ws_gateway import Gateway, GatewaySettings
 
 log = logging.getLogger(__name__)
 
@@ -58,6 +64,9 @@ class PlatformSettings:
     data_dir: Path | None = None
     feed: FeedSettings = field(default_factory=FeedSettings)
     engine: EngineConfig = field(default_factory=EngineConfig)
+    host: str = "127.0.0.1"
+    http_port: int = 8000
+    ws_port: int = 8765
     status_every: float = 1.0
 
 
@@ -72,6 +81,8 @@ class Platform:
     feed: FeedPublisher | None = None
     engine: EngineRunner | None = None
     writer: StorageWriter | None = None
+    chart_url: str | None = None
+    gateway_url: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -87,6 +98,8 @@ class Platform:
             self.engine = runner = EngineRunner(bus, engine, checkpoints, clock=self.clock)
             self.writer = writer = StorageWriter(bus, store)
             self.feed = feed = FeedPublisher(bus)
+            gateway = await stack.enter_async_context(self._gateway(bus, store))
+            await stack.enter_async_context(self._http(url, gateway))
             writing = asyncio.create_task(writer.run(), name="writer")
             running = asyncio.create_task(runner.run(), name="engine")
             await asyncio.sleep(0)  # both subscribe before the first tick is published
@@ -113,6 +126,36 @@ class Platform:
         finally:
             if server.started_here:
                 await asyncio.to_thread(server.stop)
+
+    @contextlib.asynccontextmanager
+    async def _gateway(self, bus: MemoryBus, store: PostgresStore) -> AsyncIterator[Gateway]:
+        settings = self.settings
+        instruments = () if settings.feed.replay else settings.feed.instruments
+        gateway_settings = GatewaySettings(
+            host=settings.host,
+            port=settings.ws_port,
+            intervals=settings.engine.intervals,
+            instruments=instruments,
+        )
+        async with Gateway(bus, store, gateway_settings) as gateway:
+            self.gateway_url = gateway.url
+            self._say(f"gateway: {gateway.url}")
+            yield gateway
+
+    @contextlib.asynccontextmanager
+    async def _http(self, url: str, gateway: Gateway) -> AsyncIterator[None]:
+        settings = self.settings
+        engine = settings.engine
+        api = ApiSettings(
+            intervals=engine.intervals,
+            ws_url=f"ws://{{host}}:{gateway.port}/ws",
+            final_after_ns=engine.horizon_ns + engine.lateness_ns,
+        )
+        app = create_app_for_url(url, api)
+        async with serving(app, settings.host, settings.http_port) as server:
+            self.chart_url = f"{server.url}/"
+            self._say(f"chart: {self.chart_url}  (history API: {server.url}/v1, /udf)")
+            yield
 
     def _source(self, publisher: FeedPublisher) -> AsyncIterator[TickBatch]:
         feed = self.settings.feed

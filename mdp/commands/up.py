@@ -2,7 +2,8 @@
 
 Without DATABASE_URL (or --database-url) it starts a private PostgreSQL from the machine's
 binaries, with its data in a folder of its own that later runs reuse. The feed is a synthetic
-market unless --replay names a tick file. Ctrl-C or SIGTERM stops it cleanly.
+market unless --replay names a tick file. It prints the chart's URL (default
+http://127.0.0.1:8000/). Ctrl-C or SIGTERM stops it cleanly.
 """
 
 from __future__ import annotations
@@ -18,9 +19,9 @@ from typing import Any
 
 from core.engine import EmptyPolicy, EngineConfig
 from core.intervals import DEFAULT_INTERVALS, parse_intervals
-from ingest.files import FORMATS, TickFileError
-from ingest.synthetic import DEFAULT_INSTRUMENTS
+from ingest.files import TickFileError
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
+from mdp.feed_options import add_feed_options, check_feed_options, instruments_of
 from storage import PostgresServerError, PostgresUnavailableError
 
 EXIT_BAD_INPUT = 2
@@ -44,23 +45,17 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--data-dir", type=Path, help="the private server's folder (default: a per-user state dir)"
     )
-    feed = parser.add_argument_group("feed")
-    feed.add_argument("--replay", type=Path, metavar="FILE", help="replay a tick file")
-    feed.add_argument("--format", choices=FORMATS, help="the replayed file's format")
-    feed.add_argument("--instrument", metavar="VENUE:SYMBOL", help="the replayed file's instrument")
-    feed.add_argument(
-        "--speed",
-        type=float,
-        default=1.0,
-        help="replay speed: event seconds per second (default 1; 0: as fast as possible)",
+    serve = parser.add_argument_group("serving")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
-    feed.add_argument(
-        "--instruments",
-        default=",".join(DEFAULT_INSTRUMENTS),
-        help="synthetic instruments, comma-separated",
+    serve.add_argument(
+        "--http-port", type=int, default=8000, help="chart page and history API (0: a free port)"
     )
-    feed.add_argument("--rate", type=float, default=20.0, help="synthetic ticks/s per instrument")
-    feed.add_argument("--seed", type=int, default=0, help="synthetic seed")
+    serve.add_argument(
+        "--ws-port", type=int, default=8765, help="WebSocket gateway (0: a free port)"
+    )
+    add_feed_options(parser)
     parser.add_argument(
         "--interval",
         action="append",
@@ -74,19 +69,20 @@ def add_parser(commands: Any) -> None:
 
 def settings_from(args: argparse.Namespace) -> PlatformSettings:
     """The platform's settings from the parsed command line (raises ValueError when bad)."""
-    if args.speed < 0:
-        raise ValueError("--speed must not be negative")
+    check_feed_options(args)
     intervals = parse_intervals(args.interval) if args.interval else DEFAULT_INTERVALS
-    instruments = tuple(part.strip() for part in args.instruments.split(",") if part.strip())
     return PlatformSettings(
         database_url=args.database_url,
         data_dir=args.data_dir,
+        host=args.host,
+        http_port=args.http_port,
+        ws_port=args.ws_port,
         feed=FeedSettings(
             replay=args.replay,
             format=args.format,
             instrument=args.instrument,
             speed=args.speed or None,
-            instruments=instruments,
+            instruments=instruments_of(args),
             rate=args.rate,
             seed=args.seed,
         ),
@@ -100,8 +96,6 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-        if settings.feed.replay is not None and not settings.feed.replay.is_file():
-            raise ValueError(f"{settings.feed.replay}: no such file")
     except ValueError as exc:
         print(f"mdp up: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT

@@ -86,6 +86,8 @@ async def test_replaying_kraken_trades_stores_kraken_official_candles(
         database_url=migrated_database,
         feed=FeedSettings(replay=shared_data / KRAKEN / "trades.json", speed=None),
         engine=engine_config(),
+        http_port=0,
+        ws_port=0,
         status_every=0.5,
     )
     out = io.StringIO()
@@ -176,6 +178,8 @@ async def test_bad_rows_of_a_replay_end_in_the_rejected_table_and_the_rest_flows
         database_url=migrated_database,
         feed=FeedSettings(replay=path, speed=None),
         engine=engine_config(),
+        http_port=0,
+        ws_port=0,
     )
     platform = Platform(settings, io.StringIO(), clock=ahead(120))
     stop = asyncio.Event()

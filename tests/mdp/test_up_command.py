@@ -3,6 +3,8 @@ and a second start on the same data."""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
 import re
 import shutil
@@ -11,15 +13,20 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
 import pytest
+from websockets.asyncio.client import connect
 
 MDP = Path(sys.executable).parent / "mdp"
 STARTUP = 60.0
 URL = re.compile(r"database: (postgresql://\S+)")
+CHART = re.compile(r"chart: (http://\S+)")
+GATEWAY = re.compile(r"gateway: (ws://\S+)")
+FREE_PORTS = ("--http-port", "0", "--ws-port", "0")
 
 
 @pytest.fixture
@@ -34,7 +41,7 @@ def start(data_dir: Path, log: Path) -> subprocess.Popen[bytes]:
     env = {k: v for k, v in os.environ.items() if k != "DATABASE_URL"}
     with log.open("ab") as sink:
         return subprocess.Popen(
-            [str(MDP), "up", "--data-dir", str(data_dir), "--rate", "50"],
+            [*(str(MDP), "up", "--data-dir", str(data_dir), "--rate", "50"), *FREE_PORTS],
             stdout=sink,
             stderr=subprocess.STDOUT,
             env=env,
@@ -74,6 +81,23 @@ def wait_for_candles(url: str, more_than: int) -> tuple[int, int]:
     raise AssertionError(f"no candles stored within {STARTUP}s")
 
 
+def page(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as response:
+        assert response.status == 200
+        return str(response.read().decode())
+
+
+async def first_live_candle(gateway: str) -> dict[str, object]:
+    """Subscribe to one synthetic instrument's 1s candles; return the first live update."""
+    async with asyncio.timeout(30), connect(gateway) as socket:
+        request = {"op": "subscribe", "id": 1, "channel": "candles"}
+        await socket.send(json.dumps(request | {"instrument": "SYNTH:BTCUSD", "interval": "1s"}))
+        while True:
+            message = json.loads(await socket.recv())
+            if message["type"] == "candle":
+                return dict(message["candle"])
+
+
 def stop(process: subprocess.Popen[bytes], log: Path) -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=STARTUP) == 0, log.read_text()
@@ -88,6 +112,11 @@ def test_up_stores_candles_stops_cleanly_and_starts_again_on_the_same_data(
     try:
         url = wait_for_url(first, log, runs=1)
         ticks, candles = wait_for_candles(url, more_than=0)
+        chart = CHART.findall(log.read_text())[-1]
+        assert "<html" in page(chart).lower()
+        assert "mdp-chart" in page(chart)
+        live = asyncio.run(first_live_candle(GATEWAY.findall(log.read_text())[-1]))
+        assert live["instrument"] == "SYNTH:BTCUSD"
     finally:
         stop(first, log)
     assert ticks > 0

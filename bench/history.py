@@ -1,0 +1,262 @@
+"""History API read latency: 10,000 one-minute candles per request, JSON and Arrow.
+
+A server process runs the history API (uvicorn, the app of ``charting``) and, beside it on
+the same HTTP stack, the naive baseline: fetch every row with psycopg and ``json.dumps``
+the list. This process asks each contender for the same 10,000 candles, one request at a
+time over keep-alive HTTP on 127.0.0.1, and prints p50 and p99 latencies with the targets
+(p99 at most 50 ms for JSON and 20 ms for Arrow) and the ratio to the baseline.
+
+It uses ``--database-url`` (default: ``DATABASE_URL``), in a scratch database created and
+dropped here; with neither, a private PostgreSQL of its own (``storage.PostgresServer`` in a
+``tempfile.mkdtemp`` folder).
+Usage: ``python -m bench.history [--candles N] [--requests N] [--smoke]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import socket
+import statistics
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+import httpx
+import psycopg
+import pyarrow as pa
+
+from bench.common import REPO, scratch_database
+from core.candles import Candle, CandleStatus
+from core.intervals import Interval
+from core.tables import iso_utc
+from storage import PostgresStore
+
+INSTRUMENT: Final = "BENCH:BTCUSDT"
+MINUTE: Final = Interval.parse("1m")
+T0: Final = 1_767_225_600 * 1_000_000_000  # 2026-01-01T00:00:00Z
+TARGETS_MS: Final = {"json": 50.0, "arrow": 20.0}
+_NAIVE_SQL: Final = """
+SELECT * FROM candles
+WHERE instrument = %s AND interval = %s AND open_time >= %s AND open_time < %s
+ORDER BY open_time
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Latency:
+    """One contender's request latencies, seconds."""
+
+    name: str
+    seconds: list[float]
+    size: int
+
+    def percentile(self, p: float) -> float:
+        ordered = sorted(self.seconds)
+        index = min(len(ordered) - 1, max(0, round(p / 100 * len(ordered)) - 1))
+        return ordered[index] * 1000
+
+    @property
+    def p50(self) -> float:
+        return statistics.median(self.seconds) * 1000
+
+
+def candles(n: int) -> list[Candle]:
+    """``n`` closed one-minute candles of a random-looking walk (deterministic)."""
+    found = []
+    price = 87_000_00
+    for k in range(n):
+        step = (k * 7919) % 401 - 200
+        open_, close = price, price + step
+        high, low = max(open_, close) + k % 37, min(open_, close) - k % 23
+        volume = 1_000 + (k * 104_729) % 9_000_000
+        found.append(
+            Candle(
+                INSTRUMENT, MINUTE, T0 + k * MINUTE.ns, 2, 8, open_, high, low, close,
+                volume, volume * (open_ + close) // 2, volume // 3, 1 + k % 50,
+                10_000 + 100 * k, 10_050 + 100 * k, 0, CandleStatus.CLOSED,
+            )
+        )  # fmt: skip
+        price = close
+    return found
+
+
+# -- the server process -------------------------------------------------------------------
+
+
+def serve(database_url: str, port: int) -> None:
+    """The history API at ``/`` (final pages cached in memory) and at ``/cold`` (no cache:
+    every request reads the database), the naive baseline at ``/naive``, until killed."""
+    import uvicorn
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import Response
+    from starlette.routing import Mount, Route
+
+    from charting import ApiSettings, create_app_for_url
+
+    api = create_app_for_url(database_url, ApiSettings(max_limit=1_000_000))
+    cold = create_app_for_url(database_url, ApiSettings(max_limit=1_000_000, cache_bytes=0))
+    connections: list[psycopg.AsyncConnection[Any]] = []
+
+    async def naive(request: Request) -> Response:
+        start = request.query_params["start"]
+        end = request.query_params["end"]
+        connection = connections[0]
+        cursor = await connection.execute(_NAIVE_SQL, (INSTRUMENT, "1m", start, end))
+        rows = await cursor.fetchall()
+        body = json.dumps(rows, default=str)
+        return Response(body, media_type="application/json")
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with (
+            api.router.lifespan_context(api),  # the APIs open their databases
+            cold.router.lifespan_context(cold),
+            await psycopg.AsyncConnection.connect(database_url, autocommit=True) as connection,
+        ):
+            connections.append(connection)
+            yield
+
+    routes = [Route("/naive", naive), Mount("/cold", cold), Mount("/", api)]
+    app = Starlette(routes=routes, lifespan=lifespan)
+    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+
+
+# -- the measuring process ----------------------------------------------------------------
+
+
+def _free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+@contextlib.contextmanager
+def server_process(database_url: str) -> Iterator[str]:
+    port = _free_port()
+    command = [sys.executable, "-m", "bench.history", "--serve", database_url, str(port)]
+    process = subprocess.Popen(command, cwd=REPO)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            if process.poll() is not None:
+                raise RuntimeError(f"the bench server exited with {process.returncode}")
+            with contextlib.suppress(httpx.HTTPError):
+                if httpx.get(f"{base}/v1/instruments", timeout=1).status_code == 200:
+                    break
+            if time.monotonic() > deadline:
+                raise RuntimeError("the bench server did not answer within 60 s")
+            time.sleep(0.1)
+        yield base
+    finally:
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def measure(client: httpx.Client, name: str, url: str, requests: int, rows: int) -> Latency:
+    """``requests`` sequential GETs of ``url`` (after a few to warm up); checks each answer."""
+    for _ in range(min(5, requests)):
+        _check(client.get(url), name, rows)
+    seconds = []
+    size = 0
+    for _ in range(requests):
+        start = time.perf_counter()
+        response = client.get(url)
+        size = len(response.content)
+        seconds.append(time.perf_counter() - start)
+        _check(response, name, rows)
+    return Latency(name, seconds, size)
+
+
+def _check(response: httpx.Response, name: str, rows: int) -> None:
+    if response.status_code != 200:
+        raise RuntimeError(f"{name}: {response.status_code} {response.text[:300]}")
+    if name.startswith("naive"):
+        found = len(response.json())
+    elif "JSON" in name:
+        found = len(response.json()["candles"])
+    else:
+        found = pa.ipc.open_stream(response.content).read_all().num_rows
+    if found != rows:
+        raise RuntimeError(f"{name}: {found} candles, expected {rows}")
+
+
+def report(figures: list[Latency], rows: int, requests: int) -> None:
+    baseline = figures[0]
+    print(
+        f"\nhistory API: {rows:,} one-minute candles per request, {requests} requests each"
+        " (sequential, keep-alive HTTP on 127.0.0.1; the server in its own process)"
+    )
+    print(
+        f"  {'contender':<34} {'p50 ms':>8} {'p99 ms':>8} {'KiB':>7} {'target p99':>11}"
+        f" {'p50 x naive':>12}"
+    )
+    for figure in figures:
+        target = next((t for k, t in TARGETS_MS.items() if k in figure.name.lower()), None)
+        if figure is baseline:
+            target_text = "-"
+        else:
+            verdict = "met" if target is not None and figure.percentile(99) <= target else "MISSED"
+            target_text = f"{target:.0f} {verdict}"
+        ratio = baseline.p50 / figure.p50
+        print(
+            f"  {figure.name:<34} {figure.p50:>8.1f} {figure.percentile(99):>8.1f}"
+            f" {figure.size / 1024:>7.0f} {target_text:>11} {ratio:>11.1f}x"
+        )
+
+
+def run(database_url: str, rows: int, requests: int) -> list[Latency]:
+    async def stock() -> None:
+        async with PostgresStore.open(database_url) as store:
+            await store.write(candles=candles(rows))
+
+    asyncio.run(stock())
+    with psycopg.connect(database_url, autocommit=True) as conn:
+        conn.execute("VACUUM ANALYZE candles")
+    start = "2026-01-01T00:00:00Z"
+    end_ns = T0 + rows * MINUTE.ns
+    end = f"{end_ns // 1_000_000}"
+    query = f"instrument={INSTRUMENT}&interval=1m&start={start}&end={end}&limit={rows}"
+    with server_process(database_url) as base, httpx.Client(base_url=base, timeout=60) as client:
+        naive_end = f"2026-01-01T00:00:00Z&end={iso_utc(end_ns)}"
+        naive = f"/naive?start={naive_end}"
+        figures = [measure(client, "naive (psycopg + json.dumps)", naive, requests, rows)]
+        for cache, prefix in (("database", "/cold"), ("cached", "")):
+            for fmt in ("json", "arrow"):
+                name = f"/v1/candles {fmt.upper() if fmt == 'json' else 'Arrow'} ({cache})"
+                url = f"{prefix}/v1/candles?{query}&format={fmt}"
+                figures.append(measure(client, name, url, requests, rows))
+    report(figures, rows, requests)
+    return figures
+
+
+def main(argv: Sequence[str] | None = None) -> list[Latency]:
+    parser = argparse.ArgumentParser(prog="python -m bench.history", description=__doc__)
+    parser.add_argument("--candles", type=int, default=10_000, help="candles per request")
+    parser.add_argument("--requests", type=int, default=200, help="requests per contender")
+    parser.add_argument("--database-url", metavar="URL", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs (for CI)")
+    parser.add_argument("--serve", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.serve:
+        serve(args.serve[0], int(args.serve[1]))
+        return []
+    rows, requests = (300, 10) if args.smoke else (args.candles, args.requests)
+    with scratch_database(args.database_url) as url:
+        return run(url, rows, requests)
+
+
+if __name__ == "__main__":
+    main()

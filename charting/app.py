@@ -1,0 +1,63 @@
+"""The history API and chart page as one Starlette app.
+
+Two ways to make it:
+
+- :func:`create_app` with a :class:`~charting.database.HistoryDatabase` the caller opened
+  (and closes): what the embedded platform does, next to its other services.
+- :func:`create_app_for_url` with a database URL: the app opens and closes the database in
+  its own lifespan (``mdp api``, or any ASGI server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator
+
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.routing import BaseRoute
+
+from charting.context import Context
+from charting.database import HistoryDatabase
+from charting.problems import ProblemError, http_error_handler, problem_handler
+from charting.routes import candles, docs, instruments, ticks, udf, web
+from charting.settings import ApiSettings
+
+
+def create_app(history: HistoryDatabase, settings: ApiSettings | None = None) -> Starlette:
+    """The app over an open database (the caller owns it)."""
+    return _build(Context(settings or ApiSettings(), history), lifespan=None)
+
+
+def create_app_for_url(database_url: str, settings: ApiSettings | None = None) -> Starlette:
+    """The app over the database at ``database_url``, opened for the app's lifespan."""
+    ctx = Context(settings or ApiSettings())
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with HistoryDatabase.open(database_url, max_size=ctx.settings.pool_size) as history:
+            ctx.history = history
+            try:
+                yield
+            finally:
+                ctx.history = None
+
+    return _build(ctx, lifespan=lifespan)
+
+
+def _build(ctx: Context, lifespan: object) -> Starlette:
+    routes: list[BaseRoute] = [
+        *candles.routes(ctx),
+        *ticks.routes(ctx),
+        *instruments.routes(ctx),
+        *udf.routes(ctx),
+        *docs.routes(ctx),
+        *web.routes(ctx),
+    ]
+    app = Starlette(
+        routes=routes,
+        exception_handlers={ProblemError: problem_handler, HTTPException: http_error_handler},
+        lifespan=lifespan,  # type: ignore[arg-type]
+    )
+    app.state.context = ctx  # for tests and operators: settings, database, page cache
+    return app

@@ -1,0 +1,386 @@
+"""The history API's reads: psycopg against the storage schema, streamed in chunks.
+
+The storage repository returns whole lists; the API needs more: a page summary before the
+first byte goes out (how many rows, where the next page starts, whether any candle is still
+open, the decimal scales), and the page itself streamed through a server-side cursor, a
+chunk of rows at a time, so that memory stays bounded whatever the range. Every query is a
+range scan of a primary key (``candles``: instrument, interval, open time; ``ticks``: event
+time first), which ``tests/charting/test_query_plans.py`` checks with EXPLAIN.
+
+The pool's connections are read-only and have a statement timeout.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+from collections.abc import AsyncGenerator, AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any, Final, LiteralString
+
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+from psycopg_pool import AsyncConnectionPool
+
+from charting.times import at_or_after, at_or_before
+from core.candles import VWAP_EXTRA_PLACES, Candle
+from core.intervals import Interval
+from storage.candle_rows import READ_COLUMNS, candle_from_row
+
+Connection = psycopg.AsyncConnection[Any]
+Row = tuple[Any, ...]
+
+_NS: Final = 1_000_000_000
+_ISO: Final = """to_char(open_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
+_EPOCH_S: Final = "extract(epoch FROM open_time)::bigint"
+
+JSON_OBJECT: Final = f"""concat('{{"instrument":"', instrument, '","interval":"', interval,
+    '","open_time":"', {_ISO}, '","open":"', open, '","high":"', high, '","low":"', low,
+    '","close":"', close, '","volume":"', volume, '","quote_volume":"', quote_volume,
+    '","trades":', trades, ',"vwap":"', vwap, '","taker_buy_volume":"', taker_buy_volume,
+    '","first_trade_id":', coalesce(first_trade_id::text, 'null'),
+    ',"last_trade_id":', coalesce(last_trade_id::text, 'null'),
+    ',"status":"', status, '","revision":', revision, '}}')"""
+"""A candle as a JSON object (the fields of :data:`charting.candle_formats.CANDLE_FIELDS`),
+written by PostgreSQL: Python then handles one value per row, not sixteen, which keeps the
+event loop free. No value needs escaping: instruments are ``[A-Z0-9_:./-]``, and the rest
+are numbers, times and statuses."""
+
+CSV_LINE: Final = f"""concat_ws(',', {_ISO}, open, high, low, close, volume, quote_volume,
+    trades, vwap, taker_buy_volume, coalesce(first_trade_id::text, ''),
+    coalesce(last_trade_id::text, ''), status, revision)"""
+"""A candle as the rest of a CSV line (after instrument and interval): one text per row."""
+
+ARROW_LINE: Final = f"""concat_ws(',', {_EPOCH_S}, open, high, low, close, volume,
+    quote_volume, trades, vwap, taker_buy_volume, coalesce(first_trade_id::text, ''),
+    coalesce(last_trade_id::text, ''), status, revision)"""
+"""A candle as CSV text with the open time in epoch seconds, for the Arrow CSV parser."""
+
+UDF_COLUMNS: Final = f"{_EPOCH_S}, open::text, high::text, low::text, close::text, volume::text"
+
+_CANDLE_RANGE: Final = """
+FROM candles
+WHERE instrument = %(instrument)s AND interval = %(interval)s
+  AND open_time >= %(start)s AND open_time < %(end)s
+"""
+_CANDLE_SUMMARY: Final = f"""
+WITH bound AS (
+    SELECT {_EPOCH_S} AS next_s {_CANDLE_RANGE}
+    ORDER BY open_time OFFSET %(limit)s LIMIT 1
+)
+SELECT count(*),
+       coalesce(bool_or(status = 'open'), false),
+       (extract(epoch FROM max(updated_at)) * 1000000)::bigint,
+       (SELECT next_s FROM bound),
+       max(scale(close)),
+       max(scale(volume))
+{_CANDLE_RANGE}
+  AND open_time < coalesce((SELECT to_timestamp(next_s) FROM bound), %(end)s)
+"""
+"""The page's size, whether it holds an open candle, its last change, where the next page
+starts, and its decimal places: prices share theirs, and so do volumes; the notional has
+both, the VWAP the price's and four (``storage.candle_rows`` writes them so)."""
+_SOURCE_CANDLES: Final = f"""
+SELECT {READ_COLUMNS} FROM (
+    SELECT *, (extract(epoch FROM open_time) * 1000000000)::bigint AS open_time_ns
+    {_CANDLE_RANGE}
+) AS found
+"""
+_TICK_RANGE: Final = """
+FROM ticks
+WHERE ts_event >= %(lo)s AND ts_event < %(hi)s
+  AND instrument = %(instrument)s
+  AND (ts_event_ns, trade_id) >= (%(start_ns)s, %(start_id)s)
+  AND (ts_event_ns, trade_id) < (%(end_ns)s, %(end_id)s)
+"""
+_TICK_ORDER: Final = "ORDER BY ts_event, ts_event_ns, trade_id"
+TICK_COLUMNS: Final = "ts_event_ns, trade_id, price::text, size::text, side, ts_recv_ns, trades"
+_TICK_SUMMARY: Final = f"""
+WITH bound AS (
+    SELECT ts_event_ns, trade_id {_TICK_RANGE}
+    {_TICK_ORDER} OFFSET %(limit)s LIMIT 1
+)
+SELECT count(*), max(scale(price)), max(scale(size)),
+       (SELECT ts_event_ns FROM bound), (SELECT trade_id FROM bound)
+{_TICK_RANGE}
+  AND (ts_event_ns, trade_id) < coalesce(
+      (SELECT (ts_event_ns, trade_id) FROM bound), (%(end_ns)s::bigint, %(end_id)s::bigint))
+"""
+_INT64_MAX: Final = 2**63 - 1
+_cursor_names = itertools.count()
+
+
+@dataclass(frozen=True, slots=True)
+class CandlePage:
+    """What a page of stored candles holds, known before it is read.
+
+    ``end`` is where the page stops (exclusive): the next page's start when ``next_start``
+    is set, else the end of the range asked for.
+    """
+
+    start: int
+    end: int
+    rows: int
+    has_open: bool
+    updated_us: int | None
+    next_start: int | None
+    price_scale: int
+    size_scale: int
+    quote_scale: int
+    vwap_scale: int
+
+
+@dataclass(frozen=True, slots=True)
+class TickKey:
+    """A tick's place in the order of ``ticks``: (``ts_event`` ns, trade id)."""
+
+    ns: int
+    trade_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TickPage:
+    start: TickKey
+    end: TickKey
+    rows: int
+    price_scale: int
+    size_scale: int
+    next_start: TickKey | None
+
+
+class HistoryDatabase:
+    """Read-only access to candles, ticks and instruments for the history API.
+
+    Open it with :meth:`open`; it owns its connection pool for the ``async with`` block.
+    """
+
+    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+        self._pool = pool
+        self._known: set[str] = set()
+
+    @classmethod
+    @contextlib.asynccontextmanager
+    async def open(
+        cls, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 30.0
+    ) -> AsyncIterator[HistoryDatabase]:
+        given = conninfo_to_dict(url).get("options") or ""
+        options = f"{given} -c default_transaction_read_only=on -c statement_timeout=30000"
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            url,
+            min_size=min_size,
+            max_size=max_size,
+            open=False,
+            timeout=timeout,
+            name="history",
+            kwargs={"options": options.strip(), "application_name": "mdp-history-api"},
+        )
+        await pool.open(wait=True, timeout=timeout)
+        try:
+            yield cls(pool)
+        finally:
+            await pool.close()
+
+    # -- instruments ----------------------------------------------------------------------
+
+    async def instruments(self) -> list[str]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute("SELECT instrument FROM instruments ORDER BY instrument")
+            found = [str(row[0]) for row in await cursor.fetchall()]
+        self._known.update(found)
+        return found
+
+    async def has_instrument(self, instrument: str) -> bool:
+        """Whether ``instrument`` has ever been written (instruments are never removed)."""
+        if instrument in self._known:
+            return True
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT 1 FROM instruments WHERE instrument = %s", (instrument,)
+            )
+            found = await cursor.fetchone() is not None
+        if found:
+            self._known.add(instrument)
+        return found
+
+    async def scales(self, instrument: str, interval: Interval) -> tuple[int, int] | None:
+        """Price and size decimal places of the newest ``interval`` candle, if there is one."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                "SELECT scale(close), scale(volume) FROM candles"
+                " WHERE instrument = %s AND interval = %s ORDER BY open_time DESC LIMIT 1",
+                (instrument, interval.label),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else (int(row[0]), int(row[1]))
+
+    # -- candles --------------------------------------------------------------------------
+
+    async def candle_page(
+        self, instrument: str, interval: Interval, start: int, end: int, limit: int
+    ) -> CandlePage:
+        """Summary of the first ``limit`` stored candles opening in ``[start, end)``."""
+        params = candle_params(instrument, interval, start, end) | {"limit": limit}
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_CANDLE_SUMMARY, params)
+            row = await cursor.fetchone()
+        assert row is not None
+        rows, has_open, updated_us, next_s, ps, ss = row
+        next_start = None if next_s is None else int(next_s) * _NS
+        ps, ss = int(ps or 0), int(ss or 0)
+        return CandlePage(
+            start=start,
+            end=end if next_start is None else next_start,
+            rows=int(rows),
+            has_open=bool(has_open),
+            updated_us=None if updated_us is None else int(updated_us),
+            next_start=next_start,
+            price_scale=ps,
+            size_scale=ss,
+            quote_scale=ps + ss,
+            vwap_scale=ps + VWAP_EXTRA_PLACES,
+        )
+
+    async def candle_rows(
+        self,
+        columns: LiteralString,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> AsyncGenerator[list[Row], None]:
+        """Stored candles opening in ``[start, end)``, as rows of ``columns``, in chunks."""
+        order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
+        query: LiteralString = f"SELECT {columns} {_CANDLE_RANGE} {order}"
+        if limit is not None:
+            query += " LIMIT %(limit)s"
+        params = candle_params(instrument, interval, start, end) | {"limit": limit}
+        async with contextlib.aclosing(self._stream(query, params, chunk)) as chunks:
+            async for rows in chunks:
+                yield rows
+
+    async def source_candles(
+        self,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+    ) -> AsyncGenerator[list[Candle], None]:
+        """Stored candles opening in ``[start, end)`` as :class:`Candle` s (for roll-ups)."""
+        order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
+        params = candle_params(instrument, interval, start, end)
+        query: LiteralString = f"{_SOURCE_CANDLES} {order}"
+        async with contextlib.aclosing(self._stream(query, params, chunk)) as chunks:
+            async for rows in chunks:
+                yield [candle_from_row(row, interval) for row in rows]
+
+    async def last_open_time(self, instrument: str, interval: Interval, before: int) -> int | None:
+        """Open time of the newest stored candle opening before ``before``."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(
+                f"SELECT {_EPOCH_S} FROM candles WHERE instrument = %s AND interval = %s"
+                " AND open_time < %s ORDER BY open_time DESC LIMIT 1",
+                (instrument, interval.label, at_or_after(before)),
+            )
+            row = await cursor.fetchone()
+        return None if row is None else int(row[0]) * _NS
+
+    # -- ticks ----------------------------------------------------------------------------
+
+    async def tick_page(
+        self, instrument: str, start: TickKey, end: TickKey, limit: int
+    ) -> TickPage:
+        """Summary of the first ``limit`` ticks from ``start`` (inclusive) to ``end``."""
+        params = tick_params(instrument, start, end) | {"limit": limit}
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_TICK_SUMMARY, params)
+            row = await cursor.fetchone()
+        assert row is not None
+        rows, ps, ss, next_ns, next_id = row
+        next_start = None if next_ns is None else TickKey(int(next_ns), int(next_id))
+        return TickPage(
+            start=start,
+            end=end if next_start is None else next_start,
+            rows=int(rows),
+            price_scale=int(ps or 0),
+            size_scale=int(ss or 0),
+            next_start=next_start,
+        )
+
+    async def tick_rows(
+        self, instrument: str, start: TickKey, end: TickKey, chunk: int
+    ) -> AsyncGenerator[list[Row], None]:
+        """Ticks from ``start`` (inclusive) to ``end`` (exclusive), rows of TICK_COLUMNS."""
+        query: LiteralString = f"SELECT {TICK_COLUMNS} {_TICK_RANGE} {_TICK_ORDER}"
+        params = tick_params(instrument, start, end)
+        async with contextlib.aclosing(self._stream(query, params, chunk)) as chunks:
+            async for rows in chunks:
+                yield rows
+
+    # -- plumbing -------------------------------------------------------------------------
+
+    async def explain(self, query: LiteralString, params: dict[str, Any]) -> str:
+        """The plan PostgreSQL picks for ``query`` (tests check that the indexes are used)."""
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(f"EXPLAIN {query}", params)
+            return "\n".join(str(row[0]) for row in await cursor.fetchall())
+
+    async def _stream(
+        self, query: LiteralString, params: dict[str, Any], chunk: int
+    ) -> AsyncGenerator[list[Row], None]:
+        """Rows of ``query`` through a server-side cursor, ``chunk`` at a time."""
+        async with (
+            self._pool.connection() as conn,
+            conn.transaction(),
+            conn.cursor(name=f"history_{next(_cursor_names)}") as cursor,
+        ):
+            await cursor.execute(query, params)
+            while rows := await cursor.fetchmany(chunk):
+                yield rows
+
+
+def candle_params(instrument: str, interval: Interval, start: int, end: int) -> dict[str, Any]:
+    return {
+        "instrument": instrument,
+        "interval": interval.label,
+        "start": at_or_after(start),
+        "end": at_or_after(end),
+    }
+
+
+def tick_params(instrument: str, start: TickKey, end: TickKey) -> dict[str, Any]:
+    return {
+        "instrument": instrument,
+        "lo": at_or_before(start.ns),
+        "hi": at_or_before(end.ns) + timedelta(microseconds=1),
+        "start_ns": min(start.ns, _INT64_MAX),
+        "start_id": start.trade_id,
+        "end_ns": min(end.ns, _INT64_MAX),
+        "end_id": end.trade_id,
+    }
+
+
+def candle_queries() -> dict[str, LiteralString]:
+    """The candle queries by name, for the EXPLAIN tests (parameters: :func:`candle_params`
+    and ``limit``)."""
+    return {
+        "summary": _CANDLE_SUMMARY,
+        "page": f"SELECT {JSON_OBJECT} {_CANDLE_RANGE} ORDER BY open_time",
+        "latest": f"SELECT {UDF_COLUMNS} {_CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
+        "source": f"{_SOURCE_CANDLES} ORDER BY open_time",
+    }
+
+
+def tick_queries() -> dict[str, LiteralString]:
+    """The tick queries by name (parameters: :func:`tick_params` and ``limit``)."""
+    return {
+        "summary": _TICK_SUMMARY,
+        "page": f"SELECT {TICK_COLUMNS} {_TICK_RANGE} {_TICK_ORDER}",
+    }

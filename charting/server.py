@@ -1,0 +1,96 @@
+"""Serve the app with uvicorn inside the caller's event loop (embedded platform, tests).
+
+Unlike ``uvicorn.run``, :func:`serving` leaves the process's signal handlers alone (the
+caller owns Ctrl-C) and tells the bound port, so ``port=0`` picks a free one.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import signal
+from collections.abc import AsyncIterator, Generator
+
+import uvicorn
+from starlette.types import ASGIApp
+
+
+class _Server(uvicorn.Server):
+    @contextlib.contextmanager
+    def capture_signals(self) -> Generator[None, None, None]:
+        yield
+
+
+class ApiServer:
+    """A running server: its ``url`` (``http://host:port``) and ``port``."""
+
+    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], host: str) -> None:
+        self._server = server
+        self._task = task
+        self.host = host
+
+    @property
+    def port(self) -> int:
+        sockets = self._server.servers[0].sockets
+        return int(sockets[0].getsockname()[1])
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.host}:{self.port}"
+
+    async def stop(self) -> None:
+        self._server.should_exit = True
+        await self._task
+
+
+@contextlib.asynccontextmanager
+async def serving(
+    app: ASGIApp,
+    host: str = "127.0.0.1",
+    port: int = 0,
+    *,
+    startup_timeout: float = 30.0,
+    log_level: str = "warning",
+) -> AsyncIterator[ApiServer]:
+    """Serve ``app`` on ``host:port`` for the ``async with`` block; stop it after."""
+    config = uvicorn.Config(
+        app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on"
+    )
+    server = _Server(config)
+    task = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
+    running = ApiServer(server, task, host)
+    try:
+        async with asyncio.timeout(startup_timeout):
+            while not server.started:
+                if task.done():
+                    task.result()
+                    raise RuntimeError(f"the HTTP server on {host}:{port} did not start")
+                await asyncio.sleep(0.01)
+        yield running
+    finally:
+        await running.stop()
+
+
+def run_until_stopped(app: ASGIApp, host: str, port: int, *, log_level: str = "info") -> bool:
+    """Serve ``app`` in the foreground until SIGINT or SIGTERM, then stop gracefully.
+
+    Returns whether the server started (False: it could not bind, or the app's startup
+    failed, as uvicorn logged).
+    """
+    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    server = _Server(config)
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        for signum in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(signum, _stop, server)
+        await server.serve()
+
+    asyncio.run(main())
+    return bool(server.started)
+
+
+def _stop(server: uvicorn.Server) -> None:
+    if server.should_exit:
+        server.force_exit = True
+    server.should_exit = True

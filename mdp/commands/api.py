@@ -1,0 +1,97 @@
+"""``mdp api``: the history API and the chart page, on their own (cluster mode).
+
+It serves ``/v1/candles``, ``/v1/ticks``, ``/v1/instruments``, TradingView UDF under ``/udf``,
+the OpenAPI document at ``/openapi.json`` and the chart page at ``/``, reading the database
+at ``--database-url`` (default: ``DATABASE_URL``). The chart page gets its live candles from
+the WebSocket gateway at ``--ws-url``. See ``docs/history-api.md`` and ``docs/chart.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+from core.intervals import DEFAULT_INTERVALS, parse_intervals
+
+EXIT_BAD_INPUT = 2
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "api",
+        help="serve the history API and the chart page",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    _arguments(parser)
+    parser.set_defaults(run=run)
+
+
+def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--database-url",
+        metavar="URL",
+        default=os.environ.get("DATABASE_URL"),
+        help="PostgreSQL to read (default: DATABASE_URL)",
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
+    parser.add_argument(
+        "--ws-url",
+        metavar="URL",
+        help="the WebSocket gateway the chart page connects to (e.g. ws://127.0.0.1:8765/ws)",
+    )
+    parser.add_argument(
+        "--interval",
+        action="append",
+        metavar="INTERVAL",
+        help="an interval the database stores; repeatable (default: "
+        + " ".join(i.label for i in DEFAULT_INTERVALS)
+        + "); others are rolled up on read",
+    )
+    parser.add_argument(
+        "--max-limit", type=int, default=10_000, help="most rows per request (10000)"
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from charting import ApiSettings, create_app_for_url
+    from charting.server import run_until_stopped
+
+    if not args.database_url:
+        return _fail("no database: give --database-url or set DATABASE_URL")
+    try:
+        intervals = parse_intervals(args.interval) if args.interval else DEFAULT_INTERVALS
+        settings = ApiSettings(
+            intervals=intervals,
+            max_limit=args.max_limit,
+            default_limit=min(1_000, args.max_limit),
+            ws_url=args.ws_url,
+        )
+    except ValueError as exc:
+        return _fail(str(exc))
+    app = create_app_for_url(args.database_url, settings)
+    started = run_until_stopped(app, args.host, args.port, log_level=args.log_level)
+    return 0 if started else 1
+
+
+def _fail(message: str) -> int:
+    print(f"mdp api: error: {message}", file=sys.stderr)
+    return EXIT_BAD_INPUT
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """``python -m mdp.commands.api``: the same command without the ``mdp`` entry point."""
+    parser = argparse.ArgumentParser(prog="mdp api", description=__doc__)
+    _arguments(parser)
+    return run(parser.parse_args(argv))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

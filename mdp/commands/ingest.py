@@ -1,0 +1,136 @@
+"""``mdp ingest``: ticks onto Kafka's ``md.ticks``, as micro-batches keyed by instrument.
+
+The feed is a tick file (``--replay FILE``, at ``--speed`` times its event time, 0 as fast as
+Kafka takes it) or, without ``--replay``, the synthetic market in real time (``--duration``
+seconds, or until Ctrl-C). Batches hold one instrument's ticks (at most ``--batch-ticks``);
+bad file rows go to ``md.ticks.rejected``. The producer is idempotent with ``acks=all``: a
+batch counts as sent once every replica has it. Clean stop on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import time
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+from core.ticks import TickBatch
+from ingest.files import ReadReport, TickFileError, read_ticks
+from ingest.pacing import paced
+from ingest.publisher import FeedPublisher
+from ingest.synthetic import SyntheticFeed
+from mdp.cluster_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    add_kafka_options,
+    kafka_settings,
+    say,
+    stop_on_signals,
+)
+from mdp.feed_options import add_feed_options, check_feed_options, instruments_of
+from streams.kafka.bus import KafkaBus
+from streams.kafka.retry import BrokerUnavailableError
+from streams.kafka.settings import KafkaSettings
+
+_NAME = "mdp ingest"
+_TEN_YEARS = 10 * 365 * 86400.0
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "ingest",
+        help="publish a tick file or the synthetic market to Kafka",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_kafka_options(parser)
+    feed = add_feed_options(parser)
+    feed.add_argument(
+        "--duration", type=float, help="synthetic: seconds of ticks (default: until stopped)"
+    )
+    feed.add_argument(
+        "--batch-ticks",
+        type=int,
+        default=5000,
+        metavar="N",
+        help="the most ticks in one md.ticks message (default 5000, ~285 kB)",
+    )
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    tell = say(_NAME)
+    try:
+        settings = kafka_settings(args, "mdp-ingest")
+        check_feed_options(args)
+        if not 1 <= args.batch_ticks <= 15_000:
+            raise ValueError("--batch-ticks must be within 1..15000 (a message holds ~1 MiB)")
+        if args.duration is not None and args.duration <= 0:
+            raise ValueError("--duration must be positive")
+        return asyncio.run(_ingest(args, settings))
+    except (ValueError, TickFileError) as exc:
+        tell(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    except BrokerUnavailableError as exc:
+        tell(f"error: {exc}")
+        return EXIT_FAILED
+
+
+async def _ingest(args: argparse.Namespace, settings: KafkaSettings) -> int:
+    tell = say(_NAME)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    async with KafkaBus(settings, create_topics=False, say=tell) as bus:
+        publisher = FeedPublisher(bus)
+        source = _source(args, publisher)
+        started = time.monotonic()
+        feeding = asyncio.create_task(publisher.run(source))
+        stopping = asyncio.create_task(stop.wait())
+        await asyncio.wait([feeding, stopping], return_when=asyncio.FIRST_COMPLETED)
+        stopping.cancel()
+        if not feeding.done():
+            feeding.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await feeding
+        else:
+            feeding.result()
+        stats = publisher.stats
+        seconds = max(time.monotonic() - started, 1e-9)
+        tell(
+            f"{stats.ticks:,} ticks in {stats.batches:,} batches in {seconds:.1f}s"
+            f" ({stats.ticks / seconds:,.0f} ticks/s); {stats.bad_rows:,} bad rows rejected"
+            + ("" if stats.finished else " (stopped)")
+        )
+    return 0
+
+
+def _source(args: argparse.Namespace, publisher: FeedPublisher) -> AsyncIterator[TickBatch]:
+    speed = args.speed or None
+    if args.replay is not None:
+        report = ReadReport(on_bad=publisher.bad_row)
+        batches = read_ticks(
+            args.replay, args.format, args.instrument, report, chunk_rows=args.batch_ticks
+        )
+        return paced(batches, speed)
+    instruments = instruments_of(args)
+    now = time.time_ns()
+    feed = SyntheticFeed(
+        instruments=instruments,
+        rate=args.rate,
+        duration=args.duration or _TEN_YEARS,
+        start_ns=now,
+        seed=args.seed,
+        batch_size=args.batch_ticks
+        if speed is None
+        else max(1, min(args.batch_ticks, round(args.rate / 10) or 1)),
+        first_trade_id=now // 1000,
+    )
+    return paced(_bounded(feed.batches(), args.batch_ticks), speed)
+
+
+def _bounded(batches: Iterator[TickBatch], most: int) -> Iterator[TickBatch]:
+    for batch in batches:
+        for start in range(0, len(batch), most):
+            yield batch if len(batch) <= most else batch.take(slice(start, start + most))

@@ -1,0 +1,172 @@
+"""``mdp worker``: a candle worker of cluster mode (a Faust app on Kafka).
+
+Workers of one group (``--group``) split the partitions of ``md.ticks``: start as many as
+there are partitions at most, on any machines. Each runs the candle engine on its partitions
+and publishes to ``md.candles`` (rejects to ``md.ticks.rejected``). A worker killed at any
+moment and started again (or another taking its partitions) carries on from the last
+checkpoint and its step journal and ends with the same candles as a run without the crash.
+
+Checkpoints go to the database at ``--database-url`` (default ``$DATABASE_URL``); without
+one, recovery replays the partition's journal from its start (fine for development).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from core.engine import EmptyPolicy, EngineConfig
+from core.intervals import DEFAULT_INTERVALS, NS_PER_SECOND, parse_intervals
+from core.topics import CANDLES, TICKS, TICKS_REJECTED
+from mdp.cluster_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    add_kafka_options,
+    kafka_settings,
+    say,
+)
+from streams.checkpoints import CheckpointStore
+from streams.engine_runner import DEFAULT_GROUP
+from streams.kafka.admin import STEPS
+from streams.kafka.bus import connect_admin
+from streams.kafka.engine_worker import WorkerSettings
+from streams.kafka.retry import BrokerUnavailableError
+
+_NAME = "mdp worker"
+NEEDED = (TICKS, STEPS, CANDLES, TICKS_REJECTED)
+FILL_VENUES = ("KRAKEN",)
+"""Venues whose own candles fill empty intervals (as in ``mdp up``)."""
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "worker",
+        help="run a candle worker on Kafka (cluster mode)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_kafka_options(parser)
+    parser.add_argument("--group", default=DEFAULT_GROUP, help=f"group (default {DEFAULT_GROUP})")
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get("DATABASE_URL"),
+        help="where checkpoints are kept (default: $DATABASE_URL; none: journal only)",
+    )
+    parser.add_argument(
+        "--interval",
+        action="append",
+        metavar="INTERVAL",
+        help="candle intervals, repeatable (default: "
+        + " ".join(i.label for i in DEFAULT_INTERVALS)
+        + ")",
+    )
+    parser.add_argument(
+        "--throttle",
+        type=float,
+        default=250.0,
+        metavar="MS",
+        help="least time between two updates of one open candle (default 250; 0: every batch)",
+    )
+    parser.add_argument(
+        "--checkpoint-every", type=float, default=10.0, metavar="SECONDS", help="default 10"
+    )
+    parser.add_argument(
+        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
+    )
+    parser.add_argument(
+        "--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS
+    )  # tests: a wall clock ahead closes replayed candles at once
+    parser.set_defaults(run=run)
+
+
+def settings_from(args: argparse.Namespace) -> WorkerSettings:
+    intervals = parse_intervals(args.interval) if args.interval else DEFAULT_INTERVALS
+    if args.throttle < 0:
+        raise ValueError("--throttle must not be negative")
+    if args.checkpoint_every <= 0:
+        raise ValueError("--checkpoint-every must be positive")
+    if not args.group:
+        raise ValueError("--group must not be empty")
+    return WorkerSettings(
+        kafka=kafka_settings(args, f"mdp-worker-{args.group}"),
+        engine=EngineConfig(
+            intervals=intervals,
+            empty_by_venue=MappingProxyType(dict.fromkeys(FILL_VENUES, EmptyPolicy.FILL)),
+            throttle_ns=round(args.throttle * 1_000_000),
+        ),
+        group=args.group,
+        checkpoint_every=args.checkpoint_every,
+        clock_offset_ns=round(args.clock_offset * NS_PER_SECOND),
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    tell = say(_NAME)
+    try:
+        settings = settings_from(args)
+    except ValueError as exc:
+        tell(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    logging.basicConfig(
+        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    for noisy in ("kafka", "aiokafka"):  # the clients' own retries are told by ours
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    try:
+        asyncio.run(_check_cluster(settings))
+    except (BrokerUnavailableError, RuntimeError) as exc:
+        tell(f"error: {exc}")
+        return EXIT_FAILED
+    return _run_faust(settings, args.database_url or None, args.log_level)
+
+
+async def _check_cluster(settings: WorkerSettings) -> None:
+    """Wait for the broker (with backoff), then check the topics the worker needs."""
+    admin, cluster = await connect_admin(settings.kafka, say(_NAME))
+    with admin:
+        counts = await asyncio.to_thread(admin.partitions, [*NEEDED])
+    missing = [name for name in NEEDED if name not in counts]
+    if missing:
+        raise RuntimeError(
+            f"the topics {', '.join(missing)} do not exist: run `mdp kafka topics` first"
+        )
+    if counts[TICKS] != counts[STEPS]:
+        raise RuntimeError(
+            f"{TICKS} has {counts[TICKS]} partitions but {STEPS} {counts[STEPS]}:"
+            " they must be equal"
+        )
+    say(_NAME)(f"cluster {cluster}: {counts[TICKS]} partitions of {TICKS}")
+
+
+def _run_faust(settings: WorkerSettings, database_url: str | None, log_level: str) -> int:
+    import faust
+
+    from streams.kafka.faust_app import build_app
+
+    def checkpoints() -> CheckpointStore | None:
+        if database_url is None:
+            say(_NAME)("no --database-url: recovery replays the journal from its start")
+            return None
+        from storage.checkpoints import PostgresCheckpoints
+
+        return PostgresCheckpoints(database_url)
+
+    datadir = _state_dir() / "faust" / settings.group
+    datadir.mkdir(parents=True, exist_ok=True)
+    app, _runtime = build_app(settings, checkpoints, datadir)
+    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
+    try:
+        worker.execute_from_commandline()
+    except SystemExit as exc:
+        return int(exc.code or 0) if isinstance(exc.code, int | None) else EXIT_FAILED
+    return 0
+
+
+def _state_dir() -> Path:
+    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "ganntec-mdp"

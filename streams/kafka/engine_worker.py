@@ -1,0 +1,374 @@
+"""The candle worker's shell around :class:`~streams.kafka.partition.PartitionEngine` s.
+
+:class:`EngineWorker` knows nothing of Faust: whoever consumes ``md.ticks`` in a group (the
+Faust agent of :mod:`streams.kafka.faust_app`) tells it which partitions it owns
+(:meth:`~EngineWorker.assign`, :meth:`~EngineWorker.revoke`), hands it the records polled
+(:meth:`~EngineWorker.handle`) and calls :meth:`~EngineWorker.tick` now and then, so that
+quiet instruments close on the wall clock. For each step it writes the journal entry, waits
+for the broker to have it, applies the step and publishes the outputs, and only then returns:
+the caller acknowledges the records (commits offsets) after that. See
+:mod:`streams.kafka.journal` for why a restart then gives the same candles.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Final
+
+from core.engine import EngineConfig
+from core.topics import TICKS
+from streams.bus import Record
+from streams.checkpoints import CheckpointStore
+from streams.engine_runner import DEFAULT_GROUP, EngineStats, Message
+from streams.kafka.admin import STEPS
+from streams.kafka.bus import KafkaBus
+from streams.kafka.journal import (
+    Claim,
+    PartitionCheckpoint,
+    Step,
+    checkpoint_name,
+    decode_checkpoint,
+    decode_entry,
+    encode_checkpoint,
+    encode_entry,
+    entry_key,
+)
+from streams.kafka.partition import GapError, PartitionEngine
+from streams.kafka.reader import PartitionReader
+from streams.kafka.settings import KafkaSettings
+
+log = logging.getLogger(__name__)
+
+_MS: Final = 1_000_000
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSettings:
+    """One candle worker: where Kafka is, its group, its engine, and how often it saves.
+
+    - ``checkpoint_every``: seconds between a partition's checkpoints (recovery replays the
+      steps since the last one).
+    - ``idle_every``: seconds without records after which a partition's clock is moved on.
+    - ``clock_offset_ns``: added to the wall clock (tests: a clock ahead makes replayed
+      instruments look idle, so their last candles close at once).
+    - ``batch_max``/``batch_within``: the micro-batch the Faust agent takes at a time.
+    """
+
+    kafka: KafkaSettings = field(default_factory=KafkaSettings)
+    engine: EngineConfig = field(default_factory=EngineConfig)
+    group: str = DEFAULT_GROUP
+    checkpoint_every: float = 10.0
+    idle_every: float = 1.0
+    clock_offset_ns: int = 0
+    batch_max: int = 256
+    batch_within: float = 0.002
+
+
+@dataclass(slots=True)
+class _Plan:
+    engine: PartitionEngine
+    step: Step
+    records: list[Record]
+
+
+class EngineWorker:
+    """Candle engines for the ``md.ticks`` partitions this process owns (see module text)."""
+
+    def __init__(
+        self,
+        settings: WorkerSettings,
+        bus: KafkaBus,
+        reader: PartitionReader,
+        checkpoints: CheckpointStore | None = None,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.settings = settings
+        self.bus = bus
+        self.reader = reader
+        self.checkpoints = checkpoints
+        self._clock = clock
+        self.owned: dict[int, PartitionEngine] = {}
+        self._recovering: dict[int, asyncio.Task[PartitionEngine]] = {}
+        self._lock = asyncio.Lock()  # one step (or batch of steps) at a time
+        self._reading = asyncio.Lock()  # the reader serves one partition at a time
+        self._last_step: dict[int, float] = {}
+        self._last_checkpoint: dict[int, float] = {}
+        self._saving: dict[int, asyncio.Task[None]] = {}
+        self.recoveries = 0
+
+    def now(self) -> int:
+        return self._clock() + self.settings.clock_offset_ns
+
+    @property
+    def stats(self) -> EngineStats:
+        """Totals over the partitions owned now."""
+        total = EngineStats()
+        for engine in self.owned.values():
+            s = engine.stats
+            total.batches += s.batches
+            total.ticks += s.ticks
+            total.candles += s.candles
+            total.rejected += s.rejected
+            total.duplicates += s.duplicates
+            total.undecodable += s.undecodable
+            total.last_event_ns = max(total.last_event_ns, s.last_event_ns)
+        return total
+
+    # -- ownership --------------------------------------------------------------------------
+
+    def assign(self, partitions: Iterable[int]) -> None:
+        """Start recovering the partitions not owned yet (in the background)."""
+        for partition in partitions:
+            if partition not in self.owned and partition not in self._recovering:
+                self._recovering[partition] = asyncio.create_task(
+                    self._recover(partition), name=f"recover md.ticks[{partition}]"
+                )
+
+    async def revoke(self, partitions: Iterable[int]) -> None:
+        """Stop owning ``partitions``: save their checkpoints, drop their engines."""
+        partitions = list(partitions)
+        for partition in partitions:
+            task = self._recovering.pop(partition, None)
+            if task is not None:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError, Exception):
+                    await task
+        async with self._lock:
+            for partition in partitions:
+                engine = self.owned.pop(partition, None)
+                if engine is not None:
+                    await self._save(engine)
+                    log.info("md.ticks[%d] handed over at offset %s", partition, engine.applied)
+
+    async def wait_recovered(self) -> None:
+        """Wait until every partition assigned so far is recovered (for tests and tools)."""
+        while self._recovering:
+            await asyncio.wait(list(self._recovering.values()))
+            await asyncio.sleep(0)
+
+    async def close(self) -> None:
+        """Save every partition's checkpoint and wait for the saves."""
+        for task in self._recovering.values():
+            task.cancel()
+        for task in list(self._recovering.values()):
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._recovering.clear()
+        async with self._lock:
+            for engine in list(self.owned.values()):
+                with contextlib.suppress(Exception):
+                    await self._save(engine)
+            self.owned.clear()
+        for saving in list(self._saving.values()):
+            with contextlib.suppress(Exception):
+                await saving
+
+    async def _engine(self, partition: int) -> PartitionEngine | None:
+        engine = self.owned.get(partition)
+        if engine is not None:
+            return engine
+        task = self._recovering.get(partition)
+        if task is None:
+            return None
+        try:
+            return await asyncio.shield(task)
+        except asyncio.CancelledError:
+            if task.cancelled():
+                return None
+            raise
+        except Exception:
+            return None
+
+    # -- steps ------------------------------------------------------------------------------
+
+    async def handle(self, records: Sequence[Record]) -> None:
+        """Run one step per partition over ``records`` (consecutive records of ``md.ticks``)."""
+        by_partition: dict[int, list[Record]] = defaultdict(list)
+        for record in records:
+            if record.topic == TICKS:
+                by_partition[record.partition].append(record)
+        for partition in list(by_partition):
+            if await self._engine(partition) is None:
+                log.debug("ignoring records of md.ticks[%d]: not owned", partition)
+                del by_partition[partition]
+        async with self._lock:
+            now = self.now()
+            plans = []
+            for partition, batch in sorted(by_partition.items()):
+                engine = self.owned.get(partition)
+                if engine is None:
+                    continue
+                fresh = await self._fresh(engine, batch)
+                if fresh:
+                    plans.append(_Plan(engine, engine.next_step(fresh, now), fresh))
+            await self._run(plans)
+
+    async def tick(self) -> None:
+        """Move idle partitions' clocks on; save the checkpoints that are due."""
+        async with self._lock:
+            now = self.now()
+            quiet = time.monotonic() - self.settings.idle_every
+            plans = [
+                _Plan(engine, engine.next_step([], now), [])
+                for partition, engine in sorted(self.owned.items())
+                if engine.idle_ready and self._last_step.get(partition, 0.0) <= quiet
+            ]
+            await self._run(plans)
+            for engine in self.owned.values():
+                self._maybe_checkpoint(engine)
+
+    async def _fresh(self, engine: PartitionEngine, records: list[Record]) -> list[Record]:
+        try:
+            return engine.fresh_records(records)
+        except GapError as gap:
+            log.info("md.ticks[%d]: reading %s directly", engine.partition, gap)
+            async with self._reading:
+                missing = await self.reader.read(TICKS, engine.partition, gap.start, gap.end)
+            return engine.fresh_records(missing + records)
+
+    async def _run(self, plans: list[_Plan]) -> None:
+        """Journal every step, then apply them and publish their outputs."""
+        if not plans:
+            return
+        try:
+            offsets = await self._journal([plan.step for plan in plans])
+            messages: list[Message] = []
+            for plan, offset in zip(plans, offsets, strict=True):
+                messages.extend(plan.engine.apply(plan.step, plan.records, offset))
+                self._last_step[plan.engine.partition] = time.monotonic()
+            await self._publish(messages)
+        except Exception:
+            log.exception("a step failed: recovering its partitions from the journal")
+            for plan in plans:
+                self.owned.pop(plan.engine.partition, None)
+            self.assign(plan.engine.partition for plan in plans)
+            return
+        for plan in plans:
+            self._maybe_checkpoint(plan.engine)
+
+    async def _journal(self, entries: Sequence[Step | Claim]) -> list[int]:
+        producer = self.bus.producer
+        key = entry_key(self.settings.group)
+        futures = [
+            await producer.send(STEPS, encode_entry(entry), key=key, partition=entry.partition)
+            for entry in entries
+        ]
+        return [int((await future).offset) for future in futures]
+
+    async def _publish(self, messages: list[Message]) -> None:
+        producer = self.bus.producer
+        stamp = time.time_ns() // _MS
+        futures: list[Any] = []
+        for topic, key, value in messages:
+            partition = self.bus.topic(topic).partition_for(key)
+            futures.append(
+                await producer.send(topic, value, key=key, partition=partition, timestamp_ms=stamp)
+            )
+        for future in futures:
+            await future
+
+    # -- checkpoints and recovery -----------------------------------------------------------
+
+    def _name(self, partition: int) -> str:
+        return checkpoint_name(self.settings.group, self.bus.cluster_id, TICKS, partition)
+
+    def _maybe_checkpoint(self, engine: PartitionEngine) -> None:
+        if self.checkpoints is None:
+            return
+        partition = engine.partition
+        last = self._last_checkpoint.get(partition, 0.0)
+        running = self._saving.get(partition)
+        if time.monotonic() - last < self.settings.checkpoint_every or (
+            running is not None and not running.done()
+        ):
+            return
+        self._last_checkpoint[partition] = time.monotonic()
+        data = encode_checkpoint(engine.checkpoint())
+        self._saving[partition] = asyncio.create_task(self._store(partition, data))
+
+    async def _save(self, engine: PartitionEngine) -> None:
+        if self.checkpoints is None:
+            return
+        running = self._saving.pop(engine.partition, None)
+        if running is not None:
+            with contextlib.suppress(Exception):
+                await running
+        await self._store(engine.partition, encode_checkpoint(engine.checkpoint()))
+
+    async def _store(self, partition: int, data: bytes) -> None:
+        assert self.checkpoints is not None
+        try:
+            await self.checkpoints.save(self._name(partition), data)
+        except Exception:
+            log.exception("saving the checkpoint of md.ticks[%d] failed", partition)
+            raise
+
+    async def _load(self, partition: int) -> PartitionEngine:
+        config = self.settings.engine
+        data = (
+            None if self.checkpoints is None else await self.checkpoints.load(self._name(partition))
+        )
+        if data is None:
+            return PartitionEngine.fresh(self.settings.group, partition, config)
+        checkpoint: PartitionCheckpoint = decode_checkpoint(data)
+        return PartitionEngine.restore(checkpoint, config)
+
+    async def _recover(self, partition: int) -> PartitionEngine:
+        """Checkpoint, then the journal's steps after it, then a claim of the partition."""
+        started = time.monotonic()
+        engine = await self._load(partition)
+        key = entry_key(self.settings.group)
+        last: list[Message] = []
+        replayed = 0
+        async with self._reading:
+            first, end = await self.reader.bounds(STEPS, partition)
+            if engine.journal_next < first:
+                log.warning(
+                    "md.ticks[%d]: the journal starts at %d, after %d where the checkpoint"
+                    " continues (retention?): the steps between are lost",
+                    partition,
+                    first,
+                    engine.journal_next,
+                )
+            begin = max(first, engine.journal_next)
+            async for record in self.reader.scan(STEPS, partition, begin, end):
+                if record.key != key:
+                    continue
+                try:
+                    entry = decode_entry(record.value)
+                except ValueError as exc:
+                    log.warning("journal %d: %s", record.offset, exc)
+                    continue
+                if not engine.follows(entry, record.offset):
+                    continue
+                assert isinstance(entry, Step)
+                ticks = await self._ticks(entry)
+                last = engine.apply(entry, ticks, record.offset)
+                replayed += 1
+        claim = engine.claim()
+        (offset,) = await self._journal([claim])
+        engine.claimed(claim, offset)
+        await self._publish(last)  # the last step's outputs may not have got out
+        self.owned[partition] = engine
+        self._last_step[partition] = time.monotonic()
+        self._last_checkpoint.setdefault(partition, time.monotonic())
+        self._recovering.pop(partition, None)
+        self.recoveries += 1
+        log.info(
+            "md.ticks[%d] recovered in %.2fs: offset %s, %d steps replayed, epoch %d",
+            partition,
+            time.monotonic() - started,
+            engine.applied,
+            replayed,
+            engine.epoch,
+        )
+        return engine
+
+    async def _ticks(self, step: Step) -> list[Record]:
+        return await self.reader.read(TICKS, step.partition, step.start, step.end)

@@ -1,0 +1,120 @@
+"""The candle worker's step journal and partition checkpoints: what makes a restart exact.
+
+A worker owns partitions of ``md.ticks``; for each it runs one candle engine in *steps*. A
+step feeds the records ``[start, end)`` of its partition to the engine, then moves the
+engine's wall clock to ``now_ns``. The engine is deterministic, so the state after a run of
+steps, and every candle it emitted on the way (revision numbers included), follow from the
+steps alone. The worker therefore writes each :class:`Step` to the journal topic
+(``mdp.engine.steps``, partition *p* for ``md.ticks`` partition *p*) and waits for the broker
+to have it *before* it publishes the step's outputs, and commits ``md.ticks`` offsets only
+after the outputs are published.
+
+Recovery (a restart, or a partition moving to another worker) loads the partition's latest
+:class:`PartitionCheckpoint` (engine state, the next offset and step, where its journal
+continues), then replays the journal's steps after it with the same records and clocks. The
+outputs of the steps replayed are those published before, so they are not sent again, except
+the last step's: whether its outputs got out before the crash is unknown, and sending them
+again gives byte-identical records. The new owner then writes a :class:`Claim` with a higher
+epoch; steps of an older epoch found after it (a worker that lost the partition and did not
+notice) are ignored by later recoveries.
+
+Checkpoints only shorten recovery: without one, recovery replays the partition's journal
+from its start (as long as the topics' retention keeps it).
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+import msgspec
+
+JOURNAL_VERSION: Final = 1
+CHECKPOINT_VERSION: Final = 1
+
+
+class Step(msgspec.Struct, frozen=True, tag="step"):
+    """Feed ``md.ticks`` records ``[start, end)`` of ``partition``, then move the clock."""
+
+    group: str
+    partition: int
+    epoch: int
+    seq: int
+    start: int
+    end: int
+    now_ns: int
+    v: int = JOURNAL_VERSION
+
+
+class Claim(msgspec.Struct, frozen=True, tag="claim"):
+    """A worker took ``partition`` over at step ``seq`` and offset ``applied``."""
+
+    group: str
+    partition: int
+    epoch: int
+    seq: int
+    applied: int | None
+    v: int = JOURNAL_VERSION
+
+
+Entry = Step | Claim
+
+_ENTRY: Final = msgspec.msgpack.Decoder(Entry)
+_ENCODER: Final = msgspec.msgpack.Encoder()
+
+
+def encode_entry(entry: Entry) -> bytes:
+    return _ENCODER.encode(entry)
+
+
+def decode_entry(data: bytes) -> Entry:
+    """A journal entry; raises ``ValueError`` for anything else (another version too)."""
+    try:
+        entry: Entry = _ENTRY.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a journal entry: {exc}") from exc
+    if entry.v != JOURNAL_VERSION:
+        raise ValueError(f"journal entry version {entry.v} is not {JOURNAL_VERSION}")
+    return entry
+
+
+def entry_key(group: str) -> bytes:
+    """Journal records are keyed by the consumer group (one journal topic serves many)."""
+    return group.encode()
+
+
+class PartitionCheckpoint(msgspec.Struct, frozen=True):
+    """One partition's engine as of step ``seq`` (the next to run) and offset ``applied``.
+
+    ``journal_next`` is the journal offset where the steps after it begin.
+    """
+
+    group: str
+    partition: int
+    epoch: int
+    seq: int
+    applied: int | None
+    journal_next: int
+    engine: bytes
+    v: int = CHECKPOINT_VERSION
+
+
+_CHECKPOINT: Final = msgspec.msgpack.Decoder(PartitionCheckpoint)
+
+
+def encode_checkpoint(checkpoint: PartitionCheckpoint) -> bytes:
+    return _ENCODER.encode(checkpoint)
+
+
+def decode_checkpoint(data: bytes) -> PartitionCheckpoint:
+    try:
+        checkpoint = _CHECKPOINT.decode(data)
+    except msgspec.DecodeError as exc:
+        raise ValueError(f"not a partition checkpoint: {exc}") from exc
+    if checkpoint.v != CHECKPOINT_VERSION:
+        raise ValueError(f"checkpoint version {checkpoint.v} is not {CHECKPOINT_VERSION}")
+    return checkpoint
+
+
+def checkpoint_name(group: str, cluster_id: str, topic: str, partition: int) -> str:
+    """Where a partition's checkpoint is stored: offsets mean something in one cluster only."""
+    return f"{group}@{cluster_id}/{topic}/{partition}"

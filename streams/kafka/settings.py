@@ -1,0 +1,38 @@
+"""How the platform's processes reach Kafka: one frozen settings object, made at the edge."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
+
+
+@dataclass(frozen=True, slots=True)
+class KafkaSettings:
+    """Client settings shared by the bus adapter, the admin client and the Faust worker.
+
+    - ``bootstrap``: ``host:port[,host:port...]`` of the brokers (``$KAFKA_BOOTSTRAP``).
+    - ``connect_timeout``: how long a process waits for an unreachable broker at start,
+      retrying with backoff (``None``: for ever).
+    - ``session_timeout``/``heartbeat_interval``: consumer group liveness; a member that
+      misses heartbeats for ``session_timeout`` seconds loses its partitions.
+    """
+
+    bootstrap: str = DEFAULT_BOOTSTRAP
+    client_id: str = "mdp"
+    connect_timeout: float | None = 60.0
+    request_timeout: float = 30.0
+    session_timeout: float = 10.0
+    heartbeat_interval: float = 0.5
+    max_message_bytes: int = 1024 * 1024
+
+    def __post_init__(self) -> None:
+        if not self.bootstrap.strip():
+            raise ValueError("the Kafka bootstrap address is empty")
+        if self.heartbeat_interval <= 0 or self.session_timeout <= self.heartbeat_interval:
+            raise ValueError("the session timeout must exceed the heartbeat interval")
+
+    @property
+    def servers(self) -> list[str]:
+        return [part.strip() for part in self.bootstrap.split(",") if part.strip()]

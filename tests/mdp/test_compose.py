@@ -1,0 +1,83 @@
+"""The cluster deployment in compose/ is checked statically (Docker does not run here): the
+YAML parses, the services are there, and every command is an ``mdp`` command line that the
+``mdp`` parser accepts."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+
+import mdp.commands
+from mdp.cli import build_parser
+
+COMPOSE = Path(__file__).resolve().parents[2] / "compose"
+SERVICES = {"kafka", "postgres", "worker", "writer", "gateway", "api", "ingest"}
+
+
+def compose() -> dict[str, Any]:
+    document: dict[str, Any] = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+    return document
+
+
+def every_command_parser() -> argparse.ArgumentParser:
+    """``mdp``'s parser with every command module of ``mdp.commands``, wired yet or not."""
+    parser = argparse.ArgumentParser(prog="mdp")
+    commands = parser.add_subparsers(dest="command", required=True)
+    for module in pkgutil.iter_modules(mdp.commands.__path__):
+        loaded = importlib.import_module(f"mdp.commands.{module.name}")
+        if hasattr(loaded, "add_parser"):
+            loaded.add_parser(commands)
+    return parser
+
+
+def sub_commands(parser: argparse.ArgumentParser) -> set[str]:
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            return set(action.choices)
+    return set()
+
+
+def mdp_commands() -> dict[str, list[str]]:
+    return {
+        name: service["command"][1:]
+        for name, service in compose()["services"].items()
+        if service.get("command", [None])[0] == "mdp"
+    }
+
+
+def test_the_cluster_has_every_service() -> None:
+    services = compose()["services"]
+    assert set(services) >= SERVICES
+    assert services["kafka"]["image"].startswith("apache/kafka:3.9")
+    assert services["worker"]["deploy"]["replicas"] >= 2
+    assert services["gateway"]["deploy"]["replicas"] >= 2
+
+
+@pytest.mark.parametrize("service", sorted(mdp_commands()))
+def test_each_service_runs_an_mdp_command_line_that_parses(service: str) -> None:
+    argv = mdp_commands()[service]
+    parser = every_command_parser()
+    if argv[0] not in sub_commands(parser):
+        pytest.skip(f"`mdp {argv[0]}` is not in mdp/commands yet")
+    parser.parse_args(argv)  # exits (fails the test) on an unknown command or option
+
+
+def test_the_platform_services_are_wired_into_mdp() -> None:
+    wired = sub_commands(build_parser())
+    assert {"kafka", "ingest", "worker", "writer", "db"} <= wired
+    assert {argv[0] for argv in mdp_commands().values()} - wired <= {"gateway", "api"}
+
+
+def test_services_find_kafka_and_the_database_by_service_name() -> None:
+    document = compose()
+    environment = document["x-mdp"]["environment"]
+    assert environment["KAFKA_BOOTSTRAP"] == "kafka:9092"
+    assert "@postgres:5432/" in environment["DATABASE_URL"]
+    assert (COMPOSE / "Dockerfile").is_file()
+    assert (COMPOSE / "nginx.conf").is_file()

@@ -1,0 +1,61 @@
+"""Candles and ticks from the real engine, for the gateway tests."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from core.candles import Candle
+from core.engine import CandleEngine, EngineConfig
+from core.intervals import parse_intervals
+from core.ticks import TickBatch
+from ingest.synthetic import SyntheticFeed
+
+BTC = "SYNTH:BTCUSD"
+ETH = "SYNTH:ETHUSD"
+
+
+def small_batches(
+    instruments: tuple[str, ...] = (BTC,), rate: float = 20.0, duration: float = 30.0, rows: int = 4
+) -> list[TickBatch]:
+    """Synthetic tick batches of a few rows each (so that the engine emits many updates)."""
+    feed = SyntheticFeed(instruments=instruments, rate=rate, duration=duration, batch_size=rows)
+    return list(feed.batches())
+
+
+def engine_candles(
+    batches: list[TickBatch], intervals: tuple[str, ...] = ("1s", "1m")
+) -> list[Candle]:
+    """Every candle update the engine emits for ``batches`` (open updates unthrottled), then
+    the closes of a final flush."""
+    engine = CandleEngine(EngineConfig(intervals=parse_intervals(list(intervals)), throttle_ns=0))
+    out: list[Candle] = []
+    for batch in batches:
+        out.extend(engine.feed(batch).candles)
+    out.extend(engine.flush().candles)
+    return out
+
+
+def series(candles: list[Candle], instrument: str, label: str) -> list[Candle]:
+    return [c for c in candles if c.instrument == instrument and c.interval.label == label]
+
+
+def updates(
+    instrument: str = BTC, label: str = "1s", duration: float = 30.0, rate: float = 20.0
+) -> list[Candle]:
+    """The update stream of one candle channel, from synthetic ticks through the engine."""
+    return series(engine_candles(small_batches((instrument,), rate, duration)), instrument, label)
+
+
+def final(candles: list[Candle]) -> dict[int, Candle]:
+    """Each candle's newest version by open time."""
+    latest: dict[int, Candle] = {}
+    for candle in candles:
+        known = latest.get(candle.open_time)
+        if known is None or known.revision < candle.revision:
+            latest[candle.open_time] = candle
+    return latest
+
+
+def chunks(items: list[Candle], size: int) -> Iterator[list[Candle]]:
+    for start in range(0, len(items), size):
+        yield items[start : start + size]

@@ -1,0 +1,71 @@
+"""``mdp gateway``: its options become settings; it serves until told to stop."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import socket
+
+import pytest
+from websockets.asyncio.client import connect
+
+from core.intervals import Interval
+from mdp.commands import gateway as command
+from streams.memory import MemoryBus
+
+from .harness import TIMEOUT
+
+
+def parse(*argv: str) -> argparse.Namespace:
+    parser = argparse.ArgumentParser()
+    command.add_parser(parser.add_subparsers())
+    return parser.parse_args(["gateway", *argv])
+
+
+def test_options_become_settings() -> None:
+    args = parse("--port", "0", "--interval", "5m", "--interval", "1m", "--no-anonymous")
+    settings = command.settings_from(args)
+    assert settings.port == 0
+    assert settings.host == "127.0.0.1"
+    assert settings.intervals == (Interval.parse("1m"), Interval.parse("5m"))
+    assert not settings.allow_anonymous
+    assert args.run is command.run
+    assert args.bus == "memory"
+
+
+def test_bad_options_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:
+    assert command.run(parse("--interval", "5 minutes")) == command.EXIT_BAD_INPUT
+    assert "mdp gateway: error: bad interval" in capsys.readouterr().err
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+async def test_serve_listens_until_stopped(capsys: pytest.CaptureFixture[str]) -> None:
+    port = free_port()
+    settings = command.settings_from(parse("--port", str(port)))
+    stop = asyncio.Event()
+    serving = asyncio.create_task(command.serve(settings, MemoryBus(), None, stop))
+    try:
+        for _ in range(100):
+            with contextlib.suppress(OSError):
+                async with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=TIMEOUT) as ws:
+                    await ws.send(json.dumps({"op": "ping", "id": 1}))
+                    pong = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+                    assert pong == {"type": "pong", "id": 1}
+                    break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the gateway never listened")
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, TIMEOUT)
+    err = capsys.readouterr().err
+    assert f"listening on ws://127.0.0.1:{port}/ws" in err
+    assert "stopped" in err

@@ -1,0 +1,181 @@
+"""The hub: channels, who subscribes to what, and the fan-out. No I/O and no awaiting.
+
+The gateway feeds the hub every update it polls from the bus (:meth:`Hub.candle`,
+:meth:`Hub.ticks`), which numbers and encodes it once (a
+:class:`~ws_gateway.channels.Delivery`) and adds it to the current *round*; then it calls
+:meth:`Hub.flush`, which hands each subscriber of each channel updated in the round the
+round's frames of that channel, joined once for all of them. So a round costs one call, and
+one socket write, per client, however many updates it holds. Neither step waits for a client:
+what a slow one cannot take now stays in its own queue (:mod:`ws_gateway.outbox`).
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+
+from core.candles import Candle
+from core.ticks import TickBatch
+from ws_gateway.channels import (
+    CandleChannel,
+    Channel,
+    Client,
+    Delivery,
+    Framing,
+    Part,
+    TickChannel,
+)
+from ws_gateway.settings import GatewaySettings
+from ws_gateway.wire import CANDLES, TICKS, ChannelKey
+
+
+class Hub:
+    """Every channel of one gateway, the clients subscribed to each, and the fan-out."""
+
+    def __init__(self, settings: GatewaySettings, epoch: str, framing: Framing) -> None:
+        self.settings = settings
+        self.epoch = epoch
+        self.framing = framing
+        self.channels: dict[ChannelKey, Channel] = {}
+        self.instruments: set[str] = set(settings.instruments)
+        """Instruments known to exist: configured, or seen on the bus."""
+        self.clients: dict[Client, None] = {}
+        self._round: dict[Channel, list[Delivery]] = {}
+        self.delivered = 0
+        """Deliveries handed to clients so far (one per message per subscriber)."""
+        self.closed: Counter[int] = Counter()
+        """Clients the gateway closed, by close code (4008: too slow...)."""
+
+    # -- channels ----------------------------------------------------------------------------
+
+    def candle_channel(self, instrument: str, label: str) -> CandleChannel | None:
+        """The channel of ``instrument`` in interval ``label`` (None: interval not served)."""
+        key = ChannelKey(CANDLES, instrument, label)
+        channel = self.channels.get(key)
+        if channel is None:
+            interval = self.settings.serves(label)
+            if interval is None:
+                return None
+            channel = CandleChannel(
+                key,
+                interval,
+                self.epoch,
+                self.settings.replay_buffer,
+                self.settings.cache_candles,
+                self.framing,
+            )
+            self.channels[key] = channel
+        assert isinstance(channel, CandleChannel)
+        return channel
+
+    def tick_channel(self, instrument: str) -> TickChannel:
+        key = ChannelKey(TICKS, instrument)
+        channel = self.channels.get(key)
+        if channel is None:
+            channel = TickChannel(
+                key,
+                self.epoch,
+                self.settings.replay_buffer,
+                self.settings.max_tick_batch,
+                self.settings.max_snapshot,
+                self.framing,
+            )
+            self.channels[key] = channel
+        assert isinstance(channel, TickChannel)
+        return channel
+
+    def channel(self, key: ChannelKey) -> CandleChannel | TickChannel | None:
+        if key.kind == TICKS:
+            return self.tick_channel(key.instrument)
+        return self.candle_channel(key.instrument, key.interval or "")
+
+    # -- clients -----------------------------------------------------------------------------
+
+    def attach(self, client: Client) -> None:
+        self.clients[client] = None
+
+    def detach(self, client: Client) -> None:
+        """Forget a client everywhere (not during a flush: see ``Session.close``)."""
+        self.clients.pop(client, None)
+        for channel in self.channels.values():
+            channel.subscribers.pop(client, None)
+
+    def subscribe(self, client: Client, channel: Channel) -> None:
+        channel.subscribers[client] = None
+
+    def unsubscribe(self, client: Client, channel: Channel) -> None:
+        channel.subscribers.pop(client, None)
+
+    # -- fan-out -----------------------------------------------------------------------------
+
+    def candle(self, candle: Candle) -> Delivery | None:
+        """Add one candle update to the round (None when it was a replay of a known revision)."""
+        self.instruments.add(candle.instrument)
+        channel = self.candle_channel(candle.instrument, candle.interval.label)
+        if channel is None:
+            return None
+        delivery = channel.update(candle)
+        if delivery is not None:
+            self._add(channel, delivery)
+        return delivery
+
+    def ticks(self, batch: TickBatch) -> list[Delivery]:
+        """Add one tick batch to the round (one delivery per ``max_tick_batch`` ticks)."""
+        if not len(batch):
+            return []
+        self.instruments.add(batch.instrument)
+        channel = self.tick_channel(batch.instrument)
+        deliveries = channel.update(batch)
+        for delivery in deliveries:
+            self._add(channel, delivery)
+        return deliveries
+
+    def _add(self, channel: Channel, delivery: Delivery) -> None:
+        if not channel.subscribers:
+            return
+        pending = self._round.get(channel)
+        if pending is None:
+            self._round[channel] = [delivery]
+        else:
+            pending.append(delivery)
+        self.delivered += len(channel.subscribers)
+
+    def flush(self) -> None:
+        """Hand the round to the subscribers: one call per client, frames joined once."""
+        round_, self._round = self._round, {}
+        if len(round_) == 1:
+            for channel, deliveries in round_.items():
+                data = _joined(deliveries)
+                for client in channel.subscribers:
+                    client.push(data, deliveries)
+            return
+        parts: dict[Client, list[Part]] = {}
+        for channel, deliveries in round_.items():
+            part = (_joined(deliveries), deliveries)
+            for client in channel.subscribers:
+                held = parts.get(client)
+                if held is None:
+                    parts[client] = [part]
+                else:
+                    held.append(part)
+        for client, held in parts.items():
+            if len(held) == 1:
+                client.push(*held[0])
+            else:
+                client.push_parts(held)
+
+    def heartbeat(self, payload: bytes) -> int:
+        """Send ``payload`` (framed once) to every client that was sent nothing since the last
+        heartbeat: the others know the connection is alive. Returns how many got it."""
+        frame = self.framing(payload)
+        sent = 0
+        for client in self.clients:
+            if client.quiet():
+                client.send_frame(frame)
+                sent += 1
+        return sent
+
+
+def _joined(deliveries: list[Delivery]) -> bytes:
+    if len(deliveries) == 1:
+        return deliveries[0].frame
+    return b"".join([delivery.frame for delivery in deliveries])

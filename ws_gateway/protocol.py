@@ -1,0 +1,147 @@
+"""One connection's side of the protocol, sans I/O: frames in, checked requests out.
+
+:class:`ConnectionProtocol` knows nothing of sockets or of the hub. It is fed each frame the
+client sent and hands back a :class:`~ws_gateway.wire.Request` that is well formed, allowed and
+within the connection's limits, or raises :class:`~ws_gateway.wire.RequestError` carrying the
+error message to send. What needs the gateway's state (is the instrument known? what is the
+snapshot?) is the session's business (:mod:`ws_gateway.session`).
+"""
+
+from __future__ import annotations
+
+from core.instruments import validate_instrument
+from core.intervals import Interval
+from ws_gateway.auth import Principal
+from ws_gateway.ratelimit import TokenBucket
+from ws_gateway.settings import GatewaySettings
+from ws_gateway.wire import (
+    CANDLES,
+    ChannelKey,
+    ErrorCode,
+    Ping,
+    Request,
+    RequestError,
+    Resume,
+    Subscribe,
+    Unsubscribe,
+    parse_json,
+    parse_request,
+    request_id,
+)
+
+
+class ConnectionProtocol:
+    """Checks one client's requests against the settings, its principal and its state."""
+
+    def __init__(self, settings: GatewaySettings, principal: Principal, now: float) -> None:
+        self.settings = settings
+        self.limits = settings.limits
+        self.principal = principal
+        self.subscriptions: set[ChannelKey] = set()
+        self.violations = 0
+        """Requests refused by the rate limit since the last one accepted."""
+        self._bucket = TokenBucket(self.limits.rate, self.limits.burst, now)
+        self._served = ", ".join(interval.label for interval in settings.intervals)
+
+    @property
+    def abusive(self) -> bool:
+        """True once the client kept sending past its rate limit: close it (4429)."""
+        return self.violations >= self.limits.max_rate_violations
+
+    def receive(self, frame: str | bytes, now: float) -> Request:
+        """The request in ``frame``; raises :class:`RequestError` when it cannot be served."""
+        if not self._bucket.take(now):
+            self.violations += 1
+            raise RequestError(
+                ErrorCode.RATE_LIMITED,
+                f"more than {self.limits.rate:g} requests a second (burst {self.limits.burst});"
+                " this one was dropped",
+            )
+        self.violations = 0
+        size = len(frame) if isinstance(frame, bytes) else len(frame.encode())
+        if size > self.limits.max_frame_bytes:
+            raise RequestError(
+                ErrorCode.FRAME_TOO_LARGE,
+                f"a request may have at most {self.limits.max_frame_bytes} bytes, this one has"
+                f" {size}",
+            )
+        body = parse_json(frame)
+        try:
+            request = parse_request(body)
+        except RequestError as exc:
+            if exc.id is None and exc.field != "id":
+                exc = RequestError(exc.code, exc.message, exc.field, request_id(body))
+            raise exc from None
+        if not isinstance(request, Ping):
+            self._check(request)
+        return request
+
+    def _check(self, request: Subscribe | Unsubscribe | Resume) -> None:
+        channel, rid = request.channel, request.id
+        try:
+            validate_instrument(channel.instrument)
+        except ValueError as exc:
+            raise RequestError(ErrorCode.BAD_REQUEST, str(exc), "instrument", rid) from None
+        if channel.kind == CANDLES:
+            self._check_interval(channel.interval or "", rid)
+        if isinstance(request, Unsubscribe):
+            if channel not in self.subscriptions:
+                raise RequestError(
+                    ErrorCode.NOT_SUBSCRIBED,
+                    f"not subscribed to {channel.describe()}",
+                    "channel",
+                    rid,
+                )
+            return
+        if not self.principal.may_read(channel.kind):
+            raise RequestError(
+                ErrorCode.UNAUTHORIZED,
+                f"{self.principal.name} may not read {channel.kind}",
+                "channel",
+                rid,
+            )
+        if request.snapshot is not None and request.snapshot > self.settings.max_snapshot:
+            raise RequestError(
+                ErrorCode.BAD_REQUEST,
+                f"`snapshot` may ask for at most {self.settings.max_snapshot}",
+                "snapshot",
+                rid,
+            )
+        held = len(self.subscriptions)
+        if channel not in self.subscriptions and held >= self.limits.max_subscriptions:
+            raise RequestError(
+                ErrorCode.TOO_MANY_SUBSCRIPTIONS,
+                f"at most {self.limits.max_subscriptions} subscriptions per connection",
+                "channel",
+                rid,
+            )
+
+    def _check_interval(self, label: str, rid: int | str | None) -> None:
+        try:
+            interval = Interval.parse(label)
+        except ValueError as exc:
+            raise RequestError(ErrorCode.BAD_INTERVAL, str(exc), "interval", rid) from None
+        if interval.label != label:
+            raise RequestError(
+                ErrorCode.BAD_INTERVAL,
+                f"interval {label!r} is not canonical: use {interval.label!r}",
+                "interval",
+                rid,
+            )
+        if self.settings.serves(label) is None:
+            raise RequestError(
+                ErrorCode.BAD_INTERVAL,
+                f"interval {label} is not served here (served: {self._served})",
+                "interval",
+                rid,
+            )
+
+    def snapshot_size(self, request: Subscribe | Resume) -> int:
+        """How many candles (or ticks) the snapshot of ``request`` holds."""
+        return self.settings.default_snapshot if request.snapshot is None else request.snapshot
+
+    def added(self, channel: ChannelKey) -> None:
+        self.subscriptions.add(channel)
+
+    def removed(self, channel: ChannelKey) -> None:
+        self.subscriptions.discard(channel)

@@ -1,0 +1,382 @@
+"""The gateway's wire format: requests from clients, messages to them (``docs/protocol.md``).
+
+Every frame is a JSON text frame. Requests are validated here field by field, so that an error
+can name the offending field; server messages are built as bytes, and everything shared by all
+clients of a channel (a candle update, a tick batch) is encoded once, not once per client.
+Decimals travel as exact strings, times as integers: candle open times in epoch milliseconds,
+tick times in epoch nanoseconds.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+from typing import Any, Final, Literal, NamedTuple
+
+import msgspec
+
+from core.candles import Candle
+from core.numbers import format_fixed
+from core.ticks import TickBatch
+
+NS_PER_MS: Final = 1_000_000
+MAX_ID: Final = 2**53 - 1
+"""Request ids are integers a JavaScript number holds exactly (or short strings)."""
+MAX_ID_TEXT: Final = 64
+
+CANDLES: Final = "candles"
+TICKS: Final = "ticks"
+CHANNEL_KINDS: Final = (CANDLES, TICKS)
+
+
+class ErrorCode(enum.StrEnum):
+    """The ``code`` of an ``error`` message."""
+
+    BAD_REQUEST = "bad_request"
+    """Not JSON, not an object, an unknown op or channel, a field missing or of the wrong type."""
+    FRAME_TOO_LARGE = "frame_too_large"
+    UNKNOWN_INSTRUMENT = "unknown_instrument"
+    BAD_INTERVAL = "bad_interval"
+    TOO_MANY_SUBSCRIPTIONS = "too_many_subscriptions"
+    NOT_SUBSCRIBED = "not_subscribed"
+    RATE_LIMITED = "rate_limited"
+    UNAUTHORIZED = "unauthorized"
+    UNAVAILABLE = "unavailable"
+    """The gateway could not answer now (e.g. storage failed); retrying later may work."""
+
+
+class CloseCode(enum.IntEnum):
+    """WebSocket close codes the gateway uses beyond RFC 6455's own (1000, 1001, 1009...)."""
+
+    SLOW_CONSUMER = 4008
+    UNAUTHORIZED = 4401
+    FORBIDDEN = 4403
+    RATE_LIMITED = 4429
+
+
+class ChannelKey(NamedTuple):
+    """One channel: ``("candles", instrument, interval)`` or ``("ticks", instrument, None)``."""
+
+    kind: str
+    instrument: str
+    interval: str | None = None
+
+    def describe(self) -> str:
+        parts = [self.kind, self.instrument] + ([self.interval] if self.interval else [])
+        return "/".join(parts)
+
+
+RequestId = int | str | None
+
+
+@dataclass(frozen=True, slots=True)
+class Subscribe:
+    id: RequestId
+    channel: ChannelKey
+    snapshot: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Unsubscribe:
+    id: RequestId
+    channel: ChannelKey
+
+
+@dataclass(frozen=True, slots=True)
+class Resume:
+    """``seq``: the last sequence number the client saw on the channel; ``epoch``: the epoch
+    its snapshot carried (None when the client did not send it)."""
+
+    id: RequestId
+    channel: ChannelKey
+    seq: int
+    epoch: str | None
+    snapshot: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class Ping:
+    id: RequestId
+
+
+Request = Subscribe | Unsubscribe | Resume | Ping
+OPS: Final = ("subscribe", "unsubscribe", "resume", "ping")
+
+
+@dataclass(frozen=True, slots=True)
+class RequestError(Exception):
+    """A request refused: the error message to send back (the connection carries on)."""
+
+    code: ErrorCode
+    message: str
+    field: str | None = None
+    id: RequestId = None
+
+    def __str__(self) -> str:
+        return self.message
+
+    def payload(self) -> bytes:
+        return error(self.id, self.code, self.message, self.field)
+
+
+# -- requests --------------------------------------------------------------------------------
+
+_JSON_DECODER: Final = msgspec.json.Decoder()
+
+
+def parse_json(frame: str | bytes) -> dict[str, Any]:
+    """The JSON object of a text frame; raises :class:`RequestError` when it is not one."""
+    if isinstance(frame, bytes):
+        raise RequestError(ErrorCode.BAD_REQUEST, "send requests as JSON text frames, not binary")
+    try:
+        value = _JSON_DECODER.decode(frame)
+    except msgspec.DecodeError as exc:
+        raise RequestError(ErrorCode.BAD_REQUEST, f"not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise RequestError(ErrorCode.BAD_REQUEST, "a request must be a JSON object")
+    return value
+
+
+def request_id(body: dict[str, Any]) -> RequestId:
+    """The request's ``id`` when it is a usable one (errors echo it), else None."""
+    value = body.get("id")
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int) and 0 <= value <= MAX_ID:
+        return value
+    if isinstance(value, str) and len(value) <= MAX_ID_TEXT:
+        return value
+    return None
+
+
+def parse_request(body: dict[str, Any]) -> Request:
+    """The request of a JSON object, checked field by field (not yet against any state)."""
+    rid = _id(body)
+    op = body.get("op")
+    if op is None:
+        raise RequestError(ErrorCode.BAD_REQUEST, "missing field `op`", "op", rid)
+    if not isinstance(op, str) or op not in OPS:
+        raise RequestError(
+            ErrorCode.BAD_REQUEST, f"unknown op {op!r}: expected one of {', '.join(OPS)}", "op", rid
+        )
+    if op == "ping":
+        return Ping(rid)
+    channel = _channel(body, rid)
+    if op == "unsubscribe":
+        return Unsubscribe(rid, channel)
+    snapshot = _optional_int(body, "snapshot", rid)
+    if op == "subscribe":
+        return Subscribe(rid, channel, snapshot)
+    seq = body.get("seq")
+    if seq is None:
+        raise RequestError(ErrorCode.BAD_REQUEST, "missing field `seq`", "seq", rid)
+    if not _is_int(seq) or seq < 0:
+        raise RequestError(
+            ErrorCode.BAD_REQUEST, "`seq` must be a non-negative integer", "seq", rid
+        )
+    epoch = body.get("epoch")
+    if epoch is not None and not isinstance(epoch, str):
+        raise RequestError(ErrorCode.BAD_REQUEST, "`epoch` must be a string", "epoch", rid)
+    return Resume(rid, channel, seq, epoch, snapshot)
+
+
+def _is_int(value: object) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _id(body: dict[str, Any]) -> RequestId:
+    if "id" not in body or body["id"] is None:
+        return None
+    rid = request_id(body)
+    if rid is None:
+        raise RequestError(
+            ErrorCode.BAD_REQUEST,
+            f"`id` must be an integer within 0..{MAX_ID} or a string of at most"
+            f" {MAX_ID_TEXT} characters",
+            "id",
+        )
+    return rid
+
+
+def _optional_int(body: dict[str, Any], name: str, rid: RequestId) -> int | None:
+    value = body.get(name)
+    if value is None:
+        return None
+    if not _is_int(value) or value < 0:
+        raise RequestError(
+            ErrorCode.BAD_REQUEST, f"`{name}` must be a non-negative integer", name, rid
+        )
+    result: int = value
+    return result
+
+
+def _text(body: dict[str, Any], name: str, rid: RequestId) -> str:
+    value = body.get(name)
+    if value is None:
+        raise RequestError(ErrorCode.BAD_REQUEST, f"missing field `{name}`", name, rid)
+    if not isinstance(value, str):
+        raise RequestError(ErrorCode.BAD_REQUEST, f"`{name}` must be a string", name, rid)
+    return value
+
+
+def _channel(body: dict[str, Any], rid: RequestId) -> ChannelKey:
+    kind = _text(body, "channel", rid)
+    if kind not in CHANNEL_KINDS:
+        raise RequestError(
+            ErrorCode.BAD_REQUEST,
+            f"unknown channel {kind[:40]!r}: expected candles or ticks",
+            "channel",
+            rid,
+        )
+    instrument = _text(body, "instrument", rid)
+    if kind == TICKS:
+        return ChannelKey(TICKS, instrument)
+    return ChannelKey(CANDLES, instrument, _text(body, "interval", rid))
+
+
+# -- server messages --------------------------------------------------------------------------
+
+_ENCODER: Final = msgspec.json.Encoder()
+
+
+def _channel_fields(channel: ChannelKey) -> dict[str, Any]:
+    fields: dict[str, Any] = {"channel": channel.kind, "instrument": channel.instrument}
+    if channel.interval is not None:
+        fields["interval"] = channel.interval
+    return fields
+
+
+def _encode(message: dict[str, Any]) -> bytes:
+    return _ENCODER.encode(message)
+
+
+def subscribed(rid: RequestId, channel: ChannelKey, epoch: str) -> bytes:
+    return _encode({"type": "subscribed", "id": rid, **_channel_fields(channel), "epoch": epoch})
+
+
+def unsubscribed(rid: RequestId, channel: ChannelKey) -> bytes:
+    return _encode({"type": "unsubscribed", "id": rid, **_channel_fields(channel)})
+
+
+def pong(rid: RequestId) -> bytes:
+    return _encode({"type": "pong", "id": rid})
+
+
+def heartbeat(ts_ms: int) -> bytes:
+    return _encode({"type": "heartbeat", "ts": ts_ms})
+
+
+def error(rid: RequestId, code: ErrorCode, message: str, field: str | None = None) -> bytes:
+    return _encode(
+        {"type": "error", "id": rid, "code": code.value, "field": field, "message": message}
+    )
+
+
+def conflated(channel: ChannelKey, dropped: int) -> bytes:
+    return _encode({"type": "conflated", **_channel_fields(channel), "dropped": dropped})
+
+
+class ChannelFrames:
+    """The bytes every message of one channel starts with, built once per channel."""
+
+    def __init__(self, channel: ChannelKey, epoch: str) -> None:
+        self.channel = channel
+        fields = _encode(_channel_fields(channel))[1:-1]  # "channel":..,"instrument":..
+        self._update = b'{"type":"' + (b"candle" if channel.kind == CANDLES else b"tick") + b'",'
+        self._update += fields + b',"seq":'
+        self._field = b',"candle":' if channel.kind == CANDLES else b',"ticks":'
+        self._snapshot = b'{"type":"snapshot",' + fields + b',"epoch":' + _ENCODER.encode(epoch)
+        self._snapshot += b',"seq":'
+
+    def update(self, seq: int, body: bytes) -> bytes:
+        """A ``candle`` message (``body``: a candle object) or ``tick`` one (a tick array)."""
+        return b"".join((self._update, str(seq).encode(), self._field, body, b"}"))
+
+    def snapshot(self, seq: int, reset: bool, items: list[bytes]) -> bytes:
+        """A ``snapshot`` of candles or ticks (each item already encoded)."""
+        field = b',"candles":[' if self.channel.kind == CANDLES else b',"ticks":['
+        return b"".join(
+            (
+                self._snapshot,
+                str(seq).encode(),
+                b',"reset":',
+                b"true" if reset else b"false",
+                field,
+                b",".join(items),
+                b"]}",
+            )
+        )
+
+
+class _CandleJson(msgspec.Struct):
+    instrument: str
+    interval: str
+    open_time: int
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    vwap: str
+    taker_buy_volume: str
+    trades: int
+    first_trade_id: int | None
+    last_trade_id: int | None
+    revision: int
+    status: Literal["open", "closed", "revised"]
+
+
+def candle_json(candle: Candle) -> bytes:
+    """The CANDLE object of the protocol: exact decimal strings, open time in epoch ms."""
+    ps, ss = candle.price_scale, candle.size_scale
+    return _ENCODER.encode(
+        _CandleJson(
+            instrument=candle.instrument,
+            interval=candle.interval.label,
+            open_time=candle.open_time // NS_PER_MS,
+            open=format_fixed(candle.open_raw, ps),
+            high=format_fixed(candle.high_raw, ps),
+            low=format_fixed(candle.low_raw, ps),
+            close=format_fixed(candle.close_raw, ps),
+            volume=format_fixed(candle.volume_raw, ss),
+            quote_volume=format_fixed(candle.quote_volume_raw, ps + ss),
+            vwap=format_fixed(candle.vwap_raw, candle.vwap_scale),
+            taker_buy_volume=format_fixed(candle.taker_buy_volume_raw, ss),
+            trades=candle.trades,
+            first_trade_id=candle.first_trade_id,
+            last_trade_id=candle.last_trade_id,
+            revision=candle.revision,
+            status=candle.status.value,
+        )
+    )
+
+
+_SIDES: Final = {-1: "sell", 0: "unknown", 1: "buy"}
+
+
+class _TickJson(msgspec.Struct):
+    trade_id: int
+    price: str
+    size: str
+    side: str
+    ts_event: int
+
+
+def tick_json(batch: TickBatch, start: int, stop: int) -> list[bytes]:
+    """Rows ``start:stop`` of a batch as protocol tick objects, one encoded item per tick."""
+    ps, ss = batch.price_scale, batch.size_scale
+    rows = zip(
+        batch.trade_id[start:stop].tolist(),
+        batch.price[start:stop].tolist(),
+        batch.size[start:stop].tolist(),
+        batch.side[start:stop].tolist(),
+        batch.ts_event[start:stop].tolist(),
+        strict=True,
+    )
+    return [
+        _ENCODER.encode(
+            _TickJson(trade_id, format_fixed(price, ps), format_fixed(size, ss), _SIDES[side], ts)
+        )
+        for trade_id, price, size, side, ts in rows
+    ]
