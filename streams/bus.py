@@ -67,6 +67,18 @@ class Record:
         return self.offset + 1
 
 
+def check_subscription(group: str, topics: Collection[str], start: str) -> None:
+    """Refuse what no adapter can subscribe: no group name, no topics, one string, a bad start."""
+    if isinstance(topics, str):
+        raise TypeError("topics must be a collection of names, not one string")
+    if not topics:
+        raise ValueError("subscribe to at least one topic")
+    if start not in ("earliest", "latest"):
+        raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
+    if not group:
+        raise ValueError("a group needs a name")
+
+
 def next_offsets(records: Iterable[Record]) -> dict[tuple[str, int], int]:
     """What to commit once ``records`` are handled: per partition, the highest offset + 1."""
     offsets: dict[tuple[str, int], int] = {}

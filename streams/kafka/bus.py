@@ -44,13 +44,13 @@ from streams.bus import (
     Subscription,
     Topic,
     TopicPartition,
+    check_subscription,
 )
 from streams.kafka.admin import KafkaAdmin, TopicSpec
 from streams.kafka.retry import BrokerProblemError, until_reachable
 from streams.kafka.settings import KafkaSettings
 
 _TOPIC_NAME: Final = re.compile(r"[A-Za-z0-9._-]{1,249}")
-_STARTS: Final = ("earliest", "latest")
 _MS: Final = 1_000_000
 
 
@@ -181,14 +181,7 @@ class KafkaBus(Bus):
     def subscribe(
         self, group: str, topics: Collection[str], *, start: Start = "earliest"
     ) -> KafkaSubscription:
-        if isinstance(topics, str):
-            raise TypeError("topics must be a collection of names, not one string")
-        if not topics:
-            raise ValueError("subscribe to at least one topic")
-        if start not in _STARTS:
-            raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
-        if not group:
-            raise ValueError("a group needs a name")
+        check_subscription(group, topics, start)
         self._check_open()
         names = tuple(self.topic(name).name for name in dict.fromkeys(topics))
         subscription = KafkaSubscription(self, group, names, start)

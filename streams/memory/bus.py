@@ -20,6 +20,7 @@ from streams.bus import (
     Subscription,
     Topic,
     TopicPartition,
+    check_subscription,
 )
 from streams.memory.group import Group
 from streams.memory.log import PartitionLog, Signal
@@ -28,7 +29,6 @@ from streams.partitioning import partition_for
 log = logging.getLogger(__name__)
 
 _TOPIC_NAME = re.compile(r"[A-Za-z0-9._-]{1,249}")
-_STARTS = ("earliest", "latest")
 _YIELD_EVERY = 64
 """A publisher that never has to wait still yields to the event loop this often."""
 
@@ -77,14 +77,7 @@ class MemoryBus(Bus):
     def subscribe(
         self, group: str, topics: Collection[str], *, start: Start = "earliest"
     ) -> MemorySubscription:
-        if isinstance(topics, str):
-            raise TypeError("topics must be a collection of names, not one string")
-        if not topics:
-            raise ValueError("subscribe to at least one topic")
-        if start not in _STARTS:
-            raise ValueError(f"start must be 'earliest' or 'latest', not {start!r}")
-        if not group:
-            raise ValueError("a group needs a name")
+        check_subscription(group, topics, start)
         self._check_open()
         members = [self.topic(name) for name in dict.fromkeys(topics)]
         state = self._groups.get(group)
