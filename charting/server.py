@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import signal
+import socket
 from collections.abc import AsyncIterator, Generator
 
 import uvicorn
@@ -52,12 +53,17 @@ async def serving(
     startup_timeout: float = 30.0,
     log_level: str = "warning",
 ) -> AsyncIterator[ApiServer]:
-    """Serve ``app`` on ``host:port`` for the ``async with`` block; stop it after."""
+    """Serve ``app`` on ``host:port`` for the ``async with`` block; stop it after.
+
+    The socket is bound here, before uvicorn starts, so that an address in use raises
+    :class:`OSError` (uvicorn itself would exit the process).
+    """
     config = uvicorn.Config(
         app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on"
     )
     server = _Server(config)
-    task = asyncio.create_task(server.serve(), name=f"http {host}:{port}")
+    listening = socket.create_server((host, port), reuse_port=False)
+    task = asyncio.create_task(server.serve(sockets=[listening]), name=f"http {host}:{port}")
     running = ApiServer(server, task, host)
     try:
         async with asyncio.timeout(startup_timeout):
@@ -69,6 +75,7 @@ async def serving(
         yield running
     finally:
         await running.stop()
+        listening.close()
 
 
 def run_until_stopped(app: ASGIApp, host: str, port: int, *, log_level: str = "info") -> bool:

@@ -104,7 +104,7 @@ def run(args: argparse.Namespace) -> int:
     except (TickFileError, ValueError) as exc:
         print(f"mdp up: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (PostgresUnavailableError, PostgresServerError) as exc:
+    except (PostgresUnavailableError, PostgresServerError, OSError) as exc:
         print(f"mdp up: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     return 0
