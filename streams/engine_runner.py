@@ -132,8 +132,12 @@ class EngineRunner:
             await self._commit(subscription)
 
     async def _publish(self, messages: list[Message]) -> None:
+        """One ``publish_many`` per topic (adapters pipeline it), order kept within each."""
+        by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
         for topic, key, value in messages:
-            await self.bus.topic(topic).publish(key, value)
+            by_topic.setdefault(topic, []).append((key, value))
+        for topic, items in by_topic.items():
+            await self.bus.topic(topic).publish_many(items)
 
     async def _commit(self, subscription: Subscription) -> None:
         if self.checkpoints is not None:
