@@ -5,9 +5,11 @@ Every format carries the columns of :data:`core.tables.CANDLE_COLUMNS` (the layo
 stay exact: text in JSON and CSV, ``decimal128`` in Arrow and Parquet (each column at the
 finest scale of the page), open times as ISO 8601 UTC text or ``timestamp[ns, UTC]``.
 
-Stored candles arrive as database rows already in the shape the encoder wants (its
-``columns``, see :mod:`charting.database`); rolled-up candles arrive as :class:`Candle` s and
-are turned into the same shapes here, so that both paths give identical bytes.
+Stored candles arrive in a ready form (:mod:`charting.candle_reads`): JSON pages as the rows'
+JSON objects joined by the database, Arrow and Parquet pages as packed integer rows
+(:mod:`charting.packed`), CSV pages as lines written by the database. Rolled-up candles
+arrive as :class:`Candle` s and take the same functions (:func:`storage.candle_rows.candle_json`,
+:func:`charting.packed.pack_candles`), so both paths give identical bytes.
 """
 
 from __future__ import annotations
@@ -19,51 +21,32 @@ from typing import Any, Final, LiteralString, Protocol
 
 import msgspec
 import pyarrow as pa
-import pyarrow.compute as pc
-import pyarrow.csv as pa_csv
 import pyarrow.parquet as pq
 
 from charting import database
+from charting.candle_reads import PageForm
 from charting.formats import MEDIA_TYPES, Format
+from charting.packed import (
+    DECIMAL_COLUMNS,
+    DECIMAL_PRECISION,
+    decimal_batch,
+    pack_candles,
+    packed_batch,
+    packed_rows,
+)
 from core.candles import Candle
-from core.numbers import format_fixed
 from core.tables import CANDLE_COLUMNS, iso_utc
+from storage.candle_rows import candle_json, candle_record
 
 CANDLE_FIELDS: Final = (*CANDLE_COLUMNS, "status", "revision")
-"""The columns of every candle response, in order."""
-_DECIMALS: Final = (
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "vwap",
-    "taker_buy_volume",
-)
-_PRECISION: Final = 38
-_NS: Final = 1_000_000_000
-
-
-class CandleRecord(msgspec.Struct):
-    """One candle in JSON: :data:`CANDLE_FIELDS`, decimals as strings."""
-
-    instrument: str
-    interval: str
-    open_time: str
-    open: str
-    high: str
-    low: str
-    close: str
-    volume: str
-    quote_volume: str
-    trades: int
-    vwap: str
-    taker_buy_volume: str
-    first_trade_id: int | None
-    last_trade_id: int | None
-    status: str
-    revision: int
+"""The columns of every candle response, in order (those of
+:class:`storage.candle_rows.CandleRecord`)."""
+READ_FORMS: Final = {
+    Format.JSON: PageForm.JSON,
+    Format.ARROW: PageForm.PACKED,
+    Format.PARQUET: PageForm.PACKED,
+}
+"""The stored read form each format is written from (CSV: lines written by the database)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,26 +92,42 @@ class PageInfo:
 
 class CandleEncoder(Protocol):
     format: Format
-    columns: LiteralString
-    """The row shape this encoder reads from the database (see :mod:`charting.database`)."""
 
     def head(self) -> bytes: ...
-
-    def rows(self, rows: Sequence[database.Row]) -> bytes: ...
 
     def candles(self, candles: Sequence[Candle]) -> bytes: ...
 
     def tail(self) -> bytes: ...
 
 
+class ReadyEncoder(CandleEncoder, Protocol):
+    """An encoder of stored pages read in a ready form (:data:`READ_FORMS`)."""
+
+    form: PageForm
+
+    def stored(self, body: bytes) -> bytes:
+        """A chunk of the page: ``body`` is the joined form of its rows."""
+        ...
+
+    def whole(self, body: bytes) -> bytes | memoryview:
+        """The whole document of a page read in one chunk (head, rows, tail)."""
+        ...
+
+
 def encoder(fmt: Format, info: PageInfo, scales: Scales) -> CandleEncoder:
-    if fmt is Format.JSON:
-        return JsonCandles(info)
     if fmt is Format.CSV:
         return CsvCandles(info)
+    return ready_encoder(fmt, info, scales)
+
+
+def ready_encoder(fmt: Format, info: PageInfo, scales: Scales) -> ReadyEncoder:
+    if fmt is Format.JSON:
+        return JsonCandles(info)
     if fmt is Format.ARROW:
         return ArrowCandles(info, scales)
-    return ParquetCandles(info, scales)
+    if fmt is Format.PARQUET:
+        return ParquetCandles(info, scales)
+    raise ValueError(f"{fmt} pages are not written from a ready form")
 
 
 def media_type(fmt: Format) -> str:
@@ -137,24 +136,9 @@ def media_type(fmt: Format) -> str:
 
 def record(candle: Candle) -> tuple[Any, ...]:
     """A candle's values after instrument and interval, in :data:`CANDLE_FIELDS` order:
-    decimals as exact text, the open time as ISO 8601."""
-    ps, ss = candle.price_scale, candle.size_scale
-    return (
-        iso_utc(candle.open_time),
-        format_fixed(candle.open_raw, ps),
-        format_fixed(candle.high_raw, ps),
-        format_fixed(candle.low_raw, ps),
-        format_fixed(candle.close_raw, ps),
-        format_fixed(candle.volume_raw, ss),
-        format_fixed(candle.quote_volume_raw, ps + ss),
-        candle.trades,
-        format_fixed(candle.vwap_raw, candle.vwap_scale),
-        format_fixed(candle.taker_buy_volume_raw, ss),
-        candle.first_trade_id,
-        candle.last_trade_id,
-        candle.status.value,
-        candle.revision,
-    )
+    decimals as exact text, the open time as ISO 8601 (from
+    :func:`storage.candle_rows.candle_record`)."""
+    return msgspec.structs.astuple(candle_record(candle))[2:]
 
 
 def _text(value: object) -> str:
@@ -162,15 +146,14 @@ def _text(value: object) -> str:
 
 
 class JsonCandles:
-    """``{"instrument": ..., "next": ..., "candles": [{...}, ...]}``; stored candles come as
-    JSON objects written by the database (:data:`database.JSON_OBJECT`)."""
+    """``{"instrument": ..., "next": ..., "candles": [{...}, ...]}``; every candle object is
+    :func:`storage.candle_rows.candle_json`'s, stored ones joined by the database."""
 
     format = Format.JSON
-    columns: LiteralString = database.JSON_OBJECT
+    form = PageForm.JSON
 
     def __init__(self, info: PageInfo) -> None:
         self._info = info
-        self._encode = msgspec.json.Encoder().encode
         self._first = True
 
     def head(self) -> bytes:
@@ -184,28 +167,24 @@ class JsonCandles:
             "next_cursor": info.next_cursor,
             "next": info.next_url,
         }
-        return self._encode(envelope)[:-1] + b',"candles":['
+        return msgspec.json.encode(envelope)[:-1] + b',"candles":['
 
-    def rows(self, rows: Sequence[database.Row]) -> bytes:
-        if not rows:
+    def stored(self, body: bytes) -> bytes:
+        if not body:
             return b""
-        return self._separated(",".join([row[0] for row in rows]).encode())
-
-    def candles(self, candles: Sequence[Candle]) -> bytes:
-        if not candles:
-            return b""
-        instrument, interval = self._info.instrument, self._info.interval
-        records = [CandleRecord(instrument, interval, *record(c)) for c in candles]
-        return self._separated(self._encode(records)[1:-1])
-
-    def _separated(self, body: bytes) -> bytes:
         if self._first:
             self._first = False
             return body
         return b"," + body
 
+    def candles(self, candles: Sequence[Candle]) -> bytes:
+        return self.stored(b",".join([candle_json(c) for c in candles]))
+
     def tail(self) -> bytes:
         return b"]}"
+
+    def whole(self, body: bytes) -> bytes:
+        return b"".join([self.head(), self.stored(body), self.tail()])
 
 
 class CsvCandles:
@@ -213,6 +192,7 @@ class CsvCandles:
 
     format = Format.CSV
     columns: LiteralString = database.CSV_LINE
+    """The row shape read from the database (see :mod:`charting.database`)."""
 
     def __init__(self, info: PageInfo) -> None:
         self._prefix = f"{info.instrument},{info.interval},"
@@ -240,89 +220,75 @@ def arrow_schema(scales: Scales) -> pa.Schema:
             kind = pa.string()
         elif name == "open_time":
             kind = pa.timestamp("ns", tz="UTC")
-        elif name in _DECIMALS:
-            kind = pa.decimal128(_PRECISION, scales.of_column(name))
+        elif name in DECIMAL_COLUMNS:
+            kind = pa.decimal128(DECIMAL_PRECISION, scales.of_column(name))
         else:
             kind = pa.int64()
         fields.append(pa.field(name, kind))
     return pa.schema(fields)
 
 
-_LINE_FIELDS: Final = tuple(
-    name for name in CANDLE_FIELDS if name not in ("instrument", "interval")
-)
-
-
 class _ArrowBatches:
-    """Database lines (:data:`database.ARROW_LINE`) or candles to Arrow record batches."""
+    """Packed rows (:mod:`charting.packed`) or candles to Arrow record batches."""
 
-    columns: LiteralString = database.ARROW_LINE
+    form = PageForm.PACKED
 
     def __init__(self, info: PageInfo, scales: Scales) -> None:
         self._info = info
         self.schema = arrow_schema(scales)
-        types = {name: self.schema.field(name).type for name in _LINE_FIELDS}
-        types["open_time"] = pa.int64()
-        self._read = pa_csv.ReadOptions(column_names=list(_LINE_FIELDS), use_threads=False)
-        self._parse = pa_csv.ParseOptions(quote_char=False, double_quote=False)
-        self._convert = pa_csv.ConvertOptions(
-            column_types=types, null_values=[""], strings_can_be_null=False
-        )
 
-    def batch(self, rows: Sequence[database.Row]) -> pa.RecordBatch:
-        data = ("\n".join([row[0] for row in rows]) + "\n").encode()
-        table = pa_csv.read_csv(
-            io.BytesIO(data),
-            read_options=self._read,
-            parse_options=self._parse,
-            convert_options=self._convert,
-        )
-        n = table.num_rows
-        seconds = table.column("open_time").combine_chunks()
-        arrays = {
-            "instrument": pa.repeat(self._info.instrument, n).cast(pa.string()),
-            "interval": pa.repeat(self._info.interval, n).cast(pa.string()),
-            "open_time": pc.multiply(seconds, _NS).cast(self.schema.field("open_time").type),
-        }
-        columns = [
-            arrays[name] if name in arrays else table.column(name).combine_chunks()
-            for name in CANDLE_FIELDS
-        ]
-        return pa.RecordBatch.from_arrays(columns, schema=self.schema)
+    def stored_batch(self, body: bytes) -> pa.RecordBatch:
+        info = self._info
+        return packed_batch(packed_rows(body), self.schema, info.instrument, info.interval)
 
-    def candle_lines(self, candles: Sequence[Candle]) -> list[database.Row]:
-        return [(_arrow_line(c),) for c in candles]
-
-
-def _arrow_line(candle: Candle) -> str:
-    fields = record(candle)
-    return ",".join([str(candle.open_time // _NS), *map(_text, fields[1:])])
+    def candle_batch(self, candles: Sequence[Candle]) -> pa.RecordBatch:
+        info = self._info
+        rows = pack_candles(candles)
+        if rows is None:  # a value beyond 64 bits
+            return decimal_batch(candles, self.schema, info.instrument, info.interval)
+        return packed_batch(rows, self.schema, info.instrument, info.interval)
 
 
 class ArrowCandles(_ArrowBatches):
-    """The Arrow IPC stream format: the schema, a record batch per chunk, end of stream."""
+    """The Arrow IPC stream format: the schema, a record batch per chunk, end of stream.
+
+    Each is one encapsulated IPC message, as serialised by Arrow itself: the same bytes a
+    stream writer gives, without copying them through a Python file."""
 
     format = Format.ARROW
 
-    def __init__(self, info: PageInfo, scales: Scales) -> None:
-        super().__init__(info, scales)
-        self._out = Drain()
-        self._writer = pa.ipc.new_stream(self._out, self.schema)
-
     def head(self) -> bytes:
-        return self._out.take()
+        return bytes(self.schema.serialize().to_pybytes())
 
-    def rows(self, rows: Sequence[database.Row]) -> bytes:
-        if rows:
-            self._writer.write_batch(self.batch(rows))
-        return self._out.take()
+    def stored(self, body: bytes) -> bytes:
+        return self._message(self.stored_batch(body)) if body else b""
 
     def candles(self, candles: Sequence[Candle]) -> bytes:
-        return self.rows(self.candle_lines(candles))
+        return self._message(self.candle_batch(candles)) if candles else b""
 
     def tail(self) -> bytes:
-        self._writer.close()
-        return self._out.take()
+        return _END_OF_STREAM
+
+    def whole(self, body: bytes) -> memoryview:
+        """Written straight into one buffer of the stream's exact size: a page is megabytes,
+        and each fresh megabyte copied costs page faults as well as the copy."""
+        schema = self.schema.serialize()
+        if not body:
+            return memoryview(b"".join([schema.to_pybytes(), _END_OF_STREAM]))
+        batch = self.stored_batch(body)
+        size = schema.size + pa.ipc.get_record_batch_size(batch) + len(_END_OF_STREAM)
+        buffer = pa.allocate_buffer(size)
+        with pa.ipc.new_stream(pa.FixedSizeBufferWriter(buffer), self.schema) as stream:
+            stream.write_batch(batch)
+        return memoryview(buffer)
+
+    @staticmethod
+    def _message(batch: pa.RecordBatch) -> bytes:
+        return bytes(batch.serialize().to_pybytes())
+
+
+_END_OF_STREAM: Final = b"\xff\xff\xff\xff\x00\x00\x00\x00"
+"""The IPC stream's end: a continuation marker and a zero length."""
 
 
 class ParquetCandles(_ArrowBatches):
@@ -338,17 +304,22 @@ class ParquetCandles(_ArrowBatches):
     def head(self) -> bytes:
         return self._out.take()
 
-    def rows(self, rows: Sequence[database.Row]) -> bytes:
-        if rows:
-            self._writer.write_batch(self.batch(rows))
+    def stored(self, body: bytes) -> bytes:
+        if body:
+            self._writer.write_batch(self.stored_batch(body))
         return self._out.take()
 
     def candles(self, candles: Sequence[Candle]) -> bytes:
-        return self.rows(self.candle_lines(candles))
+        if candles:
+            self._writer.write_batch(self.candle_batch(candles))
+        return self._out.take()
 
     def tail(self) -> bytes:
         self._writer.close()
         return self._out.take()
+
+    def whole(self, body: bytes) -> bytes:
+        return b"".join([self.head(), self.stored(body), self.tail()])
 
 
 class Drain(io.RawIOBase):

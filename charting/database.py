@@ -2,16 +2,22 @@
 
 The storage repository returns whole lists; the API needs more: a page summary before the
 first byte goes out (how many rows, where the next page starts, whether any candle is still
-open, the decimal scales), and the page itself streamed through a server-side cursor, a
-chunk of rows at a time, so that memory stays bounded whatever the range. Every query is a
-range scan of a primary key (``candles``: instrument, interval, open time; ``ticks``: event
-time first), which ``tests/charting/test_query_plans.py`` checks with EXPLAIN.
+open, the decimal scales), and the page itself in bounded chunks. Stored candles in JSON,
+Arrow and Parquet are read from their ready forms, summary and rows in one statement
+(:mod:`charting.candle_reads`); CSV, ticks, UDF bars and the sources of roll-ups stream
+through a server-side cursor, a chunk of rows at a time. Every query is a range scan of a
+primary key (``candles``: instrument, interval, open time; ``ticks``: event time first),
+which ``tests/charting/test_query_plans.py`` checks with EXPLAIN.
 
-The pool's connections are read-only and have a statement timeout.
+The pool's connections are read-only and have a statement timeout. They also have sorting
+priced out (``enable_sort=off``): every query here reads a key range in key order, which
+needs no sort, and a planner that sees one instrument's whole table in a range (a small
+database) would otherwise sort all its rows instead of walking the key.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncGenerator, AsyncIterator
@@ -21,10 +27,20 @@ from typing import Any, Final, LiteralString
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
+from charting.candle_reads import (
+    CANDLE_RANGE,
+    CandlePage,
+    CandleRead,
+    PageForm,
+    SyncPool,
+    candle_params,
+    page_statement,
+    read_summary,
+)
 from charting.times import at_or_after, at_or_before
-from core.candles import VWAP_EXTRA_PLACES, Candle
+from core.candles import Candle
 from core.intervals import Interval
 from storage.candle_rows import READ_COLUMNS, candle_from_row
 
@@ -35,56 +51,17 @@ _NS: Final = 1_000_000_000
 _ISO: Final = """to_char(open_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 _EPOCH_S: Final = "extract(epoch FROM open_time)::bigint"
 
-JSON_OBJECT: Final = f"""concat('{{"instrument":"', instrument, '","interval":"', interval,
-    '","open_time":"', {_ISO}, '","open":"', open, '","high":"', high, '","low":"', low,
-    '","close":"', close, '","volume":"', volume, '","quote_volume":"', quote_volume,
-    '","trades":', trades, ',"vwap":"', vwap, '","taker_buy_volume":"', taker_buy_volume,
-    '","first_trade_id":', coalesce(first_trade_id::text, 'null'),
-    ',"last_trade_id":', coalesce(last_trade_id::text, 'null'),
-    ',"status":"', status, '","revision":', revision, '}}')"""
-"""A candle as a JSON object (the fields of :data:`charting.candle_formats.CANDLE_FIELDS`),
-written by PostgreSQL: Python then handles one value per row, not sixteen, which keeps the
-event loop free. No value needs escaping: instruments are ``[A-Z0-9_:./-]``, and the rest
-are numbers, times and statuses."""
-
 CSV_LINE: Final = f"""concat_ws(',', {_ISO}, open, high, low, close, volume, quote_volume,
     trades, vwap, taker_buy_volume, coalesce(first_trade_id::text, ''),
     coalesce(last_trade_id::text, ''), status, revision)"""
 """A candle as the rest of a CSV line (after instrument and interval): one text per row."""
 
-ARROW_LINE: Final = f"""concat_ws(',', {_EPOCH_S}, open, high, low, close, volume,
-    quote_volume, trades, vwap, taker_buy_volume, coalesce(first_trade_id::text, ''),
-    coalesce(last_trade_id::text, ''), status, revision)"""
-"""A candle as CSV text with the open time in epoch seconds, for the Arrow CSV parser."""
-
 UDF_COLUMNS: Final = f"{_EPOCH_S}, open::text, high::text, low::text, close::text, volume::text"
 
-_CANDLE_RANGE: Final = """
-FROM candles
-WHERE instrument = %(instrument)s AND interval = %(interval)s
-  AND open_time >= %(start)s AND open_time < %(end)s
-"""
-_CANDLE_SUMMARY: Final = f"""
-WITH bound AS (
-    SELECT {_EPOCH_S} AS next_s {_CANDLE_RANGE}
-    ORDER BY open_time OFFSET %(limit)s LIMIT 1
-)
-SELECT count(*),
-       coalesce(bool_or(status = 'open'), false),
-       (extract(epoch FROM max(updated_at)) * 1000000)::bigint,
-       (SELECT next_s FROM bound),
-       max(scale(close)),
-       max(scale(volume))
-{_CANDLE_RANGE}
-  AND open_time < coalesce((SELECT to_timestamp(next_s) FROM bound), %(end)s)
-"""
-"""The page's size, whether it holds an open candle, its last change, where the next page
-starts, and its decimal places: prices share theirs, and so do volumes; the notional has
-both, the VWAP the price's and four (``storage.candle_rows`` writes them so)."""
 _SOURCE_CANDLES: Final = f"""
 SELECT {READ_COLUMNS} FROM (
     SELECT *, (extract(epoch FROM open_time) * 1000000000)::bigint AS open_time_ns
-    {_CANDLE_RANGE}
+    {CANDLE_RANGE}
 ) AS found
 """
 _TICK_RANGE: Final = """
@@ -112,26 +89,6 @@ _cursor_names = itertools.count()
 
 
 @dataclass(frozen=True, slots=True)
-class CandlePage:
-    """What a page of stored candles holds, known before it is read.
-
-    ``end`` is where the page stops (exclusive): the next page's start when ``next_start``
-    is set, else the end of the range asked for.
-    """
-
-    start: int
-    end: int
-    rows: int
-    has_open: bool
-    updated_us: int | None
-    next_start: int | None
-    price_scale: int
-    size_scale: int
-    quote_scale: int
-    vwap_scale: int
-
-
-@dataclass(frozen=True, slots=True)
 class TickKey:
     """A tick's place in the order of ``ticks``: (``ts_event`` ns, trade id)."""
 
@@ -152,11 +109,12 @@ class TickPage:
 class HistoryDatabase:
     """Read-only access to candles, ticks and instruments for the history API.
 
-    Open it with :meth:`open`; it owns its connection pool for the ``async with`` block.
+    Open it with :meth:`open`; it owns its connection pools for the ``async with`` block.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Connection], pages: SyncPool) -> None:
         self._pool = pool
+        self._pages = pages
         self._known: set[str] = set()
 
     @classmethod
@@ -164,22 +122,29 @@ class HistoryDatabase:
     async def open(
         cls, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 30.0
     ) -> AsyncIterator[HistoryDatabase]:
+        """Two pools of ``max_size`` each: asyncio connections for most reads, blocking ones
+        for candle pages, which are read in worker threads (:class:`CandleRead` says why).
+        Those are autocommit: a page is one statement, one round trip, no BEGIN or COMMIT."""
         given = conninfo_to_dict(url).get("options") or ""
-        options = f"{given} -c default_transaction_read_only=on -c statement_timeout=30000"
-        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            url,
-            min_size=min_size,
-            max_size=max_size,
-            open=False,
-            timeout=timeout,
-            name="history",
-            kwargs={"options": options.strip(), "application_name": "mdp-history-api"},
+        options = (
+            f"{given} -c default_transaction_read_only=on -c statement_timeout=30000"
+            " -c enable_sort=off"
         )
-        await pool.open(wait=True, timeout=timeout)
-        try:
-            yield cls(pool)
-        finally:
-            await pool.close()
+        kwargs = {"options": options.strip(), "application_name": "mdp-history-api"}
+        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False, timeout=timeout,
+            name="history", kwargs=kwargs,
+        )  # fmt: skip
+        pages: SyncPool = ConnectionPool(
+            url, min_size=min_size, max_size=max_size, open=False, timeout=timeout,
+            name="history-pages", kwargs=kwargs | {"autocommit": True},
+        )  # fmt: skip
+        async with contextlib.AsyncExitStack() as stack:
+            await pool.open(wait=True, timeout=timeout)
+            stack.push_async_callback(pool.close)
+            await asyncio.to_thread(pages.open, True, timeout)
+            stack.push_async_callback(asyncio.to_thread, pages.close)
+            yield cls(pool, pages)
 
     # -- instruments ----------------------------------------------------------------------
 
@@ -220,26 +185,23 @@ class HistoryDatabase:
         self, instrument: str, interval: Interval, start: int, end: int, limit: int
     ) -> CandlePage:
         """Summary of the first ``limit`` stored candles opening in ``[start, end)``."""
-        params = candle_params(instrument, interval, start, end) | {"limit": limit}
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(_CANDLE_SUMMARY, params)
-            row = await cursor.fetchone()
-        assert row is not None
-        rows, has_open, updated_us, next_s, ps, ss = row
-        next_start = None if next_s is None else int(next_s) * _NS
-        ps, ss = int(ps or 0), int(ss or 0)
-        return CandlePage(
-            start=start,
-            end=end if next_start is None else next_start,
-            rows=int(rows),
-            has_open=bool(has_open),
-            updated_us=None if updated_us is None else int(updated_us),
-            next_start=next_start,
-            price_scale=ps,
-            size_scale=ss,
-            quote_scale=ps + ss,
-            vwap_scale=ps + VWAP_EXTRA_PLACES,
+        return await asyncio.to_thread(
+            read_summary, self._pages, instrument, interval, start, end, limit
         )
+
+    def read_candles(
+        self,
+        form: PageForm,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        limit: int,
+        chunk: int,
+    ) -> CandleRead:
+        """The first ``limit`` stored candles opening in ``[start, end)`` in a ready form
+        (:meth:`CandleRead.open`, then :meth:`CandleRead.chunks` or :meth:`CandleRead.aclose`)."""
+        return CandleRead(self._pages, form, instrument, interval, start, end, limit, chunk)
 
     async def candle_rows(
         self,
@@ -255,7 +217,7 @@ class HistoryDatabase:
     ) -> AsyncGenerator[list[Row], None]:
         """Stored candles opening in ``[start, end)``, as rows of ``columns``, in chunks."""
         order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
-        query: LiteralString = f"SELECT {columns} {_CANDLE_RANGE} {order}"
+        query: LiteralString = f"SELECT {columns} {CANDLE_RANGE} {order}"
         if limit is not None:
             query += " LIMIT %(limit)s"
         params = candle_params(instrument, interval, start, end) | {"limit": limit}
@@ -346,15 +308,6 @@ class HistoryDatabase:
                 yield rows
 
 
-def candle_params(instrument: str, interval: Interval, start: int, end: int) -> dict[str, Any]:
-    return {
-        "instrument": instrument,
-        "interval": interval.label,
-        "start": at_or_after(start),
-        "end": at_or_after(end),
-    }
-
-
 def tick_params(instrument: str, start: TickKey, end: TickKey) -> dict[str, Any]:
     return {
         "instrument": instrument,
@@ -368,12 +321,14 @@ def tick_params(instrument: str, start: TickKey, end: TickKey) -> dict[str, Any]
 
 
 def candle_queries() -> dict[str, LiteralString]:
-    """The candle queries by name, for the EXPLAIN tests (parameters: :func:`candle_params`
-    and ``limit``)."""
+    """The candle queries by name, for the EXPLAIN tests (parameters: :func:`candle_params`,
+    ``limit`` and ``rows``)."""
     return {
-        "summary": _CANDLE_SUMMARY,
-        "page": f"SELECT {JSON_OBJECT} {_CANDLE_RANGE} ORDER BY open_time",
-        "latest": f"SELECT {UDF_COLUMNS} {_CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
+        "summary": page_statement(PageForm.JSON, body=False),
+        "page_json": page_statement(PageForm.JSON),
+        "page_packed": page_statement(PageForm.PACKED),
+        "csv": f"SELECT {CSV_LINE} {CANDLE_RANGE} ORDER BY open_time",
+        "latest": f"SELECT {UDF_COLUMNS} {CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
         "source": f"{_SOURCE_CANDLES} ORDER BY open_time",
     }
 

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 @dataclass(slots=True)
 class CachedPage:
     validator: Hashable
-    body: bytes
+    body: bytes | memoryview
     headers: dict[str, str]
     checked_ns: int
 
@@ -41,6 +41,10 @@ class PageCache:
         self.hits += 1
         return page
 
+    def holds(self, key: Hashable) -> bool:
+        """Whether a page is kept under ``key`` (checked or not)."""
+        return key in self._pages
+
     def checked(self, key: Hashable, validator: Hashable) -> CachedPage | None:
         """The page, if its validator is still ``validator`` (the database's summary)."""
         page = self._pages.get(key)
@@ -52,7 +56,9 @@ class PageCache:
         self.hits += 1
         return page
 
-    def put(self, key: Hashable, validator: Hashable, body: bytes, headers: dict[str, str]) -> None:
+    def put(
+        self, key: Hashable, validator: Hashable, body: bytes | memoryview, headers: dict[str, str]
+    ) -> None:
         if len(body) > self.max_bytes // 8:
             return
         old = self._pages.pop(key, None)

@@ -23,9 +23,14 @@ class ApiSettings:
       or a UDF range without ``countback``); ``default_limit`` when a request sets none.
     - ``max_source_rows``: the most stored candles one rolled-up page may read; a page of a
       coarse roll-up holds fewer candles so that it stays under this (the cursor goes on).
-    - ``chunk_rows``: rows fetched from the database and sent on per step while streaming.
-    - ``pool_size``: database connections when the app opens the database itself (each
-      streaming response holds one while it streams).
+    - ``chunk_rows``: rows read from the database and sent on per step while streaming: a
+      JSON, Arrow or Parquet page of at most this many stored candles is one statement
+      (:mod:`charting.candle_reads`), a longer one a statement per chunk; CSV, ticks and the
+      sources of roll-ups are fetched this many rows at a time. Memory per request is about
+      this many rows (some 350 bytes each in JSON).
+    - ``pool_size``: database connections when the app opens the database itself, in each
+      of its two pools (asyncio, and blocking ones for candle pages read in worker threads);
+      a streaming response holds one while it streams.
     - ``final_after_ns``: how long after its end a candle can still be revised (the engine's
       horizon plus its lateness). A page that ends longer ago than this and holds no open
       candle is final: it gets a long ``Cache-Control`` besides its ``ETag``.
@@ -43,7 +48,7 @@ class ApiSettings:
     max_limit: int = 10_000
     default_limit: int = 1_000
     max_source_rows: int = 200_000
-    chunk_rows: int = 2_000
+    chunk_rows: int = 10_000
     pool_size: int = 8
     final_after_ns: int = 3602 * NS_PER_SECOND
     cache_max_age: int = 86_400

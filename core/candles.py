@@ -33,6 +33,11 @@ class Candle(msgspec.Struct, frozen=True):
     ``revision`` counts the versions of this bar emitted before this one, so a later version
     always has a higher revision. A bar without trades (an empty interval under the ``fill``
     rule) has ``trades == 0``, zero volume and no trade ids.
+
+    ``gap`` is true when the candle's interval ``[open_time, close_time)`` overlaps a feed gap
+    (:class:`core.gaps.FeedGap`): trades may be missing from it, so a quiet or empty candle
+    there means "the feed was down", not "nothing traded". It is the last field, with a
+    default, so that positional construction written before it keeps working.
     """
 
     instrument: str
@@ -52,6 +57,7 @@ class Candle(msgspec.Struct, frozen=True):
     last_trade_id: int | None
     revision: int
     status: CandleStatus
+    gap: bool = False
 
     def __post_init__(self) -> None:
         low, high = self.low_raw, self.high_raw
@@ -123,7 +129,10 @@ class Candle(msgspec.Struct, frozen=True):
         return (self.instrument, self.interval.label, self.open_time)
 
     def values(self) -> tuple[object, ...]:
-        """Everything but revision and status, scale-independent: equal for equal bars."""
+        """Everything but revision and status, scale-independent: equal for equal bars.
+
+        The gap flag is part of it: a flagged bar is not the same bar as an unflagged one.
+        """
         return (
             self.instrument,
             self.interval.label,
@@ -138,4 +147,5 @@ class Candle(msgspec.Struct, frozen=True):
             self.trades,
             self.first_trade_id,
             self.last_trade_id,
+            self.gap,
         )

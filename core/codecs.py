@@ -1,9 +1,11 @@
-"""Wire codecs: tick batches, candles and rejects to and from the bytes the bus carries.
+"""Wire codecs: tick batches, feed gaps, candles and rejects to and from the bus's bytes.
 
 Every value is a MessagePack map (msgspec) whose first field ``v`` is its schema version. A
 reader accepts exactly the versions it knows; adding an optional field keeps the version, any
 other change bumps it. Tick batches travel as columns: each numpy column is one MessagePack
-``bin`` of raw little-endian values, never one object per tick.
+``bin`` of raw little-endian values, never one object per tick. ``md.ticks`` also carries feed
+gaps, told apart by their ``kind`` field (a tick batch has none); a consumer of that topic
+reads it with :func:`decode_ticks_message`.
 
 Decoding never trusts its input: whatever is wrong (bytes that are not MessagePack, a missing
 or unknown version, a column of the wrong length, a value the domain type refuses), the decoder
@@ -25,6 +27,7 @@ import numpy as np
 import numpy.typing as npt
 
 from core.candles import Candle, CandleStatus
+from core.gaps import FeedGap, GapReason
 from core.instruments import validate_instrument
 from core.intervals import Interval
 from core.numbers import MAX_SCALE, parse_decimal
@@ -32,6 +35,7 @@ from core.rejects import RejectedTick
 from core.ticks import Side, Tick, TickBatch
 
 TICK_BATCH_VERSION: Final = 1
+FEED_GAP_VERSION: Final = 1
 CANDLE_VERSION: Final = 1
 REJECTED_VERSION: Final = 1
 
@@ -40,6 +44,9 @@ MAX_REJECTED_PAYLOAD: Final = 64 * 1024
 
 TICK_ROW_BYTES: Final = 7 * 8 + 1
 """Wire bytes per tick in a tick batch (six int64 columns and the int8 side), before framing."""
+
+FEED_GAP_KIND: Final = "gap"
+"""The ``kind`` of a feed-gap message on ``md.ticks`` (tick batches carry no ``kind``)."""
 
 
 class CodecError(ValueError):
@@ -137,7 +144,7 @@ _I64_COLUMNS: Final = ("trade_id", "price", "size", "ts_event", "ts_recv", "trad
 _NonNegative = Annotated[int, msgspec.Meta(ge=0)]
 
 
-class _TickBatchV1(msgspec.Struct):
+class _TickBatchV1(msgspec.Struct, omit_defaults=True):
     v: int
     instrument: str
     price_scale: int
@@ -150,6 +157,7 @@ class _TickBatchV1(msgspec.Struct):
     ts_event: bytes
     ts_recv: bytes
     trades: bytes
+    kind: object = None  # absent in a tick batch; present, the message is of another kind
 
 
 _TICK_BATCH_DECODER: Final = msgspec.msgpack.Decoder(_TickBatchV1)
@@ -193,9 +201,76 @@ def _column(message: _TickBatchV1, name: str, dtype: np.dtype[np.generic]) -> np
 def decode_tick_batch(data: bytes) -> TickBatch:
     """The batch of a ``md.ticks`` value; raises :class:`CodecError` naming what is wrong.
 
-    The columns are read-only views of the decoded bytes (no copy).
+    A feed gap is refused too (the error says so): a consumer that may meet one reads the
+    topic with :func:`decode_ticks_message`. The columns are read-only views of the decoded
+    bytes (no copy).
     """
-    message = _decode(_TICK_BATCH_DECODER, data, "tick batch", TICK_BATCH_VERSION)
+    message = _decode_batch_or_kind(data, "tick batch")
+    if isinstance(message, str):
+        if message == FEED_GAP_KIND:
+            raise CodecError(
+                "bad tick batch message: got a feed gap (kind 'gap'); read md.ticks with"
+                " decode_ticks_message"
+            )
+        raise CodecError(f"bad tick batch message: {_unknown_kind(message)}")
+    return _batch_of(message)
+
+
+def decode_ticks_message(data: bytes) -> TickBatch | FeedGap:
+    """A ``md.ticks`` value: a tick batch (no ``kind``) or a feed gap (``kind`` ``gap``).
+
+    Raises :class:`CodecError` naming what is wrong, as :func:`decode_tick_batch` does; a
+    tick batch costs exactly one decode, as there.
+    """
+    message = _decode_batch_or_kind(data, "md.ticks")
+    if isinstance(message, str):
+        if message == FEED_GAP_KIND:
+            return _decode_feed_gap(data)
+        raise CodecError(f"bad md.ticks message: {_unknown_kind(message)}")
+    return _batch_of(message)
+
+
+class _Kind(msgspec.Struct):
+    kind: object = None
+
+
+_KIND: Final = msgspec.msgpack.Decoder(_Kind)
+
+
+def _kind_of(data: bytes | bytearray | memoryview) -> object:
+    """The ``kind`` field of a MessagePack map, or ``None`` when it has none or is no map."""
+    try:
+        return _KIND.decode(data).kind
+    except _DECODE_ERRORS:
+        return None
+
+
+def _unknown_kind(kind: str) -> str:
+    return f"unknown kind {kind[:40]!r} (this reader knows {FEED_GAP_KIND!r} and tick batches)"
+
+
+def _decode_batch_or_kind(data: bytes, what: str) -> _TickBatchV1 | str:
+    """The tick-batch envelope, or the ``kind`` of a message that is something else.
+
+    The tick batch is decoded first and the ``kind`` looked at only when that fails or finds
+    one, so the common message pays for one decode.
+    """
+    try:
+        message = _decode(_TICK_BATCH_DECODER, data, "tick batch", TICK_BATCH_VERSION)
+    except CodecError:
+        kind = _kind_of(data) if isinstance(data, bytes | bytearray | memoryview) else None
+        if kind is None:
+            raise
+    else:
+        if message.kind is None:
+            return message
+        kind = message.kind
+    if not isinstance(kind, str):
+        raise CodecError(f"bad {what} message: kind must be a string, got {kind!r:.40}")
+    return kind
+
+
+def _batch_of(message: _TickBatchV1) -> TickBatch:
     i64 = [_column(message, name, _LE_I64) for name in _I64_COLUMNS]
     side = _column(message, "side", _LE_I8)
     trade_id, price, size, ts_event, ts_recv, trades = i64
@@ -216,10 +291,58 @@ def decode_tick_batch(data: bytes) -> TickBatch:
         raise CodecError(f"bad tick batch message: {exc}") from exc
 
 
+# -- feed gaps ------------------------------------------------------------------------------
+
+
+class _FeedGapV1(msgspec.Struct):
+    v: int
+    kind: str
+    instrument: str
+    start_ns: int
+    end_ns: int
+    reason: GapReason
+    detail: str = ""
+    ts_recv: int = 0
+
+
+_FEED_GAP_DECODER: Final = msgspec.msgpack.Decoder(_FeedGapV1)
+
+
+def encode_feed_gap(gap: FeedGap) -> bytes:
+    """A ``md.ticks`` value marking a span the feed may have missed (key: the instrument)."""
+    return _ENCODER.encode(
+        _FeedGapV1(
+            v=FEED_GAP_VERSION,
+            kind=FEED_GAP_KIND,
+            instrument=gap.instrument,
+            start_ns=gap.start_ns,
+            end_ns=gap.end_ns,
+            reason=gap.reason,
+            detail=gap.detail,
+            ts_recv=gap.ts_recv,
+        )
+    )
+
+
+def _decode_feed_gap(data: bytes) -> FeedGap:
+    m = _decode(_FEED_GAP_DECODER, data, "feed gap", FEED_GAP_VERSION)
+    try:
+        return FeedGap(
+            instrument=m.instrument,
+            start_ns=m.start_ns,
+            end_ns=m.end_ns,
+            reason=m.reason,
+            detail=m.detail,
+            ts_recv=m.ts_recv,
+        )
+    except ValueError as exc:
+        raise CodecError(f"bad feed gap message: {exc}") from exc
+
+
 # -- candles --------------------------------------------------------------------------------
 
 
-class _CandleV1(msgspec.Struct):
+class _CandleV1(msgspec.Struct, omit_defaults=True):
     v: int
     instrument: str
     interval: str
@@ -238,6 +361,7 @@ class _CandleV1(msgspec.Struct):
     last_trade_id: int | None
     revision: int
     status: CandleStatus
+    gap: bool = False  # optional: written only when true; older messages lack it
 
 
 _CANDLE_DECODER: Final = msgspec.msgpack.Decoder(_CandleV1)
@@ -265,6 +389,7 @@ def encode_candle(candle: Candle) -> bytes:
             last_trade_id=candle.last_trade_id,
             revision=candle.revision,
             status=candle.status,
+            gap=candle.gap,
         )
     )
 
@@ -306,6 +431,7 @@ def decode_candle(data: bytes) -> Candle:
             last_trade_id=m.last_trade_id,
             revision=m.revision,
             status=m.status,
+            gap=m.gap,
         )
     except CodecError:
         raise

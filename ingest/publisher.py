@@ -1,7 +1,9 @@
-"""Publishing a feed onto the bus: tick batches to ``md.ticks``, bad rows to the rejects.
+"""Publishing a feed onto the bus: tick batches and feed gaps to ``md.ticks``, bad input to
+``md.ticks.rejected``.
 
 A batch holds one instrument's ticks and is keyed by the instrument, so one instrument's
-batches stay in order on one partition.
+batches stay in order on one partition; a feed gap is keyed the same way, so it travels in
+order with the ticks around it.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
 
 from core import codecs
+from core.gaps import FeedGap
 from core.ticks import TickBatch
 from core.topics import TICKS, TICKS_REJECTED
 from ingest.files import BadRow
@@ -17,56 +20,67 @@ from streams.bus import Bus
 
 SOURCE = "ingest"
 
+FeedEvent = TickBatch | FeedGap
+"""What a feed yields: a batch of one instrument's ticks, or a span it may have missed."""
+
 
 @dataclass(slots=True)
 class FeedStats:
-    """What a feed has published so far."""
+    """What a feed has published so far; ``bad_rows`` counts bad file rows and venue frames."""
 
     batches: int = 0
     ticks: int = 0
+    gaps: int = 0
     bad_rows: int = 0
     finished: bool = False
 
 
 @dataclass(slots=True)
 class FeedPublisher:
-    """Publishes batches as they come; bad rows reported by a reader go to the rejects.
+    """Publishes a feed's events as they come; rejects heard meanwhile go out before the next.
 
-    Hand :meth:`bad_row` to :class:`ingest.files.ReadReport` as ``on_bad``: the rows it hears
-    are published before the next batch.
+    Hand :meth:`bad_row` to :class:`ingest.files.ReadReport` as ``on_bad``, and :meth:`reject`
+    to a live venue feed: what they hear is published before the next event, in order.
     """
 
     bus: Bus
     stats: FeedStats = field(default_factory=FeedStats)
-    _bad: list[BadRow] = field(default_factory=list)
+    _rejects: list[codecs.RejectedMessage] = field(default_factory=list)
 
     def bad_row(self, row: BadRow) -> None:
-        self._bad.append(row)
-
-    async def run(self, batches: AsyncIterable[TickBatch]) -> None:
-        ticks = self.bus.topic(TICKS)
-        async for batch in batches:
-            await self._publish_bad_rows()
-            await ticks.publish(
-                codecs.instrument_key(batch.instrument), codecs.encode_tick_batch(batch)
-            )
-            self.stats.batches += 1
-            self.stats.ticks += len(batch)
-        await self._publish_bad_rows()
-        self.stats.finished = True
-
-    async def _publish_bad_rows(self) -> None:
-        if not self._bad:
-            return
-        rows, self._bad = self._bad, []
-        rejects = self.bus.topic(TICKS_REJECTED)
-        for row in rows:
-            origin = f"{row.source}:{row.line}" if row.source else f"line {row.line}"
-            message = codecs.RejectedMessage(
+        origin = f"{row.source}:{row.line}" if row.source else f"line {row.line}"
+        self.reject(
+            codecs.RejectedMessage(
                 reason=codecs.RejectCode.BAD_ROW.value,
                 detail=row.reason,
                 source=SOURCE,
                 origin=origin,
             )
+        )
+
+    def reject(self, message: codecs.RejectedMessage) -> None:
+        self._rejects.append(message)
+
+    async def run(self, events: AsyncIterable[FeedEvent]) -> None:
+        ticks = self.bus.topic(TICKS)
+        async for event in events:
+            await self._publish_rejects()
+            key = codecs.instrument_key(event.instrument)
+            if isinstance(event, FeedGap):
+                await ticks.publish(key, codecs.encode_feed_gap(event))
+                self.stats.gaps += 1
+                continue
+            await ticks.publish(key, codecs.encode_tick_batch(event))
+            self.stats.batches += 1
+            self.stats.ticks += len(event)
+        await self._publish_rejects()
+        self.stats.finished = True
+
+    async def _publish_rejects(self) -> None:
+        if not self._rejects:
+            return
+        messages, self._rejects = self._rejects, []
+        rejects = self.bus.topic(TICKS_REJECTED)
+        for message in messages:
             await rejects.publish(message.key, codecs.encode_rejected(message))
             self.stats.bad_rows += 1

@@ -26,11 +26,12 @@ from charting.app import create_app_for_url
 from charting.server import serving
 from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
-from core.ticks import TickBatch
 from ingest.files import ReadReport
-from ingest.publisher import FeedPublisher
-from ingest.sources import live_synthetic, replay
+from ingest.publisher import FeedEvent, FeedPublisher
+from ingest.sources import live_synthetic, replay, venue
 from ingest.synthetic import DEFAULT_INSTRUMENTS
+from ingest.venues import venue_protocol
+from ingest.venues.settings import VenueSettings
 from mdp.status import status_line
 from storage import PostgresServer, PostgresStore
 from storage.checkpoints import PostgresCheckpoints
@@ -45,7 +46,8 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
-    """The synthetic market (default) or a tick file replayed at ``speed`` (None: at once)."""
+    """The synthetic market (default), a tick file replayed at ``speed`` (None: at once), or
+    a live venue's ``symbols`` (at ``venue_url``, else the venue's public endpoint)."""
 
     replay: Path | None = None
     format: str | None = None
@@ -54,6 +56,16 @@ class FeedSettings:
     instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
     rate: float = 20.0
     seed: int = 0
+    venue: str | None = None
+    symbols: tuple[str, ...] = ()
+    venue_url: str | None = None
+
+    def live_instruments(self) -> tuple[str, ...]:
+        """The instruments known before the first tick (a replay's come with its ticks)."""
+        if self.venue is not None:
+            protocol = venue_protocol(self.venue)
+            return tuple(protocol.instrument(symbol) for symbol in self.symbols)
+        return () if self.replay else self.instruments
 
 
 @dataclass(frozen=True, slots=True)
@@ -130,7 +142,7 @@ class Platform:
     @contextlib.asynccontextmanager
     async def _gateway(self, bus: MemoryBus, store: PostgresStore) -> AsyncIterator[Gateway]:
         settings = self.settings
-        instruments = () if settings.feed.replay else settings.feed.instruments
+        instruments = settings.feed.live_instruments()
         gateway_settings = GatewaySettings(
             host=settings.host,
             port=settings.ws_port,
@@ -157,8 +169,12 @@ class Platform:
             self._say(f"chart: {self.chart_url}  (history API: {server.url}/v1, /udf)")
             yield
 
-    def _source(self, publisher: FeedPublisher) -> AsyncIterator[TickBatch]:
+    def _source(self, publisher: FeedPublisher) -> AsyncIterator[FeedEvent]:
         feed = self.settings.feed
+        if feed.venue is not None:
+            self._say(f"feed: {feed.venue} {', '.join(feed.symbols)} live")
+            settings = VenueSettings(url=feed.venue_url)
+            return venue(feed.venue, feed.symbols, settings, publisher.reject)
         if feed.replay is None:
             self._say(f"feed: synthetic {', '.join(feed.instruments)} at {feed.rate:g} ticks/s")
             return live_synthetic(feed.instruments, feed.rate, feed.seed)

@@ -1,4 +1,5 @@
-"""The feed options ``mdp up`` and ``mdp ingest`` share: a replayed file or the synthetic market."""
+"""The feed options ``mdp up`` and ``mdp ingest`` share: the synthetic market (default), a
+replayed file, or a live venue."""
 
 from __future__ import annotations
 
@@ -7,6 +8,8 @@ from pathlib import Path
 
 from ingest.files import FORMATS
 from ingest.synthetic import DEFAULT_INSTRUMENTS
+from ingest.venues import VENUES, venue_protocol
+from ingest.venues.settings import VenueSettings
 
 
 def add_feed_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup:
@@ -28,6 +31,18 @@ def add_feed_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
     )
     feed.add_argument("--rate", type=float, default=20.0, help="synthetic ticks/s per instrument")
     feed.add_argument("--seed", type=int, default=0, help="synthetic seed")
+    feed.add_argument("--venue", choices=sorted(VENUES), help="a live venue's trades")
+    feed.add_argument(
+        "--symbols",
+        metavar="LIST",
+        help="the venue's symbols, comma-separated (BTCUSDT,ETHUSDT on binance; BTC-USD on"
+        " coinbase; BTC/USD on kraken)",
+    )
+    feed.add_argument(
+        "--venue-url",
+        metavar="URL",
+        help="the venue's WebSocket URL (default: its public endpoint)",
+    )
     return feed
 
 
@@ -37,8 +52,28 @@ def check_feed_options(args: argparse.Namespace) -> None:
         raise ValueError("--speed must not be negative")
     if args.replay is not None and not args.replay.is_file():
         raise ValueError(f"{args.replay}: no such file")
+    if args.venue is None:
+        if args.symbols or args.venue_url:
+            raise ValueError("--symbols and --venue-url need --venue")
+        return
+    if args.replay is not None:
+        raise ValueError("give either --replay or --venue, not both")
+    symbols = symbols_of(args)
+    if not symbols:
+        raise ValueError(
+            f"--venue {args.venue} needs --symbols: the venue's symbols, comma-separated"
+        )
+    protocol = venue_protocol(args.venue)
+    for symbol in symbols:
+        protocol.instrument(symbol)
+    VenueSettings(url=args.venue_url)
 
 
 def instruments_of(args: argparse.Namespace) -> tuple[str, ...]:
     """The ``--instruments`` list, split and trimmed."""
     return tuple(part.strip() for part in args.instruments.split(",") if part.strip())
+
+
+def symbols_of(args: argparse.Namespace) -> tuple[str, ...]:
+    """The ``--symbols`` list, split and trimmed (empty without the option)."""
+    return tuple(part.strip() for part in (args.symbols or "").split(",") if part.strip())

@@ -3,13 +3,29 @@
 Numbers go in as exact decimal text from :func:`~core.numbers.format_fixed`, which keeps the
 trailing zeros; NUMERIC keeps those decimal places, so the scales come back from the values
 read: prices at ``price_scale``, volumes at ``size_scale``.
+
+Beside the numerics each row keeps two read forms, written here at upsert time so that a
+reader of a page does no per-value work (``docs/history-api.md`` says why and what it costs):
+
+- ``json``: the candle as the history API's JSON object (:func:`candle_json`), so that a JSON
+  page is the database joining ready texts;
+- ``packed``: the candle's integers as :data:`PACKED_WORDS` big-endian 64-bit words
+  (:func:`pack_candle`), so that a page of them is one buffer that numpy views as an array
+  (:data:`PACKED_DTYPE`) and Arrow columns are built from without Python per value. It is
+  NULL when a value does not fit 64 bits; readers then take the numerics.
+
+Both are NULL in rows written by plain SQL or not yet filled; readers check and fall back.
 """
 
 from __future__ import annotations
 
+import struct
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Final
+
+import msgspec
+import numpy as np
 
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
@@ -34,6 +50,10 @@ CANDLE_COLUMNS: Final = (
     "last_trade_id",
     "revision",
     "status",
+    "price_scale",
+    "size_scale",
+    "packed",
+    "json",
 )
 """The columns :func:`candle_row` fills, in order (``updated_at`` is the database's)."""
 
@@ -44,34 +64,178 @@ READ_COLUMNS: Final = (
 """What :func:`candle_from_row` reads (``open_time_ns`` is computed by the query)."""
 
 
-def candle_row(candle: Candle) -> tuple[str | int | None, ...]:
-    """One row in :data:`CANDLE_COLUMNS` order: decimals and times as text."""
+# -- the JSON form --------------------------------------------------------------------------
+
+
+class CandleRecord(msgspec.Struct):
+    """A candle as the history API shows it: its fields are the API's columns, in order
+    (``charting.candle_formats.CANDLE_FIELDS``); decimals are exact text."""
+
+    instrument: str
+    interval: str
+    open_time: str
+    open: str
+    high: str
+    low: str
+    close: str
+    volume: str
+    quote_volume: str
+    trades: int
+    vwap: str
+    taker_buy_volume: str
+    first_trade_id: int | None
+    last_trade_id: int | None
+    status: str
+    revision: int
+
+
+def candle_record(candle: Candle) -> CandleRecord:
+    """The one place a candle becomes the API's record: the stored ``json``, rolled-up
+    candles, CSV and UDF all start here, so a new field is one change."""
     ps, ss = candle.price_scale, candle.size_scale
+    return CandleRecord(
+        instrument=candle.instrument,
+        interval=candle.interval.label,
+        open_time=iso_utc(candle.open_time),
+        open=format_fixed(candle.open_raw, ps),
+        high=format_fixed(candle.high_raw, ps),
+        low=format_fixed(candle.low_raw, ps),
+        close=format_fixed(candle.close_raw, ps),
+        volume=format_fixed(candle.volume_raw, ss),
+        quote_volume=format_fixed(candle.quote_volume_raw, ps + ss),
+        trades=candle.trades,
+        vwap=format_fixed(candle.vwap_raw, candle.vwap_scale),
+        taker_buy_volume=format_fixed(candle.taker_buy_volume_raw, ss),
+        first_trade_id=candle.first_trade_id,
+        last_trade_id=candle.last_trade_id,
+        status=candle.status.value,
+        revision=candle.revision,
+    )
+
+
+_encode_json = msgspec.json.Encoder().encode
+
+
+def candle_json(candle: Candle) -> bytes:
+    """:func:`candle_record` as compact JSON (what the ``json`` column holds)."""
+    return _encode_json(candle_record(candle))
+
+
+# -- the packed form ------------------------------------------------------------------------
+
+PACKED_WORDS: Final = (
+    "open_time",
+    "price_scale",
+    "size_scale",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "vwap",
+    "taker_buy_volume",
+    "first_trade_id",
+    "last_trade_id",
+    "status",
+    "revision",
+)
+"""The words of ``packed``, each a big-endian int64: the open time in UTC nanoseconds, the
+two scales, the decimals as scaled integers (``open`` at the price scale, ``quote_volume`` at
+price + size, ``vwap`` at price + 4: :class:`~core.candles.Candle`'s ``_raw`` values), the
+trade ids (:data:`NO_TRADE_ID` for none), the status as its index in :data:`STATUSES`."""
+
+PACKED_DTYPE: Final = np.dtype([(name, ">i8") for name in PACKED_WORDS])
+"""One packed row as numpy sees it; a page of rows is an array of these."""
+
+STATUSES: Final = tuple(status.value for status in CandleStatus)
+"""Status texts by the code that ``packed`` holds (``open``, ``closed``, ``revised``)."""
+NO_TRADE_ID: Final = -(2**63)
+"""The trade-id word of a candle without trades (trade ids are never negative)."""
+
+_PACK: Final = struct.Struct(f">{len(PACKED_WORDS)}q")
+_STATUS_CODES: Final = {status: code for code, status in enumerate(CandleStatus)}
+
+
+def pack_candle(candle: Candle) -> bytes | None:
+    """The candle's :data:`PACKED_WORDS`, or None when a value does not fit 64 bits."""
+    first, last = candle.first_trade_id, candle.last_trade_id
+    try:
+        return _PACK.pack(
+            candle.open_time,
+            candle.price_scale,
+            candle.size_scale,
+            candle.open_raw,
+            candle.high_raw,
+            candle.low_raw,
+            candle.close_raw,
+            candle.volume_raw,
+            candle.quote_volume_raw,
+            candle.trades,
+            candle.vwap_raw,
+            candle.taker_buy_volume_raw,
+            NO_TRADE_ID if first is None else first,
+            NO_TRADE_ID if last is None else last,
+            _STATUS_CODES[candle.status],
+            candle.revision,
+        )
+    except struct.error:
+        return None
+
+
+# -- rows -----------------------------------------------------------------------------------
+
+
+def candle_row(candle: Candle) -> tuple[str | int | bytes | None, ...]:
+    """One row in :data:`CANDLE_COLUMNS` order: decimals and times as text, ``packed`` as
+    bytes, ``json`` as text."""
+    record = candle_record(candle)
     return (
         candle.instrument,
-        candle.interval.label,
-        iso_utc(candle.open_time),
+        record.interval,
+        record.open_time,
         iso_utc(candle.close_time),
-        format_fixed(candle.open_raw, ps),
-        format_fixed(candle.high_raw, ps),
-        format_fixed(candle.low_raw, ps),
-        format_fixed(candle.close_raw, ps),
-        format_fixed(candle.volume_raw, ss),
-        format_fixed(candle.quote_volume_raw, ps + ss),
-        format_fixed(candle.vwap_raw, candle.vwap_scale),
-        format_fixed(candle.taker_buy_volume_raw, ss),
+        record.open,
+        record.high,
+        record.low,
+        record.close,
+        record.volume,
+        record.quote_volume,
+        record.vwap,
+        record.taker_buy_volume,
         candle.trades,
         candle.first_trade_id,
         candle.last_trade_id,
         candle.revision,
-        candle.status.value,
+        record.status,
+        candle.price_scale,
+        candle.size_scale,
+        pack_candle(candle),
+        _encode_json(record).decode(),
     )
 
 
 def candle_copy_line(candle: Candle) -> str:
-    """:func:`candle_row` as a line of text COPY (no value needs escaping: instrument ids,
-    interval labels, numbers, times and statuses hold no tab, newline or backslash)."""
-    return "\t".join("\\N" if v is None else str(v) for v in candle_row(candle)) + "\n"
+    """:func:`candle_row` as a line of text COPY, written out directly (the writer's hot
+    path). ``packed`` goes as ``\\x`` hex, a missing value as ``\\N``. Only the JSON could
+    hold a backslash (msgspec escapes control characters so): it is doubled there; instrument
+    ids, labels, numbers, times and statuses hold no tab, newline or backslash."""
+    r = candle_record(candle)
+    packed = pack_candle(candle)
+    json = _encode_json(r).decode().replace("\\", "\\\\")
+    packed_text = "\\N" if packed is None else "\\\\x" + packed.hex()
+    return (
+        f"{r.instrument}\t{r.interval}\t{r.open_time}\t{iso_utc(candle.close_time)}\t"
+        f"{r.open}\t{r.high}\t{r.low}\t{r.close}\t{r.volume}\t{r.quote_volume}\t{r.vwap}\t"
+        f"{r.taker_buy_volume}\t{r.trades}\t{_copy_int(r.first_trade_id)}\t"
+        f"{_copy_int(r.last_trade_id)}\t{r.revision}\t{r.status}\t{candle.price_scale}\t"
+        f"{candle.size_scale}\t{packed_text}\t{json}\n"
+    )
+
+
+def _copy_int(value: int | None) -> str:
+    return "\\N" if value is None else str(value)
 
 
 def latest_revisions(candles: Iterable[Candle]) -> list[Candle]:

@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 
 from core import codecs
 from core.engine import CandleEngine, EngineOutput
+from core.gaps import FeedGap
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from streams.bus import Bus, Record, Subscription, next_offsets
 from streams.checkpoints import CheckpointStore
@@ -35,6 +36,7 @@ class EngineStats:
 
     batches: int = 0
     ticks: int = 0
+    gaps: int = 0  # feed-gap markers applied
     candles: int = 0
     rejected: int = 0
     duplicates: int = 0
@@ -52,22 +54,28 @@ def process(
 ) -> list[Message]:
     """Feed the records' tick batches to the engine, then move its clock to ``now_ns``.
 
-    Undecodable records become rejects naming their topic, partition and offset.
+    A feed-gap record flags the candles over its span (``CandleEngine.mark_gap``), in its
+    place among the instrument's batches. Undecodable records become rejects naming their
+    topic, partition and offset.
     """
     messages: list[Message] = []
     for record in records:
         try:
-            batch = codecs.decode_tick_batch(record.value)
+            decoded = codecs.decode_ticks_message(record.value)
         except codecs.CodecError as exc:
             origin = f"{record.topic}/{record.partition}/{record.offset}"
             reject = codecs.RejectedMessage.undecodable(record.value, exc, source, origin)
             messages.append((TICKS_REJECTED, reject.key, codecs.encode_rejected(reject)))
             stats.undecodable += 1
             continue
+        if isinstance(decoded, FeedGap):
+            stats.gaps += 1
+            _collect(engine.mark_gap(decoded, now_ns), messages, stats, source)
+            continue
         stats.batches += 1
-        stats.ticks += len(batch)
-        stats.last_event_ns = max(stats.last_event_ns, int(batch.ts_event.max(initial=0)))
-        _collect(engine.feed(batch, now_ns), messages, stats, source)
+        stats.ticks += len(decoded)
+        stats.last_event_ns = max(stats.last_event_ns, int(decoded.ts_event.max(initial=0)))
+        _collect(engine.feed(decoded, now_ns), messages, stats, source)
     _collect(engine.advance(now_ns), messages, stats, source)
     return messages
 

@@ -17,11 +17,12 @@ import itertools
 from collections import OrderedDict, deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
 from core.ticks import TickBatch
+from ws_gateway.gaps import GapNotice
 from ws_gateway.wire import ChannelFrames, ChannelKey, candle_json, tick_json
 
 Framing = Callable[[bytes], bytes]
@@ -51,6 +52,10 @@ class Client(Protocol):
         """Take a framed message of this client's own (a reply, a heartbeat)."""
         ...
 
+    def notify(self, notice: GapNotice) -> None:
+        """Take a feed-gap notice; a client sends each one at most once."""
+        ...
+
     def quiet(self) -> bool:
         """True when nothing was pushed to the client since the last call."""
         ...
@@ -58,6 +63,15 @@ class Client(Protocol):
 
 EVICTION_LOG_FACTOR: Final = 8
 """The eviction log remembers this many times ``cache_candles`` evicted candles."""
+
+
+class Snapshot(NamedTuple):
+    """A snapshot message, the ``seq`` it is current to, and the time its oldest item starts
+    (a candle's open time, a tick's ``ts_event``; None when it holds none)."""
+
+    payload: bytes
+    seq: int
+    start_ns: int | None
 
 
 class Delivery:
@@ -212,7 +226,7 @@ class CandleChannel(Channel):
         """How many cached candles open at or after ``start``."""
         return sum(1 for open_time in self.cache if open_time >= start)
 
-    def snapshot(self, count: int, reset: bool, older: Iterable[Candle] = ()) -> bytes:
+    def snapshot(self, count: int, reset: bool, older: Iterable[Candle] = ()) -> Snapshot:
         """A snapshot message of the newest ``count`` candles, current to :attr:`seq`.
 
         ``older`` are candles from storage; where the cache holds a candle too, the higher
@@ -227,7 +241,8 @@ class CandleChannel(Channel):
             if known is None or known[0] <= cached.candle.revision:
                 bars[open_time] = (cached.candle.revision, cached.body)
         newest = sorted(bars)[-count:] if count else []
-        return self.frames.snapshot(self.seq, reset, [bars[t][1] for t in newest])
+        payload = self.frames.snapshot(self.seq, reset, [bars[t][1] for t in newest])
+        return Snapshot(payload, self.seq, newest[0] if newest else None)
 
     # -- catching up ----------------------------------------------------------------------------
 
@@ -276,19 +291,21 @@ class TickChannel(Channel):
     ) -> None:
         super().__init__(key, epoch, replay_buffer, framing)
         self.max_batch = max_batch
-        self.recent: deque[bytes] = deque(maxlen=recent)
-        """The newest ticks, encoded, for snapshots."""
+        self.recent: deque[tuple[int, bytes]] = deque(maxlen=recent)
+        """The newest ticks (``ts_event``, encoded tick), for snapshots."""
 
     def update(self, batch: TickBatch) -> list[Delivery]:
         """Take one tick batch from the bus: one delivery per ``max_batch`` ticks."""
         deliveries = []
         for start in range(0, len(batch), self.max_batch):
-            items = tick_json(batch, start, start + self.max_batch)
-            self.recent.extend(items)
+            stop = start + self.max_batch
+            items = tick_json(batch, start, stop)
+            self.recent.extend(zip(batch.ts_event[start:stop].tolist(), items, strict=True))
             deliveries.append(self._deliver(b"[" + b",".join(items) + b"]", None))
         return deliveries
 
-    def snapshot(self, count: int, reset: bool) -> bytes:
+    def snapshot(self, count: int, reset: bool) -> Snapshot:
         """A snapshot message of the newest ``count`` ticks, current to :attr:`seq`."""
         newest = list(self.recent)[-count:] if count else []
-        return self.frames.snapshot(self.seq, reset, newest)
+        payload = self.frames.snapshot(self.seq, reset, [item for _, item in newest])
+        return Snapshot(payload, self.seq, min(ts for ts, _ in newest) if newest else None)

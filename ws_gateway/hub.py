@@ -7,6 +7,10 @@ The gateway feeds the hub every update it polls from the bus (:meth:`Hub.candle`
 round's frames of that channel, joined once for all of them. So a round costs one call, and
 one socket write, per client, however many updates it holds. Neither step waits for a client:
 what a slow one cannot take now stays in its own queue (:mod:`ws_gateway.outbox`).
+
+A feed gap (:meth:`Hub.gap`) is not a channel update: it becomes a notice
+(:mod:`ws_gateway.gaps`) handed once to every client of any channel of its instrument, right
+after the round so far, so that it reaches them after what came before it on the bus.
 """
 
 from __future__ import annotations
@@ -14,6 +18,7 @@ from __future__ import annotations
 from collections import Counter
 
 from core.candles import Candle
+from core.gaps import FeedGap
 from core.ticks import TickBatch
 from ws_gateway.channels import (
     CandleChannel,
@@ -24,6 +29,7 @@ from ws_gateway.channels import (
     Part,
     TickChannel,
 )
+from ws_gateway.gaps import GapNotice, GapNotices
 from ws_gateway.settings import GatewaySettings
 from ws_gateway.wire import CANDLES, TICKS, ChannelKey
 
@@ -36,6 +42,8 @@ class Hub:
         self.epoch = epoch
         self.framing = framing
         self.channels: dict[ChannelKey, Channel] = {}
+        self._of_instrument: dict[str, list[Channel]] = {}
+        self.gaps = GapNotices(settings.gap_notices, framing)
         self.instruments: set[str] = set(settings.instruments)
         """Instruments known to exist: configured, or seen on the bus."""
         self.clients: dict[Client, None] = {}
@@ -63,7 +71,7 @@ class Hub:
                 self.settings.cache_candles,
                 self.framing,
             )
-            self.channels[key] = channel
+            self._add_channel(channel)
         assert isinstance(channel, CandleChannel)
         return channel
 
@@ -79,9 +87,17 @@ class Hub:
                 self.settings.max_snapshot,
                 self.framing,
             )
-            self.channels[key] = channel
+            self._add_channel(channel)
         assert isinstance(channel, TickChannel)
         return channel
+
+    def _add_channel(self, channel: Channel) -> None:
+        self.channels[channel.key] = channel
+        self._of_instrument.setdefault(channel.key.instrument, []).append(channel)
+
+    def channels_of(self, instrument: str) -> list[Channel]:
+        """The instrument's channels (ticks, candles of each interval) made so far."""
+        return self._of_instrument.get(instrument, [])
 
     def channel(self, key: ChannelKey) -> CandleChannel | TickChannel | None:
         if key.kind == TICKS:
@@ -128,6 +144,25 @@ class Hub:
         for delivery in deliveries:
             self._add(channel, delivery)
         return deliveries
+
+    def gap(self, gap: FeedGap) -> GapNotice | None:
+        """Tell every client of any channel of ``gap.instrument``, once each, about a feed gap
+        (after flushing the round so far); remember it for resumes and snapshots. None when
+        the same gap is remembered already (then nobody is told again)."""
+        self.instruments.add(gap.instrument)
+        channels = self.channels_of(gap.instrument)
+        notice = self.gaps.add(gap, [(channel.key, channel.seq) for channel in channels])
+        if notice is None:
+            return None
+        clients: dict[Client, None] = {}
+        for channel in channels:
+            clients.update(channel.subscribers)
+        if clients:
+            self.flush()
+            for client in clients:
+                client.notify(notice)
+            self.delivered += len(clients)
+        return notice
 
     def _add(self, channel: Channel, delivery: Delivery) -> None:
         if not channel.subscribers:

@@ -2,10 +2,11 @@
 
 :class:`Gateway` subscribes to ``md.candles`` and ``md.ticks`` with a consumer group of its
 own (``gateway-<random>``, from the latest records), so that any number of gateways can run
-side by side, each seeing every update; it feeds what it polls to the hub and flushes after
-each round. It listens for WebSocket clients, checks their tokens during the handshake,
-heartbeats every client and closes those whose token expired. ``docs/protocol.md`` has the
-protocol; ``docs/benchmarks.md`` why ``websockets`` and not Starlette.
+side by side, each seeing every update; it feeds what it polls to the hub (candles, tick
+batches and feed gaps) and flushes after each round. It listens for WebSocket clients, checks
+their tokens during the handshake, heartbeats every client and closes those whose token
+expired. ``docs/protocol.md`` has the protocol; ``docs/benchmarks.md`` why ``websockets`` and
+not Starlette.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from websockets.http11 import Request, Response
 from websockets.protocol import State
 
 from core import codecs
+from core.gaps import FeedGap
 from core.topics import CANDLES, TICKS
 from storage.repository import MarketDataStore
 from streams.bus import Bus, BusClosedError, Record, Subscription, next_offsets
@@ -95,6 +97,7 @@ class GatewayStats:
     records: int = 0
     candles: int = 0
     tick_batches: int = 0
+    gaps: int = 0
     undecodable: int = 0
     connections: int = 0
     refused: int = 0
@@ -257,8 +260,13 @@ class Gateway:
                 self.hub.candle(codecs.decode_candle(record.value))
                 stats.candles += 1
             elif record.topic == TICKS:
-                self.hub.ticks(codecs.decode_tick_batch(record.value))
-                stats.tick_batches += 1
+                message = codecs.decode_ticks_message(record.value)
+                if isinstance(message, FeedGap):
+                    self.hub.gap(message)
+                    stats.gaps += 1
+                else:
+                    self.hub.ticks(message)
+                    stats.tick_batches += 1
         except codecs.CodecError as exc:
             stats.undecodable += 1
             log.warning(

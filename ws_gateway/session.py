@@ -6,7 +6,9 @@ checks requests), the :class:`~ws_gateway.hub.Hub` (channels and fan-out) and a 
 :class:`~ws_gateway.channels.Client`: each round of updates is written at once, in one write;
 while the socket is backed up, updates wait in its :class:`~ws_gateway.outbox.Outbox`
 (conflating) and a writer task drains them; a client too far behind is closed with 4008.
-Storage is read only here, for snapshots and catch-ups, never in the fan-out.
+Storage is read only here, for snapshots and catch-ups, never in the fan-out. Feed-gap
+notices are sent once per connection (:class:`~ws_gateway.gaps.Told`): live, replayed in
+their place on ``resume``, and after a snapshot they reach into.
 """
 
 from __future__ import annotations
@@ -22,11 +24,13 @@ from typing import Protocol
 from core.candles import Candle
 from storage.repository import MarketDataStore
 from ws_gateway.channels import CandleChannel, Delivery, Part, TickChannel
+from ws_gateway.gaps import GapNotice, Told
 from ws_gateway.hub import Hub
 from ws_gateway.outbox import Item, Outbox
 from ws_gateway.protocol import ConnectionProtocol
 from ws_gateway.wire import (
     TICKS,
+    ChannelKey,
     CloseCode,
     ErrorCode,
     Ping,
@@ -118,6 +122,7 @@ class Session:
         self.limits = protocol.limits
         self._limit = self.limits.client_buffer_bytes
         self.outbox = Outbox(hub.framing)
+        self.told = Told(hub.gaps)
         self.closing = False
         self.active = False
         """Whether updates were pushed since the last heartbeat (which it then skips)."""
@@ -148,6 +153,12 @@ class Session:
             return
         if self.outbox.pending or not self.link.offer(frame, self._limit):
             self._defer([frame])
+
+    def notify(self, notice: GapNotice) -> None:
+        if self.closing or not self.told.first_time(notice):
+            return
+        self.active = True
+        self.send_frame(notice.frame)
 
     def quiet(self) -> bool:
         active, self.active = self.active, False
@@ -266,6 +277,9 @@ class Session:
         if channel is not None:
             self.hub.unsubscribe(self, channel)
         self.protocol.removed(request.channel)
+        instrument = request.channel.instrument
+        if all(key.instrument != instrument for key in self.protocol.subscriptions):
+            self.told.forget(instrument)
         self.reply(unsubscribed(request.id, request.channel))
 
     def _join(self, request: Subscribe | Resume, channel: CandleChannel | TickChannel) -> None:
@@ -279,20 +293,51 @@ class Session:
         await self._snapshot(request, channel, reset=False)
 
     async def _snapshot(
-        self, request: Subscribe | Resume, channel: CandleChannel | TickChannel, reset: bool
+        self,
+        request: Subscribe | Resume,
+        channel: CandleChannel | TickChannel,
+        reset: bool,
+        seen: int | None = None,
     ) -> None:
+        """Join the channel with a snapshot, then the gap notices that concern it: those that
+        came after its seq (or after ``seen``, the seq a resuming client last saw) or reach
+        into its items."""
         count = self.protocol.snapshot_size(request)
         if isinstance(channel, TickChannel):
             if request.snapshot is None:
                 count = 0  # ticks: only the current seq unless the client asks for more
-            self._join(request, channel)
-            self.reply(channel.snapshot(count, reset))
-            return
-        older = await self._older(channel, count)
-        # From here to the end nothing awaits: the snapshot is current to channel.seq and the
-        # updates after it are queued behind it.
+            snapshot = channel.snapshot(count, reset)
+        else:
+            older = await self._older(channel, count)
+            # From here to the end nothing awaits: the snapshot is current to channel.seq and
+            # the updates after it are queued behind it.
+            snapshot = channel.snapshot(count, reset, older)
         self._join(request, channel)
-        self.reply(channel.snapshot(count, reset, older))
+        self.reply(snapshot.payload)
+        after = snapshot.seq if seen is None else min(seen, snapshot.seq)
+        self._tell_gaps(channel.key, after, snapshot.start_ns)
+
+    def _tell_gaps(self, key: ChannelKey, after: int, since_ns: int | None = None) -> None:
+        for notice in self.hub.gaps.of(key.instrument):
+            if notice.concerns(key, after, since_ns):
+                self.notify(notice)
+
+    def _replay(self, key: ChannelKey, seq: int, missed: list[Delivery]) -> None:
+        """Send the deliveries after ``seq`` with the gap notices in their places (a notice
+        at position p follows message p), as a client that never left had them."""
+        items: list[Item] = []
+        k = 0
+        for notice in self.hub.gaps.of(key.instrument):  # positions rise with arrival
+            position = notice.position(key)
+            if position < seq:
+                continue
+            while k < len(missed) and missed[k].seq <= position:
+                items.append(missed[k])
+                k += 1
+            if not self.closing and self.told.first_time(notice):
+                items.append(notice.frame)
+        items.extend(missed[k:])
+        self._send_items(items)
 
     async def _older(self, channel: CandleChannel, count: int) -> list[Candle]:
         """Candles from storage for the part of the newest ``count`` the cache may not hold.
@@ -335,13 +380,13 @@ class Session:
         missed = channel.missed(seq)
         if missed is not None:
             self._join(request, channel)
-            self._send_items(list(missed))
+            self._replay(channel.key, seq, missed)
             return
         if request.channel.kind == TICKS or not isinstance(channel, CandleChannel):
-            await self._snapshot(request, channel, reset=True)
+            await self._snapshot(request, channel, reset=True, seen=seq)
             return
         if not await self._catch_up(request, channel):
-            await self._snapshot(request, channel, reset=True)
+            await self._snapshot(request, channel, reset=True, seen=seq)
 
     async def _catch_up(self, request: Resume, channel: CandleChannel) -> bool:
         """Bring the client to the present with the latest version of every candle changed
@@ -379,4 +424,5 @@ class Session:
             self.reply(conflated(channel.key, catch_up.dropped))
         frames, framing = channel.frames, self.hub.framing
         self._send_items([framing(frames.update(seq, body)) for seq, body in catch_up.updates])
+        self._tell_gaps(channel.key, request.seq)
         return True

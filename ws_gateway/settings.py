@@ -68,6 +68,7 @@ class GatewaySettings:
       say, and the most it may ask for.
     - ``cache_candles``: candles kept in memory per candle channel (at least ``max_snapshot``).
     - ``replay_buffer``: messages kept per channel for ``resume``.
+    - ``gap_notices``: feed-gap notices kept per instrument, for ``resume`` and snapshots.
     - ``max_catch_up``: the most candles a resume beyond the replay buffer sends to bring a
       client up to date; when more changed, it gets a reset snapshot instead.
     - ``max_tick_batch``: the most ticks in one ``tick`` message (bigger batches are split).
@@ -85,6 +86,7 @@ class GatewaySettings:
     max_snapshot: int = 1000
     cache_candles: int = 1200
     replay_buffer: int = 1000
+    gap_notices: int = 64
     max_catch_up: int = 2000
     max_tick_batch: int = 500
     heartbeat: float = 5.0
@@ -106,8 +108,10 @@ class GatewaySettings:
             raise ValueError("default_snapshot must be within 0..max_snapshot")
         if self.cache_candles < self.max_snapshot:
             raise ValueError("cache_candles must be at least max_snapshot")
-        if self.replay_buffer < 1 or self.max_tick_batch < 1 or self.backlog < 1:
-            raise ValueError("replay_buffer, max_tick_batch and backlog must be positive")
+        if min(self.replay_buffer, self.gap_notices, self.max_tick_batch, self.backlog) < 1:
+            raise ValueError(
+                "replay_buffer, gap_notices, max_tick_batch and backlog must be positive"
+            )
         if self.heartbeat <= 0 or self.close_timeout <= 0:
             raise ValueError("heartbeat and close_timeout must be positive")
 

@@ -16,6 +16,7 @@ from typing import Any, Final, Literal, NamedTuple
 import msgspec
 
 from core.candles import Candle
+from core.gaps import FeedGap
 from core.numbers import format_fixed
 from core.ticks import TickBatch
 
@@ -325,10 +326,12 @@ class _CandleJson(msgspec.Struct):
     last_trade_id: int | None
     revision: int
     status: Literal["open", "closed", "revised"]
+    gap: bool
 
 
 def candle_json(candle: Candle) -> bytes:
-    """The CANDLE object of the protocol: exact decimal strings, open time in epoch ms."""
+    """The CANDLE object of the protocol: exact decimal strings, open time in epoch ms, and
+    ``gap``: whether trades may be missing from it (its interval overlaps a feed gap)."""
     ps, ss = candle.price_scale, candle.size_scale
     return _ENCODER.encode(
         _CandleJson(
@@ -348,7 +351,23 @@ def candle_json(candle: Candle) -> bytes:
             last_trade_id=candle.last_trade_id,
             revision=candle.revision,
             status=candle.status.value,
+            gap=candle.gap,
         )
+    )
+
+
+def gap_message(gap: FeedGap) -> bytes:
+    """The ``gap`` message of a feed gap: its span in epoch ms, widened to whole milliseconds
+    (start floored, end rounded up) so that it never covers less than the gap."""
+    return _encode(
+        {
+            "type": "gap",
+            "instrument": gap.instrument,
+            "start": gap.start_ns // NS_PER_MS,
+            "end": -(-gap.end_ns // NS_PER_MS),
+            "reason": gap.reason.value,
+            "detail": gap.detail,
+        }
     )
 
 

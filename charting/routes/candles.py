@@ -1,7 +1,9 @@
 """``GET /v1/candles``: a page of candles in JSON, CSV, Arrow or Parquet.
 
-Stored intervals stream straight from the database; others are rolled up on read. Every
-page but the last links to the next (``Link: <...>; rel="next"``, and ``next`` in JSON).
+Stored intervals are read from the database: a JSON, Arrow or Parquet page in one statement
+of ready rows (:mod:`charting.candle_reads`), a longer page in chunks, CSV through a cursor;
+others are rolled up on read. Every page but the last links to the next (``Link: <...>;
+rel="next"``, and ``next`` in JSON).
 """
 
 from __future__ import annotations
@@ -17,7 +19,19 @@ from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
 from charting import caching, params, rollup
-from charting.candle_formats import CandleEncoder, PageInfo, Scales, encoder, media_type, record
+from charting.candle_formats import (
+    READ_FORMS,
+    CandleEncoder,
+    CsvCandles,
+    PageInfo,
+    ReadyEncoder,
+    Scales,
+    encoder,
+    media_type,
+    ready_encoder,
+    record,
+)
+from charting.candle_reads import CandlePage
 from charting.context import Context
 from charting.database import Row
 from charting.formats import Format, choose
@@ -75,34 +89,129 @@ async def _candles(ctx: Context, request: Request) -> Response:
     page_start = start if cursor is None else cursor.ns
     if plan.rolled:
         return await _rolled(ctx, request, fmt, instrument, plan, page_start, end, limit)
-    media = media_type(fmt)
-    key = (request.url.path, tuple(sorted(query.multi_items())), media)
-    if (recent := ctx.pages.recent(key)) is not None:
+    stored = _Stored(ctx, request, fmt, instrument, interval, page_start)
+    if (recent := ctx.pages.recent(stored.key)) is not None:
         unchanged = caching.not_modified(request, recent.headers)
-        return unchanged or Response(recent.body, media_type=media, headers=recent.headers)
-    page = await ctx.history.candle_page(instrument, interval, page_start, end, limit)
-    next_cursor = None if page.next_start is None else Cursor("c", page.next_start).encode()
-    info = PageInfo(
-        instrument, interval.label, None, page_start, page.end, next_cursor,
-        next_link(request, next_cursor),
-    )  # fmt: skip
-    scales = Scales(page.price_scale, page.size_scale, page.quote_scale, page.vwap_scale)
-    out = encoder(fmt, info, scales)
-    validator = (page.rows, page.updated_us, page.start, page.end)
-    freshness = caching.Freshness(page.has_open, page.end, validator)
-    headers = _headers(ctx, request, out, info, freshness)
-    if (unchanged := caching.not_modified(request, headers)) is not None:
-        return unchanged
-    final = caching.is_final(freshness, settings)
-    if final and (cached := ctx.pages.checked(key, validator)) is not None:
-        return Response(cached.body, media_type=media, headers=headers)
-    rows = ctx.history.candle_rows(
-        out.columns, instrument, interval, page_start, page.end, settings.chunk_rows
+        return unchanged or Response(recent.body, media_type=stored.media, headers=recent.headers)
+    # The summary alone first when it may spare reading the rows (a kept page, or an ETag to
+    # match) and for CSV; otherwise summary and rows come in one statement.
+    summary_first = (
+        fmt is Format.CSV
+        or ctx.pages.holds(stored.key)
+        or request.headers.get("if-none-match") is not None
     )
-    stream = _stream_rows(out, rows)
-    if final:
-        stream = ctx.pages.tee(key, validator, headers, stream)
-    return StreamingResponse(stream, media_type=media, headers=headers)
+    if summary_first:
+        page = await ctx.history.candle_page(instrument, interval, page_start, end, limit)
+        known = stored.answer(page)
+        if known is not None:
+            return known
+        if fmt is Format.CSV:
+            return stored.respond(page, _csv_rows(ctx, stored, page))
+    form = READ_FORMS[fmt]
+    read = ctx.history.read_candles(
+        form, instrument, interval, page_start, end, limit, settings.chunk_rows
+    )
+    page = await read.open()
+    try:
+        known = None if summary_first else stored.answer(page)
+        if known is not None:
+            await read.aclose()
+            return known
+        if not read.complete:  # rows without the ready form: read the page as candles
+            await read.aclose()
+            page = await ctx.history.candle_page(instrument, interval, page_start, end, limit)
+            candles = ctx.history.source_candles(
+                instrument, interval, page_start, page.end, settings.chunk_rows
+            )
+            return stored.respond(page, _from_candles(stored.out(page), candles))
+        if (body := read.whole) is not None:  # one statement read it all: one body
+            return stored.respond_whole(page, await _encode_whole(stored.ready(page), body))
+        return stored.respond(page, _from_ready(stored.ready(page), read.chunks()))
+    except BaseException:
+        await read.aclose()
+        raise
+
+
+class _Stored:
+    """One request for a page of a stored interval: its cache key, encoder and headers."""
+
+    def __init__(
+        self,
+        ctx: Context,
+        request: Request,
+        fmt: Format,
+        instrument: str,
+        interval: Interval,
+        start: int,
+    ) -> None:
+        self.ctx = ctx
+        self.request = request
+        self.fmt = fmt
+        self.instrument = instrument
+        self.interval = interval
+        self.start = start
+        self.media = media_type(fmt)
+        self.key = (request.url.path, tuple(sorted(request.query_params.multi_items())), self.media)
+
+    def info(self, page: CandlePage) -> PageInfo:
+        next_cursor = None if page.next_start is None else Cursor("c", page.next_start).encode()
+        return PageInfo(
+            self.instrument, self.interval.label, None, self.start, page.end, next_cursor,
+            next_link(self.request, next_cursor),
+        )  # fmt: skip
+
+    def scales(self, page: CandlePage) -> Scales:
+        return Scales(page.price_scale, page.size_scale, page.quote_scale, page.vwap_scale)
+
+    def out(self, page: CandlePage) -> CandleEncoder:
+        return encoder(self.fmt, self.info(page), self.scales(page))
+
+    def ready(self, page: CandlePage) -> ReadyEncoder:
+        return ready_encoder(self.fmt, self.info(page), self.scales(page))
+
+    def validator(self, page: CandlePage) -> tuple[object, ...]:
+        """What the page's bytes follow from, besides the query: its summary."""
+        return (page.rows, page.updated_us, page.start, page.end)
+
+    def freshness(self, page: CandlePage) -> caching.Freshness:
+        return caching.Freshness(page.has_open, page.end, self.validator(page))
+
+    def headers(self, page: CandlePage) -> dict[str, str]:
+        return _headers(self.ctx, self.request, self.fmt, self.info(page), self.freshness(page))
+
+    def answer(self, page: CandlePage) -> Response | None:
+        """What needs no rows: a 304, or a kept final page that is still current."""
+        headers = self.headers(page)
+        if (unchanged := caching.not_modified(self.request, headers)) is not None:
+            return unchanged
+        freshness = self.freshness(page)
+        if caching.is_final(freshness, self.ctx.settings):
+            cached = self.ctx.pages.checked(self.key, self.validator(page))
+            if cached is not None:
+                return Response(cached.body, media_type=self.media, headers=headers)
+        return None
+
+    def respond_whole(self, page: CandlePage, body: bytes | memoryview) -> Response:
+        headers = self.headers(page)
+        if caching.is_final(self.freshness(page), self.ctx.settings):
+            self.ctx.pages.put(self.key, self.validator(page), body, headers)
+        return Response(body, media_type=self.media, headers=headers)
+
+    def respond(self, page: CandlePage, stream: AsyncIterator[bytes]) -> Response:
+        headers = self.headers(page)
+        freshness = self.freshness(page)
+        if caching.is_final(freshness, self.ctx.settings):
+            stream = self.ctx.pages.tee(self.key, self.validator(page), headers, stream)
+        return StreamingResponse(stream, media_type=self.media, headers=headers)
+
+
+def _csv_rows(ctx: Context, stored: _Stored, page: CandlePage) -> AsyncIterator[bytes]:
+    out = CsvCandles(stored.info(page))
+    rows = ctx.history.candle_rows(
+        out.columns, stored.instrument, stored.interval, stored.start, page.end,
+        ctx.settings.chunk_rows,
+    )  # fmt: skip
+    return _stream_rows(out, rows)
 
 
 async def _rolled(
@@ -129,7 +238,7 @@ async def _rolled(
     out = encoder(fmt, info, Scales.of(page.candles))
     has_open = any(c.status is CandleStatus.OPEN for c in page.candles)
     freshness = caching.Freshness(has_open, page_end, (_digest(page.candles), start, page_end))
-    headers = _headers(ctx, request, out, info, freshness)
+    headers = _headers(ctx, request, fmt, info, freshness)
     if (unchanged := caching.not_modified(request, headers)) is not None:
         return unchanged
     return StreamingResponse(
@@ -142,11 +251,11 @@ async def _rolled(
 def _headers(
     ctx: Context,
     request: Request,
-    out: CandleEncoder,
+    fmt: Format,
     info: PageInfo,
     freshness: caching.Freshness,
 ) -> dict[str, str]:
-    headers = caching.headers_for(request, media_type(out.format), freshness, ctx.settings)
+    headers = caching.headers_for(request, media_type(fmt), freshness, ctx.settings)
     if info.next_url is not None:
         headers["Link"] = f'<{info.next_url}>; rel="next"'
     return headers
@@ -158,17 +267,50 @@ def _digest(candles: Sequence[Candle]) -> str:
 
 
 async def _stream_rows(
-    out: CandleEncoder, chunks: AsyncGenerator[list[Row], None]
+    out: CsvCandles, chunks: AsyncGenerator[list[Row], None]
 ) -> AsyncIterator[bytes]:
-    # Arrow and Parquet chunks are parsed and written by Arrow's C++ code, which lets go of
-    # the GIL: on a worker thread they leave the event loop (the platform's, when embedded)
-    # free meanwhile.
-    threaded = out.format in (Format.ARROW, Format.PARQUET)
     yield out.head()
     async with contextlib.aclosing(chunks):
         async for rows in chunks:
-            data = await asyncio.to_thread(out.rows, rows) if threaded else out.rows(rows)
+            if data := out.rows(rows):
+                yield data
+    yield out.tail()
+
+
+async def _encode_whole(out: ReadyEncoder, body: bytes) -> bytes | memoryview:
+    """A page read in one statement, encoded whole (it is in memory already)."""
+    if _THREADED[out.format]:
+        return await asyncio.to_thread(out.whole, body)
+    return out.whole(body)
+
+
+_THREADED = {Format.JSON: False, Format.ARROW: False, Format.PARQUET: True}
+"""Parquet compresses: on a worker thread (Arrow's C++ lets go of the GIL) it leaves the
+event loop, the platform's when embedded, free meanwhile. JSON is a join, and an Arrow batch
+is a few whole-array numpy steps: no longer than a thread hand-over."""
+
+
+async def _from_ready(
+    out: ReadyEncoder, chunks: AsyncGenerator[bytes, None]
+) -> AsyncIterator[bytes]:
+    """A page from its rows' ready form: the encoder's head, a part per chunk, its tail."""
+    threaded = _THREADED[out.format]
+    yield out.head()
+    async with contextlib.aclosing(chunks):
+        async for body in chunks:
+            data = await asyncio.to_thread(out.stored, body) if threaded else out.stored(body)
             if data:
+                yield data
+    yield out.tail()
+
+
+async def _from_candles(
+    out: CandleEncoder, chunks: AsyncGenerator[list[Candle], None]
+) -> AsyncIterator[bytes]:
+    yield out.head()
+    async with contextlib.aclosing(chunks):
+        async for candles in chunks:
+            if data := out.candles(candles):
                 yield data
     yield out.tail()
 

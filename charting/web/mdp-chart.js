@@ -10,7 +10,8 @@
  * It reads /config.json from the server that served this script (the WebSocket gateway's
  * URL and the history API's base), loads TradingView's lightweight-charts from the same
  * server, draws the history (/udf/history, more on scroll-back), and applies live candles
- * from the gateway (docs/chart.md has the protocol), reconnecting with resume.
+ * from the gateway (docs/chart.md has the protocol), reconnecting with resume. Candles over a
+ * feed gap (trades may be missing) are drawn muted, and the gateway's gap notices shown.
  */
 (function () {
   "use strict";
@@ -26,6 +27,16 @@
   var RETRY_MS = [500, 1000, 2000, 4000, 8000, 15000];
   var DEFAULT_INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"];
   var UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
+  var COLORS = {
+    up: "#26a69a", down: "#ef5350", volumeUp: "#1f5f58", volumeDown: "#6e2b2a",
+    // a candle over a feed gap: muted, neither up nor down, since trades may be missing
+    gap: "#a08f62", volumeGap: "#4a4130",
+  };
+  var GAP_LEGEND = "feed gap: data may be missing";
+  var GAP_REASONS = { disconnected: "feed disconnected", sequence: "trades skipped" };
+  var NOTICE_MS = 30000;
+  var MAX_NOTICES = 3;
+  var MAX_NOTICED = 200;
 
   var libraryPromise = null;
 
@@ -82,7 +93,8 @@
     });
   }
 
-  /* A bar from a gateway CANDLE (decimal strings, open_time in epoch ms). */
+  /* A bar from a gateway CANDLE (decimal strings, open_time in epoch ms). A candle without
+     the `gap` field (an older gateway) is taken as not flagged. */
   function barOfCandle(c) {
     return {
       time: Math.floor(c.open_time / 1000),
@@ -93,7 +105,36 @@
       volume: Number(c.volume),
       status: c.status,
       revision: c.revision,
+      gap: c.gap === true,
     };
+  }
+
+  /* The candlestick series' point of a bar: a flagged one in the gap colour throughout. */
+  function candlePoint(b) {
+    var point = { time: b.time, open: b.open, high: b.high, low: b.low, close: b.close };
+    if (b.gap) {
+      point.color = COLORS.gap;
+      point.borderColor = COLORS.gap;
+      point.wickColor = COLORS.gap;
+    }
+    return point;
+  }
+
+  function volumePoint(b) {
+    var color = b.gap ? COLORS.volumeGap : b.close >= b.open ? COLORS.volumeUp : COLORS.volumeDown;
+    return { time: b.time, value: b.volume, color: color };
+  }
+
+  function utc(ms) {
+    return new Date(ms).toISOString().slice(0, 19).replace("T", " ");
+  }
+
+  /* "2026-01-01 00:00:14 - 00:00:18 UTC": whole seconds, widened (start down, end up). */
+  function span(startMs, endMs) {
+    var from = utc(Math.floor(startMs / 1000) * 1000);
+    var to = utc(Math.ceil(endMs / 1000) * 1000);
+    if (to.slice(0, 10) === from.slice(0, 10)) to = to.slice(11);
+    return from + " - " + to + " UTC";
   }
 
   /* Bars sorted by time, one per time: what both series are drawn from. */
@@ -171,6 +212,8 @@
     this.generation = 0;
     this.updates = 0;
     this.closed = false;
+    this.noticed = {};  // gap notices shown, by span and reason (a resume may repeat one)
+    this.noticedCount = 0;
     this.build();
   }
 
@@ -206,13 +249,22 @@
       crosshair: { mode: 0 },
     });
     this.candles = this.chart.addSeries(LC.CandlestickSeries, {
-      upColor: "#26a69a", downColor: "#ef5350", borderVisible: false,
-      wickUpColor: "#26a69a", wickDownColor: "#ef5350",
+      upColor: COLORS.up, downColor: COLORS.down, borderVisible: false,
+      wickUpColor: COLORS.up, wickDownColor: COLORS.down,
     });
     this.volumes = this.chart.addSeries(LC.HistogramSeries, {
       priceFormat: { type: "volume" }, priceScaleId: "volume", color: "#3d4b5c",
     });
     this.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    // Over the canvas, top left: the gap legend (while a flagged bar is held) and notices.
+    this.overlay = el("div", { class: "mdp-chart-overlay" });
+    var swatch = el("span", { class: "mdp-chart-swatch" });
+    swatch.style.background = COLORS.gap;
+    this.legend = el("div", { class: "mdp-chart-legend", hidden: "" }, [swatch, GAP_LEGEND]);
+    this.noticeBox = el("div", { class: "mdp-chart-notices", role: "status", "aria-live": "polite" });
+    this.overlay.appendChild(this.legend);
+    this.overlay.appendChild(this.noticeBox);
+    this.canvasBox.appendChild(this.overlay);
     this.chart.timeScale().subscribeVisibleLogicalRangeChange(function (range) {
       if (range && range.from < SCROLL_BACK_MARGIN) self.loadOlder();
     });
@@ -271,6 +323,7 @@
     this.ready = false;  // live updates wait for the history, which they then amend
     this.bars.replace([]);
     this.redraw();
+    if (instrument !== previous.instrument) this.clearNotices();
     var to = Math.floor(Date.now() / 1000) + intervalSeconds(interval);
     this.applyPriceFormat(instrument);
     return this.history(to).then(function (bars) {
@@ -301,16 +354,18 @@
       .catch(function () { /* the default format will do */ });
   };
 
-  /* PAGE_BARS bars opening before `to` (unix seconds), oldest first. */
+  /* PAGE_BARS bars opening before `to` (unix seconds), oldest first. The gap flags come in an
+     optional `gap` array (absent: none flagged). */
   Chart.prototype.history = function (to) {
     var url = this.apiBase + "/udf/history?symbol=" + encodeURIComponent(this.instrument) +
       "&resolution=" + encodeURIComponent(udfResolution(this.interval)) +
       "&to=" + to + "&countback=" + PAGE_BARS;
     return getJson(url).then(function (body) {
       if (body.s === "no_data") return [];
+      var gaps = Array.isArray(body.gap) ? body.gap : [];
       return body.t.map(function (t, i) {
         return { time: t, open: body.o[i], high: body.h[i], low: body.l[i], close: body.c[i],
-                 volume: body.v[i] };
+                 volume: body.v[i], gap: Boolean(gaps[i]) };
       });
     });
   };
@@ -334,12 +389,9 @@
 
   Chart.prototype.redraw = function () {
     var list = this.bars.list;
-    this.candles.setData(list.map(function (b) {
-      return { time: b.time, open: b.open, high: b.high, low: b.low, close: b.close };
-    }));
-    this.volumes.setData(list.map(function (b) {
-      return { time: b.time, value: b.volume, color: b.close >= b.open ? "#1f5f58" : "#6e2b2a" };
-    }));
+    this.candles.setData(list.map(candlePoint));
+    this.volumes.setData(list.map(volumePoint));
+    this.showLegend(list.some(function (b) { return b.gap; }));
   };
 
   Chart.prototype.apply = function (bar) {
@@ -348,12 +400,43 @@
     if (where === "history") {
       this.redraw();  // a revised bar behind the newest one
     } else {
-      this.candles.update({ time: bar.time, open: bar.open, high: bar.high, low: bar.low,
-                            close: bar.close });
-      this.volumes.update({ time: bar.time, value: bar.volume,
-                            color: bar.close >= bar.open ? "#1f5f58" : "#6e2b2a" });
+      this.candles.update(candlePoint(bar));
+      this.volumes.update(volumePoint(bar));
+      if (bar.gap) this.showLegend(true);
     }
     this.updates += 1;
+  };
+
+  Chart.prototype.showLegend = function (shown) {
+    if (shown) this.legend.removeAttribute("hidden");
+    else this.legend.setAttribute("hidden", "");
+  };
+
+  /* A `gap` message: a short notice over the chart, gone after NOTICE_MS or on a click. */
+  Chart.prototype.notice = function (message) {
+    if (message.instrument !== this.instrument) return;
+    if (!Number.isFinite(message.start) || !Number.isFinite(message.end)) return;  // malformed
+    var key = message.start + "|" + message.end + "|" + message.reason;
+    if (this.noticed[key]) return;
+    if (this.noticedCount >= MAX_NOTICED) { this.noticed = {}; this.noticedCount = 0; }
+    this.noticed[key] = true;
+    this.noticedCount += 1;
+    var reason = GAP_REASONS[message.reason] || String(message.reason || "unknown reason");
+    var text = "Feed gap " + span(message.start, message.end) + ": " + reason +
+      (message.detail ? " (" + message.detail + ")" : "") + "; trades may be missing";
+    var node = el("div", { class: "mdp-chart-notice", title: "click to dismiss" }, [text]);
+    node.addEventListener("click", function () { node.remove(); });
+    this.noticeBox.appendChild(node);
+    while (this.noticeBox.children.length > MAX_NOTICES) {
+      this.noticeBox.removeChild(this.noticeBox.firstChild);
+    }
+    setTimeout(function () { node.remove(); }, NOTICE_MS);
+  };
+
+  Chart.prototype.clearNotices = function () {
+    this.noticeBox.textContent = "";
+    this.noticed = {};
+    this.noticedCount = 0;
   };
 
   // -- the WebSocket gateway ---------------------------------------------------------------
@@ -487,6 +570,9 @@
         if (!this.mine(message)) return;
         this.catchingUp = true;  // the numbers skip what was conflated
         break;
+      case "gap":
+        this.notice(message);  // not numbered: it does not touch lastSeq
+        break;
       case "error":
         this.say("gateway: " + (message.field ? message.field + ": " : "") + message.message);
         if (message.id !== undefined && message.id === this.resumeId) {
@@ -514,6 +600,12 @@
     return {
       data: function () { return chart.candles.data().slice(); },
       bars: function () { return chart.bars.list.slice(); },
+      notices: function () {
+        return Array.prototype.map.call(chart.noticeBox.children, function (n) {
+          return n.textContent;
+        });
+      },
+      legendShown: function () { return !chart.legend.hasAttribute("hidden"); },
       state: function () { return chart.state; },
       lastSeq: function () { return chart.lastSeq; },
       updates: function () { return chart.updates; },
@@ -548,6 +640,6 @@
     });
   }
 
-  var MdpChart = { mount: mount, instances: [], version: "1" };
+  var MdpChart = { mount: mount, instances: [], version: "1", colors: COLORS };
   window.MdpChart = MdpChart;
 })();

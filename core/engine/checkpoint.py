@@ -1,7 +1,8 @@
 """Engine checkpoints: the whole state out as bytes, and back in, so a restart continues exactly.
 
 The format is MessagePack (msgspec) with a version number; a checkpoint taken with other
-intervals than the engine's configuration is refused rather than half-applied.
+intervals than the engine's configuration is refused rather than half-applied. Version 2 adds
+the feed gaps remembered and each bar's gap flag; version 1 (no gaps) is still read.
 """
 
 from __future__ import annotations
@@ -13,7 +14,8 @@ from core.engine.config import EngineConfig
 from core.engine.engine import CandleEngine
 from core.engine.state import Bar, InstrumentState
 
-CHECKPOINT_VERSION = 1
+CHECKPOINT_VERSION = 2
+_READABLE = (1, CHECKPOINT_VERSION)
 _INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
 
 
@@ -24,6 +26,7 @@ class _IntervalSnapshot(msgspec.Struct, array_like=True):
     open: list[int]
     pending: list[int]
     bars: list[tuple[int, list[int | str]]]  # sums past 64 bits travel as decimal text
+    # each bar: Bar.as_tuple(); version 1 lacks the last value, the gap flag
 
 
 class _InstrumentSnapshot(msgspec.Struct, array_like=True):
@@ -39,10 +42,16 @@ class _InstrumentSnapshot(msgspec.Struct, array_like=True):
     intervals: list[_IntervalSnapshot]
 
 
+class _GapSnapshot(msgspec.Struct, array_like=True):
+    instrument: str
+    spans: list[tuple[int, int]]
+
+
 class _Checkpoint(msgspec.Struct):
     version: int
     intervals: list[str]
     instruments: list[_InstrumentSnapshot]
+    gaps: list[_GapSnapshot] = []  # version 2 on; also of instruments without ticks yet
 
 
 def dump(engine: CandleEngine) -> bytes:
@@ -77,7 +86,8 @@ def dump(engine: CandleEngine) -> bytes:
             )
         )
     labels = [interval.label for interval in engine.config.intervals]
-    return msgspec.msgpack.encode(_Checkpoint(CHECKPOINT_VERSION, labels, snapshots))
+    gaps = [_GapSnapshot(instrument, list(spans)) for instrument, spans in engine.gaps.items()]
+    return msgspec.msgpack.encode(_Checkpoint(CHECKPOINT_VERSION, labels, snapshots, gaps))
 
 
 def load(data: bytes, config: EngineConfig | None = None) -> CandleEngine:
@@ -91,16 +101,19 @@ def load(data: bytes, config: EngineConfig | None = None) -> CandleEngine:
         checkpoint = msgspec.msgpack.decode(data, type=_Checkpoint)
     except msgspec.DecodeError as exc:
         raise ValueError(f"not an engine checkpoint: {exc}") from exc
-    if checkpoint.version != CHECKPOINT_VERSION:
+    if checkpoint.version not in _READABLE:
         raise ValueError(
-            f"checkpoint version {checkpoint.version} is not {CHECKPOINT_VERSION}, the one"
-            " this engine reads"
+            f"checkpoint version {checkpoint.version} is not one this engine reads"
+            f" ({', '.join(map(str, _READABLE))})"
         )
     labels = [interval.label for interval in engine.config.intervals]
     if checkpoint.intervals != labels:
         raise ValueError(f"checkpoint intervals {checkpoint.intervals} differ from {labels}")
     for snap in checkpoint.instruments:
         engine.adopt(snap.instrument, _restore_instrument(snap))
+    for gap in checkpoint.gaps:
+        for start_ns, end_ns in gap.spans:
+            engine.gaps.add(gap.instrument, start_ns, end_ns)
     return engine
 
 

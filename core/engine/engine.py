@@ -1,8 +1,9 @@
 """The candle engine: tick batches in, candle updates and rejected ticks out. No I/O.
 
 A thin shell (the offline ``mdp candles`` command, the embedded runner, a Faust agent) feeds
-:class:`~core.ticks.TickBatch` es and moves the wall clock on; everything it gets back is data.
-``docs/candles.md`` states the rules this module implements.
+:class:`~core.ticks.TickBatch` es and :class:`~core.gaps.FeedGap` s and moves the wall clock
+on; everything it gets back is data. ``docs/candles.md`` states the rules this module
+implements.
 """
 
 from __future__ import annotations
@@ -15,7 +16,9 @@ import numpy as np
 from core.candles import Candle, CandleStatus
 from core.engine import aggregate
 from core.engine.config import EmptyPolicy, EngineConfig
+from core.engine.gaps import GapMemory, Span, meets
 from core.engine.state import Bar, InstrumentState, IntervalState
+from core.gaps import FeedGap
 from core.numbers import pow10
 from core.rejects import RejectedTick, RejectReason
 from core.ticks import Tick, TickBatch, batches_by_instrument
@@ -45,6 +48,7 @@ class CandleEngine:
         self.config = config or EngineConfig()
         self._sources = self.config.sources()
         self._states: dict[str, InstrumentState] = {}
+        self._gaps = GapMemory()
 
     @property
     def instruments(self) -> list[str]:
@@ -57,6 +61,11 @@ class CandleEngine:
     def adopt(self, instrument: str, state: InstrumentState) -> None:
         """Install a restored state (used by the checkpoint codec)."""
         self._states[instrument] = state
+
+    @property
+    def gaps(self) -> GapMemory:
+        """The feed gaps remembered (for the checkpoint codec and for tests)."""
+        return self._gaps
 
     def checkpoint(self) -> bytes:
         """The whole state as bytes; :meth:`restore` continues from it exactly."""
@@ -102,6 +111,49 @@ class CandleEngine:
         if len(accepted):
             floor = state.clock - self.config.horizon_ns
             state.seen.add(accepted.trade_id, accepted.ts_event, floor)
+        return out
+
+    def mark_gap(self, gap: FeedGap, now_ns: int | None = None) -> EngineOutput:
+        """Record that trades of ``gap.instrument`` in ``gap``'s span may be missing.
+
+        Every candle whose interval meets the span is flagged (``Candle.gap``): open ones are
+        emitted again at once, closed ones still within the horizon are revised; candles made
+        later inside the span (late ticks, new buckets, flat fills) are flagged as they are
+        made. Candles entirely behind the horizon are final and stay as they are. A gap
+        already recorded changes nothing. ``now_ns`` is the wall clock, as for :meth:`feed`
+        (held-back open updates due by then go out); by default the gap's ``ts_recv``.
+        """
+        out = EngineOutput()
+        instrument = gap.instrument
+        self._gaps.add(instrument, gap.start_ns, gap.end_ns)
+        state = self._states.get(instrument)
+        if state is None or not state.started:
+            return out  # nothing built yet: the memory flags the candles when they are made
+        floor = state.clock - self.config.horizon_ns
+        emit_open = self.config.emit_open
+        for k, interval in enumerate(self.config.intervals):
+            iv = state.intervals[k]
+            width = interval.ns
+            low = max(gap.start_ns // width, floor // width)  # older buckets are final
+            high = (gap.end_ns - 1) // width
+            if high < low:
+                continue
+            bars = iv.bars
+            if high - low < len(bars):
+                hit = [b for b in range(low, high + 1) if b in bars]
+            else:  # a long gap: only the bars that exist matter, not every bucket it covers
+                hit = sorted(b for b in bars if low <= b <= high)
+            for bucket in hit:
+                bar = bars[bucket]
+                if bar.gap:
+                    continue
+                bar.gap = True
+                if bucket < iv.closed_upto:
+                    out.candles.append(self._candle(instrument, state, k, bucket, _REVISED))
+                elif emit_open:  # a flag is news: not held back by the throttle
+                    out.candles.append(self._candle(instrument, state, k, bucket, _OPEN))
+                    iv.pending.discard(bucket)
+        self._settle(instrument, state, gap.ts_recv if now_ns is None else now_ns, out)
         return out
 
     def advance(self, now_ns: int) -> EngineOutput:
@@ -181,6 +233,7 @@ class CandleEngine:
         if int(batch.size.max()) * len(batch) >= _INT64_SAFE:
             raise ValueError("batch volume would overflow 64 bits: split it into smaller batches")
         intervals = self.config.intervals
+        spans = self._gaps.spans(instrument)
         levels: list[aggregate.Partials] = []
         for k, (interval, source) in enumerate(zip(intervals, self._sources, strict=True)):
             if source is None:
@@ -189,6 +242,8 @@ class CandleEngine:
                 partials = aggregate.coarsen(levels[source], intervals[source].ns, interval.ns)
             levels.append(partials)
             late = _merge(state.intervals[k], partials, self.config.emit_open)
+            if spans:
+                _flag(state.intervals[k], partials.bucket, interval.ns, spans)
             for bucket in sorted(late):
                 self._revise(instrument, state, k, bucket, out)
 
@@ -206,6 +261,10 @@ class CandleEngine:
                 iv.pending.clear()
                 iv.last_open_emit = now
             iv.evict(horizon_floor // interval.ns, config.horizon_ns // interval.ns + 2)
+        if self._gaps.spans(instrument):
+            # a span older than every interval's oldest changeable bucket can flag nothing more
+            oldest = min(horizon_floor // i.ns * i.ns for i in config.intervals)
+            self._gaps.forget_before(instrument, oldest)
 
     def _close(
         self, instrument: str, state: InstrumentState, k: int, upto: int, out: EngineOutput
@@ -222,11 +281,14 @@ class CandleEngine:
             elif ready:
                 buckets = range(ready[0], upto)
         bars = iv.bars
+        spans = self._gaps.spans(instrument)
+        width = self.config.intervals[k].ns
         for bucket in buckets:
             bar = bars.get(bucket)
             if bar is None:
                 assert iv.last_closed is not None  # a fill range starts after a closed bar
                 bar = bars[bucket] = Bar.flat(iv.last_closed[1])
+                bar.gap = bool(spans) and meets(spans, bucket * width, (bucket + 1) * width)
             out.candles.append(self._candle(instrument, state, k, bucket, _CLOSED))
             iv.last_closed = (bucket, bar.close)
         iv.open.difference_update(ready)
@@ -242,11 +304,16 @@ class CandleEngine:
         price = iv.bars[bucket].close
         top = bucket
         if self.config.empty_for(instrument) is EmptyPolicy.FILL:
+            spans = self._gaps.spans(instrument)
+            width = self.config.intervals[k].ns
             following = bucket + 1
             while following < iv.closed_upto:
                 bar = iv.bars.get(following)
                 if bar is None:
-                    iv.bars[following] = Bar.flat(price)
+                    flat = iv.bars[following] = Bar.flat(price)
+                    flat.gap = bool(spans) and meets(
+                        spans, following * width, (following + 1) * width
+                    )
                 elif bar.trades or bar.close == price:
                     break
                 else:
@@ -283,7 +350,24 @@ class CandleEngine:
             bar.last_id if traded else None,
             revision,
             status,
+            bar.gap,
         )
+
+
+def _flag(iv: IntervalState, buckets: aggregate.I64, width: int, spans: list[Span]) -> None:
+    """Flag the bars of ``buckets`` (just merged) that meet one of the remembered ``spans``.
+
+    Bucket ``b`` meets ``[s, e)`` exactly when ``s // width <= b <= (e - 1) // width``; those
+    bounds are sorted like the spans, so one ``searchsorted`` finds each bucket's candidate.
+    """
+    first = np.fromiter((s // width for s, _ in spans), np.int64, len(spans))
+    last = np.fromiter(((e - 1) // width for _, e in spans), np.int64, len(spans))
+    index = np.searchsorted(last, buckets).clip(max=len(spans) - 1)
+    hit = (last[index] >= buckets) & (first[index] <= buckets)
+    if hit.any():
+        bars = iv.bars
+        for bucket in buckets[hit].tolist():
+            bars[bucket].gap = True
 
 
 def _merge(iv: IntervalState, partials: aggregate.Partials, track_open: bool) -> list[int]:

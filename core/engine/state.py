@@ -15,7 +15,7 @@ class Bar:
     """A mutable candle accumulator (fixed point, Python ints: no overflow).
 
     ``trades == 0`` marks a flat bar made by the ``fill`` rule; the first real tick merged into
-    it replaces it whole.
+    it replaces it whole (but not its ``gap`` flag: its bucket still meets the feed gap).
     """
 
     __slots__ = (
@@ -23,6 +23,7 @@ class Bar:
         "emitted",
         "first_id",
         "first_ts",
+        "gap",
         "high",
         "last_id",
         "last_ts",
@@ -49,6 +50,7 @@ class Bar:
         last_ts: int,
         last_id: int,
         emitted: int = 0,
+        gap: int = 0,
     ) -> None:
         self.open = open_
         self.high = high
@@ -63,6 +65,7 @@ class Bar:
         self.last_ts = last_ts
         self.last_id = last_id
         self.emitted = emitted  # versions emitted so far: the next one's revision
+        self.gap = bool(gap)  # the bucket meets a feed gap
 
     @classmethod
     def flat(cls, price: int) -> Bar:
@@ -114,9 +117,11 @@ class Bar:
         self.quote *= price_factor * size_factor
 
     def as_tuple(self) -> tuple[int, ...]:
+        """Every field as an int, in :meth:`__init__` order (for the checkpoint)."""
         return (
             self.open, self.high, self.low, self.close, self.volume, self.quote, self.taker,
             self.trades, self.first_ts, self.first_id, self.last_ts, self.last_id, self.emitted,
+            int(self.gap),
         )  # fmt: skip
 
 

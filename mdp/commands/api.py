@@ -9,12 +9,11 @@ the WebSocket gateway at ``--ws-url``. See ``docs/history-api.md`` and ``docs/ch
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 from collections.abc import Sequence
 from typing import Any
 
-from core.intervals import DEFAULT_INTERVALS, parse_intervals
+from mdp.common_options import add_database_option, add_interval_option, intervals_of
 
 EXIT_BAD_INPUT = 2
 
@@ -31,12 +30,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--database-url",
-        metavar="URL",
-        default=os.environ.get("DATABASE_URL"),
-        help="PostgreSQL to read (default: DATABASE_URL)",
-    )
+    add_database_option(parser, "the command refuses to start")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     parser.add_argument(
@@ -44,14 +38,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="the WebSocket gateway the chart page connects to (e.g. ws://127.0.0.1:8765/ws)",
     )
-    parser.add_argument(
-        "--interval",
-        action="append",
-        metavar="INTERVAL",
-        help="an interval the database stores; repeatable (default: "
-        + " ".join(i.label for i in DEFAULT_INTERVALS)
-        + "); others are rolled up on read",
-    )
+    add_interval_option(parser, "an interval the database stores", "; others are rolled up on read")
     parser.add_argument(
         "--max-limit", type=int, default=10_000, help="most rows per request (10000)"
     )
@@ -67,7 +54,7 @@ def run(args: argparse.Namespace) -> int:
     if not args.database_url:
         return _fail("no database: give --database-url or set DATABASE_URL")
     try:
-        intervals = parse_intervals(args.interval) if args.interval else DEFAULT_INTERVALS
+        intervals = intervals_of(args)
         settings = ApiSettings(
             intervals=intervals,
             max_limit=args.max_limit,

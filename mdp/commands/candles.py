@@ -16,10 +16,11 @@ from typing import Any
 
 from core.candles import Candle
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig, EngineOutput
-from core.intervals import DEFAULT_INTERVALS, NS_PER_SECOND, parse_intervals
+from core.intervals import NS_PER_SECOND
 from core.ticks import TickBatch
 from ingest.files import FORMATS, ReadReport, TickFileError, read_ticks
 from ingest.synthetic import SyntheticFeed
+from mdp.common_options import add_interval_option, intervals_of
 from mdp.progress import Progress
 from mdp.sinks import CandleSink, CsvSink, JsonLinesSink, ParquetSink
 
@@ -53,12 +54,7 @@ def add_parser(commands: Any) -> None:
     source.add_argument("--rate", type=float, default=50.0, help="generator ticks/s per instrument")
     source.add_argument("--duration", type=float, default=600.0, help="generator seconds of ticks")
     rules = parser.add_argument_group("candles")
-    rules.add_argument(
-        "--interval",
-        action="append",
-        metavar="INTERVAL",
-        help="e.g. 1m; repeatable (default: " + " ".join(i.label for i in DEFAULT_INTERVALS) + ")",
-    )
+    add_interval_option(rules, "e.g. 1m")
     rules.add_argument(
         "--empty",
         choices=[p.value for p in EmptyPolicy],
@@ -95,7 +91,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        intervals = parse_intervals(args.interval) if args.interval else DEFAULT_INTERVALS
+        intervals = intervals_of(args)
         config = EngineConfig(
             intervals=intervals,
             lateness_ns=round(args.lateness * NS_PER_SECOND),

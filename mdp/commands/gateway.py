@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
@@ -21,8 +20,8 @@ from typing import Any
 
 import psycopg
 
-from core.intervals import DEFAULT_INTERVALS, parse_intervals
 from mdp.cluster_options import kafka_bus
+from mdp.common_options import add_database_option, add_interval_option, intervals_of
 from storage import PostgresStore, SchemaNotReadyError
 from storage.repository import MarketDataStore
 from streams.bus import Bus
@@ -63,19 +62,8 @@ def add_parser(commands: Any) -> None:
         default="memory",
         help="where md.candles and md.ticks come from (cluster mode needs the Kafka adapter)",
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="PostgreSQL for snapshots deeper than memory (default: $DATABASE_URL, else none)",
-    )
-    parser.add_argument(
-        "--interval",
-        action="append",
-        metavar="INTERVAL",
-        help="served candle intervals, repeatable (default: "
-        + " ".join(i.label for i in DEFAULT_INTERVALS)
-        + ")",
-    )
+    add_database_option(parser, "snapshots come from memory only")
+    add_interval_option(parser, "served candle intervals")
     parser.add_argument(
         "--no-anonymous",
         action="store_true",
@@ -95,7 +83,7 @@ def add_parser(commands: Any) -> None:
 
 def settings_from(args: argparse.Namespace) -> GatewaySettings:
     """The gateway's settings from the command line (raises ValueError when bad)."""
-    intervals = parse_intervals(args.interval) if args.interval else DEFAULT_INTERVALS
+    intervals = intervals_of(args)
     return GatewaySettings(
         host=args.host,
         port=args.port,

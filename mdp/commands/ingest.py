@@ -1,10 +1,13 @@
 """``mdp ingest``: ticks onto Kafka's ``md.ticks``, as micro-batches keyed by instrument.
 
 The feed is a tick file (``--replay FILE``, at ``--speed`` times its event time, 0 as fast as
-Kafka takes it) or, without ``--replay``, the synthetic market in real time (``--duration``
-seconds, or until Ctrl-C). Batches hold one instrument's ticks (at most ``--batch-ticks``);
-bad file rows go to ``md.ticks.rejected``. The producer is idempotent with ``acks=all``: a
-batch counts as sent once every replica has it. Clean stop on Ctrl-C or SIGTERM.
+Kafka takes it), a live venue (``--venue binance --symbols BTCUSDT,ETHUSDT``; ``--venue-url``
+points it elsewhere, e.g. at a test server), or else the synthetic market in real time
+(``--duration`` seconds, or until Ctrl-C). Batches hold one instrument's ticks (at most
+``--batch-ticks``); bad file rows and venue frames go to ``md.ticks.rejected``, and the spans
+a venue feed may have missed (disconnects, skipped trade ids) go to ``md.ticks`` as feed gaps
+(docs/venues.md). The producer is idempotent with ``acks=all``: a batch counts as sent once
+every replica has it. Clean stop on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -19,8 +22,10 @@ from typing import Any
 from core.ticks import TickBatch
 from ingest.files import ReadReport, TickFileError, read_ticks
 from ingest.pacing import paced
-from ingest.publisher import FeedPublisher
+from ingest.publisher import FeedEvent, FeedPublisher
+from ingest.sources import venue
 from ingest.synthetic import SyntheticFeed
+from ingest.venues.settings import VenueSettings
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -29,7 +34,7 @@ from mdp.cluster_options import (
     say,
     stop_on_signals,
 )
-from mdp.feed_options import add_feed_options, check_feed_options, instruments_of
+from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
 from streams.kafka.bus import KafkaBus
 from streams.kafka.retry import BrokerUnavailableError
 from streams.kafka.settings import KafkaSettings
@@ -41,7 +46,7 @@ _TEN_YEARS = 10 * 365 * 86400.0
 def add_parser(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
         "ingest",
-        help="publish a tick file or the synthetic market to Kafka",
+        help="publish a tick file, a live venue or the synthetic market to Kafka",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -100,13 +105,16 @@ async def _ingest(args: argparse.Namespace, settings: KafkaSettings) -> int:
         seconds = max(time.monotonic() - started, 1e-9)
         tell(
             f"{stats.ticks:,} ticks in {stats.batches:,} batches in {seconds:.1f}s"
-            f" ({stats.ticks / seconds:,.0f} ticks/s); {stats.bad_rows:,} bad rows rejected"
-            + ("" if stats.finished else " (stopped)")
+            f" ({stats.ticks / seconds:,.0f} ticks/s); {stats.bad_rows:,} bad rows or frames"
+            f" rejected; {stats.gaps:,} feed gaps" + ("" if stats.finished else " (stopped)")
         )
     return 0
 
 
-def _source(args: argparse.Namespace, publisher: FeedPublisher) -> AsyncIterator[TickBatch]:
+def _source(args: argparse.Namespace, publisher: FeedPublisher) -> AsyncIterator[FeedEvent]:
+    if args.venue is not None:
+        settings = VenueSettings(url=args.venue_url, batch_max=args.batch_ticks)
+        return venue(args.venue, symbols_of(args), settings, publisher.reject)
     speed = args.speed or None
     if args.replay is not None:
         report = ReadReport(on_bad=publisher.bad_row)

@@ -2,7 +2,8 @@
 
 Without DATABASE_URL (or --database-url) it starts a private PostgreSQL from the machine's
 binaries, with its data in a folder of its own that later runs reuse. The feed is a synthetic
-market unless --replay names a tick file. It prints the chart's URL (default
+market unless --replay names a tick file or --venue a live venue (--venue kraken --symbols
+BTC/USD). It prints the chart's URL (default
 http://127.0.0.1:8000/). Ctrl-C or SIGTERM stops it cleanly.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import signal
 import sys
 from pathlib import Path
@@ -18,10 +18,10 @@ from types import MappingProxyType
 from typing import Any
 
 from core.engine import EmptyPolicy, EngineConfig
-from core.intervals import DEFAULT_INTERVALS, parse_intervals
 from ingest.files import TickFileError
+from mdp.common_options import add_database_option, add_interval_option, intervals_of
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
-from mdp.feed_options import add_feed_options, check_feed_options, instruments_of
+from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
 from storage import PostgresServerError, PostgresUnavailableError
 
 EXIT_BAD_INPUT = 2
@@ -37,11 +37,7 @@ def add_parser(commands: Any) -> None:
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="PostgreSQL to use (default: $DATABASE_URL, else a private server)",
-    )
+    add_database_option(parser, "a private server")
     parser.add_argument(
         "--data-dir", type=Path, help="the private server's folder (default: a per-user state dir)"
     )
@@ -56,21 +52,14 @@ def add_parser(commands: Any) -> None:
         "--ws-port", type=int, default=8765, help="WebSocket gateway (0: a free port)"
     )
     add_feed_options(parser)
-    parser.add_argument(
-        "--interval",
-        action="append",
-        metavar="INTERVAL",
-        help="candle intervals, repeatable (default: "
-        + " ".join(i.label for i in DEFAULT_INTERVALS)
-        + ")",
-    )
+    add_interval_option(parser, "candle intervals")
     parser.set_defaults(run=run)
 
 
 def settings_from(args: argparse.Namespace) -> PlatformSettings:
     """The platform's settings from the parsed command line (raises ValueError when bad)."""
     check_feed_options(args)
-    intervals = parse_intervals(args.interval) if args.interval else DEFAULT_INTERVALS
+    intervals = intervals_of(args)
     return PlatformSettings(
         database_url=args.database_url,
         data_dir=args.data_dir,
@@ -85,6 +74,9 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
             instruments=instruments_of(args),
             rate=args.rate,
             seed=args.seed,
+            venue=args.venue,
+            symbols=symbols_of(args),
+            venue_url=args.venue_url,
         ),
         engine=EngineConfig(
             intervals=intervals,

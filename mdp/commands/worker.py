@@ -21,7 +21,7 @@ from types import MappingProxyType
 from typing import Any
 
 from core.engine import EmptyPolicy, EngineConfig
-from core.intervals import DEFAULT_INTERVALS, NS_PER_SECOND, parse_intervals
+from core.intervals import NS_PER_SECOND
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
@@ -30,6 +30,7 @@ from mdp.cluster_options import (
     kafka_settings,
     say,
 )
+from mdp.common_options import add_database_option, add_interval_option, intervals_of
 from streams.checkpoints import CheckpointStore
 from streams.engine_runner import DEFAULT_GROUP
 from streams.kafka.admin import STEPS
@@ -52,19 +53,8 @@ def add_parser(commands: Any) -> None:
     )
     add_kafka_options(parser)
     parser.add_argument("--group", default=DEFAULT_GROUP, help=f"group (default {DEFAULT_GROUP})")
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="where checkpoints are kept (default: $DATABASE_URL; none: journal only)",
-    )
-    parser.add_argument(
-        "--interval",
-        action="append",
-        metavar="INTERVAL",
-        help="candle intervals, repeatable (default: "
-        + " ".join(i.label for i in DEFAULT_INTERVALS)
-        + ")",
-    )
+    add_database_option(parser, "no checkpoints: the journal only")
+    add_interval_option(parser, "candle intervals")
     parser.add_argument(
         "--throttle",
         type=float,
@@ -85,7 +75,7 @@ def add_parser(commands: Any) -> None:
 
 
 def settings_from(args: argparse.Namespace) -> WorkerSettings:
-    intervals = parse_intervals(args.interval) if args.interval else DEFAULT_INTERVALS
+    intervals = intervals_of(args)
     if args.throttle < 0:
         raise ValueError("--throttle must not be negative")
     if args.checkpoint_every <= 0:

@@ -113,6 +113,7 @@ class EngineWorker:
             s = engine.stats
             total.batches += s.batches
             total.ticks += s.ticks
+            total.gaps += s.gaps
             total.candles += s.candles
             total.rejected += s.rejected
             total.duplicates += s.duplicates

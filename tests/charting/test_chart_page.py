@@ -1,5 +1,6 @@
 """The chart page in a real headless Chromium: history from the API, live candles from a
-fake gateway speaking the gateway's protocol, a revised bar, a reconnect with resume.
+fake gateway speaking the gateway's protocol, a revised bar, candles over a feed gap drawn in
+the gap colour, a gap notice, a reconnect with resume.
 
 The screenshot is kept in ``artifacts/chart-page.png``.
 """
@@ -11,6 +12,7 @@ import json
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -23,8 +25,10 @@ from charting.routes.web import library_path
 from charting.server import serving
 from charting.settings import WEB_DIR
 from core.candles import Candle, CandleStatus
+from core.gaps import FeedGap, GapReason
 from storage import PostgresStore
 from tests.charting.data import INSTRUMENT, MINUTE, series
+from ws_gateway.wire import gap_message
 
 CHROMIUM = Path("/usr/bin/chromium")
 ARTIFACTS = Path(__file__).resolve().parents[2] / "artifacts"
@@ -73,6 +77,7 @@ def wire(candle: Candle) -> dict[str, Any]:
         "last_trade_id": candle.last_trade_id,
         "revision": candle.revision,
         "status": candle.status.value,
+        "gap": candle.gap,
     }
 
 
@@ -115,6 +120,12 @@ class FakeGateway:
             elif op == "ping":
                 await connection.send(json.dumps({"type": "pong", "id": message["id"]}))
 
+    async def send_gap(self, gap: FeedGap) -> None:
+        """A ``gap`` notice, as the gateway encodes it (not numbered)."""
+        for connection in self.connections:
+            if connection.state.name == "OPEN":
+                await connection.send(gap_message(gap).decode())
+
     async def push(self, candle: Candle, skip: int = 0) -> None:
         """Send ``candle`` as the next update (``skip`` numbers left out: a gap)."""
         self.seq += 1 + skip
@@ -142,7 +153,11 @@ async def test_the_chart_draws_history_and_applies_live_updates(
     now_minute = MINUTE.bucket_start(time.time_ns())
     candles = series(400, start=now_minute - 399 * MINUTE.ns, flat_every=0)
     await store.write(candles=candles[:-1])  # the stored history; the open bar is live only
-    fake.history = candles
+    # The gateway knows more: one candle of the snapshot lies in a feed gap (revised, flagged).
+    flagged = msgspec.structs.replace(
+        candles[-50], gap=True, revision=candles[-50].revision + 1, status=CandleStatus.REVISED
+    )
+    fake.history = [*candles[:-50], flagged, *candles[-49:]]
     app = create_app(history, ApiSettings(ws_url=ws_url))
     async with serving(app) as server, async_playwright() as playwright:
         browser = await playwright.chromium.launch(
@@ -168,6 +183,19 @@ async def test_the_chart_draws_history_and_applies_live_updates(
         assert len(data) == 301  # one bar of history before the snapshot's 300
         assert [bar["time"] for bar in data] == [c.open_time // 10**9 for c in candles[99:]]
         assert data[-1]["close"] == float(candles[-1].close)
+
+        # The flagged candle is drawn in the gap colour, the others as usual; the legend says so.
+        colors = await page.evaluate("window.MdpChart.colors")
+        gap_color = colors["gap"]
+        assert gap_color not in (colors["up"], colors["down"])
+        by_time = {bar["time"]: bar for bar in data}
+        in_gap = by_time[flagged.open_time // 10**9]
+        assert (in_gap["color"], in_gap["wickColor"], in_gap["borderColor"]) == (gap_color,) * 3
+        assert [bar["time"] for bar in data if "color" in bar] == [flagged.open_time // 10**9]
+        assert await page.evaluate("window.mdpChart.legendShown()")
+        legend = page.locator(".mdp-chart-legend")
+        assert await legend.is_visible()
+        assert await legend.inner_text() == "feed gap: data may be missing"
 
         # A live update of the open bar changes the last bar.
         last = candles[-1]
@@ -197,6 +225,36 @@ async def test_the_chart_draws_history_and_applies_live_updates(
             timeout=WAIT_MS,
         )
         assert len(await page.evaluate("window.mdpChart.data()")) == 301
+
+        # A flagged update of the forming bar turns it to the gap colour at once.
+        await fake.push(msgspec.structs.replace(moved, gap=True, revision=2))
+        await page.wait_for_function(
+            f"window.mdpChart.data().at(-1).color === {json.dumps(gap_color)}", timeout=WAIT_MS
+        )
+        assert (await page.evaluate("window.mdpChart.data().at(-1)"))["close"] == float(moved.close)
+
+        # A gap notice is shown (once, though a resume may repeat it; other instruments' not).
+        gap = FeedGap(
+            instrument=INSTRUMENT,
+            start_ns=last.open_time + 12_345_678_901,
+            end_ns=last.open_time + 47_000_000_001,
+            reason=GapReason.DISCONNECTED,
+            detail="connection reset by peer",
+        )
+        elsewhere = msgspec.structs.replace(gap, instrument="TEST:ETHUSD")
+        for notice in (gap, gap, elsewhere):
+            await fake.send_gap(notice)
+        await page.wait_for_function("window.mdpChart.notices().length > 0", timeout=WAIT_MS)
+        await fake.push(moved)  # a marker: the notices before it have all arrived
+        await page.wait_for_function(f"window.mdpChart.lastSeq() === {fake.seq}", timeout=WAIT_MS)
+        start = datetime.fromtimestamp(gap.start_ns // 10**9, UTC)  # whole seconds, widened
+        end = datetime.fromtimestamp(-(-gap.end_ns // 10**9), UTC)
+        until = f"{end:%H:%M:%S}" if end.date() == start.date() else f"{end:%Y-%m-%d %H:%M:%S}"
+        assert await page.evaluate("window.mdpChart.notices()") == [
+            f"Feed gap {start:%Y-%m-%d %H:%M:%S} - {until} UTC: feed disconnected"
+            " (connection reset by peer); trades may be missing"
+        ]
+        assert await page.locator(".mdp-chart-notice").is_visible()
 
         # A gap in the numbers without `conflated`: the page resumes on the same connection.
         seq_before_gap = fake.seq

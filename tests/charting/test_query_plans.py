@@ -1,16 +1,18 @@
-"""The history API's queries are range scans of the primary keys (EXPLAIN says so)."""
+"""The history API's queries are range scans of the primary keys, or of the covering index
+of packed pages (EXPLAIN says so)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 
 import psycopg
 import pytest
 
+from charting.candle_reads import candle_params
 from charting.database import (
     HistoryDatabase,
     TickKey,
-    candle_params,
     candle_queries,
     tick_params,
     tick_queries,
@@ -23,15 +25,25 @@ INSTRUMENTS = ("TEST:AAA", "TEST:BTCUSD", "TEST:ZZZ")
 
 
 @pytest.fixture
-async def stocked(store: PostgresStore, migrated_database: str) -> None:
-    """Enough rows in both tables that a sequential scan would cost more than the index."""
+async def stocked(store: PostgresStore, migrated_database: str) -> bool:
+    """Enough rows in both tables that a sequential scan would cost more than the index;
+    true when the candles' pages are all-visible, as a closed range's soon are (a vacuum
+    cannot mark them while another session of the test database holds an older snapshot)."""
     for instrument in INSTRUMENTS:
         for interval in (MINUTE, Interval.parse("5m"), Interval.parse("1h")):
             await store.write(candles=series(1500, interval=interval, instrument=instrument))
         await store.write(ticks=[ticks(12_000, instrument=instrument)])
     with psycopg.connect(migrated_database, autocommit=True) as conn:
-        conn.execute("ANALYZE candles")
         conn.execute("ANALYZE ticks")
+        for _ in range(50):
+            conn.execute("VACUUM ANALYZE candles")
+            found = conn.execute(
+                "SELECT relallvisible >= relpages FROM pg_class WHERE oid = 'candles'::regclass"
+            ).fetchone()
+            if found == (True,):
+                return True
+            await asyncio.sleep(0.1)
+    return False
 
 
 def _assert_index_scan(plan: str, index: str, name: str) -> None:
@@ -40,12 +52,18 @@ def _assert_index_scan(plan: str, index: str, name: str) -> None:
     assert re.search(rf"{scans}|Bitmap Index Scan on {index}", plan), f"{name}: {plan}"
 
 
-@pytest.mark.usefixtures("stocked")
-async def test_every_query_scans_a_primary_key(history: HistoryDatabase) -> None:
+async def test_every_query_scans_a_primary_key(history: HistoryDatabase, stocked: bool) -> None:
     start, end = T0 + 100 * MINUTE.ns, T0 + 1100 * MINUTE.ns
     for name, query in candle_queries().items():
-        params = candle_params("TEST:BTCUSD", MINUTE, start, end) | {"limit": 1000}
-        _assert_index_scan(await history.explain(query, params), "candles_pkey", name)
+        params = candle_params("TEST:BTCUSD", MINUTE, start, end) | {"limit": 1000, "rows": 1000}
+        plan = await history.explain(query, params)
+        if name == "page_packed" and stocked:  # the covering index alone: no table visit
+            assert "Index Only Scan using candles_packed" in plan, plan
+            assert "Sort" not in plan, plan
+        elif name == "page_packed":
+            _assert_index_scan(plan, "candles_(pkey|packed)", name)
+        else:
+            _assert_index_scan(plan, "candles_pkey", name)
     first, after = TickKey(T0 + 10**9, 0), TickKey(T0 + 2 * 10**9, 0)
     for name, query in tick_queries().items():
         params = tick_params("TEST:BTCUSD", first, after) | {"limit": 1000}

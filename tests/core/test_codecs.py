@@ -22,12 +22,15 @@ from core.codecs import (
     decode_candle,
     decode_rejected,
     decode_tick_batch,
+    decode_ticks_message,
     encode_candle,
+    encode_feed_gap,
     encode_rejected,
     encode_tick_batch,
     instrument_key,
 )
 from core.engine import CandleEngine, EngineConfig
+from core.gaps import FeedGap, GapReason
 from core.intervals import Interval
 from core.rejects import RejectedTick, RejectReason
 from core.ticks import TickBatch
@@ -86,6 +89,20 @@ def candles(draw: st.DrawFn) -> Candle:
         last_trade_id=draw(trade_ids),
         revision=draw(st.integers(0, 1000)),
         status=draw(st.sampled_from(CandleStatus)),
+        gap=draw(st.booleans()),
+    )
+
+
+@st.composite
+def feed_gaps(draw: st.DrawFn) -> FeedGap:
+    start = draw(st.integers(1, INT64_MAX - 1))
+    return FeedGap(
+        instrument=draw(instruments),
+        start_ns=start,
+        end_ns=draw(st.integers(start + 1, INT64_MAX)),
+        reason=draw(st.sampled_from(GapReason)),
+        detail=draw(st.text(max_size=40)),
+        ts_recv=draw(st.integers(0, INT64_MAX)),
     )
 
 
@@ -108,6 +125,17 @@ def sample_batch() -> TickBatch:
 def sample_candle() -> Candle:
     engine = CandleEngine(EngineConfig())
     return engine.feed(sample_batch()).candles[0]
+
+
+def sample_gap() -> FeedGap:
+    return FeedGap(
+        instrument="TEST:ABC",
+        start_ns=T0,
+        end_ns=T0 + 5_000_000_000,
+        reason=GapReason.DISCONNECTED,
+        detail="connection lost for 5s",
+        ts_recv=T0 + 7_000_000_000,
+    )
 
 
 def wire(data: bytes) -> dict[str, object]:
@@ -170,6 +198,49 @@ def test_integers_past_64_bits_travel_as_decimal_text() -> None:
     assert decode_candle(encode_candle(candle)).quote_volume_raw == 2**64 + 1
 
 
+def test_a_candle_carries_its_gap_flag_only_when_set() -> None:
+    flagged = msgspec.structs.replace(sample_candle(), gap=True)
+    assert wire(encode_candle(flagged))["gap"] is True
+    assert "gap" not in wire(encode_candle(sample_candle()))
+    assert decode_candle(encode_candle(flagged)).gap is True
+
+
+def test_a_candle_message_from_before_gaps_decodes_unflagged() -> None:
+    older = rewire(encode_candle(sample_candle()), gap=None)
+    assert decode_candle(older) == sample_candle()
+    assert decode_candle(older).gap is False
+
+
+@given(feed_gaps())
+def test_a_feed_gap_survives_the_wire_exactly(gap: FeedGap) -> None:
+    assert decode_ticks_message(encode_feed_gap(gap)) == gap
+
+
+@given(tick_batches())
+def test_md_ticks_messages_without_a_kind_are_tick_batches(batch: TickBatch) -> None:
+    decoded = decode_ticks_message(encode_tick_batch(batch))
+    assert isinstance(decoded, TickBatch)
+    assert_same_batch(decoded, batch)
+
+
+def test_a_feed_gap_is_a_versioned_map_told_apart_by_its_kind() -> None:
+    fields = wire(encode_feed_gap(sample_gap()))
+    assert list(fields)[:2] == ["v", "kind"]
+    assert (fields["v"], fields["kind"], fields["reason"]) == (1, "gap", "disconnected")
+    assert (fields["start_ns"], fields["end_ns"]) == (T0, T0 + 5_000_000_000)
+    assert "kind" not in wire(encode_tick_batch(sample_batch()))
+
+
+def test_a_feed_gap_without_its_optional_fields_decodes_with_defaults() -> None:
+    bare = rewire(encode_feed_gap(sample_gap()), detail=None, ts_recv=None)
+    assert decode_ticks_message(bare) == msgspec.structs.replace(sample_gap(), detail="", ts_recv=0)
+
+
+def test_the_tick_batch_decoder_says_when_it_got_a_feed_gap() -> None:
+    with pytest.raises(CodecError, match=r"^bad tick batch message: got a feed gap"):
+        decode_tick_batch(encode_feed_gap(sample_gap()))
+
+
 def test_keys_name_the_instrument_and_the_interval() -> None:
     candle = sample_candle()
     assert candle_key(candle) == f"TEST:ABC|{candle.interval.label}".encode()
@@ -222,7 +293,12 @@ def test_a_reject_refuses_a_tick_of_another_instrument() -> None:
 
 # -- errors -----------------------------------------------------------------------------------
 
-DECODERS: list[Callable[[bytes], object]] = [decode_tick_batch, decode_candle, decode_rejected]
+DECODERS: list[Callable[[bytes], object]] = [
+    decode_tick_batch,
+    decode_ticks_message,
+    decode_candle,
+    decode_rejected,
+]
 
 
 @pytest.mark.parametrize("decode", DECODERS)
@@ -250,8 +326,14 @@ def encoded_reject() -> bytes:
     return encode_rejected(sample_reject())
 
 
+def encoded_gap() -> bytes:
+    return encode_feed_gap(sample_gap())
+
+
 CODECS: list[tuple[Callable[[], bytes], Callable[[bytes], object]]] = [
     (encoded_batch, decode_tick_batch),
+    (encoded_batch, decode_ticks_message),
+    (encoded_gap, decode_ticks_message),
     (encoded_candle, decode_candle),
     (encoded_reject, decode_rejected),
 ]
@@ -346,6 +428,41 @@ def test_a_bad_candle_is_refused_naming_the_problem(
 ) -> None:
     with pytest.raises(CodecError, match=f"^bad candle message: .*{problem}"):
         decode_candle(rewire(encoded_candle(), **changes))
+
+
+@pytest.mark.parametrize(
+    ("changes", "problem"),
+    [
+        ({"start_ns": 0}, "gap start_ns must be positive"),
+        ({"end_ns": T0}, "gap end_ns must be after start_ns"),
+        ({"ts_recv": -1}, "gap ts_recv must not be negative"),
+        ({"instrument": "btc"}, "instrument must look like VENUE:SYMBOL"),
+        ({"reason": "maybe"}, r"Invalid enum value 'maybe' - at `\$.reason`"),
+        ({"start_ns": "1"}, r"Expected `int`, got `str` - at `\$.start_ns`"),
+        ({"end_ns": None}, "Object missing required field `end_ns`"),
+        ({"detail": 7}, r"Expected `str`, got `int` - at `\$.detail`"),
+    ],
+)
+def test_a_bad_feed_gap_is_refused_naming_the_field(
+    changes: dict[str, object], problem: str
+) -> None:
+    with pytest.raises(CodecError, match=f"^bad feed gap message: {problem}"):
+        decode_ticks_message(rewire(encoded_gap(), **changes))
+
+
+@pytest.mark.parametrize(
+    ("kind", "problem"),
+    [
+        (7, "kind must be a string, got 7"),
+        ("trade", "unknown kind 'trade'"),
+    ],
+)
+def test_an_md_ticks_message_of_an_unknown_kind_is_refused(kind: object, problem: str) -> None:
+    for data in (rewire(encoded_gap(), kind=kind), rewire(encoded_batch(), kind=kind)):
+        with pytest.raises(CodecError, match=rf"^bad md\.ticks message: {problem}"):
+            decode_ticks_message(data)
+        with pytest.raises(CodecError, match=r"^bad tick batch message: "):
+            decode_tick_batch(data)
 
 
 def test_a_reject_with_a_bad_tick_is_refused_naming_the_problem() -> None:

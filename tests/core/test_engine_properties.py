@@ -1,9 +1,13 @@
-"""Properties of the engine's final candles, checked against a brute-force Decimal oracle."""
+"""Properties of the engine's final candles, checked against a brute-force Decimal oracle.
+
+Feed gaps ride along: an event stream is ticks with gaps put anywhere in it (before, among
+or after the ticks of their span), and the oracle flags every candle whose interval meets one.
+"""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from decimal import Decimal
 
 from hypothesis import given, settings
@@ -11,6 +15,7 @@ from hypothesis import strategies as st
 
 from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig, EngineOutput
+from core.gaps import FeedGap, GapReason
 from core.intervals import parse_intervals
 from core.ticks import Side, Tick
 from tests.core.factories import SECOND, T0
@@ -18,8 +23,10 @@ from tests.core.factories import SECOND, T0
 LATENESS = 5 * SECOND
 INTERVALS = parse_intervals(["10s", "1m", "5m", "15m", "1h"])
 INSTRUMENTS = ("TEST:A", "KRAKEN:B")  # KRAKEN fills empty intervals in the fill runs
+QUIET = "TEST:QUIET"  # gets gaps, never a tick
 
 Final = dict[tuple[str, str, int], tuple[object, ...]]
+Event = Tick | FeedGap
 
 
 def config(policy: EmptyPolicy) -> EngineConfig:
@@ -51,6 +58,31 @@ def streams(draw: st.DrawFn) -> list[Tick]:
     return ticks
 
 
+@st.composite
+def with_gaps(draw: st.DrawFn, ticks: list[Tick]) -> list[Event]:
+    """``ticks`` with gaps put at any place in the stream, some of them sent twice.
+
+    Spans run from a nanosecond to hours and start near the ticks' times, so they fall on
+    trades, between them, across bucket bounds and before or after the stream.
+    """
+    events: list[Event] = list(ticks)
+    times = [t.ts_event for t in ticks]
+    length = st.sampled_from(
+        [1, 2, SECOND, 9 * SECOND, 61 * SECOND, 900 * SECOND, 3 * 3600 * SECOND]
+    )
+    for _ in range(draw(st.integers(1, 4))):
+        start = draw(st.sampled_from(times)) + draw(st.integers(-120 * SECOND, 120 * SECOND))
+        gap = FeedGap(
+            instrument=draw(st.sampled_from((*INSTRUMENTS, QUIET))),
+            start_ns=start,
+            end_ns=start + draw(length),
+            reason=draw(st.sampled_from(list(GapReason))),
+        )
+        for _ in range(draw(st.integers(1, 2))):
+            events.insert(draw(st.integers(0, len(events))), gap)
+    return events
+
+
 def final_candles(outputs: Iterable[EngineOutput]) -> Final:
     final: dict[tuple[str, str, int], Candle] = {}
     for output in outputs:
@@ -62,20 +94,36 @@ def final_candles(outputs: Iterable[EngineOutput]) -> Final:
     return {key: candle.values() for key, candle in final.items()}
 
 
-def run(ticks: list[Tick], policy: EmptyPolicy, cuts: Iterable[int] = ()) -> Final:
+def run(
+    events: Sequence[Event],
+    policy: EmptyPolicy,
+    cuts: Iterable[int] = (),
+    restarts: Iterable[int] = (),
+) -> Final:
+    """Feed ``events``: ticks in batches cut at ``cuts`` and at every gap; the engine is
+    checkpointed and restored from the bytes at each index in ``restarts``."""
     engine = CandleEngine(config(policy))
-    outputs = []
-    start = 0
-    for cut in [*sorted(cuts), len(ticks)]:
-        outputs.append(engine.feed_ticks(ticks[start:cut]))
-        start = cut
+    outputs: list[EngineOutput] = []
+    pending: list[Tick] = []
+    cuts, restarts = set(cuts), set(restarts)
+    for index, event in enumerate([*events, None]):
+        if pending and (index in cuts or index in restarts or not isinstance(event, Tick)):
+            outputs.append(engine.feed_ticks(pending))
+            pending = []
+        if index in restarts:
+            engine = CandleEngine.restore(engine.checkpoint(), config(policy))
+        if isinstance(event, FeedGap):
+            outputs.append(engine.mark_gap(event))
+        elif event is not None:
+            pending.append(event)
     outputs.append(engine.flush())
     assert not any(output.rejected for output in outputs)
     return final_candles(outputs)
 
 
-def oracle(ticks: list[Tick], policy: EmptyPolicy) -> Final:
-    """The candle rules written the slow, obvious way."""
+def oracle(ticks: list[Tick], policy: EmptyPolicy, gaps: Sequence[Event] = ()) -> Final:
+    """The candle rules written the slow, obvious way (``gaps``: any events; ticks ignored)."""
+    spans = [g for g in gaps if isinstance(g, FeedGap)]
     expected: Final = {}
     for interval in INTERVALS:
         groups: dict[tuple[str, int], list[Tick]] = defaultdict(list)
@@ -93,8 +141,15 @@ def oracle(ticks: list[Tick], policy: EmptyPolicy) -> Final:
                 members = sorted(
                     groups.get((instrument, bucket), []), key=lambda t: (t.ts_event, t.trade_id)
                 )
+                start = bucket * interval.ns
+                flagged = any(
+                    g.instrument == instrument and g.overlaps(start, start + interval.ns)
+                    for g in spans
+                )
                 if not members:
-                    expected[key] = (*key, close, close, close, close, 0, 0, 0, 0, None, None)
+                    expected[key] = (
+                        *key, close, close, close, close, 0, 0, 0, 0, None, None, flagged,
+                    )  # fmt: skip
                     continue
                 close = members[-1].price
                 expected[key] = (
@@ -109,6 +164,7 @@ def oracle(ticks: list[Tick], policy: EmptyPolicy) -> Final:
                     len(members),
                     members[0].trade_id,
                     members[-1].trade_id,
+                    flagged,
                 )
     return expected
 
@@ -120,6 +176,56 @@ policies = st.sampled_from(list(EmptyPolicy))
 @given(streams(), policies)
 def test_final_candles_equal_the_oracle(ticks: list[Tick], policy: EmptyPolicy) -> None:
     assert run(ticks, policy) == oracle(ticks, policy)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), policies, st.data())
+def test_gap_flags_equal_the_oracle_wherever_the_gaps_arrive_and_however_cut(
+    ticks: list[Tick], policy: EmptyPolicy, data: st.DataObject
+) -> None:
+    events = data.draw(with_gaps(ticks))
+    cuts = data.draw(st.sets(st.integers(0, len(events))))
+    assert run(events, policy, cuts) == oracle(ticks, policy, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(), policies, st.data())
+def test_gap_flags_survive_a_restart_from_a_checkpoint_anywhere(
+    ticks: list[Tick], policy: EmptyPolicy, data: st.DataObject
+) -> None:
+    events = data.draw(with_gaps(ticks))
+    restarts = data.draw(st.sets(st.integers(0, len(events)), min_size=1, max_size=3))
+    assert run(events, policy, restarts=restarts) == oracle(ticks, policy, events)
+
+
+@settings(max_examples=150, deadline=None)
+@given(streams(), policies, st.data())
+def test_late_ticks_within_the_horizon_and_gaps_in_any_order_give_the_oracle(
+    ticks: list[Tick], policy: EmptyPolicy, data: st.DataObject
+) -> None:
+    """Ticks shuffled far past the lateness (revisions, flat bars made behind the clock)."""
+    shuffled = data.draw(st.permutations(ticks))
+    events = data.draw(with_gaps(shuffled))
+    cuts = data.draw(st.sets(st.integers(0, len(events))))
+    assert run(events, policy, cuts) == oracle(ticks, policy, events)
+
+
+@settings(max_examples=100, deadline=None)
+@given(streams(), policies, st.data())
+def test_a_gap_sent_again_emits_nothing(
+    ticks: list[Tick], policy: EmptyPolicy, data: st.DataObject
+) -> None:
+    events = data.draw(with_gaps(ticks))
+    engine = CandleEngine(config(policy))
+    gaps = [event for event in events if isinstance(event, FeedGap)]
+    cut = data.draw(st.integers(0, len(ticks)))
+    engine.feed_ticks(ticks[:cut])
+    for gap in gaps:
+        engine.mark_gap(gap)
+        assert engine.mark_gap(gap).candles == []
+    engine.feed_ticks(ticks[cut:])
+    for gap in gaps:
+        assert engine.mark_gap(gap).candles == []
 
 
 @settings(max_examples=150, deadline=None)
@@ -143,6 +249,9 @@ def test_arrival_order_within_the_lateness_and_batching_do_not_matter(
     ]
     cuts = data.draw(st.sets(st.integers(0, len(ticks))))
     assert run(arrival, policy, cuts) == run(ticks, policy)
+    events = data.draw(with_gaps(arrival))
+    cuts = data.draw(st.sets(st.integers(0, len(events))))
+    assert run(events, policy, cuts) == oracle(ticks, policy, events)
 
 
 @settings(max_examples=100, deadline=None)
@@ -187,7 +296,7 @@ def test_coarse_candles_equal_the_roll_up_of_one_minute_candles(
         assert set(rolled) == {k for k in final if k[1] == label}
         for key, parts in rolled.items():
             traded = [p for p in parts if p[10]] or parts
-            assert final[key][3:] == (
+            assert final[key][3:13] == (
                 traded[0][3],
                 max(p[4] for p in traded),  # type: ignore[type-var]
                 min(p[5] for p in traded),  # type: ignore[type-var]

@@ -15,18 +15,22 @@ import pytest
 from core import codecs
 from core.candles import Candle
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
+from core.gaps import FeedGap, GapReason
 from core.intervals import parse_intervals
 from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from ingest.files import read_ticks
 from ingest.pacing import received_at
+from streams.bus import Record
 from streams.checkpoints import MemoryCheckpoints
-from streams.engine_runner import EngineRunner, restore_engine
+from streams.engine_runner import EngineRunner, EngineStats, process, restore_engine
 from streams.memory import MemoryBus
 
 WAIT = 10.0
 KRAKEN = Path("kraken-xbtusdt-2025-11-10")
 LAST_MINUTE = 1762807740 * 1_000_000_000  # 20:49 UTC, the last official row
+MINUTE = 60 * 1_000_000_000
+HOLE = (1762797660 * 1_000_000_000, 1762797810 * 1_000_000_000)  # 18:01:00 to 18:03:30 UTC
 
 
 def config() -> EngineConfig:
@@ -102,6 +106,62 @@ async def test_kraken_trades_through_the_runner_give_kraken_candles(
     expected = official(shared_data)
     assert {t: values(final[t]) for t in expected} == expected
     assert runner.stats.ticks == 471
+
+
+def holed(batches: list[TickBatch]) -> tuple[list[TickBatch], FeedGap]:
+    """The batches without the trades of :data:`HOLE`, and the gap a connector would send."""
+    start, end = HOLE
+    kept = [b.take((b.ts_event < start) | (b.ts_event >= end)) for b in batches]
+    assert sum(map(len, kept)) < sum(map(len, batches))
+    gap = FeedGap(
+        instrument=batches[0].instrument,
+        start_ns=start,
+        end_ns=end,
+        reason=GapReason.SEQUENCE,
+        detail="trades missing",
+    )
+    return [b for b in kept if len(b)], gap
+
+
+async def test_a_feed_gap_on_md_ticks_flags_exactly_the_candles_over_it(
+    bus: MemoryBus, shared_data: Path
+) -> None:
+    batches, gap = holed(kraken_batches(shared_data))
+    runner = EngineRunner(bus, CandleEngine(config()), clock=lambda: later(15))
+    task = asyncio.create_task(runner.run())
+    reading = asyncio.create_task(final_candles(bus, LAST_MINUTE))
+    await asyncio.sleep(0.05)
+    half = len(batches) // 2
+    await publish(bus, batches[:half])
+    await bus.topic(TICKS).publish(
+        codecs.instrument_key(gap.instrument), codecs.encode_feed_gap(gap)
+    )
+    await publish(bus, batches[half:])
+    final = await asyncio.wait_for(reading, WAIT)
+    runner.stop()
+    await asyncio.wait_for(task, WAIT)
+    assert (runner.stats.gaps, runner.stats.undecodable) == (1, 0)
+    flagged = {t for t, candle in final.items() if candle.gap}
+    assert flagged == {t for t in final if gap.overlaps(t, t + MINUTE)}
+    assert len(flagged) == 3  # 18:01, 18:02, 18:03: flat or thinned by the hole
+    expected = official(shared_data)
+    assert {t: values(final[t]) for t in expected if t not in flagged} == {
+        t: row for t, row in expected.items() if t not in flagged
+    }
+
+
+def test_process_applies_a_gap_in_its_place_among_the_batches() -> None:
+    engine = CandleEngine(config())
+    gap = FeedGap(
+        instrument="TEST:ABC", start_ns=10**18, end_ns=10**18 + 1, reason=GapReason.SEQUENCE
+    )
+    payloads = [b"\x00not md.ticks", codecs.encode_feed_gap(gap)]
+    records = [Record(TICKS, 0, n, b"TEST:ABC", value, 0) for n, value in enumerate(payloads)]
+    stats = EngineStats()
+    messages = process(engine, records, 10**18, stats, "test")
+    assert (stats.gaps, stats.undecodable, stats.batches) == (1, 1, 0)
+    assert [topic for topic, _, _ in messages] == [TICKS_REJECTED]
+    assert engine.gaps.spans("TEST:ABC") == [(gap.start_ns, gap.end_ns)]
 
 
 async def test_undecodable_messages_are_rejected_and_the_runner_goes_on(

@@ -15,7 +15,14 @@ from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
 from core.candles import Candle
-from core.codecs import candle_key, encode_candle, encode_tick_batch, instrument_key
+from core.codecs import (
+    candle_key,
+    encode_candle,
+    encode_feed_gap,
+    encode_tick_batch,
+    instrument_key,
+)
+from core.gaps import FeedGap
 from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS
 from storage.repository import MarketDataStore
@@ -131,6 +138,23 @@ async def subscribe(
     return await recv_type(ws, "subscribed"), await recv_type(ws, "snapshot")
 
 
+async def resume(
+    ws: ClientConnection,
+    seq: int,
+    epoch: str | None,
+    rid: int,
+    channel: str = "candles",
+    instrument: str = BTC,
+    interval: str | None = "1s",
+) -> dict[str, Any]:
+    """Resume a channel after ``seq`` of ``epoch``; the ``subscribed`` answer."""
+    where: dict[str, Any] = {"channel": channel, "instrument": instrument}
+    if channel == "candles":
+        where["interval"] = interval
+    await request(ws, op="resume", id=rid, seq=seq, epoch=epoch, **where)
+    return await recv_type(ws, "subscribed")
+
+
 async def publish(bus: MemoryBus, candles: Iterable[Candle]) -> None:
     topic = bus.topic(CANDLES)
     for candle in candles:
@@ -142,6 +166,14 @@ async def publish_ticks(bus: MemoryBus, batches: Iterable[TickBatch]) -> None:
     for batch in batches:
         key = instrument_key(batch.instrument)
         await asyncio.wait_for(topic.publish(key, encode_tick_batch(batch)), TIMEOUT)
+
+
+async def publish_gap(bus: MemoryBus, gap: FeedGap) -> None:
+    """A venue connector's feed-gap marker, on ``md.ticks`` under the instrument's key."""
+    topic = bus.topic(TICKS)
+    await asyncio.wait_for(
+        topic.publish(instrument_key(gap.instrument), encode_feed_gap(gap)), TIMEOUT
+    )
 
 
 async def until(condition: Any, timeout: float = TIMEOUT) -> None:

@@ -3,9 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 from core.candles import Candle
 from core.engine import CandleEngine, EngineConfig
+from core.gaps import FeedGap, GapReason
 from core.intervals import parse_intervals
 from core.ticks import TickBatch
 from ingest.synthetic import SyntheticFeed
@@ -59,3 +61,40 @@ def final(candles: list[Candle]) -> dict[int, Candle]:
 def chunks(items: list[Candle], size: int) -> Iterator[list[Candle]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+@dataclass(frozen=True)
+class GappedStream:
+    """One candle channel's updates around a feed gap, from the real engine."""
+
+    gap: FeedGap
+    before: list[Candle]
+    """The updates before the gap was marked."""
+    after: list[Candle]
+    """From the gap on: the engine's re-emission of the candles it flagged, then the rest."""
+
+
+def gapped_updates(
+    instrument: str = BTC, label: str = "1s", duration: float = 30.0, missing: int = 10
+) -> GappedStream:
+    """Synthetic ticks with ``missing`` batches cut out half way, as a feed that was down
+    would have them, and the feed gap its connector would mark: from the last trade before
+    the hole to the first one after it, both included (``core.gaps.FeedGap``)."""
+    batches = small_batches((instrument,), duration=duration)
+    cut = len(batches) // 2
+    kept, resumed = batches[:cut], batches[cut + missing :]
+    gap = FeedGap(
+        instrument=instrument,
+        start_ns=int(kept[-1].ts_event[-1]),
+        end_ns=int(resumed[0].ts_event[0]) + 1,
+        reason=GapReason.DISCONNECTED,
+        detail=f"{missing} batches lost",
+        ts_recv=int(resumed[0].ts_recv[0]),
+    )
+    engine = CandleEngine(EngineConfig(intervals=parse_intervals([label]), throttle_ns=0))
+    before = [candle for batch in kept for candle in engine.feed(batch).candles]
+    after = list(engine.mark_gap(gap).candles)
+    for batch in resumed:
+        after.extend(engine.feed(batch).candles)
+    after.extend(engine.flush().candles)
+    return GappedStream(gap, series(before, instrument, label), series(after, instrument, label))

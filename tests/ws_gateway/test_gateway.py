@@ -25,6 +25,7 @@ from .harness import (
     recv_many,
     recv_type,
     request,
+    resume,
     running,
     stalled_socket,
     subscribe,
@@ -130,17 +131,7 @@ async def test_resume_after_a_disconnect_replays_exactly_the_missed_messages() -
         await publish(bus, stream[50:80])
         everything = await recv_many(watcher, 80)
         async with client(gateway) as again:
-            await request(
-                again,
-                op="resume",
-                id=4,
-                channel="candles",
-                instrument=BTC,
-                interval="1s",
-                seq=last,
-                epoch=snap["epoch"],
-            )
-            joined = await recv_type(again, "subscribed")
+            joined = await resume(again, last, snap["epoch"], rid=4)
             assert joined["id"] == 4
             replayed = await recv_many(again, 30)
             assert replayed == everything[50:80]
@@ -156,29 +147,11 @@ async def test_resume_within_the_cache_but_beyond_the_buffer_is_an_exact_catch_u
         await publish(bus, stream[:40])
         for message in await recv_many(ws, 40):
             apply(state, message)
-    async with running(replay_buffer=10) as (bus, gateway):
-        pass  # (a second gateway is a different epoch: see the reset test)
-    async with running(replay_buffer=10) as (bus, gateway), client(gateway) as ws:
-        _, snap = await subscribe(ws)
-        state = {}
-        await publish(bus, stream[:40])
-        for message in await recv_many(ws, 40):
-            apply(state, message)
         await ws.close()
         await publish(bus, stream[40:])
         await until(lambda: gateway.stats.candles == len(stream))
         async with client(gateway) as again:
-            await request(
-                again,
-                op="resume",
-                id=5,
-                channel="candles",
-                instrument=BTC,
-                interval="1s",
-                seq=40,
-                epoch=snap["epoch"],
-            )
-            await recv_type(again, "subscribed")
+            await resume(again, 40, snap["epoch"], rid=5)
             notice = await recv_type(again, "conflated")
             changed = final(stream[40:])
             assert notice["dropped"] == len(stream) - 40 - len(changed)
@@ -211,17 +184,7 @@ async def test_resume_with_evicted_candles_reads_them_back_from_storage() -> Non
         await until(lambda: gateway.stats.candles == len(stream))
         await store.write(candles=list(final(stream).values()))  # the storage writer's work
         async with client(gateway) as again:
-            await request(
-                again,
-                op="resume",
-                id=5,
-                channel="candles",
-                instrument=BTC,
-                interval="1s",
-                seq=40,
-                epoch=snap["epoch"],
-            )
-            await recv_type(again, "subscribed")
+            await resume(again, 40, snap["epoch"], rid=5)
             await recv_type(again, "conflated")
             changed = final(stream[40:])
             for message in await recv_many(again, len(changed)):
@@ -244,17 +207,7 @@ async def test_resume_from_too_far_back_without_storage_gets_a_reset_snapshot() 
         await publish(bus, stream)
         await until(lambda: gateway.stats.candles == len(stream))
         async with client(gateway) as again:
-            await request(
-                again,
-                op="resume",
-                id=6,
-                channel="candles",
-                instrument=BTC,
-                interval="1s",
-                seq=3,
-                epoch=snap["epoch"],
-            )
-            assert (await recv_type(again, "subscribed"))["id"] == 6
+            assert (await resume(again, 3, snap["epoch"], rid=6))["id"] == 6
             reset = await recv_type(again, "snapshot")
             assert (reset["seq"], reset["reset"]) == (len(stream), True)
             newest = sorted(final(stream).items())[-5:]
@@ -267,17 +220,7 @@ async def test_resume_against_another_gateway_epoch_gets_a_reset_snapshot() -> N
         await publish(bus, stream[:20])
         await until(lambda: gateway.stats.candles == 20)
         for seq, epoch in ((5, "an-older-gateway"), (500, None)):
-            await request(
-                ws,
-                op="resume",
-                id=7,
-                channel="candles",
-                instrument=BTC,
-                interval="1s",
-                seq=seq,
-                epoch=epoch,
-            )
-            await recv_type(ws, "subscribed")
+            await resume(ws, seq, epoch, rid=7)
             snap = await recv_type(ws, "snapshot")
             assert snap["reset"] is True
             assert snap["seq"] == 20
@@ -545,30 +488,12 @@ async def test_tick_resume_replays_the_buffer_or_resets() -> None:
         await publish_ticks(bus, batches[5:30])
         await until(lambda: gateway.stats.tick_batches == 30)
         async with client(gateway) as again:
-            await request(
-                again,
-                op="resume",
-                id=2,
-                channel="ticks",
-                instrument=BTC,
-                seq=22,
-                epoch=snap["epoch"],
-            )
-            await recv_type(again, "subscribed")
+            await resume(again, 22, snap["epoch"], rid=2, channel="ticks")
             replayed = await recv_many(again, 8)
             assert [m["seq"] for m in replayed] == list(range(23, 31))
             trade_ids = [t["trade_id"] for m in replayed for t in m["ticks"]]
             assert trade_ids == [int(i) for b in batches[22:] for i in b.trade_id]
-            await request(
-                again,
-                op="resume",
-                id=3,
-                channel="ticks",
-                instrument=BTC,
-                seq=5,
-                epoch=snap["epoch"],
-            )
-            await recv_type(again, "subscribed")
+            await resume(again, 5, snap["epoch"], rid=3, channel="ticks")
             reset = await recv_type(again, "snapshot")
             assert (reset["seq"], reset["reset"], reset["ticks"]) == (30, True, [])
 
@@ -599,17 +524,7 @@ async def test_a_failing_store_leaves_snapshots_from_memory_and_resets_for_catch
             newest = sorted(final(stream).items())[-5:]
             assert fresh["candles"] == [as_json(c) for _, c in newest]
         async with client(gateway) as again:
-            await request(
-                again,
-                op="resume",
-                id=2,
-                channel="candles",
-                instrument=BTC,
-                interval="1s",
-                seq=3,
-                epoch=snap["epoch"],
-            )
-            await recv_type(again, "subscribed")
+            await resume(again, 3, snap["epoch"], rid=2)
             reset = await recv_type(again, "snapshot")
             assert reset["reset"] is True
             await request(again, op="subscribe", id=3, channel="ticks", instrument="SYNTH:NEW")

@@ -8,13 +8,15 @@ from typing import Any
 import msgspec
 
 from core.candles import Candle, CandleStatus
+from core.gaps import FeedGap, GapReason
 from ws_gateway.channels import CandleChannel, Delivery, Part
+from ws_gateway.gaps import GapNotice, GapNotices, Told
 from ws_gateway.hub import Hub
 from ws_gateway.outbox import Outbox
 from ws_gateway.settings import GatewaySettings
-from ws_gateway.wire import CANDLES, ChannelKey, candle_json
+from ws_gateway.wire import CANDLES, ChannelKey, candle_json, gap_message
 
-from .market import BTC, ETH, final, small_batches, updates
+from .market import BTC, ETH, final, gapped_updates, small_batches, updates
 
 
 def framing(payload: bytes) -> bytes:
@@ -33,6 +35,7 @@ class FakeClient:
         self.written: list[dict[str, Any]] = []
         self.calls = 0
         self.active = False
+        self.notified: list[int] = []
 
     def push(self, data: bytes, deliveries: list[Delivery]) -> None:
         assert data == b"".join(d.frame for d in deliveries)
@@ -48,6 +51,10 @@ class FakeClient:
 
     def send_frame(self, frame: bytes) -> None:
         self.written.extend(messages(frame))
+
+    def notify(self, notice: GapNotice) -> None:
+        self.notified.append(notice.number)
+        self.written.extend(messages(notice.frame))
 
     def quiet(self) -> bool:
         active, self.active = self.active, False
@@ -143,13 +150,17 @@ def test_snapshot_holds_the_newest_candles_current_to_the_seq() -> None:
     stream = updates()
     for candle in stream:
         h.candle(candle)
-    snap = json.loads(c.snapshot(5, reset=False))
+    snapshot = c.snapshot(5, reset=False)
+    snap = json.loads(snapshot.payload)
     latest = final(stream)
     newest = sorted(latest)[-5:]
+    assert (snapshot.seq, snapshot.start_ns) == (len(stream), newest[0])
     assert snap["type"] == "snapshot"
     assert (snap["seq"], snap["reset"], snap["epoch"]) == (len(stream), False, "epoch-1")
     assert snap["candles"] == [json.loads(candle_json(latest[t])) for t in newest]
-    assert json.loads(c.snapshot(0, reset=True))["candles"] == []
+    empty = c.snapshot(0, reset=True)
+    assert json.loads(empty.payload)["candles"] == []
+    assert empty.start_ns is None
 
 
 def test_snapshot_merges_storage_by_revision() -> None:
@@ -161,7 +172,7 @@ def test_snapshot_merges_storage_by_revision() -> None:
     for candle in recent:
         h.candle(candle)
     stale = [candle for candle in stream if candle.open_time == recent[0].open_time][:1]
-    snap = json.loads(c.snapshot(100, reset=False, older=older + stale))
+    snap = json.loads(c.snapshot(100, reset=False, older=older + stale).payload)
     times = [bar["open_time"] for bar in snap["candles"]]
     assert times == sorted(times)
     by_time = {bar["open_time"]: bar for bar in snap["candles"]}
@@ -272,8 +283,10 @@ def test_tick_batches_are_split_and_sequenced() -> None:
         "side": first.side.name.lower(),
         "ts_event": first.ts_event,
     }
-    snap = json.loads(ticks.snapshot(2, reset=False))
+    snapshot = ticks.snapshot(2, reset=False)
+    snap = json.loads(snapshot.payload)
     assert snap["ticks"] == rows[-2:]
+    assert snapshot.start_ns == min(tick["ts_event"] for tick in rows[-2:])
     assert snap["seq"] == 3
 
 
@@ -379,3 +392,143 @@ def test_a_late_revision_seen_first_does_not_make_the_cache_look_complete() -> N
     assert c.complete_from == stream[-1].open_time
     h.candle(closed[-2])
     assert c.complete_from == closed[-2].open_time
+
+
+# -- feed gaps ----------------------------------------------------------------------------------
+
+T0 = 1_767_225_600 * 1_000_000_000
+
+
+def a_gap(
+    instrument: str = BTC,
+    start_s: int = 10,
+    end_s: int = 12,
+    reason: GapReason = GapReason.DISCONNECTED,
+) -> FeedGap:
+    return FeedGap(
+        instrument=instrument,
+        start_ns=T0 + start_s * 1_000_000_000,
+        end_ns=T0 + end_s * 1_000_000_000,
+        reason=reason,
+        detail="connection reset",
+    )
+
+
+def test_a_gap_notice_reaches_each_client_of_the_instrument_once_and_no_other() -> None:
+    h = hub()
+    every, ticks_only, other, idle = (FakeClient(h) for _ in range(4))
+    for client in (every, ticks_only, other, idle):
+        h.attach(client)
+    h.subscribe(every, channel(h, "1s"))
+    h.subscribe(every, channel(h, "1m"))
+    h.subscribe(every, h.tick_channel(BTC))
+    h.subscribe(ticks_only, h.tick_channel(BTC))
+    eth = h.candle_channel(ETH, "1s")
+    assert eth is not None
+    h.subscribe(other, eth)
+
+    notice = h.gap(a_gap())
+    assert notice is not None
+    assert every.notified == ticks_only.notified == [notice.number]
+    assert other.notified == idle.notified == []
+    assert every.written == [
+        {
+            "type": "gap",
+            "instrument": BTC,
+            "start": (T0 + 10_000_000_000) // 1_000_000,
+            "end": (T0 + 12_000_000_000) // 1_000_000,
+            "reason": "disconnected",
+            "detail": "connection reset",
+        }
+    ]
+    eth_notice = h.gap(a_gap(ETH))
+    assert eth_notice is not None
+    assert other.notified == [eth_notice.number]
+    assert every.notified == [notice.number]
+
+
+def test_a_gap_notice_follows_the_updates_before_it_and_takes_no_sequence_number() -> None:
+    stream = gapped_updates()
+    h = hub()
+    client = FakeClient(h)
+    c = channel(h)
+    h.subscribe(client, c)
+    for candle in stream.before:
+        h.candle(candle)
+    notice = h.gap(stream.gap)  # mid-round: the round so far goes out first
+    assert notice is not None
+    for candle in stream.after:
+        h.candle(candle)
+    h.flush()
+    kinds = [m["type"] for m in client.written]
+    assert kinds.count("gap") == 1
+    assert kinds.index("gap") == len(stream.before)
+    total = len(stream.before) + len(stream.after)
+    assert [m["seq"] for m in client.written if m["type"] == "candle"] == list(range(1, total + 1))
+    assert notice.position(c.key) == len(stream.before)
+    # the notice holds no slot of the replay buffer and no place in the candle cache
+    assert [d.seq for d in c.replay] == list(range(1, total + 1))
+    assert sorted(c.cache) == sorted(final(stream.before + stream.after))
+    sent = [m["candle"]["gap"] for m in client.written if m["type"] == "candle"]
+    assert sent == [candle.gap for candle in stream.before + stream.after]
+    assert any(sent)
+
+
+def test_the_same_gap_delivered_twice_is_told_once() -> None:
+    h = hub()
+    client = FakeClient(h)
+    h.subscribe(client, h.tick_channel(BTC))
+    gap = a_gap()
+    first = h.gap(gap)
+    assert first is not None
+    assert h.gap(gap) is None
+    other = h.gap(msgspec.structs.replace(gap, reason=GapReason.SEQUENCE))
+    assert other is not None
+    assert client.notified == [first.number, other.number]
+    assert h.gaps.repeated == 1
+
+
+def test_gap_notices_are_bounded_per_instrument_and_so_is_what_a_connection_remembers() -> None:
+    notices = GapNotices(keep=3, framing=framing)
+    made = [notices.add(a_gap(start_s=10 * i, end_s=10 * i + 1), []) for i in range(10)]
+    kept = [notice for notice in made if notice is not None]
+    assert len(kept) == 10
+    assert list(notices.of(BTC)) == kept[-3:]
+    told = Told(notices)
+    for notice in kept:
+        assert told.first_time(notice)
+        assert told.held(BTC) <= 3
+    assert not told.first_time(kept[-1])
+    told.forget(BTC)
+    assert told.first_time(kept[-1])
+
+
+def test_which_notices_concern_a_client_by_position_and_by_span() -> None:
+    notices = GapNotices(keep=8, framing=framing)
+    key = ChannelKey(CANDLES, BTC, "1s")
+    notice = notices.add(a_gap(start_s=10, end_s=12), [(key, 5)])
+    assert notice is not None
+    assert notice.concerns(key, after=5)  # it came right after message 5: maybe unseen
+    assert notice.concerns(key, after=3)
+    assert not notice.concerns(key, after=6)  # a client past 6 was there when it came
+    later = ChannelKey(CANDLES, BTC, "1m")  # a channel made after the notice counts from 0
+    assert notice.concerns(later, after=0)
+    assert not notice.concerns(later, after=1)
+    assert notice.concerns(key, after=6, since_ns=T0 + 11_999_999_999)  # reaches into the data
+    assert not notice.concerns(key, after=6, since_ns=T0 + 12_000_000_000)
+
+
+def test_a_lagging_client_keeps_the_notice_between_conflated_candle_updates() -> None:
+    _, sent = deliveries(updates())
+    gap = a_gap()
+    outbox = Outbox(framing)
+    outbox.defer(sent[:30], now=1.0)
+    outbox.defer([framing(gap_message(gap))], now=1.5)
+    outbox.defer(sent[30:60], now=2.0)
+    written = messages(outbox.take())
+    assert [m for m in written if m["type"] == "gap"] == [json.loads(gap_message(gap))]
+    kept = [m for m in written if m["type"] == "candle"]
+    latest = final(list(updates()[:60]))
+    assert {m["candle"]["open_time"]: m["candle"]["revision"] for m in kept} == {
+        t // 1_000_000: candle.revision for t, candle in latest.items()
+    }

@@ -6,6 +6,7 @@ import json
 from typing import Any
 
 from core.candles import CandleStatus
+from core.gaps import FeedGap, GapReason
 from ws_gateway.framing import text_frame
 from ws_gateway.wire import (
     CANDLES,
@@ -17,6 +18,7 @@ from ws_gateway.wire import (
     candle_json,
     conflated,
     error,
+    gap_message,
     heartbeat,
     pong,
     subscribed,
@@ -24,7 +26,7 @@ from ws_gateway.wire import (
     unsubscribed,
 )
 
-from .market import BTC, small_batches, updates
+from .market import BTC, gapped_updates, small_batches, updates
 
 CANDLE_KEY = ChannelKey(CANDLES, BTC, "1s")
 TICK_KEY = ChannelKey(TICKS, BTC)
@@ -54,7 +56,9 @@ def test_candle_object_has_exact_strings_and_epoch_milliseconds() -> None:
         "last_trade_id",
         "revision",
         "status",
+        "gap",
     ]
+    assert body["gap"] is False
     assert body["open_time"] == candle.open_time // 1_000_000
     assert body["open"] == str(candle.open)
     assert body["close"] == str(candle.close)
@@ -71,6 +75,42 @@ def test_candle_object_has_exact_strings_and_epoch_milliseconds() -> None:
         candle.first_trade_id,
         candle.last_trade_id,
     )
+
+
+def test_candle_object_says_when_the_candle_overlaps_a_feed_gap() -> None:
+    stream = gapped_updates()
+    flagged = [c for c in stream.after if c.gap]
+    assert flagged  # the engine flagged the candles over the gap
+    for candle in stream.before + stream.after:
+        assert loads(candle_json(candle))["gap"] is candle.gap
+
+
+def test_gap_message_widens_the_span_to_whole_milliseconds() -> None:
+    ms = 1_767_225_600_000
+    gap = FeedGap(
+        instrument="KRAKEN:BTC/USD",
+        start_ns=ms * 1_000_000 + 999_999,
+        end_ns=(ms + 5_000) * 1_000_000 + 1,
+        reason=GapReason.SEQUENCE,
+        detail="trade ids 101..104 missing",
+        ts_recv=(ms + 6_000) * 1_000_000,
+    )
+    assert loads(gap_message(gap)) == {
+        "type": "gap",
+        "instrument": "KRAKEN:BTC/USD",
+        "start": ms,  # floored
+        "end": ms + 5_001,  # rounded up: the span never shrinks
+        "reason": "sequence",
+        "detail": "trade ids 101..104 missing",
+    }
+    exact = FeedGap(
+        instrument=BTC,
+        start_ns=ms * 1_000_000,
+        end_ns=(ms + 1) * 1_000_000,
+        reason=GapReason.DISCONNECTED,
+    )
+    assert (loads(gap_message(exact))["start"], loads(gap_message(exact))["end"]) == (ms, ms + 1)
+    assert loads(gap_message(exact))["detail"] == ""
 
 
 def test_replies() -> None:

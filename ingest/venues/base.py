@@ -1,0 +1,85 @@
+"""The contract between the venue runtime and each venue's protocol.
+
+A venue protocol is sans-I/O: it builds the connection URL and the subscribe frames, and turns
+each frame the venue sends into domain ticks (its msgspec structs stay inside its own
+package). The runtime (``ingest.venues.runtime``) owns the socket: it connects, subscribes,
+pumps frames through :meth:`VenueProtocol.parse`, sends the replies, watches heartbeats,
+reconnects with backoff, drops repeated trades and turns what it could not see into
+:class:`core.gaps.FeedGap` markers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import ClassVar, Final, Protocol
+
+from core.ticks import Tick
+
+MAX_BAD_PAYLOAD: Final = 2048
+"""The most characters of a bad frame kept with its reject."""
+
+
+@dataclass(frozen=True, slots=True)
+class BadFrame:
+    """A frame (or a part of one) the protocol refused: ``detail`` names the field and why."""
+
+    reason: str
+    detail: str
+    payload: str
+
+    @classmethod
+    def of(cls, reason: str, detail: str, frame: str | bytes) -> BadFrame:
+        text = frame if isinstance(frame, str) else frame.decode("utf-8", "replace")
+        return cls(reason, detail, text[:MAX_BAD_PAYLOAD])
+
+
+@dataclass(slots=True)
+class Parsed:
+    """What one frame held.
+
+    ``ticks`` are in the frame's order. ``snapshot`` marks trades the venue re-sends on
+    (re)subscribing, which may repeat trades already seen. ``alive`` is any sign of life
+    without trades (a heartbeat, an acknowledgement). ``replies`` are frames to send back
+    (application-level pongs). ``error`` is an error the venue reported, e.g. a refused
+    subscription: the runtime logs it and reconnects.
+    """
+
+    ticks: list[Tick] = field(default_factory=list)
+    bad: list[BadFrame] = field(default_factory=list)
+    replies: list[str] = field(default_factory=list)
+    snapshot: bool = False
+    alive: bool = False
+    error: str | None = None
+
+
+class VenueProtocol(Protocol):
+    """One venue's wire protocol, without I/O.
+
+    ``contiguous_trade_ids``: the venue numbers each instrument's trades 1, 2, 3, ... with no
+    holes (Binance aggTrade and trade ids, Coinbase match trade ids, Kraken v2 trade ids), so
+    a hole that does not fill in time is a gap.
+    """
+
+    name: ClassVar[str]
+    default_url: ClassVar[str]
+    contiguous_trade_ids: ClassVar[bool]
+
+    def instrument(self, symbol: str) -> str:
+        """The platform's instrument id for a venue symbol, e.g. ``BINANCE:BTCUSDT``."""
+        ...
+
+    def connect_url(self, base_url: str, symbols: Sequence[str]) -> str:
+        """The URL to open for ``symbols`` (a combined-stream URL where the venue has one)."""
+        ...
+
+    def subscribe(self, symbols: Sequence[str]) -> list[str]:
+        """Frames to send right after connecting (may be empty when the URL subscribes)."""
+        ...
+
+    def parse(self, frame: str | bytes, recv_ns: int) -> Parsed:
+        """One frame from the venue; ``recv_ns`` (wall clock) becomes the ticks' ``ts_recv``.
+
+        Never raises on bad input: what cannot be read becomes :class:`BadFrame` entries.
+        """
+        ...

@@ -1,0 +1,1 @@
+"""Tests of the live venue protocols and the runtime that drives them."""

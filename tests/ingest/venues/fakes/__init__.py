@@ -1,0 +1,1 @@
+"""Fake venues for tests: scripts of what each venue sends, served by a local server."""
