@@ -5,8 +5,9 @@ without its page cache, so that every request reads PostgreSQL (first reads), an
 with it (repeated reads of a closed range); beside them, on the same HTTP stack, the naive
 baseline: fetch every row with psycopg and ``json.dumps`` the list. This process asks each
 contender for the same 10,000 candles, one request at a time over keep-alive HTTP on
-127.0.0.1, and prints p50 and p99 latencies with the targets (p99 at most 50 ms for JSON and
-20 ms for Arrow), the ratio to the baseline, and the machine's load average.
+127.0.0.1 (the standard library's client, see :class:`Client`; one more row with httpx), and
+prints p50 and p99 latencies with the targets (p99 at most 50 ms for JSON and 20 ms for
+Arrow), the ratio to the baseline, and the machine's load average.
 
 The candles are vacuumed before the run, so their pages are all-visible, as a closed range's
 are once autovacuum has passed: packed pages are then read from the covering index alone.
@@ -25,6 +26,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import http.client
 import json
 import os
 import socket
@@ -177,30 +179,57 @@ def server_process(database_url: str) -> Iterator[str]:
             process.wait()
 
 
-def measure(client: httpx.Client, name: str, url: str, requests: int, rows: int) -> Latency:
-    """``requests`` sequential GETs of ``url`` (after a few to warm up); checks each answer."""
+class Client:
+    """Sequential keep-alive GETs, timed from sending the request to the last body byte.
+
+    It is the standard library's ``http.client``: a body of known length is read in a few
+    large reads, so that the figures are the server's. httpx (the analysts' client in
+    ``charting.client``) spends several milliseconds of its own on a 2 MB body; the run
+    measures that too, as one extra row (``httpx`` in its name)."""
+
+    def __init__(self, base: str) -> None:
+        self._http = http.client.HTTPConnection(base.removeprefix("http://"), timeout=60)
+        self._httpx = httpx.Client(base_url=base, timeout=60)
+
+    def close(self) -> None:
+        self._http.close()
+        self._httpx.close()
+
+    def get(self, path: str, *, with_httpx: bool = False) -> tuple[int, bytes]:
+        if with_httpx:
+            response = self._httpx.get(path)
+            return response.status_code, response.content
+        self._http.request("GET", path)
+        answer = self._http.getresponse()
+        return answer.status, answer.read()
+
+
+def measure(
+    client: Client, name: str, path: str, requests: int, rows: int, *, with_httpx: bool = False
+) -> Latency:
+    """``requests`` sequential GETs of ``path`` (after a few to warm up); checks each answer."""
     for _ in range(min(5, requests)):
-        _check(client.get(url), name, rows)
+        _check(*client.get(path, with_httpx=with_httpx), name, rows)
     seconds = []
     size = 0
     for _ in range(requests):
         start = time.perf_counter()
-        response = client.get(url)
-        size = len(response.content)
+        status, body = client.get(path, with_httpx=with_httpx)
         seconds.append(time.perf_counter() - start)
-        _check(response, name, rows)
+        size = len(body)
+        _check(status, body, name, rows)
     return Latency(name, seconds, size)
 
 
-def _check(response: httpx.Response, name: str, rows: int) -> None:
-    if response.status_code != 200:
-        raise RuntimeError(f"{name}: {response.status_code} {response.text[:300]}")
+def _check(status: int, body: bytes, name: str, rows: int) -> None:
+    if status != 200:
+        raise RuntimeError(f"{name}: {status} {body[:300]!r}")
     if name.startswith("naive"):
-        found = len(response.json())
+        found = len(json.loads(body))
     elif "JSON" in name:
-        found = len(response.json()["candles"])
+        found = len(json.loads(body)["candles"])
     else:
-        found = pa.ipc.open_stream(response.content).read_all().num_rows
+        found = pa.ipc.open_stream(body).read_all().num_rows
     if found != rows:
         raise RuntimeError(f"{name}: {found} candles, expected {rows}")
 
@@ -257,15 +286,21 @@ def run(database_url: str, rows: int, requests: int, title: str = "") -> list[La
     end = f"{end_ns // 1_000_000}"
     query = f"instrument={INSTRUMENT}&interval=1m&start={start}&end={end}&limit={rows}"
     load_before = os.getloadavg()[0]
-    with server_process(database_url) as base, httpx.Client(base_url=base, timeout=60) as client:
-        naive_end = f"2026-01-01T00:00:00Z&end={iso_utc(end_ns)}"
-        naive = f"/naive?start={naive_end}"
-        figures = [measure(client, "naive (psycopg + json.dumps)", naive, requests, rows)]
-        for cache, prefix in (("database", "/cold"), ("cached", "")):
-            for fmt in ("json", "arrow"):
-                name = f"/v1/candles {fmt.upper() if fmt == 'json' else 'Arrow'} ({cache})"
-                url = f"{prefix}/v1/candles?{query}&format={fmt}"
-                figures.append(measure(client, name, url, requests, rows))
+    with server_process(database_url) as base:
+        client = Client(base)
+        try:
+            naive_end = f"2026-01-01T00:00:00Z&end={iso_utc(end_ns)}"
+            naive = f"/naive?start={naive_end}"
+            figures = [measure(client, "naive (psycopg + json.dumps)", naive, requests, rows)]
+            for cache, prefix in (("database", "/cold"), ("cached", "")):
+                for fmt in ("json", "arrow"):
+                    name = f"/v1/candles {fmt.upper() if fmt == 'json' else 'Arrow'} ({cache})"
+                    url = f"{prefix}/v1/candles?{query}&format={fmt}"
+                    figures.append(measure(client, name, url, requests, rows))
+            name = "/v1/candles Arrow (cached, httpx)"
+            figures.append(measure(client, name, url, requests, rows, with_httpx=True))
+        finally:
+            client.close()
     report(figures, rows, requests, title)
     print(f"  load average (1 min, {os.cpu_count()} cores): {load_before:.2f} before,"
           f" {os.getloadavg()[0]:.2f} after")  # fmt: skip

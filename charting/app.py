@@ -20,7 +20,7 @@ from starlette.routing import BaseRoute
 from charting.context import Context
 from charting.database import HistoryDatabase
 from charting.problems import ProblemError, http_error_handler, problem_handler
-from charting.routes import candles, docs, instruments, ticks, udf, web
+from charting.routes import candles, docs, gaps, instruments, ticks, udf, web
 from charting.settings import ApiSettings
 
 
@@ -49,6 +49,7 @@ def _build(ctx: Context, lifespan: object) -> Starlette:
     routes: list[BaseRoute] = [
         *candles.routes(ctx),
         *ticks.routes(ctx),
+        *gaps.routes(ctx),
         *instruments.routes(ctx),
         *udf.routes(ctx),
         *docs.routes(ctx),

@@ -1,10 +1,11 @@
 """ETags and Cache-Control for history pages.
 
 A page whose candles are all final (none ``open``) gets a weak ETag computed from what
-determines its bytes (the query, the format, and the page's summary or contents), and
-answers ``If-None-Match`` with 304. A page that also ended longer ago than the revision
-horizon can no longer change: it may be cached for ``cache_max_age`` seconds. A page with an
-open candle is ``no-store``.
+determines its bytes (the query, the format, the shape of the responses
+(:data:`REPRESENTATION`), and the page's summary or contents), and answers
+``If-None-Match`` with 304. A page that also ended longer ago than the revision horizon can
+no longer change: it may be cached for ``cache_max_age`` seconds. A page with an open candle
+is ``no-store``.
 """
 
 from __future__ import annotations
@@ -12,11 +13,18 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Final
 
 from starlette.requests import Request
 from starlette.responses import Response
 
 from charting.settings import ApiSettings
+
+REPRESENTATION: Final = "2"
+"""The shape of the API's responses, part of every ETag: raise it whenever a response gains
+or changes a column, so that a copy cached before cannot be revalidated as current. 2: candles
+gained ``gap`` (a stored page's summary did not change with it: migration 0005 rewrote the
+stored JSON, not ``updated_at``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -29,7 +37,7 @@ class Freshness:
 
 
 def etag_of(request: Request, media_type: str, validator: Iterable[object]) -> str:
-    digest = hashlib.sha256()
+    digest = hashlib.sha256(REPRESENTATION.encode())
     digest.update(request.url.path.encode())
     for key, value in sorted(request.query_params.multi_items()):
         digest.update(f"\x00{key}={value}".encode())

@@ -1,9 +1,10 @@
 """Candle pages in each format, written a chunk at a time.
 
 Every format carries the columns of :data:`core.tables.CANDLE_COLUMNS` (the layout of
-``mdp candles``' CSV, JSON lines and Parquet) followed by ``status`` and ``revision``. Decimals
-stay exact: text in JSON and CSV, ``decimal128`` in Arrow and Parquet (each column at the
-finest scale of the page), open times as ISO 8601 UTC text or ``timestamp[ns, UTC]``.
+``mdp candles``' CSV, JSON lines and Parquet) followed by ``status``, ``revision`` and
+``gap`` (the candle overlaps a feed gap). Decimals stay exact: text in JSON and CSV,
+``decimal128`` in Arrow and Parquet (each column at the finest scale of the page), open times
+as ISO 8601 UTC text or ``timestamp[ns, UTC]``, ``gap`` a boolean (``true``/``false`` in CSV).
 
 Stored candles arrive in a ready form (:mod:`charting.candle_reads`): JSON pages as the rows'
 JSON objects joined by the database, Arrow and Parquet pages as packed integer rows
@@ -38,7 +39,7 @@ from core.candles import Candle
 from core.tables import CANDLE_COLUMNS, iso_utc
 from storage.candle_rows import candle_json, candle_record
 
-CANDLE_FIELDS: Final = (*CANDLE_COLUMNS, "status", "revision")
+CANDLE_FIELDS: Final = (*CANDLE_COLUMNS, "status", "revision", "gap")
 """The columns of every candle response, in order (those of
 :class:`storage.candle_rows.CandleRecord`)."""
 READ_FORMS: Final = {
@@ -142,6 +143,8 @@ def record(candle: Candle) -> tuple[Any, ...]:
 
 
 def _text(value: object) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"  # as the database writes it (charting.database)
     return "" if value is None else str(value)
 
 
@@ -222,6 +225,8 @@ def arrow_schema(scales: Scales) -> pa.Schema:
             kind = pa.timestamp("ns", tz="UTC")
         elif name in DECIMAL_COLUMNS:
             kind = pa.decimal128(DECIMAL_PRECISION, scales.of_column(name))
+        elif name == "gap":
+            kind = pa.bool_()
         else:
             kind = pa.int64()
         fields.append(pa.field(name, kind))

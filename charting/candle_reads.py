@@ -36,7 +36,7 @@ from charting.packed import packed_rows
 from charting.times import at_or_after
 from core.candles import VWAP_EXTRA_PLACES
 from core.intervals import Interval
-from storage.candle_rows import STATUSES
+from storage.candle_rows import STATUS_MASK, STATUSES
 
 SyncConnection = psycopg.Connection[Any]
 SyncPool = ConnectionPool[SyncConnection]
@@ -203,7 +203,8 @@ def read_part(
     if body and form is PageForm.PACKED:  # the rest is in the rows themselves
         packed = packed_rows(data)
         ready = len(packed)
-        has_open = bool((packed["status"] == STATUSES.index("open")).any())
+        # the status word's low byte; bit 8 is the gap flag (storage.candle_rows.PACKED_WORDS)
+        has_open = bool(((packed["status"] & STATUS_MASK) == STATUSES.index("open")).any())
         ps = int(packed["price_scale"].max()) if len(packed) else 0
         ss = int(packed["size_scale"].max()) if len(packed) else 0
     return _Part(

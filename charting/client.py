@@ -70,8 +70,14 @@ class HistoryClient:
         """Trades with ``ts_event`` in ``[start, end)``."""
         return self._frame("/v1/ticks", {"instrument": instrument} | _range(start, end))
 
-    def _frame(self, path: str, params: dict[str, str]) -> pl.DataFrame:
-        if self._page_rows is not None:
+    def gaps(self, instrument: str, start: Time, end: Time | None = None) -> pl.DataFrame:
+        """Feed gaps overlapping ``[start, end)``: spans in which trades may be missing
+        (columns ``instrument, start, end, reason, detail, noticed``)."""
+        params = {"instrument": instrument} | _range(start, end)
+        return self._frame("/v1/gaps", params, paged=False)
+
+    def _frame(self, path: str, params: dict[str, str], *, paged: bool = True) -> pl.DataFrame:
+        if paged and self._page_rows is not None:
             params = params | {"limit": str(self._page_rows)}
         tables = []
         response = self._get(path, params, ARROW)

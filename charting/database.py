@@ -5,9 +5,10 @@ first byte goes out (how many rows, where the next page starts, whether any cand
 open, the decimal scales), and the page itself in bounded chunks. Stored candles in JSON,
 Arrow and Parquet are read from their ready forms, summary and rows in one statement
 (:mod:`charting.candle_reads`); CSV, ticks, UDF bars and the sources of roll-ups stream
-through a server-side cursor, a chunk of rows at a time. Every query is a range scan of a
-primary key (``candles``: instrument, interval, open time; ``ticks``: event time first),
-which ``tests/charting/test_query_plans.py`` checks with EXPLAIN.
+through a server-side cursor, a chunk of rows at a time; the feed gaps of a range (at most
+the row limit) come in one query. Every query is a range scan of a primary key
+(``candles``: instrument, interval, open time; ``ticks``: event time first; ``feed_gaps``:
+instrument, start), which ``tests/charting/test_query_plans.py`` checks with EXPLAIN.
 
 The pool's connections are read-only and have a statement timeout. They also have sorting
 priced out (``enable_sort=off``): every query here reads a key range in key order, which
@@ -39,6 +40,7 @@ from charting.candle_reads import (
     page_statement,
     read_summary,
 )
+from charting.gap_formats import GapRow
 from charting.times import at_or_after, at_or_before
 from core.candles import Candle
 from core.intervals import Interval
@@ -53,10 +55,13 @@ _EPOCH_S: Final = "extract(epoch FROM open_time)::bigint"
 
 CSV_LINE: Final = f"""concat_ws(',', {_ISO}, open, high, low, close, volume, quote_volume,
     trades, vwap, taker_buy_volume, coalesce(first_trade_id::text, ''),
-    coalesce(last_trade_id::text, ''), status, revision)"""
-"""A candle as the rest of a CSV line (after instrument and interval): one text per row."""
+    coalesce(last_trade_id::text, ''), status, revision, gap::text)"""
+"""A candle as the rest of a CSV line (after instrument and interval): one text per row
+(``gap::text`` is ``true`` or ``false``; a boolean's output form would be ``t`` or ``f``)."""
 
-UDF_COLUMNS: Final = f"{_EPOCH_S}, open::text, high::text, low::text, close::text, volume::text"
+UDF_COLUMNS: Final = (
+    f"{_EPOCH_S}, open::text, high::text, low::text, close::text, volume::text, gap"
+)
 
 _SOURCE_CANDLES: Final = f"""
 SELECT {READ_COLUMNS} FROM (
@@ -84,6 +89,13 @@ SELECT count(*), max(scale(price)), max(scale(size)),
   AND (ts_event_ns, trade_id) < coalesce(
       (SELECT (ts_event_ns, trade_id) FROM bound), (%(end_ns)s::bigint, %(end_id)s::bigint))
 """
+_GAPS: Final = """
+SELECT start_ns, end_ns, reason, detail, noticed_ns FROM feed_gaps
+WHERE instrument = %(instrument)s AND start_ns < %(end)s AND end_ns > %(start)s
+ORDER BY start_ns, end_ns, reason
+LIMIT %(limit)s
+"""
+"""The gaps of one instrument overlapping ``[start, end)``: a walk of ``feed_gaps``' key."""
 _INT64_MAX: Final = 2**63 - 1
 _cursor_names = itertools.count()
 
@@ -286,6 +298,19 @@ class HistoryDatabase:
             async for rows in chunks:
                 yield rows
 
+    # -- feed gaps ------------------------------------------------------------------------
+
+    async def gaps(self, instrument: str, start: int, end: int, limit: int) -> list[GapRow]:
+        """The first ``limit`` stored feed gaps of ``instrument`` overlapping ``[start, end)``,
+        by start (then end, reason)."""
+        async with self._pool.connection() as conn:
+            query = gap_params(instrument, start, end) | {"limit": limit}
+            cursor = await conn.execute(_GAPS, query)
+            return [
+                (int(a), int(b), str(reason), str(detail), None if n is None else int(n))
+                for a, b, reason, detail, n in await cursor.fetchall()
+            ]
+
     # -- plumbing -------------------------------------------------------------------------
 
     async def explain(self, query: LiteralString, params: dict[str, Any]) -> str:
@@ -318,6 +343,15 @@ def tick_params(instrument: str, start: TickKey, end: TickKey) -> dict[str, Any]
         "end_ns": min(end.ns, _INT64_MAX),
         "end_id": end.trade_id,
     }
+
+
+def gap_params(instrument: str, start: int, end: int) -> dict[str, Any]:
+    return {"instrument": instrument, "start": min(start, _INT64_MAX), "end": min(end, _INT64_MAX)}
+
+
+def gap_queries() -> dict[str, LiteralString]:
+    """The feed-gap query by name (parameters: :func:`gap_params` and ``limit``)."""
+    return {"gaps": _GAPS}
 
 
 def candle_queries() -> dict[str, LiteralString]:

@@ -10,6 +10,7 @@ from typing import Any, Final
 
 from charting.candle_formats import CANDLE_FIELDS
 from charting.formats import MEDIA_TYPES, Format
+from charting.gap_formats import GAP_FIELDS
 from charting.problems import PROBLEM_MEDIA_TYPE
 from charting.settings import ApiSettings
 from charting.tick_formats import TICK_FIELDS
@@ -50,12 +51,13 @@ def document(settings: ApiSettings) -> dict[str, Any]:
         "info": {
             "title": "Ganntec market data: history API",
             "version": "1",
-            "description": "Candles and ticks over HTTP (JSON, CSV, Arrow, Parquet), and "
-            "TradingView UDF. See docs/history-api.md.",
+            "description": "Candles, ticks and feed gaps over HTTP (JSON, CSV, Arrow, "
+            "Parquet), and TradingView UDF. See docs/history-api.md.",
         },
         "paths": {
             "/v1/candles": {"get": _candles(settings, problems)},
             "/v1/ticks": {"get": _ticks(settings, problems)},
+            "/v1/gaps": {"get": _gaps(problems)},
             "/v1/instruments": {"get": _instruments()},
             "/udf/config": {"get": _udf_config()},
             "/udf/symbols": {"get": _udf_symbols(problems)},
@@ -144,6 +146,38 @@ def _ticks(settings: ApiSettings, problems: dict[str, Any]) -> dict[str, Any]:
         ],
         "responses": {
             "200": _page_response("A page of ticks with ts_event in [start, end).", "TickPage"),
+            "304": {"description": "Not modified (If-None-Match matched the ETag)."},
+            **problems,
+            "406": _problem("No offered format matches the Accept header."),
+        },
+    }
+
+
+def _gaps(problems: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "summary": "Feed gaps of one instrument: spans in which trades may be missing",
+        "operationId": "getGaps",
+        "parameters": [
+            _param("instrument", _INSTRUMENT, "VENUE:SYMBOL", required=True),
+            _param("start", _TIME, "Start of the range (inclusive).", required=True),
+            _param("end", _TIME, "End of the range (exclusive); open-ended when absent."),
+            _param(
+                "format",
+                {"type": "string", "enum": [f.value for f in Format]},
+                "The response format; else the Accept header chooses; else JSON.",
+            ),
+        ],
+        "responses": {
+            "200": {
+                "description": "Every stored gap overlapping [start, end), by start; a range "
+                "holding more than the row limit is refused (400, parameter start).",
+                "content": {
+                    MEDIA_TYPES[Format.JSON]: {"schema": {"$ref": "#/components/schemas/GapPage"}},
+                    "text/csv": {"schema": {"type": "string"}},
+                    MEDIA_TYPES[Format.ARROW]: _BINARY,
+                    MEDIA_TYPES[Format.PARQUET]: _BINARY,
+                },
+            },
             "304": {"description": "Not modified (If-None-Match matched the ETag)."},
             **problems,
             "406": _problem("No offered format matches the Accept header."),
@@ -265,6 +299,7 @@ def _schemas() -> dict[str, Any]:
         "last_trade_id": _NULLABLE_INT,
         "status": {"type": "string", "enum": ["open", "closed", "revised"]},
         "revision": {"type": "integer", "minimum": 0},
+        "gap": {"type": "boolean"},
     }
     tick_props: dict[str, Any] = {
         "instrument": {"type": "string"},
@@ -277,6 +312,15 @@ def _schemas() -> dict[str, Any]:
         "trades": {"type": "integer", "minimum": 1},
     }
     assert set(tick_props) == set(TICK_FIELDS)
+    gap_props: dict[str, Any] = {
+        "instrument": {"type": "string"},
+        "start": {"type": "string", "format": "date-time"},
+        "end": {"type": "string", "format": "date-time"},
+        "reason": {"type": "string", "examples": ["disconnected", "sequence"]},
+        "detail": {"type": "string"},
+        "noticed": {"anyOf": [{"type": "string", "format": "date-time"}, {"type": "null"}]},
+    }
+    assert tuple(gap_props) == GAP_FIELDS
     page_props: dict[str, Any] = {
         "instrument": {"type": "string"},
         "start": {"type": "string", "format": "date-time"},
@@ -321,6 +365,17 @@ def _schemas() -> dict[str, Any]:
             "properties": page_props
             | {"ticks": {"type": "array", "items": {"$ref": "#/components/schemas/Tick"}}},
         },
+        "Gap": {"type": "object", "required": list(GAP_FIELDS), "properties": gap_props},
+        "GapPage": {
+            "type": "object",
+            "required": ["instrument", "start", "end", "gaps"],
+            "properties": {
+                "instrument": {"type": "string"},
+                "start": {"type": "string", "format": "date-time"},
+                "end": {"type": "string", "format": "date-time"},
+                "gaps": {"type": "array", "items": {"$ref": "#/components/schemas/Gap"}},
+            },
+        },
         "Instruments": {
             "type": "object",
             "required": ["instruments", "intervals"],
@@ -348,6 +403,12 @@ def _schemas() -> dict[str, Any]:
                     "properties": {
                         "s": {"const": "ok"},
                         **{k: {"type": "array", "items": {"type": "number"}} for k in "tohlcv"},
+                        "gap": {
+                            "type": "array",
+                            "items": {"type": "boolean"},
+                            "description": "Per bar: it overlaps a feed gap (trades may be "
+                            "missing). Present only when a bar is flagged.",
+                        },
                     },
                 },
                 {

@@ -26,8 +26,10 @@ import pyarrow.compute as pc
 
 from core.candles import Candle
 from storage.candle_rows import (
+    GAP_FLAG,
     NO_TRADE_ID,
     PACKED_DTYPE,
+    STATUS_MASK,
     STATUSES,
     candle_record,
     pack_candle,
@@ -96,9 +98,9 @@ def packed_batch(
         "trades": _fixed(pa.int64(), _word(rows, "trades")),
         "first_trade_id": _trade_ids(_word(rows, "first_trade_id")),
         "last_trade_id": _trade_ids(_word(rows, "last_trade_id")),
-        "status": _statuses(_word(rows, "status")),
         "revision": _fixed(pa.int64(), _word(rows, "revision")),
     }
+    arrays["status"], arrays["gap"] = _status_word(_word(rows, "status"))
     for name, kind in _DECIMAL_SCALE_OF.items():
         arrays[name] = decimal_array(_word(rows, name), scales[kind], schema.field(name).type)
     return pa.RecordBatch.from_arrays([arrays[name] for name in schema.names], schema=schema)
@@ -143,6 +145,7 @@ def decimal_batch(
         "last_trade_id": pa.array([c.last_trade_id for c in candles], pa.int64()),
         "status": pa.array([r.status for r in records], pa.string()),
         "revision": pa.array([c.revision for c in candles], pa.int64()),
+        "gap": pa.array([c.gap for c in candles], pa.bool_()),
     }
     for name in DECIMAL_COLUMNS:
         values = [Decimal(getattr(record, name)) for record in records]
@@ -183,7 +186,12 @@ def _trade_ids(values: Ints) -> pa.Array:
     )
 
 
-def _statuses(codes: Ints) -> pa.Array:
-    if len(codes) and (int(codes.min()) < 0 or int(codes.max()) >= len(STATUSES)):
+def _status_word(words: Ints) -> tuple[pa.Array, pa.Array]:
+    """The ``status`` and ``gap`` columns from the status word: the status code in its low
+    byte, the gap flag in bit 8 (:data:`storage.candle_rows.PACKED_WORDS`)."""
+    if len(words) and (int(words.min()) < 0 or int(words.max()) >= GAP_FLAG << 1):
+        raise ValueError("a packed candle row has an unknown status word")
+    codes = words & STATUS_MASK
+    if len(codes) and int(codes.max()) >= len(STATUSES):
         raise ValueError("a packed candle row has an unknown status code")
-    return pc.take(_STATUS_TEXTS, pa.array(codes))
+    return pc.take(_STATUS_TEXTS, pa.array(codes)), pa.array((words & GAP_FLAG) != 0)

@@ -5,7 +5,8 @@ the engine would have built: open of the first trading part, close of the last, 
 high and lowest low of the trading parts, exact sums of volume, notional, taker-buy volume
 and trade count, and the trade ids of the first and last trades. Flat parts (the ``fill``
 rule's empty intervals, without trades) contribute no price; a bucket made of flat parts only
-is flat itself. Pure: no I/O.
+is flat itself. A rolled candle is flagged ``gap`` when one of its parts is: some of its
+trades may be missing. Pure: no I/O.
 """
 
 from __future__ import annotations
@@ -71,7 +72,7 @@ def fold(parts: Sequence[Candle], target: Interval, now_ns: int) -> Candle:
 
     Status: ``open`` when a part is open or the bucket has not ended by ``now_ns``; else
     ``revised`` when a part was revised, else ``closed``. Revision: the sum of the parts'
-    revisions, so that it grows whenever a part is revised.
+    revisions, so that it grows whenever a part is revised. Gap: whether any part has it.
     """
     ordered = sorted(parts, key=lambda c: c.open_time)
     first = ordered[0]
@@ -109,6 +110,7 @@ def fold(parts: Sequence[Candle], target: Interval, now_ns: int) -> Candle:
         last_trade_id=traded[-1].last_trade_id if traded else None,
         revision=sum(c.revision for c in ordered),
         status=_status(ordered, open_time + target.ns, now_ns),
+        gap=any(c.gap for c in ordered),
     )
 
 

@@ -118,13 +118,22 @@ def search_result(instrument: str) -> dict[str, str]:
     }
 
 
-def history_ok(bars: Sequence[tuple[int, str, str, str, str, str]]) -> bytes:
-    """``{"s": "ok", "t": [...], "o": [...], ...}`` from (open time s, o, h, l, c, v) rows.
+Bar = tuple[int, str, str, str, str, str, bool]
+"""One bar: open time (unix seconds), open, high, low, close, volume (exact decimal text), and
+whether the candle overlaps a feed gap."""
 
-    Prices and volumes go out as JSON numbers written with their exact decimal digits.
+
+def history_ok(bars: Sequence[Bar]) -> bytes:
+    """``{"s": "ok", "t": [...], "o": [...], ...}`` from :data:`Bar` rows.
+
+    Prices and volumes go out as JSON numbers written with their exact decimal digits. When a
+    bar is flagged, a ``gap`` array follows (a boolean per bar); without one it is left out,
+    so the body is TradingView's shape exactly.
     """
     columns = list(zip(*bars, strict=True))
     parts = [f'"t":[{",".join(str(t) for t in columns[0])}]']
-    for key, values in zip("ohlcv", columns[1:], strict=True):
+    for key, values in zip("ohlcv", columns[1:6], strict=True):
         parts.append(f'"{key}":[{",".join(values)}]')
+    if any(columns[6]):
+        parts.append(f'"gap":[{",".join("true" if g else "false" for g in columns[6])}]')
     return ('{"s":"ok",' + ",".join(parts) + "}").encode()

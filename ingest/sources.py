@@ -3,14 +3,18 @@ live venue.
 
 Each is an async iterable of :class:`~core.ticks.TickBatch` es whose ``ts_recv`` is the wall
 clock at which they arrived (see :mod:`ingest.pacing`); a venue's also yields the
-:class:`~core.gaps.FeedGap` s it noticed.
+:class:`~core.gaps.FeedGap` s it noticed, and stops cleanly when asked
+(:func:`stop_feeding`).
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import time
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
 from pathlib import Path
+from typing import Final
 
 from core.codecs import RejectCode, RejectedMessage
 from core.ticks import TickBatch
@@ -25,6 +29,8 @@ from ingest.venues.settings import VenueSettings
 
 _TEN_YEARS = 10 * 365 * 86400.0
 _BATCHES_PER_SECOND = 10
+STOP_GRACE: Final = 5.0
+"""Seconds a live venue feed has, once asked to stop, to hand over what it still holds."""
 
 
 def live_synthetic(
@@ -66,26 +72,57 @@ def venue(
     symbols: Sequence[str],
     settings: VenueSettings,
     on_reject: Callable[[RejectedMessage], None],
-) -> AsyncIterator[FeedEvent]:
+) -> VenueSource:
     """A live venue's trades as tick batches and feed gaps; refused frames go to ``on_reject``.
 
     The venue name and symbols are checked (``ValueError``) before any connection is made.
     """
-    feed = VenueFeed(venue_protocol(name), symbols, settings)
-    return _venue_events(feed, on_reject)
+    return VenueSource(VenueFeed(venue_protocol(name), symbols, settings), on_reject)
 
 
-async def _venue_events(
-    feed: VenueFeed, on_reject: Callable[[RejectedMessage], None]
-) -> AsyncIterator[FeedEvent]:
-    try:
-        async for event in feed.events():
-            if isinstance(event, VenueReject):
-                on_reject(venue_reject(event, feed.url))
-            else:
-                yield event
-    finally:
-        feed.stop()
+class VenueSource:
+    """A live venue feed as a feed of the platform: iterate it once.
+
+    :meth:`stop` ends it cleanly: the ticks received and the gaps still open (an outage no
+    trade has closed yet, holes within their grace) are handed out, then the iteration ends.
+    Cancelling the iteration instead ends it at once, and those are lost.
+    """
+
+    def __init__(self, feed: VenueFeed, on_reject: Callable[[RejectedMessage], None]) -> None:
+        self.feed = feed
+        self._on_reject = on_reject
+
+    def __aiter__(self) -> AsyncIterator[FeedEvent]:
+        return self._events()
+
+    def stop(self) -> None:
+        self.feed.stop()
+
+    async def _events(self) -> AsyncIterator[FeedEvent]:
+        feed = self.feed
+        try:
+            async for event in feed.events():
+                if isinstance(event, VenueReject):
+                    self._on_reject(venue_reject(event, feed.url))
+                else:
+                    yield event
+        finally:
+            feed.stop()
+
+
+async def stop_feeding(
+    feeding: asyncio.Task[None], source: AsyncIterable[FeedEvent], grace: float = STOP_GRACE
+) -> None:
+    """End ``feeding``, the task publishing ``source``. A live venue is asked to stop and has
+    ``grace`` seconds to publish what it still holds; any other feed (a file or the synthetic
+    market holds nothing received), or a venue that takes longer, is cancelled. Returns once
+    the task is over; an error it raised is raised here."""
+    if isinstance(source, VenueSource) and not feeding.done():
+        source.stop()
+        await asyncio.wait([feeding], timeout=grace)
+    feeding.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await feeding
 
 
 def venue_reject(reject: VenueReject, url: str) -> RejectedMessage:

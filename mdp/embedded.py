@@ -6,9 +6,10 @@ md.candles and md.ticks for its clients, and the HTTP server serves the chart pa
 history API. The database is the one at ``database_url``, or a private server started from
 the machine's PostgreSQL binaries.
 
-Stopping (Ctrl-C, SIGTERM, or the ``stop`` event) ends the feed first, then lets the engine
-and the writer finish what was already accepted, saves the engine's checkpoint, and only then
-closes the database: nothing accepted is lost, and the next start continues from there.
+Stopping (Ctrl-C, SIGTERM, or the ``stop`` event) ends the feed first (a live venue's hands
+over what it received and the gaps still open), then lets the engine and the writer finish
+what was already accepted, saves the engine's checkpoint, and only then closes the database:
+nothing accepted is lost, and the next start continues from there.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TextIO
@@ -28,7 +29,7 @@ from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
 from ingest.files import ReadReport
 from ingest.publisher import FeedEvent, FeedPublisher
-from ingest.sources import live_synthetic, replay, venue
+from ingest.sources import live_synthetic, replay, stop_feeding, venue
 from ingest.synthetic import DEFAULT_INSTRUMENTS
 from ingest.venues import venue_protocol
 from ingest.venues.settings import VenueSettings
@@ -47,7 +48,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
     """The synthetic market (default), a tick file replayed at ``speed`` (None: at once), or
-    a live venue's ``symbols`` (at ``venue_url``, else the venue's public endpoint)."""
+    a live venue's ``symbols`` (at ``venue_url``, else the venue's public endpoint; dropped as
+    stale after ``stale_after`` seconds without a frame, else after the venue's default)."""
 
     replay: Path | None = None
     format: str | None = None
@@ -59,6 +61,7 @@ class FeedSettings:
     venue: str | None = None
     symbols: tuple[str, ...] = ()
     venue_url: str | None = None
+    stale_after: float | None = None
 
     def live_instruments(self) -> tuple[str, ...]:
         """The instruments known before the first tick (a replay's come with its ticks)."""
@@ -115,13 +118,14 @@ class Platform:
             writing = asyncio.create_task(writer.run(), name="writer")
             running = asyncio.create_task(runner.run(), name="engine")
             await asyncio.sleep(0)  # both subscribe before the first tick is published
-            feeding = asyncio.create_task(feed.run(self._source(feed)), name="feed")
+            source = self._source(feed)
+            feeding = asyncio.create_task(feed.run(source), name="feed")
             status = asyncio.create_task(self._report(feed, runner, writer), name="status")
             try:
                 await _until(stop, [writing, running], feeding)
             finally:
                 status.cancel()
-                await _shutdown(feeding, runner, running, writer, writing)
+                await _shutdown(feeding, source, runner, running, writer, writing)
                 self._say(status_line(feed.stats, runner.stats, writer.stats))
                 self._say("stopped cleanly")
 
@@ -169,11 +173,11 @@ class Platform:
             self._say(f"chart: {self.chart_url}  (history API: {server.url}/v1, /udf)")
             yield
 
-    def _source(self, publisher: FeedPublisher) -> AsyncIterator[FeedEvent]:
+    def _source(self, publisher: FeedPublisher) -> AsyncIterable[FeedEvent]:
         feed = self.settings.feed
         if feed.venue is not None:
             self._say(f"feed: {feed.venue} {', '.join(feed.symbols)} live")
-            settings = VenueSettings(url=feed.venue_url)
+            settings = VenueSettings(url=feed.venue_url, stale_after=feed.stale_after)
             return venue(feed.venue, feed.symbols, settings, publisher.reject)
         if feed.replay is None:
             self._say(f"feed: synthetic {', '.join(feed.instruments)} at {feed.rate:g} ticks/s")
@@ -219,14 +223,14 @@ async def _until(
 
 async def _shutdown(
     feeding: asyncio.Task[None],
+    source: AsyncIterable[FeedEvent],
     engine: EngineRunner,
     running: asyncio.Task[None],
     writer: StorageWriter,
     writing: asyncio.Task[None],
 ) -> None:
     """Feed off first; then the engine, then the writer, each once it has read everything."""
-    feeding.cancel()
-    await _settled(feeding)
+    await stop_feeding(feeding, source)
     engine.drain()
     await _settled(running)
     writer.drain()

@@ -43,6 +43,14 @@ def add_feed_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
         metavar="URL",
         help="the venue's WebSocket URL (default: its public endpoint)",
     )
+    feed.add_argument(
+        "--stale-after",
+        type=float,
+        metavar="SECONDS",
+        help="the venue's connection counts as dead after this long without a frame (default:"
+        " the venue's own: 5 on coinbase and kraken, which send heartbeats; none on binance,"
+        " whose quiet symbols send nothing; 0: never, WebSocket pings alone decide)",
+    )
     return feed
 
 
@@ -53,8 +61,8 @@ def check_feed_options(args: argparse.Namespace) -> None:
     if args.replay is not None and not args.replay.is_file():
         raise ValueError(f"{args.replay}: no such file")
     if args.venue is None:
-        if args.symbols or args.venue_url:
-            raise ValueError("--symbols and --venue-url need --venue")
+        if args.symbols or args.venue_url or args.stale_after is not None:
+            raise ValueError("--symbols, --venue-url and --stale-after need --venue")
         return
     if args.replay is not None:
         raise ValueError("give either --replay or --venue, not both")
@@ -66,7 +74,13 @@ def check_feed_options(args: argparse.Namespace) -> None:
     protocol = venue_protocol(args.venue)
     for symbol in symbols:
         protocol.instrument(symbol)
-    VenueSettings(url=args.venue_url)
+    venue_settings(args)
+
+
+def venue_settings(args: argparse.Namespace) -> VenueSettings:
+    """The venue feed's settings from ``--venue-url`` and ``--stale-after``; ``ValueError``
+    naming the setting when one is bad."""
+    return VenueSettings(url=args.venue_url, stale_after=args.stale_after)
 
 
 def instruments_of(args: argparse.Namespace) -> tuple[str, ...]:

@@ -54,12 +54,13 @@ CANDLE_COLUMNS: Final = (
     "size_scale",
     "packed",
     "json",
+    "gap",
 )
 """The columns :func:`candle_row` fills, in order (``updated_at`` is the database's)."""
 
 READ_COLUMNS: Final = (
     "instrument, interval, open_time_ns, open, high, low, close, volume, quote_volume,"
-    " taker_buy_volume, trades, first_trade_id, last_trade_id, revision, status"
+    " taker_buy_volume, trades, first_trade_id, last_trade_id, revision, status, gap"
 )
 """What :func:`candle_from_row` reads (``open_time_ns`` is computed by the query)."""
 
@@ -69,7 +70,8 @@ READ_COLUMNS: Final = (
 
 class CandleRecord(msgspec.Struct):
     """A candle as the history API shows it: its fields are the API's columns, in order
-    (``charting.candle_formats.CANDLE_FIELDS``); decimals are exact text."""
+    (``charting.candle_formats.CANDLE_FIELDS``); decimals are exact text. ``gap`` is last,
+    so that the stored JSON of rows written before it (migration 0005) got it appended."""
 
     instrument: str
     interval: str
@@ -87,6 +89,7 @@ class CandleRecord(msgspec.Struct):
     last_trade_id: int | None
     status: str
     revision: int
+    gap: bool
 
 
 def candle_record(candle: Candle) -> CandleRecord:
@@ -110,6 +113,7 @@ def candle_record(candle: Candle) -> CandleRecord:
         last_trade_id=candle.last_trade_id,
         status=candle.status.value,
         revision=candle.revision,
+        gap=candle.gap,
     )
 
 
@@ -144,13 +148,22 @@ PACKED_WORDS: Final = (
 """The words of ``packed``, each a big-endian int64: the open time in UTC nanoseconds, the
 two scales, the decimals as scaled integers (``open`` at the price scale, ``quote_volume`` at
 price + size, ``vwap`` at price + 4: :class:`~core.candles.Candle`'s ``_raw`` values), the
-trade ids (:data:`NO_TRADE_ID` for none), the status as its index in :data:`STATUSES`."""
+trade ids (:data:`NO_TRADE_ID` for none), the status word and the revision.
+
+The status word holds two things: its low byte (:data:`STATUS_MASK`) is the status as its
+index in :data:`STATUSES`, and bit 8 (:data:`GAP_FLAG`) is the candle's ``gap`` flag. The flag
+came after the packed form (migration 0005): rows written before it have the bit clear, as
+their candles were not flagged, and keep their 16 words. Every reader of the word masks it."""
 
 PACKED_DTYPE: Final = np.dtype([(name, ">i8") for name in PACKED_WORDS])
 """One packed row as numpy sees it; a page of rows is an array of these."""
 
 STATUSES: Final = tuple(status.value for status in CandleStatus)
 """Status texts by the code that ``packed`` holds (``open``, ``closed``, ``revised``)."""
+STATUS_MASK: Final = 0xFF
+"""The bits of the status word that hold the status code."""
+GAP_FLAG: Final = 1 << 8
+"""The bit of the status word set for a candle over a feed gap (``Candle.gap``)."""
 NO_TRADE_ID: Final = -(2**63)
 """The trade-id word of a candle without trades (trade ids are never negative)."""
 
@@ -177,7 +190,7 @@ def pack_candle(candle: Candle) -> bytes | None:
             candle.taker_buy_volume_raw,
             NO_TRADE_ID if first is None else first,
             NO_TRADE_ID if last is None else last,
-            _STATUS_CODES[candle.status],
+            _STATUS_CODES[candle.status] | (GAP_FLAG if candle.gap else 0),
             candle.revision,
         )
     except struct.error:
@@ -189,7 +202,7 @@ def pack_candle(candle: Candle) -> bytes | None:
 
 def candle_row(candle: Candle) -> tuple[str | int | bytes | None, ...]:
     """One row in :data:`CANDLE_COLUMNS` order: decimals and times as text, ``packed`` as
-    bytes, ``json`` as text."""
+    bytes, ``json`` as text, ``gap`` as a bool."""
     record = candle_record(candle)
     return (
         candle.instrument,
@@ -213,6 +226,7 @@ def candle_row(candle: Candle) -> tuple[str | int | bytes | None, ...]:
         candle.size_scale,
         pack_candle(candle),
         _encode_json(record).decode(),
+        candle.gap,
     )
 
 
@@ -230,7 +244,7 @@ def candle_copy_line(candle: Candle) -> str:
         f"{r.open}\t{r.high}\t{r.low}\t{r.close}\t{r.volume}\t{r.quote_volume}\t{r.vwap}\t"
         f"{r.taker_buy_volume}\t{r.trades}\t{_copy_int(r.first_trade_id)}\t"
         f"{_copy_int(r.last_trade_id)}\t{r.revision}\t{r.status}\t{candle.price_scale}\t"
-        f"{candle.size_scale}\t{packed_text}\t{json}\n"
+        f"{candle.size_scale}\t{packed_text}\t{json}\t{'t' if candle.gap else 'f'}\n"
     )
 
 
@@ -255,7 +269,7 @@ def latest_revisions(candles: Iterable[Candle]) -> list[Candle]:
 def candle_from_row(row: Sequence[object], interval: Interval | None = None) -> Candle:
     """A :class:`Candle` from a row of :data:`READ_COLUMNS`."""
     (instrument, label, open_time, open_, high, low, close, volume, quote_volume, taker_buy,
-     trades, first_id, last_id, revision, status) = row  # fmt: skip
+     trades, first_id, last_id, revision, status, gap) = row  # fmt: skip
     prices = [_decimal(v) for v in (open_, high, low, close)]
     sizes = [_decimal(v) for v in (volume, taker_buy)]
     price_scale = max(_places(p) for p in prices)
@@ -279,6 +293,7 @@ def candle_from_row(row: Sequence[object], interval: Interval | None = None) -> 
         last_trade_id=None if last_id is None else _int(last_id),
         revision=_int(revision),
         status=CandleStatus(str(status)),
+        gap=bool(gap),
     )
 
 

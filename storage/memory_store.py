@@ -13,6 +13,7 @@ from collections.abc import Mapping, Sequence
 import msgspec
 
 from core.candles import Candle
+from core.gaps import FeedGap
 from core.intervals import Interval
 from core.rejects import RejectedTick
 from core.ticks import Tick, TickBatch
@@ -26,6 +27,7 @@ class MemoryStore:
         self._candles: dict[tuple[str, str, int], Candle] = {}
         self._rejections: list[Rejection] = []
         self._rejection_keys: set[tuple[str, int, str]] = set()
+        self._gaps: dict[tuple[str, int, int, str], FeedGap] = {}
         self._offsets: dict[str, dict[TopicPartition, int]] = {}
         self._instruments: set[str] = set()
         self._lock = asyncio.Lock()
@@ -36,6 +38,7 @@ class MemoryStore:
         candles: Sequence[Candle] = (),
         rejects: Sequence[RejectedTick | Rejection] = (),
         *,
+        gaps: Sequence[FeedGap] = (),
         offsets: Mapping[TopicPartition, int] | None = None,
         group: str | None = None,
     ) -> WriteReport:
@@ -75,6 +78,12 @@ class MemoryStore:
                     rejection = msgspec.structs.replace(rejection, rejected_at=time.time_ns())
                 self._rejections.append(rejection)
                 rejects_written += 1
+            gaps_written = 0
+            for gap in gaps:
+                if (gap_key := _gap_key(gap)) not in self._gaps:
+                    self._gaps[gap_key] = gap
+                    gaps_written += 1
+                self._instruments.add(gap.instrument)
             if offsets and group is not None:
                 stored = self._offsets.setdefault(group, {})
                 for tp, offset in offsets.items():
@@ -85,6 +94,8 @@ class MemoryStore:
                 candles_written=candles_written,
                 candles_ignored=len(candles) - candles_written,
                 rejects_written=rejects_written,
+                gaps_written=gaps_written,
+                gaps_duplicate=len(gaps) - gaps_written,
             )
 
     async def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
@@ -113,8 +124,20 @@ class MemoryStore:
             return TickBatch.empty(instrument)
         return TickBatch.from_ticks(found)
 
+    async def gaps(self, instrument: str, start: int, end: int) -> list[FeedGap]:
+        return [
+            gap
+            for key, gap in sorted(self._gaps.items())
+            if key[0] == instrument and gap.overlaps(start, end)
+        ]
+
     async def instruments(self) -> list[str]:
         return sorted(self._instruments)
 
     async def rejections(self, instrument: str | None = None) -> list[Rejection]:
         return [r for r in self._rejections if instrument is None or r.instrument == instrument]
+
+
+def _gap_key(gap: FeedGap) -> tuple[str, int, int, str]:
+    """What makes a repeated gap the same one (the PostgreSQL store's key)."""
+    return (gap.instrument, gap.start_ns, gap.end_ns, gap.reason.value)

@@ -6,7 +6,8 @@ file loaded twice), the unique key refuses the COPY, the savepoint is rolled bac
 same rows go through a temporary staging table and ``INSERT ... ON CONFLICT DO NOTHING``:
 exact duplicates are skipped and the rest is written. The fast path costs only the key's
 index; the slow one is taken only when there are duplicates. Candles go through a staging
-table too, and an upsert that keeps the highest revision.
+table too, and an upsert that keeps the highest revision. Feed gaps, rare, go in by one
+``INSERT ... ON CONFLICT DO NOTHING`` of arrays.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ from psycopg import errors
 from psycopg_pool import AsyncConnectionPool
 
 from core.candles import Candle
+from core.gaps import FeedGap, GapReason
 from core.intervals import Interval
 from core.rejects import RejectedTick
 from core.ticks import TickBatch
@@ -45,6 +47,7 @@ from storage.tick_copy import (
 Connection = psycopg.AsyncConnection[Any]
 
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
+_INT64_MAX: Final = 2**63 - 1
 _TICK_COLUMNS: Final = ", ".join(TICK_COLUMNS)
 _CANDLE_COLUMNS: Final = ", ".join(CANDLE_COLUMNS)
 _CANDLE_UPDATES: Final = ", ".join(
@@ -74,6 +77,18 @@ _INSERT_REJECTION: Final = """
 INSERT INTO rejected_ticks (rejected_at, instrument, trade_id, reason, detail, payload)
 VALUES (coalesce(%s, now()), %s, %s, %s, %s, %s)
 ON CONFLICT DO NOTHING
+"""
+_INSERT_GAPS: Final = """
+INSERT INTO feed_gaps (instrument, start_time, end_time, start_ns, end_ns, reason, detail,
+                       noticed, noticed_ns)
+SELECT * FROM unnest(%s::text[], %s::timestamptz[], %s::timestamptz[], %s::bigint[],
+                     %s::bigint[], %s::text[], %s::text[], %s::timestamptz[], %s::bigint[])
+ON CONFLICT DO NOTHING
+"""
+_GAPS_OVERLAPPING: Final = """
+SELECT instrument, start_ns, end_ns, reason, detail, noticed_ns FROM feed_gaps
+WHERE instrument = %s AND start_ns < %s AND end_ns > %s
+ORDER BY start_ns, end_ns, reason
 """
 _STORE_OFFSET: Final = """
 INSERT INTO consumer_offsets (group_id, topic, partition, next_offset) VALUES (%s, %s, %s, %s)
@@ -147,6 +162,7 @@ class PostgresStore:
         candles: Sequence[Candle] = (),
         rejects: Sequence[RejectedTick | Rejection] = (),
         *,
+        gaps: Sequence[FeedGap] = (),
         offsets: Mapping[TopicPartition, int] | None = None,
         group: str | None = None,
     ) -> WriteReport:
@@ -157,7 +173,11 @@ class PostgresStore:
         batches = sorted((b for b in ticks if len(b)), key=lambda b: int(b.ts_event[0]))
         latest = latest_revisions(candles)
         rejections = [Rejection.of(rejected) for rejected in rejects]
-        instruments = {b.instrument for b in batches} | {c.instrument for c in latest}
+        instruments = (
+            {b.instrument for b in batches}
+            | {c.instrument for c in latest}
+            | {g.instrument for g in gaps}
+        )
         new_instruments = sorted(instruments - self._known_instruments)
         async with self._pool.connection() as conn, conn.transaction():
             if offsets and group is not None and await _written_already(conn, group, offsets):
@@ -171,6 +191,7 @@ class PostgresStore:
             ticks_written, duplicates = await _write_ticks(conn, batches)
             candles_written = await _upsert_candles(conn, latest)
             rejects_written = await _insert_rejections(conn, rejections)
+            gaps_written = await _insert_gaps(conn, gaps)
             if offsets and group is not None:
                 await _store_offsets(conn, group, offsets)
         self._known_instruments.update(new_instruments)
@@ -180,6 +201,8 @@ class PostgresStore:
             candles_written=candles_written,
             candles_ignored=len(candles) - candles_written,
             rejects_written=rejects_written,
+            gaps_written=gaps_written,
+            gaps_duplicate=len(gaps) - gaps_written,
         )
 
     async def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
@@ -261,6 +284,22 @@ class PostgresStore:
             rows["ts_recv"].astype(np.int64),
             rows["trades"].astype(np.int64),
         )
+
+    async def gaps(self, instrument: str, start: int, end: int) -> list[FeedGap]:
+        async with self._pool.connection() as conn:
+            bounds = (min(end, _INT64_MAX), max(start, -_INT64_MAX))  # the columns' range
+            cursor = await conn.execute(_GAPS_OVERLAPPING, (instrument, *bounds))
+            return [
+                FeedGap(
+                    instrument=name,
+                    start_ns=start_ns,
+                    end_ns=end_ns,
+                    reason=GapReason(reason),
+                    detail=detail,
+                    ts_recv=noticed_ns or 0,
+                )
+                for name, start_ns, end_ns, reason, detail, noticed_ns in await cursor.fetchall()
+            ]
 
     async def instruments(self) -> list[str]:
         async with self._pool.connection() as conn:
@@ -371,6 +410,25 @@ async def _insert_rejections(conn: Connection, rejections: list[Rejection]) -> i
             )
             written += cursor.rowcount
     return written
+
+
+async def _insert_gaps(conn: Connection, gaps: Sequence[FeedGap]) -> int:
+    """Insert the gaps not stored yet; how many were new."""
+    if not gaps:
+        return 0
+    columns = (
+        [g.instrument for g in gaps],
+        [_at_or_before(g.start_ns) for g in gaps],
+        [_at_or_after(g.end_ns) for g in gaps],
+        [g.start_ns for g in gaps],
+        [g.end_ns for g in gaps],
+        [g.reason.value for g in gaps],
+        [g.detail for g in gaps],
+        [_at_or_before(g.ts_recv) if g.ts_recv else None for g in gaps],
+        [g.ts_recv or None for g in gaps],
+    )
+    cursor = await conn.execute(_INSERT_GAPS, columns)
+    return cursor.rowcount
 
 
 async def _store_offsets(

@@ -57,5 +57,8 @@ class WriteReport:
     candles_ignored: int = 0
     """Candles whose stored revision was as high or higher (or superseded in the same write)."""
     rejects_written: int = 0
+    gaps_written: int = 0
+    gaps_duplicate: int = 0
+    """Feed gaps already stored (same instrument, span and reason): left as they were."""
     replayed: bool = False
     """The offsets given were stored already: the whole write had been made, and was skipped."""

@@ -1,11 +1,13 @@
 """The storage contract every backend keeps (one test suite runs against each of them).
 
 Times are UTC nanoseconds. Ranges are half-open: ``start`` inclusive, ``end`` exclusive, on
-``ts_event`` for ticks and ``open_time`` for candles.
+``ts_event`` for ticks and ``open_time`` for candles; feed gaps are read when their span
+overlaps the range.
 
 Writes are idempotent twice over. Every row has a key (ticks: instrument, ``ts_event``, trade
 id; candles: instrument, interval, open time, keeping the highest revision; rejections:
-instrument, trade id and reason when known), so writing the same thing again changes nothing.
+instrument, trade id and reason when known; feed gaps: instrument, span and reason), so
+writing the same thing again changes nothing.
 And a consumer's offsets are stored in the same transaction as the rows its messages produced:
 a writer resumes from :meth:`MarketDataStore.stored_offsets`, and a write whose offsets are
 all stored already is skipped whole (``WriteReport.replayed``).
@@ -17,6 +19,7 @@ from collections.abc import Mapping, Sequence
 from typing import Protocol
 
 from core.candles import Candle
+from core.gaps import FeedGap
 from core.intervals import Interval
 from core.rejects import RejectedTick
 from core.ticks import TickBatch
@@ -30,10 +33,12 @@ class MarketDataStore(Protocol):
         candles: Sequence[Candle] = (),
         rejects: Sequence[RejectedTick | Rejection] = (),
         *,
+        gaps: Sequence[FeedGap] = (),
         offsets: Mapping[TopicPartition, int] | None = None,
         group: str | None = None,
     ) -> WriteReport:
-        """Store ticks, candles and rejections, and ``group``'s next ``offsets``, atomically.
+        """Store ticks, candles, rejections and feed gaps, and ``group``'s next ``offsets``,
+        atomically. The first write of a gap is kept (a repeat changes nothing).
 
         ``offsets`` maps ``(topic, partition)`` to the offset of the next message to read.
         """
@@ -56,8 +61,13 @@ class MarketDataStore(Protocol):
         were written with); an empty batch when there are none."""
         ...
 
+    async def gaps(self, instrument: str, start: int, end: int) -> list[FeedGap]:
+        """Feed gaps of ``instrument`` overlapping ``[start, end)`` (``gap.start_ns < end``
+        and ``gap.end_ns > start``), ordered by start, end and reason."""
+        ...
+
     async def instruments(self) -> list[str]:
-        """Every instrument with ticks or candles, sorted."""
+        """Every instrument with ticks, candles or feed gaps, sorted."""
         ...
 
     async def rejections(self, instrument: str | None = None) -> list[Rejection]:

@@ -1,10 +1,11 @@
-"""The storage writer: ``md.ticks``, ``md.candles`` and ``md.ticks.rejected`` into the store.
+"""The storage writer: ``md.ticks`` (tick batches and feed gaps), ``md.candles`` and
+``md.ticks.rejected`` into the store.
 
 :func:`decode_records` is the logic and does no I/O. :class:`StorageWriter` polls, writes one
 batch of records in one transaction together with the group's next offsets, and only then
 commits those offsets on the bus. After a crash the bus delivers again from its last commit;
 the records the store already holds (below its stored offsets) are skipped, so every tick is
-stored once and every candle keeps its highest revision.
+stored once, every feed gap once, and every candle keeps its highest revision.
 
 Offsets name positions in one bus's logs, so the store keeps them under the group *and* the
 bus's ``cluster_id``: an in-process bus is new at every start, and its offsets start at 0 again.
@@ -39,9 +40,8 @@ class Decoded:
     """One poll's records, decoded and sorted by kind."""
 
     ticks: list[TickBatch] = field(default_factory=list)
-    # Feed-gap markers of md.ticks. Not stored yet: the gaps table comes with a later phase
-    # (storage, API and gateway); until then they are decoded, so not counted as undecodable.
     gaps: list[FeedGap] = field(default_factory=list)
+    """The feed-gap markers of ``md.ticks``."""
     candles: list[Candle] = field(default_factory=list)
     rejections: list[Rejection] = field(default_factory=list)
     undecodable: int = 0
@@ -95,6 +95,7 @@ class WriterStats:
     ticks: int = 0
     candles: int = 0
     rejections: int = 0
+    gaps: int = 0
     skipped: int = 0  # records the store already held (a restart after a crash)
     undecodable: int = 0
 
@@ -146,6 +147,7 @@ class StorageWriter:
             decoded.ticks,
             decoded.candles,
             decoded.rejections,
+            gaps=decoded.gaps,
             offsets=offsets,
             group=self.offsets_key,
         )
@@ -154,4 +156,5 @@ class StorageWriter:
         stats.ticks += report.ticks_written
         stats.candles += report.candles_written
         stats.rejections += report.rejects_written
+        stats.gaps += report.gaps_written
         stats.undecodable += decoded.undecodable

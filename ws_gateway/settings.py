@@ -108,10 +108,9 @@ class GatewaySettings:
             raise ValueError("default_snapshot must be within 0..max_snapshot")
         if self.cache_candles < self.max_snapshot:
             raise ValueError("cache_candles must be at least max_snapshot")
-        if min(self.replay_buffer, self.gap_notices, self.max_tick_batch, self.backlog) < 1:
-            raise ValueError(
-                "replay_buffer, gap_notices, max_tick_batch and backlog must be positive"
-            )
+        for name in ("replay_buffer", "gap_notices", "max_tick_batch", "backlog"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if self.heartbeat <= 0 or self.close_timeout <= 0:
             raise ValueError("heartbeat and close_timeout must be positive")
 

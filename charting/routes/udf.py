@@ -15,16 +15,16 @@ from starlette.routing import BaseRoute, Route
 from charting import params, udf
 from charting.candle_formats import record
 from charting.context import Context
-from charting.database import UDF_COLUMNS
+from charting.database import UDF_COLUMNS, Row
 from charting.problems import invalid
 from charting.rolled import page_limit, rolled_latest, rolled_page
 from charting.rollup import Plan
 from charting.routes.candles import check_instrument, plan_for
 from charting.times import END_OF_TIME, NS_PER_SECOND, align_up
+from charting.udf import Bar
 from core.candles import Candle
 from core.intervals import Interval
 
-Bar = tuple[int, str, str, str, str, str]
 _MAX_SECONDS = END_OF_TIME // NS_PER_SECOND - 1
 
 
@@ -144,7 +144,13 @@ def _bar(candle: Candle) -> Bar:
         fields[3],
         fields[4],
         fields[5],
+        candle.gap,
     )
+
+
+def _row_bar(row: Row) -> Bar:
+    """A bar from a row of :data:`charting.database.UDF_COLUMNS`."""
+    return (int(row[0]), row[1], row[2], row[3], row[4], row[5], bool(row[6]))
 
 
 async def _latest(ctx: Context, instrument: str, plan: Plan, end: int, count: int) -> list[Bar]:
@@ -157,7 +163,7 @@ async def _latest(ctx: Context, instrument: str, plan: Plan, end: int, count: in
         )  # fmt: skip
         async with contextlib.aclosing(rows):
             async for chunk in rows:
-                bars.extend((int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in chunk)
+                bars.extend(_row_bar(r) for r in chunk)
         bars.reverse()
         return bars
     count = page_limit(plan, count, settings.max_source_rows)
@@ -181,7 +187,7 @@ async def _range(ctx: Context, instrument: str, plan: Plan, start: int, end: int
         )
         async with contextlib.aclosing(rows):
             async for chunk in rows:
-                bars.extend((int(r[0]), r[1], r[2], r[3], r[4], r[5]) for r in chunk)
+                bars.extend(_row_bar(r) for r in chunk)
         if len(bars) > most:
             raise too_many
         return bars

@@ -34,12 +34,25 @@ class BadFrame:
         return cls(reason, detail, text[:MAX_BAD_PAYLOAD])
 
 
+@dataclass(frozen=True, slots=True)
+class LatestTrade:
+    """The venue's word, without the trade itself, that ``instrument``'s trades are numbered
+    up to ``trade_id`` at venue time ``ts_event`` (UTC ns): a Coinbase heartbeat's
+    ``last_trade_id``. A trade id beyond the highest one the feed saw means trades were
+    missed, even when no later trade comes to show the hole."""
+
+    instrument: str
+    trade_id: int
+    ts_event: int
+
+
 @dataclass(slots=True)
 class Parsed:
     """What one frame held.
 
     ``ticks`` are in the frame's order. ``snapshot`` marks trades the venue re-sends on
-    (re)subscribing, which may repeat trades already seen. ``alive`` is any sign of life
+    (re)subscribing, which may repeat trades already seen. ``latest`` are the venue's latest
+    trade ids where it states them without trades (heartbeats). ``alive`` is any sign of life
     without trades (a heartbeat, an acknowledgement). ``replies`` are frames to send back
     (application-level pongs). ``error`` is an error the venue reported, e.g. a refused
     subscription: the runtime logs it and reconnects.
@@ -48,6 +61,7 @@ class Parsed:
     ticks: list[Tick] = field(default_factory=list)
     bad: list[BadFrame] = field(default_factory=list)
     replies: list[str] = field(default_factory=list)
+    latest: list[LatestTrade] = field(default_factory=list)
     snapshot: bool = False
     alive: bool = False
     error: str | None = None
@@ -59,11 +73,19 @@ class VenueProtocol(Protocol):
     ``contiguous_trade_ids``: the venue numbers each instrument's trades 1, 2, 3, ... with no
     holes (Binance aggTrade and trade ids, Coinbase match trade ids, Kraken v2 trade ids), so
     a hole that does not fill in time is a gap.
+
+    ``stale_after``: the default of :attr:`VenueSettings.stale_after
+    <ingest.venues.settings.VenueSettings.stale_after>`: seconds without any frame after
+    which the connection counts as dead, for a venue that sends application heartbeats
+    (Kraken, Coinbase: about one a second); ``None`` for a venue that may stay silent for any
+    time (Binance: no heartbeat, a quiet symbol sends nothing), where only WebSocket pings
+    tell a dead connection.
     """
 
     name: ClassVar[str]
     default_url: ClassVar[str]
     contiguous_trade_ids: ClassVar[bool]
+    stale_after: ClassVar[float | None]
 
     def instrument(self, symbol: str) -> str:
         """The platform's instrument id for a venue symbol, e.g. ``BINANCE:BTCUSDT``."""

@@ -5,8 +5,9 @@ protocol's subscribe frames, reads frames and hands them to the session, sends t
 and puts the session's events on a bounded queue that :meth:`VenueFeed.events` yields from.
 
 Liveness: WebSocket pings every ``ping_interval`` (no pong within ``ping_timeout`` closes the
-connection) and a stale-feed timer (no frame at all for ``stale_after``). A lost, refused or
-stale connection, or an error the venue reports, is followed by a reconnect after a delay
+connection) and, on venues that send heartbeats, a stale-feed timer (no frame at all for
+:attr:`VenueFeed.stale_after`, by default the venue's own). A lost, refused or stale
+connection, or an error the venue reports, is followed by a reconnect after a delay
 drawn by :class:`~ingest.venues.backoff.Backoff`; the session turns the outage into feed
 gaps. While the consumer is slow, the queue fills and the feed stops reading, so memory stays
 bounded. :meth:`VenueFeed.stop` ends the feed cleanly: what was received goes out, then the
@@ -80,6 +81,9 @@ class VenueFeed:
         except InvalidURI as exc:
             raise ValueError(f"url: {exc}") from exc
         self._subscribe = protocol.subscribe(symbols)
+        self.stale_after = self.settings.stale_timeout(protocol.stale_after)
+        """Seconds without a frame after which the connection counts as dead (``None``: never,
+        only the WebSocket pings decide): the setting, else the venue's default."""
         self._clock = clock
         self._backoff = Backoff(self.settings.backoff_initial, self.settings.backoff_max, rng)
         self._queue: asyncio.Queue[object] = asyncio.Queue(self.settings.queue_bound)
@@ -174,27 +178,31 @@ class VenueFeed:
 
     async def _pump(self, ws: ClientConnection) -> None:
         """Read frames until the connection ends (raises) or the feed is stopped (cancelled)."""
-        stale_ns = VenueSettings.ns(self.settings.stale_after)
-        stale_at = self._clock() + stale_ns
+        stale_ns = None if self.stale_after is None else VenueSettings.ns(self.stale_after)
+        stale_at = None if stale_ns is None else self._clock() + stale_ns
         while True:
             before = self._clock()
             await self._drain()
             now = self._clock()
-            stale_at += now - before  # time spent waiting for the consumer is not silence
-            deadline = min(stale_at, self.session.next_deadline() or stale_at)
+            if stale_at is not None:
+                stale_at += now - before  # time spent waiting for the consumer is not silence
+            deadlines = (stale_at, self.session.next_deadline())
+            deadline = min((d for d in deadlines if d is not None), default=None)
+            timeout = None if deadline is None else max(0, deadline - now) / 1e9
             try:
-                async with asyncio.timeout(max(0, deadline - now) / 1e9):
+                async with asyncio.timeout(timeout):
                     frame = await ws.recv()
             except TimeoutError:
                 now = self._clock()
-                if now >= stale_at:
+                if stale_at is not None and now >= stale_at:
                     raise _ConnectionEndedError(
-                        f"no frame for {self.settings.stale_after:g} s (stale feed)"
+                        f"no frame for {self.stale_after:g} s (stale feed)"
                     ) from None
                 self._outbox.extend(self.session.on_timer(now))
                 continue
             now = self._clock()
-            stale_at = now + stale_ns
+            if stale_ns is not None:
+                stale_at = now + stale_ns
             result = self.session.on_frame(frame, now)
             self._outbox.extend(result.events)
             for reply in result.replies:

@@ -134,6 +134,8 @@ class FeedSession:
             full = self.batcher.add(tick, recv_ns)
             if full is not None:
                 result.events.extend(self._batches(full, recv_ns))
+        for latest in parsed.latest:
+            self.tracker.latest(latest.instrument, latest.trade_id, latest.ts_event, recv_ns)
         result.events.extend(self.on_timer(recv_ns))
         return result
 

@@ -6,7 +6,7 @@ import math
 from dataclasses import dataclass, fields
 
 _NS_PER_SECOND = 1_000_000_000
-_ZERO_OK = frozenset({"gap_grace", "batch_wait"})
+_ZERO_OK = frozenset({"gap_grace", "batch_wait", "stale_after"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -20,7 +20,9 @@ class VenueSettings:
     - ``ping_interval``, ``ping_timeout``: WebSocket pings; no pong within the timeout means
       the connection is dead.
     - ``stale_after``: no frame at all for this long means the connection is dead, even when
-      pings are answered (a subscription can die silently).
+      pings are answered (a subscription can die silently). ``None`` takes the venue's own
+      default (its protocol's ``stale_after``: a few seconds where the venue sends heartbeats,
+      none on Binance, which has none); 0 turns the timer off, leaving the WebSocket pings.
     - ``open_timeout``, ``close_timeout``: the opening and closing handshakes.
     - ``backoff_initial``, ``backoff_max``: reconnect delays grow from the first to the cap,
       each drawn with full jitter; ``healthy_after``: a connection that lived this long starts
@@ -40,7 +42,7 @@ class VenueSettings:
     url: str | None = None
     ping_interval: float = 20.0
     ping_timeout: float = 20.0
-    stale_after: float = 60.0
+    stale_after: float | None = None
     open_timeout: float = 10.0
     close_timeout: float = 2.0
     backoff_initial: float = 0.5
@@ -57,7 +59,7 @@ class VenueSettings:
     def __post_init__(self) -> None:
         for spec in fields(self):
             value = getattr(self, spec.name)
-            if spec.name in ("url", "proxy"):
+            if spec.name in ("url", "proxy") or (spec.name == "stale_after" and value is None):
                 continue
             zero_ok = spec.name in _ZERO_OK
             if (
@@ -76,6 +78,12 @@ class VenueSettings:
             raise ValueError("venue setting backoff_max must be at least backoff_initial")
         if self.url is not None and not self.url.startswith(("ws://", "wss://")):
             raise ValueError(f"venue setting url must start with ws:// or wss://, got {self.url!r}")
+
+    def stale_timeout(self, venue_default: float | None) -> float | None:
+        """The stale-feed timeout in force, seconds: ``stale_after``, else the venue's default
+        (``venue_default``); ``None`` when there is no stale-feed timer."""
+        value = self.stale_after if self.stale_after is not None else venue_default
+        return value or None
 
     @staticmethod
     def ns(seconds: float) -> int:

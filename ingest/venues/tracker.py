@@ -11,7 +11,10 @@ named instead of silently empty:
   is still missing then becomes one :class:`~core.gaps.FeedGap` of reason ``SEQUENCE``
   spanning from the trade before the hole to the trade after it. A hole open while the
   connection is down waits until ``grace`` after the reconnect, so that the snapshot the
-  venue sends on re-subscribing can fill it.
+  venue sends on re-subscribing can fill it. A venue that states its latest trade id without
+  the trade (a Coinbase heartbeat, :meth:`FeedTracker.latest`) opens a hole up to that id at
+  once, as if that trade had come, so that trades dropped before a quiet spell are not
+  noticed only when the next trade comes, however late.
 - **outages**: a lost connection becomes, per instrument, one ``DISCONNECTED`` gap from the
   last trade seen before the drop to the first new trade after the reconnect (plus one
   nanosecond, as the end is exclusive). It is emitted when that trade arrives, or by
@@ -59,9 +62,12 @@ class _Hole:
     before_ts: int
     """``ts_event`` of trade ``lo - 1``."""
     after_ts: int
-    """``ts_event`` of trade ``hi + 1``."""
+    """``ts_event`` of trade ``hi + 1``, or the venue time at which the venue named ``hi`` as
+    its latest trade."""
     deadline_ns: int | None
     """Wall clock at which it becomes a gap; ``None`` once reported (settled)."""
+    named: int | None = None
+    """The trade id the venue named as its latest, when that opened the hole up to it."""
 
 
 @dataclass(slots=True)
@@ -90,6 +96,10 @@ class _Book(Protocol):
         ...
 
     def record(self, tick: Tick, now_ns: int, settled: bool) -> None: ...
+
+    def latest(self, trade_id: int, ts_event: int, now_ns: int) -> None:
+        """The venue named ``trade_id`` as its latest trade at venue time ``ts_event``."""
+        ...
 
     def high_id(self) -> int | None: ...
 
@@ -160,6 +170,17 @@ class _NumberedBook:
         assert found is not None, "record() is only called for new trades"
         _fill(*found, trade_id, ts)
 
+    def latest(self, trade_id: int, ts_event: int, now_ns: int) -> None:
+        """Ids above the highest seen, up to ``trade_id``, exist: a hole until they come. Its
+        span ends at ``ts_event`` (every trade up to ``trade_id`` was made by then), where any
+        later hole's starts (every trade after it is made later)."""
+        if self.high is None or trade_id <= self.high:
+            return
+        ts = max(ts_event, self.high_ts)
+        deadline = now_ns + self.grace_ns
+        self.open.append(_Hole(self.high + 1, trade_id, self.high_ts, ts, deadline, trade_id))
+        self.high, self.high_ts = trade_id, ts
+
     def _settle(self, hole: _Hole) -> None:
         hole.deadline_ns = None
         bisect.insort(self.settled, hole, key=lambda h: h.lo)
@@ -180,13 +201,16 @@ class _NumberedBook:
                 continue
             self.open.remove(hole)
             self._settle(hole)
+            detail = f"{_ids(hole.lo, hole.hi)} missing"
+            if hole.named is not None:
+                detail += f" (the venue named trade id {hole.named} as its latest)"
             gaps.append(
                 FeedGap(
                     instrument=instrument,
                     start_ns=min(hole.before_ts, hole.after_ts),
                     end_ns=max(hole.before_ts, hole.after_ts) + 1,
                     reason=GapReason.SEQUENCE,
-                    detail=f"{_ids(hole.lo, hole.hi)} missing",
+                    detail=detail,
                     ts_recv=now_ns,
                 )
             )
@@ -201,10 +225,10 @@ def _fill(holes: list[_Hole], k: int, trade_id: int, ts: int) -> None:
     elif trade_id == hole.lo:
         hole.lo, hole.before_ts = trade_id + 1, ts
     elif trade_id == hole.hi:
-        hole.hi, hole.after_ts = trade_id - 1, ts
+        hole.hi, hole.after_ts, hole.named = trade_id - 1, ts, None
     else:
-        upper = _Hole(trade_id + 1, hole.hi, ts, hole.after_ts, hole.deadline_ns)
-        hole.hi, hole.after_ts = trade_id - 1, ts
+        upper = _Hole(trade_id + 1, hole.hi, ts, hole.after_ts, hole.deadline_ns, hole.named)
+        hole.hi, hole.after_ts, hole.named = trade_id - 1, ts, None
         holes.insert(k + 1, upper)
 
 
@@ -234,6 +258,9 @@ class _RecentBook:
             self.seen.discard(self.order.popleft())
         self.high = tick.trade_id if self.high is None else max(self.high, tick.trade_id)
         self.max_ts = tick.ts_event if self.max_ts is None else max(self.max_ts, tick.ts_event)
+
+    def latest(self, trade_id: int, ts_event: int, now_ns: int) -> None:
+        return None  # without contiguous ids, a higher id proves nothing missing
 
     def next_deadline(self) -> int | None:
         return None
@@ -335,6 +362,20 @@ class FeedTracker:
             self._offset_ns = tick.ts_event - tick.ts_recv
             result.fresh.append(tick)
         return result
+
+    def latest(self, instrument: str, trade_id: int, ts_event: int, now_ns: int) -> None:
+        """The venue says ``instrument``'s trades are numbered up to ``trade_id`` at venue time
+        ``ts_event`` (a heartbeat's latest trade id), without sending that trade.
+
+        With contiguous ids, ids above the highest seen open a hole up to ``trade_id`` now, as
+        if that trade had come: its trades may still come within ``grace``, else it is a gap.
+        Ignored before the instrument's first trade (nothing to measure from) and while an
+        outage of it is open (its first new trade settles what the outage missed).
+        """
+        book = self._books.get(instrument)
+        if book is None or instrument in self._outages:
+            return
+        book.latest(trade_id, ts_event, now_ns)
 
     def expire(self, now_ns: int) -> list[FeedGap]:
         """Holes whose grace has run out, as gaps (none while the connection is down)."""

@@ -32,6 +32,7 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 
 _DEFAULT_LIMITS = Limits()
+_DEFAULT_SETTINGS = GatewaySettings()
 BusFactory = Callable[[argparse.Namespace], contextlib.AbstractAsyncContextManager[Bus]]
 
 
@@ -78,6 +79,14 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--heartbeat", type=float, default=5.0, metavar="SECONDS", help="heartbeat period"
     )
+    parser.add_argument(
+        "--gap-notices",
+        type=int,
+        default=_DEFAULT_SETTINGS.gap_notices,
+        metavar="N",
+        help="feed-gap notices kept per instrument for resumes and snapshots"
+        f" (default {_DEFAULT_SETTINGS.gap_notices})",
+    )
     parser.set_defaults(run=run)
 
 
@@ -90,6 +99,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         intervals=intervals,
         allow_anonymous=not args.no_anonymous,
         heartbeat=args.heartbeat,
+        gap_notices=args.gap_notices,
         limits=Limits(max_subscriptions=args.max_subscriptions, rate=args.rate),
     )
 

@@ -14,18 +14,17 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
+import dataclasses
 import time
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterable, Iterator
 from typing import Any
 
 from core.ticks import TickBatch
 from ingest.files import ReadReport, TickFileError, read_ticks
 from ingest.pacing import paced
 from ingest.publisher import FeedEvent, FeedPublisher
-from ingest.sources import venue
+from ingest.sources import stop_feeding, venue
 from ingest.synthetic import SyntheticFeed
-from ingest.venues.settings import VenueSettings
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -34,7 +33,13 @@ from mdp.cluster_options import (
     say,
     stop_on_signals,
 )
-from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
+from mdp.feed_options import (
+    add_feed_options,
+    check_feed_options,
+    instruments_of,
+    symbols_of,
+    venue_settings,
+)
 from streams.kafka.bus import KafkaBus
 from streams.kafka.retry import BrokerUnavailableError
 from streams.kafka.settings import KafkaSettings
@@ -95,12 +100,7 @@ async def _ingest(args: argparse.Namespace, settings: KafkaSettings) -> int:
         stopping = asyncio.create_task(stop.wait())
         await asyncio.wait([feeding, stopping], return_when=asyncio.FIRST_COMPLETED)
         stopping.cancel()
-        if not feeding.done():
-            feeding.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await feeding
-        else:
-            feeding.result()
+        await stop_feeding(feeding, source)
         stats = publisher.stats
         seconds = max(time.monotonic() - started, 1e-9)
         tell(
@@ -111,9 +111,9 @@ async def _ingest(args: argparse.Namespace, settings: KafkaSettings) -> int:
     return 0
 
 
-def _source(args: argparse.Namespace, publisher: FeedPublisher) -> AsyncIterator[FeedEvent]:
+def _source(args: argparse.Namespace, publisher: FeedPublisher) -> AsyncIterable[FeedEvent]:
     if args.venue is not None:
-        settings = VenueSettings(url=args.venue_url, batch_max=args.batch_ticks)
+        settings = dataclasses.replace(venue_settings(args), batch_max=args.batch_ticks)
         return venue(args.venue, symbols_of(args), settings, publisher.reject)
     speed = args.speed or None
     if args.replay is not None:

@@ -77,6 +77,7 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
             venue=args.venue,
             symbols=symbols_of(args),
             venue_url=args.venue_url,
+            stale_after=args.stale_after,
         ),
         engine=EngineConfig(
             intervals=intervals,

@@ -37,11 +37,13 @@ def series(
     seed: int = 1,
     flat_every: int = 7,
     gap_every: int = 0,
+    flag_every: int = 0,
     open_last: bool = True,
 ) -> list[Candle]:
     """A seeded random walk of ``n`` candles: every ``flat_every``-th is a flat fill candle,
-    every ``gap_every``-th bucket is skipped, the scales get finer half way, some candles
-    are revised, and the last is still open."""
+    every ``gap_every``-th bucket is skipped, every ``flag_every``-th candle is flagged as
+    over a feed gap, the scales get finer half way, some candles are revised, and the last
+    is still open."""
     rng = random.Random(seed)
     candles: list[Candle] = []
     close = Decimal("87000.50")
@@ -56,12 +58,14 @@ def series(
         quantum = Decimal(1).scaleb(-ps)
         last = len(candles) == n - 1
         status = CandleStatus.OPEN if last and open_last else CandleStatus.CLOSED
+        flagged = bool(flag_every) and len(candles) % flag_every == flag_every - 1
         if flat_every and len(candles) % flat_every == flat_every - 1:
             raw = to_raw(close, ps)
             flat = Candle(
                 instrument, interval, bucket, ps, ss, raw, raw, raw, raw,
                 volume_raw=0, quote_volume_raw=0, taker_buy_volume_raw=0, trades=0,
                 first_trade_id=None, last_trade_id=None, revision=0, status=status,
+                gap=flagged,
             )  # fmt: skip
             candles.append(flat)
             continue
@@ -82,6 +86,7 @@ def series(
                 rng.randint(1, 50), first_id, first_id + rng.randint(0, 99),
                 1 if revised else 0,
                 CandleStatus.REVISED if revised and not last else status,
+                flagged,
             )
         )  # fmt: skip
     return candles
@@ -126,6 +131,7 @@ def normal(candle: Candle) -> Normal:
         candle.last_trade_id,
         candle.status.value,
         candle.revision,
+        candle.gap,
     )
 
 
@@ -154,7 +160,16 @@ def _from_texts(record: dict[str, Any]) -> Normal:
         opt("last_trade_id"),
         record["status"],
         int(record["revision"]),
+        _flag(record["gap"]),
     )
+
+
+def _flag(value: object) -> bool:
+    """``gap`` as JSON (a boolean) or CSV (``true``/``false``) has it."""
+    if isinstance(value, bool):
+        return value
+    assert value in ("true", "false"), value
+    return value == "true"
 
 
 def from_json(body: dict[str, Any]) -> list[Normal]:
@@ -177,6 +192,7 @@ def from_table(table: pa.Table) -> list[Normal]:
             row["open"], row["high"], row["low"], row["close"], row["volume"],
             row["quote_volume"], row["trades"], row["vwap"], row["taker_buy_volume"],
             row["first_trade_id"], row["last_trade_id"], row["status"], row["revision"],
+            row["gap"],
         )
         for row, ns in zip(rows, times, strict=True)
     ]  # fmt: skip

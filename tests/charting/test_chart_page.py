@@ -152,7 +152,10 @@ async def test_the_chart_draws_history_and_applies_live_updates(
     fake, ws_url = gateway
     now_minute = MINUTE.bucket_start(time.time_ns())
     candles = series(400, start=now_minute - 399 * MINUTE.ns, flat_every=0)
-    await store.write(candles=candles[:-1])  # the stored history; the open bar is live only
+    # The stored history (the open bar is live only); one stored bar, the one history gives
+    # before the snapshot, lies in a feed gap: /udf/history flags it in its gap array.
+    stored_flagged = msgspec.structs.replace(candles[99], gap=True)
+    await store.write(candles=[*candles[:99], stored_flagged, *candles[100:-1]])
     # The gateway knows more: one candle of the snapshot lies in a feed gap (revised, flagged).
     flagged = msgspec.structs.replace(
         candles[-50], gap=True, revision=candles[-50].revision + 1, status=CandleStatus.REVISED
@@ -184,14 +187,18 @@ async def test_the_chart_draws_history_and_applies_live_updates(
         assert [bar["time"] for bar in data] == [c.open_time // 10**9 for c in candles[99:]]
         assert data[-1]["close"] == float(candles[-1].close)
 
-        # The flagged candle is drawn in the gap colour, the others as usual; the legend says so.
+        # The flagged candles are drawn in the gap colour, the others as usual; the legend says so.
         colors = await page.evaluate("window.MdpChart.colors")
         gap_color = colors["gap"]
         assert gap_color not in (colors["up"], colors["down"])
         by_time = {bar["time"]: bar for bar in data}
         in_gap = by_time[flagged.open_time // 10**9]
         assert (in_gap["color"], in_gap["wickColor"], in_gap["borderColor"]) == (gap_color,) * 3
-        assert [bar["time"] for bar in data if "color" in bar] == [flagged.open_time // 10**9]
+        assert data[0]["color"] == gap_color  # from the history's gap array
+        assert [bar["time"] for bar in data if "color" in bar] == [
+            stored_flagged.open_time // 10**9,
+            flagged.open_time // 10**9,
+        ]
         assert await page.evaluate("window.mdpChart.legendShown()")
         legend = page.locator(".mdp-chart-legend")
         assert await legend.is_visible()

@@ -15,13 +15,16 @@ from polars.testing import assert_frame_equal
 from charting import ApiSettings, HistoryDatabase, create_app
 from charting.client import HistoryClient, HistoryError
 from charting.server import ApiServer, serving
+from core.gaps import FeedGap, GapReason
 from storage import PostgresStore
 from tests.charting.conftest import NOW
-from tests.charting.data import INSTRUMENT, series, ticks
+from tests.charting.data import INSTRUMENT, SECOND, T0, series, ticks
+
+S = SECOND
 
 CANDLE_SQL = """
 SELECT instrument, interval, open_time, open, high, low, close, volume, quote_volume, trades,
-       vwap, taker_buy_volume, first_trade_id, last_trade_id, status, revision
+       vwap, taker_buy_volume, first_trade_id, last_trade_id, status, revision, gap
 FROM candles WHERE instrument = %s AND interval = '1m' AND open_time >= %s AND open_time < %s
 ORDER BY open_time
 """
@@ -36,7 +39,7 @@ CANDLE_SCHEMA = {
     "open": Decimal, "high": Decimal, "low": Decimal, "close": Decimal, "volume": Decimal,
     "quote_volume": Decimal, "trades": pl.Int64, "vwap": Decimal, "taker_buy_volume": Decimal,
     "first_trade_id": pl.Int64, "last_trade_id": pl.Int64, "status": pl.String,
-    "revision": pl.Int64,
+    "revision": pl.Int64, "gap": pl.Boolean,
 }  # fmt: skip
 """The columns of :data:`CANDLE_SQL`, as the client's frames have them (in that order)."""
 
@@ -69,7 +72,7 @@ def sql_frame(url: str, query: str, args: tuple[Any, ...], schema: dict[str, Any
 async def test_candles_come_back_as_the_database_holds_them(
     store: PostgresStore, server: ApiServer, migrated_database: str
 ) -> None:
-    candles = series(250, gap_every=6)
+    candles = series(250, gap_every=6, flag_every=5)
     await store.write(candles=candles)
     start, end = "2026-01-01T00:10:00Z", "2026-01-01T05:00:00Z"
     expected = sql_frame(migrated_database, CANDLE_SQL, (INSTRUMENT, start, end), CANDLE_SCHEMA)
@@ -80,6 +83,7 @@ async def test_candles_come_back_as_the_database_holds_them(
 
     frame = await asyncio.to_thread(fetch)
     assert frame.height == expected.height > 37 * 5
+    assert 0 < frame["gap"].sum() < frame.height
     assert_frame_equal(frame, expected)
 
 
@@ -104,6 +108,42 @@ async def test_ticks_come_back_as_the_database_holds_them(
             return client.ticks(INSTRUMENT, 0)
 
     assert_frame_equal(await asyncio.to_thread(fetch), expected)
+
+
+async def test_feed_gaps_come_back_as_the_database_holds_them(
+    store: PostgresStore, server: ApiServer
+) -> None:
+    gaps = [
+        FeedGap(instrument=INSTRUMENT, start_ns=T0 + 5 * S + 123, end_ns=T0 + 65 * S,
+                reason=GapReason.DISCONNECTED, detail="closed by the venue, code 1006",
+                ts_recv=T0 + 66 * S),
+        FeedGap(instrument=INSTRUMENT, start_ns=T0 + 3600 * S, end_ns=T0 + 3601 * S,
+                reason=GapReason.SEQUENCE, detail='trade ids 7..9 "missing"'),
+    ]  # fmt: skip
+    await store.write(candles=series(3), gaps=gaps)
+
+    def fetch(start: str, end: str | None = None) -> pl.DataFrame:
+        with HistoryClient(server.url, page_rows=1) as client:  # one page whatever the rows
+            return client.gaps(INSTRUMENT, start, end)
+
+    frame = await asyncio.to_thread(fetch, "2026-01-01")
+    stamp = pl.Datetime("ns", "UTC")
+    expected = pl.DataFrame(
+        {
+            "instrument": [INSTRUMENT, INSTRUMENT],
+            "start": pl.Series([g.start_ns for g in gaps]).cast(stamp),
+            "end": pl.Series([g.end_ns for g in gaps]).cast(stamp),
+            "reason": ["disconnected", "sequence"],
+            "detail": [g.detail for g in gaps],
+            "noticed": pl.Series([T0 + 66 * S, None], dtype=pl.Int64).cast(stamp),
+        }
+    )
+    assert_frame_equal(frame, expected)
+    later = await asyncio.to_thread(fetch, "2026-01-01T00:01:05Z", "2026-01-02")
+    assert_frame_equal(later, expected.slice(1))
+    none = await asyncio.to_thread(fetch, "2026-01-02")
+    assert none.height == 0
+    assert none.schema == expected.schema
 
 
 async def test_refusals_name_the_parameter(store: PostgresStore, server: ApiServer) -> None:

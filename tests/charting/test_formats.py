@@ -1,4 +1,5 @@
-"""Every format returns the same candles for the same query, stored or rolled up."""
+"""Every format returns the same candles for the same query, stored or rolled up, flags over
+feed gaps included."""
 
 from __future__ import annotations
 
@@ -42,7 +43,7 @@ MEDIA = {
 async def test_every_format_returns_the_same_candles(
     store: PostgresStore, make_client: MakeClient, interval: str
 ) -> None:
-    candles = series(300, gap_every=11)
+    candles = series(300, gap_every=11, flag_every=13)
     await store.write(candles=candles)
     target = Interval.parse(interval)
     expected = (
@@ -50,6 +51,9 @@ async def test_every_format_returns_the_same_candles(
         if target != MINUTE
         else [normal(c) for c in candles]
     )
+    flags = [row[-1] for row in expected]
+    assert any(flags)
+    assert not all(flags)
     client = make_client(intervals=(MINUTE,), chunk_rows=64)
     query = {"instrument": INSTRUMENT, "interval": interval, "start": str(T0 // 10**6),
              "limit": "1000"}  # fmt: skip

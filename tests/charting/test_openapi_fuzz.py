@@ -21,9 +21,10 @@ from schemathesis.specs.openapi.checks import (
 
 from charting import ApiSettings, create_app_for_url
 from charting.openapi import document
+from core.gaps import FeedGap, GapReason
 from storage import PostgresStore
 from tests.charting.conftest import NOW
-from tests.charting.data import INSTRUMENT, MINUTE, series, ticks
+from tests.charting.data import INSTRUMENT, MINUTE, T0, series, ticks
 from tests.charting.servers import threaded_server
 
 EXAMPLES = 25
@@ -42,7 +43,16 @@ ALL_CHECKS = [
 def served(migrated_database: str) -> Iterator[str]:
     async def stock() -> None:
         async with PostgresStore.open(migrated_database) as store:
-            await store.write(candles=series(400, gap_every=5), ticks=[ticks(400)])
+            down = FeedGap(
+                instrument=INSTRUMENT,
+                start_ns=T0 + 10**12,
+                end_ns=T0 + 2 * 10**12,
+                reason=GapReason.DISCONNECTED,
+                detail="reset",
+                ts_recv=T0 + 2 * 10**12,
+            )
+            candles = series(400, gap_every=5, flag_every=7)
+            await store.write(candles=candles, ticks=[ticks(400)], gaps=[down])
 
     asyncio.run(stock())
     with threaded_server(create_app_for_url(migrated_database, SETTINGS)) as url:
@@ -81,7 +91,7 @@ def test_generated_requests_never_get_a_server_error(served: str) -> None:
 
 def test_requests_for_an_instrument_with_data_conform_to_the_document(served: str) -> None:
     seen = _fuzz(served, GenerationMode.POSITIVE, {"instrument": INSTRUMENT, "symbol": INSTRUMENT})
-    for path in ("/v1/candles", "/v1/ticks", "/udf/history", "/udf/symbols"):
+    for path in ("/v1/candles", "/v1/ticks", "/v1/gaps", "/udf/history", "/udf/symbols"):
         assert seen[f"{path} 200"], f"the fuzzer never got data from {path}: {seen}"
 
 

@@ -1,5 +1,5 @@
 """The history API's queries are range scans of the primary keys, or of the covering index
-of packed pages (EXPLAIN says so)."""
+of packed pages (EXPLAIN says so); feed gaps are read by their key too."""
 
 from __future__ import annotations
 
@@ -14,9 +14,12 @@ from charting.database import (
     HistoryDatabase,
     TickKey,
     candle_queries,
+    gap_params,
+    gap_queries,
     tick_params,
     tick_queries,
 )
+from core.gaps import FeedGap, GapReason
 from core.intervals import Interval
 from storage import PostgresStore
 from tests.charting.data import MINUTE, T0, series, ticks
@@ -33,8 +36,15 @@ async def stocked(store: PostgresStore, migrated_database: str) -> bool:
         for interval in (MINUTE, Interval.parse("5m"), Interval.parse("1h")):
             await store.write(candles=series(1500, interval=interval, instrument=instrument))
         await store.write(ticks=[ticks(12_000, instrument=instrument)])
+        gaps = [
+            FeedGap(instrument=instrument, start_ns=T0 + k * 10**10, end_ns=T0 + k * 10**10 + 10**9,
+                    reason=GapReason.DISCONNECTED)
+            for k in range(2000)
+        ]  # fmt: skip
+        await store.write(gaps=gaps)
     with psycopg.connect(migrated_database, autocommit=True) as conn:
         conn.execute("ANALYZE ticks")
+        conn.execute("ANALYZE feed_gaps")
         for _ in range(50):
             conn.execute("VACUUM ANALYZE candles")
             found = conn.execute(
@@ -68,3 +78,8 @@ async def test_every_query_scans_a_primary_key(history: HistoryDatabase, stocked
     for name, query in tick_queries().items():
         params = tick_params("TEST:BTCUSD", first, after) | {"limit": 1000}
         _assert_index_scan(await history.explain(query, params), "ticks_pkey", name)
+    for name, query in gap_queries().items():
+        params = gap_params("TEST:BTCUSD", start, end) | {"limit": 1000}
+        plan = await history.explain(query, params)
+        _assert_index_scan(plan, "feed_gaps_pkey", name)
+        assert "Sort" not in plan, plan

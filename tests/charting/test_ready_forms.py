@@ -14,13 +14,14 @@ from charting.packed import decimal_array, decimal_batch, pack_candles, packed_b
 from charting.times import at_or_after
 from core.candles import Candle
 from storage import PostgresStore
-from storage.candle_rows import PACKED_DTYPE, CandleRecord, pack_candle
+from storage.candle_rows import GAP_FLAG, PACKED_DTYPE, STATUSES, CandleRecord, pack_candle
 from tests.charting.conftest import MakeClient
 from tests.charting.data import (
     INSTRUMENT,
     MINUTE,
     T0,
     from_arrow,
+    from_csv,
     from_json,
     from_parquet,
     normal,
@@ -40,7 +41,7 @@ def test_the_json_record_holds_the_api_columns_in_order() -> None:
 
 
 def test_packed_and_decimal_batches_are_equal_across_scales() -> None:
-    candles = series(400, gap_every=9)  # scales get finer half way; flat candles; one open
+    candles = series(400, gap_every=9, flag_every=6)  # finer scales half way; flat; one open
     assert len({c.price_scale for c in candles}) == 2
     schema = schema_for(candles)
     rows = pack_candles(candles)
@@ -48,6 +49,26 @@ def test_packed_and_decimal_batches_are_equal_across_scales() -> None:
     packed = packed_batch(rows, schema, INSTRUMENT, "1m")
     assert packed.equals(decimal_batch(candles, schema, INSTRUMENT, "1m"))
     assert packed.column(CANDLE_FIELDS.index("first_trade_id")).null_count > 0
+    assert packed.column(CANDLE_FIELDS.index("gap")).to_pylist() == [c.gap for c in candles]
+    assert packed.column(CANDLE_FIELDS.index("status")).to_pylist() == [
+        c.status.value for c in candles
+    ]
+
+
+def test_the_status_word_holds_the_status_and_the_gap_flag() -> None:
+    candles = series(4, flat_every=0)  # closed, closed, closed, open
+    flagged = [msgspec.structs.replace(c, gap=True) for c in candles]
+    rows = pack_candles([*candles[:2], *flagged[2:]])
+    assert rows is not None
+    assert rows["status"].tolist() == [1, 1, GAP_FLAG | 1, GAP_FLAG | 0]
+    batch = packed_batch(rows, schema_for(candles), INSTRUMENT, "1m")
+    assert batch.column(CANDLE_FIELDS.index("status")).to_pylist() == ["closed"] * 3 + ["open"]
+    assert batch.column(CANDLE_FIELDS.index("gap")).to_pylist() == [False, False, True, True]
+    for word in (GAP_FLAG << 1, len(STATUSES), -1):
+        broken = rows.copy()
+        broken["status"][0] = word
+        with pytest.raises(ValueError, match="status"):
+            packed_batch(broken, schema_for(candles), INSTRUMENT, "1m")
 
 
 def test_a_rescaled_value_beyond_64_bits_is_exact() -> None:
@@ -85,7 +106,7 @@ def test_packed_rows_are_checked_for_whole_rows_in_order() -> None:
 async def test_a_page_read_in_chunks_equals_the_page_read_in_one_statement(
     store: PostgresStore, make_client: MakeClient, fmt: str
 ) -> None:
-    await store.write(candles=series(250, open_last=False))
+    await store.write(candles=series(250, open_last=False, flag_every=6))
     one = make_client(intervals=(MINUTE,), cache_bytes=0)
     whole = await one.get("/v1/candles", params=CLOSED | {"format": fmt})
     chunked = make_client(intervals=(MINUTE,), chunk_rows=7, cache_bytes=0)
@@ -104,7 +125,7 @@ async def test_a_page_read_in_chunks_equals_the_page_read_in_one_statement(
 async def test_rows_without_their_ready_forms_are_served_from_the_numerics(
     store: PostgresStore, make_client: MakeClient, migrated_database: str
 ) -> None:
-    candles = series(120)
+    candles = series(120, flag_every=5)
     await store.write(candles=candles)
     with psycopg.connect(migrated_database) as conn:  # as a plain SQL writer leaves them
         conn.execute(
@@ -120,3 +141,22 @@ async def test_rows_without_their_ready_forms_are_served_from_the_numerics(
         assert from_json(body) == expected
         arrow = (await client.get("/v1/candles", params=params | {"format": "arrow"})).content
         assert from_arrow(arrow) == expected
+
+
+@pytest.mark.parametrize("fmt", ["json", "arrow", "csv"])
+async def test_a_flagged_open_candle_is_still_open(
+    store: PostgresStore, make_client: MakeClient, fmt: str
+) -> None:
+    candles = series(20, flag_every=1)  # every candle flagged, the last one open
+    await store.write(candles=candles)
+    client = make_client(intervals=(MINUTE,))
+    params = {"instrument": INSTRUMENT, "interval": "1m", "start": "2026", "format": fmt}
+    response = await client.get("/v1/candles", params=params)
+    assert response.headers["cache-control"] == "no-store"
+    if fmt == "json":
+        found = from_json(response.json())
+    elif fmt == "arrow":
+        found = from_arrow(response.content)
+    else:
+        found = from_csv(response.text)
+    assert found == [normal(c) for c in candles]

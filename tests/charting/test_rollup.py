@@ -79,6 +79,17 @@ def test_status_and_revision_follow_the_parts() -> None:
     assert not_over.status is CandleStatus.OPEN
 
 
+def test_a_rolled_candle_is_flagged_when_any_part_is() -> None:
+    parts = series(10, open_last=False)
+    assert not any(p.gap for p in parts)
+    one = [*parts[:7], msgspec.structs.replace(parts[7], gap=True), *parts[8:]]
+    rolled = list(roll_up(one, FIVE, LATER))
+    assert [c.gap for c in rolled] == [False, True]
+    flat = series(5, flat_every=1, open_last=False)  # a flat part over a gap flags it too
+    flagged_flat = [msgspec.structs.replace(flat[0], gap=True), *flat[1:]]
+    assert fold(flagged_flat, FIVE, LATER).gap
+
+
 def test_roll_up_keeps_the_input_order_either_way() -> None:
     parts = series(23, open_last=False)
     forward = list(roll_up(parts, FIVE, LATER))

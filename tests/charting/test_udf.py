@@ -106,6 +106,37 @@ async def test_history_with_countback_gives_the_bars_before_to(
     assert decoded(response) == {"s": "ok", **bars(expected)}
 
 
+@pytest.mark.parametrize("resolution", ["1", "5", "120"])
+@pytest.mark.parametrize("countback", [None, "100"])
+async def test_history_carries_a_gap_array_when_a_bar_is_flagged(
+    store: PostgresStore, udf: httpx.AsyncClient, resolution: str, countback: str | None
+) -> None:
+    written = series(600, gap_every=9, flag_every=150)
+    await store.write(candles=written)
+    interval = Interval.of_seconds(int(resolution) * 60)
+    served = written if interval == MINUTE else list(roll_up(written, interval, NOW))
+    start, end = T0 + 100 * MINUTE.ns, T0 + 580 * MINUTE.ns
+    expected = [c for c in served if start <= c.open_time < end]
+    if countback is not None:
+        expected = [c for c in served if c.open_time < end][-int(countback) :]
+    query = {
+        "symbol": INSTRUMENT,
+        "resolution": resolution,
+        "from": str(start // S),
+        "to": str(end // S),
+    } | ({} if countback is None else {"countback": countback})
+    body = decoded(await udf.get("/udf/history", params=query))
+    flags = [c.gap for c in expected]
+    assert any(flags)
+    assert not all(flags)
+    assert body == {"s": "ok", **bars(expected), "gap": flags}
+    assert list(body)[-1] == "gap"
+    quiet = {"to": str((start + 5 * MINUTE.ns) // S)}  # bars before the first flagged one
+    body = decoded(await udf.get("/udf/history", params=query | quiet))
+    assert body["s"] in ("ok", "no_data")
+    assert "gap" not in body  # no bar flagged: TradingView's shape exactly
+
+
 async def test_an_empty_range_says_no_data_and_when_the_previous_bar_is(
     candles: list[Candle], udf: httpx.AsyncClient
 ) -> None:

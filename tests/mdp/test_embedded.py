@@ -1,4 +1,5 @@
-"""The embedded platform on a real PostgreSQL: replays, a writer crash, bad input."""
+"""The embedded platform on a real PostgreSQL: replays, a live venue feed with faults, a
+writer crash, bad input."""
 
 from __future__ import annotations
 
@@ -16,6 +17,7 @@ import pytest
 
 from core import codecs
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
+from core.gaps import GapReason
 from core.intervals import Interval, parse_intervals
 from core.topics import TICKS
 from ingest.files import read_ticks
@@ -25,6 +27,10 @@ from storage import MarketDataStore, PostgresStore, WriteReport
 from storage.writer import StorageWriter
 from streams.engine_runner import EngineRunner
 from streams.memory import MemoryBus
+from tests.ingest.venues.fakes.kraken import SYMBOL, KrakenScript
+from tests.ingest.venues.fakes.server import FakeVenue, Faults
+from tests.ingest.venues.harness import KRAKEN as KRAKEN_CASE
+from tests.ingest.venues.harness import gap_span, trade_frames, trade_ids_per_frame
 
 WAIT = 30.0
 KRAKEN = Path("kraken-xbtusdt-2025-11-10")
@@ -107,6 +113,94 @@ async def test_replaying_kraken_trades_stores_kraken_official_candles(
     assert {t: stored[t] for t in expected} == expected
     assert tick_rows(migrated_database) == (471, 471)
     assert "stopped cleanly" in out.getvalue()
+
+
+class Clock:
+    """The wall clock, moved ahead on demand: once a live replay is over, a jump makes its
+    instrument look idle, so that its last candles close."""
+
+    def __init__(self) -> None:
+        self.ahead_ns = 0
+
+    def __call__(self) -> int:
+        return time.time_ns() + self.ahead_ns
+
+
+async def test_a_live_kraken_feed_through_a_drop_and_repeats_stores_krakens_official_candles(
+    migrated_database: str, shared_data: Path
+) -> None:
+    """``mdp up --venue kraken`` against a fake Kraken that drops the connection once and sends
+    frames twice: the stored minutes are Kraken's own, every trade is stored once, the status
+    reports the one feed gap, and the candles over it are flagged."""
+    script = KrakenScript.from_file(shared_data)
+    frames = script.frames()
+    usable = trade_frames(KRAKEN_CASE, frames)
+    drop = usable[len(usable) // 2]
+    repeats = {usable[len(usable) // 4], usable[len(usable) * 3 // 4]}
+    instrument = f"KRAKEN:{SYMBOL}"
+    clock = Clock()
+    out = io.StringIO()
+    stop = asyncio.Event()
+    faults = Faults(drop_after={drop}, repeat=repeats)
+    async with FakeVenue(script, faults, keepalive='{"channel":"heartbeat"}') as venue:
+        feed = FeedSettings(venue="kraken", symbols=(SYMBOL,), venue_url=venue.url)
+        settings = PlatformSettings(
+            database_url=migrated_database,
+            feed=feed,
+            engine=engine_config(),
+            http_port=0,
+            ws_port=0,
+            status_every=0.2,
+        )
+        platform = Platform(settings, out, clock=clock)
+        running = asyncio.create_task(platform.run(stop))
+        async with PostgresStore.open(migrated_database) as store:
+
+            async def replayed() -> bool:
+                engine = platform.engine
+                return venue.finished.is_set() and engine is not None and engine.stats.ticks >= 471
+
+            async def complete() -> bool:
+                return LAST_MINUTE in await stored_minutes(store, instrument)
+
+            await wait_for(replayed)
+            clock.ahead_ns = 120 * 1_000_000_000
+            await wait_for(complete)
+            await asyncio.sleep(0.5)  # a status line after the last candles
+            stop.set()
+            await asyncio.wait_for(running, WAIT)
+            stored = await stored_minutes(store, instrument)
+            candles = await store.candles(instrument, MINUTE, 0, FOREVER)
+            gaps = await store.gaps(instrument, 0, FOREVER)
+    expected = official(shared_data)
+    assert {t: stored[t] for t in expected} == expected
+    assert tick_rows(migrated_database) == (471, 471)
+    assert venue.connections == 2
+    assert platform.feed is not None
+    assert platform.engine is not None
+    assert (platform.feed.stats.gaps, platform.engine.stats.gaps) == (1, 1)
+    assert (platform.feed.stats.ticks, platform.engine.stats.ticks) == (471, 471)  # repeats
+    assert platform.engine.stats.duplicates == 0  # ... dropped by the feed, before the bus
+    assert "| feed gaps 1" in out.getvalue().splitlines()[-2]
+    ids = trade_ids_per_frame(KRAKEN_CASE, frames)
+    before = [i for frame in ids[: drop + 1] for i in frame]
+    after = [i for frame in ids[drop + 1 :] for i in frame]
+    (reference,) = read_ticks(shared_data / KRAKEN / "trades.json")
+    start, end = gap_span(reference.ticks(), before, after)
+    (gap,) = gaps
+    assert (gap.start_ns, gap.end_ns, gap.reason) == (start, end, GapReason.DISCONNECTED)
+    flagged = {c.open_time for c in candles if c.gap}
+    assert flagged == {c.open_time for c in candles if c.open_time < end and start < c.close_time}
+    assert flagged
+
+
+async def stored_minutes(store: MarketDataStore, instrument: str) -> dict[int, tuple[Decimal, ...]]:
+    candles = await store.candles(instrument, MINUTE, 0, FOREVER)
+    return {
+        c.open_time: (c.open, c.high, c.low, c.close, c.volume, Decimal(c.trades))
+        for c in candles
+        if c.status != "open"
+    }
 
 
 class CrashAfterWrite:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from core.candles import Candle, CandleStatus
+from core.gaps import FeedGap, GapReason
 from core.intervals import Interval
 from core.numbers import to_raw
 from core.ticks import Side, Tick, TickBatch
@@ -68,4 +69,25 @@ def candle(
         last_trade_id=1006 + minute * 10,
         revision=revision,
         status=status,
+    )
+
+
+def gap(
+    start: int,
+    end: int,
+    reason: GapReason = GapReason.DISCONNECTED,
+    instrument: str = "TEST:BTCUSD",
+    detail: str = "connection reset by peer",
+    noticed: int | None = None,
+) -> FeedGap:
+    """A feed gap from ``start`` to ``end`` nanoseconds after :data:`T0`, noticed (by
+    default) 1 ms after its end; ``noticed=0``: the connector did not say."""
+    ts_recv = T0 + end + 10**6 if noticed is None else noticed
+    return FeedGap(
+        instrument=instrument,
+        start_ns=T0 + start,
+        end_ns=T0 + end,
+        reason=reason,
+        detail=detail,
+        ts_recv=ts_recv,
     )

@@ -234,6 +234,16 @@ def test_timescale_ddl_sets_compression_retention_and_refresh_policies() -> None
     assert "time_bucket(INTERVAL '1 week', open_time)" in ddl
 
 
+def test_migration_5_adds_the_gap_flag_as_compressed_hypertables_allow() -> None:
+    ddl = sql_text(5, StorageMode.TIMESCALE)
+    assert ddl == sql_text(5, StorageMode.PLAIN)  # one file for both modes
+    # TimescaleDB (2.6+) adds a column to a compressed hypertable only nullable, or NOT NULL
+    # with a default; the plain-SQL readers also rely on the default.
+    added = re.findall(r"ADD COLUMN (\w+) ([^;]*);", ddl)
+    assert added == [("gap", "boolean NOT NULL DEFAULT false")]
+    assert "create_hypertable" not in ddl  # feed_gaps is small: a plain table in both modes
+
+
 def test_timescale_mode_on_a_server_with_timescaledb(fresh_database: str) -> None:
     if not timescale_loadable(fresh_database):
         pytest.skip(

@@ -14,7 +14,7 @@ from core.numbers import MAX_SCALE, format_fixed
 from core.ticks import TickBatch
 from storage import PostgresStore, SchemaNotReadyError, latest_version
 from storage import postgres_store as postgres_store_module
-from tests.storage.factories import T0, batch, candle, tick
+from tests.storage.factories import T0, batch, candle, gap, tick
 
 FOREVER = 2**62
 
@@ -134,6 +134,42 @@ async def test_a_failed_write_stores_nothing_not_even_its_offsets(
     report = await postgres_store.write([batch(tick(1, 0))], [candle(0)])  # the pool recovered
     assert (report.ticks_written, report.candles_written) == (1, 1)
     assert await postgres_store.instruments() == ["TEST:BTCUSD"]
+
+
+async def test_feed_gaps_go_in_the_same_transaction_as_the_offsets(
+    postgres_store: PostgresStore, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def broken(*_: object) -> int:
+        raise RuntimeError("disk on fire")
+
+    monkeypatch.setattr(postgres_store_module, "_store_offsets", broken)
+    with pytest.raises(RuntimeError, match="disk on fire"):
+        await postgres_store.write(gaps=[gap(0, 10)], offsets={("md.ticks", 0): 3}, group="w")
+    monkeypatch.undo()
+    assert await postgres_store.gaps("TEST:BTCUSD", 0, FOREVER) == []
+    assert await postgres_store.stored_offsets("w") == {}
+    report = await postgres_store.write(gaps=[gap(0, 10)], offsets={("md.ticks", 0): 3}, group="w")
+    assert report.gaps_written == 1
+    assert await postgres_store.gaps("TEST:BTCUSD", 0, FOREVER) == [gap(0, 10)]
+    assert await postgres_store.stored_offsets("w") == {("md.ticks", 0): 3}
+
+
+async def test_feed_gap_rows_keep_exact_nanoseconds_beside_a_microsecond_span(
+    postgres_store: PostgresStore, migrated_database: str
+) -> None:
+    await postgres_store.write(gaps=[gap(1_500, 2_001), gap(5_000, 6_000, noticed=0)])
+    rows = sql_rows(
+        migrated_database,
+        f"SELECT start_time, end_time, start_ns - {T0}, end_ns - {T0}, reason, noticed,"
+        " noticed_ns FROM feed_gaps ORDER BY start_ns",
+    )
+    at = datetime(2026, 1, 1, tzinfo=UTC)
+    assert rows == [  # the timestamps cover the span: start truncated, end rounded up
+        (at.replace(microsecond=1), at.replace(microsecond=3), 1_500, 2_001, "disconnected",
+         at.replace(microsecond=1002), T0 + 1_002_001),
+        (at.replace(microsecond=5), at.replace(microsecond=6), 5_000, 6_000, "disconnected",
+         None, None),
+    ]  # fmt: skip
 
 
 async def test_concurrent_writers_of_the_same_ticks_store_each_once(migrated_database: str) -> None:

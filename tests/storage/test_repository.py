@@ -4,14 +4,16 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import msgspec
 import pytest
 
 from core.candles import CandleStatus
+from core.gaps import GapReason
 from core.intervals import Interval
 from core.rejects import RejectedTick, RejectReason
 from core.ticks import Side
 from storage import MarketDataStore, Rejection
-from tests.storage.factories import MINUTE, SECOND, T0, batch, candle, tick
+from tests.storage.factories import MINUTE, SECOND, T0, batch, candle, gap, tick
 
 FOREVER = 2**62
 
@@ -204,6 +206,68 @@ async def test_a_candle_without_trades_reads_back_without_trade_ids(
     (read,) = await store.candles("TEST:BTCUSD", MINUTE, 0, FOREVER)
     assert read == flat
     assert (read.volume, read.vwap) == (Decimal("0.000"), Decimal(0))
+
+
+async def test_a_candle_over_a_feed_gap_reads_back_flagged(store: MarketDataStore) -> None:
+    flagged = msgspec.structs.replace(candle(1), gap=True)
+    await store.write(candles=[candle(0), flagged])
+    read = await store.candles("TEST:BTCUSD", MINUTE, 0, FOREVER)
+    assert read == [candle(0), flagged]
+    assert [c.gap for c in read] == [False, True]
+
+
+# -- feed gaps ------------------------------------------------------------------------------
+
+
+async def test_feed_gaps_read_back_where_they_overlap_the_range(store: MarketDataStore) -> None:
+    gaps = [
+        gap(1_000, 2_000),
+        gap(5_000, 9_000, GapReason.SEQUENCE, detail="trade ids 101..104 missing"),
+        gap(5_000, 9_000),  # the same span for another reason is another gap
+        gap(3_000, 4_000, instrument="TEST:ETHUSD"),
+        gap(20_000, 20_001, noticed=0),  # the connector did not say when it noticed
+    ]
+    report = await store.write(gaps=gaps)
+    assert (report.gaps_written, report.gaps_duplicate) == (5, 0)
+    whole = await store.gaps("TEST:BTCUSD", 0, FOREVER)
+    assert whole == [gaps[0], gaps[2], gaps[1], gaps[4]]  # by start, end, reason
+    assert await store.gaps("TEST:BTCUSD", T0 + 1_999, T0 + 5_001) == [gaps[0], gaps[2], gaps[1]]
+    # half open on both sides: a range ending at a gap's start, or starting at its end, misses it
+    assert await store.gaps("TEST:BTCUSD", T0 + 2_000, T0 + 5_000) == []
+    assert await store.gaps("TEST:BTCUSD", T0 + 6_000, T0 + 7_000) == [gaps[2], gaps[1]]
+    assert await store.gaps("TEST:ETHUSD", 0, FOREVER) == [gaps[3]]
+    assert await store.gaps("TEST:NONE", 0, FOREVER) == []
+
+
+async def test_a_feed_gap_written_twice_is_stored_once(store: MarketDataStore) -> None:
+    down = gap(1_000, 2_000)
+    first = await store.write(gaps=[down, down])
+    again = await store.write(gaps=[down, gap(3_000, 4_000)])
+    assert (first.gaps_written, first.gaps_duplicate) == (1, 1)
+    assert (again.gaps_written, again.gaps_duplicate) == (1, 1)
+    assert await store.gaps("TEST:BTCUSD", 0, FOREVER) == [down, gap(3_000, 4_000)]
+    # the first write of a gap is kept: the same gap told again with another detail is a repeat
+    await store.write(gaps=[msgspec.structs.replace(down, detail="again", ts_recv=T0 + 10**9)])
+    assert (await store.gaps("TEST:BTCUSD", 0, FOREVER))[0] == down
+
+
+async def test_feed_gaps_are_replayed_with_their_offsets_and_skipped_whole(
+    store: MarketDataStore,
+) -> None:
+    offsets = {("md.ticks", 0): 7}
+    await store.write([batch(tick(1, 0))], gaps=[gap(10, 20)], offsets=offsets, group="writer")
+    replay = await store.write(
+        [batch(tick(1, 0))], gaps=[gap(10, 20), gap(30, 40)], offsets=offsets, group="writer"
+    )
+    assert replay.replayed
+    assert replay.gaps_written == 0
+    assert await store.gaps("TEST:BTCUSD", 0, FOREVER) == [gap(10, 20)]
+    assert await store.stored_offsets("writer") == offsets
+
+
+async def test_an_instrument_with_a_feed_gap_is_listed(store: MarketDataStore) -> None:
+    await store.write(gaps=[gap(0, 10, instrument="TEST:GAPONLY")])
+    assert await store.instruments() == ["TEST:GAPONLY"]
 
 
 # -- rejections, offsets, instruments -------------------------------------------------------

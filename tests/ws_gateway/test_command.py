@@ -14,6 +14,7 @@ from websockets.asyncio.client import connect
 from core.intervals import Interval
 from mdp.commands import gateway as command
 from streams.memory import MemoryBus
+from ws_gateway import GatewaySettings
 
 from .harness import TIMEOUT
 
@@ -25,12 +26,17 @@ def parse(*argv: str) -> argparse.Namespace:
 
 
 def test_options_become_settings() -> None:
-    args = parse("--port", "0", "--interval", "5m", "--interval", "1m", "--no-anonymous")
+    args = parse(
+        "--port", "0", "--interval", "5m", "--interval", "1m", "--no-anonymous",
+        "--gap-notices", "16",
+    )  # fmt: skip
     settings = command.settings_from(args)
     assert settings.port == 0
     assert settings.host == "127.0.0.1"
     assert settings.intervals == (Interval.parse("1m"), Interval.parse("5m"))
     assert not settings.allow_anonymous
+    assert settings.gap_notices == 16
+    assert command.settings_from(parse()).gap_notices == GatewaySettings().gap_notices
     assert args.run is command.run
     assert args.bus == "memory"
 
@@ -38,6 +44,8 @@ def test_options_become_settings() -> None:
 def test_bad_options_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert command.run(parse("--interval", "5 minutes")) == command.EXIT_BAD_INPUT
     assert "mdp gateway: error: bad interval" in capsys.readouterr().err
+    assert command.run(parse("--gap-notices", "0")) == command.EXIT_BAD_INPUT
+    assert "mdp gateway: error: gap_notices must be positive, got 0" in capsys.readouterr().err
 
 
 def free_port() -> int:

@@ -82,6 +82,9 @@ class BinanceSpot:
     name: ClassVar[str] = "binance"
     default_url: ClassVar[str] = "wss://stream.binance.com:9443"
     contiguous_trade_ids: ClassVar[bool] = True
+    stale_after: ClassVar[float | None] = None
+    """No application heartbeat: a quiet symbol sends nothing, so silence proves nothing;
+    WebSocket pings (Binance's every 20 s, and ours) tell a dead connection."""
 
     def __init__(
         self,

@@ -13,9 +13,11 @@ the maker's side, so the aggressor is the opposite (``"side": "sell"`` is a buy)
 Gaps: ``trade_id`` numbers a product's trades without holes, so the runtime detects gaps by
 trade-id continuity. ``sequence`` does NOT serve: it numbers every message of the product
 across all channels (order-book messages too), so on ``matches`` alone it skips all the time.
-Coinbase warns that it may drop ``matches`` messages; heartbeats say the connection is alive
-when a product is quiet (their ``last_trade_id`` would tell a quiet product from a dropped
-trade, but the runtime's hole detection needs only the next trade).
+Coinbase warns that it may drop ``matches`` messages. A heartbeat says the connection is alive
+when a product is quiet, and its ``last_trade_id`` (the product's latest trade) becomes a
+:class:`~ingest.venues.base.LatestTrade`: one beyond the highest trade id seen tells a
+dropped trade from a quiet product at once, without waiting for the next trade to show the
+hole.
 """
 
 from __future__ import annotations
@@ -28,10 +30,11 @@ import msgspec
 
 from core.instruments import make_instrument
 from core.ticks import Side, Tick
-from ingest.venues.base import BadFrame, Parsed
+from ingest.venues.base import BadFrame, LatestTrade, Parsed
 from ingest.venues.coinbase.schema import (
     KNOWN_TYPES,
     Error,
+    Heartbeat,
     LastMatch,
     Match,
     Message,
@@ -75,6 +78,8 @@ class CoinbaseExchange:
     name: ClassVar[str] = "coinbase"
     default_url: ClassVar[str] = "wss://ws-feed.exchange.coinbase.com"
     contiguous_trade_ids: ClassVar[bool] = True
+    stale_after: ClassVar[float | None] = 5.0
+    """A heartbeat per product every second: five seconds without any frame is a dead feed."""
 
     def __init__(self, products: Iterable[str] = ()) -> None:
         self._instruments: dict[str, str] = {}
@@ -119,10 +124,24 @@ class CoinbaseExchange:
             return _bad(NOT_JSON, f"not JSON: {exc}", frame)
         if isinstance(message, Match):
             return self._trade(message, frame, recv_ns)
+        if isinstance(message, Heartbeat):
+            return self._heartbeat(message, frame)
         if isinstance(message, Error):
             reason = f" ({message.reason})" if message.reason else ""
             return Parsed(error=f"coinbase error: {message.message}{reason}")
-        return Parsed(alive=True)  # heartbeat or subscriptions
+        return Parsed(alive=True)  # subscriptions
+
+    def _heartbeat(self, heartbeat: Heartbeat, frame: str | bytes) -> Parsed:
+        instrument = self._instruments.get(heartbeat.product_id)
+        if instrument is None:
+            detail = f"product_id {heartbeat.product_id!r} is not subscribed"
+            return _bad(UNKNOWN_SYMBOL, detail, frame)
+        try:
+            ts_event = rfc3339_to_ns(heartbeat.time)
+        except ValueError as exc:
+            return _bad(BAD_TIME, f"time {heartbeat.time!r} {exc}", frame)
+        latest = LatestTrade(instrument, heartbeat.last_trade_id, ts_event)
+        return Parsed(latest=[latest], alive=True)
 
     def _trade(self, match: Match, frame: str | bytes, recv_ns: int) -> Parsed:
         instrument = self._instruments.get(match.product_id)

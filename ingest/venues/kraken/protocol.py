@@ -84,6 +84,9 @@ class KrakenSpot:
     name: ClassVar[str] = "kraken"
     default_url: ClassVar[str] = "wss://ws.kraken.com/v2"
     contiguous_trade_ids: ClassVar[bool] = True
+    stale_after: ClassVar[float | None] = 5.0
+    """A heartbeat about every second when nothing else is sent: five silent seconds is a
+    dead feed."""
 
     def __init__(self, symbols: Iterable[str] = (), *, snapshot: bool = True) -> None:
         self.snapshot = snapshot

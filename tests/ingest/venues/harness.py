@@ -101,13 +101,13 @@ CASES = (KRAKEN, BINANCE, COINBASE)
 
 
 def settings(url: str, **changes: float) -> VenueSettings:
-    """Settings for tests: quick reconnects, a short grace, small batches."""
+    """Settings for tests: quick reconnects, a short grace, small batches (and each venue's
+    own stale-feed timeout)."""
     options: dict[str, float] = {
         "backoff_initial": 0.01,
         "backoff_max": 0.05,
         "gap_grace": 0.2,
         "batch_wait": 0.01,
-        "stale_after": 5.0,
         "close_timeout": 0.2,
     }
     options.update(changes)
@@ -192,6 +192,21 @@ def trade_ids_per_frame(case: VenueCase, frames: Sequence[str]) -> list[list[int
     protocol = case.protocol()
     protocol.connect_url("ws://127.0.0.1:9", case.symbols)
     return [[tick.trade_id for tick in protocol.parse(frame, 1).ticks] for frame in frames]
+
+
+def trade_frames(case: VenueCase, frames: Sequence[str]) -> list[int]:
+    """Indexes of frames carrying trades, whose next frame carries trades too (so that a
+    fault placed there touches trades)."""
+    ids = trade_ids_per_frame(case, frames)
+    return [i for i in range(len(frames) - 1) if ids[i] and ids[i + 1]]
+
+
+def gap_span(reference: Sequence[Tick], before: list[int], after: list[int]) -> tuple[int, int]:
+    """The span a gap must have: from the latest trade seen before it (``before``: trade
+    ids) to the first trade after it (``after``), plus one nanosecond."""
+    by_id = {tick.trade_id: tick for tick in reference}
+    start = max(by_id[trade_id].ts_event for trade_id in before)
+    return start, by_id[min(after)].ts_event + 1
 
 
 # -- candles ----------------------------------------------------------------------------------

@@ -14,7 +14,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from core.ticks import Side, Tick
-from ingest.venues.base import MAX_BAD_PAYLOAD, Parsed
+from ingest.venues.base import MAX_BAD_PAYLOAD, LatestTrade, Parsed
 from ingest.venues.coinbase import CoinbaseExchange
 from ingest.venues.fields import rfc3339_to_ns
 from tests.ingest.venues.fakes.binance import file_ticks
@@ -136,10 +136,31 @@ def test_products_are_known_from_construction_connect_or_subscribe() -> None:
 # -- other messages ------------------------------------------------------------------------------
 
 
-def test_heartbeats_and_the_subscriptions_ack_are_signs_of_life() -> None:
-    assert parse(HEARTBEAT) == Parsed(alive=True)
+def test_the_subscriptions_ack_is_a_sign_of_life() -> None:
     ack = {"type": "subscriptions", "channels": [{"name": "matches", "product_ids": ["BTC-USD"]}]}
     assert parse(ack) == Parsed(alive=True)
+
+
+def test_a_heartbeat_is_a_sign_of_life_that_names_the_products_latest_trade_id() -> None:
+    latest = LatestTrade("COINBASE:BTC-USD", 20, rfc3339_to_ns("2014-11-07T08:19:28.464459Z"))
+    assert parse(HEARTBEAT) == Parsed(latest=[latest], alive=True)
+
+
+@pytest.mark.parametrize(
+    ("changes", "reason", "named"),
+    [
+        ({"product_id": "ETH-USD"}, "unknown_symbol", "product_id 'ETH-USD'"),
+        ({"time": "2014-11-07T08:19:28"}, "bad_time", "time '2014-11-07T08:19:28'"),
+        ({"last_trade_id": -3}, "bad_field", "`$.last_trade_id`"),
+    ],
+)
+def test_a_bad_heartbeat_is_refused_naming_the_field(
+    changes: dict[str, object], reason: str, named: str
+) -> None:
+    parsed = parse({**HEARTBEAT, **changes})
+    (bad,) = parsed.bad
+    assert (bad.reason, parsed.latest, parsed.error) == (reason, [], None)
+    assert named in bad.detail
 
 
 @pytest.mark.parametrize(

@@ -8,6 +8,7 @@ the candles over it are flagged; malformed frames are rejected while the feed go
 
 from __future__ import annotations
 
+import asyncio
 import json
 from decimal import Decimal
 from pathlib import Path
@@ -16,35 +17,27 @@ import pytest
 
 from core.candles import Candle
 from core.gaps import FeedGap, GapReason
-from core.ticks import Tick
-from tests.ingest.venues.fakes.server import Faults, malformed
+from ingest.venues.coinbase import CoinbaseExchange
+from ingest.venues.runtime import VenueEvent, VenueFeed
+from tests.ingest.venues.fakes.binance import file_ticks
+from tests.ingest.venues.fakes.coinbase import CoinbaseScript, coinbase_frames
+from tests.ingest.venues.fakes.server import FakeVenue, Faults, malformed
 from tests.ingest.venues.harness import (
     CASES,
     KRAKEN,
+    WAIT,
     VenueCase,
     all_values,
     final_candles,
+    gap_span,
     reference_candles,
     run_feed,
+    settings,
+    trade_frames,
     trade_ids_per_frame,
 )
 
 OFFICIAL = Path("kraken-xbtusdt-2025-11-10") / "ohlc-1m.json"
-
-
-def trade_frames(case: VenueCase, frames: list[str]) -> list[int]:
-    """Indexes of frames carrying trades, whose next frame carries trades too (so that a
-    fault placed there touches trades)."""
-    ids = trade_ids_per_frame(case, frames)
-    return [i for i in range(len(frames) - 1) if ids[i] and ids[i + 1]]
-
-
-def gap_span(reference: list[Tick], before: list[int], after: list[int]) -> tuple[int, int]:
-    """The span a gap must have: from the latest trade seen before it (``before``: trade
-    ids) to the first trade after it (``after``), plus one nanosecond."""
-    by_id = {tick.trade_id: tick for tick in reference}
-    start = max(by_id[trade_id].ts_event for trade_id in before)
-    return start, by_id[min(after)].ts_event + 1
 
 
 def assert_flags_follow_the_gaps(candles: dict[int, Candle], gaps: list[FeedGap]) -> None:
@@ -152,3 +145,38 @@ async def test_kraken_candles_through_every_fault_but_a_skip_equal_krakens_own(
     assert len(run.rejects) == 3
     assert [g.reason for g in run.gaps] == [GapReason.DISCONNECTED] * 3
     assert run.connections == 4
+
+
+async def test_a_coinbase_heartbeat_naming_a_lost_match_is_a_gap_while_the_product_is_quiet(
+    shared_data: Path,
+) -> None:
+    """The last match before a quiet spell is lost: no later trade shows the hole, but the
+    next heartbeat's ``last_trade_id`` does, and the gap goes out within the grace."""
+    ticks = file_ticks(shared_data)[:100]
+    frames = coinbase_frames(ticks, heartbeat_every=50)  # 50 matches, a heartbeat, 50, one
+    lost = len(frames) - 2
+    assert json.loads(frames[lost])["trade_id"] == ticks[-1].trade_id
+    events: list[VenueEvent] = []
+    async with FakeVenue(CoinbaseScript(frames), Faults(skip={lost})) as venue:
+        feed = VenueFeed(CoinbaseExchange(), ["BTC-USD"], settings(venue.url))
+
+        async def collect() -> None:
+            async for event in feed.events():
+                events.append(event)
+
+        collecting = asyncio.create_task(collect())
+        async with asyncio.timeout(WAIT):
+            while not any(isinstance(e, FeedGap) for e in events):
+                await asyncio.sleep(0.01)
+        feed.stop()
+        await asyncio.wait_for(collecting, WAIT)
+    (gap,) = (e for e in events if isinstance(e, FeedGap))
+    assert gap.instrument == "COINBASE:BTC-USD"
+    assert gap.reason is GapReason.SEQUENCE
+    assert (gap.start_ns, gap.end_ns) == (ticks[-2].ts_event, ticks[-1].ts_event + 1)
+    trade_id = ticks[-1].trade_id
+    assert gap.detail == (
+        f"trade id {trade_id} missing (the venue named trade id {trade_id} as its latest)"
+    )
+    assert venue.connections == 1
+    assert feed.counters.ticks == 99

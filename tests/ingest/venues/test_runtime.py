@@ -5,19 +5,26 @@ from __future__ import annotations
 
 import asyncio
 import socket
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 
 from core.gaps import FeedGap, GapReason
 from core.ticks import TickBatch
+from ingest.venues.base import VenueProtocol
+from ingest.venues.binance import BinanceSpot
+from ingest.venues.coinbase import CoinbaseExchange
 from ingest.venues.kraken import KrakenSpot
 from ingest.venues.runtime import VenueEvent, VenueFeed, VenueSettings
+from tests.ingest.venues.fakes.binance import BinanceScript
 from tests.ingest.venues.fakes.kraken import KrakenScript
 from tests.ingest.venues.fakes.server import FakeVenue, Faults
 from tests.ingest.venues.harness import KRAKEN, run_feed, settings, trade_ids_per_frame
 
 WAIT = 10.0
+QUIET = 1.2
+"""How long (seconds) a test venue stays silent while WebSocket pings go every 0.1 s."""
 
 
 async def collect(feed: VenueFeed, into: list[VenueEvent]) -> None:
@@ -47,6 +54,58 @@ async def test_a_venue_gone_silent_is_dropped_as_stale_and_the_feed_reconnects(
     last_before = max(i for frame in ids[: stall + 1] for i in frame)
     assert f"continue across it ({last_before}, {last_before + 1})" in gap.detail
     assert len({t.trade_id for t in run.ticks()}) == len(run.ticks()) == 471
+
+
+@pytest.mark.parametrize(
+    ("protocol", "symbol", "stale_after", "expected"),
+    [
+        (BinanceSpot, "BTCUSDT", None, None),  # no heartbeats: silence proves nothing
+        (CoinbaseExchange, "BTC-USD", None, 5.0),
+        (KrakenSpot, "BTC/USD", None, 5.0),
+        (BinanceSpot, "BTCUSDT", 30.0, 30.0),  # e.g. a symbol known to trade every second
+        (KrakenSpot, "BTC/USD", 0.0, None),  # off: only the WebSocket pings decide
+    ],
+)
+def test_each_venue_has_its_own_stale_feed_default_which_the_settings_override(
+    protocol: Callable[[], VenueProtocol],
+    symbol: str,
+    stale_after: float | None,
+    expected: float | None,
+) -> None:
+    feed = VenueFeed(protocol(), [symbol], VenueSettings(stale_after=stale_after))
+    assert feed.stale_after == expected
+
+
+async def test_a_quiet_binance_symbol_is_not_taken_for_a_dead_feed(shared_data: Path) -> None:
+    """Binance sends nothing while a symbol does not trade, and no heartbeat: the feed keeps
+    the connection as long as it answers WebSocket pings, instead of dropping it as stale."""
+    events: list[VenueEvent] = []
+    script = BinanceScript.from_file(shared_data)
+    async with FakeVenue(script, Faults(stall_after={10}), subscribe_first=False) as venue:
+        pings = settings(venue.url, ping_interval=0.1, ping_timeout=0.5)
+        feed = VenueFeed(BinanceSpot(), ["BTCUSDT"], pings)
+        task = asyncio.create_task(collect(feed, events))
+        await asyncio.sleep(QUIET)  # many ping rounds, not a frame
+        feed.stop()
+        await asyncio.wait_for(task, WAIT)
+    assert (venue.connections, feed.counters.reconnects) == (1, 0)
+    assert not any(isinstance(e, FeedGap) for e in events)
+    assert feed.counters.ticks == 11
+
+
+async def test_a_stale_feed_timeout_set_for_binance_drops_a_silent_connection(
+    shared_data: Path,
+) -> None:
+    events: list[VenueEvent] = []
+    script = BinanceScript.from_file(shared_data)
+    async with FakeVenue(script, Faults(stall_after={10}), subscribe_first=False) as venue:
+        feed = VenueFeed(BinanceSpot(), ["BTCUSDT"], settings(venue.url, stale_after=0.3))
+        task = asyncio.create_task(collect(feed, events))
+        while feed.counters.reconnects < 1:
+            await asyncio.sleep(0.01)
+        feed.stop()
+        await asyncio.wait_for(task, WAIT)
+    assert "no frame for 0.3 s (stale feed)" in (feed.counters.last_error or "")
 
 
 async def test_a_refused_subscription_is_retried_with_backoff_and_counted(
@@ -136,7 +195,7 @@ def test_a_feed_is_refused_at_once_for_a_bad_symbol_url_or_no_symbols() -> None:
 @pytest.mark.parametrize(
     ("changes", "named"),
     [
-        ({"stale_after": 0}, "stale_after must be a positive number"),
+        ({"stale_after": -1.0}, "stale_after must be a number >= 0"),
         ({"ping_interval": -1.0}, "ping_interval"),
         ({"gap_grace": -0.1}, "gap_grace must be a number >= 0"),
         ({"batch_max": 0}, "batch_max"),

@@ -8,7 +8,7 @@ from typing import ClassVar
 
 from core.gaps import FeedGap, GapReason
 from core.ticks import Side, Tick, TickBatch
-from ingest.venues.base import BadFrame, Parsed
+from ingest.venues.base import BadFrame, LatestTrade, Parsed
 from ingest.venues.events import VenueReject
 from ingest.venues.session import FeedSession
 from ingest.venues.settings import VenueSettings
@@ -20,11 +20,13 @@ T0 = 1_800_000_000 * SECOND
 
 
 class StubVenue:
-    """Frames like ``trade BTC 7 100.5``; ``raise``, ``error`` and ``ping`` do what they say."""
+    """Frames like ``trade BTC 7 100.5`` and ``latest BTC 9`` (a heartbeat naming trade 9 as
+    the latest); ``raise``, ``error`` and ``ping`` do what they say."""
 
     name: ClassVar[str] = "stub"
     default_url: ClassVar[str] = "ws://127.0.0.1:9"
     contiguous_trade_ids: ClassVar[bool] = True
+    stale_after: ClassVar[float | None] = 5.0
 
     def instrument(self, symbol: str) -> str:
         return f"STUB:{symbol}"
@@ -44,6 +46,11 @@ class StubVenue:
         if text == "ping":
             return Parsed(replies=["pong"], alive=True)
         kind, *fields = text.split()
+        if kind == "latest":
+            symbol, trade_id = fields
+            number = int(trade_id)
+            latest = LatestTrade(f"STUB:{symbol}", number, VENUE_T0 + number * SECOND + 1)
+            return Parsed(latest=[latest], alive=True)
         if kind != "trade":
             return Parsed(bad=[BadFrame.of("unknown_shape", f"no such message {kind!r}", frame)])
         symbol, trade_id, price = fields
@@ -148,3 +155,22 @@ def test_a_lost_connection_sends_what_was_received_and_its_gap_comes_with_the_ne
     assert {g.instrument for g in feed.finish(T0 + 4 * SECOND) if isinstance(g, FeedGap)} == {
         "STUB:ETH"
     }
+
+
+def test_a_heartbeat_naming_a_trade_id_not_seen_is_a_sequence_gap_after_the_grace() -> None:
+    feed = session(batch_wait=0.0, gap_grace=1.0)
+    assert batches(feed.on_frame("trade BTC 1 100", T0).events) == [[1]]
+    assert feed.on_frame("latest BTC 1", T0 + MS).events == []  # nothing missed
+    assert feed.on_frame("latest BTC 3", T0 + 2 * MS).events == []
+    assert feed.next_deadline() == T0 + 2 * MS + SECOND
+    (gap,) = feed.on_timer(T0 + 2 * MS + SECOND)
+    assert isinstance(gap, FeedGap)
+    assert (gap.instrument, gap.start_ns, gap.end_ns, gap.reason) == (
+        "STUB:BTC",
+        VENUE_T0 + SECOND,
+        VENUE_T0 + 3 * SECOND + 2,
+        GapReason.SEQUENCE,
+    )
+    assert gap.detail == "trade ids 2..3 missing (the venue named trade id 3 as its latest)"
+    assert batches(feed.on_frame("trade BTC 4 100", T0 + 2 * SECOND).events) == [[4]]
+    assert feed.counters.gaps == 1

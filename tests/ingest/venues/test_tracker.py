@@ -205,6 +205,68 @@ def test_without_contiguous_ids_an_outage_ends_at_the_first_trade_not_older_than
     assert (gap.start_ns, gap.end_ns) == (ts(5), ts(9) + 1)
 
 
+def named(trade_id: int) -> int:
+    """Venue time of a heartbeat naming ``trade_id`` as the latest: after that trade, before
+    the next."""
+    return ts(trade_id) + SECOND // 2
+
+
+def test_a_latest_trade_id_beyond_those_seen_is_a_hole_at_once_that_no_later_trade_must_show() -> (
+    None
+):
+    feed = tracker()
+    feed.accept([trade(1), trade(2)], WALL_T0)
+    feed.latest(BTC, 4, named(4), WALL_T0 + SECOND)
+    assert feed.next_deadline() == WALL_T0 + SECOND + GRACE
+    assert feed.expire(WALL_T0 + SECOND + GRACE - 1) == []
+    (gap,) = feed.expire(WALL_T0 + SECOND + GRACE)
+    assert gap == FeedGap(
+        instrument=BTC,
+        start_ns=ts(2),
+        end_ns=named(4) + 1,
+        reason=GapReason.SEQUENCE,
+        detail="trade ids 3..4 missing (the venue named trade id 4 as its latest)",
+        ts_recv=WALL_T0 + SECOND + GRACE,
+    )
+    result = feed.accept([trade(5)], WALL_T0 + 10 * GRACE)
+    assert (ids(result.fresh), result.gaps, feed.next_deadline()) == ([5], [], None)
+    assert ids(feed.accept([trade(4), trade(4)], WALL_T0 + 10 * GRACE).fresh) == [4]  # late
+    assert feed.finish(WALL_T0 + 11 * GRACE) == []
+
+
+def test_trades_named_as_the_latest_that_come_within_the_grace_leave_no_gap() -> None:
+    feed = tracker()
+    feed.accept([trade(1)], WALL_T0)
+    feed.latest(BTC, 3, named(3), WALL_T0)
+    assert ids(feed.accept([trade(3)], WALL_T0 + 1).fresh) == [3]
+    feed.latest(BTC, 3, named(3), WALL_T0 + 2)  # the same again: nothing new
+    assert ids(feed.accept([trade(2), trade(4)], WALL_T0 + 3).fresh) == [2, 4]
+    assert feed.next_deadline() is None
+    assert feed.finish(WALL_T0 + 10 * GRACE) == []
+
+
+def test_a_latest_trade_id_is_ignored_before_the_first_trade_and_while_an_outage_is_open() -> None:
+    feed = tracker()
+    feed.latest(BTC, 7, named(7), WALL_T0)  # nothing seen yet: nothing to measure from
+    assert ids(feed.accept([trade(5)], WALL_T0).fresh) == [5]
+    assert feed.next_deadline() is None
+    feed.disconnected(WALL_T0 + SECOND)
+    feed.connected(WALL_T0 + 2 * SECOND)
+    feed.latest(BTC, 9, named(9), WALL_T0 + 2 * SECOND)  # the outage's first trade decides
+    (gap,) = feed.accept([trade(10)], WALL_T0 + 3 * SECOND).gaps
+    assert gap.reason is GapReason.DISCONNECTED
+    assert gap.detail.endswith("trade ids 6..9 missing")
+    assert feed.finish(WALL_T0 + 10 * GRACE) == []
+
+
+def test_without_contiguous_ids_a_latest_trade_id_proves_nothing() -> None:
+    feed = tracker(contiguous=False)
+    feed.accept([trade(1)], WALL_T0)
+    feed.latest(BTC, 5, named(5), WALL_T0)
+    assert feed.next_deadline() is None
+    assert feed.finish(WALL_T0 + 10 * GRACE) == []
+
+
 @settings(max_examples=200, deadline=None)
 @given(
     count=st.integers(min_value=2, max_value=60),
@@ -213,12 +275,16 @@ def test_without_contiguous_ids_an_outage_ends_at_the_first_trade_not_older_than
 def test_every_missing_trade_is_in_exactly_one_reported_hole_and_every_gap_misses_one(
     count: int, data: st.DataObject
 ) -> None:
-    """Whatever the order, repeats and losses: each trade passes once, and the gaps are
-    exactly the holes left (trade 1 arrives first; later ones in any order)."""
+    """Whatever the order, repeats, losses and heartbeats naming the latest trade id: each
+    trade passes once, and the gaps are exactly the holes left (trade 1 arrives first; later
+    ones in any order)."""
     lost = data.draw(st.sets(st.integers(2, count)))
     delivered = [k for k in range(2, count + 1) if k not in lost]
     order = [1, *data.draw(st.permutations(delivered))]
     repeats = data.draw(st.lists(st.sampled_from(order), max_size=10))
+    beats = data.draw(
+        st.lists(st.tuples(st.integers(0, len(order) - 1), st.integers(1, count)), max_size=5)
+    )  # (after the n-th trade delivered, the venue names trade id k as its latest)
     feed = tracker()
     fresh: list[int] = []
     gaps: list[FeedGap] = []
@@ -226,10 +292,14 @@ def test_every_missing_trade_is_in_exactly_one_reported_hole_and_every_gap_misse
         result = feed.accept([trade(trade_id)], WALL_T0 + n)
         fresh.extend(ids(result.fresh))
         gaps.extend(result.gaps)
+        for _, latest in (beat for beat in beats if beat[0] == n):
+            feed.latest(BTC, latest, named(latest), WALL_T0 + n)
     gaps.extend(feed.finish(WALL_T0 + len(order) + len(repeats)))
     assert sorted(fresh) == sorted(order)
     highest = max(order)
-    expected_missing = {k for k in lost if k < highest}  # beyond the last trade nothing is known
+    named_last = max((latest for _, latest in beats), default=0)
+    # beyond the last trade (or the last one the venue named) nothing is known
+    expected_missing = {k for k in lost if k < highest or k <= named_last}
     covered = [
         {k for k in range(1, count + 1) if ts(k) > g.start_ns and ts(k) < g.end_ns - 1}
         for g in gaps
