@@ -107,13 +107,13 @@ def candles(n: int) -> list[Candle]:
 def serve(database_url: str, port: int) -> None:
     """The history API at ``/`` (final pages cached in memory) and at ``/cold`` (no cache:
     every request reads the database), the naive baseline at ``/naive``, until killed."""
-    import uvicorn
     from starlette.applications import Starlette
     from starlette.requests import Request
     from starlette.responses import Response
     from starlette.routing import Mount, Route
 
     from charting import ApiSettings, create_app_for_url
+    from charting.server import run_until_stopped
 
     api = create_app_for_url(database_url, ApiSettings(max_limit=1_000_000))
     cold = create_app_for_url(database_url, ApiSettings(max_limit=1_000_000, cache_bytes=0))
@@ -140,7 +140,7 @@ def serve(database_url: str, port: int) -> None:
 
     routes = [Route("/naive", naive), Mount("/cold", cold), Mount("/", api)]
     app = Starlette(routes=routes, lifespan=lifespan)
-    uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning", access_log=False)
+    run_until_stopped(app, "127.0.0.1", port, log_level="warning")  # as `mdp api` serves
 
 
 # -- the measuring process ----------------------------------------------------------------

@@ -12,6 +12,12 @@ Order: the rows come from a subquery ordered by the key with a LIMIT; such a sub
 never flattened, and a plain aggregate takes its input in the order given, so the joined
 value is in open-time order (:func:`charting.packed.packed_rows` checks it for packed rows).
 
+A long page (:data:`HALVES_FROM` rows or more) is two such statements sent at once in
+pipeline mode, for the first half of its time span and the rest (:func:`read_page`), in one
+REPEATABLE READ transaction: PostgreSQL builds the second half while the first is on its way
+here, which on this two-core machine cut the database time of 10,000 packed rows from 11.4 to
+7.6 ms (p50; ``docs/history-api.md``).
+
 Large pages stay bounded in memory: a page over ``chunk`` rows is read ``chunk`` rows per
 statement, with a summary statement after the first chunk (its headers need the whole page's
 summary before the first byte), all in one REPEATABLE READ transaction, so that chunks and
@@ -42,6 +48,8 @@ SyncConnection = psycopg.Connection[Any]
 SyncPool = ConnectionPool[SyncConnection]
 
 _NS: Final = 1_000_000_000
+HALVES_FROM: Final = 2_000
+"""Pages of at least this many rows are read in two halves at once (:func:`read_page`)."""
 
 CANDLE_RANGE: Final = """
 FROM candles
@@ -185,17 +193,23 @@ class _TextAsBytes(Loader):
         return bytes(data)
 
 
-def read_part(
-    conn: SyncConnection, form: PageForm, params: dict[str, Any], rows: int, *, body: bool = True
-) -> _Part:
-    """Run :func:`page_statement` (blocking: see :class:`CandleRead` for why)."""
+def _cursor(conn: SyncConnection) -> psycopg.Cursor[Any]:
     cursor = conn.cursor(binary=True)
     cursor.adapters.register_loader("text", _TextAsBytes)
+    return cursor
+
+
+def _execute(
+    cursor: psycopg.Cursor[Any], form: PageForm, params: dict[str, Any], rows: int, body: bool
+) -> None:
     # Never prepared: a prepared statement soon gets PostgreSQL's generic plan, which
     # guesses a handful of rows for any range and so walks the table instead of reading
     # the covering index; a plan made for the actual range costs a fraction of a millisecond.
     statement = page_statement(form, body=body)
     cursor.execute(statement, params | {"rows": rows}, prepare=False)
+
+
+def _result(cursor: psycopg.Cursor[Any], form: PageForm, body: bool) -> _Part:
     found = cursor.fetchone()
     assert found is not None  # an aggregate always gives one row
     joined, count, ready, has_open, updated_us, ps, ss, after = found
@@ -216,6 +230,73 @@ def read_part(
         price_scale=int(ps or 0),
         size_scale=int(ss or 0),
         after=None if after is None else int(after) * _NS,
+    )
+
+
+def read_part(
+    conn: SyncConnection, form: PageForm, params: dict[str, Any], rows: int, *, body: bool = True
+) -> _Part:
+    """Run :func:`page_statement` (blocking: see :class:`CandleRead` for why)."""
+    cursor = _cursor(conn)
+    _execute(cursor, form, params, rows, body)
+    return _result(cursor, form, body)
+
+
+def read_page(
+    conn: SyncConnection,
+    form: PageForm,
+    instrument: str,
+    interval: Interval,
+    start: int,
+    end: int,
+    rows: int,
+) -> _Part:
+    """The first ``rows`` candles of ``[start, end)``, summary and body (blocking).
+
+    From :data:`HALVES_FROM` rows on, in halves: ``[start, middle)``, where ``middle`` is
+    ``rows // 2`` intervals on (candles of one interval open at least an interval apart, so
+    at most ``rows // 2`` of them are there), and the rest of the rows from ``middle``, both
+    sent in one pipeline within a REPEATABLE READ transaction. Where the first half holds
+    fewer (missing candles), the rows still wanting are read after the second, in the same
+    transaction.
+    """
+    middle = start + rows // 2 * interval.ns
+    if rows < HALVES_FROM or middle >= end:
+        return read_part(conn, form, candle_params(instrument, interval, start, end), rows)
+    first, second = _cursor(conn), _cursor(conn)
+    try:
+        with conn.pipeline():
+            conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            half = candle_params(instrument, interval, start, middle)
+            _execute(first, form, half, rows, True)
+            rest = candle_params(instrument, interval, middle, end)
+            _execute(second, form, rest, rows - rows // 2, True)
+        parts = [_result(first, form, True), _result(second, form, True)]
+        first_rows, second_rows, after = parts[0].rows, parts[1].rows, parts[1].after
+        if first_rows > rows // 2:  # candles closer than an interval: read it whole
+            whole = candle_params(instrument, interval, start, end)
+            parts = [read_part(conn, form, whole, rows)]
+        elif first_rows + second_rows < rows and second_rows == rows - rows // 2 and after:
+            later = candle_params(instrument, interval, after, end)
+            parts.append(read_part(conn, form, later, rows - first_rows - second_rows))
+    finally:
+        conn.rollback()  # read only: nothing to keep
+    return _joined(form, parts)
+
+
+def _joined(form: PageForm, parts: list[_Part]) -> _Part:
+    """Parts read one after another as one: their bodies joined, their summaries summed."""
+    bodies = [part.body for part in parts if part.body]
+    changes = [part.updated_us for part in parts if part.updated_us is not None]
+    return _Part(
+        body=(b"," if form is PageForm.JSON else b"").join(bodies),
+        rows=sum(part.rows for part in parts),
+        ready=sum(part.ready for part in parts),
+        has_open=any(part.has_open for part in parts),
+        updated_us=max(changes, default=None),
+        price_scale=max(part.price_scale for part in parts),
+        size_scale=max(part.size_scale for part in parts),
+        after=parts[-1].after,
     )
 
 
@@ -277,11 +358,14 @@ class CandleRead:
         return await asyncio.to_thread(self._open)
 
     def _open(self) -> CandlePage:
-        params = candle_params(self._instrument, self._interval, self._start, self._end)
         if self._limit <= self._chunk:
             with self._pool.connection() as conn:
-                part = read_part(conn, self._form, params, self._limit)
+                part = read_page(
+                    conn, self._form, self._instrument, self._interval, self._start,
+                    self._end, self._limit,
+                )  # fmt: skip
             return self._opened(part, part.page(self._start, self._end, self._limit))
+        params = candle_params(self._instrument, self._interval, self._start, self._end)
         conn = self._conn = self._pool.getconn()
         try:
             conn.execute("BEGIN ISOLATION LEVEL REPEATABLE READ")  # the pool's are autocommit

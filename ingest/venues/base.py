@@ -20,6 +20,13 @@ MAX_BAD_PAYLOAD: Final = 2048
 """The most characters of a bad frame kept with its reject."""
 
 
+def websocket_url(url: str, what: str = "a venue URL") -> str:
+    """``url`` if it is a WebSocket URL (``ws://`` or ``wss://``), else ``ValueError``."""
+    if not url.startswith(("ws://", "wss://")):
+        raise ValueError(f"{what} must start with ws:// or wss://, got {url!r}")
+    return url
+
+
 @dataclass(frozen=True, slots=True)
 class BadFrame:
     """A frame (or a part of one) the protocol refused: ``detail`` names the field and why."""

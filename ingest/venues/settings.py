@@ -5,6 +5,8 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass, fields
 
+from ingest.venues.base import websocket_url
+
 _NS_PER_SECOND = 1_000_000_000
 _ZERO_OK = frozenset({"gap_grace", "batch_wait", "stale_after"})
 
@@ -76,8 +78,8 @@ class VenueSettings:
                 raise ValueError(f"venue setting {name} must be an integer")
         if self.backoff_max < self.backoff_initial:
             raise ValueError("venue setting backoff_max must be at least backoff_initial")
-        if self.url is not None and not self.url.startswith(("ws://", "wss://")):
-            raise ValueError(f"venue setting url must start with ws:// or wss://, got {self.url!r}")
+        if self.url is not None:
+            websocket_url(self.url, "venue setting url")
 
     def stale_timeout(self, venue_default: float | None) -> float | None:
         """The stale-feed timeout in force, seconds: ``stale_after``, else the venue's default

@@ -27,7 +27,7 @@ import msgspec
 
 from core.instruments import make_instrument
 from core.ticks import Side, Tick
-from ingest.venues.base import BadFrame, Parsed
+from ingest.venues.base import BadFrame, Parsed, websocket_url
 from ingest.venues.binance.schema import (
     AggTrade,
     CombinedAggTrade,
@@ -249,9 +249,7 @@ class BinanceSpot:
 
 
 def _base(base_url: str) -> str:
-    if not base_url.startswith(("ws://", "wss://")):
-        raise ValueError(f"a venue URL starts with ws:// or wss://, got {base_url!r}")
-    return base_url.rstrip("/")
+    return websocket_url(base_url).rstrip("/")
 
 
 def _error_text(message: dict[str, object]) -> str:

@@ -30,7 +30,7 @@ import msgspec
 
 from core.instruments import make_instrument
 from core.ticks import Side, Tick
-from ingest.venues.base import BadFrame, LatestTrade, Parsed
+from ingest.venues.base import BadFrame, LatestTrade, Parsed, websocket_url
 from ingest.venues.coinbase.schema import (
     KNOWN_TYPES,
     Error,
@@ -93,9 +93,7 @@ class CoinbaseExchange:
 
     def connect_url(self, base_url: str, symbols: Sequence[str]) -> str:
         self._learn(symbols)
-        if not base_url.startswith(("ws://", "wss://")):
-            raise ValueError(f"a venue URL starts with ws:// or wss://, got {base_url!r}")
-        return base_url
+        return websocket_url(base_url)
 
     def subscribe(self, symbols: Sequence[str]) -> list[str]:
         products = self._learn(symbols)

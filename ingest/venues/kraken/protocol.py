@@ -25,7 +25,7 @@ import msgspec
 
 from core.instruments import make_instrument
 from core.ticks import Side, Tick
-from ingest.venues.base import BadFrame, Parsed
+from ingest.venues.base import BadFrame, Parsed, websocket_url
 from ingest.venues.fields import (
     BAD_FIELD,
     BAD_TICK,
@@ -101,9 +101,7 @@ class KrakenSpot:
 
     def connect_url(self, base_url: str, symbols: Sequence[str]) -> str:
         self._learn(symbols)
-        if not base_url.startswith(("ws://", "wss://")):
-            raise ValueError(f"a venue URL starts with ws:// or wss://, got {base_url!r}")
-        return base_url
+        return websocket_url(base_url)
 
     def subscribe(self, symbols: Sequence[str]) -> list[str]:
         params = SubscribeParams(
