@@ -43,14 +43,11 @@ _INSERT_TICK = (
 _UPSERT_CANDLE = (
     f"INSERT INTO candles ({', '.join(CANDLE_COLUMNS)})"
     f" VALUES ({', '.join(['%s'] * len(CANDLE_COLUMNS))})"
-    " ON CONFLICT (instrument, interval, open_time) DO UPDATE SET"
-    " open = excluded.open, high = excluded.high, low = excluded.low, close = excluded.close,"
-    " volume = excluded.volume, quote_volume = excluded.quote_volume, vwap = excluded.vwap,"
-    " taker_buy_volume = excluded.taker_buy_volume, trades = excluded.trades,"
-    " first_trade_id = excluded.first_trade_id, last_trade_id = excluded.last_trade_id,"
-    " revision = excluded.revision, status = excluded.status, updated_at = now()"
-    " WHERE candles.revision < excluded.revision"
+    " ON CONFLICT (instrument, interval, open_time) DO UPDATE SET "
+    + ", ".join(f"{name} = excluded.{name}" for name in CANDLE_COLUMNS[3:])
+    + ", updated_at = now() WHERE candles.revision < excluded.revision"
 )
+"""The baseline's upsert: row by row, every column the store's own upsert rewrites."""
 
 
 def tick_rows(batches: Sequence[TickBatch]) -> list[tuple[object, ...]]:

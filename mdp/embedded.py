@@ -29,9 +29,10 @@ from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
 from ingest.files import ReadReport
 from ingest.publisher import FeedEvent, FeedPublisher
-from ingest.sources import live_synthetic, replay, stop_feeding, venue
+from ingest.sources import VenueSource, live_synthetic, replay, stop_feeding, venue
 from ingest.synthetic import DEFAULT_INSTRUMENTS
 from ingest.venues import venue_protocol
+from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
 from mdp.status import status_line
 from storage import PostgresServer, PostgresStore
@@ -120,7 +121,9 @@ class Platform:
             await asyncio.sleep(0)  # both subscribe before the first tick is published
             source = self._source(feed)
             feeding = asyncio.create_task(feed.run(source), name="feed")
-            status = asyncio.create_task(self._report(feed, runner, writer), name="status")
+            venue = source.feed.counters if isinstance(source, VenueSource) else None
+            report = self._report(feed, runner, writer, venue)
+            status = asyncio.create_task(report, name="status")
             try:
                 await _until(stop, [writing, running], feeding)
             finally:
@@ -188,11 +191,15 @@ class Platform:
         return replay(feed.replay, report, feed.speed, feed.format, feed.instrument)
 
     async def _report(
-        self, feed: FeedPublisher, engine: EngineRunner, writer: StorageWriter
+        self,
+        feed: FeedPublisher,
+        engine: EngineRunner,
+        writer: StorageWriter,
+        venue: FeedCounters | None,
     ) -> None:
         while True:
             await asyncio.sleep(self.settings.status_every)
-            line = status_line(feed.stats, engine.stats, writer.stats)
+            line = status_line(feed.stats, engine.stats, writer.stats, venue)
             if self.out.isatty():
                 self.out.write("\r\x1b[K" + line)
                 self.out.flush()

@@ -3,19 +3,34 @@
 from __future__ import annotations
 
 from ingest.publisher import FeedStats
+from ingest.venues.session import FeedCounters
 from storage.writer import WriterStats
 from streams.engine_runner import EngineStats
 
 
-def status_line(feed: FeedStats, engine: EngineStats, writer: WriterStats) -> str:
-    """One line: ticks in, candles out, rejects, stored rows, the backlog (lag) in ticks, and
-    the feed gaps a live venue reported (when there were any)."""
+def status_line(
+    feed: FeedStats,
+    engine: EngineStats,
+    writer: WriterStats,
+    venue: FeedCounters | None = None,
+) -> str:
+    """One line: ticks in, candles out, rejects, stored rows, the backlog (lag) in ticks, the
+    feed gaps a live venue reported (when there were any) and its connection (``venue``)."""
     rejects = feed.bad_rows + engine.rejected + engine.undecodable
     engine_lag = max(0, feed.ticks - engine.ticks)
     gaps = f" | feed gaps {feed.gaps:,}" if feed.gaps else ""
+    link = "" if venue is None else f" | venue {connection(venue)}"
     done = " | feed finished" if feed.finished else ""
     return (
         f"ticks in {feed.ticks:,} | candles out {engine.candles:,} | rejects {rejects:,}"
         f" | stored {writer.ticks:,} ticks, {writer.candles:,} candle updates"
-        f" | lag {engine_lag:,} ticks{gaps}{done}"
+        f" | lag {engine_lag:,} ticks{gaps}{link}{done}"
     )
+
+
+def connection(venue: FeedCounters) -> str:
+    """``connected``, or ``connecting`` / ``reconnecting`` with the last error, if any."""
+    if venue.connected:
+        return "connected"
+    state = "reconnecting" if venue.connects else "connecting"
+    return state if venue.last_error is None else f"{state} ({venue.last_error})"
