@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping, Sequence
 from pathlib import Path
 from typing import Final
 
@@ -72,12 +72,16 @@ def venue(
     symbols: Sequence[str],
     settings: VenueSettings,
     on_reject: Callable[[RejectedMessage], None],
+    resume: Mapping[str, tuple[int, int]] | None = None,
 ) -> VenueSource:
     """A live venue's trades as tick batches and feed gaps; refused frames go to ``on_reject``.
 
-    The venue name and symbols are checked (``ValueError``) before any connection is made.
+    ``resume``: the last stored trade per instrument, ``(trade id, ts_event)``, when the
+    platform starts again (see :class:`~ingest.venues.runtime.VenueFeed`). The venue name and
+    symbols are checked (``ValueError``) before any connection is made.
     """
-    return VenueSource(VenueFeed(venue_protocol(name), symbols, settings), on_reject)
+    feed = VenueFeed(venue_protocol(name), symbols, settings, resume=resume)
+    return VenueSource(feed, on_reject)
 
 
 class VenueSource:

@@ -9,7 +9,9 @@ the machine's PostgreSQL binaries.
 Stopping (Ctrl-C, SIGTERM, or the ``stop`` event) ends the feed first (a live venue's hands
 over what it received and the gaps still open), then lets the engine and the writer finish
 what was already accepted, saves the engine's checkpoint, and only then closes the database:
-nothing accepted is lost, and the next start continues from there.
+nothing accepted is lost, and the next start continues from there. A live venue's feed
+resumes from the last trade stored of each instrument: the trades the venue sends again are
+dropped as repeats, and the time the platform was stopped is a feed gap.
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class Platform:
             writing = asyncio.create_task(writer.run(), name="writer")
             running = asyncio.create_task(runner.run(), name="engine")
             await asyncio.sleep(0)  # both subscribe before the first tick is published
-            source = self._source(feed)
+            source = await self._source(feed, store)
             feeding = asyncio.create_task(feed.run(source), name="feed")
             venue = source.feed.counters if isinstance(source, VenueSource) else None
             report = self._report(feed, runner, writer, venue)
@@ -176,12 +178,17 @@ class Platform:
             self._say(f"chart: {self.chart_url}  (history API: {server.url}/v1, /udf)")
             yield
 
-    def _source(self, publisher: FeedPublisher) -> AsyncIterable[FeedEvent]:
+    async def _source(
+        self, publisher: FeedPublisher, store: PostgresStore
+    ) -> AsyncIterable[FeedEvent]:
         feed = self.settings.feed
         if feed.venue is not None:
             self._say(f"feed: {feed.venue} {', '.join(feed.symbols)} live")
+            resume = await store.last_trades(feed.live_instruments())
+            for instrument, (trade_id, _) in sorted(resume.items()):
+                self._say(f"feed: {instrument} resumes after the stored trade id {trade_id}")
             settings = VenueSettings(url=feed.venue_url, stale_after=feed.stale_after)
-            return venue(feed.venue, feed.symbols, settings, publisher.reject)
+            return venue(feed.venue, feed.symbols, settings, publisher.reject, resume)
         if feed.replay is None:
             self._say(f"feed: synthetic {', '.join(feed.instruments)} at {feed.rate:g} ticks/s")
             return live_synthetic(feed.instruments, feed.rate, feed.seed)

@@ -131,6 +131,14 @@ class MemoryStore:
             if key[0] == instrument and gap.overlaps(start, end)
         ]
 
+    async def last_trades(self, instruments: Sequence[str]) -> dict[str, tuple[int, int]]:
+        wanted = set(instruments)
+        last: dict[str, tuple[int, int]] = {}  # instrument -> (ts_event, trade id)
+        for name, ts_event, trade_id in self._ticks:
+            if name in wanted:
+                last[name] = max(last.get(name, (ts_event, trade_id)), (ts_event, trade_id))
+        return {name: (trade_id, ts_event) for name, (ts_event, trade_id) in last.items()}
+
     async def instruments(self) -> list[str]:
         return sorted(self._instruments)
 

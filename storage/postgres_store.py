@@ -96,6 +96,21 @@ ON CONFLICT (group_id, topic, partition) DO UPDATE
 SET next_offset = greatest(consumer_offsets.next_offset, excluded.next_offset),
     updated_at = now()
 """
+_LAST_TRADES: Final = """
+SELECT wanted.instrument, last.trade_id, last.ts_event_ns
+FROM (SELECT DISTINCT unnest(%s::text[]) AS instrument) AS wanted
+JOIN instruments USING (instrument)
+CROSS JOIN LATERAL (
+    SELECT trade_id, ts_event_ns FROM ticks
+    WHERE ticks.instrument = wanted.instrument
+    ORDER BY ts_event DESC, ts_event_ns DESC, trade_id DESC
+    LIMIT 1
+) AS last
+"""
+"""Per instrument, a backward scan of the ticks' key (it leads with time) that stops at the
+instrument's latest trade: it reads only the ticks of other instruments written since.
+Instruments never written (not in ``instruments``) are not looked for, which would read
+every tick."""
 _TICK_RANGE: Final = """
 FROM ticks
 WHERE ts_event >= %(lo)s AND ts_event < %(hi)s
@@ -300,6 +315,14 @@ class PostgresStore:
                 )
                 for name, start_ns, end_ns, reason, detail, noticed_ns in await cursor.fetchall()
             ]
+
+    async def last_trades(self, instruments: Sequence[str]) -> dict[str, tuple[int, int]]:
+        async with self._pool.connection() as conn:
+            cursor = await conn.execute(_LAST_TRADES, (list(instruments),))
+            return {
+                str(name): (int(trade_id), int(ts_event))
+                for name, trade_id, ts_event in await cursor.fetchall()
+            }
 
     async def instruments(self) -> list[str]:
         async with self._pool.connection() as conn:

@@ -66,6 +66,12 @@ class MarketDataStore(Protocol):
         and ``gap.end_ns > start``), ordered by start, end and reason."""
         ...
 
+    async def last_trades(self, instruments: Sequence[str]) -> dict[str, tuple[int, int]]:
+        """The last stored trade of each of ``instruments``, by (``ts_event``, trade id), as
+        ``instrument -> (trade id, ts_event)``; instruments without ticks are left out. A live
+        feed resumes from it after a restart."""
+        ...
+
     async def instruments(self) -> list[str]:
         """Every instrument with ticks, candles or feed gaps, sorted."""
         ...

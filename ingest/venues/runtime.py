@@ -21,7 +21,7 @@ import logging
 import random
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from contextlib import suppress
 from dataclasses import dataclass
 from typing import cast
@@ -57,8 +57,11 @@ class VenueFeed:
     """Live trades of ``symbols`` from one venue, as tick batches, feed gaps and rejects.
 
     ``symbols`` are the venue's own (``BTC/USD`` on Kraken); a symbol the protocol refuses
-    raises ``ValueError`` here, as does a malformed URL. ``clock`` (wall clock, UTC ns) and
-    ``rng`` (the backoff's jitter) are there for tests.
+    raises ``ValueError`` here, as does a malformed URL. ``resume`` maps instruments to their
+    last trade stored before a restart, ``(trade id, ts_event)``: the feed starts as if the
+    connection had dropped after it (repeats of stored trades dropped, the time in between
+    a gap). ``clock`` (wall clock, UTC ns) and ``rng`` (the backoff's jitter) are there for
+    tests.
 
     Iterate :meth:`events` once; call :meth:`stop` from the same event loop to end it.
     """
@@ -69,12 +72,13 @@ class VenueFeed:
         symbols: Sequence[str],
         settings: VenueSettings | None = None,
         *,
+        resume: Mapping[str, tuple[int, int]] | None = None,
         clock: Callable[[], int] = time.time_ns,
         rng: Callable[[], float] = random.random,
     ) -> None:
         self.settings = settings if settings is not None else VenueSettings()
         self.protocol = protocol
-        self.session = FeedSession(protocol, symbols, self.settings)
+        self.session = FeedSession(protocol, symbols, self.settings, resume=resume)
         self.url = protocol.connect_url(self.settings.url or protocol.default_url, symbols)
         try:
             parse_uri(self.url)

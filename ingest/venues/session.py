@@ -13,7 +13,7 @@ it, so that a consumer sees them in the order the feed learnt them.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 from core.gaps import FeedGap
@@ -72,7 +72,10 @@ class FrameResult:
 class FeedSession:
     """The state of one feed of ``symbols`` on one venue; see the module docstring.
 
-    Raises ``ValueError`` (from the protocol) for a symbol the venue cannot have.
+    ``resume`` maps instruments to their last trade stored before a restart, ``(trade id,
+    ts_event)``: the feed starts as if after a drop there (:meth:`FeedTracker.resume`).
+    Raises ``ValueError`` (from the protocol) for a symbol the venue cannot have, and for a
+    resume point of an instrument not subscribed.
     """
 
     def __init__(
@@ -81,6 +84,8 @@ class FeedSession:
         symbols: Sequence[str],
         settings: VenueSettings,
         counters: FeedCounters | None = None,
+        *,
+        resume: Mapping[str, tuple[int, int]] | None = None,
     ) -> None:
         if not symbols:
             raise ValueError("symbols: a venue feed needs at least one symbol")
@@ -94,6 +99,8 @@ class FeedSession:
             grace_ns=VenueSettings.ns(settings.gap_grace),
             window=settings.dedupe_window,
         )
+        for instrument, (trade_id, ts_event) in (resume or {}).items():
+            self.tracker.resume(instrument, trade_id, ts_event)
         self.batcher = MicroBatcher(settings.batch_max, VenueSettings.ns(settings.batch_wait))
 
     # -- connection ------------------------------------------------------------------------

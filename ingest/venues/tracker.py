@@ -20,6 +20,10 @@ named instead of silently empty:
   nanosecond, as the end is exclusive). It is emitted when that trade arrives, or by
   :meth:`FeedTracker.finish` (ending at the venue-time estimate) if none ever does. Trade
   ids missing across the outage are named in its detail and not reported again as a hole.
+- **restarts**: :meth:`FeedTracker.resume` seeds an instrument with the last trade stored
+  before the platform was stopped. The feed then starts as if after a drop at that trade: ids
+  up to it are repeats (a snapshot re-sending stored trades), and the first new trade closes a
+  ``DISCONNECTED`` gap from the stored trade to it.
 
 Every gap is reported exactly once. All times are integers: ``ts_event`` in venue time, the
 ``now_ns`` arguments in wall-clock time, both UTC nanoseconds.
@@ -82,6 +86,9 @@ class _Outage:
     """Wall clock of the drop."""
     up_ns: int | None = None
     """Wall clock of the first reconnect after it."""
+    stopped: bool = False
+    """The platform was stopped: the outage began at the last stored trade
+    (:meth:`FeedTracker.resume`); ``down_ns`` is not known."""
 
 
 class _Book(Protocol):
@@ -96,6 +103,11 @@ class _Book(Protocol):
         ...
 
     def record(self, tick: Tick, now_ns: int, settled: bool) -> None: ...
+
+    def seed(self, trade_id: int, ts_event: int) -> None:
+        """Before any trade: ``trade_id`` (at ``ts_event``) and every id below it count as
+        seen (they were stored before a restart)."""
+        ...
 
     def latest(self, trade_id: int, ts_event: int, now_ns: int) -> None:
         """The venue named ``trade_id`` as its latest trade at venue time ``ts_event``."""
@@ -170,6 +182,10 @@ class _NumberedBook:
         assert found is not None, "record() is only called for new trades"
         _fill(*found, trade_id, ts)
 
+    def seed(self, trade_id: int, ts_event: int) -> None:
+        self.first = self.high = trade_id  # ids below the first one count as seen
+        self.high_ts = self.max_ts = ts_event
+
     def latest(self, trade_id: int, ts_event: int, now_ns: int) -> None:
         """Ids above the highest seen, up to ``trade_id``, exist: a hole until they come. Its
         span ends at ``ts_event`` (every trade up to ``trade_id`` was made by then), where any
@@ -241,11 +257,15 @@ class _RecentBook:
         self.order: deque[int] = deque()
         self.high: int | None = None
         self.max_ts: int | None = None
+        self.floor: int | None = None
+        """Ids up to this one were stored before a restart (:meth:`seed`)."""
 
     def high_id(self) -> int | None:
         return self.high
 
     def is_new(self, tick: Tick) -> bool:
+        if self.floor is not None and tick.trade_id <= self.floor:
+            return False
         return tick.trade_id not in self.seen
 
     def after(self, tick: Tick, outage: _Outage) -> bool:
@@ -258,6 +278,12 @@ class _RecentBook:
             self.seen.discard(self.order.popleft())
         self.high = tick.trade_id if self.high is None else max(self.high, tick.trade_id)
         self.max_ts = tick.ts_event if self.max_ts is None else max(self.max_ts, tick.ts_event)
+
+    def seed(self, trade_id: int, ts_event: int) -> None:
+        """Without contiguous ids only the order of ids tells stored trades from new ones:
+        the venues' ids grow with time, so ids up to the stored one are taken as stored."""
+        self.floor = self.high = trade_id
+        self.max_ts = ts_event
 
     def latest(self, trade_id: int, ts_event: int, now_ns: int) -> None:
         return None  # without contiguous ids, a higher id proves nothing missing
@@ -332,6 +358,23 @@ class FeedTracker:
             else:
                 start, last_id = self.venue_time(self._heard_ns or now_ns), None
             self._outages[instrument] = _Outage(start, last_id, now_ns)
+
+    def resume(self, instrument: str, trade_id: int, ts_event: int) -> None:
+        """The platform was stopped and starts again: ``instrument``'s last stored trade is
+        ``trade_id`` at venue time ``ts_event``. Call it before the feed's first trade.
+
+        The feed then starts as if the connection had dropped right after that trade: trades
+        with ids up to ``trade_id`` are repeats (with contiguous ids, the ids below the first
+        one seen count as seen; otherwise ids at or below it), and the first new trade closes
+        a ``DISCONNECTED`` gap from ``ts_event`` to it, naming the ids missing in between; or
+        :meth:`finish` reports it should none come.
+        """
+        if instrument not in self.instruments:
+            raise ValueError(f"resume: {instrument} is not one of the feed's instruments")
+        if instrument in self._books:
+            raise ValueError(f"resume: {instrument} has had trades already")
+        self._book(instrument).seed(trade_id, ts_event)
+        self._outages[instrument] = _Outage(ts_event, trade_id, 0, stopped=True)
 
     def venue_time(self, now_ns: int) -> int:
         """The venue's clock at wall time ``now_ns``, estimated from the latest trade."""
@@ -448,6 +491,8 @@ def _ids(lo: int, hi: int) -> str:
 
 
 def _down_for(outage: _Outage, now_ns: int) -> str:
+    if outage.stopped:
+        return f"the platform was stopped after the stored trade id {outage.last_id}"
     up = outage.up_ns if outage.up_ns is not None else now_ns
     seconds = (up - outage.down_ns) / _NS_PER_SECOND
     return f"connection lost for {seconds:.3f} s"

@@ -27,7 +27,7 @@ from storage import MarketDataStore, PostgresStore, WriteReport
 from storage.writer import StorageWriter
 from streams.engine_runner import EngineRunner
 from streams.memory import MemoryBus
-from tests.ingest.venues.fakes.kraken import SYMBOL, KrakenScript
+from tests.ingest.venues.fakes.kraken import SNAPSHOT_DEPTH, SYMBOL, KrakenScript
 from tests.ingest.venues.fakes.server import FakeVenue, Faults
 from tests.ingest.venues.harness import KRAKEN as KRAKEN_CASE
 from tests.ingest.venues.harness import gap_span, trade_frames, trade_ids_per_frame
@@ -192,6 +192,130 @@ async def test_a_live_kraken_feed_through_a_drop_and_repeats_stores_krakens_offi
     flagged = {c.open_time for c in candles if c.gap}
     assert flagged == {c.open_time for c in candles if c.open_time < end and start < c.close_time}
     assert flagged
+
+
+class FirstPart:
+    """The fake Kraken's script cut after frame ``end - 1``: the platform's first run."""
+
+    def __init__(self, script: KrakenScript, end: int) -> None:
+        self.script = script
+        self.end = end
+
+    def frames(self) -> list[str]:
+        return self.script.frames()[: self.end]
+
+    def replies(self, client_frame: str) -> list[str]:
+        return self.script.replies(client_frame)
+
+    def snapshot(self, sent: int) -> list[str]:
+        return self.script.snapshot(sent)
+
+
+async def run_kraken_until_replayed(
+    database: str, venue: FakeVenue, clock: Clock, new_trades: int, *, close: bool
+) -> Platform:
+    """``mdp up --venue kraken`` on ``venue`` until it has replayed and the engine has taken
+    ``new_trades``; with ``close``, the clock then jumps so that the last minute closes."""
+    feed = FeedSettings(venue="kraken", symbols=(SYMBOL,), venue_url=venue.url)
+    settings = PlatformSettings(
+        database_url=database,
+        feed=feed,
+        engine=engine_config(),
+        http_port=0,
+        ws_port=0,
+        status_every=0.2,
+    )
+    platform = Platform(settings, io.StringIO(), clock=clock)
+    stop = asyncio.Event()
+    running = asyncio.create_task(platform.run(stop))
+    async with PostgresStore.open(database) as store:
+
+        async def replayed() -> bool:
+            engine = platform.engine
+            return (
+                venue.finished.is_set() and engine is not None and engine.stats.ticks >= new_trades
+            )
+
+        async def complete() -> bool:
+            return LAST_MINUTE in await stored_minutes(store, f"KRAKEN:{SYMBOL}")
+
+        await wait_for(replayed)
+        if close:
+            clock.ahead_ns = 120 * 1_000_000_000
+            await wait_for(complete)
+    stop.set()
+    await asyncio.wait_for(running, WAIT)
+    return platform
+
+
+@pytest.mark.parametrize("lost", [False, True], ids=["snapshot-bridges", "trades-lost"])
+async def test_a_live_kraken_feed_stopped_and_started_again_resumes_from_the_stored_trades(
+    migrated_database: str, shared_data: Path, lost: bool
+) -> None:
+    """``mdp up --venue kraken`` runs for a third of the trades and is stopped; started again,
+    the venue resumes later (its snapshot repeats stored trades, or trades were made in
+    between that its snapshot no longer reaches). The restart is one stored DISCONNECTED gap
+    from the last stored trade to the first new one, with its candles flagged; no trade is
+    stored or counted twice, and the candles away from lost trades are Kraken's own."""
+    script = KrakenScript.from_file(shared_data)
+    frames = script.frames()
+    ids = trade_ids_per_frame(KRAKEN_CASE, frames)
+    stop_at = trade_frames(KRAKEN_CASE, frames)[len(frames) // 3] + 1
+    resume_at = stop_at
+    while lost and sum(len(i) for i in ids[stop_at:resume_at]) < SNAPSHOT_DEPTH + 20:
+        resume_at += 1
+    stored_before = [i for frame in ids[:stop_at] for i in frame]
+    snapshot = [i for frame in ids[:resume_at] for i in frame][-SNAPSHOT_DEPTH:]
+    sent_after = snapshot + [i for frame in ids[resume_at:] for i in frame]
+    new = [i for i in sent_after if i > max(stored_before)]
+    missing = sorted(set().union(*map(set, ids)) - set(stored_before) - set(new))
+    assert bool(missing) == lost
+    assert lost or len([i for i in snapshot if i in stored_before]) == SNAPSHOT_DEPTH
+    clock = Clock()
+    keepalive = '{"channel":"heartbeat"}'
+    async with FakeVenue(FirstPart(script, stop_at), keepalive=keepalive) as venue:
+        first = await run_kraken_until_replayed(
+            migrated_database, venue, clock, len(stored_before), close=False
+        )
+    assert first.feed is not None
+    assert (first.feed.stats.ticks, first.feed.stats.gaps) == (len(stored_before), 0)
+    async with FakeVenue(script, keepalive=keepalive) as venue:
+        venue.position = resume_at  # the venue went on while the platform was stopped
+        second = await run_kraken_until_replayed(
+            migrated_database, venue, clock, len(new), close=True
+        )
+    assert venue.connections == 1
+    assert second.feed is not None
+    assert second.engine is not None
+    assert (second.feed.stats.ticks, second.feed.stats.gaps) == (len(new), 1)
+    assert (second.engine.stats.ticks, second.engine.stats.duplicates) == (len(new), 0)
+    assert tick_rows(migrated_database) == (471 - len(missing), 471 - len(missing))
+
+    instrument = f"KRAKEN:{SYMBOL}"
+    async with PostgresStore.open(migrated_database) as store:
+        stored = await stored_minutes(store, instrument)
+        candles = await store.candles(instrument, MINUTE, 0, FOREVER)
+        (gap,) = await store.gaps(instrument, 0, FOREVER)
+    (reference,) = read_ticks(shared_data / KRAKEN / "trades.json")
+    start, end = gap_span(reference.ticks(), stored_before, new)
+    assert (gap.start_ns, gap.end_ns, gap.reason) == (start, end, GapReason.DISCONNECTED)
+    assert gap.detail.startswith(
+        f"the platform was stopped after the stored trade id {max(stored_before)}; "
+    )
+    if missing:
+        assert gap.detail.endswith(f"trade ids {missing[0]}..{missing[-1]} missing")
+        assert missing == list(range(missing[0], missing[-1] + 1))
+    else:
+        assert gap.detail.endswith(
+            f"trade ids continue across it ({max(stored_before)}, {min(new)})"
+        )
+    flagged = {c.open_time for c in candles if c.gap}
+    assert flagged == {c.open_time for c in candles if c.open_time < end and start < c.close_time}
+    assert flagged
+    expected = official(shared_data)
+    kept = {t for t in expected if not (missing and t in flagged)}
+    assert {t: stored[t] for t in kept} == {t: expected[t] for t in kept}
+    assert len(kept) > len(expected) // 2
 
 
 async def stored_minutes(store: MarketDataStore, instrument: str) -> dict[int, tuple[Decimal, ...]]:

@@ -195,3 +195,22 @@ async def test_open_can_migrate_first(fresh_database: str) -> None:
         await store.write([batch(tick(1, 0))])
     rows = sql_rows(fresh_database, "SELECT max(version) FROM schema_migrations")
     assert rows == [(latest_version(),)]
+
+
+async def test_the_last_trade_read_scans_the_ticks_key_backwards_and_skips_unknown_instruments(
+    postgres_store: PostgresStore, migrated_database: str
+) -> None:
+    await postgres_store.write(
+        [
+            batch(*(tick(i, i * 1_000, instrument=f"TEST:{k}") for i in range(k, 3_001, 3)))
+            for k in range(3)
+        ]
+    )
+    with psycopg.connect(migrated_database) as conn:
+        conn.execute("ANALYZE ticks")
+    query = postgres_store_module._LAST_TRADES.replace("%s", "ARRAY['TEST:1', 'TEST:9']")
+    plan = "\n".join(str(row[0]) for row in sql_rows(migrated_database, f"EXPLAIN {query}"))
+    assert "Scan Backward using ticks_pkey on ticks" in plan, plan  # (index only)
+    assert await postgres_store.last_trades(["TEST:1", "TEST:9"]) == {
+        "TEST:1": (2_998, T0 + 2_998_000)
+    }

@@ -105,6 +105,22 @@ async def test_the_same_trade_id_on_another_instrument_is_another_tick(
     assert report.ticks_written == 1
 
 
+async def test_the_last_trade_of_each_instrument_is_the_latest_by_event_time_then_trade_id(
+    store: MarketDataStore,
+) -> None:
+    await store.write([batch(tick(5, 2_000), tick(9, 1_000), tick(6, 2_000), tick(3, 1_500))])
+    await store.write([batch(tick(40, 500, instrument="TEST:ETHUSD"))])
+    await store.write([batch(tick(4, 1_999))])  # written last, but earlier
+    await store.write(candles=[candle(0, instrument="TEST:SOLUSD")])  # no ticks
+    wanted = ["TEST:BTCUSD", "TEST:ETHUSD", "TEST:SOLUSD", "TEST:NONE", "TEST:BTCUSD"]
+    assert await store.last_trades(wanted) == {
+        "TEST:BTCUSD": (6, T0 + 2_000),
+        "TEST:ETHUSD": (40, T0 + 500),
+    }
+    assert await store.last_trades(["TEST:ETHUSD"]) == {"TEST:ETHUSD": (40, T0 + 500)}
+    assert await store.last_trades([]) == {}
+
+
 async def test_batches_of_different_scales_read_back_as_one_exact_batch(
     store: MarketDataStore,
 ) -> None:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from decimal import Decimal
 
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -203,6 +204,81 @@ def test_without_contiguous_ids_an_outage_ends_at_the_first_trade_not_older_than
     assert feed.accept([trade(4)], WALL_T0).gaps == []  # an older trade never seen: no end
     (gap,) = feed.accept([trade(9)], WALL_T0).gaps
     assert (gap.start_ns, gap.end_ns) == (ts(5), ts(9) + 1)
+
+
+def test_a_feed_resumed_from_a_stored_trade_closes_one_gap_from_it_at_the_first_new_trade() -> None:
+    feed = FeedTracker([BTC, ETH], contiguous=True, grace_ns=GRACE)
+    feed.resume(BTC, 10, ts(10))
+    feed.connected(WALL_T0)
+    feed.latest(BTC, 20, named(20), WALL_T0)  # ignored: the outage settles what is missing
+    result = feed.accept([trade(12), trade(8), trade(10), trade(13)], WALL_T0, snapshot=True)
+    assert ids(result.fresh) == [12, 13]
+    assert result.duplicates == 2  # 8 and 10 were stored before the stop
+    (gap,) = result.gaps
+    assert gap == FeedGap(
+        instrument=BTC,
+        start_ns=ts(10),
+        end_ns=ts(12) + 1,
+        reason=GapReason.DISCONNECTED,
+        detail="the platform was stopped after the stored trade id 10; trade id 11 missing",
+        ts_recv=WALL_T0,
+    )
+    assert feed.accept([trade(14)], WALL_T0 + SECOND).gaps == []
+    assert ids(feed.accept([trade(11)], WALL_T0 + SECOND).fresh) == [11]  # late, not lost
+    assert feed.expire(WALL_T0 + 10 * GRACE) == []
+    assert feed.finish(WALL_T0 + 10 * GRACE) == []  # ETH had nothing stored: no resume point
+
+
+def test_a_resumed_feed_whose_next_trade_follows_the_stored_one_says_the_ids_continue() -> None:
+    feed = tracker()
+    feed.resume(BTC, 10, ts(10))
+    feed.connected(WALL_T0)
+    feed.disconnected(WALL_T0 + SECOND)  # a drop before any trade: still the same outage
+    feed.connected(WALL_T0 + 2 * SECOND)
+    result = feed.accept([trade(9), trade(10), trade(11)], WALL_T0 + 3 * SECOND, snapshot=True)
+    assert (ids(result.fresh), result.duplicates) == ([11], 2)
+    (gap,) = result.gaps
+    assert (gap.start_ns, gap.end_ns, gap.reason) == (ts(10), ts(11) + 1, GapReason.DISCONNECTED)
+    assert gap.detail == (
+        "the platform was stopped after the stored trade id 10; "
+        "trade ids continue across it (10, 11)"
+    )
+    assert feed.finish(WALL_T0 + 4 * SECOND) == []
+
+
+def test_a_resumed_feed_stopped_before_any_new_trade_reports_the_restart_gap_at_the_finish() -> (
+    None
+):
+    feed = tracker()
+    feed.resume(BTC, 10, ts(10))
+    feed.connected(WALL_T0)
+    assert feed.accept([trade(10)], WALL_T0, snapshot=True).duplicates == 1
+    (gap,) = feed.finish(WALL_T0 + SECOND)
+    assert (gap.start_ns, gap.reason) == (ts(10), GapReason.DISCONNECTED)
+    assert gap.end_ns == WALL_T0 + SECOND  # the venue-time estimate (no trade to measure by)
+    assert gap.detail.startswith("the platform was stopped after the stored trade id 10; no new")
+
+
+def test_without_contiguous_ids_a_resumed_feed_drops_ids_up_to_the_stored_one() -> None:
+    feed = FeedTracker([BTC], contiguous=False, grace_ns=GRACE)
+    feed.resume(BTC, 50, ts(50))
+    feed.connected(WALL_T0)
+    result = feed.accept([trade(30), trade(50), trade(70), trade(60)], WALL_T0)
+    assert (ids(result.fresh), result.duplicates) == ([70, 60], 2)
+    (gap,) = result.gaps
+    assert (gap.start_ns, gap.end_ns, gap.reason) == (ts(50), ts(70) + 1, GapReason.DISCONNECTED)
+    assert gap.detail == "the platform was stopped after the stored trade id 50"
+    assert feed.accept([trade(70)], WALL_T0).duplicates == 1
+    assert feed.finish(WALL_T0 + SECOND) == []
+
+
+def test_resume_is_refused_for_an_instrument_not_subscribed_or_already_traded() -> None:
+    feed = tracker()
+    with pytest.raises(ValueError, match="not one of the feed's instruments"):
+        feed.resume(ETH, 1, ts(1))
+    feed.accept([trade(1)], WALL_T0)
+    with pytest.raises(ValueError, match="has had trades"):
+        feed.resume(BTC, 1, ts(1))
 
 
 def named(trade_id: int) -> int:
