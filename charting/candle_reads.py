@@ -15,8 +15,8 @@ value is in open-time order (:func:`charting.packed.packed_rows` checks it for p
 A long page (:data:`HALVES_FROM` rows or more) is two such statements sent at once in
 pipeline mode, for the first half of its time span and the rest (:func:`read_page`), in one
 REPEATABLE READ transaction: PostgreSQL builds the second half while the first is on its way
-here, which on this two-core machine cut the database time of 10,000 packed rows from 11.4 to
-7.6 ms (p50; ``docs/history-api.md``).
+here (on this two-core machine, 10,000 packed rows: p50 8.2-8.9 ms instead of 9.3-9.9, p99
+10 ms instead of 13-14; ``docs/history-api.md``).
 
 Large pages stay bounded in memory: a page over ``chunk`` rows is read ``chunk`` rows per
 statement, with a summary statement after the first chunk (its headers need the whole page's
