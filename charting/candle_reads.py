@@ -38,16 +38,17 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool
 
-from charting.packed import packed_rows
+from charting.packed import packed_rows, status_codes
 from charting.times import at_or_after
 from core.candles import VWAP_EXTRA_PLACES
 from core.intervals import Interval
-from storage.candle_rows import STATUS_MASK, STATUSES
+from storage.candle_rows import STATUSES
 
 SyncConnection = psycopg.Connection[Any]
 SyncPool = ConnectionPool[SyncConnection]
 
 _NS: Final = 1_000_000_000
+_OPEN: Final = STATUSES.index("open")
 HALVES_FROM: Final = 2_000
 """Pages of at least this many rows are read in two halves at once (:func:`read_page`)."""
 
@@ -217,8 +218,7 @@ def _result(cursor: psycopg.Cursor[Any], form: PageForm, body: bool) -> _Part:
     if body and form is PageForm.PACKED:  # the rest is in the rows themselves
         packed = packed_rows(data)
         ready = len(packed)
-        # the status word's low byte; bit 8 is the gap flag (storage.candle_rows.PACKED_WORDS)
-        has_open = bool(((packed["status"] & STATUS_MASK) == STATUSES.index("open")).any())
+        has_open = bool((status_codes(packed["status"]) == _OPEN).any())
         ps = int(packed["price_scale"].max()) if len(packed) else 0
         ss = int(packed["size_scale"].max()) if len(packed) else 0
     return _Part(

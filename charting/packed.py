@@ -186,12 +186,19 @@ def _trade_ids(values: Ints) -> pa.Array:
     )
 
 
-def _status_word(words: Ints) -> tuple[pa.Array, pa.Array]:
-    """The ``status`` and ``gap`` columns from the status word: the status code in its low
-    byte, the gap flag in bit 8 (:data:`storage.candle_rows.PACKED_WORDS`)."""
+def status_codes(words: Ints) -> Ints:
+    """The status codes (indexes in :data:`~storage.candle_rows.STATUSES`) of status words:
+    the code is the word's low byte, the gap flag its bit 8
+    (:data:`storage.candle_rows.PACKED_WORDS`). ``ValueError`` for a word that is neither."""
     if len(words) and (int(words.min()) < 0 or int(words.max()) >= GAP_FLAG << 1):
         raise ValueError("a packed candle row has an unknown status word")
-    codes = words & STATUS_MASK
+    codes: Ints = words & STATUS_MASK
     if len(codes) and int(codes.max()) >= len(STATUSES):
         raise ValueError("a packed candle row has an unknown status code")
+    return codes
+
+
+def _status_word(words: Ints) -> tuple[pa.Array, pa.Array]:
+    """The ``status`` and ``gap`` columns from the status word."""
+    codes = status_codes(words)
     return pc.take(_STATUS_TEXTS, pa.array(codes)), pa.array((words & GAP_FLAG) != 0)

@@ -10,10 +10,12 @@ reconnects with backoff, drops repeated trades and turns what it could not see i
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import re
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import ClassVar, Final, Protocol
 
+from core.instruments import make_instrument
 from core.ticks import Tick
 
 MAX_BAD_PAYLOAD: Final = 2048
@@ -25,6 +27,43 @@ def websocket_url(url: str, what: str = "a venue URL") -> str:
     if not url.startswith(("ws://", "wss://")):
         raise ValueError(f"{what} must start with ws:// or wss://, got {url!r}")
     return url
+
+
+def normalised(symbol: str, pattern: re.Pattern[str], wanted: str) -> str:
+    """``symbol`` trimmed and in upper case, if ``pattern`` then matches it whole; else
+    ``ValueError``: ``wanted``, and what came."""
+    upper = symbol.strip().upper()
+    if pattern.fullmatch(upper) is None:
+        raise ValueError(f"{wanted}, got {symbol!r}")
+    return upper
+
+
+class KnownSymbols:
+    """The symbols a protocol instance was given, in the venue's form (``normalise``), and
+    their instrument ids; a trade of any other symbol is a bad frame."""
+
+    def __init__(self, venue: str, normalise: Callable[[str], str]) -> None:
+        self._venue = venue
+        self._normalise = normalise
+        self._instruments: dict[str, str] = {}
+
+    def instrument(self, symbol: str) -> str:
+        """The instrument id of ``symbol``, known or not."""
+        return make_instrument(self._venue, self._normalise(symbol))
+
+    def learn(self, symbols: Iterable[str]) -> list[str]:
+        """``symbols`` in the venue's form, each known from now on."""
+        names = [self._normalise(symbol) for symbol in symbols]
+        for name in names:
+            self._instruments.setdefault(name, make_instrument(self._venue, name))
+        return names
+
+    def get(self, name: str) -> str | None:
+        """The instrument id of a known symbol (as the venue writes it), else None."""
+        return self._instruments.get(name)
+
+    def __len__(self) -> int:
+        return len(self._instruments)
 
 
 @dataclass(frozen=True, slots=True)

@@ -25,9 +25,8 @@ from typing import ClassVar, Final, Literal
 
 import msgspec
 
-from core.instruments import make_instrument
 from core.ticks import Side, Tick
-from ingest.venues.base import BadFrame, Parsed, websocket_url
+from ingest.venues.base import BadFrame, KnownSymbols, Parsed, normalised, websocket_url
 from ingest.venues.binance.schema import (
     AggTrade,
     CombinedAggTrade,
@@ -63,10 +62,7 @@ _ENCODER = msgspec.json.Encoder()
 
 def normalise_symbol(symbol: str) -> str:
     """``btcusdt`` or ``BTCUSDT`` → ``BTCUSDT``; ``ValueError`` for anything else."""
-    upper = symbol.strip().upper()
-    if _SYMBOL.fullmatch(upper) is None:
-        raise ValueError(f"a Binance symbol is 2 to 32 letters or digits, got {symbol!r}")
-    return upper
+    return normalised(symbol, _SYMBOL, "a Binance symbol is 2 to 32 letters or digits")
 
 
 class BinanceSpot:
@@ -105,9 +101,8 @@ class BinanceSpot:
         self.combined = combined
         self.subscribe_with = subscribe_with
         self.time_unit = time_unit
-        self._instruments: dict[str, str] = {}
+        self._symbols = KnownSymbols("BINANCE", normalise_symbol)
         self._decimal = DecimalCache()
-        self._stream_names: dict[str, str] = {}
         self._next_id = 1
         event: type[AggTrade | Trade] = AggTrade if stream == "aggTrade" else Trade
         wrapped: type[CombinedAggTrade | CombinedTrade] = (
@@ -120,7 +115,7 @@ class BinanceSpot:
     # -- the connection ------------------------------------------------------------------
 
     def instrument(self, symbol: str) -> str:
-        return make_instrument("BINANCE", normalise_symbol(symbol))
+        return self._symbols.instrument(symbol)
 
     def connect_url(self, base_url: str, symbols: Sequence[str]) -> str:
         names = self._learn(symbols)
@@ -153,16 +148,13 @@ class BinanceSpot:
         return [_ENCODER.encode(request).decode()]
 
     def _learn(self, symbols: Iterable[str]) -> list[str]:
-        names = []
-        for symbol in symbols:
-            upper = normalise_symbol(symbol)
-            if upper not in self._instruments:
-                self._instruments[upper] = make_instrument("BINANCE", upper)
-                self._stream_names[upper] = f"{upper.lower()}@{self.stream}"
-            names.append(self._stream_names[upper])
-        if len(self._instruments) > MAX_STREAMS:
+        names = [self._stream_name(symbol) for symbol in self._symbols.learn(symbols)]
+        if len(self._symbols) > MAX_STREAMS:
             raise ValueError(f"Binance serves at most {MAX_STREAMS} streams on one connection")
         return names
+
+    def _stream_name(self, symbol: str) -> str:
+        return f"{symbol.lower()}@{self.stream}"
 
     # -- frames from the venue -----------------------------------------------------------
 
@@ -178,10 +170,10 @@ class BinanceSpot:
     def _trade(
         self, event: AggTrade | Trade, stream: str | None, frame: str | bytes, recv_ns: int
     ) -> Parsed:
-        instrument = self._instruments.get(event.symbol)
+        instrument = self._symbols.get(event.symbol)
         if instrument is None:
             return _bad(UNKNOWN_SYMBOL, f"s (symbol) {event.symbol!r} is not subscribed", frame)
-        if stream is not None and stream != self._stream_names[event.symbol]:
+        if stream is not None and stream != self._stream_name(event.symbol):
             detail = f"stream {stream!r} does not carry {self.stream} events of {event.symbol}"
             return _bad(BAD_FIELD, detail, frame)
         trade_time = event.trade_time

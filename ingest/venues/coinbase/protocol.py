@@ -28,9 +28,15 @@ from typing import ClassVar, Final
 
 import msgspec
 
-from core.instruments import make_instrument
 from core.ticks import Side, Tick
-from ingest.venues.base import BadFrame, LatestTrade, Parsed, websocket_url
+from ingest.venues.base import (
+    BadFrame,
+    KnownSymbols,
+    LatestTrade,
+    Parsed,
+    normalised,
+    websocket_url,
+)
 from ingest.venues.coinbase.schema import (
     KNOWN_TYPES,
     Error,
@@ -62,10 +68,7 @@ _DECODER = msgspec.json.Decoder(Message)
 
 def normalise_product(product_id: str) -> str:
     """``btc-usd`` or ``BTC-USD`` → ``BTC-USD``; ``ValueError`` for anything else."""
-    upper = product_id.strip().upper()
-    if _PRODUCT.fullmatch(upper) is None:
-        raise ValueError(f"a Coinbase product id looks like BTC-USD, got {product_id!r}")
-    return upper
+    return normalised(product_id, _PRODUCT, "a Coinbase product id looks like BTC-USD")
 
 
 class CoinbaseExchange:
@@ -82,34 +85,25 @@ class CoinbaseExchange:
     """A heartbeat per product every second: five seconds without any frame is a dead feed."""
 
     def __init__(self, products: Iterable[str] = ()) -> None:
-        self._instruments: dict[str, str] = {}
+        self._symbols = KnownSymbols("COINBASE", normalise_product)
         self._decimal = DecimalCache()
-        self._learn(products)
+        self._symbols.learn(products)
 
     # -- the connection ------------------------------------------------------------------
 
     def instrument(self, symbol: str) -> str:
-        return make_instrument("COINBASE", normalise_product(symbol))
+        return self._symbols.instrument(symbol)
 
     def connect_url(self, base_url: str, symbols: Sequence[str]) -> str:
-        self._learn(symbols)
+        self._symbols.learn(symbols)
         return websocket_url(base_url)
 
     def subscribe(self, symbols: Sequence[str]) -> list[str]:
-        products = self._learn(symbols)
+        products = self._symbols.learn(symbols)
         if not products:
             raise ValueError("a Coinbase subscription needs at least one product id")
         request = Subscribe(type="subscribe", product_ids=products, channels=list(CHANNELS))
         return [_ENCODER.encode(request).decode()]
-
-    def _learn(self, products: Iterable[str]) -> list[str]:
-        names = []
-        for product in products:
-            upper = normalise_product(product)
-            if upper not in self._instruments:
-                self._instruments[upper] = make_instrument("COINBASE", upper)
-            names.append(upper)
-        return names
 
     # -- frames from the venue -----------------------------------------------------------
 
@@ -130,7 +124,7 @@ class CoinbaseExchange:
         return Parsed(alive=True)  # subscriptions
 
     def _heartbeat(self, heartbeat: Heartbeat, frame: str | bytes) -> Parsed:
-        instrument = self._instruments.get(heartbeat.product_id)
+        instrument = self._symbols.get(heartbeat.product_id)
         if instrument is None:
             detail = f"product_id {heartbeat.product_id!r} is not subscribed"
             return _bad(UNKNOWN_SYMBOL, detail, frame)
@@ -142,7 +136,7 @@ class CoinbaseExchange:
         return Parsed(latest=[latest], alive=True)
 
     def _trade(self, match: Match, frame: str | bytes, recv_ns: int) -> Parsed:
-        instrument = self._instruments.get(match.product_id)
+        instrument = self._symbols.get(match.product_id)
         if instrument is None:
             detail = f"product_id {match.product_id!r} is not subscribed"
             return _bad(UNKNOWN_SYMBOL, detail, frame)

@@ -23,9 +23,8 @@ from typing import ClassVar, Final
 
 import msgspec
 
-from core.instruments import make_instrument
 from core.ticks import Side, Tick
-from ingest.venues.base import BadFrame, Parsed, websocket_url
+from ingest.venues.base import BadFrame, KnownSymbols, Parsed, normalised, websocket_url
 from ingest.venues.fields import (
     BAD_FIELD,
     BAD_TICK,
@@ -67,10 +66,7 @@ _ENCODER = msgspec.json.Encoder()
 
 def normalise_symbol(symbol: str) -> str:
     """``btc/usd`` or ``BTC/USD`` → ``BTC/USD``; ``ValueError`` for anything else."""
-    upper = symbol.strip().upper()
-    if _SYMBOL.fullmatch(upper) is None:
-        raise ValueError(f"a Kraken v2 symbol looks like BTC/USD (base/quote), got {symbol!r}")
-    return upper
+    return normalised(symbol, _SYMBOL, "a Kraken v2 symbol looks like BTC/USD (base/quote)")
 
 
 class KrakenSpot:
@@ -90,22 +86,22 @@ class KrakenSpot:
 
     def __init__(self, symbols: Iterable[str] = (), *, snapshot: bool = True) -> None:
         self.snapshot = snapshot
-        self._instruments: dict[str, str] = {}
+        self._symbols = KnownSymbols("KRAKEN", normalise_symbol)
         self._next_req_id = 1
-        self._learn(symbols)
+        self._symbols.learn(symbols)
 
     # -- the connection --------------------------------------------------------------------
 
     def instrument(self, symbol: str) -> str:
-        return make_instrument("KRAKEN", normalise_symbol(symbol))
+        return self._symbols.instrument(symbol)
 
     def connect_url(self, base_url: str, symbols: Sequence[str]) -> str:
-        self._learn(symbols)
+        self._symbols.learn(symbols)
         return websocket_url(base_url)
 
     def subscribe(self, symbols: Sequence[str]) -> list[str]:
         params = SubscribeParams(
-            channel="trade", symbol=self._learn(symbols), snapshot=self.snapshot
+            channel="trade", symbol=self._symbols.learn(symbols), snapshot=self.snapshot
         )
         request = SubscribeRequest(method="subscribe", params=params, req_id=self._req_id())
         return [_ENCODER.encode(request).decode()]
@@ -117,12 +113,6 @@ class KrakenSpot:
     def _req_id(self) -> int:
         req_id, self._next_req_id = self._next_req_id, self._next_req_id + 1
         return req_id
-
-    def _learn(self, symbols: Iterable[str]) -> list[str]:
-        names = [normalise_symbol(symbol) for symbol in symbols]
-        for name in names:
-            self._instruments.setdefault(name, make_instrument("KRAKEN", name))
-        return names
 
     # -- frames from the venue -------------------------------------------------------------
 
@@ -142,7 +132,7 @@ class KrakenSpot:
         self, parsed: Parsed, trade: Trade, index: int, frame: str | bytes, recv_ns: int
     ) -> None:
         where = f"data[{index}]"
-        instrument = self._instruments.get(trade.symbol)
+        instrument = self._symbols.get(trade.symbol)
         if instrument is None:
             detail = f"{where}.symbol {trade.symbol!r} is not subscribed"
             parsed.bad.append(BadFrame.of(UNKNOWN_SYMBOL, detail, frame))
