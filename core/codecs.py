@@ -50,7 +50,18 @@ FEED_GAP_KIND: Final = "gap"
 
 
 class CodecError(ValueError):
-    """A message that cannot be decoded; the text says what is wrong with it."""
+    """A message that cannot be decoded; the text says what is wrong with it.
+
+    ``reason`` is one of our own codes, stable whatever msgspec's version says in its detail:
+    ``not_bytes``, ``malformed`` (not MessagePack: truncated, a bad byte, invalid UTF-8),
+    ``too_deep`` (nested past what a decoder will follow), ``schema`` (MessagePack, but not
+    this message's shape), ``version`` (a missing or unknown schema version) and ``invalid``
+    (the shape is right, a value is not).
+    """
+
+    def __init__(self, message: str, reason: str = "invalid") -> None:
+        super().__init__(message)
+        self.reason = reason
 
 
 # -- keys -----------------------------------------------------------------------------------
@@ -88,28 +99,53 @@ def _decode(
 ) -> _Message:
     """Decode ``data`` with ``decoder``, turning every failure into a :class:`CodecError`."""
     if not isinstance(data, bytes | bytearray | memoryview):
-        raise CodecError(f"bad {what} message: expected bytes, got {type(data).__name__}")
+        raise CodecError(
+            f"bad {what} message: expected bytes, got {type(data).__name__}", "not_bytes"
+        )
     try:
         message = decoder.decode(data)
     except _DECODE_ERRORS as exc:
-        raise CodecError(f"bad {what} message: {_explain(data, exc, version)}") from exc
+        reason, text = _explain(data, exc, version)
+        raise CodecError(f"bad {what} message: {text}", reason) from exc
     found: object = getattr(message, "v", None)
     if found != version:
-        raise CodecError(f"bad {what} message: {_unknown(found, version)}")
+        raise CodecError(f"bad {what} message: {_unknown(found, version)}", "version")
     return message
 
 
-def _explain(data: bytes | bytearray | memoryview, exc: Exception, version: int) -> str:
+_FAILURES: Final = {
+    "too_deep": "nested too deeply",
+    "schema": "not the shape of this message",
+    "malformed": "not valid MessagePack",
+}
+
+
+def _failure(exc: Exception) -> tuple[str, str]:
+    """Our reason code for what msgspec raised, and its text with msgspec's detail after it."""
+    if isinstance(exc, RecursionError):
+        reason = "too_deep"
+    elif isinstance(exc, msgspec.ValidationError):
+        reason = "schema"
+    else:
+        reason = "malformed"
+    detail = str(exc) or type(exc).__name__
+    return reason, f"{_FAILURES[reason]} ({detail})"
+
+
+def _explain(
+    data: bytes | bytearray | memoryview, exc: Exception, version: int
+) -> tuple[str, str]:
     """The most useful reason: a foreign version beats a shape error it probably caused."""
     try:
         found = _PEEK.decode(data).v
     except _DECODE_ERRORS:
-        return str(exc) or type(exc).__name__
+        return _failure(exc)
     if found is None:
-        return f"no schema version field `v` ({exc})"
+        reason, text = _failure(exc)
+        return "version" if reason == "schema" else reason, f"no schema version field `v`: {text}"
     if found != version:
-        return _unknown(found, version)
-    return str(exc)
+        return "version", _unknown(found, version)
+    return _failure(exc)
 
 
 def _unknown(found: object, version: int) -> str:

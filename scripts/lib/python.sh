@@ -1,7 +1,10 @@
-# Shared by scripts/up and scripts/test: a project virtual environment with the project in it.
-# Usage: ensure_venv EXTRAS   (EXTRAS like "" or "[dev]")
+# Shared by scripts/up, scripts/test and scripts/lock: a project virtual environment installed
+# from the lock files in requirements/ (nothing is resolved at install time).
+# Usage: ensure_venv LOCK   (LOCK is "base" or "dev": requirements/LOCK.txt)
+#        ensure_uv          (prints the path of the pinned uv, installing it on first use)
 
 MIN_PYTHON="3.11"
+TOOLS_DIR="${MDP_TOOLS_DIR:-.tools}"
 
 find_python() {
     local candidate
@@ -17,18 +20,35 @@ find_python() {
     return 1
 }
 
-ensure_venv() {
-    local extras="$1" venv="${VENV:-.venv}" stamp python
-    stamp="$venv/.installed-$(sha256sum pyproject.toml | cut -c1-16)${extras//[^a-z]/-}"
-    if [ ! -x "$venv/bin/python" ]; then
-        python="$(find_python)"
-        echo "==> creating $venv with $python" >&2
-        "$python" -m venv "$venv"
-    fi
+ensure_uv() {
+    local pins="scripts/lib/uv.txt" venv="$TOOLS_DIR/uv" stamp
+    stamp="$venv/.installed-$(sha256sum "$pins" | cut -c1-16)"
     if [ ! -e "$stamp" ]; then
-        echo "==> installing the project and its dependencies into $venv" >&2
-        "$venv/bin/python" -m pip install --quiet --upgrade pip
-        "$venv/bin/python" -m pip install --quiet --editable ".$extras"
+        echo "==> installing uv (pinned in $pins) into $venv" >&2
+        rm -rf "$venv"
+        "$(find_python)" -m venv "$venv"
+        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+            --require-hashes --no-deps -r "$pins" >&2
         touch "$stamp"
     fi
+    echo "$venv/bin/uv"
+}
+
+ensure_venv() {
+    local lock="requirements/$1.txt" venv="${VENV:-.venv}" stamp uv
+    stamp="$venv/.installed-$(cat "$lock" pyproject.toml | sha256sum | cut -c1-16)-$1"
+    [ -e "$stamp" ] && return 0
+    uv="$(ensure_uv)"
+    if [ ! -x "$venv/bin/python" ]; then
+        echo "==> creating $venv" >&2
+        "$uv" venv --quiet --python "$(find_python)" "$venv" >&2
+    fi
+    echo "==> installing the locked packages ($lock) and the project into $venv" >&2
+    # sync: exactly the lock, with its hashes checked; then the project itself, built with the
+    # locked setuptools and no further resolution.
+    "$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock" >&2
+    "$uv" pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation \
+        --editable . >&2
+    rm -f "$venv"/.installed-*
+    touch "$stamp"
 }

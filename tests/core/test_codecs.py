@@ -269,7 +269,7 @@ def test_a_bad_file_row_survives_the_wire_with_its_text() -> None:
 
 
 def test_an_undecodable_message_travels_as_is_and_cut_when_huge() -> None:
-    error = CodecError("bad tick batch message: Input data was truncated")
+    error = CodecError("bad tick batch message: not valid MessagePack", "malformed")
     small = RejectedMessage.undecodable(b"\x8c\xa1v", error, "engine", "md.ticks/3/1234")
     assert decode_rejected(encode_rejected(small)) == small
     assert (small.payload, small.key, small.reason) == (b"\x8c\xa1v", b"", "undecodable")
@@ -330,6 +330,9 @@ def encoded_gap() -> bytes:
     return encode_feed_gap(sample_gap())
 
 
+SCHEMA = r"not the shape of this message \(.*\b"
+"""Our phrase for a message of the wrong shape; the field it names follows somewhere after."""
+
 CODECS: list[tuple[Callable[[], bytes], Callable[[bytes], object]]] = [
     (encoded_batch, decode_tick_batch),
     (encoded_batch, decode_ticks_message),
@@ -350,20 +353,22 @@ def test_damaged_messages_raise_codec_error_and_nothing_else(data: st.DataObject
 
 
 @pytest.mark.parametrize(
-    ("data", "problem"),
+    ("data", "reason", "problem"),
     [
-        (b"", "truncated"),
-        (encode_tick_batch(sample_batch())[:-5], "truncated"),
-        (b"\xc1", "malformed"),
-        (msgspec.msgpack.encode([1, 2, 3]), "Expected `object`, got `array`"),
-        (msgspec.msgpack.encode({"v": 1}), "missing required field"),
-        (b"\x82\xa1v\x01\xaainstrument\xa2\xff\xfe", "invalid start byte"),
-        (b"\x81\xa1x" + b"\x91" * 100_000 + b"\xc0", "maximum recursion depth"),
+        (b"", "malformed", "not valid MessagePack"),
+        (encode_tick_batch(sample_batch())[:-5], "malformed", "not valid MessagePack"),
+        (b"\xc1", "malformed", "not valid MessagePack"),
+        (msgspec.msgpack.encode([1, 2, 3]), "schema", "not the shape of this message"),
+        (msgspec.msgpack.encode({"v": 1}), "schema", "not the shape of this message"),
+        (b"\x82\xa1v\x01\xaainstrument\xa2\xff\xfe", "malformed", "not valid MessagePack"),
+        (b"\x81\xa1x" + b"\x91" * 100_000 + b"\xc0", "too_deep", "nested too deeply"),
     ],
 )
-def test_bytes_that_are_no_tick_batch_are_refused(data: bytes, problem: str) -> None:
-    with pytest.raises(CodecError, match=f"bad tick batch message: .*{problem}"):
+def test_bytes_that_are_no_tick_batch_are_refused(data: bytes, reason: str, problem: str) -> None:
+    """Our reason codes and phrases; msgspec's own wording may follow them in brackets."""
+    with pytest.raises(CodecError, match=f"^bad tick batch message: {problem}") as refused:
         decode_tick_batch(data)
+    assert refused.value.reason == reason
 
 
 def test_input_that_is_not_bytes_is_refused() -> None:
@@ -390,14 +395,14 @@ def test_an_unknown_or_missing_version_is_refused(
         ({"price": b"\x01" * 15}, "column price has 15 bytes, but 2 rows of int64 need 16"),
         ({"side": b"\x01"}, "column side has 1 bytes, but 2 rows of int8 need 2"),
         ({"rows": 3}, "column trade_id has 16 bytes, but 3 rows of int64 need 24"),
-        ({"rows": -1}, r"Expected `int` >= 0 - at `\$.rows`"),
+        ({"rows": -1}, SCHEMA + "rows"),
         ({"price": np.array([100, -5], "<i8").tobytes()}, "row 1: price must be positive"),
         ({"size": np.array([0, 5], "<i8").tobytes()}, "row 0: size must be positive"),
         ({"side": b"\x01\x07"}, "row 1: side must be -1, 0 or 1"),
         ({"price_scale": 19}, "scales must be within 0..18"),
-        ({"price_scale": "2"}, r"Expected `int`, got `str` - at `\$.price_scale`"),
+        ({"price_scale": "2"}, SCHEMA + "price_scale"),
         ({"instrument": "btc"}, "instrument must look like VENUE:SYMBOL"),
-        ({"trades": "x"}, r"Expected `bytes`, got `str` - at `\$.trades`"),
+        ({"trades": "x"}, SCHEMA + "trades"),
     ],
 )
 def test_a_bad_tick_batch_is_refused_naming_the_problem(
@@ -413,11 +418,11 @@ def test_a_bad_tick_batch_is_refused_naming_the_problem(
         ({"low": 0, "open": 0, "close": 0}, "candle prices must be positive"),
         ({"high": 1}, "open and close must lie between low and high"),
         ({"quote_volume": "12x"}, "quote_volume is not an integer: '12x'"),
-        ({"quote_volume": 1.5}, r"Expected `int \| str`, got `float`"),
+        ({"quote_volume": 1.5}, SCHEMA + "quote_volume"),
         ({"interval": "60s"}, "interval '60s' is not canonical"),
         ({"interval": "1w"}, "bad interval '1w'"),
         ({"open_time": T0 + 1}, "open_time must be aligned"),
-        ({"status": "maybe"}, r"Invalid enum value 'maybe' - at `\$.status`"),
+        ({"status": "maybe"}, SCHEMA + "status"),
         ({"size_scale": -1}, "size_scale must be within 0..18"),
         ({"instrument": "nope"}, "instrument must look like VENUE:SYMBOL"),
         ({"trades": 0}, "a candle has volume exactly when it has trades"),
@@ -437,10 +442,10 @@ def test_a_bad_candle_is_refused_naming_the_problem(
         ({"end_ns": T0}, "gap end_ns must be after start_ns"),
         ({"ts_recv": -1}, "gap ts_recv must not be negative"),
         ({"instrument": "btc"}, "instrument must look like VENUE:SYMBOL"),
-        ({"reason": "maybe"}, r"Invalid enum value 'maybe' - at `\$.reason`"),
-        ({"start_ns": "1"}, r"Expected `int`, got `str` - at `\$.start_ns`"),
-        ({"end_ns": None}, "Object missing required field `end_ns`"),
-        ({"detail": 7}, r"Expected `str`, got `int` - at `\$.detail`"),
+        ({"reason": "maybe"}, SCHEMA + "reason"),
+        ({"start_ns": "1"}, SCHEMA + "start_ns"),
+        ({"end_ns": None}, SCHEMA + "end_ns"),
+        ({"detail": 7}, SCHEMA + "detail"),
     ],
 )
 def test_a_bad_feed_gap_is_refused_naming_the_field(

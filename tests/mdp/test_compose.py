@@ -81,3 +81,13 @@ def test_services_find_kafka_and_the_database_by_service_name() -> None:
     assert "@postgres:5432/" in environment["DATABASE_URL"]
     assert (COMPOSE / "Dockerfile").is_file()
     assert (COMPOSE / "nginx.conf").is_file()
+
+
+def test_the_image_installs_the_locked_packages_with_their_hashes_checked() -> None:
+    steps = [
+        line.split(None, 1)[1]
+        for line in (COMPOSE / "Dockerfile").read_text().splitlines()
+        if line.startswith("RUN pip install")
+    ]
+    assert steps[0].endswith("--require-hashes --no-deps -r requirements/base.txt")
+    assert all("--no-deps" in step for step in steps), "every install takes the lock's versions"

@@ -132,7 +132,7 @@ def test_a_refused_subscription_or_a_venue_error_is_an_error_for_the_runtime() -
     ("frame", "reason", "names"),
     [
         ('{"channel":"trade","type":"update","data":[{"sym', "not_json", "not JSON"),
-        ("[1, 2]", "unknown_shape", "Expected `object`"),
+        ("[1, 2]", "unknown_shape", "not a Kraken v2 message"),
         ('{"channel":"ticker","type":"update","data":[]}', "unknown_shape", "'ticker'"),
         ('{"method":"add_order","success":true}', "unknown_shape", "'add_order'"),
         ('{"hello":"world"}', "unknown_shape", "no 'channel' or 'method'"),
