@@ -132,9 +132,7 @@ def _failure(exc: Exception) -> tuple[str, str]:
     return reason, f"{_FAILURES[reason]} ({detail})"
 
 
-def _explain(
-    data: bytes | bytearray | memoryview, exc: Exception, version: int
-) -> tuple[str, str]:
+def _explain(data: bytes | bytearray | memoryview, exc: Exception, version: int) -> tuple[str, str]:
     """The most useful reason: a foreign version beats a shape error it probably caused."""
     try:
         found = _PEEK.decode(data).v

@@ -29,6 +29,7 @@ from charting.app import create_app_for_url
 from charting.server import serving
 from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
+from core.secrets import DatabaseUrl
 from ingest.files import ReadReport
 from ingest.publisher import FeedEvent, FeedPublisher
 from ingest.sources import VenueSource, live_synthetic, replay, stop_feeding, venue
@@ -78,7 +79,7 @@ class FeedSettings:
 class PlatformSettings:
     """Everything ``mdp up`` needs, read once from the command line and the environment."""
 
-    database_url: str | None = field(default=None, repr=False)
+    database_url: DatabaseUrl | None = None
     data_dir: Path | None = None
     feed: FeedSettings = field(default_factory=FeedSettings)
     engine: EngineConfig = field(default_factory=EngineConfig)
@@ -95,7 +96,7 @@ class Platform:
     settings: PlatformSettings
     out: TextIO
     clock: Callable[[], int] = time.time_ns
-    database_url: str | None = None
+    database_url: DatabaseUrl | None = None
     feed: FeedPublisher | None = None
     engine: EngineRunner | None = None
     writer: StorageWriter | None = None
@@ -104,9 +105,10 @@ class Platform:
 
     async def run(self, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
-            url = await stack.enter_async_context(self._database())
-            self.database_url = url
-            self._say(f"database: {url}")
+            database = await stack.enter_async_context(self._database())
+            self.database_url = database
+            self._say(f"database: {database}")
+            url = database.reveal()
             store = await stack.enter_async_context(PostgresStore.open(url, migrate=True))
             bus = await stack.enter_async_context(MemoryBus(partitions=4))
             checkpoints = PostgresCheckpoints(url)
@@ -135,7 +137,7 @@ class Platform:
                 self._say("stopped cleanly")
 
     @contextlib.asynccontextmanager
-    async def _database(self) -> AsyncIterator[str]:
+    async def _database(self) -> AsyncIterator[DatabaseUrl]:
         if self.settings.database_url is not None:
             yield self.settings.database_url
             return
@@ -143,7 +145,7 @@ class Platform:
         self._say(f"starting a private PostgreSQL in {server.data_dir}")
         await asyncio.to_thread(server.start)
         try:
-            yield await asyncio.to_thread(server.create_database, PRIVATE_DATABASE)
+            yield DatabaseUrl(await asyncio.to_thread(server.create_database, PRIVATE_DATABASE))
         finally:
             if server.started_here:
                 await asyncio.to_thread(server.stop)

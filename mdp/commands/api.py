@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
         )
     except ValueError as exc:
         return _fail(str(exc))
-    app = create_app_for_url(args.database_url, settings)
+    app = create_app_for_url(args.database_url.reveal(), settings)
     started = run_until_stopped(app, args.host, args.port, log_level=args.log_level)
     return 0 if started else 1
 

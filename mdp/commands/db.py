@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,6 +17,8 @@ from typing import Any
 
 import psycopg
 
+from core.secrets import DatabaseUrl
+from mdp.common_options import add_database_option
 from storage.migrate import MigrationError, latest_version, migrate, schema_state
 from storage.modes import StorageMode
 from storage.pg_binaries import PostgresUnavailableError
@@ -50,11 +51,7 @@ def add_parser(commands: Any) -> None:
     )
     status_parser = actions.add_parser("status", help="show the schema version and mode")
     for action in (migrate_parser, status_parser):
-        action.add_argument(
-            "--database-url",
-            metavar="URL",
-            help="the database (default: DATABASE_URL, else the embedded private server)",
-        )
+        add_database_option(action, "the embedded private server")
         action.add_argument(
             "--data-dir",
             type=Path,
@@ -98,11 +95,10 @@ def _status(url: str) -> None:
 
 
 @contextlib.contextmanager
-def _database(url: str | None, data_dir: Path | None) -> Iterator[str]:
-    """The URL given, or DATABASE_URL's, or the private server's (running for the block)."""
-    url = url or os.environ.get("DATABASE_URL")
-    if url:
-        yield url
+def _database(url: DatabaseUrl | None, data_dir: Path | None) -> Iterator[str]:
+    """The URL given (or DATABASE_URL's), else the private server's (running for the block)."""
+    if url is not None:
+        yield url.reveal()
         return
     server = PostgresServer(data_dir)
     server.start()

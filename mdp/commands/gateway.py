@@ -20,6 +20,7 @@ from typing import Any
 
 import psycopg
 
+from core.secrets import DatabaseUrl
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import add_database_option, add_interval_option, intervals_of
 from storage import PostgresStore, SchemaNotReadyError
@@ -119,18 +120,18 @@ def run(args: argparse.Namespace) -> int:
 
 
 @contextlib.asynccontextmanager
-async def _store(url: str | None) -> AsyncIterator[MarketDataStore | None]:
+async def _store(url: DatabaseUrl | None) -> AsyncIterator[MarketDataStore | None]:
     if url is None:
         yield None
         return
-    async with PostgresStore.open(url) as store:
+    async with PostgresStore.open(url.reveal()) as store:
         yield store
 
 
 async def serve(
     settings: GatewaySettings,
     bus_context: contextlib.AbstractAsyncContextManager[Bus],
-    database_url: str | None,
+    database_url: DatabaseUrl | None,
     stop: asyncio.Event | None = None,
 ) -> None:
     """Run the gateway until ``stop`` is set (by default: until SIGINT or SIGTERM)."""

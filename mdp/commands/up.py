@@ -17,9 +17,16 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+import psycopg
+
 from core.engine import EmptyPolicy, EngineConfig
 from ingest.files import TickFileError
-from mdp.common_options import add_database_option, add_interval_option, intervals_of
+from mdp.common_options import (
+    add_database_option,
+    add_interval_option,
+    database_failure,
+    intervals_of,
+)
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
 from storage import PostgresServerError, PostgresUnavailableError
@@ -99,6 +106,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except (PostgresUnavailableError, PostgresServerError, OSError) as exc:
         print(f"mdp up: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except psycopg.Error as exc:
+        print(f"mdp up: error: {database_failure(settings.database_url, exc)}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

@@ -22,6 +22,7 @@ from typing import Any
 
 from core.engine import EmptyPolicy, EngineConfig
 from core.intervals import NS_PER_SECOND
+from core.secrets import DatabaseUrl
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
     except (BrokerUnavailableError, RuntimeError) as exc:
         tell(f"error: {exc}")
         return EXIT_FAILED
-    return _run_faust(settings, args.database_url or None, args.log_level)
+    return _run_faust(settings, args.database_url, args.log_level)
 
 
 async def _check_cluster(settings: WorkerSettings) -> None:
@@ -133,7 +134,7 @@ async def _check_cluster(settings: WorkerSettings) -> None:
     say(_NAME)(f"cluster {cluster}: {counts[TICKS]} partitions of {TICKS}")
 
 
-def _run_faust(settings: WorkerSettings, database_url: str | None, log_level: str) -> int:
+def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_level: str) -> int:
     import faust
 
     from streams.kafka.faust_app import build_app
@@ -144,7 +145,7 @@ def _run_faust(settings: WorkerSettings, database_url: str | None, log_level: st
             return None
         from storage.checkpoints import PostgresCheckpoints
 
-        return PostgresCheckpoints(database_url)
+        return PostgresCheckpoints(database_url.reveal())
 
     datadir = _state_dir() / "faust" / settings.group
     datadir.mkdir(parents=True, exist_ok=True)

@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
 from typing import Any
 
 import psycopg
@@ -25,6 +24,7 @@ from mdp.cluster_options import (
     say,
     stop_on_signals,
 )
+from mdp.common_options import add_database_option
 from storage import PostgresStore, SchemaNotReadyError
 from storage.writer import DEFAULT_GROUP, StorageWriter
 from streams.kafka.bus import KafkaBus
@@ -42,11 +42,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_kafka_options(parser)
-    parser.add_argument(
-        "--database-url",
-        default=os.environ.get("DATABASE_URL"),
-        help="the database (default: $DATABASE_URL)",
-    )
+    add_database_option(parser, "the command refuses to start")
     parser.add_argument("--group", default=DEFAULT_GROUP, help=f"group (default {DEFAULT_GROUP})")
     parser.add_argument(
         "--batch", type=int, default=2000, metavar="N", help="most records per write (2000)"
@@ -82,7 +78,7 @@ async def _write(args: argparse.Namespace, settings: KafkaSettings) -> None:
     stop = asyncio.Event()
     stop_on_signals(stop)
     async with (
-        PostgresStore.open(args.database_url, migrate=args.migrate) as store,
+        PostgresStore.open(args.database_url.reveal(), migrate=args.migrate) as store,
         KafkaBus(settings, create_topics=False, say=tell) as bus,
     ):
         writer = StorageWriter(bus, store, group=args.group, max_records=args.batch)

@@ -8,6 +8,7 @@ import io
 
 from core.engine import EngineConfig
 from core.intervals import parse_intervals
+from core.secrets import DatabaseUrl
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from tests.charting.test_chart_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark
 
@@ -20,7 +21,7 @@ async def test_the_chart_of_mdp_up_moves_on_the_synthetic_feed(migrated_database
     from playwright.async_api import async_playwright
 
     settings = PlatformSettings(
-        database_url=migrated_database,
+        database_url=DatabaseUrl(migrated_database),
         feed=FeedSettings(instruments=("SYNTH:BTCUSD",), rate=50.0),
         engine=EngineConfig(intervals=parse_intervals(["1s", "1m"])),
         http_port=0,

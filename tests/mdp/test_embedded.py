@@ -19,6 +19,7 @@ from core import codecs
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
 from core.gaps import GapReason
 from core.intervals import Interval, parse_intervals
+from core.secrets import DatabaseUrl
 from core.topics import TICKS
 from ingest.files import read_ticks
 from ingest.pacing import received_at
@@ -89,7 +90,7 @@ async def test_replaying_kraken_trades_stores_kraken_official_candles(
     migrated_database: str, shared_data: Path
 ) -> None:
     settings = PlatformSettings(
-        database_url=migrated_database,
+        database_url=DatabaseUrl(migrated_database),
         feed=FeedSettings(replay=shared_data / KRAKEN / "trades.json", speed=None),
         engine=engine_config(),
         http_port=0,
@@ -145,7 +146,7 @@ async def test_a_live_kraken_feed_through_a_drop_and_repeats_stores_krakens_offi
     async with FakeVenue(script, faults, keepalive='{"channel":"heartbeat"}') as venue:
         feed = FeedSettings(venue="kraken", symbols=(SYMBOL,), venue_url=venue.url)
         settings = PlatformSettings(
-            database_url=migrated_database,
+            database_url=DatabaseUrl(migrated_database),
             feed=feed,
             engine=engine_config(),
             http_port=0,
@@ -218,7 +219,7 @@ async def run_kraken_until_replayed(
     ``new_trades``; with ``close``, the clock then jumps so that the last minute closes."""
     feed = FeedSettings(venue="kraken", symbols=(SYMBOL,), venue_url=venue.url)
     settings = PlatformSettings(
-        database_url=database,
+        database_url=DatabaseUrl(database),
         feed=feed,
         engine=engine_config(),
         http_port=0,
@@ -393,7 +394,7 @@ async def test_bad_rows_of_a_replay_end_in_the_rejected_table_and_the_rest_flows
         "TEST:ABC,4,102,1,sell,1767225603000000000\n"
     )
     settings = PlatformSettings(
-        database_url=migrated_database,
+        database_url=DatabaseUrl(migrated_database),
         feed=FeedSettings(replay=path, speed=None),
         engine=engine_config(),
         http_port=0,

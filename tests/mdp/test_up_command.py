@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tempfile
@@ -16,6 +17,7 @@ import time
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 import psycopg
 import pytest
@@ -132,3 +134,61 @@ def test_up_stores_candles_stops_cleanly_and_starts_again_on_the_same_data(
         stop(second, log)
     assert more_ticks > kept_ticks
     assert "starting a private PostgreSQL in" in log.read_text()
+
+
+def with_password(url: str) -> tuple[str, str]:
+    """``url`` with a password in it, and that password: its own, or one a trusting server
+    (the tests' private one) ignores."""
+    parts = urlsplit(url)
+    if parts.password:
+        return url, parts.password
+    secret = f"secret-{os.getpid()}-pw"
+    netloc = f"{parts.username or 'postgres'}:{secret}@{parts.hostname}:{parts.port}"
+    return urlunsplit(parts._replace(netloc=netloc)), secret
+
+
+def test_up_never_prints_the_database_password(migrated_database: str, tmp_path: Path) -> None:
+    url, secret = with_password(migrated_database)
+    log = tmp_path / "up.log"
+    env = os.environ | {"DATABASE_URL": url}
+    with log.open("ab") as sink:
+        process = subprocess.Popen(
+            [str(MDP), "up", "--rate", "50", *FREE_PORTS], stdout=sink, stderr=sink, env=env
+        )
+    try:
+        deadline = time.monotonic() + STARTUP
+        while not CHART.search(log.read_text()):
+            assert process.poll() is None, log.read_text()
+            assert time.monotonic() < deadline, log.read_text()
+            time.sleep(0.1)
+    finally:
+        stop(process, log)
+    text = log.read_text()
+    assert secret not in text
+    assert re.search(r"^database: postgresql://\w+:\*\*\*@", text, re.MULTILINE), text
+
+
+def test_up_on_an_unreachable_database_fails_in_one_line_without_the_password(
+    tmp_path: Path,
+) -> None:
+    with socket.socket() as closed:
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    url = f"postgresql://root:secretpw@127.0.0.1:{port}/x"
+    done = subprocess.run(
+        [str(MDP), "up", "--database-url", url, *FREE_PORTS],
+        capture_output=True,
+        text=True,
+        timeout=STARTUP,
+        check=False,
+    )
+    output = done.stdout + done.stderr
+    assert done.returncode == 1, output
+    assert "secretpw" not in output
+    assert "Traceback" not in output
+    errors = [line for line in output.splitlines() if line.startswith("mdp up: error:")]
+    assert errors == [line for line in output.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1
+    assert errors[0].startswith(
+        f"mdp up: error: cannot use the database at postgresql://root:***@127.0.0.1:{port}/x: "
+    )
