@@ -35,12 +35,17 @@ def database_failure(url: DatabaseUrl | None, exc: BaseException) -> str:
     return f"cannot use {where}: {first}"
 
 
+def _database_url(text: str) -> DatabaseUrl | None:
+    """An empty ``--database-url ''`` (or ``DATABASE_URL=``) means none, as if not given."""
+    return DatabaseUrl(text) if text.strip() else None
+
+
 def add_database_option(parser: argparse._ActionsContainer, otherwise: str) -> None:
     """``--database-url``, by default ``$DATABASE_URL``; ``otherwise`` says what runs without."""
     parser.add_argument(
         "--database-url",
         metavar="URL",
-        type=DatabaseUrl,
-        default=os.environ.get("DATABASE_URL") or None,
+        type=_database_url,
+        default=os.environ.get("DATABASE_URL"),
         help=f"PostgreSQL (default: $DATABASE_URL; with neither: {otherwise})",
     )
