@@ -35,6 +35,7 @@ from core.gaps import FeedGap
 from core.topics import CANDLES, TICKS
 from storage.repository import MarketDataStore
 from streams.bus import Bus, BusClosedError, Record, Subscription, next_offsets
+from ws_gateway.admission import AddressSlots, origin_matchers
 from ws_gateway.auth import (
     AuthenticationError,
     Authenticator,
@@ -101,6 +102,8 @@ class GatewayStats:
     undecodable: int = 0
     connections: int = 0
     refused: int = 0
+    crowded: int = 0
+    """Handshakes refused because their address held its cap of connections."""
 
 
 class Gateway:
@@ -141,6 +144,8 @@ class Gateway:
             weakref.WeakKeyDictionary()
         )
         self._task: asyncio.Task[None] | None = None
+        self._slots = AddressSlots(settings.max_connections_per_address)
+        self._releases: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -179,6 +184,8 @@ class Gateway:
                 settings.host,
                 settings.port,
                 process_request=self._handshake,
+                origins=origin_matchers(settings.allowed_origins),
+                open_timeout=settings.open_timeout,
                 compression=None,
                 max_size=limits.max_transport_frame_bytes,
                 write_limit=(limits.client_buffer_bytes, limits.client_buffer_bytes // 4),
@@ -193,6 +200,7 @@ class Gateway:
                 asyncio.create_task(self._heartbeats(), name="gateway-heartbeat"),
             ]
             stack.push_async_callback(_cancel, tasks)
+            stack.callback(_cancel_now, self._releases)
             log.info("gateway listening on %s:%d", settings.host, self.port)
             self.started.set()
             stopping = asyncio.create_task(self._stopping.wait())
@@ -293,6 +301,17 @@ class Gateway:
         url = urlsplit(request.path)
         if url.path == HEALTH_PATH:
             return connection.respond(HTTPStatus.OK, "ok\n")
+        address = _address(connection)
+        if not self._slots.take(address):
+            self.stats.crowded += 1
+            cap = self._slots.limit
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"too many connections from {address}: at most {cap} at once\n",
+            )
+        release = asyncio.create_task(self._give_back(connection, address))
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
         query = parse_qs(url.query)
         try:
             token = bearer_token(
@@ -304,6 +323,13 @@ class Gateway:
             return connection.respond(exc.status, f"{exc}\n")
         self._principals[connection] = principal
         return None
+
+    async def _give_back(self, connection: ServerConnection, address: str) -> None:
+        """Free the address's slot once the connection is gone, however it ended."""
+        try:
+            await connection.wait_closed()
+        finally:
+            self._slots.give_back(address)
 
     async def _serve_client(self, connection: ServerConnection) -> None:
         principal = self._principals.pop(connection)
@@ -333,6 +359,16 @@ class Gateway:
         finally:
             del self.sessions[connection]
             await session.finish()
+
+
+def _address(connection: ServerConnection) -> str:
+    peer = connection.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+def _cancel_now(tasks: set[asyncio.Task[None]]) -> None:
+    for task in list(tasks):
+        task.cancel()
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -81,3 +81,18 @@ def test_services_find_kafka_and_the_database_by_service_name() -> None:
     assert "@postgres:5432/" in environment["DATABASE_URL"]
     assert (COMPOSE / "Dockerfile").is_file()
     assert (COMPOSE / "nginx.conf").is_file()
+
+
+def test_published_ports_are_bound_to_this_host_only() -> None:
+    published = [
+        str(port) for service in compose()["services"].values() for port in service.get("ports", [])
+    ]
+    assert published
+    assert all(port.startswith("127.0.0.1:") for port in published), published
+
+
+def test_the_proxy_caps_connections_per_client_instead_of_the_gateways() -> None:
+    assert "--max-connections-per-ip" in mdp_commands()["gateway"]
+    nginx = (COMPOSE / "nginx.conf").read_text()
+    assert "limit_conn_zone $binary_remote_addr" in nginx
+    assert "limit_conn per_client" in nginx
