@@ -108,15 +108,20 @@ def test_output_formats_carry_the_same_candles(
         assert parquet["open_time"].strftime("%Y-%m-%dT%H:%M:%SZ") == row["open_time"]
 
 
+def generic_csv(folder: Path, *rows: str) -> Path:
+    path = folder / "ticks.csv"
+    path.write_text("\n".join(["instrument,trade_id,price,size,side,ts_event", *rows]) + "\n")
+    return path
+
+
 def test_bad_rows_are_reported_and_the_good_ones_used(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "ticks.csv"
-    path.write_text(
-        "instrument,trade_id,price,size,side,ts_event\n"
-        "TEST:ABC,1,100.5,2,buy,1767225600000000000\n"
-        "TEST:ABC,2,abc,2,buy,1767225601000000000\n"
-        "TEST:ABC,3,101,1,sell,1767225602000000000\n"
+    path = generic_csv(
+        tmp_path,
+        "TEST:ABC,1,100.5,2,buy,1767225600000000000",
+        "TEST:ABC,2,abc,2,buy,1767225601000000000",
+        "TEST:ABC,3,101,1,sell,1767225602000000000",
     )
     code, out, err = run_cli([str(path), "--interval", "1m"], capsys)
     assert code == 0
@@ -163,11 +168,10 @@ def test_kraken_ohlc_candles_are_refused_as_no_trades(
 def test_a_run_in_which_every_row_is_bad_exits_2(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "ticks.csv"
-    path.write_text(
-        "instrument,trade_id,price,size,side,ts_event\n"
-        "TEST:ABC,1,abc,2,buy,1767225600000000000\n"
-        "TEST:ABC,2,100,2,up,1767225601000000000\n"
+    path = generic_csv(
+        tmp_path,
+        "TEST:ABC,1,abc,2,buy,1767225600000000000",
+        "TEST:ABC,2,100,2,up,1767225601000000000",
     )
     code, out, err = run_cli([str(path), "--interval", "1m"], capsys)
     assert code == 2
