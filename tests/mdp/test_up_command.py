@@ -3,6 +3,7 @@ and a second start on the same data."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -20,6 +21,9 @@ from pathlib import Path
 import psycopg
 import pytest
 from websockets.asyncio.client import connect
+
+from mdp.cli import build_parser
+from mdp.commands import up
 
 MDP = Path(sys.executable).parent / "mdp"
 STARTUP = 60.0
@@ -132,3 +136,16 @@ def test_up_stores_candles_stops_cleanly_and_starts_again_on_the_same_data(
         stop(second, log)
     assert more_ticks > kept_ticks
     assert "starting a private PostgreSQL in" in log.read_text()
+
+
+def parse_up(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def test_mdp_up_adds_allowed_origins_to_the_charts_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert up.settings_from(parse_up("up")).allowed_origins == ()
+    given = parse_up("up", "--allowed-origin", "https://charts.example.com")
+    assert up.settings_from(given).allowed_origins == ("https://charts.example.com",)
+    monkeypatch.setenv("MDP_ALLOWED_ORIGINS", "https://a.example")
+    assert up.settings_from(parse_up("up")).allowed_origins == ("https://a.example",)
+    assert up.run(parse_up("up", "--allowed-origin", "a.example")) == up.EXIT_BAD_INPUT
