@@ -5,8 +5,9 @@ own (``gateway-<random>``, from the latest records), so that any number of gatew
 side by side, each seeing every update; it feeds what it polls to the hub (candles, tick
 batches and feed gaps) and flushes after each round. It listens for WebSocket clients, checks
 their tokens during the handshake, heartbeats every client and closes those whose token
-expired. ``docs/protocol.md`` has the protocol; ``docs/benchmarks.md`` why ``websockets`` and
-not Starlette.
+expired; it refuses browsers from origins not allowed and clients whose address holds its
+cap of connections. ``docs/protocol.md`` has the protocol; ``docs/benchmarks.md`` why
+``websockets`` and not Starlette.
 """
 
 from __future__ import annotations
@@ -297,21 +298,15 @@ class Gateway:
     # -- clients -------------------------------------------------------------------------------
 
     async def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Check the token before the WebSocket opens: refusals are plain HTTP answers."""
+        """Check the client's address and token before the WebSocket opens (its ``Origin``
+        is the server's to check, after this): refusals are plain HTTP answers."""
         url = urlsplit(request.path)
         if url.path == HEALTH_PATH:
             return connection.respond(HTTPStatus.OK, "ok\n")
-        address = _address(connection)
-        if not self._slots.take(address):
-            self.stats.crowded += 1
-            cap = self._slots.limit
-            return connection.respond(
-                HTTPStatus.TOO_MANY_REQUESTS,
-                f"too many connections from {address}: at most {cap} at once\n",
-            )
-        release = asyncio.create_task(self._give_back(connection, address))
-        self._releases.add(release)
-        release.add_done_callback(self._releases.discard)
+        if self._slots.limit:
+            refusal = self._admit(connection)
+            if refusal is not None:
+                return refusal
         query = parse_qs(url.query)
         try:
             token = bearer_token(
@@ -322,6 +317,21 @@ class Gateway:
             self.stats.refused += 1
             return connection.respond(exc.status, f"{exc}\n")
         self._principals[connection] = principal
+        return None
+
+    def _admit(self, connection: ServerConnection) -> Response | None:
+        """Take a slot of the client's address until the connection ends; 429 when none is
+        left."""
+        address = _address(connection)
+        if not self._slots.take(address):
+            self.stats.crowded += 1
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"too many connections from {address}: at most {self._slots.limit} at once\n",
+            )
+        release = asyncio.create_task(self._give_back(connection, address))
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
         return None
 
     async def _give_back(self, connection: ServerConnection, address: str) -> None:
