@@ -83,7 +83,10 @@ def add_parser(commands: Any) -> None:
     )
     output = parser.add_argument_group("output")
     output.add_argument(
-        "--final-only", action="store_true", help="each candle once, in its final version, sorted"
+        "--final-only",
+        action="store_true",
+        help="each final candle once, in its final version, sorted (not those the input ends"
+        " inside of)",
     )
     output.add_argument(
         "--output-format",
@@ -181,8 +184,8 @@ def _run_engine(
         _report(report, totals, progress, ticks, written)
         if len(final) > written:
             print(
-                f"mdp candles: {len(final) - written:,} candles the input ends inside of left"
-                " out (not final)",
+                f"mdp candles: {len(final) - written:,} candles left out: the input ends inside"
+                " them, so they are not final",
                 file=sys.stderr,
             )
     if report.rows and not report.ticks:

@@ -149,7 +149,7 @@ def test_candles_the_input_does_not_cover_to_their_end_are_open_not_final(
     final = [json.loads(line) for line in out.split()]
     assert [(r["interval"], r["open_time"]) for r in final] == sorted(status)
     assert {r["status"] for r in final} == {"closed"}
-    assert "2 candles the input ends inside of left out (not final)" in err
+    assert "2 candles left out: the input ends inside them, so they are not final" in err
 
 
 def test_kraken_ohlc_candles_are_refused_as_no_trades(
