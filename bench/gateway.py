@@ -153,7 +153,12 @@ class Contender:
 class GatewayContender(Contender):
     def __init__(self, bus: Bus, names: list[str]) -> None:
         limits = Limits(max_lag=60.0, max_pending=100_000)
-        settings = GatewaySettings(port=0, instruments=tuple(names), limits=limits)
+        settings = GatewaySettings(
+            port=0,
+            instruments=tuple(names),
+            limits=limits,
+            max_connections_per_address=0,  # every client comes from 127.0.0.1
+        )
         self.gateway = Gateway(bus, None, settings)
 
     async def start(self) -> int:

@@ -1,7 +1,9 @@
 """Serve the app with uvicorn inside the caller's event loop (embedded platform, tests).
 
 Unlike ``uvicorn.run``, :func:`serving` leaves the process's signal handlers alone (the
-caller owns Ctrl-C) and tells the bound port, so ``port=0`` picks a free one.
+caller owns Ctrl-C) and tells the bound port, so ``port=0`` picks a free one. Both run
+uvicorn's httptools protocol within :class:`~charting.http_guard.HttpLimits` (bounded heads
+and bodies, a deadline for the head, a cap on connections: :mod:`charting.http_guard`).
 """
 
 from __future__ import annotations
@@ -11,10 +13,13 @@ import contextlib
 import signal
 import socket
 from collections.abc import AsyncIterator, Generator
+from typing import Any
 
 import uvicorn
 import uvloop
 from starlette.types import ASGIApp
+
+from charting.http_guard import HttpLimits, guarded_protocol
 
 
 class _Server(uvicorn.Server):
@@ -53,15 +58,14 @@ async def serving(
     *,
     startup_timeout: float = 30.0,
     log_level: str = "warning",
+    limits: HttpLimits | None = None,
 ) -> AsyncIterator[ApiServer]:
     """Serve ``app`` on ``host:port`` for the ``async with`` block; stop it after.
 
     The socket is bound here, before uvicorn starts, so that an address in use raises
     :class:`OSError` (uvicorn itself would exit the process).
     """
-    config = uvicorn.Config(
-        app, host=host, port=port, log_level=log_level, access_log=False, lifespan="on"
-    )
+    config = uvicorn_config(app, host, port, log_level, limits or HttpLimits(), access_log=False)
     server = _Server(config)
     listening = socket.create_server((host, port), reuse_port=False)
     task = asyncio.create_task(server.serve(sockets=[listening]), name=f"http {host}:{port}")
@@ -79,7 +83,33 @@ async def serving(
         listening.close()
 
 
-def run_until_stopped(app: ASGIApp, host: str, port: int, *, log_level: str = "info") -> bool:
+def uvicorn_config(
+    app: ASGIApp, host: str, port: int, log_level: str, limits: HttpLimits, **options: Any
+) -> uvicorn.Config:
+    """uvicorn's settings for the app: the guarded httptools protocol, no WebSockets (the
+    gateway serves those), and uvicorn's own bounds from ``limits``."""
+    return uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        log_level=log_level,
+        lifespan="on",
+        http=guarded_protocol(limits),
+        ws="none",
+        limit_concurrency=limits.max_connections,
+        timeout_keep_alive=limits.keep_alive,
+        **options,
+    )
+
+
+def run_until_stopped(
+    app: ASGIApp,
+    host: str,
+    port: int,
+    *,
+    log_level: str = "info",
+    limits: HttpLimits | None = None,
+) -> bool:
     """Serve ``app`` in the foreground until SIGINT or SIGTERM, then stop gracefully.
 
     The event loop is uvloop's, and uvicorn parses HTTP with httptools (it takes it when
@@ -90,7 +120,7 @@ def run_until_stopped(app: ASGIApp, host: str, port: int, *, log_level: str = "i
     Returns whether the server started (False: it could not bind, or the app's startup
     failed, as uvicorn logged).
     """
-    config = uvicorn.Config(app, host=host, port=port, log_level=log_level, lifespan="on")
+    config = uvicorn_config(app, host, port, log_level, limits or HttpLimits())
     server = _Server(config)
 
     async def main() -> None:

@@ -1,6 +1,7 @@
-"""Options several ``mdp`` commands share, each defined once: the candle intervals and the
-database URL (read from the environment here, at the edge, and nowhere else; held as a
-:class:`~core.secrets.DatabaseUrl`, which never prints its password)."""
+"""Options several ``mdp`` commands share, each defined once: the candle intervals, the
+database URL and the gateway's allowed origins (read from the environment here, at the edge,
+and nowhere else; the URL held as a :class:`~core.secrets.DatabaseUrl`, which never prints its
+password)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import os
 
 from core.intervals import DEFAULT_INTERVALS, Interval, parse_intervals
 from core.secrets import DatabaseUrl
+
+ORIGINS_VARIABLE = "MDP_ALLOWED_ORIGINS"
 
 DEFAULT_INTERVAL_LABELS = " ".join(i.label for i in DEFAULT_INTERVALS)
 
@@ -49,3 +52,28 @@ def add_database_option(parser: argparse._ActionsContainer, otherwise: str) -> N
         default=os.environ.get("DATABASE_URL"),
         help=f"PostgreSQL (default: $DATABASE_URL; with neither: {otherwise})",
     )
+
+
+def add_origin_option(parser: argparse._ActionsContainer, default: str) -> None:
+    """``--allowed-origin``, repeatable, by default ``$MDP_ALLOWED_ORIGINS`` (separated by
+    spaces or commas); ``default`` says what holds without either."""
+    parser.add_argument(
+        "--allowed-origin",
+        action="append",
+        metavar="ORIGIN",
+        help="a browser origin the WebSocket gateway accepts: scheme://host[:port],"
+        f" scheme://host:* (any port) or * (any), repeatable (default: ${ORIGINS_VARIABLE},"
+        f" else {default}); clients without an Origin header are always accepted",
+    )
+
+
+def origins_of(args: argparse.Namespace) -> tuple[str, ...] | None:
+    """The ``--allowed-origin`` values, else ``$MDP_ALLOWED_ORIGINS``'s, checked
+    (``ValueError`` names a bad one); None when neither is given."""
+    from ws_gateway.admission import check_origin
+
+    given = args.allowed_origin
+    if given is None:
+        variable = os.environ.get(ORIGINS_VARIABLE, "")
+        given = variable.replace(",", " ").split() or None
+    return None if given is None else tuple(check_origin(origin) for origin in given)

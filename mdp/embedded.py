@@ -45,6 +45,7 @@ from storage.writer import StorageWriter
 from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
 from streams.memory import MemoryBus
 from ws_gateway import Gateway, GatewaySettings
+from ws_gateway.admission import page_origins
 
 log = logging.getLogger(__name__)
 
@@ -86,6 +87,8 @@ class PlatformSettings:
     host: str = "127.0.0.1"
     http_port: int = 8000
     ws_port: int = 8765
+    allowed_origins: tuple[str, ...] = ()
+    """Browser origins the gateway accepts besides the chart's own."""
     status_every: float = 1.0
 
 
@@ -159,6 +162,8 @@ class Platform:
             port=settings.ws_port,
             intervals=settings.engine.intervals,
             instruments=instruments,
+            allowed_origins=page_origins(settings.host, settings.http_port)
+            + settings.allowed_origins,
         )
         async with Gateway(bus, store, gateway_settings) as gateway:
             self.gateway_url = gateway.url

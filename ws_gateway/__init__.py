@@ -4,8 +4,8 @@
 protocol is ``docs/protocol.md``. Inside: the wire format (:mod:`~ws_gateway.wire`), one
 connection's request checks (:mod:`~ws_gateway.protocol`), channel state
 (:mod:`~ws_gateway.channels`), the fan-out (:mod:`~ws_gateway.hub`), per-client queues
-(:mod:`~ws_gateway.outbox`), sessions (:mod:`~ws_gateway.session`) and tokens
-(:mod:`~ws_gateway.auth`).
+(:mod:`~ws_gateway.outbox`), sessions (:mod:`~ws_gateway.session`), tokens
+(:mod:`~ws_gateway.auth`) and who may connect (:mod:`~ws_gateway.admission`).
 """
 
 from ws_gateway.auth import (

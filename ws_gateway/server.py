@@ -5,8 +5,9 @@ own (``gateway-<random>``, from the latest records), so that any number of gatew
 side by side, each seeing every update; it feeds what it polls to the hub (candles, tick
 batches and feed gaps) and flushes after each round. It listens for WebSocket clients, checks
 their tokens during the handshake, heartbeats every client and closes those whose token
-expired. ``docs/protocol.md`` has the protocol; ``docs/benchmarks.md`` why ``websockets`` and
-not Starlette.
+expired; it refuses browsers from origins not allowed and clients whose address holds its
+cap of connections. ``docs/protocol.md`` has the protocol; ``docs/benchmarks.md`` why
+``websockets`` and not Starlette.
 """
 
 from __future__ import annotations
@@ -35,6 +36,7 @@ from core.gaps import FeedGap
 from core.topics import CANDLES, TICKS
 from storage.repository import MarketDataStore
 from streams.bus import Bus, BusClosedError, Record, Subscription, next_offsets
+from ws_gateway.admission import AddressSlots, origin_matchers
 from ws_gateway.auth import (
     AuthenticationError,
     Authenticator,
@@ -101,6 +103,8 @@ class GatewayStats:
     undecodable: int = 0
     connections: int = 0
     refused: int = 0
+    crowded: int = 0
+    """Handshakes refused because their address held its cap of connections."""
 
 
 class Gateway:
@@ -141,6 +145,8 @@ class Gateway:
             weakref.WeakKeyDictionary()
         )
         self._task: asyncio.Task[None] | None = None
+        self._slots = AddressSlots(settings.max_connections_per_address)
+        self._releases: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -179,6 +185,8 @@ class Gateway:
                 settings.host,
                 settings.port,
                 process_request=self._handshake,
+                origins=origin_matchers(settings.allowed_origins),
+                open_timeout=settings.open_timeout,
                 compression=None,
                 max_size=limits.max_transport_frame_bytes,
                 write_limit=(limits.client_buffer_bytes, limits.client_buffer_bytes // 4),
@@ -193,6 +201,7 @@ class Gateway:
                 asyncio.create_task(self._heartbeats(), name="gateway-heartbeat"),
             ]
             stack.push_async_callback(_cancel, tasks)
+            stack.callback(_cancel_now, self._releases)
             log.info("gateway listening on %s:%d", settings.host, self.port)
             self.started.set()
             stopping = asyncio.create_task(self._stopping.wait())
@@ -289,10 +298,15 @@ class Gateway:
     # -- clients -------------------------------------------------------------------------------
 
     async def _handshake(self, connection: ServerConnection, request: Request) -> Response | None:
-        """Check the token before the WebSocket opens: refusals are plain HTTP answers."""
+        """Check the client's address and token before the WebSocket opens (its ``Origin``
+        is the server's to check, after this): refusals are plain HTTP answers."""
         url = urlsplit(request.path)
         if url.path == HEALTH_PATH:
             return connection.respond(HTTPStatus.OK, "ok\n")
+        if self._slots.limit:
+            refusal = self._admit(connection)
+            if refusal is not None:
+                return refusal
         query = parse_qs(url.query)
         try:
             token = bearer_token(
@@ -304,6 +318,28 @@ class Gateway:
             return connection.respond(exc.status, f"{exc}\n")
         self._principals[connection] = principal
         return None
+
+    def _admit(self, connection: ServerConnection) -> Response | None:
+        """Take a slot of the client's address until the connection ends; 429 when none is
+        left."""
+        address = _address(connection)
+        if not self._slots.take(address):
+            self.stats.crowded += 1
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"too many connections from {address}: at most {self._slots.limit} at once\n",
+            )
+        release = asyncio.create_task(self._give_back(connection, address))
+        self._releases.add(release)
+        release.add_done_callback(self._releases.discard)
+        return None
+
+    async def _give_back(self, connection: ServerConnection, address: str) -> None:
+        """Free the address's slot once the connection is gone, however it ended."""
+        try:
+            await connection.wait_closed()
+        finally:
+            self._slots.give_back(address)
 
     async def _serve_client(self, connection: ServerConnection) -> None:
         principal = self._principals.pop(connection)
@@ -333,6 +369,16 @@ class Gateway:
         finally:
             del self.sessions[connection]
             await session.finish()
+
+
+def _address(connection: ServerConnection) -> str:
+    peer = connection.remote_address
+    return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
+
+
+def _cancel_now(tasks: set[asyncio.Task[None]]) -> None:
+    for task in list(tasks):
+        task.cancel()
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

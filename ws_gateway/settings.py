@@ -9,6 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from core.intervals import DEFAULT_INTERVALS, Interval
+from ws_gateway.admission import LOOPBACK_ORIGINS, check_origin
 
 DEFAULT_PORT = 8765
 ANONYMOUS_PERMISSIONS = frozenset({"read:candles", "read:ticks"})
@@ -75,6 +76,14 @@ class GatewaySettings:
     - ``heartbeat``: seconds between heartbeats to every client.
     - ``allow_anonymous``: clients without a token get ``anonymous_permissions``.
     - ``ping_interval``/``ping_timeout``/``close_timeout``: WebSocket keepalive and closing.
+    - ``open_timeout``: seconds a client has from connecting to a completed handshake (its
+      HTTP request included: a client that dribbles its headers is cut off then).
+    - ``allowed_origins``: the browser origins that may connect (``scheme://host[:port]``,
+      ``scheme://host:*`` for any port, ``*`` for any origin); clients that send no
+      ``Origin`` (no browser) always may (:mod:`ws_gateway.admission`).
+    - ``max_connections_per_address``: connections one client address may hold at once,
+      handshakes included (0: no cap); behind a proxy every client has the proxy's address,
+      so there the proxy caps instead.
     - ``group_prefix``: the gateway's consumer group is ``<prefix>-<random>``, one per instance.
     """
 
@@ -96,6 +105,9 @@ class GatewaySettings:
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
     close_timeout: float = 5.0
+    open_timeout: float = 10.0
+    allowed_origins: tuple[str, ...] = LOOPBACK_ORIGINS
+    max_connections_per_address: int = 64
     group_prefix: str = "gateway"
     backlog: int = 1024
 
@@ -111,8 +123,12 @@ class GatewaySettings:
         for name in ("replay_buffer", "gap_notices", "max_tick_batch", "backlog"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if self.heartbeat <= 0 or self.close_timeout <= 0:
-            raise ValueError("heartbeat and close_timeout must be positive")
+        if min(self.heartbeat, self.close_timeout, self.open_timeout) <= 0:
+            raise ValueError("heartbeat, close_timeout and open_timeout must be positive")
+        if self.max_connections_per_address < 0:
+            raise ValueError("max_connections_per_address must not be negative (0: no cap)")
+        for origin in self.allowed_origins:
+            check_origin(origin)
 
     def serves(self, label: str) -> Interval | None:
         """The served interval labelled ``label`` (canonical labels only), or None."""

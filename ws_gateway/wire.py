@@ -10,6 +10,7 @@ tick times in epoch nanoseconds.
 from __future__ import annotations
 
 import enum
+import re
 from dataclasses import dataclass
 from typing import Any, Final, Literal, NamedTuple
 
@@ -24,6 +25,8 @@ NS_PER_MS: Final = 1_000_000
 MAX_ID: Final = 2**53 - 1
 """Request ids are integers a JavaScript number holds exactly (or short strings)."""
 MAX_ID_TEXT: Final = 64
+MAX_DEPTH: Final = 8
+"""The deepest arrays and objects may nest in a request (requests are flat objects: depth 1)."""
 
 CANDLES: Final = "candles"
 TICKS: Final = "ticks"
@@ -123,12 +126,36 @@ class RequestError(Exception):
 # -- requests --------------------------------------------------------------------------------
 
 _JSON_DECODER: Final = msgspec.json.Decoder()
+_STRING: Final = re.compile(r'"(?:[^"\\]|\\.)*"?', re.DOTALL)
+"""A JSON string (or an unterminated one, to the end): brackets inside do not nest."""
+_BRACKET: Final = re.compile(r"[][{}]")
+
+
+def nesting_depth(text: str) -> int:
+    """How deep arrays and objects nest in JSON ``text``, found without decoding it.
+
+    A decoder recurses once per level, so a small frame of brackets could exhaust the
+    stack; this scan is flat. It counts brackets outside strings; for text that is no JSON
+    the figure means nothing, but then the decoder refuses it anyway.
+    """
+    depth = deepest = 0
+    for bracket in _BRACKET.findall(_STRING.sub("", text)):
+        if bracket in "[{":
+            depth += 1
+            deepest = max(deepest, depth)
+        else:
+            depth -= 1
+    return deepest
 
 
 def parse_json(frame: str | bytes) -> dict[str, Any]:
     """The JSON object of a text frame; raises :class:`RequestError` when it is not one."""
     if isinstance(frame, bytes):
         raise RequestError(ErrorCode.BAD_REQUEST, "send requests as JSON text frames, not binary")
+    if nesting_depth(frame) > MAX_DEPTH:
+        raise RequestError(
+            ErrorCode.BAD_REQUEST, f"JSON nested deeper than {MAX_DEPTH} levels: requests are flat"
+        )
     try:
         value = _JSON_DECODER.decode(frame)
     except msgspec.DecodeError as exc:

@@ -27,6 +27,8 @@ from ingest.files.staging import DEFAULT_CHUNK_ROWS, to_batches
 from ingest.files.timestamps import seconds_to_ns
 
 ROW_FIELDS = ("price", "volume", "time", "side", "ordertype", "misc", "trade_id")
+OHLC_FIELDS = ("time", "open", "high", "low", "close", "vwap", "volume", "count")
+"""A row of Kraken's ``/0/public/OHLC`` response, which this reader refuses."""
 _SIDES = {"b": int(Side.BUY), "s": int(Side.SELL)}
 
 
@@ -74,9 +76,20 @@ def load_pairs(path: Path) -> dict[str, list[Any]]:
     for key, rows in pairs.items():
         if not isinstance(rows, list):
             raise TickFileError(f"{path.name}: result {key!r} is not an array of trades")
+        if rows and _is_ohlc_row(rows[0]):
+            raise TickFileError(
+                f"{path.name}: Kraken OHLC candles ([time, open, high, low, close, vwap, volume,"
+                " count] rows), not trades: give the /0/public/Trades response"
+            )
     if not pairs:
         raise TickFileError(f"{path.name}: the response holds no pair")
     return pairs
+
+
+def _is_ohlc_row(row: Any) -> bool:
+    """Whether ``row`` has the shape of an OHLC row: 8 fields, the first integer epoch
+    seconds (a trade row has 7, the first its price as a string)."""
+    return isinstance(row, list) and len(row) == len(OHLC_FIELDS) and type(row[0]) is int
 
 
 def _pair_instrument(path: Path, pair: str) -> str:

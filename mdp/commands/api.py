@@ -9,6 +9,7 @@ the WebSocket gateway at ``--ws-url``. See ``docs/history-api.md`` and ``docs/ch
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -43,12 +44,19 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         "--max-limit", type=int, default=10_000, help="most rows per request (10000)"
     )
     parser.add_argument(
+        "--head-timeout",
+        type=float,
+        metavar="SECONDS",
+        help="a request's line and headers must arrive within this (default 10; 408 after)",
+    )
+    parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
 
 
 def run(args: argparse.Namespace) -> int:
     from charting import ApiSettings, create_app_for_url
+    from charting.http_guard import HttpLimits
     from charting.server import run_until_stopped
 
     if not args.database_url:
@@ -61,10 +69,13 @@ def run(args: argparse.Namespace) -> int:
             default_limit=min(1_000, args.max_limit),
             ws_url=args.ws_url,
         )
+        limits = HttpLimits()
+        if args.head_timeout is not None:
+            limits = dataclasses.replace(limits, head_timeout=args.head_timeout)
     except ValueError as exc:
         return _fail(str(exc))
     app = create_app_for_url(args.database_url.reveal(), settings)
-    started = run_until_stopped(app, args.host, args.port, log_level=args.log_level)
+    started = run_until_stopped(app, args.host, args.port, log_level=args.log_level, limits=limits)
     return 0 if started else 1
 
 

@@ -2,7 +2,11 @@
 
 It runs the very engine the live platform runs, fed with the files' ticks in file order, and
 prints closed candles (and revisions, should late ticks arrive) as they come; ``--final-only``
-prints each candle once, in its final version, sorted.
+prints each candle once, in its final version, sorted. A candle whose interval the input does
+not cover to its end (no tick of its instrument at or after its close time: the last minute,
+hour or day of a file) is never final: it is printed with status ``open``, and left out under
+``--final-only`` (CSV and Parquet rows carry no status). A run in which every row is bad
+exits 2, as does a file of Kraken's OHLC candles given as trades.
 """
 
 from __future__ import annotations
@@ -14,7 +18,9 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from core.candles import Candle
+import msgspec
+
+from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig, EngineOutput
 from core.intervals import NS_PER_SECOND
 from core.ticks import TickBatch
@@ -77,7 +83,10 @@ def add_parser(commands: Any) -> None:
     )
     output = parser.add_argument_group("output")
     output.add_argument(
-        "--final-only", action="store_true", help="each candle once, in its final version, sorted"
+        "--final-only",
+        action="store_true",
+        help="each final candle once, in its final version, sorted (not those the input ends"
+        " inside of)",
     )
     output.add_argument(
         "--output-format",
@@ -153,21 +162,46 @@ def _run_engine(
             sink.write(output.candles)
             written += len(output.candles)
 
+    newest: dict[str, int] = {}
     for batch in batches:
         ticks += len(batch)
+        if len(batch):
+            last = int(batch.ts_event.max())
+            newest[batch.instrument] = max(last, newest.get(batch.instrument, last))
         emit(engine.feed(batch))
         if not args.quiet:
             rate = ticks / max(progress.elapsed, 1e-9)
             progress.update(f"mdp candles: {ticks:,} ticks read ({rate:,.0f}/s)")
-    emit(engine.flush())
+    flushed = engine.flush()
+    flushed.candles[:] = [_as_covered(candle, newest) for candle in flushed.candles]
+    emit(flushed)
     if args.final_only:
-        ordered = sorted(final.values(), key=lambda c: (c.instrument, c.interval, c.open_time))
-        sink.write(ordered)
-        written = len(ordered)
+        done = [candle for candle in final.values() if candle.status is not CandleStatus.OPEN]
+        sink.write(sorted(done, key=lambda c: (c.instrument, c.interval, c.open_time)))
+        written = len(done)
     sink.close()
     if not args.quiet:
         _report(report, totals, progress, ticks, written)
+        if len(final) > written:
+            print(
+                f"mdp candles: {len(final) - written:,} candles left out: the input ends inside"
+                " them, so they are not final",
+                file=sys.stderr,
+            )
+    if report.rows and not report.ticks:
+        return _fail(f"all {report.rows:,} rows were bad: no tick to make candles of")
     return 0
+
+
+def _as_covered(candle: Candle, newest: dict[str, int]) -> Candle:
+    """``candle`` as ``open`` unless a tick of its instrument lies at or after its close time.
+
+    The end of the input closes every candle still forming, but one whose interval the
+    input stops inside of (the hour of a file that ends at 00:12) is not final.
+    """
+    if newest.get(candle.instrument, 0) >= candle.close_time:
+        return candle
+    return msgspec.structs.replace(candle, status=CandleStatus.OPEN)
 
 
 def _report(

@@ -22,7 +22,13 @@ import psycopg
 
 from core.secrets import DatabaseUrl
 from mdp.cluster_options import kafka_bus
-from mdp.common_options import add_database_option, add_interval_option, intervals_of
+from mdp.common_options import (
+    add_database_option,
+    add_interval_option,
+    add_origin_option,
+    intervals_of,
+    origins_of,
+)
 from storage import PostgresStore, SchemaNotReadyError
 from storage.repository import MarketDataStore
 from streams.bus import Bus
@@ -71,6 +77,16 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="refuse clients without a token (no authenticator is wired yet: refuses everyone)",
     )
+    add_origin_option(parser, "pages on this machine: http://127.0.0.1:*, http://localhost:*")
+    parser.add_argument(
+        "--max-connections-per-ip",
+        type=int,
+        default=_DEFAULT_SETTINGS.max_connections_per_address,
+        metavar="N",
+        help="connections one client address may hold at once (default"
+        f" {_DEFAULT_SETTINGS.max_connections_per_address}; 0: no cap, for a gateway behind a"
+        " proxy that caps them itself)",
+    )
     parser.add_argument(
         "--max-subscriptions", type=int, default=_DEFAULT_LIMITS.max_subscriptions, metavar="N"
     )
@@ -94,6 +110,7 @@ def add_parser(commands: Any) -> None:
 def settings_from(args: argparse.Namespace) -> GatewaySettings:
     """The gateway's settings from the command line (raises ValueError when bad)."""
     intervals = intervals_of(args)
+    origins = origins_of(args)
     return GatewaySettings(
         host=args.host,
         port=args.port,
@@ -101,6 +118,8 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         allow_anonymous=not args.no_anonymous,
         heartbeat=args.heartbeat,
         gap_notices=args.gap_notices,
+        allowed_origins=_DEFAULT_SETTINGS.allowed_origins if origins is None else origins,
+        max_connections_per_address=args.max_connections_per_ip,
         limits=Limits(max_subscriptions=args.max_subscriptions, rate=args.rate),
     )
 

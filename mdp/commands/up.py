@@ -24,8 +24,10 @@ from ingest.files import TickFileError
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
+    add_origin_option,
     database_failure,
     intervals_of,
+    origins_of,
 )
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
@@ -58,6 +60,7 @@ def add_parser(commands: Any) -> None:
     serve.add_argument(
         "--ws-port", type=int, default=8765, help="WebSocket gateway (0: a free port)"
     )
+    add_origin_option(serve, "the chart's own, on 127.0.0.1, localhost and --host")
     add_feed_options(parser)
     add_interval_option(parser, "candle intervals")
     parser.set_defaults(run=run)
@@ -73,6 +76,7 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
         host=args.host,
         http_port=args.http_port,
         ws_port=args.ws_port,
+        allowed_origins=origins_of(args) or (),
         feed=FeedSettings(
             replay=args.replay,
             format=args.format,

@@ -65,7 +65,7 @@ def test_binance_candles_count_raw_trades_and_sum_exactly(
     shared_data: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
     path = shared_data / BINANCE
-    code, out, err = run_cli([str(path), "--interval", "1m", "--final-only"], capsys)
+    code, out, err = run_cli([str(path), "--interval", "1m"], capsys)
     assert code == 0, err
     expected: dict[str, list[Decimal]] = defaultdict(lambda: [Decimal(0)] * 4)
     for line in path.read_text().splitlines():
@@ -108,15 +108,20 @@ def test_output_formats_carry_the_same_candles(
         assert parquet["open_time"].strftime("%Y-%m-%dT%H:%M:%SZ") == row["open_time"]
 
 
+def generic_csv(folder: Path, *rows: str) -> Path:
+    path = folder / "ticks.csv"
+    path.write_text("\n".join(["instrument,trade_id,price,size,side,ts_event", *rows]) + "\n")
+    return path
+
+
 def test_bad_rows_are_reported_and_the_good_ones_used(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    path = tmp_path / "ticks.csv"
-    path.write_text(
-        "instrument,trade_id,price,size,side,ts_event\n"
-        "TEST:ABC,1,100.5,2,buy,1767225600000000000\n"
-        "TEST:ABC,2,abc,2,buy,1767225601000000000\n"
-        "TEST:ABC,3,101,1,sell,1767225602000000000\n"
+    path = generic_csv(
+        tmp_path,
+        "TEST:ABC,1,100.5,2,buy,1767225600000000000",
+        "TEST:ABC,2,abc,2,buy,1767225601000000000",
+        "TEST:ABC,3,101,1,sell,1767225602000000000",
     )
     code, out, err = run_cli([str(path), "--interval", "1m"], capsys)
     assert code == 0
@@ -124,6 +129,55 @@ def test_bad_rows_are_reported_and_the_good_ones_used(
     assert (row["open"], row["close"], row["volume"], row["trades"]) == ("100.5", "101.0", "3", "2")
     assert "line 3: price" in err
     assert "1 bad" in err
+
+
+def test_candles_the_input_does_not_cover_to_their_end_are_open_not_final(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = shared_data / BINANCE  # 00:00:00.039 to 00:12:19.347
+    args = [str(path), "--interval", "1m", "--interval", "1h", "--output-format", "jsonl"]
+    code, out, err = run_cli(args, capsys)
+    assert code == 0, err
+    status = {(r["interval"], r["open_time"]): r["status"] for r in map(json.loads, out.split())}
+    assert status.pop(("1h", "2026-01-01T00:00:00Z")) == "open"
+    assert status.pop(("1m", "2026-01-01T00:12:00Z")) == "open"
+    assert set(status.values()) == {"closed"}
+    assert len(status) == 12  # 00:00 to 00:11, each ended before a later tick
+
+    code, out, err = run_cli([*args, "--final-only"], capsys)
+    assert code == 0, err
+    final = [json.loads(line) for line in out.split()]
+    assert [(r["interval"], r["open_time"]) for r in final] == sorted(status)
+    assert {r["status"] for r in final} == {"closed"}
+    assert "2 candles left out: the input ends inside them, so they are not final" in err
+
+
+def test_kraken_ohlc_candles_are_refused_as_no_trades(
+    shared_data: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    for format_ in ([], ["--format", "kraken-trades"]):
+        path = shared_data / KRAKEN / "ohlc-1m.json"
+        code, out, err = run_cli([str(path), "--interval", "1m", *format_], capsys)
+        assert code == 2
+        assert out == ""
+        assert "mdp candles: error: ohlc-1m.json: Kraken OHLC candles" in err
+        assert "not trades" in err
+        assert "bad row" not in err
+
+
+def test_a_run_in_which_every_row_is_bad_exits_2(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = generic_csv(
+        tmp_path,
+        "TEST:ABC,1,abc,2,buy,1767225600000000000",
+        "TEST:ABC,2,100,2,up,1767225601000000000",
+    )
+    code, out, err = run_cli([str(path), "--interval", "1m"], capsys)
+    assert code == 2
+    assert "mdp candles: error: all 2 rows were bad" in err
+    assert "line 2: price" in err
+    assert rows_of(out) == []
 
 
 def test_synthetic_ticks_make_candles(capsys: pytest.CaptureFixture[str]) -> None:

@@ -91,3 +91,18 @@ def test_the_image_installs_the_locked_packages_with_their_hashes_checked() -> N
     ]
     assert steps[0].endswith("--require-hashes --no-deps -r requirements/base.txt")
     assert all("--no-deps" in step for step in steps), "every install takes the lock's versions"
+
+
+def test_published_ports_are_bound_to_this_host_only() -> None:
+    published = [
+        str(port) for service in compose()["services"].values() for port in service.get("ports", [])
+    ]
+    assert published
+    assert all(port.startswith("127.0.0.1:") for port in published), published
+
+
+def test_the_proxy_caps_connections_per_client_instead_of_the_gateways() -> None:
+    assert "--max-connections-per-ip" in mdp_commands()["gateway"]
+    nginx = (COMPOSE / "nginx.conf").read_text()
+    assert "limit_conn_zone $binary_remote_addr" in nginx
+    assert "limit_conn per_client" in nginx

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import socket
 import time
 from collections.abc import Callable
 from decimal import Decimal
@@ -14,6 +15,9 @@ from types import MappingProxyType
 
 import psycopg
 import pytest
+from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
+from websockets.typing import Origin
 
 from core import codecs
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
@@ -420,3 +424,43 @@ async def test_bad_rows_of_a_replay_end_in_the_rejected_table_and_the_rest_flows
     assert "ticks.csv:4" in rejections[1].detail
     assert "side" in rejections[1].detail
     assert (candle.trades, candle.open, candle.close) == (2, Decimal("100.5"), Decimal(102))
+
+
+async def test_the_gateway_admits_the_charts_own_origin_and_refuses_others(
+    migrated_database: str,
+) -> None:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        http_port = int(probe.getsockname()[1])
+    settings = PlatformSettings(
+        database_url=DatabaseUrl(migrated_database),
+        http_port=http_port,
+        ws_port=0,
+        allowed_origins=("https://charts.example.com",),
+    )
+    platform = Platform(settings, io.StringIO())
+    stop = asyncio.Event()
+    running = asyncio.create_task(platform.run(stop))
+    try:
+
+        async def serving() -> bool:
+            return platform.chart_url is not None
+
+        await wait_for(serving)
+        assert platform.gateway_url is not None
+        for origin in (
+            f"http://127.0.0.1:{http_port}",
+            f"http://localhost:{http_port}",
+            "https://charts.example.com",
+            None,  # a bot
+        ):
+            opened = connect(platform.gateway_url, origin=Origin(origin) if origin else None)
+            ws = await asyncio.wait_for(opened, WAIT)
+            await ws.close()
+        for origin in (f"http://localhost:{http_port + 1}", "https://evil.example"):
+            with pytest.raises(InvalidStatus) as refused:
+                await asyncio.wait_for(connect(platform.gateway_url, origin=Origin(origin)), WAIT)
+            assert refused.value.response.status_code == 403
+    finally:
+        stop.set()
+        await asyncio.wait_for(running, WAIT)

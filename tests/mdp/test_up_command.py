@@ -3,6 +3,7 @@ and a second start on the same data."""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import json
 import os
@@ -22,6 +23,9 @@ from urllib.parse import urlsplit, urlunsplit
 import psycopg
 import pytest
 from websockets.asyncio.client import connect
+
+from mdp.cli import build_parser
+from mdp.commands import up
 
 MDP = Path(sys.executable).parent / "mdp"
 STARTUP = 60.0
@@ -192,3 +196,16 @@ def test_up_on_an_unreachable_database_fails_in_one_line_without_the_password(
     assert errors[0].startswith(
         f"mdp up: error: cannot use the database at postgresql://root:***@127.0.0.1:{port}/x: "
     )
+
+
+def parse_up(*argv: str) -> argparse.Namespace:
+    return build_parser().parse_args(list(argv))
+
+
+def test_mdp_up_adds_allowed_origins_to_the_charts_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    assert up.settings_from(parse_up("up")).allowed_origins == ()
+    given = parse_up("up", "--allowed-origin", "https://charts.example.com")
+    assert up.settings_from(given).allowed_origins == ("https://charts.example.com",)
+    monkeypatch.setenv("MDP_ALLOWED_ORIGINS", "https://a.example")
+    assert up.settings_from(parse_up("up")).allowed_origins == ("https://a.example",)
+    assert up.run(parse_up("up", "--allowed-origin", "a.example")) == up.EXIT_BAD_INPUT

@@ -15,6 +15,7 @@ from core.intervals import Interval
 from mdp.commands import gateway as command
 from streams.memory import MemoryBus
 from ws_gateway import GatewaySettings
+from ws_gateway.admission import LOOPBACK_ORIGINS
 
 from .harness import TIMEOUT
 
@@ -41,11 +42,33 @@ def test_options_become_settings() -> None:
     assert args.bus == "memory"
 
 
+def test_allowed_origins_and_the_connection_cap_come_from_options_or_the_environment(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    default = command.settings_from(parse())
+    assert default.allowed_origins == LOOPBACK_ORIGINS
+    assert default.max_connections_per_address == GatewaySettings().max_connections_per_address
+    monkeypatch.setenv("MDP_ALLOWED_ORIGINS", "https://a.example, https://b.example:8443")
+    assert command.settings_from(parse()).allowed_origins == (
+        "https://a.example",
+        "https://b.example:8443",
+    )
+    given = parse("--allowed-origin", "https://c.example", "--max-connections-per-ip", "5")
+    settings = command.settings_from(given)  # the option wins over the environment
+    assert settings.allowed_origins == ("https://c.example",)
+    assert settings.max_connections_per_address == 5
+    assert command.settings_from(parse("--allowed-origin", "*")).allowed_origins == ("*",)
+
+
 def test_bad_options_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert command.run(parse("--interval", "5 minutes")) == command.EXIT_BAD_INPUT
     assert "mdp gateway: error: bad interval" in capsys.readouterr().err
     assert command.run(parse("--gap-notices", "0")) == command.EXIT_BAD_INPUT
     assert "mdp gateway: error: gap_notices must be positive, got 0" in capsys.readouterr().err
+    assert command.run(parse("--allowed-origin", "evil.example")) == command.EXIT_BAD_INPUT
+    assert "mdp gateway: error: allowed origin 'evil.example' is not" in capsys.readouterr().err
+    assert command.run(parse("--max-connections-per-ip", "-1")) == command.EXIT_BAD_INPUT
+    assert "max_connections_per_address must not be negative" in capsys.readouterr().err
 
 
 def free_port() -> int:

@@ -6,14 +6,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import logging
 import time
 from typing import Any
 
+import pytest
 from websockets.exceptions import ConnectionClosed
 
 from core.candles import Candle
 from storage.memory_store import MemoryStore
-from ws_gateway.wire import candle_json
+from ws_gateway.wire import MAX_DEPTH, candle_json
 
 from .harness import (
     TIMEOUT,
@@ -354,6 +356,21 @@ async def test_malformed_frames_get_errors_and_the_connection_survives() -> None
             assert error["message"]
         await request(ws, op="ping", id=99)
         assert await recv_type(ws, "pong") == {"type": "pong", "id": 99}
+
+
+async def test_deeply_nested_json_is_a_bad_request_and_the_connection_stays_open(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    nested = '{"op":"ping","id":1,"x":' + "[" * 984  # deeper than the decoder's stack
+    async with running() as (_, gateway), client(gateway) as ws:
+        for _ in range(3):
+            await asyncio.wait_for(ws.send(nested), TIMEOUT)
+            error = await recv_type(ws, "error")
+            assert (error["code"], error["field"]) == ("bad_request", None)
+            assert f"nested deeper than {MAX_DEPTH} levels" in error["message"]
+        await request(ws, op="ping", id=7)
+        assert await recv_type(ws, "pong") == {"type": "pong", "id": 7}
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 async def test_a_frame_beyond_the_transport_limit_closes_with_1009() -> None:

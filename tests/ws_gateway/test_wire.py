@@ -5,11 +5,14 @@ from __future__ import annotations
 import json
 from typing import Any
 
+import pytest
+
 from core.candles import CandleStatus
 from core.gaps import FeedGap, GapReason
 from ws_gateway.framing import text_frame
 from ws_gateway.wire import (
     CANDLES,
+    MAX_DEPTH,
     TICKS,
     ChannelFrames,
     ChannelKey,
@@ -20,6 +23,8 @@ from ws_gateway.wire import (
     error,
     gap_message,
     heartbeat,
+    nesting_depth,
+    parse_json,
     pong,
     subscribed,
     tick_json,
@@ -164,6 +169,26 @@ def test_errors() -> None:
         "message": "slow down",
     }
     assert str(refused) == "slow down"
+
+
+def test_nesting_depth_counts_brackets_outside_strings() -> None:
+    assert nesting_depth('{"op":"ping"}') == 1
+    assert nesting_depth('{"a":[1,{"b":[]}],"c":{}}') == 4
+    assert nesting_depth('{"s":"[[[{{{","t":"\\"[[["}') == 1
+    assert nesting_depth("[" * 984) == 984
+    assert nesting_depth("nope") == 0
+
+
+def test_json_nested_beyond_the_bound_is_refused_before_decoding() -> None:
+    with pytest.raises(RequestError) as refused:
+        parse_json('{"op":"ping","x":' + "[" * MAX_DEPTH + "]" * MAX_DEPTH + "}")
+    assert refused.value.code is ErrorCode.BAD_REQUEST
+    assert f"nested deeper than {MAX_DEPTH} levels" in refused.value.message
+    with pytest.raises(RequestError) as refused:
+        parse_json('{"op":"ping","id":1,"x":' + "[" * 100_000)
+    assert refused.value.code is ErrorCode.BAD_REQUEST
+    body = parse_json('{"op":"ping","x":' + "[" * (MAX_DEPTH - 1) + "]" * (MAX_DEPTH - 1) + "}")
+    assert body["op"] == "ping"
 
 
 def test_channel_messages_share_one_prefix() -> None:

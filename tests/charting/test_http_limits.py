@@ -1,0 +1,189 @@
+"""The history API's HTTP server refuses what no client needs to send: over-long targets,
+oversized or endless heads, large bodies, heads dribbled a byte at a time.
+
+The memory checks run ``mdp api`` in a process of its own and read its resident size; the
+others serve the same app within the test.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import httpx
+import pytest
+
+from charting import ApiSettings, HistoryDatabase, create_app
+from charting.http_guard import HttpLimits
+from charting.server import ApiServer, serving
+
+REPO = Path(__file__).resolve().parents[2]
+TIMEOUT = 10.0
+MEGABYTE = 1024 * 1024
+GET = b"GET /v1/instruments HTTP/1.1\r\nHost: history.test\r\n"
+
+
+@contextlib.asynccontextmanager
+async def served(history: HistoryDatabase, **limits: float) -> AsyncIterator[ApiServer]:
+    app = create_app(history, ApiSettings())
+    async with serving(app, limits=HttpLimits(**limits)) as server:  # type: ignore[arg-type]
+        yield server
+
+
+async def exchange(port: int, *parts: bytes, pause: float = 0.0) -> tuple[int, dict[str, str]]:
+    """Send ``parts`` (``pause`` seconds apart) until answered; the status and problem body
+    of the answer (status 0: the server closed without one)."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    answer = asyncio.create_task(reader.read())
+    try:
+        with contextlib.suppress(ConnectionError):
+            for part in parts:
+                if answer.done():
+                    break
+                writer.write(part)
+                await writer.drain()
+                await asyncio.sleep(pause)
+        received = await asyncio.wait_for(answer, TIMEOUT)
+    finally:
+        writer.close()
+    if not received:
+        return 0, {}
+    head, _, body = received.partition(b"\r\n\r\n")
+    status = int(head.split()[1])
+    assert b"content-type: application/problem+json" in head.lower(), head
+    return status, json.loads(body)
+
+
+def problem_kind(body: dict[str, str]) -> str:
+    return body["type"].rsplit("/", 1)[-1]
+
+
+async def test_a_normal_request_is_served(history: HistoryDatabase) -> None:
+    async with served(history) as server, httpx.AsyncClient() as client:
+        answer = await client.get(f"{server.url}/v1/instruments", headers={"X-Trace": "a" * 4000})
+        assert answer.status_code == 200
+
+
+async def test_oversized_requests_get_our_problem_answers(history: HistoryDatabase) -> None:
+    limits = HttpLimits()
+    async with served(history) as server:
+        long_target = b"GET /v1/candles?instrument=" + b"A" * 10_000 + b" HTTP/1.1\r\n\r\n"
+        status, body = await exchange(server.port, long_target)
+        assert (status, problem_kind(body)) == (414, "uri-too-long")
+        assert f"at most {limits.max_target_bytes} bytes" in body["detail"]
+
+        big_header = GET + b"X-Big: " + b"a" * MEGABYTE + b"\r\n\r\n"
+        status, body = await exchange(server.port, big_header)
+        assert (status, problem_kind(body)) == (431, "header-fields-too-large")
+        assert f"at most {limits.max_head_bytes} bytes" in body["detail"]
+
+        many = GET + b"".join(b"X-%d: 1\r\n" % n for n in range(limits.max_headers + 1)) + b"\r\n"
+        status, body = await exchange(server.port, many)
+        assert (status, problem_kind(body)) == (431, "header-fields-too-large")
+        assert f"at most {limits.max_headers} header fields" in body["detail"]
+
+        declared = b"POST /v1/instruments HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
+        status, body = await exchange(server.port, declared % (limits.max_body_bytes + 1))
+        assert (status, problem_kind(body)) == (413, "content-too-large")
+        chunk = b"%x\r\n%s\r\n" % (limits.max_body_bytes, b"a" * limits.max_body_bytes)
+        chunked = b"POST /v1/instruments HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
+        status, body = await exchange(server.port, chunked + chunk + chunk + b"0\r\n\r\n")
+        assert (status, problem_kind(body)) == (413, "content-too-large")
+        assert f"at most {limits.max_body_bytes} bytes" in body["detail"]
+
+        async with httpx.AsyncClient() as client:  # and the server still serves
+            assert (await client.get(f"{server.url}/v1/instruments")).status_code == 200
+
+
+async def test_a_client_dribbling_its_head_is_cut_off_after_the_head_timeout(
+    history: HistoryDatabase,
+) -> None:
+    async with served(history, head_timeout=1.0) as server:
+        started = time.monotonic()
+        dribble = [bytes([byte]) for byte in GET * 10]
+        status, body = await exchange(server.port, *dribble, pause=0.05)
+        assert (status, problem_kind(body)) == (408, "request-timeout")
+        assert "must arrive within 1s" in body["detail"]
+        assert time.monotonic() - started < 3.0
+
+        started = time.monotonic()  # a connection that sends nothing is closed quietly
+        assert await exchange(server.port) == (0, {})
+        assert 0.9 < time.monotonic() - started < 3.0
+
+        async with httpx.AsyncClient() as client:  # a prompt request has all the time it needs
+            assert (await client.get(f"{server.url}/v1/instruments")).status_code == 200
+
+
+# -- the command, in a process of its own ----------------------------------------------------
+
+
+def resident_megabytes(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    raise AssertionError("no VmRSS")
+
+
+@pytest.fixture
+def api_process(migrated_database: str) -> Iterator[tuple[int, int]]:
+    """``mdp api`` on a free port: (its pid, its port)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    command = [
+        sys.executable, "-m", "mdp.commands.api", "--database-url", migrated_database,
+        "--port", str(port), "--log-level", "error",
+    ]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO)
+    try:
+        deadline = time.monotonic() + 30
+        while True:
+            assert process.poll() is None, "mdp api exited early"
+            try:
+                httpx.get(f"http://127.0.0.1:{port}/v1/instruments", timeout=1)
+                break
+            except httpx.TransportError:
+                assert time.monotonic() < deadline, "mdp api did not answer within 30 s"
+                time.sleep(0.1)
+        yield process.pid, port
+    finally:
+        process.terminate()
+        process.wait(30)
+
+
+async def test_a_hundred_megabytes_of_header_bytes_are_cut_off_without_the_server_growing(
+    api_process: tuple[int, int],
+) -> None:
+    pid, port = api_process
+    before = resident_megabytes(pid)
+    started = time.monotonic()
+    sent = 0
+    for _ in range(8):  # eight such requests took 900 MB before
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        answer = asyncio.create_task(reader.read())
+        writer.write(GET + b"X-Big: ")
+        piece = b"a" * (64 * 1024)
+        streamed = 0
+        with contextlib.suppress(ConnectionError):
+            while streamed < 100 * MEGABYTE and not answer.done():
+                writer.write(piece)
+                await asyncio.wait_for(writer.drain(), TIMEOUT)
+                await asyncio.sleep(0)
+                streamed += len(piece)
+        writer.close()
+        head = await asyncio.wait_for(answer, TIMEOUT)
+        assert head.startswith(b"HTTP/1.1 431 "), head[:100]
+        sent += streamed
+    assert time.monotonic() - started < 20.0
+    assert sent < 8 * 16 * MEGABYTE  # each was cut off long before its 100 MB
+    async with httpx.AsyncClient() as client:
+        normal = await client.get(f"http://127.0.0.1:{port}/v1/instruments")
+        assert normal.status_code == 200
+    assert resident_megabytes(pid) - before < 50

@@ -1,0 +1,106 @@
+"""Who may open a connection: allowed browser origins and a cap per client address. Sans I/O.
+
+``Origin`` is what a browser says about the page that opens a WebSocket; checking it keeps
+other sites' pages from using a visitor's browser as a client (cross-site WebSocket
+hijacking). Clients that are no browser (bots, scripts) send no ``Origin`` and are always
+let through: they could send any ``Origin`` they like, so refusing them would protect
+nothing. The check itself is the ``websockets`` server's (403 on a foreign origin); here the
+settings' spellings become its matchers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Sequence
+from typing import Final
+
+from websockets.typing import Origin
+
+ANY_ORIGIN: Final = "*"
+ANY_PORT: Final = ":*"
+LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
+LOOPBACK_ORIGINS: Final = tuple(f"http://{host}{ANY_PORT}" for host in LOOPBACK_HOSTS)
+"""Pages served from this machine, on any port: the cluster gateway's default."""
+
+OriginMatcher = Origin | re.Pattern[str] | None
+
+
+def check_origin(origin: str) -> str:
+    """``origin`` if it is one the settings accept, else ``ValueError`` saying why.
+
+    Accepted: ``*`` (any origin), ``scheme://host[:port]`` (exactly that origin), and
+    ``scheme://host:*`` (that host on any port, or none).
+    """
+    if origin == ANY_ORIGIN:
+        return origin
+    exact = origin.removesuffix(ANY_PORT)
+    scheme, sep, host = exact.partition("://")
+    if not sep or scheme not in ("http", "https") or not host or "/" in host:
+        raise ValueError(
+            f"allowed origin {origin!r} is not scheme://host[:port] (http or https, no path),"
+            " scheme://host:* or *"
+        )
+    return origin
+
+
+def origin_matchers(origins: Iterable[str]) -> Sequence[OriginMatcher] | None:
+    """What ``websockets``' ``origins`` takes for these settings: None accepts any origin;
+    otherwise a list that always holds None (clients that send no ``Origin``)."""
+    matchers: list[OriginMatcher] = [None]
+    for origin in origins:
+        if origin == ANY_ORIGIN:
+            return None
+        if origin.endswith(ANY_PORT):
+            prefix = re.escape(origin.removesuffix(ANY_PORT))
+            matchers.append(re.compile(f"{prefix}(?::[0-9]{{1,5}})?", re.IGNORECASE))
+        else:
+            matchers.append(Origin(origin))
+    return matchers
+
+
+def page_origins(host: str, port: int) -> tuple[str, ...]:
+    """The origins of a page served on ``host:port`` as browsers on this machine name it.
+
+    Port 0 (a free port, not known yet) stands for any port. A wildcard ``host``
+    (``0.0.0.0``, ``::``) adds no name: the machine's other names must be configured.
+    """
+    suffix = ANY_PORT if port == 0 else f":{port}"
+    hosts = list(LOOPBACK_HOSTS)
+    named = f"[{host}]" if ":" in host else host
+    if host not in ("0.0.0.0", "::", "") and named not in hosts:
+        hosts.append(named)
+    return tuple(f"http://{name}{suffix}" for name in hosts)
+
+
+class AddressSlots:
+    """Connections held per client address, at most ``limit`` each (0: no cap).
+
+    :meth:`take` a slot when a connection arrives and :meth:`give_back` it when it closes.
+    """
+
+    __slots__ = ("_held", "limit")
+
+    def __init__(self, limit: int) -> None:
+        if limit < 0:
+            raise ValueError(f"the connection cap must not be negative, got {limit}")
+        self.limit = limit
+        self._held: dict[str, int] = {}
+
+    def take(self, address: str) -> bool:
+        """Count one more connection from ``address``; False (and nothing counted) when it
+        already holds ``limit``."""
+        held = self._held.get(address, 0)
+        if self.limit and held >= self.limit:
+            return False
+        self._held[address] = held + 1
+        return True
+
+    def give_back(self, address: str) -> None:
+        held = self._held.get(address, 0) - 1
+        if held > 0:
+            self._held[address] = held
+        else:
+            self._held.pop(address, None)
+
+    def held(self, address: str) -> int:
+        return self._held.get(address, 0)
