@@ -2,13 +2,13 @@
 
 A newcomer's chart should be full at once, on every interval. So before the live ticks the
 market publishes ``history`` of the past (a day by default): per instrument one tick a second
-over the last hour and one every ten seconds before that, each weighing as much as that time of
-the live market (see :class:`SyntheticFeed`'s ``weight``), generated with numpy and sent as
-fast as the bus takes it, through the same path as live ticks (``ts_recv`` is the wall clock
-when it is published, so the engine treats it as ticks that arrived now, not as late ones).
-Every candle costs the engine, the writer and the gateway some Python work, so the older part
-is sparser: a day at one tick a second would be about 265,000 candle updates for three
-instruments, a minute's work; this way it is about 40,000.
+over the last quarter of an hour and one every fifteen seconds before that, each weighing as
+much as that time of the live market (see :class:`SyntheticFeed`'s ``weight``), generated with
+numpy and sent as fast as the bus takes it, through the same path as live ticks (``ts_recv`` is
+the wall clock when it is published, so the engine treats it as ticks that arrived now, not as
+late ones). Every candle costs the engine, the writer and the gateway some Python work, so the
+older part is sparser: a day at one tick a second would be about 265,000 candle updates for
+three instruments, a minute's work; this way it is about 25,000.
 
 After a restart an instrument continues where its stored trades end: from the price and time
 of its last stored trade (:class:`SyntheticResume`), the time it was down filled in the same
@@ -38,10 +38,10 @@ from ingest.synthetic import NS_PER_SECOND, SyntheticFeed
 
 DENSE_SPACING: Final = NS_PER_SECOND
 """The recent history has one tick a second per instrument..."""
-DENSE_SPAN: Final = 3_600 * NS_PER_SECOND
-"""... over the last hour (so that the 1s chart is full too) ..."""
-SPARSE_SPACING: Final = 10 * NS_PER_SECOND
-"""... and one every ten seconds before that."""
+DENSE_SPAN: Final = 900 * NS_PER_SECOND
+"""... over the last quarter of an hour (so that the 1s chart is full too) ..."""
+SPARSE_SPACING: Final = 15 * NS_PER_SECOND
+"""... and one every fifteen seconds before that (four to a 1m candle)."""
 HISTORY_BATCH: Final = 3_600
 """Ticks of one instrument per history batch (an hour)."""
 LIVE_BATCHES_PER_SECOND: Final = 10

@@ -110,7 +110,8 @@ async def test_after_a_restart_it_continues_from_the_last_stored_trade() -> None
     steps = np.abs(np.diff(btc.price))
     assert steps.max() <= max_step(price, 20)
     # An instrument without stored trades gets its whole day.
-    assert len(of(history, ETH).price) > 8_000
+    day = (DAY - DENSE_SPAN) // SPARSE_SPACING + DENSE_SPAN // DENSE_SPACING
+    assert len(of(history, ETH).price) == day
 
 
 async def test_a_day_of_history_is_generated_in_well_under_a_second() -> None:
