@@ -222,17 +222,23 @@ class Platform:
             return
         progress = Progress(self.out)
 
-        async def stored(done: Callable[[], bool]) -> None:
+        async def stored(done: Callable[[], bool], say: Callable[[], str]) -> None:
             while not done():
-                progress.update(
-                    f"history: stored {writer.stats.ticks:,} of {total:,} ticks,"
-                    f" {writer.stats.candles:,} candle updates"
-                )
+                progress.update(f"history: {say()}")
                 await asyncio.sleep(0.1)
 
-        await stored(lambda: engine.stats.ticks >= total)
+        await stored(
+            lambda: engine.stats.ticks >= total,
+            lambda: f"{min(writer.stats.ticks, total):,} of {total:,} ticks stored",
+        )
         candles = engine.stats.candles
-        await stored(lambda: writer.stats.ticks >= total and writer.stats.candles >= candles)
+        await stored(
+            lambda: writer.stats.ticks >= total and writer.stats.candles >= candles,
+            lambda: (
+                f"{min(writer.stats.ticks, total):,} of {total:,} ticks and"
+                f" {min(writer.stats.candles, candles):,} of {candles:,} candle updates stored"
+            ),
+        )
         since = datetime.fromtimestamp(market.history_from / 1e9, UTC)
         progress.done(
             f"history since {since:%Y-%m-%d %H:%M:%S} UTC: {total:,} ticks and {candles:,} candle"
