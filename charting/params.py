@@ -18,7 +18,7 @@ from starlette.datastructures import QueryParams
 
 from charting.problems import invalid
 from charting.times import END_OF_TIME
-from core.instruments import validate_instrument
+from core.instruments import canonical_instrument, validate_instrument
 from core.intervals import Interval
 
 NS_PER_MS: Final = 1_000_000
@@ -50,7 +50,7 @@ def required(params: QueryParams, name: str) -> str:
 def instrument(params: QueryParams, name: str = "instrument") -> str:
     text = required(params, name)
     try:
-        return validate_instrument(text)
+        return validate_instrument(canonical_instrument(text))
     except ValueError as exc:
         raise invalid(name, f"{name}: {exc}") from None
 

@@ -20,6 +20,14 @@ def validate_instrument(instrument: str) -> str:
     return instrument
 
 
+def canonical_instrument(text: str) -> str:
+    """An instrument id as a user may type it (``synth:btcusd``), in its canonical upper case.
+
+    Request parsers call it at the edge, before :func:`validate_instrument`.
+    """
+    return text.upper()
+
+
 def make_instrument(venue: str, symbol: str) -> str:
     """Build and validate an id from its parts (upper-casing both)."""
     return validate_instrument(f"{venue.upper()}:{symbol.upper()}")

@@ -4,6 +4,8 @@ Each instrument gets its own random stream (spawned from ``seed``), so the ticks
 instrument do not depend on which others are generated. Prices are an integer random walk in
 fixed point (steps of up to about 1 basis point of the start price, reflected above 1% of it),
 sizes are uniform between one unit of the size scale and 0.1, sides are buy or sell at random.
+A feed of ``weight`` w stands for a market w times as dense: steps up to ``isqrt(w)`` times
+and sizes up to w times as large, so that its candles look like the dense market's.
 Only integers are drawn, so the output is exact and identical for a seed on every platform of
 one numpy version.
 
@@ -17,8 +19,9 @@ falls at a random point of the ``i``-th slot, so timestamps strictly increase, e
 from __future__ import annotations
 
 import heapq
-from collections.abc import Iterator
-from dataclasses import dataclass
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
 from decimal import Decimal
 from typing import Final
 
@@ -48,7 +51,9 @@ class SyntheticFeed:
     """Settings of a synthetic feed; :meth:`batches` generates it.
 
     ``rate`` is ticks per second per instrument, ``duration`` seconds, ``start_ns`` the epoch
-    nanoseconds of the first slot, ``batch_size`` the most rows in a batch.
+    nanoseconds of the first slot, ``batch_size`` the most rows in a batch. ``start_prices``
+    sets where the walks of some instruments start (else :data:`START_PRICES`); ``weight``
+    scales steps and sizes (see the module's doc).
     """
 
     instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
@@ -60,6 +65,8 @@ class SyntheticFeed:
     first_trade_id: int = 1
     price_scale: int = 2
     size_scale: int = 6
+    start_prices: Mapping[str, Decimal] = field(default_factory=dict)
+    weight: int = 1
 
     def __post_init__(self) -> None:
         if not self.instruments or len(set(self.instruments)) != len(self.instruments):
@@ -68,8 +75,10 @@ class SyntheticFeed:
             validate_instrument(instrument)
         if not self.rate > 0 or not self.duration >= 0:
             raise ValueError("rate must be positive and duration not negative")
-        if self.first_trade_id < 0:
-            raise ValueError("first_trade_id must not be negative")
+        if self.first_trade_id < 0 or self.weight < 1:
+            raise ValueError("first_trade_id must not be negative, weight must be positive")
+        if any(price <= 0 for price in self.start_prices.values()):
+            raise ValueError("start prices must be positive")
         if self.start_ns <= 0 or self.batch_size < 1 or self.seed < 0:
             raise ValueError("start_ns and batch_size must be positive, seed not negative")
         if not 0 <= self.price_scale <= MAX_SCALE or not 1 <= self.size_scale <= MAX_SCALE:
@@ -102,10 +111,13 @@ class SyntheticFeed:
         return heapq.merge(*walks, key=lambda batch: int(batch.ts_event[0]))
 
     def _instrument_batches(self, instrument: str, rng: np.random.Generator) -> Iterator[TickBatch]:
-        start = to_raw(START_PRICES.get(instrument, OTHER_START_PRICE), self.price_scale)
+        price = self.start_prices.get(instrument, START_PRICES.get(instrument, OTHER_START_PRICE))
+        start = max(
+            1, to_raw(price.quantize(Decimal(1).scaleb(-self.price_scale)), self.price_scale)
+        )
         floor = max(1, start // 100)
-        max_step = max(1, start // 10_000)
-        max_size = max(1, to_raw(MAX_SIZE, self.size_scale))
+        max_step = max(1, start // 10_000) * math.isqrt(self.weight)
+        max_size = max(1, to_raw(MAX_SIZE, self.size_scale)) * self.weight
         spacing = self.spacing_ns
         walk = start
         total = self.ticks_per_instrument

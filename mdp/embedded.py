@@ -22,6 +22,7 @@ import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
@@ -29,14 +30,17 @@ from charting.app import create_app_for_url
 from charting.server import serving
 from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
+from core.numbers import to_decimal
 from core.secrets import DatabaseUrl
 from ingest.files import ReadReport
 from ingest.publisher import FeedEvent, FeedPublisher
-from ingest.sources import VenueSource, live_synthetic, replay, stop_feeding, venue
+from ingest.sources import VenueSource, replay, stop_feeding, venue
 from ingest.synthetic import DEFAULT_INSTRUMENTS
+from ingest.synthetic_market import SyntheticMarket, SyntheticResume
 from ingest.venues import venue_protocol
 from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
+from mdp.progress import Progress
 from mdp.status import status_line
 from storage import PostgresServer, PostgresStore
 from storage.checkpoints import PostgresCheckpoints
@@ -52,9 +56,10 @@ log = logging.getLogger(__name__)
 
 @dataclass(frozen=True, slots=True)
 class FeedSettings:
-    """The synthetic market (default), a tick file replayed at ``speed`` (None: at once), or
-    a live venue's ``symbols`` (at ``venue_url``, else the venue's public endpoint; dropped as
-    stale after ``stale_after`` seconds without a frame, else after the venue's default)."""
+    """The synthetic market (default; it starts with ``history`` seconds of the past), a tick
+    file replayed at ``speed`` (None: at once), or a live venue's ``symbols`` (at
+    ``venue_url``, else the venue's public endpoint; dropped as stale after ``stale_after``
+    seconds without a frame, else after the venue's default)."""
 
     replay: Path | None = None
     format: str | None = None
@@ -63,6 +68,7 @@ class FeedSettings:
     instruments: tuple[str, ...] = DEFAULT_INSTRUMENTS
     rate: float = 20.0
     seed: int = 0
+    history: float = 86_400.0
     venue: str | None = None
     symbols: tuple[str, ...] = ()
     venue_url: str | None = None
@@ -130,11 +136,15 @@ class Platform:
             feeding = asyncio.create_task(feed.run(source), name="feed")
             venue = source.feed.counters if isinstance(source, VenueSource) else None
             report = self._report(feed, runner, writer, venue)
-            status = asyncio.create_task(report, name="status")
+            watchers = [asyncio.create_task(report, name="status")]
+            if isinstance(source, SyntheticMarket):
+                history = self._history(source, runner, writer)
+                watchers.append(asyncio.create_task(history, name="history"))
             try:
                 await _until(stop, [writing, running], feeding)
             finally:
-                status.cancel()
+                for watcher in watchers:
+                    watcher.cancel()
                 await _shutdown(feeding, source, runner, running, writer, writing)
                 self._say(status_line(feed.stats, runner.stats, writer.stats))
                 self._say("stopped cleanly")
@@ -198,11 +208,49 @@ class Platform:
             return venue(feed.venue, feed.symbols, settings, publisher.reject, resume)
         if feed.replay is None:
             self._say(f"feed: synthetic {', '.join(feed.instruments)} at {feed.rate:g} ticks/s")
-            return live_synthetic(feed.instruments, feed.rate, feed.seed)
+            continues = await _synthetic_resume(store, feed.instruments)
+            for instrument, last in sorted(continues.items()):
+                self._say(f"feed: {instrument} continues from its last stored price {last.price}")
+            return SyntheticMarket(
+                feed.instruments, feed.rate, feed.seed, feed.history, continues, self.clock
+            )
         report = ReadReport(on_bad=publisher.bad_row)
         pace = "as fast as it goes" if feed.speed is None else f"at {feed.speed:g}x"
         self._say(f"feed: replaying {feed.replay} {pace}")
         return replay(feed.replay, report, feed.speed, feed.format, feed.instrument)
+
+    async def _history(
+        self, market: SyntheticMarket, engine: EngineRunner, writer: StorageWriter
+    ) -> None:
+        """Say how the synthetic market's history is stored: its ticks, and the candles the
+        engine made of them (progress lines after a second)."""
+        total = market.history_ticks
+        if not total:
+            return
+        progress = Progress(self.out)
+
+        async def stored(done: Callable[[], bool], say: Callable[[], str]) -> None:
+            while not done():
+                progress.update(f"history: {say()}")
+                await asyncio.sleep(0.1)
+
+        await stored(
+            lambda: engine.stats.ticks >= total,
+            lambda: f"{min(writer.stats.ticks, total):,} of {total:,} ticks stored",
+        )
+        candles = engine.stats.candles
+        await stored(
+            lambda: writer.stats.ticks >= total and writer.stats.candles >= candles,
+            lambda: (
+                f"{min(writer.stats.ticks, total):,} of {total:,} ticks and"
+                f" {min(writer.stats.candles, candles):,} of {candles:,} candle updates stored"
+            ),
+        )
+        since = datetime.fromtimestamp(market.history_from / 1e9, UTC)
+        progress.done(
+            f"history since {since:%Y-%m-%d %H:%M:%S} UTC: {total:,} ticks and {candles:,} candle"
+            f" updates stored in {progress.elapsed:.1f}s"
+        )
 
     async def _report(
         self,
@@ -224,6 +272,18 @@ class Platform:
         if self.out.isatty():
             text = "\r\x1b[K" + text
         print(text, file=self.out, flush=True)
+
+
+async def _synthetic_resume(
+    store: PostgresStore, instruments: tuple[str, ...]
+) -> dict[str, SyntheticResume]:
+    """Where each synthetic instrument with stored trades continues: its last trade."""
+    resume = {}
+    for instrument, (_, ts_event) in (await store.last_trades(instruments)).items():
+        last = await store.ticks(instrument, ts_event, ts_event + 1)
+        price = to_decimal(int(last.price[-1]), last.price_scale)
+        resume[instrument] = SyntheticResume(price, ts_event)
+    return resume
 
 
 async def _until(

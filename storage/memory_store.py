@@ -111,6 +111,12 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda candle: candle.open_time)
 
+    async def last_candles(
+        self, instrument: str, interval: Interval, before: int, count: int
+    ) -> list[Candle]:
+        found = await self.candles(instrument, interval, -(2**63), before)
+        return found[-count:] if count > 0 else []
+
     async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
         found = sorted(
             (

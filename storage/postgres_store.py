@@ -235,17 +235,39 @@ class PostgresStore:
     async def candles(
         self, instrument: str, interval: Interval, start: int, end: int
     ) -> list[Candle]:
+        return await self._read_candles(
+            "open_time >= %s AND open_time < %s",
+            (instrument, interval.label, _at_or_after(start), _at_or_after(end)),
+            interval,
+        )
+
+    async def last_candles(
+        self, instrument: str, interval: Interval, before: int, count: int
+    ) -> list[Candle]:
+        if count <= 0:
+            return []
+        return await self._read_candles(
+            "open_time < %s ORDER BY open_time DESC LIMIT %s",
+            (instrument, interval.label, _at_or_after(before), count),
+            interval,
+        )
+
+    async def _read_candles(
+        self, condition: str, params: tuple[object, ...], interval: Interval
+    ) -> list[Candle]:
+        """Candles of one instrument and interval (the first two ``params``) that meet
+        ``condition`` (which may end in an order and a limit), by open time."""
         async with self._pool.connection() as conn:
             cursor = await conn.execute(
                 f"""
                 SELECT {READ_COLUMNS} FROM (
                     SELECT *, (extract(epoch FROM open_time) * 1000000000)::bigint AS open_time_ns
                     FROM candles
-                    WHERE instrument = %s AND interval = %s AND open_time >= %s AND open_time < %s
+                    WHERE instrument = %s AND interval = %s AND {condition}
                 ) AS found
                 ORDER BY open_time
                 """,
-                (instrument, interval.label, _at_or_after(start), _at_or_after(end)),
+                params,
             )
             return [candle_from_row(row, interval) for row in await cursor.fetchall()]
 

@@ -54,6 +54,13 @@ class MarketDataStore(Protocol):
         """Candles opening in ``[start, end)``, by open time, each in its latest revision."""
         ...
 
+    async def last_candles(
+        self, instrument: str, interval: Interval, before: int, count: int
+    ) -> list[Candle]:
+        """The newest ``count`` candles opening before ``before``, however old, by open time
+        (oldest first), each in its latest revision. A live snapshot starts from them."""
+        ...
+
     async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
         """Ticks with ``ts_event`` in ``[start, end)``, ordered by (``ts_event``, trade id).
 

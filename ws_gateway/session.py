@@ -46,8 +46,6 @@ from ws_gateway.wire import (
 
 log = logging.getLogger(__name__)
 
-LOOK_BACK = 2
-"""Storage is asked for this many times as many intervals as the snapshot misses."""
 STORE_RETRIES = 3
 """Reads of storage retried when the cache moved under them (see :meth:`Session._older`)."""
 
@@ -342,10 +340,11 @@ class Session:
     async def _older(self, channel: CandleChannel, count: int) -> list[Candle]:
         """Candles from storage for the part of the newest ``count`` the cache may not hold.
 
-        The cache is complete from :attr:`CandleChannel.complete_from` on; storage gives the
-        candles before that, looking back ``LOOK_BACK`` times as many intervals as are missing
-        (intervals without trades have no candle). If the cache moved past the range while
-        storage answered (it evicted candles meanwhile), ask again.
+        The cache is complete from :attr:`CandleChannel.complete_from` on (when it has seen
+        nothing, from the current interval on); storage gives the newest candles before that,
+        however old (a gateway started on a database that holds history, an instrument
+        without a tick since). If the cache moved past the range while storage answered (it
+        evicted candles meanwhile), ask again.
         """
         if self.store is None or count == 0:
             return []
@@ -359,9 +358,7 @@ class Session:
             if need <= 0:
                 return []
             try:
-                older = await self.store.candles(
-                    channel.key.instrument, interval, end - LOOK_BACK * need * interval.ns, end
-                )
+                older = await self.store.last_candles(channel.key.instrument, interval, end, need)
             except Exception:
                 log.warning("storage failed; snapshot from memory only", exc_info=True)
                 return []

@@ -18,6 +18,7 @@ import msgspec
 
 from core.candles import Candle
 from core.gaps import FeedGap
+from core.instruments import canonical_instrument
 from core.numbers import format_fixed
 from core.ticks import TickBatch
 
@@ -256,7 +257,7 @@ def _channel(body: dict[str, Any], rid: RequestId) -> ChannelKey:
             "channel",
             rid,
         )
-    instrument = _text(body, "instrument", rid)
+    instrument = canonical_instrument(_text(body, "instrument", rid))
     if kind == TICKS:
         return ChannelKey(TICKS, instrument)
     return ChannelKey(CANDLES, instrument, _text(body, "interval", rid))

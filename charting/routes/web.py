@@ -26,7 +26,10 @@ LIBRARY: Final = Path(
 _OWN_FILES: Final = {
     "mdp-chart.js": "text/javascript; charset=utf-8",
     "mdp-chart.css": "text/css; charset=utf-8",
+    "favicon.svg": "image/svg+xml",
 }
+ICON: Final = "favicon.svg"
+"""The page links it; ``/favicon.ico`` answers it too (browsers ask there by themselves)."""
 
 
 def library_path(web_dir: Path) -> Path:
@@ -65,6 +68,10 @@ def routes(ctx: Context) -> list[BaseRoute]:
             raise ProblemError(404, "not-found", "Not found", f"no static file {name!r}")
         return FileResponse(web_dir / name, media_type=media, headers={"Cache-Control": "no-cache"})
 
+    async def icon(request: Request) -> Response:
+        return FileResponse(web_dir / ICON, media_type=_OWN_FILES[ICON],
+                            headers={"Cache-Control": "public, max-age=86400"})  # fmt: skip
+
     async def library(request: Request) -> Response:
         path = library_path(web_dir)
         if not path.is_file():
@@ -76,6 +83,7 @@ def routes(ctx: Context) -> list[BaseRoute]:
     return [
         Route("/", page, methods=["GET"], name="chart_page"),
         Route("/config.json", config, methods=["GET"], name="chart_config"),
+        Route("/favicon.ico", icon, methods=["GET"], name="favicon"),
         Route("/static/vendor/lightweight-charts.js", library, methods=["GET"], name="library"),
         Route("/static/{name}", own, methods=["GET"], name="static"),
     ]

@@ -25,7 +25,10 @@
   var SILENCE_LIMIT_MS = 15000;  // the gateway is heard from at least every 10 s
   var WATCH_EVERY_MS = 2500;
   var RETRY_MS = [500, 1000, 2000, 4000, 8000, 15000];
-  var DEFAULT_INTERVALS = ["1m", "5m", "15m", "1h", "4h", "1d"];
+  var DEFAULT_INTERVALS = ["1s", "1m", "5m", "15m", "1h", "4h", "1d"];
+  // Candles above, volume in its own band below them: fractions of the pane's height.
+  var CANDLE_MARGINS = { top: 0.08, bottom: 0.26 };
+  var VOLUME_MARGINS = { top: 0.8, bottom: 0 };
   var UNIT_SECONDS = { s: 1, m: 60, h: 3600, d: 86400 };
   var COLORS = {
     up: "#26a69a", down: "#ef5350", volumeUp: "#1f5f58", volumeDown: "#6e2b2a",
@@ -196,7 +199,7 @@
     }
     this.instrument = options.instrument || null;
     this.interval = options.interval || "1m";
-    this.intervals = (options.intervals || DEFAULT_INTERVALS).slice();
+    this.intervals = (options.intervals || config.intervals || DEFAULT_INTERVALS).slice();
     if (this.intervals.indexOf(this.interval) < 0) this.intervals.unshift(this.interval);
     this.bars = new Bars();
     this.state = "connecting";
@@ -245,17 +248,20 @@
       layout: { background: { color: "#0f1419" }, textColor: "#c7cdd4" },
       grid: { vertLines: { color: "#1c2430" }, horzLines: { color: "#1c2430" } },
       timeScale: { timeVisible: true, secondsVisible: false, borderColor: "#2a3441" },
-      rightPriceScale: { borderColor: "#2a3441" },
+      rightPriceScale: { borderColor: "#2a3441", scaleMargins: CANDLE_MARGINS },
       crosshair: { mode: 0 },
     });
     this.candles = this.chart.addSeries(LC.CandlestickSeries, {
       upColor: COLORS.up, downColor: COLORS.down, borderVisible: false,
       wickUpColor: COLORS.up, wickDownColor: COLORS.down,
     });
+    // Volume on an overlay scale of its own, in the band below the candles; no label or
+    // price line of its own on the price scale (it would sit among the prices).
     this.volumes = this.chart.addSeries(LC.HistogramSeries, {
       priceFormat: { type: "volume" }, priceScaleId: "volume", color: "#3d4b5c",
+      lastValueVisible: false, priceLineVisible: false,
     });
-    this.chart.priceScale("volume").applyOptions({ scaleMargins: { top: 0.8, bottom: 0 } });
+    this.chart.priceScale("volume").applyOptions({ scaleMargins: VOLUME_MARGINS });
     // Over the canvas, top left: the gap legend (while a flagged bar is held) and notices.
     this.overlay = el("div", { class: "mdp-chart-overlay" });
     var swatch = el("span", { class: "mdp-chart-swatch" });
@@ -317,6 +323,7 @@
     this.instrument = instrument;
     this.interval = interval;
     this.intervalSelect.value = interval;
+    this.chart.applyOptions({ timeScale: { secondsVisible: intervalSeconds(interval) < 60 } });
     this.lastSeq = null;
     this.epoch = null;
     this.exhausted = false;
@@ -606,6 +613,14 @@
         });
       },
       legendShown: function () { return !chart.legend.hasAttribute("hidden"); },
+      intervals: function () { return chart.intervals.slice(); },
+      /* Where the two series are drawn: the price scales' margins (fractions of the pane). */
+      bands: function () {
+        return {
+          candles: chart.candles.priceScale().options().scaleMargins,
+          volume: chart.volumes.priceScale().options().scaleMargins,
+        };
+      },
       state: function () { return chart.state; },
       lastSeq: function () { return chart.lastSeq; },
       updates: function () { return chart.updates; },

@@ -35,6 +35,8 @@ from storage import PostgresServerError, PostgresUnavailableError
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
+MAX_HISTORY_HOURS = 24 * 31
+"""A month of synthetic history at most (a few million ticks)."""
 FILL_VENUES = ("KRAKEN",)
 """Venues whose own candles fill empty intervals; the platform follows them."""
 
@@ -61,7 +63,15 @@ def add_parser(commands: Any) -> None:
         "--ws-port", type=int, default=8765, help="WebSocket gateway (0: a free port)"
     )
     add_origin_option(serve, "the chart's own, on 127.0.0.1, localhost and --host")
-    add_feed_options(parser)
+    feed = add_feed_options(parser)
+    feed.add_argument(
+        "--history-hours",
+        type=float,
+        default=24.0,
+        metavar="HOURS",
+        help="the synthetic market starts with this much history, one tick a second per"
+        " instrument (default 24; 0: none); after a restart it fills the time it was down",
+    )
     add_interval_option(parser, "candle intervals")
     parser.set_defaults(run=run)
 
@@ -69,6 +79,8 @@ def add_parser(commands: Any) -> None:
 def settings_from(args: argparse.Namespace) -> PlatformSettings:
     """The platform's settings from the parsed command line (raises ValueError when bad)."""
     check_feed_options(args)
+    if not 0 <= args.history_hours <= MAX_HISTORY_HOURS:
+        raise ValueError(f"--history-hours must be between 0 and {MAX_HISTORY_HOURS}")
     intervals = intervals_of(args)
     return PlatformSettings(
         database_url=args.database_url,
@@ -85,6 +97,7 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
             instruments=instruments_of(args),
             rate=args.rate,
             seed=args.seed,
+            history=args.history_hours * 3600,
             venue=args.venue,
             symbols=symbols_of(args),
             venue_url=args.venue_url,

@@ -66,3 +66,10 @@ def test_the_format_comes_from_the_parameter_then_the_accept_header(
     fmt: str | None, accept: str | None, chosen: Format
 ) -> None:
     assert choose(fmt, accept) is chosen
+
+
+def test_instruments_are_taken_in_any_case_and_answered_in_upper_case() -> None:
+    assert params.instrument(QueryParams({"instrument": "binance:btcUSDT"})) == "BINANCE:BTCUSDT"
+    with pytest.raises(ProblemError) as raised:
+        params.instrument(QueryParams({"instrument": "btcusdt"}))
+    assert (raised.value.parameter, raised.value.status) == ("instrument", 400)

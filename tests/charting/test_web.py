@@ -28,6 +28,18 @@ async def test_the_page_its_files_and_its_configuration(make_client: MakeClient)
     assert config["api_base"] == ""
 
 
+async def test_the_page_has_an_icon_and_favicon_ico_answers_it(make_client: MakeClient) -> None:
+    client = make_client()
+    page = await client.get("/")
+    assert '<link rel="icon" type="image/svg+xml" href="static/favicon.svg">' in page.text
+    linked = await client.get("/static/favicon.svg")
+    asked = await client.get("/favicon.ico")
+    for icon in (linked, asked):
+        assert icon.status_code == 200
+        assert icon.headers["content-type"] == "image/svg+xml"
+        assert icon.text.startswith("<svg")
+
+
 async def test_without_npm_ci_the_library_path_says_what_to_run(
     make_client: MakeClient, tmp_path: Path, caplog: pytest.LogCaptureFixture
 ) -> None:

@@ -190,6 +190,21 @@ async def test_candle_range_includes_start_and_excludes_end_in_open_time_order(
     assert [(c.open_time - T0) // MINUTE.ns for c in between] == [1]
 
 
+async def test_the_last_candles_are_the_newest_before_a_time_however_old(
+    store: MarketDataStore,
+) -> None:
+    await store.write(candles=[candle(m) for m in (4, 0, 3, 1, 2, 500_000)])
+    await store.write(
+        candles=[candle(0, instrument="TEST:ETHUSD"), candle(3, interval=Interval.parse("1h"))]
+    )
+    last = await store.last_candles("TEST:BTCUSD", MINUTE, T0 + 4 * MINUTE.ns, 3)
+    assert [(c.open_time - T0) // MINUTE.ns for c in last] == [1, 2, 3]
+    everything = await store.last_candles("TEST:BTCUSD", MINUTE, FOREVER, 100)
+    assert [(c.open_time - T0) // MINUTE.ns for c in everything] == [0, 1, 2, 3, 4, 500_000]
+    assert await store.last_candles("TEST:BTCUSD", MINUTE, T0, 10) == []
+    assert await store.last_candles("TEST:BTCUSD", MINUTE, FOREVER, 0) == []
+
+
 async def test_candle_ranges_keep_to_one_instrument_and_interval(store: MarketDataStore) -> None:
     hour = Interval.parse("1h")
     await store.write(

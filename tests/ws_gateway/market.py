@@ -10,17 +10,23 @@ from core.engine import CandleEngine, EngineConfig
 from core.gaps import FeedGap, GapReason
 from core.intervals import parse_intervals
 from core.ticks import TickBatch
-from ingest.synthetic import SyntheticFeed
+from ingest.synthetic import DEFAULT_START_NS, SyntheticFeed
 
 BTC = "SYNTH:BTCUSD"
 ETH = "SYNTH:ETHUSD"
 
 
 def small_batches(
-    instruments: tuple[str, ...] = (BTC,), rate: float = 20.0, duration: float = 30.0, rows: int = 4
+    instruments: tuple[str, ...] = (BTC,),
+    rate: float = 20.0,
+    duration: float = 30.0,
+    rows: int = 4,
+    start_ns: int = DEFAULT_START_NS,
 ) -> list[TickBatch]:
     """Synthetic tick batches of a few rows each (so that the engine emits many updates)."""
-    feed = SyntheticFeed(instruments=instruments, rate=rate, duration=duration, batch_size=rows)
+    feed = SyntheticFeed(
+        instruments=instruments, rate=rate, duration=duration, batch_size=rows, start_ns=start_ns
+    )
     return list(feed.batches())
 
 
@@ -42,10 +48,15 @@ def series(candles: list[Candle], instrument: str, label: str) -> list[Candle]:
 
 
 def updates(
-    instrument: str = BTC, label: str = "1s", duration: float = 30.0, rate: float = 20.0
+    instrument: str = BTC,
+    label: str = "1s",
+    duration: float = 30.0,
+    rate: float = 20.0,
+    start_ns: int = DEFAULT_START_NS,
 ) -> list[Candle]:
     """The update stream of one candle channel, from synthetic ticks through the engine."""
-    return series(engine_candles(small_batches((instrument,), rate, duration)), instrument, label)
+    batches = small_batches((instrument,), rate, duration, start_ns=start_ns)
+    return series(engine_candles(batches), instrument, label)
 
 
 def final(candles: list[Candle]) -> dict[int, Candle]:
