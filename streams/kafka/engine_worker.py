@@ -40,6 +40,7 @@ from streams.kafka.journal import (
     encode_entry,
     entry_key,
 )
+from streams.kafka.log_limits import BrokerWatch
 from streams.kafka.partition import GapError, PartitionEngine
 from streams.kafka.reader import PartitionReader
 from streams.kafka.settings import KafkaSettings
@@ -47,6 +48,8 @@ from streams.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 _MS: Final = 1_000_000
+_ENDS_TIMEOUT: Final = 2.0
+"""Seconds the idle check waits for the broker to say where the partitions end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,6 +106,7 @@ class EngineWorker:
         self._last_checkpoint: dict[int, float] = {}
         self._saving: dict[int, asyncio.Task[None]] = {}
         self.recoveries = 0
+        self.broker = BrokerWatch(log)
 
     def now(self) -> int:
         return self._clock() + self.settings.clock_offset_ns
@@ -219,7 +223,7 @@ class EngineWorker:
         applied. One that is not (its records are still on their way through the consumer,
         or a backlog is being read) is left alone: its own records move its clock on.
         """
-        ends = await self._ends(self._idle())
+        ends = await self._ends(set(self.owned))  # also tells whether the broker answers
         async with self._lock:
             now = self.now()
             idle = self._idle()
@@ -248,10 +252,13 @@ class EngineWorker:
         if not partitions:
             return {}
         try:
-            return await self.reader.ends(TICKS, partitions)
+            async with asyncio.timeout(_ENDS_TIMEOUT):
+                ends = await self.reader.ends(TICKS, partitions)
         except Exception as exc:  # the broker is away: no partition counts as caught up
-            log.debug("the ends of md.ticks are unknown: %s", exc)
+            self.broker.failed(exc)
             return {}
+        self.broker.answered()
+        return ends
 
     async def _fresh(self, engine: PartitionEngine, records: list[Record]) -> list[Record]:
         try:
