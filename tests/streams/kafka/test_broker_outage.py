@@ -13,19 +13,10 @@ from pathlib import Path
 from core.topics import CANDLES
 from streams.kafka.launcher import LocalKafka
 from tests.streams.kafka.cluster import Service, read_topic, wait_until
+from tests.streams.kafka.conftest import mdp
 
 OUTAGE = 5.0
 MOST_LINES = 40  # each kind of client error at most once per 30 s; ~1,700 lines without it
-
-
-def mdp(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mdp.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
 
 
 def test_a_broker_outage_is_logged_once_then_at_a_bounded_rate(tmp_path: Path) -> None:

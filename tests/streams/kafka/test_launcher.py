@@ -5,8 +5,6 @@ from __future__ import annotations
 
 import base64
 import socket
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -20,6 +18,7 @@ from streams.kafka.launcher import (
     remembered_port,
     server_properties,
 )
+from tests.streams.kafka.conftest import mdp
 
 
 def test_the_pom_names_a_kafka_3_9_broker_and_an_slf4j_binding() -> None:
@@ -97,28 +96,18 @@ def test_a_folder_remembers_its_port(tmp_path: Path) -> None:
 def test_kafka_start_comes_back_on_the_port_it_left_right_after_a_stop(tmp_path: Path) -> None:
     """Started with --port 0, stopped while a client is connected (the port's connections
     linger in TIME_WAIT), started again without --port: the same address at once."""
-    first = _mdp("kafka", "start", "--data-dir", str(tmp_path), "--port", "0", "--partitions", "1")
+    first = mdp("kafka", "start", "--data-dir", str(tmp_path), "--port", "0", "--partitions", "1")
     try:
         assert first.returncode == 0, first.stderr + first.stdout
         info = LocalKafka(tmp_path).status()
         assert info is not None
         host, port = info.bootstrap.rsplit(":", 1)
         with socket.create_connection((host, int(port))):
-            assert _mdp("kafka", "stop", "--data-dir", str(tmp_path)).returncode == 0
-        again = _mdp("kafka", "start", "--data-dir", str(tmp_path), "--partitions", "1")
+            assert mdp("kafka", "stop", "--data-dir", str(tmp_path)).returncode == 0
+        again = mdp("kafka", "start", "--data-dir", str(tmp_path), "--partitions", "1")
         assert again.returncode == 0, again.stderr + again.stdout
         restarted = LocalKafka(tmp_path).status()
         assert restarted is not None
         assert restarted.bootstrap == info.bootstrap
     finally:
-        _mdp("kafka", "stop", "--data-dir", str(tmp_path))
-
-
-def _mdp(*args: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "mdp.cli", *args],
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+        mdp("kafka", "stop", "--data-dir", str(tmp_path))
