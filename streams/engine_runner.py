@@ -50,13 +50,22 @@ class EngineStats:
 
 
 def process(
-    engine: CandleEngine, records: Sequence[Record], now_ns: int, stats: EngineStats, source: str
+    engine: CandleEngine,
+    records: Sequence[Record],
+    now_ns: int,
+    stats: EngineStats,
+    source: str,
+    *,
+    caught_up: bool = True,
 ) -> list[Message]:
-    """Feed the records' tick batches to the engine, then move its clock to ``now_ns``.
+    """Feed the records' tick batches to the engine, then move its clock on.
 
-    A feed-gap record flags the candles over its span (``CandleEngine.mark_gap``), in its
-    place among the instrument's batches. Undecodable records become rejects naming their
-    topic, partition and offset.
+    ``caught_up`` says whether the shell has read its partitions to their end: only then
+    does the wall clock ``now_ns`` move idle instruments on; while a backlog is read, their
+    clocks follow the receipt times fed (``CandleEngine.advance``). A feed-gap record flags
+    the candles over its span (``CandleEngine.mark_gap``), in its place among the
+    instrument's batches. Undecodable records become rejects naming their topic, partition
+    and offset.
     """
     messages: list[Message] = []
     for record in records:
@@ -76,7 +85,7 @@ def process(
         stats.ticks += len(decoded)
         stats.last_event_ns = max(stats.last_event_ns, int(decoded.ts_event.max(initial=0)))
         _collect(engine.feed(decoded, now_ns), messages, stats, source)
-    _collect(engine.advance(now_ns), messages, stats, source)
+    _collect(engine.advance(now_ns, caught_up=caught_up), messages, stats, source)
     return messages
 
 
@@ -130,7 +139,11 @@ class EngineRunner:
                 records = await subscription.poll(self.max_records, self.poll_timeout)
                 if self._draining and not records:
                     break
-                messages = process(self.engine, records, self.clock(), self.stats, self.group)
+                # a poll that found nothing has read every partition to its end
+                messages = process(
+                    self.engine, records, self.clock(), self.stats, self.group,
+                    caught_up=not records,
+                )  # fmt: skip
                 await self._publish(messages)
                 self._pending.update(next_offsets(records))
                 due = time.monotonic() - last_checkpoint >= self.checkpoint_every

@@ -156,15 +156,23 @@ class CandleEngine:
         self._settle(instrument, state, gap.ts_recv if now_ns is None else now_ns, out)
         return out
 
-    def advance(self, now_ns: int) -> EngineOutput:
-        """Move every instrument's event clock on by the wall time since its last tick.
+    def advance(self, now_ns: int, *, caught_up: bool = True) -> EngineOutput:
+        """Move every instrument's event clock on by the time it has been idle.
 
-        Quiet instruments close their candles this way; held-back open updates go out once
-        the throttle allows.
+        An instrument has been idle since its newest ``ts_recv``, measured on the wall clock
+        ``now_ns`` when the shell has read everything its feed holds so far (``caught_up``).
+        While the shell is still reading a backlog, the wall clock says nothing: the ticks
+        still waiting would look late by the backlog's age. Then idleness is measured on the
+        receipt clock instead, the newest ``ts_recv`` the engine has been fed, as the wall
+        clock stood when those ticks came in: a backlog read late gives the candles of a live
+        run. Quiet instruments close their candles this way; held-back open updates go out
+        once the throttle (on ``now_ns``) allows.
         """
         out = EngineOutput()
-        for instrument, state in self._states.items():
-            state.clock = max(state.clock, state.event_high + (now_ns - state.last_recv))
+        states = self._states
+        idle_until = now_ns if caught_up else max((s.last_recv for s in states.values()), default=0)
+        for instrument, state in states.items():
+            state.clock = max(state.clock, state.event_high + (idle_until - state.last_recv))
             self._settle(instrument, state, now_ns, out)
         return out
 

@@ -25,7 +25,7 @@ from mdp.cluster_options import (
 from streams.kafka.admin import KafkaAdmin, TopicMismatchError, platform_topics
 from streams.kafka.bus import connect_admin
 from streams.kafka.jars import KafkaSetupError
-from streams.kafka.launcher import DEFAULT_PORT, LocalKafka, default_data_dir
+from streams.kafka.launcher import DEFAULT_PORT, LocalKafka, default_data_dir, remembered_port
 from streams.kafka.retry import BrokerUnavailableError
 from streams.kafka.settings import KafkaSettings
 
@@ -43,7 +43,10 @@ def add_parser(commands: Any) -> None:
     actions = parser.add_subparsers(dest="kafka_command", metavar="ACTION", required=True)
     start = actions.add_parser("start", help="start the local broker and create the topics")
     start.add_argument(
-        "--port", type=int, default=DEFAULT_PORT, help="client port (default 9092; 0: a free one)"
+        "--port",
+        type=int,
+        help=f"client port (default: the folder's last one, else {DEFAULT_PORT}; 0: the"
+        " folder's last one if free, else a free one)",
     )
     start.add_argument("--heap", type=int, default=512, metavar="MIB", help="JVM heap (512)")
     stop = actions.add_parser("stop", help="stop the local broker")
@@ -88,10 +91,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _start(args: argparse.Namespace) -> int:
-    if not 0 <= args.port < 65536:
-        raise ValueError(f"--port must be a TCP port, got {args.port}")
-    port = args.port or None
-    broker = LocalKafka(args.data_dir, port=port, heap_mb=args.heap, say=say(_NAME))
+    port: int | None = args.port
+    if port is None:  # clients were told this address: keep it
+        port = remembered_port(args.data_dir) or DEFAULT_PORT
+    if not 0 <= port < 65536:
+        raise ValueError(f"--port must be a TCP port, got {port}")
+    broker = LocalKafka(args.data_dir, port=port or None, heap_mb=args.heap, say=say(_NAME))
     info = broker.start()
     print(f"Kafka is running (pid {info.pid}) at {info.bootstrap}; logs: {broker.log_file}")
     _topics(KafkaSettings(info.bootstrap, client_id="mdp-admin"), args.partitions)

@@ -138,6 +138,7 @@ def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_l
     import faust
 
     from streams.kafka.faust_app import build_app
+    from streams.kafka.log_limits import limit_client_logs
 
     def checkpoints() -> CheckpointStore | None:
         if database_url is None:
@@ -150,6 +151,7 @@ def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_l
     datadir = _state_dir() / "faust" / settings.group
     datadir.mkdir(parents=True, exist_ok=True)
     app, _runtime = build_app(settings, checkpoints, datadir)
+    limit_client_logs()  # a broker outage: told once, then every 30 s, not per retry
     worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
     try:
         worker.execute_from_commandline()

@@ -4,9 +4,10 @@
 Faust agent of :mod:`streams.kafka.faust_app`) tells it which partitions it owns
 (:meth:`~EngineWorker.assign`, :meth:`~EngineWorker.revoke`), hands it the records polled
 (:meth:`~EngineWorker.handle`) and calls :meth:`~EngineWorker.tick` now and then, so that
-quiet instruments close on the wall clock. For each step it writes the journal entry, waits
-for the broker to have it, applies the step and publishes the outputs, and only then returns:
-the caller acknowledges the records (commits offsets) after that. See
+quiet instruments close on the wall clock once their partition is read to its end. For each
+step it writes the journal entry, waits for the broker to have it, applies the step and
+publishes the outputs, and only then returns: the caller acknowledges the records (commits
+offsets) after that. See
 :mod:`streams.kafka.journal` for why a restart then gives the same candles.
 """
 
@@ -39,6 +40,7 @@ from streams.kafka.journal import (
     encode_entry,
     entry_key,
 )
+from streams.kafka.log_limits import BrokerWatch
 from streams.kafka.partition import GapError, PartitionEngine
 from streams.kafka.reader import PartitionReader
 from streams.kafka.settings import KafkaSettings
@@ -46,6 +48,8 @@ from streams.kafka.settings import KafkaSettings
 log = logging.getLogger(__name__)
 
 _MS: Final = 1_000_000
+_ENDS_TIMEOUT: Final = 2.0
+"""Seconds the idle check waits for the broker to say where the partitions end."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -54,9 +58,10 @@ class WorkerSettings:
 
     - ``checkpoint_every``: seconds between a partition's checkpoints (recovery replays the
       steps since the last one).
-    - ``idle_every``: seconds without records after which a partition's clock is moved on.
+    - ``idle_every``: seconds without records after which a caught-up partition's clock is
+      moved on by the wall clock.
     - ``clock_offset_ns``: added to the wall clock (tests: a clock ahead makes replayed
-      instruments look idle, so their last candles close at once).
+      instruments look idle once caught up, so their last candles close at once).
     - ``batch_max``/``batch_within``: the micro-batch the Faust agent takes at a time.
     """
 
@@ -101,6 +106,7 @@ class EngineWorker:
         self._last_checkpoint: dict[int, float] = {}
         self._saving: dict[int, asyncio.Task[None]] = {}
         self.recoveries = 0
+        self.broker = BrokerWatch(log)
 
     def now(self) -> int:
         return self._clock() + self.settings.clock_offset_ns
@@ -211,18 +217,48 @@ class EngineWorker:
             await self._run(plans)
 
     async def tick(self) -> None:
-        """Move idle partitions' clocks on; save the checkpoints that are due."""
+        """Move idle, caught-up partitions' clocks on by the wall clock; save due checkpoints.
+
+        A partition is caught up when every record the broker had for it when asked has been
+        applied. One that is not (its records are still on their way through the consumer,
+        or a backlog is being read) is left alone: its own records move its clock on.
+        """
+        ends = await self._ends(set(self.owned))  # also tells whether the broker answers
         async with self._lock:
             now = self.now()
-            quiet = time.monotonic() - self.settings.idle_every
+            idle = self._idle()
             plans = [
                 _Plan(engine, engine.next_step([], now), [])
                 for partition, engine in sorted(self.owned.items())
-                if engine.idle_ready and self._last_step.get(partition, 0.0) <= quiet
+                if partition in idle
+                and engine.applied is not None
+                and engine.applied >= ends.get(partition, engine.applied + 1)
             ]
             await self._run(plans)
             for engine in self.owned.values():
                 self._maybe_checkpoint(engine)
+
+    def _idle(self) -> set[int]:
+        """The started partitions without a step for ``idle_every`` seconds."""
+        quiet = time.monotonic() - self.settings.idle_every
+        return {
+            partition
+            for partition, engine in self.owned.items()
+            if engine.idle_ready and self._last_step.get(partition, 0.0) <= quiet
+        }
+
+    async def _ends(self, partitions: set[int]) -> dict[int, int]:
+        """Where ``partitions`` of ``md.ticks`` end now; nothing when the broker does not say."""
+        if not partitions:
+            return {}
+        try:
+            async with asyncio.timeout(_ENDS_TIMEOUT):
+                ends = await self.reader.ends(TICKS, partitions)
+        except Exception as exc:  # the broker is away: no partition counts as caught up
+            self.broker.failed(exc)
+            return {}
+        self.broker.answered()
+        return ends
 
     async def _fresh(self, engine: PartitionEngine, records: list[Record]) -> list[Record]:
         try:

@@ -2,7 +2,8 @@
 
 A worker owns partitions of ``md.ticks``; for each it runs one candle engine in *steps*. A
 step feeds the records ``[start, end)`` of its partition to the engine, then moves the
-engine's wall clock to ``now_ns``. The engine is deterministic, so the state after a run of
+engine's clock on: by the receipt times fed, or, once the partition is caught up, by the wall
+clock ``now_ns``. The engine is deterministic, so the state after a run of
 steps, and every candle it emitted on the way (revision numbers included), follow from the
 steps alone. The worker therefore writes each :class:`Step` to the journal topic
 (``mdp.engine.steps``, partition *p* for ``md.ticks`` partition *p*) and waits for the broker
@@ -33,7 +34,12 @@ CHECKPOINT_VERSION: Final = 1
 
 
 class Step(msgspec.Struct, frozen=True, tag="step"):
-    """Feed ``md.ticks`` records ``[start, end)`` of ``partition``, then move the clock."""
+    """Feed ``md.ticks`` records ``[start, end)`` of ``partition``, then move the clock.
+
+    ``caught_up``: the partition had been read to its end, so the wall clock ``now_ns``
+    moves idle instruments on; otherwise only the receipt times fed do (entries written
+    before the field existed moved it by the wall clock, and replay that way).
+    """
 
     group: str
     partition: int
@@ -43,6 +49,7 @@ class Step(msgspec.Struct, frozen=True, tag="step"):
     end: int
     now_ns: int
     v: int = JOURNAL_VERSION
+    caught_up: bool = True
 
 
 class Claim(msgspec.Struct, frozen=True, tag="claim"):

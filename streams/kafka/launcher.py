@@ -34,6 +34,7 @@ from streams.kafka.jars import KafkaSetupError, ensure_jars
 DEFAULT_PORT: Final = 9092
 STATE_NAME: Final = "broker.json"
 LOG_NAME: Final = "broker.log"
+PORT_NAME: Final = "port"
 _READY_LINE: Final = "Kafka Server started"
 _TAIL_LINES: Final = 40
 _FORMAT_TIMEOUT: Final = 120.0
@@ -71,12 +72,28 @@ def free_port() -> int:
 
 
 def port_is_free(port: int) -> bool:
+    """Whether a server could listen on ``port`` of 127.0.0.1 now.
+
+    The probe binds with ``SO_REUSEADDR``, as the broker's own server socket does: a port
+    whose last connections linger in ``TIME_WAIT`` (for a minute after a broker stopped with
+    clients connected) is free for a listener; one that something listens on is not.
+    """
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
             return False
         return True
+
+
+def remembered_port(data_dir: Path | None = None) -> int | None:
+    """The client port the broker of ``data_dir`` used last, if it ever started."""
+    folder = (data_dir or default_data_dir()).absolute()
+    try:
+        return int((folder / PORT_NAME).read_text())
+    except (FileNotFoundError, ValueError):
+        return None
 
 
 def server_properties(data_dir: Path, port: int, controller_port: int, partitions: int = 4) -> str:
@@ -267,21 +284,17 @@ class LocalKafka:
     def _choose_port(self) -> int:
         port = self._wanted_port
         if port is None:
-            previous = self._previous_port()
+            previous = remembered_port(self.data_dir)
             port = previous if previous is not None and port_is_free(previous) else free_port()
+            if previous is not None and port != previous:
+                self._say(f"port {previous} of the last run is taken: the broker moves to {port}")
         elif not port_is_free(port):
             raise KafkaSetupError(
                 f"port {port} on 127.0.0.1 is taken: stop what listens there, or choose"
                 " another port (mdp kafka start --port N)"
             )
-        (self.data_dir / "port").write_text(f"{port}\n")
+        (self.data_dir / PORT_NAME).write_text(f"{port}\n")
         return port
-
-    def _previous_port(self) -> int | None:
-        try:
-            return int((self.data_dir / "port").read_text())
-        except (FileNotFoundError, ValueError):
-            return None
 
     def _format(self, java: str, jars: Path, properties: Path) -> str:
         """Format the log folder once; return the cluster id (the stored one if formatted)."""

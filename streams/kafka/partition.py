@@ -94,20 +94,30 @@ class PartitionEngine:
         return fresh
 
     def next_step(self, records: Sequence[Record], now_ns: int) -> Step:
-        """The step that feeds ``records`` (contiguous, from :meth:`fresh_records`)."""
+        """The step that feeds ``records`` (contiguous, from :meth:`fresh_records`).
+
+        A step with records moves idle instruments on by the receipt times fed: more records
+        may be waiting behind them. A step without records moves them by the wall clock
+        ``now_ns``: take it only once the partition is read to its end.
+        """
         if records:
             start, end = records[0].offset, records[-1].offset + 1
         else:
             if self.applied is None:
                 raise ValueError("a step without records needs a partition that has started")
             start = end = self.applied
-        return Step(self.group, self.partition, self.epoch, self.seq, start, end, now_ns)
+        return Step(
+            self.group, self.partition, self.epoch, self.seq, start, end, now_ns,
+            caught_up=not records,
+        )  # fmt: skip
 
     def apply(self, step: Step, records: Sequence[Record], journal_offset: int) -> list[Message]:
         """Run ``step`` on its records; the step is at ``journal_offset`` in the journal."""
         if len(records) != step.end - step.start:
             raise ValueError(f"step {step.seq} needs {step.end - step.start} records")
-        messages = process(self.engine, records, step.now_ns, self.stats, self.group)
+        messages = process(
+            self.engine, records, step.now_ns, self.stats, self.group, caught_up=step.caught_up
+        )
         self.applied = step.end
         self.seq = step.seq + 1
         self.journal_next = journal_offset + 1

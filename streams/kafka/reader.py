@@ -9,7 +9,7 @@ streams through the log once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from types import TracebackType
 from typing import Final, Self
 
@@ -64,6 +64,14 @@ class PartitionReader:
         first = (await self._consumer.beginning_offsets([tp]))[tp]
         end = (await self._consumer.end_offsets([tp]))[tp]
         return int(first), int(end)
+
+    async def ends(self, topic: str, partitions: Iterable[int]) -> dict[int, int]:
+        """The next offset to be written of each of ``partitions`` (one request)."""
+        tps = [aiokafka.TopicPartition(topic, partition) for partition in partitions]
+        if not tps:
+            return {}
+        found = await self._consumer.end_offsets(tps)
+        return {tp.partition: int(offset) for tp, offset in found.items()}
 
     async def read(self, topic: str, partition: int, start: int, end: int) -> list[Record]:
         """Exactly the records ``[start, end)``; raises :class:`MissingRecordsError` when some

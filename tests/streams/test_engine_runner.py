@@ -13,7 +13,7 @@ from types import MappingProxyType
 import pytest
 
 from core import codecs
-from core.candles import Candle
+from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
 from core.gaps import FeedGap, GapReason
 from core.intervals import parse_intervals
@@ -213,3 +213,27 @@ async def test_a_runner_restarted_from_its_checkpoint_ends_with_the_same_candles
     assert second.stats.ticks == 471 - first.stats.ticks
     expected = official(shared_data)
     assert {t: values(final[t]) for t in expected} == expected
+
+
+@pytest.mark.parametrize("late_by", [60.0, 7200.0], ids=["a minute", "beyond the horizon"])
+async def test_a_runner_started_after_a_backlog_publishes_each_candle_right_once(
+    bus: MemoryBus, shared_data: Path, late_by: float
+) -> None:
+    """The ticks wait on md.ticks before the runner starts (small polls: a long catch-up);
+    its wall clock is ahead of their receipt times, by more than the horizon in one run."""
+    published: list[Candle] = []
+    reader = bus.subscribe("test-reader", [CANDLES])
+    await publish(bus, kraken_batches(shared_data, size=5))
+    runner = EngineRunner(bus, CandleEngine(config()), clock=lambda: later(late_by), max_records=3)
+    task = asyncio.create_task(runner.run())
+    while LAST_MINUTE not in {c.open_time for c in published}:
+        published.extend(codecs.decode_candle(r.value) for r in await reader.poll(500, WAIT))
+    runner.stop()
+    await asyncio.wait_for(task, WAIT)
+    await reader.close()
+    assert runner.stats.rejected == 0
+    assert [c for c in published if c.status is not CandleStatus.CLOSED] == []
+    first = {c.open_time: values(c) for c in published}
+    assert len(first) == len(published), "each candle is published once"
+    expected = official(shared_data)
+    assert {t: first[t] for t in expected} == expected

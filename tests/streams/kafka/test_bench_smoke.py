@@ -1,10 +1,14 @@
-"""The Kafka benchmark runs on tiny inputs against the session's broker (figures unchecked)."""
+"""The Kafka benchmark runs on tiny inputs against the session's broker (figures unchecked,
+but the ticks it counts must be the ticks it sent)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
 from bench import kafka
+from streams.kafka.journal import Step
 
 
 def test_kafka_benchmark_runs_and_prints_every_figure(
@@ -22,3 +26,18 @@ def test_kafka_benchmark_runs_and_prints_every_figure(
         "p99",
     ):
         assert figure in out
+    counted = re.search(r"([\d,]+) ticks ingested, ([\d,]+) consumed", out)
+    assert counted is not None, out
+    assert counted[1] == counted[2], "the worker's steps carry exactly the ticks ingested"
+
+
+def test_the_sustained_rate_counts_the_ticks_each_record_carries() -> None:
+    carried = {(0, 0): 2_000, (0, 1): 500, (0, 2): 700, (1, 0): 1_234}
+    steps = [
+        (0, Step("g", 0, 0, 0, 0, 1, 0)),
+        (1_000_000_000, Step("g", 1, 0, 0, 0, 1, 0)),
+        (2_000_000_000, Step("g", 0, 0, 1, 1, 3, 0)),
+    ]
+    assert kafka.ticks_of((step for _, step in steps), carried) == 4_434
+    assert kafka.sustained_rate(steps, carried) == (1_234 + 500 + 700) / 2.0
+    assert kafka.partition_ends(carried) == {0: 3, 1: 1}

@@ -17,8 +17,9 @@ import numpy as np
 import pytest
 
 from core import codecs
+from core.candles import Candle
 from core.ticks import Side, Tick, batches_by_instrument
-from core.topics import TICKS, TICKS_REJECTED
+from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from streams.kafka.bus import KafkaBus
 from streams.kafka.launcher import free_port
 from streams.kafka.settings import KafkaSettings
@@ -205,3 +206,37 @@ def test_a_broker_that_is_down_gets_a_clear_message_and_retries(migrated_databas
         assert "retrying in" in stderr
         assert "no Kafka broker answered at" in stderr
         assert "Traceback" not in stderr
+
+
+@pytest.mark.parametrize("late_by", ["60", "7200"], ids=["a minute", "beyond the horizon"])
+def test_a_worker_started_after_the_ticks_came_publishes_each_candle_right_once(
+    cluster: Cluster, shared_data: Path, late_by: str
+) -> None:
+    """The ticks wait on md.ticks (one a record: many steps) before the worker starts; its
+    wall clock is then ahead of their receipt times, by more than the horizon in one run.
+    Every candle is first published closed, with the values of a clean run, and no tick is
+    rejected."""
+    with cluster:
+        done = cluster.ingest(
+            "--replay", str(shared_data / KRAKEN / "trades.json"), "--speed", "0",
+            "--batch-ticks", "1",
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        time.sleep(3)  # older than the allowed lateness
+        worker = cluster.worker("--clock-offset", late_by)
+
+        def published() -> list[Candle]:
+            candles = [codecs.decode_candle(v) for v in read_topic(cluster.bootstrap, CANDLES)]
+            return [c for c in candles if c.instrument == INSTRUMENT and c.interval.label == "1m"]
+
+        wait_until(
+            lambda: any(c.open_time == LAST_MINUTE and c.status != "open" for c in published()),
+            "the last official minute",
+        )
+        assert worker.stop() == 0
+        closes = [c for c in published() if c.status != "open" and c.open_time <= LAST_MINUTE]
+        assert [c for c in closes if c.status != "closed"] == []
+        first = {c.open_time: content(c) for c in closes}
+        assert len(first) == len(closes), "each candle is closed once"
+        assert first == clean_run(shared_data)
+        assert read_topic(cluster.bootstrap, TICKS_REJECTED, 0.5) == []

@@ -4,13 +4,21 @@
 from __future__ import annotations
 
 import base64
+import socket
 from pathlib import Path
 
 import pytest
 
 from mdp.cli import main
 from streams.kafka.jars import POM, jars_dir, kafka_version, maven_command
-from streams.kafka.launcher import LocalKafka, new_cluster_id, server_properties
+from streams.kafka.launcher import (
+    LocalKafka,
+    new_cluster_id,
+    port_is_free,
+    remembered_port,
+    server_properties,
+)
+from tests.streams.kafka.conftest import mdp
 
 
 def test_the_pom_names_a_kafka_3_9_broker_and_an_slf4j_binding() -> None:
@@ -63,3 +71,43 @@ def test_a_stale_pid_file_is_not_a_running_broker(tmp_path: Path) -> None:
     )
     assert LocalKafka(tmp_path).status() is None
     assert not (tmp_path / "broker.json").exists()
+
+
+def test_a_port_whose_last_connection_lingers_in_time_wait_is_free_for_a_listener() -> None:
+    with socket.socket() as server:
+        server.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        server.bind(("127.0.0.1", 0))
+        server.listen()
+        port = server.getsockname()[1]
+        assert not port_is_free(port), "a listener holds it"
+        client = socket.create_connection(("127.0.0.1", port))
+        accepted, _ = server.accept()
+        accepted.close()  # the server side closes first: its end lingers in TIME_WAIT
+        client.close()
+    assert port_is_free(port)
+
+
+def test_a_folder_remembers_its_port(tmp_path: Path) -> None:
+    assert remembered_port(tmp_path) is None
+    (tmp_path / "port").write_text("19092\n")
+    assert remembered_port(tmp_path) == 19092
+
+
+def test_kafka_start_comes_back_on_the_port_it_left_right_after_a_stop(tmp_path: Path) -> None:
+    """Started with --port 0, stopped while a client is connected (the port's connections
+    linger in TIME_WAIT), started again without --port: the same address at once."""
+    first = mdp("kafka", "start", "--data-dir", str(tmp_path), "--port", "0", "--partitions", "1")
+    try:
+        assert first.returncode == 0, first.stderr + first.stdout
+        info = LocalKafka(tmp_path).status()
+        assert info is not None
+        host, port = info.bootstrap.rsplit(":", 1)
+        with socket.create_connection((host, int(port))):
+            assert mdp("kafka", "stop", "--data-dir", str(tmp_path)).returncode == 0
+        again = mdp("kafka", "start", "--data-dir", str(tmp_path), "--partitions", "1")
+        assert again.returncode == 0, again.stderr + again.stdout
+        restarted = LocalKafka(tmp_path).status()
+        assert restarted is not None
+        assert restarted.bootstrap == info.bootstrap
+    finally:
+        mdp("kafka", "stop", "--data-dir", str(tmp_path))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 
+import msgspec
 import numpy as np
 import pytest
 
@@ -135,3 +136,19 @@ def test_journal_entries_refuse_other_bytes() -> None:
         decode_entry(encode_entry(Claim(GROUP, 0, 1, 0, None, v=9)))
     with pytest.raises(ValueError, match="not a partition checkpoint"):
         decode_checkpoint(b"")
+
+
+def test_only_a_step_without_records_moves_the_clock_by_the_wall_clock() -> None:
+    recs = records(4)
+    engine = PartitionEngine.fresh(GROUP, 0, CONFIG)
+    with_records = engine.next_step(recs, 10**19)
+    assert not with_records.caught_up
+    engine.apply(with_records, recs, 0)
+    assert engine.next_step([], 10**19).caught_up
+    older = msgspec.msgpack.encode(
+        {"type": "step", "group": GROUP, "partition": 0, "epoch": 0, "seq": 0, "start": 0,
+         "end": 1, "now_ns": 5, "v": 1}
+    )  # fmt: skip
+    entry = decode_entry(older)
+    assert isinstance(entry, Step)
+    assert entry.caught_up, "entries from before the flag replay as they ran: wall clock"

@@ -1,0 +1,107 @@
+"""Bounded logging of the Kafka clients' retries: an outage is told once, then now and then.
+
+While the broker is away, aiokafka (and Faust above it) log an ERROR for every failed
+connection attempt and request of every client in the process: about a hundred lines a second
+in a worker. :class:`RepeatLimiter` lets the first record of each kind through (a kind is the
+logger, level and message template, whatever the arguments), then at most one per ``every``
+seconds, which says how many like it were held back meanwhile. Nothing else is dropped: a new
+kind of error is logged at once. :func:`limit_client_logs` installs it on the loggers of the
+Kafka clients and Faust; the worker itself says once when the broker stops answering and once
+when it answers again (:class:`BrokerWatch`).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass
+from typing import Final
+
+CLIENT_PREFIXES: Final = ("aiokafka", "kafka", "faust", "mode")
+"""The packages whose loggers tell the clients' retries."""
+
+_MAX_KINDS: Final = 256
+
+
+@dataclass(slots=True)
+class _Kind:
+    last_out: float
+    held: int = 0
+
+
+class RepeatLimiter(logging.Filter):
+    """Passes the first record of each kind, then at most one per ``every`` seconds."""
+
+    def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
+        super().__init__()
+        if every <= 0:
+            raise ValueError("every must be positive")
+        self.every = every
+        self._clock = clock
+        self._kinds: OrderedDict[tuple[str, int, str], _Kind] = OrderedDict()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        key = (record.name, record.levelno, str(record.msg))
+        now = self._clock()
+        kind = self._kinds.get(key)
+        if kind is not None and now - kind.last_out < self.every:
+            kind.held += 1
+            return False
+        if kind is not None and kind.held:
+            record.msg = f"{record.msg} [{kind.held} more like this in the last {self.every:g}s]"
+        self._kinds[key] = _Kind(now)
+        self._kinds.move_to_end(key)
+        while len(self._kinds) > _MAX_KINDS:  # bounded, whatever the clients log
+            self._kinds.popitem(last=False)
+        return True
+
+
+def limit_client_logs(
+    every: float = 30.0, prefixes: Iterable[str] = CLIENT_PREFIXES
+) -> RepeatLimiter:
+    """Install one :class:`RepeatLimiter` on every logger of the ``prefixes`` packages.
+
+    A logger's filter holds only for records made on that very logger, not for those of its
+    children, so it goes on each one that exists: call this once the clients are imported.
+    """
+    limiter = RepeatLimiter(every)
+    heads = tuple(prefixes)
+    names = [
+        name
+        for name, logger in logging.root.manager.loggerDict.items()
+        if isinstance(logger, logging.Logger) and name.split(".")[0] in heads
+    ]
+    for name in {*heads, *names}:
+        logger = logging.getLogger(name)
+        if not any(isinstance(f, RepeatLimiter) for f in logger.filters):
+            logger.addFilter(limiter)
+    return limiter
+
+
+class BrokerWatch:
+    """Tells once that the broker stopped answering, and once that it answers again."""
+
+    def __init__(self, log: logging.Logger, clock: Callable[[], float] = time.monotonic) -> None:
+        self._log = log
+        self._clock = clock
+        self._down_since: float | None = None
+
+    @property
+    def down(self) -> bool:
+        return self._down_since is not None
+
+    def failed(self, error: BaseException) -> None:
+        if self._down_since is None:
+            self._down_since = self._clock()
+            self._log.warning(
+                "the Kafka broker does not answer (%s): candles wait until it is back",
+                str(error) or type(error).__name__,
+            )
+
+    def answered(self) -> None:
+        if self._down_since is not None:
+            away = self._clock() - self._down_since
+            self._down_since = None
+            self._log.warning("the Kafka broker answers again after %.1fs away", away)
