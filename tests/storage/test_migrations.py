@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib
 import re
 import threading
 from decimal import Decimal
@@ -12,8 +13,10 @@ import pytest
 from core.intervals import Interval
 from storage import StorageMode, latest_version, migrate, schema_state
 from storage.migrate import MigrationError, MigrationReport
-from storage.migrations import migrations, sql_text
-from storage.modes import choose_mode, detect_mode
+from storage.migrations import Migration, migrations, sql_text
+from storage.modes import HOW_TO_ENABLE_TIMESCALEDB, choose_mode, detect_mode
+
+migrate_module = importlib.import_module("storage.migrate")  # storage.migrate is the function
 
 
 def state(url: str) -> tuple[int, StorageMode | None]:
@@ -83,19 +86,52 @@ def test_without_timescaledb_the_plain_mode_is_chosen_and_recorded(fresh_databas
 
 
 @pytest.mark.parametrize(
-    ("available", "installed", "preloaded", "mode"),
+    ("available", "installed", "preload", "mode"),
     [
-        (False, False, False, StorageMode.PLAIN),
-        (True, False, False, StorageMode.PLAIN),  # CREATE EXTENSION would fail
-        (True, False, True, StorageMode.TIMESCALE),
-        (True, True, True, StorageMode.TIMESCALE),
-        (True, True, False, StorageMode.TIMESCALE),
+        (False, False, "", StorageMode.PLAIN),
+        (True, False, "", StorageMode.PLAIN),  # CREATE EXTENSION would end the session
+        (True, False, "pg_stat_statements", StorageMode.PLAIN),
+        (True, False, "timescaledb", StorageMode.TIMESCALE),
+        (True, False, "pg_stat_statements, timescaledb", StorageMode.TIMESCALE),
+        (True, False, '"$libdir/timescaledb"', StorageMode.TIMESCALE),
+        (True, False, "timescaledb_toolkit", StorageMode.PLAIN),
+        (False, False, "timescaledb", StorageMode.PLAIN),  # preloaded, but no extension files
+        (True, True, "timescaledb", StorageMode.TIMESCALE),
+        (True, True, "", StorageMode.TIMESCALE),  # the database has it: it stays TimescaleDB
     ],
 )
 def test_timescaledb_is_chosen_only_when_it_can_be_loaded(
-    available: bool, installed: bool, preloaded: bool, mode: StorageMode
+    available: bool, installed: bool, preload: str, mode: StorageMode
 ) -> None:
-    assert choose_mode(available, installed, preloaded).mode is mode
+    assert choose_mode(available, installed, preload).mode is mode
+
+
+def test_installed_but_not_preloaded_says_in_one_line_how_to_enable_timescaledb() -> None:
+    choice = choose_mode(available=True, installed=False, shared_preload_libraries="")
+    assert choice.mode is StorageMode.PLAIN
+    assert "\n" not in choice.reason
+    assert choice.reason.endswith(HOW_TO_ENABLE_TIMESCALEDB)
+    assert "shared_preload_libraries" in HOW_TO_ENABLE_TIMESCALEDB
+
+
+@pytest.mark.parametrize("given", ["url", "connection"])
+def test_a_migration_that_loses_its_connection_reports_its_own_error(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch, given: str
+) -> None:
+    """As CREATE EXTENSION timescaledb does without preloading: its FATAL ends the session, and
+    the error raised is the migration's, not the lock's release on a closed connection."""
+    dying = Migration(1, "dies", "SELECT pg_terminate_backend(pg_backend_pid())")
+    monkeypatch.setattr(migrate_module, "migrations", lambda mode: [dying])
+    own_error = r"^migration 1 \(dies, plain mode\) failed and was rolled back: "
+    if given == "url":
+        with pytest.raises(MigrationError, match=own_error):
+            migrate(fresh_database, StorageMode.PLAIN)
+    else:
+        with psycopg.connect(fresh_database) as conn:
+            with pytest.raises(MigrationError, match=own_error):
+                migrate(conn, StorageMode.PLAIN)
+            assert conn.closed
+    assert state(fresh_database) == (0, None)
 
 
 def test_a_database_keeps_the_mode_it_started_with(migrated_database: str) -> None:
