@@ -11,7 +11,8 @@ its socket sits in the 0700 data folder): it is a private development server, no
 
 Where TimescaleDB's library is installed beside the server programs, the server preloads it
 (``shared_preload_libraries``, added to what ``postgresql.conf`` lists), so that the
-migrations can use it: a server we run ourselves need not be configured by hand.
+migrations can use it: a server we run ourselves need not be configured by hand. Its telemetry
+is off: nothing is reported to TimescaleDB's servers from a private server.
 
 PostgreSQL refuses to run as root: as root, the server programs run as the ``postgres`` system
 user and the data folder is handed to it, so every folder above it must be traversable by that
@@ -237,9 +238,10 @@ class PostgresServer:
         self._hand_over(path)
         if timescaledb_installed(binaries):  # preloaded, besides what postgresql.conf lists
             preload = with_timescaledb(self._configured("shared_preload_libraries", binaries))
-            if preload is not None:
-                with path.open("a", encoding="utf-8") as out:
+            with path.open("a", encoding="utf-8") as out:
+                if preload is not None:
                     out.write(f"shared_preload_libraries = {_conf_string(preload)}\n")
+                out.write("timescaledb.telemetry_level = off\n")  # a private server: no reports
 
     def _configured(self, setting: str, binaries: PostgresBinaries) -> str:
         """A setting's value as the configuration files of the (stopped) folder give it."""

@@ -10,12 +10,12 @@
 -- shows within the hour; CALL refresh_continuous_aggregate('candles_1w', NULL, NULL) shows it
 -- at once. The window ends a day back, so the open week and month come from real-time
 -- aggregation.
-SELECT remove_continuous_aggregate_policy('candles_1w');
+SELECT remove_continuous_aggregate_policy('candles_1w', if_exists => true);
 SELECT add_continuous_aggregate_policy('candles_1w',
     start_offset => NULL,
     end_offset => INTERVAL '1 day',
     schedule_interval => INTERVAL '1 hour');
-SELECT remove_continuous_aggregate_policy('candles_1mo');
+SELECT remove_continuous_aggregate_policy('candles_1mo', if_exists => true);
 SELECT add_continuous_aggregate_policy('candles_1mo',
     start_offset => NULL,
     end_offset => INTERVAL '1 day',

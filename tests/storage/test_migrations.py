@@ -283,6 +283,16 @@ def test_migration_5_adds_the_gap_flag_as_compressed_hypertables_allow() -> None
     assert "create_hypertable" not in ddl  # feed_gaps is small: a plain table in both modes
 
 
+def test_migration_6_refreshes_all_history_and_leaves_the_ticks_their_key_alone() -> None:
+    ddl = sql_text(6, StorageMode.TIMESCALE)
+    removed = re.findall(r"remove_continuous_aggregate_policy\('(\w+)'", ddl)
+    added = re.findall(r"add_continuous_aggregate_policy\('(\w+)',\s+start_offset => NULL,", ddl)
+    assert removed == added == ["candles_1w", "candles_1mo"]
+    assert re.findall(r"DROP INDEX IF EXISTS (\w+);", ddl) == ["ticks_ts_event_idx"]
+    plain = sql_text(6, StorageMode.PLAIN).splitlines()
+    assert all(line.startswith("--") for line in plain if line.strip())  # nothing to correct
+
+
 @pytest.fixture
 def timescale_database(fresh_database: str) -> str:
     """:func:`fresh_database`, where the server can load TimescaleDB (else the test skips)."""

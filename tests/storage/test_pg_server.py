@@ -272,7 +272,10 @@ def test_where_timescaledb_is_installed_the_private_server_preloads_it(
     stock = re.compile(r"^#shared_preload_libraries = ''", re.M)
     conf.write_text(stock.sub("shared_preload_libraries = 'pg_stat_statements'", conf.read_text()))
     with psycopg.connect(server.start()) as conn:
-        preload = conn.execute("SELECT current_setting('shared_preload_libraries')").fetchone()
+        preload = conn.execute(
+            "SELECT current_setting('shared_preload_libraries'),"
+            " current_setting('timescaledb.telemetry_level')"
+        ).fetchone()
         choice = detect_mode(conn)
-    assert preload == ("pg_stat_statements,timescaledb",)
+    assert preload == ("pg_stat_statements,timescaledb", "off")
     assert choice.mode is StorageMode.TIMESCALE
