@@ -47,8 +47,10 @@ async def stocked(store: PostgresStore, migrated_database: str) -> bool:
         conn.execute("ANALYZE feed_gaps")
         for _ in range(50):
             conn.execute("VACUUM ANALYZE candles")
-            found = conn.execute(
-                "SELECT relallvisible >= relpages FROM pg_class WHERE oid = 'candles'::regclass"
+            found = conn.execute(  # the table, or a hypertable's chunks (its children)
+                "SELECT bool_and(relallvisible >= relpages) FROM pg_class"
+                " WHERE oid = 'candles'::regclass OR oid IN"
+                " (SELECT inhrelid FROM pg_inherits WHERE inhparent = 'candles'::regclass)"
             ).fetchone()
             if found == (True,):
                 return True
