@@ -81,7 +81,9 @@ class PostgresServer:
     left by a killed server does not prevent the next start.
 
     ``durable=False`` turns off fsync and synchronous commit: faster, for tests and benchmarks
-    whose data may be lost in a machine crash.
+    whose data may be lost in a machine crash. ``timescaledb_jobs=False`` keeps TimescaleDB
+    from running its policies (compression, retention, refreshes) by itself, for tests that must
+    not have chunks compressed or dropped under them (they run a job with ``CALL run_job``).
     """
 
     def __init__(
@@ -90,6 +92,7 @@ class PostgresServer:
         *,
         port: int | None = None,
         durable: bool = True,
+        timescaledb_jobs: bool = True,
         start_timeout: float = 60.0,
         binaries: PostgresBinaries | None = None,
         run_as: str | None = None,
@@ -97,6 +100,7 @@ class PostgresServer:
         self.data_dir = (data_dir or default_data_dir()).absolute()
         self._wanted_port = port
         self._durable = durable
+        self._timescaledb_jobs = timescaledb_jobs
         self._start_timeout = start_timeout
         self._binaries = binaries
         if run_as is None and os.geteuid() == 0:
@@ -241,6 +245,8 @@ class PostgresServer:
                 if preload is not None:
                     out.write(f"shared_preload_libraries = {_conf_string(preload)}\n")
                 out.write("timescaledb.telemetry_level = off\n")  # a private server: no reports
+                if not self._timescaledb_jobs:
+                    out.write("timescaledb.max_background_workers = 0\n")
 
     def _configured(self, setting: str, binaries: PostgresBinaries) -> str:
         """A setting's value as the folder's configuration files give it (``postgres -C``)."""

@@ -274,8 +274,22 @@ def test_where_timescaledb_is_installed_the_private_server_preloads_it(
     with psycopg.connect(server.start()) as conn:
         preload = conn.execute(
             "SELECT current_setting('shared_preload_libraries'),"
-            " current_setting('timescaledb.telemetry_level')"
+            " current_setting('timescaledb.telemetry_level'),"
+            " current_setting('timescaledb.max_background_workers')"
         ).fetchone()
         choice = detect_mode(conn)
-    assert preload == ("pg_stat_statements,timescaledb", "off")
+    assert preload is not None
+    assert preload[:2] == ("pg_stat_statements,timescaledb", "off")
+    assert preload[2] != "0"  # jobs run by themselves, unless asked otherwise
     assert choice.mode is StorageMode.TIMESCALE
+
+
+def test_timescaledb_can_be_kept_from_running_its_jobs_by_itself(folder: Path) -> None:
+    if not pg_server.timescaledb_installed(find_binaries()):
+        pytest.skip("TimescaleDB is not installed beside this machine's PostgreSQL programs")
+    server = PostgresServer(folder, durable=False, timescaledb_jobs=False)
+    with server, psycopg.connect(server.url) as conn:
+        workers = conn.execute(
+            "SELECT current_setting('timescaledb.max_background_workers')"
+        ).fetchone()
+    assert workers == ("0",)
