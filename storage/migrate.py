@@ -147,9 +147,12 @@ def _choose(
                 f" {wanted} mode (that would need its data moved to a new database)"
             )
         return ModeChoice(recorded, f"{recorded} mode, recorded at the first migration")
+    detected = detect_mode(conn)
+    if wanted is StorageMode.TIMESCALE and detected.mode is not StorageMode.TIMESCALE:
+        raise MigrationError(f"timescale mode was asked for, but {detected.reason}")
     if wanted is not None:
         return ModeChoice(wanted, f"{wanted} mode, as asked")
-    return detect_mode(conn)
+    return detected
 
 
 def _check_history(
@@ -183,5 +186,5 @@ def _apply(conn: Connection, migration: Migration, mode: StorageMode) -> None:
     except psycopg.Error as exc:
         raise MigrationError(
             f"migration {migration.version} ({migration.name}, {mode} mode) failed and was"
-            f" rolled back: {exc}"
+            f" rolled back: {exc.diag.message_primary or exc}"
         ) from exc

@@ -19,7 +19,7 @@ from storage import StorageMode, latest_version, migrate, schema_state
 from storage.migrate import MigrationError, MigrationReport
 from storage.migrations import Migration, migrations, sql_text
 from storage.modes import HOW_TO_ENABLE_TIMESCALEDB, choose_mode, detect_mode
-from tests.storage.schemas import migrated_to, use_plan
+from tests.storage.schemas import MIGRATE_MODULE, migrated_to, use_plan
 
 
 def state(url: str) -> tuple[int, StorageMode | None]:
@@ -146,15 +146,35 @@ def test_a_database_keeps_the_mode_it_started_with(migrated_database: str) -> No
     assert migrate(migrated_database, recorded).applied == ()
 
 
-def test_a_failing_migration_is_rolled_back_whole(fresh_database: str) -> None:
-    if timescale_loadable(fresh_database):
-        pytest.skip("this server can load TimescaleDB: forcing it would succeed")
-    with pytest.raises(MigrationError, match=r"migration 2 .* rolled back"):
-        migrate(fresh_database, StorageMode.TIMESCALE)
-    assert state(fresh_database) == (1, StorageMode.TIMESCALE)
+def test_a_failing_migration_is_rolled_back_whole_and_reported_in_one_line(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    broken = Migration(
+        2,
+        "broken",
+        "CREATE TABLE half_done (x integer);"
+        " DO $$ BEGIN RAISE EXCEPTION 'broken' USING HINT = E'first\\nsecond'; END $$",
+    )
+    use_plan(monkeypatch, lambda mode: [*migrations(mode)[:1], broken])
+    with pytest.raises(
+        MigrationError, match=r"^migration 2 \(broken, plain mode\) failed"
+    ) as error:
+        migrate(fresh_database, StorageMode.PLAIN)
+    assert "\n" not in str(error.value)
+    assert state(fresh_database) == (1, StorageMode.PLAIN)
     with psycopg.connect(fresh_database) as conn:
-        hypertables = conn.execute("SELECT to_regclass('candles_1w')").fetchone()
-    assert hypertables == (None,)
+        assert conn.execute("SELECT to_regclass('half_done')").fetchone() == (None,)
+
+
+def test_timescale_mode_asked_of_a_server_that_cannot_load_it_is_refused_before_migrating(
+    fresh_database: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    not_preloaded = choose_mode(available=True, installed=False, shared_preload_libraries="")
+    monkeypatch.setattr(MIGRATE_MODULE, "detect_mode", lambda conn: not_preloaded)
+    with pytest.raises(MigrationError, match=r"^timescale mode was asked for, but ") as error:
+        migrate(fresh_database, StorageMode.TIMESCALE)
+    assert str(error.value).endswith(HOW_TO_ENABLE_TIMESCALEDB)
+    assert state(fresh_database) == (0, None)
 
 
 def test_a_migration_changed_after_it_was_applied_is_refused(migrated_database: str) -> None:
