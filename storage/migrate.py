@@ -16,7 +16,7 @@ from typing import Any, Final
 import psycopg
 
 from storage.migrations import Migration, migrations
-from storage.modes import ModeChoice, StorageMode, detect_mode
+from storage.modes import TIMESCALEDB, ModeChoice, StorageMode, detect_mode
 
 MIGRATION_LOCK: Final = 0x6D64705F6D696772
 """The advisory lock key ("mdp_migr") that serialises migrators of one database."""
@@ -30,6 +30,21 @@ CREATE TABLE IF NOT EXISTS schema_migrations (
     applied_at timestamptz NOT NULL DEFAULT now()
 )
 """
+
+_EXTENSION_ON_PATH: Final = f"""
+SELECT set_config(
+    'search_path',
+    concat_ws(', ', nullif(current_setting('search_path'), ''), quote_ident(n.nspname)),
+    true
+)
+FROM pg_extension AS e JOIN pg_namespace AS n ON n.oid = e.extnamespace
+WHERE e.extname = '{TIMESCALEDB}'
+"""
+"""Puts the schema of an installed ``timescaledb`` extension last on the ``search_path`` of
+the migration's transaction, so that the migrations call its functions unqualified wherever
+it is installed (say ``public``, when the URL sets ``search_path`` to the application's
+schema). Where it is not installed yet, ``CREATE EXTENSION`` puts it in the path's first
+schema."""
 
 Connection = psycopg.Connection[Any]
 
@@ -75,7 +90,8 @@ def migrate(target: str | Connection, mode: StorageMode | None = None) -> Migrat
     try:
         return _migrate(target, mode)
     finally:
-        target.autocommit = was_autocommit
+        if not target.closed:  # a migration that lost the connection has its error raised
+            target.autocommit = was_autocommit
 
 
 async def migrate_async(url: str, mode: StorageMode | None = None) -> MigrationReport:
@@ -111,7 +127,8 @@ def _migrate(conn: Connection, wanted: StorageMode | None) -> MigrationReport:
                 done.append(migration.version)
         return MigrationReport(len(plan), choice.mode, choice.reason, tuple(done))
     finally:
-        conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
+        if not conn.closed:  # else the session, and its lock, ended with the connection
+            conn.execute("SELECT pg_advisory_unlock(%s)", (MIGRATION_LOCK,))
 
 
 def _applied(conn: Connection) -> dict[int, tuple[str, StorageMode]]:
@@ -130,9 +147,12 @@ def _choose(
                 f" {wanted} mode (that would need its data moved to a new database)"
             )
         return ModeChoice(recorded, f"{recorded} mode, recorded at the first migration")
+    detected = detect_mode(conn)
+    if wanted is StorageMode.TIMESCALE and detected.mode is not StorageMode.TIMESCALE:
+        raise MigrationError(f"timescale mode was asked for, but {detected.reason}")
     if wanted is not None:
         return ModeChoice(wanted, f"{wanted} mode, as asked")
-    return detect_mode(conn)
+    return detected
 
 
 def _check_history(
@@ -156,6 +176,7 @@ def _check_history(
 def _apply(conn: Connection, migration: Migration, mode: StorageMode) -> None:
     try:
         with conn.transaction():
+            conn.execute(_EXTENSION_ON_PATH)
             conn.execute(migration.sql.encode())
             conn.execute(
                 "INSERT INTO schema_migrations (version, name, mode, checksum)"
@@ -165,5 +186,5 @@ def _apply(conn: Connection, migration: Migration, mode: StorageMode) -> None:
     except psycopg.Error as exc:
         raise MigrationError(
             f"migration {migration.version} ({migration.name}, {mode} mode) failed and was"
-            f" rolled back: {exc}"
+            f" rolled back: {exc.diag.message_primary or exc}"
         ) from exc

@@ -4,8 +4,16 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Final
 
 import psycopg
+
+TIMESCALEDB: Final = "timescaledb"
+"""The extension's name, which is also the name of the library to preload."""
+HOW_TO_ENABLE_TIMESCALEDB: Final = (
+    "to use TimescaleDB, add timescaledb to shared_preload_libraries in postgresql.conf,"
+    " restart the server and migrate a new database"
+)
 
 
 class StorageMode(enum.StrEnum):
@@ -23,34 +31,50 @@ class ModeChoice:
     reason: str
 
 
-def choose_mode(available: bool, installed: bool, preloaded: bool) -> ModeChoice:
-    """TimescaleDB when its extension is installed in the database already, or is available
-    and preloaded (``shared_preload_libraries``), as ``CREATE EXTENSION`` then succeeds."""
+def preloads_timescaledb(shared_preload_libraries: str) -> bool:
+    """Whether a ``shared_preload_libraries`` value (as ``current_setting`` gives it) names
+    TimescaleDB's library: ``timescaledb``, quoted, as a path (``$libdir/timescaledb``) or with
+    its file suffix."""
+    for entry in shared_preload_libraries.split(","):
+        name = entry.strip().strip('"').rsplit("/", 1)[-1]
+        if name.removesuffix(".so").removesuffix(".dylib") == TIMESCALEDB:
+            return True
+    return False
+
+
+def choose_mode(available: bool, installed: bool, shared_preload_libraries: str) -> ModeChoice:
+    """The mode a new database gets, from what the server says: whether ``timescaledb`` is in
+    ``pg_available_extensions`` (its files are on the server) and in ``pg_extension`` (installed
+    in the database), and the ``shared_preload_libraries`` setting.
+
+    TimescaleDB when the extension is installed already, or is available and preloaded, as
+    ``CREATE EXTENSION`` then succeeds (without preloading, it ends the session).
+    """
     if installed:
         return ModeChoice(StorageMode.TIMESCALE, "the timescaledb extension is installed")
-    if available and preloaded:
+    if not available:
+        return ModeChoice(StorageMode.PLAIN, "the timescaledb extension is not available")
+    if preloads_timescaledb(shared_preload_libraries):
         return ModeChoice(
             StorageMode.TIMESCALE, "the timescaledb extension is available and preloaded"
         )
-    if available:
-        return ModeChoice(
-            StorageMode.PLAIN,
-            "the timescaledb extension is available but not in shared_preload_libraries",
-        )
-    return ModeChoice(StorageMode.PLAIN, "the timescaledb extension is not available")
+    return ModeChoice(
+        StorageMode.PLAIN,
+        "the timescaledb extension is available but not preloaded: " + HOW_TO_ENABLE_TIMESCALEDB,
+    )
 
 
 def detect_mode(conn: psycopg.Connection[tuple[object, ...]]) -> ModeChoice:
-    """Look at ``pg_available_extensions``, ``pg_extension`` and the preloaded libraries."""
+    """Ask the server what :func:`choose_mode` decides on."""
     row = conn.execute(
         """
         SELECT
-            EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = 'timescaledb'),
-            EXISTS (SELECT 1 FROM pg_extension WHERE extname = 'timescaledb'),
+            EXISTS (SELECT 1 FROM pg_available_extensions WHERE name = %(name)s),
+            EXISTS (SELECT 1 FROM pg_extension WHERE extname = %(name)s),
             current_setting('shared_preload_libraries')
-        """
+        """,
+        {"name": TIMESCALEDB},
     ).fetchone()
     assert row is not None
     available, installed, preload = row
-    preloaded = "timescaledb" in [lib.strip() for lib in str(preload).split(",")]
-    return choose_mode(bool(available), bool(installed), preloaded)
+    return choose_mode(bool(available), bool(installed), str(preload))

@@ -9,6 +9,11 @@ connections and gives back the connection URL.
 Access is ``trust`` for connections from this machine only (the server listens on 127.0.0.1 and
 its socket sits in the 0700 data folder): it is a private development server, not one to share.
 
+Where TimescaleDB's library is installed beside the server programs, the server preloads it
+(``shared_preload_libraries``, added to what ``postgresql.conf`` lists), so that the
+migrations can use it: a server we run ourselves need not be configured by hand. Its telemetry
+is off: nothing is reported to TimescaleDB's servers from a private server.
+
 PostgreSQL refuses to run as root: as root, the server programs run as the ``postgres`` system
 user and the data folder is handed to it, so every folder above it must be traversable by that
 user (hence the default ``/var/lib/ganntec-mdp/postgres`` for root, never ``/root/...``).
@@ -31,6 +36,7 @@ from typing import Final
 import psycopg
 from psycopg import sql
 
+from storage.modes import TIMESCALEDB, preloads_timescaledb
 from storage.pg_binaries import PostgresBinaries, find_binaries
 
 SUPERUSER: Final = "postgres"
@@ -42,6 +48,10 @@ CONF_NAME: Final = "mdp.conf"
 _SOCKET_PATH_MAX: Final = 100  # sun_path holds 107 bytes; ".s.PGSQL.65535" must fit too
 _LOG_TAIL_LINES: Final = 30
 _STALE_MEMORY_RETRIES: Final = 20
+_LIBRARY_DIRS: Final = ("lib", "lib/postgresql")
+"""Where a server's ``$libdir`` is, relative to its programs' folder: Debian's and Red Hat's
+packages and a source build use ``lib``; Homebrew's ``lib/postgresql``."""
+_LIBRARY_SUFFIXES: Final = (".so", ".dylib")
 
 
 class PostgresServerError(RuntimeError):
@@ -71,7 +81,9 @@ class PostgresServer:
     left by a killed server does not prevent the next start.
 
     ``durable=False`` turns off fsync and synchronous commit: faster, for tests and benchmarks
-    whose data may be lost in a machine crash.
+    whose data may be lost in a machine crash. ``timescaledb_jobs=False`` keeps TimescaleDB
+    from running its policies (compression, retention, refreshes) by itself, for tests that must
+    not have chunks compressed or dropped under them (they run a job with ``CALL run_job``).
     """
 
     def __init__(
@@ -80,6 +92,7 @@ class PostgresServer:
         *,
         port: int | None = None,
         durable: bool = True,
+        timescaledb_jobs: bool = True,
         start_timeout: float = 60.0,
         binaries: PostgresBinaries | None = None,
         run_as: str | None = None,
@@ -87,6 +100,7 @@ class PostgresServer:
         self.data_dir = (data_dir or default_data_dir()).absolute()
         self._wanted_port = port
         self._durable = durable
+        self._timescaledb_jobs = timescaledb_jobs
         self._start_timeout = start_timeout
         self._binaries = binaries
         if run_as is None and os.geteuid() == 0:
@@ -181,7 +195,7 @@ class PostgresServer:
                 f" ({binaries.bin_dir}) are version {binaries.major}: install PostgreSQL {major},"
                 " or move the folder away to start afresh"
             )
-        self._write_settings()
+        self._write_settings(binaries)
 
     def _initdb(self, binaries: PostgresBinaries) -> None:
         if self.data_dir.exists() and any(self.data_dir.iterdir()):
@@ -211,20 +225,40 @@ class PostgresServer:
                 f"\n# ganntec-mdp private server settings\ninclude_if_exists = '{CONF_NAME}'\n"
             )
 
-    def _write_settings(self) -> None:
+    def _write_settings(self, binaries: PostgresBinaries) -> None:
         socket_dir = str(self.data_dir)
         if len(socket_dir) > _SOCKET_PATH_MAX:
             socket_dir = ""  # too long for a unix socket path: TCP on 127.0.0.1 only
         lines = [
             "# Written by ganntec-mdp at every start; edit postgresql.conf instead.",
             "listen_addresses = '127.0.0.1'",
-            f"unix_socket_directories = '{socket_dir.replace(chr(39), chr(39) * 2)}'",
+            f"unix_socket_directories = {_conf_string(socket_dir)}",
         ]
         if not self._durable:
             lines += ["fsync = off", "synchronous_commit = off", "full_page_writes = off"]
         path = self.data_dir / CONF_NAME
         path.write_text("\n".join(lines) + "\n", encoding="utf-8")
         self._hand_over(path)
+        if timescaledb_installed(binaries):  # preloaded, besides what postgresql.conf lists
+            preload = with_timescaledb(self._configured("shared_preload_libraries", binaries))
+            with path.open("a", encoding="utf-8") as out:
+                if preload is not None:
+                    out.write(f"shared_preload_libraries = {_conf_string(preload)}\n")
+                out.write("timescaledb.telemetry_level = off\n")  # a private server: no reports
+                if not self._timescaledb_jobs:
+                    out.write("timescaledb.max_background_workers = 0\n")
+
+    def _configured(self, setting: str, binaries: PostgresBinaries) -> str:
+        """A setting's value as the folder's configuration files give it (``postgres -C``)."""
+        done = self._run(
+            [str(binaries.postgres), "-D", str(self.data_dir), "-C", setting], timeout=30
+        )
+        if done.returncode != 0:
+            raise PostgresServerError(
+                f"the configuration of {self.data_dir} cannot be read:\n{done.stdout}"
+            )
+        printed = done.stdout.splitlines()
+        return printed[-1].strip() if printed else ""  # the value is the last line printed
 
     def _hand_over(self, path: Path) -> None:
         if self._user is not None:
@@ -362,6 +396,27 @@ class PostgresServer:
                 ) from exc
             output.seek(0)
             return subprocess.CompletedProcess(command, code, output.read(), "")
+
+
+def timescaledb_installed(binaries: PostgresBinaries) -> bool:
+    """Whether TimescaleDB's library is in the ``$libdir`` of these server programs."""
+    return any(
+        (binaries.bin_dir.parent / folder / (TIMESCALEDB + suffix)).is_file()
+        for folder in _LIBRARY_DIRS
+        for suffix in _LIBRARY_SUFFIXES
+    )
+
+
+def with_timescaledb(shared_preload_libraries: str) -> str | None:
+    """``shared_preload_libraries`` with TimescaleDB added (None: it is there already)."""
+    if preloads_timescaledb(shared_preload_libraries):
+        return None
+    return ",".join(filter(None, [shared_preload_libraries.strip(), TIMESCALEDB]))
+
+
+def _conf_string(value: str) -> str:
+    """``value`` as a quoted string of ``postgresql.conf``."""
+    return "'" + value.replace("'", "''") + "'"
 
 
 def _user(name: str) -> pwd.struct_passwd:

@@ -46,7 +46,7 @@ def postgres_url() -> Iterator[str]:
         yield url
         return
     folder = Path(tempfile.mkdtemp(prefix="mdp-test-pg-"))
-    server = PostgresServer(folder, durable=False)
+    server = PostgresServer(folder, durable=False, timescaledb_jobs=False)
     try:
         try:
             server.start()

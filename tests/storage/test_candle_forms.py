@@ -4,10 +4,7 @@ filled rows written before it, and after migration 0005 added the flag to rows b
 
 from __future__ import annotations
 
-import contextlib
-import importlib
 import json
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -20,7 +17,7 @@ from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
 from core.intervals import parse_intervals
 from ingest.files import read_ticks
-from storage import PostgresStore, StorageMode, migrate
+from storage import PostgresStore, latest_version, migrate
 from storage.candle_rows import (
     CANDLE_COLUMNS,
     GAP_FLAG,
@@ -30,8 +27,8 @@ from storage.candle_rows import (
     candle_row,
     pack_candle,
 )
-from storage.migrations import migrations
 from tests.storage.factories import MINUTE, candle
+from tests.storage.schemas import migrated_to
 
 FORMS = (
     "SELECT open_time, price_scale, size_scale, packed, json, gap FROM candles ORDER BY open_time"
@@ -76,17 +73,6 @@ def expected_forms(candles: list[Candle]) -> list[tuple[Any, ...]]:
         (c.price_scale, c.size_scale, pack_candle(c), candle_json(c).decode(), c.gap)
         for c in sorted(candles, key=lambda c: c.open_time)
     ]
-
-
-@contextlib.contextmanager
-def migrated_to(url: str, version: int, monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Inside: the database at ``url`` migrated up to ``version`` only; after: the code's."""
-    module = importlib.import_module("storage.migrate")  # the package exports its function
-    real = migrations
-    monkeypatch.setattr(module, "migrations", lambda mode: real(mode)[:version])
-    assert migrate(url, StorageMode.PLAIN).version == version
-    yield
-    monkeypatch.undo()
 
 
 @pytest.mark.parametrize("venue", sorted(FILES))
@@ -168,7 +154,7 @@ def test_migrations_4_and_5_fill_rows_written_before_them_as_the_writer_would(
     candles = [c for c in candles if c.interval.label == "1m"]  # one key per open time
     with migrated_to(fresh_database, 3, monkeypatch):
         copy_rows(fresh_database, _OLD_COLUMNS, [candle_row(c) for c in candles])
-    assert migrate(fresh_database).applied == (4, 5)
+    assert migrate(fresh_database).applied == tuple(range(4, latest_version() + 1))
     assert stored_forms(fresh_database) == expected_forms(candles)
 
 
@@ -191,7 +177,7 @@ def test_migration_5_appends_the_flag_to_the_stored_json_of_rows_written_before_
     with migrated_to(fresh_database, 4, monkeypatch):
         copy_rows(fresh_database, _V4_COLUMNS, rows)
         before = stored_forms(fresh_database, FORMS.replace(", gap", ""))
-    assert migrate(fresh_database).applied == (5,)
+    assert migrate(fresh_database).applied == tuple(range(5, latest_version() + 1))
     after = stored_forms(fresh_database)
     ordered = sorted(candles, key=lambda c: c.open_time)
     for old, new, c in zip(before, after, ordered, strict=True):

