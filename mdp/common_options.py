@@ -7,6 +7,7 @@ import argparse
 import os
 
 from core.intervals import DEFAULT_INTERVALS, Interval, parse_intervals
+from storage.backlog import DEFAULT_MAX_BYTES
 
 DEFAULT_INTERVAL_LABELS = " ".join(i.label for i in DEFAULT_INTERVALS)
 
@@ -34,3 +35,23 @@ def add_database_option(parser: argparse._ActionsContainer, otherwise: str) -> N
         default=os.environ.get("DATABASE_URL"),
         help=f"PostgreSQL (default: $DATABASE_URL; with neither: {otherwise})",
     )
+
+
+def add_write_buffer_option(parser: argparse._ActionsContainer) -> None:
+    """``--write-buffer MIB``: what the storage writer holds while the database is away."""
+    parser.add_argument(
+        "--write-buffer",
+        type=float,
+        default=DEFAULT_MAX_BYTES / 2**20,
+        metavar="MIB",
+        help="records read but not yet stored that the writer holds while the database is"
+        f" unavailable, in MiB (default {DEFAULT_MAX_BYTES // 2**20}); beyond it the feed"
+        " waits (backpressure), nothing is dropped",
+    )
+
+
+def write_buffer_of(args: argparse.Namespace) -> int:
+    """``--write-buffer`` in bytes (``ValueError`` when not positive)."""
+    if not args.write_buffer > 0:
+        raise ValueError("--write-buffer must be positive")
+    return int(args.write_buffer * 2**20)

@@ -12,6 +12,11 @@ what was already accepted, saves the engine's checkpoint, and only then closes t
 nothing accepted is lost, and the next start continues from there. A live venue's feed
 resumes from the last trade stored of each instrument: the trades the venue sends again are
 dropped as repeats, and the time the platform was stopped is a feed gap.
+
+The database may go away while the platform runs (a restart, a terminated connection): the
+engine, the gateway and the chart carry on with live data; the writer holds what it has not
+stored and writes it once the database is back, and the feed waits when that buffer and the
+bus are full. The status line and the history API's ``/readyz`` say so meanwhile.
 """
 
 from __future__ import annotations
@@ -38,6 +43,7 @@ from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
 from mdp.status import status_line
 from storage import PostgresServer, PostgresStore
+from storage.backlog import DEFAULT_MAX_BYTES
 from storage.checkpoints import PostgresCheckpoints
 from storage.pg_server import PRIVATE_DATABASE
 from storage.writer import StorageWriter
@@ -86,6 +92,8 @@ class PlatformSettings:
     http_port: int = 8000
     ws_port: int = 8765
     status_every: float = 1.0
+    write_buffer: int = DEFAULT_MAX_BYTES
+    """Bytes the storage writer holds while the database is unavailable (then: backpressure)."""
 
 
 @dataclass(slots=True)
@@ -114,7 +122,9 @@ class Platform:
                 checkpoints, DEFAULT_GROUP, lambda: CandleEngine(self.settings.engine)
             )
             self.engine = runner = EngineRunner(bus, engine, checkpoints, clock=self.clock)
-            self.writer = writer = StorageWriter(bus, store)
+            self.writer = writer = StorageWriter(
+                bus, store, buffer_bytes=self.settings.write_buffer
+            )
             self.feed = feed = FeedPublisher(bus)
             gateway = await stack.enter_async_context(self._gateway(bus, store))
             await stack.enter_async_context(self._http(url, gateway))
@@ -124,7 +134,7 @@ class Platform:
             source = await self._source(feed, store)
             feeding = asyncio.create_task(feed.run(source), name="feed")
             venue = source.feed.counters if isinstance(source, VenueSource) else None
-            report = self._report(feed, runner, writer, venue)
+            report = self._report(bus, feed, runner, writer, venue)
             status = asyncio.create_task(report, name="status")
             try:
                 await _until(stop, [writing, running], feeding)
@@ -199,6 +209,7 @@ class Platform:
 
     async def _report(
         self,
+        bus: MemoryBus,
         feed: FeedPublisher,
         engine: EngineRunner,
         writer: StorageWriter,
@@ -206,7 +217,8 @@ class Platform:
     ) -> None:
         while True:
             await asyncio.sleep(self.settings.status_every)
-            line = status_line(feed.stats, engine.stats, writer.stats, venue)
+            paused = bus.waiting_publishers > 0
+            line = status_line(feed.stats, engine.stats, writer.stats, venue, paused=paused)
             if self.out.isatty():
                 self.out.write("\r\x1b[K" + line)
                 self.out.flush()

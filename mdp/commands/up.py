@@ -19,7 +19,13 @@ from typing import Any
 
 from core.engine import EmptyPolicy, EngineConfig
 from ingest.files import TickFileError
-from mdp.common_options import add_database_option, add_interval_option, intervals_of
+from mdp.common_options import (
+    add_database_option,
+    add_interval_option,
+    add_write_buffer_option,
+    intervals_of,
+    write_buffer_of,
+)
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
 from storage import PostgresServerError, PostgresUnavailableError
@@ -53,6 +59,7 @@ def add_parser(commands: Any) -> None:
     )
     add_feed_options(parser)
     add_interval_option(parser, "candle intervals")
+    add_write_buffer_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -66,6 +73,7 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
         host=args.host,
         http_port=args.http_port,
         ws_port=args.ws_port,
+        write_buffer=write_buffer_of(args),
         feed=FeedSettings(
             replay=args.replay,
             format=args.format,
