@@ -45,7 +45,7 @@ from charting.times import at_or_after, at_or_before
 from core.candles import Candle
 from core.intervals import Interval
 from storage.candle_rows import READ_COLUMNS, candle_from_row
-from storage.postgres_store import DEFAULT_WAIT
+from storage.postgres_store import DEFAULT_WAIT, RECONNECT_TIMEOUT
 from storage.unavailable import describe
 
 Connection = psycopg.AsyncConnection[Any]
@@ -159,11 +159,12 @@ class HistoryDatabase:
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
             url, min_size=min_size, max_size=max_size, open=False, timeout=wait,
             name="history", kwargs=kwargs, check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT,
         )  # fmt: skip
         pages: SyncPool = ConnectionPool(
             url, min_size=min_size, max_size=max_size, open=False, timeout=wait,
             name="history-pages", kwargs=kwargs | {"autocommit": True},
-            check=ConnectionPool.check_connection,
+            check=ConnectionPool.check_connection, reconnect_timeout=RECONNECT_TIMEOUT,
         )  # fmt: skip
         async with contextlib.AsyncExitStack() as stack:
             await pool.open(wait=True, timeout=timeout)

@@ -122,6 +122,10 @@ WHERE ts_event >= %(lo)s AND ts_event < %(hi)s
 
 DEFAULT_WAIT: Final = 5.0
 """Seconds a call waits for a live connection before the database counts as unavailable."""
+RECONNECT_TIMEOUT: Final = 5.0
+"""Seconds a pool tries (with its own backoff: 1, 2, 4 s...) to replace a lost connection
+before it gives up that attempt; the next call that needs one starts a new attempt. This
+bounds the pauses between attempts, so a pool is back within seconds of the database."""
 
 
 class SchemaNotReadyError(RuntimeError):
@@ -157,8 +161,9 @@ class PostgresStore:
 
         Once open, the database may go away and come back: the pool checks each connection
         before lending it and replaces the dead ones (a server restart, a terminated
-        backend), and a call that finds no live connection within ``wait`` seconds, or loses
-        its connection, raises :class:`~storage.unavailable.DatabaseUnavailableError`.
+        backend; see :data:`RECONNECT_TIMEOUT`), and a call that finds no live connection
+        within ``wait`` seconds, or loses its connection, raises
+        :class:`~storage.unavailable.DatabaseUnavailableError`.
         """
         if migrate:
             await migrate_async(url)
@@ -173,6 +178,7 @@ class PostgresStore:
             open=False,
             configure=_configure,
             check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             timeout=timeout,
             name="storage",
         )
