@@ -104,6 +104,7 @@ class Platform:
     out: TextIO
     clock: Callable[[], int] = time.time_ns
     database_url: str | None = None
+    bus: MemoryBus | None = None
     feed: FeedPublisher | None = None
     engine: EngineRunner | None = None
     writer: StorageWriter | None = None
@@ -116,7 +117,7 @@ class Platform:
             self.database_url = url
             self._say(f"database: {url}")
             store = await stack.enter_async_context(PostgresStore.open(url, migrate=True))
-            bus = await stack.enter_async_context(MemoryBus(partitions=4))
+            self.bus = bus = await stack.enter_async_context(MemoryBus(partitions=4))
             checkpoints = PostgresCheckpoints(url)
             engine = await restore_engine(
                 checkpoints, DEFAULT_GROUP, lambda: CandleEngine(self.settings.engine)

@@ -31,7 +31,7 @@ from storage.backlog import DEFAULT_MAX_BYTES, WriteBacklog
 from storage.records import Rejection
 from storage.repository import MarketDataStore
 from storage.unavailable import DatabaseUnavailableError
-from streams.bus import Bus, Record, Subscription, next_offsets
+from streams.bus import Bus, CommitFailedError, Offsets, Record, Subscription, next_offsets
 from streams.outage import Backoff, OutageLog
 
 log = logging.getLogger(__name__)
@@ -106,6 +106,7 @@ class WriterStats:
     held: int = 0
     """Records read but not stored yet (the write buffer)."""
     held_bytes: int = 0
+    peak_held: int = 0
     peak_held_bytes: int = 0
     buffer_full: bool = False
     """The buffer is full: the writer reads nothing more, and the feed is held back."""
@@ -166,7 +167,7 @@ class StorageWriter:
                 backlog.add(records, fresh)
                 if not backlog:
                     if records:
-                        await subscription.commit(backlog.stored([]))
+                        await self._commit(subscription, backlog.stored([]))
                     elif self._draining:
                         break
                 elif time.monotonic() >= retry_at:
@@ -181,7 +182,7 @@ class StorageWriter:
                         if self._draining:
                             break
                     else:
-                        await subscription.commit(backlog.stored(chunk))
+                        await self._commit(subscription, backlog.stored(chunk))
                         self.backoff.reset()
                         self.stats.database_error = None
                         if line := outage.recovered(time.monotonic()):
@@ -200,9 +201,19 @@ class StorageWriter:
             await asyncio.wait_for(self._stopping.wait(), wait)
         return []
 
+    async def _commit(self, subscription: Subscription, offsets: Offsets) -> None:
+        """Commit what is stored. A partition that moved to another member meanwhile (a long
+        outage, a writer joining) is refused; its offsets are in the store, where the new
+        owner resumes from, so that refusal is only told."""
+        try:
+            await subscription.commit(offsets)
+        except CommitFailedError as exc:
+            log.warning("offsets stored but not committed on the bus: %s", exc)
+
     def _count(self, backlog: WriteBacklog) -> None:
         self.stats.held = len(backlog)
         self.stats.held_bytes = backlog.bytes
+        self.stats.peak_held = backlog.peak_records
         self.stats.peak_held_bytes = backlog.peak_bytes
         self.stats.buffer_full = backlog.full
 

@@ -47,5 +47,5 @@ class StoppablePostgres:
 
     def start(self) -> None:
         """Start again, on the same port (clients reconnect to the address they know)."""
-        self._server = PostgresServer(self._server.data_dir, port=self.port, durable=False)
         self._server.start()
+        assert self._server.port == self.port

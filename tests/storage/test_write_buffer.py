@@ -139,3 +139,30 @@ async def test_a_writer_drained_while_the_database_is_away_stops_and_says_what_i
         writer.drain()
         await asyncio.wait_for(writing, 10)
     assert "stopped with 1 records read but not stored" in caplog.text
+
+
+async def test_partitions_that_move_during_an_outage_are_stored_once_and_the_writer_goes_on(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    store = Switchable()
+    store.down = True
+    instruments = [f"TEST:SYM{i}" for i in range(8)]  # over both partitions
+    async with MemoryBus(partitions=2) as bus:
+        writer = StorageWriter(bus, store, poll_timeout=0.01, backoff=Backoff(0.01, 0.02))
+        writing = asyncio.create_task(writer.run())
+        await asyncio.sleep(0)
+        for i, name in enumerate(instruments):
+            tick_of = tick(i, i * 10**6, instrument=name)
+            await bus.topic(TICKS).publish(
+                codecs.instrument_key(name), codecs.encode_tick_batch(batch(tick_of))
+            )
+        await wait_for(lambda: writer.stats.held == len(instruments))
+        async with bus.subscribe(writer.group, [TICKS]):  # a second writer takes a partition
+            store.down = False
+            await wait_for(lambda: writer.stats.held == 0)
+            assert not writing.done()
+        writer.drain()
+        await asyncio.wait_for(writing, 10)
+    stored = [await store.ticks(name, 0, FOREVER) for name in instruments]
+    assert [len(b) for b in stored] == [1] * len(instruments)
+    assert "offsets stored but not committed on the bus" in caplog.text
