@@ -198,7 +198,7 @@ async def bench(
     folder = Path(tempfile.mkdtemp(prefix="mdp-bench-outage-"))
     try:
         path = folder / "ticks.parquet"
-        total = write_ticks(path, round(seconds * EVENT_RATE))
+        total = write_ticks(path, round(seconds * rate))
         window = (outage_at, outage_at + outage)
         with private_server() as server:
             runs = [

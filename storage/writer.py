@@ -186,7 +186,7 @@ class StorageWriter:
                         self.backoff.reset()
                         self.stats.database_error = None
                         if line := outage.recovered(time.monotonic()):
-                            log.warning("%s; writing %s held records", line, f"{len(backlog):,}")
+                            log.warning("%s; %s records still held", line, f"{len(backlog):,}")
                 self._count(backlog)
         if backlog:
             log.warning("stopped with %s records read but not stored", f"{len(backlog):,}")

@@ -68,3 +68,19 @@ def test_the_writer_rides_out_a_database_outage_and_stops_promptly(
     assert "database available again" in log
     assert "error connecting" not in log  # the pool's per-attempt lines stay quiet
     assert "Traceback" not in log
+
+
+def test_sigterm_stops_an_idle_writer_at_once(
+    fresh_topics: str, migrated_database: str, tmp_path: Path
+) -> None:
+    with Cluster(fresh_topics, migrated_database, tmp_path) as cluster:
+        writer = cluster.start(
+            "writer", "writer", "--group", f"writer-{cluster.suffix}",
+            "--status-every", str(STATUS_EVERY),
+        )  # fmt: skip
+        writer.wait_for("writing group")
+        time.sleep(1)  # in its poll loop
+        started = time.monotonic()
+        assert writer.stop() == 0
+        assert time.monotonic() - started < 5.0  # far under --status-every
+    assert "Traceback" not in writer.log
