@@ -114,7 +114,12 @@ class EngineRunner:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
     _pending: dict[tuple[str, int], int] = field(default_factory=dict)
-    _outage: OutageLog = field(default_factory=lambda: OutageLog("checkpoint store"))
+    _outage: OutageLog = field(
+        default_factory=lambda: OutageLog(
+            "checkpoint store",
+            then="the engine keeps running; offsets are committed after the next checkpoint",
+        )
+    )
 
     def stop(self) -> None:
         """Finish the current poll, checkpoint, commit and return from :meth:`run`."""
@@ -157,7 +162,7 @@ class EngineRunner:
                 await self.checkpoints.save(self.group, self.engine.checkpoint())
             except ConnectionError as exc:
                 if line := self._outage.failed(time.monotonic(), str(exc)):
-                    log.warning("%s; the engine keeps running, offsets not committed", line)
+                    log.warning(line)
                 return
             if line := self._outage.recovered(time.monotonic()):
                 log.warning(line)

@@ -51,6 +51,8 @@ class OutageLog:
 
     what: str = "database"
     every: float = 30.0
+    then: str = "retrying with backoff"
+    """What happens meanwhile, said in the first line."""
     since: float | None = None
     failures: int = 0
     last_error: str = ""
@@ -66,7 +68,7 @@ class OutageLog:
         if self.since is None:
             self.since = now
             self._next = now + self.every
-            return f"{self.what} unavailable ({error}); retrying with backoff"
+            return f"{self.what} unavailable ({error}); {self.then}"
         if now < self._next:
             return None
         self._next = now + self.every
