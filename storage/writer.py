@@ -182,11 +182,12 @@ class StorageWriter:
                         if self._draining:
                             break
                     else:
+                        held = len(backlog)
                         await self._commit(subscription, backlog.stored(chunk))
                         self.backoff.reset()
                         self.stats.database_error = None
                         if line := outage.recovered(time.monotonic()):
-                            log.warning("%s; %s records still held", line, f"{len(backlog):,}")
+                            log.warning("%s; writing the %s records held", line, f"{held:,}")
                 self._count(backlog)
         if backlog:
             log.warning("stopped with %s records read but not stored", f"{len(backlog):,}")
