@@ -13,14 +13,20 @@ from __future__ import annotations
 import contextlib
 from collections.abc import AsyncIterator
 
+import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
 from charting.context import Context
 from charting.database import HistoryDatabase
-from charting.problems import ProblemError, http_error_handler, problem_handler
-from charting.routes import candles, docs, gaps, instruments, ticks, udf, web
+from charting.problems import (
+    ProblemError,
+    http_error_handler,
+    problem_handler,
+    unavailable_handler,
+)
+from charting.routes import candles, docs, gaps, health, instruments, ticks, udf, web
 from charting.settings import ApiSettings
 
 
@@ -54,10 +60,15 @@ def _build(ctx: Context, lifespan: object) -> Starlette:
         *udf.routes(ctx),
         *docs.routes(ctx),
         *web.routes(ctx),
+        *health.routes(ctx),
     ]
     app = Starlette(
         routes=routes,
-        exception_handlers={ProblemError: problem_handler, HTTPException: http_error_handler},
+        exception_handlers={
+            ProblemError: problem_handler,
+            HTTPException: http_error_handler,
+            psycopg.OperationalError: unavailable_handler,  # the database went away
+        },
         lifespan=lifespan,  # type: ignore[arg-type]
     )
     app.state.context = ctx  # for tests and operators: settings, database, page cache

@@ -45,6 +45,8 @@ from charting.times import at_or_after, at_or_before
 from core.candles import Candle
 from core.intervals import Interval
 from storage.candle_rows import READ_COLUMNS, candle_from_row
+from storage.postgres_store import DEFAULT_WAIT, RECONNECT_TIMEOUT
+from storage.unavailable import describe
 
 Connection = psycopg.AsyncConnection[Any]
 Row = tuple[Any, ...]
@@ -97,6 +99,7 @@ LIMIT %(limit)s
 """
 """The gaps of one instrument overlapping ``[start, end)``: a walk of ``feed_gaps``' key."""
 _INT64_MAX: Final = 2**63 - 1
+_PING_WAIT: Final = 2.0
 _cursor_names = itertools.count()
 
 
@@ -132,11 +135,21 @@ class HistoryDatabase:
     @classmethod
     @contextlib.asynccontextmanager
     async def open(
-        cls, url: str, *, min_size: int = 1, max_size: int = 4, timeout: float = 30.0
+        cls,
+        url: str,
+        *,
+        min_size: int = 1,
+        max_size: int = 4,
+        timeout: float = 30.0,
+        wait: float = DEFAULT_WAIT,
     ) -> AsyncIterator[HistoryDatabase]:
         """Two pools of ``max_size`` each: asyncio connections for most reads, blocking ones
         for candle pages, which are read in worker threads (:class:`CandleRead` says why).
-        Those are autocommit: a page is one statement, one round trip, no BEGIN or COMMIT."""
+        Those are autocommit: a page is one statement, one round trip, no BEGIN or COMMIT.
+
+        ``timeout`` bounds the opening. Afterwards the pools check each connection before
+        lending it and replace dead ones; a read that gets no live connection within
+        ``wait`` seconds raises :class:`psycopg.OperationalError` (the app answers 503)."""
         given = conninfo_to_dict(url).get("options") or ""
         options = (
             f"{given} -c default_transaction_read_only=on -c statement_timeout=30000"
@@ -144,12 +157,14 @@ class HistoryDatabase:
         )
         kwargs = {"options": options.strip(), "application_name": "mdp-history-api"}
         pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False, timeout=timeout,
-            name="history", kwargs=kwargs,
+            url, min_size=min_size, max_size=max_size, open=False, timeout=wait,
+            name="history", kwargs=kwargs, check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT,
         )  # fmt: skip
         pages: SyncPool = ConnectionPool(
-            url, min_size=min_size, max_size=max_size, open=False, timeout=timeout,
+            url, min_size=min_size, max_size=max_size, open=False, timeout=wait,
             name="history-pages", kwargs=kwargs | {"autocommit": True},
+            check=ConnectionPool.check_connection, reconnect_timeout=RECONNECT_TIMEOUT,
         )  # fmt: skip
         async with contextlib.AsyncExitStack() as stack:
             await pool.open(wait=True, timeout=timeout)
@@ -157,6 +172,15 @@ class HistoryDatabase:
             await asyncio.to_thread(pages.open, True, timeout)
             stack.push_async_callback(asyncio.to_thread, pages.close)
             yield cls(pool, pages)
+
+    async def unreachable(self) -> str | None:
+        """``None`` when the database answers a trivial query; else why it does not."""
+        try:
+            async with self._pool.connection(timeout=_PING_WAIT) as conn:
+                await conn.execute("SELECT 1")
+        except psycopg.OperationalError as exc:
+            return describe(exc)
+        return None
 
     # -- instruments ----------------------------------------------------------------------
 

@@ -45,6 +45,10 @@ def document(settings: ApiSettings) -> dict[str, Any]:
     problems = {
         "400": _problem("A parameter is missing or malformed; `parameter` names it."),
         "404": _problem("The instrument (or symbol) has no data."),
+        "503": _problem(
+            "The database is unavailable (`type` ends in `database-unavailable`); try again"
+            " after the `Retry-After` header's seconds."
+        ),
     }
     return {
         "openapi": "3.1.0",
@@ -58,13 +62,15 @@ def document(settings: ApiSettings) -> dict[str, Any]:
             "/v1/candles": {"get": _candles(settings, problems)},
             "/v1/ticks": {"get": _ticks(settings, problems)},
             "/v1/gaps": {"get": _gaps(problems)},
-            "/v1/instruments": {"get": _instruments()},
+            "/v1/instruments": {"get": _instruments(problems)},
             "/udf/config": {"get": _udf_config()},
             "/udf/symbols": {"get": _udf_symbols(problems)},
             "/udf/search": {"get": _udf_search(problems)},
             "/udf/history": {"get": _udf_history(settings, problems)},
             "/udf/time": {"get": _udf_time()},
             "/config.json": {"get": _chart_config()},
+            "/healthz": {"get": _health("Alive: the process answers", "healthz")},
+            "/readyz": {"get": _health("Ready: the database answers (else 503)", "readyz")},
         },
         "components": {"schemas": _schemas()},
     }
@@ -189,11 +195,23 @@ def _json(schema: dict[str, Any], description: str = "OK") -> dict[str, Any]:
     return {"description": description, "content": {"application/json": {"schema": schema}}}
 
 
-def _instruments() -> dict[str, Any]:
+def _instruments(problems: dict[str, Any]) -> dict[str, Any]:
     return {
         "summary": "Every instrument with data, and the stored intervals",
         "operationId": "getInstruments",
-        "responses": {"200": _json({"$ref": "#/components/schemas/Instruments"})},
+        "responses": {
+            "200": _json({"$ref": "#/components/schemas/Instruments"}),
+            "503": problems["503"],
+        },
+    }
+
+
+def _health(summary: str, operation: str) -> dict[str, Any]:
+    state = {"type": "object", "required": ["status"]}
+    return {
+        "summary": summary,
+        "operationId": operation,
+        "responses": {"200": _json(state), "503": _json(state)},
     }
 
 

@@ -19,7 +19,8 @@ _TYPE_BASE: Final = "https://ganntec.dev/problems/"
 
 
 class ProblemError(Exception):
-    """A 4xx answer: ``kind`` is the last part of the ``type`` URI (``invalid-parameter``)."""
+    """A 4xx or 5xx answer: ``kind`` is the last part of the ``type`` URI
+    (``invalid-parameter``)."""
 
     def __init__(
         self,
@@ -78,6 +79,26 @@ def not_found(parameter: str, detail: str) -> ProblemError:
 def not_acceptable(detail: str) -> ProblemError:
     """406: no representation matches the ``Accept`` header."""
     return ProblemError(406, "not-acceptable", "Not acceptable", detail, "format")
+
+
+RETRY_AFTER_S: Final = 5
+"""What a 503 asks a client to wait before it tries again, in seconds."""
+
+
+def database_unavailable() -> ProblemError:
+    """503: the database cannot be reached now; ``Retry-After`` says when to try again."""
+    return ProblemError(
+        503,
+        "database-unavailable",
+        "Database unavailable",
+        f"the history database is unavailable; try again in {RETRY_AFTER_S}s",
+        headers={"Retry-After": str(RETRY_AFTER_S)},
+    )
+
+
+async def unavailable_handler(request: Request, exc: Exception) -> Response:
+    """The app's handler for a database that went away during a read: a 503 problem."""
+    return await problem_handler(request, database_unavailable())
 
 
 async def problem_handler(request: Request, exc: Exception) -> Response:

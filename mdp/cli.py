@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from collections.abc import Sequence
 
@@ -30,6 +31,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    # The pool logs each failed reconnect; our own lines tell a database outage once, then
+    # at a bounded rate (streams.outage.OutageLog).
+    logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
     try:
         code: int = args.run(args)
     except KeyboardInterrupt:

@@ -10,6 +10,7 @@ import os
 
 from core.intervals import DEFAULT_INTERVALS, Interval, parse_intervals
 from core.secrets import DatabaseUrl
+from storage.backlog import DEFAULT_MAX_BYTES
 
 ORIGINS_VARIABLE = "MDP_ALLOWED_ORIGINS"
 
@@ -77,3 +78,23 @@ def origins_of(args: argparse.Namespace) -> tuple[str, ...] | None:
         variable = os.environ.get(ORIGINS_VARIABLE, "")
         given = variable.replace(",", " ").split() or None
     return None if given is None else tuple(check_origin(origin) for origin in given)
+
+
+def add_write_buffer_option(parser: argparse._ActionsContainer) -> None:
+    """``--write-buffer MIB``: what the storage writer holds while the database is away."""
+    parser.add_argument(
+        "--write-buffer",
+        type=float,
+        default=DEFAULT_MAX_BYTES / 2**20,
+        metavar="MIB",
+        help="records read but not yet stored that the writer holds while the database is"
+        f" unavailable, in MiB (default {DEFAULT_MAX_BYTES // 2**20}); beyond it the feed"
+        " waits (backpressure), nothing is dropped",
+    )
+
+
+def write_buffer_of(args: argparse.Namespace) -> int:
+    """``--write-buffer`` in bytes (``ValueError`` when not positive)."""
+    if not args.write_buffer > 0:
+        raise ValueError("--write-buffer must be positive")
+    return int(args.write_buffer * 2**20)

@@ -12,6 +12,11 @@ what was already accepted, saves the engine's checkpoint, and only then closes t
 nothing accepted is lost, and the next start continues from there. A live venue's feed
 resumes from the last trade stored of each instrument: the trades the venue sends again are
 dropped as repeats, and the time the platform was stopped is a feed gap.
+
+The database may go away while the platform runs (a restart, a terminated connection): the
+engine, the gateway and the chart carry on with live data; the writer holds what it has not
+stored and writes it once the database is back, and the feed waits when that buffer and the
+bus are full. The status line and the history API's ``/readyz`` say so meanwhile.
 """
 
 from __future__ import annotations
@@ -43,6 +48,7 @@ from ingest.venues.settings import VenueSettings
 from mdp.progress import Progress
 from mdp.status import status_line
 from storage import PostgresServer, PostgresStore
+from storage.backlog import DEFAULT_MAX_BYTES
 from storage.checkpoints import PostgresCheckpoints
 from storage.pg_server import PRIVATE_DATABASE
 from storage.writer import StorageWriter
@@ -96,6 +102,8 @@ class PlatformSettings:
     allowed_origins: tuple[str, ...] = ()
     """Browser origins the gateway accepts besides the chart's own."""
     status_every: float = 1.0
+    write_buffer: int = DEFAULT_MAX_BYTES
+    """Bytes the storage writer holds while the database is unavailable (then: backpressure)."""
 
 
 @dataclass(slots=True)
@@ -106,6 +114,7 @@ class Platform:
     out: TextIO
     clock: Callable[[], int] = time.time_ns
     database_url: DatabaseUrl | None = None
+    bus: MemoryBus | None = None
     feed: FeedPublisher | None = None
     engine: EngineRunner | None = None
     writer: StorageWriter | None = None
@@ -119,13 +128,15 @@ class Platform:
             self._say(f"database: {database}")
             url = database.reveal()
             store = await stack.enter_async_context(PostgresStore.open(url, migrate=True))
-            bus = await stack.enter_async_context(MemoryBus(partitions=4))
+            self.bus = bus = await stack.enter_async_context(MemoryBus(partitions=4))
             checkpoints = PostgresCheckpoints(url)
             engine = await restore_engine(
                 checkpoints, DEFAULT_GROUP, lambda: CandleEngine(self.settings.engine)
             )
             self.engine = runner = EngineRunner(bus, engine, checkpoints, clock=self.clock)
-            self.writer = writer = StorageWriter(bus, store)
+            self.writer = writer = StorageWriter(
+                bus, store, buffer_bytes=self.settings.write_buffer
+            )
             self.feed = feed = FeedPublisher(bus)
             gateway = await stack.enter_async_context(self._gateway(bus, store))
             await stack.enter_async_context(self._http(url, gateway))
@@ -135,7 +146,7 @@ class Platform:
             source = await self._source(feed, store)
             feeding = asyncio.create_task(feed.run(source), name="feed")
             venue = source.feed.counters if isinstance(source, VenueSource) else None
-            report = self._report(feed, runner, writer, venue)
+            report = self._report(bus, feed, runner, writer, venue)
             watchers = [asyncio.create_task(report, name="status")]
             if isinstance(source, SyntheticMarket):
                 history = self._history(source, runner, writer)
@@ -254,6 +265,7 @@ class Platform:
 
     async def _report(
         self,
+        bus: MemoryBus,
         feed: FeedPublisher,
         engine: EngineRunner,
         writer: StorageWriter,
@@ -261,7 +273,8 @@ class Platform:
     ) -> None:
         while True:
             await asyncio.sleep(self.settings.status_every)
-            line = status_line(feed.stats, engine.stats, writer.stats, venue)
+            paused = bus.waiting_publishers > 0
+            line = status_line(feed.stats, engine.stats, writer.stats, venue, paused=paused)
             if self.out.isatty():
                 self.out.write("\r\x1b[K" + line)
                 self.out.flush()

@@ -128,7 +128,10 @@ class PostgresServer:
         return self.data_dir / LOG_NAME
 
     def start(self) -> str:
-        """Initialise if needed, start (or adopt) the server, wait for it; return its URL."""
+        """Initialise if needed, start (or adopt) the server, wait for it; return its URL.
+
+        Started again after :meth:`stop`, it listens on the same port as before (unless
+        that is taken), so that its clients reconnect to the address they know."""
         binaries = self._binaries or find_binaries(prefer_major=self._initialised_major())
         self._prepare_folder(binaries)
         running = self._running_port()
@@ -300,7 +303,8 @@ class PostgresServer:
         self._rotate_log()
         deadline = time.monotonic() + self._start_timeout
         for attempt in range(_STALE_MEMORY_RETRIES):
-            port = self._wanted_port or _free_port()
+            again = self._port if attempt == 0 else None  # a restart keeps its port if it can
+            port = self._wanted_port or again or _free_port()
             timeout = max(1, int(deadline - time.monotonic()))
             done = self._pg_ctl(
                 binaries,

@@ -43,6 +43,7 @@ from storage.tick_copy import (
     decode_tick_rows,
     encode_ticks,
 )
+from storage.unavailable import unavailable_as_error
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -119,6 +120,14 @@ WHERE ts_event >= %(lo)s AND ts_event < %(hi)s
 """
 
 
+DEFAULT_WAIT: Final = 5.0
+"""Seconds a call waits for a live connection before the database counts as unavailable."""
+RECONNECT_TIMEOUT: Final = 5.0
+"""Seconds a pool tries (with its own backoff: 1, 2, 4 s...) to replace a lost connection
+before it gives up that attempt; the next call that needs one starts a new attempt. This
+bounds the pauses between attempts, so a pool is back within seconds of the database."""
+
+
 class SchemaNotReadyError(RuntimeError):
     """The database has not been migrated to this code's schema version."""
 
@@ -128,8 +137,9 @@ class PostgresStore:
 
     Open it with :meth:`open` (it owns its pool for the length of an ``async with``)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Connection], wait: float = DEFAULT_WAIT) -> None:
         self._pool = pool
+        self._wait = wait
         self._known_instruments: set[str] = set()
 
     @classmethod
@@ -142,11 +152,18 @@ class PostgresStore:
         max_size: int = 4,
         migrate: bool = False,
         timeout: float = 30.0,
+        wait: float = DEFAULT_WAIT,
     ) -> AsyncIterator[PostgresStore]:
         """A store on the database at ``url``, its pool open for the ``async with`` block.
 
         ``migrate=True`` first brings the schema up to date; otherwise a database at another
-        schema version raises :class:`SchemaNotReadyError`.
+        schema version raises :class:`SchemaNotReadyError`. ``timeout`` bounds the opening.
+
+        Once open, the database may go away and come back: the pool checks each connection
+        before lending it and replaces the dead ones (a server restart, a terminated
+        backend; see :data:`RECONNECT_TIMEOUT`), and a call that finds no live connection
+        within ``wait`` seconds, or loses its connection, raises
+        :class:`~storage.unavailable.DatabaseUnavailableError`.
         """
         if migrate:
             await migrate_async(url)
@@ -160,14 +177,23 @@ class PostgresStore:
             max_size=max_size,
             open=False,
             configure=_configure,
+            check=AsyncConnectionPool.check_connection,
+            reconnect_timeout=RECONNECT_TIMEOUT,
             timeout=timeout,
             name="storage",
         )
         await pool.open(wait=True, timeout=timeout)
         try:
-            yield cls(pool)
+            yield cls(pool, wait)
         finally:
             await pool.close()
+
+    @contextlib.asynccontextmanager
+    async def _connection(self) -> AsyncIterator[Connection]:
+        """A checked connection of the pool, for one call."""
+        with unavailable_as_error():
+            async with self._pool.connection(timeout=self._wait) as conn:
+                yield conn
 
     # -- writing --------------------------------------------------------------------------
 
@@ -194,7 +220,7 @@ class PostgresStore:
             | {g.instrument for g in gaps}
         )
         new_instruments = sorted(instruments - self._known_instruments)
-        async with self._pool.connection() as conn, conn.transaction():
+        async with self._connection() as conn, conn.transaction():
             if offsets and group is not None and await _written_already(conn, group, offsets):
                 return WriteReport(replayed=True)
             if new_instruments:
@@ -221,7 +247,7 @@ class PostgresStore:
         )
 
     async def stored_offsets(self, group: str) -> dict[TopicPartition, int]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(
                 "SELECT topic, partition, next_offset FROM consumer_offsets WHERE group_id = %s",
                 (group,),
@@ -257,7 +283,7 @@ class PostgresStore:
     ) -> list[Candle]:
         """Candles of one instrument and interval (the first two ``params``) that meet
         ``condition`` (which may end in an order and a limit), by open time."""
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(
                 f"""
                 SELECT {READ_COLUMNS} FROM (
@@ -279,7 +305,7 @@ class PostgresStore:
             "lo": _at_or_before(start),
             "hi": _at_or_before(end - 1) + timedelta(microseconds=1),
         }
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(
                 f"SELECT count(*), max(scale(price)), max(scale(size)) {_TICK_RANGE}", bounds
             )
@@ -323,7 +349,7 @@ class PostgresStore:
         )
 
     async def gaps(self, instrument: str, start: int, end: int) -> list[FeedGap]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             bounds = (min(end, _INT64_MAX), max(start, -_INT64_MAX))  # the columns' range
             cursor = await conn.execute(_GAPS_OVERLAPPING, (instrument, *bounds))
             return [
@@ -339,7 +365,7 @@ class PostgresStore:
             ]
 
     async def last_trades(self, instruments: Sequence[str]) -> dict[str, tuple[int, int]]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(_LAST_TRADES, (list(instruments),))
             return {
                 str(name): (int(trade_id), int(ts_event))
@@ -347,12 +373,12 @@ class PostgresStore:
             }
 
     async def instruments(self) -> list[str]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute("SELECT instrument FROM instruments ORDER BY instrument")
             return [str(instrument) for (instrument,) in await cursor.fetchall()]
 
     async def rejections(self, instrument: str | None = None) -> list[Rejection]:
-        async with self._pool.connection() as conn:
+        async with self._connection() as conn:
             cursor = await conn.execute(
                 """
                 SELECT reason, detail, instrument, trade_id, payload,

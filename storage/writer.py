@@ -14,7 +14,9 @@ bus's ``cluster_id``: an in-process bus is new at every start, and its offsets s
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -25,9 +27,12 @@ from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
+from storage.backlog import DEFAULT_MAX_BYTES, WriteBacklog
 from storage.records import Rejection
 from storage.repository import MarketDataStore
-from streams.bus import Bus, Record, next_offsets
+from storage.unavailable import DatabaseUnavailableError
+from streams.bus import Bus, CommitFailedError, Offsets, Record, Subscription, next_offsets
+from streams.outage import Backoff, OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -98,26 +103,49 @@ class WriterStats:
     gaps: int = 0
     skipped: int = 0  # records the store already held (a restart after a crash)
     undecodable: int = 0
+    held: int = 0
+    """Records read but not stored yet (the write buffer)."""
+    held_bytes: int = 0
+    peak_held: int = 0
+    peak_held_bytes: int = 0
+    buffer_full: bool = False
+    """The buffer is full: the writer reads nothing more, and the feed is held back."""
+    database_error: str | None = None
+    """Why the database is unavailable, while it is; ``None`` when it is available."""
 
 
 @dataclass(slots=True)
 class StorageWriter:
     """Writes its group's records in batches until :meth:`stop` or, after :meth:`drain`,
-    until a poll finds nothing."""
+    until a poll finds nothing.
+
+    When the database is unavailable, the writer keeps reading into a
+    :class:`~storage.backlog.WriteBacklog` of ``buffer_bytes`` and tries again after a
+    :class:`~streams.outage.Backoff` pause; once the buffer is full it stops reading, so the
+    bus holds the rest and its publishers wait. Nothing is committed on the bus before it is
+    stored. When the database is back, the backlog is written oldest first, ``max_records``
+    at a time, each batch with its offsets.
+    """
 
     bus: Bus
     store: MarketDataStore
     group: str = DEFAULT_GROUP
     max_records: int = 1000
     poll_timeout: float = 0.2
+    buffer_bytes: int = DEFAULT_MAX_BYTES
+    log_every: float = 30.0
     stats: WriterStats = field(default_factory=WriterStats)
+    backoff: Backoff = field(default_factory=Backoff)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
 
     def stop(self) -> None:
+        """Return from :meth:`run` at once; what is not stored is not committed either."""
         self._stopping.set()
 
     def drain(self) -> None:
+        """Return once everything read is stored and a poll finds nothing more, or at once
+        if the database is unavailable (what is held then is not stored)."""
         self._draining = True
 
     @property
@@ -127,19 +155,68 @@ class StorageWriter:
 
     async def run(self) -> None:
         stored = await self.store.stored_offsets(self.offsets_key)
+        backlog = WriteBacklog(self.buffer_bytes)
+        outage = OutageLog("database", self.log_every)
+        retry_at = 0.0
         async with self.bus.subscribe(self.group, TOPICS) as subscription:
             while not self._stopping.is_set():
-                records = await subscription.poll(self.max_records, self.poll_timeout)
-                if not records:
-                    if self._draining:
-                        break
-                    continue
+                wait = max(0.0, retry_at - time.monotonic()) if backlog else self.poll_timeout
+                records = await self._read(subscription, backlog, wait)
                 fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
                 self.stats.skipped += len(records) - len(fresh)
-                offsets = next_offsets(records)
-                if fresh:
-                    await self._write(fresh, offsets)
-                await subscription.commit(offsets)
+                backlog.add(records, fresh)
+                if not backlog:
+                    if records:
+                        await self._commit(subscription, backlog.stored([]))
+                    elif self._draining:
+                        break
+                elif time.monotonic() >= retry_at:
+                    chunk = backlog.oldest(self.max_records)
+                    try:
+                        await self._write(chunk, next_offsets(chunk))
+                    except DatabaseUnavailableError as exc:
+                        retry_at = time.monotonic() + self.backoff.next_delay()
+                        self.stats.database_error = str(exc)
+                        if line := outage.failed(time.monotonic(), str(exc)):
+                            log.warning("%s (%s records held)", line, f"{len(backlog):,}")
+                        if self._draining:
+                            break
+                    else:
+                        held = len(backlog)
+                        await self._commit(subscription, backlog.stored(chunk))
+                        self.backoff.reset()
+                        self.stats.database_error = None
+                        if line := outage.recovered(time.monotonic()):
+                            log.warning("%s; writing the %s records held", line, f"{held:,}")
+                self._count(backlog)
+        if backlog:
+            log.warning("stopped with %s records read but not stored", f"{len(backlog):,}")
+
+    async def _read(
+        self, subscription: Subscription, backlog: WriteBacklog, wait: float
+    ) -> list[Record]:
+        """A poll, or (the buffer full) a pause of ``wait`` seconds that :meth:`stop` ends."""
+        if not backlog.full:
+            return await subscription.poll(self.max_records, wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), wait)
+        return []
+
+    async def _commit(self, subscription: Subscription, offsets: Offsets) -> None:
+        """Commit what is stored. A partition that moved to another member meanwhile (a long
+        outage, a writer joining) is refused; its offsets are in the store, where the new
+        owner resumes from, so that refusal is only told."""
+        try:
+            await subscription.commit(offsets)
+        except CommitFailedError as exc:
+            log.warning("offsets stored but not committed on the bus: %s", exc)
+
+    def _count(self, backlog: WriteBacklog) -> None:
+        self.stats.held = len(backlog)
+        self.stats.held_bytes = backlog.bytes
+        self.stats.peak_held = backlog.peak_records
+        self.stats.peak_held_bytes = backlog.peak_bytes
+        self.stats.buffer_full = backlog.full
 
     async def _write(self, records: list[Record], offsets: dict[tuple[str, int], int]) -> None:
         decoded = decode_records(records)

@@ -13,7 +13,10 @@ class CheckpointStore(Protocol):
         ...
 
     async def save(self, name: str, data: bytes) -> None:
-        """Replace the blob under ``name``."""
+        """Replace the blob under ``name``.
+
+        Raises :class:`ConnectionError` when the store cannot be reached (nothing saved):
+        the caller keeps running and tries again at its next checkpoint."""
         ...
 
 

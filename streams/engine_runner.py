@@ -21,6 +21,7 @@ from core.gaps import FeedGap
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from streams.bus import Bus, Record, Subscription, next_offsets
 from streams.checkpoints import CheckpointStore
+from streams.outage import OutageLog
 
 log = logging.getLogger(__name__)
 
@@ -122,6 +123,12 @@ class EngineRunner:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
     _pending: dict[tuple[str, int], int] = field(default_factory=dict)
+    _outage: OutageLog = field(
+        default_factory=lambda: OutageLog(
+            "checkpoint store",
+            then="the engine keeps running; offsets are committed after the next checkpoint",
+        )
+    )
 
     def stop(self) -> None:
         """Finish the current poll, checkpoint, commit and return from :meth:`run`."""
@@ -161,8 +168,17 @@ class EngineRunner:
             await self.bus.topic(topic).publish_many(items)
 
     async def _commit(self, subscription: Subscription) -> None:
+        """Checkpoint, then commit what it covers. While the checkpoint store is away, the
+        engine keeps running and the offsets stay uncommitted until a checkpoint is saved."""
         if self.checkpoints is not None:
-            await self.checkpoints.save(self.group, self.engine.checkpoint())
+            try:
+                await self.checkpoints.save(self.group, self.engine.checkpoint())
+            except ConnectionError as exc:
+                if line := self._outage.failed(time.monotonic(), str(exc)):
+                    log.warning(line)
+                return
+            if line := self._outage.recovered(time.monotonic()):
+                log.warning(line)
         if self._pending:
             await subscription.commit(self._pending)
             self._pending = {}

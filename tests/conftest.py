@@ -16,6 +16,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from storage import PostgresServer, PostgresUnavailableError, migrate
+from tests.storage.stoppable import StoppablePostgres
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 """Real venue data beside the repository (``<repo>/../shared/data``); never copied into it."""
@@ -100,3 +101,10 @@ def _with_params(url: str, **params: str) -> str:
     path = "/" + params.pop("dbname") if "dbname" in params else parts.path
     query = urlencode([*parse_qsl(parts.query), *params.items()], quote_via=quote)
     return urlunsplit((parts.scheme, parts.netloc, path, query, parts.fragment))
+
+
+@pytest.fixture
+def stoppable_postgres() -> Iterator[StoppablePostgres]:
+    """A private PostgreSQL of this test's own, which it may stop and start again."""
+    with StoppablePostgres() as server:
+        yield server

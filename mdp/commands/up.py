@@ -25,9 +25,11 @@ from mdp.common_options import (
     add_database_option,
     add_interval_option,
     add_origin_option,
+    add_write_buffer_option,
     database_failure,
     intervals_of,
     origins_of,
+    write_buffer_of,
 )
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
@@ -73,6 +75,7 @@ def add_parser(commands: Any) -> None:
         " instrument (default 24; 0: none); after a restart it fills the time it was down",
     )
     add_interval_option(parser, "candle intervals")
+    add_write_buffer_option(parser)
     parser.set_defaults(run=run)
 
 
@@ -89,6 +92,7 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
         http_port=args.http_port,
         ws_port=args.ws_port,
         allowed_origins=origins_of(args) or (),
+        write_buffer=write_buffer_of(args),
         feed=FeedSettings(
             replay=args.replay,
             format=args.format,

@@ -5,6 +5,10 @@ Each batch is written in one transaction together with the group's offsets (kept
 cluster), and committed on Kafka only after that: a writer killed at any moment and started
 again stores every tick once and every candle in its highest revision. Several writers of one
 group (``--group``) split the partitions.
+
+While the database is unavailable the writer keeps running: it holds what it read (up to
+``--write-buffer`` MiB, then it stops reading and Kafka keeps the rest), retries with backoff,
+and commits nothing on Kafka that is not stored. SIGTERM or Ctrl-C stops it within seconds.
 """
 
 from __future__ import annotations
@@ -12,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+from collections.abc import Callable
 from typing import Any
 
 import psycopg
@@ -24,9 +29,10 @@ from mdp.cluster_options import (
     say,
     stop_on_signals,
 )
-from mdp.common_options import add_database_option
+from mdp.common_options import add_database_option, add_write_buffer_option, write_buffer_of
+from mdp.status import storage_state
 from storage import PostgresStore, SchemaNotReadyError
-from storage.writer import DEFAULT_GROUP, StorageWriter
+from storage.writer import DEFAULT_GROUP, StorageWriter, WriterStats
 from streams.kafka.bus import KafkaBus
 from streams.kafka.retry import BrokerUnavailableError
 from streams.kafka.settings import KafkaSettings
@@ -48,6 +54,7 @@ def add_parser(commands: Any) -> None:
         "--batch", type=int, default=2000, metavar="N", help="most records per write (2000)"
     )
     parser.add_argument("--migrate", action="store_true", help="bring the schema up to date first")
+    add_write_buffer_option(parser)
     parser.add_argument(
         "--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period"
     )
@@ -62,6 +69,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give --database-url (or set DATABASE_URL)")
         if args.batch < 1:
             raise ValueError("--batch must be positive")
+        args.buffer = write_buffer_of(args)
     except ValueError as exc:
         tell(f"error: {exc}")
         return EXIT_BAD_INPUT
@@ -81,20 +89,42 @@ async def _write(args: argparse.Namespace, settings: KafkaSettings) -> None:
         PostgresStore.open(args.database_url.reveal(), migrate=args.migrate) as store,
         KafkaBus(settings, create_topics=False, say=tell) as bus,
     ):
-        writer = StorageWriter(bus, store, group=args.group, max_records=args.batch)
-        writing = asyncio.create_task(writer.run())
+        writer = StorageWriter(
+            bus, store, group=args.group, max_records=args.batch, buffer_bytes=args.buffer
+        )
+        writing = asyncio.create_task(writer.run(), name="writer")
         stopping = asyncio.create_task(stop.wait())
+        reporting = asyncio.create_task(_report(writer.stats, args.status_every, tell))
         tell(f"writing group {args.group} of cluster {bus.cluster_id}")
-        while not writing.done():
-            await asyncio.wait([writing, stopping], timeout=args.status_every)
-            s = writer.stats
-            tell(
-                f"stored {s.ticks:,} ticks, {s.candles:,} candle updates,"
-                f" {s.rejections:,} rejects in {s.writes:,} writes"
-            )
-            if stopping.done():
-                writer.stop()
-        stopping.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await stopping
-        writing.result()
+        try:
+            await asyncio.wait([writing, stopping], return_when=asyncio.FIRST_COMPLETED)
+            writer.stop()
+            if not (await asyncio.wait([writing], timeout=STOP_GRACE))[0]:
+                writing.cancel()  # stuck in a call: what it wrote is not committed on Kafka
+            with contextlib.suppress(asyncio.CancelledError):
+                await writing
+        finally:
+            for task in (stopping, reporting):
+                task.cancel()
+            tell(_status(writer.stats))
+
+
+STOP_GRACE = 2.0
+"""Seconds a stopping writer may take to finish its current call before it is cancelled."""
+
+
+async def _report(stats: WriterStats, every: float, tell: Callable[[str], None]) -> None:
+    while True:
+        await asyncio.sleep(every)
+        tell(_status(stats))
+
+
+def _status(s: WriterStats) -> str:
+    line = (
+        f"stored {s.ticks:,} ticks, {s.candles:,} candle updates,"
+        f" {s.rejections:,} rejects in {s.writes:,} writes"
+    )
+    storage = storage_state(s)
+    if s.buffer_full:
+        storage += ", buffer full: reading paused (Kafka keeps the rest)"
+    return f"{line}; {storage.lstrip(', ')}" if storage else line

@@ -60,6 +60,8 @@ class MemoryBus(Bus):
         self.max_message_bytes = max_message_bytes
         self.closed = False
         self.cluster_id = f"memory-{uuid.uuid4().hex}"
+        self.waiting_publishers = 0
+        """Publishers waiting for room now (a group is behind: backpressure)."""
         self._topics: dict[str, MemoryTopic] = {}
         self._groups: dict[str, Group] = {}
         self._subscriptions: set[MemorySubscription] = set()
@@ -155,7 +157,11 @@ class MemoryTopic(Topic):
         partition = self.logs[tp.partition]
         hold = self._hold(tp)
         while hold is not None and partition.end - hold >= partition.capacity:
-            await partition.space.wait()
+            self.bus.waiting_publishers += 1
+            try:
+                await partition.space.wait()
+            finally:
+                self.bus.waiting_publishers -= 1
             self.bus._check_open()
             hold = self._hold(tp)
         record = Record(self.name, tp.partition, partition.end, key, value, time.time_ns())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from ingest.publisher import FeedStats
 from ingest.venues.session import FeedCounters
-from mdp.status import connection, status_line
+from mdp.status import connection, status_line, storage_state
 from storage.writer import WriterStats
 from streams.engine_runner import EngineStats
 
@@ -31,3 +31,19 @@ def test_a_venue_feed_shows_its_connection() -> None:
     assert connection(venue) == "reconnecting (no frame for 5 s (stale feed))"
     line = status_line(FeedStats(), EngineStats(), WriterStats(), venue)
     assert line.endswith(" | venue reconnecting (no frame for 5 s (stale feed))")
+
+
+def test_a_database_outage_and_backpressure_are_on_the_line() -> None:
+    writer = WriterStats(ticks=10, held=1_234, held_bytes=3 * 2**20)
+    assert storage_state(writer) == ""  # records in flight are no news
+    writer.database_error = "connection refused"
+    assert storage_state(writer) == (
+        "database unavailable (connection refused), holding 1,234 records (3.0 MiB)"
+    )
+    line = status_line(FeedStats(ticks=10), EngineStats(ticks=10), writer, paused=True)
+    assert line.endswith(
+        " | lag 0 ticks | database unavailable (connection refused), holding 1,234 records"
+        " (3.0 MiB), feed paused: storage is behind (backpressure)"
+    )
+    writer.database_error = None
+    assert storage_state(writer, paused=True) == "feed paused: storage is behind (backpressure)"

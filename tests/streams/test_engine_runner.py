@@ -25,6 +25,7 @@ from streams.bus import Record
 from streams.checkpoints import MemoryCheckpoints
 from streams.engine_runner import EngineRunner, EngineStats, process, restore_engine
 from streams.memory import MemoryBus
+from tests.storage import factories
 
 WAIT = 10.0
 KRAKEN = Path("kraken-xbtusdt-2025-11-10")
@@ -237,3 +238,52 @@ async def test_a_runner_started_after_a_backlog_publishes_each_candle_right_once
     assert len(first) == len(published), "each candle is published once"
     expected = official(shared_data)
     assert {t: first[t] for t in expected} == expected
+
+
+class Unreachable(MemoryCheckpoints):
+    """A checkpoint store that can be taken away: saves then raise ``ConnectionError``."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.down = False
+
+    async def save(self, name: str, data: bytes) -> None:
+        if self.down:
+            raise ConnectionError("connection refused")
+        await super().save(name, data)
+
+
+async def test_a_runner_goes_on_while_its_checkpoint_store_is_away_and_commits_after(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    checkpoints = Unreachable()
+    checkpoints.down = True
+    key = codecs.instrument_key("TEST:BTCUSD")
+    tick_batch = factories.batch(*(factories.tick(i, i * 10**9) for i in range(10)))
+    async with MemoryBus(partitions=1) as bus:
+        runner = EngineRunner(
+            bus, CandleEngine(config()), checkpoints, checkpoint_every=0.0, poll_timeout=0.01
+        )
+        running = asyncio.create_task(runner.run())
+        await asyncio.sleep(0)
+        await bus.topic(TICKS).publish(key, codecs.encode_tick_batch(tick_batch))
+        async with asyncio.timeout(WAIT):
+            while runner.stats.ticks < len(tick_batch):
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.1)  # several checkpoints tried and failed meanwhile
+        assert not running.done()
+        probe = bus.subscribe(runner.group, [TICKS])
+        assert await probe.committed() == {}  # nothing committed that no checkpoint covers
+        await probe.close()
+        checkpoints.down = False
+        async with asyncio.timeout(WAIT):
+            while await checkpoints.load(runner.group) is None:
+                await asyncio.sleep(0.01)
+        runner.stop()
+        await asyncio.wait_for(running, WAIT)
+        async with bus.subscribe(runner.group, [TICKS]) as after:
+            assert list((await after.committed()).values()) == [1]
+    told = [r.message for r in caplog.records if "checkpoint store" in r.message]
+    assert told[0].startswith("checkpoint store unavailable (connection refused)")
+    assert told[-1].startswith("checkpoint store available again")
+    assert len(told) == 2  # once, not per attempt
