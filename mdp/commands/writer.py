@@ -24,7 +24,7 @@ from mdp.cluster_options import (
     say,
     stop_on_signals,
 )
-from mdp.common_options import add_database_option
+from mdp.common_options import add_database_option, database_failure
 from storage import PostgresStore, SchemaNotReadyError
 from storage.writer import DEFAULT_GROUP, StorageWriter
 from streams.kafka.bus import KafkaBus
@@ -67,8 +67,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         asyncio.run(_write(args, settings))
-    except (BrokerUnavailableError, SchemaNotReadyError, psycopg.OperationalError) as exc:
+    except (BrokerUnavailableError, SchemaNotReadyError) as exc:
         tell(f"error: {exc}")
+        return EXIT_FAILED
+    except psycopg.Error as exc:
+        tell(f"error: {database_failure(args.database_url, exc)}")
         return EXIT_FAILED
     return 0
 
