@@ -155,8 +155,10 @@ def _free_port() -> int:
 @contextlib.contextmanager
 def server_process(database_url: str) -> Iterator[str]:
     port = _free_port()
-    command = [sys.executable, "-m", "bench.history", "--serve", database_url, str(port)]
-    process = subprocess.Popen(command, cwd=REPO)
+    command = [sys.executable, "-m", "bench.history", "--serve", str(port)]
+    # the address goes through the environment, not the command line that `ps` shows
+    env = os.environ | {"DATABASE_URL": database_url}
+    process = subprocess.Popen(command, cwd=REPO, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -334,10 +336,10 @@ def main(argv: Sequence[str] | None = None) -> list[Latency]:
     parser.add_argument("--runs", type=int, default=1, help="whole measurements to repeat")
     parser.add_argument("--database-url", metavar="URL", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--smoke", action="store_true", help="tiny inputs (for CI)")
-    parser.add_argument("--serve", nargs=2, metavar=("URL", "PORT"), help=argparse.SUPPRESS)
+    parser.add_argument("--serve", metavar="PORT", type=int, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.serve:
-        serve(args.serve[0], int(args.serve[1]))
+        serve(args.database_url, args.serve)
         return []
     rows, requests = (300, 10) if args.smoke else (args.candles, args.requests)
     runs = 1 if args.smoke else max(1, args.runs)

@@ -11,14 +11,18 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 from typing import Final
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import unquote
 
 MASK: Final = "***"
 
 _KEYWORD_PASSWORD: Final = re.compile(r"(\bpassword\s*=\s*)('(?:[^'\\]|\\.)*'|\S+)")
 """``password=...`` in a libpq keyword/value string, quoted or not."""
-_QUERY_PASSWORD: Final = re.compile(r"((?:^|&)password=)[^&]*")
+_QUERY_PASSWORD: Final = re.compile(r"((?:^|[?&])password=)([^&#]*)")
 """``password=...`` among a URL's query parameters."""
+_URL: Final = re.compile(
+    r"^(?P<scheme>[A-Za-z][A-Za-z0-9+.-]*://)(?P<netloc>[^/?#]*)(?P<rest>.*)$", re.DOTALL
+)
+"""A URL's scheme, its authority (``user:password@hosts``) and the rest."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +60,13 @@ class DatabaseUrl:
         """The address with its password, for the database driver only."""
         return self._url
 
+    def scrub(self, text: str) -> str:
+        """``text`` (say, a driver's error about this address) with the password masked, in
+        every form it was given in: as written, percent-decoded, unquoted."""
+        for password in sorted(_passwords(self._url), key=len, reverse=True):
+            text = text.replace(password, MASK)
+        return text
+
     def __str__(self) -> str:
         return redact_url(self._url)
 
@@ -64,14 +75,31 @@ class DatabaseUrl:
 
 
 def redact_url(url: str) -> str:
-    """``url`` with any password replaced by ``***`` (URL or keyword/value form)."""
-    if "://" not in url:
-        return _KEYWORD_PASSWORD.sub(lambda match: match[1] + MASK, url)
-    parts = urlsplit(url)
-    masked_query = _QUERY_PASSWORD.sub(lambda match: match[1] + MASK, parts.query)
-    netloc = parts.netloc
+    """``url`` with any password replaced by ``***`` (URL or keyword/value form). Plain text
+    work, no URL parser: an address too malformed to parse still prints safely."""
+    match = _URL.match(url)
+    if match is None:
+        return _KEYWORD_PASSWORD.sub(lambda found: found[1] + MASK, url)
+    netloc = match["netloc"]
     if "@" in netloc:
         userinfo, _, hosts = netloc.rpartition("@")
         user, colon, _password = userinfo.partition(":")
         netloc = f"{user}:{MASK}@{hosts}" if colon else netloc
-    return urlunsplit(parts._replace(netloc=netloc, query=masked_query))
+    rest = _QUERY_PASSWORD.sub(lambda found: found[1] + MASK, match["rest"])
+    return match["scheme"] + netloc + rest
+
+
+def _passwords(url: str) -> set[str]:
+    """Every spelling of the password(s) in ``url``: raw, percent-decoded, unquoted."""
+    found: set[str] = set()
+    match = _URL.match(url)
+    if match is not None:
+        userinfo, at, _hosts = match["netloc"].rpartition("@")
+        if at and ":" in userinfo:
+            found.add(userinfo.partition(":")[2])
+        found.update(password for _key, password in _QUERY_PASSWORD.findall(match["rest"]))
+    else:
+        for _key, password in _KEYWORD_PASSWORD.findall(url):
+            found.update({password, password.strip("'").replace("\\'", "'")})
+    found |= {unquote(password) for password in found}
+    return {password for password in found if password}

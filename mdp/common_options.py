@@ -8,6 +8,9 @@ from __future__ import annotations
 import argparse
 import os
 
+import psycopg
+from psycopg.conninfo import conninfo_to_dict
+
 from core.intervals import DEFAULT_INTERVALS, Interval, parse_intervals
 from core.secrets import DatabaseUrl
 from storage.backlog import DEFAULT_MAX_BYTES
@@ -33,15 +36,29 @@ def intervals_of(args: argparse.Namespace) -> tuple[Interval, ...]:
 
 
 def database_failure(url: DatabaseUrl | None, exc: BaseException) -> str:
-    """One line for a database that cannot be used: which one (password masked), and why."""
+    """One line for a database that cannot be used: which one (password masked), and why
+    (the driver's first line, with the password masked too: libpq quotes what it cannot
+    parse, which may be the password)."""
     where = "the private database" if url is None else f"the database at {url}"
-    first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return f"cannot use {where}: {first}"
+    text = str(exc).strip()
+    first = text.splitlines()[0] if text else type(exc).__name__
+    return f"cannot use {where}: {first if url is None else url.scrub(first)}"
 
 
 def _database_url(text: str) -> DatabaseUrl | None:
-    """An empty ``--database-url ''`` (or ``DATABASE_URL=``) means none, as if not given."""
-    return DatabaseUrl(text) if text.strip() else None
+    """The address, checked by the driver's own parser; an empty ``--database-url ''`` (or
+    ``DATABASE_URL=``) means none, as if not given. ``ArgumentTypeError``, unlike other
+    errors, keeps argparse from quoting the value, password and all."""
+    if not text.strip():
+        return None
+    try:
+        conninfo_to_dict(text)
+    except psycopg.Error:
+        raise argparse.ArgumentTypeError(
+            "the database URL is malformed (a password with characters such as % @ / : or"
+            " spaces must be percent-encoded in a URL)"
+        ) from None
+    return DatabaseUrl(text)
 
 
 def add_database_option(parser: argparse._ActionsContainer, otherwise: str) -> None:

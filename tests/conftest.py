@@ -12,11 +12,19 @@ from urllib.parse import parse_qsl, quote, urlencode, urlsplit, urlunsplit
 
 import psycopg
 import pytest
+from hypothesis import settings
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from storage import PostgresServer, PostgresUnavailableError, migrate
 from tests.storage.stoppable import StoppablePostgres
+
+# Property tests take no deadline: examples are timed by the machine's load, not by our code
+# (speed is the benchmarks' business). In CI the examples are derived from each test's name, so
+# a run is repeatable; elsewhere they are random, to keep finding new cases.
+settings.register_profile("mdp", deadline=None, print_blob=True)
+settings.register_profile("ci", parent=settings.get_profile("mdp"), derandomize=True)
+settings.load_profile("ci" if os.environ.get("CI") else "mdp")
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 """Real venue data beside the repository (``<repo>/../shared/data``); never copied into it."""

@@ -14,9 +14,17 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-from mdp.common_options import add_database_option, add_interval_option, intervals_of
+import psycopg
+
+from mdp.common_options import (
+    add_database_option,
+    add_interval_option,
+    database_failure,
+    intervals_of,
+)
 
 EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
 
 
 def add_parser(commands: Any) -> None:
@@ -74,6 +82,11 @@ def run(args: argparse.Namespace) -> int:
             limits = dataclasses.replace(limits, head_timeout=args.head_timeout)
     except ValueError as exc:
         return _fail(str(exc))
+    try:  # a database that cannot be reached at start is one line, not a server's traceback
+        psycopg.connect(args.database_url.reveal(), connect_timeout=10).close()
+    except psycopg.Error as exc:
+        print(f"mdp api: error: {database_failure(args.database_url, exc)}", file=sys.stderr)
+        return EXIT_FAILED
     app = create_app_for_url(args.database_url.reveal(), settings)
     started = run_until_stopped(app, args.host, args.port, log_level=args.log_level, limits=limits)
     return 0 if started else 1

@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from core.secrets import DatabaseUrl
-from mdp.common_options import add_database_option
+from mdp.common_options import add_database_option, database_failure
 from storage.migrate import MigrationError, latest_version, migrate, schema_state
 from storage.modes import StorageMode
 from storage.pg_binaries import PostgresUnavailableError
@@ -68,13 +68,11 @@ def run(args: argparse.Namespace) -> int:
                 _migrate(url, None if args.mode == "auto" else StorageMode(args.mode))
             else:
                 _status(url)
-    except (
-        MigrationError,
-        PostgresServerError,
-        PostgresUnavailableError,
-        psycopg.OperationalError,
-    ) as exc:
+    except (MigrationError, PostgresServerError, PostgresUnavailableError) as exc:
         print(f"mdp db: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except psycopg.Error as exc:
+        print(f"mdp db: error: {database_failure(args.database_url, exc)}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

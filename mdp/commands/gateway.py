@@ -26,6 +26,7 @@ from mdp.common_options import (
     add_database_option,
     add_interval_option,
     add_origin_option,
+    database_failure,
     intervals_of,
     origins_of,
 )
@@ -132,8 +133,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         asyncio.run(serve(settings, BUSES[args.bus](args), args.database_url))
-    except (OSError, psycopg.Error, SchemaNotReadyError) as exc:
+    except (OSError, SchemaNotReadyError) as exc:
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except psycopg.Error as exc:
+        print(f"mdp gateway: error: {database_failure(args.database_url, exc)}", file=sys.stderr)
         return EXIT_FAILED
     return 0
 

@@ -29,7 +29,12 @@ from mdp.cluster_options import (
     say,
     stop_on_signals,
 )
-from mdp.common_options import add_database_option, add_write_buffer_option, write_buffer_of
+from mdp.common_options import (
+    add_database_option,
+    add_write_buffer_option,
+    database_failure,
+    write_buffer_of,
+)
 from mdp.status import storage_state
 from storage import PostgresStore, SchemaNotReadyError
 from storage.writer import DEFAULT_GROUP, StorageWriter, WriterStats
@@ -75,8 +80,11 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     try:
         asyncio.run(_write(args, settings))
-    except (BrokerUnavailableError, SchemaNotReadyError, psycopg.OperationalError) as exc:
+    except (BrokerUnavailableError, SchemaNotReadyError) as exc:
         tell(f"error: {exc}")
+        return EXIT_FAILED
+    except psycopg.Error as exc:
+        tell(f"error: {database_failure(args.database_url, exc)}")
         return EXIT_FAILED
     return 0
 

@@ -12,7 +12,7 @@ ensure_node_modules() {
             "then run: (cd $CHART_WEB_DIR && npm ci)" >&2
         return 1
     fi
-    wanted="$(sha256sum "$lock" | cut -d' ' -f1)"
+    wanted="$(sha256_of "$lock")"
     if [ -f "$stamp" ] && [ "$(cat "$stamp")" = "$wanted" ]; then
         return 0
     fi

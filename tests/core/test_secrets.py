@@ -57,3 +57,34 @@ def test_settings_holding_secrets_do_not_leak_them_in_repr_or_logs(
 def test_an_empty_database_url_is_refused() -> None:
     with pytest.raises(ValueError, match="the database URL is empty"):
         DatabaseUrl("  ")
+
+
+@pytest.mark.parametrize(
+    ("url", "shown"),
+    [
+        ("postgresql://root:secretpw@[::1/x", "postgresql://root:***@[::1/x"),
+        ("postgresql:///x?host=/tmp&password=secretpw", "postgresql:///x?host=/tmp&password=***"),
+        ("postgresql://root:secretpw@db", "postgresql://root:***@db"),
+    ],
+)
+def test_an_address_too_malformed_to_parse_still_prints_masked(url: str, shown: str) -> None:
+    assert str(DatabaseUrl(url)) == shown
+
+
+@pytest.mark.parametrize(
+    ("url", "spellings"),
+    [
+        ("postgresql://u:pa%25ss@db/x", ["pa%25ss", "pa%ss"]),
+        ("postgresql://u:secret pw@db/x", ["secret pw"]),
+        ("postgresql://db/x?password=se%26cret", ["se%26cret", "se&cret"]),
+        ("host=db password='it\\'s secret' dbname=x", ["it's secret", "'it\\'s secret'"]),
+    ],
+)
+def test_scrub_masks_the_password_in_every_spelling_a_driver_may_quote(
+    url: str, spellings: list[str]
+) -> None:
+    database = DatabaseUrl(url)
+    for spelling in spellings:
+        assert database.scrub(f'invalid token: "{spelling}" in the address') == (
+            'invalid token: "***" in the address'
+        )
