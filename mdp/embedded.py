@@ -50,6 +50,7 @@ from mdp.status import status_line
 from storage import PostgresServer, PostgresStore
 from storage.backlog import DEFAULT_MAX_BYTES
 from storage.checkpoints import PostgresCheckpoints
+from storage.migrate import migrate_async
 from storage.pg_server import PRIVATE_DATABASE
 from storage.writer import StorageWriter
 from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
@@ -127,7 +128,9 @@ class Platform:
             self.database_url = database
             self._say(f"database: {database}")
             url = database.reveal()
-            store = await stack.enter_async_context(PostgresStore.open(url, migrate=True))
+            schema = await migrate_async(url)
+            self._say(f"storage: {schema.mode} mode ({schema.reason})")
+            store = await stack.enter_async_context(PostgresStore.open(url))
             self.bus = bus = await stack.enter_async_context(MemoryBus(partitions=4))
             checkpoints = PostgresCheckpoints(url)
             engine = await restore_engine(

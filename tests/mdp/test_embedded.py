@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import io
 import json
+import re
 import socket
 import time
 from collections.abc import Callable
@@ -118,6 +119,8 @@ async def test_replaying_kraken_trades_stores_kraken_official_candles(
     assert {t: stored[t] for t in expected} == expected
     assert tick_rows(migrated_database) == (471, 471)
     assert "stopped cleanly" in out.getvalue()
+    # the storage mode and why, on a line of its own (say, how to enable TimescaleDB)
+    assert re.search(r"^storage: (plain|timescale) mode \(.+\)$", out.getvalue(), re.MULTILINE)
 
 
 class Clock:
