@@ -106,3 +106,8 @@ def test_the_proxy_caps_connections_per_client_instead_of_the_gateways() -> None
     nginx = (COMPOSE / "nginx.conf").read_text()
     assert "limit_conn_zone $binary_remote_addr" in nginx
     assert "limit_conn per_client" in nginx
+
+
+def test_the_history_api_is_ready_only_while_its_database_answers() -> None:
+    check = " ".join(compose()["services"]["api"]["healthcheck"]["test"])
+    assert "http://127.0.0.1:8000/readyz" in check
