@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 
+import msgspec
 import numpy as np
 
 from core.candles import Candle, CandleStatus
@@ -183,6 +184,19 @@ class CandleEngine:
             for k, iv in enumerate(state.intervals):
                 if iv.open:
                     self._close(instrument, state, k, max(iv.open) + 1, out)
+        return out
+
+    def finish(self) -> EngineOutput:
+        """End of a finite input (a file): :meth:`flush`, except that a candle whose interval
+        the input stops inside of (no accepted tick of its instrument at or after its close
+        time, like the hour of a file that ends at 00:12) is not final: it comes out ``open``."""
+        out = self.flush()
+        out.candles[:] = [
+            candle
+            if self._states[candle.instrument].event_high >= candle.close_time
+            else msgspec.structs.replace(candle, status=CandleStatus.OPEN)
+            for candle in out.candles
+        ]
         return out
 
     # -- steps ------------------------------------------------------------------------------

@@ -18,8 +18,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
-
 from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig, EngineOutput
 from core.intervals import NS_PER_SECOND
@@ -162,19 +160,13 @@ def _run_engine(
             sink.write(output.candles)
             written += len(output.candles)
 
-    newest: dict[str, int] = {}
     for batch in batches:
         ticks += len(batch)
-        if len(batch):
-            last = int(batch.ts_event.max())
-            newest[batch.instrument] = max(last, newest.get(batch.instrument, last))
         emit(engine.feed(batch))
         if not args.quiet:
             rate = ticks / max(progress.elapsed, 1e-9)
             progress.update(f"mdp candles: {ticks:,} ticks read ({rate:,.0f}/s)")
-    flushed = engine.flush()
-    flushed.candles[:] = [_as_covered(candle, newest) for candle in flushed.candles]
-    emit(flushed)
+    emit(engine.finish())
     if args.final_only:
         done = [candle for candle in final.values() if candle.status is not CandleStatus.OPEN]
         sink.write(sorted(done, key=lambda c: (c.instrument, c.interval, c.open_time)))
@@ -191,17 +183,6 @@ def _run_engine(
     if report.rows and not report.ticks:
         return _fail(f"all {report.rows:,} rows were bad: no tick to make candles of")
     return 0
-
-
-def _as_covered(candle: Candle, newest: dict[str, int]) -> Candle:
-    """``candle`` as ``open`` unless a tick of its instrument lies at or after its close time.
-
-    The end of the input closes every candle still forming, but one whose interval the
-    input stops inside of (the hour of a file that ends at 00:12) is not final.
-    """
-    if newest.get(candle.instrument, 0) >= candle.close_time:
-        return candle
-    return msgspec.structs.replace(candle, status=CandleStatus.OPEN)
 
 
 def _report(

@@ -181,3 +181,18 @@ def test_config_refuses_unsorted_intervals_and_a_horizon_below_lateness() -> Non
         EngineConfig(intervals=tuple(reversed(parse_intervals(["1m", "1h"]))))
     with pytest.raises(ValueError, match="horizon"):
         EngineConfig(lateness_ns=10, horizon_ns=5)
+
+
+def test_at_the_end_of_a_file_only_candles_it_covers_to_their_end_are_final() -> None:
+    """A file whose last trade is at 00:12:30 (T0 is on the hour) closes 00:00-00:11 and
+    leaves the 00:12 minute and the 00:00 hour open: the input stops inside them."""
+    eng = engine(intervals=parse_intervals(["1m", "1h"]), emit_open=False)
+    out = eng.feed_ticks([tick(i + 1, i * 60) for i in range(12)] + [tick(13, 12 * 60 + 30)])
+    out.extend(eng.finish())
+    final = {(c.interval.label, c.open_time): c.status for c in out.candles}
+    minutes = {t: s for (label, t), s in final.items() if label == "1m"}
+    assert minutes == {
+        T0 + i * 60 * SECOND: CandleStatus.CLOSED if i < 12 else CandleStatus.OPEN
+        for i in range(13)
+    }
+    assert final["1h", T0] is CandleStatus.OPEN
