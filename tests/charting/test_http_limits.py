@@ -253,6 +253,28 @@ async def test_pipelined_requests_are_not_cut_off_by_the_head_timeout_while_answ
     assert answers.endswith(b"slow")
 
 
+async def test_a_pipelined_body_has_its_time_from_when_its_turn_comes() -> None:
+    """While an earlier request is answered the server reads nothing more, so the body of
+    the next cannot arrive: its deadline starts when the server turns to it."""
+    async with served_stub(body_timeout=1.0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(
+                b"GET /slow?seconds=1.5 HTTP/1.1\r\nHost: stub.test\r\n\r\n"
+                b"POST /echo HTTP/1.1\r\nHost: stub.test\r\nConnection: close\r\n"
+                b"Content-Length: 10\r\n\r\nabcde"
+            )
+            await writer.drain()
+            first = await asyncio.wait_for(reader.readuntil(b"slow"), TIMEOUT)
+            writer.write(b"fghij")
+            await writer.drain()
+            rest = await asyncio.wait_for(reader.read(), TIMEOUT)
+        finally:
+            writer.close()
+        assert statuses(first + rest) == [200, 200]
+        assert rest.endswith(b"\r\n\r\n10")
+
+
 # -- the command, in a process of its own ----------------------------------------------------
 
 
