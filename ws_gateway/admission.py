@@ -5,7 +5,9 @@ other sites' pages from using a visitor's browser as a client (cross-site WebSoc
 hijacking). Clients that are no browser (bots, scripts) send no ``Origin`` and are always
 let through: they could send any ``Origin`` they like, so refusing them would protect
 nothing. The check itself is the ``websockets`` server's (403 on a foreign origin); here the
-settings' spellings become its matchers.
+settings' spellings become its matchers. Browsers leave a scheme's default port (80 for
+http, 443 for https) out of ``Origin``, and scheme and host are compared regardless of case
+(RFC 6454), so ``http://Example.com:80`` in the settings matches ``http://example.com``.
 """
 
 from __future__ import annotations
@@ -14,15 +16,15 @@ import re
 from collections.abc import Iterable, Sequence
 from typing import Final
 
-from websockets.typing import Origin
-
 ANY_ORIGIN: Final = "*"
 ANY_PORT: Final = ":*"
+DEFAULT_PORTS: Final = {"http": 80, "https": 443}
 LOOPBACK_HOSTS: Final = ("127.0.0.1", "localhost", "[::1]")
 LOOPBACK_ORIGINS: Final = tuple(f"http://{host}{ANY_PORT}" for host in LOOPBACK_HOSTS)
 """Pages served from this machine, on any port: the cluster gateway's default."""
 
-OriginMatcher = Origin | re.Pattern[str] | None
+OriginMatcher = re.Pattern[str] | None
+_AUTHORITY = re.compile(r"(?P<host>.+?)(?::(?P<port>[0-9]{1,5}))?")
 
 
 def check_origin(origin: str) -> str:
@@ -35,7 +37,7 @@ def check_origin(origin: str) -> str:
         return origin
     exact = origin.removesuffix(ANY_PORT)
     scheme, sep, host = exact.partition("://")
-    if not sep or scheme not in ("http", "https") or not host or "/" in host:
+    if not sep or scheme.lower() not in DEFAULT_PORTS or not host or "/" in host:
         raise ValueError(
             f"allowed origin {origin!r} is not scheme://host[:port] (http or https, no path),"
             " scheme://host:* or *"
@@ -50,21 +52,38 @@ def origin_matchers(origins: Iterable[str]) -> Sequence[OriginMatcher] | None:
     for origin in origins:
         if origin == ANY_ORIGIN:
             return None
-        if origin.endswith(ANY_PORT):
-            prefix = re.escape(origin.removesuffix(ANY_PORT))
-            matchers.append(re.compile(f"{prefix}(?::[0-9]{{1,5}})?", re.IGNORECASE))
-        else:
-            matchers.append(Origin(origin))
+        matchers.append(_matcher(origin))
     return matchers
 
 
+def _matcher(origin: str) -> re.Pattern[str]:
+    """``scheme://host[:port]`` or ``scheme://host:*`` (checked) as a pattern for the whole
+    ``Origin``: scheme and host in any case; a default port or none where the port is the
+    scheme's default or not given."""
+    scheme, _, authority = origin.partition("://")
+    any_port = authority.endswith(ANY_PORT)
+    parts = _AUTHORITY.fullmatch(authority.removesuffix(ANY_PORT))
+    if parts is None:
+        raise ValueError(f"allowed origin {origin!r} has no host")
+    default = DEFAULT_PORTS[scheme.lower()]
+    port = parts["port"]
+    if any_port:
+        ports = "(?::[0-9]{1,5})?"
+    elif port is None or int(port) == default:
+        ports = f"(?::{default})?"
+    else:
+        ports = f":{int(port)}"
+    return re.compile(re.escape(f"{scheme}://{parts['host']}") + ports, re.IGNORECASE)
+
+
 def page_origins(host: str, port: int) -> tuple[str, ...]:
-    """The origins of a page served on ``host:port`` as browsers on this machine name it.
+    """The origins of a page served over http on ``host:port`` as browsers on this machine
+    name it (port 80, http's default, is left out, as browsers do).
 
     Port 0 (a free port, not known yet) stands for any port. A wildcard ``host``
     (``0.0.0.0``, ``::``) adds no name: the machine's other names must be configured.
     """
-    suffix = ANY_PORT if port == 0 else f":{port}"
+    suffix = ANY_PORT if port == 0 else "" if port == DEFAULT_PORTS["http"] else f":{port}"
     hosts = list(LOOPBACK_HOSTS)
     named = f"[{host}]" if ":" in host else host
     if host not in ("0.0.0.0", "::", "") and named not in hosts:

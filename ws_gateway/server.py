@@ -23,7 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
 from types import TracebackType
-from typing import Self
+from typing import ClassVar, Self
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
@@ -92,6 +92,35 @@ class WebsocketsLink:
         await self.connection.close(code, reason)
 
 
+class AdmittedConnection(ServerConnection):
+    """A connection that holds a slot of its client's address from the moment the TCP
+    connection is made until it is lost, its handshake included (a client that is slow to
+    send its HTTP request holds one too). Beyond the cap it is :attr:`crowded`: it holds
+    none, and its handshake is refused with 429. :func:`admitted_connections` sets
+    :attr:`slots`."""
+
+    slots: ClassVar[AddressSlots] = AddressSlots(0)
+    address = ""
+    crowded = False
+
+    def connection_made(self, transport: asyncio.BaseTransport) -> None:
+        self.address = _address(transport.get_extra_info("peername"))
+        self.crowded = not self.slots.take(self.address)
+        super().connection_made(transport)
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        try:
+            super().connection_lost(exc)
+        finally:
+            if not self.crowded:
+                self.slots.give_back(self.address)
+
+
+def admitted_connections(slots: AddressSlots) -> type[AdmittedConnection]:
+    """The connection class for ``serve``'s ``create_connection``, counting in ``slots``."""
+    return type("AdmittedConnection", (AdmittedConnection,), {"slots": slots})
+
+
 @dataclass(slots=True)
 class GatewayStats:
     """Running totals, for the status line and the tests."""
@@ -146,7 +175,6 @@ class Gateway:
         )
         self._task: asyncio.Task[None] | None = None
         self._slots = AddressSlots(settings.max_connections_per_address)
-        self._releases: set[asyncio.Task[None]] = set()
 
     @property
     def port(self) -> int:
@@ -160,6 +188,11 @@ class Gateway:
     def clients(self) -> int:
         """Clients connected now."""
         return len(self.sessions)
+
+    def connections_from(self, address: str) -> int:
+        """TCP connections from ``address`` that hold a slot of its cap now (handshakes in
+        progress included)."""
+        return self._slots.held(address)
 
     @property
     def url(self) -> str:
@@ -185,6 +218,7 @@ class Gateway:
                 settings.host,
                 settings.port,
                 process_request=self._handshake,
+                create_connection=admitted_connections(self._slots),
                 origins=origin_matchers(settings.allowed_origins),
                 open_timeout=settings.open_timeout,
                 compression=None,
@@ -201,7 +235,6 @@ class Gateway:
                 asyncio.create_task(self._heartbeats(), name="gateway-heartbeat"),
             ]
             stack.push_async_callback(_cancel, tasks)
-            stack.callback(_cancel_now, self._releases)
             log.info("gateway listening on %s:%d", settings.host, self.port)
             self.started.set()
             stopping = asyncio.create_task(self._stopping.wait())
@@ -303,10 +336,13 @@ class Gateway:
         url = urlsplit(request.path)
         if url.path == HEALTH_PATH:
             return connection.respond(HTTPStatus.OK, "ok\n")
-        if self._slots.limit:
-            refusal = self._admit(connection)
-            if refusal is not None:
-                return refusal
+        if isinstance(connection, AdmittedConnection) and connection.crowded:
+            self.stats.crowded += 1
+            return connection.respond(
+                HTTPStatus.TOO_MANY_REQUESTS,
+                f"too many connections from {connection.address}:"
+                f" at most {self._slots.limit} at once\n",
+            )
         query = parse_qs(url.query)
         try:
             token = bearer_token(
@@ -318,28 +354,6 @@ class Gateway:
             return connection.respond(exc.status, f"{exc}\n")
         self._principals[connection] = principal
         return None
-
-    def _admit(self, connection: ServerConnection) -> Response | None:
-        """Take a slot of the client's address until the connection ends; 429 when none is
-        left."""
-        address = _address(connection)
-        if not self._slots.take(address):
-            self.stats.crowded += 1
-            return connection.respond(
-                HTTPStatus.TOO_MANY_REQUESTS,
-                f"too many connections from {address}: at most {self._slots.limit} at once\n",
-            )
-        release = asyncio.create_task(self._give_back(connection, address))
-        self._releases.add(release)
-        release.add_done_callback(self._releases.discard)
-        return None
-
-    async def _give_back(self, connection: ServerConnection, address: str) -> None:
-        """Free the address's slot once the connection is gone, however it ended."""
-        try:
-            await connection.wait_closed()
-        finally:
-            self._slots.give_back(address)
 
     async def _serve_client(self, connection: ServerConnection) -> None:
         principal = self._principals.pop(connection)
@@ -371,14 +385,9 @@ class Gateway:
             await session.finish()
 
 
-def _address(connection: ServerConnection) -> str:
-    peer = connection.remote_address
+def _address(peer: object) -> str:
+    """The address part of a socket's peer name (the whole name when it is no tuple)."""
     return str(peer[0]) if isinstance(peer, tuple) and peer else str(peer)
-
-
-def _cancel_now(tasks: set[asyncio.Task[None]]) -> None:
-    for task in list(tasks):
-        task.cancel()
 
 
 async def _cancel(tasks: list[asyncio.Task[None]]) -> None:

@@ -82,8 +82,8 @@ class GatewaySettings:
       ``scheme://host:*`` for any port, ``*`` for any origin); clients that send no
       ``Origin`` (no browser) always may (:mod:`ws_gateway.admission`).
     - ``max_connections_per_address``: connections one client address may hold at once,
-      handshakes included (0: no cap); behind a proxy every client has the proxy's address,
-      so there the proxy caps instead.
+      counted from the TCP connection's start, handshakes included (0: no cap); behind a
+      proxy every client has the proxy's address, so there the proxy caps instead.
     - ``group_prefix``: the gateway's consumer group is ``<prefix>-<random>``, one per instance.
     """
 

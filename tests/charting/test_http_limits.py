@@ -1,8 +1,10 @@
 """The history API's HTTP server refuses what no client needs to send: over-long targets,
-oversized or endless heads, large bodies, heads dribbled a byte at a time.
+oversized or endless heads, large bodies and trailers, heads and bodies dribbled a byte at a
+time; and it answers pipelined requests in order, refusals included.
 
 The memory checks run ``mdp api`` in a process of its own and read its resident size; the
-others serve the same app within the test.
+others serve the same app within the test, or a stub app with a slow route and one that reads
+its body (the server, its guard and the sockets are real either way).
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import re
 import socket
 import subprocess
 import sys
@@ -19,6 +22,10 @@ from pathlib import Path
 
 import httpx
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import PlainTextResponse
+from starlette.routing import Route
 
 from charting import ApiSettings, HistoryDatabase, create_app
 from charting.http_guard import HttpLimits
@@ -61,6 +68,45 @@ async def exchange(port: int, *parts: bytes, pause: float = 0.0) -> tuple[int, d
     return status, json.loads(body)
 
 
+async def slow(request: Request) -> PlainTextResponse:
+    await asyncio.sleep(float(request.query_params.get("seconds", "0.5")))
+    return PlainTextResponse("slow")
+
+
+async def fast(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+async def echo(request: Request) -> PlainTextResponse:
+    return PlainTextResponse(str(len(await request.body())))
+
+
+STUB = Starlette(
+    routes=[Route("/slow", slow), Route("/", fast), Route("/echo", echo, methods=["POST"])]
+)
+
+
+@contextlib.asynccontextmanager
+async def served_stub(**limits: float) -> AsyncIterator[ApiServer]:
+    async with serving(STUB, limits=HttpLimits(**limits)) as server:  # type: ignore[arg-type]
+        yield server
+
+
+async def pipelined(port: int, requests: bytes) -> bytes:
+    """Send ``requests`` in one write; all that arrives until the server closes."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    try:
+        writer.write(requests)
+        await writer.drain()
+        return await asyncio.wait_for(reader.read(), TIMEOUT)
+    finally:
+        writer.close()
+
+
+def statuses(answers: bytes) -> list[int]:
+    return [int(status) for status in re.findall(rb"HTTP/1\.1 ([0-9]{3}) ", answers)]
+
+
 def problem_kind(body: dict[str, str]) -> str:
     return body["type"].rsplit("/", 1)[-1]
 
@@ -92,14 +138,53 @@ async def test_oversized_requests_get_our_problem_answers(history: HistoryDataba
         declared = b"POST /v1/instruments HTTP/1.1\r\nContent-Length: %d\r\n\r\n"
         status, body = await exchange(server.port, declared % (limits.max_body_bytes + 1))
         assert (status, problem_kind(body)) == (413, "content-too-large")
-        chunk = b"%x\r\n%s\r\n" % (limits.max_body_bytes, b"a" * limits.max_body_bytes)
-        chunked = b"POST /v1/instruments HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n"
-        status, body = await exchange(server.port, chunked + chunk + chunk + b"0\r\n\r\n")
-        assert (status, problem_kind(body)) == (413, "content-too-large")
-        assert f"at most {limits.max_body_bytes} bytes" in body["detail"]
 
         async with httpx.AsyncClient() as client:  # and the server still serves
             assert (await client.get(f"{server.url}/v1/instruments")).status_code == 200
+
+
+CHUNKED = b"POST /echo HTTP/1.1\r\nHost: stub.test\r\nTransfer-Encoding: chunked\r\n\r\n"
+
+
+async def test_a_chunked_body_beyond_the_bound_is_refused_with_413() -> None:
+    limits = HttpLimits()
+    async with served_stub() as server:
+        chunk = b"%x\r\n%s\r\n" % (limits.max_body_bytes, b"a" * limits.max_body_bytes)
+        status, body = await exchange(server.port, CHUNKED + chunk + chunk + b"0\r\n\r\n")
+        assert (status, problem_kind(body)) == (413, "content-too-large")
+        assert f"at most {limits.max_body_bytes} bytes" in body["detail"]
+        async with httpx.AsyncClient() as client:  # a body within the bound is read whole
+            answer = await client.post(f"{server.url}/echo", content=b"a" * 1000)
+            assert answer.text == "1000"
+
+
+async def test_endless_trailer_fields_are_cut_off_with_413() -> None:
+    """Trailer fields come after the body, where the head's bound no longer applies: 50 MB of
+    one were read whole before. Every raw byte of a request counts now."""
+    limits = HttpLimits()
+    async with served_stub() as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        answer = asyncio.create_task(reader.read())
+        sent = 0
+        try:
+            writer.write(CHUNKED + b"3\r\nabc\r\n0\r\nX-Trailer: ")
+            with contextlib.suppress(ConnectionError):
+                while sent < 50 * MEGABYTE and not answer.done():
+                    writer.write(b"a" * 65536)
+                    await asyncio.wait_for(writer.drain(), TIMEOUT)
+                    await asyncio.sleep(0)
+                    sent += 65536
+            received = await asyncio.wait_for(answer, TIMEOUT)
+        finally:
+            writer.close()
+        head, _, body = received.partition(b"\r\n\r\n")
+        assert head.startswith(b"HTTP/1.1 413 "), head
+        whole = limits.max_head_bytes + limits.max_body_bytes
+        assert (
+            f"a whole request (chunk framing and trailer fields included) at most {whole}"
+            in (json.loads(body)["detail"])
+        )
+        assert sent < 16 * MEGABYTE  # cut off long before its 50 MB
 
 
 async def test_a_client_dribbling_its_head_is_cut_off_after_the_head_timeout(
@@ -111,14 +196,83 @@ async def test_a_client_dribbling_its_head_is_cut_off_after_the_head_timeout(
         status, body = await exchange(server.port, *dribble, pause=0.05)
         assert (status, problem_kind(body)) == (408, "request-timeout")
         assert "must arrive within 1s" in body["detail"]
-        assert time.monotonic() - started < 3.0
+        assert time.monotonic() - started > 0.9
 
         started = time.monotonic()  # a connection that sends nothing is closed quietly
         assert await exchange(server.port) == (0, {})
-        assert 0.9 < time.monotonic() - started < 3.0
+        assert time.monotonic() - started > 0.9
 
         async with httpx.AsyncClient() as client:  # a prompt request has all the time it needs
             assert (await client.get(f"{server.url}/v1/instruments")).status_code == 200
+
+
+async def test_a_body_dribbled_a_byte_at_a_time_is_cut_off_after_the_body_timeout() -> None:
+    async with served_stub(body_timeout=1.0) as server:
+        started = time.monotonic()
+        head = b"POST /echo HTTP/1.1\r\nHost: stub.test\r\nContent-Length: 1000\r\n\r\n"
+        status, body = await exchange(server.port, head, *[b"a"] * 1000, pause=0.1)
+        assert (status, problem_kind(body)) == (408, "request-timeout")
+        assert "the request body must arrive within 1s" in body["detail"]
+        assert time.monotonic() - started > 0.9
+
+
+# -- pipelining: each request against its own bounds, answers in order -----------------------
+
+
+async def test_many_small_pipelined_requests_in_one_write_are_each_answered() -> None:
+    """377 requests of 186 bytes in one 70 KB write were counted as one head: one 431."""
+    request = b"GET / HTTP/1.1\r\nHost: stub.test\r\nX-Pad: " + b"p" * 150 + b"\r\n\r\n"
+    count = 2 * HttpLimits().max_head_bytes // len(request)
+    last = b"GET / HTTP/1.1\r\nHost: stub.test\r\nConnection: close\r\n\r\n"
+    async with served_stub() as server:
+        answers = await pipelined(server.port, request * count + last)
+    assert statuses(answers) == [200] * (count + 1)
+
+
+async def test_a_refusal_in_a_pipeline_is_answered_after_the_requests_before_it() -> None:
+    """The 414 of the third request used to be written at once, as the first request's
+    answer, and the server then failed writing the real one."""
+    async with served_stub() as server:
+        long_target = b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: stub.test\r\n\r\n"
+        requests = b"GET /slow HTTP/1.1\r\n\r\nGET / HTTP/1.1\r\n\r\n" + long_target
+        answers = await pipelined(server.port, requests)
+        assert statuses(answers) == [200, 200, 414]
+        first, second, refusal = re.split(rb"(?=HTTP/1\.1 )", answers)[1:]
+        assert first.endswith(b"\r\n\r\nslow")
+        assert second.endswith(b"\r\n\r\nok")
+        assert json.loads(refusal.partition(b"\r\n\r\n")[2])["status"] == 414
+
+
+async def test_pipelined_requests_are_not_cut_off_by_the_head_timeout_while_answered() -> None:
+    """The head timeout ran again while the second of two slow requests was being answered:
+    a 408 in the middle of its answer."""
+    async with served_stub(head_timeout=1.0) as server:
+        one = b"GET /slow?seconds=1.5 HTTP/1.1\r\nHost: stub.test\r\n\r\n"
+        answers = await pipelined(server.port, one * 2)
+    assert statuses(answers) == [200, 200]
+    assert answers.endswith(b"slow")
+
+
+async def test_a_pipelined_body_has_its_time_from_when_its_turn_comes() -> None:
+    """While an earlier request is answered the server reads nothing more, so the body of
+    the next cannot arrive: its deadline starts when the server turns to it."""
+    async with served_stub(body_timeout=1.0) as server:
+        reader, writer = await asyncio.open_connection("127.0.0.1", server.port)
+        try:
+            writer.write(
+                b"GET /slow?seconds=1.5 HTTP/1.1\r\nHost: stub.test\r\n\r\n"
+                b"POST /echo HTTP/1.1\r\nHost: stub.test\r\nConnection: close\r\n"
+                b"Content-Length: 10\r\n\r\nabcde"
+            )
+            await writer.drain()
+            first = await asyncio.wait_for(reader.readuntil(b"slow"), TIMEOUT)
+            writer.write(b"fghij")
+            await writer.drain()
+            rest = await asyncio.wait_for(reader.read(), TIMEOUT)
+        finally:
+            writer.close()
+        assert statuses(first + rest) == [200, 200]
+        assert rest.endswith(b"\r\n\r\n10")
 
 
 # -- the command, in a process of its own ----------------------------------------------------
@@ -163,7 +317,6 @@ async def test_a_hundred_megabytes_of_header_bytes_are_cut_off_without_the_serve
 ) -> None:
     pid, port = api_process
     before = resident_megabytes(pid)
-    started = time.monotonic()
     sent = 0
     for _ in range(8):  # eight such requests took 900 MB before
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
@@ -181,7 +334,6 @@ async def test_a_hundred_megabytes_of_header_bytes_are_cut_off_without_the_serve
         head = await asyncio.wait_for(answer, TIMEOUT)
         assert head.startswith(b"HTTP/1.1 431 "), head[:100]
         sent += streamed
-    assert time.monotonic() - started < 20.0
     assert sent < 8 * 16 * MEGABYTE  # each was cut off long before its 100 MB
     async with httpx.AsyncClient() as client:
         normal = await client.get(f"http://127.0.0.1:{port}/v1/instruments")

@@ -203,6 +203,7 @@ def parse_up(*argv: str) -> argparse.Namespace:
 
 
 def test_mdp_up_adds_allowed_origins_to_the_charts_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MDP_ALLOWED_ORIGINS", raising=False)  # the caller's own must not count
     assert up.settings_from(parse_up("up")).allowed_origins == ()
     given = parse_up("up", "--allowed-origin", "https://charts.example.com")
     assert up.settings_from(given).allowed_origins == ("https://charts.example.com",)

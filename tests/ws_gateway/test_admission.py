@@ -87,9 +87,34 @@ async def test_refused_handshakes_give_their_slot_back() -> None:
             await answers(ws, 1)
 
 
+async def test_handshakes_still_being_sent_hold_their_slots() -> None:
+    """The cap was taken only once the whole HTTP request had arrived, so clients slow to send
+    it held no slot: any number of them could wait on one address."""
+    cap = 3
+    async with running(max_connections_per_address=cap) as (_, gateway):
+        half_sent = []
+        for _ in range(cap):
+            _, writer = await asyncio.open_connection("127.0.0.1", gateway.port)
+            writer.write(b"GET /ws HTTP/1.1\r\nHost: gateway.test\r\n")
+            await writer.drain()
+            half_sent.append(writer)
+        try:
+            await until_held(gateway, cap)
+            refusal = await refused(gateway)
+            assert refusal.response.status_code == 429
+            assert f"at most {cap} at once" in (refusal.response.body or b"").decode()
+        finally:
+            for writer in half_sent:
+                writer.close()
+        await until_held(gateway, 0)
+        async with client(gateway) as ws:  # their slots are free again
+            await answers(ws, 1)
+        assert gateway.stats.crowded == 1
+
+
 async def until_held(gateway: Gateway, count: int) -> None:
     async with asyncio.timeout(TIMEOUT):
-        while gateway._slots.held("127.0.0.1") != count:
+        while gateway.connections_from("127.0.0.1") != count:
             await asyncio.sleep(0.01)
 
 
@@ -97,18 +122,34 @@ def test_origin_settings_are_checked_and_become_matchers() -> None:
     assert origin_matchers(["*"]) is None
     matchers = origin_matchers(["https://a.example", "http://localhost:*"])
     assert matchers is not None
-    assert matchers[:2] == [None, "https://a.example"]
-    pattern = matchers[2]
-    assert isinstance(pattern, re.Pattern)
-    assert pattern.fullmatch("http://localhost:8000")
-    assert pattern.fullmatch("http://localhost")
-    assert not pattern.fullmatch("http://localhost.evil.example")
-    assert not pattern.fullmatch("http://localhost:8000.evil.example")
+    assert matchers[0] is None  # no Origin: no browser
+    exact, any_port = matchers[1:]
+    assert isinstance(exact, re.Pattern)
+    assert isinstance(any_port, re.Pattern)
+    for same in ("https://a.example", "https://a.example:443", "HTTPS://A.Example"):
+        assert exact.fullmatch(same), same
+    for other in ("http://a.example", "https://a.example:8443", "https://a.example.evil"):
+        assert not exact.fullmatch(other), other
+    assert any_port.fullmatch("http://localhost:8000")
+    assert any_port.fullmatch("http://LocalHost")
+    assert not any_port.fullmatch("http://localhost.evil.example")
+    assert not any_port.fullmatch("http://localhost:8000.evil.example")
     for bad in ("localhost:8000", "ftp://x", "https://a.example/page", "https://"):
         with pytest.raises(ValueError, match="is not scheme://host"):
             check_origin(bad)
     with pytest.raises(ValueError, match="is not scheme://host"):
         GatewaySettings(allowed_origins=("evil.example",))
+
+
+async def test_origins_match_as_browsers_send_them() -> None:
+    """The chart's own page on port 80 was allowed as ``http://host:80``, which no browser
+    sends; and an origin's scheme and host are compared regardless of case."""
+    origins = (*page_origins("10.1.2.3", 80), "https://Charts.Example.com:443")
+    async with running(allowed_origins=origins) as (_, gateway):
+        for origin in ("http://10.1.2.3", "https://charts.example.com", "HTTP://LOCALHOST"):
+            async with client(gateway, origin=origin) as ws:
+                await answers(ws, 1)
+        assert (await refused(gateway, origin="http://10.1.2.3:8080")).response.status_code == 403
 
 
 def test_page_origins_name_the_chart_as_browsers_on_this_machine_do() -> None:
@@ -118,7 +159,7 @@ def test_page_origins_name_the_chart_as_browsers_on_this_machine_do() -> None:
         "http://[::1]:8000",
     )
     assert page_origins("0.0.0.0", 0)[0] == "http://127.0.0.1:*"
-    assert page_origins("10.1.2.3", 80)[-1] == "http://10.1.2.3:80"
+    assert page_origins("10.1.2.3", 80)[-1] == "http://10.1.2.3"  # browsers omit the default port
     assert page_origins("::", 80) == page_origins("127.0.0.1", 80)
 
 
