@@ -36,8 +36,9 @@ from ws_gateway.session_core import (
     SessionCore,
 )
 from ws_gateway.settings import GatewaySettings, Limits
-from ws_gateway.wire import CANDLES, ChannelKey, CloseCode, candle_json
+from ws_gateway.wire import CANDLES, ChannelKey, CloseCode
 
+from .chart import apply, as_json, expected_state
 from .market import BTC, ETH, final, gapped_updates, small_batches, updates
 
 EPOCH = "epoch-a"
@@ -48,11 +49,6 @@ NOW_NS = DEFAULT_START_NS + 3600 * 1_000_000_000
 
 def framing(payload: bytes) -> bytes:
     return payload + b"\n"
-
-
-def as_json(candle: Candle) -> dict[str, Any]:
-    loaded: dict[str, Any] = json.loads(candle_json(candle))
-    return loaded
 
 
 class Watcher:
@@ -127,6 +123,17 @@ class Conversation:
         self.hub.subscribe(self.watcher, channel)
         return channel
 
+    def away_after(self, stream: list[Candle], seen: int) -> dict[int, dict[str, Any]]:
+        """Publish ``stream``; what the chart of a client that saw its first ``seen`` updates,
+        then left, holds."""
+        self.watch()
+        self.publish(stream[:seen])
+        state: dict[int, dict[str, Any]] = {}
+        for message in self.watcher.written:
+            apply(state, message)
+        self.publish(stream[seen:])
+        return state
+
     def publish(self, candles: list[Candle]) -> None:
         for candle in candles:
             self.hub.candle(candle)
@@ -185,21 +192,6 @@ def only_sent(actions: list[Action]) -> list[dict[str, Any]]:
     return sent(actions)
 
 
-def apply(state: dict[int, dict[str, Any]], message: dict[str, Any]) -> None:
-    """What a chart does: upsert by open time, keeping the higher revision."""
-    candles = message["candles"] if message["type"] == "snapshot" else [message["candle"]]
-    if message["type"] == "snapshot" and message["reset"]:
-        state.clear()
-    for candle in candles:
-        held = state.get(candle["open_time"])
-        if held is None or held["revision"] <= candle["revision"]:
-            state[candle["open_time"]] = candle
-
-
-def expected(candles: list[Candle]) -> dict[int, dict[str, Any]]:
-    return {message["open_time"]: message for message in map(as_json, final(candles).values())}
-
-
 def types(messages: list[dict[str, Any]]) -> list[str]:
     return [message["type"] for message in messages]
 
@@ -212,6 +204,29 @@ def last_candles(candles: list[Candle], count: int) -> list[Candle]:
 
 def newest(candles: list[Candle], count: int) -> list[dict[str, Any]]:
     return [as_json(candle) for _, candle in sorted(final(candles).items())[-count:]]
+
+
+def exact_catch_up(
+    messages: list[dict[str, Any]],
+    state: dict[int, dict[str, Any]],
+    stream: list[Candle],
+    seen: int,
+) -> None:
+    """Check that ``messages`` are an exact catch-up of ``stream`` from ``seen``: ``subscribed``,
+    ``conflated`` with the updates left out, then the latest version of each candle changed
+    since, by rising seq; applied to ``state`` (the chart of a client that left at ``seen``)
+    they leave it as a client that never left has it."""
+    joined, notice, *caught = messages
+    changed = final(stream[seen:])
+    assert joined["type"] == "subscribed"
+    assert (notice["type"], notice["dropped"]) == ("conflated", len(stream) - seen - len(changed))
+    assert types(caught) == ["candle"] * len(changed)
+    seqs = [message["seq"] for message in caught]
+    assert seqs == sorted(seqs)
+    assert seqs[-1] == len(stream)
+    for message in caught:
+        apply(state, message)
+    assert state == expected_state(stream)
 
 
 SMALL: dict[str, Any] = {
@@ -412,34 +427,14 @@ def test_resume_without_an_epoch_is_taken_as_this_gateways() -> None:
 def test_resume_beyond_the_buffer_is_an_exact_catch_up_from_memory() -> None:
     stream = updates()
     talk = Conversation(replay_buffer=10)
-    talk.watch()
-    talk.publish(stream[:40])
-    state: dict[int, dict[str, Any]] = {}
-    for message in talk.watcher.written:
-        apply(state, message)
-    talk.publish(stream[40:])
-    joined, notice, *caught = only_sent(talk.resume(40))  # storage is there, but not needed
-    changed = final(stream[40:])
-    assert joined["type"] == "subscribed"
-    assert (notice["type"], notice["dropped"]) == ("conflated", len(stream) - 40 - len(changed))
-    assert types(caught) == ["candle"] * len(changed)
-    seqs = [m["seq"] for m in caught]
-    assert seqs == sorted(seqs)
-    assert seqs[-1] == len(stream)
-    for message in caught:
-        apply(state, message)
-    assert state == expected(stream)
+    state = talk.away_after(stream, 40)
+    exact_catch_up(only_sent(talk.resume(40)), state, stream, 40)  # no read: not needed
 
 
 def test_resume_with_evicted_candles_reads_exactly_their_span_from_storage() -> None:
     stream = updates()
     talk = Conversation(**SMALL)
-    talk.watch()
-    talk.publish(stream[:40])
-    state: dict[int, dict[str, Any]] = {}
-    for message in talk.watcher.written:
-        apply(state, message)
-    talk.publish(stream[40:])
+    state = talk.away_after(stream, 40)
     channel = talk.hub.candle_channel(BTC, "1s")
     assert channel is not None
     evicted = channel.evicted_since(40)
@@ -448,11 +443,7 @@ def test_resume_with_evicted_candles_reads_exactly_their_span_from_storage() -> 
     last = max(entry.open_time for entry in evicted)
     actions = talk.resume(40)
     assert actions == [ReadCandles(BTC, SECOND, first, last + 1)]
-    joined, notice, *caught = talk.drive(actions, Shelf(stream))
-    assert (joined["type"], notice["type"]) == ("subscribed", "conflated")
-    for message in caught:
-        apply(state, message)
-    assert state == expected(stream)
+    exact_catch_up(talk.drive(actions, Shelf(stream)), state, stream, 40)
 
 
 def test_a_catch_up_read_is_asked_again_when_evictions_changed_meanwhile() -> None:
