@@ -47,7 +47,8 @@ from ws_gateway.auth import (
 from ws_gateway.framing import text_frame
 from ws_gateway.hub import Hub
 from ws_gateway.protocol import ConnectionProtocol
-from ws_gateway.session import Directory, Session
+from ws_gateway.session import Session
+from ws_gateway.session_core import Directory
 from ws_gateway.settings import GatewaySettings
 from ws_gateway.wire import CloseCode, heartbeat
 
@@ -163,7 +164,7 @@ class Gateway:
         self.epoch = uuid.uuid4().hex[:16]
         self.group = f"{settings.group_prefix}-{uuid.uuid4().hex[:12]}"
         self.hub = Hub(settings, self.epoch, text_frame)
-        self.directory = Directory(self.hub, store)
+        self.directory = Directory(self.hub, storage=store is not None)
         self.stats = GatewayStats()
         self.sessions: dict[ServerConnection, Session] = {}
         self.started = asyncio.Event()

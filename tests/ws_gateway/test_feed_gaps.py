@@ -7,15 +7,13 @@ gap is the marker a connector would publish for that hole (``market.gapped_updat
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection
 
-from core.candles import Candle
 from core.gaps import FeedGap
-from ws_gateway.wire import candle_json
 
+from .chart import as_json
 from .harness import (
     client,
     publish,
@@ -44,11 +42,6 @@ def notice_of(gap: FeedGap) -> dict[str, Any]:
         "reason": gap.reason.value,
         "detail": gap.detail,
     }
-
-
-def as_json(candle: Candle) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(candle_json(candle))
-    return body
 
 
 def apply(state: dict[int, dict[str, Any]], message: dict[str, Any]) -> None:

@@ -15,8 +15,9 @@ from websockets.exceptions import ConnectionClosed
 
 from core.candles import Candle
 from storage.memory_store import MemoryStore
-from ws_gateway.wire import MAX_DEPTH, candle_json
+from ws_gateway.wire import MAX_DEPTH
 
+from .chart import apply, as_json, expected_state
 from .harness import (
     TIMEOUT,
     client,
@@ -34,26 +35,6 @@ from .harness import (
     until,
 )
 from .market import BTC, ETH, final, small_batches, updates
-
-
-def as_json(candle: Candle) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(candle_json(candle))
-    return body
-
-
-def apply(state: dict[int, dict[str, Any]], message: dict[str, Any]) -> None:
-    """What a chart does with a candle message or a snapshot: upsert by open time."""
-    bars = message["candles"] if message["type"] == "snapshot" else [message["candle"]]
-    if message["type"] == "snapshot" and message["reset"]:
-        state.clear()
-    for bar in bars:
-        known = state.get(bar["open_time"])
-        if known is None or known["revision"] <= bar["revision"]:
-            state[bar["open_time"]] = bar
-
-
-def expected_state(candles: list[Candle]) -> dict[int, dict[str, Any]]:
-    return {t // 1_000_000: as_json(c) for t, c in final(candles).items()}
 
 
 async def test_subscribe_gets_a_snapshot_then_every_update_in_order() -> None:

@@ -4,26 +4,18 @@ also of an instrument that has had no tick since the start; instrument names in 
 
 from __future__ import annotations
 
-import json
 import time
 from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
-from core.candles import Candle
 from storage import PostgresStore
-from ws_gateway.wire import candle_json
 
+from .chart import as_json
 from .harness import client, publish, running, subscribe, until
 from .market import BTC, ETH, final, updates
 
 SECOND = 1_000_000_000
-
-
-def as_json(candle: Candle) -> dict[str, Any]:
-    body: dict[str, Any] = json.loads(candle_json(candle))
-    return body
 
 
 @pytest.fixture

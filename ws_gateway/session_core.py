@@ -1,0 +1,447 @@
+"""One connection's session, sans I/O: subscribe, snapshot, resume, catch-up and reset.
+
+:class:`SessionCore` holds the rules of ``docs/protocol.md`` that need the gateway's state:
+which instrument exists, what a snapshot holds, and how a ``resume`` is answered (the missed
+messages, an exact catch-up, or a reset snapshot). It knows nothing of sockets, storage or the
+event loop. It is fed the frames the client sent (:meth:`SessionCore.receive`) and the answers
+to the storage reads it asked for (:meth:`SessionCore.answer`, :meth:`SessionCore.failed`), and
+hands back *actions*, in order, for its shell (:class:`~ws_gateway.session.Session`) to carry
+out:
+
+- :class:`Send`: write these frames and channel deliveries to the client;
+- :class:`Close`: close the connection with this code;
+- a read of storage (:class:`ReadInstruments`, :class:`ReadLastCandles`, :class:`ReadCandles`),
+  always the last action of a list. The shell performs it and hands the core the result; until
+  then the core takes no other frame (the shell answers one request at a time).
+
+Joining a channel is done here, on the hub (plain state, no I/O): the :class:`Send` handed back
+with a join must be written before the shell waits for anything, so that the reply and the
+snapshot or catch-up reach the client ahead of the channel's next update. Storage lags the bus
+and the hub moves on while a read is under way: when the memory a read was planned against
+changed meanwhile, the core asks again (at most :data:`STORE_RETRIES` reads per decision).
+
+Each multi-step request is written as a generator that yields the reads it needs and is resumed
+with their results; the generator is the request's state while a read is outstanding.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Generator, Iterable
+from dataclasses import dataclass
+from typing import Final, cast
+
+from core.candles import Candle
+from core.intervals import Interval
+from ws_gateway.channels import CandleChannel, Client, Delivery, TickChannel
+from ws_gateway.gaps import Told
+from ws_gateway.hub import Hub
+from ws_gateway.outbox import Item
+from ws_gateway.protocol import ConnectionProtocol
+from ws_gateway.wire import (
+    TICKS,
+    ChannelKey,
+    CloseCode,
+    ErrorCode,
+    Ping,
+    RequestError,
+    Resume,
+    Subscribe,
+    Unsubscribe,
+    conflated,
+    pong,
+    subscribed,
+    unsubscribed,
+)
+
+log = logging.getLogger(__name__)
+
+STORE_RETRIES: Final = 3
+"""Reads of storage for one decision, when the cache moved under the previous ones."""
+
+
+# -- actions ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Send:
+    """Write ``items`` to the client, in order: frames of the connection's own (replies,
+    snapshots, catch-up updates, gap notices) and channel deliveries (a replay).
+
+    ``active``: it tells the client of a feed gap, so the next heartbeat may skip the client.
+    """
+
+    items: list[Item]
+    active: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """Close the connection with ``code`` and ``reason``."""
+
+    code: int
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class ReadInstruments:
+    """Read every instrument storage knows (answer: ``list[str]``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ReadLastCandles:
+    """Read the newest ``count`` candles of ``instrument`` opening before ``before``, however
+    old (``store.last_candles``; answer: ``list[Candle]``)."""
+
+    instrument: str
+    interval: Interval
+    before: int
+    count: int
+
+
+@dataclass(frozen=True, slots=True)
+class ReadCandles:
+    """Read the candles of ``instrument`` opening in ``[start, end)`` (``store.candles``;
+    answer: ``list[Candle]``)."""
+
+    instrument: str
+    interval: Interval
+    start: int
+    end: int
+
+
+Read = ReadInstruments | ReadLastCandles | ReadCandles
+Action = Send | Close | Read
+Answer = list[Candle] | list[str]
+
+
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    error: Exception
+
+
+_Step = Generator[Read, Answer | _Failed, None]
+
+
+# -- the instruments that exist -------------------------------------------------------------------
+
+
+class Directory:
+    """Which instruments exist: seen on the bus or configured (the hub's set), else in storage.
+
+    Shared by the gateway's sessions: storage is asked at most once per ``refresh`` seconds.
+    """
+
+    def __init__(self, hub: Hub, storage: bool, refresh: float = 5.0) -> None:
+        self.hub = hub
+        self.storage = storage
+        self.refresh = refresh
+        self._asked = -float("inf")
+
+    def lookup(self, instrument: str, now: float) -> bool | None:
+        """True when ``instrument`` is known, False when not; None when storage is to be asked
+        (:meth:`listed` takes its answer). ``now`` is a monotonic time in seconds."""
+        if instrument in self.hub.instruments:
+            return True
+        if not self.storage or now - self._asked < self.refresh:
+            return False
+        self._asked = now
+        return None
+
+    def listed(self, instrument: str, instruments: Iterable[str]) -> bool:
+        """Take storage's list of instruments; whether ``instrument`` is known now."""
+        self.hub.instruments.update(instruments)
+        return instrument in self.hub.instruments
+
+
+# -- the session --------------------------------------------------------------------------------
+
+
+class SessionCore:
+    """The rules of one connection (see the module's doc).
+
+    ``client`` is what the hub delivers the connection's channels to (the shell); ``storage``
+    says whether the shell can read storage (without it, snapshots and catch-ups come from
+    memory only); ``clock`` gives wall time in nanoseconds (the current candle interval).
+    """
+
+    def __init__(
+        self,
+        hub: Hub,
+        client: Client,
+        protocol: ConnectionProtocol,
+        directory: Directory,
+        *,
+        storage: bool,
+        clock: Callable[[], int] = time.time_ns,
+    ) -> None:
+        self.hub = hub
+        self.client = client
+        self.protocol = protocol
+        self.directory = directory
+        self.storage = storage
+        self.clock = clock
+        self.told = Told(hub.gaps)
+        """The feed-gap notices this connection was sent (each is sent once)."""
+        self._step: _Step | None = None
+        self._pending: Read | None = None
+        self._out: list[Item] = []
+        self._active = False
+
+    @property
+    def pending(self) -> Read | None:
+        """The storage read the core waits for (None: it takes the next frame)."""
+        return self._pending
+
+    # -- inputs --------------------------------------------------------------------------------
+
+    def receive(self, frame: str | bytes, now: float) -> list[Action]:
+        """Take one frame from the client (``now``: monotonic seconds, for the rate limit and
+        the directory); what to do about it. Bad requests are answered, nothing raises."""
+        if self._step is not None:
+            raise RuntimeError("a storage read is outstanding: answer it first")
+        try:
+            request = self.protocol.receive(frame, now)
+        except RequestError as exc:
+            return self._refused(exc)
+        if isinstance(request, Ping):
+            self._reply(pong(request.id))
+        elif isinstance(request, Unsubscribe):
+            self._unsubscribe(request)
+        elif isinstance(request, Subscribe):
+            return self._advance(self._subscribe(request, now), None)
+        else:
+            return self._advance(self._resume(request, now), None)
+        return self._flush(None)
+
+    def answer(self, result: Answer) -> list[Action]:
+        """Take the result of :attr:`pending` (as the store returned it)."""
+        return self._answer(result)
+
+    def failed(self, error: Exception) -> list[Action]:
+        """Take the failure of :attr:`pending` (the request goes on without it)."""
+        return self._answer(_Failed(error))
+
+    def _answer(self, result: Answer | _Failed) -> list[Action]:
+        step = self._step
+        if step is None:
+            raise RuntimeError("no storage read is outstanding")
+        return self._advance(step, result)
+
+    def _advance(self, step: _Step, result: Answer | _Failed | None) -> list[Action]:
+        self._step = self._pending = None
+        try:
+            read = step.send(result) if result is not None else next(step)
+        except StopIteration:
+            return self._flush(None)
+        except RequestError as exc:
+            return self._refused(exc)
+        self._step, self._pending = step, read
+        return self._flush(read)
+
+    # -- outputs -------------------------------------------------------------------------------
+
+    def _reply(self, payload: bytes) -> None:
+        self._out.append(self.hub.framing(payload))
+
+    def _flush(self, read: Read | None) -> list[Action]:
+        actions: list[Action] = []
+        if self._out:
+            actions.append(Send(self._out, self._active))
+            self._out, self._active = [], False
+        if read is not None:
+            actions.append(read)
+        return actions
+
+    def _refused(self, exc: RequestError) -> list[Action]:
+        self._reply(exc.payload())
+        actions = self._flush(None)
+        if self.protocol.abusive:
+            actions.append(Close(CloseCode.RATE_LIMITED, "too many requests"))
+        return actions
+
+    # -- requests ------------------------------------------------------------------------------
+
+    def _channel(
+        self, request: Subscribe | Resume, now: float
+    ) -> Generator[Read, Answer | _Failed, CandleChannel | TickChannel]:
+        key = request.channel
+        known = self.directory.lookup(key.instrument, now)
+        if known is None:
+            result = yield ReadInstruments()
+            if isinstance(result, _Failed):
+                log.warning("could not list the instruments in storage", exc_info=result.error)
+                result = []
+            known = self.directory.listed(key.instrument, cast("list[str]", result))
+        if not known:
+            raise RequestError(
+                ErrorCode.UNKNOWN_INSTRUMENT,
+                f"no instrument {key.instrument} here",
+                "instrument",
+                request.id,
+            )
+        channel = self.hub.channel(key)
+        assert channel is not None  # the protocol checked the interval
+        return channel
+
+    def _unsubscribe(self, request: Unsubscribe) -> None:
+        channel = self.hub.channels.get(request.channel)
+        if channel is not None:
+            self.hub.unsubscribe(self.client, channel)
+        self.protocol.removed(request.channel)
+        instrument = request.channel.instrument
+        if all(key.instrument != instrument for key in self.protocol.subscriptions):
+            self.told.forget(instrument)
+        self._reply(unsubscribed(request.id, request.channel))
+
+    def _join(self, request: Subscribe | Resume, channel: CandleChannel | TickChannel) -> None:
+        """Subscribe and say so; whatever is sent with it reaches the client before updates."""
+        self.hub.subscribe(self.client, channel)
+        self.protocol.added(channel.key)
+        self._reply(subscribed(request.id, channel.key, self.hub.epoch))
+
+    def _subscribe(self, request: Subscribe, now: float) -> _Step:
+        channel = yield from self._channel(request, now)
+        yield from self._snapshot(request, channel, reset=False)
+
+    def _snapshot(
+        self,
+        request: Subscribe | Resume,
+        channel: CandleChannel | TickChannel,
+        reset: bool,
+        seen: int | None = None,
+    ) -> _Step:
+        """Join the channel with a snapshot, then the gap notices that concern it: those that
+        came after its seq (or after ``seen``, the seq a resuming client last saw) or reach
+        into its items."""
+        count = self.protocol.snapshot_size(request)
+        if isinstance(channel, TickChannel):
+            if request.snapshot is None:
+                count = 0  # ticks: only the current seq unless the client asks for more
+            snapshot = channel.snapshot(count, reset)
+        else:
+            older = yield from self._older(channel, count)
+            # From here to the end nothing is read: the snapshot is current to channel.seq
+            # and the updates after it are sent behind it.
+            snapshot = channel.snapshot(count, reset, older)
+        self._join(request, channel)
+        self._reply(snapshot.payload)
+        after = snapshot.seq if seen is None else min(seen, snapshot.seq)
+        self._tell_gaps(channel.key, after, snapshot.start_ns)
+
+    def _tell_gaps(self, key: ChannelKey, after: int, since_ns: int | None = None) -> None:
+        for notice in self.hub.gaps.of(key.instrument):
+            if notice.concerns(key, after, since_ns) and self.told.first_time(notice):
+                self._out.append(notice.frame)
+                self._active = True
+
+    def _replay(self, key: ChannelKey, seq: int, missed: list[Delivery]) -> None:
+        """Send the deliveries after ``seq`` with the gap notices in their places (a notice
+        at position p follows message p), as a client that never left had them."""
+        out = self._out
+        k = 0
+        for notice in self.hub.gaps.of(key.instrument):  # positions rise with arrival
+            position = notice.position(key)
+            if position < seq:
+                continue
+            while k < len(missed) and missed[k].seq <= position:
+                out.append(missed[k])
+                k += 1
+            if self.told.first_time(notice):
+                out.append(notice.frame)
+        out.extend(missed[k:])
+
+    def _older(
+        self, channel: CandleChannel, count: int
+    ) -> Generator[Read, Answer | _Failed, list[Candle]]:
+        """Candles from storage for the part of the newest ``count`` the cache may not hold.
+
+        The cache is complete from :attr:`CandleChannel.complete_from` on (when it has seen
+        nothing, from the current interval on); storage gives the newest candles before that,
+        however old (a gateway started on a database that holds history, an instrument
+        without a tick since). If the cache moved past the range while storage answered (it
+        evicted candles meanwhile), ask again.
+        """
+        if not self.storage or count == 0:
+            return []
+        interval = channel.interval
+        older: list[Candle] = []
+        for _ in range(STORE_RETRIES):
+            end = channel.complete_from
+            if end is None:
+                end = interval.bucket_start(self.clock()) + interval.ns
+            need = count - channel.cached_since(end)
+            if need <= 0:
+                return []
+            result = yield ReadLastCandles(channel.key.instrument, interval, end, need)
+            if isinstance(result, _Failed):
+                log.warning("storage failed; snapshot from memory only", exc_info=result.error)
+                return []
+            older = cast("list[Candle]", result)
+            moved = channel.complete_from
+            if moved is None or moved <= end:
+                break
+        return older
+
+    def _resume(self, request: Resume, now: float) -> _Step:
+        channel = yield from self._channel(request, now)
+        seq = request.seq
+        foreign = request.epoch is not None and request.epoch != self.hub.epoch
+        if foreign or seq > channel.seq:
+            yield from self._snapshot(request, channel, reset=True)
+            return
+        missed = channel.missed(seq)
+        if missed is not None:
+            self._join(request, channel)
+            self._replay(channel.key, seq, missed)
+            return
+        if request.channel.kind == TICKS or not isinstance(channel, CandleChannel):
+            yield from self._snapshot(request, channel, reset=True, seen=seq)
+            return
+        caught_up = yield from self._catch_up(request, channel)
+        if not caught_up:
+            yield from self._snapshot(request, channel, reset=True, seen=seq)
+
+    def _catch_up(
+        self, request: Resume, channel: CandleChannel
+    ) -> Generator[Read, Answer | _Failed, bool]:
+        """Bring the client to the present with the latest version of every candle changed
+        since its seq (exact, without a reset); False when that is not possible."""
+        seq = request.seq
+        for _ in range(STORE_RETRIES):
+            evicted = channel.evicted_since(seq)
+            if evicted is None:
+                return False
+            stored: list[Candle] = []
+            if evicted:
+                if not self.storage:
+                    return False
+                first = min(entry.open_time for entry in evicted)
+                last = max(entry.open_time for entry in evicted)
+                result = yield ReadCandles(
+                    channel.key.instrument, channel.interval, first, last + 1
+                )
+                if isinstance(result, _Failed):
+                    log.warning(
+                        "storage failed; resume falls back to a reset", exc_info=result.error
+                    )
+                    return False
+                stored = cast("list[Candle]", result)
+            if channel.evicted_since(seq) == evicted:
+                break
+        else:
+            return False
+        try:
+            catch_up = channel.catch_up(seq, evicted, stored)
+        except LookupError:
+            return False
+        if len(catch_up.updates) > self.hub.settings.max_catch_up:
+            return False
+        self._join(request, channel)
+        if catch_up.dropped:
+            self._reply(conflated(channel.key, catch_up.dropped))
+        frames, framing = channel.frames, self.hub.framing
+        self._out.extend([framing(frames.update(seq, body)) for seq, body in catch_up.updates])
+        self._tell_gaps(channel.key, request.seq)
+        return True
