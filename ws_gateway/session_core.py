@@ -34,6 +34,7 @@ from typing import Final, cast
 
 from core.candles import Candle
 from core.intervals import Interval
+from streams.outage import OutageLog
 from ws_gateway.channels import CandleChannel, Client, Delivery, TickChannel
 from ws_gateway.gaps import Told
 from ws_gateway.hub import Hub
@@ -130,13 +131,16 @@ _Step = Generator[Read, Answer | _Failed, None]
 class Directory:
     """Which instruments exist: seen on the bus or configured (the hub's set), else in storage.
 
-    Shared by the gateway's sessions: storage is asked at most once per ``refresh`` seconds.
+    Shared by the gateway's sessions: storage is asked at most once per ``refresh`` seconds,
+    and ``outage`` tells the operator of a storage outage once for all of them (then at most
+    every 30 s, and once when it ends), not once per read of every session.
     """
 
     def __init__(self, hub: Hub, storage: bool, refresh: float = 5.0) -> None:
         self.hub = hub
         self.storage = storage
         self.refresh = refresh
+        self.outage = OutageLog(what="storage", then="snapshots and resumes from memory only")
         self._asked = -float("inf")
 
     def lookup(self, instrument: str, now: float) -> bool | None:
@@ -217,10 +221,16 @@ class SessionCore:
 
     def answer(self, result: Answer) -> list[Action]:
         """Take the result of :attr:`pending` (as the store returned it)."""
+        told = self.directory.outage.recovered(self.clock() / 1e9)
+        if told is not None:
+            log.warning(told)
         return self._answer(result)
 
     def failed(self, error: Exception) -> list[Action]:
         """Take the failure of :attr:`pending` (the request goes on without it)."""
+        told = self.directory.outage.failed(self.clock() / 1e9, str(error) or type(error).__name__)
+        if told is not None:
+            log.warning(told)
         return self._answer(_Failed(error))
 
     def _answer(self, result: Answer | _Failed) -> list[Action]:
@@ -271,8 +281,7 @@ class SessionCore:
         if known is None:
             result = yield ReadInstruments()
             if isinstance(result, _Failed):
-                log.warning("could not list the instruments in storage", exc_info=result.error)
-                result = []
+                result = []  # told by the outage log
             known = self.directory.listed(key.instrument, cast("list[str]", result))
         if not known:
             raise RequestError(
@@ -375,8 +384,7 @@ class SessionCore:
             if need <= 0:
                 return []
             result = yield ReadLastCandles(channel.key.instrument, interval, end, need)
-            if isinstance(result, _Failed):
-                log.warning("storage failed; snapshot from memory only", exc_info=result.error)
+            if isinstance(result, _Failed):  # told by the outage log
                 return []
             older = cast("list[Candle]", result)
             moved = channel.complete_from
@@ -422,10 +430,7 @@ class SessionCore:
                 result = yield ReadCandles(
                     channel.key.instrument, channel.interval, first, last + 1
                 )
-                if isinstance(result, _Failed):
-                    log.warning(
-                        "storage failed; resume falls back to a reset", exc_info=result.error
-                    )
+                if isinstance(result, _Failed):  # told by the outage log; a reset follows
                     return False
                 stored = cast("list[Candle]", result)
             if channel.evicted_since(seq) == evicted:

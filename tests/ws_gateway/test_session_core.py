@@ -8,6 +8,7 @@ hands back. No socket, no store and no event loop.
 from __future__ import annotations
 
 import json
+import logging
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -656,3 +657,26 @@ def test_only_gap_notices_mark_the_client_active() -> None:
     (told,) = talk.subscribe(label="1m")
     assert isinstance(told, Send)
     assert told.active
+
+
+def test_a_storage_outage_is_told_once_for_all_sessions_without_a_traceback(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    first = Conversation(**SMALL)
+    second = Conversation(hub=first.hub)
+    second.core.directory = first.core.directory  # the gateway's sessions share one
+    first.publish(last_candles(updates(), 2))
+    with caplog.at_level(logging.WARNING, logger="ws_gateway"):
+        for talk in (first, second):
+            (read,) = talk.subscribe()
+            assert isinstance(read, ReadLastCandles)
+            talk.core.failed(OSError("database went away"))
+        assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
+            ("storage unavailable (database went away); snapshots and resumes from memory only",
+             None),
+        ]  # fmt: skip
+        caplog.clear()
+        first.send(op="unsubscribe", id=3, channel=CANDLES, instrument=BTC, interval="1s")
+        (read,) = first.subscribe()
+        first.core.answer([])
+    assert [r.getMessage() for r in caplog.records] == ["storage available again after 0.0s"]
