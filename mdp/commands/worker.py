@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
@@ -24,6 +22,7 @@ from core.engine import EmptyPolicy, EngineConfig
 from core.intervals import NS_PER_SECOND
 from core.secrets import DatabaseUrl
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
+from machine import state_dir
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -148,7 +147,7 @@ def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_l
 
         return PostgresCheckpoints(database_url.reveal())
 
-    datadir = _state_dir() / "faust" / settings.group
+    datadir = state_dir("faust", settings.group)
     datadir.mkdir(parents=True, exist_ok=True)
     app, _runtime = build_app(settings, checkpoints, datadir)
     limit_client_logs()  # a broker outage: told once, then every 30 s, not per retry
@@ -158,8 +157,3 @@ def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_l
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int | None) else EXIT_FAILED
     return 0
-
-
-def _state_dir() -> Path:
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "ganntec-mdp"

@@ -14,6 +14,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from machine import process_exists
 from storage import pg_binaries, pg_server
 from storage.pg_binaries import PostgresUnavailableError, find_binaries
 from storage.pg_server import PostgresServer, PostgresServerError, default_data_dir
@@ -106,7 +107,7 @@ def test_the_server_of_a_killed_run_does_not_prevent_the_next_start(
     pid = postmaster_pid(initialised)
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while pg_server._alive(pid) and time.monotonic() < deadline:
+    while process_exists(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert (initialised / "postmaster.pid").exists()  # stale
     assert count_rows(server.start(), table) == 1
