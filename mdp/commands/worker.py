@@ -15,13 +15,13 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-from types import MappingProxyType
 from typing import Any
 
-from core.engine import EmptyPolicy, EngineConfig
+from core.engine import EngineConfig
 from core.intervals import NS_PER_SECOND
 from core.secrets import DatabaseUrl
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
+from ingest.venues import empty_by_venue
 from machine import state_dir
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
@@ -40,8 +40,6 @@ from streams.kafka.retry import BrokerUnavailableError
 
 _NAME = "mdp worker"
 NEEDED = (TICKS, STEPS, CANDLES, TICKS_REJECTED)
-FILL_VENUES = ("KRAKEN",)
-"""Venues whose own candles fill empty intervals (as in ``mdp up``)."""
 
 
 def add_parser(commands: Any) -> None:
@@ -86,7 +84,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         kafka=kafka_settings(args, f"mdp-worker-{args.group}"),
         engine=EngineConfig(
             intervals=intervals,
-            empty_by_venue=MappingProxyType(dict.fromkeys(FILL_VENUES, EmptyPolicy.FILL)),
+            empty_by_venue=empty_by_venue(),  # each venue's own convention
             throttle_ns=round(args.throttle * 1_000_000),
         ),
         group=args.group,

@@ -6,6 +6,9 @@ as in the futures dumps; it is not used). ``trade_id`` is ``agg_trade_id``; ``tr
 ``last_trade_id - first_trade_id + 1``; ``is_buyer_maker`` true means the aggressor sold.
 ``transact_time`` is milliseconds or microseconds by magnitude (see
 :mod:`ingest.files.timestamps`); ``ts_recv`` is ``ts_event``.
+
+Detection (:data:`AGGTRADES`) knows the file by its header row, or without one by a first row
+of 7 or 8 fields with an integer id and ``true``/``false`` in the ``is_buyer_maker`` place.
 """
 
 from __future__ import annotations
@@ -13,6 +16,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 
@@ -21,6 +25,7 @@ from core.ticks import Side, TickBatch
 from ingest.files.decimals import decimal_field
 from ingest.files.errors import TickFileError
 from ingest.files.fields import Field, check_rows, choice_field, integer_field
+from ingest.files.formats import FileFormat, Head
 from ingest.files.lines import (
     field,
     field_count,
@@ -77,6 +82,16 @@ def read_binance_aggtrades(
             yield from to_batches(*stage(chunk, instrument), report, path.name)
 
 
+def looks_like_aggtrades(head: Head) -> bool:
+    """Whether a file's head is an aggTrades CSV: the header row, or an aggTrades row."""
+    names = head.csv_names
+    if not names:
+        return False
+    if names[0] == HEADER_START:
+        return True
+    return len(names) in (7, 8) and names[0].isdigit() and names[6] in ("true", "false")
+
+
 def stage(chunk: pl.DataFrame, instrument: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Lines of an aggTrades file (``line``, ``text``) as staged rows and rejected rows."""
     frame = split_fields(chunk)
@@ -107,3 +122,7 @@ def stage(chunk: pl.DataFrame, instrument: str) -> tuple[pl.DataFrame, pl.DataFr
         instrument=pl.lit(instrument),
     )
     return good, bad
+
+
+AGGTRADES: Final = FileFormat("binance-aggtrades", looks_like_aggtrades, read_binance_aggtrades)
+"""The aggTrades dumps, as file detection and ``--format`` know them."""
