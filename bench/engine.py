@@ -22,7 +22,8 @@ from bench.common import SHARED_DATA, Figure, measure, print_table
 from core.engine import CandleEngine, EngineConfig
 from core.intervals import DEFAULT_INTERVALS
 from core.ticks import TickBatch
-from ingest.files import ReadReport, read_ticks
+from ingest.files import ReadReport
+from ingest.files.reader import read_ticks
 from ingest.synthetic import SyntheticFeed
 
 BINANCE_FILE = (

@@ -18,7 +18,8 @@ from typing import Final
 
 from core.codecs import RejectCode, RejectedMessage
 from core.ticks import TickBatch
-from ingest.files import ReadReport, read_ticks
+from ingest.files import ReadReport
+from ingest.files.reader import read_ticks
 from ingest.pacing import paced
 from ingest.publisher import FeedEvent
 from ingest.synthetic import DEFAULT_INSTRUMENTS, SyntheticFeed

@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from ingest.files import FORMATS
+from ingest.files.detect import format_names
 from ingest.synthetic import DEFAULT_INSTRUMENTS
-from ingest.venues import VENUES, venue_protocol
+from ingest.venues import venue_protocol, venues
+from ingest.venues.room import Venue
 from ingest.venues.settings import VenueSettings
 
 
@@ -16,7 +17,9 @@ def add_feed_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
     """Add the ``feed`` option group; a command adds its own options to the group returned."""
     feed = parser.add_argument_group("feed")
     feed.add_argument("--replay", type=Path, metavar="FILE", help="replay a tick file")
-    feed.add_argument("--format", choices=FORMATS, help="the file's format (default: detected)")
+    feed.add_argument(
+        "--format", choices=format_names(), help="the file's format (default: detected)"
+    )
     feed.add_argument("--instrument", metavar="VENUE:SYMBOL", help="the file's instrument")
     feed.add_argument(
         "--speed",
@@ -31,12 +34,13 @@ def add_feed_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
     )
     feed.add_argument("--rate", type=float, default=20.0, help="synthetic ticks/s per instrument")
     feed.add_argument("--seed", type=int, default=0, help="synthetic seed")
-    feed.add_argument("--venue", choices=sorted(VENUES), help="a live venue's trades")
+    rooms = venues()
     feed.add_argument(
-        "--symbols",
-        metavar="LIST",
-        help="the venue's symbols, comma-separated (BTCUSDT,ETHUSDT on binance; BTC-USD on"
-        " coinbase; BTC/USD on kraken)",
+        "--venue", choices=[room.name for room in rooms], help="a live venue's trades"
+    )
+    examples = "; ".join(f"{','.join(room.example_symbols)} on {room.name}" for room in rooms)
+    feed.add_argument(
+        "--symbols", metavar="LIST", help=f"the venue's symbols, comma-separated ({examples})"
     )
     feed.add_argument(
         "--venue-url",
@@ -48,10 +52,18 @@ def add_feed_options(parser: argparse.ArgumentParser) -> argparse._ArgumentGroup
         type=float,
         metavar="SECONDS",
         help="the venue's connection counts as dead after this long without a frame (default:"
-        " the venue's own: 5 on coinbase and kraken, which send heartbeats; none on binance,"
-        " whose quiet symbols send nothing; 0: never, WebSocket pings alone decide)",
+        f" the venue's own: {_stale_defaults(rooms)}; 0: never, WebSocket pings alone decide)",
     )
     return feed
+
+
+def _stale_defaults(rooms: tuple[Venue, ...]) -> str:
+    """``none on binance, 5 on coinbase, ...``: each venue's own stale timeout (none where
+    a quiet symbol may send nothing at all)."""
+    timeouts = ((room.name, room.protocol().stale_after) for room in rooms)
+    return ", ".join(
+        f"{'none' if after is None else f'{after:g}'} on {name}" for name, after in timeouts
+    )
 
 
 def check_feed_options(args: argparse.Namespace) -> None:

@@ -36,6 +36,7 @@ from typing import Final
 import psycopg
 from psycopg import sql
 
+from machine import process_exists, state_dir
 from storage.modes import TIMESCALEDB, preloads_timescaledb
 from storage.pg_binaries import PostgresBinaries, find_binaries
 
@@ -66,8 +67,7 @@ def default_data_dir() -> Path:
     """
     if os.geteuid() == 0:
         return ROOT_STATE_DIR / "postgres"
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "ganntec-mdp" / "postgres"
+    return state_dir("postgres")
 
 
 class PostgresServer:
@@ -292,7 +292,7 @@ class PostgresServer:
             pid, port = int(lines[0]), int(lines[3])
         except (OSError, ValueError, IndexError):
             return None
-        if not _alive(pid):
+        if not process_exists(pid):
             return None
         if not _is_postgres(pid):
             pid_file.unlink(missing_ok=True)
@@ -444,16 +444,6 @@ def _traversable_by(folder: Path, user: pwd.struct_passwd) -> bool:
     if info.st_gid in groups:
         return bool(info.st_mode & stat.S_IXGRP)
     return bool(info.st_mode & stat.S_IXOTH)
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _is_postgres(pid: int) -> bool:

@@ -3,15 +3,21 @@
 The format is MessagePack (msgspec) with a version number; a checkpoint taken with other
 intervals than the engine's configuration is refused rather than half-applied. Version 2 adds
 the feed gaps remembered and each bar's gap flag; version 1 (no gaps) is still read.
+
+The codec knows the engine's state (``InstrumentState``, ``GapMemory``), not the engine:
+:meth:`CandleEngine.checkpoint <core.engine.engine.CandleEngine.checkpoint>` and
+:meth:`~core.engine.engine.CandleEngine.restore` call it, and nothing here imports them back.
 """
 
 from __future__ import annotations
+
+from collections.abc import Mapping
 
 import msgspec
 import numpy as np
 
 from core.engine.config import EngineConfig
-from core.engine.engine import CandleEngine
+from core.engine.gaps import GapMemory
 from core.engine.state import Bar, InstrumentState
 
 CHECKPOINT_VERSION = 2
@@ -54,13 +60,11 @@ class _Checkpoint(msgspec.Struct):
     gaps: list[_GapSnapshot] = []  # version 2 on; also of instruments without ticks yet
 
 
-def dump(engine: CandleEngine) -> bytes:
-    """Serialize the engine's state (every instrument) to bytes."""
+def dump(config: EngineConfig, states: Mapping[str, InstrumentState], gaps: GapMemory) -> bytes:
+    """Serialize an engine's state (``states`` by instrument, and its ``gaps``) to bytes."""
     snapshots = []
-    for instrument in engine.instruments:
-        state = engine.state_of(instrument)
-        assert state is not None
-        state.seen.merge(state.clock - engine.config.horizon_ns)
+    for instrument, state in states.items():
+        state.seen.merge(state.clock - config.horizon_ns)
         snapshots.append(
             _InstrumentSnapshot(
                 instrument=instrument,
@@ -85,18 +89,17 @@ def dump(engine: CandleEngine) -> bytes:
                 ],
             )
         )
-    labels = [interval.label for interval in engine.config.intervals]
-    gaps = [_GapSnapshot(instrument, list(spans)) for instrument, spans in engine.gaps.items()]
-    return msgspec.msgpack.encode(_Checkpoint(CHECKPOINT_VERSION, labels, snapshots, gaps))
+    labels = [interval.label for interval in config.intervals]
+    spans = [_GapSnapshot(instrument, list(kept)) for instrument, kept in gaps.items()]
+    return msgspec.msgpack.encode(_Checkpoint(CHECKPOINT_VERSION, labels, snapshots, spans))
 
 
-def load(data: bytes, config: EngineConfig | None = None) -> CandleEngine:
-    """A new engine continuing from a checkpoint made by :func:`dump`.
+def load(data: bytes, config: EngineConfig) -> tuple[dict[str, InstrumentState], GapMemory]:
+    """The states by instrument and the gaps of a checkpoint made by :func:`dump`.
 
     Raises ``ValueError`` for bytes that are not a checkpoint, another version, or other
     intervals than ``config``'s.
     """
-    engine = CandleEngine(config)
     try:
         checkpoint = msgspec.msgpack.decode(data, type=_Checkpoint)
     except msgspec.DecodeError as exc:
@@ -106,15 +109,15 @@ def load(data: bytes, config: EngineConfig | None = None) -> CandleEngine:
             f"checkpoint version {checkpoint.version} is not one this engine reads"
             f" ({', '.join(map(str, _READABLE))})"
         )
-    labels = [interval.label for interval in engine.config.intervals]
+    labels = [interval.label for interval in config.intervals]
     if checkpoint.intervals != labels:
         raise ValueError(f"checkpoint intervals {checkpoint.intervals} differ from {labels}")
-    for snap in checkpoint.instruments:
-        engine.adopt(snap.instrument, _restore_instrument(snap))
+    states = {snap.instrument: _restore_instrument(snap) for snap in checkpoint.instruments}
+    gaps = GapMemory()
     for gap in checkpoint.gaps:
         for start_ns, end_ns in gap.spans:
-            engine.gaps.add(gap.instrument, start_ns, end_ns)
-    return engine
+            gaps.add(gap.instrument, start_ns, end_ns)
+    return states, gaps
 
 
 def _restore_instrument(snap: _InstrumentSnapshot) -> InstrumentState:

@@ -15,7 +15,7 @@ import msgspec
 import numpy as np
 
 from core.candles import Candle, CandleStatus
-from core.engine import aggregate
+from core.engine import aggregate, checkpoint
 from core.engine.config import EmptyPolicy, EngineConfig
 from core.engine.gaps import GapMemory, Span, meets
 from core.engine.state import Bar, InstrumentState, IntervalState
@@ -55,31 +55,22 @@ class CandleEngine:
     def instruments(self) -> list[str]:
         return list(self._states)
 
-    def state_of(self, instrument: str) -> InstrumentState | None:
-        """The live state of one instrument (for the checkpoint codec and for tests)."""
-        return self._states.get(instrument)
-
-    def adopt(self, instrument: str, state: InstrumentState) -> None:
-        """Install a restored state (used by the checkpoint codec)."""
-        self._states[instrument] = state
-
     @property
     def gaps(self) -> GapMemory:
-        """The feed gaps remembered (for the checkpoint codec and for tests)."""
+        """The feed gaps remembered (for tests)."""
         return self._gaps
 
     def checkpoint(self) -> bytes:
         """The whole state as bytes; :meth:`restore` continues from it exactly."""
-        from core.engine import checkpoint
-
-        return checkpoint.dump(self)
+        return checkpoint.dump(self.config, self._states, self._gaps)
 
     @classmethod
     def restore(cls, data: bytes, config: EngineConfig | None = None) -> CandleEngine:
-        """A new engine that continues from :meth:`checkpoint` output."""
-        from core.engine import checkpoint
-
-        return checkpoint.load(data, config)
+        """A new engine that continues from :meth:`checkpoint` output (``ValueError`` for
+        bytes that are not one, or one taken with other intervals)."""
+        engine = cls(config)
+        engine._states, engine._gaps = checkpoint.load(data, engine.config)
+        return engine
 
     # -- input ------------------------------------------------------------------------------
 

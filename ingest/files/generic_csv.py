@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 
@@ -19,6 +20,7 @@ from core.ticks import TickBatch
 from ingest.files import generic
 from ingest.files.errors import TickFileError
 from ingest.files.fields import ERROR, LINE, Field, check_rows
+from ingest.files.formats import FileFormat, Head
 from ingest.files.lines import (
     field,
     field_count,
@@ -57,6 +59,13 @@ def read_generic_csv(
             )
 
 
+def looks_like_generic_csv(head: Head) -> bool:
+    """Whether a file's head is a CSV header naming the generic columns (``instrument`` may
+    be missing: the reader can be given one)."""
+    names = head.csv_names
+    return names is not None and set(generic.REQUIRED) - {"instrument"} <= set(names)
+
+
 def stage(
     chunk: pl.DataFrame, positions: dict[str, int], width: int, instrument: str | None
 ) -> tuple[pl.DataFrame, pl.DataFrame]:
@@ -68,3 +77,7 @@ def stage(
     frame = frame.select(LINE, *(field(index).alias(name) for name, index in positions.items()))
     good, bad = generic.stage(frame, instrument)
     return good, pl.concat([wrong_shape, bad]).sort(LINE).select(LINE, ERROR)
+
+
+CSV: Final = FileFormat("csv", looks_like_generic_csv, read_generic_csv)
+"""Generic CSV, as file detection and ``--format`` know it."""

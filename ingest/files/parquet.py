@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 import pyarrow as pa
@@ -22,6 +22,7 @@ from core.ticks import TickBatch
 from ingest.files import generic
 from ingest.files.errors import TickFileError
 from ingest.files.fields import LINE
+from ingest.files.formats import FileFormat, Head
 from ingest.files.report import ReadReport
 from ingest.files.staging import DEFAULT_CHUNK_ROWS, to_batches
 
@@ -35,6 +36,10 @@ _TEXT_TYPES: dict[str, tuple[str, ...]] = {
     "ts_event": ("string", "integer", "timestamp"),
     "ts_recv": ("string", "integer", "timestamp"),
 }
+
+
+MAGIC: Final = b"PAR1"
+"""The first bytes of every Parquet file."""
 
 
 def read_parquet_ticks(
@@ -107,3 +112,12 @@ def _as_text(name: str, dtype: pl.DataType) -> pl.Expr:
     if isinstance(dtype, pl.Datetime):
         column = column.dt.epoch("ns")
     return column.cast(pl.String).str.strip_chars().alias(name)
+
+
+def looks_like_parquet(head: Head) -> bool:
+    """Whether a file starts with the Parquet magic (never a zip's member: not read so)."""
+    return head.suffix != ".zip" and head.raw.startswith(MAGIC)
+
+
+PARQUET: Final = FileFormat("parquet", looks_like_parquet, read_parquet_ticks)
+"""Parquet, as file detection and ``--format`` know it."""

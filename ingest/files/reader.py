@@ -2,27 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.instruments import validate_instrument
 from core.ticks import TickBatch
-from ingest.files.binance import read_binance_aggtrades
-from ingest.files.detect import BINANCE, CSV, FORMATS, KRAKEN, PARQUET, detect_format
+from ingest.files.detect import detect_format, file_formats
 from ingest.files.errors import TickFileError
-from ingest.files.generic_csv import read_generic_csv
-from ingest.files.kraken import read_kraken_trades
-from ingest.files.parquet import read_parquet_ticks
 from ingest.files.report import ReadReport
 from ingest.files.staging import DEFAULT_CHUNK_ROWS
-
-Reader = Callable[..., Iterator[TickBatch]]
-READERS: dict[str, Reader] = {
-    BINANCE: read_binance_aggtrades,
-    KRAKEN: read_kraken_trades,
-    CSV: read_generic_csv,
-    PARQUET: read_parquet_ticks,
-}
 
 
 def read_ticks(
@@ -34,18 +22,20 @@ def read_ticks(
 ) -> Iterator[TickBatch]:
     """Stream the ticks of ``path``: one instrument per batch, at most ``chunk_rows`` rows.
 
-    ``format`` is one of :data:`FORMATS` (detected when None). ``instrument`` overrides the
-    one a Binance file name or a Kraken pair gives, and stands in for a missing ``instrument``
-    column in generic CSV and Parquet. Bad rows go to ``report``; a file that cannot be read
-    at all raises :class:`TickFileError` (before the first batch).
+    ``format`` is one of :func:`~ingest.files.detect.format_names` (detected when None).
+    ``instrument`` overrides the one a venue's file gives (a Binance file name, a Kraken
+    pair), and stands in for a missing ``instrument`` column in generic CSV and Parquet. Bad
+    rows go to ``report``; a file that cannot be read at all raises :class:`TickFileError`
+    (before the first batch).
     """
     path = Path(path)
     if not path.is_file():
         raise TickFileError(f"{path}: no such file")
+    formats = file_formats()
     if format is None:
         format = detect_format(path)
-    if format not in READERS:
-        raise TickFileError(f"unknown format {format!r}; expected one of {', '.join(FORMATS)}")
+    if format not in formats:
+        raise TickFileError(f"unknown format {format!r}; expected one of {', '.join(formats)}")
     if chunk_rows < 1:
         raise ValueError("chunk_rows must be at least 1")
     if instrument is not None:
@@ -53,4 +43,4 @@ def read_ticks(
             validate_instrument(instrument)
         except ValueError as exc:
             raise TickFileError(str(exc)) from exc
-    return READERS[format](path, instrument=instrument, report=report, chunk_rows=chunk_rows)
+    return formats[format].read(path, instrument=instrument, report=report, chunk_rows=chunk_rows)

@@ -5,10 +5,11 @@
   milliseconds or microseconds are caught instead of read as 1970; or ISO 8601
   ``YYYY-MM-DDTHH:MM:SS[.fffffffff](Z|+HH:MM|-HH:MM|+HHMM)`` with ``T`` or a space, at most 9
   fraction digits and a required offset. Leap seconds (``:60``) are refused.
-- Binance ``transact_time``: an integer below :data:`BINANCE_MS_BELOW` (10**13, year 2286 in
-  milliseconds) is milliseconds, one below :data:`BINANCE_US_BELOW` (10**16) is microseconds;
-  larger values are rejected. Decided per value, so a file may mix both.
-- Kraken ``time``: decimal epoch seconds, read as :class:`Decimal`; at most 9 fraction digits.
+- Decimal epoch seconds (:func:`seconds_to_ns`, Kraken's ``time``), read as
+  :class:`Decimal`; at most 9 fraction digits.
+
+A venue's own time columns are read in its room (Binance's ``transact_time``:
+:func:`ingest.venues.binance.files.transact_time_field`).
 """
 
 from __future__ import annotations
@@ -24,8 +25,6 @@ NS_PER_DAY = 86_400 * NS_PER_SECOND
 MAX_EPOCH_DAYS = 106_750
 """2262-04-10: the last whole day that int64 nanoseconds reach."""
 MIN_EPOCH_NS = 10**17
-BINANCE_MS_BELOW = 10**13
-BINANCE_US_BELOW = 10**16
 
 ISO_8601 = (
     r"^(\d{4}-\d{2}-\d{2})[Tt ](\d{2}):(\d{2}):(\d{2})(?:[.](\d{1,9}))?"
@@ -87,28 +86,6 @@ def _iso_to_ns(value: pl.Expr) -> pl.Expr:
     )
     total = days * NS_PER_DAY + seconds * NS_PER_SECOND + fraction
     return pl.when(valid).then(total).otherwise(pl.lit(None, pl.Int64))
-
-
-def binance_time_field(name: str, output: str) -> Field:
-    """Binance ``transact_time``: milliseconds or microseconds by magnitude, to ns."""
-    value = text(name)
-    integer = value.cast(pl.Int64, strict=False)
-    parsed = (
-        pl.when(integer < BINANCE_MS_BELOW).then(integer * 1_000_000).otherwise(integer * 1_000)
-    )
-    rules: tuple[Rule, ...] = (
-        (missing(value), f"{name} is missing"),
-        (
-            ~value.str.contains(UNSIGNED),
-            pl.format(f"{name} '{{}}' is not a non-negative integer", value),
-        ),
-        (
-            integer.is_null() | (integer >= BINANCE_US_BELOW),
-            pl.format(f"{name} {{}} is too large for milliseconds or microseconds", value),
-        ),
-        (integer == 0, f"{name} is zero"),
-    )
-    return Field({output: parsed}, rules)
 
 
 def seconds_to_ns(seconds: Decimal) -> int:

@@ -22,7 +22,9 @@ from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig, EngineOutput
 from core.intervals import NS_PER_SECOND
 from core.ticks import TickBatch
-from ingest.files import FORMATS, ReadReport, TickFileError, read_ticks
+from ingest.files import ReadReport, TickFileError
+from ingest.files.detect import format_names
+from ingest.files.reader import read_ticks
 from ingest.synthetic import SyntheticFeed
 from mdp.common_options import add_interval_option, intervals_of
 from mdp.progress import Progress
@@ -44,7 +46,9 @@ def add_parser(commands: Any) -> None:
         "files", nargs="*", type=Path, metavar="FILE", help="tick files, read in order"
     )
     source.add_argument(
-        "--format", choices=FORMATS, help="the files' format (default: detected from each file)"
+        "--format",
+        choices=format_names(),
+        help="the files' format (default: detected from each file)",
     )
     source.add_argument(
         "--instrument",

@@ -20,7 +20,8 @@ from collections.abc import AsyncIterable, Iterator
 from typing import Any
 
 from core.ticks import TickBatch
-from ingest.files import ReadReport, TickFileError, read_ticks
+from ingest.files import ReadReport, TickFileError
+from ingest.files.reader import read_ticks
 from ingest.pacing import paced
 from ingest.publisher import FeedEvent, FeedPublisher
 from ingest.sources import stop_feeding, venue

@@ -14,13 +14,13 @@ import asyncio
 import signal
 import sys
 from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
 import psycopg
 
-from core.engine import EmptyPolicy, EngineConfig
+from core.engine import EngineConfig
 from ingest.files import TickFileError
+from ingest.venues import empty_by_venue
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
@@ -39,8 +39,6 @@ EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 MAX_HISTORY_HOURS = 24 * 31
 """A month of synthetic history at most (a few million ticks)."""
-FILL_VENUES = ("KRAKEN",)
-"""Venues whose own candles fill empty intervals; the platform follows them."""
 
 
 def add_parser(commands: Any) -> None:
@@ -109,7 +107,7 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
         ),
         engine=EngineConfig(
             intervals=intervals,
-            empty_by_venue=MappingProxyType(dict.fromkeys(FILL_VENUES, EmptyPolicy.FILL)),
+            empty_by_venue=empty_by_venue(),  # each venue's own convention
         ),
     )
 

@@ -15,15 +15,14 @@ from __future__ import annotations
 import argparse
 import asyncio
 import logging
-import os
-from pathlib import Path
-from types import MappingProxyType
 from typing import Any
 
-from core.engine import EmptyPolicy, EngineConfig
+from core.engine import EngineConfig
 from core.intervals import NS_PER_SECOND
 from core.secrets import DatabaseUrl
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
+from ingest.venues import empty_by_venue
+from machine import state_dir
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -41,8 +40,6 @@ from streams.kafka.retry import BrokerUnavailableError
 
 _NAME = "mdp worker"
 NEEDED = (TICKS, STEPS, CANDLES, TICKS_REJECTED)
-FILL_VENUES = ("KRAKEN",)
-"""Venues whose own candles fill empty intervals (as in ``mdp up``)."""
 
 
 def add_parser(commands: Any) -> None:
@@ -87,7 +84,7 @@ def settings_from(args: argparse.Namespace) -> WorkerSettings:
         kafka=kafka_settings(args, f"mdp-worker-{args.group}"),
         engine=EngineConfig(
             intervals=intervals,
-            empty_by_venue=MappingProxyType(dict.fromkeys(FILL_VENUES, EmptyPolicy.FILL)),
+            empty_by_venue=empty_by_venue(),  # each venue's own convention
             throttle_ns=round(args.throttle * 1_000_000),
         ),
         group=args.group,
@@ -148,7 +145,7 @@ def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_l
 
         return PostgresCheckpoints(database_url.reveal())
 
-    datadir = _state_dir() / "faust" / settings.group
+    datadir = state_dir("faust", settings.group)
     datadir.mkdir(parents=True, exist_ok=True)
     app, _runtime = build_app(settings, checkpoints, datadir)
     limit_client_logs()  # a broker outage: told once, then every 30 s, not per retry
@@ -158,8 +155,3 @@ def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_l
     except SystemExit as exc:
         return int(exc.code or 0) if isinstance(exc.code, int | None) else EXIT_FAILED
     return 0
-
-
-def _state_dir() -> Path:
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "ganntec-mdp"

@@ -9,7 +9,6 @@ nothing half-filled behind: the jars land in a temporary folder renamed into pla
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 import subprocess
@@ -17,6 +16,8 @@ import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import Final
+
+from machine import cache_dir
 
 POM: Final = Path(__file__).resolve().parent / "broker" / "pom.xml"
 _COMPLETE: Final = ".complete"
@@ -34,12 +35,6 @@ def kafka_version(pom: Path = POM) -> str:
     if found is None:
         raise KafkaSetupError(f"{pom} names no <kafka.version>")
     return found.group(1).strip()
-
-
-def cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/ganntec-mdp`` (or ``~/.cache/ganntec-mdp``)."""
-    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
-    return Path(base) / "ganntec-mdp"
 
 
 def jars_dir(cache: Path | None = None, pom: Path = POM) -> Path:

@@ -29,6 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
 
+from machine import process_exists, state_dir
 from streams.kafka.jars import KafkaSetupError, ensure_jars
 
 DEFAULT_PORT: Final = 9092
@@ -52,8 +53,7 @@ class BrokerInfo:
 
 def default_data_dir() -> Path:
     """``$XDG_STATE_HOME/ganntec-mdp/kafka`` (or ``~/.local/state/ganntec-mdp/kafka``)."""
-    state_home = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
-    return Path(state_home) / "ganntec-mdp" / "kafka"
+    return state_dir("kafka")
 
 
 def new_cluster_id() -> str:
@@ -369,25 +369,12 @@ def _answers(port: int) -> bool:
 
 
 def _is_broker(pid: int) -> bool:
-    """Whether ``pid`` is a live (not zombie) Kafka broker process."""
+    """Whether ``pid`` is a live Kafka broker process (a zombie's command line is empty);
+    without ``/proc`` (not Linux), whether the process exists at all."""
+    if not process_exists(pid):
+        return False
     try:
-        status = Path(f"/proc/{pid}/stat").read_text()
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes()
-    except (FileNotFoundError, ProcessLookupError, PermissionError):
-        return _alive_elsewhere(pid)
-    if status.rpartition(")")[2].split()[0] == "Z":
-        return False
+    except OSError:
+        return not Path("/proc/self").exists()
     return b"kafka.Kafka" in cmdline
-
-
-def _alive_elsewhere(pid: int) -> bool:
-    """Without ``/proc`` (not Linux): whether the pid exists at all."""
-    if Path("/proc/self").exists():
-        return False
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True

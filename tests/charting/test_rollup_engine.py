@@ -14,7 +14,7 @@ import pytest
 from core.candles import Candle
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
 from core.intervals import parse_intervals
-from ingest.files import read_ticks
+from ingest.files.reader import read_ticks
 from storage import PostgresStore
 from tests.charting.conftest import MakeClient
 from tests.charting.data import MINUTE, from_arrow, from_json, normal

@@ -14,7 +14,7 @@ from core.engine.gaps import MAX_SPANS, GapMemory
 from core.gaps import FeedGap, GapReason
 from core.intervals import parse_intervals
 from core.ticks import TickBatch
-from ingest.files import read_ticks
+from ingest.files.reader import read_ticks
 from tests.core.factories import SECOND, T0, tick
 
 MINUTE = 60 * SECOND

@@ -9,15 +9,9 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from ingest.files import (
-    FORMATS,
-    MAX_KEPT_BAD_ROWS,
-    BadRow,
-    ReadReport,
-    TickFileError,
-    detect_format,
-    read_ticks,
-)
+from ingest.files import MAX_KEPT_BAD_ROWS, BadRow, ReadReport, TickFileError
+from ingest.files.detect import detect_format, format_names
+from ingest.files.reader import read_ticks
 
 BINANCE_ROW = "1,87648.21,0.08185,1,1,1767225600039409,True,True\n"
 GENERIC = "instrument,trade_id,price,size,side,ts_event\nA:B,1,1.5,2,buy,1767225600000000000\n"
@@ -58,7 +52,7 @@ def test_each_kind_is_detected_from_name_and_content(tmp_path: Path) -> None:
         "kraken-trades",
         "parquet",
     ]
-    assert set(FORMATS) == {"binance-aggtrades", "kraken-trades", "csv", "parquet"}
+    assert set(format_names()) == {"binance-aggtrades", "kraken-trades", "csv", "parquet"}
 
 
 @pytest.mark.parametrize(

@@ -26,7 +26,7 @@ from core.gaps import GapReason
 from core.intervals import Interval, parse_intervals
 from core.secrets import DatabaseUrl
 from core.topics import TICKS
-from ingest.files import read_ticks
+from ingest.files.reader import read_ticks
 from ingest.pacing import received_at
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from storage import MarketDataStore, PostgresStore, WriteReport

@@ -16,7 +16,7 @@ import pytest
 from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
 from core.intervals import parse_intervals
-from ingest.files import read_ticks
+from ingest.files.reader import read_ticks
 from storage import PostgresStore, latest_version, migrate
 from storage.candle_rows import (
     CANDLE_COLUMNS,

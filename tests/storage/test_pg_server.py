@@ -15,6 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
+from machine import process_exists
 from storage import pg_binaries, pg_server
 from storage.modes import StorageMode, detect_mode
 from storage.pg_binaries import PostgresBinaries, PostgresUnavailableError, find_binaries
@@ -108,7 +109,7 @@ def test_the_server_of_a_killed_run_does_not_prevent_the_next_start(
     pid = postmaster_pid(initialised)
     os.kill(pid, signal.SIGKILL)
     deadline = time.monotonic() + 10
-    while pg_server._alive(pid) and time.monotonic() < deadline:
+    while process_exists(pid) and time.monotonic() < deadline:
         time.sleep(0.01)
     assert (initialised / "postmaster.pid").exists()  # stale
     assert count_rows(server.start(), table) == 1

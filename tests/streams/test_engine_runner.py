@@ -19,7 +19,7 @@ from core.gaps import FeedGap, GapReason
 from core.intervals import parse_intervals
 from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
-from ingest.files import read_ticks
+from ingest.files.reader import read_ticks
 from ingest.pacing import received_at
 from streams.bus import Record
 from streams.checkpoints import MemoryCheckpoints

@@ -20,7 +20,7 @@ from core.engine import CandleEngine, EmptyPolicy, EngineConfig, EngineOutput
 from core.gaps import FeedGap
 from core.intervals import parse_intervals
 from core.ticks import Tick, TickBatch
-from ingest.files import read_ticks
+from ingest.files.reader import read_ticks
 from ingest.venues.base import VenueProtocol
 from ingest.venues.binance import BinanceSpot
 from ingest.venues.coinbase import CoinbaseExchange

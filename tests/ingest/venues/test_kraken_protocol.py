@@ -10,7 +10,7 @@ import msgspec
 import pytest
 
 from core.ticks import Side, Tick
-from ingest.files import read_ticks
+from ingest.files.reader import read_ticks
 from ingest.venues.base import Parsed
 from ingest.venues.kraken import KrakenSpot, normalise_symbol
 from tests.ingest.venues.fakes.kraken import KRAKEN_TRADES, KrakenScript

@@ -24,9 +24,7 @@ def test_an_unknown_venue_is_refused_with_the_known_ones() -> None:
 def test_a_venue_whose_connector_is_missing_fails_alone(monkeypatch: pytest.MonkeyPatch) -> None:
     import ingest.venues as registry
 
-    monkeypatch.setattr(
-        registry, "VENUES", {**VENUES, "nowhere": ("ingest.venues.nowhere", "Nowhere")}
-    )
+    monkeypatch.setattr(registry, "VENUES", {**VENUES, "nowhere": "ingest.venues.nowhere"})
     with pytest.raises(UnknownVenueError, match="nowhere connector is not available"):
         registry.venue_protocol("nowhere")
     assert registry.venue_protocol("kraken").name == "kraken"

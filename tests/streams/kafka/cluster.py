@@ -23,7 +23,7 @@ from core import codecs
 from core.candles import Candle
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
 from core.intervals import parse_intervals
-from ingest.files import read_ticks
+from ingest.files.reader import read_ticks
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
 

@@ -17,7 +17,8 @@ import msgspec
 
 from core.numbers import scale_of
 from core.ticks import Side, Tick
-from ingest.files import ReadReport, read_ticks
+from ingest.files import ReadReport
+from ingest.files.reader import read_ticks
 
 BINANCE_FILE: Final = "binance-btcusdt-2026-01-01/BTCUSDT-aggTrades-2026-01-01.head5000.csv"
 """The real aggTrades sample, relative to the shared data folder."""

@@ -4,8 +4,13 @@ Columns, with or without a header row: ``agg_trade_id, price, quantity, first_tr
 last_trade_id, transact_time, is_buyer_maker, is_best_match`` (``is_best_match`` may be absent,
 as in the futures dumps; it is not used). ``trade_id`` is ``agg_trade_id``; ``trades`` is
 ``last_trade_id - first_trade_id + 1``; ``is_buyer_maker`` true means the aggressor sold.
-``transact_time`` is milliseconds or microseconds by magnitude (see
-:mod:`ingest.files.timestamps`); ``ts_recv`` is ``ts_event``.
+``transact_time`` is milliseconds or microseconds by magnitude: an integer below
+:data:`MS_BELOW` (10**13, year 2286 in milliseconds) is milliseconds, one below
+:data:`US_BELOW` (10**16) is microseconds, larger values are rejected; decided per value, so a
+file may mix both. ``ts_recv`` is ``ts_event``.
+
+Detection (:data:`AGGTRADES`) knows the file by its header row, or without one by a first row
+of 7 or 8 fields with an integer id and ``true``/``false`` in the ``is_buyer_maker`` place.
 """
 
 from __future__ import annotations
@@ -13,6 +18,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Final
 
 import polars as pl
 
@@ -20,7 +26,17 @@ from core.instruments import make_instrument, validate_instrument
 from core.ticks import Side, TickBatch
 from ingest.files.decimals import decimal_field
 from ingest.files.errors import TickFileError
-from ingest.files.fields import Field, check_rows, choice_field, integer_field
+from ingest.files.fields import (
+    UNSIGNED,
+    Field,
+    Rule,
+    check_rows,
+    choice_field,
+    integer_field,
+    missing,
+    text,
+)
+from ingest.files.formats import FileFormat, Head
 from ingest.files.lines import (
     field,
     field_count,
@@ -31,7 +47,6 @@ from ingest.files.lines import (
 )
 from ingest.files.report import ReadReport
 from ingest.files.staging import DEFAULT_CHUNK_ROWS, to_batches
-from ingest.files.timestamps import binance_time_field
 
 COLUMNS = (
     "agg_trade_id",
@@ -45,6 +60,8 @@ COLUMNS = (
 )
 HEADER_START = COLUMNS[0]
 _FILE_NAME = re.compile(r"([A-Za-z0-9]+)-aggTrades-")
+MS_BELOW: Final = 10**13
+US_BELOW: Final = 10**16
 
 
 def instrument_from_name(path: Path) -> str:
@@ -77,6 +94,36 @@ def read_binance_aggtrades(
             yield from to_batches(*stage(chunk, instrument), report, path.name)
 
 
+def looks_like_aggtrades(head: Head) -> bool:
+    """Whether a file's head is an aggTrades CSV: the header row, or an aggTrades row."""
+    names = head.csv_names
+    if not names:
+        return False
+    if names[0] == HEADER_START:
+        return True
+    return len(names) in (7, 8) and names[0].isdigit() and names[6] in ("true", "false")
+
+
+def transact_time_field(name: str, output: str) -> Field:
+    """``transact_time``: milliseconds or microseconds by magnitude, to ns."""
+    value = text(name)
+    integer = value.cast(pl.Int64, strict=False)
+    parsed = pl.when(integer < MS_BELOW).then(integer * 1_000_000).otherwise(integer * 1_000)
+    rules: tuple[Rule, ...] = (
+        (missing(value), f"{name} is missing"),
+        (
+            ~value.str.contains(UNSIGNED),
+            pl.format(f"{name} '{{}}' is not a non-negative integer", value),
+        ),
+        (
+            integer.is_null() | (integer >= US_BELOW),
+            pl.format(f"{name} {{}} is too large for milliseconds or microseconds", value),
+        ),
+        (integer == 0, f"{name} is zero"),
+    )
+    return Field({output: parsed}, rules)
+
+
 def stage(chunk: pl.DataFrame, instrument: str) -> tuple[pl.DataFrame, pl.DataFrame]:
     """Lines of an aggTrades file (``line``, ``text``) as staged rows and rejected rows."""
     frame = split_fields(chunk)
@@ -89,7 +136,7 @@ def stage(chunk: pl.DataFrame, instrument: str) -> tuple[pl.DataFrame, pl.DataFr
         decimal_field("quantity"),
         integer_field("first_trade_id"),
         integer_field("last_trade_id"),
-        binance_time_field("transact_time", "ts_event"),
+        transact_time_field("transact_time", "ts_event"),
         choice_field("is_buyer_maker", {"true": int(Side.SELL), "false": int(Side.BUY)}, "side"),
     ]
     trades = pl.col("last_trade_id") - pl.col("first_trade_id") + 1
@@ -107,3 +154,7 @@ def stage(chunk: pl.DataFrame, instrument: str) -> tuple[pl.DataFrame, pl.DataFr
         instrument=pl.lit(instrument),
     )
     return good, bad
+
+
+AGGTRADES: Final = FileFormat("binance-aggtrades", looks_like_aggtrades, read_binance_aggtrades)
+"""The aggTrades dumps, as file detection and ``--format`` know them."""

@@ -5,6 +5,9 @@
 seconds, parsed as :class:`Decimal` so that the nanoseconds are exact to the digits written;
 ``side`` ``b``/``s`` is the aggressor. Each pair key becomes the instrument ``KRAKEN:<key>``.
 A row's ``line`` is its 1-based index in its pair's array. ``ts_recv`` is ``ts_event``.
+
+Detection (:data:`TRADES`) knows the file by a JSON object with a ``"result"`` or ``"error"``
+key near its start.
 """
 
 from __future__ import annotations
@@ -13,7 +16,7 @@ import json
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 import polars as pl
 
@@ -22,6 +25,7 @@ from core.ticks import Side, TickBatch
 from ingest.files.decimals import decimal_field, expand_exponents
 from ingest.files.errors import TickFileError
 from ingest.files.fields import ERROR, LINE, check_rows
+from ingest.files.formats import FileFormat, Head
 from ingest.files.report import ReadReport
 from ingest.files.staging import DEFAULT_CHUNK_ROWS, to_batches
 from ingest.files.timestamps import seconds_to_ns
@@ -54,6 +58,12 @@ def read_kraken_trades(
         for start in range(0, len(rows), chunk_rows):
             chunk = rows[start : start + chunk_rows]
             yield from to_batches(*stage(chunk, name, first_line=start + 1), report, path.name)
+
+
+def looks_like_trades(head: Head) -> bool:
+    """Whether a file's head is a Kraken response: a JSON object with its envelope's keys."""
+    text = head.text
+    return text.startswith("{") and ('"result"' in text or '"error"' in text)
 
 
 def load_pairs(path: Path) -> dict[str, list[Any]]:
@@ -192,3 +202,7 @@ def _time_ns(value: Any, problems: list[str]) -> int | None:
     except ValueError as exc:
         problems.append(f"time {exc}")
         return None
+
+
+TRADES: Final = FileFormat("kraken-trades", looks_like_trades, read_kraken_trades)
+"""The REST trades responses, as file detection and ``--format`` know them."""

@@ -9,7 +9,8 @@ from pathlib import Path
 import pytest
 
 from core.ticks import Side, TickBatch
-from ingest.files import ReadReport, TickFileError, read_kraken_trades
+from ingest.files import ReadReport, TickFileError
+from ingest.venues.kraken import read_kraken_trades
 
 
 def read(path: Path, **kwargs: object) -> tuple[list[TickBatch], ReadReport]:

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from core.ticks import Side, TickBatch
-from ingest.files import ReadReport, TickFileError, read_binance_aggtrades
-from ingest.files.binance import instrument_from_name
+from ingest.files import ReadReport, TickFileError
+from ingest.venues.binance import instrument_from_name, read_binance_aggtrades
 
 HEADER = (
     "agg_trade_id,price,quantity,first_trade_id,last_trade_id,transact_time,"

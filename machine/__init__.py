@@ -1,0 +1,12 @@
+"""This machine, as the project's local servers and workers see it: where per-user state and
+caches go, and whether a process is still alive.
+
+Below the infrastructure packages (``storage``, ``streams``) and the ``mdp`` command, which
+all start things on the local machine; it imports nothing of ours. ``core`` stays pure, so
+this lives apart from it.
+"""
+
+from machine.folders import APP_FOLDER, cache_dir, state_dir
+from machine.processes import process_exists
+
+__all__ = ["APP_FOLDER", "cache_dir", "process_exists", "state_dir"]

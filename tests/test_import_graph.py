@@ -1,0 +1,87 @@
+"""The modules of a package import each other without a circle, deferred imports included.
+
+A circle hidden in a function body (``from core.engine import checkpoint`` inside a method)
+still ties the two modules together; the walk reads every ``import`` in a module, wherever it
+sits. ``from package import module`` counts the module named; a package's ``__init__`` counts
+only where a name is taken from it.
+"""
+
+from __future__ import annotations
+
+import ast
+from graphlib import CycleError, TopologicalSorter
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def module_name(path: Path) -> str:
+    parts = path.relative_to(REPO).with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def imported(node: ast.AST, modules: set[str]) -> set[str]:
+    """The modules among ``modules`` that one statement imports by name."""
+    if isinstance(node, ast.Import):
+        return {alias.name for alias in node.names} & modules
+    if not isinstance(node, ast.ImportFrom) or node.module is None or node.level:
+        return set()
+    found = set()
+    for alias in node.names:
+        submodule = f"{node.module}.{alias.name}"
+        found.add(submodule if submodule in modules else node.module)
+    return found & modules
+
+
+def import_graph(package: str) -> dict[str, set[str]]:
+    """Each module of ``package`` → the modules of ``package`` it imports."""
+    paths = {module_name(path): path for path in sorted((REPO / package).rglob("*.py"))}
+    graph: dict[str, set[str]] = {}
+    for name, path in paths.items():
+        tree = ast.parse(path.read_text(), str(path))
+        graph[name] = {
+            target for node in ast.walk(tree) for target in imported(node, set(paths))
+        } - {name}
+    return graph
+
+
+def find_circle(graph: dict[str, set[str]]) -> tuple[str, ...] | None:
+    try:
+        TopologicalSorter(graph).prepare()
+    except CycleError as exc:
+        return tuple(exc.args[1])
+    return None
+
+
+def test_the_walk_finds_a_circle_where_there_is_one() -> None:
+    assert find_circle({"a": {"b"}, "b": {"a"}}) == ("a", "b", "a")
+    assert find_circle({"a": {"b"}, "b": set()}) is None
+
+
+def test_the_walk_sees_imports_inside_functions() -> None:
+    deferred = ast.parse("def f():\n    from core.engine import checkpoint\n")
+    modules = {"core.engine", "core.engine.checkpoint"}
+    found = set().union(*(imported(node, modules) for node in ast.walk(deferred)))
+    assert found == {"core.engine.checkpoint"}
+
+
+def test_the_walk_sees_the_engine_and_its_checkpoint_codec() -> None:
+    graph = import_graph("core")
+    assert "core.engine.checkpoint" in graph["core.engine.engine"]
+    assert "core.engine.state" in graph["core.engine.checkpoint"]
+    assert graph["core.engine"] == {"core.engine.config", "core.engine.engine"}
+
+
+def test_the_walk_sees_the_venue_rooms_build_on_the_file_machinery() -> None:
+    graph = import_graph("ingest")
+    assert "ingest.files.lines" in graph["ingest.venues.binance.files"]
+    assert "ingest.venues" in graph["ingest.files.detect"]  # detection reads the registry
+    assert "ingest.files.detect" not in graph["ingest.files"]  # so the package does not
+
+
+@pytest.mark.parametrize("package", ["core", "core/engine", "ingest", "machine"])
+def test_no_import_circle(package: str) -> None:
+    circle = find_circle(import_graph(package))
+    assert circle is None, f"import circle: {' -> '.join(circle or ())}"
