@@ -45,11 +45,13 @@ Row = tuple[Decimal | int | None, ...]
 
 
 def reference(shared_data: Path) -> dict[int, Row]:
-    """The clean run: ``mdp candles`` on the same file, offline, each candle's final form."""
+    """The clean run: ``mdp candles`` on the same file, offline, each candle's last form (the
+    last minute included, which the file stops inside of: offline it stays open, live the idle
+    clock closes it; its values are the same)."""
     done = subprocess.run(
         [
             sys.executable, "-m", "mdp.cli", "candles", str(shared_data / KRAKEN / "trades.json"),
-            "--interval", "1m", "--empty", "fill", "--final-only", "--output-format", "jsonl",
+            "--interval", "1m", "--empty", "fill", "--output-format", "jsonl",
         ],
         capture_output=True, text=True, check=True, timeout=WAIT,
     )  # fmt: skip
