@@ -136,12 +136,30 @@ class Directory:
     every 30 s, and once when it ends), not once per read of every session.
     """
 
-    def __init__(self, hub: Hub, storage: bool, refresh: float = 5.0) -> None:
+    def __init__(self, hub: Hub, storage: bool, refresh: float = 5.0, pause: float = 5.0) -> None:
         self.hub = hub
         self.storage = storage
         self.refresh = refresh
         self.outage = OutageLog(what="storage", then="snapshots and resumes from memory only")
+        self.pause = pause
+        self._down_until = -float("inf")
         self._asked = -float("inf")
+
+    def usable(self, now: float) -> bool:
+        """Whether to read storage now (``now``: wall seconds): not for ``pause`` seconds after
+        a read failed, so that a subscribe during an outage is answered from memory at once
+        rather than after a wait for a connection that is not coming."""
+        return self.storage and now >= self._down_until
+
+    def storage_failed(self, now: float, error: str) -> str | None:
+        """A read failed: pause reads; the line to log, if any (see :class:`OutageLog`)."""
+        self._down_until = now + self.pause
+        return self.outage.failed(now, error)
+
+    def storage_answered(self, now: float) -> str | None:
+        """A read succeeded: the line that ends an outage, if there was one."""
+        self._down_until = -float("inf")
+        return self.outage.recovered(now)
 
     def lookup(self, instrument: str, now: float) -> bool | None:
         """True when ``instrument`` is known, False when not; None when storage is to be asked
@@ -221,14 +239,14 @@ class SessionCore:
 
     def answer(self, result: Answer) -> list[Action]:
         """Take the result of :attr:`pending` (as the store returned it)."""
-        told = self.directory.outage.recovered(self.clock() / 1e9)
+        told = self.directory.storage_answered(self.clock() / 1e9)
         if told is not None:
             log.warning(told)
         return self._answer(result)
 
     def failed(self, error: Exception) -> list[Action]:
         """Take the failure of :attr:`pending` (the request goes on without it)."""
-        told = self.directory.outage.failed(self.clock() / 1e9, str(error) or type(error).__name__)
+        told = self.directory.storage_failed(self.clock() / 1e9, str(error) or type(error).__name__)
         if told is not None:
             log.warning(told)
         return self._answer(_Failed(error))
@@ -372,7 +390,7 @@ class SessionCore:
         without a tick since). If the cache moved past the range while storage answered (it
         evicted candles meanwhile), ask again.
         """
-        if not self.storage or count == 0:
+        if not self.storage or count == 0 or not self.directory.usable(self.clock() / 1e9):
             return []
         interval = channel.interval
         older: list[Candle] = []
@@ -423,7 +441,7 @@ class SessionCore:
                 return False
             stored: list[Candle] = []
             if evicted:
-                if not self.storage:
+                if not self.storage or not self.directory.usable(self.clock() / 1e9):
                     return False
                 first = min(entry.open_time for entry in evicted)
                 last = max(entry.open_time for entry in evicted)

@@ -659,24 +659,31 @@ def test_only_gap_notices_mark_the_client_active() -> None:
     assert told.active
 
 
-def test_a_storage_outage_is_told_once_for_all_sessions_without_a_traceback(
+def test_a_storage_outage_is_told_once_and_pauses_reads_for_every_session(
     caplog: pytest.LogCaptureFixture,
 ) -> None:
     first = Conversation(**SMALL)
     second = Conversation(hub=first.hub)
-    second.core.directory = first.core.directory  # the gateway's sessions share one
+    shared = second.core.directory = first.core.directory  # the gateway's sessions share one
+    clock = [NOW_NS]
+    for talk in (first, second):
+        talk.core.clock = lambda: clock[0]
     first.publish(last_candles(updates(), 2))
     with caplog.at_level(logging.WARNING, logger="ws_gateway"):
-        for talk in (first, second):
-            (read,) = talk.subscribe()
-            assert isinstance(read, ReadLastCandles)
-            talk.core.failed(OSError("database went away"))
+        (read,) = first.subscribe()
+        assert isinstance(read, ReadLastCandles)
+        first.core.failed(OSError("database went away"))
+        (answer,) = second.subscribe()  # no read while paused: the snapshot comes at once
+        assert isinstance(answer, Send)
+        assert second.core.pending is None
         assert [(r.getMessage(), r.exc_info) for r in caplog.records] == [
             ("storage unavailable (database went away); snapshots and resumes from memory only",
              None),
         ]  # fmt: skip
         caplog.clear()
+        clock[0] += round(shared.pause * 1e9)
         first.send(op="unsubscribe", id=3, channel=CANDLES, instrument=BTC, interval="1s")
         (read,) = first.subscribe()
+        assert isinstance(read, ReadLastCandles)
         first.core.answer([])
-    assert [r.getMessage() for r in caplog.records] == ["storage available again after 0.0s"]
+    assert [r.getMessage() for r in caplog.records] == ["storage available again after 5.0s"]
