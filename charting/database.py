@@ -99,7 +99,7 @@ LIMIT %(limit)s
 """
 """The gaps of one instrument overlapping ``[start, end)``: a walk of ``feed_gaps``' key."""
 _INT64_MAX: Final = 2**63 - 1
-_PING_WAIT: Final = 2.0
+_PING_WAIT: Final = 2
 _cursor_names = itertools.count()
 
 
@@ -127,9 +127,10 @@ class HistoryDatabase:
     Open it with :meth:`open`; it owns its connection pools for the ``async with`` block.
     """
 
-    def __init__(self, pool: AsyncConnectionPool[Connection], pages: SyncPool) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Connection], pages: SyncPool, url: str) -> None:
         self._pool = pool
         self._pages = pages
+        self._url = url
         self._known: set[str] = set()
 
     @classmethod
@@ -171,14 +172,20 @@ class HistoryDatabase:
             stack.push_async_callback(pool.close)
             await asyncio.to_thread(pages.open, True, timeout)
             stack.push_async_callback(asyncio.to_thread, pages.close)
-            yield cls(pool, pages)
+            yield cls(pool, pages, url)
 
     async def unreachable(self) -> str | None:
-        """``None`` when the database answers a trivial query; else why it does not."""
+        """``None`` when the database answers a trivial query; else why it does not.
+
+        Asked over a connection of its own, not the pool's: a pool busy with long exports is
+        no reason to take the API out of a load balancer."""
         try:
-            async with self._pool.connection(timeout=_PING_WAIT) as conn:
-                await conn.execute("SELECT 1")
-        except psycopg.OperationalError as exc:
+            conn = await psycopg.AsyncConnection.connect(
+                self._url, connect_timeout=_PING_WAIT, autocommit=True
+            )
+            async with conn:
+                await asyncio.wait_for(conn.execute("SELECT 1"), _PING_WAIT)
+        except (psycopg.OperationalError, TimeoutError) as exc:
             return describe(exc)
         return None
 

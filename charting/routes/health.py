@@ -3,6 +3,8 @@ load balancers and orchestrators. ``/readyz`` is 503 while the database is unava
 
 from __future__ import annotations
 
+import logging
+
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
@@ -10,6 +12,7 @@ from starlette.routing import BaseRoute, Route
 from charting.context import Context
 from charting.problems import RETRY_AFTER_S
 
+log = logging.getLogger(__name__)
 _NO_STORE = {"Cache-Control": "no-store"}
 
 
@@ -21,7 +24,9 @@ def routes(ctx: Context) -> list[BaseRoute]:
         problem = await ctx.history.unreachable()
         if problem is None:
             return JSONResponse({"status": "ready"}, headers=_NO_STORE)
-        body = {"status": "unavailable", "detail": f"database unavailable ({problem})"}
+        # why (the database's host and port) is for the operator's log, not for any caller
+        log.info("not ready: database unavailable (%s)", problem)
+        body = {"status": "unavailable", "detail": "database unavailable"}
         headers = _NO_STORE | {"Retry-After": str(RETRY_AFTER_S)}
         return JSONResponse(body, status_code=503, headers=headers)
 
