@@ -158,6 +158,9 @@ class StorageWriter:
         backlog = WriteBacklog(self.buffer_bytes)
         outage = OutageLog("database", self.log_every)
         retry_at = 0.0
+        # a write that failed may have committed: the retry is that very chunk (a larger one
+        # would be written anew, since a chunk counts as stored only if all of it was)
+        in_flight: list[Record] = []
         async with self.bus.subscribe(self.group, TOPICS) as subscription:
             while not self._stopping.is_set():
                 wait = max(0.0, retry_at - time.monotonic()) if backlog else self.poll_timeout
@@ -171,7 +174,7 @@ class StorageWriter:
                     elif self._draining:
                         break
                 elif time.monotonic() >= retry_at:
-                    chunk = backlog.oldest(self.max_records)
+                    chunk = in_flight = in_flight or backlog.oldest(self.max_records)
                     try:
                         await self._write(chunk, next_offsets(chunk))
                     except DatabaseUnavailableError as exc:
@@ -182,6 +185,7 @@ class StorageWriter:
                         if self._draining:
                             break
                     else:
+                        in_flight = []
                         held = len(backlog)
                         await self._commit(subscription, backlog.stored(chunk))
                         self.backoff.reset()

@@ -166,3 +166,40 @@ async def test_partitions_that_move_during_an_outage_are_stored_once_and_the_wri
     stored = [await store.ticks(name, 0, FOREVER) for name in instruments]
     assert [len(b) for b in stored] == [1] * len(instruments)
     assert "offsets stored but not committed on the bus" in caplog.text
+
+
+class CommitsThenFails(MemoryStore):
+    """A store whose first write commits, then reports the connection lost (the outcome of a
+    commit the client never heard back from); it remembers what each write covered."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.covered: list[dict[tuple[str, int], int]] = []
+
+    async def write(self, *args: object, **kwargs: object) -> WriteReport:
+        self.covered.append(dict(kwargs["offsets"]))  # type: ignore[call-overload]
+        report = await super().write(*args, **kwargs)  # type: ignore[arg-type]
+        if len(self.covered) == 1:
+            raise DatabaseUnavailableError("connection lost at commit")
+        return report
+
+
+async def test_a_write_of_unknown_outcome_is_retried_as_the_very_same_chunk() -> None:
+    store = CommitsThenFails()
+    async with MemoryBus(partitions=1) as bus:
+        topic = bus.topic(TICKS)
+        for i in range(3):
+            await topic.publish(KEY, codecs.encode_tick_batch(batch(tick(i, i * 10**6))))
+        writer = StorageWriter(
+            bus, store, max_records=100, poll_timeout=0.01, backoff=Backoff(first=0.2, most=0.2)
+        )
+        writing = asyncio.create_task(writer.run())
+        await wait_for(lambda: len(store.covered) == 1)
+        for i in range(3, 6):  # more arrives while the retry waits
+            await topic.publish(KEY, codecs.encode_tick_batch(batch(tick(i, i * 10**6))))
+        await wait_for(lambda: len(store.covered) == 3 and writer.stats.held == 0)
+        writer.drain()
+        await asyncio.wait_for(writing, 10)
+    assert store.covered[1] == store.covered[0]  # the retry: exactly what may have committed
+    stored = await store.ticks("TEST:BTCUSD", 0, FOREVER)
+    assert sorted(int(i) for i in stored.trade_id) == list(range(6))
