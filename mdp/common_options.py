@@ -6,6 +6,7 @@ password)."""
 from __future__ import annotations
 
 import argparse
+import math
 import os
 
 import psycopg
@@ -111,7 +112,8 @@ def add_write_buffer_option(parser: argparse._ActionsContainer) -> None:
 
 
 def write_buffer_of(args: argparse.Namespace) -> int:
-    """``--write-buffer`` in bytes (``ValueError`` when not positive)."""
-    if not args.write_buffer > 0:
-        raise ValueError("--write-buffer must be positive")
-    return int(args.write_buffer * 2**20)
+    """``--write-buffer`` in bytes (``ValueError`` unless a finite size of a byte or more)."""
+    size = args.write_buffer * 2**20
+    if not (math.isfinite(size) and size >= 1):
+        raise ValueError("--write-buffer must be a size in MiB, more than 0")
+    return int(size)

@@ -37,6 +37,7 @@ from mdp.common_options import (
 )
 from mdp.status import storage_state
 from storage import PostgresStore, SchemaNotReadyError
+from storage.unavailable import DatabaseUnavailableError
 from storage.writer import DEFAULT_GROUP, StorageWriter, WriterStats
 from streams.kafka.bus import KafkaBus
 from streams.kafka.retry import BrokerUnavailableError
@@ -83,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
     except (BrokerUnavailableError, SchemaNotReadyError) as exc:
         tell(f"error: {exc}")
         return EXIT_FAILED
-    except psycopg.Error as exc:
+    except (psycopg.Error, DatabaseUnavailableError) as exc:
         tell(f"error: {database_failure(args.database_url, exc)}")
         return EXIT_FAILED
     return 0
