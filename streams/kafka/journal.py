@@ -29,7 +29,11 @@ from typing import Final
 
 import msgspec
 
-JOURNAL_VERSION: Final = 1
+JOURNAL_VERSION: Final = 2
+"""2 added :attr:`Step.caught_up`. A worker of version 1 refuses the entries of version 2
+instead of replaying them on the wall clock, so the workers of a group are upgraded together
+(stopped, then started on the new version; ``docs/scaling.md``)."""
+READABLE_VERSIONS: Final = frozenset({1, JOURNAL_VERSION})
 CHECKPOINT_VERSION: Final = 1
 
 
@@ -79,8 +83,11 @@ def decode_entry(data: bytes) -> Entry:
         entry: Entry = _ENTRY.decode(data)
     except msgspec.DecodeError as exc:
         raise ValueError(f"not a journal entry: {exc}") from exc
-    if entry.v != JOURNAL_VERSION:
-        raise ValueError(f"journal entry version {entry.v} is not {JOURNAL_VERSION}")
+    if entry.v not in READABLE_VERSIONS:
+        raise ValueError(
+            f"journal entry version {entry.v} is not one this worker reads"
+            f" ({', '.join(map(str, sorted(READABLE_VERSIONS)))})"
+        )
     return entry
 
 
