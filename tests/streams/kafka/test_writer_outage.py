@@ -20,7 +20,9 @@ from tests.streams.kafka.cluster import (
     wait_until,
 )
 
-STATUS_EVERY = 30.0
+STATUS_EVERY = 3600.0
+"""Far beyond any stop's wait (60 s, then kill -9): a writer that waited for its status
+period to stop would be killed, and exit non-zero."""
 
 
 def test_the_writer_rides_out_a_database_outage_and_stops_promptly(
@@ -60,9 +62,7 @@ def test_the_writer_rides_out_a_database_outage_and_stops_promptly(
         stored = stored_minutes(url)
         assert {t: stored[t][0] for t in expected} == expected
 
-        started = time.monotonic()
-        assert writer.stop() == 0
-        assert time.monotonic() - started < 5.0  # far under --status-every
+        assert writer.stop() == 0  # on SIGTERM, not after --status-every
     log = writer.log
     assert log.count("retrying with backoff") == 1, log  # told once, not per attempt
     assert "database available again" in log
@@ -80,7 +80,5 @@ def test_sigterm_stops_an_idle_writer_at_once(
         )  # fmt: skip
         writer.wait_for("writing group")
         time.sleep(1)  # in its poll loop
-        started = time.monotonic()
-        assert writer.stop() == 0
-        assert time.monotonic() - started < 5.0  # far under --status-every
+        assert writer.stop() == 0  # on SIGTERM, not after --status-every
     assert "Traceback" not in writer.log
