@@ -16,6 +16,11 @@ way (up to ``history`` back), so the chart shows neither a hole nor a jump back 
 price. History is generated in segments up to the wall clock, then up to the wall clock again
 (the first took a moment), until less than a second remains; the live ticks start there.
 
+The instruments' batches are merged by time, not sent one instrument after another: every
+batch is stamped as received now, and the engine moves an instrument that gets nothing on by
+the time it waits (docs/candles.md, "Idle instruments"), so one instrument's long refill would
+make the others' late.
+
 Trade ids are the microsecond of a segment's start plus the tick's index: they grow with time
 across segments and restarts (a segment has fewer ticks than microseconds).
 """

@@ -78,9 +78,9 @@ class CandleEngine:
 
         The time they were stopped is not time they were idle: every instrument's receipt
         clock starts at ``now_ns``, so :meth:`advance` moves its event clock on only by the
-        time it stays quiet from here (docs/candles.md, "Restarts"). Without this, the first
-        call would move each clock on by the time stopped, and the ticks a feed sends for
-        that time would come out late or be refused.
+        time it stays quiet from here (docs/candles.md, "Idle instruments"). Without this,
+        the first call would move each clock on by the time stopped, and the ticks a feed
+        sends for that time would come out late or be refused.
         """
         for state in self._states.values():
             state.last_recv = now_ns
