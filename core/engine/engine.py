@@ -80,10 +80,14 @@ class CandleEngine:
         clock starts at ``now_ns``, so :meth:`advance` moves its event clock on only by the
         time it stays quiet from here (docs/candles.md, "Idle instruments"). Without this,
         the first call would move each clock on by the time stopped, and the ticks a feed
-        sends for that time would come out late or be refused.
+        sends for that time would come out late or be refused. A throttle time after
+        ``now_ns`` (the wall clock was set back meanwhile) moves back to it, so that open
+        updates are held back for one throttle at most, not until the clock gets there again.
         """
         for state in self._states.values():
             state.last_recv = now_ns
+            for iv in state.intervals:
+                iv.last_open_emit = min(iv.last_open_emit, now_ns)
 
     # -- input ------------------------------------------------------------------------------
 
