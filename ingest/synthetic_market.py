@@ -16,6 +16,11 @@ way (up to ``history`` back), so the chart shows neither a hole nor a jump back 
 price. History is generated in segments up to the wall clock, then up to the wall clock again
 (the first took a moment), until less than a second remains; the live ticks start there.
 
+The instruments' batches are merged by time, not sent one instrument after another: every
+batch is stamped as received now, and the engine moves an instrument that gets nothing on by
+the time it waits (docs/candles.md, "Idle instruments"), so one instrument's long refill would
+make the others' late.
+
 Trade ids are the microsecond of a segment's start plus the tick's index: they grow with time
 across segments and restarts (a segment has fewer ticks than microseconds).
 """
@@ -23,6 +28,7 @@ across segments and restarts (a segment has fewer ticks than microseconds).
 from __future__ import annotations
 
 import asyncio
+import heapq
 import time
 from collections.abc import AsyncIterator, Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -120,24 +126,29 @@ class SyntheticMarket:
             yield batch
 
     def _history(self, now: int) -> Iterator[TickBatch]:
-        """History of each instrument from where it stands up to ``now``."""
-        for index, instrument in enumerate(self.instruments):
-            for start, spacing, count in _segments(self._starts[instrument], now):
-                feed = SyntheticFeed(
-                    instruments=(instrument,),
-                    rate=NS_PER_SECOND / spacing,
-                    duration=count * spacing / NS_PER_SECOND,
-                    start_ns=start,
-                    seed=_segment_seed(self.seed, index, start),
-                    batch_size=HISTORY_BATCH,
-                    first_trade_id=start // 1000,
-                    start_prices=self._prices,
-                    weight=max(1, round(self.rate * spacing / NS_PER_SECOND)),
-                )
-                for batch in feed.batches():
-                    self._prices[instrument] = to_decimal(int(batch.price[-1]), batch.price_scale)
-                    yield batch
-                self._starts[instrument] = start + count * spacing
+        """History of every instrument from where it stands up to ``now``, the instruments'
+        batches merged by their first timestamp (as :meth:`SyntheticFeed.batches` merges)."""
+        walks = [self._walk(index, name, now) for index, name in enumerate(self.instruments)]
+        return heapq.merge(*walks, key=lambda batch: int(batch.ts_event[0]))
+
+    def _walk(self, index: int, instrument: str, now: int) -> Iterator[TickBatch]:
+        """History of one instrument from where it stands up to ``now``."""
+        for start, spacing, count in _segments(self._starts[instrument], now):
+            feed = SyntheticFeed(
+                instruments=(instrument,),
+                rate=NS_PER_SECOND / spacing,
+                duration=count * spacing / NS_PER_SECOND,
+                start_ns=start,
+                seed=_segment_seed(self.seed, index, start),
+                batch_size=HISTORY_BATCH,
+                first_trade_id=start // 1000,
+                start_prices=self._prices,
+                weight=max(1, round(self.rate * spacing / NS_PER_SECOND)),
+            )
+            for batch in feed.batches():
+                self._prices[instrument] = to_decimal(int(batch.price[-1]), batch.price_scale)
+                yield batch
+            self._starts[instrument] = start + count * spacing
 
 
 def _segments(start: int, now: int) -> list[tuple[int, int, int]]:

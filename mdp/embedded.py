@@ -132,21 +132,22 @@ class Platform:
             self._say(f"storage: {schema.mode} mode ({schema.reason})")
             store = await stack.enter_async_context(PostgresStore.open(url))
             self.bus = bus = await stack.enter_async_context(MemoryBus(partitions=4))
-            checkpoints = PostgresCheckpoints(url)
-            engine = await restore_engine(
-                checkpoints, DEFAULT_GROUP, lambda: CandleEngine(self.settings.engine)
-            )
-            self.engine = runner = EngineRunner(bus, engine, checkpoints, clock=self.clock)
             self.writer = writer = StorageWriter(
                 bus, store, buffer_bytes=self.settings.write_buffer
             )
             self.feed = feed = FeedPublisher(bus)
             gateway = await stack.enter_async_context(self._gateway(bus, store))
             await stack.enter_async_context(self._http(url, gateway))
+            source = await self._source(feed, store)
+            # restored just before the feed starts: it restarts on the wall clock from here
+            checkpoints = PostgresCheckpoints(url)
+            engine = await restore_engine(
+                checkpoints, DEFAULT_GROUP, lambda: CandleEngine(self.settings.engine), self.clock()
+            )
+            self.engine = runner = EngineRunner(bus, engine, checkpoints, clock=self.clock)
             writing = asyncio.create_task(writer.run(), name="writer")
             running = asyncio.create_task(runner.run(), name="engine")
             await asyncio.sleep(0)  # both subscribe before the first tick is published
-            source = await self._source(feed, store)
             feeding = asyncio.create_task(feed.run(source), name="feed")
             venue = source.feed.counters if isinstance(source, VenueSource) else None
             report = self._report(bus, feed, runner, writer, venue)

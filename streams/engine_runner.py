@@ -185,13 +185,19 @@ class EngineRunner:
 
 
 async def restore_engine(
-    checkpoints: CheckpointStore, group: str, make: Callable[[], CandleEngine]
+    checkpoints: CheckpointStore, group: str, make: Callable[[], CandleEngine], now_ns: int
 ) -> CandleEngine:
-    """The engine saved under ``group``, or a new one from ``make`` when there is none."""
+    """The engine saved under ``group``, or a new one from ``make`` when there is none.
+
+    A restored engine restarts at the wall clock ``now_ns`` (``CandleEngine.restarted``): its
+    feeds were stopped with it, as in embedded mode, whose bus does not outlive the process,
+    so the time it was stopped is not time its instruments were idle.
+    """
     data = await checkpoints.load(group)
     if data is None:
         return make()
     engine = make()
     restored = CandleEngine.restore(data, engine.config)
+    restored.restarted(now_ns)
     log.info("engine restored from its checkpoint: %d instruments", len(restored.instruments))
     return restored

@@ -72,6 +72,23 @@ class CandleEngine:
         engine._states, engine._gaps = checkpoint.load(data, engine.config)
         return engine
 
+    def restarted(self, now_ns: int) -> None:
+        """The feeds start again at the wall clock ``now_ns`` after being stopped with the
+        engine (a restart of the whole platform from a checkpoint).
+
+        The time they were stopped is not time they were idle: every instrument's receipt
+        clock starts at ``now_ns``, so :meth:`advance` moves its event clock on only by the
+        time it stays quiet from here (docs/candles.md, "Idle instruments"). Without this,
+        the first call would move each clock on by the time stopped, and the ticks a feed
+        sends for that time would come out late or be refused. A throttle time after
+        ``now_ns`` (the wall clock was set back meanwhile) moves back to it, so that open
+        updates are held back for one throttle at most, not until the clock gets there again.
+        """
+        for state in self._states.values():
+            state.last_recv = now_ns
+            for iv in state.intervals:
+                iv.last_open_emit = min(iv.last_open_emit, now_ns)
+
     # -- input ------------------------------------------------------------------------------
 
     def feed_ticks(self, ticks: Iterable[Tick], now_ns: int | None = None) -> EngineOutput:

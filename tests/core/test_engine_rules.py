@@ -144,6 +144,26 @@ def test_open_updates_are_throttled_per_instrument_and_interval() -> None:
     assert [(c.status, c.trades) for c in held.candles] == [(CandleStatus.OPEN, 2)]
 
 
+def test_a_restart_is_no_idle_time_and_a_clock_set_back_holds_no_update() -> None:
+    hours = 3 * 3600 * SECOND
+    eng = engine(lateness_ns=2 * SECOND, throttle_ns=SECOND)
+    eng.feed_ticks([tick(1, 10)], now_ns=T0 + 10 * SECOND)
+    eng = CandleEngine.restore(eng.checkpoint(), eng.config)
+    eng.restarted(T0 + hours)  # stopped for three hours
+    assert eng.advance(T0 + hours + SECOND).candles == []  # the minute is still open ...
+    late = eng.feed_ticks([tick(2, 20, "101")], now_ns=T0 + hours + 2 * SECOND)
+    assert late.rejected == []  # ... and takes the trade the feed sends for the time stopped
+    assert [(c.status, c.trades) for c in late.candles] == [(CandleStatus.OPEN, 2)]
+
+    # the first run's wall clock was three hours ahead
+    eng = engine(throttle_ns=SECOND)
+    eng.feed_ticks([tick(1, 10)], now_ns=T0 + hours)
+    eng = CandleEngine.restore(eng.checkpoint(), eng.config)
+    eng.restarted(T0 + 20 * SECOND)
+    update = eng.feed_ticks([tick(2, 21, "101")], now_ns=T0 + 21 * SECOND)
+    assert [(c.status, c.trades) for c in update.candles] == [(CandleStatus.OPEN, 2)]
+
+
 def test_final_only_emits_no_open_candles() -> None:
     eng = engine(emit_open=False)
     assert eng.feed_ticks([tick(1, 1), tick(2, 2)]).candles == []

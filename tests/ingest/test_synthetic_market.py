@@ -120,3 +120,16 @@ async def test_a_day_of_history_is_generated_in_well_under_a_second() -> None:
     history, _ = await history_and_first_live(market)
     assert sum(len(b) for b in history) == market.history_ticks
     assert time.perf_counter() - started < 5.0  # generous: a busy machine; typically 0.05 s
+
+
+async def test_after_a_restart_the_instruments_are_refilled_side_by_side_in_time() -> None:
+    """Three hours down: the refill of one instrument must not run ahead of the others' (the
+    engine would see the others idle meanwhile), so the batches come in time order."""
+    stopped_at = NOW - 3 * 3600 * NS_PER_SECOND
+    instruments = (BTC, ETH, "SYNTH:SOLUSD")
+    resume = {name: SyntheticResume(Decimal(100), stopped_at) for name in instruments}
+    market = SyntheticMarket(instruments, 20.0, 0, resume=resume, clock=lambda: NOW)
+    history, _ = await history_and_first_live(market)
+    firsts = [int(batch.ts_event[0]) for batch in history]
+    assert firsts == sorted(firsts)
+    assert {batch.instrument for batch in history[: len(instruments)]} == set(instruments)

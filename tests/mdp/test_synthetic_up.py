@@ -1,6 +1,7 @@
 """``mdp up`` on the synthetic market, on a real PostgreSQL: the first start stores a day of
 history through the normal path (ticks and every interval's candles), and a restart continues
-from the last stored trade: its price and its time, with the time it was down filled in."""
+from the last stored trade: its price and its time, with the time it was down filled in, on
+every instrument, also after hours down with the engine restored from its checkpoint."""
 
 from __future__ import annotations
 
@@ -12,18 +13,21 @@ from decimal import Decimal
 
 import numpy as np
 
+from core.candles import CandleStatus
 from core.engine import EngineConfig
-from core.intervals import parse_intervals
+from core.intervals import Interval, parse_intervals
 from core.numbers import to_raw
 from core.secrets import DatabaseUrl
 from core.ticks import TickBatch
-from ingest.synthetic import NS_PER_SECOND, START_PRICES
+from ingest.synthetic import DEFAULT_INSTRUMENTS, NS_PER_SECOND, START_PRICES
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from storage import PostgresStore
 
 BTC = "SYNTH:BTCUSD"
 WAIT = 60.0
 INTERVALS = ("1s", "1m", "1h")
+MINUTE = Interval.parse("1m")
+FOREVER = 2**62
 
 
 async def wait_for(condition: Callable[[], object], timeout: float = WAIT) -> None:
@@ -33,18 +37,23 @@ async def wait_for(condition: Callable[[], object], timeout: float = WAIT) -> No
         await asyncio.sleep(0.05)
 
 
-async def run_until_stored(url: str, history: float) -> str:
-    """Run ``mdp up``'s platform on the synthetic BTC until it says its history is stored and
-    has stored some live ticks after it; what it printed."""
+async def run_until_stored(
+    url: str,
+    history: float,
+    instruments: tuple[str, ...] = (BTC,),
+    clock: Callable[[], int] = time.time_ns,
+) -> Platform:
+    """Run ``mdp up``'s platform on the synthetic ``instruments`` with the wall clock ``clock``
+    until it says its history is stored and has stored some live ticks after it."""
     settings = PlatformSettings(
         database_url=DatabaseUrl(url),
-        feed=FeedSettings(instruments=(BTC,), rate=20.0, history=history),
+        feed=FeedSettings(instruments=instruments, rate=20.0, history=history),
         engine=EngineConfig(intervals=parse_intervals(list(INTERVALS))),
         http_port=0,
         ws_port=0,
     )
     out = io.StringIO()
-    platform = Platform(settings, out)
+    platform = Platform(settings, out, clock)
     stop = asyncio.Event()
     running = asyncio.create_task(platform.run(stop))
     try:
@@ -56,12 +65,17 @@ async def run_until_stored(url: str, history: float) -> str:
     finally:
         stop.set()
         await asyncio.wait_for(running, WAIT)
-    return out.getvalue()
+    return platform
+
+
+def printed(platform: Platform) -> str:
+    assert isinstance(platform.out, io.StringIO)
+    return platform.out.getvalue()
 
 
 async def test_the_first_start_stores_history_on_every_interval(migrated_database: str) -> None:
     hours = 3
-    out = await run_until_stored(migrated_database, hours * 3600.0)
+    out = printed(await run_until_stored(migrated_database, hours * 3600.0))
     async with PostgresStore.open(migrated_database) as store:
         now = time.time_ns()
         for label in INTERVALS:
@@ -93,7 +107,7 @@ async def test_a_restart_continues_from_the_last_stored_price_and_time(
     )  # fmt: skip
     async with PostgresStore.open(migrated_database) as store:
         await store.write(ticks=[last])
-    out = await run_until_stored(migrated_database, 3600.0)
+    out = printed(await run_until_stored(migrated_database, 3600.0))
     assert f"feed: {BTC} continues from its last stored price {price}" in out
     async with PostgresStore.open(migrated_database) as store:
         ticks = await store.ticks(BTC, 0, time.time_ns() + NS_PER_SECOND)
@@ -107,3 +121,37 @@ async def test_a_restart_continues_from_the_last_stored_price_and_time(
     assert np.abs(np.diff(prices)).max() <= step
     seed = to_raw(START_PRICES[BTC], 2)
     assert np.abs(prices - seed).min() > seed // 10
+
+
+async def test_a_restart_after_hours_down_refills_every_instrument_as_a_live_run_would(
+    migrated_database: str,
+) -> None:
+    """The first run stops 3 h ago (its wall clock is set back) and leaves the engine's
+    checkpoint, with each instrument's last receipt 3 h old; the restart refills the 3 h of
+    every instrument, one after another through the same engine."""
+    down = 3 * 3600 * NS_PER_SECOND
+    await run_until_stored(
+        migrated_database, 600.0, DEFAULT_INSTRUMENTS, lambda: time.time_ns() - down
+    )
+    platform = await run_until_stored(migrated_database, 86_400.0, DEFAULT_INSTRUMENTS)
+    assert platform.engine is not None
+    assert platform.engine.stats.rejected == 0  # no refill tick came too late for the engine
+    async with PostgresStore.open(migrated_database) as store:
+        for instrument in DEFAULT_INSTRUMENTS:
+            for label in INTERVALS:
+                interval = Interval.parse(label)
+                candles = await store.candles(instrument, interval, 0, FOREVER)
+                revised = [c.open_time for c in candles if c.status is CandleStatus.REVISED]
+                assert revised == [], (instrument, label)  # each closed once, with its ticks
+            minutes = await store.candles(instrument, MINUTE, 0, FOREVER)
+            # the minutes run on without a hole from the first run's first into the second's
+            # last, across the 3 h down ...
+            opens = np.array([c.open_time for c in minutes], dtype=np.int64)
+            assert opens[-1] - opens[0] > down
+            assert set(np.diff(opens).tolist()) == {MINUTE.ns}, instrument
+            # ... and each opens where the one before closed, give or take one step of the
+            # walk (the history's steps weigh 300 live ones: isqrt(300) = 17 live steps)
+            closes = [to_raw(c.close, 2) for c in minutes]
+            for before, candle in zip(closes, minutes[1:], strict=False):
+                step = max(1, before // 10_000) * 17
+                assert abs(to_raw(candle.open, 2) - before) <= 2 * step, (instrument, candle)

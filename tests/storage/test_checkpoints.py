@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import time
+
 from core.engine import CandleEngine, EngineConfig
 from storage.checkpoints import PostgresCheckpoints
 from streams.engine_runner import restore_engine
@@ -14,7 +16,9 @@ async def test_a_saved_engine_checkpoint_restores_the_same_engine(migrated_datab
     await store.save("candle-engine", engine.checkpoint())
     await store.save("candle-engine", engine.checkpoint())  # saving again replaces it
 
-    restored = await restore_engine(store, "candle-engine", lambda: CandleEngine(EngineConfig()))
+    restored = await restore_engine(
+        store, "candle-engine", lambda: CandleEngine(EngineConfig()), time.time_ns()
+    )
     assert restored.instruments == ["TEST:ABC"]
     assert [c.values() for c in restored.flush().candles] == [
         c.values() for c in engine.flush().candles

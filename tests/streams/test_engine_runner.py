@@ -203,7 +203,9 @@ async def test_a_runner_restarted_from_its_checkpoint_ends_with_the_same_candles
     first.stop()
     await asyncio.wait_for(task, WAIT)
 
-    engine = await restore_engine(store, first.group, lambda: CandleEngine(config()))
+    engine = await restore_engine(
+        store, first.group, lambda: CandleEngine(config()), time.time_ns()
+    )
     assert engine is not first.engine
     second = EngineRunner(bus, engine, store, clock=lambda: later(15))
     task = asyncio.create_task(second.run())
