@@ -27,7 +27,6 @@ from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from storage import PostgresStore
 from tests.mdp.test_embedded import (
     KRAKEN,
-    LAST_MINUTE,
     MINUTE,
     ahead,
     engine_config,
@@ -170,16 +169,17 @@ async def test_the_platform_rides_out_a_database_stop_and_stores_what_a_clean_ru
             again = await http.get("/v1/candles", params=READ)
             assert again.status_code == 200
 
-        async def complete() -> bool:
-            minutes = await stored(url)
-            return LAST_MINUTE in minutes
+        expected = reference(shared_data)
 
-        await until(complete, "the last minute")
+        async def complete() -> bool:  # the last minute closes on the idle clock, then settles
+            return await stored(url) == expected
+
+        await until(complete, "the stored candles to equal a clean run's")
         assert not running.done()
     finally:
         stop.set()
         await asyncio.wait_for(running, WAIT)
-    assert await stored(url) == reference(shared_data)
+    assert await stored(url) == expected
     assert tick_rows(url) == (471, 471)
     assert "stopped cleanly" in out.getvalue()
 
@@ -204,15 +204,17 @@ async def test_terminated_pool_connections_stop_nothing_and_lose_nothing(
                 assert not running.done()
                 await asyncio.sleep(0.5)
 
-        async def complete() -> bool:
-            return LAST_MINUTE in await stored(migrated_database)
+        expected = reference(shared_data)
 
-        await until(complete, "the last minute")
+        async def complete() -> bool:  # the last minute closes on the idle clock, then settles
+            return await stored(migrated_database) == expected
+
+        await until(complete, "the stored candles to equal a clean run's")
         assert not running.done()
     finally:
         stop.set()
         await asyncio.wait_for(running, WAIT)
     assert terminated > 5
-    assert await stored(migrated_database) == reference(shared_data)
+    assert await stored(migrated_database) == expected
     assert tick_rows(migrated_database) == (471, 471)
     assert "stopped cleanly" in out.getvalue()
