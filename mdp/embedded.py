@@ -37,6 +37,7 @@ from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
 from core.numbers import to_decimal
 from core.secrets import DatabaseUrl
+from core.topics import TICKS
 from ingest.files import ReadReport
 from ingest.publisher import FeedEvent, FeedPublisher
 from ingest.sources import VenueSource, replay, stop_feeding, venue
@@ -144,7 +145,11 @@ class Platform:
             engine = await restore_engine(
                 checkpoints, DEFAULT_GROUP, lambda: CandleEngine(self.settings.engine), self.clock()
             )
-            self.engine = runner = EngineRunner(bus, engine, checkpoints, clock=self.clock)
+            ticks = bus.topic(TICKS)
+            self.engine = runner = EngineRunner(
+                bus, engine, checkpoints, clock=self.clock,
+                input_held=lambda: ticks.waiting_publishers > 0,
+            )  # fmt: skip
             writing = asyncio.create_task(writer.run(), name="writer")
             running = asyncio.create_task(runner.run(), name="engine")
             await asyncio.sleep(0)  # both subscribe before the first tick is published
@@ -277,7 +282,7 @@ class Platform:
     ) -> None:
         while True:
             await asyncio.sleep(self.settings.status_every)
-            paused = bus.waiting_publishers > 0
+            paused = bus.topic(TICKS).waiting_publishers > 0  # the feed, not the engine
             line = status_line(feed.stats, engine.stats, writer.stats, venue, paused=paused)
             if self.out.isatty():
                 self.out.write("\r\x1b[K" + line)

@@ -119,6 +119,10 @@ class EngineRunner:
     poll_timeout: float = 0.1
     checkpoint_every: float = 5.0
     clock: Callable[[], int] = time.time_ns
+    input_held: Callable[[], bool] = lambda: False
+    """Whether ticks are held back before the bus (a feed waiting for room on ``md.ticks``):
+    then a poll that finds nothing is no sign that the input was read to its end, and the
+    wall clock does not move idle instruments on."""
     stats: EngineStats = field(default_factory=EngineStats)
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
@@ -146,10 +150,11 @@ class EngineRunner:
                 records = await subscription.poll(self.max_records, self.poll_timeout)
                 if self._draining and not records:
                     break
-                # a poll that found nothing has read every partition to its end
+                # a poll that found nothing has read every partition to its end, unless the
+                # feed is held back from publishing more
                 messages = process(
                     self.engine, records, self.clock(), self.stats, self.group,
-                    caught_up=not records,
+                    caught_up=not records and not self.input_held(),
                 )  # fmt: skip
                 await self._publish(messages)
                 self._pending.update(next_offsets(records))

@@ -138,6 +138,8 @@ class MemoryTopic(Topic):
         self.partitions = partitions
         self.logs = [PartitionLog(bus.capacity) for _ in range(partitions)]
         self.topic_partitions = [TopicPartition(name, p) for p in range(partitions)]
+        self.waiting_publishers = 0
+        """Publishers to this topic waiting for room now (backpressure)."""
         self._unyielded = 0
 
     def _hold(self, tp: TopicPartition) -> int | None:
@@ -158,10 +160,12 @@ class MemoryTopic(Topic):
         hold = self._hold(tp)
         while hold is not None and partition.end - hold >= partition.capacity:
             self.bus.waiting_publishers += 1
+            self.waiting_publishers += 1
             try:
                 await partition.space.wait()
             finally:
                 self.bus.waiting_publishers -= 1
+                self.waiting_publishers -= 1
             self.bus._check_open()
             hold = self._hold(tp)
         record = Record(self.name, tp.partition, partition.end, key, value, time.time_ns())

@@ -107,6 +107,7 @@ async def test_past_the_buffer_the_feed_waits_and_nothing_is_lost() -> None:
 
         feeding = asyncio.create_task(feed())
         await wait_for(lambda: bus.waiting_publishers > 0 and writer.stats.buffer_full)
+        assert bus.topic(TICKS).waiting_publishers == bus.waiting_publishers  # the feed's
         await asyncio.sleep(0.1)  # retries go on; the buffer stays bounded, the feed waits
         assert not feeding.done()
         assert writer.stats.database_error == "connection refused"

@@ -289,3 +289,30 @@ async def test_a_runner_goes_on_while_its_checkpoint_store_is_away_and_commits_a
     assert told[0].startswith("checkpoint store unavailable (connection refused)")
     assert told[-1].startswith("checkpoint store available again")
     assert len(told) == 2  # once, not per attempt
+
+
+@pytest.mark.parametrize("held", [False, True], ids=["feed free", "feed held back"])
+async def test_an_empty_poll_moves_the_wall_clock_only_when_no_feed_is_held_back(
+    held: bool,
+) -> None:
+    """A feed waiting for room on md.ticks (backpressure) has ticks still to come: the empty
+    polls meanwhile must not close their candles on the wall clock before they arrive."""
+    async with MemoryBus(partitions=1) as bus:
+        reader = bus.subscribe("test-reader", [CANDLES])
+        key = codecs.instrument_key("TEST:BTCUSD")
+        await bus.topic(TICKS).publish(key, codecs.encode_tick_batch(factories.batch(
+            factories.tick(1, 0))))  # fmt: skip
+        runner = EngineRunner(
+            bus, CandleEngine(config()), clock=lambda: factories.T0 + 3600 * 10**9,
+            poll_timeout=0.01, input_held=lambda: held,
+        )  # fmt: skip
+        task = asyncio.create_task(runner.run())
+        async with asyncio.timeout(WAIT):
+            while runner.stats.ticks < 1:
+                await asyncio.sleep(0.01)
+        await asyncio.sleep(0.2)  # empty polls meanwhile
+        runner.stop()
+        await asyncio.wait_for(task, WAIT)
+        closed = [codecs.decode_candle(r.value) for r in await reader.poll(100, 0.1)]
+        await reader.close()
+    assert len(closed) == (0 if held else 1)
