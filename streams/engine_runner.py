@@ -127,6 +127,10 @@ class EngineRunner:
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
     _pending: dict[tuple[str, int], int] = field(default_factory=dict)
+    _saving: asyncio.Task[bool] | None = None
+    """The checkpoint being saved, in the background: a slow store never holds the engine."""
+    _covered: dict[tuple[str, int], int] = field(default_factory=dict)
+    """The offsets that checkpoint covers, committed once it is saved."""
     _outage: OutageLog = field(
         default_factory=lambda: OutageLog(
             "checkpoint store",
@@ -158,11 +162,14 @@ class EngineRunner:
                 )  # fmt: skip
                 await self._publish(messages)
                 self._pending.update(next_offsets(records))
+                await self._settle(subscription, wait=False)
                 due = time.monotonic() - last_checkpoint >= self.checkpoint_every
-                if self.checkpoints is None or due:
+                if self.checkpoints is None or (due and self._saving is None):
                     await self._commit(subscription)
                     last_checkpoint = time.monotonic()
+            await self._settle(subscription, wait=True)
             await self._commit(subscription)
+            await self._settle(subscription, wait=True)
 
     async def _publish(self, messages: list[Message]) -> None:
         """One ``publish_many`` per topic (adapters pipeline it), order kept within each."""
@@ -173,20 +180,44 @@ class EngineRunner:
             await self.bus.topic(topic).publish_many(items)
 
     async def _commit(self, subscription: Subscription) -> None:
-        """Checkpoint, then commit what it covers. While the checkpoint store is away, the
-        engine keeps running and the offsets stay uncommitted until a checkpoint is saved."""
-        if self.checkpoints is not None:
-            try:
-                await self.checkpoints.save(self.group, self.engine.checkpoint())
-            except ConnectionError as exc:
-                if line := self._outage.failed(time.monotonic(), str(exc)):
-                    log.warning(line)
-                return
-            if line := self._outage.recovered(time.monotonic()):
+        """Without a checkpoint store, commit what was read. With one, start saving a
+        checkpoint of the engine as it is now, in the background; :meth:`_settle` commits the
+        offsets it covers once it is saved. While the store is away (or slow), the engine
+        keeps running and the offsets stay uncommitted until a checkpoint is saved."""
+        if self.checkpoints is None:
+            if self._pending:
+                await subscription.commit(self._pending)
+                self._pending = {}
+            return
+        self._covered = dict(self._pending)
+        self._saving = asyncio.create_task(
+            self._save(self.checkpoints, self.engine.checkpoint()), name="checkpoint"
+        )
+
+    async def _save(self, checkpoints: CheckpointStore, data: bytes) -> bool:
+        try:
+            await checkpoints.save(self.group, data)
+        except ConnectionError as exc:
+            if line := self._outage.failed(time.monotonic(), str(exc)):
                 log.warning(line)
-        if self._pending:
-            await subscription.commit(self._pending)
-            self._pending = {}
+            return False
+        if line := self._outage.recovered(time.monotonic()):
+            log.warning(line)
+        return True
+
+    async def _settle(self, subscription: Subscription, *, wait: bool) -> None:
+        """Once the checkpoint being saved is done (``wait``: wait for it), commit what it
+        covers; offsets read after it stay pending for the next one."""
+        saving = self._saving
+        if saving is None or not (wait or saving.done()):
+            return
+        self._saving = None
+        if await saving and self._covered:
+            await subscription.commit(self._covered)
+            for partition, offset in self._covered.items():
+                if self._pending.get(partition) == offset:
+                    del self._pending[partition]
+        self._covered = {}
 
 
 async def restore_engine(

@@ -316,3 +316,50 @@ async def test_an_empty_poll_moves_the_wall_clock_only_when_no_feed_is_held_back
         closed = [codecs.decode_candle(r.value) for r in await reader.poll(100, 0.1)]
         await reader.close()
     assert len(closed) == (0 if held else 1)
+
+
+class Hanging(MemoryCheckpoints):
+    """A checkpoint store whose saves wait until :attr:`answer` is set (a database whose
+    packets are dropped: nothing refuses, nothing answers)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.answer = asyncio.Event()
+        self.asked = 0
+
+    async def save(self, name: str, data: bytes) -> None:
+        self.asked += 1
+        await self.answer.wait()
+        await super().save(name, data)
+
+
+async def test_a_checkpoint_store_that_hangs_holds_neither_the_engine_nor_commits_early() -> None:
+    checkpoints = Hanging()
+    key = codecs.instrument_key("TEST:BTCUSD")
+    async with MemoryBus(partitions=1) as bus:
+        ticks = bus.topic(TICKS)
+        runner = EngineRunner(
+            bus, CandleEngine(config()), checkpoints, checkpoint_every=0.0, poll_timeout=0.01
+        )
+        running = asyncio.create_task(runner.run())
+        await asyncio.sleep(0)
+        await ticks.publish(key, codecs.encode_tick_batch(factories.batch(factories.tick(1, 0))))
+        async with asyncio.timeout(WAIT):
+            while checkpoints.asked < 1:
+                await asyncio.sleep(0.01)
+        for i in range(2, 12):  # the engine goes on while the save hangs
+            batch = factories.batch(factories.tick(i, i * 10**9))
+            await ticks.publish(key, codecs.encode_tick_batch(batch))
+        async with asyncio.timeout(WAIT):
+            while runner.stats.ticks < 11:
+                await asyncio.sleep(0.01)
+        assert checkpoints.asked == 1  # one save at a time
+        async with bus.subscribe(runner.group, [TICKS]) as probe:
+            assert await probe.committed() == {}  # nothing committed that no checkpoint covers
+        checkpoints.answer.set()
+        runner.stop()
+        await asyncio.wait_for(running, WAIT)
+        async with bus.subscribe(runner.group, [TICKS]) as after:
+            assert list((await after.committed()).values()) == [11]  # the final checkpoint's
+    restored = CandleEngine.restore(await checkpoints.load(runner.group) or b"", config())
+    assert restored.instruments == ["TEST:BTCUSD"]
