@@ -101,6 +101,18 @@ def replaying(url: str, shared_data: Path) -> PlatformSettings:
     )
 
 
+async def settled_to_clean_run(url: str, shared_data: Path) -> dict[int, Row]:
+    """Wait until the stored candles equal the clean run's (the last minute closes on the idle
+    clock, then settles); the clean run's."""
+    expected = reference(shared_data)
+
+    async def equal() -> bool:
+        return await stored(url) == expected
+
+    await until(equal, "the stored candles to equal a clean run's")
+    return expected
+
+
 class TickWatcher:
     """A WebSocket client of the gateway, subscribed to the instrument's live ticks."""
 
@@ -169,12 +181,7 @@ async def test_the_platform_rides_out_a_database_stop_and_stores_what_a_clean_ru
             again = await http.get("/v1/candles", params=READ)
             assert again.status_code == 200
 
-        expected = reference(shared_data)
-
-        async def complete() -> bool:  # the last minute closes on the idle clock, then settles
-            return await stored(url) == expected
-
-        await until(complete, "the stored candles to equal a clean run's")
+        expected = await settled_to_clean_run(url, shared_data)
         assert not running.done()
     finally:
         stop.set()
@@ -204,12 +211,7 @@ async def test_terminated_pool_connections_stop_nothing_and_lose_nothing(
                 assert not running.done()
                 await asyncio.sleep(0.5)
 
-        expected = reference(shared_data)
-
-        async def complete() -> bool:  # the last minute closes on the idle clock, then settles
-            return await stored(migrated_database) == expected
-
-        await until(complete, "the stored candles to equal a clean run's")
+        expected = await settled_to_clean_run(migrated_database, shared_data)
         assert not running.done()
     finally:
         stop.set()
