@@ -1,11 +1,13 @@
 """The storage writer: ``md.ticks`` (tick batches and feed gaps), ``md.candles`` and
 ``md.ticks.rejected`` into the store.
 
-:func:`decode_records` is the logic and does no I/O. :class:`StorageWriter` polls, writes one
-batch of records in one transaction together with the group's next offsets, and only then
-commits those offsets on the bus. After a crash the bus delivers again from its last commit;
-the records the store already holds (below its stored offsets) are skipped, so every tick is
-stored once, every feed gap once, and every candle keeps its highest revision.
+It runs on the processor loop (:mod:`streams.processor`), which polls and decodes; its
+durability hook, :class:`StoredInTransaction`, writes one batch of records in one transaction
+together with the group's next offsets, and only then are those offsets committed on the bus.
+After a crash the bus delivers again from its last commit; the records the store already
+holds (below its stored offsets) are skipped, so every tick is stored once, every feed gap
+once, and every candle keeps its highest revision. :func:`rows_of` (no I/O) sorts decoded
+messages into what the store writes.
 
 Offsets name positions in one bus's logs, so the store keeps them under the group *and* the
 bus's ``cluster_id``: an in-process bus is new at every start, and its offsets start at 0 again.
@@ -13,12 +15,13 @@ bus's ``cluster_id``: an in-process bus is new at every start, and its offsets s
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
+import itertools
 import logging
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import msgspec
 
@@ -31,8 +34,9 @@ from storage.backlog import DEFAULT_MAX_BYTES, WriteBacklog
 from storage.records import Rejection
 from storage.repository import MarketDataStore
 from storage.unavailable import DatabaseUnavailableError
-from streams.bus import Bus, CommitFailedError, Offsets, Record, Subscription, next_offsets
+from streams.bus import Bus, Offsets, Record, next_offsets
 from streams.outage import Backoff, OutageLog
+from streams.processor import Batch, Durability, Outcome, Processor, Round, decode_batch
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +46,7 @@ TOPICS = (TICKS, CANDLES, TICKS_REJECTED)
 
 @dataclass(slots=True)
 class Decoded:
-    """One poll's records, decoded and sorted by kind."""
+    """Decoded records sorted by kind: what one write stores."""
 
     ticks: list[TickBatch] = field(default_factory=list)
     gaps: list[FeedGap] = field(default_factory=list)
@@ -52,26 +56,27 @@ class Decoded:
     undecodable: int = 0
 
 
-def decode_records(records: Sequence[Record]) -> Decoded:
-    """Decode by topic. Undecodable ticks are the engine runner's to reject; here they are
-    only counted (and logged), never written."""
+def rows_of(messages: Iterable[Any]) -> Decoded:
+    """Sort decoded messages by kind (``None``, an undecodable record, is only counted:
+    undecodable ticks are the engine's to reject)."""
     decoded = Decoded()
-    for record in records:
-        try:
-            if record.topic == TICKS:
-                message = codecs.decode_ticks_message(record.value)
-                if isinstance(message, FeedGap):
-                    decoded.gaps.append(message)
-                else:
-                    decoded.ticks.append(message)
-            elif record.topic == CANDLES:
-                decoded.candles.append(codecs.decode_candle(record.value))
-            elif record.topic == TICKS_REJECTED:
-                decoded.rejections.append(rejection_of(codecs.decode_rejected(record.value)))
-        except codecs.CodecError as exc:
+    for message in messages:
+        if isinstance(message, TickBatch):
+            decoded.ticks.append(message)
+        elif isinstance(message, Candle):
+            decoded.candles.append(message)
+        elif isinstance(message, FeedGap):
+            decoded.gaps.append(message)
+        elif isinstance(message, codecs.RejectedMessage):
+            decoded.rejections.append(rejection_of(message))
+        else:
             decoded.undecodable += 1
-            log.warning("skipping %s/%d/%d: %s", record.topic, record.partition, record.offset, exc)
     return decoded
+
+
+def decode_records(records: Sequence[Record]) -> Decoded:
+    """Decode by topic (:func:`streams.processor.decode_batch`) and sort by kind."""
+    return rows_of(decode_batch(records, DEFAULT_GROUP).messages)
 
 
 def rejection_of(message: codecs.RejectedMessage) -> Rejection:
@@ -136,17 +141,26 @@ class StorageWriter:
     log_every: float = 30.0
     stats: WriterStats = field(default_factory=WriterStats)
     backoff: Backoff = field(default_factory=Backoff)
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _draining: bool = False
+    processor: Processor[None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        stored = StoredInTransaction(
+            self.store, self.offsets_key, self.stats, self.backoff,
+            self.max_records, self.buffer_bytes, self.log_every,
+        )  # fmt: skip
+        self.processor = Processor(
+            self.bus, self.group, TOPICS, _no_outputs, stored,
+            max_records=self.max_records, poll_timeout=self.poll_timeout,
+        )  # fmt: skip
 
     def stop(self) -> None:
         """Return from :meth:`run` at once; what is not stored is not committed either."""
-        self._stopping.set()
+        self.processor.stop()
 
     def drain(self) -> None:
         """Return once everything read is stored and a poll finds nothing more, or at once
         if the database is unavailable (what is held then is not stored)."""
-        self._draining = True
+        self.processor.drain()
 
     @property
     def offsets_key(self) -> str:
@@ -154,76 +168,120 @@ class StorageWriter:
         return f"{self.group}@{self.bus.cluster_id}"
 
     async def run(self) -> None:
-        stored = await self.store.stored_offsets(self.offsets_key)
-        backlog = WriteBacklog(self.buffer_bytes)
-        outage = OutageLog("database", self.log_every)
-        retry_at = 0.0
+        await self.processor.run()
+
+
+def _no_outputs(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+    """The writer's step: it publishes nothing; its effect is the batch itself."""
+    return Outcome([], None)
+
+
+class StoredInTransaction(Durability[None]):
+    """The writer's durability hook: the decoded records and their offsets in one store
+    transaction (see :class:`StorageWriter` for the buffer and the retries)."""
+
+    def __init__(
+        self,
+        store: MarketDataStore,
+        offsets_key: str,
+        stats: WriterStats,
+        backoff: Backoff,
+        max_records: int,
+        buffer_bytes: int,
+        log_every: float,
+    ) -> None:
+        self.store = store
+        self.offsets_key = offsets_key
+        self.stats = stats
+        self.backoff = backoff
+        self.max_records = max_records
+        self.backlog = WriteBacklog(buffer_bytes)
+        self._messages: deque[Any] = deque()
+        """The decoded message of each record in the backlog, in the same order."""
+        self._outage = OutageLog("database", log_every)
+        self._stored: dict[tuple[str, int], int] = {}
+        self._retry_at = 0.0
+        self._failing = False
         # a write that failed may have committed: the retry is that very chunk (a larger one
         # would be written anew, since a chunk counts as stored only if all of it was)
-        in_flight: list[Record] = []
-        async with self.bus.subscribe(self.group, TOPICS) as subscription:
-            while not self._stopping.is_set():
-                wait = max(0.0, retry_at - time.monotonic()) if backlog else self.poll_timeout
-                records = await self._read(subscription, backlog, wait)
-                fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
-                self.stats.skipped += len(records) - len(fresh)
-                backlog.add(records, fresh)
-                if not backlog:
-                    if records:
-                        await self._commit(subscription, backlog.stored([]))
-                    elif self._draining:
-                        break
-                elif time.monotonic() >= retry_at:
-                    chunk = in_flight = in_flight or backlog.oldest(self.max_records)
-                    try:
-                        await self._write(chunk, next_offsets(chunk))
-                    except DatabaseUnavailableError as exc:
-                        retry_at = time.monotonic() + self.backoff.next_delay()
-                        self.stats.database_error = str(exc)
-                        if line := outage.failed(time.monotonic(), str(exc)):
-                            log.warning("%s (%s records held)", line, f"{len(backlog):,}")
-                        if self._draining:
-                            break
-                    else:
-                        in_flight = []
-                        held = len(backlog)
-                        await self._commit(subscription, backlog.stored(chunk))
-                        self.backoff.reset()
-                        self.stats.database_error = None
-                        if line := outage.recovered(time.monotonic()):
-                            log.warning("%s; writing the %s records held", line, f"{held:,}")
-                self._count(backlog)
-        if backlog:
-            log.warning("stopped with %s records read but not stored", f"{len(backlog):,}")
+        self._in_flight: list[Record] = []
 
-    async def _read(
-        self, subscription: Subscription, backlog: WriteBacklog, wait: float
-    ) -> list[Record]:
-        """A poll, or (the buffer full) a pause of ``wait`` seconds that :meth:`stop` ends."""
-        if not backlog.full:
-            return await subscription.poll(self.max_records, wait)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), wait)
-        return []
+    async def start(self) -> None:
+        self._stored = await self.store.stored_offsets(self.offsets_key)
 
-    async def _commit(self, subscription: Subscription, offsets: Offsets) -> None:
-        """Commit what is stored. A partition that moved to another member meanwhile (a long
-        outage, a writer joining) is refused; its offsets are in the store, where the new
-        owner resumes from, so that refusal is only told."""
+    def fresh(self, records: list[Record]) -> list[Record]:
+        stored = self._stored
+        if not stored:
+            return records
+        fresh = [r for r in records if r.offset >= stored.get((r.topic, r.partition), 0)]
+        self.stats.skipped += len(records) - len(fresh)
+        return fresh
+
+    def read_wait(self, timeout: float) -> tuple[float, bool]:
+        backlog = self.backlog
+        wait = max(0.0, self._retry_at - time.monotonic()) if backlog else timeout
+        return wait, not backlog.full
+
+    @property
+    def idle(self) -> bool:
+        return not self.backlog
+
+    @property
+    def failing(self) -> bool:
+        return self._failing
+
+    async def behind(self, round: Round[None]) -> Offsets:
+        backlog = self.backlog
+        backlog.add(round.polled, round.batch.records)
+        self._messages.extend(round.batch.messages)
         try:
-            await subscription.commit(offsets)
-        except CommitFailedError as exc:
-            log.warning("offsets stored but not committed on the bus: %s", exc)
+            if not backlog:
+                return backlog.stored([]) if round.polled else {}
+            if time.monotonic() < self._retry_at:
+                return {}
+            return await self._write_oldest()
+        finally:
+            self._count()
 
-    def _count(self, backlog: WriteBacklog) -> None:
-        self.stats.held = len(backlog)
-        self.stats.held_bytes = backlog.bytes
-        self.stats.peak_held = backlog.peak_records
-        self.stats.peak_held_bytes = backlog.peak_bytes
-        self.stats.buffer_full = backlog.full
+    async def _write_oldest(self) -> Offsets:
+        backlog = self.backlog
+        chunk = self._in_flight = self._in_flight or backlog.oldest(self.max_records)
+        messages = list(itertools.islice(self._messages, len(chunk)))
+        try:
+            await self._write(rows_of(messages), next_offsets(chunk))
+        except DatabaseUnavailableError as exc:
+            self._failing = True
+            self._retry_at = time.monotonic() + self.backoff.next_delay()
+            self.stats.database_error = str(exc)
+            if line := self._outage.failed(time.monotonic(), str(exc)):
+                log.warning("%s (%s records held)", line, f"{len(backlog):,}")
+            return {}
+        self._failing = False
+        self._in_flight = []
+        for _ in chunk:
+            self._messages.popleft()
+        held = len(backlog)
+        offsets = backlog.stored(chunk)
+        self.backoff.reset()
+        self.stats.database_error = None
+        if line := self._outage.recovered(time.monotonic()):
+            log.warning("%s; writing the %s records held", line, f"{held:,}")
+        return offsets
 
-    async def _write(self, records: list[Record], offsets: dict[tuple[str, int], int]) -> None:
-        decoded = decode_records(records)
+    async def finish(self, drained: bool) -> Offsets:
+        if self.backlog:
+            log.warning("stopped with %s records read but not stored", f"{len(self.backlog):,}")
+        return {}
+
+    def _count(self) -> None:
+        backlog, stats = self.backlog, self.stats
+        stats.held = len(backlog)
+        stats.held_bytes = backlog.bytes
+        stats.peak_held = backlog.peak_records
+        stats.peak_held_bytes = backlog.peak_bytes
+        stats.buffer_full = backlog.full
+
+    async def _write(self, decoded: Decoded, offsets: dict[tuple[str, int], int]) -> None:
         report = await self.store.write(
             decoded.ticks,
             decoded.candles,

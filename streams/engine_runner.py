@@ -1,15 +1,16 @@
 """The engine runner: ``md.ticks`` in; ``md.candles`` and ``md.ticks.rejected`` out.
 
-:func:`process` is the whole logic and does no I/O: records in, messages to publish out.
-:class:`EngineRunner` is the shell: it polls, publishes, saves the engine's checkpoint and
-commits the offsets, in that order, so that a restart from the last checkpoint and the
-committed offsets replays exactly the ticks the checkpoint has not seen. The outputs of those
-ticks are published again; downstream keeps the highest revision, so that is harmless.
+:func:`engine_step` is the whole logic and does no I/O: a decoded batch in, messages to
+publish out. :class:`EngineRunner` runs it on the processor loop (:mod:`streams.processor`):
+it polls, publishes, saves the engine's checkpoint (:class:`~streams.checkpoints.Checkpointed`)
+and commits the offsets that checkpoint covers, in that order, so that a restart from the
+last checkpoint and the committed offsets replays exactly the ticks the checkpoint has not
+seen. The outputs of those ticks are published again; downstream keeps the highest revision,
+so that is harmless.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -19,15 +20,15 @@ from core import codecs
 from core.engine import CandleEngine, EngineOutput
 from core.gaps import FeedGap
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
-from streams.bus import Bus, Record, Subscription, next_offsets
-from streams.checkpoints import CheckpointStore
-from streams.outage import OutageLog
+from streams.bus import Bus, Record
+from streams.checkpoints import Checkpointed, CheckpointStore
+from streams.processor import Batch, Durability, Outcome, Output, Processor, decode_batch
 
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "candle-engine"
 
-Message = tuple[str, bytes, bytes]
+Message = Output
 """A message to publish: topic, key, value."""
 
 
@@ -50,33 +51,30 @@ class EngineStats:
         self.duplicates += output.duplicates
 
 
-def process(
+def engine_step(
     engine: CandleEngine,
-    records: Sequence[Record],
+    batch: Batch,
     now_ns: int,
     stats: EngineStats,
     source: str,
     *,
     caught_up: bool = True,
 ) -> list[Message]:
-    """Feed the records' tick batches to the engine, then move its clock on.
+    """Feed a decoded batch of ``md.ticks`` to the engine, then move its clock on.
 
     ``caught_up`` says whether the shell has read its partitions to their end: only then
     does the wall clock ``now_ns`` move idle instruments on; while a backlog is read, their
-    clocks follow the receipt times fed (``CandleEngine.advance``). A feed-gap record flags
-    the candles over its span (``CandleEngine.mark_gap``), in its place among the
-    instrument's batches. Undecodable records become rejects naming their topic, partition
-    and offset.
+    clocks follow the receipt times fed (``CandleEngine.advance``). A feed gap flags the
+    candles over its span (``CandleEngine.mark_gap``), in its place among the instrument's
+    batches. The engine owns the rejects of ``md.ticks``: its undecodable records are
+    published as rejects naming their topic, partition and offset.
     """
     messages: list[Message] = []
-    for record in records:
-        try:
-            decoded = codecs.decode_ticks_message(record.value)
-        except codecs.CodecError as exc:
-            origin = f"{record.topic}/{record.partition}/{record.offset}"
-            reject = codecs.RejectedMessage.undecodable(record.value, exc, source, origin)
-            messages.append((TICKS_REJECTED, reject.key, codecs.encode_rejected(reject)))
-            stats.undecodable += 1
+    for reject in batch.undecodable:
+        messages.append((TICKS_REJECTED, reject.key, codecs.encode_rejected(reject)))
+    stats.undecodable += len(batch.undecodable)
+    for decoded in batch.messages:
+        if decoded is None:
             continue
         if isinstance(decoded, FeedGap):
             stats.gaps += 1
@@ -88,6 +86,20 @@ def process(
         _collect(engine.feed(decoded, now_ns), messages, stats, source)
     _collect(engine.advance(now_ns, caught_up=caught_up), messages, stats, source)
     return messages
+
+
+def process(
+    engine: CandleEngine,
+    records: Sequence[Record],
+    now_ns: int,
+    stats: EngineStats,
+    source: str,
+    *,
+    caught_up: bool = True,
+) -> list[Message]:
+    """:func:`engine_step` on records not decoded yet (a journal's replay reads them so)."""
+    batch = decode_batch(records, source)
+    return engine_step(engine, batch, now_ns, stats, source, caught_up=caught_up)
 
 
 def _collect(
@@ -107,8 +119,8 @@ class EngineRunner:
 
     Without a checkpoint store, offsets are committed after every poll's outputs are published
     (the engine object must then outlive a restart of the runner, as in embedded mode). With
-    one, the checkpoint is saved every ``checkpoint_every`` seconds and at stop, and the offsets
-    are committed right after it.
+    one, the checkpoint is saved every ``checkpoint_every`` seconds and at stop, in the
+    background, and the offsets it covers are committed once it is stored.
     """
 
     bus: Bus
@@ -124,100 +136,37 @@ class EngineRunner:
     then a poll that finds nothing is no sign that the input was read to its end, and the
     wall clock does not move idle instruments on."""
     stats: EngineStats = field(default_factory=EngineStats)
-    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
-    _draining: bool = False
-    _pending: dict[tuple[str, int], int] = field(default_factory=dict)
-    _saving: asyncio.Task[bool] | None = None
-    """The checkpoint being saved, in the background: a slow store never holds the engine."""
-    _covered: dict[tuple[str, int], int] = field(default_factory=dict)
-    """The offsets that checkpoint covers, committed once it is saved."""
-    _outage: OutageLog = field(
-        default_factory=lambda: OutageLog(
-            "checkpoint store",
-            then="the engine keeps running; offsets are committed after the next checkpoint",
+    processor: Processor[None] = field(init=False)
+
+    def __post_init__(self) -> None:
+        durability: Durability[None] = (
+            Durability()
+            if self.checkpoints is None
+            else Checkpointed(self.checkpoints, self.group, self.engine.checkpoint,
+                              self.checkpoint_every)
+        )  # fmt: skip
+        self.processor = Processor(
+            self.bus, self.group, [TICKS], self._step, durability,
+            max_records=self.max_records, poll_timeout=self.poll_timeout, clock=self.clock,
+            input_held=self.input_held,
+        )  # fmt: skip
+
+    def _step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+        messages = engine_step(
+            self.engine, batch, now_ns, self.stats, self.group, caught_up=caught_up
         )
-    )
+        return Outcome(messages, None)
 
     def stop(self) -> None:
         """Finish the current poll, checkpoint, commit and return from :meth:`run`."""
-        self._stopping.set()
+        self.processor.stop()
 
     def drain(self) -> None:
         """Like :meth:`stop`, but only once a poll finds nothing more to read."""
-        self._draining = True
+        self.processor.drain()
 
     async def run(self) -> None:
-        subscription = self.bus.subscribe(self.group, [TICKS])
-        async with subscription:
-            last_checkpoint = time.monotonic()
-            while not self._stopping.is_set():
-                records = await subscription.poll(self.max_records, self.poll_timeout)
-                if self._draining and not records:
-                    break
-                # a poll that found nothing has read every partition to its end, unless the
-                # feed is held back from publishing more
-                messages = process(
-                    self.engine, records, self.clock(), self.stats, self.group,
-                    caught_up=not records and not self.input_held(),
-                )  # fmt: skip
-                await self._publish(messages)
-                self._pending.update(next_offsets(records))
-                await self._settle(subscription, wait=False)
-                due = time.monotonic() - last_checkpoint >= self.checkpoint_every
-                if self.checkpoints is None or (due and self._saving is None):
-                    await self._commit(subscription)
-                    last_checkpoint = time.monotonic()
-            await self._settle(subscription, wait=True)
-            await self._commit(subscription)
-            await self._settle(subscription, wait=True)
-
-    async def _publish(self, messages: list[Message]) -> None:
-        """One ``publish_many`` per topic (adapters pipeline it), order kept within each."""
-        by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
-        for topic, key, value in messages:
-            by_topic.setdefault(topic, []).append((key, value))
-        for topic, items in by_topic.items():
-            await self.bus.topic(topic).publish_many(items)
-
-    async def _commit(self, subscription: Subscription) -> None:
-        """Without a checkpoint store, commit what was read. With one, start saving a
-        checkpoint of the engine as it is now, in the background; :meth:`_settle` commits the
-        offsets it covers once it is saved. While the store is away (or slow), the engine
-        keeps running and the offsets stay uncommitted until a checkpoint is saved."""
-        if self.checkpoints is None:
-            if self._pending:
-                await subscription.commit(self._pending)
-                self._pending = {}
-            return
-        self._covered = dict(self._pending)
-        self._saving = asyncio.create_task(
-            self._save(self.checkpoints, self.engine.checkpoint()), name="checkpoint"
-        )
-
-    async def _save(self, checkpoints: CheckpointStore, data: bytes) -> bool:
-        try:
-            await checkpoints.save(self.group, data)
-        except ConnectionError as exc:
-            if line := self._outage.failed(time.monotonic(), str(exc)):
-                log.warning(line)
-            return False
-        if line := self._outage.recovered(time.monotonic()):
-            log.warning(line)
-        return True
-
-    async def _settle(self, subscription: Subscription, *, wait: bool) -> None:
-        """Once the checkpoint being saved is done (``wait``: wait for it), commit what it
-        covers; offsets read after it stay pending for the next one."""
-        saving = self._saving
-        if saving is None or not (wait or saving.done()):
-            return
-        self._saving = None
-        if await saving and self._covered:
-            await subscription.commit(self._covered)
-            for partition, offset in self._covered.items():
-                if self._pending.get(partition) == offset:
-                    del self._pending[partition]
-        self._covered = {}
+        await self.processor.run()
 
 
 async def restore_engine(

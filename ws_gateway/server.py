@@ -31,11 +31,13 @@ from websockets.exceptions import ConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 
-from core import codecs
+from core.candles import Candle
 from core.gaps import FeedGap
+from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS
 from storage.repository import MarketDataStore
-from streams.bus import Bus, BusClosedError, Record, Subscription, next_offsets
+from streams.bus import Bus, BusClosedError, Subscription
+from streams.processor import Batch, Outcome, Processor
 from ws_gateway.admission import AddressSlots, origin_matchers
 from ws_gateway.auth import (
     AuthenticationError,
@@ -277,48 +279,41 @@ class Gateway:
     # -- the bus -------------------------------------------------------------------------------
 
     async def _consume(self, subscription: Subscription) -> None:
-        hub = self.hub
-        while True:
-            try:
-                records = await subscription.poll(POLL_RECORDS, POLL_TIMEOUT)
-            except BusClosedError:
-                log.info("the bus closed: the gateway stops")
-                return
-            if not records:
-                continue
-            mark = hub.delivered
-            for record in records:
-                self._apply(record)
-                if hub.delivered - mark >= FLUSH_EVERY:
-                    hub.flush()
-                    mark = hub.delivered
-            hub.flush()
-            await subscription.commit(next_offsets(records))
-
-    def _apply(self, record: Record) -> None:
-        stats = self.stats
-        stats.records += 1
+        """The feed: the processor loop (:mod:`streams.processor`) with :meth:`_apply` as
+        its step; the hub's fan-out is its only effect, so every round is committed."""
+        feed = Processor(
+            self.bus, self.group, [CANDLES, TICKS], self._apply,
+            max_records=POLL_RECORDS, poll_timeout=POLL_TIMEOUT, clock=self.clock,
+        )  # fmt: skip
         try:
-            if record.topic == CANDLES:
-                self.hub.candle(codecs.decode_candle(record.value))
+            await feed.consume(subscription)
+        except BusClosedError:
+            log.info("the bus closed: the gateway stops")
+
+    def _apply(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+        """Hand a decoded batch to the hub (flushing every :data:`FLUSH_EVERY` deliveries
+        within it) and flush."""
+        if not batch.records:
+            return Outcome([], None)
+        hub, stats = self.hub, self.stats
+        stats.records += len(batch.records)
+        stats.undecodable += len(batch.undecodable)
+        mark = hub.delivered
+        for message in batch.messages:
+            if isinstance(message, Candle):
+                hub.candle(message)
                 stats.candles += 1
-            elif record.topic == TICKS:
-                message = codecs.decode_ticks_message(record.value)
-                if isinstance(message, FeedGap):
-                    self.hub.gap(message)
-                    stats.gaps += 1
-                else:
-                    self.hub.ticks(message)
-                    stats.tick_batches += 1
-        except codecs.CodecError as exc:
-            stats.undecodable += 1
-            log.warning(
-                "skipped an undecodable record at %s/%d/%d: %s",
-                record.topic,
-                record.partition,
-                record.offset,
-                exc,
-            )
+            elif isinstance(message, TickBatch):
+                hub.ticks(message)
+                stats.tick_batches += 1
+            elif isinstance(message, FeedGap):
+                hub.gap(message)
+                stats.gaps += 1
+            if hub.delivered - mark >= FLUSH_EVERY:
+                hub.flush()
+                mark = hub.delivered
+        hub.flush()
+        return Outcome([], None)
 
     async def _heartbeats(self) -> None:
         while True:

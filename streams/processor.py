@@ -1,0 +1,244 @@
+"""The processor loop: every stream processor of the platform is this loop plus a pure step.
+
+One round::
+
+    poll a batch ─► durability.fresh ─► decode_batch ─► step(batch, now, caught_up)
+        ─► durability.ahead ─► publish outputs ─► durability.behind ─► commit what is covered
+
+- :func:`decode_batch` decodes each record once, with the codec its topic has in
+  :data:`core.topic_codecs.REGISTRY`. A record its codec refuses becomes a
+  :class:`~core.codecs.RejectedMessage` naming ``topic/partition/offset`` (logged here, once);
+  the step decides whether to publish it (only the processor that owns a topic's rejects
+  does: the engine, for ``md.ticks``), the others only count it.
+- The step is pure: the decoded batch and the clock in, an :class:`Outcome` out (messages to
+  publish, effects for the durability hook). It may keep state of its own (the candle
+  engine); it does no I/O.
+- The :class:`Durability` hook makes the effects durable and says which offsets the durable
+  state covers; only those are committed. :meth:`Durability.ahead` runs before the outputs
+  go out (a write-ahead journal), :meth:`Durability.behind` after (a checkpoint, a store
+  transaction). ``docs/architecture.md`` ("Processors") states the contract.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Collection, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any, Generic, TypeVar
+
+from core.codecs import CodecError, RejectedMessage
+from core.topic_codecs import REGISTRY, TopicCodec, codec_for
+from streams.bus import (
+    Bus,
+    CommitFailedError,
+    Offsets,
+    Record,
+    Start,
+    Subscription,
+    next_offsets,
+)
+
+log = logging.getLogger(__name__)
+
+E = TypeVar("E")
+
+Output = tuple[str, bytes, bytes]
+"""A message to publish: topic, key, value."""
+
+
+@dataclass(slots=True)
+class Batch:
+    """One poll's records, decoded: ``messages[i]`` is ``records[i]``'s message, ``None``
+    where its codec refused it (then one of ``undecodable`` says why)."""
+
+    records: Sequence[Record]
+    messages: list[Any]
+    undecodable: list[RejectedMessage]
+
+
+def decode_batch(
+    records: Sequence[Record],
+    source: str,
+    registry: Mapping[str, TopicCodec[Any]] = REGISTRY,
+) -> Batch:
+    """Decode every record once with its topic's codec (looked up once per topic)."""
+    messages: list[Any] = []
+    undecodable: list[RejectedMessage] = []
+    decoders: dict[str, Callable[[bytes], Any]] = {}
+    for record in records:
+        decode = decoders.get(record.topic)
+        if decode is None:
+            decode = decoders[record.topic] = codec_for(record.topic, registry).decode
+        try:
+            messages.append(decode(record.value))
+        except CodecError as exc:
+            origin = f"{record.topic}/{record.partition}/{record.offset}"
+            log.warning("%s: undecodable record at %s: %s", source, origin, exc)
+            messages.append(None)
+            undecodable.append(RejectedMessage.undecodable(record.value, exc, source, origin))
+    return Batch(records, messages, undecodable)
+
+
+@dataclass(slots=True)
+class Outcome(Generic[E]):
+    """What a step hands back: the messages to publish and its effects for the hook."""
+
+    outputs: list[Output]
+    effects: E
+
+
+Step = Callable[[Batch, int, bool], Outcome[E]]
+"""The pure part, called as ``step(batch, now_ns, caught_up)``: ``caught_up`` says the poll
+found nothing and no input is held back, so the wall clock ``now_ns`` may move idle state
+on."""
+
+
+@dataclass(slots=True)
+class Round(Generic[E]):
+    """One round as the durability hook sees it."""
+
+    polled: Sequence[Record]
+    """Everything polled (records the durable state already held included)."""
+    batch: Batch
+    outcome: Outcome[E]
+    offsets: dict[tuple[str, int], int]
+    """The next offsets of ``polled``: what committing the whole round means."""
+
+
+class Durability(Generic[E]):
+    """Makes a step's effects durable; this base class is the hook of a processor whose
+    state needs none (what it has handled and published is done): it covers every round
+    at once.
+
+    A hook never covers an offset before the outputs of the records below it are published
+    (:meth:`behind` runs after the publish) and the state they produced can be rebuilt
+    after a crash.
+    """
+
+    async def start(self) -> None:
+        """Before the first poll (load where the durable state stands)."""
+
+    def fresh(self, records: list[Record]) -> list[Record]:
+        """The records the durable state does not hold yet (a replay after a crash)."""
+        return records
+
+    def read_wait(self, timeout: float) -> tuple[float, bool]:
+        """How long the next read may wait, and whether it polls (``False``: it only
+        pauses, the hook holds all it may: the bus keeps the rest)."""
+        return timeout, True
+
+    @property
+    def idle(self) -> bool:
+        """Nothing read is waiting to be made durable (a drain may end)."""
+        return True
+
+    @property
+    def failing(self) -> bool:
+        """The last attempt to make effects durable failed (a drain ends at once)."""
+        return False
+
+    async def ahead(self, round: Round[E]) -> None:
+        """Before the outputs are published: a write-ahead record of the step. Raising
+        publishes and commits nothing of the round."""
+
+    async def behind(self, round: Round[E]) -> Offsets:
+        """After the outputs are published: the offsets that may be committed now."""
+        return round.offsets
+
+    async def finish(self, drained: bool) -> Offsets:
+        """At the end (``drained``: after :meth:`Processor.drain`, else a stop): wait for
+        what is in flight; the offsets that may be committed last."""
+        return {}
+
+
+@dataclass(slots=True)
+class Processor(Generic[E]):
+    """The loop (see the module text) over ``topics`` in ``group``, until :meth:`stop` or,
+    after :meth:`drain`, until a poll finds nothing and the hook is idle."""
+
+    bus: Bus
+    group: str
+    topics: Collection[str]
+    step: Step[E]
+    durability: Durability[E] = field(default_factory=Durability)
+    start: Start = "earliest"
+    max_records: int = 500
+    poll_timeout: float = 0.1
+    clock: Callable[[], int] = time.time_ns
+    input_held: Callable[[], bool] = lambda: False
+    """Whether input is held back before the bus (a feed waiting for room): then an empty
+    poll is no sign that the input was read to its end (``caught_up`` stays false)."""
+    _stopping: asyncio.Event = field(default_factory=asyncio.Event)
+    _draining: bool = False
+
+    def stop(self) -> None:
+        """End after the current round; the hook's :meth:`~Durability.finish` says what is
+        committed then."""
+        self._stopping.set()
+
+    def drain(self) -> None:
+        """End once a poll finds nothing and the hook holds nothing (or fails)."""
+        self._draining = True
+
+    async def run(self) -> None:
+        """Subscribe, run :meth:`consume`, leave the group."""
+        async with self.bus.subscribe(self.group, list(self.topics), start=self.start) as sub:
+            await self.consume(sub)
+
+    async def consume(self, subscription: Subscription) -> None:
+        """The loop on a subscription the caller opened (and closes)."""
+        durability = self.durability
+        await durability.start()
+        while not self._stopping.is_set():
+            polled = await self._read(subscription)
+            if self._draining and (durability.failing or (not polled and durability.idle)):
+                break
+            await self.round(subscription, polled)
+        await self._commit(subscription, await durability.finish(self._draining))
+
+    async def round(self, subscription: Subscription, polled: list[Record]) -> None:
+        """Decode, step, publish, make durable and commit one poll's records."""
+        durability = self.durability
+        records = durability.fresh(polled)
+        batch = decode_batch(records, self.group)
+        caught_up = not polled and not self.input_held()
+        outcome = self.step(batch, self.clock(), caught_up)
+        current = Round(polled, batch, outcome, next_offsets(polled))
+        await durability.ahead(current)
+        if outcome.outputs:
+            await publish(self.bus, outcome.outputs)
+        await self._commit(subscription, await durability.behind(current))
+
+    async def _read(self, subscription: Subscription) -> list[Record]:
+        wait, poll = self.durability.read_wait(self.poll_timeout)
+        if poll:
+            return await subscription.poll(self.max_records, wait)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._stopping.wait(), wait)
+        return []
+
+    async def _commit(self, subscription: Subscription, offsets: Offsets) -> None:
+        """Commit what the durable state covers. A partition that moved to another member
+        meanwhile is refused; the new owner resumes from the durable state, so that refusal
+        is only told."""
+        if not offsets:
+            return
+        try:
+            await subscription.commit(offsets)
+        except CommitFailedError as exc:
+            log.warning("offsets stored but not committed on the bus: %s", exc)
+
+
+async def publish(bus: Bus, outputs: list[Output]) -> None:
+    """One ``publish_many`` per topic (adapters pipeline it), order kept within each."""
+    by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
+    for topic, key, value in outputs:
+        items = by_topic.get(topic)
+        if items is None:
+            items = by_topic[topic] = []
+        items.append((key, value))
+    for topic, items in by_topic.items():
+        await bus.topic(topic).publish_many(items)
