@@ -23,9 +23,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
@@ -57,6 +58,14 @@ class Batch:
     records: Sequence[Record]
     messages: list[Any]
     undecodable: list[RejectedMessage]
+
+    def slice(self, start: int, stop: int) -> Batch:
+        """The records ``[start, stop)`` with their messages and rejects."""
+        undecodable = self.undecodable
+        if undecodable:
+            before = self.messages[:start].count(None)
+            undecodable = undecodable[before : before + self.messages[start:stop].count(None)]
+        return Batch(self.records[start:stop], self.messages[start:stop], undecodable)
 
 
 def decode_batch(
@@ -171,8 +180,15 @@ class Processor(Generic[E]):
     input_held: Callable[[], bool] = lambda: False
     """Whether input is held back before the bus (a feed waiting for room): then an empty
     poll is no sign that the input was read to its end (``caught_up`` stays false)."""
+    publisher: Callable[[list[Output]], Awaitable[None]] | None = None
+    """How outputs go out; default :func:`publish` on ``bus``."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
+
+    _publish: Callable[[list[Output]], Awaitable[None]] = field(init=False)
+
+    def __post_init__(self) -> None:
+        self._publish = self.publisher or functools.partial(publish, self.bus)
 
     def stop(self) -> None:
         """End after the current round; the hook's :meth:`~Durability.finish` says what is
@@ -200,7 +216,13 @@ class Processor(Generic[E]):
         await self._commit(subscription, await durability.finish(self._draining))
 
     async def round(self, subscription: Subscription, polled: list[Record]) -> None:
-        """Decode, step, publish, make durable and commit one poll's records."""
+        """:meth:`handle` one poll's records, then commit what the durable state covers."""
+        await self._commit(subscription, await self.handle(polled))
+
+    async def handle(self, polled: list[Record]) -> Offsets:
+        """Decode, step, publish and make durable one poll's records; the offsets that may
+        be committed now. A shell whose consumer polls and commits by itself (the Faust
+        agent of ``mdp worker``) calls this and acknowledges what it returns."""
         durability = self.durability
         records = durability.fresh(polled)
         batch = decode_batch(records, self.group)
@@ -209,8 +231,8 @@ class Processor(Generic[E]):
         current = Round(polled, batch, outcome, next_offsets(polled))
         await durability.ahead(current)
         if outcome.outputs:
-            await publish(self.bus, outcome.outputs)
-        await self._commit(subscription, await durability.behind(current))
+            await self._publish(outcome.outputs)
+        return await durability.behind(current)
 
     async def _read(self, subscription: Subscription) -> list[Record]:
         wait, poll = self.durability.read_wait(self.poll_timeout)

@@ -24,7 +24,7 @@ from typing import Any, Final
 
 from core.engine import EngineConfig
 from core.topics import TICKS
-from streams.bus import Record
+from streams.bus import Offsets, Record
 from streams.checkpoints import CheckpointStore
 from streams.engine_runner import DEFAULT_GROUP, EngineStats, Message
 from streams.kafka.admin import STEPS
@@ -44,6 +44,7 @@ from streams.kafka.log_limits import BrokerWatch
 from streams.kafka.partition import GapError, PartitionEngine
 from streams.kafka.reader import PartitionReader
 from streams.kafka.settings import KafkaSettings
+from streams.processor import Batch, Durability, Outcome, Processor, Round
 
 log = logging.getLogger(__name__)
 
@@ -79,7 +80,30 @@ class WorkerSettings:
 class _Plan:
     engine: PartitionEngine
     step: Step
-    records: list[Record]
+
+
+class Journaled(Durability[list[_Plan]]):
+    """The worker's durability hook: each round's steps go to the journal, and the broker
+    has them, *before* their outputs are published (write-ahead: a replay must reproduce
+    exactly what went out, clocks included); checkpoints, saved after, only shorten
+    recoveries (see :mod:`streams.kafka.journal`). Faust acknowledges the offsets once the
+    round returns."""
+
+    def __init__(self, worker: EngineWorker) -> None:
+        self.worker = worker
+
+    async def ahead(self, round: Round[list[_Plan]]) -> None:
+        plans = round.outcome.effects
+        offsets = await self.worker._journal([plan.step for plan in plans])
+        for plan, offset in zip(plans, offsets, strict=True):
+            plan.engine.journaled(offset)
+
+    async def behind(self, round: Round[list[_Plan]]) -> Offsets:
+        worker = self.worker
+        for plan in round.outcome.effects:
+            worker._last_step[plan.engine.partition] = time.monotonic()
+            worker._maybe_checkpoint(plan.engine)
+        return round.offsets
 
 
 class EngineWorker:
@@ -107,6 +131,12 @@ class EngineWorker:
         self._saving: dict[int, asyncio.Task[None]] = {}
         self.recoveries = 0
         self.broker = BrokerWatch(log)
+        self._idle_now: set[int] = set()
+        """The partitions whose clocks the current round without records moves on."""
+        self.processor = Processor(
+            bus, settings.group, [TICKS], self._step, Journaled(self),
+            clock=self.now, publisher=self._publish,
+        )  # fmt: skip
 
     def now(self) -> int:
         return self._clock() + self.settings.clock_offset_ns
@@ -205,16 +235,13 @@ class EngineWorker:
                 log.debug("ignoring records of md.ticks[%d]: not owned", partition)
                 del by_partition[partition]
         async with self._lock:
-            now = self.now()
-            plans = []
+            fresh: list[Record] = []
             for partition, batch in sorted(by_partition.items()):
                 engine = self.owned.get(partition)
-                if engine is None:
-                    continue
-                fresh = await self._fresh(engine, batch)
-                if fresh:
-                    plans.append(_Plan(engine, engine.next_step(fresh, now), fresh))
-            await self._run(plans)
+                if engine is not None:
+                    fresh.extend(await self._fresh(engine, batch))
+            if fresh:
+                await self._round(fresh, set())
 
     async def tick(self) -> None:
         """Move idle, caught-up partitions' clocks on by the wall clock; save due checkpoints.
@@ -225,18 +252,30 @@ class EngineWorker:
         """
         ends = await self._ends(set(self.owned))  # also tells whether the broker answers
         async with self._lock:
-            now = self.now()
-            idle = self._idle()
-            plans = [
-                _Plan(engine, engine.next_step([], now), [])
-                for partition, engine in sorted(self.owned.items())
-                if partition in idle
-                and engine.applied is not None
+            idle = {
+                partition
+                for partition in self._idle()
+                if (engine := self.owned[partition]).applied is not None
                 and engine.applied >= ends.get(partition, engine.applied + 1)
-            ]
-            await self._run(plans)
+            }
+            if idle:
+                await self._round([], idle)
             for engine in self.owned.values():
                 self._maybe_checkpoint(engine)
+
+    async def _round(self, fresh: list[Record], idle: set[int]) -> None:
+        """One round of the processor loop: the fresh records of the partitions owned
+        (contiguous per partition, partitions in order), or none and the ``idle`` partitions'
+        clocks to move on. A round that fails (the journal, the publish) recovers its
+        partitions from the journal."""
+        self._idle_now = idle
+        try:
+            await self.processor.handle(fresh)
+        except Exception:
+            log.exception("a step failed: recovering its partitions from the journal")
+            for partition in {r.partition for r in fresh} | idle:
+                self.owned.pop(partition, None)
+                self.assign([partition])
 
     def _idle(self) -> set[int]:
         """The started partitions without a step for ``idle_every`` seconds."""
@@ -269,25 +308,27 @@ class EngineWorker:
                 missing = await self.reader.read(TICKS, engine.partition, gap.start, gap.end)
             return engine.fresh_records(missing + records)
 
-    async def _run(self, plans: list[_Plan]) -> None:
-        """Journal every step, then apply them and publish their outputs."""
-        if not plans:
-            return
-        try:
-            offsets = await self._journal([plan.step for plan in plans])
-            messages: list[Message] = []
-            for plan, offset in zip(plans, offsets, strict=True):
-                messages.extend(plan.engine.apply(plan.step, plan.records, offset))
-                self._last_step[plan.engine.partition] = time.monotonic()
-            await self._publish(messages)
-        except Exception:
-            log.exception("a step failed: recovering its partitions from the journal")
-            for plan in plans:
-                self.owned.pop(plan.engine.partition, None)
-            self.assign(plan.engine.partition for plan in plans)
-            return
-        for plan in plans:
-            self._maybe_checkpoint(plan.engine)
+    def _step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[_Plan]]:
+        """The pure step: a :class:`~streams.kafka.journal.Step` per partition, run on its
+        engine (records in the batch, or the idle partitions' clocks moved on)."""
+        plans: list[_Plan] = []
+        messages: list[Message] = []
+        records = batch.records
+        if records:
+            start = 0
+            for end in range(1, len(records) + 1):
+                if end == len(records) or records[end].partition != records[start].partition:
+                    engine = self.owned[records[start].partition]
+                    part = batch.slice(start, end)
+                    plans.append(_Plan(engine, engine.next_step(part.records, now_ns)))
+                    messages.extend(engine.run(plans[-1].step, part))
+                    start = end
+        else:
+            for partition in sorted(self._idle_now):
+                engine = self.owned[partition]
+                plans.append(_Plan(engine, engine.next_step([], now_ns)))
+                messages.extend(engine.run(plans[-1].step, batch))
+        return Outcome(messages, plans)
 
     async def _journal(self, entries: Sequence[Step | Claim]) -> list[int]:
         producer = self.bus.producer

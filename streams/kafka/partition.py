@@ -14,8 +14,9 @@ from dataclasses import dataclass, field
 
 from core.engine import CandleEngine, EngineConfig
 from streams.bus import Record
-from streams.engine_runner import EngineStats, Message, process
+from streams.engine_runner import EngineStats, Message, engine_step
 from streams.kafka.journal import Claim, Entry, PartitionCheckpoint, Step
+from streams.processor import Batch, decode_batch
 
 log = logging.getLogger(__name__)
 
@@ -112,16 +113,27 @@ class PartitionEngine:
         )  # fmt: skip
 
     def apply(self, step: Step, records: Sequence[Record], journal_offset: int) -> list[Message]:
-        """Run ``step`` on its records; the step is at ``journal_offset`` in the journal."""
-        if len(records) != step.end - step.start:
+        """Run ``step`` on its records (a replay: not decoded yet); the step is at
+        ``journal_offset`` in the journal."""
+        messages = self.run(step, decode_batch(records, self.group))
+        self.journaled(journal_offset)
+        return messages
+
+    def run(self, step: Step, batch: Batch) -> list[Message]:
+        """Run ``step`` on its decoded records (the live path: the processor loop decoded
+        them); :meth:`journaled` says where the step went in the journal."""
+        if len(batch.records) != step.end - step.start:
             raise ValueError(f"step {step.seq} needs {step.end - step.start} records")
-        messages = process(
-            self.engine, records, step.now_ns, self.stats, self.group, caught_up=step.caught_up
+        messages = engine_step(
+            self.engine, batch, step.now_ns, self.stats, self.group, caught_up=step.caught_up
         )
         self.applied = step.end
         self.seq = step.seq + 1
-        self.journal_next = journal_offset + 1
         return messages
+
+    def journaled(self, journal_offset: int) -> None:
+        """The step run last is at ``journal_offset`` in the journal."""
+        self.journal_next = journal_offset + 1
 
     def claim(self) -> Claim:
         """The entry that makes this worker the owner: the next epoch, from here on."""
