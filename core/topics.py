@@ -1,6 +1,7 @@
 """Names of the bus topics: every producer and consumer spells them from here.
 
-Keys, value schemas and versions are in :mod:`core.codecs` and ``docs/topics.md``.
+Keys, value schemas and versions are in :mod:`core.codecs` and ``docs/topics.md``; each
+topic's message type and codec in :mod:`core.topic_codecs`.
 """
 
 from __future__ import annotations

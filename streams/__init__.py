@@ -2,7 +2,9 @@
 
 :mod:`streams.bus` defines the interface (``Bus``, ``Topic``, ``Subscription``, ``Record``) and
 its Kafka-like semantics; :mod:`streams.memory` is the in-process adapter of embedded mode.
-Message values are encoded by :mod:`core.codecs`; topic names are in :mod:`core.topics`.
+:mod:`streams.processor` is the one loop every consumer runs (poll, decode, a pure step,
+publish, make durable, commit). Message values are encoded by :mod:`core.codecs`, each
+topic's through its entry in :mod:`core.topic_codecs`; topic names are in :mod:`core.topics`.
 """
 
 from streams.bus import (

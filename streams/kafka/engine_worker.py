@@ -4,11 +4,13 @@
 Faust agent of :mod:`streams.kafka.faust_app`) tells it which partitions it owns
 (:meth:`~EngineWorker.assign`, :meth:`~EngineWorker.revoke`), hands it the records polled
 (:meth:`~EngineWorker.handle`) and calls :meth:`~EngineWorker.tick` now and then, so that
-quiet instruments close on the wall clock once their partition is read to its end. For each
-step it writes the journal entry, waits for the broker to have it, applies the step and
-publishes the outputs, and only then returns: the caller acknowledges the records (commits
-offsets) after that. See
-:mod:`streams.kafka.journal` for why a restart then gives the same candles.
+quiet instruments close on the wall clock once their partition is read to its end. Each call
+is one round of the processor loop (:meth:`streams.processor.Processor.handle`): the records
+are decoded once, each partition's step is run on its engine, the steps are written to the
+journal (:class:`Journaled`, the write-ahead durability hook) and the broker has them before
+the outputs are published, and only then does the call return: the caller acknowledges the
+records (commits offsets) after that. See :mod:`streams.kafka.journal` for why a restart then
+gives the same candles.
 """
 
 from __future__ import annotations
