@@ -18,6 +18,7 @@ from core.intervals import Interval
 from core.rejects import RejectedTick
 from core.ticks import Tick, TickBatch
 from storage.candle_rows import latest_revisions
+from storage.memory_reads import MemoryReads
 from storage.records import Rejection, TopicPartition, WriteReport
 
 
@@ -25,6 +26,7 @@ class MemoryStore:
     def __init__(self) -> None:
         self._ticks: dict[tuple[str, int, int], Tick] = {}
         self._candles: dict[tuple[str, str, int], Candle] = {}
+        self._written_us: dict[tuple[str, str, int], int] = {}
         self._rejections: list[Rejection] = []
         self._rejection_keys: set[tuple[str, int, str]] = set()
         self._gaps: dict[tuple[str, int, int, str], FeedGap] = {}
@@ -65,6 +67,7 @@ class MemoryStore:
                 held = self._candles.get(candle.key)
                 if held is None or held.revision < candle.revision:
                     self._candles[candle.key] = candle
+                    self._written_us[candle.key] = time.time_ns() // 1000
                     candles_written += 1
                 self._instruments.add(candle.instrument)
             rejects_written = 0
@@ -110,6 +113,15 @@ class MemoryStore:
             if name == instrument and label == interval.label and start <= open_time < end
         ]
         return sorted(found, key=lambda candle: candle.open_time)
+
+    def written_us(self, candle: Candle) -> int:
+        """When ``candle``'s stored revision was written (epoch microseconds): the
+        ``updated_at`` of the PostgreSQL store."""
+        return self._written_us[candle.key]
+
+    def reads(self) -> MemoryReads:
+        """The :class:`~storage.reads.HistoryReads` of this store."""
+        return MemoryReads(self)
 
     async def last_candles(
         self, instrument: str, interval: Interval, before: int, count: int

@@ -61,6 +61,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS ticks_stage (LIKE ticks INCLUDING DEFAULTS)
 CREATE TEMPORARY TABLE IF NOT EXISTS candles_stage (LIKE candles INCLUDING DEFAULTS)
     ON COMMIT DELETE ROWS;
 """
+INSTRUMENTS: Final = "SELECT instrument FROM instruments ORDER BY instrument"
+"""Every instrument ever written, sorted (the store's and the history reads' one query)."""
 _COPY_TICKS: Final = f"COPY ticks ({_TICK_COLUMNS}) FROM STDIN (FORMAT binary)"
 _COPY_TICKS_STAGE: Final = f"COPY ticks_stage ({_TICK_COLUMNS}) FROM STDIN (FORMAT binary)"
 _INSERT_STAGED_TICKS: Final = f"""
@@ -374,7 +376,7 @@ class PostgresStore:
 
     async def instruments(self) -> list[str]:
         async with self._connection() as conn:
-            cursor = await conn.execute("SELECT instrument FROM instruments ORDER BY instrument")
+            cursor = await conn.execute(INSTRUMENTS)
             return [str(instrument) for (instrument,) in await cursor.fetchall()]
 
     async def rejections(self, instrument: str | None = None) -> list[Rejection]:
