@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Protocol
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
@@ -34,6 +35,7 @@ from charting.packed import (
     packed_batch,
 )
 from core.candles import Candle
+from core.intervals import NS_PER_SECOND
 from core.tables import CANDLE_COLUMNS, iso_utc
 from storage.candle_rows import candle_json, candle_record
 from storage.packed_rows import packed_rows
@@ -202,8 +204,17 @@ class CsvCandles:
         return (",".join(CANDLE_FIELDS) + "\n").encode()
 
     def rows(self, rows: Sequence[CandleText]) -> bytes:
-        """Stored candles read as exact texts."""
-        return self._lines([f"{iso_utc(r[0])},{','.join(map(_text, r[1:]))}" for r in rows])
+        """Stored candles read as texts. Candles open at whole seconds: their times are
+        written for the whole chunk at once (else one by one)."""
+        if not rows:
+            return b""
+        ns = np.array([r[0] for r in rows], dtype=np.int64)
+        if (ns % NS_PER_SECOND).any():
+            iso = [iso_utc(int(t)) for t in ns]
+        else:
+            whole = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="s")
+            iso = [f"{t}Z" for t in whole.tolist()]
+        return self._lines([f"{t},{','.join(r[1:])}" for t, r in zip(iso, rows, strict=True)])
 
     def candles(self, candles: Sequence[Candle]) -> bytes:
         return self._lines([",".join(map(_text, record(c))) for c in candles])

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Final
 
 from core.candles import VWAP_EXTRA_PLACES, Candle, CandleStatus
 from core.intervals import Interval
-from core.numbers import format_fixed
+from core.numbers import format_fixed, to_raw
+from core.ticks import Tick
 from storage.candle_rows import candle_json, pack_candle
 from storage.reads import (
     CandlePage,
@@ -117,13 +118,13 @@ class MemoryReads:
         return found[0].open_time if found else None
 
     async def _ticks(self, instrument: str, start: TickKey, end: TickKey) -> list[TickRow]:
-        batch = await self._store.ticks(instrument, start.ns, min(end.ns, END_OF_TIME) + 1)
+        store = self._store
+        found = store.tick_list(instrument, start.ns, min(end.ns, END_OF_TIME) + 1)
         return [
-            (t.ts_event, t.trade_id, format(t.price, "f"), format(t.size, "f"), int(t.side),
-             t.ts_recv, t.trades)
-            for t in batch.ticks()
+            _tick_row(t, *store.tick_scales(t))
+            for t in found
             if (start.ns, start.trade_id) <= (t.ts_event, t.trade_id) < (end.ns, end.trade_id)
-        ]  # fmt: skip
+        ]
 
     async def tick_page(
         self, instrument: str, start: TickKey, end: TickKey, limit: int
@@ -157,7 +158,8 @@ class MemoryReads:
 
 
 class MemoryReadyRead:
-    """A page of the memory store in a ready form, encoded whole at :meth:`open`."""
+    """A page of the memory store in a ready form, encoded at :meth:`open`; whole or in
+    chunks as PostgreSQL's (:attr:`storage.reads.ReadyRead.whole`)."""
 
     def __init__(
         self,
@@ -189,7 +191,10 @@ class MemoryReadyRead:
 
     @property
     def whole(self) -> bytes | None:
-        return None if self._rows is None else self._form.separator.join(self._rows)
+        rows = self._rows
+        if rows is None or (self._limit > self._chunk and len(rows) >= self._chunk):
+            return None
+        return self._form.separator.join(rows)
 
     async def chunks(self) -> AsyncGenerator[bytes, None]:
         if self._rows is None:
@@ -202,7 +207,8 @@ class MemoryReadyRead:
 
 
 def candle_text(candle: Candle) -> CandleText:
-    """A candle as a :data:`~storage.reads.CandleText` row (decimals at its own scales)."""
+    """A candle as a :data:`~storage.reads.CandleText` row (decimals at its own scales), as
+    PostgreSQL's :data:`~storage.pg_reads.TEXT_COLUMNS` give it."""
     ps, ss = candle.price_scale, candle.size_scale
     return (
         candle.open_time,
@@ -212,14 +218,14 @@ def candle_text(candle: Candle) -> CandleText:
         format_fixed(candle.close_raw, ps),
         format_fixed(candle.volume_raw, ss),
         format_fixed(candle.quote_volume_raw, ps + ss),
-        candle.trades,
+        str(candle.trades),
         format_fixed(candle.vwap_raw, candle.vwap_scale),
         format_fixed(candle.taker_buy_volume_raw, ss),
-        candle.first_trade_id,
-        candle.last_trade_id,
+        "" if candle.first_trade_id is None else str(candle.first_trade_id),
+        "" if candle.last_trade_id is None else str(candle.last_trade_id),
         candle.status.value,
-        candle.revision,
-        candle.gap,
+        str(candle.revision),
+        "true" if candle.gap else "false",
     )
 
 
@@ -242,6 +248,13 @@ def _page(
         quote_scale=ps + ss,
         vwap_scale=ps + VWAP_EXTRA_PLACES,
     )
+
+
+def _tick_row(tick: Tick, price_scale: int, size_scale: int) -> TickRow:
+    """A tick as text at the places it was written with, as PostgreSQL's NUMERIC keeps them."""
+    price = format_fixed(to_raw(tick.price, price_scale), price_scale)
+    size = format_fixed(to_raw(tick.size, size_scale), size_scale)
+    return (tick.ts_event, tick.trade_id, price, size, int(tick.side), tick.ts_recv, tick.trades)
 
 
 def _places(text: str) -> int:

@@ -25,6 +25,7 @@ from storage.records import Rejection, TopicPartition, WriteReport
 class MemoryStore:
     def __init__(self) -> None:
         self._ticks: dict[tuple[str, int, int], Tick] = {}
+        self._tick_scales: dict[tuple[str, int, int], tuple[int, int]] = {}
         self._candles: dict[tuple[str, str, int], Candle] = {}
         self._written_us: dict[tuple[str, str, int], int] = {}
         self._rejections: list[Rejection] = []
@@ -59,6 +60,7 @@ class MemoryStore:
                         duplicates += 1
                     else:
                         self._ticks[key] = tick
+                        self._tick_scales[key] = (batch.price_scale, batch.size_scale)
                         written += 1
                 if len(batch):
                     self._instruments.add(batch.instrument)
@@ -129,8 +131,13 @@ class MemoryStore:
         found = await self.candles(instrument, interval, -(2**63), before)
         return found[-count:] if count > 0 else []
 
-    async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
-        found = sorted(
+    def tick_scales(self, tick: Tick) -> tuple[int, int]:
+        """The price and size decimal places ``tick`` was written with (its batch's)."""
+        return self._tick_scales[(tick.instrument, tick.ts_event, tick.trade_id)]
+
+    def tick_list(self, instrument: str, start: int, end: int) -> list[Tick]:
+        """The ticks of :meth:`ticks`, by (``ts_event``, trade id)."""
+        return sorted(
             (
                 tick
                 for (name, ts_event, _), tick in self._ticks.items()
@@ -138,6 +145,9 @@ class MemoryStore:
             ),
             key=lambda tick: (tick.ts_event, tick.trade_id),
         )
+
+    async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
+        found = self.tick_list(instrument, start, end)
         if not found:
             return TickBatch.empty(instrument)
         return TickBatch.from_ticks(found)

@@ -63,9 +63,11 @@ _EPOCH_S: Final = "extract(epoch FROM open_time)::bigint"
 _EPOCH_NS: Final = "(extract(epoch FROM open_time) * 1000000000)::bigint"
 
 TEXT_COLUMNS: Final = f"""{_EPOCH_NS}, open::text, high::text, low::text, close::text,
-    volume::text, quote_volume::text, trades, vwap::text, taker_buy_volume::text,
-    first_trade_id, last_trade_id, status, revision, gap"""
-"""A candle as a :data:`~storage.reads.CandleText` row (NUMERIC as text keeps its places)."""
+    volume::text, quote_volume::text, trades::text, vwap::text, taker_buy_volume::text,
+    coalesce(first_trade_id::text, ''), coalesce(last_trade_id::text, ''), status,
+    revision::text, gap::text"""
+"""A candle as a :data:`~storage.reads.CandleText` row: NUMERIC as text keeps its places,
+a boolean as text is ``true`` or ``false`` (its output form would be ``t`` or ``f``)."""
 
 _SOURCE_CANDLES: Final = f"""
 SELECT {READ_COLUMNS} FROM (

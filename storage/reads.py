@@ -30,12 +30,11 @@ from typing import Protocol
 from core.candles import Candle
 from core.intervals import Interval
 
-CandleText = tuple[
-    int, str, str, str, str, str, str, int, str, str, int | None, int | None, str, int, bool
-]
-"""A stored candle as exact text: open time (UTC ns), open, high, low, close, volume, quote
-volume, trades, VWAP, taker-buy volume, first and last trade id (or None), status, revision,
-gap. Decimals keep the places they were written with (``1.50`` stays ``1.50``)."""
+CandleText = tuple[int, str, str, str, str, str, str, str, str, str, str, str, str, str, str]
+"""A stored candle as text: open time (UTC ns), then open, high, low, close, volume, quote
+volume, trades, VWAP, taker-buy volume, first and last trade id (empty for none), status,
+revision and gap (``true`` or ``false``), each as the database writes it. Decimals keep the
+places they were written with (``1.50`` stays ``1.50``)."""
 
 TickRow = tuple[int, int, str, str, int, int, int]
 """A stored tick: ``ts_event`` (UTC ns), trade id, price and size as exact text, side
@@ -114,8 +113,9 @@ class ReadyRead(Protocol):
 
     @property
     def whole(self) -> bytes | None:
-        """The whole page's bytes when one read took them all (after :meth:`open`), else
-        None: take them from :meth:`chunks`."""
+        """The whole page's bytes when it fits one chunk (``limit`` at most ``chunk``, or
+        fewer than ``chunk`` rows in the range; after :meth:`open`), else None: take them
+        from :meth:`chunks`."""
         ...
 
     def chunks(self) -> AsyncGenerator[bytes, None]:

@@ -150,7 +150,7 @@ def _bar(candle: Candle) -> Bar:
 
 def _row_bar(row: CandleText) -> Bar:
     """A bar from a stored candle's texts."""
-    return (row[0] // NS_PER_SECOND, row[1], row[2], row[3], row[4], row[5], row[14])
+    return (row[0] // NS_PER_SECOND, row[1], row[2], row[3], row[4], row[5], row[14] == "true")
 
 
 async def _latest(ctx: Context, instrument: str, plan: Plan, end: int, count: int) -> list[Bar]:
