@@ -2,8 +2,8 @@
 
 Two ways to make it:
 
-- :func:`create_app` with a :class:`~charting.database.HistoryDatabase` the caller opened
-  (and closes): what the embedded platform does, next to its other services.
+- :func:`create_app` with any store's :class:`~storage.reads.HistoryReads` the caller opened
+  (and closes): a :class:`~storage.PostgresReads`, or a memory store's ``reads()``.
 - :func:`create_app_for_url` with a database URL: the app opens and closes the database in
   its own lifespan (``mdp api``, or any ASGI server).
 """
@@ -19,7 +19,6 @@ from starlette.exceptions import HTTPException
 from starlette.routing import BaseRoute
 
 from charting.context import Context
-from charting.database import HistoryDatabase
 from charting.problems import (
     ProblemError,
     http_error_handler,
@@ -28,10 +27,12 @@ from charting.problems import (
 )
 from charting.routes import candles, docs, gaps, health, instruments, ticks, udf, web
 from charting.settings import ApiSettings
+from storage.pg_reads import PostgresReads
+from storage.reads import HistoryReads
 
 
-def create_app(history: HistoryDatabase, settings: ApiSettings | None = None) -> Starlette:
-    """The app over an open database (the caller owns it)."""
+def create_app(history: HistoryReads, settings: ApiSettings | None = None) -> Starlette:
+    """The app over open history reads (the caller owns them)."""
     return _build(Context(settings or ApiSettings(), history), lifespan=None)
 
 
@@ -41,7 +42,7 @@ def create_app_for_url(database_url: str, settings: ApiSettings | None = None) -
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with HistoryDatabase.open(database_url, max_size=ctx.settings.pool_size) as history:
+        async with PostgresReads.open(database_url, max_size=ctx.settings.pool_size) as history:
             ctx.history = history
             try:
                 yield

@@ -6,11 +6,12 @@ Every format carries the columns of :data:`core.tables.CANDLE_COLUMNS` (the layo
 ``decimal128`` in Arrow and Parquet (each column at the finest scale of the page), open times
 as ISO 8601 UTC text or ``timestamp[ns, UTC]``, ``gap`` a boolean (``true``/``false`` in CSV).
 
-Stored candles arrive in a ready form (:mod:`charting.candle_reads`): JSON pages as the rows'
-JSON objects joined by the database, Arrow and Parquet pages as packed integer rows
-(:mod:`charting.packed`), CSV pages as lines written by the database. Rolled-up candles
-arrive as :class:`Candle` s and take the same functions (:func:`storage.candle_rows.candle_json`,
-:func:`charting.packed.pack_candles`), so both paths give identical bytes.
+Stored candles arrive through :class:`storage.reads.HistoryReads` in a ready form: JSON pages
+as the rows' JSON objects joined by storage, Arrow and Parquet pages as packed integer rows
+(:mod:`charting.packed`); CSV pages as rows of exact texts (:data:`storage.reads.CandleText`).
+Rolled-up candles arrive as :class:`Candle` s and take the same functions
+(:func:`storage.candle_rows.candle_json`, :func:`charting.packed.pack_candles`), so both paths
+give identical bytes.
 """
 
 from __future__ import annotations
@@ -18,14 +19,13 @@ from __future__ import annotations
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any, Final, LiteralString, Protocol
+from typing import Any, Final, Protocol
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from charting import database
-from charting.candle_reads import PageForm
 from charting.formats import MEDIA_TYPES, Format
 from charting.packed import (
     DECIMAL_COLUMNS,
@@ -33,21 +33,23 @@ from charting.packed import (
     decimal_batch,
     pack_candles,
     packed_batch,
-    packed_rows,
 )
 from core.candles import Candle
+from core.intervals import NS_PER_SECOND
 from core.tables import CANDLE_COLUMNS, iso_utc
 from storage.candle_rows import candle_json, candle_record
+from storage.packed_rows import packed_rows
+from storage.reads import CandleText, ReadyForm
 
 CANDLE_FIELDS: Final = (*CANDLE_COLUMNS, "status", "revision", "gap")
 """The columns of every candle response, in order (those of
 :class:`storage.candle_rows.CandleRecord`)."""
 READ_FORMS: Final = {
-    Format.JSON: PageForm.JSON,
-    Format.ARROW: PageForm.PACKED,
-    Format.PARQUET: PageForm.PACKED,
+    Format.JSON: ReadyForm.JSON,
+    Format.ARROW: ReadyForm.PACKED,
+    Format.PARQUET: ReadyForm.PACKED,
 }
-"""The stored read form each format is written from (CSV: lines written by the database)."""
+"""The stored ready form each format is written from (CSV: from candle texts)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,7 +106,7 @@ class CandleEncoder(Protocol):
 class ReadyEncoder(CandleEncoder, Protocol):
     """An encoder of stored pages read in a ready form (:data:`READ_FORMS`)."""
 
-    form: PageForm
+    form: ReadyForm
 
     def stored(self, body: bytes) -> bytes:
         """A chunk of the page: ``body`` is the joined form of its rows."""
@@ -144,7 +146,7 @@ def record(candle: Candle) -> tuple[Any, ...]:
 
 def _text(value: object) -> str:
     if isinstance(value, bool):
-        return "true" if value else "false"  # as the database writes it (charting.database)
+        return "true" if value else "false"
     return "" if value is None else str(value)
 
 
@@ -153,7 +155,7 @@ class JsonCandles:
     :func:`storage.candle_rows.candle_json`'s, stored ones joined by the database."""
 
     format = Format.JSON
-    form = PageForm.JSON
+    form = ReadyForm.JSON
 
     def __init__(self, info: PageInfo) -> None:
         self._info = info
@@ -194,8 +196,6 @@ class CsvCandles:
     """A header row, then one row per candle (``\\n`` line ends, no quoting needed)."""
 
     format = Format.CSV
-    columns: LiteralString = database.CSV_LINE
-    """The row shape read from the database (see :mod:`charting.database`)."""
 
     def __init__(self, info: PageInfo) -> None:
         self._prefix = f"{info.instrument},{info.interval},"
@@ -203,14 +203,25 @@ class CsvCandles:
     def head(self) -> bytes:
         return (",".join(CANDLE_FIELDS) + "\n").encode()
 
-    def rows(self, rows: Sequence[database.Row]) -> bytes:
+    def rows(self, rows: Sequence[CandleText]) -> bytes:
+        """Stored candles read as texts. Candles open at whole seconds: their times are
+        written for the whole chunk at once (else one by one)."""
         if not rows:
             return b""
-        prefix = self._prefix
-        return ("".join([f"{prefix}{row[0]}\n" for row in rows])).encode()
+        ns = np.array([r[0] for r in rows], dtype=np.int64)
+        if (ns % NS_PER_SECOND).any():
+            iso = [iso_utc(int(t)) for t in ns]
+        else:
+            whole = np.datetime_as_string(ns.astype("datetime64[ns]"), unit="s")
+            iso = [f"{t}Z" for t in whole.tolist()]
+        return self._lines([f"{t},{','.join(r[1:])}" for t, r in zip(iso, rows, strict=True)])
 
     def candles(self, candles: Sequence[Candle]) -> bytes:
-        return self.rows([(",".join(map(_text, record(c))),) for c in candles])
+        return self._lines([",".join(map(_text, record(c))) for c in candles])
+
+    def _lines(self, lines: Sequence[str]) -> bytes:
+        prefix = self._prefix
+        return "".join([f"{prefix}{line}\n" for line in lines]).encode()
 
     def tail(self) -> bytes:
         return b""
@@ -236,7 +247,7 @@ def arrow_schema(scales: Scales) -> pa.Schema:
 class _ArrowBatches:
     """Packed rows (:mod:`charting.packed`) or candles to Arrow record batches."""
 
-    form = PageForm.PACKED
+    form = ReadyForm.PACKED
 
     def __init__(self, info: PageInfo, scales: Scales) -> None:
         self._info = info

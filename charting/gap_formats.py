@@ -20,12 +20,9 @@ import pyarrow.parquet as pq
 
 from charting.formats import Format
 from core.tables import iso_utc
+from storage.reads import GapRow
 
 GAP_FIELDS: Final = ("instrument", "start", "end", "reason", "detail", "noticed")
-
-GapRow = tuple[int, int, str, str, int | None]
-"""A stored gap as the database gives it: start and end (UTC ns), reason, detail, noticed
-(UTC ns, or None)."""
 
 
 class GapRecord(msgspec.Struct):

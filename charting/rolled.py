@@ -1,4 +1,4 @@
-"""Rolled-up candles read from the database: a page forward, or the newest few backwards.
+"""Rolled-up candles read from storage: a page forward, or the newest few backwards.
 
 Stored candles are streamed a chunk at a time and folded bucket by bucket
 (:mod:`charting.rollup`); only the rolled candles of one page are held, at most ``limit``.
@@ -10,11 +10,11 @@ import contextlib
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 
-from charting.database import HistoryDatabase
 from charting.rollup import Plan, fold
 from charting.times import align_up
 from core.candles import Candle
 from core.intervals import Interval
+from storage.reads import HistoryReads
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,7 +30,7 @@ def page_limit(plan: Plan, limit: int, max_source_rows: int) -> int:
 
 
 async def rolled_page(
-    history: HistoryDatabase,
+    history: HistoryReads,
     plan: Plan,
     instrument: str,
     start: int,
@@ -46,7 +46,7 @@ async def rolled_page(
     next_start = None
     if first >= last:
         return RolledPage(found, None)
-    chunks = history.source_candles(instrument, plan.source, first, last, chunk)
+    chunks = history.candle_chunks(instrument, plan.source, first, last, chunk)
     async with contextlib.aclosing(_buckets(chunks, target)) as buckets:
         async for group in buckets:
             if len(found) == limit:
@@ -57,7 +57,7 @@ async def rolled_page(
 
 
 async def rolled_latest(
-    history: HistoryDatabase,
+    history: HistoryReads,
     plan: Plan,
     instrument: str,
     before: int,
@@ -69,7 +69,7 @@ async def rolled_latest(
     target = plan.target
     last = align_up(before, target.ns)
     found: list[Candle] = []
-    chunks = history.source_candles(instrument, plan.source, 0, last, chunk, descending=True)
+    chunks = history.candle_chunks(instrument, plan.source, 0, last, chunk, descending=True)
     async with contextlib.aclosing(_buckets(chunks, target)) as buckets:
         async for group in buckets:
             found.append(fold(group, target, now_ns))

@@ -15,9 +15,9 @@ import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from charting.candle_formats import Drain
-from charting.database import Row
 from charting.formats import Format
 from core.tables import iso_utc
+from storage.reads import TickRow
 
 TICK_FIELDS: Final = (
     "instrument",
@@ -49,7 +49,7 @@ class TickEncoder(Protocol):
 
     def head(self) -> bytes: ...
 
-    def rows(self, rows: Sequence[Row]) -> bytes: ...
+    def rows(self, rows: Sequence[TickRow]) -> bytes: ...
 
     def tail(self) -> bytes: ...
 
@@ -68,7 +68,7 @@ def tick_encoder(
     return BinaryTicks(instrument, fmt, price_scale, size_scale)
 
 
-def _records(instrument: str, rows: Sequence[Row]) -> list[TickRecord]:
+def _records(instrument: str, rows: Sequence[TickRow]) -> list[TickRecord]:
     return [
         TickRecord(
             instrument, trade_id, price, size, SIDES[side], iso_utc(ts), iso_utc(recv), trades
@@ -89,7 +89,7 @@ class JsonTicks:
     def head(self) -> bytes:
         return self._encode(self._envelope)[:-1] + b',"ticks":['
 
-    def rows(self, rows: Sequence[Row]) -> bytes:
+    def rows(self, rows: Sequence[TickRow]) -> bytes:
         if not rows:
             return b""
         body = self._encode(_records(self._instrument, rows))[1:-1]
@@ -111,7 +111,7 @@ class CsvTicks:
     def head(self) -> bytes:
         return (",".join(TICK_FIELDS) + "\n").encode()
 
-    def rows(self, rows: Sequence[Row]) -> bytes:
+    def rows(self, rows: Sequence[TickRow]) -> bytes:
         lines = [
             f"{r.instrument},{r.trade_id},{r.price},{r.size},{r.side},{r.ts_event},{r.ts_recv},"
             f"{r.trades}\n"
@@ -157,7 +157,7 @@ class BinaryTicks:
     def head(self) -> bytes:
         return self._out.take()
 
-    def rows(self, rows: Sequence[Row]) -> bytes:
+    def rows(self, rows: Sequence[TickRow]) -> bytes:
         if rows:
             self._writer.write_batch(self._batch(rows))
         return self._out.take()
@@ -166,7 +166,7 @@ class BinaryTicks:
         self._writer.close()
         return self._out.take()
 
-    def _batch(self, rows: Sequence[Row]) -> pa.RecordBatch:
+    def _batch(self, rows: Sequence[TickRow]) -> pa.RecordBatch:
         ts, trade_id, price, size, side, recv, trades = zip(*rows, strict=True)
         schema = self.schema
         stamp = schema.field("ts_event").type

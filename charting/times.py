@@ -1,24 +1,14 @@
-"""Time arithmetic of the history API: UTC nanoseconds, PostgreSQL's microseconds."""
+"""Time arithmetic of the history API: UTC nanoseconds."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
 from typing import Final
 
+from storage.times import END_OF_TIME
+
 NS_PER_SECOND: Final = 1_000_000_000
-END_OF_TIME: Final = 253_370_764_800 * NS_PER_SECOND
-"""9999-01-01T00:00:00Z: every time the API takes is before it; the end of an open range."""
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 
-
-def at_or_after(ns: int) -> datetime:
-    """The first microsecond at or after ``ns`` (at most :data:`END_OF_TIME`)."""
-    return _EPOCH + timedelta(microseconds=-(-min(ns, END_OF_TIME) // 1000))
-
-
-def at_or_before(ns: int) -> datetime:
-    """``ns`` truncated to the microsecond (at most :data:`END_OF_TIME`)."""
-    return _EPOCH + timedelta(microseconds=min(ns, END_OF_TIME) // 1000)
+__all__ = ["END_OF_TIME", "NS_PER_SECOND", "align_up"]
 
 
 def align_up(ns: int, step: int) -> int:

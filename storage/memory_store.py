@@ -18,13 +18,16 @@ from core.intervals import Interval
 from core.rejects import RejectedTick
 from core.ticks import Tick, TickBatch
 from storage.candle_rows import latest_revisions
+from storage.memory_reads import MemoryReads
 from storage.records import Rejection, TopicPartition, WriteReport
 
 
 class MemoryStore:
     def __init__(self) -> None:
         self._ticks: dict[tuple[str, int, int], Tick] = {}
+        self._tick_scales: dict[tuple[str, int, int], tuple[int, int]] = {}
         self._candles: dict[tuple[str, str, int], Candle] = {}
+        self._written_us: dict[tuple[str, str, int], int] = {}
         self._rejections: list[Rejection] = []
         self._rejection_keys: set[tuple[str, int, str]] = set()
         self._gaps: dict[tuple[str, int, int, str], FeedGap] = {}
@@ -57,6 +60,7 @@ class MemoryStore:
                         duplicates += 1
                     else:
                         self._ticks[key] = tick
+                        self._tick_scales[key] = (batch.price_scale, batch.size_scale)
                         written += 1
                 if len(batch):
                     self._instruments.add(batch.instrument)
@@ -65,6 +69,7 @@ class MemoryStore:
                 held = self._candles.get(candle.key)
                 if held is None or held.revision < candle.revision:
                     self._candles[candle.key] = candle
+                    self._written_us[candle.key] = time.time_ns() // 1000
                     candles_written += 1
                 self._instruments.add(candle.instrument)
             rejects_written = 0
@@ -111,14 +116,28 @@ class MemoryStore:
         ]
         return sorted(found, key=lambda candle: candle.open_time)
 
+    def written_us(self, candle: Candle) -> int:
+        """When ``candle``'s stored revision was written (epoch microseconds): the
+        ``updated_at`` of the PostgreSQL store."""
+        return self._written_us[candle.key]
+
+    def reads(self) -> MemoryReads:
+        """The :class:`~storage.reads.HistoryReads` of this store."""
+        return MemoryReads(self)
+
     async def last_candles(
         self, instrument: str, interval: Interval, before: int, count: int
     ) -> list[Candle]:
         found = await self.candles(instrument, interval, -(2**63), before)
         return found[-count:] if count > 0 else []
 
-    async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
-        found = sorted(
+    def tick_scales(self, tick: Tick) -> tuple[int, int]:
+        """The price and size decimal places ``tick`` was written with (its batch's)."""
+        return self._tick_scales[(tick.instrument, tick.ts_event, tick.trade_id)]
+
+    def tick_list(self, instrument: str, start: int, end: int) -> list[Tick]:
+        """The ticks of :meth:`ticks`, by (``ts_event``, trade id)."""
+        return sorted(
             (
                 tick
                 for (name, ts_event, _), tick in self._ticks.items()
@@ -126,6 +145,9 @@ class MemoryStore:
             ),
             key=lambda tick: (tick.ts_event, tick.trade_id),
         )
+
+    async def ticks(self, instrument: str, start: int, end: int) -> TickBatch:
+        found = self.tick_list(instrument, start, end)
         if not found:
             return TickBatch.empty(instrument)
         return TickBatch.from_ticks(found)

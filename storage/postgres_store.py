@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Mapping, Sequence
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from typing import Any, Final
 
 import numpy as np
@@ -43,11 +43,11 @@ from storage.tick_copy import (
     decode_tick_rows,
     encode_ticks,
 )
+from storage.times import at_or_after, at_or_before
 from storage.unavailable import unavailable_as_error
 
 Connection = psycopg.AsyncConnection[Any]
 
-_EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)
 _INT64_MAX: Final = 2**63 - 1
 _TICK_COLUMNS: Final = ", ".join(TICK_COLUMNS)
 _CANDLE_COLUMNS: Final = ", ".join(CANDLE_COLUMNS)
@@ -61,6 +61,8 @@ CREATE TEMPORARY TABLE IF NOT EXISTS ticks_stage (LIKE ticks INCLUDING DEFAULTS)
 CREATE TEMPORARY TABLE IF NOT EXISTS candles_stage (LIKE candles INCLUDING DEFAULTS)
     ON COMMIT DELETE ROWS;
 """
+INSTRUMENTS: Final = "SELECT instrument FROM instruments ORDER BY instrument"
+"""Every instrument ever written, sorted (the store's and the history reads' one query)."""
 _COPY_TICKS: Final = f"COPY ticks ({_TICK_COLUMNS}) FROM STDIN (FORMAT binary)"
 _COPY_TICKS_STAGE: Final = f"COPY ticks_stage ({_TICK_COLUMNS}) FROM STDIN (FORMAT binary)"
 _INSERT_STAGED_TICKS: Final = f"""
@@ -263,7 +265,7 @@ class PostgresStore:
     ) -> list[Candle]:
         return await self._read_candles(
             "open_time >= %s AND open_time < %s",
-            (instrument, interval.label, _at_or_after(start), _at_or_after(end)),
+            (instrument, interval.label, at_or_after(start), at_or_after(end)),
             interval,
         )
 
@@ -274,7 +276,7 @@ class PostgresStore:
             return []
         return await self._read_candles(
             "open_time < %s ORDER BY open_time DESC LIMIT %s",
-            (instrument, interval.label, _at_or_after(before), count),
+            (instrument, interval.label, at_or_after(before), count),
             interval,
         )
 
@@ -302,8 +304,8 @@ class PostgresStore:
             "instrument": instrument,
             "start": start,
             "end": end,
-            "lo": _at_or_before(start),
-            "hi": _at_or_before(end - 1) + timedelta(microseconds=1),
+            "lo": at_or_before(start),
+            "hi": at_or_before(end - 1) + timedelta(microseconds=1),
         }
         async with self._connection() as conn:
             cursor = await conn.execute(
@@ -374,7 +376,7 @@ class PostgresStore:
 
     async def instruments(self) -> list[str]:
         async with self._connection() as conn:
-            cursor = await conn.execute("SELECT instrument FROM instruments ORDER BY instrument")
+            cursor = await conn.execute(INSTRUMENTS)
             return [str(instrument) for (instrument,) in await cursor.fetchall()]
 
     async def rejections(self, instrument: str | None = None) -> list[Rejection]:
@@ -471,7 +473,7 @@ async def _insert_rejections(conn: Connection, rejections: list[Rejection]) -> i
             await cursor.execute(
                 _INSERT_REJECTION,
                 (
-                    None if rejection.rejected_at is None else _at_or_before(rejection.rejected_at),
+                    None if rejection.rejected_at is None else at_or_before(rejection.rejected_at),
                     rejection.instrument,
                     rejection.trade_id,
                     rejection.reason,
@@ -489,13 +491,13 @@ async def _insert_gaps(conn: Connection, gaps: Sequence[FeedGap]) -> int:
         return 0
     columns = (
         [g.instrument for g in gaps],
-        [_at_or_before(g.start_ns) for g in gaps],
-        [_at_or_after(g.end_ns) for g in gaps],
+        [at_or_before(g.start_ns) for g in gaps],
+        [at_or_after(g.end_ns) for g in gaps],
         [g.start_ns for g in gaps],
         [g.end_ns for g in gaps],
         [g.reason.value for g in gaps],
         [g.detail for g in gaps],
-        [_at_or_before(g.ts_recv) if g.ts_recv else None for g in gaps],
+        [at_or_before(g.ts_recv) if g.ts_recv else None for g in gaps],
         [g.ts_recv or None for g in gaps],
     )
     cursor = await conn.execute(_INSERT_GAPS, columns)
@@ -510,13 +512,3 @@ async def _store_offsets(
             _STORE_OFFSET,
             [(group, topic, partition, offset) for (topic, partition), offset in offsets.items()],
         )
-
-
-def _at_or_before(ns: int) -> datetime:
-    """The timestamp of ``ns`` truncated to the microsecond (PostgreSQL's resolution)."""
-    return _EPOCH + timedelta(microseconds=ns // 1000)
-
-
-def _at_or_after(ns: int) -> datetime:
-    """The first microsecond at or after ``ns``."""
-    return _EPOCH + timedelta(microseconds=-(-ns // 1000))

@@ -1,9 +1,9 @@
 """``GET /v1/candles``: a page of candles in JSON, CSV, Arrow or Parquet.
 
-Stored intervals are read from the database: a JSON, Arrow or Parquet page in one statement
-of ready rows (:mod:`charting.candle_reads`), a longer page in chunks, CSV through a cursor;
-others are rolled up on read. Every page but the last links to the next (``Link: <...>;
-rel="next"``, and ``next`` in JSON).
+Stored intervals are read through :class:`storage.reads.HistoryReads`: a JSON, Arrow or
+Parquet page in its ready form (one statement on PostgreSQL), a longer page in chunks, CSV as
+rows of texts; others are rolled up on read. Every page but the last links to the next
+(``Link: <...>; rel="next"``, and ``next`` in JSON).
 """
 
 from __future__ import annotations
@@ -31,9 +31,7 @@ from charting.candle_formats import (
     ready_encoder,
     record,
 )
-from charting.candle_reads import CandlePage
 from charting.context import Context
-from charting.database import Row
 from charting.formats import Format, choose
 from charting.params import Cursor
 from charting.problems import invalid, not_found
@@ -41,6 +39,7 @@ from charting.rolled import page_limit, rolled_page
 from charting.times import END_OF_TIME
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
+from storage.reads import CandlePage, CandleText
 
 
 def routes(ctx: Context) -> list[BaseRoute]:
@@ -108,7 +107,7 @@ async def _candles(ctx: Context, request: Request) -> Response:
         if fmt is Format.CSV:
             return stored.respond(page, _csv_rows(ctx, stored, page))
     form = READ_FORMS[fmt]
-    read = ctx.history.read_candles(
+    read = ctx.history.read_ready(
         form, instrument, interval, page_start, end, limit, settings.chunk_rows
     )
     page = await read.open()
@@ -120,7 +119,7 @@ async def _candles(ctx: Context, request: Request) -> Response:
         if not read.complete:  # rows without the ready form: read the page as candles
             await read.aclose()
             page = await ctx.history.candle_page(instrument, interval, page_start, end, limit)
-            candles = ctx.history.source_candles(
+            candles = ctx.history.candle_chunks(
                 instrument, interval, page_start, page.end, settings.chunk_rows
             )
             return stored.respond(page, _from_candles(stored.out(page), candles))
@@ -207,10 +206,9 @@ class _Stored:
 
 def _csv_rows(ctx: Context, stored: _Stored, page: CandlePage) -> AsyncIterator[bytes]:
     out = CsvCandles(stored.info(page))
-    rows = ctx.history.candle_rows(
-        out.columns, stored.instrument, stored.interval, stored.start, page.end,
-        ctx.settings.chunk_rows,
-    )  # fmt: skip
+    rows = ctx.history.candle_texts(
+        stored.instrument, stored.interval, stored.start, page.end, ctx.settings.chunk_rows
+    )
     return _stream_rows(out, rows)
 
 
@@ -267,7 +265,7 @@ def _digest(candles: Sequence[Candle]) -> str:
 
 
 async def _stream_rows(
-    out: CsvCandles, chunks: AsyncGenerator[list[Row], None]
+    out: CsvCandles, chunks: AsyncGenerator[list[CandleText], None]
 ) -> AsyncIterator[bytes]:
     yield out.head()
     async with contextlib.aclosing(chunks):

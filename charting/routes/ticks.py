@@ -12,13 +12,13 @@ from starlette.routing import BaseRoute, Route
 
 from charting import caching, params
 from charting.context import Context
-from charting.database import Row, TickKey
 from charting.formats import MEDIA_TYPES, choose
 from charting.params import Cursor
 from charting.routes.candles import check_instrument, next_link
 from charting.tick_formats import TickEncoder, tick_encoder
 from charting.times import END_OF_TIME
 from core.tables import iso_utc
+from storage.reads import TickKey, TickRow
 
 
 def routes(ctx: Context) -> list[BaseRoute]:
@@ -62,7 +62,7 @@ async def _ticks(ctx: Context, request: Request) -> Response:
 
 
 async def _stream(
-    out: TickEncoder, chunks: AsyncGenerator[list[Row], None]
+    out: TickEncoder, chunks: AsyncGenerator[list[TickRow], None]
 ) -> AsyncIterator[bytes]:
     yield out.head()
     async with contextlib.aclosing(chunks):

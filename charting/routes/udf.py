@@ -15,7 +15,6 @@ from starlette.routing import BaseRoute, Route
 from charting import params, udf
 from charting.candle_formats import record
 from charting.context import Context
-from charting.database import UDF_COLUMNS, Row
 from charting.problems import invalid
 from charting.rolled import page_limit, rolled_latest, rolled_page
 from charting.rollup import Plan
@@ -24,6 +23,7 @@ from charting.times import END_OF_TIME, NS_PER_SECOND, align_up
 from charting.udf import Bar
 from core.candles import Candle
 from core.intervals import Interval
+from storage.reads import CandleText
 
 _MAX_SECONDS = END_OF_TIME // NS_PER_SECOND - 1
 
@@ -148,19 +148,18 @@ def _bar(candle: Candle) -> Bar:
     )
 
 
-def _row_bar(row: Row) -> Bar:
-    """A bar from a row of :data:`charting.database.UDF_COLUMNS`."""
-    return (int(row[0]), row[1], row[2], row[3], row[4], row[5], bool(row[6]))
+def _row_bar(row: CandleText) -> Bar:
+    """A bar from a stored candle's texts."""
+    return (row[0] // NS_PER_SECOND, row[1], row[2], row[3], row[4], row[5], row[14] == "true")
 
 
 async def _latest(ctx: Context, instrument: str, plan: Plan, end: int, count: int) -> list[Bar]:
     settings = ctx.settings
     if not plan.rolled:
         bars: list[Bar] = []
-        rows = ctx.history.candle_rows(
-            UDF_COLUMNS, instrument, plan.target, 0, end, settings.chunk_rows,
-            descending=True, limit=count,
-        )  # fmt: skip
+        rows = ctx.history.candle_texts(
+            instrument, plan.target, 0, end, settings.chunk_rows, descending=True, limit=count
+        )
         async with contextlib.aclosing(rows):
             async for chunk in rows:
                 bars.extend(_row_bar(r) for r in chunk)
@@ -182,8 +181,8 @@ async def _range(ctx: Context, instrument: str, plan: Plan, start: int, end: int
     )
     if not plan.rolled:
         bars: list[Bar] = []
-        rows = ctx.history.candle_rows(
-            UDF_COLUMNS, instrument, plan.target, start, end, settings.chunk_rows, limit=most + 1
+        rows = ctx.history.candle_texts(
+            instrument, plan.target, start, end, settings.chunk_rows, limit=most + 1
         )
         async with contextlib.aclosing(rows):
             async for chunk in rows:

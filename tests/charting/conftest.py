@@ -7,8 +7,8 @@ from collections.abc import AsyncIterator, Callable
 import httpx
 import pytest
 
-from charting import ApiSettings, HistoryDatabase, create_app
-from storage import PostgresStore
+from charting import ApiSettings, create_app
+from storage import PostgresReads, PostgresStore
 from tests.charting.data import T0
 
 DAY = 86_400 * 1_000_000_000
@@ -25,13 +25,13 @@ async def store(migrated_database: str) -> AsyncIterator[PostgresStore]:
 
 
 @pytest.fixture
-async def history(migrated_database: str) -> AsyncIterator[HistoryDatabase]:
-    async with HistoryDatabase.open(migrated_database) as opened:
+async def history(migrated_database: str) -> AsyncIterator[PostgresReads]:
+    async with PostgresReads.open(migrated_database) as opened:
         yield opened
 
 
 @pytest.fixture
-async def make_client(history: HistoryDatabase) -> AsyncIterator[MakeClient]:
+async def make_client(history: PostgresReads) -> AsyncIterator[MakeClient]:
     """``make_client(**settings)``: an in-process client of an app with those settings (by
     default the clock at :data:`NOW`, and kept pages checked against the database always)."""
     clients: list[httpx.AsyncClient] = []

@@ -20,13 +20,13 @@ import msgspec
 import pytest
 from websockets.asyncio.server import ServerConnection, serve
 
-from charting import ApiSettings, HistoryDatabase, create_app
+from charting import ApiSettings, create_app
 from charting.routes.web import library_path
 from charting.server import serving
 from charting.settings import WEB_DIR
 from core.candles import Candle, CandleStatus
 from core.gaps import FeedGap, GapReason
-from storage import PostgresStore
+from storage import PostgresReads, PostgresStore
 from tests.charting.data import INSTRUMENT, MINUTE, series
 from ws_gateway.wire import gap_message
 
@@ -144,7 +144,7 @@ async def gateway() -> AsyncIterator[tuple[FakeGateway, str]]:
 
 async def test_the_chart_draws_history_and_applies_live_updates(
     store: PostgresStore,
-    history: HistoryDatabase,
+    history: PostgresReads,
     gateway: tuple[FakeGateway, str],
 ) -> None:
     from playwright.async_api import async_playwright
@@ -303,7 +303,7 @@ async def test_the_chart_draws_history_and_applies_live_updates(
 
 
 async def test_the_page_says_when_there_is_no_gateway(
-    store: PostgresStore, history: HistoryDatabase
+    store: PostgresStore, history: PostgresReads
 ) -> None:
     from playwright.async_api import async_playwright
 

@@ -12,11 +12,11 @@ import psycopg
 import pytest
 from polars.testing import assert_frame_equal
 
-from charting import ApiSettings, HistoryDatabase, create_app
+from charting import ApiSettings, create_app
 from charting.client import HistoryClient, HistoryError
 from charting.server import ApiServer, serving
 from core.gaps import FeedGap, GapReason
-from storage import PostgresStore
+from storage import PostgresReads, PostgresStore
 from tests.charting.conftest import NOW
 from tests.charting.data import INSTRUMENT, SECOND, T0, series, ticks
 
@@ -45,7 +45,7 @@ CANDLE_SCHEMA = {
 
 
 @pytest.fixture
-async def server(history: HistoryDatabase) -> AsyncIterator[ApiServer]:
+async def server(history: PostgresReads) -> AsyncIterator[ApiServer]:
     app = create_app(history, ApiSettings(clock=lambda: NOW))
     async with serving(app) as running:
         yield running

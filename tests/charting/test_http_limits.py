@@ -27,9 +27,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from charting import ApiSettings, HistoryDatabase, create_app
+from charting import ApiSettings, create_app
 from charting.http_guard import HttpLimits
 from charting.server import ApiServer, serving
+from storage import PostgresReads
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0
@@ -38,7 +39,7 @@ GET = b"GET /v1/instruments HTTP/1.1\r\nHost: history.test\r\n"
 
 
 @contextlib.asynccontextmanager
-async def served(history: HistoryDatabase, **limits: float) -> AsyncIterator[ApiServer]:
+async def served(history: PostgresReads, **limits: float) -> AsyncIterator[ApiServer]:
     app = create_app(history, ApiSettings())
     async with serving(app, limits=HttpLimits(**limits)) as server:  # type: ignore[arg-type]
         yield server
@@ -111,13 +112,13 @@ def problem_kind(body: dict[str, str]) -> str:
     return body["type"].rsplit("/", 1)[-1]
 
 
-async def test_a_normal_request_is_served(history: HistoryDatabase) -> None:
+async def test_a_normal_request_is_served(history: PostgresReads) -> None:
     async with served(history) as server, httpx.AsyncClient() as client:
         answer = await client.get(f"{server.url}/v1/instruments", headers={"X-Trace": "a" * 4000})
         assert answer.status_code == 200
 
 
-async def test_oversized_requests_get_our_problem_answers(history: HistoryDatabase) -> None:
+async def test_oversized_requests_get_our_problem_answers(history: PostgresReads) -> None:
     limits = HttpLimits()
     async with served(history) as server:
         long_target = b"GET /v1/candles?instrument=" + b"A" * 10_000 + b" HTTP/1.1\r\n\r\n"
@@ -188,7 +189,7 @@ async def test_endless_trailer_fields_are_cut_off_with_413() -> None:
 
 
 async def test_a_client_dribbling_its_head_is_cut_off_after_the_head_timeout(
-    history: HistoryDatabase,
+    history: PostgresReads,
 ) -> None:
     async with served(history, head_timeout=1.0) as server:
         started = time.monotonic()

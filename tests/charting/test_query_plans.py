@@ -9,19 +9,19 @@ import re
 import psycopg
 import pytest
 
-from charting.candle_reads import candle_params
-from charting.database import (
-    HistoryDatabase,
-    TickKey,
+from core.gaps import FeedGap, GapReason
+from core.intervals import Interval
+from storage import PostgresStore
+from storage.pg_pages import candle_params
+from storage.pg_reads import (
+    PostgresReads,
     candle_queries,
     gap_params,
     gap_queries,
     tick_params,
     tick_queries,
 )
-from core.gaps import FeedGap, GapReason
-from core.intervals import Interval
-from storage import PostgresStore
+from storage.reads import TickKey
 from tests.charting.data import MINUTE, T0, series, ticks
 
 INSTRUMENTS = ("TEST:AAA", "TEST:BTCUSD", "TEST:ZZZ")
@@ -70,7 +70,7 @@ def _assert_index_scan(plan: str, index: str, name: str) -> None:
     assert re.search(rf"{scans}|Bitmap Index Scan on {_index(index)}", plan), f"{name}: {plan}"
 
 
-async def test_every_query_scans_a_primary_key(history: HistoryDatabase, stocked: bool) -> None:
+async def test_every_query_scans_a_primary_key(history: PostgresReads, stocked: bool) -> None:
     start, end = T0 + 100 * MINUTE.ns, T0 + 1100 * MINUTE.ns
     for name, query in candle_queries().items():
         params = candle_params("TEST:BTCUSD", MINUTE, start, end) | {"limit": 1000, "rows": 1000}

@@ -1,16 +1,17 @@
-"""The history API's reads: psycopg against the storage schema, streamed in chunks.
+"""PostgreSQL's :class:`~storage.reads.HistoryReads`: psycopg against the storage schema,
+streamed in chunks.
 
-The storage repository returns whole lists; the API needs more: a page summary before the
-first byte goes out (how many rows, where the next page starts, whether any candle is still
-open, the decimal scales), and the page itself in bounded chunks. Stored candles in JSON,
-Arrow and Parquet are read from their ready forms, summary and rows in one statement
-(:mod:`charting.candle_reads`); CSV, ticks, UDF bars and the sources of roll-ups stream
-through a server-side cursor, a chunk of rows at a time; the feed gaps of a range (at most
-the row limit) come in one query. Every query is a range scan of a primary key
-(``candles``: instrument, interval, open time; ``ticks``: event time first; ``feed_gaps``:
-instrument, start), which ``tests/charting/test_query_plans.py`` checks with EXPLAIN.
+Besides whole lists, the history API needs a page summary before the first byte goes out
+(how many rows, where the next page starts, whether any candle is still open, the decimal
+scales), and the page itself in bounded chunks. Stored candles in a ready form are read with
+their summary in one statement (:mod:`storage.pg_pages`); candle texts, ticks and the
+candles of roll-ups stream through a server-side cursor, a chunk of rows at a time; the feed
+gaps of a range (at most the row limit) come in one query. Every query is a range scan of a
+primary key (``candles``: instrument, interval, open time; ``ticks``: event time first;
+``feed_gaps``: instrument, start), which ``tests/charting/test_query_plans.py`` checks with
+EXPLAIN.
 
-The pool's connections are read-only and have a statement timeout. They also have sorting
+The pools' connections are read-only and have a statement timeout. They also have sorting
 priced out (``enable_sort=off``): every query here reads a key range in key order, which
 needs no sort, and a planner that sees one instrument's whole table in a range (a small
 database) would otherwise sort all its rows instead of walking the key.
@@ -22,7 +23,6 @@ import asyncio
 import contextlib
 import itertools
 from collections.abc import AsyncGenerator, AsyncIterator
-from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Final, LiteralString
 
@@ -30,44 +30,48 @@ import psycopg
 from psycopg.conninfo import conninfo_to_dict
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
-from charting.candle_reads import (
+from core.candles import Candle
+from core.intervals import Interval
+from storage.candle_rows import READ_COLUMNS, candle_from_row
+from storage.pg_pages import (
     CANDLE_RANGE,
-    CandlePage,
     CandleRead,
-    PageForm,
     SyncPool,
     candle_params,
     page_statement,
     read_summary,
 )
-from charting.gap_formats import GapRow
-from charting.times import at_or_after, at_or_before
-from core.candles import Candle
-from core.intervals import Interval
-from storage.candle_rows import READ_COLUMNS, candle_from_row
-from storage.postgres_store import DEFAULT_WAIT, RECONNECT_TIMEOUT
+from storage.postgres_store import DEFAULT_WAIT, INSTRUMENTS, RECONNECT_TIMEOUT
+from storage.reads import (
+    CandlePage,
+    CandleText,
+    GapRow,
+    ReadyForm,
+    TickKey,
+    TickPage,
+    TickRow,
+)
+from storage.times import at_or_after, at_or_before
 from storage.unavailable import describe
 
 Connection = psycopg.AsyncConnection[Any]
-Row = tuple[Any, ...]
+Rows = list[Any]
+"""A chunk of rows as psycopg gives them (each caller states its row type)."""
 
 _NS: Final = 1_000_000_000
-_ISO: Final = """to_char(open_time AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS"Z"')"""
 _EPOCH_S: Final = "extract(epoch FROM open_time)::bigint"
+_EPOCH_NS: Final = "(extract(epoch FROM open_time) * 1000000000)::bigint"
 
-CSV_LINE: Final = f"""concat_ws(',', {_ISO}, open, high, low, close, volume, quote_volume,
-    trades, vwap, taker_buy_volume, coalesce(first_trade_id::text, ''),
-    coalesce(last_trade_id::text, ''), status, revision, gap::text)"""
-"""A candle as the rest of a CSV line (after instrument and interval): one text per row
-(``gap::text`` is ``true`` or ``false``; a boolean's output form would be ``t`` or ``f``)."""
-
-UDF_COLUMNS: Final = (
-    f"{_EPOCH_S}, open::text, high::text, low::text, close::text, volume::text, gap"
-)
+TEXT_COLUMNS: Final = f"""{_EPOCH_NS}, open::text, high::text, low::text, close::text,
+    volume::text, quote_volume::text, trades::text, vwap::text, taker_buy_volume::text,
+    coalesce(first_trade_id::text, ''), coalesce(last_trade_id::text, ''), status,
+    revision::text, gap::text"""
+"""A candle as a :data:`~storage.reads.CandleText` row: NUMERIC as text keeps its places,
+a boolean as text is ``true`` or ``false`` (its output form would be ``t`` or ``f``)."""
 
 _SOURCE_CANDLES: Final = f"""
 SELECT {READ_COLUMNS} FROM (
-    SELECT *, (extract(epoch FROM open_time) * 1000000000)::bigint AS open_time_ns
+    SELECT *, {_EPOCH_NS} AS open_time_ns
     {CANDLE_RANGE}
 ) AS found
 """
@@ -103,26 +107,8 @@ _PING_WAIT: Final = 2
 _cursor_names = itertools.count()
 
 
-@dataclass(frozen=True, slots=True)
-class TickKey:
-    """A tick's place in the order of ``ticks``: (``ts_event`` ns, trade id)."""
-
-    ns: int
-    trade_id: int
-
-
-@dataclass(frozen=True, slots=True)
-class TickPage:
-    start: TickKey
-    end: TickKey
-    rows: int
-    price_scale: int
-    size_scale: int
-    next_start: TickKey | None
-
-
-class HistoryDatabase:
-    """Read-only access to candles, ticks and instruments for the history API.
+class PostgresReads:
+    """:class:`~storage.reads.HistoryReads` of a PostgreSQL database.
 
     Open it with :meth:`open`; it owns its connection pools for the ``async with`` block.
     """
@@ -143,7 +129,7 @@ class HistoryDatabase:
         max_size: int = 4,
         timeout: float = 30.0,
         wait: float = DEFAULT_WAIT,
-    ) -> AsyncIterator[HistoryDatabase]:
+    ) -> AsyncIterator[PostgresReads]:
         """Two pools of ``max_size`` each: asyncio connections for most reads, blocking ones
         for candle pages, which are read in worker threads (:class:`CandleRead` says why).
         Those are autocommit: a page is one statement, one round trip, no BEGIN or COMMIT.
@@ -193,7 +179,7 @@ class HistoryDatabase:
 
     async def instruments(self) -> list[str]:
         async with self._pool.connection() as conn:
-            cursor = await conn.execute("SELECT instrument FROM instruments ORDER BY instrument")
+            cursor = await conn.execute(INSTRUMENTS)
             found = [str(row[0]) for row in await cursor.fetchall()]
         self._known.update(found)
         return found
@@ -232,9 +218,9 @@ class HistoryDatabase:
             read_summary, self._pages, instrument, interval, start, end, limit
         )
 
-    def read_candles(
+    def read_ready(
         self,
-        form: PageForm,
+        form: ReadyForm,
         instrument: str,
         interval: Interval,
         start: int,
@@ -242,13 +228,12 @@ class HistoryDatabase:
         limit: int,
         chunk: int,
     ) -> CandleRead:
-        """The first ``limit`` stored candles opening in ``[start, end)`` in a ready form
+        """The first ``limit`` stored candles opening in ``[start, end)`` in ``form``
         (:meth:`CandleRead.open`, then :meth:`CandleRead.chunks` or :meth:`CandleRead.aclose`)."""
         return CandleRead(self._pages, form, instrument, interval, start, end, limit, chunk)
 
-    async def candle_rows(
+    async def candle_texts(
         self,
-        columns: LiteralString,
         instrument: str,
         interval: Interval,
         start: int,
@@ -257,10 +242,10 @@ class HistoryDatabase:
         *,
         descending: bool = False,
         limit: int | None = None,
-    ) -> AsyncGenerator[list[Row], None]:
-        """Stored candles opening in ``[start, end)``, as rows of ``columns``, in chunks."""
+    ) -> AsyncGenerator[list[CandleText], None]:
+        """Stored candles opening in ``[start, end)``, as rows of :data:`TEXT_COLUMNS`."""
         order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
-        query: LiteralString = f"SELECT {columns} {CANDLE_RANGE} {order}"
+        query: LiteralString = f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} {order}"
         if limit is not None:
             query += " LIMIT %(limit)s"
         params = candle_params(instrument, interval, start, end) | {"limit": limit}
@@ -268,7 +253,7 @@ class HistoryDatabase:
             async for rows in chunks:
                 yield rows
 
-    async def source_candles(
+    async def candle_chunks(
         self,
         instrument: str,
         interval: Interval,
@@ -321,7 +306,7 @@ class HistoryDatabase:
 
     async def tick_rows(
         self, instrument: str, start: TickKey, end: TickKey, chunk: int
-    ) -> AsyncGenerator[list[Row], None]:
+    ) -> AsyncGenerator[list[TickRow], None]:
         """Ticks from ``start`` (inclusive) to ``end`` (exclusive), rows of TICK_COLUMNS."""
         query: LiteralString = f"SELECT {TICK_COLUMNS} {_TICK_RANGE} {_TICK_ORDER}"
         params = tick_params(instrument, start, end)
@@ -352,7 +337,7 @@ class HistoryDatabase:
 
     async def _stream(
         self, query: LiteralString, params: dict[str, Any], chunk: int
-    ) -> AsyncGenerator[list[Row], None]:
+    ) -> AsyncGenerator[Rows, None]:
         """Rows of ``query`` through a server-side cursor, ``chunk`` at a time."""
         async with (
             self._pool.connection() as conn,
@@ -389,11 +374,11 @@ def candle_queries() -> dict[str, LiteralString]:
     """The candle queries by name, for the EXPLAIN tests (parameters: :func:`candle_params`,
     ``limit`` and ``rows``)."""
     return {
-        "summary": page_statement(PageForm.JSON, body=False),
-        "page_json": page_statement(PageForm.JSON),
-        "page_packed": page_statement(PageForm.PACKED),
-        "csv": f"SELECT {CSV_LINE} {CANDLE_RANGE} ORDER BY open_time",
-        "latest": f"SELECT {UDF_COLUMNS} {CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
+        "summary": page_statement(ReadyForm.JSON, body=False),
+        "page_json": page_statement(ReadyForm.JSON),
+        "page_packed": page_statement(ReadyForm.PACKED),
+        "texts": f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} ORDER BY open_time",
+        "latest": f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
         "source": f"{_SOURCE_CANDLES} ORDER BY open_time",
     }
 

@@ -1,4 +1,4 @@
-"""A page of stored candles in one statement: ready rows joined by the database.
+"""PostgreSQL: a page of stored candles in one statement, ready rows joined by the database.
 
 Every candle row keeps two read forms written at upsert time (:mod:`storage.candle_rows`):
 its JSON object and its integers packed as big-endian words. A page is then one statement
@@ -10,7 +10,7 @@ all-visible), no number formatted, no row handled by Python one at a time.
 
 Order: the rows come from a subquery ordered by the key with a LIMIT; such a subquery is
 never flattened, and a plain aggregate takes its input in the order given, so the joined
-value is in open-time order (:func:`charting.packed.packed_rows` checks it for packed rows).
+value is in open-time order (:func:`storage.packed_rows.packed_rows` checks it for packed rows).
 
 A long page (:data:`HALVES_FROM` rows or more) is two such statements sent at once in
 pipeline mode, for the first half of its time span and the rest (:func:`read_page`), in one
@@ -27,7 +27,6 @@ summary agree.
 from __future__ import annotations
 
 import asyncio
-import enum
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Any, Final, LiteralString
@@ -38,11 +37,12 @@ from psycopg.abc import Buffer
 from psycopg.adapt import Loader
 from psycopg_pool import ConnectionPool
 
-from charting.packed import packed_rows, status_codes
-from charting.times import at_or_after
 from core.candles import VWAP_EXTRA_PLACES
 from core.intervals import Interval
 from storage.candle_rows import STATUSES
+from storage.packed_rows import packed_rows, status_codes
+from storage.reads import CandlePage, ReadyForm
+from storage.times import at_or_after
 
 SyncConnection = psycopg.Connection[Any]
 SyncPool = ConnectionPool[SyncConnection]
@@ -61,24 +61,18 @@ WHERE instrument = %(instrument)s AND interval = %(interval)s
 :func:`candle_params`): a range of the primary key."""
 
 
-class PageForm(enum.Enum):
-    """A read form of the ``candles`` rows: its column and how a page joins it."""
-
-    JSON = "json"
-    PACKED = "packed"
-
-    @property
-    def joined(self) -> LiteralString:
-        if self is PageForm.JSON:
-            return "string_agg(json, ',')"
-        return "string_agg(packed, ''::bytea)"
-
-    @property
-    def column(self) -> LiteralString:
-        return "json" if self is PageForm.JSON else "packed"
+def _joined_form(form: ReadyForm) -> LiteralString:
+    """The aggregate joining a page's ``form`` column (its :attr:`~ReadyForm.separator`)."""
+    if form is ReadyForm.JSON:
+        return "string_agg(json, ',')"
+    return "string_agg(packed, ''::bytea)"
 
 
-def page_statement(form: PageForm, *, body: bool = True) -> LiteralString:
+def _column(form: ReadyForm) -> LiteralString:
+    return "json" if form is ReadyForm.JSON else "packed"
+
+
+def page_statement(form: ReadyForm, *, body: bool = True) -> LiteralString:
     """The first ``rows`` candles of the range as one row: the joined ``form`` (NULL when
     ``body`` is false: a summary only), the row count, how many have ``form`` (fewer: the
     page must be read from the numerics), whether one is open, the last change (epoch
@@ -90,7 +84,7 @@ def page_statement(form: PageForm, *, body: bool = True) -> LiteralString:
     (:func:`read_part` takes them from there), and a JSON page needs no scales. The scales
     of a summary count rows without a read form too, from their numerics.
     """
-    column = form.column
+    column = _column(form)
     ready: LiteralString = f"count({column})"
     has_open: LiteralString = "coalesce(bool_or(status = 'open'), false)"
     scales: LiteralString = "NULL::int, NULL::int"
@@ -101,10 +95,10 @@ def page_statement(form: PageForm, *, body: bool = True) -> LiteralString:
             "max(coalesce(price_scale, scale(close))), max(coalesce(size_scale, scale(volume)))"
         )
         kept += ", price_scale, size_scale, close, volume"
-    elif form is PageForm.JSON:
-        joined = form.joined
+    elif form is ReadyForm.JSON:
+        joined = _joined_form(form)
     else:
-        joined, ready, has_open = form.joined, "NULL::bigint", "NULL::bool"
+        joined, ready, has_open = _joined_form(form), "NULL::bigint", "NULL::bool"
         kept = f"{column}, open_time, updated_at"
     return f"""
 SELECT {joined},
@@ -132,26 +126,6 @@ def candle_params(instrument: str, interval: Interval, start: int, end: int) -> 
         "start": at_or_after(start),
         "end": at_or_after(end),
     }
-
-
-@dataclass(frozen=True, slots=True)
-class CandlePage:
-    """What a page of stored candles holds, known before it is sent.
-
-    ``end`` is where the page stops (exclusive): the next page's start when ``next_start``
-    is set, else the end of the range asked for.
-    """
-
-    start: int
-    end: int
-    rows: int
-    has_open: bool
-    updated_us: int | None
-    next_start: int | None
-    price_scale: int
-    size_scale: int
-    quote_scale: int
-    vwap_scale: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -201,7 +175,7 @@ def _cursor(conn: SyncConnection) -> psycopg.Cursor[Any]:
 
 
 def _execute(
-    cursor: psycopg.Cursor[Any], form: PageForm, params: dict[str, Any], rows: int, body: bool
+    cursor: psycopg.Cursor[Any], form: ReadyForm, params: dict[str, Any], rows: int, body: bool
 ) -> None:
     # Never prepared: a prepared statement soon gets PostgreSQL's generic plan, which
     # guesses a handful of rows for any range and so walks the table instead of reading
@@ -210,12 +184,12 @@ def _execute(
     cursor.execute(statement, params | {"rows": rows}, prepare=False)
 
 
-def _result(cursor: psycopg.Cursor[Any], form: PageForm, body: bool) -> _Part:
+def _result(cursor: psycopg.Cursor[Any], form: ReadyForm, body: bool) -> _Part:
     found = cursor.fetchone()
     assert found is not None  # an aggregate always gives one row
     joined, count, ready, has_open, updated_us, ps, ss, after = found
     data = b"" if joined is None else bytes(joined)
-    if body and form is PageForm.PACKED:  # the rest is in the rows themselves
+    if body and form is ReadyForm.PACKED:  # the rest is in the rows themselves
         packed = packed_rows(data)
         ready = len(packed)
         has_open = bool((status_codes(packed["status"]) == _OPEN).any())
@@ -234,7 +208,7 @@ def _result(cursor: psycopg.Cursor[Any], form: PageForm, body: bool) -> _Part:
 
 
 def read_part(
-    conn: SyncConnection, form: PageForm, params: dict[str, Any], rows: int, *, body: bool = True
+    conn: SyncConnection, form: ReadyForm, params: dict[str, Any], rows: int, *, body: bool = True
 ) -> _Part:
     """Run :func:`page_statement` (blocking: see :class:`CandleRead` for why)."""
     cursor = _cursor(conn)
@@ -244,7 +218,7 @@ def read_part(
 
 def read_page(
     conn: SyncConnection,
-    form: PageForm,
+    form: ReadyForm,
     instrument: str,
     interval: Interval,
     start: int,
@@ -284,12 +258,12 @@ def read_page(
     return _joined(form, parts)
 
 
-def _joined(form: PageForm, parts: list[_Part]) -> _Part:
+def _joined(form: ReadyForm, parts: list[_Part]) -> _Part:
     """Parts read one after another as one: their bodies joined, their summaries summed."""
     bodies = [part.body for part in parts if part.body]
     changes = [part.updated_us for part in parts if part.updated_us is not None]
     return _Part(
-        body=(b"," if form is PageForm.JSON else b"").join(bodies),
+        body=form.separator.join(bodies),
         rows=sum(part.rows for part in parts),
         ready=sum(part.ready for part in parts),
         has_open=any(part.has_open for part in parts),
@@ -306,7 +280,7 @@ def read_summary(
     """The summary of a page alone (blocking)."""
     params = candle_params(instrument, interval, start, end)
     with pool.connection() as conn:
-        part = read_part(conn, PageForm.JSON, params, limit, body=False)
+        part = read_part(conn, ReadyForm.JSON, params, limit, body=False)
     return part.page(start, end, limit)
 
 
@@ -327,7 +301,7 @@ class CandleRead:
     def __init__(
         self,
         pool: SyncPool,
-        form: PageForm,
+        form: ReadyForm,
         instrument: str,
         interval: Interval,
         start: int,

@@ -1,0 +1,217 @@
+"""The history read contract: what the history API may ask of storage, and nothing else.
+
+:class:`HistoryReads` is kept by :class:`storage.pg_reads.PostgresReads` (SQL, psycopg) and
+by :class:`storage.memory_reads.MemoryReads` (over a :class:`~storage.MemoryStore`); one
+suite, ``tests/storage/test_reads.py``, holds both to it. Its callers (``charting``) shape
+responses from what it returns and never write SQL.
+
+Results are plain: domain objects (:class:`~core.candles.Candle`), summaries
+(:class:`CandlePage`, :class:`TickPage`), and batches of typed rows (:data:`CandleText`,
+:data:`TickRow`, :data:`GapRow`). Times are UTC nanoseconds; ranges are half-open, on
+``open_time`` for candles and (``ts_event``, trade id) for ticks.
+
+**Ready forms.** Storage keeps pre-encoded forms of every candle beside its row
+(:class:`ReadyForm`), written with the candle by an encode function, so that a page of them
+is the stored bytes joined, with no work per value: ``packed`` (storage's own fixed-width
+integer row, :data:`storage.candle_rows.PACKED_WORDS`) and ``json`` (a caller's text form).
+To storage a form is opaque bytes per row and a separator to join rows with; it never
+parses the caller's forms, so it does not know the shapes of the HTTP API. A row without
+the form (written by plain SQL, or with a value that does not fit) makes a read
+incomplete (:attr:`ReadyRead.complete`): the caller then reads the page as candles.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import AsyncGenerator
+from dataclasses import dataclass
+from typing import Protocol
+
+from core.candles import Candle
+from core.intervals import Interval
+
+CandleText = tuple[int, str, str, str, str, str, str, str, str, str, str, str, str, str, str]
+"""A stored candle as text: open time (UTC ns), then open, high, low, close, volume, quote
+volume, trades, VWAP, taker-buy volume, first and last trade id (empty for none), status,
+revision and gap (``true`` or ``false``), each as the database writes it. Decimals keep the
+places they were written with (``1.50`` stays ``1.50``)."""
+
+TickRow = tuple[int, int, str, str, int, int, int]
+"""A stored tick: ``ts_event`` (UTC ns), trade id, price and size as exact text, side
+(-1 sell, 0 unknown, 1 buy), ``ts_recv`` (UTC ns), trades."""
+
+GapRow = tuple[int, int, str, str, int | None]
+"""A stored feed gap: start and end (UTC ns), reason, detail, noticed (UTC ns, or None when
+the connector did not say)."""
+
+
+class ReadyForm(enum.Enum):
+    """A pre-encoded form of every stored candle, read as its rows' bytes joined."""
+
+    JSON = "json"
+    """The caller's text form (:func:`storage.candle_rows.candle_json` writes it), joined
+    with ``,``."""
+    PACKED = "packed"
+    """Storage's own row of big-endian int64 words, joined with nothing."""
+
+    @property
+    def separator(self) -> bytes:
+        return b"," if self is ReadyForm.JSON else b""
+
+
+@dataclass(frozen=True, slots=True)
+class CandlePage:
+    """What a page of stored candles holds, known before it is sent.
+
+    ``end`` is where the page stops (exclusive): the next page's start when ``next_start``
+    is set, else the end of the range asked for. ``updated_us`` is the page's last change
+    (epoch microseconds); the scales are the finest decimal places of its columns.
+    """
+
+    start: int
+    end: int
+    rows: int
+    has_open: bool
+    updated_us: int | None
+    next_start: int | None
+    price_scale: int
+    size_scale: int
+    quote_scale: int
+    vwap_scale: int
+
+
+@dataclass(frozen=True, slots=True)
+class TickKey:
+    """A tick's place in the order of ticks: (``ts_event`` ns, trade id)."""
+
+    ns: int
+    trade_id: int
+
+
+@dataclass(frozen=True, slots=True)
+class TickPage:
+    """What a page of ticks holds: ``end`` is the next page's start (``next_start``) when
+    the range holds more, else the end asked for."""
+
+    start: TickKey
+    end: TickKey
+    rows: int
+    price_scale: int
+    size_scale: int
+    next_start: TickKey | None
+
+
+class ReadyRead(Protocol):
+    """One page of stored candles in one :class:`ReadyForm`: :meth:`open` gives its
+    summary, then :attr:`whole` or :meth:`chunks` its rows' bytes joined."""
+
+    complete: bool
+    """Whether every row of the page has the form (after :meth:`open`); else read the page
+    as candles (:meth:`HistoryReads.candle_chunks`)."""
+
+    async def open(self) -> CandlePage: ...
+
+    @property
+    def whole(self) -> bytes | None:
+        """The whole page's bytes when it fits one chunk (``limit`` at most ``chunk``, or
+        fewer than ``chunk`` rows in the range; after :meth:`open`), else None: take them
+        from :meth:`chunks`."""
+        ...
+
+    def chunks(self) -> AsyncGenerator[bytes, None]:
+        """The page's bytes, a chunk of rows at a time; releases the read when done."""
+        ...
+
+    async def aclose(self) -> None:
+        """Release what the read holds (idempotent)."""
+        ...
+
+
+class HistoryReads(Protocol):
+    """Reads of stored history, bounded and in key order. Streams come in chunks of at most
+    ``chunk`` rows; close them (``contextlib.aclosing``) when stopping early."""
+
+    async def unreachable(self) -> str | None:
+        """``None`` when the store answers; else why not (no secrets)."""
+        ...
+
+    async def instruments(self) -> list[str]:
+        """Every instrument with ticks, candles or feed gaps, sorted."""
+        ...
+
+    async def has_instrument(self, instrument: str) -> bool:
+        """Whether ``instrument`` has ever been written (instruments are never removed)."""
+        ...
+
+    async def scales(self, instrument: str, interval: Interval) -> tuple[int, int] | None:
+        """Price and size decimal places of the newest ``interval`` candle, if any."""
+        ...
+
+    async def candle_page(
+        self, instrument: str, interval: Interval, start: int, end: int, limit: int
+    ) -> CandlePage:
+        """Summary of the first ``limit`` stored candles opening in ``[start, end)``."""
+        ...
+
+    def read_ready(
+        self,
+        form: ReadyForm,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        limit: int,
+        chunk: int,
+    ) -> ReadyRead:
+        """The first ``limit`` stored candles opening in ``[start, end)`` in ``form``."""
+        ...
+
+    def candle_chunks(
+        self,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+    ) -> AsyncGenerator[list[Candle], None]:
+        """Stored candles opening in ``[start, end)``, by open time (newest first when
+        ``descending``)."""
+        ...
+
+    def candle_texts(
+        self,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> AsyncGenerator[list[CandleText], None]:
+        """Stored candles opening in ``[start, end)`` as :data:`CandleText` rows, by open
+        time (newest first when ``descending``), at most ``limit``."""
+        ...
+
+    async def last_open_time(self, instrument: str, interval: Interval, before: int) -> int | None:
+        """Open time of the newest stored candle opening before ``before``."""
+        ...
+
+    async def tick_page(
+        self, instrument: str, start: TickKey, end: TickKey, limit: int
+    ) -> TickPage:
+        """Summary of the first ``limit`` ticks from ``start`` (inclusive) to ``end``."""
+        ...
+
+    def tick_rows(
+        self, instrument: str, start: TickKey, end: TickKey, chunk: int
+    ) -> AsyncGenerator[list[TickRow], None]:
+        """Ticks from ``start`` (inclusive) to ``end`` (exclusive), in key order."""
+        ...
+
+    async def gaps(self, instrument: str, start: int, end: int, limit: int) -> list[GapRow]:
+        """The first ``limit`` feed gaps of ``instrument`` overlapping ``[start, end)``, by
+        start, end and reason."""
+        ...
