@@ -10,9 +10,15 @@ import pyarrow as pa
 import pytest
 
 from charting.candle_formats import CANDLE_FIELDS, Scales, arrow_schema
-from charting.packed import decimal_array, decimal_batch, pack_candles, packed_batch, packed_rows
 from charting.times import at_or_after
 from core.candles import Candle
+from core.present.packed import (
+    decimal_array,
+    decimal_batch,
+    pack_candles,
+    packed_batch,
+    packed_rows,
+)
 from storage import PostgresStore
 from storage.candle_rows import GAP_FLAG, PACKED_DTYPE, STATUSES, CandleRecord, pack_candle
 from tests.charting.conftest import MakeClient

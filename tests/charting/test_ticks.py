@@ -11,7 +11,8 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from charting.tick_formats import SIDES, TICK_FIELDS
+from charting.tick_formats import TICK_FIELDS
+from core.present.live import SIDES
 from core.tables import iso_utc
 from storage import PostgresStore
 from tests.charting.data import INSTRUMENT, T0, ticks
