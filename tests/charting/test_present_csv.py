@@ -39,7 +39,7 @@ def candles_of(path: Path) -> list[Candle]:
 async def sql_lines(
     history: HistoryDatabase, instrument: str, interval: Interval, end: int
 ) -> list[str]:
-    lines = []
+    lines: list[str] = []
     async for rows in history.candle_rows(CSV_LINE, instrument, interval, 0, end, 100):
         lines.extend(f"{instrument},{interval.label},{row[0]}\n" for row in rows)
     return lines
