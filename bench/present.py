@@ -4,7 +4,8 @@ For each road a candle takes to text or columns, candles/s of the new path, besi
 road in the baseline revision (the tree before ``core.present``), measured in the same run:
 the baseline tree is taken out of git (``git archive``) into a temporary folder and this
 file runs there in a child process with ``--old``, so both sides are timed on the same
-machine, the same candles and the same Python. Both sides also hand back a digest of every
+machine, the same candles and the same Python, in alternated rounds (``--rounds``) so that
+a change in the machine's load falls on both. Both sides also hand back a digest of every
 road's bytes: they must be equal (the presentation changed no byte).
 
 Roads: the WebSocket wire's candle object; the history API's JSON, CSV and Arrow pages from
@@ -168,21 +169,38 @@ def baseline(rev: str, n: int, repeat: int) -> dict[str, dict[str, Any]] | None:
     return found
 
 
+Figures = dict[str, dict[str, Any]]
+
+
+def _joined(before: Figures | None, more: Figures | None) -> Figures | None:
+    """Two rounds' figures as one: every timed run of both (digests must agree)."""
+    if before is None or more is None:
+        return more if before is None else None
+    for name, figure in more.items():
+        assert figure["digest"] == before[name]["digest"], name
+        before[name]["seconds"] += figure["seconds"]
+    return before
+
+
 def main(argv: Sequence[str] | None = None) -> dict[str, tuple[Figure, Figure]]:
     parser = argparse.ArgumentParser(prog="python -m bench.present", description=__doc__)
     parser.add_argument("--candles", type=int, default=10_000)
-    parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--repeat", type=int, default=5, help="timed runs per round")
+    parser.add_argument("--rounds", type=int, default=3, help="baseline and new, alternated")
     parser.add_argument("--baseline", default=BASELINE, metavar="REV")
     parser.add_argument("--smoke", action="store_true", help="tiny sizes, for CI")
     parser.add_argument("--old", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.smoke:
-        args.candles, args.repeat = 300, 2
+        args.candles, args.repeat, args.rounds = 300, 2, 1
     if args.old:
         print(json.dumps(run_roads(old_roads(), args.candles, args.repeat)))
         return {}
-    old = baseline(args.baseline, args.candles, args.repeat)
-    new = run_roads(new_roads(), args.candles, args.repeat)
+    old, new = None, None
+    for _ in range(args.rounds):  # alternated, so that the machine's load falls on both
+        old = _joined(old, baseline(args.baseline, args.candles, args.repeat))
+        new = _joined(new, run_roads(new_roads(), args.candles, args.repeat))
+    assert new is not None
     pairs = {}
     for name, figures in new.items():
         after = Figure(f"{name}, core.present", args.candles, figures["seconds"])

@@ -151,11 +151,12 @@ def json_objects(fields: tuple[str, ...]) -> Callable[[Candle], bytes]:
     """The JSON object of a candle with ``fields`` (in :data:`CANDLE_FIELDS` order)."""
     if fields == CANDLE_FIELDS:
         return candle_json
-    index = [CANDLE_FIELDS.index(name) for name in fields]
+    types = {field.name: field.type for field in msgspec.structs.fields(CandleRecord)}
+    subset = msgspec.defstruct("CandleSubset", [(name, types[name]) for name in fields])
+    pick = _picker(fields)
 
     def encode(candle: Candle) -> bytes:
-        values = record_values(candle)
-        return encode_json({name: values[i] for name, i in zip(fields, index, strict=True)})
+        return encode_json(subset(*pick(record_values(candle))))
 
     return encode
 
@@ -165,10 +166,22 @@ def csv_lines(fields: tuple[str, ...]) -> Callable[[Candle], str]:
     instrument ids, labels, numbers, times and statuses hold no comma, quote or newline)."""
     if fields == CANDLE_FIELDS:
         return csv_line
-    index = [CANDLE_FIELDS.index(name) for name in fields]
+    if fields == CANDLE_FIELDS[: len(fields)]:  # the first fields: the full line, cut
+        count = len(fields)
+
+        def first(candle: Candle) -> str:
+            return ",".join(csv_line(candle).split(",", count)[:count]) + "\n"
+
+        return first
+    pick = _picker(fields)
 
     def line(candle: Candle) -> str:
-        values = record_values(candle)
-        return ",".join([value_text(values[i]) for i in index]) + "\n"
+        return ",".join([value_text(v) for v in pick(record_values(candle))]) + "\n"
 
     return line
+
+
+def _picker(fields: tuple[str, ...]) -> Callable[[tuple[Any, ...]], tuple[Any, ...]]:
+    """The values of ``fields`` out of :func:`record_values`' tuple."""
+    index = [CANDLE_FIELDS.index(name) for name in fields]
+    return lambda values: tuple([values[i] for i in index])
