@@ -7,12 +7,15 @@ read: prices at ``price_scale``, volumes at ``size_scale``.
 Beside the numerics each row keeps two read forms, written here at upsert time so that a
 reader of a page does no per-value work (``docs/history-api.md`` says why and what it costs):
 
-- ``json``: the candle as the history API's JSON object (:func:`candle_json`), so that a JSON
-  page is the database joining ready texts;
-- ``packed``: the candle's integers as :data:`PACKED_WORDS` big-endian 64-bit words
-  (:func:`pack_candle`), so that a page of them is one buffer that numpy views as an array
-  (:data:`PACKED_DTYPE`) and Arrow columns are built from without Python per value. It is
-  NULL when a value does not fit 64 bits; readers then take the numerics.
+- ``json``: the candle as a JSON object (:func:`core.present.text.candle_json`), so that a
+  JSON page is the database joining ready texts;
+- ``packed``: the candle's integers as :data:`~core.present.packed.PACKED_WORDS` big-endian
+  64-bit words (:func:`core.present.packed.pack_candle`), so that a page of them is one
+  buffer that numpy views as an array and Arrow columns are built from without Python per
+  value. It is NULL when a value does not fit 64 bits; readers then take the numerics.
+
+Both forms are :mod:`core.present`'s (this module re-exports their names for its readers);
+storage only keeps them.
 
 Both are NULL in rows written by plain SQL or not yet filled; readers check and fall back.
 """
