@@ -5,7 +5,7 @@ Tick batches (round trip: encode then decode, ticks/s), measured in the same run
 - baseline: one MessagePack array per tick (msgspec), rebuilt into a ``TickBatch``;
 - one JSON object per tick (msgspec.json), rebuilt into a ``TickBatch``.
 
-Candles (round trip, candles/s): ``core.codecs`` against the JSON record of ``core.tables``.
+Candles (round trip, candles/s): ``core.codecs`` against the JSON record of ``core.present``.
 Bus (messages/s through ``MemoryBus``: publish, poll, commit) against an ``asyncio.Queue``.
 
 Usage: ``python -m bench.codecs [--ticks N] [--batch N] [--repeat N] [--smoke]``.
@@ -25,7 +25,7 @@ from bench.engine import synthetic
 from core.candles import Candle
 from core.codecs import decode_candle, decode_tick_batch, encode_candle, encode_tick_batch
 from core.engine import CandleEngine, EngineConfig
-from core.tables import json_record
+from core.present.text import candle_record
 from core.ticks import TickBatch
 from streams.bus import next_offsets
 from streams.memory import MemoryBus
@@ -77,7 +77,7 @@ def candle_codec(candles: Sequence[Candle]) -> int:
 
 
 def candle_json(candles: Sequence[Candle]) -> int:
-    return sum(len(msgspec.json.decode(msgspec.json.encode(json_record(c)))) > 0 for c in candles)
+    return sum(len(msgspec.json.decode(msgspec.json.encode(candle_record(c)))) > 0 for c in candles)
 
 
 async def through_bus(values: Sequence[bytes]) -> int:
@@ -141,7 +141,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     engine = CandleEngine(EngineConfig())
     candles = [candle for batch in batches for candle in engine.feed(batch).candles]
     json_figure = measure(
-        "JSON record (core.tables)", len(candles), lambda: candle_json(candles), 1
+        "JSON record (core.present)", len(candles), lambda: candle_json(candles), 1
     )
     codec_figure = measure(
         "msgpack (core.codecs)", len(candles), lambda: candle_codec(candles), args.repeat

@@ -45,7 +45,7 @@ import pyarrow as pa
 from bench.common import REPO, scratch_database
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
-from core.tables import iso_utc
+from core.present.text import iso_utc
 from storage import PostgresStore
 
 INSTRUMENT: Final = "BENCH:BTCUSDT"

@@ -31,7 +31,7 @@ from bench.engine import synthetic
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
 from core.numbers import format_fixed
-from core.tables import iso_utc
+from core.present.text import iso_utc
 from core.ticks import TickBatch
 from storage import PostgresStore
 from storage.candle_rows import CANDLE_COLUMNS, candle_row

@@ -1,7 +1,9 @@
 """Response formats: which one a request wants, and their media types.
 
-``format=json|csv|arrow|parquet`` wins; otherwise the ``Accept`` header chooses (by quality,
-then by the order of :data:`MEDIA_TYPES`); otherwise JSON. Arrow is the IPC *stream* format.
+``format=`` wins; otherwise the ``Accept`` header chooses (by quality, then by the order of
+the formats: the first at a quality); otherwise JSON. Candles come in every format of
+:mod:`core.present` (:func:`choose_candles`), ticks and gaps in :class:`Format`'s. Arrow is
+the IPC *stream* format.
 """
 
 from __future__ import annotations
@@ -10,6 +12,7 @@ import enum
 from typing import Final
 
 from charting.problems import invalid, not_acceptable
+from core.present import CandleFormat, candle_format, candle_formats
 
 
 class Format(enum.StrEnum):
@@ -19,48 +22,60 @@ class Format(enum.StrEnum):
     PARQUET = "parquet"
 
 
-MEDIA_TYPES: Final = {
-    Format.JSON: "application/json",
-    Format.CSV: "text/csv; charset=utf-8",
-    Format.ARROW: "application/vnd.apache.arrow.stream",
-    Format.PARQUET: "application/vnd.apache.parquet",
-}
-_ACCEPTED: Final = {
-    "application/json": Format.JSON,
-    "text/csv": Format.CSV,
-    "application/vnd.apache.arrow.stream": Format.ARROW,
-    "application/vnd.apache.arrow.file": Format.ARROW,
-    "application/vnd.apache.parquet": Format.PARQUET,
-    "application/x-parquet": Format.PARQUET,
-}
+def _builtin(fmt: Format) -> CandleFormat:
+    found = candle_format(fmt.value)
+    assert found is not None, f"{fmt} is a built-in candle format (core.present.FORMATS)"
+    return found
+
+
+MEDIA_TYPES: Final = {fmt: _builtin(fmt).media_type for fmt in Format}
+"""The media types of the formats of ticks and gaps: those of the candle formats so named."""
 
 
 def choose(format_param: str | None, accept: str | None) -> Format:
-    """The format a request asks for (see the module docstring)."""
+    """The format a request for ticks or gaps asks for (see the module docstring)."""
+    return Format(_choose(format_param, accept, {f.value: _builtin(f).media_types for f in Format}))
+
+
+def choose_candles(format_param: str | None, accept: str | None) -> CandleFormat:
+    """The candle format a request asks for: any of :func:`core.present.candle_formats`."""
+    offered = {fmt.name: fmt.media_types for fmt in candle_formats()}
+    found = candle_format(_choose(format_param, accept, offered))
+    assert found is not None
+    return found
+
+
+def _choose(
+    format_param: str | None, accept: str | None, offered: dict[str, tuple[str, ...]]
+) -> str:
+    """The name in ``offered`` (name: media types, in order of preference) a request asks
+    for: by ``format=``, else by the ``Accept`` header, else the first."""
+    names = list(offered)
     if format_param is not None and format_param.strip():
-        try:
-            return Format(format_param.strip().lower())
-        except ValueError:
-            choices = ", ".join(f.value for f in Format)
-            raise invalid("format", f"format must be one of {choices}") from None
+        name = format_param.strip().lower()
+        if name not in offered:
+            raise invalid("format", f"format must be one of {', '.join(names)}")
+        return name
     if not accept or not accept.strip():
-        return Format.JSON
-    best: tuple[float, int, Format] | None = None
-    for rank, (media, quality) in enumerate(_parse_accept(accept)):
+        return names[0]
+    by_media = {media: name for name, types in reversed(offered.items()) for media in types}
+    best: tuple[float, str] | None = None
+    for media, quality in _parse_accept(accept):
         if quality <= 0:
             continue
-        if media in ("*/*", "application/*"):
-            found: Format | None = Format.JSON
-        elif media == "text/*":
-            found = Format.CSV
+        if media == "*/*":
+            found: str | None = names[0]
+        elif media.endswith("/*"):
+            kind = media[:-1]
+            found = next((n for n in names if offered[n][0].startswith(kind)), None)
         else:
-            found = _ACCEPTED.get(media)
+            found = by_media.get(media)
         if found is not None and (best is None or quality > best[0]):
-            best = (quality, rank, found)
+            best = (quality, found)
     if best is None:
-        offered = ", ".join(sorted({m.split(";")[0] for m in MEDIA_TYPES.values()}))
-        raise not_acceptable(f"none of the Accept header's media types is offered: {offered}")
-    return best[2]
+        media_types = ", ".join(sorted({types[0] for types in offered.values()}))
+        raise not_acceptable(f"none of the Accept header's media types is offered: {media_types}")
+    return best[1]
 
 
 def _parse_accept(accept: str) -> list[tuple[str, float]]:

@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from charting.formats import Format
-from core.tables import iso_utc
+from core.present.text import iso_utc
 from storage.reads import GapRow
 
 GAP_FIELDS: Final = ("instrument", "start", "end", "reason", "detail", "noticed")

@@ -6,6 +6,7 @@ fuzzes the app from it (schemathesis) and checks the responses against it.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, Final
 
 from charting.candle_formats import CANDLE_FIELDS
@@ -14,6 +15,7 @@ from charting.gap_formats import GAP_FIELDS
 from charting.problems import PROBLEM_MEDIA_TYPE
 from charting.settings import ApiSettings
 from charting.tick_formats import TICK_FIELDS
+from core.present import CandleFormat, candle_formats
 
 _INSTRUMENT: Final = {
     "type": "string",
@@ -93,7 +95,7 @@ def _param(name: str, schema: dict[str, Any], description: str, required: bool =
     }
 
 
-def _paging(settings: ApiSettings) -> list[dict[str, Any]]:
+def _paging(settings: ApiSettings, formats: list[str]) -> list[dict[str, Any]]:
     return [
         _param("start", _TIME, "Start of the range (inclusive).", required=True),
         _param("end", _TIME, "End of the range (exclusive); open-ended when absent."),
@@ -105,23 +107,33 @@ def _paging(settings: ApiSettings) -> list[dict[str, Any]]:
         _param("cursor", {"type": "string"}, "Where the next page starts (from a next link)."),
         _param(
             "format",
-            {"type": "string", "enum": [f.value for f in Format]},
+            {"type": "string", "enum": formats},
             "The response format; else the Accept header chooses; else JSON.",
         ),
     ]
 
 
-def _page_response(description: str, json_schema: str) -> dict[str, Any]:
+def _page_response(
+    description: str, json_schema: str, formats: Sequence[CandleFormat]
+) -> dict[str, Any]:
+    content: dict[str, Any] = {}
+    for fmt in formats:
+        if fmt.name == Format.JSON:
+            content[fmt.media_types[0]] = {
+                "schema": {"$ref": f"#/components/schemas/{json_schema}"}
+            }
+        else:
+            content[fmt.media_types[0]] = _BINARY if fmt.binary else {"schema": {"type": "string"}}
     return {
         "description": description
         + ' A `Link: <...>; rel="next"` header points to the next page, if any.',
-        "content": {
-            MEDIA_TYPES[Format.JSON]: {"schema": {"$ref": f"#/components/schemas/{json_schema}"}},
-            "text/csv": {"schema": {"type": "string"}},
-            MEDIA_TYPES[Format.ARROW]: _BINARY,
-            MEDIA_TYPES[Format.PARQUET]: _BINARY,
-        },
+        "content": content,
     }
+
+
+def _tick_formats() -> list[CandleFormat]:
+    """The formats of ticks: those of candles with the same names."""
+    return [fmt for fmt in candle_formats() if fmt.name in set(Format)]
 
 
 def _candles(settings: ApiSettings, problems: dict[str, Any]) -> dict[str, Any]:
@@ -131,10 +143,12 @@ def _candles(settings: ApiSettings, problems: dict[str, Any]) -> dict[str, Any]:
         "parameters": [
             _param("instrument", _INSTRUMENT, "VENUE:SYMBOL", required=True),
             _param("interval", _INTERVAL, "Candle interval", required=True),
-            *_paging(settings),
+            *_paging(settings, [fmt.name for fmt in candle_formats()]),
         ],
         "responses": {
-            "200": _page_response("A page of candles opening in [start, end).", "CandlePage"),
+            "200": _page_response(
+                "A page of candles opening in [start, end).", "CandlePage", candle_formats()
+            ),
             "304": {"description": "Not modified (If-None-Match matched the ETag)."},
             **problems,
             "406": _problem("No offered format matches the Accept header."),
@@ -148,10 +162,12 @@ def _ticks(settings: ApiSettings, problems: dict[str, Any]) -> dict[str, Any]:
         "operationId": "getTicks",
         "parameters": [
             _param("instrument", _INSTRUMENT, "VENUE:SYMBOL", required=True),
-            *_paging(settings),
+            *_paging(settings, [f.value for f in Format]),
         ],
         "responses": {
-            "200": _page_response("A page of ticks with ts_event in [start, end).", "TickPage"),
+            "200": _page_response(
+                "A page of ticks with ts_event in [start, end).", "TickPage", _tick_formats()
+            ),
             "304": {"description": "Not modified (If-None-Match matched the ETag)."},
             **problems,
             "406": _problem("No offered format matches the Accept header."),

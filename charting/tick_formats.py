@@ -14,9 +14,10 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
-from charting.candle_formats import Drain
 from charting.formats import Format
-from core.tables import iso_utc
+from core.present.live import SIDES
+from core.present.parquet_file import Drain
+from core.present.text import iso_utc
 from storage.reads import TickRow
 
 TICK_FIELDS: Final = (
@@ -29,7 +30,6 @@ TICK_FIELDS: Final = (
     "ts_recv",
     "trades",
 )
-SIDES: Final = {-1: "sell", 0: "unknown", 1: "buy"}
 _PRECISION: Final = 38
 
 

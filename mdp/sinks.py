@@ -1,16 +1,19 @@
-"""Where ``mdp candles`` writes: CSV or JSON lines to a stream, or a Parquet file."""
+"""Where ``mdp candles`` writes: any candle format of :mod:`core.present`, to a file or a
+stream.
+
+A format's encoder writes the candles as they come; one that needs every candle's scales up
+front (:attr:`~core.present.CandleFormat.whole_table`: Arrow, Parquet) gets them all at
+:meth:`FormatSink.close`. The fields are the format's
+:attr:`~core.present.CandleFormat.table_fields`.
+"""
 
 from __future__ import annotations
 
-import csv
-from pathlib import Path
-from typing import Protocol, TextIO
-
-import msgspec
-import pyarrow.parquet as pq
+from collections.abc import Callable
+from typing import Protocol
 
 from core.candles import Candle
-from core.tables import CANDLE_COLUMNS, arrow_table, csv_row, json_record
+from core.present import CandleEncoder, CandleFormat, Document, Scales
 
 
 class CandleSink(Protocol):
@@ -19,58 +22,36 @@ class CandleSink(Protocol):
     def close(self) -> None: ...
 
 
-class CsvSink:
-    """CSV with a header row; exact decimals, ISO 8601 UTC open times.
+class FormatSink:
+    """Candles in ``fmt``, each piece of the document handed to ``put``; ``finish`` runs
+    once the document is whole (it closes a file, flushes a stream)."""
 
-    ``owned`` streams (files the command opened) are closed by :meth:`close`.
-    """
+    def __init__(
+        self, fmt: CandleFormat, put: Callable[[bytes], object], finish: Callable[[], object]
+    ) -> None:
+        self._fmt = fmt
+        self._put = put
+        self._finish = finish
+        self._held: list[Candle] = []
+        self._encoder: CandleEncoder | None = None
+        if not fmt.whole_table:
+            self._encoder = self._open(Scales())
 
-    def __init__(self, stream: TextIO, owned: bool = False) -> None:
-        self._stream = stream
-        self._owned = owned
-        self._writer = csv.writer(stream, lineterminator="\n")
-        self._writer.writerow(CANDLE_COLUMNS)
-
-    def write(self, candles: list[Candle]) -> None:
-        self._writer.writerows(csv_row(candle) for candle in candles)
-
-    def close(self) -> None:
-        _finish(self._stream, self._owned)
-
-
-class JsonLinesSink:
-    """One JSON object per line: the CSV columns plus ``status`` and ``revision``."""
-
-    def __init__(self, stream: TextIO, owned: bool = False) -> None:
-        self._stream = stream
-        self._owned = owned
-        self._encoder = msgspec.json.Encoder()
+    def _open(self, scales: Scales) -> CandleEncoder:
+        encoder = self._fmt.encoder(Document(self._fmt.table_fields, scales))
+        self._put(encoder.head())
+        return encoder
 
     def write(self, candles: list[Candle]) -> None:
-        for candle in candles:
-            self._stream.write(self._encoder.encode(json_record(candle)).decode())
-            self._stream.write("\n")
+        if self._encoder is None:
+            self._held.extend(candles)
+        elif candles:
+            self._put(self._encoder.candles(candles))
 
     def close(self) -> None:
-        _finish(self._stream, self._owned)
-
-
-class ParquetSink:
-    """A Parquet file with ``decimal128`` columns, written once all candles are in."""
-
-    def __init__(self, path: Path) -> None:
-        self._path = path
-        self._candles: list[Candle] = []
-
-    def write(self, candles: list[Candle]) -> None:
-        self._candles.extend(candles)
-
-    def close(self) -> None:
-        pq.write_table(arrow_table(self._candles), self._path)
-
-
-def _finish(stream: TextIO, owned: bool) -> None:
-    if owned:
-        stream.close()
-    else:
-        stream.flush()
+        encoder = self._encoder
+        if encoder is None:
+            encoder = self._open(Scales.of(self._held))
+            self._put(encoder.candles(self._held))
+        self._put(encoder.tail())
+        self._finish()

@@ -7,30 +7,32 @@ read: prices at ``price_scale``, volumes at ``size_scale``.
 Beside the numerics each row keeps two read forms, written here at upsert time so that a
 reader of a page does no per-value work (``docs/history-api.md`` says why and what it costs):
 
-- ``json``: the candle as the history API's JSON object (:func:`candle_json`), so that a JSON
-  page is the database joining ready texts;
-- ``packed``: the candle's integers as :data:`PACKED_WORDS` big-endian 64-bit words
-  (:func:`pack_candle`), so that a page of them is one buffer that numpy views as an array
-  (:data:`PACKED_DTYPE`) and Arrow columns are built from without Python per value. It is
-  NULL when a value does not fit 64 bits; readers then take the numerics.
+- ``json``: the candle as a JSON object (:func:`core.present.text.candle_json`), so that a
+  JSON page is the database joining ready texts;
+- ``packed``: the candle's integers as :data:`~core.present.packed.PACKED_WORDS` big-endian
+  64-bit words (:func:`core.present.packed.pack_candle`), so that a page of them is one
+  buffer that numpy views as an array and Arrow columns are built from without Python per
+  value. It is NULL when a value does not fit 64 bits; readers then take the numerics.
+
+Both forms are :mod:`core.present`'s (readers take their names from there); storage only
+keeps them.
 
 Both are NULL in rows written by plain SQL or not yet filled; readers check and fall back.
 """
 
 from __future__ import annotations
 
-import struct
 from collections.abc import Iterable, Sequence
 from decimal import Decimal
 from typing import Final
 
-import msgspec
-import numpy as np
-
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
-from core.numbers import format_fixed, to_raw
-from core.tables import iso_utc
+from core.numbers import to_raw
+from core.present.packed import (
+    pack_candle,
+)
+from core.present.text import candle_record, encode_json, iso_utc
 
 CANDLE_COLUMNS: Final = (
     "instrument",
@@ -65,138 +67,6 @@ READ_COLUMNS: Final = (
 """What :func:`candle_from_row` reads (``open_time_ns`` is computed by the query)."""
 
 
-# -- the JSON form --------------------------------------------------------------------------
-
-
-class CandleRecord(msgspec.Struct):
-    """A candle as the history API shows it: its fields are the API's columns, in order
-    (``charting.candle_formats.CANDLE_FIELDS``); decimals are exact text. ``gap`` is last,
-    so that the stored JSON of rows written before it (migration 0005) got it appended."""
-
-    instrument: str
-    interval: str
-    open_time: str
-    open: str
-    high: str
-    low: str
-    close: str
-    volume: str
-    quote_volume: str
-    trades: int
-    vwap: str
-    taker_buy_volume: str
-    first_trade_id: int | None
-    last_trade_id: int | None
-    status: str
-    revision: int
-    gap: bool
-
-
-def candle_record(candle: Candle) -> CandleRecord:
-    """The one place a candle becomes the API's record: the stored ``json``, rolled-up
-    candles, CSV and UDF all start here, so a new field is one change."""
-    ps, ss = candle.price_scale, candle.size_scale
-    return CandleRecord(
-        instrument=candle.instrument,
-        interval=candle.interval.label,
-        open_time=iso_utc(candle.open_time),
-        open=format_fixed(candle.open_raw, ps),
-        high=format_fixed(candle.high_raw, ps),
-        low=format_fixed(candle.low_raw, ps),
-        close=format_fixed(candle.close_raw, ps),
-        volume=format_fixed(candle.volume_raw, ss),
-        quote_volume=format_fixed(candle.quote_volume_raw, ps + ss),
-        trades=candle.trades,
-        vwap=format_fixed(candle.vwap_raw, candle.vwap_scale),
-        taker_buy_volume=format_fixed(candle.taker_buy_volume_raw, ss),
-        first_trade_id=candle.first_trade_id,
-        last_trade_id=candle.last_trade_id,
-        status=candle.status.value,
-        revision=candle.revision,
-        gap=candle.gap,
-    )
-
-
-_encode_json = msgspec.json.Encoder().encode
-
-
-def candle_json(candle: Candle) -> bytes:
-    """:func:`candle_record` as compact JSON (what the ``json`` column holds)."""
-    return _encode_json(candle_record(candle))
-
-
-# -- the packed form ------------------------------------------------------------------------
-
-PACKED_WORDS: Final = (
-    "open_time",
-    "price_scale",
-    "size_scale",
-    "open",
-    "high",
-    "low",
-    "close",
-    "volume",
-    "quote_volume",
-    "trades",
-    "vwap",
-    "taker_buy_volume",
-    "first_trade_id",
-    "last_trade_id",
-    "status",
-    "revision",
-)
-"""The words of ``packed``, each a big-endian int64: the open time in UTC nanoseconds, the
-two scales, the decimals as scaled integers (``open`` at the price scale, ``quote_volume`` at
-price + size, ``vwap`` at price + 4: :class:`~core.candles.Candle`'s ``_raw`` values), the
-trade ids (:data:`NO_TRADE_ID` for none), the status word and the revision.
-
-The status word holds two things: its low byte (:data:`STATUS_MASK`) is the status as its
-index in :data:`STATUSES`, and bit 8 (:data:`GAP_FLAG`) is the candle's ``gap`` flag. The flag
-came after the packed form (migration 0005): rows written before it have the bit clear, as
-their candles were not flagged, and keep their 16 words. Every reader of the word masks it."""
-
-PACKED_DTYPE: Final = np.dtype([(name, ">i8") for name in PACKED_WORDS])
-"""One packed row as numpy sees it; a page of rows is an array of these."""
-
-STATUSES: Final = tuple(status.value for status in CandleStatus)
-"""Status texts by the code that ``packed`` holds (``open``, ``closed``, ``revised``)."""
-STATUS_MASK: Final = 0xFF
-"""The bits of the status word that hold the status code."""
-GAP_FLAG: Final = 1 << 8
-"""The bit of the status word set for a candle over a feed gap (``Candle.gap``)."""
-NO_TRADE_ID: Final = -(2**63)
-"""The trade-id word of a candle without trades (trade ids are never negative)."""
-
-_PACK: Final = struct.Struct(f">{len(PACKED_WORDS)}q")
-_STATUS_CODES: Final = {status: code for code, status in enumerate(CandleStatus)}
-
-
-def pack_candle(candle: Candle) -> bytes | None:
-    """The candle's :data:`PACKED_WORDS`, or None when a value does not fit 64 bits."""
-    first, last = candle.first_trade_id, candle.last_trade_id
-    try:
-        return _PACK.pack(
-            candle.open_time,
-            candle.price_scale,
-            candle.size_scale,
-            candle.open_raw,
-            candle.high_raw,
-            candle.low_raw,
-            candle.close_raw,
-            candle.volume_raw,
-            candle.quote_volume_raw,
-            candle.trades,
-            candle.vwap_raw,
-            candle.taker_buy_volume_raw,
-            NO_TRADE_ID if first is None else first,
-            NO_TRADE_ID if last is None else last,
-            _STATUS_CODES[candle.status] | (GAP_FLAG if candle.gap else 0),
-            candle.revision,
-        )
-    except struct.error:
-        return None
-
-
 # -- rows -----------------------------------------------------------------------------------
 
 
@@ -225,7 +95,7 @@ def candle_row(candle: Candle) -> tuple[str | int | bytes | None, ...]:
         candle.price_scale,
         candle.size_scale,
         pack_candle(candle),
-        _encode_json(record).decode(),
+        encode_json(record).decode(),
         candle.gap,
     )
 
@@ -237,7 +107,7 @@ def candle_copy_line(candle: Candle) -> str:
     ids, labels, numbers, times and statuses hold no tab, newline or backslash."""
     r = candle_record(candle)
     packed = pack_candle(candle)
-    json = _encode_json(r).decode().replace("\\", "\\\\")
+    json = encode_json(r).decode().replace("\\", "\\\\")
     packed_text = "\\N" if packed is None else "\\\\x" + packed.hex()
     return (
         f"{r.instrument}\t{r.interval}\t{r.open_time}\t{iso_utc(candle.close_time)}\t"

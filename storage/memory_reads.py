@@ -13,13 +13,13 @@ from typing import TYPE_CHECKING, Final
 from core.candles import VWAP_EXTRA_PLACES, Candle, CandleStatus
 from core.intervals import Interval
 from core.numbers import format_fixed, to_raw
+from core.present import ReadForm
+from core.present.packed import pack_candle
+from core.present.text import candle_json
 from core.ticks import Tick
-from storage.candle_rows import candle_json, pack_candle
 from storage.reads import (
     CandlePage,
-    CandleText,
     GapRow,
-    ReadyForm,
     TickKey,
     TickPage,
     TickRow,
@@ -29,11 +29,12 @@ from storage.times import END_OF_TIME
 if TYPE_CHECKING:
     from storage.memory_store import MemoryStore
 
-FORM_ENCODERS: Final[dict[ReadyForm, Callable[[Candle], bytes | None]]] = {
-    ReadyForm.JSON: candle_json,
-    ReadyForm.PACKED: pack_candle,
+FORM_ENCODERS: Final[dict[ReadForm, Callable[[Candle], bytes | None]]] = {
+    ReadForm.JSON: candle_json,
+    ReadForm.PACKED: pack_candle,
 }
-"""Each ready form's encoder: what the PostgreSQL store writes into the form's column."""
+"""Each ready form's encoder: what the PostgreSQL store writes into the form's column
+(:func:`storage.candle_rows.candle_row`)."""
 
 
 class MemoryReads:
@@ -67,7 +68,7 @@ class MemoryReads:
 
     def read_ready(
         self,
-        form: ReadyForm,
+        form: ReadForm,
         instrument: str,
         interval: Interval,
         start: int,
@@ -88,30 +89,14 @@ class MemoryReads:
         chunk: int,
         *,
         descending: bool = False,
-    ) -> AsyncGenerator[list[Candle], None]:
-        found = await self._range(instrument, interval, start, end)
-        if descending:
-            found.reverse()
-        for offset in range(0, len(found), chunk):
-            yield found[offset : offset + chunk]
-
-    async def candle_texts(
-        self,
-        instrument: str,
-        interval: Interval,
-        start: int,
-        end: int,
-        chunk: int,
-        *,
-        descending: bool = False,
         limit: int | None = None,
-    ) -> AsyncGenerator[list[CandleText], None]:
+    ) -> AsyncGenerator[list[Candle], None]:
         found = await self._range(instrument, interval, start, end)
         if descending:
             found.reverse()
         found = found if limit is None else found[:limit]
         for offset in range(0, len(found), chunk):
-            yield [candle_text(c) for c in found[offset : offset + chunk]]
+            yield found[offset : offset + chunk]
 
     async def last_open_time(self, instrument: str, interval: Interval, before: int) -> int | None:
         found = await self._store.last_candles(instrument, interval, before, 1)
@@ -164,7 +149,7 @@ class MemoryReadyRead:
     def __init__(
         self,
         store: MemoryStore,
-        form: ReadyForm,
+        form: ReadForm,
         instrument: str,
         interval: Interval,
         start: int,
@@ -204,29 +189,6 @@ class MemoryReadyRead:
 
     async def aclose(self) -> None:
         return None
-
-
-def candle_text(candle: Candle) -> CandleText:
-    """A candle as a :data:`~storage.reads.CandleText` row (decimals at its own scales), as
-    PostgreSQL's :data:`~storage.pg_reads.TEXT_COLUMNS` give it."""
-    ps, ss = candle.price_scale, candle.size_scale
-    return (
-        candle.open_time,
-        format_fixed(candle.open_raw, ps),
-        format_fixed(candle.high_raw, ps),
-        format_fixed(candle.low_raw, ps),
-        format_fixed(candle.close_raw, ps),
-        format_fixed(candle.volume_raw, ss),
-        format_fixed(candle.quote_volume_raw, ps + ss),
-        str(candle.trades),
-        format_fixed(candle.vwap_raw, candle.vwap_scale),
-        format_fixed(candle.taker_buy_volume_raw, ss),
-        "" if candle.first_trade_id is None else str(candle.first_trade_id),
-        "" if candle.last_trade_id is None else str(candle.last_trade_id),
-        candle.status.value,
-        str(candle.revision),
-        "true" if candle.gap else "false",
-    )
 
 
 def _page(

@@ -1,7 +1,8 @@
 """PostgreSQL: a page of stored candles in one statement, ready rows joined by the database.
 
-Every candle row keeps two read forms written at upsert time (:mod:`storage.candle_rows`):
-its JSON object and its integers packed as big-endian words. A page is then one statement
+Every candle row keeps two read forms written at upsert time (:mod:`storage.candle_rows`,
+with :mod:`core.present`'s encoders): its JSON object and its integers packed as big-endian
+words. A page is then one statement
 that joins the forms of its rows into one value (``string_agg`` over the rows in key order)
 and, in the same pass, sums the page up: how many rows, whether one is open, its last
 change, its decimal places, and where the next page starts. One round trip, one scan of a
@@ -10,7 +11,7 @@ all-visible), no number formatted, no row handled by Python one at a time.
 
 Order: the rows come from a subquery ordered by the key with a LIMIT; such a subquery is
 never flattened, and a plain aggregate takes its input in the order given, so the joined
-value is in open-time order (:func:`storage.packed_rows.packed_rows` checks it for packed rows).
+value is in open-time order (:func:`core.present.packed.packed_rows` checks it for packed rows).
 
 A long page (:data:`HALVES_FROM` rows or more) is two such statements sent at once in
 pipeline mode, for the first half of its time span and the rest (:func:`read_page`), in one
@@ -39,9 +40,9 @@ from psycopg_pool import ConnectionPool
 
 from core.candles import VWAP_EXTRA_PLACES
 from core.intervals import Interval
-from storage.candle_rows import STATUSES
-from storage.packed_rows import packed_rows, status_codes
-from storage.reads import CandlePage, ReadyForm
+from core.present import ReadForm
+from core.present.packed import STATUSES, packed_rows, status_codes
+from storage.reads import CandlePage
 from storage.times import at_or_after
 
 SyncConnection = psycopg.Connection[Any]
@@ -61,18 +62,18 @@ WHERE instrument = %(instrument)s AND interval = %(interval)s
 :func:`candle_params`): a range of the primary key."""
 
 
-def _joined_form(form: ReadyForm) -> LiteralString:
-    """The aggregate joining a page's ``form`` column (its :attr:`~ReadyForm.separator`)."""
-    if form is ReadyForm.JSON:
+def _joined_form(form: ReadForm) -> LiteralString:
+    """The aggregate joining a page's ``form`` column (its :attr:`~ReadForm.separator`)."""
+    if form is ReadForm.JSON:
         return "string_agg(json, ',')"
     return "string_agg(packed, ''::bytea)"
 
 
-def _column(form: ReadyForm) -> LiteralString:
-    return "json" if form is ReadyForm.JSON else "packed"
+def _column(form: ReadForm) -> LiteralString:
+    return "json" if form is ReadForm.JSON else "packed"
 
 
-def page_statement(form: ReadyForm, *, body: bool = True) -> LiteralString:
+def page_statement(form: ReadForm, *, body: bool = True) -> LiteralString:
     """The first ``rows`` candles of the range as one row: the joined ``form`` (NULL when
     ``body`` is false: a summary only), the row count, how many have ``form`` (fewer: the
     page must be read from the numerics), whether one is open, the last change (epoch
@@ -95,7 +96,7 @@ def page_statement(form: ReadyForm, *, body: bool = True) -> LiteralString:
             "max(coalesce(price_scale, scale(close))), max(coalesce(size_scale, scale(volume)))"
         )
         kept += ", price_scale, size_scale, close, volume"
-    elif form is ReadyForm.JSON:
+    elif form is ReadForm.JSON:
         joined = _joined_form(form)
     else:
         joined, ready, has_open = _joined_form(form), "NULL::bigint", "NULL::bool"
@@ -175,7 +176,7 @@ def _cursor(conn: SyncConnection) -> psycopg.Cursor[Any]:
 
 
 def _execute(
-    cursor: psycopg.Cursor[Any], form: ReadyForm, params: dict[str, Any], rows: int, body: bool
+    cursor: psycopg.Cursor[Any], form: ReadForm, params: dict[str, Any], rows: int, body: bool
 ) -> None:
     # Never prepared: a prepared statement soon gets PostgreSQL's generic plan, which
     # guesses a handful of rows for any range and so walks the table instead of reading
@@ -184,12 +185,12 @@ def _execute(
     cursor.execute(statement, params | {"rows": rows}, prepare=False)
 
 
-def _result(cursor: psycopg.Cursor[Any], form: ReadyForm, body: bool) -> _Part:
+def _result(cursor: psycopg.Cursor[Any], form: ReadForm, body: bool) -> _Part:
     found = cursor.fetchone()
     assert found is not None  # an aggregate always gives one row
     joined, count, ready, has_open, updated_us, ps, ss, after = found
     data = b"" if joined is None else bytes(joined)
-    if body and form is ReadyForm.PACKED:  # the rest is in the rows themselves
+    if body and form is ReadForm.PACKED:  # the rest is in the rows themselves
         packed = packed_rows(data)
         ready = len(packed)
         has_open = bool((status_codes(packed["status"]) == _OPEN).any())
@@ -208,7 +209,7 @@ def _result(cursor: psycopg.Cursor[Any], form: ReadyForm, body: bool) -> _Part:
 
 
 def read_part(
-    conn: SyncConnection, form: ReadyForm, params: dict[str, Any], rows: int, *, body: bool = True
+    conn: SyncConnection, form: ReadForm, params: dict[str, Any], rows: int, *, body: bool = True
 ) -> _Part:
     """Run :func:`page_statement` (blocking: see :class:`CandleRead` for why)."""
     cursor = _cursor(conn)
@@ -218,7 +219,7 @@ def read_part(
 
 def read_page(
     conn: SyncConnection,
-    form: ReadyForm,
+    form: ReadForm,
     instrument: str,
     interval: Interval,
     start: int,
@@ -258,7 +259,7 @@ def read_page(
     return _joined(form, parts)
 
 
-def _joined(form: ReadyForm, parts: list[_Part]) -> _Part:
+def _joined(form: ReadForm, parts: list[_Part]) -> _Part:
     """Parts read one after another as one: their bodies joined, their summaries summed."""
     bodies = [part.body for part in parts if part.body]
     changes = [part.updated_us for part in parts if part.updated_us is not None]
@@ -280,7 +281,7 @@ def read_summary(
     """The summary of a page alone (blocking)."""
     params = candle_params(instrument, interval, start, end)
     with pool.connection() as conn:
-        part = read_part(conn, ReadyForm.JSON, params, limit, body=False)
+        part = read_part(conn, ReadForm.JSON, params, limit, body=False)
     return part.page(start, end, limit)
 
 
@@ -301,7 +302,7 @@ class CandleRead:
     def __init__(
         self,
         pool: SyncPool,
-        form: ReadyForm,
+        form: ReadForm,
         instrument: str,
         interval: Interval,
         start: int,

@@ -4,12 +4,11 @@ streamed in chunks.
 Besides whole lists, the history API needs a page summary before the first byte goes out
 (how many rows, where the next page starts, whether any candle is still open, the decimal
 scales), and the page itself in bounded chunks. Stored candles in a ready form are read with
-their summary in one statement (:mod:`storage.pg_pages`); candle texts, ticks and the
-candles of roll-ups stream through a server-side cursor, a chunk of rows at a time; the feed
-gaps of a range (at most the row limit) come in one query. Every query is a range scan of a
-primary key (``candles``: instrument, interval, open time; ``ticks``: event time first;
-``feed_gaps``: instrument, start), which ``tests/charting/test_query_plans.py`` checks with
-EXPLAIN.
+their summary in one statement (:mod:`storage.pg_pages`); candles and ticks stream through a
+server-side cursor, a chunk of rows at a time; the feed gaps of a range (at most the row
+limit) come in one query. Every query is a range scan of a primary key (``candles``:
+instrument, interval, open time; ``ticks``: event time first; ``feed_gaps``: instrument,
+start), which ``tests/charting/test_query_plans.py`` checks with EXPLAIN.
 
 The pools' connections are read-only and have a statement timeout. They also have sorting
 priced out (``enable_sort=off``): every query here reads a key range in key order, which
@@ -32,6 +31,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from core.candles import Candle
 from core.intervals import Interval
+from core.present import ReadForm
 from storage.candle_rows import READ_COLUMNS, candle_from_row
 from storage.pg_pages import (
     CANDLE_RANGE,
@@ -44,9 +44,7 @@ from storage.pg_pages import (
 from storage.postgres_store import DEFAULT_WAIT, INSTRUMENTS, RECONNECT_TIMEOUT
 from storage.reads import (
     CandlePage,
-    CandleText,
     GapRow,
-    ReadyForm,
     TickKey,
     TickPage,
     TickRow,
@@ -61,13 +59,6 @@ Rows = list[Any]
 _NS: Final = 1_000_000_000
 _EPOCH_S: Final = "extract(epoch FROM open_time)::bigint"
 _EPOCH_NS: Final = "(extract(epoch FROM open_time) * 1000000000)::bigint"
-
-TEXT_COLUMNS: Final = f"""{_EPOCH_NS}, open::text, high::text, low::text, close::text,
-    volume::text, quote_volume::text, trades::text, vwap::text, taker_buy_volume::text,
-    coalesce(first_trade_id::text, ''), coalesce(last_trade_id::text, ''), status,
-    revision::text, gap::text"""
-"""A candle as a :data:`~storage.reads.CandleText` row: NUMERIC as text keeps its places,
-a boolean as text is ``true`` or ``false`` (its output form would be ``t`` or ``f``)."""
 
 _SOURCE_CANDLES: Final = f"""
 SELECT {READ_COLUMNS} FROM (
@@ -220,7 +211,7 @@ class PostgresReads:
 
     def read_ready(
         self,
-        form: ReadyForm,
+        form: ReadForm,
         instrument: str,
         interval: Interval,
         start: int,
@@ -232,27 +223,6 @@ class PostgresReads:
         (:meth:`CandleRead.open`, then :meth:`CandleRead.chunks` or :meth:`CandleRead.aclose`)."""
         return CandleRead(self._pages, form, instrument, interval, start, end, limit, chunk)
 
-    async def candle_texts(
-        self,
-        instrument: str,
-        interval: Interval,
-        start: int,
-        end: int,
-        chunk: int,
-        *,
-        descending: bool = False,
-        limit: int | None = None,
-    ) -> AsyncGenerator[list[CandleText], None]:
-        """Stored candles opening in ``[start, end)``, as rows of :data:`TEXT_COLUMNS`."""
-        order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
-        query: LiteralString = f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} {order}"
-        if limit is not None:
-            query += " LIMIT %(limit)s"
-        params = candle_params(instrument, interval, start, end) | {"limit": limit}
-        async with contextlib.aclosing(self._stream(query, params, chunk)) as chunks:
-            async for rows in chunks:
-                yield rows
-
     async def candle_chunks(
         self,
         instrument: str,
@@ -262,11 +232,14 @@ class PostgresReads:
         chunk: int,
         *,
         descending: bool = False,
+        limit: int | None = None,
     ) -> AsyncGenerator[list[Candle], None]:
-        """Stored candles opening in ``[start, end)`` as :class:`Candle` s (for roll-ups)."""
+        """Stored candles opening in ``[start, end)`` as :class:`Candle` s, at most ``limit``."""
         order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
-        params = candle_params(instrument, interval, start, end)
+        params = candle_params(instrument, interval, start, end) | {"limit": limit}
         query: LiteralString = f"{_SOURCE_CANDLES} {order}"
+        if limit is not None:
+            query += " LIMIT %(limit)s"
         async with contextlib.aclosing(self._stream(query, params, chunk)) as chunks:
             async for rows in chunks:
                 yield [candle_from_row(row, interval) for row in rows]
@@ -374,12 +347,11 @@ def candle_queries() -> dict[str, LiteralString]:
     """The candle queries by name, for the EXPLAIN tests (parameters: :func:`candle_params`,
     ``limit`` and ``rows``)."""
     return {
-        "summary": page_statement(ReadyForm.JSON, body=False),
-        "page_json": page_statement(ReadyForm.JSON),
-        "page_packed": page_statement(ReadyForm.PACKED),
-        "texts": f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} ORDER BY open_time",
-        "latest": f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
+        "summary": page_statement(ReadForm.JSON, body=False),
+        "page_json": page_statement(ReadForm.JSON),
+        "page_packed": page_statement(ReadForm.PACKED),
         "source": f"{_SOURCE_CANDLES} ORDER BY open_time",
+        "latest": f"{_SOURCE_CANDLES} ORDER BY open_time DESC LIMIT %(limit)s",
     }
 
 

@@ -6,35 +6,30 @@ suite, ``tests/storage/test_reads.py``, holds both to it. Its callers (``chartin
 responses from what it returns and never write SQL.
 
 Results are plain: domain objects (:class:`~core.candles.Candle`), summaries
-(:class:`CandlePage`, :class:`TickPage`), and batches of typed rows (:data:`CandleText`,
-:data:`TickRow`, :data:`GapRow`). Times are UTC nanoseconds; ranges are half-open, on
-``open_time`` for candles and (``ts_event``, trade id) for ticks.
+(:class:`CandlePage`, :class:`TickPage`), and batches of typed rows (:data:`TickRow`,
+:data:`GapRow`). A candle's text is :mod:`core.present`'s, never storage's. Times are UTC
+nanoseconds; ranges are half-open, on ``open_time`` for candles and (``ts_event``, trade id)
+for ticks.
 
 **Ready forms.** Storage keeps pre-encoded forms of every candle beside its row
-(:class:`ReadyForm`), written with the candle by an encode function, so that a page of them
-is the stored bytes joined, with no work per value: ``packed`` (storage's own fixed-width
-integer row, :data:`storage.candle_rows.PACKED_WORDS`) and ``json`` (a caller's text form).
-To storage a form is opaque bytes per row and a separator to join rows with; it never
-parses the caller's forms, so it does not know the shapes of the HTTP API. A row without
+(:class:`core.present.ReadForm`), written with the candle by :mod:`core.present`'s encoders
+(:func:`~core.present.packed.pack_candle`, :func:`~core.present.text.candle_json`), so that
+a page of them is the stored bytes joined, with no work per value. To storage a form is
+opaque bytes per row and a separator to join rows with; it never parses them, so it does
+not know the shapes of the HTTP API. A row without
 the form (written by plain SQL, or with a value that does not fit) makes a read
 incomplete (:attr:`ReadyRead.complete`): the caller then reads the page as candles.
 """
 
 from __future__ import annotations
 
-import enum
 from collections.abc import AsyncGenerator
 from dataclasses import dataclass
 from typing import Protocol
 
 from core.candles import Candle
 from core.intervals import Interval
-
-CandleText = tuple[int, str, str, str, str, str, str, str, str, str, str, str, str, str, str]
-"""A stored candle as text: open time (UTC ns), then open, high, low, close, volume, quote
-volume, trades, VWAP, taker-buy volume, first and last trade id (empty for none), status,
-revision and gap (``true`` or ``false``), each as the database writes it. Decimals keep the
-places they were written with (``1.50`` stays ``1.50``)."""
+from core.present.document import ReadForm
 
 TickRow = tuple[int, int, str, str, int, int, int]
 """A stored tick: ``ts_event`` (UTC ns), trade id, price and size as exact text, side
@@ -43,20 +38,6 @@ TickRow = tuple[int, int, str, str, int, int, int]
 GapRow = tuple[int, int, str, str, int | None]
 """A stored feed gap: start and end (UTC ns), reason, detail, noticed (UTC ns, or None when
 the connector did not say)."""
-
-
-class ReadyForm(enum.Enum):
-    """A pre-encoded form of every stored candle, read as its rows' bytes joined."""
-
-    JSON = "json"
-    """The caller's text form (:func:`storage.candle_rows.candle_json` writes it), joined
-    with ``,``."""
-    PACKED = "packed"
-    """Storage's own row of big-endian int64 words, joined with nothing."""
-
-    @property
-    def separator(self) -> bytes:
-        return b"," if self is ReadyForm.JSON else b""
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +83,7 @@ class TickPage:
 
 
 class ReadyRead(Protocol):
-    """One page of stored candles in one :class:`ReadyForm`: :meth:`open` gives its
+    """One page of stored candles in one :class:`ReadForm`: :meth:`open` gives its
     summary, then :attr:`whole` or :meth:`chunks` its rows' bytes joined."""
 
     complete: bool
@@ -155,7 +136,7 @@ class HistoryReads(Protocol):
 
     def read_ready(
         self,
-        form: ReadyForm,
+        form: ReadForm,
         instrument: str,
         interval: Interval,
         start: int,
@@ -175,24 +156,10 @@ class HistoryReads(Protocol):
         chunk: int,
         *,
         descending: bool = False,
+        limit: int | None = None,
     ) -> AsyncGenerator[list[Candle], None]:
         """Stored candles opening in ``[start, end)``, by open time (newest first when
-        ``descending``)."""
-        ...
-
-    def candle_texts(
-        self,
-        instrument: str,
-        interval: Interval,
-        start: int,
-        end: int,
-        chunk: int,
-        *,
-        descending: bool = False,
-        limit: int | None = None,
-    ) -> AsyncGenerator[list[CandleText], None]:
-        """Stored candles opening in ``[start, end)`` as :data:`CandleText` rows, by open
-        time (newest first when ``descending``), at most ``limit``."""
+        ``descending``), at most ``limit``."""
         ...
 
     async def last_open_time(self, instrument: str, interval: Interval, before: int) -> int | None:

@@ -4,7 +4,7 @@ Every frame is a JSON text frame. Requests are validated here field by field, so
 can name the offending field; server messages are built as bytes, and everything shared by all
 clients of a channel (a candle update, a tick batch) is encoded once, not once per client.
 Decimals travel as exact strings, times as integers: candle open times in epoch milliseconds,
-tick times in epoch nanoseconds.
+tick times in epoch nanoseconds; the candle and tick objects are :mod:`core.present.live`'s.
 """
 
 from __future__ import annotations
@@ -12,17 +12,14 @@ from __future__ import annotations
 import enum
 import re
 from dataclasses import dataclass
-from typing import Any, Final, Literal, NamedTuple
+from typing import Any, Final, NamedTuple
 
 import msgspec
 
-from core.candles import Candle
 from core.gaps import FeedGap
 from core.instruments import canonical_instrument
-from core.numbers import format_fixed
-from core.ticks import TickBatch
+from core.present.live import NS_PER_MS, live_candle_json, live_tick_json
 
-NS_PER_MS: Final = 1_000_000
 MAX_ID: Final = 2**53 - 1
 """Request ids are integers a JavaScript number holds exactly (or short strings)."""
 MAX_ID_TEXT: Final = 64
@@ -337,51 +334,10 @@ class ChannelFrames:
         )
 
 
-class _CandleJson(msgspec.Struct):
-    instrument: str
-    interval: str
-    open_time: int
-    open: str
-    high: str
-    low: str
-    close: str
-    volume: str
-    quote_volume: str
-    vwap: str
-    taker_buy_volume: str
-    trades: int
-    first_trade_id: int | None
-    last_trade_id: int | None
-    revision: int
-    status: Literal["open", "closed", "revised"]
-    gap: bool
-
-
-def candle_json(candle: Candle) -> bytes:
-    """The CANDLE object of the protocol: exact decimal strings, open time in epoch ms, and
-    ``gap``: whether trades may be missing from it (its interval overlaps a feed gap)."""
-    ps, ss = candle.price_scale, candle.size_scale
-    return _ENCODER.encode(
-        _CandleJson(
-            instrument=candle.instrument,
-            interval=candle.interval.label,
-            open_time=candle.open_time // NS_PER_MS,
-            open=format_fixed(candle.open_raw, ps),
-            high=format_fixed(candle.high_raw, ps),
-            low=format_fixed(candle.low_raw, ps),
-            close=format_fixed(candle.close_raw, ps),
-            volume=format_fixed(candle.volume_raw, ss),
-            quote_volume=format_fixed(candle.quote_volume_raw, ps + ss),
-            vwap=format_fixed(candle.vwap_raw, candle.vwap_scale),
-            taker_buy_volume=format_fixed(candle.taker_buy_volume_raw, ss),
-            trades=candle.trades,
-            first_trade_id=candle.first_trade_id,
-            last_trade_id=candle.last_trade_id,
-            revision=candle.revision,
-            status=candle.status.value,
-            gap=candle.gap,
-        )
-    )
+candle_json: Final = live_candle_json
+"""The protocol's CANDLE object of a candle (:func:`core.present.live.live_candle_json`)."""
+tick_json: Final = live_tick_json
+"""A tick batch's rows as the protocol's tick objects (:func:`core.present.live.live_tick_json`)."""
 
 
 def gap_message(gap: FeedGap) -> bytes:
@@ -397,33 +353,3 @@ def gap_message(gap: FeedGap) -> bytes:
             "detail": gap.detail,
         }
     )
-
-
-_SIDES: Final = {-1: "sell", 0: "unknown", 1: "buy"}
-
-
-class _TickJson(msgspec.Struct):
-    trade_id: int
-    price: str
-    size: str
-    side: str
-    ts_event: int
-
-
-def tick_json(batch: TickBatch, start: int, stop: int) -> list[bytes]:
-    """Rows ``start:stop`` of a batch as protocol tick objects, one encoded item per tick."""
-    ps, ss = batch.price_scale, batch.size_scale
-    rows = zip(
-        batch.trade_id[start:stop].tolist(),
-        batch.price[start:stop].tolist(),
-        batch.size[start:stop].tolist(),
-        batch.side[start:stop].tolist(),
-        batch.ts_event[start:stop].tolist(),
-        strict=True,
-    )
-    return [
-        _ENCODER.encode(
-            _TickJson(trade_id, format_fixed(price, ps), format_fixed(size, ss), _SIDES[side], ts)
-        )
-        for trade_id, price, size, side, ts in rows
-    ]

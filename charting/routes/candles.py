@@ -1,9 +1,9 @@
 """``GET /v1/candles``: a page of candles in JSON, CSV, Arrow or Parquet.
 
 Stored intervals are read through :class:`storage.reads.HistoryReads`: a JSON, Arrow or
-Parquet page in its ready form (one statement on PostgreSQL), a longer page in chunks, CSV as
-rows of texts; others are rolled up on read. Every page but the last links to the next
-(``Link: <...>; rel="next"``, and ``next`` in JSON).
+Parquet page in its ready form (one statement on PostgreSQL), a longer page in chunks, other
+formats (CSV, JSON lines) as candles; others are rolled up on read. Every page but the last
+links to the next (``Link: <...>; rel="next"``, and ``next`` in JSON).
 """
 
 from __future__ import annotations
@@ -20,26 +20,24 @@ from starlette.routing import BaseRoute, Route
 
 from charting import caching, params, rollup
 from charting.candle_formats import (
-    READ_FORMS,
     CandleEncoder,
-    CsvCandles,
     PageInfo,
     ReadyEncoder,
     Scales,
     encoder,
-    media_type,
     ready_encoder,
     record,
 )
 from charting.context import Context
-from charting.formats import Format, choose
+from charting.formats import choose_candles
 from charting.params import Cursor
 from charting.problems import invalid, not_found
 from charting.rolled import page_limit, rolled_page
 from charting.times import END_OF_TIME
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
-from storage.reads import CandlePage, CandleText
+from core.present import CandleFormat
+from storage.reads import CandlePage
 
 
 def routes(ctx: Context) -> list[BaseRoute]:
@@ -77,7 +75,7 @@ def next_link(request: Request, cursor: str | None) -> str | None:
 async def _candles(ctx: Context, request: Request) -> Response:
     settings = ctx.settings
     query = request.query_params
-    fmt = choose(query.get("format"), request.headers.get("accept"))
+    fmt = choose_candles(query.get("format"), request.headers.get("accept"))
     instrument = params.instrument(query)
     interval = params.interval(query)
     start, end = params.time_range(query, end_default=END_OF_TIME)
@@ -93,9 +91,11 @@ async def _candles(ctx: Context, request: Request) -> Response:
         unchanged = caching.not_modified(request, recent.headers)
         return unchanged or Response(recent.body, media_type=stored.media, headers=recent.headers)
     # The summary alone first when it may spare reading the rows (a kept page, or an ETag to
-    # match) and for CSV; otherwise summary and rows come in one statement.
+    # match) and for a format without a ready form; otherwise summary and rows come in one
+    # statement.
+    form = fmt.reads
     summary_first = (
-        fmt is Format.CSV
+        form is None
         or ctx.pages.holds(stored.key)
         or request.headers.get("if-none-match") is not None
     )
@@ -104,9 +104,9 @@ async def _candles(ctx: Context, request: Request) -> Response:
         known = stored.answer(page)
         if known is not None:
             return known
-        if fmt is Format.CSV:
-            return stored.respond(page, _csv_rows(ctx, stored, page))
-    form = READ_FORMS[fmt]
+        if form is None:
+            return stored.respond(page, _stored_candles(ctx, stored, page))
+    assert form is not None
     read = ctx.history.read_ready(
         form, instrument, interval, page_start, end, limit, settings.chunk_rows
     )
@@ -119,13 +119,10 @@ async def _candles(ctx: Context, request: Request) -> Response:
         if not read.complete:  # rows without the ready form: read the page as candles
             await read.aclose()
             page = await ctx.history.candle_page(instrument, interval, page_start, end, limit)
-            candles = ctx.history.candle_chunks(
-                instrument, interval, page_start, page.end, settings.chunk_rows
-            )
-            return stored.respond(page, _from_candles(stored.out(page), candles))
+            return stored.respond(page, _stored_candles(ctx, stored, page))
         if (body := read.whole) is not None:  # one statement read it all: one body
-            return stored.respond_whole(page, await _encode_whole(stored.ready(page), body))
-        return stored.respond(page, _from_ready(stored.ready(page), read.chunks()))
+            return stored.respond_whole(page, await _encode_whole(fmt, stored.ready(page), body))
+        return stored.respond(page, _from_ready(fmt, stored.ready(page), read.chunks()))
     except BaseException:
         await read.aclose()
         raise
@@ -138,7 +135,7 @@ class _Stored:
         self,
         ctx: Context,
         request: Request,
-        fmt: Format,
+        fmt: CandleFormat,
         instrument: str,
         interval: Interval,
         start: int,
@@ -149,7 +146,7 @@ class _Stored:
         self.instrument = instrument
         self.interval = interval
         self.start = start
-        self.media = media_type(fmt)
+        self.media = fmt.media_type
         self.key = (request.url.path, tuple(sorted(request.query_params.multi_items())), self.media)
 
     def info(self, page: CandlePage) -> PageInfo:
@@ -204,18 +201,19 @@ class _Stored:
         return StreamingResponse(stream, media_type=self.media, headers=headers)
 
 
-def _csv_rows(ctx: Context, stored: _Stored, page: CandlePage) -> AsyncIterator[bytes]:
-    out = CsvCandles(stored.info(page))
-    rows = ctx.history.candle_texts(
+def _stored_candles(ctx: Context, stored: _Stored, page: CandlePage) -> AsyncIterator[bytes]:
+    """A page read as :class:`Candle` s: for formats without a ready form, and for rows
+    that lack theirs."""
+    candles = ctx.history.candle_chunks(
         stored.instrument, stored.interval, stored.start, page.end, ctx.settings.chunk_rows
     )
-    return _stream_rows(out, rows)
+    return _from_candles(stored.out(page), candles)
 
 
 async def _rolled(
     ctx: Context,
     request: Request,
-    fmt: Format,
+    fmt: CandleFormat,
     instrument: str,
     plan: rollup.Plan,
     start: int,
@@ -241,7 +239,7 @@ async def _rolled(
         return unchanged
     return StreamingResponse(
         _stream_candles(out, page.candles, settings.chunk_rows),
-        media_type=media_type(out.format),
+        media_type=fmt.media_type,
         headers=headers,
     )
 
@@ -249,11 +247,11 @@ async def _rolled(
 def _headers(
     ctx: Context,
     request: Request,
-    fmt: Format,
+    fmt: CandleFormat,
     info: PageInfo,
     freshness: caching.Freshness,
 ) -> dict[str, str]:
-    headers = caching.headers_for(request, media_type(fmt), freshness, ctx.settings)
+    headers = caching.headers_for(request, fmt.media_type, freshness, ctx.settings)
     if info.next_url is not None:
         headers["Link"] = f'<{info.next_url}>; rel="next"'
     return headers
@@ -264,35 +262,22 @@ def _digest(candles: Sequence[Candle]) -> str:
     return hashlib.sha256(encoded).hexdigest()
 
 
-async def _stream_rows(
-    out: CsvCandles, chunks: AsyncGenerator[list[CandleText], None]
-) -> AsyncIterator[bytes]:
-    yield out.head()
-    async with contextlib.aclosing(chunks):
-        async for rows in chunks:
-            if data := out.rows(rows):
-                yield data
-    yield out.tail()
-
-
-async def _encode_whole(out: ReadyEncoder, body: bytes) -> bytes | memoryview:
-    """A page read in one statement, encoded whole (it is in memory already)."""
-    if _THREADED[out.format]:
+async def _encode_whole(fmt: CandleFormat, out: ReadyEncoder, body: bytes) -> bytes | memoryview:
+    """A page read in one statement, encoded whole (it is in memory already). A format
+    that compresses (:attr:`~core.present.CandleFormat.threaded`: Parquet) is encoded on a
+    worker thread (Arrow's C++ lets go of the GIL), which leaves the event loop, the
+    platform's when embedded, free meanwhile. JSON is a join, and an Arrow batch is a few
+    whole-array numpy steps: no longer than a thread hand-over."""
+    if fmt.threaded:
         return await asyncio.to_thread(out.whole, body)
     return out.whole(body)
 
 
-_THREADED = {Format.JSON: False, Format.ARROW: False, Format.PARQUET: True}
-"""Parquet compresses: on a worker thread (Arrow's C++ lets go of the GIL) it leaves the
-event loop, the platform's when embedded, free meanwhile. JSON is a join, and an Arrow batch
-is a few whole-array numpy steps: no longer than a thread hand-over."""
-
-
 async def _from_ready(
-    out: ReadyEncoder, chunks: AsyncGenerator[bytes, None]
+    fmt: CandleFormat, out: ReadyEncoder, chunks: AsyncGenerator[bytes, None]
 ) -> AsyncIterator[bytes]:
     """A page from its rows' ready form: the encoder's head, a part per chunk, its tail."""
-    threaded = _THREADED[out.format]
+    threaded = fmt.threaded
     yield out.head()
     async with contextlib.aclosing(chunks):
         async for body in chunks:

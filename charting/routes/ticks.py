@@ -17,7 +17,7 @@ from charting.params import Cursor
 from charting.routes.candles import check_instrument, next_link
 from charting.tick_formats import TickEncoder, tick_encoder
 from charting.times import END_OF_TIME
-from core.tables import iso_utc
+from core.present.text import iso_utc
 from storage.reads import TickKey, TickRow
 
 

@@ -21,6 +21,7 @@ from typing import Any
 from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig, EngineOutput
 from core.intervals import NS_PER_SECOND
+from core.present import CandleFormat, by_suffix, candle_format, candle_formats
 from core.ticks import TickBatch
 from ingest.files import ReadReport, TickFileError
 from ingest.files.detect import format_names
@@ -28,7 +29,7 @@ from ingest.files.reader import read_ticks
 from ingest.synthetic import SyntheticFeed
 from mdp.common_options import add_interval_option, intervals_of
 from mdp.progress import Progress
-from mdp.sinks import CandleSink, CsvSink, JsonLinesSink, ParquetSink
+from mdp.sinks import CandleSink, FormatSink
 
 EXIT_BAD_INPUT = 2
 _SHOWN_PROBLEMS = 20
@@ -92,8 +93,8 @@ def add_parser(commands: Any) -> None:
     )
     output.add_argument(
         "--output-format",
-        choices=["csv", "jsonl", "parquet"],
-        help="default: csv, or from --output's suffix",
+        choices=[fmt.name for fmt in candle_formats()],
+        help="default: from --output's suffix, else csv",
     )
     output.add_argument("--output", type=Path, metavar="FILE", help="write here, not to stdout")
     output.add_argument("--quiet", action="store_true", help="no progress or summary on stderr")
@@ -112,7 +113,7 @@ def run(args: argparse.Namespace) -> int:
         )
         if args.synthetic == bool(args.files):
             raise ValueError("give tick files, or --synthetic, not both and not neither")
-        sink_kind = _sink_kind(args.output_format, args.output)
+        sink_format = _sink_format(args.output_format, args.output)
     except ValueError as exc:
         return _fail(str(exc))
     report = ReadReport()
@@ -121,7 +122,7 @@ def run(args: argparse.Namespace) -> int:
         first = next(batches, None)  # a file that cannot be read fails before any output
         if first is not None:
             batches = itertools.chain([first], batches)
-        return _run_engine(CandleEngine(config), batches, report, args, sink_kind)
+        return _run_engine(CandleEngine(config), batches, report, args, sink_format)
     except TickFileError as exc:
         return _fail(str(exc))
 
@@ -145,9 +146,9 @@ def _run_engine(
     batches: Iterator[TickBatch],
     report: ReadReport,
     args: argparse.Namespace,
-    sink_kind: str,
+    sink_format: CandleFormat,
 ) -> int:
-    sink = _open_sink(sink_kind, args.output)
+    sink = _open_sink(sink_format, args.output)
     progress = Progress(sys.stderr)
     final: dict[tuple[str, str, int], Candle] = {}
     totals = EngineOutput()
@@ -207,22 +208,21 @@ def _report(
     )
 
 
-def _sink_kind(kind: str | None, output: Path | None) -> str:
-    if kind is None:
-        suffix = output.suffix.lower() if output else ""
-        kind = {".parquet": "parquet", ".jsonl": "jsonl", ".json": "jsonl"}.get(suffix, "csv")
-    if kind == "parquet" and output is None:
-        raise ValueError("Parquet output needs --output FILE")
-    return kind
+def _sink_format(name: str | None, output: Path | None) -> CandleFormat:
+    """``--output-format``, else the format of ``--output``'s suffix, else CSV."""
+    found = candle_format(name) if name else by_suffix(output.suffix.lower()) if output else None
+    fmt = found or candle_format("csv")
+    assert fmt is not None
+    if fmt.binary and output is None:
+        raise ValueError(f"{fmt.name.capitalize()} output needs --output FILE")
+    return fmt
 
 
-def _open_sink(kind: str, output: Path | None) -> CandleSink:
-    if kind == "parquet":
-        assert output is not None
-        return ParquetSink(output)
-    stream = output.open("w", encoding="utf-8", newline="") if output else sys.stdout
-    owned = output is not None
-    return CsvSink(stream, owned) if kind == "csv" else JsonLinesSink(stream, owned)
+def _open_sink(fmt: CandleFormat, output: Path | None) -> CandleSink:
+    if output is None:
+        return FormatSink(fmt, lambda data: sys.stdout.write(data.decode()), sys.stdout.flush)
+    file = output.open("wb")
+    return FormatSink(fmt, file.write, file.close)
 
 
 def _fail(message: str) -> int:

@@ -14,7 +14,7 @@ import pyarrow.parquet as pq
 import pytest
 
 from core.gaps import FeedGap, GapReason
-from core.tables import iso_utc
+from core.present.text import iso_utc
 from storage import PostgresStore
 from tests.charting.conftest import MakeClient
 from tests.charting.data import INSTRUMENT, SECOND, T0, series

@@ -8,21 +8,21 @@ import psycopg
 import pytest
 from psycopg.pq import TransactionStatus
 
+from core.present import ReadForm
 from storage import PostgresStore
 from storage.pg_pages import HALVES_FROM, candle_params, read_page, read_part
-from storage.reads import ReadyForm
 from storage.times import END_OF_TIME, at_or_after
 from tests.charting.data import INSTRUMENT, MINUTE, T0, series
 
 ROWS = max(HALVES_FROM, 2_500)
-FORMS = [ReadyForm.PACKED, ReadyForm.JSON]
+FORMS = [ReadForm.PACKED, ReadForm.JSON]
 
 
-def one_statement(conn: psycopg.Connection[Any], form: ReadyForm, start: int, rows: int) -> Any:
+def one_statement(conn: psycopg.Connection[Any], form: ReadForm, start: int, rows: int) -> Any:
     return read_part(conn, form, candle_params(INSTRUMENT, MINUTE, start, END_OF_TIME), rows)
 
 
-def halves(conn: psycopg.Connection[Any], form: ReadyForm, start: int, rows: int) -> Any:
+def halves(conn: psycopg.Connection[Any], form: ReadForm, start: int, rows: int) -> Any:
     page = read_page(conn, form, INSTRUMENT, MINUTE, start, END_OF_TIME, rows)
     assert conn.info.transaction_status is TransactionStatus.IDLE  # its transaction is over
     return page
@@ -30,7 +30,7 @@ def halves(conn: psycopg.Connection[Any], form: ReadyForm, start: int, rows: int
 
 @pytest.mark.parametrize("form", FORMS)
 async def test_a_dense_page_in_halves_equals_one_statement(
-    store: PostgresStore, migrated_database: str, form: ReadyForm
+    store: PostgresStore, migrated_database: str, form: ReadForm
 ) -> None:
     # Scales get finer half way and every ninth candle is flagged: both halves differ.
     await store.write(candles=series(ROWS + 300, open_last=False, flag_every=9))
@@ -49,7 +49,7 @@ async def test_a_dense_page_in_halves_equals_one_statement(
 
 @pytest.mark.parametrize("form", FORMS)
 async def test_a_sparse_first_half_is_made_up_after_the_second(
-    store: PostgresStore, migrated_database: str, form: ReadyForm
+    store: PostgresStore, migrated_database: str, form: ReadForm
 ) -> None:
     # Every third minute has no candle: the first half of the span holds a third too few,
     # so the rows still wanted are read after the second half.
@@ -66,7 +66,7 @@ async def test_a_sparse_first_half_is_made_up_after_the_second(
 
 @pytest.mark.parametrize("form", FORMS)
 async def test_candles_closer_than_an_interval_are_read_whole(
-    store: PostgresStore, migrated_database: str, form: ReadyForm
+    store: PostgresStore, migrated_database: str, form: ReadForm
 ) -> None:
     # A plain SQL writer put extra rows half a minute after the first half's candles:
     # the first half holds more rows than half the page.

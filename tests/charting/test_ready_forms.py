@@ -10,11 +10,20 @@ import pyarrow as pa
 import pytest
 
 from charting.candle_formats import CANDLE_FIELDS, Scales, arrow_schema
-from charting.packed import decimal_array, decimal_batch, pack_candles, packed_batch
 from core.candles import Candle
+from core.present.packed import (
+    GAP_FLAG,
+    PACKED_DTYPE,
+    STATUSES,
+    decimal_array,
+    decimal_batch,
+    pack_candle,
+    pack_candles,
+    packed_batch,
+    packed_rows,
+)
+from core.present.text import CandleRecord
 from storage import PostgresStore
-from storage.candle_rows import GAP_FLAG, PACKED_DTYPE, STATUSES, CandleRecord, pack_candle
-from storage.packed_rows import packed_rows
 from storage.times import at_or_after
 from tests.charting.conftest import MakeClient
 from tests.charting.data import (

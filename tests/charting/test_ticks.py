@@ -11,8 +11,9 @@ import httpx
 import pyarrow as pa
 import pyarrow.parquet as pq
 
-from charting.tick_formats import SIDES, TICK_FIELDS
-from core.tables import iso_utc
+from charting.tick_formats import TICK_FIELDS
+from core.present.live import SIDES
+from core.present.text import iso_utc
 from storage import PostgresStore
 from tests.charting.data import INSTRUMENT, T0, ticks
 

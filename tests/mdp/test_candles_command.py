@@ -14,7 +14,7 @@ from pathlib import Path
 import pyarrow.parquet as pq
 import pytest
 
-from core.tables import CANDLE_COLUMNS
+from core.present.text import CANDLE_COLUMNS
 from mdp.cli import main
 
 KRAKEN = Path("kraken-xbtusdt-2025-11-10")

@@ -16,17 +16,11 @@ import pytest
 from core.candles import Candle, CandleStatus
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
 from core.intervals import parse_intervals
+from core.present.packed import GAP_FLAG, PACKED_DTYPE, pack_candle
+from core.present.text import candle_json, candle_record
 from ingest.files.reader import read_ticks
 from storage import PostgresStore, latest_version, migrate
-from storage.candle_rows import (
-    CANDLE_COLUMNS,
-    GAP_FLAG,
-    PACKED_DTYPE,
-    candle_json,
-    candle_record,
-    candle_row,
-    pack_candle,
-)
+from storage.candle_rows import CANDLE_COLUMNS, candle_row
 from tests.storage.factories import MINUTE, candle
 from tests.storage.schemas import migrated_to
 

@@ -14,10 +14,12 @@ import pytest
 from core.candles import Candle, CandleStatus
 from core.gaps import GapReason
 from core.intervals import Interval
+from core.present import ReadForm
+from core.present.packed import pack_candle
+from core.present.text import candle_json, candle_record
 from core.ticks import Side
 from storage import HistoryReads, MarketDataStore
-from storage.candle_rows import candle_json, pack_candle
-from storage.reads import ReadyForm, TickKey
+from storage.reads import TickKey
 from storage.times import END_OF_TIME
 from tests.storage.factories import MINUTE, SECOND, T0, batch, candle, gap, tick
 
@@ -105,7 +107,7 @@ async def test_a_page_changes_its_last_change_when_a_candle_is_revised(backend: 
     assert after.rows == before.rows == 2
 
 
-async def ready_body(reads: HistoryReads, form: ReadyForm, limit: int, chunk: int) -> bytes:
+async def ready_body(reads: HistoryReads, form: ReadForm, limit: int, chunk: int) -> bytes:
     read = reads.read_ready(form, "TEST:BTCUSD", MINUTE, T0, FOREVER, limit, chunk)
     await read.open()
     assert read.complete
@@ -115,13 +117,13 @@ async def ready_body(reads: HistoryReads, form: ReadyForm, limit: int, chunk: in
     return form.separator.join([body async for body in read.chunks()])
 
 
-ENCODERS = {ReadyForm.JSON: candle_json, ReadyForm.PACKED: pack_candle}
+ENCODERS = {ReadForm.JSON: candle_json, ReadForm.PACKED: pack_candle}
 
 
-@pytest.mark.parametrize("form", list(ReadyForm))
+@pytest.mark.parametrize("form", list(ReadForm))
 @pytest.mark.parametrize("chunk", [2, 100])
 async def test_a_ready_page_is_its_rows_forms_joined_in_open_time_order(
-    backend: Backend, form: ReadyForm, chunk: int
+    backend: Backend, form: ReadForm, chunk: int
 ) -> None:
     store, reads = backend
     written = [candle(m, close=f"{100 + m}.25") for m in (4, 0, 3, 1, 2, 6)]
@@ -137,7 +139,7 @@ async def test_a_ready_page_is_whole_when_it_fits_one_chunk(backend: Backend) ->
     store, reads = backend
     await store.write(candles=[candle(m) for m in range(6)])
     for limit, chunk, whole in ((6, 6, True), (10, 7, True), (6, 3, False), (10, 6, False)):
-        read = reads.read_ready(ReadyForm.JSON, "TEST:BTCUSD", MINUTE, T0, FOREVER, limit, chunk)
+        read = reads.read_ready(ReadForm.JSON, "TEST:BTCUSD", MINUTE, T0, FOREVER, limit, chunk)
         await read.open()
         assert (read.whole is not None) is whole, (limit, chunk)
         await read.aclose()
@@ -146,7 +148,7 @@ async def test_a_ready_page_is_whole_when_it_fits_one_chunk(backend: Backend) ->
 async def test_a_ready_read_summary_is_the_page_summary(backend: Backend) -> None:
     store, reads = backend
     await store.write(candles=[candle(m) for m in range(6)])
-    read = reads.read_ready(ReadyForm.PACKED, "TEST:BTCUSD", MINUTE, T0, FOREVER, 4, 2)
+    read = reads.read_ready(ReadForm.PACKED, "TEST:BTCUSD", MINUTE, T0, FOREVER, 4, 2)
     page = await read.open()
     await read.aclose()
     summary = await reads.candle_page("TEST:BTCUSD", MINUTE, T0, FOREVER, 4)
@@ -159,11 +161,11 @@ async def test_a_ready_read_summary_is_the_page_summary(backend: Backend) -> Non
 async def test_a_ready_read_without_a_form_for_every_row_is_incomplete(backend: Backend) -> None:
     store, reads = backend
     await store.write(candles=[candle(0), beyond_64_bits(1), candle(2)])
-    packed = reads.read_ready(ReadyForm.PACKED, "TEST:BTCUSD", MINUTE, T0, FOREVER, 10, 10)
+    packed = reads.read_ready(ReadForm.PACKED, "TEST:BTCUSD", MINUTE, T0, FOREVER, 10, 10)
     assert (await packed.open()).rows == 3
     assert not packed.complete
     await packed.aclose()
-    json = reads.read_ready(ReadyForm.JSON, "TEST:BTCUSD", MINUTE, T0, FOREVER, 10, 10)
+    json = reads.read_ready(ReadForm.JSON, "TEST:BTCUSD", MINUTE, T0, FOREVER, 10, 10)
     await json.open()
     assert json.complete
     await json.aclose()
@@ -173,7 +175,7 @@ async def test_a_ready_read_refuses_a_limit_or_chunk_below_one(backend: Backend)
     _, reads = backend
     for limit, chunk in ((0, 1), (1, 0)):
         with pytest.raises(ValueError, match="limit and chunk must be positive"):
-            reads.read_ready(ReadyForm.JSON, "TEST:BTCUSD", MINUTE, T0, FOREVER, limit, chunk)
+            reads.read_ready(ReadForm.JSON, "TEST:BTCUSD", MINUTE, T0, FOREVER, limit, chunk)
 
 
 # -- candles and their texts ----------------------------------------------------------------
@@ -197,7 +199,7 @@ async def test_candle_chunks_come_in_open_time_order_in_their_latest_revision(
     assert found == (expected[::-1] if descending else expected)
 
 
-async def test_candle_texts_keep_the_written_decimal_places(backend: Backend) -> None:
+async def test_candles_keep_the_written_decimal_places(backend: Backend) -> None:
     store, reads = backend
     flagged = msgspec.structs.replace(candle(1, close="101.20"), gap=True)
     flat = msgspec.structs.replace(
@@ -205,23 +207,24 @@ async def test_candle_texts_keep_the_written_decimal_places(backend: Backend) ->
         taker_buy_volume_raw=0, quote_volume_raw=0,
     )  # fmt: skip
     await store.write(candles=[candle(0), flagged, flat])
-    rows = [r for chunk in await collected(reads.candle_texts(
-        "TEST:BTCUSD", MINUTE, T0, FOREVER, 2), 2) for r in chunk]  # fmt: skip
-    assert rows[1][:8] == (
-        T0 + MINUTE.ns, "100.50", "101.95", "100.25", "101.20", "3.250", "327.16500", "7"
+    found = [c for chunk in await collected(reads.candle_chunks(
+        "TEST:BTCUSD", MINUTE, T0, FOREVER, 2), 2) for c in chunk]  # fmt: skip
+    rows = [msgspec.structs.astuple(candle_record(c))[2:] for c in found]
+    assert (found[1].open_time, *rows[1][1:8]) == (
+        T0 + MINUTE.ns, "100.50", "101.95", "100.25", "101.20", "3.250", "327.16500", 7
     )  # fmt: skip
-    assert rows[1][9:] == ("1.125", "1010", "1016", "closed", "0", "true")
-    assert (rows[2][10], rows[2][11], rows[2][14]) == ("", "", "false")
+    assert rows[1][9:] == ("1.125", 1010, 1016, "closed", 0, True)
+    assert (rows[2][10], rows[2][11], rows[2][14]) == (None, None, False)
     assert [r[8].split(".")[1].__len__() for r in rows] == [c.vwap_scale for c in (flagged,) * 3]
     assert [Decimal(r[8]) for r in rows] == [c.vwap for c in (candle(0), flagged, flat)]
 
 
-async def test_candle_texts_newest_first_stop_at_the_limit(backend: Backend) -> None:
+async def test_candles_newest_first_stop_at_the_limit(backend: Backend) -> None:
     store, reads = backend
     await store.write(candles=[candle(m) for m in range(5)])
-    chunks = reads.candle_texts("TEST:BTCUSD", MINUTE, T0, FOREVER, 10, descending=True, limit=3)
-    rows = [r for chunk in await collected(chunks, 10) for r in chunk]
-    assert [r[0] for r in rows] == [T0 + m * MINUTE.ns for m in (4, 3, 2)]
+    chunks = reads.candle_chunks("TEST:BTCUSD", MINUTE, T0, FOREVER, 10, descending=True, limit=3)
+    found = [c for chunk in await collected(chunks, 10) for c in chunk]
+    assert [c.open_time for c in found] == [T0 + m * MINUTE.ns for m in (4, 3, 2)]
 
 
 async def test_last_open_time_is_the_newest_candle_opening_before(backend: Backend) -> None:

@@ -1,20 +1,22 @@
-"""Arrow record batches of candles from packed rows, without Python per value.
+"""Candles as packed integer rows, and Arrow columns built from them without Python per value.
 
-A page of stored candles arrives as the ``packed`` columns of its rows joined into one
-buffer (:data:`storage.candle_rows.PACKED_WORDS`, big-endian int64 words): numpy views it
-as an array of :data:`~storage.candle_rows.PACKED_DTYPE`, and every Arrow column is built
-from whole arrays. A ``decimal128`` value is 16 little-endian bytes of two's complement, so
-a column is an ``(n, 2)`` int64 array: the scaled integer as the low word, its sign as the
-high word. Rows whose scale is coarser than the page's are multiplied up; the rare product
-that leaves 64 bits is done with Python integers for that row only.
+The packed form of a candle is its integers as :data:`PACKED_WORDS` big-endian 64-bit words
+(:func:`pack_candle`). Storage keeps it beside each row, so that a page of stored candles
+arrives as one buffer that numpy views as an array of :data:`PACKED_DTYPE`, and every Arrow
+column is built from whole arrays. A ``decimal128`` value is 16 little-endian bytes of two's
+complement, so a column is an ``(n, 2)`` int64 array: the scaled integer as the low word,
+its sign as the high word. Rows whose scale is coarser than the page's are multiplied up; the
+rare product that leaves 64 bits is done with Python integers for that row only.
 
-Candles that are not stored (rolled up on read) take the same road through
-:func:`pack_candles`; only candles with a value beyond 64 bits take :func:`decimal_batch`.
+Candles that are not stored (rolled up on read, computed by ``mdp candles``) take the same
+road through :func:`pack_candles`; only candles with a value beyond 64 bits take
+:func:`decimal_batch`.
 """
 
 from __future__ import annotations
 
 import math
+import struct
 from collections.abc import Sequence
 from decimal import Decimal
 from typing import Final
@@ -24,16 +26,79 @@ import numpy.typing as npt
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from core.candles import Candle
-from storage.candle_rows import (
-    GAP_FLAG,
-    NO_TRADE_ID,
-    PACKED_DTYPE,
-    STATUSES,
-    candle_record,
-    pack_candle,
+from core.candles import Candle, CandleStatus
+from core.present.text import DECIMAL_FIELDS, candle_record
+
+PACKED_WORDS: Final = (
+    "open_time",
+    "price_scale",
+    "size_scale",
+    "open",
+    "high",
+    "low",
+    "close",
+    "volume",
+    "quote_volume",
+    "trades",
+    "vwap",
+    "taker_buy_volume",
+    "first_trade_id",
+    "last_trade_id",
+    "status",
+    "revision",
 )
-from storage.packed_rows import status_codes
+"""The words of a packed row, each a big-endian int64: the open time in UTC nanoseconds, the
+two scales, the decimals as scaled integers (``open`` at the price scale, ``quote_volume`` at
+price + size, ``vwap`` at price + 4: :class:`~core.candles.Candle`'s ``_raw`` values), the
+trade ids (:data:`NO_TRADE_ID` for none), the status word and the revision.
+
+The status word holds two things: its low byte (:data:`STATUS_MASK`) is the status as its
+index in :data:`STATUSES`, and bit 8 (:data:`GAP_FLAG`) is the candle's ``gap`` flag. The flag
+came after the packed form (storage migration 0005): rows written before it have the bit
+clear, as their candles were not flagged, and keep their 16 words. Every reader of the word
+masks it."""
+
+PACKED_DTYPE: Final = np.dtype([(name, ">i8") for name in PACKED_WORDS])
+"""One packed row as numpy sees it; a page of rows is an array of these."""
+
+STATUSES: Final = tuple(status.value for status in CandleStatus)
+"""Status texts by the code that the status word holds (``open``, ``closed``, ``revised``)."""
+STATUS_MASK: Final = 0xFF
+"""The bits of the status word that hold the status code."""
+GAP_FLAG: Final = 1 << 8
+"""The bit of the status word set for a candle over a feed gap (``Candle.gap``)."""
+NO_TRADE_ID: Final = -(2**63)
+"""The trade-id word of a candle without trades (trade ids are never negative)."""
+
+_PACK: Final = struct.Struct(f">{len(PACKED_WORDS)}q")
+_STATUS_CODES: Final = {status: code for code, status in enumerate(CandleStatus)}
+
+
+def pack_candle(candle: Candle) -> bytes | None:
+    """The candle's :data:`PACKED_WORDS`, or None when a value does not fit 64 bits."""
+    first, last = candle.first_trade_id, candle.last_trade_id
+    try:
+        return _PACK.pack(
+            candle.open_time,
+            candle.price_scale,
+            candle.size_scale,
+            candle.open_raw,
+            candle.high_raw,
+            candle.low_raw,
+            candle.close_raw,
+            candle.volume_raw,
+            candle.quote_volume_raw,
+            candle.trades,
+            candle.vwap_raw,
+            candle.taker_buy_volume_raw,
+            NO_TRADE_ID if first is None else first,
+            NO_TRADE_ID if last is None else last,
+            _STATUS_CODES[candle.status] | (GAP_FLAG if candle.gap else 0),
+            candle.revision,
+        )
+    except struct.error:
+        return None
+
 
 Ints = npt.NDArray[np.int64]
 
@@ -53,7 +118,20 @@ _DECIMAL_SCALE_OF: Final = {
     "taker_buy_volume": "size",
 }
 """Each decimal column and whose decimal places it has (see :func:`own_scales`)."""
-DECIMAL_COLUMNS: Final = tuple(_DECIMAL_SCALE_OF)
+DECIMAL_COLUMNS: Final = DECIMAL_FIELDS
+
+
+def packed_rows(body: bytes) -> npt.NDArray[np.void]:
+    """The rows of a joined ``packed`` buffer, checked to be whole rows in open-time order."""
+    if len(body) % PACKED_DTYPE.itemsize:
+        raise ValueError(
+            f"packed candle rows are {PACKED_DTYPE.itemsize} bytes each; got {len(body)} bytes"
+        )
+    rows = np.frombuffer(body, dtype=PACKED_DTYPE)
+    times = rows["open_time"]
+    if len(rows) > 1 and not bool((times[1:] > times[:-1]).all()):
+        raise ValueError("packed candle rows are not in open-time order")
+    return rows
 
 
 def pack_candles(candles: Sequence[Candle]) -> npt.NDArray[np.void] | None:
@@ -72,15 +150,20 @@ def own_scales(rows: npt.NDArray[np.void]) -> dict[str, Ints]:
     return {"price": price, "size": size, "quote": price + size, "vwap": price + 4}
 
 
+Labels = str | Sequence[str]
+"""The instrument (or interval) of a batch: one for all its rows, or one per row."""
+
+
 def packed_batch(
-    rows: npt.NDArray[np.void], schema: pa.Schema, instrument: str, interval: str
+    rows: npt.NDArray[np.void], schema: pa.Schema, instrument: Labels, interval: Labels
 ) -> pa.RecordBatch:
-    """A record batch of ``schema`` (the API's candle columns) from packed rows."""
+    """A record batch of ``schema`` (candle fields, :data:`~core.present.text.CANDLE_FIELDS`
+    or a subset) from packed rows."""
     n = len(rows)
     scales = own_scales(rows)
     arrays: dict[str, pa.Array] = {
-        "instrument": pa.repeat(pa.scalar(instrument, pa.string()), n),
-        "interval": pa.repeat(pa.scalar(interval, pa.string()), n),
+        "instrument": _labels(instrument, n),
+        "interval": _labels(interval, n),
         "open_time": _fixed(schema.field("open_time").type, _word(rows, "open_time")),
         "trades": _fixed(pa.int64(), _word(rows, "trades")),
         "first_trade_id": _trade_ids(_word(rows, "first_trade_id")),
@@ -118,14 +201,14 @@ def decimal_array(raw: Ints, own_scale: Ints, kind: pa.Decimal128Type) -> pa.Arr
 
 
 def decimal_batch(
-    candles: Sequence[Candle], schema: pa.Schema, instrument: str, interval: str
+    candles: Sequence[Candle], schema: pa.Schema, instrument: Labels, interval: Labels
 ) -> pa.RecordBatch:
     """The same batch as :func:`packed_batch`, from :class:`Decimal` s: for candles with a
     value beyond 64 bits (a few per page at most, so speed does not matter here)."""
     records = [candle_record(candle) for candle in candles]
     columns: dict[str, pa.Array] = {
-        "instrument": pa.array([instrument] * len(candles), pa.string()),
-        "interval": pa.array([interval] * len(candles), pa.string()),
+        "instrument": _labels(instrument, len(candles)),
+        "interval": _labels(interval, len(candles)),
         "open_time": pa.array([c.open_time for c in candles], schema.field("open_time").type),
         "trades": pa.array([c.trades for c in candles], pa.int64()),
         "first_trade_id": pa.array([c.first_trade_id for c in candles], pa.int64()),
@@ -138,6 +221,12 @@ def decimal_batch(
         values = [Decimal(getattr(record, name)) for record in records]
         columns[name] = pa.array(values, schema.field(name).type)
     return pa.RecordBatch.from_arrays([columns[name] for name in schema.names], schema=schema)
+
+
+def _labels(labels: Labels, n: int) -> pa.Array:
+    if isinstance(labels, str):
+        return pa.repeat(pa.scalar(labels, pa.string()), n)
+    return pa.array(labels, pa.string())
 
 
 def _word(rows: npt.NDArray[np.void], name: str) -> Ints:
@@ -171,6 +260,18 @@ def _trade_ids(values: Ints) -> pa.Array:
         [pa.py_buffer(valid), pa.py_buffer(values)],
         null_count=int(missing.sum()),
     )
+
+
+def status_codes(words: Ints) -> Ints:
+    """The status codes (indexes in :data:`STATUSES`) of status words:
+    the code is the word's low byte, the gap flag its bit 8
+    (:data:`PACKED_WORDS`). ``ValueError`` for a word that is neither."""
+    if len(words) and (int(words.min()) < 0 or int(words.max()) >= GAP_FLAG << 1):
+        raise ValueError("a packed candle row has an unknown status word")
+    codes: Ints = words & STATUS_MASK
+    if len(codes) and int(codes.max()) >= len(STATUSES):
+        raise ValueError("a packed candle row has an unknown status code")
+    return codes
 
 
 def _status_word(words: Ints) -> tuple[pa.Array, pa.Array]:
