@@ -2,10 +2,10 @@
 
 A page carries :data:`CANDLE_FIELDS`. Stored candles arrive through
 :class:`storage.reads.HistoryReads` in the ready form their format reads
-(:attr:`core.present.CandleFormat.reads`): JSON pages as the rows' JSON objects joined by
-storage, Arrow and Parquet pages as packed integer rows. Every other format (CSV, JSON lines)
-takes the stored page as :class:`Candle` s, and so do candles rolled up on read: the same
-encoders, so both roads give identical bytes.
+(:attr:`core.present.CandleFormat.reads`): JSON and CSV pages as the rows' JSON objects
+joined by storage, Arrow and Parquet pages as packed integer rows. Every other format (JSON
+lines) takes the stored page as :class:`Candle` s, and so do candles rolled up on read and
+rows without their ready form: the same encoders, so both roads give identical bytes.
 """
 
 from __future__ import annotations

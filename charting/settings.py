@@ -24,9 +24,9 @@ class ApiSettings:
     - ``max_source_rows``: the most stored candles one rolled-up page may read; a page of a
       coarse roll-up holds fewer candles so that it stays under this (the cursor goes on).
     - ``chunk_rows``: rows read from the database and sent on per step while streaming: a
-      JSON, Arrow or Parquet page of at most this many stored candles is one statement
-      (:mod:`storage.pg_pages`), a longer one a statement per chunk; CSV, ticks and the
-      sources of roll-ups are fetched this many rows at a time. Memory per request is about
+      JSON, CSV, Arrow or Parquet page of at most this many stored candles is one statement
+      (:mod:`storage.pg_pages`), a longer one a statement per chunk; ticks, JSON lines and
+      the sources of roll-ups are fetched this many rows at a time. Memory per request is about
       this many rows (some 350 bytes each in JSON).
     - ``pool_size``: database connections when the app opens the database itself, in each
       of its two pools (asyncio, and blocking ones for candle pages read in worker threads);

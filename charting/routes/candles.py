@@ -1,8 +1,8 @@
 """``GET /v1/candles``: a page of candles in JSON, CSV, Arrow or Parquet.
 
-Stored intervals are read through :class:`storage.reads.HistoryReads`: a JSON, Arrow or
+Stored intervals are read through :class:`storage.reads.HistoryReads`: a JSON, CSV, Arrow or
 Parquet page in its ready form (one statement on PostgreSQL), a longer page in chunks, other
-formats (CSV, JSON lines) as candles; others are rolled up on read. Every page but the last
+formats (JSON lines) as candles; others are rolled up on read. Every page but the last
 links to the next (``Link: <...>; rel="next"``, and ``next`` in JSON).
 """
 

@@ -118,6 +118,16 @@ def candle_json(candle: Candle) -> bytes:
     return encode_json(candle_record(candle))
 
 
+_decode_records: Final = msgspec.json.Decoder(list[CandleRecord]).decode
+
+
+def json_records(body: bytes) -> list[CandleRecord]:
+    """The records of :func:`candle_json` objects joined by commas: the JSON ready form of a
+    page of stored candles (:class:`~core.present.document.ReadForm`), read back without a
+    :class:`Candle`."""
+    return _decode_records(b"[" + body + b"]")
+
+
 def record_values(candle: Candle) -> tuple[Any, ...]:
     """The candle's values in :data:`CANDLE_FIELDS` order (those of :func:`candle_record`)."""
     return msgspec.structs.astuple(candle_record(candle))
@@ -138,7 +148,11 @@ def csv_line(candle: Candle) -> str:
     moved here (``tests/charting/test_present_csv.py`` holds both to it on real trades):
     NUMERIC keeps the scale each value was stored at, which is the candle's own.
     """
-    r = candle_record(candle)
+    return record_csv_line(candle_record(candle))
+
+
+def record_csv_line(r: CandleRecord) -> str:
+    """:func:`csv_line` of a candle's record."""
     return (
         f"{r.instrument},{r.interval},{r.open_time},{r.open},{r.high},{r.low},{r.close},"
         f"{r.volume},{r.quote_volume},{r.trades},{r.vwap},{r.taker_buy_volume},"
@@ -162,21 +176,30 @@ def json_objects(fields: tuple[str, ...]) -> Callable[[Candle], bytes]:
 
 
 def csv_lines(fields: tuple[str, ...]) -> Callable[[Candle], str]:
-    """The CSV line of a candle with ``fields`` (no field of a candle needs quoting:
-    instrument ids, labels, numbers, times and statuses hold no comma, quote or newline)."""
+    """The CSV line of a candle with ``fields`` (:func:`record_csv_lines`)."""
     if fields == CANDLE_FIELDS:
         return csv_line
+    line = record_csv_lines(fields)
+    return lambda candle: line(candle_record(candle))
+
+
+def record_csv_lines(fields: tuple[str, ...]) -> Callable[[CandleRecord], str]:
+    """The CSV line of a candle's record with ``fields`` (no field of a candle needs quoting:
+    instrument ids, labels, numbers, times and statuses hold no comma, quote or newline)."""
+    if fields == CANDLE_FIELDS:
+        return record_csv_line
     if fields == CANDLE_FIELDS[: len(fields)]:  # the first fields: the full line, cut
         count = len(fields)
 
-        def first(candle: Candle) -> str:
-            return ",".join(csv_line(candle).split(",", count)[:count]) + "\n"
+        def first(record: CandleRecord) -> str:
+            return ",".join(record_csv_line(record).split(",", count)[:count]) + "\n"
 
         return first
     pick = _picker(fields)
 
-    def line(candle: Candle) -> str:
-        return ",".join([value_text(v) for v in pick(record_values(candle))]) + "\n"
+    def line(record: CandleRecord) -> str:
+        values = pick(msgspec.structs.astuple(record))
+        return ",".join([value_text(v) for v in values]) + "\n"
 
     return line
 

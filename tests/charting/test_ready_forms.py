@@ -151,6 +151,8 @@ async def test_rows_without_their_ready_forms_are_served_from_the_numerics(
         assert from_json(body) == expected
         arrow = (await client.get("/v1/candles", params=params | {"format": "arrow"})).content
         assert from_arrow(arrow) == expected
+        csv = (await client.get("/v1/candles", params=params | {"format": "csv"})).text
+        assert from_csv(csv) == expected
 
 
 @pytest.mark.parametrize("fmt", ["json", "arrow", "csv"])

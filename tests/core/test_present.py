@@ -8,7 +8,14 @@ from core.candles import Candle, CandleStatus
 from core.intervals import Interval
 from core.present import CandleFormat, Document, candle_formats, register
 from core.present.csv_table import CsvCandles
-from core.present.text import CANDLE_COLUMNS, CANDLE_FIELDS, csv_line, csv_lines
+from core.present.text import (
+    CANDLE_COLUMNS,
+    CANDLE_FIELDS,
+    candle_json,
+    csv_line,
+    csv_lines,
+    json_records,
+)
 
 
 def make_candle(open_time: int = 0) -> Candle:
@@ -84,3 +91,20 @@ def test_csv_writes_a_header_then_a_line_per_candle() -> None:
     assert body.decode().splitlines() == [",".join(CANDLE_FIELDS)] + [
         csv_line(c).rstrip("\n") for c in candles
     ]
+
+
+@pytest.mark.parametrize(
+    "fields",
+    [CANDLE_FIELDS, CANDLE_COLUMNS, ("open_time", "close", "gap")],
+    ids=["all", "table", "picked"],
+)
+def test_csv_from_the_stored_json_form_is_the_csv_of_the_candles(
+    fields: tuple[str, ...],
+) -> None:
+    candles = [make_candle(), make_candle(open_time=60_000_000_000)]
+    stored = b",".join(candle_json(c) for c in candles)  # the rows' ``json`` joined
+    out = CsvCandles(Document(fields))
+    assert out.stored(stored) == out.candles(candles)
+    assert out.whole(stored) == out.head() + out.candles(candles) + out.tail()
+    assert out.stored(b"") == b""
+    assert [r.close for r in json_records(stored)] == ["1234567890.12345670"] * 2
