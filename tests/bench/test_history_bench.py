@@ -20,6 +20,7 @@ def test_history_benchmark_runs_and_prints_every_contender(
         "/v1/candles JSON (cached)",
         "/v1/candles Arrow (cached)",
         "/v1/candles Arrow (cached, httpx)",
+        "/v1/candles CSV (database)",
     ]
     for figure in figures:
         assert len(figure.seconds) == 10  # each answer was checked to hold every candle
