@@ -25,7 +25,7 @@ class ApiSettings:
       coarse roll-up holds fewer candles so that it stays under this (the cursor goes on).
     - ``chunk_rows``: rows read from the database and sent on per step while streaming: a
       JSON, Arrow or Parquet page of at most this many stored candles is one statement
-      (:mod:`charting.candle_reads`), a longer one a statement per chunk; CSV, ticks and the
+      (:mod:`storage.pg_pages`), a longer one a statement per chunk; CSV, ticks and the
       sources of roll-ups are fetched this many rows at a time. Memory per request is about
       this many rows (some 350 bytes each in JSON).
     - ``pool_size``: database connections when the app opens the database itself, in each

@@ -8,13 +8,14 @@ Ready forms are encoded on read with the functions the PostgreSQL store writes t
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from core.candles import VWAP_EXTRA_PLACES, Candle, CandleStatus
 from core.intervals import Interval
 from core.numbers import format_fixed, to_raw
 from core.ticks import Tick
 from storage.candle_rows import candle_json, pack_candle
+from storage.memory_store import MemoryStore
 from storage.reads import (
     CandlePage,
     CandleText,
@@ -26,9 +27,6 @@ from storage.reads import (
 )
 from storage.times import END_OF_TIME
 
-if TYPE_CHECKING:
-    from storage.memory_store import MemoryStore
-
 FORM_ENCODERS: Final[dict[ReadyForm, Callable[[Candle], bytes | None]]] = {
     ReadyForm.JSON: candle_json,
     ReadyForm.PACKED: pack_candle,
@@ -37,6 +35,8 @@ FORM_ENCODERS: Final[dict[ReadyForm, Callable[[Candle], bytes | None]]] = {
 
 
 class MemoryReads:
+    """The history reads of ``store`` (``MemoryReads(store)``)."""
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
