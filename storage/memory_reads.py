@@ -7,6 +7,7 @@ Ready forms are encoded on read with the functions the PostgreSQL store writes t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Final
 
@@ -17,6 +18,7 @@ from core.ticks import Tick
 from storage.candle_rows import candle_json, pack_candle
 from storage.memory_store import MemoryStore
 from storage.reads import (
+    CandleBar,
     CandlePage,
     CandleText,
     GapRow,
@@ -112,6 +114,24 @@ class MemoryReads:
         found = found if limit is None else found[:limit]
         for offset in range(0, len(found), chunk):
             yield [candle_text(c) for c in found[offset : offset + chunk]]
+
+    async def candle_bars(
+        self,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> AsyncGenerator[list[CandleBar], None]:
+        texts = self.candle_texts(
+            instrument, interval, start, end, chunk, descending=descending, limit=limit
+        )
+        async with contextlib.aclosing(texts) as chunks:
+            async for rows in chunks:
+                yield [(*row[:6], row[14]) for row in rows]
 
     async def last_open_time(self, instrument: str, interval: Interval, before: int) -> int | None:
         found = await self._store.last_candles(instrument, interval, before, 1)

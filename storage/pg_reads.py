@@ -43,6 +43,7 @@ from storage.pg_pages import (
 )
 from storage.postgres_store import DEFAULT_WAIT, INSTRUMENTS, RECONNECT_TIMEOUT
 from storage.reads import (
+    CandleBar,
     CandlePage,
     CandleText,
     GapRow,
@@ -68,6 +69,9 @@ TEXT_COLUMNS: Final = f"""{_EPOCH_NS}, open::text, high::text, low::text, close:
     revision::text, gap::text"""
 """A candle as a :data:`~storage.reads.CandleText` row: NUMERIC as text keeps its places,
 a boolean as text is ``true`` or ``false`` (its output form would be ``t`` or ``f``)."""
+BAR_COLUMNS: Final = f"""{_EPOCH_NS}, open::text, high::text, low::text, close::text,
+    volume::text, gap::text"""
+"""A candle as a :data:`~storage.reads.CandleBar` row."""
 
 _SOURCE_CANDLES: Final = f"""
 SELECT {READ_COLUMNS} FROM (
@@ -244,8 +248,45 @@ class PostgresReads:
         limit: int | None = None,
     ) -> AsyncGenerator[list[CandleText], None]:
         """Stored candles opening in ``[start, end)``, as rows of :data:`TEXT_COLUMNS`."""
+        rows = self._columns(
+            TEXT_COLUMNS, instrument, interval, start, end, chunk, descending, limit
+        )
+        async with contextlib.aclosing(rows) as chunks:
+            async for found in chunks:
+                yield found
+
+    async def candle_bars(
+        self,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> AsyncGenerator[list[CandleBar], None]:
+        """Stored candles opening in ``[start, end)``, as rows of :data:`BAR_COLUMNS`."""
+        rows = self._columns(
+            BAR_COLUMNS, instrument, interval, start, end, chunk, descending, limit
+        )
+        async with contextlib.aclosing(rows) as chunks:
+            async for found in chunks:
+                yield found
+
+    async def _columns(
+        self,
+        columns: LiteralString,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        descending: bool,
+        limit: int | None,
+    ) -> AsyncGenerator[Rows, None]:
         order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
-        query: LiteralString = f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} {order}"
+        query: LiteralString = f"SELECT {columns} {CANDLE_RANGE} {order}"
         if limit is not None:
             query += " LIMIT %(limit)s"
         params = candle_params(instrument, interval, start, end) | {"limit": limit}
@@ -378,7 +419,7 @@ def candle_queries() -> dict[str, LiteralString]:
         "page_json": page_statement(ReadyForm.JSON),
         "page_packed": page_statement(ReadyForm.PACKED),
         "texts": f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} ORDER BY open_time",
-        "latest": f"SELECT {TEXT_COLUMNS} {CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
+        "latest": f"SELECT {BAR_COLUMNS} {CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
         "source": f"{_SOURCE_CANDLES} ORDER BY open_time",
     }
 

@@ -23,7 +23,7 @@ from charting.times import END_OF_TIME, NS_PER_SECOND, align_up
 from charting.udf import Bar
 from core.candles import Candle
 from core.intervals import Interval
-from storage.reads import CandleText
+from storage.reads import CandleBar
 
 _MAX_SECONDS = END_OF_TIME // NS_PER_SECOND - 1
 
@@ -148,16 +148,16 @@ def _bar(candle: Candle) -> Bar:
     )
 
 
-def _row_bar(row: CandleText) -> Bar:
-    """A bar from a stored candle's texts."""
-    return (row[0] // NS_PER_SECOND, row[1], row[2], row[3], row[4], row[5], row[14] == "true")
+def _row_bar(row: CandleBar) -> Bar:
+    """A bar from a stored candle's."""
+    return (row[0] // NS_PER_SECOND, row[1], row[2], row[3], row[4], row[5], row[6] == "true")
 
 
 async def _latest(ctx: Context, instrument: str, plan: Plan, end: int, count: int) -> list[Bar]:
     settings = ctx.settings
     if not plan.rolled:
         bars: list[Bar] = []
-        rows = ctx.history.candle_texts(
+        rows = ctx.history.candle_bars(
             instrument, plan.target, 0, end, settings.chunk_rows, descending=True, limit=count
         )
         async with contextlib.aclosing(rows):
@@ -181,7 +181,7 @@ async def _range(ctx: Context, instrument: str, plan: Plan, start: int, end: int
     )
     if not plan.rolled:
         bars: list[Bar] = []
-        rows = ctx.history.candle_texts(
+        rows = ctx.history.candle_bars(
             instrument, plan.target, start, end, settings.chunk_rows, limit=most + 1
         )
         async with contextlib.aclosing(rows):

@@ -224,6 +224,23 @@ async def test_candle_texts_newest_first_stop_at_the_limit(backend: Backend) -> 
     assert [r[0] for r in rows] == [T0 + m * MINUTE.ns for m in (4, 3, 2)]
 
 
+@pytest.mark.parametrize("descending", [False, True])
+async def test_candle_bars_are_the_texts_open_to_volume_and_gap(
+    backend: Backend, descending: bool
+) -> None:
+    store, reads = backend
+    flagged = msgspec.structs.replace(candle(3, close="101.20"), gap=True)
+    await store.write(candles=[*(candle(m) for m in range(3)), flagged, candle(4)])
+    args = ("TEST:BTCUSD", MINUTE, T0 + MINUTE.ns, FOREVER, 2)
+    texts = reads.candle_texts(*args, descending=descending, limit=3)
+    bars = reads.candle_bars(*args, descending=descending, limit=3)
+    expected = [(*r[:6], r[14]) for chunk in await collected(texts, 2) for r in chunk]
+    assert [b for chunk in await collected(bars, 2) for b in chunk] == expected
+    assert len(expected) == 3
+    gaps = ["false", "true", "false"] if descending else ["false", "false", "true"]  # 4 3 2; 1 2 3
+    assert [b[6] for b in expected] == gaps
+
+
 async def test_last_open_time_is_the_newest_candle_opening_before(backend: Backend) -> None:
     store, reads = backend
     await store.write(candles=[candle(0), candle(3), candle(8)])
