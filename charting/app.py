@@ -3,7 +3,7 @@
 Two ways to make it:
 
 - :func:`create_app` with any store's :class:`~storage.reads.HistoryReads` the caller opened
-  (and closes): a :class:`~storage.PostgresReads`, or a memory store's ``reads()``.
+  (and closes): a :class:`~storage.PostgresReads`, or a :class:`~storage.MemoryReads`.
 - :func:`create_app_for_url` with a database URL: the app opens and closes the database in
   its own lifespan (``mdp api``, or any ASGI server).
 """

@@ -6,7 +6,7 @@ private server the embedded platform starts when no ``DATABASE_URL`` is set.
 - :mod:`storage.repository`: :class:`MarketDataStore`, the contract of every store;
   :class:`PostgresStore` and :class:`MemoryStore` keep it.
 - :mod:`storage.reads`: :class:`HistoryReads`, the history API's reads;
-  :class:`PostgresReads` and :class:`MemoryReads` (``MemoryStore.reads()``) keep it.
+  :class:`PostgresReads` and :class:`MemoryReads` (over a :class:`MemoryStore`) keep it.
 
 See ``docs/storage.md``.
 """

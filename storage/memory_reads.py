@@ -8,16 +8,18 @@ Ready forms are encoded on read with the functions the PostgreSQL store writes t
 from __future__ import annotations
 
 from collections.abc import AsyncGenerator, Callable, Sequence
-from typing import TYPE_CHECKING, Final
+from typing import Final
 
 from core.candles import VWAP_EXTRA_PLACES, Candle, CandleStatus
 from core.intervals import Interval
 from core.numbers import format_fixed, to_raw
 from core.present import ReadForm
 from core.present.packed import pack_candle
-from core.present.text import candle_json
+from core.present.text import candle_json, candle_record, value_text
 from core.ticks import Tick
+from storage.memory_store import MemoryStore
 from storage.reads import (
+    CandleBar,
     CandlePage,
     GapRow,
     TickKey,
@@ -25,9 +27,6 @@ from storage.reads import (
     TickRow,
 )
 from storage.times import END_OF_TIME
-
-if TYPE_CHECKING:
-    from storage.memory_store import MemoryStore
 
 FORM_ENCODERS: Final[dict[ReadForm, Callable[[Candle], bytes | None]]] = {
     ReadForm.JSON: candle_json,
@@ -38,6 +37,8 @@ FORM_ENCODERS: Final[dict[ReadForm, Callable[[Candle], bytes | None]]] = {
 
 
 class MemoryReads:
+    """The history reads of ``store`` (``MemoryReads(store)``)."""
+
     def __init__(self, store: MemoryStore) -> None:
         self._store = store
 
@@ -89,14 +90,30 @@ class MemoryReads:
         chunk: int,
         *,
         descending: bool = False,
-        limit: int | None = None,
     ) -> AsyncGenerator[list[Candle], None]:
+        found = await self._range(instrument, interval, start, end)
+        if descending:
+            found.reverse()
+        for offset in range(0, len(found), chunk):
+            yield found[offset : offset + chunk]
+
+    async def candle_bars(
+        self,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> AsyncGenerator[list[CandleBar], None]:
         found = await self._range(instrument, interval, start, end)
         if descending:
             found.reverse()
         found = found if limit is None else found[:limit]
         for offset in range(0, len(found), chunk):
-            yield found[offset : offset + chunk]
+            yield [candle_bar(c) for c in found[offset : offset + chunk]]
 
     async def last_open_time(self, instrument: str, interval: Interval, before: int) -> int | None:
         found = await self._store.last_candles(instrument, interval, before, 1)
@@ -221,3 +238,10 @@ def _tick_row(tick: Tick, price_scale: int, size_scale: int) -> TickRow:
 
 def _places(text: str) -> int:
     return len(text) - text.index(".") - 1 if "." in text else 0
+
+
+def candle_bar(candle: Candle) -> CandleBar:
+    """A candle as a :data:`~storage.reads.CandleBar` (its texts are
+    :func:`core.present.text.candle_record`'s, as PostgreSQL's NUMERIC gives them)."""
+    r = candle_record(candle)
+    return (candle.open_time, r.open, r.high, r.low, r.close, r.volume, value_text(r.gap))

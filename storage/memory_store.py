@@ -18,7 +18,6 @@ from core.intervals import Interval
 from core.rejects import RejectedTick
 from core.ticks import Tick, TickBatch
 from storage.candle_rows import latest_revisions
-from storage.memory_reads import MemoryReads
 from storage.records import Rejection, TopicPartition, WriteReport
 
 
@@ -120,10 +119,6 @@ class MemoryStore:
         """When ``candle``'s stored revision was written (epoch microseconds): the
         ``updated_at`` of the PostgreSQL store."""
         return self._written_us[candle.key]
-
-    def reads(self) -> MemoryReads:
-        """The :class:`~storage.reads.HistoryReads` of this store."""
-        return MemoryReads(self)
 
     async def last_candles(
         self, instrument: str, interval: Interval, before: int, count: int

@@ -43,6 +43,7 @@ from storage.pg_pages import (
 )
 from storage.postgres_store import DEFAULT_WAIT, INSTRUMENTS, RECONNECT_TIMEOUT
 from storage.reads import (
+    CandleBar,
     CandlePage,
     GapRow,
     TickKey,
@@ -59,6 +60,11 @@ Rows = list[Any]
 _NS: Final = 1_000_000_000
 _EPOCH_S: Final = "extract(epoch FROM open_time)::bigint"
 _EPOCH_NS: Final = "(extract(epoch FROM open_time) * 1000000000)::bigint"
+
+BAR_COLUMNS: Final = f"""{_EPOCH_NS}, open::text, high::text, low::text, close::text,
+    volume::text, gap::text"""
+"""A candle as a :data:`~storage.reads.CandleBar` row: NUMERIC as text keeps its places, a
+boolean as text is ``true`` or ``false`` (its output form would be ``t`` or ``f``)."""
 
 _SOURCE_CANDLES: Final = f"""
 SELECT {READ_COLUMNS} FROM (
@@ -223,7 +229,7 @@ class PostgresReads:
         (:meth:`CandleRead.open`, then :meth:`CandleRead.chunks` or :meth:`CandleRead.aclose`)."""
         return CandleRead(self._pages, form, instrument, interval, start, end, limit, chunk)
 
-    async def candle_chunks(
+    async def candle_bars(
         self,
         instrument: str,
         interval: Interval,
@@ -233,13 +239,31 @@ class PostgresReads:
         *,
         descending: bool = False,
         limit: int | None = None,
-    ) -> AsyncGenerator[list[Candle], None]:
-        """Stored candles opening in ``[start, end)`` as :class:`Candle` s, at most ``limit``."""
+    ) -> AsyncGenerator[list[CandleBar], None]:
+        """Stored candles opening in ``[start, end)``, as rows of :data:`BAR_COLUMNS`."""
         order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
-        params = candle_params(instrument, interval, start, end) | {"limit": limit}
-        query: LiteralString = f"{_SOURCE_CANDLES} {order}"
+        query: LiteralString = f"SELECT {BAR_COLUMNS} {CANDLE_RANGE} {order}"
         if limit is not None:
             query += " LIMIT %(limit)s"
+        params = candle_params(instrument, interval, start, end) | {"limit": limit}
+        async with contextlib.aclosing(self._stream(query, params, chunk)) as chunks:
+            async for rows in chunks:
+                yield rows
+
+    async def candle_chunks(
+        self,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+    ) -> AsyncGenerator[list[Candle], None]:
+        """Stored candles opening in ``[start, end)`` as :class:`Candle` s."""
+        order: LiteralString = "ORDER BY open_time DESC" if descending else "ORDER BY open_time"
+        params = candle_params(instrument, interval, start, end)
+        query: LiteralString = f"{_SOURCE_CANDLES} {order}"
         async with contextlib.aclosing(self._stream(query, params, chunk)) as chunks:
             async for rows in chunks:
                 yield [candle_from_row(row, interval) for row in rows]
@@ -350,8 +374,8 @@ def candle_queries() -> dict[str, LiteralString]:
         "summary": page_statement(ReadForm.JSON, body=False),
         "page_json": page_statement(ReadForm.JSON),
         "page_packed": page_statement(ReadForm.PACKED),
+        "latest": f"SELECT {BAR_COLUMNS} {CANDLE_RANGE} ORDER BY open_time DESC LIMIT %(limit)s",
         "source": f"{_SOURCE_CANDLES} ORDER BY open_time",
-        "latest": f"{_SOURCE_CANDLES} ORDER BY open_time DESC LIMIT %(limit)s",
     }
 
 

@@ -31,6 +31,11 @@ from core.candles import Candle
 from core.intervals import Interval
 from core.present.document import ReadForm
 
+CandleBar = tuple[int, str, str, str, str, str, str]
+"""The bar of a stored candle (a chart's UDF bar): open time (UTC ns), open, high, low, close
+and volume as the exact text they were written with (``1.50`` stays ``1.50``: the text of
+:func:`core.present.text.candle_record`), and gap (``true`` or ``false``)."""
+
 TickRow = tuple[int, int, str, str, int, int, int]
 """A stored tick: ``ts_event`` (UTC ns), trade id, price and size as exact text, side
 (-1 sell, 0 unknown, 1 buy), ``ts_recv`` (UTC ns), trades."""
@@ -156,10 +161,24 @@ class HistoryReads(Protocol):
         chunk: int,
         *,
         descending: bool = False,
-        limit: int | None = None,
     ) -> AsyncGenerator[list[Candle], None]:
         """Stored candles opening in ``[start, end)``, by open time (newest first when
-        ``descending``), at most ``limit``."""
+        ``descending``)."""
+        ...
+
+    def candle_bars(
+        self,
+        instrument: str,
+        interval: Interval,
+        start: int,
+        end: int,
+        chunk: int,
+        *,
+        descending: bool = False,
+        limit: int | None = None,
+    ) -> AsyncGenerator[list[CandleBar], None]:
+        """Stored candles opening in ``[start, end)`` as :data:`CandleBar` s, by open time
+        (newest first when ``descending``), at most ``limit``."""
         ...
 
     async def last_open_time(self, instrument: str, interval: Interval, before: int) -> int | None:

@@ -81,7 +81,9 @@ def test_the_walk_sees_the_venue_rooms_build_on_the_file_machinery() -> None:
     assert "ingest.files.detect" not in graph["ingest.files"]  # so the package does not
 
 
-@pytest.mark.parametrize("package", ["core", "core/engine", "ingest", "machine"])
+@pytest.mark.parametrize(
+    "package", ["core", "core/engine", "ingest", "machine", "storage", "charting"]
+)
 def test_no_import_circle(package: str) -> None:
     circle = find_circle(import_graph(package))
     assert circle is None, f"import circle: {' -> '.join(circle or ())}"

@@ -23,6 +23,7 @@ from charting.times import END_OF_TIME, NS_PER_SECOND, align_up
 from charting.udf import Bar
 from core.candles import Candle
 from core.intervals import Interval
+from storage.reads import CandleBar
 
 _MAX_SECONDS = END_OF_TIME // NS_PER_SECOND - 1
 
@@ -147,16 +148,21 @@ def _bar(candle: Candle) -> Bar:
     )
 
 
+def _row_bar(row: CandleBar) -> Bar:
+    """A bar from a stored candle's bar texts."""
+    return (row[0] // NS_PER_SECOND, row[1], row[2], row[3], row[4], row[5], row[6] == "true")
+
+
 async def _latest(ctx: Context, instrument: str, plan: Plan, end: int, count: int) -> list[Bar]:
     settings = ctx.settings
     if not plan.rolled:
         bars: list[Bar] = []
-        rows = ctx.history.candle_chunks(
+        rows = ctx.history.candle_bars(
             instrument, plan.target, 0, end, settings.chunk_rows, descending=True, limit=count
         )
         async with contextlib.aclosing(rows):
             async for chunk in rows:
-                bars.extend(_bar(c) for c in chunk)
+                bars.extend(_row_bar(r) for r in chunk)
         bars.reverse()
         return bars
     count = page_limit(plan, count, settings.max_source_rows)
@@ -175,12 +181,12 @@ async def _range(ctx: Context, instrument: str, plan: Plan, start: int, end: int
     )
     if not plan.rolled:
         bars: list[Bar] = []
-        rows = ctx.history.candle_chunks(
+        rows = ctx.history.candle_bars(
             instrument, plan.target, start, end, settings.chunk_rows, limit=most + 1
         )
         async with contextlib.aclosing(rows):
             async for chunk in rows:
-                bars.extend(_bar(c) for c in chunk)
+                bars.extend(_row_bar(r) for r in chunk)
         if len(bars) > most:
             raise too_many
         return bars

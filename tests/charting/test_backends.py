@@ -10,7 +10,14 @@ import pytest
 
 from charting import ApiSettings, create_app
 from core.gaps import FeedGap, GapReason
-from storage import HistoryReads, MarketDataStore, MemoryStore, PostgresReads, PostgresStore
+from storage import (
+    HistoryReads,
+    MarketDataStore,
+    MemoryReads,
+    MemoryStore,
+    PostgresReads,
+    PostgresStore,
+)
 from tests.charting.conftest import NOW
 from tests.charting.data import INSTRUMENT, MINUTE, SECOND, T0, series, ticks
 
@@ -54,7 +61,7 @@ async def stock(store: MarketDataStore) -> None:
 async def memory_reads() -> HistoryReads:
     memory = MemoryStore()
     await stock(memory)
-    return memory.reads()
+    return MemoryReads(memory)
 
 
 @pytest.fixture

@@ -9,6 +9,7 @@ import pytest
 from storage import (
     HistoryReads,
     MarketDataStore,
+    MemoryReads,
     MemoryStore,
     PostgresReads,
     PostgresStore,
@@ -48,7 +49,7 @@ async def backend(
     (TimescaleDB where the extension loads, else plain); ``postgres-plain``: forced plain."""
     if request.param == "memory":
         memory = MemoryStore()
-        yield memory, memory.reads()
+        yield memory, MemoryReads(memory)
         return
     if request.param == "postgres-plain":
         url: str = request.getfixturevalue("fresh_database")

@@ -219,12 +219,31 @@ async def test_candles_keep_the_written_decimal_places(backend: Backend) -> None
     assert [Decimal(r[8]) for r in rows] == [c.vwap for c in (candle(0), flagged, flat)]
 
 
-async def test_candles_newest_first_stop_at_the_limit(backend: Backend) -> None:
+async def test_candle_bars_newest_first_stop_at_the_limit(backend: Backend) -> None:
     store, reads = backend
     await store.write(candles=[candle(m) for m in range(5)])
-    chunks = reads.candle_chunks("TEST:BTCUSD", MINUTE, T0, FOREVER, 10, descending=True, limit=3)
-    found = [c for chunk in await collected(chunks, 10) for c in chunk]
-    assert [c.open_time for c in found] == [T0 + m * MINUTE.ns for m in (4, 3, 2)]
+    chunks = reads.candle_bars("TEST:BTCUSD", MINUTE, T0, FOREVER, 10, descending=True, limit=3)
+    rows = [r for chunk in await collected(chunks, 10) for r in chunk]
+    assert [r[0] for r in rows] == [T0 + m * MINUTE.ns for m in (4, 3, 2)]
+
+
+@pytest.mark.parametrize("descending", [False, True])
+async def test_candle_bars_are_the_candles_texts_open_to_volume_and_gap(
+    backend: Backend, descending: bool
+) -> None:
+    store, reads = backend
+    flagged = msgspec.structs.replace(candle(3, close="101.20"), gap=True)
+    await store.write(candles=[*(candle(m) for m in range(3)), flagged, candle(4)])
+    args = ("TEST:BTCUSD", MINUTE, T0 + MINUTE.ns, FOREVER, 2)
+    bars = reads.candle_bars(*args, descending=descending, limit=3)
+    written = [flagged if m == 3 else candle(m) for m in ((4, 3, 2) if descending else (1, 2, 3))]
+    texts = [msgspec.structs.astuple(candle_record(c))[2:] for c in written]  # core.present's
+    expected = [(c.open_time, *t[1:6], "true" if c.gap else "false") for c, t in zip(
+        written, texts, strict=True)]  # fmt: skip
+    assert [b for chunk in await collected(bars, 2) for b in chunk] == expected
+    assert len(expected) == 3
+    gaps = ["false", "true", "false"] if descending else ["false", "false", "true"]  # 4 3 2; 1 2 3
+    assert [b[6] for b in expected] == gaps
 
 
 async def test_last_open_time_is_the_newest_candle_opening_before(backend: Backend) -> None:
