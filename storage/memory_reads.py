@@ -7,6 +7,7 @@ Ready forms are encoded on read with the functions the PostgreSQL store writes t
 
 from __future__ import annotations
 
+import contextlib
 from collections.abc import AsyncGenerator, Callable, Sequence
 from typing import Final
 
@@ -108,12 +109,12 @@ class MemoryReads:
         descending: bool = False,
         limit: int | None = None,
     ) -> AsyncGenerator[list[CandleBar], None]:
-        found = await self._range(instrument, interval, start, end)
-        if descending:
-            found.reverse()
-        found = found if limit is None else found[:limit]
-        for offset in range(0, len(found), chunk):
-            yield [candle_bar(c) for c in found[offset : offset + chunk]]
+        candles = self.candle_chunks(instrument, interval, start, end, chunk, descending=descending)
+        async with contextlib.aclosing(candles) as chunks:
+            async for found in chunks:
+                yield [candle_bar(c) for c in found[:limit]]
+                if limit is not None and (limit := limit - len(found)) <= 0:
+                    break
 
     async def last_open_time(self, instrument: str, interval: Interval, before: int) -> int | None:
         found = await self._store.last_candles(instrument, interval, before, 1)
