@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 
@@ -229,3 +230,23 @@ def test_the_registry_gives_each_topic_its_type_and_round_trips_its_records() ->
         assert codec.name == name
     with pytest.raises(KeyError, match=re.escape("topic 'trading.events' has no codec")):
         codec_for("trading.events")
+
+
+class Full(Durability[None]):
+    """A hook that holds all it may (a full write buffer): the loop must not poll."""
+
+    def read_wait(self, timeout: float) -> tuple[float, bool]:
+        return 30.0, False
+
+
+async def test_a_hook_that_holds_all_it_may_stops_the_reading_and_a_stop_ends_the_pause() -> None:
+    step = Recorder()
+    async with MemoryBus(partitions=1) as bus:
+        await publish(bus, [tick_batch(1)])
+        processor = Processor(bus, GROUP, [TICKS], step, Full(), poll_timeout=0.01)
+        running = asyncio.create_task(processor.run())
+        await asyncio.sleep(0.05)
+        processor.stop()
+        await asyncio.wait_for(running, 1.0)  # not the hook's 30 s pause
+        assert await committed(bus) == {}
+    assert step.batches == []  # the record stays on the bus
