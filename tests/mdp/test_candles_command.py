@@ -11,10 +11,11 @@ from collections import defaultdict
 from decimal import Decimal
 from pathlib import Path
 
+import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from core.present.text import CANDLE_COLUMNS
+from core.present.text import CANDLE_COLUMNS, CANDLE_FIELDS
 from mdp.cli import main
 
 KRAKEN = Path("kraken-xbtusdt-2025-11-10")
@@ -188,13 +189,33 @@ def test_synthetic_ticks_make_candles(capsys: pytest.CaptureFixture[str]) -> Non
     assert len(rows) == 9  # three instruments, three minutes each
 
 
+def test_the_history_apis_formats_carry_every_field_and_the_same_candles(
+    shared_data: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    args = [str(shared_data / BINANCE), "--interval", "1m", "--interval", "5m"]
+    _, jsonl_text, _ = run_cli([*args, "--output-format", "jsonl"], capsys)
+    _, json_text, _ = run_cli([*args, "--output-format", "json"], capsys)
+    assert main(["candles", *args, "--quiet", "--output", str(tmp_path / "c.arrows")]) == 0
+    lines = [json.loads(line) for line in jsonl_text.splitlines()]
+    (document,) = [json.loads(json_text)]
+    table = pa.ipc.open_stream((tmp_path / "c.arrows").read_bytes()).read_all()
+    assert tuple(document["candles"][0]) == tuple(table.column_names) == CANDLE_FIELDS
+    assert len(lines) == len(document["candles"]) == table.num_rows > 0
+    for line, record, arrow in zip(lines, document["candles"], table.to_pylist(), strict=True):
+        assert {k: record[k] for k in line} == line
+        assert record["gap"] is arrow["gap"] is False
+        for name in ("open", "close", "volume", "quote_volume", "vwap"):
+            assert Decimal(record[name]) == arrow[name]
+
+
 @pytest.mark.parametrize(
     ("args", "message"),
     [
         (["/nonexistent/ticks.csv"], "no such file"),
         (["--synthetic", "--interval", "7x"], "bad interval"),
         ([], "give tick files, or --synthetic"),
-        (["--synthetic", "--output-format", "parquet"], "needs --output"),
+        (["--synthetic", "--output-format", "parquet"], "Parquet output needs --output FILE"),
+        (["--synthetic", "--output-format", "arrow"], "Arrow output needs --output FILE"),
     ],
 )
 def test_bad_requests_exit_2_with_a_clear_message(
