@@ -8,7 +8,7 @@ Beside the numerics each row keeps two read forms, written here at upsert time s
 reader of a page does no per-value work (``docs/history-api.md`` says why and what it costs):
 
 - ``json``: the candle as a JSON object (:func:`core.present.text.candle_json`), so that a
-  JSON page is the database joining ready texts;
+  JSON page is the database joining ready texts (and a CSV page those texts as lines);
 - ``packed``: the candle's integers as :data:`~core.present.packed.PACKED_WORDS` big-endian
   64-bit words (:func:`core.present.packed.pack_candle`), so that a page of them is one
   buffer that numpy views as an array and Arrow columns are built from without Python per
