@@ -32,6 +32,8 @@ HOW_TO_INSTALL: Final = (
     " apt-get install haproxy (scripts/up and scripts/test do it when run as root)"
 )
 _LOG_TAIL_LINES: Final = 20
+_KEY_FILE_MAX: Final = 16 * 1024
+_PEM_PUBLIC_KEY: Final = b"-----BEGIN PUBLIC KEY-----"
 
 
 class EdgeError(RuntimeError):
@@ -162,8 +164,7 @@ class Haproxy:
         if settings.error_dir != self.folder:
             raise EdgeError(f"the error pages must live in the edge's folder {self.folder}")
         for key in settings.tokens.keys if settings.tokens is not None else ():
-            if not key.pem.is_file():
-                raise EdgeError(f"the public key file of {key.kid} is missing: {key.pem}")
+            _check_key_file(key.kid, key.pem)
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for path, text in error_files(settings).items():
             path.write_text(text)
@@ -214,6 +215,20 @@ class Haproxy:
         except OSError:
             return "(no log)"
         return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+
+def _check_key_file(kid: str, path: Path) -> None:
+    """HAProxy reads key files only when a token comes: check them now, while the running
+    configuration can still be kept."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(_KEY_FILE_MAX + 1)
+    except FileNotFoundError:
+        raise EdgeError(f"the public key file of {kid} is missing: {path}") from None
+    except OSError as exc:
+        raise EdgeError(f"the public key file of {kid} cannot be read: {exc}") from None
+    if len(head) > _KEY_FILE_MAX or not head.lstrip().startswith(_PEM_PUBLIC_KEY):
+        raise EdgeError(f"the file of {kid} holds no PEM public key: {path}")
 
 
 def _host(host: str) -> str:
