@@ -25,6 +25,7 @@ from auth.signing import LEEWAY_S, InvalidTokenError, Keyring, SigningKey, gener
 from auth.store import Account, AccountExistsError, ApiKey, AuthStore
 from auth.throttle import LoginThrottle
 from core.secrets import Secret
+from storage.unavailable import DatabaseUnavailableError
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,11 +91,17 @@ class AuthService:
         return self.settings.access_ttl_s + LEEWAY_S
 
     async def keyring(self, *, fresh: bool = False) -> Keyring:
-        """The keys, read again when older than ``key_reload_s`` (or when ``fresh``)."""
+        """The keys, read again when older than ``key_reload_s`` (or when ``fresh``); while
+        the database is away, the keys read last."""
         async with self._keys_lock:
             stale = self._clock() - self._keys_read_at >= self.settings.key_reload_s
             if self._keyring is None or stale or fresh:
-                keys = await self.store.signing_keys()
+                try:
+                    keys = await self.store.signing_keys()
+                except DatabaseUnavailableError:
+                    if self._keyring is None or fresh:
+                        raise
+                    return self._keyring  # the keys known: the JWKS and checks carry on
                 self._keyring = Keyring(tuple(keys), self.settings.access_ttl_s)
                 self._keys_read_at = self._clock()
             return self._keyring
