@@ -23,7 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Final, TypeVar
 
 import msgspec
@@ -41,12 +41,13 @@ from auth.problems import (
     unavailable_handler,
 )
 from auth.relay import relay_events
-from auth.service import AuthService, Session
+from auth.service import AccessToken, AuthService, Session
 from auth.settings import AuthSettings
 from auth.store import ApiKey, AuthStore
 from core.secrets import Secret
+from core.topics import AUTH_EVENTS
 from storage.unavailable import DatabaseUnavailableError
-from streams.bus import Topic
+from streams.bus import Bus
 
 _Email = Annotated[str, msgspec.Meta(max_length=320)]
 _Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_CHARS + 1)]
@@ -76,19 +77,25 @@ class KeyTokenBody(msgspec.Struct, forbid_unknown_fields=True):
 Body = TypeVar("Body", bound=msgspec.Struct)
 
 
+BusOpener = Callable[[], contextlib.AbstractAsyncContextManager[Bus]]
+
+
 def create_app(
-    url: str, settings: AuthSettings, events: Topic | None = None, *, wait: float = 5.0
+    url: str, settings: AuthSettings, bus: BusOpener | None = None, *, wait: float = 5.0
 ) -> Starlette:
-    """The app on the database at ``url``; revocations relayed to ``events`` when given."""
+    """The app on the database at ``url``; revocations relayed to ``auth.events`` on the bus
+    that ``bus()`` opens for the app's lifespan (none: they stay in the outbox table)."""
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with AuthStore.open(url, wait=wait) as store:
+        async with contextlib.AsyncExitStack() as stack:
+            store = await stack.enter_async_context(AuthStore.open(url, wait=wait))
             service = AuthService(store, settings)
             await service.start()
             app.state.service = service
             relay = None
-            if events is not None:
+            if bus is not None:
+                events = (await stack.enter_async_context(bus())).topic(AUTH_EVENTS)
                 relay = asyncio.create_task(
                     relay_events(store, events, service.revoked, settings.relay_poll_s),
                     name="auth.events relay",
@@ -186,11 +193,7 @@ async def revoke_key(request: Request) -> Response:
 
 async def key_token(request: Request) -> Response:
     body = await _body(request, KeyTokenBody)
-    access = await _service(request).key_token(Secret(body.api_key))
-    return _json(
-        {"access_token": access.token.reveal(), "token_type": "Bearer",
-         "expires_in": access.expires_in, "plan": access.plan}
-    )  # fmt: skip
+    return _json(_access(await _service(request).key_token(Secret(body.api_key))))
 
 
 async def jwks(request: Request) -> Response:
@@ -251,15 +254,21 @@ def _json(body: Any, status: int = 200) -> Response:
     )  # fmt: skip
 
 
+def _access(access: AccessToken) -> dict[str, Any]:
+    return {
+        "access_token": access.token.reveal(),
+        "token_type": "Bearer",
+        "expires_in": access.expires_in,
+        "plan": access.plan,
+    }
+
+
 def _session(session: Session) -> Response:
     return _json(
-        {
-            "access_token": session.access.token.reveal(),
-            "token_type": "Bearer",
-            "expires_in": session.access.expires_in,
+        _access(session.access)
+        | {
             "refresh_token": session.refresh_token.reveal(),
             "refresh_expires_in": session.refresh_expires_in,
-            "plan": session.access.plan,
         }
     )
 

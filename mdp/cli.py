@@ -7,7 +7,7 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mdp.commands import api, candles, db, gateway, ingest, kafka, up, worker, writer
+from mdp.commands import api, auth, candles, db, gateway, ingest, kafka, up, worker, writer
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +25,7 @@ def build_parser() -> argparse.ArgumentParser:
     writer.add_parser(commands)
     gateway.add_parser(commands)
     api.add_parser(commands)
+    auth.add_parser(commands)
     return parser
 
 

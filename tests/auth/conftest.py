@@ -14,7 +14,7 @@ from starlette.applications import Starlette
 from auth.app import create_app
 from auth.settings import AuthSettings
 from auth.throttle import LoginRates, Rate
-from streams.bus import Topic
+from streams.bus import Bus
 
 PASSWORD = "correct horse battery"
 GENEROUS = LoginRates(per_account=Rate(100, 0.1), per_address=Rate(100, 0.1))
@@ -23,10 +23,11 @@ SETTINGS = AuthSettings(login_rates=GENEROUS, relay_poll_s=0.05)
 
 @contextlib.asynccontextmanager
 async def running(
-    url: str, settings: AuthSettings = SETTINGS, events: Topic | None = None, wait: float = 5.0
+    url: str, settings: AuthSettings = SETTINGS, bus: Bus | None = None, wait: float = 5.0
 ) -> AsyncIterator[httpx.AsyncClient]:
-    """A client of the app on ``url``, inside the app's lifespan."""
-    app: Starlette = create_app(url, settings, events, wait=wait)
+    """A client of the app on ``url``, inside the app's lifespan; revocations go to ``bus``."""
+    opener = None if bus is None else lambda: contextlib.nullcontext(bus)
+    app: Starlette = create_app(url, settings, opener, wait=wait)
     async with app.router.lifespan_context(app):
         transport = httpx.ASGITransport(app=app, client=("203.0.113.7", 50000))
         async with httpx.AsyncClient(transport=transport, base_url="http://auth.test") as client:

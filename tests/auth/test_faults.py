@@ -60,7 +60,7 @@ async def test_revocations_and_plan_changes_are_published_on_auth_events(
 ) -> None:
     bus = MemoryBus()
     subscription = bus.subscribe("test", [AUTH_EVENTS])
-    async with running(migrated_database, events=bus.topic(AUTH_EVENTS)) as client:
+    async with running(migrated_database, bus=bus) as client:
         service = client.app.state.service  # type: ignore[attr-defined]
         await sign_up(client)
         session = await log_in(client)
