@@ -10,7 +10,7 @@
   ``?token=``) is checked here: ``alg`` pinned to ES256, the signature against each current
   key named by its ``kid``, ``exp``, ``iss`` and ``aud``; a bad token is 401 problem+json;
   without a token the request is anonymous, or 401 when anonymous access is off;
-- request rates: per principal (its plan's ``rate`` claim, requests per second), per address
+- request rates: per principal (its plan's ``rpm`` claim, requests per minute), per address
   for anonymous requests, and per address for logins; over the limit is 429 with
   ``Retry-After``;
 - every backend is health-checked on its ``/healthz``; a server that fails is taken out and
@@ -36,17 +36,13 @@ MAX_BODY_BYTES: Final = 64 * 1024
 MAX_HEAD_BYTES: Final = 16 * 1024
 """Heads above this are answered 431 by the rules; HAProxy's buffer (twice as large) is the
 hard bound, past which HAProxy answers its own 400 before any rule runs."""
-RATE_WINDOW_S: Final = 1
-"""Request rates are counted over this many seconds (``http_req_rate``), so a client over its
-limit may try again after it."""
 _HEALTH: Final = "inter 1s fall 2 rise 2 observe layer7 error-limit 10 on-error mark-down"
 """Health checks each second: down after two failures (or ten 5xx answers in a row), up again
 after two successes."""
-_RATE_STORE: Final = f"store http_req_rate({RATE_WINDOW_S}s)"
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
-RATE_CLAIM: Final = "$.ent.rate"
-"""Where a token's requests-per-second limit sits among its claims (the auth service's
-entitlements, ``docs/auth.md``)."""
+RATE_CLAIM: Final = "$.rpm"
+"""A token's requests-per-minute limit among its claims (the plan's, ``docs/auth.md``; flat,
+as ``jwt_payload_query`` reads top-level members only)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -103,18 +99,31 @@ class TokenPolicy:
 
 @dataclass(frozen=True, slots=True)
 class RateLimits:
-    """Requests per second (over :data:`RATE_WINDOW_S`)."""
+    """Requests per minute, counted over a sliding ``window_s`` (HAProxy's ``http_req_rate``):
+    a client over its limit may try again after one window."""
 
-    anonymous_per_address: int = 20
-    logins_per_address: int = 1
-    """Login attempts per address and second: a password guesser gets 60 a minute."""
-    token_default: int = 50
+    anonymous_per_address: int = 1200
+    logins_per_address: int = 10
+    """Login attempts per address and minute (the auth service also limits per account)."""
+    token_default: int = 600
     """For a token that names no rate of its own."""
+    window_s: int = 10
 
     def __post_init__(self) -> None:
         for value in (self.anonymous_per_address, self.logins_per_address, self.token_default):
             if value < 1:
-                raise ValueError("rate limits must be at least 1 request per second")
+                raise ValueError("rate limits must be at least 1 request per minute")
+        if self.window_s < 1 or 60 % self.window_s:
+            raise ValueError("the rate window must be a whole divisor of 60 seconds")
+
+    @property
+    def per_minute(self) -> str:
+        """The converter that scales a window's count to a minute's."""
+        return f"mul({60 // self.window_s})"
+
+    @property
+    def store(self) -> str:
+        return f"store http_req_rate({self.window_s}s)"
 
 
 @dataclass(frozen=True, slots=True)
@@ -263,7 +272,9 @@ def _identity(settings: EdgeSettings) -> Iterator[str]:
     tokens = settings.tokens
     if tokens is None or not tokens.keys:
         yield "    acl has_token always_false"
-        yield _refuse_token("invalid-token", "this edge checks no tokens: send none", "token_sent")
+        yield _refuse_token(
+            "invalid-token", "this edge has no key to check tokens with", "token_sent"
+        )
     else:
         yield from _token_checks(tokens)
         yield "    acl has_token var(txn.token) -m found"
@@ -312,12 +323,13 @@ def _token_checks(tokens: TokenPolicy) -> Iterator[str]:
 
 def _rates(limits: RateLimits) -> Iterator[str]:
     """Logins per address; then every request per principal, or per address without one."""
-    retry = f"hdr Retry-After {RATE_WINDOW_S}"
+    retry = f"hdr Retry-After {limits.window_s}"
+    logins = f"sc_http_req_rate(1),{limits.per_minute}"
     yield "    acl is_login path /auth/v1/login"
     yield "    http-request track-sc1 src table rate_login if is_login"
     yield _refuse(
         429, "rate-limited", "Too many requests", "too many login attempts from this address",
-        f"is_login {{ sc_http_req_rate(1) gt {limits.logins_per_address} }}", retry,
+        f"is_login {{ {logins} gt {limits.logins_per_address} }}", retry,
     )  # fmt: skip
     yield "    http-request track-sc0 var(txn.sub) table rate_principal if has_token"
     yield "    http-request track-sc0 src table rate_address if !has_token"
@@ -326,7 +338,8 @@ def _rates(limits: RateLimits) -> Iterator[str]:
     named = "{ var(txn.limit) -m int gt 0 }"
     yield f"    http-request set-var(txn.limit) int({limits.token_default}) if has_token !{named}"
     yield f"    http-request set-var(txn.limit) int({limits.anonymous_per_address}) if !has_token"
-    yield "    http-request set-var(txn.over) sc_http_req_rate(0),sub(txn.limit)"
+    rate = f"sc_http_req_rate(0),{limits.per_minute}"
+    yield f"    http-request set-var(txn.over) {rate},sub(txn.limit)"
     yield _refuse(
         429, "rate-limited", "Too many requests", "over the request rate of your plan",
         "{ var(txn.over) -m int gt 0 }", retry,
@@ -379,6 +392,7 @@ def _admin(settings: EdgeSettings, generation: int) -> Iterator[str]:
 
 
 def _backends(settings: EdgeSettings) -> Iterator[str]:
+    store = settings.limits.store
     seen: set[str] = set()
     for upstream in (settings.chart, settings.history, settings.gateway, settings.auth):
         if upstream is None or upstream.name in seen:
@@ -394,10 +408,10 @@ def _backends(settings: EdgeSettings) -> Iterator[str]:
         yield ""
     for table, key in (("rate_principal", "string len 128"), ("rate_address", "ipv6")):
         yield f"backend {table}"
-        yield f"    stick-table type {key} size 100k expire 60s {_RATE_STORE}"
+        yield f"    stick-table type {key} size 100k expire 60s {store}"
         yield ""
     yield "backend rate_login"
-    yield f"    stick-table type ipv6 size 100k expire 60s {_RATE_STORE}"
+    yield f"    stick-table type ipv6 size 100k expire 60s {store}"
     yield ""
 
 

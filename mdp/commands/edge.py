@@ -13,14 +13,20 @@ command, with its configuration in the state folder. See ``docs/edge.md``.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import signal
 import sys
 import threading
+import time
+import urllib.error
+import urllib.request
 from pathlib import Path
 from typing import Any
 
+from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from edge.config import EdgeSettings, RateLimits, TokenPolicy, Upstream, VerifyKey
 from edge.haproxy import EdgeError, Haproxy
+from edge.keys import MAX_DOCUMENT_BYTES, MAX_KEYS, KeySetError, parse_jwks, write_keys
 from machine import state_dir
 
 EXIT_BAD_INPUT = 2
@@ -28,8 +34,8 @@ EXIT_FAILED = 1
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8404
 _DEFAULT_LIMITS = RateLimits()
-MAX_KEYS = 16
-"""Keys read from ``--keys``: the current one and those still valid for unexpired tokens."""
+JWKS_PATH = "/auth/.well-known/jwks.json"
+FETCH_TIMEOUT_S = 5.0
 
 
 def add_parser(commands: Any) -> None:
@@ -56,27 +62,41 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--auth", action="append", metavar="HOST:PORT", help="an auth service instance"
     )
-    parser.add_argument(
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument(
         "--keys", type=Path, metavar="DIR", help="public keys tokens are signed with (<kid>.pem)"
     )
-    parser.add_argument("--issuer", default="ganntec-mdp", help="a token's iss (ganntec-mdp)")
-    parser.add_argument("--audience", default="ganntec-mdp", help="a token's aud (ganntec-mdp)")
+    keys.add_argument(
+        "--jwks-url", metavar="URL",
+        help="the auth service's key set, read every --jwks-every seconds (default with --auth:"
+        f" http://AUTH{JWKS_PATH})",
+    )  # fmt: skip
+    parser.add_argument("--jwks-every", type=float, default=30.0, metavar="SECONDS", help="(30)")
+    parser.add_argument(
+        "--issuer", default=DEFAULT_ISSUER, help=f"a token's iss ({DEFAULT_ISSUER})"
+    )
+    parser.add_argument(
+        "--audience", default=DEFAULT_AUDIENCE, help=f"a token's aud ({DEFAULT_AUDIENCE})"
+    )
     parser.add_argument(
         "--no-anonymous", action="store_true", help="refuse requests without a token"
     )
     parser.add_argument(
         "--anonymous-rate", type=int, default=_DEFAULT_LIMITS.anonymous_per_address,
-        metavar="N", help="requests/s per address without a token",
+        metavar="N", help="requests per minute per address without a token",
     )  # fmt: skip
     parser.add_argument(
         "--login-rate", type=int, default=_DEFAULT_LIMITS.logins_per_address,
-        metavar="N", help="login attempts/s per address",
+        metavar="N", help="login attempts per minute per address",
     )  # fmt: skip
     parser.set_defaults(run=run)
 
 
-def settings_from(args: argparse.Namespace, folder: Path) -> EdgeSettings:
-    """The edge's settings from the command line (raises ValueError when bad)."""
+def settings_from(
+    args: argparse.Namespace, folder: Path, tokens: TokenPolicy | None
+) -> EdgeSettings:
+    """The edge's settings from the command line and the token policy (raises ValueError when
+    bad); ``tokens`` None: no token is accepted."""
     api = Upstream("api", tuple(args.api))
     auth = Upstream("auth", tuple(args.auth), health_path="/auth/healthz") if args.auth else None
     return EdgeSettings(
@@ -88,15 +108,23 @@ def settings_from(args: argparse.Namespace, folder: Path) -> EdgeSettings:
         history=api,
         gateway=Upstream("gateway", tuple(args.gateway), websocket=True),
         auth=auth,
-        tokens=None if args.keys is None else TokenPolicy(
-            args.issuer, args.audience, keys_in(args.keys)
-        ),
+        tokens=tokens,
         anonymous=not args.no_anonymous,
         limits=RateLimits(
             anonymous_per_address=args.anonymous_rate, logins_per_address=args.login_rate
         ),
         error_dir=folder,
-    )  # fmt: skip
+    )
+
+
+def jwks_url(args: argparse.Namespace) -> str | None:
+    """Where the keys come from: ``--jwks-url``, else the first ``--auth`` instance's key set
+    (unless ``--keys`` names a folder)."""
+    if args.jwks_url is not None:
+        return str(args.jwks_url)
+    if args.keys is None and args.auth:
+        return f"http://{args.auth[0]}{JWKS_PATH}"
+    return None
 
 
 def keys_in(folder: Path) -> tuple[VerifyKey, ...]:
@@ -109,10 +137,57 @@ def keys_in(folder: Path) -> tuple[VerifyKey, ...]:
     return tuple(VerifyKey(path.stem, path.absolute()) for path in files)
 
 
+def fetch_keys(url: str, folder: Path) -> tuple[VerifyKey, ...]:
+    """The key set at ``url``, written into ``folder`` (raises KeySetError or OSError)."""
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer:
+            document = answer.read(MAX_DOCUMENT_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise KeySetError(f"{url} answered {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise KeySetError(f"{url} cannot be reached: {reason}") from None
+    return write_keys(folder, parse_jwks(document))
+
+
+class Keys:
+    """The keys the edge checks tokens with, from ``--keys`` or a key set URL."""
+
+    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+        self._args = args
+        self._url = jwks_url(args)
+        self._folder = folder / "keys"
+        self.every = float(args.jwks_every) if self._url is not None else None
+
+    def policy(self) -> TokenPolicy | None:
+        """What tokens must be, with the keys as they are now (None: no keys are configured);
+        raises KeySetError, ValueError or OSError when the keys cannot be read."""
+        if self._args.keys is not None:
+            found = keys_in(self._args.keys)
+        elif self._url is not None:
+            found = fetch_keys(self._url, self._folder)
+        else:
+            return None
+        return TokenPolicy(self._args.issuer, self._args.audience, found)
+
+    def empty(self) -> TokenPolicy:
+        """No key yet (the key set could not be read at start): every token is refused."""
+        return TokenPolicy(self._args.issuer, self._args.audience, ())
+
+
 def run(args: argparse.Namespace) -> int:
     folder = state_dir("edge")
+    keys = Keys(args, folder)
     try:
-        settings = settings_from(args, folder)
+        tokens = keys.policy()
+    except KeySetError as exc:
+        print(f"mdp edge: no keys yet, tokens are refused until they come: {exc}", file=sys.stderr)
+        tokens = keys.empty()
+    except ValueError as exc:
+        print(f"mdp edge: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        settings = settings_from(args, folder, tokens)
     except ValueError as exc:
         print(f"mdp edge: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -126,13 +201,16 @@ def run(args: argparse.Namespace) -> int:
             edge.start(settings)
             print(f"mdp edge: listening on {edge.url()}", file=sys.stderr, flush=True)
             print(f"metrics: {edge.metrics_url()}", file=sys.stderr, flush=True)
+            next_read = time.monotonic() + (keys.every or 0)
             while not stop.wait(0.5):
                 if edge.pid is None:
                     print("mdp edge: error: HAProxy stopped", file=sys.stderr)
                     return EXIT_FAILED
-                if reread.is_set():
+                due = keys.every is not None and time.monotonic() >= next_read
+                if reread.is_set() or due:
                     reread.clear()
-                    _reload(edge, args, folder)
+                    next_read = time.monotonic() + (keys.every or 0)
+                    settings = _reload(edge, settings, keys, forced=not due)
     except (EdgeError, ValueError, OSError) as exc:
         print(f"mdp edge: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -140,11 +218,16 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-def _reload(edge: Haproxy, args: argparse.Namespace, folder: Path) -> None:
-    """Read the keys again and reload; a failure keeps the running configuration."""
+def _reload(edge: Haproxy, settings: EdgeSettings, keys: Keys, *, forced: bool) -> EdgeSettings:
+    """Read the keys again and reload when they changed (or when ``forced``: SIGHUP); a
+    failure keeps the running configuration."""
     try:
-        edge.reload(settings_from(args, folder))
-    except (EdgeError, ValueError, OSError) as exc:
+        wanted = dataclasses.replace(settings, tokens=keys.policy())
+        if wanted == settings and not forced:
+            return settings
+        edge.reload(wanted)
+    except (EdgeError, KeySetError, ValueError, OSError) as exc:
         print(f"mdp edge: error: not reloaded, still serving as before: {exc}", file=sys.stderr)
-        return
+        return settings
     print("mdp edge: reloaded", file=sys.stderr, flush=True)
+    return wanted

@@ -76,7 +76,7 @@ async def stack(migrated_database: str, tmp_path: Path) -> AsyncIterator[Stack]:
                     chart=Upstream("api", (f"127.0.0.1:{api_port}",)),
                     history=Upstream("api", (f"127.0.0.1:{api_port}",)),
                     gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),
-                    limits=RateLimits(anonymous_per_address=1000),
+                    limits=RateLimits(anonymous_per_address=60_000),
                     error_dir=folder,
                 )
                 edge = Haproxy(folder)
