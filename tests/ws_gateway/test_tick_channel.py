@@ -11,9 +11,8 @@ import numpy as np
 import pytest
 
 from core.ticks import TickBatch
-from ws_gateway import channels
 from ws_gateway.channels import TickChannel
-from ws_gateway.wire import ChannelKey
+from ws_gateway.wire import ChannelKey, tick_json
 
 from .market import BTC, small_batches
 
@@ -39,13 +38,12 @@ def decoded(payload: bytes) -> dict[str, Any]:
 
 def test_a_channel_nobody_reads_encodes_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
     calls: list[int] = []
-    real = channels.tick_json
 
     def counting(batch: TickBatch, start: int, stop: int) -> list[bytes]:
         calls.append(stop - start)
-        return real(batch, start, stop)
+        return tick_json(batch, start, stop)
 
-    monkeypatch.setattr(channels, "tick_json", counting)
+    monkeypatch.setattr("ws_gateway.channels.tick_json", counting)
     ticks = channel()
     deliveries = ticks.update(one_batch(700))
     assert [d.seq for d in deliveries] == [1, 2]
