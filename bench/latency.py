@@ -34,11 +34,11 @@ import argparse
 import asyncio
 import contextlib
 import dataclasses
+import functools
 import json
 import logging
 import multiprocessing
 import os
-import re
 import statistics
 import sys
 import tempfile
@@ -49,7 +49,7 @@ from collections.abc import Callable, Collection, Iterable, Sequence
 from dataclasses import dataclass, field
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Self
+from typing import Self, cast
 
 from bench.common import scratch_database
 from bench.kafka import broker, live_batch, mdp_process, reset_topics, stop, wait_for_log
@@ -81,6 +81,14 @@ class Sizes:
     rate: int
     batch: int
     instruments: int
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    throttle_ms: float = 0.0
+    """The engine's throttle: 0 (every batch updates its open candles), as in bench.kafka."""
+    gateway_ticks: bool = True
+    """False: the gateway reads md.candles only (a diagnosis: what its tick channels cost)."""
 
 
 FULL = Sizes(60.0, 3.0, 20_000, 500, 10)
@@ -247,7 +255,7 @@ async def read_candles(
 
 
 def client_process(url: str, names: list[str], pipe: Connection) -> None:
-    """Subscribe to the 1s candles of ``names``; say "ready"; on "stop", send what was seen."""
+    """Subscribe to the 1s candles of ``names``; say "ready"; on "stop", send what it saw."""
     asyncio.run(_client(url, names, pipe))
 
 
@@ -285,27 +293,31 @@ def _subscribe(names: list[str], number: int) -> str:
                        "instrument": names[number], "interval": "1s", "snapshot": 0})  # fmt: skip
 
 
-class Client:
-    """The client process: ``async with Client(url, names) as client`` ... ``client.seen()``."""
+class Spawned:
+    """A bench function in a process of its own, spoken to over a pipe: ``async with
+    Spawned(target, *args) as child`` waits for its first message (:attr:`first`);
+    :meth:`ask` sends one and returns the answer."""
 
-    def __init__(self, url: str, names: list[str]) -> None:
+    def __init__(self, target: Callable[..., None], *args: object) -> None:
         context = multiprocessing.get_context("spawn")
         self._pipe, child = context.Pipe()
-        self._process = context.Process(target=client_process, args=(url, names, child))
+        self._process = context.Process(target=target, args=(*args, child))
+
+        self.first: object = None
 
     async def __aenter__(self) -> Self:
         self._process.start()
-        if not await asyncio.to_thread(self._pipe.poll, 60):
-            raise RuntimeError("the WebSocket client did not subscribe within 60 s")
-        self._pipe.recv()
+        self.first = await self._receive("start")
         return self
 
-    async def seen(self) -> list[Seen]:
-        self._pipe.send("stop")
-        if not await asyncio.to_thread(self._pipe.poll, 60):
-            raise RuntimeError("the WebSocket client did not report")
-        seen: list[Seen] = self._pipe.recv()
-        return seen
+    async def ask(self, message: object) -> object:
+        self._pipe.send(message)
+        return await self._receive("answer")
+
+    async def _receive(self, what: str) -> object:
+        if not await asyncio.to_thread(self._pipe.poll, 90):
+            raise RuntimeError(f"the bench's child process did not {what} within 90 s")
+        return self._pipe.recv()
 
     async def __aexit__(self, *exc: object) -> None:
         await asyncio.to_thread(self._process.join, 10)
@@ -342,42 +354,69 @@ class TimedSubscription(Subscription):
         await self.inner.close()
 
 
-class TimedBus(MemoryBus):
-    """The in-process bus, observing the engine's and the gateway's polls."""
+class TimedBus(Bus):
+    """A bus that tells ``on_poll`` what the engine's and the gateway's polls returned, and
+    when (``"engine"`` or ``"gateway"``, the records, the time)."""
 
-    def __init__(self, observed: Observed) -> None:
-        super().__init__(partitions=4)
-        self.observed = observed
+    def __init__(
+        self,
+        inner: Bus,
+        on_poll: Callable[[str, list[Record], int], None],
+        gateway_ticks: bool = True,
+    ) -> None:
+        self.inner = inner
+        self.on_poll = on_poll
+        self.gateway_ticks = gateway_ticks
+        """False: the gateway reads md.candles only (a diagnosis: what its ticks cost)."""
+        self.cluster_id = inner.cluster_id  # a started bus's
 
-    def subscribe(  # type: ignore[override]
+    def topic(self, name: str) -> Topic:
+        return self.inner.topic(name)
+
+    def subscribe(
         self, group: str, topics: Collection[str], *, start: Start = "earliest"
     ) -> Subscription:
-        inner = super().subscribe(group, topics, start=start)
-        if group == DEFAULT_GROUP:
-            return TimedSubscription(inner, self._engine_polled)
-        if group.startswith(GatewaySettings().group_prefix):
-            return TimedSubscription(inner, self._gateway_polled)
+        if group.startswith(GATEWAY_PREFIX) and not self.gateway_ticks:
+            topics = [topic for topic in topics if topic != TICKS]
+        inner = self.inner.subscribe(group, topics, start=start)
+        for role, prefix in (("engine", DEFAULT_GROUP), ("gateway", GATEWAY_PREFIX)):
+            if group.startswith(prefix):
+                return TimedSubscription(inner, functools.partial(self.on_poll, role))
         return inner
 
-    def _engine_polled(self, records: list[Record], ns: int) -> None:
+    async def close(self) -> None:
+        await self.inner.close()
+
+
+GATEWAY_PREFIX = GatewaySettings().group_prefix
+
+
+def observe(observed: Observed) -> Callable[[str, list[Record], int], None]:
+    """Note the engine's md.ticks records and the gateway's md.candles records in ``observed``."""
+
+    def on_poll(role: str, records: list[Record], ns: int) -> None:
         for record in records:
-            self.observed.records[record.partition, record.offset] = ns
+            if role == "engine" and record.topic == TICKS:
+                observed.records[record.partition, record.offset] = ns
+            elif role == "gateway" and record.topic == CANDLES:
+                observed.see("gateway read", record, ns)
 
-    def _gateway_polled(self, records: list[Record], ns: int) -> None:
-        for record in records:
-            if record.topic == CANDLES:
-                self.observed.see("gateway read", record, ns)
+    return on_poll
 
 
-async def embedded(sizes: Sizes, throttle_ms: float, database_url: str | None) -> Observed:
+async def embedded(sizes: Sizes, options: Options, database_url: str | None) -> Observed:
     """What ``mdp up`` runs on its in-process bus, in this process."""
     observed = Observed()
     names = tuple(instruments(sizes.instruments))
-    engine = CandleEngine(EngineConfig(throttle_ns=round(throttle_ms * 1e6)))
+    engine = CandleEngine(EngineConfig(throttle_ns=round(options.throttle_ms * 1e6)))
     with scratch_database(database_url) as url:
         async with contextlib.AsyncExitStack() as stack:
             store = await stack.enter_async_context(PostgresStore.open(url))
-            bus = await stack.enter_async_context(TimedBus(observed))
+            bus = TimedBus(
+                await stack.enter_async_context(MemoryBus(partitions=4)),
+                observe(observed),
+                options.gateway_ticks,
+            )
             gateway = await stack.enter_async_context(
                 Gateway(bus, None, GatewaySettings(port=0, instruments=names))
             )
@@ -405,13 +444,14 @@ async def run_offer(
     reading = asyncio.create_task(read_candles(candles, observed, done))
     offering = asyncio.create_task(offer(bus.topic(TICKS), sizes, observed, measuring))
     try:
-        async with Client(url, instruments(sizes.instruments)) as client:
+        async with Spawned(client_process, url, instruments(sizes.instruments)) as client:
             measuring.set()
             await offering
             await asyncio.sleep(2.0)  # the last batches' updates arrive
             done.set()
             await reading
-            observed.candles["client receipt"] = await client.seen()
+            seen = await client.ask("stop")
+            observed.candles["client receipt"] = cast(list[Seen], seen)
     finally:
         offering.cancel()
         reading.cancel()
@@ -432,42 +472,55 @@ async def read_steps(
                     observed.records[entry.partition, offset] = record.timestamp_ns
 
 
-def cluster(sizes: Sizes, throttle_ms: float, bootstrap: str, folder: Path) -> Observed:
-    """Kafka, one ``mdp worker`` and one ``mdp gateway --bus kafka``, each its own process."""
+def gateway_process(bootstrap: str, options: Options, pipe: Connection) -> None:
+    """What ``mdp gateway --bus kafka`` runs, on a bus that notes when its polls return:
+    sends its URL, then, when told to stop, the 1s candles it read."""
+    asyncio.run(_gateway(bootstrap, options, pipe))
+
+
+async def _gateway(bootstrap: str, options: Options, pipe: Connection) -> None:
+    observed = Observed()
+    settings = KafkaSettings(bootstrap, client_id="mdp-gateway")
+    async with KafkaBus(settings, create_topics=False) as kafka:
+        bus = TimedBus(kafka, observe(observed), options.gateway_ticks)
+        async with Gateway(bus, None, GatewaySettings(port=0)) as gateway:
+            pipe.send(gateway.url)
+            await asyncio.to_thread(pipe.recv)
+    pipe.send(observed.candles["gateway read"])
+
+
+def cluster(sizes: Sizes, options: Options, bootstrap: str, folder: Path) -> Observed:
+    """Kafka, one ``mdp worker`` process and the gateway in a process of its own."""
     reset_topics(bootstrap)
     group = f"bench-latency-{uuid.uuid4().hex[:8]}"
-    worker_log, gateway_log = folder / "worker.log", folder / "gateway.log"
+    log = folder / "worker.log"
     worker = mdp_process(
-        worker_log, "worker", "--bootstrap", bootstrap, "--group", group, "--database-url", "",
-        "--throttle", f"{throttle_ms:g}", "--log-level", "info",
+        log, "worker", "--bootstrap", bootstrap, "--group", group, "--database-url", "",
+        "--throttle", f"{options.throttle_ms:g}", "--log-level", "info",
     )  # fmt: skip
-    gateway = mdp_process(
-        gateway_log, "gateway", "--bus", "kafka", "--port", "0", env={"KAFKA_BOOTSTRAP": bootstrap}
-    )
     try:
-        wait_for_log(worker_log, "recovered", 4, worker)
-        text = wait_for_log(gateway_log, "listening on", 1, gateway)
-        found = re.search(r"listening on (ws://\S+)", text)
-        if found is None:
-            raise RuntimeError(f"the gateway did not say where it listens:\n{text[-2000:]}")
-        return asyncio.run(_cluster(sizes, bootstrap, group, found[1]))
+        wait_for_log(log, "recovered", 4, worker)
+        return asyncio.run(_cluster(sizes, options, bootstrap, group))
     finally:
-        stop(gateway)
         stop(worker)
 
 
-async def _cluster(sizes: Sizes, bootstrap: str, group: str, url: str) -> Observed:
+async def _cluster(sizes: Sizes, options: Options, bootstrap: str, group: str) -> Observed:
     observed = Observed()
-    async with KafkaBus(KafkaSettings(bootstrap), create_topics=False) as bus:
+    async with (
+        KafkaBus(KafkaSettings(bootstrap), create_topics=False) as bus,
+        Spawned(gateway_process, bootstrap, options) as gateway,
+    ):
         steps = bus.subscribe(f"bench-steps-{uuid.uuid4().hex}", [STEPS], start="latest")
         candles = bus.subscribe(f"bench-latency-{uuid.uuid4().hex}", [CANDLES], start="latest")
         async with steps, candles:
             await ready(steps, bus.topic(STEPS).partitions)
             done = asyncio.Event()
             journal = asyncio.create_task(read_steps(steps, group, observed, done))
-            await run_offer(bus, candles, url, sizes, observed)
+            await run_offer(bus, candles, str(gateway.first), sizes, observed)
             done.set()
             await journal
+        observed.candles["gateway read"] = cast(list[Seen], await gateway.ask("stop"))
     return observed
 
 
@@ -507,6 +560,11 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     parser.add_argument("--batch", type=int, help="ticks per batch")
     parser.add_argument("--instruments", type=int, help="instruments")
     parser.add_argument("--throttle", type=float, default=0.0, metavar="MS", help="engine throttle")
+    parser.add_argument(
+        "--gateway-without-ticks",
+        action="store_true",
+        help="diagnosis: the gateway reads md.candles only (what its tick channels cost)",
+    )
     parser.add_argument("--bootstrap", help="use this broker (its platform topics are reset)")
     parser.add_argument("--database-url", help="embedded mode's server (default: a private one)")
     args = parser.parse_args(argv)
@@ -518,20 +576,22 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     sizes = dataclasses.replace(sizes, **{k: v for k, v in changes.items() if v is not None})
     if sizes.rate <= 0 or sizes.batch <= 0 or sizes.instruments <= 0 or sizes.seconds <= 0:
         parser.error("--seconds, --rate, --batch and --instruments must be positive")
+    options = Options(args.throttle, gateway_ticks=not args.gateway_without_ticks)
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
     folder = Path(tempfile.mkdtemp(prefix="mdp-bench-latency-"))
+    without = "" if options.gateway_ticks else ", the gateway without md.ticks"
     print(f"Tick -> candle latency{' (smoke)' if args.smoke else ''}: {sizes.rate:,} ticks/s"
           f" offered in {sizes.batch:,}-tick batches, {sizes.instruments} instruments,"
           f" {sizes.seconds:g} s per mode after {sizes.warmup:g} s of warm-up, 1s candles,"
-          f" throttle {args.throttle:g} ms; load average {os.getloadavg()[0]:.2f};"
+          f" throttle {options.throttle_ms:g} ms{without}; load average {os.getloadavg()[0]:.2f};"
           f" logs in {folder}")  # fmt: skip
     results = []
     for mode in modes:
         if mode == "embedded":
-            observed = asyncio.run(embedded(sizes, args.throttle, args.database_url))
+            observed = asyncio.run(embedded(sizes, options, args.database_url))
         else:
             with broker(args.bootstrap) as bootstrap:
-                observed = cluster(sizes, args.throttle, bootstrap, folder)
+                observed = cluster(sizes, options, bootstrap, folder)
         results.append(result(mode, observed))
         print_result(results[-1])
     print(f"\nload average at the end {os.getloadavg()[0]:.2f}")
