@@ -84,7 +84,7 @@ _FAMILY: Final = f"""family_id, account_id, current_hash, revoked,
     {_EPOCH.format("token_expires_at")} AS token_expires_at,
     {_EPOCH.format("family_expires_at")} AS family_expires_at"""
 _SIGNING: Final = f"""kid, private_pem, public_pem, {_EPOCH.format("created_at")} AS created_at,
-    {_EPOCH.format("retired_at")} AS retired_at"""
+    {_EPOCH.format("signs_from")} AS signs_from, {_EPOCH.format("retired_at")} AS retired_at"""
 
 
 class AuthStore:
@@ -310,8 +310,9 @@ class AuthStore:
         self, make: Callable[[], SigningKey], *, retire_others: bool, forget_before: int
     ) -> SigningKey | None:
         """Store ``make()`` as the signing key. ``retire_others``: a rotation (the live keys
-        are retired now); otherwise only when no key is live (the first start; None when
-        one is). Keys retired before ``forget_before`` are deleted. One writer at a time."""
+        retire when the new one starts signing); otherwise only when no key is live (the
+        first start; None when one is). Keys retired before ``forget_before`` are deleted.
+        One writer at a time."""
         async with self._transaction() as conn:
             await conn.execute("LOCK TABLE auth_signing_keys IN SHARE ROW EXCLUSIVE MODE")
             cursor = await conn.execute(
@@ -323,16 +324,16 @@ class AuthStore:
             await conn.execute(
                 "UPDATE auth_signing_keys SET retired_at = to_timestamp(%s)"
                 " WHERE retired_at IS NULL",
-                (key.created_at,),
+                (key.signs_from,),
             )
             await conn.execute(
                 "DELETE FROM auth_signing_keys WHERE retired_at < to_timestamp(%s)",
                 (forget_before,),
             )
             await conn.execute(
-                "INSERT INTO auth_signing_keys (kid, private_pem, public_pem, created_at)"
-                " VALUES (%s, %s, %s, to_timestamp(%s))",
-                (key.kid, key.private_pem.reveal(), key.public_pem, key.created_at),
+                "INSERT INTO auth_signing_keys (kid, private_pem, public_pem, created_at,"
+                " signs_from) VALUES (%s, %s, %s, to_timestamp(%s), to_timestamp(%s))",
+                (key.kid, key.private_pem.reveal(), key.public_pem, key.created_at, key.signs_from),
             )
             return key
 

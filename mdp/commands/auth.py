@@ -72,6 +72,11 @@ def add_parser(commands: Any) -> None:
     plan.add_argument("email")
     plan.add_argument("plan")
     rotate = actions.add_parser("rotate-keys", help="a new signing key; the old one is retired")
+    rotate.add_argument(
+        "--lead", type=int, default=0, metavar="SECONDS",
+        help="publish the new key this long before it signs (default 0), so that verifiers"
+        " that copy the keys (the edge) have it before its first token",
+    )  # fmt: skip
     for action in (serve, create, issue, revoke, plan, rotate):
         add_database_option(action, "the command refuses to start")
         action.add_argument("--plans", type=Path, metavar="FILE",
@@ -208,10 +213,15 @@ async def _set_plan(service: AuthService, args: argparse.Namespace) -> str:
 
 
 async def _rotate_keys(service: AuthService, args: argparse.Namespace) -> str:
-    key = await service.rotate_keys()
+    from auth.problems import AuthError
+
+    if args.lead < 0:
+        raise AuthError("invalid-request", "--lead must not be negative")
+    key = await service.rotate_keys(args.lead)
+    when = "now" if args.lead == 0 else f"in {args.lead}s"
     return (
-        f"signing key {key.kid} signs from now; the previous one stays published until"
-        " its tokens expire"
+        f"signing key {key.kid} published, signing {when}; the previous one stays published"
+        " until its tokens expire"
     )
 
 

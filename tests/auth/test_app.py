@@ -247,3 +247,15 @@ async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient
     assert (missing.status_code, code_of(missing)) == (404, "not-found")
     wrong = await client.get("/auth/v1/login")
     assert (wrong.status_code, code_of(wrong)) == (405, "method-not-allowed")
+
+
+async def test_a_rotation_with_a_lead_publishes_the_new_key_before_it_signs(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client)
+    old_kid = jwt.get_unverified_header(str((await log_in(client))["access_token"]))["kid"]
+    new = await client.app.state.service.rotate_keys(lead_s=3600)  # type: ignore[attr-defined]
+    jwks = (await client.get("/auth/.well-known/jwks.json")).json()["keys"]
+    assert {key["kid"] for key in jwks} == {old_kid, new.kid}
+    still = str((await log_in(client))["access_token"])
+    assert jwt.get_unverified_header(still)["kid"] == old_kid

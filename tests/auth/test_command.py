@@ -37,8 +37,8 @@ def test_accounts_keys_plans_and_revocations_from_the_command_line(
     assert "shown once" in printed.err
     assert api_key not in printed.err
     assert _mdp(url, "set-plan", "ada@example.org", "free", monkeypatch=monkeypatch) == 0
-    assert _mdp(url, "rotate-keys", monkeypatch=monkeypatch) == 0
-    assert "signs from now" in capsys.readouterr().out
+    assert _mdp(url, "rotate-keys", "--lead", "30", monkeypatch=monkeypatch) == 0
+    assert "signing in 30s" in capsys.readouterr().out
 
     async def exchange() -> httpx.Response:
         async with running(url) as client:
