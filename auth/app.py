@@ -11,6 +11,7 @@ Routes (``docs/auth.md``)::
     POST   /auth/v1/keys/{key_id}/rotate   a new secret for a key        (Bearer)
     DELETE /auth/v1/keys/{key_id}          revoke a key                  (Bearer)
     POST   /auth/v1/token                  an API key -> an access token
+    GET    /auth/v1/plans                  the plans' entitlements, and the anonymous one
     GET    /auth/.well-known/jwks.json     the public keys of access tokens
     GET    /auth/health                    200 when the database answers, else 503
 
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from auth.claims import Entitlements
 from auth.passwords import MAX_PASSWORD_CHARS
 from auth.problems import (
     AuthError,
@@ -130,6 +132,7 @@ def _routes() -> list[Route]:
         Route("/auth/v1/keys/{key_id}/rotate", rotate_key, methods=["POST"]),
         Route("/auth/v1/keys/{key_id}", revoke_key, methods=["DELETE"]),
         Route("/auth/v1/token", key_token, methods=["POST"]),
+        Route("/auth/v1/plans", plans, methods=["GET"]),
         Route("/auth/.well-known/jwks.json", jwks, methods=["GET"]),
         Route("/auth/health", health, methods=["GET"]),
     ]
@@ -194,6 +197,23 @@ async def revoke_key(request: Request) -> Response:
 async def key_token(request: Request) -> Response:
     body = await _body(request, KeyTokenBody)
     return _json(_access(await _service(request).key_token(Secret(body.api_key))))
+
+
+async def plans(request: Request) -> Response:
+    book = _service(request).settings.plans
+    return Response(
+        msgspec.json.encode(
+            {
+                "anonymous": book.anonymous,
+                "signup": book.signup,
+                "plans": {
+                    name: Entitlements.of(plan).claims() for name, plan in book.plans.items()
+                },
+            }
+        ),
+        media_type="application/json",
+        headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_S}"},
+    )
 
 
 async def jwks(request: Request) -> Response:

@@ -50,6 +50,10 @@ def add_parser(commands: Any) -> None:
     )
     serve.add_argument("--no-signup", action="store_true", help="accounts only by create-account")
     serve.add_argument(
+        "--anonymous", metavar="PLAN",
+        help="the plan of clients without a token, or none (default: the plan file's)",
+    )  # fmt: skip
+    serve.add_argument(
         "--bus", choices=["none", "kafka"], default="none",
         help="where auth.events go (default none: they wait in the database's outbox)",
     )  # fmt: skip
@@ -114,12 +118,16 @@ def _settings(args: argparse.Namespace) -> AuthSettings:
     from auth.plans import load_plans
     from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER, AuthSettings
 
+    plans = load_plans(args.plans)
+    anonymous = getattr(args, "anonymous", None)
+    if anonymous is not None:
+        plans = plans.with_anonymous(None if anonymous == "none" else anonymous)
     return AuthSettings(
         issuer=args.issuer or DEFAULT_ISSUER,
         audience=args.audience or DEFAULT_AUDIENCE,
         access_ttl_s=args.access_ttl,
         signup=not getattr(args, "no_signup", False),
-        plans=load_plans(args.plans),
+        plans=plans,
     )
 
 

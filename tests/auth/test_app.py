@@ -259,3 +259,12 @@ async def test_a_rotation_with_a_lead_publishes_the_new_key_before_it_signs(
     assert {key["kid"] for key in jwks} == {old_kid, new.kid}
     still = str((await log_in(client))["access_token"])
     assert jwt.get_unverified_header(still)["kid"] == old_kid
+
+
+async def test_the_plans_are_published_with_the_anonymous_one(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/auth/v1/plans")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["anonymous"] == "demo"
+    assert body["plans"]["demo"]["instruments"] == "BINANCE:BTCUSDT"
+    assert body["plans"]["free"]["delay"] == 900

@@ -131,3 +131,10 @@ def test_serve_answers_on_its_port_and_stops_on_sigterm(migrated_database: str) 
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0
     assert PASSWORD not in err.decode()
+
+
+def test_an_anonymous_plan_that_does_not_exist_is_refused(
+    migrated_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _mdp(migrated_database, "serve", "--anonymous", "gold", monkeypatch=monkeypatch) == 2
+    assert "the anonymous plan 'gold' is not among the plans" in capsys.readouterr().err
