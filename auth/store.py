@@ -25,7 +25,7 @@ from auth.events import AuthEvent, EventKind
 from auth.families import FamilyPolicy, Outcome, RefreshFamily
 from auth.signing import SigningKey
 from core.secrets import Secret
-from storage.unavailable import DatabaseUnavailableError, unavailable_as_error
+from storage.unavailable import unavailable_as_error
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -404,5 +404,3 @@ def _api_key(row: dict[str, Any]) -> ApiKey:
 def _signing_key(row: dict[str, Any]) -> SigningKey:
     return SigningKey(**(row | {"private_pem": Secret(row["private_pem"])}))
 
-
-__all__ = ["Account", "AccountExistsError", "ApiKey", "AuthStore", "DatabaseUnavailableError"]
