@@ -403,4 +403,3 @@ def _api_key(row: dict[str, Any]) -> ApiKey:
 
 def _signing_key(row: dict[str, Any]) -> SigningKey:
     return SigningKey(**(row | {"private_pem": Secret(row["private_pem"])}))
-
