@@ -3,6 +3,8 @@ refresh rotation and reuse, API keys, the JWKS, key rotation, bounded input."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import jwt
 import pytest
@@ -268,3 +270,23 @@ async def test_the_plans_are_published_with_the_anonymous_one(client: httpx.Asyn
     assert body["anonymous"] == "demo"
     assert body["plans"]["demo"]["instruments"] == "BINANCE:BTCUSDT"
     assert body["plans"]["free"]["delay"] == 900
+
+
+async def test_two_refreshes_racing_with_one_token_rotate_once_and_revoke_the_family(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client)
+    session = await log_in(client)
+    body = {"refresh_token": session["refresh_token"]}
+    answers = await asyncio.gather(*(client.post("/auth/v1/refresh", json=body) for _ in range(4)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200, 401, 401, 401]
+    winner = next(answer for answer in answers if answer.status_code == 200)
+    refused = sorted(code_of(answer) for answer in answers if answer.status_code == 401)
+    # the first in takes the row lock and rotates; the next finds a spent token (a reuse)
+    # and revokes the family; the rest find it revoked
+    assert refused == ["invalid-refresh-token", "invalid-refresh-token", "refresh-token-reused"]
+    after = await client.post(
+        "/auth/v1/refresh", json={"refresh_token": winner.json()["refresh_token"]}
+    )
+    assert (after.status_code, code_of(after)) == (401, "invalid-refresh-token")
