@@ -56,6 +56,7 @@ _Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_CHARS + 1)]
 _Token = Annotated[str, msgspec.Meta(max_length=256)]
 NO_STORE: Final = {"Cache-Control": "no-store"}
 JWKS_MAX_AGE_S: Final = 60
+PRUNE_EVERY_S: Final = 3600.0
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
@@ -95,20 +96,17 @@ def create_app(
             service = AuthService(store, settings)
             await service.start()
             app.state.service = service
-            relay = None
+            tasks = [asyncio.create_task(_prune(service), name="auth prune")]
             if bus is not None:
                 events = (await stack.enter_async_context(bus())).topic(AUTH_EVENTS)
-                relay = asyncio.create_task(
-                    relay_events(store, events, service.revoked, settings.relay_poll_s),
-                    name="auth.events relay",
-                )
+                relay = relay_events(store, events, service.revoked, settings.relay_poll_s)
+                tasks.append(asyncio.create_task(relay, name="auth.events relay"))
             try:
                 yield
             finally:
-                if relay is not None:
-                    relay.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await relay
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     return Starlette(
         routes=_routes(),
@@ -136,6 +134,14 @@ def _routes() -> list[Route]:
         Route("/auth/.well-known/jwks.json", jwks, methods=["GET"]),
         Route("/auth/health", health, methods=["GET"]),
     ]
+
+
+async def _prune(service: AuthService) -> None:
+    """Prune dead sessions at start and every ``PRUNE_EVERY_S`` seconds after."""
+    while True:
+        with contextlib.suppress(DatabaseUnavailableError):
+            await service.store.prune(service.now())
+        await asyncio.sleep(PRUNE_EVERY_S)
 
 
 # -- routes -----------------------------------------------------------------------------------

@@ -337,6 +337,23 @@ class AuthStore:
             )
             return key
 
+    async def prune(self, now: int) -> int:
+        """Delete the sessions that can never be used again (expired, or revoked with their
+        current token expired; their tokens go with them) and the published revocations
+        whose tokens have all expired. Returns how many sessions went."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM auth_refresh_families WHERE family_expires_at < to_timestamp(%s)"
+                " OR (revoked IS NOT NULL AND token_expires_at < to_timestamp(%s))",
+                (now, now),
+            )
+            await conn.execute(
+                "DELETE FROM auth_revocations WHERE published_at IS NOT NULL"
+                " AND until < to_timestamp(%s)",
+                (now,),
+            )
+            return cursor.rowcount
+
     # -- the outbox of auth.events --------------------------------------------------------
 
     async def unpublished(self, limit: int = 100) -> list[AuthEvent]:
