@@ -95,6 +95,7 @@ def create_app(
             store = await stack.enter_async_context(AuthStore.open(url, wait=wait))
             service = AuthService(store, settings)
             await service.start()
+            await store.prune(service.now())
             app.state.service = service
             tasks = [asyncio.create_task(_prune(service), name="auth prune")]
             if bus is not None:
@@ -137,11 +138,11 @@ def _routes() -> list[Route]:
 
 
 async def _prune(service: AuthService) -> None:
-    """Prune dead sessions at start and every ``PRUNE_EVERY_S`` seconds after."""
+    """Prune dead sessions every ``PRUNE_EVERY_S`` seconds (the start prunes once itself)."""
     while True:
+        await asyncio.sleep(PRUNE_EVERY_S)
         with contextlib.suppress(DatabaseUnavailableError):
             await service.store.prune(service.now())
-        await asyncio.sleep(PRUNE_EVERY_S)
 
 
 # -- routes -----------------------------------------------------------------------------------
