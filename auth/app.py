@@ -11,6 +11,7 @@ Routes (``docs/auth.md``)::
     POST   /auth/v1/keys/{key_id}/rotate   a new secret for a key        (Bearer)
     DELETE /auth/v1/keys/{key_id}          revoke a key                  (Bearer)
     POST   /auth/v1/token                  an API key -> an access token
+    GET    /auth/v1/plans                  the plans' entitlements, and the anonymous one
     GET    /auth/.well-known/jwks.json     the public keys of access tokens
     GET    /auth/health                    200 when the database answers, else 503
 
@@ -33,6 +34,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from auth.claims import Entitlements
 from auth.passwords import MAX_PASSWORD_CHARS
 from auth.problems import (
     AuthError,
@@ -54,6 +56,7 @@ _Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_CHARS + 1)]
 _Token = Annotated[str, msgspec.Meta(max_length=256)]
 NO_STORE: Final = {"Cache-Control": "no-store"}
 JWKS_MAX_AGE_S: Final = 60
+PRUNE_EVERY_S: Final = 3600.0
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
@@ -92,21 +95,19 @@ def create_app(
             store = await stack.enter_async_context(AuthStore.open(url, wait=wait))
             service = AuthService(store, settings)
             await service.start()
+            await store.prune(service.now())
             app.state.service = service
-            relay = None
+            tasks = [asyncio.create_task(_prune(service), name="auth prune")]
             if bus is not None:
                 events = (await stack.enter_async_context(bus())).topic(AUTH_EVENTS)
-                relay = asyncio.create_task(
-                    relay_events(store, events, service.revoked, settings.relay_poll_s),
-                    name="auth.events relay",
-                )
+                relay = relay_events(store, events, service.revoked, settings.relay_poll_s)
+                tasks.append(asyncio.create_task(relay, name="auth.events relay"))
             try:
                 yield
             finally:
-                if relay is not None:
-                    relay.cancel()
-                    with contextlib.suppress(asyncio.CancelledError):
-                        await relay
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
 
     return Starlette(
         routes=_routes(),
@@ -130,9 +131,18 @@ def _routes() -> list[Route]:
         Route("/auth/v1/keys/{key_id}/rotate", rotate_key, methods=["POST"]),
         Route("/auth/v1/keys/{key_id}", revoke_key, methods=["DELETE"]),
         Route("/auth/v1/token", key_token, methods=["POST"]),
+        Route("/auth/v1/plans", plans, methods=["GET"]),
         Route("/auth/.well-known/jwks.json", jwks, methods=["GET"]),
         Route("/auth/health", health, methods=["GET"]),
     ]
+
+
+async def _prune(service: AuthService) -> None:
+    """Prune dead sessions every ``PRUNE_EVERY_S`` seconds (the start prunes once itself)."""
+    while True:
+        await asyncio.sleep(PRUNE_EVERY_S)
+        with contextlib.suppress(DatabaseUnavailableError):
+            await service.store.prune(service.now())
 
 
 # -- routes -----------------------------------------------------------------------------------
@@ -194,6 +204,23 @@ async def revoke_key(request: Request) -> Response:
 async def key_token(request: Request) -> Response:
     body = await _body(request, KeyTokenBody)
     return _json(_access(await _service(request).key_token(Secret(body.api_key))))
+
+
+async def plans(request: Request) -> Response:
+    book = _service(request).settings.plans
+    return Response(
+        msgspec.json.encode(
+            {
+                "anonymous": book.anonymous,
+                "signup": book.signup,
+                "plans": {
+                    name: Entitlements.of(plan).claims() for name, plan in book.plans.items()
+                },
+            }
+        ),
+        media_type="application/json",
+        headers={"Cache-Control": f"public, max-age={JWKS_MAX_AGE_S}"},
+    )
 
 
 async def jwks(request: Request) -> Response:

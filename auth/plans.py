@@ -106,9 +106,10 @@ class PlanBook:
         """The plan ``name`` (``KeyError`` when there is none)."""
         return self.plans[name]
 
-    def without_anonymous(self) -> PlanBook:
-        """The same plans with anonymous access off."""
-        return PlanBook(self.plans, None, self.signup)
+    def with_anonymous(self, name: str | None) -> PlanBook:
+        """The same plans with ``name`` for anonymous clients (None: anonymous access off;
+        ``PlanError`` when there is no such plan)."""
+        return PlanBook(self.plans, name, self.signup)
 
 
 def parse_plans(text: str) -> PlanBook:

@@ -76,9 +76,16 @@ class AuthService:
         await self.store.add_signing_key(self._new_key, retire_others=False, forget_before=0)
         await self.keyring(fresh=True)
 
-    async def rotate_keys(self) -> SigningKey:
+    async def rotate_keys(self, lead_s: int = 0) -> SigningKey:
+        """A new signing key, published now, signing in ``lead_s`` seconds; the live key
+        retires then. With no key signing now, the new one signs at once."""
+        current = await self.keyring(fresh=True)
+        if current.signer(self.now()) is None:
+            lead_s = 0
         key = await self.store.add_signing_key(
-            self._new_key, retire_others=True, forget_before=self.now() - self._keep_s()
+            lambda: generate_key(self.now(), lead_s),
+            retire_others=True,
+            forget_before=self.now() - self._keep_s(),
         )
         assert key is not None
         await self.keyring(fresh=True)

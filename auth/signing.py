@@ -1,10 +1,12 @@
 """Signing keys and access tokens: ES256 JWTs with ``kid``, and the JWKS that verifies them.
 
 A :class:`Keyring` is the set of key pairs in use at one moment: it signs with the newest
-live key and publishes every key whose tokens may still be valid. Rotation adds a key and
-retires the previous one; a retired key stays in the JWKS for one token lifetime (plus the
-clock leeway) after its retirement, so every token it signed verifies until it expires, then
-it is dropped. Private keys are :class:`~core.secrets.Secret` PEM texts: they never print.
+live key and publishes every key whose tokens may still be valid. Rotation adds a key that is
+published at once and signs after a lead time (so that verifiers which copy the keys, such as
+the edge, have it before its first token), and retires the previous one at that moment; a
+retired key stays in the JWKS for one token lifetime (plus the clock leeway) after its
+retirement, so every token it signed verifies until it expires, then it is dropped. Private
+keys are :class:`~core.secrets.Secret` PEM texts: they never print.
 
 Tokens are made and checked with PyJWT: ``alg`` is pinned to ES256 (a token claiming any
 other algorithm, ``none`` or HS256 included, is refused before any key is tried), and
@@ -41,12 +43,14 @@ class InvalidTokenError(Exception):
 class SigningKey:
     """One key pair: ``kid`` (the RFC 7638 thumbprint of its public key), the private key as
     PKCS#8 PEM, the public one as SubjectPublicKeyInfo PEM (what HAProxy's ``jwt_verify``
-    reads), when it was made and, once rotated out, retired (UNIX seconds)."""
+    reads), when it was made, from when it signs and, once rotated out, from when it no
+    longer does (UNIX seconds). It is published from the moment it is made."""
 
     kid: str
     private_pem: Secret
     public_pem: str
     created_at: int
+    signs_from: int
     retired_at: int | None = None
 
     def public_jwk(self) -> dict[str, Any]:
@@ -56,8 +60,8 @@ class SigningKey:
         return jwk | {"kid": self.kid, "alg": ALGORITHM, "use": "sig"}
 
 
-def generate_key(now: int) -> SigningKey:
-    """A new P-256 key pair, made at ``now``."""
+def generate_key(now: int, lead_s: int = 0) -> SigningKey:
+    """A new P-256 key pair, made at ``now``, signing ``lead_s`` seconds later."""
     private = ec.generate_private_key(ec.SECP256R1())
     private_pem = private.private_bytes(
         serialization.Encoding.PEM,
@@ -70,7 +74,7 @@ def generate_key(now: int) -> SigningKey:
         .decode()
     )
     jwk = ECAlgorithm.to_jwk(private.public_key(), as_dict=True)
-    return SigningKey(_thumbprint(jwk), Secret(private_pem), public_pem, now)
+    return SigningKey(_thumbprint(jwk), Secret(private_pem), public_pem, now, now + lead_s)
 
 
 def _thumbprint(jwk: dict[str, Any]) -> str:
@@ -98,10 +102,14 @@ class Keyring:
             self._private[key.kid] = private
             self._public[key.kid] = public
 
-    def signer(self) -> SigningKey | None:
-        """The newest key not retired: the one that signs."""
-        live = [key for key in self.keys if key.retired_at is None]
-        return max(live, key=lambda key: key.created_at) if live else None
+    def signer(self, now: int) -> SigningKey | None:
+        """The key that signs at ``now``: the newest whose time has come and not gone."""
+        live = [
+            key
+            for key in self.keys
+            if key.signs_from <= now and (key.retired_at is None or now < key.retired_at)
+        ]
+        return max(live, key=lambda key: key.signs_from) if live else None
 
     def published(self, now: int) -> list[SigningKey]:
         """The keys whose tokens may still be valid at ``now``: the live ones, and the retired
@@ -114,7 +122,7 @@ class Keyring:
 
     def sign(self, claims: AccessClaims) -> str:
         """The signed token (``RuntimeError`` when there is no live key: run rotate-keys)."""
-        key = self.signer()
+        key = self.signer(claims.issued_at)
         if key is None:
             raise RuntimeError("no signing key: run `mdp auth rotate-keys`")
         return jwt.encode(

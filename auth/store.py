@@ -25,7 +25,7 @@ from auth.events import AuthEvent, EventKind
 from auth.families import FamilyPolicy, Outcome, RefreshFamily
 from auth.signing import SigningKey
 from core.secrets import Secret
-from storage.unavailable import DatabaseUnavailableError, unavailable_as_error
+from storage.unavailable import unavailable_as_error
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -84,7 +84,7 @@ _FAMILY: Final = f"""family_id, account_id, current_hash, revoked,
     {_EPOCH.format("token_expires_at")} AS token_expires_at,
     {_EPOCH.format("family_expires_at")} AS family_expires_at"""
 _SIGNING: Final = f"""kid, private_pem, public_pem, {_EPOCH.format("created_at")} AS created_at,
-    {_EPOCH.format("retired_at")} AS retired_at"""
+    {_EPOCH.format("signs_from")} AS signs_from, {_EPOCH.format("retired_at")} AS retired_at"""
 
 
 class AuthStore:
@@ -310,8 +310,9 @@ class AuthStore:
         self, make: Callable[[], SigningKey], *, retire_others: bool, forget_before: int
     ) -> SigningKey | None:
         """Store ``make()`` as the signing key. ``retire_others``: a rotation (the live keys
-        are retired now); otherwise only when no key is live (the first start; None when
-        one is). Keys retired before ``forget_before`` are deleted. One writer at a time."""
+        retire when the new one starts signing); otherwise only when no key is live (the
+        first start; None when one is). Keys retired before ``forget_before`` are deleted.
+        One writer at a time."""
         async with self._transaction() as conn:
             await conn.execute("LOCK TABLE auth_signing_keys IN SHARE ROW EXCLUSIVE MODE")
             cursor = await conn.execute(
@@ -323,18 +324,35 @@ class AuthStore:
             await conn.execute(
                 "UPDATE auth_signing_keys SET retired_at = to_timestamp(%s)"
                 " WHERE retired_at IS NULL",
-                (key.created_at,),
+                (key.signs_from,),
             )
             await conn.execute(
                 "DELETE FROM auth_signing_keys WHERE retired_at < to_timestamp(%s)",
                 (forget_before,),
             )
             await conn.execute(
-                "INSERT INTO auth_signing_keys (kid, private_pem, public_pem, created_at)"
-                " VALUES (%s, %s, %s, to_timestamp(%s))",
-                (key.kid, key.private_pem.reveal(), key.public_pem, key.created_at),
+                "INSERT INTO auth_signing_keys (kid, private_pem, public_pem, created_at,"
+                " signs_from) VALUES (%s, %s, %s, to_timestamp(%s), to_timestamp(%s))",
+                (key.kid, key.private_pem.reveal(), key.public_pem, key.created_at, key.signs_from),
             )
             return key
+
+    async def prune(self, now: int) -> int:
+        """Delete the sessions that can never be used again (expired, or revoked with their
+        current token expired; their tokens go with them) and the published revocations
+        whose tokens have all expired. Returns how many sessions went."""
+        async with self._transaction() as conn:
+            cursor = await conn.execute(
+                "DELETE FROM auth_refresh_families WHERE family_expires_at < to_timestamp(%s)"
+                " OR (revoked IS NOT NULL AND token_expires_at < to_timestamp(%s))",
+                (now, now),
+            )
+            await conn.execute(
+                "DELETE FROM auth_revocations WHERE published_at IS NOT NULL"
+                " AND until < to_timestamp(%s)",
+                (now,),
+            )
+            return cursor.rowcount
 
     # -- the outbox of auth.events --------------------------------------------------------
 
@@ -402,6 +420,3 @@ def _api_key(row: dict[str, Any]) -> ApiKey:
 
 def _signing_key(row: dict[str, Any]) -> SigningKey:
     return SigningKey(**(row | {"private_pem": Secret(row["private_pem"])}))
-
-
-__all__ = ["Account", "AccountExistsError", "ApiKey", "AuthStore", "DatabaseUnavailableError"]

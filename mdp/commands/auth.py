@@ -50,6 +50,10 @@ def add_parser(commands: Any) -> None:
     )
     serve.add_argument("--no-signup", action="store_true", help="accounts only by create-account")
     serve.add_argument(
+        "--anonymous", metavar="PLAN",
+        help="the plan of clients without a token, or none (default: the plan file's)",
+    )  # fmt: skip
+    serve.add_argument(
         "--bus", choices=["none", "kafka"], default="none",
         help="where auth.events go (default none: they wait in the database's outbox)",
     )  # fmt: skip
@@ -72,6 +76,11 @@ def add_parser(commands: Any) -> None:
     plan.add_argument("email")
     plan.add_argument("plan")
     rotate = actions.add_parser("rotate-keys", help="a new signing key; the old one is retired")
+    rotate.add_argument(
+        "--lead", type=int, default=0, metavar="SECONDS",
+        help="publish the new key this long before it signs (default 0), so that verifiers"
+        " that copy the keys (the edge) have it before its first token",
+    )  # fmt: skip
     for action in (serve, create, issue, revoke, plan, rotate):
         add_database_option(action, "the command refuses to start")
         action.add_argument("--plans", type=Path, metavar="FILE",
@@ -109,12 +118,16 @@ def _settings(args: argparse.Namespace) -> AuthSettings:
     from auth.plans import load_plans
     from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER, AuthSettings
 
+    plans = load_plans(args.plans)
+    anonymous = getattr(args, "anonymous", None)
+    if anonymous is not None:
+        plans = plans.with_anonymous(None if anonymous == "none" else anonymous)
     return AuthSettings(
         issuer=args.issuer or DEFAULT_ISSUER,
         audience=args.audience or DEFAULT_AUDIENCE,
         access_ttl_s=args.access_ttl,
         signup=not getattr(args, "no_signup", False),
-        plans=load_plans(args.plans),
+        plans=plans,
     )
 
 
@@ -208,10 +221,15 @@ async def _set_plan(service: AuthService, args: argparse.Namespace) -> str:
 
 
 async def _rotate_keys(service: AuthService, args: argparse.Namespace) -> str:
-    key = await service.rotate_keys()
+    from auth.problems import AuthError
+
+    if args.lead < 0:
+        raise AuthError("invalid-request", "--lead must not be negative")
+    key = await service.rotate_keys(args.lead)
+    when = "now" if args.lead == 0 else f"in {args.lead}s"
     return (
-        f"signing key {key.kid} signs from now; the previous one stays published until"
-        " its tokens expire"
+        f"signing key {key.kid} published, signing {when}; the previous one stays published"
+        " until its tokens expire"
     )
 
 

@@ -51,15 +51,18 @@ CREATE TABLE auth_refresh_tokens (
 );
 CREATE INDEX auth_refresh_tokens_family ON auth_refresh_tokens (family_id);
 
--- ES256 key pairs. The newest key not retired signs; a retired one is published until the
--- tokens it signed have expired, then deleted. The private key is PKCS#8 PEM: this table
--- is as secret as the service's own configuration.
+-- ES256 key pairs. A key is published from created_at, signs from signs_from (a rotation's
+-- lead time) until retired_at, and stays published until the tokens it signed have expired;
+-- then it is deleted. The private key is PKCS#8 PEM: this table is as secret as the
+-- service's own configuration.
 CREATE TABLE auth_signing_keys (
     kid         text        PRIMARY KEY,
     private_pem text        NOT NULL,
     public_pem  text        NOT NULL,
     created_at  timestamptz NOT NULL,
-    retired_at  timestamptz
+    signs_from  timestamptz NOT NULL,
+    retired_at  timestamptz,
+    CHECK (signs_from >= created_at)
 );
 
 -- Revocations and entitlement changes, an outbox of auth.events: written in the transaction

@@ -3,6 +3,8 @@ refresh rotation and reuse, API keys, the JWKS, key rotation, bounded input."""
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 import jwt
 import pytest
@@ -247,3 +249,44 @@ async def test_unknown_routes_and_methods_are_problems(client: httpx.AsyncClient
     assert (missing.status_code, code_of(missing)) == (404, "not-found")
     wrong = await client.get("/auth/v1/login")
     assert (wrong.status_code, code_of(wrong)) == (405, "method-not-allowed")
+
+
+async def test_a_rotation_with_a_lead_publishes_the_new_key_before_it_signs(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client)
+    old_kid = jwt.get_unverified_header(str((await log_in(client))["access_token"]))["kid"]
+    new = await client.app.state.service.rotate_keys(lead_s=3600)  # type: ignore[attr-defined]
+    jwks = (await client.get("/auth/.well-known/jwks.json")).json()["keys"]
+    assert {key["kid"] for key in jwks} == {old_kid, new.kid}
+    still = str((await log_in(client))["access_token"])
+    assert jwt.get_unverified_header(still)["kid"] == old_kid
+
+
+async def test_the_plans_are_published_with_the_anonymous_one(client: httpx.AsyncClient) -> None:
+    answer = await client.get("/auth/v1/plans")
+    assert answer.status_code == 200
+    body = answer.json()
+    assert body["anonymous"] == "demo"
+    assert body["plans"]["demo"]["instruments"] == "BINANCE:BTCUSDT"
+    assert body["plans"]["free"]["delay"] == 900
+
+
+async def test_two_refreshes_racing_with_one_token_rotate_once_and_revoke_the_family(
+    client: httpx.AsyncClient,
+) -> None:
+    await sign_up(client)
+    session = await log_in(client)
+    body = {"refresh_token": session["refresh_token"]}
+    answers = await asyncio.gather(*(client.post("/auth/v1/refresh", json=body) for _ in range(4)))
+    statuses = sorted(answer.status_code for answer in answers)
+    assert statuses == [200, 401, 401, 401]
+    winner = next(answer for answer in answers if answer.status_code == 200)
+    refused = sorted(code_of(answer) for answer in answers if answer.status_code == 401)
+    # the first in takes the row lock and rotates; the next finds a spent token (a reuse)
+    # and revokes the family; the rest find it revoked
+    assert refused == ["invalid-refresh-token", "invalid-refresh-token", "refresh-token-reused"]
+    after = await client.post(
+        "/auth/v1/refresh", json={"refresh_token": winner.json()["refresh_token"]}
+    )
+    assert (after.status_code, code_of(after)) == (401, "invalid-refresh-token")

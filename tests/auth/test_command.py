@@ -37,8 +37,8 @@ def test_accounts_keys_plans_and_revocations_from_the_command_line(
     assert "shown once" in printed.err
     assert api_key not in printed.err
     assert _mdp(url, "set-plan", "ada@example.org", "free", monkeypatch=monkeypatch) == 0
-    assert _mdp(url, "rotate-keys", monkeypatch=monkeypatch) == 0
-    assert "signs from now" in capsys.readouterr().out
+    assert _mdp(url, "rotate-keys", "--lead", "30", monkeypatch=monkeypatch) == 0
+    assert "signing in 30s" in capsys.readouterr().out
 
     async def exchange() -> httpx.Response:
         async with running(url) as client:
@@ -131,3 +131,10 @@ def test_serve_answers_on_its_port_and_stops_on_sigterm(migrated_database: str) 
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0
     assert PASSWORD not in err.decode()
+
+
+def test_an_anonymous_plan_that_does_not_exist_is_refused(
+    migrated_database: str, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert _mdp(migrated_database, "serve", "--anonymous", "gold", monkeypatch=monkeypatch) == 2
+    assert "the anonymous plan 'gold' is not among the plans" in capsys.readouterr().err

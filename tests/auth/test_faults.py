@@ -4,6 +4,7 @@ what it publishes on auth.events."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import httpx
 
@@ -108,3 +109,18 @@ async def test_an_api_key_of_a_disabled_account_gets_no_token(client: httpx.Asyn
     await client.app.state.service.disable_account("ada@example.org")  # type: ignore[attr-defined]
     answer = await client.post("/auth/v1/token", json={"api_key": made.json()["api_key"]})
     assert (answer.status_code, code_of(answer)) == (403, "account-disabled")
+
+
+async def test_dead_sessions_are_pruned_and_live_ones_kept(client: httpx.AsyncClient) -> None:
+    await sign_up(client)
+    live = await log_in(client)
+    ended = await log_in(client)
+    await client.post("/auth/v1/logout", json={"refresh_token": ended["refresh_token"]})
+    store = client.app.state.service.store  # type: ignore[attr-defined]
+    policy = client.app.state.service.settings.refresh  # type: ignore[attr-defined]
+    now = int(time.time())
+    assert await store.prune(now) == 0  # the ended session's token has not expired yet
+    assert await store.prune(now + policy.token_ttl_s + 1) == 1
+    assert await store.prune(now + policy.family_ttl_s + 1) == 1
+    gone = await client.post("/auth/v1/refresh", json={"refresh_token": live["refresh_token"]})
+    assert (gone.status_code, code_of(gone)) == (401, "invalid-refresh-token")

@@ -29,7 +29,10 @@ def test_the_shipped_plans_load_with_an_anonymous_and_a_signup_plan() -> None:
     assert book.anonymous is not None
     assert book.get(book.anonymous).name == book.anonymous
     assert book.get(book.signup).name == book.signup
-    assert book.without_anonymous().anonymous is None
+    assert book.with_anonymous(None).anonymous is None
+    assert book.with_anonymous(book.signup).anonymous == book.signup
+    with pytest.raises(PlanError, match="the anonymous plan 'gold' is not among the plans"):
+        book.with_anonymous("gold")
 
 
 def test_a_plan_file_of_the_operator_replaces_the_shipped_one(tmp_path: Path) -> None:

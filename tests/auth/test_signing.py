@@ -58,7 +58,7 @@ def _forge(token: str, **payload_changes: object) -> str:
 
 def test_forged_and_foreign_tokens_are_refused_in_our_words() -> None:
     now = int(time.time())
-    key = generate_key(now)
+    key = generate_key(now - 10 * TTL)
     ring = Keyring((key,), TTL)
     token = ring.sign(_claims(now))
     public_pem = key.public_pem.encode()
@@ -108,12 +108,24 @@ def test_a_retired_key_verifies_its_tokens_until_they_expire_then_leaves_the_jwk
     old_token = Keyring((old,), TTL).sign(_claims(now - 5))
     new = generate_key(now)
     ring = Keyring((new, dataclasses.replace(old, retired_at=now)), TTL)
-    assert ring.signer() == new
+    assert ring.signer(now) == new
     assert jwt.get_unverified_header(ring.sign(_claims(now)))["kid"] == new.kid
     assert {jwk["kid"] for jwk in ring.jwks(now)["keys"]} == {new.kid, old.kid}
     assert _verify(ring, old_token, now)["sub"] == "account:1"
     later = now + TTL + 60
     assert {jwk["kid"] for jwk in ring.jwks(later)["keys"]} == {new.kid}
+
+
+def test_a_key_made_with_a_lead_is_published_before_it_signs() -> None:
+    now = int(time.time())
+    old = generate_key(now - 100)
+    new = generate_key(now, lead_s=60)
+    ring = Keyring((new, dataclasses.replace(old, retired_at=new.signs_from)), TTL)
+    assert {jwk["kid"] for jwk in ring.jwks(now)["keys"]} == {old.kid, new.kid}
+    assert ring.signer(now) == dataclasses.replace(old, retired_at=now + 60)
+    assert ring.signer(now + 60) == new
+    assert jwt.get_unverified_header(ring.sign(_claims(now)))["kid"] == old.kid
+    assert jwt.get_unverified_header(ring.sign(_claims(now + 60)))["kid"] == new.kid
 
 
 def test_signing_without_a_live_key_says_what_to_do() -> None:
