@@ -13,7 +13,8 @@ Routes (``docs/auth.md``)::
     POST   /auth/v1/token                  an API key -> an access token
     GET    /auth/v1/plans                  the plans' entitlements, and the anonymous one
     GET    /auth/.well-known/jwks.json     the public keys of access tokens
-    GET    /auth/health                    200 when the database answers, else 503
+    GET    /auth/healthz                   200 while the process answers (the edge's check)
+    GET    /auth/readyz                    200 when the database answers, else 503
 
 Bodies are JSON objects of at most ``max_body_bytes`` with bounded strings; errors are
 problem+json with our codes (:mod:`auth.problems`). Token answers carry ``Cache-Control:
@@ -133,7 +134,8 @@ def _routes() -> list[Route]:
         Route("/auth/v1/token", key_token, methods=["POST"]),
         Route("/auth/v1/plans", plans, methods=["GET"]),
         Route("/auth/.well-known/jwks.json", jwks, methods=["GET"]),
-        Route("/auth/health", health, methods=["GET"]),
+        Route("/auth/healthz", alive, methods=["GET"]),
+        Route("/auth/readyz", ready, methods=["GET"]),
     ]
 
 
@@ -232,7 +234,11 @@ async def jwks(request: Request) -> Response:
     )
 
 
-async def health(request: Request) -> Response:
+async def alive(request: Request) -> Response:
+    return _json({"status": "ok"})
+
+
+async def ready(request: Request) -> Response:
     await _service(request).store.ping()
     return _json({"status": "ok"})
 

@@ -28,7 +28,7 @@ async def test_a_stopped_database_gives_503_and_the_service_comes_back(
             await client.post("/auth/v1/login", json={"email": "a@x.org", "password": "x" * 12}),
             await client.post("/auth/v1/refresh", json={"refresh_token": session["refresh_token"]}),
             await client.get("/auth/v1/keys", headers=bearer(session)),
-            await client.get("/auth/health"),
+            await client.get("/auth/readyz"),
         ):  # fmt: skip
             assert (answer.status_code, code_of(answer)) == (503, "database-unavailable")
             assert answer.headers["Retry-After"] == "5"
@@ -38,7 +38,7 @@ async def test_a_stopped_database_gives_503_and_the_service_comes_back(
         assert len(jwks.json()["keys"]) == 1
         stoppable_postgres.start()
         async with asyncio.timeout(30):
-            while (await client.get("/auth/health")).status_code != 200:
+            while (await client.get("/auth/readyz")).status_code != 200:
                 await asyncio.sleep(0.2)
         again = await client.post(
             "/auth/v1/refresh", json={"refresh_token": session["refresh_token"]}
