@@ -103,8 +103,9 @@ class RateLimits:
     a client over its limit may try again after one window."""
 
     anonymous_per_address: int = 1200
-    logins_per_address: int = 10
-    """Login attempts per address and minute (the auth service also limits per account)."""
+    logins_per_address: int = 30
+    """Login attempts per address and minute, at most five in ten seconds (the auth service
+    also limits per account)."""
     token_default: int = 600
     """For a token that names no rate of its own."""
     window_s: int = 10

@@ -96,7 +96,7 @@ async def test_every_other_token_is_refused(
         "an unknown key": sign(stranger, claims()),
         "a known kid, another key": sign(stranger, claims(), kid=key.kid),
         "a tampered payload": f"{head}.{forged_body}.{signature}",
-        "alg none": jwt.encode(claims(), None, algorithm="none", headers={"kid": key.kid}),
+        "alg none": jwt.encode(claims(), "", algorithm="none", headers={"kid": key.kid}),
         "HS256": jwt.encode(claims(), "k" * 32, algorithm="HS256", headers={"kid": key.kid}),
         "not a JWT": "abc.def.ghi",
     }
