@@ -297,7 +297,7 @@ def _token_checks(tokens: TokenPolicy) -> Iterator[str]:
     pinned = f"{{ var(txn.alg) -m str {TOKEN_ALGORITHM} }}"
     for key in tokens.keys:
         verify = f'jwt_verify({TOKEN_ALGORITHM},"{key.pem}")'
-        named = f"{{ var(txn.kid) -m str {key.kid} }}"
+        named = f"{{ var(txn.kid) -m str -- {key.kid} }}"
         condition = f"token_sent {pinned} {named}"
         yield f"    http-request set-var(txn.signed) {token},{verify} if {condition}"
     yield "    http-request set-var(txn.now) date() if token_sent"
@@ -306,8 +306,8 @@ def _token_checks(tokens: TokenPolicy) -> Iterator[str]:
     yield f"    http-request set-var(txn.sub) {token},jwt_payload_query('$.sub') if token_sent"
     yield "    acl token_signed var(txn.signed) -m int 1"
     yield "    acl token_live var(txn.left) -m int gt 0"
-    yield f"    acl token_ours {token},jwt_payload_query('$.iss') -m str {tokens.issuer}"
-    yield f"    acl token_for_us {token},jwt_payload_query('$.aud') -m str {tokens.audience}"
+    yield f"    acl token_ours {token},jwt_payload_query('$.iss') -m str -- {tokens.issuer}"
+    yield f"    acl token_for_us {token},jwt_payload_query('$.aud') -m str -- {tokens.audience}"
     yield "    acl token_named var(txn.sub) -m found"
     yield _refuse_token(
         "invalid-token", "the token is not signed by a current key of this platform",
