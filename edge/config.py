@@ -62,9 +62,11 @@ class Upstream:
             raise ValueError(f"upstream {self.name}: at least one server is needed")
         for server in self.servers:
             host, sep, port = server.rpartition(":")
-            if not sep or not host or not port.isdigit() or not 0 < int(port) < 65536:
+            if _unsafe(server) or not sep or not host or not port.isdigit():
                 raise ValueError(f"upstream {self.name}: {server!r} is not host:port")
-        if not self.health_path.startswith("/") or any(c.isspace() for c in self.health_path):
+            if not 0 < int(port) < 65536:
+                raise ValueError(f"upstream {self.name}: {server!r} is not host:port")
+        if not self.health_path.startswith("/") or _unsafe(self.health_path):
             raise ValueError(f"upstream {self.name}: bad health path {self.health_path!r}")
 
 
@@ -77,7 +79,7 @@ class VerifyKey:
 
     def __post_init__(self) -> None:
         _check_name(self.kid)
-        if '"' in str(self.pem) or any(c.isspace() for c in str(self.pem)):
+        if _unsafe(str(self.pem)):
             raise ValueError(f"key {self.kid}: the key file's path may hold no quote or space")
 
 
@@ -91,7 +93,7 @@ class TokenPolicy:
 
     def __post_init__(self) -> None:
         for value in (self.issuer, self.audience):
-            if not value or any(c.isspace() or c in "\"'\\" for c in value):
+            if not value or _unsafe(value):
                 raise ValueError(f"issuer and audience must be plain words, not {value!r}")
         if len({key.kid for key in self.keys}) != len(self.keys):
             raise ValueError("two keys with the same kid")
@@ -424,6 +426,12 @@ def _address(host: str, port: int) -> str:
 
 def _ms(seconds: float) -> str:
     return f"{round(seconds * 1000)}ms"
+
+
+def _unsafe(text: str) -> bool:
+    """Whether ``text`` could end a word or a line of HAProxy's configuration (a space, a
+    quote, an escape, a comment)."""
+    return any(c.isspace() or c in "\"'\\#" for c in text)
 
 
 def _check_name(name: str) -> None:
