@@ -30,7 +30,6 @@ import contextlib
 import http.client
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -47,6 +46,7 @@ from bench.common import REPO, scratch_database
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
 from core.present.text import iso_utc
+from machine import free_port
 from storage import PostgresStore
 
 INSTRUMENT: Final = "BENCH:BTCUSDT"
@@ -147,15 +147,9 @@ def serve(database_url: str, port: int) -> None:
 # -- the measuring process ----------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 @contextlib.contextmanager
 def server_process(database_url: str) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     command = [sys.executable, "-m", "bench.history", "--serve", str(port)]
     # the address goes through the environment, not the command line that `ps` shows
     env = os.environ | {"DATABASE_URL": database_url}

@@ -13,7 +13,8 @@ platform topics it deletes and makes anew: never point it at a cluster you care 
    per tick, a tumbling window table updated per tick), events/s.
 4. Latency: ticks offered at a fixed rate (20,000/s), p50/p99 from a batch being produced to
    the first 1s candle update containing its last tick being consumed (the worker runs with
-   ``--throttle 0``: every batch updates its open candles).
+   ``--throttle 0``: every batch updates its open candles). ``bench.latency`` measures on to a
+   WebSocket client's receipt, in both modes, with this figure beside it.
 
 Usage: ``python -m bench.kafka [--smoke] [--ticks N] [--rate N] [--bootstrap HOST:PORT]``.
 """
@@ -218,14 +219,16 @@ def producer_figures(bootstrap: str, sizes: Sizes) -> dict[str, tuple[float, flo
 # -- 2. end to end through one worker ---------------------------------------------------------
 
 
-def mdp_process(log: Path, *args: str) -> subprocess.Popen[bytes]:
+def mdp_process(
+    log: Path, *args: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
     with log.open("wb") as output:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
             [sys.executable, "-m", "mdp.cli", *args],
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
-            env=os.environ | {"XDG_STATE_HOME": str(log.parent / "state")},
+            env=os.environ | {"XDG_STATE_HOME": str(log.parent / "state")} | (env or {}),
         )
 
 
@@ -391,7 +394,7 @@ async def offer(bootstrap: str, sizes: Sizes) -> tuple[list[float], int]:
                 name = instruments[slot % len(instruments)]
                 now = time.time_ns()
                 first = next_id[name]
-                batch = _live_batch(name, first, per_slot, now)
+                batch = live_batch(name, first, per_slot, now)
                 next_id[name] = first + per_slot
                 sent[name].append((first + per_slot - 1, time.perf_counter()))
                 await ticks.publish(name.encode(), codecs.encode_tick_batch(batch))
@@ -405,7 +408,7 @@ async def offer(bootstrap: str, sizes: Sizes) -> tuple[list[float], int]:
     return latencies, lost
 
 
-def _live_batch(instrument: str, first_id: int, count: int, now: int) -> TickBatch:
+def live_batch(instrument: str, first_id: int, count: int, now: int) -> TickBatch:
     import numpy as np
 
     rows = np.arange(count, dtype=np.int64)
@@ -432,7 +435,7 @@ def latency(bootstrap: str, sizes: Sizes, folder: Path) -> tuple[float, float, i
         "--throttle", "0", "--log-level", "info",
     )  # fmt: skip
     try:
-        _wait_for_log(folder / "latency-worker.log", "recovered", PARTITIONS, worker)
+        wait_for_log(folder / "latency-worker.log", "recovered", PARTITIONS, worker)
         latencies, lost = asyncio.run(offer(bootstrap, sizes))
     finally:
         stop(worker)
@@ -442,12 +445,14 @@ def latency(bootstrap: str, sizes: Sizes, folder: Path) -> tuple[float, float, i
     return statistics.median(latencies), cuts[98], len(latencies), lost
 
 
-def _wait_for_log(path: Path, text: str, count: int, process: subprocess.Popen[bytes]) -> None:
+def wait_for_log(path: Path, text: str, count: int, process: subprocess.Popen[bytes]) -> str:
+    """Wait until ``text`` is ``count`` times in the process's log; returns the log."""
     deadline = time.monotonic() + 120
-    while path.read_text(errors="replace").count(text) < count:
+    while (log := path.read_text(errors="replace")).count(text) < count:
         if process.poll() is not None or time.monotonic() > deadline:
-            raise RuntimeError(f"the worker did not start:\n{path.read_text()[-3000:]}")
+            raise RuntimeError(f"the process did not start:\n{log[-3000:]}")
         time.sleep(0.1)
+    return log
 
 
 # -- the report -------------------------------------------------------------------------------

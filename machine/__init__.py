@@ -7,6 +7,7 @@ this lives apart from it.
 """
 
 from machine.folders import APP_FOLDER, cache_dir, state_dir
+from machine.ports import free_port
 from machine.processes import process_exists
 
-__all__ = ["APP_FOLDER", "cache_dir", "process_exists", "state_dir"]
+__all__ = ["APP_FOLDER", "cache_dir", "free_port", "process_exists", "state_dir"]

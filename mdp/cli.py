@@ -7,7 +7,19 @@ import logging
 import sys
 from collections.abc import Sequence
 
-from mdp.commands import api, candles, db, gateway, ingest, kafka, up, worker, writer
+from mdp.commands import (
+    api,
+    auth,
+    candles,
+    db,
+    edge,
+    gateway,
+    ingest,
+    kafka,
+    up,
+    worker,
+    writer,
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -25,6 +37,8 @@ def build_parser() -> argparse.ArgumentParser:
     writer.add_parser(commands)
     gateway.add_parser(commands)
     api.add_parser(commands)
+    auth.add_parser(commands)
+    edge.add_parser(commands)
     return parser
 
 

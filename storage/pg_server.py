@@ -24,7 +24,6 @@ from __future__ import annotations
 import os
 import pwd
 import shutil
-import socket
 import stat
 import subprocess
 import tempfile
@@ -36,7 +35,7 @@ from typing import Final
 import psycopg
 from psycopg import sql
 
-from machine import process_exists, state_dir
+from machine import free_port, process_exists, state_dir
 from storage.modes import TIMESCALEDB, preloads_timescaledb
 from storage.pg_binaries import PostgresBinaries, find_binaries
 
@@ -304,7 +303,7 @@ class PostgresServer:
         deadline = time.monotonic() + self._start_timeout
         for attempt in range(_STALE_MEMORY_RETRIES):
             again = self._port if attempt == 0 else None  # a restart keeps its port if it can
-            port = self._wanted_port or again or _free_port()
+            port = self._wanted_port or again or free_port()
             timeout = max(1, int(deadline - time.monotonic()))
             done = self._pg_ctl(
                 binaries,
@@ -453,10 +452,3 @@ def _is_postgres(pid: int) -> bool:
     except OSError:
         return True  # no /proc (macOS), or the process just ended: leave it to PostgreSQL
     return os.path.basename(argv0).startswith((b"postgres", b"postmaster"))
-
-
-def _free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port

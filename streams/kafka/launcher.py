@@ -29,7 +29,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Final
 
-from machine import process_exists, state_dir
+from machine import free_port, process_exists, state_dir
 from streams.kafka.jars import KafkaSetupError, ensure_jars
 
 DEFAULT_PORT: Final = 9092
@@ -62,13 +62,6 @@ def new_cluster_id() -> str:
         text = base64.urlsafe_b64encode(uuid.uuid4().bytes).decode().rstrip("=")
         if not text.startswith("-"):
             return text
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
-        probe.bind(("127.0.0.1", 0))
-        port: int = probe.getsockname()[1]
-        return port
 
 
 def port_is_free(port: int) -> bool:

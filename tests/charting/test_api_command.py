@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -12,16 +11,11 @@ from pathlib import Path
 
 import httpx
 
+from machine import free_port
 from storage import PostgresStore
 from tests.charting.data import INSTRUMENT, series
 
 REPO = Path(__file__).resolve().parents[2]
-
-
-def _free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 def test_the_command_serves_the_api_until_terminated(migrated_database: str) -> None:
@@ -30,7 +24,7 @@ def test_the_command_serves_the_api_until_terminated(migrated_database: str) -> 
             await store.write(candles=series(20))
 
     asyncio.run(stock())
-    port = _free_port()
+    port = free_port()
     command = [
         sys.executable, "-m", "mdp.commands.api", "--database-url", migrated_database,
         "--port", str(port), "--interval", "1m", "--ws-url", "ws://127.0.0.1:1/ws",

@@ -419,7 +419,7 @@ def test_a_timescaledb_database_migrated_before_the_corrections_gets_them(
     with migrated_to(timescale_database, 5, monkeypatch, StorageMode.TIMESCALE):
         insert_daily_candles(timescale_database, -400, -1)
         run_refresh_policies(timescale_database)  # the old window: older weeks were lost
-    assert migrate(timescale_database).applied == (6,)
+    assert migrate(timescale_database).applied == tuple(range(6, latest_version() + 1))
     run_refresh_policies(timescale_database)
     assert_roll_ups_as_in_plain_mode(timescale_database)
     assert tick_indexes(timescale_database) == ["ticks_pkey"]

@@ -15,7 +15,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from machine import process_exists
+from machine import free_port, process_exists
 from storage import pg_binaries, pg_server
 from storage.modes import StorageMode, detect_mode
 from storage.pg_binaries import PostgresBinaries, PostgresUnavailableError, find_binaries
@@ -140,7 +140,7 @@ def test_a_server_left_running_on_another_port_is_restarted_on_the_one_asked(
     server: PostgresServer, initialised: Path
 ) -> None:
     server.start()
-    wanted = pg_server._free_port()
+    wanted = free_port()
     moved = PostgresServer(initialised, durable=False, port=wanted)
     assert moved.start().endswith(f":{wanted}/postgres")
     assert moved.started_here

@@ -6,12 +6,12 @@ import argparse
 import asyncio
 import contextlib
 import json
-import socket
 
 import pytest
 from websockets.asyncio.client import connect
 
 from core.intervals import Interval
+from machine import free_port
 from mdp.commands import gateway as command
 from streams.memory import MemoryBus
 from ws_gateway import GatewaySettings
@@ -69,13 +69,6 @@ def test_bad_options_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:
     assert "mdp gateway: error: allowed origin 'evil.example' is not" in capsys.readouterr().err
     assert command.run(parse("--max-connections-per-ip", "-1")) == command.EXIT_BAD_INPUT
     assert "max_connections_per_address must not be negative" in capsys.readouterr().err
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_serve_listens_until_stopped(capsys: pytest.CaptureFixture[str]) -> None:

@@ -4,7 +4,6 @@ clean stops and the checks made when a feed is built."""
 from __future__ import annotations
 
 import asyncio
-import socket
 from collections.abc import Callable
 from pathlib import Path
 
@@ -17,6 +16,7 @@ from ingest.venues.binance import BinanceSpot
 from ingest.venues.coinbase import CoinbaseExchange
 from ingest.venues.kraken import KrakenSpot
 from ingest.venues.runtime import VenueEvent, VenueFeed, VenueSettings
+from machine import free_port
 from tests.ingest.venues.fakes.binance import BinanceScript
 from tests.ingest.venues.fakes.kraken import KrakenScript
 from tests.ingest.venues.fakes.server import FakeVenue, Faults
@@ -30,14 +30,6 @@ QUIET = 1.2
 async def collect(feed: VenueFeed, into: list[VenueEvent]) -> None:
     async for event in feed.events():
         into.append(event)
-
-
-def free_port() -> int:
-    """A port nothing listens on (bound, read, released)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
 
 
 async def test_a_venue_gone_silent_is_dropped_as_stale_and_the_feed_reconnects(

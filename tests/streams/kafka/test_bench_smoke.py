@@ -7,7 +7,7 @@ import re
 
 import pytest
 
-from bench import kafka
+from bench import kafka, latency
 from streams.kafka.journal import Step
 
 
@@ -41,3 +41,14 @@ def test_the_sustained_rate_counts_the_ticks_each_record_carries() -> None:
     assert kafka.ticks_of((step for _, step in steps), carried) == 4_434
     assert kafka.sustained_rate(steps, carried) == (1_234 + 500 + 700) / 2.0
     assert kafka.partition_ends(carried) == {0: 3, 1: 1}
+
+
+def test_latency_benchmark_cluster_smoke_reaches_the_websocket_client(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    [result] = latency.main(["--smoke", "--modes", "cluster", "--bootstrap", kafka_bootstrap])
+    out = capsys.readouterr().out
+    assert result.mode == "cluster"
+    assert result.batches > 0
+    assert result.missed == 0, out
+    assert set(result.hops) == set(latency.HOPS), out

@@ -20,8 +20,8 @@ from core import codecs
 from core.candles import Candle
 from core.ticks import Side, Tick, batches_by_instrument
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
+from machine import free_port
 from streams.kafka.bus import KafkaBus
-from streams.kafka.launcher import free_port
 from streams.kafka.settings import KafkaSettings
 from tests.streams.kafka.cluster import (
     INSTRUMENT,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
+from machine import free_port
 from streams.kafka.bus import probe
-from streams.kafka.launcher import free_port
 from streams.kafka.retry import BrokerUnavailableError, backoff_delays, until_reachable
 
 

@@ -1,0 +1,39 @@
+"""The auth service's settings: one frozen object, made by the entry point (``mdp auth``)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Final
+
+from auth.families import FamilyPolicy
+from auth.plans import PlanBook, load_plans
+from auth.throttle import LoginRates
+
+DEFAULT_ISSUER: Final = "ganntec-auth"
+DEFAULT_AUDIENCE: Final = "ganntec"
+MAX_BODY_BYTES: Final = 16 * 1024
+"""The largest request body the routes read (every body here is a small JSON object)."""
+
+
+@dataclass(frozen=True, slots=True)
+class AuthSettings:
+    """``access_ttl_s``: an access token's lifetime; ``key_reload_s``: how often the signing
+    keys are read again (so a rotation by ``mdp auth rotate-keys`` reaches every instance);
+    ``relay_poll_s``: how often the outbox of ``auth.events`` is read when nothing woke it."""
+
+    issuer: str = DEFAULT_ISSUER
+    audience: str = DEFAULT_AUDIENCE
+    access_ttl_s: int = 300
+    refresh: FamilyPolicy = field(default_factory=FamilyPolicy)
+    signup: bool = True
+    plans: PlanBook = field(default_factory=load_plans)
+    login_rates: LoginRates = field(default_factory=LoginRates)
+    key_reload_s: float = 10.0
+    relay_poll_s: float = 0.25
+    max_body_bytes: int = MAX_BODY_BYTES
+
+    def __post_init__(self) -> None:
+        if not 10 <= self.access_ttl_s <= 24 * 3600:
+            raise ValueError("the access token lifetime must be 10 s to 24 h")
+        if not (self.issuer and self.audience):
+            raise ValueError("the issuer and the audience must not be empty")

@@ -1,0 +1,439 @@
+"""The edge's HAProxy configuration, written from settings: no I/O here.
+
+:func:`render` turns :class:`EdgeSettings` into the text of ``haproxy.cfg``. The shape:
+
+- one public frontend: ``/ws`` to the WebSocket gateways, ``/v1`` and ``/udf`` to the history
+  API, ``/auth`` to the auth service, ``/`` to the chart page; the paths of services that do
+  not exist yet (``/trading``, ``/api``) answer 503 problem+json;
+- bounds before anything else: request line and head sizes, head and body deadlines;
+- a bearer token (``Authorization: Bearer`` or, for ``/ws`` where browsers cannot set headers,
+  ``?token=``) is checked here: ``alg`` pinned to ES256, the signature against each current
+  key named by its ``kid``, ``exp``, ``iss`` and ``aud``; a bad token is 401 problem+json;
+  without a token the request is anonymous, or 401 when anonymous access is off;
+- request rates: per principal (its plan's ``rpm`` claim, requests per minute), per address
+  for anonymous requests, and per address for logins; over the limit is 429 with
+  ``Retry-After``;
+- every backend is health-checked on its ``/healthz``; a server that fails is taken out and
+  comes back when it answers again, and one that keeps answering 5xx is taken out too
+  (``observe layer7``); with no server left the edge answers 503 problem+json;
+- an admin frontend, on its own address, serves HAProxy's Prometheus metrics at ``/metrics``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Final
+
+PROBLEM_TYPE_BASE: Final = "https://ganntec.dev/problems/"
+TOKEN_ALGORITHM: Final = "ES256"
+"""The one algorithm a token may name: a token signed any other way is refused unverified."""
+MAX_URL_BYTES: Final = 8 * 1024
+MAX_BODY_BYTES: Final = 64 * 1024
+MAX_HEAD_BYTES: Final = 16 * 1024
+"""Heads above this are answered 431 by the rules; HAProxy's buffer (twice as large) is the
+hard bound, past which HAProxy answers its own 400 before any rule runs."""
+_HEALTH: Final = "inter 1s fall 2 rise 2 observe layer7 error-limit 10 on-error mark-down"
+"""Health checks each second: down after two failures (or ten 5xx answers in a row), up again
+after two successes."""
+_NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+RATE_CLAIM: Final = "$.rpm"
+"""A token's requests-per-minute limit among its claims (the plan's, ``docs/auth.md``; flat,
+as ``jwt_payload_query`` reads top-level members only)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """One service behind the edge: its instances (``host:port``) and its health path."""
+
+    name: str
+    servers: tuple[str, ...]
+    health_path: str = "/healthz"
+    websocket: bool = False
+    """Long-lived upgraded connections: balanced by fewest connections, with a tunnel
+    timeout instead of the request timeouts."""
+
+    def __post_init__(self) -> None:
+        _check_name(self.name)
+        if not self.servers:
+            raise ValueError(f"upstream {self.name}: at least one server is needed")
+        for server in self.servers:
+            host, sep, port = server.rpartition(":")
+            if _unsafe(server) or not sep or not host or not port.isdigit():
+                raise ValueError(f"upstream {self.name}: {server!r} is not host:port")
+            if not 0 < int(port) < 65536:
+                raise ValueError(f"upstream {self.name}: {server!r} is not host:port")
+        if not self.health_path.startswith("/") or _unsafe(self.health_path):
+            raise ValueError(f"upstream {self.name}: bad health path {self.health_path!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class VerifyKey:
+    """A public key tokens may be signed with: its ``kid`` and the PEM file holding it."""
+
+    kid: str
+    pem: Path
+
+    def __post_init__(self) -> None:
+        _check_name(self.kid)
+        if _unsafe(str(self.pem)):
+            raise ValueError(f"key {self.kid}: the key file's path may hold no quote or space")
+
+
+@dataclass(frozen=True, slots=True)
+class TokenPolicy:
+    """What a token must be to pass the edge."""
+
+    issuer: str
+    audience: str
+    keys: tuple[VerifyKey, ...]
+
+    def __post_init__(self) -> None:
+        for value in (self.issuer, self.audience):
+            if not value or _unsafe(value):
+                raise ValueError(f"issuer and audience must be plain words, not {value!r}")
+        if len({key.kid for key in self.keys}) != len(self.keys):
+            raise ValueError("two keys with the same kid")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimits:
+    """Requests per minute, counted over a sliding ``window_s`` (HAProxy's ``http_req_rate``):
+    a client over its limit may try again after one window."""
+
+    anonymous_per_address: int = 1200
+    logins_per_address: int = 30
+    """Login attempts per address and minute, at most five in ten seconds (the auth service
+    also limits per account)."""
+    token_default: int = 600
+    """For a token that names no rate of its own."""
+    window_s: int = 10
+
+    def __post_init__(self) -> None:
+        for value in (self.anonymous_per_address, self.logins_per_address, self.token_default):
+            if value < 1:
+                raise ValueError("rate limits must be at least 1 request per minute")
+        if self.window_s < 1 or 60 % self.window_s:
+            raise ValueError("the rate window must be a whole divisor of 60 seconds")
+
+    @property
+    def per_minute(self) -> str:
+        """The converter that scales a window's count to a minute's."""
+        return f"mul({60 // self.window_s})"
+
+    @property
+    def store(self) -> str:
+        return f"store http_req_rate({self.window_s}s)"
+
+
+@dataclass(frozen=True, slots=True)
+class EdgeSettings:
+    """Everything :func:`render` needs."""
+
+    host: str
+    port: int
+    admin_host: str
+    admin_port: int
+    chart: Upstream
+    """The chart page."""
+    history: Upstream
+    """``/v1`` and ``/udf`` (in ``mdp up``, the same server as the chart page)."""
+    gateway: Upstream
+    auth: Upstream | None = None
+    tokens: TokenPolicy | None = None
+    """``None``: every token is refused (nothing could check it); anonymous requests pass if
+    ``anonymous`` allows them."""
+    anonymous: bool = True
+    limits: RateLimits = field(default_factory=RateLimits)
+    error_dir: Path = Path(".")
+    """Where :func:`error_files` are written (HAProxy reads them at start)."""
+    max_connections: int = 8_000
+    """HAProxy needs about two file descriptors per connection: 8,000 fits the common hard
+    limit of 20,000 (`ulimit -Hn`)."""
+    head_timeout_s: float = 10.0
+    idle_timeout_s: float = 60.0
+    tunnel_timeout_s: float = 3600.0
+
+
+UNAVAILABLE_PATHS: Final = ("/trading", "/api")
+PRINCIPAL_HEADER: Final = "X-Mdp-Principal"
+"""The principal of a checked token, as the edge tells the backends (a client's own is
+dropped)."""
+"""Services the platform will have: routed now, answered 503 until they exist."""
+
+
+def problem(status: int, kind: str, title: str, detail: str) -> str:
+    """A problem+json body (RFC 9457), as the services write theirs."""
+    body = {"type": PROBLEM_TYPE_BASE + kind, "title": title, "status": status, "detail": detail}
+    return json.dumps(body, separators=(",", ":"))
+
+
+def error_files(settings: EdgeSettings) -> dict[Path, str]:
+    """The whole HTTP answers HAProxy sends when it cannot ask a backend (``errorfile``)."""
+    answers = {
+        503: problem(503, "unavailable", "Service unavailable", "no instance is up: try again"),
+        504: problem(504, "timeout", "Gateway timeout", "the service did not answer in time"),
+        502: problem(502, "bad-gateway", "Bad gateway", "the service gave no valid answer"),
+        408: problem(408, "request-timeout", "Request timeout", "the request was not sent in time"),
+        400: problem(400, "bad-request", "Bad request", "the request is not valid HTTP"),
+        413: problem(413, "too-large", "Payload too large", "the request head is too large"),
+    }  # fmt: skip
+    files = {}
+    for status, body in answers.items():
+        head = [
+            f"HTTP/1.1 {status} {_REASONS[status]}",
+            "Content-Type: application/problem+json",
+            f"Content-Length: {len(body)}",
+            "Cache-Control: no-store",
+            "Connection: close",
+        ]
+        if status == 503:
+            head.append("Retry-After: 5")
+        files[settings.error_dir / f"{status}.http"] = "\r\n".join(head) + "\r\n\r\n" + body
+    return files
+
+
+_REASONS: Final = {
+    400: "Bad Request",
+    408: "Request Timeout",
+    413: "Payload Too Large",
+    502: "Bad Gateway",
+    503: "Service Unavailable",
+    504: "Gateway Timeout",
+}
+
+
+def render(settings: EdgeSettings, generation: int = 0) -> str:
+    """The text of ``haproxy.cfg``; the admin frontend answers ``/generation`` with
+    ``generation``, so that whoever reloads can tell when the new configuration serves."""
+    lines = [*_global(settings), *_frontend(settings), *_admin(settings, generation)]
+    return "\n".join([*lines, *_backends(settings)]) + "\n"
+
+
+def _global(settings: EdgeSettings) -> Iterator[str]:
+    yield "global"
+    yield f"    maxconn {settings.max_connections}"
+    yield f"    tune.bufsize {MAX_HEAD_BYTES * 2}"
+    yield "    log stderr format raw local0 warning"
+    yield ""
+    yield "defaults"
+    yield "    mode http"
+    yield "    log global"
+    yield "    option http-keep-alive"
+    yield "    timeout connect 2s"
+    yield f"    timeout client {_ms(settings.idle_timeout_s)}"
+    yield f"    timeout server {_ms(settings.idle_timeout_s)}"
+    yield f"    timeout http-request {_ms(settings.head_timeout_s)}"
+    yield f"    timeout http-keep-alive {_ms(settings.idle_timeout_s)}"
+    yield f"    timeout tunnel {_ms(settings.tunnel_timeout_s)}"
+    yield "    timeout client-fin 5s"
+    for path in sorted(error_files(settings)):
+        yield f"    errorfile {path.stem} {path}"
+    yield ""
+
+
+def _frontend(settings: EdgeSettings) -> Iterator[str]:
+    yield "frontend public"
+    yield f"    bind {_address(settings.host, settings.port)}"
+    yield "    option forwardfor"
+    yield f"    http-request del-header {PRINCIPAL_HEADER}"
+    yield from _bounds()
+    yield from _identity(settings)
+    yield from _rates(settings.limits)
+    yield from _routes(settings)
+    yield ""
+
+
+def _bounds() -> Iterator[str]:
+    """The target, the head and the declared body; a head past ``tune.bufsize`` never gets
+    here (HAProxy answers 400 itself)."""
+    yield _refuse(
+        414, "uri-too-long", "URI too long", f"the request target is over {MAX_URL_BYTES} bytes",
+        f"{{ url_len gt {MAX_URL_BYTES} }}",
+    )  # fmt: skip
+    yield _refuse(
+        431, "header-too-large", "Request header fields too large",
+        f"the request head is over {MAX_HEAD_BYTES} bytes",
+        f"{{ req.hdrs,length gt {MAX_HEAD_BYTES} }}",
+    )  # fmt: skip
+    yield _refuse(
+        413, "too-large", "Payload too large", f"the body is over {MAX_BODY_BYTES} bytes",
+        f"{{ req.hdr_val(content-length) gt {MAX_BODY_BYTES} }}",
+    )  # fmt: skip
+
+
+def _identity(settings: EdgeSettings) -> Iterator[str]:
+    """Sets ``has_token`` (a token sent that passed every check; the others are refused here)
+    and ``txn.sub``, the principal, which backends get in :data:`PRINCIPAL_HEADER`."""
+    yield "    http-request set-var(txn.token) http_auth_bearer"
+    yield "    acl has_header req.hdr(authorization) -m found"
+    yield "    http-request set-var(txn.token) url_param(token) if !has_header { path /ws }"
+    yield "    acl token_sent var(txn.token) -m found"
+    tokens = settings.tokens
+    if tokens is None or not tokens.keys:
+        yield "    acl has_token always_false"
+        yield _refuse_token(
+            "invalid-token", "this edge has no key to check tokens with", "token_sent"
+        )
+    else:
+        yield from _token_checks(tokens)
+        yield "    acl has_token var(txn.token) -m found"
+        yield f"    http-request set-header {PRINCIPAL_HEADER} %[var(txn.sub)] if has_token"
+    if not settings.anonymous:
+        detail = "this platform serves no anonymous requests: log in at /auth/v1/login"
+        yield _refuse(
+            401, "token-required", "Token required", detail,
+            "!token_sent !{ path_beg /auth/ } !{ path / }", "hdr WWW-Authenticate Bearer",
+        )  # fmt: skip
+
+
+def _token_checks(tokens: TokenPolicy) -> Iterator[str]:
+    """``alg`` pinned, the signature by the key its ``kid`` names, ``exp``, ``iss``, ``aud``."""
+    token = "var(txn.token)"
+    yield f"    http-request set-var(txn.alg) {token},jwt_header_query('$.alg') if token_sent"
+    yield f"    http-request set-var(txn.kid) {token},jwt_header_query('$.kid') if token_sent"
+    yield "    http-request set-var(txn.signed) int(0) if token_sent"
+    pinned = f"{{ var(txn.alg) -m str {TOKEN_ALGORITHM} }}"
+    for key in tokens.keys:
+        verify = f'jwt_verify({TOKEN_ALGORITHM},"{key.pem}")'
+        named = f"{{ var(txn.kid) -m str -- {key.kid} }}"
+        condition = f"token_sent {pinned} {named}"
+        yield f"    http-request set-var(txn.signed) {token},{verify} if {condition}"
+    yield "    http-request set-var(txn.now) date() if token_sent"
+    expiry = "jwt_payload_query('$.exp',int),sub(txn.now)"
+    yield f"    http-request set-var(txn.left) {token},{expiry} if token_sent"
+    yield f"    http-request set-var(txn.sub) {token},jwt_payload_query('$.sub') if token_sent"
+    yield "    acl token_signed var(txn.signed) -m int 1"
+    yield "    acl token_live var(txn.left) -m int gt 0"
+    yield f"    acl token_ours {token},jwt_payload_query('$.iss') -m str -- {tokens.issuer}"
+    yield f"    acl token_for_us {token},jwt_payload_query('$.aud') -m str -- {tokens.audience}"
+    yield "    acl token_named var(txn.sub) -m found"
+    yield _refuse_token(
+        "invalid-token", "the token is not signed by a current key of this platform",
+        "token_sent !token_signed",
+    )  # fmt: skip
+    yield _refuse_token(
+        "token-expired", "the token has expired: refresh it", "token_sent !token_live"
+    )
+    yield _refuse_token(
+        "invalid-token", "the token was issued for another service or names no subject",
+        "token_sent !token_ours || token_sent !token_for_us || token_sent !token_named",
+    )  # fmt: skip
+
+
+def _rates(limits: RateLimits) -> Iterator[str]:
+    """Logins per address; then every request per principal, or per address without one."""
+    retry = f"hdr Retry-After {limits.window_s}"
+    logins = f"sc_http_req_rate(1),{limits.per_minute}"
+    yield "    acl is_login path /auth/v1/login"
+    yield "    http-request track-sc1 src table rate_login if is_login"
+    yield _refuse(
+        429, "rate-limited", "Too many requests", "too many login attempts from this address",
+        f"is_login {{ {logins} gt {limits.logins_per_address} }}", retry,
+    )  # fmt: skip
+    yield "    http-request track-sc0 var(txn.sub) table rate_principal if has_token"
+    yield "    http-request track-sc0 src table rate_address if !has_token"
+    claim = f"var(txn.token),jwt_payload_query('{RATE_CLAIM}',int)"
+    yield f"    http-request set-var(txn.limit) {claim} if has_token"
+    named = "{ var(txn.limit) -m int gt 0 }"
+    yield f"    http-request set-var(txn.limit) int({limits.token_default}) if has_token !{named}"
+    yield f"    http-request set-var(txn.limit) int({limits.anonymous_per_address}) if !has_token"
+    rate = f"sc_http_req_rate(0),{limits.per_minute}"
+    yield f"    http-request set-var(txn.over) {rate},sub(txn.limit)"
+    yield _refuse(
+        429, "rate-limited", "Too many requests", "over the request rate of your plan",
+        "{ var(txn.over) -m int gt 0 }", retry,
+    )  # fmt: skip
+
+
+def _routes(settings: EdgeSettings) -> Iterator[str]:
+    missing = [path.strip("/") for path in UNAVAILABLE_PATHS]
+    if settings.auth is None:
+        missing.append("auth")
+    for name in missing:
+        yield _refuse(
+            503, "not-available", "Not available", f"the {name} service is not running here",
+            f"{{ path /{name} }} || {{ path_beg /{name}/ }}", "hdr Retry-After 60",
+        )  # fmt: skip
+    yield f"    use_backend {settings.gateway.name} if {{ path /ws }} || {{ path_beg /ws/ }}"
+    history = "{ path_beg /v1/ } || { path /udf } || { path_beg /udf/ }"
+    yield f"    use_backend {settings.history.name} if {history}"
+    if settings.auth is not None:
+        yield f"    use_backend {settings.auth.name} if {{ path_beg /auth/ }}"
+    yield f"    default_backend {settings.chart.name}"
+
+
+def _refuse_token(kind: str, detail: str, condition: str) -> str:
+    title = "Token expired" if kind == "token-expired" else "Invalid token"
+    challenge = "hdr WWW-Authenticate 'Bearer error=\"invalid_token\"'"
+    return _refuse(401, kind, title, detail, condition, challenge)
+
+
+def _refuse(
+    status: int, kind: str, title: str, detail: str, condition: str, headers: str = ""
+) -> str:
+    """An ``http-request return`` of a problem+json answer when ``condition`` holds."""
+    body = problem(status, kind, title, detail).replace("\\", "\\\\").replace('"', '\\"')
+    answer = f'content-type application/problem+json string "{body}" hdr Cache-Control no-store'
+    extra = f" {headers}" if headers else ""
+    return f"    http-request return status {status} {answer}{extra} if {condition}"
+
+
+def _admin(settings: EdgeSettings, generation: int) -> Iterator[str]:
+    yield "frontend admin"
+    yield f"    bind {_address(settings.admin_host, settings.admin_port)}"
+    yield "    http-request use-service prometheus-exporter if { path /metrics }"
+    alive = "content-type text/plain string ok"
+    yield f"    http-request return status 200 {alive} if {{ path /healthz }}"
+    generation_answer = f"content-type text/plain string {generation}"
+    yield f"    http-request return status 200 {generation_answer} if {{ path /generation }}"
+    yield "    http-request return status 404"
+    yield ""
+
+
+def _backends(settings: EdgeSettings) -> Iterator[str]:
+    store = settings.limits.store
+    seen: set[str] = set()
+    for upstream in (settings.chart, settings.history, settings.gateway, settings.auth):
+        if upstream is None or upstream.name in seen:
+            continue
+        seen.add(upstream.name)
+        yield f"backend {upstream.name}"
+        yield f"    balance {'leastconn' if upstream.websocket else 'roundrobin'}"
+        yield f"    option httpchk GET {upstream.health_path}"
+        yield "    http-check expect status 200"
+        yield f"    default-server {_HEALTH}"
+        for index, server in enumerate(upstream.servers, 1):
+            yield f"    server {upstream.name}{index} {server} check"
+        yield ""
+    for table, key in (("rate_principal", "string len 128"), ("rate_address", "ipv6")):
+        yield f"backend {table}"
+        yield f"    stick-table type {key} size 100k expire 60s {store}"
+        yield ""
+    yield "backend rate_login"
+    yield f"    stick-table type ipv6 size 100k expire 60s {store}"
+    yield ""
+
+
+def _address(host: str, port: int) -> str:
+    if not 0 <= port < 65536:
+        raise ValueError(f"port {port} is out of range")
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
+def _ms(seconds: float) -> str:
+    return f"{round(seconds * 1000)}ms"
+
+
+def _unsafe(text: str) -> bool:
+    """Whether ``text`` could end a word or a line of HAProxy's configuration (a space, a
+    quote, an escape, a comment)."""
+    return any(c.isspace() or c in "\"'\\#" for c in text)
+
+
+def _check_name(name: str) -> None:
+    if not _NAME.fullmatch(name):
+        raise ValueError(f"{name!r} is not a name HAProxy takes (letters, digits, _ . -)")

@@ -1,0 +1,235 @@
+"""HAProxy as a child process: write the configuration, check it, start, reload, stop.
+
+The machine's ``haproxy`` (Debian's package, 2.6) runs in master-worker mode in the
+foreground (``-W -db``) as a child of this process, with its configuration and error pages
+in a folder of its own. :meth:`Haproxy.start` checks the configuration first (``haproxy -c``),
+so a bad one is refused with HAProxy's own report rather than half started, then waits, within
+a bound, until the admin frontend answers. :meth:`Haproxy.reload` writes a new configuration,
+checks it and signals the master (``SIGUSR2``): connections in flight finish on the old
+workers, WebSockets included. :meth:`Haproxy.stop` asks for a soft stop and kills what is
+left after a bound.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from types import TracebackType
+from typing import Final, Self
+
+from edge.config import EdgeSettings, error_files, render
+
+CONFIG_NAME: Final = "haproxy.cfg"
+LOG_NAME: Final = "haproxy.log"
+HOW_TO_INSTALL: Final = (
+    "HAProxy is not installed: the edge needs Debian's haproxy (2.6 or later):"
+    " apt-get install haproxy (scripts/up and scripts/test do it when run as root)"
+)
+_LOG_TAIL_LINES: Final = 20
+_KEY_FILE_MAX: Final = 16 * 1024
+_PEM_PUBLIC_KEY: Final = b"-----BEGIN PUBLIC KEY-----"
+
+
+class EdgeError(RuntimeError):
+    """HAProxy could not be found, configured, started or reloaded (the message says why)."""
+
+
+def find_haproxy() -> Path:
+    """The ``haproxy`` program: ``$HAPROXY``, else the one on ``PATH`` or in ``/usr/sbin``."""
+    named = os.environ.get("HAPROXY")
+    if named:
+        if not os.access(named, os.X_OK):
+            raise EdgeError(f"HAPROXY names {named}, which is not an executable program")
+        return Path(named)
+    found = shutil.which("haproxy") or shutil.which("haproxy", path="/usr/sbin:/usr/local/sbin")
+    if found is None:
+        raise EdgeError(HOW_TO_INSTALL)
+    return Path(found)
+
+
+class Haproxy:
+    """One HAProxy on one folder, started by this process."""
+
+    def __init__(
+        self,
+        folder: Path,
+        *,
+        program: Path | None = None,
+        start_timeout: float = 10.0,
+        stop_timeout: float = 10.0,
+    ) -> None:
+        self.folder = folder.absolute()
+        self._program = program
+        self._start_timeout = start_timeout
+        self._stop_timeout = stop_timeout
+        self._process: subprocess.Popen[bytes] | None = None
+        self._settings: EdgeSettings | None = None
+        self._generation = 0
+
+    @property
+    def config_file(self) -> Path:
+        return self.folder / CONFIG_NAME
+
+    @property
+    def log_file(self) -> Path:
+        return self.folder / LOG_NAME
+
+    @property
+    def pid(self) -> int | None:
+        """The master's process id while it runs."""
+        process = self._process
+        return process.pid if process is not None and process.poll() is None else None
+
+    def url(self) -> str:
+        settings = self._require_settings()
+        return f"http://{_host(settings.host)}:{settings.port}"
+
+    def metrics_url(self) -> str:
+        settings = self._require_settings()
+        return f"http://{_host(settings.admin_host)}:{settings.admin_port}/metrics"
+
+    def start(self, settings: EdgeSettings) -> None:
+        """Write and check the configuration, start HAProxy and wait until it answers."""
+        if self.pid is not None:
+            raise EdgeError("this edge is running already: reload it instead")
+        program = self._program or find_haproxy()
+        self._write(settings, program)
+        with self.log_file.open("ab") as log:
+            self._process = subprocess.Popen(
+                [str(program), "-W", "-db", "-f", str(self.config_file)],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
+            )
+        self._settings = settings
+        try:
+            self._wait_for_generation(time.monotonic() + self._start_timeout)
+        except EdgeError:
+            self.stop()
+            raise
+
+    def reload(self, settings: EdgeSettings) -> None:
+        """Replace the configuration of the running HAProxy without dropping connections;
+        return once new connections are served by it (old ones finish on the old workers)."""
+        process = self._process
+        if process is None or process.poll() is not None:
+            raise EdgeError("the edge is not running: start it first")
+        self._write(settings, self._program or find_haproxy())
+        self._settings = settings
+        process.send_signal(signal.SIGUSR2)
+        self._wait_for_generation(time.monotonic() + self._start_timeout)
+
+    def stop(self) -> None:
+        """Soft stop (``SIGUSR1``: finish what is in flight), then kill after the bound."""
+        process = self._process
+        if process is None:
+            return
+        self._process = None
+        if process.poll() is not None:
+            return
+        process.send_signal(signal.SIGUSR1)
+        try:
+            process.wait(self._stop_timeout)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+    def __enter__(self) -> Self:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        traceback: TracebackType | None,
+    ) -> None:
+        self.stop()
+
+    # -- internals -----------------------------------------------------------------------------
+
+    def _require_settings(self) -> EdgeSettings:
+        if self._settings is None:
+            raise EdgeError("the edge has not been started")
+        return self._settings
+
+    def _write(self, settings: EdgeSettings, program: Path) -> None:
+        """Write the error pages and the configuration, then have HAProxy check it."""
+        if settings.error_dir != self.folder:
+            raise EdgeError(f"the error pages must live in the edge's folder {self.folder}")
+        for key in settings.tokens.keys if settings.tokens is not None else ():
+            _check_key_file(key.kid, key.pem)
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        for path, text in error_files(settings).items():
+            path.write_text(text)
+        candidate = self.folder / (CONFIG_NAME + ".new")
+        self._generation += 1
+        candidate.write_text(render(settings, self._generation))
+        checked = subprocess.run(
+            [str(program), "-c", "-q", "-f", str(candidate)],
+            capture_output=True,
+            text=True,
+            check=False,
+        )
+        if checked.returncode != 0:
+            report = (checked.stderr or checked.stdout).strip().splitlines()[-_LOG_TAIL_LINES:]
+            raise EdgeError(
+                "HAProxy refused the edge's configuration ("
+                + str(candidate)
+                + "):\n"
+                + "\n".join(report)
+            )
+        candidate.replace(self.config_file)
+
+    def _wait_for_generation(self, deadline: float) -> None:
+        """Until the admin frontend answers with the configuration written last."""
+        settings = self._require_settings()
+        probe = f"http://{_host(settings.admin_host)}:{settings.admin_port}/generation"
+        wanted = str(self._generation).encode()
+        while True:
+            process = self._process
+            if process is None or process.poll() is not None:
+                raise EdgeError(f"HAProxy stopped:\n{self._log_tail()}")
+            try:
+                with urllib.request.urlopen(probe, timeout=1) as answer:
+                    if answer.read().strip() == wanted:
+                        return
+            except (urllib.error.URLError, OSError):
+                pass
+            if time.monotonic() > deadline:
+                raise EdgeError(
+                    f"HAProxy did not serve its configuration {self._generation} in time:\n"
+                    + self._log_tail()
+                )
+            time.sleep(0.05)
+
+    def _log_tail(self) -> str:
+        try:
+            lines = self.log_file.read_text(errors="replace").splitlines()
+        except OSError:
+            return "(no log)"
+        return "\n".join(lines[-_LOG_TAIL_LINES:])
+
+
+def _check_key_file(kid: str, path: Path) -> None:
+    """HAProxy reads key files only when a token comes: check them now, while the running
+    configuration can still be kept."""
+    try:
+        with path.open("rb") as file:
+            head = file.read(_KEY_FILE_MAX + 1)
+    except FileNotFoundError:
+        raise EdgeError(f"the public key file of {kid} is missing: {path}") from None
+    except OSError as exc:
+        raise EdgeError(f"the public key file of {kid} cannot be read: {exc}") from None
+    if len(head) > _KEY_FILE_MAX or not head.lstrip().startswith(_PEM_PUBLIC_KEY):
+        raise EdgeError(f"the file of {kid} holds no PEM public key: {path}")
+
+
+def _host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host

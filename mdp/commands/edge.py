@@ -1,0 +1,233 @@
+"""``mdp edge``: the platform's one public entry point, HAProxy in front of every service.
+
+It routes ``/`` (the chart page) and ``/v1``, ``/udf`` (the history API) to ``--api``
+instances, ``/ws`` to ``--gateway`` instances (WebSockets passed through), ``/auth`` to
+``--auth``; ``/trading`` and ``/api`` answer 503 until those services exist. Bearer tokens are
+checked here against the public keys in ``--keys`` (one ``<kid>.pem`` per key; ``SIGHUP``
+reads the folder again and reloads without dropping a connection). Request rates are limited
+per principal (the token's plan) and per address. HAProxy's Prometheus metrics are at
+``http://ADMIN-HOST:ADMIN-PORT/metrics``. The machine's ``haproxy`` runs as a child of this
+command, with its configuration in the state folder. See ``docs/edge.md``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import signal
+import sys
+import threading
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+from edge.config import EdgeSettings, RateLimits, TokenPolicy, Upstream, VerifyKey
+from edge.haproxy import EdgeError, Haproxy
+from edge.keys import MAX_DOCUMENT_BYTES, MAX_KEYS, KeySetError, parse_jwks, write_keys
+from machine import state_dir
+
+EXIT_BAD_INPUT = 2
+EXIT_FAILED = 1
+DEFAULT_PORT = 8080
+DEFAULT_ADMIN_PORT = 8404
+_DEFAULT_LIMITS = RateLimits()
+JWKS_PATH = "/auth/.well-known/jwks.json"
+FETCH_TIMEOUT_S = 5.0
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "edge",
+        help="run the edge (HAProxy) in front of the services",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--host", default="127.0.0.1", help="public address (127.0.0.1)")
+    parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
+    parser.add_argument("--admin-host", default="127.0.0.1", help="metrics address (127.0.0.1)")
+    parser.add_argument(
+        "--admin-port", type=int, default=DEFAULT_ADMIN_PORT, help=f"({DEFAULT_ADMIN_PORT})"
+    )
+    parser.add_argument(
+        "--api", action="append", required=True, metavar="HOST:PORT",
+        help="a history API and chart instance (mdp api); repeat for several",
+    )  # fmt: skip
+    parser.add_argument(
+        "--gateway", action="append", required=True, metavar="HOST:PORT",
+        help="a WebSocket gateway instance (mdp gateway); repeat for several",
+    )  # fmt: skip
+    parser.add_argument(
+        "--auth", action="append", metavar="HOST:PORT", help="an auth service instance"
+    )
+    keys = parser.add_mutually_exclusive_group()
+    keys.add_argument(
+        "--keys", type=Path, metavar="DIR", help="public keys tokens are signed with (<kid>.pem)"
+    )
+    keys.add_argument(
+        "--jwks-url", metavar="URL",
+        help="the auth service's key set, read every --jwks-every seconds (default with --auth:"
+        f" http://AUTH{JWKS_PATH})",
+    )  # fmt: skip
+    parser.add_argument("--jwks-every", type=float, default=30.0, metavar="SECONDS", help="(30)")
+    parser.add_argument(
+        "--issuer", default=DEFAULT_ISSUER, help=f"a token's iss ({DEFAULT_ISSUER})"
+    )
+    parser.add_argument(
+        "--audience", default=DEFAULT_AUDIENCE, help=f"a token's aud ({DEFAULT_AUDIENCE})"
+    )
+    parser.add_argument(
+        "--no-anonymous", action="store_true", help="refuse requests without a token"
+    )
+    parser.add_argument(
+        "--anonymous-rate", type=int, default=_DEFAULT_LIMITS.anonymous_per_address,
+        metavar="N", help="requests per minute per address without a token",
+    )  # fmt: skip
+    parser.add_argument(
+        "--login-rate", type=int, default=_DEFAULT_LIMITS.logins_per_address,
+        metavar="N", help="login attempts per minute per address",
+    )  # fmt: skip
+    parser.set_defaults(run=run)
+
+
+def settings_from(
+    args: argparse.Namespace, folder: Path, tokens: TokenPolicy | None
+) -> EdgeSettings:
+    """The edge's settings from the command line and the token policy (raises ValueError when
+    bad); ``tokens`` None: no token is accepted."""
+    api = Upstream("api", tuple(args.api))
+    auth = Upstream("auth", tuple(args.auth), health_path="/auth/healthz") if args.auth else None
+    return EdgeSettings(
+        host=args.host,
+        port=args.port,
+        admin_host=args.admin_host,
+        admin_port=args.admin_port,
+        chart=api,
+        history=api,
+        gateway=Upstream("gateway", tuple(args.gateway), websocket=True),
+        auth=auth,
+        tokens=tokens,
+        anonymous=not args.no_anonymous,
+        limits=RateLimits(
+            anonymous_per_address=args.anonymous_rate, logins_per_address=args.login_rate
+        ),
+        error_dir=folder,
+    )
+
+
+def jwks_url(args: argparse.Namespace) -> str | None:
+    """Where the keys come from: ``--jwks-url``, else the first ``--auth`` instance's key set
+    (unless ``--keys`` names a folder)."""
+    if args.jwks_url is not None:
+        return str(args.jwks_url)
+    if args.keys is None and args.auth:
+        return f"http://{args.auth[0]}{JWKS_PATH}"
+    return None
+
+
+def keys_in(folder: Path) -> tuple[VerifyKey, ...]:
+    """The ``<kid>.pem`` files of ``folder``, at most :data:`MAX_KEYS`."""
+    if not folder.is_dir():
+        raise ValueError(f"--keys {folder}: no such folder")
+    files = sorted(folder.glob("*.pem"))
+    if len(files) > MAX_KEYS:
+        raise ValueError(f"--keys {folder}: {len(files)} keys, at most {MAX_KEYS}")
+    return tuple(VerifyKey(path.stem, path.absolute()) for path in files)
+
+
+def fetch_keys(url: str, folder: Path) -> tuple[VerifyKey, ...]:
+    """The key set at ``url``, written into ``folder`` (raises KeySetError or OSError)."""
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer:
+            document = answer.read(MAX_DOCUMENT_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise KeySetError(f"{url} answered {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise KeySetError(f"{url} cannot be reached: {reason}") from None
+    return write_keys(folder, parse_jwks(document))
+
+
+class Keys:
+    """The keys the edge checks tokens with, from ``--keys`` or a key set URL."""
+
+    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
+        self._args = args
+        self._url = jwks_url(args)
+        self._folder = folder / "keys"
+        self.every = float(args.jwks_every) if self._url is not None else None
+
+    def policy(self) -> TokenPolicy | None:
+        """What tokens must be, with the keys as they are now (None: no keys are configured);
+        raises KeySetError, ValueError or OSError when the keys cannot be read."""
+        if self._args.keys is not None:
+            found = keys_in(self._args.keys)
+        elif self._url is not None:
+            found = fetch_keys(self._url, self._folder)
+        else:
+            return None
+        return TokenPolicy(self._args.issuer, self._args.audience, found)
+
+    def empty(self) -> TokenPolicy:
+        """No key yet (the key set could not be read at start): every token is refused."""
+        return TokenPolicy(self._args.issuer, self._args.audience, ())
+
+
+def run(args: argparse.Namespace) -> int:
+    folder = state_dir("edge")
+    keys = Keys(args, folder)
+    try:
+        tokens = keys.policy()
+    except KeySetError as exc:
+        print(f"mdp edge: no keys yet, tokens are refused until they come: {exc}", file=sys.stderr)
+        tokens = keys.empty()
+    except ValueError as exc:
+        print(f"mdp edge: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    try:
+        settings = settings_from(args, folder, tokens)
+    except ValueError as exc:
+        print(f"mdp edge: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    reread = threading.Event()
+    stop = threading.Event()
+    signal.signal(signal.SIGHUP, lambda *_: reread.set())
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(signum, lambda *_: stop.set())
+    try:
+        with Haproxy(folder) as edge:
+            edge.start(settings)
+            print(f"mdp edge: listening on {edge.url()}", file=sys.stderr, flush=True)
+            print(f"metrics: {edge.metrics_url()}", file=sys.stderr, flush=True)
+            next_read = time.monotonic() + (keys.every or 0)
+            while not stop.wait(0.5):
+                if edge.pid is None:
+                    print("mdp edge: error: HAProxy stopped", file=sys.stderr)
+                    return EXIT_FAILED
+                due = keys.every is not None and time.monotonic() >= next_read
+                if reread.is_set() or due:
+                    reread.clear()
+                    next_read = time.monotonic() + (keys.every or 0)
+                    settings = _reload(edge, settings, keys, forced=not due)
+    except (EdgeError, ValueError, OSError) as exc:
+        print(f"mdp edge: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    print("mdp edge: stopped", file=sys.stderr, flush=True)
+    return 0
+
+
+def _reload(edge: Haproxy, settings: EdgeSettings, keys: Keys, *, forced: bool) -> EdgeSettings:
+    """Read the keys again and reload when they changed (or when ``forced``: SIGHUP); a
+    failure keeps the running configuration."""
+    try:
+        wanted = dataclasses.replace(settings, tokens=keys.policy())
+        if wanted == settings and not forced:
+            return settings
+        edge.reload(wanted)
+    except (EdgeError, KeySetError, ValueError, OSError) as exc:
+        print(f"mdp edge: error: not reloaded, still serving as before: {exc}", file=sys.stderr)
+        return settings
+    print("mdp edge: reloaded", file=sys.stderr, flush=True)
+    return wanted

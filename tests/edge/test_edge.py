@@ -1,0 +1,144 @@
+"""The edge: a real HAProxy routing to the real history API and gateway, bounding input,
+limiting request rates and taking a failed backend out and back in."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import httpx
+import pytest
+from websockets.asyncio.client import connect
+
+from edge.config import PROBLEM_TYPE_BASE, RateLimits
+from edge.haproxy import EdgeError
+
+from .conftest import TIMEOUT, Stack, api_server, eventually
+
+PROBLEM = "application/problem+json"
+
+
+def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, object]:
+    assert response.status_code == status, response.text
+    assert response.headers["content-type"] == PROBLEM
+    body: dict[str, object] = response.json()
+    assert body["type"] == PROBLEM_TYPE_BASE + kind
+    assert body["status"] == status
+    return body
+
+
+async def test_routes_reach_the_history_api_and_the_chart(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        direct = httpx.AsyncClient(base_url=stack.api.url, timeout=TIMEOUT)
+        async with direct:
+            for path in ("/v1/instruments", "/udf/config", "/openapi.json"):
+                through, straight = await edge.get(path), await direct.get(path)
+                assert through.status_code == 200, (path, through.text)
+                assert through.json() == straight.json()
+        page = await edge.get("/")
+        assert page.status_code == 200
+        assert page.headers["content-type"].startswith("text/html")
+
+
+async def test_services_not_built_yet_answer_503_problems(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        for path in ("/trading", "/trading/v1/orders", "/api/v1/watchlists", "/auth/v1/login"):
+            body = assert_problem(await edge.get(path), 503, "not-available")
+            assert path.split("/")[1] in str(body["detail"])
+
+
+async def test_websocket_passes_through_the_edge(stack: Stack) -> None:
+    url = stack.url.replace("http://", "ws://") + "/ws"
+    async with connect(url, open_timeout=TIMEOUT) as ws:
+        await ws.send(json.dumps({"op": "ping", "id": 7}))
+        answer = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+        assert answer["id"] == 7
+        assert answer["type"] == "pong"
+    assert stack.gateway.stats.connections >= 1
+
+
+async def test_anonymous_requests_over_the_rate_get_429_with_retry_after(stack: Stack) -> None:
+    await stack.reload(limits=RateLimits(anonymous_per_address=300, window_s=1))  # 5 a second
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        answers = [await edge.get("/v1/instruments") for _ in range(12)]
+    statuses = [answer.status_code for answer in answers]
+    assert statuses.count(200) >= 5, statuses
+    limited = [answer for answer in answers if answer.status_code == 429]
+    assert limited, statuses
+    assert_problem(limited[0], 429, "rate-limited")
+    assert limited[0].headers["retry-after"] == "1"
+    await asyncio.sleep(2.2)  # HAProxy's rate weighs this window and the last
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        assert (await edge.get("/v1/instruments")).status_code == 200
+
+
+async def test_logins_are_limited_per_address(stack: Stack) -> None:
+    await stack.reload(limits=RateLimits(logins_per_address=12))  # 2 in a window of 10 s
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        answers = [await edge.post("/auth/v1/login", json={}) for _ in range(5)]
+    statuses = [answer.status_code for answer in answers]
+    assert statuses[:2] == [503, 503], statuses  # no auth service yet: past the limiter
+    assert 429 in statuses[2:], statuses
+    assert_problem(answers[statuses.index(429)], 429, "rate-limited")
+
+
+async def test_hostile_input_is_bounded(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        assert_problem(await edge.get("/v1/instruments?x=" + "a" * 9000), 414, "uri-too-long")
+        big = await edge.post("/v1/instruments", content=b"x" * 70_000)
+        assert_problem(big, 413, "too-large")
+        large_head = await edge.get("/v1/instruments", headers={"X-Filler": "a" * 20_000})
+        assert_problem(large_head, 431, "header-too-large")
+        # past HAProxy's buffer no rule runs: its own 400, and the connection is closed
+        huge_head = await edge.get("/v1/instruments", headers={"X-Filler": "a" * 40_000})
+        assert huge_head.status_code == 400
+        assert (await edge.get("/v1/instruments")).status_code == 200
+
+
+async def test_a_token_is_refused_when_the_edge_checks_none(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        answer = await edge.get("/v1/instruments", headers={"Authorization": "Bearer abc.def.ghi"})
+    assert_problem(answer, 401, "invalid-token")
+    assert answer.headers["www-authenticate"].startswith("Bearer")
+
+
+async def test_a_failed_backend_is_taken_out_and_comes_back(stack: Stack) -> None:
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        assert (await edge.get("/v1/instruments")).status_code == 200
+        await stack.api.stop()
+
+        async def unavailable() -> bool:
+            answer = await edge.get("/v1/instruments")
+            return answer.status_code == 503 and answer.json()["type"].endswith("/unavailable")
+
+        await eventually(unavailable)
+        answer = await edge.get("/v1/instruments")
+        assert_problem(answer, 503, "unavailable")
+        assert answer.headers["retry-after"] == "5"
+        async with api_server(stack.history, stack.api_port):
+
+            async def back() -> bool:
+                return (await edge.get("/v1/instruments")).status_code == 200
+
+            await eventually(back)
+
+
+async def test_metrics_are_served_on_the_admin_address(stack: Stack) -> None:
+    async with httpx.AsyncClient(timeout=TIMEOUT) as admin:
+        answer = await admin.get(stack.edge.metrics_url())
+    assert answer.status_code == 200
+    assert "haproxy_frontend_http_requests_total" in answer.text
+
+
+async def test_a_configuration_haproxy_refuses_is_reported_and_the_old_one_kept(
+    stack: Stack,
+) -> None:
+    from edge.config import TokenPolicy, VerifyKey
+
+    missing = VerifyKey("k1", stack.edge.folder / "no-such-key.pem")
+    with pytest.raises(EdgeError, match="the public key file of k1 is missing"):
+        await stack.reload(tokens=TokenPolicy("mdp", "mdp", (missing,)))
+    with pytest.raises(EdgeError, match="HAProxy refused the edge's configuration"):
+        await stack.reload(tokens=None, admin_host="no-such-host.invalid")
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        assert (await edge.get("/v1/instruments")).status_code == 200
