@@ -11,11 +11,13 @@ from pathlib import Path
 
 import pytest
 
-from charting import ApiSettings, HistoryDatabase, create_app
+from charting import ApiSettings, create_app
 from charting.server import ApiServer, serving
 from edge.config import EdgeSettings, RateLimits, Upstream
 from edge.haproxy import Haproxy
 from machine import free_port
+from storage import PostgresReads
+from storage.reads import HistoryReads
 from streams.memory import MemoryBus
 from ws_gateway import Gateway, GatewaySettings
 
@@ -37,7 +39,7 @@ class Stack:
     api_port: int
     gateway: Gateway
     bus: MemoryBus
-    history: HistoryDatabase
+    history: HistoryReads
 
     @property
     def url(self) -> str:
@@ -49,7 +51,7 @@ class Stack:
 
 
 @contextlib.asynccontextmanager
-async def api_server(history: HistoryDatabase, port: int) -> AsyncIterator[ApiServer]:
+async def api_server(history: HistoryReads, port: int) -> AsyncIterator[ApiServer]:
     app = create_app(history, ApiSettings())
     async with serving(app, "127.0.0.1", port) as server:
         yield server
@@ -60,7 +62,7 @@ async def stack(migrated_database: str, tmp_path: Path) -> AsyncIterator[Stack]:
     haproxy_or_skip()
     api_port = free_port()
     async with (
-        HistoryDatabase.open(migrated_database) as history,
+        PostgresReads.open(migrated_database) as history,
         MemoryBus(partitions=1) as bus,
     ):
         gateway = Gateway(bus, None, GatewaySettings(port=0))
