@@ -26,6 +26,7 @@ from storage.reads import (
     TickKey,
     TickPage,
     TickRow,
+    check_page_bounds,
 )
 from storage.times import END_OF_TIME
 
@@ -78,8 +79,7 @@ class MemoryReads:
         limit: int,
         chunk: int,
     ) -> MemoryReadyRead:
-        if limit < 1 or chunk < 1:
-            raise ValueError("limit and chunk must be positive")
+        check_page_bounds(limit, chunk)
         return MemoryReadyRead(self._store, form, instrument, interval, start, end, limit, chunk)
 
     async def candle_chunks(

@@ -42,7 +42,7 @@ from core.candles import VWAP_EXTRA_PLACES
 from core.intervals import Interval
 from core.present import ReadForm
 from core.present.packed import STATUSES, packed_rows, status_codes
-from storage.reads import CandlePage
+from storage.reads import CandlePage, check_page_bounds
 from storage.times import at_or_after
 
 SyncConnection = psycopg.Connection[Any]
@@ -310,8 +310,7 @@ class CandleRead:
         limit: int,
         chunk: int,
     ) -> None:
-        if limit < 1 or chunk < 1:
-            raise ValueError("limit and chunk must be positive")
+        check_page_bounds(limit, chunk)
         self._pool = pool
         self._form = form
         self._instrument = instrument

@@ -87,6 +87,12 @@ class TickPage:
     next_start: TickKey | None
 
 
+def check_page_bounds(limit: int, chunk: int) -> None:
+    """Refuse a page read of no rows or of chunks of no rows (every backend's first check)."""
+    if limit < 1 or chunk < 1:
+        raise ValueError("limit and chunk must be positive")
+
+
 class ReadyRead(Protocol):
     """One page of stored candles in one :class:`ReadForm`: :meth:`open` gives its
     summary, then :attr:`whole` or :meth:`chunks` its rows' bytes joined."""

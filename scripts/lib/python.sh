@@ -77,8 +77,11 @@ ensure_venv() {
     echo "==> installing the locked packages ($lock) and the project into $venv" >&2
     rm -f "$venv"/.installed-*
     # sync: exactly the lock, with its hashes checked; then the project itself, built with the
-    # locked setuptools and no further resolution.
-    "$UV" pip sync --quiet --python "$venv/bin/python" --require-hashes "$lock" >&2 || return 1
+    # locked setuptools and no further resolution. The packages are compiled to bytecode once
+    # here: with PYTHONDONTWRITEBYTECODE set (as on CI machines) every process would compile
+    # them again, which doubles the start of each `mdp` command (4.5 s -> 2 s for `mdp --help`).
+    "$UV" pip sync --quiet --python "$venv/bin/python" --require-hashes --compile-bytecode \
+        "$lock" >&2 || return 1
     "$UV" pip install --quiet --python "$venv/bin/python" --no-deps --no-build-isolation \
         --editable . >&2 || return 1
     touch "$stamp"
