@@ -374,3 +374,14 @@ async def test_real_trades_a_delayed_plan_reads_exactly_the_old_enough_candles(
     assert from_json(delayed.json()) == old_enough
     demo = await client.get("/v1/candles", params=query)  # anonymous, real time
     assert from_json(demo.json()) == [normal(c) for c in made]
+
+
+async def test_the_openapi_document_tells_the_refusals(
+    candles: list[Candle], make_client: MakeClient
+) -> None:
+    document = (await checked(make_client).get("/openapi.json")).json()  # open, like the page
+    candles_get = document["paths"]["/v1/candles"]["get"]["responses"]
+    assert {"401", "403"} <= set(candles_get)
+    reason = document["components"]["schemas"]["ProblemError"]["properties"]["reason"]
+    assert set(reason["enum"]) >= {tokens.code_of(case) for case in tokens.refused_tokens()}
+    assert "revoked" in reason["enum"]
