@@ -322,6 +322,30 @@ async def test_a_key_revoked_on_auth_events_is_refused_at_once(
     await bus.close()
 
 
+async def test_a_plan_change_on_auth_events_applies_to_live_tokens(
+    candles: list[Candle], history: PostgresReads
+) -> None:
+    bus = MemoryBus()
+    token = tokens.issue(plan="pro", now=NOW_S, account_id=7)
+    async with running(history, bus) as client:
+        assert (await client.get("/v1/candles", params=CANDLES,
+                                 headers=bearer(token))).status_code == 200  # fmt: skip
+        smaller = PlanClaims(**{**_claims(DEMO), "plan": "synth"})
+        event = AuthEvent(id=2, kind="entitlements-changed", subject="account:7", account_id=7,
+                          plan="synth", reason="plan changed", at=NOW_S, until=NOW_S + 330,
+                          claims=smaller)  # fmt: skip
+        await bus.topic(AUTH_EVENTS).publish(event.key(), encode_event(event))
+        async with asyncio.timeout(5):
+            while True:
+                answer = await client.get("/v1/candles", params=CANDLES, headers=bearer(token))
+                if answer.status_code != 200:
+                    break
+                await asyncio.sleep(0.02)
+        assert answer.status_code == 403
+        assert answer.json()["detail"].endswith("is not in the plan synth")
+    await bus.close()
+
+
 # -- helpers --------------------------------------------------------------------------------
 
 
