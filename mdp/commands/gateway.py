@@ -6,6 +6,12 @@ several gateways can run behind a load balancer, and deepens snapshots from the 
 until the Kafka adapter lands, ``--bus memory`` (an in-process bus nothing else publishes on)
 is the only choice, good for checking the listener and its settings. ``mdp up`` runs the same
 gateway inside the embedded platform. The protocol: ``docs/protocol.md``.
+
+With ``--jwks-url`` (the auth service's ``/auth/.well-known/jwks.json``) it checks access
+tokens itself against that key set, kept through an auth outage, and enforces their plans;
+clients without a token get the anonymous plan (``--anonymous-plan``, by default the plan
+file's), or must present one (``--anonymous-plan none``). Without it, any token is refused and
+clients without one read everything in real time (or, given ``--anonymous-plan``, that plan).
 """
 
 from __future__ import annotations
@@ -16,10 +22,17 @@ import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from access.grant import Grant
+from access.jwks import JwksCache
+from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+from auth.claims import Entitlements
+from auth.plans import PlanError, load_plans
 from core.secrets import DatabaseUrl
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import (
@@ -35,6 +48,8 @@ from storage.repository import MarketDataStore
 from streams.bus import Bus
 from streams.memory import MemoryBus
 from ws_gateway import DEFAULT_PORT, Gateway, GatewaySettings, Limits
+from ws_gateway.auth import Authenticator, StaticTokens
+from ws_gateway.tokens import AccessTokens, principal_of
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -52,6 +67,21 @@ async def _memory_bus(args: argparse.Namespace) -> AsyncIterator[Bus]:
 
 BUSES: dict[str, BusFactory] = {"memory": _memory_bus, "kafka": kafka_bus}
 """How each ``--bus`` choice is opened; the Kafka adapter adds ``"kafka"`` here."""
+NO_PLAN = "none"
+VERIFIED_TOKENS_KEPT = 4096
+"""Tokens whose signature check a gateway remembers (a reconnect costs no second check)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    """How the gateway checks tokens: the auth service's key set at ``jwks_url`` (None: no
+    key set, :class:`StaticTokens`), for ``issuer`` and ``audience``; ``anonymous``: the
+    grant of clients without a token (None: no plan, or anonymous access off)."""
+
+    jwks_url: str | None = None
+    issuer: str = DEFAULT_ISSUER
+    audience: str = DEFAULT_AUDIENCE
+    anonymous: Grant | None = None
 
 
 def add_parser(commands: Any) -> None:
@@ -76,7 +106,41 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--no-anonymous",
         action="store_true",
-        help="refuse clients without a token (no authenticator is wired yet: refuses everyone)",
+        help="clients must present a token (the same as --anonymous-plan none)",
+    )
+    parser.add_argument(
+        "--jwks-url",
+        metavar="URL",
+        help="the auth service's key set (.../auth/.well-known/jwks.json): check access tokens"
+        " and enforce their plans (default: none, any token is refused)",
+    )
+    parser.add_argument(
+        "--issuer", default=DEFAULT_ISSUER, help=f"the tokens' iss (default {DEFAULT_ISSUER})"
+    )
+    parser.add_argument(
+        "--audience",
+        default=DEFAULT_AUDIENCE,
+        help=f"the tokens' aud (default {DEFAULT_AUDIENCE})",
+    )
+    parser.add_argument(
+        "--anonymous-plan",
+        metavar="PLAN",
+        help="the plan of clients without a token, or none (default: with --jwks-url the plan"
+        " file's anonymous plan, without it every instrument in real time)",
+    )
+    parser.add_argument(
+        "--plans",
+        type=Path,
+        metavar="FILE",
+        help="the plan file the anonymous plan is read from (default: the auth service's)",
+    )
+    parser.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=_DEFAULT_SETTINGS.auth_timeout,
+        metavar="SECONDS",
+        help="where a token is required, how long a connection opened without one has to send"
+        f" its auth frame (default {_DEFAULT_SETTINGS.auth_timeout:g})",
     )
     add_origin_option(parser, "pages on this machine: http://127.0.0.1:*, http://localhost:*")
     parser.add_argument(
@@ -108,6 +172,29 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def _anonymous_plan(args: argparse.Namespace) -> str | None:
+    """The name of the anonymous plan the options ask for (``none`` when access is off)."""
+    if args.no_anonymous:
+        return NO_PLAN
+    named: str | None = args.anonymous_plan
+    if named is None and args.jwks_url is not None:
+        default = load_plans(args.plans).anonymous
+        return NO_PLAN if default is None else default
+    return named
+
+
+def tokens_from(args: argparse.Namespace) -> TokenSettings:
+    """How tokens are checked, from the command line (raises ValueError when bad)."""
+    name = _anonymous_plan(args)
+    anonymous = None
+    if name is not None and name != NO_PLAN:
+        book = load_plans(args.plans)
+        if name not in book.plans:
+            raise PlanError(f"no plan {name!r} (plans: {', '.join(sorted(book.plans))})")
+        anonymous = Grant.anonymous(Entitlements.of(book.get(name)).claims())
+    return TokenSettings(args.jwks_url, args.issuer, args.audience, anonymous)
+
+
 def settings_from(args: argparse.Namespace) -> GatewaySettings:
     """The gateway's settings from the command line (raises ValueError when bad)."""
     intervals = intervals_of(args)
@@ -116,7 +203,8 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         host=args.host,
         port=args.port,
         intervals=intervals,
-        allow_anonymous=not args.no_anonymous,
+        allow_anonymous=_anonymous_plan(args) != NO_PLAN,
+        auth_timeout=args.auth_timeout,
         heartbeat=args.heartbeat,
         gap_notices=args.gap_notices,
         allowed_origins=_DEFAULT_SETTINGS.allowed_origins if origins is None else origins,
@@ -128,11 +216,12 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-    except ValueError as exc:
+        tokens = tokens_from(args)
+    except ValueError as exc:  # PlanError too
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        asyncio.run(serve(settings, BUSES[args.bus](args), args.database_url))
+        asyncio.run(serve(settings, BUSES[args.bus](args), args.database_url, tokens=tokens))
     except (OSError, SchemaNotReadyError) as exc:
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -151,11 +240,32 @@ async def _store(url: DatabaseUrl | None) -> AsyncIterator[MarketDataStore | Non
         yield store
 
 
+@contextlib.asynccontextmanager
+async def authenticator(
+    tokens: TokenSettings, settings: GatewaySettings
+) -> AsyncIterator[Authenticator | None]:
+    """The authenticator ``tokens`` describe (None: the gateway's default, anonymous reads as
+    ``settings`` say); with a key set, its cache lives as long as the context."""
+    anonymous = tokens.anonymous if settings.allow_anonymous else None
+    if tokens.jwks_url is None:
+        yield None if anonymous is None else StaticTokens(anonymous=principal_of(anonymous))
+        return
+    keys = JwksCache(
+        tokens.jwks_url,
+        issuer=tokens.issuer,
+        audience=tokens.audience,
+        cache_size=VERIFIED_TOKENS_KEPT,
+    )
+    async with keys:
+        yield AccessTokens(keys, anonymous)
+
+
 async def serve(
     settings: GatewaySettings,
     bus_context: contextlib.AbstractAsyncContextManager[Bus],
     database_url: DatabaseUrl | None,
     stop: asyncio.Event | None = None,
+    tokens: TokenSettings | None = None,
 ) -> None:
     """Run the gateway until ``stop`` is set (by default: until SIGINT or SIGTERM)."""
     if stop is None:
@@ -163,8 +273,12 @@ async def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-    async with bus_context as bus, _store(database_url) as store:
-        gateway = Gateway(bus, store, settings)
+    async with (
+        bus_context as bus,
+        _store(database_url) as store,
+        authenticator(tokens or TokenSettings(), settings) as checks,
+    ):
+        gateway = Gateway(bus, store, settings, checks)
         running = asyncio.create_task(gateway.run(), name="gateway")
         started = asyncio.create_task(gateway.started.wait())
         stopping = asyncio.create_task(stop.wait())
