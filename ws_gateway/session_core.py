@@ -15,11 +15,12 @@ out:
   action of a list. The shell performs it and hands the core the result; until then the core
   takes no other frame (the shell answers one request at a time).
 
-It also holds the connection's entitlements (``docs/protocol.md``, "Plans"): the principal it
-serves (from the handshake's token, or an ``auth`` first frame), whose connections it counts
-against the plan (:class:`~ws_gateway.admission.PrincipalSlots`); a delayed plan's channels
-are the hub's shared delayed views (:mod:`ws_gateway.delay`); :meth:`SessionCore.regrant`
-applies new entitlements and drops the channels they no longer allow.
+It also holds the connection's entitlements (``docs/protocol.md``, "Tokens and plans"): the
+principal it serves (from the handshake's token, or an ``auth`` first frame), whose
+connections it counts against the plan (:class:`~ws_gateway.admission.PrincipalSlots`); a
+delayed plan's channels are the hub's shared delayed views (:mod:`ws_gateway.delay`);
+:meth:`SessionCore.regrant` applies new entitlements and drops the channels they no longer
+allow.
 
 Joining a channel is done here, on the hub (plain state, no I/O): the :class:`Send` handed back
 with a join must be written before the shell waits for anything, so that the reply and the

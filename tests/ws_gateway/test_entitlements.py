@@ -406,3 +406,29 @@ def test_a_view_starts_from_the_live_cache_and_releases_revisions_of_old_candles
     hub.flush()
     (update,) = client.watcher.written
     assert (update["type"], update["candle"]["revision"]) == ("candle", revised.revision)
+
+
+def test_a_plan_changed_while_storage_answers_is_checked_before_joining() -> None:
+    stream = updates(duration=5.0)
+    hub = hub_of()
+    client = Client(hub, principal(), Clock(stream[-1].open_time), storage=True)
+    read = client.subscribe(ETH)[-1]
+    assert isinstance(read, ReadLastCandles)
+    assert client.core.regrant(principal(plan="demo", instruments=("SYNTH:BTC*",))) == []
+    refused = error_of(client.core.answer(Shelf(candles=stream)(read)))
+    assert (refused["id"], refused["code"], refused["field"]) == (1, "forbidden", "instrument")
+    eth = hub.candle_channel(ETH, "1s")
+    assert eth is not None
+    assert client.watcher not in eth.subscribers
+    assert not client.protocol.subscriptions
+
+
+def test_a_malformed_first_frame_where_a_token_is_required_is_unauthorized() -> None:
+    client = Client(
+        hub_of(), Principal("unauthenticated"), Clock(0), token_sent=False, anonymous=False
+    )
+    actions = client.core.receive("{not json", 0.0)
+    refused = error_of(actions[:-1])
+    assert refused["code"] == "unauthorized"
+    assert refused["message"].endswith("; send auth first")
+    assert actions[-1] == Close(CloseCode.UNAUTHORIZED, "unauthorized")
