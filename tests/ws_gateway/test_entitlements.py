@@ -432,3 +432,30 @@ def test_a_malformed_first_frame_where_a_token_is_required_is_unauthorized() -> 
     assert refused["code"] == "unauthorized"
     assert refused["message"].endswith("; send auth first")
     assert actions[-1] == Close(CloseCode.UNAUTHORIZED, "unauthorized")
+
+
+def test_a_delayed_client_resumes_within_its_views_epoch() -> None:
+    stream = updates(duration=20.0)
+    start = stream[0].open_time
+    clock = Clock(start)
+    hub = hub_of()
+    first = Client(hub, principal(plan="free", delay_s=DELAY), clock)
+    first.subscribe()
+    for candle in stream:
+        hub.candle(candle, candle.open_time)
+    clock.now_ns = start + DELAY * NS + 5 * NS
+    hub.release(clock.now_ns)
+    hub.flush()
+    seen = first.watcher.written
+    assert [message["seq"] for message in seen] == [1, 2, 3, 4, 5]
+    back = Client(hub, principal(plan="free", delay_s=DELAY), clock)
+    where = {"channel": CANDLES, "instrument": BTC, "interval": "1s"}
+    replayed = only_sent(back.send(op="resume", id=2, seq=2, epoch=f"{EPOCH}-d{DELAY}", **where))
+    assert types(replayed) == ["subscribed", "candle", "candle", "candle"]
+    assert [message["seq"] for message in replayed[1:]] == [3, 4, 5]
+    other = Client(hub, principal(plan="free", delay_s=DELAY), clock)
+    reset = only_sent(other.send(op="resume", id=3, seq=2, epoch=EPOCH, **where))
+    assert types(reset) == ["subscribed", "snapshot"]
+    assert reset[1]["reset"] is True
+    assert_no_candle_younger_than_the_delay(reset[1]["candles"], clock.now_ns)
+    assert len(reset[1]["candles"]) == 5
