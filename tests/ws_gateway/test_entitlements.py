@@ -459,3 +459,16 @@ def test_a_delayed_client_resumes_within_its_views_epoch() -> None:
     assert reset[1]["reset"] is True
     assert_no_candle_younger_than_the_delay(reset[1]["candles"], clock.now_ns)
     assert len(reset[1]["candles"]) == 5
+
+
+def test_a_views_pending_candles_are_bounded_by_the_cache() -> None:
+    stream = updates(duration=30.0)
+    hub = hub_of(cache_candles=10, max_snapshot=10, default_snapshot=10)
+    client = Client(hub, principal(plan="slow", delay_s=10 * DELAY), Clock(stream[0].open_time))
+    client.subscribe()
+    for candle in stream:
+        hub.candle(candle, candle.open_time)
+    (view,) = hub.views.values()
+    assert len(view.pending) == 10
+    assert view.dropped == len(final(stream)) - 10
+    assert min(view.pending) == sorted(final(stream))[-10]  # the newest are kept
