@@ -26,6 +26,7 @@ from ws_gateway.session_core import (
     SessionCore,
 )
 from ws_gateway.settings import GatewaySettings
+from ws_gateway.tokens import principal_of
 from ws_gateway.wire import CANDLES, TICKS, ChannelKey, CloseCode
 
 from .market import BTC, ETH, final, updates
@@ -60,8 +61,7 @@ def grant(**overrides: Any) -> Grant:
 
 
 def principal(**overrides: Any) -> Principal:
-    given = grant(**overrides)
-    return Principal(given.subject, READ, grant=given)
+    return principal_of(grant(**overrides))
 
 
 class Clock:
@@ -194,8 +194,10 @@ def test_the_auth_frame_is_checked_by_the_shell_and_answered() -> None:
     ]
     assert client.core.principal is who
     assert not client.core.must_auth
-    again = error_of(client.send(op="auth", id=2, token="a.b.c"))
-    assert (again["code"], again["field"]) == ("bad_request", "op")
+    assert client.send(op="auth", id=2, token="d.e.f") == [Authenticate("d.e.f")]  # renewal
+    other = error_of(client.core.answer(principal(subject="account:8", account_id=8)))
+    assert (other["id"], other["code"], other["field"]) == (2, "forbidden", "token")
+    assert client.core.principal is who
 
 
 def test_a_refused_auth_frame_is_unauthorized_then_4401() -> None:
@@ -229,10 +231,30 @@ def test_anonymous_clients_may_send_auth_first_but_not_later() -> None:
     assert (late["code"], late["field"]) == ("bad_request", "op")
 
 
-def test_a_handshake_token_takes_no_auth_frame() -> None:
-    client = Client(hub_of(), principal(), Clock(0))
-    refused = error_of(client.send(op="auth", id=1, token="a.b.c"))
-    assert refused["code"] == "bad_request"
+def test_an_auth_frame_renews_the_token_of_its_own_principal() -> None:
+    hub = hub_of()
+    client = Client(hub, principal(expires_at=1_000), Clock(0))
+    client.subscribe(BTC)
+    client.subscribe(ETH)
+    assert client.send(op="auth", id=5, token="g.h.i") == [Authenticate("g.h.i")]
+    renewed = principal(expires_at=2_000, plan="narrow", instruments=("SYNTH:BTC*",))
+    dropped, answer = only_sent(client.core.answer(renewed))
+    assert (dropped["code"], dropped["instrument"]) == ("forbidden", ETH)  # the new plan's
+    assert (answer["type"], answer["id"], answer["expires"]) == ("authenticated", 5, 2_000)
+    assert client.core.principal.expires_at_ns == 2_000 * NS
+    assert client.protocol.subscriptions == {ChannelKey(CANDLES, BTC, "1s")}
+    client.send(op="auth", id=6, token="bad")
+    actions = client.core.refused(AuthenticationError("expired: the token has expired"))
+    assert error_of(actions[:-1])["code"] == "unauthorized"
+    assert actions[-1] == Close(CloseCode.UNAUTHORIZED, "unauthorized")
+
+
+def test_a_plan_less_or_anonymous_connection_takes_no_later_auth_frame() -> None:
+    anonymous = principal(subject="anonymous", account_id=None)
+    for who in (Principal("bot", READ), anonymous):
+        client = Client(hub_of(), who, Clock(0))
+        refused = error_of(client.send(op="auth", id=1, token="a.b.c"))
+        assert (refused["code"], refused["field"]) == ("bad_request", "op")
 
 
 def test_an_auth_frame_beyond_the_plans_connections_is_refused() -> None:

@@ -120,6 +120,25 @@ async def test_a_valid_token_is_taken_each_way() -> None:
             assert (await subscribe(ws, ETH))[0]["type"] == "subscribed"
 
 
+async def test_an_auth_frame_renews_a_token_before_it_expires() -> None:
+    brief = issue(ttl_s=1)  # expires within a second
+    async with (
+        gateway_with_tokens(heartbeat=0.1) as (_, gateway),
+        client(gateway, f"/ws?token={brief}") as renewed,
+        client(gateway, f"/ws?token={brief}") as left,
+    ):
+        await request(renewed, op="auth", id=1, token=issue())
+        answer = await recv_type(renewed, "authenticated")
+        assert answer["expires"] > time.time() + 60
+        closed = await close_frame(left, timeout=3.0)
+        assert (closed.code, closed.reason) == (4401, "token expired")
+        await request(renewed, op="ping", id=2)
+        assert (await recv_type(renewed, "pong"))["id"] == 2  # outlived its first token
+        await request(renewed, op="auth", id=3, token=issue(account_id=9, principal=9))
+        other = await recv_type(renewed, "error")
+        assert (other["id"], other["code"], other["field"]) == (3, "forbidden", "token")
+
+
 async def test_a_token_subprotocol_needs_mdp_v1_beside_it() -> None:
     async with gateway_with_tokens() as (_, gateway):
         with pytest.raises(InvalidStatus) as refused:
