@@ -9,9 +9,9 @@ gateway inside the embedded platform. The protocol: ``docs/protocol.md``.
 
 With ``--jwks-url`` (the auth service's ``/auth/.well-known/jwks.json``) it checks access
 tokens itself against that key set, kept through an auth outage, and enforces their plans;
-clients without a token get the anonymous plan (``--anonymous-plan``, by default the plan
-file's), or must present one (``--anonymous-plan none``). Without it, any token is refused and
-clients without one read everything in real time (or, given ``--anonymous-plan``, that plan).
+clients without a token must present one, or get the ``--anonymous`` plan. Without it, any
+token is refused and clients without one read everything in real time (unless
+``--no-anonymous``).
 """
 
 from __future__ import annotations
@@ -23,7 +23,6 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -31,14 +30,14 @@ import psycopg
 from access.grant import Grant
 from access.jwks import JwksCache
 from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
-from auth.claims import Entitlements
-from auth.plans import PlanError, load_plans
 from core.secrets import DatabaseUrl
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
     add_origin_option,
+    add_token_options,
+    anonymous_plan,
     database_failure,
     intervals_of,
     origins_of,
@@ -48,8 +47,8 @@ from storage.repository import MarketDataStore
 from streams.bus import Bus
 from streams.memory import MemoryBus
 from ws_gateway import DEFAULT_PORT, Gateway, GatewaySettings, Limits
-from ws_gateway.auth import Authenticator, StaticTokens
-from ws_gateway.tokens import AccessTokens, principal_of
+from ws_gateway.auth import Authenticator
+from ws_gateway.tokens import AccessTokens
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -67,7 +66,6 @@ async def _memory_bus(args: argparse.Namespace) -> AsyncIterator[Bus]:
 
 BUSES: dict[str, BusFactory] = {"memory": _memory_bus, "kafka": kafka_bus}
 """How each ``--bus`` choice is opened; the Kafka adapter adds ``"kafka"`` here."""
-NO_PLAN = "none"
 VERIFIED_TOKENS_KEPT = 4096
 """Tokens whose signature check a gateway remembers (a reconnect costs no second check)."""
 
@@ -75,8 +73,9 @@ VERIFIED_TOKENS_KEPT = 4096
 @dataclass(frozen=True, slots=True)
 class TokenSettings:
     """How the gateway checks tokens: the auth service's key set at ``jwks_url`` (None: no
-    key set, :class:`StaticTokens`), for ``issuer`` and ``audience``; ``anonymous``: the
-    grant of clients without a token (None: no plan, or anonymous access off)."""
+    key set, the gateway's default authenticator), for ``issuer`` and ``audience``;
+    ``anonymous``: with a key set, the grant of clients without a token (None: they must
+    present one)."""
 
     jwks_url: str | None = None
     issuer: str = DEFAULT_ISSUER
@@ -106,14 +105,9 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--no-anonymous",
         action="store_true",
-        help="clients must present a token (the same as --anonymous-plan none)",
+        help="without --jwks-url, refuse clients without a token (with it, that is the default)",
     )
-    parser.add_argument(
-        "--jwks-url",
-        metavar="URL",
-        help="the auth service's key set (.../auth/.well-known/jwks.json): check access tokens"
-        " and enforce their plans (default: none, any token is refused)",
-    )
+    add_token_options(parser, "none, any token is refused", "client")
     parser.add_argument(
         "--issuer", default=DEFAULT_ISSUER, help=f"the tokens' iss (default {DEFAULT_ISSUER})"
     )
@@ -121,18 +115,6 @@ def add_parser(commands: Any) -> None:
         "--audience",
         default=DEFAULT_AUDIENCE,
         help=f"the tokens' aud (default {DEFAULT_AUDIENCE})",
-    )
-    parser.add_argument(
-        "--anonymous-plan",
-        metavar="PLAN",
-        help="the plan of clients without a token, or none (default: with --jwks-url the plan"
-        " file's anonymous plan, without it every instrument in real time)",
-    )
-    parser.add_argument(
-        "--plans",
-        type=Path,
-        metavar="FILE",
-        help="the plan file the anonymous plan is read from (default: the auth service's)",
     )
     parser.add_argument(
         "--auth-timeout",
@@ -172,27 +154,17 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-def _anonymous_plan(args: argparse.Namespace) -> str | None:
-    """The name of the anonymous plan the options ask for (``none`` when access is off)."""
-    if args.no_anonymous:
-        return NO_PLAN
-    named: str | None = args.anonymous_plan
-    if named is None and args.jwks_url is not None:
-        default = load_plans(args.plans).anonymous
-        return NO_PLAN if default is None else default
-    return named
-
-
 def tokens_from(args: argparse.Namespace) -> TokenSettings:
     """How tokens are checked, from the command line (raises ValueError when bad)."""
-    name = _anonymous_plan(args)
-    anonymous = None
-    if name is not None and name != NO_PLAN:
-        book = load_plans(args.plans)
-        if name not in book.plans:
-            raise PlanError(f"no plan {name!r} (plans: {', '.join(sorted(book.plans))})")
-        anonymous = Grant.anonymous(Entitlements.of(book.get(name)).claims())
+    claims = anonymous_plan(args)
+    anonymous = None if claims is None else Grant.anonymous(claims)
     return TokenSettings(args.jwks_url, args.issuer, args.audience, anonymous)
+
+
+def _anonymous_allowed(args: argparse.Namespace) -> bool:
+    if args.jwks_url is not None:
+        return args.anonymous is not None
+    return not args.no_anonymous
 
 
 def settings_from(args: argparse.Namespace) -> GatewaySettings:
@@ -203,7 +175,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         host=args.host,
         port=args.port,
         intervals=intervals,
-        allow_anonymous=_anonymous_plan(args) != NO_PLAN,
+        allow_anonymous=_anonymous_allowed(args),
         auth_timeout=args.auth_timeout,
         heartbeat=args.heartbeat,
         gap_notices=args.gap_notices,
@@ -217,7 +189,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
         tokens = tokens_from(args)
-    except ValueError as exc:  # PlanError too
+    except ValueError as exc:  # a PlanError too
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
@@ -241,14 +213,11 @@ async def _store(url: DatabaseUrl | None) -> AsyncIterator[MarketDataStore | Non
 
 
 @contextlib.asynccontextmanager
-async def authenticator(
-    tokens: TokenSettings, settings: GatewaySettings
-) -> AsyncIterator[Authenticator | None]:
+async def authenticator(tokens: TokenSettings) -> AsyncIterator[Authenticator | None]:
     """The authenticator ``tokens`` describe (None: the gateway's default, anonymous reads as
-    ``settings`` say); with a key set, its cache lives as long as the context."""
-    anonymous = tokens.anonymous if settings.allow_anonymous else None
+    its settings say); with a key set, its cache lives as long as the context."""
     if tokens.jwks_url is None:
-        yield None if anonymous is None else StaticTokens(anonymous=principal_of(anonymous))
+        yield None
         return
     keys = JwksCache(
         tokens.jwks_url,
@@ -257,7 +226,7 @@ async def authenticator(
         cache_size=VERIFIED_TOKENS_KEPT,
     )
     async with keys:
-        yield AccessTokens(keys, anonymous)
+        yield AccessTokens(keys, tokens.anonymous)
 
 
 async def serve(
@@ -276,7 +245,7 @@ async def serve(
     async with (
         bus_context as bus,
         _store(database_url) as store,
-        authenticator(tokens or TokenSettings(), settings) as checks,
+        authenticator(tokens or TokenSettings()) as checks,
     ):
         gateway = Gateway(bus, store, settings, checks)
         running = asyncio.create_task(gateway.run(), name="gateway")

@@ -16,7 +16,7 @@ from core.intervals import Interval
 from machine import free_port
 from mdp.commands import gateway as command
 from streams.memory import MemoryBus
-from tests.support.tokens import PLANS, expired, issue, jwks
+from tests.support.tokens import expired, issue, jwks
 from ws_gateway import GatewaySettings
 from ws_gateway.admission import LOOPBACK_ORIGINS
 
@@ -102,23 +102,26 @@ def test_token_options_become_token_settings() -> None:
     plain = command.tokens_from(parse())
     assert plain == command.TokenSettings()  # the embedded default: no key set, no plan
     assert command.settings_from(parse()).allow_anonymous
-    checked = command.tokens_from(parse("--jwks-url", "http://127.0.0.1:1/jwks.json"))
-    assert checked.jwks_url == "http://127.0.0.1:1/jwks.json"
-    assert checked.anonymous is not None
-    assert checked.anonymous.plan == PLANS.anonymous  # the plan file's anonymous plan
-    assert checked.anonymous.is_anonymous
-    pro = command.tokens_from(parse("--anonymous-plan", "pro", "--audience", "other"))
-    assert pro.anonymous is not None
-    assert (pro.anonymous.plan, pro.audience) == ("pro", "other")
-    off = parse("--jwks-url", "http://127.0.0.1:1/jwks.json", "--anonymous-plan", "none")
-    assert command.tokens_from(off).anonymous is None
-    assert not command.settings_from(off).allow_anonymous
+    url = "http://127.0.0.1:1/jwks.json"
+    checked = parse("--jwks-url", url)
+    assert command.tokens_from(checked).jwks_url == url
+    assert command.tokens_from(checked).anonymous is None  # cluster mode: a token is required
+    assert not command.settings_from(checked).allow_anonymous
+    demo = parse("--jwks-url", url, "--anonymous", "demo", "--audience", "other")
+    grant = command.tokens_from(demo).anonymous
+    assert grant is not None
+    assert (grant.plan, grant.is_anonymous) == ("demo", True)
+    assert command.tokens_from(demo).audience == "other"
+    assert command.settings_from(demo).allow_anonymous
     assert command.settings_from(parse("--auth-timeout", "2.5")).auth_timeout == 2.5
 
 
-def test_an_unknown_anonymous_plan_exits_with_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert command.run(parse("--anonymous-plan", "gold")) == command.EXIT_BAD_INPUT
-    assert "mdp gateway: error: no plan 'gold' (plans: " in capsys.readouterr().err
+def test_bad_token_options_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "http://127.0.0.1:1/jwks.json"
+    assert command.run(parse("--jwks-url", url, "--anonymous", "gold")) == command.EXIT_BAD_INPUT
+    assert "mdp gateway: error: --anonymous: there is no plan 'gold'" in capsys.readouterr().err
+    assert command.run(parse("--anonymous", "demo")) == command.EXIT_BAD_INPUT
+    assert "--anonymous needs --jwks-url" in capsys.readouterr().err
     assert command.run(parse("--auth-timeout", "0")) == command.EXIT_BAD_INPUT
 
 
@@ -148,7 +151,7 @@ async def test_the_gateway_checks_tokens_on_the_cached_key_set_while_the_auth_se
     port = free_port()
     url = f"ws://127.0.0.1:{port}/ws?token="
     async with jwks_server() as (jwks_url, server):
-        args = parse("--port", str(port), "--jwks-url", jwks_url, "--anonymous-plan", "none")
+        args = parse("--port", str(port), "--jwks-url", jwks_url)
         settings, tokens = command.settings_from(args), command.tokens_from(args)
         stop = asyncio.Event()
         serving = asyncio.create_task(
