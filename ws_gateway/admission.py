@@ -1,4 +1,5 @@
-"""Who may open a connection: allowed browser origins and a cap per client address. Sans I/O.
+"""Who may open a connection: allowed browser origins, a cap per client address and a cap per
+principal (its plan's ``ws_connections``). Sans I/O.
 
 ``Origin`` is what a browser says about the page that opens a WebSocket; checking it keeps
 other sites' pages from using a visitor's browser as a client (cross-site WebSocket
@@ -91,35 +92,65 @@ def page_origins(host: str, port: int) -> tuple[str, ...]:
     return tuple(f"http://{name}{suffix}" for name in hosts)
 
 
-class AddressSlots:
+class _Slots:
+    """Connections held per key (an address, a principal)."""
+
+    __slots__ = ("_held",)
+
+    def __init__(self) -> None:
+        self._held: dict[str, int] = {}
+
+    def _take(self, key: str, limit: int) -> bool:
+        """Count one more connection of ``key``; False (nothing counted) when it holds
+        ``limit`` already (0: no cap)."""
+        held = self._held.get(key, 0)
+        if limit and held >= limit:
+            return False
+        self._held[key] = held + 1
+        return True
+
+    def give_back(self, key: str) -> None:
+        held = self._held.get(key, 0) - 1
+        if held > 0:
+            self._held[key] = held
+        else:
+            self._held.pop(key, None)
+
+    def held(self, key: str) -> int:
+        return self._held.get(key, 0)
+
+
+class AddressSlots(_Slots):
     """Connections held per client address, at most ``limit`` each (0: no cap).
 
     :meth:`take` a slot when a connection arrives and :meth:`give_back` it when it closes.
     """
 
-    __slots__ = ("_held", "limit")
+    __slots__ = ("limit",)
 
     def __init__(self, limit: int) -> None:
         if limit < 0:
             raise ValueError(f"the connection cap must not be negative, got {limit}")
+        super().__init__()
         self.limit = limit
-        self._held: dict[str, int] = {}
 
     def take(self, address: str) -> bool:
         """Count one more connection from ``address``; False (and nothing counted) when it
         already holds ``limit``."""
-        held = self._held.get(address, 0)
-        if self.limit and held >= self.limit:
-            return False
-        self._held[address] = held + 1
-        return True
+        return self._take(address, self.limit)
 
-    def give_back(self, address: str) -> None:
-        held = self._held.get(address, 0) - 1
-        if held > 0:
-            self._held[address] = held
-        else:
-            self._held.pop(address, None)
 
-    def held(self, address: str) -> int:
-        return self._held.get(address, 0)
+class PrincipalSlots(_Slots):
+    """Connections held per principal (a token's subject) across the gateway, each at most
+    the limit its plan names (``ws_connections``).
+
+    :meth:`take` a slot once a connection's principal is known and :meth:`give_back` it when
+    the connection ends.
+    """
+
+    __slots__ = ()
+
+    def take(self, subject: str, limit: int) -> bool:
+        """Count one more connection of ``subject``; False when it holds ``limit`` already
+        (a plan of 0 connections allows none)."""
+        return limit > 0 and self._take(subject, limit)

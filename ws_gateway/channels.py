@@ -126,6 +126,8 @@ class Channel:
 
     def __init__(self, key: ChannelKey, epoch: str, replay_buffer: int, framing: Framing) -> None:
         self.key = key
+        self.epoch = epoch
+        """Names the space of this channel's sequence numbers (``subscribed``, ``resume``)."""
         self.frames = ChannelFrames(key, epoch)
         self.framing = framing
         self.seq = 0

@@ -29,6 +29,7 @@ from ws_gateway.channels import (
     Part,
     TickChannel,
 )
+from ws_gateway.delay import DelayedCandles
 from ws_gateway.gaps import GapNotice, GapNotices
 from ws_gateway.settings import GatewaySettings
 from ws_gateway.wire import CANDLES, TICKS, ChannelKey
@@ -42,6 +43,9 @@ class Hub:
         self.epoch = epoch
         self.framing = framing
         self.channels: dict[ChannelKey, Channel] = {}
+        self.views: dict[tuple[ChannelKey, int], DelayedCandles] = {}
+        """The delayed views of candle channels, by channel and delay (:mod:`~ws_gateway.delay`)."""
+        self._views_of: dict[ChannelKey, list[DelayedCandles]] = {}
         self._of_instrument: dict[str, list[Channel]] = {}
         self.gaps = GapNotices(settings.gap_notices, framing)
         self.instruments: set[str] = set(settings.instruments)
@@ -104,6 +108,35 @@ class Hub:
             return self.tick_channel(key.instrument)
         return self.candle_channel(key.instrument, key.interval or "")
 
+    def view(self, key: ChannelKey, delay_s: int, now_ns: int) -> DelayedCandles | None:
+        """The shared view of candle channel ``key`` delayed by ``delay_s`` (made, and
+        seeded from the live channel, on first use; None: interval not served)."""
+        found = self.views.get((key, delay_s))
+        if found is not None:
+            return found
+        live = self.candle_channel(key.instrument, key.interval or "")
+        if live is None:
+            return None
+        view = DelayedCandles(
+            key,
+            live.interval,
+            self.epoch,
+            delay_s,
+            self.settings.replay_buffer,
+            self.settings.cache_candles,
+            self.framing,
+        )
+        view.seed(live, now_ns)
+        self.views[key, delay_s] = view
+        self._views_of.setdefault(key, []).append(view)
+        return view
+
+    def held(self, key: ChannelKey, delay_s: int) -> Channel | None:
+        """The channel a client of ``key`` with that delay is subscribed on, if made."""
+        if delay_s:
+            return self.views.get((key, delay_s))
+        return self.channels.get(key)
+
     # -- clients -----------------------------------------------------------------------------
 
     def attach(self, client: Client) -> None:
@@ -114,6 +147,8 @@ class Hub:
         self.clients.pop(client, None)
         for channel in self.channels.values():
             channel.subscribers.pop(client, None)
+        for view in self.views.values():
+            view.subscribers.pop(client, None)
 
     def subscribe(self, client: Client, channel: Channel) -> None:
         channel.subscribers[client] = None
@@ -123,8 +158,9 @@ class Hub:
 
     # -- fan-out -----------------------------------------------------------------------------
 
-    def candle(self, candle: Candle) -> Delivery | None:
-        """Add one candle update to the round (None when it was a replay of a known revision)."""
+    def candle(self, candle: Candle, now_ns: int = 0) -> Delivery | None:
+        """Add one candle update to the round (None when it was a replay of a known revision);
+        offer it to the channel's delayed views (``now_ns``: the wall clock)."""
         self.instruments.add(candle.instrument)
         channel = self.candle_channel(candle.instrument, candle.interval.label)
         if channel is None:
@@ -132,7 +168,21 @@ class Hub:
         delivery = channel.update(candle)
         if delivery is not None:
             self._add(channel, delivery)
+            for view in self._views_of.get(channel.key, ()):
+                released = view.offer(candle, now_ns)
+                if released is not None:
+                    self._add(view, released)
         return delivery
+
+    def release(self, now_ns: int) -> int:
+        """Add to the round what became due in every delayed view by ``now_ns``; how many
+        updates that was."""
+        released = 0
+        for view in self.views.values():
+            for delivery in view.release(now_ns):
+                self._add(view, delivery)
+                released += 1
+        return released
 
     def ticks(self, batch: TickBatch) -> list[Delivery]:
         """Add one tick batch to the round (one delivery per ``max_tick_batch`` ticks)."""

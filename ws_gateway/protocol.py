@@ -16,6 +16,8 @@ from ws_gateway.ratelimit import TokenBucket
 from ws_gateway.settings import GatewaySettings
 from ws_gateway.wire import (
     CANDLES,
+    TICKS,
+    Auth,
     ChannelKey,
     ErrorCode,
     Ping,
@@ -28,6 +30,18 @@ from ws_gateway.wire import (
     parse_request,
     request_id,
 )
+
+
+def entitlement(principal: Principal, channel: ChannelKey) -> tuple[str, str] | None:
+    """Why the principal's plan does not allow ``channel`` (the field to blame and a message),
+    or None when it does. Ticks are real-time data only: a delayed plan has none."""
+    if not principal.covers(channel.instrument):
+        return "instrument", f"plan {principal.plan} does not cover {channel.instrument}"
+    if channel.kind == TICKS and principal.delay_s:
+        return "channel", (
+            f"plan {principal.plan} sees data {principal.delay_s} s late: ticks are real time only"
+        )
+    return None
 
 
 class ConnectionProtocol:
@@ -72,7 +86,7 @@ class ConnectionProtocol:
             if exc.id is None and exc.field != "id":
                 exc = RequestError(exc.code, exc.message, exc.field, request_id(body))
             raise exc from None
-        if not isinstance(request, Ping):
+        if not isinstance(request, Ping | Auth):
             self._check(request)
         return request
 
@@ -93,13 +107,17 @@ class ConnectionProtocol:
                     rid,
                 )
             return
-        if not self.principal.may_read(channel.kind):
+        principal = self.principal
+        if not principal.may_read(channel.kind):
             raise RequestError(
                 ErrorCode.UNAUTHORIZED,
-                f"{self.principal.name} may not read {channel.kind}",
+                f"{principal.name} may not read {channel.kind}",
                 "channel",
                 rid,
             )
+        refusal = entitlement(principal, channel)
+        if refusal is not None:
+            raise RequestError(ErrorCode.FORBIDDEN, refusal[1], refusal[0], rid)
         if request.snapshot is not None and request.snapshot > self.settings.max_snapshot:
             raise RequestError(
                 ErrorCode.BAD_REQUEST,
@@ -108,10 +126,12 @@ class ConnectionProtocol:
                 rid,
             )
         held = len(self.subscriptions)
-        if channel not in self.subscriptions and held >= self.limits.max_subscriptions:
+        most = principal.subscriptions(self.limits.max_subscriptions)
+        if channel not in self.subscriptions and held >= most:
+            plan = "" if principal.plan is None else f" on plan {principal.plan}"
             raise RequestError(
                 ErrorCode.TOO_MANY_SUBSCRIPTIONS,
-                f"at most {self.limits.max_subscriptions} subscriptions per connection",
+                f"at most {most} subscriptions per connection{plan}",
                 "channel",
                 rid,
             )
@@ -135,6 +155,17 @@ class ConnectionProtocol:
                 "interval",
                 rid,
             )
+
+    def regrant(self, principal: Principal) -> list[tuple[ChannelKey, str]]:
+        """Take the principal's new entitlements; the channels held that they no longer
+        allow, each with why (the caller unsubscribes them)."""
+        self.principal = principal
+        dropped = []
+        for channel in sorted(self.subscriptions):
+            refusal = entitlement(principal, channel)
+            if refusal is not None:
+                dropped.append((channel, refusal[1]))
+        return dropped
 
     def snapshot_size(self, request: Subscribe | Resume) -> int:
         """How many candles (or ticks) the snapshot of ``request`` holds."""

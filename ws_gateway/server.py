@@ -4,10 +4,14 @@
 own (``gateway-<random>``, from the latest records), so that any number of gateways can run
 side by side, each seeing every update; it feeds what it polls to the hub (candles, tick
 batches and feed gaps) and flushes after each round. It listens for WebSocket clients, checks
-their tokens during the handshake, heartbeats every client and closes those whose token
-expired; it refuses browsers from origins not allowed and clients whose address holds its
-cap of connections. ``docs/protocol.md`` has the protocol; ``docs/benchmarks.md`` why
-``websockets`` and not Starlette.
+their tokens during the handshake (or in the first frame), heartbeats every client and closes
+those whose token expired; it refuses browsers from origins not allowed and clients whose
+address holds its cap of connections. It reads ``auth.events`` too (from the earliest record,
+so a gateway started late knows the revocations still in force) into a
+:class:`~access.denylist.Denylist`: a revoked key, session or account has its connections
+closed with 4403 within a round of that loop (a quarter of a second when idle), and an
+entitlement change is applied to its account's connections at once. ``docs/protocol.md`` has
+the protocol; ``docs/benchmarks.md`` why ``websockets`` and not Starlette.
 """
 
 from __future__ import annotations
@@ -19,26 +23,30 @@ import socket
 import time
 import uuid
 import weakref
-from collections.abc import Callable
-from dataclasses import dataclass
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, replace
 from http import HTTPStatus
 from types import TracebackType
-from typing import ClassVar, Self
+from typing import ClassVar, Final, Self
 from urllib.parse import parse_qs, urlsplit
 
 from websockets.asyncio.server import Server, ServerConnection, serve
-from websockets.exceptions import ConnectionClosed
+from websockets.exceptions import ConnectionClosed, InvalidHeader, NegotiationError
+from websockets.headers import parse_subprotocol
 from websockets.http11 import Request, Response
 from websockets.protocol import State
+from websockets.typing import Subprotocol
 
+from access.denylist import Denylist
+from core.auth_events import AuthEvent
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
-from core.topics import CANDLES, TICKS
+from core.topics import AUTH_EVENTS, CANDLES, TICKS
 from storage.repository import MarketDataStore
 from streams.bus import Bus, BusClosedError, Subscription
 from streams.processor import Batch, Outcome, Processor
-from ws_gateway.admission import AddressSlots, origin_matchers
+from ws_gateway.admission import AddressSlots, PrincipalSlots, origin_matchers
 from ws_gateway.auth import (
     AuthenticationError,
     Authenticator,
@@ -52,7 +60,7 @@ from ws_gateway.protocol import ConnectionProtocol
 from ws_gateway.session import Session
 from ws_gateway.session_core import Directory
 from ws_gateway.settings import GatewaySettings
-from ws_gateway.wire import CloseCode, heartbeat
+from ws_gateway.wire import CloseCode, ErrorCode, RequestError, error, heartbeat, token_text
 
 log = logging.getLogger(__name__)
 
@@ -61,6 +69,13 @@ POLL_TIMEOUT = 0.25
 FLUSH_EVERY = 20_000
 """Deliveries after which a round is flushed even in the middle of a poll (bounds latency)."""
 HEALTH_PATH = "/healthz"
+SUBPROTOCOL: Final = Subprotocol("mdp.v1")
+"""The protocol of ``docs/protocol.md``, selected when a client offers it."""
+TOKEN_SUBPROTOCOL: Final = "mdp.token."
+"""A subprotocol ``mdp.token.<token>`` beside ``mdp.v1`` carries the client's token."""
+NOBODY: Final = Principal("unauthenticated")
+"""The principal of a connection waiting for its ``auth`` frame: it may do nothing."""
+NS_PER_S: Final = 1_000_000_000
 
 
 class WebsocketsLink:
@@ -135,6 +150,11 @@ class GatewayStats:
     undecodable: int = 0
     connections: int = 0
     refused: int = 0
+    """Tokens refused (at the handshake or in an ``auth`` frame)."""
+    revoked: int = 0
+    """Connections closed because ``auth.events`` revoked their key, session or account."""
+    regranted: int = 0
+    """Connections whose entitlements ``auth.events`` changed."""
     crowded: int = 0
     """Handshakes refused because their address held its cap of connections."""
 
@@ -173,9 +193,12 @@ class Gateway:
         """Set once the gateway listens and reads the bus (:attr:`port` is known then)."""
         self._stopping = asyncio.Event()
         self._server: Server | None = None
-        self._principals: weakref.WeakKeyDictionary[ServerConnection, Principal] = (
+        self._principals: weakref.WeakKeyDictionary[ServerConnection, _Admitted] = (
             weakref.WeakKeyDictionary()
         )
+        self.denylist = Denylist()
+        """The revocations read from ``auth.events`` (a token they name is refused)."""
+        self._principal_slots = PrincipalSlots()
         self._task: asyncio.Task[None] | None = None
         self._slots = AddressSlots(settings.max_connections_per_address)
 
@@ -221,6 +244,8 @@ class Gateway:
                 settings.host,
                 settings.port,
                 process_request=self._handshake,
+                subprotocols=[SUBPROTOCOL],
+                select_subprotocol=_select_subprotocol,
                 create_connection=admitted_connections(self._slots),
                 origins=origin_matchers(settings.allowed_origins),
                 open_timeout=settings.open_timeout,
@@ -235,6 +260,7 @@ class Gateway:
             stack.push_async_callback(self._close_server)
             tasks = [
                 asyncio.create_task(self._consume(subscription), name="gateway-consume"),
+                asyncio.create_task(self._follow_revocations(), name="gateway-auth-events"),
                 asyncio.create_task(self._heartbeats(), name="gateway-heartbeat"),
             ]
             stack.push_async_callback(_cancel, tasks)
@@ -290,18 +316,65 @@ class Gateway:
         except BusClosedError:
             log.info("the bus closed: the gateway stops")
 
+    async def _follow_revocations(self) -> None:
+        """``auth.events`` through the processor loop, from the earliest record (revocations
+        still in force before this gateway started count too), with :meth:`_revoke` as its
+        step."""
+        events = Processor(
+            self.bus, f"{self.group}-auth", [AUTH_EVENTS], self._revoke,
+            start="earliest", poll_timeout=POLL_TIMEOUT, clock=self.clock,
+        )  # fmt: skip
+        try:
+            await events.run()
+        except BusClosedError:
+            log.info("the bus closed: the gateway stops reading auth.events")
+
+    def _revoke(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+        """Take auth events into the denylist; close the connections they revoke (4403) and
+        apply entitlement changes to their accounts' connections."""
+        now = now_ns // NS_PER_S
+        for message in batch.messages:
+            if not isinstance(message, AuthEvent):
+                continue
+            self.denylist.apply(message, now)
+            if message.kind == "entitlements-changed":
+                self._regrant(message)
+        if batch.records:
+            for session in list(self.sessions.values()):
+                grant = session.core.principal.grant
+                if grant is not None and self.denylist.refuses(grant, now):
+                    self.stats.revoked += 1
+                    session.close(CloseCode.FORBIDDEN, "revoked")
+        return Outcome([], None)
+
+    def _regrant(self, event: AuthEvent) -> None:
+        """Apply an account's new plan to its connections."""
+        claims = event.claims
+        if claims is None:
+            return
+        for session in list(self.sessions.values()):
+            principal = session.core.principal
+            grant = principal.grant
+            if grant is None or grant.account_id != event.account_id or session.closing:
+                continue
+            regranted = replace(principal, grant=grant.with_plan(claims))
+            self.stats.regranted += 1
+            session.perform(session.core.regrant(regranted))
+
     def _apply(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
         """Hand a decoded batch to the hub (flushing every :data:`FLUSH_EVERY` deliveries
         within it) and flush."""
-        if not batch.records:
-            return Outcome([], None)
         hub, stats = self.hub, self.stats
+        hub.release(now_ns)
+        if not batch.records:
+            hub.flush()
+            return Outcome([], None)
         stats.records += len(batch.records)
         stats.undecodable += len(batch.undecodable)
         mark = hub.delivered
         for message in batch.messages:
             if isinstance(message, Candle):
-                hub.candle(message)
+                hub.candle(message, now_ns)
                 stats.candles += 1
             elif isinstance(message, TickBatch):
                 hub.ticks(message)
@@ -341,23 +414,72 @@ class Gateway:
             )
         query = parse_qs(url.query)
         try:
+            offered = _token_subprotocol(request)
             token = bearer_token(
                 query.get("token", [None])[0], request.headers.get("Authorization")
             )
-            principal = await self.authenticator.authenticate(token)
-        except AuthenticationError as exc:
+            if token is not None:
+                principal = await self.authenticate(token_text(token))
+            elif offered is not None:
+                self._principals[connection] = await self._subprotocol_principal(offered)
+                return None
+        except (AuthenticationError, RequestError) as exc:
             self.stats.refused += 1
-            return connection.respond(exc.status, f"{exc}\n")
-        self._principals[connection] = principal
+            status = getattr(exc, "status", HTTPStatus.UNAUTHORIZED)
+            return connection.respond(status, f"{exc}\n")
+        if token is None:
+            try:
+                principal = await self.authenticator.authenticate(None)
+            except AuthenticationError as exc:
+                if exc.status != HTTPStatus.UNAUTHORIZED:
+                    return connection.respond(exc.status, f"{exc}\n")
+                # anonymous access is off: the first frame must be auth
+                self._principals[connection] = _Admitted(NOBODY, token_sent=False, anonymous=False)
+                return None
+            self._principals[connection] = _Admitted(principal, token_sent=False)
+            return None
+        self._principals[connection] = _Admitted(principal)
         return None
 
+    async def _subprotocol_principal(self, token: str) -> _Admitted:
+        """The principal of a token offered as a subprotocol; refused, it is told on the
+        opened connection (``unauthorized``, then 4401): a browser never sees an HTTP answer."""
+        try:
+            return _Admitted(await self.authenticate(token_text(token)))
+        except (AuthenticationError, RequestError) as exc:
+            self.stats.refused += 1
+            return _Admitted(NOBODY, refusal=str(exc))
+
+    async def authenticate(self, token: str) -> Principal:
+        """The principal of ``token``: the authenticator's, unless ``auth.events`` revoked
+        its key, session or account."""
+        principal = await self.authenticator.authenticate(token)
+        grant = principal.grant
+        if grant is None:
+            return principal
+        now = self.clock() // NS_PER_S
+        if self.denylist.refuses(grant, now):
+            raise AuthenticationError("revoked: the token's key, session or account is revoked")
+        current = self.denylist.plan_of(grant, now)  # a plan changed since the token
+        return principal if current is grant else replace(principal, grant=current)
+
+    async def _authenticate_frame(self, token: str) -> Principal:
+        try:
+            return await self.authenticate(token)
+        except AuthenticationError:
+            self.stats.refused += 1
+            raise
+
     async def _serve_client(self, connection: ServerConnection) -> None:
-        principal = self._principals.pop(connection)
+        admitted = self._principals.pop(connection)
+        if admitted.refusal is not None:
+            await _refuse(connection, admitted.refusal)
+            return
         send_buffer = self.settings.limits.socket_send_buffer
         sock = connection.transport.get_extra_info("socket")
         if send_buffer is not None and sock is not None:
             sock.setsockopt(socket.SOL_SOCKET, socket.SO_SNDBUF, send_buffer)
-        protocol = ConnectionProtocol(self.settings, principal, time.monotonic())
+        protocol = ConnectionProtocol(self.settings, admitted.principal, time.monotonic())
         session = Session(
             self.hub,
             WebsocketsLink(connection),
@@ -365,20 +487,87 @@ class Gateway:
             self.directory,
             self.store,
             self.clock,
+            self._authenticate_frame,
+            token_sent=admitted.token_sent,
+            anonymous=admitted.anonymous,
+            slots=self._principal_slots,
         )
         self.stats.connections += 1
         self.sessions[connection] = session
         self.hub.attach(session)
         try:
-            async for frame in connection:
-                await session.handle(frame)
-                if session.closing:
-                    break
+            await session.carry_out(session.core.start())
+            await self._await_auth(connection, session)
+            if not session.closing:
+                async for frame in connection:
+                    await session.handle(frame)
+                    if session.closing:
+                        break
         except ConnectionClosed:
             pass
         finally:
             del self.sessions[connection]
             await session.finish()
+
+    async def _await_auth(self, connection: ServerConnection, session: Session) -> None:
+        """A connection that must send ``auth`` first has ``auth_timeout`` seconds to do so
+        (its token checked included); then it is closed with 4401."""
+        wait = self.settings.auth_timeout
+        deadline = time.monotonic() + wait
+        with contextlib.suppress(TimeoutError):
+            while session.core.must_auth and not session.closing:
+                frame = await asyncio.wait_for(connection.recv(), deadline - time.monotonic())
+                await asyncio.wait_for(session.handle(frame), deadline - time.monotonic())
+        if session.core.must_auth and not session.closing:
+            session.perform(session.core.auth_timed_out(wait))
+
+
+@dataclass(frozen=True, slots=True)
+class _Admitted:
+    """What the handshake found out about a connection: its principal, whether it sent a
+    token, whether it may stay anonymous, and why its subprotocol token was refused."""
+
+    principal: Principal
+    token_sent: bool = True
+    anonymous: bool = True
+    refusal: str | None = None
+
+
+def _token_subprotocol(request: Request) -> str | None:
+    """The token of a ``mdp.token.<token>`` subprotocol the client offered, if any."""
+    try:
+        offered = [
+            name
+            for header in request.headers.get_all("Sec-WebSocket-Protocol")
+            for name in parse_subprotocol(header)
+        ]
+    except InvalidHeader:
+        return None  # the handshake refuses it
+    tokens = [name.removeprefix(TOKEN_SUBPROTOCOL) for name in offered]
+    tokens = [token for name, token in zip(offered, tokens, strict=True) if token != name]
+    if len(tokens) > 1:
+        raise AuthenticationError("offer one mdp.token.<token> subprotocol, not several")
+    return tokens[0] if tokens else None
+
+
+def _select_subprotocol(
+    connection: ServerConnection, offered: Sequence[Subprotocol]
+) -> Subprotocol | None:
+    """``mdp.v1`` when the client offers it; none when it offers no subprotocol of ours (as
+    before there was one); a token offered without ``mdp.v1`` is refused (400): a browser
+    would fail a handshake that selects none of its subprotocols."""
+    if SUBPROTOCOL in offered:
+        return SUBPROTOCOL
+    if any(name.startswith(TOKEN_SUBPROTOCOL) for name in offered):
+        raise NegotiationError(f"offer {SUBPROTOCOL} beside {TOKEN_SUBPROTOCOL}<token>")
+    return None
+
+
+async def _refuse(connection: ServerConnection, message: str) -> None:
+    """Tell an opened connection its token was refused, and close it (4401)."""
+    with contextlib.suppress(ConnectionClosed):
+        await connection.send(error(None, ErrorCode.UNAUTHORIZED, message, "token").decode())
+        await connection.close(CloseCode.UNAUTHORIZED, "unauthorized")
 
 
 def _address(peer: object) -> str:

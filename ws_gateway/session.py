@@ -22,10 +22,11 @@ import contextlib
 import logging
 import sys
 import time
-from collections.abc import Callable, Iterable
-from typing import Protocol
+from collections.abc import Awaitable, Callable, Iterable
+from typing import Any, Protocol
 
 from storage.repository import MarketDataStore
+from ws_gateway.auth import AuthenticationError, Principal
 from ws_gateway.channels import Delivery, Part
 from ws_gateway.gaps import GapNotice
 from ws_gateway.hub import Hub
@@ -34,6 +35,7 @@ from ws_gateway.protocol import ConnectionProtocol
 from ws_gateway.session_core import (
     Action,
     Answer,
+    Authenticate,
     Close,
     Directory,
     Read,
@@ -41,6 +43,7 @@ from ws_gateway.session_core import (
     ReadLastCandles,
     Send,
     SessionCore,
+    Wait,
 )
 from ws_gateway.wire import CloseCode
 
@@ -70,8 +73,17 @@ class Link(Protocol):
         ...
 
 
+TokenCheck = Callable[[str], Awaitable[Principal]]
+"""Checks a token (raises :class:`~ws_gateway.auth.AuthenticationError` to refuse it)."""
+
+
+async def _no_tokens(token: str) -> Principal:
+    raise AuthenticationError("this gateway checks no tokens")
+
+
 class Session:
-    """One connected client (see the module's doc)."""
+    """One connected client (see the module's doc); ``core`` is made by the caller when it
+    needs more than the defaults (``token_sent``, ``slots``: :class:`SessionCore`)."""
 
     def __init__(
         self,
@@ -81,13 +93,16 @@ class Session:
         directory: Directory,
         store: MarketDataStore | None = None,
         clock: Callable[[], int] = time.time_ns,
+        authenticate: TokenCheck = _no_tokens,
+        **core: Any,
     ) -> None:
         self.hub = hub
         self.link = link
         self.protocol = protocol
         self.store = store
+        self.authenticate = authenticate
         self.core = SessionCore(
-            hub, self, protocol, directory, storage=store is not None, clock=clock
+            hub, self, protocol, directory, storage=store is not None, clock=clock, **core
         )
         self.limits = protocol.limits
         self._limit = self.limits.client_buffer_bytes
@@ -197,6 +212,7 @@ class Session:
         """The connection ended (or is closing): forget the client, stop its writer, and let
         a close begun by :meth:`close` complete (it is bounded by the close timeout)."""
         self.closing = True
+        self.core.finish()
         self.outbox.clear()
         self.hub.detach(self)
         if self._writer is not None:
@@ -212,14 +228,27 @@ class Session:
     async def handle(self, frame: str | bytes) -> None:
         """Answer one frame from the client: carry out the core's actions, performing its
         storage reads one at a time; bad requests get an error, nothing raises."""
-        actions = self.core.receive(frame, time.monotonic())
-        while True:
-            read = self._carry_out(actions)
-            if read is None:
-                return
-            actions = await self._read(read)
+        await self.carry_out(self.core.receive(frame, time.monotonic()))
 
-    def _carry_out(self, actions: list[Action]) -> Read | None:
+    async def carry_out(self, actions: list[Action]) -> None:
+        """Carry out the core's actions, performing its reads and token checks in turn."""
+        while True:
+            wait = self.perform(actions)
+            if wait is None:
+                return
+            if isinstance(wait, Authenticate):
+                actions = await self._authenticate(wait)
+            else:
+                actions = await self._read(wait)
+
+    async def _authenticate(self, wait: Authenticate) -> list[Action]:
+        try:
+            principal = await self.authenticate(wait.token)
+        except AuthenticationError as exc:
+            return self.core.refused(exc)
+        return self.core.answer(principal)
+
+    def perform(self, actions: list[Action]) -> Wait | None:
         """Send and close as told, without waiting; the read that ends the list, if any."""
         for action in actions:
             if isinstance(action, Send):

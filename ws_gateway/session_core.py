@@ -11,8 +11,15 @@ out:
 - :class:`Send`: write these frames and channel deliveries to the client;
 - :class:`Close`: close the connection with this code;
 - a read of storage (:class:`ReadInstruments`, :class:`ReadLastCandles`, :class:`ReadCandles`),
-  always the last action of a list. The shell performs it and hands the core the result; until
-  then the core takes no other frame (the shell answers one request at a time).
+  or the check of a token sent in an ``auth`` frame (:class:`Authenticate`), always the last
+  action of a list. The shell performs it and hands the core the result; until then the core
+  takes no other frame (the shell answers one request at a time).
+
+It also holds the connection's entitlements (``docs/protocol.md``, "Plans"): the principal it
+serves (from the handshake's token, or an ``auth`` first frame), whose connections it counts
+against the plan (:class:`~ws_gateway.admission.PrincipalSlots`); a delayed plan's channels
+are the hub's shared delayed views (:mod:`ws_gateway.delay`); :meth:`SessionCore.regrant`
+applies new entitlements and drops the channels they no longer allow.
 
 Joining a channel is done here, on the hub (plain state, no I/O): the :class:`Send` handed back
 with a join must be written before the shell waits for anything, so that the reply and the
@@ -29,28 +36,34 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Generator, Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Final, cast
 
 from core.candles import Candle
 from core.intervals import Interval
 from streams.outage import OutageLog
-from ws_gateway.channels import CandleChannel, Client, Delivery, TickChannel
+from ws_gateway.admission import PrincipalSlots
+from ws_gateway.auth import AuthenticationError, Principal
+from ws_gateway.channels import CandleChannel, Channel, Client, Delivery, TickChannel
+from ws_gateway.delay import DelayedCandles
 from ws_gateway.gaps import Told
 from ws_gateway.hub import Hub
 from ws_gateway.outbox import Item
-from ws_gateway.protocol import ConnectionProtocol
+from ws_gateway.protocol import ConnectionProtocol, entitlement
 from ws_gateway.wire import (
     TICKS,
-    ChannelKey,
+    Auth,
     CloseCode,
     ErrorCode,
     Ping,
     RequestError,
+    RequestId,
     Resume,
     Subscribe,
     Unsubscribe,
+    authenticated,
     conflated,
+    error,
     pong,
     subscribed,
     unsubscribed,
@@ -112,9 +125,19 @@ class ReadCandles:
     end: int
 
 
+@dataclass(frozen=True, slots=True)
+class Authenticate:
+    """Check the token of an ``auth`` frame (answer: the :class:`Principal`, or the
+    :class:`AuthenticationError` through :meth:`SessionCore.refused`)."""
+
+    token: str = field(repr=False)
+
+
 Read = ReadInstruments | ReadLastCandles | ReadCandles
-Action = Send | Close | Read
-Answer = list[Candle] | list[str]
+Wait = Read | Authenticate
+"""What the core waits for: a storage read or a token check."""
+Action = Send | Close | Wait
+Answer = list[Candle] | list[str] | Principal
 
 
 @dataclass(frozen=True, slots=True)
@@ -122,7 +145,7 @@ class _Failed:
     error: Exception
 
 
-_Step = Generator[Read, Answer | _Failed, None]
+_Step = Generator[Wait, Answer | _Failed, None]
 
 
 # -- the instruments that exist -------------------------------------------------------------------
@@ -185,7 +208,11 @@ class SessionCore:
 
     ``client`` is what the hub delivers the connection's channels to (the shell); ``storage``
     says whether the shell can read storage (without it, snapshots and catch-ups come from
-    memory only); ``clock`` gives wall time in nanoseconds (the current candle interval).
+    memory only); ``clock`` gives wall time in nanoseconds (the current candle interval, the
+    delay). ``token_sent``: the handshake carried a token (``protocol.principal`` is its
+    principal); otherwise the first frame may be ``auth``, and must be when ``anonymous`` is
+    false (``protocol.principal`` is then no one's until it comes). ``slots`` counts the
+    connections of each principal across the gateway.
     """
 
     def __init__(
@@ -197,6 +224,9 @@ class SessionCore:
         *,
         storage: bool,
         clock: Callable[[], int] = time.time_ns,
+        token_sent: bool = True,
+        anonymous: bool = True,
+        slots: PrincipalSlots | None = None,
     ) -> None:
         self.hub = hub
         self.client = client
@@ -206,15 +236,115 @@ class SessionCore:
         self.clock = clock
         self.told = Told(hub.gaps)
         """The feed-gap notices this connection was sent (each is sent once)."""
+        self.slots = slots or PrincipalSlots()
+        self.may_auth = not token_sent
+        """The next frame may be ``auth`` (only the first frame of a connection without a token)."""
+        self.must_auth = not token_sent and not anonymous
+        """No principal yet: every frame but ``auth`` closes the connection (4401)."""
+        self._counted: str | None = None
         self._step: _Step | None = None
-        self._pending: Read | None = None
+        self._pending: Wait | None = None
         self._out: list[Item] = []
         self._active = False
 
     @property
-    def pending(self) -> Read | None:
-        """The storage read the core waits for (None: it takes the next frame)."""
+    def pending(self) -> Wait | None:
+        """The storage read or token check the core waits for (None: it takes the next frame)."""
         return self._pending
+
+    @property
+    def principal(self) -> Principal:
+        return self.protocol.principal
+
+    # -- who the client is ---------------------------------------------------------------------
+
+    def start(self) -> list[Action]:
+        """The connection opened with the handshake's principal: count it (a principal past
+        its plan's connections is refused and closed)."""
+        return [] if self.must_auth else self._admit()
+
+    def finish(self) -> None:
+        """The connection ended: its principal's slot is free again."""
+        if self._counted is not None:
+            self.slots.give_back(self._counted)
+            self._counted = None
+
+    def auth_timed_out(self, waited: float) -> list[Action]:
+        """No ``auth`` frame came within ``waited`` seconds of a connection that needs one."""
+        if not self.must_auth:
+            return []
+        return self._unauthorized(None, f"no token within {waited:g} s: send auth first")
+
+    def refused(self, exc: AuthenticationError) -> list[Action]:
+        """The token of the ``auth`` frame (:attr:`pending`) was refused."""
+        return self._answer(_Failed(exc))
+
+    def regrant(self, principal: Principal) -> list[Action]:
+        """Take new entitlements of the connection's principal (``entitlements-changed``):
+        every channel held that they no longer allow is dropped with a ``forbidden`` error
+        naming it, and so is every channel held when the delay changed (the client subscribes
+        again, to the data its plan now sees)."""
+        old = self.protocol.principal
+        held = sorted(self.protocol.subscriptions)
+        dropped = dict(self.protocol.regrant(principal))
+        if old.delay_s != principal.delay_s:
+            for key in held:
+                dropped.setdefault(
+                    key,
+                    f"plan {principal.plan} now sees data {principal.delay_s} s late:"
+                    " subscribe again",
+                )
+        for key in held:
+            why = dropped.get(key)
+            if why is None:
+                continue
+            channel = self.hub.held(key, old.delay_s)
+            if channel is not None:
+                self.hub.unsubscribe(self.client, channel)
+            self.protocol.removed(key)
+            self._forget_gaps(key.instrument)
+            self._reply(error(None, ErrorCode.FORBIDDEN, why, "channel", key))
+        return self._flush(None)
+
+    def _admit(self) -> list[Action]:
+        """Count the principal's connection; refuse it beyond its plan's limit."""
+        principal = self.protocol.principal
+        subject = principal.counted
+        if subject is not None and principal.grant is not None:
+            limit = principal.grant.ws_connections
+            if not self.slots.take(subject, limit):
+                self._reply(
+                    error(
+                        None,
+                        ErrorCode.TOO_MANY_CONNECTIONS,
+                        f"at most {limit} connections at once on plan {principal.plan}",
+                    )
+                )
+                actions = self._flush(None)
+                actions.append(Close(CloseCode.RATE_LIMITED, "too many connections"))
+                return actions
+            self._counted = subject
+        return []
+
+    def _unauthorized(self, rid: RequestId, message: str) -> list[Action]:
+        self._reply(error(rid, ErrorCode.UNAUTHORIZED, message, "token"))
+        actions = self._flush(None)
+        actions.append(Close(CloseCode.UNAUTHORIZED, "unauthorized"))
+        return actions
+
+    def _auth(self, request: Auth) -> _Step:
+        result = yield Authenticate(request.token)
+        if isinstance(result, _Failed):
+            raise _TokenRefusedError(request.id, str(result.error))
+        assert isinstance(result, Principal)
+        self.protocol.principal = result
+        self.must_auth = False
+        admitted = self._admit()
+        if admitted:
+            raise _EndedError(admitted)
+        grant = result.grant
+        expires = None if grant is None else grant.expires_at
+        self._reply(authenticated(request.id, result.plan, result.delay_s, expires))
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -223,10 +353,27 @@ class SessionCore:
         the directory); what to do about it. Bad requests are answered, nothing raises."""
         if self._step is not None:
             raise RuntimeError("a storage read is outstanding: answer it first")
+        may_auth, self.may_auth = self.may_auth, False
         try:
             request = self.protocol.receive(frame, now)
         except RequestError as exc:
+            if self.must_auth:
+                return self._unauthorized(exc.id, f"{exc.message}; send auth first")
             return self._refused(exc)
+        if isinstance(request, Auth):
+            if not may_auth:
+                return self._refused(
+                    RequestError(
+                        ErrorCode.BAD_REQUEST,
+                        "auth is taken only as the first frame of a connection opened"
+                        " without a token",
+                        "op",
+                        request.id,
+                    )
+                )
+            return self._advance(self._auth(request), None)
+        if self.must_auth:
+            return self._unauthorized(request.id, "a token is required: send auth first")
         if isinstance(request, Ping):
             self._reply(pong(request.id))
         elif isinstance(request, Unsubscribe):
@@ -238,10 +385,11 @@ class SessionCore:
         return self._flush(None)
 
     def answer(self, result: Answer) -> list[Action]:
-        """Take the result of :attr:`pending` (as the store returned it)."""
-        told = self.directory.storage_answered(self.clock() / 1e9)
-        if told is not None:
-            log.warning(told)
+        """Take the result of :attr:`pending` (as the store or the authenticator returned it)."""
+        if not isinstance(result, Principal):
+            told = self.directory.storage_answered(self.clock() / 1e9)
+            if told is not None:
+                log.warning(told)
         return self._answer(result)
 
     def failed(self, error: Exception) -> list[Action]:
@@ -265,6 +413,10 @@ class SessionCore:
             return self._flush(None)
         except RequestError as exc:
             return self._refused(exc)
+        except _TokenRefusedError as refused:
+            return self._unauthorized(refused.rid, refused.message)
+        except _EndedError as closed:
+            return closed.actions
         self._step, self._pending = step, read
         return self._flush(read)
 
@@ -273,7 +425,7 @@ class SessionCore:
     def _reply(self, payload: bytes) -> None:
         self._out.append(self.hub.framing(payload))
 
-    def _flush(self, read: Read | None) -> list[Action]:
+    def _flush(self, read: Wait | None) -> list[Action]:
         actions: list[Action] = []
         if self._out:
             actions.append(Send(self._out, self._active))
@@ -293,7 +445,7 @@ class SessionCore:
 
     def _channel(
         self, request: Subscribe | Resume, now: float
-    ) -> Generator[Read, Answer | _Failed, CandleChannel | TickChannel]:
+    ) -> Generator[Wait, Answer | _Failed, CandleChannel | TickChannel]:
         key = request.channel
         known = self.directory.lookup(key.instrument, now)
         if known is None:
@@ -308,25 +460,40 @@ class SessionCore:
                 "instrument",
                 request.id,
             )
-        channel = self.hub.channel(key)
+        delay = self.protocol.principal.delay_s
+        channel: CandleChannel | TickChannel | None
+        if delay and key.kind != TICKS:
+            channel = self.hub.view(key, delay, self.clock())
+        else:
+            channel = self.hub.channel(key)
         assert channel is not None  # the protocol checked the interval
         return channel
 
     def _unsubscribe(self, request: Unsubscribe) -> None:
-        channel = self.hub.channels.get(request.channel)
+        channel = self.hub.held(request.channel, self.protocol.principal.delay_s)
         if channel is not None:
             self.hub.unsubscribe(self.client, channel)
         self.protocol.removed(request.channel)
-        instrument = request.channel.instrument
-        if all(key.instrument != instrument for key in self.protocol.subscriptions):
-            self.told.forget(instrument)
+        self._forget_gaps(request.channel.instrument)
         self._reply(unsubscribed(request.id, request.channel))
 
+    def _forget_gaps(self, instrument: str) -> None:
+        if all(key.instrument != instrument for key in self.protocol.subscriptions):
+            self.told.forget(instrument)
+
     def _join(self, request: Subscribe | Resume, channel: CandleChannel | TickChannel) -> None:
-        """Subscribe and say so; whatever is sent with it reaches the client before updates."""
+        """Subscribe and say so; whatever is sent with it reaches the client before updates.
+
+        The entitlements are checked again: they may have changed while storage was read."""
+        principal = self.protocol.principal
+        refusal = entitlement(principal, channel.key)
+        if refusal is None and _delay_of(channel) != principal.delay_s:
+            refusal = "channel", f"plan {principal.plan} now sees data {principal.delay_s} s late"
+        if refusal is not None:
+            raise RequestError(ErrorCode.FORBIDDEN, refusal[1], refusal[0], request.id)
         self.hub.subscribe(self.client, channel)
         self.protocol.added(channel.key)
-        self._reply(subscribed(request.id, channel.key, self.hub.epoch))
+        self._reply(subscribed(request.id, channel.key, channel.epoch))
 
     def _subscribe(self, request: Subscribe, now: float) -> _Step:
         channel = yield from self._channel(request, now)
@@ -355,20 +522,25 @@ class SessionCore:
         self._join(request, channel)
         self._reply(snapshot.payload)
         after = snapshot.seq if seen is None else min(seen, snapshot.seq)
-        self._tell_gaps(channel.key, after, snapshot.start_ns)
+        self._tell_gaps(channel, after, snapshot.start_ns)
 
-    def _tell_gaps(self, key: ChannelKey, after: int, since_ns: int | None = None) -> None:
+    def _tell_gaps(self, channel: Channel, after: int, since_ns: int | None = None) -> None:
+        if isinstance(channel, DelayedCandles):
+            return  # a notice is news of now: delayed plans have the candles' gap flags
+        key = channel.key
         for notice in self.hub.gaps.of(key.instrument):
             if notice.concerns(key, after, since_ns) and self.told.first_time(notice):
                 self._out.append(notice.frame)
                 self._active = True
 
-    def _replay(self, key: ChannelKey, seq: int, missed: list[Delivery]) -> None:
+    def _replay(self, channel: Channel, seq: int, missed: list[Delivery]) -> None:
         """Send the deliveries after ``seq`` with the gap notices in their places (a notice
         at position p follows message p), as a client that never left had them."""
         out = self._out
         k = 0
-        for notice in self.hub.gaps.of(key.instrument):  # positions rise with arrival
+        key = channel.key
+        notices = [] if isinstance(channel, DelayedCandles) else self.hub.gaps.of(key.instrument)
+        for notice in notices:  # positions rise with arrival
             position = notice.position(key)
             if position < seq:
                 continue
@@ -381,7 +553,7 @@ class SessionCore:
 
     def _older(
         self, channel: CandleChannel, count: int
-    ) -> Generator[Read, Answer | _Failed, list[Candle]]:
+    ) -> Generator[Wait, Answer | _Failed, list[Candle]]:
         """Candles from storage for the part of the newest ``count`` the cache may not hold.
 
         The cache is complete from :attr:`CandleChannel.complete_from` on (when it has seen
@@ -397,7 +569,11 @@ class SessionCore:
         for _ in range(STORE_RETRIES):
             end = channel.complete_from
             if end is None:
-                end = interval.bucket_start(self.clock()) + interval.ns
+                now = self.clock()
+                if isinstance(channel, DelayedCandles):
+                    end = channel.due_before(now)  # nothing younger than the delay
+                else:
+                    end = interval.bucket_start(now) + interval.ns
             need = count - channel.cached_since(end)
             if need <= 0:
                 return []
@@ -413,14 +589,14 @@ class SessionCore:
     def _resume(self, request: Resume, now: float) -> _Step:
         channel = yield from self._channel(request, now)
         seq = request.seq
-        foreign = request.epoch is not None and request.epoch != self.hub.epoch
+        foreign = request.epoch is not None and request.epoch != channel.epoch
         if foreign or seq > channel.seq:
             yield from self._snapshot(request, channel, reset=True)
             return
         missed = channel.missed(seq)
         if missed is not None:
             self._join(request, channel)
-            self._replay(channel.key, seq, missed)
+            self._replay(channel, seq, missed)
             return
         if request.channel.kind == TICKS or not isinstance(channel, CandleChannel):
             yield from self._snapshot(request, channel, reset=True, seen=seq)
@@ -431,7 +607,7 @@ class SessionCore:
 
     def _catch_up(
         self, request: Resume, channel: CandleChannel
-    ) -> Generator[Read, Answer | _Failed, bool]:
+    ) -> Generator[Wait, Answer | _Failed, bool]:
         """Bring the client to the present with the latest version of every candle changed
         since its seq (exact, without a reset); False when that is not possible."""
         seq = request.seq
@@ -466,5 +642,26 @@ class SessionCore:
             self._reply(conflated(channel.key, catch_up.dropped))
         frames, framing = channel.frames, self.hub.framing
         self._out.extend([framing(frames.update(seq, body)) for seq, body in catch_up.updates])
-        self._tell_gaps(channel.key, request.seq)
+        self._tell_gaps(channel, request.seq)
         return True
+
+
+def _delay_of(channel: Channel) -> int:
+    return channel.delay_s if isinstance(channel, DelayedCandles) else 0
+
+
+class _TokenRefusedError(Exception):
+    """A token of an ``auth`` frame was refused: answer ``unauthorized`` and close (4401)."""
+
+    def __init__(self, rid: RequestId, message: str) -> None:
+        super().__init__(message)
+        self.rid = rid
+        self.message = message
+
+
+class _EndedError(Exception):
+    """The request ends the connection with these actions."""
+
+    def __init__(self, actions: list[Action]) -> None:
+        super().__init__("closed")
+        self.actions = actions

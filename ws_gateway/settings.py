@@ -75,6 +75,8 @@ class GatewaySettings:
     - ``max_tick_batch``: the most ticks in one ``tick`` message (bigger batches are split).
     - ``heartbeat``: seconds between heartbeats to every client.
     - ``allow_anonymous``: clients without a token get ``anonymous_permissions``.
+    - ``auth_timeout``: seconds a connection opened without a token, where anonymous access
+      is off, has to send its ``auth`` frame (its check included); then it is closed (4401).
     - ``ping_interval``/``ping_timeout``/``close_timeout``: WebSocket keepalive and closing.
     - ``open_timeout``: seconds a client has from connecting to a completed handshake (its
       HTTP request included: a client that dribbles its headers is cut off then).
@@ -101,6 +103,7 @@ class GatewaySettings:
     heartbeat: float = 5.0
     allow_anonymous: bool = True
     anonymous_permissions: frozenset[str] = ANONYMOUS_PERMISSIONS
+    auth_timeout: float = 5.0
     limits: Limits = field(default_factory=Limits)
     ping_interval: float | None = 20.0
     ping_timeout: float | None = 20.0
@@ -123,8 +126,10 @@ class GatewaySettings:
         for name in ("replay_buffer", "gap_notices", "max_tick_batch", "backlog"):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
-        if min(self.heartbeat, self.close_timeout, self.open_timeout) <= 0:
-            raise ValueError("heartbeat, close_timeout and open_timeout must be positive")
+        if min(self.heartbeat, self.close_timeout, self.open_timeout, self.auth_timeout) <= 0:
+            raise ValueError(
+                "heartbeat, close_timeout, open_timeout and auth_timeout must be positive"
+            )
         if self.max_connections_per_address < 0:
             raise ValueError("max_connections_per_address must not be negative (0: no cap)")
         for origin in self.allowed_origins:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import enum
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, NamedTuple
 
 import msgspec
@@ -43,6 +43,12 @@ class ErrorCode(enum.StrEnum):
     NOT_SUBSCRIBED = "not_subscribed"
     RATE_LIMITED = "rate_limited"
     UNAUTHORIZED = "unauthorized"
+    """A token refused (then the connection closes with 4401), or a channel the principal
+    may not read."""
+    FORBIDDEN = "forbidden"
+    """Outside the principal's plan: an instrument it does not cover, ticks on a delayed plan."""
+    TOO_MANY_CONNECTIONS = "too_many_connections"
+    """The principal holds its plan's connections already (then the connection closes)."""
     UNAVAILABLE = "unavailable"
     """The gateway could not answer now (e.g. storage failed); retrying later may work."""
 
@@ -101,8 +107,18 @@ class Ping:
     id: RequestId
 
 
-Request = Subscribe | Unsubscribe | Resume | Ping
-OPS: Final = ("subscribe", "unsubscribe", "resume", "ping")
+@dataclass(frozen=True, slots=True)
+class Auth:
+    """The token of a connection opened without one (its first frame)."""
+
+    id: RequestId
+    token: str = field(repr=False)
+
+
+Request = Subscribe | Unsubscribe | Resume | Ping | Auth
+OPS: Final = ("subscribe", "unsubscribe", "resume", "ping", "auth")
+MAX_TOKEN: Final = 4096
+"""The longest token taken, in characters (an access token has about 700)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -187,6 +203,8 @@ def parse_request(body: dict[str, Any]) -> Request:
         )
     if op == "ping":
         return Ping(rid)
+    if op == "auth":
+        return Auth(rid, token_text(_text(body, "token", rid), rid))
     channel = _channel(body, rid)
     if op == "unsubscribe":
         return Unsubscribe(rid, channel)
@@ -245,6 +263,19 @@ def _text(body: dict[str, Any], name: str, rid: RequestId) -> str:
     return value
 
 
+def token_text(token: str, rid: RequestId = None) -> str:
+    """``token`` if it is a plausible token (not empty, at most :data:`MAX_TOKEN`
+    characters); the signature is the authenticator's to check."""
+    if not token or len(token) > MAX_TOKEN:
+        raise RequestError(
+            ErrorCode.BAD_REQUEST,
+            f"`token` must have 1 to {MAX_TOKEN} characters",
+            "token",
+            rid,
+        )
+    return token
+
+
 def _channel(body: dict[str, Any], rid: RequestId) -> ChannelKey:
     kind = _text(body, "channel", rid)
     if kind not in CHANNEL_KINDS:
@@ -292,9 +323,32 @@ def heartbeat(ts_ms: int) -> bytes:
     return _encode({"type": "heartbeat", "ts": ts_ms})
 
 
-def error(rid: RequestId, code: ErrorCode, message: str, field: str | None = None) -> bytes:
+def error(
+    rid: RequestId,
+    code: ErrorCode,
+    message: str,
+    field: str | None = None,
+    channel: ChannelKey | None = None,
+) -> bytes:
+    """An ``error`` message; ``channel``: the channel it concerns, when the error is the
+    gateway's own doing rather than an answer (an entitlement change dropped it)."""
+    fields = {} if channel is None else _channel_fields(channel)
     return _encode(
-        {"type": "error", "id": rid, "code": code.value, "field": field, "message": message}
+        {
+            "type": "error",
+            "id": rid,
+            "code": code.value,
+            "field": field,
+            "message": message,
+            **fields,
+        }
+    )
+
+
+def authenticated(rid: RequestId, plan: str | None, delay_s: int, expires_s: int | None) -> bytes:
+    """The answer to an ``auth`` frame: the plan, its delay (s) and the token's expiry."""
+    return _encode(
+        {"type": "authenticated", "id": rid, "plan": plan, "delay": delay_s, "expires": expires_s}
     )
 
 

@@ -7,7 +7,7 @@ import contextlib
 import json
 import socket
 import time
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Callable, Iterable
 from typing import Any
 
 from websockets.asyncio.client import ClientConnection, connect
@@ -40,12 +40,13 @@ TIMEOUT = 5.0
 async def running(
     store: MarketDataStore | None = None,
     authenticator: Authenticator | None = None,
+    clock: Callable[[], int] = time.time_ns,
     **settings: Any,
 ) -> AsyncIterator[tuple[MemoryBus, Gateway]]:
     settings.setdefault("instruments", (BTC, ETH))
     config = GatewaySettings(port=0, **settings)
     async with MemoryBus(partitions=2) as bus:
-        gateway = Gateway(bus, store, config, authenticator)
+        gateway = Gateway(bus, store, config, authenticator, clock=clock)
         await asyncio.wait_for(gateway.__aenter__(), TIMEOUT)
         try:
             yield bus, gateway

@@ -53,7 +53,6 @@ def test_token_from_query_parameter_or_bearer_header() -> None:
 @pytest.mark.parametrize(
     ("path", "headers"),
     [
-        ("/ws", None),
         ("/ws?token=wrong", None),
         ("/ws", {"Authorization": "Bearer wrong"}),
         ("/ws", {"Authorization": "Basic dXNlcjpwYXNz"}),
@@ -101,11 +100,31 @@ async def test_a_token_grants_its_principal_permissions(
 
 
 async def test_anonymous_access_can_be_switched_off_in_settings() -> None:
-    async with running(allow_anonymous=False) as (_, gateway):
-        with pytest.raises(InvalidStatus) as refused:
-            async with client(gateway):
-                pass
-        assert refused.value.response.status_code == 401
+    """Without a token the connection opens for its ``auth`` frame (browsers cannot send
+    headers), but serves nothing else: a request first is ``unauthorized``, then 4401."""
+    async with (
+        running(allow_anonymous=False) as (_, gateway),
+        client(gateway) as ws,
+    ):
+        await request(ws, op="subscribe", id=1, channel="candles", instrument=BTC, interval="1m")
+        refused = await recv_type(ws, "error")
+        assert (refused["id"], refused["code"], refused["field"]) == (1, "unauthorized", "token")
+        closed = await close_frame(ws)
+        assert (closed.code, closed.reason) == (4401, "unauthorized")
+
+
+async def test_without_anonymous_access_the_auth_frame_is_awaited_a_bounded_time() -> None:
+    async with (
+        running(allow_anonymous=False, auth_timeout=0.3) as (_, gateway),
+        client(gateway) as ws,
+    ):
+        started = time.monotonic()
+        refused = await recv_type(ws, "error")
+        assert refused["code"] == "unauthorized"
+        assert "no token within 0.3 s" in refused["message"]
+        closed = await close_frame(ws)
+        assert closed.code == 4401
+        assert 0.3 <= time.monotonic() - started < 2.0
 
 
 async def test_a_connection_is_closed_with_4401_when_its_token_expires() -> None:
