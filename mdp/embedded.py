@@ -26,11 +26,12 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from access.jwks import JwksCache
 from auth.settings import AuthSettings
 from charting.app import create_app_for_url
 from charting.server import ApiServer, serving
@@ -49,7 +50,14 @@ from ingest.venues import venue_protocol
 from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
 from machine import free_port
-from mdp.front import Edge, auth_service, haproxy_missing, jwks_url
+from mdp.front import (
+    Edge,
+    access_keys,
+    anonymous_grant,
+    auth_service,
+    haproxy_missing,
+    jwks_url,
+)
 from mdp.progress import Progress
 from mdp.status import status_line
 from storage import PostgresServer, PostgresStore
@@ -62,6 +70,7 @@ from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
 from streams.memory import MemoryBus
 from ws_gateway import Gateway, GatewaySettings
 from ws_gateway.admission import page_origins
+from ws_gateway.tokens import AccessTokens
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +223,9 @@ class Platform:
         auth = await stack.enter_async_context(auth_service(url, settings.auth, bus, host))
         anonymous = settings.auth.plans.anonymous or "none (a token is needed)"
         self._say(f"auth: {auth.url}/auth  (anonymous plan: {anonymous})")
+        keys = await stack.enter_async_context(access_keys(auth, settings.auth))
         gateway = await stack.enter_async_context(
-            self._gateway(bus, store, host, 0 if edge else settings.ws_port, public_port)
+            self._gateway(bus, store, keys, host, 0 if edge else settings.ws_port, public_port)
         )
         api = await stack.enter_async_context(
             self._http(url, host, 0 if edge else settings.http_port, gateway.port, edge)
@@ -253,10 +263,17 @@ class Platform:
 
     @contextlib.asynccontextmanager
     async def _gateway(
-        self, bus: MemoryBus, store: PostgresStore, host: str, port: int, public_port: int | None
+        self,
+        bus: MemoryBus,
+        store: PostgresStore,
+        keys: JwksCache,
+        host: str,
+        port: int,
+        public_port: int | None,
     ) -> AsyncIterator[Gateway]:
-        """The gateway on ``host:port``; the chart's origin is the edge's (``public_port``)
-        or the history API's."""
+        """The gateway on ``host:port``, checking tokens with ``keys``; the chart's origin is
+        the edge's (``public_port``) or the history API's. Behind the edge every client has
+        the edge's address, so the gateway caps no address there (the edge limits each)."""
         settings = self.settings
         instruments = settings.feed.live_instruments()
         page_port = settings.http_port if public_port is None else public_port
@@ -266,8 +283,12 @@ class Platform:
             intervals=settings.engine.intervals,
             instruments=instruments,
             allowed_origins=page_origins(settings.host, page_port) + settings.allowed_origins,
+            allow_anonymous=settings.auth.plans.anonymous is not None,
         )
-        async with Gateway(bus, store, gateway_settings) as gateway:
+        if public_port is not None:
+            gateway_settings = replace(gateway_settings, max_connections_per_address=0)
+        tokens = AccessTokens(keys, anonymous_grant(settings.auth))
+        async with Gateway(bus, store, gateway_settings, tokens) as gateway:
             yield gateway
 
     @contextlib.asynccontextmanager

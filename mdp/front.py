@@ -21,7 +21,10 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Final
 
+from access.grant import Grant
+from access.jwks import JwksCache
 from auth.app import create_app
+from auth.claims import Entitlements
 from auth.settings import AuthSettings
 from charting.server import ApiServer, serving
 from edge.config import EdgeSettings, TokenPolicy
@@ -47,6 +50,19 @@ async def auth_service(
     app = create_app(url, settings, lambda: contextlib.nullcontext(bus))
     async with serving(app, host, 0) as server:
         yield server
+
+
+def anonymous_grant(settings: AuthSettings) -> Grant | None:
+    """What visitors without a token may read: the anonymous plan's grant (None: nothing)."""
+    name = settings.plans.anonymous
+    if name is None:
+        return None
+    return Grant.anonymous(Entitlements.of(settings.plans.get(name)).claims())
+
+
+def access_keys(auth: ApiServer, settings: AuthSettings) -> JwksCache:
+    """The auth service's keys as the services check tokens with them (``async with`` it)."""
+    return JwksCache(jwks_url(auth), issuer=settings.issuer, audience=settings.audience)
 
 
 def haproxy_missing() -> str | None:
