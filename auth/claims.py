@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from typing import Any, Final, Literal
 
 from auth.plans import Plan
+from core.auth_events import PlanClaims
 
 PrincipalKind = Literal["account", "key"]
 SCOPES: Final = ("read", "trade")
@@ -44,6 +45,10 @@ class Entitlements:
             requests_per_minute=plan.requests_per_minute,
             trading=plan.trading,
         )
+
+    def plan_claims(self) -> PlanClaims:
+        """The claims as ``auth.events`` and the services carry a plan."""
+        return PlanClaims(**self.claims())
 
     def claims(self) -> dict[str, Any]:
         return {

@@ -22,7 +22,7 @@ import msgspec
 from auth.claims import Entitlements
 from auth.plans import PlanBook
 from auth.store import AuthStore
-from core.auth_events import AuthEvent, PlanClaims, encode_event
+from core.auth_events import AuthEvent, encode_event
 from storage.unavailable import DatabaseUnavailableError
 from streams.bus import BusError, Topic
 
@@ -34,7 +34,7 @@ def with_claims(event: AuthEvent, plans: PlanBook) -> AuthEvent:
     """``event`` with its plan's claims when it is a plan change to a plan of ``plans``."""
     if event.kind != "entitlements-changed" or event.plan not in plans.plans:
         return event
-    claims = PlanClaims(**Entitlements.of(plans.get(event.plan)).claims())
+    claims = Entitlements.of(plans.get(event.plan)).plan_claims()
     return msgspec.structs.replace(event, claims=claims)
 
 

@@ -6,19 +6,27 @@ Two ways to make it:
   (and closes): a :class:`~storage.PostgresReads`, or a :class:`~storage.MemoryReads`.
 - :func:`create_app_for_url` with a database URL: the app opens and closes the database in
   its own lifespan (``mdp api``, or any ASGI server).
+
+Either way the app checks tokens as its settings say (:mod:`charting.gate`): its lifespan
+fetches the key set, and, given a ``bus``, reads ``auth.events`` into the revocations.
 """
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
 import psycopg
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
 from starlette.routing import BaseRoute
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from charting.context import Context
+from charting.gate import GUARDED_PREFIXES, Gate
 from charting.problems import (
     ProblemError,
     http_error_handler,
@@ -29,27 +37,90 @@ from charting.routes import candles, docs, gaps, health, instruments, ticks, udf
 from charting.settings import ApiSettings
 from storage.pg_reads import PostgresReads
 from storage.reads import HistoryReads
+from streams.bus import Bus, BusClosedError
+from streams.processor import Processor
 
 
-def create_app(history: HistoryReads, settings: ApiSettings | None = None) -> Starlette:
-    """The app over open history reads (the caller owns them)."""
-    return _build(Context(settings or ApiSettings(), history), lifespan=None)
+def create_app(
+    history: HistoryReads, settings: ApiSettings | None = None, bus: Bus | None = None
+) -> Starlette:
+    """The app over open history reads (the caller owns them, and ``bus``)."""
+    ctx = Context(settings or ApiSettings(), history)
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with _checking(ctx.gate, bus):
+            yield
+
+    return _build(ctx, lifespan)
 
 
-def create_app_for_url(database_url: str, settings: ApiSettings | None = None) -> Starlette:
-    """The app over the database at ``database_url``, opened for the app's lifespan."""
+def create_app_for_url(
+    database_url: str, settings: ApiSettings | None = None, bus: Bus | None = None
+) -> Starlette:
+    """The app over the database at ``database_url``, opened for the app's lifespan;
+    revocations read from ``bus`` (the caller's) when given."""
     ctx = Context(settings or ApiSettings())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with PostgresReads.open(database_url, max_size=ctx.settings.pool_size) as history:
+        async with (
+            _checking(ctx.gate, bus),
+            PostgresReads.open(database_url, max_size=ctx.settings.pool_size) as history,
+        ):
             ctx.history = history
             try:
                 yield
             finally:
                 ctx.history = None
 
-    return _build(ctx, lifespan=lifespan)
+    return _build(ctx, lifespan)
+
+
+@contextlib.asynccontextmanager
+async def _checking(gate: Gate, bus: Bus | None) -> AsyncIterator[None]:
+    """The key set fetched and kept, and the revocations followed, while the app runs."""
+    if gate.keys is None:
+        yield
+        return
+    async with gate.keys:
+        if bus is None:
+            yield
+            return
+        follower = gate.revocations(bus)
+        task = asyncio.create_task(_follow(follower), name="auth.events")
+        try:
+            yield
+        finally:
+            follower.stop()
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+
+async def _follow(follower: Processor[None]) -> None:
+    with contextlib.suppress(BusClosedError):  # the bus's owner closed it: nothing to read
+        await follower.run()
+
+
+class _GateMiddleware:
+    """Puts the request's grant in ``request.state.grant`` on the paths that read market
+    data, or answers 401 there."""
+
+    def __init__(self, app: ASGIApp, gate: Gate) -> None:
+        self.app = app
+        self.gate = gate
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and str(scope["path"]).startswith(GUARDED_PREFIXES):
+            request = Request(scope)
+            try:
+                grant = await self.gate.grant(request)
+            except ProblemError as problem:
+                await (await problem_handler(request, problem))(scope, receive, send)
+                return
+            scope.setdefault("state", {})["grant"] = grant
+        await self.app(scope, receive, send)
 
 
 def _build(ctx: Context, lifespan: object) -> Starlette:
@@ -65,6 +136,7 @@ def _build(ctx: Context, lifespan: object) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
+        middleware=[Middleware(_GateMiddleware, gate=ctx.gate)],
         exception_handlers={
             ProblemError: problem_handler,
             HTTPException: http_error_handler,

@@ -4,8 +4,9 @@ A page whose candles are all final (none ``open``) gets a weak ETag computed fro
 determines its bytes (the query, the format, the shape of the responses
 (:data:`REPRESENTATION`), and the page's summary or contents), and answers
 ``If-None-Match`` with 304. A page that also ended longer ago than the revision horizon can
-no longer change: it may be cached for ``cache_max_age`` seconds. A page with an open candle
-is ``no-store``.
+no longer change: it may be cached for ``cache_max_age`` seconds (``private`` when the API
+checks tokens: what a page holds depends on the plan, so no shared cache may keep it). A page
+with an open candle is ``no-store``.
 """
 
 from __future__ import annotations
@@ -55,13 +56,15 @@ def is_final(freshness: Freshness, settings: ApiSettings) -> bool:
 def headers_for(
     request: Request, media_type: str, freshness: Freshness, settings: ApiSettings
 ) -> dict[str, str]:
-    headers = {"Vary": "Accept"}
+    private = settings.checks_tokens  # the bytes depend on who asks: no shared cache
+    headers = {"Vary": "Accept, Authorization" if private else "Accept"}
     if freshness.has_open:
         headers["Cache-Control"] = "no-store"
         return headers
     headers["ETag"] = etag_of(request, media_type, freshness.validator)
     if is_final(freshness, settings):
-        headers["Cache-Control"] = f"public, max-age={settings.cache_max_age}"
+        scope = "private" if private else "public"
+        headers["Cache-Control"] = f"{scope}, max-age={settings.cache_max_age}"
     else:
         headers["Cache-Control"] = "no-cache"
     return headers

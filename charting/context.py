@@ -1,9 +1,11 @@
-"""What every route needs: the settings and the history reads, once they are open."""
+"""What every route needs: the settings, the token checks and the history reads, once they
+are open."""
 
 from __future__ import annotations
 
 import time
 
+from charting.gate import Gate
 from charting.page_cache import PageCache
 from charting.settings import ApiSettings
 from storage.reads import HistoryReads
@@ -16,6 +18,7 @@ class Context:
     def __init__(self, settings: ApiSettings, history: HistoryReads | None = None) -> None:
         self.settings = settings
         self._history = history
+        self.gate = Gate(settings)
         self.pages = PageCache(settings.cache_bytes, settings.cache_recheck_ns, time.monotonic_ns)
 
     @property

@@ -7,8 +7,9 @@ fuzzes the app from it (schemathesis) and checks the responses against it.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Final
+from typing import Any, Final, get_args
 
+from access.verify import RefusalCode
 from charting.candle_formats import CANDLE_FIELDS
 from charting.formats import MEDIA_TYPES, Format
 from charting.gap_formats import GAP_FIELDS
@@ -46,6 +47,11 @@ def document(settings: ApiSettings) -> dict[str, Any]:
     """The document, with the limits of ``settings``."""
     problems = {
         "400": _problem("A parameter is missing or malformed; `parameter` names it."),
+        "401": _UNAUTHORIZED,
+        "403": _problem(
+            "The instrument is outside the token's plan (`type` ends in"
+            " `instrument-not-in-plan`; `parameter` names it)."
+        ),
         "404": _problem("The instrument (or symbol) has no data."),
         "503": _problem(
             "The database is unavailable (`type` ends in `database-unavailable`); try again"
@@ -83,6 +89,13 @@ def _problem(description: str) -> dict[str, Any]:
         "description": description,
         "content": {PROBLEM_MEDIA_TYPE: {"schema": {"$ref": "#/components/schemas/ProblemError"}}},
     }
+
+
+_UNAUTHORIZED: Final = _problem(
+    "When the API checks tokens (docs/auth.md): no token and no anonymous plan"
+    " (`token-required`), or a token refused (`invalid-token`, `token-expired`; `reason` is"
+    " our refusal code)."
+)
 
 
 def _param(name: str, schema: dict[str, Any], description: str, required: bool = False) -> Any:
@@ -235,7 +248,10 @@ def _udf_config() -> dict[str, Any]:
     return {
         "summary": "UDF: datafeed configuration",
         "operationId": "udfConfig",
-        "responses": {"200": _json({"type": "object", "required": ["supported_resolutions"]})},
+        "responses": {
+            "200": _json({"type": "object", "required": ["supported_resolutions"]}),
+            "401": _UNAUTHORIZED,
+        },
     }
 
 
@@ -309,7 +325,8 @@ def _udf_time() -> dict[str, Any]:
             "200": {
                 "description": "Unix seconds",
                 "content": {"text/plain": {"schema": {"type": "string", "pattern": "^[0-9]+$"}}},
-            }
+            },
+            "401": _UNAUTHORIZED,
         },
     }
 
@@ -373,6 +390,10 @@ def _schemas() -> dict[str, Any]:
                 "detail": {"type": "string"},
                 "parameter": {"type": "string"},
                 "invalid_params": {"type": "array", "items": {"type": "object"}},
+                "reason": {
+                    "enum": list(get_args(RefusalCode)),
+                    "description": "Why a token was refused (401 only).",
+                },
                 "s": {"const": "error"},
                 "errmsg": {"type": "string"},
             },

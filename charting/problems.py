@@ -32,6 +32,7 @@ class ProblemError(Exception):
         *,
         udf: bool = False,
         headers: dict[str, str] | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
         super().__init__(detail)
         self.status = status
@@ -41,6 +42,7 @@ class ProblemError(Exception):
         self.parameter = parameter
         self.udf = udf
         self.headers = headers or {}
+        self.extra = extra or {}
 
     def body(self) -> dict[str, Any]:
         body: dict[str, Any] = {
@@ -52,6 +54,7 @@ class ProblemError(Exception):
         if self.parameter is not None:
             body["parameter"] = self.parameter
             body["invalid_params"] = [{"name": self.parameter, "reason": self.detail}]
+        body.update(self.extra)
         if self.udf:
             body["s"] = "error"
             body["errmsg"] = self.detail

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import BaseRoute, Route
 
+from access.grant import Grant
 from charting import caching, params, rollup
 from charting.candle_formats import (
     CandleEncoder,
@@ -30,6 +31,7 @@ from charting.candle_formats import (
 )
 from charting.context import Context
 from charting.formats import choose_candles
+from charting.gate import forbidden
 from charting.params import Cursor
 from charting.problems import invalid, not_found
 from charting.rolled import page_limit, rolled_page
@@ -47,9 +49,23 @@ def routes(ctx: Context) -> list[BaseRoute]:
     return [Route("/v1/candles", candles, methods=["GET"], name="candles")]
 
 
-async def check_instrument(ctx: Context, instrument: str, parameter: str = "instrument") -> None:
+def grant_of(request: Request) -> Grant:
+    """The grant the gate found for ``request`` (:mod:`charting.gate`)."""
+    grant: Grant = request.state.grant
+    return grant
+
+
+async def check_instrument(
+    ctx: Context, request: Request, instrument: str, parameter: str = "instrument"
+) -> Grant:
+    """The request's grant, once it covers ``instrument`` (else 403) and there is data for
+    it (else 404); the plan is checked first, so a 403 tells nothing of what is stored."""
+    grant = grant_of(request)
+    if not grant.covers(instrument):
+        raise forbidden(parameter, instrument, grant)
     if not await ctx.history.has_instrument(instrument):
         raise not_found(parameter, f"{parameter}: no data for {instrument}")
+    return grant
 
 
 def plan_for(ctx: Context, interval: Interval, parameter: str = "interval") -> rollup.Plan:
@@ -82,11 +98,13 @@ async def _candles(ctx: Context, request: Request) -> Response:
     limit = params.limit(query, settings.default_limit, settings.max_limit)
     cursor = params.cursor(query, "c", start, end)
     plan = plan_for(ctx, interval)
-    await check_instrument(ctx, instrument)
-    page_start = start if cursor is None else cursor.ns
+    window = ctx.gate.window(await check_instrument(ctx, request, instrument))
+    page_start = window.start(start if cursor is None else cursor.ns)
+    end = window.candle_end(end, interval)
+    page_start = min(page_start, end)  # a range all beyond the plan's depth or delay: empty
     if plan.rolled:
         return await _rolled(ctx, request, fmt, instrument, plan, page_start, end, limit)
-    stored = _Stored(ctx, request, fmt, instrument, interval, page_start)
+    stored = _Stored(ctx, request, fmt, instrument, interval, page_start, end)
     if (recent := ctx.pages.recent(stored.key)) is not None:
         unchanged = caching.not_modified(request, recent.headers)
         return unchanged or Response(recent.body, media_type=stored.media, headers=recent.headers)
@@ -139,6 +157,7 @@ class _Stored:
         instrument: str,
         interval: Interval,
         start: int,
+        end: int,
     ) -> None:
         self.ctx = ctx
         self.request = request
@@ -147,7 +166,9 @@ class _Stored:
         self.interval = interval
         self.start = start
         self.media = fmt.media_type
-        self.key = (request.url.path, tuple(sorted(request.query_params.multi_items())), self.media)
+        # the range read is part of the key: a plan's depth or delay may cut the range asked
+        query = tuple(sorted(request.query_params.multi_items()))
+        self.key = (request.url.path, query, self.media, start, end)
 
     def info(self, page: CandlePage) -> PageInfo:
         next_cursor = None if page.next_start is None else Cursor("c", page.next_start).encode()

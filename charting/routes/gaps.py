@@ -33,7 +33,7 @@ async def _gaps(ctx: Context, request: Request) -> Response:
     fmt = choose(query.get("format"), request.headers.get("accept"))
     instrument = params.instrument(query)
     start, end = params.time_range(query, end_default=END_OF_TIME)
-    await check_instrument(ctx, instrument)
+    await check_instrument(ctx, request, instrument)
     most = settings.max_limit
     rows = await ctx.history.gaps(instrument, start, end, most + 1)
     if len(rows) > most:

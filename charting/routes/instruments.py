@@ -1,4 +1,5 @@
-"""``GET /v1/instruments``: every instrument with data, and the intervals served."""
+"""``GET /v1/instruments``: every instrument with data that the caller's plan covers, and the
+intervals served."""
 
 from __future__ import annotations
 
@@ -7,11 +8,13 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from charting.context import Context
+from charting.routes.candles import grant_of
 
 
 def routes(ctx: Context) -> list[BaseRoute]:
     async def instruments(request: Request) -> Response:
-        found = await ctx.history.instruments()
+        grant = grant_of(request)
+        found = [name for name in await ctx.history.instruments() if grant.covers(name)]
         body = {
             "instruments": [
                 {

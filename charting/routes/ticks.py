@@ -36,8 +36,13 @@ async def _ticks(ctx: Context, request: Request) -> Response:
     start, end = params.time_range(query, end_default=END_OF_TIME)
     limit = params.limit(query, settings.default_limit, settings.max_limit)
     cursor = params.cursor(query, "t", start, end)
-    await check_instrument(ctx, instrument)
+    window = ctx.gate.window(await check_instrument(ctx, request, instrument))
+    end = window.tick_end(end)
     first = TickKey(start, 0) if cursor is None else TickKey(cursor.ns, cursor.trade_id or 0)
+    if first.ns < window.floor_ns:
+        first = TickKey(window.floor_ns, 0)
+    if first.ns >= end:  # all of the range is beyond the plan's depth or delay
+        first = TickKey(end, 0)
     page = await ctx.history.tick_page(instrument, first, TickKey(end, 0), limit)
     after = page.next_start
     next_cursor = None if after is None else Cursor("t", after.ns, after.trade_id).encode()

@@ -15,10 +15,11 @@ from starlette.routing import BaseRoute, Route
 from charting import params, udf
 from charting.candle_formats import record
 from charting.context import Context
+from charting.gate import Window
 from charting.problems import invalid
 from charting.rolled import page_limit, rolled_latest, rolled_page
 from charting.rollup import Plan
-from charting.routes.candles import check_instrument, plan_for
+from charting.routes.candles import check_instrument, grant_of, plan_for
 from charting.times import END_OF_TIME, NS_PER_SECOND, align_up
 from charting.udf import Bar
 from core.candles import Candle
@@ -30,12 +31,14 @@ _MAX_SECONDS = END_OF_TIME // NS_PER_SECOND - 1
 
 def routes(ctx: Context) -> list[BaseRoute]:
     async def config(request: Request) -> Response:
-        venues = sorted({name.split(":", 1)[0] for name in await ctx.history.instruments()})
+        grant = grant_of(request)
+        names = [name for name in await ctx.history.instruments() if grant.covers(name)]
+        venues = sorted({name.split(":", 1)[0] for name in names})
         return JSONResponse(udf.config(ctx.settings.intervals, venues))
 
     async def symbols(request: Request) -> Response:
         instrument = params.instrument(request.query_params, "symbol")
-        await check_instrument(ctx, instrument, "symbol")
+        await check_instrument(ctx, request, instrument, "symbol")
         price_scale, size_scale = await _scales(ctx, instrument)
         info = udf.symbol_info(instrument, ctx.settings.intervals, price_scale, size_scale)
         return JSONResponse(info)
@@ -46,10 +49,12 @@ def routes(ctx: Context) -> list[BaseRoute]:
         kind = (query.get("type") or "").strip().lower()
         exchange = (query.get("exchange") or "").strip().upper()
         limit = params.integer(query, "limit", 30, 1, 1000)
+        grant = grant_of(request)
         found = [
             udf.search_result(name)
             for name in await ctx.history.instruments()
             if text in name
+            and grant.covers(name)
             and (not exchange or name.split(":", 1)[0] == exchange)
             and kind in ("", "crypto")
         ]
@@ -85,21 +90,23 @@ async def _history(ctx: Context, request: Request) -> Response:
         if start >= end:
             raise invalid("from", "from must be before to (the range is [from, to))")
     plan = plan_for(ctx, interval, "resolution")
-    await check_instrument(ctx, instrument, "symbol")
+    window = ctx.gate.window(await check_instrument(ctx, request, instrument, "symbol"))
+    end = window.candle_end(end, plan.target)
     if countback is not None:
-        bars = await _latest(ctx, instrument, plan, end, countback)
+        bars = await _latest(ctx, instrument, plan, window, end, countback)
     else:
         assert start is not None
-        bars = await _range(ctx, instrument, plan, start, end)
+        start = window.start(start)
+        bars = [] if start >= end else await _range(ctx, instrument, plan, start, end)
     if bars:
         return Response(udf.history_ok(bars), media_type="application/json")
     body: dict[str, object] = {"s": "no_data"}
-    before = end if countback is not None or start is None else start
-    if countback is None:
+    if countback is None and start is not None and start > window.floor_ns:
+        before = min(start, end)
         last = await ctx.history.last_open_time(
             instrument, plan.source, align_up(before, plan.target.ns)
         )
-        if last is not None:
+        if last is not None and last >= window.floor_ns:
             body["nextTime"] = plan.target.bucket_start(last) // NS_PER_SECOND
     return JSONResponse(body)
 
@@ -153,13 +160,19 @@ def _row_bar(row: CandleBar) -> Bar:
     return (row[0] // NS_PER_SECOND, row[1], row[2], row[3], row[4], row[5], row[6] == "true")
 
 
-async def _latest(ctx: Context, instrument: str, plan: Plan, end: int, count: int) -> list[Bar]:
+async def _latest(
+    ctx: Context, instrument: str, plan: Plan, window: Window, end: int, count: int
+) -> list[Bar]:
     settings = ctx.settings
+    floor = window.start(0)
+    if floor >= end:
+        return []
     if not plan.rolled:
         bars: list[Bar] = []
         rows = ctx.history.candle_bars(
-            instrument, plan.target, 0, end, settings.chunk_rows, descending=True, limit=count
-        )
+            instrument, plan.target, floor, end, settings.chunk_rows, descending=True,
+            limit=count,
+        )  # fmt: skip
         async with contextlib.aclosing(rows):
             async for chunk in rows:
                 bars.extend(_row_bar(r) for r in chunk)
@@ -169,7 +182,7 @@ async def _latest(ctx: Context, instrument: str, plan: Plan, end: int, count: in
     candles = await rolled_latest(
         ctx.history, plan, instrument, end, count, settings.chunk_rows, settings.clock()
     )
-    return [_bar(c) for c in candles]
+    return [_bar(c) for c in candles if c.open_time >= floor]
 
 
 async def _range(ctx: Context, instrument: str, plan: Plan, start: int, end: int) -> list[Bar]:
