@@ -31,6 +31,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from access.grant import Grant
 from access.jwks import JwksCache
 from auth.settings import AuthSettings
 from charting.app import create_app_for_url
@@ -53,8 +54,9 @@ from machine import free_port
 from mdp.front import (
     Edge,
     access_keys,
-    anonymous_grant,
+    anonymous_claims,
     auth_service,
+    embedded_auth,
     haproxy_missing,
     jwks_url,
 )
@@ -116,7 +118,7 @@ class PlatformSettings:
     ws_port: int = 8765
     allowed_origins: tuple[str, ...] = ()
     """Browser origins the gateway accepts besides the chart's own."""
-    auth: AuthSettings = field(default_factory=AuthSettings)
+    auth: AuthSettings = field(default_factory=embedded_auth)
     """The auth service's: its plans (the anonymous one included), token lifetimes."""
     edge: bool = True
     """HAProxy in front, on ``http_port``, when the machine has it (``docs/edge.md``)."""
@@ -227,8 +229,10 @@ class Platform:
         gateway = await stack.enter_async_context(
             self._gateway(bus, store, keys, host, 0 if edge else settings.ws_port, public_port)
         )
+        # the page's WebSocket: the edge's /ws beside the page, or the gateway's own port
+        ws_url = "/ws" if edge else f"ws://{{host}}:{gateway.port}/ws"
         api = await stack.enter_async_context(
-            self._http(url, host, 0 if edge else settings.http_port, gateway.port, edge)
+            self._http(url, bus, jwks_url(auth), host, 0 if edge else settings.http_port, ws_url)
         )
         front = None
         if public_port is None:
@@ -287,23 +291,30 @@ class Platform:
         )
         if public_port is not None:
             gateway_settings = replace(gateway_settings, max_connections_per_address=0)
-        tokens = AccessTokens(keys, anonymous_grant(settings.auth))
+        anonymous = anonymous_claims(settings.auth)
+        grant = None if anonymous is None else Grant.anonymous(anonymous)
+        tokens = AccessTokens(keys, grant)
         async with Gateway(bus, store, gateway_settings, tokens) as gateway:
             yield gateway
 
     @contextlib.asynccontextmanager
     async def _http(
-        self, url: str, host: str, port: int, gateway_port: int, behind_edge: bool
+        self, url: str, bus: MemoryBus, keys: str, host: str, port: int, ws_url: str
     ) -> AsyncIterator[ApiServer]:
-        """The history API and the chart page; the page's WebSocket is the edge's ``/ws``
-        (beside the page) or the gateway's own port."""
-        engine = self.settings.engine
+        """The history API and the chart page, checking tokens with the key set at ``keys``
+        and revocations on ``bus``; the page's WebSocket is ``ws_url``."""
+        settings = self.settings
+        engine = settings.engine
         api = ApiSettings(
             intervals=engine.intervals,
-            ws_url="/ws" if behind_edge else f"ws://{{host}}:{gateway_port}/ws",
+            ws_url=ws_url,
             final_after_ns=engine.horizon_ns + engine.lateness_ns,
+            jwks_url=keys,
+            issuer=settings.auth.issuer,
+            audience=settings.auth.audience,
+            anonymous=anonymous_claims(settings.auth),
         )
-        app = create_app_for_url(url, api)
+        app = create_app_for_url(url, api, bus)
         async with serving(app, host, port) as server:
             yield server
 

@@ -21,12 +21,13 @@ from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Final
 
-from access.grant import Grant
 from access.jwks import JwksCache
 from auth.app import create_app
 from auth.claims import Entitlements
+from auth.plans import Plan, PlanBook, load_plans
 from auth.settings import AuthSettings
 from charting.server import ApiServer, serving
+from core.auth_events import PlanClaims
 from edge.config import EdgeSettings, TokenPolicy
 from edge.haproxy import EdgeError, Haproxy, find_haproxy
 from edge.keys import KeySetError
@@ -37,6 +38,8 @@ KEYS_EVERY_S: Final = 10.0
 """How often the edge reads the auth service's key set (the service itself reads its keys
 again every 10 s, so a rotation by ``mdp auth rotate-keys`` reaches the edge within 20 s)."""
 WATCH_EVERY_S: Final = 0.5
+ALL_HISTORY_DAYS: Final = 36_500
+"""A century: all of the history an embedded platform holds."""
 STOP_TIMEOUT_S: Final = 2.0
 """In-flight requests get this long when the platform stops; open WebSockets are cut."""
 
@@ -52,12 +55,31 @@ async def auth_service(
         yield server
 
 
-def anonymous_grant(settings: AuthSettings) -> Grant | None:
-    """What visitors without a token may read: the anonymous plan's grant (None: nothing)."""
+def embedded_auth() -> AuthSettings:
+    """The auth service's settings in ``mdp up``: the shipped plans, the anonymous one
+    (``demo``) widened to everything the platform holds (:func:`widened`)."""
+    plans = load_plans()
+    if plans.anonymous is None:
+        return AuthSettings(plans=plans)
+    anonymous = widened(plans.get(plans.anonymous))
+    return AuthSettings(
+        plans=PlanBook(plans.plans | {anonymous.name: anonymous}, anonymous.name, plans.signup)
+    )
+
+
+def widened(plan: Plan) -> Plan:
+    """``plan`` over every instrument and all of history: an embedded platform holds only
+    what its one feed brought (a replayed file of last year, a venue the plan does not name),
+    for the person at this machine. Its delay, rates and limits stay."""
+    return dataclasses.replace(plan, instruments=("*",), history_days=ALL_HISTORY_DAYS)
+
+
+def anonymous_claims(settings: AuthSettings) -> PlanClaims | None:
+    """The claims of the anonymous plan, as the services take them (None: there is none)."""
     name = settings.plans.anonymous
     if name is None:
         return None
-    return Grant.anonymous(Entitlements.of(settings.plans.get(name)).claims())
+    return Entitlements.of(settings.plans.get(name)).plan_claims()
 
 
 def access_keys(auth: ApiServer, settings: AuthSettings) -> JwksCache:

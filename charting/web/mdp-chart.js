@@ -259,13 +259,15 @@
   };
 
   /* Signed in or out: another plan, so the history and the live stream start afresh. A
-     renewed token goes to the open connection in an `auth` frame. */
+     renewed token: the gateway takes a token once per connection and closes it when the
+     token expires, so the chart connects again with the new one and resumes. */
   Chart.prototype.identityChanged = function (kind) {
     if (this.closed || kind === "started") return;
-    if (kind === "refreshed") {
-      if (this.socket && this.socket.readyState === WebSocket.OPEN) this.sendAuth(false);
-      return;
-    }
+    this.reconnect();
+    if (kind !== "refreshed" && this.instrument) this.select(this.instrument, this.interval);
+  };
+
+  Chart.prototype.reconnect = function () {
     var socket = this.socket;
     this.socket = null;
     this.subscribed = false;
@@ -274,7 +276,6 @@
     if (socket) socket.close();
     this.retries = 0;
     this.connect();
-    if (this.instrument) this.select(this.instrument, this.interval);
   };
 
   Chart.prototype.build = function () {
@@ -527,7 +528,7 @@
       self.subscribed = false;
       self.authId = null;
       self.plan = null;
-      if (self.session && self.session.token()) self.sendAuth(true);  // subscribe once answered
+      if (self.session && self.session.token()) self.sendAuth();  // subscribe once answered
       else self.subscribe();
       self.pinger = setInterval(function () { self.keepAlive(); }, WATCH_EVERY_MS);
     };
@@ -567,11 +568,11 @@
     setTimeout(function () { self.connect(); }, delay);
   };
 
-  /* The session's token in an `auth` frame (docs/auth.md): `first` on a new connection,
-     where subscriptions wait for its answer, and again when the token is renewed. */
-  Chart.prototype.sendAuth = function (first) {
+  /* The session's token in the `auth` first frame (docs/auth.md); subscriptions wait for
+     its answer. */
+  Chart.prototype.sendAuth = function () {
     var token = this.session && this.session.token();
-    if (token && this.send({ op: "auth", token: token }) && first) this.authId = this.requestId;
+    if (token && this.send({ op: "auth", token: token })) this.authId = this.requestId;
   };
 
   Chart.prototype.keepAlive = function () {
@@ -616,7 +617,7 @@
     var self = this;
     switch (message.type) {
       case "authenticated":
-        if (message.id !== this.authId) return;  // a renewed token's answer
+        if (message.id !== this.authId) return;
         this.authId = null;
         this.plan = { name: message.plan, delay: message.delay };
         this.subscribe();

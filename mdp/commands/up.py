@@ -37,6 +37,7 @@ from mdp.common_options import (
 )
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
+from mdp.front import embedded_auth
 from storage import PostgresServerError, PostgresUnavailableError
 
 EXIT_BAD_INPUT = 2
@@ -136,10 +137,11 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
 
 
 def _auth_settings(anonymous: str | None) -> AuthSettings:
-    """The auth service's defaults, with ``--anonymous`` (raises ValueError when unknown)."""
-    settings = AuthSettings()
+    """The auth service's settings: ``mdp up``'s (:func:`~mdp.front.embedded_auth`), or the
+    shipped plans with the ``--anonymous`` one as the file has it (ValueError when unknown)."""
     if anonymous is None:
-        return settings
+        return embedded_auth()
+    settings = AuthSettings()
     try:
         plans = settings.plans.with_anonymous(None if anonymous == "none" else anonymous)
     except PlanError as exc:

@@ -17,8 +17,9 @@ from urllib.parse import urlsplit
 import httpx
 import pytest
 from websockets.asyncio.client import connect
-from websockets.exceptions import InvalidStatus
+from websockets.exceptions import ConnectionClosed
 
+from auth.plans import PlanBook, load_plans
 from auth.settings import AuthSettings
 from core.engine import EngineConfig
 from core.intervals import parse_intervals
@@ -116,16 +117,24 @@ async def test_without_an_anonymous_plan_the_edge_and_the_gateway_want_a_token(
         output = printed(platform)
         assert "(anonymous plan: none (a token is needed))" in output
         async with httpx.AsyncClient(base_url=platform.chart_url, timeout=10) as client:
-            assert (await client.get("/")).status_code == 200  # the page, to sign in on
+            for path in ("/", "/config.json", "/static/mdp-session.js", "/static/mdp-chart.js"):
+                assert (await client.get(path)).status_code == 200  # the page, to sign in on
             assert (await client.get("/auth/v1/plans")).json()["anonymous"] is None
             refused = await client.get("/v1/instruments")
             assert refused.status_code == 401
             assert problem_code(refused) == "token-required"
+        # the edge lets /ws through (a browser's token comes in the first frame); the
+        # gateway wants that frame before anything else
         assert platform.gateway_url is not None
-        with pytest.raises(InvalidStatus) as refusal:
-            async with connect(platform.gateway_url):
-                pass
-        assert refusal.value.response.status_code == 401
+        async with connect(platform.gateway_url) as socket:
+            subscribe = {"op": "subscribe", "id": 1, "channel": "candles"}
+            await socket.send(json.dumps(subscribe | {"instrument": "SYNTH:BTCUSD"}))
+            answer = json.loads(await socket.recv())
+            with pytest.raises(ConnectionClosed) as closed:
+                await socket.recv()
+        assert (answer["type"], answer["code"]) == ("error", "unauthorized")
+        assert closed.value.rcvd is not None
+        assert closed.value.rcvd.code == 4401
 
 
 def test_up_without_haproxy_says_so_in_one_line_and_serves_without_the_edge(
@@ -156,17 +165,22 @@ def test_up_without_haproxy_says_so_in_one_line_and_serves_without_the_edge(
 
 def test_the_anonymous_plan_is_the_demo_in_mdp_up_and_none_in_a_cluster() -> None:
     parser = build_parser()
-    assert up.settings_from(parser.parse_args(["up"])).auth.plans.anonymous == "demo"
+
+    def plans_of_up(*args: str) -> PlanBook:
+        return up.settings_from(parser.parse_args(["up", *args])).auth.plans
+
+    assert plans_of_up().anonymous == "demo"
+    # mdp up's own anonymous plan covers what its one feed brings, all of it
+    demo = plans_of_up().get("demo")
+    assert (demo.instruments, demo.history_days, demo.data) == (("*",), 36_500, "realtime")
     assert (
-        up.settings_from(parser.parse_args(["up", "--anonymous", "pro"])).auth.plans.anonymous
-        == "pro"
-    )
-    assert (
-        up.settings_from(parser.parse_args(["up", "--anonymous", "none"])).auth.plans.anonymous
-        is None
-    )
+        plans_of_up("--anonymous", "demo").get("demo").instruments
+        == load_plans().get("demo").instruments
+    )  # named: as the plan file has it
+    assert plans_of_up("--anonymous", "pro").anonymous == "pro"
+    assert plans_of_up("--anonymous", "none").anonymous is None
     with pytest.raises(ValueError, match="--anonymous: the anonymous plan 'gold' is not among"):
-        up.settings_from(parser.parse_args(["up", "--anonymous", "gold"]))
+        plans_of_up("--anonymous", "gold")
     serve = ["auth", "serve", "--database-url", "postgresql://127.0.0.1/x"]
     assert auth_command._settings(parser.parse_args(serve)).plans.anonymous is None
     told = parser.parse_args([*serve, "--anonymous", "demo"])
