@@ -158,6 +158,10 @@ class EdgeSettings:
     tunnel_timeout_s: float = 3600.0
 
 
+OPEN_PATHS: Final = ("/", "/config.json", "/favicon.ico", "/ws")
+"""Served without a token even where anonymous access is off: the chart page and its files
+(and ``/static/``), where a visitor logs in, and ``/ws``, whose token a browser sends in the
+first frame (the gateway closes a connection that sends none, ``docs/auth.md``)."""
 UNAVAILABLE_PATHS: Final = ("/trading", "/api")
 PRINCIPAL_HEADER: Final = "X-Mdp-Principal"
 """The principal of a checked token, as the edge tells the backends (a client's own is
@@ -286,7 +290,8 @@ def _identity(settings: EdgeSettings) -> Iterator[str]:
         detail = "this platform serves no anonymous requests: log in at /auth/v1/login"
         yield _refuse(
             401, "token-required", "Token required", detail,
-            "!token_sent !{ path_beg /auth/ } !{ path / }", "hdr WWW-Authenticate Bearer",
+            f"!token_sent !{{ path_beg /auth/ /static/ }} !{{ path {' '.join(OPEN_PATHS)} }}",
+            "hdr WWW-Authenticate Bearer",
         )  # fmt: skip
 
 

@@ -26,18 +26,22 @@ import contextlib
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import TextIO
 
+from access.grant import Grant
+from access.jwks import JwksCache
+from auth.settings import AuthSettings
 from charting.app import create_app_for_url
-from charting.server import serving
+from charting.server import ApiServer, serving
 from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
 from core.numbers import to_decimal
 from core.secrets import DatabaseUrl
 from core.topics import TICKS
+from edge.config import EdgeSettings, TokenPolicy, Upstream
 from ingest.files import ReadReport
 from ingest.publisher import FeedEvent, FeedPublisher
 from ingest.sources import VenueSource, replay, stop_feeding, venue
@@ -46,6 +50,16 @@ from ingest.synthetic_market import SyntheticMarket, SyntheticResume
 from ingest.venues import venue_protocol
 from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
+from machine import free_port
+from mdp.front import (
+    Edge,
+    access_keys,
+    anonymous_claims,
+    auth_service,
+    embedded_auth,
+    haproxy_missing,
+    jwks_url,
+)
 from mdp.progress import Progress
 from mdp.status import status_line
 from storage import PostgresServer, PostgresStore
@@ -58,6 +72,7 @@ from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
 from streams.memory import MemoryBus
 from ws_gateway import Gateway, GatewaySettings
 from ws_gateway.admission import page_origins
+from ws_gateway.tokens import AccessTokens
 
 log = logging.getLogger(__name__)
 
@@ -103,6 +118,12 @@ class PlatformSettings:
     ws_port: int = 8765
     allowed_origins: tuple[str, ...] = ()
     """Browser origins the gateway accepts besides the chart's own."""
+    auth: AuthSettings = field(default_factory=embedded_auth)
+    """The auth service's: its plans (the anonymous one included), token lifetimes."""
+    edge: bool = True
+    """HAProxy in front, on ``http_port``, when the machine has it (``docs/edge.md``)."""
+    metrics_port: int = 0
+    """The edge's Prometheus metrics, on 127.0.0.1 (0: a free port)."""
     status_every: float = 1.0
     write_buffer: int = DEFAULT_MAX_BYTES
     """Bytes the storage writer holds while the database is unavailable (then: backpressure)."""
@@ -137,8 +158,7 @@ class Platform:
                 bus, store, buffer_bytes=self.settings.write_buffer
             )
             self.feed = feed = FeedPublisher(bus)
-            gateway = await stack.enter_async_context(self._gateway(bus, store))
-            await stack.enter_async_context(self._http(url, gateway))
+            front = await self._front(stack, url, bus, store)
             source = await self._source(feed, store)
             # restored just before the feed starts: it restarts on the wall clock from here
             checkpoints = PostgresCheckpoints(url)
@@ -160,8 +180,12 @@ class Platform:
             if isinstance(source, SyntheticMarket):
                 history = self._history(source, runner, writer)
                 watchers.append(asyncio.create_task(history, name="history"))
+            services = [writing, running]
+            if front is not None:
+                services.append(asyncio.create_task(front.watch(), name="edge"))
+                watchers.append(services[-1])
             try:
-                await _until(stop, [writing, running], feeding)
+                await _until(stop, services, feeding)
             finally:
                 for watcher in watchers:
                     watcher.cancel()
@@ -183,37 +207,116 @@ class Platform:
             if server.started_here:
                 await asyncio.to_thread(server.stop)
 
+    async def _front(
+        self, stack: contextlib.AsyncExitStack, url: str, bus: MemoryBus, store: PostgresStore
+    ) -> Edge | None:
+        """The auth service, the gateway and the history API; and the edge in front of them
+        (returned) when it is wanted and the machine has HAProxy."""
+        settings = self.settings
+        edge = settings.edge
+        if edge:
+            missing = haproxy_missing()
+            if missing is not None:
+                self._say(f"edge: not started, serving without it: {missing}")
+                edge = False
+        # behind the edge every service listens on a free port of 127.0.0.1
+        host = "127.0.0.1" if edge else settings.host
+        public_port = (settings.http_port or free_port(settings.host)) if edge else None
+        auth = await stack.enter_async_context(auth_service(url, settings.auth, bus, host))
+        anonymous = settings.auth.plans.anonymous or "none (a token is needed)"
+        self._say(f"auth: {auth.url}/auth  (anonymous plan: {anonymous})")
+        keys = await stack.enter_async_context(access_keys(auth, settings.auth))
+        gateway = await stack.enter_async_context(
+            self._gateway(bus, store, keys, host, 0 if edge else settings.ws_port, public_port)
+        )
+        # the page's WebSocket: the edge's /ws beside the page, or the gateway's own port
+        ws_url = "/ws" if edge else f"ws://{{host}}:{gateway.port}/ws"
+        api = await stack.enter_async_context(
+            self._http(url, bus, jwks_url(auth), host, 0 if edge else settings.http_port, ws_url)
+        )
+        front = None
+        if public_port is None:
+            self.chart_url, self.gateway_url = f"{api.url}/", gateway.url
+        else:
+            edge_settings = self._edge_settings(public_port, api, gateway, auth)
+            front = await stack.enter_async_context(Edge(edge_settings, jwks_url(auth), self._say))
+            self.chart_url = f"{front.url}/"
+            self.gateway_url = f"ws{front.url.removeprefix('http')}/ws"
+            self._say(f"edge: {front.url}  (HAProxy; metrics: {front.metrics_url})")
+        self._say(f"gateway: {self.gateway_url}")
+        self._say(f"chart: {self.chart_url}  (history API: {self.chart_url}v1, /udf)")
+        return front
+
+    def _edge_settings(
+        self, port: int, api: ApiServer, gateway: Gateway, auth: ApiServer
+    ) -> EdgeSettings:
+        settings = self.settings
+        history = Upstream("api", (f"127.0.0.1:{api.port}",))
+        return EdgeSettings(
+            host=settings.host,
+            port=port,
+            admin_host="127.0.0.1",
+            admin_port=settings.metrics_port or free_port(),
+            chart=history,
+            history=history,
+            gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),
+            auth=Upstream("auth", (f"127.0.0.1:{auth.port}",), health_path="/auth/healthz"),
+            tokens=TokenPolicy(settings.auth.issuer, settings.auth.audience, ()),
+            anonymous=settings.auth.plans.anonymous is not None,
+        )
+
     @contextlib.asynccontextmanager
-    async def _gateway(self, bus: MemoryBus, store: PostgresStore) -> AsyncIterator[Gateway]:
+    async def _gateway(
+        self,
+        bus: MemoryBus,
+        store: PostgresStore,
+        keys: JwksCache,
+        host: str,
+        port: int,
+        public_port: int | None,
+    ) -> AsyncIterator[Gateway]:
+        """The gateway on ``host:port``, checking tokens with ``keys``; the chart's origin is
+        the edge's (``public_port``) or the history API's. Behind the edge every client has
+        the edge's address, so the gateway caps no address there (the edge limits each)."""
         settings = self.settings
         instruments = settings.feed.live_instruments()
+        page_port = settings.http_port if public_port is None else public_port
         gateway_settings = GatewaySettings(
-            host=settings.host,
-            port=settings.ws_port,
+            host=host,
+            port=port,
             intervals=settings.engine.intervals,
             instruments=instruments,
-            allowed_origins=page_origins(settings.host, settings.http_port)
-            + settings.allowed_origins,
+            allowed_origins=page_origins(settings.host, page_port) + settings.allowed_origins,
+            allow_anonymous=settings.auth.plans.anonymous is not None,
         )
-        async with Gateway(bus, store, gateway_settings) as gateway:
-            self.gateway_url = gateway.url
-            self._say(f"gateway: {gateway.url}")
+        if public_port is not None:
+            gateway_settings = replace(gateway_settings, max_connections_per_address=0)
+        anonymous = anonymous_claims(settings.auth)
+        grant = None if anonymous is None else Grant.anonymous(anonymous)
+        tokens = AccessTokens(keys, grant)
+        async with Gateway(bus, store, gateway_settings, tokens) as gateway:
             yield gateway
 
     @contextlib.asynccontextmanager
-    async def _http(self, url: str, gateway: Gateway) -> AsyncIterator[None]:
+    async def _http(
+        self, url: str, bus: MemoryBus, keys: str, host: str, port: int, ws_url: str
+    ) -> AsyncIterator[ApiServer]:
+        """The history API and the chart page, checking tokens with the key set at ``keys``
+        and revocations on ``bus``; the page's WebSocket is ``ws_url``."""
         settings = self.settings
         engine = settings.engine
         api = ApiSettings(
             intervals=engine.intervals,
-            ws_url=f"ws://{{host}}:{gateway.port}/ws",
+            ws_url=ws_url,
             final_after_ns=engine.horizon_ns + engine.lateness_ns,
+            jwks_url=keys,
+            issuer=settings.auth.issuer,
+            audience=settings.auth.audience,
+            anonymous=anonymous_claims(settings.auth),
         )
-        app = create_app_for_url(url, api)
-        async with serving(app, settings.host, settings.http_port) as server:
-            self.chart_url = f"{server.url}/"
-            self._say(f"chart: {self.chart_url}  (history API: {server.url}/v1, /udf)")
-            yield
+        app = create_app_for_url(url, api, bus)
+        async with serving(app, host, port) as server:
+            yield server
 
     async def _source(
         self, publisher: FeedPublisher, store: PostgresStore

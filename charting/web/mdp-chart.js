@@ -12,6 +12,9 @@
  * server, draws the history (/udf/history, more on scroll-back), and applies live candles
  * from the gateway (docs/chart.md has the protocol), reconnecting with resume. Candles over a
  * feed gap (trades may be missing) are drawn muted, and the gateway's gap notices shown.
+ * With a `session` (mdp-session.js) its access token goes with every request: history with
+ * `Authorization: Bearer`, the WebSocket in an `auth` first frame; signing in or out reloads
+ * the chart on the new plan.
  */
 (function () {
   "use strict";
@@ -38,6 +41,8 @@
   var GAP_LEGEND = "feed gap: data may be missing";
   var GAP_REASONS = { disconnected: "feed disconnected", sequence: "trades skipped" };
   var NOTICE_MS = 30000;
+  var CLOSE_UNAUTHORIZED = 4401;  // the token was refused
+  var CLOSE_REVOKED = 4403;       // its key, session or account was revoked
   var MAX_NOTICES = 3;
   var MAX_NOTICED = 200;
 
@@ -87,13 +92,30 @@
     return node;
   }
 
-  function getJson(url) {
-    return fetch(url, { headers: { Accept: "application/json" } }).then(function (r) {
+  function getJson(url, headers) {
+    var sent = Object.assign({ Accept: "application/json" }, headers || {});
+    return fetch(url, { headers: sent }).then(function (r) {
       return r.json().then(function (body) {
-        if (!r.ok) throw new Error(body.detail || body.errmsg || r.status + " " + url);
+        if (!r.ok) {
+          var error = new Error(body.detail || body.errmsg || r.status + " " + url);
+          error.status = r.status;
+          throw error;
+        }
         return body;
       });
     });
+  }
+
+  /* The gateway's URL: "ws://{host}:8765/ws" is the gateway on the machine the page came
+     from, "/ws" a path beside the page (behind the edge: the same origin, ws or wss). */
+  function gatewayUrl(configured) {
+    if (!configured) return configured;
+    var page = new URL(SERVER);
+    if (configured.charAt(0) === "/") {
+      var scheme = page.protocol === "https:" ? "wss://" : "ws://";
+      return scheme + page.host + configured;
+    }
+    return configured.replace("{host}", page.hostname);
   }
 
   /* A bar from a gateway CANDLE (decimal strings, open_time in epoch ms). A candle without
@@ -192,11 +214,9 @@
     this.config = config;
     this.library = library;
     this.apiBase = (options.apiBase != null ? options.apiBase : config.api_base) || SERVER;
-    this.wsUrl = options.wsUrl != null ? options.wsUrl : config.ws_url;
-    if (this.wsUrl) {
-      // "ws://{host}:8765/ws": the gateway on the machine the page came from.
-      this.wsUrl = this.wsUrl.replace("{host}", new URL(SERVER).hostname);
-    }
+    this.wsUrl = gatewayUrl(options.wsUrl != null ? options.wsUrl : config.ws_url);
+    this.session = options.session || null;
+    this.authId = null;      // the id of the `auth` frame awaiting its answer
     this.instrument = options.instrument || null;
     this.interval = options.interval || "1m";
     this.intervals = (options.intervals || config.intervals || DEFAULT_INTERVALS).slice();
@@ -218,7 +238,45 @@
     this.noticed = {};  // gap notices shown, by span and reason (a resume may repeat one)
     this.noticedCount = 0;
     this.build();
+    var self = this;
+    if (this.session) this.session.onChange(function (kind) { self.identityChanged(kind); });
   }
+
+  /* The Authorization header of the session's access token (none while anonymous). */
+  Chart.prototype.headers = function () {
+    var token = this.session && this.session.token();
+    return token ? { Authorization: "Bearer " + token } : {};
+  };
+
+  /* GET with the session's token; a 401 (the token expired, or its key was rotated) gets
+     a fresh token and one more try. */
+  Chart.prototype.getJson = function (url) {
+    var self = this;
+    return getJson(url, this.headers()).catch(function (error) {
+      if (error.status !== 401 || !self.session || !self.session.signedIn()) throw error;
+      return self.session.refresh().then(function () { return getJson(url, self.headers()); });
+    });
+  };
+
+  /* Signed in or out: another plan, so the history and the live stream start afresh. A
+     renewed token: the gateway takes a token once per connection and closes it when the
+     token expires, so the chart connects again with the new one and resumes. */
+  Chart.prototype.identityChanged = function (kind) {
+    if (this.closed || kind === "started") return;
+    this.reconnect();
+    if (kind !== "refreshed" && this.instrument) this.select(this.instrument, this.interval);
+  };
+
+  Chart.prototype.reconnect = function () {
+    var socket = this.socket;
+    this.socket = null;
+    this.subscribed = false;
+    this.authId = null;
+    clearInterval(this.pinger);
+    if (socket) socket.close();
+    this.retries = 0;
+    this.connect();
+  };
 
   Chart.prototype.build = function () {
     var self = this;
@@ -295,7 +353,7 @@
 
   Chart.prototype.start = function () {
     var self = this;
-    return getJson(this.apiBase + "/v1/instruments").then(function (body) {
+    return this.getJson(this.apiBase + "/v1/instruments").then(function (body) {
       var names = body.instruments.map(function (i) { return i.instrument; });
       names.forEach(function (name) {
         self.instrumentSelect.appendChild(el("option", { value: name }, [name]));
@@ -350,7 +408,7 @@
   /* Prices with as many decimals as the instrument's (UDF symbol info: pricescale). */
   Chart.prototype.applyPriceFormat = function (instrument) {
     var self = this;
-    getJson(this.apiBase + "/udf/symbols?symbol=" + encodeURIComponent(instrument))
+    this.getJson(this.apiBase + "/udf/symbols?symbol=" + encodeURIComponent(instrument))
       .then(function (info) {
         if (instrument !== self.instrument || !info.pricescale) return;
         var precision = Math.max(0, Math.round(Math.log10(info.pricescale)));
@@ -367,7 +425,7 @@
     var url = this.apiBase + "/udf/history?symbol=" + encodeURIComponent(this.instrument) +
       "&resolution=" + encodeURIComponent(udfResolution(this.interval)) +
       "&to=" + to + "&countback=" + PAGE_BARS;
-    return getJson(url).then(function (body) {
+    return this.getJson(url).then(function (body) {
       if (body.s === "no_data") return [];
       var gaps = Array.isArray(body.gap) ? body.gap : [];
       return body.t.map(function (t, i) {
@@ -468,7 +526,10 @@
       self.retries = 0;
       self.heard = Date.now();
       self.subscribed = false;
-      self.subscribe();
+      self.authId = null;
+      self.plan = null;
+      if (self.session && self.session.token()) self.sendAuth();  // subscribe once answered
+      else self.subscribe();
       self.pinger = setInterval(function () { self.keepAlive(); }, WATCH_EVERY_MS);
     };
     socket.onmessage = function (event) {
@@ -477,12 +538,22 @@
       try { message = JSON.parse(event.data); } catch (e) { return; }
       self.receive(message);
     };
-    socket.onclose = function () {
+    socket.onclose = function (event) {
       clearInterval(self.pinger);
       if (self.socket !== socket) return;
       self.socket = null;
       self.subscribed = false;
-      self.retry("connection closed");
+      self.authId = null;
+      if (self.session && self.session.signedIn() && event.code === CLOSE_UNAUTHORIZED) {
+        // the token was refused (expired meanwhile): connect again with a fresh one
+        self.session.refresh().then(function () {
+          if (!self.socket) self.retry("token refused");  // else signing out reconnected
+        });
+      } else if (self.session && self.session.signedIn() && event.code === CLOSE_REVOKED) {
+        self.session.signOut();  // the session was revoked: anonymous from here
+      } else {
+        self.retry("connection closed");
+      }
     };
     socket.onerror = function () { /* onclose follows */ };
   };
@@ -495,6 +566,13 @@
     this.retries += 1;
     this.setState("reconnecting", why + "; retrying in " + (delay / 1000).toFixed(1) + "s");
     setTimeout(function () { self.connect(); }, delay);
+  };
+
+  /* The session's token in the `auth` first frame (docs/auth.md); subscriptions wait for
+     its answer. */
+  Chart.prototype.sendAuth = function () {
+    var token = this.session && this.session.token();
+    if (token && this.send({ op: "auth", token: token })) this.authId = this.requestId;
   };
 
   Chart.prototype.keepAlive = function () {
@@ -520,7 +598,7 @@
 
   /* Subscribe (or, after a reconnect, resume from the last seq seen). */
   Chart.prototype.subscribe = function () {
-    if (this.subscribed || !this.ready || !this.instrument) return;
+    if (this.subscribed || !this.ready || !this.instrument || this.authId !== null) return;
     var base = { channel: "candles", instrument: this.instrument, interval: this.interval };
     var resuming = this.lastSeq !== null;
     var message = resuming
@@ -538,6 +616,12 @@
   Chart.prototype.receive = function (message) {
     var self = this;
     switch (message.type) {
+      case "authenticated":
+        if (message.id !== this.authId) return;
+        this.authId = null;
+        this.plan = { name: message.plan, delay: message.delay };
+        this.subscribe();
+        break;
       case "subscribed":
         if (!this.mine(message)) return;
         if (message.epoch) this.epoch = message.epoch;
@@ -582,6 +666,11 @@
         break;
       case "error":
         this.say("gateway: " + (message.field ? message.field + ": " : "") + message.message);
+        if (message.id !== undefined && message.id === this.authId) {
+          // not taken (a refused token is closed with 4401 next): go on as anonymous
+          this.authId = null;
+          this.subscribe();
+        }
         if (message.id !== undefined && message.id === this.resumeId) {
           // The gateway cannot resume from our seq: start afresh with a snapshot.
           this.resumeId = null;
@@ -622,6 +711,7 @@
         };
       },
       state: function () { return chart.state; },
+      plan: function () { return chart.plan || null; },
       lastSeq: function () { return chart.lastSeq; },
       updates: function () { return chart.updates; },
       instrument: function () { return chart.instrument; },

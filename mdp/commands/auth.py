@@ -50,8 +50,9 @@ def add_parser(commands: Any) -> None:
     )
     serve.add_argument("--no-signup", action="store_true", help="accounts only by create-account")
     serve.add_argument(
-        "--anonymous", metavar="PLAN",
-        help="the plan of clients without a token, or none (default: the plan file's)",
+        "--anonymous", metavar="PLAN", default="none",
+        help="the plan of clients without a token, or none (default none: a cluster serves no"
+        " anonymous client unless told; `mdp up` takes the plan file's)",
     )  # fmt: skip
     serve.add_argument(
         "--bus", choices=["none", "kafka"], default="none",

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
 import sys
 from pathlib import Path
@@ -18,7 +19,10 @@ from typing import Any
 
 import psycopg
 
+from auth.plans import PlanError
+from auth.settings import AuthSettings
 from core.engine import EngineConfig
+from edge.haproxy import EdgeError
 from ingest.files import TickFileError
 from ingest.venues import empty_by_venue
 from mdp.common_options import (
@@ -33,6 +37,7 @@ from mdp.common_options import (
 )
 from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
+from mdp.front import embedded_auth
 from storage import PostgresServerError, PostgresUnavailableError
 
 EXIT_BAD_INPUT = 2
@@ -57,11 +62,27 @@ def add_parser(commands: Any) -> None:
         "--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)"
     )
     serve.add_argument(
-        "--http-port", type=int, default=8000, help="chart page and history API (0: a free port)"
-    )
+        "--http-port", type=int, default=8000,
+        help="the public port (0: a free one): the edge's, or without it the chart page's and"
+        " the history API's",
+    )  # fmt: skip
     serve.add_argument(
-        "--ws-port", type=int, default=8765, help="WebSocket gateway (0: a free port)"
-    )
+        "--ws-port", type=int, default=8765,
+        help="the WebSocket gateway's, without the edge (0: a free port); behind the edge it is"
+        " /ws on the public port",
+    )  # fmt: skip
+    serve.add_argument(
+        "--no-edge", action="store_true",
+        help="serve without HAProxy in front (it is also left out when the machine has none)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--metrics-port", type=int, default=0,
+        help="the edge's Prometheus metrics on 127.0.0.1 (default 0: a free port, printed)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--anonymous", metavar="PLAN",
+        help="the plan of visitors without a token, or none (default: the plan file's, demo)",
+    )  # fmt: skip
     add_origin_option(serve, "the chart's own, on 127.0.0.1, localhost and --host")
     feed = add_feed_options(parser)
     feed.add_argument(
@@ -90,6 +111,9 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
         http_port=args.http_port,
         ws_port=args.ws_port,
         allowed_origins=origins_of(args) or (),
+        auth=_auth_settings(args.anonymous),
+        edge=not args.no_edge,
+        metrics_port=args.metrics_port,
         write_buffer=write_buffer_of(args),
         feed=FeedSettings(
             replay=args.replay,
@@ -112,6 +136,19 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
     )
 
 
+def _auth_settings(anonymous: str | None) -> AuthSettings:
+    """The auth service's settings: ``mdp up``'s (:func:`~mdp.front.embedded_auth`), or the
+    shipped plans with the ``--anonymous`` one as the file has it (ValueError when unknown)."""
+    if anonymous is None:
+        return embedded_auth()
+    settings = AuthSettings()
+    try:
+        plans = settings.plans.with_anonymous(None if anonymous == "none" else anonymous)
+    except PlanError as exc:
+        raise ValueError(f"--anonymous: {exc}") from None
+    return dataclasses.replace(settings, plans=plans)
+
+
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
@@ -123,7 +160,7 @@ def run(args: argparse.Namespace) -> int:
     except (TickFileError, ValueError) as exc:
         print(f"mdp up: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except (PostgresUnavailableError, PostgresServerError, OSError) as exc:
+    except (PostgresUnavailableError, PostgresServerError, EdgeError, OSError) as exc:
         print(f"mdp up: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except psycopg.Error as exc:

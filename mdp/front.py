@@ -1,0 +1,190 @@
+"""The front of the embedded platform (``mdp up``): the auth service and the edge.
+
+The auth service runs in the platform's process, on its database (its tables come with the
+platform's migrations), on a free port of the address the services listen on; revocations
+and plan changes go out on the in-process bus's ``auth.events``. The edge is the machine's
+HAProxy, the one public port: the chart page, the history API, the WebSocket gateway and
+the auth service listen on free ports of 127.0.0.1 behind it. It runs in a folder of its
+own for this run (removed at the end, so that several platforms never share one) and
+verifies tokens with the auth service's keys, read at start and every
+:data:`KEYS_EVERY_S` seconds; a changed key set reloads it without dropping a connection.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import dataclasses
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable
+from pathlib import Path
+from typing import Final
+
+from access.jwks import JwksCache
+from auth.app import create_app
+from auth.claims import Entitlements
+from auth.plans import Plan, PlanBook, load_plans
+from auth.settings import AuthSettings
+from charting.server import ApiServer, serving
+from core.auth_events import PlanClaims
+from edge.config import EdgeSettings, TokenPolicy
+from edge.haproxy import EdgeError, Haproxy, find_haproxy
+from edge.keys import KeySetError
+from mdp.commands.edge import JWKS_PATH, fetch_keys
+from streams.bus import Bus
+
+KEYS_EVERY_S: Final = 10.0
+"""How often the edge reads the auth service's key set (the service itself reads its keys
+again every 10 s, so a rotation by ``mdp auth rotate-keys`` reaches the edge within 20 s)."""
+WATCH_EVERY_S: Final = 0.5
+ALL_HISTORY_DAYS: Final = 36_500
+"""A century: all of the history an embedded platform holds."""
+STOP_TIMEOUT_S: Final = 2.0
+"""In-flight requests get this long when the platform stops; open WebSockets are cut."""
+
+
+@contextlib.asynccontextmanager
+async def auth_service(
+    url: str, settings: AuthSettings, bus: Bus, host: str = "127.0.0.1"
+) -> AsyncIterator[ApiServer]:
+    """The auth service on the database at ``url``, on a free port of ``host``, relaying
+    ``auth.events`` onto ``bus``."""
+    app = create_app(url, settings, lambda: contextlib.nullcontext(bus))
+    async with serving(app, host, 0) as server:
+        yield server
+
+
+def embedded_auth() -> AuthSettings:
+    """The auth service's settings in ``mdp up``: the shipped plans, the anonymous one
+    (``demo``) widened to everything the platform holds (:func:`widened`)."""
+    plans = load_plans()
+    if plans.anonymous is None:
+        return AuthSettings(plans=plans)
+    anonymous = widened(plans.get(plans.anonymous))
+    return AuthSettings(
+        plans=PlanBook(plans.plans | {anonymous.name: anonymous}, anonymous.name, plans.signup)
+    )
+
+
+def widened(plan: Plan) -> Plan:
+    """``plan`` over every instrument and all of history: an embedded platform holds only
+    what its one feed brought (a replayed file of last year, a venue the plan does not name),
+    for the person at this machine. Its delay, rates and limits stay."""
+    return dataclasses.replace(plan, instruments=("*",), history_days=ALL_HISTORY_DAYS)
+
+
+def anonymous_claims(settings: AuthSettings) -> PlanClaims | None:
+    """The claims of the anonymous plan, as the services take them (None: there is none)."""
+    name = settings.plans.anonymous
+    if name is None:
+        return None
+    return Entitlements.of(settings.plans.get(name)).plan_claims()
+
+
+def access_keys(auth: ApiServer, settings: AuthSettings) -> JwksCache:
+    """The auth service's keys as the services check tokens with them (``async with`` it)."""
+    return JwksCache(jwks_url(auth), issuer=settings.issuer, audience=settings.audience)
+
+
+def haproxy_missing() -> str | None:
+    """Why the edge cannot run here, in one line with how to get HAProxy; None when it can."""
+    try:
+        find_haproxy()
+    except EdgeError as exc:
+        return str(exc)
+    return None
+
+
+class Edge:
+    """HAProxy in front of the embedded services, with the auth service's keys.
+
+    ``settings`` are the edge's but for the tokens and the folder, which this fills in;
+    ``jwks_url`` is the auth service's key set. ``async with`` starts and stops it; :meth:`watch`
+    keeps the keys current and raises :class:`EdgeError` should HAProxy stop by itself.
+    """
+
+    def __init__(self, settings: EdgeSettings, jwks_url: str, say: Callable[[str], None]) -> None:
+        self._wanted = settings
+        self._jwks_url = jwks_url
+        self._say = say
+        self._folder: Path | None = None
+        self._haproxy: Haproxy | None = None
+
+    @property
+    def url(self) -> str:
+        return self._running().url()
+
+    @property
+    def metrics_url(self) -> str:
+        return self._running().metrics_url()
+
+    async def __aenter__(self) -> Edge:
+        self._folder = folder = Path(tempfile.mkdtemp(prefix="mdp-up-edge-"))
+        try:
+            tokens = await asyncio.to_thread(self._tokens)
+            self._wanted = dataclasses.replace(self._wanted, tokens=tokens, error_dir=folder)
+            haproxy = Haproxy(folder, stop_timeout=STOP_TIMEOUT_S)
+            await asyncio.to_thread(haproxy.start, self._wanted)
+        except BaseException:
+            shutil.rmtree(folder, ignore_errors=True)
+            raise
+        self._haproxy = haproxy
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        haproxy, folder = self._haproxy, self._folder
+        self._haproxy = self._folder = None
+        try:
+            if haproxy is not None:
+                await asyncio.to_thread(haproxy.stop)
+        finally:
+            if folder is not None:
+                shutil.rmtree(folder, ignore_errors=True)
+
+    async def watch(self) -> None:
+        """Until cancelled: reload when the key set changes; raise when HAProxy is gone."""
+        loop = asyncio.get_running_loop()
+        next_read = loop.time() + KEYS_EVERY_S
+        while True:
+            await asyncio.sleep(WATCH_EVERY_S)
+            haproxy = self._running()
+            if haproxy.pid is None:
+                raise EdgeError("the edge (HAProxy) stopped; see its log above")
+            if loop.time() >= next_read:
+                next_read = loop.time() + KEYS_EVERY_S
+                await asyncio.to_thread(self._reload, haproxy)
+
+    def _tokens(self) -> TokenPolicy:
+        folder = self._folder
+        assert folder is not None
+        try:
+            keys = fetch_keys(self._jwks_url, folder / "keys")
+        except KeySetError as exc:
+            raise EdgeError(f"the edge cannot read the auth service's keys: {exc}") from None
+        tokens = self._wanted.tokens
+        assert tokens is not None, "the edge's settings name the issuer and the audience"
+        return dataclasses.replace(tokens, keys=keys)
+
+    def _reload(self, haproxy: Haproxy) -> None:
+        """Read the keys again; reload when they changed. A failure keeps what runs."""
+        try:
+            wanted = dataclasses.replace(self._wanted, tokens=self._tokens())
+            if wanted == self._wanted:
+                return
+            haproxy.reload(wanted)
+        except (EdgeError, ValueError, OSError) as exc:
+            self._say(f"edge: not reloaded, still serving as before: {exc}")
+            return
+        self._wanted = wanted
+        self._say("edge: reloaded with the auth service's new keys")
+
+    def _running(self) -> Haproxy:
+        if self._haproxy is None:
+            raise EdgeError("the edge is not running")
+        return self._haproxy
+
+
+def jwks_url(auth: ApiServer) -> str:
+    """The key set of the auth service at ``auth``."""
+    return f"{auth.url}{JWKS_PATH}"
