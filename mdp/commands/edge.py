@@ -13,11 +13,10 @@ command, with its configuration in the state folder. See ``docs/edge.md``.
 from __future__ import annotations
 
 import argparse
+import asyncio
 import dataclasses
 import signal
 import sys
-import threading
-import time
 import urllib.error
 import urllib.request
 from pathlib import Path
@@ -27,7 +26,10 @@ from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from edge.config import EdgeSettings, RateLimits, TokenPolicy, Upstream, VerifyKey
 from edge.haproxy import EdgeError, Haproxy
 from edge.keys import MAX_DOCUMENT_BYTES, MAX_KEYS, KeySetError, parse_jwks, write_keys
+from edge.revocations import RevocationFeed
+from edge.runtime import Runtime
 from machine import state_dir
+from mdp.cluster_options import kafka_bus
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -88,6 +90,11 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--login-rate", type=int, default=_DEFAULT_LIMITS.logins_per_address,
         metavar="N", help="login attempts per minute per address",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bus", choices=["none", "kafka"], default="none",
+        help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none"
+        " (a revoked token then passes the edge until it expires; the services still refuse it)",
     )  # fmt: skip
     parser.set_defaults(run=run)
 
@@ -177,57 +184,114 @@ class Keys:
 
 def run(args: argparse.Namespace) -> int:
     folder = state_dir("edge")
-    keys = Keys(args, folder)
     try:
-        tokens = keys.policy()
+        return asyncio.run(_serve(args, folder, Keys(args, folder)))
+    except _BadInputError as exc:
+        print(f"mdp edge: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except (EdgeError, ValueError, OSError) as exc:
+        print(f"mdp edge: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+
+
+class _BadInputError(Exception):
+    """A setting the command refuses before it starts anything."""
+
+
+async def _serve(args: argparse.Namespace, folder: Path, keys: Keys) -> int:
+    """HAProxy, the key set followed in a worker thread, and ``auth.events`` followed into the
+    revocation map; the event loop stays free for signals (HAProxy's start, reloads and stop
+    run in worker threads too)."""
+    loop = asyncio.get_running_loop()
+    stop, reread = asyncio.Event(), asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reread.set)
+    try:
+        tokens = await asyncio.to_thread(keys.policy)
     except KeySetError as exc:
         print(f"mdp edge: no keys yet, tokens are refused until they come: {exc}", file=sys.stderr)
         tokens = keys.empty()
     except ValueError as exc:
-        print(f"mdp edge: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
+        raise _BadInputError(str(exc)) from None
     try:
         settings = settings_from(args, folder, tokens)
     except ValueError as exc:
-        print(f"mdp edge: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    reread = threading.Event()
-    stop = threading.Event()
-    signal.signal(signal.SIGHUP, lambda *_: reread.set())
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
+        raise _BadInputError(str(exc)) from None
+    edge = Haproxy(folder)
+    await asyncio.to_thread(edge.start, settings)
     try:
-        with Haproxy(folder) as edge:
-            edge.start(settings)
-            print(f"mdp edge: listening on {edge.url()}", file=sys.stderr, flush=True)
-            print(f"metrics: {edge.metrics_url()}", file=sys.stderr, flush=True)
-            next_read = time.monotonic() + (keys.every or 0)
-            while not stop.wait(0.5):
-                if edge.pid is None:
-                    print("mdp edge: error: HAProxy stopped", file=sys.stderr)
-                    return EXIT_FAILED
-                due = keys.every is not None and time.monotonic() >= next_read
-                if reread.is_set() or due:
-                    reread.clear()
-                    next_read = time.monotonic() + (keys.every or 0)
-                    settings = _reload(edge, settings, keys, forced=not due)
-    except (EdgeError, ValueError, OSError) as exc:
-        print(f"mdp edge: error: {exc}", file=sys.stderr)
-        return EXIT_FAILED
+        print(f"mdp edge: listening on {edge.url()}", file=sys.stderr, flush=True)
+        print(f"metrics: {edge.metrics_url()}", file=sys.stderr, flush=True)
+        running = _Running(edge, settings, keys)
+        tasks = [
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(running.follow_keys(reread)),
+            asyncio.create_task(running.watch()),
+        ]
+        if args.bus == "kafka":
+            tasks.append(asyncio.create_task(running.follow_revocations(args)))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()  # a task that failed ends the command with its error
+    finally:
+        await asyncio.to_thread(edge.stop)
     print("mdp edge: stopped", file=sys.stderr, flush=True)
     return 0
 
 
-def _reload(edge: Haproxy, settings: EdgeSettings, keys: Keys, *, forced: bool) -> EdgeSettings:
-    """Read the keys again and reload when they changed (or when ``forced``: SIGHUP); a
-    failure keeps the running configuration."""
-    try:
-        wanted = dataclasses.replace(settings, tokens=keys.policy())
-        if wanted == settings and not forced:
-            return settings
-        edge.reload(wanted)
-    except (EdgeError, KeySetError, ValueError, OSError) as exc:
-        print(f"mdp edge: error: not reloaded, still serving as before: {exc}", file=sys.stderr)
-        return settings
-    print("mdp edge: reloaded", file=sys.stderr, flush=True)
-    return wanted
+class _Running:
+    """The running edge's tasks: keys, revocations and HAProxy's health."""
+
+    def __init__(self, edge: Haproxy, settings: EdgeSettings, keys: Keys) -> None:
+        self._edge = edge
+        self._settings = settings
+        self._keys = keys
+        self._feed: RevocationFeed | None = None
+
+    async def watch(self) -> None:
+        """Returns (with an error) when HAProxy stops by itself."""
+        while self._edge.pid is not None:
+            await asyncio.sleep(0.5)
+        raise EdgeError("HAProxy stopped")
+
+    async def follow_keys(self, reread: asyncio.Event) -> None:
+        """Read the keys every ``--jwks-every`` seconds (in a worker thread: a slow auth service
+        never holds the event loop) and on SIGHUP; reload when they changed."""
+        while True:
+            try:
+                await asyncio.wait_for(reread.wait(), self._keys.every)
+                forced = True
+            except TimeoutError:
+                forced = False
+            reread.clear()
+            await self._reload(forced=forced)
+
+    async def follow_revocations(self, args: argparse.Namespace) -> None:
+        """``auth.events`` from Kafka into the revocation map, for ever."""
+        async with kafka_bus(args) as bus:
+            runtime = Runtime(self._settings.runtime_socket)
+            self._feed = RevocationFeed(bus, runtime, self._settings.revocation_map)
+            await self._feed.run()
+
+    async def _reload(self, *, forced: bool) -> None:
+        """Read the keys again and reload when they changed (or when ``forced``: SIGHUP); a
+        failure keeps the running configuration."""
+        try:
+            tokens = await asyncio.to_thread(self._keys.policy)
+            wanted = dataclasses.replace(self._settings, tokens=tokens)
+            if wanted == self._settings and not forced:
+                return
+            await asyncio.to_thread(self._edge.reload, wanted)
+        except (EdgeError, KeySetError, ValueError, OSError) as exc:
+            print(f"mdp edge: error: not reloaded, still serving as before: {exc}", file=sys.stderr)
+            return
+        self._settings = wanted
+        if self._feed is not None:
+            await self._feed.sync()  # what changed while the new workers started
+        print("mdp edge: reloaded", file=sys.stderr, flush=True)
