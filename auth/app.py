@@ -101,7 +101,9 @@ def create_app(
             tasks = [asyncio.create_task(_prune(service), name="auth prune")]
             if bus is not None:
                 events = (await stack.enter_async_context(bus())).topic(AUTH_EVENTS)
-                relay = relay_events(store, events, service.revoked, settings.relay_poll_s)
+                relay = relay_events(
+                    store, events, service.revoked, settings.relay_poll_s, settings.plans
+                )
                 tasks.append(asyncio.create_task(relay, name="auth.events relay"))
             try:
                 yield

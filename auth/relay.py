@@ -6,7 +6,8 @@ rows not yet published, in order, then marks them: an event goes out after it is
 never before, and at least once (a crash between publishing and marking publishes it again;
 consumers tell repeats by ``id``). It wakes when the service records a change, and every
 ``poll_s`` seconds for the changes of other processes. While the database or the bus is
-away it waits and tries again.
+away it waits and tries again. An ``entitlements-changed`` event goes out with the new
+plan's claims (``claims``), read from the service's plans, so consumers need no plan table.
 """
 
 from __future__ import annotations
@@ -16,8 +17,12 @@ import contextlib
 import logging
 from typing import Final
 
-from auth.events import encode_event
+import msgspec
+
+from auth.claims import Entitlements
+from auth.plans import PlanBook
 from auth.store import AuthStore
+from core.auth_events import AuthEvent, PlanClaims, encode_event
 from storage.unavailable import DatabaseUnavailableError
 from streams.bus import BusError, Topic
 
@@ -25,13 +30,23 @@ log = logging.getLogger(__name__)
 RETRY_S: Final = 1.0
 
 
-async def relay_events(store: AuthStore, topic: Topic, wake: asyncio.Event, poll_s: float) -> None:
+def with_claims(event: AuthEvent, plans: PlanBook) -> AuthEvent:
+    """``event`` with its plan's claims when it is a plan change to a plan of ``plans``."""
+    if event.kind != "entitlements-changed" or event.plan not in plans.plans:
+        return event
+    claims = PlanClaims(**Entitlements.of(plans.get(event.plan)).claims())
+    return msgspec.structs.replace(event, claims=claims)
+
+
+async def relay_events(
+    store: AuthStore, topic: Topic, wake: asyncio.Event, poll_s: float, plans: PlanBook
+) -> None:
     """Publish the stored revocations for ever (cancel the task to stop)."""
     while True:
         try:
             while events := await store.unpublished():
                 for event in events:
-                    await topic.publish(event.key(), encode_event(event))
+                    await topic.publish(event.key(), encode_event(with_claims(event, plans)))
                 await store.mark_published([event.id for event in events])
         except (DatabaseUnavailableError, BusError) as exc:
             log.warning("auth.events: cannot relay revocations now (%s); retrying", exc)

@@ -14,6 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from access.grant import Grant
+from access.verify import TokenRefused, TokenVerifier
 from auth.api_keys import IssuedKey, check_name, check_scopes, new_key, secret_matches, split_key
 from auth.claims import SCOPES, PrincipalKind, access_claims
 from auth.families import MAX_TOKEN_CHARS, Outcome, RefreshFamily, new_token, token_hash
@@ -21,7 +23,7 @@ from auth.passwords import check_email, check_password, hash_password, verify_pa
 from auth.plans import Plan
 from auth.problems import AuthError, too_many_attempts
 from auth.settings import AuthSettings
-from auth.signing import LEEWAY_S, InvalidTokenError, Keyring, SigningKey, generate_key
+from auth.signing import LEEWAY_S, Keyring, SigningKey, generate_key
 from auth.store import Account, AccountExistsError, ApiKey, AuthStore
 from auth.throttle import LoginThrottle
 from core.secrets import Secret
@@ -49,7 +51,7 @@ class Caller:
     """The account behind a valid bearer token."""
 
     account: Account
-    claims: dict[str, Any]
+    grant: Grant
 
 
 class AuthService:
@@ -61,6 +63,7 @@ class AuthService:
         self._clock = clock
         self._throttle = LoginThrottle(settings.login_rates)
         self._keyring: Keyring | None = None
+        self._verifier: tuple[Keyring, tuple[str, ...], TokenVerifier] | None = None
         self._keys_read_at = 0.0
         self._keys_lock = asyncio.Lock()
         self.revoked = asyncio.Event()
@@ -112,6 +115,18 @@ class AuthService:
                 self._keyring = Keyring(tuple(keys), self.settings.access_ttl_s)
                 self._keys_read_at = self._clock()
             return self._keyring
+
+    async def verifier(self) -> TokenVerifier:
+        """The one verifier of :mod:`access` over the keys published now (made again when
+        the keys or the published set change)."""
+        ring, now = await self.keyring(), self.now()
+        kids = tuple(key.kid for key in ring.published(now))
+        if self._verifier is None or self._verifier[:2] != (ring, kids):
+            verifier = TokenVerifier(
+                ring.key_set(now), issuer=self.settings.issuer, audience=self.settings.audience
+            )
+            self._verifier = (ring, kids, verifier)
+        return self._verifier[2]
 
     async def jwks(self) -> dict[str, Any]:
         return (await self.keyring()).jwks(self.now())
@@ -220,20 +235,17 @@ class AuthService:
         if scheme.lower() != "bearer" or not token or len(token) > 4096:
             raise AuthError("invalid-token", "send an access token: Authorization: Bearer ...")
         try:
-            claims = (await self.keyring()).verify(
-                token.strip(), issuer=self.settings.issuer, audience=self.settings.audience,
-                now=self.now(),
-            )  # fmt: skip
-        except InvalidTokenError as exc:
-            raise AuthError("invalid-token", str(exc)) from None
-        if claims.get("kind") != "account":
+            grant = (await self.verifier()).verify(token.strip(), self.now())
+        except TokenRefused as refused:
+            raise AuthError("invalid-token", refused.message) from None
+        if not grant.subject.startswith("account:") or grant.account_id is None:
             raise AuthError("account-token-required", "API keys are managed by their account")
-        account = await self.store.account(int(claims["acct"]))
+        account = await self.store.account(grant.account_id)
         if account is None or account.disabled:
             raise AuthError("account-disabled", "this account is disabled")
-        if not await self.store.family_live(str(claims["sid"])):
+        if not await self.store.family_live(grant.session):
             raise AuthError("invalid-token", "the token's session has ended")
-        return Caller(account, claims)
+        return Caller(account, grant)
 
     # -- API keys -------------------------------------------------------------------------
 

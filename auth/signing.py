@@ -8,9 +8,8 @@ retired key stays in the JWKS for one token lifetime (plus the clock leeway) aft
 retirement, so every token it signed verifies until it expires, then it is dropped. Private
 keys are :class:`~core.secrets.Secret` PEM texts: they never print.
 
-Tokens are made and checked with PyJWT: ``alg`` is pinned to ES256 (a token claiming any
-other algorithm, ``none`` or HS256 included, is refused before any key is tried), and
-``exp``, ``iat``, ``nbf``, ``iss``, ``aud`` and ``sub`` are required.
+Tokens are made with PyJWT and checked, here as in every service, by
+:class:`access.verify.TokenVerifier` over :meth:`Keyring.key_set`.
 """
 
 from __future__ import annotations
@@ -26,17 +25,13 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from access.keyset import KeySet
 from auth.claims import AccessClaims
 from core.secrets import Secret
 
 ALGORITHM: Final = "ES256"
 LEEWAY_S: Final = 30
 """Clock difference tolerated between the auth service and a verifier, in seconds."""
-_REQUIRED: Final = ["exp", "iat", "nbf", "iss", "aud", "sub"]
-
-
-class InvalidTokenError(Exception):
-    """An access token that must be refused (the message says why, in our words)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -129,33 +124,7 @@ class Keyring:
             claims.payload(), self._private[key.kid], algorithm=ALGORITHM, headers={"kid": key.kid}
         )
 
-    def verify(self, token: str, *, issuer: str, audience: str, now: int) -> dict[str, Any]:
-        """The claims of ``token`` if it is ours and valid at ``now``, else
-        :class:`InvalidTokenError`."""
-        try:
-            header = jwt.get_unverified_header(token)
-        except jwt.InvalidTokenError:
-            raise InvalidTokenError("the token is not a JWT") from None
-        if header.get("alg") != ALGORITHM:
-            raise InvalidTokenError(f"the token's algorithm must be {ALGORITHM}")
-        kid = header.get("kid")
-        published = {key.kid for key in self.published(now)}
-        if not isinstance(kid, str) or kid not in published:
-            raise InvalidTokenError("the token's key is unknown or retired")
-        try:
-            claims: dict[str, Any] = jwt.decode(
-                token,
-                self._public[kid],
-                algorithms=[ALGORITHM],
-                issuer=issuer,
-                audience=audience,
-                leeway=LEEWAY_S,
-                options={"require": _REQUIRED},
-            )
-        except jwt.ExpiredSignatureError:
-            raise InvalidTokenError("the token has expired") from None
-        except jwt.ImmatureSignatureError:
-            raise InvalidTokenError("the token is not valid yet") from None
-        except jwt.InvalidTokenError:
-            raise InvalidTokenError("the token's signature or claims are invalid") from None
-        return claims
+    def key_set(self, now: int) -> KeySet:
+        """The published keys as :mod:`access` reads them (the one way to verify a token is
+        :class:`access.verify.TokenVerifier` over this set)."""
+        return KeySet.from_document(self.jwks(now))

@@ -21,9 +21,9 @@ import psycopg
 from psycopg.rows import dict_row
 from psycopg_pool import AsyncConnectionPool
 
-from auth.events import AuthEvent, EventKind
 from auth.families import FamilyPolicy, Outcome, RefreshFamily
 from auth.signing import SigningKey
+from core.auth_events import AuthEvent, EventKind
 from core.secrets import Secret
 from storage.unavailable import unavailable_as_error
 

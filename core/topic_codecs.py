@@ -4,7 +4,7 @@ A consumer decodes a record with the codec of its topic, looked up here once per
 batch (``streams.processor`` does it for every processor); a producer encodes with the same
 entry, so a topic's key, value and type are spelled in one place. Names are in
 :mod:`core.topics`, wire formats in :mod:`core.codecs`; topics whose schema comes with a
-service not built yet (``trading.*``, ``auth.events``) have no entry until it comes.
+service not built yet (``trading.*``) have no entry until it comes.
 """
 
 from __future__ import annotations
@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
-from core import codecs
+from core import auth_events, codecs
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
-from core.topics import CANDLES, TICKS, TICKS_REJECTED
+from core.topics import AUTH_EVENTS, CANDLES, TICKS, TICKS_REJECTED
 
 M = TypeVar("M")
 
@@ -73,8 +73,16 @@ REJECTED_CODEC: Final[TopicCodec[codecs.RejectedMessage]] = TopicCodec(
     _rejected_key,
 )
 
+AUTH_EVENTS_CODEC: Final[TopicCodec[auth_events.AuthEvent]] = TopicCodec(
+    AUTH_EVENTS,
+    (auth_events.AuthEvent,),
+    auth_events.decode_event,
+    auth_events.encode_event,
+    auth_events.event_key,
+)
+
 REGISTRY: Final[Mapping[str, TopicCodec[Any]]] = MappingProxyType(
-    {codec.name: codec for codec in (TICKS_CODEC, CANDLES_CODEC, REJECTED_CODEC)}
+    {codec.name: codec for codec in (TICKS_CODEC, CANDLES_CODEC, REJECTED_CODEC, AUTH_EVENTS_CODEC)}
 )
 """Every topic with a schema, by name."""
 

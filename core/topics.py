@@ -24,7 +24,8 @@ TRADING_EVENTS: Final = "trading.events"
 """Order events published by the trading service (schema comes with it)."""
 
 AUTH_EVENTS: Final = "auth.events"
-"""Key and token revocations published by the auth service (schema comes with it)."""
+"""Revocations and plan changes published by the auth service; value:
+:func:`core.auth_events.encode_event`."""
 
 ALL_TOPICS: Final = (TICKS, CANDLES, TICKS_REJECTED, TRADING_COMMANDS, TRADING_EVENTS, AUTH_EVENTS)
 """Every topic of the platform, e.g. for the cluster launcher that creates them."""

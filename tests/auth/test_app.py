@@ -268,7 +268,7 @@ async def test_the_plans_are_published_with_the_anonymous_one(client: httpx.Asyn
     assert answer.status_code == 200
     body = answer.json()
     assert body["anonymous"] == "demo"
-    assert body["plans"]["demo"]["instruments"] == "BINANCE:BTCUSDT"
+    assert body["plans"]["demo"]["instruments"] == "SYNTH:* BINANCE:BTCUSDT"
     assert body["plans"]["free"]["delay"] == 900
 
 

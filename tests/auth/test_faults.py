@@ -8,7 +8,7 @@ import time
 
 import httpx
 
-from auth.events import AuthEvent, decode_event
+from core.auth_events import AuthEvent, decode_event
 from core.topics import AUTH_EVENTS
 from streams.bus import Subscription
 from streams.memory.bus import MemoryBus
@@ -86,6 +86,15 @@ async def test_revocations_and_plan_changes_are_published_on_auth_events(
         await service.set_plan("ada@example.org", "pro")
         (changed,) = await _next_events(subscription, 1)
         assert (changed.kind, changed.plan) == ("entitlements-changed", "pro")
+        pro = service.settings.plans.get("pro")
+        assert changed.claims is not None
+        assert (changed.claims.plan, changed.claims.delay, changed.claims.rpm) == (
+            "pro",
+            pro.delay_s,
+            pro.requests_per_minute,
+        )
+        assert changed.claims.instruments == " ".join(pro.instruments)
+        assert (revoked.claims, reused.claims) == (None, None)
         assert (await log_in(client))["plan"] == "pro"
 
         await service.store.disable_account("ada@example.org", until=0)  # as another process

@@ -14,9 +14,11 @@ import time
 import jwt
 import pytest
 
+from access.grant import Grant
+from access.verify import TokenRefused, TokenVerifier
 from auth.claims import AccessClaims, access_claims
 from auth.plans import load_plans
-from auth.signing import InvalidTokenError, Keyring, generate_key
+from auth.signing import Keyring, generate_key
 
 ISS, AUD, TTL = "https://auth.test", "ganntec", 300
 
@@ -30,8 +32,8 @@ def _claims(now: int, **changes: object) -> AccessClaims:
     return dataclasses.replace(claims, **changes)  # type: ignore[arg-type]
 
 
-def _verify(ring: Keyring, token: str, now: int) -> dict[str, object]:
-    return ring.verify(token, issuer=ISS, audience=AUD, now=now)
+def _verify(ring: Keyring, token: str, now: int) -> Grant:
+    return TokenVerifier(ring.key_set(now), issuer=ISS, audience=AUD).verify(token, now)
 
 
 def test_a_token_verifies_with_the_published_jwk_alone() -> None:
@@ -46,7 +48,7 @@ def test_a_token_verifies_with_the_published_jwk_alone() -> None:
     public = jwt.PyJWK(jwk).key
     claims = jwt.decode(token, public, algorithms=["ES256"], audience=AUD, issuer=ISS)
     assert claims["sub"] == "account:1"
-    assert _verify(ring, token, now)["plan"] == claims["plan"]
+    assert _verify(ring, token, now).plan == claims["plan"]
 
 
 def _forge(token: str, **payload_changes: object) -> str:
@@ -63,27 +65,26 @@ def test_forged_and_foreign_tokens_are_refused_in_our_words() -> None:
     token = ring.sign(_claims(now))
     public_pem = key.public_pem.encode()
     cases = {
-        "the token's signature or claims are invalid": [
+        "signature": [
             _forge(token, plan="pro", rpm=10**6),
             _signed_by_another_key_as(key.kid, _claims(now)),
-            Keyring((key,), TTL).sign(_claims(now, issuer="https://evil")),
-            Keyring((key,), TTL).sign(_claims(now, audience="other")),
         ],
-        "the token's algorithm must be ES256": [
+        "issuer": [Keyring((key,), TTL).sign(_claims(now, issuer="https://evil"))],
+        "audience": [Keyring((key,), TTL).sign(_claims(now, audience="other"))],
+        "algorithm": [
             jwt.encode(_claims(now).payload(), "", algorithm="none", headers={"kid": key.kid}),
             _hs256_with_public_key(_claims(now).payload(), public_pem, key.kid),
         ],
-        "the token has expired": [ring.sign(_claims(now - 2 * TTL))],
-        "the token is not valid yet": [ring.sign(_claims(now + TTL))],
-        "the token is not a JWT": ["not-a-token"],
-        "the token's key is unknown or retired": [
-            Keyring((generate_key(now),), TTL).sign(_claims(now))
-        ],
+        "expired": [ring.sign(_claims(now - 2 * TTL))],
+        "not_yet_valid": [ring.sign(_claims(now + TTL))],
+        "malformed": ["not-a-token"],
+        "unknown_key": [Keyring((generate_key(now),), TTL).sign(_claims(now))],
     }
-    for message, tokens in cases.items():
+    for code, tokens in cases.items():
         for bad in tokens:
-            with pytest.raises(InvalidTokenError, match=f"^{message}$"):
+            with pytest.raises(TokenRefused) as refused:
                 _verify(ring, bad, now)
+            assert refused.value.code == code
 
 
 def _signed_by_another_key_as(kid: str, claims: AccessClaims) -> str:
@@ -111,7 +112,7 @@ def test_a_retired_key_verifies_its_tokens_until_they_expire_then_leaves_the_jwk
     assert ring.signer(now) == new
     assert jwt.get_unverified_header(ring.sign(_claims(now)))["kid"] == new.kid
     assert {jwk["kid"] for jwk in ring.jwks(now)["keys"]} == {new.kid, old.kid}
-    assert _verify(ring, old_token, now)["sub"] == "account:1"
+    assert _verify(ring, old_token, now).subject == "account:1"
     later = now + TTL + 60
     assert {jwk["kid"] for jwk in ring.jwks(later)["keys"]} == {new.kid}
 
