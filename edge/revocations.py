@@ -27,9 +27,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-import msgspec
-
-from auth.events import AuthEvent, decode_event
+from core.auth_events import AuthEvent, decode_event
+from core.codecs import CodecError
 from core.topics import AUTH_EVENTS
 from edge.runtime import Runtime, RuntimeApiError
 from streams.bus import Bus, BusError
@@ -163,7 +162,7 @@ class RevocationFeed:
     def _apply(self, value: bytes) -> Change | None:
         try:
             event = decode_event(value)
-        except (msgspec.DecodeError, msgspec.ValidationError):
+        except CodecError:
             log.warning("auth.events: ignored a record that is not an event")
             return None
         change = self.state.apply(event, self._now())

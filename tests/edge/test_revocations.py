@@ -11,8 +11,8 @@ from collections.abc import AsyncIterator
 import httpx
 import pytest
 
-from auth.events import AuthEvent, encode_event
 from auth.signing import SigningKey
+from core.auth_events import AuthEvent, encode_event
 from core.topics import AUTH_EVENTS
 from edge.revocations import RevocationFeed
 from edge.runtime import Runtime

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from auth.events import AuthEvent
+from core.auth_events import AuthEvent
 from edge.revocations import MAX_ENTRIES, Change, RevokedSubjects
 
 
