@@ -139,7 +139,14 @@ async def test_a_configuration_haproxy_refuses_is_reported_and_the_old_one_kept(
     missing = VerifyKey("k1", stack.edge.folder / "no-such-key.pem")
     with pytest.raises(EdgeError, match="the public key file of k1 is missing"):
         await stack.reload(tokens=TokenPolicy("mdp", "mdp", (missing,)))
-    with pytest.raises(EdgeError, match="HAProxy refused the edge's configuration"):
+    with pytest.raises(EdgeError, match="HAProxy refused the edge's configuration") as refused:
         await stack.reload(tokens=None, admin_host="no-such-host.invalid")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "no-such-host.invalid" in message  # HAProxy's first alert names the culprit
+    assert str(stack.edge.log_file) in message
+    report = stack.edge.log_file.read_text()
+    assert "HAProxy refused the configuration" in report
+    assert "Fatal errors found in configuration" in report  # the whole report, in the log
     async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
         assert (await edge.get("/v1/instruments")).status_code == 200
