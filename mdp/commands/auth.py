@@ -50,6 +50,11 @@ def add_parser(commands: Any) -> None:
     )
     serve.add_argument("--no-signup", action="store_true", help="accounts only by create-account")
     serve.add_argument(
+        "--trusted-proxy", action="append", default=[], metavar="ADDRESS",
+        help="an address or network (the edge's) whose X-Forwarded-For names the client, for"
+        " the login throttle; repeatable (default: none, the peer is the client)",
+    )  # fmt: skip
+    serve.add_argument(
         "--anonymous", metavar="PLAN",
         help="the plan of clients without a token, or none (default: the plan file's)",
     )  # fmt: skip
@@ -127,6 +132,7 @@ def _settings(args: argparse.Namespace) -> AuthSettings:
         audience=args.audience or DEFAULT_AUDIENCE,
         access_ttl_s=args.access_ttl,
         signup=not getattr(args, "no_signup", False),
+        trusted_proxies=tuple(getattr(args, "trusted_proxy", ())),
         plans=plans,
     )
 

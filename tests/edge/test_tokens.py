@@ -3,6 +3,7 @@ names the principal to the backends; every other token is refused before a backe
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 
@@ -12,7 +13,7 @@ import jwt
 from auth.signing import SigningKey, generate_key
 from edge.config import RateLimits, TokenPolicy, VerifyKey
 
-from .conftest import AUDIENCE, ISSUER, TIMEOUT, Stack, claims, get, sign
+from .conftest import AUDIENCE, ISSUER, TIMEOUT, Stack, claims, eventually, get, sign
 from .test_edge import assert_problem
 
 
@@ -107,3 +108,28 @@ async def test_trading_needs_a_token_that_may_trade(keyed: tuple[Stack, SigningK
         assert_problem(await get(stack, path, sign(key, claims(trade=True))), 503, "not-available")
     # elsewhere the trade claim changes nothing
     assert (await get(stack, "/echo", sign(key, claims(trade=False)))).status_code == 200
+
+
+async def test_the_access_log_is_json_without_tokens_or_cookies(
+    keyed: tuple[Stack, SigningKey],
+) -> None:
+    stack, key = keyed
+    token = sign(key, claims(sub="account:42"))
+    secret_cookie = "session=c00k1e-s3cr3t"
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        bearer = {"Authorization": f"Bearer {token}", "Cookie": secret_cookie}
+        assert (await edge.get("/echo", headers=bearer)).status_code == 200
+        await edge.get("/ws", params={"token": token})  # not an upgrade: the gateway's 4xx
+        await edge.get("/echo", params={"token": token, "q": 'a"b\\c'})
+
+    def logged() -> list[dict[str, object]]:
+        lines = stack.edge.log_file.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    await eventually(lambda: len(logged()) >= 3)
+    text = stack.edge.log_file.read_text()
+    for secret in (token, token.split(".")[2], "c00k1e-s3cr3t"):
+        assert secret not in text
+    entries = logged()
+    assert {entry["path"] for entry in entries} >= {"/echo", "/ws"}
+    assert any(entry["principal"] == "account:42" and entry["status"] == 200 for entry in entries)
