@@ -5,7 +5,9 @@ instances, ``/ws`` to ``--gateway`` instances (WebSockets passed through), ``/au
 ``--auth``; ``/trading`` and ``/api`` answer 503 until those services exist. Bearer tokens are
 checked here against the public keys in ``--keys`` (one ``<kid>.pem`` per key; ``SIGHUP``
 reads the folder again and reloads without dropping a connection). Request rates are limited
-per principal (the token's plan) and per address. HAProxy's Prometheus metrics are at
+per principal (the token's plan) and per address. With ``--bus kafka`` revocations on
+``auth.events`` reach HAProxy at once, through its runtime API, without a reload; ``/trading``
+needs a token that may trade. HAProxy's Prometheus metrics are at
 ``http://ADMIN-HOST:ADMIN-PORT/metrics``. The machine's ``haproxy`` runs as a child of this
 command, with its configuration in the state folder. See ``docs/edge.md``.
 """
