@@ -31,9 +31,11 @@ from typing import Annotated, Any, Final, TypeVar
 import msgspec
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
+from uvicorn.middleware.proxy_headers import ProxyHeadersMiddleware
 
 from auth.claims import Entitlements
 from auth.passwords import MAX_PASSWORD_CHARS
@@ -112,9 +114,11 @@ def create_app(
                     task.cancel()
                 await asyncio.gather(*tasks, return_exceptions=True)
 
+    proxies = list(settings.trusted_proxies)
     return Starlette(
         routes=_routes(),
         lifespan=lifespan,
+        middleware=[Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)] if proxies else [],
         exception_handlers={
             AuthError: problem_handler,
             DatabaseUnavailableError: unavailable_handler,
@@ -254,7 +258,9 @@ def _service(request: Request) -> AuthService:
 
 
 def _address(request: Request) -> str:
-    """The client's address (behind the edge: the edge's, until it passes the client's)."""
+    """The client's address: the peer's, or, when the peer is a trusted proxy (the edge,
+    ``AuthSettings.trusted_proxies``), the last address of ``X-Forwarded-For`` that is not
+    one (uvicorn's ``ProxyHeadersMiddleware`` puts it in ``request.client``)."""
     return request.client.host if request.client is not None else "unknown"
 
 

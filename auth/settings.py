@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -31,8 +32,16 @@ class AuthSettings:
     key_reload_s: float = 10.0
     relay_poll_s: float = 0.25
     max_body_bytes: int = MAX_BODY_BYTES
+    trusted_proxies: tuple[str, ...] = ()
+    """Addresses or networks (the edge's) whose ``X-Forwarded-For`` names the client; from
+    any other peer the header is ignored. None by default: the peer is the client."""
 
     def __post_init__(self) -> None:
+        for proxy in self.trusted_proxies:
+            try:
+                ipaddress.ip_network(proxy, strict=False)
+            except ValueError:
+                raise ValueError(f"trusted proxy {proxy!r} is not an address or network") from None
         if not 10 <= self.access_ttl_s <= 24 * 3600:
             raise ValueError("the access token lifetime must be 10 s to 24 h")
         if not (self.issuer and self.audience):

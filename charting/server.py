@@ -98,6 +98,7 @@ def uvicorn_config(
         ws="none",
         limit_concurrency=limits.max_connections,
         timeout_keep_alive=limits.keep_alive,
+        proxy_headers=False,  # uvicorn would trust X-Forwarded-For from any local client
         **options,
     )
 

@@ -10,13 +10,19 @@
   ``?token=``) is checked here: ``alg`` pinned to ES256, the signature against each current
   key named by its ``kid``, ``exp``, ``iss`` and ``aud``; a bad token is 401 problem+json;
   without a token the request is anonymous, or 401 when anonymous access is off;
+- a token whose key (``sub``), session (``sid``) or account (``acct``) is in the revocation
+  map (:data:`REVOCATION_MAP`, fed at run time through HAProxy's runtime API) is 401 until the
+  entry's time (the moment every such token has expired);
+- ``/trading`` needs a token whose ``trade`` claim is true (403 otherwise), before its 503;
 - request rates: per principal (its plan's ``rpm`` claim, requests per minute), per address
   for anonymous requests, and per address for logins; over the limit is 429 with
   ``Retry-After``;
 - every backend is health-checked on its ``/healthz``; a server that fails is taken out and
   comes back when it answers again, and one that keeps answering 5xx is taken out too
   (``observe layer7``); with no server left the edge answers 503 problem+json;
-- an admin frontend, on its own address, serves HAProxy's Prometheus metrics at ``/metrics``.
+- an admin frontend, on its own address, serves HAProxy's Prometheus metrics at ``/metrics``;
+- one JSON line per request in the log, without the query string, the token or any header
+  (so never the ``Authorization`` header, a ``?token=`` or a cookie).
 """
 
 from __future__ import annotations
@@ -40,6 +46,14 @@ _HEALTH: Final = "inter 1s fall 2 rise 2 observe layer7 error-limit 10 on-error 
 """Health checks each second: down after two failures (or ten 5xx answers in a row), up again
 after two successes."""
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+REVOCATION_MAP: Final = "revoked.map"
+"""In the edge's folder: ``<subject> <until>`` per line, the subjects (``key:<id>``,
+``session:<sid>``, ``account:<id>``) whose tokens are refused until ``until`` (UNIX s)."""
+RUNTIME_SOCKET: Final = "runtime.sock"
+"""In the edge's folder: HAProxy's runtime API (``level admin``, mode 600), named relative to
+it (HAProxy runs there) because a socket's path is short (HAProxy takes 97 bytes)."""
+_FILE_UNSAFE: Final = ",()"
+"""Besides :func:`_unsafe`: what would end a file name inside a converter's arguments."""
 RATE_CLAIM: Final = "$.rpm"
 """A token's requests-per-minute limit among its claims (the plan's, ``docs/auth.md``; flat,
 as ``jwt_payload_query`` reads top-level members only)."""
@@ -149,7 +163,8 @@ class EdgeSettings:
     anonymous: bool = True
     limits: RateLimits = field(default_factory=RateLimits)
     error_dir: Path = Path(".")
-    """Where :func:`error_files` are written (HAProxy reads them at start)."""
+    """The edge's folder: :func:`error_files` (HAProxy reads them at start), the revocation
+    map and the runtime socket."""
     max_connections: int = 8_000
     """HAProxy needs about two file descriptors per connection: 8,000 fits the common hard
     limit of 20,000 (`ulimit -Hn`)."""
@@ -157,16 +172,42 @@ class EdgeSettings:
     idle_timeout_s: float = 60.0
     tunnel_timeout_s: float = 3600.0
 
+    def __post_init__(self) -> None:
+        if _unsafe(str(self.error_dir)) or any(c in _FILE_UNSAFE for c in str(self.error_dir)):
+            raise ValueError(f"the edge's folder {self.error_dir} may hold no space, quote, , ( )")
+
+    @property
+    def revocation_map(self) -> Path:
+        return self.error_dir / REVOCATION_MAP
+
+    @property
+    def runtime_socket(self) -> Path:
+        return self.error_dir / RUNTIME_SOCKET
+
 
 OPEN_PATHS: Final = ("/", "/config.json", "/favicon.ico", "/ws")
 """Served without a token even where anonymous access is off: the chart page and its files
 (and ``/static/``), where a visitor logs in, and ``/ws``, whose token a browser sends in the
 first frame (the gateway closes a connection that sends none, ``docs/auth.md``)."""
 UNAVAILABLE_PATHS: Final = ("/trading", "/api")
+"""Services the platform will have: routed now, answered 503 until they exist."""
+TRADING_PATH: Final = "/trading"
+TRADE_CLAIM: Final = "$.trade"
+"""True in a token that may trade (its plan allows it and its scopes include ``trade``)."""
 PRINCIPAL_HEADER: Final = "X-Mdp-Principal"
 """The principal of a checked token, as the edge tells the backends (a client's own is
 dropped)."""
-"""Services the platform will have: routed now, answered 503 until they exist."""
+ACCESS_LOG: Final = (
+    '{"time":"%t","client":"%ci","method":"%HM","path":"%[var(txn.path)]","status":%ST,'
+    '"bytes":%B,"ms":%Ta,"backend":"%b","server":"%s","retries":%rc,"state":"%ts",'
+    '"principal":"%[var(txn.principal)]"}'
+)
+"""One JSON object per request. The path is read without its query string (which may hold a
+``?token=``) and escaped by HAProxy's ``json`` converter; no header is logged, so neither the
+``Authorization`` header nor a cookie; the principal is that of a token that passed."""
+_RETRIES: Final = "conn-failure empty-response junk-response response-timeout"
+"""What the edge retries on another server (``option redispatch``): a request that no server
+began to answer, because its server died or does not answer; GET and HEAD only."""
 
 
 def problem(status: int, kind: str, title: str, detail: str) -> str:
@@ -221,12 +262,17 @@ def _global(settings: EdgeSettings) -> Iterator[str]:
     yield "global"
     yield f"    maxconn {settings.max_connections}"
     yield f"    tune.bufsize {MAX_HEAD_BYTES * 2}"
-    yield "    log stderr format raw local0 warning"
+    yield "    log stderr format raw local0 info"
+    # relative: HAProxy runs in the edge's folder, whose path may be longer than a socket's
+    yield f"    stats socket unix@{RUNTIME_SOCKET} mode 600 level admin"
     yield ""
     yield "defaults"
     yield "    mode http"
     yield "    log global"
     yield "    option http-keep-alive"
+    yield "    option redispatch 1"
+    yield "    retries 2"
+    yield f"    retry-on {_RETRIES}"
     yield "    timeout connect 2s"
     yield f"    timeout client {_ms(settings.idle_timeout_s)}"
     yield f"    timeout server {_ms(settings.idle_timeout_s)}"
@@ -243,6 +289,9 @@ def _frontend(settings: EdgeSettings) -> Iterator[str]:
     yield "frontend public"
     yield f"    bind {_address(settings.host, settings.port)}"
     yield "    option forwardfor"
+    yield f"    log-format '{ACCESS_LOG}'"
+    yield "    http-request set-var(txn.path) path,json(utf8s)"
+    yield "    http-request disable-l7-retry unless METH_GET || METH_HEAD"
     yield f"    http-request del-header {PRINCIPAL_HEADER}"
     yield from _bounds()
     yield from _identity(settings)
@@ -284,8 +333,10 @@ def _identity(settings: EdgeSettings) -> Iterator[str]:
         )
     else:
         yield from _token_checks(tokens)
+        yield from _revocations(settings.revocation_map)
         yield "    acl has_token var(txn.token) -m found"
         yield f"    http-request set-header {PRINCIPAL_HEADER} %[var(txn.sub)] if has_token"
+        yield "    http-request set-var(txn.principal) var(txn.sub),json(utf8s) if has_token"
     if not settings.anonymous:
         detail = "this platform serves no anonymous requests: log in at /auth/v1/login"
         yield _refuse(
@@ -329,6 +380,21 @@ def _token_checks(tokens: TokenPolicy) -> Iterator[str]:
     )  # fmt: skip
 
 
+def _revocations(revoked: Path) -> Iterator[str]:
+    """A token whose key, session or account is in the map ``revoked`` with a time still to
+    come is refused; the map is changed at run time (``add map``, ``del map``)."""
+    for kind, claim in (("session", "$.sid"), ("account", "$.acct")):
+        value = f"%[var(txn.token),jwt_payload_query('{claim}')]"
+        yield f"    http-request set-var-fmt(txn.{kind}) {kind}:{value} if token_sent"
+    for subject in ("txn.sub", "txn.session", "txn.account"):
+        left = f"var({subject}),map_str_int({revoked},0),sub(txn.now)"
+        yield f"    acl token_revoked {left} -m int gt 0"
+    yield _refuse_token(
+        "invalid-token", "the token's key, session or account has been revoked",
+        "token_sent token_revoked",
+    )  # fmt: skip
+
+
 def _rates(limits: RateLimits) -> Iterator[str]:
     """Logins per address; then every request per principal, or per address without one."""
     retry = f"hdr Retry-After {limits.window_s}"
@@ -358,6 +424,7 @@ def _routes(settings: EdgeSettings) -> Iterator[str]:
     missing = [path.strip("/") for path in UNAVAILABLE_PATHS]
     if settings.auth is None:
         missing.append("auth")
+    yield from _trading()
     for name in missing:
         yield _refuse(
             503, "not-available", "Not available", f"the {name} service is not running here",
@@ -369,6 +436,25 @@ def _routes(settings: EdgeSettings) -> Iterator[str]:
     if settings.auth is not None:
         yield f"    use_backend {settings.auth.name} if {{ path_beg /auth/ }}"
     yield f"    default_backend {settings.chart.name}"
+
+
+def _trading() -> Iterator[str]:
+    """A trading route needs a token that may trade: 401 without one, 403 with one that may
+    not (an invalid token never gets here)."""
+    name = TRADING_PATH.strip("/")
+    yield f"    acl is_trading path {TRADING_PATH}"
+    yield f"    acl is_trading path_beg {TRADING_PATH}/"
+    yield _refuse(
+        401, "token-required", "Token required", "trading needs a token with the trade scope",
+        f"is_{name} !has_token", "hdr WWW-Authenticate Bearer",
+    )  # fmt: skip
+    may_trade = f"{{ var(txn.token),jwt_payload_query('{TRADE_CLAIM}') -m str 1 }}"
+    challenge = 'hdr WWW-Authenticate \'Bearer error="insufficient_scope", scope="trade"\''
+    yield _refuse(
+        403, "insufficient-scope", "Insufficient scope",
+        "this token may not trade: its plan or its key lacks the trade scope",
+        f"is_{name} !{may_trade}", challenge,
+    )  # fmt: skip
 
 
 def _refuse_token(kind: str, detail: str, condition: str) -> str:
@@ -390,6 +476,7 @@ def _refuse(
 def _admin(settings: EdgeSettings, generation: int) -> Iterator[str]:
     yield "frontend admin"
     yield f"    bind {_address(settings.admin_host, settings.admin_port)}"
+    yield "    no log"
     yield "    http-request use-service prometheus-exporter if { path /metrics }"
     alive = "content-type text/plain string ok"
     yield f"    http-request return status 200 {alive} if {{ path /healthz }}"

@@ -8,6 +8,13 @@ a bound, until the admin frontend answers. :meth:`Haproxy.reload` writes a new c
 checks it and signals the master (``SIGUSR2``): connections in flight finish on the old
 workers, WebSockets included. :meth:`Haproxy.stop` asks for a soft stop and kills what is
 left after a bound.
+
+HAProxy runs in a session of its own (a terminal's Ctrl-C goes to this process, which stops it
+in order) and on a leash, :mod:`edge.watchdog`: should this process end without stopping it,
+``kill -9`` included, the watchdog stops HAProxy within its grace.
+
+An :class:`EdgeError` says what failed in one line; HAProxy's own report (a refused
+configuration, its last words before it stopped) goes to its log, which the message names.
 """
 
 from __future__ import annotations
@@ -16,6 +23,7 @@ import os
 import shutil
 import signal
 import subprocess
+import sys
 import time
 import urllib.error
 import urllib.request
@@ -23,6 +31,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
 
+from edge import watchdog
 from edge.config import EdgeSettings, error_files, render
 
 CONFIG_NAME: Final = "haproxy.cfg"
@@ -31,9 +40,12 @@ HOW_TO_INSTALL: Final = (
     "HAProxy is not installed: the edge needs Debian's haproxy (2.6 or later):"
     " apt-get install haproxy (scripts/up and scripts/test do it when run as root)"
 )
-_LOG_TAIL_LINES: Final = 20
+_LOG_TAIL_BYTES: Final = 16 * 1024
+_ALERT_CHARS: Final = 400
 _KEY_FILE_MAX: Final = 16 * 1024
 _PEM_PUBLIC_KEY: Final = b"-----BEGIN PUBLIC KEY-----"
+LEASH_GRACE_S: Final = 5.0
+"""How long HAProxy has to stop on SIGTERM once its starter is gone, before SIGKILL."""
 
 
 class EdgeError(RuntimeError):
@@ -69,6 +81,7 @@ class Haproxy:
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._process: subprocess.Popen[bytes] | None = None
+        self._leash: subprocess.Popen[bytes] | None = None
         self._settings: EdgeSettings | None = None
         self._generation = 0
 
@@ -106,8 +119,14 @@ class Haproxy:
                 stdin=subprocess.DEVNULL,
                 stdout=log,
                 stderr=subprocess.STDOUT,
+                cwd=self.folder,
                 start_new_session=True,
             )
+        self._leash = subprocess.Popen(
+            [sys.executable, "-I", watchdog.__file__, str(self._process.pid), str(LEASH_GRACE_S)],
+            stdin=subprocess.PIPE,
+            start_new_session=True,
+        )
         self._settings = settings
         try:
             self._wait_for_generation(time.monotonic() + self._start_timeout)
@@ -128,18 +147,19 @@ class Haproxy:
 
     def stop(self) -> None:
         """Soft stop (``SIGUSR1``: finish what is in flight), then kill after the bound."""
-        process = self._process
-        if process is None:
-            return
-        self._process = None
-        if process.poll() is not None:
-            return
-        process.send_signal(signal.SIGUSR1)
-        try:
-            process.wait(self._stop_timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        process, leash = self._process, self._leash
+        self._process = self._leash = None
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGUSR1)
+            try:
+                process.wait(self._stop_timeout)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        if leash is not None:
+            assert leash.stdin is not None
+            leash.stdin.close()  # HAProxy has ended: the watchdog sees it and ends too
+            leash.wait()
 
     def __enter__(self) -> Self:
         return self
@@ -168,22 +188,23 @@ class Haproxy:
         self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
         for path, text in error_files(settings).items():
             path.write_text(text)
+        settings.revocation_map.touch(mode=0o600)  # HAProxy needs the file; its owner fills it
         candidate = self.folder / (CONFIG_NAME + ".new")
         self._generation += 1
         candidate.write_text(render(settings, self._generation))
         checked = subprocess.run(
-            [str(program), "-c", "-q", "-f", str(candidate)],
+            [str(program), "-c", "-f", str(candidate)],
+            cwd=self.folder,
             capture_output=True,
             text=True,
             check=False,
         )
         if checked.returncode != 0:
-            report = (checked.stderr or checked.stdout).strip().splitlines()[-_LOG_TAIL_LINES:]
+            report = (checked.stderr or checked.stdout).strip()
+            self._log(f"HAProxy refused the configuration {candidate}:\n{report}")
             raise EdgeError(
-                "HAProxy refused the edge's configuration ("
-                + str(candidate)
-                + "):\n"
-                + "\n".join(report)
+                f"HAProxy refused the edge's configuration {candidate}: {_first_alert(report)}"
+                f" (the whole report is in {self.log_file})"
             )
         candidate.replace(self.config_file)
 
@@ -195,7 +216,7 @@ class Haproxy:
         while True:
             process = self._process
             if process is None or process.poll() is not None:
-                raise EdgeError(f"HAProxy stopped:\n{self._log_tail()}")
+                raise EdgeError(f"HAProxy stopped: {self._last_alert()} (see {self.log_file})")
             try:
                 with urllib.request.urlopen(probe, timeout=1) as answer:
                     if answer.read().strip() == wanted:
@@ -204,17 +225,33 @@ class Haproxy:
                 pass
             if time.monotonic() > deadline:
                 raise EdgeError(
-                    f"HAProxy did not serve its configuration {self._generation} in time:\n"
-                    + self._log_tail()
+                    f"HAProxy did not serve its configuration {self._generation} in time:"
+                    f" {self._last_alert()} (see {self.log_file})"
                 )
             time.sleep(0.05)
 
-    def _log_tail(self) -> str:
+    def _last_alert(self) -> str:
+        """The last alert in HAProxy's log, on one line."""
         try:
-            lines = self.log_file.read_text(errors="replace").splitlines()
+            with self.log_file.open("rb") as log:
+                log.seek(max(0, log.seek(0, os.SEEK_END) - _LOG_TAIL_BYTES))
+                tail = log.read().decode(errors="replace")
         except OSError:
-            return "(no log)"
-        return "\n".join(lines[-_LOG_TAIL_LINES:])
+            return "its log cannot be read"
+        return _first_alert("\n".join(reversed(tail.splitlines())))
+
+    def _log(self, text: str) -> None:
+        self.folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        with self.log_file.open("a") as log:
+            log.write(text.rstrip() + "\n")
+
+
+def _first_alert(report: str) -> str:
+    """The first ``[ALERT]`` line of a report of HAProxy (else its first line), on one line."""
+    lines = [line.strip() for line in report.splitlines() if line.strip()]
+    alerts = [line for line in lines if line.startswith("[ALERT]")]
+    chosen = (alerts or lines or ["no report"])[0]
+    return " ".join(chosen.split())[:_ALERT_CHARS]
 
 
 def _check_key_file(kid: str, path: Path) -> None:

@@ -23,6 +23,7 @@ __all__ = [
     "MAX_KEYS",
     "KeySetError",
     "parse_jwks",
+    "pems_of",
     "public_keys",
     "write_keys",
 ]
@@ -44,6 +45,17 @@ def parse_jwks(document: bytes) -> dict[str, str]:
 def public_keys(jwks: Any) -> dict[str, str]:
     """``kid`` → SubjectPublicKeyInfo PEM for every key of ``jwks``."""
     return _pems(KeySet.from_document(jwks, check_kid=_haproxy_name))
+
+
+def pems_of(keys: KeySet) -> dict[str, str]:
+    """``kid`` → PEM of a key set parsed elsewhere (:class:`access.jwks.JwksCache`), each
+    ``kid`` checked as a name HAProxy takes."""
+    for kid in keys:
+        try:
+            _haproxy_name(kid)
+        except ValueError as exc:
+            raise KeySetError(f"key {kid!r}: {exc}") from None
+    return _pems(keys)
 
 
 def write_keys(folder: Path, keys: dict[str, str]) -> tuple[VerifyKey, ...]:

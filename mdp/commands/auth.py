@@ -50,6 +50,11 @@ def add_parser(commands: Any) -> None:
     )
     serve.add_argument("--no-signup", action="store_true", help="accounts only by create-account")
     serve.add_argument(
+        "--trusted-proxy", action="append", default=[], metavar="ADDRESS",
+        help="an address or network (the edge's) whose X-Forwarded-For names the client, for"
+        " the login throttle; repeatable (default: none, the peer is the client)",
+    )  # fmt: skip
+    serve.add_argument(
         "--anonymous", metavar="PLAN", default="none",
         help="the plan of clients without a token, or none (default none: a cluster serves no"
         " anonymous client unless told; `mdp up` takes the plan file's)",
@@ -128,6 +133,7 @@ def _settings(args: argparse.Namespace) -> AuthSettings:
         audience=args.audience or DEFAULT_AUDIENCE,
         access_ttl_s=args.access_ttl,
         signup=not getattr(args, "no_signup", False),
+        trusted_proxies=tuple(getattr(args, "trusted_proxy", ())),
         plans=plans,
     )
 

@@ -5,7 +5,9 @@ instances, ``/ws`` to ``--gateway`` instances (WebSockets passed through), ``/au
 ``--auth``; ``/trading`` and ``/api`` answer 503 until those services exist. Bearer tokens are
 checked here against the public keys in ``--keys`` (one ``<kid>.pem`` per key; ``SIGHUP``
 reads the folder again and reloads without dropping a connection). Request rates are limited
-per principal (the token's plan) and per address. HAProxy's Prometheus metrics are at
+per principal (the token's plan) and per address. With ``--bus kafka`` revocations on
+``auth.events`` reach HAProxy at once, through its runtime API, without a reload; ``/trading``
+needs a token that may trade. HAProxy's Prometheus metrics are at
 ``http://ADMIN-HOST:ADMIN-PORT/metrics``. The machine's ``haproxy`` runs as a child of this
 command, with its configuration in the state folder. See ``docs/edge.md``.
 """
@@ -13,20 +15,23 @@ command, with its configuration in the state folder. See ``docs/edge.md``.
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import dataclasses
 import signal
 import sys
-import threading
-import time
-import urllib.error
-import urllib.request
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
+from access.jwks import JwksCache
+from access.keyset import KeySet
 from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from edge.config import EdgeSettings, RateLimits, TokenPolicy, Upstream, VerifyKey
 from edge.haproxy import EdgeError, Haproxy
-from edge.keys import MAX_DOCUMENT_BYTES, MAX_KEYS, KeySetError, parse_jwks, write_keys
+from edge.keys import MAX_KEYS, KeySetError, pems_of, write_keys
+from edge.revocations import RevocationFeed
+from edge.runtime import Runtime
 from machine import state_dir
 
 EXIT_BAD_INPUT = 2
@@ -36,6 +41,7 @@ DEFAULT_ADMIN_PORT = 8404
 _DEFAULT_LIMITS = RateLimits()
 JWKS_PATH = "/auth/.well-known/jwks.json"
 FETCH_TIMEOUT_S = 5.0
+KEYS_LOOK_S = 1.0
 
 
 def add_parser(commands: Any) -> None:
@@ -89,6 +95,11 @@ def add_parser(commands: Any) -> None:
         "--login-rate", type=int, default=_DEFAULT_LIMITS.logins_per_address,
         metavar="N", help="login attempts per minute per address",
     )  # fmt: skip
+    parser.add_argument(
+        "--bus", choices=["none", "kafka"], default="none",
+        help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none"
+        " (a revoked token then passes the edge until it expires; the services still refuse it)",
+    )  # fmt: skip
     parser.set_defaults(run=run)
 
 
@@ -137,97 +148,187 @@ def keys_in(folder: Path) -> tuple[VerifyKey, ...]:
     return tuple(VerifyKey(path.stem, path.absolute()) for path in files)
 
 
-def fetch_keys(url: str, folder: Path) -> tuple[VerifyKey, ...]:
-    """The key set at ``url``, written into ``folder`` (raises KeySetError or OSError)."""
-    try:
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer:
-            document = answer.read(MAX_DOCUMENT_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise KeySetError(f"{url} answered {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise KeySetError(f"{url} cannot be reached: {reason}") from None
-    return write_keys(folder, parse_jwks(document))
-
-
 class Keys:
-    """The keys the edge checks tokens with, from ``--keys`` or a key set URL."""
+    """The keys the edge checks tokens with: ``--keys DIR``, or a key set URL followed by
+    :class:`access.jwks.JwksCache` (async: a slow or absent auth service never holds the event
+    loop; a failed fetch keeps the last good key set)."""
 
     def __init__(self, args: argparse.Namespace, folder: Path) -> None:
         self._args = args
-        self._url = jwks_url(args)
+        self.url = jwks_url(args)
         self._folder = folder / "keys"
-        self.every = float(args.jwks_every) if self._url is not None else None
+        self._cache: JwksCache | None = None
+        self._written: tuple[KeySet, tuple[VerifyKey, ...]] | None = None
+        self._fetching: asyncio.Task[bool] | None = None
+
+    @contextlib.asynccontextmanager
+    async def following(self) -> AsyncIterator[None]:
+        """Follow the key set URL (if any) while inside."""
+        if self.url is None:
+            yield
+            return
+        every = float(self._args.jwks_every)
+        async with JwksCache(self.url, every, timeout_s=FETCH_TIMEOUT_S) as cache:
+            self._cache = cache
+            try:
+                yield
+            finally:
+                self._cache = None
+                if self._fetching is not None:
+                    self._fetching.cancel()
+
+    def _fetched(self) -> tuple[VerifyKey, ...]:
+        """The cache's keys, written as files when they changed."""
+        assert self._cache is not None
+        fetched = self._cache.keys
+        if fetched is None:
+            return ()
+        if self._written is None or not fetched.same_as(self._written[0]):
+            self._written = (fetched, write_keys(self._folder, pems_of(fetched)))
+        return self._written[1]
+
+    def refresh_soon(self) -> None:
+        """Fetch the key set now, in the background (SIGHUP): a fetch that hangs delays no
+        reload; what it brings is taken in within a second."""
+        if self._cache is not None and (self._fetching is None or self._fetching.done()):
+            self._fetching = asyncio.create_task(self._cache.refresh())
 
     def policy(self) -> TokenPolicy | None:
-        """What tokens must be, with the keys as they are now (None: no keys are configured);
-        raises KeySetError, ValueError or OSError when the keys cannot be read."""
+        """What tokens must be, with the keys as they are now (None: no keys are configured;
+        no key yet: every token is refused); raises KeySetError, ValueError or OSError when
+        the keys cannot be read."""
         if self._args.keys is not None:
             found = keys_in(self._args.keys)
-        elif self._url is not None:
-            found = fetch_keys(self._url, self._folder)
+        elif self._cache is not None:
+            found = self._fetched()
         else:
             return None
         return TokenPolicy(self._args.issuer, self._args.audience, found)
 
-    def empty(self) -> TokenPolicy:
-        """No key yet (the key set could not be read at start): every token is refused."""
-        return TokenPolicy(self._args.issuer, self._args.audience, ())
-
 
 def run(args: argparse.Namespace) -> int:
     folder = state_dir("edge")
-    keys = Keys(args, folder)
     try:
-        tokens = keys.policy()
-    except KeySetError as exc:
-        print(f"mdp edge: no keys yet, tokens are refused until they come: {exc}", file=sys.stderr)
-        tokens = keys.empty()
-    except ValueError as exc:
+        return asyncio.run(_serve(args, folder, Keys(args, folder)))
+    except _BadInputError as exc:
         print(f"mdp edge: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    try:
-        settings = settings_from(args, folder, tokens)
-    except ValueError as exc:
-        print(f"mdp edge: error: {exc}", file=sys.stderr)
-        return EXIT_BAD_INPUT
-    reread = threading.Event()
-    stop = threading.Event()
-    signal.signal(signal.SIGHUP, lambda *_: reread.set())
-    for signum in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(signum, lambda *_: stop.set())
-    try:
-        with Haproxy(folder) as edge:
-            edge.start(settings)
-            print(f"mdp edge: listening on {edge.url()}", file=sys.stderr, flush=True)
-            print(f"metrics: {edge.metrics_url()}", file=sys.stderr, flush=True)
-            next_read = time.monotonic() + (keys.every or 0)
-            while not stop.wait(0.5):
-                if edge.pid is None:
-                    print("mdp edge: error: HAProxy stopped", file=sys.stderr)
-                    return EXIT_FAILED
-                due = keys.every is not None and time.monotonic() >= next_read
-                if reread.is_set() or due:
-                    reread.clear()
-                    next_read = time.monotonic() + (keys.every or 0)
-                    settings = _reload(edge, settings, keys, forced=not due)
     except (EdgeError, ValueError, OSError) as exc:
         print(f"mdp edge: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
+
+
+class _BadInputError(Exception):
+    """A setting the command refuses before it starts anything."""
+
+
+async def _serve(args: argparse.Namespace, folder: Path, keys: Keys) -> int:
+    """HAProxy, the key set followed in a worker thread, and ``auth.events`` followed into the
+    revocation map; the event loop stays free for signals (HAProxy's start, reloads and stop
+    run in worker threads too)."""
+    loop = asyncio.get_running_loop()
+    stop, reread = asyncio.Event(), asyncio.Event()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        loop.add_signal_handler(signum, stop.set)
+    loop.add_signal_handler(signal.SIGHUP, reread.set)
+    async with keys.following():
+        try:
+            tokens = await asyncio.to_thread(keys.policy)
+            settings = settings_from(args, folder, tokens)
+        except ValueError as exc:
+            raise _BadInputError(str(exc)) from None
+        if tokens is not None and not tokens.keys and keys.url is not None:
+            print("mdp edge: no keys yet, tokens are refused until they come", file=sys.stderr)
+        return await _run_edge(args, folder, keys, settings, stop, reread)
+
+
+async def _run_edge(
+    args: argparse.Namespace,
+    folder: Path,
+    keys: Keys,
+    settings: EdgeSettings,
+    stop: asyncio.Event,
+    reread: asyncio.Event,
+) -> int:
+    edge = Haproxy(folder)
+    await asyncio.to_thread(edge.start, settings)
+    try:
+        print(f"mdp edge: listening on {edge.url()}", file=sys.stderr, flush=True)
+        print(f"metrics: {edge.metrics_url()}", file=sys.stderr, flush=True)
+        running = _Running(edge, settings, keys)
+        tasks = [
+            asyncio.create_task(stop.wait()),
+            asyncio.create_task(running.follow_keys(reread)),
+            asyncio.create_task(running.watch()),
+        ]
+        if args.bus == "kafka":
+            tasks.append(asyncio.create_task(running.follow_revocations(args)))
+        try:
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()  # a task that failed ends the command with its error
+    finally:
+        await asyncio.to_thread(edge.stop)
     print("mdp edge: stopped", file=sys.stderr, flush=True)
     return 0
 
 
-def _reload(edge: Haproxy, settings: EdgeSettings, keys: Keys, *, forced: bool) -> EdgeSettings:
-    """Read the keys again and reload when they changed (or when ``forced``: SIGHUP); a
-    failure keeps the running configuration."""
-    try:
-        wanted = dataclasses.replace(settings, tokens=keys.policy())
-        if wanted == settings and not forced:
-            return settings
-        edge.reload(wanted)
-    except (EdgeError, KeySetError, ValueError, OSError) as exc:
-        print(f"mdp edge: error: not reloaded, still serving as before: {exc}", file=sys.stderr)
-        return settings
-    print("mdp edge: reloaded", file=sys.stderr, flush=True)
-    return wanted
+class _Running:
+    """The running edge's tasks: keys, revocations and HAProxy's health."""
+
+    def __init__(self, edge: Haproxy, settings: EdgeSettings, keys: Keys) -> None:
+        self._edge = edge
+        self._settings = settings
+        self._keys = keys
+        self._feed: RevocationFeed | None = None
+
+    async def watch(self) -> None:
+        """Returns (with an error) when HAProxy stops by itself."""
+        while self._edge.pid is not None:
+            await asyncio.sleep(0.5)
+        raise EdgeError("HAProxy stopped")
+
+    async def follow_keys(self, reread: asyncio.Event) -> None:
+        """Reload when the key set changed (looked at every second; the cache fetches it every
+        ``--jwks-every`` seconds), and on SIGHUP (the key set fetched, or ``--keys`` read, now)."""
+        while True:
+            try:
+                await asyncio.wait_for(reread.wait(), KEYS_LOOK_S)
+                forced = True
+            except TimeoutError:
+                forced = False
+            reread.clear()
+            if forced:
+                self._keys.refresh_soon()
+            if forced or self._keys.url is not None:
+                await self._reload(forced=forced)
+
+    async def follow_revocations(self, args: argparse.Namespace) -> None:
+        """``auth.events`` from Kafka into the revocation map, for ever."""
+        from mdp.cluster_options import kafka_bus  # Kafka's client only when it is used
+
+        async with kafka_bus(args) as bus:
+            runtime = Runtime(self._settings.runtime_socket)
+            self._feed = RevocationFeed(bus, runtime, self._settings.revocation_map)
+            await self._feed.run()
+
+    async def _reload(self, *, forced: bool) -> None:
+        """Read the keys again and reload when they changed (or when ``forced``: SIGHUP); a
+        failure keeps the running configuration."""
+        try:
+            tokens = await asyncio.to_thread(self._keys.policy)
+            wanted = dataclasses.replace(self._settings, tokens=tokens)
+            if wanted == self._settings and not forced:
+                return
+            await asyncio.to_thread(self._edge.reload, wanted)
+        except (EdgeError, KeySetError, ValueError, OSError) as exc:
+            print(f"mdp edge: error: not reloaded, still serving as before: {exc}", file=sys.stderr)
+            return
+        self._settings = wanted
+        if self._feed is not None:
+            await self._feed.sync()  # what changed while the new workers started
+        print("mdp edge: reloaded", file=sys.stderr, flush=True)

@@ -5,15 +5,31 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import shutil
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
+import httpx
+import jwt
 import pytest
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, PlainTextResponse
+from starlette.routing import Route
 
+from auth.signing import SigningKey, generate_key
 from charting import ApiSettings, create_app
 from charting.server import ApiServer, serving
-from edge.config import EdgeSettings, RateLimits, Upstream
+from edge.config import (
+    PRINCIPAL_HEADER,
+    EdgeSettings,
+    RateLimits,
+    TokenPolicy,
+    Upstream,
+    VerifyKey,
+)
 from edge.haproxy import Haproxy
 from machine import free_port
 from storage import PostgresReads
@@ -103,3 +119,49 @@ async def eventually(check: Callable[[], object], timeout: float = TIMEOUT) -> N
             return
         await asyncio.sleep(0.1)
     raise AssertionError(f"not true within {timeout}s: {last!r}")
+
+
+ISSUER, AUDIENCE = "ganntec-auth", "ganntec"
+
+
+async def _echo(request: Request) -> JSONResponse:
+    return JSONResponse({"principal": request.headers.get(PRINCIPAL_HEADER)})
+
+
+async def _alive(request: Request) -> PlainTextResponse:
+    return PlainTextResponse("ok")
+
+
+ECHO = Starlette(routes=[Route("/healthz", _alive), Route("/echo", _echo)])
+
+
+def claims(**changes: Any) -> dict[str, Any]:
+    now = int(time.time())
+    base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "account:7", "iat": now, "nbf": now,
+            "exp": now + 300, "rpm": 600}  # fmt: skip
+    return {name: value for name, value in (base | changes).items() if value is not None}
+
+
+def sign(key: SigningKey, payload: dict[str, Any], **headers: Any) -> str:
+    private = key.private_pem.reveal().encode()
+    return jwt.encode(payload, private, algorithm="ES256", headers={"kid": key.kid} | headers)
+
+
+@pytest.fixture
+async def keyed(stack: Stack, tmp_path: Path) -> AsyncIterator[tuple[Stack, SigningKey]]:
+    """The stack with one current key at the edge, and the echo service behind ``/echo``."""
+    key = generate_key(int(time.time()))
+    pem = tmp_path / f"{key.kid}.pem"
+    pem.write_text(key.public_pem)
+    async with serving(ECHO) as echo:
+        await stack.reload(
+            chart=Upstream("echo", (f"127.0.0.1:{echo.port}",)),
+            tokens=TokenPolicy(ISSUER, AUDIENCE, (VerifyKey(key.kid, pem),)),
+        )
+        yield stack, key
+
+
+async def get(stack: Stack, path: str, token: str | None) -> httpx.Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        return await edge.get(path, headers=headers | {PRINCIPAL_HEADER: "account:1"})

@@ -37,6 +37,7 @@ def settings(folder: Path, **changes: object) -> EdgeSettings:
 def haproxy_accepts(config: EdgeSettings, folder: Path) -> str:
     for path, text in error_files(config).items():
         path.write_text(text)
+    config.revocation_map.touch()
     cfg = folder / "haproxy.cfg"
     cfg.write_text(render(config))
     done = subprocess.run(

@@ -4,18 +4,28 @@ limiting request rates and taking a failed backend out and back in."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import csv
+import io
 import json
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 
-from edge.config import PROBLEM_TYPE_BASE, RateLimits
+from edge.config import PROBLEM_TYPE_BASE, RateLimits, Upstream
 from edge.haproxy import EdgeError
+from edge.runtime import Runtime
+from machine import free_port
 
 from .conftest import TIMEOUT, Stack, api_server, eventually
 
 PROBLEM = "application/problem+json"
+REPO = Path(__file__).resolve().parents[2]
 
 
 def assert_problem(response: httpx.Response, status: int, kind: str) -> dict[str, object]:
@@ -42,7 +52,8 @@ async def test_routes_reach_the_history_api_and_the_chart(stack: Stack) -> None:
 
 async def test_services_not_built_yet_answer_503_problems(stack: Stack) -> None:
     async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
-        for path in ("/trading", "/trading/v1/orders", "/api/v1/watchlists", "/auth/v1/login"):
+        # /trading answers 503 only to a token that may trade (test_tokens.py)
+        for path in ("/api", "/api/v1/watchlists", "/auth/v1/login"):
             body = assert_problem(await edge.get(path), 503, "not-available")
             assert path.split("/")[1] in str(body["detail"])
 
@@ -138,7 +149,80 @@ async def test_a_configuration_haproxy_refuses_is_reported_and_the_old_one_kept(
     missing = VerifyKey("k1", stack.edge.folder / "no-such-key.pem")
     with pytest.raises(EdgeError, match="the public key file of k1 is missing"):
         await stack.reload(tokens=TokenPolicy("mdp", "mdp", (missing,)))
-    with pytest.raises(EdgeError, match="HAProxy refused the edge's configuration"):
+    with pytest.raises(EdgeError, match="HAProxy refused the edge's configuration") as refused:
         await stack.reload(tokens=None, admin_host="no-such-host.invalid")
+    message = str(refused.value)
+    assert "\n" not in message
+    assert "no-such-host.invalid" in message  # HAProxy's first alert names the culprit
+    assert str(stack.edge.log_file) in message
+    report = stack.edge.log_file.read_text()
+    assert "HAProxy refused the configuration" in report
+    assert "Fatal errors found in configuration" in report  # the whole report, in the log
     async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
         assert (await edge.get("/v1/instruments")).status_code == 200
+
+
+@contextlib.contextmanager
+def history_api(database: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+    """``mdp api`` in a process of its own (so that it can be killed with -9)."""
+    command = [sys.executable, "-m", "mdp.cli", "api", "--port", str(port),
+               "--database-url", database]  # fmt: skip
+    process = subprocess.Popen(
+        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
+    )
+    try:
+        yield process
+    finally:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+async def server_status(stack: Stack, backend: str, server: str) -> str:
+    """HAProxy's view of one server (``UP``, ``DOWN``, ...), from its runtime API."""
+    table = await Runtime(stack.settings.runtime_socket).execute("show", "stat")
+    rows = csv.DictReader(io.StringIO(table.removeprefix("# ")))
+    return next(
+        row["status"] for row in rows if (row["pxname"], row["svname"]) == (backend, server)
+    )
+
+
+async def test_killing_one_of_two_history_apis_loses_no_request(
+    stack: Stack, migrated_database: str
+) -> None:
+    ports = (free_port(), free_port())
+    with (
+        history_api(migrated_database, ports[0]),
+        history_api(migrated_database, ports[1]) as doomed,
+    ):
+        apis = Upstream("api", tuple(f"127.0.0.1:{port}" for port in ports))
+        await stack.reload(chart=apis, history=apis)
+        for server in ("api1", "api2"):
+            await eventually(lambda s=server: _is(stack, s, "UP"), timeout=60)  # type: ignore[misc]
+        statuses: list[int] = []
+        done = asyncio.Event()
+
+        async def load(edge: httpx.AsyncClient) -> None:
+            while not done.is_set():
+                try:
+                    statuses.append((await edge.get("/v1/instruments")).status_code)
+                except httpx.TransportError:
+                    statuses.append(0)
+
+        async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+            clients = [asyncio.create_task(load(edge)) for _ in range(4)]
+            await asyncio.sleep(1.0)
+            doomed.kill()  # SIGKILL: no goodbye, requests in flight and idle connections cut
+            await eventually(lambda: _is(stack, "api2", "DOWN"))
+            await asyncio.sleep(0.5)
+            done.set()
+            await asyncio.gather(*clients)
+        assert len(statuses) > 20
+        assert set(statuses) == {200}, {status: statuses.count(status) for status in set(statuses)}
+        doomed.wait()
+        with history_api(migrated_database, ports[1]):
+            await eventually(lambda: _is(stack, "api2", "UP"), timeout=60)
+
+
+async def _is(stack: Stack, server: str, status: str) -> bool:
+    return (await server_status(stack, "api", server)).startswith(status)

@@ -3,70 +3,18 @@ names the principal to the backends; every other token is refused before a backe
 
 from __future__ import annotations
 
+import json
 import time
-from collections.abc import AsyncIterator
 from pathlib import Path
-from typing import Any
 
 import httpx
 import jwt
-import pytest
-from starlette.applications import Starlette
-from starlette.requests import Request
-from starlette.responses import JSONResponse, PlainTextResponse
-from starlette.routing import Route
 
 from auth.signing import SigningKey, generate_key
-from charting.server import serving
-from edge.config import PRINCIPAL_HEADER, RateLimits, TokenPolicy, Upstream, VerifyKey
+from edge.config import RateLimits, TokenPolicy, VerifyKey
 
-from .conftest import TIMEOUT, Stack
+from .conftest import AUDIENCE, ISSUER, TIMEOUT, Stack, claims, eventually, get, sign
 from .test_edge import assert_problem
-
-ISSUER, AUDIENCE = "ganntec-auth", "ganntec"
-
-
-async def _echo(request: Request) -> JSONResponse:
-    return JSONResponse({"principal": request.headers.get(PRINCIPAL_HEADER)})
-
-
-async def _alive(request: Request) -> PlainTextResponse:
-    return PlainTextResponse("ok")
-
-
-ECHO = Starlette(routes=[Route("/healthz", _alive), Route("/echo", _echo)])
-
-
-def claims(**changes: Any) -> dict[str, Any]:
-    now = int(time.time())
-    base = {"iss": ISSUER, "aud": AUDIENCE, "sub": "account:7", "iat": now, "nbf": now,
-            "exp": now + 300, "rpm": 600}  # fmt: skip
-    return {name: value for name, value in (base | changes).items() if value is not None}
-
-
-def sign(key: SigningKey, payload: dict[str, Any], **headers: Any) -> str:
-    private = key.private_pem.reveal().encode()
-    return jwt.encode(payload, private, algorithm="ES256", headers={"kid": key.kid} | headers)
-
-
-@pytest.fixture
-async def keyed(stack: Stack, tmp_path: Path) -> AsyncIterator[tuple[Stack, SigningKey]]:
-    """The stack with one current key at the edge, and the echo service behind ``/echo``."""
-    key = generate_key(int(time.time()))
-    pem = tmp_path / f"{key.kid}.pem"
-    pem.write_text(key.public_pem)
-    async with serving(ECHO) as echo:
-        await stack.reload(
-            chart=Upstream("echo", (f"127.0.0.1:{echo.port}",)),
-            tokens=TokenPolicy(ISSUER, AUDIENCE, (VerifyKey(key.kid, pem),)),
-        )
-        yield stack, key
-
-
-async def get(stack: Stack, path: str, token: str | None) -> httpx.Response:
-    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
-    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
-        return await edge.get(path, headers=headers | {PRINCIPAL_HEADER: "account:1"})
 
 
 async def test_a_valid_token_passes_and_names_its_principal(
@@ -143,3 +91,45 @@ async def test_a_rotated_key_is_taken_in_by_a_reload(
     assert (await get(stack, "/echo", sign(old, claims()))).status_code == 200
     await stack.reload(tokens=TokenPolicy(ISSUER, AUDIENCE, both[1:]))
     assert (await get(stack, "/echo", sign(old, claims()))).status_code == 401
+
+
+async def test_trading_needs_a_token_that_may_trade(keyed: tuple[Stack, SigningKey]) -> None:
+    stack, key = keyed
+    for path in ("/trading", "/trading/v1/orders"):
+        anonymous = await get(stack, path, None)
+        assert_problem(anonymous, 401, "token-required")
+        assert anonymous.headers["www-authenticate"].startswith("Bearer")
+        assert_problem(await get(stack, path, "abc.def.ghi"), 401, "invalid-token")
+        for refused in (claims(trade=False), claims(), claims(trade="yes")):
+            answer = await get(stack, path, sign(key, refused))
+            assert_problem(answer, 403, "insufficient-scope")
+            assert 'scope="trade"' in answer.headers["www-authenticate"]
+        # a token that may trade gets as far as the service, which is not built yet
+        assert_problem(await get(stack, path, sign(key, claims(trade=True))), 503, "not-available")
+    # elsewhere the trade claim changes nothing
+    assert (await get(stack, "/echo", sign(key, claims(trade=False)))).status_code == 200
+
+
+async def test_the_access_log_is_json_without_tokens_or_cookies(
+    keyed: tuple[Stack, SigningKey],
+) -> None:
+    stack, key = keyed
+    token = sign(key, claims(sub="account:42"))
+    secret_cookie = "session=c00k1e-s3cr3t"
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        bearer = {"Authorization": f"Bearer {token}", "Cookie": secret_cookie}
+        assert (await edge.get("/echo", headers=bearer)).status_code == 200
+        await edge.get("/ws", params={"token": token})  # not an upgrade: the gateway's 4xx
+        await edge.get("/echo", params={"token": token, "q": 'a"b\\c'})
+
+    def logged() -> list[dict[str, object]]:
+        lines = stack.edge.log_file.read_text().splitlines()
+        return [json.loads(line) for line in lines if line.startswith("{")]
+
+    await eventually(lambda: len(logged()) >= 3)
+    text = stack.edge.log_file.read_text()
+    for secret in (token, token.split(".")[2], "c00k1e-s3cr3t"):
+        assert secret not in text
+    entries = logged()
+    assert {entry["path"] for entry in entries} >= {"/echo", "/ws"}
+    assert any(entry["principal"] == "account:42" and entry["status"] == 200 for entry in entries)

@@ -1,0 +1,306 @@
+"""The edge's cost: the same requests through HAProxy (with JWT verification) and sent directly.
+
+One run, one machine, traffic on 127.0.0.1 only:
+
+- **HTTP**: a small ``/v1/candles`` page (``--rows`` candles, JSON) of the history API
+  (``bench.history``'s server process, final pages cached), offered at ``--rate`` requests/s
+  (open loop: each request leaves at its scheduled time on one of ``--connections``
+  keep-alive connections of a minimal HTTP/1.1 client), directly and through the edge with
+  a bearer token the edge verifies (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the revocation
+  map, the rate limit). Phases alternate (direct, edge, direct, edge) so that drift in the
+  machine's load falls on both; latency is from sending a request to its last byte.
+- **WebSocket**: ``--clients`` clients subscribed to 1m candles (``bench.gateway``'s server
+  process and clients), delivery latency from publish to receipt at ``--ws-rate`` deliveries/s,
+  directly and through the edge. The clients connect without a token: the edge checks a token
+  once, at the upgrade, and passes the connection's bytes through after that, so delivery
+  costs the same either way (the bench's gateway has no key to check tokens with).
+- **Token issue rate** of the auth service (an API key exchanged for an access token on the
+  scratch database, through :class:`auth.service.AuthService`): a figure only.
+
+Targets: at most 1 ms added at p99 for HTTP, WebSocket delivery p99 unchanged within noise,
+and p99 through the edge under 5 ms (the seed's gateway SLA of 50 ms with a 10x margin).
+
+Usage: ``python -m bench.edge [--smoke] [--rate 2000] [--seconds 5] [--clients 1000]
+[--ws-rate 20000] [--rows 60] [--connections 32] [--database-url URL]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import multiprocessing
+import tempfile
+import time
+from array import array
+from collections.abc import Sequence
+from dataclasses import dataclass
+from multiprocessing.connection import Connection
+from pathlib import Path
+from typing import Final
+
+import jwt
+
+from auth.service import AuthService
+from auth.settings import AuthSettings
+from auth.signing import generate_key
+from auth.store import AuthStore
+from bench import gateway as ws
+from bench import history
+from bench.common import scratch_database
+from core.secrets import Secret
+from edge.config import EdgeSettings, RateLimits, TokenPolicy, Upstream, VerifyKey
+from edge.haproxy import Haproxy
+from machine import free_port
+
+HTTP_ADDED_P99_MS: Final = 1.0
+P99_TARGET_MS: Final = 5.0
+ISSUER, AUDIENCE = "ganntec-auth", "ganntec"
+
+
+@dataclass(frozen=True, slots=True)
+class Figure:
+    name: str
+    latencies_ns: array[int]
+    offered: float
+    achieved: float
+    failures: int = 0
+
+    def percentile(self, q: float) -> float:
+        return ws.percentile(self.latencies_ns, q)
+
+
+# -- HTTP ----------------------------------------------------------------------------------------
+
+
+async def _exchange(
+    reader: asyncio.StreamReader, writer: asyncio.StreamWriter, request: bytes
+) -> bool:
+    """One keep-alive GET; whether it was answered 200."""
+    writer.write(request)
+    head = await reader.readuntil(b"\r\n\r\n")
+    length = 0
+    for line in head.split(b"\r\n"):
+        name, _, value = line.partition(b":")
+        if name.lower() == b"content-length":
+            length = int(value)
+    await reader.readexactly(length)
+    return head.startswith(b"HTTP/1.1 200")
+
+
+async def paced_gets(
+    port: int, path: str, headers: str, rate: float, seconds: float, connections: int
+) -> tuple[array[int], float, int]:
+    """GET ``path`` at ``rate`` requests/s for ``seconds`` (open loop); latencies (ns), the
+    rate achieved and the failures."""
+    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
+    latencies: array[int] = array("q")
+    failures = 0
+    total = max(1, round(rate * seconds))
+    queue: asyncio.Queue[int] = asyncio.Queue()
+    start = time.perf_counter_ns() + 50_000_000
+
+    async def connection() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        try:
+            while (index := await queue.get()) >= 0:
+                due = start + index * 1_000_000_000 / rate
+                delay = (due - time.perf_counter_ns()) / 1e9
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent = time.perf_counter_ns()
+                if not await _exchange(reader, writer, request):
+                    failures += 1
+                latencies.append(time.perf_counter_ns() - sent)
+        finally:
+            writer.close()
+
+    for index in range(total):
+        queue.put_nowait(index)
+    for _ in range(connections):
+        queue.put_nowait(-1)
+    began = time.perf_counter()
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return latencies, total / (time.perf_counter() - began), failures
+
+
+async def measure_http(
+    direct: int, edge: int, path: str, token: str, sizes: argparse.Namespace
+) -> list[Figure]:
+    """Direct and through the edge, alternating in two halves each (after a warm-up)."""
+    bearer = f"Authorization: Bearer {token}\r\n"
+    runs: dict[str, list[tuple[array[int], float, int]]] = {"direct": [], "edge": []}
+    targets = {"direct": (direct, ""), "edge": (edge, bearer)}
+    for port, headers in targets.values():  # warm-up: connections, caches
+        await paced_gets(port, path, headers, sizes.rate, 0.5, sizes.connections)
+    for _ in range(2):
+        for name, (port, headers) in targets.items():
+            half = sizes.seconds / 2
+            runs[name].append(
+                await paced_gets(port, path, headers, sizes.rate, half, sizes.connections)
+            )
+    figures = []
+    for name, parts in runs.items():
+        merged: array[int] = array("q")
+        for latencies, _, _ in parts:
+            merged.extend(latencies)
+        achieved = sum(part[1] for part in parts) / len(parts)
+        label = "through the edge (JWT)" if name == "edge" else "direct"
+        failures = sum(part[2] for part in parts)
+        figures.append(Figure(f"/v1/candles {label}", merged, sizes.rate, achieved, failures))
+    return figures
+
+
+# -- WebSocket -----------------------------------------------------------------------------------
+
+
+async def measure_websocket(
+    ports: dict[str, int], pipe: Connection, sizes: argparse.Namespace
+) -> list[Figure]:
+    names = ws.instruments(sizes.instruments)
+    figures = []
+    for name, port in ports.items():
+        tally = ws.Tally()
+        clients = await ws.connect_clients(port, sizes.clients, names, 1, tally)
+        per_channel = sizes.clients / len(names)
+        await asyncio.sleep(0.2)
+        phase = await ws.measure(pipe, tally, name, sizes.ws_rate, per_channel, sizes.seconds)
+        for client in clients:
+            if client.transport is not None:
+                client.transport.close()
+        await asyncio.sleep(0.5)
+        label = "through the edge" if name == "edge" else "direct"
+        latencies: array[int] = tally.latencies
+        figures.append(
+            Figure(f"candle delivery {label}", latencies, sizes.ws_rate, phase.delivered)
+        )
+    return figures
+
+
+# -- the auth service's token issue rate ---------------------------------------------------------
+
+
+async def token_issue_rate(database_url: str, count: int) -> float:
+    async with AuthStore.open(database_url) as store:
+        service = AuthService(store, AuthSettings())
+        await service.start()
+        account = await service.create_account("bench@example.org", Secret("x" * 12), "pro")
+        _, issued = await service.create_key(account, "bench", ["read"])
+        presented = issued.presented()
+        await service.key_token(presented)
+        began = time.perf_counter()
+        for _ in range(count):
+            await service.key_token(presented)
+        return count / (time.perf_counter() - began)
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+def edge_settings(
+    folder: Path, api: str, gateway_port: int, key_file: Path, kid: str
+) -> EdgeSettings:
+    api_upstream = Upstream("api", (api,))
+    return EdgeSettings(
+        host="127.0.0.1", port=free_port(), admin_host="127.0.0.1", admin_port=free_port(),
+        chart=api_upstream, history=api_upstream,
+        gateway=Upstream("gateway", (f"127.0.0.1:{gateway_port}",), websocket=True),
+        tokens=TokenPolicy(ISSUER, AUDIENCE, (VerifyKey(kid, key_file),)),
+        limits=RateLimits(anonymous_per_address=10_000_000, token_default=10_000_000),
+        error_dir=folder,
+    )  # fmt: skip
+
+
+async def run(sizes: argparse.Namespace, database_url: str, api_base: str) -> list[Figure]:
+    key = generate_key(int(time.time()))
+    now = int(time.time())
+    claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "key:k_bench", "acct": 1, "sid": "",
+              "iat": now, "nbf": now, "exp": now + 3600, "rpm": 10_000_000}  # fmt: skip
+    token = jwt.encode(claims, key.private_pem.reveal(), "ES256", headers={"kid": key.kid})
+    context = multiprocessing.get_context("spawn")
+    parent, child = context.Pipe()
+    server = context.Process(
+        target=ws.server_process, args=("gateway", sizes.instruments, child, None)
+    )
+    server.start()
+    try:
+        gateway_port = (await asyncio.wait_for(asyncio.to_thread(parent.recv), 60))[1]
+        with tempfile.TemporaryDirectory(prefix="mdp-bench-edge-") as scratch:
+            folder = Path(scratch)
+            key_file = folder / f"{key.kid}.pem"
+            key_file.write_text(key.public_pem)
+            api = api_base.removeprefix("http://")
+            settings = edge_settings(folder / "edge", api, gateway_port, key_file, key.kid)
+            with Haproxy(folder / "edge") as edge:
+                await asyncio.to_thread(edge.start, settings)
+                path = history_path(sizes.rows)
+                direct_port = int(api.rpartition(":")[2])
+                figures = await measure_http(direct_port, settings.port, path, token, sizes)
+                ports = {"direct": gateway_port, "edge": settings.port}
+                figures += await measure_websocket(ports, parent, sizes)
+    finally:
+        parent.send(("stop",))
+        await asyncio.to_thread(server.join, 30)
+        if server.is_alive():
+            server.kill()
+    return figures
+
+
+def history_path(rows: int) -> str:
+    end_ms = (history.T0 + rows * history.MINUTE.ns) // 1_000_000
+    return (
+        f"/v1/candles?instrument={history.INSTRUMENT}&interval=1m&start=2026-01-01T00:00:00Z"
+        f"&end={end_ms}&limit={rows}&format=json"
+    )
+
+
+def report(figures: list[Figure], issue_rate: float) -> None:
+    print(f"\n  {'what':<40} {'offered/s':>10} {'done/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    for figure in figures:
+        print(
+            f"  {figure.name:<40} {figure.offered:>10,.0f} {figure.achieved:>10,.0f}"
+            f" {figure.percentile(0.5):>8.2f} {figure.percentile(0.99):>8.2f}"
+            + (f"  ({figure.failures} failed)" if figure.failures else "")
+        )
+    by_name = {figure.name: figure for figure in figures}
+    for kind, target in (("/v1/candles", HTTP_ADDED_P99_MS), ("candle delivery", None)):
+        direct, edge = (
+            by_name[f"{kind} direct"],
+            next(figure for name, figure in by_name.items() if name.startswith(f"{kind} through")),
+        )
+        added = edge.percentile(0.99) - direct.percentile(0.99)
+        verdict = "" if target is None else f" (target <= {target:.0f} ms)"
+        print(f"  {kind}: the edge adds {added:+.2f} ms at p99{verdict}")
+    worst = max(figure.percentile(0.99) for figure in figures if "through" in figure.name)
+    print(f"  worst p99 through the edge: {worst:.2f} ms (target < {P99_TARGET_MS:.0f} ms)")
+    print(f"  auth service: {issue_rate:,.0f} access tokens issued per second (one connection)")
+
+
+def main(argv: Sequence[str] | None = None) -> list[Figure]:
+    parser = argparse.ArgumentParser(prog="python -m bench.edge", description=__doc__)
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes (CI)")
+    parser.add_argument("--rate", type=float, default=2000.0, help="HTTP requests/s (2000)")
+    parser.add_argument("--seconds", type=float, default=5.0, help="per measurement (5)")
+    parser.add_argument("--clients", type=int, default=1000, help="WebSocket clients (1000)")
+    parser.add_argument("--ws-rate", type=float, default=20_000.0, help="deliveries/s (20000)")
+    parser.add_argument("--instruments", type=int, default=100, help="(100)")
+    parser.add_argument("--rows", type=int, default=60, help="candles in the page (60)")
+    parser.add_argument("--connections", type=int, default=32, help="HTTP connections (32)")
+    parser.add_argument("--tokens", type=int, default=2000, help="tokens issued (2000)")
+    parser.add_argument("--database-url", help="a server for the scratch database")
+    sizes = parser.parse_args(argv)
+    if sizes.smoke:
+        sizes.rate, sizes.seconds, sizes.clients, sizes.ws_rate = 100.0, 0.5, 10, 200.0
+        sizes.instruments, sizes.connections, sizes.tokens = 5, 4, 20
+    ws.raise_open_files()
+    with scratch_database(sizes.database_url) as database_url:
+        history.stock(database_url, sizes.rows)
+        with history.server_process(database_url) as api_base:
+            figures = asyncio.run(run(sizes, database_url, api_base))
+        issue_rate = asyncio.run(token_issue_rate(database_url, sizes.tokens))
+    report(figures, issue_rate)
+    return figures
+
+
+if __name__ == "__main__":
+    main()
