@@ -250,3 +250,76 @@ async def test_a_hook_that_holds_all_it_may_stops_the_reading_and_a_stop_ends_th
         await asyncio.wait_for(running, 1.0)  # not the hook's 30 s pause
         assert await committed(bus) == {}
     assert step.batches == []  # the record stays on the bus
+
+
+class Gated(Durability[None]):
+    """A write-ahead hook whose records are durable only once the test opens the gate;
+    tells ``events`` when each round starts and ends its write-ahead record, and fails."""
+
+    def __init__(self, events: list[object], refuse: int | None = None) -> None:
+        self.events, self.refuse = events, refuse
+        self.gate = asyncio.Event()
+
+    async def ahead(self, round: Round[None]) -> None:
+        first = round.polled[0].offset
+        self.events.append(("ahead", first))
+        await self.gate.wait()
+        if first == self.refuse:
+            raise ConnectionRefusedError("the journal is away")
+        self.events.append(("durable", first))
+
+    def failed(self, round: Round[None]) -> None:
+        self.events.append(("failed", round.polled[0].offset))
+
+
+async def polled(bus: MemoryBus, count: int) -> list[list[Record]]:
+    """``count`` records of ``md.ticks``, one poll each."""
+    await publish(bus, [tick_batch(n) for n in range(count)])
+    async with bus.subscribe("test-reader", [TICKS]) as reader:
+        records = await reader.poll(count, 0.1)
+    return [[record] for record in records]
+
+
+async def test_the_next_round_steps_while_the_one_before_is_in_flight() -> None:
+    events: list[object] = []
+    async with MemoryBus(partitions=1) as bus:
+        first, second = await polled(bus, 2)
+        out = bus.subscribe("test-out", [OUT])
+        step, hook = Recorder(), Gated(events)
+        processor = Processor(bus, GROUP, [TICKS], step, hook)
+        one = processor.submit(first)
+        await asyncio.sleep(0.01)
+        two = processor.submit(second)  # round 1's write-ahead record is not durable yet
+        await asyncio.sleep(0.01)
+        assert step.offsets == [0, 1]  # both stepped
+        assert events == [("ahead", 0)]  # round 2 writes ahead only after round 1 is out
+        assert await out.poll(100, 0.01) == []
+        hook.gate.set()
+        assert await one == {(TICKS, 0): 1}
+        assert await two == {(TICKS, 0): 2}
+        published = [record.value for record in await out.poll(100, 0.01)]
+        await out.close()
+    assert events == [("ahead", 0), ("durable", 0), ("ahead", 1), ("durable", 1)]
+    assert published == [b"0", b"1"]
+
+
+async def test_a_failed_round_fails_the_round_stepped_on_it_and_nothing_of_either_goes_out() -> (
+    None
+):
+    events: list[object] = []
+    async with MemoryBus(partitions=1) as bus:
+        first, second, third = await polled(bus, 3)
+        out = bus.subscribe("test-out", [OUT])
+        hook = Gated(events, refuse=0)
+        processor = Processor(bus, GROUP, [TICKS], Recorder(), hook)
+        one, two = processor.submit(first), processor.submit(second)
+        hook.gate.set()
+        for round in (one, two):
+            with pytest.raises(ConnectionRefusedError):
+                await round
+        # both told before their tasks end; a round submitted after starts a new chain
+        assert events == [("ahead", 0), ("failed", 0), ("failed", 1)]
+        assert await processor.submit(third) == {(TICKS, 0): 3}
+        published = [record.value for record in await out.poll(100, 0.01)]
+        await out.close()
+    assert published == [b"2"]
