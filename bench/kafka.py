@@ -16,7 +16,13 @@ platform topics it deletes and makes anew: never point it at a cluster you care 
    ``--throttle 0``: every batch updates its open candles). ``bench.latency`` measures on to a
    WebSocket client's receipt, in both modes, with this figure beside it.
 
-Usage: ``python -m bench.kafka [--smoke] [--ticks N] [--rate N] [--bootstrap HOST:PORT]``.
+``--against CHECKOUT`` runs only the end-to-end part: this checkout's worker and another
+checkout's (an older commit; run by its own ``.venv`` if it has one) in turns on the same
+data, ``--runs`` times each, with the medians beside each other. The machine's load moves the
+figure by more than most changes do, so a before/after is only read from one such run.
+
+Usage: ``python -m bench.kafka [--smoke] [--ticks N] [--rate N] [--bootstrap HOST:PORT]
+[--against CHECKOUT [--runs N]]``.
 """
 
 from __future__ import annotations
@@ -220,14 +226,20 @@ def producer_figures(bootstrap: str, sizes: Sizes) -> dict[str, tuple[float, flo
 
 
 def mdp_process(
-    log: Path, *args: str, env: dict[str, str] | None = None
+    log: Path, *args: str, env: dict[str, str] | None = None, tree: Path | None = None
 ) -> subprocess.Popen[bytes]:
+    """``mdp`` with ``args``, of this checkout or of ``tree`` (another checkout: its code, run
+    by its own ``.venv`` if it has one, else by this interpreter)."""
+    python = sys.executable
+    if tree is not None and (tree / ".venv" / "bin" / "python").is_file():
+        python = str(tree / ".venv" / "bin" / "python")
     with log.open("wb") as output:  # the child keeps its own copy of the descriptor
         return subprocess.Popen(
-            [sys.executable, "-m", "mdp.cli", *args],
+            [python, "-m", "mdp.cli", *args],
             stdout=output,
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
+            cwd=tree,
             env=os.environ | {"XDG_STATE_HOME": str(log.parent / "state")} | (env or {}),
         )
 
@@ -305,8 +317,11 @@ async def follow_journal(
     return steps
 
 
-def end_to_end(bootstrap: str, sizes: Sizes, folder: Path) -> tuple[float, float, int, int]:
-    """(sustained ticks/s, ticks/s including start-up, ticks ingested, ticks consumed)."""
+def end_to_end(
+    bootstrap: str, sizes: Sizes, folder: Path, tree: Path | None = None
+) -> tuple[float, float, int, int]:
+    """(sustained ticks/s, ticks/s including start-up, ticks ingested, ticks consumed), of
+    this checkout's worker or of ``tree``'s."""
     reset_topics(bootstrap)
     batches = tick_batches(sizes.ticks, sizes.batch, sizes.instruments)
     ticks = sum(len(b) for b in batches)
@@ -318,8 +333,8 @@ def end_to_end(bootstrap: str, sizes: Sizes, folder: Path) -> tuple[float, float
     group = f"bench-{uuid.uuid4().hex[:8]}"
     started = time.perf_counter()
     worker = mdp_process(
-        folder / "worker.log", "worker", "--bootstrap", bootstrap, "--group", group,
-        "--database-url", "", "--log-level", "warning",
+        folder / f"worker-{group}.log", "worker", "--bootstrap", bootstrap, "--group", group,
+        "--database-url", "", "--log-level", "warning", tree=tree,
     )  # fmt: skip
     try:
         steps = asyncio.run(follow_journal(bootstrap, group, ends, timeout=600))
@@ -464,7 +479,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--bootstrap", help="use this broker (its platform topics are reset)")
     parser.add_argument("--ticks", type=int, help="end-to-end backlog size")
     parser.add_argument("--rate", type=int, help="latency run: ticks/s offered")
+    parser.add_argument(
+        "--against",
+        type=Path,
+        metavar="CHECKOUT",
+        help="only the end-to-end run: this checkout's worker and CHECKOUT's (another"
+        " checkout, e.g. of an older commit; its .venv if it has one) in turns on the same data",
+    )
+    parser.add_argument(
+        "--runs", type=int, default=2, help="with --against: runs of each worker (default 2)"
+    )
     args = parser.parse_args(argv)
+    if args.against is not None and not (args.against / "mdp" / "cli.py").is_file():
+        parser.error(f"--against: {args.against} is not a checkout of this project")
+    if args.runs < 1:
+        parser.error("--runs must be at least 1")
     logging.getLogger("aiokafka").setLevel(logging.ERROR)  # retries while leaders settle
     sizes = SMOKE if args.smoke else FULL
     if args.ticks:
@@ -473,6 +502,11 @@ def main(argv: list[str] | None = None) -> int:
         sizes = _replace(sizes, rate=args.rate)
     folder = Path(tempfile.mkdtemp(prefix="mdp-bench-"))
     print(f"Kafka cluster-mode benchmark{' (smoke)' if args.smoke else ''}; logs in {folder}")
+    if args.against is not None:
+        with broker(args.bootstrap) as bootstrap:
+            print(f"  broker at {bootstrap}")
+            compare(bootstrap, sizes, folder, args.against.resolve(), args.runs)
+        return 0
     with broker(args.bootstrap) as bootstrap:
         print(f"  broker at {bootstrap}")
         producers = producer_figures(bootstrap, sizes)
@@ -496,6 +530,28 @@ def main(argv: list[str] | None = None) -> int:
     print(f"  p50 {p50:.1f} ms, p99 {p99:.1f} ms over {measured:,} batches, {lost} without"
           f" an update; target p99 <= {TARGET_P99_MS:g} ms")  # fmt: skip
     return 0
+
+
+def compare(bootstrap: str, sizes: Sizes, folder: Path, against: Path, runs: int) -> None:
+    """This checkout's worker and ``against``'s, in turns (so a load that comes and goes
+    falls on both), on backlogs of the same synthetic data; medians and each run."""
+    contenders: dict[str, Path | None] = {"this checkout": None, str(against): against}
+    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    for run in range(runs):
+        for name, tree in contenders.items():
+            print(f"  run {run + 1}/{runs}: {name}")
+            sustained, _, total, consumed = end_to_end(bootstrap, sizes, folder, tree)
+            if consumed != total:
+                raise RuntimeError(f"{name}: {consumed:,} ticks consumed of {total:,}")
+            rates[name].append(sustained)
+    print(f"\nOne `mdp worker`, sustained, {sizes.ticks:,} ticks in batches of up to"
+          f" {sizes.batch:,}, {sizes.instruments} instruments (ticks/s)")  # fmt: skip
+    print(f"  {'worker':<44} {'median':>12}  runs")
+    for name, measured in rates.items():
+        each = ", ".join(f"{rate:,.0f}" for rate in measured)
+        print(f"  {name[-44:]:<44} {statistics.median(measured):>12,.0f}  {each}")
+    ours, theirs = (statistics.median(measured) for measured in rates.values())
+    print(f"  this checkout / the other: {ours / theirs:.2f}x")
 
 
 def _replace(sizes: Sizes, **changes: Any) -> Sizes:

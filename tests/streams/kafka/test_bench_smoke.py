@@ -4,6 +4,7 @@ but the ticks it counts must be the ticks it sent)."""
 from __future__ import annotations
 
 import re
+from pathlib import Path
 
 import pytest
 
@@ -52,3 +53,18 @@ def test_latency_benchmark_cluster_smoke_reaches_the_websocket_client(
     assert result.batches > 0
     assert result.missed == 0, out
     assert set(result.hops) == set(latency.HOPS), out
+
+
+def test_kafka_benchmark_runs_another_checkouts_worker_beside_this_ones(
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    checkout = Path(__file__).resolve().parents[3]
+    argv = ["--smoke", "--bootstrap", kafka_bootstrap, "--against", str(checkout), "--runs", "1"]
+    assert kafka.main(argv) == 0
+    out = capsys.readouterr().out
+    assert "this checkout" in out
+    assert re.search(rf"{re.escape(str(checkout)[-44:])}\s+[\d,]+\s+[\d,]+", out), out
+    assert re.search(r"this checkout / the other: [\d.]+x", out), out
+    with pytest.raises(SystemExit):
+        kafka.main(["--against", str(tmp_path)])  # not a checkout: refused before any run
+    assert "is not a checkout of this project" in capsys.readouterr().err
