@@ -169,6 +169,15 @@ def hanging_key_set() -> tuple[Starlette, asyncio.Event]:
     return Starlette(routes=[Route("/jwks", jwks)]), release
 
 
+@contextlib.asynccontextmanager
+async def release_at_the_end(release: asyncio.Event) -> AsyncIterator[None]:
+    """Let the hanging key set answer at the end, failed or not (its server waits for it)."""
+    try:
+        yield
+    finally:
+        release.set()
+
+
 async def test_a_key_set_fetch_that_hangs_holds_neither_a_reload_nor_a_stop(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -176,7 +185,13 @@ async def test_a_key_set_fetch_that_hangs_holds_neither_a_reload_nor_a_stop(
     async with serving(app) as jwks:
         url = f"http://127.0.0.1:{jwks.port}/jwks"
         options = ("--jwks-url", url, "--jwks-every", "0.2")
-        async with edge_command(stack, tmp_path, *options) as (process, edge_url):
+        async with (
+            release_at_the_end(release),
+            edge_command(stack, tmp_path, *options) as (
+                process,
+                edge_url,
+            ),
+        ):
             await asyncio.sleep(0.5)  # the second fetch hangs now (for 5 s, its timeout)
             async with httpx.AsyncClient(timeout=TIMEOUT) as client:
                 assert (await client.get(edge_url + "/v1/instruments")).status_code == 200
@@ -186,4 +201,3 @@ async def test_a_key_set_fetch_that_hangs_holds_neither_a_reload_nor_a_stop(
             process.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(process.wait, TIMEOUT) == 0
             assert time.monotonic() - started < 3.0  # well within the fetch's 5 s
-        release.set()
