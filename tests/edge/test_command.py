@@ -33,7 +33,7 @@ STARTUP_TIMEOUT = 60.0
 
 @contextlib.asynccontextmanager
 async def edge_command(
-    stack: Stack, tmp_path: Path, *options: str
+    stack: Stack, tmp_path: Path, *options: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
     """``mdp edge`` in front of the stack's API and gateway, started; yields it and its URL."""
     port, admin = free_port(), free_port()
@@ -42,8 +42,10 @@ async def edge_command(
         "--api", f"127.0.0.1:{stack.api_port}", "--gateway", f"127.0.0.1:{stack.gateway.port}",
         *options,
     ]  # fmt: skip
-    env = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    environment = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")} | (env or {})
+    process = subprocess.Popen(
+        command, cwd=REPO, env=environment, stderr=subprocess.PIPE, text=True
+    )
     try:
         listening = f"mdp edge: listening on http://127.0.0.1:{port}"
         await line_starting(process, listening, STARTUP_TIMEOUT)
