@@ -190,8 +190,9 @@ class Keys:
                 yield
             finally:
                 self._cache = None
-                if self._fetching is not None:
+                if self._fetching is not None:  # ended before the cache closes its client
                     self._fetching.cancel()
+                    await asyncio.gather(self._fetching, return_exceptions=True)
 
     def _fetched(self) -> tuple[VerifyKey, ...]:
         """The cache's keys, written as files when they changed."""
