@@ -9,6 +9,8 @@ One run, one machine, traffic on 127.0.0.1 only:
   a bearer token the edge verifies (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the revocation
   map, the rate limit). Phases alternate (direct, edge, direct, edge) so that drift in the
   machine's load falls on both; latency is from sending a request to its last byte.
+  The same requests through the edge without a token tell the proxy's own cost from the
+  token's.
 - **WebSocket**: ``--clients`` clients subscribed to 1m candles (``bench.gateway``'s server
   process and clients), delivery latency from publish to receipt at ``--ws-rate`` deliveries/s,
   directly and through the edge. The clients connect without a token: the edge checks a token
@@ -127,10 +129,15 @@ async def paced_gets(
 async def measure_http(
     direct: int, edge: int, path: str, token: str, sizes: argparse.Namespace
 ) -> list[Figure]:
-    """Direct and through the edge, alternating in two halves each (after a warm-up)."""
+    """Direct, through the edge with a token and without one (the proxy's own cost), in turn,
+    two halves each (after a warm-up)."""
     bearer = f"Authorization: Bearer {token}\r\n"
-    runs: dict[str, list[tuple[array[int], float, int]]] = {"direct": [], "edge": []}
-    targets = {"direct": (direct, ""), "edge": (edge, bearer)}
+    targets = {
+        "direct": (direct, ""),
+        "through the edge (JWT)": (edge, bearer),
+        "through the edge (no token)": (edge, ""),
+    }
+    runs: dict[str, list[tuple[array[int], float, int]]] = {name: [] for name in targets}
     for port, headers in targets.values():  # warm-up: connections, caches
         await paced_gets(port, path, headers, sizes.rate, 0.5, sizes.connections)
     for _ in range(2):
@@ -145,9 +152,8 @@ async def measure_http(
         for latencies, _, _ in parts:
             merged.extend(latencies)
         achieved = sum(part[1] for part in parts) / len(parts)
-        label = "through the edge (JWT)" if name == "edge" else "direct"
         failures = sum(part[2] for part in parts)
-        figures.append(Figure(f"/v1/candles {label}", merged, sizes.rate, achieved, failures))
+        figures.append(Figure(f"/v1/candles {name}", merged, sizes.rate, achieved, failures))
     return figures
 
 

@@ -44,6 +44,7 @@ _LOG_TAIL_BYTES: Final = 16 * 1024
 _ALERT_CHARS: Final = 400
 _KEY_FILE_MAX: Final = 16 * 1024
 _PEM_PUBLIC_KEY: Final = b"-----BEGIN PUBLIC KEY-----"
+_SIGNAL_AGAIN_S: Final = 0.5
 LEASH_GRACE_S: Final = 5.0
 """How long HAProxy has to stop on SIGTERM once its starter is gone, before SIGKILL."""
 
@@ -150,12 +151,19 @@ class Haproxy:
         process, leash = self._process, self._leash
         self._process = self._leash = None
         if process is not None and process.poll() is None:
-            process.send_signal(signal.SIGUSR1)
-            try:
-                process.wait(self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait()
+            deadline = time.monotonic() + self._stop_timeout
+            while True:
+                # again and again: a master that has just re-executed itself for a reload
+                # may not have its handlers yet, and then the signal is lost
+                process.send_signal(signal.SIGUSR1)
+                try:
+                    process.wait(min(_SIGNAL_AGAIN_S, max(0.0, deadline - time.monotonic())))
+                    break
+                except subprocess.TimeoutExpired:
+                    if time.monotonic() >= deadline:
+                        process.kill()
+                        process.wait()
+                        break
         if leash is not None:
             assert leash.stdin is not None
             leash.stdin.close()  # HAProxy has ended: the watchdog sees it and ends too

@@ -20,6 +20,8 @@ import contextlib
 import dataclasses
 import signal
 import sys
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -29,7 +31,7 @@ from access.keyset import KeySet
 from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from edge.config import EdgeSettings, RateLimits, TokenPolicy, Upstream, VerifyKey
 from edge.haproxy import EdgeError, Haproxy
-from edge.keys import MAX_KEYS, KeySetError, pems_of, write_keys
+from edge.keys import MAX_DOCUMENT_BYTES, MAX_KEYS, KeySetError, parse_jwks, pems_of, write_keys
 from edge.revocations import RevocationFeed
 from edge.runtime import Runtime
 from machine import state_dir
@@ -148,6 +150,20 @@ def keys_in(folder: Path) -> tuple[VerifyKey, ...]:
     return tuple(VerifyKey(path.stem, path.absolute()) for path in files)
 
 
+def fetch_keys(url: str, folder: Path) -> tuple[VerifyKey, ...]:
+    """The key set at ``url``, written into ``folder`` (raises KeySetError or OSError), for a
+    caller without an event loop; the command follows the key set with :class:`Keys`."""
+    try:
+        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer:
+            document = answer.read(MAX_DOCUMENT_BYTES + 1)
+    except urllib.error.HTTPError as exc:
+        raise KeySetError(f"{url} answered {exc.code}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = getattr(exc, "reason", exc)
+        raise KeySetError(f"{url} cannot be reached: {reason}") from None
+    return write_keys(folder, parse_jwks(document))
+
+
 class Keys:
     """The keys the edge checks tokens with: ``--keys DIR``, or a key set URL followed by
     :class:`access.jwks.JwksCache` (async: a slow or absent auth service never holds the event
@@ -174,8 +190,9 @@ class Keys:
                 yield
             finally:
                 self._cache = None
-                if self._fetching is not None:
+                if self._fetching is not None:  # ended before the cache closes its client
                     self._fetching.cancel()
+                    await asyncio.gather(self._fetching, return_exceptions=True)
 
     def _fetched(self) -> tuple[VerifyKey, ...]:
         """The cache's keys, written as files when they changed."""

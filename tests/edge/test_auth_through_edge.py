@@ -16,21 +16,13 @@ import pytest
 from auth.app import create_app
 from auth.service import AuthService
 from charting.server import ApiServer, serving
-from edge.config import TokenPolicy, Upstream, VerifyKey
-from edge.keys import parse_jwks, write_keys
+from edge.config import TokenPolicy, Upstream
 from machine import free_port
-from mdp.commands.edge import JWKS_PATH
+from mdp.commands.edge import JWKS_PATH, fetch_keys
 from tests.auth.conftest import PASSWORD, SETTINGS
 
 from .conftest import TIMEOUT, Stack, eventually
 from .test_command import edge_command
-
-
-async def fetch_keys(url: str, folder: Path) -> tuple[VerifyKey, ...]:
-    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-        answer = await client.get(url)
-    answer.raise_for_status()
-    return write_keys(folder, parse_jwks(answer.content))
 
 
 @pytest.fixture
@@ -40,7 +32,9 @@ async def with_auth(
     app = create_app(migrated_database, SETTINGS)
     async with app.router.lifespan_context(app), serving(app) as auth:
         address = f"127.0.0.1:{auth.port}"
-        keys = await fetch_keys(f"http://{address}{JWKS_PATH}", stack.edge.folder / "keys")
+        keys = await asyncio.to_thread(
+            fetch_keys, f"http://{address}{JWKS_PATH}", stack.edge.folder / "keys"
+        )
         await stack.reload(
             auth=Upstream("auth", (address,), health_path="/auth/healthz"),
             tokens=TokenPolicy(SETTINGS.issuer, SETTINGS.audience, keys),
@@ -74,7 +68,9 @@ async def test_a_rotated_key_reaches_the_edge_through_the_key_set(
     new = await service.rotate_keys()
     assert old is not None
     assert new.kid != old.kid
-    keys = await fetch_keys(f"http://127.0.0.1:{auth.port}{JWKS_PATH}", stack.edge.folder / "keys")
+    keys = await asyncio.to_thread(
+        fetch_keys, f"http://127.0.0.1:{auth.port}{JWKS_PATH}", stack.edge.folder / "keys"
+    )
     assert new.kid in {key.kid for key in keys}
     await stack.reload(tokens=TokenPolicy(SETTINGS.issuer, SETTINGS.audience, keys))
     async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:

@@ -33,7 +33,7 @@ STARTUP_TIMEOUT = 60.0
 
 @contextlib.asynccontextmanager
 async def edge_command(
-    stack: Stack, tmp_path: Path, *options: str
+    stack: Stack, tmp_path: Path, *options: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
     """``mdp edge`` in front of the stack's API and gateway, started; yields it and its URL."""
     port, admin = free_port(), free_port()
@@ -42,8 +42,10 @@ async def edge_command(
         "--api", f"127.0.0.1:{stack.api_port}", "--gateway", f"127.0.0.1:{stack.gateway.port}",
         *options,
     ]  # fmt: skip
-    env = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")}
-    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=subprocess.PIPE, text=True)
+    environment = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")} | (env or {})
+    process = subprocess.Popen(
+        command, cwd=REPO, env=environment, stderr=subprocess.PIPE, text=True
+    )
     try:
         listening = f"mdp edge: listening on http://127.0.0.1:{port}"
         await line_starting(process, listening, STARTUP_TIMEOUT)
@@ -169,6 +171,15 @@ def hanging_key_set() -> tuple[Starlette, asyncio.Event]:
     return Starlette(routes=[Route("/jwks", jwks)]), release
 
 
+@contextlib.asynccontextmanager
+async def release_at_the_end(release: asyncio.Event) -> AsyncIterator[None]:
+    """Let the hanging key set answer at the end, failed or not (its server waits for it)."""
+    try:
+        yield
+    finally:
+        release.set()
+
+
 async def test_a_key_set_fetch_that_hangs_holds_neither_a_reload_nor_a_stop(
     stack: Stack, tmp_path: Path
 ) -> None:
@@ -176,7 +187,13 @@ async def test_a_key_set_fetch_that_hangs_holds_neither_a_reload_nor_a_stop(
     async with serving(app) as jwks:
         url = f"http://127.0.0.1:{jwks.port}/jwks"
         options = ("--jwks-url", url, "--jwks-every", "0.2")
-        async with edge_command(stack, tmp_path, *options) as (process, edge_url):
+        async with (
+            release_at_the_end(release),
+            edge_command(stack, tmp_path, *options) as (
+                process,
+                edge_url,
+            ),
+        ):
             await asyncio.sleep(0.5)  # the second fetch hangs now (for 5 s, its timeout)
             async with httpx.AsyncClient(timeout=TIMEOUT) as client:
                 assert (await client.get(edge_url + "/v1/instruments")).status_code == 200
@@ -186,4 +203,3 @@ async def test_a_key_set_fetch_that_hangs_holds_neither_a_reload_nor_a_stop(
             process.send_signal(signal.SIGTERM)
             assert await asyncio.to_thread(process.wait, TIMEOUT) == 0
             assert time.monotonic() - started < 3.0  # well within the fetch's 5 s
-        release.set()
