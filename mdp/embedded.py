@@ -3,8 +3,11 @@
 feed -> md.ticks -> engine runner -> md.candles -> storage writer -> PostgreSQL
 (the writer also stores the ticks and everything rejected); the WebSocket gateway reads
 md.candles and md.ticks for its clients, and the HTTP server serves the chart page and the
-history API. The database is the one at ``database_url``, or a private server started from
-the machine's PostgreSQL binaries.
+history API. The auth service runs in the process too, and the edge (HAProxy) in front of
+them all, the one public port (:mod:`mdp.front`); the gateway and the history API check
+tokens with the auth service's keys and read its revocations on ``auth.events``. The
+database is the one at ``database_url``, or a private server started from the machine's
+PostgreSQL binaries.
 
 Stopping (Ctrl-C, SIGTERM, or the ``stop`` event) ends the feed first (a live venue's hands
 over what it received and the gaps still open), then lets the engine and the writer finish
