@@ -8,10 +8,12 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from pathlib import Path
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
 
+from core.auth_events import PlanClaims
 from core.intervals import DEFAULT_INTERVALS, Interval, parse_intervals
 from core.secrets import DatabaseUrl
 from storage.backlog import DEFAULT_MAX_BYTES
@@ -117,3 +119,40 @@ def write_buffer_of(args: argparse.Namespace) -> int:
     if not (math.isfinite(size) and size >= 1):
         raise ValueError("--write-buffer must be a size in MiB, more than 0")
     return int(size)
+
+
+def add_token_options(parser: argparse._ActionsContainer, without: str, whose: str) -> None:
+    """``--jwks-url``, ``--anonymous`` and ``--plans``: how a service checks access tokens
+    (``without``: what it does with no key set; ``whose``: what carries a token)."""
+    parser.add_argument(
+        "--jwks-url",
+        metavar="URL",
+        help="the auth service's key set (http://HOST:8010/auth/.well-known/jwks.json): check"
+        f" every {whose}'s token (default: {without})",
+    )
+    parser.add_argument(
+        "--anonymous",
+        metavar="PLAN",
+        help=f"with --jwks-url, the plan of a {whose} without a token (default: none, 401)",
+    )
+    parser.add_argument(
+        "--plans",
+        type=Path,
+        metavar="FILE",
+        help="the plan file --anonymous names a plan of (default: the auth service's own)",
+    )
+
+
+def anonymous_plan(args: argparse.Namespace) -> PlanClaims | None:
+    """The claims of the ``--anonymous`` plan (ValueError when it is not a plan)."""
+    from auth.claims import Entitlements
+    from auth.plans import load_plans
+
+    if args.anonymous is None:
+        return None
+    if args.jwks_url is None:
+        raise ValueError("--anonymous needs --jwks-url (without it nothing is checked)")
+    book = load_plans(args.plans)
+    if args.anonymous not in book.plans:
+        raise ValueError(f"--anonymous: there is no plan {args.anonymous!r}")
+    return Entitlements.of(book.get(args.anonymous)).plan_claims()

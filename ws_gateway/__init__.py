@@ -4,8 +4,9 @@
 protocol is ``docs/protocol.md``. Inside: the wire format (:mod:`~ws_gateway.wire`), one
 connection's request checks (:mod:`~ws_gateway.protocol`), channel state
 (:mod:`~ws_gateway.channels`), the fan-out (:mod:`~ws_gateway.hub`), per-client queues
-(:mod:`~ws_gateway.outbox`), sessions (:mod:`~ws_gateway.session`), tokens
-(:mod:`~ws_gateway.auth`) and who may connect (:mod:`~ws_gateway.admission`).
+(:mod:`~ws_gateway.outbox`), sessions (:mod:`~ws_gateway.session`), principals
+(:mod:`~ws_gateway.auth`), access tokens (:mod:`~ws_gateway.tokens`), delayed views
+(:mod:`~ws_gateway.delay`) and who may connect (:mod:`~ws_gateway.admission`).
 """
 
 from ws_gateway.auth import (

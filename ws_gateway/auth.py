@@ -23,8 +23,6 @@ from typing import Protocol
 from access.grant import Grant
 from ws_gateway.settings import ANONYMOUS_PERMISSIONS
 
-ANONYMOUS_SUBJECT = "anonymous"
-
 
 @dataclass(frozen=True, slots=True)
 class Principal:
@@ -69,7 +67,7 @@ class Principal:
         """The subject whose connections count against the plan's ``ws_connections`` (None:
         uncounted: no plan, or anonymous, whose connections are capped per address)."""
         grant = self.grant
-        if grant is None or grant.subject == ANONYMOUS_SUBJECT:
+        if grant is None or grant.is_anonymous:
             return None
         return grant.subject
 

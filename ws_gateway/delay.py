@@ -56,7 +56,10 @@ class DelayedCandles(CandleChannel):
         )
         self.delay_s = delay_s
         self.pending: dict[int, Candle] = {}
-        """Open time -> the newest revision of a candle not due yet."""
+        """Open time -> the newest revision of a candle not due yet: at most ``cache_candles``
+        (the delay's worth of candles: 900 for ``1s`` and 15 minutes)."""
+        self.dropped = 0
+        """Candles dropped from a full pending map (a delay longer than the cache holds)."""
 
     def due_before(self, now_ns: int) -> int:
         return due_before(self.interval, now_ns, self.delay_s)
@@ -69,6 +72,9 @@ class DelayedCandles(CandleChannel):
         held = self.pending.get(candle.open_time)
         if held is None or held.revision < candle.revision:
             self.pending[candle.open_time] = candle
+            if len(self.pending) > self.cache_candles:
+                self.dropped += 1  # bounded: the oldest waits in storage for a snapshot
+                del self.pending[min(self.pending)]
         return None
 
     def release(self, now_ns: int) -> list[Delivery]:

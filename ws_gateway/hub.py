@@ -160,7 +160,8 @@ class Hub:
 
     def candle(self, candle: Candle, now_ns: int = 0) -> Delivery | None:
         """Add one candle update to the round (None when it was a replay of a known revision);
-        offer it to the channel's delayed views (``now_ns``: the wall clock)."""
+        offer it to the channel's delayed views (``now_ns``: the wall clock; without it, the
+        views hold the candle until the next :meth:`release`)."""
         self.instruments.add(candle.instrument)
         channel = self.candle_channel(candle.instrument, candle.interval.label)
         if channel is None:

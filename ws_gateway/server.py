@@ -475,6 +475,12 @@ class Gateway:
         if admitted.refusal is not None:
             await _refuse(connection, admitted.refusal)
             return
+        grant = admitted.principal.grant
+        if grant is not None and self.denylist.refuses(grant, self.clock() // NS_PER_S):
+            # revoked between its handshake and now (the revocation round did not see it)
+            with contextlib.suppress(ConnectionClosed):
+                await connection.close(CloseCode.FORBIDDEN, "revoked")
+            return
         send_buffer = self.settings.limits.socket_send_buffer
         sock = connection.transport.get_extra_info("socket")
         if send_buffer is not None and sock is not None:

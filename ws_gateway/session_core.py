@@ -15,11 +15,12 @@ out:
   action of a list. The shell performs it and hands the core the result; until then the core
   takes no other frame (the shell answers one request at a time).
 
-It also holds the connection's entitlements (``docs/protocol.md``, "Plans"): the principal it
-serves (from the handshake's token, or an ``auth`` first frame), whose connections it counts
-against the plan (:class:`~ws_gateway.admission.PrincipalSlots`); a delayed plan's channels
-are the hub's shared delayed views (:mod:`ws_gateway.delay`); :meth:`SessionCore.regrant`
-applies new entitlements and drops the channels they no longer allow.
+It also holds the connection's entitlements (``docs/protocol.md``, "Tokens and plans"): the
+principal it serves (from the handshake's token, or an ``auth`` first frame), whose
+connections it counts against the plan (:class:`~ws_gateway.admission.PrincipalSlots`); a
+delayed plan's channels are the hub's shared delayed views (:mod:`ws_gateway.delay`);
+:meth:`SessionCore.regrant` applies new entitlements and drops the channels they no longer
+allow.
 
 Joining a channel is done here, on the hub (plain state, no I/O): the :class:`Send` handed back
 with a join must be written before the shell waits for anything, so that the reply and the
@@ -284,6 +285,10 @@ class SessionCore:
         every channel held that they no longer allow is dropped with a ``forbidden`` error
         naming it, and so is every channel held when the delay changed (the client subscribes
         again, to the data its plan now sees)."""
+        self._regrant(principal)
+        return self._flush(None)
+
+    def _regrant(self, principal: Principal) -> None:
         old = self.protocol.principal
         held = sorted(self.protocol.subscriptions)
         dropped = dict(self.protocol.regrant(principal))
@@ -304,7 +309,6 @@ class SessionCore:
             self.protocol.removed(key)
             self._forget_gaps(key.instrument)
             self._reply(error(None, ErrorCode.FORBIDDEN, why, "channel", key))
-        return self._flush(None)
 
     def _admit(self) -> list[Action]:
         """Count the principal's connection; refuse it beyond its plan's limit."""
@@ -333,18 +337,40 @@ class SessionCore:
         return actions
 
     def _auth(self, request: Auth) -> _Step:
-        result = yield Authenticate(request.token)
-        if isinstance(result, _Failed):
-            raise _TokenRefusedError(request.id, str(result.error))
-        assert isinstance(result, Principal)
+        result = yield from self._authenticate(request)
         self.protocol.principal = result
         self.must_auth = False
         admitted = self._admit()
         if admitted:
             raise _EndedError(admitted)
-        grant = result.grant
+        self._authenticated(request, result)
+
+    def _renew(self, request: Auth) -> _Step:
+        """A new token of the connection's own principal: its expiry (and plan) replace the
+        old ones, so a connection outlives its first token."""
+        subject = self.protocol.principal.counted
+        result = yield from self._authenticate(request)
+        if result.counted != subject:
+            raise RequestError(
+                ErrorCode.FORBIDDEN,
+                f"a renewal must carry a token of {subject}",
+                "token",
+                request.id,
+            )
+        self._regrant(result)
+        self._authenticated(request, result)
+
+    def _authenticate(self, request: Auth) -> Generator[Wait, Answer | _Failed, Principal]:
+        result = yield Authenticate(request.token)
+        if isinstance(result, _Failed):
+            raise _TokenRefusedError(request.id, str(result.error))
+        assert isinstance(result, Principal)
+        return result
+
+    def _authenticated(self, request: Auth, principal: Principal) -> None:
+        grant = principal.grant
         expires = None if grant is None else grant.expires_at
-        self._reply(authenticated(request.id, result.plan, result.delay_s, expires))
+        self._reply(authenticated(request.id, principal.plan, principal.delay_s, expires))
 
     # -- inputs --------------------------------------------------------------------------------
 
@@ -361,17 +387,19 @@ class SessionCore:
                 return self._unauthorized(exc.id, f"{exc.message}; send auth first")
             return self._refused(exc)
         if isinstance(request, Auth):
-            if not may_auth:
-                return self._refused(
-                    RequestError(
-                        ErrorCode.BAD_REQUEST,
-                        "auth is taken only as the first frame of a connection opened"
-                        " without a token",
-                        "op",
-                        request.id,
-                    )
+            if may_auth:
+                return self._advance(self._auth(request), None)
+            if self.protocol.principal.counted is not None:
+                return self._advance(self._renew(request), None)
+            return self._refused(
+                RequestError(
+                    ErrorCode.BAD_REQUEST,
+                    "auth is taken as the first frame of a connection opened without a token,"
+                    " or to renew the token of a connection that has one",
+                    "op",
+                    request.id,
                 )
-            return self._advance(self._auth(request), None)
+            )
         if self.must_auth:
             return self._unauthorized(request.id, "a token is required: send auth first")
         if isinstance(request, Ping):

@@ -14,15 +14,15 @@ import argparse
 import dataclasses
 import sys
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 import psycopg
 
-from core.auth_events import PlanClaims
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
+    add_token_options,
+    anonymous_plan,
     database_failure,
     intervals_of,
 )
@@ -61,23 +61,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a request's line and headers must arrive within this (default 10; 408 after)",
     )
-    parser.add_argument(
-        "--jwks-url",
-        metavar="URL",
-        help="the auth service's key set (http://HOST:8010/auth/.well-known/jwks.json): check"
-        " every request's token (default: no checks, everything is readable)",
-    )
-    parser.add_argument(
-        "--anonymous",
-        metavar="PLAN",
-        help="with --jwks-url, the plan of a request without a token (default: none, 401)",
-    )
-    parser.add_argument(
-        "--plans",
-        type=Path,
-        metavar="FILE",
-        help="the plan file --anonymous names a plan of (default: the auth service's own)",
-    )
+    add_token_options(parser, "no checks, everything is readable", "request")
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
@@ -98,7 +82,7 @@ def run(args: argparse.Namespace) -> int:
             default_limit=min(1_000, args.max_limit),
             ws_url=args.ws_url,
             jwks_url=args.jwks_url,
-            anonymous=_anonymous(args),
+            anonymous=anonymous_plan(args),
         )
         limits = HttpLimits()
         if args.head_timeout is not None:
@@ -113,21 +97,6 @@ def run(args: argparse.Namespace) -> int:
     app = create_app_for_url(args.database_url.reveal(), settings)
     started = run_until_stopped(app, args.host, args.port, log_level=args.log_level, limits=limits)
     return 0 if started else 1
-
-
-def _anonymous(args: argparse.Namespace) -> PlanClaims | None:
-    """The claims of the ``--anonymous`` plan (ValueError when it is not a plan)."""
-    from auth.claims import Entitlements
-    from auth.plans import load_plans
-
-    if args.anonymous is None:
-        return None
-    if args.jwks_url is None:
-        raise ValueError("--anonymous needs --jwks-url (without it nothing is checked)")
-    book = load_plans(args.plans)
-    if args.anonymous not in book.plans:
-        raise ValueError(f"--anonymous: there is no plan {args.anonymous!r}")
-    return Entitlements.of(book.get(args.anonymous)).plan_claims()
 
 
 def _fail(message: str) -> int:

@@ -6,6 +6,12 @@ several gateways can run behind a load balancer, and deepens snapshots from the 
 until the Kafka adapter lands, ``--bus memory`` (an in-process bus nothing else publishes on)
 is the only choice, good for checking the listener and its settings. ``mdp up`` runs the same
 gateway inside the embedded platform. The protocol: ``docs/protocol.md``.
+
+With ``--jwks-url`` (the auth service's ``/auth/.well-known/jwks.json``) it checks access
+tokens itself against that key set, kept through an auth outage, and enforces their plans;
+clients without a token must present one, or get the ``--anonymous`` plan. Without it, any
+token is refused and clients without one read everything in real time (unless
+``--no-anonymous``).
 """
 
 from __future__ import annotations
@@ -16,16 +22,22 @@ import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
+from access.grant import Grant
+from access.jwks import JwksCache
+from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from core.secrets import DatabaseUrl
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
     add_origin_option,
+    add_token_options,
+    anonymous_plan,
     database_failure,
     intervals_of,
     origins_of,
@@ -35,6 +47,8 @@ from storage.repository import MarketDataStore
 from streams.bus import Bus
 from streams.memory import MemoryBus
 from ws_gateway import DEFAULT_PORT, Gateway, GatewaySettings, Limits
+from ws_gateway.auth import Authenticator
+from ws_gateway.tokens import AccessTokens
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -52,6 +66,21 @@ async def _memory_bus(args: argparse.Namespace) -> AsyncIterator[Bus]:
 
 BUSES: dict[str, BusFactory] = {"memory": _memory_bus, "kafka": kafka_bus}
 """How each ``--bus`` choice is opened; the Kafka adapter adds ``"kafka"`` here."""
+VERIFIED_TOKENS_KEPT = 4096
+"""Tokens whose signature check a gateway remembers (a reconnect costs no second check)."""
+
+
+@dataclass(frozen=True, slots=True)
+class TokenSettings:
+    """How the gateway checks tokens: the auth service's key set at ``jwks_url`` (None: no
+    key set, the gateway's default authenticator), for ``issuer`` and ``audience``;
+    ``anonymous``: with a key set, the grant of clients without a token (None: they must
+    present one)."""
+
+    jwks_url: str | None = None
+    issuer: str = DEFAULT_ISSUER
+    audience: str = DEFAULT_AUDIENCE
+    anonymous: Grant | None = None
 
 
 def add_parser(commands: Any) -> None:
@@ -76,7 +105,24 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--no-anonymous",
         action="store_true",
-        help="refuse clients without a token (no authenticator is wired yet: refuses everyone)",
+        help="without --jwks-url, refuse clients without a token (with it, that is the default)",
+    )
+    add_token_options(parser, "none, any token is refused", "client")
+    parser.add_argument(
+        "--issuer", default=DEFAULT_ISSUER, help=f"the tokens' iss (default {DEFAULT_ISSUER})"
+    )
+    parser.add_argument(
+        "--audience",
+        default=DEFAULT_AUDIENCE,
+        help=f"the tokens' aud (default {DEFAULT_AUDIENCE})",
+    )
+    parser.add_argument(
+        "--auth-timeout",
+        type=float,
+        default=_DEFAULT_SETTINGS.auth_timeout,
+        metavar="SECONDS",
+        help="where a token is required, how long a connection opened without one has to send"
+        f" its auth frame (default {_DEFAULT_SETTINGS.auth_timeout:g})",
     )
     add_origin_option(parser, "pages on this machine: http://127.0.0.1:*, http://localhost:*")
     parser.add_argument(
@@ -108,6 +154,19 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
+def tokens_from(args: argparse.Namespace) -> TokenSettings:
+    """How tokens are checked, from the command line (raises ValueError when bad)."""
+    claims = anonymous_plan(args)
+    anonymous = None if claims is None else Grant.anonymous(claims)
+    return TokenSettings(args.jwks_url, args.issuer, args.audience, anonymous)
+
+
+def _anonymous_allowed(args: argparse.Namespace) -> bool:
+    if args.jwks_url is not None:
+        return args.anonymous is not None
+    return not args.no_anonymous
+
+
 def settings_from(args: argparse.Namespace) -> GatewaySettings:
     """The gateway's settings from the command line (raises ValueError when bad)."""
     intervals = intervals_of(args)
@@ -116,7 +175,8 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         host=args.host,
         port=args.port,
         intervals=intervals,
-        allow_anonymous=not args.no_anonymous,
+        allow_anonymous=_anonymous_allowed(args),
+        auth_timeout=args.auth_timeout,
         heartbeat=args.heartbeat,
         gap_notices=args.gap_notices,
         allowed_origins=_DEFAULT_SETTINGS.allowed_origins if origins is None else origins,
@@ -128,11 +188,12 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
 def run(args: argparse.Namespace) -> int:
     try:
         settings = settings_from(args)
-    except ValueError as exc:
+        tokens = tokens_from(args)
+    except ValueError as exc:  # a PlanError too
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        asyncio.run(serve(settings, BUSES[args.bus](args), args.database_url))
+        asyncio.run(serve(settings, BUSES[args.bus](args), args.database_url, tokens=tokens))
     except (OSError, SchemaNotReadyError) as exc:
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -151,11 +212,29 @@ async def _store(url: DatabaseUrl | None) -> AsyncIterator[MarketDataStore | Non
         yield store
 
 
+@contextlib.asynccontextmanager
+async def authenticator(tokens: TokenSettings) -> AsyncIterator[Authenticator | None]:
+    """The authenticator ``tokens`` describe (None: the gateway's default, anonymous reads as
+    its settings say); with a key set, its cache lives as long as the context."""
+    if tokens.jwks_url is None:
+        yield None
+        return
+    keys = JwksCache(
+        tokens.jwks_url,
+        issuer=tokens.issuer,
+        audience=tokens.audience,
+        cache_size=VERIFIED_TOKENS_KEPT,
+    )
+    async with keys:
+        yield AccessTokens(keys, tokens.anonymous)
+
+
 async def serve(
     settings: GatewaySettings,
     bus_context: contextlib.AbstractAsyncContextManager[Bus],
     database_url: DatabaseUrl | None,
     stop: asyncio.Event | None = None,
+    tokens: TokenSettings | None = None,
 ) -> None:
     """Run the gateway until ``stop`` is set (by default: until SIGINT or SIGTERM)."""
     if stop is None:
@@ -163,8 +242,12 @@ async def serve(
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, stop.set)
-    async with bus_context as bus, _store(database_url) as store:
-        gateway = Gateway(bus, store, settings)
+    async with (
+        bus_context as bus,
+        _store(database_url) as store,
+        authenticator(tokens or TokenSettings()) as checks,
+    ):
+        gateway = Gateway(bus, store, settings, checks)
         running = asyncio.create_task(gateway.run(), name="gateway")
         started = asyncio.create_task(gateway.started.wait())
         stopping = asyncio.create_task(stop.wait())

@@ -6,14 +6,17 @@ import argparse
 import asyncio
 import contextlib
 import json
+from collections.abc import AsyncIterator
 
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from core.intervals import Interval
 from machine import free_port
 from mdp.commands import gateway as command
 from streams.memory import MemoryBus
+from tests.support.tokens import expired, issue, jwks
 from ws_gateway import GatewaySettings
 from ws_gateway.admission import LOOPBACK_ORIGINS
 
@@ -93,3 +96,85 @@ async def test_serve_listens_until_stopped(capsys: pytest.CaptureFixture[str]) -
     err = capsys.readouterr().err
     assert f"listening on ws://127.0.0.1:{port}/ws" in err
     assert "stopped" in err
+
+
+def test_token_options_become_token_settings() -> None:
+    plain = command.tokens_from(parse())
+    assert plain == command.TokenSettings()  # the embedded default: no key set, no plan
+    assert command.settings_from(parse()).allow_anonymous
+    url = "http://127.0.0.1:1/jwks.json"
+    checked = parse("--jwks-url", url)
+    assert command.tokens_from(checked).jwks_url == url
+    assert command.tokens_from(checked).anonymous is None  # cluster mode: a token is required
+    assert not command.settings_from(checked).allow_anonymous
+    demo = parse("--jwks-url", url, "--anonymous", "demo", "--audience", "other")
+    grant = command.tokens_from(demo).anonymous
+    assert grant is not None
+    assert (grant.plan, grant.is_anonymous) == ("demo", True)
+    assert command.tokens_from(demo).audience == "other"
+    assert command.settings_from(demo).allow_anonymous
+    assert command.settings_from(parse("--auth-timeout", "2.5")).auth_timeout == 2.5
+
+
+def test_bad_token_options_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:
+    url = "http://127.0.0.1:1/jwks.json"
+    assert command.run(parse("--jwks-url", url, "--anonymous", "gold")) == command.EXIT_BAD_INPUT
+    assert "mdp gateway: error: --anonymous: there is no plan 'gold'" in capsys.readouterr().err
+    assert command.run(parse("--anonymous", "demo")) == command.EXIT_BAD_INPUT
+    assert "--anonymous needs --jwks-url" in capsys.readouterr().err
+    assert command.run(parse("--auth-timeout", "0")) == command.EXIT_BAD_INPUT
+
+
+@contextlib.asynccontextmanager
+async def jwks_server() -> AsyncIterator[tuple[str, asyncio.Server]]:
+    """The test key set over HTTP, as the auth service publishes it."""
+    body = jwks()
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}"
+        writer.write(head.encode() + b"\r\nConnection: close\r\n\r\n" + body)
+        await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/auth/.well-known/jwks.json", server
+    finally:
+        server.close()
+
+
+async def test_the_gateway_checks_tokens_on_the_cached_key_set_while_the_auth_service_is_down() -> (
+    None
+):
+    port = free_port()
+    url = f"ws://127.0.0.1:{port}/ws?token="
+    async with jwks_server() as (jwks_url, server):
+        args = parse("--port", str(port), "--jwks-url", jwks_url)
+        settings, tokens = command.settings_from(args), command.tokens_from(args)
+        stop = asyncio.Event()
+        serving = asyncio.create_task(
+            command.serve(settings, MemoryBus(), None, stop, tokens=tokens)
+        )
+        try:
+            for _ in range(100):  # the gateway listens once it has read the key set
+                with contextlib.suppress(OSError):
+                    async with connect(url + issue(), open_timeout=TIMEOUT):
+                        break
+                await asyncio.sleep(0.02)
+            else:
+                raise AssertionError("the gateway never listened")
+            server.close()  # the auth service goes away
+            await server.wait_closed()
+            async with connect(url + issue(plan="free"), open_timeout=TIMEOUT) as ws:
+                await ws.send(json.dumps({"op": "ping", "id": 1}))
+                pong = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+                assert pong == {"type": "pong", "id": 1}
+            with pytest.raises(InvalidStatus) as refused:
+                async with connect(url + expired(), open_timeout=TIMEOUT):
+                    pass
+            assert refused.value.response.status_code == 401
+        finally:
+            stop.set()
+            await asyncio.wait_for(serving, TIMEOUT)

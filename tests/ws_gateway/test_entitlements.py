@@ -26,6 +26,7 @@ from ws_gateway.session_core import (
     SessionCore,
 )
 from ws_gateway.settings import GatewaySettings
+from ws_gateway.tokens import principal_of
 from ws_gateway.wire import CANDLES, TICKS, ChannelKey, CloseCode
 
 from .market import BTC, ETH, final, updates
@@ -60,8 +61,7 @@ def grant(**overrides: Any) -> Grant:
 
 
 def principal(**overrides: Any) -> Principal:
-    given = grant(**overrides)
-    return Principal(given.subject, READ, grant=given)
+    return principal_of(grant(**overrides))
 
 
 class Clock:
@@ -194,8 +194,10 @@ def test_the_auth_frame_is_checked_by_the_shell_and_answered() -> None:
     ]
     assert client.core.principal is who
     assert not client.core.must_auth
-    again = error_of(client.send(op="auth", id=2, token="a.b.c"))
-    assert (again["code"], again["field"]) == ("bad_request", "op")
+    assert client.send(op="auth", id=2, token="d.e.f") == [Authenticate("d.e.f")]  # renewal
+    other = error_of(client.core.answer(principal(subject="account:8", account_id=8)))
+    assert (other["id"], other["code"], other["field"]) == (2, "forbidden", "token")
+    assert client.core.principal is who
 
 
 def test_a_refused_auth_frame_is_unauthorized_then_4401() -> None:
@@ -229,10 +231,30 @@ def test_anonymous_clients_may_send_auth_first_but_not_later() -> None:
     assert (late["code"], late["field"]) == ("bad_request", "op")
 
 
-def test_a_handshake_token_takes_no_auth_frame() -> None:
-    client = Client(hub_of(), principal(), Clock(0))
-    refused = error_of(client.send(op="auth", id=1, token="a.b.c"))
-    assert refused["code"] == "bad_request"
+def test_an_auth_frame_renews_the_token_of_its_own_principal() -> None:
+    hub = hub_of()
+    client = Client(hub, principal(expires_at=1_000), Clock(0))
+    client.subscribe(BTC)
+    client.subscribe(ETH)
+    assert client.send(op="auth", id=5, token="g.h.i") == [Authenticate("g.h.i")]
+    renewed = principal(expires_at=2_000, plan="narrow", instruments=("SYNTH:BTC*",))
+    dropped, answer = only_sent(client.core.answer(renewed))
+    assert (dropped["code"], dropped["instrument"]) == ("forbidden", ETH)  # the new plan's
+    assert (answer["type"], answer["id"], answer["expires"]) == ("authenticated", 5, 2_000)
+    assert client.core.principal.expires_at_ns == 2_000 * NS
+    assert client.protocol.subscriptions == {ChannelKey(CANDLES, BTC, "1s")}
+    client.send(op="auth", id=6, token="bad")
+    actions = client.core.refused(AuthenticationError("expired: the token has expired"))
+    assert error_of(actions[:-1])["code"] == "unauthorized"
+    assert actions[-1] == Close(CloseCode.UNAUTHORIZED, "unauthorized")
+
+
+def test_a_plan_less_or_anonymous_connection_takes_no_later_auth_frame() -> None:
+    anonymous = principal(subject="anonymous", account_id=None)
+    for who in (Principal("bot", READ), anonymous):
+        client = Client(hub_of(), who, Clock(0))
+        refused = error_of(client.send(op="auth", id=1, token="a.b.c"))
+        assert (refused["code"], refused["field"]) == ("bad_request", "op")
 
 
 def test_an_auth_frame_beyond_the_plans_connections_is_refused() -> None:
@@ -406,3 +428,69 @@ def test_a_view_starts_from_the_live_cache_and_releases_revisions_of_old_candles
     hub.flush()
     (update,) = client.watcher.written
     assert (update["type"], update["candle"]["revision"]) == ("candle", revised.revision)
+
+
+def test_a_plan_changed_while_storage_answers_is_checked_before_joining() -> None:
+    stream = updates(duration=5.0)
+    hub = hub_of()
+    client = Client(hub, principal(), Clock(stream[-1].open_time), storage=True)
+    read = client.subscribe(ETH)[-1]
+    assert isinstance(read, ReadLastCandles)
+    assert client.core.regrant(principal(plan="demo", instruments=("SYNTH:BTC*",))) == []
+    refused = error_of(client.core.answer(Shelf(candles=stream)(read)))
+    assert (refused["id"], refused["code"], refused["field"]) == (1, "forbidden", "instrument")
+    eth = hub.candle_channel(ETH, "1s")
+    assert eth is not None
+    assert client.watcher not in eth.subscribers
+    assert not client.protocol.subscriptions
+
+
+def test_a_malformed_first_frame_where_a_token_is_required_is_unauthorized() -> None:
+    client = Client(
+        hub_of(), Principal("unauthenticated"), Clock(0), token_sent=False, anonymous=False
+    )
+    actions = client.core.receive("{not json", 0.0)
+    refused = error_of(actions[:-1])
+    assert refused["code"] == "unauthorized"
+    assert refused["message"].endswith("; send auth first")
+    assert actions[-1] == Close(CloseCode.UNAUTHORIZED, "unauthorized")
+
+
+def test_a_delayed_client_resumes_within_its_views_epoch() -> None:
+    stream = updates(duration=20.0)
+    start = stream[0].open_time
+    clock = Clock(start)
+    hub = hub_of()
+    first = Client(hub, principal(plan="free", delay_s=DELAY), clock)
+    first.subscribe()
+    for candle in stream:
+        hub.candle(candle, candle.open_time)
+    clock.now_ns = start + DELAY * NS + 5 * NS
+    hub.release(clock.now_ns)
+    hub.flush()
+    seen = first.watcher.written
+    assert [message["seq"] for message in seen] == [1, 2, 3, 4, 5]
+    back = Client(hub, principal(plan="free", delay_s=DELAY), clock)
+    where = {"channel": CANDLES, "instrument": BTC, "interval": "1s"}
+    replayed = only_sent(back.send(op="resume", id=2, seq=2, epoch=f"{EPOCH}-d{DELAY}", **where))
+    assert types(replayed) == ["subscribed", "candle", "candle", "candle"]
+    assert [message["seq"] for message in replayed[1:]] == [3, 4, 5]
+    other = Client(hub, principal(plan="free", delay_s=DELAY), clock)
+    reset = only_sent(other.send(op="resume", id=3, seq=2, epoch=EPOCH, **where))
+    assert types(reset) == ["subscribed", "snapshot"]
+    assert reset[1]["reset"] is True
+    assert_no_candle_younger_than_the_delay(reset[1]["candles"], clock.now_ns)
+    assert len(reset[1]["candles"]) == 5
+
+
+def test_a_views_pending_candles_are_bounded_by_the_cache() -> None:
+    stream = updates(duration=30.0)
+    hub = hub_of(cache_candles=10, max_snapshot=10, default_snapshot=10)
+    client = Client(hub, principal(plan="slow", delay_s=10 * DELAY), Clock(stream[0].open_time))
+    client.subscribe()
+    for candle in stream:
+        hub.candle(candle, candle.open_time)
+    (view,) = hub.views.values()
+    assert len(view.pending) == 10
+    assert view.dropped == len(final(stream)) - 10
+    assert min(view.pending) == sorted(final(stream))[-10]  # the newest are kept

@@ -6,85 +6,32 @@ delay (on an injected clock)."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any
+from collections.abc import Awaitable, Callable
 
 import pytest
 from websockets.asyncio.client import ClientConnection
 from websockets.exceptions import InvalidStatus
 
-from access.grant import Grant
-from access.jwks import JwksCache
-from auth.claims import Entitlements
-from core.auth_events import AuthEvent, EventKind, PlanClaims, encode_event
-from core.topics import AUTH_EVENTS
-from streams.memory import MemoryBus
-from tests.support.tokens import PLANS, code_of, issue, key_token, keyset, refused_tokens
+from core.auth_events import EventKind
+from tests.support.tokens import PLANS, code_of, issue, key_token, refused_tokens
 from ws_gateway import Gateway
-from ws_gateway.tokens import AccessTokens
 
 from .harness import (
-    TIMEOUT,
     client,
     close_frame,
     publish,
     recv,
     recv_type,
     request,
-    running,
     subscribe,
     until,
 )
 from .market import BTC, ETH, final, updates
+from .revocations import KEY_ID, gateway_with_tokens, plan_claims, revoke
 
 NS = 1_000_000_000
 DELAY = 900
-KEY_ID = "k_00000000000000000001"
-
-
-def plan_claims(name: str, **changes: Any) -> PlanClaims:
-    claims = Entitlements.of(PLANS.get(name)).claims() | changes
-    return PlanClaims(**claims)
-
-
-def tokens(anonymous: str | None = "demo") -> AccessTokens:
-    grant = None if anonymous is None else Grant.anonymous(plan_claims(anonymous))
-    return AccessTokens(JwksCache.fixed(keyset()), grant)
-
-
-@contextlib.asynccontextmanager
-async def gateway_with_tokens(
-    anonymous: str | None = "demo", **options: Any
-) -> AsyncIterator[tuple[MemoryBus, Gateway]]:
-    async with running(authenticator=tokens(anonymous), **options) as (bus, gateway):
-        yield bus, gateway
-
-
-async def revoke(
-    bus: MemoryBus,
-    kind: EventKind,
-    subject: str,
-    account_id: int = 1,
-    claims: PlanClaims | None = None,
-    event_id: int = 1,
-) -> None:
-    now = int(time.time())
-    event = AuthEvent(
-        id=event_id,
-        kind=kind,
-        subject=subject,
-        account_id=account_id,
-        plan=None if claims is None else claims.plan,
-        reason="",
-        at=now,
-        until=now + 600,
-        claims=claims,
-    )
-    await asyncio.wait_for(
-        bus.topic(AUTH_EVENTS).publish(event.key(), encode_event(event)), TIMEOUT
-    )
 
 
 # -- the four ways of presenting a token ------------------------------------------------------
@@ -171,6 +118,25 @@ async def test_a_valid_token_is_taken_each_way() -> None:
             assert (answer["id"], answer["plan"], answer["delay"]) == (7, "pro", 0)
             assert answer["expires"] > time.time()
             assert (await subscribe(ws, ETH))[0]["type"] == "subscribed"
+
+
+async def test_an_auth_frame_renews_a_token_before_it_expires() -> None:
+    brief = issue(ttl_s=1)  # expires within a second
+    async with (
+        gateway_with_tokens(heartbeat=0.1) as (_, gateway),
+        client(gateway, f"/ws?token={brief}") as renewed,
+        client(gateway, f"/ws?token={brief}") as left,
+    ):
+        await request(renewed, op="auth", id=1, token=issue())
+        answer = await recv_type(renewed, "authenticated")
+        assert answer["expires"] > time.time() + 60
+        closed = await close_frame(left, timeout=3.0)
+        assert (closed.code, closed.reason) == (4401, "token expired")
+        await request(renewed, op="ping", id=2)
+        assert (await recv_type(renewed, "pong"))["id"] == 2  # outlived its first token
+        await request(renewed, op="auth", id=3, token=issue(account_id=9, principal=9))
+        other = await recv_type(renewed, "error")
+        assert (other["id"], other["code"], other["field"]) == (3, "forbidden", "token")
 
 
 async def test_a_token_subprotocol_needs_mdp_v1_beside_it() -> None:
