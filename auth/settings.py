@@ -5,12 +5,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Final
 
+from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from auth.families import FamilyPolicy
 from auth.plans import PlanBook, load_plans
 from auth.throttle import LoginRates
 
-DEFAULT_ISSUER: Final = "ganntec-auth"
-DEFAULT_AUDIENCE: Final = "ganntec"
+__all__ = ["DEFAULT_AUDIENCE", "DEFAULT_ISSUER", "MAX_BODY_BYTES", "AuthSettings"]
 MAX_BODY_BYTES: Final = 16 * 1024
 """The largest request body the routes read (every body here is a small JSON object)."""
 
