@@ -218,6 +218,7 @@
     this.session = options.session || null;
     this.authId = null;      // the id of the first `auth` frame, awaiting its answer
     this.renewId = null;     // the id of a renewing `auth` frame
+    this.connects = 0;
     this.instrument = options.instrument || null;
     this.interval = options.interval || "1m";
     this.intervals = (options.intervals || config.intervals || DEFAULT_INTERVALS).slice();
@@ -525,6 +526,7 @@
     }
     if (this.closed) return;
     this.setState(this.retries ? "reconnecting" : "connecting");
+    this.connects += 1;
     var socket;
     try {
       socket = new WebSocket(this.wsUrl);
@@ -729,6 +731,7 @@
       },
       state: function () { return chart.state; },
       plan: function () { return chart.plan || null; },
+      connects: function () { return chart.connects; },
       lastSeq: function () { return chart.lastSeq; },
       updates: function () { return chart.updates; },
       instrument: function () { return chart.instrument; },

@@ -153,13 +153,16 @@ async def test_the_chart_signs_in_shows_the_plan_and_signs_out(
         assert history
         assert all(h.get("authorization") == f"Bearer {token}" for h in history)
 
-        # the token is renewed before it expires; the chart stays live past its expiry
+        # the token is renewed before it expires, on the same connection (an auth frame);
+        # the chart stays live past the first token's expiry
+        connects = await page.evaluate("window.mdpChart.connects()")
         await page.wait_for_function(
             f"window.mdpSession.token() && window.mdpSession.token() !== '{token}'",
             timeout=ACCESS_TTL_S * 1000,
         )
         await asyncio.sleep(ACCESS_TTL_S * 0.3)
         await live_candles(page)
+        assert await page.evaluate("window.mdpChart.connects()") == connects
         assert await page.text_content(PLAN) == "pro plan · real-time"
         token = await page.evaluate("window.mdpSession.token()")
         stored = await page.evaluate(
