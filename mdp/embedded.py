@@ -55,6 +55,7 @@ from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
 from machine import free_port
 from mdp.front import (
+    EMBEDDED_CHECK_TIMEOUT_S,
     Edge,
     access_keys,
     anonymous_claims,
@@ -266,6 +267,7 @@ class Platform:
             auth=Upstream("auth", (f"127.0.0.1:{auth.port}",), health_path="/auth/healthz"),
             tokens=TokenPolicy(settings.auth.issuer, settings.auth.audience, ()),
             anonymous=settings.auth.plans.anonymous is not None,
+            check_timeout_s=EMBEDDED_CHECK_TIMEOUT_S,
         )
 
     @contextlib.asynccontextmanager

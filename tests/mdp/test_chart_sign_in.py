@@ -102,9 +102,18 @@ def create_account(database: str, email: str, plan: str) -> None:
 
 async def live_candles(page: Any) -> None:
     """The chart is live and draws candles that keep coming."""
-    await page.wait_for_function(
-        "window.mdpChart && window.mdpChart.state() === 'live'", timeout=WAIT_MS
-    )
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await page.wait_for_function(
+            "window.mdpChart && window.mdpChart.state() === 'live'", timeout=WAIT_MS
+        )
+    except PlaywrightTimeout:
+        shown = await page.evaluate(
+            "[window.mdpChart && window.mdpChart.state(), window.mdpChartError,"
+            " document.body.innerText.slice(0, 400)]"
+        )
+        raise AssertionError(f"the chart is not live: {shown}") from None
     first = await page.evaluate("window.mdpChart.lastSeq()")
     await page.wait_for_function(
         f"window.mdpChart.lastSeq() > {first} && window.mdpChart.data().length >= 3",
