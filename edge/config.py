@@ -171,6 +171,9 @@ class EdgeSettings:
     head_timeout_s: float = 10.0
     idle_timeout_s: float = 60.0
     tunnel_timeout_s: float = 3600.0
+    check_timeout_s: float = 1.0
+    """How long a health check may wait for its answer: a server slower than this fails it.
+    ``mdp up``, whose services share one busy event loop, allows more."""
 
     def __post_init__(self) -> None:
         if _unsafe(str(self.error_dir)) or any(c in _FILE_UNSAFE for c in str(self.error_dir)):
@@ -280,6 +283,7 @@ def _global(settings: EdgeSettings) -> Iterator[str]:
     yield f"    timeout http-keep-alive {_ms(settings.idle_timeout_s)}"
     yield f"    timeout tunnel {_ms(settings.tunnel_timeout_s)}"
     yield "    timeout client-fin 5s"
+    yield f"    timeout check {_ms(settings.check_timeout_s)}"
     for path in sorted(error_files(settings)):
         yield f"    errorfile {path.stem} {path}"
     yield ""

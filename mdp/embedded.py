@@ -3,8 +3,11 @@
 feed -> md.ticks -> engine runner -> md.candles -> storage writer -> PostgreSQL
 (the writer also stores the ticks and everything rejected); the WebSocket gateway reads
 md.candles and md.ticks for its clients, and the HTTP server serves the chart page and the
-history API. The database is the one at ``database_url``, or a private server started from
-the machine's PostgreSQL binaries.
+history API. The auth service runs in the process too, and the edge (HAProxy) in front of
+them all, the one public port (:mod:`mdp.front`); the gateway and the history API check
+tokens with the auth service's keys and read its revocations on ``auth.events``. The
+database is the one at ``database_url``, or a private server started from the machine's
+PostgreSQL binaries.
 
 Stopping (Ctrl-C, SIGTERM, or the ``stop`` event) ends the feed first (a live venue's hands
 over what it received and the gaps still open), then lets the engine and the writer finish
@@ -52,6 +55,7 @@ from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
 from machine import free_port
 from mdp.front import (
+    EMBEDDED_CHECK_TIMEOUT_S,
     Edge,
     access_keys,
     anonymous_claims,
@@ -263,6 +267,7 @@ class Platform:
             auth=Upstream("auth", (f"127.0.0.1:{auth.port}",), health_path="/auth/healthz"),
             tokens=TokenPolicy(settings.auth.issuer, settings.auth.audience, ()),
             anonymous=settings.auth.plans.anonymous is not None,
+            check_timeout_s=EMBEDDED_CHECK_TIMEOUT_S,
         )
 
     @contextlib.asynccontextmanager

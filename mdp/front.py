@@ -17,6 +17,8 @@ import contextlib
 import dataclasses
 import shutil
 import tempfile
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 from typing import Final
@@ -41,6 +43,15 @@ WATCH_EVERY_S: Final = 0.5
 ALL_HISTORY_DAYS: Final = 36_500
 """A century: all of the history an embedded platform holds."""
 STOP_TIMEOUT_S: Final = 2.0
+EMBEDDED_CHECK_TIMEOUT_S: Final = 5.0
+"""The edge's health checks wait this long here: every service of the platform answers on
+one event loop, which a burst (the synthetic history, a replay) keeps busy for a second or
+more; a server that does not answer in time is still taken out."""
+SERVED_TIMEOUT_S: Final = 15.0
+STATUS_TIMEOUT_S: Final = 2.0
+SERVED_PATHS: Final = ("/healthz", "/auth/healthz", "/ws")
+"""A path of each service behind the edge: the chart and history API, the auth service, the
+gateway (whatever it answers a plain GET, it is not the edge's 503)."""
 """In-flight requests get this long when the platform stops; open WebSockets are cut."""
 
 
@@ -126,11 +137,32 @@ class Edge:
             self._wanted = dataclasses.replace(self._wanted, tokens=tokens, error_dir=folder)
             haproxy = Haproxy(folder, stop_timeout=STOP_TIMEOUT_S)
             await asyncio.to_thread(haproxy.start, self._wanted)
+            self._haproxy = haproxy
+            await self._served()
         except BaseException:
+            if self._haproxy is not None:
+                await asyncio.to_thread(self._haproxy.stop)
             shutil.rmtree(folder, ignore_errors=True)
             raise
-        self._haproxy = haproxy
         return self
+
+    async def _served(self) -> None:
+        """Until every service answers through the edge (HAProxy counts a server in once its
+        health checks pass), so that the first visitor is served; after
+        :data:`SERVED_TIMEOUT_S`, a line says which is not, and the platform goes on."""
+        url = self.url
+        deadline = asyncio.get_running_loop().time() + SERVED_TIMEOUT_S
+        waiting = list(SERVED_PATHS)
+        while waiting:
+            answers = await asyncio.gather(
+                *(asyncio.to_thread(_status, url + path) for path in waiting)
+            )
+            waiting = [path for path, status in zip(waiting, answers, strict=True) if status == 503]
+            if waiting and asyncio.get_running_loop().time() > deadline:
+                self._say(f"edge: {', '.join(waiting)} not served yet (503); going on")
+                return
+            if waiting:
+                await asyncio.sleep(0.1)
 
     async def __aexit__(self, *exc: object) -> None:
         haproxy, folder = self._haproxy, self._folder
@@ -188,3 +220,14 @@ class Edge:
 def jwks_url(auth: ApiServer) -> str:
     """The key set of the auth service at ``auth``."""
     return f"{auth.url}{JWKS_PATH}"
+
+
+def _status(url: str) -> int:
+    """The HTTP status ``url`` answers (0: no answer)."""
+    try:
+        with urllib.request.urlopen(url, timeout=STATUS_TIMEOUT_S) as answer:
+            return int(answer.status)
+    except urllib.error.HTTPError as exc:
+        return int(exc.code)
+    except (urllib.error.URLError, OSError):
+        return 0

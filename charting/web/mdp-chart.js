@@ -216,7 +216,9 @@
     this.apiBase = (options.apiBase != null ? options.apiBase : config.api_base) || SERVER;
     this.wsUrl = gatewayUrl(options.wsUrl != null ? options.wsUrl : config.ws_url);
     this.session = options.session || null;
-    this.authId = null;      // the id of the `auth` frame awaiting its answer
+    this.authId = null;      // the id of the first `auth` frame, awaiting its answer
+    this.renewId = null;     // the id of a renewing `auth` frame
+    this.connects = 0;
     this.instrument = options.instrument || null;
     this.interval = options.interval || "1m";
     this.intervals = (options.intervals || config.intervals || DEFAULT_INTERVALS).slice();
@@ -259,10 +261,19 @@
   };
 
   /* Signed in or out: another plan, so the history and the live stream start afresh. A
-     renewed token: the gateway takes a token once per connection and closes it when the
-     token expires, so the chart connects again with the new one and resumes. */
+     renewed token goes to the open connection in an `auth` frame (the gateway closes one
+     whose token expired); without an open, authenticated connection the chart connects
+     again with it and resumes. */
   Chart.prototype.identityChanged = function (kind) {
     if (this.closed || kind === "started") return;
+    var open = this.socket && this.socket.readyState === WebSocket.OPEN;
+    if (kind === "refreshed" && open && this.authId === null) {
+      var token = this.session.token();
+      if (token && this.send({ op: "auth", token: token })) {
+        this.renewId = this.requestId;
+        return;
+      }
+    }
     this.reconnect();
     if (kind !== "refreshed" && this.instrument) this.select(this.instrument, this.interval);
   };
@@ -272,6 +283,7 @@
     this.socket = null;
     this.subscribed = false;
     this.authId = null;
+    this.renewId = null;
     clearInterval(this.pinger);
     if (socket) socket.close();
     this.retries = 0;
@@ -514,6 +526,7 @@
     }
     if (this.closed) return;
     this.setState(this.retries ? "reconnecting" : "connecting");
+    this.connects += 1;
     var socket;
     try {
       socket = new WebSocket(this.wsUrl);
@@ -617,6 +630,7 @@
     var self = this;
     switch (message.type) {
       case "authenticated":
+        if (message.id === this.renewId) this.renewId = null;  // renewed: same connection
         if (message.id !== this.authId) return;
         this.authId = null;
         this.plan = { name: message.plan, delay: message.delay };
@@ -665,6 +679,11 @@
         this.notice(message);  // not numbered: it does not touch lastSeq
         break;
       case "error":
+        if (message.id !== undefined && message.id === this.renewId) {
+          this.renewId = null;
+          this.reconnect();  // a renewal not taken: connect again with the new token, resume
+          break;
+        }
         this.say("gateway: " + (message.field ? message.field + ": " : "") + message.message);
         if (message.id !== undefined && message.id === this.authId) {
           // not taken (a refused token is closed with 4401 next): go on as anonymous
@@ -712,6 +731,7 @@
       },
       state: function () { return chart.state; },
       plan: function () { return chart.plan || null; },
+      connects: function () { return chart.connects; },
       lastSeq: function () { return chart.lastSeq; },
       updates: function () { return chart.updates; },
       instrument: function () { return chart.instrument; },

@@ -3,7 +3,9 @@
 Without DATABASE_URL (or --database-url) it starts a private PostgreSQL from the machine's
 binaries, with its data in a folder of its own that later runs reuse. The feed is a synthetic
 market unless --replay names a tick file or --venue a live venue (--venue kraken --symbols
-BTC/USD). It prints the chart's URL (default
+BTC/USD). The auth service runs inside, and the edge (the machine's HAProxy) is the one public
+port in front of every service, which listen on 127.0.0.1 behind it; without HAProxy it says
+so and serves without the edge. It prints the chart's URL (default
 http://127.0.0.1:8000/). Ctrl-C or SIGTERM stops it cleanly.
 """
 

@@ -102,9 +102,18 @@ def create_account(database: str, email: str, plan: str) -> None:
 
 async def live_candles(page: Any) -> None:
     """The chart is live and draws candles that keep coming."""
-    await page.wait_for_function(
-        "window.mdpChart && window.mdpChart.state() === 'live'", timeout=WAIT_MS
-    )
+    from playwright.async_api import TimeoutError as PlaywrightTimeout
+
+    try:
+        await page.wait_for_function(
+            "window.mdpChart && window.mdpChart.state() === 'live'", timeout=WAIT_MS
+        )
+    except PlaywrightTimeout:
+        shown = await page.evaluate(
+            "[window.mdpChart && window.mdpChart.state(), window.mdpChartError,"
+            " document.body.innerText.slice(0, 400)]"
+        )
+        raise AssertionError(f"the chart is not live: {shown}") from None
     first = await page.evaluate("window.mdpChart.lastSeq()")
     await page.wait_for_function(
         f"window.mdpChart.lastSeq() > {first} && window.mdpChart.data().length >= 3",
@@ -153,13 +162,16 @@ async def test_the_chart_signs_in_shows_the_plan_and_signs_out(
         assert history
         assert all(h.get("authorization") == f"Bearer {token}" for h in history)
 
-        # the token is renewed before it expires; the chart stays live past its expiry
+        # the token is renewed before it expires, on the same connection (an auth frame);
+        # the chart stays live past the first token's expiry
+        connects = await page.evaluate("window.mdpChart.connects()")
         await page.wait_for_function(
             f"window.mdpSession.token() && window.mdpSession.token() !== '{token}'",
             timeout=ACCESS_TTL_S * 1000,
         )
         await asyncio.sleep(ACCESS_TTL_S * 0.3)
         await live_candles(page)
+        assert await page.evaluate("window.mdpChart.connects()") == connects
         assert await page.text_content(PLAN) == "pro plan · real-time"
         token = await page.evaluate("window.mdpSession.token()")
         stored = await page.evaluate(

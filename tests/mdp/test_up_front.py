@@ -4,6 +4,7 @@ otherwise; without HAProxy, one line and the services on their own ports."""
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import json
 import os
@@ -33,6 +34,8 @@ from tests.mdp.running import printed, running_platform
 from tests.mdp.test_up_command import CHART, GATEWAY, MDP, STARTUP
 
 PASSWORD = "a long enough password"  # a test account's
+REVOKED_WITHIN_S = 5.0
+"""The outbox is read every 0.25 s, the gateway closes at once: well within this."""
 AUTH = re.compile(r"auth: (http://\S+)/auth")
 needs_haproxy = pytest.mark.skipif(haproxy_missing() is not None, reason=str(haproxy_missing()))
 
@@ -46,6 +49,19 @@ def settings_of(database: str, **changes: object) -> PlatformSettings:
         ws_port=0,
     )
     return dataclasses.replace(settings, **changes)  # type: ignore[arg-type]
+
+
+def revoke_account(database: str, email: str) -> None:
+    """`mdp auth revoke --account`, as an operator runs it, in a process of its own."""
+    done = subprocess.run(
+        [str(MDP), "auth", "revoke", "--account", email],
+        capture_output=True,
+        text=True,
+        env=os.environ | {"DATABASE_URL": database},
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
 
 
 def problem_code(answer: httpx.Response) -> str:
@@ -93,13 +109,23 @@ async def test_the_edge_is_the_one_public_port_with_the_auth_service_behind_it(
             assert exported.status_code == 200
             assert "haproxy_" in exported.text
 
-        # the gateway behind the edge takes the token in its first frame
+        # the gateway behind the edge takes the token in its first frame; an operator's
+        # revocation reaches the gateway and the history API on the platform's own bus
         assert platform.gateway_url is not None
         async with connect(platform.gateway_url) as socket:
             await socket.send(json.dumps({"op": "auth", "id": 1, "token": token}))
             answer = json.loads(await socket.recv())
-        assert (answer["type"], answer["id"], answer["plan"]) == ("authenticated", 1, "free")
-        assert answer["delay"] == 900
+            assert (answer["type"], answer["plan"]) == ("authenticated", "free")
+            assert answer["delay"] == 900
+            await asyncio.to_thread(revoke_account, migrated_database, "ada@example.org")
+            async with asyncio.timeout(REVOKED_WITHIN_S):
+                await socket.wait_closed()
+        assert socket.close_code == 4403
+        async with httpx.AsyncClient(base_url=public, timeout=10) as client:
+            revoked = await client.get(
+                "/v1/instruments", headers={"Authorization": f"Bearer {token}"}
+            )
+        assert revoked.status_code == 401
     output = printed(platform)
     assert token not in output
     assert PASSWORD not in output
