@@ -10,6 +10,9 @@
   ``?token=``) is checked here: ``alg`` pinned to ES256, the signature against each current
   key named by its ``kid``, ``exp``, ``iss`` and ``aud``; a bad token is 401 problem+json;
   without a token the request is anonymous, or 401 when anonymous access is off;
+- the signature of a token that passed is remembered for a minute, by the SHA-256 of the
+  whole token (:data:`VERIFIED_TABLE`): its next requests skip ``jwt_verify`` and have every
+  other check made again;
 - a token whose key (``sub``), session (``sid``) or account (``acct``) is in the revocation
   map (:data:`REVOCATION_MAP`, fed at run time through HAProxy's runtime API) is 401 until the
   entry's time (the moment every such token has expired);
