@@ -6,9 +6,11 @@ One run, one machine, traffic on 127.0.0.1 only:
   (``bench.history``'s server process, final pages cached), offered at ``--rate`` requests/s
   (open loop: each request leaves at its scheduled time on one of ``--connections``
   keep-alive connections of a minimal HTTP/1.1 client), directly and through the edge with
-  a bearer token the edge verifies (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the revocation
-  map, the rate limit). Phases alternate (direct, edge, direct, edge) so that drift in the
-  machine's load falls on both; latency is from sending a request to its last byte.
+  a bearer token the edge checks (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the revocation
+  map, the rate limit on every request; the signature once, at the warm-up, then remembered
+  by the token's hash, as a client's token is). Phases alternate (direct, edge, direct,
+  edge) so that drift in the machine's load falls on both; latency is from sending a request
+  to its last byte.
   The same requests through the edge without a token tell the proxy's own cost from the
   token's.
 - **WebSocket**: ``--clients`` clients subscribed to 1m candles (``bench.gateway``'s server
@@ -30,15 +32,16 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import multiprocessing
 import tempfile
 import time
 from array import array
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from multiprocessing.connection import Connection
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeAlias
 
 import jwt
 
@@ -57,6 +60,8 @@ from machine import free_port
 HTTP_ADDED_P99_MS: Final = 1.0
 P99_TARGET_MS: Final = 5.0
 ISSUER, AUDIENCE = "ganntec-auth", "ganntec"
+Headers: TypeAlias = Iterator[str]
+"""The extra header lines of each request in turn (``""`` for none)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -90,14 +95,17 @@ async def _exchange(
 
 
 async def paced_gets(
-    port: int, path: str, headers: str, rate: float, seconds: float, connections: int
+    port: int, path: str, headers: Headers, rate: float, seconds: float, connections: int
 ) -> tuple[array[int], float, int]:
-    """GET ``path`` at ``rate`` requests/s for ``seconds`` (open loop); latencies (ns), the
-    rate achieved and the failures."""
-    request = f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{headers}\r\n".encode()
+    """GET ``path`` at ``rate`` requests/s for ``seconds`` (open loop), each request with the
+    next of ``headers``; latencies (ns), the rate achieved and the failures."""
+    total = max(1, round(rate * seconds))
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{next(headers)}\r\n".encode()
+        for _ in range(total)
+    ]
     latencies: array[int] = array("q")
     failures = 0
-    total = max(1, round(rate * seconds))
     queue: asyncio.Queue[int] = asyncio.Queue()
     start = time.perf_counter_ns() + 50_000_000
 
@@ -111,7 +119,7 @@ async def paced_gets(
                 if delay > 0:
                     await asyncio.sleep(delay)
                 sent = time.perf_counter_ns()
-                if not await _exchange(reader, writer, request):
+                if not await _exchange(reader, writer, requests[index]):
                     failures += 1
                 latencies.append(time.perf_counter_ns() - sent)
         finally:
@@ -127,16 +135,20 @@ async def paced_gets(
 
 
 async def measure_http(
-    direct: int, edge: int, path: str, token: str, sizes: argparse.Namespace
+    direct: int, edge: int, path: str, tokens: Iterator[str], sizes: argparse.Namespace
 ) -> list[Figure]:
-    """Direct, through the edge with a token and without one (the proxy's own cost), in turn,
-    two halves each (after a warm-up)."""
-    bearer = f"Authorization: Bearer {token}\r\n"
+    """Direct, through the edge with one token (its signature remembered after the first
+    request), with a new token each request (each signature verified) and without one (the
+    proxy's own cost), in turn, two halves each (after a warm-up)."""
+    one = f"Authorization: Bearer {next(tokens)}\r\n"
     targets = {
-        "direct": (direct, ""),
-        "through the edge (JWT)": (edge, bearer),
-        "through the edge (no token)": (edge, ""),
-    }
+        "direct": (direct, itertools.repeat("")),
+        "through the edge (JWT)": (edge, itertools.repeat(one)),
+        "through the edge (JWT, new each time)": (
+            edge, (f"Authorization: Bearer {token}\r\n" for token in tokens),
+        ),
+        "through the edge (no token)": (edge, itertools.repeat("")),
+    }  # fmt: skip
     runs: dict[str, list[tuple[array[int], float, int]]] = {name: [] for name in targets}
     for port, headers in targets.values():  # warm-up: connections, caches
         await paced_gets(port, path, headers, sizes.rate, 0.5, sizes.connections)
@@ -219,10 +231,14 @@ def edge_settings(
 
 async def run(sizes: argparse.Namespace, database_url: str, api_base: str) -> list[Figure]:
     key = generate_key(int(time.time()))
+    private = key.private_pem.reveal()
     now = int(time.time())
     claims = {"iss": ISSUER, "aud": AUDIENCE, "sub": "key:k_bench", "acct": 1, "sid": "",
               "iat": now, "nbf": now, "exp": now + 3600, "rpm": 10_000_000}  # fmt: skip
-    token = jwt.encode(claims, key.private_pem.reveal(), "ES256", headers={"kid": key.kid})
+    tokens = (  # distinct by their jti: each a token the edge has never seen
+        jwt.encode(claims | {"jti": str(n)}, private, "ES256", headers={"kid": key.kid})
+        for n in itertools.count()
+    )
     context = multiprocessing.get_context("spawn")
     parent, child = context.Pipe()
     server = context.Process(
@@ -241,7 +257,7 @@ async def run(sizes: argparse.Namespace, database_url: str, api_base: str) -> li
                 await asyncio.to_thread(edge.start, settings)
                 path = history_path(sizes.rows)
                 direct_port = int(api.rpartition(":")[2])
-                figures = await measure_http(direct_port, settings.port, path, token, sizes)
+                figures = await measure_http(direct_port, settings.port, path, tokens, sizes)
                 ports = {"direct": gateway_port, "edge": settings.port}
                 figures += await measure_websocket(ports, parent, sizes)
     finally:

@@ -10,6 +10,9 @@
   ``?token=``) is checked here: ``alg`` pinned to ES256, the signature against each current
   key named by its ``kid``, ``exp``, ``iss`` and ``aud``; a bad token is 401 problem+json;
   without a token the request is anonymous, or 401 when anonymous access is off;
+- the signature of a token that passed is remembered for a minute, by the SHA-256 of the
+  whole token (:data:`VERIFIED_TABLE`): its next requests skip ``jwt_verify`` and have every
+  other check made again;
 - a token whose key (``sub``), session (``sid``) or account (``acct``) is in the revocation
   map (:data:`REVOCATION_MAP`, fed at run time through HAProxy's runtime API) is 401 until the
   entry's time (the moment every such token has expired);
@@ -54,6 +57,14 @@ RUNTIME_SOCKET: Final = "runtime.sock"
 it (HAProxy runs there) because a socket's path is short (HAProxy takes 97 bytes)."""
 _FILE_UNSAFE: Final = ",()"
 """Besides :func:`_unsafe`: what would end a file name inside a converter's arguments."""
+VERIFIED_TABLE: Final = "verified_tokens"
+"""The stick table of tokens whose signature has been verified, keyed by the SHA-256 of the
+whole token (32 bytes): a token edited in any byte has another key and is verified afresh."""
+VERIFIED_FOR_S: Final = 60
+"""How long a verified token is taken as signed before its signature is verified again."""
+VERIFIED_SIZE: Final = 100_000
+"""Tokens remembered at most (about 100 bytes each); past it the oldest entries go, which
+only costs their next request a verification."""
 RATE_CLAIM: Final = "$.rpm"
 """A token's requests-per-minute limit among its claims (the plan's, ``docs/auth.md``; flat,
 as ``jwt_payload_query`` reads top-level members only)."""
@@ -338,6 +349,7 @@ def _identity(settings: EdgeSettings) -> Iterator[str]:
     else:
         yield from _token_checks(tokens)
         yield from _revocations(settings.revocation_map)
+        yield _remember_token()
         yield "    acl has_token var(txn.token) -m found"
         yield f"    http-request set-header {PRINCIPAL_HEADER} %[var(txn.sub)] if has_token"
         yield "    http-request set-var(txn.principal) var(txn.sub),json(utf8s) if has_token"
@@ -351,16 +363,27 @@ def _identity(settings: EdgeSettings) -> Iterator[str]:
 
 
 def _token_checks(tokens: TokenPolicy) -> Iterator[str]:
-    """``alg`` pinned, the signature by the key its ``kid`` names, ``exp``, ``iss``, ``aud``."""
+    """``alg`` pinned, the signature by the key its ``kid`` names, ``exp``, ``iss``, ``aud``.
+
+    The signature is verified once per distinct token: a token that passed every check is
+    stored in :data:`VERIFIED_TABLE` under the SHA-256 of its whole text (see
+    :func:`_remember_token`), and a token found there is taken as signed; everything else is
+    checked on every request."""
     token = "var(txn.token)"
     yield f"    http-request set-var(txn.alg) {token},jwt_header_query('$.alg') if token_sent"
     yield f"    http-request set-var(txn.kid) {token},jwt_header_query('$.kid') if token_sent"
+    yield f"    http-request set-var(txn.hash) {token},sha2(256) if token_sent"
+    yield f"    acl token_cached var(txn.hash),in_table({VERIFIED_TABLE})"
     yield "    http-request set-var(txn.signed) int(0) if token_sent"
     pinned = f"{{ var(txn.alg) -m str {TOKEN_ALGORITHM} }}"
+    current = " ".join(key.kid for key in tokens.keys)
+    known = f"{{ var(txn.kid) -m str -- {current} }}"
+    cached = f"token_sent token_cached {pinned} {known}"
+    yield f"    http-request set-var(txn.signed) int(1) if {cached}"
     for key in tokens.keys:
         verify = f'jwt_verify({TOKEN_ALGORITHM},"{key.pem}")'
         named = f"{{ var(txn.kid) -m str -- {key.kid} }}"
-        condition = f"token_sent {pinned} {named}"
+        condition = f"token_sent !token_cached {pinned} {named}"
         yield f"    http-request set-var(txn.signed) {token},{verify} if {condition}"
     yield "    http-request set-var(txn.now) date() if token_sent"
     expiry = "jwt_payload_query('$.exp',int),sub(txn.now)"
@@ -382,6 +405,14 @@ def _token_checks(tokens: TokenPolicy) -> Iterator[str]:
         "invalid-token", "the token was issued for another service or names no subject",
         "token_sent !token_ours || token_sent !token_for_us || token_sent !token_named",
     )  # fmt: skip
+
+
+def _remember_token() -> str:
+    """After every check has passed (the revocation map last): a token verified just now is
+    stored, so that its next requests skip the signature. Only a token that reached this line
+    is ever stored, and its entry expires :data:`VERIFIED_FOR_S` seconds later."""
+    track = f"track-sc2 var(txn.hash) table {VERIFIED_TABLE}"
+    return f"    http-request {track} if token_sent !token_cached"
 
 
 def _revocations(revoked: Path) -> Iterator[str]:
@@ -509,6 +540,9 @@ def _backends(settings: EdgeSettings) -> Iterator[str]:
         yield f"backend {table}"
         yield f"    stick-table type {key} size 100k expire 60s {store}"
         yield ""
+    yield f"backend {VERIFIED_TABLE}"
+    yield f"    stick-table type binary len 32 size {VERIFIED_SIZE} expire {VERIFIED_FOR_S}s"
+    yield ""
     yield "backend rate_login"
     yield f"    stick-table type ipv6 size 100k expire 60s {store}"
     yield ""

@@ -17,6 +17,7 @@ def test_edge_benchmark_measures_both_paths(capsys: pytest.CaptureFixture[str]) 
     assert names == [
         "/v1/candles direct",
         "/v1/candles through the edge (JWT)",
+        "/v1/candles through the edge (JWT, new each time)",
         "/v1/candles through the edge (no token)",
         "candle delivery direct",
         "candle delivery through the edge",

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import time
 from collections.abc import AsyncIterator
 
@@ -14,6 +15,7 @@ import pytest
 from auth.signing import SigningKey
 from core.auth_events import AuthEvent, encode_event
 from core.topics import AUTH_EVENTS
+from edge.config import VERIFIED_TABLE
 from edge.revocations import RevocationFeed
 from edge.runtime import Runtime
 
@@ -143,3 +145,36 @@ async def test_a_malformed_event_or_subject_changes_nothing(
     running = await runtime.show_map(stack.settings.revocation_map)
     assert set(running) == {"key:k_0005"}
     assert (await get(stack, "/echo", sign(key, claims(sub="account:7")))).status_code == 200
+
+
+async def verified(runtime: Runtime) -> set[str]:
+    """The SHA-256 (hex) of each token in the edge's table of verified tokens."""
+    answer = await runtime.execute("show", "table", VERIFIED_TABLE)
+    return {word[4:].lower() for word in answer.split() if word.startswith("key=")}
+
+
+def digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+async def test_a_verified_token_is_remembered_and_still_checked_on_every_request(
+    fed: tuple[Stack, SigningKey, Runtime],
+) -> None:
+    stack, key, runtime = fed
+    token = sign(key, claims(sub="key:k_0003", acct=9, sid="", exp=int(time.time()) + 3))
+    assert (await get(stack, "/echo", token)).status_code == 200
+    assert (await get(stack, "/echo", token)).status_code == 200
+    assert await verified(runtime) == {digest(token)}  # stored once, by the whole token's hash
+    head, _, signature = token.split(".")
+    for escalated in (claims(sub="account:1"), claims(sub="key:k_0003", rpm=10**6)):
+        edited = f"{head}.{sign(key, escalated).split('.')[1]}.{signature}"
+        assert_problem(await get(stack, "/echo", edited), 401, "invalid-token")
+    assert await verified(runtime) == {digest(token)}  # an edited token is never stored
+    await revoke(stack, "key-revoked", "key:k_0003")
+    await refused_within(stack, token, 1.0)  # refused though remembered
+    expires = int(time.time()) + 2
+    other = sign(key, claims(sub="key:k_0004", acct=9, sid="", exp=expires))
+    assert (await get(stack, "/echo", other)).status_code == 200
+    await asyncio.sleep(expires + 1 - time.time())
+    assert digest(other) in await verified(runtime)
+    assert_problem(await get(stack, "/echo", other), 401, "token-expired")  # remembered, expired
