@@ -243,7 +243,9 @@ class Platform:
             self.chart_url, self.gateway_url = f"{api.url}/", gateway.url
         else:
             edge_settings = self._edge_settings(public_port, api, gateway, auth)
-            front = await stack.enter_async_context(Edge(edge_settings, jwks_url(auth), self._say))
+            front = await stack.enter_async_context(
+                Edge(edge_settings, jwks_url(auth), bus, self._say)
+            )
             self.chart_url = f"{front.url}/"
             self.gateway_url = f"ws{front.url.removeprefix('http')}/ws"
             self._say(f"edge: {front.url}  (HAProxy; metrics: {front.metrics_url})")

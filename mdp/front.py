@@ -33,6 +33,8 @@ from core.auth_events import PlanClaims
 from edge.config import EdgeSettings, TokenPolicy
 from edge.haproxy import EdgeError, Haproxy, find_haproxy
 from edge.keys import KeySetError
+from edge.revocations import RevocationFeed
+from edge.runtime import Runtime
 from mdp.commands.edge import JWKS_PATH, fetch_keys
 from streams.bus import Bus
 
@@ -115,10 +117,14 @@ class Edge:
     keeps the keys current and raises :class:`EdgeError` should HAProxy stop by itself.
     """
 
-    def __init__(self, settings: EdgeSettings, jwks_url: str, say: Callable[[str], None]) -> None:
+    def __init__(
+        self, settings: EdgeSettings, jwks_url: str, bus: Bus, say: Callable[[str], None]
+    ) -> None:
         self._wanted = settings
         self._jwks_url = jwks_url
+        self._bus = bus
         self._say = say
+        self._feed: RevocationFeed | None = None
         self._folder: Path | None = None
         self._haproxy: Haproxy | None = None
 
@@ -175,7 +181,20 @@ class Edge:
                 shutil.rmtree(folder, ignore_errors=True)
 
     async def watch(self) -> None:
-        """Until cancelled: reload when the key set changes; raise when HAProxy is gone."""
+        """Until cancelled: revocations on the bus's ``auth.events`` into HAProxy's map at run
+        time; reload when the key set changes; raise when HAProxy is gone."""
+        feed = self._feed = RevocationFeed(
+            self._bus, Runtime(self._wanted.runtime_socket), self._wanted.revocation_map
+        )
+        revocations = asyncio.create_task(feed.run(), name="edge: auth.events")
+        try:
+            await self._follow_keys()
+        finally:
+            revocations.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await revocations
+
+    async def _follow_keys(self) -> None:
         loop = asyncio.get_running_loop()
         next_read = loop.time() + KEYS_EVERY_S
         while True:
@@ -185,7 +204,8 @@ class Edge:
                 raise EdgeError("the edge (HAProxy) stopped; see its log above")
             if loop.time() >= next_read:
                 next_read = loop.time() + KEYS_EVERY_S
-                await asyncio.to_thread(self._reload, haproxy)
+                if await asyncio.to_thread(self._reload, haproxy) and self._feed is not None:
+                    await self._feed.sync()  # what changed while the new workers started
 
     def _tokens(self) -> TokenPolicy:
         folder = self._folder
@@ -198,18 +218,20 @@ class Edge:
         assert tokens is not None, "the edge's settings name the issuer and the audience"
         return dataclasses.replace(tokens, keys=keys)
 
-    def _reload(self, haproxy: Haproxy) -> None:
-        """Read the keys again; reload when they changed. A failure keeps what runs."""
+    def _reload(self, haproxy: Haproxy) -> bool:
+        """Read the keys again; reload when they changed (then True). A failure keeps what
+        runs."""
         try:
             wanted = dataclasses.replace(self._wanted, tokens=self._tokens())
             if wanted == self._wanted:
-                return
+                return False
             haproxy.reload(wanted)
         except (EdgeError, ValueError, OSError) as exc:
             self._say(f"edge: not reloaded, still serving as before: {exc}")
-            return
+            return False
         self._wanted = wanted
         self._say("edge: reloaded with the auth service's new keys")
+        return True
 
     def _running(self) -> Haproxy:
         if self._haproxy is None:

@@ -99,6 +99,10 @@ async def test_the_edge_is_the_one_public_port_with_the_auth_service_behind_it(
                 "/v1/instruments", headers={"Authorization": f"Bearer {token}"}
             )
             assert signed.status_code == 200
+            plans_signed = await client.get(
+                "/auth/v1/plans", headers={"Authorization": f"Bearer {token}"}
+            )
+            assert plans_signed.status_code == 200
             forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
             refused = await client.get(
                 "/v1/instruments", headers={"Authorization": f"Bearer {forged}"}
@@ -125,7 +129,12 @@ async def test_the_edge_is_the_one_public_port_with_the_auth_service_behind_it(
             revoked = await client.get(
                 "/v1/instruments", headers={"Authorization": f"Bearer {token}"}
             )
+            # /auth/v1/plans reads no token: only the edge's revocation map refuses it there
+            at_the_edge = await client.get(
+                "/auth/v1/plans", headers={"Authorization": f"Bearer {token}"}
+            )
         assert revoked.status_code == 401
+        assert at_the_edge.status_code == 401
     output = printed(platform)
     assert token not in output
     assert PASSWORD not in output
