@@ -157,11 +157,6 @@ class Durability(Generic[E]):
         """After the outputs are published: the offsets that may be committed now."""
         return round.offsets
 
-    def failed(self, round: Round[E]) -> None:
-        """The round failed (its own write-ahead record or publish, or a round submitted
-        before it that was still in flight): nothing more of it is published. Called before
-        its task ends, so a round submitted after that sees what this drops."""
-
     async def finish(self, drained: bool) -> Offsets:
         """At the end (``drained``: after :meth:`Processor.drain`, else a stop): wait for
         what is in flight; the offsets that may be committed last."""
@@ -189,8 +184,6 @@ class Processor(Generic[E]):
     """How outputs go out; default :func:`publish` on ``bus``."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
-    _flight: asyncio.Task[Offsets] | None = None
-    """The round submitted last (its task: it may still be in flight)."""
 
     _publish: Callable[[list[Output]], Awaitable[None]] = field(init=False)
 
@@ -228,43 +221,18 @@ class Processor(Generic[E]):
 
     async def handle(self, polled: list[Record]) -> Offsets:
         """Decode, step, publish and make durable one poll's records; the offsets that may
-        be committed now."""
-        return await self.submit(polled)
-
-    def submit(self, polled: list[Record]) -> asyncio.Task[Offsets]:
-        """Decode and step one poll's records now; make them durable, publish and cover
-        them in a task whose result is the offsets that may be committed. A shell whose
-        consumer polls and commits by itself (the Faust agent of ``mdp worker``) steps the
-        next poll while this round's I/O is in flight, and acknowledges each round once its
-        task is done.
-
-        Rounds complete one after the other, in the order submitted: a round's write-ahead
-        record starts once the round before is published (so at most one round is durable
-        and not yet out), and a round submitted while the one before was in flight fails
-        with it (its step ran on that round's state): nothing of it is published."""
+        be committed now. A shell whose consumer polls and commits by itself (the Faust
+        agent of ``mdp worker``) calls this and acknowledges what it returns."""
         durability = self.durability
         records = durability.fresh(polled)
         batch = decode_batch(records, self.group)
         caught_up = not polled and not self.input_held()
         outcome = self.step(batch, self.clock(), caught_up)
         current = Round(polled, batch, outcome, next_offsets(polled))
-        previous = self._flight
-        if previous is not None and previous.done():
-            previous = None
-        self._flight = asyncio.create_task(self._complete(current, previous))
-        return self._flight
-
-    async def _complete(self, current: Round[E], previous: asyncio.Task[Offsets] | None) -> Offsets:
-        try:
-            if previous is not None:
-                await previous
-            await self.durability.ahead(current)
-            if current.outcome.outputs:
-                await self._publish(current.outcome.outputs)
-        except BaseException:
-            self.durability.failed(current)
-            raise
-        return await self.durability.behind(current)
+        await durability.ahead(current)
+        if outcome.outputs:
+            await self._publish(outcome.outputs)
+        return await durability.behind(current)
 
     async def _read(self, subscription: Subscription) -> list[Record]:
         wait, poll = self.durability.read_wait(self.poll_timeout)

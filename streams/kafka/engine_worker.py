@@ -20,7 +20,7 @@ import contextlib
 import logging
 import time
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Final
 
@@ -104,27 +104,8 @@ class Journaled(Durability[list[_Plan]]):
         worker = self.worker
         for plan in round.outcome.effects:
             worker._last_step[plan.engine.partition] = time.monotonic()
-            if plan.engine.seq == plan.step.seq + 1:  # no later step ran on it yet
-                worker._maybe_checkpoint(plan.engine)
+            worker._maybe_checkpoint(plan.engine)
         return round.offsets
-
-    def failed(self, round: Round[list[_Plan]]) -> None:
-        """The round's engines ran steps that are not out: they are dropped, and their
-        partitions recovered from the journal (an engine recovered meanwhile is kept)."""
-        worker = self.worker
-        for plan in round.outcome.effects:
-            partition = plan.engine.partition
-            if worker.owned.get(partition) is plan.engine:
-                del worker.owned[partition]
-                worker.assign([partition])
-
-
-async def _told(round: Awaitable[object]) -> None:
-    """Wait for a round; a failure is logged (:meth:`Journaled.failed` recovers)."""
-    try:
-        await round
-    except Exception:
-        log.exception("a step failed: recovering its partitions from the journal")
 
 
 class EngineWorker:
@@ -152,8 +133,6 @@ class EngineWorker:
         self._saving: dict[int, asyncio.Task[None]] = {}
         self.recoveries = 0
         self.broker = BrokerWatch(log)
-        self._in_flight: asyncio.Task[None] | None = None
-        """The round submitted last (done once its outputs are out or it failed)."""
         self._idle_now: set[int] = set()
         """The partitions whose clocks the current round without records moves on."""
         self.processor = Processor(
@@ -200,7 +179,6 @@ class EngineWorker:
                 with contextlib.suppress(asyncio.CancelledError, Exception):
                     await task
         async with self._lock:
-            await self._drain()
             for partition in partitions:
                 engine = self.owned.pop(partition, None)
                 if engine is not None:
@@ -222,7 +200,6 @@ class EngineWorker:
                 await task
         self._recovering.clear()
         async with self._lock:
-            await self._drain()
             for engine in list(self.owned.values()):
                 with contextlib.suppress(Exception):
                     await self._save(engine)
@@ -250,16 +227,7 @@ class EngineWorker:
     # -- steps ------------------------------------------------------------------------------
 
     async def handle(self, records: Sequence[Record]) -> None:
-        """Run one step per partition over ``records`` (consecutive records of ``md.ticks``)
-        and return once their outputs are out."""
-        if (round := await self.submit(records)) is not None:
-            await round
-
-    async def submit(self, records: Sequence[Record]) -> asyncio.Task[None] | None:
-        """Run one step per partition over ``records`` now; the task (``None``: nothing
-        fresh) is done once their outputs are out, or the round failed and its partitions
-        are being recovered. Returns once the round submitted before is done: one round's
-        journal write and publish overlap the next round's step, never more."""
+        """Run one step per partition over ``records`` (consecutive records of ``md.ticks``)."""
         by_partition: dict[int, list[Record]] = defaultdict(list)
         for record in records:
             if record.topic == TICKS:
@@ -274,11 +242,8 @@ class EngineWorker:
                 engine = self.owned.get(partition)
                 if engine is not None:
                     fresh.extend(await self._fresh(engine, batch))
-            previous = self._in_flight
-            current = self._round(fresh, set()) if fresh else None
-            if previous is not None:
-                await previous
-            return current
+            if fresh:
+                await self._round(fresh, set())
 
     async def tick(self) -> None:
         """Move idle, caught-up partitions' clocks on by the wall clock; save due checkpoints.
@@ -295,29 +260,24 @@ class EngineWorker:
                 if (engine := self.owned[partition]).applied is not None
                 and engine.applied >= ends.get(partition, engine.applied + 1)
             }
-            due = [engine for engine in self.owned.values() if self._checkpoint_due(engine)]
-            if idle or due:
-                await self._drain()  # idle steps and checkpoints follow what is out
             if idle:
-                self._round([], idle)
-                await self._drain()
-            for engine in due:
-                if self.owned.get(engine.partition) is engine:
-                    self._maybe_checkpoint(engine)
+                await self._round([], idle)
+            for engine in self.owned.values():
+                self._maybe_checkpoint(engine)
 
-    def _round(self, fresh: list[Record], idle: set[int]) -> asyncio.Task[None]:
-        """One round of the processor loop, submitted: the fresh records of the partitions
-        owned (contiguous per partition, partitions in order), or none and the ``idle``
-        partitions' clocks to move on. A round that fails (the journal, the publish, or the
-        round before it) recovers its partitions from the journal (:meth:`Journaled.failed`)."""
+    async def _round(self, fresh: list[Record], idle: set[int]) -> None:
+        """One round of the processor loop: the fresh records of the partitions owned
+        (contiguous per partition, partitions in order), or none and the ``idle`` partitions'
+        clocks to move on. A round that fails (the journal, the publish) recovers its
+        partitions from the journal."""
         self._idle_now = idle
-        self._in_flight = asyncio.create_task(_told(self.processor.submit(fresh)))
-        return self._in_flight
-
-    async def _drain(self) -> None:
-        """Wait until the round in flight is done (under the lock: no other is submitted)."""
-        if self._in_flight is not None:
-            await self._in_flight
+        try:
+            await self.processor.handle(fresh)
+        except Exception:
+            log.exception("a step failed: recovering its partitions from the journal")
+            for partition in {r.partition for r in fresh} | idle:
+                self.owned.pop(partition, None)
+                self.assign([partition])
 
     def _idle(self) -> set[int]:
         """The started partitions without a step for ``idle_every`` seconds."""
@@ -398,22 +358,16 @@ class EngineWorker:
     def _name(self, partition: int) -> str:
         return checkpoint_name(self.settings.group, self.bus.cluster_id, TICKS, partition)
 
-    def _checkpoint_due(self, engine: PartitionEngine) -> bool:
+    def _maybe_checkpoint(self, engine: PartitionEngine) -> None:
         if self.checkpoints is None:
-            return False
+            return
         partition = engine.partition
         last = self._last_checkpoint.get(partition, 0.0)
         running = self._saving.get(partition)
-        return time.monotonic() - last >= self.settings.checkpoint_every and (
-            running is None or running.done()
-        )
-
-    def _maybe_checkpoint(self, engine: PartitionEngine) -> None:
-        """Save the checkpoint of ``engine`` if one is due; its state must be what is out
-        (no step run on it since the last round published)."""
-        if not self._checkpoint_due(engine):
+        if time.monotonic() - last < self.settings.checkpoint_every or (
+            running is not None and not running.done()
+        ):
             return
-        partition = engine.partition
         self._last_checkpoint[partition] = time.monotonic()
         data = encode_checkpoint(engine.checkpoint())
         self._saving[partition] = asyncio.create_task(self._store(partition, data))

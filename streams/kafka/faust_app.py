@@ -16,9 +16,8 @@ a step must be durable before its outputs go out).
 
 from __future__ import annotations
 
-import asyncio
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
 
@@ -95,14 +94,6 @@ def _record(event: Any) -> Record:
     )
 
 
-async def _acknowledge(stream: Any, events: list[Any], round: Awaitable[None] | None) -> None:
-    """Acknowledge ``events`` (Faust commits them later) once their round is done."""
-    if round is not None:
-        await round
-    for event in events:
-        await stream.ack(event)
-
-
 def _ticks_partitions(tps: Any) -> set[int]:
     return {tp.partition for tp in tps if tp.topic == TICKS}
 
@@ -139,12 +130,8 @@ def build_app(
     @app.agent(ticks, name="candles")
     async def candles(stream: Any) -> None:
         worker = await runtime.start()
-        acking: set[asyncio.Task[None]] = set()
-        async for events in stream.noack_take(settings.batch_max, settings.batch_within):
-            round = await worker.submit([_record(event) for event in events])
-            task = asyncio.create_task(_acknowledge(stream, events, round))
-            acking.add(task)
-            task.add_done_callback(acking.discard)
+        async for events in stream.take_events(settings.batch_max, settings.batch_within):
+            await worker.handle([_record(event) for event in events])
 
     async def clock() -> None:
         if runtime.worker is not None:
