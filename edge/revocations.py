@@ -5,11 +5,12 @@ session or an account revoked, ``docs/auth.md``) become entries ``subject -> unt
 ``until`` is when every token they concern has expired; an entry is dropped then. Its
 :meth:`~RevokedSubjects.text` is the map file HAProxy reads when it starts or reloads.
 
-:class:`RevocationFeed` is the shell: it reads ``auth.events`` from the bus (every edge in a
-group of its own, from the oldest retained event, so a new edge learns what is still revoked),
-writes the map file first and then changes the running HAProxy through its runtime API
-(``add map``, ``set map``, ``del map``). After a reload, or when the runtime API could not be
-reached, :meth:`~RevocationFeed.sync` makes the running map equal to the state again.
+:class:`RevocationFeed` is the shell: it reads ``auth.events`` from the bus on the one
+processor loop (every edge in a group of its own, from the oldest retained event, so a new
+edge learns what is still revoked), writes the map file first and then changes the running
+HAProxy through its runtime API (``add map``, ``set map``, ``del map``). After a reload, or
+when the runtime API could not be reached, :meth:`~RevocationFeed.sync` makes the running
+map equal to the state again.
 HAProxy compares ``until`` with the time itself, so an entry that outlives its time refuses
 nothing.
 """
@@ -27,11 +28,11 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
-from core.auth_events import AuthEvent, decode_event
-from core.codecs import CodecError
+from core.auth_events import AuthEvent
 from core.topics import AUTH_EVENTS
 from edge.runtime import Runtime, RuntimeApiError
-from streams.bus import Bus, BusError
+from streams.bus import Bus, BusClosedError, BusError, Offsets
+from streams.processor import Batch, Durability, Outcome, Processor, Round
 
 log = logging.getLogger(__name__)
 
@@ -44,7 +45,9 @@ REVOKING: Final = {
 SUBJECT: Final = re.compile(r"(key|session|account):[A-Za-z0-9_.-]{1,128}")
 MAX_ENTRIES: Final = 100_000
 """Bounds the map (each entry lives a token's lifetime at most: minutes)."""
-POLL_S: Final = 1.0
+POLL_S: Final = 0.5
+"""How long a round waits for events; entries whose time has come leave the map then."""
+NS_PER_S: Final = 1_000_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -125,7 +128,8 @@ class RevocationFeed:
         self._file = map_file
         self._clock = clock
         self._lock = asyncio.Lock()
-        self._in_sync = False
+        self.in_sync = False
+        """Whether the running map is known to equal the state."""
         try:
             saved = map_file.read_text()
         except FileNotFoundError:
@@ -138,43 +142,45 @@ class RevocationFeed:
         return int(self._clock())
 
     async def run(self) -> None:
-        """Follow ``auth.events`` for ever (cancel the task to stop)."""
-        group = f"edge-{uuid.uuid4().hex}"
-        async with self._bus.subscribe(group, [AUTH_EVENTS], start="earliest") as subscription:
-            while True:
-                try:
-                    records = await subscription.poll(500, self._wait())
-                except BusError as exc:
-                    log.warning("auth.events: cannot read (%s); retrying", exc)
-                    await asyncio.sleep(POLL_S)
-                    continue
-                changes = [change for record in records if (change := self._apply(record.value))]
-                changes += self.state.expire(self._now())
-                if changes or not self._in_sync:
-                    await self._publish(changes)
+        """Follow ``auth.events`` for ever (cancel the task to stop): the one processor loop
+        (``streams/processor.py``) with :meth:`step`, and HAProxy changed behind each round."""
+        while True:
+            events = Processor(
+                self._bus,
+                f"edge-{uuid.uuid4().hex}",
+                [AUTH_EVENTS],
+                self.step,
+                _IntoHaproxy(self),
+                start="earliest",
+                poll_timeout=POLL_S,
+                clock=lambda: int(self._clock() * NS_PER_S),
+            )
+            try:
+                await events.run()
+            except BusClosedError:
+                log.info("the bus closed: the edge stops reading auth.events")
+                return
+            except BusError as exc:  # read again from the oldest: a repeat changes nothing
+                log.warning("auth.events: cannot read (%s); retrying", exc)
+                await asyncio.sleep(POLL_S)
 
-    def _wait(self) -> float:
-        expiry = self.state.next_expiry()
-        if expiry is None:
-            return POLL_S
-        return min(POLL_S, max(0.0, expiry - self._clock()))
+    def step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Change]]:
+        """The events of one round into the state, and the entries whose time has come out:
+        the map's changes (undecodable records the loop has logged change nothing)."""
+        now = now_ns // NS_PER_S
+        changes: list[Change] = []
+        for message in batch.messages:
+            if isinstance(message, AuthEvent) and (change := self.state.apply(message, now)):
+                self.applied += 1
+                changes.append(change)
+        changes += self.state.expire(now)
+        return Outcome([], changes)
 
-    def _apply(self, value: bytes) -> Change | None:
-        try:
-            event = decode_event(value)
-        except CodecError:
-            log.warning("auth.events: ignored a record that is not an event")
-            return None
-        change = self.state.apply(event, self._now())
-        if change is not None:
-            self.applied += 1
-        return change
-
-    async def _publish(self, changes: list[Change]) -> None:
+    async def publish(self, changes: list[Change]) -> None:
         """The file first (a reload from now on reads it), then the running HAProxy."""
         async with self._lock:
             self._write()
-            if not self._in_sync:
+            if not self.in_sync:
                 await self._sync_locked()
                 return
             try:
@@ -182,7 +188,7 @@ class RevocationFeed:
                     await self._push(change)
             except (RuntimeApiError, OSError) as exc:
                 log.warning("auth.events: HAProxy not changed yet (%s); trying again", exc)
-                self._in_sync = False
+                self.in_sync = False
 
     async def sync(self) -> None:
         """Make the running map equal to the state (after a reload, or a failed change)."""
@@ -202,9 +208,9 @@ class RevocationFeed:
                     await self._runtime.set_map(self._file, subject, until)
         except (RuntimeApiError, OSError) as exc:
             log.warning("auth.events: HAProxy not changed yet (%s); trying again", exc)
-            self._in_sync = False
+            self.in_sync = False
             return
-        self._in_sync = True
+        self.in_sync = True
 
     async def _push(self, change: Change) -> None:
         if change.until is None:
@@ -218,3 +224,17 @@ class RevocationFeed:
         partial = self._file.with_name(f".{self._file.name}.new")
         partial.write_text(self.state.text())
         os.replace(partial, self._file)
+
+
+class _IntoHaproxy(Durability[list[Change]]):
+    """The feed's hook: a round's changes go into the map file and the running HAProxy (or,
+    while HAProxy is out of step, the whole map again) before its offsets are committed."""
+
+    def __init__(self, feed: RevocationFeed) -> None:
+        self._feed = feed
+
+    async def behind(self, round: Round[list[Change]]) -> Offsets:
+        changes = round.outcome.effects
+        if changes or not self._feed.in_sync:
+            await self._feed.publish(changes)
+        return round.offsets
