@@ -277,10 +277,10 @@ def history_path(rows: int) -> str:
 
 
 def report(figures: list[Figure], issue_rate: float) -> None:
-    print(f"\n  {'what':<40} {'offered/s':>10} {'done/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    print(f"\n  {'what':<50} {'offered/s':>10} {'done/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
     for figure in figures:
         print(
-            f"  {figure.name:<40} {figure.offered:>10,.0f} {figure.achieved:>10,.0f}"
+            f"  {figure.name:<50} {figure.offered:>10,.0f} {figure.achieved:>10,.0f}"
             f" {figure.percentile(0.5):>8.2f} {figure.percentile(0.99):>8.2f}"
             + (f"  ({figure.failures} failed)" if figure.failures else "")
         )
