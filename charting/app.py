@@ -112,7 +112,7 @@ class _GateMiddleware:
         self.gate = gate
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and str(scope["path"]).startswith(GUARDED_PREFIXES):
+        if scope["type"] == "http" and _route_path(scope).startswith(GUARDED_PREFIXES):
             request = Request(scope)
             try:
                 grant = await self.gate.grant(request)
@@ -121,6 +121,13 @@ class _GateMiddleware:
                 return
             scope.setdefault("state", {})["grant"] = grant
         await self.app(scope, receive, send)
+
+
+def _route_path(scope: Scope) -> str:
+    """The path below where the app is mounted: a mount keeps the whole path in ``path`` and
+    its own prefix in ``root_path``, so ``/cold/v1/candles`` is ``/v1/candles`` here."""
+    path, root = str(scope["path"]), str(scope.get("root_path", ""))
+    return path[len(root) :] if root and path.startswith(root) else path
 
 
 def _build(ctx: Context, lifespan: object) -> Starlette:

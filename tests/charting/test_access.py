@@ -104,6 +104,26 @@ async def test_no_token_without_an_anonymous_plan_is_401_token_required(
     assert (await client.get("/config.json")).status_code == 200
 
 
+async def test_the_app_mounted_under_a_prefix_still_checks_tokens(
+    candles: list[Candle], history: PostgresReads
+) -> None:
+    from starlette.applications import Starlette
+    from starlette.routing import Mount
+
+    app = create_app(history, ApiSettings(clock=lambda: NOW, keys=tokens.keyset()))
+    outer = Starlette(routes=[Mount("/history", app)])
+    transport = httpx.ASGITransport(app=outer)
+    async with httpx.AsyncClient(transport=transport, base_url="http://history.test") as client:
+        refused = await client.get("/history/v1/candles", params=CANDLES)
+        assert refused.status_code == 401
+        assert refused.json()["type"].endswith("/token-required")
+        answer = await client.get(
+            "/history/v1/candles", params=CANDLES, headers=bearer(_token("pro"))
+        )
+        assert answer.status_code == 200
+        assert len(answer.json()["candles"]) == len(candles)
+
+
 async def test_a_valid_token_reads(candles: list[Candle], make_client: MakeClient) -> None:
     client = checked(make_client)
     answer = await client.get("/v1/candles", params=CANDLES, headers=bearer(_token("pro")))
