@@ -40,7 +40,9 @@ async def test_the_chart_of_mdp_up_moves_on_the_synthetic_feed(migrated_database
             )
             page = await browser.new_page(viewport={"width": 1000, "height": 600})
             await page.goto(f"{platform.chart_url}?instrument=SYNTH:BTCUSD&interval=1s")
-            await page.wait_for_function("window.mdpChart.state() === 'live'", timeout=WAIT_MS)
+            await page.wait_for_function(  # the page's module may not have run yet
+                "window.mdpChart && window.mdpChart.state() === 'live'", timeout=WAIT_MS
+            )
             first = await page.evaluate("window.mdpChart.lastSeq()")
             await page.wait_for_function(
                 f"window.mdpChart.lastSeq() > {first} && window.mdpChart.data().length >= 3",
