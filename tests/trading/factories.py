@@ -10,7 +10,6 @@ from trading.domain.orders import Order, OrderRequest
 
 D = Decimal
 INSTRUMENT = "KRAKEN:XBTUSDT"
-TWO = D("2")
 PRICES: dict[te.OrderType, tuple[Decimal | None, Decimal | None]] = {
     te.OrderType.MARKET: (None, None),
     te.OrderType.LIMIT: (D("100"), None),
@@ -24,20 +23,16 @@ class Ids(TypedDict):
     ts: int
 
 
-def request(
-    type_: te.OrderType = te.OrderType.LIMIT,
-    side: te.OrderSide = te.OrderSide.BUY,
-    quantity: Decimal = TWO,
-    **changes: object,
-) -> OrderRequest:
+def request(type_: te.OrderType = te.OrderType.LIMIT, **changes: object) -> OrderRequest:
+    """A valid buy of 2 of ``type_`` with ``changes``."""
     price, stop_price = PRICES[type_]
     fields: dict[str, object] = {
         "account": 7,
         "client_order_id": "bot-1",
         "instrument": INSTRUMENT,
-        "side": side,
+        "side": te.OrderSide.BUY,
         "type": type_,
-        "quantity": quantity,
+        "quantity": D("2"),
         "price": price,
         "stop_price": stop_price,
         "time_in_force": te.TimeInForce.GTC,
