@@ -114,6 +114,11 @@ def _check_enum(value: object, kind: type[OrderSide | OrderType | TimeInForce], 
         raise OrderInvalid(field, "unknown", f"must be one of {known}, got {value!r}")
 
 
+def _check_account(account: object) -> None:
+    if not isinstance(account, int) or isinstance(account, bool) or not 0 <= account < 2**63:
+        raise OrderInvalid("account", "format", f"must be an account id, got {account!r}")
+
+
 def _check_order_id(order_id: object) -> None:
     if not isinstance(order_id, str) or ORDER_ID.fullmatch(order_id) is None:
         raise OrderInvalid("order_id", "format", "must be 1 to 64 of A-Z a-z 0-9 . _ : -")
@@ -133,6 +138,7 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     time_in_force: TimeInForce = TimeInForce.GTC
 
     def __post_init__(self) -> None:
+        _check_account(self.account)
         if not isinstance(self.client_order_id, str) or not CLIENT_ORDER_ID.fullmatch(
             self.client_order_id
         ):
@@ -176,6 +182,7 @@ class AmendRequest(msgspec.Struct, frozen=True, kw_only=True):
     stop_price: Decimal | None = None
 
     def __post_init__(self) -> None:
+        _check_account(self.account)
         _check_order_id(self.order_id)
         changes = {"quantity": self.quantity, "price": self.price, "stop_price": self.stop_price}
         if all(value is None for value in changes.values()):
@@ -190,6 +197,7 @@ class CancelRequest(msgspec.Struct, frozen=True, kw_only=True):
     order_id: str
 
     def __post_init__(self) -> None:
+        _check_account(self.account)
         _check_order_id(self.order_id)
 
 
@@ -357,6 +365,8 @@ def _filled(order: Order, event: OrderEvent) -> Order:
         raise _illegal(order, event, f"fill {event.fill_id} was applied before")
     if event.quantity > order.remaining:
         raise _illegal(order, event, f"fill of {event.quantity} but {order.remaining} remains")
+    if order.time_in_force is TimeInForce.FOK and event.quantity != order.remaining:
+        raise _illegal(order, event, "a fill-or-kill order fills whole or not at all")
     if order.price is not None and _beyond_limit(order.side, event.price, order.price):
         raise _illegal(order, event, f"fill at {event.price} beyond the limit {order.price}")
     filled = order.filled_quantity + event.quantity
