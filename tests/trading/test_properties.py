@@ -16,6 +16,7 @@ from collections import defaultdict
 from dataclasses import dataclass
 from decimal import ROUND_CEILING, ROUND_DOWN, ROUND_FLOOR, Decimal, localcontext
 
+import msgspec
 from hypothesis import event as label
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -418,3 +419,19 @@ def label_session(desk: Desk) -> None:
         label(f"denied: {denied}")
     for kind in {te.kind_of(e) for e in desk.events}:
         label(f"event: {kind}")
+
+
+@settings(max_examples=30, deadline=None)
+@given(start=START, ops=st.lists(OPS, min_size=10, max_size=30))
+def test_an_account_and_its_orders_survive_a_snapshot_exactly(
+    start: list[Op], ops: list[Op]
+) -> None:
+    """The states are plain msgspec structs: a snapshot (MessagePack) reads back equal."""
+    desk = Desk()
+    for op in [*start, *ops]:
+        op.run(desk)
+    assert (
+        msgspec.msgpack.decode(msgspec.msgpack.encode(desk.account), type=Account) == desk.account
+    )
+    snapshot = msgspec.msgpack.encode(list(desk.orders.values()))
+    assert msgspec.msgpack.decode(snapshot, type=list[Order]) == list(desk.orders.values())
