@@ -92,6 +92,13 @@ def test_an_order_within_every_limit_passes(
     check(made, account, last, NOW, LIMITS)
 
 
+def test_the_default_limits_hold_when_none_are_given() -> None:
+    with pytest.raises(RiskRefused) as refused:
+        check(request(quantity=D(1001)), funded("1E+6"), D(100), NOW)
+    assert (refused.value.code, refused.value.field) == ("max-position", "quantity")
+    check(request(quantity=D(1000)), funded("1E+6"), D(100), NOW)
+
+
 def test_the_deployments_kill_switch_blocks_every_account() -> None:
     stopped = RiskLimits(kill_switch=True)
     with pytest.raises(RiskRefused) as refused:

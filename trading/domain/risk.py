@@ -58,13 +58,16 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("taker_fee must be within [0, 1)")
 
 
+DEFAULT_LIMITS: Final = RiskLimits()
+
+
 @exact
 def check(
     request: OrderRequest,
     account: Account,
     last_price: Decimal | None,
     now_ns: int,
-    limits: RiskLimits,
+    limits: RiskLimits = DEFAULT_LIMITS,
 ) -> None:
     """Refuse ``request`` with :class:`RiskRefused` if ``account`` may not place it now.
 
