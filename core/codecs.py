@@ -55,8 +55,8 @@ class CodecError(ValueError):
     ``reason`` is one of our own codes, stable whatever msgspec's version says in its detail:
     ``not_bytes``, ``malformed`` (not MessagePack: truncated, a bad byte, invalid UTF-8),
     ``too_deep`` (nested past what a decoder will follow), ``schema`` (MessagePack, but not
-    this message's shape), ``version`` (a missing or unknown schema version) and ``invalid``
-    (the shape is right, a value is not).
+    this message's shape), ``version`` (a missing or unknown schema version), ``too_large``
+    (past what a codec reads at all) and ``invalid`` (the shape is right, a value is not).
     """
 
     def __init__(self, message: str, reason: str = "invalid") -> None:
@@ -94,10 +94,22 @@ _DECODE_ERRORS: Final = (msgspec.DecodeError, ValueError, RecursionError)
 _PEEK: Final = msgspec.msgpack.Decoder(_Versioned)
 
 
-def _decode(
-    decoder: msgspec.msgpack.Decoder[_Message], data: object, what: str, version: int
+def decode_versioned(
+    decoder: msgspec.msgpack.Decoder[_Message],
+    data: object,
+    what: str,
+    version: int,
+    *,
+    v_has_default: bool = False,
 ) -> _Message:
-    """Decode ``data`` with ``decoder``, turning every failure into a :class:`CodecError`."""
+    """Decode ``data`` with ``decoder``, turning every failure into a :class:`CodecError`.
+
+    The message must carry the schema version ``version`` in its field ``v``; ``what`` names
+    the message in the error (``bad <what> message: ...``). Every versioned MessagePack codec
+    of the platform decodes through here, so its reason codes are the same everywhere. For a
+    type whose ``v`` has a default (so that code may build it without one), ``v_has_default``
+    makes sure the bytes carry ``v`` themselves.
+    """
     if not isinstance(data, bytes | bytearray | memoryview):
         raise CodecError(
             f"bad {what} message: expected bytes, got {type(data).__name__}", "not_bytes"
@@ -110,6 +122,8 @@ def _decode(
     found: object = getattr(message, "v", None)
     if found != version:
         raise CodecError(f"bad {what} message: {_unknown(found, version)}", "version")
+    if v_has_default and _PEEK.decode(data).v is None:
+        raise CodecError(f"bad {what} message: no schema version field `v`", "version")
     return message
 
 
@@ -290,7 +304,7 @@ def _decode_batch_or_kind(data: bytes, what: str) -> _TickBatchV1 | str:
     one, so the common message pays for one decode.
     """
     try:
-        message = _decode(_TICK_BATCH_DECODER, data, "tick batch", TICK_BATCH_VERSION)
+        message = decode_versioned(_TICK_BATCH_DECODER, data, "tick batch", TICK_BATCH_VERSION)
     except CodecError:
         kind = _kind_of(data) if isinstance(data, bytes | bytearray | memoryview) else None
         if kind is None:
@@ -359,7 +373,7 @@ def encode_feed_gap(gap: FeedGap) -> bytes:
 
 
 def _decode_feed_gap(data: bytes) -> FeedGap:
-    m = _decode(_FEED_GAP_DECODER, data, "feed gap", FEED_GAP_VERSION)
+    m = decode_versioned(_FEED_GAP_DECODER, data, "feed gap", FEED_GAP_VERSION)
     try:
         return FeedGap(
             instrument=m.instrument,
@@ -443,7 +457,7 @@ def _interval(label: str) -> Interval:
 
 def decode_candle(data: bytes) -> Candle:
     """The candle of a ``md.candles`` value; raises :class:`CodecError` naming what is wrong."""
-    m = _decode(_CANDLE_DECODER, data, "candle", CANDLE_VERSION)
+    m = decode_versioned(_CANDLE_DECODER, data, "candle", CANDLE_VERSION)
     what = "candle"
     interval = _interval(m.interval)
     try:
@@ -631,7 +645,7 @@ def encode_rejected(message: RejectedMessage) -> bytes:
 
 def decode_rejected(data: bytes) -> RejectedMessage:
     """The reject of a ``md.ticks.rejected`` value; raises :class:`CodecError` when malformed."""
-    m = _decode(_REJECTED_DECODER, data, "rejected", REJECTED_VERSION)
+    m = decode_versioned(_REJECTED_DECODER, data, "rejected", REJECTED_VERSION)
     try:
         tick = None if m.tick is None else _tick(m.tick)
         return RejectedMessage(

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import re
 
-_INSTRUMENT = re.compile(r"[A-Z0-9_]{1,32}:[A-Z0-9_./-]{1,64}")
+INSTRUMENT_PATTERN = r"[A-Z0-9_]{1,32}:[A-Z0-9_./-]{1,64}"
+"""What an instrument id looks like (for wire schemas that check it while decoding)."""
+
+_INSTRUMENT = re.compile(INSTRUMENT_PATTERN)
 
 
 def validate_instrument(instrument: str) -> str:

@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
-from core import auth_events, codecs
+from core import auth_events, codecs, trading_events
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
-from core.topics import AUTH_EVENTS, CANDLES, TICKS, TICKS_REJECTED
+from core.topics import AUTH_EVENTS, CANDLES, TICKS, TICKS_REJECTED, TRADING_EVENTS
 
 M = TypeVar("M")
 
@@ -81,8 +81,25 @@ AUTH_EVENTS_CODEC: Final[TopicCodec[auth_events.AuthEvent]] = TopicCodec(
     auth_events.event_key,
 )
 
+TRADING_EVENTS_CODEC: Final[TopicCodec[trading_events.TradingEvent]] = TopicCodec(
+    TRADING_EVENTS,
+    trading_events.ORDER_EVENTS + trading_events.ACCOUNT_EVENTS,
+    trading_events.decode_event,
+    trading_events.encode_event,
+    trading_events.event_key,
+)
+
 REGISTRY: Final[Mapping[str, TopicCodec[Any]]] = MappingProxyType(
-    {codec.name: codec for codec in (TICKS_CODEC, CANDLES_CODEC, REJECTED_CODEC, AUTH_EVENTS_CODEC)}
+    {
+        codec.name: codec
+        for codec in (
+            TICKS_CODEC,
+            CANDLES_CODEC,
+            REJECTED_CODEC,
+            AUTH_EVENTS_CODEC,
+            TRADING_EVENTS_CODEC,
+        )
+    }
 )
 """Every topic with a schema, by name."""
 

@@ -21,7 +21,8 @@ TRADING_COMMANDS: Final = "trading.commands"
 """Orders sent to the trading service (schema comes with the trading service)."""
 
 TRADING_EVENTS: Final = "trading.events"
-"""Order events published by the trading service (schema comes with it)."""
+"""Order and account events published by the trading service; key: the account id; value:
+:func:`core.trading_events.encode_event`."""
 
 AUTH_EVENTS: Final = "auth.events"
 """Revocations and plan changes published by the auth service; value:
