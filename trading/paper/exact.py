@@ -1,0 +1,26 @@
+"""Exact decimal arithmetic for the matcher: any operation that would round raises.
+
+The default :mod:`decimal` context rounds to 28 digits without a word; sizes, prices and
+notionals here go through :data:`EXACT`, whose ``Inexact`` trap turns a silent rounding into
+an error. The one deliberate rounding, the fee's, is :func:`fee` and says which way it goes.
+"""
+
+from __future__ import annotations
+
+from decimal import ROUND_CEILING, Context, Decimal, Inexact, InvalidOperation, Overflow
+
+EXACT = Context(prec=80, traps=[Inexact, InvalidOperation, Overflow])
+_ROUNDING = Context(prec=80, traps=[InvalidOperation, Overflow])
+
+_BPS = Decimal(10_000)
+
+
+def fee(price: Decimal, quantity: Decimal, bps: Decimal, places: int) -> Decimal:
+    """``price * quantity * bps / 10000`` rounded up (towards plus infinity) to ``places``.
+
+    Rounding towards plus infinity is the venue's favour for a fee and a rebate alike: a fee
+    is never under-charged and a rebate (negative) never over-paid.
+    """
+    notional = EXACT.multiply(price, quantity)
+    exact = EXACT.divide(EXACT.multiply(notional, bps), _BPS)
+    return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING, context=_ROUNDING)
