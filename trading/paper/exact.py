@@ -16,11 +16,8 @@ _BPS = Decimal(10_000)
 
 
 def fee(price: Decimal, quantity: Decimal, bps: Decimal, places: int) -> Decimal:
-    """``price * quantity * bps / 10000`` rounded up (towards plus infinity) to ``places``.
-
-    Rounding towards plus infinity is the venue's favour for a fee and a rebate alike: a fee
-    is never under-charged and a rebate (negative) never over-paid.
-    """
+    """``price * quantity * bps / 10000`` rounded up to ``places`` decimal places: the
+    venue's favour, as venues round a fee (it is never under-charged)."""
     notional = EXACT.multiply(price, quantity)
     exact = EXACT.divide(EXACT.multiply(notional, bps), _BPS)
     return exact.quantize(Decimal(1).scaleb(-places), rounding=ROUND_CEILING, context=_ROUNDING)

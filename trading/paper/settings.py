@@ -46,8 +46,9 @@ class PaperSettings:
 
     ``latency_ns``: an order takes part only in trades with ``ts_event >= submit time +
     latency_ns``. ``maker_fee_bps`` / ``taker_fee_bps``: fees in basis points of the fill's
-    notional, in the quote currency (a negative maker fee is a rebate). ``fee_places``: the
-    fee is rounded up (towards plus infinity, the venue's favour) to this many decimal places.
+    notional, in the quote currency (no rebates: a fill's fee is never negative on
+    ``trading.events``). ``fee_places``: the fee is rounded up (the venue's favour) to this
+    many decimal places.
     ``max_open_orders``: a submit beyond this many working orders is rejected.
     """
 
@@ -63,10 +64,8 @@ class PaperSettings:
             raise ValueError(f"latency_ns must be non-negative, got {self.latency_ns}")
         for name in ("maker_fee_bps", "taker_fee_bps"):
             bps: Decimal = getattr(self, name)
-            if not bps.is_finite() or abs(bps) > MAX_FEE_BPS:
-                raise ValueError(f"{name} must be within -{MAX_FEE_BPS}..{MAX_FEE_BPS}, got {bps}")
-        if self.taker_fee_bps < 0:
-            raise ValueError(f"taker_fee_bps must be non-negative, got {self.taker_fee_bps}")
+            if not bps.is_finite() or not 0 <= bps <= MAX_FEE_BPS:
+                raise ValueError(f"{name} must be within 0..{MAX_FEE_BPS}, got {bps}")
         if not 0 <= self.fee_places <= 18:
             raise ValueError(f"fee_places must be within 0..18, got {self.fee_places}")
         if self.max_open_orders < 1:

@@ -230,15 +230,15 @@ def test_the_queue_of_a_delayed_order_counts_trades_up_to_when_it_went_live() ->
 
 
 def test_fees_are_basis_points_of_the_notional_in_the_quote_currency_rounded_up() -> None:
-    paper = matcher(maker_fee_bps=D("-1"), taker_fee_bps=D("7.5"), fee_places=2)
+    paper = matcher(maker_fee_bps=D("1"), taker_fee_bps=D("7.5"), fee_places=2)
     paper.submit(order("t", "buy", "0.3"), T0)
     paper.submit(order("m", "buy", "0.5", "100"), T0)
     got = [r for r in paper.on_tick(trade(1, "99.9", "1")) if isinstance(r, OrderFilled)]
     # taker: 99.9 * 0.3 * 7.5 / 10000 = 0.02247750 -> 0.03 (up)
-    # maker: 100 * 0.5 * -1 / 10000 = -0.005 -> -0.00 (towards plus infinity: a smaller rebate)
+    # maker: 100 * 0.5 * 1 / 10000 = 0.005 -> 0.01 (up)
     assert [(f.order_id, f.fee, f.fee_currency) for f in got] == [
         ("t", D("0.03"), "USDT"),
-        ("m", D("-0.00"), "USDT"),
+        ("m", D("0.01"), "USDT"),
     ]
 
 
@@ -425,8 +425,8 @@ def test_each_instruments_trades_fill_only_its_own_orders() -> None:
     ("settings", "message"),
     [
         ({"latency_ns": -1}, "latency_ns must be non-negative, got -1"),
-        ({"taker_fee_bps": D("-1")}, "taker_fee_bps must be non-negative, got -1"),
-        ({"maker_fee_bps": D("2000")}, "maker_fee_bps must be within -1000..1000, got 2000"),
+        ({"maker_fee_bps": D("-1")}, "maker_fee_bps must be within 0..1000, got -1"),
+        ({"taker_fee_bps": D("2000")}, "taker_fee_bps must be within 0..1000, got 2000"),
         ({"fee_places": 19}, "fee_places must be within 0..18, got 19"),
         ({"max_open_orders": 0}, "max_open_orders must be at least 1, got 0"),
     ],
