@@ -1,1 +1,2 @@
-"""The trading service: orders, accounts, the paper venue and the event store (issue #15)."""
+"""The trading service: orders, accounts and risk (``trading.domain``), the paper venue
+(``trading.paper``) and event sourcing (``trading.store``); ``docs/trading.md``."""
