@@ -35,21 +35,13 @@ from core.trading_events import (
     OrderType,
     OrderUpdated,
 )
+from trading.domain.instruments import UnknownInstrumentError, spec_of
 from trading.paper import venue
 from trading.paper.book import Allocation, WorkingOrder, allocate, claims
 from trading.paper.exact import EXACT, fee
 from trading.paper.queue import TradeHistory
 from trading.paper.settings import PaperSettings
 from trading.paper.venue import AmendRefused, CancelRefused, VenueReport
-
-
-def _quote_of(instrument: str) -> str:
-    """TEMPORARY until ``trading.domain.instruments.spec_of`` lands on h/tdomain."""
-    symbol = instrument.split(":", 1)[1]
-    for quote in ("USDT", "USDC", "USD", "EUR"):
-        if symbol.endswith(quote):
-            return quote
-    raise ValueError(instrument)
 
 
 def _positive(value: Decimal) -> bool:
@@ -106,7 +98,7 @@ class PaperMatcher:
         working = WorkingOrder(
             order=order,
             venue_order_id=f"paper-{self._accepted}",
-            fee_currency=_quote_of(order.instrument),
+            fee_currency=spec_of(order.instrument).quote,
             seq=self._next_seq(),
             live_ts=ts + self._settings.latency_ns,
             quantity=order.quantity,
@@ -251,6 +243,10 @@ class PaperMatcher:
         if len(self._orders) >= self._settings.max_open_orders:
             limit = self._settings.max_open_orders
             return venue.TOO_MANY_ORDERS, f"the paper venue holds at most {limit} working orders"
+        try:
+            spec_of(order.instrument)
+        except UnknownInstrumentError as exc:
+            return exc.code, str(exc)
         return venue.INVALID_ORDER, _price_problem(order)
 
     def _join_queue(self, working: WorkingOrder, history: TradeHistory, ts: int) -> None:

@@ -453,3 +453,9 @@ def test_a_later_order_at_the_same_price_never_has_less_ahead_than_an_earlier_on
     assert fills(paper.on_tick(trade(4, "100", "1", at=22))) == [
         ("first", 4, "100", "0.5", "maker")
     ]
+
+
+def test_an_instrument_without_known_currencies_is_rejected_with_the_domains_code() -> None:
+    (rejected,) = PaperMatcher().submit(order("x", price="1", instrument="KRAKEN:ABCDEF"), T0)
+    assert isinstance(rejected, OrderRejected)
+    assert rejected.reason_code == "unknown-instrument"
