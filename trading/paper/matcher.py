@@ -34,6 +34,7 @@ from core.trading_events import (
     OrderTriggered,
     OrderType,
     OrderUpdated,
+    TimeInForce,
 )
 from trading.domain.instruments import UnknownInstrumentError, spec_of
 from trading.paper import venue
@@ -304,9 +305,9 @@ class PaperMatcher:
     def _ended_unfilled(self, working: WorkingOrder, ts: int) -> OrderCanceled:
         """The end of an IOC or FOK order that its one trade did not fill entirely."""
         self._remove(working)
-        fok = working.order.time_in_force.value == "fok"
-        reason = venue.FOK_UNFILLED if fok else venue.IOC_REMAINDER
         order = working.order
+        fok = order.time_in_force == TimeInForce.FOK
+        reason = venue.FOK_UNFILLED if fok else venue.IOC_REMAINDER
         return OrderCanceled(account=order.account, order_id=order.order_id, reason=reason, ts=ts)
 
 
