@@ -9,8 +9,10 @@ from __future__ import annotations
 
 from decimal import ROUND_CEILING, Context, Decimal, Inexact, InvalidOperation, Overflow
 
-EXACT = Context(prec=80, traps=[Inexact, InvalidOperation, Overflow])
-_ROUNDING = Context(prec=80, traps=[InvalidOperation, Overflow])
+EXACT = Context(prec=200, traps=[Inexact, InvalidOperation, Overflow])
+"""Enough digits for a price times a quantity times a fee rate of any amount an event may
+carry (30 digits before the point and 36 after, each)."""
+_ROUNDING = Context(prec=200, traps=[InvalidOperation, Overflow])
 
 _BPS = Decimal(10_000)
 

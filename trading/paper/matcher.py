@@ -35,6 +35,7 @@ from core.trading_events import (
     OrderType,
     OrderUpdated,
     TimeInForce,
+    amount_problem,
 )
 from trading.domain.instruments import UnknownInstrumentError, spec_of
 from trading.paper import venue
@@ -45,14 +46,11 @@ from trading.paper.settings import PaperSettings
 from trading.paper.venue import AmendRefused, CancelRefused, VenueReport
 
 
-def _positive(value: Decimal) -> bool:
-    return value.is_finite() and value > 0
-
-
 def _price_problem(order: OrderSubmitted) -> str | None:
-    """Why the order's prices do not fit its type, or None."""
-    if not _positive(order.quantity):
-        return "the quantity must be a positive number"
+    """Why the order's quantity and prices do not fit its type, or None."""
+    problem = amount_problem(order.quantity)
+    if problem is not None:
+        return f"the quantity {problem}"
     wanted = {
         OrderType.LIMIT: (True, False),
         OrderType.MARKET: (False, False),
@@ -61,10 +59,13 @@ def _price_problem(order: OrderSubmitted) -> str | None:
     for name, needed, value in zip(
         ("price", "stop_price"), wanted, (order.price, order.stop_price), strict=True
     ):
-        if needed and (value is None or not _positive(value)):
-            return f"a {order.type.value} order needs a positive {name}"
+        if needed and value is None:
+            return f"a {order.type.value} order needs a {name}"
         if not needed and value is not None:
             return f"a {order.type.value} order has no {name}"
+        problem = None if value is None else amount_problem(value)
+        if problem is not None:
+            return f"the {name} {problem}"
     return None
 
 
@@ -336,18 +337,16 @@ def _amend_problem(
             None,
             "an amend changes the quantity, the price or the stop price",
         )
-    if quantity is not None:
-        if not _positive(quantity):
-            return venue.INVALID_AMEND, "quantity", "the quantity must be a positive number"
-        if quantity <= working.filled:
-            message = f"the quantity must be above the {working.filled} already filled"
-            return venue.QUANTITY_NOT_ABOVE_FILLED, "quantity", message
+    for name, value in (("quantity", quantity), ("price", price), ("stop_price", stop_price)):
+        problem = None if value is None else amount_problem(value)
+        if problem is not None:
+            return venue.INVALID_AMEND, name, f"the {name} {problem}"
+    if quantity is not None and quantity <= working.filled:
+        message = f"the quantity must be above the {working.filled} already filled"
+        return venue.QUANTITY_NOT_ABOVE_FILLED, "quantity", message
     kind = working.order.type
-    if price is not None and (kind != OrderType.LIMIT or not _positive(price)):
-        return venue.INVALID_AMEND, "price", "only a limit order's price, to a positive number"
-    if stop_price is not None and (
-        kind != OrderType.STOP_MARKET or working.triggered or not _positive(stop_price)
-    ):
-        message = "only an untriggered stop's stop price, to a positive number"
-        return venue.INVALID_AMEND, "stop_price", message
+    if price is not None and kind != OrderType.LIMIT:
+        return venue.INVALID_AMEND, "price", f"a {kind.value} order has no price"
+    if stop_price is not None and (kind != OrderType.STOP_MARKET or working.triggered):
+        return venue.INVALID_AMEND, "stop_price", "only an untriggered stop has a stop price"
     return None

@@ -12,6 +12,7 @@ from core.trading_events import (
     OrderCanceled,
     OrderFilled,
     OrderRejected,
+    OrderSubmitted,
     OrderTriggered,
     OrderType,
     OrderUpdated,
@@ -372,19 +373,22 @@ def test_a_market_order_has_no_price_to_amend_and_an_unknown_order_nothing() -> 
 @pytest.mark.parametrize(
     ("submitted", "message"),
     [
-        (order("x", quantity="0", price="100"), "the quantity must be a positive number"),
-        (order("x", type=OrderType.LIMIT), "a limit order needs a positive price"),
+        (order("x", quantity="0", price="100"), "the quantity must be positive, got 0"),
+        (order("x", quantity="1E+31"), "the quantity must be below 10**30, got 1E+31"),
+        (order("x", type=OrderType.LIMIT), "a limit order needs a price"),
+        (order("x", price="-1"), "the price must be positive, got -1"),
         (order("x", price="100", type=OrderType.MARKET), "a market order has no price"),
-        (order("x", type=OrderType.STOP_MARKET), "a stop-market order needs a positive stop_price"),
+        (order("x", type=OrderType.STOP_MARKET), "a stop-market order needs a stop_price"),
+        (
+            order("x", stop_price="1E-37"),
+            "the stop_price must have at most 36 decimal places, got 1E-37",
+        ),
         (order("x", price="100", stop_price="90"), "a limit order has no stop_price"),
     ],
 )
 def test_an_order_whose_prices_do_not_fit_its_type_is_rejected(
-    submitted: object, message: str
+    submitted: OrderSubmitted, message: str
 ) -> None:
-    from core.trading_events import OrderSubmitted
-
-    assert isinstance(submitted, OrderSubmitted)
     assert PaperMatcher().submit(submitted, T0) == [
         OrderRejected(
             account=ACCOUNT, order_id="x", reason_code="invalid-order", message=message, ts=T0
