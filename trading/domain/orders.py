@@ -36,6 +36,7 @@ from core.trading_events import (
     TimeInForce,
     kind_of,
 )
+from trading.domain.exact import EXACT, exact
 
 MAX_DIGITS: Final = 15
 """A quantity or price is below ``10**MAX_DIGITS``; with at most ``MAX_SCALE`` (18) decimal
@@ -285,7 +286,7 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
 
     @property
     def remaining(self) -> Decimal:
-        return self.quantity - self.filled_quantity
+        return EXACT.subtract(self.quantity, self.filled_quantity)
 
     @property
     def is_open(self) -> bool:
@@ -295,6 +296,7 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     def is_terminal(self) -> bool:
         return self.status in TERMINAL
 
+    @exact
     def apply(self, event: OrderEvent) -> Order:
         """This order after ``event``; :class:`IllegalTransition` when the state machine does
         not allow it here, or it does not fit the order (another order's event, a fill of
