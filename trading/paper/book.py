@@ -14,7 +14,7 @@ from decimal import Decimal
 
 from core.ticks import Tick
 from core.trading_events import Liquidity, OrderSide, OrderSubmitted, OrderType, TimeInForce
-from trading.paper.exact import EXACT
+from trading.domain.exact import EXACT
 
 _ZERO = Decimal(0)
 

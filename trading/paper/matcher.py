@@ -37,10 +37,11 @@ from core.trading_events import (
     TimeInForce,
     amount_problem,
 )
+from trading.domain.exact import EXACT
 from trading.domain.instruments import UnknownInstrumentError, spec_of
 from trading.paper import venue
 from trading.paper.book import Allocation, WorkingOrder, allocate, claims
-from trading.paper.exact import EXACT, fee
+from trading.paper.fees import fee
 from trading.paper.queue import TradeHistory
 from trading.paper.settings import PaperSettings
 from trading.paper.venue import AmendRefused, CancelRefused, VenueReport

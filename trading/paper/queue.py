@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections import deque
 from decimal import Decimal
 
-from trading.paper.exact import EXACT
+from trading.domain.exact import EXACT
 from trading.paper.settings import QueueModel
 
 
