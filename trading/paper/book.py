@@ -1,147 +1,197 @@
-"""The matcher's working orders and how one trade is shared among them.
+"""The working orders of one instrument, indexed so that a trade costs only the orders it can
+concern: the takers, the resting limits it reaches, the stops it triggers.
 
-A :class:`WorkingOrder` is the venue's mutable view of one accepted order: what is left, its
-place in time priority, its estimated queue. :func:`claims` says which working orders one
-trade can fill, at what price and up to how much, in priority order; :func:`allocate` shares
-the trade's size among them so that the fills never add up to more than the trade.
+- orders not live yet wait in a heap by the time they go live (submit time + latency);
+- live takers (market orders, triggered stops, IOC and FOK orders) in a list;
+- live resting limits by price level, one :class:`Levels` per side;
+- live stops that have not triggered, by stop price, one :class:`Stops` per side.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable
-from dataclasses import dataclass
+import heapq
+from bisect import bisect_left, bisect_right, insort
 from decimal import Decimal
 
-from core.ticks import Tick
-from core.trading_events import Liquidity, OrderSide, OrderSubmitted, OrderType, TimeInForce
+from core.trading_events import OrderSide
 from trading.domain.exact import EXACT
-
-_ZERO = Decimal(0)
-
-
-@dataclass(slots=True)
-class WorkingOrder:
-    """One accepted order while it works at the paper venue."""
-
-    order: OrderSubmitted
-    venue_order_id: str
-    fee_currency: str
-    seq: int
-    """Time priority: smaller is earlier; a new number when the order loses its place."""
-    live_ts: int
-    """The order takes part in trades with ``ts_event >= live_ts`` (submit time + latency)."""
-    quantity: Decimal
-    price: Decimal | None
-    stop_price: Decimal | None
-    filled: Decimal = _ZERO
-    queue_ahead: Decimal = _ZERO
-    """Size estimated ahead of a resting limit at its price (the queue model)."""
-    live: bool = False
-    triggered: bool = False
-    fills: int = 0
-
-    @property
-    def remaining(self) -> Decimal:
-        return EXACT.subtract(self.quantity, self.filled)
-
-    @property
-    def is_buy(self) -> bool:
-        return self.order.side == OrderSide.BUY
-
-    @property
-    def immediate(self) -> bool:
-        """Immediate-or-cancel or fill-or-kill: it ends with the first trade it meets."""
-        return self.order.time_in_force != TimeInForce.GTC
-
-    @property
-    def taking(self) -> bool:
-        """It takes liquidity: a market order, a triggered stop, an IOC or FOK limit."""
-        if self.order.type == OrderType.STOP_MARKET:
-            return self.triggered
-        return self.order.type == OrderType.MARKET or self.immediate
-
-    @property
-    def resting(self) -> bool:
-        """A good-till-cancel limit order: it rests, and makes liquidity."""
-        return self.order.type == OrderType.LIMIT and not self.immediate
-
-    def improvement(self, trade_price: Decimal) -> Decimal:
-        """How far the trade printed through this order's limit (negative: not reached)."""
-        assert self.price is not None
-        diff = EXACT.subtract(self.price, trade_price)
-        return diff if self.is_buy else -diff
-
-    def stop_reached(self, trade_price: Decimal) -> bool:
-        """A buy stop triggers on a trade at or above its stop, a sell stop at or below."""
-        assert self.stop_price is not None
-        return trade_price >= self.stop_price if self.is_buy else trade_price <= self.stop_price
+from trading.paper.queue import TradeHistory
+from trading.paper.working import ZERO, WorkingOrder
 
 
-@dataclass(frozen=True, slots=True)
-class Claim:
-    """What one trade may give one working order."""
+class Levels:
+    """The live resting limits of one side, by price."""
 
-    order: WorkingOrder
-    price: Decimal
-    cap: Decimal
-    ahead: Decimal
-    """What of the trade goes to the queue ahead first (a touch of a resting limit)."""
-    liquidity: Liquidity
-    all_or_none: bool
+    def __init__(self, buy: bool) -> None:
+        self._buy = buy
+        self._prices: list[Decimal] = []
+        """Ascending."""
+        self._levels: dict[Decimal, list[WorkingOrder]] = {}
 
+    def add(self, order: WorkingOrder) -> None:
+        assert order.price is not None
+        level = self._levels.get(order.price)
+        if level is None:
+            insort(self._prices, order.price)
+            level = self._levels[order.price] = []
+        level.append(order)
 
-@dataclass(frozen=True, slots=True)
-class Allocation:
-    """One fill: ``quantity`` of ``order`` at ``price``."""
+    def remove(self, order: WorkingOrder) -> None:
+        assert order.price is not None
+        level = self._levels[order.price]
+        level.remove(order)
+        if not level:
+            del self._levels[order.price]
+            del self._prices[bisect_left(self._prices, order.price)]
 
-    order: WorkingOrder
-    price: Decimal
-    quantity: Decimal
-    liquidity: Liquidity
+    def at(self, price: Decimal) -> list[WorkingOrder]:
+        """The orders resting at ``price``."""
+        return self._levels.get(price, [])
 
-
-def claims(orders: Iterable[WorkingOrder], tick: Tick) -> list[Claim]:
-    """The live orders ``tick`` can fill, in priority order.
-
-    Priority: orders that take liquidity first, then resting limits by how far the trade
-    printed through their price (the price a sweep reaches first), then time (``seq``).
-    A taker fills at the trade's price, a resting limit at its own. A resting limit that the
-    trade only touches gets what is left of the trade beyond the queue ahead of it.
-    """
-    ranked: list[tuple[tuple[int, Decimal, int], Claim]] = []
-    for order in orders:
-        if not order.live or order.remaining <= 0:
-            continue
-        if order.taking:
-            if order.price is not None and order.improvement(tick.price) < 0:
-                continue  # an IOC or FOK limit the trade is worse than
-            fok = order.order.time_in_force == TimeInForce.FOK
-            claim = Claim(order, tick.price, order.remaining, _ZERO, Liquidity.TAKER, fok)
-            ranked.append(((0, _ZERO, order.seq), claim))
-        elif order.resting:
-            through = order.improvement(tick.price)
-            if through < 0:
-                continue
-            ahead = order.queue_ahead if through == 0 else _ZERO
-            assert order.price is not None
-            claim = Claim(order, order.price, order.remaining, ahead, Liquidity.MAKER, False)
-            ranked.append(((1, -through, order.seq), claim))
-    ranked.sort(key=lambda item: item[0])
-    return [claim for _, claim in ranked]
-
-
-def allocate(ranked: Iterable[Claim], size: Decimal) -> list[Allocation]:
-    """Share ``size`` among ``ranked`` in order: each claim gets what is left of the trade
-    beyond the queue ahead of it, up to its cap; a fill-or-kill claim gets all or nothing."""
-    fills: list[Allocation] = []
-    left = size
-    for claim in ranked:
-        available = max(_ZERO, EXACT.subtract(left, claim.ahead))
-        if claim.all_or_none:
-            quantity = claim.cap if claim.cap <= available else _ZERO
+    def reached(self, trade_price: Decimal) -> list[WorkingOrder]:
+        """The orders a trade at ``trade_price`` reaches: at their price or through it."""
+        if self._buy:
+            prices = self._prices[bisect_left(self._prices, trade_price) :]
         else:
-            quantity = min(claim.cap, available)
-        if quantity > 0:
-            fills.append(Allocation(claim.order, claim.price, quantity, claim.liquidity))
-            left = EXACT.subtract(left, quantity)
-    return fills
+            prices = self._prices[: bisect_right(self._prices, trade_price)]
+        return [order for price in prices for order in self._levels[price]]
+
+
+class Stops:
+    """The live stops of one side that have not triggered, by stop price."""
+
+    def __init__(self, buy: bool) -> None:
+        self._buy = buy
+        self._stops: list[tuple[Decimal, int, WorkingOrder]] = []
+        """Ascending by (stop price, seq); ``seq`` is unique, so orders are never compared."""
+
+    def _key(self, order: WorkingOrder) -> tuple[Decimal, int, WorkingOrder]:
+        assert order.stop_price is not None
+        return (order.stop_price, order.seq, order)
+
+    def add(self, order: WorkingOrder) -> None:
+        insort(self._stops, self._key(order))
+
+    def remove(self, order: WorkingOrder) -> None:
+        self._stops.remove(self._key(order))
+
+    def triggered(self, trade_price: Decimal) -> list[WorkingOrder]:
+        """Take out the stops a trade at ``trade_price`` triggers (a buy stop at or below the
+        trade, a sell stop at or above it)."""
+        if self._buy:
+            cut = bisect_right(self._stops, trade_price, key=lambda item: item[0])
+            hit, self._stops = self._stops[:cut], self._stops[cut:]
+        else:
+            cut = bisect_left(self._stops, trade_price, key=lambda item: item[0])
+            self._stops, hit = self._stops[:cut], self._stops[cut:]
+        return [order for _, _, order in hit]
+
+
+class Book:
+    """The working orders of one instrument, with their time priority (``seq``)."""
+
+    def __init__(self) -> None:
+        self.orders: dict[str, WorkingOrder] = {}
+        self._seq = 0
+        self._pushed = 0
+        self._pending: list[tuple[int, int, WorkingOrder]] = []
+        """A heap of (live_ts, push number, order); removed orders are skipped when popped."""
+        self._takers: list[WorkingOrder] = []
+        self._levels = {OrderSide.BUY: Levels(buy=True), OrderSide.SELL: Levels(buy=False)}
+        self._stops = {OrderSide.BUY: Stops(buy=True), OrderSide.SELL: Stops(buy=False)}
+
+    def __len__(self) -> int:
+        return len(self.orders)
+
+    def next_seq(self) -> int:
+        self._seq += 1
+        return self._seq
+
+    def add(self, order: WorkingOrder) -> None:
+        """A new order, at the back of time priority; live from ``order.live_ts``."""
+        order.seq = self.next_seq()
+        self.orders[order.order.order_id] = order
+        self._pushed += 1
+        heapq.heappush(self._pending, (order.live_ts, self._pushed, order))
+
+    def remove(self, order: WorkingOrder) -> None:
+        del self.orders[order.order.order_id]
+        if order.live:
+            self.detach(order)
+
+    def activate(self, ts: int, history: TradeHistory) -> None:
+        """Make live the orders whose time has come by ``ts``, in the order they go live."""
+        while self._pending and self._pending[0][0] <= ts:
+            _, _, order = heapq.heappop(self._pending)
+            if self.orders.get(order.order.order_id) is not order:
+                continue  # canceled before it went live
+            order.live = True
+            if order.resting:
+                self.join_queue(order, history, order.live_ts)
+            self.attach(order)
+
+    def takers(self) -> list[WorkingOrder]:
+        """The live takers, in time priority."""
+        return sorted(self._takers, key=lambda order: order.seq)
+
+    def reached(self, trade_price: Decimal) -> list[WorkingOrder]:
+        """The resting limits a trade at ``trade_price`` reaches, of both sides."""
+        return [
+            *self._levels[OrderSide.BUY].reached(trade_price),
+            *self._levels[OrderSide.SELL].reached(trade_price),
+        ]
+
+    def trigger(self, trade_price: Decimal) -> list[WorkingOrder]:
+        """The stops a trade at ``trade_price`` triggers, now takers at the back of time
+        priority (in the order they were placed)."""
+        hit = [
+            *self._stops[OrderSide.BUY].triggered(trade_price),
+            *self._stops[OrderSide.SELL].triggered(trade_price),
+        ]
+        hit.sort(key=lambda order: order.seq)
+        for order in hit:
+            order.triggered = True
+            order.seq = self.next_seq()
+            self._takers.append(order)
+        return hit
+
+    def attach(self, order: WorkingOrder) -> None:
+        """Index a live order where it belongs."""
+        side = order.order.side
+        if order.resting:
+            self._levels[side].add(order)
+        elif order.waiting_stop:
+            self._stops[side].add(order)
+        else:
+            self._takers.append(order)
+
+    def detach(self, order: WorkingOrder) -> None:
+        """Take a live order out of its index (to remove it, or to change it)."""
+        side = order.order.side
+        if order.resting:
+            self._levels[side].remove(order)
+        elif order.waiting_stop:
+            self._stops[side].remove(order)
+        else:
+            self._takers.remove(order)
+
+    def join_queue(self, order: WorkingOrder, history: TradeHistory, ts: int) -> None:
+        """Estimate the queue ahead of a resting order that joins its price at ``ts``: the
+        queue model's estimate, but never less than an earlier paper order of the same side
+        at the same price has ahead of it (the estimate cannot overtake time priority)."""
+        assert order.price is not None
+        ahead = history.queue_ahead(order.price, ts)
+        for other in self._levels[order.order.side].at(order.price):
+            if other.seq < order.seq:
+                ahead = max(ahead, other.queue_ahead)
+        order.queue_ahead = ahead
+
+
+def advance_queue(order: WorkingOrder, trade_price: Decimal, size: Decimal) -> None:
+    """A trade at a resting order's price works through the queue ahead of it; a trade
+    through its price has taken the whole level, so nothing is ahead any more."""
+    through = order.improvement(trade_price)
+    if through == 0:
+        order.queue_ahead = max(ZERO, EXACT.subtract(order.queue_ahead, size))
+    elif through > 0:
+        order.queue_ahead = ZERO

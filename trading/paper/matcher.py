@@ -40,11 +40,13 @@ from core.trading_events import (
 from trading.domain.exact import EXACT
 from trading.domain.instruments import UnknownInstrumentError, spec_of
 from trading.paper import venue
-from trading.paper.book import Allocation, WorkingOrder, allocate, claims
+from trading.paper.allocation import Allocation, allocate, claims
+from trading.paper.book import Book, advance_queue
 from trading.paper.fees import fee
 from trading.paper.queue import TradeHistory
 from trading.paper.settings import PaperSettings
 from trading.paper.venue import AmendRefused, CancelRefused, VenueReport
+from trading.paper.working import WorkingOrder
 
 
 def _price_problem(order: OrderSubmitted) -> str | None:
@@ -77,9 +79,8 @@ class PaperMatcher:
     def __init__(self, settings: PaperSettings | None = None) -> None:
         self._settings = settings or PaperSettings()
         self._orders: dict[str, WorkingOrder] = {}
-        self._books: dict[str, dict[str, WorkingOrder]] = {}
+        self._books: dict[str, Book] = {}
         self._histories: dict[str, TradeHistory] = {}
-        self._seq = 0
         self._accepted = 0
 
     # -- the venue interface ---------------------------------------------------------------
@@ -102,14 +103,13 @@ class PaperMatcher:
             order=order,
             venue_order_id=f"paper-{self._accepted}",
             fee_currency=spec_of(order.instrument).quote,
-            seq=self._next_seq(),
             live_ts=ts + self._settings.latency_ns,
             quantity=order.quantity,
             price=order.price,
             stop_price=order.stop_price,
         )
         self._orders[order.order_id] = working
-        self._books.setdefault(order.instrument, {})[order.order_id] = working
+        self._books.setdefault(order.instrument, Book()).add(working)
         return [
             OrderAccepted(
                 account=order.account,
@@ -173,14 +173,18 @@ class PaperMatcher:
         keeps_place = (price is None or price == working.price) and (
             quantity is None or quantity <= working.quantity
         )
+        book = self._books[working.order.instrument]
+        if working.live:
+            book.detach(working)
         working.quantity = working.quantity if quantity is None else quantity
         working.price = working.price if price is None else price
         working.stop_price = working.stop_price if stop_price is None else stop_price
         if not keeps_place:
-            working.seq = self._next_seq()
-            history = self._histories.get(working.order.instrument)
-            if working.live and working.resting and history is not None:
-                self._join_queue(working, history, ts)
+            working.seq = book.next_seq()
+            if working.live and working.resting:
+                book.join_queue(working, self._histories[working.order.instrument], ts)
+        if working.live:
+            book.attach(working)
         return [
             OrderUpdated(
                 account=account,
@@ -199,30 +203,21 @@ class PaperMatcher:
         history = self._histories.get(tick.instrument)
         if history is None:
             history = self._histories[tick.instrument] = TradeHistory(self._settings.queue)
-        book = self._books.get(tick.instrument, {})
-        for working in book.values():
-            if not working.live and tick.ts_event >= working.live_ts:
-                working.live = True
-                if working.resting:
-                    self._join_queue(working, history, working.live_ts)
-        reports: list[VenueReport] = [
-            self._filled(fill, tick) for fill in allocate(claims(book.values(), tick), tick.size)
-        ]
-        for working in list(book.values()):
-            _advance_queue(working, tick)
-            if working.live and working.taking and working.immediate and working.remaining > 0:
-                reports.append(self._ended_unfilled(working, tick.ts_event))
-            elif working.remaining == 0:
-                self._remove(working)
-        for working in book.values():
-            if (
-                working.live
-                and working.order.type == OrderType.STOP_MARKET
-                and not working.triggered
-                and working.stop_reached(tick.price)
-            ):
-                working.triggered = True
-                working.seq = self._next_seq()
+        book = self._books.get(tick.instrument)
+        reports: list[VenueReport] = []
+        if book:
+            book.activate(tick.ts_event, history)
+            takers, makers = book.takers(), book.reached(tick.price)
+            fills = allocate(claims(takers, makers, tick), tick.size)
+            reports += [self._filled(fill, tick) for fill in fills]
+            for working in makers:
+                advance_queue(working, tick.price, tick.size)
+            for working in [*takers, *makers]:
+                if working.remaining == 0:
+                    self._remove(working)
+                elif working.immediate:
+                    reports.append(self._ended_unfilled(working, tick.ts_event))
+            for working in book.trigger(tick.price):
                 order = working.order
                 reports.append(
                     OrderTriggered(account=order.account, order_id=order.order_id, ts=tick.ts_event)
@@ -236,10 +231,6 @@ class PaperMatcher:
 
     # -- inside ----------------------------------------------------------------------------
 
-    def _next_seq(self) -> int:
-        self._seq += 1
-        return self._seq
-
     def _submit_problem(self, order: OrderSubmitted) -> tuple[str, str | None]:
         if order.order_id in self._orders:
             return venue.DUPLICATE_ORDER, f"order {order.order_id!r} is already working"
@@ -252,23 +243,6 @@ class PaperMatcher:
             return exc.code, str(exc)
         return venue.INVALID_ORDER, _price_problem(order)
 
-    def _join_queue(self, working: WorkingOrder, history: TradeHistory, ts: int) -> None:
-        """Put a resting order at the back of its price level at ``ts``: the queue model's
-        estimate, but never less than an earlier paper order at the same price has ahead of
-        it (so that the estimate cannot overtake time priority)."""
-        assert working.price is not None
-        ahead = history.queue_ahead(working.price, ts)
-        for other in self._books[working.order.instrument].values():
-            if (
-                other.seq < working.seq
-                and other.live
-                and other.resting
-                and other.order.side == working.order.side
-                and other.price == working.price
-            ):
-                ahead = max(ahead, other.queue_ahead)
-        working.queue_ahead = ahead
-
     def _find(self, account: int, order_id: str) -> WorkingOrder | None:
         working = self._orders.get(order_id)
         if working is None or working.order.account != account:
@@ -276,9 +250,8 @@ class PaperMatcher:
         return working
 
     def _remove(self, working: WorkingOrder) -> None:
-        order = working.order
-        del self._orders[order.order_id]
-        del self._books[order.instrument][order.order_id]
+        del self._orders[working.order.order_id]
+        self._books[working.order.instrument].remove(working)
 
     def _filled(self, fill: Allocation, tick: Tick) -> OrderFilled:
         working = fill.order
@@ -311,18 +284,6 @@ class PaperMatcher:
         fok = order.time_in_force == TimeInForce.FOK
         reason = venue.FOK_UNFILLED if fok else venue.IOC_REMAINDER
         return OrderCanceled(account=order.account, order_id=order.order_id, reason=reason, ts=ts)
-
-
-def _advance_queue(working: WorkingOrder, tick: Tick) -> None:
-    """A trade at a resting order's price works through the queue ahead of it; a trade
-    through its price has taken the whole level, so nothing is ahead any more."""
-    if not (working.live and working.resting):
-        return
-    through = working.improvement(tick.price)
-    if through == 0:
-        working.queue_ahead = max(Decimal(0), EXACT.subtract(working.queue_ahead, tick.size))
-    elif through > 0:
-        working.queue_ahead = Decimal(0)
 
 
 def _amend_problem(

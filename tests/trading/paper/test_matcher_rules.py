@@ -463,3 +463,36 @@ def test_an_instrument_without_known_currencies_is_rejected_with_the_domains_cod
     (rejected,) = PaperMatcher().submit(order("x", price="1", instrument="KRAKEN:ABCDEF"), T0)
     assert isinstance(rejected, OrderRejected)
     assert rejected.reason_code == "unknown-instrument"
+
+
+def test_stops_one_trade_triggers_become_takers_in_the_order_they_were_placed() -> None:
+    paper = PaperMatcher()
+    paper.submit(order("far", "sell", "1", stop_price="99"), T0)
+    paper.submit(order("near", "sell", "1", stop_price="100"), T0 + 1)
+    paper.submit(order("buy", "buy", "1", stop_price="98"), T0 + 2)  # 98.5 is above it
+    assert kinds(paper.on_tick(trade(1, "98.5", "5"))) == [
+        ("OrderTriggered", "far"),
+        ("OrderTriggered", "near"),
+        ("OrderTriggered", "buy"),
+    ]
+    assert fills(paper.on_tick(trade(2, "98", "1.5"))) == [
+        ("far", 2, "98", "1", "taker"),
+        ("near", 2, "98", "0.5", "taker"),
+    ]
+
+
+def test_an_order_canceled_before_it_goes_live_never_fills_and_its_id_can_come_back() -> None:
+    paper = matcher(latency_ns=5 * SECOND)
+    paper.submit(order("a", "buy", "1"), T0)
+    paper.cancel(ACCOUNT, "a", T0 + SECOND)
+    paper.submit(order("a", "sell", "0.5"), T0 + 2 * SECOND)  # live from 7 s
+    assert paper.on_tick(trade(6, "100", "9")) == []
+    assert fills(paper.on_tick(trade(7, "100", "9"))) == [("a", 7, "100", "0.5", "taker")]
+
+
+def test_an_order_amended_before_it_goes_live_works_as_amended() -> None:
+    paper = matcher(latency_ns=5 * SECOND)
+    paper.submit(order("a", "buy", "1", "100"), T0)
+    paper.amend(ACCOUNT, "a", T0 + SECOND, price=D("101"), quantity=D("2"))
+    assert paper.on_tick(trade(4, "99", "9")) == []  # not live yet
+    assert fills(paper.on_tick(trade(5, "100.5", "9"))) == [("a", 5, "101", "2", "maker")]
