@@ -75,6 +75,8 @@ def allocate(ranked: Iterable[Claim], size: Decimal) -> list[Allocation]:
     fills: list[Allocation] = []
     left = size
     for claim in ranked:
+        if left == 0:
+            break
         available = max(ZERO, EXACT.subtract(left, claim.ahead))
         if claim.all_or_none:
             quantity = claim.cap if claim.cap <= available else ZERO

@@ -10,6 +10,7 @@ concern: the takers, the resting limits it reaches, the stops it triggers.
 from __future__ import annotations
 
 import heapq
+import sys
 from bisect import bisect_left, bisect_right, insort
 from decimal import Decimal
 
@@ -17,6 +18,9 @@ from core.trading_events import OrderSide
 from trading.domain.exact import EXACT
 from trading.paper.queue import TradeHistory
 from trading.paper.working import ZERO, WorkingOrder
+
+_LAST = sys.maxsize
+"""Above every ``seq``: a probe that sorts after every stop at one price."""
 
 
 class Levels:
@@ -78,12 +82,17 @@ class Stops:
     def triggered(self, trade_price: Decimal) -> list[WorkingOrder]:
         """Take out the stops a trade at ``trade_price`` triggers (a buy stop at or below the
         trade, a sell stop at or above it)."""
+        stops = self._stops
         if self._buy:
-            cut = bisect_right(self._stops, trade_price, key=lambda item: item[0])
-            hit, self._stops = self._stops[:cut], self._stops[cut:]
+            cut = bisect_right(stops, (trade_price, _LAST))
+            if cut == 0:
+                return []
+            hit, self._stops = stops[:cut], stops[cut:]
         else:
-            cut = bisect_left(self._stops, trade_price, key=lambda item: item[0])
-            self._stops, hit = self._stops[:cut], self._stops[cut:]
+            cut = bisect_left(stops, (trade_price,))
+            if cut == len(stops):
+                return []
+            self._stops, hit = stops[:cut], stops[cut:]
         return [order for _, _, order in hit]
 
 
