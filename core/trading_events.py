@@ -75,10 +75,13 @@ class Liquidity(enum.StrEnum):
     TAKER = "taker"
 
 
+ID_PATTERN: Final = r"[A-Za-z0-9._:-]{1,64}"
+"""What a client order id looks like (and an order id a client may send)."""
+
 AccountId = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Nanos = Annotated[int, msgspec.Meta(ge=0, le=2**63 - 1)]
 Identifier = Annotated[str, msgspec.Meta(min_length=1, max_length=64)]
-ClientOrderId = Annotated[str, msgspec.Meta(pattern=r"^[A-Za-z0-9._:-]{1,64}$")]
+ClientOrderId = Annotated[str, msgspec.Meta(pattern=f"^{ID_PATTERN}$")]
 Instrument = Annotated[str, msgspec.Meta(pattern=f"^{INSTRUMENT_PATTERN}$")]
 Currency = Annotated[str, msgspec.Meta(pattern=r"^[A-Z0-9]{1,16}$")]
 Code = Annotated[str, msgspec.Meta(pattern=r"^[a-z][a-z0-9-]{0,63}$")]

@@ -38,6 +38,8 @@ VARIANTS = {"order-filled": ("part", "rest")}
 @pytest.mark.parametrize(
     ("type_", "changes", "field", "code"),
     [
+        (T.LIMIT, {"account": -1}, "account", "format"),
+        (T.LIMIT, {"account": True}, "account", "format"),
         (T.LIMIT, {"client_order_id": ""}, "client_order_id", "format"),
         (T.LIMIT, {"client_order_id": "x" * 65}, "client_order_id", "format"),
         (T.LIMIT, {"client_order_id": "a b"}, "client_order_id", "format"),
@@ -274,6 +276,15 @@ def test_a_fill_seen_before_is_illegal_and_a_sell_limit_fills_at_or_above_its_pr
     with pytest.raises(IllegalTransition, match="beyond the limit"):
         sell.apply(with_fill(sell, price=D("99.99")))
     assert sell.apply(with_fill(sell, price=D("100.5"))).filled_notional == D("100.5")
+
+
+def test_a_fill_or_kill_order_fills_whole_or_not_at_all() -> None:
+    opened = request(time_in_force=te.TimeInForce.FOK).submitted("o-1", ts=1)
+    order = Order.submitted(opened)
+    order = order.apply(event("order-accepted", order))
+    with pytest.raises(IllegalTransition, match="fills whole or not at all"):
+        order.apply(with_fill(order))
+    assert order.apply(event("order-filled", order, "rest")).status is S.FILLED
 
 
 def test_fills_add_up_exactly() -> None:

@@ -9,9 +9,9 @@ import pytest
 
 from core import trading_events as te
 from tests.trading.factories import request
-from trading.domain.accounts import Account, fold_account
-from trading.domain.orders import OrderRequest
-from trading.domain.risk import SECOND_NS, RiskLimits, RiskRefused, check
+from trading.domain.accounts import Account, fold_account, reservation_for
+from trading.domain.orders import OrderRequest, cancel, fold
+from trading.domain.risk import SECOND_NS, RiskLimits, RiskRefused, check, kill
 
 D = Decimal
 T = te.OrderType
@@ -92,6 +92,13 @@ def test_an_order_within_every_limit_passes(
     check(made, account, last, NOW, LIMITS)
 
 
+def test_the_default_limits_hold_when_none_are_given() -> None:
+    with pytest.raises(RiskRefused) as refused:
+        check(request(quantity=D(1001)), funded("1E+6"), D(100), NOW)
+    assert (refused.value.code, refused.value.field) == ("max-position", "quantity")
+    check(request(quantity=D(1000)), funded("1E+6"), D(100), NOW)
+
+
 def test_the_deployments_kill_switch_blocks_every_account() -> None:
     stopped = RiskLimits(kill_switch=True)
     with pytest.raises(RiskRefused) as refused:
@@ -111,3 +118,37 @@ def test_the_deployments_kill_switch_blocks_every_account() -> None:
 def test_limits_are_checked_when_made(changes: dict[str, object], problem: str) -> None:
     with pytest.raises(ValueError, match=problem):
         RiskLimits(**changes)  # type: ignore[arg-type]
+
+
+def test_the_kill_switch_cancels_every_open_order_releases_it_and_blocks() -> None:
+    events: list[te.TradingEvent] = [
+        te.FundsDeposited(account=7, currency="USDT", amount=D(1000), ts=0)
+    ]
+    events.append(te.FundsDeposited(account=7, currency="XBT", amount=D(3), ts=0))
+    orders = []
+    for n, made in enumerate([request(), request(price=D(99)), request(side=SELL)]):
+        opened = made.submitted(f"o-{n}", ts=n)
+        needed = reservation_for(made, D(100), LIMITS.price_band_pct, LIMITS.taker_fee)
+        events.append(opened)
+        events.append(
+            te.FundsReserved(
+                account=7, order_id=opened.order_id, currency=needed.currency,
+                amount=needed.amount, ts=n,
+            )
+        )  # fmt: skip
+        accepted = te.OrderAccepted(account=7, order_id=opened.order_id, venue_order_id="v", ts=n)
+        orders.append(fold([opened, accepted]))
+    ended = orders[1].apply(cancel(orders[1], ts=5))
+    released = fold_account(7, events).release("o-1", ts=5)
+    assert released is not None
+    events.append(released)
+    stopped = kill(fold_account(7, events), [orders[0], ended, orders[2]], ts=9)
+    assert [te.kind_of(event) for event in stopped] == [
+        "kill-switch-set", "order-canceled", "funds-released", "order-canceled", "funds-released",
+    ]  # fmt: skip
+    after = fold_account(7, [*events, *stopped])
+    assert (after.kill_switch, after.reservations) == (True, {})
+    assert (after.available("USDT"), after.available("XBT")) == (D(1000), D(3))
+    with pytest.raises(RiskRefused) as refused:
+        check(request(), after, D(100), NOW, LIMITS)
+    assert refused.value.code == "kill-switch"

@@ -206,15 +206,13 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
 
     # -- folding ------------------------------------------------------------------------------
 
-    def _moved(
-        self, flows: Mapping[str, Decimal], reservations: Mapping[str, Reservation] | None = None
-    ) -> Account:
+    def _moved(self, flows: Mapping[str, Decimal]) -> Account:
+        """This account with ``flows`` added to its cash; ``overdrawn`` when a currency they
+        touch would hold less than what is reserved in it."""
         cash = dict(self.cash)
         for currency, amount in flows.items():
             cash[currency] = cash.get(currency, _ZERO) + amount
         moved = msgspec.structs.replace(self, cash=cash)
-        if reservations is not None:
-            moved = moved._with_reservations(reservations)
         for currency in flows:
             if moved.available(currency) < 0:
                 raise AccountError(
@@ -224,10 +222,22 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
                 )
         return moved
 
-    def _with_reservations(self, reservations: Mapping[str, Reservation]) -> Account:
-        reserved: dict[str, Decimal] = {}
-        for held in reservations.values():
-            reserved[held.currency] = reserved.get(held.currency, _ZERO) + held.amount
+    def _held(self, order_id: str, currency: str, change: Decimal) -> Account:
+        """This account with ``change`` more (or less) held for ``order_id`` in ``currency``
+        (the reservation is gone when nothing is left of it)."""
+        held = self.reservations.get(order_id)
+        amount = change + (held.amount if held else _ZERO)
+        reservations = dict(self.reservations)
+        if amount:
+            reservations[order_id] = Reservation(currency, amount)
+        else:
+            reservations.pop(order_id, None)
+        reserved = dict(self.reserved)
+        total = reserved.get(currency, _ZERO) + change
+        if total:
+            reserved[currency] = total
+        else:
+            reserved.pop(currency, None)
         return msgspec.structs.replace(self, reservations=reservations, reserved=reserved)
 
     def _reserved(self, event: FundsReserved) -> Account:
@@ -236,9 +246,9 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
             raise AccountError(
                 "no-reservation", f"order {event.order_id} already holds {held.currency}"
             )
-        amount = event.amount + (held.amount if held else _ZERO)
-        reservations = {**self.reservations, event.order_id: Reservation(event.currency, amount)}
-        return self._moved({event.currency: _ZERO}, reservations)
+        return self._held(event.order_id, event.currency, event.amount)._moved(
+            {event.currency: _ZERO}
+        )
 
     def _released(self, event: FundsReleased) -> Account:
         held = self.reservations.get(event.order_id)
@@ -248,7 +258,7 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
                 f"order {event.order_id} holds {held or 'nothing'}, cannot release"
                 f" {event.amount} {event.currency}",
             )
-        return self._with_reservations(_less(self.reservations, event.order_id, event.amount))
+        return self._held(event.order_id, event.currency, -event.amount)
 
     def _settled(self, fill: OrderFilled) -> Account:
         spec = spec_of(fill.instrument)
@@ -258,28 +268,18 @@ class Account(msgspec.Struct, frozen=True, kw_only=True):
         else:
             flows = {spec.base: -fill.quantity, spec.quote: notional}
         flows[fill.fee_currency] = flows.get(fill.fee_currency, _ZERO) - fill.fee
-        reservations: Mapping[str, Reservation] = self.reservations
-        held = reservations.get(fill.order_id)
-        if held is not None:
-            spent = -flows.get(held.currency, _ZERO)
-            reservations = _less(reservations, fill.order_id, min(max(spent, _ZERO), held.amount))
+        account = self
+        held = self.reservations.get(fill.order_id)
+        if held is not None:  # the fill draws on its order's reservation first
+            spent = min(max(-flows.get(held.currency, _ZERO), _ZERO), held.amount)
+            account = account._held(fill.order_id, held.currency, -spent)
         fees = {**self.fees, fill.fee_currency: self.fees.get(fill.fee_currency, _ZERO) + fill.fee}
         position = self.position(fill.instrument).traded(fill.side, fill.quantity, fill.price)
-        moved = self._moved(flows, reservations)
         return msgspec.structs.replace(
-            moved, fees=fees, positions={**self.positions, fill.instrument: position}
+            account._moved(flows),
+            fees=fees,
+            positions={**self.positions, fill.instrument: position},
         )
-
-
-def _less(
-    reservations: Mapping[str, Reservation], order_id: str, amount: Decimal
-) -> dict[str, Reservation]:
-    """``reservations`` with ``amount`` less held for ``order_id`` (gone when nothing is left)."""
-    held = reservations[order_id]
-    rest = {key: value for key, value in reservations.items() if key != order_id}
-    if held.amount > amount:
-        rest[order_id] = Reservation(held.currency, held.amount - amount)
-    return rest
 
 
 def fold_account(account: int, events: Iterable[TradingEvent]) -> Account:

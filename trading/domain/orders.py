@@ -20,6 +20,7 @@ import msgspec
 from core.instruments import validate_instrument
 from core.numbers import MAX_SCALE, scale_of
 from core.trading_events import (
+    ID_PATTERN,
     OrderAccepted,
     OrderCanceled,
     OrderDenied,
@@ -42,8 +43,7 @@ MAX_DIGITS: Final = 15
 """A quantity or price is below ``10**MAX_DIGITS``; with at most ``MAX_SCALE`` (18) decimal
 places, a price times a quantity stays within what ``trading.events`` carries."""
 
-CLIENT_ORDER_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
-ORDER_ID: Final = re.compile(r"[A-Za-z0-9._:-]{1,64}")
+_ID: Final = re.compile(ID_PATTERN)
 
 _ZERO: Final = Decimal(0)
 
@@ -111,12 +111,17 @@ def _check_prices(type_: OrderType, price: Decimal | None, stop_price: Decimal |
 def _check_enum(value: object, kind: type[OrderSide | OrderType | TimeInForce], field: str) -> None:
     if not isinstance(value, kind):
         known = ", ".join(member.value for member in kind)
-        raise OrderInvalid(field, "unknown", f"must be one of {known}, got {value!r}")
+        raise OrderInvalid(field, "unknown", f"must be a {kind.__name__} ({known}), got {value!r}")
 
 
-def _check_order_id(order_id: object) -> None:
-    if not isinstance(order_id, str) or ORDER_ID.fullmatch(order_id) is None:
-        raise OrderInvalid("order_id", "format", "must be 1 to 64 of A-Z a-z 0-9 . _ : -")
+def _check_account(account: object) -> None:
+    if not isinstance(account, int) or isinstance(account, bool) or not 0 <= account < 2**63:
+        raise OrderInvalid("account", "format", f"must be an account id, got {account!r}")
+
+
+def _check_id(value: object, field: str) -> None:
+    if not isinstance(value, str) or _ID.fullmatch(value) is None:
+        raise OrderInvalid(field, "format", "must be 1 to 64 of A-Z a-z 0-9 . _ : -")
 
 
 class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,12 +138,8 @@ class OrderRequest(msgspec.Struct, frozen=True, kw_only=True):
     time_in_force: TimeInForce = TimeInForce.GTC
 
     def __post_init__(self) -> None:
-        if not isinstance(self.client_order_id, str) or not CLIENT_ORDER_ID.fullmatch(
-            self.client_order_id
-        ):
-            raise OrderInvalid(
-                "client_order_id", "format", "must be 1 to 64 of A-Z a-z 0-9 . _ : -"
-            )
+        _check_account(self.account)
+        _check_id(self.client_order_id, "client_order_id")
         try:
             validate_instrument(self.instrument)
         except ValueError as exc:
@@ -176,7 +177,8 @@ class AmendRequest(msgspec.Struct, frozen=True, kw_only=True):
     stop_price: Decimal | None = None
 
     def __post_init__(self) -> None:
-        _check_order_id(self.order_id)
+        _check_account(self.account)
+        _check_id(self.order_id, "order_id")
         changes = {"quantity": self.quantity, "price": self.price, "stop_price": self.stop_price}
         if all(value is None for value in changes.values()):
             raise OrderInvalid("quantity", "required", "an amend changes quantity or a price")
@@ -190,7 +192,8 @@ class CancelRequest(msgspec.Struct, frozen=True, kw_only=True):
     order_id: str
 
     def __post_init__(self) -> None:
-        _check_order_id(self.order_id)
+        _check_account(self.account)
+        _check_id(self.order_id, "order_id")
 
 
 # -- the state machine ----------------------------------------------------------------------
@@ -258,7 +261,7 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     status: OrderStatus
     filled_quantity: Decimal = _ZERO
     filled_notional: Decimal = _ZERO
-    """the sum of price * quantity of the fills, exact."""
+    """The sum of price * quantity of the fills, exact."""
     fill_ids: frozenset[str] = frozenset()
     venue_order_id: str | None = None
     reason_code: str | None = None
@@ -357,6 +360,8 @@ def _filled(order: Order, event: OrderEvent) -> Order:
         raise _illegal(order, event, f"fill {event.fill_id} was applied before")
     if event.quantity > order.remaining:
         raise _illegal(order, event, f"fill of {event.quantity} but {order.remaining} remains")
+    if order.time_in_force is TimeInForce.FOK and event.quantity != order.remaining:
+        raise _illegal(order, event, "a fill-or-kill order fills whole or not at all")
     if order.price is not None and _beyond_limit(order.side, event.price, order.price):
         raise _illegal(order, event, f"fill at {event.price} beyond the limit {order.price}")
     filled = order.filled_quantity + event.quantity
@@ -415,7 +420,7 @@ def amend(order: Order, request: AmendRequest, ts: int) -> OrderUpdated:
     it (not open, a market or triggered order, a price it has no use for, a quantity not above
     what has filled)."""
     _open(order, "amend")
-    if legal(order.type, order.status, "order-updated") == frozenset():
+    if not legal(order.type, order.status, "order-updated"):
         raise OrderInvalid(
             "order_id", "not-open", f"a {order.type} order in status {order.status} is not amended"
         )

@@ -1,4 +1,5 @@
-"""Pre-trade risk: whether an account may place an order, before anything is reserved.
+"""Pre-trade risk: whether an account may place an order, before anything is reserved; and
+the kill switch, which stops an account (:func:`kill`).
 
 :func:`check` refuses with :class:`RiskRefused`, whose ``code`` is one of ``kill-switch``,
 ``order-rate``, ``no-price``, ``price-band``, ``max-notional``, ``max-position`` and
@@ -8,15 +9,16 @@ names the request's field at fault (``None`` when none is).
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from decimal import Decimal
 from typing import Final
 
 import msgspec
 
-from core.trading_events import OrderSide, OrderType
+from core.trading_events import KillSwitchSet, OrderSide, OrderType, TradingEvent
 from trading.domain.accounts import MAX_RECENT_ORDERS, Account, reservation_for
 from trading.domain.exact import exact
-from trading.domain.orders import OrderRequest
+from trading.domain.orders import Order, OrderRequest, cancel
 
 SECOND_NS: Final = 1_000_000_000
 _HUNDRED: Final = Decimal(100)
@@ -56,13 +58,16 @@ class RiskLimits(msgspec.Struct, frozen=True, kw_only=True):
             raise ValueError("taker_fee must be within [0, 1)")
 
 
+DEFAULT_LIMITS: Final = RiskLimits()
+
+
 @exact
 def check(
     request: OrderRequest,
     account: Account,
     last_price: Decimal | None,
     now_ns: int,
-    limits: RiskLimits,
+    limits: RiskLimits = DEFAULT_LIMITS,
 ) -> None:
     """Refuse ``request`` with :class:`RiskRefused` if ``account`` may not place it now.
 
@@ -111,3 +116,16 @@ def _check_band(price: Decimal | None, field: str, last: Decimal, band_pct: Deci
         raise RiskRefused(
             "price-band", field, f"{price} is more than {band_pct}% away from the last trade {last}"
         )
+
+
+def kill(account: Account, orders: Iterable[Order], ts: int) -> list[TradingEvent]:
+    """The events of pulling ``account``'s kill switch: it goes on (new orders are denied
+    ``kill-switch``), each of its open ``orders`` is canceled and its reservation released."""
+    events: list[TradingEvent] = [KillSwitchSet(account=account.account, on=True, ts=ts)]
+    for order in orders:
+        if order.account == account.account and order.is_open:
+            events.append(cancel(order, ts, "kill switch"))
+            released = account.release(order.order_id, ts)
+            if released is not None:
+                events.append(released)
+    return events
