@@ -299,6 +299,8 @@ def _amend_problem(
             None,
             "an amend changes the quantity, the price or the stop price",
         )
+    if working.order.type == OrderType.MARKET or working.triggered:
+        return venue.INVALID_AMEND, None, "a market order or a triggered stop cannot be amended"
     for name, value in (("quantity", quantity), ("price", price), ("stop_price", stop_price)):
         problem = None if value is None else amount_problem(value)
         if problem is not None:
@@ -309,6 +311,6 @@ def _amend_problem(
     kind = working.order.type
     if price is not None and kind != OrderType.LIMIT:
         return venue.INVALID_AMEND, "price", f"a {kind.value} order has no price"
-    if stop_price is not None and (kind != OrderType.STOP_MARKET or working.triggered):
-        return venue.INVALID_AMEND, "stop_price", "only an untriggered stop has a stop price"
+    if stop_price is not None and kind != OrderType.STOP_MARKET:
+        return venue.INVALID_AMEND, "stop_price", f"a {kind.value} order has no stop price"
     return None

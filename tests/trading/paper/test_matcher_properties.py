@@ -14,6 +14,7 @@ from core.ticks import Side, Tick
 from core.trading_events import (
     OrderAccepted,
     OrderCanceled,
+    OrderEvent,
     OrderFilled,
     OrderSide,
     OrderSubmitted,
@@ -23,6 +24,7 @@ from core.trading_events import (
     decode_event,
     encode_event,
 )
+from trading.domain.orders import fold
 from trading.paper.matcher import PaperMatcher
 from trading.paper.settings import PaperSettings, QueueModel
 from trading.paper.venue import AmendRefused, CancelRefused, VenueReport
@@ -178,3 +180,30 @@ def test_every_report_is_a_valid_event_and_a_replay_gives_the_same(
             if not isinstance(report, CancelRefused | AmendRefused):
                 assert decode_event(encode_event(report)) == report
     assert run(config, script) == first
+
+
+@given(settings, st.lists(steps, min_size=10, max_size=80))
+def test_every_orders_reports_fold_through_the_domains_state_machine(
+    config: PaperSettings, script: list[Step]
+) -> None:
+    """What the venue reports is always a legal path of the strict order state machine, and
+    the folded order agrees with the venue on what has filled."""
+    histories: list[list[OrderEvent]] = []
+    working: dict[str, list[OrderEvent]] = {}
+    for step, _, reports in run(config, script):
+        if isinstance(step, Submit):
+            events: list[OrderEvent] = [submitted(step), *_order_events(reports)]
+            histories.append(events)
+            if isinstance(reports[0], OrderAccepted):
+                working[step.order_id] = events
+            continue
+        for event in _order_events(reports):
+            working[event.order_id].append(event)
+    for events in histories:
+        folded = fold(events)
+        fills = [e.quantity for e in events if isinstance(e, OrderFilled)]
+        assert folded.filled_quantity == sum(fills, Decimal(0))
+
+
+def _order_events(reports: list[VenueReport]) -> list[OrderEvent]:
+    return [r for r in reports if not isinstance(r, CancelRefused | AmendRefused)]

@@ -332,7 +332,7 @@ def test_a_stop_price_can_be_moved_until_the_stop_triggers() -> None:
     assert kinds(paper.on_tick(trade(2, "110", "1"))) == [("OrderTriggered", "s")]
     (refused,) = paper.amend(ACCOUNT, "s", T0 + 3 * SECOND, stop_price=D("120"))
     assert isinstance(refused, AmendRefused)
-    assert (refused.code, refused.field) == ("invalid-amend", "stop_price")
+    assert (refused.code, refused.field) == ("invalid-amend", None)
 
 
 @pytest.mark.parametrize(
@@ -356,15 +356,24 @@ def test_an_amend_that_cannot_be_done_is_refused_with_our_code(
     assert (refused.code, refused.field, refused.order_id) == (code, field, "a")
 
 
-def test_a_market_order_has_no_price_to_amend_and_an_unknown_order_nothing() -> None:
+def test_a_market_order_or_a_triggered_stop_cannot_be_amended_nor_an_unknown_order() -> None:
     paper = PaperMatcher()
     paper.submit(order("m", "buy", "1"), T0)
-    (no_price,) = paper.amend(ACCOUNT, "m", T0, price=D("100"))
-    (unknown,) = paper.amend(ACCOUNT, "nope", T0, quantity=D("1"))
-    assert isinstance(no_price, AmendRefused)
-    assert isinstance(unknown, AmendRefused)
-    assert (no_price.code, no_price.field) == ("invalid-amend", "price")
-    assert (unknown.code, unknown.field) == ("unknown-order", None)
+    paper.submit(order("s", "buy", "1", stop_price="100"), T0)
+    paper.on_tick(trade(1, "100", "0.5"))  # fills part of m, triggers s
+    refused = [
+        *paper.amend(ACCOUNT, "m", T0 + 2 * SECOND, quantity=D("2")),
+        *paper.amend(ACCOUNT, "s", T0 + 2 * SECOND, quantity=D("2")),
+        *paper.amend(ACCOUNT, "nope", T0 + 2 * SECOND, quantity=D("1")),
+    ]
+    assert all(isinstance(r, AmendRefused) for r in refused)
+    assert [
+        (r.order_id, r.code, r.field, r.message) for r in refused if isinstance(r, AmendRefused)
+    ] == [
+        ("m", "invalid-amend", None, "a market order or a triggered stop cannot be amended"),
+        ("s", "invalid-amend", None, "a market order or a triggered stop cannot be amended"),
+        ("nope", "unknown-order", None, "no working order 'nope' for this account"),
+    ]
 
 
 # -- what the venue rejects -------------------------------------------------------------------
