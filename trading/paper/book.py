@@ -127,12 +127,20 @@ class Book:
         del self.orders[order.order.order_id]
         if order.live:
             self.detach(order)
+        elif len(self._pending) > 2 * len(self.orders) + 64:
+            # orders canceled before going live stay in the heap until their time; when they
+            # are most of it (a market without trades), drop them so that it stays bounded
+            self._pending = [entry for entry in self._pending if self._holds(entry[2])]
+            heapq.heapify(self._pending)
+
+    def _holds(self, order: WorkingOrder) -> bool:
+        return self.orders.get(order.order.order_id) is order
 
     def activate(self, ts: int, history: TradeHistory) -> None:
         """Make live the orders whose time has come by ``ts``, in the order they go live."""
         while self._pending and self._pending[0][0] <= ts:
             _, _, order = heapq.heappop(self._pending)
-            if self.orders.get(order.order.order_id) is not order:
+            if not self._holds(order):
                 continue  # canceled before it went live
             order.live = True
             if order.resting:

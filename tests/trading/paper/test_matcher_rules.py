@@ -23,7 +23,7 @@ from trading.paper.matcher import PaperMatcher
 from trading.paper.settings import PaperSettings, QueueModel
 from trading.paper.venue import AmendRefused, CancelRefused, Venue
 
-from .factories import ACCOUNT, SECOND, T0, fills, kinds, order, trade
+from .factories import ACCOUNT, INSTRUMENT, SECOND, T0, fills, kinds, order, trade
 
 D = Decimal
 
@@ -505,3 +505,14 @@ def test_an_order_amended_before_it_goes_live_works_as_amended() -> None:
     paper.amend(ACCOUNT, "a", T0 + SECOND, price=D("101"), quantity=D("2"))
     assert paper.on_tick(trade(4, "99", "9")) == []  # not live yet
     assert fills(paper.on_tick(trade(5, "100.5", "9"))) == [("a", 5, "101", "2", "maker")]
+
+
+def test_orders_canceled_before_going_live_do_not_pile_up_without_trades() -> None:
+    paper = matcher(latency_ns=SECOND)
+    for n in range(1_000):
+        paper.submit(order(f"o{n}", price="100"), T0 + n)
+        paper.cancel(ACCOUNT, f"o{n}", T0 + n)
+    paper.submit(order("kept", "buy", "1", "100"), T0 + 2_000)
+    book = paper._books[INSTRUMENT]
+    assert len(book._pending) <= 2 * len(book) + 64
+    assert fills(paper.on_tick(trade(5, "99", "1"))) == [("kept", 5, "100", "1", "maker")]
