@@ -516,3 +516,10 @@ def test_orders_canceled_before_going_live_do_not_pile_up_without_trades() -> No
     book = paper._books[INSTRUMENT]
     assert len(book._pending) <= 2 * len(book) + 64
     assert fills(paper.on_tick(trade(5, "99", "1"))) == [("kept", 5, "100", "1", "maker")]
+
+
+def test_the_look_back_keeps_at_most_max_trades() -> None:
+    paper = matcher(queue=QueueModel(max_trades=2))
+    paper.feed([trade(1, "100", "5"), trade(2, "100", "0.3"), trade(3, "100", "0.2")])
+    paper.submit(order("a", "buy", "1", "100"), T0 + 4 * SECOND)  # only 0.5 remembered ahead
+    assert fills(paper.on_tick(trade(5, "100", "0.6"))) == [("a", 5, "100", "0.1", "maker")]
