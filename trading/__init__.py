@@ -1,0 +1,1 @@
+"""The trading service: orders, accounts, the paper venue and their event store."""
