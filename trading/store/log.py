@@ -32,9 +32,12 @@ class NotificationLog:
         if not 1 <= limit <= MAX_BATCH:
             raise ValueError(f"a batch has 1 to {MAX_BATCH} notifications, not {limit}")
         try:
-            return self._events.select_notifications(position, limit, inclusive_of_start=False)
+            rows: Sequence[Notification] = self._events.select_notifications(
+                position, limit, inclusive_of_start=False
+            )
         except Unavailable as exc:
             raise StoreUnavailableError(f"reading the log failed: {exc}") from None
+        return rows
 
     def last_id(self) -> int:
         """The id of the newest notification (0: the log is empty)."""
