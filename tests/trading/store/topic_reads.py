@@ -23,7 +23,8 @@ async def published(bus: Bus, topic: str, expected: int, timeout: float = 20.0) 
     return messages
 
 
-def deduplicated(messages: list[Published], key: bytes = b"") -> list[Published]:
-    """``messages`` as a consumer that drops repeats by notification id sees them."""
+def deduplicated(messages: list[Published]) -> list[Published]:
+    """``messages`` as a consumer that drops repeats by notification id sees them (keyed by
+    aggregate: one aggregate's records are in order on its partition)."""
     seen = Deduplicator()
-    return [message for message in messages if seen.is_new(key, message)]
+    return [m for m in messages if seen.is_new(m.aggregate_id.encode(), m)]
