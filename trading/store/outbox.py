@@ -15,19 +15,15 @@ publishing on the caller's event loop.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import logging
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from eventsourcing.persistence import Notification
 
-from streams.bus import BusError, Topic
-from trading.store.errors import StoreUnavailableError
+from streams.bus import Topic
 from trading.store.log import NotificationLog
+from trading.store.loop import follow_log
 from trading.store.wire import Published, encode_published
-
-_log = logging.getLogger(__name__)
 
 KeyOf = Callable[[str], bytes]
 """The record key of an aggregate id: all of one key's events go to one partition, in order."""
@@ -113,14 +109,11 @@ class OutboxPublisher:
 
     async def run(self, stop: asyncio.Event) -> None:
         """Publish until ``stop`` is set, riding out database and bus outages."""
-        while not stop.is_set():
-            try:
-                count = await self.publish_pending()
-            except (StoreUnavailableError, BusError) as exc:
-                _log.warning("outbox %s: %s; retrying", self.settings.name, exc)
-                count, wait = 0, self.settings.retry_s
-            else:
-                wait = self.settings.idle_s
-            if count == 0:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), wait)
+        settings = self.settings
+        await follow_log(
+            settings.name,
+            self.publish_pending,
+            stop,
+            idle_s=settings.idle_s,
+            retry_s=settings.retry_s,
+        )
