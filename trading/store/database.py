@@ -78,7 +78,7 @@ class Database:
             schema=self.schema,
             pool_size=settings.pool_size,
             connect_timeout=settings.connect_timeout_s,
-            pre_ping=True,
+            pre_ping=False,
             originator_id_type="text",
         )
         self.events = CheckedRecorder(self.datastore, events_table_name=settings.events_table)
