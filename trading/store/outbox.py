@@ -15,12 +15,13 @@ publishing on the caller's event loop.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable, Sequence
+import concurrent.futures
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 from eventsourcing.persistence import Notification
 
-from streams.bus import Topic
+from streams.bus import BusError, Topic
 from trading.store.log import NotificationLog
 from trading.store.loop import follow_log
 from trading.store.wire import Published, encode_published
@@ -61,12 +62,14 @@ async def _no_hook(_: int) -> None:
 @dataclass(frozen=True, slots=True)
 class OutboxSettings:
     name: str = "outbox:trading.events"
-    """The publisher's tracking name (one publisher per name at a time)."""
+    """The publisher's tracking name; instances with one name take turns."""
     batch: int = 500
     idle_s: float = 0.05
     """How long :meth:`OutboxPublisher.run` waits when the log has nothing new."""
     retry_s: float = 0.5
     """How long it waits after the database or the bus failed, before trying again."""
+    publish_timeout_s: float = 60.0
+    """How long one record may take to be acknowledged before the batch is given up."""
 
 
 class OutboxPublisher:
@@ -86,19 +89,38 @@ class OutboxPublisher:
         self._after_publish = after_publish
 
     async def publish_pending(self) -> int:
-        """Publish one batch of what the log holds after the position; return how many."""
-        name = self.settings.name
-        position = await asyncio.to_thread(self._log.position, name)
-        batch: Sequence[Notification] = await asyncio.to_thread(
-            self._log.after, position, self.settings.batch
-        )
-        for notification in batch:
-            message = message_of(notification)
-            await self._topic.publish(self._key_of(message.aggregate_id), encode_published(message))
-            await self._after_publish(notification.id)
-        if batch:
-            await asyncio.to_thread(self._log.advance, name, batch[-1].id)
+        """Publish one batch of what the log holds after the position; return how many.
+
+        The batch is one claim of the log (a transaction holding this publisher's lock, run
+        in a worker thread): another instance of the publisher waits for it to commit, then
+        starts after it, so concurrent instances never publish a notification twice. Each
+        record is published on this event loop, awaited before the next.
+        """
+        loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self._publish_batch, loop)
+
+    def _publish_batch(self, loop: asyncio.AbstractEventLoop) -> int:
+        with self._log.transaction() as curs:
+            claim = self._log.claim(curs, self.settings.name)
+            batch = self._log.after(claim.position, self.settings.batch)
+            for notification in batch:
+                sent = asyncio.run_coroutine_threadsafe(self._send(notification), loop)
+                try:
+                    sent.result(self.settings.publish_timeout_s)
+                except concurrent.futures.TimeoutError:
+                    sent.cancel()
+                    raise BusError(
+                        f"outbox {self.settings.name}: no publish acknowledgement within "
+                        f"{self.settings.publish_timeout_s} s"
+                    ) from None
+            if batch:
+                claim.advance(batch[-1].id)
         return len(batch)
+
+    async def _send(self, notification: Notification) -> None:
+        message = message_of(notification)
+        await self._topic.publish(self._key_of(message.aggregate_id), encode_published(message))
+        await self._after_publish(notification.id)
 
     async def drain(self) -> int:
         """Publish until the log has nothing after the position; return how many."""

@@ -14,7 +14,7 @@ from tests.trading.store.topic_reads import deduplicated, published
 from trading.store.database import Database
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
-from trading.store.outbox import OutboxPublisher, account_key
+from trading.store.outbox import OutboxPublisher, OutboxSettings, account_key
 from trading.store.wire import Deduplicator, Published, decode_published
 
 TOPIC = "trading.events"
@@ -119,3 +119,18 @@ def test_the_deduplicator_drops_an_id_it_has_seen_on_a_key() -> None:
     assert seen.is_new(b"k", message)
     assert not seen.is_new(b"k", message)
     assert seen.is_new(b"other", message)
+
+
+async def test_two_instances_of_one_publisher_take_turns_and_publish_each_event_once(
+    database: Database, events: EventStore[toy.ToyEvent], bus: MemoryBus
+) -> None:
+    ids = store_accounts(events, 4, 6)
+    settings = OutboxSettings(batch=3)
+    instances = [
+        OutboxPublisher(NotificationLog(database), bus.topic(TOPIC), settings=settings)
+        for _ in range(2)
+    ]
+    counts = await asyncio.gather(*(instance.drain() for instance in instances))
+    assert sum(counts) == len(ids)
+    messages = await published(bus, TOPIC, len(ids))
+    assert sorted(message.notification_id for message in messages) == ids
