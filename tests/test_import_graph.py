@@ -82,7 +82,7 @@ def test_the_walk_sees_the_venue_rooms_build_on_the_file_machinery() -> None:
 
 
 @pytest.mark.parametrize(
-    "package", ["core", "core/engine", "ingest", "machine", "storage", "charting"]
+    "package", ["core", "core/engine", "ingest", "machine", "storage", "charting", "trading"]
 )
 def test_no_import_circle(package: str) -> None:
     circle = find_circle(import_graph(package))
