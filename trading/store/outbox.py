@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 
 from eventsourcing.persistence import Notification
@@ -39,10 +39,13 @@ def aggregate_key(aggregate_id: str) -> bytes:
 
 
 def account_key(aggregate_id: str) -> bytes:
-    """Key an ``account:<n>``/``order:<n>:<uuid>`` id by its account: one account, one partition."""
-    kind, _, rest = aggregate_id.partition(":")
-    account = rest.partition(":")[0] if kind == "order" else rest
-    return f"account:{account}".encode()
+    """Key an id of the form ``<kind>:<account>[:<more>]`` (``account:42``,
+    ``order:42:<uuid>``) by its account, so one account's events share a partition and keep
+    their order; an id of another form is its own key."""
+    parts = aggregate_id.split(":", 2)
+    if len(parts) < 2 or not parts[1]:
+        return aggregate_key(aggregate_id)
+    return f"account:{parts[1]}".encode()
 
 
 def message_of(notification: Notification) -> Published:
@@ -69,7 +72,7 @@ class OutboxSettings:
     retry_s: float = 0.5
     """How long it waits after the database or the bus failed, before trying again."""
     publish_timeout_s: float = 60.0
-    """How long one record may take to be acknowledged before the batch is given up."""
+    """How long one batch may take to be acknowledged before it is given up."""
 
 
 class OutboxPublisher:
@@ -103,24 +106,26 @@ class OutboxPublisher:
         with self._log.transaction() as curs:
             claim = self._log.claim(curs, self.settings.name)
             batch = self._log.after(claim.position, self.settings.batch)
-            for notification in batch:
-                sent = asyncio.run_coroutine_threadsafe(self._send(notification), loop)
+            if batch:
+                sent = asyncio.run_coroutine_threadsafe(self._send(batch), loop)
                 try:
                     sent.result(self.settings.publish_timeout_s)
                 except concurrent.futures.TimeoutError:
                     sent.cancel()
                     raise BusError(
-                        f"outbox {self.settings.name}: no publish acknowledgement within "
+                        f"outbox {self.settings.name}: a batch was not acknowledged within "
                         f"{self.settings.publish_timeout_s} s"
                     ) from None
-            if batch:
                 claim.advance(batch[-1].id)
         return len(batch)
 
-    async def _send(self, notification: Notification) -> None:
-        message = message_of(notification)
-        await self._topic.publish(self._key_of(message.aggregate_id), encode_published(message))
-        await self._after_publish(notification.id)
+    async def _send(self, batch: Sequence[Notification]) -> None:
+        """On the event loop: each record of ``batch`` published, in order, each awaited."""
+        for notification in batch:
+            message = message_of(notification)
+            key = self._key_of(message.aggregate_id)
+            await self._topic.publish(key, encode_published(message))
+            await self._after_publish(notification.id)
 
     async def drain(self) -> int:
         """Publish until the log has nothing after the position; return how many."""

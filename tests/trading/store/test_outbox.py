@@ -113,6 +113,20 @@ async def test_the_publisher_runs_until_stopped_and_follows_new_events(
     assert sorted(message.notification_id for message in messages) == ids
 
 
+@pytest.mark.parametrize(
+    ("aggregate_id", "key"),
+    [
+        ("account:42", b"account:42"),
+        ("order:42:0b7c6c1e-5e8a-4b7e-9d0e-1f2a3b4c5d6e", b"account:42"),
+        ("saga:42:7", b"account:42"),
+        ("lonely", b"lonely"),
+        ("odd:", b"odd:"),
+    ],
+)
+def test_records_of_one_account_share_a_key(aggregate_id: str, key: bytes) -> None:
+    assert account_key(aggregate_id) == key
+
+
 def test_the_deduplicator_drops_an_id_it_has_seen_on_a_key() -> None:
     seen = Deduplicator()
     message = Published(notification_id=5, aggregate_id="a", version=1, topic="t", event=b"")

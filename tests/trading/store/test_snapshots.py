@@ -80,5 +80,11 @@ def test_a_save_from_a_stale_aggregate_is_a_conflict_and_stores_nothing(
     assert repository.load("account:1").state == toy.Balance(1, 4, 1)
 
 
+def test_a_save_the_fold_refuses_stores_nothing(repository: Repo) -> None:
+    with pytest.raises(toy.NotOpenError):
+        repository.save(Aggregate("account:1", 0, None), [toy.Deposited(1, 4)])
+    assert repository.events.read("account:1") == []
+
+
 def test_a_new_aggregate_loads_empty(repository: Repo) -> None:
     assert repository.load("account:9") == Aggregate("account:9", 0, None)

@@ -32,18 +32,20 @@ class Balance(msgspec.Struct, frozen=True):
     moves: int
 
 
+class NotOpenError(ValueError):
+    """A move on an account that is not open, or an account opened twice."""
+
+
 def apply(state: Balance | None, event: ToyEvent) -> Balance:
     """The pure fold step."""
-    match event:
-        case Opened(account=account):
-            assert state is None
-            return Balance(account, 0, 0)
-        case Deposited(amount=amount):
-            assert state is not None
-            return Balance(state.account, state.cash + amount, state.moves + 1)
-        case Withdrawn(amount=amount):
-            assert state is not None
-            return Balance(state.account, state.cash - amount, state.moves + 1)
+    if isinstance(event, Opened):
+        if state is not None:
+            raise NotOpenError("opened twice")
+        return Balance(event.account, 0, 0)
+    if state is None:
+        raise NotOpenError(f"{event.__struct_config__.tag} before opened")
+    amount = event.amount if isinstance(event, Deposited) else -event.amount
+    return Balance(state.account, state.cash + amount, state.moves + 1)
 
 
 CODEC: StructCodec[ToyEvent] = StructCodec(ToyEvent)
