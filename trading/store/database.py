@@ -40,7 +40,8 @@ class StoreSettings:
     snapshot_every: int = 100
     """Snapshot an aggregate each time its version crosses a multiple of this (0: never)."""
     pool_size: int = 4
-    connect_timeout_s: float = 5.0
+    connect_timeout_s: float = 1.0
+    """How long a call waits for a connection of the pool (the library tries a call 10 times)."""
 
     def __post_init__(self) -> None:
         for name in (self.events_table, self.snapshots_table, self.tracking_table):

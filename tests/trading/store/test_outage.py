@@ -6,6 +6,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 
+import pytest
+
 from streams.memory import MemoryBus
 from tests.storage.stoppable import StoppablePostgres
 from tests.trading.store import toy
@@ -65,3 +67,21 @@ async def test_publishing_resumes_without_loss_after_the_database_comes_back(
         assert sorted(m.notification_id for m in deduplicated(messages)) == ids
         # the batch in flight at the outage (ids 11 to 20) came twice: its claim was rolled back
         assert len(messages) == len(ids) + 10
+
+
+def test_an_append_while_the_database_is_down_fails_with_our_code_and_stores_nothing(
+    stoppable_postgres: StoppablePostgres,
+) -> None:
+    url = stoppable_postgres.database("mdp")
+    with Database(StoreSettings(url, connect_timeout_s=0.2)) as database:
+        database.create_tables()
+        events = EventStore(database, toy.CODEC)
+        events.append("account:1", 0, [toy.Opened(1)])
+        stoppable_postgres.stop()
+        with pytest.raises(StoreUnavailableError) as caught:
+            events.append("account:1", 1, [toy.Deposited(1, 5)])
+        assert caught.value.code == "store-unavailable"
+        stoppable_postgres.start()
+        assert [item.event for item in events.read("account:1")] == [toy.Opened(1)]
+        events.append("account:1", 1, [toy.Deposited(1, 5)])  # the same append, now stored
+        assert len(events.read("account:1")) == 2
