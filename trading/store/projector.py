@@ -48,7 +48,8 @@ class ReadModel(Generic[E]):
     schema: str
     """The live schema of its tables (made if missing)."""
     ddl: str
-    """``CREATE TABLE`` statements for its tables, unqualified."""
+    """``CREATE TABLE IF NOT EXISTS`` statements for its tables, unqualified (run at every
+    start, and into the fresh schema of a rebuild)."""
     project: Project[E]
 
     def __post_init__(self) -> None:
