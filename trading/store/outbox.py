@@ -1,0 +1,146 @@
+"""The transactional outbox: publish the notification log to a bus topic, after it is stored.
+
+An event reaches the topic only from the log, so never before its transaction commits. The
+publisher reads the notifications after its tracked position, publishes each (in id order,
+each awaited before the next), then records the last id as its position. A crash before the
+position is recorded publishes the same notifications again on restart: delivery is at least
+once, and a repeat carries the same notification id, which consumers drop
+(:class:`trading.store.wire.Deduplicator`). Nothing is lost: the position never passes an id
+that was not published.
+
+The library is synchronous; its calls run in a worker thread (``asyncio.to_thread``), the
+publishing on the caller's event loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import concurrent.futures
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass
+
+from eventsourcing.persistence import Notification
+
+from streams.bus import BusError, Topic
+from trading.store.log import NotificationLog
+from trading.store.loop import follow_log
+from trading.store.wire import Published, encode_published
+
+KeyOf = Callable[[str], bytes]
+"""The record key of an aggregate id: all of one key's events go to one partition, in order."""
+
+Hook = Callable[[int], Awaitable[None]]
+"""A fault hook, called with a notification id (tests crash the publisher there)."""
+
+
+def aggregate_key(aggregate_id: str) -> bytes:
+    """The default key: the aggregate id itself."""
+    return aggregate_id.encode()
+
+
+def account_key(aggregate_id: str) -> bytes:
+    """Key an id of the form ``<kind>:<account>[:<more>]`` (``account:42``,
+    ``order:42:<uuid>``) by its account, so one account's events share a partition and keep
+    their order; an id of another form is its own key."""
+    parts = aggregate_id.split(":", 2)
+    if len(parts) < 2 or not parts[1]:
+        return aggregate_key(aggregate_id)
+    return f"account:{parts[1]}".encode()
+
+
+def message_of(notification: Notification) -> Published:
+    return Published(
+        notification_id=notification.id,
+        aggregate_id=str(notification.originator_id),
+        version=notification.originator_version,
+        topic=notification.topic,
+        event=notification.state,
+    )
+
+
+async def _no_hook(_: int) -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxSettings:
+    name: str = "outbox:trading.events"
+    """The publisher's tracking name; instances with one name take turns."""
+    batch: int = 500
+    idle_s: float = 0.05
+    """How long :meth:`OutboxPublisher.run` waits when the log has nothing new."""
+    retry_s: float = 0.5
+    """How long it waits after the database or the bus failed, before trying again."""
+    publish_timeout_s: float = 60.0
+    """How long one batch may take to be acknowledged before it is given up."""
+
+
+class OutboxPublisher:
+    def __init__(
+        self,
+        log: NotificationLog,
+        topic: Topic,
+        *,
+        key_of: KeyOf = aggregate_key,
+        settings: OutboxSettings | None = None,
+        after_publish: Hook = _no_hook,
+    ) -> None:
+        self._log = log
+        self._topic = topic
+        self._key_of = key_of
+        self.settings = settings or OutboxSettings()
+        self._after_publish = after_publish
+
+    async def publish_pending(self) -> int:
+        """Publish one batch of what the log holds after the position; return how many.
+
+        The batch is one claim of the log (a transaction holding this publisher's lock, run
+        in a worker thread): another instance of the publisher waits for it to commit, then
+        starts after it, so concurrent instances never publish a notification twice. Each
+        record is published on this event loop, awaited before the next.
+        """
+        loop = asyncio.get_running_loop()
+        return await asyncio.to_thread(self._publish_batch, loop)
+
+    def _publish_batch(self, loop: asyncio.AbstractEventLoop) -> int:
+        with self._log.transaction() as curs:
+            claim = self._log.claim(curs, self.settings.name)
+            batch = self._log.after(claim.position, self.settings.batch)
+            if batch:
+                sent = asyncio.run_coroutine_threadsafe(self._send(batch), loop)
+                try:
+                    sent.result(self.settings.publish_timeout_s)
+                except concurrent.futures.TimeoutError:
+                    sent.cancel()
+                    raise BusError(
+                        f"outbox {self.settings.name}: a batch was not acknowledged within "
+                        f"{self.settings.publish_timeout_s} s"
+                    ) from None
+                claim.advance(batch[-1].id)
+        return len(batch)
+
+    async def _send(self, batch: Sequence[Notification]) -> None:
+        """On the event loop: each record of ``batch`` published, in order, each awaited."""
+        for notification in batch:
+            message = message_of(notification)
+            key = self._key_of(message.aggregate_id)
+            await self._topic.publish(key, encode_published(message))
+            await self._after_publish(notification.id)
+
+    async def drain(self) -> int:
+        """Publish until the log has nothing after the position; return how many."""
+        total = 0
+        while count := await self.publish_pending():
+            total += count
+        return total
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Publish until ``stop`` is set, riding out database and bus outages."""
+        settings = self.settings
+        await follow_log(
+            settings.name,
+            self.publish_pending,
+            stop,
+            idle_s=settings.idle_s,
+            retry_s=settings.retry_s,
+        )
