@@ -51,6 +51,7 @@ from typing import Any, ClassVar, Final, Literal
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
+from charting.one_write import coalesce
 from charting.problems import PROBLEM_MEDIA_TYPE, ProblemError
 
 LINGER: Final = 2.0
@@ -173,6 +174,7 @@ class GuardedHttpToolsProtocol(HttpToolsProtocol):
 
     def _start_asgi_task(self, cycle: RequestResponseCycle, app: Any) -> None:
         self._serving = cycle
+        coalesce(cycle)  # type: ignore[arg-type]  # uvicorn's cycle has the two members
         super()._start_asgi_task(cycle, app)
 
     def on_response_complete(self) -> None:
