@@ -132,6 +132,8 @@ class Session:
     fault: Fault
     clock: Clock = field(default_factory=Clock)
     crashes: int = 0
+    at: int = START
+    """The time of the action running: it numbers the action."""
 
     def __post_init__(self) -> None:
         self.service = self.fresh(self.fault)
@@ -142,9 +144,12 @@ class Session:
             self.database, PaperMatcher(settings()), clock=self.clock, fault=fault
         )
 
-    async def run(self, script: list[Action] = SCRIPT) -> Book:
-        for number, action in enumerate(script):
-            self.clock.now = START + number * SECOND
+    async def run(self, start: int = 0) -> Book:
+        """Run :data:`SCRIPT` from its action ``start``; the account at the end."""
+        for number, action in enumerate(SCRIPT):
+            if number < start:
+                continue
+            self.at = self.clock.now = START + number * SECOND
             while True:
                 try:
                     await self.act(action)
@@ -199,8 +204,15 @@ def comparable(book: Book) -> tuple[Account, dict[str, Order]]:
     return book.account, orders
 
 
-def crash_at(step: str, occurrence: int) -> Callable[[str, str], None]:
-    """A fault hook that crashes after the ``occurrence``-th append of ``step``, once."""
+def crash(step: str, occurrence: int) -> None:
+    raise CrashError(f"crash after {step} #{occurrence}")
+
+
+def crash_at(
+    step: str, occurrence: int, then: Callable[[str, int], None] = crash
+) -> Callable[[str, str], None]:
+    """A fault hook that crashes (calls ``then``) after the ``occurrence``-th append of
+    ``step``, once."""
     seen = 0
 
     def hook(at: str, order_id: str) -> None:
@@ -208,6 +220,6 @@ def crash_at(step: str, occurrence: int) -> Callable[[str, str], None]:
         if at == step:
             seen += 1
             if seen == occurrence:
-                raise CrashError(f"crash after {step} #{occurrence}")
+                then(step, occurrence)
 
     return hook
