@@ -21,19 +21,19 @@ from trading.store.codec import StateCodec
 
 
 class Book(msgspec.Struct, frozen=True, kw_only=True):
-    """An account with its orders (every order it ever had, by order id) and the order id of
-    each client order id."""
+    """An account with its orders (every order it ever had, by order id) and the submission
+    of each client order id (what a request sent again must equal)."""
 
     account: Account
     orders: Mapping[str, Order] = msgspec.field(default_factory=dict)
-    client_ids: Mapping[str, str] = msgspec.field(default_factory=dict)
+    submissions: Mapping[str, OrderSubmitted] = msgspec.field(default_factory=dict)
 
-    def order(self, order_id: str) -> Order | None:
-        return self.orders.get(order_id)
+
+PREFIX: Final = "account:"
 
 
 def aggregate_id(account: int) -> str:
-    return f"account:{account}"
+    return f"{PREFIX}{account}"
 
 
 def apply(state: Book | None, event: TradingEvent) -> Book:
@@ -45,9 +45,9 @@ def apply(state: Book | None, event: TradingEvent) -> Book:
         return msgspec.structs.replace(book, account=account)
     if isinstance(event, OrderSubmitted):
         order = Order.submitted(event)
-        client_ids = {**book.client_ids, event.client_order_id: event.order_id}
+        submissions = {**book.submissions, event.client_order_id: event}
         orders = {**book.orders, event.order_id: order}
-        return Book(account=account, orders=orders, client_ids=client_ids)
+        return Book(account=account, orders=orders, submissions=submissions)
     order = book.orders[event.order_id].apply(event)
     return msgspec.structs.replace(
         book, account=account, orders={**book.orders, event.order_id: order}

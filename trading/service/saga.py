@@ -92,16 +92,15 @@ def open_sagas(book: Book) -> list[str]:
 def existing(book: Book, request: OrderRequest) -> Order | None:
     """The order this client order id already made (``None``: a new one); the same id with
     other content is ``client-order-id-reused``."""
-    order_id = book.client_ids.get(request.client_order_id)
-    if order_id is None:
+    first = book.submissions.get(request.client_order_id)
+    if first is None:
         return None
-    order = book.orders[order_id]
-    if request.submitted(order_id, order.ts_submitted) != submission(order, original=True):
+    if request.submitted(first.order_id, first.ts) != first:
         raise ServiceError(
             CLIENT_ORDER_ID_REUSED,
             f"client order id {request.client_order_id!r} was used for another order",
         )
-    return order
+    return book.orders[first.order_id]
 
 
 def submit(
@@ -133,10 +132,10 @@ def submit(
     return [submitted, reserved]
 
 
-def submission(order: Order, *, original: bool = False) -> OrderSubmitted:
+def submission(order: Order) -> OrderSubmitted:
     """The ``order-submitted`` of ``order`` as the venue must hold it now: what remains of it,
-    at its current prices, a market order once triggered (``original``: as first submitted)."""
-    triggered = order.status is OrderStatus.TRIGGERED and not original
+    at its current prices, a market order once triggered."""
+    triggered = order.status is OrderStatus.TRIGGERED
     return OrderSubmitted(
         account=order.account,
         order_id=order.order_id,
@@ -144,7 +143,7 @@ def submission(order: Order, *, original: bool = False) -> OrderSubmitted:
         instrument=order.instrument,
         side=order.side,
         type=OrderType.MARKET if triggered else order.type,
-        quantity=order.quantity if original else order.remaining,
+        quantity=order.remaining,
         price=order.price,
         stop_price=None if triggered else order.stop_price,
         time_in_force=order.time_in_force,

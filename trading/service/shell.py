@@ -32,13 +32,13 @@ from trading.domain.orders import AmendRequest, Order, OrderRequest, cancel
 from trading.domain.risk import DEFAULT_LIMITS, RiskLimits, kill
 from trading.paper.venue import AmendRefused, CancelRefused, Venue, VenueReport
 from trading.service import saga, venue_state
-from trading.service.book import STATE_CODEC, Book, aggregate_id, apply
+from trading.service.book import PREFIX, STATE_CODEC, Book, aggregate_id, apply
 from trading.service.saga import ServiceError, Step
 from trading.store.aggregates import Aggregate
 from trading.store.database import Database
 from trading.store.errors import ConcurrencyConflict
 from trading.store.events import EventStore
-from trading.store.log import MAX_BATCH, NotificationLog
+from trading.store.log import NotificationLog
 from trading.store.repository import Repository
 from trading.store.wire import EVENT_CODEC
 
@@ -209,13 +209,8 @@ class TradingService:
         return resumed
 
     def _accounts(self) -> list[int]:
-        """Every account with a stream, from the log."""
-        found: set[int] = set()
-        position = 0
-        while batch := self._log.after(position, MAX_BATCH):
-            found.update(int(str(n.originator_id).split(":")[1]) for n in batch)
-            position = batch[-1].id
-        return sorted(found)
+        """Every account with a stream."""
+        return sorted(int(id_.removeprefix(PREFIX)) for id_ in self._log.aggregate_ids(PREFIX))
 
     # -- the saga's steps ------------------------------------------------------------------------
 

@@ -162,7 +162,7 @@ class Session:
 
     async def order_id(self, client_id: str) -> str:
         book = await self.service.account(ACCOUNT)
-        return book.client_ids[client_id]
+        return book.submissions[client_id].order_id
 
     async def act(self, action: Action) -> None:
         service, now = self.service, self.clock.now

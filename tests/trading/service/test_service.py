@@ -103,7 +103,7 @@ async def test_a_venue_reject_releases_the_reservation(database: Database) -> No
     rejected = await trading.place(order("b", BUY, LIMIT, "1", price=D(98)))
     assert (rejected.status, rejected.reason_code) == (OrderStatus.REJECTED, "too-many-orders")
     book = await trading.account(ACCOUNT)
-    assert list(book.account.reservations) == [book.client_ids["a"]]
+    assert list(book.account.reservations) == [book.submissions["a"].order_id]
     released = EventStore(database, EVENT_CODEC).read(aggregate_id(ACCOUNT))
     assert isinstance(released[-1].event, FundsReleased)
     assert released[-1].event.order_id == rejected.order_id
@@ -216,11 +216,21 @@ async def test_the_same_client_order_id_makes_one_order_and_other_content_is_ref
     again = await trading.place(request)
     assert again == first
     book = await trading.account(ACCOUNT)
-    assert list(book.client_ids) == ["same"]
+    assert list(book.submissions) == ["same"]
     assert len(book.orders) == 1
-    with pytest.raises(ServiceError) as reused:
-        await trading.place(order("same", BUY, LIMIT, "2", price=D(99)))
-    assert reused.value.code == "client-order-id-reused"
+    for other in (
+        order("same", BUY, LIMIT, "2", price=D(99)),
+        order("same", BUY, LIMIT, "1", price=D(98)),
+        order("same", SELL, LIMIT, "1", price=D(99)),
+        order("same", BUY, LIMIT, "1", price=D(99), time_in_force=TimeInForce.IOC),
+    ):
+        with pytest.raises(ServiceError) as reused:
+            await trading.place(other)
+        assert reused.value.code == "client-order-id-reused"
+    amended = await trading.amend(
+        AmendRequest(account=ACCOUNT, order_id=first.order_id, price=D(98))
+    )
+    assert await trading.place(request) == amended  # the request as first sent: that order
     assert len((await trading.account(ACCOUNT)).orders) == 1
 
 
