@@ -253,7 +253,8 @@ class TradingRecord(msgspec.Struct, frozen=True, kw_only=True):
     ``notification_id`` is the event's position in the store's whole log: the outbox publishes
     in that order, so on one key the ids only rise and a repeat (delivery is at least once)
     carries an id already seen. ``aggregate_id`` and ``version`` say where the event is stored
-    (``account:42`` version 7, ``order:42:<uuid>`` version 1).
+    (``account:42`` version 7: the trading service keeps an account and its orders in one
+    stream).
     """
 
     notification_id: Positive
