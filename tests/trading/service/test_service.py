@@ -3,6 +3,7 @@ account holding no reservation for an ended order, and with what the stored even
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from decimal import Decimal
 
@@ -38,6 +39,7 @@ from trading.service.saga import ServiceError
 from trading.service.shell import TradingService
 from trading.store.aggregates import Aggregate, fold
 from trading.store.database import Database
+from trading.store.errors import ConcurrencyConflict
 from trading.store.events import EventStore
 from trading.store.wire import EVENT_CODEC
 
@@ -273,3 +275,27 @@ async def test_accounts_are_isolated(database: Database) -> None:
     assert other.account.position(XBT).quantity == D("0.1")
     assert me.account.position(XBT).quantity == D(1)
     assert stored(database, OTHER) == other
+
+
+async def test_one_accounts_commands_are_serialised(database: Database) -> None:
+    trading = await funded(database)
+    same = order("same", BUY, LIMIT, "0.1", price=D(99))
+    many = [order(f"o-{n}", BUY, LIMIT, "0.1", price=D(99)) for n in range(10)]
+    placed = await asyncio.gather(*(trading.place(r) for r in [same, *many, same, same]))
+    assert len({o.order_id for o in placed}) == 11  # the three of "same" are one order
+    book = await trading.account(ACCOUNT)
+    assert len(book.orders) == 11
+    assert book.account.reserved["USDT"] == 11 * D("9.9099")
+    assert stored(database) == book
+
+
+async def test_a_write_from_another_instance_is_a_conflict_then_reloaded(
+    database: Database,
+) -> None:
+    mine, other = await funded(database), service(database)
+    await other.deposit(ACCOUNT, "USDT", D(5))  # the account moved behind my back
+    with pytest.raises(ConcurrencyConflict) as conflict:
+        await mine.deposit(ACCOUNT, "USDT", D(1))
+    assert conflict.value.code == "concurrency-conflict"
+    account = await mine.deposit(ACCOUNT, "USDT", D(1))  # reloaded: it sees the other's
+    assert account.balance("USDT") == D(10_006)
