@@ -63,3 +63,18 @@ def test_the_order_saga_is_sans_io(path: Path) -> None:
 
 def test_the_trading_domain_has_no_import_circle() -> None:
     assert find_circle(import_graph("trading/domain")) is None
+
+
+def test_the_service_has_no_import_circle() -> None:
+    assert find_circle(import_graph("trading/service")) is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((REPO / "trading" / "store").rglob("*.py")),
+    ids=lambda path: str(path.relative_to(REPO)),
+)
+def test_the_event_store_knows_nothing_of_orders_or_the_service(path: Path) -> None:
+    """The store is generic over a fold; only its wire names ``trading.events``' record."""
+    ours = {name for name in imports(path) if name.startswith("trading.")}
+    assert {name for name in ours if not name.startswith("trading.store")} == set()
