@@ -33,6 +33,7 @@ from core.trading_events import (
     TradingEvent,
 )
 from trading.domain.accounts import AccountError, reservation_for
+from trading.domain.exact import EXACT
 from trading.domain.orders import AmendRequest, Order, OrderRequest, amend
 from trading.domain.risk import DEFAULT_LIMITS, RiskLimits, RiskRefused, check
 from trading.service.book import Book
@@ -224,7 +225,7 @@ def amended(
     ``buying-power`` when the account cannot hold the larger order)."""
     order = open_order(book, request.order_id)
     update = amend(order, request, now)
-    rest = update.quantity - order.filled_quantity
+    rest = EXACT.subtract(update.quantity, order.filled_quantity)
     as_new = OrderRequest(
         account=order.account,
         client_order_id=order.client_order_id,

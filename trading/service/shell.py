@@ -21,9 +21,10 @@ from typing import Final, Protocol
 from core.ticks import Tick
 from core.trading_events import (
     KillSwitchSet,
+    OrderAccepted,
     OrderCanceled,
-    OrderEvent,
     OrderFilled,
+    OrderRejected,
     OrderTriggered,
     TradingEvent,
 )
@@ -237,7 +238,7 @@ class TradingService:
         except TimeoutError:
             self._venue.cancel(order.account, order_id, now)  # in case it holds it after all
             return saga.timed_out(book, order_id, now)
-        return [report for report in reports if isinstance(report, OrderEvent)]
+        return [r for r in reports if isinstance(r, OrderAccepted | OrderRejected)]
 
     async def _settle(self, report: VenueReport) -> None:
         if not isinstance(report, OrderFilled | OrderTriggered | OrderCanceled):
