@@ -207,7 +207,7 @@ def release(book: Book, order_id: str, now: int) -> list[TradingEvent]:
 # -- commands ------------------------------------------------------------------------------------
 
 
-def open_order(book: Book, order_id: str) -> Order:
+def known_order(book: Book, order_id: str) -> Order:
     order = book.orders.get(order_id)
     if order is None:
         raise ServiceError(UNKNOWN_ORDER, f"no order {order_id!r} in this account")
@@ -223,7 +223,7 @@ def amended(
 ) -> list[TradingEvent]:
     """The ``order-updated`` of an amend and the change of its reservation (refused as
     ``buying-power`` when the account cannot hold the larger order)."""
-    order = open_order(book, request.order_id)
+    order = known_order(book, request.order_id)
     update = amend(order, request, now)
     rest = EXACT.subtract(update.quantity, order.filled_quantity)
     as_new = OrderRequest(

@@ -114,20 +114,24 @@ class TradingService:
             return self._book(aggregate, request.account).orders[order_id]
 
     async def cancel(self, account: int, order_id: str) -> Order:
+        """Cancel the order at the venue, store it, release what it holds."""
         async with self._lock(account):
             aggregate = await self._load(account)
             now = self._clock()
-            cancel(saga.open_order(self._book(aggregate, account), order_id), now)  # open?
+            cancel(
+                saga.known_order(self._book(aggregate, account), order_id), now
+            )  # open, else refused
             reports = self._venue.cancel(account, order_id, now)
             aggregate = await self._reported(aggregate, reports)
             aggregate = await self._drive(aggregate, order_id)
             return self._book(aggregate, account).orders[order_id]
 
     async def amend(self, request: AmendRequest) -> Order:
+        """Change the order at the venue, then store the change with its reservation's."""
         async with self._lock(request.account):
             aggregate = await self._load(request.account)
             book = self._book(aggregate, request.account)
-            order = saga.open_order(book, request.order_id)
+            order = saga.known_order(book, request.order_id)
             last = self._last_price.get(order.instrument)
             now = self._clock()
             events = saga.amended(book, request, now, last, self._limits)
@@ -170,10 +174,12 @@ class TradingService:
             return self._book(aggregate, account).account
 
     async def order(self, account: int, order_id: str) -> Order:
+        """One order of the account (``unknown-order`` when it has no such order)."""
         async with self._lock(account):
-            return saga.open_order(self._book(await self._load(account), account), order_id)
+            return saga.known_order(self._book(await self._load(account), account), order_id)
 
-    async def account(self, account: int) -> Book:
+    async def book(self, account: int) -> Book:
+        """The account with its orders, as stored."""
         async with self._lock(account):
             return self._book(await self._load(account), account)
 

@@ -158,10 +158,10 @@ class Session:
                     self.crashes += 1
                     self.service = self.fresh()
                     await self.service.resume()
-        return await self.service.account(ACCOUNT)
+        return await self.service.book(ACCOUNT)
 
     async def order_id(self, client_id: str) -> str:
-        book = await self.service.account(ACCOUNT)
+        book = await self.service.book(ACCOUNT)
         return book.submissions[client_id].order_id
 
     async def act(self, action: Action) -> None:

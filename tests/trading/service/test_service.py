@@ -77,10 +77,10 @@ async def test_an_order_is_reserved_routed_filled_and_its_rest_released(
     trading = await funded(database)
     placed = await trading.place(order("a", BUY, LIMIT, "2", price=D(100)))
     assert placed.status is OrderStatus.ACCEPTED
-    book = await trading.account(ACCOUNT)
+    book = await trading.book(ACCOUNT)
     assert book.account.reservations[placed.order_id].amount == D("200.2")  # 2 x 100 x 1.001
     await trading.on_ticks([trade(2, "99", "2")])
-    book = await trading.account(ACCOUNT)
+    book = await trading.book(ACCOUNT)
     filled = book.orders[placed.order_id]
     assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(2))
     assert book.account.reservations == {}
@@ -93,7 +93,7 @@ async def test_a_risk_refusal_denies_the_order_and_reserves_nothing(database: Da
     trading = await funded(database, "100")
     denied = await trading.place(order("a", BUY, LIMIT, "2", price=D(100)))
     assert (denied.status, denied.reason_code) == (OrderStatus.DENIED, "buying-power")
-    assert (await trading.account(ACCOUNT)).account.reservations == {}
+    assert (await trading.book(ACCOUNT)).account.reservations == {}
 
 
 async def test_a_venue_reject_releases_the_reservation(database: Database) -> None:
@@ -104,7 +104,7 @@ async def test_a_venue_reject_releases_the_reservation(database: Database) -> No
     await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))
     rejected = await trading.place(order("b", BUY, LIMIT, "1", price=D(98)))
     assert (rejected.status, rejected.reason_code) == (OrderStatus.REJECTED, "too-many-orders")
-    book = await trading.account(ACCOUNT)
+    book = await trading.book(ACCOUNT)
     assert list(book.account.reservations) == [book.submissions["a"].order_id]
     released = EventStore(database, EVENT_CODEC).read(aggregate_id(ACCOUNT))
     assert isinstance(released[-1].event, FundsReleased)
@@ -136,7 +136,7 @@ async def test_a_venue_timeout_rejects_the_order_cancels_it_there_and_releases(
     timed_out = await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))
     assert (timed_out.status, timed_out.reason_code) == (OrderStatus.REJECTED, "venue-timeout")
     assert venue.canceled == [timed_out.order_id]
-    assert (await trading.account(ACCOUNT)).account.reservations == {}
+    assert (await trading.book(ACCOUNT)).account.reservations == {}
 
 
 async def test_a_cancel_ends_the_order_and_releases_what_it_holds(database: Database) -> None:
@@ -145,10 +145,10 @@ async def test_a_cancel_ends_the_order_and_releases_what_it_holds(database: Data
     await trading.on_ticks([trade(2, "99", "0.5")])
     canceled = await trading.cancel(ACCOUNT, placed.order_id)
     assert (canceled.status, canceled.filled_quantity) == (OrderStatus.CANCELED, D("0.5"))
-    book = await trading.account(ACCOUNT)
+    book = await trading.book(ACCOUNT)
     assert book.account.reservations == {}
     await trading.on_ticks([trade(3, "98")])  # the venue holds it no longer
-    assert (await trading.account(ACCOUNT)).orders[placed.order_id] == canceled
+    assert (await trading.book(ACCOUNT)).orders[placed.order_id] == canceled
     with pytest.raises(OrderInvalid) as again:
         await trading.cancel(ACCOUNT, placed.order_id)
     assert again.value.code == "not-open"
@@ -163,9 +163,9 @@ async def test_an_ioc_rest_is_canceled_by_the_venue_and_released(database: Datab
         order("a", BUY, LIMIT, "2", price=D(99), time_in_force=TimeInForce.IOC)
     )
     await trading.on_ticks([trade(2, "99", "0.5")])
-    ended = (await trading.account(ACCOUNT)).orders[placed.order_id]
+    ended = (await trading.book(ACCOUNT)).orders[placed.order_id]
     assert (ended.status, ended.filled_quantity) == (OrderStatus.CANCELED, D("0.5"))
-    assert (await trading.account(ACCOUNT)).account.reservations == {}
+    assert (await trading.book(ACCOUNT)).account.reservations == {}
 
 
 async def test_a_fill_the_account_cannot_pay_ends_the_order_instead(database: Database) -> None:
@@ -178,7 +178,7 @@ async def test_a_fill_the_account_cannot_pay_ends_the_order_instead(database: Da
     placed = await trading.place(order("a", BUY, MARKET, "1"))
     assert placed.status is OrderStatus.ACCEPTED
     await trading.on_ticks([trade(2, "120")])
-    book = await trading.account(ACCOUNT)
+    book = await trading.book(ACCOUNT)
     ended = book.orders[placed.order_id]
     assert ended.status is OrderStatus.CANCELED
     assert ended.filled_quantity == 0
@@ -196,15 +196,15 @@ async def test_an_amend_moves_the_reservation_and_is_refused_beyond_buying_power
         AmendRequest(account=ACCOUNT, order_id=placed.order_id, quantity=D(2), price=D(98))
     )
     assert (amended.quantity, amended.price) == (D(2), D(98))
-    held = (await trading.account(ACCOUNT)).account.reservations[placed.order_id]
+    held = (await trading.book(ACCOUNT)).account.reservations[placed.order_id]
     assert held.amount == D("196.196")
     with pytest.raises(RiskRefused) as refused:
         await trading.amend(AmendRequest(account=ACCOUNT, order_id=placed.order_id, quantity=D(4)))
     assert refused.value.code == "buying-power"
-    after = (await trading.account(ACCOUNT)).orders[placed.order_id]
+    after = (await trading.book(ACCOUNT)).orders[placed.order_id]
     assert after == amended  # refused before the venue was asked: nothing moved
     await trading.on_ticks([trade(2, "97", "4")])
-    assert (await trading.account(ACCOUNT)).orders[placed.order_id].filled_quantity == D(2)
+    assert (await trading.book(ACCOUNT)).orders[placed.order_id].filled_quantity == D(2)
     events = [item.event for item in EventStore(database, EVENT_CODEC).read(aggregate_id(ACCOUNT))]
     assert sum(isinstance(e, FundsReserved) for e in events) == 2
 
@@ -217,7 +217,7 @@ async def test_the_same_client_order_id_makes_one_order_and_other_content_is_ref
     first = await trading.place(request)
     again = await trading.place(request)
     assert again == first
-    book = await trading.account(ACCOUNT)
+    book = await trading.book(ACCOUNT)
     assert list(book.submissions) == ["same"]
     assert len(book.orders) == 1
     for other in (
@@ -233,7 +233,7 @@ async def test_the_same_client_order_id_makes_one_order_and_other_content_is_ref
         AmendRequest(account=ACCOUNT, order_id=first.order_id, price=D(98))
     )
     assert await trading.place(request) == amended  # the request as first sent: that order
-    assert len((await trading.account(ACCOUNT)).orders) == 1
+    assert len((await trading.book(ACCOUNT)).orders) == 1
 
 
 async def test_the_kill_switch_cancels_every_open_order_releases_and_denies_new_ones(
@@ -246,10 +246,10 @@ async def test_the_kill_switch_cancels_every_open_order_releases_and_denies_new_
     account = await trading.kill_switch(ACCOUNT)
     assert account.kill_switch
     assert account.reservations == {}
-    book = await trading.account(ACCOUNT)
+    book = await trading.book(ACCOUNT)
     assert {o.status for o in book.orders.values()} == {OrderStatus.CANCELED}
     await trading.on_ticks([trade(2, "98"), trade(3, "102")])  # the venue dropped them
-    assert {o.filled_quantity for o in (await trading.account(ACCOUNT)).orders.values()} == {0}
+    assert {o.filled_quantity for o in (await trading.book(ACCOUNT)).orders.values()} == {0}
     denied = await trading.place(order("c", BUY, LIMIT, "1", price=D(99)))
     assert denied.reason_code == "kill-switch"
     await trading.kill_switch(ACCOUNT, on=False)
@@ -268,7 +268,7 @@ async def test_accounts_are_isolated(database: Database) -> None:
         await trading.cancel(OTHER, mine.order_id)
     assert foreign.value.code == "unknown-order"
     await trading.on_ticks([trade(2, "98", "5")])
-    me, other = await trading.account(ACCOUNT), await trading.account(OTHER)
+    me, other = await trading.book(ACCOUNT), await trading.book(OTHER)
     assert list(me.orders) == [mine.order_id]
     assert list(other.orders) == [theirs.order_id]
     assert other.account.balance("USDT") == D(50) - D("9.9") - D("0.00495")
@@ -283,7 +283,7 @@ async def test_one_accounts_commands_are_serialised(database: Database) -> None:
     many = [order(f"o-{n}", BUY, LIMIT, "0.1", price=D(99)) for n in range(10)]
     placed = await asyncio.gather(*(trading.place(r) for r in [same, *many, same, same]))
     assert len({o.order_id for o in placed}) == 11  # the three of "same" are one order
-    book = await trading.account(ACCOUNT)
+    book = await trading.book(ACCOUNT)
     assert len(book.orders) == 11
     assert book.account.reserved["USDT"] == 11 * D("9.9099")
     assert stored(database) == book
