@@ -299,3 +299,17 @@ async def test_a_write_from_another_instance_is_a_conflict_then_reloaded(
     assert conflict.value.code == "concurrency-conflict"
     account = await mine.deposit(ACCOUNT, "USDT", D(1))  # reloaded: it sees the other's
     assert account.balance("USDT") == D(10_006)
+
+
+async def test_a_fill_beyond_its_reservation_is_paid_from_free_cash(database: Database) -> None:
+    trading = service(database)
+    await trading.on_ticks([trade(1, "100")])
+    await trading.deposit(ACCOUNT, "USDT", D(200))
+    placed = await trading.place(order("a", BUY, MARKET, "1"))  # reserves 105.105
+    await trading.on_ticks([trade(2, "120")])
+    book = await trading.book(ACCOUNT)
+    filled = book.orders[placed.order_id]
+    assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(1))
+    assert book.account.balance("USDT") == D(200) - D(120) - D("0.12")  # 10 bps taker
+    assert book.account.reservations == {}
+    assert stored(database) == book
