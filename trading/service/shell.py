@@ -37,7 +37,7 @@ from trading.service.book import PREFIX, STATE_CODEC, Book, aggregate_id, apply
 from trading.service.saga import ServiceError, Step
 from trading.store.aggregates import Aggregate
 from trading.store.database import Database
-from trading.store.errors import ConcurrencyConflict
+from trading.store.errors import ConcurrencyConflict, StoreError
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 from trading.store.repository import Repository
@@ -50,6 +50,12 @@ id (empty for an account's own step): tests crash the service there."""
 
 STEPS: Final = ("submitted", "routed", "filled", "triggered", "ended", "released")
 """The saga's steps, each one append."""
+
+AFTER_THE_VENUE: Final = frozenset({"routed", "filled", "triggered", "ended", "amended", "killed"})
+"""Steps that store what the venue already did: when their append fails, the venue holds what
+the store does not, and only a new service (a new venue, rebuilt by :meth:`resume`) is sound."""
+
+RESTART_REQUIRED: Final = "restart-required"
 
 
 _STEP_OF: Final[dict[type, str]] = {OrderFilled: "filled", OrderTriggered: "triggered"}
@@ -92,6 +98,7 @@ class TradingService:
         self._locks: dict[int, asyncio.Lock] = {}
         self._aggregates: dict[int, Aggregate[Book]] = {}
         self._last_price: dict[str, Decimal] = {}
+        self._unsound: str | None = None
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -189,6 +196,7 @@ class TradingService:
         """Feed the venue each trade and settle what it reports, each report one step of its
         order's saga. After a crash the same batch may come again (:meth:`resume`)."""
         for tick in ticks:
+            self._check_sound()
             self._last_price[tick.instrument] = tick.price
             for report in self._venue.on_tick(tick):
                 await self._settle(report)
@@ -276,7 +284,14 @@ class TradingService:
     # -- storage ---------------------------------------------------------------------------------
 
     def _lock(self, account: int) -> asyncio.Lock:
+        """The account's lock; every command and report takes it, so a service whose venue
+        went out of step with the store refuses them all here."""
+        self._check_sound()
         return self._locks.setdefault(account, asyncio.Lock())
+
+    def _check_sound(self) -> None:
+        if self._unsound is not None:
+            raise ServiceError(RESTART_REQUIRED, self._unsound)
 
     def _book(self, aggregate: Aggregate[Book], account: int) -> Book:
         return aggregate.state or Book(account=Account(account=account))
@@ -298,6 +313,11 @@ class TradingService:
             saved = await asyncio.to_thread(self._repository.save, aggregate, events)
         except ConcurrencyConflict:
             self._aggregates.pop(account, None)  # another writer: the next command reloads
+            raise
+        except StoreError as exc:
+            self._aggregates.pop(account, None)
+            if step in AFTER_THE_VENUE:
+                self._unsound = f"the venue is ahead of the store after a failed {step} ({exc})"
             raise
         self._aggregates[account] = saved
         self._fault(step, order_id)

@@ -4,7 +4,9 @@ account holding no reservation for an ended order, and with what the stored even
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import dataclasses
+from collections.abc import Iterator
 from decimal import Decimal
 
 import msgspec
@@ -39,7 +41,7 @@ from trading.service.saga import ServiceError
 from trading.service.shell import TradingService
 from trading.store.aggregates import Aggregate, fold
 from trading.store.database import Database
-from trading.store.errors import ConcurrencyConflict
+from trading.store.errors import ConcurrencyConflict, StoreUnavailableError
 from trading.store.events import EventStore
 from trading.store.wire import EVENT_CODEC
 
@@ -313,3 +315,45 @@ async def test_a_fill_beyond_its_reservation_is_paid_from_free_cash(database: Da
     assert book.account.balance("USDT") == D(200) - D(120) - D("0.12")  # 10 bps taker
     assert book.account.reservations == {}
     assert stored(database) == book
+
+
+@contextlib.contextmanager
+def store_down(trading: TradingService) -> Iterator[None]:
+    """Every append of ``trading`` fails as in a database outage, while in the block."""
+
+    def down(*args: object) -> object:
+        raise StoreUnavailableError("the database is down")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trading._repository, "save", down)
+        yield
+
+
+async def test_a_store_failure_after_the_venue_acted_stops_the_service_until_a_restart(
+    database: Database,
+) -> None:
+    """The venue filled, the store could not take it: this service's venue is ahead of the
+    store, so it refuses everything (``restart-required``); a new one resumes from the store
+    and the trade, fed again, fills the order once."""
+    trading = await funded(database)
+    placed = await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))
+    with store_down(trading), pytest.raises(StoreUnavailableError):
+        await trading.on_ticks([trade(2, "98")])
+    for refused in (trading.deposit(ACCOUNT, "USDT", D(1)), trading.on_ticks([trade(3, "98")])):
+        with pytest.raises(ServiceError) as stopped:
+            await refused
+        assert stopped.value.code == "restart-required"
+    restarted = service(database)
+    await restarted.resume()
+    await restarted.on_ticks([trade(2, "98")])  # the consumer feeds the batch again
+    filled = (await restarted.book(ACCOUNT)).orders[placed.order_id]
+    assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(1))
+
+
+async def test_a_store_failure_before_the_venue_acted_leaves_the_service_sound(
+    database: Database,
+) -> None:
+    trading = await funded(database)
+    with store_down(trading), pytest.raises(StoreUnavailableError):
+        await trading.deposit(ACCOUNT, "USDT", D(1))
+    assert (await trading.deposit(ACCOUNT, "USDT", D(1))).balance("USDT") == D(10_001)
