@@ -123,7 +123,7 @@ def submit(
             order_id=order_id,
             reason_code=refused.code,
             field=refused.field,
-            message=str(refused.args[0]) if refused.args else refused.code,
+            message=refused.message,
             ts=now,
         )
         return [submitted, denied]

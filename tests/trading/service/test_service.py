@@ -16,6 +16,7 @@ from core.ticks import Side, Tick
 from core.trading_events import (
     FundsReleased,
     FundsReserved,
+    OrderDenied,
     OrderStatus,
     OrderSubmitted,
     TimeInForce,
@@ -95,6 +96,15 @@ async def test_a_risk_refusal_denies_the_order_and_reserves_nothing(database: Da
     trading = await funded(database, "100")
     denied = await trading.place(order("a", BUY, LIMIT, "2", price=D(100)))
     assert (denied.status, denied.reason_code) == (OrderStatus.DENIED, "buying-power")
+    (why,) = [
+        item.event
+        for item in EventStore(database, EVENT_CODEC).read(aggregate_id(ACCOUNT))
+        if isinstance(item.event, OrderDenied)
+    ]
+    assert (why.field, why.message) == (
+        "quantity",
+        "needs 200.200000000000000000 USDT, 100 available",
+    )
     assert (await trading.book(ACCOUNT)).account.reservations == {}
 
 
