@@ -3,8 +3,8 @@
 A consumer decodes a record with the codec of its topic, looked up here once per topic and
 batch (``streams.processor`` does it for every processor); a producer encodes with the same
 entry, so a topic's key, value and type are spelled in one place. Names are in
-:mod:`core.topics`, wire formats in :mod:`core.codecs`; topics whose schema comes with a
-service not built yet (``trading.*``) have no entry until it comes.
+:mod:`core.topics`, wire formats in :mod:`core.codecs`, :mod:`core.auth_events` and
+:mod:`core.trading_events`; ``trading.commands`` has no entry until its producer comes.
 """
 
 from __future__ import annotations
@@ -81,12 +81,12 @@ AUTH_EVENTS_CODEC: Final[TopicCodec[auth_events.AuthEvent]] = TopicCodec(
     auth_events.event_key,
 )
 
-TRADING_EVENTS_CODEC: Final[TopicCodec[trading_events.TradingEvent]] = TopicCodec(
+TRADING_EVENTS_CODEC: Final[TopicCodec[trading_events.TradingRecord]] = TopicCodec(
     TRADING_EVENTS,
-    trading_events.ORDER_EVENTS + trading_events.ACCOUNT_EVENTS,
-    trading_events.decode_event,
-    trading_events.encode_event,
-    trading_events.event_key,
+    (trading_events.TradingRecord,),
+    trading_events.decode_record,
+    trading_events.encode_record,
+    trading_events.record_key,
 )
 
 REGISTRY: Final[Mapping[str, TopicCodec[Any]]] = MappingProxyType(

@@ -22,7 +22,7 @@ TRADING_COMMANDS: Final = "trading.commands"
 
 TRADING_EVENTS: Final = "trading.events"
 """Order and account events published by the trading service; key: the account id; value:
-:func:`core.trading_events.encode_event`."""
+:func:`core.trading_events.encode_record` (each event with its notification id)."""
 
 AUTH_EVENTS: Final = "auth.events"
 """Revocations and plan changes published by the auth service; value:

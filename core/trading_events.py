@@ -7,10 +7,13 @@ store keeps them in this encoding, the read models and the audit endpoint fold t
 gateway's private channels and the bot SDK decode them; ``docs/trading.md`` ("Event
 catalogue") says what each one means.
 
-On the wire an event is one MessagePack map: its ``kind`` (the tag), its schema version ``v``
-and its fields. Amounts are exact decimals (decimal text, never a float), times UTC
-nanoseconds. The key is the account id, so one account's events keep their order on one
-partition. :func:`decode_event` trusts nothing: whatever is wrong, it raises
+An event is one MessagePack map: its ``kind`` (the tag), its schema version ``v`` and its
+fields. Amounts are exact decimals (decimal text, never a float), times UTC nanoseconds. On
+the topic each event travels in a :class:`TradingRecord`: its notification id (its position in
+the event store's whole log), its aggregate and version there, and the event itself embedded
+as a tagged map. The key is the account id, so one account's events keep their order on one
+partition, and a consumer drops a repeat by its notification id (:class:`Deduplicator`).
+:func:`decode_record` and :func:`decode_event` trust nothing: whatever is wrong, they raise
 :class:`~core.codecs.CodecError` with one of our reason codes.
 """
 
@@ -30,6 +33,9 @@ VERSION: Final = 1
 
 MAX_EVENT_BYTES: Final = 16 * 1024
 """An event is small; a larger record is refused before it is parsed."""
+
+MAX_RECORD_BYTES: Final = MAX_EVENT_BYTES + 1024
+"""A record is an event and a few fields about where it is stored."""
 
 MAX_AMOUNT_SCALE: Final = 2 * MAX_SCALE
 """The most decimal places of an amount on the wire (a price times a size needs 36)."""
@@ -237,8 +243,41 @@ _ZERO: Final = Decimal(0)
 _NON_NEGATIVE: Final = frozenset({"fee"})
 """Amount fields that may be zero; every other one must be positive."""
 
+AggregateId = Annotated[str, msgspec.Meta(min_length=1, max_length=128)]
+Positive = Annotated[int, msgspec.Meta(ge=1, le=2**63 - 1)]
+
+
+class TradingRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """One stored event as ``trading.events`` carries it (what the outbox publishes).
+
+    ``notification_id`` is the event's position in the store's whole log: the outbox publishes
+    in that order, so on one key the ids only rise and a repeat (delivery is at least once)
+    carries an id already seen. ``aggregate_id`` and ``version`` say where the event is stored
+    (``account:42`` version 7: the trading service keeps an account and its orders in one
+    stream).
+    """
+
+    notification_id: Positive
+    aggregate_id: AggregateId
+    version: Positive
+    event: TradingEvent
+    v: int = VERSION
+
+
 _encoder: Final = msgspec.msgpack.Encoder()
 _decoder: Final = msgspec.msgpack.Decoder(TradingEvent)
+_record_decoder: Final = msgspec.msgpack.Decoder(TradingRecord)
+
+
+class _VersionPeek(msgspec.Struct):
+    v: object = None
+
+
+class _RecordPeek(msgspec.Struct):
+    event: _VersionPeek
+
+
+_peek_record: Final = msgspec.msgpack.Decoder(_RecordPeek)
 
 
 def encode_event(event: TradingEvent) -> bytes:
@@ -250,23 +289,51 @@ def decode_event(data: bytes) -> TradingEvent:
     not one (reason ``too_large`` past :data:`MAX_EVENT_BYTES`, ``invalid`` for an amount
     that is not a positive exact decimal of bounded size, else those of
     :func:`~core.codecs.decode_versioned`)."""
-    if isinstance(data, bytes | bytearray | memoryview) and len(data) > MAX_EVENT_BYTES:
-        raise CodecError(
-            f"bad trading event message: larger than {MAX_EVENT_BYTES} bytes", "too_large"
-        )
+    _check_size(data, MAX_EVENT_BYTES, "trading event")
     event = decode_versioned(_decoder, data, "trading event", VERSION, v_has_default=True)
-    for name in event.__struct_fields__:
-        value = getattr(event, name)
-        if isinstance(value, Decimal):
-            _check_amount(value, name)
+    _check_amounts(event, "trading event")
     return event
 
 
-def _check_amount(value: Decimal, name: str) -> None:
-    lowest = _ZERO if name in _NON_NEGATIVE else None
-    problem = amount_problem(value, lowest)
-    if problem is not None:
-        raise CodecError(f"bad trading event message: {name} {problem}")
+def encode_record(record: TradingRecord) -> bytes:
+    return _encoder.encode(record)
+
+
+def decode_record(data: bytes) -> TradingRecord:
+    """The record in ``data``, its event checked as :func:`decode_event` checks one (reason
+    ``too_large`` past :data:`MAX_RECORD_BYTES`); :class:`~core.codecs.CodecError` otherwise.
+    The record and its event each carry the schema version ``v``."""
+    _check_size(data, MAX_RECORD_BYTES, "trading record")
+    record = decode_versioned(_record_decoder, data, "trading record", VERSION, v_has_default=True)
+    found = record.event.v if _peek_record.decode(data).event.v is not None else None
+    if found != VERSION:
+        what = "no schema version field `v`" if found is None else f"unknown schema version {found}"
+        raise CodecError(
+            f"bad trading record message: event has {what} (this reader knows version {VERSION})",
+            "version",
+        )
+    _check_amounts(record.event, "trading record")
+    return record
+
+
+def record_key(record: TradingRecord) -> bytes:
+    """The message key on ``trading.events``: the event's account id in decimal."""
+    return event_key(record.event)
+
+
+def _check_size(data: object, limit: int, what: str) -> None:
+    if isinstance(data, bytes | bytearray | memoryview) and len(data) > limit:
+        raise CodecError(f"bad {what} message: larger than {limit} bytes", "too_large")
+
+
+def _check_amounts(event: TradingEvent, what: str) -> None:
+    for name in event.__struct_fields__:
+        value = getattr(event, name)
+        if isinstance(value, Decimal):
+            lowest = _ZERO if name in _NON_NEGATIVE else None
+            problem = amount_problem(value, lowest)
+            if problem is not None:
+                raise CodecError(f"bad {what} message: {name} {problem}")
 
 
 def amount_problem(value: Decimal, lowest: Decimal | None = None) -> str | None:
@@ -289,3 +356,22 @@ def amount_problem(value: Decimal, lowest: Decimal | None = None) -> str | None:
 def event_key(event: TradingEvent) -> bytes:
     """The message key on ``trading.events``: the account id in decimal."""
     return str(event.account).encode()
+
+
+class Deduplicator:
+    """A consumer's filter of ``trading.events``: a record whose notification id it has seen
+    on its key is a repeat.
+
+    The outbox publishes in notification order and keys by account, so on one key the ids
+    only rise: remembering the highest per key is enough (one integer per account seen).
+    """
+
+    def __init__(self) -> None:
+        self._highest: dict[bytes, int] = {}
+
+    def is_new(self, record: TradingRecord) -> bool:
+        key = record_key(record)
+        if record.notification_id <= self._highest.get(key, 0):
+            return False
+        self._highest[key] = record.notification_id
+        return True

@@ -1,6 +1,6 @@
-"""``trading.events`` is a typed topic: every event survives the wire exactly under its
-account's key, and anything that is not an event of this version is our CodecError with our
-reason code."""
+"""``trading.events`` is a typed topic: every event survives the wire exactly, in its record,
+under its account's key; anything that is not a record or an event of this version is our
+CodecError with our reason code; a consumer drops a repeated record by its notification id."""
 
 from __future__ import annotations
 
@@ -71,12 +71,30 @@ def test_every_kind_of_event_has_an_example_here() -> None:
     assert {type(event) for event in EVENTS} == set(te.ORDER_EVENTS + te.ACCOUNT_EVENTS)
 
 
+def record(event: te.TradingEvent, notification_id: int = 41) -> te.TradingRecord:
+    return te.TradingRecord(
+        notification_id=notification_id, aggregate_id="account:7", version=3, event=event
+    )
+
+
 @pytest.mark.parametrize("event", EVENTS, ids=te.kind_of)
 def test_an_event_survives_the_wire_exactly_under_its_account_key(event: te.TradingEvent) -> None:
     codec = codec_for(TRADING_EVENTS)
-    key, value = codec.record(event)
-    assert (key, codec.decode(value)) == (b"7", event)
-    assert type(codec.decode(value)) is type(event)
+    key, value = codec.record(record(event))
+    assert (key, codec.decode(value)) == (b"7", record(event))
+    assert type(codec.decode(value).event) is type(event)
+    assert te.decode_event(te.encode_event(event)) == event
+
+
+def test_a_record_embeds_its_event_as_a_tagged_map_not_as_bytes() -> None:
+    fields = msgspec.msgpack.decode(te.encode_record(record(EVENTS[6])))
+    assert {name: fields[name] for name in ("notification_id", "aggregate_id", "version", "v")} == {
+        "notification_id": 41, "aggregate_id": "account:7", "version": 3, "v": te.VERSION
+    }  # fmt: skip
+    assert (fields["event"]["kind"], fields["event"]["price"]) == (
+        "order-filled",
+        "43000.123456789012345678",
+    )
 
 
 def test_an_event_is_a_versioned_map_tagged_by_its_kind_with_amounts_as_text() -> None:
@@ -141,6 +159,73 @@ def test_what_is_not_an_event_is_refused_with_our_reason(
     with pytest.raises(CodecError, match=f"^bad trading event message: {problem}") as refused:
         te.decode_event(data)
     assert refused.value.reason == reason
+
+
+def record_wire(event: object = None, **changes: object) -> bytes:
+    """A record of ``FILL`` with some fields changed (``None`` deletes one), its event
+    replaced by ``event`` when given."""
+    fields = msgspec.msgpack.decode(te.encode_record(record(FILL)))
+    if event is not None:
+        fields["event"] = event
+    for name, value in changes.items():
+        if value is None:
+            fields.pop(name, None)
+        else:
+            fields[name] = value
+    return msgspec.msgpack.encode(fields)
+
+
+def event_map(**changes: object) -> dict[str, object]:
+    fields: dict[str, object] = msgspec.msgpack.decode(wire(FILL, **changes))
+    return fields
+
+
+@pytest.mark.parametrize(
+    ("data", "reason", "problem"),
+    [
+        (record_wire(v=2), "version", "unknown schema version 2 "),
+        (record_wire(v=None), "version", "no schema version field `v`"),
+        (record_wire(event_map(v=2)), "version", "event has unknown schema version 2 "),
+        (record_wire(event_map(v=None)), "version", "event has no schema version field `v`"),
+        (record_wire(notification_id=0), "schema", "not the shape of this message"),
+        (record_wire(version=None), "schema", "not the shape of this message"),
+        (record_wire(aggregate_id=""), "schema", "not the shape of this message"),
+        (record_wire(event_map(kind="order-exploded")), "schema", "not the shape of this"),
+        (record_wire(b"\x80"), "schema", "not the shape of this message"),
+        (record_wire(event_map(quantity="0")), "invalid", "quantity must be positive, got 0"),
+        (record_wire(event_map(fee="-1")), "invalid", "fee must be at least 0, got -1"),
+        (te.encode_record(record(FILL))[:-2], "malformed", "not valid MessagePack"),
+        (b"\x00" * (te.MAX_RECORD_BYTES + 1), "too_large", "larger than 17408 bytes"),
+    ],
+)
+def test_what_is_not_a_record_is_refused_with_our_reason(
+    data: bytes, reason: str, problem: str
+) -> None:
+    with pytest.raises(CodecError, match=f"^bad trading record message: {problem}") as refused:
+        te.decode_record(data)
+    assert refused.value.reason == reason
+
+
+@given(st.data())
+def test_damaged_records_raise_codec_error_and_nothing_else(data: st.DataObject) -> None:
+    message = bytearray(te.encode_record(record(data.draw(st.sampled_from(EVENTS)))))
+    for _ in range(data.draw(st.integers(1, 4))):
+        message[data.draw(st.integers(0, len(message) - 1))] = data.draw(st.integers(0, 255))
+    with contextlib.suppress(CodecError):
+        te.decode_record(bytes(message))
+
+
+def test_the_deduplicator_drops_a_notification_id_it_has_seen_on_an_account() -> None:
+    seen = te.Deduplicator()
+    other_account = te.TradingRecord(
+        notification_id=41, aggregate_id="account:8", version=1,
+        event=te.KillSwitchSet(account=8, on=True, ts=1),
+    )  # fmt: skip
+    assert seen.is_new(record(FILL, 41))
+    assert not seen.is_new(record(FILL, 41))
+    assert not seen.is_new(record(EVENTS[0], 40))  # below the highest on the key: a repeat
+    assert seen.is_new(other_account)
+    assert seen.is_new(record(FILL, 42))
 
 
 def test_input_that_is_not_bytes_is_refused() -> None:

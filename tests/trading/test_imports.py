@@ -1,6 +1,7 @@
 """The trading domain is pure: ``trading.domain`` imports ``core`` and nothing of the
 platform's services, and neither it nor ``core.trading_events`` imports anything that does
-I/O or runs an event loop. Its modules import each other without a circle."""
+I/O or runs an event loop. Its modules import each other without a circle. The order saga's
+core (``trading/service``'s book, saga and venue state) is as pure, over the domain."""
 
 from __future__ import annotations
 
@@ -41,5 +42,39 @@ def test_the_trading_domain_imports_only_core_and_pure_libraries(path: Path) -> 
     assert top & NO_IO == set()
 
 
+SAGA_CORE = [
+    REPO / "trading" / "service" / name for name in ("book.py", "saga.py", "venue_state.py")
+]
+SAGA_CORE_MAY_IMPORT = ("core", "trading.domain", "trading.store.codec", "trading.service.")
+
+
+@pytest.mark.parametrize("path", SAGA_CORE, ids=lambda path: str(path.relative_to(REPO)))
+def test_the_order_saga_is_sans_io(path: Path) -> None:
+    """The saga decides; the shell (``trading/service/shell.py``) stores, routes and calls
+    the venue. The core imports the domain and no I/O."""
+    ours = {name for name in imports(path) if name.split(".")[0] in {"trading", "core"}}
+    assert {name for name in ours if not name.startswith(SAGA_CORE_MAY_IMPORT)} == set()
+    assert {name for name in ours if name.startswith("trading.service.")} <= {
+        f"trading.service.{p.stem}" for p in SAGA_CORE
+    }
+    top = {name.split(".")[0] for name in imports(path)}
+    assert top & NO_IO == set()
+
+
 def test_the_trading_domain_has_no_import_circle() -> None:
     assert find_circle(import_graph("trading/domain")) is None
+
+
+def test_the_service_has_no_import_circle() -> None:
+    assert find_circle(import_graph("trading/service")) is None
+
+
+@pytest.mark.parametrize(
+    "path",
+    sorted((REPO / "trading" / "store").rglob("*.py")),
+    ids=lambda path: str(path.relative_to(REPO)),
+)
+def test_the_event_store_knows_nothing_of_orders_or_the_service(path: Path) -> None:
+    """The store is generic over a fold; only its wire names ``trading.events``' record."""
+    ours = {name for name in imports(path) if name.startswith("trading.")}
+    assert {name for name in ours if not name.startswith("trading.store")} == set()

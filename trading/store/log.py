@@ -70,6 +70,18 @@ class NotificationLog:
         except Unavailable as exc:
             raise StoreUnavailableError(f"reading the log failed: {exc}") from None
 
+    def aggregate_ids(self, prefix: str) -> list[str]:
+        """The ids of every aggregate whose id starts with ``prefix`` (``account:``), sorted."""
+        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        with self.transaction() as curs:
+            curs.execute(
+                SQL("SELECT DISTINCT originator_id FROM {}.{} WHERE originator_id LIKE %s").format(
+                    Identifier(self._db.schema), Identifier(self._db.settings.events_table)
+                ),
+                (pattern,),
+            )
+            return sorted(str(row["originator_id"]) for row in curs.fetchall())
+
     def position(self, reader: str) -> int:
         """The id ``reader`` has handled up to (0: none yet)."""
         try:

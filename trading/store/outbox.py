@@ -5,8 +5,9 @@ publisher reads the notifications after its tracked position, publishes each (in
 each awaited before the next), then records the last id as its position. A crash before the
 position is recorded publishes the same notifications again on restart: delivery is at least
 once, and a repeat carries the same notification id, which consumers drop
-(:class:`trading.store.wire.Deduplicator`). Nothing is lost: the position never passes an id
-that was not published.
+(:class:`core.trading_events.Deduplicator`). What a notification becomes on the topic is the
+publisher's :data:`~trading.store.wire.Wire` (``trading.events``' record by default). Nothing
+is lost: the position never passes an id that was not published.
 
 The library is synchronous; its calls run in a worker thread (``asyncio.to_thread``), the
 publishing on the caller's event loop.
@@ -24,38 +25,10 @@ from eventsourcing.persistence import Notification
 from streams.bus import BusError, Topic
 from trading.store.log import NotificationLog
 from trading.store.loop import follow_log
-from trading.store.wire import Published, encode_published
-
-KeyOf = Callable[[str], bytes]
-"""The record key of an aggregate id: all of one key's events go to one partition, in order."""
+from trading.store.wire import Wire, trading_wire
 
 Hook = Callable[[int], Awaitable[None]]
 """A fault hook, called with a notification id (tests crash the publisher there)."""
-
-
-def aggregate_key(aggregate_id: str) -> bytes:
-    """The default key: the aggregate id itself."""
-    return aggregate_id.encode()
-
-
-def account_key(aggregate_id: str) -> bytes:
-    """Key an id of the form ``<kind>:<account>[:<more>]`` (``account:42``,
-    ``order:42:<uuid>``) by its account, so one account's events share a partition and keep
-    their order; an id of another form is its own key."""
-    parts = aggregate_id.split(":", 2)
-    if len(parts) < 2 or not parts[1]:
-        return aggregate_key(aggregate_id)
-    return f"account:{parts[1]}".encode()
-
-
-def message_of(notification: Notification) -> Published:
-    return Published(
-        notification_id=notification.id,
-        aggregate_id=str(notification.originator_id),
-        version=notification.originator_version,
-        topic=notification.topic,
-        event=notification.state,
-    )
 
 
 async def _no_hook(_: int) -> None:
@@ -81,13 +54,13 @@ class OutboxPublisher:
         log: NotificationLog,
         topic: Topic,
         *,
-        key_of: KeyOf = aggregate_key,
+        wire: Wire = trading_wire,
         settings: OutboxSettings | None = None,
         after_publish: Hook = _no_hook,
     ) -> None:
         self._log = log
         self._topic = topic
-        self._key_of = key_of
+        self._wire = wire
         self.settings = settings or OutboxSettings()
         self._after_publish = after_publish
 
@@ -122,9 +95,8 @@ class OutboxPublisher:
     async def _send(self, batch: Sequence[Notification]) -> None:
         """On the event loop: each record of ``batch`` published, in order, each awaited."""
         for notification in batch:
-            message = message_of(notification)
-            key = self._key_of(message.aggregate_id)
-            await self._topic.publish(key, encode_published(message))
+            key, value = self._wire(notification)
+            await self._topic.publish(key, value)
             await self._after_publish(notification.id)
 
     async def drain(self) -> int:

@@ -1,57 +1,39 @@
-"""What the outbox publishes: one stored event with its notification id, as MessagePack.
+"""What the outbox publishes on ``trading.events``: each stored event as a
+:class:`core.trading_events.TradingRecord`, through the topic's registered codec.
 
-The record's key is the aggregate's partition key (all of an account's events on one
-partition, in order); the value carries the notification id, the event's position in the whole
-log, so that a consumer recognises a record it has seen (:class:`Deduplicator`).
+The record carries the notification id, the event's position in the whole log, so that a
+consumer recognises a repeat (:class:`core.trading_events.Deduplicator`); its key is the
+event's account, so one account's events keep their order on one partition.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Final
 
-import msgspec
+from eventsourcing.persistence import Notification
 
-from trading.store.errors import UndecodableEventError
+from core.topic_codecs import TRADING_EVENTS_CODEC
+from core.trading_events import TradingEvent, TradingRecord
+from trading.store.codec import StructCodec
 
+Wire = Callable[[Notification], tuple[bytes, bytes]]
+"""The ``(key, value)`` of the record that publishes one notification."""
 
-class Published(msgspec.Struct, frozen=True, kw_only=True):
-    """A stored event as published: ``event`` is the event codec's bytes of type ``topic``."""
-
-    notification_id: int
-    aggregate_id: str
-    version: int
-    topic: str
-    event: bytes
+EVENT_CODEC: Final[StructCodec[TradingEvent]] = StructCodec(TradingEvent)
+"""How the trading service's events are stored: the same MessagePack map as on the wire."""
 
 
-_ENCODER: Final = msgspec.msgpack.Encoder()
-_DECODER: Final = msgspec.msgpack.Decoder(Published)
+def trading_record(notification: Notification) -> TradingRecord:
+    """The record of a stored trading event (:class:`UndecodableEventError` when it is not)."""
+    return TradingRecord(
+        notification_id=notification.id,
+        aggregate_id=str(notification.originator_id),
+        version=notification.originator_version,
+        event=EVENT_CODEC.decode(notification.topic, notification.state),
+    )
 
 
-def encode_published(message: Published) -> bytes:
-    return _ENCODER.encode(message)
-
-
-def decode_published(data: bytes) -> Published:
-    """The message in ``data`` (:class:`UndecodableEventError` when it is not one)."""
-    try:
-        return _DECODER.decode(data)
-    except msgspec.DecodeError as exc:
-        raise UndecodableEventError(f"not a published trading event: {exc}") from None
-
-
-class Deduplicator:
-    """A consumer's filter: a record whose notification id it has seen is a repeat.
-
-    The outbox publishes in notification order, so on one key the ids only rise: remembering
-    the highest per key is enough (bounded by the number of keys).
-    """
-
-    def __init__(self) -> None:
-        self._highest: dict[bytes, int] = {}
-
-    def is_new(self, key: bytes, message: Published) -> bool:
-        if message.notification_id <= self._highest.get(key, 0):
-            return False
-        self._highest[key] = message.notification_id
-        return True
+def trading_wire(notification: Notification) -> tuple[bytes, bytes]:
+    """The ``trading.events`` record of a notification, keyed by its event's account."""
+    return TRADING_EVENTS_CODEC.record(trading_record(notification))

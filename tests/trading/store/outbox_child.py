@@ -15,11 +15,12 @@ import time
 
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
-from tests.trading.store import toy
+from tests.trading.store.topic_reads import store_accounts
 from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
-from trading.store.outbox import OutboxPublisher, account_key
+from trading.store.outbox import OutboxPublisher
+from trading.store.wire import EVENT_CODEC
 
 
 def halt() -> None:
@@ -31,9 +32,7 @@ def halt() -> None:
 async def main(url: str, bootstrap: str, topic: str, accounts: int, point: str) -> None:
     with Database(StoreSettings(url)) as database:
         database.create_tables()
-        events = EventStore(database, toy.CODEC)
-        for account in range(1, accounts + 1):
-            events.append(f"account:{account}", 0, toy.history(account, 4))
+        store_accounts(EventStore(database, EVENT_CODEC), accounts, 5)
         if point == "stored":
             halt()
         published = 0
@@ -49,7 +48,6 @@ async def main(url: str, bootstrap: str, topic: str, accounts: int, point: str) 
             publisher = OutboxPublisher(
                 NotificationLog(database),
                 bus.topic(topic),
-                key_of=account_key,
                 after_publish=stop_after_k,
             )
             await publisher.drain()

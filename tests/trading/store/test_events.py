@@ -12,6 +12,7 @@ from trading.store.aggregates import Versioned
 from trading.store.database import Database, StoreSettings
 from trading.store.errors import ConcurrencyConflict, InvalidAppendError, UndecodableEventError
 from trading.store.events import EventStore
+from trading.store.log import NotificationLog
 
 
 def test_appended_events_read_back_in_order_with_their_versions(
@@ -120,3 +121,14 @@ def test_table_names_start_with_trading() -> None:
 def test_creating_the_tables_again_is_harmless(database: Database) -> None:
     database.create_tables()
     database.create_tables()
+
+
+def test_the_log_lists_the_aggregates_of_a_prefix_taking_it_literally(
+    database: Database, events: EventStore[toy.ToyEvent]
+) -> None:
+    for aggregate_id in ("account:12", "account:1", "accountX9", "other:1", "account_%:3"):
+        events.append(aggregate_id, 0, [toy.Opened(1)])
+    log = NotificationLog(database)
+    assert log.aggregate_ids("account:") == ["account:1", "account:12"]
+    assert log.aggregate_ids("account_%") == ["account_%:3"]
+    assert log.aggregate_ids("none:") == []

@@ -11,12 +11,13 @@ import pytest
 from streams.memory import MemoryBus
 from tests.storage.stoppable import StoppablePostgres
 from tests.trading.store import toy
-from tests.trading.store.topic_reads import deduplicated, published
+from tests.trading.store.topic_reads import deduplicated, published, store_accounts
 from trading.store.database import Database, StoreSettings
 from trading.store.errors import StoreUnavailableError
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 from trading.store.outbox import OutboxPublisher, OutboxSettings
+from trading.store.wire import EVENT_CODEC
 
 TOPIC = "trading.events"
 
@@ -36,10 +37,7 @@ async def test_publishing_resumes_without_loss_after_the_database_comes_back(
     url = stoppable_postgres.database("mdp")
     with Database(StoreSettings(url)) as database:
         database.create_tables()
-        events = EventStore(database, toy.CODEC)
-        ids: list[int] = []
-        for account in range(1, 7):
-            ids += events.append(f"account:{account}", 0, toy.history(account, 4))
+        ids = store_accounts(EventStore(database, EVENT_CODEC), 6, 5)
         stopped = asyncio.Event()
 
         async def stop_the_database_at_the_fifteenth(notification_id: int) -> None:

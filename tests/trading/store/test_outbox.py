@@ -5,17 +5,18 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import AsyncIterator
+from decimal import Decimal
 
 import pytest
 
+from core.trading_events import FundsDeposited, KillSwitchSet, TradingEvent, decode_record
 from streams.memory import MemoryBus
-from tests.trading.store import toy
-from tests.trading.store.topic_reads import deduplicated, published
+from tests.trading.store.topic_reads import deduplicated, history, published, store_accounts
 from trading.store.database import Database
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
-from trading.store.outbox import OutboxPublisher, OutboxSettings, account_key
-from trading.store.wire import Deduplicator, Published, decode_published
+from trading.store.outbox import OutboxPublisher, OutboxSettings
+from trading.store.wire import EVENT_CODEC
 
 TOPIC = "trading.events"
 
@@ -30,15 +31,13 @@ async def bus() -> AsyncIterator[MemoryBus]:
         yield memory
 
 
-def store_accounts(events: EventStore[toy.ToyEvent], accounts: int, deposits: int) -> list[int]:
-    ids: list[int] = []
-    for account in range(1, accounts + 1):
-        ids += events.append(f"account:{account}", 0, toy.history(account, deposits))
-    return ids
+@pytest.fixture
+def events(database: Database) -> EventStore[TradingEvent]:
+    return EventStore(database, EVENT_CODEC)
 
 
 async def test_every_stored_event_is_published_once_with_its_notification_id(
-    database: Database, events: EventStore[toy.ToyEvent], bus: MemoryBus
+    database: Database, events: EventStore[TradingEvent], bus: MemoryBus
 ) -> None:
     ids = store_accounts(events, 3, 4)
     publisher = OutboxPublisher(NotificationLog(database), bus.topic(TOPIC))
@@ -47,41 +46,45 @@ async def test_every_stored_event_is_published_once_with_its_notification_id(
     messages = await published(bus, TOPIC, len(ids))
     assert sorted(message.notification_id for message in messages) == ids
     first = min(messages, key=lambda message: message.notification_id)
-    assert (first.aggregate_id, first.version, first.topic) == ("account:1", 1, "opened")
-    assert toy.CODEC.decode(first.topic, first.event) == toy.Opened(1)
+    assert (first.aggregate_id, first.version) == ("account:1", 1)
+    assert first.event == FundsDeposited(account=1, currency="USDT", amount=Decimal(1), ts=1)
+    third = sorted(messages, key=lambda message: message.notification_id)[2]
+    assert (third.version, third.event) == (3, KillSwitchSet(account=1, on=True, ts=3))
 
 
 async def test_records_are_keyed_by_account_and_in_order_on_each_key(
-    database: Database, events: EventStore[toy.ToyEvent], bus: MemoryBus
+    database: Database, events: EventStore[TradingEvent], bus: MemoryBus
 ) -> None:
     store_accounts(events, 4, 3)
     topic = bus.topic(TOPIC)
-    await OutboxPublisher(NotificationLog(database), topic, key_of=account_key).drain()
+    await OutboxPublisher(NotificationLog(database), topic).drain()
     async with bus.subscribe("check", [TOPIC]) as subscription:
         records = await subscription.poll(1000, timeout=1.0)
-    by_key: dict[bytes, list[Published]] = {}
+    by_key: dict[bytes, list[int]] = {}
     for record in records:
         assert record.partition == topic.partition_for(record.key)
-        by_key.setdefault(record.key, []).append(decode_published(record.value))
-    assert sorted(by_key) == [f"account:{n}".encode() for n in range(1, 5)]
-    for messages in by_key.values():
-        assert [message.version for message in messages] == [1, 2, 3, 4]
+        message = decode_record(record.value)
+        assert record.key == str(message.event.account).encode()
+        by_key.setdefault(record.key, []).append(message.version)
+    assert sorted(by_key) == [str(n).encode() for n in range(1, 5)]
+    for versions in by_key.values():
+        assert versions == [1, 2, 3]
 
 
 async def test_events_stored_while_no_publisher_ran_are_published_on_restart(
-    database: Database, events: EventStore[toy.ToyEvent], bus: MemoryBus
+    database: Database, events: EventStore[TradingEvent], bus: MemoryBus
 ) -> None:
     log = NotificationLog(database)
     first = store_accounts(events, 1, 2)
     await OutboxPublisher(log, bus.topic(TOPIC)).drain()
-    later = events.append("account:9", 0, toy.history(9, 2))  # stored; the publisher is down
+    later = events.append("account:9", 0, history(9, 2))  # stored; the publisher is down
     assert await OutboxPublisher(log, bus.topic(TOPIC)).drain() == len(later)
     messages = await published(bus, TOPIC, len(first + later))
     assert sorted(message.notification_id for message in messages) == first + later
 
 
 async def test_a_crash_between_publishing_and_tracking_repeats_only_what_a_consumer_drops(
-    database: Database, events: EventStore[toy.ToyEvent], bus: MemoryBus
+    database: Database, events: EventStore[TradingEvent], bus: MemoryBus
 ) -> None:
     ids = store_accounts(events, 1, 9)
     log = NotificationLog(database)
@@ -101,7 +104,7 @@ async def test_a_crash_between_publishing_and_tracking_repeats_only_what_a_consu
 
 
 async def test_the_publisher_runs_until_stopped_and_follows_new_events(
-    database: Database, events: EventStore[toy.ToyEvent], bus: MemoryBus
+    database: Database, events: EventStore[TradingEvent], bus: MemoryBus
 ) -> None:
     publisher = OutboxPublisher(NotificationLog(database), bus.topic(TOPIC))
     stop = asyncio.Event()
@@ -113,30 +116,8 @@ async def test_the_publisher_runs_until_stopped_and_follows_new_events(
     assert sorted(message.notification_id for message in messages) == ids
 
 
-@pytest.mark.parametrize(
-    ("aggregate_id", "key"),
-    [
-        ("account:42", b"account:42"),
-        ("order:42:0b7c6c1e-5e8a-4b7e-9d0e-1f2a3b4c5d6e", b"account:42"),
-        ("saga:42:7", b"account:42"),
-        ("lonely", b"lonely"),
-        ("odd:", b"odd:"),
-    ],
-)
-def test_records_of_one_account_share_a_key(aggregate_id: str, key: bytes) -> None:
-    assert account_key(aggregate_id) == key
-
-
-def test_the_deduplicator_drops_an_id_it_has_seen_on_a_key() -> None:
-    seen = Deduplicator()
-    message = Published(notification_id=5, aggregate_id="a", version=1, topic="t", event=b"")
-    assert seen.is_new(b"k", message)
-    assert not seen.is_new(b"k", message)
-    assert seen.is_new(b"other", message)
-
-
 async def test_two_instances_of_one_publisher_take_turns_and_publish_each_event_once(
-    database: Database, events: EventStore[toy.ToyEvent], bus: MemoryBus
+    database: Database, events: EventStore[TradingEvent], bus: MemoryBus
 ) -> None:
     ids = store_accounts(events, 4, 6)
     settings = OutboxSettings(batch=3)

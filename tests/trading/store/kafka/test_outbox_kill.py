@@ -16,7 +16,7 @@ from streams.kafka.settings import KafkaSettings
 from tests.trading.store.topic_reads import deduplicated, published
 from trading.store.database import Database, StoreSettings
 from trading.store.log import NotificationLog
-from trading.store.outbox import OutboxPublisher, account_key
+from trading.store.outbox import OutboxPublisher
 
 ACCOUNTS = 3
 EVENTS = ACCOUNTS * 5
@@ -58,9 +58,7 @@ async def test_a_kill_between_storing_and_publishing_loses_and_doubles_no_event(
     assert len(ids) == EVENTS  # the events were committed before the kill
     with Database(StoreSettings(fresh_database)) as database:
         async with KafkaBus(KafkaSettings(kafka_bootstrap)) as bus:
-            restarted = OutboxPublisher(
-                NotificationLog(database), bus.topic(topic), key_of=account_key
-            )
+            restarted = OutboxPublisher(NotificationLog(database), bus.topic(topic))
             await restarted.drain()
             messages = await published(bus, topic, EVENTS + repeats)
     # the records the killed process published before its position was recorded come again

@@ -1,0 +1,57 @@
+"""The account aggregate: one account and its orders, the fold of one event stream.
+
+An account and its orders change together (a fill moves the order and the cash; a submission
+reserves), so they are one aggregate, ``account:<id>``: each step of an order's saga is one
+append with one version check, and no step ever needs two aggregates to agree. The state is
+the domain's own folds: :class:`~trading.domain.accounts.Account` takes every event,
+each order's :class:`~trading.domain.orders.Order` takes its own.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Final
+
+import msgspec
+
+from core.trading_events import ORDER_EVENTS, OrderSubmitted, TradingEvent
+from trading.domain.accounts import Account
+from trading.domain.orders import Order
+from trading.store.codec import StateCodec
+
+
+class Book(msgspec.Struct, frozen=True, kw_only=True):
+    """An account with its orders (every order it ever had, by order id) and the submission
+    of each client order id (what a request sent again must equal)."""
+
+    account: Account
+    orders: Mapping[str, Order] = msgspec.field(default_factory=dict)
+    submissions: Mapping[str, OrderSubmitted] = msgspec.field(default_factory=dict)
+
+
+PREFIX: Final = "account:"
+
+
+def aggregate_id(account: int) -> str:
+    return f"{PREFIX}{account}"
+
+
+def apply(state: Book | None, event: TradingEvent) -> Book:
+    """The pure fold step of the account aggregate: the account takes every event, the order
+    its own (its ``order-submitted`` opens it)."""
+    book = state or Book(account=Account(account=event.account))
+    account = book.account.apply(event)
+    if not isinstance(event, ORDER_EVENTS):
+        return msgspec.structs.replace(book, account=account)
+    if isinstance(event, OrderSubmitted):
+        order = Order.submitted(event)
+        submissions = {**book.submissions, event.client_order_id: event}
+        orders = {**book.orders, event.order_id: order}
+        return Book(account=account, orders=orders, submissions=submissions)
+    order = book.orders[event.order_id].apply(event)
+    return msgspec.structs.replace(
+        book, account=account, orders={**book.orders, event.order_id: order}
+    )
+
+
+STATE_CODEC: Final[StateCodec[Book]] = StateCodec(Book, "trading-book")

@@ -1,0 +1,330 @@
+"""The trading service's async shell: it loads the account aggregate, asks the saga
+(:mod:`trading.service.saga`) what to do, appends what it decides, talks to the venue, and
+calls the fault hook after every append. It decides nothing itself.
+
+One account's commands are serialised by an ``asyncio.Lock`` per account in this process; the
+append's optimistic concurrency check (the aggregate's version) refuses a write from anywhere
+else (another instance that should not own the account) with ``concurrency-conflict``, and
+the next command reloads the account. The events reach ``trading.events`` through the
+outbox (:class:`trading.store.outbox.OutboxPublisher`), never from here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from collections.abc import Callable, Iterable, Sequence
+from decimal import Decimal
+from typing import Final, Protocol
+
+from core.ticks import Tick
+from core.trading_events import (
+    KillSwitchSet,
+    OrderAccepted,
+    OrderCanceled,
+    OrderFilled,
+    OrderRejected,
+    OrderTriggered,
+    TradingEvent,
+)
+from trading.domain.accounts import Account
+from trading.domain.orders import AmendRequest, Order, OrderRequest, cancel
+from trading.domain.risk import DEFAULT_LIMITS, RiskLimits, kill
+from trading.paper.venue import AmendRefused, CancelRefused, Venue, VenueReport
+from trading.service import saga, venue_state
+from trading.service.book import PREFIX, STATE_CODEC, Book, aggregate_id, apply
+from trading.service.saga import ServiceError, Step
+from trading.store.aggregates import Aggregate
+from trading.store.database import Database
+from trading.store.errors import ConcurrencyConflict, StoreError
+from trading.store.events import EventStore
+from trading.store.log import NotificationLog
+from trading.store.repository import Repository
+from trading.store.wire import EVENT_CODEC
+
+Fault = Callable[[str, str], None]
+"""Called after every append with the step (``submitted``, ``routed``, ``filled``,
+``triggered``, ``ended``, ``released``, ``amended``, ``deposited``, ``killed``) and the order
+id (empty for an account's own step): tests crash the service there."""
+
+STEPS: Final = ("submitted", "routed", "filled", "triggered", "ended", "released")
+"""The saga's steps, each one append."""
+
+AFTER_THE_VENUE: Final = frozenset({"routed", "filled", "triggered", "ended", "amended", "killed"})
+"""Steps that store what the venue already did: when their append fails, the venue holds what
+the store does not, and only a new service (a new venue, rebuilt by :meth:`resume`) is sound."""
+
+RESTART_REQUIRED: Final = "restart-required"
+
+
+_STEP_OF: Final[dict[type, str]] = {OrderFilled: "filled", OrderTriggered: "triggered"}
+
+
+class TickVenue(Venue, Protocol):
+    """A venue fed with trades (the paper venue)."""
+
+    def on_tick(self, tick: Tick) -> list[VenueReport]: ...
+
+
+def _no_fault(step: str, order_id: str) -> None:
+    return None
+
+
+def _new_id() -> str:
+    return uuid.uuid4().hex
+
+
+class TradingService:
+    def __init__(
+        self,
+        database: Database,
+        venue: TickVenue,
+        *,
+        limits: RiskLimits = DEFAULT_LIMITS,
+        clock: Callable[[], int] = time.time_ns,
+        new_id: Callable[[], str] = _new_id,
+        fault: Fault = _no_fault,
+    ) -> None:
+        self._repository = Repository(
+            database, EventStore(database, EVENT_CODEC), apply, STATE_CODEC
+        )
+        self._log = NotificationLog(database)
+        self._venue = venue
+        self._limits = limits
+        self._clock = clock
+        self._new_id = new_id
+        self._fault = fault
+        self._locks: dict[int, asyncio.Lock] = {}
+        self._aggregates: dict[int, Aggregate[Book]] = {}
+        self._last_price: dict[str, Decimal] = {}
+        self._unsound: str | None = None
+
+    # -- commands --------------------------------------------------------------------------------
+
+    async def place(self, request: OrderRequest) -> Order:
+        """Run ``request``'s saga as far as it goes now (denied, rejected, or at the venue);
+        the same client order id again returns that order (``client-order-id-reused`` when
+        its content differs)."""
+        async with self._lock(request.account):
+            aggregate = await self._load(request.account)
+            book = self._book(aggregate, request.account)
+            found = saga.existing(book, request)
+            if found is not None:
+                order_id = found.order_id
+            else:
+                order_id = self._new_id()
+                last = self._last_price.get(request.instrument)
+                events = saga.submit(book, request, order_id, self._clock(), last, self._limits)
+                aggregate = await self._append(aggregate, events, "submitted", order_id)
+            aggregate = await self._drive(aggregate, order_id)
+            return self._book(aggregate, request.account).orders[order_id]
+
+    async def cancel(self, account: int, order_id: str) -> Order:
+        """Cancel the order at the venue, store it, release what it holds."""
+        async with self._lock(account):
+            aggregate = await self._load(account)
+            now = self._clock()
+            cancel(
+                saga.known_order(self._book(aggregate, account), order_id), now
+            )  # open, else refused
+            reports = self._venue.cancel(account, order_id, now)
+            aggregate = await self._reported(aggregate, reports)
+            aggregate = await self._drive(aggregate, order_id)
+            return self._book(aggregate, account).orders[order_id]
+
+    async def amend(self, request: AmendRequest) -> Order:
+        """Change the order at the venue, then store the change with its reservation's."""
+        async with self._lock(request.account):
+            aggregate = await self._load(request.account)
+            book = self._book(aggregate, request.account)
+            order = saga.known_order(book, request.order_id)
+            last = self._last_price.get(order.instrument)
+            now = self._clock()
+            events = saga.amended(book, request, now, last, self._limits)
+            reports = self._venue.amend(
+                request.account,
+                request.order_id,
+                now,
+                quantity=request.quantity,
+                price=request.price,
+                stop_price=request.stop_price,
+            )
+            _raise_refusal(reports)
+            aggregate = await self._append(aggregate, events, "amended", request.order_id)
+            return self._book(aggregate, request.account).orders[request.order_id]
+
+    async def deposit(self, account: int, currency: str, amount: Decimal) -> Account:
+        """Paper funding: ``amount`` of ``currency`` comes into the account."""
+        async with self._lock(account):
+            aggregate = await self._load(account)
+            events = saga.deposited(account, currency, amount, self._clock())
+            aggregate = await self._append(aggregate, events, "deposited", "")
+            return self._book(aggregate, account).account
+
+    async def kill_switch(self, account: int, *, on: bool = True) -> Account:
+        """On: cancel every open order (at the venue too), release what they hold, and deny
+        new orders; off: allow them again."""
+        async with self._lock(account):
+            aggregate = await self._load(account)
+            book = self._book(aggregate, account)
+            now = self._clock()
+            events: list[TradingEvent]
+            if on:
+                events = kill(book.account, book.orders.values(), now)
+                for event in events:
+                    if isinstance(event, OrderCanceled):
+                        self._venue.cancel(account, event.order_id, now)
+            else:
+                events = [KillSwitchSet(account=account, on=False, ts=now)]
+            aggregate = await self._append(aggregate, events, "killed", "")
+            return self._book(aggregate, account).account
+
+    async def order(self, account: int, order_id: str) -> Order:
+        """One order of the account (``unknown-order`` when it has no such order)."""
+        async with self._lock(account):
+            return saga.known_order(self._book(await self._load(account), account), order_id)
+
+    async def book(self, account: int) -> Book:
+        """The account with its orders, as stored."""
+        async with self._lock(account):
+            return self._book(await self._load(account), account)
+
+    # -- trades ----------------------------------------------------------------------------------
+
+    async def on_ticks(self, ticks: Iterable[Tick]) -> None:
+        """Feed the venue each trade and settle what it reports, each report one step of its
+        order's saga. After a crash the same batch may come again (:meth:`resume`)."""
+        for tick in ticks:
+            self._check_sound()
+            self._last_price[tick.instrument] = tick.price
+            for report in self._venue.on_tick(tick):
+                await self._settle(report)
+
+    # -- after a restart -------------------------------------------------------------------------
+
+    async def resume(self) -> int:
+        """Rebuild the venue's working orders from the stored events, then take every open
+        saga to its end or to the venue (no double fill: a rebuilt order takes part only in
+        trades after its last stored event; no stuck reservation: every ended order releases).
+        Returns the sagas resumed."""
+        accounts = await asyncio.to_thread(self._accounts)
+        books: dict[int, Book] = {}
+        for account in accounts:
+            async with self._lock(account):
+                books[account] = self._book(await self._load(account), account)
+        for submitted, ts in venue_state.working_orders(books.values()):
+            _raise_refusal(self._venue.submit(submitted, ts))
+        resumed = 0
+        for account, book in books.items():
+            for order_id in saga.open_sagas(book):
+                async with self._lock(account):
+                    await self._drive(await self._load(account), order_id)
+                resumed += 1
+        return resumed
+
+    def _accounts(self) -> list[int]:
+        """Every account with a stream."""
+        return sorted(int(id_.removeprefix(PREFIX)) for id_ in self._log.aggregate_ids(PREFIX))
+
+    # -- the saga's steps ------------------------------------------------------------------------
+
+    async def _drive(self, aggregate: Aggregate[Book], order_id: str) -> Aggregate[Book]:
+        """Take the saga of ``order_id`` as far as it goes without a trade."""
+        while True:
+            book = aggregate.state
+            assert book is not None  # the saga's order is in it
+            step = saga.next_step(book, order_id)
+            if step is Step.ROUTE:
+                events = self._route(book, order_id)
+                aggregate = await self._append(aggregate, events, "routed", order_id)
+            elif step is Step.RELEASE:
+                events = saga.release(book, order_id, self._clock())
+                aggregate = await self._append(aggregate, events, "released", order_id)
+            else:
+                return aggregate
+
+    def _route(self, book: Book, order_id: str) -> list[TradingEvent]:
+        order = book.orders[order_id]
+        now = self._clock()
+        try:
+            reports = self._venue.submit(saga.submission(order), now)
+        except TimeoutError:
+            self._venue.cancel(order.account, order_id, now)  # in case it holds it after all
+            return saga.timed_out(book, order_id, now)
+        return [r for r in reports if isinstance(r, OrderAccepted | OrderRejected)]
+
+    async def _settle(self, report: VenueReport) -> None:
+        if not isinstance(report, OrderFilled | OrderTriggered | OrderCanceled):
+            return
+        async with self._lock(report.account):
+            aggregate = await self._load(report.account)
+            aggregate = await self._reported(aggregate, [report])
+            await self._drive(aggregate, report.order_id)
+
+    async def _reported(
+        self, aggregate: Aggregate[Book], reports: Sequence[VenueReport]
+    ) -> Aggregate[Book]:
+        _raise_refusal(reports)
+        for report in reports:
+            if not isinstance(report, OrderFilled | OrderTriggered | OrderCanceled):
+                continue
+            book = self._book(aggregate, report.account)
+            events = saga.settled(book, report)
+            if not events:
+                continue
+            if isinstance(report, OrderFilled) and isinstance(events[0], OrderCanceled):
+                self._venue.cancel(report.account, report.order_id, report.ts)  # uncovered
+            step = {OrderFilled: "filled", OrderTriggered: "triggered"}.get(
+                type(events[0]), "ended"
+            )
+            aggregate = await self._append(aggregate, events, step, report.order_id)
+        return aggregate
+
+    # -- storage ---------------------------------------------------------------------------------
+
+    def _lock(self, account: int) -> asyncio.Lock:
+        """The account's lock; every command and report takes it, so a service whose venue
+        went out of step with the store refuses them all here."""
+        self._check_sound()
+        return self._locks.setdefault(account, asyncio.Lock())
+
+    def _check_sound(self) -> None:
+        if self._unsound is not None:
+            raise ServiceError(RESTART_REQUIRED, self._unsound)
+
+    def _book(self, aggregate: Aggregate[Book], account: int) -> Book:
+        return aggregate.state or Book(account=Account(account=account))
+
+    async def _load(self, account: int) -> Aggregate[Book]:
+        cached = self._aggregates.get(account)
+        if cached is None:
+            cached = await asyncio.to_thread(self._repository.load, aggregate_id(account))
+            self._aggregates[account] = cached
+        return cached
+
+    async def _append(
+        self, aggregate: Aggregate[Book], events: Sequence[TradingEvent], step: str, order_id: str
+    ) -> Aggregate[Book]:
+        if not events:
+            return aggregate
+        account = events[0].account
+        try:
+            saved = await asyncio.to_thread(self._repository.save, aggregate, events)
+        except ConcurrencyConflict:
+            self._aggregates.pop(account, None)  # another writer: the next command reloads
+            raise
+        except StoreError as exc:
+            self._aggregates.pop(account, None)
+            if step in AFTER_THE_VENUE:
+                self._unsound = f"the venue is ahead of the store after a failed {step} ({exc})"
+            raise
+        self._aggregates[account] = saved
+        self._fault(step, order_id)
+        return saved
+
+
+def _raise_refusal(reports: Sequence[VenueReport]) -> None:
+    for report in reports:
+        if isinstance(report, CancelRefused | AmendRefused):
+            raise ServiceError(report.code, report.message)

@@ -1,0 +1,32 @@
+"""The paper venue after a restart, sans I/O: what to hand a fresh matcher so that it holds
+what the stored events say the venue held.
+
+The matcher keeps its working orders in memory, so a restart loses them. The stored events
+say which orders the venue held (accepted and not ended), how much of each remains, at which
+prices, and whether a stop was triggered: each is submitted again as it stands now, live from
+just after its last stored event. The consumer of ``md.ticks`` delivers at least once, so after
+a crash it feeds again the batch that was cut off; a trade that already filled or triggered an
+order is before that order's last event, so it cannot fill it twice, while an order it had not
+touched yet (or whose report was lost in the crash) meets it as in a run without the crash.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+from core.trading_events import OrderStatus, OrderSubmitted
+from trading.service.book import Book
+from trading.service.saga import submission
+
+
+def working_orders(books: Iterable[Book]) -> list[tuple[OrderSubmitted, int]]:
+    """Each order the venue held, as it stands, with the time to submit it at: its last
+    event's time, and just after it for an order that a trade has filled or triggered (so
+    that it takes no part again in that trade), in the order they were submitted."""
+    found = [
+        (submission(order), order.ts_last + (order.status is not OrderStatus.ACCEPTED))
+        for book in books
+        for order in book.orders.values()
+        if order.is_open
+    ]
+    return sorted(found, key=lambda item: (item[0].ts, item[0].account, item[0].order_id))
