@@ -56,11 +56,11 @@ NEAR = st.builds(
 )  # fmt: skip
 """An order within the risk limits (small, near the last price)."""
 STEPS = st.one_of(OPS.map(lambda op: [op]), st.tuples(NEAR, FILL).map(list))
-NEAR_BUY = Submit(
+NEAR_BUY: Op = Submit(
     "SYNTH:BTCUSD", te.OrderSide.BUY, te.OrderType.LIMIT, Decimal("0.1"), Decimal(0),
     te.TimeInForce.GTC,
 )  # fmt: skip
-FILL_ALL = Fill(pick=0, share=Decimal(1), move=Decimal(0), maker=True)
+FILL_ALL: Op = Fill(pick=0, share=Decimal(1), move=Decimal(0), maker=True)
 SESSION = st.lists(STEPS, min_size=10, max_size=40).map(
     lambda steps: [*FUNDED, *itertools.chain.from_iterable(steps)]
 )
