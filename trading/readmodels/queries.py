@@ -3,7 +3,9 @@
 Every query names its account and returns only that account's rows; every one is bounded (a
 page of at most :data:`MAX_LIMIT` rows). Orders and fills page by their per-account number
 ``seq``: ``after`` is the last ``seq`` of the previous page (0: from the first). The queries
-are async, on a psycopg connection pool whose connections look in the read model's schema.
+are async, on a psycopg connection pool whose connections look in the read model's schema;
+a database that cannot be reached is :class:`~trading.store.errors.StoreUnavailableError`
+(``store-unavailable``), and the next query after it is back succeeds.
 """
 
 from __future__ import annotations
@@ -17,7 +19,7 @@ import msgspec
 import psycopg
 from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Composed, Identifier
-from psycopg_pool import AsyncConnectionPool
+from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from core.trading_events import OrderFilled
 from trading.domain.accounts import PRICE_DIGITS, Position, unrealised
@@ -32,6 +34,7 @@ from trading.readmodels.tables import (
     order_of,
     position_of,
 )
+from trading.store.errors import StoreUnavailableError
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
@@ -82,8 +85,9 @@ class TradingQueries:
     """The queries, on ``pool`` (its connections' ``search_path`` the read model's schema:
     :meth:`open` makes such a pool)."""
 
-    def __init__(self, pool: AsyncConnectionPool[Connection]) -> None:
+    def __init__(self, pool: AsyncConnectionPool[Connection], wait: float = 2.0) -> None:
         self._pool = pool
+        self._wait = wait
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -102,6 +106,7 @@ class TradingQueries:
             open=False,
             kwargs={"autocommit": True, "row_factory": dict_row},
             configure=configure,
+            check=AsyncConnectionPool.check_connection,
             timeout=timeout,
             name="trading-queries",
         )
@@ -193,9 +198,12 @@ class TradingQueries:
         )
 
     async def _rows(self, query: Query, params: Any) -> list[DictRow]:
-        async with self._pool.connection() as conn:
-            cursor = await conn.execute(query, params)
-            return await cursor.fetchall()
+        try:
+            async with self._pool.connection(timeout=self._wait) as conn:
+                cursor = await conn.execute(query, params)
+                return await cursor.fetchall()
+        except (psycopg.OperationalError, PoolTimeout) as exc:
+            raise StoreUnavailableError(f"the read models' database: {exc}") from None
 
 
 def _check_account(account: int) -> None:

@@ -133,6 +133,34 @@ def test_rebuild_equals_the_live_read_models(
     assert projector.catch_up() == len(more)
 
 
+class CrashError(Exception):
+    """The fault hook's stand-in for a process that dies."""
+
+
+def test_a_rebuild_that_dies_half_way_leaves_the_live_tables_and_a_rerun_completes(
+    database: Database, events: Store, projector: Projector[TradingEvent]
+) -> None:
+    for account in (1, 2, 3):
+        Log(events).append(session(account, [*FUNDED, *[NEAR_BUY, FILL_ALL] * 4])[0])
+    projector.catch_up()
+    url, schema = database.settings.url, projector.model.schema
+    before = contents(url, schema)
+    last = projector.position()
+    middle = last // 2
+
+    def crash(notification_id: int) -> None:
+        if notification_id == middle:
+            raise CrashError
+
+    dying = Projector(database, events, projector.model, batch=7, after_project=crash)
+    with pytest.raises(CrashError):
+        dying.rebuild()
+    assert contents(url, schema) == before
+    assert projector.position() == last
+    assert projector.rebuild() == last
+    assert contents(url, schema) == before
+
+
 async def test_an_account_never_sees_another_accounts_rows(
     database: Database, events: Store, projector: Projector[TradingEvent]
 ) -> None:
