@@ -12,6 +12,7 @@ number is the key the queries page by, and replaying the same log gives the same
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping
 from decimal import Decimal
 from typing import Any, Final
@@ -129,6 +130,8 @@ def _values(struct: msgspec.Struct, *skip: str) -> dict[str, Any]:
 
 # -- the shell --------------------------------------------------------------------------------
 
+_ONE_ORDER: Final = (ORDER_SELECT + SQL(" WHERE o.account = %s AND o.order_id = %s")).as_bytes(None)
+
 
 def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
     """The row changes of one event, read and written on ``curs``."""
@@ -137,10 +140,7 @@ def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
     need = needs(event)
     order = None
     if need.order_id is not None:
-        curs.execute(
-            ORDER_SELECT + SQL(" WHERE o.account = %s AND o.order_id = %s"),
-            (account, need.order_id),
-        )
+        curs.execute(_ONE_ORDER, (account, need.order_id))
         row = curs.fetchone()
         order = None if row is None else order_of(row)
     reservations: dict[str, Reservation] = {}
@@ -170,8 +170,9 @@ def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
         )
         positions = [position_of(row) for row in curs.fetchall()]
     state = account_slice(account, balances, reservations, positions)
-    for change in changes(event, order, state):
-        _write(curs, change)
+    with curs.connection.pipeline():  # the writes in one round trip
+        for change in changes(event, order, state):
+            _write(curs, change)
 
 
 def _write(curs: Cursor[DictRow], change: Change) -> None:
@@ -210,21 +211,27 @@ def _put(
 ) -> None:
     """Insert the row; where ``key`` is given and the row exists, update it instead. A
     ``numbered`` row is inserted with the ``seq`` after its account's last in ``table``."""
-    columns = SQL(", ").join(map(Identifier, values))
-    params = SQL(", ").join(Placeholder(name) for name in values)
+    curs.execute(_statement(table, tuple(values), key, numbered), values)
+
+
+@functools.lru_cache(maxsize=64)
+def _statement(table: str, columns: tuple[str, ...], key: tuple[str, ...], numbered: bool) -> bytes:
+    """The statement of :func:`_put`, composed once per shape."""
+    names = SQL(", ").join(map(Identifier, columns))
+    params = SQL(", ").join(Placeholder(name) for name in columns)
     if numbered:
-        columns += SQL(", seq")
+        names += SQL(", seq")
         params += SQL(
             ", (SELECT coalesce(max(seq), 0) + 1 FROM {} WHERE account = %(account)s)"
         ).format(Identifier(table))
-    statement = SQL("INSERT INTO {} ({}) VALUES ({})").format(Identifier(table), columns, params)
+    statement = SQL("INSERT INTO {} ({}) VALUES ({})").format(Identifier(table), names, params)
     if key:
         statement += SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
             SQL(", ").join(map(Identifier, key)),
             SQL(", ").join(
                 SQL("{0} = EXCLUDED.{0}").format(Identifier(name))
-                for name in values
+                for name in columns
                 if name not in key
             ),
         )
-    curs.execute(statement, values)
+    return statement.as_bytes(None)
