@@ -23,13 +23,14 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Placeholder
 
 from core.trading_events import OrderFilled, TradingEvent
-from trading.domain.accounts import Position, Reservation
+from trading.domain.accounts import Account, Position, Reservation
 from trading.domain.orders import OPEN, Order
 from trading.readmodels.projection import (
     Balance,
     BalanceRow,
     Change,
     FillRow,
+    Needs,
     OrderRow,
     PositionRow,
     account_slice,
@@ -136,13 +137,22 @@ _ONE_ORDER: Final = (ORDER_SELECT + SQL(" WHERE o.account = %s AND o.order_id = 
 def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
     """The row changes of one event, read and written on ``curs``."""
     event = item.event
-    account = event.account
     need = needs(event)
-    order = None
-    if need.order_id is not None:
-        curs.execute(_ONE_ORDER, (account, need.order_id))
-        row = curs.fetchone()
-        order = None if row is None else order_of(row)
+    order = None if need.order_id is None else _order(curs, event.account, need.order_id)
+    state = _account(curs, event.account, need)
+    with curs.connection.pipeline():  # the writes in one round trip
+        for change in changes(event, order, state):
+            _write(curs, change)
+
+
+def _order(curs: Cursor[DictRow], account: int, order_id: str) -> Order | None:
+    curs.execute(_ONE_ORDER, (account, order_id))
+    row = curs.fetchone()
+    return None if row is None else order_of(row)
+
+
+def _account(curs: Cursor[DictRow], account: int, need: Needs) -> Account:
+    """The slice of the account ``need`` names (nothing read when it names nothing)."""
     reservations: dict[str, Reservation] = {}
     currencies = set(need.currencies)
     if need.reservation is not None:
@@ -155,12 +165,14 @@ def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
         if held is not None:
             reservations[need.reservation] = Reservation(held["currency"], held["amount"])
             currencies.add(held["currency"])
-    curs.execute(
-        "SELECT currency, cash, reserved, fees FROM trading_balances"
-        " WHERE account = %s AND currency = ANY(%s)",
-        (account, sorted(currencies)),
-    )
-    balances = [balance_of(row) for row in curs.fetchall()]
+    balances = []
+    if currencies:
+        curs.execute(
+            "SELECT currency, cash, reserved, fees FROM trading_balances"
+            " WHERE account = %s AND currency = ANY(%s)",
+            (account, sorted(currencies)),
+        )
+        balances = [balance_of(row) for row in curs.fetchall()]
     positions = []
     if need.instrument is not None:
         curs.execute(
@@ -169,10 +181,7 @@ def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
             (account, need.instrument),
         )
         positions = [position_of(row) for row in curs.fetchall()]
-    state = account_slice(account, balances, reservations, positions)
-    with curs.connection.pipeline():  # the writes in one round trip
-        for change in changes(event, order, state):
-            _write(curs, change)
+    return account_slice(account, balances, reservations, positions)
 
 
 def _write(curs: Cursor[DictRow], change: Change) -> None:
