@@ -5,8 +5,10 @@ fresh tables that replace the live ones, the outcome on stderr. (An unreachable 
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import psycopg
@@ -17,6 +19,7 @@ from tests.trading.readmodels.test_readmodels import FILL_ALL, FUNDED, NEAR_BUY,
 from trading.readmodels.tables import CODEC, model
 from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
+from trading.store.log import NotificationLog
 from trading.store.projector import Projector
 
 MDP = Path(sys.executable).parent / "mdp"
@@ -54,6 +57,48 @@ def test_rebuild_replays_the_log_into_tables_equal_to_the_live_ones(fresh_databa
     assert line.startswith(
         f"mdp trading: read models in schema {schema} rebuilt up to event {last}"
     )
+
+
+def test_a_rebuild_killed_mid_way_leaves_the_live_tables_and_a_rerun_completes(
+    fresh_database: str,
+) -> None:
+    """SIGKILL once the replay has committed some batches into the fresh schema: the live
+    tables are as they were (the swap never happened), and the next run completes."""
+    with Database(StoreSettings(fresh_database)) as database:
+        database.create_tables()
+        schema = f"{database.schema}_read"
+        live = Projector(database, EventStore(database, CODEC), model(schema))
+        live.start()
+        Log(EventStore(database, CODEC)).append(
+            session(1, [*FUNDED, *[NEAR_BUY, FILL_ALL] * 400])[0]
+        )
+        live.catch_up()
+        before = contents(fresh_database, schema)
+        argv = [
+            str(MDP),
+            "trading",
+            "rebuild",
+            "--database-url",
+            fresh_database,
+            "--schema",
+            schema,
+        ]
+        with subprocess.Popen(argv, stderr=subprocess.DEVNULL) as rebuilding:
+            fresh = Projector.reader(f"{schema}_rebuild")
+            log = NotificationLog(database)
+            deadline = time.monotonic() + 60
+            while log.position(fresh) == 0 and rebuilding.poll() is None:
+                assert time.monotonic() < deadline
+                time.sleep(0.02)
+            rebuilding.send_signal(signal.SIGKILL)
+        assert rebuilding.returncode == -signal.SIGKILL, "the rebuild ended before the kill"
+        assert 0 < log.position(fresh) < live.position()
+    assert contents(fresh_database, schema) == before
+
+    done = mdp("trading", "rebuild", "--database-url", fresh_database, "--schema", schema)
+
+    assert done.returncode == 0, done.stderr
+    assert contents(fresh_database, schema) == before
 
 
 def test_a_schema_that_is_no_identifier_is_refused_before_any_work() -> None:
