@@ -38,7 +38,7 @@ from trading.store.errors import StoreUnavailableError
 
 MAX_LIMIT: Final = 1000
 DEFAULT_LIMIT: Final = 100
-MAX_ACCOUNT: Final = 2**63 - 1
+MAX_ID: Final = 2**63 - 1
 _AVERAGES: Final = Context(prec=PRICE_DIGITS, rounding=ROUND_HALF_EVEN)
 
 Connection = psycopg.AsyncConnection[DictRow]
@@ -182,7 +182,7 @@ class TradingQueries:
         limit, after = params["limit"], params["after"]
         if isinstance(limit, bool) or not isinstance(limit, int) or not 1 <= limit <= MAX_LIMIT:
             raise QueryError("bad-limit", f"limit is 1 to {MAX_LIMIT}, not {limit!r}")
-        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_ACCOUNT:
+        if isinstance(after, bool) or not isinstance(after, int) or not 0 <= after <= MAX_ID:
             raise QueryError("bad-cursor", f"after is a row number from 0, not {after!r}")
         return await self._rows(
             SQL("{} ORDER BY {} LIMIT %(limit)s").format(query, order_by), params
@@ -207,8 +207,8 @@ class TradingQueries:
 
 
 def _check_account(account: int) -> None:
-    if isinstance(account, bool) or not isinstance(account, int) or not 0 <= account <= MAX_ACCOUNT:
-        raise QueryError("bad-account", f"an account is an id from 0 to {MAX_ACCOUNT}")
+    if isinstance(account, bool) or not isinstance(account, int) or not 0 <= account <= MAX_ID:
+        raise QueryError("bad-account", f"an account is an id from 0 to {MAX_ID}")
 
 
 def _order_view(row: DictRow) -> OrderView:
