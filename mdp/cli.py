@@ -16,6 +16,7 @@ from mdp.commands import (
     gateway,
     ingest,
     kafka,
+    trading,
     up,
     worker,
     writer,
@@ -39,6 +40,7 @@ def build_parser() -> argparse.ArgumentParser:
     api.add_parser(commands)
     auth.add_parser(commands)
     edge.add_parser(commands)
+    trading.add_parser(commands)
     return parser
 
 

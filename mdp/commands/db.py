@@ -63,7 +63,7 @@ def add_parser(commands: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     try:
-        with _database(args.database_url, args.data_dir) as url:
+        with given_or_private(args.database_url, args.data_dir, "mdp db") as url:
             if args.db_command == "migrate":
                 _migrate(url, None if args.mode == "auto" else StorageMode(args.mode))
             else:
@@ -93,14 +93,15 @@ def _status(url: str) -> None:
 
 
 @contextlib.contextmanager
-def _database(url: DatabaseUrl | None, data_dir: Path | None) -> Iterator[str]:
-    """The URL given (or DATABASE_URL's), else the private server's (running for the block)."""
+def given_or_private(url: DatabaseUrl | None, data_dir: Path | None, who: str) -> Iterator[str]:
+    """The URL given (or DATABASE_URL's), else the private server's (running for the block;
+    ``who`` says so on stderr)."""
     if url is not None:
         yield url.reveal()
         return
     server = PostgresServer(data_dir)
     server.start()
-    print(f"mdp db: using the private server in {server.data_dir}", file=sys.stderr)
+    print(f"{who}: using the private server in {server.data_dir}", file=sys.stderr)
     try:
         yield server.create_database(PRIVATE_DATABASE)
     finally:

@@ -34,6 +34,7 @@ COMMANDS = {
     "db": ("db", "status"),
     "api": ("api", "--port", "0"),
     "gateway": ("gateway", "--port", "0"),
+    "trading": ("trading", "rebuild"),
 }
 
 

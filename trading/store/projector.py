@@ -96,9 +96,9 @@ class Projector(Generic[E]):
                 return total
             total += count
 
-    def rebuild(self) -> int:
+    def rebuild(self, progress: Hook = _no_hook) -> int:
         """Replay the log from zero into fresh tables and put them in place of the live ones;
-        return the position they are at."""
+        return the position they are at. ``progress`` is told the position after each batch."""
         live, fresh = self.model.schema, f"{self.model.schema}_rebuild"
         with self._log.transaction() as curs:
             curs.execute(SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(Identifier(fresh)))
@@ -106,13 +106,15 @@ class Projector(Generic[E]):
             self._create(curs, fresh)
         while True:  # the bulk, without holding the live projector up
             with self._log.transaction() as curs:
-                if self._step(self._log.claim(curs, self.reader(fresh))) == 0:
+                claim = self._log.claim(curs, self.reader(fresh))
+                if self._step(claim) == 0:
                     break
+            progress(claim.position)
         with self._log.transaction() as curs:  # the tail and the swap, in the live one's turn
             live_claim = self._log.claim(curs, self.reader(live))
             rebuilt = self._log.claim(curs, self.reader(fresh), lock=False)
             while self._step(rebuilt):
-                pass
+                progress(rebuilt.position)
             self._log.forget(curs, self.reader(live))
             self._log.forget(curs, self.reader(fresh))
             if rebuilt.position:
