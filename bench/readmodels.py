@@ -30,11 +30,12 @@ from bench.common import Figure, measure, print_table, scratch_database
 from core import trading_events as te
 from trading.domain.accounts import Account, reservation_for
 from trading.domain.orders import Order, OrderRequest
-from trading.readmodels.tables import CODEC, model
+from trading.readmodels.tables import model
 from trading.store.aggregates import Versioned
 from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.projector import Projector, ReadModel
+from trading.store.wire import EVENT_CODEC
 
 ACCOUNT = 1
 INSTRUMENT = "KRAKEN:XBTUSDT"
@@ -90,7 +91,7 @@ def _ledger(curs: Cursor[DictRow], item: Versioned[te.TradingEvent]) -> None:
 def bench(url: str, count: int, repeat: int) -> list[Figure]:
     with Database(StoreSettings(url)) as database:
         database.create_tables()
-        events = EventStore(database, CODEC)
+        events = EventStore(database, EVENT_CODEC)
         versions: dict[str, int] = {}
         for event in orders(count):
             aggregate = (

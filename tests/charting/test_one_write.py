@@ -17,7 +17,7 @@ Receive = Callable[[], Awaitable[dict[str, Any]]]
 Send = Callable[[dict[str, Any]], Awaitable[None]]
 TIMEOUT = 10.0
 REQUEST = b"GET / HTTP/1.1\r\nHost: one-write.test\r\n\r\n"
-HEAD = {"type": "http.response.start", "status": 200,
+HEAD: dict[str, Any] = {"type": "http.response.start", "status": 200,
         "headers": [(b"content-type", b"text/plain"), (b"content-length", b"4")]}  # fmt: skip
 
 

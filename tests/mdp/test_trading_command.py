@@ -16,11 +16,12 @@ from psycopg.sql import SQL, Identifier
 
 from tests.trading.readmodels.sessions import Log, session
 from tests.trading.readmodels.test_readmodels import FILL_ALL, FUNDED, NEAR_BUY, contents
-from trading.readmodels.tables import CODEC, model
+from trading.readmodels.tables import model
 from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 from trading.store.projector import Projector
+from trading.store.wire import EVENT_CODEC
 
 MDP = Path(sys.executable).parent / "mdp"
 
@@ -36,9 +37,9 @@ def test_rebuild_replays_the_log_into_tables_equal_to_the_live_ones(fresh_databa
     with Database(StoreSettings(fresh_database)) as database:
         database.create_tables()
         schema = f"{database.schema}_read"
-        live = Projector(database, EventStore(database, CODEC), model(schema))
+        live = Projector(database, EventStore(database, EVENT_CODEC), model(schema))
         live.start()
-        log = Log(EventStore(database, CODEC))
+        log = Log(EventStore(database, EVENT_CODEC))
         for account in (1, 2):
             log.append(session(account, [*FUNDED, *[NEAR_BUY, FILL_ALL] * 3])[0])
         live.catch_up()
@@ -67,9 +68,9 @@ def test_a_rebuild_killed_mid_way_leaves_the_live_tables_and_a_rerun_completes(
     with Database(StoreSettings(fresh_database)) as database:
         database.create_tables()
         schema = f"{database.schema}_read"
-        live = Projector(database, EventStore(database, CODEC), model(schema))
+        live = Projector(database, EventStore(database, EVENT_CODEC), model(schema))
         live.start()
-        Log(EventStore(database, CODEC)).append(
+        Log(EventStore(database, EVENT_CODEC)).append(
             session(1, [*FUNDED, *[NEAR_BUY, FILL_ALL] * 400])[0]
         )
         live.catch_up()

@@ -7,11 +7,12 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from trading.readmodels.tables import CODEC, DEFAULT_SCHEMA, model
+from trading.readmodels.tables import DEFAULT_SCHEMA, model
 from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 from trading.store.projector import Projector
+from trading.store.wire import EVENT_CODEC
 
 Progress = Callable[[int, int], None]
 """Told (position, last notification id) after each batch."""
@@ -31,7 +32,9 @@ def rebuild(
     (made when missing, as are the event store's tables)."""
     with Database(StoreSettings(url)) as database:
         database.create_tables()
-        projector = Projector(database, EventStore(database, CODEC), model(schema), batch=batch)
+        projector = Projector(
+            database, EventStore(database, EVENT_CODEC), model(schema), batch=batch
+        )
         last = NotificationLog(database).last_id()
 
         def told(position: int) -> None:

@@ -38,11 +38,7 @@ from trading.readmodels.projection import (
     needs,
 )
 from trading.store.aggregates import Versioned
-from trading.store.codec import StructCodec
 from trading.store.projector import ReadModel
-
-CODEC: Final[StructCodec[TradingEvent]] = StructCodec(TradingEvent)
-"""How the trading events are stored: their msgspec MessagePack under their kind."""
 
 DEFAULT_SCHEMA: Final = "trading_read"
 

@@ -7,10 +7,11 @@ from collections.abc import Iterator
 import pytest
 
 from core.trading_events import TradingEvent
-from trading.readmodels.tables import CODEC, model
+from trading.readmodels.tables import model
 from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.projector import Projector
+from trading.store.wire import EVENT_CODEC
 
 
 @pytest.fixture
@@ -22,7 +23,7 @@ def database(fresh_database: str) -> Iterator[Database]:
 
 @pytest.fixture
 def events(database: Database) -> EventStore[TradingEvent]:
-    return EventStore(database, CODEC)
+    return EventStore(database, EVENT_CODEC)
 
 
 @pytest.fixture

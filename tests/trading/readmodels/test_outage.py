@@ -11,11 +11,12 @@ from tests.storage.stoppable import StoppablePostgres
 from tests.trading.readmodels.sessions import Log, read, session
 from tests.trading.readmodels.test_readmodels import FILL_ALL, FUNDED, NEAR_BUY
 from trading.readmodels.queries import TradingQueries
-from trading.readmodels.tables import CODEC, model
+from trading.readmodels.tables import model
 from trading.store.database import Database, StoreSettings
 from trading.store.errors import StoreUnavailableError
 from trading.store.events import EventStore
 from trading.store.projector import Projector
+from trading.store.wire import EVENT_CODEC
 
 
 async def test_a_query_while_the_database_is_down_fails_with_our_code_then_recovers(
@@ -24,7 +25,7 @@ async def test_a_query_while_the_database_is_down_fails_with_our_code_then_recov
     url = stoppable_postgres.database("mdp")
     with Database(StoreSettings(url)) as database:
         database.create_tables()
-        events = EventStore(database, CODEC)
+        events = EventStore(database, EVENT_CODEC)
         projector = Projector(database, events, model("trading_read"))
         projector.start()
         history, last = session(1, [*FUNDED, NEAR_BUY, FILL_ALL])
