@@ -166,7 +166,7 @@ class MarketStream:
 
     async def _run(self) -> None:
         attempt = 0
-        while True:
+        while not self._ended.is_set():
             try:
                 if await self._connection():
                     attempt = 0
@@ -175,6 +175,8 @@ class MarketStream:
                     self._end(error)
                     return
                 log.warning("market stream: %s", error)
+            if self._ended.is_set():  # the renewal failed for good
+                return
             delay = self._backoff.delay(attempt)
             attempt += 1
             log.info("market stream: reconnecting in %.2f s", delay)

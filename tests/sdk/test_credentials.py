@@ -165,3 +165,13 @@ async def test_a_key_streams_until_the_auth_service_revokes_it(migrated_database
             assert revoked.status_code == 204
             assert (await ended_with(stream)).code == "revoked"
             assert stream.connections == 1
+
+
+async def test_a_stream_whose_key_is_refused_ends_before_connecting(migrated_database: str) -> None:
+    async with (
+        auth_service(migrated_database) as client,
+        Credentials(BASE, "k_00000000000000000000.nope", http=client) as credentials,
+        MarketStream("ws://127.0.0.1:9/ws", credentials, backoff=FAST) as stream,
+    ):
+        assert (await ended_with(stream)).code == "invalid-api-key"
+        assert stream.connections == 0

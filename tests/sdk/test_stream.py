@@ -7,8 +7,9 @@ stream with our error code, without a reconnect loop; a renewed token goes out a
 from __future__ import annotations
 
 import asyncio
+import socket
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pytest
 
@@ -24,10 +25,12 @@ from sdk import (
     SdkError,
     Snapshot,
 )
+from streams.memory import MemoryBus
 from tests.support.tokens import issue, key_token, refused_tokens
 from tests.ws_gateway.harness import TIMEOUT, publish, running, until
 from tests.ws_gateway.market import BTC, chunks, final, updates
 from tests.ws_gateway.revocations import KEY_ID, gateway_with_tokens, revoke
+from ws_gateway import Gateway, GatewaySettings
 
 FAST = Backoff(base=0.02, cap=0.1)
 LATE = Backoff(base=0.5, cap=0.5, uniform=lambda _low, high: high)
@@ -43,6 +46,8 @@ class Seen:
     candles: dict[int, int]
     """Open time -> the highest revision held (snapshots and updates upserted)."""
     conflated: int = 0
+    resets: list[tuple[str, int]] = field(default_factory=list)
+    """(epoch, seq) of every reset snapshot."""
 
     @classmethod
     def empty(cls) -> Seen:
@@ -52,6 +57,7 @@ class Seen:
         if isinstance(message, Snapshot):
             if message.reset:
                 self.candles.clear()
+                self.resets.append((message.epoch, message.seq))
             for candle in message.candles:
                 self.upsert(candle.open_time, candle.revision)
         elif isinstance(message, CandleUpdate):
@@ -211,3 +217,34 @@ async def test_a_renewed_token_is_sent_as_an_auth_frame_on_the_open_connection()
             await until(lambda: seen.last_seq == len(candles))
             reader.cancel()
             assert stream.connections == 1
+
+
+async def test_a_restarted_gateway_answers_the_resume_with_a_reset_snapshot() -> None:
+    """Another epoch: the numbers of the old gateway mean nothing to the new one, so the
+    stream gets a reset snapshot and the new gateway's numbers from there on."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = GatewaySettings(port=port, instruments=(BTC,))
+    candles = updates(duration=10.0)
+    first, second = candles[: len(candles) // 2], candles[len(candles) // 2 :]
+    url = f"ws://127.0.0.1:{port}/ws"
+    seen = Seen.empty()
+    async with MemoryBus(partitions=2) as bus, MarketStream(url, backoff=FAST) as stream:
+        async with Gateway(bus, None, settings):  # the stream connects once it listens
+            await asyncio.wait_for(stream.subscribe_candles(BTC, "1s"), TIMEOUT)
+            reader = asyncio.create_task(follow(stream, seen))
+            await publish(bus, first)
+            await until(lambda: seen.last_seq == len(first))
+        async with Gateway(bus, None, settings) as new:
+            await until(lambda: new.clients == 1)
+            await publish(bus, second)
+            await until(lambda: seen.last_seq == len(second))
+            reader.cancel()
+    assert (stream.connections, stream.core.resumes) == (2, 1)
+    assert seen.resets == [(new.epoch, 0)]
+    assert seen.candles == expected(second)  # what the new gateway holds, nothing stale
+    assert [seq for seq, _, _ in seen.updates] == [
+        *range(1, len(first) + 1),
+        *range(1, len(second) + 1),
+    ]
