@@ -24,7 +24,7 @@ import random
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
+from typing import Final, Literal
 
 from sdk.wire import (
     Authenticated,
@@ -221,9 +221,10 @@ class StreamCore:
     def _error(self, message: Error, out: Output) -> None:
         if message.id is None:  # the gateway's own doing: a channel dropped
             if message.channel is not None and message.instrument is not None:
-                kind = message.channel
-                dropped = Channel(kind, message.instrument, message.interval)  # type: ignore[arg-type]
-                self.channels.pop(dropped, None)
+                kind: Literal["candles", "ticks"] = "ticks"
+                if message.channel == "candles":
+                    kind = "candles"
+                self.channels.pop(Channel(kind, message.instrument, message.interval), None)
             out.messages.append(message)
             return
         for channel, state in list(self.channels.items()):

@@ -42,6 +42,8 @@ FATAL_CLOSES: Final = {
 """Close codes after which reconnecting would be refused again: the stream ends."""
 FATAL_STATUSES: Final = {401: UNAUTHORIZED, 403: UNAUTHORIZED}
 """Handshake refusals that end the stream (others, like 429 or 503, are retried)."""
+MIN_RENEWAL_S: Final = 1.0
+"""The shortest wait between two renewals, whatever the token source says."""
 TRANSIENT_AUTH: Final = {"auth_unavailable", "database-unavailable", "too-many-attempts"}
 """Credential failures worth retrying with the backoff."""
 
@@ -235,7 +237,7 @@ class MarketStream:
         """Send a newer token as an ``auth`` frame each time the last one is due."""
         assert self._credentials is not None
         while True:
-            await asyncio.sleep(max(0.0, renew_at - time.time()))
+            await asyncio.sleep(max(MIN_RENEWAL_S, renew_at - time.time()))
             try:
                 token = await self._credentials.access_token()
             except SdkError as error:
