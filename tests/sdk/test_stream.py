@@ -24,11 +24,12 @@ from sdk import (
     Message,
     SdkError,
     Snapshot,
+    TickUpdate,
 )
 from streams.memory import MemoryBus
 from tests.support.tokens import issue, key_token, refused_tokens
-from tests.ws_gateway.harness import TIMEOUT, publish, running, until
-from tests.ws_gateway.market import BTC, chunks, final, updates
+from tests.ws_gateway.harness import TIMEOUT, publish, publish_ticks, running, until
+from tests.ws_gateway.market import BTC, chunks, final, small_batches, updates
 from tests.ws_gateway.revocations import KEY_ID, gateway_with_tokens, revoke
 from ws_gateway import Gateway, GatewaySettings
 
@@ -248,3 +249,49 @@ async def test_a_restarted_gateway_answers_the_resume_with_a_reset_snapshot() ->
         *range(1, len(first) + 1),
         *range(1, len(second) + 1),
     ]
+
+
+async def test_a_silent_connection_is_taken_for_dead_and_resumed() -> None:
+    """No frame for ``silence`` seconds (the gateway's heartbeats are 5 s apart here):
+    the stream reconnects and resumes, and the updates published since arrive in order."""
+    candles = updates(duration=4.0)
+    async with (
+        running() as (bus, gateway),
+        MarketStream(gateway.url, backoff=FAST, silence=0.2) as stream,
+    ):
+        await asyncio.wait_for(stream.subscribe_candles(BTC, "1s"), TIMEOUT)
+        await until(lambda: stream.connections >= 2)
+        seen = Seen.empty()
+        reader = asyncio.create_task(follow(stream, seen))
+        await publish(bus, candles)
+        await until(lambda: seen.last_seq == len(candles))
+        reader.cancel()
+    assert stream.core.resumes >= 1
+    assert [seq for seq, _, _ in seen.updates] == list(range(1, len(candles) + 1))
+
+
+async def test_ticks_missed_while_cut_are_replayed_in_order() -> None:
+    batches = small_batches(duration=6.0)
+    first, second = batches[: len(batches) // 2], batches[len(batches) // 2 :]
+    trades: list[int] = []
+
+    async def read_ticks(stream: MarketStream) -> None:
+        async for message in stream:
+            if isinstance(message, TickUpdate):
+                trades.extend(tick.trade_id for tick in message.ticks)
+
+    async with (
+        running() as (bus, gateway),
+        MarketStream(gateway.url, backoff=LATE) as stream,
+    ):
+        await asyncio.wait_for(stream.subscribe_ticks(BTC), TIMEOUT)
+        reader = asyncio.create_task(read_ticks(stream))
+        await publish_ticks(bus, first)
+        await until(lambda: len(trades) == sum(len(batch) for batch in first))
+        (connection,) = gateway.sessions
+        connection.transport.abort()
+        await publish_ticks(bus, second)
+        await until(lambda: len(trades) == sum(len(batch) for batch in batches))
+        reader.cancel()
+    assert (stream.connections, stream.core.resumes) == (2, 1)
+    assert trades == [int(i) for batch in batches for i in batch.trade_id]
