@@ -19,7 +19,7 @@ import msgspec
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed, InvalidHandshake, InvalidStatus
 
-from sdk.credentials import TokenSource
+from sdk.credentials import AccessToken, TokenSource
 from sdk.errors import (
     FRAME_TOO_LARGE,
     REVOKED,
@@ -84,6 +84,8 @@ class MarketStream:
         self._task: asyncio.Task[None] | None = None
         self._failure: SdkError | None = None
         self._ended = asyncio.Event()
+        self._heard = False
+        """The current connection has had a frame (the backoff starts over after it)."""
 
     # -- lifespan ---------------------------------------------------------------------------
 
@@ -188,7 +190,7 @@ class MarketStream:
         """Serve one connection until it drops; whether it ever got an answer (the backoff
         starts over then). Raises :class:`SdkError` for a refusal."""
         token = None if self._credentials is None else await self._credentials.access_token()
-        heard = False
+        self._heard = False
         try:
             async with connect(
                 self.url,
@@ -198,28 +200,12 @@ class MarketStream:
                 close_timeout=1.0,
             ) as ws:
                 self.connections += 1
-                self._ws = ws
-                renewing = None
-                if token is not None:
-                    renewing = asyncio.create_task(self._renew(ws, token.renew_at))
-                try:
-                    await self._send(
-                        self.core.connected(None if token is None else token.value.reveal())
-                    )
-                    while True:
-                        frame = await asyncio.wait_for(ws.recv(), self._silence)
-                        heard = True
-                        await self._apply(self.core.receive(frame))
-                finally:
-                    if renewing is not None:
-                        renewing.cancel()
+                await self._serve(ws, token)
         except ConnectionClosed as closed:
-            code = None if closed.rcvd is None else closed.rcvd.code
-            if code in FATAL_CLOSES:
-                raise SdkError(
-                    FATAL_CLOSES[code], closed.rcvd.reason if closed.rcvd else ""
-                ) from None
-            log.info("market stream: connection closed (%s)", code)
+            told = closed.rcvd
+            if told is not None and told.code in FATAL_CLOSES:
+                raise SdkError(FATAL_CLOSES[told.code], told.reason or str(told.code)) from None
+            log.info("market stream: connection closed (%s)", told and told.code)
         except InvalidStatus as refused:
             status = refused.response.status_code
             if status in FATAL_STATUSES:
@@ -231,7 +217,23 @@ class MarketStream:
         finally:
             self._ws = None
             self.core.disconnected()
-        return heard
+        return self._heard
+
+    async def _serve(self, ws: ClientConnection, token: AccessToken | None) -> None:
+        """Feed the core what ``ws`` sends until it drops (which raises)."""
+        self._ws = ws
+        renewing = None
+        if token is not None:
+            renewing = asyncio.create_task(self._renew(ws, token.renew_at))
+        try:
+            await self._send(self.core.connected(None if token is None else token.value.reveal()))
+            while True:
+                frame = await asyncio.wait_for(ws.recv(), self._silence)
+                self._heard = True
+                await self._apply(self.core.receive(frame))
+        finally:
+            if renewing is not None:
+                renewing.cancel()
 
     async def _renew(self, ws: ClientConnection, renew_at: float) -> None:
         """Send a newer token as an ``auth`` frame each time the last one is due."""
