@@ -9,6 +9,7 @@ only where a name is taken from it.
 from __future__ import annotations
 
 import ast
+import sys
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -82,8 +83,32 @@ def test_the_walk_sees_the_venue_rooms_build_on_the_file_machinery() -> None:
 
 
 @pytest.mark.parametrize(
-    "package", ["core", "core/engine", "ingest", "machine", "storage", "charting", "trading"]
+    "package",
+    ["core", "core/engine", "ingest", "machine", "storage", "charting", "trading", "sdk"],
 )
 def test_no_import_circle(package: str) -> None:
     circle = find_circle(import_graph(package))
     assert circle is None, f"import circle: {' -> '.join(circle or ())}"
+
+
+SDK_IMPORTS = {"core", "sdk", "websockets", "httpx", "msgspec"}
+"""What the bot SDK may import besides the standard library: the shared kernel and the
+libraries it talks with. Never a service (``ws_gateway``, ``auth``, ``trading``...), nor
+``access`` or ``streams``: a bot author installs the SDK without the platform's servers."""
+
+
+def top_level_imports(package: str) -> set[str]:
+    found: set[str] = set()
+    for path in (REPO / package).rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Import):
+                found.update(alias.name.split(".")[0] for alias in node.names)
+            elif isinstance(node, ast.ImportFrom) and node.module and not node.level:
+                found.add(node.module.split(".")[0])
+    return found
+
+
+def test_the_sdk_imports_core_and_its_libraries_only() -> None:
+    found = top_level_imports("sdk") - set(sys.stdlib_module_names) - {"__future__"}
+    assert found <= SDK_IMPORTS, f"sdk imports {sorted(found - SDK_IMPORTS)}"
+    assert {"core", "websockets", "httpx", "msgspec"} <= found  # the walk sees them
