@@ -1,0 +1,371 @@
+"""The trading service's latencies against the issue's targets, at the service level.
+
+One run, one PostgreSQL (a private server with fsync off by default, as the other store
+benchmarks; ``--durable`` turns it on), the paper venue, the memory bus, and beside the
+service, as it runs in production, the outbox (:class:`trading.store.outbox.OutboxPublisher`,
+default settings) and the read-model projector following the log (default poll interval).
+The followers have a connection pool of their own, as a process of their own would.
+
+- **Order acknowledgement**: limit buys resting far from the price, offered at ``--rate``
+  orders/s over ``--accounts`` accounts in turn (open loop: each leaves at its scheduled
+  time, so a slow order makes the next ones queue), from the scheduled time to the return of
+  :meth:`TradingService.place` with ``order-accepted`` stored. The **baseline** is one plain
+  ``INSERT`` transaction per order (a row of the same size, a pool of as many connections as
+  the store's) at the same rate, in the same run, on the same server. The HTTP hop is not in
+  it: :data:`Placer` is where a REST client will take the service's place.
+- **Tick-to-fill**: trades fed to :meth:`TradingService.on_ticks` at ``--tick-rate`` ticks/s
+  in micro-batches of ``--tick-batch`` (as ``md.ticks`` carries them), one batch after
+  another (open loop: a batch arrives at its time whether or not the last one is done);
+  every ``--fill-every``-th trade prints through the price of the next resting order and
+  fills it. Latency from the batch's arrival to that ``order-filled`` received from
+  ``trading.events`` on the bus, published by the outbox.
+- **Projection lag**: from an event's ``ts`` (the service's clock just before its append) to
+  the commit of the projector's batch holding it, for every event the two phases store but
+  ``order-filled`` (whose ``ts`` is the trade's).
+
+Targets (issue #15): ack p99 at most 5 ms, tick-to-fill p99 at most 20 ms, projection lag
+p99 at most 50 ms.
+
+Usage: ``python -m bench.trading [--rate 500] [--seconds 10] [--accounts 50]
+[--tick-rate 20000] [--tick-seconds 10] [--tick-batch 20] [--fill-every 100] [--durable]
+[--database-url URL] [--smoke]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import os
+import time
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field
+from decimal import Decimal
+from typing import Any, Final
+
+import msgspec
+import psycopg_pool
+from psycopg import Cursor
+from psycopg.rows import DictRow
+
+from bench.common import scratch_database
+from bench.event_store import Spread, spread
+from core.ticks import Side, Tick
+from core.topic_codecs import codec_for
+from core.topics import TRADING_EVENTS
+from core.trading_events import (
+    OrderFilled,
+    OrderSide,
+    OrderStatus,
+    OrderType,
+    TradingEvent,
+)
+from streams.memory import MemoryBus
+from trading.domain.orders import OrderRequest
+from trading.paper.matcher import PaperMatcher
+from trading.readmodels.tables import model
+from trading.service.shell import TradingService
+from trading.store.aggregates import Versioned
+from trading.store.database import Database, StoreSettings
+from trading.store.events import EventStore
+from trading.store.log import NotificationLog
+from trading.store.loop import follow_log
+from trading.store.outbox import OutboxPublisher
+from trading.store.projector import Projector, ReadModel
+from trading.store.wire import EVENT_CODEC
+
+ACK_P99_MS: Final = 5.0
+FILL_P99_MS: Final = 20.0
+LAG_P99_MS: Final = 50.0
+RESTING: Final = "KRAKEN:XBTUSDT"
+"""The acknowledgement phase's instrument (no trade: its orders rest)."""
+FILLED: Final = "KRAKEN:ETHUSDT"
+"""The tick phase's instrument."""
+TOP: Final = Decimal(999)
+STEP: Final = Decimal("0.01")
+ABOVE: Final = Decimal("1000.5")
+"""The price of the trades that fill nothing (above every resting buy)."""
+SETTLE_S: Final = 30.0
+"""How long the run waits for the last fills to come out of the outbox."""
+
+Placer = Callable[[OrderRequest], Awaitable[bool]]
+"""What an order is placed through, true when it is acknowledged: the service here (accepted
+and stored); a REST client will take its place to add the HTTP hop."""
+
+BASELINE_TABLE = """
+CREATE TABLE IF NOT EXISTS bench_plain_orders (
+    account bigint, client_order_id text, request bytea, PRIMARY KEY (account, client_order_id))
+"""
+
+
+@dataclass(frozen=True, slots=True)
+class Row:
+    """One line of the table: a spread, what was offered and achieved, its target."""
+
+    spread: Spread
+    offered: str
+    target_ms: float | None
+    failures: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.spread.name
+
+    @property
+    def met(self) -> bool:
+        return self.failures == 0 and self.spread.p99_ms <= (self.target_ms or float("inf"))
+
+
+@dataclass
+class Lags:
+    """Projection lags: each event's ``ts`` noted as projected, stamped when committed."""
+
+    pending: list[int] = field(default_factory=list)
+    seconds: list[float] = field(default_factory=list)
+
+    def committed(self) -> None:
+        now = time.time_ns()
+        self.seconds.extend((now - ts) / 1e9 for ts in self.pending)
+        self.pending.clear()
+
+
+def request(account: int, client_order_id: str, instrument: str, price: Decimal) -> OrderRequest:
+    return OrderRequest(
+        account=account, client_order_id=client_order_id, instrument=instrument,
+        side=OrderSide.BUY, type=OrderType.LIMIT, quantity=STEP, price=price,
+    )  # fmt: skip
+
+
+async def offer(
+    count: int, rate: float, action: Callable[[int, float], Coroutine[Any, Any, None]]
+) -> float:
+    """Start ``action(n, due)`` for each ``n`` at its time ``due`` (``perf_counter``), without
+    waiting for the earlier ones (open loop); return the rate achieved."""
+    start = time.perf_counter()
+    tasks: list[asyncio.Task[None]] = []
+    for n in range(count):
+        due = start + n / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        tasks.append(asyncio.create_task(action(n, due)))
+    sent = time.perf_counter() - start
+    await asyncio.gather(*tasks)
+    return count / sent if sent > 0 else float("inf")
+
+
+async def acknowledgements(
+    name: str, place: Placer, count: int, rate: float, accounts: int, target: float | None
+) -> Row:
+    """``place`` each order at its time; latency from that time to the acknowledgement."""
+    seconds: list[float] = []
+    failures = 0
+
+    async def one(n: int, due: float) -> None:
+        nonlocal failures
+        acknowledged = await place(request(n % accounts + 1, f"ack-{n}", RESTING, Decimal(100)))
+        seconds.append(time.perf_counter() - due)
+        failures += not acknowledged
+
+    achieved = await offer(count, rate, one)
+    offered = f"{rate:,.0f}/s offered, {achieved:,.0f}/s sent"
+    return Row(spread(name, seconds), offered, target, failures)
+
+
+def service_placer(service: TradingService) -> Placer:
+    async def place(order: OrderRequest) -> bool:
+        return (await service.place(order)).status is OrderStatus.ACCEPTED
+
+    return place
+
+
+def insert_placer(pool: psycopg_pool.AsyncConnectionPool) -> Placer:
+    """One plain INSERT transaction per order (the baseline)."""
+
+    async def place(order: OrderRequest) -> bool:
+        async with pool.connection() as conn:
+            await conn.execute(
+                "INSERT INTO bench_plain_orders VALUES (%s, %s, %s)",
+                (order.account, order.client_order_id, msgspec.msgpack.encode(order)),
+            )
+        return True
+
+    return place
+
+
+# -- tick to fill --------------------------------------------------------------------------------
+
+
+def trades(count: int, fill_every: int, start_ns: int, rate: float) -> list[Tick]:
+    """``count`` trades ``1 / rate`` apart from ``start_ns``; the ``fill_every``-th ones print
+    through the next resting order's price (:func:`resting_price`), the others above all."""
+    ticks = []
+    for n in range(count):
+        fill, rest = divmod(n + 1, fill_every)
+        price = resting_price(fill - 1) - STEP / 2 if rest == 0 else ABOVE
+        ts = start_ns + int(n * 1e9 / rate)
+        ticks.append(Tick(FILLED, n, price, Decimal(1), Side.SELL, ts, ts))
+    return ticks
+
+
+def resting_price(n: int) -> Decimal:
+    return TOP - n * STEP
+
+
+async def tick_to_fill(
+    service: TradingService, bus: MemoryBus, rate: float, seconds: float, batch: int,
+    fill_every: int, accounts: int,
+) -> Row:  # fmt: skip
+    fills = int(rate * seconds) // fill_every
+    for n in range(fills):  # one resting order per fill, each a step below the last
+        order = await service.place(
+            request(n % accounts + 1, f"rest-{n}", FILLED, resting_price(n))
+        )
+        assert order.status is OrderStatus.ACCEPTED, order
+    ticks = trades(fills * fill_every, fill_every, time.time_ns(), rate)
+    arrivals: dict[int, float] = {}
+    codec = codec_for(TRADING_EVENTS)
+    latencies: list[float] = []
+    async with bus.subscribe("bench-fills", [TRADING_EVENTS], start="latest") as subscription:
+
+        async def receive() -> None:
+            while len(latencies) < fills:
+                for record in await subscription.poll(10_000, timeout=0.1):
+                    event = codec.decode(record.value).event
+                    if isinstance(event, OrderFilled) and event.instrument == FILLED:
+                        latencies.append(time.perf_counter() - arrivals[event.trade_id])
+
+        received = asyncio.create_task(receive())
+        start = time.perf_counter()
+        for first in range(0, len(ticks), batch):
+            due = start + first / rate
+            delay = due - time.perf_counter()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            arrivals.update((tick.trade_id, due) for tick in ticks[first : first + batch])
+            await service.on_ticks(ticks[first : first + batch])
+        achieved = len(ticks) / (time.perf_counter() - start)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(received, SETTLE_S)
+    name = "tick-to-fill (on_ticks to order-filled on the bus)"
+    offered = f"{rate:,.0f}/s offered, {achieved:,.0f}/s fed, {fills:,} fills"
+    return Row(spread(name, latencies), offered, FILL_P99_MS, fills - len(latencies))
+
+
+# -- followers -----------------------------------------------------------------------------------
+
+
+def timed_model(lags: Lags) -> ReadModel[TradingEvent]:
+    """The trading read models, noting each projected event's ``ts`` (but a fill's)."""
+    live = model()
+
+    def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
+        live.project(curs, item)
+        if not isinstance(item.event, OrderFilled):
+            lags.pending.append(item.event.ts)
+
+    return ReadModel(live.schema, live.ddl, project)
+
+
+async def followers(database: Database, bus: MemoryBus, lags: Lags, stop: asyncio.Event) -> None:
+    """The outbox and the projector, each following the log until ``stop`` is set."""
+    outbox = OutboxPublisher(NotificationLog(database), bus.topic(TRADING_EVENTS))
+    projector = Projector(database, EventStore(database, EVENT_CODEC), timed_model(lags))
+    await asyncio.to_thread(projector.start)
+
+    async def project() -> int:
+        count = await asyncio.to_thread(projector.catch_up)
+        lags.committed()
+        return count
+
+    idle_s, retry_s = outbox.settings.idle_s, outbox.settings.retry_s  # as `follow` waits
+    name = Projector.reader(projector.model.schema)
+    await asyncio.gather(
+        outbox.run(stop), follow_log(name, project, stop, idle_s=idle_s, retry_s=retry_s)
+    )
+
+
+# -- the run -------------------------------------------------------------------------------------
+
+
+async def bench(url: str, args: argparse.Namespace) -> list[Row]:
+    settings = StoreSettings(url)
+    count = int(args.rate * args.seconds)
+    with Database(settings) as database, Database(settings) as follow_database:
+        database.create_tables()
+        service = TradingService(database, PaperMatcher())
+        for account in range(1, args.accounts + 1):
+            await service.deposit(account, "USDT", Decimal(10**9))
+        pool = psycopg_pool.AsyncConnectionPool(
+            url, min_size=settings.pool_size, max_size=settings.pool_size,
+            kwargs={"autocommit": True}, open=False,
+        )  # fmt: skip
+        await pool.open(wait=True)
+        async with pool, MemoryBus() as bus:
+            async with pool.connection() as conn:
+                await conn.execute(BASELINE_TABLE)
+            lags, stop = Lags(), asyncio.Event()
+            following = asyncio.create_task(followers(follow_database, bus, lags, stop))
+            plain = await acknowledgements(
+                "plain INSERT transaction (baseline)", insert_placer(pool), count, args.rate,
+                args.accounts, None,
+            )  # fmt: skip
+            ack = await acknowledgements(
+                "order ack (place to order-accepted stored)", service_placer(service), count,
+                args.rate, args.accounts, ACK_P99_MS,
+            )  # fmt: skip
+            fill = await tick_to_fill(
+                service, bus, args.tick_rate, args.tick_seconds, args.tick_batch,
+                args.fill_every, args.accounts,
+            )  # fmt: skip
+            await asyncio.sleep(1.0)  # the projector's last batches
+            stop.set()
+            await following
+    lag = Row(spread("projection lag (append to read model)", lags.seconds), "", LAG_P99_MS)
+    return [plain, ack, fill, lag]
+
+
+def report(rows: Sequence[Row]) -> None:
+    print(f"\n  {'measure':<50} {'p50 ms':>8} {'p99 ms':>8} {'n':>7} {'target p99':>11}  met")
+    for row in rows:
+        target = f"<= {row.target_ms:g} ms" if row.target_ms is not None else "-"
+        met = ("yes" if row.met else "NO") if row.target_ms is not None else ""
+        print(
+            f"  {row.name:<50} {row.spread.p50_ms:>8.2f} {row.spread.p99_ms:>8.2f}"
+            f" {row.spread.count:>7,} {target:>11}  {met}"
+        )
+    for row in rows:
+        failed = f", {row.failures} failed" if row.failures else ""
+        if row.offered or failed:
+            print(f"  {row.name}: {row.offered}{failed}")
+
+
+def main(argv: Sequence[str] | None = None) -> list[Row]:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rate", type=float, default=500.0, help="orders per second")
+    parser.add_argument("--seconds", type=float, default=10.0)
+    parser.add_argument("--accounts", type=int, default=50)
+    parser.add_argument("--tick-rate", type=float, default=20_000.0)
+    parser.add_argument("--tick-seconds", type=float, default=10.0)
+    parser.add_argument("--tick-batch", type=int, default=20)
+    parser.add_argument("--fill-every", type=int, default=100)
+    parser.add_argument("--database-url", metavar="URL", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument("--durable", action="store_true", help="a private server with fsync on")
+    parser.add_argument("--smoke", action="store_true", help="tiny inputs (for CI)")
+    args = parser.parse_args(argv)
+    if args.smoke:
+        args.rate, args.seconds, args.accounts = 100.0, 0.3, 5
+        args.tick_rate, args.tick_seconds, args.fill_every = 2000.0, 0.3, 50
+    with scratch_database(args.database_url, args.durable) as url:
+        rows = asyncio.run(bench(url, args))
+    print(
+        f"\ntrading service, {args.accounts} accounts, {args.rate:,.0f} orders/s for"
+        f" {args.seconds:g} s, {args.tick_rate:,.0f} ticks/s for {args.tick_seconds:g} s"
+        f" (batches of {args.tick_batch}, a fill every {args.fill_every})"
+    )
+    report(rows)
+    return rows
+
+
+if __name__ == "__main__":
+    main()
