@@ -70,7 +70,7 @@ from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 from trading.store.loop import follow_log
-from trading.store.outbox import OutboxPublisher
+from trading.store.outbox import OutboxPublisher, OutboxSettings
 from trading.store.projector import Projector, ReadModel
 from trading.store.wire import EVENT_CODEC
 
@@ -267,9 +267,15 @@ def timed_model(lags: Lags) -> ReadModel[TradingEvent]:
     return ReadModel(live.schema, live.ddl, project)
 
 
-async def followers(database: Database, bus: MemoryBus, lags: Lags, stop: asyncio.Event) -> None:
-    """The outbox and the projector, each following the log until ``stop`` is set."""
-    outbox = OutboxPublisher(NotificationLog(database), bus.topic(TRADING_EVENTS))
+async def followers(
+    database: Database, bus: MemoryBus, lags: Lags, stop: asyncio.Event, idle_s: float
+) -> None:
+    """The outbox and the projector, each following the log until ``stop`` is set, polling
+    it every ``idle_s`` when it has nothing new."""
+    settings = OutboxSettings(idle_s=idle_s)
+    outbox = OutboxPublisher(
+        NotificationLog(database), bus.topic(TRADING_EVENTS), settings=settings
+    )
     projector = Projector(database, EventStore(database, EVENT_CODEC), timed_model(lags))
     await asyncio.to_thread(projector.start)
 
@@ -278,7 +284,7 @@ async def followers(database: Database, bus: MemoryBus, lags: Lags, stop: asynci
         lags.committed()
         return count
 
-    idle_s, retry_s = outbox.settings.idle_s, outbox.settings.retry_s  # as `follow` waits
+    retry_s = settings.retry_s
     name = Projector.reader(projector.model.schema)
     await asyncio.gather(
         outbox.run(stop), follow_log(name, project, stop, idle_s=idle_s, retry_s=retry_s)
@@ -305,7 +311,9 @@ async def bench(url: str, args: argparse.Namespace) -> list[Row]:
             async with pool.connection() as conn:
                 await conn.execute(BASELINE_TABLE)
             lags, stop = Lags(), asyncio.Event()
-            following = asyncio.create_task(followers(follow_database, bus, lags, stop))
+            following = asyncio.create_task(
+                followers(follow_database, bus, lags, stop, args.follow_idle)
+            )
             plain = await acknowledgements(
                 "plain INSERT transaction (baseline)", insert_placer(pool), count, args.rate,
                 args.accounts, None,
@@ -349,6 +357,13 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser.add_argument("--tick-seconds", type=float, default=10.0)
     parser.add_argument("--tick-batch", type=int, default=20)
     parser.add_argument("--fill-every", type=int, default=100)
+    parser.add_argument(
+        "--follow-idle",
+        type=float,
+        default=OutboxSettings().idle_s,
+        metavar="SECONDS",
+        help="how long the outbox and the projector wait when the log has nothing new",
+    )
     parser.add_argument("--database-url", metavar="URL", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--durable", action="store_true", help="a private server with fsync on")
     parser.add_argument("--smoke", action="store_true", help="tiny inputs (for CI)")
