@@ -167,8 +167,10 @@ async def acknowledgements(
         seconds.append(time.perf_counter() - due)
         failures += not acknowledged
 
+    start = time.perf_counter()
     achieved = await offer(count, rate, one)
-    offered = f"{rate:,.0f}/s offered, {achieved:,.0f}/s sent"
+    done = count / (time.perf_counter() - start)
+    offered = f"{rate:,.0f}/s offered, {achieved:,.0f}/s sent, {done:,.0f}/s acknowledged"
     return Row(spread(name, seconds), offered, target, failures)
 
 
