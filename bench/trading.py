@@ -27,8 +27,8 @@ Targets (issue #15): ack p99 at most 5 ms, tick-to-fill p99 at most 20 ms, proje
 p99 at most 50 ms.
 
 Usage: ``python -m bench.trading [--rate 500] [--seconds 10] [--accounts 50]
-[--tick-rate 20000] [--tick-seconds 10] [--tick-batch 20] [--fill-every 100] [--durable]
-[--database-url URL] [--smoke]``.
+[--tick-rate 20000] [--tick-seconds 10] [--tick-batch 20] [--fill-every 100]
+[--follow-idle 0.05] [--durable] [--database-url URL] [--smoke]``.
 """
 
 from __future__ import annotations
