@@ -4,11 +4,13 @@ and answers; without a trading upstream the edge answers 503."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 import httpx
 
 from edge.config import TokenPolicy, Upstream, VerifyKey
+from mdp.commands import edge as edge_command
 from tests.support import tokens
 from tests.trading.http.test_api import ALICE, ORDERS, Desk, database, desk, limit_buy, trader
 
@@ -46,3 +48,13 @@ async def test_the_edge_routes_trading_to_the_trading_service(
     assert_problem(await get(stack, ORDERS, read_only), 403, "insufficient-scope")
     await stack.reload(trading=None)
     assert_problem(await get(stack, ORDERS, trader(ALICE)), 503, "not-available")
+
+
+def test_mdp_edge_takes_the_trading_instances(tmp_path: Path) -> None:
+    parser = argparse.ArgumentParser()
+    edge_command.add_parser(parser.add_subparsers(dest="command"))
+    base = ["edge", "--api", "127.0.0.1:8000", "--gateway", "127.0.0.1:8765"]
+    given = parser.parse_args([*base, "--trading", "127.0.0.1:8030", "--trading", "[::1]:8031"])
+    made = edge_command.settings_from(given, tmp_path, None).trading
+    assert made == Upstream("trading", ("127.0.0.1:8030", "[::1]:8031"))
+    assert edge_command.settings_from(parser.parse_args(base), tmp_path, None).trading is None
