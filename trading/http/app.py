@@ -30,6 +30,7 @@ from charting.problems import ProblemError, http_error_handler, problem_handler
 from charting.settings import ApiSettings
 from core.trading_events import OrderDenied, OrderStatus, TradingEvent
 from trading.domain.orders import IllegalTransition, Order, OrderInvalid
+from trading.domain.risk import RiskRefused
 from trading.http.body import amend_request, place_request
 from trading.http.errors import denied, problem
 from trading.http.openapi import document
@@ -43,7 +44,9 @@ from trading.store.events import EventStore
 PREFIX: Final = "/trading/v1"
 DENIAL_LOOKBACK: Final = 64
 """How many of the account's newest events are searched for a denial's field."""
-_REFUSALS: Final = (OrderInvalid, IllegalTransition, ServiceError, QueryError, StoreError)
+_REFUSALS: Final = (
+    OrderInvalid, RiskRefused, IllegalTransition, ServiceError, QueryError, StoreError
+)  # fmt: skip
 
 Handler = Callable[[Request, int], Awaitable[Response]]
 

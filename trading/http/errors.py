@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from charting.problems import RETRY_AFTER_S, ProblemError
 from trading.domain.orders import IllegalTransition, OrderInvalid
+from trading.domain.risk import RiskRefused
 from trading.readmodels.queries import QueryError
 from trading.service.saga import ServiceError
 from trading.store.errors import StoreError
@@ -26,6 +27,8 @@ def problem(exc: Exception) -> ProblemError:
         status = 409 if exc.code in _NOT_OPEN else 422
         title = "Order not open" if status == 409 else "Invalid order"
         return _problem(status, "order-invalid", title, exc.message, exc.code, exc.field)
+    if isinstance(exc, RiskRefused):  # an amend the account cannot hold: nothing stored
+        return _problem(422, "order-denied", "Order denied", exc.message, exc.code, exc.field)
     if isinstance(exc, IllegalTransition):
         return _problem(409, "order-invalid", "Order not open", str(exc), exc.code)
     if isinstance(exc, ServiceError):

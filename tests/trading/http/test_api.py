@@ -143,6 +143,11 @@ async def test_amend_changes_the_price(desk: Desk) -> None:
     assert amended.json()["order"]["price"] == "49500"
     bad = problem_of(await alice.patch(f"{ORDERS}/{order_id}", json={"price": "-1"}), 422)
     assert (bad["code"], bad["parameter"]) == ("not-positive", "price")
+    too_big = await alice.patch(f"{ORDERS}/{order_id}", json={"quantity": "3"})
+    assert (problem_of(too_big, 422)["code"], too_big.json()["parameter"]) == (
+        "buying-power", "quantity"
+    )  # fmt: skip
+    assert (await alice.get(f"{ORDERS}/{order_id}")).json()["order"]["quantity"] == "0.1"
 
 
 async def test_the_same_client_order_id_gives_the_same_order(desk: Desk) -> None:
