@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from charting.http_guard import HttpLimits
 from charting.server import ApiServer, serving
 from charting.settings import ApiSettings
-from core.ticks import Tick
+from core.ticks import Tick, TickBatch
 from core.topics import TICKS, TRADING_EVENTS
 from core.trading_events import TradingEvent
 from streams.bus import Bus, BusClosedError, Offsets
@@ -56,8 +56,13 @@ class ProcessSettings:
 
 
 def tick_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Tick]]:
-    """The pure step: the batch's trades (anything else on the topic is not ours)."""
-    return Outcome([], [message for message in batch.messages if isinstance(message, Tick)])
+    """The pure step: the trades of the batch's tick batches, in order (a feed gap, or a
+    record its codec refused, is not ours)."""
+    trades: list[Tick] = []
+    for message in batch.messages:
+        if isinstance(message, TickBatch):
+            trades.extend(message.ticks())
+    return Outcome([], trades)
 
 
 class Settling(Durability[list[Tick]]):
