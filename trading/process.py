@@ -101,7 +101,9 @@ async def running(
         ]
         try:
             async with TradingQueries.open(settings.database_url, settings.schema) as queries:
-                app = create_app(service, queries, events, settings.tokens, limits=settings.limits)
+                app = create_app(
+                    service, queries, events, settings.tokens, bus=bus, limits=settings.limits
+                )
                 async with serving(
                     app, settings.host, settings.port, limits=settings.limits
                 ) as server:

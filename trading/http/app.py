@@ -24,11 +24,13 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from access.grant import Grant
+from charting.app import checking
 from charting.gate import Gate, unauthorized
 from charting.http_guard import HttpLimits
 from charting.problems import ProblemError, http_error_handler, problem_handler
 from charting.settings import ApiSettings
 from core.trading_events import OrderDenied, OrderStatus, TradingEvent
+from streams.bus import Bus
 from trading.domain.orders import IllegalTransition, Order, OrderInvalid
 from trading.domain.risk import RiskRefused
 from trading.http.body import amend_request, place_request
@@ -207,11 +209,13 @@ def create_app(
     events: EventStore[TradingEvent],
     tokens: ApiSettings,
     *,
+    bus: Bus | None = None,
     limits: HttpLimits | None = None,
 ) -> Starlette:
     """The app over a running ``service``, its read models' ``queries`` and ``events`` (the
     caller owns them). ``tokens`` says how tokens are checked (``jwks_url`` or ``keys``,
-    ``issuer``, ``audience``): one of the key sets is required, and no anonymous plan."""
+    ``issuer``, ``audience``): one of the key sets is required, and no anonymous plan. Given
+    a ``bus``, revocations and plan changes on ``auth.events`` apply at once."""
     if tokens.keys is None and tokens.jwks_url is None:
         raise ValueError("the trading API checks tokens: give it jwks_url or keys")
     if tokens.anonymous is not None:
@@ -244,8 +248,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        assert gate.keys is not None
-        async with gate.keys:
+        async with checking(gate, bus):
             yield
 
     return Starlette(

@@ -1,6 +1,7 @@
 """The trading process's parts wired together (real PostgreSQL, the memory bus, the real
 service): trades published on ``md.ticks`` as the feed publishes them fill an order placed
-over HTTP, the positions over HTTP follow, and the stored events reach ``trading.events``."""
+over HTTP, the positions over HTTP follow, and the stored events reach ``trading.events``; a
+key revoked on ``auth.events`` is refused at once."""
 
 from __future__ import annotations
 
@@ -12,9 +13,10 @@ from typing import Any
 import httpx
 
 from charting.settings import ApiSettings
+from core.auth_events import AuthEvent, encode_event
 from core.ticks import Side, Tick, TickBatch
 from core.topic_codecs import TICKS_CODEC, codec_for
-from core.topics import TICKS, TRADING_EVENTS
+from core.topics import AUTH_EVENTS, TICKS, TRADING_EVENTS
 from core.trading_events import OrderFilled
 from streams.memory import MemoryBus
 from tests.support import tokens
@@ -71,3 +73,27 @@ async def test_ticks_on_the_bus_fill_an_order_placed_over_http(fresh_database: s
         published = [codec_for(TRADING_EVENTS).decode(record.value) for record in records]
         filled = [m for m in published if isinstance(getattr(m, "event", m), OrderFilled)]
         assert len(filled) == len(fills)
+
+
+async def test_a_key_revoked_on_auth_events_is_refused_at_once(fresh_database: str) -> None:
+    schema = await asyncio.to_thread(funded, fresh_database)
+    process = ProcessSettings(
+        fresh_database, ApiSettings(keys=tokens.keyset()), port=0, schema=f"{schema}_read"
+    )
+    revoked, other = (tokens.key_token(key, account_id=ALICE) for key in ("k_revoked", "k_other"))
+    async with MemoryBus() as bus, running(process, bus) as server, httpx.AsyncClient() as client:
+
+        async def status(token: str) -> httpx.Response:
+            headers = {"Authorization": f"Bearer {token}"}
+            return await client.get(f"{server.url}{ORDERS}", headers=headers)
+
+        assert [(await status(token)).status_code for token in (revoked, other)] == [200, 200]
+        now = int(time.time())
+        event = AuthEvent(id=1, kind="key-revoked", subject="key:k_revoked", account_id=ALICE,
+                          plan=None, reason="", at=now, until=now + 330)  # fmt: skip
+        await bus.topic(AUTH_EVENTS).publish(event.key(), encode_event(event))
+        async with asyncio.timeout(5):
+            while (answer := await status(revoked)).status_code != 401:
+                await asyncio.sleep(0.02)
+        assert answer.json()["reason"] == "revoked"
+        assert (await status(other)).status_code == 200
