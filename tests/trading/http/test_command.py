@@ -48,8 +48,10 @@ def funded(url: str) -> str:
         return database.schema
 
 
-def started(command: list[str], base: str) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, cwd=REPO)
+def started(
+    command: list[str], base: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, cwd=REPO, env=env)
     deadline = time.monotonic() + 30
     while True:
         assert process.poll() is None, "mdp trading serve exited early"
