@@ -19,6 +19,7 @@ from core.topic_codecs import TICKS_CODEC, codec_for
 from core.topics import AUTH_EVENTS, TICKS, TRADING_EVENTS
 from core.trading_events import OrderFilled
 from streams.memory import MemoryBus
+from tests.storage.stoppable import StoppablePostgres
 from tests.support import tokens
 from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
 from tests.trading.http.test_command import funded
@@ -97,3 +98,32 @@ async def test_a_key_revoked_on_auth_events_is_refused_at_once(fresh_database: s
                 await asyncio.sleep(0.02)
         assert answer.json()["reason"] == "revoked"
         assert (await status(other)).status_code == 200
+
+
+async def test_while_the_database_is_down_the_api_answers_503_then_recovers(
+    stoppable_postgres: StoppablePostgres,
+) -> None:
+    url = stoppable_postgres.database("mdp")
+    await asyncio.to_thread(funded, url)
+    process = ProcessSettings(url, ApiSettings(keys=tokens.keyset()), port=0)
+    headers = {"Authorization": f"Bearer {trader(ALICE)}"}
+    async with (
+        MemoryBus() as bus,
+        running(process, bus) as server,
+        httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as alice,
+    ):
+        assert (await alice.post(ORDERS, json=limit_buy("before"))).status_code == 201
+        await asyncio.to_thread(stoppable_postgres.stop)
+        for answer in (await alice.get(ORDERS), await alice.post(ORDERS, json=limit_buy("down"))):
+            assert answer.status_code == 503, answer.text
+            assert answer.json()["code"] == "store-unavailable"
+            assert answer.headers["retry-after"] == "5"
+        assert (await alice.get("/readyz")).status_code == 503
+        await asyncio.to_thread(stoppable_postgres.start)
+        async with asyncio.timeout(30):  # the store's pool lends a fresh connection
+            while (again := await alice.post(ORDERS, json=limit_buy("down"))).status_code == 503:
+                await asyncio.sleep(0.2)
+        assert again.status_code == 201, again.text  # it was never stored
+        async with asyncio.timeout(30):  # the projector rides the outage out and catches up
+            while len((await alice.get(ORDERS)).json()["orders"]) != 2:
+                await asyncio.sleep(0.1)
