@@ -49,7 +49,7 @@ def create_app(
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with _checking(ctx.gate, bus):
+        async with checking(ctx.gate, bus):
             yield
 
     return _build(ctx, lifespan)
@@ -65,7 +65,7 @@ def create_app_for_url(
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         async with (
-            _checking(ctx.gate, bus),
+            checking(ctx.gate, bus),
             PostgresReads.open(database_url, max_size=ctx.settings.pool_size) as history,
         ):
             ctx.history = history
@@ -78,8 +78,9 @@ def create_app_for_url(
 
 
 @contextlib.asynccontextmanager
-async def _checking(gate: Gate, bus: Bus | None) -> AsyncIterator[None]:
-    """The key set fetched and kept, and the revocations followed, while the app runs."""
+async def checking(gate: Gate, bus: Bus | None) -> AsyncIterator[None]:
+    """The key set fetched and kept, and the revocations followed, while an app runs (the
+    history API's, the trading API's)."""
     if gate.keys is None:
         yield
         return

@@ -3,8 +3,9 @@
 :func:`render` turns :class:`EdgeSettings` into the text of ``haproxy.cfg``. The shape:
 
 - one public frontend: ``/ws`` to the WebSocket gateways, ``/v1`` and ``/udf`` to the history
-  API, ``/auth`` to the auth service, ``/`` to the chart page; the paths of services that do
-  not exist yet (``/trading``, ``/api``) answer 503 problem+json;
+  API, ``/auth`` to the auth service, ``/`` to the chart page, ``/trading`` to the trading
+  service when one is given; the paths of services that do not run here (``/trading``
+  without one, ``/api``) answer 503 problem+json;
 - bounds before anything else: request line and head sizes, head and body deadlines;
 - a bearer token (``Authorization: Bearer`` or, for ``/ws`` where browsers cannot set headers,
   ``?token=``) is checked here: ``alg`` pinned to ES256, the signature against each current
@@ -16,7 +17,8 @@
 - a token whose key (``sub``), session (``sid``) or account (``acct``) is in the revocation
   map (:data:`REVOCATION_MAP`, fed at run time through HAProxy's runtime API) is 401 until the
   entry's time (the moment every such token has expired);
-- ``/trading`` needs a token whose ``trade`` claim is true (403 otherwise), before its 503;
+- ``/trading`` needs a token whose ``trade`` claim is true (403 otherwise), before it is
+  routed (or answered 503);
 - request rates: per principal (its plan's ``rpm`` claim, requests per minute), per address
   for anonymous requests, and per address for logins; over the limit is 429 with
   ``Retry-After``;
@@ -168,6 +170,8 @@ class EdgeSettings:
     """``/v1`` and ``/udf`` (in ``mdp up``, the same server as the chart page)."""
     gateway: Upstream
     auth: Upstream | None = None
+    trading: Upstream | None = None
+    """``/trading`` (``None``: 503 there, after the trade claim's check)."""
     tokens: TokenPolicy | None = None
     """``None``: every token is refused (nothing could check it); anonymous requests pass if
     ``anonymous`` allows them."""
@@ -204,7 +208,7 @@ OPEN_PATHS: Final = ("/", "/config.json", "/favicon.ico", "/ws")
 (and ``/static/``), where a visitor logs in, and ``/ws``, whose token a browser sends in the
 first frame (the gateway closes a connection that sends none, ``docs/auth.md``)."""
 UNAVAILABLE_PATHS: Final = ("/trading", "/api")
-"""Services the platform will have: routed now, answered 503 until they exist."""
+"""Services the platform has or will have: answered 503 where none runs."""
 TRADING_PATH: Final = "/trading"
 TRADE_CLAIM: Final = "$.trade"
 """True in a token that may trade (its plan allows it and its scopes include ``trade``)."""
@@ -457,9 +461,13 @@ def _rates(limits: RateLimits) -> Iterator[str]:
 
 def _routes(settings: EdgeSettings) -> Iterator[str]:
     missing = [path.strip("/") for path in UNAVAILABLE_PATHS]
+    if settings.trading is not None:
+        missing.remove(TRADING_PATH.strip("/"))
     if settings.auth is None:
         missing.append("auth")
     yield from _trading()
+    if settings.trading is not None:
+        yield f"    use_backend {settings.trading.name} if is_{TRADING_PATH.strip('/')}"
     for name in missing:
         yield _refuse(
             503, "not-available", "Not available", f"the {name} service is not running here",
@@ -524,7 +532,14 @@ def _admin(settings: EdgeSettings, generation: int) -> Iterator[str]:
 def _backends(settings: EdgeSettings) -> Iterator[str]:
     store = settings.limits.store
     seen: set[str] = set()
-    for upstream in (settings.chart, settings.history, settings.gateway, settings.auth):
+    upstreams = (
+        settings.chart,
+        settings.history,
+        settings.gateway,
+        settings.auth,
+        settings.trading,
+    )
+    for upstream in upstreams:
         if upstream is None or upstream.name in seen:
             continue
         seen.add(upstream.name)

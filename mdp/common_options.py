@@ -121,15 +121,20 @@ def write_buffer_of(args: argparse.Namespace) -> int:
     return int(size)
 
 
-def add_token_options(parser: argparse._ActionsContainer, without: str, whose: str) -> None:
+def add_token_options(
+    parser: argparse._ActionsContainer, without: str, whose: str, *, anonymous: bool = True
+) -> None:
     """``--jwks-url``, ``--anonymous`` and ``--plans``: how a service checks access tokens
-    (``without``: what it does with no key set; ``whose``: what carries a token)."""
+    (``without``: what it does with no key set; ``whose``: what carries a token;
+    ``anonymous``: whether a plan may serve a request without one)."""
     parser.add_argument(
         "--jwks-url",
         metavar="URL",
         help="the auth service's key set (http://HOST:8010/auth/.well-known/jwks.json): check"
         f" every {whose}'s token (default: {without})",
     )
+    if not anonymous:
+        return
     parser.add_argument(
         "--anonymous",
         metavar="PLAN",

@@ -3,11 +3,12 @@
 feed -> md.ticks -> engine runner -> md.candles -> storage writer -> PostgreSQL
 (the writer also stores the ticks and everything rejected); the WebSocket gateway reads
 md.candles and md.ticks for its clients, and the HTTP server serves the chart page and the
-history API. The auth service runs in the process too, and the edge (HAProxy) in front of
-them all, the one public port (:mod:`mdp.front`); the gateway and the history API check
-tokens with the auth service's keys and read its revocations on ``auth.events``. The
-database is the one at ``database_url``, or a private server started from the machine's
-PostgreSQL binaries.
+history API. The auth service and the trading service (:mod:`trading.process`: its API,
+the paper venue on md.ticks, the outbox to trading.events) run in the process too, and the
+edge (HAProxy) in front of them all, the one public port (:mod:`mdp.front`); the gateway,
+the history API and the trading API check tokens with the auth service's keys, and the
+first two read its revocations on ``auth.events``. The database is the one at
+``database_url``, or a private server started from the machine's PostgreSQL binaries.
 
 Stopping (Ctrl-C, SIGTERM, or the ``stop`` event) ends the feed first (a live venue's hands
 over what it received and the gaps still open), then lets the engine and the writer finish
@@ -74,6 +75,8 @@ from storage.pg_server import PRIVATE_DATABASE
 from storage.writer import StorageWriter
 from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
 from streams.memory import MemoryBus
+from trading.process import ProcessSettings
+from trading.process import running as running_trading
 from ws_gateway import Gateway, GatewaySettings
 from ws_gateway.admission import page_origins
 from ws_gateway.tokens import AccessTokens
@@ -147,6 +150,7 @@ class Platform:
     writer: StorageWriter | None = None
     chart_url: str | None = None
     gateway_url: str | None = None
+    trading_url: str | None = None
 
     async def run(self, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -238,11 +242,17 @@ class Platform:
         api = await stack.enter_async_context(
             self._http(url, bus, jwks_url(auth), host, 0 if edge else settings.http_port, ws_url)
         )
+        trading = await stack.enter_async_context(
+            running_trading(
+                ProcessSettings(url, self._tokens(jwks_url(auth)), host=host, port=0),
+                bus, lambda text: self._say(f"trading: {text}"),
+            )
+        )  # fmt: skip
         front = None
         if public_port is None:
             self.chart_url, self.gateway_url = f"{api.url}/", gateway.url
         else:
-            edge_settings = self._edge_settings(public_port, api, gateway, auth)
+            edge_settings = self._edge_settings(public_port, api, gateway, auth, trading)
             front = await stack.enter_async_context(
                 Edge(edge_settings, jwks_url(auth), bus, self._say)
             )
@@ -251,10 +261,12 @@ class Platform:
             self._say(f"edge: {front.url}  (HAProxy; metrics: {front.metrics_url})")
         self._say(f"gateway: {self.gateway_url}")
         self._say(f"chart: {self.chart_url}  (history API: {self.chart_url}v1, /udf)")
+        self.trading_url = f"{front.url if front else trading.url}/trading/v1"
+        self._say(f"trading: {self.trading_url}")
         return front
 
     def _edge_settings(
-        self, port: int, api: ApiServer, gateway: Gateway, auth: ApiServer
+        self, port: int, api: ApiServer, gateway: Gateway, auth: ApiServer, trading: ApiServer
     ) -> EdgeSettings:
         settings = self.settings
         history = Upstream("api", (f"127.0.0.1:{api.port}",))
@@ -267,6 +279,7 @@ class Platform:
             history=history,
             gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),
             auth=Upstream("auth", (f"127.0.0.1:{auth.port}",), health_path="/auth/healthz"),
+            trading=Upstream("trading", (f"127.0.0.1:{trading.port}",)),
             tokens=TokenPolicy(settings.auth.issuer, settings.auth.audience, ()),
             anonymous=settings.auth.plans.anonymous is not None,
             check_timeout_s=EMBEDDED_CHECK_TIMEOUT_S,
@@ -303,6 +316,11 @@ class Platform:
         tokens = AccessTokens(keys, grant)
         async with Gateway(bus, store, gateway_settings, tokens) as gateway:
             yield gateway
+
+    def _tokens(self, keys: str) -> ApiSettings:
+        """How the trading API checks tokens: the auth service's key set, never anonymous."""
+        auth = self.settings.auth
+        return ApiSettings(jwks_url=keys, issuer=auth.issuer, audience=auth.audience)
 
     @contextlib.asynccontextmanager
     async def _http(

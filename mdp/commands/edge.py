@@ -2,7 +2,7 @@
 
 It routes ``/`` (the chart page) and ``/v1``, ``/udf`` (the history API) to ``--api``
 instances, ``/ws`` to ``--gateway`` instances (WebSockets passed through), ``/auth`` to
-``--auth``; ``/trading`` and ``/api`` answer 503 until those services exist. Bearer tokens are
+``--auth``, ``/trading`` to ``--trading`` (else 503), and ``/api`` answers 503. Bearer tokens are
 checked here against the public keys in ``--keys`` (one ``<kid>.pem`` per key; ``SIGHUP``
 reads the folder again and reloads without dropping a connection). Request rates are limited
 per principal (the token's plan) and per address. With ``--bus kafka`` revocations on
@@ -70,6 +70,10 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--auth", action="append", metavar="HOST:PORT", help="an auth service instance"
     )
+    parser.add_argument(
+        "--trading", action="append", metavar="HOST:PORT",
+        help="a trading service instance (mdp trading serve); without one /trading is 503",
+    )  # fmt: skip
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument(
         "--keys", type=Path, metavar="DIR", help="public keys tokens are signed with (<kid>.pem)"
@@ -112,6 +116,7 @@ def settings_from(
     bad); ``tokens`` None: no token is accepted."""
     api = Upstream("api", tuple(args.api))
     auth = Upstream("auth", tuple(args.auth), health_path="/auth/healthz") if args.auth else None
+    trading = Upstream("trading", tuple(args.trading)) if args.trading else None
     return EdgeSettings(
         host=args.host,
         port=args.port,
@@ -121,6 +126,7 @@ def settings_from(
         history=api,
         gateway=Upstream("gateway", tuple(args.gateway), websocket=True),
         auth=auth,
+        trading=trading,
         tokens=tokens,
         anonymous=not args.no_anonymous,
         limits=RateLimits(

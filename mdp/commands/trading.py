@@ -1,4 +1,11 @@
-"""``mdp trading``: the trading service's tools.
+"""``mdp trading``: the trading service, and its tools.
+
+``mdp trading serve`` runs the trading service (cluster mode): the REST API under
+``/trading/v1`` on ``--host``/``--port``, every request's token checked against the auth
+service's key set at ``--jwks-url`` (required: trading is never anonymous); the service resumes
+every open order saga at start; the paper venue trades on ``md.ticks`` from ``--bus``; the
+outbox publishes the stored events to ``trading.events``; and the read models follow the log.
+It stops on Ctrl-C or SIGTERM. See ``docs/trading.md``, "HTTP interface".
 
 ``mdp trading rebuild`` replays the trading event log from its first event into fresh read
 models (orders, fills, positions, balances) and swaps them in for the live ones in one
@@ -10,14 +17,16 @@ embedded platform (started for the occasion, and stopped again unless it was run
 from __future__ import annotations
 
 import argparse
+import asyncio
 import sys
 from pathlib import Path
 from typing import Any
 
 import psycopg
 
+from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.commands.db import given_or_private
-from mdp.common_options import add_database_option, database_failure
+from mdp.common_options import add_database_option, add_token_options, database_failure
 from mdp.progress import Progress
 from storage.pg_binaries import PostgresUnavailableError
 from storage.pg_server import PostgresServerError, default_data_dir
@@ -28,6 +37,7 @@ from trading.readmodels.tables import DEFAULT_SCHEMA
 from trading.store.errors import StoreError, StoreUnavailableError
 
 EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
 
 
 def _schema(text: str) -> str:
@@ -60,10 +70,31 @@ def add_parser(commands: Any) -> None:
         metavar="DIR",
         help=f"the private server's data folder (default {default_data_dir()})",
     )
+    serving = actions.add_parser(
+        "serve", help="run the trading service: its HTTP API, the paper venue, the outbox"
+    )
+    add_database_option(serving, "the command refuses to start")
+    serving.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    serving.add_argument("--port", type=int, default=8030, help="port to listen on (8030)")
+    serving.add_argument(
+        "--bus",
+        choices=("memory", "kafka"),
+        default="memory",
+        help="where md.ticks come from and trading.events go (cluster mode: kafka)",
+    )
+    serving.add_argument(
+        "--schema",
+        type=_schema,
+        default=DEFAULT_SCHEMA,
+        help=f"the read models' schema (default {DEFAULT_SCHEMA})",
+    )
+    add_token_options(serving, "required", "request", anonymous=False)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    if args.trading_command == "serve":
+        return _serve(args)
     progress = Progress(sys.stderr)
 
     def told(position: int, last: int) -> None:
@@ -89,3 +120,52 @@ def run(args: argparse.Namespace) -> int:
         f" {done.position:,} in {progress.elapsed:.1f}s"
     )
     return 0
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from charting.settings import ApiSettings
+    from streams.memory import MemoryBus
+    from trading.process import ProcessSettings, running
+
+    tell = say("mdp trading")
+    if not args.database_url:
+        tell("error: no database: give --database-url or set DATABASE_URL")
+        return EXIT_BAD_INPUT
+    if not args.jwks_url:
+        tell("error: trading checks every token: give --jwks-url")
+        return EXIT_BAD_INPUT
+    try:  # a database that cannot be reached at start is one line, not a traceback
+        psycopg.connect(args.database_url.reveal(), connect_timeout=10).close()
+    except psycopg.Error as exc:
+        tell(f"error: {database_failure(args.database_url, exc)}")
+        return EXIT_FAILED
+    settings = ProcessSettings(
+        args.database_url.reveal(), ApiSettings(jwks_url=args.jwks_url), host=args.host,
+        port=args.port, schema=args.schema,
+    )  # fmt: skip
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        bus = kafka_bus(args) if args.bus == "kafka" else MemoryBus()
+        async with bus as opened, running(settings, opened, tell) as server:
+            tell(f"serving the trading API on {server.url}/trading/v1")
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        tell(f"error: {exc}")
+        return EXIT_FAILED
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mdp.commands.trading``: the same command without the ``mdp`` entry point."""
+    parser = argparse.ArgumentParser(prog="mdp")
+    add_parser(parser.add_subparsers(dest="command"))
+    return int(run(parser.parse_args(["trading", *(argv or sys.argv[1:])])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

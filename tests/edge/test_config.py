@@ -54,6 +54,7 @@ def haproxy_accepts(config: EdgeSettings, folder: Path) -> str:
         {"anonymous": False},
         {"auth": Upstream("auth", ("127.0.0.1:8100",), health_path="/auth/healthz")},
         {"limits": RateLimits(window_s=1)},
+        {"trading": Upstream("trading", ("127.0.0.1:8030", "127.0.0.1:8031"))},
     ],
 )
 def test_haproxy_accepts_the_configuration(tmp_path: Path, changes: dict[str, object]) -> None:

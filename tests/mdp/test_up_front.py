@@ -220,3 +220,48 @@ def test_the_anonymous_plan_is_the_demo_in_mdp_up_and_none_in_a_cluster() -> Non
     assert auth_command._settings(parser.parse_args(serve)).plans.anonymous is None
     told = parser.parse_args([*serve, "--anonymous", "demo"])
     assert auth_command._settings(told).plans.anonymous == "demo"
+
+
+def set_plan(database: str, email: str, plan: str) -> None:
+    """`mdp auth set-plan`, as an operator runs it, in a process of its own."""
+    done = subprocess.run(
+        [str(MDP), "auth", "set-plan", email, plan],
+        capture_output=True, text=True, env=os.environ | {"DATABASE_URL": database},
+        timeout=60, check=False,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+
+
+@needs_haproxy
+async def test_trading_runs_behind_the_edge(migrated_database: str) -> None:
+    async with running_platform(settings_of(migrated_database)) as platform:
+        assert platform.chart_url is not None
+        public = platform.chart_url.rstrip("/")
+        assert f"trading: {public}/trading/v1" in printed(platform)
+        order = {"client_order_id": "up-1", "instrument": "SYNTH:BTCUSD", "side": "buy",
+                 "type": "limit", "quantity": "1", "price": "1"}  # fmt: skip
+        async with httpx.AsyncClient(base_url=public, timeout=10) as client:
+            credentials = {"email": "grace@example.org", "password": PASSWORD}
+            assert (await client.post("/auth/v1/accounts", json=credentials)).status_code == 201
+            free = (await client.post("/auth/v1/login", json=credentials)).json()["access_token"]
+            bearer = {"Authorization": f"Bearer {free}"}
+            refused = await client.post("/trading/v1/orders", json=order, headers=bearer)
+            assert (refused.status_code, problem_code(refused)) == (403, "insufficient-scope")
+            await asyncio.to_thread(set_plan, migrated_database, "grace@example.org", "pro")
+            pro = (await client.post("/auth/v1/login", json=credentials)).json()["access_token"]
+            bearer = {"Authorization": f"Bearer {pro}"}
+            # the service answers: a market order is denied no-price until the paper venue
+            # has seen a trade of the live feed, then buying-power (the account has no cash)
+            code, attempt = "no-price", 0
+            async with asyncio.timeout(30):
+                while code == "no-price":
+                    attempt += 1
+                    market = {**order, "client_order_id": f"up-{attempt}", "type": "market"}
+                    del market["price"]
+                    await asyncio.sleep(0.3)
+                    denied = await client.post("/trading/v1/orders", json=market, headers=bearer)
+                    assert denied.status_code == 422, denied.text
+                    code = denied.json()["code"]
+            assert (code, denied.json()["parameter"]) == ("buying-power", "quantity")
+            listed = await client.get("/trading/v1/orders", headers=bearer)
+            assert listed.status_code == 200

@@ -190,6 +190,11 @@ class TradingService:
         async with self._lock(account):
             return self._book(await self._load(account), account)
 
+    def last_prices(self) -> dict[str, Decimal]:
+        """The last trade price of each instrument the venue was fed (what positions are
+        marked to)."""
+        return dict(self._last_price)
+
     # -- trades ----------------------------------------------------------------------------------
 
     async def on_ticks(self, ticks: Iterable[Tick]) -> None:

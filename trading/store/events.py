@@ -50,10 +50,20 @@ class EventStore(Generic[E]):
             raise StoreUnavailableError(f"append to {aggregate_id!r} failed: {exc}") from None
         return list(ids or ())
 
-    def read(self, aggregate_id: str, after_version: int = 0) -> list[Versioned[E]]:
-        """The aggregate's events after ``after_version``, in order."""
+    def read(
+        self,
+        aggregate_id: str,
+        after_version: int = 0,
+        *,
+        limit: int | None = None,
+        newest_first: bool = False,
+    ) -> list[Versioned[E]]:
+        """The aggregate's events after ``after_version``, in order (the newest first with
+        ``newest_first``), at most ``limit`` of them (None: all)."""
         try:
-            rows = self._recorder.select_events(aggregate_id, gt=after_version or None)
+            rows = self._recorder.select_events(
+                aggregate_id, gt=after_version or None, desc=newest_first, limit=limit
+            )
         except Unavailable as exc:
             raise StoreUnavailableError(f"read of {aggregate_id!r} failed: {exc}") from None
         return [self.decoded(row) for row in rows]

@@ -1,0 +1,115 @@
+"""``mdp trading serve`` as a process (real PostgreSQL, the memory bus): it serves the API
+with tokens checked against the key set at ``--jwks-url``, its read models follow the log,
+it stops on SIGTERM, and after a kill -9 a restart resumes the open order."""
+
+from __future__ import annotations
+
+import asyncio
+import http.server
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Iterator
+from decimal import Decimal
+from pathlib import Path
+
+import httpx
+import pytest
+
+from machine import free_port
+from tests.charting.test_api_command import _KeySetHandler
+from tests.support import tokens
+from tests.trading.http.test_api import ORDERS, limit_buy
+from trading.paper.matcher import PaperMatcher
+from trading.service.shell import TradingService
+from trading.store.database import Database, StoreSettings
+
+REPO = Path(__file__).resolve().parents[3]
+ALICE = 1
+
+
+@pytest.fixture
+def key_server() -> Iterator[str]:
+    keys = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _KeySetHandler)
+    threading.Thread(target=keys.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{keys.server_port}/auth/.well-known/jwks.json"
+    keys.shutdown()
+    keys.server_close()
+
+
+def funded(url: str) -> str:
+    """The database's schema, with account ALICE funded (paper funding, by the service)."""
+    with Database(StoreSettings(url)) as database:
+        database.create_tables()
+        service = TradingService(database, PaperMatcher())
+        asyncio.run(service.deposit(ALICE, "USDT", Decimal(100_000)))
+        return database.schema
+
+
+def started(
+    command: list[str], base: str, env: dict[str, str] | None = None
+) -> subprocess.Popen[bytes]:
+    process = subprocess.Popen(command, cwd=REPO, env=env)
+    deadline = time.monotonic() + 30
+    while True:
+        assert process.poll() is None, "mdp trading serve exited early"
+        try:
+            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                return process
+        except httpx.TransportError:
+            pass
+        assert time.monotonic() < deadline, "mdp trading serve did not answer within 30 s"
+        time.sleep(0.1)
+
+
+def stopped(process: subprocess.Popen[bytes]) -> int:
+    process.send_signal(signal.SIGTERM)
+    return process.wait(30)
+
+
+def test_the_command_serves_trading_and_resumes_after_a_kill(
+    fresh_database: str, key_server: str
+) -> None:
+    schema = funded(fresh_database)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "mdp.commands.trading", "serve", "--database-url", fresh_database,
+        "--port", str(port), "--jwks-url", key_server, "--schema", f"{schema}_read",
+    ]  # fmt: skip
+    alice = {"Authorization": f"Bearer {tokens.issue(account_id=ALICE, principal=ALICE)}"}
+    process = started(command, base)
+    try:
+        assert httpx.get(f"{base}{ORDERS}").status_code == 401
+        placed = httpx.post(f"{base}{ORDERS}", json=limit_buy("cmd-1"), headers=alice)
+        assert placed.status_code == 201, placed.text
+        order_id = placed.json()["order"]["order_id"]
+        deadline = time.monotonic() + 10
+        while not httpx.get(f"{base}{ORDERS}", headers=alice).json()["orders"]:
+            assert time.monotonic() < deadline, "the read models did not follow the log"
+            time.sleep(0.05)
+        process.kill()  # SIGKILL: nothing is flushed, nothing is said goodbye to
+        process.wait()
+        process = started(command, base)
+        again = httpx.get(f"{base}{ORDERS}/{order_id}", headers=alice).json()["order"]
+        assert again["status"] == "accepted"
+        canceled = httpx.delete(f"{base}{ORDERS}/{order_id}", headers=alice)
+        assert canceled.json()["order"]["status"] == "canceled"
+        assert stopped(process) == 0
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+
+
+def test_the_command_needs_a_key_set_and_a_database(fresh_database: str) -> None:
+    for extra, told in ((["--database-url", fresh_database], "--jwks-url"), ([], "DATABASE_URL")):
+        done = subprocess.run(
+            [sys.executable, "-m", "mdp.commands.trading", "serve", *extra],
+            cwd=REPO, capture_output=True, text=True, check=False,
+            env={"PATH": "/usr/bin:/bin"},
+        )  # fmt: skip
+        assert done.returncode == 2, done.stderr
+        assert told in done.stderr

@@ -1,0 +1,261 @@
+"""The trading API: ``/trading/v1`` over a running service, its read models and its event
+store (``docs/trading.md``, "HTTP interface").
+
+Every ``/trading/v1`` route but the OpenAPI document needs a token the auth service issued,
+verified here (:class:`charting.gate.Gate`, never anonymous) whose ``trade`` claim is true
+(its plan allows trading and its scopes include ``trade``): 401 without a valid one, 403 with
+one that may not trade. The account is the token's, and every command and query names it, so
+an account never sees another's orders. A place, an amend, a cancel and one order are the
+service's (what it answers is durable); the lists are the read models', a little behind.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from typing import Final
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from access.grant import Grant
+from charting.app import checking
+from charting.gate import Gate, unauthorized
+from charting.http_guard import HttpLimits
+from charting.problems import ProblemError, http_error_handler, problem_handler
+from charting.settings import ApiSettings
+from core.trading_events import OrderDenied, OrderStatus, TradingEvent
+from streams.bus import Bus
+from trading.domain.orders import IllegalTransition, Order, OrderInvalid
+from trading.domain.risk import RiskRefused
+from trading.http.body import amend_request, place_request
+from trading.http.errors import denied, problem
+from trading.http.openapi import document
+from trading.readmodels.queries import DEFAULT_LIMIT, MAX_ID, QueryError, TradingQueries
+from trading.service.book import aggregate_id
+from trading.service.saga import ServiceError
+from trading.service.shell import TradingService
+from trading.store.errors import StoreError
+from trading.store.events import EventStore
+
+PREFIX: Final = "/trading/v1"
+DENIAL_LOOKBACK: Final = 64
+"""How many of the account's newest events are searched for a denial's field."""
+_REFUSALS: Final = (
+    OrderInvalid, RiskRefused, IllegalTransition, ServiceError, QueryError, StoreError
+)  # fmt: skip
+
+Handler = Callable[[Request, int], Awaitable[Response]]
+
+
+def _json(content: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(content), status, media_type="application/json")
+
+
+class _Api:
+    def __init__(
+        self,
+        service: TradingService,
+        queries: TradingQueries,
+        events: EventStore[TradingEvent],
+        gate: Gate,
+        max_body_bytes: int,
+    ) -> None:
+        self.service, self.queries, self.events = service, queries, events
+        self.gate = gate
+        self.max_body_bytes = max_body_bytes
+
+    # -- the gate -----------------------------------------------------------------------------
+
+    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` called with the token's account, its refusals as problems."""
+
+        async def endpoint(request: Request) -> Response:
+            account = _account(await self.gate.grant(request))
+            try:
+                return await handler(request, account)
+            except _REFUSALS as exc:
+                raise problem(exc) from None
+
+        return endpoint
+
+    async def body(self, request: Request) -> bytes:
+        """The request's body, refused past ``max_body_bytes`` (the guarded server refuses it
+        before it arrives; this bounds the app under any server)."""
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise ProblemError(
+                    413, "body-too-large", "Body too large",
+                    f"a body is at most {self.max_body_bytes} bytes", extra={"code": "too-large"},
+                )  # fmt: skip
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    # -- orders -------------------------------------------------------------------------------
+
+    async def place(self, request: Request, account: int) -> Response:
+        order_request = place_request(account, await self.body(request))
+        known = order_request.client_order_id in (await self.service.book(account)).submissions
+        order = await self.service.place(order_request)
+        if order.status is OrderStatus.DENIED:
+            raise await self._denial(order)
+        return _json({"order": order}, 200 if known else 201)
+
+    async def _denial(self, order: Order) -> ProblemError:
+        newest = await asyncio.to_thread(
+            self.events.read, aggregate_id(order.account), limit=DENIAL_LOOKBACK, newest_first=True
+        )
+        for item in newest:
+            event = item.event
+            if isinstance(event, OrderDenied) and event.order_id == order.order_id:
+                return denied(event.reason_code, event.field, event.message, order)
+        return denied(order.reason_code or "denied", None, "the risk check denied it", order)
+
+    async def order(self, request: Request, account: int) -> Response:
+        order = await self.service.order(account, _order_id(request))
+        return _json({"order": order})
+
+    async def cancel(self, request: Request, account: int) -> Response:
+        return _json({"order": await self.service.cancel(account, _order_id(request))})
+
+    async def amend(self, request: Request, account: int) -> Response:
+        change = amend_request(account, _order_id(request), await self.body(request))
+        return _json({"order": await self.service.amend(change)})
+
+    async def orders(self, request: Request, account: int) -> Response:
+        limit, after = _page(request)
+        open_only = _flag(request, "open")
+        views = await self.queries.orders(account, open_only=open_only, limit=limit, after=after)
+        return _json({"orders": views, "next_after": views[-1].seq if views else None})
+
+    # -- the account --------------------------------------------------------------------------
+
+    async def fills(self, request: Request, account: int) -> Response:
+        limit, after = _page(request)
+        views = await self.queries.fills(account, limit=limit, after=after)
+        return _json({"fills": views, "next_after": views[-1].seq if views else None})
+
+    async def positions(self, request: Request, account: int) -> Response:
+        views = await self.queries.positions(account, self.service.last_prices())
+        return _json({"positions": views})
+
+    async def balances(self, request: Request, account: int) -> Response:
+        return _json({"balances": await self.queries.balances(account)})
+
+    async def audit(self, request: Request, account: int) -> Response:
+        limit, after = _page(request)
+        items = await asyncio.to_thread(self.events.read, aggregate_id(account), after, limit=limit)
+        events = [{"version": item.version, "event": item.event} for item in items]
+        return _json({"events": events, "next_after": items[-1].version if items else None})
+
+    # -- health -------------------------------------------------------------------------------
+
+    async def ready(self, request: Request) -> Response:
+        """Ready when the read models' database answers."""
+        try:
+            await self.queries.balances(0)
+        except StoreError as exc:
+            return _json({"ready": False, "code": exc.code}, 503)
+        return _json({"ready": True})
+
+
+def _account(grant: Grant) -> int:
+    if grant.account_id is None:
+        raise unauthorized("token-required", "trading needs a token of an account or its key")
+    if not (grant.trading and "trade" in grant.scopes):
+        raise ProblemError(
+            403, "trade-not-allowed", "Forbidden",
+            "this token may not trade: its plan or its key lacks the trade scope",
+            headers={"WWW-Authenticate": 'Bearer error="insufficient_scope", scope="trade"'},
+            extra={"code": "insufficient-scope"},
+        )  # fmt: skip
+    return grant.account_id
+
+
+def _order_id(request: Request) -> str:
+    return str(request.path_params["order_id"])
+
+
+def _page(request: Request) -> tuple[int, int]:
+    return _int(request, "limit", DEFAULT_LIMIT), _int(request, "after", 0)
+
+
+def _int(request: Request, name: str, default: int) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or len(text) > len(str(MAX_ID)):
+        raise QueryError(f"bad-{name}", f"{name} must be a whole number")
+    return int(text)
+
+
+def _flag(request: Request, name: str) -> bool:
+    text = request.query_params.get(name, "false")
+    if text not in ("true", "false"):
+        raise QueryError(f"bad-{name}", f"{name} is true or false")
+    return text == "true"
+
+
+def create_app(
+    service: TradingService,
+    queries: TradingQueries,
+    events: EventStore[TradingEvent],
+    tokens: ApiSettings,
+    *,
+    bus: Bus | None = None,
+    limits: HttpLimits | None = None,
+) -> Starlette:
+    """The app over a running ``service``, its read models' ``queries`` and ``events`` (the
+    caller owns them). ``tokens`` says how tokens are checked (``jwks_url`` or ``keys``,
+    ``issuer``, ``audience``): one of the key sets is required, and no anonymous plan. Given
+    a ``bus``, revocations and plan changes on ``auth.events`` apply at once."""
+    if tokens.keys is None and tokens.jwks_url is None:
+        raise ValueError("the trading API checks tokens: give it jwks_url or keys")
+    if tokens.anonymous is not None:
+        raise ValueError("the trading API has no anonymous plan")
+    gate = Gate(tokens)
+    api = _Api(service, queries, events, gate, (limits or HttpLimits()).max_body_bytes)
+    openapi = msgspec.json.encode(document())
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return _json({"ok": True})
+
+    g = api.guarded
+    routes = [
+        Route(f"{PREFIX}/orders", g(api.place), methods=["POST"]),
+        Route(f"{PREFIX}/orders", g(api.orders), methods=["GET"]),
+        Route(f"{PREFIX}/orders/{{order_id}}", g(api.order), methods=["GET"]),
+        Route(f"{PREFIX}/orders/{{order_id}}", g(api.cancel), methods=["DELETE"]),
+        Route(f"{PREFIX}/orders/{{order_id}}", g(api.amend), methods=["PATCH"]),
+        Route(f"{PREFIX}/positions", g(api.positions), methods=["GET"]),
+        Route(f"{PREFIX}/balances", g(api.balances), methods=["GET"]),
+        Route(f"{PREFIX}/fills", g(api.fills), methods=["GET"]),
+        Route(f"{PREFIX}/events", g(api.audit), methods=["GET"]),
+        Route(f"{PREFIX}/openapi.json", openapi_json, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", api.ready, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with checking(gate, bus):
+            yield
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={ProblemError: problem_handler, HTTPException: http_error_handler},
+        lifespan=lifespan,
+    )
+
+
+__all__ = ["PREFIX", "create_app"]

@@ -1,0 +1,86 @@
+"""A place or amend request's JSON body into the domain's request (sans-I/O).
+
+Amounts may be JSON strings (``"0.5"``, exact: what we advise) or JSON numbers, read as exact
+decimals of their text, never through a float. Every refusal is the domain's
+:class:`~trading.domain.orders.OrderInvalid`, naming the field with our code; the account is
+never a field: it comes from the token.
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal, InvalidOperation
+from enum import StrEnum
+from typing import Any, Final
+
+import msgspec
+
+from core.trading_events import OrderSide, OrderType, TimeInForce
+from trading.domain.orders import AmendRequest, OrderInvalid, OrderRequest
+
+PLACE_FIELDS: Final = (
+    "client_order_id", "instrument", "side", "type", "quantity", "price", "stop_price",
+    "time_in_force",
+)  # fmt: skip
+AMEND_FIELDS: Final = ("quantity", "price", "stop_price")
+_REQUIRED: Final = ("client_order_id", "instrument", "side", "type", "quantity")
+_AMOUNTS: Final = frozenset({"quantity", "price", "stop_price"})
+_ENUMS: Final[dict[str, type[StrEnum]]] = {
+    "side": OrderSide, "type": OrderType, "time_in_force": TimeInForce,
+}  # fmt: skip
+_decoder: Final = msgspec.json.Decoder(float_hook=Decimal)
+
+
+def place_request(account: int, body: bytes) -> OrderRequest:
+    """The order ``body`` asks for, in ``account``."""
+    fields = _fields(body, PLACE_FIELDS)
+    for name in _REQUIRED:
+        if name not in fields:
+            raise OrderInvalid(name, "required", f"an order needs {name}")
+    return OrderRequest(account=account, **fields)
+
+
+def amend_request(account: int, order_id: str, body: bytes) -> AmendRequest:
+    """The change ``body`` asks of the order ``order_id``."""
+    return AmendRequest(account=account, order_id=order_id, **_fields(body, AMEND_FIELDS))
+
+
+def _fields(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
+    try:
+        document = _decoder.decode(body)
+    except msgspec.DecodeError:
+        raise OrderInvalid("body", "format", "the body must be a JSON object") from None
+    if not isinstance(document, dict):
+        raise OrderInvalid("body", "format", "the body must be a JSON object")
+    fields: dict[str, Any] = {}
+    for name, value in document.items():
+        if name not in allowed:
+            raise OrderInvalid(
+                str(name)[:64], "forbidden", f"not a field here (the fields: {', '.join(allowed)})"
+            )
+        if value is not None:
+            fields[name] = _value(name, value)
+    return fields
+
+
+def _value(name: str, value: object) -> object:
+    """``value`` typed as the domain checks it (what cannot be typed is left for its check
+    to name)."""
+    if name in _AMOUNTS:
+        return _amount(name, value)
+    kind = _ENUMS.get(name)
+    if kind is not None and isinstance(value, str) and value in kind._value2member_map_:
+        return kind(value)
+    return value
+
+
+def _amount(name: str, value: object) -> Decimal:
+    if isinstance(value, Decimal):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        return Decimal(value)
+    if isinstance(value, str) and len(value) <= 64:
+        try:
+            return Decimal(value)
+        except InvalidOperation:
+            pass
+    raise OrderInvalid(name, "not-a-number", 'must be a decimal number (a string such as "0.5")')

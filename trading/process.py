@@ -1,0 +1,119 @@
+"""The trading service as one process (``mdp trading serve``): the service, resumed; the paper
+venue fed from ``md.ticks`` by the platform's processor loop; the outbox publishing to
+``trading.events``; the read models' projector following the log; and the HTTP API.
+
+Ticks are settled in the processor's durability hook, after the round is polled and before
+its offsets are committed: a crash between the two gives the same ticks again after the
+restart, and :meth:`~trading.service.shell.TradingService.resume` (run before the first poll)
+makes that harmless (a rebuilt order takes part only in trades after its last stored event).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass, field
+
+from charting.http_guard import HttpLimits
+from charting.server import ApiServer, serving
+from charting.settings import ApiSettings
+from core.ticks import Tick, TickBatch
+from core.topics import TICKS, TRADING_EVENTS
+from core.trading_events import TradingEvent
+from streams.bus import Bus, BusClosedError, Offsets
+from streams.processor import Batch, Durability, Outcome, Processor, Round
+from trading.http import create_app
+from trading.paper.matcher import PaperMatcher
+from trading.paper.settings import PaperSettings
+from trading.readmodels.queries import TradingQueries
+from trading.readmodels.tables import DEFAULT_SCHEMA, model
+from trading.service.shell import TradingService
+from trading.store.aio import follow
+from trading.store.database import Database, StoreSettings
+from trading.store.events import EventStore
+from trading.store.log import NotificationLog
+from trading.store.outbox import OutboxPublisher
+from trading.store.projector import Projector
+from trading.store.wire import EVENT_CODEC
+
+TICKS_GROUP = "trading.paper"
+
+
+@dataclass(frozen=True, slots=True)
+class ProcessSettings:
+    """Where the process listens, its read models' schema, its ticks' consumer group, and
+    how it checks tokens (``tokens``: ``jwks_url`` or ``keys``)."""
+
+    database_url: str
+    tokens: ApiSettings
+    host: str = "127.0.0.1"
+    port: int = 8030
+    schema: str = DEFAULT_SCHEMA
+    ticks_group: str = TICKS_GROUP
+    paper: PaperSettings = field(default_factory=PaperSettings)
+    limits: HttpLimits = field(default_factory=HttpLimits)
+
+
+def tick_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Tick]]:
+    """The pure step: the trades of the batch's tick batches, in order (a feed gap, or a
+    record its codec refused, is not ours)."""
+    trades: list[Tick] = []
+    for message in batch.messages:
+        if isinstance(message, TickBatch):
+            trades.extend(message.ticks())
+    return Outcome([], trades)
+
+
+class Settling(Durability[list[Tick]]):
+    """Feeds each round's trades to the service; their offsets are committed once every fill
+    they made is stored."""
+
+    def __init__(self, service: TradingService) -> None:
+        self.service = service
+
+    async def behind(self, round: Round[list[Tick]]) -> Offsets:
+        await self.service.on_ticks(round.outcome.effects)
+        return round.offsets
+
+
+@contextlib.asynccontextmanager
+async def running(
+    settings: ProcessSettings, bus: Bus, say: Callable[[str], None] = lambda _: None
+) -> AsyncIterator[ApiServer]:
+    """The process's parts running for the ``async with`` block; its server is yielded."""
+    with Database(StoreSettings(settings.database_url)) as database:
+        await asyncio.to_thread(database.create_tables)
+        service = TradingService(database, PaperMatcher(settings.paper))
+        resumed = await service.resume()
+        say(f"resumed {resumed} open order saga(s)")
+        events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
+        projector = Projector(database, events, model(settings.schema))
+        await asyncio.to_thread(projector.start)  # the tables the queries read, before them
+        outbox = OutboxPublisher(NotificationLog(database), bus.topic(TRADING_EVENTS))
+        ticks = Processor(bus, settings.ticks_group, [TICKS], tick_step, Settling(service),
+                          start="latest")  # fmt: skip
+        stop = asyncio.Event()
+        tasks = [
+            asyncio.create_task(outbox.run(stop), name="outbox"),
+            asyncio.create_task(follow(projector, stop), name="projector"),
+            asyncio.create_task(_ticks(ticks), name="md.ticks"),
+        ]
+        try:
+            async with TradingQueries.open(settings.database_url, settings.schema) as queries:
+                app = create_app(
+                    service, queries, events, settings.tokens, bus=bus, limits=settings.limits
+                )
+                async with serving(
+                    app, settings.host, settings.port, limits=settings.limits
+                ) as server:
+                    yield server
+        finally:
+            stop.set()
+            ticks.stop()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+
+async def _ticks(processor: Processor[list[Tick]]) -> None:
+    with contextlib.suppress(BusClosedError):
+        await processor.run()
