@@ -114,7 +114,7 @@ def serve(database_url: str, port: int) -> None:
     from starlette.routing import Mount, Route
 
     from charting import ApiSettings, create_app_for_url
-    from charting.server import run_until_stopped
+    from web.server import run_until_stopped
 
     api = create_app_for_url(database_url, ApiSettings(max_limit=1_000_000))
     cold = create_app_for_url(database_url, ApiSettings(max_limit=1_000_000, cache_bytes=0))

@@ -13,7 +13,6 @@ fetches the key set, and, given a ``bus``, reads ``auth.events`` into the revoca
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 from collections.abc import AsyncIterator
 
@@ -27,18 +26,18 @@ from starlette.types import ASGIApp, Receive, Scope, Send
 
 from charting.context import Context
 from charting.gate import GUARDED_PREFIXES, Gate
-from charting.problems import (
+from charting.routes import candles, docs, gaps, health, instruments, ticks, udf, web
+from charting.settings import ApiSettings
+from storage.pg_reads import PostgresReads
+from storage.reads import HistoryReads
+from streams.bus import Bus
+from web.problems import (
     ProblemError,
     http_error_handler,
     problem_handler,
     unavailable_handler,
 )
-from charting.routes import candles, docs, gaps, health, instruments, ticks, udf, web
-from charting.settings import ApiSettings
-from storage.pg_reads import PostgresReads
-from storage.reads import HistoryReads
-from streams.bus import Bus, BusClosedError
-from streams.processor import Processor
+from web.tokens import checking
 
 
 def create_app(
@@ -75,33 +74,6 @@ def create_app_for_url(
                 ctx.history = None
 
     return _build(ctx, lifespan)
-
-
-@contextlib.asynccontextmanager
-async def checking(gate: Gate, bus: Bus | None) -> AsyncIterator[None]:
-    """The key set fetched and kept, and the revocations followed, while an app runs (the
-    history API's, the trading API's)."""
-    if gate.keys is None:
-        yield
-        return
-    async with gate.keys:
-        if bus is None:
-            yield
-            return
-        follower = gate.revocations(bus)
-        task = asyncio.create_task(_follow(follower), name="auth.events")
-        try:
-            yield
-        finally:
-            follower.stop()
-            task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def _follow(follower: Processor[None]) -> None:
-    with contextlib.suppress(BusClosedError):  # the bus's owner closed it: nothing to read
-        await follower.run()
 
 
 class _GateMiddleware:

@@ -11,8 +11,8 @@ from __future__ import annotations
 import enum
 from typing import Final
 
-from charting.problems import invalid, not_acceptable
 from core.present import CandleFormat, candle_format, candle_formats
+from web.problems import invalid, not_acceptable
 
 
 class Format(enum.StrEnum):

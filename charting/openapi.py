@@ -13,10 +13,10 @@ from access.verify import RefusalCode
 from charting.candle_formats import CANDLE_FIELDS
 from charting.formats import MEDIA_TYPES, Format
 from charting.gap_formats import GAP_FIELDS
-from charting.problems import PROBLEM_MEDIA_TYPE
 from charting.settings import ApiSettings
 from charting.tick_formats import TICK_FIELDS
 from core.present import CandleFormat, candle_formats
+from web.problems import PROBLEM_MEDIA_TYPE
 
 _INSTRUMENT: Final = {
     "type": "string",

@@ -16,10 +16,10 @@ from typing import Final
 
 from starlette.datastructures import QueryParams
 
-from charting.problems import invalid
 from charting.times import END_OF_TIME
 from core.instruments import canonical_instrument, validate_instrument
 from core.intervals import Interval
+from web.problems import invalid
 
 NS_PER_MS: Final = 1_000_000
 _EPOCH: Final = datetime(1970, 1, 1, tzinfo=UTC)

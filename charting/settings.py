@@ -11,6 +11,7 @@ from access.keyset import KeySet
 from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from core.auth_events import PlanClaims
 from core.intervals import DEFAULT_INTERVALS, NS_PER_SECOND, Interval
+from web.tokens import TokenSettings
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 """The chart page, its script, and (after ``npm ci``) ``node_modules`` with lightweight-charts."""
@@ -76,8 +77,17 @@ class ApiSettings:
     token_cache: int = 4096
 
     @property
+    def tokens(self) -> TokenSettings:
+        """The token fields, as the platform's token gate takes them."""
+        return TokenSettings(
+            jwks_url=self.jwks_url, jwks_refresh_s=self.jwks_refresh_s, keys=self.keys,
+            issuer=self.issuer, audience=self.audience, anonymous=self.anonymous,
+            token_cache=self.token_cache, clock=self.clock,
+        )  # fmt: skip
+
+    @property
     def checks_tokens(self) -> bool:
-        return self.jwks_url is not None or self.keys is not None
+        return self.tokens.checks_tokens
 
     def __post_init__(self) -> None:
         if not self.intervals:

@@ -39,7 +39,6 @@ from access.grant import Grant
 from access.jwks import JwksCache
 from auth.settings import AuthSettings
 from charting.app import create_app_for_url
-from charting.server import ApiServer, serving
 from charting.settings import ApiSettings
 from core.engine import CandleEngine, EngineConfig
 from core.numbers import to_decimal
@@ -77,6 +76,8 @@ from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
 from streams.memory import MemoryBus
 from trading.process import ProcessSettings
 from trading.process import running as running_trading
+from web.server import ApiServer, serving
+from web.tokens import TokenSettings
 from ws_gateway import Gateway, GatewaySettings
 from ws_gateway.admission import page_origins
 from ws_gateway.tokens import AccessTokens
@@ -317,10 +318,10 @@ class Platform:
         async with Gateway(bus, store, gateway_settings, tokens) as gateway:
             yield gateway
 
-    def _tokens(self, keys: str) -> ApiSettings:
+    def _tokens(self, keys: str) -> TokenSettings:
         """How the trading API checks tokens: the auth service's key set, never anonymous."""
         auth = self.settings.auth
-        return ApiSettings(jwks_url=keys, issuer=auth.issuer, audience=auth.audience)
+        return TokenSettings(jwks_url=keys, issuer=auth.issuer, audience=auth.audience)
 
     @contextlib.asynccontextmanager
     async def _http(

@@ -28,7 +28,6 @@ from auth.app import create_app
 from auth.claims import Entitlements
 from auth.plans import Plan, PlanBook, load_plans
 from auth.settings import AuthSettings
-from charting.server import ApiServer, serving
 from core.auth_events import PlanClaims
 from edge.config import EdgeSettings, TokenPolicy
 from edge.haproxy import EdgeError, Haproxy, find_haproxy
@@ -37,6 +36,7 @@ from edge.revocations import RevocationFeed
 from edge.runtime import Runtime
 from mdp.commands.edge import JWKS_PATH, fetch_keys
 from streams.bus import Bus
+from web.server import ApiServer, serving
 
 KEYS_EVERY_S: Final = 10.0
 """How often the edge reads the auth service's key set (the service itself reads its keys

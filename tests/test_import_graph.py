@@ -112,3 +112,16 @@ def test_the_sdk_imports_core_and_its_libraries_only() -> None:
     found = top_level_imports("sdk") - set(sys.stdlib_module_names) - {"__future__"}
     assert found <= SDK_IMPORTS, f"sdk imports {sorted(found - SDK_IMPORTS)}"
     assert {"core", "websockets", "httpx", "msgspec"} <= found  # the walk sees them
+
+
+SERVICES = ("auth", "charting", "edge", "trading", "ws_gateway")
+"""The services: each imports the shared packages (``core``, ``access``, ``web``, ``streams``,
+``storage``...), never another service; services meet on topics and over HTTP."""
+
+
+@pytest.mark.parametrize("service", SERVICES)
+def test_no_service_imports_another(service: str) -> None:
+    others = set(SERVICES) - {service}
+    found = top_level_imports(service)
+    assert not found & others, f"{service} imports {sorted(found & others)}"
+    assert "core" in found  # the walk sees its imports

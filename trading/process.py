@@ -15,9 +15,6 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
-from charting.http_guard import HttpLimits
-from charting.server import ApiServer, serving
-from charting.settings import ApiSettings
 from core.ticks import Tick, TickBatch
 from core.topics import TICKS, TRADING_EVENTS
 from core.trading_events import TradingEvent
@@ -36,6 +33,9 @@ from trading.store.log import NotificationLog
 from trading.store.outbox import OutboxPublisher
 from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
+from web.guard import HttpLimits
+from web.server import ApiServer, serving
+from web.tokens import TokenSettings
 
 TICKS_GROUP = "trading.paper"
 
@@ -46,7 +46,7 @@ class ProcessSettings:
     how it checks tokens (``tokens``: ``jwks_url`` or ``keys``)."""
 
     database_url: str
-    tokens: ApiSettings
+    tokens: TokenSettings
     host: str = "127.0.0.1"
     port: int = 8030
     schema: str = DEFAULT_SCHEMA

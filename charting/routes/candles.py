@@ -33,13 +33,13 @@ from charting.context import Context
 from charting.formats import choose_candles
 from charting.gate import forbidden
 from charting.params import Cursor
-from charting.problems import invalid, not_found
 from charting.rolled import page_limit, rolled_page
 from charting.times import END_OF_TIME
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
 from core.present import CandleFormat
 from storage.reads import CandlePage
+from web.problems import invalid, not_found
 
 
 def routes(ctx: Context) -> list[BaseRoute]:

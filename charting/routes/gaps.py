@@ -15,9 +15,9 @@ from charting import caching, params
 from charting.context import Context
 from charting.formats import MEDIA_TYPES, choose
 from charting.gap_formats import encode_gaps
-from charting.problems import invalid
 from charting.routes.candles import check_instrument
 from charting.times import END_OF_TIME
+from web.problems import invalid
 
 
 def routes(ctx: Context) -> list[BaseRoute]:

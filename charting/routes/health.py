@@ -10,7 +10,7 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from charting.context import Context
-from charting.problems import RETRY_AFTER_S
+from web.problems import RETRY_AFTER_S
 
 log = logging.getLogger(__name__)
 _NO_STORE = {"Cache-Control": "no-store"}

@@ -16,7 +16,6 @@ from charting import params, udf
 from charting.candle_formats import record
 from charting.context import Context
 from charting.gate import Window
-from charting.problems import invalid
 from charting.rolled import page_limit, rolled_latest, rolled_page
 from charting.rollup import Plan
 from charting.routes.candles import check_instrument, grant_of, plan_for
@@ -25,6 +24,7 @@ from charting.udf import Bar
 from core.candles import Candle
 from core.intervals import Interval
 from storage.reads import CandleBar
+from web.problems import invalid
 
 _MAX_SECONDS = END_OF_TIME // NS_PER_SECOND - 1
 

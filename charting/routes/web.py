@@ -16,7 +16,7 @@ from starlette.responses import FileResponse, JSONResponse, Response
 from starlette.routing import BaseRoute, Route
 
 from charting.context import Context
-from charting.problems import ProblemError
+from web.problems import ProblemError
 
 log = logging.getLogger(__name__)
 

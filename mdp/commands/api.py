@@ -69,8 +69,8 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from charting import ApiSettings, create_app_for_url
-    from charting.http_guard import HttpLimits
-    from charting.server import run_until_stopped
+    from web.guard import HttpLimits
+    from web.server import run_until_stopped
 
     if not args.database_url:
         return _fail("no database: give --database-url or set DATABASE_URL")

@@ -152,8 +152,8 @@ def _check_schema(url: str) -> None:
 
 def _serve(args: argparse.Namespace, settings: AuthSettings) -> int:
     from auth.app import create_app
-    from charting.server import run_until_stopped
     from mdp.cluster_options import kafka_bus
+    from web.server import run_until_stopped
 
     bus = None if args.bus == "none" else (lambda: kafka_bus(args))
     app = create_app(args.database_url.reveal(), settings, bus)

@@ -123,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from charting.settings import ApiSettings
     from streams.memory import MemoryBus
     from trading.process import ProcessSettings, running
+    from web.tokens import TokenSettings
 
     tell = say("mdp trading")
     if not args.database_url:
@@ -140,7 +140,7 @@ def _serve(args: argparse.Namespace) -> int:
         tell(f"error: {database_failure(args.database_url, exc)}")
         return EXIT_FAILED
     settings = ProcessSettings(
-        args.database_url.reveal(), ApiSettings(jwks_url=args.jwks_url), host=args.host,
+        args.database_url.reveal(), TokenSettings(jwks_url=args.jwks_url), host=args.host,
         port=args.port, schema=args.schema,
     )  # fmt: skip
 

@@ -9,7 +9,7 @@ import pytest
 from auth.app import create_app
 from auth.settings import AuthSettings
 from auth.throttle import LoginRates, Rate
-from charting.server import serving
+from web.server import serving
 
 from .conftest import PASSWORD, code_of, with_settings
 

@@ -22,12 +22,12 @@ from websockets.asyncio.server import ServerConnection, serve
 
 from charting import ApiSettings, create_app
 from charting.routes.web import library_path
-from charting.server import serving
 from charting.settings import WEB_DIR
 from core.candles import Candle, CandleStatus
 from core.gaps import FeedGap, GapReason
 from storage import PostgresReads, PostgresStore
 from tests.charting.data import INSTRUMENT, MINUTE, series
+from web.server import serving
 from ws_gateway.wire import gap_message
 
 CHROMIUM = Path("/usr/bin/chromium")

@@ -14,11 +14,11 @@ from polars.testing import assert_frame_equal
 
 from charting import ApiSettings, create_app
 from charting.client import HistoryClient, HistoryError
-from charting.server import ApiServer, serving
 from core.gaps import FeedGap, GapReason
 from storage import PostgresReads, PostgresStore
 from tests.charting.conftest import NOW
 from tests.charting.data import INSTRUMENT, SECOND, T0, series, ticks
+from web.server import ApiServer, serving
 
 S = SECOND
 

@@ -4,9 +4,10 @@ cut at the last candle that closed in time, for any interval."""
 from __future__ import annotations
 
 from access.grant import Grant
-from charting.gate import DAY_NS, OPEN, Window
+from charting.gate import DAY_NS, Window
 from core.auth_events import PlanClaims
 from core.intervals import Interval
+from web.tokens import OPEN
 
 S = 1_000_000_000
 NOW = 1_767_225_600 * S + 10 * DAY_NS + 3 * 3_600 * S + 7 * 60 * S + 30 * S  # 03:07:30 UTC

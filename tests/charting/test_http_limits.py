@@ -28,9 +28,9 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from charting import ApiSettings, create_app
-from charting.http_guard import HttpLimits
-from charting.server import ApiServer, serving
 from storage import PostgresReads
+from web.guard import HttpLimits
+from web.server import ApiServer, serving
 
 REPO = Path(__file__).resolve().parents[2]
 TIMEOUT = 10.0

@@ -8,8 +8,8 @@ from starlette.datastructures import QueryParams
 from charting import params
 from charting.formats import Format, choose
 from charting.params import Cursor
-from charting.problems import ProblemError
 from tests.charting.data import T0
+from web.problems import ProblemError
 
 
 @pytest.mark.parametrize(

@@ -5,7 +5,7 @@ import socket
 import pytest
 from starlette.applications import Starlette
 
-from charting.server import serving
+from web.server import serving
 
 
 async def test_serving_on_an_address_in_use_raises_instead_of_exiting() -> None:

@@ -21,7 +21,6 @@ from starlette.routing import Route
 
 from auth.signing import SigningKey, generate_key
 from charting import ApiSettings, create_app
-from charting.server import ApiServer, serving
 from edge.config import (
     PRINCIPAL_HEADER,
     EdgeSettings,
@@ -35,6 +34,7 @@ from machine import free_port
 from storage import PostgresReads
 from storage.reads import HistoryReads
 from streams.memory import MemoryBus
+from web.server import ApiServer, serving
 from ws_gateway import Gateway, GatewaySettings
 
 TIMEOUT = 10.0

@@ -15,11 +15,11 @@ import pytest
 
 from auth.app import create_app
 from auth.service import AuthService
-from charting.server import ApiServer, serving
 from edge.config import TokenPolicy, Upstream
 from machine import free_port
 from mdp.commands.edge import JWKS_PATH, fetch_keys
 from tests.auth.conftest import PASSWORD, SETTINGS
+from web.server import ApiServer, serving
 
 from .conftest import TIMEOUT, Stack, eventually
 from .test_command import edge_command

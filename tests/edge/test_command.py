@@ -20,9 +20,9 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from charting.server import serving
 from edge.haproxy import LEASH_GRACE_S
 from machine import free_port
+from web.server import serving
 
 from .conftest import TIMEOUT, Stack, eventually
 

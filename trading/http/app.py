@@ -2,7 +2,7 @@
 store (``docs/trading.md``, "HTTP interface").
 
 Every ``/trading/v1`` route but the OpenAPI document needs a token the auth service issued,
-verified here (:class:`charting.gate.Gate`, never anonymous) whose ``trade`` claim is true
+verified here (:class:`web.tokens.TokenGate`, never anonymous) whose ``trade`` claim is true
 (its plan allows trading and its scopes include ``trade``): 401 without a valid one, 403 with
 one that may not trade. The account is the token's, and every command and query names it, so
 an account never sees another's orders. A place, an amend, a cancel and one order are the
@@ -24,11 +24,6 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from access.grant import Grant
-from charting.app import checking
-from charting.gate import Gate, unauthorized
-from charting.http_guard import HttpLimits
-from charting.problems import ProblemError, http_error_handler, problem_handler
-from charting.settings import ApiSettings
 from core.trading_events import OrderDenied, OrderStatus, TradingEvent
 from streams.bus import Bus
 from trading.domain.orders import IllegalTransition, Order, OrderInvalid
@@ -42,6 +37,9 @@ from trading.service.saga import ServiceError
 from trading.service.shell import TradingService
 from trading.store.errors import StoreError
 from trading.store.events import EventStore
+from web.guard import HttpLimits
+from web.problems import ProblemError, http_error_handler, problem_handler
+from web.tokens import TokenGate, TokenSettings, checking, unauthorized
 
 PREFIX: Final = "/trading/v1"
 DENIAL_LOOKBACK: Final = 64
@@ -63,7 +61,7 @@ class _Api:
         service: TradingService,
         queries: TradingQueries,
         events: EventStore[TradingEvent],
-        gate: Gate,
+        gate: TokenGate,
         max_body_bytes: int,
     ) -> None:
         self.service, self.queries, self.events = service, queries, events
@@ -207,7 +205,7 @@ def create_app(
     service: TradingService,
     queries: TradingQueries,
     events: EventStore[TradingEvent],
-    tokens: ApiSettings,
+    tokens: TokenSettings,
     *,
     bus: Bus | None = None,
     limits: HttpLimits | None = None,
@@ -220,7 +218,7 @@ def create_app(
         raise ValueError("the trading API checks tokens: give it jwks_url or keys")
     if tokens.anonymous is not None:
         raise ValueError("the trading API has no anonymous plan")
-    gate = Gate(tokens)
+    gate = TokenGate(tokens, "trading")
     api = _Api(service, queries, events, gate, (limits or HttpLimits()).max_body_bytes)
     openapi = msgspec.json.encode(document())
 

@@ -1,17 +1,17 @@
 """The trading API's errors as problem details (``application/problem+json``, as the history
-API's: :class:`charting.problems.ProblemError`), each with our code in ``code`` and, where one
+API's: :class:`web.problems.ProblemError`), each with our code in ``code`` and, where one
 field is at fault, that field in ``parameter`` and ``invalid_params``."""
 
 from __future__ import annotations
 
 from typing import Any, Final
 
-from charting.problems import RETRY_AFTER_S, ProblemError
 from trading.domain.orders import IllegalTransition, OrderInvalid
 from trading.domain.risk import RiskRefused
 from trading.readmodels.queries import QueryError
 from trading.service.saga import ServiceError
 from trading.store.errors import StoreError
+from web.problems import RETRY_AFTER_S, ProblemError
 
 _SERVICE_STATUS: Final = {
     "client-order-id-reused": 409,

@@ -13,8 +13,6 @@ from typing import Any
 import httpx
 import pytest
 
-from charting.server import serving
-from charting.settings import ApiSettings
 from core.ticks import Side, Tick
 from core.trading_events import TradingEvent
 from tests.support import tokens
@@ -28,6 +26,8 @@ from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
+from web.server import serving
+from web.tokens import TokenSettings
 
 D = Decimal
 ALICE, BOB = 1, 2
@@ -81,7 +81,7 @@ async def desk(database: Database) -> AsyncIterator[Desk]:
         await service.deposit(account, "USDT", D(100_000))
     projector.catch_up()
     async with TradingQueries.open(database.settings.url, projector.model.schema) as queries:
-        app = create_app(service, queries, events, ApiSettings(keys=tokens.keyset()))
+        app = create_app(service, queries, events, TokenSettings(keys=tokens.keyset()))
         async with serving(app) as server:
             made = Desk(service, projector, server.url)
             await made.ticks(("50000", "1"))

@@ -12,7 +12,6 @@ from typing import Any
 
 import httpx
 
-from charting.settings import ApiSettings
 from core.auth_events import AuthEvent, encode_event
 from core.ticks import Side, Tick, TickBatch
 from core.topic_codecs import TICKS_CODEC, codec_for
@@ -25,6 +24,7 @@ from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
 from tests.trading.http.test_command import funded
 from tests.trading.service.scenario import XBT, settings
 from trading.process import ProcessSettings, running
+from web.tokens import TokenSettings
 
 FILLED_WITHIN_S = 10.0
 
@@ -32,7 +32,7 @@ FILLED_WITHIN_S = 10.0
 async def test_ticks_on_the_bus_fill_an_order_placed_over_http(fresh_database: str) -> None:
     schema = await asyncio.to_thread(funded, fresh_database)
     process = ProcessSettings(
-        fresh_database, ApiSettings(keys=tokens.keyset()), port=0, schema=f"{schema}_read",
+        fresh_database, TokenSettings(keys=tokens.keyset()), port=0, schema=f"{schema}_read",
         paper=settings(),
     )  # fmt: skip
     headers = {"Authorization": f"Bearer {trader(ALICE)}"}
@@ -79,7 +79,7 @@ async def test_ticks_on_the_bus_fill_an_order_placed_over_http(fresh_database: s
 async def test_a_key_revoked_on_auth_events_is_refused_at_once(fresh_database: str) -> None:
     schema = await asyncio.to_thread(funded, fresh_database)
     process = ProcessSettings(
-        fresh_database, ApiSettings(keys=tokens.keyset()), port=0, schema=f"{schema}_read"
+        fresh_database, TokenSettings(keys=tokens.keyset()), port=0, schema=f"{schema}_read"
     )
     revoked, other = (tokens.key_token(key, account_id=ALICE) for key in ("k_revoked", "k_other"))
     async with MemoryBus() as bus, running(process, bus) as server, httpx.AsyncClient() as client:
@@ -105,7 +105,7 @@ async def test_while_the_database_is_down_the_api_answers_503_then_recovers(
 ) -> None:
     url = stoppable_postgres.database("mdp")
     await asyncio.to_thread(funded, url)
-    process = ProcessSettings(url, ApiSettings(keys=tokens.keyset()), port=0)
+    process = ProcessSettings(url, TokenSettings(keys=tokens.keyset()), port=0)
     headers = {"Authorization": f"Bearer {trader(ALICE)}"}
     async with (
         MemoryBus() as bus,

@@ -1,6 +1,6 @@
 """Bounds on what an HTTP client may send the history API, at the protocol level.
 
-uvicorn parses HTTP with httptools here (``charting.server`` says why), and neither bounds
+uvicorn parses HTTP with httptools here (``web.server`` says why), and neither bounds
 the request's head: httptools gathers a header value whole before handing it over, so one
 100 MB header is 100 MB of memory, and uvicorn waits for a head or a body as long as the
 client takes to send it (a client dribbling its headers a byte at a time holds the
@@ -51,8 +51,8 @@ from typing import Any, ClassVar, Final, Literal
 import msgspec
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol, RequestResponseCycle
 
-from charting.one_write import coalesce
-from charting.problems import PROBLEM_MEDIA_TYPE, ProblemError
+from web.one_write import coalesce
+from web.problems import PROBLEM_MEDIA_TYPE, ProblemError
 
 LINGER: Final = 2.0
 """Seconds a refused connection is drained (its bytes discarded) before it is closed."""

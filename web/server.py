@@ -2,8 +2,8 @@
 
 Unlike ``uvicorn.run``, :func:`serving` leaves the process's signal handlers alone (the
 caller owns Ctrl-C) and tells the bound port, so ``port=0`` picks a free one. Both run
-uvicorn's httptools protocol within :class:`~charting.http_guard.HttpLimits` (bounded heads
-and bodies, a deadline for the head, a cap on connections: :mod:`charting.http_guard`).
+uvicorn's httptools protocol within :class:`~web.guard.HttpLimits` (bounded heads
+and bodies, a deadline for the head, a cap on connections: :mod:`web.guard`).
 """
 
 from __future__ import annotations
@@ -19,7 +19,7 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
-from charting.http_guard import HttpLimits, guarded_protocol
+from web.guard import HttpLimits, guarded_protocol
 
 
 class _Server(uvicorn.Server):

@@ -1,5 +1,5 @@
 """The history API's server sends a one-piece response's head only with its body
-(``charting/one_write.py``): nothing of it is on the socket before the body exists, a streamed
+(``web/one_write.py``): nothing of it is on the socket before the body exists, a streamed
 body still streams, and an app that fails after its head gets a whole 500, never a head
 without a body. A real server and real sockets; the apps are raw ASGI, to control the gap."""
 
@@ -10,7 +10,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from typing import Any
 
-from charting.server import serving
+from web.server import serving
 
 Scope = dict[str, Any]
 Receive = Callable[[], Awaitable[dict[str, Any]]]

@@ -1,0 +1,4 @@
+"""What every HTTP service of the platform serves with: uvicorn behind our guard of the
+request's size and time (``web.guard``), one write per one-piece response
+(``web.one_write``), problem+json errors (``web.problems``), the serving shell
+(``web.server``) and the token gate in front of a service's routes (``web.tokens``)."""
