@@ -53,14 +53,12 @@ async def listen(channel: LogChannel, woken: asyncio.Event) -> None:
                     async for _ in conn.notifies(timeout=channel.ping_s):
                         woken.set()
                     await conn.execute("SELECT 1")
-        except psycopg.OperationalError as exc:
+        except psycopg.Error as exc:
             if not failing:
                 _log.warning(
-                    "listening on %s: %s; retrying every %.1f s",
-                    channel.channel,
-                    str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__,
+                    "listening on %s: %s; retrying every %.1f s", channel.channel, exc,
                     channel.retry_s,
-                )
+                )  # fmt: skip
             failing = True
             await asyncio.sleep(channel.retry_s)
 
