@@ -3,7 +3,9 @@
 One run, one PostgreSQL (a private server with fsync off by default, as the other store
 benchmarks; ``--durable`` turns it on), the paper venue, the memory bus, and beside the
 service, as it runs in production, the outbox (:class:`trading.store.outbox.OutboxPublisher`,
-default settings) and the read-model projector following the log (default poll interval).
+default settings) and the read-model projector following the log (woken by its notification
+of each append, with the default fallback poll; ``--poll-only`` turns the wake-ups off, so the
+followers only poll, every ``--follow-idle``).
 The followers have a connection pool of their own, as a process of their own would.
 
 - **Order acknowledgement**: limit buys resting far from the price, offered at ``--rate``
@@ -28,7 +30,7 @@ p99 at most 50 ms.
 
 Usage: ``python -m bench.trading [--rate 500] [--seconds 10] [--accounts 50]
 [--tick-rate 20000] [--tick-seconds 10] [--tick-batch 20] [--fill-every 100]
-[--follow-idle 0.05] [--durable] [--database-url URL] [--smoke]``.
+[--follow-idle 2.0] [--poll-only] [--durable] [--database-url URL] [--smoke]``.
 """
 
 from __future__ import annotations
@@ -274,11 +276,16 @@ def timed_model(lags: Lags) -> ReadModel[TradingEvent]:
 
 
 async def followers(
-    database: Database, bus: MemoryBus, lags: Lags, stop: asyncio.Event, idle_s: float
+    database: Database,
+    bus: MemoryBus,
+    lags: Lags,
+    stop: asyncio.Event,
+    idle_s: float,
+    listen: bool,
 ) -> None:
-    """The outbox and the projector, each following the log until ``stop`` is set, polling
-    it every ``idle_s`` when it has nothing new."""
-    settings = OutboxSettings(idle_s=idle_s)
+    """The outbox and the projector, each following the log until ``stop`` is set, woken by
+    its notifications (if ``listen``) and polling it every ``idle_s`` when it has nothing new."""
+    settings = OutboxSettings(idle_s=idle_s, listen=listen)
     outbox = OutboxPublisher(
         NotificationLog(database), bus.topic(TRADING_EVENTS), settings=settings
     )
@@ -292,8 +299,10 @@ async def followers(
 
     retry_s = settings.retry_s
     name = Projector.reader(projector.model.schema)
+    channel = projector.channel(retry_s) if listen else None
     await asyncio.gather(
-        outbox.run(stop), follow_log(name, project, stop, idle_s=idle_s, retry_s=retry_s)
+        outbox.run(stop),
+        follow_log(name, project, stop, idle_s=idle_s, retry_s=retry_s, channel=channel),
     )
 
 
@@ -318,7 +327,7 @@ async def bench(url: str, args: argparse.Namespace) -> list[Row]:
                 await conn.execute(BASELINE_TABLE)
             lags, stop = Lags(), asyncio.Event()
             following = asyncio.create_task(
-                followers(follow_database, bus, lags, stop, args.follow_idle)
+                followers(follow_database, bus, lags, stop, args.follow_idle, not args.poll_only)
             )
             plain = await acknowledgements(
                 "plain INSERT transaction (baseline)", insert_placer(pool), count, args.rate,
@@ -368,7 +377,12 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         type=float,
         default=OutboxSettings().idle_s,
         metavar="SECONDS",
-        help="how long the outbox and the projector wait when the log has nothing new",
+        help="how long the outbox and the projector wait at most when the log has nothing new",
+    )
+    parser.add_argument(
+        "--poll-only",
+        action="store_true",
+        help="the followers do not listen for the log's notifications (they only poll)",
     )
     parser.add_argument("--database-url", metavar="URL", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--durable", action="store_true", help="a private server with fsync on")
@@ -382,7 +396,9 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     print(
         f"\ntrading service, {args.accounts} accounts, {args.rate:,.0f} orders/s for"
         f" {args.seconds:g} s, {args.tick_rate:,.0f} ticks/s for {args.tick_seconds:g} s"
-        f" (batches of {args.tick_batch}, a fill every {args.fill_every})"
+        f" (batches of {args.tick_batch}, a fill every {args.fill_every});"
+        f" followers {'polling' if args.poll_only else 'woken by NOTIFY, polling'}"
+        f" every {args.follow_idle:g} s"
     )
     report(rows)
     return rows

@@ -45,13 +45,21 @@ class AsyncRepository(Generic[S, E]):
 
 
 async def follow(
-    projector: Projector[E], stop: asyncio.Event, idle_s: float = 0.05, retry_s: float = 0.5
+    projector: Projector[E],
+    stop: asyncio.Event,
+    idle_s: float = 2.0,
+    retry_s: float = 0.5,
+    *,
+    listen: bool = True,
 ) -> None:
-    """Keep ``projector``'s read model caught up with the log until ``stop`` is set."""
+    """Keep ``projector``'s read model caught up with the log until ``stop`` is set: woken by
+    the log's notification of each append (unless ``listen`` is off), polling every
+    ``idle_s`` in case one is lost."""
     await asyncio.to_thread(projector.start)
 
     async def step() -> int:
         return await asyncio.to_thread(projector.catch_up)
 
     name = Projector.reader(projector.model.schema)
-    await follow_log(name, step, stop, idle_s=idle_s, retry_s=retry_s)
+    channel = projector.channel(retry_s) if listen else None
+    await follow_log(name, step, stop, idle_s=idle_s, retry_s=retry_s, channel=channel)

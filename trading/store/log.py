@@ -23,6 +23,7 @@ from psycopg.sql import SQL, Identifier
 from trading.store.database import Database
 from trading.store.errors import StoreUnavailableError
 from trading.store.events import Unavailable
+from trading.store.wake import LogChannel
 
 MAX_BATCH = 10_000
 """Notifications one read may return."""
@@ -50,6 +51,10 @@ class NotificationLog:
     def __init__(self, database: Database) -> None:
         self._db = database
         self._events = database.events
+
+    def channel(self, retry_s: float) -> LogChannel:
+        """Where the library notifies each append (the events table's channel)."""
+        return LogChannel(self._db.settings.url, self._events.channel_name, retry_s=retry_s)
 
     def after(self, position: int, limit: int) -> Sequence[Notification]:
         """Up to ``limit`` notifications after ``position``, in id order."""

@@ -40,8 +40,11 @@ class OutboxSettings:
     name: str = "outbox:trading.events"
     """The publisher's tracking name; instances with one name take turns."""
     batch: int = 500
-    idle_s: float = 0.05
-    """How long :meth:`OutboxPublisher.run` waits when the log has nothing new."""
+    idle_s: float = 2.0
+    """How long :meth:`OutboxPublisher.run` waits at most when the log has nothing new: it
+    wakes on the log's notification of an append, and polls after this in case one is lost."""
+    listen: bool = True
+    """Wake on the log's notifications (else only poll, every ``idle_s``)."""
     retry_s: float = 0.5
     """How long it waits after the database or the bus failed, before trying again."""
     publish_timeout_s: float = 60.0
@@ -115,4 +118,5 @@ class OutboxPublisher:
             stop,
             idle_s=settings.idle_s,
             retry_s=settings.retry_s,
+            channel=self._log.channel(settings.retry_s) if settings.listen else None,
         )

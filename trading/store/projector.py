@@ -26,6 +26,7 @@ from trading.store.aggregates import Versioned
 from trading.store.database import Database
 from trading.store.events import EventStore
 from trading.store.log import Claim, NotificationLog
+from trading.store.wake import LogChannel
 
 E = TypeVar("E")
 
@@ -77,6 +78,10 @@ class Projector(Generic[E]):
     def reader(schema: str) -> str:
         """The tracking name of the read model in ``schema``."""
         return READER_PREFIX + schema
+
+    def channel(self, retry_s: float) -> LogChannel:
+        """Where the log notifies each append."""
+        return self._log.channel(retry_s)
 
     def position(self) -> int:
         return self._log.position(self.reader(self.model.schema))
