@@ -9,6 +9,7 @@ and, for a delayed plan, no candle that closes after ``now - delay`` and no tick
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 from typing import Final
 
@@ -69,7 +70,8 @@ class Gate(TokenGate):
     """The history API's token checks (:class:`~web.tokens.TokenGate`) and its windows."""
 
     def __init__(self, settings: ApiSettings) -> None:
-        super().__init__(settings.tokens, "history-api")
+        tokens = dataclasses.replace(settings.tokens, clock=settings.clock)  # one clock
+        super().__init__(tokens, "history-api")
         self.settings = settings
 
     def window(self, grant: Grant) -> Window:

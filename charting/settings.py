@@ -7,9 +7,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from access.keyset import KeySet
-from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
-from core.auth_events import PlanClaims
 from core.intervals import DEFAULT_INTERVALS, NS_PER_SECOND, Interval
 from web.tokens import TokenSettings
 
@@ -46,12 +43,9 @@ class ApiSettings:
       (``ws://{host}:8765/ws``); None leaves the chart without live updates.
       ``api_base``: where the page finds this API ("" when it is served by this very app).
     - ``web_dir``: the chart page's folder; ``clock``: the wall clock, UTC nanoseconds.
-    - Tokens (``docs/auth.md``, "How services check tokens"): ``jwks_url``, the auth
-      service's key set, fetched every ``jwks_refresh_s`` seconds, or ``keys``, a fixed key
-      set (tests); with neither, no token is checked and every request reads everything.
-      ``issuer`` and ``audience`` a token must name; ``anonymous``: the claims of the plan
-      of a request without a token (None: such a request is refused, 401); ``token_cache``:
-      tokens remembered once verified (0: every request verifies its signature).
+    - ``tokens``: how tokens are checked (:class:`web.tokens.TokenSettings`: the auth
+      service's key set, or none: then every request reads everything; the anonymous plan);
+      the tokens' clock is ``clock``.
     """
 
     intervals: tuple[Interval, ...] = DEFAULT_INTERVALS
@@ -68,22 +62,7 @@ class ApiSettings:
     api_base: str = ""
     web_dir: Path = WEB_DIR
     clock: Callable[[], int] = field(default=time.time_ns, repr=False)
-    jwks_url: str | None = None
-    jwks_refresh_s: float = 30.0
-    keys: KeySet | None = field(default=None, repr=False)
-    issuer: str = DEFAULT_ISSUER
-    audience: str = DEFAULT_AUDIENCE
-    anonymous: PlanClaims | None = None
-    token_cache: int = 4096
-
-    @property
-    def tokens(self) -> TokenSettings:
-        """The token fields, as the platform's token gate takes them."""
-        return TokenSettings(
-            jwks_url=self.jwks_url, jwks_refresh_s=self.jwks_refresh_s, keys=self.keys,
-            issuer=self.issuer, audience=self.audience, anonymous=self.anonymous,
-            token_cache=self.token_cache, clock=self.clock,
-        )  # fmt: skip
+    tokens: TokenSettings = field(default_factory=TokenSettings)
 
     @property
     def checks_tokens(self) -> bool:

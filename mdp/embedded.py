@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import time
 from collections.abc import AsyncIterable, AsyncIterator, Awaitable, Callable
@@ -335,10 +336,9 @@ class Platform:
             intervals=engine.intervals,
             ws_url=ws_url,
             final_after_ns=engine.horizon_ns + engine.lateness_ns,
-            jwks_url=keys,
-            issuer=settings.auth.issuer,
-            audience=settings.auth.audience,
-            anonymous=anonymous_claims(settings.auth),
+            tokens=dataclasses.replace(
+                self._tokens(keys), anonymous=anonymous_claims(settings.auth)
+            ),
         )
         app = create_app_for_url(url, api, bus)
         async with serving(app, host, port) as server:

@@ -71,6 +71,7 @@ def run(args: argparse.Namespace) -> int:
     from charting import ApiSettings, create_app_for_url
     from web.guard import HttpLimits
     from web.server import run_until_stopped
+    from web.tokens import TokenSettings
 
     if not args.database_url:
         return _fail("no database: give --database-url or set DATABASE_URL")
@@ -81,8 +82,7 @@ def run(args: argparse.Namespace) -> int:
             max_limit=args.max_limit,
             default_limit=min(1_000, args.max_limit),
             ws_url=args.ws_url,
-            jwks_url=args.jwks_url,
-            anonymous=anonymous_plan(args),
+            tokens=TokenSettings(jwks_url=args.jwks_url, anonymous=anonymous_plan(args)),
         )
         limits = HttpLimits()
         if args.head_timeout is not None:

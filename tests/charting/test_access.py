@@ -39,6 +39,7 @@ from tests.charting.data import (
 )
 from tests.storage.test_candle_forms import FILES, engine_candles
 from tests.support import tokens
+from web.tokens import TokenSettings
 
 NOW_S = NOW // SECOND
 DEMO = PlanClaims(plan="demo", instruments="SYNTH:* BINANCE:BTCUSDT", delay=0, history_days=60,
@@ -59,8 +60,10 @@ async def candles(store: PostgresStore) -> list[Candle]:
     return written
 
 
-def checked(make_client: MakeClient, **settings: Any) -> httpx.AsyncClient:
-    return make_client(keys=tokens.keyset(), **settings)
+def checked(
+    make_client: MakeClient, anonymous: PlanClaims | None = None, **settings: Any
+) -> httpx.AsyncClient:
+    return make_client(tokens=TokenSettings(keys=tokens.keyset(), anonymous=anonymous), **settings)
 
 
 # -- 401 ------------------------------------------------------------------------------------
@@ -110,7 +113,9 @@ async def test_the_app_mounted_under_a_prefix_still_checks_tokens(
     from starlette.applications import Starlette
     from starlette.routing import Mount
 
-    app = create_app(history, ApiSettings(clock=lambda: NOW, keys=tokens.keyset()))
+    app = create_app(
+        history, ApiSettings(clock=lambda: NOW, tokens=TokenSettings(keys=tokens.keyset()))
+    )
     outer = Starlette(routes=[Mount("/history", app)])
     transport = httpx.ASGITransport(app=outer)
     async with httpx.AsyncClient(transport=transport, base_url="http://history.test") as client:
@@ -306,7 +311,9 @@ async def test_a_cached_page_never_reaches_another_plan(
 
 @contextlib.asynccontextmanager
 async def running(history: PostgresReads, bus: MemoryBus) -> AsyncIterator[httpx.AsyncClient]:
-    settings = ApiSettings(keys=tokens.keyset(), clock=lambda: NOW, cache_recheck_ns=0)
+    settings = ApiSettings(
+        tokens=TokenSettings(keys=tokens.keyset()), clock=lambda: NOW, cache_recheck_ns=0
+    )
     app = create_app(history, settings, bus)
     async with (
         app.router.lifespan_context(app),
