@@ -182,7 +182,7 @@ async def acknowledgements(
 
 def service_placer(service: TradingService) -> Placer:
     async def place(order: OrderRequest) -> bool:
-        return (await service.place(order)).status is OrderStatus.ACCEPTED
+        return (await service.place(order)).order.status is OrderStatus.ACCEPTED
 
     return place
 
@@ -226,7 +226,7 @@ async def tick_to_fill(
 ) -> Row:  # fmt: skip
     fills = int(rate * seconds) // fill_every
     for n in range(fills):  # one resting order per fill, each a step below the last
-        order = await service.place(
+        order, _ = await service.place(
             request(n % accounts + 1, f"rest-{n}", FILLED, resting_price(n))
         )
         assert order.status is OrderStatus.ACCEPTED, order

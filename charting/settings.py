@@ -7,8 +7,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from access.settings import TokenSettings
 from core.intervals import DEFAULT_INTERVALS, NS_PER_SECOND, Interval
-from web.tokens import TokenSettings
 
 WEB_DIR = Path(__file__).resolve().parent / "web"
 """The chart page, its script, and (after ``npm ci``) ``node_modules`` with lightweight-charts."""

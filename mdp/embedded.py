@@ -38,6 +38,7 @@ from typing import TextIO
 
 from access.grant import Grant
 from access.jwks import JwksCache
+from access.settings import TokenSettings
 from auth.settings import AuthSettings
 from charting.app import create_app_for_url
 from charting.settings import ApiSettings
@@ -78,7 +79,6 @@ from streams.memory import MemoryBus
 from trading.process import ProcessSettings
 from trading.process import running as running_trading
 from web.server import ApiServer, serving
-from web.tokens import TokenSettings
 from ws_gateway import Gateway, GatewaySettings
 from ws_gateway.admission import page_origins
 from ws_gateway.tokens import AccessTokens

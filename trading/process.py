@@ -15,6 +15,7 @@ import contextlib
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
+from access.settings import TokenSettings
 from core.ticks import Tick, TickBatch
 from core.topics import TICKS, TRADING_EVENTS
 from core.trading_events import TradingEvent
@@ -35,7 +36,6 @@ from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
 from web.guard import HttpLimits
 from web.server import ApiServer, serving
-from web.tokens import TokenSettings
 
 TICKS_GROUP = "trading.paper"
 

@@ -20,19 +20,16 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 import uuid
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator
 from typing import Final
 
 from starlette.requests import Request
 
 from access.denylist import Denylist
 from access.grant import Grant
-from access.jwks import JwksCache
-from access.keyset import KeySet
-from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER, MAX_TOKEN_CHARS, TokenRefused
+from access.settings import TokenSettings
+from access.verify import MAX_TOKEN_CHARS, TokenRefused
 from core.auth_events import AuthEvent, PlanClaims
 from core.intervals import NS_PER_SECOND
 from core.topics import AUTH_EVENTS
@@ -45,29 +42,6 @@ OPEN: Final = Grant.anonymous(
                ws_conns=0, rpm=0, trade=False)
 )  # fmt: skip
 """The grant of every request when the gate checks no tokens."""
-
-
-@dataclass(frozen=True, slots=True)
-class TokenSettings:
-    """How a service checks tokens: ``jwks_url``, the auth service's key set, fetched every
-    ``jwks_refresh_s`` seconds, or ``keys``, a fixed key set (tests); with neither, nothing is
-    checked. ``issuer`` and ``audience`` a token must name; ``anonymous``: the claims of the
-    plan of a request without a token (None: such a request is refused, 401);
-    ``token_cache``: tokens remembered once verified (0: every request verifies its
-    signature); ``clock``: the wall clock, UTC nanoseconds."""
-
-    jwks_url: str | None = None
-    jwks_refresh_s: float = 30.0
-    keys: KeySet | None = field(default=None, repr=False)
-    issuer: str = DEFAULT_ISSUER
-    audience: str = DEFAULT_AUDIENCE
-    anonymous: PlanClaims | None = None
-    token_cache: int = 4096
-    clock: Callable[[], int] = field(default=time.time_ns, repr=False)
-
-    @property
-    def checks_tokens(self) -> bool:
-        return self.jwks_url is not None or self.keys is not None
 
 
 def unauthorized(kind: str, detail: str, reason: str | None = None) -> ProblemError:
@@ -89,17 +63,7 @@ class TokenGate:
         self.anonymous = None if settings.anonymous is None else Grant.anonymous(
             settings.anonymous
         )  # fmt: skip
-        self.keys: JwksCache | None = None
-        if settings.keys is not None:
-            self.keys = JwksCache.fixed(
-                settings.keys, issuer=settings.issuer, audience=settings.audience,
-                cache_size=settings.token_cache,
-            )  # fmt: skip
-        elif settings.jwks_url is not None:
-            self.keys = JwksCache(
-                settings.jwks_url, settings.jwks_refresh_s, issuer=settings.issuer,
-                audience=settings.audience, cache_size=settings.token_cache,
-            )  # fmt: skip
+        self.keys = settings.key_cache()
 
     @property
     def checks(self) -> bool:

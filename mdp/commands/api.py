@@ -68,10 +68,10 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from access.settings import TokenSettings
     from charting import ApiSettings, create_app_for_url
     from web.guard import HttpLimits
     from web.server import run_until_stopped
-    from web.tokens import TokenSettings
 
     if not args.database_url:
         return _fail("no database: give --database-url or set DATABASE_URL")

@@ -22,13 +22,12 @@ import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
 from typing import Any
 
 import psycopg
 
 from access.grant import Grant
-from access.jwks import JwksCache
+from access.settings import TokenSettings
 from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from core.secrets import DatabaseUrl
 from mdp.cluster_options import kafka_bus
@@ -68,19 +67,6 @@ BUSES: dict[str, BusFactory] = {"memory": _memory_bus, "kafka": kafka_bus}
 """How each ``--bus`` choice is opened; the Kafka adapter adds ``"kafka"`` here."""
 VERIFIED_TOKENS_KEPT = 4096
 """Tokens whose signature check a gateway remembers (a reconnect costs no second check)."""
-
-
-@dataclass(frozen=True, slots=True)
-class TokenSettings:
-    """How the gateway checks tokens: the auth service's key set at ``jwks_url`` (None: no
-    key set, the gateway's default authenticator), for ``issuer`` and ``audience``;
-    ``anonymous``: with a key set, the grant of clients without a token (None: they must
-    present one)."""
-
-    jwks_url: str | None = None
-    issuer: str = DEFAULT_ISSUER
-    audience: str = DEFAULT_AUDIENCE
-    anonymous: Grant | None = None
 
 
 def add_parser(commands: Any) -> None:
@@ -156,9 +142,10 @@ def add_parser(commands: Any) -> None:
 
 def tokens_from(args: argparse.Namespace) -> TokenSettings:
     """How tokens are checked, from the command line (raises ValueError when bad)."""
-    claims = anonymous_plan(args)
-    anonymous = None if claims is None else Grant.anonymous(claims)
-    return TokenSettings(args.jwks_url, args.issuer, args.audience, anonymous)
+    return TokenSettings(
+        jwks_url=args.jwks_url, issuer=args.issuer, audience=args.audience,
+        anonymous=anonymous_plan(args), token_cache=VERIFIED_TOKENS_KEPT,
+    )  # fmt: skip
 
 
 def _anonymous_allowed(args: argparse.Namespace) -> bool:
@@ -216,17 +203,13 @@ async def _store(url: DatabaseUrl | None) -> AsyncIterator[MarketDataStore | Non
 async def authenticator(tokens: TokenSettings) -> AsyncIterator[Authenticator | None]:
     """The authenticator ``tokens`` describe (None: the gateway's default, anonymous reads as
     its settings say); with a key set, its cache lives as long as the context."""
-    if tokens.jwks_url is None:
+    keys = tokens.key_cache()
+    if keys is None:
         yield None
         return
-    keys = JwksCache(
-        tokens.jwks_url,
-        issuer=tokens.issuer,
-        audience=tokens.audience,
-        cache_size=VERIFIED_TOKENS_KEPT,
-    )
+    anonymous = None if tokens.anonymous is None else Grant.anonymous(tokens.anonymous)
     async with keys:
-        yield AccessTokens(keys, tokens.anonymous)
+        yield AccessTokens(keys, anonymous)
 
 
 async def serve(

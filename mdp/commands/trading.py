@@ -123,9 +123,9 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from access.settings import TokenSettings
     from streams.memory import MemoryBus
     from trading.process import ProcessSettings, running
-    from web.tokens import TokenSettings
 
     tell = say("mdp trading")
     if not args.database_url:

@@ -17,6 +17,7 @@ from typing import Any
 import httpx
 import pytest
 
+from access.settings import TokenSettings
 from charting import ApiSettings, create_app
 from core.auth_events import AuthEvent, PlanClaims, encode_event
 from core.candles import Candle
@@ -39,7 +40,6 @@ from tests.charting.data import (
 )
 from tests.storage.test_candle_forms import FILES, engine_candles
 from tests.support import tokens
-from web.tokens import TokenSettings
 
 NOW_S = NOW // SECOND
 DEMO = PlanClaims(plan="demo", instruments="SYNTH:* BINANCE:BTCUSDT", delay=0, history_days=60,

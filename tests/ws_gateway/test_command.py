@@ -100,7 +100,7 @@ async def test_serve_listens_until_stopped(capsys: pytest.CaptureFixture[str]) -
 
 def test_token_options_become_token_settings() -> None:
     plain = command.tokens_from(parse())
-    assert plain == command.TokenSettings()  # the embedded default: no key set, no plan
+    assert (plain.key_cache(), plain.anonymous) == (None, None)  # embedded: no key set, no plan
     assert command.settings_from(parse()).allow_anonymous
     url = "http://127.0.0.1:1/jwks.json"
     checked = parse("--jwks-url", url)
@@ -108,9 +108,9 @@ def test_token_options_become_token_settings() -> None:
     assert command.tokens_from(checked).anonymous is None  # cluster mode: a token is required
     assert not command.settings_from(checked).allow_anonymous
     demo = parse("--jwks-url", url, "--anonymous", "demo", "--audience", "other")
-    grant = command.tokens_from(demo).anonymous
-    assert grant is not None
-    assert (grant.plan, grant.is_anonymous) == ("demo", True)
+    claims = command.tokens_from(demo).anonymous
+    assert claims is not None
+    assert claims.plan == "demo"
     assert command.tokens_from(demo).audience == "other"
     assert command.settings_from(demo).allow_anonymous
     assert command.settings_from(parse("--auth-timeout", "2.5")).auth_timeout == 2.5

@@ -265,7 +265,11 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     fill_ids: frozenset[str] = frozenset()
     venue_order_id: str | None = None
     reason_code: str | None = None
-    """Why it was denied or rejected."""
+    """Why it was denied or rejected: our code (a risk code, or the venue's)."""
+    reason_field: str | None = None
+    """The request field a denial blames, when one does."""
+    reason: str | None = None
+    """What the denial or the rejection said, for people."""
     ts_submitted: int = 0
     ts_last: int = 0
 
@@ -328,8 +332,15 @@ def _accepted(order: Order, event: OrderEvent) -> Order:
 
 def _refused(order: Order, event: OrderEvent) -> Order:
     assert isinstance(event, OrderDenied | OrderRejected)
+    field = event.field if isinstance(event, OrderDenied) else None
     status = S.DENIED if isinstance(event, OrderDenied) else S.REJECTED
-    return msgspec.structs.replace(order, status=status, reason_code=event.reason_code)
+    return msgspec.structs.replace(
+        order,
+        status=status,
+        reason_code=event.reason_code,
+        reason_field=field,
+        reason=event.message,
+    )
 
 
 def _ended(status: OrderStatus) -> _Step:

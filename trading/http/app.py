@@ -24,9 +24,10 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from access.grant import Grant
-from core.trading_events import OrderDenied, OrderStatus, TradingEvent
+from access.settings import TokenSettings
+from core.trading_events import OrderStatus, TradingEvent
 from streams.bus import Bus
-from trading.domain.orders import IllegalTransition, Order, OrderInvalid
+from trading.domain.orders import IllegalTransition, OrderInvalid
 from trading.domain.risk import RiskRefused
 from trading.http.body import amend_request, place_request
 from trading.http.errors import denied, problem
@@ -39,11 +40,9 @@ from trading.store.errors import StoreError
 from trading.store.events import EventStore
 from web.guard import HttpLimits
 from web.problems import ProblemError, http_error_handler, problem_handler
-from web.tokens import TokenGate, TokenSettings, checking, unauthorized
+from web.tokens import TokenGate, checking, unauthorized
 
 PREFIX: Final = "/trading/v1"
-DENIAL_LOOKBACK: Final = 64
-"""How many of the account's newest events are searched for a denial's field."""
 _REFUSALS: Final = (
     OrderInvalid, RiskRefused, IllegalTransition, ServiceError, QueryError, StoreError
 )  # fmt: skip
@@ -99,22 +98,11 @@ class _Api:
     # -- orders -------------------------------------------------------------------------------
 
     async def place(self, request: Request, account: int) -> Response:
-        order_request = place_request(account, await self.body(request))
-        known = order_request.client_order_id in (await self.service.book(account)).submissions
-        order = await self.service.place(order_request)
+        order, new = await self.service.place(place_request(account, await self.body(request)))
         if order.status is OrderStatus.DENIED:
-            raise await self._denial(order)
-        return _json({"order": order}, 200 if known else 201)
-
-    async def _denial(self, order: Order) -> ProblemError:
-        newest = await asyncio.to_thread(
-            self.events.read, aggregate_id(order.account), limit=DENIAL_LOOKBACK, newest_first=True
-        )
-        for item in newest:
-            event = item.event
-            if isinstance(event, OrderDenied) and event.order_id == order.order_id:
-                return denied(event.reason_code, event.field, event.message, order)
-        return denied(order.reason_code or "denied", None, "the risk check denied it", order)
+            reason = order.reason or "the risk check denied it"
+            raise denied(order.reason_code or "denied", order.reason_field, reason, order)
+        return _json({"order": order}, 201 if new else 200)
 
     async def order(self, request: Request, account: int) -> Response:
         order = await self.service.order(account, _order_id(request))
@@ -158,7 +146,7 @@ class _Api:
     async def ready(self, request: Request) -> Response:
         """Ready when the read models' database answers."""
         try:
-            await self.queries.balances(0)
+            await self.queries.ping()
         except StoreError as exc:
             return _json({"ready": False, "code": exc.code}, 503)
         return _json({"ready": True})

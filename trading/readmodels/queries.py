@@ -116,6 +116,11 @@ class TradingQueries:
         finally:
             await pool.close()
 
+    async def ping(self) -> None:
+        """Return when the read models' database answers; :class:`StoreUnavailableError`
+        when it does not."""
+        await self._rows(SQL("SELECT 1"), ())
+
     async def orders(
         self,
         account: int,

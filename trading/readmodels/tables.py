@@ -51,8 +51,10 @@ CREATE TABLE IF NOT EXISTS trading_orders (
     type text NOT NULL, quantity numeric NOT NULL, price numeric, stop_price numeric,
     time_in_force text NOT NULL, status text NOT NULL, filled_quantity numeric NOT NULL,
     filled_notional numeric NOT NULL, venue_order_id text, reason_code text,
-    ts_submitted bigint NOT NULL, ts_last bigint NOT NULL,
+    reason_field text, reason text, ts_submitted bigint NOT NULL, ts_last bigint NOT NULL,
     PRIMARY KEY (account, order_id), UNIQUE (account, seq));
+ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS reason_field text;
+ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS reason text;
 CREATE INDEX IF NOT EXISTS trading_orders_open ON trading_orders (account, seq)
     WHERE status IN {OPEN_STATUSES!r};
 CREATE TABLE IF NOT EXISTS trading_fills (

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
-from typing import Final, Protocol
+from typing import Final, NamedTuple, Protocol
 
 from core.ticks import Tick
 from core.trading_events import (
@@ -67,6 +67,14 @@ class TickVenue(Venue, Protocol):
     def on_tick(self, tick: Tick) -> list[VenueReport]: ...
 
 
+class Placed(NamedTuple):
+    """What :meth:`TradingService.place` did: the order as it stands, and whether this
+    request created it (False: an earlier request with its client order id did)."""
+
+    order: Order
+    new: bool
+
+
 def _no_fault(step: str, order_id: str) -> None:
     return None
 
@@ -102,10 +110,10 @@ class TradingService:
 
     # -- commands --------------------------------------------------------------------------------
 
-    async def place(self, request: OrderRequest) -> Order:
+    async def place(self, request: OrderRequest) -> Placed:
         """Run ``request``'s saga as far as it goes now (denied, rejected, or at the venue);
-        the same client order id again returns that order (``client-order-id-reused`` when
-        its content differs)."""
+        the same client order id again returns that order, not new (``client-order-id-reused``
+        when its content differs)."""
         async with self._lock(request.account):
             aggregate = await self._load(request.account)
             book = self._book(aggregate, request.account)
@@ -118,7 +126,7 @@ class TradingService:
                 events = saga.submit(book, request, order_id, self._clock(), last, self._limits)
                 aggregate = await self._append(aggregate, events, "submitted", order_id)
             aggregate = await self._drive(aggregate, order_id)
-            return self._book(aggregate, request.account).orders[order_id]
+            return Placed(self._book(aggregate, request.account).orders[order_id], found is None)
 
     async def cancel(self, account: int, order_id: str) -> Order:
         """Cancel the order at the venue, store it, release what it holds."""

@@ -5,6 +5,7 @@ sum of the fills the ticks made."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Iterator
 from decimal import Decimal
@@ -13,6 +14,7 @@ from typing import Any
 import httpx
 import pytest
 
+from access.settings import TokenSettings
 from core.ticks import Side, Tick
 from core.trading_events import TradingEvent
 from tests.support import tokens
@@ -27,7 +29,6 @@ from trading.store.events import EventStore
 from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
 from web.server import serving
-from web.tokens import TokenSettings
 
 D = Decimal
 ALICE, BOB = 1, 2
@@ -160,6 +161,27 @@ async def test_the_same_client_order_id_gives_the_same_order(desk: Desk) -> None
     assert len((await alice.get(ORDERS)).json()["orders"]) == 1
     reused = problem_of(await alice.post(ORDERS, json=limit_buy("same", price="48000")), 409)
     assert reused["code"] == "client-order-id-reused"
+
+
+async def test_of_requests_sent_at_once_with_one_client_order_id_one_creates_the_order(
+    desk: Desk,
+) -> None:
+    alice = desk.client(trader(ALICE))
+    answers = await asyncio.gather(*(alice.post(ORDERS, json=limit_buy("race")) for _ in range(4)))
+    assert sorted(answer.status_code for answer in answers) == [200, 200, 200, 201]
+    assert len({answer.json()["order"]["order_id"] for answer in answers}) == 1
+
+
+async def test_a_denied_order_sent_again_is_denied_again_naming_the_same_field(desk: Desk) -> None:
+    alice = desk.client(trader(ALICE))
+    answers = [await alice.post(ORDERS, json=limit_buy("poor", quantity="3")) for _ in range(2)]
+    first, again = (problem_of(answer, 422) for answer in answers)
+    assert (again["code"], again["parameter"], again["detail"]) == (
+        first["code"], first["parameter"], first["detail"]
+    )  # fmt: skip
+    assert (first["code"], first["parameter"]) == ("buying-power", "quantity")
+    assert again["order"]["order_id"] == first["order"]["order_id"]
+    assert again["order"]["reason_field"] == "quantity"
 
 
 @pytest.mark.parametrize(

@@ -78,7 +78,7 @@ async def test_an_order_is_reserved_routed_filled_and_its_rest_released(
     database: Database,
 ) -> None:
     trading = await funded(database)
-    placed = await trading.place(order("a", BUY, LIMIT, "2", price=D(100)))
+    placed = (await trading.place(order("a", BUY, LIMIT, "2", price=D(100)))).order
     assert placed.status is OrderStatus.ACCEPTED
     book = await trading.book(ACCOUNT)
     assert book.account.reservations[placed.order_id].amount == D("200.2")  # 2 x 100 x 1.001
@@ -94,7 +94,7 @@ async def test_an_order_is_reserved_routed_filled_and_its_rest_released(
 
 async def test_a_risk_refusal_denies_the_order_and_reserves_nothing(database: Database) -> None:
     trading = await funded(database, "100")
-    denied = await trading.place(order("a", BUY, LIMIT, "2", price=D(100)))
+    denied = (await trading.place(order("a", BUY, LIMIT, "2", price=D(100)))).order
     assert (denied.status, denied.reason_code) == (OrderStatus.DENIED, "buying-power")
     (why,) = [
         item.event
@@ -114,7 +114,7 @@ async def test_a_venue_reject_releases_the_reservation(database: Database) -> No
     await trading.deposit(ACCOUNT, "USDT", D(10_000))
     await trading.on_ticks([trade(1, "100")])
     await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))
-    rejected = await trading.place(order("b", BUY, LIMIT, "1", price=D(98)))
+    rejected = (await trading.place(order("b", BUY, LIMIT, "1", price=D(98)))).order
     assert (rejected.status, rejected.reason_code) == (OrderStatus.REJECTED, "too-many-orders")
     book = await trading.book(ACCOUNT)
     assert list(book.account.reservations) == [book.submissions["a"].order_id]
@@ -145,7 +145,7 @@ async def test_a_venue_timeout_rejects_the_order_cancels_it_there_and_releases(
     trading = service(database, venue)
     await trading.deposit(ACCOUNT, "USDT", D(10_000))
     await trading.on_ticks([trade(1, "100")])
-    timed_out = await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))
+    timed_out = (await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))).order
     assert (timed_out.status, timed_out.reason_code) == (OrderStatus.REJECTED, "venue-timeout")
     assert venue.canceled == [timed_out.order_id]
     assert (await trading.book(ACCOUNT)).account.reservations == {}
@@ -153,7 +153,7 @@ async def test_a_venue_timeout_rejects_the_order_cancels_it_there_and_releases(
 
 async def test_a_cancel_ends_the_order_and_releases_what_it_holds(database: Database) -> None:
     trading = await funded(database)
-    placed = await trading.place(order("a", BUY, LIMIT, "2", price=D(99)))
+    placed = (await trading.place(order("a", BUY, LIMIT, "2", price=D(99)))).order
     await trading.on_ticks([trade(2, "99", "0.5")])
     canceled = await trading.cancel(ACCOUNT, placed.order_id)
     assert (canceled.status, canceled.filled_quantity) == (OrderStatus.CANCELED, D("0.5"))
@@ -171,9 +171,9 @@ async def test_a_cancel_ends_the_order_and_releases_what_it_holds(database: Data
 
 async def test_an_ioc_rest_is_canceled_by_the_venue_and_released(database: Database) -> None:
     trading = await funded(database)
-    placed = await trading.place(
-        order("a", BUY, LIMIT, "2", price=D(99), time_in_force=TimeInForce.IOC)
-    )
+    placed = (
+        await trading.place(order("a", BUY, LIMIT, "2", price=D(99), time_in_force=TimeInForce.IOC))
+    ).order
     await trading.on_ticks([trade(2, "99", "0.5")])
     ended = (await trading.book(ACCOUNT)).orders[placed.order_id]
     assert (ended.status, ended.filled_quantity) == (OrderStatus.CANCELED, D("0.5"))
@@ -187,7 +187,7 @@ async def test_a_fill_the_account_cannot_pay_ends_the_order_instead(database: Da
     trading = service(database)
     await trading.on_ticks([trade(1, "100")])
     await trading.deposit(ACCOUNT, "USDT", D("105.105"))  # exactly the reservation
-    placed = await trading.place(order("a", BUY, MARKET, "1"))
+    placed = (await trading.place(order("a", BUY, MARKET, "1"))).order
     assert placed.status is OrderStatus.ACCEPTED
     await trading.on_ticks([trade(2, "120")])
     book = await trading.book(ACCOUNT)
@@ -203,7 +203,7 @@ async def test_an_amend_moves_the_reservation_and_is_refused_beyond_buying_power
     database: Database,
 ) -> None:
     trading = await funded(database, "300")
-    placed = await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))
+    placed = (await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))).order
     amended = await trading.amend(
         AmendRequest(account=ACCOUNT, order_id=placed.order_id, quantity=D(2), price=D(98))
     )
@@ -226,9 +226,9 @@ async def test_the_same_client_order_id_makes_one_order_and_other_content_is_ref
 ) -> None:
     trading = await funded(database)
     request = order("same", BUY, LIMIT, "1", price=D(99))
-    first = await trading.place(request)
-    again = await trading.place(request)
-    assert again == first
+    first, created = await trading.place(request)
+    again, repeated = await trading.place(request)
+    assert (again, created, repeated) == (first, True, False)
     book = await trading.book(ACCOUNT)
     assert list(book.submissions) == ["same"]
     assert len(book.orders) == 1
@@ -244,7 +244,7 @@ async def test_the_same_client_order_id_makes_one_order_and_other_content_is_ref
     amended = await trading.amend(
         AmendRequest(account=ACCOUNT, order_id=first.order_id, price=D(98))
     )
-    assert await trading.place(request) == amended  # the request as first sent: that order
+    assert await trading.place(request) == (amended, False)  # the request as first sent: that order
     assert len((await trading.book(ACCOUNT)).orders) == 1
 
 
@@ -262,19 +262,21 @@ async def test_the_kill_switch_cancels_every_open_order_releases_and_denies_new_
     assert {o.status for o in book.orders.values()} == {OrderStatus.CANCELED}
     await trading.on_ticks([trade(2, "98"), trade(3, "102")])  # the venue dropped them
     assert {o.filled_quantity for o in (await trading.book(ACCOUNT)).orders.values()} == {0}
-    denied = await trading.place(order("c", BUY, LIMIT, "1", price=D(99)))
+    denied = (await trading.place(order("c", BUY, LIMIT, "1", price=D(99)))).order
     assert denied.reason_code == "kill-switch"
     await trading.kill_switch(ACCOUNT, on=False)
-    assert (await trading.place(order("d", BUY, LIMIT, "1", price=D(99)))).is_open
+    assert (await trading.place(order("d", BUY, LIMIT, "1", price=D(99)))).order.is_open
 
 
 async def test_accounts_are_isolated(database: Database) -> None:
     trading = await funded(database)
     await trading.deposit(OTHER, "USDT", D(50))
-    mine = await trading.place(order("x", BUY, LIMIT, "1", price=D(99)))
-    theirs = await trading.place(
-        msgspec.structs.replace(order("x", BUY, LIMIT, "0.1", price=D(99)), account=OTHER)
-    )  # the same client order id in another account: another order
+    mine = (await trading.place(order("x", BUY, LIMIT, "1", price=D(99)))).order
+    theirs = (
+        await trading.place(
+            msgspec.structs.replace(order("x", BUY, LIMIT, "0.1", price=D(99)), account=OTHER)
+        )
+    ).order  # the same client order id in another account: another order
     assert theirs.order_id != mine.order_id
     with pytest.raises(ServiceError) as foreign:
         await trading.cancel(OTHER, mine.order_id)
@@ -294,7 +296,8 @@ async def test_one_accounts_commands_are_serialised(database: Database) -> None:
     same = order("same", BUY, LIMIT, "0.1", price=D(99))
     many = [order(f"o-{n}", BUY, LIMIT, "0.1", price=D(99)) for n in range(10)]
     placed = await asyncio.gather(*(trading.place(r) for r in [same, *many, same, same]))
-    assert len({o.order_id for o in placed}) == 11  # the three of "same" are one order
+    assert len({o.order_id for o, _ in placed}) == 11  # the three of "same" are one order
+    assert [new for _, new in placed] == [True] * 11 + [False, False]  # one of "same" is new
     book = await trading.book(ACCOUNT)
     assert len(book.orders) == 11
     assert book.account.reserved["USDT"] == 11 * D("9.9099")
@@ -317,7 +320,7 @@ async def test_a_fill_beyond_its_reservation_is_paid_from_free_cash(database: Da
     trading = service(database)
     await trading.on_ticks([trade(1, "100")])
     await trading.deposit(ACCOUNT, "USDT", D(200))
-    placed = await trading.place(order("a", BUY, MARKET, "1"))  # reserves 105.105
+    placed = (await trading.place(order("a", BUY, MARKET, "1"))).order  # reserves 105.105
     await trading.on_ticks([trade(2, "120")])
     book = await trading.book(ACCOUNT)
     filled = book.orders[placed.order_id]
@@ -346,7 +349,7 @@ async def test_a_store_failure_after_the_venue_acted_stops_the_service_until_a_r
     store, so it refuses everything (``restart-required``); a new one resumes from the store
     and the trade, fed again, fills the order once."""
     trading = await funded(database)
-    placed = await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))
+    placed = (await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))).order
     with store_down(trading), pytest.raises(StoreUnavailableError):
         await trading.on_ticks([trade(2, "98")])
     for refused in (trading.deposit(ACCOUNT, "USDT", D(1)), trading.on_ticks([trade(3, "98")])):
