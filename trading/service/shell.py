@@ -36,6 +36,7 @@ from trading.service import saga, venue_state
 from trading.service.book import PREFIX, STATE_CODEC, Book, aggregate_id, apply
 from trading.service.saga import ServiceError, Step
 from trading.store.aggregates import Aggregate
+from trading.store.aio import AsyncRepository
 from trading.store.database import Database
 from trading.store.errors import ConcurrencyConflict, StoreError
 from trading.store.events import EventStore
@@ -94,8 +95,8 @@ class TradingService:
         new_id: Callable[[], str] = _new_id,
         fault: Fault = _no_fault,
     ) -> None:
-        self._repository = Repository(
-            database, EventStore(database, EVENT_CODEC), apply, STATE_CODEC
+        self._repository = AsyncRepository(
+            Repository(database, EventStore(database, EVENT_CODEC), apply, STATE_CODEC)
         )
         self._log = NotificationLog(database)
         self._venue = venue
@@ -312,7 +313,7 @@ class TradingService:
     async def _load(self, account: int) -> Aggregate[Book]:
         cached = self._aggregates.get(account)
         if cached is None:
-            cached = await asyncio.to_thread(self._repository.load, aggregate_id(account))
+            cached = await self._repository.load(aggregate_id(account))
             self._aggregates[account] = cached
         return cached
 
@@ -323,7 +324,7 @@ class TradingService:
             return aggregate
         account = events[0].account
         try:
-            saved = await asyncio.to_thread(self._repository.save, aggregate, events)
+            saved = await self._repository.save(aggregate, events)
         except ConcurrencyConflict:
             self._aggregates.pop(account, None)  # another writer: the next command reloads
             raise

@@ -4,15 +4,22 @@ The ``eventsourcing`` library is synchronous (psycopg 3 in blocking mode, its ow
 pool), so each call runs in a worker thread (``asyncio.to_thread``): the event loop never
 blocks on the database, and the library's pool bounds the concurrent database work. The cost
 of the hop is measured by ``bench/event_store.py``.
+
+Saves are group-committed: the saves of different aggregates that wait while one commit runs
+go together in the next, one transaction (:meth:`~trading.store.repository.Repository.save_many`),
+so a busy service pays one round of statements for many accounts' appends, and an idle one
+waits for nobody. A group that fails on a conflict is retried one save at a time, so only the
+save at fault sees the conflict; an unreachable database fails every save of the group.
 """
 
 from __future__ import annotations
 
 import asyncio
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 from trading.store.aggregates import Aggregate, Versioned
+from trading.store.errors import ConcurrencyConflict, InvalidAppendError
 from trading.store.loop import follow_log
 from trading.store.projector import Projector
 from trading.store.repository import Repository
@@ -21,17 +28,80 @@ E = TypeVar("E")
 S = TypeVar("S")
 
 
-class AsyncRepository(Generic[S, E]):
-    """:class:`~trading.store.repository.Repository`'s calls, awaitable."""
+MAX_GROUP: Final = 64
+"""The most saves one group commit holds."""
 
-    def __init__(self, repository: Repository[S, E]) -> None:
+_Waiting = tuple[Aggregate[S], Sequence[E], "asyncio.Future[Aggregate[S]]"]
+
+
+class AsyncRepository(Generic[S, E]):
+    """:class:`~trading.store.repository.Repository`'s calls, awaitable; saves group-committed
+    (at most ``max_group`` to a transaction)."""
+
+    def __init__(self, repository: Repository[S, E], max_group: int = MAX_GROUP) -> None:
         self.sync = repository
+        self.max_group = max_group
+        self.commits = 0
+        """Group commits run (a group of one included)."""
+        self._waiting: list[_Waiting[S, E]] = []
+        self._committer: asyncio.Task[None] | None = None
 
     async def load(self, aggregate_id: str) -> Aggregate[S]:
         return await asyncio.to_thread(self.sync.load, aggregate_id)
 
     async def save(self, aggregate: Aggregate[S], new_events: Sequence[E]) -> Aggregate[S]:
-        return await asyncio.to_thread(self.sync.save, aggregate, new_events)
+        """Append ``new_events`` to ``aggregate``, in the next group commit."""
+        done: asyncio.Future[Aggregate[S]] = asyncio.get_running_loop().create_future()
+        self._waiting.append((aggregate, new_events, done))
+        if self._committer is None or self._committer.done():
+            self._committer = asyncio.create_task(self._commit_all(), name="group-commit")
+        return await done
+
+    async def _commit_all(self) -> None:
+        group: list[_Waiting[S, E]] = []
+        try:
+            while self._waiting:
+                group = self._next_group()
+                self.commits += 1
+                await self._commit(group)
+        finally:  # cancelled (the loop is closing): no one waits for ever
+            left, self._waiting = [*group, *self._waiting], []
+            for _, _, done in left:
+                done.cancel()
+
+    def _next_group(self) -> list[_Waiting[S, E]]:
+        """The oldest waiting saves, one per aggregate (a second save of one waits for the
+        next group: it must see the first one's version)."""
+        group: list[_Waiting[S, E]] = []
+        ids: set[str] = set()
+        for waiting in self._waiting:
+            if len(group) == self.max_group:
+                break
+            if waiting[0].id not in ids:
+                ids.add(waiting[0].id)
+                group.append(waiting)
+        taken = set(map(id, group))
+        self._waiting = [waiting for waiting in self._waiting if id(waiting) not in taken]
+        return group
+
+    async def _commit(self, group: list[_Waiting[S, E]]) -> None:
+        saves = [(aggregate, events) for aggregate, events, _ in group]
+        try:
+            saved = await asyncio.to_thread(self.sync.save_many, saves)
+        except (ConcurrencyConflict, InvalidAppendError) as exc:
+            if len(group) == 1:
+                _settle(group[0][2], exc)
+                return
+            for one in group:  # find the save at fault: each on its own
+                await self._commit([one])
+            return
+        except Exception as exc:  # every save of the group failed the same way
+            for _, _, done in group:
+                _settle(done, exc)
+            return
+        for (_, _, done), after in zip(group, saved, strict=True):
+            if not done.done():
+                done.set_result(after)
 
     async def append(
         self, aggregate_id: str, expected_version: int, events: Sequence[E]
@@ -42,6 +112,11 @@ class AsyncRepository(Generic[S, E]):
 
     async def read(self, aggregate_id: str, after_version: int = 0) -> list[Versioned[E]]:
         return await asyncio.to_thread(self.sync.events.read, aggregate_id, after_version)
+
+
+def _settle(done: asyncio.Future[Aggregate[S]], exc: BaseException) -> None:
+    if not done.done():
+        done.set_exception(exc)
 
 
 async def follow(

@@ -22,9 +22,12 @@ from eventsourcing.persistence import (
 from trading.store.aggregates import Versioned, numbered
 from trading.store.codec import EventCodec
 from trading.store.database import Database
-from trading.store.errors import ConcurrencyConflict, StoreUnavailableError
+from trading.store.errors import ConcurrencyConflict, InvalidAppendError, StoreUnavailableError
 
 E = TypeVar("E")
+
+Append = tuple[str, int, Sequence[E]]
+"""One aggregate's append: its id, the version it is expected at, and its new events."""
 
 Unavailable = (InterfaceError, OperationalError)
 """The library's errors for a database that cannot be reached."""
@@ -41,14 +44,36 @@ class EventStore(Generic[E]):
     def append(self, aggregate_id: str, expected_version: int, events: Sequence[E]) -> list[int]:
         """Store ``events`` as the versions after ``expected_version``, atomically; return
         their notification ids (their positions in the log the outbox publishes)."""
-        stored = [self.stored(item) for item in numbered(aggregate_id, expected_version, events)]
+        return self.append_many([(aggregate_id, expected_version, events)])[0]
+
+    def append_many(self, appends: Sequence[Append[E]]) -> list[list[int]]:
+        """Several aggregates' appends (each ``(aggregate_id, expected_version, events)``, at
+        most one per aggregate) in one transaction, all or none: a group commit. Returns each
+        append's notification ids; a conflict names the first aggregate not at its version."""
+        if len({aggregate_id for aggregate_id, _, _ in appends}) != len(appends):
+            raise InvalidAppendError("a group commit holds at most one append per aggregate")
+        stored = [
+            self.stored(item)
+            for aggregate_id, version, events in appends
+            for item in numbered(aggregate_id, version, events)
+        ]
+        expected = [(aggregate_id, version) for aggregate_id, version, _ in appends]
         try:
-            ids = self._recorder.insert_events(stored, expected=(aggregate_id, expected_version))
+            ids = list(self._recorder.insert_events(stored, expected=expected) or ())
         except IntegrityError:
-            raise ConcurrencyConflict(aggregate_id, expected_version) from None
+            raise (
+                ConcurrencyConflict(*expected[0])
+                if len(expected) == 1
+                else ConcurrencyConflict("(one of a group)", 0)
+            ) from None
         except Unavailable as exc:
-            raise StoreUnavailableError(f"append to {aggregate_id!r} failed: {exc}") from None
-        return list(ids or ())
+            names = ", ".join(repr(aggregate_id) for aggregate_id, _ in expected)
+            raise StoreUnavailableError(f"append to {names} failed: {exc}") from None
+        split, start = [], 0
+        for _, _, events in appends:
+            split.append(ids[start : start + len(events)])
+            start += len(events)
+        return split
 
     def read(
         self,

@@ -14,29 +14,33 @@ from psycopg.sql import SQL, Identifier
 
 from trading.store.errors import ConcurrencyConflict
 
+Expected = Sequence[tuple[str, int]]
+"""The version each aggregate of an append must be at: ``(aggregate_id, version)`` pairs."""
+
 
 class CheckedRecorder(PostgresApplicationRecorder):
-    """``insert_events(events, expected=(aggregate_id, version))`` first checks, in the same
-    transaction, that the aggregate is at ``version``: a stored version below it means the
-    caller skipped versions, one above it that the caller lost a race. Either raises
-    :class:`ConcurrencyConflict` and stores nothing. (A race between the check and the insert
-    ends at the primary key, which the caller sees as the same conflict.)"""
+    """``insert_events(events, expected=[(aggregate_id, version), ...])`` first checks, in the
+    same transaction, that each aggregate is at its ``version``: a stored version below it
+    means the caller skipped versions, one above it that the caller lost a race. Either raises
+    :class:`ConcurrencyConflict` naming the first such aggregate and stores nothing. (A race
+    between the check and the insert ends at the primary key, which the caller sees as the
+    same conflict.)"""
 
     def __init__(self, datastore: PostgresDatastore, *, events_table_name: str) -> None:
         super().__init__(datastore, events_table_name=events_table_name)
-        self._version_query = SQL(
-            "SELECT coalesce(max(originator_version), 0) AS version FROM {}.{} "
-            "WHERE originator_id = %s"
+        self._versions_query = SQL(
+            "SELECT originator_id AS id, max(originator_version) AS version FROM {}.{} "
+            "WHERE originator_id = ANY(%s) GROUP BY originator_id"
         ).format(Identifier(datastore.schema), Identifier(events_table_name))
 
     def _insert_events(
         self, curs: Cursor[DictRow], stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> None:
-        expected: tuple[str, int] | None = kwargs.get("expected")
-        if expected is not None:
-            aggregate_id, version = expected
-            curs.execute(self._version_query, (aggregate_id,))
-            row = curs.fetchone()
-            if row is None or row["version"] != version:
-                raise ConcurrencyConflict(aggregate_id, version)
+        expected: Expected = kwargs.get("expected", ())
+        if expected:
+            curs.execute(self._versions_query, ([aggregate_id for aggregate_id, _ in expected],))
+            stored = {row["id"]: row["version"] for row in curs.fetchall()}
+            for aggregate_id, version in expected:
+                if stored.get(aggregate_id, 0) != version:
+                    raise ConcurrencyConflict(aggregate_id, version)
         super()._insert_events(curs, stored_events, **kwargs)

@@ -54,14 +54,26 @@ class Repository(Generic[S, E]):
     def save(self, aggregate: Aggregate[S], new_events: Sequence[E]) -> Aggregate[S]:
         """Append ``new_events`` to ``aggregate`` (at its version, else
         :class:`~trading.store.errors.ConcurrencyConflict`); return the aggregate after them."""
-        items = numbered(aggregate.id, aggregate.version, new_events)
-        after = fold(self._apply, aggregate, items)
-        self.events.append(aggregate.id, aggregate.version, new_events)
-        if snapshot_due(self._every, aggregate.version, after.version):
-            try:
-                self.take_snapshot(after)
-            except StoreUnavailableError as exc:  # the events are stored: the save succeeded
-                _log.warning("no snapshot of %s at version %d: %s", after.id, after.version, exc)
+        return self.save_many([(aggregate, new_events)])[0]
+
+    def save_many(self, saves: Sequence[tuple[Aggregate[S], Sequence[E]]]) -> list[Aggregate[S]]:
+        """Several aggregates' saves in one transaction, all or none (a group commit: see
+        :meth:`~trading.store.events.EventStore.append_many`); the aggregates after them."""
+        after = [
+            fold(self._apply, aggregate, numbered(aggregate.id, aggregate.version, events))
+            for aggregate, events in saves
+        ]
+        self.events.append_many(
+            [(aggregate.id, aggregate.version, events) for aggregate, events in saves]
+        )
+        for (before, _), saved in zip(saves, after, strict=True):
+            if snapshot_due(self._every, before.version, saved.version):
+                try:
+                    self.take_snapshot(saved)
+                except StoreUnavailableError as exc:  # the events are stored: the save counts
+                    _log.warning(
+                        "no snapshot of %s at version %d: %s", saved.id, saved.version, exc
+                    )
         return after
 
     def take_snapshot(self, aggregate: Aggregate[S]) -> None:

@@ -12,6 +12,7 @@ from typing import Any
 
 import httpx
 
+from access.settings import TokenSettings
 from core.auth_events import AuthEvent, encode_event
 from core.ticks import Side, Tick, TickBatch
 from core.topic_codecs import TICKS_CODEC, codec_for
@@ -24,7 +25,6 @@ from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
 from tests.trading.http.test_command import funded
 from tests.trading.service.scenario import XBT, settings
 from trading.process import ProcessSettings, running
-from web.tokens import TokenSettings
 
 FILLED_WITHIN_S = 10.0
 

@@ -28,6 +28,51 @@ async def test_saves_and_loads_are_awaitable_and_keep_the_conflict_rule(
         await store.append("account:1", 1, [toy.Deposited(1, 1)])
 
 
+async def test_saves_waiting_together_are_one_group_commit_with_one_result_each(
+    repository: Repository[toy.Balance, toy.ToyEvent],
+) -> None:
+    store = AsyncRepository(repository)
+    opened = [Aggregate(f"account:{n}", 0, None) for n in range(1, 21)]
+    saved = await asyncio.gather(
+        *(store.save(a, [toy.Opened(n), toy.Deposited(n, n)]) for n, a in enumerate(opened, 1))
+    )
+    assert store.commits == 1  # all twenty waited for the same commit
+    assert [(a.id, a.version, a.state) for a in saved] == [
+        (f"account:{n}", 2, toy.Balance(n, n, 1)) for n in range(1, 21)
+    ]
+    for aggregate in saved:
+        assert await store.load(aggregate.id) == aggregate
+
+
+async def test_a_conflict_in_a_group_fails_only_its_own_save(
+    repository: Repository[toy.Balance, toy.ToyEvent],
+) -> None:
+    store = AsyncRepository(repository)
+    first = await store.save(Aggregate("account:1", 0, None), [toy.Opened(1)])
+    await store.save(first, [toy.Deposited(1, 5)])  # "first" is now stale
+    stale = store.save(first, [toy.Deposited(1, 1)])
+    fresh = [store.save(Aggregate(f"account:{n}", 0, None), [toy.Opened(n)]) for n in (2, 3)]
+    results = await asyncio.gather(stale, *fresh, return_exceptions=True)
+    assert isinstance(results[0], ConcurrencyConflict)
+    assert [r.version for r in results[1:] if isinstance(r, Aggregate)] == [1, 1]
+    assert (await store.load("account:1")).state == toy.Balance(1, 5, 1)
+
+
+async def test_two_saves_of_one_aggregate_never_share_a_group(
+    repository: Repository[toy.Balance, toy.ToyEvent],
+) -> None:
+    store = AsyncRepository(repository)
+    opened = await store.save(Aggregate("account:1", 0, None), [toy.Opened(1)])
+    again = await asyncio.gather(
+        store.save(opened, [toy.Deposited(1, 1)]),
+        store.save(opened, [toy.Deposited(1, 2)]),
+        return_exceptions=True,
+    )
+    assert isinstance(again[0], Aggregate)
+    assert again[0].version == 2
+    assert isinstance(again[1], ConcurrencyConflict)  # it expected version 1 too: the rule holds
+
+
 async def test_a_followed_projector_keeps_up_with_new_events(
     database: Database, events: EventStore[toy.ToyEvent]
 ) -> None:
