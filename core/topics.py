@@ -28,5 +28,11 @@ AUTH_EVENTS: Final = "auth.events"
 """Revocations and plan changes published by the auth service; value:
 :func:`core.auth_events.encode_event`."""
 
-ALL_TOPICS: Final = (TICKS, CANDLES, TICKS_REJECTED, TRADING_COMMANDS, TRADING_EVENTS, AUTH_EVENTS)
+ALERTS_EVENTS: Final = "alerts.events"
+"""Price alerts that fired, published by the alert evaluator; key: the account id; value:
+:func:`core.alerts.encode_fired`."""
+
+ALL_TOPICS: Final = (
+    TICKS, CANDLES, TICKS_REJECTED, TRADING_COMMANDS, TRADING_EVENTS, AUTH_EVENTS, ALERTS_EVENTS
+)  # fmt: skip
 """Every topic of the platform, e.g. for the cluster launcher that creates them."""

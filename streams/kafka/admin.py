@@ -53,6 +53,7 @@ def platform_topics(partitions: int = 8) -> list[TopicSpec]:
         TopicSpec(topics.TRADING_COMMANDS, partitions, week),
         TopicSpec(topics.TRADING_EVENTS, partitions, week),
         TopicSpec(topics.AUTH_EVENTS, 1, week),
+        TopicSpec(topics.ALERTS_EVENTS, partitions, week),
         TopicSpec(STEPS, partitions, week),
     ]
 

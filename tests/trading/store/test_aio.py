@@ -32,7 +32,9 @@ async def test_saves_waiting_together_are_one_group_commit_with_one_result_each(
     repository: Repository[toy.Balance, toy.ToyEvent],
 ) -> None:
     store = AsyncRepository(repository)
-    opened = [Aggregate(f"account:{n}", 0, None) for n in range(1, 21)]
+    opened: list[Aggregate[toy.Balance]] = [
+        Aggregate(f"account:{n}", 0, None) for n in range(1, 21)
+    ]
     saved = await asyncio.gather(
         *(store.save(a, [toy.Opened(n), toy.Deposited(n, n)]) for n, a in enumerate(opened, 1))
     )
