@@ -137,13 +137,13 @@ class AccountFeed:
         applied (their deliveries returned, numbered from 1); None when the kept records do
         not follow on from it (some were lost, or more came than were kept: read again)."""
         assert not self.based
-        pending, self.pending = self.pending, []
-        after = [r for r in pending if r.notification_id > snapshot.notification_id]
+        after = [r for r in self.pending if r.notification_id > snapshot.notification_id]
         expected = snapshot.version + 1
         for record in after:
             if record.version != expected:
-                return None
+                return None  # the kept records stay: a newer snapshot may follow on
             expected += 1
+        self.pending = []
         self.based = True
         self.applied_id, self.applied_version = snapshot.notification_id, snapshot.version
         self.positions = {position.instrument: position for position in snapshot.positions}
@@ -237,7 +237,8 @@ class PrivateChannels:
         for feed in list(self.feeds.values()):
             held = False
             for channel in feed.channels.values():
-                if channel.subscribers.pop(client, None) is not None:
+                if client in channel.subscribers:
+                    del channel.subscribers[client]
                     held = True
             if held and not feed.subscribed:
                 self._idle(feed)
