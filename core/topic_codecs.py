@@ -4,7 +4,7 @@ A consumer decodes a record with the codec of its topic, looked up here once per
 batch (``streams.processor`` does it for every processor); a producer encodes with the same
 entry, so a topic's key, value and type are spelled in one place. Names are in
 :mod:`core.topics`, wire formats in :mod:`core.codecs`, :mod:`core.auth_events` and
-:mod:`core.trading_events`; ``trading.commands`` has no entry until its producer comes.
+:mod:`core.trading_events` and :mod:`core.trading_commands`.
 """
 
 from __future__ import annotations
@@ -14,11 +14,18 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
-from core import auth_events, codecs, trading_events
+from core import auth_events, codecs, trading_commands, trading_events
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
-from core.topics import AUTH_EVENTS, CANDLES, TICKS, TICKS_REJECTED, TRADING_EVENTS
+from core.topics import (
+    AUTH_EVENTS,
+    CANDLES,
+    TICKS,
+    TICKS_REJECTED,
+    TRADING_COMMANDS,
+    TRADING_EVENTS,
+)
 
 M = TypeVar("M")
 
@@ -89,6 +96,14 @@ TRADING_EVENTS_CODEC: Final[TopicCodec[trading_events.TradingRecord]] = TopicCod
     trading_events.record_key,
 )
 
+TRADING_COMMANDS_CODEC: Final[TopicCodec[trading_commands.TradingCommand]] = TopicCodec(
+    TRADING_COMMANDS,
+    trading_commands.COMMANDS,
+    trading_commands.decode_command,
+    trading_commands.encode_command,
+    trading_commands.command_key,
+)
+
 REGISTRY: Final[Mapping[str, TopicCodec[Any]]] = MappingProxyType(
     {
         codec.name: codec
@@ -97,6 +112,7 @@ REGISTRY: Final[Mapping[str, TopicCodec[Any]]] = MappingProxyType(
             CANDLES_CODEC,
             REJECTED_CODEC,
             AUTH_EVENTS_CODEC,
+            TRADING_COMMANDS_CODEC,
             TRADING_EVENTS_CODEC,
         )
     }
