@@ -40,7 +40,7 @@ COMMANDS: list[tc.TradingCommand] = [
         type=OrderType.STOP_MARKET,
         quantity=D(3),
         stop_price=D("41000"),
-    ),  # fmt: skip
+    ),
     tc.CancelOrder(account=7, order_id="0f6c1d2e7a4b4c3d9e8f112233445566"),
     tc.CancelOrder(account=7, client_order_id="bot-1:a.b_c"),
     tc.AmendOrder(account=7, client_order_id="bot-1:a.b_c", quantity=D("0.5"), price=D("99.5")),
@@ -57,7 +57,7 @@ def test_every_kind_of_command_has_an_example_here() -> None:
     ]  # fmt: skip
 
 
-@pytest.mark.parametrize("command", COMMANDS, ids=lambda c: tc.kind_of(c))
+@pytest.mark.parametrize("command", COMMANDS, ids=tc.kind_of)
 def test_a_command_survives_the_wire_exactly_under_its_account_key(
     command: tc.TradingCommand,
 ) -> None:

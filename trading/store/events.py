@@ -17,6 +17,7 @@ from eventsourcing.persistence import (
     Notification,
     OperationalError,
     StoredEvent,
+    Tracking,
 )
 
 from trading.store.aggregates import Versioned, numbered
@@ -38,12 +39,21 @@ class EventStore(Generic[E]):
         self._codec = codec
         self._recorder = database.events
 
-    def append(self, aggregate_id: str, expected_version: int, events: Sequence[E]) -> list[int]:
+    def append(
+        self,
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[E],
+        tracking: Tracking | None = None,
+    ) -> list[int]:
         """Store ``events`` as the versions after ``expected_version``, atomically; return
-        their notification ids (their positions in the log the outbox publishes)."""
+        their notification ids (their positions in the log the outbox publishes). With
+        ``tracking``, the reader's position moves in the same transaction
+        (:class:`~trading.store.errors.AlreadyTracked` when it would not move forward)."""
         stored = [self.stored(item) for item in numbered(aggregate_id, expected_version, events)]
+        expected = (aggregate_id, expected_version)
         try:
-            ids = self._recorder.insert_events(stored, expected=(aggregate_id, expected_version))
+            ids = self._recorder.insert_events(stored, expected=expected, tracking=tracking)
         except IntegrityError:
             raise ConcurrencyConflict(aggregate_id, expected_version) from None
         except Unavailable as exc:

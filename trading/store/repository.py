@@ -12,7 +12,7 @@ import logging
 from collections.abc import Sequence
 from typing import Generic, TypeVar
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from trading.store.aggregates import Aggregate, Apply, fold, numbered, snapshot_due
 from trading.store.codec import StateCodec
@@ -51,12 +51,15 @@ class Repository(Generic[S, E]):
         """The aggregate folded from its first event, ignoring snapshots."""
         return fold(self._apply, Aggregate(aggregate_id, 0, None), self.events.read(aggregate_id))
 
-    def save(self, aggregate: Aggregate[S], new_events: Sequence[E]) -> Aggregate[S]:
+    def save(
+        self, aggregate: Aggregate[S], new_events: Sequence[E], tracking: Tracking | None = None
+    ) -> Aggregate[S]:
         """Append ``new_events`` to ``aggregate`` (at its version, else
-        :class:`~trading.store.errors.ConcurrencyConflict`); return the aggregate after them."""
+        :class:`~trading.store.errors.ConcurrencyConflict`), with a reader's position
+        ``tracking`` when given (:meth:`EventStore.append`); return the aggregate after them."""
         items = numbered(aggregate.id, aggregate.version, new_events)
         after = fold(self._apply, aggregate, items)
-        self.events.append(aggregate.id, aggregate.version, new_events)
+        self.events.append(aggregate.id, aggregate.version, new_events, tracking)
         if snapshot_due(self._every, aggregate.version, after.version):
             try:
                 self.take_snapshot(after)
