@@ -242,9 +242,16 @@ class Applying(Durability[list[Planned]]):
         return self._positions.get(self._name(topic, partition), 0)
 
     async def behind(self, round: Round[list[Planned]]) -> Offsets:
+        if not round.outcome.effects:
+            return round.offsets
+        # read again: a partition may come from another member of the group, further on
+        self._positions.update(await asyncio.to_thread(self._log.positions, self._prefix))
         touched: set[str] = set()
         for planned in round.outcome.effects:
             name = self._name(planned.topic, planned.partition)
+            if planned.offset < self._positions.get(name, 0):
+                self.stats["replayed"] += 1
+                continue
             await self._apply(planned, Tracking(name, planned.offset + 1))
             self._positions[name] = planned.offset + 1
             touched.add(name)

@@ -119,3 +119,21 @@ async def test_commands_reach_trading_events_once_and_a_replay_after_a_crash_sto
         await third.run()
         assert isinstance(third.durability, Applying)
         assert third.durability.stats == Counter()
+
+
+async def test_a_member_whose_positions_are_stale_applies_nothing_another_stored(
+    database: Database,
+) -> None:
+    async with MemoryBus() as bus:
+        await send(bus, TRADING_COMMANDS_CODEC, SESSION)
+        late = processor(TradingService(database, PaperMatcher()), database, bus)
+        await late.durability.start()  # before anything was applied: it knows no position
+        first = processor(TradingService(database, PaperMatcher()), database, bus)
+        first.drain()
+        await first.run()
+        stored = await published(database, bus)
+        async with bus.subscribe("another member", [TRADING_COMMANDS]) as subscription:
+            await late.handle(await subscription.poll(1000, timeout=1.0))
+        assert isinstance(late.durability, Applying)
+        assert late.durability.stats == Counter(replayed=len(SESSION))
+        assert await published(database, bus) == stored
