@@ -259,8 +259,9 @@ class Applying(Durability[list[Planned]]):
         return round.offsets
 
     def _store_positions(self, names: Collection[str]) -> None:
-        """Record the position of partitions whose last command stored nothing (a refusal,
-        an order placed before): the append of an applied one already moved it."""
+        """Record each partition's position after the round: it is where the last command's
+        append moved it already, unless that command stored nothing (a refusal, an order
+        placed before), and a position that does not move forward is left as it is."""
         for name in sorted(names):
             with contextlib.suppress(IntegrityError):  # at that position already
                 self._database.tracking.insert_tracking(Tracking(name, self._positions[name]))
