@@ -4,8 +4,7 @@ A consumer decodes a record with the codec of its topic, looked up here once per
 batch (``streams.processor`` does it for every processor); a producer encodes with the same
 entry, so a topic's key, value and type are spelled in one place. Names are in
 :mod:`core.topics`, wire formats in :mod:`core.codecs`, :mod:`core.auth_events`,
-:mod:`core.trading_events` and :mod:`core.alerts`; ``trading.commands`` has no entry until its
-producer comes.
+:mod:`core.trading_events`, :mod:`core.trading_commands` and :mod:`core.alerts`.
 """
 
 from __future__ import annotations
@@ -15,11 +14,19 @@ from dataclasses import dataclass
 from types import MappingProxyType
 from typing import Any, Final, Generic, TypeVar
 
-from core import alerts, auth_events, codecs, trading_events
+from core import alerts, auth_events, codecs, trading_commands, trading_events
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
-from core.topics import ALERTS_EVENTS, AUTH_EVENTS, CANDLES, TICKS, TICKS_REJECTED, TRADING_EVENTS
+from core.topics import (
+    ALERTS_EVENTS,
+    AUTH_EVENTS,
+    CANDLES,
+    TICKS,
+    TICKS_REJECTED,
+    TRADING_COMMANDS,
+    TRADING_EVENTS,
+)
 
 M = TypeVar("M")
 
@@ -90,6 +97,14 @@ TRADING_EVENTS_CODEC: Final[TopicCodec[trading_events.TradingRecord]] = TopicCod
     trading_events.record_key,
 )
 
+TRADING_COMMANDS_CODEC: Final[TopicCodec[trading_commands.TradingCommand]] = TopicCodec(
+    TRADING_COMMANDS,
+    trading_commands.COMMANDS,
+    trading_commands.decode_command,
+    trading_commands.encode_command,
+    trading_commands.command_key,
+)
+
 ALERTS_EVENTS_CODEC: Final[TopicCodec[alerts.AlertFired]] = TopicCodec(
     ALERTS_EVENTS, (alerts.AlertFired,), alerts.decode_fired, alerts.encode_fired, alerts.fired_key
 )
@@ -102,6 +117,7 @@ REGISTRY: Final[Mapping[str, TopicCodec[Any]]] = MappingProxyType(
             CANDLES_CODEC,
             REJECTED_CODEC,
             AUTH_EVENTS_CODEC,
+            TRADING_COMMANDS_CODEC,
             TRADING_EVENTS_CODEC,
             ALERTS_EVENTS_CODEC,
         )

@@ -18,7 +18,8 @@ TICKS_REJECTED: Final = "md.ticks.rejected"
 """Ticks and messages refused anywhere; value: :func:`core.codecs.encode_rejected`."""
 
 TRADING_COMMANDS: Final = "trading.commands"
-"""Orders sent to the trading service (schema comes with the trading service)."""
+"""Commands internal producers send the trading service (place, cancel, amend, deposit, kill
+switch); key: the account id; value: :func:`core.trading_commands.encode_command`."""
 
 TRADING_EVENTS: Final = "trading.events"
 """Order and account events published by the trading service; key: the account id; value:

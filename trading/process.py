@@ -1,6 +1,8 @@
 """The trading service as one process (``mdp trading serve``): the service, resumed; the paper
-venue fed from ``md.ticks`` by the platform's processor loop; the outbox publishing to
-``trading.events``; the read models' projector following the log; and the HTTP API.
+venue fed from ``md.ticks`` by the platform's processor loop; the commands of internal
+producers consumed from ``trading.commands`` by another (:mod:`trading.commands`); the outbox
+publishing to ``trading.events``; the read models' projector following the log; and the HTTP
+API.
 
 Ticks are settled in the processor's durability hook, after the round is polled and before
 its offsets are committed: a crash between the two gives the same ticks again after the
@@ -12,15 +14,17 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from access.settings import TokenSettings
 from core.ticks import Tick, TickBatch
-from core.topics import TICKS, TRADING_EVENTS
+from core.topics import TICKS, TRADING_COMMANDS, TRADING_EVENTS
 from core.trading_events import TradingEvent
 from streams.bus import Bus, BusClosedError, Offsets
 from streams.processor import Batch, Durability, Outcome, Processor, Round
+from trading.commands import COMMANDS_GROUP, Applying, Planned, command_step
 from trading.http import create_app
 from trading.paper.matcher import PaperMatcher
 from trading.paper.settings import PaperSettings
@@ -39,11 +43,13 @@ from web.server import ApiServer, serving
 
 TICKS_GROUP = "trading.paper"
 
+log = logging.getLogger(__name__)
+
 
 @dataclass(frozen=True, slots=True)
 class ProcessSettings:
-    """Where the process listens, its read models' schema, its ticks' consumer group, and
-    how it checks tokens (``tokens``: ``jwks_url`` or ``keys``)."""
+    """Where the process listens, its read models' schema, its ticks' and commands' consumer
+    groups, and how it checks tokens (``tokens``: ``jwks_url`` or ``keys``)."""
 
     database_url: str
     tokens: TokenSettings
@@ -51,6 +57,7 @@ class ProcessSettings:
     port: int = 8030
     schema: str = DEFAULT_SCHEMA
     ticks_group: str = TICKS_GROUP
+    commands_group: str = COMMANDS_GROUP
     paper: PaperSettings = field(default_factory=PaperSettings)
     limits: HttpLimits = field(default_factory=HttpLimits)
 
@@ -93,11 +100,15 @@ async def running(
         outbox = OutboxPublisher(NotificationLog(database), bus.topic(TRADING_EVENTS))
         ticks = Processor(bus, settings.ticks_group, [TICKS], tick_step, Settling(service),
                           start="latest")  # fmt: skip
+        applying = Applying(service, database, settings.commands_group, bus.cluster_id)
+        commands = Processor(bus, settings.commands_group, [TRADING_COMMANDS], command_step,
+                             applying, start="earliest")  # fmt: skip
         stop = asyncio.Event()
         tasks = [
             asyncio.create_task(outbox.run(stop), name="outbox"),
             asyncio.create_task(follow(projector, stop), name="projector"),
             asyncio.create_task(_ticks(ticks), name="md.ticks"),
+            asyncio.create_task(_commands(commands), name="trading.commands"),
         ]
         try:
             async with TradingQueries.open(settings.database_url, settings.schema) as queries:
@@ -111,9 +122,22 @@ async def running(
         finally:
             stop.set()
             ticks.stop()
+            commands.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
 
 
 async def _ticks(processor: Processor[list[Tick]]) -> None:
     with contextlib.suppress(BusClosedError):
         await processor.run()
+
+
+async def _commands(processor: Processor[list[Planned]]) -> None:
+    """The commands' loop; what ends it (the store out of reach, a service that must restart)
+    is logged, and the uncommitted round is applied after the restart."""
+    try:
+        await processor.run()
+    except BusClosedError:
+        pass
+    except Exception:
+        log.exception("the trading.commands consumer stopped; restart the process")
+        raise

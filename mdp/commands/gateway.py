@@ -26,6 +26,7 @@ import contextlib
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import psycopg

@@ -228,8 +228,8 @@ def test_the_registry_gives_each_topic_its_type_and_round_trips_its_records() ->
     assert (key, REGISTRY[CANDLES].decode(value)) == (codecs.candle_key(candle), candle)
     for name, codec in REGISTRY.items():
         assert codec.name == name
-    with pytest.raises(KeyError, match=re.escape("topic 'trading.commands' has no codec")):
-        codec_for("trading.commands")
+    with pytest.raises(KeyError, match=re.escape("topic 'mdp.engine.steps' has no codec")):
+        codec_for("mdp.engine.steps")
 
 
 class Full(Durability[None]):

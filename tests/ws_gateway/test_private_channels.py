@@ -16,6 +16,7 @@ import httpx
 from websockets.asyncio.client import ClientConnection
 
 from access.jwks import JwksCache
+from access.settings import TokenSettings
 from core.ticks import Side, Tick, TickBatch
 from core.topic_codecs import TICKS_CODEC
 from core.topics import TICKS
@@ -27,7 +28,6 @@ from tests.trading.http.test_command import funded
 from tests.trading.service.scenario import XBT, settings
 from trading.process import ProcessSettings, running
 from trading.readmodels.snapshots import AccountSnapshots
-from web.tokens import TokenSettings
 from ws_gateway import Gateway
 from ws_gateway.tokens import AccessTokens
 

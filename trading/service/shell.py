@@ -7,6 +7,11 @@ append's optimistic concurrency check (the aggregate's version) refuses a write 
 else (another instance that should not own the account) with ``concurrency-conflict``, and
 the next command reloads the account. The events reach ``trading.events`` through the
 outbox (:class:`trading.store.outbox.OutboxPublisher`), never from here.
+
+Each command takes an optional ``tracking``: a reader's position (a consumer of
+``trading.commands`` names the record it applies) stored in the transaction of the command's
+first append, so a command stored once is never stored again after a crash (the append
+refuses a position that does not move forward).
 """
 
 from __future__ import annotations
@@ -17,6 +22,8 @@ import uuid
 from collections.abc import Callable, Iterable, Sequence
 from decimal import Decimal
 from typing import Final, NamedTuple, Protocol
+
+from eventsourcing.persistence import Tracking
 
 from core.ticks import Tick
 from core.trading_events import (
@@ -111,7 +118,7 @@ class TradingService:
 
     # -- commands --------------------------------------------------------------------------------
 
-    async def place(self, request: OrderRequest) -> Placed:
+    async def place(self, request: OrderRequest, *, tracking: Tracking | None = None) -> Placed:
         """Run ``request``'s saga as far as it goes now (denied, rejected, or at the venue);
         the same client order id again returns that order, not new (``client-order-id-reused``
         when its content differs)."""
@@ -125,11 +132,13 @@ class TradingService:
                 order_id = self._new_id()
                 last = self._last_price.get(request.instrument)
                 events = saga.submit(book, request, order_id, self._clock(), last, self._limits)
-                aggregate = await self._append(aggregate, events, "submitted", order_id)
+                aggregate = await self._append(aggregate, events, "submitted", order_id, tracking)
             aggregate = await self._drive(aggregate, order_id)
             return Placed(self._book(aggregate, request.account).orders[order_id], found is None)
 
-    async def cancel(self, account: int, order_id: str) -> Order:
+    async def cancel(
+        self, account: int, order_id: str, *, tracking: Tracking | None = None
+    ) -> Order:
         """Cancel the order at the venue, store it, release what it holds."""
         async with self._lock(account):
             aggregate = await self._load(account)
@@ -138,11 +147,11 @@ class TradingService:
                 saga.known_order(self._book(aggregate, account), order_id), now
             )  # open, else refused
             reports = self._venue.cancel(account, order_id, now)
-            aggregate = await self._reported(aggregate, reports)
+            aggregate = await self._reported(aggregate, reports, tracking)
             aggregate = await self._drive(aggregate, order_id)
             return self._book(aggregate, account).orders[order_id]
 
-    async def amend(self, request: AmendRequest) -> Order:
+    async def amend(self, request: AmendRequest, *, tracking: Tracking | None = None) -> Order:
         """Change the order at the venue, then store the change with its reservation's."""
         async with self._lock(request.account):
             aggregate = await self._load(request.account)
@@ -160,18 +169,22 @@ class TradingService:
                 stop_price=request.stop_price,
             )
             _raise_refusal(reports)
-            aggregate = await self._append(aggregate, events, "amended", request.order_id)
+            aggregate = await self._append(aggregate, events, "amended", request.order_id, tracking)
             return self._book(aggregate, request.account).orders[request.order_id]
 
-    async def deposit(self, account: int, currency: str, amount: Decimal) -> Account:
+    async def deposit(
+        self, account: int, currency: str, amount: Decimal, *, tracking: Tracking | None = None
+    ) -> Account:
         """Paper funding: ``amount`` of ``currency`` comes into the account."""
         async with self._lock(account):
             aggregate = await self._load(account)
             events = saga.deposited(account, currency, amount, self._clock())
-            aggregate = await self._append(aggregate, events, "deposited", "")
+            aggregate = await self._append(aggregate, events, "deposited", "", tracking)
             return self._book(aggregate, account).account
 
-    async def kill_switch(self, account: int, *, on: bool = True) -> Account:
+    async def kill_switch(
+        self, account: int, *, on: bool = True, tracking: Tracking | None = None
+    ) -> Account:
         """On: cancel every open order (at the venue too), release what they hold, and deny
         new orders; off: allow them again."""
         async with self._lock(account):
@@ -186,7 +199,7 @@ class TradingService:
                         self._venue.cancel(account, event.order_id, now)
             else:
                 events = [KillSwitchSet(account=account, on=False, ts=now)]
-            aggregate = await self._append(aggregate, events, "killed", "")
+            aggregate = await self._append(aggregate, events, "killed", "", tracking)
             return self._book(aggregate, account).account
 
     async def order(self, account: int, order_id: str) -> Order:
@@ -277,8 +290,12 @@ class TradingService:
             await self._drive(aggregate, report.order_id)
 
     async def _reported(
-        self, aggregate: Aggregate[Book], reports: Sequence[VenueReport]
+        self,
+        aggregate: Aggregate[Book],
+        reports: Sequence[VenueReport],
+        tracking: Tracking | None = None,
     ) -> Aggregate[Book]:
+        """Store what the venue reported; ``tracking`` goes with the first append."""
         _raise_refusal(reports)
         for report in reports:
             if not isinstance(report, OrderFilled | OrderTriggered | OrderCanceled):
@@ -292,7 +309,8 @@ class TradingService:
             step = {OrderFilled: "filled", OrderTriggered: "triggered"}.get(
                 type(events[0]), "ended"
             )
-            aggregate = await self._append(aggregate, events, step, report.order_id)
+            aggregate = await self._append(aggregate, events, step, report.order_id, tracking)
+            tracking = None
         return aggregate
 
     # -- storage ---------------------------------------------------------------------------------
@@ -318,13 +336,18 @@ class TradingService:
         return cached
 
     async def _append(
-        self, aggregate: Aggregate[Book], events: Sequence[TradingEvent], step: str, order_id: str
+        self,
+        aggregate: Aggregate[Book],
+        events: Sequence[TradingEvent],
+        step: str,
+        order_id: str,
+        tracking: Tracking | None = None,
     ) -> Aggregate[Book]:
         if not events:
             return aggregate
         account = events[0].account
         try:
-            saved = await self._repository.save(aggregate, events)
+            saved = await self._repository.save(aggregate, events, tracking)
         except ConcurrencyConflict:
             self._aggregates.pop(account, None)  # another writer: the next command reloads
             raise

@@ -18,11 +18,13 @@ import asyncio
 from collections.abc import Sequence
 from typing import Final, Generic, TypeVar
 
+from eventsourcing.persistence import Tracking
+
 from trading.store.aggregates import Aggregate, Versioned
-from trading.store.errors import ConcurrencyConflict, InvalidAppendError
+from trading.store.errors import AlreadyTracked, ConcurrencyConflict, InvalidAppendError
 from trading.store.loop import follow_log
 from trading.store.projector import Projector
-from trading.store.repository import Repository
+from trading.store.repository import Repository, Save
 
 E = TypeVar("E")
 S = TypeVar("S")
@@ -31,7 +33,7 @@ S = TypeVar("S")
 MAX_GROUP: Final = 64
 """The most saves one group commit holds."""
 
-_Waiting = tuple[Aggregate[S], Sequence[E], "asyncio.Future[Aggregate[S]]"]
+_Waiting = tuple[Save[S, E], "asyncio.Future[Aggregate[S]]"]
 
 
 class AsyncRepository(Generic[S, E]):
@@ -49,10 +51,13 @@ class AsyncRepository(Generic[S, E]):
     async def load(self, aggregate_id: str) -> Aggregate[S]:
         return await asyncio.to_thread(self.sync.load, aggregate_id)
 
-    async def save(self, aggregate: Aggregate[S], new_events: Sequence[E]) -> Aggregate[S]:
-        """Append ``new_events`` to ``aggregate``, in the next group commit."""
+    async def save(
+        self, aggregate: Aggregate[S], new_events: Sequence[E], tracking: Tracking | None = None
+    ) -> Aggregate[S]:
+        """Append ``new_events`` to ``aggregate`` (with the reader's position ``tracking``),
+        in the next group commit."""
         done: asyncio.Future[Aggregate[S]] = asyncio.get_running_loop().create_future()
-        self._waiting.append((aggregate, new_events, done))
+        self._waiting.append((Save(aggregate, new_events, tracking), done))
         if self._committer is None or self._committer.done():
             self._committer = asyncio.create_task(self._commit_all(), name="group-commit")
         return await done
@@ -66,7 +71,7 @@ class AsyncRepository(Generic[S, E]):
                 await self._commit(group)
         finally:  # cancelled (the loop is closing): no one waits for ever
             left, self._waiting = [*group, *self._waiting], []
-            for _, _, done in left:
+            for _, done in left:
                 done.cancel()
 
     def _next_group(self) -> list[_Waiting[S, E]]:
@@ -77,29 +82,28 @@ class AsyncRepository(Generic[S, E]):
         for waiting in self._waiting:
             if len(group) == self.max_group:
                 break
-            if waiting[0].id not in ids:
-                ids.add(waiting[0].id)
+            if waiting[0].aggregate.id not in ids:
+                ids.add(waiting[0].aggregate.id)
                 group.append(waiting)
         taken = set(map(id, group))
         self._waiting = [waiting for waiting in self._waiting if id(waiting) not in taken]
         return group
 
     async def _commit(self, group: list[_Waiting[S, E]]) -> None:
-        saves = [(aggregate, events) for aggregate, events, _ in group]
         try:
-            saved = await asyncio.to_thread(self.sync.save_many, saves)
-        except (ConcurrencyConflict, InvalidAppendError) as exc:
+            saved = await asyncio.to_thread(self.sync.save_many, [save for save, _ in group])
+        except (ConcurrencyConflict, AlreadyTracked, InvalidAppendError) as exc:
             if len(group) == 1:
-                _settle(group[0][2], exc)
+                _settle(group[0][1], exc)
                 return
             for one in group:  # find the save at fault: each on its own
                 await self._commit([one])
             return
         except Exception as exc:  # every save of the group failed the same way
-            for _, _, done in group:
+            for _, done in group:
                 _settle(done, exc)
             return
-        for (_, _, done), after in zip(group, saved, strict=True):
+        for (_, done), after in zip(group, saved, strict=True):
             if not done.done():
                 done.set_result(after)
 

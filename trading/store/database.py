@@ -82,12 +82,14 @@ class Database:
             pre_ping=False,
             originator_id_type="text",
         )
-        self.events = CheckedRecorder(self.datastore, events_table_name=settings.events_table)
-        self.snapshots = PostgresAggregateRecorder(
-            self.datastore, events_table_name=settings.snapshots_table
-        )
         self.tracking = PostgresTrackingRecorder(
             self.datastore, tracking_table_name=settings.tracking_table
+        )
+        self.events = CheckedRecorder(
+            self.datastore, events_table_name=settings.events_table, tracking=self.tracking
+        )
+        self.snapshots = PostgresAggregateRecorder(
+            self.datastore, events_table_name=settings.snapshots_table
         )
 
     def create_tables(self) -> None:

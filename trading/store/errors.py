@@ -30,6 +30,18 @@ class ConcurrencyConflict(StoreError):  # noqa: N818 (the name issue #15 gives i
         self.expected_version = expected_version
 
 
+class AlreadyTracked(StoreError):  # noqa: N818 (a refusal, like ConcurrencyConflict)
+    """An append carried a reader's position that is not past the one stored: what it
+    records was stored before (a replay after a crash), so it stores nothing."""
+
+    code = "already-applied"
+
+    def __init__(self, reader: str, position: int) -> None:
+        super().__init__(f"{reader!r} is already at or past {position}")
+        self.reader = reader
+        self.position = position
+
+
 class StoreUnavailableError(StoreError):
     """The database cannot be reached (the caller may retry later)."""
 

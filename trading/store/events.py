@@ -9,7 +9,7 @@ expected version ahead of the stored one; both raise :class:`ConcurrencyConflict
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -17,6 +17,7 @@ from eventsourcing.persistence import (
     Notification,
     OperationalError,
     StoredEvent,
+    Tracking,
 )
 
 from trading.store.aggregates import Versioned, numbered
@@ -26,8 +27,16 @@ from trading.store.errors import ConcurrencyConflict, InvalidAppendError, StoreU
 
 E = TypeVar("E")
 
-Append = tuple[str, int, Sequence[E]]
-"""One aggregate's append: its id, the version it is expected at, and its new events."""
+
+class Append(NamedTuple, Generic[E]):
+    """One aggregate's append: its id, the version it is expected at, its new events, and a
+    reader's position to move with them (None: none)."""
+
+    aggregate_id: str
+    expected_version: int
+    events: Sequence[E]
+    tracking: Tracking | None = None
+
 
 Unavailable = (InterfaceError, OperationalError)
 """The library's errors for a database that cannot be reached."""
@@ -41,25 +50,35 @@ class EventStore(Generic[E]):
         self._codec = codec
         self._recorder = database.events
 
-    def append(self, aggregate_id: str, expected_version: int, events: Sequence[E]) -> list[int]:
+    def append(
+        self,
+        aggregate_id: str,
+        expected_version: int,
+        events: Sequence[E],
+        tracking: Tracking | None = None,
+    ) -> list[int]:
         """Store ``events`` as the versions after ``expected_version``, atomically; return
-        their notification ids (their positions in the log the outbox publishes)."""
-        return self.append_many([(aggregate_id, expected_version, events)])[0]
+        their notification ids (their positions in the log the outbox publishes). With
+        ``tracking``, the reader's position moves in the same transaction
+        (:class:`~trading.store.errors.AlreadyTracked` when it would not move forward)."""
+        return self.append_many([Append(aggregate_id, expected_version, events, tracking)])[0]
 
     def append_many(self, appends: Sequence[Append[E]]) -> list[list[int]]:
-        """Several aggregates' appends (each ``(aggregate_id, expected_version, events)``, at
-        most one per aggregate) in one transaction, all or none: a group commit. Returns each
-        append's notification ids; a conflict names the first aggregate not at its version."""
-        if len({aggregate_id for aggregate_id, _, _ in appends}) != len(appends):
+        """Several aggregates' appends (at most one per aggregate) in one transaction, all or
+        none: a group commit. Returns each append's notification ids; a conflict names the
+        first aggregate not at its version."""
+        if len({append.aggregate_id for append in appends}) != len(appends):
             raise InvalidAppendError("a group commit holds at most one append per aggregate")
         stored = [
             self.stored(item)
-            for aggregate_id, version, events in appends
-            for item in numbered(aggregate_id, version, events)
+            for append in appends
+            for item in numbered(append.aggregate_id, append.expected_version, append.events)
         ]
-        expected = [(aggregate_id, version) for aggregate_id, version, _ in appends]
+        expected = [(append.aggregate_id, append.expected_version) for append in appends]
+        trackings = [append.tracking for append in appends if append.tracking is not None]
         try:
-            ids = list(self._recorder.insert_events(stored, expected=expected) or ())
+            inserted = self._recorder.insert_events(stored, expected=expected, trackings=trackings)
+            ids = list(inserted or ())
         except IntegrityError:
             raise (
                 ConcurrencyConflict(*expected[0])
@@ -70,9 +89,9 @@ class EventStore(Generic[E]):
             names = ", ".join(repr(aggregate_id) for aggregate_id, _ in expected)
             raise StoreUnavailableError(f"append to {names} failed: {exc}") from None
         split, start = [], 0
-        for _, _, events in appends:
-            split.append(ids[start : start + len(events)])
-            start += len(events)
+        for append in appends:
+            split.append(ids[start : start + len(append.events)])
+            start += len(append.events)
         return split
 
     def read(

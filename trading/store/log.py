@@ -77,7 +77,7 @@ class NotificationLog:
 
     def aggregate_ids(self, prefix: str) -> list[str]:
         """The ids of every aggregate whose id starts with ``prefix`` (``account:``), sorted."""
-        pattern = prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        pattern = _like(prefix)
         with self.transaction() as curs:
             curs.execute(
                 SQL("SELECT DISTINCT originator_id FROM {}.{} WHERE originator_id LIKE %s").format(
@@ -86,6 +86,19 @@ class NotificationLog:
                 (pattern,),
             )
             return sorted(str(row["originator_id"]) for row in curs.fetchall())
+
+    def positions(self, prefix: str) -> dict[str, int]:
+        """The position of every reader whose name starts with ``prefix``, by name."""
+        pattern = _like(prefix)
+        with self.transaction() as curs:
+            curs.execute(
+                SQL("SELECT application_name, notification_id FROM {}.{} "
+                    "WHERE application_name LIKE %s").format(
+                    Identifier(self._db.schema), Identifier(self._db.settings.tracking_table)
+                ),
+                (pattern,),
+            )  # fmt: skip
+            return {str(row["application_name"]): int(row["notification_id"]) for row in curs}
 
     def position(self, reader: str) -> int:
         """The id ``reader`` has handled up to (0: none yet)."""
@@ -118,3 +131,8 @@ class NotificationLog:
             ),
             (reader,),
         )
+
+
+def _like(prefix: str) -> str:
+    """A ``LIKE`` pattern of what starts with ``prefix`` (its wildcards escaped)."""
+    return prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"

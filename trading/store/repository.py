@@ -10,20 +10,29 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Generic, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
-from eventsourcing.persistence import IntegrityError, StoredEvent
+from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
 from trading.store.aggregates import Aggregate, Apply, fold, numbered, snapshot_due
 from trading.store.codec import StateCodec
 from trading.store.database import Database
 from trading.store.errors import StoreUnavailableError
-from trading.store.events import EventStore, Unavailable
+from trading.store.events import Append, EventStore, Unavailable
 
 E = TypeVar("E")
 S = TypeVar("S")
 
 _log = logging.getLogger(__name__)
+
+
+class Save(NamedTuple, Generic[S, E]):
+    """One aggregate's save: the aggregate as loaded, its new events, and a reader's position
+    to store with them (None: none)."""
+
+    aggregate: Aggregate[S]
+    events: Sequence[E]
+    tracking: Tracking | None = None
 
 
 class Repository(Generic[S, E]):
@@ -51,23 +60,33 @@ class Repository(Generic[S, E]):
         """The aggregate folded from its first event, ignoring snapshots."""
         return fold(self._apply, Aggregate(aggregate_id, 0, None), self.events.read(aggregate_id))
 
-    def save(self, aggregate: Aggregate[S], new_events: Sequence[E]) -> Aggregate[S]:
+    def save(
+        self, aggregate: Aggregate[S], new_events: Sequence[E], tracking: Tracking | None = None
+    ) -> Aggregate[S]:
         """Append ``new_events`` to ``aggregate`` (at its version, else
-        :class:`~trading.store.errors.ConcurrencyConflict`); return the aggregate after them."""
-        return self.save_many([(aggregate, new_events)])[0]
+        :class:`~trading.store.errors.ConcurrencyConflict`), with a reader's position
+        ``tracking`` when given (:meth:`EventStore.append`); return the aggregate after them."""
+        return self.save_many([Save(aggregate, new_events, tracking)])[0]
 
-    def save_many(self, saves: Sequence[tuple[Aggregate[S], Sequence[E]]]) -> list[Aggregate[S]]:
+    def save_many(self, saves: Sequence[Save[S, E]]) -> list[Aggregate[S]]:
         """Several aggregates' saves in one transaction, all or none (a group commit: see
         :meth:`~trading.store.events.EventStore.append_many`); the aggregates after them."""
         after = [
-            fold(self._apply, aggregate, numbered(aggregate.id, aggregate.version, events))
-            for aggregate, events in saves
+            fold(
+                self._apply,
+                save.aggregate,
+                numbered(save.aggregate.id, save.aggregate.version, save.events),
+            )
+            for save in saves
         ]
         self.events.append_many(
-            [(aggregate.id, aggregate.version, events) for aggregate, events in saves]
+            [
+                Append(save.aggregate.id, save.aggregate.version, save.events, save.tracking)
+                for save in saves
+            ]
         )
-        for (before, _), saved in zip(saves, after, strict=True):
-            if snapshot_due(self._every, before.version, saved.version):
+        for save, saved in zip(saves, after, strict=True):
+            if snapshot_due(self._every, save.aggregate.version, saved.version):
                 try:
                     self.take_snapshot(saved)
                 except StoreUnavailableError as exc:  # the events are stored: the save counts

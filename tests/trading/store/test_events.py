@@ -6,11 +6,17 @@ import threading
 
 import psycopg
 import pytest
+from eventsourcing.persistence import Tracking
 
 from tests.trading.store import toy
 from trading.store.aggregates import Versioned
 from trading.store.database import Database, StoreSettings
-from trading.store.errors import ConcurrencyConflict, InvalidAppendError, UndecodableEventError
+from trading.store.errors import (
+    AlreadyTracked,
+    ConcurrencyConflict,
+    InvalidAppendError,
+    UndecodableEventError,
+)
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 
@@ -132,3 +138,20 @@ def test_the_log_lists_the_aggregates_of_a_prefix_taking_it_literally(
     assert log.aggregate_ids("account:") == ["account:1", "account:12"]
     assert log.aggregate_ids("account_%") == ["account_%:3"]
     assert log.aggregate_ids("none:") == []
+
+
+def test_an_append_moves_a_reader_s_position_with_it_and_never_twice(
+    database: Database, events: EventStore[toy.ToyEvent]
+) -> None:
+    log = NotificationLog(database)
+    reader = "commands@c/t/0"
+    events.append("account:1", 0, [toy.Opened(1)], Tracking(reader, 5))
+    assert log.positions("commands@c/") == {reader: 5}
+    for position in (5, 4):  # the same command again (a replay), or an older one
+        with pytest.raises(AlreadyTracked, match="already at or past") as refused:
+            events.append("account:1", 1, [toy.Deposited(1, 5)], Tracking(reader, position))
+        assert refused.value.code == "already-applied"
+    assert [item.event for item in events.read("account:1")] == [toy.Opened(1)]
+    events.append("account:1", 1, [toy.Deposited(1, 5)], Tracking(reader, 6))
+    assert log.positions("commands@c/") == {reader: 6}
+    assert log.positions("commands@c_") == {}  # a prefix, never a pattern
