@@ -42,8 +42,9 @@ TICKS_GROUP = "trading.paper"
 
 @dataclass(frozen=True, slots=True)
 class ProcessSettings:
-    """Where the process listens, its read models' schema, its ticks' consumer group, and
-    how it checks tokens (``tokens``: ``jwks_url`` or ``keys``)."""
+    """Where the process listens, its read models' schema, its ticks' consumer group, how it
+    checks tokens (``tokens``: ``jwks_url`` or ``keys``), and whether it takes paper
+    deposits."""
 
     database_url: str
     tokens: TokenSettings
@@ -53,6 +54,8 @@ class ProcessSettings:
     ticks_group: str = TICKS_GROUP
     paper: PaperSettings = field(default_factory=PaperSettings)
     limits: HttpLimits = field(default_factory=HttpLimits)
+    deposits: bool = False
+    """Paper money over ``POST /trading/v1/deposits`` (on in ``mdp up``)."""
 
 
 def tick_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Tick]]:
@@ -102,8 +105,9 @@ async def running(
         try:
             async with TradingQueries.open(settings.database_url, settings.schema) as queries:
                 app = create_app(
-                    service, queries, events, settings.tokens, bus=bus, limits=settings.limits
-                )
+                    service, queries, events, settings.tokens, bus=bus, limits=settings.limits,
+                    deposits=settings.deposits,
+                )  # fmt: skip
                 async with serving(
                     app, settings.host, settings.port, limits=settings.limits
                 ) as server:
