@@ -233,7 +233,7 @@ class Bot:
         options = self.options
         if options.deposit > 0:
             balances = await self.trading.deposit(options.currency, options.deposit)
-            cash = {b.currency: b.cash for b in balances}
+            cash = ", ".join(f"{b.cash:f} {b.currency}" for b in balances)
             self.say(f"deposited {options.deposit} {options.currency}: cash {cash}")
         held = {p.instrument: p.quantity for p in await self.trading.positions()}
         self.state = State(position=held.get(options.instrument, ZERO))
@@ -268,7 +268,7 @@ class Bot:
         self.seen_fills.add(fill.fill_id)
         self.say(
             f"fill {fill.fill_id} {fill.side} {fill.quantity} {fill.instrument} @ {fill.price}"
-            f" fee {fill.fee} {fill.fee_currency}"
+            f" fee {fill.fee:f} {fill.fee_currency}"
         )
 
     async def poll_fills(self) -> None:
