@@ -75,6 +75,33 @@ def add_database_option(parser: argparse._ActionsContainer, otherwise: str) -> N
     )
 
 
+def schema_name(text: str) -> str:
+    """A schema name given on the command line: an identifier of at most 50 characters."""
+    if not text.isidentifier() or len(text) > 50:
+        raise argparse.ArgumentTypeError("a schema name is an identifier of at most 50 characters")
+    return text
+
+
+def add_trading_reads_options(parser: argparse._ActionsContainer, default_schema: str) -> None:
+    """``--trading-database-url`` (by default ``$TRADING_DATABASE_URL``) and
+    ``--trading-schema``: where the gateway reads accounts' snapshots for its private
+    channels (without a URL they are not served)."""
+    parser.add_argument(
+        "--trading-database-url",
+        metavar="URL",
+        type=_database_url,
+        default=os.environ.get("TRADING_DATABASE_URL"),
+        help="the trading service's PostgreSQL, for the private channels orders, fills and"
+        " positions (default: $TRADING_DATABASE_URL; with neither: they answer unavailable)",
+    )
+    parser.add_argument(
+        "--trading-schema",
+        type=schema_name,
+        default=default_schema,
+        help=f"the trading read models' schema (default {default_schema})",
+    )
+
+
 def add_origin_option(parser: argparse._ActionsContainer, default: str) -> None:
     """``--allowed-origin``, repeatable, by default ``$MDP_ALLOWED_ORIGINS`` (separated by
     spaces or commas); ``default`` says what holds without either."""

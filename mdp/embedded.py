@@ -45,6 +45,7 @@ from core.engine import CandleEngine, EngineConfig
 from core.numbers import to_decimal
 from core.secrets import DatabaseUrl
 from core.topics import TICKS
+from core.trading_reads import TradingReads
 from edge.config import EdgeSettings, TokenPolicy, Upstream
 from ingest.files import ReadReport
 from ingest.publisher import FeedEvent, FeedPublisher
@@ -77,6 +78,8 @@ from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
 from streams.memory import MemoryBus
 from trading.process import ProcessSettings
 from trading.process import running as running_trading
+from trading.readmodels.snapshots import AccountSnapshots
+from trading.readmodels.tables import DEFAULT_SCHEMA
 from web.server import ApiServer, serving
 from web.tokens import TokenSettings
 from ws_gateway import Gateway, GatewaySettings
@@ -236,8 +239,13 @@ class Platform:
         anonymous = settings.auth.plans.anonymous or "none (a token is needed)"
         self._say(f"auth: {auth.url}/auth  (anonymous plan: {anonymous})")
         keys = await stack.enter_async_context(access_keys(auth, settings.auth))
+        # the private channels read the trading read models (made by the trading process
+        # below: until then their snapshots answer unavailable)
+        reads = await stack.enter_async_context(AccountSnapshots.open(url, DEFAULT_SCHEMA))
         gateway = await stack.enter_async_context(
-            self._gateway(bus, store, keys, host, 0 if edge else settings.ws_port, public_port)
+            self._gateway(
+                bus, store, keys, host, 0 if edge else settings.ws_port, public_port, reads
+            )
         )
         # the page's WebSocket: the edge's /ws beside the page, or the gateway's own port
         ws_url = "/ws" if edge else f"ws://{{host}}:{gateway.port}/ws"
@@ -298,6 +306,7 @@ class Platform:
         host: str,
         port: int,
         public_port: int | None,
+        reads: TradingReads | None = None,
     ) -> AsyncIterator[Gateway]:
         """The gateway on ``host:port``, checking tokens with ``keys``; the chart's origin is
         the edge's (``public_port``) or the history API's. Behind the edge every client has
@@ -318,7 +327,7 @@ class Platform:
         anonymous = anonymous_claims(settings.auth)
         grant = None if anonymous is None else Grant.anonymous(anonymous)
         tokens = AccessTokens(keys, grant)
-        async with Gateway(bus, store, gateway_settings, tokens) as gateway:
+        async with Gateway(bus, store, gateway_settings, tokens, reads=reads) as gateway:
             yield gateway
 
     def _tokens(self, keys: str) -> TokenSettings:

@@ -20,6 +20,7 @@ from collections import Counter
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
+from core.trading_events import TradingRecord
 from ws_gateway.channels import (
     CandleChannel,
     Channel,
@@ -31,8 +32,9 @@ from ws_gateway.channels import (
 )
 from ws_gateway.delay import DelayedCandles
 from ws_gateway.gaps import GapNotice, GapNotices
+from ws_gateway.private import AccountFeed, PrivateChannels
 from ws_gateway.settings import GatewaySettings
-from ws_gateway.wire import CANDLES, TICKS, ChannelKey
+from ws_gateway.wire import CANDLES, TICKS, ChannelKey, ErrorCode, error
 
 
 class Hub:
@@ -50,6 +52,10 @@ class Hub:
         self.gaps = GapNotices(settings.gap_notices, framing)
         self.instruments: set[str] = set(settings.instruments)
         """Instruments known to exist: configured, or seen on the bus."""
+        self.private = PrivateChannels(
+            epoch, settings.replay_buffer, settings.private_idle_accounts, framing
+        )
+        """The accounts' private channels (:mod:`~ws_gateway.private`)."""
         self.clients: dict[Client, None] = {}
         self._round: dict[Channel, list[Delivery]] = {}
         self.delivered = 0
@@ -149,6 +155,7 @@ class Hub:
             channel.subscribers.pop(client, None)
         for view in self.views.values():
             view.subscribers.pop(client, None)
+        self.private.detach(client)
 
     def subscribe(self, client: Client, channel: Channel) -> None:
         channel.subscribers[client] = None
@@ -214,6 +221,31 @@ class Hub:
                 client.notify(notice)
             self.delivered += len(clients)
         return notice
+
+    def trading(self, record: TradingRecord) -> AccountFeed | None:
+        """Add one record of ``trading.events`` to the round (its account's private channels);
+        the feed it broke, if any: its version skipped one (records were lost), so its
+        subscribers are told (``unavailable``, ``id`` null, the channel named) to subscribe
+        again and hear nothing more of it."""
+        deliveries, broken = self.private.take(record)
+        for delivery in deliveries:
+            self._add(delivery.channel, delivery)
+        if broken is not None:
+            self.flush()
+            for kind, channel in broken.channels.items():
+                frame = self.framing(
+                    error(
+                        None,
+                        ErrorCode.UNAVAILABLE,
+                        f"the {kind} channel missed records of the account: subscribe again",
+                        "channel",
+                        channel.key,
+                    )
+                )
+                for client in channel.subscribers:
+                    client.send_frame(frame)
+                channel.subscribers.clear()
+        return broken
 
     def _add(self, channel: Channel, delivery: Delivery) -> None:
         if not channel.subscribers:

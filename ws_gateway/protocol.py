@@ -32,9 +32,28 @@ from ws_gateway.wire import (
 )
 
 
+def account_of(principal: Principal) -> int | None:
+    """The account whose private channels the principal may read: its grant's, when the
+    grant may trade (its plan allows trading and its scopes include ``trade``), else None."""
+    grant = principal.grant
+    if grant is None or grant.account_id is None:
+        return None
+    if not (grant.trading and "trade" in grant.scopes):
+        return None
+    return grant.account_id
+
+
 def entitlement(principal: Principal, channel: ChannelKey) -> tuple[str, str] | None:
     """Why the principal's plan does not allow ``channel`` (the field to blame and a message),
-    or None when it does. Ticks are real-time data only: a delayed plan has none."""
+    or None when it does. Ticks are real-time data only: a delayed plan has none; private
+    channels need an account that may trade."""
+    if channel.private:
+        if account_of(principal) is None:
+            return "channel", (
+                f"{channel.kind} is an account's own channel: it needs a token of an account"
+                " with the trade scope"
+            )
+        return None
     if not principal.covers(channel.instrument):
         return "instrument", f"plan {principal.plan} does not cover {channel.instrument}"
     if channel.kind == TICKS and principal.delay_s:
@@ -92,10 +111,11 @@ class ConnectionProtocol:
 
     def _check(self, request: Subscribe | Unsubscribe | Resume) -> None:
         channel, rid = request.channel, request.id
-        try:
-            validate_instrument(channel.instrument)
-        except ValueError as exc:
-            raise RequestError(ErrorCode.BAD_REQUEST, str(exc), "instrument", rid) from None
+        if not channel.private:
+            try:
+                validate_instrument(channel.instrument)
+            except ValueError as exc:
+                raise RequestError(ErrorCode.BAD_REQUEST, str(exc), "instrument", rid) from None
         if channel.kind == CANDLES:
             self._check_interval(channel.interval or "", rid)
         if isinstance(request, Unsubscribe):
@@ -108,7 +128,11 @@ class ConnectionProtocol:
                 )
             return
         principal = self.principal
-        if not principal.may_read(channel.kind):
+        if channel.private:
+            refused = entitlement(principal, channel)
+            if refused is not None:
+                raise RequestError(ErrorCode.NOT_ENTITLED, refused[1], "channel", rid)
+        elif not principal.may_read(channel.kind):
             raise RequestError(
                 ErrorCode.UNAUTHORIZED,
                 f"{principal.name} may not read {channel.kind}",

@@ -42,7 +42,9 @@ from core.auth_events import AuthEvent
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
-from core.topics import AUTH_EVENTS, CANDLES, TICKS
+from core.topics import AUTH_EVENTS, CANDLES, TICKS, TRADING_EVENTS
+from core.trading_events import TradingRecord
+from core.trading_reads import TradingReads
 from storage.repository import MarketDataStore
 from streams.bus import Bus, BusClosedError, Subscription
 from streams.processor import Batch, Outcome, Processor
@@ -148,6 +150,8 @@ class GatewayStats:
     tick_batches: int = 0
     gaps: int = 0
     undecodable: int = 0
+    trading_records: int = 0
+    """Records of ``trading.events`` read (private channels)."""
     connections: int = 0
     refused: int = 0
     """Tokens refused (at the handshake or in an ``auth`` frame)."""
@@ -163,7 +167,10 @@ class Gateway:
     """The WebSocket gateway; run it with :meth:`run` (until :meth:`stop`) or ``async with``.
 
     ``store`` (optional) deepens snapshots and catch-ups beyond what the gateway holds in
-    memory; ``authenticator`` checks tokens (default: anonymous reads, as ``settings`` say).
+    memory; ``authenticator`` checks tokens (default: anonymous reads, as ``settings`` say);
+    ``reads`` (optional) reads accounts' snapshots of the trading read models: with it the
+    gateway reads ``trading.events`` and serves the private channels ``orders``, ``fills``
+    and ``positions`` (without it they are ``unavailable``).
     """
 
     def __init__(
@@ -174,9 +181,11 @@ class Gateway:
         authenticator: Authenticator | None = None,
         *,
         clock: Callable[[], int] = time.time_ns,
+        reads: TradingReads | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
+        self.reads = reads
         self.settings = settings = settings or GatewaySettings()
         if authenticator is None:
             anonymous = Principal("anonymous", settings.anonymous_permissions)
@@ -237,8 +246,13 @@ class Gateway:
         settings = self.settings
         limits = settings.limits
         subscription = self.bus.subscribe(self.group, [CANDLES, TICKS], start="latest")
+        trading = None
+        if self.reads is not None:  # subscribed before the server listens, as the feed is
+            trading = self.bus.subscribe(f"{self.group}-trading", [TRADING_EVENTS], start="latest")
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(subscription)
+            if trading is not None:
+                await stack.enter_async_context(trading)
             self._server = await serve(
                 self._serve_client,
                 settings.host,
@@ -263,6 +277,9 @@ class Gateway:
                 asyncio.create_task(self._follow_revocations(), name="gateway-auth-events"),
                 asyncio.create_task(self._heartbeats(), name="gateway-heartbeat"),
             ]
+            if trading is not None:
+                following = self._follow_trading(trading)
+                tasks.append(asyncio.create_task(following, name="gateway-trading"))
             stack.push_async_callback(_cancel, tasks)
             log.info("gateway listening on %s:%d", settings.host, self.port)
             self.started.set()
@@ -328,6 +345,34 @@ class Gateway:
             await events.run()
         except BusClosedError:
             log.info("the bus closed: the gateway stops reading auth.events")
+
+    async def _follow_trading(self, subscription: Subscription) -> None:
+        """``trading.events`` through the processor loop, from the latest record (a private
+        channel starts from a snapshot), with :meth:`_trade` as its step."""
+        records = Processor(
+            self.bus, f"{self.group}-trading", [TRADING_EVENTS], self._trade,
+            start="latest", poll_timeout=POLL_TIMEOUT, clock=self.clock,
+        )  # fmt: skip
+        try:
+            await records.consume(subscription)
+        except BusClosedError:
+            log.info("the bus closed: the gateway stops reading trading.events")
+
+    def _trade(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+        """Hand the records to the accounts' private channels and flush."""
+        hub, stats = self.hub, self.stats
+        stats.undecodable += len(batch.undecodable)
+        for message in batch.messages:
+            if isinstance(message, TradingRecord):
+                stats.trading_records += 1
+                if hub.trading(message) is not None:
+                    log.warning(
+                        "account %d: trading.events skipped a version: its private channels"
+                        " are dropped (clients subscribe again)",
+                        message.event.account,
+                    )
+        hub.flush()
+        return Outcome([], None)
 
     def _revoke(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
         """Take auth events into the denylist; close the connections they revoke (4403) and
@@ -494,6 +539,7 @@ class Gateway:
             self.store,
             self.clock,
             self._authenticate_frame,
+            reads=self.reads,
             token_sent=admitted.token_sent,
             anonymous=admitted.anonymous,
             slots=self._principal_slots,

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
+from core.trading_reads import TradingReads
 from storage.repository import MarketDataStore
 from ws_gateway.auth import AuthenticationError, Principal
 from ws_gateway.channels import Delivery, Part
@@ -36,9 +37,11 @@ from ws_gateway.session_core import (
     Action,
     Answer,
     Authenticate,
+    AwaitFeed,
     Close,
     Directory,
     Read,
+    ReadAccount,
     ReadCandles,
     ReadLastCandles,
     Send,
@@ -48,6 +51,9 @@ from ws_gateway.session_core import (
 from ws_gateway.wire import CloseCode
 
 log = logging.getLogger(__name__)
+
+FEED_POLL = 0.01
+"""Seconds between looks at an account's feed while a subscribe waits for it."""
 
 
 class Link(Protocol):
@@ -94,15 +100,24 @@ class Session:
         store: MarketDataStore | None = None,
         clock: Callable[[], int] = time.time_ns,
         authenticate: TokenCheck = _no_tokens,
+        reads: TradingReads | None = None,
         **core: Any,
     ) -> None:
         self.hub = hub
+        self.reads = reads
         self.link = link
         self.protocol = protocol
         self.store = store
         self.authenticate = authenticate
         self.core = SessionCore(
-            hub, self, protocol, directory, storage=store is not None, clock=clock, **core
+            hub,
+            self,
+            protocol,
+            directory,
+            storage=store is not None,
+            clock=clock,
+            private=reads is not None,
+            **core,
         )
         self.limits = protocol.limits
         self._limit = self.limits.client_buffer_bytes
@@ -238,6 +253,10 @@ class Session:
                 return
             if isinstance(wait, Authenticate):
                 actions = await self._authenticate(wait)
+            elif isinstance(wait, ReadAccount):
+                actions = await self._read_account(wait)
+            elif isinstance(wait, AwaitFeed):
+                actions = self.core.answer(await self._await_feed(wait))
             else:
                 actions = await self._read(wait)
 
@@ -260,6 +279,35 @@ class Session:
             else:
                 return action
         return None
+
+    async def _read_account(self, read: ReadAccount) -> list[Action]:
+        """Read an account's snapshot for the core (bounded by ``private_wait``); a failure
+        (the trading database unreachable) is handed to the core, which answers
+        ``unavailable``: the session stays up."""
+        reads = self.reads
+        assert reads is not None  # the core reads accounts only when told there are reads
+        if read.pause:
+            await asyncio.sleep(read.pause)
+        try:
+            snapshot = await asyncio.wait_for(
+                reads.account_snapshot(read.account, read.limit), self.hub.settings.private_wait
+            )
+        except Exception as exc:
+            return self.core.failed(exc)
+        return self.core.answer(snapshot)
+
+    async def _await_feed(self, wait: AwaitFeed) -> bool:
+        """Poll until the account's feed applied ``wait.version`` (or ``wait.timeout``)."""
+        deadline = time.monotonic() + wait.timeout
+        while True:
+            feed = self.hub.private.get(wait.account)
+            if feed is None or feed.epoch != wait.epoch:
+                return False
+            if feed.applied_version >= wait.version:
+                return True
+            if time.monotonic() >= deadline or self.closing:
+                return False
+            await asyncio.sleep(FEED_POLL)
 
     async def _read(self, read: Read) -> list[Action]:
         """Perform one storage read for the core and hand it the result (or the failure)."""

@@ -42,6 +42,7 @@ from typing import Final, cast
 
 from core.candles import Candle
 from core.intervals import Interval
+from core.trading_reads import AccountSnapshot
 from streams.outage import OutageLog
 from ws_gateway.admission import PrincipalSlots
 from ws_gateway.auth import AuthenticationError, Principal
@@ -50,10 +51,12 @@ from ws_gateway.delay import DelayedCandles
 from ws_gateway.gaps import Told
 from ws_gateway.hub import Hub
 from ws_gateway.outbox import Item
-from ws_gateway.protocol import ConnectionProtocol, entitlement
+from ws_gateway.private import WAIT, AccountFeed
+from ws_gateway.protocol import ConnectionProtocol, account_of, entitlement
 from ws_gateway.wire import (
     TICKS,
     Auth,
+    ChannelKey,
     CloseCode,
     ErrorCode,
     Ping,
@@ -66,6 +69,7 @@ from ws_gateway.wire import (
     conflated,
     error,
     pong,
+    private_subscribed,
     subscribed,
     unsubscribed,
 )
@@ -74,6 +78,8 @@ log = logging.getLogger(__name__)
 
 STORE_RETRIES: Final = 3
 """Reads of storage for one decision, when the cache moved under the previous ones."""
+RETRY_PAUSE: Final = 0.1
+"""Seconds before an account's snapshot is read again (the read models move on meanwhile)."""
 
 
 # -- actions ------------------------------------------------------------------------------------
@@ -134,11 +140,33 @@ class Authenticate:
     token: str = field(repr=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ReadAccount:
+    """Read ``account``'s snapshot of the trading read models, with ``limit`` recent orders
+    and fills, after a pause of ``pause`` seconds (a retry); answer: an
+    :class:`~core.trading_reads.AccountSnapshot`."""
+
+    account: int
+    limit: int
+    pause: float = 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitFeed:
+    """Wait at most ``timeout`` seconds until the account's feed (of epoch ``epoch``) has
+    applied the record of stream version ``version``; answer: ``True`` when it has."""
+
+    account: int
+    epoch: str
+    version: int
+    timeout: float
+
+
 Read = ReadInstruments | ReadLastCandles | ReadCandles
-Wait = Read | Authenticate
-"""What the core waits for: a storage read or a token check."""
+Wait = Read | Authenticate | ReadAccount | AwaitFeed
+"""What the core waits for: a storage read, a token check, an account's snapshot or its feed."""
 Action = Send | Close | Wait
-Answer = list[Candle] | list[str] | Principal
+Answer = list[Candle] | list[str] | Principal | AccountSnapshot | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -165,6 +193,9 @@ class Directory:
         self.storage = storage
         self.refresh = refresh
         self.outage = OutageLog(what="storage", then="snapshots and resumes from memory only")
+        self.trading_outage = OutageLog(
+            what="the trading database", then="private channels answer unavailable"
+        )
         self.pause = pause
         self._down_until = -float("inf")
         self._asked = -float("inf")
@@ -213,7 +244,9 @@ class SessionCore:
     delay). ``token_sent``: the handshake carried a token (``protocol.principal`` is its
     principal); otherwise the first frame may be ``auth``, and must be when ``anonymous`` is
     false (``protocol.principal`` is then no one's until it comes). ``slots`` counts the
-    connections of each principal across the gateway.
+    connections of each principal across the gateway. ``private``: the shell can read
+    accounts' snapshots of the trading read models (else private channels are
+    ``unavailable``).
     """
 
     def __init__(
@@ -228,8 +261,11 @@ class SessionCore:
         token_sent: bool = True,
         anonymous: bool = True,
         slots: PrincipalSlots | None = None,
+        private: bool = False,
     ) -> None:
         self.hub = hub
+        self.private = private
+        """Whether the shell can read accounts' snapshots (private channels are served)."""
         self.client = client
         self.protocol = protocol
         self.directory = directory
@@ -302,6 +338,10 @@ class SessionCore:
         for key in held:
             why = dropped.get(key)
             if why is None:
+                continue
+            if key.private:
+                self._leave_private(old, key)
+                self._reply(error(None, ErrorCode.FORBIDDEN, why, "channel", key))
                 continue
             channel = self.hub.held(key, old.delay_s)
             if channel is not None:
@@ -406,6 +446,8 @@ class SessionCore:
             self._reply(pong(request.id))
         elif isinstance(request, Unsubscribe):
             self._unsubscribe(request)
+        elif request.channel.private:
+            return self._advance(self._private(request), None)
         elif isinstance(request, Subscribe):
             return self._advance(self._subscribe(request, now), None)
         else:
@@ -414,7 +456,11 @@ class SessionCore:
 
     def answer(self, result: Answer) -> list[Action]:
         """Take the result of :attr:`pending` (as the store or the authenticator returned it)."""
-        if not isinstance(result, Principal):
+        if isinstance(self._pending, ReadAccount):
+            told = self.directory.trading_outage.recovered(self.clock() / 1e9)
+            if told is not None:
+                log.warning(told)
+        elif isinstance(self._pending, Read):
             told = self.directory.storage_answered(self.clock() / 1e9)
             if told is not None:
                 log.warning(told)
@@ -422,6 +468,13 @@ class SessionCore:
 
     def failed(self, error: Exception) -> list[Action]:
         """Take the failure of :attr:`pending` (the request goes on without it)."""
+        if isinstance(self._pending, ReadAccount):
+            told = self.directory.trading_outage.failed(
+                self.clock() / 1e9, str(error) or type(error).__name__
+            )
+            if told is not None:
+                log.warning(told)
+            return self._answer(_Failed(error))
         told = self.directory.storage_failed(self.clock() / 1e9, str(error) or type(error).__name__)
         if told is not None:
             log.warning(told)
@@ -498,6 +551,10 @@ class SessionCore:
         return channel
 
     def _unsubscribe(self, request: Unsubscribe) -> None:
+        if request.channel.private:
+            self._leave_private(self.protocol.principal, request.channel)
+            self._reply(unsubscribed(request.id, request.channel))
+            return
         channel = self.hub.held(request.channel, self.protocol.principal.delay_s)
         if channel is not None:
             self.hub.unsubscribe(self.client, channel)
@@ -672,6 +729,98 @@ class SessionCore:
         self._out.extend([framing(frames.update(seq, body)) for seq, body in catch_up.updates])
         self._tell_gaps(channel, request.seq)
         return True
+
+    # -- private channels ------------------------------------------------------------------------
+
+    def _leave_private(self, principal: Principal, key: ChannelKey) -> None:
+        grant = principal.grant
+        if grant is not None and grant.account_id is not None:
+            self.hub.private.unsubscribe(self.client, grant.account_id, key.kind)
+        self.protocol.removed(key)
+
+    def _private(self, request: Subscribe | Resume) -> _Step:
+        """Subscribe to (or resume) one of the account's private channels: a resume within
+        the feed's replay buffer and epoch gets the missed messages; otherwise a snapshot is
+        read and joined to the live records (:mod:`ws_gateway.private`), ``reset`` for a
+        resume."""
+        key, rid = request.channel, request.id
+        account = account_of(self.protocol.principal)
+        assert account is not None  # the protocol checked it
+        if not self.private:
+            raise RequestError(
+                ErrorCode.UNAVAILABLE,
+                "this gateway serves no private channels: it has no trading database",
+                "channel",
+                rid,
+            )
+        registry = self.hub.private
+        if isinstance(request, Resume):
+            feed = registry.get(account)
+            if feed is not None and feed.based and request.epoch == feed.epoch:
+                channel = feed.channels[key.kind]
+                missed = channel.missed(request.seq) if request.seq <= channel.seq else None
+                if missed is not None:
+                    self._join_private(request, feed, account)
+                    self._out.extend(missed)
+                    return
+        reset = isinstance(request, Resume)
+        settings = self.hub.settings
+        default = min(settings.private_snapshot, settings.max_snapshot)
+        limit = default if request.snapshot is None else request.snapshot
+        wait = settings.private_wait
+        for attempt in range(STORE_RETRIES):
+            feed = registry.feed(account)  # made now: it keeps the records during the read
+            result = yield ReadAccount(account, limit, RETRY_PAUSE if attempt else 0.0)
+            if isinstance(result, _Failed):
+                raise RequestError(
+                    ErrorCode.UNAVAILABLE,
+                    f"the trading database did not answer ({result.error}): retry later",
+                    "channel",
+                    rid,
+                )
+            snapshot = cast("AccountSnapshot", result)
+            if registry.get(account) is not feed:
+                continue  # dropped meanwhile (idle too long, or it lost records)
+            if not feed.based:
+                deliveries = feed.base(snapshot)
+                if deliveries is None:
+                    continue  # records were lost in between: a newer snapshot may follow on
+            point = feed.join_point(key.kind, snapshot)
+            if point is WAIT:
+                yield AwaitFeed(account, feed.epoch, snapshot.version, wait)
+                if registry.get(account) is not feed:
+                    continue
+                point = feed.join_point(key.kind, snapshot)
+            if not isinstance(point, int):
+                continue
+            channel = feed.channels[key.kind]
+            missed = channel.missed(point)
+            if missed is None:
+                continue
+            self._join_private(request, feed, account)
+            self._reply(
+                channel.frames.snapshot(point, reset, feed.snapshot_items(key.kind, snapshot))
+            )
+            self._out.extend(missed)
+            return
+        raise RequestError(
+            ErrorCode.UNAVAILABLE,
+            f"could not join a snapshot of the {key.kind} channel to its live records: retry later",
+            "channel",
+            rid,
+        )
+
+    def _join_private(self, request: Subscribe | Resume, feed: AccountFeed, account: int) -> None:
+        """Subscribe to the feed's channel and say so (the entitlement checked again: it may
+        have changed during the read)."""
+        key = request.channel
+        refusal = entitlement(self.protocol.principal, key)
+        if refusal is not None or account_of(self.protocol.principal) != account:
+            message = f"{key.kind} is no longer allowed" if refusal is None else refusal[1]
+            raise RequestError(ErrorCode.NOT_ENTITLED, message, "channel", request.id)
+        channel = self.hub.private.subscribe(self.client, feed, key.kind)
+        self.protocol.added(key)
+        self._reply(private_subscribed(request.id, key.kind, account, channel.epoch))
 
 
 def _delay_of(channel: Channel) -> int:

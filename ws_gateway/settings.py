@@ -86,6 +86,10 @@ class GatewaySettings:
     - ``max_connections_per_address``: connections one client address may hold at once,
       counted from the TCP connection's start, handshakes included (0: no cap); behind a
       proxy every client has the proxy's address, so there the proxy caps instead.
+    - ``private_snapshot``: orders and fills in a private channel's snapshot when the client
+      does not say (``max_snapshot`` at most: the lower wins); ``private_idle_accounts``:
+      accounts whose private channels are kept for resumes while nobody subscribes to them;
+      ``private_wait``: seconds a subscribe waits for the live records up to its snapshot.
     - ``group_prefix``: the gateway's consumer group is ``<prefix>-<random>``, one per instance.
     """
 
@@ -113,6 +117,9 @@ class GatewaySettings:
     max_connections_per_address: int = 64
     group_prefix: str = "gateway"
     backlog: int = 1024
+    private_snapshot: int = 100
+    private_idle_accounts: int = 1000
+    private_wait: float = 5.0
 
     def __post_init__(self) -> None:
         if not 0 <= self.port <= 65535:
@@ -123,7 +130,17 @@ class GatewaySettings:
             raise ValueError("default_snapshot must be within 0..max_snapshot")
         if self.cache_candles < self.max_snapshot:
             raise ValueError("cache_candles must be at least max_snapshot")
-        for name in ("replay_buffer", "gap_notices", "max_tick_batch", "backlog"):
+        if self.private_snapshot < 0:
+            raise ValueError("private_snapshot must not be negative")
+        if self.private_wait <= 0:
+            raise ValueError("private_wait must be positive")
+        for name in (
+            "replay_buffer",
+            "gap_notices",
+            "max_tick_batch",
+            "backlog",
+            "private_idle_accounts",
+        ):
             if getattr(self, name) < 1:
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)!r}")
         if min(self.heartbeat, self.close_timeout, self.open_timeout, self.auth_timeout) <= 0:

@@ -28,7 +28,12 @@ MAX_DEPTH: Final = 8
 
 CANDLES: Final = "candles"
 TICKS: Final = "ticks"
-CHANNEL_KINDS: Final = (CANDLES, TICKS)
+ORDERS: Final = "orders"
+FILLS: Final = "fills"
+POSITIONS: Final = "positions"
+PRIVATE_KINDS: Final = (ORDERS, FILLS, POSITIONS)
+"""The private channels: the connection's own account's orders, fills and positions."""
+CHANNEL_KINDS: Final = (CANDLES, TICKS, *PRIVATE_KINDS)
 
 
 class ErrorCode(enum.StrEnum):
@@ -51,6 +56,8 @@ class ErrorCode(enum.StrEnum):
     """The principal holds its plan's connections already (then the connection closes)."""
     UNAVAILABLE = "unavailable"
     """The gateway could not answer now (e.g. storage failed); retrying later may work."""
+    NOT_ENTITLED = "not_entitled"
+    """A private channel asked for by a principal without an account or the ``trade`` scope."""
 
 
 class CloseCode(enum.IntEnum):
@@ -63,13 +70,20 @@ class CloseCode(enum.IntEnum):
 
 
 class ChannelKey(NamedTuple):
-    """One channel: ``("candles", instrument, interval)`` or ``("ticks", instrument, None)``."""
+    """One channel: ``("candles", instrument, interval)`` or ``("ticks", instrument, None)``;
+    a private one ``("orders", "", None)`` (its account is the connection's)."""
 
     kind: str
     instrument: str
     interval: str | None = None
 
+    @property
+    def private(self) -> bool:
+        return self.kind in PRIVATE_KINDS
+
     def describe(self) -> str:
+        if self.private:
+            return self.kind
         parts = [self.kind, self.instrument] + ([self.interval] if self.interval else [])
         return "/".join(parts)
 
@@ -281,10 +295,20 @@ def _channel(body: dict[str, Any], rid: RequestId) -> ChannelKey:
     if kind not in CHANNEL_KINDS:
         raise RequestError(
             ErrorCode.BAD_REQUEST,
-            f"unknown channel {kind[:40]!r}: expected candles or ticks",
+            f"unknown channel {kind[:40]!r}: expected {', '.join(CHANNEL_KINDS)}",
             "channel",
             rid,
         )
+    if kind in PRIVATE_KINDS:
+        for name in ("instrument", "interval"):
+            if name in body:
+                raise RequestError(
+                    ErrorCode.BAD_REQUEST,
+                    f"the {kind} channel takes no `{name}`: it is the account's own",
+                    name,
+                    rid,
+                )
+        return ChannelKey(kind, "")
     instrument = canonical_instrument(_text(body, "instrument", rid))
     if kind == TICKS:
         return ChannelKey(TICKS, instrument)
@@ -297,6 +321,8 @@ _ENCODER: Final = msgspec.json.Encoder()
 
 
 def _channel_fields(channel: ChannelKey) -> dict[str, Any]:
+    if channel.private:
+        return {"channel": channel.kind}
     fields: dict[str, Any] = {"channel": channel.kind, "instrument": channel.instrument}
     if channel.interval is not None:
         fields["interval"] = channel.interval
@@ -309,6 +335,13 @@ def _encode(message: dict[str, Any]) -> bytes:
 
 def subscribed(rid: RequestId, channel: ChannelKey, epoch: str) -> bytes:
     return _encode({"type": "subscribed", "id": rid, **_channel_fields(channel), "epoch": epoch})
+
+
+def private_subscribed(rid: RequestId, kind: str, account: int, epoch: str) -> bytes:
+    """The answer to a subscribe (or resume) of a private channel."""
+    return _encode(
+        {"type": "subscribed", "id": rid, "channel": kind, "account": account, "epoch": epoch}
+    )
 
 
 def unsubscribed(rid: RequestId, channel: ChannelKey) -> bytes:
@@ -382,6 +415,43 @@ class ChannelFrames:
                 b',"reset":',
                 b"true" if reset else b"false",
                 field,
+                b",".join(items),
+                b"]}",
+            )
+        )
+
+
+_PRIVATE_MESSAGES: Final = {
+    ORDERS: (b"order", b"event", b"orders"),
+    FILLS: (b"fill", b"fill", b"fills"),
+    POSITIONS: (b"position", b"position", b"positions"),
+}
+"""Per private channel: its update's ``type``, the field of its item, its snapshot's list."""
+
+
+class PrivateFrames(ChannelFrames):
+    """The bytes every message of one account's private channel starts with:
+    ``{"type":"fill","channel":"fills","account":7,"seq":N,"fill":FILL}`` and its
+    ``snapshot`` with a list of ``fills`` (``orders``, ``positions``)."""
+
+    def __init__(self, kind: str, account: int, epoch: str) -> None:
+        self.channel = ChannelKey(kind, "")
+        kind_type, item, listed = _PRIVATE_MESSAGES[kind]
+        fields = _encode({"channel": kind, "account": account})[1:-1]
+        self._update = b'{"type":"' + kind_type + b'",' + fields + b',"seq":'
+        self._field = b',"' + item + b'":'
+        self._list = b',"' + listed + b'":['
+        self._snapshot = b'{"type":"snapshot",' + fields + b',"epoch":' + _ENCODER.encode(epoch)
+        self._snapshot += b',"seq":'
+
+    def snapshot(self, seq: int, reset: bool, items: list[bytes]) -> bytes:
+        return b"".join(
+            (
+                self._snapshot,
+                str(seq).encode(),
+                b',"reset":',
+                b"true" if reset else b"false",
+                self._list,
                 b",".join(items),
                 b"]}",
             )

@@ -31,12 +31,14 @@ from access.grant import Grant
 from access.jwks import JwksCache
 from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from core.secrets import DatabaseUrl
+from core.trading_reads import TradingReads
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
     add_origin_option,
     add_token_options,
+    add_trading_reads_options,
     anonymous_plan,
     database_failure,
     intervals_of,
@@ -46,6 +48,8 @@ from storage import PostgresStore, SchemaNotReadyError
 from storage.repository import MarketDataStore
 from streams.bus import Bus
 from streams.memory import MemoryBus
+from trading.readmodels.snapshots import AccountSnapshots
+from trading.readmodels.tables import DEFAULT_SCHEMA
 from ws_gateway import DEFAULT_PORT, Gateway, GatewaySettings, Limits
 from ws_gateway.auth import Authenticator
 from ws_gateway.tokens import AccessTokens
@@ -101,6 +105,7 @@ def add_parser(commands: Any) -> None:
         help="where md.candles and md.ticks come from (cluster mode needs the Kafka adapter)",
     )
     add_database_option(parser, "snapshots come from memory only")
+    add_trading_reads_options(parser, DEFAULT_SCHEMA)
     add_interval_option(parser, "served candle intervals")
     parser.add_argument(
         "--no-anonymous",
@@ -193,7 +198,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        asyncio.run(serve(settings, BUSES[args.bus](args), args.database_url, tokens=tokens))
+        trading = TradingDatabase(args.trading_database_url, args.trading_schema)
+        asyncio.run(
+            serve(
+                settings, BUSES[args.bus](args), args.database_url, tokens=tokens, trading=trading
+            )
+        )
     except (OSError, SchemaNotReadyError) as exc:
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -210,6 +220,25 @@ async def _store(url: DatabaseUrl | None) -> AsyncIterator[MarketDataStore | Non
         return
     async with PostgresStore.open(url.reveal()) as store:
         yield store
+
+
+@dataclass(frozen=True, slots=True)
+class TradingDatabase:
+    """Where the private channels' snapshots are read: the trading database (None: not
+    served) and its read models' schema."""
+
+    url: DatabaseUrl | None = None
+    schema: str = DEFAULT_SCHEMA
+
+
+@contextlib.asynccontextmanager
+async def trading_reads(trading: TradingDatabase) -> AsyncIterator[TradingReads | None]:
+    """The read interface of the private channels (None without a URL)."""
+    if trading.url is None:
+        yield None
+        return
+    async with AccountSnapshots.open(trading.url.reveal(), trading.schema) as reads:
+        yield reads
 
 
 @contextlib.asynccontextmanager
@@ -235,8 +264,10 @@ async def serve(
     database_url: DatabaseUrl | None,
     stop: asyncio.Event | None = None,
     tokens: TokenSettings | None = None,
+    trading: TradingDatabase | None = None,
 ) -> None:
-    """Run the gateway until ``stop`` is set (by default: until SIGINT or SIGTERM)."""
+    """Run the gateway until ``stop`` is set (by default: until SIGINT or SIGTERM); with a
+    ``trading`` database, it serves the private channels too."""
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -246,8 +277,9 @@ async def serve(
         bus_context as bus,
         _store(database_url) as store,
         authenticator(tokens or TokenSettings()) as checks,
+        trading_reads(trading or TradingDatabase()) as reads,
     ):
-        gateway = Gateway(bus, store, settings, checks)
+        gateway = Gateway(bus, store, settings, checks, reads=reads)
         running = asyncio.create_task(gateway.run(), name="gateway")
         started = asyncio.create_task(gateway.started.wait())
         stopping = asyncio.create_task(stop.wait())

@@ -26,7 +26,12 @@ import psycopg
 
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.commands.db import given_or_private
-from mdp.common_options import add_database_option, add_token_options, database_failure
+from mdp.common_options import (
+    add_database_option,
+    add_token_options,
+    database_failure,
+    schema_name,
+)
 from mdp.progress import Progress
 from storage.pg_binaries import PostgresUnavailableError
 from storage.pg_server import PostgresServerError, default_data_dir
@@ -38,12 +43,6 @@ from trading.store.errors import StoreError, StoreUnavailableError
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
-
-
-def _schema(text: str) -> str:
-    if not text.isidentifier() or len(text) > 50:
-        raise argparse.ArgumentTypeError("a schema name is an identifier of at most 50 characters")
-    return text
 
 
 def add_parser(commands: Any) -> None:
@@ -60,7 +59,7 @@ def add_parser(commands: Any) -> None:
     add_database_option(rebuilding, "the embedded private server")
     rebuilding.add_argument(
         "--schema",
-        type=_schema,
+        type=schema_name,
         default=DEFAULT_SCHEMA,
         help=f"the read models' schema (default {DEFAULT_SCHEMA})",
     )
@@ -84,7 +83,7 @@ def add_parser(commands: Any) -> None:
     )
     serving.add_argument(
         "--schema",
-        type=_schema,
+        type=schema_name,
         default=DEFAULT_SCHEMA,
         help=f"the read models' schema (default {DEFAULT_SCHEMA})",
     )

@@ -8,16 +8,15 @@ from decimal import Decimal, localcontext
 import pytest
 
 from core import trading_events as te
+from core.positions import Position, unrealised
 from tests.trading.factories import request
 from trading.domain.accounts import (
     MAX_RECENT_ORDERS,
     Account,
     AccountError,
-    Position,
     Reservation,
     fold_account,
     reservation_for,
-    unrealised,
 )
 from trading.domain.exact import EXACT
 from trading.domain.instruments import UnknownInstrumentError, spec_of

@@ -22,7 +22,8 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from core import trading_events as te
-from trading.domain.accounts import Account, fold_account, reservation_for, unrealised
+from core.positions import unrealised
+from trading.domain.accounts import Account, fold_account, reservation_for
 from trading.domain.exact import EXACT
 from trading.domain.instruments import spec_of
 from trading.domain.orders import (

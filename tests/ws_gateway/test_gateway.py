@@ -285,7 +285,7 @@ async def test_malformed_frames_get_errors_and_the_connection_survives() -> None
             (b"\x00\x01binary", "bad_request", None),
             (json.dumps({"op": "dance", "id": 1}), "bad_request", "op"),
             (
-                json.dumps({"op": "subscribe", "id": 2, "channel": "orders", "instrument": BTC}),
+                json.dumps({"op": "subscribe", "id": 2, "channel": "trades", "instrument": BTC}),
                 "bad_request",
                 "channel",
             ),

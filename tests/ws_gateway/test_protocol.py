@@ -192,7 +192,7 @@ def test_fields_of_the_wrong_type_are_named(body: dict[str, Any], field: str) ->
 
 
 def test_unknown_channel() -> None:
-    exc = refused(protocol(), {"op": "subscribe", "id": 1, "channel": "orders", "instrument": BTC})
+    exc = refused(protocol(), {"op": "subscribe", "id": 1, "channel": "trades", "instrument": BTC})
     assert (exc.code, exc.field) == (ErrorCode.BAD_REQUEST, "channel")
     assert "orders" in exc.message
 

@@ -7,21 +7,21 @@ and no cash balance ever goes below zero, nor below what the account's reservati
 (:class:`AccountError` ``overdrawn`` otherwise). A fill draws first on its order's
 reservation; what remains of it is released when the order ends (:meth:`Account.release`).
 
-A position is signed (a sell of base currency bought on another instrument makes it negative)
-and carries its average price and realised P&L in the quote currency; fees are counted apart,
-per currency. Amounts are exact; only an average price, a quotient, is rounded, to
-:data:`PRICE_DIGITS` significant digits.
+A position (:class:`~core.positions.Position`, in core: the gateway folds fills with the same
+arithmetic) is signed and carries its average price and realised P&L in the quote currency;
+fees are counted apart, per currency. Amounts are exact; only an average price is rounded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping
-from decimal import ROUND_CEILING, ROUND_HALF_EVEN, Context, Decimal
+from decimal import ROUND_CEILING, Context, Decimal
 from typing import Final
 
 import msgspec
 
 from core.numbers import MAX_SCALE
+from core.positions import Position
 from core.trading_events import (
     FundsDeposited,
     FundsReleased,
@@ -37,8 +37,6 @@ from trading.domain.exact import EXACT, exact
 from trading.domain.instruments import spec_of
 from trading.domain.orders import OrderRequest
 
-PRICE_DIGITS: Final = 34
-_PRICES: Final = Context(prec=PRICE_DIGITS, rounding=ROUND_HALF_EVEN)
 _RESERVE_STEP: Final = Decimal(1).scaleb(-MAX_SCALE)
 _UP: Final = Context(prec=EXACT.prec, rounding=ROUND_CEILING)
 MAX_RECENT_ORDERS: Final = 1000
@@ -61,42 +59,6 @@ class AccountError(ValueError):
 class Reservation(msgspec.Struct, frozen=True):
     currency: str
     amount: Decimal
-
-
-class Position(msgspec.Struct, frozen=True, kw_only=True):
-    instrument: str
-    quantity: Decimal = _ZERO
-    """Signed: positive long, negative short."""
-    average_price: Decimal = _ZERO
-    realised: Decimal = _ZERO
-    """Realised P&L in the quote currency, fees not counted."""
-
-    @exact
-    def traded(self, side: OrderSide, quantity: Decimal, price: Decimal) -> Position:
-        """This position after a fill: what reduces it realises P&L at its average price,
-        what extends it (or turns it over) moves the average."""
-        signed = quantity if side is OrderSide.BUY else -quantity
-        held, average, realised = self.quantity, self.average_price, self.realised
-        if held and (held > 0) != (signed > 0):
-            closed = min(abs(held), quantity)
-            realised += closed * (price - average) * (1 if held > 0 else -1)
-            left = held + signed
-            if left == 0 or (left > 0) == (held > 0):
-                average = average if left else _ZERO
-            else:
-                average = price
-            return msgspec.structs.replace(
-                self, quantity=left, average_price=average, realised=realised
-            )
-        total = held + signed
-        average = _PRICES.divide(held * average + signed * price, total)
-        return msgspec.structs.replace(self, quantity=total, average_price=average)
-
-
-@exact
-def unrealised(position: Position, last_price: Decimal) -> Decimal:
-    """The P&L of ``position`` marked to ``last_price``, in the quote currency."""
-    return position.quantity * (last_price - position.average_price)
 
 
 @exact

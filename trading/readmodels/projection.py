@@ -16,6 +16,7 @@ from typing import Final, TypeAlias
 
 import msgspec
 
+from core.positions import Position
 from core.trading_events import (
     ORDER_EVENTS,
     FundsDeposited,
@@ -26,7 +27,7 @@ from core.trading_events import (
     TradingEvent,
     kind_of,
 )
-from trading.domain.accounts import Account, Position, Reservation
+from trading.domain.accounts import Account, Reservation
 from trading.domain.instruments import spec_of
 from trading.domain.orders import IllegalTransition, Order
 

@@ -21,8 +21,8 @@ from psycopg.rows import DictRow, dict_row
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
+from core.positions import PRICE_DIGITS, Position, unrealised
 from core.trading_events import OrderFilled
-from trading.domain.accounts import PRICE_DIGITS, Position, unrealised
 from trading.domain.orders import Order
 from trading.readmodels.projection import Balance
 from trading.readmodels.tables import (

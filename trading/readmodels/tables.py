@@ -22,8 +22,9 @@ from psycopg import Cursor
 from psycopg.rows import DictRow
 from psycopg.sql import SQL, Identifier, Placeholder
 
+from core.positions import Position
 from core.trading_events import OrderFilled, TradingEvent
-from trading.domain.accounts import Account, Position, Reservation
+from trading.domain.accounts import Account, Reservation
 from trading.domain.orders import OPEN, Order
 from trading.readmodels.projection import (
     Balance,

@@ -14,8 +14,9 @@ from decimal import Decimal
 import msgspec
 
 from core import trading_events as te
+from core.positions import Position, unrealised
 from tests.trading.test_properties import Desk, Op
-from trading.domain.accounts import Position, fold_account, unrealised
+from trading.domain.accounts import fold_account
 from trading.domain.orders import Order, fold
 from trading.readmodels.projection import Balance
 from trading.readmodels.queries import MAX_LIMIT, TradingQueries

@@ -7,8 +7,9 @@ from decimal import Decimal
 import pytest
 
 from core import trading_events as te
+from core.positions import Position
 from tests.trading.factories import event, request
-from trading.domain.accounts import AccountError, Position, Reservation
+from trading.domain.accounts import AccountError, Reservation
 from trading.domain.orders import IllegalTransition, Order
 from trading.readmodels.projection import (
     Balance,

@@ -1,0 +1,255 @@
+"""Private channels, sans I/O: one account's ``orders``, ``fills`` and ``positions``.
+
+The gateway reads ``trading.events`` (:class:`~core.trading_events.TradingRecord`, keyed by
+account). Each account someone subscribed to has an :class:`AccountFeed`: its three channels
+(sequence numbers and replay buffers, as candle channels have: :class:`~ws_gateway.channels.
+Channel`), the positions it folds each fill onto (:meth:`core.positions.Position.traded`, the
+trading domain's own arithmetic) and where in the account's stream it is.
+
+**The snapshot/live join.** A feed starts *unbased*: it keeps the account's live records
+(:data:`PENDING_RECORDS` at most) while the first subscriber's snapshot is read. The snapshot
+(:class:`~core.trading_reads.AccountSnapshot`) says the notification id and the stream
+version it is current to: :meth:`AccountFeed.base` drops the kept records at or below it,
+numbers the rest from 1, and from then on every record at or below what the feed applied is a
+repeat (dropped). Later subscribers read a snapshot of their own: :meth:`AccountFeed.join_point`
+finds the sequence number of each channel as of that snapshot's version (the feed remembers
+it for its newest records), so the snapshot goes out with that ``seq`` and the replay buffer
+sends what came after it; a snapshot newer than the feed (the read models ahead of the bus) is
+:data:`WAIT`: the records up to it are on their way. Versions are gapless per account, so a
+record whose version skips one means records were lost (sent before the gateway listened):
+the feed is dropped (:meth:`PrivateChannels.take` says whose channels) and the clients
+subscribe again.
+
+**Bounds.** A feed's replay buffers and version marks hold ``replay_buffer`` records; at most
+``max_idle`` feeds are kept that nobody subscribes to (the least recently used go first);
+records of accounts without a feed are not kept at all.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections import OrderedDict, deque
+from dataclasses import dataclass
+from typing import Final
+
+from core.positions import Position
+from core.trading_events import ORDER_EVENTS, OrderFilled, TradingRecord
+from core.trading_reads import AccountSnapshot, event_json, fill_json, position_json
+from ws_gateway.channels import Channel, Client, Delivery, Framing
+from ws_gateway.wire import FILLS, ORDERS, POSITIONS, PRIVATE_KINDS, ChannelKey, PrivateFrames
+
+PENDING_RECORDS: Final = 1000
+"""Live records an unbased feed keeps while its first snapshot is read."""
+
+
+class Wait(enum.Enum):
+    WAIT = "wait"
+
+
+WAIT: Final = Wait.WAIT
+"""The snapshot is newer than the feed: wait for the records up to it."""
+
+
+class AccountChannel(Channel):
+    """One private channel of one account."""
+
+    def __init__(self, kind: str, account: int, epoch: str, replay_buffer: int, framing: Framing):
+        super().__init__(ChannelKey(kind, ""), epoch, replay_buffer, framing)
+        self.frames = PrivateFrames(kind, account, epoch)
+        self.account = account
+
+    def deliver(self, body: bytes) -> Delivery:
+        return self._deliver(body, None)
+
+
+@dataclass(frozen=True, slots=True)
+class Mark:
+    """Each channel's seq once the record of this stream ``version`` was applied."""
+
+    version: int
+    seqs: tuple[int, int, int]
+
+
+class AccountFeed:
+    """One account's private channels (see the module's doc)."""
+
+    def __init__(self, account: int, epoch: str, replay_buffer: int, framing: Framing) -> None:
+        self.account = account
+        self.epoch = epoch
+        self.channels = {
+            kind: AccountChannel(kind, account, epoch, replay_buffer, framing)
+            for kind in PRIVATE_KINDS
+        }
+        self.based = False
+        self.applied_id = 0
+        """The notification id of the newest record applied (or of the base snapshot)."""
+        self.applied_version = 0
+        self.positions: dict[str, Position] = {}
+        self.pending: list[TradingRecord] = []
+        """Live records kept while unbased (cleared when full: the versions tell whether the
+        snapshot still follows on from what is kept)."""
+        self.marks: deque[Mark] = deque(maxlen=replay_buffer + 1)
+        self.repeats = 0
+
+    @property
+    def subscribed(self) -> bool:
+        return any(channel.subscribers for channel in self.channels.values())
+
+    def _seqs(self) -> tuple[int, int, int]:
+        return tuple(self.channels[kind].seq for kind in PRIVATE_KINDS)  # type: ignore[return-value]
+
+    # -- live records --------------------------------------------------------------------------
+
+    def take(self, record: TradingRecord) -> list[Delivery] | None:
+        """The deliveries of one live record ([] for a repeat, or while unbased); None when
+        its version skips one: records were lost and the feed cannot go on."""
+        if not self.based:
+            if len(self.pending) >= PENDING_RECORDS:
+                self.pending.clear()
+            self.pending.append(record)
+            return []
+        if record.notification_id <= self.applied_id or record.version <= self.applied_version:
+            self.repeats += 1
+            return []
+        if record.version != self.applied_version + 1:
+            return None
+        return self._apply(record)
+
+    def _apply(self, record: TradingRecord) -> list[Delivery]:
+        event = record.event
+        out: list[Delivery] = []
+        if isinstance(event, ORDER_EVENTS):
+            out.append(self.channels[ORDERS].deliver(event_json(event)))
+        if isinstance(event, OrderFilled):
+            out.append(self.channels[FILLS].deliver(fill_json(event)))
+            held = self.positions.get(event.instrument) or Position(instrument=event.instrument)
+            position = held.traded(event.side, event.quantity, event.price)
+            self.positions[event.instrument] = position
+            out.append(self.channels[POSITIONS].deliver(position_json(position)))
+        self.applied_id, self.applied_version = record.notification_id, record.version
+        self.marks.append(Mark(record.version, self._seqs()))
+        return out
+
+    # -- snapshots -----------------------------------------------------------------------------
+
+    def base(self, snapshot: AccountSnapshot) -> list[Delivery] | None:
+        """Start the unbased feed from its first snapshot: the kept records after it are
+        applied (their deliveries returned, numbered from 1); None when the kept records do
+        not follow on from it (some were lost, or more came than were kept: read again)."""
+        assert not self.based
+        after = [r for r in self.pending if r.notification_id > snapshot.notification_id]
+        expected = snapshot.version + 1
+        for record in after:
+            if record.version != expected:
+                return None  # the kept records stay: a newer snapshot may follow on
+            expected += 1
+        self.pending = []
+        self.based = True
+        self.applied_id, self.applied_version = snapshot.notification_id, snapshot.version
+        self.positions = {position.instrument: position for position in snapshot.positions}
+        self.marks.append(Mark(snapshot.version, self._seqs()))
+        out: list[Delivery] = []
+        for record in after:
+            out.extend(self._apply(record))
+        return out
+
+    def join_point(self, kind: str, snapshot: AccountSnapshot) -> int | Wait | None:
+        """The seq of channel ``kind`` as of ``snapshot`` (based feeds only); :data:`WAIT`
+        when the snapshot is newer than the feed; None when the feed no longer remembers
+        that far back (read again)."""
+        assert self.based
+        if snapshot.version > self.applied_version:
+            return WAIT
+        index = PRIVATE_KINDS.index(kind)
+        for mark in reversed(self.marks):
+            if mark.version <= snapshot.version:
+                return mark.seqs[index] if mark.version == snapshot.version else None
+        return None
+
+    def snapshot_items(self, kind: str, snapshot: AccountSnapshot) -> list[bytes]:
+        """The snapshot's items of channel ``kind``, as JSON."""
+        if kind == ORDERS:
+            return list(snapshot.orders)
+        if kind == FILLS:
+            return [fill_json(fill) for fill in snapshot.fills]
+        return [position_json(position) for position in snapshot.positions]
+
+
+class PrivateChannels:
+    """Every account's feed, bounded: feeds nobody subscribes to are kept for resumes, at most
+    ``max_idle`` of them (the least recently used dropped first)."""
+
+    def __init__(self, epoch: str, replay_buffer: int, max_idle: int, framing: Framing) -> None:
+        self.epoch = epoch
+        self.replay_buffer = replay_buffer
+        self.max_idle = max_idle
+        self.framing = framing
+        self.feeds: dict[int, AccountFeed] = {}
+        self.idle: OrderedDict[int, None] = OrderedDict()
+        self._generation = 0
+        self.dropped = 0
+        """Feeds dropped because a record's version skipped one."""
+
+    def get(self, account: int) -> AccountFeed | None:
+        return self.feeds.get(account)
+
+    def feed(self, account: int) -> AccountFeed:
+        """The account's feed, made (unbased, idle) when it has none."""
+        found = self.feeds.get(account)
+        if found is not None:
+            return found
+        self._generation += 1
+        feed = AccountFeed(
+            account, f"{self.epoch}.{self._generation}", self.replay_buffer, self.framing
+        )
+        self.feeds[account] = feed
+        self._idle(feed)
+        return feed
+
+    def take(self, record: TradingRecord) -> tuple[list[Delivery], AccountFeed | None]:
+        """The deliveries of one live record; and the feed it broke, if any (its version
+        skipped one: the feed is forgotten, its subscribers are to be told)."""
+        feed = self.feeds.get(record.event.account)
+        if feed is None:
+            return [], None
+        out = feed.take(record)
+        if out is None:
+            self._forget(feed)
+            self.dropped += 1
+            return [], feed
+        return out, None
+
+    def subscribe(self, client: Client, feed: AccountFeed, kind: str) -> AccountChannel:
+        channel = feed.channels[kind]
+        channel.subscribers[client] = None
+        self.idle.pop(feed.account, None)
+        return channel
+
+    def unsubscribe(self, client: Client, account: int, kind: str) -> None:
+        feed = self.feeds.get(account)
+        if feed is not None:
+            feed.channels[kind].subscribers.pop(client, None)
+            if not feed.subscribed:
+                self._idle(feed)
+
+    def detach(self, client: Client) -> None:
+        """Forget a client in every feed."""
+        for feed in list(self.feeds.values()):
+            held = False
+            for channel in feed.channels.values():
+                if client in channel.subscribers:
+                    del channel.subscribers[client]
+                    held = True
+            if held and not feed.subscribed:
+                self._idle(feed)
+
+    def _idle(self, feed: AccountFeed) -> None:
+        self.idle[feed.account] = None
+        self.idle.move_to_end(feed.account)
+        while len(self.idle) > self.max_idle:
+            account, _ = self.idle.popitem(last=False)
+            self.feeds.pop(account, None)
+
+    def _forget(self, feed: AccountFeed) -> None:
+        self.feeds.pop(feed.account, None)
+        self.idle.pop(feed.account, None)
