@@ -281,7 +281,8 @@ class MarketStream:
                 if answer.error is None:
                     waiting.set_result(None)
                 else:
-                    waiting.set_exception(SdkError(answer.error.code, answer.error.message))
+                    error = answer.error
+                    waiting.set_exception(SdkError(error.code, error.message, field=error.field))
         for message in output.messages:
             await self._queue.put(message)  # a full queue holds the reading: see docs/sdk.md
 

@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from core.positions import Position as DomainPosition
 from core.trading_events import (
     Liquidity,
     OrderAccepted,
@@ -25,7 +26,6 @@ from core.trading_events import (
 from sdk import Fill, FillUpdate, OrderUpdate, PositionUpdate, PrivateSnapshot
 from sdk.protocol import StreamCore
 from sdk.wire import Channel, Error, decode
-from trading.domain.accounts import Position as DomainPosition
 from trading.domain.orders import Order as DomainOrder
 from trading.readmodels.queries import FillView, PositionView
 
