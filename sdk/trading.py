@@ -16,13 +16,13 @@ import asyncio
 import uuid
 from collections.abc import Callable
 from decimal import Decimal
-from types import TracebackType
-from typing import Any, Final, Self, TypeVar
+from typing import Any, Final, TypeVar
 
 import httpx
 import msgspec
 
 from core.trading_events import OrderSide, OrderStatus, OrderType, TimeInForce
+from sdk.closing import OwnsHttp
 from sdk.credentials import TokenSource
 from sdk.errors import TRADING_UNAVAILABLE, SdkError
 from sdk.models import (
@@ -96,7 +96,7 @@ def _text(amount: Decimal | int | str) -> str:
     return str(amount)
 
 
-class TradingClient:
+class TradingClient(OwnsHttp):
     """The account's trading API at ``base_url`` (the edge: ``http://127.0.0.1:8000``).
 
     ``credentials`` gives the bearer tokens (their plan must trade, their key the ``trade``
@@ -120,8 +120,7 @@ class TradingClient:
             raise ValueError("attempts is 1 or more")
         self._base = base_url.rstrip("/") + PREFIX
         self._credentials = credentials
-        self._own_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+        super().__init__(http, timeout)
         self._attempts = attempts
         self._backoff = backoff or Backoff(base=0.2, cap=5.0)
         self._new_id = new_id
@@ -313,20 +312,3 @@ class TradingClient:
         error.kind = kind
         error.repeated = repeated
         return error
-
-    # -- lifespan -----------------------------------------------------------------------------
-
-    async def aclose(self) -> None:
-        if self._own_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
