@@ -1,9 +1,9 @@
 """The example bot against ``mdp up``, both as processes, as a user runs them: ``mdp up``
 (the helpers of ``tests/mdp/test_up_command.py``), an account on a plan that trades with an
 API key of the trade scope, then ``examples/ma_cross.py`` on 1 s candles until it has traded
-and been sent Ctrl-C. Its fills stream from the gateway's fills channel; its position over HTTP
-equals the sum of its fills over HTTP, every fill it printed is one of them, it stopped
-cleanly, and it never printed its key."""
+and been sent Ctrl-C. Its fills stream from the gateway's fills channel (or, told so, are
+polled over HTTP); its position over HTTP equals the sum of its fills over HTTP, every fill it
+printed is one of them, it stopped cleanly, and it never printed its key."""
 
 from __future__ import annotations
 
@@ -17,6 +17,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import httpx
+import pytest
 
 from tests.mdp.test_up_command import GATEWAY, start, stop, wait_for_url
 from tests.mdp.test_up_front import PASSWORD, set_plan
@@ -59,11 +60,13 @@ def trading_key(auth: str, database: str) -> tuple[str, str]:
         return str(made.json()["api_key"]), str(token)
 
 
-def run_bot(auth: str, trading: str, gateway: str, key: str, log: Path) -> subprocess.Popen[bytes]:
+def run_bot(
+    auth: str, trading: str, gateway: str, key: str, fills: str, log: Path
+) -> subprocess.Popen[bytes]:
     options = [
         "--url", auth, "--trading-url", trading, "--ws-url", gateway, "--interval", "1s",
         "--fast", "2", "--slow", "4", "--quantity", "0.001", "--max-position", "0.003",
-        "--poll", "0.5",
+        "--poll", "0.5", "--fills", fills,
     ]  # fmt: skip
     with log.open("ab") as sink:
         return subprocess.Popen(
@@ -95,7 +98,16 @@ def settled(trading: str, token: str) -> tuple[list[dict[str, object]], Decimal,
             time.sleep(0.2)
 
 
-def test_the_example_bot_trades_on_paper_against_mdp_up(data_dir: Path, tmp_path: Path) -> None:
+@pytest.mark.parametrize(
+    ("fills", "told"),
+    [
+        ("auto", "fills: streaming from the gateway's fills channel"),
+        ("poll", "fills: polling GET /trading/v1/fills (--fills poll)"),
+    ],
+)
+def test_the_example_bot_trades_on_paper_against_mdp_up(
+    data_dir: Path, tmp_path: Path, fills: str, told: str
+) -> None:
     up_log, bot_log = tmp_path / "up.log", tmp_path / "bot.log"
     up = start(data_dir, up_log)
     bot = None
@@ -104,7 +116,7 @@ def test_the_example_bot_trades_on_paper_against_mdp_up(data_dir: Path, tmp_path
         trading = wait_for(TRADING, up, up_log)
         auth, gateway = wait_for(AUTH, up, up_log), wait_for(GATEWAY, up, up_log)
         key, token = trading_key(auth, database)
-        bot = run_bot(auth, trading, gateway, key, bot_log)
+        bot = run_bot(auth, trading, gateway, key, fills, bot_log)
         deadline = time.monotonic() + TRADES_WITHIN_S
         while len(FILL.findall(bot_log.read_text())) < 2:
             assert bot.poll() is None, bot_log.read_text()
@@ -112,7 +124,7 @@ def test_the_example_bot_trades_on_paper_against_mdp_up(data_dir: Path, tmp_path
             time.sleep(0.2)
         bot.send_signal(signal.SIGINT)  # Ctrl-C
         assert bot.wait(timeout=30) == 0, bot_log.read_text()
-        fills, total, position = settled(trading, token)
+        listed, total, position = settled(trading, token)
     finally:
         if bot is not None and bot.poll() is None:
             bot.kill()
@@ -122,11 +134,11 @@ def test_the_example_bot_trades_on_paper_against_mdp_up(data_dir: Path, tmp_path
     assert key.split(".")[-1] not in output
     assert "Traceback" not in output
     assert "deposited 100000 USD" in output
-    assert "fills: streaming from the gateway's fills channel" in output
+    assert told in output
     assert re.search(r"^order \S+ buy 0.001 ", output, re.MULTILINE), output
     assert output.rstrip().splitlines()[-1].startswith("stopped: ")
-    assert fills, output
+    assert listed, output
     assert position == total, (position, total, output)
     assert D(0) <= total <= D("0.003")  # the position limit; spot: never short
     printed = {fill_id for fill_id, _side, _quantity in FILL.findall(output)}
-    assert printed <= {str(f["fill"]["fill_id"]) for f in fills}  # type: ignore[index]
+    assert printed <= {str(f["fill"]["fill_id"]) for f in listed}  # type: ignore[index]
