@@ -232,9 +232,17 @@ class Bot:
     async def start(self) -> None:
         options = self.options
         if options.deposit > 0:
-            balances = await self.trading.deposit(options.currency, options.deposit)
+            try:
+                balances = await self.trading.deposit(options.currency, options.deposit)
+            except SdkError as exc:
+                if exc.code != "deposits-off":
+                    raise
+                balances = await self.trading.balances()
+                self.say("the service takes no paper deposits: trading with the cash held")
+            else:
+                self.say(f"deposited {options.deposit} {options.currency}")
             cash = ", ".join(f"{b.cash:f} {b.currency}" for b in balances)
-            self.say(f"deposited {options.deposit} {options.currency}: cash {cash}")
+            self.say(f"cash {cash}")
         held = {p.instrument: p.quantity for p in await self.trading.positions()}
         self.state = State(position=held.get(options.instrument, ZERO))
         self.say(f"position {options.instrument} {self.state.position}")
@@ -321,6 +329,25 @@ class Bot:
             elif isinstance(message, FillUpdate):
                 self.fill(message.fill)
 
+    async def run(self) -> None:
+        """Deposit, subscribe, then follow the candles (and poll the fills where they do not
+        stream) until cancelled."""
+        await self.stream.__aenter__()  # closed by aclose()
+        await self.start()
+        streaming = await self.subscribe()
+        if streaming:
+            await self.follow()
+            return
+        tasks = [asyncio.create_task(self.follow()), asyncio.create_task(self.poll_fills())]
+        try:
+            done, _ = await asyncio.wait(tasks, return_when="FIRST_COMPLETED")
+            for task in done:
+                task.result()  # its error, if it ended with one
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
     async def aclose(self) -> None:
         await self.stream.close()
         await self.trading.aclose()
@@ -328,7 +355,8 @@ class Bot:
 
 
 async def run(options: Options, out: TextIO = sys.stdout) -> int:
-    """Run the bot until Ctrl-C, SIGTERM or ``--duration``."""
+    """Run the bot until Ctrl-C, SIGTERM or ``--duration`` (whichever comes first, also while
+    it is still connecting)."""
     key = os.environ.get(options.api_key_env, "")
     if not key:
         print(f"ma_cross: set {options.api_key_env} to an API key that may trade", file=out)
@@ -338,27 +366,19 @@ async def run(options: Options, out: TextIO = sys.stdout) -> int:
     for signum in (signal.SIGINT, signal.SIGTERM):
         loop.add_signal_handler(signum, stop.set)
     bot = Bot(options, key, out)
-    tasks: list[asyncio.Task[None]] = []
+    work = asyncio.create_task(bot.run(), name="ma-cross")
+    stopping = asyncio.create_task(stop.wait())
     try:
-        await bot.stream.__aenter__()  # closed by bot.aclose() below
-        await bot.start()
-        streaming = await bot.subscribe()
-        tasks.append(asyncio.create_task(bot.follow(), name="follow"))
-        if not streaming:
-            tasks.append(asyncio.create_task(bot.poll_fills(), name="poll-fills"))
-        waiting = [asyncio.create_task(stop.wait()), *tasks]
         timeout = options.duration or None
-        done, _ = await asyncio.wait(waiting, timeout=timeout, return_when="FIRST_COMPLETED")
-        for task in done:
-            if task in tasks:
-                task.result()  # a task that ended raises its error here
+        await asyncio.wait({work, stopping}, timeout=timeout, return_when="FIRST_COMPLETED")
+        if work.done():
+            work.result()  # the bot ended by itself: its error
     except SdkError as exc:
         bot.say(f"ma_cross: error: {exc}")
         return 1
     finally:
-        for task in tasks:
+        for task in (work, stopping):
             task.cancel()
-        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError, SdkError):
                 await task
         await bot.aclose()

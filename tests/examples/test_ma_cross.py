@@ -4,6 +4,7 @@ limit, no sale of what is not held, and the options."""
 
 from __future__ import annotations
 
+import io
 from decimal import Decimal
 
 import pytest
@@ -17,6 +18,7 @@ from examples.ma_cross import (
     on_candle,
     parse,
     refused,
+    run,
 )
 
 D = Decimal
@@ -125,3 +127,12 @@ def test_the_options() -> None:
     for bad in (["--fast", "8", "--slow", "3"], ["--quantity", "1", "--max-position", "0.5"]):
         with pytest.raises(SystemExit):
             parse(bad)
+
+
+async def test_without_a_key_the_bot_says_which_variable_and_stops(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("BOT_KEY", raising=False)
+    out = io.StringIO()
+    assert await run(parse(["--api-key-env", "BOT_KEY"]), out) == 2
+    assert out.getvalue() == "ma_cross: set BOT_KEY to an API key that may trade\n"
