@@ -156,6 +156,8 @@ class Platform:
     chart_url: str | None = None
     gateway_url: str | None = None
     trading_url: str | None = None
+    gateway: Gateway | None = None
+    """The WebSocket gateway, once it runs (its private channels read the trading models)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -328,6 +330,7 @@ class Platform:
         grant = None if anonymous is None else Grant.anonymous(anonymous)
         tokens = AccessTokens(keys, grant)
         async with Gateway(bus, store, gateway_settings, tokens, reads=reads) as gateway:
+            self.gateway = gateway
             yield gateway
 
     def _tokens(self, keys: str) -> TokenSettings:

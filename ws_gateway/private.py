@@ -186,6 +186,8 @@ class PrivateChannels:
         self.framing = framing
         self.feeds: dict[int, AccountFeed] = {}
         self.idle: OrderedDict[int, None] = OrderedDict()
+        self.held: dict[Client, set[int]] = {}
+        """The accounts each client holds a channel of (so a client leaves in O(1))."""
         self._generation = 0
         self.dropped = 0
         """Feeds dropped because a record's version skipped one."""
@@ -222,6 +224,7 @@ class PrivateChannels:
     def subscribe(self, client: Client, feed: AccountFeed, kind: str) -> AccountChannel:
         channel = feed.channels[kind]
         channel.subscribers[client] = None
+        self.held.setdefault(client, set()).add(feed.account)
         self.idle.pop(feed.account, None)
         return channel
 
@@ -233,14 +236,14 @@ class PrivateChannels:
                 self._idle(feed)
 
     def detach(self, client: Client) -> None:
-        """Forget a client in every feed."""
-        for feed in list(self.feeds.values()):
-            held = False
+        """Forget a client in every feed it holds a channel of."""
+        for account in self.held.pop(client, ()):
+            feed = self.feeds.get(account)
+            if feed is None:
+                continue
             for channel in feed.channels.values():
-                if client in channel.subscribers:
-                    del channel.subscribers[client]
-                    held = True
-            if held and not feed.subscribed:
+                channel.subscribers.pop(client, None)
+            if not feed.subscribed:
                 self._idle(feed)
 
     def _idle(self, feed: AccountFeed) -> None:

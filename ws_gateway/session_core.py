@@ -771,10 +771,10 @@ class SessionCore:
         for attempt in range(STORE_RETRIES):
             feed = registry.feed(account)  # made now: it keeps the records during the read
             result = yield ReadAccount(account, limit, RETRY_PAUSE if attempt else 0.0)
-            if isinstance(result, _Failed):
+            if isinstance(result, _Failed):  # why is the operator's (the outage log's)
                 raise RequestError(
                     ErrorCode.UNAVAILABLE,
-                    f"the trading database did not answer ({result.error}): retry later",
+                    "the trading database did not answer: retry later",
                     "channel",
                     rid,
                 )

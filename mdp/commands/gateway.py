@@ -7,6 +7,10 @@ until the Kafka adapter lands, ``--bus memory`` (an in-process bus nothing else 
 is the only choice, good for checking the listener and its settings. ``mdp up`` runs the same
 gateway inside the embedded platform. The protocol: ``docs/protocol.md``.
 
+With ``--trading-database-url`` (or ``TRADING_DATABASE_URL``) it reads ``trading.events`` too
+and serves each trading account its private channels ``orders``, ``fills`` and ``positions``,
+from snapshots of the trading read models (``--trading-schema``).
+
 With ``--jwks-url`` (the auth service's ``/auth/.well-known/jwks.json``) it checks access
 tokens itself against that key set, kept through an auth outage, and enforces their plans;
 clients without a token must present one, or get the ``--anonymous`` plan. Without it, any

@@ -464,6 +464,14 @@ async def test_the_gateway_admits_the_charts_own_origin_and_refuses_others(
             with pytest.raises(InvalidStatus) as refused:
                 await asyncio.wait_for(connect(platform.gateway_url, origin=Origin(origin)), WAIT)
             assert refused.value.response.status_code == 403
+        # the private channels read the trading read models: wired, and refused to a client
+        # that is no trading account (not unavailable)
+        assert platform.gateway is not None
+        assert platform.gateway.reads is not None
+        async with connect(platform.gateway_url) as ws:
+            await ws.send(json.dumps({"op": "subscribe", "id": 1, "channel": "fills"}))
+            answer = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+        assert (answer["code"], answer["field"]) == ("not_entitled", "channel")
     finally:
         stop.set()
         await asyncio.wait_for(running, WAIT)

@@ -25,6 +25,7 @@ from core.codecs import (
 from core.gaps import FeedGap
 from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS
+from core.trading_reads import TradingReads
 from storage.repository import MarketDataStore
 from streams.memory import MemoryBus
 from ws_gateway import Gateway, GatewaySettings
@@ -41,12 +42,18 @@ async def running(
     store: MarketDataStore | None = None,
     authenticator: Authenticator | None = None,
     clock: Callable[[], int] = time.time_ns,
+    bus: MemoryBus | None = None,
+    reads: TradingReads | None = None,
     **settings: Any,
 ) -> AsyncIterator[tuple[MemoryBus, Gateway]]:
+    """A gateway on a bus of its own (or ``bus``), reading accounts' snapshots from
+    ``reads`` when given."""
     settings.setdefault("instruments", (BTC, ETH))
     config = GatewaySettings(port=0, **settings)
-    async with MemoryBus(partitions=2) as bus:
-        gateway = Gateway(bus, store, config, authenticator, clock=clock)
+    async with contextlib.AsyncExitStack() as stack:
+        if bus is None:
+            bus = await stack.enter_async_context(MemoryBus(partitions=2))
+        gateway = Gateway(bus, store, config, authenticator, clock=clock, reads=reads)
         await asyncio.wait_for(gateway.__aenter__(), TIMEOUT)
         try:
             yield bus, gateway

@@ -13,6 +13,7 @@ from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
 from core.intervals import Interval
+from core.secrets import DatabaseUrl
 from machine import free_port
 from mdp.commands import gateway as command
 from streams.memory import MemoryBus
@@ -178,3 +179,40 @@ async def test_the_gateway_checks_tokens_on_the_cached_key_set_while_the_auth_se
         finally:
             stop.set()
             await asyncio.wait_for(serving, TIMEOUT)
+
+
+def test_the_trading_database_options_name_where_private_channels_are_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("TRADING_DATABASE_URL", raising=False)
+    plain = parse()
+    assert (plain.trading_database_url, plain.trading_schema) == (None, "trading_read")
+    given = parse("--trading-database-url", "postgresql://u@db/trading", "--trading-schema", "tr")
+    assert given.trading_database_url.reveal() == "postgresql://u@db/trading"
+    assert given.trading_schema == "tr"
+    monkeypatch.setenv("TRADING_DATABASE_URL", "postgresql://u@elsewhere/trading")
+    assert parse().trading_database_url.reveal() == "postgresql://u@elsewhere/trading"
+    with pytest.raises(SystemExit):
+        parse("--trading-schema", "no; schema")
+
+
+async def test_serve_with_an_unreachable_trading_database_still_listens() -> None:
+    port = free_port()
+    settings = command.settings_from(parse("--port", str(port)))
+    stop = asyncio.Event()
+    nowhere = command.TradingDatabase(DatabaseUrl(f"postgresql://u@127.0.0.1:{free_port()}/x"))
+    serving = asyncio.create_task(command.serve(settings, MemoryBus(), None, stop, trading=nowhere))
+    try:
+        for _ in range(200):
+            with contextlib.suppress(OSError):
+                async with connect(f"ws://127.0.0.1:{port}/ws", open_timeout=TIMEOUT) as ws:
+                    await ws.send(json.dumps({"op": "ping", "id": 1}))
+                    pong = json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))
+                    assert pong == {"type": "pong", "id": 1}
+                    break
+            await asyncio.sleep(0.02)
+        else:
+            raise AssertionError("the gateway never listened")
+    finally:
+        stop.set()
+        await asyncio.wait_for(serving, 3 * TIMEOUT)
