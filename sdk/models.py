@@ -93,16 +93,16 @@ class Balance(msgspec.Struct, frozen=True, kw_only=True):
     available: Decimal = _ZERO
 
 
-# -- the REST items' shapes ---------------------------------------------------------------------
+# -- the REST items' shapes (the lists wrap each item; the SDK hands out the flat values) -------
 
 
-class _OrderItem(msgspec.Struct, frozen=True):
+class OrderItem(msgspec.Struct, frozen=True):
     order: Order
     seq: int | None = None
     average_fill_price: Decimal | None = None
 
 
-class _FillItem(msgspec.Struct, frozen=True):
+class FillItem(msgspec.Struct, frozen=True):
     fill: Fill
     seq: int | None = None
 
@@ -114,7 +114,7 @@ class _PositionBody(msgspec.Struct, frozen=True):
     realised: Decimal = _ZERO
 
 
-class _PositionItem(msgspec.Struct, frozen=True):
+class PositionItem(msgspec.Struct, frozen=True):
     position: _PositionBody
     last_price: Decimal | None = None
     unrealised: Decimal | None = None
@@ -127,12 +127,12 @@ class _BalanceBody(msgspec.Struct, frozen=True):
     fees: Decimal = _ZERO
 
 
-class _BalanceItem(msgspec.Struct, frozen=True):
+class BalanceItem(msgspec.Struct, frozen=True):
     balance: _BalanceBody
     available: Decimal
 
 
-def order_of(item: _OrderItem | Order) -> Order:
+def order_of(item: OrderItem | Order) -> Order:
     if isinstance(item, Order):
         return item
     return msgspec.structs.replace(
@@ -140,13 +140,13 @@ def order_of(item: _OrderItem | Order) -> Order:
     )
 
 
-def fill_of(item: _FillItem | Fill) -> Fill:
+def fill_of(item: FillItem | Fill) -> Fill:
     if isinstance(item, Fill):
         return item
     return msgspec.structs.replace(item.fill, seq=item.seq)
 
 
-def position_of(item: _PositionItem | Position) -> Position:
+def position_of(item: PositionItem | Position) -> Position:
     if isinstance(item, Position):
         return item
     body = item.position
@@ -160,7 +160,7 @@ def position_of(item: _PositionItem | Position) -> Position:
     )
 
 
-def balance_of(item: _BalanceItem) -> Balance:
+def balance_of(item: BalanceItem) -> Balance:
     body = item.balance
     return Balance(
         currency=body.currency,
@@ -174,9 +174,9 @@ def balance_of(item: _BalanceItem) -> Balance:
 T = TypeVar("T")
 
 _WRAPPED: Final[dict[type[Any], msgspec.json.Decoder[Any]]] = {
-    Order: msgspec.json.Decoder(_OrderItem),
-    Fill: msgspec.json.Decoder(_FillItem),
-    Position: msgspec.json.Decoder(_PositionItem),
+    Order: msgspec.json.Decoder(OrderItem),
+    Fill: msgspec.json.Decoder(FillItem),
+    Position: msgspec.json.Decoder(PositionItem),
 }
 _FLAT: Final[dict[type[Any], msgspec.json.Decoder[Any]]] = {
     kind: msgspec.json.Decoder(kind) for kind in (Order, Fill, Position)

@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from sdk.wire import (
-    PRIVATE,
+    PRIVATE_CHANNELS,
     Authenticated,
     CandleUpdate,
     Channel,
@@ -224,8 +224,9 @@ class StreamCore:
 
     def _error(self, message: Error, out: Output) -> None:
         if message.id is None:  # the gateway's own doing: a channel dropped
-            if message.channel in PRIVATE:
-                self.channels.pop(Channel(message.channel), None)  # type: ignore[arg-type]
+            private = PRIVATE_CHANNELS.get(message.channel or "")
+            if private is not None:
+                self.channels.pop(private, None)
             elif message.channel is not None and message.instrument is not None:
                 kind: Literal["candles", "ticks"] = "ticks"
                 if message.channel == "candles":

@@ -27,13 +27,13 @@ from sdk.credentials import TokenSource
 from sdk.errors import TRADING_UNAVAILABLE, SdkError
 from sdk.models import (
     Balance,
+    BalanceItem,
     Fill,
+    FillItem,
     Order,
+    OrderItem,
     Position,
-    _BalanceItem,
-    _FillItem,
-    _OrderItem,
-    _PositionItem,
+    PositionItem,
     balance_of,
     fill_of,
     order_of,
@@ -56,21 +56,21 @@ class _OrderAnswer(msgspec.Struct, frozen=True):
 
 
 class _OrdersPage(msgspec.Struct, frozen=True):
-    orders: list[_OrderItem]
+    orders: list[OrderItem]
     next_after: int | None = None
 
 
 class _FillsPage(msgspec.Struct, frozen=True):
-    fills: list[_FillItem]
+    fills: list[FillItem]
     next_after: int | None = None
 
 
 class _Positions(msgspec.Struct, frozen=True):
-    positions: list[_PositionItem]
+    positions: list[PositionItem]
 
 
 class _Balances(msgspec.Struct, frozen=True):
-    balances: list[_BalanceItem]
+    balances: list[BalanceItem]
 
 
 class _Problem(msgspec.Struct, frozen=True):

@@ -49,6 +49,12 @@ class Channel:
         return found
 
 
+PRIVATE_CHANNELS: Final[dict[str, Channel]] = {
+    kind: Channel(kind) for kind in ("orders", "fills", "positions")
+}
+"""The account's own channels by name."""
+
+
 class Candle(msgspec.Struct, frozen=True):
     """One version of a candle (``revision`` counts those before it)."""
 
