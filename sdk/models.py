@@ -107,28 +107,14 @@ class FillItem(msgspec.Struct, frozen=True):
     seq: int | None = None
 
 
-class _PositionBody(msgspec.Struct, frozen=True):
-    instrument: str
-    quantity: Decimal = _ZERO
-    average_price: Decimal = _ZERO
-    realised: Decimal = _ZERO
-
-
 class PositionItem(msgspec.Struct, frozen=True):
-    position: _PositionBody
+    position: Position
     last_price: Decimal | None = None
     unrealised: Decimal | None = None
 
 
-class _BalanceBody(msgspec.Struct, frozen=True):
-    currency: str
-    cash: Decimal = _ZERO
-    reserved: Decimal = _ZERO
-    fees: Decimal = _ZERO
-
-
 class BalanceItem(msgspec.Struct, frozen=True):
-    balance: _BalanceBody
+    balance: Balance
     available: Decimal
 
 
@@ -149,26 +135,13 @@ def fill_of(item: FillItem | Fill) -> Fill:
 def position_of(item: PositionItem | Position) -> Position:
     if isinstance(item, Position):
         return item
-    body = item.position
-    return Position(
-        instrument=body.instrument,
-        quantity=body.quantity,
-        average_price=body.average_price,
-        realised=body.realised,
-        last_price=item.last_price,
-        unrealised=item.unrealised,
+    return msgspec.structs.replace(
+        item.position, last_price=item.last_price, unrealised=item.unrealised
     )
 
 
 def balance_of(item: BalanceItem) -> Balance:
-    body = item.balance
-    return Balance(
-        currency=body.currency,
-        cash=body.cash,
-        reserved=body.reserved,
-        fees=body.fees,
-        available=item.available,
-    )
+    return msgspec.structs.replace(item.balance, available=item.available)
 
 
 T = TypeVar("T")
