@@ -256,7 +256,9 @@ class Platform:
         )
         trading = await stack.enter_async_context(
             running_trading(
-                ProcessSettings(url, self._tokens(jwks_url(auth)), host=host, port=0),
+                ProcessSettings(
+                    url, self._tokens(jwks_url(auth)), host=host, port=0, deposits=True
+                ),
                 bus, lambda text: self._say(f"trading: {text}"),
             )
         )  # fmt: skip

@@ -15,13 +15,13 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from types import TracebackType
-from typing import Any, Final, Protocol, Self
+from typing import Any, Final, Protocol
 
 import httpx
 import msgspec
 
 from core.secrets import Secret
+from sdk.closing import OwnsHttp
 from sdk.errors import AUTH_UNAVAILABLE, SdkError
 
 RENEW_AT: Final = 0.8
@@ -64,7 +64,7 @@ _SESSION: Final = msgspec.json.Decoder(_Session)
 _PROBLEM: Final = msgspec.json.Decoder(_Problem)
 
 
-class Credentials:
+class Credentials(OwnsHttp):
     """A bot's credentials at the auth service, reached at ``base_url`` (the edge, say
     ``http://127.0.0.1:8000``).
 
@@ -92,8 +92,7 @@ class Credentials:
         self._password: Secret | None = None
         self._email: str | None = None
         self._base = base_url.rstrip("/")
-        self._own_http = http is None
-        self._http = http or httpx.AsyncClient(timeout=timeout)
+        super().__init__(http, timeout)
         self._clock = clock
         self._token: AccessToken | None = None
         self._refresh: Secret | None = None
@@ -163,21 +162,6 @@ class Credentials:
             raise SdkError(
                 AUTH_UNAVAILABLE, f"{path}: HTTP {answer.status_code}, not a token answer"
             ) from None
-
-    async def aclose(self) -> None:
-        if self._own_http:
-            await self._http.aclose()
-
-    async def __aenter__(self) -> Self:
-        return self
-
-    async def __aexit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        traceback: TracebackType | None,
-    ) -> None:
-        await self.aclose()
 
 
 def _secret(value: str | Secret) -> Secret:

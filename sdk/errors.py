@@ -16,6 +16,9 @@ STREAM_CLOSED: Final = "stream_closed"
 """The stream was closed, or is not open yet."""
 AUTH_UNAVAILABLE: Final = "auth_unavailable"
 """The auth service could not be reached, or its answer was not what the protocol says."""
+TRADING_UNAVAILABLE: Final = "trading_unavailable"
+"""The trading API could not be reached (after the retries a call is allowed), answered 5xx
+without a problem, or answered what the API does not say."""
 
 
 class SdkError(Exception):
@@ -23,10 +26,20 @@ class SdkError(Exception):
 
     The codes are the SDK's own (the constants of this module) or the service's, passed on
     as it sent them (an auth problem's ``invalid-api-key``, a gateway error's
-    ``unknown_instrument``). ``str()`` is ``"code: message"``; it never holds a secret.
+    ``unknown_instrument``, a trading problem's ``buying-power``). ``field`` is the request's
+    field at fault when the service names one (``quantity``), ``status`` the HTTP status of
+    a refusal, ``kind`` its problem type (``order-denied``). ``str()`` is ``"code: message"``
+    (with the field); it never holds a secret.
     """
 
-    def __init__(self, code: str, message: str) -> None:
-        super().__init__(f"{code}: {message}")
+    def __init__(
+        self, code: str, message: str, *, field: str | None = None, status: int | None = None
+    ) -> None:
+        super().__init__(f"{code}: {message}" + (f" (field {field})" if field else ""))
         self.code = code
         self.message = message
+        self.field = field
+        self.status = status
+        self.kind: str | None = None
+        self.repeated = False
+        """The refusal answered a request sent again (the first send's answer was lost)."""

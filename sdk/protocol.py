@@ -27,6 +27,7 @@ from dataclasses import dataclass, field
 from typing import Final, Literal
 
 from sdk.wire import (
+    PRIVATE_CHANNELS,
     Authenticated,
     CandleUpdate,
     Channel,
@@ -35,6 +36,9 @@ from sdk.wire import (
     Gap,
     Incoming,
     Message,
+    PrivateSnapshot,
+    PrivateSubscribed,
+    PrivateUpdate,
     Snapshot,
     Subscribed,
     TickUpdate,
@@ -147,9 +151,9 @@ class StreamCore:
         return out
 
     def _take(self, message: Incoming, out: Output) -> None:
-        if isinstance(message, CandleUpdate | TickUpdate):
+        if isinstance(message, CandleUpdate | TickUpdate | PrivateUpdate):
             self._update(message, out)
-        elif isinstance(message, Snapshot):
+        elif isinstance(message, Snapshot | PrivateSnapshot):
             self._snapshot(message, out)
         elif isinstance(message, Conflated):
             state = self.channels.get(message.channel_key())
@@ -158,7 +162,7 @@ class StreamCore:
                 out.messages.append(message)
         elif isinstance(message, Gap):
             self._gap(message, out)
-        elif isinstance(message, Subscribed):
+        elif isinstance(message, Subscribed | PrivateSubscribed):
             self._subscribed(message, out)
         elif isinstance(message, Authenticated):
             self._authenticated(message, out)
@@ -168,7 +172,7 @@ class StreamCore:
         else:
             self._error(message, out)
 
-    def _update(self, message: CandleUpdate | TickUpdate, out: Output) -> None:
+    def _update(self, message: CandleUpdate | TickUpdate | PrivateUpdate, out: Output) -> None:
         state = self.channels.get(message.channel_key())
         if state is None or state.seq is None or state.resyncing:
             return
@@ -184,7 +188,7 @@ class StreamCore:
         state.seq = message.seq
         out.messages.append(message)
 
-    def _snapshot(self, message: Snapshot, out: Output) -> None:
+    def _snapshot(self, message: Snapshot | PrivateSnapshot, out: Output) -> None:
         state = self.channels.get(message.channel_key())
         if state is None:
             return
@@ -192,7 +196,7 @@ class StreamCore:
         state.allowance, state.resyncing = 0, False
         out.messages.append(message)
 
-    def _subscribed(self, message: Subscribed, out: Output) -> None:
+    def _subscribed(self, message: Subscribed | PrivateSubscribed, out: Output) -> None:
         state = self.channels.get(message.channel_key())
         if state is None:
             return
@@ -220,7 +224,10 @@ class StreamCore:
 
     def _error(self, message: Error, out: Output) -> None:
         if message.id is None:  # the gateway's own doing: a channel dropped
-            if message.channel is not None and message.instrument is not None:
+            private = PRIVATE_CHANNELS.get(message.channel or "")
+            if private is not None:
+                self.channels.pop(private, None)
+            elif message.channel is not None and message.instrument is not None:
                 kind: Literal["candles", "ticks"] = "ticks"
                 if message.channel == "candles":
                     kind = "candles"

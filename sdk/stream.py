@@ -1,4 +1,5 @@
-"""``MarketStream``: live candles and ticks from the gateway, resumed across reconnects.
+"""``MarketStream``: live candles and ticks from the gateway, and the account's own orders,
+fills and positions, resumed across reconnects.
 
 The asyncio shell around :class:`sdk.protocol.StreamCore`: one task owns the connection (it
 connects, sends the core's frames, feeds it what arrives and reconnects after a drop, with
@@ -29,7 +30,7 @@ from sdk.errors import (
     SdkError,
 )
 from sdk.protocol import Backoff, Output, StreamCore
-from sdk.wire import CANDLES, TICKS, Channel, Message
+from sdk.wire import CANDLES, FILLS, ORDERS, POSITIONS, TICKS, Channel, Message, PrivateKind
 
 log = logging.getLogger(__name__)
 
@@ -130,6 +131,26 @@ class MarketStream:
         if interval is not None:
             channel = Channel(CANDLES, instrument.upper(), interval)
         _rid, frames = self.core.unsubscribe(channel)
+        await self._send(frames)
+
+    async def subscribe_orders(self, *, snapshot: int | None = None) -> None:
+        """Hold the account's order events (``OrderUpdate``), after a ``PrivateSnapshot`` of
+        its newest ``snapshot`` orders. Needs credentials whose token may trade; a refusal
+        raises :class:`SdkError` with the gateway's code."""
+        await self._subscribe(Channel(ORDERS), snapshot)
+
+    async def subscribe_fills(self, *, snapshot: int | None = None) -> None:
+        """Hold the account's fills (``FillUpdate``), after a snapshot of the newest ones."""
+        await self._subscribe(Channel(FILLS), snapshot)
+
+    async def subscribe_positions(self) -> None:
+        """Hold the account's positions (``PositionUpdate`` after each fill), after a
+        snapshot of every position."""
+        await self._subscribe(Channel(POSITIONS), None)
+
+    async def unsubscribe_private(self, kind: PrivateKind) -> None:
+        """Drop one of the account's channels (``orders``, ``fills``, ``positions``)."""
+        _rid, frames = self.core.unsubscribe(Channel(kind))
         await self._send(frames)
 
     async def _subscribe(self, channel: Channel, snapshot: int | None) -> None:
@@ -260,7 +281,8 @@ class MarketStream:
                 if answer.error is None:
                     waiting.set_result(None)
                 else:
-                    waiting.set_exception(SdkError(answer.error.code, answer.error.message))
+                    error = answer.error
+                    waiting.set_exception(SdkError(error.code, error.message, field=error.field))
         for message in output.messages:
             await self._queue.put(message)  # a full queue holds the reading: see docs/sdk.md
 

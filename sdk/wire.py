@@ -15,23 +15,44 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from core.trading_events import TradingEvent
+from sdk.models import Fill, Order, Position, item_of
+
 CANDLES: Final = "candles"
 TICKS: Final = "ticks"
+ORDERS: Final = "orders"
+FILLS: Final = "fills"
+POSITIONS: Final = "positions"
+PRIVATE: Final = frozenset({ORDERS, FILLS, POSITIONS})
+"""The account's own channels: no instrument, only with a token that may trade."""
+
+ChannelKind = Literal["candles", "ticks", "orders", "fills", "positions"]
+PrivateKind = Literal["orders", "fills", "positions"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Channel:
-    """A channel: ``kind`` ``candles`` (with an ``interval``) or ``ticks`` (without)."""
+    """A channel: ``kind`` ``candles`` (with an ``instrument`` and an ``interval``),
+    ``ticks`` (an instrument), or one of the account's own, ``orders``, ``fills`` and
+    ``positions`` (neither)."""
 
-    kind: Literal["candles", "ticks"]
-    instrument: str
+    kind: ChannelKind
+    instrument: str | None = None
     interval: str | None = None
 
     def fields(self) -> dict[str, str]:
-        found = {"channel": self.kind, "instrument": self.instrument}
+        found: dict[str, str] = {"channel": self.kind}
+        if self.instrument is not None:
+            found["instrument"] = self.instrument
         if self.interval is not None:
             found["interval"] = self.interval
         return found
+
+
+PRIVATE_CHANNELS: Final[dict[str, Channel]] = {
+    kind: Channel(kind) for kind in ("orders", "fills", "positions")
+}
+"""The account's own channels by name."""
 
 
 class Candle(msgspec.Struct, frozen=True):
@@ -146,13 +167,86 @@ class Authenticated(msgspec.Struct, frozen=True):
     expires: int | None = None
 
 
+class _Private(msgspec.Struct, frozen=True, kw_only=True):
+    """A message of one of the account's own channels."""
+
+    channel: PrivateKind
+    account: int
+
+    def channel_key(self) -> Channel:
+        return Channel(self.channel)
+
+
+class PrivateSubscribed(_Private, frozen=True, kw_only=True):
+    id: int | str | None
+    epoch: str
+
+
+class PrivateSnapshot(_Private, frozen=True, kw_only=True):
+    """The account's state on ``channel``, current to ``seq``: its newest ``orders`` or
+    ``fills`` (oldest first), or every ``position``; ``reset``: drop what was held first."""
+
+    epoch: str
+    seq: int
+    reset: bool
+    orders: list[Order] = []
+    fills: list[Fill] = []
+    positions: list[Position] = []
+
+
+class OrderUpdate(_Private, frozen=True, kw_only=True):
+    """An event of one of the account's orders (``order-accepted``, ``order-filled``...):
+    ``core.trading_events``' types, amounts exact."""
+
+    seq: int
+    event: TradingEvent
+
+
+class FillUpdate(_Private, frozen=True, kw_only=True):
+    """A fill of one of the account's orders."""
+
+    seq: int
+    fill: Fill
+
+
+class PositionUpdate(_Private, frozen=True, kw_only=True):
+    """A position as it stands after a fill."""
+
+    seq: int
+    position: Position
+
+
+class _PrivateFrame(msgspec.Struct, frozen=True):
+    """A private channel's frame before its items are typed (they come wrapped as the REST
+    lists give them, or flat: :func:`sdk.models.item_of`)."""
+
+    type: str
+    channel: PrivateKind
+    account: int
+    id: int | str | None = None
+    epoch: str = ""
+    seq: int = 0
+    reset: bool = False
+    orders: list[msgspec.Raw] = []
+    fills: list[msgspec.Raw] = []
+    positions: list[msgspec.Raw] = []
+    event: msgspec.Raw = msgspec.Raw(b"")
+    fill: msgspec.Raw = msgspec.Raw(b"")
+    position: msgspec.Raw = msgspec.Raw(b"")
+
+
 class _Envelope(msgspec.Struct):
     type: str
+    channel: str | None = None
 
 
-Message = Snapshot | CandleUpdate | TickUpdate | Conflated | Gap | Error
+Message = (
+    Snapshot | CandleUpdate | TickUpdate | Conflated | Gap | Error
+    | PrivateSnapshot | OrderUpdate | FillUpdate | PositionUpdate
+)  # fmt: skip
 """What a :class:`~sdk.stream.MarketStream` hands to the bot."""
-Reply = Subscribed | Unsubscribed | Authenticated
+PrivateUpdate = OrderUpdate | FillUpdate | PositionUpdate
+Reply = Subscribed | PrivateSubscribed | Unsubscribed | Authenticated
 Incoming = Message | Reply
 
 _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
@@ -167,17 +261,48 @@ _DECODERS: Final[dict[str, msgspec.json.Decoder[Any]]] = {
     "authenticated": msgspec.json.Decoder(Authenticated),
 }
 _ENVELOPE: Final = msgspec.json.Decoder(_Envelope)
+_PRIVATE_FRAME: Final = msgspec.json.Decoder(_PrivateFrame)
+_EVENT: Final = msgspec.json.Decoder(TradingEvent)
 _ENCODE: Final = msgspec.json.Encoder().encode
 
 
 def decode(frame: str | bytes) -> Incoming | None:
     """The message in ``frame``; None for a type the SDK does not use (``heartbeat``,
     ``pong``, and types added later). Raises ``msgspec.DecodeError`` on a malformed one."""
-    decoder = _DECODERS.get(_ENVELOPE.decode(frame).type)
+    envelope = _ENVELOPE.decode(frame)
+    if envelope.channel in PRIVATE and envelope.type not in ("error", "unsubscribed"):
+        return _private(_PRIVATE_FRAME.decode(frame))
+    decoder = _DECODERS.get(envelope.type)
     if decoder is None:
         return None
     message: Incoming = decoder.decode(frame)
     return message
+
+
+def _private(frame: _PrivateFrame) -> Incoming | None:
+    channel, account = frame.channel, frame.account
+    if frame.type == "subscribed":
+        return PrivateSubscribed(channel=channel, account=account, id=frame.id, epoch=frame.epoch)
+    if frame.type == "snapshot":
+        return PrivateSnapshot(
+            channel=channel, account=account, epoch=frame.epoch, seq=frame.seq, reset=frame.reset,
+            orders=[item_of(Order, raw) for raw in frame.orders],
+            fills=[item_of(Fill, raw) for raw in frame.fills],
+            positions=[item_of(Position, raw) for raw in frame.positions],
+        )  # fmt: skip
+    seq = frame.seq
+    if frame.type == "order" and frame.event:
+        event = _EVENT.decode(frame.event)
+        return OrderUpdate(channel=channel, account=account, seq=seq, event=event)
+    if frame.type == "fill" and frame.fill:
+        fill = item_of(Fill, frame.fill)
+        return FillUpdate(channel=channel, account=account, seq=seq, fill=fill)
+    if frame.type == "position" and frame.position:
+        position = item_of(Position, frame.position)
+        return PositionUpdate(channel=channel, account=account, seq=seq, position=position)
+    if frame.type in ("order", "fill", "position"):
+        raise msgspec.ValidationError(f"a {frame.type} message without its {frame.type}")
+    return None
 
 
 def request(op: str, rid: int, **fields: Any) -> str:

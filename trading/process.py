@@ -49,7 +49,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class ProcessSettings:
     """Where the process listens, its read models' schema, its ticks' and commands' consumer
-    groups, and how it checks tokens (``tokens``: ``jwks_url`` or ``keys``)."""
+    groups, how it checks tokens (``tokens``: ``jwks_url`` or ``keys``), and whether it takes
+    paper deposits."""
 
     database_url: str
     tokens: TokenSettings
@@ -60,6 +61,8 @@ class ProcessSettings:
     commands_group: str = COMMANDS_GROUP
     paper: PaperSettings = field(default_factory=PaperSettings)
     limits: HttpLimits = field(default_factory=HttpLimits)
+    deposits: bool = False
+    """Paper money over ``POST /trading/v1/deposits`` (on in ``mdp up``)."""
 
 
 def tick_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Tick]]:
@@ -113,8 +116,9 @@ async def running(
         try:
             async with TradingQueries.open(settings.database_url, settings.schema) as queries:
                 app = create_app(
-                    service, queries, events, settings.tokens, bus=bus, limits=settings.limits
-                )
+                    service, queries, events, settings.tokens, bus=bus, limits=settings.limits,
+                    deposits=settings.deposits,
+                )  # fmt: skip
                 async with serving(
                     app, settings.host, settings.port, limits=settings.limits
                 ) as server:

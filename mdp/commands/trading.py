@@ -87,6 +87,11 @@ def add_parser(commands: Any) -> None:
         default=DEFAULT_SCHEMA,
         help=f"the read models' schema (default {DEFAULT_SCHEMA})",
     )
+    serving.add_argument(
+        "--paper-deposits",
+        action="store_true",
+        help="allow POST /trading/v1/deposits: paper money for the paper venue (off by default)",
+    )
     add_token_options(serving, "required", "request", anonymous=False)
     parser.set_defaults(run=run)
 
@@ -140,7 +145,7 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     settings = ProcessSettings(
         args.database_url.reveal(), TokenSettings(jwks_url=args.jwks_url), host=args.host,
-        port=args.port, schema=args.schema,
+        port=args.port, schema=args.schema, deposits=args.paper_deposits,
     )  # fmt: skip
 
     async def main() -> None:

@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable
+from decimal import Decimal
 from typing import Final
 
 import msgspec
@@ -27,12 +28,20 @@ from access.grant import Grant
 from access.settings import TokenSettings
 from core.trading_events import OrderStatus, TradingEvent
 from streams.bus import Bus
+from trading.domain.accounts import Account
 from trading.domain.orders import IllegalTransition, OrderInvalid
 from trading.domain.risk import RiskRefused
-from trading.http.body import amend_request, place_request
+from trading.http.body import amend_request, deposit_request, place_request
 from trading.http.errors import denied, problem
 from trading.http.openapi import document
-from trading.readmodels.queries import DEFAULT_LIMIT, MAX_ID, QueryError, TradingQueries
+from trading.readmodels.projection import Balance
+from trading.readmodels.queries import (
+    DEFAULT_LIMIT,
+    MAX_ID,
+    BalanceView,
+    QueryError,
+    TradingQueries,
+)
 from trading.service.book import aggregate_id
 from trading.service.saga import ServiceError
 from trading.service.shell import TradingService
@@ -62,10 +71,12 @@ class _Api:
         events: EventStore[TradingEvent],
         gate: TokenGate,
         max_body_bytes: int,
+        deposits: bool,
     ) -> None:
         self.service, self.queries, self.events = service, queries, events
         self.gate = gate
         self.max_body_bytes = max_body_bytes
+        self.deposits = deposits
 
     # -- the gate -----------------------------------------------------------------------------
 
@@ -135,6 +146,19 @@ class _Api:
     async def balances(self, request: Request, account: int) -> Response:
         return _json({"balances": await self.queries.balances(account)})
 
+    async def deposit(self, request: Request, account: int) -> Response:
+        """Paper money into the account (only where the settings allow it): 201 with the
+        account's balances as stored (the service's, not the read models', which follow)."""
+        if not self.deposits:
+            raise ProblemError(
+                403, "deposits-not-allowed", "Forbidden",
+                "this trading service takes no paper deposits (its settings do not allow them)",
+                extra={"code": "deposits-off"},
+            )  # fmt: skip
+        deposit = deposit_request(await self.body(request))
+        stored = await self.service.deposit(account, deposit.currency, deposit.amount)
+        return _json({"balances": balances_of(stored)}, 201)
+
     async def audit(self, request: Request, account: int) -> Response:
         limit, after = _page(request)
         items = await asyncio.to_thread(self.events.read, aggregate_id(account), after, limit=limit)
@@ -150,6 +174,23 @@ class _Api:
         except StoreError as exc:
             return _json({"ready": False, "code": exc.code}, 503)
         return _json({"ready": True})
+
+
+def balances_of(account: Account) -> list[BalanceView]:
+    """The account's balances in the shape ``GET /balances`` answers, by currency."""
+    currencies = sorted({*account.cash, *account.reserved, *account.fees})
+    return [
+        BalanceView(
+            balance=Balance(
+                currency=currency,
+                cash=account.balance(currency),
+                reserved=account.reserved.get(currency, Decimal(0)),
+                fees=account.fees.get(currency, Decimal(0)),
+            ),
+            available=account.available(currency),
+        )
+        for currency in currencies
+    ]
 
 
 def _account(grant: Grant) -> int:
@@ -197,17 +238,19 @@ def create_app(
     *,
     bus: Bus | None = None,
     limits: HttpLimits | None = None,
+    deposits: bool = False,
 ) -> Starlette:
     """The app over a running ``service``, its read models' ``queries`` and ``events`` (the
     caller owns them). ``tokens`` says how tokens are checked (``jwks_url`` or ``keys``,
     ``issuer``, ``audience``): one of the key sets is required, and no anonymous plan. Given
-    a ``bus``, revocations and plan changes on ``auth.events`` apply at once."""
+    a ``bus``, revocations and plan changes on ``auth.events`` apply at once. ``deposits``
+    allows paper money (``POST /deposits``); off, the route is 403 ``deposits-off``."""
     if tokens.keys is None and tokens.jwks_url is None:
         raise ValueError("the trading API checks tokens: give it jwks_url or keys")
     if tokens.anonymous is not None:
         raise ValueError("the trading API has no anonymous plan")
     gate = TokenGate(tokens, "trading")
-    api = _Api(service, queries, events, gate, (limits or HttpLimits()).max_body_bytes)
+    api = _Api(service, queries, events, gate, (limits or HttpLimits()).max_body_bytes, deposits)
     openapi = msgspec.json.encode(document())
 
     async def openapi_json(request: Request) -> Response:
@@ -225,6 +268,7 @@ def create_app(
         Route(f"{PREFIX}/orders/{{order_id}}", g(api.amend), methods=["PATCH"]),
         Route(f"{PREFIX}/positions", g(api.positions), methods=["GET"]),
         Route(f"{PREFIX}/balances", g(api.balances), methods=["GET"]),
+        Route(f"{PREFIX}/deposits", g(api.deposit), methods=["POST"]),
         Route(f"{PREFIX}/fills", g(api.fills), methods=["GET"]),
         Route(f"{PREFIX}/events", g(api.audit), methods=["GET"]),
         Route(f"{PREFIX}/openapi.json", openapi_json, methods=["GET"]),

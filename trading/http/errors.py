@@ -8,6 +8,7 @@ from typing import Any, Final
 
 from trading.domain.orders import IllegalTransition, OrderInvalid
 from trading.domain.risk import RiskRefused
+from trading.http.body import DepositInvalid
 from trading.readmodels.queries import QueryError
 from trading.service.saga import ServiceError
 from trading.store.errors import StoreError
@@ -23,6 +24,8 @@ _NOT_OPEN: Final = frozenset({"not-open", "below-filled"})
 
 def problem(exc: Exception) -> ProblemError:
     """The answer to a refusal of the domain, the service, the queries or the store."""
+    if isinstance(exc, DepositInvalid):
+        return _problem(422, "deposit-invalid", "Invalid deposit", exc.message, exc.code, exc.field)
     if isinstance(exc, OrderInvalid):
         status = 409 if exc.code in _NOT_OPEN else 422
         title = "Order not open" if status == 409 else "Invalid order"

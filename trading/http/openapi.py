@@ -35,6 +35,14 @@ class AmendBody(msgspec.Struct, kw_only=True):
     stop_price: str | None = None
 
 
+class DepositBody(msgspec.Struct, kw_only=True):
+    """Paper money (only where the service allows it): ``amount`` a decimal string above 0,
+    at most 1,000,000,000, at most 8 decimal places."""
+
+    currency: str
+    amount: str
+
+
 class OrderAnswer(msgspec.Struct):
     order: Order
 
@@ -81,6 +89,7 @@ class Problem(msgspec.Struct, kw_only=True):
 _TYPES: tuple[type[Any], ...] = (
     PlaceBody,
     AmendBody,
+    DepositBody,
     OrderAnswer,
     OrdersPage,
     FillsPage,
@@ -124,6 +133,12 @@ def document() -> dict[str, Any]:
         **_body("PlaceBody"),
     )
     place["responses"]["201"] = place["responses"]["200"]
+    deposit = _operation(
+        "Deposit paper money (where allowed): the account's balances after it",
+        "Balances",
+        **_body("DepositBody"),
+    )
+    deposit["responses"]["201"] = deposit["responses"].pop("200")
     return {
         "openapi": "3.1.0",
         "info": {"title": "Ganntec trading API", "version": "1"},
@@ -151,6 +166,7 @@ def document() -> dict[str, Any]:
             },
             "/trading/v1/positions": {"get": _operation("The account's positions", "Positions")},
             "/trading/v1/balances": {"get": _operation("The account's balances", "Balances")},
+            "/trading/v1/deposits": {"post": deposit},
             "/trading/v1/events": {
                 "get": _operation(
                     "The account's events, its audit trail", "EventsPage", parameters=_PAGE

@@ -1,7 +1,7 @@
 """The trading API over HTTP (real PostgreSQL, the real service and paper venue, the guarded
 server): place, get, cancel; a client order id sent again; 422s naming the field with our
 codes; 401 and 403; two accounts that never see each other's orders; positions equal to the
-sum of the fills the ticks made."""
+sum of the fills the ticks made; paper deposits, bounded, and refused where not allowed."""
 
 from __future__ import annotations
 
@@ -82,7 +82,9 @@ async def desk(database: Database) -> AsyncIterator[Desk]:
         await service.deposit(account, "USDT", D(100_000))
     projector.catch_up()
     async with TradingQueries.open(database.settings.url, projector.model.schema) as queries:
-        app = create_app(service, queries, events, TokenSettings(keys=tokens.keyset()))
+        app = create_app(
+            service, queries, events, TokenSettings(keys=tokens.keyset()), deposits=True
+        )
         async with serving(app) as server:
             made = Desk(service, projector, server.url)
             await made.ticks(("50000", "1"))
@@ -291,3 +293,100 @@ async def test_openapi_health_and_readiness(desk: Desk) -> None:
     assert "PlaceBody" in document["components"]["schemas"]
     assert (await anyone.get("/healthz")).status_code == 200
     assert (await anyone.get("/readyz")).json() == {"ready": True}
+
+
+DEPOSITS = "/trading/v1/deposits"
+
+
+def cash_of(balances: list[dict[str, Any]]) -> dict[str, Decimal]:
+    return {item["balance"]["currency"]: D(item["balance"]["cash"]) for item in balances}
+
+
+async def test_a_deposit_adds_paper_money_and_answers_the_balances(desk: Desk) -> None:
+    alice = desk.client(trader(ALICE))
+    answer = await alice.post(DEPOSITS, json={"currency": "USDT", "amount": "2500.125"})
+    assert answer.status_code == 201, answer.text
+    balances = answer.json()["balances"]
+    assert cash_of(balances) == {"USDT": D("102500.125")}
+    assert D(balances[0]["available"]) == D("102500.125")
+    fresh = await alice.post(DEPOSITS, json={"currency": "EUR", "amount": 10})  # a JSON number
+    assert cash_of(fresh.json()["balances"]) == {"EUR": D(10), "USDT": D("102500.125")}
+    desk.projector.catch_up()
+    listed = (await alice.get("/trading/v1/balances")).json()["balances"]
+    assert cash_of(listed) == {"EUR": D(10), "USDT": D("102500.125")}
+    bob = desk.client(trader(BOB))  # another account's money did not move
+    assert cash_of((await bob.get("/trading/v1/balances")).json()["balances"]) == {
+        "USDT": D(100_000)
+    }
+    kinds = [
+        item["event"]["kind"] for item in (await alice.get("/trading/v1/events")).json()["events"]
+    ]
+    assert kinds.count("funds-deposited") == 3
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "code"),
+    [
+        ({"currency": "USD", "amount": "0"}, "amount", "not-positive"),
+        ({"currency": "USD", "amount": "-5"}, "amount", "not-positive"),
+        ({"currency": "USD", "amount": "NaN"}, "amount", "not-positive"),
+        ({"currency": "USD", "amount": "abc"}, "amount", "not-a-number"),
+        ({"currency": "USD", "amount": True}, "amount", "not-a-number"),
+        ({"currency": "USD", "amount": "1000000000.00000001"}, "amount", "too-large"),
+        ({"currency": "USD", "amount": "0.000000001"}, "amount", "too-precise"),
+        ({"currency": "usd", "amount": "1"}, "currency", "format"),
+        ({"currency": 5, "amount": "1"}, "currency", "format"),
+        ({"amount": "1"}, "currency", "required"),
+        ({"currency": "USD"}, "amount", "required"),
+        ({"currency": "USD", "amount": "1", "account": 2}, "account", "forbidden"),
+    ],
+)
+async def test_a_bad_deposit_is_422_naming_the_field(
+    desk: Desk, body: dict[str, Any], field: str, code: str
+) -> None:
+    alice = desk.client(trader(ALICE))
+    problem = problem_of(await alice.post(DEPOSITS, json=body), 422)
+    assert problem["type"].endswith("/deposit-invalid")
+    assert (problem["code"], problem["parameter"]) == (code, field)
+    desk.projector.catch_up()
+    balances = (await alice.get("/trading/v1/balances")).json()["balances"]
+    assert cash_of(balances) == {"USDT": D(100_000)}  # nothing came in
+
+
+async def test_the_largest_deposit_is_taken_and_a_body_that_is_not_an_object_is_refused(
+    desk: Desk,
+) -> None:
+    alice = desk.client(trader(ALICE))
+    largest = await alice.post(DEPOSITS, json={"currency": "USD", "amount": "1000000000"})
+    assert largest.status_code == 201, largest.text
+    assert problem_of(await alice.post(DEPOSITS, content=b"[1"), 422)["parameter"] == "body"
+    read_only = tokens.key_token(account_id=ALICE, scopes=("read",))
+    refused = await desk.client(read_only).post(DEPOSITS, json={"currency": "USD", "amount": "1"})
+    assert problem_of(refused, 403)["code"] == "insufficient-scope"
+    assert problem_of(await desk.client(None).post(DEPOSITS, json={}), 401)
+
+
+async def test_deposits_are_refused_where_the_settings_do_not_allow_them(
+    desk: Desk, database: Database
+) -> None:
+    events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
+    schema = desk.projector.model.schema
+    async with TradingQueries.open(database.settings.url, schema) as queries:
+        app = create_app(desk.service, queries, events, TokenSettings(keys=tokens.keyset()))
+        async with (
+            serving(app) as server,
+            httpx.AsyncClient(base_url=server.url, headers=bearer(ALICE)) as client,
+        ):
+            answer = await client.post(DEPOSITS, json={"currency": "USD", "amount": "1"})
+            problem = problem_of(answer, 403)
+            assert (problem["code"], problem["type"].rsplit("/", 1)[-1]) == (
+                "deposits-off", "deposits-not-allowed"
+            )  # fmt: skip
+            document = (await client.get("/trading/v1/openapi.json")).json()
+    assert set(document["paths"][DEPOSITS]["post"]["responses"]) == {"201", "default"}
+    assert "DepositBody" in document["components"]["schemas"]
+    assert (await desk.service.book(ALICE)).account.balance("USD") == 0
+
+
+def bearer(account: int) -> dict[str, str]:
+    return {"Authorization": f"Bearer {trader(account)}"}

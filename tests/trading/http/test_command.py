@@ -1,6 +1,7 @@
 """``mdp trading serve`` as a process (real PostgreSQL, the memory bus): it serves the API
 with tokens checked against the key set at ``--jwks-url``, its read models follow the log,
-it stops on SIGTERM, and after a kill -9 a restart resumes the open order."""
+it stops on SIGTERM, and after a kill -9 a restart resumes the open order; paper deposits only
+with ``--paper-deposits``."""
 
 from __future__ import annotations
 
@@ -83,6 +84,9 @@ def test_the_command_serves_trading_and_resumes_after_a_kill(
     process = started(command, base)
     try:
         assert httpx.get(f"{base}{ORDERS}").status_code == 401
+        deposit = {"currency": "USDT", "amount": "5"}
+        refused = httpx.post(f"{base}/trading/v1/deposits", json=deposit, headers=alice)
+        assert (refused.status_code, refused.json()["code"]) == (403, "deposits-off")
         placed = httpx.post(f"{base}{ORDERS}", json=limit_buy("cmd-1"), headers=alice)
         assert placed.status_code == 201, placed.text
         order_id = placed.json()["order"]["order_id"]
@@ -92,7 +96,9 @@ def test_the_command_serves_trading_and_resumes_after_a_kill(
             time.sleep(0.05)
         process.kill()  # SIGKILL: nothing is flushed, nothing is said goodbye to
         process.wait()
-        process = started(command, base)
+        process = started([*command, "--paper-deposits"], base)
+        paid = httpx.post(f"{base}/trading/v1/deposits", json=deposit, headers=alice)
+        assert paid.status_code == 201, paid.text
         again = httpx.get(f"{base}{ORDERS}/{order_id}", headers=alice).json()["order"]
         assert again["status"] == "accepted"
         canceled = httpx.delete(f"{base}{ORDERS}/{order_id}", headers=alice)

@@ -1,0 +1,1 @@
+"""Example files (ticks for ``mdp candles``) and example bots (``ma_cross.py``)."""
