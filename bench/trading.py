@@ -267,10 +267,9 @@ def timed_model(lags: Lags) -> ReadModel[TradingEvent]:
     """The trading read models, noting each projected event's ``ts`` (but a fill's)."""
     live = model()
 
-    def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
-        live.project(curs, item)
-        if not isinstance(item.event, OrderFilled):
-            lags.pending.append(item.event.ts)
+    def project(curs: Cursor[DictRow], items: Sequence[Versioned[TradingEvent]]) -> None:
+        live.project(curs, items)
+        lags.pending.extend(i.event.ts for i in items if not isinstance(i.event, OrderFilled))
 
     return ReadModel(live.schema, live.ddl, project)
 

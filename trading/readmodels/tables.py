@@ -13,7 +13,7 @@ number is the key the queries page by, and replaying the same log gives the same
 from __future__ import annotations
 
 import functools
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -133,54 +133,120 @@ def _values(struct: msgspec.Struct, *skip: str) -> dict[str, Any]:
 _ONE_ORDER: Final = (ORDER_SELECT + SQL(" WHERE o.account = %s AND o.order_id = %s")).as_bytes(None)
 
 
-def project(curs: Cursor[DictRow], item: Versioned[TradingEvent]) -> None:
-    """The row changes of one event, read and written on ``curs``."""
-    event = item.event
-    need = needs(event)
-    order = None if need.order_id is None else _order(curs, event.account, need.order_id)
-    state = _account(curs, event.account, need)
-    with curs.connection.pipeline():  # the writes in one round trip
-        for change in changes(event, order, state):
+def project(curs: Cursor[DictRow], items: Sequence[Versioned[TradingEvent]]) -> None:
+    """The row changes of a batch of events, read and written on ``curs``: each row the
+    batch touches is read once (:class:`_Rows`), every event is applied in order, and the
+    rows' final states are written once, in one round trip."""
+    rows = _Rows(curs)
+    for item in items:
+        event = item.event
+        need = needs(event)
+        order = None if need.order_id is None else rows.order(event.account, need.order_id)
+        for change in changes(event, order, rows.account(event.account, need)):
+            rows.change(change)
+    with curs.connection.pipeline():
+        for change in rows.written():
             _write(curs, change)
 
 
-def _order(curs: Cursor[DictRow], account: int, order_id: str) -> Order | None:
-    curs.execute(_ONE_ORDER, (account, order_id))
-    row = curs.fetchone()
-    return None if row is None else order_of(row)
+class _Rows:
+    """The rows a batch touches: each read from the tables at most once, then kept with the
+    batch's changes applied; :meth:`written` is what to write back, in the order the rows
+    were first changed (so new orders and fills are numbered in the order they arrived)."""
 
+    def __init__(self, curs: Cursor[DictRow]) -> None:
+        self._curs = curs
+        self._orders: dict[tuple[int, str], Order | None] = {}
+        self._reservations: dict[tuple[int, str], Reservation | None] = {}
+        self._balances: dict[tuple[int, str], Balance | None] = {}
+        self._positions: dict[tuple[int, str], Position | None] = {}
+        self._changed: dict[tuple[str, int, str], Change] = {}
+        self._fills = 0
 
-def _account(curs: Cursor[DictRow], account: int, need: Needs) -> Account:
-    """The slice of the account ``need`` names (nothing read when it names nothing)."""
-    reservations: dict[str, Reservation] = {}
-    currencies = set(need.currencies)
-    if need.reservation is not None:
-        curs.execute(
-            "SELECT currency, amount FROM trading_reservations"
-            " WHERE account = %s AND order_id = %s",
-            (account, need.reservation),
-        )
-        held = curs.fetchone()
-        if held is not None:
-            reservations[need.reservation] = Reservation(held["currency"], held["amount"])
-            currencies.add(held["currency"])
-    balances = []
-    if currencies:
-        curs.execute(
-            "SELECT currency, cash, reserved, fees FROM trading_balances"
-            " WHERE account = %s AND currency = ANY(%s)",
-            (account, sorted(currencies)),
-        )
-        balances = [balance_of(row) for row in curs.fetchall()]
-    positions = []
-    if need.instrument is not None:
-        curs.execute(
-            "SELECT instrument, quantity, average_price, realised FROM trading_positions"
-            " WHERE account = %s AND instrument = %s",
-            (account, need.instrument),
-        )
-        positions = [position_of(row) for row in curs.fetchall()]
-    return account_slice(account, balances, reservations, positions)
+    def order(self, account: int, order_id: str) -> Order | None:
+        key = (account, order_id)
+        if key not in self._orders:
+            self._curs.execute(_ONE_ORDER, (account, order_id))
+            row = self._curs.fetchone()
+            self._orders[key] = None if row is None else order_of(row)
+        return self._orders[key]
+
+    def account(self, account: int, need: Needs) -> Account:
+        """The slice of the account ``need`` names, as the batch left it so far."""
+        reservations: dict[str, Reservation] = {}
+        currencies = set(need.currencies)
+        if need.reservation is not None:
+            held = self._reservation(account, need.reservation)
+            if held is not None:
+                reservations[need.reservation] = held
+                currencies.add(held.currency)
+        balances = [b for c in sorted(currencies) if (b := self._balance(account, c)) is not None]
+        positions = []
+        if need.instrument is not None:
+            position = self._position(account, need.instrument)
+            positions = [] if position is None else [position]
+        return account_slice(account, balances, reservations, positions)
+
+    def change(self, change: Change) -> None:
+        if isinstance(change, OrderRow):
+            order = change.order
+            self._orders[(order.account, order.order_id)] = order
+            key = ("order", order.account, order.order_id)
+        elif isinstance(change, FillRow):
+            self._fills += 1
+            key = ("fill", change.fill.account, str(self._fills))
+        elif isinstance(change, PositionRow):
+            instrument = change.position.instrument
+            self._positions[(change.account, instrument)] = change.position
+            key = ("position", change.account, instrument)
+        elif isinstance(change, BalanceRow):
+            self._balances[(change.account, change.balance.currency)] = change.balance
+            key = ("balance", change.account, change.balance.currency)
+        else:
+            self._reservations[(change.account, change.order_id)] = change.reservation
+            key = ("reservation", change.account, change.order_id)
+        self._changed[key] = change  # the newest state, in the place of the first change
+
+    def written(self) -> list[Change]:
+        return list(self._changed.values())
+
+    def _reservation(self, account: int, order_id: str) -> Reservation | None:
+        key = (account, order_id)
+        if key not in self._reservations:
+            self._curs.execute(
+                "SELECT currency, amount FROM trading_reservations"
+                " WHERE account = %s AND order_id = %s",
+                key,
+            )
+            row = self._curs.fetchone()
+            self._reservations[key] = (
+                None if row is None else Reservation(row["currency"], row["amount"])
+            )
+        return self._reservations[key]
+
+    def _balance(self, account: int, currency: str) -> Balance | None:
+        key = (account, currency)
+        if key not in self._balances:
+            self._curs.execute(
+                "SELECT currency, cash, reserved, fees FROM trading_balances"
+                " WHERE account = %s AND currency = %s",
+                key,
+            )
+            row = self._curs.fetchone()
+            self._balances[key] = None if row is None else balance_of(row)
+        return self._balances[key]
+
+    def _position(self, account: int, instrument: str) -> Position | None:
+        key = (account, instrument)
+        if key not in self._positions:
+            self._curs.execute(
+                "SELECT instrument, quantity, average_price, realised FROM trading_positions"
+                " WHERE account = %s AND instrument = %s",
+                key,
+            )
+            row = self._curs.fetchone()
+            self._positions[key] = None if row is None else position_of(row)
+        return self._positions[key]
 
 
 def _write(curs: Cursor[DictRow], change: Change) -> None:

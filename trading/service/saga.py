@@ -7,14 +7,17 @@ append, appends it, and asks again; after a crash it asks the same questions of 
 stored, so a restart continues every saga where it stopped.
 
 - submit: ``order-submitted`` with ``funds-reserved`` (risk passed) or ``order-denied``;
-- route: ``order-accepted``, or ``order-rejected`` (refused, or timed out), then release;
-- settle: each ``order-filled`` and ``order-triggered``; ``order-canceled`` at its end;
-- release: ``funds-released`` of what an ended order still holds.
+- route: ``order-accepted``, or ``order-rejected`` (refused, or timed out) with its release;
+- settle: each ``order-filled`` and ``order-triggered``; ``order-canceled`` at its end; the
+  step that ends the order carries the release of what it still holds (:func:`with_release`);
+- release: ``funds-released`` of what an ended order still holds, on its own only for a
+  stream stored before releases rode with the end (:func:`next_step` still finds them).
 """
 
 from __future__ import annotations
 
 import enum
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Final
 
@@ -36,7 +39,7 @@ from trading.domain.accounts import AccountError, reservation_for
 from trading.domain.exact import EXACT
 from trading.domain.orders import AmendRequest, Order, OrderRequest, amend
 from trading.domain.risk import DEFAULT_LIMITS, RiskLimits, RiskRefused, check
-from trading.service.book import Book
+from trading.service.book import Book, apply
 
 CLIENT_ORDER_ID_REUSED: Final = "client-order-id-reused"
 UNKNOWN_ORDER: Final = "unknown-order"
@@ -195,6 +198,22 @@ def settled(book: Book, report: OrderEvent) -> list[TradingEvent]:
             )
         ]
     return [fill]
+
+
+def with_release(
+    book: Book, order_id: str, events: Sequence[TradingEvent], now: int
+) -> list[TradingEvent]:
+    """``events`` of a step of ``order_id``'s saga, and when they end the order while it holds
+    a reservation, its release too: one append where there were two, and no stored state
+    between an order's end and its release for a crash to leave."""
+    if not events or order_id not in book.orders:
+        return list(events)
+    after = book
+    for event in events:
+        after = apply(after, event)
+    if next_step(after, order_id) is not Step.RELEASE:
+        return list(events)
+    return [*events, *release(after, order_id, now)]
 
 
 def release(book: Book, order_id: str, now: int) -> list[TradingEvent]:

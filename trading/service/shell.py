@@ -56,8 +56,9 @@ Fault = Callable[[str, str], None]
 ``triggered``, ``ended``, ``released``, ``amended``, ``deposited``, ``killed``) and the order
 id (empty for an account's own step): tests crash the service there."""
 
-STEPS: Final = ("submitted", "routed", "filled", "triggered", "ended", "released")
-"""The saga's steps, each one append."""
+STEPS: Final = ("submitted", "routed", "filled", "triggered", "ended")
+"""The saga's steps, each one append (the step that ends an order carries its release; a
+``released`` step of its own is only taken on resume, for a stream stored before that)."""
 
 AFTER_THE_VENUE: Final = frozenset({"routed", "filled", "triggered", "ended", "amended", "killed"})
 """Steps that store what the venue already did: when their append fails, the venue holds what
@@ -346,6 +347,10 @@ class TradingService:
         if not events:
             return aggregate
         account = events[0].account
+        if order_id:
+            events = saga.with_release(
+                self._book(aggregate, account), order_id, events, self._clock()
+            )
         try:
             saved = await self._repository.save(aggregate, events, tracking)
         except ConcurrencyConflict:

@@ -14,7 +14,7 @@ lock, catches it up and swaps it in for the live one.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -30,14 +30,27 @@ from trading.store.wake import LogChannel
 
 E = TypeVar("E")
 
-Project = Callable[[Cursor[DictRow], Versioned[E]], None]
-"""The projection: the upserts one event makes, on a cursor whose ``search_path`` is the read
-model's schema (so its SQL names tables unqualified)."""
+Project = Callable[[Cursor[DictRow], Sequence[Versioned[E]]], None]
+"""The projection: the upserts a batch of events makes, in order, on a cursor whose
+``search_path`` is the read model's schema (so its SQL names tables unqualified). A batch is
+one transaction, so a projection may read each row once and write its final state once."""
+
+
+def each(project: Callable[[Cursor[DictRow], Versioned[E]], None]) -> Project[E]:
+    """The projection that applies ``project`` to each event of a batch in turn."""
+
+    def batch(curs: Cursor[DictRow], items: Sequence[Versioned[E]]) -> None:
+        for item in items:
+            project(curs, item)
+
+    return batch
+
 
 READER_PREFIX = "projector:"
 
 Hook = Callable[[int], None]
-"""A fault hook, called after each notification is projected (tests crash there)."""
+"""A fault hook, called for each notification of a batch once the batch is projected, before
+its transaction commits (tests crash there)."""
 
 
 def _no_hook(_: int) -> None:
@@ -139,8 +152,8 @@ class Projector(Generic[E]):
         schema = claim.reader.removeprefix(READER_PREFIX)
         curs = claim.cursor
         curs.execute(SQL("SET LOCAL search_path TO {}").format(Identifier(schema)))
+        self.model.project(curs, [self._events.decoded(notification) for notification in batch])
         for notification in batch:
-            self.model.project(curs, self._events.decoded(notification))
             self._after_project(notification.id)
         claim.advance(batch[-1].id)
         return len(batch)

@@ -16,7 +16,9 @@ from core.ticks import Side, Tick
 from core.trading_events import (
     FundsReleased,
     FundsReserved,
+    OrderCanceled,
     OrderDenied,
+    OrderFilled,
     OrderStatus,
     OrderSubmitted,
     TimeInForce,
@@ -89,6 +91,42 @@ async def test_an_order_is_reserved_routed_filled_and_its_rest_released(
     assert book.account.reservations == {}
     assert book.account.balance("USDT") == D(10000) - D(200) - D("0.1")  # at 100, 5 bps maker
     assert book.account.position(XBT).quantity == D(2)
+    assert stored(database) == book
+
+
+async def test_the_fill_that_ends_an_order_and_its_release_are_one_append(
+    database: Database,
+) -> None:
+    steps: list[str] = []
+    trading = TradingService(
+        database, PaperMatcher(settings()), clock=Clock(), fault=lambda s, _: steps.append(s)
+    )
+    await trading.deposit(ACCOUNT, "USDT", D(10000))
+    await trading.on_ticks([trade(1, "100", "1")])
+    placed = (await trading.place(order("a", BUY, LIMIT, "1", price=D(100)))).order
+    before = len(EventStore(database, EVENT_CODEC).read(aggregate_id(ACCOUNT)))
+    steps.clear()
+    await trading.on_ticks([trade(2, "99", "1")])
+    new = EventStore(database, EVENT_CODEC).read(aggregate_id(ACCOUNT))[before:]
+    assert [type(item.event) for item in new] == [OrderFilled, FundsReleased]
+    assert steps == ["filled"]  # no stored state between the order's end and its release
+    assert (await trading.book(ACCOUNT)).account.reservations == {}
+    assert stored(database).orders[placed.order_id].status is OrderStatus.FILLED
+
+
+async def test_an_order_stored_ended_but_not_released_is_released_on_resume(
+    database: Database,
+) -> None:
+    trading = await funded(database)
+    placed = (await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))).order
+    events = EventStore(database, EVENT_CODEC)
+    version = len(events.read(aggregate_id(ACCOUNT)))
+    canceled = OrderCanceled(account=ACCOUNT, order_id=placed.order_id, reason="old", ts=9)
+    events.append(aggregate_id(ACCOUNT), version, [canceled])  # as a stream stored before
+    restarted = service(database)
+    assert await restarted.resume() == 1
+    book = await restarted.book(ACCOUNT)
+    assert book.account.reservations == {}
     assert stored(database) == book
 
 

@@ -11,7 +11,7 @@ from psycopg.sql import SQL, Identifier
 
 from tests.trading.store import toy
 from trading.store.aggregates import Versioned
-from trading.store.projector import ReadModel
+from trading.store.projector import ReadModel, each
 
 DDL = """
 CREATE TABLE IF NOT EXISTS balances (
@@ -41,7 +41,7 @@ def project(curs: Cursor[DictRow], item: Versioned[toy.ToyEvent]) -> None:
 
 
 def model(schema: str) -> ReadModel[toy.ToyEvent]:
-    return ReadModel(schema, DDL, project)
+    return ReadModel(schema, DDL, each(project))
 
 
 def contents(url: str, schema: str) -> dict[str, list[tuple[Any, ...]]]:
