@@ -47,6 +47,10 @@ from sdk.wire import (
     request,
 )
 
+FEED_LOST: Final = "unavailable"
+"""The gateway's code when it drops a private channel whose feed lost records: the stream
+subscribes to it again at once (a fresh snapshot follows)."""
+
 GAP_MEMORY: Final = 1024
 """How many feed-gap notices the core remembers to drop repeats (the gateway remembers 64
 per instrument)."""
@@ -225,7 +229,9 @@ class StreamCore:
     def _error(self, message: Error, out: Output) -> None:
         if message.id is None:  # the gateway's own doing: a channel dropped
             private = PRIVATE_CHANNELS.get(message.channel or "")
-            if private is not None:
+            if private is not None and message.code == FEED_LOST:
+                self._subscribe_again(private, out)  # its feed lost records: a fresh snapshot
+            elif private is not None:
                 self.channels.pop(private, None)
             elif message.channel is not None and message.instrument is not None:
                 kind: Literal["candles", "ticks"] = "ticks"
@@ -239,6 +245,15 @@ class StreamCore:
                 del self.channels[channel]
         if isinstance(message.id, int):
             out.answered.append(Answered(message.id, message))
+
+    def _subscribe_again(self, channel: Channel, out: Output) -> None:
+        held = self.channels.get(channel)
+        if held is None:
+            return
+        state = _ChannelState(held.snapshot, self._id())
+        self.channels[channel] = state
+        if self.ready:
+            out.send.append(self._subscribe(channel, state, state.request_id or 0))
 
     # -- frames -----------------------------------------------------------------------------
 

@@ -8,17 +8,21 @@ trading domain's own arithmetic) and where in the account's stream it is.
 
 **The snapshot/live join.** A feed starts *unbased*: it keeps the account's live records
 (:data:`PENDING_RECORDS` at most) while the first subscriber's snapshot is read. The snapshot
-(:class:`~core.trading_reads.AccountSnapshot`) says the notification id and the stream
-version it is current to: :meth:`AccountFeed.base` drops the kept records at or below it,
-numbers the rest from 1, and from then on every record at or below what the feed applied is a
-repeat (dropped). Later subscribers read a snapshot of their own: :meth:`AccountFeed.join_point`
-finds the sequence number of each channel as of that snapshot's version (the feed remembers
-it for its newest records), so the snapshot goes out with that ``seq`` and the replay buffer
-sends what came after it; a snapshot newer than the feed (the read models ahead of the bus) is
+(:class:`~core.trading_reads.AccountSnapshot`) says the notification id and the stream version
+it is current to: :meth:`AccountFeed.base` drops the kept records at or below it, numbers the
+rest from 1, and from then on every record at or below what the feed applied is a repeat
+(dropped). The records the bus carried before the feed was made were not kept, so the feed
+starts with a *floor*, the newest version of the account seen until then
+(:attr:`PrivateChannels.seen`): a first snapshot below it comes from read models that have not
+caught up yet, and is read again rather than based on (its next record would skip versions).
+Later subscribers read a snapshot of their own: :meth:`AccountFeed.join_point` finds the
+sequence number of each channel as of that snapshot's version (the feed remembers it for its
+newest records), so the snapshot goes out with that ``seq`` and the replay buffer sends what
+came after it; a snapshot newer than the feed (the read models ahead of the bus) is
 :data:`WAIT`: the records up to it are on their way. Versions are gapless per account, so a
-record whose version skips one means records were lost (sent before the gateway listened):
-the feed is dropped (:meth:`PrivateChannels.take` says whose channels) and the clients
-subscribe again.
+record whose version skips one means records were lost (sent before the gateway listened): the
+feed is dropped (:meth:`PrivateChannels.take` says whose channels) and the clients subscribe
+again.
 
 **Bounds.** A feed's replay buffers and version marks hold ``replay_buffer`` records; at most
 ``max_idle`` feeds are kept that nobody subscribes to (the least recently used go first);
@@ -40,6 +44,10 @@ from ws_gateway.wire import FILLS, ORDERS, POSITIONS, PRIVATE_KINDS, ChannelKey,
 
 PENDING_RECORDS: Final = 1000
 """Live records an unbased feed keeps while its first snapshot is read."""
+
+SEEN_ACCOUNTS: Final = 100_000
+"""Accounts without a feed whose newest version on the bus is remembered (16 bytes or so
+each): an account not seen among the last this many is taken as unseen."""
 
 
 class Wait(enum.Enum):
@@ -90,6 +98,9 @@ class AccountFeed:
         snapshot still follows on from what is kept)."""
         self.marks: deque[Mark] = deque(maxlen=replay_buffer + 1)
         self.repeats = 0
+        self.floor = 0
+        """The newest version the bus carried before the feed was made (those records were
+        not kept): a first snapshot below it is stale, whatever the kept records say."""
 
     @property
     def subscribed(self) -> bool:
@@ -135,8 +146,11 @@ class AccountFeed:
     def base(self, snapshot: AccountSnapshot) -> list[Delivery] | None:
         """Start the unbased feed from its first snapshot: the kept records after it are
         applied (their deliveries returned, numbered from 1); None when the kept records do
-        not follow on from it (some were lost, or more came than were kept: read again)."""
+        not follow on from it (some were lost, or more came than were kept, or the snapshot is
+        older than a record the bus carried before the feed was made: read again)."""
         assert not self.based
+        if snapshot.version < self.floor:
+            return None  # the read models have not reached what the bus already carried
         after = [r for r in self.pending if r.notification_id > snapshot.notification_id]
         expected = snapshot.version + 1
         for record in after:
@@ -191,6 +205,10 @@ class PrivateChannels:
         self._generation = 0
         self.dropped = 0
         """Feeds dropped because a record's version skipped one."""
+        self.seen: OrderedDict[int, int] = OrderedDict()
+        """The newest version the bus carried of each account without a feed (at most
+        :data:`SEEN_ACCOUNTS`, the least recently seen forgotten first): a feed made later
+        starts with it as its floor."""
 
     def get(self, account: int) -> AccountFeed | None:
         return self.feeds.get(account)
@@ -204,6 +222,7 @@ class PrivateChannels:
         feed = AccountFeed(
             account, f"{self.epoch}.{self._generation}", self.replay_buffer, self.framing
         )
+        feed.floor = self.seen.pop(account, 0)
         self.feeds[account] = feed
         self._idle(feed)
         return feed
@@ -211,8 +230,12 @@ class PrivateChannels:
     def take(self, record: TradingRecord) -> tuple[list[Delivery], AccountFeed | None]:
         """The deliveries of one live record; and the feed it broke, if any (its version
         skipped one: the feed is forgotten, its subscribers are to be told)."""
-        feed = self.feeds.get(record.event.account)
+        account = record.event.account
+        feed = self.feeds.get(account)
         if feed is None:
+            self.seen[account] = max(record.version, self.seen.pop(account, 0))
+            if len(self.seen) > SEEN_ACCOUNTS:
+                self.seen.popitem(last=False)
             return [], None
         out = feed.take(record)
         if out is None:

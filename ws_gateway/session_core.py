@@ -35,6 +35,7 @@ with their results; the generator is the request's state while a read is outstan
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
@@ -79,6 +80,18 @@ log = logging.getLogger(__name__)
 STORE_RETRIES: Final = 3
 """Reads of storage for one decision, when the cache moved under the previous ones."""
 RETRY_PAUSE: Final = 0.1
+
+PRIVATE_PAUSE: Final = 0.25
+"""The pause before a private channel's snapshot is read again (the read models behind the
+bus catch up meanwhile)."""
+
+
+def private_reads(wait: float) -> int:
+    """How many snapshot reads a private subscription takes before it gives up
+    (``unavailable``): about ``wait`` seconds of them, at least :data:`STORE_RETRIES`."""
+    return max(STORE_RETRIES, 1 + math.ceil(wait / PRIVATE_PAUSE))
+
+
 """Seconds before an account's snapshot is read again (the read models move on meanwhile)."""
 
 
@@ -768,9 +781,9 @@ class SessionCore:
         default = min(settings.private_snapshot, settings.max_snapshot)
         limit = default if request.snapshot is None else request.snapshot
         wait = settings.private_wait
-        for attempt in range(STORE_RETRIES):
+        for attempt in range(private_reads(wait)):
             feed = registry.feed(account)  # made now: it keeps the records during the read
-            result = yield ReadAccount(account, limit, RETRY_PAUSE if attempt else 0.0)
+            result = yield ReadAccount(account, limit, PRIVATE_PAUSE if attempt else 0.0)
             if isinstance(result, _Failed):  # why is the operator's (the outage log's)
                 raise RequestError(
                     ErrorCode.UNAVAILABLE,

@@ -227,6 +227,18 @@ def test_a_reconnect_resumes_every_private_channel_after_the_token() -> None:
     assert again["fills"] == (3, "e9")
 
 
+def test_a_private_channel_whose_feed_lost_records_is_subscribed_again_at_once() -> None:
+    core = held_core(FILLS)
+    lost = frame(type="error", id=None, code="unavailable", message="records were lost",
+                 channel="fills")  # fmt: skip
+    out = core.receive(lost)
+    [again] = sent(out.send)
+    assert (again["op"], again["channel"]) == ("subscribe", "fills")
+    assert "seq" not in again  # a fresh subscription: its snapshot comes again
+    assert FILLS in core.channels
+    assert [type(m) for m in out.messages] == [Error]  # the bot is told too
+
+
 def test_a_refused_or_dropped_private_channel_is_not_held() -> None:
     core = StreamCore()
     core.connected(None)
@@ -245,6 +257,9 @@ def test_a_refused_or_dropped_private_channel_is_not_held() -> None:
     assert set(core.channels) == {POSITIONS}
     rid, frames = core.unsubscribe(POSITIONS)
     assert sent(frames) == [{"op": "unsubscribe", "id": rid, "channel": "positions"}]
+    lost = frame(type="error", id=None, code="unavailable", message="records were lost",
+                 channel="positions")  # fmt: skip
+    assert not core.receive(lost).send  # no longer held: nothing to subscribe again
     assert [
         a.id for a in core.receive(frame(type="unsubscribed", id=rid, channel="positions")).answered
     ] == [rid]

@@ -22,12 +22,12 @@ from ws_gateway.hub import Hub
 from ws_gateway.private import PENDING_RECORDS, WAIT, AccountFeed, PrivateChannels
 from ws_gateway.protocol import ConnectionProtocol
 from ws_gateway.session_core import (
-    STORE_RETRIES,
     Action,
     AwaitFeed,
     Directory,
     ReadAccount,
     SessionCore,
+    private_reads,
 )
 from ws_gateway.settings import GatewaySettings
 from ws_gateway.wire import FILLS, ORDERS, POSITIONS, ChannelKey
@@ -219,6 +219,32 @@ def test_a_first_snapshot_older_than_the_kept_records_is_read_again() -> None:
     assert feed.take(ledger.filled(12, "1", "100")) == []
     assert feed.base(snapshot(older)) is None
     assert not feed.based
+
+
+def test_a_first_snapshot_older_than_what_the_bus_carried_before_the_feed_is_read_again() -> None:
+    ledger = Ledger()
+    channels = PrivateChannels("e", 1000, 10, framing)
+    first, second = ledger.submitted(10), ledger.accepted(11)
+    for record in (first, second):  # nobody subscribed yet: nothing is kept but the version
+        assert channels.take(record) == ([], None)
+    feed = channels.feed(ACCOUNT)
+    assert feed.base(snapshot(first)) is None  # the read models lag the bus: read again
+    assert feed.base(snapshot(second)) == []
+    fresh = feed.take(ledger.filled(12, "1", "100"))
+    assert fresh is not None
+    assert [m["seq"] for m in decoded(fresh)] == [1, 1, 1]  # no skip: the feed goes on
+
+
+def test_the_versions_remembered_of_accounts_without_a_feed_are_bounded(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr("ws_gateway.private.SEEN_ACCOUNTS", 3)
+    channels = PrivateChannels("e", 1000, 10, framing)
+    for account in range(1, 6):
+        channels.take(Ledger(account).submitted(account))
+    assert list(channels.seen) == [3, 4, 5]
+    assert channels.feed(1).floor == 0  # forgotten: taken as unseen
+    assert channels.feed(5).floor == 1
 
 
 def test_an_unbased_feed_keeps_a_bounded_number_of_records() -> None:
@@ -501,7 +527,7 @@ def test_snapshots_that_never_follow_on_are_given_up_after_some_reads() -> None:
     while isinstance(actions[-1], ReadAccount):
         reads += 1
         actions = session.core.answer(snapshot(older))
-    assert reads == STORE_RETRIES
+    assert reads == private_reads(GatewaySettings().private_wait)  # about 5 s of reads
     [message] = sent(actions)
     assert (message["code"], message["field"]) == ("unavailable", "channel")
 
