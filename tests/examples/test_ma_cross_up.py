@@ -128,6 +128,7 @@ def test_the_example_bot_trades_on_paper_against_mdp_up(
     finally:
         if bot is not None and bot.poll() is None:
             bot.kill()
+            bot.wait(timeout=30)
         stop(up, up_log)
     output = bot_log.read_text()
     assert key not in output
