@@ -11,7 +11,7 @@ a database that cannot be reached is :class:`~trading.store.errors.StoreUnavaila
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Mapping
+from collections.abc import AsyncIterator, Awaitable, Callable, Mapping
 from decimal import ROUND_HALF_EVEN, Context, Decimal
 from typing import Any, Final, LiteralString
 
@@ -81,6 +81,30 @@ class BalanceView(msgspec.Struct, frozen=True, kw_only=True):
     """Cash less what is reserved."""
 
 
+def read_pool(
+    url: str,
+    configure: Callable[[Connection], Awaitable[None]],
+    *,
+    max_size: int,
+    timeout: float,
+    name: str,
+) -> AsyncConnectionPool[Connection]:
+    """A pool for reading the read models, not yet open: autocommit connections with dict
+    rows, each ``configure``d when made and checked before it is lent (a connection the
+    database dropped is replaced, not handed out)."""
+    return AsyncConnectionPool(
+        url,
+        min_size=1,
+        max_size=max_size,
+        open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row},
+        configure=configure,
+        check=AsyncConnectionPool.check_connection,
+        timeout=timeout,
+        name=name,
+    )
+
+
 class TradingQueries:
     """The queries, on ``pool`` (its connections' ``search_path`` the read model's schema:
     :meth:`open` makes such a pool)."""
@@ -99,17 +123,7 @@ class TradingQueries:
         async def configure(conn: Connection) -> None:
             await conn.execute(SQL("SET search_path TO {}").format(Identifier(schema)))
 
-        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=max_size,
-            open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            configure=configure,
-            check=AsyncConnectionPool.check_connection,
-            timeout=timeout,
-            name="trading-queries",
-        )
+        pool = read_pool(url, configure, max_size=max_size, timeout=timeout, name="trading-queries")
         await pool.open(wait=True, timeout=timeout)
         try:
             yield cls(pool)

@@ -20,11 +20,12 @@ from typing import Final
 
 import msgspec
 import psycopg
-from psycopg.rows import DictRow, dict_row
+from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from core.trading_reads import MAX_SNAPSHOT, AccountSnapshot
+from trading.readmodels.queries import read_pool
 from trading.readmodels.tables import (
     DEFAULT_SCHEMA,
     OPEN_STATUSES,
@@ -94,16 +95,8 @@ class AccountSnapshots:
         """Snapshots of the read models in ``schema`` of the trading database at ``url``.
         The database need not answer yet: reads fail until it does."""
         snapshots = cls(schema)
-        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            url,
-            min_size=1,
-            max_size=max_size,
-            open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row},
-            configure=snapshots._configure,
-            check=AsyncConnectionPool.check_connection,
-            timeout=timeout,
-            name="trading-snapshots",
+        pool = read_pool(
+            url, snapshots._configure, max_size=max_size, timeout=timeout, name="trading-snapshots"
         )
         await pool.open(wait=False)
         snapshots._pool = pool
