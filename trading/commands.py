@@ -17,6 +17,10 @@ The trading process consumes the topic with the platform's processor loop
   risk check refuses is stored with its ``order-denied`` event, as on the REST path. Commands
   the bus delivers twice at different offsets (a producer's retry) are harmless too: one
   order per client order id, and a cancel of an order that is done stores nothing.
+
+A partitioned service (``docs/trading.md``, "Partitions") reads the whole topic in a group of
+its own (:func:`commands_group`) and applies only its own accounts' commands
+(:func:`mine`); the others are skipped, counted, and their offsets committed with the round's.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import msgspec
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from core.codecs import RejectedMessage
+from core.partitions import Partition
 from core.trading_commands import (
     AmendOrder,
     CancelOrder,
@@ -65,6 +70,13 @@ log = logging.getLogger(__name__)
 
 COMMANDS_GROUP = "trading.commands"
 """The trading process's consumer group on ``trading.commands``."""
+
+
+def commands_group(partition: Partition, group: str = COMMANDS_GROUP) -> str:
+    """The consumer group of ``partition`` (``trading.commands.p1of2``; ``0/1`` keeps
+    ``group``): every partition reads every record, since Kafka's partitions of the topic are
+    not ours."""
+    return group + partition.suffix()
 
 
 # -- the pure step ------------------------------------------------------------------------------
@@ -192,6 +204,15 @@ def command_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Pla
     return Outcome([], planned)
 
 
+def mine(planned: Planned, partition: Partition) -> bool:
+    """Whether ``partition`` applies ``planned``: a command of one of its accounts; a record
+    that names no account (undecodable) is partition 0's, so that it is refused and logged
+    once."""
+    if planned.account is None:
+        return partition.index == 0
+    return partition.owns(planned.account)
+
+
 def _undecodable(rejected: RejectedMessage) -> Refused:
     return Refused("undecodable", None, rejected.detail)
 
@@ -208,7 +229,8 @@ class Applying(Durability[list[Planned]]):
     Positions are tracked as ``GROUP@CLUSTER_ID/topic/partition`` (the next offset): offsets
     mean something only within one cluster (a new one for every in-process bus).
     ``stats`` counts the outcomes: ``applied``, ``denied`` (stored with its
-    ``order-denied``), ``refused`` (nothing stored), ``replayed`` (stored before: skipped).
+    ``order-denied``), ``refused`` (nothing stored), ``replayed`` (stored before: skipped),
+    ``other-partition`` (another partition's account: skipped, its offset committed).
     A store that cannot be reached, or a service that must restart, ends the loop with the
     round uncommitted: the restarted process applies what it had not stored.
     """
@@ -217,6 +239,7 @@ class Applying(Durability[list[Planned]]):
         self, service: TradingService, database: Database, group: str, cluster_id: str
     ) -> None:
         self.service = service
+        self._partition = service.partition
         self._database = database
         self._log = NotificationLog(database)
         self._prefix = f"{group}@{cluster_id}/"
@@ -248,6 +271,9 @@ class Applying(Durability[list[Planned]]):
         self._positions.update(await asyncio.to_thread(self._log.positions, self._prefix))
         touched: set[str] = set()
         for planned in round.outcome.effects:
+            if not mine(planned, self._partition):
+                self.stats["other-partition"] += 1
+                continue
             name = self._name(planned.topic, planned.partition)
             if planned.offset < self._positions.get(name, 0):
                 self.stats["replayed"] += 1

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from core.partitions import Partition
 from trading.domain.orders import IllegalTransition, OrderInvalid
 from trading.domain.risk import RiskRefused
 from trading.http.body import DepositInvalid
@@ -52,6 +53,17 @@ def problem(exc: Exception) -> ProblemError:
             retry=True,
         )
     raise exc
+
+
+def wrong_partition(account: int, served: Partition) -> ProblemError:
+    """421: this instance does not serve ``account`` (another partition owns it; the edge
+    routes each account to its owner, so only a request sent past it gets this)."""
+    owner = served.owner(account)
+    return ProblemError(
+        421, "wrong-partition", "Misdirected request",
+        f"account {account} is served by partition {owner}, this instance serves {served}",
+        extra={"code": "wrong-partition", "partition": str(owner), "served": str(served)},
+    )  # fmt: skip
 
 
 def denied(code: str, field: str | None, message: str, order: Any) -> ProblemError:

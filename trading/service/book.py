@@ -14,6 +14,7 @@ from typing import Final
 
 import msgspec
 
+from core.partitions import Partition
 from core.trading_events import ORDER_EVENTS, OrderSubmitted, TradingEvent
 from trading.domain.accounts import Account
 from trading.domain.orders import Order
@@ -34,6 +35,22 @@ PREFIX: Final = "account:"
 
 def aggregate_id(account: int) -> str:
     return f"{PREFIX}{account}"
+
+
+def account_of(aggregate_id: str) -> int | None:
+    """The account of an ``account:<id>`` stream (None for any other aggregate)."""
+    number = aggregate_id.removeprefix(PREFIX)
+    if number == aggregate_id or not (number.isascii() and number.isdigit()):
+        return None
+    return int(number)
+
+
+def owns_stream(partition: Partition, aggregate_id: str) -> bool:
+    """Whether ``partition`` owns the stream ``aggregate_id``: an account's stream belongs to
+    the account's partition; a stream of no account (none today) to partition 0, so that it
+    too has exactly one owner."""
+    account = account_of(aggregate_id)
+    return partition.index == 0 if account is None else partition.owns(account)
 
 
 def apply(state: Book | None, event: TradingEvent) -> Book:
