@@ -124,8 +124,8 @@ async def running(
         ticks_group = settings.ticks_group + partition.suffix()
         ticks = Processor(bus, ticks_group, [TICKS], tick_step, Settling(service),
                           start="latest")  # fmt: skip
+        applying = Applying(service, database, settings.commands_group, bus.cluster_id)
         group = commands_group(partition, settings.commands_group)
-        applying = Applying(service, database, group, bus.cluster_id)
         commands = Processor(bus, group, [TRADING_COMMANDS], command_step,
                              applying, start="earliest")  # fmt: skip
         stop = asyncio.Event()

@@ -8,7 +8,15 @@ from decimal import Decimal
 from access.settings import TokenSettings
 from core import trading_commands as tc
 from core.partitions import EVERY_ACCOUNT, Partition
-from trading.commands import COMMANDS_GROUP, Planned, Refused, commands_group, mine, plan
+from trading.commands import (
+    COMMANDS_GROUP,
+    Planned,
+    Refused,
+    commands_group,
+    mine,
+    plan,
+    tracked_by,
+)
 from trading.process import ProcessSettings
 from trading.service.book import account_of, aggregate_id, owns_stream
 
@@ -54,3 +62,22 @@ def test_each_partition_has_its_own_groups_and_reader() -> None:
         "postgresql://x", TokenSettings(jwks_url="http://k"), partition=Partition(1, 2)
     )
     assert second.outbox.name == "outbox:trading.events.p1of2"
+
+
+def test_a_tracking_row_names_the_partition_of_its_group() -> None:
+    at = "@c1/trading.commands/3"
+    assert tracked_by(f"trading.commands{at}", COMMANDS_GROUP, "c1") == (
+        EVERY_ACCOUNT, "trading.commands/3",
+    )  # fmt: skip
+    assert tracked_by(f"trading.commands.p1of2{at}", COMMANDS_GROUP, "c1") == (
+        Partition(1, 2), "trading.commands/3",
+    )  # fmt: skip
+    for other in (
+        "trading.commands@c2/trading.commands/3",  # another cluster
+        f"trading.commandsx{at}",  # another group
+        f"trading.commands.p2of2{at}",  # no such partition
+        f"trading.commands.p1of2.p0of2{at}",
+        "trading.commands/no-at",
+        "outbox:trading.events",
+    ):
+        assert tracked_by(other, COMMANDS_GROUP, "c1") is None, other

@@ -10,11 +10,15 @@ from decimal import Decimal
 import msgspec
 import pytest
 
+from core import trading_commands as tc
 from core.partitions import Partition
-from core.topic_codecs import codec_for
-from core.topics import TRADING_EVENTS
+from core.topic_codecs import TRADING_COMMANDS_CODEC, codec_for
+from core.topics import TRADING_COMMANDS, TRADING_EVENTS
 from streams.memory import MemoryBus
+from streams.processor import Processor
+from streams.producer import send
 from tests.trading.service.scenario import BUY, LIMIT, order, settings
+from trading.commands import COMMANDS_GROUP, Applying, Planned, command_step, commands_group
 from trading.paper.matcher import PaperMatcher
 from trading.service.book import owns_stream
 from trading.service.saga import ServiceError
@@ -76,3 +80,56 @@ async def test_partitioned_outboxes_publish_every_event_exactly_once(database: D
     published = Counter((r.notification_id, r.aggregate_id) for r in map(codec.decode, (
         record.value for record in records)))  # fmt: skip
     assert published == Counter(stored)
+
+
+def consumer(database: Database, bus: MemoryBus, partition: Partition) -> Processor[list[Planned]]:
+    """``partition``'s consumer of ``trading.commands``, set to stop once caught up."""
+    service = TradingService(database, PaperMatcher(settings()), partition=partition)
+    applying = Applying(service, database, COMMANDS_GROUP, bus.cluster_id)
+    group = commands_group(partition, COMMANDS_GROUP)
+    processor = Processor(bus, group, [TRADING_COMMANDS], command_step, applying)
+    processor.drain()
+    return processor
+
+
+async def rounds(database: Database, bus: MemoryBus, *partitions: Partition) -> Counter[str]:
+    """Each partition's consumer run over the topic; their outcomes added up."""
+    total: Counter[str] = Counter()
+    for partition in partitions:
+        processor = consumer(database, bus, partition)
+        await processor.run()
+        assert isinstance(processor.durability, Applying)
+        total += processor.durability.stats
+    return total
+
+
+def deposits(amount: int) -> list[tc.TradingCommand]:
+    return [tc.Deposit(account=a, currency="USD", amount=Decimal(amount)) for a in ACCOUNTS]
+
+
+async def test_each_command_is_applied_once_by_its_owner_across_repartitions(
+    database: Database,
+) -> None:
+    """One instance, then two, then three, each new partitioning in consumer groups of its
+    own that read the topic from its start: every command is applied once, by the partition
+    that owns its account when it comes, and skipped by every later owner."""
+    thirds = tuple(Partition(index, 3) for index in range(3))
+    async with MemoryBus(partitions=2) as bus:
+        await send(bus, TRADING_COMMANDS_CODEC, deposits(1))
+        assert await rounds(database, bus, Partition()) == Counter(applied=len(ACCOUNTS))
+        await send(bus, TRADING_COMMANDS_CODEC, deposits(2))
+        by_halves = await rounds(database, bus, *HALVES)
+        assert by_halves == Counter(
+            replayed=len(ACCOUNTS), applied=len(ACCOUNTS), **{"other-partition": 2 * len(ACCOUNTS)}
+        )
+        await send(bus, TRADING_COMMANDS_CODEC, deposits(3))
+        by_thirds = await rounds(database, bus, *thirds)
+        assert by_thirds == Counter(
+            replayed=2 * len(ACCOUNTS), applied=len(ACCOUNTS),
+            **{"other-partition": 2 * 3 * len(ACCOUNTS)},
+        )  # fmt: skip
+        # and again: the new groups' own positions and offsets hold
+        assert await rounds(database, bus, *thirds) == Counter()
+    for account in ACCOUNTS:
+        book = await TradingService(database, PaperMatcher()).book(account)
+        assert book.account.cash == {"USD": Decimal(6)}, account  # 1 + 2 + 3, each once
