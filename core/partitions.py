@@ -23,6 +23,7 @@ MAX_PARTITIONS: Final = 64
 """At most this many partitions (each is a process and an HAProxy backend)."""
 
 _TEXT: Final = re.compile(r"(\d{1,3})/(\d{1,3})")
+_SUFFIX: Final = re.compile(r"\.p(\d{1,3})of(\d{1,3})")
 
 
 class PartitionError(ValueError):
@@ -67,6 +68,23 @@ class Partition:
         """What a per-partition name (a consumer group, a reader) ends with: nothing for
         ``0/1``, so an unpartitioned service keeps its names; ``.p1of2`` otherwise."""
         return "" if self.whole else f"{separator}p{self.index}of{self.count}"
+
+    @classmethod
+    def named(cls, name: str, base: str) -> Partition | None:
+        """The partition whose name :meth:`suffix` made from ``base``: ``base`` itself is
+        ``0/1``, ``base.p1of2`` is ``1/2``; None for any other name."""
+        if not name.startswith(base):
+            return None
+        suffix = name.removeprefix(base)
+        if not suffix:
+            return cls()
+        found = _SUFFIX.fullmatch(suffix)
+        if found is None:
+            return None
+        try:
+            return cls(int(found[1]), int(found[2]))
+        except PartitionError:
+            return None
 
     def __str__(self) -> str:
         return f"{self.index}/{self.count}"

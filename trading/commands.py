@@ -28,18 +28,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import re
 from collections import Counter
 from collections.abc import Collection
 from dataclasses import dataclass
 from decimal import Decimal
-from typing import Final
 
 import msgspec
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from core.codecs import RejectedMessage
-from core.partitions import Partition, PartitionError
+from core.partitions import Partition
 from core.trading_commands import (
     AmendOrder,
     CancelOrder,
@@ -215,25 +213,13 @@ def mine(planned: Planned, partition: Partition) -> bool:
     return partition.owns(planned.account)
 
 
-_GROUP_SUFFIX: Final = re.compile(r"\.p(\d{1,3})of(\d{1,3})")
-
-
 def tracked_by(name: str, group: str, cluster_id: str) -> tuple[Partition, str] | None:
     """Whose position a tracking row ``name`` is, among ``group``'s partitionings in the
     cluster: its group's partition (:func:`commands_group`) and the ``topic/partition`` it is
     in; None for a row of another reader or cluster."""
     owner, at, where = name.partition("@")
-    if not at or not where.startswith(f"{cluster_id}/") or not owner.startswith(group):
-        return None
-    suffix = owner.removeprefix(group)
-    if not suffix:
-        return Partition(), where.removeprefix(f"{cluster_id}/")
-    found = _GROUP_SUFFIX.fullmatch(suffix)
-    if found is None:
-        return None
-    try:
-        partition = Partition(int(found[1]), int(found[2]))
-    except PartitionError:
+    partition = Partition.named(owner, group)
+    if not at or partition is None or not where.startswith(f"{cluster_id}/"):
         return None
     return partition, where.removeprefix(f"{cluster_id}/")
 

@@ -13,7 +13,9 @@ Partitioned (``ProcessSettings.partition``, ``docs/trading.md``, "Partitions"), 
 serves, resumes, applies and publishes only its own accounts; its consumer groups and its
 outbox's reader are its partition's own (``trading.paper.p1of2``, ``trading.commands.p1of2``,
 ``outbox:trading.events.p1of2``), so every instance reads every trade and every command and
-publishes its own accounts' events once. The projector runs in every instance: the read
+publishes its own accounts' events once. A new partitioning starts its readers after what
+the earlier partitions' readers published of each account (read at start: the earlier
+partitioning's instances are stopped by then). The projector runs in every instance: the read
 models are shared, and their projector's lock makes instances take turns.
 """
 
@@ -38,7 +40,7 @@ from trading.paper.matcher import PaperMatcher
 from trading.paper.settings import PaperSettings
 from trading.readmodels.queries import TradingQueries
 from trading.readmodels.tables import DEFAULT_SCHEMA, model
-from trading.service.book import owns_stream
+from trading.service.book import unpublished
 from trading.service.shell import TradingService
 from trading.store.aio import follow
 from trading.store.database import Database, StoreSettings
@@ -117,9 +119,11 @@ async def running(
         events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
         projector = Projector(database, events, model(settings.schema))
         await asyncio.to_thread(projector.start)  # the tables the queries read, before them
+        notifications = NotificationLog(database)
+        keep = unpublished(partition, await asyncio.to_thread(outbox_readers, notifications))
         outbox = OutboxPublisher(
-            NotificationLog(database), bus.topic(TRADING_EVENTS), settings=settings.outbox,
-            keep=lambda notification: owns_stream(partition, str(notification.originator_id)),
+            notifications, bus.topic(TRADING_EVENTS), settings=settings.outbox,
+            keep=lambda notification: keep(str(notification.originator_id), notification.id),
         )  # fmt: skip
         ticks_group = settings.ticks_group + partition.suffix()
         ticks = Processor(bus, ticks_group, [TICKS], tick_step, Settling(service),
@@ -150,6 +154,17 @@ async def running(
             ticks.stop()
             commands.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def outbox_readers(notifications: NotificationLog) -> dict[Partition, int]:
+    """The position of every partition's outbox reader, of any partitioning, stored so far."""
+    base = OutboxSettings().name
+    readers = {}
+    for name, position in notifications.positions(base).items():
+        partition = Partition.named(name, base)
+        if partition is not None:
+            readers[partition] = position
+    return readers
 
 
 async def _ticks(processor: Processor[list[Tick]]) -> None:

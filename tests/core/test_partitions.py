@@ -54,3 +54,11 @@ def test_names_keep_their_unpartitioned_form_for_0_of_1() -> None:
     assert EVERY_ACCOUNT.suffix() == ""
     assert Partition(1, 2).suffix() == ".p1of2"
     assert not Partition(0, 2).whole
+
+
+def test_a_name_made_from_a_base_gives_its_partition_back() -> None:
+    base = "outbox:trading.events"
+    for partition in (EVERY_ACCOUNT, Partition(0, 2), Partition(2, 3)):
+        assert Partition.named(base + partition.suffix(), base) == partition
+    for other in ("outbox:other", base + "x", base + ".p2of2", base + ".p0of2.p0of2", base[:-1]):
+        assert Partition.named(other, base) is None, other

@@ -9,7 +9,7 @@ each order's :class:`~trading.domain.orders.Order` takes its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import msgspec
@@ -72,3 +72,21 @@ def apply(state: Book | None, event: TradingEvent) -> Book:
 
 
 STATE_CODEC: Final[StateCodec[Book]] = StateCodec(Book, "trading-book")
+
+
+def unpublished(
+    partition: Partition, readers: Mapping[Partition, int]
+) -> Callable[[str, int], bool]:
+    """Whether ``partition``'s outbox publishes the notification ``(aggregate_id, id)``: one
+    of its own streams, past the position of every outbox reader (``readers``: each reader's
+    partition and position, of this partitioning or an earlier one) that owns the stream. So a
+    new partitioning publishes what none of the stream's earlier owners had published, and no
+    more."""
+
+    def keep(aggregate_id: str, notification_id: int) -> bool:
+        if not owns_stream(partition, aggregate_id):
+            return False
+        owners = (position for p, position in readers.items() if owns_stream(p, aggregate_id))
+        return notification_id > max(owners, default=0)
+
+    return keep

@@ -20,7 +20,8 @@ from streams.producer import send
 from tests.trading.service.scenario import BUY, LIMIT, order, settings
 from trading.commands import COMMANDS_GROUP, Applying, Planned, command_step, commands_group
 from trading.paper.matcher import PaperMatcher
-from trading.service.book import owns_stream
+from trading.process import outbox_readers
+from trading.service.book import owns_stream, unpublished
 from trading.service.saga import ServiceError
 from trading.service.shell import WRONG_PARTITION, TradingService
 from trading.store.database import Database
@@ -133,3 +134,40 @@ async def test_each_command_is_applied_once_by_its_owner_across_repartitions(
     for account in ACCOUNTS:
         book = await TradingService(database, PaperMatcher()).book(account)
         assert book.account.cash == {"USD": Decimal(6)}, account  # 1 + 2 + 3, each once
+
+
+async def test_a_new_partitioning_publishes_only_what_no_earlier_owner_published(
+    database: Database,
+) -> None:
+    """One outbox, then two, then three, each with readers of its own (their positions read
+    at start, as ``mdp trading serve`` does): every event is on the topic once."""
+    log = NotificationLog(database)
+    base = OutboxSettings().name
+    thirds = tuple(Partition(index, 3) for index in range(3))
+    async with MemoryBus() as bus:
+        topic = bus.topic(TRADING_EVENTS)
+
+        async def publish(*partitions: Partition) -> None:
+            readers = outbox_readers(log)
+            for partition in partitions:
+                keep = unpublished(partition, readers)
+                await OutboxPublisher(
+                    log, topic, settings=OutboxSettings(name=base + partition.suffix(), batch=3),
+                    keep=lambda n, keep=keep: keep(str(n.originator_id), n.id),  # type: ignore[misc]
+                ).drain()  # fmt: skip
+
+        await opened(database)
+        await publish(Partition())
+        service = TradingService(database, PaperMatcher(settings()))
+        for account in ACCOUNTS:
+            await service.deposit(account, "USD", Decimal(1))
+        await publish(*HALVES)
+        for account in ACCOUNTS:
+            await service.deposit(account, "USD", Decimal(2))
+        await publish(*thirds)
+        await publish(*thirds)  # again: nothing new
+        async with bus.subscribe("check", [TRADING_EVENTS]) as subscription:
+            records = await subscription.poll(10_000, timeout=1.0)
+    codec = codec_for(TRADING_EVENTS)
+    published = Counter(codec.decode(record.value).notification_id for record in records)
+    assert published == Counter(n.id for n in log.after(0, 1000))
