@@ -10,6 +10,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from auth.signing import SigningKey
 from core.partitions import Partition
 from edge.config import (
     EdgeSettings,
@@ -19,15 +20,27 @@ from edge.config import (
     partition_backend,
     trading_partitions,
 )
+from machine import free_port
 from mdp.commands import edge as edge_command
 from tests.support import tokens
 from tests.trading.http.test_api import ALICE, ORDERS, Desk, database, desk, limit_buy, trader
 
-from .conftest import AUDIENCE, ISSUER, TIMEOUT, Stack, eventually, get, haproxy_or_skip
+from .conftest import (
+    AUDIENCE,
+    ISSUER,
+    TIMEOUT,
+    Stack,
+    claims,
+    eventually,
+    get,
+    haproxy_or_skip,
+    keyed,
+    sign,
+)
 from .test_config import haproxy_accepts, settings
 from .test_edge import assert_problem
 
-__all__ = ["database", "desk"]  # the fixtures this module uses
+__all__ = ["database", "desk", "keyed"]  # the fixtures this module uses
 
 
 async def test_the_edge_routes_trading_to_the_trading_service(
@@ -127,3 +140,21 @@ def test_mdp_edge_takes_one_trading_instance_per_partition(tmp_path: Path) -> No
     ]:
         with pytest.raises(ValueError, match=told):
             trading(*given)
+
+
+async def test_a_partitioned_route_needs_the_token_s_account(
+    keyed: tuple[Stack, SigningKey],
+) -> None:
+    """A trading token without an ``acct`` (or a negative one) is refused at the edge (it would
+    match no partition's backend and fall through to the chart page, the echo service here);
+    any other goes to a partition, 503 while that partition has no server up."""
+    stack, key = keyed
+    down = [(f"127.0.0.1:{free_port()}",), (f"127.0.0.1:{free_port()}",)]
+    await stack.reload(trading=trading_partitions(down))
+    for acct in (None, -1):
+        answer = await get(stack, ORDERS, sign(key, claims(trade=True, acct=acct)))
+        assert_problem(answer, 401, "token-required")
+    # HAProxy reads a text as the number 0: partition 0, whose service refuses the token
+    for acct in (7, 8, "x"):
+        answer = await get(stack, ORDERS, sign(key, claims(trade=True, acct=acct)))
+        assert_problem(answer, 503, "unavailable")
