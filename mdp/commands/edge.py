@@ -2,9 +2,7 @@
 
 It routes ``/`` (the chart page) and ``/v1``, ``/udf`` (the history API) to ``--api``
 instances, ``/ws`` to ``--gateway`` instances (WebSockets passed through), ``/auth`` to
-``--auth``, ``/trading`` to ``--trading`` (else 503; ``--trading I/N=HOST:PORT`` for each
-partition of a trading service partitioned by account, routed by the token's ``acct``), and
-``/api`` answers 503. Bearer tokens are
+``--auth``, ``/trading`` to ``--trading`` (else 503), and ``/api`` answers 503. Bearer tokens are
 checked here against the public keys in ``--keys`` (one ``<kid>.pem`` per key; ``SIGHUP``
 reads the folder again and reloads without dropping a connection). Request rates are limited
 per principal (the token's plan) and per address. With ``--bus kafka`` revocations on
@@ -12,6 +10,10 @@ per principal (the token's plan) and per address. With ``--bus kafka`` revocatio
 needs a token that may trade. HAProxy's Prometheus metrics are at
 ``http://ADMIN-HOST:ADMIN-PORT/metrics``. The machine's ``haproxy`` runs as a child of this
 command, with its configuration in the state folder. See ``docs/edge.md``.
+
+A trading service partitioned by account (``mdp trading serve --partition I/N``) is given one
+``--trading I/N=HOST:PORT`` per partition; each ``/trading`` request goes to the partition of
+its token's ``acct``.
 """
 
 from __future__ import annotations
