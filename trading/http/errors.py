@@ -19,6 +19,7 @@ _SERVICE_STATUS: Final = {
     "client-order-id-reused": 409,
     "unknown-order": 404,
     "restart-required": 503,
+    "wrong-partition": 421,
 }
 _NOT_OPEN: Final = frozenset({"not-open", "below-filled"})
 
