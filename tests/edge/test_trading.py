@@ -151,10 +151,12 @@ async def test_a_partitioned_route_needs_the_token_s_account(
     stack, key = keyed
     down = [(f"127.0.0.1:{free_port()}",), (f"127.0.0.1:{free_port()}",)]
     await stack.reload(trading=trading_partitions(down))
-    for acct in (None, -1):
+    refused: tuple[object, ...] = (None, -1)
+    for acct in refused:
         answer = await get(stack, ORDERS, sign(key, claims(trade=True, acct=acct)))
         assert_problem(answer, 401, "token-required")
     # HAProxy reads a text as the number 0: partition 0, whose service refuses the token
-    for acct in (7, 8, "x"):
+    routed: tuple[object, ...] = (7, 8, "x")
+    for acct in routed:
         answer = await get(stack, ORDERS, sign(key, claims(trade=True, acct=acct)))
         assert_problem(answer, 503, "unavailable")
