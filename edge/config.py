@@ -18,7 +18,8 @@
   map (:data:`REVOCATION_MAP`, fed at run time through HAProxy's runtime API) is 401 until the
   entry's time (the moment every such token has expired);
 - ``/trading`` needs a token whose ``trade`` claim is true (403 otherwise), before it is
-  routed (or answered 503);
+  routed (or answered 503); a trading service partitioned by account gets each request at the
+  partition of the token's ``acct`` claim (``acct % N``, :mod:`core.partitions`);
 - request rates: per principal (its plan's ``rpm`` claim, requests per minute), per address
   for anonymous requests, and per address for logins; over the limit is 429 with
   ``Retry-After``;
@@ -34,10 +35,12 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final
+
+from core.partitions import MAX_PARTITIONS, Partition
 
 PROBLEM_TYPE_BASE: Final = "https://ganntec.dev/problems/"
 TOKEN_ALGORITHM: Final = "ES256"
@@ -170,8 +173,9 @@ class EdgeSettings:
     """``/v1`` and ``/udf`` (in ``mdp up``, the same server as the chart page)."""
     gateway: Upstream
     auth: Upstream | None = None
-    trading: Upstream | None = None
-    """``/trading`` (``None``: 503 there, after the trade claim's check)."""
+    trading: Upstream | tuple[Upstream, ...] | None = None
+    """``/trading`` (``None``: 503 there, after the trade claim's check); partitioned by
+    account, one upstream per partition in partition order (:func:`trading_partitions`)."""
     tokens: TokenPolicy | None = None
     """``None``: every token is refused (nothing could check it); anonymous requests pass if
     ``anonymous`` allows them."""
@@ -191,6 +195,13 @@ class EdgeSettings:
     ``mdp up``, whose services share one busy event loop, allows more."""
 
     def __post_init__(self) -> None:
+        if isinstance(self.trading, tuple):
+            count = len(self.trading)
+            if not 2 <= count <= MAX_PARTITIONS:
+                raise ValueError(f"trading: 2 to {MAX_PARTITIONS} partitions, not {count}")
+            for index, upstream in enumerate(self.trading):
+                if upstream.name != partition_backend(Partition(index, count)):
+                    raise ValueError(f"trading: partition {index}/{count} is misnamed")
         if _unsafe(str(self.error_dir)) or any(c in _FILE_UNSAFE for c in str(self.error_dir)):
             raise ValueError(f"the edge's folder {self.error_dir} may hold no space, quote, , ( )")
 
@@ -210,6 +221,9 @@ first frame (the gateway closes a connection that sends none, ``docs/auth.md``).
 UNAVAILABLE_PATHS: Final = ("/trading", "/api")
 """Services the platform has or will have: answered 503 where none runs."""
 TRADING_PATH: Final = "/trading"
+TRADING_BACKEND: Final = "trading"
+ACCOUNT_CLAIM: Final = "$.acct"
+"""The account a token acts for: what a partitioned trading service is routed by."""
 TRADE_CLAIM: Final = "$.trade"
 """True in a token that may trade (its plan allows it and its scopes include ``trade``)."""
 PRINCIPAL_HEADER: Final = "X-Mdp-Principal"
@@ -226,6 +240,21 @@ ACCESS_LOG: Final = (
 _RETRIES: Final = "conn-failure empty-response junk-response response-timeout"
 """What the edge retries on another server (``option redispatch``): a request that no server
 began to answer, because its server died or does not answer; GET and HEAD only."""
+
+
+def partition_backend(partition: Partition) -> str:
+    """The backend of one partition of the trading service (``trading_p1of2``)."""
+    return f"{TRADING_BACKEND}_p{partition.index}of{partition.count}"
+
+
+def trading_partitions(servers: Sequence[tuple[str, ...]]) -> tuple[Upstream, ...]:
+    """The upstreams of a trading service partitioned by account: ``servers[i]`` serves
+    partition ``i`` of ``len(servers)``."""
+    count = len(servers)
+    return tuple(
+        Upstream(partition_backend(Partition(index, count)), tuple(given))
+        for index, given in enumerate(servers)
+    )
 
 
 def problem(status: int, kind: str, title: str, detail: str) -> str:
@@ -466,8 +495,10 @@ def _routes(settings: EdgeSettings) -> Iterator[str]:
     if settings.auth is None:
         missing.append("auth")
     yield from _trading()
-    if settings.trading is not None:
+    if isinstance(settings.trading, Upstream):
         yield f"    use_backend {settings.trading.name} if is_{TRADING_PATH.strip('/')}"
+    elif settings.trading is not None:
+        yield from _partitioned(len(settings.trading))
     for name in missing:
         yield _refuse(
             503, "not-available", "Not available", f"the {name} service is not running here",
@@ -498,6 +529,22 @@ def _trading() -> Iterator[str]:
         "this token may not trade: its plan or its key lacks the trade scope",
         f"is_{name} !{may_trade}", challenge,
     )  # fmt: skip
+
+
+def _partitioned(count: int) -> Iterator[str]:
+    """Each trading request to the backend of its account's partition, ``acct % count``
+    (:func:`partition_backend`); a token that names no account is refused here, since a name
+    that matches no backend would fall through to the next rules. A partition with no server
+    up answers 503, and only its accounts get it."""
+    name = TRADING_PATH.strip("/")
+    claim = f"var(txn.token),jwt_payload_query('{ACCOUNT_CLAIM}',int)"
+    yield f"    http-request set-var(txn.acct) {claim} if is_{name}"
+    yield _refuse(
+        401, "token-required", "Token required", "trading needs a token of an account",
+        f"is_{name} !{{ var(txn.acct) -m int ge 0 }}", "hdr WWW-Authenticate Bearer",
+    )  # fmt: skip
+    backend = f"{TRADING_BACKEND}_p%[var(txn.acct),mod({count})]of{count}"  # partition_backend
+    yield f"    use_backend {backend} if is_{name}"
 
 
 def _refuse_token(kind: str, detail: str, condition: str) -> str:
@@ -532,13 +579,8 @@ def _admin(settings: EdgeSettings, generation: int) -> Iterator[str]:
 def _backends(settings: EdgeSettings) -> Iterator[str]:
     store = settings.limits.store
     seen: set[str] = set()
-    upstreams = (
-        settings.chart,
-        settings.history,
-        settings.gateway,
-        settings.auth,
-        settings.trading,
-    )
+    trading = settings.trading if isinstance(settings.trading, tuple) else (settings.trading,)
+    upstreams = (settings.chart, settings.history, settings.gateway, settings.auth, *trading)
     for upstream in upstreams:
         if upstream is None or upstream.name in seen:
             continue

@@ -17,6 +17,10 @@ The trading process consumes the topic with the platform's processor loop
   risk check refuses is stored with its ``order-denied`` event, as on the REST path. Commands
   the bus delivers twice at different offsets (a producer's retry) are harmless too: one
   order per client order id, and a cancel of an order that is done stores nothing.
+
+A partitioned service (``docs/trading.md``, "Partitions") reads the whole topic in a group of
+its own (:func:`commands_group`) and applies only its own accounts' commands
+(:func:`mine`); the others are skipped, counted, and their offsets committed with the round's.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ import msgspec
 from eventsourcing.persistence import IntegrityError, Tracking
 
 from core.codecs import RejectedMessage
+from core.partitions import Partition
 from core.trading_commands import (
     AmendOrder,
     CancelOrder,
@@ -65,6 +70,13 @@ log = logging.getLogger(__name__)
 
 COMMANDS_GROUP = "trading.commands"
 """The trading process's consumer group on ``trading.commands``."""
+
+
+def commands_group(partition: Partition, group: str = COMMANDS_GROUP) -> str:
+    """The consumer group of ``partition`` (``trading.commands.p1of2``; ``0/1`` keeps
+    ``group``): every partition reads every record, since Kafka's partitions of the topic are
+    not ours."""
+    return group + partition.suffix()
 
 
 # -- the pure step ------------------------------------------------------------------------------
@@ -192,6 +204,26 @@ def command_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Pla
     return Outcome([], planned)
 
 
+def mine(planned: Planned, partition: Partition) -> bool:
+    """Whether ``partition`` applies ``planned``: a command of one of its accounts; a record
+    that names no account (undecodable) is partition 0's, so that it is refused and logged
+    once."""
+    if planned.account is None:
+        return partition.index == 0
+    return partition.owns(planned.account)
+
+
+def tracked_by(name: str, group: str, cluster_id: str) -> tuple[Partition, str] | None:
+    """Whose position a tracking row ``name`` is, among ``group``'s partitionings in the
+    cluster: its group's partition (:func:`commands_group`) and the ``topic/partition`` it is
+    in; None for a row of another reader or cluster."""
+    owner, at, where = name.partition("@")
+    partition = Partition.named(owner, group)
+    if not at or partition is None or not where.startswith(f"{cluster_id}/"):
+        return None
+    return partition, where.removeprefix(f"{cluster_id}/")
+
+
 def _undecodable(rejected: RejectedMessage) -> Refused:
     return Refused("undecodable", None, rejected.detail)
 
@@ -205,10 +237,17 @@ _REFUSALS = (OrderInvalid, RiskRefused, IllegalTransition, ServiceError, Concurr
 class Applying(Durability[list[Planned]]):
     """Runs each round's calls on the service before its offsets are committed.
 
-    Positions are tracked as ``GROUP@CLUSTER_ID/topic/partition`` (the next offset): offsets
-    mean something only within one cluster (a new one for every in-process bus).
+    Positions are tracked as ``GROUP@CLUSTER_ID/topic/partition`` (the next offset), where
+    ``GROUP`` is the service's partition's group (:func:`commands_group`): offsets mean
+    something only within one cluster (a new one for every in-process bus). A command is
+    skipped as applied when it lies below the position of any group, of any partitioning,
+    whose partition owns its account (the group's name says which: ``trading.commands`` owns
+    every account, ``trading.commands.p1of2`` the odd ones): so a service started with another
+    partitioning (a new group, reading the topic from its start) applies only what no owner of
+    the account applied before.
     ``stats`` counts the outcomes: ``applied``, ``denied`` (stored with its
-    ``order-denied``), ``refused`` (nothing stored), ``replayed`` (stored before: skipped).
+    ``order-denied``), ``refused`` (nothing stored), ``replayed`` (stored before: skipped),
+    ``other-partition`` (another partition's account: skipped, its offset committed).
     A store that cannot be reached, or a service that must restart, ends the loop with the
     round uncommitted: the restarted process applies what it had not stored.
     """
@@ -216,18 +255,38 @@ class Applying(Durability[list[Planned]]):
     def __init__(
         self, service: TradingService, database: Database, group: str, cluster_id: str
     ) -> None:
+        """``group`` is the unpartitioned group's name (:data:`COMMANDS_GROUP`); the service's
+        partition gives the one this hook tracks."""
         self.service = service
+        self._partition = service.partition
         self._database = database
         self._log = NotificationLog(database)
-        self._prefix = f"{group}@{cluster_id}/"
+        self._base = group
+        self._cluster = cluster_id
+        self._prefix = f"{commands_group(self._partition, group)}@{cluster_id}/"
         self._positions: dict[str, int] = {}
+        self._owners: list[tuple[Partition, str, int]] = []
+        """Every group's positions: (its partition, ``topic/partition``, position)."""
         self.stats: Counter[str] = Counter()
 
     def _name(self, topic: str, partition: int) -> str:
         return f"{self._prefix}{topic}/{partition}"
 
     async def start(self) -> None:
-        self._positions = await asyncio.to_thread(self._log.positions, self._prefix)
+        await self._read()
+
+    async def _read(self) -> None:
+        """Every group's positions, again: a partition may come from another member of the
+        group, further on (an own position read earlier never goes back)."""
+        rows = await asyncio.to_thread(self._log.positions, self._base)
+        owners = []
+        for name, position in rows.items():
+            if name.startswith(self._prefix):
+                self._positions[name] = max(position, self._positions.get(name, 0))
+            tracked = tracked_by(name, self._base, self._cluster)
+            if tracked is not None:
+                owners.append((*tracked, position))
+        self._owners = owners
 
     def fresh(self, records: list[Record]) -> list[Record]:
         """The records not stored yet (after a crash the bus delivers them again)."""
@@ -241,17 +300,31 @@ class Applying(Durability[list[Planned]]):
     def _position(self, topic: str, partition: int) -> int:
         return self._positions.get(self._name(topic, partition), 0)
 
+    def _applied_below(self, planned: Planned) -> int:
+        """The offset below which ``planned``'s account had its commands applied: this
+        group's position, or further on another group's whose partition owns the account."""
+        own = self._position(planned.topic, planned.partition)
+        if planned.account is None:
+            return own
+        where = f"{planned.topic}/{planned.partition}"
+        return max(
+            [own, *(position for partition, tracked, position in self._owners
+                    if tracked == where and partition.owns(planned.account))]
+        )  # fmt: skip
+
     async def behind(self, round: Round[list[Planned]]) -> Offsets:
         if not round.outcome.effects:
             return round.offsets
-        # read again: a partition may come from another member of the group, further on
-        self._positions.update(await asyncio.to_thread(self._log.positions, self._prefix))
+        await self._read()
         touched: set[str] = set()
         for planned in round.outcome.effects:
-            name = self._name(planned.topic, planned.partition)
-            if planned.offset < self._positions.get(name, 0):
+            if not mine(planned, self._partition):
+                self.stats["other-partition"] += 1
+                continue
+            if planned.offset < self._applied_below(planned):
                 self.stats["replayed"] += 1
                 continue
+            name = self._name(planned.topic, planned.partition)
             await self._apply(planned, Tracking(name, planned.offset + 1))
             self._positions[name] = planned.offset + 1
             touched.add(name)

@@ -8,6 +8,15 @@ Ticks are settled in the processor's durability hook, after the round is polled 
 its offsets are committed: a crash between the two gives the same ticks again after the
 restart, and :meth:`~trading.service.shell.TradingService.resume` (run before the first poll)
 makes that harmless (a rebuilt order takes part only in trades after its last stored event).
+
+Partitioned (``ProcessSettings.partition``, ``docs/trading.md``, "Partitions"), the process
+serves, resumes, applies and publishes only its own accounts; its consumer groups and its
+outbox's reader are its partition's own (``trading.paper.p1of2``, ``trading.commands.p1of2``,
+``outbox:trading.events.p1of2``), so every instance reads every trade and every command and
+publishes its own accounts' events once. A new partitioning starts its readers after what
+the earlier partitions' readers published of each account (read at start: the earlier
+partitioning's instances are stopped by then). The projector runs in every instance: the read
+models are shared, and their projector's lock makes instances take turns.
 """
 
 from __future__ import annotations
@@ -19,23 +28,25 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from access.settings import TokenSettings
+from core.partitions import Partition
 from core.ticks import Tick, TickBatch
 from core.topics import TICKS, TRADING_COMMANDS, TRADING_EVENTS
 from core.trading_events import TradingEvent
 from streams.bus import Bus, BusClosedError, Offsets
 from streams.processor import Batch, Durability, Outcome, Processor, Round
-from trading.commands import COMMANDS_GROUP, Applying, Planned, command_step
+from trading.commands import COMMANDS_GROUP, Applying, Planned, command_step, commands_group
 from trading.http import create_app
 from trading.paper.matcher import PaperMatcher
 from trading.paper.settings import PaperSettings
 from trading.readmodels.queries import TradingQueries
 from trading.readmodels.tables import DEFAULT_SCHEMA, model
+from trading.service.book import unpublished
 from trading.service.shell import TradingService
 from trading.store.aio import follow
 from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
-from trading.store.outbox import OutboxPublisher
+from trading.store.outbox import OutboxPublisher, OutboxSettings
 from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
 from web.guard import HttpLimits
@@ -49,8 +60,8 @@ log = logging.getLogger(__name__)
 @dataclass(frozen=True, slots=True)
 class ProcessSettings:
     """Where the process listens, its read models' schema, its ticks' and commands' consumer
-    groups, how it checks tokens (``tokens``: ``jwks_url`` or ``keys``), and whether it takes
-    paper deposits."""
+    groups (its partition's suffix is added), how it checks tokens (``tokens``: ``jwks_url`` or
+    ``keys``), whether it takes paper deposits, and the accounts it owns."""
 
     database_url: str
     tokens: TokenSettings
@@ -63,6 +74,13 @@ class ProcessSettings:
     limits: HttpLimits = field(default_factory=HttpLimits)
     deposits: bool = False
     """Paper money over ``POST /trading/v1/deposits`` (on in ``mdp up``)."""
+    partition: Partition = field(default_factory=Partition)
+    """The accounts this instance owns (``0/1``: every one)."""
+
+    @property
+    def outbox(self) -> OutboxSettings:
+        """The outbox's settings: its reader is the partition's own."""
+        return OutboxSettings(name=OutboxSettings().name + self.partition.suffix())
 
 
 def tick_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Tick]]:
@@ -94,17 +112,25 @@ async def running(
     """The process's parts running for the ``async with`` block; its server is yielded."""
     with Database(StoreSettings(settings.database_url)) as database:
         await asyncio.to_thread(database.create_tables)
-        service = TradingService(database, PaperMatcher(settings.paper))
+        partition = settings.partition
+        service = TradingService(database, PaperMatcher(settings.paper), partition=partition)
         resumed = await service.resume()
         say(f"resumed {resumed} open order saga(s)")
         events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
         projector = Projector(database, events, model(settings.schema))
         await asyncio.to_thread(projector.start)  # the tables the queries read, before them
-        outbox = OutboxPublisher(NotificationLog(database), bus.topic(TRADING_EVENTS))
-        ticks = Processor(bus, settings.ticks_group, [TICKS], tick_step, Settling(service),
+        notifications = NotificationLog(database)
+        keep = unpublished(partition, await asyncio.to_thread(outbox_readers, notifications))
+        outbox = OutboxPublisher(
+            notifications, bus.topic(TRADING_EVENTS), settings=settings.outbox,
+            keep=lambda notification: keep(str(notification.originator_id), notification.id),
+        )  # fmt: skip
+        ticks_group = settings.ticks_group + partition.suffix()
+        ticks = Processor(bus, ticks_group, [TICKS], tick_step, Settling(service),
                           start="latest")  # fmt: skip
         applying = Applying(service, database, settings.commands_group, bus.cluster_id)
-        commands = Processor(bus, settings.commands_group, [TRADING_COMMANDS], command_step,
+        group = commands_group(partition, settings.commands_group)
+        commands = Processor(bus, group, [TRADING_COMMANDS], command_step,
                              applying, start="earliest")  # fmt: skip
         stop = asyncio.Event()
         tasks = [
@@ -128,6 +154,17 @@ async def running(
             ticks.stop()
             commands.stop()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def outbox_readers(notifications: NotificationLog) -> dict[Partition, int]:
+    """The position of every partition's outbox reader, of any partitioning, stored so far."""
+    base = OutboxSettings().name
+    readers = {}
+    for name, position in notifications.positions(base).items():
+        partition = Partition.named(name, base)
+        if partition is not None:
+            readers[partition] = position
+    return readers
 
 
 async def _ticks(processor: Processor[list[Tick]]) -> None:

@@ -10,6 +10,10 @@ per principal (the token's plan) and per address. With ``--bus kafka`` revocatio
 needs a token that may trade. HAProxy's Prometheus metrics are at
 ``http://ADMIN-HOST:ADMIN-PORT/metrics``. The machine's ``haproxy`` runs as a child of this
 command, with its configuration in the state folder. See ``docs/edge.md``.
+
+A trading service partitioned by account (``mdp trading serve --partition I/N``) is given one
+``--trading I/N=HOST:PORT`` per partition; each ``/trading`` request goes to the partition of
+its token's ``acct``.
 """
 
 from __future__ import annotations
@@ -29,7 +33,15 @@ from typing import Any
 from access.jwks import JwksCache
 from access.keyset import KeySet
 from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
-from edge.config import EdgeSettings, RateLimits, TokenPolicy, Upstream, VerifyKey
+from core.partitions import Partition, PartitionError
+from edge.config import (
+    EdgeSettings,
+    RateLimits,
+    TokenPolicy,
+    Upstream,
+    VerifyKey,
+    trading_partitions,
+)
 from edge.haproxy import EdgeError, Haproxy
 from edge.keys import MAX_DOCUMENT_BYTES, MAX_KEYS, KeySetError, parse_jwks, pems_of, write_keys
 from edge.revocations import RevocationFeed
@@ -71,8 +83,9 @@ def add_parser(commands: Any) -> None:
         "--auth", action="append", metavar="HOST:PORT", help="an auth service instance"
     )
     parser.add_argument(
-        "--trading", action="append", metavar="HOST:PORT",
-        help="a trading service instance (mdp trading serve); without one /trading is 503",
+        "--trading", action="append", metavar="[I/N=]HOST:PORT",
+        help="a trading service instance (mdp trading serve); I/N= names its partition, one"
+        " --trading per partition (mdp trading serve --partition I/N); without one /trading is 503",
     )  # fmt: skip
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument(
@@ -116,7 +129,7 @@ def settings_from(
     bad); ``tokens`` None: no token is accepted."""
     api = Upstream("api", tuple(args.api))
     auth = Upstream("auth", tuple(args.auth), health_path="/auth/healthz") if args.auth else None
-    trading = Upstream("trading", tuple(args.trading)) if args.trading else None
+    trading = trading_upstreams(args.trading) if args.trading else None
     return EdgeSettings(
         host=args.host,
         port=args.port,
@@ -134,6 +147,34 @@ def settings_from(
         ),
         error_dir=folder,
     )
+
+
+def trading_upstreams(given: list[str]) -> Upstream | tuple[Upstream, ...]:
+    """``--trading`` values: ``HOST:PORT`` (``0/1``, every account) or ``I/N=HOST:PORT``, one
+    for each partition of N (raises ValueError when one is missing, given twice or of another
+    N, or when the two forms are mixed)."""
+    split = [value.partition("=") for value in given]
+    if not any(sep for _, sep, _ in split):
+        return Upstream("trading", tuple(given))
+    servers: dict[Partition, str] = {}
+    for named, sep, server in split:
+        if not sep:
+            raise ValueError(f"--trading {named}: name its partition (I/N=HOST:PORT) as the others")
+        try:
+            partition = Partition.parse(named)
+        except PartitionError as exc:
+            raise ValueError(f"--trading {named}{sep}{server}: {exc}") from None
+        if partition in servers:
+            raise ValueError(f"--trading: partition {partition} is given twice")
+        servers[partition] = server
+    count = next(iter(servers)).count
+    wanted = [Partition(index, count) for index in range(count)]
+    if sorted(servers, key=lambda p: (p.count, p.index)) != wanted:
+        listed = " ".join(str(partition) for partition in wanted)
+        raise ValueError(f"--trading: give each partition of {count} once: {listed}")
+    if count == 1:
+        return Upstream("trading", (servers[wanted[0]],))
+    return trading_partitions([(servers[partition],) for partition in wanted])
 
 
 def jwks_url(args: argparse.Namespace) -> str | None:

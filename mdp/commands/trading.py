@@ -5,7 +5,9 @@
 service's key set at ``--jwks-url`` (required: trading is never anonymous); the service resumes
 every open order saga at start; the paper venue trades on ``md.ticks`` from ``--bus``; the
 outbox publishes the stored events to ``trading.events``; and the read models follow the log.
-It stops on Ctrl-C or SIGTERM. See ``docs/trading.md``, "HTTP interface".
+It stops on Ctrl-C or SIGTERM. See ``docs/trading.md``, "HTTP interface". ``--partition I/N``
+(cluster mode with several instances) serves only the accounts ``a`` with ``a % N == I``
+(``docs/trading.md``, "Partitions"); the default, ``0/1``, serves every account.
 
 ``mdp trading rebuild`` replays the trading event log from its first event into fresh read
 models (orders, fills, positions, balances) and swaps them in for the live ones in one
@@ -24,6 +26,7 @@ from typing import Any
 
 import psycopg
 
+from core.partitions import Partition, PartitionError
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.commands.db import given_or_private
 from mdp.common_options import (
@@ -92,8 +95,22 @@ def add_parser(commands: Any) -> None:
         action="store_true",
         help="allow POST /trading/v1/deposits: paper money for the paper venue (off by default)",
     )
+    serving.add_argument(
+        "--partition",
+        type=_partition,
+        default=Partition(),
+        metavar="I/N",
+        help="serve only the accounts a with a %% N == I, one of N instances (default 0/1: all)",
+    )
     add_token_options(serving, "required", "request", anonymous=False)
     parser.set_defaults(run=run)
+
+
+def _partition(text: str) -> Partition:
+    try:
+        return Partition.parse(text)
+    except PartitionError as exc:
+        raise argparse.ArgumentTypeError(str(exc)) from None
 
 
 def run(args: argparse.Namespace) -> int:
@@ -146,6 +163,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ProcessSettings(
         args.database_url.reveal(), TokenSettings(jwks_url=args.jwks_url), host=args.host,
         port=args.port, schema=args.schema, deposits=args.paper_deposits,
+        partition=args.partition,
     )  # fmt: skip
 
     async def main() -> None:
@@ -153,7 +171,8 @@ def _serve(args: argparse.Namespace) -> int:
         stop_on_signals(stop)
         bus = kafka_bus(args) if args.bus == "kafka" else MemoryBus()
         async with bus as opened, running(settings, opened, tell) as server:
-            tell(f"serving the trading API on {server.url}/trading/v1")
+            owned = "" if args.partition.whole else f" for partition {args.partition}"
+            tell(f"serving the trading API on {server.url}/trading/v1{owned}")
             await stop.wait()
 
     try:

@@ -5,8 +5,10 @@ Every ``/trading/v1`` route but the OpenAPI document needs a token the auth serv
 verified here (:class:`web.tokens.TokenGate`, never anonymous) whose ``trade`` claim is true
 (its plan allows trading and its scopes include ``trade``): 401 without a valid one, 403 with
 one that may not trade. The account is the token's, and every command and query names it, so
-an account never sees another's orders. A place, an amend, a cancel and one order are the
-service's (what it answers is durable); the lists are the read models', a little behind.
+an account never sees another's orders. A service that owns one partition of the accounts
+answers the others 421 ``wrong-partition``, naming the partition that owns them. A place, an
+amend, a cancel and one order are the service's (what it answers is durable); the lists are
+the read models', a little behind.
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ from trading.domain.accounts import Account
 from trading.domain.orders import IllegalTransition, OrderInvalid
 from trading.domain.risk import RiskRefused
 from trading.http.body import amend_request, deposit_request, place_request
-from trading.http.errors import denied, problem
+from trading.http.errors import denied, problem, wrong_partition
 from trading.http.openapi import document
 from trading.readmodels.projection import Balance
 from trading.readmodels.queries import (
@@ -85,6 +87,8 @@ class _Api:
 
         async def endpoint(request: Request) -> Response:
             account = _account(await self.gate.grant(request))
+            if not self.service.partition.owns(account):
+                raise wrong_partition(account, self.service.partition)
             try:
                 return await handler(request, account)
             except _REFUSALS as exc:

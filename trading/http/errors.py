@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from typing import Any, Final
 
+from core.partitions import Partition
 from trading.domain.orders import IllegalTransition, OrderInvalid
 from trading.domain.risk import RiskRefused
 from trading.http.body import DepositInvalid
@@ -18,6 +19,7 @@ _SERVICE_STATUS: Final = {
     "client-order-id-reused": 409,
     "unknown-order": 404,
     "restart-required": 503,
+    "wrong-partition": 421,
 }
 _NOT_OPEN: Final = frozenset({"not-open", "below-filled"})
 
@@ -52,6 +54,17 @@ def problem(exc: Exception) -> ProblemError:
             retry=True,
         )
     raise exc
+
+
+def wrong_partition(account: int, served: Partition) -> ProblemError:
+    """421: this instance does not serve ``account`` (another partition owns it; the edge
+    routes each account to its owner, so only a request sent past it gets this)."""
+    owner = served.owner(account)
+    return ProblemError(
+        421, "wrong-partition", "Misdirected request",
+        f"account {account} is served by partition {owner}, this instance serves {served}",
+        extra={"code": "wrong-partition", "partition": str(owner), "served": str(served)},
+    )  # fmt: skip
 
 
 def denied(code: str, field: str | None, message: str, order: Any) -> ProblemError:

@@ -9,11 +9,12 @@ each order's :class:`~trading.domain.orders.Order` takes its own.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Final
 
 import msgspec
 
+from core.partitions import Partition
 from core.trading_events import ORDER_EVENTS, OrderSubmitted, TradingEvent
 from trading.domain.accounts import Account
 from trading.domain.orders import Order
@@ -36,6 +37,22 @@ def aggregate_id(account: int) -> str:
     return f"{PREFIX}{account}"
 
 
+def account_of(aggregate_id: str) -> int | None:
+    """The account of an ``account:<id>`` stream (None for any other aggregate)."""
+    number = aggregate_id.removeprefix(PREFIX)
+    if number == aggregate_id or not (number.isascii() and number.isdigit()):
+        return None
+    return int(number)
+
+
+def owns_stream(partition: Partition, aggregate_id: str) -> bool:
+    """Whether ``partition`` owns the stream ``aggregate_id``: an account's stream belongs to
+    the account's partition; a stream of no account (none today) to partition 0, so that it
+    too has exactly one owner."""
+    account = account_of(aggregate_id)
+    return partition.index == 0 if account is None else partition.owns(account)
+
+
 def apply(state: Book | None, event: TradingEvent) -> Book:
     """The pure fold step of the account aggregate: the account takes every event, the order
     its own (its ``order-submitted`` opens it)."""
@@ -55,3 +72,21 @@ def apply(state: Book | None, event: TradingEvent) -> Book:
 
 
 STATE_CODEC: Final[StateCodec[Book]] = StateCodec(Book, "trading-book")
+
+
+def unpublished(
+    partition: Partition, readers: Mapping[Partition, int]
+) -> Callable[[str, int], bool]:
+    """Whether ``partition``'s outbox publishes the notification ``(aggregate_id, id)``: one
+    of its own streams, past the position of every outbox reader (``readers``: each reader's
+    partition and position, of this partitioning or an earlier one) that owns the stream. So a
+    new partitioning publishes what none of the stream's earlier owners had published, and no
+    more."""
+
+    def keep(aggregate_id: str, notification_id: int) -> bool:
+        if not owns_stream(partition, aggregate_id):
+            return False
+        owners = (position for p, position in readers.items() if owns_stream(p, aggregate_id))
+        return notification_id > max(owners, default=0)
+
+    return keep

@@ -8,6 +8,10 @@ else (another instance that should not own the account) with ``concurrency-confl
 the next command reloads the account. The events reach ``trading.events`` through the
 outbox (:class:`trading.store.outbox.OutboxPublisher`), never from here.
 
+A service may own one partition of the accounts (``partition``, ``docs/trading.md``,
+"Partitions"): it resumes only those, and refuses a command of any other account with
+``wrong-partition`` before it loads anything.
+
 Each command takes an optional ``tracking``: a reader's position (a consumer of
 ``trading.commands`` names the record it applies) stored in the transaction of the command's
 first append, so a command stored once is never stored again after a crash (the append
@@ -25,6 +29,7 @@ from typing import Final, NamedTuple, Protocol
 
 from eventsourcing.persistence import Tracking
 
+from core.partitions import EVERY_ACCOUNT, Partition
 from core.ticks import Tick
 from core.trading_events import (
     KillSwitchSet,
@@ -65,6 +70,7 @@ AFTER_THE_VENUE: Final = frozenset({"routed", "filled", "triggered", "ended", "a
 the store does not, and only a new service (a new venue, rebuilt by :meth:`resume`) is sound."""
 
 RESTART_REQUIRED: Final = "restart-required"
+WRONG_PARTITION: Final = "wrong-partition"
 
 
 _STEP_OF: Final[dict[type, str]] = {OrderFilled: "filled", OrderTriggered: "triggered"}
@@ -102,7 +108,10 @@ class TradingService:
         clock: Callable[[], int] = time.time_ns,
         new_id: Callable[[], str] = _new_id,
         fault: Fault = _no_fault,
+        partition: Partition = EVERY_ACCOUNT,
     ) -> None:
+        self.partition = partition
+        """The accounts this service owns (``0/1``: every one)."""
         self._repository = AsyncRepository(
             Repository(database, EventStore(database, EVENT_CODEC), apply, STATE_CODEC)
         )
@@ -252,8 +261,9 @@ class TradingService:
         return resumed
 
     def _accounts(self) -> list[int]:
-        """Every account with a stream."""
-        return sorted(int(id_.removeprefix(PREFIX)) for id_ in self._log.aggregate_ids(PREFIX))
+        """Every account of this partition with a stream."""
+        accounts = (int(id_.removeprefix(PREFIX)) for id_ in self._log.aggregate_ids(PREFIX))
+        return sorted(account for account in accounts if self.partition.owns(account))
 
     # -- the saga's steps ------------------------------------------------------------------------
 
@@ -318,8 +328,14 @@ class TradingService:
 
     def _lock(self, account: int) -> asyncio.Lock:
         """The account's lock; every command and report takes it, so a service whose venue
-        went out of step with the store refuses them all here."""
+        went out of step with the store refuses them all here, and so does a service that
+        does not own the account."""
         self._check_sound()
+        if not self.partition.owns(account):
+            owner = self.partition.owner(account)
+            raise ServiceError(
+                WRONG_PARTITION, f"account {account} is partition {owner}'s, not {self.partition}'s"
+            )
         return self._locks.setdefault(account, asyncio.Lock())
 
     def _check_sound(self) -> None:

@@ -9,6 +9,10 @@ once, and a repeat carries the same notification id, which consumers drop
 publisher's :data:`~trading.store.wire.Wire` (``trading.events``' record by default). Nothing
 is lost: the position never passes an id that was not published.
 
+A publisher may ``keep`` only some notifications (one partition's accounts, ``docs/trading.md``,
+"Partitions"): it still reads every one and moves its position past those it leaves to the
+other partitions' publishers, so each notification is published by exactly one of them.
+
 The library is synchronous; its calls run in a worker thread (``asyncio.to_thread``), the
 publishing on the caller's event loop.
 """
@@ -27,12 +31,19 @@ from trading.store.log import NotificationLog
 from trading.store.loop import follow_log
 from trading.store.wire import Wire, trading_wire
 
+Keep = Callable[[Notification], bool]
+"""Whether this publisher publishes a notification (the others are another's)."""
+
 Hook = Callable[[int], Awaitable[None]]
 """A fault hook, called with a notification id (tests crash the publisher there)."""
 
 
 async def _no_hook(_: int) -> None:
     return None
+
+
+def _every(_: Notification) -> bool:
+    return True
 
 
 @dataclass(frozen=True, slots=True)
@@ -60,15 +71,18 @@ class OutboxPublisher:
         wire: Wire = trading_wire,
         settings: OutboxSettings | None = None,
         after_publish: Hook = _no_hook,
+        keep: Keep = _every,
     ) -> None:
         self._log = log
         self._topic = topic
         self._wire = wire
         self.settings = settings or OutboxSettings()
         self._after_publish = after_publish
+        self._keep = keep
 
     async def publish_pending(self) -> int:
-        """Publish one batch of what the log holds after the position; return how many.
+        """Publish one batch of what the log holds after the position; return how many it
+        read (those it keeps are published, the others passed over).
 
         The batch is one claim of the log (a transaction holding this publisher's lock, run
         in a worker thread): another instance of the publisher waits for it to commit, then
@@ -83,7 +97,8 @@ class OutboxPublisher:
             claim = self._log.claim(curs, self.settings.name)
             batch = self._log.after(claim.position, self.settings.batch)
             if batch:
-                sent = asyncio.run_coroutine_threadsafe(self._send(batch), loop)
+                ours = [notification for notification in batch if self._keep(notification)]
+                sent = asyncio.run_coroutine_threadsafe(self._send(ours), loop)
                 try:
                     sent.result(self.settings.publish_timeout_s)
                 except concurrent.futures.TimeoutError:

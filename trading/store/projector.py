@@ -100,8 +100,10 @@ class Projector(Generic[E]):
         return self._log.position(self.reader(self.model.schema))
 
     def start(self) -> None:
-        """Make the live schema and tables where missing."""
+        """Make the live schema and tables where missing, in the projector's turn (instances
+        starting at once would race on ``CREATE ... IF NOT EXISTS``)."""
         with self._log.transaction() as curs:
+            self._log.claim(curs, self.reader(self.model.schema))
             self._create(curs, self.model.schema)
 
     def catch_up(self) -> int:
