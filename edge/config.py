@@ -4,8 +4,8 @@
 
 - one public frontend: ``/ws`` to the WebSocket gateways, ``/v1`` and ``/udf`` to the history
   API, ``/auth`` to the auth service, ``/`` to the chart page, ``/trading`` to the trading
-  service when one is given; the paths of services that do not run here (``/trading``
-  without one, ``/api``) answer 503 problem+json;
+  service and ``/api`` to the main API when they are given; the paths of services that do
+  not run here (``/trading`` or ``/api`` without one) answer 503 problem+json;
 - bounds before anything else: request line and head sizes, head and body deadlines;
 - a bearer token (``Authorization: Bearer`` or, for ``/ws`` where browsers cannot set headers,
   ``?token=``) is checked here: ``alg`` pinned to ES256, the signature against each current
@@ -172,6 +172,8 @@ class EdgeSettings:
     auth: Upstream | None = None
     trading: Upstream | None = None
     """``/trading`` (``None``: 503 there, after the trade claim's check)."""
+    main_api: Upstream | None = None
+    """``/api`` (``None``: 503 there)."""
     tokens: TokenPolicy | None = None
     """``None``: every token is refused (nothing could check it); anonymous requests pass if
     ``anonymous`` allows them."""
@@ -210,6 +212,7 @@ first frame (the gateway closes a connection that sends none, ``docs/auth.md``).
 UNAVAILABLE_PATHS: Final = ("/trading", "/api")
 """Services the platform has or will have: answered 503 where none runs."""
 TRADING_PATH: Final = "/trading"
+MAIN_API_PATH: Final = "/api"
 TRADE_CLAIM: Final = "$.trade"
 """True in a token that may trade (its plan allows it and its scopes include ``trade``)."""
 PRINCIPAL_HEADER: Final = "X-Mdp-Principal"
@@ -463,6 +466,8 @@ def _routes(settings: EdgeSettings) -> Iterator[str]:
     missing = [path.strip("/") for path in UNAVAILABLE_PATHS]
     if settings.trading is not None:
         missing.remove(TRADING_PATH.strip("/"))
+    if settings.main_api is not None:
+        missing.remove(MAIN_API_PATH.strip("/"))
     if settings.auth is None:
         missing.append("auth")
     yield from _trading()
@@ -474,6 +479,9 @@ def _routes(settings: EdgeSettings) -> Iterator[str]:
             f"{{ path /{name} }} || {{ path_beg /{name}/ }}", "hdr Retry-After 60",
         )  # fmt: skip
     yield f"    use_backend {settings.gateway.name} if {{ path /ws }} || {{ path_beg /ws/ }}"
+    if settings.main_api is not None:
+        api = f"{{ path {MAIN_API_PATH} }} || {{ path_beg {MAIN_API_PATH}/ }}"
+        yield f"    use_backend {settings.main_api.name} if {api}"
     history = "{ path_beg /v1/ } || { path /udf } || { path_beg /udf/ }"
     yield f"    use_backend {settings.history.name} if {history}"
     if settings.auth is not None:
@@ -538,6 +546,7 @@ def _backends(settings: EdgeSettings) -> Iterator[str]:
         settings.gateway,
         settings.auth,
         settings.trading,
+        settings.main_api,
     )
     for upstream in upstreams:
         if upstream is None or upstream.name in seen:
