@@ -17,6 +17,7 @@ from collections.abc import AsyncIterator, Callable
 from typing import Any, Final, LiteralString
 
 import psycopg
+from psycopg import sql
 from psycopg.rows import DictRow, dict_row
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
@@ -495,14 +496,10 @@ async def create_tables(url: str, schema: str, timeout: float = 10.0) -> None:
                 "SELECT pg_advisory_xact_lock(hashtextextended(%s, 0))", (SCHEMA_LOCK,)
             )
             await conn.execute(
-                psycopg.sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(
-                    psycopg.sql.Identifier(schema)
-                )
+                sql.SQL("CREATE SCHEMA IF NOT EXISTS {}").format(sql.Identifier(schema))
             )
             await conn.execute(
-                psycopg.sql.SQL("SET LOCAL search_path TO {}").format(
-                    psycopg.sql.Identifier(schema)
-                )
+                sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
             )
             await conn.execute(DDL)
     except _UNREACHABLE as exc:
