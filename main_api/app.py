@@ -26,7 +26,13 @@ from starlette.routing import Route
 from access.grant import Grant
 from main_api import requests as checks
 from main_api.alert_body import alert_request
-from main_api.errors import REFUSALS, RefusedError, StoreUnavailableError, problem
+from main_api.errors import (
+    REFUSALS,
+    BadParameterError,
+    RefusedError,
+    StoreUnavailableError,
+    problem,
+)
 from main_api.openapi import document
 from main_api.requests import InvalidFieldError
 from main_api.settings import MAX_INSTRUMENTS, MainApiSettings, PlanLimits
@@ -198,7 +204,7 @@ class _Api:
     async def list_alerts(self, request: Request, caller: Caller) -> Response:
         status = request.query_params.get("status")
         if status is not None and status not in AlertStatus._value2member_map_:
-            raise InvalidFieldError(
+            raise BadParameterError(
                 "status", "unknown", "status is active, fired, expired or deleted"
             )
         alerts, after = await self.store.alerts(
@@ -280,18 +286,21 @@ def _int(request: Request, name: str, default: int = 0) -> int:
     if text is None:
         return default
     if not text.isdigit() or len(text) > 18:
-        raise InvalidFieldError(name, "format", f"{name} must be a whole number")
+        raise BadParameterError(name, "format", f"{name} must be a whole number")
     return int(text)
 
 
 def _limit(request: Request) -> int:
-    return checks.whole(_int(request, "limit", DEFAULT_PAGE), "limit", 1, MAX_PAGE)
+    limit = _int(request, "limit", DEFAULT_PAGE)
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadParameterError("limit", "out-of-range", f"limit is 1 to {MAX_PAGE}")
+    return limit
 
 
 def _flag(request: Request, name: str) -> bool:
     text = request.query_params.get(name, "false")
     if text not in ("true", "false"):
-        raise InvalidFieldError(name, "format", f"{name} is true or false")
+        raise BadParameterError(name, "format", f"{name} is true or false")
     return text == "true"
 
 

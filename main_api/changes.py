@@ -4,20 +4,25 @@ what the evaluator must now hold.
 Each change (created, replaced, deleted, fired for good) gives the alert the next
 ``change_seq`` and ``NOTIFY``s :data:`~main_api.tables.NOTIFY_CHANNEL` with it, in the
 change's transaction. An evaluator keeps the last number it applied, ``LISTEN``s (or polls
-every half second) and asks :meth:`AlertChanges.changes_after` for what came since: it follows
-within a second. Only each alert's latest change is kept, so a reader from 0 gets the whole
-current set, once per alert.
+every half second) and asks :meth:`AlertChanges.changes_after` for what came since: it
+follows within a second (:func:`follow` does both). Only each alert's latest change is kept,
+so a reader from 0 gets the whole current set, once per alert.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
+from collections.abc import AsyncIterator
 from typing import Final
 
 import msgspec
+import psycopg
 
 from core.alerts import AlertSpec
+from main_api.errors import StoreUnavailableError
 from main_api.store import MainStore
-from main_api.tables import spec_of
+from main_api.tables import NOTIFY_CHANNEL, spec_of
 
 MAX_CHANGES: Final = 10_000
 
@@ -52,3 +57,35 @@ class AlertChanges:
             for row in rows
         ]
         return changes, rows[-1]["change_seq"] if rows else seq
+
+
+POLL_S: Final = 0.5
+"""How often :func:`follow` asks anyway, should a notification be missed (a reconnect)."""
+
+
+async def follow(
+    changes: AlertChanges, url: str, after: int, stop: asyncio.Event, *, limit: int = 1000
+) -> AsyncIterator[tuple[list[AlertSpec | AlertGone], int]]:
+    """Each batch of changes after ``after``, as they come, until ``stop`` is set: woken by
+    ``NOTIFY main_api_alerts`` on a connection of its own (``url``), and every
+    :data:`POLL_S` seconds regardless; while the database is away it keeps trying."""
+    last = after
+    while not stop.is_set():
+        try:
+            async with await psycopg.AsyncConnection.connect(
+                url, autocommit=True, connect_timeout=5
+            ) as conn:
+                await conn.execute(f"LISTEN {NOTIFY_CHANNEL}")
+                while not stop.is_set():
+                    batch, last_now = await changes.changes_after(last, limit)
+                    if batch:
+                        last = last_now
+                        yield batch, last
+                        continue  # there may be more
+                    with contextlib.suppress(TimeoutError):
+                        async with asyncio.timeout(POLL_S):
+                            async for _ in conn.notifies():
+                                break
+        except (psycopg.OperationalError, StoreUnavailableError):
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), POLL_S)

@@ -8,6 +8,10 @@ from main_api.requests import InvalidFieldError
 from web.problems import RETRY_AFTER_S, ProblemError
 
 
+class BadParameterError(InvalidFieldError):
+    """400: a query parameter is malformed (as the history and trading APIs answer it)."""
+
+
 class NotFoundError(LookupError):
     """The account has no such thing (another account's is not its: the same answer)."""
 
@@ -42,6 +46,9 @@ REFUSALS = (InvalidFieldError, NotFoundError, RefusedError, ConflictError, Store
 
 def problem(exc: Exception) -> ProblemError:
     """The answer to one of :data:`REFUSALS`."""
+    if isinstance(exc, BadParameterError):
+        return _made(400, "invalid-parameter", "Invalid parameter", exc.message, exc.code,
+                     exc.field)  # fmt: skip
     if isinstance(exc, InvalidFieldError):
         return _made(422, "invalid-request", "Invalid request", exc.message, exc.code, exc.field)
     if isinstance(exc, NotFoundError):

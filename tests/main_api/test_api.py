@@ -229,3 +229,16 @@ async def test_every_route_needs_an_accounts_token(api: Api) -> None:
     document = (await anonymous.get("/openapi.json")).json()
     assert "/api/v1/alerts/{alert_id}/fired" in document["paths"]
     assert "AlertView" in document["components"]["schemas"]
+
+
+async def test_the_alerts_are_listed_in_pages(api: Api) -> None:
+    alice = api.client(ALICE)
+    ids = [(await alice.post("/alerts", json=ABOVE)).json()["alert"]["alert_id"] for _ in "abc"]
+    page = (await alice.get("/alerts", params={"limit": 2})).json()
+    assert [a["alert_id"] for a in page["alerts"]] == ids[:2]
+    rest = (await alice.get("/alerts", params={"limit": 2, "after": page["next_after"]})).json()
+    assert ([a["alert_id"] for a in rest["alerts"]], rest["next_after"]) == (ids[2:], None)
+    for bad, code in (({"limit": "0"}, "out-of-range"), ({"limit": "x"}, "format"),
+                      ({"after": "-1"}, "format"), ({"status": "gone"}, "unknown")):  # fmt: skip
+        field = next(iter(bad))
+        assert refusal(await alice.get("/alerts", params=bad), 400) == (code, field)

@@ -10,7 +10,7 @@ import asyncio
 import psycopg
 
 from core.alerts import AlertSpec
-from main_api.changes import AlertChanges, AlertGone
+from main_api.changes import AlertChanges, AlertGone, follow
 from main_api.tables import NOTIFY_CHANNEL, firing_rows
 from tests.main_api.conftest import ALICE, Api
 from tests.main_api.test_accounts import ABOVE, fired_for
@@ -105,3 +105,26 @@ async def test_the_change_feed_gives_every_alert_change_in_order(
     rest, end = await changes.changes_after(middle)
     assert ([item.alert_id for item in rest], end) == ([b, c], last)
     assert await changes.changes_after(last) == ([], last)
+
+
+async def test_a_follower_hears_of_a_change_within_a_second(
+    api: Api, schema: tuple[str, str]
+) -> None:
+    url, _ = schema
+    alice = api.client(ALICE)
+    before = (await alice.post("/alerts", json=ABOVE)).json()["alert"]["alert_id"]
+    stop = asyncio.Event()
+    batches = follow(AlertChanges(api.store), url, 0, stop)
+    first, _ = await anext(batches)
+    assert [item.alert_id for item in first] == [before]
+    await asyncio.sleep(0.1)  # the follower waits on its LISTEN now
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    made = (await alice.post("/alerts", json=ABOVE)).json()["alert"]["alert_id"]
+    async with asyncio.timeout(1.0):
+        second, last = await anext(batches)
+    assert [item.alert_id for item in second] == [made]
+    assert loop.time() - started < 1.0
+    stop.set()
+    await batches.aclose()
+    assert (await AlertChanges(api.store).changes_after(last)) == ([], last)
