@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator
 from typing import Final
 
 import msgspec
@@ -65,7 +65,7 @@ POLL_S: Final = 0.5
 
 async def follow(
     changes: AlertChanges, url: str, after: int, stop: asyncio.Event, *, limit: int = 1000
-) -> AsyncIterator[tuple[list[AlertSpec | AlertGone], int]]:
+) -> AsyncGenerator[tuple[list[AlertSpec | AlertGone], int], None]:
     """Each batch of changes after ``after``, as they come, until ``stop`` is set: woken by
     ``NOTIFY main_api_alerts`` on a connection of its own (``url``), and every
     :data:`POLL_S` seconds regardless; while the database is away it keeps trying."""
