@@ -4,8 +4,8 @@
 
 - one public frontend: ``/ws`` to the WebSocket gateways, ``/v1`` and ``/udf`` to the history
   API, ``/auth`` to the auth service, ``/`` to the chart page, ``/trading`` to the trading
-  service when one is given; the paths of services that do not run here (``/trading``
-  without one, ``/api``) answer 503 problem+json;
+  service and ``/api`` to the main API when they are given; the paths of services that do
+  not run here (``/trading`` or ``/api`` without one) answer 503 problem+json;
 - bounds before anything else: request line and head sizes, head and body deadlines;
 - a bearer token (``Authorization: Bearer`` or, for ``/ws`` where browsers cannot set headers,
   ``?token=``) is checked here: ``alg`` pinned to ES256, the signature against each current
@@ -176,6 +176,8 @@ class EdgeSettings:
     trading: Upstream | tuple[Upstream, ...] | None = None
     """``/trading`` (``None``: 503 there, after the trade claim's check); partitioned by
     account, one upstream per partition in partition order (:func:`trading_partitions`)."""
+    main_api: Upstream | None = None
+    """``/api`` (``None``: 503 there)."""
     tokens: TokenPolicy | None = None
     """``None``: every token is refused (nothing could check it); anonymous requests pass if
     ``anonymous`` allows them."""
@@ -224,6 +226,7 @@ TRADING_PATH: Final = "/trading"
 TRADING_BACKEND: Final = "trading"
 ACCOUNT_CLAIM: Final = "$.acct"
 """The account a token acts for: what a partitioned trading service is routed by."""
+MAIN_API_PATH: Final = "/api"
 TRADE_CLAIM: Final = "$.trade"
 """True in a token that may trade (its plan allows it and its scopes include ``trade``)."""
 PRINCIPAL_HEADER: Final = "X-Mdp-Principal"
@@ -492,6 +495,8 @@ def _routes(settings: EdgeSettings) -> Iterator[str]:
     missing = [path.strip("/") for path in UNAVAILABLE_PATHS]
     if settings.trading is not None:
         missing.remove(TRADING_PATH.strip("/"))
+    if settings.main_api is not None:
+        missing.remove(MAIN_API_PATH.strip("/"))
     if settings.auth is None:
         missing.append("auth")
     yield from _trading()
@@ -505,6 +510,9 @@ def _routes(settings: EdgeSettings) -> Iterator[str]:
             f"{{ path /{name} }} || {{ path_beg /{name}/ }}", "hdr Retry-After 60",
         )  # fmt: skip
     yield f"    use_backend {settings.gateway.name} if {{ path /ws }} || {{ path_beg /ws/ }}"
+    if settings.main_api is not None:
+        api = f"{{ path {MAIN_API_PATH} }} || {{ path_beg {MAIN_API_PATH}/ }}"
+        yield f"    use_backend {settings.main_api.name} if {api}"
     history = "{ path_beg /v1/ } || { path /udf } || { path_beg /udf/ }"
     yield f"    use_backend {settings.history.name} if {history}"
     if settings.auth is not None:
@@ -580,7 +588,10 @@ def _backends(settings: EdgeSettings) -> Iterator[str]:
     store = settings.limits.store
     seen: set[str] = set()
     trading = settings.trading if isinstance(settings.trading, tuple) else (settings.trading,)
-    upstreams = (settings.chart, settings.history, settings.gateway, settings.auth, *trading)
+    upstreams = (
+        settings.chart, settings.history, settings.gateway, settings.auth, *trading,
+        settings.main_api,
+    )  # fmt: skip
     for upstream in upstreams:
         if upstream is None or upstream.name in seen:
             continue

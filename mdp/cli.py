@@ -16,6 +16,7 @@ from mdp.commands import (
     gateway,
     ingest,
     kafka,
+    main_api,
     trading,
     up,
     worker,
@@ -41,6 +42,7 @@ def build_parser() -> argparse.ArgumentParser:
     auth.add_parser(commands)
     edge.add_parser(commands)
     trading.add_parser(commands)
+    main_api.add_parser(commands)
     return parser
 
 

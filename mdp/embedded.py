@@ -3,10 +3,12 @@
 feed -> md.ticks -> engine runner -> md.candles -> storage writer -> PostgreSQL
 (the writer also stores the ticks and everything rejected); the WebSocket gateway reads
 md.candles and md.ticks for its clients, and the HTTP server serves the chart page and the
-history API. The auth service and the trading service (:mod:`trading.process`: its API,
-the paper venue on md.ticks, the outbox to trading.events) run in the process too, and the
+history API. The auth service, the trading service (:mod:`trading.process`: its API,
+the paper venue on md.ticks, the outbox to trading.events) and the main API
+(:mod:`main_api.process`) run in the process too, and the
 edge (HAProxy) in front of them all, the one public port (:mod:`mdp.front`); the gateway,
-the history API and the trading API check tokens with the auth service's keys, and the
+the history API, the trading API and the main API check tokens with the auth service's
+keys, and the
 first two read its revocations on ``auth.events``. The database is the one at
 ``database_url``, or a private server started from the machine's PostgreSQL binaries.
 
@@ -57,6 +59,8 @@ from ingest.venues import venue_protocol
 from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
 from machine import free_port
+from main_api.process import running as running_main_api
+from main_api.settings import MainApiSettings
 from mdp.front import (
     EMBEDDED_CHECK_TIMEOUT_S,
     Edge,
@@ -156,6 +160,7 @@ class Platform:
     chart_url: str | None = None
     gateway_url: str | None = None
     trading_url: str | None = None
+    main_api_url: str | None = None
     gateway: Gateway | None = None
     """The WebSocket gateway, once it runs (its private channels read the trading models)."""
 
@@ -262,11 +267,15 @@ class Platform:
                 bus, lambda text: self._say(f"trading: {text}"),
             )
         )  # fmt: skip
+        main_api = await stack.enter_async_context(
+            running_main_api(MainApiSettings(url, self._tokens(jwks_url(auth)), host=host, port=0),
+                             bus)
+        )  # fmt: skip
         front = None
         if public_port is None:
             self.chart_url, self.gateway_url = f"{api.url}/", gateway.url
         else:
-            edge_settings = self._edge_settings(public_port, api, gateway, auth, trading)
+            edge_settings = self._edge_settings(public_port, api, gateway, auth, trading, main_api)
             front = await stack.enter_async_context(
                 Edge(edge_settings, jwks_url(auth), bus, self._say)
             )
@@ -277,10 +286,18 @@ class Platform:
         self._say(f"chart: {self.chart_url}  (history API: {self.chart_url}v1, /udf)")
         self.trading_url = f"{front.url if front else trading.url}/trading/v1"
         self._say(f"trading: {self.trading_url}")
+        self.main_api_url = f"{front.url if front else main_api.url}/api/v1"
+        self._say(f"main-api: {self.main_api_url}")
         return front
 
     def _edge_settings(
-        self, port: int, api: ApiServer, gateway: Gateway, auth: ApiServer, trading: ApiServer
+        self,
+        port: int,
+        api: ApiServer,
+        gateway: Gateway,
+        auth: ApiServer,
+        trading: ApiServer,
+        main_api: ApiServer,
     ) -> EdgeSettings:
         settings = self.settings
         history = Upstream("api", (f"127.0.0.1:{api.port}",))
@@ -294,6 +311,7 @@ class Platform:
             gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),
             auth=Upstream("auth", (f"127.0.0.1:{auth.port}",), health_path="/auth/healthz"),
             trading=Upstream("trading", (f"127.0.0.1:{trading.port}",)),
+            main_api=Upstream("main-api", (f"127.0.0.1:{main_api.port}",)),
             tokens=TokenPolicy(settings.auth.issuer, settings.auth.audience, ()),
             anonymous=settings.auth.plans.anonymous is not None,
             check_timeout_s=EMBEDDED_CHECK_TIMEOUT_S,
@@ -334,7 +352,8 @@ class Platform:
             yield gateway
 
     def _tokens(self, keys: str) -> TokenSettings:
-        """How the trading API checks tokens: the auth service's key set, never anonymous."""
+        """How the trading API and the main API check tokens: the auth service's key set,
+        never anonymous."""
         auth = self.settings.auth
         return TokenSettings(jwks_url=keys, issuer=auth.issuer, audience=auth.audience)
 

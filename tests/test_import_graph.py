@@ -84,7 +84,17 @@ def test_the_walk_sees_the_venue_rooms_build_on_the_file_machinery() -> None:
 
 @pytest.mark.parametrize(
     "package",
-    ["core", "core/engine", "ingest", "machine", "storage", "charting", "trading", "sdk"],
+    [
+        "core",
+        "core/engine",
+        "ingest",
+        "machine",
+        "storage",
+        "charting",
+        "trading",
+        "main_api",
+        "sdk",
+    ],
 )
 def test_no_import_circle(package: str) -> None:
     circle = find_circle(import_graph(package))
@@ -114,7 +124,7 @@ def test_the_sdk_imports_core_and_its_libraries_only() -> None:
     assert {"core", "websockets", "httpx", "msgspec"} <= found  # the walk sees them
 
 
-SERVICES = ("auth", "charting", "edge", "trading", "ws_gateway")
+SERVICES = ("auth", "charting", "edge", "main_api", "trading", "ws_gateway")
 """The services: each imports the shared packages (``core``, ``access``, ``web``, ``streams``,
 ``storage``...), never another service; services meet on topics and over HTTP."""
 

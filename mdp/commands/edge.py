@@ -2,7 +2,8 @@
 
 It routes ``/`` (the chart page) and ``/v1``, ``/udf`` (the history API) to ``--api``
 instances, ``/ws`` to ``--gateway`` instances (WebSockets passed through), ``/auth`` to
-``--auth``, ``/trading`` to ``--trading`` (else 503), and ``/api`` answers 503. Bearer tokens are
+``--auth``, ``/trading`` to ``--trading`` and ``/api`` to ``--main-api`` (each 503 without
+one). Bearer tokens are
 checked here against the public keys in ``--keys`` (one ``<kid>.pem`` per key; ``SIGHUP``
 reads the folder again and reloads without dropping a connection). Request rates are limited
 per principal (the token's plan) and per address. With ``--bus kafka`` revocations on
@@ -87,6 +88,10 @@ def add_parser(commands: Any) -> None:
         help="a trading service instance (mdp trading serve); I/N= names its partition, one"
         " --trading per partition (mdp trading serve --partition I/N); without one /trading is 503",
     )  # fmt: skip
+    parser.add_argument(
+        "--main-api", action="append", metavar="HOST:PORT",
+        help="a main API instance (mdp main-api); without one /api is 503",
+    )  # fmt: skip
     keys = parser.add_mutually_exclusive_group()
     keys.add_argument(
         "--keys", type=Path, metavar="DIR", help="public keys tokens are signed with (<kid>.pem)"
@@ -130,6 +135,7 @@ def settings_from(
     api = Upstream("api", tuple(args.api))
     auth = Upstream("auth", tuple(args.auth), health_path="/auth/healthz") if args.auth else None
     trading = trading_upstreams(args.trading) if args.trading else None
+    main_api = Upstream("main-api", tuple(args.main_api)) if args.main_api else None
     return EdgeSettings(
         host=args.host,
         port=args.port,
@@ -140,6 +146,7 @@ def settings_from(
         gateway=Upstream("gateway", tuple(args.gateway), websocket=True),
         auth=auth,
         trading=trading,
+        main_api=main_api,
         tokens=tokens,
         anonymous=not args.no_anonymous,
         limits=RateLimits(

@@ -233,11 +233,12 @@ def set_plan(database: str, email: str, plan: str) -> None:
 
 
 @needs_haproxy
-async def test_trading_runs_behind_the_edge(migrated_database: str) -> None:
+async def test_trading_and_the_main_api_run_behind_the_edge(migrated_database: str) -> None:
     async with running_platform(settings_of(migrated_database)) as platform:
         assert platform.chart_url is not None
         public = platform.chart_url.rstrip("/")
         assert f"trading: {public}/trading/v1" in printed(platform)
+        assert f"main-api: {public}/api/v1" in printed(platform)
         order = {"client_order_id": "up-1", "instrument": "SYNTH:BTCUSD", "side": "buy",
                  "type": "limit", "quantity": "1", "price": "1"}  # fmt: skip
         async with httpx.AsyncClient(base_url=public, timeout=10) as client:
@@ -265,3 +266,14 @@ async def test_trading_runs_behind_the_edge(migrated_database: str) -> None:
             assert (code, denied.json()["parameter"]) == ("buying-power", "quantity")
             listed = await client.get("/trading/v1/orders", headers=bearer)
             assert listed.status_code == 200
+            # the main API, through the edge, on the same token
+            assert (await client.get("/api/v1/profile")).status_code == 401
+            put = await client.put("/api/v1/profile", json={"time_zone": "Asia/Tokyo"},
+                                   headers=bearer)  # fmt: skip
+            assert put.status_code == 200, put.text
+            profile = (await client.get("/api/v1/profile", headers=bearer)).json()["profile"]
+            assert profile["time_zone"] == "Asia/Tokyo"
+            # an instrument of the live feed, known to the platform once it has written it
+            watchlist = {"name": "live", "instruments": ["SYNTH:BTCUSD"]}
+            made = await client.post("/api/v1/watchlists", json=watchlist, headers=bearer)
+            assert made.status_code == 201, made.text

@@ -1,0 +1,6 @@
+"""The main API: what a user keeps on the platform (profile, watchlists, price alerts and
+their notifications) under ``/api/v1`` (``docs/main-api.md``)."""
+
+from main_api.app import PREFIX, create_app
+
+__all__ = ["PREFIX", "create_app"]

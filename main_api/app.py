@@ -1,0 +1,367 @@
+"""The main API: ``/api/v1`` (``docs/main-api.md``): the caller's profile, watchlists, alerts
+and notifications.
+
+Every ``/api/v1`` route but the OpenAPI document needs a token the auth service issued for an
+account (an account's own or one of its keys'), verified here (:class:`web.tokens.TokenGate`,
+never anonymous): 401 without one. Everything read or written is the token's account's: an id
+of another account's is 404, as one that does not exist. Instruments are checked three ways:
+their form (422), the plan's patterns (403 ``instrument-not-in-plan``), and that the platform
+has them (``instruments_exist``: 422 ``unknown-instrument``).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass
+from typing import Final
+
+import msgspec
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
+
+from access.grant import Grant
+from main_api import requests as checks
+from main_api.alert_body import alert_request
+from main_api.errors import (
+    REFUSALS,
+    BadParameterError,
+    RefusedError,
+    StoreUnavailableError,
+    problem,
+)
+from main_api.openapi import document
+from main_api.requests import InvalidFieldError
+from main_api.settings import MAX_INSTRUMENTS, MainApiSettings, PlanLimits
+from main_api.store import DEFAULT_PAGE, MAX_PAGE, MainStore, new_id
+from main_api.views import AlertStatus
+from streams.bus import Bus
+from web.problems import ProblemError, http_error_handler, problem_handler
+from web.tokens import TokenGate, checking, unauthorized
+
+PREFIX: Final = "/api/v1"
+PROFILE_FIELDS: Final = ("display_name", "time_zone", "default_interval")
+WATCHLIST_FIELDS: Final = ("name", "instruments")
+ORDER_FIELDS: Final = ("order",)
+
+InstrumentsExist = Callable[[str], Awaitable[bool]]
+"""Whether the platform has an instrument (the storage's ``has_instrument``)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Caller:
+    """Who asks: the token's account and plan."""
+
+    account: int
+    plan: str
+    grant: Grant
+
+
+Handler = Callable[[Request, Caller], Awaitable[Response]]
+
+
+def _json(content: object, status: int = 200) -> Response:
+    return Response(msgspec.json.encode(content), status, media_type="application/json")
+
+
+class _Api:
+    def __init__(
+        self,
+        store: MainStore,
+        settings: MainApiSettings,
+        gate: TokenGate,
+        instruments_exist: InstrumentsExist,
+    ) -> None:
+        self.store, self.settings, self.gate = store, settings, gate
+        self.instruments_exist = instruments_exist
+        self.max_body_bytes = settings.http.max_body_bytes
+
+    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
+        """``handler`` called with the token's account, its refusals as problems."""
+
+        async def endpoint(request: Request) -> Response:
+            grant = await self.gate.grant(request)
+            if grant.account_id is None:
+                raise unauthorized("token-required", "the main API needs an account's token")
+            caller = Caller(grant.account_id, grant.plan, grant)
+            try:
+                return await handler(request, caller)
+            except REFUSALS as exc:
+                raise problem(exc) from None
+
+        return endpoint
+
+    async def body(self, request: Request) -> bytes:
+        """The request's body, refused past ``max_body_bytes``."""
+        chunks, size = [], 0
+        async for chunk in request.stream():
+            size += len(chunk)
+            if size > self.max_body_bytes:
+                raise ProblemError(
+                    413, "body-too-large", "Body too large",
+                    f"a body is at most {self.max_body_bytes} bytes", extra={"code": "too-large"},
+                )  # fmt: skip
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    def limits(self, caller: Caller) -> PlanLimits:
+        return self.settings.limits_of(caller.plan)
+
+    async def check_instruments(self, caller: Caller, names: list[str], field: str) -> None:
+        """``names`` within the plan's limit of a watchlist, each covered by the plan and known
+        to the platform."""
+        most = self.limits(caller).instruments
+        if field == "instruments" and len(names) > most:
+            raise RefusedError(
+                "plan-limit", "instruments",
+                f"the {caller.plan} plan allows {most} instruments in a watchlist",
+                limit=most, plan=caller.plan,
+            )  # fmt: skip
+        for index, name in enumerate(names):
+            at = field if field == "instrument" else f"{field}[{index}]"
+            if not caller.grant.covers(name):
+                raise RefusedError(
+                    "instrument-not-in-plan", at,
+                    f"the {caller.plan} plan does not cover {name}", plan=caller.plan,
+                )  # fmt: skip
+            if not await self.instruments_exist(name):
+                raise InvalidFieldError(
+                    at, "unknown-instrument", f"the platform has no instrument {name}"
+                )
+
+    # -- profile ----------------------------------------------------------------------------
+
+    async def get_profile(self, request: Request, caller: Caller) -> Response:
+        return _json({"profile": await self.store.profile(caller.account)})
+
+    async def put_profile(self, request: Request, caller: Caller) -> Response:
+        given = checks.fields(await self.body(request), PROFILE_FIELDS)
+        changes: dict[str, str] = {}
+        if "display_name" in given:
+            changes["display_name"] = checks.name(given["display_name"], "display_name", empty=True)
+        if "time_zone" in given:
+            changes["time_zone"] = checks.time_zone(given["time_zone"])
+        if "default_interval" in given:
+            changes["default_interval"] = checks.interval(
+                given["default_interval"], self.settings.intervals, "default_interval"
+            )
+        return _json({"profile": await self.store.put_profile(caller.account, changes)})
+
+    # -- watchlists -------------------------------------------------------------------------
+
+    async def list_watchlists(self, request: Request, caller: Caller) -> Response:
+        return _json({"watchlists": await self.store.watchlists(caller.account)})
+
+    async def create_watchlist(self, request: Request, caller: Caller) -> Response:
+        given = checks.fields(await self.body(request), WATCHLIST_FIELDS)
+        if "name" not in given:
+            raise InvalidFieldError("name", "required", "a watchlist needs a name")
+        name = checks.name(given["name"], "name")
+        instruments = checks.instruments(given.get("instruments", []), MAX_INSTRUMENTS)
+        await self.check_instruments(caller, instruments, "instruments")
+        made = await self.store.create_watchlist(
+            caller.account, name, instruments, self.limits(caller), caller.plan
+        )
+        return _json({"watchlist": made}, 201)
+
+    async def get_watchlist(self, request: Request, caller: Caller) -> Response:
+        found = await self.store.watchlist(caller.account, _id(request, "watchlist_id"))
+        return _json({"watchlist": found})
+
+    async def update_watchlist(self, request: Request, caller: Caller) -> Response:
+        watchlist_id = _id(request, "watchlist_id")
+        given = checks.fields(await self.body(request), WATCHLIST_FIELDS)
+        if not given:
+            raise InvalidFieldError("body", "required", "give name, instruments or both")
+        name = checks.name(given["name"], "name") if "name" in given else None
+        instruments = None
+        if "instruments" in given:
+            instruments = checks.instruments(given["instruments"], MAX_INSTRUMENTS)
+            await self.check_instruments(caller, instruments, "instruments")
+        changed = await self.store.update_watchlist(
+            caller.account, watchlist_id, name=name, instruments=instruments
+        )
+        return _json({"watchlist": changed})
+
+    async def delete_watchlist(self, request: Request, caller: Caller) -> Response:
+        await self.store.delete_watchlist(caller.account, _id(request, "watchlist_id"))
+        return Response(status_code=204)
+
+    async def reorder_watchlists(self, request: Request, caller: Caller) -> Response:
+        given = checks.fields(await self.body(request), ORDER_FIELDS)
+        if "order" not in given:
+            raise InvalidFieldError(
+                "order", "required", "give the watchlists' ids in their new order"
+            )
+        order = checks.ids(given["order"], "order")
+        return _json({"watchlists": await self.store.reorder_watchlists(caller.account, order)})
+
+    # -- alerts -----------------------------------------------------------------------------
+
+    async def list_alerts(self, request: Request, caller: Caller) -> Response:
+        status = request.query_params.get("status")
+        if status is not None and status not in AlertStatus._value2member_map_:
+            raise BadParameterError(
+                "status", "unknown", "status is active, fired, expired or deleted"
+            )
+        alerts, after = await self.store.alerts(
+            caller.account, status=status, limit=_limit(request), after=_int(request, "after")
+        )
+        return _json({"alerts": alerts, "next_after": after})
+
+    async def create_alert(self, request: Request, caller: Caller) -> Response:
+        spec = alert_request(
+            await self.body(request), alert_id=new_id("a"), account=caller.account,
+            now_ns=self.store.clock(), intervals=self.settings.intervals,
+        )  # fmt: skip
+        await self.check_instruments(caller, [spec.instrument], "instrument")
+        made = await self.store.create_alert(spec, self.limits(caller), caller.plan)
+        return _json({"alert": made}, 201)
+
+    async def get_alert(self, request: Request, caller: Caller) -> Response:
+        return _json({"alert": await self.store.alert(caller.account, _id(request, "alert_id"))})
+
+    async def replace_alert(self, request: Request, caller: Caller) -> Response:
+        spec = alert_request(
+            await self.body(request), alert_id=_id(request, "alert_id"), account=caller.account,
+            now_ns=self.store.clock(), intervals=self.settings.intervals,
+        )  # fmt: skip
+        await self.store.alert(caller.account, spec.alert_id)  # 404 before 403/422 of the world
+        await self.check_instruments(caller, [spec.instrument], "instrument")
+        changed = await self.store.replace_alert(spec, self.limits(caller), caller.plan)
+        return _json({"alert": changed})
+
+    async def delete_alert(self, request: Request, caller: Caller) -> Response:
+        await self.store.delete_alert(caller.account, _id(request, "alert_id"))
+        return Response(status_code=204)
+
+    async def fired(self, request: Request, caller: Caller) -> Response:
+        limit, after = _limit(request), _int(request, "after")
+        firings = await self.store.fired(caller.account, _id(request, "alert_id"), limit, after)
+        next_after = firings[-1].seq if len(firings) == limit else None
+        return _json({"fired": firings, "next_after": next_after})
+
+    # -- notifications ----------------------------------------------------------------------
+
+    async def notifications(self, request: Request, caller: Caller) -> Response:
+        limit = _limit(request)
+        before = _int(request, "before") if "before" in request.query_params else None
+        unread = _flag(request, "unread")
+        items, unread_count = await self.store.notifications(
+            caller.account, unread=unread, limit=limit, before=before
+        )
+        next_before = items[-1].seq if len(items) == limit else None
+        return _json({"notifications": items, "unread": unread_count, "next_before": next_before})
+
+    async def mark_read(self, request: Request, caller: Caller) -> Response:
+        fire_id = _id(request, "fire_id")
+        return _json({"notification": await self.store.mark_read(caller.account, fire_id)})
+
+    async def mark_all_read(self, request: Request, caller: Caller) -> Response:
+        return _json({"marked": await self.store.mark_all_read(caller.account)})
+
+    # -- health -----------------------------------------------------------------------------
+
+    async def ready(self, request: Request) -> Response:
+        """Ready when the database answers."""
+        try:
+            await self.store.ping()
+        except StoreUnavailableError:
+            return _json({"ready": False, "code": "store-unavailable"}, 503)
+        return _json({"ready": True})
+
+
+def _id(request: Request, name: str) -> str:
+    value = str(request.path_params[name])
+    if not 0 < len(value) <= 2 * checks.MAX_ID_CHARS:
+        raise InvalidFieldError(name, "format", "not an id")
+    return value
+
+
+def _int(request: Request, name: str, default: int = 0) -> int:
+    text = request.query_params.get(name)
+    if text is None:
+        return default
+    if not text.isdigit() or len(text) > 18:
+        raise BadParameterError(name, "format", f"{name} must be a whole number")
+    return int(text)
+
+
+def _limit(request: Request) -> int:
+    limit = _int(request, "limit", DEFAULT_PAGE)
+    if not 1 <= limit <= MAX_PAGE:
+        raise BadParameterError("limit", "out-of-range", f"limit is 1 to {MAX_PAGE}")
+    return limit
+
+
+def _flag(request: Request, name: str) -> bool:
+    text = request.query_params.get(name, "false")
+    if text not in ("true", "false"):
+        raise BadParameterError(name, "format", f"{name} is true or false")
+    return text == "true"
+
+
+def create_app(
+    store: MainStore,
+    settings: MainApiSettings,
+    instruments_exist: InstrumentsExist,
+    *,
+    bus: Bus | None = None,
+) -> Starlette:
+    """The app over an open ``store`` (the caller owns it). ``settings.tokens`` must name a
+    key set (``jwks_url`` or ``keys``) and no anonymous plan; ``instruments_exist`` says
+    whether the platform has an instrument. Given a ``bus``, revocations and plan changes on
+    ``auth.events`` apply at once."""
+    tokens = settings.tokens
+    if not tokens.checks_tokens:
+        raise ValueError("the main API checks tokens: give it jwks_url or keys")
+    if tokens.anonymous is not None:
+        raise ValueError("the main API has no anonymous plan")
+    gate = TokenGate(tokens, "main-api")
+    api = _Api(store, settings, gate, instruments_exist)
+    openapi = msgspec.json.encode(document())
+
+    async def openapi_json(request: Request) -> Response:
+        return Response(openapi, media_type="application/json")
+
+    async def healthz(request: Request) -> Response:
+        return _json({"ok": True})
+
+    g = api.guarded
+    p = PREFIX
+    routes = [
+        Route(f"{p}/profile", g(api.get_profile), methods=["GET"]),
+        Route(f"{p}/profile", g(api.put_profile), methods=["PUT"]),
+        Route(f"{p}/watchlists", g(api.list_watchlists), methods=["GET"]),
+        Route(f"{p}/watchlists", g(api.create_watchlist), methods=["POST"]),
+        Route(f"{p}/watchlists/order", g(api.reorder_watchlists), methods=["PUT"]),
+        Route(f"{p}/watchlists/{{watchlist_id}}", g(api.get_watchlist), methods=["GET"]),
+        Route(f"{p}/watchlists/{{watchlist_id}}", g(api.update_watchlist), methods=["PATCH"]),
+        Route(f"{p}/watchlists/{{watchlist_id}}", g(api.delete_watchlist), methods=["DELETE"]),
+        Route(f"{p}/alerts", g(api.list_alerts), methods=["GET"]),
+        Route(f"{p}/alerts", g(api.create_alert), methods=["POST"]),
+        Route(f"{p}/alerts/{{alert_id}}", g(api.get_alert), methods=["GET"]),
+        Route(f"{p}/alerts/{{alert_id}}", g(api.replace_alert), methods=["PUT"]),
+        Route(f"{p}/alerts/{{alert_id}}", g(api.delete_alert), methods=["DELETE"]),
+        Route(f"{p}/alerts/{{alert_id}}/fired", g(api.fired), methods=["GET"]),
+        Route(f"{p}/notifications", g(api.notifications), methods=["GET"]),
+        Route(f"{p}/notifications/read", g(api.mark_all_read), methods=["POST"]),
+        Route(f"{p}/notifications/{{fire_id}}/read", g(api.mark_read), methods=["POST"]),
+        Route(f"{p}/openapi.json", openapi_json, methods=["GET"]),
+        Route("/healthz", healthz, methods=["GET"]),
+        Route("/readyz", api.ready, methods=["GET"]),
+    ]
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with checking(gate, bus):
+            yield
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={ProblemError: problem_handler, HTTPException: http_error_handler},
+        lifespan=lifespan,
+    )

@@ -1,0 +1,149 @@
+"""The main API's tables (schema ``main_api`` by default; every table is prefixed
+``main_api_``) and the pure parts of the SQL shell: rows into views, a firing into its rows.
+
+Alerts carry ``change_seq``, from the sequence ``main_api_change_seq``: every change of an
+alert (created, replaced, deleted, fired for good) takes the next number, under one lock
+(:data:`CHANGES_LOCK`) held to its commit, so numbers are committed in order and a reader that
+has seen ``n`` has seen everything before it (:mod:`main_api.changes`).
+"""
+
+from __future__ import annotations
+
+from decimal import Decimal
+from typing import Any, Final
+
+from psycopg.rows import DictRow
+
+from core.alerts import AlertFired, AlertSpec, Arming, Condition, Source
+from main_api.views import AlertStatus, AlertView, Firing, Notification, Watchlist
+
+NOTIFY_CHANNEL: Final = "main_api_alerts"
+"""``NOTIFY``'d with the new ``change_seq`` on each alert change."""
+SCHEMA_LOCK: Final = "main_api.schema"
+CHANGES_LOCK: Final = "main_api.changes"
+
+DDL: Final = """
+CREATE SEQUENCE IF NOT EXISTS main_api_change_seq;
+CREATE TABLE IF NOT EXISTS main_api_profiles (
+    account bigint PRIMARY KEY, display_name text NOT NULL, time_zone text NOT NULL,
+    default_interval text NOT NULL, updated_at bigint NOT NULL);
+CREATE TABLE IF NOT EXISTS main_api_watchlists (
+    watchlist_id text PRIMARY KEY, account bigint NOT NULL, name text NOT NULL,
+    position integer NOT NULL, instruments text[] NOT NULL,
+    created_at bigint NOT NULL, updated_at bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS main_api_watchlists_account ON main_api_watchlists (account, position);
+CREATE TABLE IF NOT EXISTS main_api_alerts (
+    alert_id text PRIMARY KEY, seq bigserial UNIQUE, account bigint NOT NULL,
+    instrument text NOT NULL, condition text NOT NULL, threshold numeric NOT NULL,
+    source text NOT NULL, interval text, window_s integer NOT NULL, arming text NOT NULL,
+    cooldown_s integer NOT NULL, expires_at bigint, status text NOT NULL,
+    created_at bigint NOT NULL, updated_at bigint NOT NULL, change_seq bigint NOT NULL UNIQUE);
+CREATE INDEX IF NOT EXISTS main_api_alerts_account ON main_api_alerts (account, seq);
+CREATE TABLE IF NOT EXISTS main_api_fired (
+    fire_id text PRIMARY KEY, seq bigserial UNIQUE, alert_id text NOT NULL,
+    account bigint NOT NULL, instrument text NOT NULL, condition text NOT NULL,
+    threshold numeric NOT NULL, price numeric NOT NULL, ts bigint NOT NULL, trade_id bigint,
+    candle_open_time bigint, gap boolean NOT NULL, recorded_at bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS main_api_fired_alert ON main_api_fired (account, alert_id, seq);
+CREATE TABLE IF NOT EXISTS main_api_notifications (
+    fire_id text PRIMARY KEY, seq bigserial UNIQUE, account bigint NOT NULL,
+    alert_id text NOT NULL, instrument text NOT NULL, condition text NOT NULL,
+    threshold numeric NOT NULL, price numeric NOT NULL, ts bigint NOT NULL,
+    gap boolean NOT NULL, read_at bigint, created_at bigint NOT NULL);
+CREATE INDEX IF NOT EXISTS main_api_notifications_account
+    ON main_api_notifications (account, seq);
+"""
+
+NOTIFICATION_COLUMNS: Final = (
+    "fire_id", "account", "alert_id", "instrument", "condition", "threshold", "price", "ts",
+    "gap", "created_at",
+)  # fmt: skip
+
+
+STATUS_NOW: Final = (
+    "CASE WHEN status = 'active' AND expires_at IS NOT NULL AND expires_at <= %(now)s"
+    " THEN 'expired' ELSE status END"
+)
+"""An alert's status as read at ``now``: an active alert past ``expires_at`` is expired."""
+
+
+def spec_of(row: DictRow) -> AlertSpec:
+    return AlertSpec(
+        alert_id=row["alert_id"], account=row["account"], instrument=row["instrument"],
+        condition=Condition(row["condition"]), threshold=Decimal(row["threshold"]),
+        source=Source(row["source"]), interval=row["interval"], window_s=row["window_s"],
+        arming=Arming(row["arming"]), cooldown_s=row["cooldown_s"], expires_at=row["expires_at"],
+    )  # fmt: skip
+
+
+def alert_of(row: DictRow) -> AlertView:
+    """A row read with its status as ``status_now``."""
+    return AlertView.of(
+        spec_of(row), AlertStatus(row["status_now"]), row["created_at"], row["updated_at"]
+    )
+
+
+def alert_params(spec: AlertSpec) -> dict[str, Any]:
+    return {
+        "alert_id": spec.alert_id, "account": spec.account, "instrument": spec.instrument,
+        "condition": spec.condition.value, "threshold": spec.threshold,
+        "source": spec.source.value, "interval": spec.interval, "window_s": spec.window_s,
+        "arming": spec.arming.value, "cooldown_s": spec.cooldown_s, "expires_at": spec.expires_at,
+    }  # fmt: skip
+
+
+def watchlist_of(row: DictRow) -> Watchlist:
+    return Watchlist(
+        watchlist_id=row["watchlist_id"], name=row["name"], instruments=list(row["instruments"]),
+        position=row["position"], created_at=row["created_at"], updated_at=row["updated_at"],
+    )  # fmt: skip
+
+
+def firing_of(row: DictRow) -> Firing:
+    return Firing(
+        seq=row["seq"], fire_id=row["fire_id"], alert_id=row["alert_id"],
+        instrument=row["instrument"], condition=Condition(row["condition"]),
+        threshold=row["threshold"], price=row["price"], ts=row["ts"], trade_id=row["trade_id"],
+        candle_open_time=row["candle_open_time"], gap=row["gap"],
+    )  # fmt: skip
+
+
+def notification_of(row: DictRow) -> Notification:
+    return Notification(
+        seq=row["seq"], fire_id=row["fire_id"], alert_id=row["alert_id"],
+        instrument=row["instrument"], condition=Condition(row["condition"]),
+        threshold=row["threshold"], price=row["price"], ts=row["ts"], gap=row["gap"],
+        read=row["read_at"] is not None, read_at=row["read_at"],
+    )  # fmt: skip
+
+
+def firing_rows(event: AlertFired, now_ns: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """The pure half of :func:`main_api.firings.record_firing`: the fired row and the
+    notification row of ``event`` (both keyed by its ``fire_id``)."""
+    fired: dict[str, Any] = {
+        "fire_id": event.fire_id, "alert_id": event.alert_id, "account": event.account,
+        "instrument": event.instrument, "condition": event.condition.value,
+        "threshold": event.threshold, "price": event.price, "ts": event.ts,
+        "trade_id": event.trade_id, "candle_open_time": event.candle_open_time,
+        "gap": event.gap, "recorded_at": now_ns,
+    }  # fmt: skip
+    notification: dict[str, Any] = {
+        name: fired[name] for name in NOTIFICATION_COLUMNS if name in fired
+    }
+    notification["created_at"] = now_ns
+    return fired, notification
+
+
+FIRED_INSERT: Final = (
+    "INSERT INTO main_api_fired (fire_id, alert_id, account, instrument, condition, threshold,"
+    " price, ts, trade_id, candle_open_time, gap, recorded_at) VALUES (%(fire_id)s,"
+    " %(alert_id)s, %(account)s, %(instrument)s, %(condition)s, %(threshold)s, %(price)s,"
+    " %(ts)s, %(trade_id)s, %(candle_open_time)s, %(gap)s, %(recorded_at)s)"
+    " ON CONFLICT DO NOTHING"
+)
+NOTIFICATION_INSERT: Final = (
+    "INSERT INTO main_api_notifications (fire_id, account, alert_id, instrument, condition,"
+    " threshold, price, ts, gap, created_at) VALUES (%(fire_id)s, %(account)s, %(alert_id)s,"
+    " %(instrument)s, %(condition)s, %(threshold)s, %(price)s, %(ts)s, %(gap)s,"
+    " %(created_at)s) ON CONFLICT DO NOTHING"
+)

@@ -1,0 +1,102 @@
+"""``mdp main-api``: the main API (cluster mode): profiles, watchlists, price alerts and
+notifications under ``/api/v1`` on ``--host``/``--port`` (``docs/main-api.md``).
+
+Every request's token is checked against the auth service's key set at ``--jwks-url``
+(required: the main API serves accounts only). Its tables are made at start, in the schema
+``--schema`` of ``--database-url`` (default: ``DATABASE_URL``), the platform's database, whose
+``instruments`` table says which instruments exist. With ``--bus kafka``, revocations and plan
+changes on ``auth.events`` apply at once. It stops on Ctrl-C or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from typing import Any
+
+import psycopg
+
+from mdp.cluster_options import kafka_bus, say, stop_on_signals
+from mdp.common_options import add_database_option, add_token_options, database_failure, schema_name
+
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
+DEFAULT_PORT = 8040
+DEFAULT_SCHEMA = "main_api"
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "main-api",
+        help="run the main API: profiles, watchlists, alerts, notifications (/api/v1)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_database_option(parser, "the command refuses to start")
+    parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
+    parser.add_argument(
+        "--port", type=int, default=DEFAULT_PORT, help=f"port to listen on ({DEFAULT_PORT})"
+    )
+    parser.add_argument(
+        "--schema", type=schema_name, default=DEFAULT_SCHEMA,
+        help=f"the main API's schema (default {DEFAULT_SCHEMA})",
+    )  # fmt: skip
+    parser.add_argument(
+        "--bus", choices=("none", "kafka"), default="none",
+        help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none",
+    )  # fmt: skip
+    add_token_options(parser, "required", "request", anonymous=False)
+    parser.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from access.settings import TokenSettings
+    from main_api.process import running
+    from main_api.settings import MainApiSettings
+
+    tell = say("mdp main-api")
+    if not args.database_url:
+        tell("error: no database: give --database-url or set DATABASE_URL")
+        return EXIT_BAD_INPUT
+    if not args.jwks_url:
+        tell("error: the main API checks every token: give --jwks-url")
+        return EXIT_BAD_INPUT
+    try:  # a database that cannot be reached at start is one line, not a traceback
+        psycopg.connect(args.database_url.reveal(), connect_timeout=10).close()
+    except psycopg.Error as exc:
+        tell(f"error: {database_failure(args.database_url, exc)}")
+        return EXIT_FAILED
+    settings = MainApiSettings(
+        args.database_url.reveal(), TokenSettings(jwks_url=args.jwks_url), host=args.host,
+        port=args.port, schema=args.schema,
+    )  # fmt: skip
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        async with contextlib.AsyncExitStack() as stack:
+            bus = await stack.enter_async_context(kafka_bus(args)) if args.bus == "kafka" else None
+            server = await stack.enter_async_context(running(settings, bus))
+            tell(f"serving the main API on {server.url}/api/v1")
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        tell(f"error: {exc}")
+        return EXIT_FAILED
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mdp.commands.main_api``: the same command without the ``mdp`` entry
+    point."""
+    parser = argparse.ArgumentParser(prog="mdp")
+    add_parser(parser.add_subparsers(dest="command"))
+    return int(run(parser.parse_args(["main-api", *(argv or sys.argv[1:])])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
