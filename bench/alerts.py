@@ -104,8 +104,7 @@ class NaiveEvaluator:
     def step(self, item: Input) -> list[AlertFired]:
         if isinstance(item, FeedGap):
             stream = (item.instrument, "ticks", "")
-            if stream in self.last:
-                self.gaps.setdefault(stream, []).append((item.start_ns, item.end_ns))
+            self.gaps.setdefault(stream, []).append((item.start_ns, item.end_ns))
             return []
         if isinstance(item, Candle):
             return self._candle(item)

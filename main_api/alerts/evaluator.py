@@ -302,9 +302,8 @@ class AlertEvaluator:
         if isinstance(batch, Candle):
             return self._candle(batch)
         if isinstance(batch, FeedGap):
-            stream = self._streams.get((batch.instrument, Source.TICKS.value, ""))
-            if stream is not None:
-                stream.gaps.append((batch.start_ns, batch.end_ns))
+            stream = self._stream((batch.instrument, Source.TICKS.value, ""))
+            stream.gaps.append((batch.start_ns, batch.end_ns))
             return []
         raise TypeError(f"an alert evaluator takes ticks, candles or gaps, not {type(batch)}")
 

@@ -51,9 +51,13 @@ def ticks(
     first_id: int = 1,
     start: int = T0,
     step: int = SECOND,
+    stamps: Sequence[int] | None = None,
     instrument: str = INSTRUMENT,
 ) -> TickBatch:
-    """One tick per price, trade ids from ``first_id``, one ``step`` apart from ``start``."""
+    """One tick per price, trade ids from ``first_id``, one ``step`` apart from ``start``
+    (or at ``stamps``)."""
+    if stamps is None:
+        stamps = [start + i * step for i in range(len(prices))]
     return TickBatch.from_ticks(
         [
             Tick(
@@ -62,8 +66,8 @@ def ticks(
                 price=Decimal(str(price)),
                 size=Decimal("1"),
                 side=Side.BUY,
-                ts_event=start + i * step,
-                ts_recv=start + i * step,
+                ts_event=stamps[i],
+                ts_recv=stamps[i],
             )
             for i, price in enumerate(prices)
         ]
