@@ -75,6 +75,10 @@ class NaiveEvaluator:
         self.candle_at: dict[Stream, tuple[int, int]] = {}
         self.gaps: dict[Stream, list[tuple[int, int]]] = {}
         self.windows: dict[tuple[Stream, int], deque[tuple[int, Decimal]]] = {}
+        self.bounds: dict[int, tuple[Decimal, Decimal]] = {}
+        """The (lowest, highest) price of each window of the stream at the current price."""
+        self.by_stream: dict[Stream, list[_Alert]] = {}
+        """Each stream's alerts in alert id order (a plain list: no index of thresholds)."""
 
     def apply_changes(self, specs: Iterable[AlertSpec], deleted_ids: Iterable[str] = ()) -> None:
         for alert_id in deleted_ids:
@@ -87,9 +91,14 @@ class NaiveEvaluator:
             if old is not None:
                 arming = old.arming + (1 if old.fired or not old.live else 0)
             self.alerts[spec.alert_id] = _Alert(spec, _stream(spec), arming)
+        self.by_stream = {}
+        for alert_id in sorted(self.alerts):
+            alert = self.alerts[alert_id]
+            self.by_stream.setdefault(alert.stream, []).append(alert)
         self._windows_in_use()
 
     def _windows_in_use(self) -> None:
+        """A window exists while a live move alert of its stream and length does."""
         wanted = {
             (alert.stream, alert.spec.window_s)
             for alert in self.alerts.values()
@@ -168,15 +177,18 @@ class NaiveEvaluator:
             points.append((ts, price))
             while points[0][0] < ts - window_s * 1_000_000_000:
                 points.popleft()
+            prices = [p for _, p in points]
+            self.bounds[window_s] = (min(prices), max(prices))
         self.last[stream] = (price, ts)
         found = []
-        for alert_id in sorted(self.alerts):
-            alert = self.alerts[alert_id]
-            if not alert.live or alert.stream != stream:
+        ended = False
+        for alert in self.by_stream.get(stream, []):
+            if not alert.live:
                 continue
             spec = alert.spec
             if spec.expires_at is not None and ts >= spec.expires_at:
                 alert.live = False
+                ended = True
                 continue
             side, crossed = self._condition(alert, previous, price)
             if alert.fired:
@@ -188,10 +200,12 @@ class NaiveEvaluator:
                 found.append((alert, alert.arming))
                 if spec.arming is Arming.ONCE:
                     alert.live = False
+                    ended = True
                 else:
                     alert.fired = True
                     alert.cool_until = ts + spec.cooldown_s * 1_000_000_000
-        self._windows_in_use()
+        if ended:
+            self._windows_in_use()
         return found
 
     def _condition(
@@ -209,12 +223,10 @@ class NaiveEvaluator:
                 return price >= t, previous is not None and previous < t <= price
             case Condition.CROSS_DOWN:
                 return price <= t, previous is not None and previous > t >= price
-        points = self.windows[(alert.stream, spec.window_s)]
+        low, high = self.bounds[spec.window_s]
         if spec.condition is Condition.MOVE_UP:
-            low = min(p for _, p in points)
             side = _EXACT.multiply(100, price - low) >= _EXACT.multiply(t, low)
         else:
-            high = max(p for _, p in points)
             side = _EXACT.multiply(100, high - price) >= _EXACT.multiply(t, high)
         return side, side
 
