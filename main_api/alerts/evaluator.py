@@ -15,8 +15,9 @@ alerts whose cool-down ends (a heap by time) and alerts that expire (a heap by t
 same inputs give the same firings in the same order.
 
 **Durability.** :meth:`AlertEvaluator.snapshot` gives the whole state as bytes and
-:meth:`AlertEvaluator.restore` takes it back exactly; a processor stores it with the input
-offsets it covers, so a restart replays from there without a repeat or a loss.
+:meth:`AlertEvaluator.restore` (or :meth:`~AlertEvaluator.from_snapshot`) takes it back
+exactly; a processor stores it with the input offsets it covers, so a restart replays from
+there without a repeat or a loss.
 """
 
 from __future__ import annotations
@@ -529,9 +530,20 @@ class AlertEvaluator:
             )
         )
 
+    def restore(self, data: bytes) -> None:
+        """Take back exactly the state :meth:`snapshot` saved, replacing this one;
+        :class:`SnapshotError` (and this evaluator unchanged) when ``data`` is not such a
+        snapshot."""
+        restored = self.from_snapshot(data)
+        self._rules, self._states, self._streams = (
+            restored._rules,
+            restored._states,
+            restored._streams,
+        )
+
     @classmethod
-    def restore(cls, data: bytes) -> AlertEvaluator:
-        """An evaluator in exactly the state :meth:`snapshot` saved; :class:`SnapshotError`
+    def from_snapshot(cls, data: bytes) -> AlertEvaluator:
+        """A new evaluator in exactly the state :meth:`snapshot` saved; :class:`SnapshotError`
         when ``data`` is not such a snapshot."""
         try:
             saved = _DECODER.decode(data)

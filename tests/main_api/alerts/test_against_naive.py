@@ -89,7 +89,7 @@ def play(ops: list[tuple[Any, ...]]) -> tuple[list[AlertFired], list[AlertFired]
             naive.apply_changes(op[1], op[2])
             continue
         if op[0] == "restart":
-            indexed = AlertEvaluator.restore(indexed.snapshot())
+            indexed = AlertEvaluator.from_snapshot(indexed.snapshot())
             continue
         if op[0] == "ticks":
             stamps = []

@@ -26,7 +26,7 @@ def with_restarts(at: set[int]) -> list[AlertFired]:
     fired = []
     for i, batch in enumerate(BATCHES):
         if i in at:
-            evaluator = AlertEvaluator.restore(evaluator.snapshot())
+            evaluator = AlertEvaluator.from_snapshot(evaluator.snapshot())
         fired.extend(evaluator.step(batch))
     return fired
 
@@ -49,8 +49,8 @@ def test_a_replay_from_a_snapshot_repeats_the_same_firings() -> None:
         evaluator.step(batch)
     saved = evaluator.snapshot()
     first = [event for batch in BATCHES[20:40] for event in evaluator.step(batch)]
-    again = AlertEvaluator.restore(saved)
-    assert [event for batch in BATCHES[20:40] for event in again.step(batch)] == first
+    evaluator.restore(saved)
+    assert [event for batch in BATCHES[20:40] for event in evaluator.step(batch)] == first
 
 
 def test_a_snapshot_is_deterministic_and_survives_a_round_trip() -> None:
@@ -59,7 +59,7 @@ def test_a_snapshot_is_deterministic_and_survives_a_round_trip() -> None:
     for batch in BATCHES[:25]:
         evaluator.step(batch)
     saved = evaluator.snapshot()
-    assert AlertEvaluator.restore(saved).snapshot() == saved
+    assert AlertEvaluator.from_snapshot(saved).snapshot() == saved
 
 
 @pytest.mark.parametrize(
@@ -77,4 +77,10 @@ def test_a_snapshot_is_deterministic_and_survives_a_round_trip() -> None:
 )
 def test_bytes_that_are_not_a_snapshot_are_refused(data: bytes, reason: str) -> None:
     with pytest.raises(SnapshotError, match=reason):
-        AlertEvaluator.restore(data)
+        AlertEvaluator.from_snapshot(data)
+    evaluator = AlertEvaluator()
+    evaluator.apply_changes(SPECS[:3])
+    before = evaluator.snapshot()
+    with pytest.raises(SnapshotError, match=reason):
+        evaluator.restore(data)
+    assert evaluator.snapshot() == before
