@@ -604,25 +604,27 @@ class AlertEvaluator:
 
 def _quiet_moves(groups: list[_Group], ts: int, price: int) -> dict[int, tuple[int, int]] | None:
     """Push a price into every window; None when no move alert can change (every rise and
-    fall stays in its band), else the windows' (lowest, highest) for the full evaluation."""
-    rises = []
+    fall stays in its band, and is noted), else the windows' (lowest, highest) for the full
+    evaluation."""
+    bounds: dict[int, tuple[int, int]] = {}
     quiet = True
+    changes = []
     for group in groups:
-        low, high = group.window.push(ts, price)
-        rise = (price - low) * 100 / low
-        fall = (high - price) * 100 / high
+        low, high = bounds[group.window_s] = group.window.push(ts, price)
+        if not quiet:
+            continue
         up, down = group.up, group.down
+        rise = (price - low) * 100 / low if up.keys else group.rise
+        fall = (high - price) * 100 / high if down.keys else group.fall
         if (up.keys and not up.lo < rise < up.hi) or (down.keys and not down.lo < fall < down.hi):
             quiet = False
-        rises.append((low, high, rise, fall))
-    if quiet:
-        for group, (_, _, rise, fall) in zip(groups, rises, strict=True):
-            group.rise = rise
-            group.fall = fall
-        return None
-    return {
-        group.window_s: (low, high) for group, (low, high, _, _) in zip(groups, rises, strict=True)
-    }
+        changes.append((group, rise, fall))
+    if not quiet:
+        return bounds
+    for group, rise, fall in changes:
+        group.rise = rise
+        group.fall = fall
+    return None
 
 
 def _fired(

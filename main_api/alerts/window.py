@@ -29,18 +29,23 @@ class MonotonicWindow:
     def push(self, ts: int, price: int) -> tuple[int, int]:
         """Add a price; the window's (lowest, highest) including it."""
         lows, highs = self.lows, self.highs
+        point = (ts, price)
         while lows and lows[-1][1] >= price:
             lows.pop()
-        lows.append((ts, price))
+        lows.append(point)
         while highs and highs[-1][1] <= price:
             highs.pop()
-        highs.append((ts, price))
+        highs.append(point)
         start = ts - self.span_ns
-        while lows[0][0] < start:
+        low = lows[0]
+        while low[0] < start:
             lows.popleft()
-        while highs[0][0] < start:
+            low = lows[0]
+        high = highs[0]
+        while high[0] < start:
             highs.popleft()
-        return lows[0][1], highs[0][1]
+            high = highs[0]
+        return low[1], high[1]
 
     def replace_last(self, ts: int, price: int) -> tuple[int, int]:
         raise NotImplementedError("a tick window cannot replace a price")
