@@ -200,20 +200,25 @@ def settled(book: Book, report: OrderEvent) -> list[TradingEvent]:
     return [fill]
 
 
+def after(book: Book, events: Sequence[TradingEvent]) -> Book:
+    """``book`` with ``events`` applied (what the step will store, before it is stored)."""
+    for event in events:
+        book = apply(book, event)
+    return book
+
+
 def with_release(
     book: Book, order_id: str, events: Sequence[TradingEvent], now: int
 ) -> list[TradingEvent]:
     """``events`` of a step of ``order_id``'s saga, and when they end the order while it holds
     a reservation, its release too: one append where there were two, and no stored state
     between an order's end and its release for a crash to leave."""
-    if not events or order_id not in book.orders:
+    after_them = after(book, events)
+    if not events or order_id not in after_them.orders:
         return list(events)
-    after = book
-    for event in events:
-        after = apply(after, event)
-    if next_step(after, order_id) is not Step.RELEASE:
+    if next_step(after_them, order_id) is not Step.RELEASE:
         return list(events)
-    return [*events, *release(after, order_id, now)]
+    return [*events, *release(after_them, order_id, now)]
 
 
 def release(book: Book, order_id: str, now: int) -> list[TradingEvent]:

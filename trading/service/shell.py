@@ -35,6 +35,7 @@ from core.trading_events import (
     KillSwitchSet,
     OrderAccepted,
     OrderCanceled,
+    OrderDenied,
     OrderFilled,
     OrderRejected,
     OrderTriggered,
@@ -57,13 +58,17 @@ from trading.store.repository import Repository
 from trading.store.wire import EVENT_CODEC
 
 Fault = Callable[[str, str], None]
-"""Called after every append with the step (``submitted``, ``routed``, ``filled``,
+"""Called after every append with the step (``submitted``, ``placed``, ``routed``, ``filled``,
 ``triggered``, ``ended``, ``released``, ``amended``, ``deposited``, ``killed``) and the order
 id (empty for an account's own step): tests crash the service there."""
 
-STEPS: Final = ("submitted", "routed", "filled", "triggered", "ended")
-"""The saga's steps, each one append (the step that ends an order carries its release; a
-``released`` step of its own is only taken on resume, for a stream stored before that)."""
+STEPS: Final = ("submitted", "placed", "filled", "triggered", "ended")
+"""The saga's steps, each one append. ``placed`` is an order submitted, reserved and routed to
+the in-process venue in one append (the venue is rebuilt from the store after a crash, so the
+order need not be stored before it is routed; an append that fails takes it back from the
+venue); ``submitted`` alone is a denial. The step that ends an order carries its release.
+``routed`` and ``released`` on their own are only taken on resume, for a stream stored before
+those steps were merged."""
 
 AFTER_THE_VENUE: Final = frozenset({"routed", "filled", "triggered", "ended", "amended", "killed"})
 """Steps that store what the venue already did: when their append fails, the venue holds what
@@ -142,7 +147,16 @@ class TradingService:
                 order_id = self._new_id()
                 last = self._last_price.get(request.instrument)
                 events = saga.submit(book, request, order_id, self._clock(), last, self._limits)
-                aggregate = await self._append(aggregate, events, "submitted", order_id, tracking)
+                step = "submitted"
+                if not any(isinstance(event, OrderDenied) for event in events):
+                    events = [*events, *self._route(saga.after(book, events), order_id)]
+                    step = "placed"  # submitted and routed: one append for both
+                try:
+                    aggregate = await self._append(aggregate, events, step, order_id, tracking)
+                except StoreError:
+                    if step == "placed":  # the venue forgets what the store did not take
+                        self._venue.cancel(request.account, order_id, self._clock())
+                    raise
             aggregate = await self._drive(aggregate, order_id)
             return Placed(self._book(aggregate, request.account).orders[order_id], found is None)
 

@@ -114,6 +114,7 @@ SCRIPT: list[Action] = [
     Place(order("b2-stop", SELL, STOP, "0.2", stop_price=D("96.5"))),
     Place(order("c-ioc", BUY, LIMIT, "1", price=D(99), time_in_force=TimeInForce.IOC)),
     Place(order("d-too-big", BUY, LIMIT, "999", price=D(100))),
+    Place(order("d2-too-big", SELL, LIMIT, "999", price=D(100))),
     Ticks([tick(2, "100", "0.4"), tick(3, "99.5", "2")]),
     Place(order("e-market", BUY, MARKET, "0.25")),
     Ticks([tick(4, "96", "1"), tick(5, "95.5", "1")]),

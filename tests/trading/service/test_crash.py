@@ -36,6 +36,7 @@ async def test_the_script_takes_every_saga_path_and_ends_holding_nothing(
         "b2-stop": OrderStatus.FILLED,
         "c-ioc": OrderStatus.CANCELED,
         "d-too-big": OrderStatus.DENIED,
+        "d2-too-big": OrderStatus.DENIED,
         "e-market": OrderStatus.FILLED,
         "f-sell": OrderStatus.CANCELED,
         "g-buy": OrderStatus.CANCELED,  # by the kill switch, after a partial fill

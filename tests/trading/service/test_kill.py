@@ -36,7 +36,7 @@ def run_until_killed(url: str, step: str, occurrence: int) -> int:
             child.stdout.close()
 
 
-@pytest.mark.parametrize(("step", "occurrence"), [("routed", 3), ("filled", 2)])
+@pytest.mark.parametrize(("step", "occurrence"), [("placed", 3), ("filled", 2)])
 async def test_a_kill_mid_saga_then_resume_in_a_fresh_process_ends_as_a_clean_run(
     database: Database, fresh_database: str, step: str, occurrence: int
 ) -> None:

@@ -408,3 +408,23 @@ async def test_a_store_failure_before_the_venue_acted_leaves_the_service_sound(
     with store_down(trading), pytest.raises(StoreUnavailableError):
         await trading.deposit(ACCOUNT, "USDT", D(1))
     assert (await trading.deposit(ACCOUNT, "USDT", D(1))).balance("USDT") == D(10_001)
+
+
+async def test_a_place_the_store_did_not_take_is_taken_back_from_the_venue(
+    database: Database,
+) -> None:
+    ids = iter(["o-lost", "o-lost", "o-next"])  # the order id the venue saw comes again
+    trading = TradingService(
+        database, PaperMatcher(settings()), clock=Clock(), new_id=lambda: next(ids)
+    )
+    await trading.deposit(ACCOUNT, "USDT", D(10_000))
+    await trading.on_ticks([trade(1, "100", "1")])
+    with store_down(trading), pytest.raises(StoreUnavailableError):
+        await trading.place(order("lost", BUY, LIMIT, "1", price=D(99)))
+    book = await trading.book(ACCOUNT)
+    assert (book.orders, book.account.balance("USDT")) == ({}, D(10_000))
+    placed, new = await trading.place(order("lost", BUY, LIMIT, "1", price=D(99)))
+    assert (placed.order_id, placed.status, new) == ("o-lost", OrderStatus.ACCEPTED, True)
+    await trading.on_ticks([trade(2, "98", "5")])
+    filled = (await trading.book(ACCOUNT)).orders["o-lost"]
+    assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(1))  # once
