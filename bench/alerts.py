@@ -29,6 +29,7 @@ import numpy as np
 
 from bench.common import Figure, print_table
 from core.alerts import AlertFired, AlertSpec, Arming, Condition, Source
+from core.alerts import fired as firing
 from core.candles import Candle, CandleStatus
 from core.gaps import FeedGap
 from core.intervals import Interval
@@ -124,7 +125,7 @@ class NaiveEvaluator:
             ts = int(item.ts_event[row])
             gap = self._gap(stream, ts)
             for alert, arming in self._price(stream, price, ts, False):
-                fired.append(_event(alert, arming, price, ts, gap, int(item.trade_id[row]), None))
+                fired.append(firing(alert.spec, arming, price, ts, gap, int(item.trade_id[row])))
         return fired
 
     def _gap(self, stream: Stream, ts: int) -> bool:
@@ -160,7 +161,7 @@ class NaiveEvaluator:
         self.candle_at[stream] = (candle.open_time, candle.revision)
         ts = candle.close_time
         return [
-            _event(alert, arming, candle.close, ts, gap, None, candle.open_time)
+            firing(alert.spec, arming, candle.close, ts, gap, None, candle.open_time)
             for alert, arming in self._price(stream, candle.close, ts, revision)
         ]
 
@@ -229,31 +230,6 @@ class NaiveEvaluator:
         else:
             side = _EXACT.multiply(100, high - price) >= _EXACT.multiply(t, high)
         return side, side
-
-
-def _event(
-    alert: _Alert,
-    arming: int,
-    price: Decimal,
-    ts: int,
-    gap: bool,
-    trade_id: int | None,
-    candle_open_time: int | None,
-) -> AlertFired:
-    spec = alert.spec
-    return AlertFired(
-        fire_id=f"{spec.alert_id}:{arming}",
-        alert_id=spec.alert_id,
-        account=spec.account,
-        instrument=spec.instrument,
-        condition=spec.condition,
-        threshold=spec.threshold,
-        price=price,
-        ts=ts,
-        trade_id=trade_id,
-        candle_open_time=candle_open_time,
-        gap=gap,
-    )
 
 
 # ---- the workload

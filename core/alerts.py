@@ -109,6 +109,31 @@ class AlertFired(msgspec.Struct, frozen=True, kw_only=True, tag="alert-fired", t
     v: int = VERSION
 
 
+def fired(
+    spec: AlertSpec,
+    arming: int,
+    price: Decimal,
+    ts: int,
+    gap: bool,
+    trade_id: int | None = None,
+    candle_open_time: int | None = None,
+) -> AlertFired:
+    """The firing of ``spec``'s ``arming`` on ``price`` at ``ts``."""
+    return AlertFired(
+        fire_id=f"{spec.alert_id}:{arming}",
+        alert_id=spec.alert_id,
+        account=spec.account,
+        instrument=spec.instrument,
+        condition=spec.condition,
+        threshold=spec.threshold,
+        price=price,
+        ts=ts,
+        trade_id=trade_id,
+        candle_open_time=candle_open_time,
+        gap=gap,
+    )
+
+
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(AlertFired)
 

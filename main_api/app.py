@@ -11,14 +11,12 @@ has them (``instruments_exist``: 422 ``unknown-instrument``).
 
 from __future__ import annotations
 
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -39,8 +37,8 @@ from main_api.settings import MAX_INSTRUMENTS, MainApiSettings, PlanLimits
 from main_api.store import DEFAULT_PAGE, MAX_PAGE, MainStore, new_id
 from main_api.views import AlertStatus
 from streams.bus import Bus
-from web.problems import ProblemError, http_error_handler, problem_handler
-from web.tokens import TokenGate, checking, unauthorized
+from web.problems import ProblemError
+from web.tokens import TokenGate, service_app, unauthorized
 
 PREFIX: Final = "/api/v1"
 PROFILE_FIELDS: Final = ("display_name", "time_zone", "default_interval")
@@ -355,13 +353,4 @@ def create_app(
         Route("/readyz", api.ready, methods=["GET"]),
     ]
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with checking(gate, bus):
-            yield
-
-    return Starlette(
-        routes=routes,
-        exception_handlers={ProblemError: problem_handler, HTTPException: http_error_handler},
-        lifespan=lifespan,
-    )
+    return service_app(routes, gate, bus)

@@ -21,10 +21,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from typing import Final
 
+from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import Request
+from starlette.routing import BaseRoute
 
 from access.denylist import Denylist
 from access.grant import Grant
@@ -35,7 +38,7 @@ from core.intervals import NS_PER_SECOND
 from core.topics import AUTH_EVENTS
 from streams.bus import Bus, BusClosedError
 from streams.processor import Batch, Outcome, Processor
-from web.problems import ProblemError
+from web.problems import ProblemError, http_error_handler, problem_handler
 
 OPEN: Final = Grant.anonymous(
     PlanClaims(plan="open", instruments="*", delay=0, history_days=1_000_000, ws_subs=0,
@@ -141,3 +144,19 @@ async def checking(gate: TokenGate, bus: Bus | None) -> AsyncIterator[None]:
 async def _follow(follower: Processor[None]) -> None:
     with contextlib.suppress(BusClosedError):  # the bus's owner closed it: nothing to read
         await follower.run()
+
+
+def service_app(routes: Sequence[BaseRoute], gate: TokenGate, bus: Bus | None) -> Starlette:
+    """A service's Starlette app: its ``routes``, problem+json for every error, and the key
+    set and revocations kept by :func:`checking` while it runs."""
+
+    @contextlib.asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with checking(gate, bus):
+            yield
+
+    return Starlette(
+        routes=routes,
+        exception_handlers={ProblemError: problem_handler, HTTPException: http_error_handler},
+        lifespan=lifespan,
+    )

@@ -25,13 +25,13 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Sequence
-from decimal import Decimal
 from typing import Final
 
 import msgspec
 from sortedcontainers import SortedDict
 
 from core.alerts import AlertFired, AlertSpec, Condition, Source
+from core.alerts import fired as firing
 from core.candles import Candle, CandleStatus
 from core.gaps import FeedGap
 from core.numbers import to_decimal
@@ -350,7 +350,7 @@ class AlertEvaluator:
                 trade_id = int(batch.trade_id[row])
                 exact = to_decimal(raws[row], batch.price_scale)
                 for rule, arming in found:
-                    fired.append(_fired(rule, arming, exact, ts, gap, trade_id=trade_id))
+                    fired.append(firing(rule.spec, arming, exact, ts, gap, trade_id=trade_id))
         return fired
 
     def _candle(self, candle: Candle) -> list[AlertFired]:
@@ -375,7 +375,7 @@ class AlertEvaluator:
         ts = candle.close_time
         found = self._on_price(stream, price, ts, gap, revision)
         return [
-            _fired(rule, arming, candle.close, ts, gap, candle_open_time=candle.open_time)
+            firing(rule.spec, arming, candle.close, ts, gap, candle_open_time=candle.open_time)
             for rule, arming in found
         ]
 
@@ -625,31 +625,6 @@ def _quiet_moves(groups: list[_Group], ts: int, price: int) -> dict[int, tuple[i
         group.rise = rise
         group.fall = fall
     return None
-
-
-def _fired(
-    rule: Rule,
-    arming: int,
-    price: Decimal,
-    ts: int,
-    gap: bool,
-    trade_id: int | None = None,
-    candle_open_time: int | None = None,
-) -> AlertFired:
-    spec = rule.spec
-    return AlertFired(
-        fire_id=f"{spec.alert_id}:{arming}",
-        alert_id=spec.alert_id,
-        account=spec.account,
-        instrument=spec.instrument,
-        condition=spec.condition,
-        threshold=spec.threshold,
-        price=price,
-        ts=ts,
-        trade_id=trade_id,
-        candle_open_time=candle_open_time,
-        gap=gap,
-    )
 
 
 def fired_in(

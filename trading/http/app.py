@@ -14,14 +14,12 @@ the read models', a little behind.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Final
 
 import msgspec
 from starlette.applications import Starlette
-from starlette.exceptions import HTTPException
 from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
@@ -50,8 +48,8 @@ from trading.service.shell import TradingService
 from trading.store.errors import StoreError
 from trading.store.events import EventStore
 from web.guard import HttpLimits
-from web.problems import ProblemError, http_error_handler, problem_handler
-from web.tokens import TokenGate, checking, unauthorized
+from web.problems import ProblemError
+from web.tokens import TokenGate, service_app, unauthorized
 
 PREFIX: Final = "/trading/v1"
 _REFUSALS: Final = (
@@ -280,16 +278,7 @@ def create_app(
         Route("/readyz", api.ready, methods=["GET"]),
     ]
 
-    @contextlib.asynccontextmanager
-    async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with checking(gate, bus):
-            yield
-
-    return Starlette(
-        routes=routes,
-        exception_handlers={ProblemError: problem_handler, HTTPException: http_error_handler},
-        lifespan=lifespan,
-    )
+    return service_app(routes, gate, bus)
 
 
 __all__ = ["PREFIX", "create_app"]
