@@ -65,10 +65,10 @@ class AlertView(msgspec.Struct, frozen=True, kw_only=True):
         )  # fmt: skip
 
 
-class Firing(msgspec.Struct, frozen=True, kw_only=True):
-    """One firing of an alert, as ``alerts.events`` said it."""
+class FiringFields(msgspec.Struct, frozen=True, kw_only=True):
+    """What a firing says: ``alerts.events``' ``AlertFired`` but its account (also the data of
+    a webhook's event, :mod:`main_api.webhooks.event`)."""
 
-    seq: int
     fire_id: str
     alert_id: str
     instrument: str
@@ -79,6 +79,13 @@ class Firing(msgspec.Struct, frozen=True, kw_only=True):
     trade_id: int | None
     candle_open_time: int | None
     gap: bool
+
+
+class Firing(FiringFields, frozen=True, kw_only=True):
+    """One firing of an alert, as ``alerts.events`` said it; ``seq`` orders the alert's
+    history."""
+
+    seq: int
 
 
 class Notification(msgspec.Struct, frozen=True, kw_only=True):
