@@ -1,5 +1,5 @@
-"""The main API: ``/api/v1`` (``docs/main-api.md``): the caller's profile, watchlists, alerts
-and notifications.
+"""The main API: ``/api/v1`` (``docs/main-api.md``): the caller's profile, watchlists, alerts,
+notifications and webhooks.
 
 Every ``/api/v1`` route but the OpenAPI document needs a token the auth service issued for an
 account (an account's own or one of its keys'), verified here (:class:`web.tokens.TokenGate`,
@@ -36,6 +36,9 @@ from main_api.requests import InvalidFieldError
 from main_api.settings import MAX_INSTRUMENTS, MainApiSettings, PlanLimits
 from main_api.store import DEFAULT_PAGE, MAX_PAGE, MainStore, new_id
 from main_api.views import AlertStatus
+from main_api.webhooks.schedule import DeliveryState
+from main_api.webhooks.store import WebhookStore
+from main_api.webhooks.urls import webhook_url
 from streams.bus import Bus
 from web.problems import ProblemError
 from web.tokens import TokenGate, service_app, unauthorized
@@ -44,6 +47,7 @@ PREFIX: Final = "/api/v1"
 PROFILE_FIELDS: Final = ("display_name", "time_zone", "default_interval")
 WATCHLIST_FIELDS: Final = ("name", "instruments")
 ORDER_FIELDS: Final = ("order",)
+WEBHOOK_FIELDS: Final = ("url",)
 
 InstrumentsExist = Callable[[str], Awaitable[bool]]
 """Whether the platform has an instrument (the storage's ``has_instrument``)."""
@@ -76,6 +80,7 @@ class _Api:
         self.store, self.settings, self.gate = store, settings, gate
         self.instruments_exist = instruments_exist
         self.max_body_bytes = settings.http.max_body_bytes
+        self.hooks = WebhookStore(store)
 
     def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
         """``handler`` called with the token's account, its refusals as problems."""
@@ -261,6 +266,59 @@ class _Api:
     async def mark_all_read(self, request: Request, caller: Caller) -> Response:
         return _json({"marked": await self.store.mark_all_read(caller.account)})
 
+    # -- webhooks ---------------------------------------------------------------------------
+
+    async def list_webhooks(self, request: Request, caller: Caller) -> Response:
+        return _json({"webhooks": await self.hooks.webhooks(caller.account)})
+
+    async def create_webhook(self, request: Request, caller: Caller) -> Response:
+        given = checks.fields(await self.body(request), WEBHOOK_FIELDS)
+        if "url" not in given:
+            raise InvalidFieldError("url", "required", "a webhook needs a url")
+        url = webhook_url(given["url"], allow_private=self.settings.webhooks.allow_private_hosts)
+        made, secret = await self.hooks.create(
+            caller.account, url, self.limits(caller).webhooks, caller.plan
+        )
+        return _secret({"webhook": made, "secret": secret}, 201)
+
+    async def delete_webhook(self, request: Request, caller: Caller) -> Response:
+        await self.hooks.delete(caller.account, _id(request, "webhook_id"))
+        return Response(status_code=204)
+
+    async def rotate_secret(self, request: Request, caller: Caller) -> Response:
+        overlap = self.settings.webhooks.rotation_overlap_s
+        made, secret = await self.hooks.rotate(caller.account, _id(request, "webhook_id"), overlap)
+        return _secret({"webhook": made, "secret": secret})
+
+    async def deliveries(self, request: Request, caller: Caller) -> Response:
+        state = request.query_params.get("state")
+        if state is not None and state not in DeliveryState._value2member_map_:
+            raise BadParameterError("state", "unknown", "state is pending, delivered or dead")
+        chosen = None if state is None else DeliveryState(state)
+        return await self._deliveries(request, caller, chosen)
+
+    async def dead_letters(self, request: Request, caller: Caller) -> Response:
+        return await self._deliveries(request, caller, DeliveryState.DEAD)
+
+    async def _deliveries(
+        self, request: Request, caller: Caller, state: DeliveryState | None
+    ) -> Response:
+        limit = _limit(request)
+        found = await self.hooks.deliveries(
+            caller.account, state=state, webhook_id=_text(request, "webhook_id"), limit=limit,
+            after=_int(request, "after"),
+        )  # fmt: skip
+        key = "dead_letters" if state is DeliveryState.DEAD else "deliveries"
+        return _json({key: found, "next_after": found[-1].seq if len(found) == limit else None})
+
+    async def replay(self, request: Request, caller: Caller) -> Response:
+        webhook_id, fire_id = _id(request, "webhook_id"), _id(request, "fire_id")
+        return _json({"delivery": await self.hooks.replay(caller.account, webhook_id, fire_id)})
+
+    async def replay_all(self, request: Request, caller: Caller) -> Response:
+        webhook_id = _text(request, "webhook_id")
+        return _json({"replayed": await self.hooks.replay_all(caller.account, webhook_id)})
+
     # -- health -----------------------------------------------------------------------------
 
     async def ready(self, request: Request) -> Response:
@@ -277,6 +335,21 @@ def _id(request: Request, name: str) -> str:
     if not 0 < len(value) <= 2 * checks.MAX_ID_CHARS:
         raise InvalidFieldError(name, "format", "not an id")
     return value
+
+
+def _text(request: Request, name: str) -> str | None:
+    """An optional id given in the query."""
+    text = request.query_params.get(name)
+    if text is not None and not 0 < len(text) <= checks.MAX_ID_CHARS:
+        raise BadParameterError(name, "format", f"{name} must be an id")
+    return text
+
+
+def _secret(content: object, status: int = 200) -> Response:
+    """An answer holding a secret: never kept by a cache."""
+    answer = _json(content, status)
+    answer.headers["Cache-Control"] = "no-store"
+    return answer
 
 
 def _int(request: Request, name: str, default: int = 0) -> int:
@@ -330,6 +403,7 @@ def create_app(
 
     g = api.guarded
     p = PREFIX
+    hook = f"{p}/webhooks/{{webhook_id}}"
     routes = [
         Route(f"{p}/profile", g(api.get_profile), methods=["GET"]),
         Route(f"{p}/profile", g(api.put_profile), methods=["PUT"]),
@@ -348,6 +422,14 @@ def create_app(
         Route(f"{p}/notifications", g(api.notifications), methods=["GET"]),
         Route(f"{p}/notifications/read", g(api.mark_all_read), methods=["POST"]),
         Route(f"{p}/notifications/{{fire_id}}/read", g(api.mark_read), methods=["POST"]),
+        Route(f"{p}/webhooks", g(api.list_webhooks), methods=["GET"]),
+        Route(f"{p}/webhooks", g(api.create_webhook), methods=["POST"]),
+        Route(f"{p}/webhooks/deliveries", g(api.deliveries), methods=["GET"]),
+        Route(f"{p}/webhooks/dead-letters", g(api.dead_letters), methods=["GET"]),
+        Route(f"{p}/webhooks/dead-letters/replay", g(api.replay_all), methods=["POST"]),
+        Route(hook, g(api.delete_webhook), methods=["DELETE"]),
+        Route(f"{hook}/secret", g(api.rotate_secret), methods=["POST"]),
+        Route(f"{hook}/dead-letters/{{fire_id}}/replay", g(api.replay), methods=["POST"]),
         Route(f"{p}/openapi.json", openapi_json, methods=["GET"]),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/readyz", api.ready, methods=["GET"]),

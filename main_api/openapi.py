@@ -9,6 +9,8 @@ import msgspec
 
 from core.alerts import Arming, Condition, Source
 from main_api.views import AlertView, Firing, Notification, Profile, Watchlist
+from main_api.webhooks.event import WebhookEvent
+from main_api.webhooks.views import Delivery, Webhook
 
 _REF: Final = "#/components/schemas/"
 
@@ -88,6 +90,42 @@ class Marked(msgspec.Struct):
     marked: int
 
 
+class WebhookBody(msgspec.Struct, kw_only=True):
+    """A new endpoint: an http or https URL (a public host unless the service allows
+    others)."""
+
+    url: str
+
+
+class NewSecret(msgspec.Struct):
+    """An endpoint and its signing secret: shown this once."""
+
+    webhook: Webhook
+    secret: str
+
+
+class Webhooks(msgspec.Struct):
+    webhooks: list[Webhook]
+
+
+class DeliveriesPage(msgspec.Struct):
+    deliveries: list[Delivery]
+    next_after: int | None
+
+
+class DeadLettersPage(msgspec.Struct):
+    dead_letters: list[Delivery]
+    next_after: int | None
+
+
+class DeliveryAnswer(msgspec.Struct):
+    delivery: Delivery
+
+
+class Replayed(msgspec.Struct):
+    replayed: int
+
+
 class Problem(msgspec.Struct, kw_only=True):
     """A refusal (RFC 9457): ``code`` is ours; ``parameter`` the field at fault."""
 
@@ -113,6 +151,14 @@ _TYPES: Final[tuple[type[Any], ...]] = (
     NotificationsPage,
     NotificationAnswer,
     Marked,
+    WebhookBody,
+    NewSecret,
+    Webhooks,
+    DeliveriesPage,
+    DeadLettersPage,
+    DeliveryAnswer,
+    Replayed,
+    WebhookEvent,
     Problem,
 )
 
@@ -210,11 +256,41 @@ def document() -> dict[str, Any]:
                     "Mark one read", "NotificationAnswer", None, _param("fire_id", "path", "string")
                 ),
             },
+            **_webhook_paths(base, limit, after),
         },
         "components": {
             "schemas": components,
             "securitySchemes": {
                 "bearer": {"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}
             },
+        },
+    }
+
+
+def _webhook_paths(base: str, *page: dict[str, Any]) -> dict[str, Any]:
+    hook, fire = _param("webhook_id", "path", "string"), _param("fire_id", "path", "string")
+    of_hook, state = _param("webhook_id", kind="string"), _param("state", kind="string")
+    return {
+        f"{base}/webhooks": {
+            "get": _op("The webhook endpoints", "Webhooks"),
+            "post": _op("A new endpoint and its secret", "NewSecret", "WebhookBody", status="201"),
+        },
+        f"{base}/webhooks/{{webhook_id}}": {
+            "delete": _op("Delete it and its deliveries", None, None, hook, status="204"),
+        },
+        f"{base}/webhooks/{{webhook_id}}/secret": {
+            "post": _op("A new secret (the old one signs for a day more)", "NewSecret", None, hook),
+        },
+        f"{base}/webhooks/deliveries": {
+            "get": _op("Deliveries, oldest first", "DeliveriesPage", None, *page, of_hook, state),
+        },
+        f"{base}/webhooks/dead-letters": {
+            "get": _op("Dead letters, oldest first", "DeadLettersPage", None, *page, of_hook),
+        },
+        f"{base}/webhooks/dead-letters/replay": {
+            "post": _op("Replay every dead letter (of one endpoint)", "Replayed", None, of_hook),
+        },
+        f"{base}/webhooks/{{webhook_id}}/dead-letters/{{fire_id}}/replay": {
+            "post": _op("Replay one dead letter", "DeliveryAnswer", None, hook, fire),
         },
     }

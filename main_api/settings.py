@@ -10,6 +10,7 @@ from typing import Final
 
 from access.settings import TokenSettings
 from core.intervals import DEFAULT_INTERVALS
+from main_api.webhooks.settings import WebhookSettings
 from web.guard import HttpLimits
 
 DEFAULT_SCHEMA: Final = "main_api"
@@ -21,20 +22,24 @@ MAX_INSTRUMENTS: Final = 500
 """The most instruments any plan may allow in one watchlist."""
 MAX_ALERTS: Final = 2000
 """The most active alerts any plan may allow an account."""
+MAX_WEBHOOKS: Final = 20
+"""The most webhook endpoints any plan may allow an account."""
 
 
 @dataclass(frozen=True, slots=True)
 class PlanLimits:
-    """What an account on one plan may keep: ``watchlists``, ``instruments`` per watchlist and
-    active ``alerts`` (an alert that fired once, expired or was deleted no longer counts)."""
+    """What an account on one plan may keep: ``watchlists``, ``instruments`` per watchlist,
+    active ``alerts`` (an alert that fired once, expired or was deleted no longer counts) and
+    ``webhooks`` (endpoints)."""
 
     watchlists: int
     instruments: int
     alerts: int
+    webhooks: int = 5
 
     def __post_init__(self) -> None:
         bounds = {"watchlists": MAX_WATCHLISTS, "instruments": MAX_INSTRUMENTS,
-                  "alerts": MAX_ALERTS}  # fmt: skip
+                  "alerts": MAX_ALERTS, "webhooks": MAX_WEBHOOKS}  # fmt: skip
         for name, most in bounds.items():
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value <= most:
@@ -57,7 +62,7 @@ FALLBACK_LIMITS: Final = PlanLimits(watchlists=5, instruments=50, alerts=20)
 class MainApiSettings:
     """The main API process: its database and schema, its token checks (a key set is
     required: every route needs an account's token), the plans' limits, the interval labels
-    a profile or a candle alert may name, and its HTTP bounds."""
+    a profile or a candle alert may name, its HTTP bounds and its webhooks'."""
 
     database_url: str
     tokens: TokenSettings
@@ -68,6 +73,7 @@ class MainApiSettings:
     fallback_limits: PlanLimits = FALLBACK_LIMITS
     intervals: tuple[str, ...] = tuple(interval.label for interval in DEFAULT_INTERVALS)
     http: HttpLimits = field(default_factory=HttpLimits)
+    webhooks: WebhookSettings = field(default_factory=WebhookSettings)
 
     def limits_of(self, plan: str) -> PlanLimits:
         """The limits of ``plan`` (the fallback for a plan the table does not name)."""

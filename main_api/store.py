@@ -40,6 +40,8 @@ from main_api.tables import (
     watchlist_of,
 )
 from main_api.views import AlertView, Firing, Notification, Profile, Watchlist
+from main_api.webhooks import tables as webhook_tables
+from main_api.webhooks.event import event_body
 
 Connection = psycopg.AsyncConnection[DictRow]
 MAX_PAGE: Final = 500
@@ -137,6 +139,11 @@ class MainStore:
         async with self._connection() as conn:
             cursor = await conn.execute(query, params)
             return await cursor.fetchall()
+
+    # the same, for the stores built on this one (main_api.webhooks.store)
+    connection = _connection
+    locked = _locked
+    rows = _rows
 
     async def ping(self) -> None:
         """Return when the database answers (:class:`StoreUnavailableError` when not)."""
@@ -447,13 +454,19 @@ class MainStore:
     async def record_firing(self, event: AlertFired) -> bool:
         """Keep ``event``'s fired row and its notification, once: a repeat of its ``fire_id``
         (a replay, a second evaluator) changes nothing. A ``once`` alert that fired is over
-        (status ``fired``, a change the evaluators follow). Whether it was new."""
-        fired, notification = firing_rows(event, self.clock())
+        (status ``fired``, a change the evaluators follow). Its webhook deliveries, one per
+        endpoint of the account, are enqueued in the same transaction. Whether it was new."""
+        now = self.clock()
+        fired, notification = firing_rows(event, now)
         async with self._connection() as conn, conn.transaction():
             cursor = await conn.execute(FIRED_INSERT, fired)
             if cursor.rowcount == 0:
                 return False
             await conn.execute(NOTIFICATION_INSERT, notification)
+            hooks = {"fire_id": event.fire_id, "account": event.account, "now": now,
+                     "body": event_body(event, now)}  # fmt: skip
+            if (await conn.execute(webhook_tables.ENQUEUE, hooks)).rowcount:
+                await conn.execute("SELECT pg_notify(%s, '')", (webhook_tables.CHANNEL,))
             await _change(conn)
             cursor = await conn.execute(
                 "UPDATE main_api_alerts SET status = 'fired', updated_at = %s,"
@@ -502,6 +515,7 @@ async def create_tables(url: str, schema: str, timeout: float = 10.0) -> None:
                 sql.SQL("SET LOCAL search_path TO {}").format(sql.Identifier(schema))
             )
             await conn.execute(DDL)
+            await conn.execute(webhook_tables.DDL)
     except _UNREACHABLE as exc:
         raise StoreUnavailableError(f"the main API's database: {exc}") from None
 

@@ -5,7 +5,9 @@ Every request's token is checked against the auth service's key set at ``--jwks-
 (required: the main API serves accounts only). Its tables are made at start, in the schema
 ``--schema`` of ``--database-url`` (default: ``DATABASE_URL``), the platform's database, whose
 ``instruments`` table says which instruments exist. With ``--bus kafka``, revocations and plan
-changes on ``auth.events`` apply at once. It stops on Ctrl-C or SIGTERM.
+changes on ``auth.events`` apply at once. It sends the accounts' webhooks too (several
+processes share that work), unless ``--no-webhook-worker``; endpoints must name public hosts
+unless ``--webhook-private-hosts``. It stops on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -47,6 +49,14 @@ def add_parser(commands: Any) -> None:
         "--bus", choices=("none", "kafka"), default="none",
         help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none",
     )  # fmt: skip
+    parser.add_argument(
+        "--no-webhook-worker", dest="webhook_worker", action="store_false",
+        help="do not send webhooks from this process (another one does)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--webhook-private-hosts", action="store_true",
+        help="let webhook endpoints name loopback and private hosts (off: public hosts only)",
+    )  # fmt: skip
     add_token_options(parser, "required", "request", anonymous=False)
     parser.set_defaults(run=run)
 
@@ -55,6 +65,7 @@ def run(args: argparse.Namespace) -> int:
     from access.settings import TokenSettings
     from main_api.process import running
     from main_api.settings import MainApiSettings
+    from main_api.webhooks.settings import WebhookSettings
 
     tell = say("mdp main-api")
     if not args.database_url:
@@ -71,6 +82,9 @@ def run(args: argparse.Namespace) -> int:
     settings = MainApiSettings(
         args.database_url.reveal(), TokenSettings(jwks_url=args.jwks_url), host=args.host,
         port=args.port, schema=args.schema,
+        webhooks=WebhookSettings(
+            worker=args.webhook_worker, allow_private_hosts=args.webhook_private_hosts
+        ),
     )  # fmt: skip
 
     async def main() -> None:
