@@ -26,6 +26,7 @@ LIBRARY: Final = Path(
 _OWN_FILES: Final = {
     "mdp-chart.js": "text/javascript; charset=utf-8",
     "mdp-session.js": "text/javascript; charset=utf-8",
+    "mdp-alerts.js": "text/javascript; charset=utf-8",
     "mdp-chart.css": "text/css; charset=utf-8",
     "favicon.svg": "image/svg+xml",
 }

@@ -239,6 +239,7 @@
     this.closed = false;
     this.noticed = {};  // gap notices shown, by span and reason (a resume may repeat one)
     this.noticedCount = 0;
+    this.hooks = { message: [], connected: [], select: [] };  // modules beside the chart
     this.build();
     var self = this;
     if (this.session) this.session.onChange(function (kind) { self.identityChanged(kind); });
@@ -363,6 +364,20 @@
     this.message.textContent = text || "";
   };
 
+  /* Tell the modules beside the chart (mdp-alerts.js) what happened: "message" (every
+     message of the gateway), "connected" (the connection may carry subscriptions: opened, and
+     authenticated when signed in), "select" (another instrument or interval). */
+  Chart.prototype.emit = function (kind, value) {
+    this.hooks[kind].forEach(function (hook) {
+      try { hook(value); } catch (error) { console.error(error); }
+    });
+  };
+
+  /* Whether the connection is open and answered the session's `auth` frame (or needs none). */
+  Chart.prototype.usable = function () {
+    return !!this.socket && this.socket.readyState === WebSocket.OPEN && this.authId === null;
+  };
+
   Chart.prototype.start = function () {
     var self = this;
     return this.getJson(this.apiBase + "/v1/instruments").then(function (body) {
@@ -403,6 +418,7 @@
     if (instrument !== previous.instrument) this.clearNotices();
     var to = Math.floor(Date.now() / 1000) + intervalSeconds(interval);
     this.applyPriceFormat(instrument);
+    this.emit("select", { instrument: instrument, interval: interval });
     return this.history(to).then(function (bars) {
       if (generation !== self.generation) return;
       self.bars.replace(bars);
@@ -541,8 +557,12 @@
       self.subscribed = false;
       self.authId = null;
       self.plan = null;
-      if (self.session && self.session.token()) self.sendAuth();  // subscribe once answered
-      else self.subscribe();
+      if (self.session && self.session.token()) {
+        self.sendAuth();  // subscribe once answered
+      } else {
+        self.subscribe();
+        self.emit("connected");
+      }
       self.pinger = setInterval(function () { self.keepAlive(); }, WATCH_EVERY_MS);
     };
     socket.onmessage = function (event) {
@@ -628,6 +648,7 @@
   /* The gateway's messages (docs/protocol.md): bars are upserts by open time. */
   Chart.prototype.receive = function (message) {
     var self = this;
+    this.emit("message", message);
     switch (message.type) {
       case "authenticated":
         if (message.id === this.renewId) this.renewId = null;  // renewed: same connection
@@ -635,6 +656,7 @@
         this.authId = null;
         this.plan = { name: message.plan, delay: message.delay };
         this.subscribe();
+        this.emit("connected");
         break;
       case "subscribed":
         if (!this.mine(message)) return;
@@ -689,6 +711,7 @@
           // not taken (a refused token is closed with 4401 next): go on as anonymous
           this.authId = null;
           this.subscribe();
+          this.emit("connected");
         }
         if (message.id !== undefined && message.id === this.resumeId) {
           // The gateway cannot resume from our seq: start afresh with a snapshot.
@@ -741,6 +764,41 @@
       scrollBack: function (bars) { chart.chart.timeScale().scrollToPosition(-bars, false); },
       destroy: function () { chart.destroy(); },
       chart: chart.chart,
+      // -- for modules beside the chart (mdp-alerts.js) --
+      /* Send a message to the gateway; its id, or null when the connection cannot carry it. */
+      send: function (message) { return chart.usable() && chart.send(message) ? message.id : null; },
+      onMessage: function (hook) { chart.hooks.message.push(hook); },
+      /* Called now when the connection is usable, and again after every reconnect. */
+      onConnected: function (hook) {
+        chart.hooks.connected.push(hook);
+        if (chart.usable()) hook();
+      },
+      onSelect: function (hook) { chart.hooks.select.push(hook); },
+      /* A click on the candles' pane: its price (the candles' scale) and bar time. */
+      onClick: function (hook) {
+        chart.chart.subscribeClick(function (param) {
+          if (!param || !param.point) return;
+          var price = chart.candles.coordinateToPrice(param.point.y);
+          if (price === null || !Number.isFinite(price)) return;
+          hook({ price: price, time: param.time, x: param.point.x, y: param.point.y });
+        });
+      },
+      /* A horizontal line at a price on the candles (lightweight-charts' price line). */
+      priceLine: function (options) { return chart.candles.createPriceLine(options); },
+      removePriceLine: function (line) { chart.candles.removePriceLine(line); },
+      priceToY: function (price) { return chart.candles.priceToCoordinate(price); },
+      /* The decimals the instrument's prices are shown with. */
+      precision: function () {
+        var format = chart.candles.options().priceFormat;
+        return format && Number.isFinite(format.precision) ? format.precision : 2;
+      },
+      lastClose: function () {
+        var list = chart.bars.list;
+        return list.length ? list[list.length - 1].close : null;
+      },
+      session: function () { return chart.session; },
+      apiBase: function () { return chart.apiBase; },
+      canvas: function () { return chart.canvasBox; },
     };
   }
 

@@ -13,7 +13,8 @@
  * token is renewed with the refresh token (POST /auth/v1/refresh) when four fifths of its
  * lifetime have passed; signOut ends the session on the server (POST /auth/v1/logout) and the
  * page is anonymous again. Listeners (onChange) hear "signed-in", "refreshed" and
- * "signed-out".
+ * "signed-out". request(method, path, body) calls another service beside the page with the
+ * token (mdp-alerts.js: the main API).
  *
  * Both tokens live in this script's memory only: never in localStorage or sessionStorage,
  * which every script of the origin can read (an injected one too) long after the page is
@@ -38,9 +39,10 @@
     return error;
   }
 
-  function call(base, method, path, body) {
+  function call(base, method, path, body, token) {
     var init = { method: method, headers: { Accept: "application/json" }, cache: "no-store",
                  credentials: "omit" };
+    if (token) init.headers.Authorization = "Bearer " + token;
     if (body !== undefined) {
       init.headers["Content-Type"] = "application/json";
       init.body = JSON.stringify(body);
@@ -120,6 +122,19 @@
 
   Session.prototype.signedIn = function () {
     return this.access !== null;
+  };
+
+  /* A request with the access token to a service beside the page (the main API at /api):
+     the parsed JSON answer (null for 204), or an Error with `status` and `code`. A 401 (the
+     token expired, or its key was rotated) gets a fresh token and one more try. */
+  Session.prototype.request = function (method, path, body) {
+    var self = this;
+    return call(this.base, method, path, body, this.access).catch(function (error) {
+      if (error.status !== 401 || !self.signedIn()) throw error;
+      return self.refresh().then(function () {
+        return call(self.base, method, path, body, self.access);
+      });
+    });
   };
 
   /* What the page shows: the plan's name and delay, and who is signed in. */
