@@ -196,12 +196,30 @@ def test_the_trading_database_options_name_where_private_channels_are_read(
         parse("--trading-schema", "no; schema")
 
 
-async def test_serve_with_an_unreachable_trading_database_still_listens() -> None:
+def test_the_main_api_database_options_name_where_the_alerts_channel_is_read(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.delenv("MAIN_API_DATABASE_URL", raising=False)
+    plain = parse()
+    assert (plain.main_api_database_url, plain.main_api_schema) == (None, "main_api")
+    given = parse("--main-api-database-url", "postgresql://u@db/main", "--main-api-schema", "ma")
+    assert (given.main_api_database_url.reveal(), given.main_api_schema) == (
+        "postgresql://u@db/main", "ma"
+    )  # fmt: skip
+    monkeypatch.setenv("MAIN_API_DATABASE_URL", "postgresql://u@elsewhere/main")
+    assert parse().main_api_database_url.reveal() == "postgresql://u@elsewhere/main"
+    with pytest.raises(SystemExit):
+        parse("--main-api-schema", "no; schema")
+
+
+async def test_serve_with_unreachable_trading_and_main_api_databases_still_listens() -> None:
     port = free_port()
     settings = command.settings_from(parse("--port", str(port)))
     stop = asyncio.Event()
-    nowhere = command.TradingDatabase(DatabaseUrl(f"postgresql://u@127.0.0.1:{free_port()}/x"))
-    serving = asyncio.create_task(command.serve(settings, MemoryBus(), None, stop, trading=nowhere))
+    nowhere = command.ReadDatabase(DatabaseUrl(f"postgresql://u@127.0.0.1:{free_port()}/x"))
+    serving = asyncio.create_task(
+        command.serve(settings, MemoryBus(), None, stop, trading=nowhere, main_api=nowhere)
+    )
     try:
         for _ in range(200):
             with contextlib.suppress(OSError):
