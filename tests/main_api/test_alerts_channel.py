@@ -1,7 +1,7 @@
 """Fired alerts delivered over WebSocket: the gateway's ``alerts`` channel reading the main
 API's tables (``main_api.alert_reads.AlertSnapshots``) in a real PostgreSQL, the firings on
 ``alerts.events`` of the in-process bus, and clients over real WebSockets with the auth
-service's access tokens.
+service's access tokens, and the SDK's ``MarketStream`` holding the channel across a cut.
 
 Each firing is recorded as the main API records it (``MainStore.record_firing``) apart from
 its publication, in either order, as the evaluator's processor may do."""
@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
 from typing import Any
@@ -19,10 +20,14 @@ from websockets.asyncio.client import ClientConnection
 
 from core.alert_reads import fired_json
 from core.alerts import AlertFired, AlertSpec, Condition, fired
+from core.secrets import Secret
 from core.topic_codecs import ALERTS_EVENTS_CODEC
 from core.topics import ALERTS_EVENTS
 from main_api.alert_reads import AlertSnapshots
 from main_api.store import MainStore
+from sdk import AlertUpdate, MarketStream, Message, PrivateSnapshot
+from sdk.credentials import AccessToken
+from sdk.protocol import Backoff
 from streams.memory import MemoryBus
 from tests.support import tokens
 from tests.ws_gateway.harness import TIMEOUT, client, recv, request
@@ -177,3 +182,54 @@ async def test_a_client_without_an_account_is_refused_with_our_code(
         )  # fmt: skip
         await request(anonymous, op="ping", id=6)
         assert await next_message(anonymous) == {"type": "pong", "id": 6}
+
+
+class FixedToken:
+    """An account's access token as the SDK's token source (valid for the test's length)."""
+
+    def __init__(self, account: int) -> None:
+        self.token = tokens.issue(account_id=account, principal=account, scopes=("read",))
+
+    async def access_token(self) -> AccessToken:
+        now = time.time()
+        return AccessToken(Secret(self.token), now + tokens.TTL_S, now + tokens.TTL_S, "pro")
+
+
+async def test_the_sdk_stream_holds_the_alerts_channel_across_a_cut(
+    schema: tuple[str, str],
+) -> None:
+    async with (
+        platform(schema) as (bus, store, gateway),
+        MarketStream(gateway.url, FixedToken(ALICE), backoff=Backoff(base=0.05, cap=0.1)) as stream,
+    ):
+        old = firing(1)
+        assert await store.record_firing(old)
+        await stream.subscribe_alerts(snapshot=10)
+        received: list[Message] = []
+
+        async def until(count: int) -> None:
+            async for message in stream:
+                received.append(message)
+                if len(received) == count:
+                    return
+
+        async with asyncio.timeout(TIMEOUT):
+            await until(1)
+            snapshot = received[0]
+            assert isinstance(snapshot, PrivateSnapshot)
+            assert (snapshot.alerts, snapshot.unread) == ([old], 1)
+            await publish(bus, firing(2))
+            await until(2)
+            assert stream._ws is not None
+            stream._ws.transport.abort()  # cut: no close frame, as a reset
+            await publish(bus, firing(3), firing(2))  # one while away, and a repeat
+            await publish(bus, firing(4, BOB))
+            while stream.connections < 2:
+                await asyncio.sleep(0.02)
+            await publish(bus, firing(5))
+            await until(4)
+        updates = received[1:]
+        assert all(isinstance(m, AlertUpdate) for m in updates)
+        assert [(m.seq, m.alert) for m in updates] == [  # type: ignore[union-attr]
+            (snapshot.seq + n, firing(number)) for n, number in ((1, 2), (2, 3), (3, 5))
+        ]
