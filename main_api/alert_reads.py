@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Final
 
 import psycopg
@@ -33,13 +34,14 @@ _UNREAD: Final = (
 )
 
 
+@dataclass(frozen=True, slots=True)
 class AlertSnapshots:
     """Snapshots of the firings in the main API's tables, on ``pool`` (its connections'
-    ``search_path`` the main API's schema: :meth:`open` makes such a pool)."""
+    ``search_path`` the main API's schema: :meth:`open` makes such a pool); a connection not
+    had within ``wait`` seconds is a failed read."""
 
-    def __init__(self, pool: AsyncConnectionPool[Connection], wait: float = 2.0) -> None:
-        self._pool = pool
-        self._wait = wait
+    pool: AsyncConnectionPool[Connection]
+    wait: float = 2.0
 
     @classmethod
     @contextlib.asynccontextmanager
@@ -65,7 +67,7 @@ class AlertSnapshots:
         if isinstance(account, bool) or account < 0:
             raise ValueError(f"an account is an id from 0, not {account!r}")
         try:
-            async with self._pool.connection(timeout=self._wait) as conn, conn.transaction():
+            async with self.pool.connection(timeout=self.wait) as conn, conn.transaction():
                 await conn.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY")
                 rows = await (await conn.execute(_NEWEST, (account, MAX_SNAPSHOT))).fetchall()
                 counted = await (await conn.execute(_UNREAD, (account,))).fetchone()

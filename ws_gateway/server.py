@@ -49,7 +49,7 @@ from core.trading_events import TradingRecord
 from core.trading_reads import TradingReads
 from storage.repository import MarketDataStore
 from streams.bus import Bus, BusClosedError, Subscription
-from streams.processor import Batch, Outcome, Processor, Step
+from streams.processor import Batch, Outcome, Processor
 from ws_gateway.admission import AddressSlots, PrincipalSlots, origin_matchers
 from ws_gateway.auth import (
     AuthenticationError,
@@ -256,12 +256,12 @@ class Gateway:
         subscription = self.bus.subscribe(self.group, [CANDLES, TICKS], start="latest")
         private = []  # subscribed before the server listens, as the feed is
         if self.reads is not None:
-            private.append(("trading", TRADING_EVENTS, self._trade))
+            private.append(("trading", TRADING_EVENTS))
         if self.alert_reads is not None:
-            private.append(("alerts", ALERTS_EVENTS, self._alert))
+            private.append(("alerts", ALERTS_EVENTS))
         follows = [
-            (self.bus.subscribe(f"{self.group}-{name}", [topic], start="latest"), name, step)
-            for name, topic, step in private
+            (self.bus.subscribe(f"{self.group}-{name}", [topic], start="latest"), name)
+            for name, topic in private
         ]
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(subscription)
@@ -360,15 +360,13 @@ class Gateway:
         except BusClosedError:
             log.info("the bus closed: the gateway stops reading auth.events")
 
-    async def _follow_private(
-        self, subscription: Subscription, name: str, step: Step[None]
-    ) -> None:
+    async def _follow_private(self, subscription: Subscription, name: str) -> None:
         """The topic of private channels ``subscription`` reads (``trading.events``,
         ``alerts.events``) through the processor loop, from the latest record (a private
-        channel starts from a snapshot), with ``step`` (:meth:`_trade`, :meth:`_alert`)."""
+        channel starts from a snapshot), with :meth:`_private` as its step."""
         topics = subscription.topics
         records = Processor(
-            self.bus, f"{self.group}-{name}", topics, step,
+            self.bus, f"{self.group}-{name}", topics, self._private,
             start="latest", poll_timeout=POLL_TIMEOUT, clock=self.clock,
         )  # fmt: skip
         try:
@@ -376,23 +374,16 @@ class Gateway:
         except BusClosedError:
             log.info("the bus closed: the gateway stops reading %s", ", ".join(topics))
 
-    def _alert(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
-        """Hand the firings to the accounts' ``alerts`` channels and flush."""
+    def _private(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+        """Hand the records (of ``trading.events``, ``alerts.events``) to the accounts'
+        private channels and flush."""
         hub, stats = self.hub, self.stats
         stats.undecodable += len(batch.undecodable)
         for message in batch.messages:
             if isinstance(message, AlertFired):
                 stats.alert_records += 1
                 hub.alert(message)
-        hub.flush()
-        return Outcome([], None)
-
-    def _trade(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
-        """Hand the records to the accounts' private channels and flush."""
-        hub, stats = self.hub, self.stats
-        stats.undecodable += len(batch.undecodable)
-        for message in batch.messages:
-            if isinstance(message, TradingRecord):
+            elif isinstance(message, TradingRecord):
                 stats.trading_records += 1
                 if hub.trading(message) is not None:
                     log.warning(

@@ -30,16 +30,14 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
 from access.grant import Grant
 from access.settings import TokenSettings
 from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
-from core.alert_reads import AlertReads
 from core.secrets import DatabaseUrl
-from core.trading_reads import TradingReads
 from main_api.alert_reads import AlertSnapshots
 from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
 from mdp.cluster_options import kafka_bus
@@ -237,23 +235,19 @@ class ReadDatabase:
     schema: str = TRADING_SCHEMA
 
 
-@contextlib.asynccontextmanager
-async def trading_reads(trading: ReadDatabase) -> AsyncIterator[TradingReads | None]:
-    """The read interface of the trading channels (None without a URL)."""
-    if trading.url is None:
-        yield None
-        return
-    async with AccountSnapshots.open(trading.url.reveal(), trading.schema) as reads:
-        yield reads
+R = TypeVar("R")
 
 
 @contextlib.asynccontextmanager
-async def alert_reads(main_api: ReadDatabase) -> AsyncIterator[AlertReads | None]:
-    """The read interface of the ``alerts`` channel (None without a URL)."""
-    if main_api.url is None:
+async def reads_of(
+    database: ReadDatabase, opened: Callable[[str, str], contextlib.AbstractAsyncContextManager[R]]
+) -> AsyncIterator[R | None]:
+    """A read interface of private channels, ``opened`` on ``database`` (None without a
+    URL)."""
+    if database.url is None:
         yield None
         return
-    async with AlertSnapshots.open(main_api.url.reveal(), main_api.schema) as reads:
+    async with opened(database.url.reveal(), database.schema) as reads:
         yield reads
 
 
@@ -291,8 +285,8 @@ async def serve(
         bus_context as bus,
         _store(database_url) as store,
         authenticator(tokens or TokenSettings()) as checks,
-        trading_reads(trading or ReadDatabase()) as reads,
-        alert_reads(main_api or ReadDatabase()) as alerts,
+        reads_of(trading or ReadDatabase(), AccountSnapshots.open) as reads,
+        reads_of(main_api or ReadDatabase(), AlertSnapshots.open) as alerts,
     ):
         gateway = Gateway(bus, store, settings, checks, reads=reads, alert_reads=alerts)
         running = asyncio.create_task(gateway.run(), name="gateway")

@@ -181,35 +181,24 @@ async def test_the_gateway_checks_tokens_on_the_cached_key_set_while_the_auth_se
             await asyncio.wait_for(serving, TIMEOUT)
 
 
-def test_the_trading_database_options_name_where_private_channels_are_read(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("service", "default_schema"), [("trading", "trading_read"), ("main_api", "main_api")]
+)
+def test_the_database_options_name_where_private_channels_are_read(
+    monkeypatch: pytest.MonkeyPatch, service: str, default_schema: str
 ) -> None:
-    monkeypatch.delenv("TRADING_DATABASE_URL", raising=False)
-    plain = parse()
-    assert (plain.trading_database_url, plain.trading_schema) == (None, "trading_read")
-    given = parse("--trading-database-url", "postgresql://u@db/trading", "--trading-schema", "tr")
-    assert given.trading_database_url.reveal() == "postgresql://u@db/trading"
-    assert given.trading_schema == "tr"
-    monkeypatch.setenv("TRADING_DATABASE_URL", "postgresql://u@elsewhere/trading")
-    assert parse().trading_database_url.reveal() == "postgresql://u@elsewhere/trading"
+    variable, option = f"{service.upper()}_DATABASE_URL", service.replace("_", "-")
+    monkeypatch.delenv(variable, raising=False)
+    plain = vars(parse())
+    assert (plain[f"{service}_database_url"], plain[f"{service}_schema"]) == (None, default_schema)
+    url = "postgresql://u@db/x"
+    given = vars(parse(f"--{option}-database-url", url, f"--{option}-schema", "s"))
+    assert given[f"{service}_database_url"].reveal() == url
+    assert given[f"{service}_schema"] == "s"
+    monkeypatch.setenv(variable, "postgresql://u@elsewhere/x")
+    assert vars(parse())[f"{service}_database_url"].reveal() == "postgresql://u@elsewhere/x"
     with pytest.raises(SystemExit):
-        parse("--trading-schema", "no; schema")
-
-
-def test_the_main_api_database_options_name_where_the_alerts_channel_is_read(
-    monkeypatch: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch.delenv("MAIN_API_DATABASE_URL", raising=False)
-    plain = parse()
-    assert (plain.main_api_database_url, plain.main_api_schema) == (None, "main_api")
-    given = parse("--main-api-database-url", "postgresql://u@db/main", "--main-api-schema", "ma")
-    assert (given.main_api_database_url.reveal(), given.main_api_schema) == (
-        "postgresql://u@db/main", "ma"
-    )  # fmt: skip
-    monkeypatch.setenv("MAIN_API_DATABASE_URL", "postgresql://u@elsewhere/main")
-    assert parse().main_api_database_url.reveal() == "postgresql://u@elsewhere/main"
-    with pytest.raises(SystemExit):
-        parse("--main-api-schema", "no; schema")
+        parse(f"--{option}-schema", "no; schema")
 
 
 async def test_serve_with_unreachable_trading_and_main_api_databases_still_listens() -> None:
