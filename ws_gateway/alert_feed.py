@@ -16,14 +16,17 @@ snapshot may be older than what the bus already delivered. :meth:`AlertFeed.base
 kept firings the snapshot does not name, numbered from 1; the snapshot's names and every
 firing sent since are what the feed knows. A later subscriber reads a snapshot of its own:
 one that names a firing the feed does not know is ahead of the bus (:data:`~ws_gateway.
-private.WAIT`: the firing is on its way); otherwise :meth:`AlertFeed.join_point` is the seq
-of the newest firing sent that it names: the firings sent before it must be named by it and
-those after not (else read again: the main API records them out of order for a moment), so
-the snapshot goes out with that ``seq`` and the replay buffer sends what came after it.
+private.WAIT`: the firing is on its way; should it not come within the wait, the feed sends
+it from the snapshot itself, :meth:`AlertFeed.settle`); otherwise
+:meth:`AlertFeed.join_point` is the seq of the newest firing sent that it names: the firings
+sent before it must be named by it and those after not (else read again: the main API
+recorded them out of order for a moment), so the snapshot goes out with that ``seq`` and the
+replay buffer sends what came after it.
 
 **Bounds.** A feed knows :data:`KNOWN_FIRE_IDS` ``fire_id`` besides its replay buffer (a
 repeat older than that is sent again); at most ``max_idle`` feeds are kept that nobody
-subscribes to; :data:`RECENT_FIRINGS` firings of accounts without a feed are remembered.
+subscribes to; :data:`RECENT_FIRINGS` firings of accounts without a feed are remembered, and
+a new feed starts with at most :data:`RECENT_PER_FEED` of its account's.
 """
 
 from __future__ import annotations
@@ -46,6 +49,10 @@ newest sent."""
 RECENT_FIRINGS: Final = 10_000
 """Firings of accounts without a feed remembered (the newest; a few hundred bytes each), for
 a feed made soon after: they may not be recorded yet when its snapshot is read."""
+RECENT_PER_FEED: Final = 100
+"""The most of those a new feed starts with (its account's newest): well within the
+:data:`~core.alert_reads.MAX_SNAPSHOT` newest a snapshot names, so one it does not name is
+one not recorded yet, not one recorded long ago."""
 
 
 class AlertFeed(PrivateFeed[AlertsSnapshot]):
@@ -122,6 +129,22 @@ class AlertFeed(PrivateFeed[AlertsSnapshot]):
             return None  # the snapshot names none of what is remembered: it is too old
         return self.sent[0][0] - 1 if self.sent else self.channel.seq
 
+    def settle(self, snapshot: AlertsSnapshot) -> list[Delivery]:
+        """The firings ``snapshot`` names that the bus did not bring within the wait (recorded,
+        but published late or not yet: an evaluator stopped between the two) are sent from
+        the snapshot itself, oldest first, to every subscriber; those it names without
+        showing them are only known (a subscriber before never hears of them live)."""
+        unknown = [fire_id for fire_id in snapshot.fire_ids if fire_id not in self.known]
+        shown = {event.fire_id: event for event in snapshot.firings}
+        out: list[Delivery] = []
+        for fire_id in unknown:
+            event = shown.get(fire_id)
+            if event is None:
+                self._know(fire_id)
+            else:
+                out.append(self._apply(event))
+        return out
+
     def snapshot_message(self, kind: str, seq: int, reset: bool, snapshot: AlertsSnapshot) -> bytes:
         items = [fired_json(event) for event in snapshot.firings]
         extra = b',"unread":' + str(snapshot.unread).encode()
@@ -138,9 +161,9 @@ class AlertFeeds(AccountFeeds[AlertFeed]):
 
     def _make(self, account: int, epoch: str) -> AlertFeed:
         feed = AlertFeed(account, epoch, self.replay_buffer, self.framing)
-        for event in self.recent:
-            if event.account == account:
-                feed.take(event)
+        held = [event for event in self.recent if event.account == account]
+        for event in held[-RECENT_PER_FEED:]:
+            feed.take(event)
         return feed
 
     def take(self, event: AlertFired) -> list[Delivery]:

@@ -238,6 +238,14 @@ class Hub:
         for delivery in self.alert_feeds.take(event):
             self._add(delivery.channel, delivery)
 
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Hand a private feed's own deliveries (not the bus's) to their channels' clients
+        now, after the round so far."""
+        if deliveries:
+            for delivery in deliveries:
+                self._add(delivery.channel, delivery)
+            self.flush()
+
     def trading(self, record: TradingRecord) -> AccountFeed | None:
         """Add one record of ``trading.events`` to the round (its account's private channels);
         the feed it broke, if any: its version skipped one (records were lost), so its

@@ -120,6 +120,11 @@ class PrivateFeed(Generic[S]):
         again)."""
         raise NotImplementedError
 
+    def settle(self, snapshot: S) -> list[Delivery]:
+        """The live records ``snapshot`` holds did not all come within the wait: what the
+        feed sends of them itself (by default nothing: the snapshot is read again)."""
+        return []
+
     def snapshot_message(self, kind: str, seq: int, reset: bool, snapshot: S) -> bytes:
         """The ``snapshot`` message of channel ``kind`` current to ``seq``."""
         raise NotImplementedError

@@ -830,9 +830,11 @@ class SessionCore:
                     continue  # records were lost in between: a newer snapshot may follow on
             point = feed.join_point(key.kind, snapshot)
             if point is WAIT:
-                yield AwaitFeed(key.kind, account, feed.epoch, snapshot, wait)
+                came = yield AwaitFeed(key.kind, account, feed.epoch, snapshot, wait)
                 if registry.get(account) is not feed:
                     continue
+                if came is False:
+                    self.hub.deliver(feed.settle(snapshot))
                 point = feed.join_point(key.kind, snapshot)
             if not isinstance(point, int):
                 continue

@@ -16,7 +16,7 @@ import pytest
 
 from core.alert_reads import AlertsSnapshot, fired_json
 from core.alerts import AlertFired, AlertSpec, Condition, fired
-from ws_gateway.alert_feed import PENDING_FIRINGS, AlertFeed, AlertFeeds
+from ws_gateway.alert_feed import PENDING_FIRINGS, RECENT_PER_FEED, AlertFeed, AlertFeeds
 from ws_gateway.auth import Principal
 from ws_gateway.private import WAIT
 from ws_gateway.session_core import AwaitFeed, ReadAlerts
@@ -217,6 +217,33 @@ def test_a_later_subscriber_waits_for_a_firing_recorded_before_the_bus_carried_i
     fire(first, firing(3))
     assert [m["seq"] for m in second.client.written] == [3]
     assert [m["seq"] for m in first.client.written] == [1, 2, 3]
+
+
+def test_a_recorded_firing_the_bus_never_brings_is_sent_from_the_snapshot_after_the_wait() -> None:
+    """An evaluator that recorded a firing and stopped before publishing it: the later
+    subscriber does not wait for ever, and the earlier one still hears of it, once."""
+    first = Private()
+    first.drive(first.send(op="subscribe", id=1, channel=ALERTS), recorded())
+    stuck = firing(1)
+    second = Private(hub=first.hub)
+    second.send(op="subscribe", id=1, channel=ALERTS)
+    actions = second.core.answer(recorded(stuck))
+    assert isinstance(actions[-1], AwaitFeed)
+    messages = sent(second.core.answer(False))  # the wait ran out
+    assert types(messages) == ["subscribed", "snapshot"]
+    assert (messages[1]["seq"], messages[1]["alerts"]) == (1, [json.loads(fired_json(stuck))])
+    assert [(m["seq"], m["alert"]["fire_id"]) for m in first.client.written] == [(1, stuck.fire_id)]
+    fire(first, stuck)  # published at last: a repeat
+    assert len(first.client.written) == 1
+    assert second.client.written == []
+
+
+def test_a_new_feed_starts_with_at_most_its_accounts_newest_remembered_firings() -> None:
+    feeds = AlertFeeds(EPOCH, 100, 10, framing)
+    for n in range(RECENT_PER_FEED + 20):
+        feeds.take(firing(n))
+    feed = feeds.feed(ACCOUNT)
+    assert list(feed.pending) == [firing(n).fire_id for n in range(20, RECENT_PER_FEED + 20)]
 
 
 def test_resume_within_the_buffer_sends_exactly_the_missed_firings() -> None:
