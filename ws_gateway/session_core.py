@@ -226,7 +226,7 @@ class Directory:
         self.refresh = refresh
         self.outage = OutageLog(what="storage", then="snapshots and resumes from memory only")
         self.trading_outage = OutageLog(
-            what="the trading database", then="private channels answer unavailable"
+            what="the trading database", then="the trading channels answer unavailable"
         )
         self.alerts_outage = OutageLog(
             what="the main API's database", then="the alerts channel answers unavailable"
