@@ -96,21 +96,7 @@ class MainStore:
     ) -> AsyncIterator[MainStore]:
         """The store on a pool of its own, its tables made if missing, open for the block."""
         await create_tables(url, schema, timeout)
-
-        async def configure(conn: Connection) -> None:
-            await conn.execute(
-                "SELECT set_config('search_path', quote_ident(%s) || ', '"
-                " || current_setting('search_path'), false),"
-                " set_config('statement_timeout', %s, false)",
-                (schema, str(STATEMENT_TIMEOUT_MS)),
-            )
-
-        pool: AsyncConnectionPool[Connection] = AsyncConnectionPool(
-            url, min_size=1, max_size=max_size, open=False,
-            kwargs={"autocommit": True, "row_factory": dict_row}, configure=configure,
-            check=AsyncConnectionPool.check_connection, timeout=timeout, name="main-api",
-            reconnect_timeout=RECONNECT_TIMEOUT,
-        )  # fmt: skip
+        pool = schema_pool(url, schema, max_size=max_size, timeout=timeout, name="main-api")
         await pool.open(wait=True, timeout=timeout)
         try:
             yield cls(pool, wait=wait, clock=clock)
@@ -488,6 +474,28 @@ class MainStore:
             "SELECT * FROM main_api_alerts WHERE change_seq > %s ORDER BY change_seq LIMIT %s",
             (seq, limit),
         )
+
+
+def schema_pool(
+    url: str, schema: str, *, max_size: int, timeout: float, name: str
+) -> AsyncConnectionPool[Connection]:
+    """A pool, not yet open, of autocommit connections with dict rows whose ``search_path``
+    starts with ``schema`` and whose statements time out, each checked before it is lent."""
+
+    async def configure(conn: Connection) -> None:
+        await conn.execute(
+            "SELECT set_config('search_path', quote_ident(%s) || ', '"
+            " || current_setting('search_path'), false),"
+            " set_config('statement_timeout', %s, false)",
+            (schema, str(STATEMENT_TIMEOUT_MS)),
+        )
+
+    return AsyncConnectionPool(
+        url, min_size=1, max_size=max_size, open=False,
+        kwargs={"autocommit": True, "row_factory": dict_row}, configure=configure,
+        check=AsyncConnectionPool.check_connection, timeout=timeout, name=name,
+        reconnect_timeout=RECONNECT_TIMEOUT,
+    )  # fmt: skip
 
 
 async def _change(conn: Connection) -> None:

@@ -117,6 +117,16 @@ def notification_of(row: DictRow) -> Notification:
     )  # fmt: skip
 
 
+def fired_of(row: DictRow) -> AlertFired:
+    """The firing a ``main_api_fired`` row keeps (the inverse of :func:`firing_rows`)."""
+    return AlertFired(
+        fire_id=row["fire_id"], alert_id=row["alert_id"], account=row["account"],
+        instrument=row["instrument"], condition=Condition(row["condition"]),
+        threshold=Decimal(row["threshold"]), price=Decimal(row["price"]), ts=row["ts"],
+        trade_id=row["trade_id"], candle_open_time=row["candle_open_time"], gap=row["gap"],
+    )  # fmt: skip
+
+
 def firing_rows(event: AlertFired, now_ns: int) -> tuple[dict[str, Any], dict[str, Any]]:
     """The pure half of :func:`main_api.firings.record_firing`: the fired row and the
     notification row of ``event`` (both keyed by its ``fire_id``)."""

@@ -82,23 +82,30 @@ def schema_name(text: str) -> str:
     return text
 
 
-def add_trading_reads_options(parser: argparse._ActionsContainer, default_schema: str) -> None:
-    """``--trading-database-url`` (by default ``$TRADING_DATABASE_URL``) and
-    ``--trading-schema``: where the gateway reads accounts' snapshots for its private
-    channels (without a URL they are not served)."""
+def add_reads_options(
+    parser: argparse._ActionsContainer,
+    service: str,
+    serves: str,
+    tables: str,
+    default_schema: str,
+) -> None:
+    """``--<service>-database-url`` (by default ``$<SERVICE>_DATABASE_URL``) and
+    ``--<service>-schema``: where the gateway reads the snapshots of the private channels
+    ``serves`` names, in ``tables`` (without a URL they are not served)."""
+    variable = f"{service.upper().replace('-', '_')}_DATABASE_URL"
     parser.add_argument(
-        "--trading-database-url",
+        f"--{service}-database-url",
         metavar="URL",
         type=_database_url,
-        default=os.environ.get("TRADING_DATABASE_URL"),
-        help="the trading service's PostgreSQL, for the private channels orders, fills and"
-        " positions (default: $TRADING_DATABASE_URL; with neither: they answer unavailable)",
+        default=os.environ.get(variable),
+        help=f"the PostgreSQL of {tables}, for the private {serves} (default: ${variable}; with"
+        " neither: answered unavailable)",
     )
     parser.add_argument(
-        "--trading-schema",
+        f"--{service}-schema",
         type=schema_name,
         default=default_schema,
-        help=f"the trading read models' schema (default {default_schema})",
+        help=f"the schema of {tables} (default {default_schema})",
     )
 
 

@@ -44,6 +44,7 @@ from access.settings import TokenSettings
 from auth.settings import AuthSettings
 from charting.app import create_app_for_url
 from charting.settings import ApiSettings
+from core.alert_reads import AlertReads
 from core.engine import CandleEngine, EngineConfig
 from core.numbers import to_decimal
 from core.secrets import DatabaseUrl
@@ -59,7 +60,9 @@ from ingest.venues import venue_protocol
 from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
 from machine import free_port
+from main_api.alert_reads import AlertSnapshots
 from main_api.process import running as running_main_api
+from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
 from main_api.settings import MainApiSettings
 from mdp.front import (
     EMBEDDED_CHECK_TIMEOUT_S,
@@ -246,14 +249,17 @@ class Platform:
         anonymous = settings.auth.plans.anonymous or "none (a token is needed)"
         self._say(f"auth: {auth.url}/auth  (anonymous plan: {anonymous})")
         keys = await stack.enter_async_context(access_keys(auth, settings.auth))
-        # the private channels read the trading read models (made by the trading process
-        # below: until then their snapshots answer unavailable)
+        # the private channels read the trading read models and the main API's firings
+        # (their tables made by the trading process and the main API below: until then
+        # their snapshots answer unavailable)
         reads = await stack.enter_async_context(AccountSnapshots.open(url, DEFAULT_SCHEMA))
+        alert_reads = await stack.enter_async_context(AlertSnapshots.open(url, MAIN_API_SCHEMA))
         gateway = await stack.enter_async_context(
             self._gateway(
-                bus, store, keys, host, 0 if edge else settings.ws_port, public_port, reads
+                bus, store, keys, host, 0 if edge else settings.ws_port, public_port, reads,
+                alert_reads,
             )
-        )
+        )  # fmt: skip
         # the page's WebSocket: the edge's /ws beside the page, or the gateway's own port
         ws_url = "/ws" if edge else f"ws://{{host}}:{gateway.port}/ws"
         api = await stack.enter_async_context(
@@ -327,6 +333,7 @@ class Platform:
         port: int,
         public_port: int | None,
         reads: TradingReads | None = None,
+        alert_reads: AlertReads | None = None,
     ) -> AsyncIterator[Gateway]:
         """The gateway on ``host:port``, checking tokens with ``keys``; the chart's origin is
         the edge's (``public_port``) or the history API's. Behind the edge every client has
@@ -347,7 +354,9 @@ class Platform:
         anonymous = anonymous_claims(settings.auth)
         grant = None if anonymous is None else Grant.anonymous(anonymous)
         tokens = AccessTokens(keys, grant)
-        async with Gateway(bus, store, gateway_settings, tokens, reads=reads) as gateway:
+        async with Gateway(
+            bus, store, gateway_settings, tokens, reads=reads, alert_reads=alert_reads
+        ) as gateway:
             self.gateway = gateway
             yield gateway
 

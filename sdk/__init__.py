@@ -1,5 +1,5 @@
-"""The bot SDK: live market data and the account's own orders, fills and positions over the
-gateway, the trading API, and credentials for both (``docs/sdk.md``).
+"""The bot SDK: live market data and the account's own orders, fills, positions and fired
+alerts over the gateway, the trading API, and credentials for both (``docs/sdk.md``).
 
 It imports ``core`` and the libraries it talks with (``websockets``, ``httpx``, ``msgspec``),
 never a service: it is what a bot author installs.
@@ -12,6 +12,7 @@ from sdk.protocol import Backoff
 from sdk.stream import MarketStream
 from sdk.trading import TradingClient
 from sdk.wire import (
+    AlertUpdate,
     Candle,
     CandleUpdate,
     Channel,
@@ -30,6 +31,7 @@ from sdk.wire import (
 
 __all__ = [
     "AccessToken",
+    "AlertUpdate",
     "Backoff",
     "Balance",
     "Candle",

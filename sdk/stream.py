@@ -1,5 +1,5 @@
 """``MarketStream``: live candles and ticks from the gateway, and the account's own orders,
-fills and positions, resumed across reconnects.
+fills, positions and fired alerts, resumed across reconnects.
 
 The asyncio shell around :class:`sdk.protocol.StreamCore`: one task owns the connection (it
 connects, sends the core's frames, feeds it what arrives and reconnects after a drop, with
@@ -30,7 +30,17 @@ from sdk.errors import (
     SdkError,
 )
 from sdk.protocol import Backoff, Output, StreamCore
-from sdk.wire import CANDLES, FILLS, ORDERS, POSITIONS, TICKS, Channel, Message, PrivateKind
+from sdk.wire import (
+    ALERTS,
+    CANDLES,
+    FILLS,
+    ORDERS,
+    POSITIONS,
+    TICKS,
+    Channel,
+    Message,
+    PrivateKind,
+)
 
 log = logging.getLogger(__name__)
 
@@ -148,8 +158,15 @@ class MarketStream:
         snapshot of every position."""
         await self._subscribe(Channel(POSITIONS), None)
 
+    async def subscribe_alerts(self, *, snapshot: int | None = None) -> None:
+        """Hold the account's fired alerts (``AlertUpdate``, each firing once), after a
+        ``PrivateSnapshot`` of its newest ``snapshot`` firings and its unread count. Needs
+        credentials of an account (no trade scope needed)."""
+        await self._subscribe(Channel(ALERTS), snapshot)
+
     async def unsubscribe_private(self, kind: PrivateKind) -> None:
-        """Drop one of the account's channels (``orders``, ``fills``, ``positions``)."""
+        """Drop one of the account's channels (``orders``, ``fills``, ``positions``,
+        ``alerts``)."""
         _rid, frames = self.core.unsubscribe(Channel(kind))
         await self._send(frames)
 

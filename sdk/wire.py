@@ -15,6 +15,7 @@ from typing import Any, Final, Literal
 
 import msgspec
 
+from core.alerts import AlertFired
 from core.trading_events import TradingEvent
 from sdk.models import Fill, Order, Position, item_of
 
@@ -23,18 +24,20 @@ TICKS: Final = "ticks"
 ORDERS: Final = "orders"
 FILLS: Final = "fills"
 POSITIONS: Final = "positions"
-PRIVATE: Final = frozenset({ORDERS, FILLS, POSITIONS})
-"""The account's own channels: no instrument, only with a token that may trade."""
+ALERTS: Final = "alerts"
+PRIVATE: Final = frozenset({ORDERS, FILLS, POSITIONS, ALERTS})
+"""The account's own channels: no instrument, only with a token of an account (that may
+trade, but for ``alerts``)."""
 
-ChannelKind = Literal["candles", "ticks", "orders", "fills", "positions"]
-PrivateKind = Literal["orders", "fills", "positions"]
+ChannelKind = Literal["candles", "ticks", "orders", "fills", "positions", "alerts"]
+PrivateKind = Literal["orders", "fills", "positions", "alerts"]
 
 
 @dataclass(frozen=True, slots=True, order=True)
 class Channel:
     """A channel: ``kind`` ``candles`` (with an ``instrument`` and an ``interval``),
-    ``ticks`` (an instrument), or one of the account's own, ``orders``, ``fills`` and
-    ``positions`` (neither)."""
+    ``ticks`` (an instrument), or one of the account's own, ``orders``, ``fills``,
+    ``positions`` and ``alerts`` (neither)."""
 
     kind: ChannelKind
     instrument: str | None = None
@@ -50,7 +53,7 @@ class Channel:
 
 
 PRIVATE_CHANNELS: Final[dict[str, Channel]] = {
-    kind: Channel(kind) for kind in ("orders", "fills", "positions")
+    kind: Channel(kind) for kind in ("orders", "fills", "positions", "alerts")
 }
 """The account's own channels by name."""
 
@@ -183,8 +186,9 @@ class PrivateSubscribed(_Private, frozen=True, kw_only=True):
 
 
 class PrivateSnapshot(_Private, frozen=True, kw_only=True):
-    """The account's state on ``channel``, current to ``seq``: its newest ``orders`` or
-    ``fills`` (oldest first), or every ``position``; ``reset``: drop what was held first."""
+    """The account's state on ``channel``, current to ``seq``: its newest ``orders``,
+    ``fills`` or fired ``alerts`` (oldest first, with the ``unread`` notifications), or every
+    ``position``; ``reset``: drop what was held first."""
 
     epoch: str
     seq: int
@@ -192,6 +196,8 @@ class PrivateSnapshot(_Private, frozen=True, kw_only=True):
     orders: list[Order] = []
     fills: list[Fill] = []
     positions: list[Position] = []
+    alerts: list[AlertFired] = []
+    unread: int = 0
 
 
 class OrderUpdate(_Private, frozen=True, kw_only=True):
@@ -216,6 +222,14 @@ class PositionUpdate(_Private, frozen=True, kw_only=True):
     position: Position
 
 
+class AlertUpdate(_Private, frozen=True, kw_only=True):
+    """One of the account's alerts fired (each ``fire_id`` once); one more unread
+    notification."""
+
+    seq: int
+    alert: AlertFired
+
+
 class _PrivateFrame(msgspec.Struct, frozen=True):
     """A private channel's frame before its items are typed (they come wrapped as the REST
     lists give them, or flat: :func:`sdk.models.item_of`)."""
@@ -230,9 +244,12 @@ class _PrivateFrame(msgspec.Struct, frozen=True):
     orders: list[msgspec.Raw] = []
     fills: list[msgspec.Raw] = []
     positions: list[msgspec.Raw] = []
+    alerts: list[AlertFired] = []
+    unread: int = 0
     event: msgspec.Raw = msgspec.Raw(b"")
     fill: msgspec.Raw = msgspec.Raw(b"")
     position: msgspec.Raw = msgspec.Raw(b"")
+    alert: AlertFired | None = None
 
 
 class _Envelope(msgspec.Struct):
@@ -242,10 +259,10 @@ class _Envelope(msgspec.Struct):
 
 Message = (
     Snapshot | CandleUpdate | TickUpdate | Conflated | Gap | Error
-    | PrivateSnapshot | OrderUpdate | FillUpdate | PositionUpdate
+    | PrivateSnapshot | OrderUpdate | FillUpdate | PositionUpdate | AlertUpdate
 )  # fmt: skip
 """What a :class:`~sdk.stream.MarketStream` hands to the bot."""
-PrivateUpdate = OrderUpdate | FillUpdate | PositionUpdate
+PrivateUpdate = OrderUpdate | FillUpdate | PositionUpdate | AlertUpdate
 Reply = Subscribed | PrivateSubscribed | Unsubscribed | Authenticated
 Incoming = Message | Reply
 
@@ -289,6 +306,7 @@ def _private(frame: _PrivateFrame) -> Incoming | None:
             orders=[item_of(Order, raw) for raw in frame.orders],
             fills=[item_of(Fill, raw) for raw in frame.fills],
             positions=[item_of(Position, raw) for raw in frame.positions],
+            alerts=frame.alerts, unread=frame.unread,
         )  # fmt: skip
     seq = frame.seq
     if frame.type == "order" and frame.event:
@@ -300,7 +318,9 @@ def _private(frame: _PrivateFrame) -> Incoming | None:
     if frame.type == "position" and frame.position:
         position = item_of(Position, frame.position)
         return PositionUpdate(channel=channel, account=account, seq=seq, position=position)
-    if frame.type in ("order", "fill", "position"):
+    if frame.type == "alert" and frame.alert is not None:
+        return AlertUpdate(channel=channel, account=account, seq=seq, alert=frame.alert)
+    if frame.type in ("order", "fill", "position", "alert"):
         raise msgspec.ValidationError(f"a {frame.type} message without its {frame.type}")
     return None
 

@@ -16,11 +16,14 @@ after the round so far, so that it reaches them after what came before it on the
 from __future__ import annotations
 
 from collections import Counter
+from typing import Any
 
+from core.alerts import AlertFired
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
 from core.trading_events import TradingRecord
+from ws_gateway.alert_feed import AlertFeeds
 from ws_gateway.channels import (
     CandleChannel,
     Channel,
@@ -32,9 +35,9 @@ from ws_gateway.channels import (
 )
 from ws_gateway.delay import DelayedCandles
 from ws_gateway.gaps import GapNotice, GapNotices
-from ws_gateway.private import AccountFeed, PrivateChannels
+from ws_gateway.private import AccountFeed, AccountFeeds, PrivateFeed, TradingFeeds
 from ws_gateway.settings import GatewaySettings
-from ws_gateway.wire import CANDLES, TICKS, ChannelKey, ErrorCode, error
+from ws_gateway.wire import ALERTS, CANDLES, TICKS, ChannelKey, ErrorCode, error
 
 
 class Hub:
@@ -52,10 +55,11 @@ class Hub:
         self.gaps = GapNotices(settings.gap_notices, framing)
         self.instruments: set[str] = set(settings.instruments)
         """Instruments known to exist: configured, or seen on the bus."""
-        self.private = PrivateChannels(
-            epoch, settings.replay_buffer, settings.private_idle_accounts, framing
-        )
-        """The accounts' private channels (:mod:`~ws_gateway.private`)."""
+        private = (epoch, settings.replay_buffer, settings.private_idle_accounts, framing)
+        self.trading_feeds = TradingFeeds(*private)
+        """The accounts' trading channels (:mod:`~ws_gateway.private`)."""
+        self.alert_feeds = AlertFeeds(*private)
+        """The accounts' ``alerts`` channels (:mod:`~ws_gateway.alert_feed`)."""
         self.clients: dict[Client, None] = {}
         self._round: dict[Channel, list[Delivery]] = {}
         self.delivered = 0
@@ -155,7 +159,8 @@ class Hub:
             channel.subscribers.pop(client, None)
         for view in self.views.values():
             view.subscribers.pop(client, None)
-        self.private.detach(client)
+        self.trading_feeds.detach(client)
+        self.alert_feeds.detach(client)
 
     def subscribe(self, client: Client, channel: Channel) -> None:
         channel.subscribers[client] = None
@@ -222,12 +227,31 @@ class Hub:
             self.delivered += len(clients)
         return notice
 
+    def feeds(self, kind: str) -> AccountFeeds[PrivateFeed[Any]]:
+        """The feeds that serve private channel ``kind``."""
+        feeds: AccountFeeds[Any] = self.alert_feeds if kind == ALERTS else self.trading_feeds
+        return feeds
+
+    def alert(self, event: AlertFired) -> None:
+        """Add one firing of ``alerts.events`` to the round (its account's ``alerts``
+        channel; nothing for a repeat)."""
+        for delivery in self.alert_feeds.take(event):
+            self._add(delivery.channel, delivery)
+
+    def deliver(self, deliveries: list[Delivery]) -> None:
+        """Hand a private feed's own deliveries (not the bus's) to their channels' clients
+        now, after the round so far."""
+        if deliveries:
+            for delivery in deliveries:
+                self._add(delivery.channel, delivery)
+            self.flush()
+
     def trading(self, record: TradingRecord) -> AccountFeed | None:
         """Add one record of ``trading.events`` to the round (its account's private channels);
         the feed it broke, if any: its version skipped one (records were lost), so its
         subscribers are told (``unavailable``, ``id`` null, the channel named) to subscribe
         again and hear nothing more of it."""
-        deliveries, broken = self.private.take(record)
+        deliveries, broken = self.trading_feeds.take(record)
         for delivery in deliveries:
             self._add(delivery.channel, delivery)
         if broken is not None:

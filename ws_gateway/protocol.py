@@ -17,6 +17,7 @@ from ws_gateway.settings import GatewaySettings
 from ws_gateway.wire import (
     CANDLES,
     TICKS,
+    TRADING_KINDS,
     Auth,
     ChannelKey,
     ErrorCode,
@@ -32,13 +33,14 @@ from ws_gateway.wire import (
 )
 
 
-def account_of(principal: Principal) -> int | None:
-    """The account whose private channels the principal may read: its grant's, when the
-    grant may trade (its plan allows trading and its scopes include ``trade``), else None."""
+def account_of(principal: Principal, kind: str) -> int | None:
+    """The account whose private channel ``kind`` the principal may read: its grant's (for
+    a trading channel, only when the grant may trade: its plan allows trading and its scopes
+    include ``trade``), else None."""
     grant = principal.grant
     if grant is None or grant.account_id is None:
         return None
-    if not (grant.trading and "trade" in grant.scopes):
+    if kind in TRADING_KINDS and not (grant.trading and "trade" in grant.scopes):
         return None
     return grant.account_id
 
@@ -46,12 +48,12 @@ def account_of(principal: Principal) -> int | None:
 def entitlement(principal: Principal, channel: ChannelKey) -> tuple[str, str] | None:
     """Why the principal's plan does not allow ``channel`` (the field to blame and a message),
     or None when it does. Ticks are real-time data only: a delayed plan has none; private
-    channels need an account that may trade."""
+    channels need an account (that may trade, for the trading ones)."""
     if channel.private:
-        if account_of(principal) is None:
+        if account_of(principal, channel.kind) is None:
+            needs = " with the trade scope" if channel.kind in TRADING_KINDS else ""
             return "channel", (
-                f"{channel.kind} is an account's own channel: it needs a token of an account"
-                " with the trade scope"
+                f"{channel.kind} is an account's own channel: it needs a token of an account{needs}"
             )
         return None
     if not principal.covers(channel.instrument):

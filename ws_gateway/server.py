@@ -38,11 +38,13 @@ from websockets.protocol import State
 from websockets.typing import Subprotocol
 
 from access.denylist import Denylist
+from core.alert_reads import AlertReads
+from core.alerts import AlertFired
 from core.auth_events import AuthEvent
 from core.candles import Candle
 from core.gaps import FeedGap
 from core.ticks import TickBatch
-from core.topics import AUTH_EVENTS, CANDLES, TICKS, TRADING_EVENTS
+from core.topics import ALERTS_EVENTS, AUTH_EVENTS, CANDLES, TICKS, TRADING_EVENTS
 from core.trading_events import TradingRecord
 from core.trading_reads import TradingReads
 from storage.repository import MarketDataStore
@@ -152,6 +154,8 @@ class GatewayStats:
     undecodable: int = 0
     trading_records: int = 0
     """Records of ``trading.events`` read (private channels)."""
+    alert_records: int = 0
+    """Firings read on ``alerts.events`` (the ``alerts`` channel)."""
     connections: int = 0
     refused: int = 0
     """Tokens refused (at the handshake or in an ``auth`` frame)."""
@@ -170,7 +174,9 @@ class Gateway:
     memory; ``authenticator`` checks tokens (default: anonymous reads, as ``settings`` say);
     ``reads`` (optional) reads accounts' snapshots of the trading read models: with it the
     gateway reads ``trading.events`` and serves the private channels ``orders``, ``fills``
-    and ``positions`` (without it they are ``unavailable``).
+    and ``positions`` (without it they are ``unavailable``); ``alert_reads`` (optional) reads
+    accounts' fired alerts: with it the gateway reads ``alerts.events`` and serves the private
+    channel ``alerts`` (without it, it is ``unavailable``).
     """
 
     def __init__(
@@ -182,10 +188,12 @@ class Gateway:
         *,
         clock: Callable[[], int] = time.time_ns,
         reads: TradingReads | None = None,
+        alert_reads: AlertReads | None = None,
     ) -> None:
         self.bus = bus
         self.store = store
         self.reads = reads
+        self.alert_reads = alert_reads
         self.settings = settings = settings or GatewaySettings()
         if authenticator is None:
             anonymous = Principal("anonymous", settings.anonymous_permissions)
@@ -246,13 +254,19 @@ class Gateway:
         settings = self.settings
         limits = settings.limits
         subscription = self.bus.subscribe(self.group, [CANDLES, TICKS], start="latest")
-        trading = None
-        if self.reads is not None:  # subscribed before the server listens, as the feed is
-            trading = self.bus.subscribe(f"{self.group}-trading", [TRADING_EVENTS], start="latest")
+        private = []  # subscribed before the server listens, as the feed is
+        if self.reads is not None:
+            private.append(("trading", TRADING_EVENTS))
+        if self.alert_reads is not None:
+            private.append(("alerts", ALERTS_EVENTS))
+        follows = [
+            (self.bus.subscribe(f"{self.group}-{name}", [topic], start="latest"), name)
+            for name, topic in private
+        ]
         async with contextlib.AsyncExitStack() as stack:
             await stack.enter_async_context(subscription)
-            if trading is not None:
-                await stack.enter_async_context(trading)
+            for follow in follows:
+                await stack.enter_async_context(follow[0])
             self._server = await serve(
                 self._serve_client,
                 settings.host,
@@ -277,9 +291,9 @@ class Gateway:
                 asyncio.create_task(self._follow_revocations(), name="gateway-auth-events"),
                 asyncio.create_task(self._heartbeats(), name="gateway-heartbeat"),
             ]
-            if trading is not None:
-                following = self._follow_trading(trading)
-                tasks.append(asyncio.create_task(following, name="gateway-trading"))
+            for follow in follows:
+                following = self._follow_private(*follow)
+                tasks.append(asyncio.create_task(following, name=f"gateway-{follow[1]}"))
             stack.push_async_callback(_cancel, tasks)
             log.info("gateway listening on %s:%d", settings.host, self.port)
             self.started.set()
@@ -346,24 +360,30 @@ class Gateway:
         except BusClosedError:
             log.info("the bus closed: the gateway stops reading auth.events")
 
-    async def _follow_trading(self, subscription: Subscription) -> None:
-        """``trading.events`` through the processor loop, from the latest record (a private
-        channel starts from a snapshot), with :meth:`_trade` as its step."""
+    async def _follow_private(self, subscription: Subscription, name: str) -> None:
+        """The topic of private channels ``subscription`` reads (``trading.events``,
+        ``alerts.events``) through the processor loop, from the latest record (a private
+        channel starts from a snapshot), with :meth:`_private` as its step."""
+        topics = subscription.topics
         records = Processor(
-            self.bus, f"{self.group}-trading", [TRADING_EVENTS], self._trade,
+            self.bus, f"{self.group}-{name}", topics, self._private,
             start="latest", poll_timeout=POLL_TIMEOUT, clock=self.clock,
         )  # fmt: skip
         try:
             await records.consume(subscription)
         except BusClosedError:
-            log.info("the bus closed: the gateway stops reading trading.events")
+            log.info("the bus closed: the gateway stops reading %s", ", ".join(topics))
 
-    def _trade(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
-        """Hand the records to the accounts' private channels and flush."""
+    def _private(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+        """Hand the records (of ``trading.events``, ``alerts.events``) to the accounts'
+        private channels and flush."""
         hub, stats = self.hub, self.stats
         stats.undecodable += len(batch.undecodable)
         for message in batch.messages:
-            if isinstance(message, TradingRecord):
+            if isinstance(message, AlertFired):
+                stats.alert_records += 1
+                hub.alert(message)
+            elif isinstance(message, TradingRecord):
                 stats.trading_records += 1
                 if hub.trading(message) is not None:
                     log.warning(
@@ -540,6 +560,7 @@ class Gateway:
             self.clock,
             self._authenticate_frame,
             reads=self.reads,
+            alert_reads=self.alert_reads,
             token_sent=admitted.token_sent,
             anonymous=admitted.anonymous,
             slots=self._principal_slots,

@@ -25,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable
 from typing import Any, Protocol
 
+from core.alert_reads import AlertReads
 from core.trading_reads import TradingReads
 from storage.repository import MarketDataStore
 from ws_gateway.auth import AuthenticationError, Principal
@@ -41,9 +42,10 @@ from ws_gateway.session_core import (
     Close,
     Directory,
     Read,
-    ReadAccount,
+    ReadAlerts,
     ReadCandles,
     ReadLastCandles,
+    ReadPrivate,
     Send,
     SessionCore,
     Wait,
@@ -101,10 +103,12 @@ class Session:
         clock: Callable[[], int] = time.time_ns,
         authenticate: TokenCheck = _no_tokens,
         reads: TradingReads | None = None,
+        alert_reads: AlertReads | None = None,
         **core: Any,
     ) -> None:
         self.hub = hub
         self.reads = reads
+        self.alert_reads = alert_reads
         self.link = link
         self.protocol = protocol
         self.store = store
@@ -117,6 +121,7 @@ class Session:
             storage=store is not None,
             clock=clock,
             private=reads is not None,
+            alerts=alert_reads is not None,
             **core,
         )
         self.limits = protocol.limits
@@ -253,8 +258,8 @@ class Session:
                 return
             if isinstance(wait, Authenticate):
                 actions = await self._authenticate(wait)
-            elif isinstance(wait, ReadAccount):
-                actions = await self._read_account(wait)
+            elif isinstance(wait, ReadPrivate):
+                actions = await self._read_private(wait)
             elif isinstance(wait, AwaitFeed):
                 actions = self.core.answer(await self._await_feed(wait))
             else:
@@ -280,30 +285,39 @@ class Session:
                 return action
         return None
 
-    async def _read_account(self, read: ReadAccount) -> list[Action]:
-        """Read an account's snapshot for the core (bounded by ``private_wait``); a failure
-        (the trading database unreachable) is handed to the core, which answers
-        ``unavailable``: the session stays up."""
-        reads = self.reads
-        assert reads is not None  # the core reads accounts only when told there are reads
+    async def _read_private(self, read: ReadPrivate) -> list[Action]:
+        """Read an account's snapshot for the core (bounded by ``private_wait``): of the
+        trading read models, or of its fired alerts; a failure (the database unreachable) is
+        handed to the core, which answers ``unavailable``: the session stays up."""
         if read.pause:
             await asyncio.sleep(read.pause)
+        wait = self.hub.settings.private_wait
+        result: Answer
         try:
-            snapshot = await asyncio.wait_for(
-                reads.account_snapshot(read.account, read.limit), self.hub.settings.private_wait
-            )
+            if isinstance(read, ReadAlerts):
+                assert self.alert_reads is not None  # the core reads only when there are reads
+                result = await asyncio.wait_for(
+                    self.alert_reads.alerts_snapshot(read.account, read.limit), wait
+                )
+            else:
+                assert self.reads is not None
+                result = await asyncio.wait_for(
+                    self.reads.account_snapshot(read.account, read.limit), wait
+                )
         except Exception as exc:
             return self.core.failed(exc)
-        return self.core.answer(snapshot)
+        return self.core.answer(result)
 
     async def _await_feed(self, wait: AwaitFeed) -> bool:
-        """Poll until the account's feed applied ``wait.version`` (or ``wait.timeout``)."""
+        """Poll until the account's feed applied what ``wait.snapshot`` holds (or
+        ``wait.timeout``)."""
         deadline = time.monotonic() + wait.timeout
+        feeds = self.hub.feeds(wait.kind)
         while True:
-            feed = self.hub.private.get(wait.account)
+            feed = feeds.get(wait.account)
             if feed is None or feed.epoch != wait.epoch:
                 return False
-            if feed.applied_version >= wait.version:
+            if feed.ready(wait.snapshot):
                 return True
             if time.monotonic() >= deadline or self.closing:
                 return False

@@ -39,8 +39,9 @@ import math
 import time
 from collections.abc import Callable, Generator, Iterable
 from dataclasses import dataclass, field
-from typing import Final, cast
+from typing import Any, Final, cast
 
+from core.alert_reads import AlertsSnapshot
 from core.candles import Candle
 from core.intervals import Interval
 from core.trading_reads import AccountSnapshot
@@ -52,9 +53,10 @@ from ws_gateway.delay import DelayedCandles
 from ws_gateway.gaps import Told
 from ws_gateway.hub import Hub
 from ws_gateway.outbox import Item
-from ws_gateway.private import WAIT, AccountFeed
+from ws_gateway.private import WAIT, PrivateFeed
 from ws_gateway.protocol import ConnectionProtocol, account_of, entitlement
 from ws_gateway.wire import (
+    ALERTS,
     TICKS,
     Auth,
     ChannelKey,
@@ -165,21 +167,38 @@ class ReadAccount:
 
 
 @dataclass(frozen=True, slots=True)
-class AwaitFeed:
-    """Wait at most ``timeout`` seconds until the account's feed (of epoch ``epoch``) has
-    applied the record of stream version ``version``; answer: ``True`` when it has."""
+class ReadAlerts:
+    """Read ``account``'s snapshot of its fired alerts, with its ``limit`` newest firings,
+    after a pause of ``pause`` seconds (a retry); answer: an
+    :class:`~core.alert_reads.AlertsSnapshot`."""
 
     account: int
+    limit: int
+    pause: float = 0.0
+
+
+PrivateSnapshot = AccountSnapshot | AlertsSnapshot
+
+
+@dataclass(frozen=True, slots=True)
+class AwaitFeed:
+    """Wait at most ``timeout`` seconds until the account's feed of private channel ``kind``
+    (of epoch ``epoch``) has applied every live record ``snapshot`` holds
+    (:meth:`~ws_gateway.private.PrivateFeed.ready`); answer: ``True`` when it has."""
+
+    kind: str
+    account: int
     epoch: str
-    version: int
+    snapshot: PrivateSnapshot
     timeout: float
 
 
 Read = ReadInstruments | ReadLastCandles | ReadCandles
-Wait = Read | Authenticate | ReadAccount | AwaitFeed
+ReadPrivate = ReadAccount | ReadAlerts
+Wait = Read | Authenticate | ReadPrivate | AwaitFeed
 """What the core waits for: a storage read, a token check, an account's snapshot or its feed."""
 Action = Send | Close | Wait
-Answer = list[Candle] | list[str] | Principal | AccountSnapshot | bool
+Answer = list[Candle] | list[str] | Principal | PrivateSnapshot | bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -207,7 +226,10 @@ class Directory:
         self.refresh = refresh
         self.outage = OutageLog(what="storage", then="snapshots and resumes from memory only")
         self.trading_outage = OutageLog(
-            what="the trading database", then="private channels answer unavailable"
+            what="the trading database", then="the trading channels answer unavailable"
+        )
+        self.alerts_outage = OutageLog(
+            what="the main API's database", then="the alerts channel answers unavailable"
         )
         self.pause = pause
         self._down_until = -float("inf")
@@ -258,8 +280,9 @@ class SessionCore:
     principal); otherwise the first frame may be ``auth``, and must be when ``anonymous`` is
     false (``protocol.principal`` is then no one's until it comes). ``slots`` counts the
     connections of each principal across the gateway. ``private``: the shell can read
-    accounts' snapshots of the trading read models (else private channels are
-    ``unavailable``).
+    accounts' snapshots of the trading read models (else the trading channels are
+    ``unavailable``); ``alerts``: the shell can read accounts' fired alerts (else the
+    ``alerts`` channel is ``unavailable``).
     """
 
     def __init__(
@@ -275,10 +298,13 @@ class SessionCore:
         anonymous: bool = True,
         slots: PrincipalSlots | None = None,
         private: bool = False,
+        alerts: bool = False,
     ) -> None:
         self.hub = hub
         self.private = private
-        """Whether the shell can read accounts' snapshots (private channels are served)."""
+        """Whether the shell can read accounts' snapshots (the trading channels are served)."""
+        self.alerts = alerts
+        """Whether the shell can read accounts' fired alerts (``alerts`` is served)."""
         self.client = client
         self.protocol = protocol
         self.directory = directory
@@ -469,8 +495,8 @@ class SessionCore:
 
     def answer(self, result: Answer) -> list[Action]:
         """Take the result of :attr:`pending` (as the store or the authenticator returned it)."""
-        if isinstance(self._pending, ReadAccount):
-            told = self.directory.trading_outage.recovered(self.clock() / 1e9)
+        if isinstance(self._pending, ReadPrivate):
+            told = self._outage(self._pending).recovered(self.clock() / 1e9)
             if told is not None:
                 log.warning(told)
         elif isinstance(self._pending, Read):
@@ -481,8 +507,8 @@ class SessionCore:
 
     def failed(self, error: Exception) -> list[Action]:
         """Take the failure of :attr:`pending` (the request goes on without it)."""
-        if isinstance(self._pending, ReadAccount):
-            told = self.directory.trading_outage.failed(
+        if isinstance(self._pending, ReadPrivate):
+            told = self._outage(self._pending).failed(
                 self.clock() / 1e9, str(error) or type(error).__name__
             )
             if told is not None:
@@ -492,6 +518,10 @@ class SessionCore:
         if told is not None:
             log.warning(told)
         return self._answer(_Failed(error))
+
+    def _outage(self, read: ReadPrivate) -> OutageLog:
+        directory = self.directory
+        return directory.alerts_outage if isinstance(read, ReadAlerts) else directory.trading_outage
 
     def _answer(self, result: Answer | _Failed) -> list[Action]:
         step = self._step
@@ -748,7 +778,7 @@ class SessionCore:
     def _leave_private(self, principal: Principal, key: ChannelKey) -> None:
         grant = principal.grant
         if grant is not None and grant.account_id is not None:
-            self.hub.private.unsubscribe(self.client, grant.account_id, key.kind)
+            self.hub.feeds(key.kind).unsubscribe(self.client, grant.account_id, key.kind)
         self.protocol.removed(key)
 
     def _private(self, request: Subscribe | Resume) -> _Step:
@@ -757,16 +787,18 @@ class SessionCore:
         read and joined to the live records (:mod:`ws_gateway.private`), ``reset`` for a
         resume."""
         key, rid = request.channel, request.id
-        account = account_of(self.protocol.principal)
+        account = account_of(self.protocol.principal, key.kind)
         assert account is not None  # the protocol checked it
-        if not self.private:
+        alerts = key.kind == ALERTS
+        source = "the main API's database" if alerts else "the trading database"
+        if not (self.alerts if alerts else self.private):
             raise RequestError(
                 ErrorCode.UNAVAILABLE,
-                "this gateway serves no private channels: it has no trading database",
+                f"this gateway does not serve the {key.kind} channel: it does not read {source}",
                 "channel",
                 rid,
             )
-        registry = self.hub.private
+        registry = self.hub.feeds(key.kind)
         if isinstance(request, Resume):
             feed = registry.get(account)
             if feed is not None and feed.based and request.epoch == feed.epoch:
@@ -781,17 +813,15 @@ class SessionCore:
         default = min(settings.private_snapshot, settings.max_snapshot)
         limit = default if request.snapshot is None else request.snapshot
         wait = settings.private_wait
+        read = ReadAlerts if alerts else ReadAccount
         for attempt in range(private_reads(wait)):
             feed = registry.feed(account)  # made now: it keeps the records during the read
-            result = yield ReadAccount(account, limit, PRIVATE_PAUSE if attempt else 0.0)
+            result = yield read(account, limit, PRIVATE_PAUSE if attempt else 0.0)
             if isinstance(result, _Failed):  # why is the operator's (the outage log's)
                 raise RequestError(
-                    ErrorCode.UNAVAILABLE,
-                    "the trading database did not answer: retry later",
-                    "channel",
-                    rid,
+                    ErrorCode.UNAVAILABLE, f"{source} did not answer: retry later", "channel", rid
                 )
-            snapshot = cast("AccountSnapshot", result)
+            snapshot = cast("PrivateSnapshot", result)
             if registry.get(account) is not feed:
                 continue  # dropped meanwhile (idle too long, or it lost records)
             if not feed.based:
@@ -800,9 +830,11 @@ class SessionCore:
                     continue  # records were lost in between: a newer snapshot may follow on
             point = feed.join_point(key.kind, snapshot)
             if point is WAIT:
-                yield AwaitFeed(account, feed.epoch, snapshot.version, wait)
+                came = yield AwaitFeed(key.kind, account, feed.epoch, snapshot, wait)
                 if registry.get(account) is not feed:
                     continue
+                if came is False:
+                    self.hub.deliver(feed.settle(snapshot))
                 point = feed.join_point(key.kind, snapshot)
             if not isinstance(point, int):
                 continue
@@ -811,9 +843,7 @@ class SessionCore:
             if missed is None:
                 continue
             self._join_private(request, feed, account)
-            self._reply(
-                channel.frames.snapshot(point, reset, feed.snapshot_items(key.kind, snapshot))
-            )
+            self._reply(feed.snapshot_message(key.kind, point, reset, snapshot))
             self._out.extend(missed)
             return
         raise RequestError(
@@ -823,15 +853,17 @@ class SessionCore:
             rid,
         )
 
-    def _join_private(self, request: Subscribe | Resume, feed: AccountFeed, account: int) -> None:
+    def _join_private(
+        self, request: Subscribe | Resume, feed: PrivateFeed[Any], account: int
+    ) -> None:
         """Subscribe to the feed's channel and say so (the entitlement checked again: it may
         have changed during the read)."""
         key = request.channel
         refusal = entitlement(self.protocol.principal, key)
-        if refusal is not None or account_of(self.protocol.principal) != account:
+        if refusal is not None or account_of(self.protocol.principal, key.kind) != account:
             message = f"{key.kind} is no longer allowed" if refusal is None else refusal[1]
             raise RequestError(ErrorCode.NOT_ENTITLED, message, "channel", request.id)
-        channel = self.hub.private.subscribe(self.client, feed, key.kind)
+        channel = self.hub.feeds(key.kind).subscribe(self.client, feed, key.kind)
         self.protocol.added(key)
         self._reply(private_subscribed(request.id, key.kind, account, channel.epoch))
 

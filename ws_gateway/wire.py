@@ -31,8 +31,12 @@ TICKS: Final = "ticks"
 ORDERS: Final = "orders"
 FILLS: Final = "fills"
 POSITIONS: Final = "positions"
-PRIVATE_KINDS: Final = (ORDERS, FILLS, POSITIONS)
-"""The private channels: the connection's own account's orders, fills and positions."""
+ALERTS: Final = "alerts"
+TRADING_KINDS: Final = (ORDERS, FILLS, POSITIONS)
+"""The trading account's private channels: its orders, fills and positions."""
+PRIVATE_KINDS: Final = (*TRADING_KINDS, ALERTS)
+"""The private channels: the connection's own account's orders, fills, positions and fired
+alerts."""
 CHANNEL_KINDS: Final = (CANDLES, TICKS, *PRIVATE_KINDS)
 
 
@@ -57,7 +61,8 @@ class ErrorCode(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     """The gateway could not answer now (e.g. storage failed); retrying later may work."""
     NOT_ENTITLED = "not_entitled"
-    """A private channel asked for by a principal without an account or the ``trade`` scope."""
+    """A private channel asked for by a principal without an account (or, for ``orders``,
+    ``fills`` and ``positions``, without the ``trade`` scope)."""
 
 
 class CloseCode(enum.IntEnum):
@@ -425,6 +430,7 @@ _PRIVATE_MESSAGES: Final = {
     ORDERS: (b"order", b"event", b"orders"),
     FILLS: (b"fill", b"fill", b"fills"),
     POSITIONS: (b"position", b"position", b"positions"),
+    ALERTS: (b"alert", b"alert", b"alerts"),
 }
 """Per private channel: its update's ``type``, the field of its item, its snapshot's list."""
 
@@ -432,7 +438,7 @@ _PRIVATE_MESSAGES: Final = {
 class PrivateFrames(ChannelFrames):
     """The bytes every message of one account's private channel starts with:
     ``{"type":"fill","channel":"fills","account":7,"seq":N,"fill":FILL}`` and its
-    ``snapshot`` with a list of ``fills`` (``orders``, ``positions``)."""
+    ``snapshot`` with a list of ``fills`` (``orders``, ``positions``, ``alerts``)."""
 
     def __init__(self, kind: str, account: int, epoch: str) -> None:
         self.channel = ChannelKey(kind, "")
@@ -444,13 +450,15 @@ class PrivateFrames(ChannelFrames):
         self._snapshot = b'{"type":"snapshot",' + fields + b',"epoch":' + _ENCODER.encode(epoch)
         self._snapshot += b',"seq":'
 
-    def snapshot(self, seq: int, reset: bool, items: list[bytes]) -> bytes:
+    def snapshot(self, seq: int, reset: bool, items: list[bytes], extra: bytes = b"") -> bytes:
+        """The ``snapshot``; ``extra``: more fields, each as ``,"name":value``."""
         return b"".join(
             (
                 self._snapshot,
                 str(seq).encode(),
                 b',"reset":',
                 b"true" if reset else b"false",
+                extra,
                 self._list,
                 b",".join(items),
                 b"]}",

@@ -9,7 +9,10 @@ gateway inside the embedded platform. The protocol: ``docs/protocol.md``.
 
 With ``--trading-database-url`` (or ``TRADING_DATABASE_URL``) it reads ``trading.events`` too
 and serves each trading account its private channels ``orders``, ``fills`` and ``positions``,
-from snapshots of the trading read models (``--trading-schema``).
+from snapshots of the trading read models (``--trading-schema``). With
+``--main-api-database-url`` (or ``MAIN_API_DATABASE_URL``) it reads ``alerts.events`` and
+serves each account its private channel ``alerts``, from snapshots of the firings the main
+API recorded (``--main-api-schema``).
 
 With ``--jwks-url`` (the auth service's ``/auth/.well-known/jwks.json``) it checks access
 tokens itself against that key set, kept through an auth outage, and enforces their plans;
@@ -27,7 +30,7 @@ import signal
 import sys
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVar
 
 import psycopg
 
@@ -35,14 +38,15 @@ from access.grant import Grant
 from access.settings import TokenSettings
 from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from core.secrets import DatabaseUrl
-from core.trading_reads import TradingReads
+from main_api.alert_reads import AlertSnapshots
+from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
     add_origin_option,
+    add_reads_options,
     add_token_options,
-    add_trading_reads_options,
     anonymous_plan,
     database_failure,
     intervals_of,
@@ -53,7 +57,7 @@ from storage.repository import MarketDataStore
 from streams.bus import Bus
 from streams.memory import MemoryBus
 from trading.readmodels.snapshots import AccountSnapshots
-from trading.readmodels.tables import DEFAULT_SCHEMA
+from trading.readmodels.tables import DEFAULT_SCHEMA as TRADING_SCHEMA
 from ws_gateway import DEFAULT_PORT, Gateway, GatewaySettings, Limits
 from ws_gateway.auth import Authenticator
 from ws_gateway.tokens import AccessTokens
@@ -96,7 +100,13 @@ def add_parser(commands: Any) -> None:
         help="where md.candles and md.ticks come from (cluster mode needs the Kafka adapter)",
     )
     add_database_option(parser, "snapshots come from memory only")
-    add_trading_reads_options(parser, DEFAULT_SCHEMA)
+    add_reads_options(
+        parser, "trading", "channels orders, fills and positions", "the trading read models",
+        TRADING_SCHEMA,
+    )  # fmt: skip
+    add_reads_options(
+        parser, "main-api", "channel alerts", "the main API's firings", MAIN_API_SCHEMA
+    )
     add_interval_option(parser, "served candle intervals")
     parser.add_argument(
         "--no-anonymous",
@@ -190,12 +200,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
     try:
-        trading = TradingDatabase(args.trading_database_url, args.trading_schema)
+        trading = ReadDatabase(args.trading_database_url, args.trading_schema)
+        main_api = ReadDatabase(args.main_api_database_url, args.main_api_schema)
         asyncio.run(
             serve(
-                settings, BUSES[args.bus](args), args.database_url, tokens=tokens, trading=trading
+                settings, BUSES[args.bus](args), args.database_url, tokens=tokens,
+                trading=trading, main_api=main_api,
             )
-        )
+        )  # fmt: skip
     except (OSError, SchemaNotReadyError) as exc:
         print(f"mdp gateway: error: {exc}", file=sys.stderr)
         return EXIT_FAILED
@@ -215,21 +227,27 @@ async def _store(url: DatabaseUrl | None) -> AsyncIterator[MarketDataStore | Non
 
 
 @dataclass(frozen=True, slots=True)
-class TradingDatabase:
-    """Where the private channels' snapshots are read: the trading database (None: not
-    served) and its read models' schema."""
+class ReadDatabase:
+    """Where private channels' snapshots are read: a service's database (None: the channels
+    are not served) and the schema of its tables."""
 
     url: DatabaseUrl | None = None
-    schema: str = DEFAULT_SCHEMA
+    schema: str = TRADING_SCHEMA
+
+
+R = TypeVar("R")
 
 
 @contextlib.asynccontextmanager
-async def trading_reads(trading: TradingDatabase) -> AsyncIterator[TradingReads | None]:
-    """The read interface of the private channels (None without a URL)."""
-    if trading.url is None:
+async def reads_of(
+    database: ReadDatabase, opened: Callable[[str, str], contextlib.AbstractAsyncContextManager[R]]
+) -> AsyncIterator[R | None]:
+    """A read interface of private channels, ``opened`` on ``database`` (None without a
+    URL)."""
+    if database.url is None:
         yield None
         return
-    async with AccountSnapshots.open(trading.url.reveal(), trading.schema) as reads:
+    async with opened(database.url.reveal(), database.schema) as reads:
         yield reads
 
 
@@ -252,10 +270,12 @@ async def serve(
     database_url: DatabaseUrl | None,
     stop: asyncio.Event | None = None,
     tokens: TokenSettings | None = None,
-    trading: TradingDatabase | None = None,
+    trading: ReadDatabase | None = None,
+    main_api: ReadDatabase | None = None,
 ) -> None:
     """Run the gateway until ``stop`` is set (by default: until SIGINT or SIGTERM); with a
-    ``trading`` database, it serves the private channels too."""
+    ``trading`` database, it serves the trading channels too, and with a ``main_api`` one the
+    ``alerts`` channel."""
     if stop is None:
         stop = asyncio.Event()
         loop = asyncio.get_running_loop()
@@ -265,9 +285,10 @@ async def serve(
         bus_context as bus,
         _store(database_url) as store,
         authenticator(tokens or TokenSettings()) as checks,
-        trading_reads(trading or TradingDatabase()) as reads,
+        reads_of(trading or ReadDatabase(), AccountSnapshots.open) as reads,
+        reads_of(main_api or ReadDatabase(), AlertSnapshots.open) as alerts,
     ):
-        gateway = Gateway(bus, store, settings, checks, reads=reads)
+        gateway = Gateway(bus, store, settings, checks, reads=reads, alert_reads=alerts)
         running = asyncio.create_task(gateway.run(), name="gateway")
         started = asyncio.create_task(gateway.started.wait())
         stopping = asyncio.create_task(stop.wait())

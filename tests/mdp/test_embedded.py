@@ -464,14 +464,18 @@ async def test_the_gateway_admits_the_charts_own_origin_and_refuses_others(
             with pytest.raises(InvalidStatus) as refused:
                 await asyncio.wait_for(connect(platform.gateway_url, origin=Origin(origin)), WAIT)
             assert refused.value.response.status_code == 403
-        # the private channels read the trading read models: wired, and refused to a client
-        # that is no trading account (not unavailable)
+        # the private channels read the trading read models and the main API's firings:
+        # wired, and refused to a client that is no account (not unavailable)
         assert platform.gateway is not None
         assert platform.gateway.reads is not None
+        assert platform.gateway.alert_reads is not None
         async with connect(platform.gateway_url) as ws:
-            await ws.send(json.dumps({"op": "subscribe", "id": 1, "channel": "fills"}))
-            answer = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
-        assert (answer["code"], answer["field"]) == ("not_entitled", "channel")
+            for rid, channel in enumerate(("fills", "alerts")):
+                await ws.send(json.dumps({"op": "subscribe", "id": rid, "channel": channel}))
+                answer = json.loads(await asyncio.wait_for(ws.recv(), WAIT))
+                assert (answer["code"], answer["field"], answer["id"]) == (
+                    "not_entitled", "channel", rid
+                )  # fmt: skip
     finally:
         stop.set()
         await asyncio.wait_for(running, WAIT)

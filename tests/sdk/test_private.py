@@ -1,5 +1,5 @@
 """The account's own channels in the stream's core, without a socket (``StreamCore`` and
-``sdk.wire``): ``orders``, ``fills`` and ``positions`` as ``docs/protocol.md`` and the
+``sdk.wire``): ``orders``, ``fills``, ``positions`` and ``alerts`` as ``docs/protocol.md`` and the
 contract give them; their items decode as the REST API's (the JSON is made here by the trading
 service's own types), and they keep the candles' rules: no repeat, no silent hole, a resume
 with the last seq and epoch after a reconnect, a reset snapshot that starts over."""
@@ -13,6 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
+from core.alerts import AlertFired, AlertSpec, Condition, fired
 from core.positions import Position as DomainPosition
 from core.trading_events import (
     Liquidity,
@@ -23,7 +24,7 @@ from core.trading_events import (
     OrderType,
     TimeInForce,
 )
-from sdk import Fill, FillUpdate, OrderUpdate, PositionUpdate, PrivateSnapshot
+from sdk import AlertUpdate, Fill, FillUpdate, OrderUpdate, PositionUpdate, PrivateSnapshot
 from sdk.protocol import StreamCore
 from sdk.wire import Channel, Error, decode
 from trading.domain.orders import Order as DomainOrder
@@ -34,6 +35,7 @@ ACCOUNT = 7
 FILLS = Channel("fills")
 ORDERS = Channel("orders")
 POSITIONS = Channel("positions")
+ALERTS = Channel("alerts")
 XBT = "KRAKEN:XBTUSDT"
 
 
@@ -263,3 +265,43 @@ def test_a_refused_or_dropped_private_channel_is_not_held() -> None:
     assert [
         a.id for a in core.receive(frame(type="unsubscribed", id=rid, channel="positions")).answered
     ] == [rid]
+
+
+def fired_alert(n: int, arming: int = 1) -> AlertFired:
+    spec = AlertSpec(
+        alert_id=f"a-{n}", account=ACCOUNT, instrument=XBT, condition=Condition.MOVE_UP,
+        threshold=D("2.5"), window_s=60,
+    )  # fmt: skip
+    return fired(spec, arming, D("51250.125"), ts=n, gap=n % 2 == 0, trade_id=n)
+
+
+def alert_update(seq: int) -> str:
+    return frame(type="alert", **on("alerts"), seq=seq, alert=rest(fired_alert(seq)))
+
+
+def test_fired_alerts_decode_as_the_core_firing_and_keep_the_channel_rules() -> None:
+    core = StreamCore()
+    core.connected(None)
+    rid, frames = core.subscribe(ALERTS, snapshot=5)
+    assert sent(frames) == [{"op": "subscribe", "id": rid, "channel": "alerts", "snapshot": 5}]
+    core.receive(frame(type="subscribed", id=rid, **on("alerts"), epoch="e1"))
+    snapshot = frame(type="snapshot", **on("alerts"), epoch="e1", seq=2, reset=False, unread=3,
+                     alerts=[rest(fired_alert(1)), rest(fired_alert(2))])  # fmt: skip
+    (message,) = core.receive(snapshot).messages
+    assert isinstance(message, PrivateSnapshot)
+    assert (message.channel, message.seq, message.unread) == ("alerts", 2, 3)
+    assert message.alerts == [fired_alert(1), fired_alert(2)]  # every amount exact
+    updates = [
+        m for text in (alert_update(3), alert_update(3), alert_update(2), alert_update(4))
+        for m in core.receive(text).messages
+    ]  # fmt: skip
+    assert all(isinstance(m, AlertUpdate) for m in updates)
+    assert [(m.seq, m.alert) for m in updates] == [(3, fired_alert(3)), (4, fired_alert(4))]  # type: ignore[union-attr]
+    with pytest.raises(msgspec.DecodeError):
+        decode(frame(type="alert", **on("alerts"), seq=5))
+    core.disconnected()
+    core.connected(None)
+    (resume,) = sent(core._requests())
+    assert (resume["op"], resume["channel"], resume["seq"], resume["epoch"]) == (
+        "resume", "alerts", 4, "e1"
+    )  # fmt: skip

@@ -14,6 +14,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from websockets.exceptions import ConnectionClosed
 from websockets.frames import Close
 
+from core.alert_reads import AlertReads
 from core.candles import Candle
 from core.codecs import (
     candle_key,
@@ -44,16 +45,19 @@ async def running(
     clock: Callable[[], int] = time.time_ns,
     bus: MemoryBus | None = None,
     reads: TradingReads | None = None,
+    alert_reads: AlertReads | None = None,
     **settings: Any,
 ) -> AsyncIterator[tuple[MemoryBus, Gateway]]:
     """A gateway on a bus of its own (or ``bus``), reading accounts' snapshots from
-    ``reads`` when given."""
+    ``reads`` and their fired alerts from ``alert_reads`` when given."""
     settings.setdefault("instruments", (BTC, ETH))
     config = GatewaySettings(port=0, **settings)
     async with contextlib.AsyncExitStack() as stack:
         if bus is None:
             bus = await stack.enter_async_context(MemoryBus(partitions=2))
-        gateway = Gateway(bus, store, config, authenticator, clock=clock, reads=reads)
+        gateway = Gateway(
+            bus, store, config, authenticator, clock=clock, reads=reads, alert_reads=alert_reads
+        )
         await asyncio.wait_for(gateway.__aenter__(), TIMEOUT)
         try:
             yield bus, gateway

@@ -181,27 +181,34 @@ async def test_the_gateway_checks_tokens_on_the_cached_key_set_while_the_auth_se
             await asyncio.wait_for(serving, TIMEOUT)
 
 
-def test_the_trading_database_options_name_where_private_channels_are_read(
-    monkeypatch: pytest.MonkeyPatch,
+@pytest.mark.parametrize(
+    ("service", "default_schema"), [("trading", "trading_read"), ("main_api", "main_api")]
+)
+def test_the_database_options_name_where_private_channels_are_read(
+    monkeypatch: pytest.MonkeyPatch, service: str, default_schema: str
 ) -> None:
-    monkeypatch.delenv("TRADING_DATABASE_URL", raising=False)
-    plain = parse()
-    assert (plain.trading_database_url, plain.trading_schema) == (None, "trading_read")
-    given = parse("--trading-database-url", "postgresql://u@db/trading", "--trading-schema", "tr")
-    assert given.trading_database_url.reveal() == "postgresql://u@db/trading"
-    assert given.trading_schema == "tr"
-    monkeypatch.setenv("TRADING_DATABASE_URL", "postgresql://u@elsewhere/trading")
-    assert parse().trading_database_url.reveal() == "postgresql://u@elsewhere/trading"
+    variable, option = f"{service.upper()}_DATABASE_URL", service.replace("_", "-")
+    monkeypatch.delenv(variable, raising=False)
+    plain = vars(parse())
+    assert (plain[f"{service}_database_url"], plain[f"{service}_schema"]) == (None, default_schema)
+    url = "postgresql://u@db/x"
+    given = vars(parse(f"--{option}-database-url", url, f"--{option}-schema", "s"))
+    assert given[f"{service}_database_url"].reveal() == url
+    assert given[f"{service}_schema"] == "s"
+    monkeypatch.setenv(variable, "postgresql://u@elsewhere/x")
+    assert vars(parse())[f"{service}_database_url"].reveal() == "postgresql://u@elsewhere/x"
     with pytest.raises(SystemExit):
-        parse("--trading-schema", "no; schema")
+        parse(f"--{option}-schema", "no; schema")
 
 
-async def test_serve_with_an_unreachable_trading_database_still_listens() -> None:
+async def test_serve_with_unreachable_trading_and_main_api_databases_still_listens() -> None:
     port = free_port()
     settings = command.settings_from(parse("--port", str(port)))
     stop = asyncio.Event()
-    nowhere = command.TradingDatabase(DatabaseUrl(f"postgresql://u@127.0.0.1:{free_port()}/x"))
-    serving = asyncio.create_task(command.serve(settings, MemoryBus(), None, stop, trading=nowhere))
+    nowhere = command.ReadDatabase(DatabaseUrl(f"postgresql://u@127.0.0.1:{free_port()}/x"))
+    serving = asyncio.create_task(
+        command.serve(settings, MemoryBus(), None, stop, trading=nowhere, main_api=nowhere)
+    )
     try:
         for _ in range(200):
             with contextlib.suppress(OSError):

@@ -19,13 +19,15 @@ from core.positions import Position
 from core.trading_reads import AccountSnapshot, fill_json, position_json
 from ws_gateway.auth import Principal
 from ws_gateway.hub import Hub
-from ws_gateway.private import PENDING_RECORDS, WAIT, AccountFeed, PrivateChannels
+from ws_gateway.private import PENDING_RECORDS, WAIT, AccountFeed, TradingFeeds
 from ws_gateway.protocol import ConnectionProtocol
 from ws_gateway.session_core import (
     Action,
     AwaitFeed,
     Directory,
+    PrivateSnapshot,
     ReadAccount,
+    ReadPrivate,
     SessionCore,
     private_reads,
 )
@@ -223,7 +225,7 @@ def test_a_first_snapshot_older_than_the_kept_records_is_read_again() -> None:
 
 def test_a_first_snapshot_older_than_what_the_bus_carried_before_the_feed_is_read_again() -> None:
     ledger = Ledger()
-    channels = PrivateChannels("e", 1000, 10, framing)
+    channels = TradingFeeds("e", 1000, 10, framing)
     first, second = ledger.submitted(10), ledger.accepted(11)
     for record in (first, second):  # nobody subscribed yet: nothing is kept but the version
         assert channels.take(record) == ([], None)
@@ -239,7 +241,7 @@ def test_the_versions_remembered_of_accounts_without_a_feed_are_bounded(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
     monkeypatch.setattr("ws_gateway.private.SEEN_ACCOUNTS", 3)
-    channels = PrivateChannels("e", 1000, 10, framing)
+    channels = TradingFeeds("e", 1000, 10, framing)
     for account in range(1, 6):
         channels.take(Ledger(account).submitted(account))
     assert list(channels.seen) == [3, 4, 5]
@@ -313,7 +315,7 @@ def test_positions_folded_from_fills_are_the_trading_arithmetic() -> None:
 
 
 def test_feeds_nobody_subscribes_to_are_bounded() -> None:
-    registry = PrivateChannels(EPOCH, 10, 2, framing)
+    registry = TradingFeeds(EPOCH, 10, 2, framing)
     feeds = [registry.feed(account) for account in range(5)]
     assert sorted(registry.feeds) == [3, 4]
     assert len({feed.epoch for feed in feeds}) == 5  # a feed made again is another epoch
@@ -335,7 +337,11 @@ class Private:
     """A core, its hub and a watcher of the account's channels; requests in, messages out."""
 
     def __init__(
-        self, principal_grant: Grant | None = None, hub: Hub | None = None, private: bool = True
+        self,
+        principal_grant: Grant | None = None,
+        hub: Hub | None = None,
+        private: bool = True,
+        alerts: bool = True,
     ) -> None:
         self.hub = hub or Hub(GatewaySettings(replay_buffer=20), EPOCH, framing)
         self.client = Watcher()
@@ -345,7 +351,7 @@ class Private:
         self.protocol = ConnectionProtocol(self.hub.settings, principal, self.now)
         self.core = SessionCore(
             self.hub, self.client, self.protocol, Directory(self.hub, False),
-            storage=False, private=private,
+            storage=False, private=private, alerts=alerts,
         )  # fmt: skip
 
     def send(self, **body: Any) -> list[Action]:
@@ -357,12 +363,14 @@ class Private:
             self.hub.trading(record)
         self.hub.flush()
 
-    def drive(self, actions: list[Action], answer: AccountSnapshot) -> list[dict[str, Any]]:
+    def drive(self, actions: list[Action], answer: PrivateSnapshot) -> list[dict[str, Any]]:
+        """Answer the core's reads with ``answer`` (and its waits for the feed with yes)
+        until it waits for nothing; the messages it sent meanwhile."""
         messages: list[dict[str, Any]] = []
         while True:
             messages.extend(sent(actions))
             wait = actions[-1] if actions else None
-            if isinstance(wait, ReadAccount):
+            if isinstance(wait, ReadPrivate):
                 actions = self.core.answer(answer)
             elif isinstance(wait, AwaitFeed):
                 actions = self.core.answer(True)
@@ -379,7 +387,7 @@ def test_subscribe_reads_a_snapshot_then_the_live_records_follow_numbered() -> N
     early = ledger.submitted(10)
     session.publish([early, ledger.accepted(11)])  # during the read: the snapshot holds one
     messages = session.drive(actions, snapshot(early))
-    epoch = session.hub.private.feeds[ACCOUNT].epoch
+    epoch = session.hub.trading_feeds.feeds[ACCOUNT].epoch
     assert messages == [
         {"type": "subscribed", "id": 1, "channel": ORDERS, "account": ACCOUNT, "epoch": epoch},
         {
@@ -423,9 +431,11 @@ def test_a_snapshot_ahead_of_the_feed_waits_for_the_records_it_holds() -> None:
     records = [ledger.submitted(1), ledger.accepted(2)]
     second = Private(hub=first.hub)
     actions = second.send(op="subscribe", id=1, channel=ORDERS)
-    actions = second.core.answer(snapshot(records[1]))  # the read models are ahead
-    feed = first.hub.private.feeds[ACCOUNT]
-    assert actions == [AwaitFeed(ACCOUNT, feed.epoch, 2, first.hub.settings.private_wait)]
+    ahead = snapshot(records[1])
+    actions = second.core.answer(ahead)  # the read models are ahead
+    feed = first.hub.trading_feeds.feeds[ACCOUNT]
+    wait = first.hub.settings.private_wait
+    assert actions == [AwaitFeed(ORDERS, ACCOUNT, feed.epoch, ahead, wait)]
     first.publish(records)
     messages = sent(second.core.answer(True))
     assert types(messages) == ["subscribed", "snapshot"]
@@ -438,7 +448,7 @@ def test_resume_within_the_buffer_sends_exactly_the_missed_messages() -> None:
     ledger = Ledger()
     session = Private()
     session.drive(session.send(op="subscribe", id=1, channel=ORDERS), snapshot(None))
-    epoch = session.hub.private.feeds[ACCOUNT].epoch
+    epoch = session.hub.trading_feeds.feeds[ACCOUNT].epoch
     session.publish([ledger.submitted(1), ledger.accepted(2), ledger.accepted(3, "o-2")])
     again = Private(hub=session.hub)
     messages = sent(again.send(op="resume", id=2, channel=ORDERS, seq=1, epoch=epoch))
@@ -452,7 +462,7 @@ def test_resume_otherwise_gets_a_reset_snapshot(case: str) -> None:
     ledger = Ledger()
     session = Private()
     session.drive(session.send(op="subscribe", id=1, channel=ORDERS), snapshot(None))
-    epoch = session.hub.private.feeds[ACCOUNT].epoch
+    epoch = session.hub.trading_feeds.feeds[ACCOUNT].epoch
     session.publish([ledger.reserved(nid) for nid in range(1, 40)])
     session.publish([ledger.submitted(40)])
     seq = {"other epoch": 1, "beyond the buffer": 0, "seq never issued": 5}[case]
@@ -465,7 +475,7 @@ def test_resume_otherwise_gets_a_reset_snapshot(case: str) -> None:
     messages = again.drive(actions, snapshot(ledger.records[-1]))
     assert types(messages) == ["subscribed", "snapshot"]
     assert messages[1]["reset"] is True
-    assert messages[1]["seq"] == session.hub.private.feeds[ACCOUNT].channels[ORDERS].seq
+    assert messages[1]["seq"] == session.hub.trading_feeds.feeds[ACCOUNT].channels[ORDERS].seq
 
 
 @pytest.mark.parametrize(
@@ -489,7 +499,7 @@ def test_a_principal_that_may_not_trade_is_refused_with_our_code(
         assert (message["type"], message["code"], message["field"]) == (
             "error", "not_entitled", "channel"
         ), why  # fmt: skip
-    assert session.hub.private.feeds == {}
+    assert session.hub.trading_feeds.feeds == {}
 
 
 def test_private_channels_take_no_instrument() -> None:
@@ -538,7 +548,7 @@ def test_another_accounts_records_reach_nobody_here() -> None:
     other = Ledger(OTHER)
     session.publish([other.submitted(1), other.accepted(2)])
     assert session.client.written == []
-    assert OTHER not in session.hub.private.feeds
+    assert OTHER not in session.hub.trading_feeds.feeds
 
 
 def test_lost_records_drop_the_channels_with_an_error_naming_each() -> None:
@@ -555,7 +565,7 @@ def test_lost_records_drop_the_channels_with_an_error_naming_each() -> None:
             "channel": FILLS,
         }
     ]  # fmt: skip
-    assert ACCOUNT not in session.hub.private.feeds
+    assert ACCOUNT not in session.hub.trading_feeds.feeds
     messages = session.drive(session.send(op="subscribe", id=2, channel=FILLS), snapshot(None))
     assert types(messages) == ["subscribed", "snapshot"]
 
