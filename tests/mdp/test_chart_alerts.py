@@ -100,9 +100,7 @@ async def test_an_alert_set_on_the_chart_fires_with_a_toast_and_a_marked_line(
         assert line["title"].startswith("alert")
 
         # it fires on the synthetic market: a toast, the line marked, the history recorded
-        await page.wait_for_function(
-            "window.mdpAlerts.toasts().length >= 1", timeout=FIRE_WAIT_MS
-        )
+        await page.wait_for_function("window.mdpAlerts.toasts().length >= 1", timeout=FIRE_WAIT_MS)
         (toast,) = await page.evaluate("window.mdpAlerts.toasts()")
         verb = "crossed up through" if alert["condition"] == "cross-up" else "crossed down through"
         assert toast.startswith(f"{INSTRUMENT} {verb} {alert['threshold']}: ")
