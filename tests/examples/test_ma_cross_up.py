@@ -3,16 +3,23 @@
 API key of the trade scope, then ``examples/ma_cross.py`` on 1 s candles until it has traded
 and been sent Ctrl-C. Its fills stream from the gateway's fills channel (or, told so, are
 polled over HTTP); its position over HTTP equals the sum of its fills over HTTP, every fill it
-printed is one of them, it stopped cleanly, and it never printed its key."""
+printed is one of them, it stopped cleanly, and it never printed its key.
+
+One ``mdp up`` serves both cases (a module's fixture: starting it is most of a case's time),
+each with an account of its own; it must still stop cleanly at the end."""
 
 from __future__ import annotations
 
 import os
 import re
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
+from collections.abc import Iterator
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 
@@ -43,9 +50,38 @@ def wait_for(pattern: re.Pattern[str], process: subprocess.Popen[bytes], log: Pa
     raise AssertionError(f"no {pattern.pattern} within {STARTUP_S}s:\n{log.read_text()}")
 
 
-def trading_key(auth: str, database: str) -> tuple[str, str]:
+@dataclass(frozen=True)
+class Up:
+    """A running ``mdp up``: its addresses, as it printed them."""
+
+    database: str
+    auth: str
+    trading: str
+    gateway: str
+
+
+@pytest.fixture(scope="module")
+def up(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Up]:
+    """``mdp up`` on a fresh data folder, for the module's cases; stopped (cleanly) after."""
+    # the private server's folder is made by mkdtemp, as test_up_command's: its user may enter it
+    data_dir = Path(tempfile.mkdtemp(prefix="mdp-up-test-"))
+    up_log = tmp_path_factory.mktemp("ma-cross-up") / "up.log"
+    process = start(data_dir, up_log)
+    try:
+        database = wait_for_url(process, up_log, runs=1)
+        trading = wait_for(TRADING, process, up_log)
+        auth, gateway = wait_for(AUTH, process, up_log), wait_for(GATEWAY, process, up_log)
+        yield Up(database, auth, trading, gateway)
+        assert process.poll() is None, up_log.read_text()
+    finally:
+        try:
+            stop(process, up_log)
+        finally:
+            shutil.rmtree(data_dir, ignore_errors=True)
+
+
+def trading_key(auth: str, database: str, email: str) -> tuple[str, str]:
     """An account on the pro plan: its API key of the read and trade scopes, and a token."""
-    email = "bot@example.org"
     with httpx.Client(base_url=auth, timeout=10) as client:
         credentials = {"email": email, "password": PASSWORD}
         assert client.post("/auth/v1/accounts", json=credentials).status_code == 201
@@ -106,17 +142,14 @@ def settled(trading: str, token: str) -> tuple[list[dict[str, object]], Decimal,
     ],
 )
 def test_the_example_bot_trades_on_paper_against_mdp_up(
-    data_dir: Path, tmp_path: Path, fills: str, told: str
+    up: Up, tmp_path: Path, fills: str, told: str
 ) -> None:
-    up_log, bot_log = tmp_path / "up.log", tmp_path / "bot.log"
-    up = start(data_dir, up_log)
+    bot_log = tmp_path / "bot.log"
+    trading = up.trading
+    key, token = trading_key(up.auth, up.database, f"bot-{fills}@example.org")
     bot = None
     try:
-        database = wait_for_url(up, up_log, runs=1)
-        trading = wait_for(TRADING, up, up_log)
-        auth, gateway = wait_for(AUTH, up, up_log), wait_for(GATEWAY, up, up_log)
-        key, token = trading_key(auth, database)
-        bot = run_bot(auth, trading, gateway, key, fills, bot_log)
+        bot = run_bot(up.auth, trading, up.gateway, key, fills, bot_log)
         deadline = time.monotonic() + TRADES_WITHIN_S
         while len(FILL.findall(bot_log.read_text())) < 2:
             assert bot.poll() is None, bot_log.read_text()
@@ -129,7 +162,6 @@ def test_the_example_bot_trades_on_paper_against_mdp_up(
         if bot is not None and bot.poll() is None:
             bot.kill()
             bot.wait(timeout=30)
-        stop(up, up_log)
     output = bot_log.read_text()
     assert key not in output
     assert key.split(".")[-1] not in output

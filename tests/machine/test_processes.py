@@ -38,6 +38,6 @@ def test_a_zombie_exists_until_it_is_reaped() -> None:
     assert not process_exists(child.pid)
 
 
-@pytest.mark.parametrize("pid", [0, -1, -os.getpid()])
+@pytest.mark.parametrize("pid", [0, -1, -os.getpid()], ids=["0", "-1", "-own-pid"])
 def test_pids_that_address_process_groups_are_no_process(pid: int) -> None:
     assert not process_exists(pid)
