@@ -448,24 +448,15 @@ class MainStore:
         """Keep ``event``'s fired row and its notification, once: a repeat of its ``fire_id``
         (a replay, a second evaluator) changes nothing. A ``once`` alert that fired is over
         (status ``fired``, a change the evaluators follow). Whether it was new."""
-        fired, notification = firing_rows(event, self.clock())
+        async with self.transaction() as conn:
+            return await record_firing_in(conn, event, self.clock())
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A connection in a transaction, committed at the end of the block (the alert
+        evaluator's rounds: its state and its firings together)."""
         async with self._connection() as conn, conn.transaction():
-            cursor = await conn.execute(FIRED_INSERT, fired)
-            if cursor.rowcount == 0:
-                return False
-            await conn.execute(NOTIFICATION_INSERT, notification)
-            await _change(conn)
-            cursor = await conn.execute(
-                "UPDATE main_api_alerts SET status = 'fired', updated_at = %s,"
-                " change_seq = nextval('main_api_change_seq')"
-                " WHERE account = %s AND alert_id = %s AND status = 'active' AND arming = %s"
-                " RETURNING change_seq",
-                (self.clock(), event.account, event.alert_id, Arming.ONCE.value),
-            )
-            row = await cursor.fetchone()
-            if row is not None:
-                await _notify(conn, row["change_seq"])
-            return True
+            yield conn
 
     # -- the change feed --------------------------------------------------------------------
 
@@ -475,6 +466,29 @@ class MainStore:
             "SELECT * FROM main_api_alerts WHERE change_seq > %s ORDER BY change_seq LIMIT %s",
             (seq, limit),
         )
+
+
+async def record_firing_in(conn: Connection, event: AlertFired, now_ns: int) -> bool:
+    """:meth:`MainStore.record_firing` in the caller's transaction ``conn``. The change
+    feed's lock is taken first, so fired rows' ``seq`` commit in order too (the relay to
+    ``alerts.events`` reads them by ``seq``)."""
+    fired, notification = firing_rows(event, now_ns)
+    await _change(conn)
+    cursor = await conn.execute(FIRED_INSERT, fired)
+    if cursor.rowcount == 0:
+        return False
+    await conn.execute(NOTIFICATION_INSERT, notification)
+    cursor = await conn.execute(
+        "UPDATE main_api_alerts SET status = 'fired', updated_at = %s,"
+        " change_seq = nextval('main_api_change_seq')"
+        " WHERE account = %s AND alert_id = %s AND status = 'active' AND arming = %s"
+        " RETURNING change_seq",
+        (now_ns, event.account, event.alert_id, Arming.ONCE.value),
+    )
+    row = await cursor.fetchone()
+    if row is not None:
+        await _notify(conn, row["change_seq"])
+    return True
 
 
 async def _change(conn: Connection) -> None:

@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS main_api_notifications (
     gap boolean NOT NULL, read_at bigint, created_at bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS main_api_notifications_account
     ON main_api_notifications (account, seq);
+CREATE TABLE IF NOT EXISTS main_api_evaluator_states (
+    owner text NOT NULL, topic text NOT NULL, partition integer NOT NULL, epoch bigint NOT NULL,
+    next_offset bigint NOT NULL, change_seq bigint NOT NULL, snapshot bytea,
+    updated_at bigint NOT NULL, PRIMARY KEY (owner, topic, partition));
+CREATE TABLE IF NOT EXISTS main_api_relay (name text PRIMARY KEY, seq bigint NOT NULL);
 """
 
 NOTIFICATION_COLUMNS: Final = (
@@ -114,6 +119,16 @@ def notification_of(row: DictRow) -> Notification:
         instrument=row["instrument"], condition=Condition(row["condition"]),
         threshold=row["threshold"], price=row["price"], ts=row["ts"], gap=row["gap"],
         read=row["read_at"] is not None, read_at=row["read_at"],
+    )  # fmt: skip
+
+
+def fired_of(row: DictRow) -> AlertFired:
+    """A ``main_api_fired`` row as the event it records (for ``alerts.events``)."""
+    return AlertFired(
+        fire_id=row["fire_id"], alert_id=row["alert_id"], account=row["account"],
+        instrument=row["instrument"], condition=Condition(row["condition"]),
+        threshold=row["threshold"], price=row["price"], ts=row["ts"], trade_id=row["trade_id"],
+        candle_open_time=row["candle_open_time"], gap=row["gap"],
     )  # fmt: skip
 
 
