@@ -26,7 +26,7 @@ from streams.memory import MemoryBus
 CLUSTER_ID = "memory-kill-test"
 INSTRUMENTS = ("KRAKEN:XBTUSDT", "KRAKEN:XBTUSDA", "KRAKEN:XBTUSDB")
 """The same trades under three names, so that several partitions carry prices."""
-PER_RECORD = 3
+PER_RECORD = 5
 """Trades per ``md.ticks`` record."""
 
 

@@ -29,8 +29,10 @@ from main_api.alerts.states import FencedError, claim, save
 from main_api.settings import PlanLimits
 from main_api.store import MainStore
 from streams.memory import MemoryBus
+from streams.outage import Backoff
 from tests.main_api.alerts.evaluator_child import CLUSTER_ID, INSTRUMENTS, batches
 from tests.main_api.alerts.factories import SECOND, T0, ticks
+from tests.storage.stoppable import StoppablePostgres
 
 LIMITS = PlanLimits(watchlists=5, instruments=50, alerts=2000)
 REPO = Path(__file__).resolve().parents[3]
@@ -81,7 +83,7 @@ async def create(url: str, schema: str, specs: list[AlertSpec]) -> None:
 def query(url: str, schema: str, text: str) -> list[tuple[Any, ...]]:
     with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
-        return conn.execute(text).fetchall()  # type: ignore[arg-type]
+        return conn.execute(text).fetchall()
 
 
 def covered(url: str, schema: str) -> int:
@@ -185,7 +187,9 @@ async def test_an_alert_set_while_the_evaluator_runs_fires_within_a_second_and_i
         service, task = await _running(store, bus, url, stop)
         try:
             await _eventually(lambda: service.stats.rounds > 0 and service.hook is not None)
-            await store.create_alert(spec("a-live", "TEST:BTCUSD", "cross-up", "100"), LIMITS, "pro")
+            await store.create_alert(
+                spec("a-live", "TEST:BTCUSD", "cross-up", "100"), LIMITS, "pro"
+            )
             await asyncio.sleep(1.0)  # the change has reached the evaluator by now
             await topic.publish(*TICKS_CODEC.record(ticks(["100"], first_id=2, start=T0 + SECOND)))
             published = time.monotonic()
@@ -259,3 +263,41 @@ async def _eventually(done: Any, within: float = 10.0) -> None:
     while not done():
         assert time.monotonic() < deadline, "not within the time"
         await asyncio.sleep(0.01)
+
+
+async def test_the_evaluator_rides_out_a_database_outage(
+    stoppable_postgres: StoppablePostgres,
+) -> None:
+    url = stoppable_postgres.database("mdp")
+    stop = asyncio.Event()
+    async with (
+        MainStore.open(url) as store,
+        MemoryBus(partitions=4) as bus,
+        bus.subscribe("check", [ALERTS_EVENTS]) as events,
+    ):
+        for alert_id, threshold in (("a-before", "100"), ("a-during", "200")):
+            await store.create_alert(spec(alert_id, "TEST:BTCUSD", "cross-up", threshold),
+                                     LIMITS, "pro")  # fmt: skip
+        topic = bus.topic(TICKS)
+        settings = EvaluatorSettings(poll_timeout=0.05)
+        service = EvaluatorService(store, bus, url, settings, backoff=Backoff(0.1, 0.5))
+        service.relay.backoff = Backoff(0.1, 0.5)
+        task = asyncio.create_task(service.run(stop))
+        try:
+            await topic.publish(*TICKS_CODEC.record(ticks(["99", "100"])))
+            await _eventually(lambda: service.stats.recorded == 1)
+            await asyncio.to_thread(stoppable_postgres.stop)
+            at = T0 + 10 * SECOND
+            await topic.publish(*TICKS_CODEC.record(ticks(["199", "200"], first_id=3, start=at)))
+            await _eventually(lambda: service.stats.restarts > 0)
+            await asyncio.to_thread(stoppable_postgres.start)
+            await _eventually(lambda: service.stats.recorded == 2, within=30.0)
+            relayed: list[str] = []
+            deadline = time.monotonic() + 10
+            while len(relayed) < 2 and time.monotonic() < deadline:
+                relayed += [decode_fired(r.value).fire_id for r in await events.poll(10, 0.2)]
+            relayed += [decode_fired(r.value).fire_id for r in await events.poll(10, 0.5)]
+            assert relayed == ["a-before:1", "a-during:1"]
+        finally:
+            stop.set()
+            await task
