@@ -4,8 +4,9 @@ feed -> md.ticks -> engine runner -> md.candles -> storage writer -> PostgreSQL
 (the writer also stores the ticks and everything rejected); the WebSocket gateway reads
 md.candles and md.ticks for its clients, and the HTTP server serves the chart page and the
 history API. The auth service, the trading service (:mod:`trading.process`: its API,
-the paper venue on md.ticks, the outbox to trading.events) and the main API
-(:mod:`main_api.process`) run in the process too, and the
+the paper venue on md.ticks, the outbox to trading.events), the main API
+(:mod:`main_api.process`) and the alert evaluator (:mod:`main_api.alerts.runner`, from the
+live end of md.ticks and md.candles, firings to alerts.events) run in the process too, and the
 edge (HAProxy) in front of them all, the one public port (:mod:`mdp.front`); the gateway,
 the history API, the trading API and the main API check tokens with the auth service's
 keys, and the

@@ -32,6 +32,7 @@ from streams.memory import MemoryBus
 from streams.outage import Backoff
 from tests.main_api.alerts.evaluator_child import CLUSTER_ID, INSTRUMENTS, batches
 from tests.main_api.alerts.factories import SECOND, T0, ticks
+from tests.mdp.test_synthetic_up import wait_for
 from tests.storage.stoppable import StoppablePostgres
 
 LIMITS = PlanLimits(watchlists=5, instruments=50, alerts=2000)
@@ -186,7 +187,7 @@ async def test_an_alert_set_while_the_evaluator_runs_fires_within_a_second_and_i
         await topic.publish(*TICKS_CODEC.record(ticks(["99"])))
         service, task = await _running(store, bus, url, stop)
         try:
-            await _eventually(lambda: service.stats.rounds > 0 and service.hook is not None)
+            await wait_for(lambda: service.stats.rounds > 0 and service.hook is not None)
             await store.create_alert(
                 spec("a-live", "TEST:BTCUSD", "cross-up", "100"), LIMITS, "pro"
             )
@@ -225,15 +226,15 @@ async def test_two_evaluators_in_one_group_fire_each_alert_once(
 
         await wave(1)
         a, running_a = await _running(store, bus, url, stop_a)
-        await _eventually(lambda: a.stats.recorded == 2 * len(names))
+        await wait_for(lambda: a.stats.recorded == 2 * len(names))
         b, running_b = await _running(store, bus, url, stop_b)  # the group splits
-        await _eventually(lambda: b.hook is not None and len(b.hook.states) > 0)
+        await wait_for(lambda: b.hook is not None and len(b.hook.states) > 0)
         await wave(10)
-        await _eventually(lambda: a.stats.recorded + b.stats.recorded == 4 * len(names))
+        await wait_for(lambda: a.stats.recorded + b.stats.recorded == 4 * len(names))
         stop_a.set()
         await running_a  # its partitions go to b
         await wave(20)
-        await _eventually(lambda: a.stats.recorded + b.stats.recorded == 6 * len(names))
+        await wait_for(lambda: a.stats.recorded + b.stats.recorded == 6 * len(names))
         stop_b.set()
         await running_b
     rows = fired(url, schemas[1][0])
@@ -258,13 +259,6 @@ async def test_a_stale_owner_is_fenced_and_its_round_rolled_back(store: MainStor
     assert (third.epoch, third.next_offset, third.change_seq, third.snapshot) == (3, 7, 4, b"mine")
 
 
-async def _eventually(done: Any, within: float = 10.0) -> None:
-    deadline = time.monotonic() + within
-    while not done():
-        assert time.monotonic() < deadline, "not within the time"
-        await asyncio.sleep(0.01)
-
-
 async def test_the_evaluator_rides_out_a_database_outage(
     stoppable_postgres: StoppablePostgres,
 ) -> None:
@@ -285,13 +279,13 @@ async def test_the_evaluator_rides_out_a_database_outage(
         task = asyncio.create_task(service.run(stop))
         try:
             await topic.publish(*TICKS_CODEC.record(ticks(["99", "100"])))
-            await _eventually(lambda: service.stats.recorded == 1)
+            await wait_for(lambda: service.stats.recorded == 1)
             await asyncio.to_thread(stoppable_postgres.stop)
             at = T0 + 10 * SECOND
             await topic.publish(*TICKS_CODEC.record(ticks(["199", "200"], first_id=3, start=at)))
-            await _eventually(lambda: service.stats.restarts > 0)
+            await wait_for(lambda: service.stats.restarts > 0)
             await asyncio.to_thread(stoppable_postgres.start)
-            await _eventually(lambda: service.stats.recorded == 2, within=30.0)
+            await wait_for(lambda: service.stats.recorded == 2, 30.0)
             relayed: list[str] = []
             deadline = time.monotonic() + 10
             while len(relayed) < 2 and time.monotonic() < deadline:
