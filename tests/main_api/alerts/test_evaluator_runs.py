@@ -295,3 +295,66 @@ async def test_the_evaluator_rides_out_a_database_outage(
         finally:
             stop.set()
             await task
+
+
+async def _replay(store: MainStore, url: str, trades: Path, cut_at: int | None) -> tuple[int, int]:
+    """The Kraken records on a fresh in-process bus, evaluated by one instance, or with
+    ``cut_at`` by two in one group, the first cut off (its task cancelled wherever it is)
+    once ``cut_at`` records are stored; the claims and restarts of the survivor."""
+    stop = asyncio.Event()
+    settings = EvaluatorSettings(max_records=1, poll_timeout=0.05)
+    records = batches(trades)
+    async with MemoryBus(partitions=4) as bus:
+        topic = bus.topic(TICKS)
+        for batch in records:
+            await topic.publish(*TICKS_CODEC.record(batch))
+        first = EvaluatorService(store, bus, url, settings)
+        cut = asyncio.create_task(first.run(stop))
+        survivor, task = first, cut
+        if cut_at is not None:
+            await wait_for(lambda: first.stats.rounds > 5)
+            survivor = EvaluatorService(store, bus, url, settings)
+            task = asyncio.create_task(survivor.run(stop))
+            await wait_for(lambda: first.stats.rounds + survivor.stats.rounds >= cut_at)
+            cut.cancel()  # mid-round, mid-transaction: whatever it had not committed is lost
+            with pytest.raises(asyncio.CancelledError):
+                await cut
+        owner = f"alerts.evaluator@{bus.cluster_id}"
+
+        async def done() -> int:
+            async with store.transaction() as conn:
+                cursor = await conn.execute(
+                    "SELECT coalesce(sum(next_offset), 0) AS n FROM main_api_evaluator_states"
+                    " WHERE owner = %s AND topic = %s",
+                    (owner, TICKS),
+                )
+                row = await cursor.fetchone()
+                assert row is not None
+                return int(row["n"])
+
+        deadline = time.monotonic() + WITHIN_S
+        while await done() < len(records):
+            assert time.monotonic() < deadline, "the replay did not end"
+            await asyncio.sleep(0.02)
+        stop.set()
+        await task
+    return survivor.stats.claims, survivor.stats.restarts
+
+
+async def test_two_evaluators_one_cut_off_mid_replay_fire_what_one_clean_run_fires(
+    schemas: tuple[str, list[str]], shared_data: Path
+) -> None:
+    trades = shared_data / "kraken-xbtusdt-2025-11-10" / "trades.json"
+    if not trades.exists():
+        pytest.skip(f"the Kraken trades are not in {trades.parent}")
+    url, (clean, split) = schemas
+    for schema in (clean, split):
+        await create(url, schema, kraken_alerts())
+    async with MainStore.open(url, clean) as store:
+        await _replay(store, url, trades, None)
+    async with MainStore.open(url, split) as store:
+        claims, _ = await _replay(store, url, trades, len(batches(trades)) // 2)
+    assert claims >= 2  # its share when it joined, then the other's when it was cut off
+    expected = fired(url, clean)
+    assert len(expected) >= 3 * len(INSTRUMENTS)
+    assert fired(url, split) == expected
