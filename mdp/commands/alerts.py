@@ -17,7 +17,7 @@ import asyncio
 import contextlib
 import sys
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 
@@ -30,6 +30,10 @@ from mdp.cluster_options import (
     stop_on_signals,
 )
 from mdp.common_options import add_database_option, database_failure, schema_name
+
+if TYPE_CHECKING:
+    from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
+    from streams.kafka.settings import KafkaSettings
 
 _NAME = "mdp alerts evaluate"
 DEFAULT_SCHEMA = "main_api"
@@ -103,7 +107,9 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
-async def _evaluate(args: argparse.Namespace, kafka: Any, settings: Any) -> None:
+async def _evaluate(
+    args: argparse.Namespace, kafka: KafkaSettings, settings: EvaluatorSettings
+) -> None:
     from main_api.alerts.runner import EvaluatorService
     from main_api.store import MainStore
     from streams.kafka.bus import KafkaBus
@@ -128,7 +134,8 @@ async def _evaluate(args: argparse.Namespace, kafka: Any, settings: Any) -> None
             tell(status_line(service))
 
 
-def status_line(service: Any) -> str:
+def status_line(service: EvaluatorService) -> str:
+    """The evaluator's totals in one line."""
     s = service.stats
     return (
         f"{s.recorded:,} firings recorded ({s.fired:,} fired, repeats included) in"
@@ -138,7 +145,7 @@ def status_line(service: Any) -> str:
     )
 
 
-async def _report(service: Any, every: float, tell: Callable[[str], None]) -> None:
+async def _report(service: EvaluatorService, every: float, tell: Callable[[str], None]) -> None:
     while True:
         await asyncio.sleep(every)
         tell(status_line(service))
