@@ -307,7 +307,15 @@ class EvaluatorService:
             self.hook = None
 
     async def _follow(self, stop: asyncio.Event, after: int) -> None:
-        """Queue every alert change after ``after`` (:func:`follow` rides out outages)."""
+        """Queue every alert change after ``after`` (:func:`follow` rides out the database's
+        outages; anything else is told and the feed taken up again from where it was)."""
         changes = AlertChanges(self.store)
-        async for batch, last in follow(changes, self.database_url, after, stop):
-            await self.queue.put((batch, last))
+        while not stop.is_set():
+            try:
+                async for batch, last in follow(changes, self.database_url, after, stop):
+                    await self.queue.put((batch, last))
+                    after = last
+            except Exception:
+                log.exception("alert changes: following again in a second")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)
