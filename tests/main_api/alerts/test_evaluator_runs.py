@@ -57,6 +57,14 @@ def spec(alert_id: str, instrument: str, condition: str, threshold: str, **more:
     )  # fmt: skip
 
 
+def kraken_trades(shared_data: Path) -> Path:
+    """The Kraken trades file (the test is skipped without it)."""
+    trades = shared_data / "kraken-xbtusdt-2025-11-10" / "trades.json"
+    if not trades.exists():
+        pytest.skip(f"the Kraken trades are not in {trades.parent}")
+    return trades
+
+
 def kraken_alerts() -> list[AlertSpec]:
     """A table of alerts on each copy of the Kraken trades (see test_kraken_alerts.py for
     where each crosses): once and re-arming, prices and moves."""
@@ -130,9 +138,7 @@ def stop(process: subprocess.Popen[bytes], log: Path) -> None:
 def test_a_killed_evaluator_restarted_fires_every_alert_once_as_a_clean_run_does(
     schemas: tuple[str, list[str]], shared_data: Path, tmp_path: Path
 ) -> None:
-    trades = shared_data / "kraken-xbtusdt-2025-11-10" / "trades.json"
-    if not trades.exists():
-        pytest.skip(f"the Kraken trades are not in {trades.parent}")
+    trades = kraken_trades(shared_data)
     url, (clean, killed) = schemas
     total = len(batches(trades))
     for schema in (clean, killed):
@@ -344,9 +350,7 @@ async def _replay(store: MainStore, url: str, trades: Path, cut_at: int | None) 
 async def test_two_evaluators_one_cut_off_mid_replay_fire_what_one_clean_run_fires(
     schemas: tuple[str, list[str]], shared_data: Path
 ) -> None:
-    trades = shared_data / "kraken-xbtusdt-2025-11-10" / "trades.json"
-    if not trades.exists():
-        pytest.skip(f"the Kraken trades are not in {trades.parent}")
+    trades = kraken_trades(shared_data)
     url, (clean, split) = schemas
     for schema in (clean, split):
         await create(url, schema, kraken_alerts())

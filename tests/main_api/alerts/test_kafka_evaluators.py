@@ -18,13 +18,13 @@ from core.topic_codecs import TICKS_CODEC
 from core.topics import TICKS
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
-from tests.main_api.alerts.evaluator_child import batches
+from tests.main_api.alerts.evaluator_child import INSTRUMENTS, batches
 from tests.main_api.alerts.test_evaluator_runs import (
-    INSTRUMENTS,
     REPO,
     create,
     fired,
     kraken_alerts,
+    kraken_trades,
     query,
     schemas,
 )
@@ -86,9 +86,7 @@ def test_two_instances_one_killed_and_restarted_fire_what_one_clean_instance_fir
     shared_data: Path,
     tmp_path: Path,
 ) -> None:
-    trades = shared_data / "kraken-xbtusdt-2025-11-10" / "trades.json"
-    if not trades.exists():
-        pytest.skip(f"the Kraken trades are not in {trades.parent}")
+    trades = kraken_trades(shared_data)
     url, (clean, split) = schemas
     for schema in (clean, split):
         asyncio.run(create(url, schema, kraken_alerts()))
