@@ -442,29 +442,15 @@ class MainStore:
         (a replay, a second evaluator) changes nothing. A ``once`` alert that fired is over
         (status ``fired``, a change the evaluators follow). Its webhook deliveries, one per
         endpoint of the account, are enqueued in the same transaction. Whether it was new."""
-        now = self.clock()
-        fired, notification = firing_rows(event, now)
+        async with self.transaction() as conn:
+            return await record_firing_in(conn, event, self.clock())
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[Connection]:
+        """A connection in a transaction, committed at the end of the block (the alert
+        evaluator's rounds: its state and its firings together)."""
         async with self._connection() as conn, conn.transaction():
-            cursor = await conn.execute(FIRED_INSERT, fired)
-            if cursor.rowcount == 0:
-                return False
-            await conn.execute(NOTIFICATION_INSERT, notification)
-            hooks = {"fire_id": event.fire_id, "account": event.account, "now": now,
-                     "body": event_body(event, now)}  # fmt: skip
-            if (await conn.execute(webhook_tables.ENQUEUE, hooks)).rowcount:
-                await conn.execute("SELECT pg_notify(%s, '')", (webhook_tables.CHANNEL,))
-            await _change(conn)
-            cursor = await conn.execute(
-                "UPDATE main_api_alerts SET status = 'fired', updated_at = %s,"
-                " change_seq = nextval('main_api_change_seq')"
-                " WHERE account = %s AND alert_id = %s AND status = 'active' AND arming = %s"
-                " RETURNING change_seq",
-                (self.clock(), event.account, event.alert_id, Arming.ONCE.value),
-            )
-            row = await cursor.fetchone()
-            if row is not None:
-                await _notify(conn, row["change_seq"])
-            return True
+            yield conn
 
     # -- the change feed --------------------------------------------------------------------
 
@@ -496,6 +482,33 @@ def schema_pool(
         check=AsyncConnectionPool.check_connection, timeout=timeout, name=name,
         reconnect_timeout=RECONNECT_TIMEOUT,
     )  # fmt: skip
+
+
+async def record_firing_in(conn: Connection, event: AlertFired, now_ns: int) -> bool:
+    """:meth:`MainStore.record_firing` in the caller's transaction ``conn``. The change
+    feed's lock is taken first, so fired rows' ``seq`` commit in order too (the relay to
+    ``alerts.events`` reads them by ``seq``)."""
+    fired, notification = firing_rows(event, now_ns)
+    await _change(conn)
+    cursor = await conn.execute(FIRED_INSERT, fired)
+    if cursor.rowcount == 0:
+        return False
+    await conn.execute(NOTIFICATION_INSERT, notification)
+    hooks = {"fire_id": event.fire_id, "account": event.account, "now": now_ns,
+             "body": event_body(event, now_ns)}  # fmt: skip
+    if (await conn.execute(webhook_tables.ENQUEUE, hooks)).rowcount:
+        await conn.execute("SELECT pg_notify(%s, '')", (webhook_tables.CHANNEL,))
+    cursor = await conn.execute(
+        "UPDATE main_api_alerts SET status = 'fired', updated_at = %s,"
+        " change_seq = nextval('main_api_change_seq')"
+        " WHERE account = %s AND alert_id = %s AND status = 'active' AND arming = %s"
+        " RETURNING change_seq",
+        (now_ns, event.account, event.alert_id, Arming.ONCE.value),
+    )
+    row = await cursor.fetchone()
+    if row is not None:
+        await _notify(conn, row["change_seq"])
+    return True
 
 
 async def _change(conn: Connection) -> None:

@@ -52,6 +52,11 @@ CREATE TABLE IF NOT EXISTS main_api_notifications (
     gap boolean NOT NULL, read_at bigint, created_at bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS main_api_notifications_account
     ON main_api_notifications (account, seq);
+CREATE TABLE IF NOT EXISTS main_api_evaluator_states (
+    owner text NOT NULL, topic text NOT NULL, partition integer NOT NULL, epoch bigint NOT NULL,
+    next_offset bigint NOT NULL, change_seq bigint NOT NULL, snapshot bytea,
+    updated_at bigint NOT NULL, PRIMARY KEY (owner, topic, partition));
+CREATE TABLE IF NOT EXISTS main_api_relay (name text PRIMARY KEY, seq bigint NOT NULL);
 """
 
 NOTIFICATION_COLUMNS: Final = (

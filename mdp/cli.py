@@ -8,6 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from mdp.commands import (
+    alerts,
     api,
     auth,
     candles,
@@ -43,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     edge.add_parser(commands)
     trading.add_parser(commands)
     main_api.add_parser(commands)
+    alerts.add_parser(commands)
     return parser
 
 

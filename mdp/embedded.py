@@ -4,8 +4,9 @@ feed -> md.ticks -> engine runner -> md.candles -> storage writer -> PostgreSQL
 (the writer also stores the ticks and everything rejected); the WebSocket gateway reads
 md.candles and md.ticks for its clients, and the HTTP server serves the chart page and the
 history API. The auth service, the trading service (:mod:`trading.process`: its API,
-the paper venue on md.ticks, the outbox to trading.events) and the main API
-(:mod:`main_api.process`) run in the process too, and the
+the paper venue on md.ticks, the outbox to trading.events), the main API
+(:mod:`main_api.process`) and the alert evaluator (:mod:`main_api.alerts.runner`, from the
+live end of md.ticks and md.candles, firings to alerts.events) run in the process too, and the
 edge (HAProxy) in front of them all, the one public port (:mod:`mdp.front`); the gateway,
 the history API, the trading API and the main API check tokens with the auth service's
 keys, and the
@@ -61,9 +62,11 @@ from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
 from machine import free_port
 from main_api.alert_reads import AlertSnapshots
+from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
 from main_api.process import running as running_main_api
 from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
 from main_api.settings import MainApiSettings
+from main_api.store import MainStore
 from mdp.front import (
     EMBEDDED_CHECK_TIMEOUT_S,
     Edge,
@@ -166,6 +169,8 @@ class Platform:
     main_api_url: str | None = None
     gateway: Gateway | None = None
     """The WebSocket gateway, once it runs (its private channels read the trading models)."""
+    evaluator: EvaluatorService | None = None
+    """The alert evaluator (firings into the main API's tables and on ``alerts.events``)."""
 
     async def run(self, stop: asyncio.Event) -> None:
         async with contextlib.AsyncExitStack() as stack:
@@ -203,7 +208,16 @@ class Platform:
             if isinstance(source, SyntheticMarket):
                 history = self._history(source, runner, writer)
                 watchers.append(asyncio.create_task(history, name="history"))
-            services = [writing, running]
+            alerts_store = await stack.enter_async_context(MainStore.open(url))
+            # from the live end (not the synthetic history); the states of earlier runs'
+            # buses are dropped (their offsets mean nothing on this one)
+            alerts = EvaluatorSettings(start="latest", forget_other_buses=True)
+            self.evaluator = EvaluatorService(alerts_store, bus, url, alerts)
+            evaluator_stop = asyncio.Event()
+            evaluating = asyncio.create_task(
+                self._evaluate(self.evaluator, evaluator_stop, source, runner), name="alerts"
+            )
+            services = [writing, running, evaluating]
             if front is not None:
                 services.append(asyncio.create_task(front.watch(), name="edge"))
                 watchers.append(services[-1])
@@ -212,6 +226,8 @@ class Platform:
             finally:
                 for watcher in watchers:
                     watcher.cancel()
+                evaluator_stop.set()
+                await _settled(evaluating)
                 await _shutdown(feeding, source, runner, running, writer, writing)
                 self._say(status_line(feed.stats, runner.stats, writer.stats))
                 self._say("stopped cleanly")
@@ -409,6 +425,21 @@ class Platform:
         pace = "as fast as it goes" if feed.speed is None else f"at {feed.speed:g}x"
         self._say(f"feed: replaying {feed.replay} {pace}")
         return replay(feed.replay, report, feed.speed, feed.format, feed.instrument)
+
+    async def _evaluate(
+        self,
+        evaluator: EvaluatorService,
+        stop: asyncio.Event,
+        source: AsyncIterable[FeedEvent],
+        engine: EngineRunner,
+    ) -> None:
+        """The alert evaluator, from the end of the synthetic market's history (alerts fire
+        on the live market, not on the backfill)."""
+        if isinstance(source, SyntheticMarket):
+            while engine.stats.ticks < source.history_ticks and not stop.is_set():
+                await asyncio.sleep(0.1)
+        self._say("alerts: evaluating md.ticks and md.candles")
+        await evaluator.run(stop)
 
     async def _history(
         self, market: SyntheticMarket, engine: EngineRunner, writer: StorageWriter

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import heapq
 import math
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Final
 
 import msgspec
@@ -209,15 +209,22 @@ class AlertEvaluator:
 
     # ---- alerts
 
-    def apply_changes(self, specs: Iterable[AlertSpec], deleted_ids: Iterable[str] = ()) -> None:
+    def apply_changes(
+        self,
+        specs: Iterable[AlertSpec],
+        deleted_ids: Iterable[str] = (),
+        fired: Mapping[str, int] | None = None,
+    ) -> None:
         """Add or change alerts and delete others; effective from the next price.
 
         A spec equal to the one held changes nothing (so the main API may send every alert
         again after a restart). A changed spec arms again: with the next arming number if its
         current arming has fired, so that its next firing has a new ``fire_id``. An alert
         that is done (fired once, expired) stays known until deleted, so that sending it again
-        does not make it fire again. Raises ``ValueError`` naming the first bad spec, before
-        changing anything.
+        does not make it fire again. ``fired``: the highest arming of each alert already
+        fired elsewhere (the fired history: another evaluator's, or one whose state was lost);
+        an alert new or changed here arms past it, so its next ``fire_id`` is not taken for
+        a repeat. Raises ``ValueError`` naming the first bad spec, before changing anything.
         """
         specs = list(specs)
         rules = [compile_rule(spec) for spec in specs]
@@ -234,8 +241,11 @@ class AlertEvaluator:
             if old is not None:
                 self._remove(alert_id)
                 previous = self._states[alert_id]
-                fired = previous.phase is not Phase.ARMED
-                state.arming = previous.arming + 1 if fired else previous.arming
+                was_fired = previous.phase is not Phase.ARMED
+                state.arming = previous.arming + 1 if was_fired else previous.arming
+            done = fired.get(alert_id, 0) if fired else 0
+            if state.arming <= done:
+                state.arming = done + 1
             self._rules[alert_id] = rule
             self._states[alert_id] = state
             self._insert(rule, pending=True)

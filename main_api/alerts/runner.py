@@ -1,0 +1,321 @@
+"""The alert evaluator as a running processor: ``md.ticks`` and ``md.candles`` in, firings
+recorded with the evaluator's state and offsets, published on ``alerts.events`` by the relay.
+
+It is the platform's processor loop (:class:`streams.processor.Processor`) with the pure step
+:func:`main_api.alerts.processing.evaluate` and the hook :class:`Evaluating`:
+
+- **Ownership.** Before each poll and after it, the partitions assigned to this member are
+  compared with the states held (:meth:`Evaluating.own`): a partition gone is dropped (its
+  state is already stored: every round commits its own), a new one is claimed
+  (:func:`main_api.alerts.states.claim`, which fences the previous owner), restored from its
+  snapshot and brought up to the last alert change. :meth:`Evaluating.fresh` drops the
+  records below a state's stored offset (the bus delivers from its last commit, which is
+  never past the stored offset).
+- **Durability.** :meth:`Evaluating.behind` stores, in one transaction, each moved state
+  (snapshot, next offset, last change applied; only while its epoch is still the row's) and
+  the round's firings (:func:`main_api.store.record_firing_in`, keyed by ``fire_id``). Only
+  then are the offsets committed on the bus, and the relay woken.
+- **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
+  alert changes; each is applied to every state held at the next poll, at most
+  ``poll_timeout`` later, with the highest arming already fired of each changed alert.
+- **Outages.** Anything that fails (the database away, the bus, a fenced state) ends the
+  loop; :meth:`EvaluatorService.run` leaves the group, waits (:class:`~streams.outage.Backoff`,
+  told by :class:`~streams.outage.OutageLog`) and starts again from the stored states.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field
+
+from core.alerts import AlertSpec
+from main_api.alerts.evaluator import AlertEvaluator
+from main_api.alerts.processing import (
+    EVALUATOR_GROUP,
+    TOPICS,
+    Evaluated,
+    PartitionState,
+    apply_to,
+    evaluate,
+)
+from main_api.alerts.relay import FiredRelay
+from main_api.alerts.states import claim, fired_armings, forget_other_buses, last_change, save
+from main_api.changes import MAX_CHANGES, AlertChanges, AlertGone, follow
+from main_api.store import MainStore, record_firing_in
+from streams.bus import Bus, Offsets, Record, Start, Subscription, TopicPartition
+from streams.outage import Backoff, OutageLog
+from streams.processor import Batch, Durability, Outcome, Processor, Round
+
+log = logging.getLogger(__name__)
+
+Changes = tuple[list[AlertSpec | AlertGone], int]
+
+
+@dataclass(frozen=True, slots=True)
+class EvaluatorSettings:
+    """One evaluator instance: its consumer group, where a group without commits starts,
+    the round size, and whether to drop the group's states of other buses at start (``mdp
+    up``, whose in-process bus is new each time)."""
+
+    group: str = EVALUATOR_GROUP
+    start: Start = "earliest"
+    max_records: int = 500
+    poll_timeout: float = 0.1
+    forget_other_buses: bool = False
+
+    def __post_init__(self) -> None:
+        if not 1 <= self.max_records <= 10_000:
+            raise ValueError("max_records must be 1 to 10000")
+        if not 0 < self.poll_timeout <= 1:
+            raise ValueError("poll_timeout must be above 0 and at most 1 s")
+
+
+@dataclass(slots=True)
+class EvaluatorStats:
+    rounds: int = 0
+    fired: int = 0
+    """Firings the evaluators handed back (repeats included)."""
+    recorded: int = 0
+    """Firings new to the database."""
+    replayed: int = 0
+    """Records skipped as already covered by a stored state."""
+    undecodable: int = 0
+    claims: int = 0
+    restarts: int = 0
+    changes: int = 0
+
+
+class Evaluating(Durability[Evaluated]):
+    """The evaluator's durability hook and its partitions' states (see the module text)."""
+
+    def __init__(self, service: EvaluatorService, bus: Bus) -> None:
+        self.service = service
+        self.store = service.store
+        self.owner = f"{service.settings.group}@{bus.cluster_id}"
+        self.partitions = {topic: bus.topic(topic).partitions for topic in TOPICS}
+        self.states: dict[tuple[str, int], PartitionState] = {}
+
+    def step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[Evaluated]:
+        return evaluate(self.states, batch)
+
+    # -- ownership and changes ----------------------------------------------------------------
+
+    async def own(self, assigned: Iterable[tuple[str, int]]) -> None:
+        """Hold a state for exactly the ``assigned`` partitions; apply the queued changes."""
+        wanted = {(topic, partition) for topic, partition in assigned if topic in TOPICS}
+        for key in [key for key in self.states if key not in wanted]:
+            del self.states[key]
+            log.info("alerts: %s[%d] handed over", *key)
+        new = sorted(wanted - self.states.keys())
+        if new:
+            await self._claim(new)
+        queue = self.service.queue
+        while not queue.empty():
+            await self._apply(self.states.values(), *queue.get_nowait())
+
+    async def _claim(self, keys: list[tuple[str, int]]) -> None:
+        now = self.service.clock()
+        claimed = []
+        async with self.store.transaction() as conn:
+            for topic, partition in keys:
+                stored = await claim(conn, self.owner, topic, partition, now)
+                evaluator = (
+                    AlertEvaluator()
+                    if stored.snapshot is None
+                    else AlertEvaluator.from_snapshot(stored.snapshot)
+                )
+                claimed.append(PartitionState(topic, partition, evaluator, stored.next_offset,
+                                              stored.change_seq, stored.epoch))  # fmt: skip
+        self.service.stats.claims += len(claimed)
+        # up to the last change: each batch applied to the states that have not seen it
+        seq = min(state.change_seq for state in claimed)
+        changes = AlertChanges(self.store)
+        while True:
+            batch, last = await changes.changes_after(seq, MAX_CHANGES)
+            if not batch:
+                break
+            await self._apply(claimed, batch, last)
+            seq = last
+        for state in claimed:
+            self.states[state.key] = state
+            log.info("alerts: %s[%d] claimed at offset %d (epoch %d, change %d)",
+                     state.topic, state.partition, state.next_offset, state.epoch,
+                     state.change_seq)  # fmt: skip
+
+    async def _apply(
+        self, states: Iterable[PartitionState], batch: list[AlertSpec | AlertGone], last: int
+    ) -> None:
+        """Apply one batch of changes (numbered up to ``last``) to the states before it.
+        A batch read before a state was brought further is not applied to it: the feed gives
+        each alert's latest change, so a later read has it already."""
+        behind = [state for state in states if state.change_seq < last]
+        if not behind:
+            return
+        specs = [(c.account, c.alert_id) for c in batch if isinstance(c, AlertSpec)]
+        async with self.store.transaction() as conn:
+            fired = await fired_armings(conn, specs)
+        for state in behind:
+            apply_to(state, batch, self.partitions[state.topic], fired)
+            state.change_seq = last
+        self.service.stats.changes += len(batch)
+
+    # -- the hook -------------------------------------------------------------------------------
+
+    def fresh(self, records: list[Record]) -> list[Record]:
+        states = self.states
+        kept = [r for r in records if r.offset >= states[(r.topic, r.partition)].next_offset]
+        self.service.stats.replayed += len(records) - len(kept)
+        return kept
+
+    async def behind(self, round: Round[Evaluated]) -> Offsets:
+        effects = round.outcome.effects
+        stats = self.service.stats
+        stats.rounds += 1
+        stats.undecodable += effects.undecodable
+        if not effects.moved:
+            return round.offsets
+        now = self.service.clock()
+        rows = []
+        for key in effects.moved:
+            state = self.states[key]
+            rows.append((state.topic, state.partition, state.epoch, state.next_offset,
+                         state.change_seq, state.evaluator.snapshot()))  # fmt: skip
+        recorded = 0
+        async with self.store.transaction() as conn:
+            await save(conn, self.owner, rows, now)
+            for event in effects.fired:
+                recorded += await record_firing_in(conn, event, now)
+        stats.fired += len(effects.fired)
+        stats.recorded += recorded
+        if recorded:
+            self.service.relay.wake.set()
+        return round.offsets
+
+
+class _Owning(Subscription):
+    """The subscription as the loop sees it: before and after each poll, the hook takes the
+    partitions now assigned (and those of the records polled) and applies queued changes."""
+
+    def __init__(self, subscription: Subscription, hook: Evaluating) -> None:
+        self._subscription = subscription
+        self._hook = hook
+        self.group = subscription.group
+        self.topics = subscription.topics
+
+    async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
+        subscription = self._subscription
+        await self._hook.own(subscription.assignment())
+        records = await subscription.poll(max_records, timeout)
+        polled = {(r.topic, r.partition) for r in records}
+        await self._hook.own(polled | set(subscription.assignment()))
+        return records
+
+    async def commit(self, offsets: Offsets) -> None:
+        await self._subscription.commit(offsets)
+
+    async def committed(self) -> dict[TopicPartition, int]:
+        return await self._subscription.committed()
+
+    def assignment(self) -> frozenset[TopicPartition]:
+        return self._subscription.assignment()
+
+    async def close(self) -> None:
+        await self._subscription.close()
+
+
+@dataclass(slots=True)
+class EvaluatorService:
+    """The alert evaluator on ``bus`` with the main API's ``store`` (``database_url`` for the
+    change feed's ``LISTEN``) until ``stop``: the processor loop, the change feed and the
+    relay (see the module text)."""
+
+    store: MainStore
+    bus: Bus
+    database_url: str
+    settings: EvaluatorSettings = field(default_factory=EvaluatorSettings)
+    clock: Callable[[], int] = time.time_ns
+    stats: EvaluatorStats = field(default_factory=EvaluatorStats)
+    backoff: Backoff = field(default_factory=Backoff)
+    queue: asyncio.Queue[Changes] = field(default_factory=lambda: asyncio.Queue(64))
+    relay: FiredRelay = field(init=False)
+    hook: Evaluating | None = None
+    """The current loop's hook (None between loops)."""
+
+    def __post_init__(self) -> None:
+        self.relay = FiredRelay(self.store, self.bus)
+
+    async def run(self, stop: asyncio.Event) -> None:
+        outage = OutageLog("alert evaluator: database or bus", 30.0, "restarting with backoff")
+        # the change feed is followed from before any state is claimed: a state claimed later
+        # catches up to at least there by itself
+        after = None
+        while after is None and not stop.is_set():
+            try:
+                async with self.store.transaction() as conn:
+                    after = await last_change(conn)
+            except Exception as exc:
+                if line := outage.failed(time.monotonic(), f"{type(exc).__name__}: {exc}"):
+                    log.warning("%s", line)
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), self.backoff.next_delay())
+        if after is None:
+            return
+        tasks = [
+            asyncio.create_task(self.relay.run(stop), name="alerts.events relay"),
+            asyncio.create_task(self._follow(stop, after), name="alert changes"),
+        ]
+        try:
+            while not stop.is_set():
+                try:
+                    await self._consume(stop)
+                except Exception as exc:
+                    self.stats.restarts += 1
+                    if line := outage.failed(time.monotonic(), f"{type(exc).__name__}: {exc}"):
+                        log.warning("%s", line, exc_info=outage.failures == 1)
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), self.backoff.next_delay())
+                    continue
+                self.backoff.reset()
+        finally:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+
+    async def _consume(self, stop: asyncio.Event) -> None:
+        settings = self.settings
+        bus = self.bus
+        if settings.forget_other_buses:
+            async with self.store.transaction() as conn:
+                await forget_other_buses(conn, settings.group, f"{settings.group}@{bus.cluster_id}")
+        self.hook = hook = Evaluating(self, bus)
+        processor = Processor(
+            bus, settings.group, TOPICS, hook.step, hook, start=settings.start,
+            max_records=settings.max_records, poll_timeout=settings.poll_timeout,
+            clock=self.clock,
+        )  # fmt: skip
+        stopping = asyncio.create_task(stop.wait())
+        stopping.add_done_callback(lambda _: processor.stop())
+        try:
+            async with bus.subscribe(settings.group, list(TOPICS), start=settings.start) as sub:
+                await processor.consume(_Owning(sub, hook))
+        finally:
+            stopping.cancel()
+            self.hook = None
+
+    async def _follow(self, stop: asyncio.Event, after: int) -> None:
+        """Queue every alert change after ``after`` (:func:`follow` rides out the database's
+        outages; anything else is told and the feed taken up again from where it was)."""
+        changes = AlertChanges(self.store)
+        while not stop.is_set():
+            try:
+                async for batch, last in follow(changes, self.database_url, after, stop):
+                    await self.queue.put((batch, last))
+                    after = last
+            except Exception:
+                log.exception("alert changes: following again in a second")
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), 1.0)

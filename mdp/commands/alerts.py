@@ -1,0 +1,162 @@
+"""``mdp alerts``: the price alerts' stream side.
+
+``mdp alerts evaluate`` runs the alert evaluator (cluster mode): it consumes ``md.ticks`` and
+``md.candles`` from Kafka (``--bootstrap``, default ``$KAFKA_BOOTSTRAP``) in the consumer group
+``--group``, fires the main API's alerts (its tables in ``--schema`` of ``--database-url``,
+default ``DATABASE_URL``; made if missing), records each firing once with its state and
+offsets, and publishes the firings on ``alerts.events``. Several instances of one group split
+the partitions; a partition's state moves with it. While the database or the broker is away
+it retries with backoff. It stops on Ctrl-C or SIGTERM. See ``docs/main-api.md``, "The
+evaluator".
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import sys
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+import psycopg
+
+from mdp.cluster_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    add_kafka_options,
+    kafka_settings,
+    say,
+    stop_on_signals,
+)
+from mdp.common_options import add_database_option, database_failure, schema_name
+
+if TYPE_CHECKING:
+    from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
+    from streams.kafka.settings import KafkaSettings
+
+_NAME = "mdp alerts evaluate"
+DEFAULT_SCHEMA = "main_api"
+MAX_BATCH = 10_000
+
+
+def add_parser(commands: Any) -> None:
+    parser: argparse.ArgumentParser = commands.add_parser(
+        "alerts",
+        help="the price alerts' evaluator (cluster mode)",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    actions = parser.add_subparsers(dest="alerts_command", metavar="ACTION", required=True)
+    evaluate = actions.add_parser(
+        "evaluate",
+        help="fire the alerts on md.ticks and md.candles; firings to alerts.events",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    add_kafka_options(evaluate)
+    add_database_option(evaluate, "the command refuses to start")
+    evaluate.add_argument(
+        "--schema", type=schema_name, default=DEFAULT_SCHEMA,
+        help=f"the main API's schema (default {DEFAULT_SCHEMA})",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--group", default="alerts.evaluator", help="consumer group (default alerts.evaluator)"
+    )
+    evaluate.add_argument(
+        "--start", choices=("earliest", "latest"), default="earliest",
+        help="where a group without committed offsets starts (default earliest)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--batch", type=int, default=500, metavar="N",
+        help=f"most records per round, 1 to {MAX_BATCH:,} (default 500)",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period"
+    )
+    evaluate.set_defaults(run=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from main_api.alerts.runner import EvaluatorSettings
+
+    tell = say(_NAME)
+    try:
+        kafka = kafka_settings(args, f"mdp-alerts-{args.group}")
+        if not args.database_url:
+            raise ValueError("give --database-url (or set DATABASE_URL)")
+        if not 1 <= args.batch <= MAX_BATCH:
+            raise ValueError(f"--batch must be 1 to {MAX_BATCH:,}")
+        if args.status_every <= 0:
+            raise ValueError("--status-every must be positive")
+        settings = EvaluatorSettings(group=args.group, start=args.start, max_records=args.batch)
+    except ValueError as exc:
+        tell(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    from main_api.errors import StoreUnavailableError
+    from streams.kafka.retry import BrokerUnavailableError
+
+    try:
+        asyncio.run(_evaluate(args, kafka, settings))
+    except BrokerUnavailableError as exc:
+        tell(f"error: {exc}")
+        return EXIT_FAILED
+    except (psycopg.Error, StoreUnavailableError) as exc:
+        tell(f"error: {database_failure(args.database_url, exc)}")
+        return EXIT_FAILED
+    return 0
+
+
+async def _evaluate(
+    args: argparse.Namespace, kafka: KafkaSettings, settings: EvaluatorSettings
+) -> None:
+    from main_api.alerts.runner import EvaluatorService
+    from main_api.store import MainStore
+    from streams.kafka.bus import KafkaBus
+
+    tell = say(_NAME)
+    stop = asyncio.Event()
+    stop_on_signals(stop)
+    url = args.database_url.reveal()
+    async with (
+        MainStore.open(url, args.schema) as store,
+        KafkaBus(kafka, create_topics=False, say=tell) as bus,
+    ):
+        service = EvaluatorService(store, bus, url, settings)
+        tell(f"evaluating alerts in group {settings.group} of cluster {bus.cluster_id}")
+        reporting = asyncio.create_task(_report(service, args.status_every, tell))
+        try:
+            await service.run(stop)
+        finally:
+            reporting.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await reporting
+            tell(status_line(service))
+
+
+def status_line(service: EvaluatorService) -> str:
+    """The evaluator's totals in one line."""
+    s = service.stats
+    return (
+        f"{s.recorded:,} firings recorded ({s.fired:,} fired, repeats included) in"
+        f" {s.rounds:,} rounds; {len(service.hook.states) if service.hook else 0} partitions"
+        f" held; {s.replayed:,} records replayed; {s.restarts:,} restarts;"
+        f" {service.relay.published:,} published"
+    )
+
+
+async def _report(service: EvaluatorService, every: float, tell: Callable[[str], None]) -> None:
+    while True:
+        await asyncio.sleep(every)
+        tell(status_line(service))
+
+
+def main(argv: list[str] | None = None) -> int:
+    """``python -m mdp.commands.alerts``: the same command without the ``mdp`` entry point."""
+    parser = argparse.ArgumentParser(prog="mdp")
+    add_parser(parser.add_subparsers(dest="command"))
+    return int(run(parser.parse_args(["alerts", *(argv or sys.argv[1:])])))
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,30 @@
+"""``mdp alerts evaluate``: refuses bad input with our messages (exit 2) and says in one line
+why a database cannot be used (exit 1), before it touches the broker."""
+
+from __future__ import annotations
+
+import pytest
+
+from machine import free_port
+from mdp.cli import main
+
+
+def test_the_command_needs_a_database_and_a_bounded_batch(
+    capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("DATABASE_URL", raising=False)
+    assert main(["alerts", "evaluate"]) == 2
+    assert "mdp alerts evaluate: error: give --database-url" in capsys.readouterr().err
+    url = "postgresql://nobody@127.0.0.1:1/none"
+    assert main(["alerts", "evaluate", "--database-url", url, "--batch", "0"]) == 2
+    assert "--batch must be 1 to 10,000" in capsys.readouterr().err
+
+
+def test_a_database_that_cannot_be_reached_is_one_line(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/none?connect_timeout=1"
+    assert main(["alerts", "evaluate", "--database-url", url]) == 1
+    err = capsys.readouterr().err
+    assert "mdp alerts evaluate: error: cannot use the database at" in err
+    assert "secret" not in err
