@@ -13,7 +13,7 @@ from __future__ import annotations
 import contextlib
 import time
 import uuid
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Any, Final, LiteralString
 
 import psycopg
@@ -30,12 +30,13 @@ from main_api.tables import (
     FIRED_INSERT,
     NOTIFICATION_INSERT,
     NOTIFY_CHANNEL,
+    ONCE_FIRED,
     SCHEMA_LOCK,
     STATUS_NOW,
     alert_of,
     alert_params,
+    firing_columns,
     firing_of,
-    firing_rows,
     notification_of,
     watchlist_of,
 )
@@ -443,7 +444,7 @@ class MainStore:
         (status ``fired``, a change the evaluators follow). Its webhook deliveries, one per
         endpoint of the account, are enqueued in the same transaction. Whether it was new."""
         async with self.transaction() as conn:
-            return await record_firing_in(conn, event, self.clock())
+            return bool(await record_firings_in(conn, [event], self.clock()))
 
     @contextlib.asynccontextmanager
     async def transaction(self) -> AsyncIterator[Connection]:
@@ -484,31 +485,38 @@ def schema_pool(
     )  # fmt: skip
 
 
-async def record_firing_in(conn: Connection, event: AlertFired, now_ns: int) -> bool:
-    """:meth:`MainStore.record_firing` in the caller's transaction ``conn``. The change
-    feed's lock is taken first, so fired rows' ``seq`` commit in order too (the relay to
-    ``alerts.events`` reads them by ``seq``)."""
-    fired, notification = firing_rows(event, now_ns)
+async def record_firings_in(
+    conn: Connection, events: Sequence[AlertFired], now_ns: int
+) -> list[str]:
+    """Record ``events`` (a round's firings, or one: :meth:`MainStore.record_firing`) in the
+    caller's transaction ``conn``, set-wise: the fired rows in one statement, keyed by
+    ``fire_id`` (a repeat, from a replay or another evaluator, is dropped), then, for the new
+    ones only, their notifications, their webhook deliveries and the end of the ``once``
+    alerts among them, a statement each. The change feed's lock is taken once, first, so
+    fired rows' ``seq`` commit in order too (the relay to ``alerts.events`` reads them by
+    ``seq``). The ``fire_id`` of each firing new to the database, in order."""
+    if not events:
+        return []
     await _change(conn)
-    cursor = await conn.execute(FIRED_INSERT, fired)
-    if cursor.rowcount == 0:
-        return False
-    await conn.execute(NOTIFICATION_INSERT, notification)
-    hooks = {"fire_id": event.fire_id, "account": event.account, "now": now_ns,
-             "body": event_body(event, now_ns)}  # fmt: skip
+    cursor = await conn.execute(FIRED_INSERT, firing_columns(events, now_ns))
+    new = [row["fire_id"] for row in await cursor.fetchall()]
+    if not new:
+        return []
+    firsts: dict[str, AlertFired] = {}
+    for event in events:
+        firsts.setdefault(event.fire_id, event)
+    await conn.execute(NOTIFICATION_INSERT, {"new": new})
+    hooks = {
+        "fire_ids": new, "accounts": [firsts[fire_id].account for fire_id in new],
+        "bodies": [event_body(firsts[fire_id], now_ns) for fire_id in new], "now": now_ns,
+    }  # fmt: skip
     if (await conn.execute(webhook_tables.ENQUEUE, hooks)).rowcount:
         await conn.execute("SELECT pg_notify(%s, '')", (webhook_tables.CHANNEL,))
-    cursor = await conn.execute(
-        "UPDATE main_api_alerts SET status = 'fired', updated_at = %s,"
-        " change_seq = nextval('main_api_change_seq')"
-        " WHERE account = %s AND alert_id = %s AND status = 'active' AND arming = %s"
-        " RETURNING change_seq",
-        (now_ns, event.account, event.alert_id, Arming.ONCE.value),
-    )
-    row = await cursor.fetchone()
-    if row is not None:
-        await _notify(conn, row["change_seq"])
-    return True
+    cursor = await conn.execute(ONCE_FIRED, {"new": new, "now": now_ns, "once": Arming.ONCE.value})
+    changed = [row["change_seq"] for row in await cursor.fetchall()]
+    if changed:
+        await _notify(conn, max(changed))
+    return new
 
 
 async def _change(conn: Connection) -> None:

@@ -9,6 +9,7 @@ has seen ``n`` has seen everything before it (:mod:`main_api.changes`).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Final
 
@@ -149,16 +150,53 @@ def firing_rows(event: AlertFired, now_ns: int) -> tuple[dict[str, Any], dict[st
     return fired, notification
 
 
-FIRED_INSERT: Final = (
-    "INSERT INTO main_api_fired (fire_id, alert_id, account, instrument, condition, threshold,"
-    " price, ts, trade_id, candle_open_time, gap, recorded_at) VALUES (%(fire_id)s,"
-    " %(alert_id)s, %(account)s, %(instrument)s, %(condition)s, %(threshold)s, %(price)s,"
-    " %(ts)s, %(trade_id)s, %(candle_open_time)s, %(gap)s, %(recorded_at)s)"
-    " ON CONFLICT DO NOTHING"
+FIRED_COLUMNS: Final = (
+    "fire_id", "alert_id", "account", "instrument", "condition", "threshold", "price", "ts",
+    "trade_id", "candle_open_time", "gap", "recorded_at",
+)  # fmt: skip
+_FIRED_TYPES: Final = (
+    "text", "text", "bigint", "text", "text", "numeric", "numeric", "bigint", "bigint", "bigint",
+    "boolean", "bigint",
+)  # fmt: skip
+
+
+def firing_columns(events: Sequence[AlertFired], now_ns: int) -> dict[str, list[Any]]:
+    """The fired rows of ``events`` (:func:`firing_rows`) as one array per column, for
+    :data:`FIRED_INSERT`; a ``fire_id`` repeated in ``events`` is kept once (its first)."""
+    columns: dict[str, list[Any]] = {name: [] for name in FIRED_COLUMNS}
+    seen: set[str] = set()
+    for event in events:
+        if event.fire_id in seen:
+            continue
+        seen.add(event.fire_id)
+        fired, _ = firing_rows(event, now_ns)
+        for name, values in columns.items():
+            values.append(fired[name])
+    return columns
+
+
+_UNNEST: Final = ", ".join(
+    f"%({name})s::{kind}[]" for name, kind in zip(FIRED_COLUMNS, _FIRED_TYPES, strict=True)
 )
+FIRED_INSERT: Final = (
+    "INSERT INTO main_api_fired (" + ", ".join(FIRED_COLUMNS) + ") SELECT "
+    + ", ".join(FIRED_COLUMNS) + " FROM unnest(" + _UNNEST + ") WITH ORDINALITY AS f("
+    + ", ".join(FIRED_COLUMNS) + ", n) ORDER BY n ON CONFLICT DO NOTHING RETURNING fire_id"
+)  # fmt: skip
+"""A round's fired rows in one statement, ``seq`` in their order; the ``fire_id`` of each
+row new to the table (a repeat is dropped)."""
 NOTIFICATION_INSERT: Final = (
     "INSERT INTO main_api_notifications (fire_id, account, alert_id, instrument, condition,"
-    " threshold, price, ts, gap, created_at) VALUES (%(fire_id)s, %(account)s, %(alert_id)s,"
-    " %(instrument)s, %(condition)s, %(threshold)s, %(price)s, %(ts)s, %(gap)s,"
-    " %(created_at)s) ON CONFLICT DO NOTHING"
+    " threshold, price, ts, gap, created_at) SELECT fire_id, account, alert_id, instrument,"
+    " condition, threshold, price, ts, gap, recorded_at FROM main_api_fired"
+    " WHERE fire_id = ANY(%(new)s::text[]) ORDER BY seq ON CONFLICT DO NOTHING"
 )
+"""The notifications of the fired rows just recorded (``new``: their ``fire_id``)."""
+ONCE_FIRED: Final = (
+    "UPDATE main_api_alerts AS a SET status = 'fired', updated_at = %(now)s,"
+    " change_seq = nextval('main_api_change_seq') FROM main_api_fired AS f"
+    " WHERE f.fire_id = ANY(%(new)s::text[]) AND a.account = f.account"
+    " AND a.alert_id = f.alert_id AND a.status = 'active' AND a.arming = %(once)s"
+    " RETURNING a.change_seq"
+)
+"""The ``once`` alerts among the new firings' are over (each a change of the feed)."""

@@ -3,7 +3,7 @@
 The evaluator records its firings in ``main_api_fired`` in the transaction that stores its
 state and offsets; the relay publishes the rows committed there, in ``seq`` order, and keeps
 how far it got in ``main_api_relay``. Rows take their ``seq`` under the change feed's lock held
-to their commit (:func:`main_api.store.record_firing_in`), so they commit in ``seq`` order and
+to their commit (:func:`main_api.store.record_firings_in`), so they commit in ``seq`` order and
 a reader that saw ``n`` saw everything before it.
 
 A round (:meth:`FiredRelay.publish_pending`) takes the position row ``FOR UPDATE SKIP

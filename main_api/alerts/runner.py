@@ -13,7 +13,7 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
   never past the stored offset).
 - **Durability.** :meth:`Evaluating.behind` stores, in one transaction, each moved state
   (snapshot, next offset, last change applied; only while its epoch is still the row's) and
-  the round's firings (:func:`main_api.store.record_firing_in`, keyed by ``fire_id``). Only
+  the round's firings (:func:`main_api.store.record_firings_in`, keyed by ``fire_id``). Only
   then are the offsets committed on the bus, and the relay woken.
 - **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
   alert changes; each is applied to every state held at the next poll, at most
@@ -45,7 +45,7 @@ from main_api.alerts.processing import (
 from main_api.alerts.relay import FiredRelay
 from main_api.alerts.states import claim, fired_armings, forget_other_buses, last_change, save
 from main_api.changes import MAX_CHANGES, AlertChanges, AlertGone, follow
-from main_api.store import MainStore, record_firing_in
+from main_api.store import MainStore, record_firings_in
 from streams.bus import Bus, Offsets, Record, Start, Subscription, TopicPartition
 from streams.outage import Backoff, OutageLog
 from streams.processor import Batch, Durability, Outcome, Processor, Round
@@ -184,11 +184,9 @@ class Evaluating(Durability[Evaluated]):
             state = self.states[key]
             rows.append((state.topic, state.partition, state.epoch, state.next_offset,
                          state.change_seq, state.evaluator.snapshot()))  # fmt: skip
-        recorded = 0
         async with self.store.transaction() as conn:
             await save(conn, self.owner, rows, now)
-            for event in effects.fired:
-                recorded += await record_firing_in(conn, event, now)
+            recorded = len(await record_firings_in(conn, effects.fired, now))
         stats.fired += len(effects.fired)
         stats.recorded += recorded
         if recorded:

@@ -7,7 +7,7 @@ it applied (``main_api_evaluator_states``), claimed with an ``epoch``.
   yet) still holds the old epoch, and its next :func:`save` changes no row: it is fenced
   (:class:`FencedError`), and its whole transaction, firings included, is rolled back.
 - :func:`save` is called in the round's transaction with the firings
-  (:func:`main_api.store.record_firing_in`): state, offsets and fired marks commit together.
+  (:func:`main_api.store.record_firings_in`): state, offsets and fired marks commit together.
 """
 
 from __future__ import annotations

@@ -5,7 +5,8 @@ create_tables`), and rows into views.
 shown once, when made or rotated, and never logged) and, after a rotation, the previous
 secret until ``previous_until``. ``main_api_webhook_deliveries``: one row per firing and
 endpoint (primary key ``(fire_id, webhook_id)``), inserted in the transaction that records the
-firing (:data:`ENQUEUE`), so a firing recorded once is enqueued once.
+firing (:data:`ENQUEUE`, set-wise: a round's firings at once), so a firing recorded once is
+enqueued once.
 """
 
 from __future__ import annotations
@@ -42,11 +43,14 @@ CREATE INDEX IF NOT EXISTS main_api_webhook_deliveries_account
 
 ENQUEUE: Final = (
     "INSERT INTO main_api_webhook_deliveries (fire_id, webhook_id, account, body, state,"
-    " attempts, next_at, created_at, updated_at) SELECT %(fire_id)s, webhook_id, account,"
-    " %(body)s, 'pending', 0, %(now)s, %(now)s, %(now)s FROM main_api_webhooks"
-    " WHERE account = %(account)s ON CONFLICT DO NOTHING"
+    " attempts, next_at, created_at, updated_at) SELECT e.fire_id, w.webhook_id, w.account,"
+    " e.body, 'pending', 0, %(now)s, %(now)s, %(now)s FROM unnest(%(fire_ids)s::text[],"
+    " %(accounts)s::bigint[], %(bodies)s::bytea[]) WITH ORDINALITY AS e(fire_id, account, body, n)"
+    " JOIN main_api_webhooks AS w ON w.account = e.account ORDER BY e.n, w.seq"
+    " ON CONFLICT DO NOTHING"
 )
-"""A firing's deliveries, one per endpoint its account has (in the firing's transaction)."""
+"""The deliveries of a round's new firings (``fire_ids`` with their ``accounts`` and webhook
+``bodies``), one per endpoint each account has, in the firings' transaction."""
 
 CLAIM: Final = (
     "UPDATE main_api_webhook_deliveries AS d SET attempts = d.attempts + 1,"

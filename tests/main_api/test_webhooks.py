@@ -29,7 +29,7 @@ from core.alerts import AlertFired
 from main_api import create_app
 from main_api.process import delivering
 from main_api.settings import MainApiSettings
-from main_api.store import MainStore
+from main_api.store import MainStore, record_firings_in
 from main_api.webhooks.schedule import RetrySchedule
 from main_api.webhooks.settings import WebhookSettings
 from main_api.webhooks.store import WebhookStore
@@ -388,3 +388,31 @@ async def test_the_worker_rides_out_the_database_going_away_and_coming_back(
     assert [headers["Ganntec-Event-Id"] for headers, _ in receiver.got] == [event.fire_id] * 2
     headers, body = receiver.got[-1]
     assert verify(secret, body, headers[SIGNATURE_HEADER], now=time.time())
+
+
+async def test_a_rounds_firings_are_recorded_at_once_each_new_one_once(unsent: Api) -> None:
+    alice, bob = unsent.client(ALICE), unsent.client(BOB)
+    await new_webhook(alice, "http://127.0.0.1:9/hook")
+    rearm = {**ABOVE, "arming": "rearm", "cooldown_s": 60}
+    once = (await alice.post("/alerts", json=ABOVE)).json()["alert"]["alert_id"]
+    again = (await alice.post("/alerts", json=rearm)).json()["alert"]["alert_id"]
+    told = (await alice.post("/alerts", json=rearm)).json()["alert"]["alert_id"]
+    bobs = (await bob.post("/alerts", json=ABOVE)).json()["alert"]["alert_id"]
+    assert await unsent.store.record_firing(fired_for(ALICE, told))
+    round_ = [
+        fired_for(ALICE, once), fired_for(ALICE, again, 1), fired_for(ALICE, told),
+        fired_for(ALICE, again, 1), fired_for(BOB, bobs), fired_for(ALICE, again, 2),
+    ]  # fmt: skip
+    async with unsent.store.transaction() as conn:
+        new = await record_firings_in(conn, round_, now_ns=5)
+    assert new == [f"{once}:1", f"{again}:1", f"{bobs}:1", f"{again}:2"]
+    async with unsent.store.transaction() as conn:
+        assert await record_firings_in(conn, round_, now_ns=6) == []
+    pending = [d["fire_id"] for d in await listed(alice, "pending")]
+    assert pending == [f"{told}:1", f"{once}:1", f"{again}:1", f"{again}:2"]
+    assert (await bob.get("/webhooks/deliveries")).json()["deliveries"] == []
+    notes = (await alice.get("/notifications")).json()["notifications"]
+    assert [n["fire_id"] for n in notes] == [f"{again}:2", f"{again}:1", f"{once}:1", f"{told}:1"]
+    assert (await alice.get(f"/alerts/{once}")).json()["alert"]["status"] == "fired"
+    assert (await alice.get(f"/alerts/{again}")).json()["alert"]["status"] == "active"
+    assert (await bob.get(f"/alerts/{bobs}")).json()["alert"]["status"] == "fired"
