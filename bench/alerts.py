@@ -18,7 +18,10 @@ Usage: ``python -m bench.alerts [--alerts N] [--ticks N] [--naive-ticks N] [--re
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
 import decimal
+import os
 import random
 import time
 from collections import deque
@@ -27,7 +30,10 @@ from decimal import Decimal
 
 import numpy as np
 
-from bench.common import Figure, print_table
+from bench import alert_delivery as delivery
+from bench import alert_service as service
+from bench import main_api_routes as routes
+from bench.common import Figure, print_table, scratch_database
 from core.alerts import AlertFired, AlertSpec, Arming, Condition, Source
 from core.alerts import fired as firing
 from core.candles import Candle, CandleStatus
@@ -365,9 +371,21 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--step-bp", type=float, default=STEP_BP, help="mean price step")
     parser.add_argument("--repeat", type=int, default=3)
     parser.add_argument("--smoke", action="store_true", help="tiny inputs, one run (for CI)")
+    parser.add_argument("--database-url", metavar="URL", default=os.environ.get("DATABASE_URL"))
+    parser.add_argument(
+        "--no-database", action="store_true", help="only the figures that need no database"
+    )
+    parser.add_argument("--storm-alerts", type=int, default=1_000)
+    parser.add_argument("--storm-ticks", type=int, default=50_000)
+    parser.add_argument("--ws-seconds", type=float, default=5.0, help="ticks offered for")
+    parser.add_argument("--watched", type=int, default=200, help="the WebSocket's account's")
+    parser.add_argument("--route-rate", type=float, default=1_000.0, help="requests/s")
+    parser.add_argument("--route-seconds", type=float, default=5.0)
     args = parser.parse_args(argv)
     if args.smoke:
         args.alerts, args.ticks, args.naive_ticks, args.repeat = 2_000, 20_000, 500, 1
+        args.storm_alerts, args.storm_ticks, args.watched = 200, 5_000, 50
+        args.rate, args.ws_seconds, args.route_rate, args.route_seconds = 2_000, 1.0, 100.0, 0.5
     names = instruments(args.instruments)
     specs = synthetic_alerts(args.alerts, names)
     batches = random_walk(args.ticks, names, args.batch, args.rate, args.step_bp)
@@ -382,6 +400,45 @@ def main(argv: Sequence[str] | None = None) -> None:
         f" ({fired:,} firings; naive: the first {baseline.items:,} ticks)"
     )
     print_table(title, [indexed, baseline], baseline, "ticks/s")
+    one = [spec for spec in specs if spec.instrument == names[0]]
+    service.print_snapshots(
+        [service.snapshot_cost(one, args.repeat), service.snapshot_cost(specs, args.repeat)]
+    )
+    if args.no_database:
+        return
+    with contextlib.ExitStack() as stack:
+        try:
+            url = stack.enter_context(scratch_database(args.database_url))
+        except Exception as exc:  # no server to be had: the figures above stand alone
+            print(f"\nskipped (no PostgreSQL: {type(exc).__name__}: {exc}): the firing storm,"
+                  " tick to alert on a WebSocket and the main API's routes")  # fmt: skip
+            return
+        _with_database(url, args, names, specs)
+
+
+def _with_database(
+    url: str, args: argparse.Namespace, names: list[str], specs: list[AlertSpec]
+) -> None:
+    storm_specs = service.rearming(synthetic_alerts(args.storm_alerts, names))
+    storm_batches = random_walk(
+        args.storm_ticks, names, args.batch, args.rate, service.STORM_STEP_BP
+    )
+    service.print_storm(asyncio.run(service.storm(url, storm_specs, storm_batches)))
+    watched = delivery.watched_alerts(args.watched, names, START_PRICE)
+    ticks = round(args.rate * args.ws_seconds)
+    walk = random_walk(ticks, names, DELIVERY_BATCH, args.rate, DELIVERY_STEP_BP)
+    delivery.report(
+        delivery.run(url, watched, specs[: args.alerts - args.watched], walk, args.rate)
+    )
+    accounts = routes.ACCOUNTS_SMOKE if args.smoke else routes.ACCOUNTS
+    figures = routes.run(url, rate=args.route_rate, seconds=args.route_seconds, accounts=accounts)
+    routes.report(figures, accounts, routes.ALERTS_PER_ACCOUNT)
+
+
+DELIVERY_BATCH = 20
+"""Ticks per published batch in the WebSocket run (at 20,000 ticks/s: a batch every ms)."""
+DELIVERY_STEP_BP = 1.0
+"""Mean price step of the WebSocket run: its watched alerts (within 0.3%) are crossed often."""
 
 
 if __name__ == "__main__":

@@ -1,6 +1,9 @@
-"""The alerts benchmark runs on tiny inputs and its contenders agree (figures are not checked)."""
+"""The alerts benchmark runs on tiny inputs, on a database of the session's server, and prints
+every figure; its contenders agree (the figures are not checked)."""
 
 from __future__ import annotations
+
+import re
 
 import pytest
 
@@ -8,14 +11,28 @@ from bench import alerts
 from main_api.alerts import AlertEvaluator
 
 
-def test_alerts_benchmark_runs_and_prints_both_contenders(
-    capsys: pytest.CaptureFixture[str],
+def test_alerts_benchmark_runs_and_prints_every_figure(
+    test_database: str, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    alerts.main(["--smoke"])
+    alerts.main(["--smoke", "--database-url", test_database])
     out = capsys.readouterr().out
     for contender in ("indexed (main_api.alerts)", "naive (every alert, every tick)"):
         assert contender in out
     assert "x baseline" in out
+    assert re.search(r"2,000 alerts: +\d+\.\d ms", out), out
+    assert re.search(r"firing storm: .*\n.* [1-9][\d,]* firings recorded", out), out
+    assert re.search(r"[1-9][\d,]* firings delivered: p50 \d+\.\d ms, p99 \d+\.\d ms", out), out
+    for path in ("/healthz (baseline)", "/api/v1/alerts", "/api/v1/watchlists"):
+        assert re.search(re.escape(path) + r" +100 +[\d,]+ +\d+\.\d\d +\d+\.\d\d +0\n", out), path
+
+
+def test_alerts_benchmark_without_a_database_prints_the_evaluator_figures_only(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    alerts.main(["--smoke", "--no-database"])
+    out = capsys.readouterr().out
+    assert "x baseline" in out
+    assert "firing storm" not in out
 
 
 def test_alerts_benchmark_contenders_fire_the_same_alerts() -> None:

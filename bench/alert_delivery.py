@@ -1,0 +1,216 @@
+"""Tick to alert on a WebSocket: the whole path of a firing, on a real PostgreSQL.
+
+Ticks are published on the in-process bus (``md.ticks``) at ``rate`` ticks/s, in batches of
+one instrument every ``1 / batches_per_s`` seconds; the evaluator service (the processor,
+its round's transaction, the relay to ``alerts.events``) evaluates them; the gateway's
+``alerts`` channel (reading its snapshots from the main API's tables) delivers each firing to
+a WebSocket client of the alerts' account, subscribed with an access token. Latency: the
+time a firing arrives at the client minus the time the batch holding its crossing trade was
+published. Everything runs in one process (one event loop), so the figure includes the
+publisher's and the client's share of it.
+
+The measured account has ``watched`` re-arming cross alerts (one second of cool-down) near
+the start price; ``background`` more alerts of other accounts (the benchmark's population,
+thresholds within 5% of the start price) are evaluated with them and stored in every round's
+snapshots.
+
+Target (issue 16): p99 at most 50 ms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import bisect
+import contextlib
+import json
+import random
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any, Final
+
+import psycopg
+from psycopg import sql
+from websockets.asyncio.client import connect
+
+from access.jwks import JwksCache
+from access.keyset import KeySet
+from auth.signing import Keyring, generate_key
+from bench.main_api_routes import tokens
+from core.alerts import AlertSpec, Arming, Condition
+from core.ticks import TickBatch
+from core.topic_codecs import TICKS_CODEC
+from core.topics import TICKS
+from main_api.alert_reads import AlertSnapshots
+from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
+from main_api.store import MainStore
+from main_api.tables import alert_params
+from streams.memory import MemoryBus
+from ws_gateway import Gateway
+from ws_gateway.settings import GatewaySettings
+from ws_gateway.tokens import AccessTokens
+
+ALERT_P99_MS: Final = 50.0
+WATCHER: Final = 1
+"""The measured account."""
+_INSERT: Final = (
+    "INSERT INTO main_api_alerts (alert_id, account, instrument, condition, threshold, source,"
+    " interval, window_s, arming, cooldown_s, expires_at, status, created_at, updated_at,"
+    " change_seq) VALUES (%(alert_id)s, %(account)s, %(instrument)s, %(condition)s,"
+    " %(threshold)s, %(source)s, %(interval)s, %(window_s)s, %(arming)s, %(cooldown_s)s,"
+    " %(expires_at)s, 'active', 0, 0, nextval('main_api_change_seq'))"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Delivery:
+    latencies_ms: list[float]
+    alerts: int
+    ticks: int
+    offered: float
+    seconds: float
+
+    def percentile(self, q: float) -> float:
+        if not self.latencies_ms:
+            return float("nan")
+        ordered = sorted(self.latencies_ms)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
+
+
+def watched_alerts(count: int, names: Sequence[str], start_price: int) -> list[AlertSpec]:
+    """``count`` re-arming cross alerts of :data:`WATCHER`, within 0.3% of ``start_price``."""
+    rng = random.Random(5)
+    specs = []
+    for i in range(count):
+        threshold = Decimal(rng.randint(start_price * 997, start_price * 1003)) / 1000
+        specs.append(AlertSpec(
+            alert_id=f"w{i}", account=WATCHER, instrument=names[i % len(names)],
+            condition=Condition.CROSS_UP if i % 2 else Condition.CROSS_DOWN,
+            threshold=threshold, arming=Arming.REARM, cooldown_s=1,
+        ))  # fmt: skip
+    return specs
+
+
+async def insert_alerts(url: str, schema: str, specs: Sequence[AlertSpec]) -> None:
+    """``specs`` stored at once, bypassing the plans' limits (a population, not requests)."""
+    async with await psycopg.AsyncConnection.connect(url) as conn:
+        await conn.execute(sql.SQL("SET search_path TO {}").format(sql.Identifier(schema)))
+        async with conn.cursor() as cursor:
+            await cursor.executemany(_INSERT, [alert_params(spec) for spec in specs])
+        await conn.commit()
+
+
+Sent = dict[str, list[tuple[int, int]]]
+"""Per instrument, each batch's first trade id and publish time (``perf_counter_ns``)."""
+
+
+async def _publish(bus: MemoryBus, batches: Sequence[TickBatch], rate: float, sent: Sent) -> None:
+    """Each batch at its time (open loop), its publish time kept by its first trade id."""
+    topic = bus.topic(TICKS)
+    start = time.perf_counter_ns() + 20_000_000
+    made = 0
+    for batch in batches:
+        due = start + made * 1_000_000_000 / rate
+        made += len(batch)
+        delay = (due - time.perf_counter_ns()) / 1e9
+        if delay > 0:
+            await asyncio.sleep(delay)
+        key, value = TICKS_CODEC.record(batch)
+        sent[batch.instrument].append((int(batch.trade_id[0]), time.perf_counter_ns()))
+        await topic.publish(key, value)
+
+
+async def _receive(url: str, sent: Sent, latencies: list[float], ready: asyncio.Event) -> None:
+    async with connect(url, open_timeout=10) as ws:
+        await ws.send(json.dumps({"op": "subscribe", "id": 1, "channel": "alerts"}))
+        while True:
+            message: dict[str, Any] = json.loads(await ws.recv())
+            got = time.perf_counter_ns()
+            if message["type"] == "snapshot":
+                ready.set()
+            if message["type"] != "alert":
+                continue
+            alert = message["alert"]
+            published = sent[alert["instrument"]]
+            at = bisect.bisect_right(published, (alert["trade_id"], 1 << 62)) - 1
+            latencies.append((got - published[at][1]) / 1e6)
+
+
+async def measure(
+    url: str,
+    schema: str,
+    watched: Sequence[AlertSpec],
+    background: Sequence[AlertSpec],
+    batches: Sequence[TickBatch],
+    rate: float,
+) -> Delivery:
+    key = generate_key(int(time.time()) - 60)
+    keys = KeySet.from_jwks(json.dumps({"keys": [key.public_jwk()]}).encode())
+    token = tokens(Keyring((key,), 600), WATCHER)[0]
+    names = tuple(sorted({batch.instrument for batch in batches}))
+    sent: Sent = {name: [] for name in names}
+    latencies: list[float] = []
+    async with MainStore.open(url, schema) as store:
+        await insert_alerts(url, schema, [*watched, *background])
+        stop = asyncio.Event()
+        async with (
+            AlertSnapshots.open(url, schema) as reads,
+            MemoryBus(partitions=4) as bus,
+            Gateway(
+                bus, None, GatewaySettings(port=0, instruments=names),
+                AccessTokens(JwksCache.fixed(keys), None), alert_reads=reads,
+            ) as gateway,
+        ):  # fmt: skip
+            service = EvaluatorService(store, bus, url, EvaluatorSettings(poll_timeout=0.01))
+            running = asyncio.create_task(service.run(stop))
+            ready = asyncio.Event()
+            receiving = asyncio.create_task(
+                _receive(f"ws://127.0.0.1:{gateway.port}/ws?token={token}", sent, latencies, ready)
+            )
+            try:
+                await asyncio.wait_for(ready.wait(), 30)
+                while service.hook is None or not service.hook.states:
+                    await asyncio.sleep(0.05)
+                began = time.perf_counter()
+                await _publish(bus, batches, rate, sent)
+                seconds = time.perf_counter() - began
+                await asyncio.sleep(1.0)  # the last firings' way to the client
+            finally:
+                receiving.cancel()
+                stop.set()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await receiving
+                await running
+    ticks = sum(len(batch) for batch in batches)
+    return Delivery(latencies, len(watched) + len(background), ticks, rate, seconds)
+
+
+def run(
+    url: str,
+    watched: Sequence[AlertSpec],
+    background: Sequence[AlertSpec],
+    batches: Sequence[TickBatch],
+    rate: float,
+) -> Delivery:
+    schema = f"bench_delivery_{uuid.uuid4().hex[:12]}"
+    try:
+        return asyncio.run(measure(url, schema, watched, background, batches, rate))
+    finally:
+        with psycopg.connect(url, autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
+
+
+def report(figure: Delivery) -> None:
+    print(
+        f"\ntick to alert on a WebSocket: {figure.alerts:,} active alerts, {figure.ticks:,} ticks"
+        f" offered at {figure.offered:,.0f}/s (done in {figure.seconds:.2f} s), evaluator service"
+        " + relay + gateway, in-process bus, PostgreSQL"
+    )
+    p50, p99 = figure.percentile(0.5), figure.percentile(0.99)
+    verdict = "met" if p99 <= ALERT_P99_MS else "NOT met"
+    print(
+        f"  {len(figure.latencies_ms):,} firings delivered: p50 {p50:.1f} ms, p99 {p99:.1f} ms"
+        f" (target <= {ALERT_P99_MS:.0f} ms: {verdict})"
+    )
