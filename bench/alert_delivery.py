@@ -25,7 +25,6 @@ import contextlib
 import json
 import random
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -38,6 +37,7 @@ from websockets.asyncio.client import connect
 from access.jwks import JwksCache
 from access.keyset import KeySet
 from auth.signing import Keyring, generate_key
+from bench.common import scratch_schema
 from bench.main_api_routes import tokens
 from core.alerts import AlertSpec, Arming, Condition
 from core.ticks import TickBatch
@@ -194,12 +194,8 @@ def run(
     batches: Sequence[TickBatch],
     rate: float,
 ) -> Delivery:
-    schema = f"bench_delivery_{uuid.uuid4().hex[:12]}"
-    try:
+    with scratch_schema(url, "bench_delivery") as schema:
         return asyncio.run(measure(url, schema, watched, background, batches, rate))
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def report(figure: Delivery) -> None:

@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import statistics
 import time
-import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -24,6 +23,7 @@ import msgspec
 import psycopg
 from psycopg import sql
 
+from bench.common import scratch_schema
 from core.alerts import AlertSpec, Arming
 from core.ticks import TickBatch
 from core.topic_codecs import TICKS_CODEC
@@ -77,9 +77,8 @@ async def _covered(url: str, schema: str) -> int:
 async def storm(url: str, specs: Sequence[AlertSpec], batches: Sequence[TickBatch]) -> Storm:
     """Run the evaluator service over ``batches`` (tick batches, published before it starts)
     with the alerts ``specs``; timed from its start to the last tick's state stored."""
-    schema = f"bench_alerts_{uuid.uuid4().hex[:12]}"
     total = 0
-    try:
+    with scratch_schema(url, "bench_storm") as schema:
         async with MainStore.open(url, schema) as store, MemoryBus(partitions=4) as bus:
             for spec in specs:
                 await store.create_alert(spec, _LIMITS, "pro")
@@ -103,9 +102,6 @@ async def storm(url: str, specs: Sequence[AlertSpec], batches: Sequence[TickBatc
                 await running
             ticks = sum(len(batch) for batch in batches)
             return Storm(len(specs), ticks, seconds, service.stats.recorded, service.stats.rounds)
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def print_storm(figure: Storm) -> None:

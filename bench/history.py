@@ -31,8 +31,6 @@ import http.client
 import json
 import os
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import AsyncIterator, Iterator, Sequence
 from dataclasses import dataclass
@@ -42,7 +40,7 @@ import httpx
 import psycopg
 import pyarrow as pa
 
-from bench.common import REPO, scratch_database
+from bench.common import child_server, scratch_database
 from core.candles import Candle, CandleStatus
 from core.intervals import Interval
 from core.present.text import iso_utc
@@ -149,31 +147,10 @@ def serve(database_url: str, port: int) -> None:
 
 @contextlib.contextmanager
 def server_process(database_url: str) -> Iterator[str]:
-    port = free_port()
-    command = [sys.executable, "-m", "bench.history", "--serve", str(port)]
-    # the address goes through the environment, not the command line that `ps` shows
-    env = os.environ | {"DATABASE_URL": database_url}
-    process = subprocess.Popen(command, cwd=REPO, env=env)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the bench server exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"{base}/v1/instruments", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the bench server did not answer within 60 s")
-            time.sleep(0.1)
+    with child_server(
+        "bench.history", free_port(), "/v1/instruments", {"DATABASE_URL": database_url}
+    ) as base:
         yield base
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 class Client:

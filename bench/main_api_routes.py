@@ -18,24 +18,18 @@ import contextlib
 import itertools
 import json
 import os
-import subprocess
 import sys
 import time
-import uuid
 from collections.abc import Iterator
 from decimal import Decimal
 from typing import Final
-
-import httpx
-import psycopg
-from psycopg import sql
 
 from access.keyset import KeySet
 from access.settings import TokenSettings
 from auth.claims import access_claims
 from auth.plans import load_plans
 from auth.signing import Keyring, generate_key
-from bench.common import REPO
+from bench.common import child_server, scratch_schema
 from bench.edge import AUDIENCE, ISSUER, Figure, paced_gets
 from core.alerts import AlertSpec, Condition
 from machine import free_port
@@ -88,28 +82,9 @@ def serve(port: int) -> None:
 def server_process(url: str, schema: str, jwks: bytes) -> Iterator[int]:
     """The main API in a child process; its port."""
     port = free_port()
-    env = os.environ | {"DATABASE_URL": url, "BENCH_SCHEMA": schema, "BENCH_JWKS": jwks.decode()}
-    command = [sys.executable, "-m", "bench.main_api_routes", "--serve", str(port)]
-    process = subprocess.Popen(command, cwd=REPO, env=env)
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            if process.poll() is not None:
-                raise RuntimeError(f"the main API exited with {process.returncode}")
-            with contextlib.suppress(httpx.HTTPError):
-                if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=1).status_code == 200:
-                    break
-            if time.monotonic() > deadline:
-                raise RuntimeError("the main API did not answer within 60 s")
-            time.sleep(0.1)
+    env = {"DATABASE_URL": url, "BENCH_SCHEMA": schema, "BENCH_JWKS": jwks.decode()}
+    with child_server("bench.main_api_routes", port, "/readyz", env):
         yield port
-    finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
 
 
 def tokens(keyring: Keyring, accounts: int) -> list[str]:
@@ -153,17 +128,13 @@ def run(
     connections: int = 16,
 ) -> list[Figure]:
     """Seed a schema of its own on ``url``, serve it and offer each path at ``rate``."""
-    schema = f"bench_routes_{uuid.uuid4().hex[:12]}"
     key = generate_key(int(time.time()) - 60)
     jwks = json.dumps({"keys": [key.public_jwk()]}).encode()
     minted = tokens(Keyring((key,), 600), accounts)
-    try:
+    with scratch_schema(url, "bench_routes") as schema:
         asyncio.run(seed(url, schema, accounts, alerts_per_account))
         with server_process(url, schema, jwks) as port:
             return asyncio.run(_load(port, minted, rate, seconds, connections))
-    finally:
-        with psycopg.connect(url, autocommit=True) as conn:
-            conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(schema)))
 
 
 def report(figures: list[Figure], accounts: int, alerts_per_account: int) -> None:
