@@ -62,7 +62,8 @@ def rearming(specs: Sequence[AlertSpec]) -> list[AlertSpec]:
     return [msgspec.structs.replace(s, arming=Arming.REARM, cooldown_s=0) for s in specs]
 
 
-async def _covered(url: str, schema: str) -> int:
+async def covered(url: str, schema: str) -> int:
+    """The records of ``md.ticks`` the stored states in ``schema`` cover."""
     async with await psycopg.AsyncConnection.connect(url, autocommit=True) as conn:
         cursor = await conn.execute(
             sql.SQL("SELECT coalesce(sum(next_offset), 0) FROM {}.main_api_evaluator_states"
@@ -91,7 +92,7 @@ async def storm(url: str, specs: Sequence[AlertSpec], batches: Sequence[TickBatc
             start = time.perf_counter()
             running = asyncio.create_task(service.run(stop))
             try:
-                while await _covered(url, schema) < total:
+                while await covered(url, schema) < total:
                     if running.done():
                         running.result()
                         raise RuntimeError("the evaluator stopped")

@@ -11,8 +11,16 @@ thresholds within 5% of the start price, half ``once`` and half ``rearm``; a ran
 ticks (1 bp steps, ``--rate`` ticks/s of event time over all instruments) in batches of
 ``--batch`` ticks of one instrument, round robin.
 
+Then the service's figures (:mod:`bench.alert_service`, :mod:`bench.alert_delivery`,
+:mod:`bench.main_api_routes`): the snapshot a round stores (no database); and, on PostgreSQL
+(``--database-url``, default ``DATABASE_URL``, else a private server; skipped with a message
+when none can be had, or with ``--no-database``), a firing storm through the evaluator service,
+tick to alert on a WebSocket at ``--rate`` ticks/s for ``--ws-seconds`` with the ``--alerts``
+population, and the main API's routes at ``--route-rate`` requests/s.
+
 Usage: ``python -m bench.alerts [--alerts N] [--ticks N] [--naive-ticks N] [--repeat N]
-[--smoke]``.
+[--database-url URL | --no-database] [--storm-alerts N] [--storm-ticks N] [--ws-seconds S]
+[--watched N] [--route-rate R] [--route-seconds S] [--smoke]``.
 """
 
 from __future__ import annotations
