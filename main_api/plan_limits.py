@@ -28,6 +28,7 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from core.toml_tables import table_fault
 from main_api.settings import DEFAULT_PLAN_LIMITS, FALLBACK_LIMITS, PlanLimits
 
 MAX_FILE_BYTES: Final = 64 * 1024
@@ -95,14 +96,9 @@ def load_plan_limits(path: Path) -> PlanLimitsBook:
 
 
 def _limits(what: str, table: Any) -> PlanLimits:
-    if not isinstance(table, dict):
-        raise PlanLimitsError(f"{what}: must be a table")
-    missing = sorted(_REQUIRED - table.keys())
-    unknown = sorted(table.keys() - _FIELDS)
-    if missing or unknown:
-        problems = [f"missing {', '.join(missing)}"] * bool(missing)
-        problems += [f"unknown {', '.join(unknown)}"] * bool(unknown)
-        raise PlanLimitsError(f"{what}: {'; '.join(problems)}")
+    fault = table_fault(table, _REQUIRED, _FIELDS)
+    if fault is not None:
+        raise PlanLimitsError(f"{what}: {fault}")
     try:
         return PlanLimits(**table)
     except ValueError as exc:  # a hard bound: "plan limit alerts must be 0 to 2000, not 5000"

@@ -15,7 +15,6 @@ from pathlib import Path
 import pytest
 
 from access.settings import TokenSettings
-from main_api import create_app
 from main_api.plan_limits import (
     MAX_FILE_BYTES,
     PlanLimitsBook,
@@ -24,11 +23,9 @@ from main_api.plan_limits import (
     parse_plan_limits,
 )
 from main_api.settings import DEFAULT_PLAN_LIMITS, FALLBACK_LIMITS, MainApiSettings, PlanLimits
-from main_api.store import MainStore
-from tests.main_api.conftest import ALICE, BOB, Api, known, refusal
+from tests.main_api.conftest import ALICE, BOB, Api, refusal, served
 from tests.support import tokens
 from tests.trading.http.test_command import REPO
-from web.server import serving
 
 LOWER = """
 [plans.pro]
@@ -54,14 +51,8 @@ async def lowered(schema: tuple[str, str], tmp_path: Path) -> AsyncIterator[Api]
         url, TokenSettings(keys=tokens.keyset()), schema=name, plan_limits=book.plans,
         fallback_limits=book.fallback,
     )  # fmt: skip
-    async with (
-        MainStore.open(url, name) as store,
-        serving(create_app(store, settings, known)) as server,
-    ):
-        made = Api(store, server.url)
+    async with served(settings) as made:
         yield made
-        for client in made.clients:
-            await client.aclose()
 
 
 async def test_a_file_that_lowers_a_limit_is_enforced(lowered: Api) -> None:
