@@ -14,6 +14,8 @@ from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from core.toml_tables import table_fault
+
 DELAY_S: Final = 15 * 60
 """How far a delayed plan's data lags, in seconds: 15 minutes, as exchanges license it."""
 
@@ -144,14 +146,9 @@ def load_plans(path: Path | None = None) -> PlanBook:
 
 
 def _plan(name: str, table: Any) -> Plan:
-    if not isinstance(table, dict):
-        raise PlanError(f"plan {name}: must be a table")
-    missing = sorted(_FIELDS - table.keys())
-    unknown = sorted(table.keys() - _FIELDS)
-    if missing or unknown:
-        problems = [f"missing {', '.join(missing)}"] * bool(missing)
-        problems += [f"unknown {', '.join(unknown)}"] * bool(unknown)
-        raise PlanError(f"plan {name}: {'; '.join(problems)}")
+    fault = table_fault(table, _FIELDS, _FIELDS)
+    if fault is not None:
+        raise PlanError(f"plan {name}: {fault}")
     instruments = table["instruments"]
     if not isinstance(instruments, list):
         raise PlanError(f"plan {name}: instruments must be a list of patterns")

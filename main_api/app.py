@@ -15,7 +15,6 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Final
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -40,7 +39,7 @@ from main_api.webhooks.schedule import DeliveryState
 from main_api.webhooks.store import WebhookStore
 from main_api.webhooks.urls import webhook_url
 from streams.bus import Bus
-from web.problems import ProblemError
+from web.routes import Guard, json_response, read_body, service_routes
 from web.tokens import TokenGate, service_app, unauthorized
 
 PREFIX: Final = "/api/v1"
@@ -62,13 +61,6 @@ class Caller:
     grant: Grant
 
 
-Handler = Callable[[Request, Caller], Awaitable[Response]]
-
-
-def _json(content: object, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(content), status, media_type="application/json")
-
-
 class _Api:
     def __init__(
         self,
@@ -82,33 +74,15 @@ class _Api:
         self.max_body_bytes = settings.http.max_body_bytes
         self.hooks = WebhookStore(store)
 
-    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """``handler`` called with the token's account, its refusals as problems."""
-
-        async def endpoint(request: Request) -> Response:
-            grant = await self.gate.grant(request)
-            if grant.account_id is None:
-                raise unauthorized("token-required", "the main API needs an account's token")
-            caller = Caller(grant.account_id, grant.plan, grant)
-            try:
-                return await handler(request, caller)
-            except REFUSALS as exc:
-                raise problem(exc) from None
-
-        return endpoint
+    async def caller(self, request: Request) -> Caller:
+        """Who asks: an account's token."""
+        grant = await self.gate.grant(request)
+        if grant.account_id is None:
+            raise unauthorized("token-required", "the main API needs an account's token")
+        return Caller(grant.account_id, grant.plan, grant)
 
     async def body(self, request: Request) -> bytes:
-        """The request's body, refused past ``max_body_bytes``."""
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise ProblemError(
-                    413, "body-too-large", "Body too large",
-                    f"a body is at most {self.max_body_bytes} bytes", extra={"code": "too-large"},
-                )  # fmt: skip
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, self.max_body_bytes)
 
     def limits(self, caller: Caller) -> PlanLimits:
         return self.settings.limits_of(caller.plan)
@@ -138,7 +112,7 @@ class _Api:
     # -- profile ----------------------------------------------------------------------------
 
     async def get_profile(self, request: Request, caller: Caller) -> Response:
-        return _json({"profile": await self.store.profile(caller.account)})
+        return json_response({"profile": await self.store.profile(caller.account)})
 
     async def put_profile(self, request: Request, caller: Caller) -> Response:
         given = checks.fields(await self.body(request), PROFILE_FIELDS)
@@ -151,12 +125,12 @@ class _Api:
             changes["default_interval"] = checks.interval(
                 given["default_interval"], self.settings.intervals, "default_interval"
             )
-        return _json({"profile": await self.store.put_profile(caller.account, changes)})
+        return json_response({"profile": await self.store.put_profile(caller.account, changes)})
 
     # -- watchlists -------------------------------------------------------------------------
 
     async def list_watchlists(self, request: Request, caller: Caller) -> Response:
-        return _json({"watchlists": await self.store.watchlists(caller.account)})
+        return json_response({"watchlists": await self.store.watchlists(caller.account)})
 
     async def create_watchlist(self, request: Request, caller: Caller) -> Response:
         given = checks.fields(await self.body(request), WATCHLIST_FIELDS)
@@ -168,11 +142,11 @@ class _Api:
         made = await self.store.create_watchlist(
             caller.account, name, instruments, self.limits(caller), caller.plan
         )
-        return _json({"watchlist": made}, 201)
+        return json_response({"watchlist": made}, 201)
 
     async def get_watchlist(self, request: Request, caller: Caller) -> Response:
         found = await self.store.watchlist(caller.account, _id(request, "watchlist_id"))
-        return _json({"watchlist": found})
+        return json_response({"watchlist": found})
 
     async def update_watchlist(self, request: Request, caller: Caller) -> Response:
         watchlist_id = _id(request, "watchlist_id")
@@ -187,7 +161,7 @@ class _Api:
         changed = await self.store.update_watchlist(
             caller.account, watchlist_id, name=name, instruments=instruments
         )
-        return _json({"watchlist": changed})
+        return json_response({"watchlist": changed})
 
     async def delete_watchlist(self, request: Request, caller: Caller) -> Response:
         await self.store.delete_watchlist(caller.account, _id(request, "watchlist_id"))
@@ -200,7 +174,9 @@ class _Api:
                 "order", "required", "give the watchlists' ids in their new order"
             )
         order = checks.ids(given["order"], "order")
-        return _json({"watchlists": await self.store.reorder_watchlists(caller.account, order)})
+        return json_response(
+            {"watchlists": await self.store.reorder_watchlists(caller.account, order)}
+        )
 
     # -- alerts -----------------------------------------------------------------------------
 
@@ -213,7 +189,7 @@ class _Api:
         alerts, after = await self.store.alerts(
             caller.account, status=status, limit=_limit(request), after=_int(request, "after")
         )
-        return _json({"alerts": alerts, "next_after": after})
+        return json_response({"alerts": alerts, "next_after": after})
 
     async def create_alert(self, request: Request, caller: Caller) -> Response:
         spec = alert_request(
@@ -222,10 +198,12 @@ class _Api:
         )  # fmt: skip
         await self.check_instruments(caller, [spec.instrument], "instrument")
         made = await self.store.create_alert(spec, self.limits(caller), caller.plan)
-        return _json({"alert": made}, 201)
+        return json_response({"alert": made}, 201)
 
     async def get_alert(self, request: Request, caller: Caller) -> Response:
-        return _json({"alert": await self.store.alert(caller.account, _id(request, "alert_id"))})
+        return json_response(
+            {"alert": await self.store.alert(caller.account, _id(request, "alert_id"))}
+        )
 
     async def replace_alert(self, request: Request, caller: Caller) -> Response:
         spec = alert_request(
@@ -235,7 +213,7 @@ class _Api:
         await self.store.alert(caller.account, spec.alert_id)  # 404 before 403/422 of the world
         await self.check_instruments(caller, [spec.instrument], "instrument")
         changed = await self.store.replace_alert(spec, self.limits(caller), caller.plan)
-        return _json({"alert": changed})
+        return json_response({"alert": changed})
 
     async def delete_alert(self, request: Request, caller: Caller) -> Response:
         await self.store.delete_alert(caller.account, _id(request, "alert_id"))
@@ -245,7 +223,7 @@ class _Api:
         limit, after = _limit(request), _int(request, "after")
         firings = await self.store.fired(caller.account, _id(request, "alert_id"), limit, after)
         next_after = firings[-1].seq if len(firings) == limit else None
-        return _json({"fired": firings, "next_after": next_after})
+        return json_response({"fired": firings, "next_after": next_after})
 
     # -- notifications ----------------------------------------------------------------------
 
@@ -257,19 +235,21 @@ class _Api:
             caller.account, unread=unread, limit=limit, before=before
         )
         next_before = items[-1].seq if len(items) == limit else None
-        return _json({"notifications": items, "unread": unread_count, "next_before": next_before})
+        return json_response(
+            {"notifications": items, "unread": unread_count, "next_before": next_before}
+        )
 
     async def mark_read(self, request: Request, caller: Caller) -> Response:
         fire_id = _id(request, "fire_id")
-        return _json({"notification": await self.store.mark_read(caller.account, fire_id)})
+        return json_response({"notification": await self.store.mark_read(caller.account, fire_id)})
 
     async def mark_all_read(self, request: Request, caller: Caller) -> Response:
-        return _json({"marked": await self.store.mark_all_read(caller.account)})
+        return json_response({"marked": await self.store.mark_all_read(caller.account)})
 
     # -- webhooks ---------------------------------------------------------------------------
 
     async def list_webhooks(self, request: Request, caller: Caller) -> Response:
-        return _json({"webhooks": await self.hooks.webhooks(caller.account)})
+        return json_response({"webhooks": await self.hooks.webhooks(caller.account)})
 
     async def create_webhook(self, request: Request, caller: Caller) -> Response:
         given = checks.fields(await self.body(request), WEBHOOK_FIELDS)
@@ -309,15 +289,19 @@ class _Api:
             after=_int(request, "after"),
         )  # fmt: skip
         key = "dead_letters" if state is DeliveryState.DEAD else "deliveries"
-        return _json({key: found, "next_after": found[-1].seq if len(found) == limit else None})
+        return json_response(
+            {key: found, "next_after": found[-1].seq if len(found) == limit else None}
+        )
 
     async def replay(self, request: Request, caller: Caller) -> Response:
         webhook_id, fire_id = _id(request, "webhook_id"), _id(request, "fire_id")
-        return _json({"delivery": await self.hooks.replay(caller.account, webhook_id, fire_id)})
+        return json_response(
+            {"delivery": await self.hooks.replay(caller.account, webhook_id, fire_id)}
+        )
 
     async def replay_all(self, request: Request, caller: Caller) -> Response:
         webhook_id = _text(request, "webhook_id")
-        return _json({"replayed": await self.hooks.replay_all(caller.account, webhook_id)})
+        return json_response({"replayed": await self.hooks.replay_all(caller.account, webhook_id)})
 
     # -- health -----------------------------------------------------------------------------
 
@@ -326,8 +310,8 @@ class _Api:
         try:
             await self.store.ping()
         except StoreUnavailableError:
-            return _json({"ready": False, "code": "store-unavailable"}, 503)
-        return _json({"ready": True})
+            return json_response({"ready": False, "code": "store-unavailable"}, 503)
+        return json_response({"ready": True})
 
 
 def _id(request: Request, name: str) -> str:
@@ -347,7 +331,7 @@ def _text(request: Request, name: str) -> str | None:
 
 def _secret(content: object, status: int = 200) -> Response:
     """An answer holding a secret: never kept by a cache."""
-    answer = _json(content, status)
+    answer = json_response(content, status)
     answer.headers["Cache-Control"] = "no-store"
     return answer
 
@@ -393,15 +377,7 @@ def create_app(
         raise ValueError("the main API has no anonymous plan")
     gate = TokenGate(tokens, "main-api")
     api = _Api(store, settings, gate, instruments_exist)
-    openapi = msgspec.json.encode(document())
-
-    async def openapi_json(request: Request) -> Response:
-        return Response(openapi, media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        return _json({"ok": True})
-
-    g = api.guarded
+    g = Guard(api.caller, REFUSALS, problem)
     p = PREFIX
     hook = f"{p}/webhooks/{{webhook_id}}"
     routes = [
@@ -430,9 +406,7 @@ def create_app(
         Route(hook, g(api.delete_webhook), methods=["DELETE"]),
         Route(f"{hook}/secret", g(api.rotate_secret), methods=["POST"]),
         Route(f"{hook}/dead-letters/{{fire_id}}/replay", g(api.replay), methods=["POST"]),
-        Route(f"{p}/openapi.json", openapi_json, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", api.ready, methods=["GET"]),
+        *service_routes(p, document(), api.ready),
     ]
 
     return service_app(routes, gate, bus)

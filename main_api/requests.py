@@ -18,6 +18,7 @@ import msgspec
 
 from core.alerts import Arming, Condition, Source
 from core.instruments import canonical_instrument, validate_instrument
+from web.bodies import json_object
 
 MAX_NAME_CHARS: Final = 64
 """A display name's or a watchlist's name's length."""
@@ -47,18 +48,7 @@ class InvalidFieldError(ValueError):
 def fields(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
     """The JSON object ``body`` as a dict holding only ``allowed`` names (``null`` is
     absent)."""
-    try:
-        document = _decoder.decode(body)
-    except msgspec.DecodeError:
-        raise InvalidFieldError("body", "format", "the body must be a JSON object") from None
-    if not isinstance(document, dict):
-        raise InvalidFieldError("body", "format", "the body must be a JSON object")
-    for name in document:
-        if name not in allowed:
-            raise InvalidFieldError(
-                str(name)[:64], "forbidden", f"not a field here (the fields: {', '.join(allowed)})"
-            )
-    return {name: value for name, value in document.items() if value is not None}
+    return json_object(body, allowed, InvalidFieldError, decoder=_decoder)
 
 
 def name(value: object, field: str, *, empty: bool = False) -> str:

@@ -8,7 +8,9 @@ from __future__ import annotations
 import argparse
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -18,7 +20,12 @@ from core.intervals import DEFAULT_INTERVALS, Interval, parse_intervals
 from core.secrets import DatabaseUrl
 from storage.backlog import DEFAULT_MAX_BYTES
 
+if TYPE_CHECKING:
+    from access.settings import TokenSettings
+
 ORIGINS_VARIABLE = "MDP_ALLOWED_ORIGINS"
+EXIT_FAILED = 1
+EXIT_BAD_INPUT = 2
 
 DEFAULT_INTERVAL_LABELS = " ".join(i.label for i in DEFAULT_INTERVALS)
 
@@ -180,6 +187,44 @@ def add_token_options(
         metavar="FILE",
         help="the plan file --anonymous names a plan of (default: the auth service's own)",
     )
+
+
+def add_issuer_options(parser: argparse._ActionsContainer) -> None:
+    """``--issuer`` and ``--audience``: the ``iss`` and ``aud`` a token must name."""
+    from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+
+    parser.add_argument(
+        "--issuer", default=DEFAULT_ISSUER, help=f"the tokens' iss (default {DEFAULT_ISSUER})"
+    )
+    parser.add_argument(
+        "--audience", default=DEFAULT_AUDIENCE, help=f"the tokens' aud (default {DEFAULT_AUDIENCE})"
+    )
+
+
+def token_settings(args: argparse.Namespace, **more: Any) -> TokenSettings:
+    """How tokens are checked, from ``--jwks-url``, ``--issuer`` and ``--audience`` (``more``:
+    the other :class:`~access.settings.TokenSettings` fields)."""
+    from access.settings import TokenSettings
+
+    return TokenSettings(jwks_url=args.jwks_url, issuer=args.issuer, audience=args.audience, **more)
+
+
+def start_refused(args: argparse.Namespace, tell: Callable[[str], None], service: str) -> int:
+    """The start checks of a service that serves accounts only (``mdp main-api``, ``mdp
+    trading serve``): a database given and reachable, a key set given. 0 when they pass; else
+    the exit code, ``tell`` having said why in one line (``service`` names the service)."""
+    if not args.database_url:
+        tell("error: no database: give --database-url or set DATABASE_URL")
+        return EXIT_BAD_INPUT
+    if not args.jwks_url:
+        tell(f"error: {service} checks every token: give --jwks-url")
+        return EXIT_BAD_INPUT
+    try:  # a database that cannot be reached at start is one line, not a traceback
+        psycopg.connect(args.database_url.reveal(), connect_timeout=10).close()
+    except psycopg.Error as exc:
+        tell(f"error: {database_failure(args.database_url, exc)}")
+        return EXIT_FAILED
+    return 0
 
 
 def anonymous_plan(args: argparse.Namespace) -> PlanClaims | None:

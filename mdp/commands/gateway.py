@@ -36,7 +36,6 @@ import psycopg
 
 from access.grant import Grant
 from access.settings import TokenSettings
-from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from core.secrets import DatabaseUrl
 from main_api.alert_reads import AlertSnapshots
 from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
@@ -44,6 +43,7 @@ from mdp.cluster_options import kafka_bus
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
+    add_issuer_options,
     add_origin_option,
     add_reads_options,
     add_token_options,
@@ -51,6 +51,7 @@ from mdp.common_options import (
     database_failure,
     intervals_of,
     origins_of,
+    token_settings,
 )
 from storage import PostgresStore, SchemaNotReadyError
 from storage.repository import MarketDataStore
@@ -114,14 +115,7 @@ def add_parser(commands: Any) -> None:
         help="without --jwks-url, refuse clients without a token (with it, that is the default)",
     )
     add_token_options(parser, "none, any token is refused", "client")
-    parser.add_argument(
-        "--issuer", default=DEFAULT_ISSUER, help=f"the tokens' iss (default {DEFAULT_ISSUER})"
-    )
-    parser.add_argument(
-        "--audience",
-        default=DEFAULT_AUDIENCE,
-        help=f"the tokens' aud (default {DEFAULT_AUDIENCE})",
-    )
+    add_issuer_options(parser)
     parser.add_argument(
         "--auth-timeout",
         type=float,
@@ -162,10 +156,7 @@ def add_parser(commands: Any) -> None:
 
 def tokens_from(args: argparse.Namespace) -> TokenSettings:
     """How tokens are checked, from the command line (raises ValueError when bad)."""
-    return TokenSettings(
-        jwks_url=args.jwks_url, issuer=args.issuer, audience=args.audience,
-        anonymous=anonymous_plan(args), token_cache=VERIFIED_TOKENS_KEPT,
-    )  # fmt: skip
+    return token_settings(args, anonymous=anonymous_plan(args), token_cache=VERIFIED_TOKENS_KEPT)
 
 
 def _anonymous_allowed(args: argparse.Namespace) -> bool:

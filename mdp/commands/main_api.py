@@ -16,12 +16,18 @@ import argparse
 import asyncio
 import contextlib
 import sys
+from pathlib import Path
 from typing import Any
 
-import psycopg
-
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
-from mdp.common_options import add_database_option, add_token_options, database_failure, schema_name
+from mdp.common_options import (
+    add_database_option,
+    add_issuer_options,
+    add_token_options,
+    schema_name,
+    start_refused,
+    token_settings,
+)
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
@@ -57,31 +63,35 @@ def add_parser(commands: Any) -> None:
         "--webhook-private-hosts", action="store_true",
         help="let webhook endpoints name loopback and private hosts (off: public hosts only)",
     )  # fmt: skip
+    parser.add_argument(
+        "--plan-limits", type=Path, metavar="FILE",
+        help="the plans' limits, a TOML file (docs/main-api.md, \"Limits\"; default: the"
+        " built-in table)",
+    )  # fmt: skip
     add_token_options(parser, "required", "request", anonymous=False)
+    add_issuer_options(parser)
     parser.set_defaults(run=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    from access.settings import TokenSettings
+    from main_api.plan_limits import PlanLimitsBook, PlanLimitsError, load_plan_limits
     from main_api.process import running
     from main_api.settings import MainApiSettings
     from main_api.webhooks.settings import WebhookSettings
 
     tell = say("mdp main-api")
-    if not args.database_url:
-        tell("error: no database: give --database-url or set DATABASE_URL")
+    try:  # a bad file is refused before anything starts
+        limits = load_plan_limits(args.plan_limits) if args.plan_limits else PlanLimitsBook()
+    except PlanLimitsError as exc:
+        tell(f"error: --plan-limits: {exc}")
         return EXIT_BAD_INPUT
-    if not args.jwks_url:
-        tell("error: the main API checks every token: give --jwks-url")
-        return EXIT_BAD_INPUT
-    try:  # a database that cannot be reached at start is one line, not a traceback
-        psycopg.connect(args.database_url.reveal(), connect_timeout=10).close()
-    except psycopg.Error as exc:
-        tell(f"error: {database_failure(args.database_url, exc)}")
-        return EXIT_FAILED
+    refused = start_refused(args, tell, "the main API")
+    if refused:
+        return refused
     settings = MainApiSettings(
-        args.database_url.reveal(), TokenSettings(jwks_url=args.jwks_url), host=args.host,
-        port=args.port, schema=args.schema,
+        args.database_url.reveal(), token_settings(args), host=args.host,
+        port=args.port, schema=args.schema, plan_limits=limits.plans,
+        fallback_limits=limits.fallback,
         webhooks=WebhookSettings(
             worker=args.webhook_worker, allow_private_hosts=args.webhook_private_hosts
         ),

@@ -31,9 +31,12 @@ from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.commands.db import given_or_private
 from mdp.common_options import (
     add_database_option,
+    add_issuer_options,
     add_token_options,
     database_failure,
     schema_name,
+    start_refused,
+    token_settings,
 )
 from mdp.progress import Progress
 from storage.pg_binaries import PostgresUnavailableError
@@ -103,6 +106,7 @@ def add_parser(commands: Any) -> None:
         help="serve only the accounts a with a %% N == I, one of N instances (default 0/1: all)",
     )
     add_token_options(serving, "required", "request", anonymous=False)
+    add_issuer_options(serving)
     parser.set_defaults(run=run)
 
 
@@ -144,24 +148,15 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _serve(args: argparse.Namespace) -> int:
-    from access.settings import TokenSettings
     from streams.memory import MemoryBus
     from trading.process import ProcessSettings, running
 
     tell = say("mdp trading")
-    if not args.database_url:
-        tell("error: no database: give --database-url or set DATABASE_URL")
-        return EXIT_BAD_INPUT
-    if not args.jwks_url:
-        tell("error: trading checks every token: give --jwks-url")
-        return EXIT_BAD_INPUT
-    try:  # a database that cannot be reached at start is one line, not a traceback
-        psycopg.connect(args.database_url.reveal(), connect_timeout=10).close()
-    except psycopg.Error as exc:
-        tell(f"error: {database_failure(args.database_url, exc)}")
-        return EXIT_FAILED
+    refused = start_refused(args, tell, "trading")
+    if refused:
+        return refused
     settings = ProcessSettings(
-        args.database_url.reveal(), TokenSettings(jwks_url=args.jwks_url), host=args.host,
+        args.database_url.reveal(), token_settings(args), host=args.host,
         port=args.port, schema=args.schema, deposits=args.paper_deposits,
         partition=args.partition,
     )  # fmt: skip

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import AsyncIterator, Iterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -59,18 +60,26 @@ def schema(fresh_database: str) -> Iterator[tuple[str, str]]:
         conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
-@pytest.fixture
-async def api(schema: tuple[str, str]) -> AsyncIterator[Api]:
-    url, name = schema
-    settings = MainApiSettings(url, TokenSettings(keys=tokens.keyset()), schema=name)
+@asynccontextmanager
+async def served(settings: MainApiSettings) -> AsyncIterator[Api]:
+    """The API with ``settings``, over a store of its own in their database and schema."""
     async with (
-        MainStore.open(url, name) as store,
+        MainStore.open(settings.database_url, settings.schema) as store,
         serving(create_app(store, settings, known)) as server,
     ):
         made = Api(store, server.url)
         yield made
         for client in made.clients:
             await client.aclose()
+
+
+@pytest.fixture
+async def api(schema: tuple[str, str]) -> AsyncIterator[Api]:
+    url, name = schema
+    async with served(
+        MainApiSettings(url, TokenSettings(keys=tokens.keyset()), schema=name)
+    ) as made:
+        yield made
 
 
 def problem_of(answer: httpx.Response, status: int) -> dict[str, Any]:

@@ -111,3 +111,17 @@ def test_the_proxy_caps_connections_per_client_instead_of_the_gateways() -> None
 def test_the_history_api_is_ready_only_while_its_database_answers() -> None:
     check = " ".join(compose()["services"]["api"]["healthcheck"]["test"])
     assert "http://127.0.0.1:8000/readyz" in check
+
+
+def test_the_gateway_reads_the_private_channels_snapshots_from_the_database() -> None:
+    document = compose()
+    environment = document["services"]["gateway"]["environment"]
+    assert environment["KAFKA_BOOTSTRAP"] == document["x-mdp"]["environment"]["KAFKA_BOOTSTRAP"]
+    for variable in ("DATABASE_URL", "TRADING_DATABASE_URL", "MAIN_API_DATABASE_URL"):
+        assert "@postgres:5432/" in environment[variable], variable
+
+
+def test_the_alert_evaluator_runs_on_its_own_unpublished() -> None:
+    evaluator = compose()["services"]["alerts"]
+    assert evaluator["command"][:3] == ["mdp", "alerts", "evaluate"]
+    assert "ports" not in evaluator

@@ -14,11 +14,9 @@ the read models', a little behind.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
 from decimal import Decimal
 from typing import Final
 
-import msgspec
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import Response
@@ -49,18 +47,13 @@ from trading.store.errors import StoreError
 from trading.store.events import EventStore
 from web.guard import HttpLimits
 from web.problems import ProblemError
+from web.routes import Guard, json_response, read_body, service_routes
 from web.tokens import TokenGate, service_app, unauthorized
 
 PREFIX: Final = "/trading/v1"
 _REFUSALS: Final = (
     OrderInvalid, RiskRefused, IllegalTransition, ServiceError, QueryError, StoreError
 )  # fmt: skip
-
-Handler = Callable[[Request, int], Awaitable[Response]]
-
-
-def _json(content: object, status: int = 200) -> Response:
-    return Response(msgspec.json.encode(content), status, media_type="application/json")
 
 
 class _Api:
@@ -78,35 +71,15 @@ class _Api:
         self.max_body_bytes = max_body_bytes
         self.deposits = deposits
 
-    # -- the gate -----------------------------------------------------------------------------
-
-    def guarded(self, handler: Handler) -> Callable[[Request], Awaitable[Response]]:
-        """``handler`` called with the token's account, its refusals as problems."""
-
-        async def endpoint(request: Request) -> Response:
-            account = _account(await self.gate.grant(request))
-            if not self.service.partition.owns(account):
-                raise wrong_partition(account, self.service.partition)
-            try:
-                return await handler(request, account)
-            except _REFUSALS as exc:
-                raise problem(exc) from None
-
-        return endpoint
+    async def account(self, request: Request) -> int:
+        """The token's account, where it may trade and this instance serves it."""
+        account = _account(await self.gate.grant(request))
+        if not self.service.partition.owns(account):
+            raise wrong_partition(account, self.service.partition)
+        return account
 
     async def body(self, request: Request) -> bytes:
-        """The request's body, refused past ``max_body_bytes`` (the guarded server refuses it
-        before it arrives; this bounds the app under any server)."""
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > self.max_body_bytes:
-                raise ProblemError(
-                    413, "body-too-large", "Body too large",
-                    f"a body is at most {self.max_body_bytes} bytes", extra={"code": "too-large"},
-                )  # fmt: skip
-            chunks.append(chunk)
-        return b"".join(chunks)
+        return await read_body(request, self.max_body_bytes)
 
     # -- orders -------------------------------------------------------------------------------
 
@@ -115,38 +88,38 @@ class _Api:
         if order.status is OrderStatus.DENIED:
             reason = order.reason or "the risk check denied it"
             raise denied(order.reason_code or "denied", order.reason_field, reason, order)
-        return _json({"order": order}, 201 if new else 200)
+        return json_response({"order": order}, 201 if new else 200)
 
     async def order(self, request: Request, account: int) -> Response:
         order = await self.service.order(account, _order_id(request))
-        return _json({"order": order})
+        return json_response({"order": order})
 
     async def cancel(self, request: Request, account: int) -> Response:
-        return _json({"order": await self.service.cancel(account, _order_id(request))})
+        return json_response({"order": await self.service.cancel(account, _order_id(request))})
 
     async def amend(self, request: Request, account: int) -> Response:
         change = amend_request(account, _order_id(request), await self.body(request))
-        return _json({"order": await self.service.amend(change)})
+        return json_response({"order": await self.service.amend(change)})
 
     async def orders(self, request: Request, account: int) -> Response:
         limit, after = _page(request)
         open_only = _flag(request, "open")
         views = await self.queries.orders(account, open_only=open_only, limit=limit, after=after)
-        return _json({"orders": views, "next_after": views[-1].seq if views else None})
+        return json_response({"orders": views, "next_after": views[-1].seq if views else None})
 
     # -- the account --------------------------------------------------------------------------
 
     async def fills(self, request: Request, account: int) -> Response:
         limit, after = _page(request)
         views = await self.queries.fills(account, limit=limit, after=after)
-        return _json({"fills": views, "next_after": views[-1].seq if views else None})
+        return json_response({"fills": views, "next_after": views[-1].seq if views else None})
 
     async def positions(self, request: Request, account: int) -> Response:
         views = await self.queries.positions(account, self.service.last_prices())
-        return _json({"positions": views})
+        return json_response({"positions": views})
 
     async def balances(self, request: Request, account: int) -> Response:
-        return _json({"balances": await self.queries.balances(account)})
+        return json_response({"balances": await self.queries.balances(account)})
 
     async def deposit(self, request: Request, account: int) -> Response:
         """Paper money into the account (only where the settings allow it): 201 with the
@@ -159,13 +132,13 @@ class _Api:
             )  # fmt: skip
         deposit = deposit_request(await self.body(request))
         stored = await self.service.deposit(account, deposit.currency, deposit.amount)
-        return _json({"balances": balances_of(stored)}, 201)
+        return json_response({"balances": balances_of(stored)}, 201)
 
     async def audit(self, request: Request, account: int) -> Response:
         limit, after = _page(request)
         items = await asyncio.to_thread(self.events.read, aggregate_id(account), after, limit=limit)
         events = [{"version": item.version, "event": item.event} for item in items]
-        return _json({"events": events, "next_after": items[-1].version if items else None})
+        return json_response({"events": events, "next_after": items[-1].version if items else None})
 
     # -- health -------------------------------------------------------------------------------
 
@@ -174,8 +147,8 @@ class _Api:
         try:
             await self.queries.ping()
         except StoreError as exc:
-            return _json({"ready": False, "code": exc.code}, 503)
-        return _json({"ready": True})
+            return json_response({"ready": False, "code": exc.code}, 503)
+        return json_response({"ready": True})
 
 
 def balances_of(account: Account) -> list[BalanceView]:
@@ -253,15 +226,7 @@ def create_app(
         raise ValueError("the trading API has no anonymous plan")
     gate = TokenGate(tokens, "trading")
     api = _Api(service, queries, events, gate, (limits or HttpLimits()).max_body_bytes, deposits)
-    openapi = msgspec.json.encode(document())
-
-    async def openapi_json(request: Request) -> Response:
-        return Response(openapi, media_type="application/json")
-
-    async def healthz(request: Request) -> Response:
-        return _json({"ok": True})
-
-    g = api.guarded
+    g = Guard(api.account, _REFUSALS, problem)
     routes = [
         Route(f"{PREFIX}/orders", g(api.place), methods=["POST"]),
         Route(f"{PREFIX}/orders", g(api.orders), methods=["GET"]),
@@ -273,9 +238,7 @@ def create_app(
         Route(f"{PREFIX}/deposits", g(api.deposit), methods=["POST"]),
         Route(f"{PREFIX}/fills", g(api.fills), methods=["GET"]),
         Route(f"{PREFIX}/events", g(api.audit), methods=["GET"]),
-        Route(f"{PREFIX}/openapi.json", openapi_json, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", api.ready, methods=["GET"]),
+        *service_routes(PREFIX, document(), api.ready),
     ]
 
     return service_app(routes, gate, bus)

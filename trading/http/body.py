@@ -19,6 +19,7 @@ import msgspec
 from core.numbers import scale_of
 from core.trading_events import OrderSide, OrderType, TimeInForce
 from trading.domain.orders import AmendRequest, OrderInvalid, OrderRequest
+from web.bodies import json_object
 
 PLACE_FIELDS: Final = (
     "client_order_id", "instrument", "side", "type", "quantity", "price", "stop_price",
@@ -92,21 +93,7 @@ def deposit_request(body: bytes) -> Deposit:
 
 
 def _fields(body: bytes, allowed: tuple[str, ...]) -> dict[str, Any]:
-    try:
-        document = _decoder.decode(body)
-    except msgspec.DecodeError:
-        raise OrderInvalid("body", "format", "the body must be a JSON object") from None
-    if not isinstance(document, dict):
-        raise OrderInvalid("body", "format", "the body must be a JSON object")
-    fields: dict[str, Any] = {}
-    for name, value in document.items():
-        if name not in allowed:
-            raise OrderInvalid(
-                str(name)[:64], "forbidden", f"not a field here (the fields: {', '.join(allowed)})"
-            )
-        if value is not None:
-            fields[name] = _value(name, value)
-    return fields
+    return json_object(body, allowed, OrderInvalid, decoder=_decoder, value=_value)
 
 
 def _value(name: str, value: object) -> object:
