@@ -21,24 +21,35 @@ One run, one machine, traffic on 127.0.0.1 only:
 - **Token issue rate** of the auth service (an API key exchanged for an access token on the
   scratch database, through :class:`auth.service.AuthService`): a figure only.
 
+- **Variants** of the edge's configuration (:data:`VARIANTS`: one HAProxy thread instead of
+  one per core, ``http-reuse always``, no access log), each its own HAProxy started beside
+  the edge as it is configured, measured in the same run with the one-token HTTP requests and
+  the WebSocket delivery, so that a change of the configuration is judged against the
+  configuration of the same minute.
+- **CPU**: each row says how busy the machine's cores were during it (all processes, from
+  ``/proc/stat``) and, through an edge, the CPU its HAProxy worker spent a request (or a
+  delivery).
+
 Targets: at most 1 ms added at p99 for HTTP, WebSocket delivery p99 unchanged within noise,
 and p99 through the edge under 5 ms (the seed's gateway SLA of 50 ms with a 10x margin).
 
 Usage: ``python -m bench.edge [--smoke] [--rate 2000] [--seconds 5] [--clients 1000]
-[--ws-rate 20000] [--rows 60] [--connections 32] [--database-url URL]``.
+[--ws-rate 20000] [--rows 60] [--connections 32] [--no-variants] [--database-url URL]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import itertools
 import multiprocessing
+import os
 import tempfile
 import time
 from array import array
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from multiprocessing.connection import Connection
 from pathlib import Path
 from typing import Final, TypeAlias
@@ -62,6 +73,58 @@ P99_TARGET_MS: Final = 5.0
 ISSUER, AUDIENCE = "ganntec-auth", "ganntec"
 Headers: TypeAlias = Iterator[str]
 """The extra header lines of each request in turn (``""`` for none)."""
+VARIANTS: Final[dict[str, dict[str, object]]] = {
+    "1 thread": {"threads": 1},
+    "http-reuse always": {"server_reuse": "always"},
+    "no access log": {"access_log": False},
+}
+"""Changes of :class:`EdgeSettings` measured beside the edge as configured (its field values)."""
+_TICK_S: Final = 1 / os.sysconf("SC_CLK_TCK")
+
+
+@dataclass(frozen=True, slots=True)
+class Cpu:
+    """CPU spent over a phase: the machine's busy fraction (all cores) and an HAProxy's."""
+
+    busy: float
+    """Busy share of all the machine's cores, 0 to 1."""
+    edge_s: float
+    """CPU seconds of the HAProxy in front (0 for direct requests)."""
+
+    def __add__(self, other: Cpu) -> Cpu:
+        return Cpu((self.busy + other.busy) / 2, self.edge_s + other.edge_s)
+
+
+class CpuMeter:
+    """Reads ``/proc``: the machine's CPU counters and an HAProxy's workers' CPU time."""
+
+    def __init__(self, haproxy_pid: int | None) -> None:
+        self._pid = haproxy_pid
+        self._start = self._read()
+
+    def stop(self) -> Cpu:
+        (busy0, total0, edge0), (busy1, total1, edge1) = self._start, self._read()
+        return Cpu((busy1 - busy0) / max(1, total1 - total0), (edge1 - edge0) * _TICK_S)
+
+    def _read(self) -> tuple[int, int, int]:
+        with open("/proc/stat") as stat:
+            fields = [int(value) for value in stat.readline().split()[1:]]
+        idle = fields[3] + fields[4]  # idle, iowait
+        return sum(fields) - idle, sum(fields), self._edge_ticks()
+
+    def _edge_ticks(self) -> int:
+        """utime + stime of the master's children (the workers, every thread included)."""
+        if self._pid is None:
+            return 0
+        ticks = 0
+        with contextlib.suppress(OSError):
+            children = Path(f"/proc/{self._pid}/task/{self._pid}/children").read_text().split()
+            for child in children:
+                with contextlib.suppress(OSError):
+                    stat = Path(f"/proc/{child}/stat").read_text()
+                    fields = stat.rpartition(")")[2].split()
+                    ticks += int(fields[11]) + int(fields[12])
+        return ticks
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,9 +134,20 @@ class Figure:
     offered: float
     achieved: float
     failures: int = 0
+    cpu: Cpu | None = None
+    seconds: float = 0.0
+    variant: str = ""
+    """The :data:`VARIANTS` entry it was measured through (``""``: none)."""
 
     def percentile(self, q: float) -> float:
         return ws.percentile(self.latencies_ns, q)
+
+    @property
+    def edge_us(self) -> float | None:
+        """HAProxy's CPU per request (or delivery), µs."""
+        if self.cpu is None or not self.cpu.edge_s or not self.achieved or not self.seconds:
+            return None
+        return self.cpu.edge_s / (self.achieved * self.seconds) * 1e6
 
 
 # -- HTTP ----------------------------------------------------------------------------------------
@@ -134,38 +208,58 @@ async def paced_gets(
     return latencies, total / (time.perf_counter() - began), failures
 
 
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One HAProxy in front: its label in the rows, its port and its master's process id."""
+
+    label: str
+    port: int
+    pid: int | None
+
+
 async def measure_http(
-    direct: int, edge: int, path: str, tokens: Iterator[str], sizes: argparse.Namespace
+    direct: int, edges: list[Edge], path: str, tokens: Iterator[str], sizes: argparse.Namespace
 ) -> list[Figure]:
     """Direct, through the edge with one token (its signature remembered after the first
     request), with a new token each request (each signature verified) and without one (the
-    proxy's own cost), in turn, two halves each (after a warm-up)."""
+    proxy's own cost), and through each variant with one token, in turn, two halves each
+    (after a warm-up)."""
     one = f"Authorization: Bearer {next(tokens)}\r\n"
+    edge, *variants = edges
     targets = {
-        "direct": (direct, itertools.repeat("")),
-        "through the edge (JWT)": (edge, itertools.repeat(one)),
+        "direct": (direct, None, itertools.repeat("")),
+        "through the edge (JWT)": (edge.port, edge.pid, itertools.repeat(one)),
         "through the edge (JWT, new each time)": (
-            edge, (f"Authorization: Bearer {token}\r\n" for token in tokens),
+            edge.port, edge.pid, (f"Authorization: Bearer {token}\r\n" for token in tokens),
         ),
-        "through the edge (no token)": (edge, itertools.repeat("")),
+        "through the edge (no token)": (edge.port, edge.pid, itertools.repeat("")),
     }  # fmt: skip
-    runs: dict[str, list[tuple[array[int], float, int]]] = {name: [] for name in targets}
-    for port, headers in targets.values():  # warm-up: connections, caches
+    labels = dict.fromkeys(targets, "")
+    for variant in variants:
+        name = f"through the edge (JWT, {variant.label})"
+        targets[name] = (variant.port, variant.pid, itertools.repeat(one))
+        labels[name] = variant.label
+    runs: dict[str, list[tuple[array[int], float, int, Cpu]]] = {name: [] for name in targets}
+    for port, _, headers in targets.values():  # warm-up: connections, caches
         await paced_gets(port, path, headers, sizes.rate, 0.5, sizes.connections)
+    half = sizes.seconds / 2
     for _ in range(2):
-        for name, (port, headers) in targets.items():
-            half = sizes.seconds / 2
-            runs[name].append(
-                await paced_gets(port, path, headers, sizes.rate, half, sizes.connections)
-            )
+        for name, (port, pid, headers) in targets.items():
+            meter = CpuMeter(pid)
+            part = await paced_gets(port, path, headers, sizes.rate, half, sizes.connections)
+            runs[name].append((*part, meter.stop()))
     figures = []
     for name, parts in runs.items():
         merged: array[int] = array("q")
-        for latencies, _, _ in parts:
+        for latencies, *_ in parts:
             merged.extend(latencies)
         achieved = sum(part[1] for part in parts) / len(parts)
         failures = sum(part[2] for part in parts)
-        figures.append(Figure(f"/v1/candles {name}", merged, sizes.rate, achieved, failures))
+        cpu = parts[0][3] + parts[1][3]
+        row = f"/v1/candles {name}"
+        figures.append(
+            Figure(row, merged, sizes.rate, achieved, failures, cpu, sizes.seconds, labels[name])
+        )
     return figures
 
 
@@ -173,25 +267,35 @@ async def measure_http(
 
 
 async def measure_websocket(
-    ports: dict[str, int], pipe: Connection, sizes: argparse.Namespace
+    gateway: int, edges: list[Edge], pipe: Connection, sizes: argparse.Namespace
 ) -> list[Figure]:
+    """Direct, then through each edge (the edge as configured first), one phase each."""
     names = ws.instruments(sizes.instruments)
     figures = []
-    for name, port in ports.items():
+    edge, *variants = edges
+    targets = [("direct", gateway, None, ""), ("through the edge", edge.port, edge.pid, "")]
+    for variant in variants:
+        label = f"through the edge ({variant.label})"
+        targets.append((label, variant.port, variant.pid, variant.label))
+    for label, port, pid, variant_label in targets:
         tally = ws.Tally()
         clients = await ws.connect_clients(port, sizes.clients, names, 1, tally)
         per_channel = sizes.clients / len(names)
         await asyncio.sleep(0.2)
-        phase = await ws.measure(pipe, tally, name, sizes.ws_rate, per_channel, sizes.seconds)
+        meter = CpuMeter(pid)
+        phase = await ws.measure(pipe, tally, label, sizes.ws_rate, per_channel, sizes.seconds)
+        cpu = meter.stop()
         for client in clients:
             if client.transport is not None:
                 client.transport.close()
         await asyncio.sleep(0.5)
-        label = "through the edge" if name == "edge" else "direct"
         latencies: array[int] = tally.latencies
         figures.append(
-            Figure(f"candle delivery {label}", latencies, sizes.ws_rate, phase.delivered)
-        )
+            Figure(
+                f"candle delivery {label}", latencies, sizes.ws_rate, phase.delivered,
+                cpu=cpu, seconds=sizes.seconds, variant=variant_label,
+            )
+        )  # fmt: skip
     return figures
 
 
@@ -253,13 +357,22 @@ async def run(sizes: argparse.Namespace, database_url: str, api_base: str) -> li
             key_file.write_text(key.public_pem)
             api = api_base.removeprefix("http://")
             settings = edge_settings(folder / "edge", api, gateway_port, key_file, key.kid)
-            with Haproxy(folder / "edge") as edge:
-                await asyncio.to_thread(edge.start, settings)
+            variants = VARIANTS if sizes.variants else {}
+            with contextlib.ExitStack() as stack:
+                edges: list[Edge] = []
+                for label, change in {"the edge": {}, **variants}.items():
+                    edge_folder = folder / f"edge{len(edges)}"
+                    variant = replace(
+                        settings, port=free_port(), admin_port=free_port(),
+                        error_dir=edge_folder, **change,  # type: ignore[arg-type]
+                    )  # fmt: skip
+                    haproxy = stack.enter_context(Haproxy(edge_folder))
+                    await asyncio.to_thread(haproxy.start, variant)
+                    edges.append(Edge(label, variant.port, haproxy.pid))
                 path = history_path(sizes.rows)
                 direct_port = int(api.rpartition(":")[2])
-                figures = await measure_http(direct_port, settings.port, path, tokens, sizes)
-                ports = {"direct": gateway_port, "edge": settings.port}
-                figures += await measure_websocket(ports, parent, sizes)
+                figures = await measure_http(direct_port, edges, path, tokens, sizes)
+                figures += await measure_websocket(gateway_port, edges, parent, sizes)
     finally:
         parent.send(("stop",))
         await asyncio.to_thread(server.join, 30)
@@ -277,13 +390,21 @@ def history_path(rows: int) -> str:
 
 
 def report(figures: list[Figure], issue_rate: float) -> None:
-    print(f"\n  {'what':<50} {'offered/s':>10} {'done/s':>10} {'p50 ms':>8} {'p99 ms':>8}")
+    print(
+        f"\n  {'what':<62} {'offered/s':>10} {'done/s':>10} {'p50 ms':>8} {'p99 ms':>8}"
+        f" {'busy %':>7} {'edge us':>8}"
+    )
     for figure in figures:
+        busy = "" if figure.cpu is None else f"{figure.cpu.busy * 100:.0f}"
+        edge_us = figure.edge_us
         print(
-            f"  {figure.name:<50} {figure.offered:>10,.0f} {figure.achieved:>10,.0f}"
+            f"  {figure.name:<62} {figure.offered:>10,.0f} {figure.achieved:>10,.0f}"
             f" {figure.percentile(0.5):>8.2f} {figure.percentile(0.99):>8.2f}"
+            f" {busy:>7} {'' if edge_us is None else f'{edge_us:.0f}':>8}"
             + (f"  ({figure.failures} failed)" if figure.failures else "")
+            + ("  (short of the offered rate)" if figure.achieved < 0.95 * figure.offered else "")
         )
+    print("  busy %: the machine's cores, all processes; edge us: HAProxy's CPU a request")
     by_name = {figure.name: figure for figure in figures}
     for kind, target in (("/v1/candles", HTTP_ADDED_P99_MS), ("candle delivery", None)):
         direct, edge = (
@@ -293,7 +414,15 @@ def report(figures: list[Figure], issue_rate: float) -> None:
         added = edge.percentile(0.99) - direct.percentile(0.99)
         verdict = "" if target is None else f" (target <= {target:.0f} ms)"
         print(f"  {kind}: the edge adds {added:+.2f} ms at p99{verdict}")
-    worst = max(figure.percentile(0.99) for figure in figures if "through" in figure.name)
+    for figure in figures:
+        if figure.variant:
+            configured = by_name[
+                figure.name.replace(f", {figure.variant}", "").replace(f" ({figure.variant})", "")
+            ]
+            change = figure.percentile(0.99) - configured.percentile(0.99)
+            print(f"  {figure.name}: {change:+.2f} ms at p99 against the edge as configured")
+    edge_rows = [fig for fig in figures if "through" in fig.name and not fig.variant]
+    worst = max(figure.percentile(0.99) for figure in edge_rows)
     print(f"  worst p99 through the edge: {worst:.2f} ms (target < {P99_TARGET_MS:.0f} ms)")
     print(f"  auth service: {issue_rate:,.0f} access tokens issued per second (one connection)")
 
@@ -309,6 +438,10 @@ def main(argv: Sequence[str] | None = None) -> list[Figure]:
     parser.add_argument("--rows", type=int, default=60, help="candles in the page (60)")
     parser.add_argument("--connections", type=int, default=32, help="HTTP connections (32)")
     parser.add_argument("--tokens", type=int, default=2000, help="tokens issued (2000)")
+    parser.add_argument(
+        "--no-variants", dest="variants", action="store_false",
+        help="only the edge as configured, without the variants of its configuration",
+    )  # fmt: skip
     parser.add_argument("--database-url", help="a server for the scratch database")
     sizes = parser.parse_args(argv)
     if sizes.smoke:

@@ -54,6 +54,7 @@ _HEALTH: Final = "inter 1s fall 2 rise 2 observe layer7 error-limit 10 on-error 
 """Health checks each second: down after two failures (or ten 5xx answers in a row), up again
 after two successes."""
 _NAME = re.compile(r"[A-Za-z0-9_.-]{1,64}")
+_REUSE: Final = ("never", "safe", "aggressive", "always")
 REVOCATION_MAP: Final = "revoked.map"
 """In the edge's folder: ``<subject> <until>`` per line, the subjects (``key:<id>``,
 ``session:<sid>``, ``account:<id>``) whose tokens are refused until ``until`` (UNIX s)."""
@@ -195,8 +196,20 @@ class EdgeSettings:
     check_timeout_s: float = 1.0
     """How long a health check may wait for its answer: a server slower than this fails it.
     ``mdp up``, whose services share one busy event loop, allows more."""
+    threads: int | None = None
+    """HAProxy's threads (``nbthread``); ``None``: HAProxy's default, one per core it may run
+    on. ``bench.edge`` compares the choices (``docs/edge.md``, "Benchmark")."""
+    server_reuse: str = "safe"
+    """How idle connections to the servers are shared between client connections
+    (``http-reuse``; ``safe`` is HAProxy's default and writes nothing)."""
+    access_log: bool = True
+    """One JSON line per request (:data:`ACCESS_LOG`); off only to measure what it costs."""
 
     def __post_init__(self) -> None:
+        if self.threads is not None and not 1 <= self.threads <= 64:
+            raise ValueError(f"threads: 1 to 64, not {self.threads}")
+        if self.server_reuse not in _REUSE:
+            raise ValueError(f"server_reuse: one of {', '.join(_REUSE)}, not {self.server_reuse}")
         if isinstance(self.trading, tuple):
             count = len(self.trading)
             if not 2 <= count <= MAX_PARTITIONS:
@@ -311,6 +324,8 @@ def render(settings: EdgeSettings, generation: int = 0) -> str:
 def _global(settings: EdgeSettings) -> Iterator[str]:
     yield "global"
     yield f"    maxconn {settings.max_connections}"
+    if settings.threads is not None:
+        yield f"    nbthread {settings.threads}"
     yield f"    tune.bufsize {MAX_HEAD_BYTES * 2}"
     yield "    log stderr format raw local0 info"
     # relative: HAProxy runs in the edge's folder, whose path may be longer than a socket's
@@ -320,6 +335,8 @@ def _global(settings: EdgeSettings) -> Iterator[str]:
     yield "    mode http"
     yield "    log global"
     yield "    option http-keep-alive"
+    if settings.server_reuse != "safe":
+        yield f"    http-reuse {settings.server_reuse}"
     yield "    option redispatch 1"
     yield "    retries 2"
     yield f"    retry-on {_RETRIES}"
@@ -340,7 +357,10 @@ def _frontend(settings: EdgeSettings) -> Iterator[str]:
     yield "frontend public"
     yield f"    bind {_address(settings.host, settings.port)}"
     yield "    option forwardfor"
-    yield f"    log-format '{ACCESS_LOG}'"
+    if settings.access_log:
+        yield f"    log-format '{ACCESS_LOG}'"
+    else:
+        yield "    no log"
     yield "    http-request set-var(txn.path) path,json(utf8s)"
     yield "    http-request disable-l7-retry unless METH_GET || METH_HEAD"
     yield f"    http-request del-header {PRINCIPAL_HEADER}"

@@ -55,6 +55,7 @@ def haproxy_accepts(config: EdgeSettings, folder: Path) -> str:
         {"auth": Upstream("auth", ("127.0.0.1:8100",), health_path="/auth/healthz")},
         {"limits": RateLimits(window_s=1)},
         {"trading": Upstream("trading", ("127.0.0.1:8030", "127.0.0.1:8031"))},
+        {"threads": 1, "server_reuse": "always", "access_log": False},
     ],
 )
 def test_haproxy_accepts_the_configuration(tmp_path: Path, changes: dict[str, object]) -> None:
@@ -86,6 +87,8 @@ def test_key_ids_and_names_beginning_with_a_dash_are_patterns_not_options(tmp_pa
         (lambda: TokenPolicy("a#b", "x", ()), "must be plain words"),
         (lambda: RateLimits(window_s=7), "whole divisor of 60"),
         (lambda: RateLimits(token_default=0), "at least 1 request per minute"),
+        (lambda: settings(Path("."), threads=0), "threads: 1 to 64"),
+        (lambda: settings(Path("."), server_reuse="always\nlog"), "server_reuse: one of"),
     ],
 )
 def test_settings_haproxy_could_misread_are_refused(make: object, message: str) -> None:
