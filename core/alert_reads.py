@@ -43,6 +43,9 @@ class AlertsSnapshot:
     fire_ids: tuple[str, ...] = ()
     firings: list[AlertFired] = field(default_factory=list)
     unread: int = 0
+    named: tuple[AlertFired, ...] = ()
+    """Every firing ``fire_ids`` names, oldest first, when the reader has them (it read them
+    all): the gateway sends one the bus did not bring from here, whatever ``firings`` shows."""
 
 
 class AlertReads(Protocol):

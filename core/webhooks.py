@@ -66,7 +66,8 @@ def parse_header(header: str) -> tuple[int, list[str]]:
         if not sep:
             raise SignatureError("malformed", f"not key=value: {part[:32]!r}")
         if key == "t":
-            if not value.isdigit() or len(value) > 12 or timestamp is not None:
+            whole = value.isascii() and value.isdigit()  # int() takes "²" and Arabic digits too
+            if not whole or len(value) > 12 or timestamp is not None:
                 raise SignatureError("malformed", "t must be one whole number of seconds")
             timestamp = int(value)
         elif key == SCHEME:

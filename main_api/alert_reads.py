@@ -74,10 +74,11 @@ class AlertSnapshots:
         except (psycopg.OperationalError, psycopg.InterfaceError, PoolTimeout) as exc:
             raise StoreUnavailableError(f"the main API's database: {exc}") from None
         rows.reverse()  # oldest first
-        shown = rows[len(rows) - limit :] if limit else []
+        named = tuple(fired_of(row) for row in rows)
         return AlertsSnapshot(
             account=account,
-            fire_ids=tuple(row["fire_id"] for row in rows),
-            firings=[fired_of(row) for row in shown],
+            fire_ids=tuple(event.fire_id for event in named),
+            firings=list(named[len(named) - limit :]) if limit else [],
             unread=0 if counted is None else int(counted["n"]),
+            named=named,
         )

@@ -131,11 +131,12 @@ class AlertFeed(PrivateFeed[AlertsSnapshot]):
 
     def settle(self, snapshot: AlertsSnapshot) -> list[Delivery]:
         """The firings ``snapshot`` names that the bus did not bring within the wait (recorded,
-        but published late or not yet: an evaluator stopped between the two) are sent from
-        the snapshot itself, oldest first, to every subscriber; those it names without
-        showing them are only known (a subscriber before never hears of them live)."""
+        but published late or not yet: an evaluator stopped between the two, the bus away)
+        are sent from the snapshot itself (its ``named`` firings, whatever it shows), oldest
+        first, to every subscriber; the bus's copy is a repeat when it comes. Only a reader
+        that does not hand its named firings leaves one merely known."""
         unknown = [fire_id for fire_id in snapshot.fire_ids if fire_id not in self.known]
-        shown = {event.fire_id: event for event in snapshot.firings}
+        shown = {event.fire_id: event for event in (*snapshot.named, *snapshot.firings)}
         out: list[Delivery] = []
         for fire_id in unknown:
             event = shown.get(fire_id)

@@ -233,7 +233,7 @@ class EvaluatorService:
 
     store: MainStore
     bus: Bus
-    database_url: str
+    database_url: str = field(repr=False)
     settings: EvaluatorSettings = field(default_factory=EvaluatorSettings)
     clock: Callable[[], int] = time.time_ns
     stats: EvaluatorStats = field(default_factory=EvaluatorStats)

@@ -58,7 +58,7 @@ class RetrySchedule:
 @dataclass(frozen=True, slots=True)
 class Outcome:
     """What an attempt got: the HTTP ``status`` answered, or the ``error`` that stopped it
-    (``timeout``, ``connect-error``, ``address-not-allowed``, ...)."""
+    (``timeout``, ``connect-error``, ``address-not-allowed``, ``dns-error``, ...)."""
 
     status: int | None = None
     error: str | None = None

@@ -97,8 +97,9 @@ class WebhookWorker:
         }
         try:
             async with asyncio.timeout(self.settings.timeout_s):
-                if not self.settings.allow_private_hosts and not await _public(claimed.url):
-                    return Outcome(error="address-not-allowed")
+                refusal = None if self.settings.allow_private_hosts else await _refusal(claimed.url)
+                if refusal is not None:
+                    return Outcome(error=refusal)
                 request = client.build_request("POST", claimed.url, content=claimed.body,
                                                headers=headers)  # fmt: skip
                 response = await client.send(request, stream=True)
@@ -196,14 +197,18 @@ async def _wait(stop: asyncio.Event, woken: asyncio.Event, timeout: float) -> No
             waiter.cancel()
 
 
-async def _public(url: str) -> bool:
-    """Whether every address ``url``'s host resolves to is public (a name that resolves to a
-    private address is refused, not just a private literal)."""
+async def _refusal(url: str) -> str | None:
+    """Why ``url`` may not be sent to now, or None: ``address-not-allowed`` when an address
+    its host resolves to is not public (a name resolving to a private address is refused, not
+    just a private literal), ``dns-error`` when it does not resolve (refused, not sent on:
+    the client would resolve it again, perhaps elsewhere)."""
     parts = urllib.parse.urlsplit(url)
     host = parts.hostname or ""
     port = parts.port or (443 if parts.scheme == "https" else 80)
     try:
         found = await asyncio.get_running_loop().getaddrinfo(host, port, type=socket.SOCK_STREAM)
     except OSError:
-        return True  # let the attempt fail as a connect error, said as such
-    return all(public_address(str(info[4][0])) for info in found)
+        return "dns-error"
+    if all(public_address(str(info[4][0])) for info in found):
+        return None
+    return "address-not-allowed"

@@ -5,9 +5,10 @@
 ``--group``, fires the main API's alerts (its tables in ``--schema`` of ``--database-url``,
 default ``DATABASE_URL``; made if missing), records each firing once with its state and
 offsets, and publishes the firings on ``alerts.events``. Several instances of one group split
-the partitions; a partition's state moves with it. While the database or the broker is away
-it retries with backoff. It stops on Ctrl-C or SIGTERM. See ``docs/main-api.md``, "The
-evaluator".
+the partitions; a partition's state moves with it. At start the database must answer (it
+makes its tables; exit 1 otherwise, so a supervisor starts it again); once running, while the
+database or the broker is away it retries with backoff. It stops on Ctrl-C or SIGTERM. See
+``docs/main-api.md``, "The evaluator".
 """
 
 from __future__ import annotations

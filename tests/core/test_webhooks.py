@@ -41,6 +41,8 @@ def test_while_a_secret_is_rotated_either_one_verifies() -> None:
         (SECRET, BODY, f"t={T}", T, "malformed"),
         (SECRET, BODY, "v1=00", T, "malformed"),
         (SECRET, BODY, f"t=x,v1={'0' * 64}", T, "malformed"),
+        (SECRET, BODY, f"t=\u00b2,v1={'0' * 64}", T, "malformed"),  # a digit to isdigit()
+        (SECRET, BODY, f"t=\u0661\u0662,v1={'0' * 64}", T, "malformed"),  # Arabic-Indic
         (SECRET, BODY, f"t={T},t={T},v1=00", T, "malformed"),
         (SECRET, BODY, "garbage", T, "malformed"),
         (SECRET, BODY, f"t={T},v1=" + "0" * 2000, T, "malformed"),

@@ -35,14 +35,18 @@ def firing(n: int, account: int = ACCOUNT, arming: int = 1) -> AlertFired:
     return fired(spec, arming, Decimal(100 + n), ts=n * 1_000_000_000, gap=False, trade_id=n)
 
 
-def recorded(*events: AlertFired, shown: int | None = None, unread: int = 0) -> AlertsSnapshot:
-    """The main API's snapshot once ``events`` were recorded (it shows the newest ``shown``)."""
-    shows = list(events) if shown is None else list(events)[len(events) - shown :]
+def recorded(
+    *events: AlertFired, shown: int | None = None, unread: int = 0, named: bool = True
+) -> AlertsSnapshot:
+    """The main API's snapshot once ``events`` were recorded (it shows the newest ``shown``;
+    ``named``: it hands every firing it names, as ``main_api.alert_reads`` does)."""
+    shows = list(events) if shown is None else list(events)[len(events) - shown :] if shown else []
     return AlertsSnapshot(
         account=ACCOUNT,
         fire_ids=tuple(event.fire_id for event in events),
         firings=shows,
         unread=len(events) if unread == 0 else unread,
+        named=tuple(events) if named else (),
     )
 
 
@@ -236,6 +240,24 @@ def test_a_recorded_firing_the_bus_never_brings_is_sent_from_the_snapshot_after_
     fire(first, stuck)  # published at last: a repeat
     assert len(first.client.written) == 1
     assert second.client.written == []
+
+
+def test_a_late_firing_reaches_earlier_subscribers_whatever_the_snapshot_shows() -> None:
+    """A later subscriber asking for no snapshot rows (``snapshot: 0``) must not decide that
+    the earlier subscribers never hear of a firing the bus is late with."""
+    first = Private()
+    first.drive(first.send(op="subscribe", id=1, channel=ALERTS), recorded())
+    late = firing(1)
+    second = Private(hub=first.hub)
+    second.send(op="subscribe", id=1, channel=ALERTS, snapshot=0)
+    actions = second.core.answer(recorded(late, shown=0))
+    assert isinstance(actions[-1], AwaitFeed)
+    messages = sent(second.core.answer(False))  # the wait ran out
+    assert types(messages) == ["subscribed", "snapshot"]
+    assert (messages[1]["seq"], messages[1]["alerts"]) == (1, [])
+    assert [(m["seq"], m["alert"]["fire_id"]) for m in first.client.written] == [(1, late.fire_id)]
+    fire(first, late)  # published at last: a repeat
+    assert len(first.client.written) == 1
 
 
 def test_a_new_feed_starts_with_at_most_its_accounts_newest_remembered_firings() -> None:
