@@ -53,6 +53,8 @@ CREATE TABLE IF NOT EXISTS main_api_notifications (
     gap boolean NOT NULL, read_at bigint, created_at bigint NOT NULL);
 CREATE INDEX IF NOT EXISTS main_api_notifications_account
     ON main_api_notifications (account, seq);
+CREATE INDEX IF NOT EXISTS main_api_notifications_unread
+    ON main_api_notifications (account) WHERE read_at IS NULL;
 CREATE TABLE IF NOT EXISTS main_api_evaluator_states (
     owner text NOT NULL, topic text NOT NULL, partition integer NOT NULL, epoch bigint NOT NULL,
     next_offset bigint NOT NULL, change_seq bigint NOT NULL, snapshot bytea,
