@@ -36,6 +36,7 @@ from access.keyset import KeySet
 from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from core.partitions import Partition, PartitionError
 from edge.config import (
+    CONNECTIONS_PER_ADDRESS,
     EdgeSettings,
     RateLimits,
     TokenPolicy,
@@ -54,6 +55,7 @@ EXIT_FAILED = 1
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8404
 _DEFAULT_LIMITS = RateLimits()
+_DEFAULT_CAP = CONNECTIONS_PER_ADDRESS
 JWKS_PATH = "/auth/.well-known/jwks.json"
 FETCH_TIMEOUT_S = 5.0
 KEYS_LOOK_S = 1.0
@@ -120,6 +122,11 @@ def add_parser(commands: Any) -> None:
         metavar="N", help="login attempts per minute per address",
     )  # fmt: skip
     parser.add_argument(
+        "--max-connections-per-address", type=int, default=_DEFAULT_CAP, metavar="N",
+        help="WebSocket upgrades refused (429) from an address holding N connections"
+        f" ({_DEFAULT_CAP}; 0: no cap)",
+    )  # fmt: skip
+    parser.add_argument(
         "--bus", choices=["none", "kafka"], default="none",
         help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none"
         " (a revoked token then passes the edge until it expires; the services still refuse it)",
@@ -152,6 +159,7 @@ def settings_from(
         limits=RateLimits(
             anonymous_per_address=args.anonymous_rate, logins_per_address=args.login_rate
         ),
+        max_connections_per_address=args.max_connections_per_address,
         error_dir=folder,
     )
 
