@@ -24,6 +24,8 @@
   for anonymous requests, and per address for logins; over the limit is 429 with
   ``Retry-After``; a WebSocket upgrade from an address that holds too many connections
   already is 429 too;
+- servers are named by address or host name; with ``follow_dns`` names are looked up again as
+  they change (compose and Kubernetes give containers new addresses);
 - every backend is health-checked on its ``/healthz``; a server that fails is taken out and
   comes back when it answers again, and one that keeps answering 5xx is taken out too
   (``observe layer7``); with no server left the edge answers 503 problem+json;
@@ -64,6 +66,8 @@ RUNTIME_SOCKET: Final = "runtime.sock"
 it (HAProxy runs there) because a socket's path is short (HAProxy takes 97 bytes)."""
 _FILE_UNSAFE: Final = ",()"
 """Besides :func:`_unsafe`: what would end a file name inside a converter's arguments."""
+RESOLVERS: Final = "system"
+"""The ``resolvers`` section of :attr:`EdgeSettings.follow_dns`."""
 CONNECTIONS_PER_ADDRESS: Final = 64
 ADDRESS_TABLE: Final = "per_address"
 """Per client address: its connections now and its login attempts' rate."""
@@ -195,6 +199,11 @@ class EdgeSettings:
     """WebSocket upgrades are refused (429) from an address holding this many connections to
     the edge (0: no cap). Behind the edge every gateway sees the edge's address, so the cap
     per client is kept here and the gateways run without theirs."""
+    follow_dns: bool = False
+    """Servers named by host name are looked up again as their addresses change (through the
+    name servers of ``/etc/resolv.conf``: compose's, Kubernetes'), and a name that does not
+    resolve yet leaves its server down instead of stopping HAProxy from starting. Off: names
+    are resolved once, at start, and must resolve."""
     max_connections: int = 8_000
     """HAProxy needs about two file descriptors per connection: 8,000 fits the common hard
     limit of 20,000 (`ulimit -Hn`)."""
@@ -361,6 +370,11 @@ def _global(settings: EdgeSettings) -> Iterator[str]:
     for path in sorted(error_files(settings)):
         yield f"    errorfile {path.stem} {path}"
     yield ""
+    if settings.follow_dns:
+        yield f"resolvers {RESOLVERS}"
+        yield "    parse-resolv-conf"
+        yield "    hold valid 10s"
+        yield ""
 
 
 def _frontend(settings: EdgeSettings) -> Iterator[str]:
@@ -647,7 +661,8 @@ def _backends(settings: EdgeSettings) -> Iterator[str]:
         yield f"    balance {'leastconn' if upstream.websocket else 'roundrobin'}"
         yield f"    option httpchk GET {upstream.health_path}"
         yield "    http-check expect status 200"
-        yield f"    default-server {_HEALTH}"
+        follow = f" resolvers {RESOLVERS} init-addr libc,none" if settings.follow_dns else ""
+        yield f"    default-server {_HEALTH}{follow}"
         for index, server in enumerate(upstream.servers, 1):
             yield f"    server {upstream.name}{index} {server} check"
         yield ""

@@ -127,6 +127,11 @@ def add_parser(commands: Any) -> None:
         f" ({_DEFAULT_CAP}; 0: no cap)",
     )  # fmt: skip
     parser.add_argument(
+        "--follow-dns", action="store_true",
+        help="look the services' host names up again as their addresses change (compose,"
+        " Kubernetes); one that does not resolve yet is a server down, not a failed start",
+    )  # fmt: skip
+    parser.add_argument(
         "--bus", choices=["none", "kafka"], default="none",
         help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none"
         " (a revoked token then passes the edge until it expires; the services still refuse it)",
@@ -160,6 +165,7 @@ def settings_from(
             anonymous_per_address=args.anonymous_rate, logins_per_address=args.login_rate
         ),
         max_connections_per_address=args.max_connections_per_address,
+        follow_dns=args.follow_dns,
         error_dir=folder,
     )
 

@@ -90,6 +90,16 @@ async def test_websockets_from_one_address_are_capped_at_the_edge(stack: Stack) 
         assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["type"] == "pong"
 
 
+async def test_following_dns_the_edge_serves_while_a_service_name_does_not_resolve(
+    stack: Stack,
+) -> None:
+    later = Upstream("main-api", ("no-such-service.invalid:8040",))
+    await stack.reload(follow_dns=True, main_api=later)
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        assert_problem(await edge.get("/api/v1/alerts"), 503, "unavailable")
+        assert (await edge.get("/v1/instruments")).status_code == 200
+
+
 async def test_anonymous_requests_over_the_rate_get_429_with_retry_after(stack: Stack) -> None:
     await stack.reload(limits=RateLimits(anonymous_per_address=300, window_s=1))  # 5 a second
     async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:

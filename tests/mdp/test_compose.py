@@ -195,6 +195,10 @@ def test_the_edge_caps_connections_per_client_instead_of_the_gateways() -> None:
     assert "--max-connections-per-address" not in commands["edge"]  # the edge's default cap
 
 
+def test_the_edge_follows_the_services_addresses_as_containers_come_and_go() -> None:
+    assert "--follow-dns" in mdp_commands()["edge"]
+
+
 def test_every_service_checks_tokens_against_the_auth_service_keys() -> None:
     commands = mdp_commands()
     for name in ("gateway-a", "gateway-b", "api", "main-api", "trading"):
