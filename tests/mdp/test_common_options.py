@@ -39,9 +39,14 @@ def test_a_write_buffer_of_no_finite_bytes_is_refused(size: str) -> None:
 
 @pytest.mark.parametrize(
     ("command", "module"),
-    [(["main-api"], "mdp.commands.main_api"), (["trading", "serve"], "mdp.commands.trading")],
+    [
+        (["main-api"], "mdp.commands.main_api"),
+        (["trading", "serve"], "mdp.commands.trading"),
+        (["api"], "mdp.commands.api"),
+        (["gateway"], "mdp.commands.gateway"),
+    ],
 )
-def test_the_account_services_pass_issuer_and_audience_to_their_token_settings(
+def test_the_token_checking_services_pass_issuer_and_audience_to_their_token_settings(
     command: list[str], module: str
 ) -> None:
     parser = argparse.ArgumentParser(prog="mdp")
