@@ -22,7 +22,10 @@
   partition of the token's ``acct`` claim (``acct % N``, :mod:`core.partitions`);
 - request rates: per principal (its plan's ``rpm`` claim, requests per minute), per address
   for anonymous requests, and per address for logins; over the limit is 429 with
-  ``Retry-After``;
+  ``Retry-After``; a WebSocket upgrade from an address that holds too many connections
+  already is 429 too;
+- servers are named by address or host name; with ``follow_dns`` names are looked up again as
+  they change (compose and Kubernetes give containers new addresses);
 - every backend is health-checked on its ``/healthz``; a server that fails is taken out and
   comes back when it answers again, and one that keeps answering 5xx is taken out too
   (``observe layer7``); with no server left the edge answers 503 problem+json;
@@ -63,6 +66,11 @@ RUNTIME_SOCKET: Final = "runtime.sock"
 it (HAProxy runs there) because a socket's path is short (HAProxy takes 97 bytes)."""
 _FILE_UNSAFE: Final = ",()"
 """Besides :func:`_unsafe`: what would end a file name inside a converter's arguments."""
+RESOLVERS: Final = "system"
+"""The ``resolvers`` section of :attr:`EdgeSettings.follow_dns`."""
+CONNECTIONS_PER_ADDRESS: Final = 64
+ADDRESS_TABLE: Final = "per_address"
+"""Per client address: its connections now and its login attempts' rate."""
 VERIFIED_TABLE: Final = "verified_tokens"
 """The stick table of tokens whose signature has been verified, keyed by the SHA-256 of the
 whole token (32 bytes): a token edited in any byte has another key and is verified afresh."""
@@ -187,6 +195,15 @@ class EdgeSettings:
     error_dir: Path = Path(".")
     """The edge's folder: :func:`error_files` (HAProxy reads them at start), the revocation
     map and the runtime socket."""
+    max_connections_per_address: int = CONNECTIONS_PER_ADDRESS
+    """WebSocket upgrades are refused (429) from an address holding this many connections to
+    the edge (0: no cap). Behind the edge every gateway sees the edge's address, so the cap
+    per client is kept here and the gateways run without theirs."""
+    follow_dns: bool = False
+    """Servers named by host name are looked up again as their addresses change (through the
+    name servers of ``/etc/resolv.conf``: compose's, Kubernetes'), and a name that does not
+    resolve yet leaves its server down instead of stopping HAProxy from starting. Off: names
+    are resolved once, at start, and must resolve."""
     max_connections: int = 8_000
     """HAProxy needs about two file descriptors per connection: 8,000 fits the common hard
     limit of 20,000 (`ulimit -Hn`)."""
@@ -206,6 +223,8 @@ class EdgeSettings:
     """One JSON line per request (:data:`ACCESS_LOG`); off only to measure what it costs."""
 
     def __post_init__(self) -> None:
+        if self.max_connections_per_address < 0:
+            raise ValueError("max_connections_per_address must not be negative (0: no cap)")
         if self.threads is not None and not 1 <= self.threads <= 64:
             raise ValueError(f"threads: 1 to 64, not {self.threads}")
         if self.server_reuse not in _REUSE:
@@ -351,6 +370,11 @@ def _global(settings: EdgeSettings) -> Iterator[str]:
     for path in sorted(error_files(settings)):
         yield f"    errorfile {path.stem} {path}"
     yield ""
+    if settings.follow_dns:
+        yield f"resolvers {RESOLVERS}"
+        yield "    parse-resolv-conf"
+        yield "    hold valid 10s"
+        yield ""
 
 
 def _frontend(settings: EdgeSettings) -> Iterator[str]:
@@ -365,6 +389,7 @@ def _frontend(settings: EdgeSettings) -> Iterator[str]:
     yield "    http-request disable-l7-retry unless METH_GET || METH_HEAD"
     yield f"    http-request del-header {PRINCIPAL_HEADER}"
     yield from _bounds()
+    yield from _connections(settings)
     yield from _identity(settings)
     yield from _rates(settings.limits)
     yield from _routes(settings)
@@ -486,12 +511,28 @@ def _revocations(revoked: Path) -> Iterator[str]:
     )  # fmt: skip
 
 
+def _connections(settings: EdgeSettings) -> Iterator[str]:
+    """Every connection is counted under its client address in :data:`ADDRESS_TABLE` (counter
+    1: HAProxy 2.6 has three, and 0 and 2 are taken by the rate and the token cache); a
+    WebSocket upgrade from an address already holding ``max_connections_per_address`` is
+    429. The same entry counts the address's logins (:func:`_rates`)."""
+    yield f"    tcp-request connection track-sc1 src table {ADDRESS_TABLE}"
+    cap = settings.max_connections_per_address
+    if cap:
+        yield _refuse(
+            429, "too-many-connections", "Too many connections",
+            f"this address holds {cap} connections already: close one first",
+            f"{{ path /ws }} {{ sc_conn_cur(1) gt {cap} }}", "hdr Retry-After 5",
+        )  # fmt: skip
+
+
 def _rates(limits: RateLimits) -> Iterator[str]:
-    """Logins per address; then every request per principal, or per address without one."""
+    """Logins per address (general purpose counter 0 of the address's entry, incremented by
+    each login); then every request per principal, or per address without one."""
     retry = f"hdr Retry-After {limits.window_s}"
-    logins = f"sc_http_req_rate(1),{limits.per_minute}"
+    logins = f"sc_gpc0_rate(1),{limits.per_minute}"
     yield "    acl is_login path /auth/v1/login"
-    yield "    http-request track-sc1 src table rate_login if is_login"
+    yield "    http-request sc-inc-gpc0(1) if is_login"
     yield _refuse(
         429, "rate-limited", "Too many requests", "too many login attempts from this address",
         f"is_login {{ {logins} gt {limits.logins_per_address} }}", retry,
@@ -620,7 +661,8 @@ def _backends(settings: EdgeSettings) -> Iterator[str]:
         yield f"    balance {'leastconn' if upstream.websocket else 'roundrobin'}"
         yield f"    option httpchk GET {upstream.health_path}"
         yield "    http-check expect status 200"
-        yield f"    default-server {_HEALTH}"
+        follow = f" resolvers {RESOLVERS} init-addr libc,none" if settings.follow_dns else ""
+        yield f"    default-server {_HEALTH}{follow}"
         for index, server in enumerate(upstream.servers, 1):
             yield f"    server {upstream.name}{index} {server} check"
         yield ""
@@ -631,8 +673,9 @@ def _backends(settings: EdgeSettings) -> Iterator[str]:
     yield f"backend {VERIFIED_TABLE}"
     yield f"    stick-table type binary len 32 size {VERIFIED_SIZE} expire {VERIFIED_FOR_S}s"
     yield ""
-    yield "backend rate_login"
-    yield f"    stick-table type ipv6 size 100k expire 60s {store}"
+    yield f"backend {ADDRESS_TABLE}"
+    window = settings.limits.window_s
+    yield f"    stick-table type ipv6 size 100k expire 60s store conn_cur,gpc0_rate({window}s)"
     yield ""
 
 

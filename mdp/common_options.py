@@ -1,7 +1,7 @@
 """Options several ``mdp`` commands share, each defined once: the candle intervals, the
 database URL and the gateway's allowed origins (read from the environment here, at the edge,
-and nowhere else; the URL held as a :class:`~core.secrets.DatabaseUrl`, which never prints its
-password)."""
+and nowhere else, a URL also from a file ``$DATABASE_URL_FILE`` names; the URL held as a
+:class:`~core.secrets.DatabaseUrl`, which never prints its password)."""
 
 from __future__ import annotations
 
@@ -55,10 +55,50 @@ def database_failure(url: DatabaseUrl | None, exc: BaseException) -> str:
     return f"cannot use {where}: {first if url is None else url.scrub(first)}"
 
 
+MAX_SECRET_FILE_BYTES = 4096
+
+
+class _SecretFile(str):
+    """The path a ``<NAME>_FILE`` variable names: read only when the option's default is
+    taken (argparse applies the option's type to a default that is a string)."""
+
+
+def secret_variable(name: str) -> str | None:
+    """A secret from the environment: ``$<name>``, or else the content of the file that
+    ``$<name>_FILE`` names (as Docker and Kubernetes mount secrets), read when used."""
+    value = os.environ.get(name)
+    if value is not None:
+        return value
+    path = os.environ.get(f"{name}_FILE")
+    return _SecretFile(path) if path else None
+
+
+def _read_secret_file(path: str) -> str:
+    """The secret in ``path`` without its trailing newline; its content never appears in an
+    error."""
+    try:
+        with open(path, "rb") as file:
+            data = file.read(MAX_SECRET_FILE_BYTES + 1)
+    except OSError as exc:
+        raise argparse.ArgumentTypeError(
+            f"cannot read the secret file {path}: {exc.strerror or 'unreadable'}"
+        ) from None
+    if len(data) > MAX_SECRET_FILE_BYTES:
+        raise argparse.ArgumentTypeError(
+            f"the secret file {path} is over {MAX_SECRET_FILE_BYTES} bytes"
+        )
+    try:
+        return data.decode().rstrip("\r\n")
+    except UnicodeDecodeError:
+        raise argparse.ArgumentTypeError(f"the secret file {path} is not UTF-8 text") from None
+
+
 def _database_url(text: str) -> DatabaseUrl | None:
     """The address, checked by the driver's own parser; an empty ``--database-url ''`` (or
     ``DATABASE_URL=``) means none, as if not given. ``ArgumentTypeError``, unlike other
     errors, keeps argparse from quoting the value, password and all."""
+    if isinstance(text, _SecretFile):
+        text = _read_secret_file(text)
     if not text.strip():
         return None
     try:
@@ -77,8 +117,9 @@ def add_database_option(parser: argparse._ActionsContainer, otherwise: str) -> N
         "--database-url",
         metavar="URL",
         type=_database_url,
-        default=os.environ.get("DATABASE_URL"),
-        help=f"PostgreSQL (default: $DATABASE_URL; with neither: {otherwise})",
+        default=secret_variable("DATABASE_URL"),
+        help=f"PostgreSQL (default: $DATABASE_URL or the file $DATABASE_URL_FILE names; with"
+        f" neither: {otherwise})",
     )
 
 
@@ -104,9 +145,9 @@ def add_reads_options(
         f"--{service}-database-url",
         metavar="URL",
         type=_database_url,
-        default=os.environ.get(variable),
-        help=f"the PostgreSQL of {tables}, for the private {serves} (default: ${variable}; with"
-        " neither: answered unavailable)",
+        default=secret_variable(variable),
+        help=f"the PostgreSQL of {tables}, for the private {serves} (default: ${variable} or"
+        f" the file ${variable}_FILE names; with neither: answered unavailable)",
     )
     parser.add_argument(
         f"--{service}-schema",

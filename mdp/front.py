@@ -29,19 +29,15 @@ from auth.claims import Entitlements
 from auth.plans import Plan, PlanBook, load_plans
 from auth.settings import AuthSettings
 from core.auth_events import PlanClaims
-from edge.config import EdgeSettings, TokenPolicy
+from edge.config import EdgeSettings
 from edge.haproxy import EdgeError, Haproxy, find_haproxy
-from edge.keys import KeySetError
-from edge.revocations import RevocationFeed
-from edge.runtime import Runtime
-from mdp.commands.edge import JWKS_PATH, fetch_keys
+from edge.keeper import JWKS_PATH, EdgeKeeper, KeySource
 from streams.bus import Bus
 from web.server import ApiServer, serving
 
 KEYS_EVERY_S: Final = 10.0
 """How often the edge reads the auth service's key set (the service itself reads its keys
 again every 10 s, so a rotation by ``mdp auth rotate-keys`` reaches the edge within 20 s)."""
-WATCH_EVERY_S: Final = 0.5
 ALL_HISTORY_DAYS: Final = 36_500
 """A century: all of the history an embedded platform holds."""
 STOP_TIMEOUT_S: Final = 2.0
@@ -114,7 +110,8 @@ class Edge:
 
     ``settings`` are the edge's but for the tokens and the folder, which this fills in;
     ``jwks_url`` is the auth service's key set. ``async with`` starts and stops it; :meth:`watch`
-    keeps the keys current and raises :class:`EdgeError` should HAProxy stop by itself.
+    keeps the keys current, feeds revocations from the bus's ``auth.events`` into HAProxy, and
+    raises :class:`EdgeError` should HAProxy stop by itself.
     """
 
     def __init__(
@@ -124,9 +121,9 @@ class Edge:
         self._jwks_url = jwks_url
         self._bus = bus
         self._say = say
-        self._feed: RevocationFeed | None = None
-        self._folder: Path | None = None
         self._haproxy: Haproxy | None = None
+        self._keeper: EdgeKeeper | None = None
+        self._stack = contextlib.AsyncExitStack()
 
     @property
     def url(self) -> str:
@@ -137,19 +134,26 @@ class Edge:
         return self._running().metrics_url()
 
     async def __aenter__(self) -> Edge:
-        self._folder = folder = Path(tempfile.mkdtemp(prefix="mdp-up-edge-"))
-        try:
-            tokens = await asyncio.to_thread(self._tokens)
-            self._wanted = dataclasses.replace(self._wanted, tokens=tokens, error_dir=folder)
+        async with contextlib.AsyncExitStack() as stack:
+            folder = Path(tempfile.mkdtemp(prefix="mdp-up-edge-"))
+            stack.callback(shutil.rmtree, folder, ignore_errors=True)
+            tokens = self._wanted.tokens
+            assert tokens is not None, "the edge's settings name the issuer and the audience"
+            keys = KeySource(
+                folder, tokens.issuer, tokens.audience, self._jwks_url, every_s=KEYS_EVERY_S
+            )
+            await stack.enter_async_context(keys.following())
+            policy = await asyncio.to_thread(keys.policy)
+            if policy is None or not policy.keys:
+                raise EdgeError("the edge cannot read the auth service's keys")
+            settings = dataclasses.replace(self._wanted, tokens=policy, error_dir=folder)
             haproxy = Haproxy(folder, stop_timeout=STOP_TIMEOUT_S)
-            await asyncio.to_thread(haproxy.start, self._wanted)
+            await asyncio.to_thread(haproxy.start, settings)
+            stack.push_async_callback(asyncio.to_thread, haproxy.stop)
             self._haproxy = haproxy
+            self._keeper = EdgeKeeper(haproxy, settings, keys, self._edge_says)
             await self._served()
-        except BaseException:
-            if self._haproxy is not None:
-                await asyncio.to_thread(self._haproxy.stop)
-            shutil.rmtree(folder, ignore_errors=True)
-            raise
+            self._stack = stack.pop_all()
         return self
 
     async def _served(self) -> None:
@@ -171,67 +175,31 @@ class Edge:
                 await asyncio.sleep(0.1)
 
     async def __aexit__(self, *exc: object) -> None:
-        haproxy, folder = self._haproxy, self._folder
-        self._haproxy = self._folder = None
-        try:
-            if haproxy is not None:
-                await asyncio.to_thread(haproxy.stop)
-        finally:
-            if folder is not None:
-                shutil.rmtree(folder, ignore_errors=True)
+        self._haproxy = self._keeper = None
+        await self._stack.aclose()
 
     async def watch(self) -> None:
         """Until cancelled: revocations on the bus's ``auth.events`` into HAProxy's map at run
         time; reload when the key set changes; raise when HAProxy is gone."""
-        feed = self._feed = RevocationFeed(
-            self._bus, Runtime(self._wanted.runtime_socket), self._wanted.revocation_map
-        )
-        revocations = asyncio.create_task(feed.run(), name="edge: auth.events")
+        keeper = self._keeper
+        if keeper is None:
+            raise EdgeError("the edge is not running")
+        tasks = [
+            asyncio.create_task(keeper.follow_revocations(self._bus), name="edge: auth.events"),
+            asyncio.create_task(keeper.follow_keys(), name="edge: keys"),
+            asyncio.create_task(keeper.watch(), name="edge: HAProxy"),
+        ]
         try:
-            await self._follow_keys()
+            done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            revocations.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await revocations
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+        for task in done:
+            task.result()  # the error that ended it
 
-    async def _follow_keys(self) -> None:
-        loop = asyncio.get_running_loop()
-        next_read = loop.time() + KEYS_EVERY_S
-        while True:
-            await asyncio.sleep(WATCH_EVERY_S)
-            haproxy = self._running()
-            if haproxy.pid is None:
-                raise EdgeError("the edge (HAProxy) stopped; see its log above")
-            if loop.time() >= next_read:
-                next_read = loop.time() + KEYS_EVERY_S
-                if await asyncio.to_thread(self._reload, haproxy) and self._feed is not None:
-                    await self._feed.sync()  # what changed while the new workers started
-
-    def _tokens(self) -> TokenPolicy:
-        folder = self._folder
-        assert folder is not None
-        try:
-            keys = fetch_keys(self._jwks_url, folder / "keys")
-        except KeySetError as exc:
-            raise EdgeError(f"the edge cannot read the auth service's keys: {exc}") from None
-        tokens = self._wanted.tokens
-        assert tokens is not None, "the edge's settings name the issuer and the audience"
-        return dataclasses.replace(tokens, keys=keys)
-
-    def _reload(self, haproxy: Haproxy) -> bool:
-        """Read the keys again; reload when they changed (then True). A failure keeps what
-        runs."""
-        try:
-            wanted = dataclasses.replace(self._wanted, tokens=self._tokens())
-            if wanted == self._wanted:
-                return False
-            haproxy.reload(wanted)
-        except (EdgeError, ValueError, OSError) as exc:
-            self._say(f"edge: not reloaded, still serving as before: {exc}")
-            return False
-        self._wanted = wanted
-        self._say("edge: reloaded with the auth service's new keys")
-        return True
+    def _edge_says(self, line: str) -> None:
+        self._say(f"edge: {line}")
 
     def _running(self) -> Haproxy:
         if self._haproxy is None:

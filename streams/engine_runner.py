@@ -23,6 +23,7 @@ from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from streams.bus import Bus, Record
 from streams.checkpoints import Checkpointed, CheckpointStore
 from streams.processor import Batch, Durability, Outcome, Output, Processor, decode_batch
+from streams.retry import until_available
 
 log = logging.getLogger(__name__)
 
@@ -176,9 +177,12 @@ async def restore_engine(
 
     A restored engine restarts at the wall clock ``now_ns`` (``CandleEngine.restarted``): its
     feeds were stopped with it, as in embedded mode, whose bus does not outlive the process,
-    so the time it was stopped is not time its instruments were idle.
+    so the time it was stopped is not time its instruments were idle. A database that does
+    not answer is waited for (:func:`~streams.retry.until_available`).
     """
-    data = await checkpoints.load(group)
+    data = await until_available(
+        lambda: checkpoints.load(group), f"database (the engine checkpoint {group!r})"
+    )
     if data is None:
         return make()
     engine = make()

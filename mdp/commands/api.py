@@ -21,10 +21,12 @@ import psycopg
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
+    add_issuer_options,
     add_token_options,
     anonymous_plan,
     database_failure,
     intervals_of,
+    token_settings,
 )
 
 EXIT_BAD_INPUT = 2
@@ -62,13 +64,13 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="a request's line and headers must arrive within this (default 10; 408 after)",
     )
     add_token_options(parser, "no checks, everything is readable", "request")
+    add_issuer_options(parser)
     parser.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
 
 
 def run(args: argparse.Namespace) -> int:
-    from access.settings import TokenSettings
     from charting import ApiSettings, create_app_for_url
     from web.guard import HttpLimits
     from web.server import run_until_stopped
@@ -82,7 +84,7 @@ def run(args: argparse.Namespace) -> int:
             max_limit=args.max_limit,
             default_limit=min(1_000, args.max_limit),
             ws_url=args.ws_url,
-            tokens=TokenSettings(jwks_url=args.jwks_url, anonymous=anonymous_plan(args)),
+            tokens=token_settings(args, anonymous=anonymous_plan(args)),
         )
         limits = HttpLimits()
         if args.head_timeout is not None:

@@ -21,32 +21,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
-import dataclasses
 import signal
 import sys
-import urllib.error
-import urllib.request
-from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
-from access.jwks import JwksCache
-from access.keyset import KeySet
 from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
 from core.partitions import Partition, PartitionError
 from edge.config import (
+    CONNECTIONS_PER_ADDRESS,
     EdgeSettings,
     RateLimits,
     TokenPolicy,
     Upstream,
-    VerifyKey,
     trading_partitions,
 )
 from edge.haproxy import EdgeError, Haproxy
-from edge.keys import MAX_DOCUMENT_BYTES, MAX_KEYS, KeySetError, parse_jwks, pems_of, write_keys
-from edge.revocations import RevocationFeed
-from edge.runtime import Runtime
+from edge.keeper import JWKS_PATH, EdgeKeeper, KeySource
 from machine import state_dir
 
 EXIT_BAD_INPUT = 2
@@ -54,9 +45,7 @@ EXIT_FAILED = 1
 DEFAULT_PORT = 8080
 DEFAULT_ADMIN_PORT = 8404
 _DEFAULT_LIMITS = RateLimits()
-JWKS_PATH = "/auth/.well-known/jwks.json"
-FETCH_TIMEOUT_S = 5.0
-KEYS_LOOK_S = 1.0
+_DEFAULT_CAP = CONNECTIONS_PER_ADDRESS
 
 
 def add_parser(commands: Any) -> None:
@@ -120,6 +109,16 @@ def add_parser(commands: Any) -> None:
         metavar="N", help="login attempts per minute per address",
     )  # fmt: skip
     parser.add_argument(
+        "--max-connections-per-address", type=int, default=_DEFAULT_CAP, metavar="N",
+        help="WebSocket upgrades refused (429) from an address holding N connections"
+        f" ({_DEFAULT_CAP}; 0: no cap)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--follow-dns", action="store_true",
+        help="look the services' host names up again as their addresses change (compose,"
+        " Kubernetes); one that does not resolve yet is a server down, not a failed start",
+    )  # fmt: skip
+    parser.add_argument(
         "--bus", choices=["none", "kafka"], default="none",
         help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none"
         " (a revoked token then passes the edge until it expires; the services still refuse it)",
@@ -152,6 +151,8 @@ def settings_from(
         limits=RateLimits(
             anonymous_per_address=args.anonymous_rate, logins_per_address=args.login_rate
         ),
+        max_connections_per_address=args.max_connections_per_address,
+        follow_dns=args.follow_dns,
         error_dir=folder,
     )
 
@@ -194,93 +195,11 @@ def jwks_url(args: argparse.Namespace) -> str | None:
     return None
 
 
-def keys_in(folder: Path) -> tuple[VerifyKey, ...]:
-    """The ``<kid>.pem`` files of ``folder``, at most :data:`MAX_KEYS`."""
-    if not folder.is_dir():
-        raise ValueError(f"--keys {folder}: no such folder")
-    files = sorted(folder.glob("*.pem"))
-    if len(files) > MAX_KEYS:
-        raise ValueError(f"--keys {folder}: {len(files)} keys, at most {MAX_KEYS}")
-    return tuple(VerifyKey(path.stem, path.absolute()) for path in files)
-
-
-def fetch_keys(url: str, folder: Path) -> tuple[VerifyKey, ...]:
-    """The key set at ``url``, written into ``folder`` (raises KeySetError or OSError), for a
-    caller without an event loop; the command follows the key set with :class:`Keys`."""
-    try:
-        with urllib.request.urlopen(url, timeout=FETCH_TIMEOUT_S) as answer:
-            document = answer.read(MAX_DOCUMENT_BYTES + 1)
-    except urllib.error.HTTPError as exc:
-        raise KeySetError(f"{url} answered {exc.code}") from None
-    except (urllib.error.URLError, OSError) as exc:
-        reason = getattr(exc, "reason", exc)
-        raise KeySetError(f"{url} cannot be reached: {reason}") from None
-    return write_keys(folder, parse_jwks(document))
-
-
-class Keys:
-    """The keys the edge checks tokens with: ``--keys DIR``, or a key set URL followed by
-    :class:`access.jwks.JwksCache` (async: a slow or absent auth service never holds the event
-    loop; a failed fetch keeps the last good key set)."""
-
-    def __init__(self, args: argparse.Namespace, folder: Path) -> None:
-        self._args = args
-        self.url = jwks_url(args)
-        self._folder = folder / "keys"
-        self._cache: JwksCache | None = None
-        self._written: tuple[KeySet, tuple[VerifyKey, ...]] | None = None
-        self._fetching: asyncio.Task[bool] | None = None
-
-    @contextlib.asynccontextmanager
-    async def following(self) -> AsyncIterator[None]:
-        """Follow the key set URL (if any) while inside."""
-        if self.url is None:
-            yield
-            return
-        every = float(self._args.jwks_every)
-        async with JwksCache(self.url, every, timeout_s=FETCH_TIMEOUT_S) as cache:
-            self._cache = cache
-            try:
-                yield
-            finally:
-                self._cache = None
-                if self._fetching is not None:  # ended before the cache closes its client
-                    self._fetching.cancel()
-                    await asyncio.gather(self._fetching, return_exceptions=True)
-
-    def _fetched(self) -> tuple[VerifyKey, ...]:
-        """The cache's keys, written as files when they changed."""
-        assert self._cache is not None
-        fetched = self._cache.keys
-        if fetched is None:
-            return ()
-        if self._written is None or not fetched.same_as(self._written[0]):
-            self._written = (fetched, write_keys(self._folder, pems_of(fetched)))
-        return self._written[1]
-
-    def refresh_soon(self) -> None:
-        """Fetch the key set now, in the background (SIGHUP): a fetch that hangs delays no
-        reload; what it brings is taken in within a second."""
-        if self._cache is not None and (self._fetching is None or self._fetching.done()):
-            self._fetching = asyncio.create_task(self._cache.refresh())
-
-    def policy(self) -> TokenPolicy | None:
-        """What tokens must be, with the keys as they are now (None: no keys are configured;
-        no key yet: every token is refused); raises KeySetError, ValueError or OSError when
-        the keys cannot be read."""
-        if self._args.keys is not None:
-            found = keys_in(self._args.keys)
-        elif self._cache is not None:
-            found = self._fetched()
-        else:
-            return None
-        return TokenPolicy(self._args.issuer, self._args.audience, found)
-
-
 def run(args: argparse.Namespace) -> int:
     folder = state_dir("edge")
+    keys = KeySource(folder, args.issuer, args.audience, jwks_url(args), args.jwks_every, args.keys)
     try:
-        return asyncio.run(_serve(args, folder, Keys(args, folder)))
+        return asyncio.run(_serve(args, folder, keys))
     except _BadInputError as exc:
         print(f"mdp edge: error: {exc}", file=sys.stderr)
         return EXIT_BAD_INPUT
@@ -293,7 +212,7 @@ class _BadInputError(Exception):
     """A setting the command refuses before it starts anything."""
 
 
-async def _serve(args: argparse.Namespace, folder: Path, keys: Keys) -> int:
+async def _serve(args: argparse.Namespace, folder: Path, keys: KeySource) -> int:
     """HAProxy, the key set followed in a worker thread, and ``auth.events`` followed into the
     revocation map; the event loop stays free for signals (HAProxy's start, reloads and stop
     run in worker threads too)."""
@@ -316,7 +235,7 @@ async def _serve(args: argparse.Namespace, folder: Path, keys: Keys) -> int:
 async def _run_edge(
     args: argparse.Namespace,
     folder: Path,
-    keys: Keys,
+    keys: KeySource,
     settings: EdgeSettings,
     stop: asyncio.Event,
     reread: asyncio.Event,
@@ -326,14 +245,14 @@ async def _run_edge(
     try:
         print(f"mdp edge: listening on {edge.url()}", file=sys.stderr, flush=True)
         print(f"metrics: {edge.metrics_url()}", file=sys.stderr, flush=True)
-        running = _Running(edge, settings, keys)
+        keeper = EdgeKeeper(edge, settings, keys, _say)
         tasks = [
             asyncio.create_task(stop.wait()),
-            asyncio.create_task(running.follow_keys(reread)),
-            asyncio.create_task(running.watch()),
+            asyncio.create_task(keeper.follow_keys(reread)),
+            asyncio.create_task(keeper.watch()),
         ]
         if args.bus == "kafka":
-            tasks.append(asyncio.create_task(running.follow_revocations(args)))
+            tasks.append(asyncio.create_task(_follow_revocations(keeper, args)))
         try:
             done, _ = await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
         finally:
@@ -348,58 +267,13 @@ async def _run_edge(
     return 0
 
 
-class _Running:
-    """The running edge's tasks: keys, revocations and HAProxy's health."""
+def _say(line: str) -> None:
+    print(f"mdp edge: {line}", file=sys.stderr, flush=True)
 
-    def __init__(self, edge: Haproxy, settings: EdgeSettings, keys: Keys) -> None:
-        self._edge = edge
-        self._settings = settings
-        self._keys = keys
-        self._feed: RevocationFeed | None = None
 
-    async def watch(self) -> None:
-        """Returns (with an error) when HAProxy stops by itself."""
-        while self._edge.pid is not None:
-            await asyncio.sleep(0.5)
-        raise EdgeError("HAProxy stopped")
+async def _follow_revocations(keeper: EdgeKeeper, args: argparse.Namespace) -> None:
+    """``auth.events`` from Kafka into the revocation map, for ever."""
+    from mdp.cluster_options import kafka_bus  # Kafka's client only when it is used
 
-    async def follow_keys(self, reread: asyncio.Event) -> None:
-        """Reload when the key set changed (looked at every second; the cache fetches it every
-        ``--jwks-every`` seconds), and on SIGHUP (the key set fetched, or ``--keys`` read, now)."""
-        while True:
-            try:
-                await asyncio.wait_for(reread.wait(), KEYS_LOOK_S)
-                forced = True
-            except TimeoutError:
-                forced = False
-            reread.clear()
-            if forced:
-                self._keys.refresh_soon()
-            if forced or self._keys.url is not None:
-                await self._reload(forced=forced)
-
-    async def follow_revocations(self, args: argparse.Namespace) -> None:
-        """``auth.events`` from Kafka into the revocation map, for ever."""
-        from mdp.cluster_options import kafka_bus  # Kafka's client only when it is used
-
-        async with kafka_bus(args) as bus:
-            runtime = Runtime(self._settings.runtime_socket)
-            self._feed = RevocationFeed(bus, runtime, self._settings.revocation_map)
-            await self._feed.run()
-
-    async def _reload(self, *, forced: bool) -> None:
-        """Read the keys again and reload when they changed (or when ``forced``: SIGHUP); a
-        failure keeps the running configuration."""
-        try:
-            tokens = await asyncio.to_thread(self._keys.policy)
-            wanted = dataclasses.replace(self._settings, tokens=tokens)
-            if wanted == self._settings and not forced:
-                return
-            await asyncio.to_thread(self._edge.reload, wanted)
-        except (EdgeError, KeySetError, ValueError, OSError) as exc:
-            print(f"mdp edge: error: not reloaded, still serving as before: {exc}", file=sys.stderr)
-            return
-        self._settings = wanted
-        if self._feed is not None:
-            await self._feed.sync()  # what changed while the new workers started
-        print("mdp edge: reloaded", file=sys.stderr, flush=True)
+    async with kafka_bus(args) as bus:
+        await keeper.follow_revocations(bus)

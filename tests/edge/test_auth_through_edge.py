@@ -16,8 +16,8 @@ import pytest
 from auth.app import create_app
 from auth.service import AuthService
 from edge.config import TokenPolicy, Upstream
+from edge.keeper import JWKS_PATH, fetch_keys
 from machine import free_port
-from mdp.commands.edge import JWKS_PATH, fetch_keys
 from tests.auth.conftest import PASSWORD, SETTINGS
 from web.server import ApiServer, serving
 

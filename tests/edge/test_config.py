@@ -56,11 +56,25 @@ def haproxy_accepts(config: EdgeSettings, folder: Path) -> str:
         {"limits": RateLimits(window_s=1)},
         {"trading": Upstream("trading", ("127.0.0.1:8030", "127.0.0.1:8031"))},
         {"threads": 1, "server_reuse": "always", "access_log": False},
+        {"follow_dns": True},
+        {"max_connections_per_address": 0},
     ],
 )
 def test_haproxy_accepts_the_configuration(tmp_path: Path, changes: dict[str, object]) -> None:
     haproxy_or_skip()
     haproxy_accepts(settings(tmp_path, **changes), tmp_path)
+
+
+def test_a_name_that_does_not_resolve_stops_the_edge_unless_it_follows_dns(
+    tmp_path: Path,
+) -> None:
+    haproxy_or_skip()
+    unknown = Upstream("api", ("no-such-service.invalid:8000",))
+    once = settings(tmp_path, chart=unknown, history=unknown)
+    with pytest.raises(AssertionError, match=r"no-such-service\.invalid"):
+        haproxy_accepts(once, tmp_path)
+    followed = haproxy_accepts(dataclasses.replace(once, follow_dns=True), tmp_path)
+    assert "resolvers system init-addr libc,none" in followed
 
 
 def test_key_ids_and_names_beginning_with_a_dash_are_patterns_not_options(tmp_path: Path) -> None:

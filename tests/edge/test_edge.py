@@ -16,6 +16,7 @@ from pathlib import Path
 import httpx
 import pytest
 from websockets.asyncio.client import connect
+from websockets.exceptions import InvalidStatus
 
 from edge.config import PROBLEM_TYPE_BASE, RateLimits, Upstream
 from edge.haproxy import EdgeError
@@ -66,6 +67,37 @@ async def test_websocket_passes_through_the_edge(stack: Stack) -> None:
         assert answer["id"] == 7
         assert answer["type"] == "pong"
     assert stack.gateway.stats.connections >= 1
+
+
+async def test_websockets_from_one_address_are_capped_at_the_edge(stack: Stack) -> None:
+    await stack.reload(max_connections_per_address=3)
+    url = stack.url.replace("http://", "ws://") + "/ws"
+    async with contextlib.AsyncExitStack() as held:
+        for _ in range(3):
+            await held.enter_async_context(connect(url, open_timeout=TIMEOUT))
+        with pytest.raises(InvalidStatus) as refused:
+            await held.enter_async_context(connect(url, open_timeout=TIMEOUT))
+        answer = refused.value.response
+        assert answer.status_code == 429
+        assert answer.headers["Retry-After"] == "5"
+        assert json.loads(answer.body)["type"].endswith("/too-many-connections")
+        async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+            assert (await edge.get("/v1/instruments")).status_code == 200  # HTTP still served
+    # the connections closed, the address may connect again
+    await eventually(lambda: stack.gateway.connections_from("127.0.0.1") == 0)
+    async with connect(url, open_timeout=TIMEOUT) as ws:
+        await ws.send(json.dumps({"op": "ping", "id": 1}))
+        assert json.loads(await asyncio.wait_for(ws.recv(), TIMEOUT))["type"] == "pong"
+
+
+async def test_following_dns_the_edge_serves_while_a_service_name_does_not_resolve(
+    stack: Stack,
+) -> None:
+    later = Upstream("main-api", ("no-such-service.invalid:8040",))
+    await stack.reload(follow_dns=True, main_api=later)
+    async with httpx.AsyncClient(base_url=stack.url, timeout=TIMEOUT) as edge:
+        assert_problem(await edge.get("/api/v1/alerts"), 503, "unavailable")
+        assert (await edge.get("/v1/instruments")).status_code == 200
 
 
 async def test_anonymous_requests_over_the_rate_get_429_with_retry_after(stack: Stack) -> None:

@@ -1,12 +1,16 @@
 """The cluster deployment in compose/ is checked statically (Docker does not run here): the
-YAML parses, the services are there, and every command is an ``mdp`` command line that the
-``mdp`` parser accepts."""
+YAML parses, the services are there, every command is an ``mdp`` command line that the
+``mdp`` parser accepts, the edge alone is published and reaches every service, the image holds
+every package, and no secret is written inline."""
 
 from __future__ import annotations
 
 import argparse
 import importlib
 import pkgutil
+import re
+import subprocess
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -16,12 +20,25 @@ import yaml
 import mdp.commands
 from mdp.cli import build_parser
 
-COMPOSE = Path(__file__).resolve().parents[2] / "compose"
-SERVICES = {"kafka", "postgres", "worker", "writer", "gateway", "api", "ingest"}
+ROOT = Path(__file__).resolve().parents[2]
+COMPOSE = ROOT / "compose"
+SERVICES = {
+    "kafka", "postgres", "worker", "writer", "gateway-a", "gateway-b", "api", "auth", "main-api",
+    "trading", "alerts", "ingest", "edge",
+}  # fmt: skip
 
 
-def compose() -> dict[str, Any]:
-    document: dict[str, Any] = yaml.safe_load((COMPOSE / "docker-compose.yml").read_text())
+class _ComposeLoader(yaml.SafeLoader):  # type: ignore[misc]
+    """YAML with Compose's ``!override`` and ``!reset`` tags (an override file's way of
+    replacing a list instead of adding to it)."""
+
+
+_ComposeLoader.add_constructor("!override", lambda loader, node: loader.construct_sequence(node))
+_ComposeLoader.add_constructor("!reset", lambda loader, node: None)
+
+
+def compose(name: str = "docker-compose.yml") -> dict[str, Any]:
+    document: dict[str, Any] = yaml.load((COMPOSE / name).read_text(), Loader=_ComposeLoader)
     return document
 
 
@@ -56,7 +73,6 @@ def test_the_cluster_has_every_service() -> None:
     assert set(services) >= SERVICES
     assert services["kafka"]["image"].startswith("apache/kafka:3.9")
     assert services["worker"]["deploy"]["replicas"] >= 2
-    assert services["gateway"]["deploy"]["replicas"] >= 2
 
 
 @pytest.mark.parametrize("service", sorted(mdp_commands()))
@@ -70,17 +86,64 @@ def test_each_service_runs_an_mdp_command_line_that_parses(service: str) -> None
 
 def test_the_platform_services_are_wired_into_mdp() -> None:
     wired = sub_commands(build_parser())
-    assert {"kafka", "ingest", "worker", "writer", "db"} <= wired
-    assert {argv[0] for argv in mdp_commands().values()} - wired <= {"gateway", "api"}
+    assert {argv[0] for argv in mdp_commands().values()} <= wired
 
 
 def test_services_find_kafka_and_the_database_by_service_name() -> None:
     document = compose()
     environment = document["x-mdp"]["environment"]
     assert environment["KAFKA_BOOTSTRAP"] == "kafka:9092"
-    assert "@postgres:5432/" in environment["DATABASE_URL"]
+    assert environment["DATABASE_URL_FILE"] == "/run/secrets/database_url"
+    assert document["secrets"]["database_url"]["file"] == "./secrets/database_url"
     assert (COMPOSE / "Dockerfile").is_file()
-    assert (COMPOSE / "nginx.conf").is_file()
+
+
+def test_no_secret_is_written_inline() -> None:
+    text = (COMPOSE / "docker-compose.yml").read_text()
+    assert not re.search(r"postgres(ql)?://[^@\s]*:[^@\s]*@", text), "a URL with a password"
+    assert "POSTGRES_PASSWORD:" not in text
+    document = compose()
+    assert document["services"]["postgres"]["environment"]["POSTGRES_PASSWORD_FILE"] == (
+        "/run/secrets/postgres_password"
+    )
+    for name, service in document["services"].items():
+        for variable in service.get("environment", {}):
+            assert not variable.endswith("DATABASE_URL"), f"{name}: {variable} inline"
+    ignored = (ROOT / ".gitignore").read_text().splitlines()
+    assert "compose/secrets/" in ignored
+
+
+def test_make_secrets_writes_the_files_compose_reads_and_prints_none(tmp_path: Path) -> None:
+    copy = tmp_path / "compose"
+    copy.mkdir()
+    script = copy / "make-secrets"
+    script.write_bytes((COMPOSE / "make-secrets").read_bytes())
+    made = subprocess.run(["bash", str(script)], capture_output=True, text=True, check=True)
+    folder = copy / "secrets"
+    password = (folder / "postgres_password").read_text().strip()
+    assert len(password) == 48
+    assert (folder / "database_url").read_text() == (
+        f"postgresql://mdp:{password}@postgres:5432/mdp\n"
+    )
+    assert password not in made.stdout + made.stderr
+    assert folder.stat().st_mode & 0o077 == 0, "the folder is its owner's alone"
+    for name in compose()["secrets"].values():
+        assert (copy / name["file"]).is_file()
+    again = subprocess.run(["bash", str(script)], check=False, capture_output=True, text=True)
+    assert again.returncode == 1
+    assert "exists already" in again.stderr
+    assert (folder / "postgres_password").read_text().strip() == password
+
+
+def test_the_image_holds_every_package_the_project_installs() -> None:
+    found = tomllib.loads((ROOT / "pyproject.toml").read_text())["tool"]["setuptools"]
+    packages = {pattern.rstrip("*") for pattern in found["packages"]["find"]["include"]}
+    copied = {
+        line.split()[1]
+        for line in (COMPOSE / "Dockerfile").read_text().splitlines()
+        if line.startswith("COPY ") and line.split()[1] == line.split()[2]
+    }
+    assert packages <= copied, sorted(packages - copied)
 
 
 def test_the_image_installs_the_locked_packages_with_their_hashes_checked() -> None:
@@ -93,32 +156,100 @@ def test_the_image_installs_the_locked_packages_with_their_hashes_checked() -> N
     assert all("--no-deps" in step for step in steps), "every install takes the lock's versions"
 
 
-def test_published_ports_are_bound_to_this_host_only() -> None:
-    published = [
-        str(port) for service in compose()["services"].values() for port in service.get("ports", [])
-    ]
-    assert published
-    assert all(port.startswith("127.0.0.1:") for port in published), published
+def test_only_the_edge_is_published_and_to_this_host_only() -> None:
+    services = compose()["services"]
+    published = {name: service["ports"] for name, service in services.items() if "ports" in service}
+    assert set(published) == {"edge"}
+    assert published["edge"] == ["127.0.0.1:8080:8080"]
 
 
-def test_the_proxy_caps_connections_per_client_instead_of_the_gateways() -> None:
-    assert "--max-connections-per-ip" in mdp_commands()["gateway"]
-    nginx = (COMPOSE / "nginx.conf").read_text()
-    assert "limit_conn_zone $binary_remote_addr" in nginx
-    assert "limit_conn per_client" in nginx
+def _option_values(argv: list[str], option: str) -> list[str]:
+    return [argv[i + 1] for i, given in enumerate(argv[:-1]) if given == option]
+
+
+def _port_of(argv: list[str]) -> str:
+    (port,) = _option_values(argv, "--port")
+    return port
+
+
+def test_the_edge_reaches_every_service_at_the_port_it_serves() -> None:
+    commands = mdp_commands()
+    edge = commands["edge"]
+    routes = {
+        "--api": {"api"}, "--gateway": {"gateway-a", "gateway-b"}, "--auth": {"auth"},
+        "--main-api": {"main-api"}, "--trading": {"trading"},
+    }  # fmt: skip
+    for option, services in routes.items():
+        servers = _option_values(edge, option)
+        assert {server.split(":")[0] for server in servers} == services, option
+        for server in servers:
+            host, port = server.split(":")
+            assert _port_of(commands[host]) == port, server
+            assert _option_values(commands[host], "--host") == ["0.0.0.0"], host
+
+
+def test_the_edge_caps_connections_per_client_instead_of_the_gateways() -> None:
+    commands = mdp_commands()
+    for gateway in ("gateway-a", "gateway-b"):
+        assert _option_values(commands[gateway], "--max-connections-per-ip") == ["0"]
+    assert "--max-connections-per-address" not in commands["edge"]  # the edge's default cap
+
+
+def test_the_edge_follows_the_services_addresses_as_containers_come_and_go() -> None:
+    assert "--follow-dns" in mdp_commands()["edge"]
+
+
+def test_every_service_checks_tokens_against_the_auth_service_keys() -> None:
+    commands = mdp_commands()
+    for name in ("gateway-a", "gateway-b", "api", "main-api", "trading"):
+        assert _option_values(commands[name], "--jwks-url") == [
+            "http://auth:8010/auth/.well-known/jwks.json"
+        ], name
+
+
+def test_the_auth_service_trusts_only_the_edge_to_name_clients() -> None:
+    document = compose()
+    edge_address = document["services"]["edge"]["networks"]["mdp"]["ipv4_address"]
+    assert _option_values(mdp_commands()["auth"], "--trusted-proxy") == [edge_address]
+
+
+def test_the_edge_starts_after_every_backend_is_healthy() -> None:
+    services = compose()["services"]
+    backends = {"api", "gateway-a", "gateway-b", "auth", "main-api", "trading"}
+    after = services["edge"]["depends_on"]
+    assert set(after) == backends
+    for name in backends:
+        assert after[name] == {"condition": "service_healthy"}
+        check = services[name]["healthcheck"]["test"]
+        assert check[-1].startswith(f"http://127.0.0.1:{_port_of(mdp_commands()[name])}/")
+
+
+def test_staging_mirrors_production_at_a_smaller_scale() -> None:
+    production, staging = compose()["services"], compose("docker-compose.staging.yml")["services"]
+    assert set(staging) <= set(production)
+    changed = {name for name, service in staging.items() if "command" in service}
+    assert changed == {"topics", "ingest"}
+    assert staging["worker"]["deploy"]["replicas"] < production["worker"]["deploy"]["replicas"]
+    assert staging["edge"]["ports"] == ["127.0.0.1:18080:8080"]
+    parser = every_command_parser()
+    for name in changed:
+        parser.parse_args(staging[name]["command"][1:])
+        assert staging[name]["command"][:2] == production[name]["command"][:2]
 
 
 def test_the_history_api_is_ready_only_while_its_database_answers() -> None:
-    check = " ".join(compose()["services"]["api"]["healthcheck"]["test"])
-    assert "http://127.0.0.1:8000/readyz" in check
+    assert compose()["services"]["api"]["healthcheck"]["test"][-1] == (
+        "http://127.0.0.1:8000/readyz"
+    )
 
 
-def test_the_gateway_reads_the_private_channels_snapshots_from_the_database() -> None:
+def test_the_gateways_read_the_private_channels_snapshots_from_the_database() -> None:
     document = compose()
-    environment = document["services"]["gateway"]["environment"]
-    assert environment["KAFKA_BOOTSTRAP"] == document["x-mdp"]["environment"]["KAFKA_BOOTSTRAP"]
-    for variable in ("DATABASE_URL", "TRADING_DATABASE_URL", "MAIN_API_DATABASE_URL"):
-        assert "@postgres:5432/" in environment[variable], variable
+    for name in ("gateway-a", "gateway-b"):
+        environment = document["services"][name]["environment"]
+        assert environment["KAFKA_BOOTSTRAP"] == document["x-mdp"]["environment"]["KAFKA_BOOTSTRAP"]
+        for variable in ("DATABASE_URL", "TRADING_DATABASE_URL", "MAIN_API_DATABASE_URL"):
+            assert environment[f"{variable}_FILE"] == "/run/secrets/database_url", variable
 
 
 def test_the_alert_evaluator_runs_on_its_own_unpublished() -> None:
