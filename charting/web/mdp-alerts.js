@@ -39,14 +39,7 @@
     "move-up": "rose by", "move-down": "fell by",
   };
 
-  function el(tag, attrs, children) {
-    var node = document.createElement(tag);
-    Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
-    (children || []).forEach(function (c) {
-      node.appendChild(typeof c === "string" ? document.createTextNode(c) : c);
-    });
-    return node;
-  }
+  var el = window.MdpChart.el;  // the chart's own element helper (mdp-chart.js loads first)
 
   function Panel(root, chart, session) {
     this.root = root;

@@ -83,6 +83,7 @@
     return seconds + "S";
   }
 
+  /* An element with attributes and children (texts or nodes); also MdpChart.el. */
   function el(tag, attrs, children) {
     var node = document.createElement(tag);
     Object.keys(attrs || {}).forEach(function (k) { node.setAttribute(k, attrs[k]); });
@@ -823,6 +824,6 @@
     });
   }
 
-  var MdpChart = { mount: mount, instances: [], version: "1", colors: COLORS };
+  var MdpChart = { mount: mount, instances: [], version: "1", colors: COLORS, el: el };
   window.MdpChart = MdpChart;
 })();

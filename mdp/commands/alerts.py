@@ -22,6 +22,7 @@ from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from main_api.settings import DEFAULT_SCHEMA
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -37,7 +38,6 @@ if TYPE_CHECKING:
     from streams.kafka.settings import KafkaSettings
 
 _NAME = "mdp alerts evaluate"
-DEFAULT_SCHEMA = "main_api"
 MAX_BATCH = 10_000
 
 

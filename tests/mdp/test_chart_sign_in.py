@@ -106,7 +106,9 @@ async def live_candles(page: Any) -> None:
 
     try:
         await page.wait_for_function(
-            "window.mdpChart && window.mdpChart.state() === 'live'", timeout=WAIT_MS
+            "window.mdpChart && window.mdpChart.state() === 'live'"
+            " && window.mdpChart.lastSeq() !== null",  # a chart started afresh has none yet
+            timeout=WAIT_MS,
         )
     except PlaywrightTimeout:
         shown = await page.evaluate(
