@@ -51,15 +51,28 @@ FAST = WebhookSettings(
 @dataclass
 class Receiver:
     """A webhook receiver on 127.0.0.1 that answers 500 to its first ``failing`` requests
-    (all of them while ``failing`` is negative), then 204."""
+    (all of them while ``failing`` is negative), then 204, each after ``delay`` seconds; it
+    counts the requests it holds at once (``peak``: the most) and when each was answered."""
 
     failing: int
+    delay: float = 0.0
     got: list[tuple[httpx.Headers, bytes]] = field(default_factory=list)
+    answered: list[float] = field(default_factory=list)
     url: str = ""
+    holding: int = 0
+    peak: int = 0
 
     async def endpoint(self, request: Request) -> Response:
         self.got.append((httpx.Headers(request.headers.raw), await request.body()))
-        if self.failing < 0 or len(self.got) <= self.failing:
+        failed = self.failing < 0 or len(self.got) <= self.failing
+        self.holding += 1
+        self.peak = max(self.peak, self.holding)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.holding -= 1
+        self.answered.append(time.monotonic())
+        if failed:
             return Response("no", status_code=500)
         return Response(status_code=204)
 
