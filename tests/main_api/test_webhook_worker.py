@@ -14,11 +14,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ipaddress
+import shutil
+import ssl
+import subprocess
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field, replace
+from pathlib import Path
 
 import httpx
+import pytest
 
 from main_api.webhooks.settings import WebhookSettings
 from main_api.webhooks.store import Claimed, WebhookStore
@@ -113,6 +118,56 @@ async def test_a_name_answering_public_then_loopback_is_never_sent_to_loopback(
     assert request.headers["Host"] == "hooks.example.com"
     assert request.extensions["sni_hostname"] == "hooks.example.com"  # TLS checks the name
     assert request.headers["Ganntec-Event-Id"] == "a-1:1"
+
+
+def self_signed(directory: Path, name: str) -> tuple[Path, Path]:
+    """A certificate for ``name`` (its own authority) and its key, made by ``openssl``."""
+    if shutil.which("openssl") is None:
+        pytest.skip("the https case needs the openssl command to make its certificate")
+    cert, key = directory / "cert.pem", directory / "key.pem"
+    subprocess.run(
+        ["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1",
+         "-nodes", "-days", "1", "-subj", f"/CN={name}", "-addext", f"subjectAltName=DNS:{name}",
+         "-keyout", str(key), "-out", str(cert)],
+        check=True, capture_output=True, timeout=30,
+    )  # fmt: skip
+    return cert, key
+
+
+async def test_an_https_endpoint_is_reached_at_the_checked_address_under_its_name(
+    unsent: Api,  # noqa: F811
+    tmp_path: Path,
+) -> None:
+    cert, key = self_signed(tmp_path, "hooks.ganntec.test")
+    served = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    served.load_cert_chain(cert, key)
+    names: list[str | None] = []
+
+    def named_as(_: ssl.SSLObject, name: str | None, __: ssl.SSLContext) -> None:
+        names.append(name)
+
+    served.sni_callback = named_as
+    heads: list[bytes] = []
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        with contextlib.suppress(ConnectionError, asyncio.IncompleteReadError):
+            heads.append(await reader.readuntil(b"\r\n\r\n"))
+            writer.write(b"HTTP/1.1 204 No Content\r\nConnection: close\r\n\r\n")
+            await writer.drain()
+        writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0, ssl=served)
+    port = server.sockets[0].getsockname()[1]
+    resolver = Resolver([["127.0.0.1"]])
+    worker = WebhookWorker(WebhookStore(unsent.store), LOOPBACK_ONLY, resolve=resolver)
+    trusting = ssl.create_default_context(cafile=str(cert))
+    async with server, httpx.AsyncClient(verify=trusting) as client:
+        named = await worker.attempt(client, claimed(f"https://hooks.ganntec.test:{port}/in"))
+        other = await worker.attempt(client, claimed(f"https://other.ganntec.test:{port}/in"))
+    assert (named.status, other.error) == (204, "connect-error")  # the name, not the address,
+    assert names == ["hooks.ganntec.test", "other.ganntec.test"]  # is what TLS checks
+    assert f"\r\nhost: hooks.ganntec.test:{port}\r\n".encode() in heads[0].lower()
+    assert len(heads) == 1
 
 
 async def test_the_worker_connects_to_the_address_it_checked(schema: tuple[str, str]) -> None:
