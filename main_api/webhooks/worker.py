@@ -1,15 +1,22 @@
 """The delivery worker: the asyncio shell that sends the due webhook deliveries (it runs in
 the main API process, :mod:`main_api.process`; several processes may run one each).
 
-Each round it claims up to ``batch`` due deliveries (``FOR UPDATE SKIP LOCKED``: deliveries
-another worker holds are skipped, never sent twice at once), POSTs each, signed, within
-``timeout_s`` (redirects are not followed; at most ``max_response_bytes`` of the answer are
-read), and records what the attempt got and what follows (:func:`~main_api.webhooks.schedule.
-after_attempt`). It waits for the next due delivery, a ``NOTIFY`` on
-:data:`~main_api.webhooks.tables.CHANNEL` (a firing enqueued, a replay) or ``poll_s``,
-whichever comes first. While the database is away it tries again every ``retry_s``: a claimed
-delivery whose end could not be recorded is due again when its hold runs out (so a receiver
-may get an event twice: it drops the repeat by ``Ganntec-Event-Id``).
+It keeps up to ``batch`` attempts in flight, at most one per endpoint: it claims due
+deliveries as there is room (``FOR UPDATE SKIP LOCKED``: deliveries another worker holds
+are skipped, never sent twice at once; an endpoint with an attempt in flight, here or in
+another worker, is passed over until it ends), and each attempt runs on its own, so a slow
+endpoint holds back only its own deliveries. An attempt resolves the host once, checks every
+address (:mod:`~main_api.webhooks.pinning`) and POSTs, signed, to the first one, pinned,
+within ``timeout_s`` (redirects are not followed; at most ``max_response_bytes`` of the
+answer are read); what it got and what follows (:func:`~main_api.webhooks.schedule.
+after_attempt`) is recorded, and the end wakes the worker to claim more. Otherwise it waits
+for the next delivery it can take, a ``NOTIFY`` on :data:`~main_api.webhooks.tables.CHANNEL`
+(a firing enqueued, a replay) or ``poll_s``, whichever comes first. Every ``prune_s`` it
+deletes a bounded batch of deliveries delivered longer than ``keep_delivered_s`` ago and of
+dead letters dead longer than ``keep_dead_s`` (again at once while batches come back full).
+While the database is away it tries again every ``retry_s``: a claimed delivery whose end
+could not be recorded is due again when its hold runs out (so a receiver may get an event
+twice: it drops the repeat by ``Ganntec-Event-Id``).
 """
 
 from __future__ import annotations
