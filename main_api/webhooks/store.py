@@ -215,9 +215,9 @@ class WebhookStore:
         return bool(rows)
 
     async def next_due(self) -> int | None:
-        """When the next pending delivery can be taken (UTC ns), if any is pending: when it is
-        due, or when its endpoint's attempt in flight is over."""
-        rows = await self.main.rows(NEXT_DUE, ())
+        """When a pending delivery may next be taken (UTC ns; None: nothing to wait for): the
+        first due of an endpoint with no attempt in flight, or the soonest end of a hold."""
+        rows = await self.main.rows(NEXT_DUE, {"now": self.clock()})
         at: int | None = rows[0]["at"]
         return at
 

@@ -30,6 +30,8 @@ CREATE TABLE IF NOT EXISTS main_api_webhooks (
     created_at bigint NOT NULL, updated_at bigint NOT NULL, busy_until bigint);
 ALTER TABLE main_api_webhooks ADD COLUMN IF NOT EXISTS busy_until bigint;
 CREATE INDEX IF NOT EXISTS main_api_webhooks_account ON main_api_webhooks (account, seq);
+CREATE INDEX IF NOT EXISTS main_api_webhooks_busy ON main_api_webhooks (busy_until)
+    WHERE busy_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS main_api_webhook_deliveries (
     fire_id text NOT NULL,
     webhook_id text NOT NULL REFERENCES main_api_webhooks ON DELETE CASCADE,
@@ -69,7 +71,7 @@ CLAIM: Final = (
     "  ORDER BY webhook_id, next_at, seq),"
     " free AS (SELECT w.webhook_id FROM main_api_webhooks AS w JOIN first AS f"
     "  ON f.webhook_id = w.webhook_id WHERE w.busy_until IS NULL OR w.busy_until <= %(now)s"
-    "  ORDER BY f.next_at, f.seq LIMIT %(limit)s FOR UPDATE OF w SKIP LOCKED),"
+    "  ORDER BY f.next_at, f.seq LIMIT %(limit)s FOR NO KEY UPDATE OF w SKIP LOCKED),"
     " taken AS (UPDATE main_api_webhooks AS w SET busy_until = %(lease_until)s FROM free"
     "  WHERE w.webhook_id = free.webhook_id"
     "  RETURNING w.webhook_id, w.url, w.secret, w.previous_secret, w.previous_until)"
@@ -102,11 +104,13 @@ attempt took it, or it was replayed); its endpoint is free again (unless another
 holds it now)."""
 
 NEXT_DUE: Final = (
-    "SELECT min(GREATEST(d.next_at, w.busy_until)) AS at FROM main_api_webhook_deliveries AS d"
-    " JOIN main_api_webhooks AS w ON w.webhook_id = d.webhook_id WHERE d.state = 'pending'"
+    "SELECT LEAST((SELECT d.next_at FROM main_api_webhook_deliveries AS d"
+    "  JOIN main_api_webhooks AS w ON w.webhook_id = d.webhook_id WHERE d.state = 'pending'"
+    "  AND (w.busy_until IS NULL OR w.busy_until <= %(now)s) ORDER BY d.next_at LIMIT 1),"
+    " (SELECT min(busy_until) FROM main_api_webhooks WHERE busy_until > %(now)s)) AS at"
 )
-"""When the next pending delivery can be taken: when it is due, or when its endpoint's
-attempt in flight is over (at the latest)."""
+"""When a delivery may next be taken: the first due of an endpoint with no attempt in
+flight, or the soonest end of an attempt's hold (at the latest, it is free then)."""
 
 PRUNE: Final = (
     "WITH delivered AS (SELECT fire_id, webhook_id FROM main_api_webhook_deliveries"

@@ -222,15 +222,17 @@ class WebhookWorker:
         settings, now = self.settings, self.store.clock()
         if now < self._next_prune:
             return (self._next_prune - now) / 1e9
+        self._next_prune = now + int(settings.prune_s * 1e9)  # a failure waits as long
         gone = await self.store.prune(
             now - int(settings.keep_delivered_s * 1e9), now - int(settings.keep_dead_s * 1e9),
             settings.prune_batch,
         )  # fmt: skip
         if gone:
             _log.info("webhooks: pruned %d old deliveries and dead letters", gone)
-        more = gone >= settings.prune_batch
-        self._next_prune = now if more else now + int(settings.prune_s * 1e9)
-        return 0.0 if more else settings.prune_s
+        if gone >= settings.prune_batch:
+            self._next_prune = now
+            return 0.0
+        return settings.prune_s
 
     async def _until_due(self) -> float:
         """Seconds until the next pending delivery is due, at most ``poll_s``."""

@@ -297,11 +297,11 @@ async def test_a_firing_recorded_again_is_sent_once_to_each_endpoint(hooked: Api
     assert (await bob.get("/webhooks/deliveries")).json()["deliveries"] == []
 
 
-async def test_two_workers_share_the_deliveries_and_never_send_one_twice(
+async def test_two_workers_share_the_deliveries_never_send_one_twice_nor_two_at_once(
     unsent: Api, schema: tuple[str, str]
 ) -> None:
     alice = unsent.client(ALICE)
-    async with receiving(Receiver(0)) as receiver:
+    async with receiving(Receiver(0, delay=0.01)) as receiver:
         await new_webhook(alice, receiver.url)
         events = [await fire(unsent, alice, ALICE) for _ in range(30)]
         stop = asyncio.Event()
@@ -320,6 +320,7 @@ async def test_two_workers_share_the_deliveries_and_never_send_one_twice(
         await asyncio.gather(*running)
     sent = [headers["Ganntec-Event-Id"] for headers, _ in receiver.got]
     assert sorted(sent) == sorted(event.fire_id for event in events)
+    assert receiver.peak == 1  # one endpoint: one request at a time, whichever worker sends
 
 
 async def test_a_rotated_secret_signs_beside_the_new_one_for_a_while(hooked: Api) -> None:
