@@ -152,7 +152,7 @@ class WebhookWorker:
             return Outcome(error="timeout")
         except httpx.ConnectError:
             return Outcome(error="connect-error")
-        except (httpx.HTTPError, OSError) as exc:
+        except (httpx.HTTPError, httpx.InvalidURL, OSError) as exc:
             return Outcome(error=f"{type(exc).__name__}")
 
     async def run(self, stop: asyncio.Event) -> None:

@@ -107,8 +107,9 @@ async def test_a_name_answering_public_then_loopback_is_never_sent_to_loopback(
         both = Resolver([[PUBLIC, "127.0.0.1"]])
         worker.resolve = both
         mixed = await worker.attempt(client, claimed("http://hooks.example.com:8080/in"))
-    assert (first.status, second.error, mixed.error) == (
-        204, "address-not-allowed", "address-not-allowed"
+        broken = await worker.attempt(client, claimed("http://[::1/in"))  # not even parsed
+    assert (first.status, second.error, mixed.error, broken.error) == (
+        204, "address-not-allowed", "address-not-allowed", "InvalidURL"
     )  # fmt: skip
     assert resolver.asked == [("hooks.example.com", 443)] * 2  # once an attempt, no more
     [request] = sent  # the second attempt, resolved to loopback, was not sent
