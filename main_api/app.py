@@ -255,7 +255,10 @@ class _Api:
         given = checks.fields(await self.body(request), WEBHOOK_FIELDS)
         if "url" not in given:
             raise InvalidFieldError("url", "required", "a webhook needs a url")
-        url = webhook_url(given["url"], allow_private=self.settings.webhooks.allow_private_hosts)
+        hooks = self.settings.webhooks
+        url = webhook_url(
+            given["url"], allow_private=hooks.allow_private_hosts, allowed=hooks.allowed_networks
+        )
         made, secret = await self.hooks.create(
             caller.account, url, self.limits(caller).webhooks, caller.plan
         )

@@ -10,18 +10,18 @@ repeat (a replay, a restart or a second evaluator) and is dropped.
 (:class:`~core.alert_reads.AlertsSnapshot`) is current to the *set* of ``fire_id`` it names
 (the account's newest recorded ones). A feed starts *unbased*: it keeps the account's live
 firings (:data:`PENDING_FIRINGS` at most) while the first subscriber's snapshot is read, and
-it starts with the account's firings the bus carried before the feed was made
-(:attr:`AlertFeeds.recent`): the main API records a firing apart from its publication, so the
-snapshot may be older than what the bus already delivered. :meth:`AlertFeed.base` sends the
-kept firings the snapshot does not name, numbered from 1; the snapshot's names and every
-firing sent since are what the feed knows. A later subscriber reads a snapshot of its own:
-one that names a firing the feed does not know is ahead of the bus (:data:`~ws_gateway.
-private.WAIT`: the firing is on its way; should it not come within the wait, the feed sends
-it from the snapshot itself, :meth:`AlertFeed.settle`); otherwise
-:meth:`AlertFeed.join_point` is the seq of the newest firing sent that it names: the firings
-sent before it must be named by it and those after not (else read again: the main API
-recorded them out of order for a moment), so the snapshot goes out with that ``seq`` and the
-replay buffer sends what came after it.
+it starts with the account's firings the bus carried shortly before the feed was made
+(:attr:`AlertFeeds.recent`; a firing is recorded before the outbox publishes it, so a
+snapshot read after names them, unless the database the gateway reads is a copy that lags
+behind the one written). :meth:`AlertFeed.base` sends the kept firings the snapshot does not
+name, numbered from 1; the snapshot's names and every firing sent since are what the feed
+knows. A later subscriber reads a snapshot of its own: one that names a firing the feed does
+not know is ahead of the bus (:data:`~ws_gateway.private.WAIT`: the firing is on its way;
+should it not come within the wait, the feed sends it from the snapshot itself,
+:meth:`AlertFeed.settle`); otherwise :meth:`AlertFeed.join_point` is the seq of the newest
+firing sent that it names: the firings sent before it must be named by it and those after
+not (else read again: the main API recorded them out of order for a moment), so the
+snapshot goes out with that ``seq`` and the replay buffer sends what came after it.
 
 **Bounds.** A feed knows :data:`KNOWN_FIRE_IDS` ``fire_id`` besides its replay buffer (a
 repeat older than that is sent again); at most ``max_idle`` feeds are kept that nobody

@@ -17,6 +17,8 @@ from main_api.webhooks.tables import (
     CHANNEL,
     CLAIM,
     FINISH,
+    NEXT_DUE,
+    PRUNE,
     REPLAY,
     delivery_of,
     webhook_of,
@@ -25,6 +27,8 @@ from main_api.webhooks.views import Delivery, Webhook
 
 SECRET_PREFIX: Final = "whsec_"
 MAX_ERROR_CHARS: Final = 200
+CLAIM_SCAN_FACTOR: Final = 4
+"""A claim looks at this many times ``limit`` due deliveries to find ``limit`` endpoints."""
 
 
 def new_secret() -> str:
@@ -35,13 +39,15 @@ def new_secret() -> str:
 @dataclass(frozen=True, slots=True)
 class Claimed:
     """A delivery taken for one attempt (its ``attempts`` counts this one), with what it is
-    sent with. The secrets are kept out of its ``repr``."""
+    sent with, and until when it and its endpoint are held (``lease_until``, UTC ns). The
+    secrets are kept out of its ``repr``."""
 
     fire_id: str
     webhook_id: str
     body: bytes
     attempts: int
     url: str
+    lease_until: int
     secrets: tuple[str, ...] = field(repr=False)
 
 
@@ -183,13 +189,17 @@ class WebhookStore:
     # -- the worker's -----------------------------------------------------------------------
 
     async def claim(self, limit: int, hold_s: float) -> list[Claimed]:
-        """Take up to ``limit`` due deliveries for one attempt each, held ``hold_s`` seconds
-        (those another worker holds are skipped)."""
+        """Take up to ``limit`` due deliveries for one attempt each, at most one per endpoint
+        and none of an endpoint with an attempt in flight, held ``hold_s`` seconds (those
+        another worker holds are skipped)."""
         now = self.clock()
+        lease_until = now + int(hold_s * 1e9)
         rows = await self.main.rows(
-            CLAIM, {"now": now, "lease_until": now + int(hold_s * 1e9), "limit": limit}
-        )
-        return [_claimed(row) for row in rows]
+            CLAIM,
+            {"now": now, "lease_until": lease_until, "limit": limit,
+             "scan": limit * CLAIM_SCAN_FACTOR},
+        )  # fmt: skip
+        return [_claimed(row, lease_until) for row in rows]
 
     async def finish(self, claimed: Claimed, outcome: Outcome, then: Next) -> bool:
         """Record the attempt's ``outcome`` and what follows; whether the delivery was still
@@ -200,24 +210,33 @@ class WebhookStore:
             {"state": then.state.value, "next_at": then.at_ns, "status": outcome.status,
              "error": None if error is None else error[:MAX_ERROR_CHARS], "now": self.clock(),
              "fire_id": claimed.fire_id, "webhook_id": claimed.webhook_id,
-             "attempts": claimed.attempts},
+             "attempts": claimed.attempts, "lease_until": claimed.lease_until},
         )  # fmt: skip
         return bool(rows)
 
     async def next_due(self) -> int | None:
-        """When the next pending delivery is due (UTC ns), if any is."""
-        rows = await self.main.rows(
-            "SELECT min(next_at) AS at FROM main_api_webhook_deliveries WHERE state = 'pending'",
-            (),
-        )
+        """When a pending delivery may next be taken (UTC ns; None: nothing to wait for): the
+        first due of an endpoint with no attempt in flight, or the soonest end of a hold."""
+        rows = await self.main.rows(NEXT_DUE, {"now": self.clock()})
         at: int | None = rows[0]["at"]
         return at
 
+    async def prune(self, delivered_before: int, dead_before: int, limit: int) -> int:
+        """Delete up to ``limit`` deliveries delivered before ``delivered_before`` and up to
+        ``limit`` dead letters dead since before ``dead_before`` (UTC ns); how many went."""
+        async with self.main.connection() as conn, conn.transaction():
+            cursor = await conn.execute(
+                PRUNE,
+                {"delivered_before": delivered_before, "dead_before": dead_before,
+                 "limit": limit},
+            )  # fmt: skip
+            return cursor.rowcount
 
-def _claimed(row: DictRow) -> Claimed:
+
+def _claimed(row: DictRow, lease_until: int) -> Claimed:
     return Claimed(
         fire_id=row["fire_id"], webhook_id=row["webhook_id"], body=bytes(row["body"]),
-        attempts=row["attempts"], url=row["url"],
+        attempts=row["attempts"], url=row["url"], lease_until=lease_until,
         secrets=tuple(s for s in (row["secret"], row["previous_secret"]) if s),
     )  # fmt: skip
 

@@ -3,7 +3,8 @@ create_tables`), and rows into views.
 
 ``main_api_webhooks``: an account's endpoints, each with its secret (kept to sign with; it is
 shown once, when made or rotated, and never logged) and, after a rotation, the previous
-secret until ``previous_until``. ``main_api_webhook_deliveries``: one row per firing and
+secret until ``previous_until``, and while one of its deliveries is being tried, until when
+that attempt holds it (``busy_until``). ``main_api_webhook_deliveries``: one row per firing and
 endpoint (primary key ``(fire_id, webhook_id)``), inserted in the transaction that records the
 firing (:data:`ENQUEUE`, set-wise: a round's firings at once), so a firing recorded once is
 enqueued once.
@@ -26,8 +27,11 @@ DDL: Final = """
 CREATE TABLE IF NOT EXISTS main_api_webhooks (
     webhook_id text PRIMARY KEY, seq bigserial UNIQUE, account bigint NOT NULL,
     url text NOT NULL, secret text NOT NULL, previous_secret text, previous_until bigint,
-    created_at bigint NOT NULL, updated_at bigint NOT NULL);
+    created_at bigint NOT NULL, updated_at bigint NOT NULL, busy_until bigint);
+ALTER TABLE main_api_webhooks ADD COLUMN IF NOT EXISTS busy_until bigint;
 CREATE INDEX IF NOT EXISTS main_api_webhooks_account ON main_api_webhooks (account, seq);
+CREATE INDEX IF NOT EXISTS main_api_webhooks_busy ON main_api_webhooks (busy_until)
+    WHERE busy_until IS NOT NULL;
 CREATE TABLE IF NOT EXISTS main_api_webhook_deliveries (
     fire_id text NOT NULL,
     webhook_id text NOT NULL REFERENCES main_api_webhooks ON DELETE CASCADE,
@@ -39,6 +43,10 @@ CREATE INDEX IF NOT EXISTS main_api_webhook_deliveries_due
     ON main_api_webhook_deliveries (next_at) WHERE state = 'pending';
 CREATE INDEX IF NOT EXISTS main_api_webhook_deliveries_account
     ON main_api_webhook_deliveries (account, state, seq);
+CREATE INDEX IF NOT EXISTS main_api_webhook_deliveries_delivered
+    ON main_api_webhook_deliveries (delivered_at) WHERE state = 'delivered';
+CREATE INDEX IF NOT EXISTS main_api_webhook_deliveries_dead
+    ON main_api_webhook_deliveries (updated_at) WHERE state = 'dead';
 """
 
 ENQUEUE: Final = (
@@ -53,27 +61,71 @@ ENQUEUE: Final = (
 ``bodies``), one per endpoint each account has, in the firings' transaction."""
 
 CLAIM: Final = (
-    "UPDATE main_api_webhook_deliveries AS d SET attempts = d.attempts + 1,"
-    " next_at = %(lease_until)s, updated_at = %(now)s FROM main_api_webhooks AS w"
-    " WHERE w.webhook_id = d.webhook_id AND (d.fire_id, d.webhook_id) IN ("
-    "  SELECT fire_id, webhook_id FROM main_api_webhook_deliveries"
-    "  WHERE state = 'pending' AND next_at <= %(now)s ORDER BY next_at LIMIT %(limit)s"
-    "  FOR UPDATE SKIP LOCKED)"
+    "WITH due AS ("
+    "  SELECT d.fire_id, d.webhook_id, d.next_at, d.seq FROM main_api_webhook_deliveries AS d"
+    "  JOIN main_api_webhooks AS w ON w.webhook_id = d.webhook_id"
+    "  WHERE d.state = 'pending' AND d.next_at <= %(now)s"
+    "  AND (w.busy_until IS NULL OR w.busy_until <= %(now)s)"
+    "  ORDER BY d.next_at, d.seq LIMIT %(scan)s FOR UPDATE OF d SKIP LOCKED),"
+    " first AS (SELECT DISTINCT ON (webhook_id) fire_id, webhook_id, next_at, seq FROM due"
+    "  ORDER BY webhook_id, next_at, seq),"
+    " free AS (SELECT w.webhook_id FROM main_api_webhooks AS w JOIN first AS f"
+    "  ON f.webhook_id = w.webhook_id WHERE w.busy_until IS NULL OR w.busy_until <= %(now)s"
+    "  ORDER BY f.next_at, f.seq LIMIT %(limit)s FOR NO KEY UPDATE OF w SKIP LOCKED),"
+    " taken AS (UPDATE main_api_webhooks AS w SET busy_until = %(lease_until)s FROM free"
+    "  WHERE w.webhook_id = free.webhook_id"
+    "  RETURNING w.webhook_id, w.url, w.secret, w.previous_secret, w.previous_until)"
+    " UPDATE main_api_webhook_deliveries AS d SET attempts = d.attempts + 1,"
+    " next_at = %(lease_until)s, updated_at = %(now)s FROM first JOIN taken AS w"
+    " ON w.webhook_id = first.webhook_id"
+    " WHERE d.fire_id = first.fire_id AND d.webhook_id = first.webhook_id"
     " RETURNING d.fire_id, d.webhook_id, d.body, d.attempts, w.url, w.secret,"
     " CASE WHEN w.previous_until > %(now)s THEN w.previous_secret END AS previous_secret"
 )
-"""Take the due deliveries (others' claims are skipped, not waited for): each counts one
-more attempt and is held (due again at ``lease_until``) while it is tried."""
+"""Take due deliveries, at most one per endpoint and none of an endpoint with one in flight
+(its ``busy_until`` is ahead): of each endpoint the one due first (then the oldest), of
+those the ``limit`` due first. Deliveries and endpoints another worker holds are skipped,
+not waited for; an endpoint freed by a worker after this statement's snapshot is checked
+again as it is locked (so two workers never have one endpoint in flight at once). Each
+taken delivery counts one more attempt and it and its endpoint are held (until
+``lease_until``) while it is tried."""
 
 FINISH: Final = (
-    "UPDATE main_api_webhook_deliveries SET state = %(state)s, next_at = %(next_at)s,"
+    "WITH freed AS (UPDATE main_api_webhooks SET busy_until = NULL"
+    " WHERE webhook_id = %(webhook_id)s AND busy_until = %(lease_until)s)"
+    " UPDATE main_api_webhook_deliveries SET state = %(state)s, next_at = %(next_at)s,"
     " last_status = %(status)s, last_error = %(error)s, updated_at = %(now)s,"
     " delivered_at = CASE WHEN %(state)s = 'delivered' THEN %(now)s END"
     " WHERE fire_id = %(fire_id)s AND webhook_id = %(webhook_id)s"
     " AND attempts = %(attempts)s AND state = 'pending'"
 )
 """An attempt's end, unless the delivery moved on meanwhile (its lease ran out and another
-attempt took it, or it was replayed)."""
+attempt took it, or it was replayed); its endpoint is free again (unless another attempt
+holds it now)."""
+
+NEXT_DUE: Final = (
+    "SELECT LEAST((SELECT d.next_at FROM main_api_webhook_deliveries AS d"
+    "  JOIN main_api_webhooks AS w ON w.webhook_id = d.webhook_id WHERE d.state = 'pending'"
+    "  AND (w.busy_until IS NULL OR w.busy_until <= %(now)s) ORDER BY d.next_at LIMIT 1),"
+    " (SELECT min(busy_until) FROM main_api_webhooks WHERE busy_until > %(now)s)) AS at"
+)
+"""When a delivery may next be taken: the first due of an endpoint with no attempt in
+flight, or the soonest end of an attempt's hold (at the latest, it is free then)."""
+
+PRUNE: Final = (
+    "WITH delivered AS (SELECT fire_id, webhook_id FROM main_api_webhook_deliveries"
+    "  WHERE state = 'delivered' AND delivered_at < %(delivered_before)s"
+    "  LIMIT %(limit)s FOR UPDATE SKIP LOCKED),"
+    " dead AS (SELECT fire_id, webhook_id FROM main_api_webhook_deliveries"
+    "  WHERE state = 'dead' AND updated_at < %(dead_before)s"
+    "  LIMIT %(limit)s FOR UPDATE SKIP LOCKED)"
+    " DELETE FROM main_api_webhook_deliveries AS d"
+    " USING (SELECT * FROM delivered UNION ALL SELECT * FROM dead) AS old"
+    " WHERE d.fire_id = old.fire_id AND d.webhook_id = old.webhook_id"
+)
+"""Delete up to ``limit`` deliveries delivered before ``delivered_before`` and up to
+``limit`` dead letters dead since before ``dead_before`` (rows another worker is deleting
+are skipped)."""
 
 REPLAY: Final = (
     "UPDATE main_api_webhook_deliveries SET state = 'pending', attempts = 0,"

@@ -15,9 +15,12 @@ from __future__ import annotations
 import ipaddress
 import unicodedata
 import urllib.parse
+from collections.abc import Sequence
 from typing import Final
 
 from main_api.requests import InvalidFieldError
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 
 MAX_URL_CHARS: Final = 2048
 SCHEMES: Final = ("http", "https")
@@ -36,21 +39,40 @@ def public_address(address: str) -> bool:
     return ip.is_global and not ip.is_multicast
 
 
-def public_host(host: str) -> bool:
+def address_allowed(address: str, allowed: Sequence[IPNetwork] = ()) -> bool:
+    """Whether the IP ``address`` is public, or in one of the ``allowed`` networks (a setting
+    for tests and a single-machine setup, narrower than allowing every private host)."""
+    if public_address(address):
+        return True
+    try:
+        ip = ipaddress.ip_address(address.split("%", 1)[0])
+    except ValueError:
+        return False
+    return any(ip in network for network in allowed)
+
+
+def public_host(host: str, allowed: Sequence[IPNetwork] = ()) -> bool:
     """Whether ``host`` (a name or an address literal, lower-case) may be called when private
-    hosts are not allowed. A name is judged by its form only: the worker checks the addresses
-    it resolves to before each attempt."""
+    hosts are not allowed (an address literal also when it is in ``allowed``). A name is
+    judged by its form only: the worker checks the addresses it resolves to before each
+    attempt."""
     try:
         ipaddress.ip_address(host.split("%", 1)[0])
     except ValueError:
         pass
     else:
-        return public_address(host)
+        return address_allowed(host, allowed)
     name = host.rstrip(".")
     return "." in name and name != "localhost" and not name.endswith(PRIVATE_SUFFIXES)
 
 
-def webhook_url(value: object, *, allow_private: bool, field: str = "url") -> str:
+def webhook_url(
+    value: object,
+    *,
+    allow_private: bool,
+    allowed: Sequence[IPNetwork] = (),
+    field: str = "url",
+) -> str:
     """``value`` checked as an endpoint's URL (the module's rules)."""
     if not isinstance(value, str):
         raise InvalidFieldError(field, "type", "must be a string")
@@ -72,6 +94,6 @@ def webhook_url(value: object, *, allow_private: bool, field: str = "url") -> st
         raise InvalidFieldError(field, "format", "must not hold a user or a password")
     if parts.fragment:
         raise InvalidFieldError(field, "format", "must not hold a fragment (#...)")
-    if not allow_private and not public_host(host):
+    if not allow_private and not public_host(host, allowed):
         raise InvalidFieldError(field, "host-not-allowed", f"{host[:64]} is not a public host")
     return value

@@ -7,7 +7,8 @@ Every request's token is checked against the auth service's key set at ``--jwks-
 ``instruments`` table says which instruments exist. With ``--bus kafka``, revocations and plan
 changes on ``auth.events`` apply at once. It sends the accounts' webhooks too (several
 processes share that work), unless ``--no-webhook-worker``; endpoints must name public hosts
-unless ``--webhook-private-hosts``. It stops on Ctrl-C or SIGTERM.
+unless ``--webhook-private-hosts``. Delivered deliveries are kept ``--webhook-keep-delivered``
+days (7), dead letters ``--webhook-keep-dead`` days (30). It stops on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ import asyncio
 import contextlib
 import sys
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.common_options import (
@@ -29,10 +30,26 @@ from mdp.common_options import (
     token_settings,
 )
 
+if TYPE_CHECKING:
+    from main_api.webhooks.settings import WebhookSettings
+
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 DEFAULT_PORT = 8040
 DEFAULT_SCHEMA = "main_api"
+DAY_S = 86_400
+MAX_KEEP_DAYS = 3650
+
+
+def keep_days(value: str) -> float:
+    """A retention in days: above 0, at most ten years."""
+    try:
+        days = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of days: {value[:32]!r}") from None
+    if not 0 < days <= MAX_KEEP_DAYS:
+        raise argparse.ArgumentTypeError(f"days are above 0 and at most {MAX_KEEP_DAYS}")
+    return days
 
 
 def add_parser(commands: Any) -> None:
@@ -64,6 +81,14 @@ def add_parser(commands: Any) -> None:
         help="let webhook endpoints name loopback and private hosts (off: public hosts only)",
     )  # fmt: skip
     parser.add_argument(
+        "--webhook-keep-delivered", type=keep_days, default=7.0, metavar="DAYS",
+        help="how long delivered webhook deliveries are kept, then deleted (7)",
+    )  # fmt: skip
+    parser.add_argument(
+        "--webhook-keep-dead", type=keep_days, default=30.0, metavar="DAYS",
+        help="how long webhook dead letters are kept (listed, replayable), then deleted (30)",
+    )  # fmt: skip
+    parser.add_argument(
         "--plan-limits", type=Path, metavar="FILE",
         help="the plans' limits, a TOML file (docs/main-api.md, \"Limits\"; default: the"
         " built-in table)",
@@ -77,7 +102,6 @@ def run(args: argparse.Namespace) -> int:
     from main_api.plan_limits import PlanLimitsBook, PlanLimitsError, load_plan_limits
     from main_api.process import running
     from main_api.settings import MainApiSettings
-    from main_api.webhooks.settings import WebhookSettings
 
     tell = say("mdp main-api")
     try:  # a bad file is refused before anything starts
@@ -92,9 +116,7 @@ def run(args: argparse.Namespace) -> int:
         args.database_url.reveal(), token_settings(args), host=args.host,
         port=args.port, schema=args.schema, plan_limits=limits.plans,
         fallback_limits=limits.fallback,
-        webhooks=WebhookSettings(
-            worker=args.webhook_worker, allow_private_hosts=args.webhook_private_hosts
-        ),
+        webhooks=webhook_settings(args),
     )  # fmt: skip
 
     async def main() -> None:
@@ -112,6 +134,17 @@ def run(args: argparse.Namespace) -> int:
         tell(f"error: {exc}")
         return EXIT_FAILED
     return 0
+
+
+def webhook_settings(args: argparse.Namespace) -> WebhookSettings:
+    """The webhooks' settings the options give."""
+    from main_api.webhooks.settings import WebhookSettings
+
+    return WebhookSettings(
+        worker=args.webhook_worker, allow_private_hosts=args.webhook_private_hosts,
+        keep_delivered_s=args.webhook_keep_delivered * DAY_S,
+        keep_dead_s=args.webhook_keep_dead * DAY_S,
+    )  # fmt: skip
 
 
 def main(argv: list[str] | None = None) -> int:

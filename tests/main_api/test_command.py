@@ -4,13 +4,17 @@ and stops on SIGTERM; without a key set or a database it refuses to start."""
 
 from __future__ import annotations
 
+import argparse
 import subprocess
 import sys
 
 import httpx
 import psycopg
+import pytest
 
 from machine import free_port
+from mdp.commands import main_api as main_api_command
+from mdp.commands.main_api import webhook_settings
 from tests.main_api.conftest import ALICE, token
 from tests.trading.http.test_command import REPO, key_server, started, stopped
 
@@ -54,3 +58,18 @@ def test_the_command_needs_a_key_set_and_a_database(fresh_database: str) -> None
         )  # fmt: skip
         assert done.returncode == 2, done.stderr
         assert told in done.stderr
+
+
+def test_the_webhook_retention_options_set_how_long_deliveries_are_kept() -> None:
+    parser = argparse.ArgumentParser(prog="mdp", exit_on_error=False)
+    main_api_command.add_parser(parser.add_subparsers(dest="command"))
+    given = parser.parse_args(["main-api"])
+    assert (webhook_settings(given).keep_delivered_s, webhook_settings(given).keep_dead_s) == (
+        7 * 86_400, 30 * 86_400
+    )  # fmt: skip
+    args = ["main-api", "--webhook-keep-delivered", "0.5", "--webhook-keep-dead", "90"]
+    chosen = webhook_settings(parser.parse_args(args))
+    assert (chosen.keep_delivered_s, chosen.keep_dead_s) == (43_200, 90 * 86_400)
+    for bad in ("0", "-1", "x", "3651"):
+        with pytest.raises(argparse.ArgumentTypeError):
+            main_api_command.keep_days(bad)

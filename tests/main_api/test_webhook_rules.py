@@ -3,10 +3,13 @@ jitter), the delivery's state machine, and which URLs an endpoint may have."""
 
 from __future__ import annotations
 
+import ipaddress
+
 import pytest
 
 from main_api.requests import InvalidFieldError
 from main_api.webhooks.event import event_body
+from main_api.webhooks.pinning import pinned, refusal
 from main_api.webhooks.schedule import (
     DeliveryState,
     Next,
@@ -106,3 +109,33 @@ def test_private_hosts_are_taken_when_the_setting_allows_them() -> None:
     assert not public_address("127.0.0.1")
     assert not public_address("not an address")
     assert public_address("1.1.1.1")
+
+
+def test_a_request_is_pinned_to_the_checked_address_keeping_the_host_and_tls_name() -> None:
+    named = pinned("https://Hooks.Example.com/in?x=1", "93.184.215.14")
+    assert (str(named.url), named.host, named.extensions) == (
+        "https://93.184.215.14/in?x=1", "hooks.example.com",
+        {"sni_hostname": "hooks.example.com"},
+    )  # fmt: skip
+    plain = pinned("http://hooks.example.com:8080/in", "2606:2800:220:1::1")
+    assert (str(plain.url), plain.host, plain.extensions) == (
+        "http://[2606:2800:220:1::1]:8080/in", "hooks.example.com:8080", {}
+    )  # fmt: skip
+    literal = pinned("https://93.184.215.14:8443/in", "93.184.215.14")
+    assert (str(literal.url), literal.host, literal.server_name) == (
+        "https://93.184.215.14:8443/in", "93.184.215.14:8443", None
+    )  # fmt: skip
+
+
+def test_every_resolved_address_is_checked_and_an_allow_list_lets_only_its_own_through() -> None:
+    loopback = (ipaddress.ip_network("127.0.0.1/32"),)
+    assert refusal([], allow_private=False) == "dns-error"
+    assert refusal(["93.184.215.14"], allow_private=False) is None
+    assert refusal(["93.184.215.14", "127.0.0.1"], allow_private=False) == "address-not-allowed"
+    assert refusal(["127.0.0.1"], allow_private=False, allowed=loopback) is None
+    for other in ("127.0.0.2", "10.0.0.1", "::1", "169.254.169.254"):
+        assert refusal([other], allow_private=False, allowed=loopback) == "address-not-allowed"
+    assert refusal(["10.0.0.1"], allow_private=True) is None
+    assert webhook_url("http://127.0.0.1:9/h", allow_private=False, allowed=loopback)
+    with pytest.raises(InvalidFieldError):
+        webhook_url("http://127.0.0.2:9/h", allow_private=False, allowed=loopback)

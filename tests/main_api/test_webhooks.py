@@ -51,15 +51,28 @@ FAST = WebhookSettings(
 @dataclass
 class Receiver:
     """A webhook receiver on 127.0.0.1 that answers 500 to its first ``failing`` requests
-    (all of them while ``failing`` is negative), then 204."""
+    (all of them while ``failing`` is negative), then 204, each after ``delay`` seconds; it
+    counts the requests it holds at once (``peak``: the most) and when each was answered."""
 
     failing: int
+    delay: float = 0.0
     got: list[tuple[httpx.Headers, bytes]] = field(default_factory=list)
+    answered: list[float] = field(default_factory=list)
     url: str = ""
+    holding: int = 0
+    peak: int = 0
 
     async def endpoint(self, request: Request) -> Response:
         self.got.append((httpx.Headers(request.headers.raw), await request.body()))
-        if self.failing < 0 or len(self.got) <= self.failing:
+        failed = self.failing < 0 or len(self.got) <= self.failing
+        self.holding += 1
+        self.peak = max(self.peak, self.holding)
+        try:
+            await asyncio.sleep(self.delay)
+        finally:
+            self.holding -= 1
+        self.answered.append(time.monotonic())
+        if failed:
             return Response("no", status_code=500)
         return Response(status_code=204)
 
@@ -284,11 +297,11 @@ async def test_a_firing_recorded_again_is_sent_once_to_each_endpoint(hooked: Api
     assert (await bob.get("/webhooks/deliveries")).json()["deliveries"] == []
 
 
-async def test_two_workers_share_the_deliveries_and_never_send_one_twice(
+async def test_two_workers_share_the_deliveries_never_send_one_twice_nor_two_at_once(
     unsent: Api, schema: tuple[str, str]
 ) -> None:
     alice = unsent.client(ALICE)
-    async with receiving(Receiver(0)) as receiver:
+    async with receiving(Receiver(0, delay=0.01)) as receiver:
         await new_webhook(alice, receiver.url)
         events = [await fire(unsent, alice, ALICE) for _ in range(30)]
         stop = asyncio.Event()
@@ -307,6 +320,7 @@ async def test_two_workers_share_the_deliveries_and_never_send_one_twice(
         await asyncio.gather(*running)
     sent = [headers["Ganntec-Event-Id"] for headers, _ in receiver.got]
     assert sorted(sent) == sorted(event.fire_id for event in events)
+    assert receiver.peak == 1  # one endpoint: one request at a time, whichever worker sends
 
 
 async def test_a_rotated_secret_signs_beside_the_new_one_for_a_while(hooked: Api) -> None:
