@@ -79,7 +79,13 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     serve.add_argument(
         "--metrics-port", type=int, default=0,
-        help="the edge's Prometheus metrics on 127.0.0.1 (default 0: a free port, printed)",
+        help="the platform's Prometheus metrics (/metrics) on 127.0.0.1 (default 0: a free"
+        " port, printed on the metrics: line)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--edge-metrics-port", type=int, default=0,
+        help="HAProxy's own Prometheus metrics on 127.0.0.1 (default 0: a free port, printed"
+        " on the edge-metrics: line)",
     )  # fmt: skip
     serve.add_argument(
         "--anonymous", metavar="PLAN",
@@ -116,6 +122,7 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
         auth=_auth_settings(args.anonymous),
         edge=not args.no_edge,
         metrics_port=args.metrics_port,
+        edge_metrics_port=args.edge_metrics_port,
         write_buffer=write_buffer_of(args),
         feed=FeedSettings(
             replay=args.replay,
