@@ -7,6 +7,8 @@ import contextlib
 from collections.abc import Iterator, Mapping
 from typing import Any
 
+from websockets.protocol import Protocol
+
 from telemetry.metrics import (
     GATEWAY_CLIENTS,
     GATEWAY_CLOSES,
@@ -48,6 +50,14 @@ def watched(hub: Hub, sessions: Mapping[Any, Session]) -> Iterator[None]:
             stop()
 
 
-def count_close(code: int | None) -> None:
-    """One connection ended with ``code`` (None: without a close frame, 1006)."""
-    GATEWAY_CLOSES.labels(str(ABNORMAL_CLOSURE if code is None else code)).inc()
+def count_close(protocol: Protocol) -> None:
+    """One connection ended: its code is the one of the side that closed first (the client's
+    1000, the gateway's 4008...), 1006 when no close frame was sent or received."""
+    GATEWAY_CLOSES.labels(str(close_code(protocol))).inc()
+
+
+def close_code(protocol: Protocol) -> int:
+    """The code of the first close frame of the connection, either way."""
+    received, sent = protocol.close_rcvd, protocol.close_sent
+    first = received if protocol.close_rcvd_then_sent or sent is None else sent
+    return ABNORMAL_CLOSURE if first is None else int(first.code)

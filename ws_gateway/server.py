@@ -545,14 +545,14 @@ class Gateway:
         admitted = self._principals.pop(connection)
         if admitted.refusal is not None:
             await _refuse(connection, admitted.refusal)
-            count_close(connection.close_code)
+            count_close(connection.protocol)
             return
         grant = admitted.principal.grant
         if grant is not None and self.denylist.refuses(grant, self.clock() // NS_PER_S):
             # revoked between its handshake and now (the revocation round did not see it)
             with contextlib.suppress(ConnectionClosed):
                 await connection.close(CloseCode.FORBIDDEN, "revoked")
-            count_close(connection.close_code)
+            count_close(connection.protocol)
             return
         send_buffer = self.settings.limits.socket_send_buffer
         sock = connection.transport.get_extra_info("socket")
@@ -589,7 +589,7 @@ class Gateway:
         finally:
             del self.sessions[connection]
             await session.finish()
-            count_close(connection.close_code)
+            count_close(connection.protocol)
 
     async def _await_auth(self, connection: ServerConnection, session: Session) -> None:
         """A connection that must send ``auth`` first has ``auth_timeout`` seconds to do so
