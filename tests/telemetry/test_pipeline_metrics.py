@@ -56,7 +56,7 @@ async def test_a_feed_counts_its_ticks_batches_and_gaps_per_venue() -> None:
     }
     async with MemoryBus(partitions=1) as bus:
         publisher = FeedPublisher(bus)
-        events = [
+        events: list[FeedEvent] = [
             ticks(KRAKEN, 1, 3, now),
             gap,
             ticks(KRAKEN, 4, 2, now),
