@@ -12,6 +12,10 @@ import time
 import urllib.request
 from pathlib import Path
 
+import pytest
+
+from mdp.cli import main
+
 MDP = Path(sys.executable).parent / "mdp"
 STARTUP_S = 30.0
 METRICS = re.compile(r"^metrics: (http://127\.0\.0\.1:\d+/metrics)$")
@@ -61,16 +65,13 @@ def scrape_then_stop(process: subprocess.Popen[str]) -> str | None:
                 process.wait()
 
 
-def test_an_admin_port_in_use_is_refused_with_our_error() -> None:
+def test_an_admin_port_in_use_is_refused_with_our_error(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
-        done = subprocess.run(
-            [str(MDP), "gateway", "--port", "0", "--admin-port", str(port)],
-            capture_output=True,
-            text=True,
-            timeout=60,
-            check=False,
-        )
-    assert done.returncode == 1
-    assert done.stderr.startswith("mdp gateway: error: --admin-port: ")
-    assert "in use" in done.stderr
+        code = main(["gateway", "--port", "0", "--admin-port", str(port)])
+    assert code == 1
+    err = capsys.readouterr().err
+    assert err.startswith("mdp gateway: error: --admin-port: ")
+    assert "in use" in err
