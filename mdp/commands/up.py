@@ -6,7 +6,8 @@ market unless --replay names a tick file or --venue a live venue (--venue kraken
 BTC/USD). The auth service runs inside, and the edge (the machine's HAProxy) is the one public
 port in front of every service, which listen on 127.0.0.1 behind it; without HAProxy it says
 so and serves without the edge. It prints the chart's URL (default
-http://127.0.0.1:8000/). Ctrl-C or SIGTERM stops it cleanly.
+http://127.0.0.1:8000/) and the platform's Prometheus metrics URL (--metrics-port; HAProxy's
+own are --edge-metrics-port). Ctrl-C or SIGTERM stops it cleanly.
 """
 
 from __future__ import annotations

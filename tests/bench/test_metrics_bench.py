@@ -27,7 +27,7 @@ def test_metrics_benchmark_runs_and_prints_each_contender_with_and_without(
 def test_metrics_off_turns_the_engine_s_metrics_off_and_back_on() -> None:
     import streams.engine_runner as runner
 
-    on = runner.ENGINE_TICKS
+    on = vars(runner)["ENGINE_TICKS"]
     with metrics.engine_off():
-        assert runner.ENGINE_TICKS is metrics.OFF
-    assert runner.ENGINE_TICKS is on
+        assert vars(runner)["ENGINE_TICKS"] is metrics.OFF
+    assert vars(runner)["ENGINE_TICKS"] is on
