@@ -24,6 +24,8 @@ from machine import free_port
 BINARY = "/usr/bin/prometheus"
 READY_S = 20.0
 SCRAPE_INTERVAL = "1s"
+UNTIL_S = 10.0
+"""How long a condition on scraped values may take: a few scrapes of a second each."""
 
 
 def prometheus_or_skip() -> str:
@@ -77,7 +79,7 @@ class Prometheus:
         return float(result[0]["value"][1])
 
     async def until(
-        self, promql: str, holds: Callable[[float], bool], timeout: float = 10.0
+        self, promql: str, holds: Callable[[float], bool], timeout: float = UNTIL_S
     ) -> float:
         """Wait for ``holds(value)`` of ``promql``'s single sample; the value."""
         deadline = time.monotonic() + timeout
