@@ -17,6 +17,7 @@ from core.ticks import TickBatch
 from core.topics import TICKS, TICKS_REJECTED
 from ingest.files import BadRow
 from streams.bus import Bus
+from telemetry.metrics import INGEST_BATCHES, INGEST_GAPS, INGEST_TICKS, PerVenue, count_reject
 
 SOURCE = "ingest"
 
@@ -46,6 +47,9 @@ class FeedPublisher:
     bus: Bus
     stats: FeedStats = field(default_factory=FeedStats)
     _rejects: list[codecs.RejectedMessage] = field(default_factory=list)
+    _ticks_in: PerVenue = field(default_factory=lambda: PerVenue(INGEST_TICKS))
+    _batches_in: PerVenue = field(default_factory=lambda: PerVenue(INGEST_BATCHES))
+    _gaps_in: PerVenue = field(default_factory=lambda: PerVenue(INGEST_GAPS))
 
     def bad_row(self, row: BadRow) -> None:
         origin = f"{row.source}:{row.line}" if row.source else f"line {row.line}"
@@ -69,10 +73,13 @@ class FeedPublisher:
             if isinstance(event, FeedGap):
                 await ticks.publish(key, codecs.encode_feed_gap(event))
                 self.stats.gaps += 1
+                self._gaps_in(event.instrument).inc()
                 continue
             await ticks.publish(key, codecs.encode_tick_batch(event))
             self.stats.batches += 1
             self.stats.ticks += len(event)
+            self._batches_in(event.instrument).inc()
+            self._ticks_in(event.instrument).inc(len(event))
         await self._publish_rejects()
         self.stats.finished = True
 
@@ -84,3 +91,4 @@ class FeedPublisher:
         for message in messages:
             await rejects.publish(message.key, codecs.encode_rejected(message))
             self.stats.bad_rows += 1
+            count_reject(message.instrument, message.reason)

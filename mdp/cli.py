@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import logging
 import sys
 from collections.abc import Sequence
 
+from mdp.admin_options import serving_admin
 from mdp.commands import (
     alerts,
     api,
@@ -54,14 +56,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     # The pool logs each failed reconnect; our own lines tell a database outage once, then
     # at a bounded rate (streams.outage.OutageLog).
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)
-    try:
-        code: int = args.run(args)
-    except KeyboardInterrupt:
-        print("mdp: interrupted", file=sys.stderr)
-        return 130
-    except BrokenPipeError:  # e.g. `mdp candles ... | head`
-        sys.stderr.close()
-        return 0
+    with contextlib.ExitStack() as admin:
+        try:
+            admin.enter_context(serving_admin(args))  # --admin-port: the metrics meanwhile
+        except (OSError, ValueError) as exc:
+            print(f"mdp {args.command}: error: --admin-port: {exc}", file=sys.stderr)
+            return 1
+        try:
+            code: int = args.run(args)
+        except KeyboardInterrupt:
+            print("mdp: interrupted", file=sys.stderr)
+            return 130
+        except BrokenPipeError:  # e.g. `mdp candles ... | head`
+            sys.stderr.close()
+            return 0
     return code
 
 

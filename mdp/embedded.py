@@ -87,6 +87,8 @@ from storage.pg_server import PRIVATE_DATABASE
 from storage.writer import StorageWriter
 from streams.engine_runner import DEFAULT_GROUP, EngineRunner, restore_engine
 from streams.memory import MemoryBus
+from telemetry.admin import DEFAULT_HOST as ADMIN_HOST
+from telemetry.admin import admin_server
 from trading.process import ProcessSettings
 from trading.process import running as running_trading
 from trading.readmodels.snapshots import AccountSnapshots
@@ -145,7 +147,10 @@ class PlatformSettings:
     edge: bool = True
     """HAProxy in front, on ``http_port``, when the machine has it (``docs/edge.md``)."""
     metrics_port: int = 0
-    """The edge's Prometheus metrics, on 127.0.0.1 (0: a free port)."""
+    """The platform's Prometheus metrics (:mod:`telemetry.admin`), on 127.0.0.1 (0: a free
+    port)."""
+    edge_metrics_port: int = 0
+    """HAProxy's own Prometheus metrics, on 127.0.0.1 (0: a free port)."""
     status_every: float = 1.0
     write_buffer: int = DEFAULT_MAX_BYTES
     """Bytes the storage writer holds while the database is unavailable (then: backpressure)."""
@@ -167,6 +172,8 @@ class Platform:
     gateway_url: str | None = None
     trading_url: str | None = None
     main_api_url: str | None = None
+    metrics_url: str | None = None
+    """The platform's ``/metrics`` (the admin server's)."""
     gateway: Gateway | None = None
     """The WebSocket gateway, once it runs (its private channels read the trading models)."""
     evaluator: EvaluatorService | None = None
@@ -261,6 +268,8 @@ class Platform:
         # behind the edge every service listens on a free port of 127.0.0.1
         host = "127.0.0.1" if edge else settings.host
         public_port = (settings.http_port or free_port(settings.host)) if edge else None
+        admin = stack.enter_context(admin_server(ADMIN_HOST, settings.metrics_port))
+        self.metrics_url = admin.url
         auth = await stack.enter_async_context(auth_service(url, settings.auth, bus, host))
         anonymous = settings.auth.plans.anonymous or "none (a token is needed)"
         self._say(f"auth: {auth.url}/auth  (anonymous plan: {anonymous})")
@@ -303,9 +312,11 @@ class Platform:
             )
             self.chart_url = f"{front.url}/"
             self.gateway_url = f"ws{front.url.removeprefix('http')}/ws"
-            self._say(f"edge: {front.url}  (HAProxy; metrics: {front.metrics_url})")
+            self._say(f"edge: {front.url}  (HAProxy)")
+            self._say(f"edge-metrics: {front.metrics_url}")
         self._say(f"gateway: {self.gateway_url}")
         self._say(f"chart: {self.chart_url}  (history API: {self.chart_url}v1, /udf)")
+        self._say(f"metrics: {self.metrics_url}")
         self.trading_url = f"{front.url if front else trading.url}/trading/v1"
         self._say(f"trading: {self.trading_url}")
         self.main_api_url = f"{front.url if front else main_api.url}/api/v1"
@@ -327,7 +338,7 @@ class Platform:
             host=settings.host,
             port=port,
             admin_host="127.0.0.1",
-            admin_port=settings.metrics_port or free_port(),
+            admin_port=settings.edge_metrics_port or free_port(),
             chart=history,
             history=history,
             gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),

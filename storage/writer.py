@@ -37,6 +37,13 @@ from storage.unavailable import DatabaseUnavailableError
 from streams.bus import Bus, Offsets, Record, next_offsets
 from streams.outage import Backoff, OutageLog
 from streams.processor import Batch, Durability, Outcome, Processor, Round, decode_batch
+from telemetry.metrics import (
+    WRITER_BATCH,
+    WRITER_BUFFER_BYTES,
+    WRITER_BUFFER_RECORDS,
+    WRITER_FAILURES,
+    WRITER_ROWS,
+)
 
 log = logging.getLogger(__name__)
 
@@ -142,9 +149,11 @@ class StorageWriter:
     stats: WriterStats = field(default_factory=WriterStats)
     backoff: Backoff = field(default_factory=Backoff)
     processor: Processor[None] = field(init=False)
+    stored: StoredInTransaction = field(init=False)
+    """The durability hook: what is held, and the writes."""
 
     def __post_init__(self) -> None:
-        stored = StoredInTransaction(
+        self.stored = stored = StoredInTransaction(
             self.store, self.offsets_key, self.stats, self.backoff,
             self.max_records, self.buffer_bytes, self.log_every,
         )  # fmt: skip
@@ -168,7 +177,16 @@ class StorageWriter:
         return f"{self.group}@{self.bus.cluster_id}"
 
     async def run(self) -> None:
-        await self.processor.run()
+        backlog = self.stored.backlog
+        unwatch = [
+            WRITER_BUFFER_RECORDS.watch(lambda: len(backlog)),
+            WRITER_BUFFER_BYTES.watch(lambda: backlog.bytes),
+        ]
+        try:
+            await self.processor.run()
+        finally:
+            for stop in unwatch:
+                stop()
 
 
 def _no_outputs(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
@@ -247,15 +265,18 @@ class StoredInTransaction(Durability[None]):
         backlog = self.backlog
         chunk = self._in_flight = self._in_flight or backlog.oldest(self.max_records)
         messages = list(itertools.islice(self._messages, len(chunk)))
+        started = time.perf_counter()
         try:
             await self._write(rows_of(messages), next_offsets(chunk))
         except DatabaseUnavailableError as exc:
+            WRITER_FAILURES.inc()
             self._failing = True
             self._retry_at = time.monotonic() + self.backoff.next_delay()
             self.stats.database_error = str(exc)
             if line := self._outage.failed(time.monotonic(), str(exc)):
                 log.warning("%s (%s records held)", line, f"{len(backlog):,}")
             return {}
+        WRITER_BATCH.observe(time.perf_counter() - started)
         self._failing = False
         self._in_flight = []
         for _ in chunk:
@@ -297,3 +318,14 @@ class StoredInTransaction(Durability[None]):
         stats.rejections += report.rejects_written
         stats.gaps += report.gaps_written
         stats.undecodable += decoded.undecodable
+        for kind, rows in (
+            ("ticks", report.ticks_written),
+            ("candles", report.candles_written),
+            ("rejections", report.rejects_written),
+            ("gaps", report.gaps_written),
+        ):
+            if rows:
+                _ROWS[kind].inc(rows)
+
+
+_ROWS = {kind: WRITER_ROWS.labels(kind) for kind in ("ticks", "candles", "rejections", "gaps")}

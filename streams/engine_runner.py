@@ -24,6 +24,13 @@ from streams.bus import Bus, Record
 from streams.checkpoints import Checkpointed, CheckpointStore
 from streams.processor import Batch, Durability, Outcome, Output, Processor, decode_batch
 from streams.retry import until_available
+from telemetry.metrics import (
+    ENGINE_CANDLES,
+    ENGINE_EVENT_TIME,
+    ENGINE_LAG,
+    ENGINE_TICKS,
+    count_reject,
+)
 
 log = logging.getLogger(__name__)
 
@@ -68,11 +75,14 @@ def engine_step(
     clocks follow the receipt times fed (``CandleEngine.advance``). A feed gap flags the
     candles over its span (``CandleEngine.mark_gap``), in its place among the instrument's
     batches. The engine owns the rejects of ``md.ticks``: its undecodable records are
-    published as rejects naming their topic, partition and offset.
+    published as rejects naming their topic, partition and offset. The metrics move once
+    per call, not per tick.
     """
     messages: list[Message] = []
+    ticks, candles, newest = stats.ticks, stats.candles, 0
     for reject in batch.undecodable:
         messages.append((TICKS_REJECTED, reject.key, codecs.encode_rejected(reject)))
+        count_reject(reject.instrument, reject.reason)
     stats.undecodable += len(batch.undecodable)
     for decoded in batch.messages:
         if decoded is None:
@@ -83,10 +93,25 @@ def engine_step(
             continue
         stats.batches += 1
         stats.ticks += len(decoded)
-        stats.last_event_ns = max(stats.last_event_ns, int(decoded.ts_event.max(initial=0)))
+        newest = max(newest, int(decoded.ts_event.max(initial=0)))
         _collect(engine.feed(decoded, now_ns), messages, stats, source)
     _collect(engine.advance(now_ns, caught_up=caught_up), messages, stats, source)
+    _measure(stats, stats.ticks - ticks, stats.candles - candles, newest, now_ns)
     return messages
+
+
+def _measure(stats: EngineStats, ticks: int, candles: int, newest: int, now_ns: int) -> None:
+    """One call's ticks and candle updates into the metrics, and its lag: the wall clock
+    minus the newest event time it was fed."""
+    if candles:
+        ENGINE_CANDLES.inc(candles)
+    if not ticks:
+        return
+    ENGINE_TICKS.inc(ticks)
+    ENGINE_LAG.observe(max(0, now_ns - newest) / 1e9)
+    if newest > stats.last_event_ns:
+        stats.last_event_ns = newest
+        ENGINE_EVENT_TIME.set(newest / 1e9)
 
 
 def process(
@@ -112,6 +137,7 @@ def _collect(
     for rejected in output.rejected:
         reject = codecs.RejectedMessage.of_rejected_tick(rejected, source)
         messages.append((TICKS_REJECTED, reject.key, codecs.encode_rejected(reject)))
+        count_reject(reject.instrument, reject.reason)
 
 
 @dataclass(slots=True)

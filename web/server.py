@@ -19,6 +19,7 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
+from telemetry.http import HttpMetrics
 from web.guard import HttpLimits, guarded_protocol
 
 
@@ -87,9 +88,10 @@ def uvicorn_config(
     app: ASGIApp, host: str, port: int, log_level: str, limits: HttpLimits, **options: Any
 ) -> uvicorn.Config:
     """uvicorn's settings for the app: the guarded httptools protocol, no WebSockets (the
-    gateway serves those), and uvicorn's own bounds from ``limits``."""
+    gateway serves those), uvicorn's own bounds from ``limits``, and the app's requests
+    counted (:class:`~telemetry.http.HttpMetrics`)."""
     return uvicorn.Config(
-        app,
+        HttpMetrics(app),
         host=host,
         port=port,
         log_level=log_level,

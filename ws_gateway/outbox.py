@@ -15,6 +15,7 @@ import itertools
 from collections import OrderedDict
 from collections.abc import Callable, Iterable
 
+from telemetry.metrics import GATEWAY_CONFLATIONS
 from ws_gateway.channels import Channel, Delivery
 from ws_gateway.wire import conflated
 
@@ -61,6 +62,7 @@ class Outbox:
                 if dropped and item.channel in dropped:
                     count = dropped.pop(item.channel)
                     frames.append(self._framing(conflated(item.channel.key, count)))
+                    GATEWAY_CONFLATIONS.inc(count)
                 frames.append(item.frame)
             else:
                 frames.append(item)

@@ -59,6 +59,7 @@ from ws_gateway.auth import (
     bearer_token,
 )
 from ws_gateway.framing import text_frame
+from ws_gateway.gauges import count_close, watched
 from ws_gateway.hub import Hub
 from ws_gateway.protocol import ConnectionProtocol
 from ws_gateway.session import Session
@@ -250,7 +251,12 @@ class Gateway:
         self._stopping.set()
 
     async def run(self) -> None:
-        """Read the bus and serve clients until :meth:`stop`; a failure of either raises."""
+        """Read the bus and serve clients until :meth:`stop`; a failure of either raises.
+        Meanwhile the gateway's gauges read its clients (:func:`~ws_gateway.gauges.watched`)."""
+        with watched(self.hub, self.sessions):
+            await self._run()
+
+    async def _run(self) -> None:
         settings = self.settings
         limits = settings.limits
         subscription = self.bus.subscribe(self.group, [CANDLES, TICKS], start="latest")
@@ -539,12 +545,14 @@ class Gateway:
         admitted = self._principals.pop(connection)
         if admitted.refusal is not None:
             await _refuse(connection, admitted.refusal)
+            count_close(connection.protocol)
             return
         grant = admitted.principal.grant
         if grant is not None and self.denylist.refuses(grant, self.clock() // NS_PER_S):
             # revoked between its handshake and now (the revocation round did not see it)
             with contextlib.suppress(ConnectionClosed):
                 await connection.close(CloseCode.FORBIDDEN, "revoked")
+            count_close(connection.protocol)
             return
         send_buffer = self.settings.limits.socket_send_buffer
         sock = connection.transport.get_extra_info("socket")
@@ -581,6 +589,7 @@ class Gateway:
         finally:
             del self.sessions[connection]
             await session.finish()
+            count_close(connection.protocol)
 
     async def _await_auth(self, connection: ServerConnection, session: Session) -> None:
         """A connection that must send ``auth`` first has ``auth_timeout`` seconds to do so

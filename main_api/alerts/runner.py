@@ -49,6 +49,7 @@ from main_api.store import MainStore, record_firings_in
 from streams.bus import Bus, Offsets, Record, Start, Subscription, TopicPartition
 from streams.outage import Backoff, OutageLog
 from streams.processor import Batch, Durability, Outcome, Processor, Round
+from telemetry.metrics import ALERTS_FIRED
 
 log = logging.getLogger(__name__)
 
@@ -189,6 +190,7 @@ class Evaluating(Durability[Evaluated]):
             recorded = len(await record_firings_in(conn, effects.fired, now))
         stats.fired += len(effects.fired)
         stats.recorded += recorded
+        ALERTS_FIRED.inc(recorded)  # a replayed round's firings are recorded once
         if recorded:
             self.service.relay.wake.set()
         return round.offsets

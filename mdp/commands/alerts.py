@@ -23,6 +23,7 @@ from typing import TYPE_CHECKING, Any
 import psycopg
 
 from main_api.settings import DEFAULT_SCHEMA
+from mdp.admin_options import add_admin_options
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -75,6 +76,7 @@ def add_parser(commands: Any) -> None:
     evaluate.add_argument(
         "--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period"
     )
+    add_admin_options(evaluate)
     evaluate.set_defaults(run=run)
 
 

@@ -18,6 +18,7 @@ from typing import Any
 
 import psycopg
 
+from mdp.admin_options import add_admin_options
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
@@ -41,6 +42,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _arguments(parser)
+    add_admin_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 
+from mdp.admin_options import add_admin_options
 from mdp.common_options import add_database_option, database_failure
 
 if TYPE_CHECKING:
@@ -66,6 +67,7 @@ def add_parser(commands: Any) -> None:
     serve.add_argument(
         "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
     )
+    add_admin_options(serve)
     create = actions.add_parser("create-account", help="make an account (password on stdin)")
     create.add_argument("email")
     create.add_argument("--plan", help="its plan (default: the plan file's signup plan)")

@@ -39,6 +39,7 @@ from access.settings import TokenSettings
 from core.secrets import DatabaseUrl
 from main_api.alert_reads import AlertSnapshots
 from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
+from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import (
     add_database_option,
@@ -151,6 +152,7 @@ def add_parser(commands: Any) -> None:
         help="feed-gap notices kept per instrument for resumes and snapshots"
         f" (default {_DEFAULT_SETTINGS.gap_notices})",
     )
+    add_admin_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -26,6 +26,7 @@ from ingest.pacing import paced
 from ingest.publisher import FeedEvent, FeedPublisher
 from ingest.sources import stop_feeding, venue
 from ingest.synthetic import SyntheticFeed
+from mdp.admin_options import add_admin_options
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -68,6 +69,7 @@ def add_parser(commands: Any) -> None:
         metavar="N",
         help="the most ticks in one md.ticks message (default 5000, ~285 kB)",
     )
+    add_admin_options(parser)
     parser.set_defaults(run=run)
 
 

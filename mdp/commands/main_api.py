@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.common_options import (
     add_database_option,
@@ -95,6 +96,7 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     add_token_options(parser, "required", "request", anonymous=False)
     add_issuer_options(parser)
+    add_admin_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -27,6 +27,7 @@ from typing import Any
 import psycopg
 
 from core.partitions import Partition, PartitionError
+from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.commands.db import given_or_private
 from mdp.common_options import (
@@ -107,6 +108,7 @@ def add_parser(commands: Any) -> None:
     )
     add_token_options(serving, "required", "request", anonymous=False)
     add_issuer_options(serving)
+    add_admin_options(serving)
     parser.set_defaults(run=run)
 
 

@@ -6,7 +6,8 @@ market unless --replay names a tick file or --venue a live venue (--venue kraken
 BTC/USD). The auth service runs inside, and the edge (the machine's HAProxy) is the one public
 port in front of every service, which listen on 127.0.0.1 behind it; without HAProxy it says
 so and serves without the edge. It prints the chart's URL (default
-http://127.0.0.1:8000/). Ctrl-C or SIGTERM stops it cleanly.
+http://127.0.0.1:8000/) and the platform's Prometheus metrics URL (--metrics-port; HAProxy's
+own are --edge-metrics-port). Ctrl-C or SIGTERM stops it cleanly.
 """
 
 from __future__ import annotations
@@ -79,7 +80,13 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     serve.add_argument(
         "--metrics-port", type=int, default=0,
-        help="the edge's Prometheus metrics on 127.0.0.1 (default 0: a free port, printed)",
+        help="the platform's Prometheus metrics (/metrics) on 127.0.0.1 (default 0: a free"
+        " port, printed on the metrics: line)",
+    )  # fmt: skip
+    serve.add_argument(
+        "--edge-metrics-port", type=int, default=0,
+        help="HAProxy's own Prometheus metrics on 127.0.0.1 (default 0: a free port, printed"
+        " on the edge-metrics: line)",
     )  # fmt: skip
     serve.add_argument(
         "--anonymous", metavar="PLAN",
@@ -116,6 +123,7 @@ def settings_from(args: argparse.Namespace) -> PlatformSettings:
         auth=_auth_settings(args.anonymous),
         edge=not args.no_edge,
         metrics_port=args.metrics_port,
+        edge_metrics_port=args.edge_metrics_port,
         write_buffer=write_buffer_of(args),
         feed=FeedSettings(
             replay=args.replay,

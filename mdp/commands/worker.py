@@ -23,6 +23,7 @@ from core.secrets import DatabaseUrl
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from ingest.venues import empty_by_venue
 from machine import state_dir
+from mdp.admin_options import add_admin_options
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -69,6 +70,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS
     )  # tests: a wall clock ahead closes replayed candles at once
+    add_admin_options(parser)
     parser.set_defaults(run=run)
 
 

@@ -21,6 +21,7 @@ from typing import Any
 
 import psycopg
 
+from mdp.admin_options import add_admin_options
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -64,6 +65,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period"
     )
+    add_admin_options(parser)
     parser.set_defaults(run=run)
 
 

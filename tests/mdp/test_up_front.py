@@ -77,14 +77,17 @@ async def test_the_edge_is_the_one_public_port_with_the_auth_service_behind_it(
         assert platform.chart_url is not None
         public = platform.chart_url.rstrip("/")
         output = printed(platform)
-        assert f"edge: {public}  (HAProxy; metrics: http://127.0.0.1:" in output
+        assert f"edge: {public}  (HAProxy)" in output
         assert CHART.findall(output) == [f"{public}/"]
         assert GATEWAY.findall(output) == [f"ws{public.removeprefix('http')}/ws"]
         (auth,) = AUTH.findall(output)
         assert urlsplit(auth).hostname == "127.0.0.1"  # behind the edge
         assert urlsplit(auth).port != urlsplit(public).port
-        metrics = re.search(r"metrics: (http://\S+)\)", output)
+        # HAProxy's metrics on a line of their own; the platform's on the metrics: line
+        metrics = re.search(r"^edge-metrics: (http://127\.0\.0\.1:\d+/metrics)$", output, re.M)
         assert metrics is not None
+        platform_metrics = re.findall(r"^metrics: (http://127\.0\.0\.1:\d+/metrics)$", output, re.M)
+        assert platform_metrics == [platform.metrics_url]
 
         async with httpx.AsyncClient(base_url=public, timeout=10) as client:
             plans = (await client.get("/auth/v1/plans")).json()
@@ -112,6 +115,10 @@ async def test_the_edge_is_the_one_public_port_with_the_auth_service_behind_it(
             exported = await client.get(metrics.group(1))
             assert exported.status_code == 200
             assert "haproxy_" in exported.text
+            ours = await client.get(platform_metrics[0])
+            assert ours.status_code == 200
+            assert "mdp_http_request_duration_seconds_bucket" in ours.text
+            assert "haproxy_" not in ours.text
 
         # the gateway behind the edge takes the token in its first frame; an operator's
         # revocation reaches the gateway and the history API on the platform's own bus

@@ -14,6 +14,7 @@ the read models', a little behind.
 from __future__ import annotations
 
 import asyncio
+import time
 from decimal import Decimal
 from typing import Final
 
@@ -26,6 +27,7 @@ from access.grant import Grant
 from access.settings import TokenSettings
 from core.trading_events import OrderStatus, TradingEvent
 from streams.bus import Bus
+from telemetry.metrics import ORDER_ACK
 from trading.domain.accounts import Account
 from trading.domain.orders import IllegalTransition, OrderInvalid
 from trading.domain.risk import RiskRefused
@@ -84,7 +86,10 @@ class _Api:
     # -- orders -------------------------------------------------------------------------------
 
     async def place(self, request: Request, account: int) -> Response:
-        order, new = await self.service.place(place_request(account, await self.body(request)))
+        placing = place_request(account, await self.body(request))
+        started = time.perf_counter()
+        order, new = await self.service.place(placing)
+        ORDER_ACK.labels(_ack_outcome(order.status, new)).observe(time.perf_counter() - started)
         if order.status is OrderStatus.DENIED:
             reason = order.reason or "the risk check denied it"
             raise denied(order.reason_code or "denied", order.reason_field, reason, order)
@@ -179,6 +184,14 @@ def _account(grant: Grant) -> int:
             extra={"code": "insufficient-scope"},
         )  # fmt: skip
     return grant.account_id
+
+
+def _ack_outcome(status: OrderStatus, new: bool) -> str:
+    """The order-ack metric's outcome: ``accepted``, ``denied`` (by the risk check), or
+    ``repeated`` (an idempotent repeat answered from the stored order)."""
+    if not new:
+        return "repeated"
+    return "denied" if status is OrderStatus.DENIED else "accepted"
 
 
 def _order_id(request: Request) -> str:
