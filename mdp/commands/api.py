@@ -21,8 +21,10 @@ import psycopg
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
+    add_log_options,
     add_token_options,
     anonymous_plan,
+    configure_logging,
     database_failure,
     intervals_of,
 )
@@ -62,9 +64,6 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         help="a request's line and headers must arrive within this (default 10; 408 after)",
     )
     add_token_options(parser, "no checks, everything is readable", "request")
-    parser.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -108,7 +107,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mdp.commands.api``: the same command without the ``mdp`` entry point."""
     parser = argparse.ArgumentParser(prog="mdp api", description=__doc__)
     _arguments(parser)
-    return run(parser.parse_args(argv))
+    add_log_options(parser)
+    args = parser.parse_args(argv)
+    configure_logging(args, "api")
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -63,9 +63,6 @@ def add_parser(commands: Any) -> None:
         "--bus", choices=["none", "kafka"], default="none",
         help="where auth.events go (default none: they wait in the database's outbox)",
     )  # fmt: skip
-    serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
     create = actions.add_parser("create-account", help="make an account (password on stdin)")
     create.add_argument("email")
     create.add_argument("--plan", help="its plan (default: the plan file's signup plan)")
