@@ -102,8 +102,12 @@ def test_the_scan_finds_a_secret_planted_in_a_log_line() -> None:
     password = "pass word/with: symbols"
     planted = json.dumps({"message": f"login {password} then {token}"})
     assert leaks(planted, {"password": password, "token": token}) == ["password", "token"]
-    assert leaks("GET /?p=pass%20word%2Fwith%3A%20symbols", {"password": password}) == ["password"]
+    encoded = "GET /?p=pass%20word%2Fwith%3A%20symbols"
+    assert leaks(encoded, {"password": password}) == ["password"]
+    shortened = f'< TEXT \'{{"token": "{token[:20]}...\' [661 bytes]'
+    assert leaks(shortened, {"token": token}) == ["token"]
     assert leaks("nothing here", {"password": password, "token": token}) == []
+    assert leaks("hunter", {"short": "hunter2"}) == []
 
 
 def leaf_parsers(parser: argparse.ArgumentParser) -> Iterator[tuple[str, argparse.ArgumentParser]]:
