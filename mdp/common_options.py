@@ -21,6 +21,10 @@ from core.secrets import DatabaseUrl
 from storage.backlog import DEFAULT_MAX_BYTES
 from telemetry.logs import FORMATS, LEVELS, LogSettings, configure
 
+DEFAULT_LEVEL = "warning"
+"""What a command logs unless it sets its own default or is told: warnings and errors, as
+before there was a log setup (the lines for people say the rest)."""
+
 if TYPE_CHECKING:
     from access.settings import TokenSettings
 
@@ -47,8 +51,12 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
         help="log records as JSON lines or text, on stderr (default: text on a terminal, else"
         " json); the lines printed for people (chart:, status) are unchanged",
     )
+    level = parser.get_default("log_level") or DEFAULT_LEVEL  # a command may set its own
     logs.add_argument(
-        "--log-level", choices=LEVELS, default="info", help="the least level logged (default info)"
+        "--log-level",
+        choices=LEVELS,
+        default=level,
+        help=f"the least level logged (default {level})",
     )
 
 

@@ -44,6 +44,7 @@ def add_parser(commands: Any) -> None:
     )
     actions = parser.add_subparsers(dest="auth_command", metavar="ACTION", required=True)
     serve = actions.add_parser("serve", help="serve the auth service")
+    serve.set_defaults(log_level="info")  # uvicorn's start and access lines are told
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port to listen on ({DEFAULT_PORT})"

@@ -66,7 +66,7 @@ def add_parser(commands: Any) -> None:
     parser.add_argument(
         "--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS
     )  # tests: a wall clock ahead closes replayed candles at once
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, log_level="info")  # its partitions' recoveries are told
 
 
 def settings_from(args: argparse.Namespace) -> WorkerSettings:

@@ -12,36 +12,29 @@ import os
 import re
 import signal
 import subprocess
-import time
 from collections.abc import Iterator
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 import httpx
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
-from tests.mdp.test_up_command import CHART, GATEWAY, MDP, STARTUP
+from tests.mdp.test_up_command import (
+    CHART,
+    GATEWAY,
+    MDP,
+    STARTUP,
+    wait_for_chart,
+    with_password,
+)
 from tests.mdp.test_up_front import AUTH
 from tests.support.leaks import leaks
 
 PASSWORD = "correct horse: battery staple"  # the test account's
-DATABASE_PASSWORD = "db-pass-9f3Kx"
 EMAIL = "grace@example.org"
 EDGE = re.compile(r"^edge: http", re.MULTILINE)
-
-
-def with_password(url: str) -> tuple[str, str | None]:
-    """``url`` with a password (the test server trusts local connections, so one added is
-    accepted), and that password; a URL that has one already keeps it."""
-    parts = urlsplit(url)
-    if parts.password is not None:
-        return url, parts.password
-    if not parts.username:
-        return url, None  # nothing to hang a password on
-    netloc = f"{parts.username}:{DATABASE_PASSWORD}@{parts.netloc.rpartition('@')[2]}"
-    return parts._replace(netloc=netloc).geturl(), DATABASE_PASSWORD
 
 
 @contextlib.contextmanager
@@ -55,12 +48,7 @@ def running_up(database: str, log: Path) -> Iterator[dict[str, str]]:
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + STARTUP
-        while not CHART.findall(log.read_text()):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        text = log.read_text()
+        text = wait_for_chart(process, log)
         urls = {
             "chart": CHART.findall(text)[0].rstrip("/"),
             "gateway": GATEWAY.findall(text)[0],
@@ -73,6 +61,7 @@ def running_up(database: str, log: Path) -> Iterator[dict[str, str]]:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=STARTUP)
     assert code == 0, log.read_text()
+    assert "stopped cleanly" in log.read_text()  # debug records may follow it
 
 
 async def use_every_credential(urls: dict[str, str]) -> dict[str, str]:
@@ -144,8 +133,7 @@ async def test_no_credential_appears_in_a_whole_runs_output(
     log = tmp_path / "up.log"
     with running_up(database, log) as urls:
         seen = await use_every_credential(urls)
-    if database_password is not None:
-        seen["database password"] = database_password
+    seen["database password"] = database_password
     output = log.read_text()
     assert leaks(output, seen) == [], output
     records = [json.loads(line) for line in output.splitlines() if line.startswith("{")]

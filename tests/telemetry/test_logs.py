@@ -128,6 +128,15 @@ def test_every_command_takes_the_log_options_once() -> None:
         assert options.count("--log-level") == 1, prog
 
 
+def test_the_default_level_is_warning_but_where_a_command_told_more_before() -> None:
+    parse = build_parser().parse_args
+    assert parse(["up"]).log_level == "warning"
+    assert parse(["gateway"]).log_level == "warning"
+    assert parse(["worker"]).log_level == "info"  # its partitions' recoveries
+    assert parse(["api"]).log_level == "info"  # uvicorn's start and access lines
+    assert parse(["auth", "serve"]).log_level == "info"
+
+
 def test_the_service_is_the_commands_name() -> None:
     args = build_parser().parse_args(["main-api", "--log-format", "text", "--log-level", "debug"])
     assert (args.command, args.log_format, args.log_level) == ("main-api", "text", "debug")
