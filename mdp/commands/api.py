@@ -44,12 +44,8 @@ def add_parser(commands: Any) -> None:
     parser.set_defaults(run=run)
 
 
-LOG_LEVEL = "info"
-"""``mdp api``'s default log level: uvicorn's start and access lines are told."""
-
-
 def _arguments(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults(log_level=LOG_LEVEL)
+    parser.set_defaults(log_level="info")  # uvicorn's start and access lines are told
     add_database_option(parser, "the command refuses to start")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
