@@ -15,6 +15,7 @@ Routes (``docs/auth.md``)::
     GET    /auth/.well-known/jwks.json     the public keys of access tokens
     GET    /auth/healthz                   200 while the process answers (the edge's check)
     GET    /auth/readyz                    200 when the database answers, else 503
+    GET    /healthz, /readyz               the same, where every service has them (web.health)
 
 Bodies are JSON objects of at most ``max_body_bytes`` with bounded strings; errors are
 problem+json with our codes (:mod:`auth.problems`). Token answers carry ``Cache-Control:
@@ -53,6 +54,7 @@ from core.secrets import Secret
 from core.topics import AUTH_EVENTS
 from storage.unavailable import DatabaseUnavailableError
 from streams.bus import Bus
+from web.health import ALIVE_PATH, READY_PATH, alive, ready
 
 _Email = Annotated[str, msgspec.Meta(max_length=320)]
 _Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_CHARS + 1)]
@@ -141,7 +143,9 @@ def _routes() -> list[Route]:
         Route("/auth/v1/plans", plans, methods=["GET"]),
         Route("/auth/.well-known/jwks.json", jwks, methods=["GET"]),
         Route("/auth/healthz", alive, methods=["GET"]),
-        Route("/auth/readyz", ready, methods=["GET"]),
+        Route("/auth/readyz", readyz, methods=["GET"]),
+        Route(ALIVE_PATH, alive, methods=["GET"]),
+        Route(READY_PATH, readyz, methods=["GET"]),
     ]
 
 
@@ -240,13 +244,12 @@ async def jwks(request: Request) -> Response:
     )
 
 
-async def alive(request: Request) -> Response:
-    return _json({"status": "ok"})
-
-
-async def ready(request: Request) -> Response:
-    await _service(request).store.ping()
-    return _json({"status": "ok"})
+async def readyz(request: Request) -> Response:
+    try:
+        await _service(request).store.ping()
+    except DatabaseUnavailableError:
+        return ready({"database": "unavailable"})
+    return ready({"database": None})
 
 
 # -- plumbing ---------------------------------------------------------------------------------

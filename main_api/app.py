@@ -39,6 +39,7 @@ from main_api.webhooks.schedule import DeliveryState
 from main_api.webhooks.store import WebhookStore
 from main_api.webhooks.urls import webhook_url
 from streams.bus import Bus
+from web import health
 from web.routes import Guard, json_response, read_body, service_routes
 from web.tokens import TokenGate, service_app, unauthorized
 
@@ -313,8 +314,8 @@ class _Api:
         try:
             await self.store.ping()
         except StoreUnavailableError:
-            return json_response({"ready": False, "code": "store-unavailable"}, 503)
-        return json_response({"ready": True})
+            return health.ready({"database": "unavailable"})
+        return health.ready({"database": None})
 
 
 def _id(request: Request, name: str) -> str:

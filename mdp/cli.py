@@ -25,6 +25,7 @@ from mdp.commands import (
     worker,
     writer,
 )
+from mdp.common_options import add_log_options, configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -47,12 +48,14 @@ def build_parser() -> argparse.ArgumentParser:
     trading.add_parser(commands)
     main_api.add_parser(commands)
     alerts.add_parser(commands)
+    add_log_options(parser)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    configure_logging(args)
     # The pool logs each failed reconnect; our own lines tell a database outage once, then
     # at a bounded rate (streams.outage.OutageLog).
     logging.getLogger("psycopg.pool").setLevel(logging.ERROR)

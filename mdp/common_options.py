@@ -1,6 +1,7 @@
-"""Options several ``mdp`` commands share, each defined once: the candle intervals, the
-database URL and the gateway's allowed origins (read from the environment here, at the edge,
-and nowhere else, a URL also from a file ``$DATABASE_URL_FILE`` names; the URL held as a
+"""Options several ``mdp`` commands share, each defined once: the log's format and level
+(every command's), the candle intervals, the database URL and the gateway's allowed origins
+(read from the environment here, at the edge, and nowhere else, a URL also from a file
+``$DATABASE_URL_FILE`` names; the URL held as a
 :class:`~core.secrets.DatabaseUrl`, which never prints its password)."""
 
 from __future__ import annotations
@@ -19,6 +20,11 @@ from core.auth_events import PlanClaims
 from core.intervals import DEFAULT_INTERVALS, Interval, parse_intervals
 from core.secrets import DatabaseUrl
 from storage.backlog import DEFAULT_MAX_BYTES
+from telemetry.logs import FORMATS, LEVELS, LogSettings, configure
+
+DEFAULT_LEVEL = "warning"
+"""What a command logs unless it sets its own default or is told: warnings and errors, as
+before there was a log setup (the lines for people say the rest)."""
 
 if TYPE_CHECKING:
     from access.settings import TokenSettings
@@ -28,6 +34,37 @@ EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
 
 DEFAULT_INTERVAL_LABELS = " ".join(i.label for i in DEFAULT_INTERVALS)
+
+
+def add_log_options(parser: argparse.ArgumentParser) -> None:
+    """``--log-format`` and ``--log-level`` on ``parser`` and, when it has sub-commands, on
+    each of theirs (where the options are given: ``mdp trading serve --log-level debug``)."""
+    actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
+    for action in actions:
+        for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
+            add_log_options(sub)
+    if actions:
+        return
+    logs = parser.add_argument_group("logs")
+    logs.add_argument(
+        "--log-format",
+        choices=FORMATS,
+        help="log records as JSON lines or text, on stderr (default: text on a terminal, else"
+        " json); the lines printed for people (chart:, status) are unchanged",
+    )
+    level = parser.get_default("log_level") or DEFAULT_LEVEL  # a command may set its own
+    logs.add_argument(
+        "--log-level",
+        choices=LEVELS,
+        default=level,
+        help=f"the least level logged (default {level})",
+    )
+
+
+def configure_logging(args: argparse.Namespace, service: str | None = None) -> None:
+    """The one log setup (:func:`telemetry.logs.configure`) as ``args`` ask, for ``service``
+    (default: the command run)."""
+    configure(LogSettings(service or args.command, args.log_format, args.log_level))
 
 
 def add_interval_option(parser: argparse._ActionsContainer, what: str, after: str = "") -> None:

@@ -342,7 +342,7 @@ class Platform:
             chart=history,
             history=history,
             gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),
-            auth=Upstream("auth", (f"127.0.0.1:{auth.port}",), health_path="/auth/healthz"),
+            auth=Upstream("auth", (f"127.0.0.1:{auth.port}",)),
             trading=Upstream("trading", (f"127.0.0.1:{trading.port}",)),
             main_api=Upstream("main-api", (f"127.0.0.1:{main_api.port}",)),
             tokens=TokenPolicy(settings.auth.issuer, settings.auth.audience, ()),

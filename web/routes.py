@@ -13,6 +13,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from web.health import ALIVE_PATH, READY_PATH, alive
 from web.problems import ProblemError
 
 C = TypeVar("C")
@@ -68,17 +69,14 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
 
 def service_routes(prefix: str, document: dict[str, Any], ready: Endpoint) -> list[Route]:
     """``{prefix}/openapi.json`` (``document``, encoded once), ``/healthz`` (the process
-    answers) and ``/readyz`` (``ready``: what it needs answers)."""
+    answers) and ``/readyz`` (``ready``: what it needs answers; :mod:`web.health`)."""
     encoded = msgspec.json.encode(document)
 
     async def openapi_json(request: Request) -> Response:
         return Response(encoded, media_type=JSON_MEDIA_TYPE)
 
-    async def healthz(request: Request) -> Response:
-        return json_response({"ok": True})
-
     return [
         Route(f"{prefix}/openapi.json", openapi_json, methods=["GET"]),
-        Route("/healthz", healthz, methods=["GET"]),
-        Route("/readyz", ready, methods=["GET"]),
+        Route(ALIVE_PATH, alive, methods=["GET"]),
+        Route(READY_PATH, ready, methods=["GET"]),
     ]

@@ -101,6 +101,7 @@ def uvicorn_config(
         limit_concurrency=limits.max_connections,
         timeout_keep_alive=limits.keep_alive,
         proxy_headers=False,  # uvicorn would trust X-Forwarded-For from any local client
+        log_config=None,  # uvicorn's records go to the root: the one setup's (telemetry.logs)
         **options,
     )
 

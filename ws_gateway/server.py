@@ -50,6 +50,7 @@ from core.trading_reads import TradingReads
 from storage.repository import MarketDataStore
 from streams.bus import Bus, BusClosedError, Subscription
 from streams.processor import Batch, Outcome, Processor
+from web.health import ALIVE, ALIVE_PATH, JSON, NO_STORE, READY_PATH, readiness
 from ws_gateway.admission import AddressSlots, PrincipalSlots, origin_matchers
 from ws_gateway.auth import (
     AuthenticationError,
@@ -73,7 +74,10 @@ POLL_RECORDS = 500
 POLL_TIMEOUT = 0.25
 FLUSH_EVERY = 20_000
 """Deliveries after which a round is flushed even in the middle of a poll (bounds latency)."""
-HEALTH_PATH = "/healthz"
+HEALTH_PATH: Final = ALIVE_PATH
+READY_STALE_S: Final = 10.0
+"""``/readyz`` fails once the feed loop has not finished a round for this long (a round ends
+every :data:`POLL_TIMEOUT` at most when the bus answers, even with nothing to read)."""
 SUBPROTOCOL: Final = Subprotocol("mdp.v1")
 """The protocol of ``docs/protocol.md``, selected when a client offers it."""
 TOKEN_SUBPROTOCOL: Final = "mdp.token."
@@ -219,6 +223,7 @@ class Gateway:
         self._principal_slots = PrincipalSlots()
         self._task: asyncio.Task[None] | None = None
         self._slots = AddressSlots(settings.max_connections_per_address)
+        self._last_round_ns: int | None = None
 
     @property
     def port(self) -> int:
@@ -436,6 +441,7 @@ class Gateway:
         """Hand a decoded batch to the hub (flushing every :data:`FLUSH_EVERY` deliveries
         within it) and flush."""
         hub, stats = self.hub, self.stats
+        self._last_round_ns = now_ns
         hub.release(now_ns)
         if not batch.records:
             hub.flush()
@@ -475,7 +481,9 @@ class Gateway:
         is the server's to check, after this): refusals are plain HTTP answers."""
         url = urlsplit(request.path)
         if url.path == HEALTH_PATH:
-            return connection.respond(HTTPStatus.OK, "ok\n")
+            return _json_answer(connection, 200, ALIVE, NO_STORE)
+        if url.path == READY_PATH:
+            return _json_answer(connection, *readiness(self.readiness()))
         if isinstance(connection, AdmittedConnection) and connection.crowded:
             self.stats.crowded += 1
             return connection.respond(
@@ -511,6 +519,16 @@ class Gateway:
             return None
         self._principals[connection] = _Admitted(principal)
         return None
+
+    def readiness(self) -> dict[str, str | None]:
+        """``/readyz``'s checks (:mod:`web.health`): ``feed``, the loop that reads the bus,
+        ``None`` while it finishes rounds, else ``starting`` or ``stalled`` (no round for
+        :data:`READY_STALE_S`)."""
+        last = self._last_round_ns
+        if last is None:
+            return {"feed": "starting"}
+        stale = self.clock() - last > READY_STALE_S * NS_PER_S
+        return {"feed": "stalled" if stale else None}
 
     async def _subprotocol_principal(self, token: str) -> _Admitted:
         """The principal of a token offered as a subprotocol; refused, it is told on the
@@ -663,3 +681,16 @@ async def _cancel(tasks: list[asyncio.Task[None]]) -> None:
     for task in tasks:
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+def _json_answer(
+    connection: ServerConnection, status: int, body: bytes, headers: dict[str, str]
+) -> Response:
+    """A plain HTTP answer of ``body`` as JSON, with ``headers``, instead of a handshake."""
+    response = connection.respond(HTTPStatus(status), "")
+    del response.headers["Content-Type"], response.headers["Content-Length"]
+    response.headers["Content-Type"] = JSON
+    response.headers["Content-Length"] = str(len(body))
+    for name, value in headers.items():
+        response.headers[name] = value
+    return replace(response, body=body)

@@ -1,36 +1,30 @@
 """``GET /healthz`` (the process answers) and ``GET /readyz`` (the database answers too), for
-load balancers and orchestrators. ``/readyz`` is 503 while the database is unavailable."""
+load balancers and orchestrators, in the shape every service shares (:mod:`web.health`).
+``/readyz`` is 503 while the database is unavailable."""
 
 from __future__ import annotations
 
 import logging
 
 from starlette.requests import Request
-from starlette.responses import JSONResponse, Response
+from starlette.responses import Response
 from starlette.routing import BaseRoute, Route
 
 from charting.context import Context
-from web.problems import RETRY_AFTER_S
+from web import health
 
 log = logging.getLogger(__name__)
-_NO_STORE = {"Cache-Control": "no-store"}
 
 
 def routes(ctx: Context) -> list[BaseRoute]:
-    async def healthz(request: Request) -> Response:
-        return JSONResponse({"status": "ok"}, headers=_NO_STORE)
-
     async def readyz(request: Request) -> Response:
         problem = await ctx.history.unreachable()
-        if problem is None:
-            return JSONResponse({"status": "ready"}, headers=_NO_STORE)
-        # why (the database's host and port) is for the operator's log, not for any caller
-        log.info("not ready: database unavailable (%s)", problem)
-        body = {"status": "unavailable", "detail": "database unavailable"}
-        headers = _NO_STORE | {"Retry-After": str(RETRY_AFTER_S)}
-        return JSONResponse(body, status_code=503, headers=headers)
+        if problem is not None:
+            # why (the database's host and port) is for the operator's log, not for any caller
+            log.info("not ready: database unavailable (%s)", problem)
+        return health.ready({"database": None if problem is None else "unavailable"})
 
     return [
-        Route("/healthz", healthz, methods=["GET"], name="healthz"),
-        Route("/readyz", readyz, methods=["GET"], name="readyz"),
+        Route(health.ALIVE_PATH, health.alive, methods=["GET"], name="healthz"),
+        Route(health.READY_PATH, readyz, methods=["GET"], name="readyz"),
     ]

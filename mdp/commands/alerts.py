@@ -32,7 +32,13 @@ from mdp.cluster_options import (
     say,
     stop_on_signals,
 )
-from mdp.common_options import add_database_option, database_failure, schema_name
+from mdp.common_options import (
+    add_database_option,
+    add_log_options,
+    configure_logging,
+    database_failure,
+    schema_name,
+)
 
 if TYPE_CHECKING:
     from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
@@ -158,7 +164,10 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m mdp.commands.alerts``: the same command without the ``mdp`` entry point."""
     parser = argparse.ArgumentParser(prog="mdp")
     add_parser(parser.add_subparsers(dest="command"))
-    return int(run(parser.parse_args(["alerts", *(argv or sys.argv[1:])])))
+    add_log_options(parser)
+    args = parser.parse_args(["alerts", *(argv or sys.argv[1:])])
+    configure_logging(args)
+    return int(run(args))
 
 
 if __name__ == "__main__":

@@ -23,8 +23,10 @@ from mdp.common_options import (
     add_database_option,
     add_interval_option,
     add_issuer_options,
+    add_log_options,
     add_token_options,
     anonymous_plan,
+    configure_logging,
     database_failure,
     intervals_of,
     token_settings,
@@ -47,6 +49,7 @@ def add_parser(commands: Any) -> None:
 
 
 def _arguments(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(log_level="info")  # uvicorn's start and access lines are told
     add_database_option(parser, "the command refuses to start")
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
@@ -67,9 +70,6 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_token_options(parser, "no checks, everything is readable", "request")
     add_issuer_options(parser)
-    parser.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
 
 
 def run(args: argparse.Namespace) -> int:
@@ -112,7 +112,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     """``python -m mdp.commands.api``: the same command without the ``mdp`` entry point."""
     parser = argparse.ArgumentParser(prog="mdp api", description=__doc__)
     _arguments(parser)
-    return run(parser.parse_args(argv))
+    add_log_options(parser)
+    args = parser.parse_args(argv)
+    configure_logging(args, "api")
+    return run(args)
 
 
 if __name__ == "__main__":

@@ -45,6 +45,7 @@ def add_parser(commands: Any) -> None:
     )
     actions = parser.add_subparsers(dest="auth_command", metavar="ACTION", required=True)
     serve = actions.add_parser("serve", help="serve the auth service")
+    serve.set_defaults(log_level="info")  # uvicorn's start and access lines are told
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serve.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port to listen on ({DEFAULT_PORT})"
@@ -64,9 +65,6 @@ def add_parser(commands: Any) -> None:
         "--bus", choices=["none", "kafka"], default="none",
         help="where auth.events go (default none: they wait in the database's outbox)",
     )  # fmt: skip
-    serve.add_argument(
-        "--log-level", default="info", choices=["critical", "error", "warning", "info", "debug"]
-    )
     add_admin_options(serve)
     create = actions.add_parser("create-account", help="make an account (password on stdin)")
     create.add_argument("email")

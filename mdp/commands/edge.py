@@ -132,7 +132,7 @@ def settings_from(
     """The edge's settings from the command line and the token policy (raises ValueError when
     bad); ``tokens`` None: no token is accepted."""
     api = Upstream("api", tuple(args.api))
-    auth = Upstream("auth", tuple(args.auth), health_path="/auth/healthz") if args.auth else None
+    auth = Upstream("auth", tuple(args.auth)) if args.auth else None
     trading = trading_upstreams(args.trading) if args.trading else None
     main_api = Upstream("main-api", tuple(args.main_api)) if args.main_api else None
     return EdgeSettings(

@@ -25,7 +25,9 @@ from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.common_options import (
     add_database_option,
     add_issuer_options,
+    add_log_options,
     add_token_options,
+    configure_logging,
     schema_name,
     start_refused,
     token_settings,
@@ -154,7 +156,10 @@ def main(argv: list[str] | None = None) -> int:
     point."""
     parser = argparse.ArgumentParser(prog="mdp")
     add_parser(parser.add_subparsers(dest="command"))
-    return int(run(parser.parse_args(["main-api", *(argv or sys.argv[1:])])))
+    add_log_options(parser)
+    args = parser.parse_args(["main-api", *(argv or sys.argv[1:])])
+    configure_logging(args)
+    return int(run(args))
 
 
 if __name__ == "__main__":

@@ -33,7 +33,9 @@ from mdp.commands.db import given_or_private
 from mdp.common_options import (
     add_database_option,
     add_issuer_options,
+    add_log_options,
     add_token_options,
+    configure_logging,
     database_failure,
     schema_name,
     start_refused,
@@ -184,7 +186,10 @@ def main(argv: list[str] | None = None) -> int:
     """``python -m mdp.commands.trading``: the same command without the ``mdp`` entry point."""
     parser = argparse.ArgumentParser(prog="mdp")
     add_parser(parser.add_subparsers(dest="command"))
-    return int(run(parser.parse_args(["trading", *(argv or sys.argv[1:])])))
+    add_log_options(parser)
+    args = parser.parse_args(["trading", *(argv or sys.argv[1:])])
+    configure_logging(args)
+    return int(run(args))
 
 
 if __name__ == "__main__":

@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 from typing import Any
 
 from core.engine import EngineConfig
@@ -38,6 +37,7 @@ from streams.kafka.admin import STEPS
 from streams.kafka.bus import connect_admin
 from streams.kafka.engine_worker import WorkerSettings
 from streams.kafka.retry import BrokerUnavailableError
+from telemetry.logs import installed
 
 _NAME = "mdp worker"
 NEEDED = (TICKS, STEPS, CANDLES, TICKS_REJECTED)
@@ -65,13 +65,10 @@ def add_parser(commands: Any) -> None:
         "--checkpoint-every", type=float, default=10.0, metavar="SECONDS", help="default 10"
     )
     parser.add_argument(
-        "--log-level", default="info", choices=["debug", "info", "warning", "error"]
-    )
-    parser.add_argument(
         "--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS
     )  # tests: a wall clock ahead closes replayed candles at once
     add_admin_options(parser)
-    parser.set_defaults(run=run)
+    parser.set_defaults(run=run, log_level="info")  # its partitions' recoveries are told
 
 
 def settings_from(args: argparse.Namespace) -> WorkerSettings:
@@ -102,11 +99,6 @@ def run(args: argparse.Namespace) -> int:
     except ValueError as exc:
         tell(f"error: {exc}")
         return EXIT_BAD_INPUT
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s"
-    )
-    for noisy in ("kafka", "aiokafka"):  # the clients' own retries are told by ours
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         asyncio.run(_check_cluster(settings))
     except (BrokerUnavailableError, RuntimeError) as exc:
@@ -151,7 +143,13 @@ def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_l
     datadir.mkdir(parents=True, exist_ok=True)
     app, _runtime = build_app(settings, checkpoints, datadir)
     limit_client_logs()  # a broker outage: told once, then every 30 s, not per retry
-    worker = faust.Worker(app, loglevel=log_level, quiet=True, redirect_stdouts=False)
+    # Faust's worker replaces the root logger's handlers when it starts: it is handed ours
+    # back (telemetry.logs, set up by `mdp`), and its own configuration only sets the level.
+    keep = {"version": 1, "incremental": True, "root": {"level": log_level.upper()}}
+    worker = faust.Worker(
+        app, loglevel=log_level, quiet=True, redirect_stdouts=False, logging_config=keep
+    )
+    worker.loghandlers = installed()
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

@@ -28,11 +28,15 @@ async def test_a_stopped_database_gives_503_and_the_service_comes_back(
             await client.post("/auth/v1/login", json={"email": "a@x.org", "password": "x" * 12}),
             await client.post("/auth/v1/refresh", json={"refresh_token": session["refresh_token"]}),
             await client.get("/auth/v1/keys", headers=bearer(session)),
-            await client.get("/auth/readyz"),
         ):  # fmt: skip
             assert (answer.status_code, code_of(answer)) == (503, "database-unavailable")
             assert answer.headers["Retry-After"] == "5"
             assert "password" not in answer.json()["detail"]
+        for path in ("/auth/readyz", "/readyz"):  # the shape every service's has (web.health)
+            ready = await client.get(path)
+            assert ready.status_code == 503
+            assert ready.json()["checks"] == {"database": "unavailable"}
+            assert ready.headers["Retry-After"] == "5"
         jwks = await client.get("/auth/.well-known/jwks.json")  # the keys known still verify
         assert jwks.status_code == 200
         assert len(jwks.json()["keys"]) == 1

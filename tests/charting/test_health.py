@@ -25,7 +25,8 @@ async def test_reads_answer_503_while_the_database_is_away_and_work_again_after(
     with threaded_server(app) as base:
         async with httpx.AsyncClient(base_url=base, timeout=30) as http:
             assert (await http.get("/healthz")).json() == {"status": "ok"}
-            assert (await http.get("/readyz")).json() == {"status": "ready"}
+            ready = (await http.get("/readyz")).json()
+            assert ready == {"status": "ready", "checks": {"database": "ok"}}
             assert (await http.get("/v1/instruments")).status_code == 200
 
             await asyncio.to_thread(stoppable_postgres.stop)

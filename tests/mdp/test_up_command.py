@@ -104,6 +104,16 @@ async def first_live_candle(gateway: str) -> dict[str, object]:
                 return dict(message["candle"])
 
 
+def wait_for_chart(process: subprocess.Popen[bytes], log: Path) -> str:
+    """What ``process`` has written to ``log`` once it has printed its chart's URL."""
+    deadline = time.monotonic() + STARTUP
+    while not CHART.search(text := log.read_text()):
+        assert process.poll() is None, text
+        assert time.monotonic() < deadline, text
+        time.sleep(0.1)
+    return text
+
+
 def stop(process: subprocess.Popen[bytes], log: Path) -> None:
     process.send_signal(signal.SIGTERM)
     assert process.wait(timeout=STARTUP) == 0, log.read_text()
@@ -160,11 +170,7 @@ def test_up_never_prints_the_database_password(migrated_database: str, tmp_path:
             [str(MDP), "up", "--rate", "50", *FREE_PORTS], stdout=sink, stderr=sink, env=env
         )
     try:
-        deadline = time.monotonic() + STARTUP
-        while not CHART.search(log.read_text()):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
+        wait_for_chart(process, log)
     finally:
         stop(process, log)
     text = log.read_text()

@@ -11,7 +11,6 @@ import os
 import re
 import signal
 import subprocess
-import time
 from pathlib import Path
 from urllib.parse import urlsplit
 
@@ -31,7 +30,7 @@ from mdp.commands import up
 from mdp.embedded import FeedSettings, PlatformSettings
 from mdp.front import haproxy_missing
 from tests.mdp.running import printed, running_platform
-from tests.mdp.test_up_command import CHART, GATEWAY, MDP, STARTUP
+from tests.mdp.test_up_command import CHART, GATEWAY, MDP, STARTUP, wait_for_chart
 
 PASSWORD = "a long enough password"  # a test account's
 REVOKED_WITHIN_S = 5.0
@@ -188,12 +187,7 @@ def test_up_without_haproxy_says_so_in_one_line_and_serves_without_the_edge(
     with log.open("wb") as sink:
         process = subprocess.Popen(command, stdout=sink, stderr=subprocess.STDOUT, env=env)
     try:
-        deadline = time.monotonic() + STARTUP
-        while not CHART.findall(log.read_text()):
-            assert process.poll() is None, log.read_text()
-            assert time.monotonic() < deadline, log.read_text()
-            time.sleep(0.1)
-        text = log.read_text()
+        text = wait_for_chart(process, log)
         (edge_line,) = [line for line in text.splitlines() if line.startswith("edge:")]
         assert edge_line.startswith("edge: not started, serving without it: ")
         chart, gateway = CHART.findall(text)[0], GATEWAY.findall(text)[0]

@@ -16,6 +16,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
+from web import health
 from web.bodies import json_object
 from web.problems import ProblemError, problem_handler
 from web.routes import Guard, json_response, read_body, service_routes
@@ -48,7 +49,7 @@ async def echo(request: Request, who: str) -> Response:
 
 
 async def ready(request: Request) -> Response:
-    return json_response({"ready": True})
+    return health.ready({"database": None})
 
 
 def client() -> httpx.AsyncClient:
@@ -104,4 +105,5 @@ async def test_openapi_health_and_readiness_answer() -> None:
             await http.get(path) for path in ("/v/openapi.json", "/healthz", "/readyz")
         ]
     assert document.json() == {"d": 1}
-    assert (health.json(), readiness.json()) == ({"ok": True}, {"ready": True})
+    assert health.json() == {"status": "ok"}
+    assert readiness.json() == {"status": "ready", "checks": {"database": "ok"}}

@@ -47,6 +47,7 @@ from trading.service.saga import ServiceError
 from trading.service.shell import TradingService
 from trading.store.errors import StoreError
 from trading.store.events import EventStore
+from web import health
 from web.guard import HttpLimits
 from web.problems import ProblemError
 from web.routes import Guard, json_response, read_body, service_routes
@@ -152,8 +153,8 @@ class _Api:
         try:
             await self.queries.ping()
         except StoreError as exc:
-            return json_response({"ready": False, "code": exc.code}, 503)
-        return json_response({"ready": True})
+            return health.ready({"database": exc.code})
+        return health.ready({"database": None})
 
 
 def balances_of(account: Account) -> list[BalanceView]:

@@ -292,7 +292,8 @@ async def test_openapi_health_and_readiness(desk: Desk) -> None:
     assert set(document["paths"]) >= {ORDERS, f"{ORDERS}/{{order_id}}", "/trading/v1/fills"}
     assert "PlaceBody" in document["components"]["schemas"]
     assert (await anyone.get("/healthz")).status_code == 200
-    assert (await anyone.get("/readyz")).json() == {"ready": True}
+    ready = (await anyone.get("/readyz")).json()
+    assert ready == {"status": "ready", "checks": {"database": "ok"}}
 
 
 DEPOSITS = "/trading/v1/deposits"

@@ -118,7 +118,9 @@ async def test_while_the_database_is_down_the_api_answers_503_then_recovers(
             assert answer.status_code == 503, answer.text
             assert answer.json()["code"] == "store-unavailable"
             assert answer.headers["retry-after"] == "5"
-        assert (await alice.get("/readyz")).status_code == 503
+        down = await alice.get("/readyz")
+        assert down.status_code == 503
+        assert down.json()["checks"] == {"database": "store-unavailable"}
         await asyncio.to_thread(stoppable_postgres.start)
         async with asyncio.timeout(30):  # the store's pool lends a fresh connection
             while (again := await alice.post(ORDERS, json=limit_buy("down"))).status_code == 503:
@@ -127,6 +129,7 @@ async def test_while_the_database_is_down_the_api_answers_503_then_recovers(
         async with asyncio.timeout(30):  # the projector and the queries' pool ride it out
             while not _lists(await alice.get(ORDERS), 2):
                 await asyncio.sleep(0.1)
+        assert (await alice.get("/readyz")).status_code == 200  # ready again
 
 
 def _lists(answer: httpx.Response, count: int) -> bool:
