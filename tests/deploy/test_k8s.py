@@ -34,7 +34,9 @@ from tests.mdp.test_compose import every_command_parser
 
 ROOT = Path(__file__).resolve().parents[2]
 K8S = ROOT / "deploy" / "k8s"
-OVERLAYS = ("dev", "staging", "prod")
+OVERLAYS = ("dev", "staging", "prod", "dr-standby", "dr-active")
+EXTERNAL = {"prod", "dr-standby", "dr-active"}
+"""The overlays whose Kafka and PostgreSQL are outside the cluster (../external)."""
 KUBERNETES = "1.28"
 ISTIO_KINDS = {"PeerAuthentication", "AuthorizationPolicy", "DestinationRule"}
 WORKLOADS = {"Deployment", "StatefulSet"}
@@ -338,9 +340,13 @@ def test_no_secret_is_written_in_the_manifests() -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_database_urls_come_from_the_secret_as_files(overlay: str) -> None:
     docs = rendered(overlay)
-    clients = {doc["metadata"]["name"] for doc in pods(docs) if doc["metadata"]["name"] in (
-        DATABASE_CLIENTS)}  # fmt: skip
-    assert clients == DATABASE_CLIENTS
+    present = {doc["metadata"]["name"] for doc in pods(docs)}
+    assert present >= SERVICES
+    clients = {
+        doc["metadata"]["name"] for doc in pods(docs)
+        if any(v["name"] == "DATABASE_URL_FILE" for v in containers(doc)[0].get("env", []))
+    }  # fmt: skip
+    assert clients == DATABASE_CLIENTS & present
     for doc in pods(docs):
         name = doc["metadata"]["name"]
         (container,) = containers(doc)
@@ -369,7 +375,7 @@ def test_there_is_a_deployment_per_service(overlay: str) -> None:
     docs = rendered(overlay)
     assert {doc["metadata"]["name"] for doc in of_kind(docs, "Deployment")} == SERVICES
     data = {doc["metadata"]["name"] for doc in of_kind(docs, "StatefulSet")}
-    assert data == (set() if overlay == "prod" else {"kafka", "postgres"})
+    assert data == (set() if overlay in EXTERNAL else {"kafka", "postgres"})
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -449,7 +455,7 @@ def test_trading_and_the_feed_never_run_twice(overlay: str) -> None:
     docs = rendered(overlay)
     for name in SINGLE:
         deployment = named(docs, "Deployment", name)
-        assert deployment["spec"]["replicas"] == 1
+        assert deployment["spec"]["replicas"] <= 1
         assert deployment["spec"]["strategy"]["type"] == "Recreate"
     targets = {
         hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(docs, "HorizontalPodAutoscaler")
@@ -551,7 +557,7 @@ def test_the_network_policies_allow_exactly_the_platform_flows(overlay: str) -> 
         for port in served_ports(target)
         if allowed(docs, source, target, port)
     }
-    expected = SERVICE_FLOWS | (set() if overlay == "prod" else DATA_FLOWS)
+    expected = SERVICE_FLOWS | (set() if overlay in EXTERNAL else DATA_FLOWS)
     assert flows == expected
 
 
@@ -586,7 +592,7 @@ def test_only_the_edge_is_reached_from_outside_and_only_main_api_leaves(overlay:
                 if "ipBlock" in peer and peer["ipBlock"]["cidr"] == "0.0.0.0/0":
                     assert spec["podSelector"] == {"matchLabels": {"app": "main-api"}}
                     assert "10.0.0.0/8" in peer["ipBlock"]["except"]
-    if overlay == "prod":
+    if overlay in EXTERNAL:
         # the managed data stores: by network, to their ports only
         for name, port in (("kafka-clients", 9092), ("postgres-clients", 5432)):
             (rule,) = named(docs, "NetworkPolicy", name)["spec"]["egress"]
@@ -752,6 +758,47 @@ def test_prod_runs_at_least_three_of_each_replicated_service() -> None:
     dev = rendered("dev")
     for name in SERVICES:
         assert quantity(requested(dev, name)["memory"]) <= quantity(requested(docs, name)["memory"])
+
+
+def test_the_standby_region_runs_the_readers_warm_and_no_writer() -> None:
+    standby, active = rendered("dr-standby"), rendered("dr-active")
+    writers = {"auth", "main-api", "trading", "alerts", "worker", "writer", "ingest"}
+    for name, count in replicas(standby).items():
+        assert count == (0 if name in writers else replicas(active)[name]), name
+        assert command_of(standby, "Deployment", name) == command_of(active, "Deployment", name)
+    targets = {
+        hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(standby, "HorizontalPodAutoscaler")
+    }
+    assert targets == SERVICES - SINGLE - writers
+    assert not of_kind(standby, "Job"), "the migration and the topics are region A's"
+
+
+def bootstrap(docs: tuple[Doc, ...]) -> str:
+    return str(named(docs, "ConfigMap", "mdp-env")["data"]["KAFKA_BOOTSTRAP"])
+
+
+def data_networks(docs: tuple[Doc, ...]) -> list[str]:
+    return [
+        named(docs, "NetworkPolicy", name)["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"]
+        for name in ("kafka-clients", "postgres-clients")
+    ]
+
+
+def test_the_standby_region_takes_over_as_prod_with_its_own_data_stores() -> None:
+    active, standby, prod = rendered("dr-active"), rendered("dr-standby"), rendered("prod")
+    assert bootstrap(active) == bootstrap(standby) != bootstrap(prod)
+    assert data_networks(active) == data_networks(standby)
+    assert not set(data_networks(active)) & set(data_networks(prod))
+
+    def without_addresses(docs: tuple[Doc, ...]) -> list[str]:
+        kept = [
+            doc for doc in docs
+            if doc["kind"] != "ConfigMap"
+            and doc["metadata"]["name"] not in {"kafka-clients", "postgres-clients"}
+        ]  # fmt: skip
+        return sorted(json.dumps(doc, sort_keys=True) for doc in kept)
+
+    assert without_addresses(active) == without_addresses(prod)
 
 
 def test_the_kustomize_the_scripts_build_is_the_one_go_sum_locks() -> None:
