@@ -19,7 +19,9 @@ import json
 import os
 import re
 import shutil
+import socket
 import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -411,9 +413,24 @@ def test_the_exec_probes_are_python_that_compiles() -> None:
 def test_the_liveness_probe_passes_on_a_live_process_and_fails_on_a_missing_one() -> None:
     liveness = exec_snippets()[1]
     mine = liveness.replace("/proc/1/stat", f"/proc/{os.getpid()}/stat")
-    assert subprocess.run(["python3", "-c", mine], check=False).returncode == 0
+    assert subprocess.run([sys.executable, "-c", mine], check=False).returncode == 0
     gone = liveness.replace("/proc/1/stat", "/proc/0/stat")
-    assert subprocess.run(["python3", "-c", gone], check=False, capture_output=True).returncode
+    assert subprocess.run([sys.executable, "-c", gone], check=False, capture_output=True).returncode
+
+
+def test_the_readiness_probe_passes_while_the_broker_port_listens_and_fails_after() -> None:
+    readiness = exec_snippets()[2]
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        bootstrap = f"127.0.0.1:{listener.getsockname()[1]},other:9092"
+        environment = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap}
+        listening = subprocess.run([sys.executable, "-c", readiness], env=environment, check=False)
+        assert listening.returncode == 0
+    closed = subprocess.run(
+        [sys.executable, "-c", readiness], env=environment, check=False, capture_output=True
+    )
+    assert closed.returncode != 0
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
