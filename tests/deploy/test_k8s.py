@@ -1,0 +1,825 @@
+"""The Kubernetes manifests in deploy/k8s are checked statically (no cluster runs here).
+
+Everywhere: every manifest file of the base and the components validates against the
+Kubernetes 1.28 schemas (kubernetes-validate, strict) or, for Istio's kinds, against
+``istio.schema.json`` (the fields we use, nothing else); every container command is an
+``mdp`` command line that ``mdp``'s parser accepts; no secret is written.
+
+Where kustomize is found (the locked build of scripts/lib/kustomize.sh, ``$MDP_KUSTOMIZE``,
+or ``kubectl kustomize``), each overlay is rendered and checked whole: the schemas again,
+probes and resources, a PodDisruptionBudget and a topology spread per workload, the
+NetworkPolicies' flows against the flows of docs/deploy.md, the mesh policies against the
+services and service accounts that exist, the autoscalers, and how the overlays differ.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+import os
+import re
+import shutil
+import socket
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import jsonschema
+import kubernetes_validate
+import kubernetes_validate.utils
+import pytest
+import yaml
+
+from tests.mdp.test_compose import every_command_parser
+
+ROOT = Path(__file__).resolve().parents[2]
+K8S = ROOT / "deploy" / "k8s"
+OVERLAYS = ("dev", "staging", "prod", "dr-standby", "dr-active")
+EXTERNAL = {"prod", "dr-standby", "dr-active"}
+"""The overlays whose Kafka and PostgreSQL are outside the cluster (../external)."""
+KUBERNETES = "1.28"
+ISTIO_KINDS = {"PeerAuthentication", "AuthorizationPolicy", "DestinationRule"}
+WORKLOADS = {"Deployment", "StatefulSet"}
+SERVICES = {
+    "edge", "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer",
+    "ingest",
+}  # fmt: skip
+IMAGE = "ganntec/mdp"
+NAMESPACE = "mdp"
+
+# The flows of docs/deploy.md ("Flows"): (from, to, port) between the platform's pods.
+SERVICE_FLOWS = {
+    ("edge", "api", 8000), ("edge", "gateway", 8765), ("edge", "auth", 8010),
+    ("edge", "main-api", 8040), ("edge", "trading", 8030),
+    ("api", "auth", 8010), ("gateway", "auth", 8010), ("main-api", "auth", 8010),
+    ("trading", "auth", 8010),
+}  # fmt: skip
+KAFKA_CLIENTS = {
+    "edge", "auth", "gateway", "main-api", "trading", "alerts", "worker", "writer", "ingest",
+    "kafka-topics",
+}  # fmt: skip
+DATABASE_CLIENTS = {
+    "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer", "db-migrate",
+}  # fmt: skip
+DATA_FLOWS = {(client, "kafka", 9092) for client in KAFKA_CLIENTS} | {
+    (client, "postgres", 5432) for client in DATABASE_CLIENTS
+}
+LAG_SCALED = {"worker", "writer", "alerts"}
+CPU_SCALED = {"edge", "auth", "api", "main-api"}
+SINGLE = {"trading", "ingest"}
+
+Doc = dict[str, Any]
+
+
+# -- reading the manifests ---------------------------------------------------------------------
+
+
+def load_all(text: str) -> list[Doc]:
+    return [doc for doc in yaml.safe_load_all(text) if doc]
+
+
+def kustomizations() -> Iterator[Path]:
+    yield from sorted(K8S.rglob("kustomization.yaml"))
+
+
+def resource_files() -> list[Path]:
+    """The files the kustomizations list as resources (not patches, which are partial)."""
+    files = []
+    for kustomization in kustomizations():
+        for entry in yaml.safe_load(kustomization.read_text()).get("resources", []):
+            path = (kustomization.parent / entry).resolve()
+            if path.is_file():
+                files.append(path)
+    return sorted(set(files))
+
+
+def manifest_files() -> list[Path]:
+    return sorted(path for path in K8S.rglob("*.yaml") if path.name != "kustomization.yaml")
+
+
+def kustomize() -> list[str] | None:
+    """The command that renders an overlay: ``$MDP_KUSTOMIZE``, scripts/lib/kustomize.sh's
+    build, a ``kustomize`` on the PATH, else ``kubectl kustomize``; None without any."""
+    cache = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache")
+    built = cache / "ganntec-mdp" / f"kustomize-{locked_kustomize_version()}" / "kustomize"
+    for candidate in (os.environ.get("MDP_KUSTOMIZE"), str(built), shutil.which("kustomize")):
+        if candidate and os.access(candidate, os.X_OK):
+            return [candidate, "build"]
+    kubectl = shutil.which("kubectl")
+    return [kubectl, "kustomize"] if kubectl else None
+
+
+def locked_kustomize_version() -> str:
+    script = (ROOT / "scripts" / "lib" / "kustomize.sh").read_text()
+    found = re.search(r'^KUSTOMIZE_VERSION="(v[0-9.]+)"$', script, re.MULTILINE)
+    assert found, "scripts/lib/kustomize.sh names KUSTOMIZE_VERSION"
+    return found.group(1)
+
+
+@functools.cache
+def rendered(overlay: str) -> tuple[Doc, ...]:
+    command = kustomize()
+    if command is None:
+        pytest.skip("neither kustomize (scripts/lib/kustomize.sh builds it with Go) nor kubectl")
+    done = subprocess.run(
+        [*command, str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    return tuple(load_all(done.stdout))
+
+
+def of_kind(docs: tuple[Doc, ...] | list[Doc], *kinds: str) -> list[Doc]:
+    return [doc for doc in docs if doc["kind"] in kinds]
+
+
+def named(docs: tuple[Doc, ...], kind: str, name: str) -> Doc:
+    (found,) = [doc for doc in of_kind(docs, kind) if doc["metadata"]["name"] == name]
+    return found
+
+
+def pod_spec(doc: Doc) -> Doc:
+    spec: Doc = doc["spec"]["template"]["spec"]
+    return spec
+
+
+def pod_labels(doc: Doc) -> dict[str, str]:
+    labels: dict[str, str] = doc["spec"]["template"]["metadata"]["labels"]
+    return labels
+
+
+def containers(doc: Doc) -> list[Doc]:
+    found: list[Doc] = pod_spec(doc)["containers"]
+    return found
+
+
+def pods(docs: tuple[Doc, ...]) -> list[Doc]:
+    return of_kind(docs, "Deployment", "StatefulSet", "Job")
+
+
+def meshed(doc: Doc) -> bool:
+    annotations: dict[str, str] = doc["spec"]["template"]["metadata"].get("annotations", {})
+    return annotations.get("sidecar.istio.io/inject") != "false"
+
+
+def selects(selector: Doc, labels: dict[str, str]) -> bool:
+    """A Kubernetes label selector (matchLabels, matchExpressions) against labels."""
+    for key, value in selector.get("matchLabels", {}).items():
+        if labels.get(key) != value:
+            return False
+    for expression in selector.get("matchExpressions", []):
+        key, operator = expression["key"], expression["operator"]
+        values = expression.get("values", [])
+        if operator == "In" and labels.get(key) not in values:
+            return False
+        if operator == "NotIn" and labels.get(key) in values:
+            return False
+        if operator == "Exists" and key not in labels:
+            return False
+        if operator == "DoesNotExist" and key in labels:
+            return False
+    return True
+
+
+# -- validation ----------------------------------------------------------------------------------
+
+
+@pytest.fixture(autouse=True, scope="module")
+def schemas_read_once() -> Iterator[None]:
+    """kubernetes-validate reads and parses its schema files on every call (the definitions
+    alone are megabytes): this module's few hundred validations read each one once."""
+    with pytest.MonkeyPatch.context() as patch:
+        reader = kubernetes_validate.utils.schema_contents
+        patch.setattr(kubernetes_validate.utils, "schema_contents", functools.cache(reader))
+        yield
+
+
+@functools.cache
+def istio_schema() -> Doc:
+    schema: Doc = json.loads((Path(__file__).parent / "istio.schema.json").read_text())
+    return schema
+
+
+def validate(doc: Doc) -> None:
+    """Raises when ``doc`` is not a valid object of Kubernetes 1.28 (strict: no unknown
+    field) or of the Istio fields we use."""
+    if doc["kind"] in ISTIO_KINDS:
+        jsonschema.validate(doc, istio_schema())
+    else:
+        kubernetes_validate.validate(doc, KUBERNETES, strict=True)
+
+
+@pytest.mark.parametrize("path", resource_files(), ids=lambda path: str(path.relative_to(K8S)))
+def test_every_manifest_file_validates_against_the_kubernetes_1_28_schemas(path: Path) -> None:
+    documents = load_all(path.read_text())
+    assert documents, f"{path}: no manifest"
+    for doc in documents:
+        validate(doc)
+
+
+def test_every_manifest_file_is_a_resource_or_a_patch_of_a_kustomization() -> None:
+    listed = set(resource_files())
+    for kustomization in kustomizations():
+        for patch in yaml.safe_load(kustomization.read_text()).get("patches", []):
+            if "path" in patch:
+                listed.add((kustomization.parent / patch["path"]).resolve())
+    assert set(manifest_files()) == listed
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_rendered_manifest_validates_against_the_kubernetes_1_28_schemas(
+    overlay: str,
+) -> None:
+    docs = rendered(overlay)
+    for doc in docs:
+        validate(doc)
+        assert doc["metadata"].get("namespace", NAMESPACE) == NAMESPACE or doc["kind"] == (
+            "Namespace"
+        )
+
+
+def test_a_manifest_with_an_unknown_field_or_a_bad_mode_is_refused() -> None:
+    deployment = next(
+        doc for doc in load_all((K8S / "base" / "api.yaml").read_text())
+        if doc["kind"] == "Deployment"
+    )  # fmt: skip
+    containers(deployment)[0]["livenessprobe"] = containers(deployment)[0]["livenessProbe"]
+    with pytest.raises(kubernetes_validate.ValidationError):
+        validate(deployment)
+    (peer, _) = load_all((K8S / "base" / "istio" / "peerauthentication.yaml").read_text())
+    peer["spec"]["mtls"]["mode"] = "STRCT"
+    with pytest.raises(jsonschema.ValidationError):
+        validate(peer)
+
+
+# -- commands --------------------------------------------------------------------------------------
+
+
+def mdp_containers(docs: list[Doc] | tuple[Doc, ...]) -> Iterator[tuple[str, Doc]]:
+    for doc in pods(tuple(docs)):
+        for container in containers(doc):
+            if container["image"].split(":")[0] == IMAGE:
+                yield doc["metadata"]["name"], container
+
+
+def base_documents() -> list[Doc]:
+    return [doc for path in resource_files() for doc in load_all(path.read_text())]
+
+
+def test_every_container_command_is_an_mdp_command_line_that_parses() -> None:
+    parser = every_command_parser()
+    found = dict(mdp_containers(base_documents()))
+    assert set(found) == SERVICES | {"kafka-topics", "db-migrate"}
+    for name, container in found.items():
+        command = container["command"]
+        assert command[0] == "mdp", name
+        parser.parse_args(command[1:])  # exits (fails the test) on an unknown command or option
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_rendered_command_parses(overlay: str) -> None:
+    parser = every_command_parser()
+    for _, container in mdp_containers(rendered(overlay)):
+        assert container["command"][0] == "mdp"
+        parser.parse_args(container["command"][1:])
+
+
+def option_values(argv: list[str], option: str) -> list[str]:
+    return [argv[i + 1] for i, given in enumerate(argv[:-1]) if given == option]
+
+
+def command_of(docs: tuple[Doc, ...], kind: str, name: str) -> list[str]:
+    command: list[str] = containers(named(docs, kind, name))[0]["command"]
+    return command
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_edge_reaches_every_service_at_a_port_it_serves(overlay: str) -> None:
+    docs = rendered(overlay)
+    edge = command_of(docs, "Deployment", "edge")
+    routes = {"--api": "api", "--gateway": "gateway", "--auth": "auth",
+              "--main-api": "main-api", "--trading": "trading"}  # fmt: skip
+    for option, service in routes.items():
+        (server,) = option_values(edge, option)
+        host, port = server.split(":")
+        assert host == service, option
+        ports = {entry["port"] for entry in named(docs, "Service", host)["spec"]["ports"]}
+        assert int(port) in ports, server
+        command = command_of(docs, "Deployment", service)
+        assert option_values(command, "--port") == [port], service
+        assert option_values(command, "--host") == ["0.0.0.0"], service
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_checks_tokens_against_the_auth_service_key_set(overlay: str) -> None:
+    docs = rendered(overlay)
+    for name in ("api", "gateway", "main-api", "trading"):
+        assert option_values(command_of(docs, "Deployment", name), "--jwks-url") == [
+            "http://auth:8010/auth/.well-known/jwks.json"
+        ], name
+
+
+# -- secrets ---------------------------------------------------------------------------------------
+
+
+def test_no_secret_is_written_in_the_manifests() -> None:
+    for path in K8S.rglob("*"):
+        if path.is_file() and path.suffix in {".yaml", ".yml", ".json", ".sh", ""}:
+            text = path.read_text(errors="replace")
+            assert not re.search(r"postgres(ql)?://[^@\s/]*:[^@\s/]*@", text), path
+            assert "kind: Secret" not in text, f"{path}: a Secret is the operator's to make"
+    for doc in base_documents():
+        if doc["kind"] not in {"Deployment", "StatefulSet", "Job"}:
+            continue
+        for container in containers(doc):
+            for variable in container.get("env", []):
+                name = variable["name"]
+                if re.search(r"(DATABASE_URL|PASSWORD|SECRET|TOKEN)$", name):
+                    pytest.fail(f"{doc['metadata']['name']}: {name} inline")
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_database_urls_come_from_the_secret_as_files(overlay: str) -> None:
+    docs = rendered(overlay)
+    present = {doc["metadata"]["name"] for doc in pods(docs)}
+    assert present >= SERVICES
+    clients = {
+        doc["metadata"]["name"] for doc in pods(docs)
+        if any(v["name"] == "DATABASE_URL_FILE" for v in containers(doc)[0].get("env", []))
+    }  # fmt: skip
+    assert clients == DATABASE_CLIENTS & present
+    for doc in pods(docs):
+        name = doc["metadata"]["name"]
+        (container,) = containers(doc)
+        files = {v["name"]: v["value"] for v in container.get("env", []) if v["name"].endswith(
+            "_FILE")}  # fmt: skip
+        if name not in DATABASE_CLIENTS:
+            assert "DATABASE_URL_FILE" not in files, name
+            continue
+        volumes = {volume["name"]: volume for volume in pod_spec(doc)["volumes"]}
+        mounts = {mount["mountPath"]: mount["name"] for mount in container["volumeMounts"]}
+        expected = ["DATABASE_URL_FILE"]
+        if name == "gateway":
+            expected += ["TRADING_DATABASE_URL_FILE", "MAIN_API_DATABASE_URL_FILE"]
+        for variable in expected:
+            folder, file = files[variable].rsplit("/", 1)
+            secret = volumes[mounts[folder]]["secret"]
+            assert secret["secretName"] == "mdp-database", name
+            assert {"key": "database_url", "path": file} in secret["items"], name
+
+
+# -- workloads ---------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_there_is_a_deployment_per_service(overlay: str) -> None:
+    docs = rendered(overlay)
+    assert {doc["metadata"]["name"] for doc in of_kind(docs, "Deployment")} == SERVICES
+    data = {doc["metadata"]["name"] for doc in of_kind(docs, "StatefulSet")}
+    assert data == (set() if overlay in EXTERNAL else {"kafka", "postgres"})
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_has_the_three_probes_and_resources(overlay: str) -> None:
+    for doc in of_kind(rendered(overlay), *WORKLOADS):
+        name = doc["metadata"]["name"]
+        for container in containers(doc):
+            ports = {port.get("name"): port["containerPort"] for port in container.get(
+                "ports", [])}  # fmt: skip
+            for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+                assert probe in container, f"{name}: no {probe}"
+                check = container[probe]
+                if "httpGet" in check:
+                    port = check["httpGet"]["port"]
+                    assert port in ports or port in ports.values(), f"{name}: {probe} port"
+                    assert re.fullmatch(r"(/auth)?/(healthz|readyz)", check["httpGet"]["path"])
+            for bound in ("requests", "limits"):
+                assert set(container["resources"][bound]) >= {"cpu", "memory"}, (name, bound)
+
+
+def exec_snippets() -> list[str]:
+    patch = load_all((K8S / "base" / "common" / "exec-probes.yaml").read_text())[0]
+    (container,) = pod_spec(patch)["containers"]
+    return [container[probe]["exec"]["command"][2] for probe in (
+        "startupProbe", "livenessProbe", "readinessProbe")]  # fmt: skip
+
+
+def test_the_exec_probes_are_python_that_compiles() -> None:
+    for snippet in exec_snippets():
+        compile(snippet, "<probe>", "exec")
+
+
+def test_the_liveness_probe_passes_on_a_live_process_and_fails_on_a_missing_one() -> None:
+    liveness = exec_snippets()[1]
+    mine = liveness.replace("/proc/1/stat", f"/proc/{os.getpid()}/stat")
+    assert subprocess.run([sys.executable, "-c", mine], check=False).returncode == 0
+    gone = liveness.replace("/proc/1/stat", "/proc/0/stat")
+    assert subprocess.run([sys.executable, "-c", gone], check=False, capture_output=True).returncode
+
+
+def test_the_readiness_probe_passes_while_the_broker_port_listens_and_fails_after() -> None:
+    readiness = exec_snippets()[2]
+    with socket.socket() as listener:
+        listener.bind(("127.0.0.1", 0))
+        listener.listen()
+        bootstrap = f"127.0.0.1:{listener.getsockname()[1]},other:9092"
+        environment = {**os.environ, "KAFKA_BOOTSTRAP": bootstrap}
+        listening = subprocess.run([sys.executable, "-c", readiness], env=environment, check=False)
+        assert listening.returncode == 0
+    closed = subprocess.run(
+        [sys.executable, "-c", readiness], env=environment, check=False, capture_output=True
+    )
+    assert closed.returncode != 0
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_has_a_disruption_budget_selecting_it(overlay: str) -> None:
+    docs = rendered(overlay)
+    budgets = of_kind(docs, "PodDisruptionBudget")
+    for doc in of_kind(docs, *WORKLOADS):
+        mine = [b for b in budgets if selects(b["spec"]["selector"], pod_labels(doc))]
+        assert len(mine) == 1, doc["metadata"]["name"]
+        # one replica may always go: a node with a single-replica service can be drained
+        assert mine[0]["spec"].get("maxUnavailable", 0) >= 1
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_spreads_over_zones_by_itself(overlay: str) -> None:
+    docs = rendered(overlay)
+    for doc in of_kind(docs, *WORKLOADS):
+        labels = pod_labels(doc)
+        constraints = pod_spec(doc).get("topologySpreadConstraints", [])
+        zones = [c for c in constraints if c["topologyKey"] == "topology.kubernetes.io/zone"]
+        assert zones, doc["metadata"]["name"]
+        for constraint in zones:
+            # matchLabelKeys: the pod's own values of these keys are added to the selector
+            narrowed = {key: labels[key] for key in constraint.get("matchLabelKeys", [])
+                        if key in labels}  # fmt: skip
+            assert "app" in narrowed or constraint["labelSelector"]["matchLabels"].get("app")
+            assert selects(constraint["labelSelector"], labels)
+            for other in of_kind(docs, *WORKLOADS):
+                if other is not doc:
+                    theirs = pod_labels(other)
+                    mixes = selects(constraint["labelSelector"], theirs) and all(
+                        theirs.get(key) == value for key, value in narrowed.items()
+                    )
+                    assert not mixes, (doc["metadata"]["name"], other["metadata"]["name"])
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_trading_and_the_feed_never_run_twice(overlay: str) -> None:
+    docs = rendered(overlay)
+    for name in SINGLE:
+        deployment = named(docs, "Deployment", name)
+        assert deployment["spec"]["replicas"] <= 1
+        assert deployment["spec"]["strategy"]["type"] == "Recreate"
+    targets = {
+        hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(docs, "HorizontalPodAutoscaler")
+    }
+    assert not targets & SINGLE
+
+
+# -- autoscaling ---------------------------------------------------------------------------------
+
+
+def partitions(docs: tuple[Doc, ...]) -> int:
+    return int(option_values(command_of(docs, "Job", "kafka-topics"), "--partitions")[0])
+
+
+@pytest.mark.parametrize("overlay", ["staging", "prod"])
+def test_the_autoscalers_scale_each_service_on_what_loads_it(overlay: str) -> None:
+    docs = rendered(overlay)
+    scalers = {hpa["spec"]["scaleTargetRef"]["name"]: hpa for hpa in of_kind(
+        docs, "HorizontalPodAutoscaler")}  # fmt: skip
+    assert set(scalers) == SERVICES - SINGLE
+    for name, hpa in scalers.items():
+        assert hpa["spec"]["scaleTargetRef"]["kind"] == "Deployment"
+        named(docs, "Deployment", name)
+        assert 1 <= hpa["spec"]["minReplicas"] <= hpa["spec"]["maxReplicas"]
+        (metric,) = hpa["spec"]["metrics"]
+        if name in LAG_SCALED:
+            assert metric["type"] == "External"
+            assert metric["external"]["metric"]["name"] == "kafka_consumergroup_lag"
+            labels = metric["external"]["metric"]["selector"]["matchLabels"]
+            command = command_of(docs, "Deployment", name)
+            assert [labels["consumergroup"]] == option_values(command, "--group"), name
+            # more consumers than partitions would sit idle
+            assert hpa["spec"]["maxReplicas"] <= partitions(docs), name
+        elif name == "gateway":
+            assert metric["type"] == "Pods"
+            assert metric["pods"]["metric"]["name"] == "mdp_gateway_clients"
+        else:
+            assert name in CPU_SCALED
+            assert metric == {
+                "type": "Resource",
+                "resource": {"name": "cpu", "target": metric["resource"]["target"]},
+            }
+
+
+# -- network policies ----------------------------------------------------------------------------
+
+
+def policies(docs: tuple[Doc, ...]) -> list[Doc]:
+    return of_kind(docs, "NetworkPolicy")
+
+
+def admits(peers: list[Doc] | None, labels: dict[str, str]) -> bool:
+    """A rule's from/to list admits a pod of this namespace (no list: anyone)."""
+    if peers is None:
+        return True
+    return any(
+        "podSelector" in peer and "namespaceSelector" not in peer
+        and selects(peer["podSelector"], labels)
+        for peer in peers
+    )  # fmt: skip
+
+
+def on_port(rule: Doc, port: int) -> bool:
+    given = rule.get("ports")
+    return given is None or any(entry.get("port") in (None, port) for entry in given)
+
+
+def allowed(docs: tuple[Doc, ...], source: Doc, target: Doc, port: int) -> bool:
+    """Both ends' policies let ``source``'s pods open ``port`` on ``target``'s pods."""
+    src, dst = pod_labels(source), pod_labels(target)
+    ingress = egress = False
+    for policy in policies(docs):
+        spec = policy["spec"]
+        if selects(spec["podSelector"], dst):
+            ingress = ingress or any(
+                admits(rule.get("from"), src) and on_port(rule, port)
+                for rule in spec.get("ingress", [])
+            )
+        if selects(spec["podSelector"], src):
+            egress = egress or any(
+                admits(rule.get("to"), dst) and on_port(rule, port)
+                for rule in spec.get("egress", [])
+            )
+    return ingress and egress
+
+
+def served_ports(doc: Doc) -> set[int]:
+    return {port["containerPort"] for c in containers(doc) for port in c.get("ports", [])}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_network_policies_allow_exactly_the_platform_flows(overlay: str) -> None:
+    docs = rendered(overlay)
+    everything = pods(docs)
+    flows = {
+        (source["metadata"]["name"], target["metadata"]["name"], port)
+        for source in everything
+        for target in everything
+        for port in served_ports(target)
+        if allowed(docs, source, target, port)
+    }
+    expected = SERVICE_FLOWS | (set() if overlay in EXTERNAL else DATA_FLOWS)
+    assert flows == expected
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_workload_has_a_network_policy_of_its_own_behind_a_default_deny(
+    overlay: str,
+) -> None:
+    docs = rendered(overlay)
+    deny = named(docs, "NetworkPolicy", "default-deny")["spec"]
+    assert deny == {"podSelector": {}, "policyTypes": ["Ingress", "Egress"]}
+    for doc in pods(docs):
+        own = [
+            policy for policy in policies(docs)
+            if policy["spec"]["podSelector"] and selects(policy["spec"]["podSelector"],
+                                                         pod_labels(doc))
+            and set(policy["spec"]["policyTypes"]) == {"Ingress", "Egress"}
+        ]  # fmt: skip
+        assert own, doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_only_the_edge_is_reached_from_outside_and_only_main_api_leaves(overlay: str) -> None:
+    docs = rendered(overlay)
+    for policy in policies(docs):
+        spec = policy["spec"]
+        for rule in spec.get("ingress", []):
+            if "from" not in rule:
+                assert spec["podSelector"] == {"matchLabels": {"app": "edge"}}
+                assert rule["ports"] == [{"protocol": "TCP", "port": 8080}]
+        for rule in spec.get("egress", []):
+            for peer in rule.get("to", []):
+                if "ipBlock" in peer and peer["ipBlock"]["cidr"] == "0.0.0.0/0":
+                    assert spec["podSelector"] == {"matchLabels": {"app": "main-api"}}
+                    assert "10.0.0.0/8" in peer["ipBlock"]["except"]
+    if overlay in EXTERNAL:
+        # the managed data stores: by network, to their ports only
+        for name, port in (("kafka-clients", 9092), ("postgres-clients", 5432)):
+            (rule,) = named(docs, "NetworkPolicy", name)["spec"]["egress"]
+            assert rule["ports"] == [{"protocol": "TCP", "port": port}]
+            assert [set(peer) for peer in rule["to"]] == [{"ipBlock"}]
+
+
+# -- the mesh --------------------------------------------------------------------------------------
+
+
+def principal(account: str) -> str:
+    return f"cluster.local/ns/{NAMESPACE}/sa/{account}"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_mtls_is_strict_for_the_whole_namespace(overlay: str) -> None:
+    docs = rendered(overlay)
+    default = named(docs, "PeerAuthentication", "default")
+    assert default["spec"] == {"mtls": {"mode": "STRICT"}}
+    for peer in of_kind(docs, "PeerAuthentication"):
+        assert peer["spec"]["mtls"]["mode"] == "STRICT"
+        for port, mode in peer["spec"].get("portLevelMtls", {}).items():
+            # only the edge's public port takes the load balancer's plain connections
+            assert (peer["spec"]["selector"]["matchLabels"], port, mode) == (
+                {"app": "edge"}, "8080", {"mode": "PERMISSIVE"}
+            )  # fmt: skip
+    namespace = named(docs, "Namespace", NAMESPACE)
+    assert namespace["metadata"]["labels"]["istio-injection"] == "enabled"
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_meshed_service_has_an_authorization_policy_naming_existing_callers(
+    overlay: str,
+) -> None:
+    docs = rendered(overlay)
+    accounts = {doc["metadata"]["name"] for doc in of_kind(docs, "ServiceAccount")}
+    used = {str(pod_spec(doc)["serviceAccountName"]) for doc in pods(docs) if meshed(doc)}
+    assert used <= accounts
+    rules = of_kind(docs, "AuthorizationPolicy")
+    assert named(docs, "AuthorizationPolicy", "allow-nothing")["spec"] == {}
+    for policy in rules:
+        spec = policy["spec"]
+        if "selector" in spec:
+            chosen = [doc for doc in pods(docs) if selects(spec["selector"], pod_labels(doc))]
+            assert chosen, f"{policy['metadata']['name']} selects no workload"
+        for rule in spec.get("rules", []):
+            for source in rule.get("from", []):
+                for name in source["source"].get("principals", []):
+                    assert name in {principal(account) for account in used}, name
+            for operation in rule.get("to", []):
+                for port in operation["operation"].get("ports", []):
+                    assert all(int(port) in served_ports(doc) for doc in chosen), port
+    for doc in pods(docs):
+        if meshed(doc):
+            mine = [p for p in rules if "selector" in p["spec"] and selects(
+                p["spec"]["selector"], pod_labels(doc))]  # fmt: skip
+            assert len(mine) == 1, doc["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_authorization_policies_allow_the_network_flows_by_identity(overlay: str) -> None:
+    docs = rendered(overlay)
+    accounts = {doc["metadata"]["name"]: pod_spec(doc)["serviceAccountName"] for doc in
+                of_kind(docs, "Deployment")}  # fmt: skip
+    for source, target, port in SERVICE_FLOWS:
+        policy = named(docs, "AuthorizationPolicy", target)["spec"]
+        assert any(
+            principal(accounts[source]) in from_["source"].get("principals", [])
+            and any(str(port) in to["operation"].get("ports", []) for to in rule["to"])
+            for rule in policy["rules"] for from_ in rule.get("from", [])
+        ), (source, target)  # fmt: skip
+    # the services that check tokens only fetch the auth service's key set
+    for rule in named(docs, "AuthorizationPolicy", "auth")["spec"]["rules"]:
+        callers = rule["from"][0]["source"]["principals"]
+        if callers != [principal("edge")]:
+            assert rule["to"][0]["operation"]["paths"] == ["/auth/.well-known/jwks.json"]
+            assert rule["to"][0]["operation"]["methods"] == ["GET"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_every_service_called_in_the_mesh_has_a_destination_rule(overlay: str) -> None:
+    docs = rendered(overlay)
+    services = {doc["metadata"]["name"] for doc in of_kind(docs, "Service")}
+    rules = {}
+    for rule in of_kind(docs, "DestinationRule"):
+        host = rule["spec"]["host"]
+        service, suffix = host.split(".", 1)
+        assert suffix == f"{NAMESPACE}.svc.cluster.local", host
+        assert service in services, host
+        policy = rule["spec"]["trafficPolicy"]
+        assert policy["tls"] == {"mode": "ISTIO_MUTUAL"}
+        assert {"tcp", "http"} <= set(policy["connectionPool"]), host
+        assert policy["outlierDetection"]["consecutive5xxErrors"] >= 1, host
+        rules[service] = policy
+    assert set(rules) == {target for _, target, _ in SERVICE_FLOWS}
+    # a retried order could be placed twice
+    assert rules["trading"]["connectionPool"]["http"]["maxRetries"] == 0
+
+
+# -- overlays ----------------------------------------------------------------------------------
+
+
+def replicas(docs: tuple[Doc, ...]) -> dict[str, int]:
+    return {doc["metadata"]["name"]: doc["spec"]["replicas"] for doc in of_kind(docs, *WORKLOADS)}
+
+
+def requested(docs: tuple[Doc, ...], name: str) -> Doc:
+    request: Doc = containers(named(docs, "Deployment", name))[0]["resources"]["requests"]
+    return request
+
+
+def quantity(value: str) -> float:
+    units = {"m": 1e-3, "Ki": 2**10, "Mi": 2**20, "Gi": 2**30}
+    for unit, factor in units.items():
+        if value.endswith(unit):
+            return float(value[: -len(unit)]) * factor
+    return float(value)
+
+
+def test_dev_runs_one_of_each_small_and_without_autoscalers() -> None:
+    docs = rendered("dev")
+    assert set(replicas(docs).values()) == {1}
+    assert not of_kind(docs, "HorizontalPodAutoscaler")
+    assert named(docs, "Service", "edge")["spec"].get("type", "ClusterIP") == "ClusterIP"
+
+
+def test_staging_mirrors_prod_at_a_smaller_scale() -> None:
+    staging, prod = rendered("staging"), rendered("prod")
+
+    def shape(docs: tuple[Doc, ...]) -> set[tuple[str, str]]:
+        return {(doc["kind"], doc["metadata"]["name"]) for doc in docs}
+
+    data = shape(tuple(doc for path in (K8S / "data").glob("*.yaml") if path.name != (
+        "kustomization.yaml") for doc in load_all(path.read_text())))  # fmt: skip
+    assert shape(staging) - data == shape(prod) - {
+        ("NetworkPolicy", "kafka-clients"), ("NetworkPolicy", "postgres-clients")
+    }  # fmt: skip
+    for name in SERVICES - {"kafka-topics"}:
+        assert command_of(staging, "Deployment", name) == command_of(prod, "Deployment", name)
+    assert partitions(staging) < partitions(prod)
+    for name, count in replicas(staging).items():
+        if name in replicas(prod):
+            assert count <= replicas(prod)[name], name
+    for hpa in of_kind(staging, "HorizontalPodAutoscaler"):
+        theirs = named(prod, "HorizontalPodAutoscaler", hpa["metadata"]["name"])
+        assert hpa["spec"]["maxReplicas"] < theirs["spec"]["maxReplicas"]
+    for name in SERVICES:
+        for resource in ("cpu", "memory"):
+            assert quantity(requested(staging, name)[resource]) <= quantity(
+                requested(prod, name)[resource]
+            ), (name, resource)
+    for docs in (staging, prod):
+        assert named(docs, "Service", "edge")["spec"]["type"] == "LoadBalancer"
+        assert [p["port"] for p in named(docs, "Service", "edge")["spec"]["ports"]] == [8080]
+
+
+def test_prod_runs_at_least_three_of_each_replicated_service() -> None:
+    docs = rendered("prod")
+    for name, count in replicas(docs).items():
+        assert count == 1 if name in SINGLE else count >= 3, name
+    for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
+        assert hpa["spec"]["minReplicas"] >= 3
+    dev = rendered("dev")
+    for name in SERVICES:
+        assert quantity(requested(dev, name)["memory"]) <= quantity(requested(docs, name)["memory"])
+
+
+def test_the_standby_region_runs_the_readers_warm_and_no_writer() -> None:
+    standby, active = rendered("dr-standby"), rendered("dr-active")
+    writers = {"auth", "main-api", "trading", "alerts", "worker", "writer", "ingest"}
+    for name, count in replicas(standby).items():
+        assert count == (0 if name in writers else replicas(active)[name]), name
+        assert command_of(standby, "Deployment", name) == command_of(active, "Deployment", name)
+    targets = {
+        hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(standby, "HorizontalPodAutoscaler")
+    }
+    assert targets == SERVICES - SINGLE - writers
+    assert not of_kind(standby, "Job"), "the migration and the topics are region A's"
+
+
+def bootstrap(docs: tuple[Doc, ...]) -> str:
+    return str(named(docs, "ConfigMap", "mdp-env")["data"]["KAFKA_BOOTSTRAP"])
+
+
+def data_networks(docs: tuple[Doc, ...]) -> list[str]:
+    return [
+        named(docs, "NetworkPolicy", name)["spec"]["egress"][0]["to"][0]["ipBlock"]["cidr"]
+        for name in ("kafka-clients", "postgres-clients")
+    ]
+
+
+def test_the_standby_region_takes_over_as_prod_with_its_own_data_stores() -> None:
+    active, standby, prod = rendered("dr-active"), rendered("dr-standby"), rendered("prod")
+    assert bootstrap(active) == bootstrap(standby) != bootstrap(prod)
+    assert data_networks(active) == data_networks(standby)
+    assert not set(data_networks(active)) & set(data_networks(prod))
+
+    def without_addresses(docs: tuple[Doc, ...]) -> list[str]:
+        kept = [
+            doc for doc in docs
+            if doc["kind"] != "ConfigMap"
+            and doc["metadata"]["name"] not in {"kafka-clients", "postgres-clients"}
+        ]  # fmt: skip
+        return sorted(json.dumps(doc, sort_keys=True) for doc in kept)
+
+    assert without_addresses(active) == without_addresses(prod)
+
+
+def test_the_kustomize_the_scripts_build_is_the_one_go_sum_locks() -> None:
+    tools = K8S / "tools"
+    version = locked_kustomize_version()
+    assert f"sigs.k8s.io/kustomize/kustomize/v5 {version}" in (tools / "go.mod").read_text()
+    assert f"sigs.k8s.io/kustomize/kustomize/v5 {version} h1:" in (tools / "go.sum").read_text()
