@@ -294,10 +294,14 @@ async def test_the_evaluator_rides_out_a_database_outage(
             await wait_for(lambda: service.stats.recorded == 2, 30.0)
             relayed: list[str] = []
             deadline = time.monotonic() + 10
-            while len(relayed) < 2 and time.monotonic() < deadline:
+            while set(relayed) < {"a-before:1", "a-during:1"} and time.monotonic() < deadline:
                 relayed += [decode_fired(r.value).fire_id for r in await events.poll(10, 0.2)]
             relayed += [decode_fired(r.value).fire_id for r in await events.poll(10, 0.5)]
-            assert relayed == ["a-before:1", "a-during:1"]
+            # each firing once and in order, as consumers see it: the relay may publish again
+            # one whose publication the outage kept it from marking (consumers drop the repeat
+            # by its fire_id, docs/main-api.md), and only one published before the outage
+            assert list(dict.fromkeys(relayed)) == ["a-before:1", "a-during:1"]
+            assert relayed.count("a-during:1") == 1
         finally:
             stop.set()
             await task
