@@ -8,12 +8,13 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
   compared with the states held (:meth:`Evaluating.own`): a partition gone is dropped (its
   state is already stored: every round commits its own), a new one is claimed
   (:func:`main_api.alerts.states.claim`, which fences the previous owner), restored from its
-  snapshot and brought up to the last alert change. :meth:`Evaluating.fresh` drops the
+  rows and brought up to the last alert change. :meth:`Evaluating.fresh` drops the
   records below a state's stored offset (the bus delivers from its last commit, which is
   never past the stored offset).
 - **Durability.** :meth:`Evaluating.behind` stores, in one transaction, each moved state
-  (snapshot, next offset, last change applied; only while its epoch is still the row's) and
-  the round's firings (:func:`main_api.store.record_firings_in`, keyed by ``fire_id``). Only
+  (the evaluator rows its round changed, :meth:`~main_api.alerts.AlertEvaluator.delta`; next
+  offset, last change applied; only while its epoch is still the row's) and the round's
+  firings (:func:`main_api.store.record_firings_in`, keyed by ``fire_id``). Only
   then are the offsets committed on the bus, and the relay woken.
 - **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
   alert changes; each is applied to every state held at the next poll, at most
@@ -29,8 +30,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final, NamedTuple
 
 from core.alerts import AlertSpec
 from main_api.alerts.evaluator import AlertEvaluator
@@ -43,7 +46,14 @@ from main_api.alerts.processing import (
     evaluate,
 )
 from main_api.alerts.relay import FiredRelay
-from main_api.alerts.states import claim, fired_armings, forget_other_buses, last_change, save
+from main_api.alerts.states import (
+    Saved,
+    claim,
+    fired_armings,
+    forget_other_buses,
+    last_change,
+    save,
+)
 from main_api.changes import MAX_CHANGES, AlertChanges, AlertGone, follow
 from main_api.store import MainStore, record_firings_in
 from streams.bus import Bus, Offsets, Record, Start, Subscription, TopicPartition
@@ -74,6 +84,20 @@ class EvaluatorSettings:
             raise ValueError("poll_timeout must be above 0 and at most 1 s")
 
 
+TIMINGS_KEPT: Final = 100_000
+
+
+class RoundTiming(NamedTuple):
+    """One stored round's stages: the pure step, taking the deltas (encoding the changed
+    rows) and the transaction (rows, offsets, firings); in nanoseconds. ``rows``: the rows
+    it stored."""
+
+    step_ns: int
+    delta_ns: int
+    commit_ns: int
+    rows: int
+
+
 @dataclass(slots=True)
 class EvaluatorStats:
     rounds: int = 0
@@ -87,6 +111,8 @@ class EvaluatorStats:
     claims: int = 0
     restarts: int = 0
     changes: int = 0
+    timings: deque[RoundTiming] = field(default_factory=lambda: deque(maxlen=TIMINGS_KEPT))
+    """The last rounds' stages, for benchmarks and diagnosis."""
 
 
 class Evaluating(Durability[Evaluated]):
@@ -98,9 +124,14 @@ class Evaluating(Durability[Evaluated]):
         self.owner = f"{service.settings.group}@{bus.cluster_id}"
         self.partitions = {topic: bus.topic(topic).partitions for topic in TOPICS}
         self.states: dict[tuple[str, int], PartitionState] = {}
+        self.step_ns = 0
+        """How long the last round's pure step took."""
 
     def step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[Evaluated]:
-        return evaluate(self.states, batch)
+        began = time.perf_counter_ns()
+        outcome = evaluate(self.states, batch)
+        self.step_ns = time.perf_counter_ns() - began
+        return outcome
 
     # -- ownership and changes ----------------------------------------------------------------
 
@@ -124,7 +155,7 @@ class Evaluating(Durability[Evaluated]):
             for topic, partition in keys:
                 stored = await claim(conn, self.owner, topic, partition, now)
                 evaluator = (
-                    AlertEvaluator()
+                    AlertEvaluator.from_rows(stored.alerts, stored.streams)
                     if stored.snapshot is None
                     else AlertEvaluator.from_snapshot(stored.snapshot)
                 )
@@ -179,14 +210,24 @@ class Evaluating(Durability[Evaluated]):
         if not effects.moved:
             return round.offsets
         now = self.service.clock()
-        rows = []
+        began = time.perf_counter_ns()
+        saved = []
         for key in effects.moved:
             state = self.states[key]
-            rows.append((state.topic, state.partition, state.epoch, state.next_offset,
-                         state.change_seq, state.evaluator.snapshot()))  # fmt: skip
+            saved.append(Saved(state.topic, state.partition, state.epoch, state.next_offset,
+                               state.change_seq, state.evaluator.delta()))  # fmt: skip
+        encoded = time.perf_counter_ns()
         async with self.store.transaction() as conn:
-            await save(conn, self.owner, rows, now)
+            await save(conn, self.owner, saved, now)
             recorded = len(await record_firings_in(conn, effects.fired, now))
+        stats.timings.append(
+            RoundTiming(
+                self.step_ns,
+                encoded - began,
+                time.perf_counter_ns() - encoded,
+                sum(len(part.delta.alerts) + len(part.delta.streams) for part in saved),
+            )
+        )
         stats.fired += len(effects.fired)
         stats.recorded += recorded
         if recorded:

@@ -68,9 +68,9 @@ def test_a_snapshot_is_deterministic_and_survives_a_round_trip() -> None:
         (b"\xc1", "bad evaluator snapshot"),
         (
             msgspec.msgpack.encode(
-                {"type": "alert-evaluator", "v": 2, "specs": [], "states": [], "streams": []}
+                {"type": "alert-evaluator", "v": 3, "alerts": [], "streams": []}
             ),
-            "version 2, not 1",
+            "version 3, not 2",
         ),
         (msgspec.msgpack.encode({"type": "other"}), "bad evaluator snapshot"),
     ],
