@@ -14,13 +14,14 @@ alerts whose cool-down ends (a heap by time) and alerts that expire (a heap by t
 **Order.** Within one price, firings come by alert id; prices come in input order, so the
 same inputs give the same firings in the same order.
 
-**Durability.** The state is a set of *rows*: one per alert (its spec, its arming state,
-whether it has seen a price: :class:`AlertRow`) and one per stream (the last price, the
-candle position, the gaps and the move windows: :class:`StreamRow`). The timers (cool-downs
-ending, expiries) are not stored: they follow from the alerts' rows. :meth:`AlertEvaluator.delta`
-hands back the rows changed since the last call (an alert a price examined, an alert changed
-or deleted, a stream that took a price), so that a processor stores per round what the round
-changed, not every alert; :meth:`AlertEvaluator.from_rows` takes the stored rows back.
+**Durability.** The state is a set of *rows*: one per alert (its spec and its arming state:
+:class:`AlertRow`) and one per stream (the last price, the candle position, the gaps, the move
+windows and the alerts waiting for their first price: :class:`StreamRow`). The timers
+(cool-downs ending, expiries) are not stored: they follow from the alerts' rows.
+:meth:`AlertEvaluator.delta` hands back the rows changed since the last call (an alert whose
+arming state a price changed, an alert set, changed or deleted, a stream that took a price or
+whose alerts changed), so that a processor stores per round what the round changed, not every
+alert; :meth:`AlertEvaluator.from_rows` takes the stored rows back.
 :meth:`AlertEvaluator.snapshot` gives every row at once as bytes and
 :meth:`AlertEvaluator.restore` (or :meth:`~AlertEvaluator.from_snapshot`) takes it back
 exactly. Either is stored with the input offsets it covers, so a restart replays from there
@@ -179,17 +180,17 @@ class _Stream:
 
 
 class AlertRow(msgspec.Struct, array_like=True):
-    """One alert's stored part: its spec, its arming state and whether it waits for its
-    first price (a done alert is kept until deleted, so that it does not fire again)."""
+    """One alert's stored part: its spec and its arming state (a done alert is kept until
+    deleted, so that it does not fire again)."""
 
     spec: AlertSpec
     state: AlertState
-    pending: bool
 
 
 class StreamRow(msgspec.Struct, array_like=True):
     """One stream's stored part: the last price, the candle position, the gaps not yet
-    passed and each move window's points with its last rise and fall."""
+    passed, each move window's points with its last rise and fall, and the alerts waiting
+    for their first price (none, once the stream has taken one)."""
 
     key: tuple[str, str, str]
     last: str | None
@@ -198,6 +199,7 @@ class StreamRow(msgspec.Struct, array_like=True):
     candle_revision: int
     gaps: list[tuple[int, int]]
     windows: list[tuple[int, list[list[tuple[int, str]]], float, float]]
+    pending: list[str]
 
 
 @dataclass(frozen=True, slots=True)
@@ -247,15 +249,15 @@ class _LegacySnapshot(msgspec.Struct, tag="alert-evaluator"):
     streams: list[_LegacyStream]
 
     def rows(self) -> tuple[list[AlertRow], list[StreamRow]]:
-        pending = {alert_id for stream in self.streams for alert_id in stream.pending}
         states = dict(self.states)
-        alerts = [
-            AlertRow(spec, states[spec.alert_id], spec.alert_id in pending) for spec in self.specs
-        ]
+        alerts = [AlertRow(spec, states[spec.alert_id]) for spec in self.specs]
         streams = [
-            StreamRow(s.key, s.last, s.last_ts, s.candle_open, s.candle_revision, s.gaps, s.windows)
+            StreamRow(
+                s.key, s.last, s.last_ts, s.candle_open, s.candle_revision, s.gaps, s.windows,
+                s.pending,
+            )
             for s in self.streams
-        ]
+        ]  # fmt: skip
         return alerts, streams
 
 
@@ -310,7 +312,8 @@ class AlertEvaluator:
         rules = [compile_rule(spec) for spec in specs]
         moved = self._moved_alerts
         for alert_id in deleted_ids:
-            moved.add(alert_id)
+            if alert_id in self._rules:  # a row to delete
+                moved.add(alert_id)
             self._remove(alert_id)
             self._states.pop(alert_id, None)
             self._rules.pop(alert_id, None)
@@ -551,7 +554,6 @@ class AlertEvaluator:
         stream.last_ts = ts
         if not candidates:
             return []
-        self._moved_alerts.update(candidates)
         removed = False
         found = []
         rules, states = self._rules, self._states
@@ -562,8 +564,11 @@ class AlertEvaluator:
             state = states[alert_id]
             low, high = bounds.get(rule.window_s, (price, price))
             was_reset = state.reset
+            before = (state.phase, state.arming, was_reset, state.cooldown_until)
             if advance(rule, state, previous, price, low, high, ts):
                 found.append((rule, state.arming))
+            if (state.phase, state.arming, state.reset, state.cooldown_until) != before:
+                self._moved_alerts.add(alert_id)
             if state.phase is Phase.DONE:
                 self._remove(alert_id)
                 removed = True
@@ -619,9 +624,7 @@ class AlertEvaluator:
         rule = self._rules.get(alert_id)
         if rule is None:
             return None
-        stream = self._streams.get(rule.stream)
-        pending = stream is not None and alert_id in stream.pending
-        return AlertRow(rule.spec, self._states[alert_id], pending)
+        return AlertRow(rule.spec, self._states[alert_id])
 
     @staticmethod
     def _stream_row(stream: _Stream) -> StreamRow:
@@ -642,6 +645,7 @@ class AlertEvaluator:
             candle_revision=stream.candle_revision,
             gaps=list(stream.gaps),
             windows=windows,
+            pending=sorted(stream.pending),
         )
 
     def snapshot(self) -> bytes:
@@ -732,7 +736,7 @@ class AlertEvaluator:
             if state.phase is Phase.DONE:
                 continue
             rule = self._rules[row.spec.alert_id]
-            self._insert(rule, pending=row.pending)
+            self._insert(rule, pending=False)
             if state.phase is Phase.FIRED and state.reset:
                 heapq.heappush(
                     self._streams[rule.stream].due, (state.cooldown_until, rule.spec.alert_id)
@@ -747,6 +751,7 @@ class AlertEvaluator:
                     span, points
                 )
                 group.rise, group.fall = rise, fall
+            stream.pending = set(snap.pending)
         for stream in self._streams.values():
             stream.update_next_due()
 

@@ -272,7 +272,7 @@ async def test_a_stale_owner_is_fenced_and_its_round_rolled_back(store: MainStor
 
 
 async def test_the_evaluator_rides_out_a_database_outage(
-    stoppable_postgres: StoppablePostgres,
+    stoppable_postgres: StoppablePostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = stoppable_postgres.database("mdp")
     stop = asyncio.Event()
@@ -296,8 +296,16 @@ async def test_the_evaluator_rides_out_a_database_outage(
             at = T0 + 10 * SECOND
             await topic.publish(*TICKS_CODEC.record(ticks(["199", "200"], first_id=3, start=at)))
             await wait_for(lambda: service.stats.restarts > 0)
+            assert service.outage.ongoing
+            assert service.backoff.failures > 0
             await asyncio.to_thread(stoppable_postgres.start)
             await wait_for(lambda: service.stats.recorded == 2, 30.0)
+            # the first round stored after it ended the outage: told, backoff from the start
+            assert not service.outage.ongoing
+            assert service.backoff.failures == 0
+            told = [r.getMessage() for r in caplog.records if "available again" in r.getMessage()]
+            assert told
+            assert told[0].startswith("alert evaluator: database or bus available again")
             relayed: list[str] = []
             deadline = time.monotonic() + 10
             while len(relayed) < 2 and time.monotonic() < deadline:
