@@ -6,6 +6,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Sequence
 
+import msgspec
 import pytest
 
 from bench import alerts as workload
@@ -33,19 +34,16 @@ async def store(schema: tuple[str, str]) -> AsyncIterator[MainStore]:
 
 
 def changes() -> tuple[list[AlertSpec], list[str]]:
-    """Mid-run changes: every fifth alert deleted, the one after it moved to the next
-    alert's threshold."""
+    """Mid-run changes: every fifth alert deleted, the one after it moved to the threshold
+    of the next alert of its condition."""
     deleted = [spec.alert_id for spec in SPECS[::5]]
     moved = [
-        spec.__class__(**{**_fields(spec), "threshold": SPECS[i + 1].threshold})
-        for i, spec in enumerate(SPECS[:-1])
-        if i % 5 == 1 and spec.condition is SPECS[i + 1].condition
+        msgspec.structs.replace(spec, threshold=SPECS[i + 6].threshold)
+        for i, spec in enumerate(SPECS[:-6])
+        if i % 5 == 1 and spec.condition is SPECS[i + 6].condition
     ]
+    assert moved
     return moved, deleted
-
-
-def _fields(spec: AlertSpec) -> dict[str, object]:
-    return {name: getattr(spec, name) for name in spec.__struct_fields__}
 
 
 def rounds() -> list[Sequence[TickBatch]]:
