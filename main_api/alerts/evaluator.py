@@ -226,15 +226,9 @@ class _Snapshot(msgspec.Struct, tag="alert-evaluator"):
     streams: list[StreamRow]
 
 
-class _LegacyStream(msgspec.Struct, array_like=True):
-    key: tuple[str, str, str]
-    last: str | None
-    last_ts: int
-    candle_open: int
-    candle_revision: int
-    gaps: list[tuple[int, int]]
-    windows: list[tuple[int, list[list[tuple[int, str]]], float, float]]
-    pending: list[str]
+class _LegacyStream(StreamRow, array_like=True):
+    """A stream of version 1: the row's fields, then its timers (rebuilt now, not read)."""
+
     due: list[tuple[int, str]]
     expiry: list[tuple[int, str]]
 
@@ -251,14 +245,7 @@ class _LegacySnapshot(msgspec.Struct, tag="alert-evaluator"):
     def rows(self) -> tuple[list[AlertRow], list[StreamRow]]:
         states = dict(self.states)
         alerts = [AlertRow(spec, states[spec.alert_id]) for spec in self.specs]
-        streams = [
-            StreamRow(
-                s.key, s.last, s.last_ts, s.candle_open, s.candle_revision, s.gaps, s.windows,
-                s.pending,
-            )
-            for s in self.streams
-        ]  # fmt: skip
-        return alerts, streams
+        return alerts, list(self.streams)
 
 
 class _Version(msgspec.Struct):

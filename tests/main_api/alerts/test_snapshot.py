@@ -84,3 +84,25 @@ def test_bytes_that_are_not_a_snapshot_are_refused(data: bytes, reason: str) -> 
     with pytest.raises(SnapshotError, match=reason):
         evaluator.restore(data)
     assert evaluator.snapshot() == before
+
+
+def test_a_version_1_snapshot_is_read_and_fires_what_the_run_it_came_from_fires() -> None:
+    """Version 1 (one blob, the timers in each stream) as an earlier release stored it."""
+    evaluator = AlertEvaluator()
+    evaluator.apply_changes(SPECS)
+    for batch in BATCHES[:25]:
+        evaluator.step(batch)
+    now = msgspec.msgpack.decode(evaluator.snapshot())
+    v1 = {
+        "type": "alert-evaluator",
+        "v": 1,
+        "specs": [row[0] for row in now["alerts"]],
+        "states": [[row[0]["alert_id"], row[1]] for row in now["alerts"]],
+        "streams": [[*stream, [], []] for stream in now["streams"]],  # due, expiry
+    }
+    restored = AlertEvaluator.from_snapshot(msgspec.msgpack.encode(v1))
+    assert restored.snapshot() == evaluator.snapshot()
+    rest = BATCHES[25:200]
+    assert [e for b in rest for e in restored.step(b)] == [
+        e for b in rest for e in evaluator.step(b)
+    ]
