@@ -103,6 +103,6 @@ def test_a_version_1_snapshot_is_read_and_fires_what_the_run_it_came_from_fires(
     restored = AlertEvaluator.from_snapshot(msgspec.msgpack.encode(v1))
     assert restored.snapshot() == evaluator.snapshot()
     rest = BATCHES[25:200]
-    assert [e for b in rest for e in restored.step(b)] == [
-        e for b in rest for e in evaluator.step(b)
-    ]
+    fired = [e for b in rest for e in evaluator.step(b)]
+    assert fired
+    assert [e for b in rest for e in restored.step(b)] == fired
