@@ -42,14 +42,16 @@ _ROWS: Final = (
     " WHERE owner = %(owner)s AND topic = %(topic)s AND partition = %(partition)s"
 )
 _SAVE: Final = (
-    "UPDATE main_api_evaluator_states SET next_offset = %(next_offset)s,"
-    " change_seq = %(change_seq)s, snapshot = NULL, updated_at = %(now)s"
-    " WHERE owner = %(owner)s AND topic = %(topic)s AND partition = %(partition)s"
-    " AND epoch = %(epoch)s"
+    "UPDATE main_api_evaluator_states AS s SET next_offset = v.next_offset,"
+    " change_seq = v.change_seq, snapshot = NULL, updated_at = %s"
+    " FROM unnest(%s::text[], %s::integer[], %s::bigint[], %s::bigint[], %s::bigint[])"
+    " AS v (topic, partition, epoch, next_offset, change_seq)"
+    " WHERE s.owner = %s AND s.topic = v.topic AND s.partition = v.partition"
+    " AND s.epoch = v.epoch RETURNING s.topic, s.partition"
 )
 _UPSERT: Final = (
     "INSERT INTO main_api_evaluator_rows (owner, topic, partition, kind, id, data)"
-    " SELECT %s, * FROM unnest(%s::text[], %s::integer[], %s::text[], %s::text[], %s::bytea[])"
+    " SELECT %s, * FROM unnest(%s::text[], %s::integer[], %s::text[], %s::text[], %b::bytea[])"
     " ON CONFLICT (owner, topic, partition, kind, id) DO UPDATE SET data = excluded.data"
 )
 _DELETE: Final = (
@@ -109,19 +111,22 @@ async def claim(conn: Connection, owner: str, topic: str, partition: int, now_ns
 
 async def save(conn: Connection, owner: str, saved: Iterable[Saved], now_ns: int) -> None:
     """Store each partition's offsets and changed rows, if its epoch is still the row's;
-    :class:`FencedError` when one is not. Two statements more for all partitions together:
-    the rows upserted and the alerts' rows deleted."""
+    :class:`FencedError` when one is not. Whatever the number of partitions: one statement
+    for the offsets, one for the rows upserted and, when alerts are gone, one to delete
+    theirs."""
+    parts = list(saved)
+    if not parts:
+        return
+    offsets = [(p.topic, p.partition, p.epoch, p.next_offset, p.change_seq) for p in parts]
+    cursor = await conn.execute(_SAVE, [now_ns, *map(list, zip(*offsets, strict=True)), owner])
+    ours = {(row["topic"], row["partition"]) for row in await cursor.fetchall()}
+    for part in parts:
+        if (part.topic, part.partition) not in ours:
+            raise FencedError(f"{part.topic}[{part.partition}] was claimed by another evaluator")
     kept: list[tuple[str, int, str, str, bytes]] = []
     gone: list[tuple[str, int, str]] = []
-    for part in saved:
+    for part in parts:
         topic, partition = part.topic, part.partition
-        cursor = await conn.execute(
-            _SAVE,
-            {"owner": owner, "topic": topic, "partition": partition, "epoch": part.epoch,
-             "next_offset": part.next_offset, "change_seq": part.change_seq, "now": now_ns},
-        )  # fmt: skip
-        if cursor.rowcount != 1:
-            raise FencedError(f"{topic}[{partition}] was claimed by another evaluator")
         for alert_id, data in part.delta.alerts.items():
             if data is None:
                 gone.append((topic, partition, alert_id))
