@@ -165,8 +165,11 @@ async def forget_other_buses(conn: Connection, group: str, owner: str) -> int:
     """Drop ``group``'s states of other buses (``mdp up``: its in-process bus is new at every
     start, and the offsets of the old one mean nothing), their evaluator rows with them; how
     many states."""
+    others = (group.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "@%", owner)
+    await conn.execute(
+        "DELETE FROM main_api_evaluator_rows WHERE owner LIKE %s AND owner <> %s", others
+    )
     cursor = await conn.execute(
-        "DELETE FROM main_api_evaluator_states WHERE owner LIKE %s AND owner <> %s",
-        (group.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "@%", owner),
+        "DELETE FROM main_api_evaluator_states WHERE owner LIKE %s AND owner <> %s", others
     )
     return cursor.rowcount
