@@ -19,7 +19,8 @@ benchmark's own, which splits the latency into publish to ``alerts.events`` (the
 wait for its round, the round, its transaction and the relay) and ``alerts.events`` to the
 client (the gateway); and the evaluator's rounds are timed by stage
 (:class:`~main_api.alerts.runner.RoundTiming`: the pure step, taking the deltas, the
-transaction) with the rows each stored.
+transaction) with the rows each stored. The transaction's time is wall time on the shared
+event loop: it includes the other tasks' turns while it waits on the database.
 
 The measured account has ``watched`` re-arming cross alerts (one second of cool-down) near
 the start price; ``background`` more alerts of other accounts (the benchmark's population,
