@@ -4,9 +4,10 @@
   most rounds fire many of them; the evaluator's processor (:class:`main_api.alerts.runner.
   EvaluatorService`, in-process bus) from its first poll until the stored states cover every
   tick: ticks/s and firings recorded/s (each firing with its notification, exactly once).
-- **Snapshot cost**: one partition's evaluator with ``alerts`` alerts (what a round stores for
-  each partition it moved): the time of :meth:`~main_api.alerts.AlertEvaluator.snapshot` and
-  its size. No database needed.
+- **Snapshot cost**: one partition's evaluator with ``alerts`` alerts (its whole state: what
+  a claim of a partition new to the group stores, as rows; until 2026-12-04 every round
+  stored it for each partition it moved, now rounds store their deltas): the time of
+  :meth:`~main_api.alerts.AlertEvaluator.snapshot` and its size. No database needed.
 
 The database parts run in a schema of their own on ``url`` (dropped afterwards).
 """
@@ -141,7 +142,10 @@ def snapshot_cost(specs: Sequence[AlertSpec], repeat: int) -> SnapshotCost:
 
 
 def print_snapshots(figures: Sequence[SnapshotCost]) -> None:
-    print("\nsnapshot of one partition's evaluator (stored by every round that moved it)")
+    print(
+        "\nwhole state of one partition's evaluator (stored once by a claim of a new partition;"
+        " rounds store their deltas)"
+    )
     for figure in figures:
         print(
             f"  {figure.alerts:>9,} alerts: {figure.median_ms:8.1f} ms (median of"

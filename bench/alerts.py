@@ -20,7 +20,7 @@ population, and the main API's routes at ``--route-rate`` requests/s.
 
 Usage: ``python -m bench.alerts [--alerts N] [--ticks N] [--naive-ticks N] [--repeat N]
 [--database-url URL | --no-database] [--storm-alerts N] [--storm-ticks N] [--ws-seconds S]
-[--watched N] [--route-rate R] [--route-seconds S] [--smoke]``.
+[--watched N] [--route-rate R] [--route-seconds S] [--delivery-only] [--smoke]``.
 """
 
 from __future__ import annotations
@@ -389,6 +389,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--watched", type=int, default=200, help="the WebSocket's account's")
     parser.add_argument("--route-rate", type=float, default=1_000.0, help="requests/s")
     parser.add_argument("--route-seconds", type=float, default=5.0)
+    parser.add_argument(
+        "--delivery-only", action="store_true",
+        help="only tick to alert on a WebSocket (no evaluator, storm or route figures)",
+    )  # fmt: skip
     args = parser.parse_args(argv)
     if args.smoke:
         args.alerts, args.ticks, args.naive_ticks, args.repeat = 2_000, 20_000, 500, 1
@@ -396,6 +400,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         args.rate, args.ws_seconds, args.route_rate, args.route_seconds = 2_000, 1.0, 100.0, 0.5
     names = instruments(args.instruments)
     specs = synthetic_alerts(args.alerts, names)
+    if args.delivery_only:
+        with scratch_database(args.database_url) as url:
+            _delivery(url, args, names, specs)
+        return
     batches = random_walk(args.ticks, names, args.batch, args.rate, args.step_bp)
     short = random_walk(
         args.naive_ticks, names, min(args.batch, args.naive_ticks), args.rate, args.step_bp
@@ -432,15 +440,19 @@ def _with_database(
         args.storm_ticks, names, args.batch, args.rate, service.STORM_STEP_BP
     )
     service.print_storm(asyncio.run(service.storm(url, storm_specs, storm_batches)))
+    _delivery(url, args, names, specs)
+    accounts = routes.ACCOUNTS_SMOKE if args.smoke else routes.ACCOUNTS
+    figures = routes.run(url, rate=args.route_rate, seconds=args.route_seconds, accounts=accounts)
+    routes.report(figures, accounts, routes.ALERTS_PER_ACCOUNT)
+
+
+def _delivery(url: str, args: argparse.Namespace, names: list[str], specs: list[AlertSpec]) -> None:
     watched = delivery.watched_alerts(args.watched, names, START_PRICE)
     ticks = round(args.rate * args.ws_seconds)
     walk = random_walk(ticks, names, DELIVERY_BATCH, args.rate, DELIVERY_STEP_BP)
     delivery.report(
         delivery.run(url, watched, specs[: args.alerts - args.watched], walk, args.rate)
     )
-    accounts = routes.ACCOUNTS_SMOKE if args.smoke else routes.ACCOUNTS
-    figures = routes.run(url, rate=args.route_rate, seconds=args.route_seconds, accounts=accounts)
-    routes.report(figures, accounts, routes.ALERTS_PER_ACCOUNT)
 
 
 DELIVERY_BATCH = 20

@@ -59,6 +59,10 @@ CREATE TABLE IF NOT EXISTS main_api_evaluator_states (
     owner text NOT NULL, topic text NOT NULL, partition integer NOT NULL, epoch bigint NOT NULL,
     next_offset bigint NOT NULL, change_seq bigint NOT NULL, snapshot bytea,
     updated_at bigint NOT NULL, PRIMARY KEY (owner, topic, partition));
+CREATE TABLE IF NOT EXISTS main_api_evaluator_rows (
+    owner text NOT NULL, topic text NOT NULL, partition integer NOT NULL, kind text NOT NULL,
+    id text NOT NULL, data bytea NOT NULL, PRIMARY KEY (owner, topic, partition, kind, id))
+    WITH (fillfactor = 50);
 CREATE TABLE IF NOT EXISTS main_api_relay (name text PRIMARY KEY, seq bigint NOT NULL);
 """
 

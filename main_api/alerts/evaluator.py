@@ -14,10 +14,18 @@ alerts whose cool-down ends (a heap by time) and alerts that expire (a heap by t
 **Order.** Within one price, firings come by alert id; prices come in input order, so the
 same inputs give the same firings in the same order.
 
-**Durability.** :meth:`AlertEvaluator.snapshot` gives the whole state as bytes and
+**Durability.** The state is a set of *rows*: one per alert (its spec and its arming state:
+:class:`AlertRow`) and one per stream (the last price, the candle position, the gaps, the move
+windows and the alerts waiting for their first price: :class:`StreamRow`). The timers
+(cool-downs ending, expiries) are not stored: they follow from the alerts' rows.
+:meth:`AlertEvaluator.delta` hands back the rows changed since the last call (an alert whose
+arming state a price changed, an alert set, changed or deleted, a stream that took a price or
+whose alerts changed), so that a processor stores per round what the round changed, not every
+alert; :meth:`AlertEvaluator.from_rows` takes the stored rows back.
+:meth:`AlertEvaluator.snapshot` gives every row at once as bytes and
 :meth:`AlertEvaluator.restore` (or :meth:`~AlertEvaluator.from_snapshot`) takes it back
-exactly; a processor stores it with the input offsets it covers, so a restart replays from
-there without a repeat or a loss.
+exactly. Either is stored with the input offsets it covers, so a restart replays from there
+without a repeat or a loss.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ from __future__ import annotations
 import heapq
 import math
 from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Final
 
 import msgspec
@@ -48,7 +57,7 @@ from main_api.alerts.rules import (
 )
 from main_api.alerts.window import ListWindow, MonotonicWindow, Window
 
-SNAPSHOT_VERSION: Final = 1
+SNAPSHOT_VERSION: Final = 2
 _INF: Final = math.inf
 _MOVE_SLACK: Final = 1e-9
 """Percentages are indexed as floats: the index takes every alert within this many
@@ -170,7 +179,19 @@ class _Stream:
         return ListWindow(span) if self.candles else MonotonicWindow(span)
 
 
-class _StreamSnapshot(msgspec.Struct, array_like=True):
+class AlertRow(msgspec.Struct, array_like=True):
+    """One alert's stored part: its spec and its arming state (a done alert is kept until
+    deleted, so that it does not fire again)."""
+
+    spec: AlertSpec
+    state: AlertState
+
+
+class StreamRow(msgspec.Struct, array_like=True):
+    """One stream's stored part: the last price, the candle position, the gaps not yet
+    passed, each move window's points with its last rise and fall, and the alerts waiting
+    for their first price (none, once the stream has taken one)."""
+
     key: tuple[str, str, str]
     last: str | None
     last_ts: int
@@ -179,19 +200,64 @@ class _StreamSnapshot(msgspec.Struct, array_like=True):
     gaps: list[tuple[int, int]]
     windows: list[tuple[int, list[list[tuple[int, str]]], float, float]]
     pending: list[str]
-    due: list[tuple[int, str]]
-    expiry: list[tuple[int, str]]
+
+
+@dataclass(frozen=True, slots=True)
+class Delta:
+    """The rows changed since the last :meth:`AlertEvaluator.delta`, encoded: each changed
+    alert's row by alert id (None: the alert is gone) and each moved stream's row by
+    :func:`stream_id`."""
+
+    alerts: dict[str, bytes | None]
+    streams: dict[str, bytes]
+
+    def __bool__(self) -> bool:
+        return bool(self.alerts or self.streams)
+
+
+def stream_id(key: StreamKey) -> str:
+    """A stream's row id: ``instrument|source|interval``."""
+    return "|".join(key)
 
 
 class _Snapshot(msgspec.Struct, tag="alert-evaluator"):
     v: int
+    alerts: list[AlertRow]
+    streams: list[StreamRow]
+
+
+class _LegacyStream(StreamRow, array_like=True):
+    """A stream of version 1: the row's fields, then its timers (rebuilt now, not read)."""
+
+    due: list[tuple[int, str]]
+    expiry: list[tuple[int, str]]
+
+
+class _LegacySnapshot(msgspec.Struct, tag="alert-evaluator"):
+    """Version 1: one blob with the timers (still read, so that a stored state survives the
+    upgrade)."""
+
+    v: int
     specs: list[AlertSpec]
     states: list[tuple[str, AlertState]]
-    streams: list[_StreamSnapshot]
+    streams: list[_LegacyStream]
+
+    def rows(self) -> tuple[list[AlertRow], list[StreamRow]]:
+        states = dict(self.states)
+        alerts = [AlertRow(spec, states[spec.alert_id]) for spec in self.specs]
+        return alerts, list(self.streams)
+
+
+class _Version(msgspec.Struct):
+    v: int
 
 
 _ENCODER: Final = msgspec.msgpack.Encoder()
 _DECODER: Final = msgspec.msgpack.Decoder(_Snapshot)
+_LEGACY: Final = msgspec.msgpack.Decoder(_LegacySnapshot)
+_VERSION: Final = msgspec.msgpack.Decoder(_Version)
+_ALERT_ROW: Final = msgspec.msgpack.Decoder(AlertRow)
+_STREAM_ROW: Final = msgspec.msgpack.Decoder(StreamRow)
 
 
 class AlertEvaluator:
@@ -206,6 +272,9 @@ class AlertEvaluator:
         self._rules: dict[str, Rule] = {}
         self._states: dict[str, AlertState] = {}
         self._streams: dict[StreamKey, _Stream] = {}
+        self._moved_alerts: set[str] = set()
+        """The alerts whose row may have changed since the last :meth:`delta`."""
+        self._moved_streams: set[StreamKey] = set()
 
     # ---- alerts
 
@@ -228,7 +297,10 @@ class AlertEvaluator:
         """
         specs = list(specs)
         rules = [compile_rule(spec) for spec in specs]
+        moved = self._moved_alerts
         for alert_id in deleted_ids:
+            if alert_id in self._rules:  # a row to delete
+                moved.add(alert_id)
             self._remove(alert_id)
             self._states.pop(alert_id, None)
             self._rules.pop(alert_id, None)
@@ -237,6 +309,7 @@ class AlertEvaluator:
             old = self._rules.get(alert_id)
             if old is not None and old.spec == rule.spec:
                 continue
+            moved.add(alert_id)
             state = AlertState()
             if old is not None:
                 self._remove(alert_id)
@@ -255,6 +328,7 @@ class AlertEvaluator:
     def _insert(self, rule: Rule, pending: bool) -> None:
         alert_id = rule.spec.alert_id
         stream = self._stream(rule.stream)
+        self._moved_streams.add(rule.stream)
         stream.ids.add(alert_id)
         if pending:
             stream.pending.add(alert_id)
@@ -287,6 +361,7 @@ class AlertEvaluator:
         stream = self._streams.get(rule.stream)
         if stream is None or alert_id not in stream.ids:
             return
+        self._moved_streams.add(rule.stream)
         stream.ids.discard(alert_id)
         stream.pending.discard(alert_id)
         if rule.condition in MOVES:
@@ -300,6 +375,7 @@ class AlertEvaluator:
         stream = self._streams.get(key)
         if stream is None:
             stream = self._streams[key] = _Stream(key)
+            self._moved_streams.add(key)
         return stream
 
     # ---- inputs
@@ -314,6 +390,7 @@ class AlertEvaluator:
             return self._candle(batch)
         if isinstance(batch, FeedGap):
             stream = self._stream((batch.instrument, Source.TICKS.value, ""))
+            self._moved_streams.add(stream.key)
             stream.gaps.append((batch.start_ns, batch.end_ns))
             return []
         raise TypeError(f"an alert evaluator takes ticks, candles or gaps, not {type(batch)}")
@@ -323,6 +400,7 @@ class AlertEvaluator:
         if not n:
             return []
         stream = self._stream((batch.instrument, Source.TICKS.value, ""))
+        self._moved_streams.add(stream.key)
         factor = 10 ** (SCALE - batch.price_scale)
         raws: list[int] = batch.price.tolist()
         stamps: list[int] = batch.ts_event.tolist()
@@ -379,6 +457,7 @@ class AlertEvaluator:
             stream.candle_open >= 0 and candle.open_time > stream.candle_open + candle.interval.ns
         )
         gap = candle.gap or missing
+        self._moved_streams.add(stream.key)
         stream.candle_open = candle.open_time
         stream.candle_revision = candle.revision
         price = candle.close_raw * 10 ** (SCALE - candle.price_scale)
@@ -472,8 +551,11 @@ class AlertEvaluator:
             state = states[alert_id]
             low, high = bounds.get(rule.window_s, (price, price))
             was_reset = state.reset
+            before = (state.phase, state.arming, was_reset, state.cooldown_until)
             if advance(rule, state, previous, price, low, high, ts):
                 found.append((rule, state.arming))
+            if (state.phase, state.arming, state.reset, state.cooldown_until) != before:
+                self._moved_alerts.add(alert_id)
             if state.phase is Phase.DONE:
                 self._remove(alert_id)
                 removed = True
@@ -493,6 +575,7 @@ class AlertEvaluator:
             if rule is None or alert_id not in stream.ids:
                 continue
             if rule.spec.expires_at is not None and rule.spec.expires_at <= ts:
+                self._moved_alerts.add(alert_id)
                 self._states[alert_id].phase = Phase.DONE
                 self._remove(alert_id)
                 self._prune(stream)
@@ -502,41 +585,64 @@ class AlertEvaluator:
 
     # ---- durability
 
+    def delta(self) -> Delta:
+        """The rows changed since the last call (or since this evaluator was built from
+        rows): what a processor stores with the offsets of a round."""
+        alerts = {alert_id: self._alert_bytes(alert_id) for alert_id in sorted(self._moved_alerts)}
+        streams = {
+            stream_id(key): _ENCODER.encode(self._stream_row(self._streams[key]))
+            for key in sorted(self._moved_streams)
+        }
+        self._moved_alerts.clear()
+        self._moved_streams.clear()
+        return Delta(alerts, streams)
+
+    def everything(self) -> None:
+        """Count every row as changed: the next :meth:`delta` holds the whole state (for a
+        store that holds none of it yet)."""
+        self._moved_alerts.update(self._rules)
+        self._moved_streams.update(self._streams)
+
+    def _alert_bytes(self, alert_id: str) -> bytes | None:
+        row = self._alert_row(alert_id)
+        return None if row is None else _ENCODER.encode(row)
+
+    def _alert_row(self, alert_id: str) -> AlertRow | None:
+        rule = self._rules.get(alert_id)
+        if rule is None:
+            return None
+        return AlertRow(rule.spec, self._states[alert_id])
+
+    @staticmethod
+    def _stream_row(stream: _Stream) -> StreamRow:
+        windows = [
+            (
+                window_s,
+                [[(ts, str(p)) for ts, p in part] for part in group.window.points()],
+                group.rise,
+                group.fall,
+            )
+            for window_s, group in sorted(stream.groups.items())
+        ]
+        return StreamRow(
+            key=stream.key,
+            last=None if stream.last is None else str(stream.last),
+            last_ts=stream.last_ts,
+            candle_open=stream.candle_open,
+            candle_revision=stream.candle_revision,
+            gaps=list(stream.gaps),
+            windows=windows,
+            pending=sorted(stream.pending),
+        )
+
     def snapshot(self) -> bytes:
         """The whole state as bytes (deterministic: the same state gives the same bytes)."""
-        streams = []
-        for key in sorted(self._streams):
-            stream = self._streams[key]
-            windows = [
-                (
-                    window_s,
-                    [[(ts, str(p)) for ts, p in part] for part in group.window.points()],
-                    group.rise,
-                    group.fall,
-                )
-                for window_s, group in sorted(stream.groups.items())
-            ]
-            streams.append(
-                _StreamSnapshot(
-                    key=key,
-                    last=None if stream.last is None else str(stream.last),
-                    last_ts=stream.last_ts,
-                    candle_open=stream.candle_open,
-                    candle_revision=stream.candle_revision,
-                    gaps=list(stream.gaps),
-                    windows=windows,
-                    pending=sorted(stream.pending),
-                    due=sorted(stream.due),
-                    expiry=sorted(stream.expiry),
-                )
-            )
-        ids = sorted(self._rules)
+        alerts = [self._alert_row(alert_id) for alert_id in sorted(self._rules)]
         return _ENCODER.encode(
             _Snapshot(
                 v=SNAPSHOT_VERSION,
-                specs=[self._rules[i].spec for i in ids],
-                states=[(i, self._states[i]) for i in ids],
-                streams=streams,
+                alerts=[row for row in alerts if row is not None],
+                streams=[self._stream_row(self._streams[key]) for key in sorted(self._streams)],
             )
         )
 
@@ -550,41 +656,79 @@ class AlertEvaluator:
             restored._states,
             restored._streams,
         )
+        self._moved_alerts, self._moved_streams = restored._moved_alerts, restored._moved_streams
 
     @classmethod
     def from_snapshot(cls, data: bytes) -> AlertEvaluator:
-        """A new evaluator in exactly the state :meth:`snapshot` saved; :class:`SnapshotError`
-        when ``data`` is not such a snapshot."""
+        """A new evaluator in exactly the state :meth:`snapshot` saved (a version 1
+        snapshot too); :class:`SnapshotError` when ``data`` is not such a snapshot. Every
+        row counts as changed (see :meth:`everything`)."""
         try:
-            saved = _DECODER.decode(data)
+            version = _VERSION.decode(data).v
+            if version == 1:
+                alerts, streams = _LEGACY.decode(data).rows()
+            elif version == SNAPSHOT_VERSION:
+                saved = _DECODER.decode(data)
+                alerts, streams = saved.alerts, saved.streams
+            else:
+                raise SnapshotError(
+                    f"bad evaluator snapshot: version {version}, not {SNAPSHOT_VERSION}"
+                )
         except msgspec.DecodeError as exc:
             raise SnapshotError(f"bad evaluator snapshot: {exc}") from exc
-        if saved.v != SNAPSHOT_VERSION:
-            raise SnapshotError(
-                f"bad evaluator snapshot: version {saved.v}, not {SNAPSHOT_VERSION}"
-            )
-        evaluator = cls()
-        try:
-            evaluator._load(saved)
-        except (ValueError, KeyError) as exc:
-            raise SnapshotError(f"bad evaluator snapshot: {exc}") from exc
+        evaluator = cls._of(alerts, streams)
+        evaluator.everything()
         return evaluator
 
-    def _load(self, saved: _Snapshot) -> None:
-        for spec in saved.specs:
-            self._rules[spec.alert_id] = compile_rule(spec)
-        self._states = dict(saved.states)
-        for snap in saved.streams:
+    @classmethod
+    def from_rows(cls, alerts: Iterable[bytes], streams: Iterable[bytes]) -> AlertEvaluator:
+        """A new evaluator in the state of the stored rows (every row :meth:`delta` handed
+        out, the latest of each id, the gone ones left out); :class:`SnapshotError` when a
+        row is not one. No row counts as changed."""
+        try:
+            alert_rows = [_ALERT_ROW.decode(data) for data in alerts]
+            stream_rows = [_STREAM_ROW.decode(data) for data in streams]
+        except msgspec.DecodeError as exc:
+            raise SnapshotError(f"bad evaluator row: {exc}") from exc
+        return cls._of(alert_rows, stream_rows)
+
+    @classmethod
+    def _of(cls, alerts: list[AlertRow], streams: list[StreamRow]) -> AlertEvaluator:
+        evaluator = cls()
+        try:
+            evaluator._load(alerts, streams)
+        except (ValueError, KeyError) as exc:
+            raise SnapshotError(f"bad evaluator snapshot: {exc}") from exc
+        evaluator._moved_alerts.clear()
+        evaluator._moved_streams.clear()
+        return evaluator
+
+    def _load(self, alerts: list[AlertRow], streams: list[StreamRow]) -> None:
+        """The rows into the index; the timers follow from them: an expiry for each live
+        alert that has one, a cool-down's end for each fired alert whose condition has
+        turned false (what :meth:`_on_price` pushes and :meth:`_due` pops)."""
+        for row in sorted(alerts, key=lambda row: row.spec.alert_id):
+            alert_id = row.spec.alert_id
+            self._rules[alert_id] = compile_rule(row.spec)
+            self._states[alert_id] = row.state
+        for snap in streams:
             stream = self._stream(snap.key)
             stream.last = None if snap.last is None else int(snap.last)
             stream.last_ts = snap.last_ts
             stream.candle_open = snap.candle_open
             stream.candle_revision = snap.candle_revision
             stream.gaps = list(snap.gaps)
-        for alert_id, rule in self._rules.items():
-            if self._states[alert_id].phase is not Phase.DONE:
-                self._insert(rule, pending=False)
-        for snap in saved.streams:
+        for row in alerts:
+            state = row.state
+            if state.phase is Phase.DONE:
+                continue
+            rule = self._rules[row.spec.alert_id]
+            self._insert(rule, pending=False)
+            if state.phase is Phase.FIRED and state.reset:
+                heapq.heappush(
+                    self._streams[rule.stream].due, (state.cooldown_until, rule.spec.alert_id)
+                )
+        for snap in streams:
             stream = self._streams[snap.key]
             for window_s, parts, rise, fall in snap.windows:
                 group = stream.groups[window_s]
@@ -595,10 +739,7 @@ class AlertEvaluator:
                 )
                 group.rise, group.fall = rise, fall
             stream.pending = set(snap.pending)
-            stream.due = list(snap.due)
-            stream.expiry = list(snap.expiry)
-            heapq.heapify(stream.due)
-            heapq.heapify(stream.expiry)
+        for stream in self._streams.values():
             stream.update_next_due()
 
     # ---- inspection

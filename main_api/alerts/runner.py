@@ -8,19 +8,23 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
   compared with the states held (:meth:`Evaluating.own`): a partition gone is dropped (its
   state is already stored: every round commits its own), a new one is claimed
   (:func:`main_api.alerts.states.claim`, which fences the previous owner), restored from its
-  snapshot and brought up to the last alert change. :meth:`Evaluating.fresh` drops the
-  records below a state's stored offset (the bus delivers from its last commit, which is
-  never past the stored offset).
+  rows and brought up to the last alert change; the rows that catch-up changed are stored
+  then (for a partition new to the group, every alert of it), not by its first round.
+  :meth:`Evaluating.fresh` drops the records below a state's stored offset (the bus delivers
+  from its last commit, which is never past the stored offset).
 - **Durability.** :meth:`Evaluating.behind` stores, in one transaction, each moved state
-  (snapshot, next offset, last change applied; only while its epoch is still the row's) and
-  the round's firings (:func:`main_api.store.record_firings_in`, keyed by ``fire_id``). Only
+  (the evaluator rows its round changed, :meth:`~main_api.alerts.AlertEvaluator.delta`; next
+  offset, last change applied; only while its epoch is still the row's) and the round's
+  firings (:func:`main_api.store.record_firings_in`, keyed by ``fire_id``). Only
   then are the offsets committed on the bus, and the relay woken.
 - **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
   alert changes; each is applied to every state held at the next poll, at most
   ``poll_timeout`` later, with the highest arming already fired of each changed alert.
 - **Outages.** Anything that fails (the database away, the bus, a fenced state) ends the
   loop; :meth:`EvaluatorService.run` leaves the group, waits (:class:`~streams.outage.Backoff`,
-  told by :class:`~streams.outage.OutageLog`) and starts again from the stored states.
+  told by :class:`~streams.outage.OutageLog`) and starts again from the stored states. The
+  first claim or round stored after it ends the outage (:meth:`EvaluatorService.recovered`):
+  one line says so, and the backoff starts again from its shortest pause.
 """
 
 from __future__ import annotations
@@ -29,8 +33,10 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
+from typing import Final, NamedTuple
 
 from core.alerts import AlertSpec
 from main_api.alerts.evaluator import AlertEvaluator
@@ -43,7 +49,14 @@ from main_api.alerts.processing import (
     evaluate,
 )
 from main_api.alerts.relay import FiredRelay
-from main_api.alerts.states import claim, fired_armings, forget_other_buses, last_change, save
+from main_api.alerts.states import (
+    Saved,
+    claim,
+    fired_armings,
+    forget_other_buses,
+    last_change,
+    save,
+)
 from main_api.changes import MAX_CHANGES, AlertChanges, AlertGone, follow
 from main_api.store import MainStore, record_firings_in
 from streams.bus import Bus, Offsets, Record, Start, Subscription, TopicPartition
@@ -56,6 +69,11 @@ log = logging.getLogger(__name__)
 Changes = tuple[list[AlertSpec | AlertGone], int]
 
 
+DEFAULT_RECORDS: Final = 500
+MAX_RECORDS: Final = 10_000
+"""The most records a round takes (``EvaluatorSettings.max_records``), and the default."""
+
+
 @dataclass(frozen=True, slots=True)
 class EvaluatorSettings:
     """One evaluator instance: its consumer group, where a group without commits starts,
@@ -64,15 +82,29 @@ class EvaluatorSettings:
 
     group: str = EVALUATOR_GROUP
     start: Start = "earliest"
-    max_records: int = 500
+    max_records: int = DEFAULT_RECORDS
     poll_timeout: float = 0.1
     forget_other_buses: bool = False
 
     def __post_init__(self) -> None:
-        if not 1 <= self.max_records <= 10_000:
-            raise ValueError("max_records must be 1 to 10000")
+        if not 1 <= self.max_records <= MAX_RECORDS:
+            raise ValueError(f"max_records must be 1 to {MAX_RECORDS}")
         if not 0 < self.poll_timeout <= 1:
             raise ValueError("poll_timeout must be above 0 and at most 1 s")
+
+
+TIMINGS_KEPT: Final = 100_000
+
+
+class RoundTiming(NamedTuple):
+    """One stored round's stages: the pure step, taking the deltas (encoding the changed
+    rows) and the transaction (rows, offsets, firings); in nanoseconds. ``rows``: the rows
+    it stored."""
+
+    step_ns: int
+    delta_ns: int
+    commit_ns: int
+    rows: int
 
 
 @dataclass(slots=True)
@@ -88,6 +120,8 @@ class EvaluatorStats:
     claims: int = 0
     restarts: int = 0
     changes: int = 0
+    timings: deque[RoundTiming] = field(default_factory=lambda: deque(maxlen=TIMINGS_KEPT))
+    """The last rounds' stages, for benchmarks and diagnosis."""
 
 
 class Evaluating(Durability[Evaluated]):
@@ -99,9 +133,14 @@ class Evaluating(Durability[Evaluated]):
         self.owner = f"{service.settings.group}@{bus.cluster_id}"
         self.partitions = {topic: bus.topic(topic).partitions for topic in TOPICS}
         self.states: dict[tuple[str, int], PartitionState] = {}
+        self.step_ns = 0
+        """How long the last round's pure step took."""
 
     def step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[Evaluated]:
-        return evaluate(self.states, batch)
+        began = time.perf_counter_ns()
+        outcome = evaluate(self.states, batch)
+        self.step_ns = time.perf_counter_ns() - began
+        return outcome
 
     # -- ownership and changes ----------------------------------------------------------------
 
@@ -125,13 +164,14 @@ class Evaluating(Durability[Evaluated]):
             for topic, partition in keys:
                 stored = await claim(conn, self.owner, topic, partition, now)
                 evaluator = (
-                    AlertEvaluator()
+                    AlertEvaluator.from_rows(stored.alerts, stored.streams)
                     if stored.snapshot is None
                     else AlertEvaluator.from_snapshot(stored.snapshot)
                 )
                 claimed.append(PartitionState(topic, partition, evaluator, stored.next_offset,
                                               stored.change_seq, stored.epoch))  # fmt: skip
         self.service.stats.claims += len(claimed)
+        self.service.recovered()
         # up to the last change: each batch applied to the states that have not seen it
         seq = min(state.change_seq for state in claimed)
         changes = AlertChanges(self.store)
@@ -141,6 +181,12 @@ class Evaluating(Durability[Evaluated]):
                 break
             await self._apply(claimed, batch, last)
             seq = last
+        # what the catch-up changed (every alert, for a partition new to the group) is stored
+        # now, before the partition's first round, so that the rounds store only their own
+        saved = [self._saved(state) for state in claimed]
+        if any(part.delta for part in saved):
+            async with self.store.transaction() as conn:
+                await save(conn, self.owner, saved, self.service.clock())
         for state in claimed:
             self.states[state.key] = state
             log.info("alerts: %s[%d] claimed at offset %d (epoch %d, change %d)",
@@ -164,6 +210,11 @@ class Evaluating(Durability[Evaluated]):
             state.change_seq = last
         self.service.stats.changes += len(batch)
 
+    @staticmethod
+    def _saved(state: PartitionState) -> Saved:
+        return Saved(state.topic, state.partition, state.epoch, state.next_offset,
+                     state.change_seq, state.evaluator.delta())  # fmt: skip
+
     # -- the hook -------------------------------------------------------------------------------
 
     def fresh(self, records: list[Record]) -> list[Record]:
@@ -180,14 +231,21 @@ class Evaluating(Durability[Evaluated]):
         if not effects.moved:
             return round.offsets
         now = self.service.clock()
-        rows = []
-        for key in effects.moved:
-            state = self.states[key]
-            rows.append((state.topic, state.partition, state.epoch, state.next_offset,
-                         state.change_seq, state.evaluator.snapshot()))  # fmt: skip
+        began = time.perf_counter_ns()
+        saved = [self._saved(self.states[key]) for key in effects.moved]
+        encoded = time.perf_counter_ns()
         async with self.store.transaction() as conn:
-            await save(conn, self.owner, rows, now)
+            await save(conn, self.owner, saved, now)
             recorded = len(await record_firings_in(conn, effects.fired, now))
+        stats.timings.append(
+            RoundTiming(
+                self.step_ns,
+                encoded - began,
+                time.perf_counter_ns() - encoded,
+                sum(len(part.delta.alerts) + len(part.delta.streams) for part in saved),
+            )
+        )
+        self.service.recovered()
         stats.fired += len(effects.fired)
         stats.recorded += recorded
         ALERTS_FIRED.inc(recorded)  # a replayed round's firings are recorded once
@@ -240,6 +298,11 @@ class EvaluatorService:
     clock: Callable[[], int] = time.time_ns
     stats: EvaluatorStats = field(default_factory=EvaluatorStats)
     backoff: Backoff = field(default_factory=Backoff)
+    outage: OutageLog = field(
+        default_factory=lambda: OutageLog(
+            "alert evaluator: database or bus", 30.0, "restarting with backoff"
+        )
+    )
     queue: asyncio.Queue[Changes] = field(default_factory=lambda: asyncio.Queue(64))
     relay: FiredRelay = field(init=False)
     hook: Evaluating | None = None
@@ -249,7 +312,7 @@ class EvaluatorService:
         self.relay = FiredRelay(self.store, self.bus)
 
     async def run(self, stop: asyncio.Event) -> None:
-        outage = OutageLog("alert evaluator: database or bus", 30.0, "restarting with backoff")
+        outage = self.outage
         # the change feed is followed from before any state is claimed: a state claimed later
         # catches up to at least there by itself
         after = None
@@ -257,6 +320,7 @@ class EvaluatorService:
             try:
                 async with self.store.transaction() as conn:
                     after = await last_change(conn)
+                self.recovered()
             except Exception as exc:
                 if line := outage.failed(time.monotonic(), f"{type(exc).__name__}: {exc}"):
                     log.warning("%s", line)
@@ -284,6 +348,14 @@ class EvaluatorService:
             for task in tasks:
                 task.cancel()
             await asyncio.gather(*tasks, return_exceptions=True)
+
+    def recovered(self) -> None:
+        """The database and the bus did their part (a round or a claim stored): an outage
+        before it is over; it is told, and the next one backs off from the shortest pause."""
+        if self.outage.ongoing:
+            if line := self.outage.recovered(time.monotonic()):
+                log.warning("%s", line)
+            self.backoff.reset()
 
     async def _consume(self, stop: asyncio.Event) -> None:
         settings = self.settings

@@ -5,9 +5,10 @@
 ``--group``, fires the main API's alerts (its tables in ``--schema`` of ``--database-url``,
 default ``DATABASE_URL``; made if missing), records each firing once with its state and
 offsets, and publishes the firings on ``alerts.events``. Several instances of one group split
-the partitions; a partition's state moves with it. At start the database must answer (it
-makes its tables; exit 1 otherwise, so a supervisor starts it again); once running, while the
-database or the broker is away it retries with backoff. It stops on Ctrl-C or SIGTERM. See
+the partitions; a partition's state moves with it. At start it waits for the database for up
+to ``--wait`` seconds (default 60), trying again with backoff, then makes its tables (exit 1
+when the database still cannot be used, so a supervisor starts it again); once running, while
+the database or the broker is away it retries with backoff. It stops on Ctrl-C or SIGTERM. See
 ``docs/main-api.md``, "The evaluator".
 """
 
@@ -17,11 +18,14 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import psycopg
 
+from main_api.alerts.processing import EVALUATOR_GROUP
+from main_api.alerts.runner import DEFAULT_RECORDS, MAX_RECORDS
 from main_api.settings import DEFAULT_SCHEMA
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import (
@@ -42,10 +46,11 @@ from mdp.common_options import (
 
 if TYPE_CHECKING:
     from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
+    from main_api.store import MainStore
     from streams.kafka.settings import KafkaSettings
 
 _NAME = "mdp alerts evaluate"
-MAX_BATCH = 10_000
+DEFAULT_WAIT_S = 60.0
 
 
 def add_parser(commands: Any) -> None:
@@ -69,15 +74,19 @@ def add_parser(commands: Any) -> None:
         help=f"the main API's schema (default {DEFAULT_SCHEMA})",
     )  # fmt: skip
     evaluate.add_argument(
-        "--group", default="alerts.evaluator", help="consumer group (default alerts.evaluator)"
+        "--group", default=EVALUATOR_GROUP, help=f"consumer group (default {EVALUATOR_GROUP})"
     )
     evaluate.add_argument(
         "--start", choices=("earliest", "latest"), default="earliest",
         help="where a group without committed offsets starts (default earliest)",
     )  # fmt: skip
     evaluate.add_argument(
-        "--batch", type=int, default=500, metavar="N",
-        help=f"most records per round, 1 to {MAX_BATCH:,} (default 500)",
+        "--batch", type=int, default=DEFAULT_RECORDS, metavar="N",
+        help=f"most records per round, 1 to {MAX_RECORDS:,} (default {DEFAULT_RECORDS})",
+    )  # fmt: skip
+    evaluate.add_argument(
+        "--wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+        help="how long to keep trying the database at start (default 60; 0: fail at once)",
     )  # fmt: skip
     evaluate.add_argument(
         "--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period"
@@ -94,8 +103,10 @@ def run(args: argparse.Namespace) -> int:
         kafka = kafka_settings(args, f"mdp-alerts-{args.group}")
         if not args.database_url:
             raise ValueError("give --database-url (or set DATABASE_URL)")
-        if not 1 <= args.batch <= MAX_BATCH:
-            raise ValueError(f"--batch must be 1 to {MAX_BATCH:,}")
+        if not 1 <= args.batch <= MAX_RECORDS:
+            raise ValueError(f"--batch must be 1 to {MAX_RECORDS:,}")
+        if args.wait < 0:
+            raise ValueError("--wait must be 0 or more")
         if args.status_every <= 0:
             raise ValueError("--status-every must be positive")
         settings = EvaluatorSettings(group=args.group, start=args.start, max_records=args.batch)
@@ -120,17 +131,17 @@ async def _evaluate(
     args: argparse.Namespace, kafka: KafkaSettings, settings: EvaluatorSettings
 ) -> None:
     from main_api.alerts.runner import EvaluatorService
-    from main_api.store import MainStore
     from streams.kafka.bus import KafkaBus
 
     tell = say(_NAME)
     stop = asyncio.Event()
     stop_on_signals(stop)
     url = args.database_url.reveal()
-    async with (
-        MainStore.open(url, args.schema) as store,
-        KafkaBus(kafka, create_topics=False, say=tell) as bus,
-    ):
+    async with contextlib.AsyncExitStack() as stack:
+        store = await _open_store(stack, args, stop, tell)
+        if store is None:
+            return
+        bus = await stack.enter_async_context(KafkaBus(kafka, create_topics=False, say=tell))
         service = EvaluatorService(store, bus, url, settings)
         tell(f"evaluating alerts in group {settings.group} of cluster {bus.cluster_id}")
         reporting = asyncio.create_task(_report(service, args.status_every, tell))
@@ -141,6 +152,43 @@ async def _evaluate(
             with contextlib.suppress(asyncio.CancelledError):
                 await reporting
             tell(status_line(service))
+
+
+async def _open_store(
+    stack: contextlib.AsyncExitStack,
+    args: argparse.Namespace,
+    stop: asyncio.Event,
+    tell: Callable[[str], None],
+) -> MainStore | None:
+    """The main API's store, opened in ``stack``; while the database cannot be reached, tried
+    again with backoff for up to ``--wait`` seconds (then the last error is raised). None
+    when stopped meanwhile."""
+    from main_api.errors import StoreUnavailableError
+    from main_api.store import MainStore
+    from streams.outage import Backoff, OutageLog
+
+    url = args.database_url.reveal()
+    backoff = Backoff()
+    outage = OutageLog("the database", 30.0, f"trying again for up to {args.wait:g} s")
+    deadline = time.monotonic() + args.wait
+    while True:
+        try:
+            store = await stack.enter_async_context(MainStore.open(url, args.schema))
+        except (psycopg.OperationalError, StoreUnavailableError) as exc:
+            delay = backoff.next_delay()
+            now = time.monotonic()
+            if now + delay > deadline:
+                raise
+            if line := outage.failed(now, database_failure(args.database_url, exc)):
+                tell(line)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), delay)
+            if stop.is_set():
+                return None
+            continue
+        if line := outage.recovered(time.monotonic()):
+            tell(line)
+        return store
 
 
 def status_line(service: EvaluatorService) -> str:

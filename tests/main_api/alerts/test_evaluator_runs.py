@@ -24,8 +24,9 @@ from psycopg import sql
 from core.alerts import AlertSpec, Arming, Condition, decode_fired
 from core.topic_codecs import TICKS_CODEC
 from core.topics import ALERTS_EVENTS, TICKS
+from main_api.alerts.evaluator import Delta
 from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
-from main_api.alerts.states import FencedError, claim, save
+from main_api.alerts.states import FencedError, Saved, claim, save
 from main_api.settings import PlanLimits
 from main_api.store import MainStore
 from streams.memory import MemoryBus
@@ -255,18 +256,23 @@ async def test_a_stale_owner_is_fenced_and_its_round_rolled_back(store: MainStor
         first = await claim(conn, "g@c", TICKS, 0, 1)
     async with store.transaction() as conn:
         second = await claim(conn, "g@c", TICKS, 0, 2)
-    assert (first.epoch, second.epoch, second.snapshot) == (1, 2, None)
+    assert (first.epoch, second.epoch, second.snapshot, second.alerts) == (1, 2, None, [])
+    stale = Delta({"a": b"stale"}, {"s": b"stale"})
     with pytest.raises(FencedError):
         async with store.transaction() as conn:
-            await save(conn, "g@c", [(TICKS, 0, first.epoch, 10, 0, b"stale")], 3)
+            await save(conn, "g@c", [Saved(TICKS, 0, first.epoch, 10, 0, stale)], 3)
+    mine = Delta({"a": b"mine", "b": b"mine too"}, {"s": b"stream"})
     async with store.transaction() as conn:
-        await save(conn, "g@c", [(TICKS, 0, second.epoch, 7, 4, b"mine")], 4)
-        third = await claim(conn, "g@c", TICKS, 0, 5)
-    assert (third.epoch, third.next_offset, third.change_seq, third.snapshot) == (3, 7, 4, b"mine")
+        await save(conn, "g@c", [Saved(TICKS, 0, second.epoch, 7, 4, mine)], 4)
+    async with store.transaction() as conn:
+        await save(conn, "g@c", [Saved(TICKS, 0, second.epoch, 8, 5, Delta({"b": None}, {}))], 5)
+        third = await claim(conn, "g@c", TICKS, 0, 6)
+    assert (third.epoch, third.next_offset, third.change_seq) == (3, 8, 5)
+    assert (third.alerts, third.streams) == ([b"mine"], [b"stream"])
 
 
 async def test_the_evaluator_rides_out_a_database_outage(
-    stoppable_postgres: StoppablePostgres,
+    stoppable_postgres: StoppablePostgres, caplog: pytest.LogCaptureFixture
 ) -> None:
     url = stoppable_postgres.database("mdp")
     stop = asyncio.Event()
@@ -290,8 +296,16 @@ async def test_the_evaluator_rides_out_a_database_outage(
             at = T0 + 10 * SECOND
             await topic.publish(*TICKS_CODEC.record(ticks(["199", "200"], first_id=3, start=at)))
             await wait_for(lambda: service.stats.restarts > 0)
+            assert service.outage.ongoing
+            assert service.backoff.failures > 0
             await asyncio.to_thread(stoppable_postgres.start)
             await wait_for(lambda: service.stats.recorded == 2, 30.0)
+            # the first round stored after it ended the outage: told, backoff from the start
+            assert not service.outage.ongoing
+            assert service.backoff.failures == 0
+            told = [r.getMessage() for r in caplog.records if "available again" in r.getMessage()]
+            assert told
+            assert told[0].startswith("alert evaluator: database or bus available again")
             relayed: list[str] = []
             deadline = time.monotonic() + 10
             while set(relayed) < {"a-before:1", "a-during:1"} and time.monotonic() < deadline:

@@ -68,9 +68,9 @@ def test_a_snapshot_is_deterministic_and_survives_a_round_trip() -> None:
         (b"\xc1", "bad evaluator snapshot"),
         (
             msgspec.msgpack.encode(
-                {"type": "alert-evaluator", "v": 2, "specs": [], "states": [], "streams": []}
+                {"type": "alert-evaluator", "v": 3, "alerts": [], "streams": []}
             ),
-            "version 2, not 1",
+            "version 3, not 2",
         ),
         (msgspec.msgpack.encode({"type": "other"}), "bad evaluator snapshot"),
     ],
@@ -84,3 +84,25 @@ def test_bytes_that_are_not_a_snapshot_are_refused(data: bytes, reason: str) -> 
     with pytest.raises(SnapshotError, match=reason):
         evaluator.restore(data)
     assert evaluator.snapshot() == before
+
+
+def test_a_version_1_snapshot_is_read_and_fires_what_the_run_it_came_from_fires() -> None:
+    """Version 1 (one blob, the timers in each stream) as an earlier release stored it."""
+    evaluator = AlertEvaluator()
+    evaluator.apply_changes(SPECS)
+    for batch in BATCHES[:25]:
+        evaluator.step(batch)
+    now = msgspec.msgpack.decode(evaluator.snapshot())
+    v1 = {
+        "type": "alert-evaluator",
+        "v": 1,
+        "specs": [row[0] for row in now["alerts"]],
+        "states": [[row[0]["alert_id"], row[1]] for row in now["alerts"]],
+        "streams": [[*stream, [], []] for stream in now["streams"]],  # due, expiry
+    }
+    restored = AlertEvaluator.from_snapshot(msgspec.msgpack.encode(v1))
+    assert restored.snapshot() == evaluator.snapshot()
+    rest = BATCHES[25:200]
+    fired = [e for b in rest for e in evaluator.step(b)]
+    assert fired
+    assert [e for b in rest for e in restored.step(b)] == fired
