@@ -24,7 +24,8 @@ from tests.support.leaks import leaks
 def restore_root() -> Iterator[None]:
     """The root logger as it was, whatever a test configured."""
     root = logging.getLogger()
-    level, handlers = root.level, list(root.handlers)
+    ours = set(installed())  # a command an earlier test ran in this process may have set one
+    level, handlers = root.level, [h for h in root.handlers if h not in ours]
     yield
     for handler in installed():
         root.removeHandler(handler)
