@@ -228,7 +228,7 @@ def consumer_lag(group: str) -> Panel:
     )
 
 
-def http_service(uid: str, title: str, job: str, description: str, *extra: Row) -> Dashboard:
+def http_service(uid: str, title: str, description: str, job: str, *extra: Row) -> Dashboard:
     return Dashboard(
         uid, title, description, (*slo_rows(job), *http_rows(job), *extra, process_row(job))
     )
