@@ -5,16 +5,24 @@ every metric it reads exists, and every service and SLO job has its dashboard.""
 
 from __future__ import annotations
 
+import asyncio
 import json
 import re
+import time
 from pathlib import Path
 from typing import Any
 
+import httpx
 import pytest
 import yaml
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import Response
+from starlette.routing import Route
 
 from telemetry import dashboards
 from telemetry.admin import admin_server
+from telemetry.http import HttpMetrics
 from telemetry.metrics import REGISTRY
 from tests.telemetry.prometheus import running_prometheus
 
@@ -275,3 +283,54 @@ async def test_the_slo_panels_find_their_objectives_in_the_recording_rules(
                 (sample,) = await prometheus.query(expr)
                 assert sample["metric"]["job"] == job
                 assert 0 < float(sample["value"][1]) <= 0.01 + 1e-9, expr  # budgets of 1% at most
+
+
+async def _serve_requests(client: httpx.AsyncClient) -> None:
+    for _ in range(5):
+        assert (await client.get("/v1/candles/KRAKEN:BTC-USD")).status_code == 200
+    assert (await client.get("/v1/broken")).status_code == 503
+
+
+async def test_the_history_api_dashboard_shows_the_requests_the_api_serves(
+    tmp_path: Path,
+) -> None:
+    """Every query of the history API's dashboard finds series once Prometheus scrapes a
+    process whose app served requests (job api): names, labels and jobs line up with what
+    the services and the rules produce. Only the firing alerts stay empty."""
+
+    async def candles(request: Request) -> Response:
+        return Response("[]")
+
+    async def broken(request: Request) -> Response:
+        return Response("down", status_code=503)
+
+    app = HttpMetrics(
+        Starlette(routes=[Route("/v1/candles/{instrument}", candles), Route("/v1/broken", broken)])
+    )
+    expected = [
+        expr
+        for expr in queries(load(GRAFANA / "dashboards" / "mdp-history-api.json"))
+        if "ALERTS" not in expr
+    ]
+    async with httpx.AsyncClient(
+        transport=httpx.ASGITransport(app=app), base_url="http://api"
+    ) as client:
+        await _serve_requests(client)
+        with admin_server() as admin:
+            async with running_prometheus(
+                tmp_path, {"api": f"127.0.0.1:{admin.port}"}, RULES
+            ) as prometheus:
+                deadline = time.monotonic() + 15
+                while True:
+                    await _serve_requests(client)
+                    empty = [e for e in expected if not await prometheus.query(as_promql(e))]
+                    if not empty or time.monotonic() > deadline:
+                        break
+                    await asyncio.sleep(0.5)
+                assert not empty, empty
+                by_route = await prometheus.query(
+                    as_promql(next(e for e in expected if e.startswith("sum by (route) (rate(")))
+                )
+    assert {"/v1/candles/{instrument}", "/v1/broken"} <= {
+        sample["metric"]["route"] for sample in by_route
+    }
