@@ -18,6 +18,7 @@ import pytest
 import yaml
 
 from machine import free_port
+from tests.telemetry.prometheus import stop
 
 ROOT = Path(__file__).resolve().parents[2]
 CONFIG = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -111,12 +112,7 @@ def running_alertmanager(folder: Path) -> Iterator[httpx.Client]:
         yield client
     finally:
         client.close()
-        process.terminate()  # by its pid
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
 
 
