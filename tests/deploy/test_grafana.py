@@ -323,7 +323,12 @@ async def test_the_history_api_dashboard_shows_the_requests_the_api_serves(
                 deadline = time.monotonic() + 15
                 while True:
                     await _serve_requests(client)
-                    empty = [e for e in expected if not await prometheus.query(as_promql(e))]
+                    found = await asyncio.gather(
+                        *(prometheus.query(as_promql(expr)) for expr in expected)
+                    )
+                    empty = [
+                        expr for expr, result in zip(expected, found, strict=True) if not result
+                    ]
                     if not empty or time.monotonic() > deadline:
                         break
                     await asyncio.sleep(0.5)
