@@ -10,6 +10,7 @@ import subprocess
 from pathlib import Path
 from typing import Any
 
+import pytest
 import yaml
 
 from tests.deploy.test_prometheus_rules import promtool
@@ -87,3 +88,15 @@ def test_prometheus_loads_the_rules_and_alerts_alertmanager_as_compose_mounts_th
     volumes = compose()["services"]["prometheus"]["volumes"]
     assert "./prometheus/prometheus.yml:/etc/prometheus/prometheus.yml:ro" in volumes
     assert "../deploy/prometheus/rules:/etc/prometheus/rules:ro" in volumes
+
+
+@pytest.mark.parametrize("job", sorted(set(JOBS) - {"haproxy"}))
+def test_each_scraped_service_serves_its_admin_port_where_prometheus_looks(job: str) -> None:
+    commands = {name: compose()["services"][name]["command"] for name in JOBS[job]}
+    given = {name: argv for name, argv in commands.items() if "--admin-port" in argv}
+    if not given:
+        pytest.skip(f"{job}: no --admin-port in its compose command yet (added in another branch)")
+    assert set(given) == set(commands), f"{job}: every instance or none"
+    for name, argv in given.items():
+        assert argv[argv.index("--admin-port") + 1] == str(ADMIN_PORT), name
+        assert argv[argv.index("--admin-host") + 1] == "0.0.0.0", name
