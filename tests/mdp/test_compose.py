@@ -26,6 +26,7 @@ SERVICES = {
     "kafka", "postgres", "worker", "writer", "gateway-a", "gateway-b", "api", "auth", "main-api",
     "trading", "alerts", "ingest", "edge",
 }  # fmt: skip
+OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "otel-collector", "jaeger"}
 
 
 class _ComposeLoader(yaml.SafeLoader):  # type: ignore[misc]
@@ -70,7 +71,7 @@ def mdp_commands() -> dict[str, list[str]]:
 
 def test_the_cluster_has_every_service() -> None:
     services = compose()["services"]
-    assert set(services) >= SERVICES
+    assert set(services) >= SERVICES | OBSERVABILITY
     assert services["kafka"]["image"].startswith("apache/kafka:3.9")
     assert services["worker"]["deploy"]["replicas"] >= 2
 
@@ -256,3 +257,70 @@ def test_the_alert_evaluator_runs_on_its_own_unpublished() -> None:
     evaluator = compose()["services"]["alerts"]
     assert evaluator["command"][:3] == ["mdp", "alerts", "evaluate"]
     assert "ports" not in evaluator
+
+
+def _mounted_files(service: dict[str, Any]) -> dict[str, Path]:
+    """A service's bind mounts: the path inside the container -> the file or folder here."""
+    return {
+        volume.split(":")[1]: COMPOSE / volume.split(":")[0]
+        for volume in service.get("volumes", [])
+        if volume.startswith(".")
+    }
+
+
+def test_the_observability_services_run_unpublished_on_the_platform_network() -> None:
+    services = compose()["services"]
+    for name in OBSERVABILITY:
+        service = services[name]
+        assert "ports" not in service, name
+        assert "command" not in service or service["command"][0] != "mdp", name
+        assert service["networks"] == ["mdp"], name
+        for inside, here in _mounted_files(service).items():
+            assert here.exists(), f"{name}: {here} (mounted at {inside})"
+
+
+@pytest.mark.parametrize(
+    ("service", "inside"),
+    [
+        ("prometheus", "/etc/prometheus/prometheus.yml"),
+        ("alertmanager", "/etc/alertmanager/alertmanager.yml"),
+        ("otel-collector", "/etc/otelcol/config.yml"),
+        ("grafana", "/etc/grafana/provisioning"),
+    ],
+)
+def test_each_observability_service_reads_configuration_that_parses(
+    service: str, inside: str
+) -> None:
+    found = compose()["services"][service]
+    here = _mounted_files(found)[inside]
+    files = sorted(here.rglob("*.yml")) if here.is_dir() else [here]
+    assert files
+    for path in files:
+        assert isinstance(yaml.safe_load(path.read_text()), dict), path
+    assert any(inside in part for part in found.get("command", [inside]))
+
+
+def test_the_collector_receives_otlp_over_http_and_sends_traces_to_jaeger() -> None:
+    services = compose()["services"]
+    (config,) = _mounted_files(services["otel-collector"]).values()
+    document = yaml.safe_load(config.read_text())
+    assert document["receivers"]["otlp"]["protocols"]["http"]["endpoint"] == "0.0.0.0:4318"
+    (traces,) = document["service"]["pipelines"].values()
+    assert traces["receivers"] == ["otlp"]
+    (exporter,) = traces["exporters"]
+    assert exporter.startswith("otlp")
+    assert document["exporters"][exporter]["endpoint"] == "jaeger:4317"
+    assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one:")
+    assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+
+
+def test_grafana_reads_its_admin_password_from_a_secret_file() -> None:
+    document = compose()
+    grafana = document["services"]["grafana"]
+    assert grafana["environment"]["GF_SECURITY_ADMIN_PASSWORD__FILE"] == (
+        "/run/secrets/grafana_admin_password"
+    )
+    assert grafana["secrets"] == ["grafana_admin_password"]
+    assert document["secrets"]["grafana_admin_password"]["file"] == (
+        "./secrets/grafana_admin_password"
+    )

@@ -12,7 +12,7 @@ import contextlib
 import shutil
 import subprocess
 import time
-from collections.abc import AsyncIterator, Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -37,18 +37,22 @@ def prometheus_or_skip() -> str:
     return found
 
 
-def configuration(targets: Mapping[str, str]) -> str:
-    """prometheus.yml: one job per target (``job name -> host:port``), /metrics every second."""
+def configuration(targets: Mapping[str, str], rule_files: Iterable[Path] = ()) -> str:
+    """prometheus.yml: one job per target (``job name -> host:port``), /metrics every second,
+    and the rule files (paths or globs), evaluated every second."""
     jobs = "".join(
         f"  - job_name: {job}\n    static_configs:\n      - targets: ['{target}']\n"
         for job, target in targets.items()
     )
+    rules = "".join(f"  - '{path}'\n" for path in rule_files)
     return (
         "global:\n"
         f"  scrape_interval: {SCRAPE_INTERVAL}\n"
         f"  scrape_timeout: {SCRAPE_INTERVAL}\n"
         f"  evaluation_interval: {SCRAPE_INTERVAL}\n"
-        "scrape_configs:\n" + jobs
+        + (f"rule_files:\n{rules}" if rules else "")
+        + "scrape_configs:\n"
+        + jobs
     )
 
 
@@ -93,12 +97,15 @@ class Prometheus:
 
 
 @contextlib.asynccontextmanager
-async def running_prometheus(folder: Path, targets: Mapping[str, str]) -> AsyncIterator[Prometheus]:
-    """Prometheus scraping ``targets`` until the block ends; its log in ``folder``."""
+async def running_prometheus(
+    folder: Path, targets: Mapping[str, str], rule_files: Iterable[Path] = ()
+) -> AsyncIterator[Prometheus]:
+    """Prometheus scraping ``targets`` (and evaluating ``rule_files``) until the block ends;
+    its log in ``folder``."""
     binary = prometheus_or_skip()
     folder.mkdir(parents=True, exist_ok=True)
     config = folder / "prometheus.yml"
-    config.write_text(configuration(targets))
+    config.write_text(configuration(targets, rule_files))
     port = free_port()
     log = (folder / "prometheus.log").open("wb")
     process = subprocess.Popen(
@@ -118,13 +125,18 @@ async def running_prometheus(folder: Path, targets: Mapping[str, str]) -> AsyncI
         yield prometheus
     finally:
         await prometheus.client.aclose()
-        process.terminate()  # by its pid
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop(process)
         log.close()
+
+
+def stop(process: subprocess.Popen[bytes]) -> None:
+    """End a server this test started, by its pid: SIGTERM, then SIGKILL after 10 s."""
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
 
 
 async def _wait_ready(

@@ -14,7 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from mdp.cli import main
+from mdp.admin_options import serving_admin
+from mdp.cli import build_parser, main
 
 MDP = Path(sys.executable).parent / "mdp"
 STARTUP_S = 30.0
@@ -75,3 +76,13 @@ def test_an_admin_port_in_use_is_refused_with_our_error(
     err = capsys.readouterr().err
     assert err.startswith("mdp gateway: error: --admin-port: ")
     assert "in use" in err
+
+
+def test_the_edge_admin_port_is_left_to_haproxy_s_exporter() -> None:
+    edge = build_parser().parse_args(
+        ["edge", "--admin-port", "8404", "--api", "api:8000", "--gateway", "gateway:8765"]
+    )
+    gateway = build_parser().parse_args(["gateway", "--admin-port", "0"])
+    with serving_admin(edge) as none, serving_admin(gateway) as served:
+        assert none is None, "HAProxy binds the edge's --admin-port; mdp must not"
+        assert served is not None
