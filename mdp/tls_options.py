@@ -14,7 +14,9 @@ import argparse
 import ssl
 from pathlib import Path
 
+from certs.authority import CertificateError, summarize
 from certs.tls import TlsFiles
+from telemetry.metrics import TLS_CERTIFICATE_EXPIRY
 
 
 def add_tls_options(parser: argparse._ActionsContainer) -> None:
@@ -51,7 +53,21 @@ def tls_of(args: argparse.Namespace) -> TlsFiles | None:
         raise ValueError(
             f"cannot use --tls-cert {cert} with --tls-key {key}{with_ca}: {exc.reason}"
         ) from None
+    record_expiry(cert, ca)
     return files
+
+
+def record_expiry(*files: Path | None) -> None:
+    """Each certificate's expiry in :data:`~telemetry.metrics.TLS_CERTIFICATE_EXPIRY` (read
+    once: a rotated certificate is served from the next start, ``docs/security.md``)."""
+    for path in files:
+        if path is None:
+            continue
+        try:
+            expiry = summarize(path.read_bytes()).not_after.timestamp()
+        except CertificateError:
+            raise ValueError(f"{path}: not a PEM certificate") from None
+        TLS_CERTIFICATE_EXPIRY.labels(file=path.name).set(expiry)
 
 
 def client_context_of(args: argparse.Namespace) -> ssl.SSLContext | None:

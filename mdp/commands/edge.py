@@ -43,6 +43,7 @@ from edge.config import (
 from edge.haproxy import EdgeError, Haproxy
 from edge.keeper import JWKS_PATH, EdgeKeeper, KeySource
 from machine import state_dir
+from mdp.tls_options import record_expiry
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -183,6 +184,7 @@ def backend_tls(args: argparse.Namespace) -> BackendTls | None:
     for option, path in (("--backend-tls-ca", ca), ("--backend-tls-cert", cert)):
         if not path.is_file():
             raise ValueError(f"{option} {path}: no such file")
+    record_expiry(ca, cert)
     return BackendTls(ca.resolve(), cert.resolve())  # HAProxy runs in the edge's folder
 
 

@@ -9,8 +9,10 @@ from pathlib import Path
 
 import pytest
 
+from certs.authority import summarize
 from mdp.cli import build_parser
 from mdp.tls_options import add_tls_options, tls_of
+from telemetry.metrics import REGISTRY
 from tests.support.tls import make_pki
 
 SERVING = [
@@ -34,6 +36,9 @@ def test_every_serving_command_takes_the_tls_options(command: list[str], tmp_pat
     files = ["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)]
     args = build_parser().parse_args([*command, *files, "--tls-ca", str(pki.ca)])
     assert tls_of(args) == pki.server
+    expiry = REGISTRY.get_sample_value("mdp_tls_certificate_expiry_seconds", {"file": "server.crt"})
+    assert expiry == summarize(pki.server.cert.read_bytes()).not_after.timestamp()
+    assert REGISTRY.get_sample_value("mdp_tls_certificate_expiry_seconds", {"file": "ca.crt"})
 
 
 def test_none_given_is_plain() -> None:
