@@ -17,6 +17,7 @@ from telemetry.admin import DEFAULT_HOST, AdminServer, admin_server
 
 
 def add_admin_options(parser: argparse.ArgumentParser) -> None:
+    parser.set_defaults(serves_admin=True)  # `mdp edge`'s own --admin-port is HAProxy's
     group = parser.add_argument_group("admin")
     group.add_argument(
         "--admin-port", type=int, metavar="PORT",
@@ -33,7 +34,7 @@ def add_admin_options(parser: argparse.ArgumentParser) -> None:
 def serving_admin(args: argparse.Namespace) -> Iterator[AdminServer | None]:
     """The admin server the parsed options ask for, for the ``with`` block (None when they
     ask for none); its URL printed on stderr as ``metrics: URL``."""
-    port = getattr(args, "admin_port", None)
+    port = getattr(args, "admin_port", None) if getattr(args, "serves_admin", False) else None
     if port is None:
         yield None
         return

@@ -8,6 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import os
+import subprocess
+import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -15,7 +18,7 @@ import httpx
 import pytest
 from starlette.applications import Starlette
 from starlette.requests import Request
-from starlette.responses import PlainTextResponse
+from starlette.responses import PlainTextResponse, Response
 from starlette.routing import Route
 
 from edge.config import BackendTls, EdgeSettings, Upstream, render
@@ -24,10 +27,12 @@ from edge.keeper import JWKS_PATH
 from machine import free_port
 from mdp.cli import build_parser
 from mdp.commands.edge import jwks_url, settings_from
+from tests.support import tokens
 from tests.support.tls import Pki, make_pki
 from web.server import serving
 
 from .conftest import TIMEOUT, eventually, haproxy_or_skip
+from .test_command import REPO, STARTUP_TIMEOUT, line_starting
 
 
 class Backend:
@@ -73,9 +78,10 @@ async def edge_before(
             await asyncio.to_thread(edge.stop)
 
 
-async def hello(url: str) -> httpx.Response:
+async def hello(url: str, token: str | None = None) -> httpx.Response:
+    headers = {} if token is None else {"Authorization": f"Bearer {token}"}
     async with httpx.AsyncClient(timeout=TIMEOUT) as client:
-        return await client.get(f"{url}/hello")
+        return await client.get(f"{url}/hello", headers=headers)
 
 
 async def test_the_edge_reaches_a_tls_backend_with_its_certificate(
@@ -147,3 +153,47 @@ def test_the_command_refuses_half_the_tls_options(
     args = build_parser().parse_args([*argv, *(files.get(word, word) for word in given)])
     with pytest.raises(ValueError, match=said):
         settings_from(args, tmp_path, None)
+
+
+async def test_the_command_fetches_keys_and_forwards_over_mutual_tls(
+    pki: Pki, tmp_path: Path
+) -> None:
+    """``mdp edge --backend-tls-*`` as a process: the key set comes from an auth service that
+    requires the edge's certificate, and a token it signed passes to a TLS backend."""
+    haproxy_or_skip()
+    backend = Backend()
+
+    async def keys(_: Request) -> Response:
+        return Response(tokens.jwks(), media_type="application/json")
+
+    backend.app.router.routes.append(Route(JWKS_PATH, keys))
+    async with serving(backend.app, tls=pki.server) as server:
+        at = f"127.0.0.1:{server.port}"
+        tls = ["--backend-tls-ca", str(pki.ca), "--backend-tls-cert", str(pki.pem("client"))]
+        options = ["--auth", at, "--admin-port", str(free_port()), *tls]
+        async with edge_command_before(at, tmp_path, options) as (_process, url):
+            answer = await hello(url, tokens.issue())
+    assert (answer.status_code, answer.text) == (200, "hello over mTLS")
+    assert backend.requests == 1
+
+
+@contextlib.asynccontextmanager
+async def edge_command_before(
+    at: str, tmp_path: Path, options: list[str]
+) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
+    port = free_port()
+    command = [sys.executable, "-m", "mdp.cli", "edge", "--port", str(port), "--api", at,
+               "--gateway", at, *options]  # fmt: skip
+    environment = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")}
+    process = subprocess.Popen(
+        command, cwd=REPO, env=environment, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        said = await line_starting(process, "mdp edge: ", STARTUP_TIMEOUT)
+        assert said == f"mdp edge: listening on http://127.0.0.1:{port}"  # keys came first
+        yield process, f"http://127.0.0.1:{port}"
+    finally:
+        process.terminate()
+        process.wait(TIMEOUT)
+        if process.stderr is not None:
+            process.stderr.close()
