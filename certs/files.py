@@ -128,4 +128,10 @@ def summaries(folder: Path) -> list[tuple[Path, Summary]]:
     """Every certificate in ``folder`` (``*.crt``), by name."""
     if not folder.is_dir():
         raise CertificateError(f"{folder} is not a folder")
-    return [(path, summarize(path.read_bytes())) for path in sorted(folder.glob("*.crt"))]
+    found = []
+    for path in sorted(folder.glob("*.crt")):
+        try:
+            found.append((path, summarize(path.read_bytes())))
+        except CertificateError:
+            raise CertificateError(f"{path} is not a PEM certificate") from None
+    return found

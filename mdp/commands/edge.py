@@ -15,6 +15,10 @@ command, with its configuration in the state folder. See ``docs/edge.md``.
 A trading service partitioned by account (``mdp trading serve --partition I/N``) is given one
 ``--trading I/N=HOST:PORT`` per partition; each ``/trading`` request goes to the partition of
 its token's ``acct``.
+
+Without a mesh, ``--backend-tls-ca`` and ``--backend-tls-cert`` (``mdp certs``) put every
+service behind the edge on mutual TLS: their certificates checked against the CA, the edge's
+presented (``docs/security.md``).
 """
 
 from __future__ import annotations

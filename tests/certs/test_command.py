@@ -117,6 +117,16 @@ def test_check_reports_days_left_and_fails_near_expiry(
     assert "renew soon" in out
 
 
+def test_check_names_a_file_that_is_not_a_certificate(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    main(["certs", "init", "--dir", str(tmp_path)])
+    (tmp_path / "broken.crt").write_text("not PEM")
+    capsys.readouterr()
+    assert main(["certs", "check", "--dir", str(tmp_path)]) == 2
+    assert f"{tmp_path / 'broken.crt'} is not a PEM certificate" in capsys.readouterr().err
+
+
 def test_a_certificate_cannot_outlive_its_ca() -> None:
     now = dt.datetime(2030, 1, 1, tzinfo=dt.UTC)
     ca = make_authority(now, days=30)
