@@ -3,14 +3,22 @@ client's certificate, and a foreign CA with a client certificate of its own."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import datetime as dt
+import signal
 import ssl
+import subprocess
+import sys
+from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Final
 
 from certs.authority import Names
 from certs.files import CA_CERT, init, issue_service, service_files
 from certs.tls import TlsFiles
+from machine import free_port
 
 
 @dataclass(frozen=True, slots=True)
@@ -49,3 +57,33 @@ def make_pki(tmp_path: Path) -> Pki:
     client = _service(ours, "client", now, ca)
     foreign = _service(theirs, "foreign", now, ca)  # signed by theirs, trusts ours
     return Pki(ca, server, client, foreign, ours)
+
+
+REPO: Final = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT: Final = 60.0
+"""``mdp`` imports every command's modules first: seconds on a busy machine."""
+
+
+@contextlib.asynccontextmanager
+async def serving_command(pki: Pki, *argv: str) -> AsyncIterator[int]:
+    """``mdp ARGV --port PORT`` with the server's certificate, key and CA (``--tls-*``) as a
+    process of its own; yields PORT once it accepts connections, then stops the process
+    (SIGTERM) and checks that it ended well."""
+    port = free_port()
+    files = ["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)]
+    command = [sys.executable, "-m", "mdp.cli", *argv, "--port", str(port), *files,
+               "--tls-ca", str(pki.ca)]  # fmt: skip
+    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
+    try:
+        async with asyncio.timeout(STARTUP_TIMEOUT):
+            while True:
+                assert process.poll() is None, f"mdp {argv[0]} ended"
+                with contextlib.suppress(OSError):
+                    _, writer = await asyncio.open_connection("127.0.0.1", port)
+                    writer.close()
+                    break
+                await asyncio.sleep(0.2)
+        yield port
+    finally:
+        process.send_signal(signal.SIGTERM)
+        assert process.wait(10) == 0

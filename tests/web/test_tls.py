@@ -5,12 +5,7 @@ request never reaches the app; a client with a certificate of our CA is served."
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
-import signal
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import httpx
@@ -20,14 +15,10 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
-from machine import free_port
-from tests.support.tls import Pki, make_pki
+from tests.support.tls import Pki, make_pki, serving_command
 from web.server import serving
 
 TIMEOUT = 5.0
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT = 60.0
-"""The command imports every command's modules first: seconds on a busy machine."""
 
 
 @pytest.fixture
@@ -91,25 +82,11 @@ async def test_mdp_api_as_a_process_serves_https_to_ours_only(
 ) -> None:
     """``mdp api --tls-cert --tls-key --tls-ca``: uvicorn in the foreground
     (:func:`web.server.run_until_stopped`, as ``mdp auth serve`` runs too)."""
-    port = free_port()
-    files = ["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)]
-    command = [sys.executable, "-m", "mdp.cli", "api", "--port", str(port),
-               "--database-url", migrated_database, *files, "--tls-ca", str(pki.ca)]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
-    url = f"https://127.0.0.1:{port}/healthz"
-    try:
-        async with asyncio.timeout(STARTUP_TIMEOUT):
-            while True:
-                assert process.poll() is None, "mdp api ended"
-                with contextlib.suppress(httpx.ConnectError):
-                    answer = await get(url, pki.client.client_context())
-                    break
-                await asyncio.sleep(0.2)
-        assert answer.status_code == 200
+    argv = ["api", "--database-url", migrated_database]
+    async with serving_command(pki, *argv) as port:
+        url = f"https://127.0.0.1:{port}/healthz"
+        assert (await get(url, pki.client.client_context())).status_code == 200
         with pytest.raises(httpx.TransportError):
             await get(url, pki.without_certificate())
         with pytest.raises(httpx.TransportError):
             await get(url, pki.foreign.client_context())
-    finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(TIMEOUT) == 0

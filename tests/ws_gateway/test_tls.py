@@ -4,26 +4,17 @@ refused in the handshake."""
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import ssl
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidMessage
 
-from machine import free_port
-from tests.support.tls import Pki, make_pki
+from tests.support.tls import Pki, make_pki, serving_command
 from ws_gateway.server import SUBPROTOCOL
 
 from .harness import TIMEOUT, running
-
-REPO = Path(__file__).resolve().parents[2]
-STARTUP_TIMEOUT = 60.0
-"""The command imports every command's modules first: seconds on a busy machine."""
 
 
 @pytest.fixture
@@ -55,22 +46,8 @@ async def test_a_client_without_a_valid_certificate_is_refused(pki: Pki, who: st
 
 async def test_the_command_serves_wss_to_ours_only(pki: Pki) -> None:
     """``mdp gateway --tls-cert --tls-key --tls-ca`` as a process of its own."""
-    port = free_port()
-    files = ["--tls-cert", str(pki.server.cert), "--tls-key", str(pki.server.key)]
-    command = [sys.executable, "-m", "mdp.cli", "gateway", "--port", str(port), *files,
-               "--tls-ca", str(pki.ca)]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, stderr=subprocess.DEVNULL)
-    url = f"wss://127.0.0.1:{port}/ws"
-    try:
-        async with asyncio.timeout(STARTUP_TIMEOUT):
-            while True:
-                assert process.poll() is None, "mdp gateway ended"
-                with contextlib.suppress(OSError):
-                    assert await opens(url, pki.client.client_context())
-                    break
-                await asyncio.sleep(0.2)
+    async with serving_command(pki, "gateway") as port:
+        url = f"wss://127.0.0.1:{port}/ws"
+        assert await opens(url, pki.client.client_context())
         with pytest.raises((InvalidMessage, ssl.SSLError, ConnectionError)):
             await opens(url, pki.without_certificate())
-    finally:
-        process.terminate()
-        process.wait(TIMEOUT)
