@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import ssl
 import time
 from collections.abc import Callable
 from types import TracebackType
@@ -35,7 +36,10 @@ TIMEOUT_S: Final = 5.0
 
 class JwksCache:
     """The key set at ``url``, refreshed every ``refresh_s`` seconds, and the verifier over
-    it; use it as an async context manager (the refresh task lives inside)."""
+    it; use it as an async context manager (the refresh task lives inside). ``tls``: the
+    context an ``https`` key set is fetched with (the service's certificate presented, the
+    auth service's checked against its CA: ``docs/security.md``; None: the system's
+    authorities)."""
 
     def __init__(
         self,
@@ -48,11 +52,13 @@ class JwksCache:
         leeway_s: int = LEEWAY_S,
         cache_size: int = 0,
         timeout_s: float = TIMEOUT_S,
+        tls: ssl.SSLContext | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.url = url
         self.refresh_s = refresh_s
         self.timeout_s = timeout_s
+        self._tls = tls
         self.issuer, self.audience, self.leeway_s = issuer, audience, leeway_s
         self.cache_size = cache_size
         self._clock = clock
@@ -83,7 +89,9 @@ class JwksCache:
 
     async def __aenter__(self) -> Self:
         if self.url is not None:
-            self._client = httpx.AsyncClient(timeout=self.timeout_s, follow_redirects=False)
+            self._client = httpx.AsyncClient(
+                timeout=self.timeout_s, follow_redirects=False, verify=self._tls or True
+            )
             await self.refresh()
             self._task = asyncio.create_task(self._refresh_forever(), name="jwks refresh")
         return self

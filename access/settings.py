@@ -4,6 +4,7 @@ authenticator, :mod:`ws_gateway.tokens`, both take it)."""
 
 from __future__ import annotations
 
+import ssl
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -31,6 +32,8 @@ class TokenSettings:
     anonymous: PlanClaims | None = None
     token_cache: int = 4096
     clock: Callable[[], int] = field(default=time.time_ns, repr=False)
+    tls: ssl.SSLContext | None = field(default=None, repr=False, compare=False)
+    """What an ``https`` key set is fetched with (mutual TLS, ``docs/security.md``)."""
 
     @property
     def checks_tokens(self) -> bool:
@@ -46,6 +49,6 @@ class TokenSettings:
         if self.jwks_url is not None:
             return JwksCache(
                 self.jwks_url, self.jwks_refresh_s, issuer=self.issuer, audience=self.audience,
-                cache_size=self.token_cache,
+                cache_size=self.token_cache, tls=self.tls,
             )  # fmt: skip
         return None

@@ -24,6 +24,9 @@
   for anonymous requests, and per address for logins; over the limit is 429 with
   ``Retry-After``; a WebSocket upgrade from an address that holds too many connections
   already is 429 too;
+- with :class:`BackendTls` the edge speaks TLS to a backend's servers (health checks too):
+  their certificate must come from the given CA, and the edge presents its own (mutual TLS,
+  ``docs/security.md``);
 - servers are named by address or host name; with ``follow_dns`` names are looked up again as
   they change (compose and Kubernetes give containers new addresses);
 - every backend is health-checked on its ``/healthz``; a server that fails is taken out and
@@ -36,6 +39,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 from collections.abc import Iterator, Sequence
@@ -85,6 +89,33 @@ as ``jwt_payload_query`` reads top-level members only)."""
 
 
 @dataclass(frozen=True, slots=True)
+class BackendTls:
+    """TLS from the edge to a backend's servers: ``ca`` (PEM) the servers' certificates must
+    come from (``verify required``), and ``cert``, the edge's certificate and key in one PEM
+    file (``mdp certs issue edge``: ``edge.pem``), presented to servers that require one."""
+
+    ca: Path
+    cert: Path
+
+    def __post_init__(self) -> None:
+        for path in (self.ca, self.cert):
+            if _unsafe(str(path)):
+                raise ValueError(f"the TLS file's path {path} may hold no quote or space")
+
+    def server_options(self, server: str) -> str:
+        """What follows ``check`` on the server line of ``server`` (``host:port``): a server
+        named by host name must also carry that name in its certificate (``verifyhost``); one
+        named by address is checked for its CA only (HAProxy matches DNS names only)."""
+        host = server.rpartition(":")[0].strip("[]")
+        options = f"ssl verify required ca-file {self.ca} crt {self.cert}"
+        try:
+            ipaddress.ip_address(host)
+        except ValueError:
+            return f"{options} verifyhost {host}"
+        return options
+
+
+@dataclass(frozen=True, slots=True)
 class Upstream:
     """One service behind the edge: its instances (``host:port``) and its health path."""
 
@@ -94,6 +125,8 @@ class Upstream:
     websocket: bool = False
     """Long-lived upgraded connections: balanced by fewest connections, with a tunnel
     timeout instead of the request timeouts."""
+    tls: BackendTls | None = None
+    """TLS to the servers (None: plain HTTP, as inside ``mdp up``)."""
 
     def __post_init__(self) -> None:
         _check_name(self.name)
@@ -664,7 +697,8 @@ def _backends(settings: EdgeSettings) -> Iterator[str]:
         follow = f" resolvers {RESOLVERS} init-addr libc,none" if settings.follow_dns else ""
         yield f"    default-server {_HEALTH}{follow}"
         for index, server in enumerate(upstream.servers, 1):
-            yield f"    server {upstream.name}{index} {server} check"
+            tls = "" if upstream.tls is None else f" {upstream.tls.server_options(server)}"
+            yield f"    server {upstream.name}{index} {server} check{tls}"
         yield ""
     for table, key in (("rate_principal", "string len 128"), ("rate_address", "ipv6")):
         yield f"backend {table}"

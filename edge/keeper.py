@@ -14,6 +14,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import dataclasses
+import ssl
 import urllib.error
 import urllib.request
 from collections.abc import AsyncIterator, Callable
@@ -72,6 +73,8 @@ class KeySource:
     url: str | None = None
     every_s: float = 30.0
     keys_dir: Path | None = None
+    tls: ssl.SSLContext | None = None
+    """What an ``https`` key set is fetched with (the edge's certificate presented)."""
     _cache: JwksCache | None = dataclasses.field(default=None, init=False)
     _written: tuple[KeySet, tuple[VerifyKey, ...]] | None = dataclasses.field(
         default=None, init=False
@@ -84,7 +87,8 @@ class KeySource:
         if self.url is None:
             yield
             return
-        async with JwksCache(self.url, self.every_s, timeout_s=FETCH_TIMEOUT_S) as cache:
+        cache = JwksCache(self.url, self.every_s, timeout_s=FETCH_TIMEOUT_S, tls=self.tls)
+        async with cache:
             self._cache = cache
             try:
                 yield

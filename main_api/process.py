@@ -25,7 +25,9 @@ async def running(settings: MainApiSettings, bus: Bus | None = None) -> AsyncIte
     async with MainStore.open(settings.database_url, settings.schema) as store:
         app = create_app(store, settings, store.has_instrument, bus=bus)
         async with (
-            serving(app, settings.host, settings.port, limits=settings.http) as server,
+            serving(
+                app, settings.host, settings.port, limits=settings.http, tls=settings.tls
+            ) as server,
             delivering(store, settings),
         ):
             yield server

@@ -9,6 +9,7 @@ from types import MappingProxyType
 from typing import Final
 
 from access.settings import TokenSettings
+from certs.tls import TlsFiles
 from core.intervals import DEFAULT_INTERVALS
 from main_api.webhooks.settings import WebhookSettings
 from web.guard import HttpLimits
@@ -74,6 +75,8 @@ class MainApiSettings:
     intervals: tuple[str, ...] = tuple(interval.label for interval in DEFAULT_INTERVALS)
     http: HttpLimits = field(default_factory=HttpLimits)
     webhooks: WebhookSettings = field(default_factory=WebhookSettings)
+    tls: TlsFiles | None = None
+    """HTTPS, and mutual TLS with a CA (``docs/security.md``); None: plain HTTP."""
 
     def limits_of(self, plan: str) -> PlanLimits:
         """The limits of ``plan`` (the fallback for a plan the table does not name)."""

@@ -14,6 +14,7 @@ from mdp.commands import (
     api,
     auth,
     candles,
+    certs,
     db,
     edge,
     gateway,
@@ -48,6 +49,7 @@ def build_parser() -> argparse.ArgumentParser:
     trading.add_parser(commands)
     main_api.add_parser(commands)
     alerts.add_parser(commands)
+    certs.add_parser(commands)
     add_log_options(parser)
     return parser
 

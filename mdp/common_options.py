@@ -280,9 +280,14 @@ def add_issuer_options(parser: argparse._ActionsContainer) -> None:
 
 
 def token_settings(args: argparse.Namespace, **more: Any) -> TokenSettings:
-    """How tokens are checked, from ``--jwks-url``, ``--issuer`` and ``--audience`` (``more``:
-    the other :class:`~access.settings.TokenSettings` fields)."""
+    """How tokens are checked, from ``--jwks-url``, ``--issuer`` and ``--audience``, the key
+    set fetched with the service's TLS when it has ``--tls-cert`` (``more``: the other
+    :class:`~access.settings.TokenSettings` fields)."""
     from access.settings import TokenSettings
+    from mdp.tls_options import client_context_of
+
+    if "tls_cert" in args:
+        more.setdefault("tls", client_context_of(args))
 
     return TokenSettings(jwks_url=args.jwks_url, issuer=args.issuer, audience=args.audience, **more)
 

@@ -125,6 +125,14 @@ HTTP_REQUESTS: Final = Histogram(
     registry=REGISTRY,
 )
 
+TLS_CERTIFICATE_EXPIRY: Final = Gauge(
+    "mdp_tls_certificate_expiry_seconds",
+    "When a certificate this process serves or calls with (--tls-*, --backend-tls-*) expires,"
+    " UNIX seconds (as probe_ssl_earliest_cert_expiry), by file name",
+    ["file"],
+    registry=REGISTRY,
+)
+
 # -- main API and trading ---------------------------------------------------------------------
 
 ALERTS_FIRED: Final = Counter(

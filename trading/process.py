@@ -28,6 +28,7 @@ from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 
 from access.settings import TokenSettings
+from certs.tls import TlsFiles
 from core.partitions import Partition
 from core.ticks import Tick, TickBatch
 from core.topics import TICKS, TRADING_COMMANDS, TRADING_EVENTS
@@ -76,6 +77,8 @@ class ProcessSettings:
     """Paper money over ``POST /trading/v1/deposits`` (on in ``mdp up``)."""
     partition: Partition = field(default_factory=Partition)
     """The accounts this instance owns (``0/1``: every one)."""
+    tls: TlsFiles | None = None
+    """HTTPS, and mutual TLS with a CA (``docs/security.md``); None: plain HTTP."""
 
     @property
     def outbox(self) -> OutboxSettings:
@@ -146,7 +149,7 @@ async def running(
                     deposits=settings.deposits,
                 )  # fmt: skip
                 async with serving(
-                    app, settings.host, settings.port, limits=settings.limits
+                    app, settings.host, settings.port, limits=settings.limits, tls=settings.tls
                 ) as server:
                     yield server
         finally:

@@ -19,6 +19,7 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
+from certs.tls import TlsFiles
 from telemetry.http import HttpMetrics
 from web.guard import HttpLimits, guarded_protocol
 
@@ -32,10 +33,13 @@ class _Server(uvicorn.Server):
 class ApiServer:
     """A running server: its ``url`` (``http://host:port``) and ``port``."""
 
-    def __init__(self, server: uvicorn.Server, task: asyncio.Task[None], host: str) -> None:
+    def __init__(
+        self, server: uvicorn.Server, task: asyncio.Task[None], host: str, *, tls: bool = False
+    ) -> None:
         self._server = server
         self._task = task
         self.host = host
+        self.scheme = "https" if tls else "http"
 
     @property
     def port(self) -> int:
@@ -44,7 +48,7 @@ class ApiServer:
 
     @property
     def url(self) -> str:
-        return f"http://{self.host}:{self.port}"
+        return f"{self.scheme}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
         self._server.should_exit = True
@@ -60,17 +64,20 @@ async def serving(
     startup_timeout: float = 30.0,
     log_level: str = "warning",
     limits: HttpLimits | None = None,
+    tls: TlsFiles | None = None,
 ) -> AsyncIterator[ApiServer]:
     """Serve ``app`` on ``host:port`` for the ``async with`` block; stop it after.
 
     The socket is bound here, before uvicorn starts, so that an address in use raises
     :class:`OSError` (uvicorn itself would exit the process).
     """
-    config = uvicorn_config(app, host, port, log_level, limits or HttpLimits(), access_log=False)
+    config = uvicorn_config(
+        app, host, port, log_level, limits or HttpLimits(), tls, access_log=False
+    )
     server = _Server(config)
     listening = socket.create_server((host, port), reuse_port=False)
     task = asyncio.create_task(server.serve(sockets=[listening]), name=f"http {host}:{port}")
-    running = ApiServer(server, task, host)
+    running = ApiServer(server, task, host, tls=tls is not None)
     try:
         async with asyncio.timeout(startup_timeout):
             while not server.started:
@@ -85,11 +92,20 @@ async def serving(
 
 
 def uvicorn_config(
-    app: ASGIApp, host: str, port: int, log_level: str, limits: HttpLimits, **options: Any
+    app: ASGIApp,
+    host: str,
+    port: int,
+    log_level: str,
+    limits: HttpLimits,
+    tls: TlsFiles | None = None,
+    **options: Any,
 ) -> uvicorn.Config:
     """uvicorn's settings for the app: the guarded httptools protocol, no WebSockets (the
     gateway serves those), uvicorn's own bounds from ``limits``, and the app's requests
-    counted (:class:`~telemetry.http.HttpMetrics`)."""
+    counted (:class:`~telemetry.http.HttpMetrics`); with ``tls``, HTTPS with its context
+    (:meth:`~certs.tls.TlsFiles.server_context`: a client certificate of its CA required)."""
+    if tls is not None:
+        options["ssl_context_factory"] = lambda _config, _default: tls.server_context()
     return uvicorn.Config(
         HttpMetrics(app),
         host=host,
@@ -113,6 +129,7 @@ def run_until_stopped(
     *,
     log_level: str = "info",
     limits: HttpLimits | None = None,
+    tls: TlsFiles | None = None,
 ) -> bool:
     """Serve ``app`` in the foreground until SIGINT or SIGTERM, then stop gracefully.
 
@@ -124,7 +141,7 @@ def run_until_stopped(
     Returns whether the server started (False: it could not bind, or the app's startup
     failed, as uvicorn logged).
     """
-    config = uvicorn_config(app, host, port, log_level, limits or HttpLimits())
+    config = uvicorn_config(app, host, port, log_level, limits or HttpLimits(), tls)
     server = _Server(config)
 
     async def main() -> None:

@@ -245,7 +245,8 @@ class Gateway:
 
     @property
     def url(self) -> str:
-        return f"ws://{self.settings.host}:{self.port}/ws"
+        scheme = "ws" if self.settings.tls is None else "wss"
+        return f"{scheme}://{self.settings.host}:{self.port}/ws"
 
     def stop(self) -> None:
         """Close every connection (1001) and return from :meth:`run`.
@@ -295,6 +296,7 @@ class Gateway:
                 ping_timeout=settings.ping_timeout,
                 close_timeout=settings.close_timeout,
                 backlog=settings.backlog,
+                ssl=None if settings.tls is None else settings.tls.server_context(),
             )
             stack.push_async_callback(self._close_server)
             tasks = [

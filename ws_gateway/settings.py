@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from certs.tls import TlsFiles
 from core.intervals import DEFAULT_INTERVALS, Interval
 from ws_gateway.admission import LOOPBACK_ORIGINS, check_origin
 
@@ -117,6 +118,8 @@ class GatewaySettings:
     max_connections_per_address: int = 64
     group_prefix: str = "gateway"
     backlog: int = 1024
+    tls: TlsFiles | None = None
+    """WSS, and mutual TLS with a CA (``docs/security.md``); None: plain WebSockets."""
     private_snapshot: int = 100
     private_idle_accounts: int = 1000
     private_wait: float = 5.0

@@ -31,6 +31,7 @@ from mdp.common_options import (
     intervals_of,
     token_settings,
 )
+from mdp.tls_options import add_tls_options, tls_of
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -70,6 +71,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
     )
     add_token_options(parser, "no checks, everything is readable", "request")
     add_issuer_options(parser)
+    add_tls_options(parser)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -88,6 +90,7 @@ def run(args: argparse.Namespace) -> int:
             ws_url=args.ws_url,
             tokens=token_settings(args, anonymous=anonymous_plan(args)),
         )
+        tls = tls_of(args)
         limits = HttpLimits()
         if args.head_timeout is not None:
             limits = dataclasses.replace(limits, head_timeout=args.head_timeout)
@@ -99,7 +102,9 @@ def run(args: argparse.Namespace) -> int:
         print(f"mdp api: error: {database_failure(args.database_url, exc)}", file=sys.stderr)
         return EXIT_FAILED
     app = create_app_for_url(args.database_url.reveal(), settings)
-    started = run_until_stopped(app, args.host, args.port, log_level=args.log_level, limits=limits)
+    started = run_until_stopped(
+        app, args.host, args.port, log_level=args.log_level, limits=limits, tls=tls
+    )
     return 0 if started else 1
 
 

@@ -26,10 +26,12 @@ import psycopg
 
 from mdp.admin_options import add_admin_options
 from mdp.common_options import add_database_option, database_failure
+from mdp.tls_options import add_tls_options, tls_of
 
 if TYPE_CHECKING:
     from auth.service import AuthService
     from auth.settings import AuthSettings
+    from certs.tls import TlsFiles
 
 EXIT_FAILED: Final = 1
 EXIT_BAD_INPUT: Final = 2
@@ -66,6 +68,7 @@ def add_parser(commands: Any) -> None:
         help="where auth.events go (default none: they wait in the database's outbox)",
     )  # fmt: skip
     add_admin_options(serve)
+    add_tls_options(serve)
     create = actions.add_parser("create-account", help="make an account (password on stdin)")
     create.add_argument("email")
     create.add_argument("--plan", help="its plan (default: the plan file's signup plan)")
@@ -107,6 +110,7 @@ def run(args: argparse.Namespace) -> int:
         return _fail("no database: give --database-url or set DATABASE_URL", EXIT_BAD_INPUT)
     try:
         settings = _settings(args)
+        tls = tls_of(args) if args.auth_command == "serve" else None
     except (ValueError, PlanError) as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     try:
@@ -116,7 +120,7 @@ def run(args: argparse.Namespace) -> int:
     except RuntimeError as exc:
         return _fail(str(exc))
     if args.auth_command == "serve":
-        return _serve(args, settings)
+        return _serve(args, settings, tls)
     return asyncio.run(_administer(args, settings))
 
 
@@ -150,14 +154,14 @@ def _check_schema(url: str) -> None:
         )
 
 
-def _serve(args: argparse.Namespace, settings: AuthSettings) -> int:
+def _serve(args: argparse.Namespace, settings: AuthSettings, tls: TlsFiles | None) -> int:
     from auth.app import create_app
     from mdp.cluster_options import kafka_bus
     from web.server import run_until_stopped
 
     bus = None if args.bus == "none" else (lambda: kafka_bus(args))
     app = create_app(args.database_url.reveal(), settings, bus)
-    started = run_until_stopped(app, args.host, args.port, log_level=args.log_level)
+    started = run_until_stopped(app, args.host, args.port, log_level=args.log_level, tls=tls)
     return 0 if started else EXIT_FAILED
 
 

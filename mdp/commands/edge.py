@@ -15,21 +15,29 @@ command, with its configuration in the state folder. See ``docs/edge.md``.
 A trading service partitioned by account (``mdp trading serve --partition I/N``) is given one
 ``--trading I/N=HOST:PORT`` per partition; each ``/trading`` request goes to the partition of
 its token's ``acct``.
+
+Without a mesh, ``--backend-tls-ca`` and ``--backend-tls-cert`` (``mdp certs``) put every
+service behind the edge on mutual TLS: their certificates checked against the CA, the edge's
+presented (``docs/security.md``).
 """
 
 from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import signal
+import ssl
 import sys
 from pathlib import Path
 from typing import Any
 
 from auth.settings import DEFAULT_AUDIENCE, DEFAULT_ISSUER
+from certs.tls import TlsFiles
 from core.partitions import Partition, PartitionError
 from edge.config import (
     CONNECTIONS_PER_ADDRESS,
+    BackendTls,
     EdgeSettings,
     RateLimits,
     TokenPolicy,
@@ -39,6 +47,7 @@ from edge.config import (
 from edge.haproxy import EdgeError, Haproxy
 from edge.keeper import JWKS_PATH, EdgeKeeper, KeySource
 from machine import state_dir
+from mdp.tls_options import record_expiry
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -119,6 +128,16 @@ def add_parser(commands: Any) -> None:
         " Kubernetes); one that does not resolve yet is a server down, not a failed start",
     )  # fmt: skip
     parser.add_argument(
+        "--backend-tls-ca", type=Path, metavar="FILE",
+        help="speak TLS to every service behind the edge, whose certificates must come from"
+        " this CA (PEM; mdp certs); with --backend-tls-cert",
+    )  # fmt: skip
+    parser.add_argument(
+        "--backend-tls-cert", type=Path, metavar="FILE",
+        help="the edge's certificate and key in one PEM file (mdp certs issue edge: edge.pem),"
+        " presented to the services, which require one; the key set is fetched with it too",
+    )  # fmt: skip
+    parser.add_argument(
         "--bus", choices=["none", "kafka"], default="none",
         help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none"
         " (a revoked token then passes the edge until it expires; the services still refuse it)",
@@ -131,10 +150,11 @@ def settings_from(
 ) -> EdgeSettings:
     """The edge's settings from the command line and the token policy (raises ValueError when
     bad); ``tokens`` None: no token is accepted."""
-    api = Upstream("api", tuple(args.api))
-    auth = Upstream("auth", tuple(args.auth)) if args.auth else None
-    trading = trading_upstreams(args.trading) if args.trading else None
-    main_api = Upstream("main-api", tuple(args.main_api)) if args.main_api else None
+    tls = backend_tls(args)
+    api = Upstream("api", tuple(args.api), tls=tls)
+    auth = Upstream("auth", tuple(args.auth), tls=tls) if args.auth else None
+    trading = trading_upstreams(args.trading, tls) if args.trading else None
+    main_api = Upstream("main-api", tuple(args.main_api), tls=tls) if args.main_api else None
     return EdgeSettings(
         host=args.host,
         port=args.port,
@@ -142,7 +162,7 @@ def settings_from(
         admin_port=args.admin_port,
         chart=api,
         history=api,
-        gateway=Upstream("gateway", tuple(args.gateway), websocket=True),
+        gateway=Upstream("gateway", tuple(args.gateway), websocket=True, tls=tls),
         auth=auth,
         trading=trading,
         main_api=main_api,
@@ -157,13 +177,37 @@ def settings_from(
     )
 
 
-def trading_upstreams(given: list[str]) -> Upstream | tuple[Upstream, ...]:
+def backend_tls(args: argparse.Namespace) -> BackendTls | None:
+    """``--backend-tls-ca`` and ``--backend-tls-cert`` (ValueError unless both or neither, and
+    files that exist)."""
+    ca, cert = args.backend_tls_ca, args.backend_tls_cert
+    if ca is None and cert is None:
+        return None
+    if ca is None or cert is None:
+        raise ValueError("--backend-tls-ca and --backend-tls-cert go together")
+    for option, path in (("--backend-tls-ca", ca), ("--backend-tls-cert", cert)):
+        if not path.is_file():
+            raise ValueError(f"{option} {path}: no such file")
+    record_expiry(ca, cert)
+    return BackendTls(ca.resolve(), cert.resolve())  # HAProxy runs in the edge's folder
+
+
+def key_set_tls(args: argparse.Namespace) -> ssl.SSLContext | None:
+    """What the edge fetches the auth service's key set with: its certificate presented, the
+    auth service's checked against the CA (None without ``--backend-tls-*``)."""
+    tls = backend_tls(args)
+    return None if tls is None else TlsFiles(tls.cert, tls.cert, tls.ca).client_context()
+
+
+def trading_upstreams(
+    given: list[str], tls: BackendTls | None = None
+) -> Upstream | tuple[Upstream, ...]:
     """``--trading`` values: ``HOST:PORT`` (``0/1``, every account) or ``I/N=HOST:PORT``, one
     for each partition of N (raises ValueError when one is missing, given twice or of another
     N, or when the two forms are mixed)."""
     split = [value.partition("=") for value in given]
     if not any(sep for _, sep, _ in split):
-        return Upstream("trading", tuple(given))
+        return Upstream("trading", tuple(given), tls=tls)
     servers: dict[Partition, str] = {}
     for named, sep, server in split:
         if not sep:
@@ -181,8 +225,9 @@ def trading_upstreams(given: list[str]) -> Upstream | tuple[Upstream, ...]:
         listed = " ".join(str(partition) for partition in wanted)
         raise ValueError(f"--trading: give each partition of {count} once: {listed}")
     if count == 1:
-        return Upstream("trading", (servers[wanted[0]],))
-    return trading_partitions([(servers[partition],) for partition in wanted])
+        return Upstream("trading", (servers[wanted[0]],), tls=tls)
+    upstreams = trading_partitions([(servers[partition],) for partition in wanted])
+    return tuple(dataclasses.replace(upstream, tls=tls) for upstream in upstreams)
 
 
 def jwks_url(args: argparse.Namespace) -> str | None:
@@ -191,13 +236,21 @@ def jwks_url(args: argparse.Namespace) -> str | None:
     if args.jwks_url is not None:
         return str(args.jwks_url)
     if args.keys is None and args.auth:
-        return f"http://{args.auth[0]}{JWKS_PATH}"
+        scheme = "http" if args.backend_tls_ca is None else "https"
+        return f"{scheme}://{args.auth[0]}{JWKS_PATH}"
     return None
 
 
 def run(args: argparse.Namespace) -> int:
     folder = state_dir("edge")
-    keys = KeySource(folder, args.issuer, args.audience, jwks_url(args), args.jwks_every, args.keys)
+    try:
+        tls = key_set_tls(args)
+    except (ValueError, ssl.SSLError) as exc:
+        print(f"mdp edge: error: {exc}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    keys = KeySource(
+        folder, args.issuer, args.audience, jwks_url(args), args.jwks_every, args.keys, tls
+    )
     try:
         return asyncio.run(_serve(args, folder, keys))
     except _BadInputError as exc:

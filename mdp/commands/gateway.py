@@ -54,6 +54,7 @@ from mdp.common_options import (
     origins_of,
     token_settings,
 )
+from mdp.tls_options import add_tls_options, tls_of
 from storage import PostgresStore, SchemaNotReadyError
 from storage.repository import MarketDataStore
 from streams.bus import Bus
@@ -153,6 +154,7 @@ def add_parser(commands: Any) -> None:
         f" (default {_DEFAULT_SETTINGS.gap_notices})",
     )
     add_admin_options(parser)
+    add_tls_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -182,6 +184,7 @@ def settings_from(args: argparse.Namespace) -> GatewaySettings:
         allowed_origins=_DEFAULT_SETTINGS.allowed_origins if origins is None else origins,
         max_connections_per_address=args.max_connections_per_ip,
         limits=Limits(max_subscriptions=args.max_subscriptions, rate=args.rate),
+        tls=tls_of(args),
     )
 
 

@@ -32,6 +32,7 @@ from mdp.common_options import (
     start_refused,
     token_settings,
 )
+from mdp.tls_options import add_tls_options, tls_of
 
 if TYPE_CHECKING:
     from main_api.webhooks.settings import WebhookSettings
@@ -99,6 +100,7 @@ def add_parser(commands: Any) -> None:
     add_token_options(parser, "required", "request", anonymous=False)
     add_issuer_options(parser)
     add_admin_options(parser)
+    add_tls_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -113,6 +115,11 @@ def run(args: argparse.Namespace) -> int:
     except PlanLimitsError as exc:
         tell(f"error: --plan-limits: {exc}")
         return EXIT_BAD_INPUT
+    try:
+        tls = tls_of(args)
+    except ValueError as exc:
+        tell(f"error: {exc}")
+        return EXIT_BAD_INPUT
     refused = start_refused(args, tell, "the main API")
     if refused:
         return refused
@@ -120,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         args.database_url.reveal(), token_settings(args), host=args.host,
         port=args.port, schema=args.schema, plan_limits=limits.plans,
         fallback_limits=limits.fallback,
-        webhooks=webhook_settings(args),
+        webhooks=webhook_settings(args), tls=tls,
     )  # fmt: skip
 
     async def main() -> None:

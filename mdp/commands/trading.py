@@ -42,6 +42,7 @@ from mdp.common_options import (
     token_settings,
 )
 from mdp.progress import Progress
+from mdp.tls_options import add_tls_options, tls_of
 from storage.pg_binaries import PostgresUnavailableError
 from storage.pg_server import PostgresServerError, default_data_dir
 from trading.domain.accounts import AccountError
@@ -111,6 +112,7 @@ def add_parser(commands: Any) -> None:
     add_token_options(serving, "required", "request", anonymous=False)
     add_issuer_options(serving)
     add_admin_options(serving)
+    add_tls_options(serving)
     parser.set_defaults(run=run)
 
 
@@ -156,13 +158,18 @@ def _serve(args: argparse.Namespace) -> int:
     from trading.process import ProcessSettings, running
 
     tell = say("mdp trading")
+    try:
+        tls = tls_of(args)
+    except ValueError as exc:
+        tell(f"error: {exc}")
+        return EXIT_BAD_INPUT
     refused = start_refused(args, tell, "trading")
     if refused:
         return refused
     settings = ProcessSettings(
         args.database_url.reveal(), token_settings(args), host=args.host,
         port=args.port, schema=args.schema, deposits=args.paper_deposits,
-        partition=args.partition,
+        partition=args.partition, tls=tls,
     )  # fmt: skip
 
     async def main() -> None:

@@ -7,9 +7,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import pkgutil
 import re
+import stat
 import subprocess
+import sys
 import tomllib
 from pathlib import Path
 from typing import Any
@@ -18,6 +21,7 @@ import pytest
 import yaml
 
 import mdp.commands
+from certs.authority import summarize
 from mdp.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -324,3 +328,88 @@ def test_grafana_reads_its_admin_password_from_a_secret_file() -> None:
     assert document["secrets"]["grafana_admin_password"]["file"] == (
         "./secrets/grafana_admin_password"
     )
+
+
+TLS_OPTIONS = ("--tls-cert", "--tls-key", "--tls-ca", "--backend-tls-ca", "--backend-tls-cert")
+TLS_FOLDER = "/run/tls/"
+
+
+def without_tls(argv: list[str]) -> list[str]:
+    """``argv`` without the TLS options and their files, the key set's URL on http again."""
+    kept: list[str] = []
+    skip = False
+    for word in argv:
+        if skip or word in TLS_OPTIONS:
+            skip = not skip
+            continue
+        kept.append(word.replace("https://auth:", "http://auth:"))
+    return kept
+
+
+def test_the_tls_override_adds_tls_and_nothing_else() -> None:
+    base, tls = compose()["services"], compose("docker-compose.tls.yml")["services"]
+    assert set(tls) == {"auth", "gateway-a", "gateway-b", "api", "main-api", "trading", "edge"}
+    parser = every_command_parser()
+    for name, service in tls.items():
+        command = service["command"]
+        parser.parse_args(command[1:])
+        assert without_tls(command) == base[name]["command"], name
+        assert command != base[name]["command"]
+        assert service["volumes"] == ["./tls:/run/tls:ro"]
+    for name in set(tls) - {"edge"}:
+        assert "--tls-ca" in tls[name]["command"], f"{name} must require client certificates"
+        check = tls[name]["healthcheck"]["test"]
+        assert check[4].startswith("https://127.0.0.1:"), name
+        assert check[4].split(":")[2].split("/")[0] in base[name]["healthcheck"]["test"][4]
+    jwks = [
+        word
+        for service in tls.values()
+        for word in service["command"]
+        if word.endswith("jwks.json")
+    ]
+    assert jwks
+    assert all(url.startswith("https://auth:8010/") for url in jwks)
+
+
+CERTS_ONLY = """import argparse, sys
+from mdp.commands import certs
+parser = argparse.ArgumentParser(prog="mdp")
+certs.add_parser(parser.add_subparsers(dest="command"))
+args = parser.parse_args(sys.argv[1:])
+sys.exit(args.run(args))
+"""
+
+
+def test_make_certs_makes_every_file_the_tls_override_names(tmp_path: Path) -> None:
+    copy = tmp_path / "compose"
+    copy.mkdir()
+    script = copy / "make-certs"
+    script.write_bytes((COMPOSE / "make-certs").read_bytes())
+    # `mdp certs` itself, without importing every other command first (seven runs of the
+    # whole `mdp` take half a minute on a busy machine; tests/certs runs the whole command)
+    mdp = tmp_path / "mdp"
+    mdp.write_text(f"#!{sys.executable}\n{CERTS_ONLY}")
+    mdp.chmod(0o755)
+    env = os.environ | {"MDP": str(mdp)}
+    made = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env,
+                          check=True)  # fmt: skip
+    assert "PRIVATE KEY" not in made.stdout + made.stderr
+    folder = copy / "tls"
+    assert folder.stat().st_mode & 0o077 == 0, "the folder is its owner's alone"
+    assert stat.S_IMODE((folder / "ca.key").stat().st_mode) == 0o600
+    named = {
+        word.removeprefix(TLS_FOLDER)
+        for service in compose("docker-compose.tls.yml")["services"].values()
+        for word in [*service["command"], *service.get("healthcheck", {}).get("test", [])]
+        if word.startswith(TLS_FOLDER)
+    }
+    assert {"ca.crt", "edge.pem", "api.crt", "gateway.key"} <= named
+    for name in named:
+        assert (folder / name).is_file(), name
+    # every name the edge and the services call each other by is in a certificate
+    reached = {"auth", "api", "gateway-a", "gateway-b", "main-api", "trading"}
+    sans = {name for path in folder.glob("*.crt") for name in summarize(path.read_bytes()).dns}
+    assert reached <= sans
+    again = subprocess.run(["bash", str(script)], capture_output=True, text=True, env=env,
+                           check=True)  # fmt: skip
+    assert "kept" in again.stdout
