@@ -1,0 +1,225 @@
+"""One tracing setup for every service: OpenTelemetry spans, sampled per batch, exported over
+OTLP/HTTP when an endpoint is given, and W3C trace context carried in bus record headers.
+
+:func:`configure` is called once, by the entry point (``--trace-sample``, ``--otlp-endpoint``:
+:mod:`mdp.common_options`). It sets a parent-based ratio sampler: a root span (a published tick
+batch, an HTTP request without a ``traceparent``) is sampled with the ratio, a child follows
+its parent. Without an endpoint nothing is exported: the cost is the sampling decision.
+
+The bus carries the context in record headers (:data:`~streams.bus.Headers`), written and read
+with OpenTelemetry's W3C propagator (:func:`headers_now`, :func:`parent_of`). Only sampled work
+carries a header, so a consumer opens a span for a poll only when one of its records has one
+(:func:`round_span`): unsampled polls make no span at all, and nothing is made per tick.
+
+The global tracer provider can be set once per process, so it is a switch set once
+(:class:`_Switch`); :func:`configure` swaps what is behind it (a test configures again with an
+in-memory exporter).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final, Protocol
+
+from opentelemetry import context as otel_context
+from opentelemetry import trace
+from opentelemetry.sdk.resources import Resource
+from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
+from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
+from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.trace import Link, Span, SpanKind
+from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+Headers = tuple[tuple[str, bytes], ...]
+"""Record headers as the bus carries them: ``(name, value)`` pairs (Kafka's shape)."""
+
+DEFAULT_SAMPLE: Final = 0.01
+"""The share of root spans (tick batches, requests) sampled unless told: 1%."""
+ENDPOINT_VARIABLE: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+TRACER_NAME: Final = "mdp"
+
+_PROPAGATOR: Final = TraceContextTextMapPropagator()
+_TRACEPARENT: Final = "traceparent"
+_CONTEXT_HEADERS: Final = frozenset((_TRACEPARENT, "tracestate"))
+
+
+@dataclass(frozen=True, slots=True)
+class TraceSettings:
+    """How a service traces: ``service`` names it (``service.name``), ``sample`` is the ratio
+    of root spans sampled (0 to 1), ``endpoint`` the OTLP/HTTP collector's base URL
+    (``http://HOST:4318``; spans go to ``/v1/traces`` under it), ``None`` for no export."""
+
+    service: str
+    sample: float = DEFAULT_SAMPLE
+    endpoint: str | None = None
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.sample <= 1.0:
+            raise ValueError("the trace sample ratio is a number from 0 to 1")
+
+
+def endpoint_of(given: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
+    """``given``, else ``$OTEL_EXPORTER_OTLP_ENDPOINT`` (OpenTelemetry's standard variable),
+    else ``None``; an empty value means none."""
+    value = given if given is not None else environ.get(ENDPOINT_VARIABLE)
+    return value.strip() or None if value is not None else None
+
+
+class _SwitchTracer(trace.Tracer):
+    """A tracer that asks the switch's current provider for its tracer (kept until a swap)."""
+
+    def __init__(self, switch: _Switch, name: str) -> None:
+        self._switch = switch
+        self._name = name
+        self._for: trace.TracerProvider | None = None
+        self._tracer: trace.Tracer = trace.NoOpTracer()
+
+    def _current(self) -> trace.Tracer:
+        provider = self._switch.current
+        if provider is not self._for:
+            self._for = provider
+            self._tracer = provider.get_tracer(self._name)
+        return self._tracer
+
+    def start_span(self, *args: Any, **kwargs: Any) -> Span:
+        return self._current().start_span(*args, **kwargs)
+
+    def start_as_current_span(self, *args: Any, **kwargs: Any) -> Any:
+        return self._current().start_as_current_span(*args, **kwargs)
+
+
+class _Switch(trace.TracerProvider):
+    """The process's global provider: hands out tracers that follow :func:`configure`."""
+
+    def __init__(self) -> None:
+        self.current: trace.TracerProvider = trace.NoOpTracerProvider()
+
+    def get_tracer(self, instrumenting_module_name: str, *args: Any, **kwargs: Any) -> trace.Tracer:
+        return _SwitchTracer(self, instrumenting_module_name)
+
+
+_SWITCH: Final = _Switch()
+
+
+def _install() -> None:
+    """Make the switch the global provider (once; instrumentation libraries use it)."""
+    if trace.get_tracer_provider() is not _SWITCH:
+        trace.set_tracer_provider(_SWITCH)
+
+
+def provider(settings: TraceSettings, *processors: SpanProcessor) -> TracerProvider:
+    """An SDK provider for ``settings``: the service's resource, the parent-based ratio
+    sampler, the OTLP/HTTP exporter when an endpoint is set, and ``processors``."""
+    made = TracerProvider(
+        resource=Resource.create({"service.name": settings.service}),
+        sampler=ParentBased(TraceIdRatioBased(settings.sample)),
+    )
+    if settings.endpoint is not None:
+        from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+
+        url = settings.endpoint.rstrip("/") + "/v1/traces"
+        made.add_span_processor(BatchSpanProcessor(OTLPSpanExporter(endpoint=url)))
+    for processor in processors:
+        made.add_span_processor(processor)
+    return made
+
+
+def configure(settings: TraceSettings, exporter: SpanExporter | None = None) -> TracerProvider:
+    """The process's tracing as ``settings`` say (``exporter``: another one, spans handed to
+    it as each ends; tests pass an in-memory one). Calling it again replaces the first setup,
+    whose spans are flushed."""
+    _install()
+    extra = [SimpleSpanProcessor(exporter)] if exporter is not None else []
+    made = provider(settings, *extra)
+    old, _SWITCH.current = _SWITCH.current, made
+    if isinstance(old, TracerProvider):
+        old.shutdown()
+    return made
+
+
+def shutdown() -> None:
+    """Flush and stop the exporters (at the end of the process); tracing is off after."""
+    old, _SWITCH.current = _SWITCH.current, trace.NoOpTracerProvider()
+    if isinstance(old, TracerProvider):
+        old.shutdown()
+
+
+def tracer() -> trace.Tracer:
+    """The platform's tracer (follows :func:`configure`)."""
+    _install()
+    return _TRACER
+
+
+_TRACER: Final = _SWITCH.get_tracer(TRACER_NAME)
+
+
+def sampled_root(name: str, attributes: Mapping[str, Any] | None = None) -> Span | None:
+    """A new root span of a batch's work, started, if the sampler takes it; else ``None``
+    (nothing to end: the unsampled batch goes on without a span or a header)."""
+    span = _TRACER.start_span(
+        name, context=otel_context.Context(), kind=SpanKind.PRODUCER, attributes=attributes
+    )
+    if span.is_recording():
+        return span
+    return None
+
+
+def headers_now() -> Headers:
+    """The W3C trace context of the current span as record headers, when it is sampled;
+    ``()`` otherwise (an unsampled record carries none)."""
+    span = trace.get_current_span()
+    if not span.is_recording():
+        return ()
+    carrier: dict[str, str] = {}
+    _PROPAGATOR.inject(carrier)
+    return tuple((name, value.encode()) for name, value in carrier.items())
+
+
+def parent_of(headers: Headers) -> trace.SpanContext | None:
+    """The sampled span context ``headers`` carry, if any."""
+    carrier = {}
+    for name, value in headers:
+        if name in _CONTEXT_HEADERS:
+            carrier[name] = value.decode("latin-1")
+    if _TRACEPARENT not in carrier:
+        return None
+    found = trace.get_current_span(_PROPAGATOR.extract(carrier)).get_span_context()
+    return found if found.is_valid and found.trace_flags.sampled else None
+
+
+class Carrier(Protocol):
+    """What carries headers: a bus record (:class:`streams.bus.Record`)."""
+
+    @property
+    def headers(self) -> Headers: ...
+
+
+@contextlib.contextmanager
+def round_span(
+    name: str, records: Sequence[Carrier], attributes: Mapping[str, Any] | None = None
+) -> Iterator[Span | None]:
+    """Around one poll's work: when some of ``records`` carry a sampled context, a current
+    consumer span that is the first one's child and links to the others; else nothing (no
+    span is made, and the records' headers are only looked at)."""
+    parents: list[trace.SpanContext] = []
+    seen: set[int] = set()
+    for record in records:
+        if record.headers:
+            parent = parent_of(record.headers)
+            if parent is not None and parent.span_id not in seen:
+                seen.add(parent.span_id)
+                parents.append(parent)
+    if not parents:
+        yield None
+        return
+    first = trace.set_span_in_context(trace.NonRecordingSpan(parents[0]))
+    links = [Link(parent) for parent in parents[1:]]
+    with _TRACER.start_as_current_span(
+        name, context=first, kind=SpanKind.CONSUMER, links=links, attributes=attributes
+    ) as span:
+        span.set_attribute("mdp.records", len(records))
+        span.set_attribute("mdp.traced_records", len(parents))
+        yield span
