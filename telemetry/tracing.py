@@ -19,7 +19,6 @@ in-memory exporter).
 from __future__ import annotations
 
 import contextlib
-import os
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Protocol
@@ -39,6 +38,7 @@ Headers = tuple[tuple[str, bytes], ...]
 DEFAULT_SAMPLE: Final = 0.01
 """The share of root spans (tick batches, requests) sampled unless told: 1%."""
 ENDPOINT_VARIABLE: Final = "OTEL_EXPORTER_OTLP_ENDPOINT"
+"""OpenTelemetry's standard variable, the default of ``--otlp-endpoint``."""
 TRACER_NAME: Final = "mdp"
 
 _PROPAGATOR: Final = TraceContextTextMapPropagator()
@@ -59,13 +59,6 @@ class TraceSettings:
     def __post_init__(self) -> None:
         if not 0.0 <= self.sample <= 1.0:
             raise ValueError("the trace sample ratio is a number from 0 to 1")
-
-
-def endpoint_of(given: str | None, environ: Mapping[str, str] = os.environ) -> str | None:
-    """``given``, else ``$OTEL_EXPORTER_OTLP_ENDPOINT`` (OpenTelemetry's standard variable),
-    else ``None``; an empty value means none."""
-    value = given if given is not None else environ.get(ENDPOINT_VARIABLE)
-    return value.strip() or None if value is not None else None
 
 
 class _SwitchTracer(trace.Tracer):
