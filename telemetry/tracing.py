@@ -140,6 +140,12 @@ def shutdown() -> None:
         old.shutdown()
 
 
+def provider_now() -> trace.TracerProvider:
+    """The process's provider for instrumentation libraries (follows :func:`configure`)."""
+    _install()
+    return _SWITCH
+
+
 def tracer() -> trace.Tracer:
     """The platform's tracer (follows :func:`configure`)."""
     _install()

@@ -19,7 +19,7 @@ import uvicorn
 import uvloop
 from starlette.types import ASGIApp
 
-from telemetry.http import HttpMetrics
+from telemetry.http import HttpMetrics, traced
 from web.guard import HttpLimits, guarded_protocol
 
 
@@ -89,9 +89,9 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """uvicorn's settings for the app: the guarded httptools protocol, no WebSockets (the
     gateway serves those), uvicorn's own bounds from ``limits``, and the app's requests
-    counted (:class:`~telemetry.http.HttpMetrics`)."""
+    counted (:class:`~telemetry.http.HttpMetrics`) and traced (:func:`~telemetry.http.traced`)."""
     return uvicorn.Config(
-        HttpMetrics(app),
+        traced(HttpMetrics(app)),
         host=host,
         port=port,
         log_level=log_level,
