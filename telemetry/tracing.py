@@ -11,6 +11,11 @@ with OpenTelemetry's W3C propagator (:func:`headers_now`, :func:`parent_of`). On
 carries a header, so a consumer opens a span for a poll only when one of its records has one
 (:func:`round_span`): unsampled polls make no span at all, and nothing is made per tick.
 
+The sampler decides once per batch, and cheaply: :func:`sampled_root` flips its own coin
+first (a ``random()`` against the ratio, about 0.1 µs) and asks the SDK for a span only for
+the batches it takes, which the SDK's sampler then records as decided (:class:`_RootSampler`);
+the SDK's own decision for an unsampled span costs tens of microseconds, too much per batch.
+
 The global tracer provider can be set once per process, so it is a switch set once
 (:class:`_Switch`); :func:`configure` swaps what is behind it (a test configures again with an
 in-memory exporter).
@@ -21,6 +26,7 @@ from __future__ import annotations
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from random import random
 from typing import Any, Final, Protocol
 
 from opentelemetry import context as otel_context
@@ -28,9 +34,16 @@ from opentelemetry import trace
 from opentelemetry.sdk.resources import Resource
 from opentelemetry.sdk.trace import SpanProcessor, TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, SimpleSpanProcessor, SpanExporter
-from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+from opentelemetry.sdk.trace.sampling import (
+    Decision,
+    ParentBased,
+    Sampler,
+    SamplingResult,
+    TraceIdRatioBased,
+)
 from opentelemetry.trace import Link, Span, SpanKind
 from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+from opentelemetry.util.types import Attributes
 
 Headers = tuple[tuple[str, bytes], ...]
 """Record headers as the bus carries them: ``(name, value)`` pairs (Kafka's shape)."""
@@ -89,6 +102,8 @@ class _Switch(trace.TracerProvider):
 
     def __init__(self) -> None:
         self.current: trace.TracerProvider = trace.NoOpTracerProvider()
+        self.root_ratio = 0.0
+        """The ratio :func:`sampled_root` flips its coin against (0 while tracing is off)."""
 
     def get_tracer(self, instrumenting_module_name: str, *args: Any, **kwargs: Any) -> trace.Tracer:
         return _SwitchTracer(self, instrumenting_module_name)
@@ -103,12 +118,44 @@ def _install() -> None:
         trace.set_tracer_provider(_SWITCH)
 
 
+_DECIDED: Final = otel_context.create_key("mdp.sampled-root")
+_ROOT: Final = otel_context.set_value(_DECIDED, True, otel_context.Context())
+"""The context of a root span :func:`sampled_root` has already decided to sample."""
+
+
+class _RootSampler(Sampler):
+    """The sampler of root spans: the ratio's (``TraceIdRatioBased``), except for a root
+    whose batch :func:`sampled_root` has taken already (its context says so)."""
+
+    def __init__(self, ratio: float) -> None:
+        self._ratio = TraceIdRatioBased(ratio)
+
+    def should_sample(
+        self,
+        parent_context: otel_context.Context | None,
+        trace_id: int,
+        name: str,
+        kind: SpanKind | None = None,
+        attributes: Attributes = None,
+        links: Sequence[Link] | None = None,
+        trace_state: trace.TraceState | None = None,
+    ) -> SamplingResult:
+        if parent_context is not None and parent_context.get(_DECIDED):
+            return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
+        return self._ratio.should_sample(
+            parent_context, trace_id, name, kind, attributes, links, trace_state
+        )
+
+    def get_description(self) -> str:
+        return f"Batch+{self._ratio.get_description()}"
+
+
 def provider(settings: TraceSettings, *processors: SpanProcessor) -> TracerProvider:
     """An SDK provider for ``settings``: the service's resource, the parent-based ratio
     sampler, the OTLP/HTTP exporter when an endpoint is set, and ``processors``."""
     made = TracerProvider(
         resource=Resource.create({"service.name": settings.service}),
-        sampler=ParentBased(TraceIdRatioBased(settings.sample)),
+        sampler=ParentBased(_RootSampler(settings.sample)),
     )
     if settings.endpoint is not None:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -120,13 +167,19 @@ def provider(settings: TraceSettings, *processors: SpanProcessor) -> TracerProvi
     return made
 
 
-def configure(settings: TraceSettings, exporter: SpanExporter | None = None) -> TracerProvider:
+def configure(
+    settings: TraceSettings, exporter: SpanExporter | None = None, *, batched: bool = False
+) -> TracerProvider:
     """The process's tracing as ``settings`` say (``exporter``: another one, spans handed to
-    it as each ends; tests pass an in-memory one). Calling it again replaces the first setup,
+    it as each ends, or in batches on a thread of their own when ``batched``, as the OTLP
+    exporter's are; tests pass an in-memory one). Calling it again replaces the first setup,
     whose spans are flushed."""
     _install()
-    extra = [SimpleSpanProcessor(exporter)] if exporter is not None else []
+    extra: list[SpanProcessor] = []
+    if exporter is not None:
+        extra.append(BatchSpanProcessor(exporter) if batched else SimpleSpanProcessor(exporter))
     made = provider(settings, *extra)
+    _SWITCH.root_ratio = settings.sample
     old, _SWITCH.current = _SWITCH.current, made
     if isinstance(old, TracerProvider):
         old.shutdown()
@@ -135,6 +188,7 @@ def configure(settings: TraceSettings, exporter: SpanExporter | None = None) -> 
 
 def shutdown() -> None:
     """Flush and stop the exporters (at the end of the process); tracing is off after."""
+    _SWITCH.root_ratio = 0.0
     old, _SWITCH.current = _SWITCH.current, trace.NoOpTracerProvider()
     if isinstance(old, TracerProvider):
         old.shutdown()
@@ -156,14 +210,12 @@ _TRACER: Final = _SWITCH.get_tracer(TRACER_NAME)
 
 
 def sampled_root(name: str, attributes: Mapping[str, Any] | None = None) -> Span | None:
-    """A new root span of a batch's work, started, if the sampler takes it; else ``None``
-    (nothing to end: the unsampled batch goes on without a span or a header)."""
-    span = _TRACER.start_span(
-        name, context=otel_context.Context(), kind=SpanKind.PRODUCER, attributes=attributes
-    )
-    if span.is_recording():
-        return span
-    return None
+    """A new root span of a batch's work, started, if the coin says so (the ratio); else
+    ``None`` (nothing to end: the unsampled batch goes on without a span or a header)."""
+    if random() >= _SWITCH.root_ratio:  # sampling, not secrecy
+        return None
+    span = _TRACER.start_span(name, context=_ROOT, kind=SpanKind.PRODUCER, attributes=attributes)
+    return span if span.is_recording() else None
 
 
 def headers_now() -> Headers:

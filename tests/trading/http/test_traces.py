@@ -10,17 +10,15 @@ from decimal import Decimal
 
 import httpx
 
-from access.settings import TokenSettings
 from core.ticks import Side, Tick, TickBatch
 from core.topic_codecs import TICKS_CODEC
 from core.topics import TICKS
 from streams.memory import MemoryBus
-from tests.support import tokens
 from tests.telemetry.traces import traced
 from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
-from tests.trading.http.test_command import funded
-from tests.trading.service.scenario import XBT, settings
-from trading.process import ProcessSettings, running
+from tests.trading.http.test_process import funded_process
+from tests.trading.service.scenario import XBT
+from trading.process import running
 
 FILLED_WITHIN_S = 10.0
 
@@ -28,11 +26,7 @@ FILLED_WITHIN_S = 10.0
 async def test_an_orders_post_its_saga_steps_and_its_fills_are_one_trace(
     fresh_database: str,
 ) -> None:
-    schema = await asyncio.to_thread(funded, fresh_database)
-    process = ProcessSettings(
-        fresh_database, TokenSettings(keys=tokens.keyset()), port=0, schema=f"{schema}_read",
-        paper=settings(),
-    )  # fmt: skip
+    process = await funded_process(fresh_database)
     headers = {"Authorization": f"Bearer {trader(ALICE)}"}
     with traced(1.0) as exporter:
         async with (
