@@ -10,6 +10,10 @@ run (contenders alternate, repeat by repeat; medians, ratios and p99s are printe
   "Off": no tracer provider, no header, the engine's metrics swapped for no-ops
   (:func:`bench.metrics.engine_off`). p99 is of one round's time.
 - **feed publish**: :class:`ingest.publisher.FeedPublisher` (the sampling decision per batch).
+- **HTTP request**: a Starlette app called through ASGI without a socket
+  (:data:`bench.metrics.HTTP_APP`), wrapped as :func:`web.server.uvicorn_config` wraps every
+  app (:func:`telemetry.http.traced` around :class:`~telemetry.http.HttpMetrics`), against
+  the bare app: the middlewares' cost against the least work.
 - **gateway**: :mod:`bench.gateway`'s gateway run (WebSocket clients in this process, the
   server in another), against the same run with tracing at 1% in the server (the publisher
   asks the sampler for each candle, as the engine's round would be sampled, and publishes a
@@ -33,13 +37,14 @@ from opentelemetry import trace
 
 from bench import gateway
 from bench.common import Discard
-from bench.metrics import engine_off, feed_batches, feed_off, run_feed
+from bench.metrics import HTTP_APP, engine_off, feed_batches, feed_off, run_feed, run_http
 from bench.processor import Poll, polls, records
 from core.engine import CandleEngine, EngineConfig
 from streams.bus import Record
 from streams.engine_runner import EngineRunner
 from streams.memory import MemoryBus
 from telemetry import tracing
+from telemetry.http import HttpMetrics, traced
 
 SAMPLE = 0.01
 
@@ -155,6 +160,23 @@ def feed_pair(ticks: int, repeat: int) -> tuple[Rounds, Rounds]:
     return on, off
 
 
+def http_pair(requests: int, repeat: int) -> tuple[Rounds, Rounds]:
+    wrapped = traced(HttpMetrics(HTTP_APP))
+    on, off = Rounds("metrics + tracing at 1%", requests), Rounds("both off", requests)
+    for index in range(repeat + 1):
+        for figure, app, setting in (
+            (on, wrapped, telemetry_on),
+            (off, HTTP_APP, lambda: telemetry_off(contextlib.nullcontext)),
+        ):
+            with setting():
+                start = time.perf_counter()
+                run_http(requests, app)
+                elapsed = time.perf_counter() - start
+            if index:
+                figure.seconds.append(elapsed)
+    return on, off
+
+
 def print_pair(title: str, on: Rounds, off: Rounds, unit: str, p99: bool = True) -> None:
     print(f"\n{title}")
     for figure in (on, off):
@@ -216,6 +238,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--ticks", type=int, default=400_000)
     parser.add_argument("--repeat", type=int, default=7)
+    parser.add_argument("--requests", type=int, default=5_000)
     parser.add_argument("--clients", type=int, default=1000)
     parser.add_argument("--instruments", type=int, default=10)
     parser.add_argument("--per-client", type=int, default=3)
@@ -227,6 +250,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     args = parser.parse_args(argv)
     if args.smoke:
         args.ticks, args.repeat, args.clients, args.instruments = 4_000, 1, 20, 4
+        args.requests = 200
         args.offered, args.seconds, args.gateway_repeat = 400.0, 0.5, 1
     print(f"metrics and tracing at {SAMPLE:.0%} against both off; contenders alternate")
     print_pair(
@@ -237,6 +261,10 @@ def main(argv: Sequence[str] | None = None) -> None:
     print_pair(
         "feed publish (batches of 100)", *feed_pair(args.ticks, args.repeat), "ticks/s", p99=False
     )
+    on, off = http_pair(args.requests, args.repeat)
+    print_pair("HTTP request (ASGI, no socket)", on, off, "requests/s", p99=False)
+    per_request_us = (1 / on.median_rate - 1 / off.median_rate) * 1e6
+    print(f"  {'':<26} the middlewares' cost: {per_request_us:.1f} µs a request")
     print_gateway(gateway_pairs(args), args.clients)
 
 

@@ -30,17 +30,35 @@ UNTRACED: Final = "/healthz,/readyz,/metrics"
 """Paths whose requests make no span (probes and scrapes: many, and all alike)."""
 
 
-def traced(app: ASGIApp) -> ASGIApp:
+class traced:  # noqa: N801  # used as a function: traced(app)
     """``app`` with a server span per sampled HTTP request, continuing the caller's trace
-    (OpenTelemetry's ASGI middleware; its per-message ``receive``/``send`` spans left out)."""
-    middleware: ASGIApp = OpenTelemetryMiddleware(
-        app,
-        excluded_urls=UNTRACED,
-        default_span_details=_span_details,
-        tracer=tracing.tracer(),
-        exclude_spans=["receive", "send"],
-    )
-    return middleware
+    (OpenTelemetry's ASGI middleware; its per-message ``receive``/``send`` spans left out).
+
+    A request goes through the middleware only when it carries a ``traceparent`` (the
+    caller's decision holds) or the root sampler's coin takes it; the others, nearly all, go
+    straight to the app: the SDK's own decision for a span it drops costs tens of
+    microseconds a request."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+        self.middleware: ASGIApp = OpenTelemetryMiddleware(
+            app,
+            excluded_urls=UNTRACED,
+            default_span_details=_span_details,
+            tracer=tracing.tracer(),
+            exclude_spans=["receive", "send"],
+        )
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+        elif any(name == b"traceparent" for name, _ in scope["headers"]):
+            await self.middleware(scope, receive, send)
+        elif tracing.take_root():
+            with tracing.taken():
+                await self.middleware(scope, receive, send)
+        else:
+            await self.app(scope, receive, send)
 
 
 def traced_client(client: httpx.AsyncClient) -> httpx.AsyncClient:

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Mapping, Sequence
+from contextvars import ContextVar
 from dataclasses import dataclass
 from random import random
 from typing import Any, Final, Protocol
@@ -118,6 +119,8 @@ def _install() -> None:
         trace.set_tracer_provider(_SWITCH)
 
 
+_TAKEN: Final = ContextVar("mdp_root_taken", default=False)
+"""Set while a root the coin took is started by a library (:func:`taken`)."""
 _DECIDED: Final = otel_context.create_key("mdp.sampled-root")
 _ROOT: Final = otel_context.set_value(_DECIDED, True, otel_context.Context())
 """The context of a root span :func:`sampled_root` has already decided to sample."""
@@ -140,7 +143,7 @@ class _RootSampler(Sampler):
         links: Sequence[Link] | None = None,
         trace_state: trace.TraceState | None = None,
     ) -> SamplingResult:
-        if parent_context is not None and parent_context.get(_DECIDED):
+        if _TAKEN.get() or (parent_context is not None and parent_context.get(_DECIDED)):
             return SamplingResult(Decision.RECORD_AND_SAMPLE, attributes, trace_state)
         return self._ratio.should_sample(
             parent_context, trace_id, name, kind, attributes, links, trace_state
@@ -212,10 +215,26 @@ _TRACER: Final = _SWITCH.get_tracer(TRACER_NAME)
 def sampled_root(name: str, attributes: Mapping[str, Any] | None = None) -> Span | None:
     """A new root span of a batch's work, started, if the coin says so (the ratio); else
     ``None`` (nothing to end: the unsampled batch goes on without a span or a header)."""
-    if random() >= _SWITCH.root_ratio:  # sampling, not secrecy
+    if not take_root():
         return None
     span = _TRACER.start_span(name, context=_ROOT, kind=SpanKind.PRODUCER, attributes=attributes)
     return span if span.is_recording() else None
+
+
+def take_root() -> bool:
+    """Flip the root sampler's coin (the ratio; ``False`` while tracing is off)."""
+    return random() < _SWITCH.root_ratio
+
+
+@contextlib.contextmanager
+def taken() -> Iterator[None]:
+    """Meanwhile the root spans a library starts are sampled: the coin took them already
+    (:func:`take_root`), so the SDK's sampler must not flip again."""
+    token = _TAKEN.set(True)
+    try:
+        yield
+    finally:
+        _TAKEN.reset(token)
 
 
 def headers_now() -> Headers:

@@ -17,11 +17,12 @@ def test_telemetry_benchmark_runs_and_prints_each_path_on_and_off(
 ) -> None:
     telemetry.main(["--smoke"])
     out = capsys.readouterr().out
-    for title in ("engine round", "feed publish", "gateway fan-out"):
+    for title in ("engine round", "feed publish", "HTTP request", "gateway fan-out"):
         assert title in out
-    assert len(re.findall(r"metrics \+ tracing at 1% +[\d,]+ ", out)) == 3, out
-    assert len(re.findall(r"both off +[\d,]+ ", out)) == 3, out
-    assert len(re.findall(r"throughput lost [+-]\d+\.\d%", out)) == 3, out
+    assert len(re.findall(r"metrics \+ tracing at 1% +[\d,]+ ", out)) == 4, out
+    assert len(re.findall(r"both off +[\d,]+ ", out)) == 4, out
+    assert len(re.findall(r"throughput lost [+-]\d+\.\d%", out)) == 4, out
+    assert re.search(r"the middlewares' cost: -?\d+\.\d µs a request", out), out
     assert re.search(r"p99 round +\d+\.\d+ ms", out), out
     assert re.search(r"paced p99 +\d+\.\d ms", out), out
     assert "failed" not in out
