@@ -26,6 +26,7 @@ import httpx
 from access.grant import Grant
 from access.keyset import MAX_DOCUMENT_BYTES, KeySet, KeySetError
 from access.verify import DEFAULT_AUDIENCE, DEFAULT_ISSUER, LEEWAY_S, TokenRefused, TokenVerifier
+from telemetry.http import traced_client
 
 log = logging.getLogger(__name__)
 
@@ -89,8 +90,10 @@ class JwksCache:
 
     async def __aenter__(self) -> Self:
         if self.url is not None:
-            self._client = httpx.AsyncClient(
-                timeout=self.timeout_s, follow_redirects=False, verify=self._tls or True
+            self._client = traced_client(
+                httpx.AsyncClient(
+                    timeout=self.timeout_s, follow_redirects=False, verify=self._tls or True
+                )
             )
             await self.refresh()
             self._task = asyncio.create_task(self._refresh_forever(), name="jwks refresh")

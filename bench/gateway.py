@@ -35,6 +35,7 @@ import os
 import resource
 import socket
 import sys
+import threading
 import time
 from array import array
 from collections import defaultdict
@@ -44,17 +45,26 @@ from multiprocessing.connection import Connection
 from typing import Any
 
 import msgspec
+from opentelemetry import trace
+from prometheus_client import generate_latest
 
+from bench.common import Discard
 from core.candles import Candle, CandleStatus
 from core.codecs import candle_key, decode_candle, encode_candle
 from core.intervals import Interval
 from core.topics import CANDLES
 from streams.bus import Bus, next_offsets
 from streams.memory import MemoryBus
+from telemetry import tracing
+from telemetry.metrics import REGISTRY
 from ws_gateway import Gateway, GatewaySettings, Limits
 from ws_gateway.wire import ChannelFrames, ChannelKey, candle_json
 
 CONTENDERS = ("gateway", "naive", "broadcast", "starlette")
+TELEMETRY = "gateway-telemetry"
+"""The gateway with tracing at 1% and a scrape a second (``bench/telemetry.py``; not one of
+this benchmark's own contenders)."""
+SCRAPE_EVERY_S = 1.0
 INTERVAL = Interval.parse("1m")
 MINUTE_NS = INTERVAL.ns
 OPEN_TIME = 1_767_225_600 * 1_000_000_000
@@ -94,11 +104,14 @@ class Publisher:
     """Candle updates round-robin over the instruments; each a new revision of the open bar,
     with the publish time (UTC ns) in ``last_trade_id``."""
 
-    def __init__(self, bus: Bus, names: list[str]) -> None:
+    def __init__(self, bus: Bus, names: list[str], traced: bool = False) -> None:
         self.topic = bus.topic(CANDLES)
         self.names = names
         self.revision = 0
         self.published = 0
+        self.traced = traced
+        """Whether each candle is published as the engine does when tracing: the sampler
+        asked, and a sampled one published in its span with the trace context's header."""
 
     def candle(self, instrument: str) -> Candle:
         return Candle(
@@ -133,7 +146,14 @@ class Publisher:
                 if sent % len(names) == 0:
                     self.revision += 1
                 candle = self.candle(names[sent % len(names)])
-                await self.topic.publish(candle_key(candle), encode_candle(candle))
+                if self.traced and (span := tracing.sampled_root("engine.step")) is not None:
+                    with trace.use_span(span, end_on_exit=True):
+                        headers = tracing.headers_now()
+                        await self.topic.publish(
+                            candle_key(candle), encode_candle(candle), headers=headers
+                        )
+                else:
+                    await self.topic.publish(candle_key(candle), encode_candle(candle))
                 sent += 1
             await asyncio.sleep(0 if per_second is None else 0.002)
         self.published += sent
@@ -340,7 +360,7 @@ class StarletteContender(Contender):
 
 
 def make_contender(name: str, bus: Bus, names: list[str]) -> Contender:
-    if name == "gateway":
+    if name in ("gateway", TELEMETRY):
         return GatewayContender(bus, names)
     if name in ("naive", "broadcast"):
         return WebsocketsContender(bus, name)
@@ -355,11 +375,34 @@ def server_process(name: str, instrument_count: int, pipe: Connection, cpu: int 
     asyncio.run(_serve(name, instruments(instrument_count), pipe))
 
 
+def _telemetry_on() -> Callable[[], None]:
+    """Tracing at 1% (spans handed to a batch processor that exports nowhere) and a scrape of
+    the metrics every :data:`SCRAPE_EVERY_S` on a thread, as Prometheus would; the stop."""
+    settings = tracing.TraceSettings("gateway", sample=tracing.DEFAULT_SAMPLE)
+    tracing.configure(settings, Discard(), batched=True)
+    stop = threading.Event()
+
+    def scrape() -> None:
+        while not stop.wait(SCRAPE_EVERY_S):
+            generate_latest(REGISTRY)
+
+    thread = threading.Thread(target=scrape, name="scrape", daemon=True)
+    thread.start()
+
+    def stopping() -> None:
+        stop.set()
+        thread.join()
+        tracing.shutdown()
+
+    return stopping
+
+
 async def _serve(name: str, names: list[str], pipe: Connection) -> None:
+    telemetry_off = _telemetry_on() if name == TELEMETRY else lambda: None
     async with MemoryBus(partitions=4, capacity=BUS_CAPACITY) as bus:
         contender = make_contender(name, bus, names)
         port = await contender.start()
-        publisher = Publisher(bus, names)
+        publisher = Publisher(bus, names, traced=name == TELEMETRY)
         pipe.send(("ready", port))
         while True:
             command, *args = await asyncio.to_thread(pipe.recv)
@@ -370,6 +413,7 @@ async def _serve(name: str, names: list[str], pipe: Connection) -> None:
             sent = await publisher.run(per_second, seconds)
             pipe.send(("published", sent, cpu_seconds() - cpu))
         await contender.stop()
+    telemetry_off()
     pipe.send(("stopped",))
 
 

@@ -4,12 +4,19 @@
 A batch holds one instrument's ticks and is keyed by the instrument, so one instrument's
 batches stay in order on one partition; a feed gap is keyed the same way, so it travels in
 order with the ticks around it.
+
+A tick batch is where a trace starts: the sampler decides once per batch
+(:func:`telemetry.tracing.sampled_root`); a sampled batch is published inside an
+``ingest.publish`` span and carries its context in the record's headers, so the engine, the
+writer and the gateways trace it on. An unsampled batch carries no header.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterable
 from dataclasses import dataclass, field
+
+from opentelemetry import trace
 
 from core import codecs
 from core.gaps import FeedGap
@@ -18,8 +25,10 @@ from core.topics import TICKS, TICKS_REJECTED
 from ingest.files import BadRow
 from streams.bus import Bus
 from telemetry.metrics import INGEST_BATCHES, INGEST_GAPS, INGEST_TICKS, PerVenue, count_reject
+from telemetry.tracing import headers_now, sampled_root
 
 SOURCE = "ingest"
+PUBLISH_SPAN = "ingest.publish"
 
 FeedEvent = TickBatch | FeedGap
 """What a feed yields: a batch of one instrument's ticks, or a span it may have missed."""
@@ -75,7 +84,13 @@ class FeedPublisher:
                 self.stats.gaps += 1
                 self._gaps_in(event.instrument).inc()
                 continue
-            await ticks.publish(key, codecs.encode_tick_batch(event))
+            span = sampled_root(PUBLISH_SPAN, {"mdp.instrument": event.instrument})
+            if span is None:
+                await ticks.publish(key, codecs.encode_tick_batch(event))
+            else:
+                with trace.use_span(span, end_on_exit=True):
+                    span.set_attribute("mdp.ticks", len(event))
+                    await ticks.publish(key, codecs.encode_tick_batch(event), headers=headers_now())
             self.stats.batches += 1
             self.stats.ticks += len(event)
             self._batches_in(event.instrument).inc()

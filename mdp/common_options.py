@@ -20,7 +20,9 @@ from core.auth_events import PlanClaims
 from core.intervals import DEFAULT_INTERVALS, Interval, parse_intervals
 from core.secrets import DatabaseUrl
 from storage.backlog import DEFAULT_MAX_BYTES
+from telemetry import tracing
 from telemetry.logs import FORMATS, LEVELS, LogSettings, configure
+from telemetry.tracing import DEFAULT_SAMPLE, ENDPOINT_VARIABLE
 
 DEFAULT_LEVEL = "warning"
 """What a command logs unless it sets its own default or is told: warnings and errors, as
@@ -37,8 +39,9 @@ DEFAULT_INTERVAL_LABELS = " ".join(i.label for i in DEFAULT_INTERVALS)
 
 
 def add_log_options(parser: argparse.ArgumentParser) -> None:
-    """``--log-format`` and ``--log-level`` on ``parser`` and, when it has sub-commands, on
-    each of theirs (where the options are given: ``mdp trading serve --log-level debug``)."""
+    """``--log-format`` and ``--log-level``, ``--trace-sample`` and ``--otlp-endpoint`` on
+    ``parser`` and, when it has sub-commands, on each of theirs (where the options are given:
+    ``mdp trading serve --log-level debug``)."""
     actions = [a for a in parser._actions if isinstance(a, argparse._SubParsersAction)]
     for action in actions:
         for sub in dict.fromkeys(action.choices.values()):  # aliases share a parser
@@ -59,12 +62,42 @@ def add_log_options(parser: argparse.ArgumentParser) -> None:
         default=level,
         help=f"the least level logged (default {level})",
     )
+    traces = parser.add_argument_group("traces")
+    traces.add_argument(
+        "--trace-sample",
+        type=_sample_ratio,
+        default=DEFAULT_SAMPLE,
+        metavar="RATIO",
+        help=f"the share of tick batches and requests traced, 0 to 1 (default {DEFAULT_SAMPLE});"
+        " work that continues a sampled trace (a traceparent header) is traced too",
+    )
+    traces.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        default=os.environ.get(ENDPOINT_VARIABLE),
+        help=f"send the spans over OTLP/HTTP to this collector (http://HOST:4318; default:"
+        f" ${ENDPOINT_VARIABLE}, else spans are sampled but sent nowhere)",
+    )
+
+
+def _sample_ratio(text: str) -> float:
+    """A ratio from 0 to 1."""
+    try:
+        ratio = float(text)
+    except ValueError:
+        ratio = math.nan
+    if not 0.0 <= ratio <= 1.0:
+        raise argparse.ArgumentTypeError(f"a ratio from 0 to 1, not {text!r}")
+    return ratio
 
 
 def configure_logging(args: argparse.Namespace, service: str | None = None) -> None:
-    """The one log setup (:func:`telemetry.logs.configure`) as ``args`` ask, for ``service``
-    (default: the command run)."""
-    configure(LogSettings(service or args.command, args.log_format, args.log_level))
+    """The one log setup (:func:`telemetry.logs.configure`) and the one tracing setup
+    (:func:`telemetry.tracing.configure`) as ``args`` ask, for ``service`` (default: the
+    command run)."""
+    name = service or args.command
+    configure(LogSettings(name, args.log_format, args.log_level))
+    tracing.configure(tracing.TraceSettings(name, args.trace_sample, args.otlp_endpoint or None))
 
 
 def add_interval_option(parser: argparse._ActionsContainer, what: str, after: str = "") -> None:

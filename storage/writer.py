@@ -48,6 +48,8 @@ from telemetry.metrics import (
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "storage-writer"
+WRITER_SPAN = "writer.store"
+"""The span of a traced round: its records decoded and stored (with the offsets)."""
 TOPICS = (TICKS, CANDLES, TICKS_REJECTED)
 
 
@@ -160,6 +162,7 @@ class StorageWriter:
         self.processor = Processor(
             self.bus, self.group, TOPICS, _no_outputs, stored,
             max_records=self.max_records, poll_timeout=self.poll_timeout,
+            trace_name=WRITER_SPAN,
         )  # fmt: skip
 
     def stop(self) -> None:

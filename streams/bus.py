@@ -15,6 +15,9 @@ adapter pass the same contract suite (``tests/streams/contract.py``):
   it has none, from the oldest retained record (``"earliest"``) or from the end (``"latest"``).
 - ``Subscription.poll(max_records, timeout)`` returns up to ``max_records`` records, waiting up
   to ``timeout`` seconds for the first one (an empty list when none came).
+- A record may carry ``headers``, ``(name, bytes)`` pairs (Kafka's record headers), read back
+  as published, in order; the platform puts the W3C trace context of sampled work there
+  (:mod:`telemetry.tracing`). Most records carry none.
 - ``Subscription.commit(offsets)`` stores, for each ``(topic, partition)``, the *next* offset to
   read (handled record's offset + 1; see :func:`next_offsets`). Nothing commits by itself: a
   consumer commits after the effect of its records is stored, so delivery is at least once;
@@ -42,13 +45,17 @@ class TopicPartition(NamedTuple):
     partition: int
 
 
+Headers = tuple[tuple[str, bytes], ...]
+"""A record's headers: ``(name, value)`` pairs, in order (names may repeat, as in Kafka)."""
+
 Offsets = Mapping[TopicPartition, int] | Mapping[tuple[str, int], int]
 """What ``commit`` takes: the next offset to read per ``(topic, partition)``."""
 
 
 @dataclass(frozen=True, slots=True)
 class Record:
-    """A record in the log: where it is, its key and value, and its publish time (UTC ns)."""
+    """A record in the log: where it is, its key and value, its publish time (UTC ns) and
+    its headers."""
 
     topic: str
     partition: int
@@ -56,6 +63,7 @@ class Record:
     key: bytes
     value: bytes
     timestamp_ns: int
+    headers: Headers = ()
 
     @property
     def topic_partition(self) -> TopicPartition:
@@ -65,6 +73,18 @@ class Record:
     def next_offset(self) -> int:
         """The offset to commit once this record is handled."""
         return self.offset + 1
+
+
+def check_headers(headers: Headers) -> None:
+    """Refuse headers no adapter can carry: not ``(str, bytes)`` pairs."""
+    for header in headers:
+        if not (
+            isinstance(header, tuple)
+            and len(header) == 2
+            and isinstance(header[0], str)
+            and isinstance(header[1], bytes)
+        ):
+            raise TypeError(f"a header is a (str, bytes) pair, not {header!r}")
 
 
 def check_subscription(group: str, topics: Collection[str], start: str) -> None:
@@ -160,16 +180,19 @@ class Topic(ABC):
     partitions: int
 
     @abstractmethod
-    async def publish(self, key: bytes, value: bytes) -> Record:
+    async def publish(self, key: bytes, value: bytes, *, headers: Headers = ()) -> Record:
         """Append a record to the key's partition; awaits while that partition is full.
 
         Raises :class:`MessageTooLargeError` for an oversized record and
         :class:`BusClosedError` once the bus is closed.
         """
 
-    async def publish_many(self, items: Iterable[tuple[bytes, bytes]]) -> list[Record]:
-        """Publish ``(key, value)`` pairs in order (adapters may pipeline them)."""
-        return [await self.publish(key, value) for key, value in items]
+    async def publish_many(
+        self, items: Iterable[tuple[bytes, bytes]], *, headers: Headers = ()
+    ) -> list[Record]:
+        """Publish ``(key, value)`` pairs in order (adapters may pipeline them), each with
+        ``headers``."""
+        return [await self.publish(key, value, headers=headers) for key, value in items]
 
     @abstractmethod
     def subscribe(self, group: str, *, start: Start = "earliest") -> Subscription:

@@ -35,6 +35,8 @@ from telemetry.metrics import (
 log = logging.getLogger(__name__)
 
 DEFAULT_GROUP = "candle-engine"
+ENGINE_SPAN = "engine.step"
+"""The span of a traced round of the engine (the embedded runner's and the Kafka worker's)."""
 
 Message = Output
 """A message to publish: topic, key, value."""
@@ -175,7 +177,7 @@ class EngineRunner:
         self.processor = Processor(
             self.bus, self.group, [TICKS], self._step, durability,
             max_records=self.max_records, poll_timeout=self.poll_timeout, clock=self.clock,
-            input_held=self.input_held,
+            input_held=self.input_held, trace_name=ENGINE_SPAN,
         )  # fmt: skip
 
     def _step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:

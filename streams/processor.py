@@ -17,6 +17,9 @@ One round::
   state covers; only those are committed. :meth:`Durability.ahead` runs before the outputs
   go out (a write-ahead journal), :meth:`Durability.behind` after (a checkpoint, a store
   transaction). ``docs/architecture.md`` ("Processors") states the contract.
+- Traces (:mod:`telemetry.tracing`): a round whose records carry a sampled trace context is
+  one consumer span (``trace_name``), their child; the outputs it publishes carry its context
+  in their headers. A round without one makes no span.
 """
 
 from __future__ import annotations
@@ -41,6 +44,7 @@ from streams.bus import (
     Subscription,
     next_offsets,
 )
+from telemetry.tracing import headers_now, round_span
 
 log = logging.getLogger(__name__)
 
@@ -181,7 +185,10 @@ class Processor(Generic[E]):
     """Whether input is held back before the bus (a feed waiting for room): then an empty
     poll is no sign that the input was read to its end (``caught_up`` stays false)."""
     publisher: Callable[[list[Output]], Awaitable[None]] | None = None
-    """How outputs go out; default :func:`publish` on ``bus``."""
+    """How outputs go out; default :func:`publish` on ``bus`` (a publisher of its own puts
+    :func:`telemetry.tracing.headers_now` on its records)."""
+    trace_name: str = ""
+    """The name of a traced round's span (default ``process <group>``)."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
 
@@ -189,6 +196,7 @@ class Processor(Generic[E]):
 
     def __post_init__(self) -> None:
         self._publish = self.publisher or functools.partial(publish, self.bus)
+        self.trace_name = self.trace_name or f"process {self.group}"
 
     def stop(self) -> None:
         """End after the current round; the hook's :meth:`~Durability.finish` says what is
@@ -223,6 +231,18 @@ class Processor(Generic[E]):
         """Decode, step, publish and make durable one poll's records; the offsets that may
         be committed now. A shell whose consumer polls and commits by itself (the Faust
         agent of ``mdp worker``) calls this and acknowledges what it returns."""
+        for record in polled:
+            if record.headers:
+                return await self._traced(polled)
+        return await self._handle(polled)
+
+    async def _traced(self, polled: list[Record]) -> Offsets:
+        """:meth:`_handle` inside the round's span, when its records carry a sampled context."""
+        attributes = {"messaging.consumer.group.name": self.group}
+        with round_span(self.trace_name, polled, attributes):
+            return await self._handle(polled)
+
+    async def _handle(self, polled: list[Record]) -> Offsets:
         durability = self.durability
         records = durability.fresh(polled)
         batch = decode_batch(records, self.group)
@@ -255,7 +275,9 @@ class Processor(Generic[E]):
 
 
 async def publish(bus: Bus, outputs: list[Output]) -> None:
-    """One ``publish_many`` per topic (adapters pipeline it), order kept within each."""
+    """One ``publish_many`` per topic (adapters pipeline it), order kept within each; in a
+    sampled span, every record carries its trace context."""
+    headers = headers_now()
     by_topic: dict[str, list[tuple[bytes, bytes]]] = {}
     for topic, key, value in outputs:
         items = by_topic.get(topic)
@@ -263,4 +285,4 @@ async def publish(bus: Bus, outputs: list[Output]) -> None:
             items = by_topic[topic] = []
         items.append((key, value))
     for topic, items in by_topic.items():
-        await bus.topic(topic).publish_many(items)
+        await bus.topic(topic).publish_many(items, headers=headers)

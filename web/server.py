@@ -20,7 +20,7 @@ import uvloop
 from starlette.types import ASGIApp
 
 from certs.tls import TlsFiles
-from telemetry.http import HttpMetrics
+from telemetry.http import HttpMetrics, traced
 from web.guard import HttpLimits, guarded_protocol
 
 
@@ -102,12 +102,13 @@ def uvicorn_config(
 ) -> uvicorn.Config:
     """uvicorn's settings for the app: the guarded httptools protocol, no WebSockets (the
     gateway serves those), uvicorn's own bounds from ``limits``, and the app's requests
-    counted (:class:`~telemetry.http.HttpMetrics`); with ``tls``, HTTPS with its context
-    (:meth:`~certs.tls.TlsFiles.server_context`: a client certificate of its CA required)."""
+    counted (:class:`~telemetry.http.HttpMetrics`) and traced (:func:`~telemetry.http.traced`);
+    with ``tls``, HTTPS with its context (:meth:`~certs.tls.TlsFiles.server_context`: a client
+    certificate of its CA required)."""
     if tls is not None:
         options["ssl_context_factory"] = lambda _config, _default: tls.server_context()
     return uvicorn.Config(
-        HttpMetrics(app),
+        traced(HttpMetrics(app)),
         host=host,
         port=port,
         log_level=log_level,

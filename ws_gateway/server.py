@@ -74,6 +74,8 @@ POLL_RECORDS = 500
 POLL_TIMEOUT = 0.25
 FLUSH_EVERY = 20_000
 """Deliveries after which a round is flushed even in the middle of a poll (bounds latency)."""
+GATEWAY_SPAN = "gateway.send"
+"""The span of a traced round of the feed: its updates handed to the subscribers' queues."""
 HEALTH_PATH: Final = ALIVE_PATH
 READY_STALE_S: Final = 10.0
 """``/readyz`` fails once the feed loop has not finished a round for this long (a round ends
@@ -354,6 +356,7 @@ class Gateway:
         feed = Processor(
             self.bus, self.group, [CANDLES, TICKS], self._apply,
             max_records=POLL_RECORDS, poll_timeout=POLL_TIMEOUT, clock=self.clock,
+            trace_name=GATEWAY_SPAN,
         )  # fmt: skip
         try:
             await feed.consume(subscription)

@@ -37,6 +37,7 @@ from streams.bus import (
     BusClosedError,
     BusError,
     CommitFailedError,
+    Headers,
     MessageTooLargeError,
     Offsets,
     Record,
@@ -44,6 +45,7 @@ from streams.bus import (
     Subscription,
     Topic,
     TopicPartition,
+    check_headers,
     check_subscription,
 )
 from streams.kafka.admin import KafkaAdmin, TopicSpec
@@ -216,12 +218,18 @@ class KafkaTopic(Topic):
         self.name = name
         self.partitions = partitions
 
-    async def publish(self, key: bytes, value: bytes) -> Record:
-        return (await self.publish_many([(key, value)]))[0]
+    async def publish(self, key: bytes, value: bytes, *, headers: Headers = ()) -> Record:
+        return (await self.publish_many([(key, value)], headers=headers))[0]
 
-    async def publish_many(self, items: Iterable[tuple[bytes, bytes]]) -> list[Record]:
+    async def publish_many(
+        self, items: Iterable[tuple[bytes, bytes]], *, headers: Headers = ()
+    ) -> list[Record]:
         """Send every record at once (pipelined), then wait until the broker has them all."""
         producer = self.bus.producer
+        if headers:
+            check_headers(headers)
+        headers = tuple(headers)
+        sent = list(headers) or None
         pending: list[tuple[bytes, bytes, int, int, asyncio.Future[Any]]] = []
         for key, value in items:
             self._check(key, value)
@@ -229,7 +237,12 @@ class KafkaTopic(Topic):
             stamp = time.time_ns() // _MS
             try:
                 future = await producer.send(
-                    self.name, value, key=key, partition=partition, timestamp_ms=stamp
+                    self.name,
+                    value,
+                    key=key,
+                    partition=partition,
+                    timestamp_ms=stamp,
+                    headers=sent,
                 )
             except MessageSizeTooLargeError as exc:
                 raise MessageTooLargeError(f"record on {self.name}: {exc}") from exc
@@ -244,7 +257,9 @@ class KafkaTopic(Topic):
                 raise MessageTooLargeError(f"record on {self.name}: {exc}") from exc
             except KafkaError as exc:
                 raise BusError(f"publishing to {self.name} failed: {exc}") from exc
-            records.append(Record(self.name, partition, metadata.offset, key, value, stamp * _MS))
+            records.append(
+                Record(self.name, partition, metadata.offset, key, value, stamp * _MS, headers)
+            )
         return records
 
     def _check(self, key: bytes, value: bytes) -> None:
@@ -359,6 +374,7 @@ class KafkaSubscription(Subscription):
                         m.key if m.key is not None else b"",
                         m.value if m.value is not None else b"",
                         m.timestamp * _MS,
+                        tuple(m.headers) if m.headers else (),
                     )
                 )
         return records

@@ -28,7 +28,7 @@ from core.engine import EngineConfig
 from core.topics import TICKS
 from streams.bus import Offsets, Record
 from streams.checkpoints import CheckpointStore
-from streams.engine_runner import DEFAULT_GROUP, EngineStats, Message
+from streams.engine_runner import DEFAULT_GROUP, ENGINE_SPAN, EngineStats, Message
 from streams.kafka.admin import STEPS
 from streams.kafka.bus import KafkaBus
 from streams.kafka.journal import (
@@ -47,6 +47,7 @@ from streams.kafka.partition import GapError, PartitionEngine
 from streams.kafka.reader import PartitionReader
 from streams.kafka.settings import KafkaSettings
 from streams.processor import Batch, Durability, Outcome, Processor, Round
+from telemetry.tracing import headers_now
 
 log = logging.getLogger(__name__)
 
@@ -137,7 +138,7 @@ class EngineWorker:
         """The partitions whose clocks the current round without records moves on."""
         self.processor = Processor(
             bus, settings.group, [TICKS], self._step, Journaled(self),
-            clock=self.now, publisher=self._publish,
+            clock=self.now, publisher=self._publish, trace_name=ENGINE_SPAN,
         )  # fmt: skip
 
     def now(self) -> int:
@@ -344,11 +345,19 @@ class EngineWorker:
     async def _publish(self, messages: list[Message]) -> None:
         producer = self.bus.producer
         stamp = time.time_ns() // _MS
+        headers = list(headers_now()) or None
         futures: list[Any] = []
         for topic, key, value in messages:
             partition = self.bus.topic(topic).partition_for(key)
             futures.append(
-                await producer.send(topic, value, key=key, partition=partition, timestamp_ms=stamp)
+                await producer.send(
+                    topic,
+                    value,
+                    key=key,
+                    partition=partition,
+                    timestamp_ms=stamp,
+                    headers=headers,
+                )
             )
         for future in futures:
             await future

@@ -17,7 +17,7 @@ a step must be durable before its outputs go out).
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any, cast
 
@@ -25,7 +25,7 @@ import faust
 import mode
 
 from core.topics import TICKS
-from streams.bus import Record
+from streams.bus import Headers, Record
 from streams.checkpoints import CheckpointStore
 from streams.kafka.bus import KafkaBus
 from streams.kafka.engine_worker import EngineWorker, WorkerSettings
@@ -91,7 +91,16 @@ def _record(event: Any) -> Record:
         message.key or b"",
         message.value or b"",
         round(message.timestamp * 1e9),
+        _headers(message.headers),
     )
+
+
+def _headers(given: Any) -> Headers:
+    """Faust's headers (a list of pairs, or a mapping) as the bus's."""
+    if not given:
+        return ()
+    pairs = given.items() if isinstance(given, Mapping) else given
+    return tuple((str(name), bytes(value)) for name, value in pairs)
 
 
 def _ticks_partitions(tps: Any) -> set[int]:

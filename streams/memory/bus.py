@@ -13,6 +13,7 @@ from streams.bus import (
     Bus,
     BusClosedError,
     CommitFailedError,
+    Headers,
     MessageTooLargeError,
     Offsets,
     Record,
@@ -20,6 +21,7 @@ from streams.bus import (
     Subscription,
     Topic,
     TopicPartition,
+    check_headers,
     check_subscription,
 )
 from streams.memory.group import Group
@@ -146,9 +148,11 @@ class MemoryTopic(Topic):
         floors = [group.floor(tp) for group in self.bus._active_groups(self.name)]
         return min(floors) if floors else None
 
-    async def publish(self, key: bytes, value: bytes) -> Record:
+    async def publish(self, key: bytes, value: bytes, *, headers: Headers = ()) -> Record:
         if not isinstance(key, bytes) or not isinstance(value, bytes):
             raise TypeError("key and value must be bytes")
+        if headers:
+            check_headers(headers)
         if len(key) + len(value) > self.bus.max_message_bytes:
             raise MessageTooLargeError(
                 f"record of {len(key) + len(value)} bytes on {self.name} exceeds"
@@ -168,7 +172,9 @@ class MemoryTopic(Topic):
                 self.waiting_publishers -= 1
             self.bus._check_open()
             hold = self._hold(tp)
-        record = Record(self.name, tp.partition, partition.end, key, value, time.time_ns())
+        record = Record(
+            self.name, tp.partition, partition.end, key, value, time.time_ns(), tuple(headers)
+        )
         partition.append(record, hold)
         for group in self.bus._active_groups(self.name):
             owner = group.owner.get(tp)

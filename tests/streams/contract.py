@@ -163,6 +163,27 @@ class BusContract:
             (r.partition, r.offset, r.value) for r in published
         ]
 
+    async def test_headers_are_read_back_as_published_and_absent_ones_are_empty(
+        self, bus: Bus, name: str
+    ) -> None:
+        topic = bus.topic(f"{name}.t")
+        headers = (("traceparent", b"00-" + b"ab" * 16 + b"-" + b"cd" * 8 + b"-01"), ("x", b""))
+        published = await self.within(
+            topic.publish_many([(b"a", b"1"), (b"a", b"2")], headers=headers)
+        )
+        published.append(await self.within(topic.publish(b"a", b"3")))
+        assert [r.headers for r in published] == [headers, headers, ()]
+        async with topic.subscribe(f"{name}.g") as sub:
+            got = await self.drain(sub, 3)
+        assert [(r.value, r.headers) for r in got] == [(b"1", headers), (b"2", headers), (b"3", ())]
+
+    async def test_a_header_that_is_not_a_str_bytes_pair_is_refused(
+        self, bus: Bus, name: str
+    ) -> None:
+        topic = bus.topic(f"{name}.t")
+        with pytest.raises(TypeError, match="a header is a \\(str, bytes\\) pair"):
+            await self.within(topic.publish(b"a", b"1", headers=(("traceparent", "text"),)))  # type: ignore[arg-type]
+
     async def test_poll_returns_at_most_max_records(self, bus: Bus, name: str) -> None:
         topic = bus.topic(f"{name}.t")
         await self.publish(topic, [(b"a", b"%d" % i) for i in range(10)])

@@ -12,6 +12,11 @@ A service may own one partition of the accounts (``partition``, ``docs/trading.m
 "Partitions"): it resumes only those, and refuses a command of any other account with
 ``wrong-partition`` before it loads anything.
 
+Traces (:mod:`telemetry.tracing`): in a sampled span (an order's POST), each append is a
+``trading.<step>`` span, and the order remembers the span's context, so that the fills and
+ends a trade brings later are ``trading.fill`` (``trading.settle``) spans of the same trace,
+linked to the tick's. Unsampled orders remember nothing and make no span.
+
 Each command takes an optional ``tracking``: a reader's position (a consumer of
 ``trading.commands`` names the record it applies) stored in the transaction of the command's
 first append, so a command stored once is never stored again after a crash (the append
@@ -48,6 +53,7 @@ from trading.paper.venue import AmendRefused, CancelRefused, Venue, VenueReport
 from trading.service import saga, venue_state
 from trading.service.book import PREFIX, STATE_CODEC, Book, aggregate_id, apply
 from trading.service.saga import ServiceError, Step
+from trading.service.traces import OrderTraces, step_span
 from trading.store.aggregates import Aggregate
 from trading.store.aio import AsyncRepository
 from trading.store.database import Database
@@ -130,6 +136,7 @@ class TradingService:
         self._aggregates: dict[int, Aggregate[Book]] = {}
         self._last_price: dict[str, Decimal] = {}
         self._unsound: str | None = None
+        self._traces = OrderTraces()
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -145,6 +152,7 @@ class TradingService:
                 order_id = found.order_id
             else:
                 order_id = self._new_id()
+                self._traces.remember(order_id)
                 last = self._last_price.get(request.instrument)
                 events = saga.submit(book, request, order_id, self._clock(), last, self._limits)
                 step = "submitted"
@@ -309,10 +317,14 @@ class TradingService:
     async def _settle(self, report: VenueReport) -> None:
         if not isinstance(report, OrderFilled | OrderTriggered | OrderCanceled):
             return
-        async with self._lock(report.account):
-            aggregate = await self._load(report.account)
-            aggregate = await self._reported(aggregate, [report])
-            await self._drive(aggregate, report.order_id)
+        with self._traces.settling(report):
+            async with self._lock(report.account):
+                aggregate = await self._load(report.account)
+                aggregate = await self._reported(aggregate, [report])
+                aggregate = await self._drive(aggregate, report.order_id)
+            order = self._book(aggregate, report.account).orders.get(report.order_id)
+            if order is None or order.is_terminal:
+                self._traces.forget(report.order_id)
 
     async def _reported(
         self,
@@ -382,7 +394,8 @@ class TradingService:
                 self._book(aggregate, account), order_id, events, self._clock()
             )
         try:
-            saved = await self._repository.save(aggregate, events, tracking)
+            with step_span(step, order_id):
+                saved = await self._repository.save(aggregate, events, tracking)
         except ConcurrencyConflict:
             self._aggregates.pop(account, None)  # another writer: the next command reloads
             raise

@@ -29,12 +29,18 @@ from trading.process import ProcessSettings, running
 FILLED_WITHIN_S = 10.0
 
 
-async def test_ticks_on_the_bus_fill_an_order_placed_over_http(fresh_database: str) -> None:
-    schema = await asyncio.to_thread(funded, fresh_database)
-    process = ProcessSettings(
-        fresh_database, TokenSettings(keys=tokens.keyset()), port=0, schema=f"{schema}_read",
+async def funded_process(database_url: str) -> ProcessSettings:
+    """The trading process's settings on a database where ALICE's account is funded, with
+    the paper venue of the service scenarios."""
+    schema = await asyncio.to_thread(funded, database_url)
+    return ProcessSettings(
+        database_url, TokenSettings(keys=tokens.keyset()), port=0, schema=f"{schema}_read",
         paper=settings(),
     )  # fmt: skip
+
+
+async def test_ticks_on_the_bus_fill_an_order_placed_over_http(fresh_database: str) -> None:
+    process = await funded_process(fresh_database)
     headers = {"Authorization": f"Bearer {trader(ALICE)}"}
     async with (
         MemoryBus() as bus,
