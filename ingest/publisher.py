@@ -8,7 +8,8 @@ order with the ticks around it.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+import time
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 
 from core import codecs
@@ -46,6 +47,9 @@ class FeedPublisher:
 
     bus: Bus
     stats: FeedStats = field(default_factory=FeedStats)
+    clock: Callable[[], float] = time.monotonic
+    sending_since: float | None = None
+    """When the publish under way began (``None``: none is)."""
     _rejects: list[codecs.RejectedMessage] = field(default_factory=list)
     _ticks_in: PerVenue = field(default_factory=lambda: PerVenue(INGEST_TICKS))
     _batches_in: PerVenue = field(default_factory=lambda: PerVenue(INGEST_BATCHES))
@@ -65,17 +69,30 @@ class FeedPublisher:
     def reject(self, message: codecs.RejectedMessage) -> None:
         self._rejects.append(message)
 
+    def bus_state(self, stale: float) -> str | None:
+        """The ``bus`` check of ``/readyz``: ``blocked`` once a publish has waited ``stale``
+        seconds (the bus does not take the batches: Kafka away, or in-process consumers
+        that do not keep up), else ``None``."""
+        since = self.sending_since
+        return "blocked" if since is not None and self.clock() - since > stale else None
+
+    async def _send(self, topic: str, key: bytes, value: bytes) -> None:
+        self.sending_since = self.clock()
+        try:
+            await self.bus.topic(topic).publish(key, value)
+        finally:
+            self.sending_since = None
+
     async def run(self, events: AsyncIterable[FeedEvent]) -> None:
-        ticks = self.bus.topic(TICKS)
         async for event in events:
             await self._publish_rejects()
             key = codecs.instrument_key(event.instrument)
             if isinstance(event, FeedGap):
-                await ticks.publish(key, codecs.encode_feed_gap(event))
+                await self._send(TICKS, key, codecs.encode_feed_gap(event))
                 self.stats.gaps += 1
                 self._gaps_in(event.instrument).inc()
                 continue
-            await ticks.publish(key, codecs.encode_tick_batch(event))
+            await self._send(TICKS, key, codecs.encode_tick_batch(event))
             self.stats.batches += 1
             self.stats.ticks += len(event)
             self._batches_in(event.instrument).inc()
@@ -87,8 +104,7 @@ class FeedPublisher:
         if not self._rejects:
             return
         messages, self._rejects = self._rejects, []
-        rejects = self.bus.topic(TICKS_REJECTED)
         for message in messages:
-            await rejects.publish(message.key, codecs.encode_rejected(message))
+            await self._send(TICKS_REJECTED, message.key, codecs.encode_rejected(message))
             self.stats.bad_rows += 1
             count_reject(message.instrument, message.reason)
