@@ -70,11 +70,16 @@ class ConsumerWatch:
         return True
 
     def look(
-        self, now: float, now_ns: int, progress: Mapping[TopicPartition, PartitionProgress]
+        self,
+        now: float,
+        now_ns: int,
+        progress: Mapping[TopicPartition, PartitionProgress],
+        assigned: bool | None = None,
     ) -> None:
         """Take in the subscription's progress (``now_ns``: the wall clock, to place the
-        adapter's ``heard_ns``)."""
-        if not progress:
+        adapter's ``heard_ns``; ``assigned``: whether the member holds partitions, when the
+        progress may miss some of them; default: it holds those of ``progress``)."""
+        if not (progress if assigned is None else assigned):
             if self.unassigned_since is None:
                 self.unassigned_since = now
             self.lag = {}

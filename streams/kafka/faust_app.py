@@ -12,19 +12,11 @@ data, where the candle engine handles a batch at once with revisions for late ti
 state is kept by the journal and the checkpoints of :mod:`streams.kafka.journal`, not by a
 Faust table (a table's changelog is written without waiting and keyed by the current event;
 a step must be durable before its outputs go out).
-
-The timer also feeds the worker's :class:`~streams.consumers.ConsumerWatch` (the consumer lag
-metric and ``/readyz``'s ``bus`` and ``lag`` checks), once a second, from what Faust's
-consumer exposes: its assignment, each partition's fetch position and high watermark. Faust
-does not expose when the broker last answered a fetch, so the worker's ``bus`` check tells
-``stalled`` (the timer did not come round) and ``unassigned``, not ``unreachable``.
 """
 
 from __future__ import annotations
 
-import contextlib
 import logging
-import time
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, cast
@@ -33,9 +25,8 @@ import faust
 import mode
 
 from core.topics import TICKS
-from streams.bus import PartitionProgress, Record, TopicPartition
+from streams.bus import Record
 from streams.checkpoints import CheckpointStore
-from streams.consumers import WATCHES, ConsumerWatch
 from streams.kafka.bus import KafkaBus
 from streams.kafka.engine_worker import EngineWorker, WorkerSettings
 from streams.kafka.reader import PartitionReader
@@ -103,22 +94,6 @@ def _record(event: Any) -> Record:
     )
 
 
-async def _progress(consumer: Any) -> dict[TopicPartition, PartitionProgress]:
-    """Faust's consumer's fetch positions and high watermarks on ``md.ticks``."""
-    found: dict[TopicPartition, PartitionProgress] = {}
-    for tp in list(consumer.assignment()):
-        if tp.topic != TICKS:
-            continue
-        with contextlib.suppress(Exception):  # revoked meanwhile, or not fetched yet
-            position = await consumer.position(tp)
-            if position is not None:
-                end = consumer.highwater(tp)
-                found[TopicPartition(tp.topic, tp.partition)] = PartitionProgress(
-                    position, end if end is not None and end >= 0 else None, None
-                )
-    return found
-
-
 def _ticks_partitions(tps: Any) -> set[int]:
     return {tp.partition for tp in tps if tp.topic == TICKS}
 
@@ -158,15 +133,9 @@ def build_app(
         async for events in stream.take_events(settings.batch_max, settings.batch_within):
             await worker.handle([_record(event) for event in events])
 
-    watching: list[ConsumerWatch] = []  # while the app runs
-
     async def clock() -> None:
         if runtime.worker is not None:
             await runtime.worker.tick()
-        now = time.monotonic()
-        for watch in watching:
-            if watch.due(now, True):
-                watch.look(now, time.time_ns(), await _progress(app.consumer))
 
     app.timer(max(0.1, settings.idle_every / 2))(clock)
 
@@ -181,16 +150,7 @@ def build_app(
 
     @app.service
     class Resources(mode.Service):
-        forget: Callable[[], None] | None = None
-
-        async def on_start(self) -> None:
-            watching[:] = [ConsumerWatch(settings.group, time.monotonic())]
-            self.forget = WATCHES.add(watching[0])
-
         async def on_stop(self) -> None:
-            if self.forget is not None:
-                self.forget()
-            watching.clear()
             await runtime.stop()
 
     return app, runtime
