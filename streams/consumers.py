@@ -70,16 +70,11 @@ class ConsumerWatch:
         return True
 
     def look(
-        self,
-        now: float,
-        now_ns: int,
-        progress: Mapping[TopicPartition, PartitionProgress],
-        assigned: bool | None = None,
+        self, now: float, now_ns: int, progress: Mapping[TopicPartition, PartitionProgress]
     ) -> None:
         """Take in the subscription's progress (``now_ns``: the wall clock, to place the
-        adapter's ``heard_ns``; ``assigned``: whether the member holds partitions, when the
-        progress may miss some of them; default: it holds those of ``progress``)."""
-        if not (progress if assigned is None else assigned):
+        adapter's ``heard_ns``)."""
+        if not progress:
             if self.unassigned_since is None:
                 self.unassigned_since = now
             self.lag = {}

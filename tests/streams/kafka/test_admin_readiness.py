@@ -102,14 +102,7 @@ def test_the_writer_is_not_ready_while_its_broker_is_away_and_ready_once_back(
 
 def test_the_worker_answers_readyz_on_its_admin_port(fresh_topics: str, tmp_path: Path) -> None:
     with Cluster(fresh_topics, "", tmp_path) as cluster:
-        env = {k: v for k, v in cluster.env.items() if k != "DATABASE_URL"}
-        worker = Service(
-            "worker",
-            ["worker", "--group", f"engine-{cluster.suffix}", "--interval", "1m",
-             "--admin-port", "0"],
-            tmp_path, env,
-        )  # fmt: skip
-        cluster.services.append(worker)
+        worker = cluster.worker("--admin-port", "0")  # no database: the journal only
         ready = ready_url(worker)
         worker.wait_for("recovered", count=4)
         # no bus or lag checks for the Faust worker yet (docs/operations.md, "Health")
