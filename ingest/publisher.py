@@ -13,7 +13,8 @@ writer and the gateways trace it on. An unsampled batch carries no header.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable
+import time
+from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
 
 from opentelemetry import trace
@@ -23,7 +24,7 @@ from core.gaps import FeedGap
 from core.ticks import TickBatch
 from core.topics import TICKS, TICKS_REJECTED
 from ingest.files import BadRow
-from streams.bus import Bus
+from streams.bus import Bus, Headers
 from telemetry.metrics import INGEST_BATCHES, INGEST_GAPS, INGEST_TICKS, PerVenue, count_reject
 from telemetry.tracing import headers_now, sampled_root
 
@@ -55,6 +56,9 @@ class FeedPublisher:
 
     bus: Bus
     stats: FeedStats = field(default_factory=FeedStats)
+    clock: Callable[[], float] = time.monotonic
+    sending_since: float | None = None
+    """When the publish under way began (``None``: none is)."""
     _rejects: list[codecs.RejectedMessage] = field(default_factory=list)
     _ticks_in: PerVenue = field(default_factory=lambda: PerVenue(INGEST_TICKS))
     _batches_in: PerVenue = field(default_factory=lambda: PerVenue(INGEST_BATCHES))
@@ -74,23 +78,38 @@ class FeedPublisher:
     def reject(self, message: codecs.RejectedMessage) -> None:
         self._rejects.append(message)
 
+    def bus_state(self, stale: float) -> str | None:
+        """The ``bus`` check of ``/readyz``: ``blocked`` once a publish has waited ``stale``
+        seconds (the bus does not take the batches: Kafka away, or in-process consumers
+        that do not keep up), else ``None``."""
+        since = self.sending_since
+        return "blocked" if since is not None and self.clock() - since > stale else None
+
+    async def _send(self, topic: str, key: bytes, value: bytes, headers: Headers = ()) -> None:
+        self.sending_since = self.clock()
+        try:
+            await self.bus.topic(topic).publish(key, value, headers=headers)
+        finally:
+            self.sending_since = None
+
     async def run(self, events: AsyncIterable[FeedEvent]) -> None:
-        ticks = self.bus.topic(TICKS)
         async for event in events:
             await self._publish_rejects()
             key = codecs.instrument_key(event.instrument)
             if isinstance(event, FeedGap):
-                await ticks.publish(key, codecs.encode_feed_gap(event))
+                await self._send(TICKS, key, codecs.encode_feed_gap(event))
                 self.stats.gaps += 1
                 self._gaps_in(event.instrument).inc()
                 continue
             span = sampled_root(PUBLISH_SPAN, {"mdp.instrument": event.instrument})
             if span is None:
-                await ticks.publish(key, codecs.encode_tick_batch(event))
+                await self._send(TICKS, key, codecs.encode_tick_batch(event))
             else:
                 with trace.use_span(span, end_on_exit=True):
                     span.set_attribute("mdp.ticks", len(event))
-                    await ticks.publish(key, codecs.encode_tick_batch(event), headers=headers_now())
+                    await self._send(
+                        TICKS, key, codecs.encode_tick_batch(event), headers=headers_now()
+                    )
             self.stats.batches += 1
             self.stats.ticks += len(event)
             self._batches_in(event.instrument).inc()
@@ -102,8 +121,7 @@ class FeedPublisher:
         if not self._rejects:
             return
         messages, self._rejects = self._rejects, []
-        rejects = self.bus.topic(TICKS_REJECTED)
         for message in messages:
-            await rejects.publish(message.key, codecs.encode_rejected(message))
+            await self._send(TICKS_REJECTED, message.key, codecs.encode_rejected(message))
             self.stats.bad_rows += 1
             count_reject(message.instrument, message.reason)

@@ -130,6 +130,15 @@ async def stop_feeding(
         await feeding
 
 
+def feed_state(source: object) -> str | None:
+    """The ``feed`` check of ``/readyz``: a live venue feed is ``disconnected`` until its
+    connection is open and while it is down (it reconnects with backoff); tick files and
+    the synthetic market need nothing (``None``)."""
+    if isinstance(source, VenueSource) and not source.feed.counters.connected:
+        return "disconnected"
+    return None
+
+
 def venue_reject(reject: VenueReject, url: str) -> RejectedMessage:
     """A refused venue frame as a ``md.ticks.rejected`` message: reason, field, the frame."""
     bad = reject.bad

@@ -45,6 +45,7 @@ from storage.tick_copy import (
 )
 from storage.times import at_or_after, at_or_before
 from storage.unavailable import unavailable_as_error
+from telemetry.pools import watch_pool
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -185,9 +186,11 @@ class PostgresStore:
             name="storage",
         )
         await pool.open(wait=True, timeout=timeout)
+        unwatch = watch_pool(pool)  # mdp_db_pool_connections{pool="storage"}
         try:
             yield cls(pool, wait)
         finally:
+            unwatch()
             await pool.close()
 
     @contextlib.asynccontextmanager

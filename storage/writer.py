@@ -174,6 +174,11 @@ class StorageWriter:
         if the database is unavailable (what is held then is not stored)."""
         self.processor.drain()
 
+    def database_check(self) -> str | None:
+        """The ``database`` check of ``/readyz``: ``unavailable`` while the last write failed
+        (an outage: the writer holds what it read and retries), ``None`` otherwise."""
+        return "unavailable" if self.stored.failing else None
+
     @property
     def offsets_key(self) -> str:
         """Whose offsets the store keeps: this group on this bus."""

@@ -108,6 +108,25 @@ def next_offsets(records: Iterable[Record]) -> dict[tuple[str, int], int]:
     return offsets
 
 
+@dataclass(frozen=True, slots=True)
+class PartitionProgress:
+    """Where a member stands in one assigned partition, as the adapter knows it without asking
+    the broker (see :meth:`Subscription.progress`)."""
+
+    position: int
+    """The next offset this member reads."""
+    end: int | None
+    """The partition's end (the offset the next record gets) as last heard; ``None`` before
+    the adapter has heard it."""
+    heard_ns: int | None
+    """When the end was last heard from the log (Unix ns; Kafka: its last fetch answer)."""
+
+    @property
+    def lag(self) -> int | None:
+        """Records after this member's position (``None`` while the end is unknown)."""
+        return None if self.end is None else max(0, self.end - self.position)
+
+
 class BusError(Exception):
     """A bus operation failed."""
 
@@ -153,6 +172,12 @@ class Subscription(ABC):
     @abstractmethod
     def assignment(self) -> frozenset[TopicPartition]:
         """The partitions this member reads now (may change when members come and go)."""
+
+    def progress(self) -> dict[TopicPartition, PartitionProgress]:
+        """The member's position and the end of each assigned partition whose position is
+        fixed, from what the adapter already holds: no broker round trip, cheap enough for
+        once a second (``{}`` from an adapter that knows neither)."""
+        return {}
 
     @abstractmethod
     async def close(self) -> None:

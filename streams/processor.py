@@ -20,6 +20,11 @@ One round::
 - Traces (:mod:`telemetry.tracing`): a round whose records carry a sampled trace context is
   one consumer span (``trace_name``), their child; the outputs it publishes carry its context
   in their headers. A round without one makes no span.
+
+While :meth:`Processor.consume` runs, a :class:`~streams.consumers.ConsumerWatch` of the
+process's :data:`~streams.consumers.WATCHES` follows it: the consumer lag metric and the
+``bus`` and ``lag`` checks of ``/readyz`` read it (the subscription's progress is read once
+a second, not per record).
 """
 
 from __future__ import annotations
@@ -44,6 +49,7 @@ from streams.bus import (
     Subscription,
     next_offsets,
 )
+from streams.consumers import WATCHES, ConsumerWatch
 from telemetry.tracing import headers_now, round_span
 
 log = logging.getLogger(__name__)
@@ -215,13 +221,18 @@ class Processor(Generic[E]):
     async def consume(self, subscription: Subscription) -> None:
         """The loop on a subscription the caller opened (and closes)."""
         durability = self.durability
-        await durability.start()
-        while not self._stopping.is_set():
-            polled = await self._read(subscription)
-            if self._draining and (durability.failing or (not polled and durability.idle)):
-                break
-            await self.round(subscription, polled)
-        await self._commit(subscription, await durability.finish(self._draining))
+        watch = ConsumerWatch(self.group, time.monotonic())
+        forget = WATCHES.add(watch)
+        try:
+            await durability.start()
+            while not self._stopping.is_set():
+                polled = await self._read(subscription, watch)
+                if self._draining and (durability.failing or (not polled and durability.idle)):
+                    break
+                await self.round(subscription, polled)
+            await self._commit(subscription, await durability.finish(self._draining))
+        finally:
+            forget()
 
     async def round(self, subscription: Subscription, polled: list[Record]) -> None:
         """:meth:`handle` one poll's records, then commit what the durable state covers."""
@@ -254,13 +265,18 @@ class Processor(Generic[E]):
             await self._publish(outcome.outputs)
         return await durability.behind(current)
 
-    async def _read(self, subscription: Subscription) -> list[Record]:
+    async def _read(self, subscription: Subscription, watch: ConsumerWatch) -> list[Record]:
         wait, poll = self.durability.read_wait(self.poll_timeout)
         if poll:
-            return await subscription.poll(self.max_records, wait)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._stopping.wait(), wait)
-        return []
+            records = await subscription.poll(self.max_records, wait)
+        else:
+            records = []
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopping.wait(), wait)
+        now = time.monotonic()
+        if watch.due(now, poll):
+            watch.look(now, time.time_ns(), subscription.progress())
+        return records
 
     async def _commit(self, subscription: Subscription, offsets: Offsets) -> None:
         """Commit what the durable state covers. A partition that moved to another member

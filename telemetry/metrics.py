@@ -71,6 +71,15 @@ ENGINE_EVENT_TIME: Final = Gauge(
     registry=REGISTRY,
 )
 
+# -- bus consumers (every processor loop) ------------------------------------------------------
+
+CONSUMER_LAG: Final = LiveGauge(
+    "mdp_consumer_lag_records",
+    "Records of a partition after the consumer's position (its end as the consumer last"
+    " heard it), per group and partition; refreshed once a second by the processor loop",
+    ["group", "topic", "partition"],
+)
+
 # -- storage writer -------------------------------------------------------------------------
 
 WRITER_BATCH: Final = Histogram(
@@ -84,6 +93,12 @@ WRITER_ROWS: Final = Counter(
 )
 WRITER_FAILURES: Final = Counter(
     "mdp_writer_failures", "Storage writes that failed (database unavailable)", registry=REGISTRY
+)
+DB_POOL_CONNECTIONS: Final = LiveGauge(
+    "mdp_db_pool_connections",
+    "Connections of a psycopg_pool pool by state (used, idle), and requests waiting for one"
+    " (state waiting), read at scrape time",
+    ["pool", "state"],
 )
 WRITER_BUFFER_RECORDS: Final = LiveGauge(
     "mdp_writer_buffer_records", "Records read but not stored yet (the write buffer)"
@@ -147,8 +162,8 @@ ORDER_ACK: Final = Histogram(
 )
 
 for _live in (
-    WRITER_BUFFER_RECORDS, WRITER_BUFFER_BYTES, GATEWAY_CLIENTS, GATEWAY_SUBSCRIPTIONS,
-    GATEWAY_QUEUE_DEPTH, GATEWAY_LAGGING,
+    CONSUMER_LAG, DB_POOL_CONNECTIONS, WRITER_BUFFER_RECORDS, WRITER_BUFFER_BYTES,
+    GATEWAY_CLIENTS, GATEWAY_SUBSCRIPTIONS, GATEWAY_QUEUE_DEPTH, GATEWAY_LAGGING,
 ):  # fmt: skip
     REGISTRY.register(_live)
 

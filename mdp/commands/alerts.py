@@ -27,7 +27,13 @@ import psycopg
 from main_api.alerts.processing import EVALUATOR_GROUP
 from main_api.alerts.runner import DEFAULT_RECORDS, MAX_RECORDS
 from main_api.settings import DEFAULT_SCHEMA
-from mdp.admin_options import add_admin_options
+from mdp.admin_options import (
+    add_admin_options,
+    add_readiness_options,
+    check_readiness_options,
+    consumer_checks,
+    ready_when,
+)
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -92,6 +98,7 @@ def add_parser(commands: Any) -> None:
         "--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period"
     )
     add_admin_options(evaluate)
+    add_readiness_options(evaluate)
     evaluate.set_defaults(run=run)
 
 
@@ -110,6 +117,7 @@ def run(args: argparse.Namespace) -> int:
         if args.status_every <= 0:
             raise ValueError("--status-every must be positive")
         settings = EvaluatorSettings(group=args.group, start=args.start, max_records=args.batch)
+        check_readiness_options(args)
     except ValueError as exc:
         tell(f"error: {exc}")
         return EXIT_BAD_INPUT
@@ -137,21 +145,22 @@ async def _evaluate(
     stop = asyncio.Event()
     stop_on_signals(stop)
     url = args.database_url.reveal()
-    async with contextlib.AsyncExitStack() as stack:
-        store = await _open_store(stack, args, stop, tell)
-        if store is None:
-            return
-        bus = await stack.enter_async_context(KafkaBus(kafka, create_topics=False, say=tell))
-        service = EvaluatorService(store, bus, url, settings)
-        tell(f"evaluating alerts in group {settings.group} of cluster {bus.cluster_id}")
-        reporting = asyncio.create_task(_report(service, args.status_every, tell))
-        try:
-            await service.run(stop)
-        finally:
-            reporting.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await reporting
-            tell(status_line(service))
+    with ready_when(consumer_checks(args)):  # /readyz: the bus and the lag
+        async with contextlib.AsyncExitStack() as stack:
+            store = await _open_store(stack, args, stop, tell)
+            if store is None:
+                return
+            bus = await stack.enter_async_context(KafkaBus(kafka, create_topics=False, say=tell))
+            service = EvaluatorService(store, bus, url, settings)
+            tell(f"evaluating alerts in group {settings.group} of cluster {bus.cluster_id}")
+            reporting = asyncio.create_task(_report(service, args.status_every, tell))
+            try:
+                await service.run(stop)
+            finally:
+                reporting.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await reporting
+                tell(status_line(service))
 
 
 async def _open_store(

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import dataclasses
 import time
 from collections.abc import AsyncIterable, Iterator
@@ -24,9 +25,14 @@ from ingest.files import ReadReport, TickFileError
 from ingest.files.reader import read_ticks
 from ingest.pacing import paced
 from ingest.publisher import FeedEvent, FeedPublisher
-from ingest.sources import stop_feeding, venue
+from ingest.sources import feed_state, stop_feeding, venue
 from ingest.synthetic import SyntheticFeed
-from mdp.admin_options import add_admin_options
+from mdp.admin_options import (
+    add_admin_options,
+    add_readiness_options,
+    check_readiness_options,
+    ready_when,
+)
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -70,6 +76,7 @@ def add_parser(commands: Any) -> None:
         help="the most ticks in one md.ticks message (default 5000, ~285 kB)",
     )
     add_admin_options(parser)
+    add_readiness_options(parser, lag=False)
     parser.set_defaults(run=run)
 
 
@@ -82,6 +89,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("--batch-ticks must be within 1..15000 (a message holds ~1 MiB)")
         if args.duration is not None and args.duration <= 0:
             raise ValueError("--duration must be positive")
+        check_readiness_options(args)
         return asyncio.run(_ingest(args, settings))
     except (ValueError, TickFileError) as exc:
         tell(f"error: {exc}")
@@ -95,7 +103,21 @@ async def _ingest(args: argparse.Namespace, settings: KafkaSettings) -> int:
     tell = say(_NAME)
     stop = asyncio.Event()
     stop_on_signals(stop)
-    async with KafkaBus(settings, create_topics=False, say=tell) as bus:
+    publisher: FeedPublisher | None = None
+    source: AsyncIterable[FeedEvent] | None = None
+
+    def bus_check() -> str | None:
+        return "starting" if publisher is None else publisher.bus_state(args.ready_stale)
+
+    def feed_check() -> str | None:
+        if source is None:
+            return "starting"
+        return feed_state(source)
+
+    ready = ready_when({"bus": bus_check, "feed": feed_check})
+    async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(ready)
+        bus = await stack.enter_async_context(KafkaBus(settings, create_topics=False, say=tell))
         publisher = FeedPublisher(bus)
         source = _source(args, publisher)
         started = time.monotonic()

@@ -21,7 +21,13 @@ from typing import Any
 
 import psycopg
 
-from mdp.admin_options import add_admin_options
+from mdp.admin_options import (
+    add_admin_options,
+    add_readiness_options,
+    check_readiness_options,
+    consumer_checks,
+    ready_when,
+)
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -66,6 +72,7 @@ def add_parser(commands: Any) -> None:
         "--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period"
     )
     add_admin_options(parser)
+    add_readiness_options(parser)
     parser.set_defaults(run=run)
 
 
@@ -78,6 +85,7 @@ def run(args: argparse.Namespace) -> int:
         if args.batch < 1:
             raise ValueError("--batch must be positive")
         args.buffer = write_buffer_of(args)
+        check_readiness_options(args)
     except ValueError as exc:
         tell(f"error: {exc}")
         return EXIT_BAD_INPUT
@@ -96,10 +104,19 @@ async def _write(args: argparse.Namespace, settings: KafkaSettings) -> None:
     tell = say(_NAME)
     stop = asyncio.Event()
     stop_on_signals(stop)
-    async with (
-        PostgresStore.open(args.database_url.reveal(), migrate=args.migrate) as store,
-        KafkaBus(settings, create_topics=False, say=tell) as bus,
-    ):
+    writer: StorageWriter | None = None
+
+    def database() -> str | None:
+        if writer is None:
+            return "starting"
+        return writer.database_check()
+
+    async with contextlib.AsyncExitStack() as stack:
+        stack.enter_context(ready_when({"database": database, **consumer_checks(args)}))
+        store = await stack.enter_async_context(
+            PostgresStore.open(args.database_url.reveal(), migrate=args.migrate)
+        )
+        bus = await stack.enter_async_context(KafkaBus(settings, create_topics=False, say=tell))
         writer = StorageWriter(
             bus, store, group=args.group, max_records=args.batch, buffer_bytes=args.buffer
         )

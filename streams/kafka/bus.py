@@ -40,6 +40,7 @@ from streams.bus import (
     Headers,
     MessageTooLargeError,
     Offsets,
+    PartitionProgress,
     Record,
     Start,
     Subscription,
@@ -283,9 +284,11 @@ class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self._subscription._positioned.clear()
+        self._subscription._next.clear()
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._subscription._positioned.clear()
+        self._subscription._next.clear()
 
 
 class KafkaSubscription(Subscription):
@@ -312,6 +315,8 @@ class KafkaSubscription(Subscription):
         )
         self._consumer.subscribe(topics=list(topics), listener=_Listener(self))
         self._positioned: set[aiokafka.TopicPartition] = set()
+        self._next: dict[aiokafka.TopicPartition, int] = {}
+        """The position of each positioned partition, as the polls moved it."""
         self._starting = asyncio.ensure_future(self._consumer.start())
         self._polling: asyncio.Task[Any] | None = None
 
@@ -332,7 +337,7 @@ class KafkaSubscription(Subscription):
     async def _fix_positions(self) -> None:
         """Resolve the read position of newly assigned partitions (``latest`` is now)."""
         for tp in self._consumer.assignment() - self._positioned:
-            await self._consumer.position(tp)
+            self._next[tp] = await self._consumer.position(tp)
             self._positioned.add(tp)
 
     async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
@@ -365,6 +370,8 @@ class KafkaSubscription(Subscription):
         await self._fix_positions()
         records: list[Record] = []
         for tp, messages in batches.items():
+            if messages and tp in self._positioned:
+                self._next[tp] = messages[-1].offset + 1
             for m in messages:
                 records.append(
                     Record(
@@ -378,6 +385,28 @@ class KafkaSubscription(Subscription):
                     )
                 )
         return records
+
+    def progress(self) -> dict[TopicPartition, PartitionProgress]:
+        """Positions as the polls moved them; the end is the last stable offset (the
+        ``read_committed`` end; the high watermark where the broker gives none) and the time
+        of the last fetch answer for the partition, both from the consumer's last fetch
+        (aiokafka keeps them): nothing is asked of the broker."""
+        if self.closed or not self._starting.done():
+            return {}
+        consumer = self._consumer
+        found: dict[TopicPartition, PartitionProgress] = {}
+        assigned = consumer.assignment()
+        for tp, position in list(self._next.items()):
+            if tp not in assigned:
+                continue
+            end = consumer.last_stable_offset(tp)
+            if end is None or end < 0:
+                end = consumer.highwater(tp)
+            heard = consumer.last_poll_timestamp(tp)
+            found[TopicPartition(tp.topic, tp.partition)] = PartitionProgress(
+                position, end, None if heard is None else heard * _MS
+            )
+        return found
 
     async def commit(self, offsets: Offsets) -> None:
         self._check_open()

@@ -16,6 +16,7 @@ from streams.bus import (
     Headers,
     MessageTooLargeError,
     Offsets,
+    PartitionProgress,
     Record,
     Start,
     Subscription,
@@ -227,6 +228,15 @@ class MemorySubscription(Subscription):
 
     def assignment(self) -> frozenset[TopicPartition]:
         return frozenset(self._positions)
+
+    def progress(self) -> dict[TopicPartition, PartitionProgress]:
+        """The logs are in this process: their ends are always current."""
+        now = time.time_ns()
+        log_of = self.bus._log_of
+        return {
+            tp: PartitionProgress(position, log_of(tp).end, now)
+            for tp, position in self._positions.items()
+        }
 
     async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         if max_records < 1 or timeout < 0:
