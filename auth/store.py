@@ -26,6 +26,7 @@ from auth.signing import SigningKey
 from core.auth_events import AuthEvent, EventKind
 from core.secrets import Secret
 from storage.unavailable import unavailable_as_error
+from telemetry.pools import pool_watched
 
 Connection = psycopg.AsyncConnection[dict[str, Any]]
 
@@ -110,7 +111,8 @@ class AuthStore:
         with unavailable_as_error():
             await pool.open(wait=True, timeout=timeout)
         try:
-            yield cls(pool, wait)
+            with pool_watched(pool):
+                yield cls(pool, wait)
         finally:
             await pool.close()
 

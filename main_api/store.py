@@ -43,6 +43,7 @@ from main_api.tables import (
 from main_api.views import AlertView, Firing, Notification, Profile, Watchlist
 from main_api.webhooks import tables as webhook_tables
 from main_api.webhooks.event import event_body
+from telemetry.pools import pool_watched
 
 Connection = psycopg.AsyncConnection[DictRow]
 MAX_PAGE: Final = 500
@@ -100,7 +101,8 @@ class MainStore:
         pool = schema_pool(url, schema, max_size=max_size, timeout=timeout, name="main-api")
         await pool.open(wait=True, timeout=timeout)
         try:
-            yield cls(pool, wait=wait, clock=clock)
+            with pool_watched(pool):
+                yield cls(pool, wait=wait, clock=clock)
         finally:
             await pool.close()
 

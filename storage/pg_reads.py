@@ -52,6 +52,7 @@ from storage.reads import (
 )
 from storage.times import at_or_after, at_or_before
 from storage.unavailable import describe
+from telemetry.pools import pool_watched
 
 Connection = psycopg.AsyncConnection[Any]
 Rows = list[Any]
@@ -155,6 +156,8 @@ class PostgresReads:
             stack.push_async_callback(pool.close)
             await asyncio.to_thread(pages.open, True, timeout)
             stack.push_async_callback(asyncio.to_thread, pages.close)
+            stack.enter_context(pool_watched(pool))
+            stack.enter_context(pool_watched(pages))
             yield cls(pool, pages, url)
 
     async def unreachable(self) -> str | None:

@@ -45,7 +45,7 @@ from storage.tick_copy import (
 )
 from storage.times import at_or_after, at_or_before
 from storage.unavailable import unavailable_as_error
-from telemetry.pools import watch_pool
+from telemetry.pools import pool_watched
 
 Connection = psycopg.AsyncConnection[Any]
 
@@ -186,11 +186,10 @@ class PostgresStore:
             name="storage",
         )
         await pool.open(wait=True, timeout=timeout)
-        unwatch = watch_pool(pool)  # mdp_db_pool_connections{pool="storage"}
         try:
-            yield cls(pool, wait)
+            with pool_watched(pool):  # mdp_db_pool_connections{pool="storage"}
+                yield cls(pool, wait)
         finally:
-            unwatch()
             await pool.close()
 
     @contextlib.asynccontextmanager

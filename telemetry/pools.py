@@ -3,7 +3,8 @@ counters when Prometheus scrapes: nothing is counted on the hot path."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import contextlib
+from collections.abc import Callable, Iterator
 from typing import Protocol
 
 from telemetry.live import Reading
@@ -32,3 +33,13 @@ def pool_reading(pool: Pool) -> Reading:
 def watch_pool(pool: Pool) -> Callable[[], None]:
     """Report ``pool`` under its name until the returned function is called."""
     return DB_POOL_CONNECTIONS.watch(lambda: pool_reading(pool))
+
+
+@contextlib.contextmanager
+def pool_watched(pool: Pool) -> Iterator[None]:
+    """Report ``pool`` under its name for the ``with`` block (the store that owns it is open)."""
+    unwatch = watch_pool(pool)
+    try:
+        yield
+    finally:
+        unwatch()

@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from core.positions import PRICE_DIGITS, Position, unrealised
 from core.trading_events import OrderFilled
+from telemetry.pools import pool_watched
 from trading.domain.orders import Order
 from trading.readmodels.projection import Balance
 from trading.readmodels.tables import (
@@ -126,7 +127,8 @@ class TradingQueries:
         pool = read_pool(url, configure, max_size=max_size, timeout=timeout, name="trading-queries")
         await pool.open(wait=True, timeout=timeout)
         try:
-            yield cls(pool)
+            with pool_watched(pool):
+                yield cls(pool)
         finally:
             await pool.close()
 

@@ -25,6 +25,7 @@ from psycopg.sql import SQL, Composed, Identifier
 from psycopg_pool import AsyncConnectionPool, PoolTimeout
 
 from core.trading_reads import MAX_SNAPSHOT, AccountSnapshot
+from telemetry.pools import pool_watched
 from trading.readmodels.queries import read_pool
 from trading.readmodels.tables import (
     DEFAULT_SCHEMA,
@@ -101,7 +102,8 @@ class AccountSnapshots:
         await pool.open(wait=False)
         snapshots._pool = pool
         try:
-            yield snapshots
+            with pool_watched(pool):
+                yield snapshots
         finally:
             await pool.close()
 
