@@ -78,7 +78,7 @@ from mdp.front import (
     jwks_url,
 )
 from mdp.progress import Progress
-from mdp.status import status_line
+from mdp.status import Counts, counts_from, status_line
 from storage import PostgresServer, PostgresStore
 from storage.backlog import DEFAULT_MAX_BYTES
 from storage.checkpoints import PostgresCheckpoints
@@ -205,12 +205,13 @@ class Platform:
                 bus, engine, checkpoints, clock=self.clock,
                 input_held=lambda: ticks.waiting_publishers > 0,
             )  # fmt: skip
+            started = counts_from()  # the process's metrics count from before this platform
             writing = asyncio.create_task(writer.run(), name="writer")
             running = asyncio.create_task(runner.run(), name="engine")
             await asyncio.sleep(0)  # both subscribe before the first tick is published
             feeding = asyncio.create_task(feed.run(source), name="feed")
             venue = source.feed.counters if isinstance(source, VenueSource) else None
-            report = self._report(bus, feed, runner, writer, venue)
+            report = self._report(bus, feed, writer, venue, started)
             watchers = [asyncio.create_task(report, name="status")]
             if isinstance(source, SyntheticMarket):
                 history = self._history(source, runner, writer)
@@ -236,7 +237,8 @@ class Platform:
                 evaluator_stop.set()
                 await _settled(evaluating)
                 await _shutdown(feeding, source, runner, running, writer, writing)
-                self._say(status_line(feed.stats, runner.stats, writer.stats))
+                counted = counts_from() - started
+                self._say(status_line(counted, writer.stats, finished=feed.stats.finished))
                 self._say("stopped cleanly")
 
     @contextlib.asynccontextmanager
@@ -489,14 +491,17 @@ class Platform:
         self,
         bus: MemoryBus,
         feed: FeedPublisher,
-        engine: EngineRunner,
         writer: StorageWriter,
         venue: FeedCounters | None,
+        started: Counts,
     ) -> None:
         while True:
             await asyncio.sleep(self.settings.status_every)
             paused = bus.topic(TICKS).waiting_publishers > 0  # the feed, not the engine
-            line = status_line(feed.stats, engine.stats, writer.stats, venue, paused=paused)
+            line = status_line(
+                counts_from() - started, writer.stats, venue, paused=paused,
+                finished=feed.stats.finished,
+            )  # fmt: skip
             if self.out.isatty():
                 self.out.write("\r\x1b[K" + line)
                 self.out.flush()

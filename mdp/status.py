@@ -1,35 +1,89 @@
-"""The live status line of ``mdp up``: what came in, what went out, what is still on its way."""
+"""The live status line of ``mdp up``: what came in, what went out, what is still on its way,
+read from the platform's metrics (the numbers its ``metrics:`` URL serves)."""
 
 from __future__ import annotations
 
-from ingest.publisher import FeedStats
+from dataclasses import dataclass
+from typing import Final
+
+from prometheus_client.registry import CollectorRegistry
+
 from ingest.venues.session import FeedCounters
 from storage.writer import WriterStats
-from streams.engine_runner import EngineStats
+from telemetry.metrics import REGISTRY
+
+
+@dataclass(frozen=True, slots=True)
+class Counts:
+    """What the platform counted, as its metrics hold it (:func:`counts_from`)."""
+
+    ticks_in: float = 0
+    gaps: float = 0
+    engine_ticks: float = 0
+    candles_out: float = 0
+    rejects: float = 0
+    stored_ticks: float = 0
+    stored_candles: float = 0
+
+    def __sub__(self, earlier: Counts) -> Counts:
+        return Counts(
+            *(now - then for now, then in zip(_values(self), _values(earlier), strict=True))
+        )
+
+
+def _values(counts: Counts) -> tuple[float, ...]:
+    return tuple(getattr(counts, name) for name in Counts.__slots__)
+
+
+def counts_from(registry: CollectorRegistry = REGISTRY) -> Counts:
+    """The counts now, from the process's metrics (``docs/observability.md``): the same
+    numbers a scrape reads. The registry is the process's, so a platform subtracts the counts
+    it started with."""
+    totals: dict[tuple[str, str], float] = {}
+    for family in registry.collect():
+        for sample in family.samples:
+            if sample.name in _COUNTED:
+                key = (sample.name, sample.labels.get("kind", ""))
+                totals[key] = totals.get(key, 0.0) + sample.value
+    return Counts(
+        ticks_in=totals.get(("mdp_ingest_ticks_total", ""), 0.0),
+        gaps=totals.get(("mdp_ingest_gaps_total", ""), 0.0),
+        engine_ticks=totals.get(("mdp_engine_ticks_total", ""), 0.0),
+        candles_out=totals.get(("mdp_engine_candles_total", ""), 0.0),
+        rejects=totals.get(("mdp_ticks_rejected_total", ""), 0.0),
+        stored_ticks=totals.get(("mdp_writer_rows_total", "ticks"), 0.0),
+        stored_candles=totals.get(("mdp_writer_rows_total", "candles"), 0.0),
+    )
+
+
+_COUNTED: Final = frozenset({
+    "mdp_ingest_ticks_total", "mdp_ingest_gaps_total", "mdp_engine_ticks_total",
+    "mdp_engine_candles_total", "mdp_ticks_rejected_total", "mdp_writer_rows_total",
+})  # fmt: skip
 
 
 def status_line(
-    feed: FeedStats,
-    engine: EngineStats,
+    counts: Counts,
     writer: WriterStats,
     venue: FeedCounters | None = None,
     *,
     paused: bool = False,
+    finished: bool = False,
 ) -> str:
     """One line: ticks in, candles out, rejects, stored rows, the backlog (lag) in ticks, the
     feed gaps a live venue reported (when there were any) and its connection (``venue``);
     while the database is away or the feed waits for storage (``paused``), that
-    (:func:`storage_state`)."""
-    rejects = feed.bad_rows + engine.rejected + engine.undecodable
-    engine_lag = max(0, feed.ticks - engine.ticks)
-    gaps = f" | feed gaps {feed.gaps:,}" if feed.gaps else ""
+    (:func:`storage_state`). The counts are the metrics' (:func:`counts_from`)."""
+    engine_lag = max(0, int(counts.ticks_in - counts.engine_ticks))
+    gaps = f" | feed gaps {int(counts.gaps):,}" if counts.gaps else ""
     link = "" if venue is None else f" | venue {connection(venue)}"
-    done = " | feed finished" if feed.finished else ""
+    done = " | feed finished" if finished else ""
     storage = storage_state(writer, paused)
     storage = f" | {storage}" if storage else ""
     return (
-        f"ticks in {feed.ticks:,} | candles out {engine.candles:,} | rejects {rejects:,}"
-        f" | stored {writer.ticks:,} ticks, {writer.candles:,} candle updates"
+        f"ticks in {int(counts.ticks_in):,} | candles out {int(counts.candles_out):,}"
+        f" | rejects {int(counts.rejects):,} | stored {int(counts.stored_ticks):,} ticks,"
+        f" {int(counts.stored_candles):,} candle updates"
         f" | lag {engine_lag:,} ticks{storage}{gaps}{link}{done}"
     )
 

@@ -1,23 +1,48 @@
-"""The status line of ``mdp up``: counts, and a live venue's connection."""
+"""The status line of ``mdp up``: counts read from the platform's metrics, a live venue's
+connection, and the storage's state."""
 
 from __future__ import annotations
 
-from ingest.publisher import FeedStats
 from ingest.venues.session import FeedCounters
-from mdp.status import connection, status_line, storage_state
+from mdp.status import Counts, connection, counts_from, status_line, storage_state
 from storage.writer import WriterStats
-from streams.engine_runner import EngineStats
+from telemetry.metrics import (
+    ENGINE_CANDLES,
+    ENGINE_TICKS,
+    INGEST_GAPS,
+    INGEST_TICKS,
+    WRITER_ROWS,
+    count_reject,
+)
 
 
 def test_the_line_counts_what_came_in_and_went_out() -> None:
-    feed = FeedStats(ticks=1_500, bad_rows=2, gaps=1)
-    engine = EngineStats(ticks=1_200, candles=30, rejected=1)
-    writer = WriterStats(ticks=1_100, candles=28)
-    line = status_line(feed, engine, writer)
-    assert line == (
+    counts = Counts(
+        ticks_in=1_500, gaps=1, engine_ticks=1_200, candles_out=30, rejects=3,
+        stored_ticks=1_100, stored_candles=28,
+    )  # fmt: skip
+    assert status_line(counts, WriterStats()) == (
         "ticks in 1,500 | candles out 30 | rejects 3 | stored 1,100 ticks, 28 candle updates"
         " | lag 300 ticks | feed gaps 1"
     )
+    assert status_line(counts, WriterStats(), finished=True).endswith(" | feed finished")
+
+
+def test_the_counts_are_the_metrics_since_the_platform_started() -> None:
+    started = counts_from()
+    INGEST_TICKS.labels("TEST").inc(40)
+    INGEST_GAPS.labels("TEST").inc()
+    ENGINE_TICKS.inc(25)
+    ENGINE_CANDLES.inc(7)
+    count_reject("TEST:BTCUSD", "bad_row")
+    count_reject(None, "undecodable")
+    WRITER_ROWS.labels("ticks").inc(20)
+    WRITER_ROWS.labels("candles").inc(6)
+    WRITER_ROWS.labels("gaps").inc(1)
+    assert counts_from() - started == Counts(
+        ticks_in=40, gaps=1, engine_ticks=25, candles_out=7, rejects=2, stored_ticks=20,
+        stored_candles=6,
+    )  # fmt: skip
 
 
 def test_a_venue_feed_shows_its_connection() -> None:
@@ -29,7 +54,7 @@ def test_a_venue_feed_shows_its_connection() -> None:
     assert connection(venue) == "connected"
     venue.connected, venue.last_error = False, "no frame for 5 s (stale feed)"
     assert connection(venue) == "reconnecting (no frame for 5 s (stale feed))"
-    line = status_line(FeedStats(), EngineStats(), WriterStats(), venue)
+    line = status_line(Counts(), WriterStats(), venue)
     assert line.endswith(" | venue reconnecting (no frame for 5 s (stale feed))")
 
 
@@ -40,7 +65,7 @@ def test_a_database_outage_and_backpressure_are_on_the_line() -> None:
     assert storage_state(writer) == (
         "database unavailable (connection refused), holding 1,234 records (3.0 MiB)"
     )
-    line = status_line(FeedStats(ticks=10), EngineStats(ticks=10), writer, paused=True)
+    line = status_line(Counts(ticks_in=10, engine_ticks=10), writer, paused=True)
     assert line.endswith(
         " | lag 0 ticks | database unavailable (connection refused), holding 1,234 records"
         " (3.0 MiB), feed paused: storage is behind (backpressure)"
