@@ -1,7 +1,8 @@
-"""A trace across processes: ``mdp gateway`` runs in a process of its own on Kafka, exporting
-its spans over OTLP/HTTP to a collector this test serves; a tick batch this process publishes,
-sampled, reaches it through the broker, and the gateway's ``gateway.send`` span is the child
-of this process's ``ingest.publish`` span (the context went in the record's headers)."""
+"""Traces across processes: ``mdp gateway`` or the candle worker (``mdp worker``, Faust) runs
+in a process of its own on Kafka, exporting its spans over OTLP/HTTP to a collector this test
+serves; a tick batch this process publishes, sampled, reaches it through the broker, and the
+service's span is the child of this process's ``ingest.publish`` span (the context went in the
+record's headers). The worker passes the context on in the headers of the candles it makes."""
 
 from __future__ import annotations
 
@@ -10,73 +11,28 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
 
 import pytest
-from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest
 
+from core.topics import CANDLES
 from ingest.publisher import FeedPublisher
+from streams.bus import Record
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
+from tests.streams.kafka.cluster import Cluster
+from tests.telemetry.otlp import Collector, Span, collecting
 from tests.telemetry.traces import batch, one, traced
 
 WAIT_S = 60.0
 
 
-class Collector(ThreadingHTTPServer):
-    """An OTLP/HTTP collector on 127.0.0.1: every span received, as (service, name, trace id,
-    span id, parent span id)."""
-
-    def __init__(self) -> None:
-        super().__init__(("127.0.0.1", 0), _Receive)
-        self.spans: list[tuple[str, str, bytes, bytes, bytes]] = []
-        self.lock = threading.Lock()
-
-    @property
-    def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.server_address[1]}"
-
-
-class _Receive(BaseHTTPRequestHandler):
-    server: Collector
-
-    def do_POST(self) -> None:
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        request = ExportTraceServiceRequest.FromString(body)
-        with self.server.lock:
-            for resource_spans in request.resource_spans:
-                service = next(
-                    a.value.string_value
-                    for a in resource_spans.resource.attributes
-                    if a.key == "service.name"
-                )
-                for scope_spans in resource_spans.scope_spans:
-                    for span in scope_spans.spans:
-                        self.server.spans.append(
-                            (service, span.name, span.trace_id, span.span_id, span.parent_span_id)
-                        )
-        self.send_response(200)
-        self.send_header("Content-Type", "application/x-protobuf")
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, format: str, *args: object) -> None:
-        pass
-
-
 @pytest.fixture
 def collector() -> Iterator[Collector]:
-    server = Collector()
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    try:
+    with collecting() as server:
         yield server
-    finally:
-        server.shutdown()
-        server.server_close()
 
 
 async def test_the_gateway_in_its_own_process_continues_the_batchs_trace(
@@ -94,7 +50,7 @@ async def test_the_gateway_in_its_own_process_continues_the_batchs_trace(
             async with KafkaBus(KafkaSettings(fresh_topics), create_topics=False) as bus:
                 feed = FeedPublisher(bus)
                 deadline, first = time.monotonic() + WAIT_S, 1
-                found: list[tuple[str, str, bytes, bytes, bytes]] = []
+                found: list[Span] = []
                 while not found:  # the gateway reads from the end: publish until it reads one
                     assert time.monotonic() < deadline, "no gateway.send span came"
                     assert gateway.poll() is None, gateway.stderr.read() if gateway.stderr else ""
@@ -106,12 +62,11 @@ async def test_the_gateway_in_its_own_process_continues_the_batchs_trace(
                         for s in exporter.get_finished_spans()
                         if s.name == "ingest.publish" and s.context is not None
                     }
-                    with collector.lock:
-                        found = [
-                            span
-                            for span in collector.spans
-                            if span[1] == "gateway.send" and published.get(span[4]) == span[2]
-                        ]
+                    found = [
+                        span
+                        for span in collector.named("gateway.send")
+                        if published.get(span.parent) == span.trace_id
+                    ]
     finally:
         gateway.send_signal(signal.SIGTERM)
         try:
@@ -127,4 +82,48 @@ async def test_the_gateway_in_its_own_process_continues_the_batchs_trace(
     assert len(parent) == 8
     # the gateway's own roots were not sampled (--trace-sample 0): only continued traces
     with collector.lock:
-        assert all(span[4] for span in collector.spans)
+        assert all(span.parent for span in collector.spans)
+
+
+async def test_the_candle_worker_in_its_own_process_continues_the_trace_into_its_candles(
+    fresh_topics: str, collector: Collector, tmp_path: Path
+) -> None:
+    with Cluster(fresh_topics, "", tmp_path) as cluster:
+        worker = cluster.worker(
+            "--database-url", "", "--trace-sample", "0", "--otlp-endpoint", collector.endpoint
+        )
+        worker.wait_for("recovered", count=4)
+        with traced(1.0) as exporter:
+            async with KafkaBus(KafkaSettings(fresh_topics), create_topics=False) as bus:
+                candles = bus.subscribe(f"trace-look-{cluster.suffix}", [CANDLES])
+                try:
+                    await FeedPublisher(bus).run(one(batch(1)))
+                    (published,) = [
+                        s for s in exporter.get_finished_spans() if s.name == "ingest.publish"
+                    ]
+                    assert published.context is not None
+                    trace_id = published.context.trace_id
+                    span_id = published.context.span_id.to_bytes(8, "big")
+                    records: list[Record] = []
+                    deadline = time.monotonic() + WAIT_S
+                    while not (steps := _children(collector.named("engine.step"), span_id)):
+                        assert time.monotonic() < deadline, f"no engine.step span:\n{worker.log}"
+                        records += await candles.poll(timeout=0.5)
+                    while not any(r.headers for r in records):
+                        assert time.monotonic() < deadline, "no traced candle on md.candles"
+                        records += await candles.poll(timeout=0.5)
+                finally:
+                    await candles.close()
+    (step,) = steps
+    assert step.service == "worker"
+    assert int.from_bytes(step.trace_id, "big") == trace_id
+    for record in (r for r in records if r.headers):
+        (name, value), *_ = record.headers
+        assert name == "traceparent"
+        assert int(value.decode().split("-")[1], 16) == trace_id
+    # the worker's own roots were not sampled (--trace-sample 0): only the continued trace
+    assert all(span.parent for span in collector.spans)
+
+
+def _children(spans: list[Span], parent: bytes) -> list[Span]:
+    return [span for span in spans if span.parent == parent]
