@@ -26,6 +26,7 @@ adapter pass the same contract suite (``tests/streams/contract.py``):
 
 from __future__ import annotations
 
+import asyncio
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -156,6 +157,16 @@ class Subscription(ABC):
         Waits up to ``timeout`` seconds for the first record; returns ``[]`` if none came.
         Raises :class:`BusClosedError` once the subscription is closed.
         """
+
+    async def idle(self, timeout: float) -> None:
+        """Wait up to ``timeout`` seconds taking no record, a live member of the group all
+        along: a consumer that holds all it may (a full write buffer) waits here instead of
+        not polling, which on Kafka would drop it from the group once ``max_poll_interval``
+        passed (its partitions rebalanced away, then back). The next :meth:`poll` goes on
+        where the last one ended."""
+        if timeout < 0:
+            raise ValueError("timeout must not be negative")
+        await asyncio.sleep(timeout)
 
     @abstractmethod
     async def commit(self, offsets: Offsets) -> None:

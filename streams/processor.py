@@ -30,7 +30,6 @@ a second, not per record).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
 import logging
 import time
@@ -55,6 +54,10 @@ from telemetry.tracing import headers_now, round_span
 log = logging.getLogger(__name__)
 
 E = TypeVar("E")
+
+HOLD_SLICE = 0.25
+"""The longest idle on the subscription while the hook holds all it may: how soon a stop
+is seen then."""
 
 Output = tuple[str, bytes, bytes]
 """A message to publish: topic, key, value."""
@@ -271,12 +274,19 @@ class Processor(Generic[E]):
             records = await subscription.poll(self.max_records, wait)
         else:
             records = []
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._stopping.wait(), wait)
+            await self._hold(subscription, wait)
         now = time.monotonic()
         if watch.due(now, poll):
             watch.look(now, time.time_ns(), subscription.progress())
         return records
+
+    async def _hold(self, subscription: Subscription, wait: float) -> None:
+        """Take nothing for ``wait`` seconds (or until stopped), idling on the subscription
+        in slices of :data:`HOLD_SLICE`, so the member stays in its group however long the
+        hook holds all it may (a database outage that fills the writer's buffer)."""
+        end = time.monotonic() + wait
+        while not self._stopping.is_set() and (left := end - time.monotonic()) > 0:
+            await subscription.idle(min(left, HOLD_SLICE))
 
     async def _commit(self, subscription: Subscription, offsets: Offsets) -> None:
         """Commit what the durable state covers. A partition that moved to another member

@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import re
 import socket
 import time
-from collections.abc import Callable, Collection, Iterable
+from collections.abc import Callable, Collection, Coroutine, Iterable
 from types import TracebackType
 from typing import Any, Final, Self
 
@@ -309,6 +310,7 @@ class KafkaSubscription(Subscription):
             isolation_level="read_committed",
             session_timeout_ms=_ms(settings.session_timeout),
             heartbeat_interval_ms=_ms(settings.heartbeat_interval),
+            max_poll_interval_ms=_ms(settings.max_poll_interval),
             request_timeout_ms=_ms(settings.request_timeout),
             fetch_max_wait_ms=100,
             max_partition_fetch_bytes=settings.max_message_bytes + 64 * 1024,
@@ -343,9 +345,34 @@ class KafkaSubscription(Subscription):
     async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         if max_records < 1 or timeout < 0:
             raise ValueError("max_records must be positive and timeout not negative")
+        return await self._polled(functools.partial(self._fetch, max_records, timeout))
+
+    async def idle(self, timeout: float) -> None:
+        """A poll of the assigned partitions paused: it keeps the member in its group and
+        takes nothing (a partition assigned meanwhile, not paused, is sought back to what it
+        returned)."""
+        if timeout < 0:
+            raise ValueError("timeout must not be negative")
+        await self._polled(functools.partial(self._idle, timeout))
+
+    async def _idle(self, timeout: float) -> list[Record]:
+        await self._fix_positions()
+        held = self._consumer.assignment()
+        self._consumer.pause(*held)
+        try:
+            batches = await self._consumer.getmany(timeout_ms=_ms(timeout))
+        finally:
+            self._consumer.resume(*(held & self._consumer.assignment()))
+        for tp, messages in batches.items():
+            if messages:
+                self._consumer.seek(tp, messages[0].offset)
+        return []
+
+    async def _polled(self, fetch: Callable[[], Coroutine[Any, Any, list[Record]]]) -> list[Record]:
+        """Run one fetch as the poll in progress (:meth:`close` cancels it)."""
         self._check_open()
         await self._ready()
-        task = asyncio.ensure_future(self._fetch(max_records, timeout))
+        task = asyncio.ensure_future(fetch())
         self._polling = task
         try:
             await asyncio.wait([task])

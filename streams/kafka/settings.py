@@ -17,6 +17,8 @@ class KafkaSettings:
       retrying with backoff (``None``: for ever).
     - ``session_timeout``/``heartbeat_interval``: consumer group liveness; a member that
       misses heartbeats for ``session_timeout`` seconds loses its partitions.
+    - ``max_poll_interval``: a member that neither polls nor idles
+      (:meth:`streams.bus.Subscription.idle`) for this long leaves its group.
     """
 
     bootstrap: str = DEFAULT_BOOTSTRAP
@@ -25,6 +27,7 @@ class KafkaSettings:
     request_timeout: float = 30.0
     session_timeout: float = 10.0
     heartbeat_interval: float = 0.5
+    max_poll_interval: float = 300.0
     max_message_bytes: int = 1024 * 1024
 
     def __post_init__(self) -> None:
@@ -32,6 +35,8 @@ class KafkaSettings:
             raise ValueError("the Kafka bootstrap address is empty")
         if self.heartbeat_interval <= 0 or self.session_timeout <= self.heartbeat_interval:
             raise ValueError("the session timeout must exceed the heartbeat interval")
+        if self.max_poll_interval <= 0:
+            raise ValueError("the maximum poll interval must be positive")
 
     @property
     def servers(self) -> list[str]:

@@ -13,7 +13,15 @@ from core.topic_codecs import REGISTRY, TICKS_CODEC, codec_for
 from core.topics import CANDLES, TICKS
 from streams.bus import Offsets, Record, Subscription, TopicPartition
 from streams.memory import MemoryBus
-from streams.processor import Batch, Durability, Outcome, Processor, Round, decode_batch
+from streams.processor import (
+    HOLD_SLICE,
+    Batch,
+    Durability,
+    Outcome,
+    Processor,
+    Round,
+    decode_batch,
+)
 from tests.storage import factories
 
 GROUP = "test-processor"
@@ -250,3 +258,27 @@ async def test_a_hook_that_holds_all_it_may_stops_the_reading_and_a_stop_ends_th
         await asyncio.wait_for(running, 1.0)  # not the hook's 30 s pause
         assert await committed(bus) == {}
     assert step.batches == []  # the record stays on the bus
+
+
+async def test_a_held_loop_idles_on_its_subscription_so_it_stays_in_its_group(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    idles: list[float] = []
+    async with MemoryBus(partitions=1) as bus:
+        await publish(bus, [tick_batch(1)])
+        async with bus.subscribe(GROUP, [TICKS]) as subscription:
+
+            async def idle(timeout: float) -> None:
+                idles.append(timeout)
+                await asyncio.sleep(timeout)
+
+            monkeypatch.setattr(subscription, "idle", idle)
+            step = Recorder()
+            processor = Processor(bus, GROUP, [TICKS], step, Full(), poll_timeout=0.01)
+            running = asyncio.create_task(processor.consume(subscription))
+            await asyncio.sleep(3.5 * HOLD_SLICE)
+            processor.stop()
+            await asyncio.wait_for(running, 2 * HOLD_SLICE)
+    assert len(idles) >= 3  # one idle a slice, all the hold long
+    assert max(idles) <= HOLD_SLICE
+    assert step.batches == []
