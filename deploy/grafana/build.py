@@ -1,7 +1,7 @@
 """The Grafana dashboards of ``deploy/grafana/dashboards/``, one per service, built here.
 
 Each dashboard is plain data (Grafana's provisioning JSON); this module only builds it, and
-``python -m telemetry.dashboards [FOLDER]`` writes the files (``tests/deploy/test_grafana.py``
+``python -m deploy.grafana.build [FOLDER]`` writes the files (``tests/deploy/test_grafana.py``
 checks that the committed files are what it builds, and that every query is PromQL that
 Prometheus accepts, on metrics that exist). The metric names are those of
 :mod:`telemetry.metrics`, HAProxy's exporter and the recording rules of
