@@ -9,7 +9,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
-from typing import TypeVar, overload
+from typing import TypeVar
 
 from streams.outage import Backoff, OutageLog
 
@@ -25,34 +25,11 @@ def _first_words(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@overload
-async def until_available(
-    attempt: Callable[[], Awaitable[T]],
-    what: str,
-    *,
-    within_s: float = ...,
-    backoff: Backoff | None = ...,
-    clock: Callable[[], float] = ...,
-    retry_on: tuple[type[BaseException], ...] = ...,
-    describe: Callable[[BaseException], str] = ...,
-    then: str = ...,
-    say: Callable[[str], object] = ...,
-    stop: None = None,
-) -> T: ...
-@overload
-async def until_available(
-    attempt: Callable[[], Awaitable[T]],
-    what: str,
-    *,
-    within_s: float = ...,
-    backoff: Backoff | None = ...,
-    clock: Callable[[], float] = ...,
-    retry_on: tuple[type[BaseException], ...] = ...,
-    describe: Callable[[BaseException], str] = ...,
-    then: str = ...,
-    say: Callable[[str], object] = ...,
-    stop: asyncio.Event,
-) -> T | None: ...
+class StoppedError(Exception):
+    """:func:`until_available` was stopped (its ``stop`` event set) before what it waits for
+    came back."""
+
+
 async def until_available(
     attempt: Callable[[], Awaitable[T]],
     what: str,
@@ -65,7 +42,7 @@ async def until_available(
     then: str = "waiting for it",
     say: Callable[[str], object] = log.warning,
     stop: asyncio.Event | None = None,
-) -> T | None:
+) -> T:
     """The result of ``attempt()``, called again after each error of ``retry_on`` (by
     default :class:`ConnectionError`, which a
     :class:`~storage.unavailable.DatabaseUnavailableError` is) with a growing pause, until it
@@ -74,7 +51,7 @@ async def until_available(
     The outage is told to ``say`` (by default this module's log, as warnings) as
     :class:`~streams.outage.OutageLog` says: a line when it begins (``what``, the error as
     ``describe`` puts it, and ``then``), one every 30 s while it lasts, one when it ends.
-    With ``stop``, a pause ends when it is set, and the result is then None."""
+    With ``stop``, a pause ends when it is set, with :class:`StoppedError`."""
     pauses = backoff or Backoff()
     outage = OutageLog(what, then=then)
     deadline = clock() + within_s
@@ -95,7 +72,7 @@ async def until_available(
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(stop.wait(), pause)
             if stop.is_set():
-                return None
+                raise StoppedError(f"stopped while waiting for {what}") from exc
             continue
         ended = outage.recovered(clock())
         if ended is not None:

@@ -174,19 +174,22 @@ async def _open_store(
     meanwhile."""
     from main_api.errors import StoreUnavailableError
     from main_api.store import MainStore
-    from streams.retry import until_available
+    from streams.retry import StoppedError, until_available
 
     url = args.database_url.reveal()
-    return await until_available(
-        lambda: stack.enter_async_context(MainStore.open(url, args.schema)),
-        "the database",
-        within_s=args.wait,
-        retry_on=(psycopg.OperationalError, StoreUnavailableError),
-        describe=lambda exc: database_failure(args.database_url, exc),
-        then=f"trying again for up to {args.wait:g} s",
-        say=tell,
-        stop=stop,
-    )
+    try:
+        return await until_available(
+            lambda: stack.enter_async_context(MainStore.open(url, args.schema)),
+            "the database",
+            within_s=args.wait,
+            retry_on=(psycopg.OperationalError, StoreUnavailableError),
+            describe=lambda exc: database_failure(args.database_url, exc),
+            then=f"trying again for up to {args.wait:g} s",
+            say=tell,
+            stop=stop,
+        )
+    except StoppedError:
+        return None
 
 
 def status_line(service: EvaluatorService) -> str:

@@ -12,7 +12,7 @@ import pytest
 
 from storage.unavailable import DatabaseUnavailableError
 from streams.outage import Backoff
-from streams.retry import until_available
+from streams.retry import StoppedError, until_available
 
 
 class Clock:
@@ -109,7 +109,7 @@ async def test_the_errors_retried_and_the_lines_are_the_caller_s() -> None:
     assert len(said) == 2
 
 
-async def test_a_stop_during_a_pause_ends_the_wait_with_none() -> None:
+async def test_a_stop_during_a_pause_ends_the_wait() -> None:
     stop = asyncio.Event()
     calls = 0
 
@@ -120,9 +120,9 @@ async def test_a_stop_during_a_pause_ends_the_wait_with_none() -> None:
         raise DatabaseUnavailableError("connection refused")
 
     began = time.monotonic()
-    result = await until_available(
-        attempt, "database", backoff=Backoff(first=30, most=30), say=lambda _: None, stop=stop
-    )
-    assert result is None
+    with pytest.raises(StoppedError, match=r"^stopped while waiting for database$"):
+        await until_available(
+            attempt, "database", backoff=Backoff(first=30, most=30), say=lambda _: None, stop=stop
+        )
     assert calls == 1
     assert time.monotonic() - began < 5  # the 15-30 s pause was cut short
