@@ -7,13 +7,13 @@ name and says which one an anonymous client gets and which one a new account sta
 from __future__ import annotations
 
 import re
-import tomllib
 from dataclasses import dataclass
 from fnmatch import fnmatchcase
 from importlib import resources
 from pathlib import Path
 from typing import Any, Final, Literal
 
+from core.toml_file import read_toml, toml_document
 from core.toml_tables import table_fault
 
 DELAY_S: Final = 15 * 60
@@ -27,6 +27,8 @@ characters, or ``*`` alone (every instrument). ``fnmatch``'s other wildcards (``
 cannot occur, so its ``fnmatchcase`` matches exactly these."""
 _NAME: Final = re.compile(r"[a-z][a-z0-9_-]{0,31}")
 MAX_PATTERNS: Final = 256
+MAX_FILE_BYTES: Final = 1024 * 1024
+"""The largest plan file read (a plan of :data:`MAX_PATTERNS` patterns is some 25 KB)."""
 _FIELDS: Final = frozenset(
     {
         "instruments",
@@ -116,10 +118,11 @@ class PlanBook:
 
 def parse_plans(text: str) -> PlanBook:
     """The plans of a TOML document (``PlanError`` says what is wrong with it)."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanError(f"the plan file is not TOML: {exc}") from None
+    return _book(toml_document(text, "the plan file", PlanError))
+
+
+def _book(document: dict[str, Any]) -> PlanBook:
+    """The plans of a decoded TOML document."""
     tables = document.get("plans")
     if not isinstance(tables, dict) or not tables:
         raise PlanError("the plan file has no [plans.NAME] tables")
@@ -134,15 +137,11 @@ def parse_plans(text: str) -> PlanBook:
 
 
 def load_plans(path: Path | None = None) -> PlanBook:
-    """The plans of the file at ``path``, else the ones shipped with the package."""
+    """The plans of the file at ``path`` (of at most :data:`MAX_FILE_BYTES`), else the ones
+    shipped with the package."""
     if path is None:
-        text = resources.files(__package__).joinpath("plans.toml").read_text("utf-8")
-    else:
-        try:
-            text = path.read_text("utf-8")
-        except (OSError, UnicodeDecodeError) as exc:
-            raise PlanError(f"cannot read the plan file {path}: {exc}") from None
-    return parse_plans(text)
+        return parse_plans(resources.files(__package__).joinpath("plans.toml").read_text("utf-8"))
+    return _book(read_toml(path, MAX_FILE_BYTES, "the plan file", PlanError))
 
 
 def _plan(name: str, table: Any) -> Plan:

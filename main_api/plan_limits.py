@@ -21,13 +21,13 @@ file says: a value past one is refused, never clipped.
 from __future__ import annotations
 
 import re
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Final
 
+from core.toml_file import read_toml, toml_document
 from core.toml_tables import table_fault
 from main_api.settings import DEFAULT_PLAN_LIMITS, FALLBACK_LIMITS, PlanLimits
 
@@ -56,10 +56,16 @@ class PlanLimitsBook:
 
 def parse_plan_limits(text: str) -> PlanLimitsBook:
     """The limits of a TOML document (``PlanLimitsError`` says what is wrong with it)."""
-    try:
-        document = tomllib.loads(text)
-    except tomllib.TOMLDecodeError as exc:
-        raise PlanLimitsError(f"the plan limits file is not TOML: {exc}") from None
+    return _book(toml_document(text, "the plan limits file", PlanLimitsError))
+
+
+def load_plan_limits(path: Path) -> PlanLimitsBook:
+    """The limits of the file at ``path``, of at most :data:`MAX_FILE_BYTES`."""
+    return _book(read_toml(path, MAX_FILE_BYTES, "the plan limits file", PlanLimitsError))
+
+
+def _book(document: dict[str, Any]) -> PlanLimitsBook:
+    """The limits of a decoded TOML document."""
     unknown = sorted(document.keys() - _TOP)
     if unknown:
         raise PlanLimitsError(f"unknown {', '.join(unknown)} (the file holds plans and fallback)")
@@ -77,22 +83,6 @@ def parse_plan_limits(text: str) -> PlanLimitsBook:
         MappingProxyType(plans),
         FALLBACK_LIMITS if fallback is None else _limits("fallback", fallback),
     )
-
-
-def load_plan_limits(path: Path) -> PlanLimitsBook:
-    """The limits of the file at ``path``, of at most :data:`MAX_FILE_BYTES`."""
-    try:
-        with path.open("rb") as file:
-            data = file.read(MAX_FILE_BYTES + 1)
-    except OSError as exc:
-        raise PlanLimitsError(f"cannot read the plan limits file {path}: {exc}") from None
-    if len(data) > MAX_FILE_BYTES:
-        raise PlanLimitsError(f"the plan limits file {path} is over {MAX_FILE_BYTES} bytes")
-    try:
-        text = data.decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise PlanLimitsError(f"cannot read the plan limits file {path}: {exc}") from None
-    return parse_plan_limits(text)
 
 
 def _limits(what: str, table: Any) -> PlanLimits:

@@ -22,13 +22,8 @@ from streams.consumers import DEFAULT_MAX_LAG, DEFAULT_STALE, WATCHES
 from telemetry.admin import DEFAULT_HOST, AdminServer, admin_server
 from telemetry.readiness import READINESS, Check
 
-ADMIN: str = "_serves_admin_port"
-"""Set on the commands whose ``--admin-port`` is this module's; ``mdp edge``'s own
-``--admin-port`` is HAProxy's exporter, which HAProxy binds itself."""
-
 
 def add_admin_options(parser: argparse.ArgumentParser) -> None:
-    parser.set_defaults(**{ADMIN: True})
     group = parser.add_argument_group("admin")
     group.add_argument(
         "--admin-port", type=int, metavar="PORT",
@@ -46,7 +41,7 @@ def serving_admin(args: argparse.Namespace) -> Iterator[AdminServer | None]:
     """The admin server the parsed options ask for, for the ``with`` block (None when they
     ask for none); its URL printed on stderr as ``metrics: URL``."""
     port = getattr(args, "admin_port", None)
-    if port is None or not getattr(args, ADMIN, False):
+    if port is None:
         yield None
         return
     if not 0 <= port <= 65535:

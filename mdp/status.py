@@ -6,11 +6,16 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Final
 
-from prometheus_client.registry import CollectorRegistry
-
 from ingest.venues.session import FeedCounters
 from storage.writer import WriterStats
-from telemetry.metrics import REGISTRY
+from telemetry.metrics import (
+    ENGINE_CANDLES,
+    ENGINE_TICKS,
+    INGEST_GAPS,
+    INGEST_TICKS,
+    TICKS_REJECTED,
+    WRITER_ROWS,
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,16 +40,19 @@ def _values(counts: Counts) -> tuple[float, ...]:
     return tuple(getattr(counts, name) for name in Counts.__slots__)
 
 
-def counts_from(registry: CollectorRegistry = REGISTRY) -> Counts:
+def counts_from() -> Counts:
     """The counts now, from the process's metrics (``docs/observability.md``): the same
-    numbers a scrape reads. The registry is the process's, so a platform subtracts the counts
-    it started with."""
+    numbers a scrape reads, taken from the six counters themselves (:data:`COUNTED`), not
+    from a collection of the whole registry, whose live gauges (a gateway's sessions) would
+    be read every tick for nothing. The metrics are the process's, so a platform subtracts
+    the counts it started with."""
     totals: dict[tuple[str, str], float] = {}
-    for family in registry.collect():
-        for sample in family.samples:
-            if sample.name in _COUNTED:
-                key = (sample.name, sample.labels.get("kind", ""))
-                totals[key] = totals.get(key, 0.0) + sample.value
+    for metric in COUNTED:
+        for family in metric.collect():
+            for sample in family.samples:
+                if sample.name.endswith("_total"):  # not the _created timestamps
+                    key = (sample.name, sample.labels.get("kind", ""))
+                    totals[key] = totals.get(key, 0.0) + sample.value
     return Counts(
         ticks_in=totals.get(("mdp_ingest_ticks_total", ""), 0.0),
         gaps=totals.get(("mdp_ingest_gaps_total", ""), 0.0),
@@ -56,10 +64,10 @@ def counts_from(registry: CollectorRegistry = REGISTRY) -> Counts:
     )
 
 
-_COUNTED: Final = frozenset({
-    "mdp_ingest_ticks_total", "mdp_ingest_gaps_total", "mdp_engine_ticks_total",
-    "mdp_engine_candles_total", "mdp_ticks_rejected_total", "mdp_writer_rows_total",
-})  # fmt: skip
+COUNTED: Final = (
+    INGEST_TICKS, INGEST_GAPS, ENGINE_TICKS, ENGINE_CANDLES, TICKS_REJECTED, WRITER_ROWS,
+)  # fmt: skip
+"""The counters the status line reads."""
 
 
 def status_line(

@@ -5,6 +5,7 @@ slow or restarting waits for it instead of stopping."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from collections.abc import Awaitable, Callable
@@ -20,6 +21,15 @@ DEFAULT_WITHIN_S = 60.0
 """How long a start waits for what it needs before it gives up with the last error."""
 
 
+def _first_words(exc: BaseException) -> str:
+    return str(exc) or type(exc).__name__
+
+
+class StoppedError(Exception):
+    """:func:`until_available` was stopped (its ``stop`` event set) before what it waits for
+    came back."""
+
+
 async def until_available(
     attempt: Callable[[], Awaitable[T]],
     what: str,
@@ -27,28 +37,44 @@ async def until_available(
     within_s: float = DEFAULT_WITHIN_S,
     backoff: Backoff | None = None,
     clock: Callable[[], float] = time.monotonic,
+    retry_on: tuple[type[BaseException], ...] = (ConnectionError,),
+    describe: Callable[[BaseException], str] = _first_words,
+    then: str = "waiting for it",
+    say: Callable[[str], object] = log.warning,
+    stop: asyncio.Event | None = None,
 ) -> T:
-    """The result of ``attempt()``, called again after each :class:`ConnectionError` (a
-    :class:`~storage.unavailable.DatabaseUnavailableError` is one) with a growing pause,
-    until it succeeds or ``within_s`` seconds have passed, when the last error is raised.
-    The outage is logged as :class:`~streams.outage.OutageLog` says: a line when it begins,
-    one every 30 s while it lasts, one when it ends."""
+    """The result of ``attempt()``, called again after each error of ``retry_on`` (by
+    default :class:`ConnectionError`, which a
+    :class:`~storage.unavailable.DatabaseUnavailableError` is) with a growing pause, until it
+    succeeds or ``within_s`` seconds have passed, when the last error is raised.
+
+    The outage is told to ``say`` (by default this module's log, as warnings) as
+    :class:`~streams.outage.OutageLog` says: a line when it begins (``what``, the error as
+    ``describe`` puts it, and ``then``), one every 30 s while it lasts, one when it ends.
+    With ``stop``, a pause ends when it is set, with :class:`StoppedError`."""
     pauses = backoff or Backoff()
-    outage = OutageLog(what, then="waiting for it")
+    outage = OutageLog(what, then=then)
     deadline = clock() + within_s
     while True:
         try:
             result = await attempt()
-        except ConnectionError as exc:
+        except retry_on as exc:
             now = clock()
             if now >= deadline:
                 raise
-            line = outage.failed(now, str(exc) or type(exc).__name__)
+            line = outage.failed(now, describe(exc))
             if line is not None:
-                log.warning(line)
-            await asyncio.sleep(min(pauses.next_delay(), max(0.0, deadline - now)))
+                say(line)
+            pause = min(pauses.next_delay(), max(0.0, deadline - now))
+            if stop is None:
+                await asyncio.sleep(pause)
+                continue
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), pause)
+            if stop.is_set():
+                raise StoppedError(f"stopped while waiting for {what}") from exc
             continue
         ended = outage.recovered(clock())
         if ended is not None:
-            log.warning(ended)
+            say(ended)
         return result

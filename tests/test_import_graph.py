@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import ast
 import sys
+import tomllib
 from graphlib import CycleError, TopologicalSorter
 from pathlib import Path
 
@@ -135,3 +136,22 @@ def test_no_service_imports_another(service: str) -> None:
     found = top_level_imports(service)
     assert not found & others, f"{service} imports {sorted(found & others)}"
     assert "core" in found  # the walk sees its imports
+
+
+TOOLS = {"bench", "deploy", "examples", "scripts", "tests"}
+"""What is not the platform: benchmarks, deployment tools (the Grafana dashboards' builder),
+examples and tests. The installed packages never import them."""
+
+
+def runtime_packages() -> list[str]:
+    """The packages ``pyproject.toml`` installs (``core*`` and the others)."""
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    patterns = project["tool"]["setuptools"]["packages"]["find"]["include"]
+    return [pattern.rstrip("*") for pattern in patterns]
+
+
+@pytest.mark.parametrize("package", runtime_packages())
+def test_the_runtime_packages_import_no_tool(package: str) -> None:
+    assert package not in TOOLS
+    found = top_level_imports(package)
+    assert not found & TOOLS, f"{package} imports {sorted(found & TOOLS)}"

@@ -18,7 +18,6 @@ import argparse
 import asyncio
 import contextlib
 import sys
-import time
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
@@ -170,34 +169,27 @@ async def _open_store(
     tell: Callable[[str], None],
 ) -> MainStore | None:
     """The main API's store, opened in ``stack``; while the database cannot be reached, tried
-    again with backoff for up to ``--wait`` seconds (then the last error is raised). None
-    when stopped meanwhile."""
+    again with backoff for up to ``--wait`` seconds (then the last error is raised), the
+    outage told on ``tell`` (:func:`~streams.retry.until_available`). None when stopped
+    meanwhile."""
     from main_api.errors import StoreUnavailableError
     from main_api.store import MainStore
-    from streams.outage import Backoff, OutageLog
+    from streams.retry import StoppedError, until_available
 
     url = args.database_url.reveal()
-    backoff = Backoff()
-    outage = OutageLog("the database", 30.0, f"trying again for up to {args.wait:g} s")
-    deadline = time.monotonic() + args.wait
-    while True:
-        try:
-            store = await stack.enter_async_context(MainStore.open(url, args.schema))
-        except (psycopg.OperationalError, StoreUnavailableError) as exc:
-            delay = backoff.next_delay()
-            now = time.monotonic()
-            if now + delay > deadline:
-                raise
-            if line := outage.failed(now, database_failure(args.database_url, exc)):
-                tell(line)
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(stop.wait(), delay)
-            if stop.is_set():
-                return None
-            continue
-        if line := outage.recovered(time.monotonic()):
-            tell(line)
-        return store
+    try:
+        return await until_available(
+            lambda: stack.enter_async_context(MainStore.open(url, args.schema)),
+            "the database",
+            within_s=args.wait,
+            retry_on=(psycopg.OperationalError, StoreUnavailableError),
+            describe=lambda exc: database_failure(args.database_url, exc),
+            then=f"trying again for up to {args.wait:g} s",
+            say=tell,
+            stop=stop,
+        )
+    except StoppedError:
+        return None
 
 
 def status_line(service: EvaluatorService) -> str:

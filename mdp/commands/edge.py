@@ -9,8 +9,10 @@ reads the folder again and reloads without dropping a connection). Request rates
 per principal (the token's plan) and per address. With ``--bus kafka`` revocations on
 ``auth.events`` reach HAProxy at once, through its runtime API, without a reload; ``/trading``
 needs a token that may trade. HAProxy's Prometheus metrics are at
-``http://ADMIN-HOST:ADMIN-PORT/metrics``. The machine's ``haproxy`` runs as a child of this
-command, with its configuration in the state folder. See ``docs/edge.md``.
+``http://METRICS-HOST:METRICS-PORT/metrics`` (``mdp up`` calls it ``--edge-metrics-port``;
+the other commands' ``--admin-port`` is their own metrics server, which the edge has not).
+The machine's ``haproxy`` runs as a child of this command, with its configuration in the
+state folder. See ``docs/edge.md``.
 
 A trading service partitioned by account (``mdp trading serve --partition I/N``) is given one
 ``--trading I/N=HOST:PORT`` per partition; each ``/trading`` request goes to the partition of
@@ -52,7 +54,7 @@ from mdp.tls_options import record_expiry
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
 DEFAULT_PORT = 8080
-DEFAULT_ADMIN_PORT = 8404
+DEFAULT_METRICS_PORT = 8404
 _DEFAULT_LIMITS = RateLimits()
 _DEFAULT_CAP = CONNECTIONS_PER_ADDRESS
 
@@ -66,10 +68,13 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument("--host", default="127.0.0.1", help="public address (127.0.0.1)")
     parser.add_argument("--port", type=int, default=DEFAULT_PORT, help=f"({DEFAULT_PORT})")
-    parser.add_argument("--admin-host", default="127.0.0.1", help="metrics address (127.0.0.1)")
     parser.add_argument(
-        "--admin-port", type=int, default=DEFAULT_ADMIN_PORT, help=f"({DEFAULT_ADMIN_PORT})"
+        "--metrics-host", default="127.0.0.1", help="HAProxy's metrics address (127.0.0.1)"
     )
+    parser.add_argument(
+        "--metrics-port", type=int, default=DEFAULT_METRICS_PORT,
+        help=f"HAProxy's Prometheus metrics port ({DEFAULT_METRICS_PORT})",
+    )  # fmt: skip
     parser.add_argument(
         "--api", action="append", required=True, metavar="HOST:PORT",
         help="a history API and chart instance (mdp api); repeat for several",
@@ -158,8 +163,8 @@ def settings_from(
     return EdgeSettings(
         host=args.host,
         port=args.port,
-        admin_host=args.admin_host,
-        admin_port=args.admin_port,
+        admin_host=args.metrics_host,
+        admin_port=args.metrics_port,
         chart=api,
         history=api,
         gateway=Upstream("gateway", tuple(args.gateway), websocket=True, tls=tls),

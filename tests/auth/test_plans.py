@@ -4,12 +4,13 @@ match instrument ids, and a plan's claims carry what it grants."""
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 
 from auth.claims import access_claims
-from auth.plans import DELAY_S, Plan, PlanError, load_plans, parse_plans
+from auth.plans import DELAY_S, MAX_FILE_BYTES, Plan, PlanError, load_plans, parse_plans
 
 PRO = """
 signup = "pro"
@@ -82,6 +83,34 @@ def test_a_plan_with_a_field_missing_or_unknown_is_refused() -> None:
 def test_a_role_naming_no_plan_is_refused() -> None:
     with pytest.raises(PlanError, match="the anonymous plan 'gold' is not among the plans"):
         parse_plans('anonymous = "gold"\n' + PRO)
+
+
+def test_a_plan_file_past_its_size_bound_is_refused_without_being_read_whole(
+    tmp_path: Path,
+) -> None:
+    path = tmp_path / "plans.toml"
+    with path.open("wb") as file:
+        file.truncate(4 * 1024**3)  # 4 GiB, sparse: reading it whole would take seconds
+    began = time.monotonic()
+    with pytest.raises(PlanError) as refused:
+        load_plans(path)
+    assert time.monotonic() - began < 1
+    assert str(refused.value) == f"the plan file {path} is over {MAX_FILE_BYTES} bytes"
+    path.write_bytes(b"#" * MAX_FILE_BYTES)  # at the bound: read, and found without plans
+    with pytest.raises(PlanError, match=r"^the plan file has no \[plans.NAME\] tables$"):
+        load_plans(path)
+
+
+def test_a_plan_file_that_is_not_toml_is_refused_naming_it(tmp_path: Path) -> None:
+    path = tmp_path / "plans.toml"
+    path.write_text("[plans.pro\n")
+    with pytest.raises(PlanError, match=f"^the plan file {re.escape(str(path))} is not TOML: "):
+        load_plans(path)
+    path.write_bytes(b"\xff\xfe")
+    with pytest.raises(PlanError, match=f"^cannot read the plan file {re.escape(str(path))}: "):
+        load_plans(path)
+    with pytest.raises(PlanError, match=r"^cannot read the plan file .*No such file"):
+        load_plans(tmp_path / "none.toml")
 
 
 def test_claims_carry_the_plan_flat_and_trading_needs_the_trade_scope() -> None:

@@ -1,5 +1,5 @@
 """The Grafana dashboards of deploy/grafana/: the committed JSON is what
-``telemetry.dashboards`` builds, each file has what Grafana's provisioning needs, every query
+``deploy.grafana.build`` builds, each file has what Grafana's provisioning needs, every query
 is PromQL that a real Prometheus (Debian's, with the platform's rule files loaded) accepts,
 every metric it reads exists, and every service and SLO job has its dashboard."""
 
@@ -20,7 +20,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from telemetry import dashboards
+from deploy.grafana import build as dashboards
 from telemetry.admin import admin_server
 from telemetry.http import HttpMetrics
 from telemetry.metrics import REGISTRY
@@ -127,11 +127,11 @@ def jobs_of(expr: str) -> set[str]:
 # -- the files --------------------------------------------------------------------------------
 
 
-def test_the_committed_dashboards_are_the_ones_telemetry_dashboards_builds() -> None:
+def test_the_committed_dashboards_are_the_ones_deploy_grafana_build_builds() -> None:
     built = dashboards.rendered()
-    assert {path.name for path in DASHBOARDS} == set(built), "python -m telemetry.dashboards"
+    assert {path.name for path in DASHBOARDS} == set(built), "python -m deploy.grafana.build"
     for path in DASHBOARDS:
-        assert path.read_text() == built[path.name], f"{path.name}: python -m telemetry.dashboards"
+        assert path.read_text() == built[path.name], f"{path.name}: python -m deploy.grafana.build"
 
 
 @pytest.mark.parametrize("path", DASHBOARDS, ids=lambda path: path.name)

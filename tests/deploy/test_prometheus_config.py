@@ -72,7 +72,8 @@ def test_every_service_is_scraped_at_its_admin_port_as_its_job() -> None:
     assert set(jobs) == {*JOBS, "prometheus"}
     services = compose()["services"]
     edge = services["edge"]["command"]
-    edge_port = int(edge[edge.index("--admin-port") + 1])
+    edge_port = int(edge[edge.index("--metrics-port") + 1])
+    assert edge[edge.index("--metrics-host") + 1] == "0.0.0.0"
     assert targets(jobs["haproxy"]) == {("edge", edge_port)}
     for job, names in JOBS.items():
         assert names <= set(services), job

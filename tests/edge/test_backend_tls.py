@@ -170,7 +170,7 @@ async def test_the_command_fetches_keys_and_forwards_over_mutual_tls(
     async with serving(backend.app, tls=pki.server) as server:
         at = f"127.0.0.1:{server.port}"
         tls = ["--backend-tls-ca", str(pki.ca), "--backend-tls-cert", str(pki.pem("client"))]
-        options = ["--auth", at, "--admin-port", str(free_port()), *tls]
+        options = ["--auth", at, "--metrics-port", str(free_port()), *tls]
         async with edge_command_before(at, tmp_path, options) as (_process, url):
             answer = await hello(url, tokens.issue())
     assert (answer.status_code, answer.text) == (200, "hello over mTLS")

@@ -38,7 +38,7 @@ async def edge_command(
     """``mdp edge`` in front of the stack's API and gateway, started; yields it and its URL."""
     port, admin = free_port(), free_port()
     command = [
-        sys.executable, "-m", "mdp.cli", "edge", "--port", str(port), "--admin-port", str(admin),
+        sys.executable, "-m", "mdp.cli", "edge", "--port", str(port), "--metrics-port", str(admin),
         "--api", f"127.0.0.1:{stack.api_port}", "--gateway", f"127.0.0.1:{stack.gateway.port}",
         *options,
     ]  # fmt: skip

@@ -3,6 +3,13 @@ connection, and the storage's state."""
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
+from prometheus_client import generate_latest
+from prometheus_client.core import GaugeMetricFamily
+from prometheus_client.parser import text_string_to_metric_families
+from prometheus_client.registry import Collector
+
 from ingest.venues.session import FeedCounters
 from mdp.status import Counts, connection, counts_from, status_line, storage_state
 from storage.writer import WriterStats
@@ -11,6 +18,7 @@ from telemetry.metrics import (
     ENGINE_TICKS,
     INGEST_GAPS,
     INGEST_TICKS,
+    REGISTRY,
     WRITER_ROWS,
     count_reject,
 )
@@ -43,6 +51,44 @@ def test_the_counts_are_the_metrics_since_the_platform_started() -> None:
         ticks_in=40, gaps=1, engine_ticks=25, candles_out=7, rejects=2, stored_ticks=20,
         stored_candles=6,
     )  # fmt: skip
+
+
+def test_the_counts_read_their_counters_only_and_agree_with_a_scrape() -> None:
+    collected = 0
+
+    class Sessions(Collector):
+        """A live gauge as a gateway's: costly to read, and none of the status line's."""
+
+        def collect(self) -> Iterator[GaugeMetricFamily]:
+            nonlocal collected
+            collected += 1
+            yield GaugeMetricFamily("mdp_test_sessions", "sessions", value=5_000)
+
+    INGEST_TICKS.labels("TEST").inc(3)
+    WRITER_ROWS.labels("candles").inc(2)
+    sessions = Sessions()
+    REGISTRY.register(sessions)  # the registry describes it by collecting it once
+    try:
+        collected = 0
+        counts = counts_from()
+        assert collected == 0
+        scraped: dict[tuple[str, str], float] = {}
+        for family in text_string_to_metric_families(generate_latest(REGISTRY).decode()):
+            for sample in family.samples:
+                key = (sample.name, sample.labels.get("kind", ""))
+                scraped[key] = scraped.get(key, 0.0) + sample.value
+        assert collected == 1  # a scrape reads it
+    finally:
+        REGISTRY.unregister(sessions)
+    assert counts == Counts(
+        ticks_in=scraped[("mdp_ingest_ticks_total", "")],
+        gaps=scraped.get(("mdp_ingest_gaps_total", ""), 0.0),
+        engine_ticks=scraped.get(("mdp_engine_ticks_total", ""), 0.0),
+        candles_out=scraped.get(("mdp_engine_candles_total", ""), 0.0),
+        rejects=scraped.get(("mdp_ticks_rejected_total", ""), 0.0),
+        stored_ticks=scraped.get(("mdp_writer_rows_total", "ticks"), 0.0),
+        stored_candles=scraped[("mdp_writer_rows_total", "candles")],
+    )
 
 
 def test_a_venue_feed_shows_its_connection() -> None:

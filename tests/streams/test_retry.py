@@ -3,14 +3,16 @@ given up with the last error only after its time."""
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import time
 from collections.abc import Awaitable, Callable
 
 import pytest
 
 from storage.unavailable import DatabaseUnavailableError
 from streams.outage import Backoff
-from streams.retry import until_available
+from streams.retry import StoppedError, until_available
 
 
 class Clock:
@@ -74,3 +76,53 @@ async def test_other_errors_are_not_retried() -> None:
     with pytest.raises(ValueError, match="a bug"):
         await until_available(attempt, "database")
     assert calls == 1
+
+
+async def test_the_errors_retried_and_the_lines_are_the_caller_s() -> None:
+    clock = Clock()
+    said: list[str] = []
+    tries = 0
+
+    async def attempt() -> str:
+        nonlocal tries
+        tries += 1
+        clock.now += 1.0
+        if tries < 3:
+            raise OSError("refused")
+        return "open"
+
+    result = await until_available(
+        attempt,
+        "the database",
+        backoff=Backoff(first=0.001, most=0.002),
+        clock=clock,
+        retry_on=(OSError,),
+        describe=lambda exc: f"cannot use it: {exc}",
+        then="trying again for up to 60 s",
+        say=said.append,
+    )
+    assert result == "open"
+    assert (
+        said[0] == "the database unavailable (cannot use it: refused); trying again for up to 60 s"
+    )
+    assert said[1].startswith("the database available again after ")
+    assert len(said) == 2
+
+
+async def test_a_stop_during_a_pause_ends_the_wait() -> None:
+    stop = asyncio.Event()
+    calls = 0
+
+    async def attempt() -> str:
+        nonlocal calls
+        calls += 1
+        asyncio.get_running_loop().call_later(0.01, stop.set)
+        raise DatabaseUnavailableError("connection refused")
+
+    began = time.monotonic()
+    with pytest.raises(StoppedError, match=r"^stopped while waiting for database$"):
+        await until_available(
+            attempt, "database", backoff=Backoff(first=30, most=30), say=lambda _: None, stop=stop
+        )
+    assert calls == 1
+    assert time.monotonic() - began < 5  # the 15-30 s pause was cut short

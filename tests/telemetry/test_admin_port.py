@@ -78,11 +78,18 @@ def test_an_admin_port_in_use_is_refused_with_our_error(
     assert "in use" in err
 
 
-def test_the_edge_admin_port_is_left_to_haproxy_s_exporter() -> None:
-    edge = build_parser().parse_args(
-        ["edge", "--admin-port", "8404", "--api", "api:8000", "--gateway", "gateway:8765"]
-    )
-    gateway = build_parser().parse_args(["gateway", "--admin-port", "0"])
-    with serving_admin(edge) as none, serving_admin(gateway) as served:
-        assert none is None, "HAProxy binds the edge's --admin-port; mdp must not"
+def test_the_edge_s_exporter_is_its_metrics_port_and_left_to_haproxy(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    parser = build_parser()
+    edge = ["edge", "--api", "api:8000", "--gateway", "gateway:8765"]
+    args = parser.parse_args([*edge, "--metrics-port", "8404", "--metrics-host", "0.0.0.0"])
+    assert (args.metrics_port, args.metrics_host) == (8404, "0.0.0.0")
+    gateway = parser.parse_args(["gateway", "--admin-port", "0"])
+    with serving_admin(args) as none, serving_admin(gateway) as served:
+        assert none is None, "HAProxy binds the edge's --metrics-port; mdp must not"
         assert served is not None
+    with pytest.raises(SystemExit) as refused:
+        parser.parse_args([*edge, "--admin-port", "8404"])
+    assert refused.value.code == 2
+    assert "unrecognized arguments: --admin-port 8404" in capsys.readouterr().err

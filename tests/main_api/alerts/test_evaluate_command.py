@@ -3,12 +3,18 @@ why a database cannot be used (exit 1), before it touches the broker."""
 
 from __future__ import annotations
 
+import signal
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 
 from machine import free_port
 from mdp.cli import main
+
+REPO = Path(__file__).resolve().parents[3]
 
 
 def test_the_command_needs_a_database_and_a_bounded_batch(
@@ -49,3 +55,18 @@ def test_a_database_away_at_start_is_tried_again_for_the_wait_given(
     assert len(lines) == 2  # one line for the outage, however many attempts
     assert 0.5 < took < 10
     assert "secret" not in "".join(lines)
+
+
+def test_a_stop_while_it_waits_for_the_database_ends_it_at_once() -> None:
+    url = f"postgresql://nobody:secret@127.0.0.1:{free_port()}/none?connect_timeout=1"
+    command = [sys.executable, "-m", "mdp.commands.alerts", "evaluate", "--database-url", url]
+    with subprocess.Popen(
+        [*command, "--wait", "600"], cwd=REPO, stderr=subprocess.PIPE, text=True
+    ) as evaluator:
+        assert evaluator.stderr is not None
+        first = evaluator.stderr.readline()
+        assert first.startswith("mdp alerts evaluate: the database unavailable (cannot use the")
+        asked = time.monotonic()
+        evaluator.send_signal(signal.SIGTERM)
+        assert evaluator.wait(timeout=30) == 0, evaluator.stderr.read()
+    assert time.monotonic() - asked < 10  # not the 600 s it was ready to wait

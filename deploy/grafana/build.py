@@ -1,10 +1,11 @@
 """The Grafana dashboards of ``deploy/grafana/dashboards/``, one per service, built here.
 
 Each dashboard is plain data (Grafana's provisioning JSON); this module only builds it, and
-``python -m telemetry.dashboards [FOLDER]`` writes the files (``tests/deploy/test_grafana.py``
-checks that the committed files are what it builds, and that every query is PromQL that
-Prometheus accepts, on metrics that exist). The metric names are those of
-:mod:`telemetry.metrics`, HAProxy's exporter and the recording rules of
+``python -m deploy.grafana.build [FOLDER]`` writes the files (by default into ``dashboards/``
+beside it; ``tests/deploy/test_grafana.py`` checks that the committed files are what it
+builds, and that every query is PromQL that Prometheus accepts, on metrics that exist). It is
+a build tool, outside the runtime packages, and needs only the standard library. The metric
+names are those of :mod:`telemetry.metrics`, HAProxy's exporter and the recording rules of
 ``deploy/prometheus/rules/`` (``docs/observability.md``, ``docs/alerting.md``). Each service is
 one Prometheus job, named as in ``compose/prometheus/prometheus.yml``.
 """
@@ -727,7 +728,7 @@ def rendered() -> dict[str, str]:
 
 
 def main(argv: list[str]) -> int:
-    folder = Path(argv[0] if argv else "deploy/grafana/dashboards")
+    folder = Path(argv[0]) if argv else Path(__file__).with_name("dashboards")
     folder.mkdir(parents=True, exist_ok=True)
     for name, text in rendered().items():
         (folder / name).write_text(text)

@@ -1,0 +1,1 @@
+"""Not the platform: the deployments' own tools (``python -m deploy.grafana.build``)."""
