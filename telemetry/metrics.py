@@ -76,7 +76,8 @@ ENGINE_EVENT_TIME: Final = Gauge(
 CONSUMER_LAG: Final = LiveGauge(
     "mdp_consumer_lag_records",
     "Records of a partition after the consumer's position (its end as the consumer last"
-    " heard it), per group and partition; refreshed once a second by the processor loop",
+    " heard it), per group and partition; refreshed once a second by the processor loop"
+    " (the candle worker: by its timer)",
     ["group", "topic", "partition"],
 )
 
