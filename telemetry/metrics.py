@@ -161,6 +161,12 @@ ORDER_ACK: Final = Histogram(
     buckets=HTTP_SECONDS,
     registry=REGISTRY,
 )
+SAGA_OUTCOMES: Final = Counter(
+    "mdp_trading_saga_outcomes",
+    "Order sagas ended (the order terminal and nothing left reserved), by outcome",
+    ["outcome"],
+    registry=REGISTRY,
+)
 
 for _live in (
     CONSUMER_LAG, DB_POOL_CONNECTIONS, WRITER_BUFFER_RECORDS, WRITER_BUFFER_BYTES,
