@@ -76,7 +76,8 @@ ENGINE_EVENT_TIME: Final = Gauge(
 CONSUMER_LAG: Final = LiveGauge(
     "mdp_consumer_lag_records",
     "Records of a partition after the consumer's position (its end as the consumer last"
-    " heard it), per group and partition; refreshed once a second by the processor loop",
+    " heard it), per group and partition; refreshed once a second by the processor loop"
+    " (the candle worker: by its timer)",
     ["group", "topic", "partition"],
 )
 
@@ -158,6 +159,12 @@ ORDER_ACK: Final = Histogram(
     "From an order's POST to its answer (accepted or refused), by outcome",
     ["outcome"],
     buckets=HTTP_SECONDS,
+    registry=REGISTRY,
+)
+SAGA_OUTCOMES: Final = Counter(
+    "mdp_trading_saga_outcomes",
+    "Order sagas ended (the order terminal and nothing left reserved), by outcome",
+    ["outcome"],
     registry=REGISTRY,
 )
 

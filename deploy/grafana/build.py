@@ -419,6 +419,15 @@ def trading() -> Dashboard:
                     unit="s",
                     threshold=0.01,
                 ),
+                panel(
+                    "Sagas ended by outcome",
+                    Query(
+                        "sum by (outcome) "
+                        f'(rate(mdp_trading_saga_outcomes_total{{job="trading"}}[{RATE}]))',
+                        "{{outcome}}",
+                    ),
+                    unit="ops",
+                ),
             ),
         ),
     )

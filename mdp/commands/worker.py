@@ -22,7 +22,13 @@ from core.secrets import DatabaseUrl
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from ingest.venues import empty_by_venue
 from machine import state_dir
-from mdp.admin_options import add_admin_options
+from mdp.admin_options import (
+    add_admin_options,
+    add_readiness_options,
+    check_readiness_options,
+    consumer_checks,
+    ready_when,
+)
 from mdp.cluster_options import (
     EXIT_BAD_INPUT,
     EXIT_FAILED,
@@ -68,6 +74,7 @@ def add_parser(commands: Any) -> None:
         "--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS
     )  # tests: a wall clock ahead closes replayed candles at once
     add_admin_options(parser)
+    add_readiness_options(parser)
     parser.set_defaults(run=run, log_level="info")  # its partitions' recoveries are told
 
 
@@ -96,15 +103,17 @@ def run(args: argparse.Namespace) -> int:
     tell = say(_NAME)
     try:
         settings = settings_from(args)
+        check_readiness_options(args)
     except ValueError as exc:
         tell(f"error: {exc}")
         return EXIT_BAD_INPUT
-    try:
-        asyncio.run(_check_cluster(settings))
-    except (BrokerUnavailableError, RuntimeError) as exc:
-        tell(f"error: {exc}")
-        return EXIT_FAILED
-    return _run_faust(settings, args.database_url, args.log_level)
+    with ready_when(consumer_checks(args)):  # /readyz: the bus and the lag (the timer's)
+        try:
+            asyncio.run(_check_cluster(settings))
+        except (BrokerUnavailableError, RuntimeError) as exc:
+            tell(f"error: {exc}")
+            return EXIT_FAILED
+        return _run_faust(settings, args.database_url, args.log_level)
 
 
 async def _check_cluster(settings: WorkerSettings) -> None:

@@ -11,6 +11,14 @@ journal (:class:`Journaled`, the write-ahead durability hook) and the broker has
 the outputs are published, and only then does the call return: the caller acknowledges the
 records (commits offsets) after that. See :mod:`streams.kafka.journal` for why a restart then
 gives the same candles.
+
+Its :class:`~streams.consumers.ConsumerWatch` (:attr:`EngineWorker.watch`: the consumer lag
+metric and the ``bus`` and ``lag`` checks of ``/readyz``, once the shell adds it to
+:data:`~streams.consumers.WATCHES`) is fed by :meth:`EngineWorker.tick`, on the event loop,
+from what the worker itself knows rather than from Faust's consumer (whose positions live on
+its own thread and run ahead of what is done): a partition's position is the next offset its
+engine applies (journaled, so a restart resumes there), its end the broker's answer to the
+end-offsets request the tick makes anyway, and the time of that answer is the contact.
 """
 
 from __future__ import annotations
@@ -26,8 +34,9 @@ from typing import Any, Final
 
 from core.engine import EngineConfig
 from core.topics import TICKS
-from streams.bus import Offsets, Record
+from streams.bus import Offsets, PartitionProgress, Record, TopicPartition
 from streams.checkpoints import CheckpointStore
+from streams.consumers import ConsumerWatch
 from streams.engine_runner import DEFAULT_GROUP, ENGINE_SPAN, EngineStats, Message
 from streams.kafka.admin import STEPS
 from streams.kafka.bus import KafkaBus
@@ -136,6 +145,10 @@ class EngineWorker:
         self.broker = BrokerWatch(log)
         self._idle_now: set[int] = set()
         """The partitions whose clocks the current round without records moves on."""
+        self.watch = ConsumerWatch(settings.group, time.monotonic())
+        self._ends_heard: dict[int, int] = {}
+        self._heard_ns: int | None = None
+        """When the broker last said where the partitions end (Unix ns)."""
         self.processor = Processor(
             bus, settings.group, [TICKS], self._step, Journaled(self),
             clock=self.now, publisher=self._publish, trace_name=ENGINE_SPAN,
@@ -253,7 +266,11 @@ class EngineWorker:
         applied. One that is not (its records are still on their way through the consumer,
         or a backlog is being read) is left alone: its own records move its clock on.
         """
-        ends = await self._ends(set(self.owned))  # also tells whether the broker answers
+        looking = self.watch.due(time.monotonic(), polled=True)
+        # also tells whether the broker answers
+        ends = await self._ends(set(self.owned) | set(self._recovering))
+        if looking:
+            self.watch.look(time.monotonic(), time.time_ns(), self.progress())
         async with self._lock:
             idle = {
                 partition
@@ -280,6 +297,21 @@ class EngineWorker:
                 self.owned.pop(partition, None)
                 self.assign([partition])
 
+    def progress(self) -> dict[TopicPartition, PartitionProgress]:
+        """Where each partition assigned stands (no I/O): the position is the next offset its
+        engine applies, the end the broker's last answer. A partition being recovered, or
+        whose engine has applied nothing yet, has no end (so no lag): its position is not
+        known."""
+        found: dict[TopicPartition, PartitionProgress] = {}
+        for partition in sorted(set(self.owned) | set(self._recovering)):
+            engine = self.owned.get(partition)
+            applied = None if engine is None else engine.applied
+            end = None if applied is None else self._ends_heard.get(partition)
+            found[TopicPartition(TICKS, partition)] = PartitionProgress(
+                applied or 0, end, self._heard_ns
+            )
+        return found
+
     def _idle(self) -> set[int]:
         """The started partitions without a step for ``idle_every`` seconds."""
         quiet = time.monotonic() - self.settings.idle_every
@@ -300,6 +332,8 @@ class EngineWorker:
             self.broker.failed(exc)
             return {}
         self.broker.answered()
+        self._ends_heard = ends
+        self._heard_ns = time.time_ns()
         return ends
 
     async def _fresh(self, engine: PartitionEngine, records: list[Record]) -> list[Record]:

@@ -7,6 +7,10 @@ and publishes the candles and rejects before it returns; only then does the agen
 Faust acknowledge (and later commit) those offsets. A timer moves quiet partitions' clocks
 on. Rebalance signals tell the engine worker which partitions it owns.
 
+While the runtime runs, the engine worker's :class:`~streams.consumers.ConsumerWatch` is one of
+the process's :data:`~streams.consumers.WATCHES` (the consumer lag metric, ``/readyz``'s
+``bus`` and ``lag``); the timer feeds it (see :mod:`streams.kafka.engine_worker`).
+
 Faust's own windowed tables are not used: they cost a table update per event and drop late
 data, where the candle engine handles a batch at once with revisions for late ticks. Engine
 state is kept by the journal and the checkpoints of :mod:`streams.kafka.journal`, not by a
@@ -27,6 +31,7 @@ import mode
 from core.topics import TICKS
 from streams.bus import Headers, Record
 from streams.checkpoints import CheckpointStore
+from streams.consumers import WATCHES
 from streams.kafka.bus import KafkaBus
 from streams.kafka.engine_worker import EngineWorker, WorkerSettings
 from streams.kafka.reader import PartitionReader
@@ -46,6 +51,7 @@ class Runtime:
         self._bus: KafkaBus | None = None
         self._reader: PartitionReader | None = None
         self._assigned: set[int] = set()
+        self._forget: Callable[[], None] | None = None
 
     async def start(self) -> EngineWorker:
         if self.worker is not None:
@@ -59,10 +65,13 @@ class Runtime:
             return self.worker
         self._bus, self._reader = bus, reader
         self.worker = EngineWorker(self.settings, bus, reader, self._checkpoints())
+        self._forget = WATCHES.add(self.worker.watch)
         self.worker.assign(self._assigned)
         return self.worker
 
     async def stop(self) -> None:
+        if self._forget is not None:
+            self._forget()
         if self.worker is not None:
             await self.worker.close()
         if self._reader is not None:

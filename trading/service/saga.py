@@ -12,6 +12,11 @@ stored, so a restart continues every saga where it stopped.
   step that ends the order carries the release of what it still holds (:func:`with_release`);
 - release: ``funds-released`` of what an ended order still holds, on its own only for a
   stream stored before releases rode with the end (:func:`next_step` still finds them).
+
+A saga ends (:attr:`Step.DONE`) in exactly one stored append: the one that leaves its order
+terminal and holding nothing. :func:`ended` names the sagas an append ends with their
+:class:`Outcome`; asked of the books before and after an append (never of a replay), it
+counts each saga once, whatever restarts came between.
 """
 
 from __future__ import annotations
@@ -25,6 +30,8 @@ import msgspec
 
 from core.trading_events import (
     FundsDeposited,
+    FundsReleased,
+    FundsReserved,
     OrderCanceled,
     OrderDenied,
     OrderEvent,
@@ -79,6 +86,52 @@ def next_step(book: Book, order_id: str) -> Step:
     if order_id in book.account.reservations:
         return Step.RELEASE
     return Step.DONE
+
+
+class Outcome(enum.StrEnum):
+    """How a saga ended (the ``outcome`` label of ``mdp_trading_saga_outcomes_total``)."""
+
+    FILLED = "filled"
+    PARTIALLY_FILLED = "partially-filled"
+    """Canceled or expired after some fills: the rest of its reservation released."""
+    CANCELED = "canceled"
+    """Canceled unfilled (by the client, the kill switch, an IOC or FOK order's end, an
+    uncovered fill): its reservation released."""
+    EXPIRED = "expired"
+    REJECTED = "rejected"
+    """The venue refused it: the compensation released its reservation."""
+    TIMED_OUT = "timed-out"
+    """The venue did not answer (``venue-timeout``): rejected and released likewise."""
+    DENIED = "denied"
+    """The risk check refused it: nothing was reserved."""
+
+
+def outcome(order: Order) -> Outcome:
+    """How the saga of the terminal ``order`` ended."""
+    status = order.status
+    if status is OrderStatus.FILLED:
+        return Outcome.FILLED
+    if status is OrderStatus.DENIED:
+        return Outcome.DENIED
+    if status is OrderStatus.REJECTED:
+        return Outcome.TIMED_OUT if order.reason_code == VENUE_TIMEOUT else Outcome.REJECTED
+    if order.filled_quantity > 0:
+        return Outcome.PARTIALLY_FILLED
+    return Outcome.EXPIRED if status is OrderStatus.EXPIRED else Outcome.CANCELED
+
+
+def ended(before: Book, after: Book, events: Sequence[TradingEvent]) -> list[Outcome]:
+    """The outcomes of the sagas that ``events`` (one append, taking ``before`` to ``after``)
+    end: their order is done in ``after`` and was not in ``before``."""
+    found: list[Outcome] = []
+    of_orders = (e for e in events if isinstance(e, OrderEvent | FundsReserved | FundsReleased))
+    for order_id in dict.fromkeys(e.order_id for e in of_orders):
+        if order_id not in after.orders or next_step(after, order_id) is not Step.DONE:
+            continue
+        if order_id in before.orders and next_step(before, order_id) is Step.DONE:
+            continue
+        found.append(outcome(after.orders[order_id]))
+    return found
 
 
 def open_sagas(book: Book) -> list[str]:

@@ -17,6 +17,10 @@ Traces (:mod:`telemetry.tracing`): in a sampled span (an order's POST), each app
 ends a trade brings later are ``trading.fill`` (``trading.settle``) spans of the same trace,
 linked to the tick's. Unsampled orders remember nothing and make no span.
 
+Metrics: each append that ends a saga counts its outcome in ``mdp_trading_saga_outcomes_total``
+(:func:`trading.service.saga.ended`); loading, rebuilding and resuming append nothing that
+ends a saga already ended, so a restart counts no saga twice.
+
 Each command takes an optional ``tracking``: a reader's position (a consumer of
 ``trading.commands`` names the record it applies) stored in the transaction of the command's
 first append, so a command stored once is never stored again after a crash (the append
@@ -46,6 +50,7 @@ from core.trading_events import (
     OrderTriggered,
     TradingEvent,
 )
+from telemetry.metrics import SAGA_OUTCOMES
 from trading.domain.accounts import Account
 from trading.domain.orders import AmendRequest, Order, OrderRequest, cancel
 from trading.domain.risk import DEFAULT_LIMITS, RiskLimits, kill
@@ -389,10 +394,9 @@ class TradingService:
         if not events:
             return aggregate
         account = events[0].account
+        before = self._book(aggregate, account)
         if order_id:
-            events = saga.with_release(
-                self._book(aggregate, account), order_id, events, self._clock()
-            )
+            events = saga.with_release(before, order_id, events, self._clock())
         try:
             with step_span(step, order_id):
                 saved = await self._repository.save(aggregate, events, tracking)
@@ -405,6 +409,8 @@ class TradingService:
                 self._unsound = f"the venue is ahead of the store after a failed {step} ({exc})"
             raise
         self._aggregates[account] = saved
+        for outcome in saga.ended(before, self._book(saved, account), events):
+            SAGA_OUTCOMES.labels(outcome).inc()  # once: a saga ends in one stored append
         self._fault(step, order_id)
         return saved
 

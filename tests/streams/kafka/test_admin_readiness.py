@@ -1,13 +1,20 @@
-"""``/readyz`` on the admin port of ``mdp writer``, end to end: 503 while the database is
-away (``database unavailable``) or the broker is (``bus unreachable``), 200 once it is back;
-the process keeps running through both."""
+"""``/readyz`` on the admin port of ``mdp writer`` and ``mdp worker``, end to end: 503 while
+the database is away (``database unavailable``) or the broker is (``bus unreachable``), 200
+once it is back; the process keeps running through both. The worker's consumer lag is on its
+``/metrics``."""
 
 from __future__ import annotations
 
+import contextlib
 import re
+import urllib.request
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from prometheus_client.parser import text_string_to_metric_families
+
+from core.topics import TICKS
 from streams.kafka.launcher import LocalKafka
 from tests.storage.stoppable import StoppablePostgres
 from tests.streams.kafka.cluster import Cluster, Service, wait_until
@@ -67,43 +74,98 @@ def test_the_writer_is_not_ready_while_its_database_is_away_and_ready_once_back(
         assert writer.stop() == 0
 
 
-def test_the_writer_is_not_ready_while_its_broker_is_away_and_ready_once_back(
-    migrated_database: str, tmp_path: Path
-) -> None:
+@contextlib.contextmanager
+def broker_of_its_own(
+    tmp_path: Path, database_url: str
+) -> Iterator[tuple[Cluster, Callable[[], None], Callable[[], None]]]:
+    """A broker of this test's own (one partition per topic), a cluster on it, and the
+    functions that stop the broker and start it again on the same port."""
     kafka = ["--data-dir", str(tmp_path / "kafka")]
     started = mdp("kafka", "start", *kafka, "--port", "0", "--partitions", "1")
     assert started.returncode == 0, started.stderr + started.stdout
+
+    def stop() -> None:
+        assert mdp("kafka", "stop", *kafka).returncode == 0
+
+    def start() -> None:
+        again = mdp("kafka", "start", *kafka, "--partitions", "1")  # the same port
+        assert again.returncode == 0, again.stderr + again.stdout
+
     try:
         info = LocalKafka(tmp_path / "kafka").status()
         assert info is not None
-        cluster = Cluster(info.bootstrap, migrated_database, tmp_path)
         topics = mdp("kafka", "topics", "--bootstrap", info.bootstrap, "--partitions", "1")
         assert topics.returncode == 0, topics.stderr + topics.stdout
-        with cluster:
-            writer = start_writer(cluster)
-            ready = ready_url(writer)
-            assert answers(ready, 200)[1]["checks"]["bus"] == "ok"
-            assert mdp("kafka", "stop", *kafka).returncode == 0
-            assert answers(ready, 503) == (
-                503,
-                {
-                    "status": "unavailable",
-                    "detail": "bus unreachable",
-                    "checks": {"database": "ok", "bus": "unreachable", "lag": "ok"},
-                },
-            )
-            again = mdp("kafka", "start", *kafka, "--partitions", "1")  # the same port
-            assert again.returncode == 0, again.stderr + again.stdout
-            assert answers(ready, 200)[1]["checks"]["bus"] == "ok"
-            assert writer.process.poll() is None, writer.log
+        with Cluster(info.bootstrap, database_url, tmp_path) as cluster:
+            yield cluster, stop, start
     finally:
         mdp("kafka", "stop", *kafka)
 
 
-def test_the_worker_answers_readyz_on_its_admin_port(fresh_topics: str, tmp_path: Path) -> None:
+def test_the_writer_and_the_worker_are_not_ready_while_their_broker_is_away_and_ready_once_back(
+    migrated_database: str, tmp_path: Path
+) -> None:
+    with broker_of_its_own(tmp_path, migrated_database) as (cluster, stop, start):
+        writer = start_writer(cluster)
+        worker = cluster.worker("--admin-port", "0", "--ready-stale", STALE)
+        ready = {"writer": ready_url(writer), "worker": ready_url(worker)}
+        worker.wait_for("recovered")
+        assert answers(ready["writer"], 200)[1]["checks"]["bus"] == "ok"
+        assert answers(ready["worker"], 200)[1]["checks"] == {"bus": "ok", "lag": "ok"}
+        stop()
+        assert answers(ready["writer"], 503) == (
+            503,
+            {
+                "status": "unavailable",
+                "detail": "bus unreachable",
+                "checks": {"database": "ok", "bus": "unreachable", "lag": "ok"},
+            },
+        )
+        # the worker's timer asks the broker where the partitions end (within 2 s): a round
+        # may come late by that much, so the answer waited for is "unreachable"
+        assert answers(ready["worker"], 503, "bus", "unreachable")[1] == {
+            "status": "unavailable",
+            "detail": "bus unreachable",
+            "checks": {"bus": "unreachable", "lag": "ok"},
+        }
+        start()
+        assert answers(ready["writer"], 200)[1]["checks"]["bus"] == "ok"
+        assert answers(ready["worker"], 200)[1]["checks"] == {"bus": "ok", "lag": "ok"}
+        assert writer.process.poll() is None, writer.log
+        assert worker.process.poll() is None, worker.log
+
+
+def lag_samples(metrics_url: str, group: str) -> dict[str, float]:
+    """``mdp_consumer_lag_records`` of ``group`` on ``md.ticks`` by partition, as scraped."""
+    with urllib.request.urlopen(metrics_url, timeout=5) as response:
+        text = response.read().decode()
+    return {
+        sample.labels["partition"]: sample.value
+        for family in text_string_to_metric_families(text)
+        if family.name == "mdp_consumer_lag_records"
+        for sample in family.samples
+        if sample.labels["group"] == group and sample.labels["topic"] == TICKS
+    }
+
+
+def test_the_worker_reports_its_lag_and_is_ready_once_caught_up(
+    fresh_topics: str, tmp_path: Path
+) -> None:
     with Cluster(fresh_topics, "", tmp_path) as cluster:
         worker = cluster.worker("--admin-port", "0")  # no database: the journal only
         ready = ready_url(worker)
         worker.wait_for("recovered", count=4)
-        # no bus or lag checks for the Faust worker yet (docs/operations.md, "Health")
-        assert answers(ready, 200) == (200, {"status": "ready", "checks": {}})
+        fed = cluster.ingest("--duration", "1", "--rate", "20")
+        assert fed.returncode == 0, fed.stderr
+        metrics = ready.removesuffix("/readyz") + "/metrics"
+        group = f"engine-{cluster.suffix}"
+        wait_until(
+            lambda: (lags := lag_samples(metrics, group)) != {} and set(lags.values()) == {0.0},
+            "the worker's lag samples, 0 once caught up",
+            WAIT,
+        )
+        assert set(lag_samples(metrics, group)) <= {str(p) for p in range(4)}
+        assert answers(ready, 200) == (
+            200,
+            {"status": "ready", "checks": {"bus": "ok", "lag": "ok"}},
+        )
