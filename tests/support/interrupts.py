@@ -11,6 +11,7 @@ teardown does not cut it short (``kill -9`` still does; :mod:`tests.support.leas
 from __future__ import annotations
 
 import signal
+import threading
 from types import FrameType
 
 SIGNALS = (signal.SIGTERM, signal.SIGHUP)
@@ -27,6 +28,9 @@ def _interrupt(signum: int, frame: FrameType | None) -> None:
 
 
 def end_as_interrupted() -> None:
-    """Install the handlers (from the main thread, as pytest_configure runs)."""
+    """Install the handlers (in the main thread only, where Python runs them: pytest's, and
+    each xdist worker's)."""
+    if threading.current_thread() is not threading.main_thread():
+        return
     for signum in SIGNALS:
         signal.signal(signum, _interrupt)
