@@ -17,7 +17,8 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from storage import PostgresServer, PostgresUnavailableError, migrate
-from tests.storage.stoppable import StoppablePostgres
+from tests.storage.stoppable import StoppablePostgres, start_leashed, stop_leashed
+from tests.support.interrupts import end_as_interrupted
 
 # Property tests take no deadline: examples are timed by the machine's load, not by our code
 # (speed is the benchmarks' business). In CI the examples are derived from each test's name, so
@@ -25,6 +26,13 @@ from tests.storage.stoppable import StoppablePostgres
 settings.register_profile("mdp", deadline=None, print_blob=True)
 settings.register_profile("ci", parent=settings.get_profile("mdp"), derandomize=True)
 settings.load_profile("ci" if os.environ.get("CI") else "mdp")
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """``timeout``'s SIGTERM ends the run as Ctrl-C does: every fixture's teardown runs and
+    stops what it started (tests/support/interrupts.py)."""
+    end_as_interrupted()
+
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
 """Real venue data beside the repository (``<repo>/../shared/data``); never copied into it."""
@@ -56,14 +64,15 @@ def postgres_url() -> Iterator[str]:
         return
     folder = Path(tempfile.mkdtemp(prefix="mdp-test-pg-"))
     server = PostgresServer(folder, durable=False, timescaledb_jobs=False)
+    pid = None
     try:
         try:
-            server.start()
+            pid = start_leashed(server)  # stopped even if this process is killed
         except PostgresUnavailableError as exc:
             pytest.fail(f"the tests need PostgreSQL: {exc}")
         yield server.url
     finally:
-        server.stop()
+        stop_leashed(server, pid)
         shutil.rmtree(folder, ignore_errors=True)
 
 

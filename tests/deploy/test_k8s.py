@@ -117,12 +117,14 @@ def locked_kustomize_version() -> str:
 
 
 @functools.cache
-def rendered(overlay: str) -> tuple[Doc, ...]:
+def rendered(overlay: str, tree: str = "overlays") -> tuple[Doc, ...]:
+    """The overlay ``overlay`` of the platform (``tree`` "overlays") or of its observability
+    ("monitoring/overlays"), as kustomize renders it."""
     command = kustomize()
     if command is None:
         pytest.skip("neither kustomize (scripts/lib/kustomize.sh builds it with Go) nor kubectl")
     done = subprocess.run(
-        [*command, str(K8S / "overlays" / overlay)], capture_output=True, text=True, check=False
+        [*command, str(K8S / tree / overlay)], capture_output=True, text=True, check=False
     )
     assert done.returncode == 0, done.stderr
     return tuple(load_all(done.stdout))
@@ -822,3 +824,125 @@ def test_the_kustomize_the_scripts_build_is_the_one_go_sum_locks() -> None:
     version = locked_kustomize_version()
     assert f"sigs.k8s.io/kustomize/kustomize/v5 {version}" in (tools / "go.mod").read_text()
     assert f"sigs.k8s.io/kustomize/kustomize/v5 {version} h1:" in (tools / "go.sum").read_text()
+
+
+# -- the observability services (deploy/k8s/monitoring) ------------------------------------
+
+MONITORING = "monitoring/overlays"
+MONITORING_OVERLAYS = ("dev", "staging", "prod")
+OBSERVABILITY = {"prometheus", "grafana", "otel-collector", "jaeger"}
+
+
+def monitoring(overlay: str) -> tuple[Doc, ...]:
+    return rendered(overlay, MONITORING)
+
+
+@pytest.mark.parametrize("overlay", MONITORING_OVERLAYS)
+def test_the_observability_renders_valid_in_its_namespace_with_probes_and_resources(
+    overlay: str,
+) -> None:
+    docs = monitoring(overlay)
+    assert {doc["metadata"]["name"] for doc in of_kind(docs, *WORKLOADS)} == OBSERVABILITY
+    for doc in docs:
+        validate(doc)
+        if doc["kind"] not in ("Namespace", "ClusterRole", "ClusterRoleBinding"):
+            assert doc["metadata"]["namespace"] == "monitoring", doc["metadata"]["name"]
+    for doc in of_kind(docs, *WORKLOADS):
+        (container,) = containers(doc)
+        name = doc["metadata"]["name"]
+        assert ":" in container["image"], f"{name}: its image pinned"
+        assert not container["image"].endswith(":latest"), f"{name}: its image pinned"
+        ports = {port["name"] for port in container["ports"]}
+        for probe in ("startupProbe", "livenessProbe", "readinessProbe"):
+            assert container[probe]["httpGet"]["port"] in ports, (name, probe)
+        for bound in ("requests", "limits"):
+            assert set(container["resources"][bound]) >= {"cpu", "memory"}, (name, bound)
+
+
+def flags(container: Doc) -> dict[str, str]:
+    return dict(arg.removeprefix("--").split("=", 1) for arg in container.get("args", []))
+
+
+def sizes(docs: tuple[Doc, ...]) -> dict[str, float]:
+    """What an environment gives its observability: each container's memory (requested and
+    limit), Prometheus's retention (days, bytes) and volume, Jaeger's traces kept."""
+    found: dict[str, float] = {}
+    for doc in of_kind(docs, *WORKLOADS):
+        name = doc["metadata"]["name"]
+        (container,) = containers(doc)
+        for bound in ("requests", "limits"):
+            found[f"{name} memory {bound}"] = quantity(container["resources"][bound]["memory"])
+    (prometheus,) = containers(named(docs, "StatefulSet", "prometheus"))
+    given = flags(prometheus)
+    found["retention days"] = float(given["storage.tsdb.retention.time"].removesuffix("d"))
+    found["retention bytes"] = quantity(given["storage.tsdb.retention.size"].replace("GB", "Gi"))
+    (claim,) = named(docs, "StatefulSet", "prometheus")["spec"]["volumeClaimTemplates"]
+    found["volume"] = quantity(claim["spec"]["resources"]["requests"]["storage"])
+    (jaeger,) = containers(named(docs, "Deployment", "jaeger"))
+    env = {variable["name"]: variable["value"] for variable in jaeger["env"]}
+    found["traces"] = float(env["MEMORY_MAX_TRACES"])
+    return found
+
+
+def test_the_observability_of_staging_mirrors_prod_smaller_and_dev_smaller_still() -> None:
+    """The same objects, images and options in every environment but the sizes: staging's
+    below prod's, dev's not above staging's; Prometheus's retention within its volume."""
+    dev, staging, prod = (monitoring(overlay) for overlay in MONITORING_OVERLAYS)
+
+    def shape(docs: tuple[Doc, ...]) -> set[tuple[str, str, str]]:
+        return {
+            (doc["kind"], doc["metadata"]["name"], container["image"])
+            for doc in of_kind(docs, *WORKLOADS)
+            for container in containers(doc)
+        } | {(doc["kind"], doc["metadata"]["name"], "") for doc in docs}
+
+    assert shape(dev) == shape(staging) == shape(prod)
+    retention = {"storage.tsdb.retention.time", "storage.tsdb.retention.size"}
+    options = [flags(containers(named(docs, "StatefulSet", "prometheus"))[0]) for docs in (
+        dev, staging, prod)]  # fmt: skip
+    for ours in options:
+        assert {key: value for key, value in ours.items() if key not in retention} == {
+            key: value for key, value in options[2].items() if key not in retention
+        }
+    small, middle, large = sizes(dev), sizes(staging), sizes(prod)
+    assert set(small) == set(middle) == set(large)
+    for what in large:
+        assert middle[what] < large[what], what
+        assert small[what] <= middle[what], what
+    assert large["retention days"] == 15  # compose's production keeps as long
+    for found in (small, middle, large):
+        assert found["retention bytes"] < found["volume"]
+        for name in OBSERVABILITY:
+            assert found[f"{name} memory requests"] <= found[f"{name} memory limits"], name
+
+
+def test_the_observability_prometheus_scrapes_the_admin_ports_as_the_rules_jobs() -> None:
+    """Prometheus keeps the platform pods' container port named http-admin, each pod's app
+    label as its job and the edge's as haproxy (the SLO rules' name for it); every pod of the
+    platform that serves its metrics there carries both."""
+    config = yaml.safe_load(
+        named(monitoring("prod"), "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
+    )
+    (job,) = config["scrape_configs"]
+    (discovery,) = job["kubernetes_sd_configs"]
+    assert discovery == {"role": "pod", "namespaces": {"names": [NAMESPACE]}}
+    relabel = job["relabel_configs"]
+    assert relabel[0] == {
+        "source_labels": ["__meta_kubernetes_pod_container_port_name"],
+        "regex": "http-admin",
+        "action": "keep",
+    }
+    assert {"source_labels": ["__meta_kubernetes_pod_label_app"], "target_label": "job"} in relabel
+    renamed = [rule for rule in relabel if rule.get("replacement") == "haproxy"]
+    assert renamed == [
+        {"source_labels": ["job"], "regex": "edge", "target_label": "job", "replacement": "haproxy"}
+    ]
+    platform = rendered("prod")
+    scraped = {
+        doc["metadata"]["name"]
+        for doc in of_kind(platform, "Deployment")
+        if any(port.get("name") == "http-admin" for port in containers(doc)[0].get("ports", []))
+    }
+    assert scraped >= {"edge", *ADMIN_SERVICES}
+    for name in scraped:
+        assert pod_labels(named(platform, "Deployment", name))["app"] == name

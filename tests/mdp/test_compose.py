@@ -30,7 +30,13 @@ SERVICES = {
     "kafka", "postgres", "worker", "writer", "gateway-a", "gateway-b", "api", "auth", "main-api",
     "trading", "alerts", "ingest", "edge",
 }  # fmt: skip
-OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "otel-collector", "jaeger"}
+OBSERVABILITY = {
+    "prometheus", "alertmanager", "grafana", "otel-collector", "jaeger", "kafka-exporter",
+    "blackbox-exporter",
+}  # fmt: skip
+SIZED = {"prometheus", "grafana", "otel-collector", "jaeger"}
+"""The observability services sized per environment (memory; Prometheus's retention,
+Jaeger's traces kept)."""
 
 
 class _ComposeLoader(yaml.SafeLoader):  # type: ignore[misc]
@@ -233,13 +239,67 @@ def test_staging_mirrors_production_at_a_smaller_scale() -> None:
     production, staging = compose()["services"], compose("docker-compose.staging.yml")["services"]
     assert set(staging) <= set(production)
     changed = {name for name, service in staging.items() if "command" in service}
-    assert changed == {"topics", "ingest"}
+    assert changed == {"topics", "ingest", "prometheus"}
     assert staging["worker"]["deploy"]["replicas"] < production["worker"]["deploy"]["replicas"]
     assert staging["edge"]["ports"] == ["127.0.0.1:18080:8080"]
     parser = every_command_parser()
-    for name in changed:
+    for name in changed - {"prometheus"}:
         parser.parse_args(staging[name]["command"][1:])
         assert staging[name]["command"][:2] == production[name]["command"][:2]
+
+
+_SIZE = re.compile(r"(\d+)([kmg]?)b?", re.IGNORECASE)
+_UNITS = {"": 1, "k": 1 << 10, "m": 1 << 20, "g": 1 << 30}
+
+
+def size(text: str) -> int:
+    """Bytes of a size as compose (``512m``) or Prometheus (``20GB``) writes it."""
+    found = _SIZE.fullmatch(text)
+    assert found, text
+    return int(found[1]) * _UNITS[found[2].lower()]
+
+
+def prometheus_flags(command: list[str]) -> dict[str, str]:
+    return dict(word.removeprefix("--").split("=", 1) for word in command)
+
+
+def test_production_sizes_every_observability_service() -> None:
+    services = compose()["services"]
+    for name in SIZED:
+        assert size(services[name]["mem_limit"]) >= size("512m"), name
+    flags = prometheus_flags(services["prometheus"]["command"])
+    assert flags["storage.tsdb.retention.time"] == "15d"
+    assert size(flags["storage.tsdb.retention.size"]) >= size("1g"), "a bound on its disk too"
+    assert int(services["jaeger"]["environment"]["MEMORY_MAX_TRACES"]) > 0
+    collector = yaml.safe_load((COMPOSE / "otel-collector.yml").read_text())
+    limiter = collector["processors"]["memory_limiter"]
+    assert "limit_mib" not in limiter, "a fixed limit would not follow each environment's"
+    assert 0 < limiter["limit_percentage"] < 100
+
+
+def test_staging_sizes_the_observability_services_smaller_and_alike() -> None:
+    """Staging's observability is production's (the same images, configuration and command
+    but Prometheus's retention) with less memory, a shorter retention and fewer traces."""
+    production, staging = compose()["services"], compose("docker-compose.staging.yml")["services"]
+    for name in SIZED:
+        assert size(staging[name]["mem_limit"]) < size(production[name]["mem_limit"]), name
+        assert set(staging[name]) <= {"mem_limit", "command", "environment"}, name
+    ours, theirs = (
+        prometheus_flags(production["prometheus"]["command"]),
+        prometheus_flags(staging["prometheus"]["command"]),
+    )
+    retention = {"storage.tsdb.retention.time", "storage.tsdb.retention.size"}
+    assert set(ours) == set(theirs)
+    assert {flag for flag in ours if ours[flag] != theirs[flag]} == retention
+    assert int(theirs["storage.tsdb.retention.time"].removesuffix("d")) < int(
+        ours["storage.tsdb.retention.time"].removesuffix("d")
+    )
+    assert size(theirs["storage.tsdb.retention.size"]) < size(ours["storage.tsdb.retention.size"])
+    traces = "MEMORY_MAX_TRACES"
+    assert int(staging["jaeger"]["environment"][traces]) < int(
+        production["jaeger"]["environment"][traces]
+    )
+    assert set(staging["jaeger"]["environment"]) == {traces}
 
 
 def test_the_history_api_is_ready_only_while_its_database_answers() -> None:
@@ -290,6 +350,7 @@ def test_the_observability_services_run_unpublished_on_the_platform_network() ->
         ("alertmanager", "/etc/alertmanager/alertmanager.yml"),
         ("otel-collector", "/etc/otelcol/config.yml"),
         ("grafana", "/etc/grafana/provisioning"),
+        ("blackbox-exporter", "/etc/blackbox_exporter/config.yml"),
     ],
 )
 def test_each_observability_service_reads_configuration_that_parses(
@@ -346,17 +407,28 @@ def without_tls(argv: list[str]) -> list[str]:
     return kept
 
 
+TLS_PROBING = {"blackbox-exporter", "prometheus"}
+"""What the TLS override adds beside the services: the probes over mutual TLS
+(tests/deploy/test_prometheus_config.py checks them)."""
+
+
 def test_the_tls_override_adds_tls_and_nothing_else() -> None:
     base, tls = compose()["services"], compose("docker-compose.tls.yml")["services"]
-    assert set(tls) == {"auth", "gateway-a", "gateway-b", "api", "main-api", "trading", "edge"}
+    assert set(tls) == {
+        "auth", "gateway-a", "gateway-b", "api", "main-api", "trading", "edge", *TLS_PROBING,
+    }  # fmt: skip
+    for name in TLS_PROBING:
+        assert set(tls[name]) == {"volumes"}, name
     parser = every_command_parser()
     for name, service in tls.items():
+        if name in TLS_PROBING:
+            continue
         command = service["command"]
         parser.parse_args(command[1:])
         assert without_tls(command) == base[name]["command"], name
         assert command != base[name]["command"]
         assert service["volumes"] == ["./tls:/run/tls:ro"]
-    for name in set(tls) - {"edge"}:
+    for name in set(tls) - {"edge", *TLS_PROBING}:
         assert "--tls-ca" in tls[name]["command"], f"{name} must require client certificates"
         check = tls[name]["healthcheck"]["test"]
         assert check[4].startswith("https://127.0.0.1:"), name
@@ -364,7 +436,7 @@ def test_the_tls_override_adds_tls_and_nothing_else() -> None:
     jwks = [
         word
         for service in tls.values()
-        for word in service["command"]
+        for word in service.get("command", [])
         if word.endswith("jwks.json")
     ]
     assert jwks
@@ -397,13 +469,17 @@ def test_make_certs_makes_every_file_the_tls_override_names(tmp_path: Path) -> N
     folder = copy / "tls"
     assert folder.stat().st_mode & 0o077 == 0, "the folder is its owner's alone"
     assert stat.S_IMODE((folder / "ca.key").stat().st_mode) == 0o600
+    probe = yaml.safe_load((COMPOSE / "prometheus" / "blackbox.yml").read_text())
     named = {
         word.removeprefix(TLS_FOLDER)
         for service in compose("docker-compose.tls.yml")["services"].values()
-        for word in [*service["command"], *service.get("healthcheck", {}).get("test", [])]
+        for word in [
+            *service.get("command", []), *service.get("healthcheck", {}).get("test", []),
+            *probe["modules"]["https_mtls"]["http"]["tls_config"].values(),
+        ]
         if word.startswith(TLS_FOLDER)
-    }
-    assert {"ca.crt", "edge.pem", "api.crt", "gateway.key"} <= named
+    }  # fmt: skip
+    assert {"ca.crt", "edge.pem", "api.crt", "gateway.key", "blackbox.key"} <= named
     for name in named:
         assert (folder / name).is_file(), name
     # every name the edge and the services call each other by is in a certificate
