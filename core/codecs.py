@@ -32,6 +32,7 @@ from core.instruments import validate_instrument
 from core.intervals import Interval
 from core.numbers import MAX_SCALE, parse_decimal
 from core.rejects import RejectedTick
+from core.text import printable
 from core.ticks import Side, Tick, TickBatch
 
 TICK_BATCH_VERSION: Final = 1
@@ -529,6 +530,10 @@ class RejectedMessage(msgspec.Struct, frozen=True, kw_only=True):
     - ``payload``: the offending bytes when the input could not be read (file row, venue
       message, undecodable bus message); ``origin`` where they came from (``x.csv:17``,
       ``md.ticks/3/1234`` for topic/partition/offset).
+
+    Whoever builds one (or decodes one), the outside input it quotes is made safe here: in
+    ``detail`` and ``origin`` control characters are escaped (``\\x00``: PostgreSQL refuses
+    NUL in text), so that the storage writer can always store it.
     """
 
     reason: str
@@ -547,6 +552,9 @@ class RejectedMessage(msgspec.Struct, frozen=True, kw_only=True):
             self.instrument != self.tick.instrument or self.trade_id != self.tick.trade_id
         ):
             raise ValueError("instrument and trade_id must be the tick's")
+        msgspec.structs.force_setattr(self, "detail", printable(self.detail))
+        if self.origin is not None:
+            msgspec.structs.force_setattr(self, "origin", printable(self.origin))
 
     @classmethod
     def of_tick(cls, tick: Tick, reason: str, detail: str, source: str) -> RejectedMessage:

@@ -268,6 +268,19 @@ def test_a_bad_file_row_survives_the_wire_with_its_text() -> None:
     assert decode_rejected(encode_rejected(message)) == message
 
 
+def test_a_reject_escapes_the_control_characters_it_quotes_even_from_the_wire() -> None:
+    built = RejectedMessage(
+        reason="bad_row", detail="price '9\x0042.5'", source="ingest", origin="a\nb.csv:2"
+    )
+    assert (built.detail, built.origin) == (r"price '9\x0042.5'", r"a\x0ab.csv:2")
+    older = msgspec.msgpack.encode(
+        {"v": 1, "reason": "bad_row", "detail": "x\x00", "source": "ingest", "payload": b"\x00"}
+    )  # a record of a producer that did not escape
+    decoded = decode_rejected(older)
+    assert (decoded.detail, decoded.payload) == (r"x\x00", b"\x00")  # the bytes stay as they were
+    assert decode_rejected(encode_rejected(built)) == built
+
+
 def test_an_undecodable_message_travels_as_is_and_cut_when_huge() -> None:
     error = CodecError("bad tick batch message: not valid MessagePack", "malformed")
     small = RejectedMessage.undecodable(b"\x8c\xa1v", error, "engine", "md.ticks/3/1234")
