@@ -32,6 +32,7 @@ from core.instruments import validate_instrument
 from core.intervals import Interval
 from core.numbers import MAX_SCALE, parse_decimal
 from core.rejects import RejectedTick
+from core.text import clipped, printable
 from core.ticks import Side, Tick, TickBatch
 
 TICK_BATCH_VERSION: Final = 1
@@ -40,7 +41,10 @@ CANDLE_VERSION: Final = 1
 REJECTED_VERSION: Final = 1
 
 MAX_REJECTED_PAYLOAD: Final = 64 * 1024
-"""The most bytes of an undecodable message that a reject carries (the rest is cut)."""
+"""The most bytes of refused input that a reject carries (the rest is cut)."""
+MAX_REJECTED_DETAIL: Final = 1024
+"""The most characters of a reject's ``detail`` and ``origin`` (the rest is cut, and the text
+says so): a reason quoting a 3 MB field still makes a reject that fits on the bus."""
 
 TICK_ROW_BYTES: Final = 7 * 8 + 1
 """Wire bytes per tick in a tick batch (six int64 columns and the int8 side), before framing."""
@@ -529,6 +533,12 @@ class RejectedMessage(msgspec.Struct, frozen=True, kw_only=True):
     - ``payload``: the offending bytes when the input could not be read (file row, venue
       message, undecodable bus message); ``origin`` where they came from (``x.csv:17``,
       ``md.ticks/3/1234`` for topic/partition/offset).
+
+    Whoever builds one (or decodes one), the outside input it quotes is made safe here: in
+    ``detail`` and ``origin`` control characters are escaped (``\\x00``: PostgreSQL refuses
+    NUL in text) and the text is cut to :data:`MAX_REJECTED_DETAIL` characters; ``payload`` is
+    cut to :data:`MAX_REJECTED_PAYLOAD` bytes, and the detail says so. A reject therefore
+    always fits on the bus (a record holds 1 MiB), and the storage writer can always store it.
     """
 
     reason: str
@@ -547,6 +557,15 @@ class RejectedMessage(msgspec.Struct, frozen=True, kw_only=True):
             self.instrument != self.tick.instrument or self.trade_id != self.tick.trade_id
         ):
             raise ValueError("instrument and trade_id must be the tick's")
+        payload, note = self.payload, ""
+        if payload is not None and len(payload) > MAX_REJECTED_PAYLOAD:
+            note = f" (payload cut from {len(payload)} to {MAX_REJECTED_PAYLOAD} bytes)"
+            msgspec.structs.force_setattr(self, "payload", bytes(payload[:MAX_REJECTED_PAYLOAD]))
+        detail = clipped(printable(self.detail), MAX_REJECTED_DETAIL - len(note)) + note
+        msgspec.structs.force_setattr(self, "detail", detail)
+        if self.origin is not None:
+            origin = clipped(printable(self.origin), MAX_REJECTED_DETAIL)
+            msgspec.structs.force_setattr(self, "origin", origin)
 
     @classmethod
     def of_tick(cls, tick: Tick, reason: str, detail: str, source: str) -> RejectedMessage:
@@ -569,16 +588,12 @@ class RejectedMessage(msgspec.Struct, frozen=True, kw_only=True):
     def undecodable(
         cls, payload: bytes, error: Exception, source: str, origin: str | None = None
     ) -> RejectedMessage:
-        """A message that could not be decoded; ``payload`` is cut to
-        :data:`MAX_REJECTED_PAYLOAD` bytes (the detail says so)."""
-        detail = str(error) or type(error).__name__
-        if len(payload) > MAX_REJECTED_PAYLOAD:
-            detail += f" (payload cut from {len(payload)} to {MAX_REJECTED_PAYLOAD} bytes)"
+        """A message that could not be decoded (its payload cut as any reject's is)."""
         return cls(
             reason=RejectCode.UNDECODABLE.value,
-            detail=detail,
+            detail=str(error) or type(error).__name__,
             source=source,
-            payload=bytes(payload[:MAX_REJECTED_PAYLOAD]),
+            payload=bytes(payload),
             origin=origin,
         )
 

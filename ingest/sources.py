@@ -140,7 +140,9 @@ def feed_state(source: object) -> str | None:
 
 
 def venue_reject(reject: VenueReject, url: str) -> RejectedMessage:
-    """A refused venue frame as a ``md.ticks.rejected`` message: reason, field, the frame."""
+    """A refused venue frame as a ``md.ticks.rejected`` message: reason, field, the frame
+    (cut to :data:`~core.codecs.MAX_REJECTED_PAYLOAD` bytes, and the detail to
+    :data:`~core.codecs.MAX_REJECTED_DETAIL` characters, however large the frame was)."""
     bad = reject.bad
     return RejectedMessage(
         reason=RejectCode.BAD_VENUE_MESSAGE.value,

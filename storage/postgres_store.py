@@ -36,6 +36,7 @@ from storage.candle_rows import (
 )
 from storage.migrate import latest_version, migrate_async
 from storage.records import Rejection, TopicPartition, WriteReport
+from storage.refused import WriteRefusedError
 from storage.tick_copy import (
     COPY_HEADER,
     COPY_TRAILER,
@@ -44,7 +45,7 @@ from storage.tick_copy import (
     encode_ticks,
 )
 from storage.times import at_or_after, at_or_before
-from storage.unavailable import unavailable_as_error
+from storage.unavailable import describe, unavailable_as_error
 from telemetry.pools import pool_watched
 
 Connection = psycopg.AsyncConnection[Any]
@@ -224,21 +225,24 @@ class PostgresStore:
             | {g.instrument for g in gaps}
         )
         new_instruments = sorted(instruments - self._known_instruments)
-        async with self._connection() as conn, conn.transaction():
-            if offsets and group is not None and await _written_already(conn, group, offsets):
-                return WriteReport(replayed=True)
-            if new_instruments:
-                await conn.execute(
-                    "INSERT INTO instruments (instrument) SELECT unnest(%s::text[])"
-                    " ON CONFLICT DO NOTHING",
-                    (new_instruments,),
-                )
-            ticks_written, duplicates = await _write_ticks(conn, batches)
-            candles_written = await _upsert_candles(conn, latest)
-            rejects_written = await _insert_rejections(conn, rejections)
-            gaps_written = await _insert_gaps(conn, gaps)
-            if offsets and group is not None:
-                await _store_offsets(conn, group, offsets)
+        try:
+            async with self._connection() as conn, conn.transaction():
+                if offsets and group is not None and await _written_already(conn, group, offsets):
+                    return WriteReport(replayed=True)
+                if new_instruments:
+                    await conn.execute(
+                        "INSERT INTO instruments (instrument) SELECT unnest(%s::text[])"
+                        " ON CONFLICT DO NOTHING",
+                        (new_instruments,),
+                    )
+                ticks_written, duplicates = await _write_ticks(conn, batches)
+                candles_written = await _upsert_candles(conn, latest)
+                rejects_written = await _insert_rejections(conn, rejections)
+                gaps_written = await _insert_gaps(conn, gaps)
+                if offsets and group is not None:
+                    await _store_offsets(conn, group, offsets)
+        except psycopg.DataError as exc:  # raised once the transaction is rolled back
+            raise WriteRefusedError(describe(exc)) from exc
         self._known_instruments.update(new_instruments)
         return WriteReport(
             ticks_written=ticks_written,

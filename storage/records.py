@@ -7,6 +7,7 @@ from dataclasses import dataclass
 import msgspec
 
 from core.rejects import RejectedTick
+from core.text import printable
 
 TopicPartition = tuple[str, int]
 """``(topic, partition)``: where a consumer's offset applies."""
@@ -15,7 +16,11 @@ TopicPartition = tuple[str, int]
 class Rejection(msgspec.Struct, frozen=True):
     """A refused tick as stored: instrument and trade id when known, the reason, a detail,
     and the payload (the tick as JSON, or the raw input text). ``rejected_at`` is UTC
-    nanoseconds; ``None`` means when it is stored."""
+    nanoseconds; ``None`` means when it is stored.
+
+    Its text is fit to store whoever built it: control characters are escaped
+    (:func:`core.text.printable`), so a NUL byte of the input, which PostgreSQL refuses in
+    text, is stored as the four characters ``\\x00``."""
 
     reason: str
     detail: str = ""
@@ -23,6 +28,12 @@ class Rejection(msgspec.Struct, frozen=True):
     trade_id: int | None = None
     payload: str | None = None
     rejected_at: int | None = None
+
+    def __post_init__(self) -> None:
+        for name in ("reason", "detail", "instrument", "payload"):
+            text = getattr(self, name)
+            if text is not None:
+                msgspec.structs.force_setattr(self, name, printable(text))
 
     @classmethod
     def of(cls, rejected: RejectedTick | Rejection) -> Rejection:

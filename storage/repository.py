@@ -41,6 +41,8 @@ class MarketDataStore(Protocol):
         atomically. The first write of a gap is kept (a repeat changes nothing).
 
         ``offsets`` maps ``(topic, partition)`` to the offset of the next message to read.
+        A value the database refuses raises :class:`~storage.refused.WriteRefusedError`, and
+        nothing of the write is stored.
         """
         ...
 

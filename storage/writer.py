@@ -9,6 +9,14 @@ holds (below its stored offsets) are skipped, so every tick is stored once, ever
 once, and every candle keeps its highest revision. :func:`rows_of` (no I/O) sorts decoded
 messages into what the store writes.
 
+A record whose row the database refuses for its value
+(:class:`~storage.refused.WriteRefusedError`: a NUL in text, a value out of a column's range)
+must not stop the writer, or it would read that record again at every start: the batch is
+written again in halves, and halves of those, until the one record refused is alone; it is
+logged with its topic, partition and offset, counted (``refused``,
+``mdp_writer_refused_total``) and skipped, its offset stored with the rest. Every other record
+of the batch is stored, once.
+
 Offsets name positions in one bus's logs, so the store keeps them under the group *and* the
 bus's ``cluster_id``: an in-process bus is new at every start, and its offsets start at 0 again.
 """
@@ -32,6 +40,7 @@ from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from storage.backlog import DEFAULT_MAX_BYTES, WriteBacklog
 from storage.records import Rejection
+from storage.refused import WriteRefusedError
 from storage.repository import MarketDataStore
 from storage.unavailable import DatabaseUnavailableError
 from streams.bus import Bus, Offsets, Record, next_offsets
@@ -42,6 +51,7 @@ from telemetry.metrics import (
     WRITER_BUFFER_BYTES,
     WRITER_BUFFER_RECORDS,
     WRITER_FAILURES,
+    WRITER_REFUSED,
     WRITER_ROWS,
 )
 
@@ -116,6 +126,8 @@ class WriterStats:
     rejections: int = 0
     gaps: int = 0
     skipped: int = 0  # records the store already held (a restart after a crash)
+    refused: int = 0
+    """Records skipped because the database refused their rows (each logged)."""
     undecodable: int = 0
     held: int = 0
     """Records read but not stored yet (the write buffer)."""
@@ -275,7 +287,7 @@ class StoredInTransaction(Durability[None]):
         messages = list(itertools.islice(self._messages, len(chunk)))
         started = time.perf_counter()
         try:
-            await self._write(rows_of(messages), next_offsets(chunk))
+            await self._write_apart(chunk, messages)
         except DatabaseUnavailableError as exc:
             WRITER_FAILURES.inc()
             self._failing = True
@@ -296,6 +308,28 @@ class StoredInTransaction(Durability[None]):
         if line := self._outage.recovered(time.monotonic()):
             log.warning("%s; writing the %s records held", line, f"{held:,}")
         return offsets
+
+    async def _write_apart(self, records: list[Record], messages: list[Any]) -> None:
+        """Store ``records`` (their decoded ``messages``) with their offsets; should the
+        database refuse a value, store the halves apart, down to the one record refused,
+        which is skipped: only its offsets are stored. A half written before an outage is
+        not written again (its offsets are stored: the store skips it as a replay)."""
+        try:
+            await self._write(rows_of(messages), next_offsets(records))
+        except WriteRefusedError as exc:
+            if len(records) > 1:
+                half = len(records) // 2
+                await self._write_apart(records[:half], messages[:half])
+                await self._write_apart(records[half:], messages[half:])
+                return
+            (record,) = records
+            log.error(
+                "the database refused a row of the record at %s/%d/%d; skipped it: %s",
+                record.topic, record.partition, record.offset, exc,
+            )  # fmt: skip
+            await self._write(Decoded(), next_offsets(records))
+            self.stats.refused += 1
+            WRITER_REFUSED.inc()
 
     async def finish(self, drained: bool) -> Offsets:
         if self.backlog:

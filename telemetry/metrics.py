@@ -95,6 +95,11 @@ WRITER_ROWS: Final = Counter(
 WRITER_FAILURES: Final = Counter(
     "mdp_writer_failures", "Storage writes that failed (database unavailable)", registry=REGISTRY
 )
+WRITER_REFUSED: Final = Counter(
+    "mdp_writer_refused",
+    "Records the storage writer skipped: the database refused a value of theirs",
+    registry=REGISTRY,
+)
 DB_POOL_CONNECTIONS: Final = LiveGauge(
     "mdp_db_pool_connections",
     "Connections of a psycopg_pool pool by state (used, idle), and requests waiting for one"

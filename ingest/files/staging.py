@@ -15,7 +15,9 @@ from typing import Final
 import numpy as np
 import polars as pl
 
+from core.codecs import MAX_REJECTED_DETAIL
 from core.instruments import validate_instrument
+from core.text import clipped
 from core.ticks import I64, TickBatch
 from ingest.files.decimals import raw_column, rescale_column, scale_column
 from ingest.files.fields import ERROR, LINE
@@ -60,12 +62,14 @@ def to_batches(
 
 
 def record_bad(bad: pl.DataFrame, report: ReadReport, source: str) -> None:
-    """Count the rows of ``bad`` (``line``, ``error``), keeping the first in ``report``."""
+    """Count the rows of ``bad`` (``line``, ``error``), keeping the first in ``report``; a
+    reason is cut to :data:`~core.codecs.MAX_REJECTED_DETAIL` characters (it may quote a
+    field of megabytes)."""
     if bad.is_empty():
         return
     kept = bad if report.on_bad else bad.head(max(0, MAX_KEPT_BAD_ROWS - len(report.bad_rows)))
     rows = (
-        BadRow(line, reason, source)
+        BadRow(line, clipped(reason, MAX_REJECTED_DETAIL), source)
         for line, reason in zip(kept[LINE].to_list(), kept[ERROR].to_list(), strict=True)
     )
     report.add_bad(rows, bad.height)

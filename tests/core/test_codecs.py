@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 
 from core.candles import Candle, CandleStatus
 from core.codecs import (
+    MAX_REJECTED_DETAIL,
     MAX_REJECTED_PAYLOAD,
     CodecError,
     RejectCode,
@@ -266,6 +267,40 @@ def test_a_bad_file_row_survives_the_wire_with_its_text() -> None:
         origin="trades.csv:17",
     )
     assert decode_rejected(encode_rejected(message)) == message
+
+
+def test_a_reject_escapes_the_control_characters_it_quotes_even_from_the_wire() -> None:
+    built = RejectedMessage(
+        reason="bad_row", detail="price '9\x0042.5'", source="ingest", origin="a\nb.csv:2"
+    )
+    assert (built.detail, built.origin) == (r"price '9\x0042.5'", r"a\x0ab.csv:2")
+    older = msgspec.msgpack.encode(
+        {"v": 1, "reason": "bad_row", "detail": "x\x00", "source": "ingest", "payload": b"\x00"}
+    )  # a record of a producer that did not escape
+    decoded = decode_rejected(older)
+    assert (decoded.detail, decoded.payload) == (r"x\x00", b"\x00")  # the bytes stay as they were
+    assert decode_rejected(encode_rejected(built)) == built
+
+
+def test_a_reject_quoting_megabytes_is_cut_to_fit_a_bus_record_and_stays_cut_on_the_wire() -> None:
+    huge = RejectedMessage(
+        reason="bad_row",
+        detail=f"price '{'9' * 3_000_000}x' is not a decimal number",
+        source="ingest",
+        payload=b"9" * 3_000_000,
+        origin="x" * 5000,
+    )
+    assert len(huge.detail) == MAX_REJECTED_DETAIL
+    assert huge.detail.endswith(
+        "... [cut from 3,000,033 characters] (payload cut from 3000000 to 65536 bytes)"
+    )
+    assert huge.payload is not None
+    assert len(huge.payload) == MAX_REJECTED_PAYLOAD
+    assert huge.origin is not None
+    assert len(huge.origin) == MAX_REJECTED_DETAIL
+    wire = encode_rejected(huge)
+    assert len(wire) < 100_000
+    assert decode_rejected(wire) == huge
 
 
 def test_an_undecodable_message_travels_as_is_and_cut_when_huge() -> None:

@@ -6,12 +6,15 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Iterable
 from decimal import Decimal
+from pathlib import Path
 
 from core import codecs
 from core.gaps import FeedGap, GapReason
 from core.ticks import Side, Tick, TickBatch
 from core.topics import TICKS, TICKS_REJECTED
-from ingest.files import BadRow
+from ingest.files import BadRow, ReadReport
+from ingest.files.reader import read_ticks
+from ingest.pacing import paced
 from ingest.publisher import FeedEvent, FeedPublisher
 from ingest.sources import venue_reject
 from ingest.venues.base import BadFrame
@@ -90,3 +93,57 @@ async def test_rejects_heard_during_the_feed_are_published_with_their_reason_and
     assert (venue.source, venue.origin) == ("ingest.kraken", "ws://127.0.0.1:1/v2")
     assert (row.detail, row.origin) == ("price 'x' is not a decimal number", "t.csv:7")
     assert publisher.stats.bad_rows == 2
+
+
+HUGE = 3_000_000
+
+
+async def test_a_bad_field_of_megabytes_is_rejected_cut_and_the_replay_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Its reason quotes the field: cut, the reject fits a bus record (1 MiB here)."""
+    path = tmp_path / "BTCUSDT-aggTrades-2026-01-01.csv"
+    path.write_text(
+        "1,87648.21,0.08185,1,1,1767225600039409,True,True\n"
+        f"2,{'9' * HUGE}x,0.1,2,2,1767225600039410,True,True\n"
+        "3,87648.22,0.00013,3,3,1767225600272386,False,True\n"
+    )
+    bus = MemoryBus(partitions=1)
+    publisher = FeedPublisher(bus)
+    report = ReadReport(on_bad=publisher.bad_row)
+    await asyncio.wait_for(publisher.run(paced(read_ticks(path, report=report), None)), 30)
+    (record,) = await read_all(bus, TICKS_REJECTED)
+    await bus.close()
+
+    assert (publisher.stats.ticks, publisher.stats.bad_rows, publisher.stats.finished) == (
+        2,
+        1,
+        True,
+    )
+    rejected = codecs.decode_rejected(record.value)
+    assert len(rejected.detail) == codecs.MAX_REJECTED_DETAIL
+    assert rejected.detail.startswith("price '999")
+    assert rejected.detail.endswith(f"... [cut from {HUGE + 33:,} characters]")
+    assert len(report.bad_rows[0].reason) == codecs.MAX_REJECTED_DETAIL
+
+
+async def test_a_venue_frame_of_megabytes_is_rejected_cut() -> None:
+    frame = '{"data":[{"price":"' + "9" * HUGE + 'x"}]}'
+    bad = BadFrame("bad_field", f"data[0].price: {'9' * HUGE}x is not a number", frame)
+    bus = MemoryBus(partitions=1)
+    publisher = FeedPublisher(bus)
+    hooks: dict[int, object] = {
+        0: lambda: publisher.reject(venue_reject(VenueReject("kraken", bad, T0), "ws://x"))
+    }
+    await asyncio.wait_for(publisher.run(events([batch(1, 1)], hooks)), 5)
+    (record,) = await read_all(bus, TICKS_REJECTED)
+    await bus.close()
+
+    rejected = codecs.decode_rejected(record.value)
+    assert rejected.payload == frame.encode()[: codecs.MAX_REJECTED_PAYLOAD]
+    assert len(rejected.detail) == codecs.MAX_REJECTED_DETAIL
+    assert rejected.detail.startswith("bad_field: data[0].price: 999")
+    whole = len(f"bad_field: {bad.detail}")
+    assert rejected.detail.endswith(
+        f"... [cut from {whole:,} characters] (payload cut from {len(frame)} to 65536 bytes)"
+    )

@@ -245,3 +245,15 @@ def test_the_installed_command_reports_an_unknown_format_with_exit_2() -> None:
     )
     assert done.returncode == 2
     assert "invalid choice: 'excel'" in done.stderr
+
+
+def test_a_kraken_file_over_the_size_limit_exits_2_naming_it_and_the_limit(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "trades.json"
+    path.write_text('{"error": [], "result": {"XBTUSDT": [')
+    subprocess.run(["truncate", "--size=1G", str(path)], check=True)  # sparse: no disk used
+    code, out, err = run_cli([str(path)], capsys)
+    assert code == 2
+    assert "trades.json: 1,073,741,824 bytes, over the 67,108,864 bytes" in err
+    assert out == ""

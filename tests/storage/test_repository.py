@@ -341,6 +341,16 @@ async def test_rejections_without_a_trade_id_are_all_kept(store: MarketDataStore
     assert await store.rejections("TEST:BTCUSD") == []
 
 
+async def test_control_characters_of_a_rejection_are_stored_escaped(
+    store: MarketDataStore,
+) -> None:
+    """PostgreSQL refuses NUL in text: every store keeps the same escaped text."""
+    bad = Rejection(reason="bad_row", detail="price '9\x0042.5'\n", payload="2,9\x0042.5\x7f")
+    await store.write(rejects=[bad])
+    (stored,) = await store.rejections()
+    assert (stored.detail, stored.payload) == (r"price '9\x0042.5'\x0a", r"2,9\x0042.5\x7f")
+
+
 async def test_offsets_are_stored_with_the_write(store: MarketDataStore) -> None:
     assert await store.stored_offsets("writer") == {}
     await store.write([batch(tick(1, 0))], offsets={("md.ticks", 0): 5}, group="writer")

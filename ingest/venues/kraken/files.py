@@ -8,11 +8,16 @@ A row's ``line`` is its 1-based index in its pair's array. ``ts_recv`` is ``ts_e
 
 Detection (:data:`TRADES`) knows the file by a JSON object with a ``"result"`` or ``"error"``
 key near its start.
+
+The JSON is read whole (a response is one document), and as Python objects with
+:class:`Decimal` numbers it takes about five times its size in memory; a file larger than
+:data:`MAX_FILE_BYTES` is refused before it is read.
 """
 
 from __future__ import annotations
 
 import json
+import os
 from collections.abc import Iterator
 from decimal import Decimal
 from pathlib import Path
@@ -34,6 +39,10 @@ ROW_FIELDS = ("price", "volume", "time", "side", "ordertype", "misc", "trade_id"
 OHLC_FIELDS = ("time", "open", "high", "low", "close", "vwap", "volume", "count")
 """A row of Kraken's ``/0/public/OHLC`` response, which this reader refuses."""
 _SIDES = {"b": int(Side.BUY), "s": int(Side.SELL)}
+MAX_FILE_BYTES: Final = 64 * 1024 * 1024
+"""The largest trades file read (about 850,000 trades, some 320 MB in memory once parsed). A
+Kraken response holds at most 1,000 trades; a day of its busiest pair, collected into one
+response, is a few MB (the 471 trades of ``shared/data`` take 35 kB)."""
 
 
 def read_kraken_trades(
@@ -42,13 +51,15 @@ def read_kraken_trades(
     instrument: str | None = None,
     report: ReadReport | None = None,
     chunk_rows: int = DEFAULT_CHUNK_ROWS,
+    max_bytes: int = MAX_FILE_BYTES,
 ) -> Iterator[TickBatch]:
     """Stream the ticks of a Kraken trades response, at most ``chunk_rows`` rows per batch.
 
     ``instrument`` replaces ``KRAKEN:<pair>`` and is only allowed for a single-pair response.
+    A file over ``max_bytes`` is refused (:class:`TickFileError`) before it is read.
     """
     report = report if report is not None else ReadReport()
-    pairs = load_pairs(path)
+    pairs = load_pairs(path, max_bytes)
     if instrument is not None:
         validate_instrument(instrument)
         if len(pairs) != 1:
@@ -66,11 +77,22 @@ def looks_like_trades(head: Head) -> bool:
     return text.startswith("{") and ('"result"' in text or '"error"' in text)
 
 
-def load_pairs(path: Path) -> dict[str, list[Any]]:
-    """The trade arrays by pair key; ``TickFileError`` for anything but a good envelope."""
+def load_pairs(path: Path, max_bytes: int = MAX_FILE_BYTES) -> dict[str, list[Any]]:
+    """The trade arrays by pair key; ``TickFileError`` for anything but a good envelope, or
+    a file over ``max_bytes`` (told by its size, before it is read)."""
     try:
         with path.open("rb") as stream:
-            document = json.load(stream, parse_float=Decimal)
+            size = os.fstat(stream.fileno()).st_size
+            if size <= max_bytes:
+                data = stream.read(max_bytes + 1)  # (should the file have grown meanwhile)
+                size = len(data)
+        if size > max_bytes:
+            raise TickFileError(
+                f"{path.name}: {size:,} bytes, over the {max_bytes:,} bytes a Kraken trades"
+                " file may have (it is read whole, at about five times its size in memory):"
+                " split it into smaller responses"
+            )
+        document = json.loads(data, parse_float=Decimal)
     except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise TickFileError(f"{path.name}: not readable JSON ({exc})") from exc
     if not isinstance(document, dict):

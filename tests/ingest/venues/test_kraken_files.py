@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import subprocess
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from core.ticks import Side, TickBatch
 from ingest.files import ReadReport, TickFileError
 from ingest.venues.kraken import read_kraken_trades
+from ingest.venues.kraken.files import MAX_FILE_BYTES
 
 
 def read(path: Path, **kwargs: object) -> tuple[list[TickBatch], ReadReport]:
@@ -125,3 +127,27 @@ def test_chunks_split_the_trades_and_the_instrument_can_be_named(tmp_path: Path)
     assert [len(b) for b in batches] == [2, 2, 1]
     assert {b.instrument for b in batches} == {"KRAKEN:XBT/USDT"}
     assert report.ticks == 5
+
+
+def test_a_file_over_the_size_limit_is_refused_by_its_size_before_it_is_read(
+    tmp_path: Path,
+) -> None:
+    """A sparse file of 1 GiB: refused at once, naming the file and the limit."""
+    path = write(tmp_path, '{"error": [], "result": {"XBTUSDT": [')
+    subprocess.run(["truncate", "--size=1G", str(path)], check=True)
+    with pytest.raises(TickFileError) as refused:
+        read(path)
+    assert str(refused.value) == (
+        f"trades.json: 1,073,741,824 bytes, over the {MAX_FILE_BYTES:,} bytes a Kraken trades"
+        " file may have (it is read whole, at about five times its size in memory):"
+        " split it into smaller responses"
+    )
+
+
+def test_a_file_at_the_size_limit_is_read_and_one_byte_over_it_is_not(tmp_path: Path) -> None:
+    path = write(tmp_path, envelope([["100.5", "0.25", 1762795433.5, "b", "l", "", 7]]))
+    size = path.stat().st_size
+    batches, _ = read(path, max_bytes=size)
+    assert [len(batch) for batch in batches] == [1]
+    with pytest.raises(TickFileError, match=f"{size:,} bytes, over the {size - 1:,} bytes"):
+        read(path, max_bytes=size - 1)
