@@ -55,6 +55,7 @@ from core.topics import AUTH_EVENTS
 from storage.unavailable import DatabaseUnavailableError
 from streams.bus import Bus
 from web.health import ALIVE_PATH, READY_PATH, alive, ready
+from web.internal_errors import InternalErrors
 
 _Email = Annotated[str, msgspec.Meta(max_length=320)]
 _Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_CHARS + 1)]
@@ -117,10 +118,13 @@ def create_app(
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     proxies = list(settings.trusted_proxies)
+    middleware = [Middleware(InternalErrors)]
+    if proxies:
+        middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies))
     return Starlette(
         routes=_routes(),
         lifespan=lifespan,
-        middleware=[Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)] if proxies else [],
+        middleware=middleware,
         exception_handlers={
             AuthError: problem_handler,
             DatabaseUnavailableError: unavailable_handler,
