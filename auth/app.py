@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from collections.abc import AsyncIterator, Callable
 from typing import Annotated, Any, Final, TypeVar
 
@@ -54,14 +55,16 @@ from core.secrets import Secret
 from core.topics import AUTH_EVENTS
 from storage.unavailable import DatabaseUnavailableError
 from streams.bus import Bus
+from streams.rounds import RoundFailures
 from web.health import ALIVE_PATH, READY_PATH, alive, ready
+from web.internal_errors import InternalErrors
 
 _Email = Annotated[str, msgspec.Meta(max_length=320)]
 _Password = Annotated[str, msgspec.Meta(max_length=MAX_PASSWORD_CHARS + 1)]
 _Token = Annotated[str, msgspec.Meta(max_length=256)]
 NO_STORE: Final = {"Cache-Control": "no-store"}
 JWKS_MAX_AGE_S: Final = 60
-PRUNE_EVERY_S: Final = 3600.0
+log = logging.getLogger(__name__)
 
 
 class Credentials(msgspec.Struct, forbid_unknown_fields=True):
@@ -102,7 +105,8 @@ def create_app(
             await service.start()
             await store.prune(service.now())
             app.state.service = service
-            tasks = [asyncio.create_task(_prune(service), name="auth prune")]
+            prune = prune_sessions(store, service.now, settings.prune_every_s)
+            tasks = [asyncio.create_task(prune, name="auth prune")]
             if bus is not None:
                 events = (await stack.enter_async_context(bus())).topic(AUTH_EVENTS)
                 relay = relay_events(
@@ -117,10 +121,13 @@ def create_app(
                 await asyncio.gather(*tasks, return_exceptions=True)
 
     proxies = list(settings.trusted_proxies)
+    middleware = [Middleware(InternalErrors)]
+    if proxies:
+        middleware.append(Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies))
     return Starlette(
         routes=_routes(),
         lifespan=lifespan,
-        middleware=[Middleware(ProxyHeadersMiddleware, trusted_hosts=proxies)] if proxies else [],
+        middleware=middleware,
         exception_handlers={
             AuthError: problem_handler,
             DatabaseUnavailableError: unavailable_handler,
@@ -149,12 +156,20 @@ def _routes() -> list[Route]:
     ]
 
 
-async def _prune(service: AuthService) -> None:
-    """Prune dead sessions every ``PRUNE_EVERY_S`` seconds (the start prunes once itself)."""
+async def prune_sessions(store: AuthStore, now: Callable[[], int], every_s: float) -> None:
+    """Prune dead sessions every ``every_s`` seconds, for ever (the start prunes once
+    itself); after a failure, whatever it was, again with backoff until it works."""
+    failures = RoundFailures("auth prune: database", log, expected=(DatabaseUnavailableError,))
+    pause = every_s
     while True:
-        await asyncio.sleep(PRUNE_EVERY_S)
-        with contextlib.suppress(DatabaseUnavailableError):
-            await service.store.prune(service.now())
+        await asyncio.sleep(pause)
+        try:
+            await store.prune(now())
+        except Exception as exc:
+            pause = failures.failed(exc)
+        else:
+            failures.succeeded()
+            pause = every_s
 
 
 # -- routes -----------------------------------------------------------------------------------

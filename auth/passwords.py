@@ -19,6 +19,8 @@ from core.secrets import Secret
 MIN_PASSWORD_CHARS: Final = 10
 MAX_PASSWORD_CHARS: Final = 256
 MAX_EMAIL_CHARS: Final = 254
+CONTROL: Final = re.compile(r"[\x00-\x1f\x7f]")
+"""A control character: in no address (and a NUL is in no PostgreSQL text)."""
 _EMAIL: Final = re.compile(r"[^@\s]{1,64}@[^@\s]+\.[^@\s]+")
 
 
@@ -35,6 +37,8 @@ def _dummy_hash() -> str:
 def check_email(email: str) -> str:
     """The address in canonical form (trimmed, lower case), or ``ValueError``."""
     canonical = email.strip().lower()
+    if CONTROL.search(canonical):
+        raise ValueError("an email address has no control characters")
     if len(canonical) > MAX_EMAIL_CHARS or _EMAIL.fullmatch(canonical) is None:
         raise ValueError(
             f"an email address looks like name@example.org, at most {MAX_EMAIL_CHARS} characters"

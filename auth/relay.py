@@ -6,8 +6,10 @@ rows not yet published, in order, then marks them: an event goes out after it is
 never before, and at least once (a crash between publishing and marking publishes it again;
 consumers tell repeats by ``id``). It wakes when the service records a change, and every
 ``poll_s`` seconds for the changes of other processes. While the database or the bus is
-away it waits and tries again. An ``entitlements-changed`` event goes out with the new
-plan's claims (``claims``), read from the service's plans, so consumers need no plan table.
+away, or after any other failure (a read-only transaction after a failover, a statement
+timeout), it logs it once, waits with backoff and tries again: it ends only when
+cancelled. An ``entitlements-changed`` event goes out with the new plan's claims
+(``claims``), read from the service's plans, so consumers need no plan table.
 """
 
 from __future__ import annotations
@@ -15,7 +17,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Final
 
 import msgspec
 
@@ -25,9 +26,9 @@ from auth.store import AuthStore
 from core.auth_events import AuthEvent, encode_event
 from storage.unavailable import DatabaseUnavailableError
 from streams.bus import BusError, Topic
+from streams.rounds import RoundFailures
 
 log = logging.getLogger(__name__)
-RETRY_S: Final = 1.0
 
 
 def with_claims(event: AuthEvent, plans: PlanBook) -> AuthEvent:
@@ -41,17 +42,21 @@ def with_claims(event: AuthEvent, plans: PlanBook) -> AuthEvent:
 async def relay_events(
     store: AuthStore, topic: Topic, wake: asyncio.Event, poll_s: float, plans: PlanBook
 ) -> None:
-    """Publish the stored revocations for ever (cancel the task to stop)."""
+    """Publish the stored revocations for ever (cancel the task to stop); after a failure,
+    whatever it was, again with backoff until it works."""
+    failures = RoundFailures(
+        "auth.events relay: database or bus", log, expected=(DatabaseUnavailableError, BusError)
+    )
     while True:
         try:
             while events := await store.unpublished():
                 for event in events:
                     await topic.publish(event.key(), encode_event(with_claims(event, plans)))
                 await store.mark_published([event.id for event in events])
-        except (DatabaseUnavailableError, BusError) as exc:
-            log.warning("auth.events: cannot relay revocations now (%s); retrying", exc)
-            await asyncio.sleep(RETRY_S)
+        except Exception as exc:
+            await asyncio.sleep(failures.failed(exc))
             continue
+        failures.succeeded()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(wake.wait(), poll_s)
         wake.clear()

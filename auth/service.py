@@ -16,10 +16,18 @@ from typing import Any
 
 from access.grant import Grant
 from access.verify import TokenRefused, TokenVerifier
-from auth.api_keys import IssuedKey, check_name, check_scopes, new_key, secret_matches, split_key
+from auth.api_keys import (
+    KEY_ID,
+    IssuedKey,
+    check_name,
+    check_scopes,
+    new_key,
+    secret_matches,
+    split_key,
+)
 from auth.claims import SCOPES, PrincipalKind, access_claims
 from auth.families import MAX_TOKEN_CHARS, Outcome, RefreshFamily, new_token, token_hash
-from auth.passwords import check_email, check_password, hash_password, verify_password
+from auth.passwords import CONTROL, check_email, check_password, hash_password, verify_password
 from auth.plans import Plan
 from auth.problems import AuthError, too_many_attempts
 from auth.settings import AuthSettings
@@ -171,6 +179,8 @@ class AuthService:
     async def login(self, email: str, password: Secret, address: str) -> Session:
         email = email.strip().lower()[:320]
         self._check_attempt(email, address)
+        if CONTROL.search(email):  # no account has one: refused before the database
+            raise AuthError("invalid-credentials", "the email or the password is wrong")
         account = await self.store.account_by_email(email)
         stored = None if account is None else account.password_hash
         if not await asyncio.to_thread(verify_password, stored, password) or account is None:
@@ -263,7 +273,7 @@ class AuthService:
         return key, issued
 
     async def rotate_key(self, key_id: str, account: Account | None) -> tuple[ApiKey, IssuedKey]:
-        issued = new_key(key_id)
+        issued = new_key(_key_id(key_id))
         owner = None if account is None else account.account_id
         key = await self.store.rotate_key(key_id, token_hash(issued.secret), owner)
         if key is None:
@@ -272,7 +282,7 @@ class AuthService:
 
     async def revoke_key(self, key_id: str, account: Account | None) -> ApiKey:
         owner = None if account is None else account.account_id
-        key = await self.store.revoke_key(key_id, self._until(), owner)
+        key = await self.store.revoke_key(_key_id(key_id), self._until(), owner)
         if key is None:
             raise AuthError("not-found", f"there is no key {key_id}")
         self.revoked.set()
@@ -316,6 +326,13 @@ def _credentials(email: str, password: Secret) -> tuple[str, Secret]:
         return check_email(email), check_password(password)
     except ValueError as exc:
         raise AuthError("invalid-request", str(exc)) from None
+
+
+def _key_id(key_id: str) -> str:
+    """``key_id`` if it is one (a path's text may be anything, a NUL too), else not found."""
+    if KEY_ID.fullmatch(key_id) is None:
+        raise AuthError("not-found", "there is no such key: a key id looks like k_<20 hex>")
+    return key_id
 
 
 def _refresh_hash(presented: Secret) -> bytes:

@@ -20,7 +20,8 @@ MAX_BODY_BYTES: Final = 16 * 1024
 class AuthSettings:
     """``access_ttl_s``: an access token's lifetime; ``key_reload_s``: how often the signing
     keys are read again (so a rotation by ``mdp auth rotate-keys`` reaches every instance);
-    ``relay_poll_s``: how often the outbox of ``auth.events`` is read when nothing woke it."""
+    ``relay_poll_s``: how often the outbox of ``auth.events`` is read when nothing woke it;
+    ``prune_every_s``: how often dead sessions are deleted (the start deletes them too)."""
 
     issuer: str = DEFAULT_ISSUER
     audience: str = DEFAULT_AUDIENCE
@@ -31,6 +32,7 @@ class AuthSettings:
     login_rates: LoginRates = field(default_factory=LoginRates)
     key_reload_s: float = 10.0
     relay_poll_s: float = 0.25
+    prune_every_s: float = 3600.0
     max_body_bytes: int = MAX_BODY_BYTES
     trusted_proxies: tuple[str, ...] = ()
     """Addresses or networks (the edge's) whose ``X-Forwarded-For`` names the client; from

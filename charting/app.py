@@ -31,6 +31,7 @@ from charting.settings import ApiSettings
 from storage.pg_reads import PostgresReads
 from storage.reads import HistoryReads
 from streams.bus import Bus
+from web.internal_errors import InternalErrors
 from web.problems import (
     ProblemError,
     http_error_handler,
@@ -116,7 +117,7 @@ def _build(ctx: Context, lifespan: object) -> Starlette:
     ]
     app = Starlette(
         routes=routes,
-        middleware=[Middleware(_GateMiddleware, gate=ctx.gate)],
+        middleware=[Middleware(InternalErrors), Middleware(_GateMiddleware, gate=ctx.gate)],
         exception_handlers={
             ProblemError: problem_handler,
             HTTPException: http_error_handler,

@@ -320,7 +320,7 @@ class _Api:
 
 def _id(request: Request, name: str) -> str:
     value = str(request.path_params[name])
-    if not 0 < len(value) <= 2 * checks.MAX_ID_CHARS:
+    if not 0 < len(value) <= 2 * checks.MAX_ID_CHARS or not value.isprintable():
         raise InvalidFieldError(name, "format", "not an id")
     return value
 
@@ -328,7 +328,7 @@ def _id(request: Request, name: str) -> str:
 def _text(request: Request, name: str) -> str | None:
     """An optional id given in the query."""
     text = request.query_params.get(name)
-    if text is not None and not 0 < len(text) <= checks.MAX_ID_CHARS:
+    if text is not None and not (0 < len(text) <= checks.MAX_ID_CHARS and text.isprintable()):
         raise BadParameterError(name, "format", f"{name} must be an id")
     return text
 

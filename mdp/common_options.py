@@ -327,16 +327,24 @@ def token_settings(args: argparse.Namespace, **more: Any) -> TokenSettings:
 
 def start_refused(args: argparse.Namespace, tell: Callable[[str], None], service: str) -> int:
     """The start checks of a service that serves accounts only (``mdp main-api``, ``mdp
-    trading serve``): a database given and reachable, a key set given. 0 when they pass; else
-    the exit code, ``tell`` having said why in one line (``service`` names the service)."""
+    trading serve``): a database given and reachable (waited for up to ``--wait`` seconds), a
+    key set given. 0 when they pass; else the exit code, ``tell`` having said why in one line
+    (``service`` names the service)."""
+    from mdp.wait_options import check_wait, wait_for_database
+
     if not args.database_url:
         tell("error: no database: give --database-url or set DATABASE_URL")
         return EXIT_BAD_INPUT
     if not args.jwks_url:
         tell(f"error: {service} checks every token: give --jwks-url")
         return EXIT_BAD_INPUT
+    try:
+        check_wait(args)
+    except ValueError as exc:
+        tell(f"error: {exc}")
+        return EXIT_BAD_INPUT
     try:  # a database that cannot be reached at start is one line, not a traceback
-        psycopg.connect(args.database_url.reveal(), connect_timeout=10).close()
+        wait_for_database(args, tell)
     except psycopg.Error as exc:
         tell(f"error: {database_failure(args.database_url, exc)}")
         return EXIT_FAILED

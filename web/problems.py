@@ -99,6 +99,19 @@ def database_unavailable() -> ProblemError:
     )
 
 
+def internal_error() -> ProblemError:
+    """500: the request failed in a way no other answer names (the log has the cause; the
+    body says nothing of it: :mod:`web.internal_errors`)."""
+    return ProblemError(
+        500,
+        "internal-error",
+        "Internal error",
+        "the server failed to answer this request; the failure is logged",
+        headers={"Cache-Control": "no-store"},
+        extra={"code": "internal-error"},
+    )
+
+
 async def unavailable_handler(request: Request, exc: Exception) -> Response:
     """The app's handler for a database that went away during a read: a 503 problem."""
     return await problem_handler(request, database_unavailable())

@@ -26,6 +26,7 @@ from typing import Final
 
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.routing import BaseRoute
 
@@ -38,6 +39,7 @@ from core.intervals import NS_PER_SECOND
 from core.topics import AUTH_EVENTS
 from streams.bus import Bus, BusClosedError
 from streams.processor import Batch, Outcome, Processor
+from web.internal_errors import InternalErrors
 from web.problems import ProblemError, http_error_handler, problem_handler
 
 OPEN: Final = Grant.anonymous(
@@ -157,6 +159,7 @@ def service_app(routes: Sequence[BaseRoute], gate: TokenGate, bus: Bus | None) -
 
     return Starlette(
         routes=routes,
+        middleware=[Middleware(InternalErrors)],
         exception_handlers={ProblemError: problem_handler, HTTPException: http_error_handler},
         lifespan=lifespan,
     )

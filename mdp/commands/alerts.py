@@ -48,6 +48,7 @@ from mdp.common_options import (
     database_failure,
     schema_name,
 )
+from mdp.wait_options import add_wait_option, check_wait
 
 if TYPE_CHECKING:
     from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
@@ -55,7 +56,6 @@ if TYPE_CHECKING:
     from streams.kafka.settings import KafkaSettings
 
 _NAME = "mdp alerts evaluate"
-DEFAULT_WAIT_S = 60.0
 
 
 def add_parser(commands: Any) -> None:
@@ -89,10 +89,7 @@ def add_parser(commands: Any) -> None:
         "--batch", type=int, default=DEFAULT_RECORDS, metavar="N",
         help=f"most records per round, 1 to {MAX_RECORDS:,} (default {DEFAULT_RECORDS})",
     )  # fmt: skip
-    evaluate.add_argument(
-        "--wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
-        help="how long to keep trying the database at start (default 60; 0: fail at once)",
-    )  # fmt: skip
+    add_wait_option(evaluate)
     evaluate.add_argument(
         "--status-every", type=float, default=10.0, metavar="SECONDS", help="status line period"
     )
@@ -111,8 +108,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError("give --database-url (or set DATABASE_URL)")
         if not 1 <= args.batch <= MAX_RECORDS:
             raise ValueError(f"--batch must be 1 to {MAX_RECORDS:,}")
-        if args.wait < 0:
-            raise ValueError("--wait must be 0 or more")
+        check_wait(args)
         if args.status_every <= 0:
             raise ValueError("--status-every must be positive")
         settings = EvaluatorSettings(group=args.group, start=args.start, max_records=args.batch)

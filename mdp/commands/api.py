@@ -19,6 +19,7 @@ from typing import Any
 import psycopg
 
 from mdp.admin_options import add_admin_options
+from mdp.cluster_options import say
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
@@ -32,6 +33,7 @@ from mdp.common_options import (
     token_settings,
 )
 from mdp.tls_options import add_tls_options, tls_of
+from mdp.wait_options import add_wait_option, check_wait, wait_for_database
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -52,6 +54,7 @@ def add_parser(commands: Any) -> None:
 def _arguments(parser: argparse.ArgumentParser) -> None:
     parser.set_defaults(log_level="info")  # uvicorn's start and access lines are told
     add_database_option(parser, "the command refuses to start")
+    add_wait_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument("--port", type=int, default=8000, help="port to listen on (8000)")
     parser.add_argument(
@@ -91,13 +94,14 @@ def run(args: argparse.Namespace) -> int:
             tokens=token_settings(args, anonymous=anonymous_plan(args)),
         )
         tls = tls_of(args)
+        check_wait(args)
         limits = HttpLimits()
         if args.head_timeout is not None:
             limits = dataclasses.replace(limits, head_timeout=args.head_timeout)
     except ValueError as exc:
         return _fail(str(exc))
     try:  # a database that cannot be reached at start is one line, not a server's traceback
-        psycopg.connect(args.database_url.reveal(), connect_timeout=10).close()
+        wait_for_database(args, say("mdp api"))
     except psycopg.Error as exc:
         print(f"mdp api: error: {database_failure(args.database_url, exc)}", file=sys.stderr)
         return EXIT_FAILED

@@ -25,8 +25,10 @@ from typing import TYPE_CHECKING, Any, Final
 import psycopg
 
 from mdp.admin_options import add_admin_options
+from mdp.cluster_options import say
 from mdp.common_options import add_database_option, database_failure
 from mdp.tls_options import add_tls_options, tls_of
+from mdp.wait_options import add_wait_option, check_wait, wait_for_database
 
 if TYPE_CHECKING:
     from auth.service import AuthService
@@ -69,6 +71,7 @@ def add_parser(commands: Any) -> None:
     )  # fmt: skip
     add_admin_options(serve)
     add_tls_options(serve)
+    add_wait_option(serve)
     create = actions.add_parser("create-account", help="make an account (password on stdin)")
     create.add_argument("email")
     create.add_argument("--plan", help="its plan (default: the plan file's signup plan)")
@@ -111,9 +114,13 @@ def run(args: argparse.Namespace) -> int:
     try:
         settings = _settings(args)
         tls = tls_of(args) if args.auth_command == "serve" else None
+        if "wait" in args:
+            check_wait(args)
     except (ValueError, PlanError) as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
     try:
+        if "wait" in args:  # a service waits for its database; an administrator's command not
+            wait_for_database(args, say("mdp auth"))
         _check_schema(args.database_url.reveal())
     except psycopg.Error as exc:
         return _fail(database_failure(args.database_url, exc))

@@ -33,6 +33,7 @@ from mdp.common_options import (
     token_settings,
 )
 from mdp.tls_options import add_tls_options, tls_of
+from mdp.wait_options import add_wait_option
 
 if TYPE_CHECKING:
     from main_api.webhooks.settings import WebhookSettings
@@ -64,6 +65,7 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_database_option(parser, "the command refuses to start")
+    add_wait_option(parser)
     parser.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     parser.add_argument(
         "--port", type=int, default=DEFAULT_PORT, help=f"port to listen on ({DEFAULT_PORT})"

@@ -43,6 +43,7 @@ from mdp.common_options import (
 )
 from mdp.progress import Progress
 from mdp.tls_options import add_tls_options, tls_of
+from mdp.wait_options import add_wait_option
 from storage.pg_binaries import PostgresUnavailableError
 from storage.pg_server import PostgresServerError, default_data_dir
 from trading.domain.accounts import AccountError
@@ -83,6 +84,7 @@ def add_parser(commands: Any) -> None:
         "serve", help="run the trading service: its HTTP API, the paper venue, the outbox"
     )
     add_database_option(serving, "the command refuses to start")
+    add_wait_option(serving)
     serving.add_argument("--host", default="127.0.0.1", help="address to listen on (127.0.0.1)")
     serving.add_argument("--port", type=int, default=8030, help="port to listen on (8030)")
     serving.add_argument(

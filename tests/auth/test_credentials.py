@@ -32,6 +32,12 @@ def test_a_malformed_email_is_refused(email: str) -> None:
         check_email(email)
 
 
+@pytest.mark.parametrize("email", ["a\x00@x.org", "a@x.org\x00", "a\x1b[2J@x.org", "a@x\x7f.org"])
+def test_an_email_with_a_control_character_is_refused(email: str) -> None:
+    with pytest.raises(ValueError, match="an email address has no control characters"):
+        check_email(email)
+
+
 def test_an_email_is_canonical() -> None:
     assert check_email("  Ada@Example.ORG ") == "ada@example.org"
 

@@ -242,3 +242,12 @@ async def test_the_alerts_are_listed_in_pages(api: Api) -> None:
                       ({"after": "-1"}, "format"), ({"status": "gone"}, "unknown")):  # fmt: skip
         field = next(iter(bad))
         assert refusal(await alice.get("/alerts", params=bad), 400) == (code, field)
+
+
+async def test_an_id_with_a_control_character_is_refused_before_the_database(api: Api) -> None:
+    """A NUL reached PostgreSQL (``DataError``): a 500 and a traceback per request."""
+    async with api.client(ALICE) as alice:
+        path = await alice.get("/watchlists/w%00x")
+        assert refusal(path, 422) == ("format", "watchlist_id")
+        query = await alice.get("/webhooks/deliveries", params={"webhook_id": "h\x00"})
+        assert refusal(query, 400) == ("format", "webhook_id")

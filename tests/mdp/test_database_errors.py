@@ -32,7 +32,7 @@ def run(*argv: str) -> tuple[int, str]:
 COMMANDS = {
     "up": ("up", "--http-port", "0", "--ws-port", "0"),
     "db": ("db", "status"),
-    "api": ("api", "--port", "0"),
+    "api": ("api", "--port", "0", "--wait", "0"),
     "gateway": ("gateway", "--port", "0"),
     "trading": ("trading", "rebuild"),
 }

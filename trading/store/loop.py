@@ -1,18 +1,24 @@
 """The loop of a log follower (the outbox, a projector): a step until there is nothing new,
 then a wait for the log's notification (:mod:`trading.store.wake`) or, failing one, a fallback
-poll; through a database or bus outage, a longer wait, and again."""
+poll; through a database or bus outage, or any other failure of a step, a longer wait, and
+again."""
 
 from __future__ import annotations
 
 import asyncio
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Final
 
 from streams.bus import BusError
+from streams.outage import Backoff
+from streams.rounds import RoundFailures
 from trading.store.errors import StoreUnavailableError
 from trading.store.wake import LogChannel, wakeups
 
 _log = logging.getLogger(__name__)
+MOST_RETRY_S: Final = 5.0
+"""The longest pause between two failed steps."""
 
 
 async def follow_log(
@@ -25,17 +31,23 @@ async def follow_log(
     channel: LogChannel | None = None,
 ) -> None:
     """Run ``step`` (it returns how much it did) until ``stop`` is set; when it did nothing,
-    wait for a notification on ``channel``, at most ``idle_s``."""
+    wait for a notification on ``channel``, at most ``idle_s``. A failed step, whatever the
+    error (the database or the bus away, a read-only transaction after a failover, a bug),
+    is logged once per outage and tried again after a pause from ``retry_s`` growing to
+    :data:`MOST_RETRY_S`: the loop ends only with ``stop`` (or when cancelled)."""
+    backoff = Backoff(first=retry_s, most=max(retry_s, MOST_RETRY_S))
+    expected = (StoreUnavailableError, BusError)
+    failures = RoundFailures(name, _log, expected=expected, backoff=backoff)
     async with wakeups(channel) as woken:
         while not stop.is_set():
             if woken is not None:
                 woken.clear()  # what is appended from here on wakes the next wait
             try:
                 count = await step()
-            except (StoreUnavailableError, BusError) as exc:
-                _log.warning("%s: %s; retrying in %.1f s", name, exc, retry_s)
-                await _wait(stop, None, retry_s)
+            except Exception as exc:
+                await _wait(stop, None, failures.failed(exc))
             else:
+                failures.succeeded()
                 if count == 0:
                     await _wait(stop, woken, idle_s)
 
