@@ -1,7 +1,8 @@
 """The trading process's parts wired together (real PostgreSQL, the memory bus, the real
 service): trades published on ``md.ticks`` as the feed publishes them fill an order placed
 over HTTP, the positions over HTTP follow, and the stored events reach ``trading.events``; a
-key revoked on ``auth.events`` is refused at once."""
+key revoked on ``auth.events`` is refused at once; a database outage that loses a fill stops
+the process (``/readyz`` and ``/healthz`` 503 first), and its restart fills the order once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 
 from access.settings import TokenSettings
 from core.auth_events import AuthEvent, encode_event
@@ -18,6 +20,7 @@ from core.ticks import Side, Tick, TickBatch
 from core.topic_codecs import TICKS_CODEC, codec_for
 from core.topics import AUTH_EVENTS, TICKS, TRADING_EVENTS
 from core.trading_events import OrderFilled
+from streams.bus import Topic
 from streams.memory import MemoryBus
 from tests.storage.stoppable import StoppablePostgres
 from tests.support import tokens
@@ -25,8 +28,10 @@ from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
 from tests.trading.http.test_command import funded
 from tests.trading.service.scenario import XBT, settings
 from trading.process import ProcessSettings, running
+from trading.watch import ProcessFailed
 
 FILLED_WITHIN_S = 10.0
+FAILED_WITHIN_S = 30.0
 
 
 async def funded_process(database_url: str) -> ProcessSettings:
@@ -126,7 +131,8 @@ async def test_while_the_database_is_down_the_api_answers_503_then_recovers(
             assert answer.headers["retry-after"] == "5"
         down = await alice.get("/readyz")
         assert down.status_code == 503
-        assert down.json()["checks"] == {"database": "store-unavailable"}
+        assert down.json()["checks"] == {"database": "store-unavailable", "service": "ok"}
+        assert (await alice.get("/healthz")).status_code == 200  # an outage is no restart
         await asyncio.to_thread(stoppable_postgres.start)
         async with asyncio.timeout(30):  # the store's pool lends a fresh connection
             while (again := await alice.post(ORDERS, json=limit_buy("down"))).status_code == 503:
@@ -136,6 +142,87 @@ async def test_while_the_database_is_down_the_api_answers_503_then_recovers(
             while not _lists(await alice.get(ORDERS), 2):
                 await asyncio.sleep(0.1)
         assert (await alice.get("/readyz")).status_code == 200  # ready again
+
+
+async def _trade(ticks: Topic, trade_id: int, price: str, size: str) -> None:
+    now = time.time_ns()
+    tick = Tick(XBT, trade_id, Decimal(price), Decimal(size), Side.SELL, now, now)
+    await ticks.publish(*TICKS_CODEC.record(TickBatch.from_ticks([tick])))
+
+
+async def _status(alice: httpx.AsyncClient, order_url: str) -> str:
+    status: str = (await alice.get(order_url)).json()["order"]["status"]
+    return status
+
+
+async def test_a_fill_lost_in_an_outage_stops_the_process_and_a_restart_fills_once(
+    stoppable_postgres: StoppablePostgres,
+) -> None:
+    """The venue fills the order's second half while the database is down: the service is
+    unsound, the watch says so on ``/readyz`` and ``/healthz`` (503) and stops the process,
+    which ends with :class:`ProcessFailed`; restarted on the same bus, it resumes the order and
+    the uncommitted trade comes again: two fills of 0.1, each stored once."""
+    url = stoppable_postgres.database("mdp")
+    await asyncio.to_thread(funded, url)
+    process = ProcessSettings(
+        url, TokenSettings(keys=tokens.keyset()), port=0, paper=settings(),
+        store_connect_timeout_s=0.1,
+    )  # fmt: skip
+    headers = {"Authorization": f"Bearer {trader(ALICE)}"}
+    async with MemoryBus(topic_partitions={TICKS: 1}) as bus:
+        orders: list[str] = []
+        with pytest.raises(ProcessFailed, match="the venue is ahead of the store") as failed:
+            await _fill_lost(process, bus, stoppable_postgres, orders)
+        assert "after a failed filled" in str(failed.value)  # the step whose append failed
+        await asyncio.to_thread(stoppable_postgres.start)
+        async with (
+            running(process, bus) as server,
+            httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as alice,
+        ):
+            async with asyncio.timeout(FILLED_WITHIN_S):  # the trade not committed comes again
+                while await _status(alice, orders[0]) != "filled":
+                    await asyncio.sleep(0.05)
+            audit = (await alice.get("/trading/v1/events", params={"limit": 1000})).json()
+            filled = [item["event"] for item in audit["events"]
+                      if item["event"]["kind"] == "order-filled"]  # fmt: skip
+            assert [Decimal(event["quantity"]) for event in filled] == [Decimal("0.1")] * 2
+            assert (await alice.get("/readyz")).json()["checks"]["service"] == "ok"
+
+
+async def _fill_lost(
+    process: ProcessSettings, bus: MemoryBus, postgres: StoppablePostgres, orders: list[str]
+) -> None:
+    """Run the process until an order is half filled, stop the database, trade the rest: the
+    process stops by itself (its ``stop`` is set), answering 503 meanwhile. The order's URL
+    goes into ``orders``."""
+    stop, ticks = asyncio.Event(), bus.topic(TICKS)
+    headers = {"Authorization": f"Bearer {trader(ALICE)}"}
+    async with (
+        running(process, bus, stop=stop) as server,
+        httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as alice,
+    ):
+        placed = await alice.post(ORDERS, json=limit_buy("half", quantity="0.2"))
+        assert placed.status_code == 201, placed.text
+        orders.append(order_url := f"{ORDERS}/{placed.json()['order']['order_id']}")
+        trade_id = 0
+        async with asyncio.timeout(FILLED_WITHIN_S):  # the consumer joins at the newest trade
+            while await _status(alice, order_url) != "partially-filled":
+                trade_id += 1
+                await _trade(ticks, trade_id, "48900", "0.1")  # each fills 0.1
+                await asyncio.sleep(0.05)
+        assert (await alice.get("/readyz")).status_code == 200
+        await asyncio.to_thread(postgres.stop)
+        await _trade(ticks, trade_id + 1, "48900", "0.1")  # fills the rest: not stored
+        async with asyncio.timeout(FAILED_WITHIN_S):
+            await stop.wait()
+        ready = await alice.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["service"] == "restart-required"
+        alive = await alice.get("/healthz")
+        assert alive.status_code == 503
+        assert alive.json()["checks"] == {"service": "restart-required"}
+        refused = await alice.post(ORDERS, json=limit_buy("after"))
+        assert (refused.status_code, refused.json()["code"]) == (503, "restart-required")
 
 
 def _lists(answer: httpx.Response, count: int) -> bool:
