@@ -72,7 +72,7 @@ class ProcessSettings:
     groups (its partition's suffix is added), how it checks tokens (``tokens``: ``jwks_url`` or
     ``keys``), whether it takes paper deposits, and the accounts it owns."""
 
-    database_url: str
+    database_url: str = field(repr=False)  # its password never prints
     tokens: TokenSettings
     host: str = "127.0.0.1"
     port: int = 8030

@@ -9,7 +9,7 @@ not race (docs/trading.md says why not by a numbered migration).
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Self
 
@@ -33,7 +33,7 @@ CREATE_LOCK: Final = 0x74726164655F7374
 class StoreSettings:
     """Where the store is and how it behaves; every table name starts with ``trading_``."""
 
-    url: str
+    url: str = field(repr=False)  # its password never prints
     events_table: str = "trading_events"
     snapshots_table: str = "trading_snapshots"
     tracking_table: str = "trading_tracking"
