@@ -18,8 +18,10 @@ the earlier partitions' readers published of each account (read at start: the ea
 partitioning's instances are stopped by then). The projector runs in every instance: the read
 models are shared, and their projector's lock makes instances take turns.
 
-Every task runs under a :class:`~trading.watch.Watch`: a task that ends while the process
-runs, or a service that must restart (a fill, a trigger or any step after the venue acted
+The consumers ride out an outage of the event store that leaves the service sound (a command
+that failed before the venue acted): the round stays uncommitted and the loop subscribes again
+with backoff. Every task runs under a :class:`~trading.watch.Watch`: a task that ends while the
+process runs, or a service that must restart (a fill, a trigger or any step after the venue acted
 that the store did not take, ``restart-required``), is logged with its cause, turns
 ``/readyz`` (``service``) and ``/healthz`` to 503, sets the caller's ``stop``, and makes
 :func:`running` raise :class:`~trading.watch.ProcessFailed` at its end: ``mdp trading serve``
@@ -32,6 +34,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,6 +47,7 @@ from core.ticks import Tick, TickBatch
 from core.topics import TICKS, TRADING_COMMANDS, TRADING_EVENTS
 from core.trading_events import TradingEvent
 from streams.bus import Bus, BusClosedError, Offsets
+from streams.outage import Backoff, OutageLog
 from streams.processor import Batch, Durability, Outcome, Processor, Round
 from trading.commands import COMMANDS_GROUP, Applying, command_step, commands_group
 from trading.http import create_app
@@ -54,7 +59,8 @@ from trading.service.book import unpublished
 from trading.service.shell import RESTART_REQUIRED, TradingService
 from trading.store.aio import follow
 from trading.store.database import Database, StoreSettings
-from trading.store.events import EventStore
+from trading.store.errors import StoreError
+from trading.store.events import EventStore, Unavailable
 from trading.store.log import NotificationLog
 from trading.store.outbox import OutboxPublisher, OutboxSettings
 from trading.store.projector import Projector
@@ -64,6 +70,10 @@ from web.guard import HttpLimits
 from web.server import ApiServer, serving
 
 TICKS_GROUP = "trading.paper"
+RECOVERED_AFTER_S = 30.0
+"""A consumer that ran this long before the store failed again starts its backoff anew."""
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -159,8 +169,8 @@ async def running(
         stopping = asyncio.Event()
         watch.start("outbox", outbox.run(stopping))
         watch.start("projector", follow(projector, stopping))
-        watch.start(TICKS, _consume(ticks))
-        watch.start(TRADING_COMMANDS, _consume(commands))
+        watch.start(TICKS, _consume(TICKS, ticks, service, stopping))
+        watch.start(TRADING_COMMANDS, _consume(TRADING_COMMANDS, commands, service, stopping))
         try:
             async with TradingQueries.open(settings.database_url, settings.schema) as queries:
                 app = create_app(
@@ -191,10 +201,38 @@ def outbox_readers(notifications: NotificationLog) -> dict[Partition, int]:
     return readers
 
 
-async def _consume(processor: Processor[Any]) -> None:
-    """A consumer's loop, until it is stopped (or its bus closes at the process's end). What
-    ends it otherwise (the store out of reach, a service that must restart) ends the task with
-    the round uncommitted: the watch logs it and stops the process, and the restarted process
-    takes the round again."""
-    with contextlib.suppress(BusClosedError):
-        await processor.run()
+async def _consume(
+    name: str,
+    processor: Processor[Any],
+    service: TradingService,
+    stopping: asyncio.Event,
+    backoff: Backoff | None = None,
+) -> None:
+    """A consumer's loop, until ``stopping`` (or its bus closes at the process's end).
+
+    The event store out of reach while the service stays sound (a command that failed before
+    the venue acted) ends the round uncommitted; the loop logs it (once, then every 30 s) and
+    subscribes again after a pause (``backoff``), and the bus gives the round again (what was
+    stored of it is skipped by its tracking). What leaves the service unsound (a trade that
+    filled at the venue and not in the store) or anything else ends the task: the watch stops
+    the process, and the restart takes the round again."""
+    backoff = backoff or Backoff()
+    outage = OutageLog(what=f"{name}: the event store", then="taking the round again with backoff")
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            await processor.run()
+            return
+        except BusClosedError:
+            return
+        except (StoreError, *Unavailable) as exc:
+            if service.unsound is not None:
+                raise
+            if time.monotonic() - started > RECOVERED_AFTER_S:  # it ran well for a while:
+                backoff.reset()  # a new outage
+                outage.recovered(started)
+            line = outage.failed(time.monotonic(), str(exc))
+            if line is not None:
+                log.warning(line)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), backoff.next_delay())

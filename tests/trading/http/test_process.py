@@ -15,13 +15,15 @@ import httpx
 import pytest
 
 from access.settings import TokenSettings
+from core import trading_commands as tc
 from core.auth_events import AuthEvent, encode_event
 from core.ticks import Side, Tick, TickBatch
-from core.topic_codecs import TICKS_CODEC, codec_for
+from core.topic_codecs import TICKS_CODEC, TRADING_COMMANDS_CODEC, codec_for
 from core.topics import AUTH_EVENTS, TICKS, TRADING_EVENTS
-from core.trading_events import OrderFilled
+from core.trading_events import OrderFilled, OrderSide, OrderType
 from streams.bus import Topic
 from streams.memory import MemoryBus
+from streams.producer import send
 from tests.storage.stoppable import StoppablePostgres
 from tests.support import tokens
 from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
@@ -223,6 +225,61 @@ async def _fill_lost(
         assert alive.json()["checks"] == {"service": "restart-required"}
         refused = await alice.post(ORDERS, json=limit_buy("after"))
         assert (refused.status_code, refused.json()["code"]) == (503, "restart-required")
+
+
+async def test_the_commands_consumer_rides_out_an_outage_that_leaves_the_service_sound(
+    stoppable_postgres: StoppablePostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command that fails before the venue acted (the database is down) leaves the service
+    sound: the consumer says so and subscribes again with backoff, the process keeps serving
+    (``service`` ok), and once the database is back the command is applied, once."""
+    url = stoppable_postgres.database("mdp")
+    await asyncio.to_thread(funded, url)
+    process = ProcessSettings(
+        url, TokenSettings(keys=tokens.keyset()), port=0, store_connect_timeout_s=0.1
+    )
+    headers = {"Authorization": f"Bearer {trader(ALICE)}"}
+    stop = asyncio.Event()
+    async with (
+        MemoryBus() as bus,
+        running(process, bus, stop=stop) as server,
+        httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as alice,
+    ):
+        await asyncio.to_thread(stoppable_postgres.stop)
+        await send(bus, TRADING_COMMANDS_CODEC, [_command_buy("bot-outage")])
+        async with asyncio.timeout(FAILED_WITHIN_S):
+            while not any("trading.commands: the event store" in r.getMessage()
+                          for r in caplog.records):  # fmt: skip
+                await asyncio.sleep(0.05)
+        assert not stop.is_set()
+        assert (await alice.get("/readyz")).json()["checks"]["service"] == "ok"
+        await asyncio.to_thread(stoppable_postgres.start)
+        async with asyncio.timeout(FAILED_WITHIN_S):  # the round comes again, and is stored
+            while not (submitted := await _submitted(alice, "bot-outage")):
+                await asyncio.sleep(0.1)
+        await send(bus, TRADING_COMMANDS_CODEC, [_command_buy("bot-after")])
+        async with asyncio.timeout(FILLED_WITHIN_S):
+            while not await _submitted(alice, "bot-after"):
+                await asyncio.sleep(0.05)
+        assert await _submitted(alice, "bot-outage") == submitted == 1  # once
+        assert not stop.is_set()
+
+
+def _command_buy(client_order_id: str) -> tc.PlaceOrder:
+    return tc.PlaceOrder(
+        account=ALICE, client_order_id=client_order_id, instrument=XBT, side=OrderSide.BUY,
+        type=OrderType.LIMIT, quantity=Decimal("0.1"), price=Decimal(48000),
+    )  # fmt: skip
+
+
+async def _submitted(alice: httpx.AsyncClient, client_order_id: str) -> int:
+    """How many orders of ``client_order_id`` the event store holds (0 while it is down)."""
+    answer = await alice.get("/trading/v1/events", params={"limit": 1000})
+    if answer.status_code == 503:
+        return 0
+    events = [item["event"] for item in answer.json()["events"]]
+    return sum(1 for event in events if event["kind"] == "order-submitted"
+               and event["client_order_id"] == client_order_id)  # fmt: skip
 
 
 def _lists(answer: httpx.Response, count: int) -> bool:
