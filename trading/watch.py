@@ -58,7 +58,7 @@ class Watch:
         """Record a failure (the first one is kept) and tell ``on_failure``."""
         if self._closing:
             return
-        log.error("the trading process cannot serve: %s; it stops (restart it)", reason)
+        log.error("the trading process cannot serve until it is restarted: %s", reason)
         if self.failure is None:
             self.failure = Failure(code, reason)
             self._on_failure()
