@@ -65,7 +65,7 @@ class MainApiSettings:
     required: every route needs an account's token), the plans' limits, the interval labels
     a profile or a candle alert may name, its HTTP bounds and its webhooks'."""
 
-    database_url: str
+    database_url: str = field(repr=False)  # its password never prints
     tokens: TokenSettings
     host: str = "127.0.0.1"
     port: int = DEFAULT_PORT

@@ -17,6 +17,17 @@ publishes its own accounts' events once. A new partitioning starts its readers a
 the earlier partitions' readers published of each account (read at start: the earlier
 partitioning's instances are stopped by then). The projector runs in every instance: the read
 models are shared, and their projector's lock makes instances take turns.
+
+The consumers ride out an outage of the event store that leaves the service sound (a command
+that failed before the venue acted): the round stays uncommitted and the loop subscribes again
+with backoff. Every task runs under a :class:`~trading.watch.Watch`: a task that ends while the
+process runs, or a service that must restart (a fill, a trigger or any step after the venue acted
+that the store did not take, ``restart-required``), is logged with its cause, turns
+``/readyz`` (``service``) and ``/healthz`` to 503, sets the caller's ``stop``, and makes
+:func:`running` raise :class:`~trading.watch.ProcessFailed` at its end: ``mdp trading serve``
+exits non-zero, its supervisor restarts it, and the restart resumes every open saga from the
+store (the uncommitted round of trades or commands comes again). The process never goes on
+without a consumer.
 """
 
 from __future__ import annotations
@@ -24,8 +35,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 from access.settings import TokenSettings
 from certs.tls import TlsFiles
@@ -34,26 +47,31 @@ from core.ticks import Tick, TickBatch
 from core.topics import TICKS, TRADING_COMMANDS, TRADING_EVENTS
 from core.trading_events import TradingEvent
 from streams.bus import Bus, BusClosedError, Offsets
+from streams.outage import Backoff, OutageLog
 from streams.processor import Batch, Durability, Outcome, Processor, Round
-from trading.commands import COMMANDS_GROUP, Applying, Planned, command_step, commands_group
+from trading.commands import COMMANDS_GROUP, Applying, command_step, commands_group
 from trading.http import create_app
 from trading.paper.matcher import PaperMatcher
 from trading.paper.settings import PaperSettings
 from trading.readmodels.queries import TradingQueries
 from trading.readmodels.tables import DEFAULT_SCHEMA, model
 from trading.service.book import unpublished
-from trading.service.shell import TradingService
+from trading.service.shell import RESTART_REQUIRED, TradingService
 from trading.store.aio import follow
 from trading.store.database import Database, StoreSettings
-from trading.store.events import EventStore
+from trading.store.errors import StoreError
+from trading.store.events import EventStore, Unavailable
 from trading.store.log import NotificationLog
 from trading.store.outbox import OutboxPublisher, OutboxSettings
 from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
+from trading.watch import ProcessFailed, Watch
 from web.guard import HttpLimits
 from web.server import ApiServer, serving
 
 TICKS_GROUP = "trading.paper"
+RECOVERED_AFTER_S = 30.0
+"""A consumer that ran this long before the store failed again starts its backoff anew."""
 
 log = logging.getLogger(__name__)
 
@@ -64,7 +82,7 @@ class ProcessSettings:
     groups (its partition's suffix is added), how it checks tokens (``tokens``: ``jwks_url`` or
     ``keys``), whether it takes paper deposits, and the accounts it owns."""
 
-    database_url: str
+    database_url: str = field(repr=False)  # its password never prints
     tokens: TokenSettings
     host: str = "127.0.0.1"
     port: int = 8030
@@ -79,6 +97,9 @@ class ProcessSettings:
     """The accounts this instance owns (``0/1``: every one)."""
     tls: TlsFiles | None = None
     """HTTPS, and mutual TLS with a CA (``docs/security.md``); None: plain HTTP."""
+    store_connect_timeout_s: float = 1.0
+    """How long an event store call waits for a connection (the library tries 10 times):
+    how long an outage takes to fail a command."""
 
     @property
     def outbox(self) -> OutboxSettings:
@@ -110,13 +131,23 @@ class Settling(Durability[list[Tick]]):
 
 @contextlib.asynccontextmanager
 async def running(
-    settings: ProcessSettings, bus: Bus, say: Callable[[str], None] = lambda _: None
+    settings: ProcessSettings,
+    bus: Bus,
+    say: Callable[[str], None] = lambda _: None,
+    stop: asyncio.Event | None = None,
 ) -> AsyncIterator[ApiServer]:
-    """The process's parts running for the ``async with`` block; its server is yielded."""
-    with Database(StoreSettings(settings.database_url)) as database:
+    """The process's parts running for the ``async with`` block; its server is yielded.
+    When a part fails (the module text) ``stop`` is set, and the block's end raises
+    :class:`~trading.watch.ProcessFailed` naming the failure."""
+    store = StoreSettings(settings.database_url, connect_timeout_s=settings.store_connect_timeout_s)
+    watch = Watch(on_failure=stop.set if stop is not None else lambda: None)
+    with Database(store) as database:
         await asyncio.to_thread(database.create_tables)
         partition = settings.partition
-        service = TradingService(database, PaperMatcher(settings.paper), partition=partition)
+        service = TradingService(
+            database, PaperMatcher(settings.paper), partition=partition,
+            on_unsound=lambda reason: watch.fail(RESTART_REQUIRED, reason),
+        )  # fmt: skip
         resumed = await service.resume()
         say(f"resumed {resumed} open order saga(s)")
         events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
@@ -135,28 +166,28 @@ async def running(
         group = commands_group(partition, settings.commands_group)
         commands = Processor(bus, group, [TRADING_COMMANDS], command_step,
                              applying, start="earliest")  # fmt: skip
-        stop = asyncio.Event()
-        tasks = [
-            asyncio.create_task(outbox.run(stop), name="outbox"),
-            asyncio.create_task(follow(projector, stop), name="projector"),
-            asyncio.create_task(_ticks(ticks), name="md.ticks"),
-            asyncio.create_task(_commands(commands), name="trading.commands"),
-        ]
+        stopping = asyncio.Event()
+        watch.start("outbox", outbox.run(stopping))
+        watch.start("projector", follow(projector, stopping))
+        watch.start(TICKS, _consume(TICKS, ticks, service, stopping))
+        watch.start(TRADING_COMMANDS, _consume(TRADING_COMMANDS, commands, service, stopping))
         try:
             async with TradingQueries.open(settings.database_url, settings.schema) as queries:
                 app = create_app(
                     service, queries, events, settings.tokens, bus=bus, limits=settings.limits,
-                    deposits=settings.deposits,
+                    deposits=settings.deposits, failure=lambda: watch.code,
                 )  # fmt: skip
                 async with serving(
                     app, settings.host, settings.port, limits=settings.limits, tls=settings.tls
                 ) as server:
                     yield server
         finally:
-            stop.set()
+            stopping.set()
             ticks.stop()
             commands.stop()
-            await asyncio.gather(*tasks, return_exceptions=True)
+            await watch.close()
+    if watch.failure is not None:
+        raise ProcessFailed(watch.failure.reason)
 
 
 def outbox_readers(notifications: NotificationLog) -> dict[Partition, int]:
@@ -170,18 +201,38 @@ def outbox_readers(notifications: NotificationLog) -> dict[Partition, int]:
     return readers
 
 
-async def _ticks(processor: Processor[list[Tick]]) -> None:
-    with contextlib.suppress(BusClosedError):
-        await processor.run()
+async def _consume(
+    name: str,
+    processor: Processor[Any],
+    service: TradingService,
+    stopping: asyncio.Event,
+    backoff: Backoff | None = None,
+) -> None:
+    """A consumer's loop, until ``stopping`` (or its bus closes at the process's end).
 
-
-async def _commands(processor: Processor[list[Planned]]) -> None:
-    """The commands' loop; what ends it (the store out of reach, a service that must restart)
-    is logged, and the uncommitted round is applied after the restart."""
-    try:
-        await processor.run()
-    except BusClosedError:
-        pass
-    except Exception:
-        log.exception("the trading.commands consumer stopped; restart the process")
-        raise
+    The event store out of reach while the service stays sound (a command that failed before
+    the venue acted) ends the round uncommitted; the loop logs it (once, then every 30 s) and
+    subscribes again after a pause (``backoff``), and the bus gives the round again (what was
+    stored of it is skipped by its tracking). What leaves the service unsound (a trade that
+    filled at the venue and not in the store) or anything else ends the task: the watch stops
+    the process, and the restart takes the round again."""
+    backoff = backoff or Backoff()
+    outage = OutageLog(what=f"{name}: the event store", then="taking the round again with backoff")
+    while not stopping.is_set():
+        started = time.monotonic()
+        try:
+            await processor.run()
+            return
+        except BusClosedError:
+            return
+        except (StoreError, *Unavailable) as exc:
+            if service.unsound is not None:
+                raise
+            if time.monotonic() - started > RECOVERED_AFTER_S:  # it ran well for a while:
+                backoff.reset()  # a new outage
+                outage.recovered(started)
+            line = outage.failed(time.monotonic(), str(exc))
+            if line is not None:
+                log.warning(line)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stopping.wait(), backoff.next_delay())

@@ -1,10 +1,11 @@
 """The one shape of every service's ``/healthz`` (alive) and ``/readyz`` (ready to serve).
 
 ``/healthz`` answers 200 ``{"status": "ok"}`` while the process answers: a liveness probe
-restarts a process that fails it, so it checks nothing else. ``/readyz`` runs the service's
-checks, each named for what it needs (``database``, ``feed``...) and each ``None`` when it
-holds or a short reason (a code, never a host, a port or a password: the detail is for the
-service's log) when it does not::
+restarts a process that fails it, so it checks nothing else but what the process knows it
+cannot recover from without a restart (the trading process's stopped consumer:
+:func:`failed`). ``/readyz`` runs the service's checks, each named for what it needs
+(``database``, ``feed``...) and each ``None`` when it holds or a short reason (a code, never
+a host, a port or a password: the detail is for the service's log) when it does not::
 
     200 {"status": "ready", "checks": {"database": "ok"}}
     503 {"status": "unavailable", "detail": "database unavailable",
@@ -51,6 +52,13 @@ def readiness(checks: Checks) -> tuple[int, bytes, dict[str, str]]:
 async def alive(request: Request) -> Response:
     """``/healthz``: the process answers."""
     return Response(ALIVE, media_type=JSON, headers=NO_STORE)
+
+
+def failed(checks: Checks) -> Response:
+    """``/healthz`` of a process that knows it cannot serve until it is restarted (a part
+    of it stopped): 503 with ``/readyz``'s body, so that a liveness probe restarts it."""
+    status, body, headers = readiness(checks)
+    return Response(body, status, media_type=JSON, headers=headers)
 
 
 def ready(checks: Checks) -> Response:

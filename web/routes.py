@@ -67,9 +67,11 @@ async def read_body(request: Request, max_bytes: int) -> bytes:
     return b"".join(chunks)
 
 
-def service_routes(prefix: str, document: dict[str, Any], ready: Endpoint) -> list[Route]:
-    """``{prefix}/openapi.json`` (``document``, encoded once), ``/healthz`` (the process
-    answers) and ``/readyz`` (``ready``: what it needs answers; :mod:`web.health`)."""
+def service_routes(
+    prefix: str, document: dict[str, Any], ready: Endpoint, live: Endpoint = alive
+) -> list[Route]:
+    """``{prefix}/openapi.json`` (``document``, encoded once), ``/healthz`` (``live``: the
+    process answers) and ``/readyz`` (``ready``: what it needs answers; :mod:`web.health`)."""
     encoded = msgspec.json.encode(document)
 
     async def openapi_json(request: Request) -> Response:
@@ -77,6 +79,6 @@ def service_routes(prefix: str, document: dict[str, Any], ready: Endpoint) -> li
 
     return [
         Route(f"{prefix}/openapi.json", openapi_json, methods=["GET"]),
-        Route(ALIVE_PATH, alive, methods=["GET"]),
+        Route(ALIVE_PATH, live, methods=["GET"]),
         Route(READY_PATH, ready, methods=["GET"]),
     ]

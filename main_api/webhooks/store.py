@@ -46,7 +46,7 @@ class Claimed:
     webhook_id: str
     body: bytes
     attempts: int
-    url: str
+    url: str = field(repr=False)  # a receiver's URL may carry its token
     lease_until: int
     secrets: tuple[str, ...] = field(repr=False)
 

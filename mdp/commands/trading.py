@@ -158,6 +158,7 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from streams.memory import MemoryBus
     from trading.process import ProcessSettings, running
+    from trading.watch import ProcessFailed
 
     tell = say("mdp trading")
     try:
@@ -178,7 +179,7 @@ def _serve(args: argparse.Namespace) -> int:
         stop = asyncio.Event()
         stop_on_signals(stop)
         bus = kafka_bus(args) if args.bus == "kafka" else MemoryBus()
-        async with bus as opened, running(settings, opened, tell) as server:
+        async with bus as opened, running(settings, opened, tell, stop) as server:
             owned = "" if args.partition.whole else f" for partition {args.partition}"
             tell(f"serving the trading API on {server.url}/trading/v1{owned}")
             await stop.wait()
@@ -187,6 +188,9 @@ def _serve(args: argparse.Namespace) -> int:
         asyncio.run(main())
     except OSError as exc:
         tell(f"error: {exc}")
+        return EXIT_FAILED
+    except ProcessFailed as exc:  # a consumer stopped: the supervisor restarts the process
+        tell(f"error: {exc}; exiting so that the process is restarted (it resumes from the store)")
         return EXIT_FAILED
     return 0
 

@@ -42,6 +42,7 @@ from mdp.embedded import FeedSettings, Platform, PlatformSettings
 from mdp.feed_options import add_feed_options, check_feed_options, instruments_of, symbols_of
 from mdp.front import embedded_auth
 from storage import PostgresServerError, PostgresUnavailableError
+from trading.watch import ProcessFailed
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -172,6 +173,9 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     except (PostgresUnavailableError, PostgresServerError, EdgeError, OSError) as exc:
         print(f"mdp up: error: {exc}", file=sys.stderr)
+        return EXIT_FAILED
+    except ProcessFailed as exc:  # the trading service stopped serving while it ran
+        print(f"mdp up: error: trading: {exc}", file=sys.stderr)
         return EXIT_FAILED
     except psycopg.Error as exc:
         print(f"mdp up: error: {database_failure(settings.database_url, exc)}", file=sys.stderr)

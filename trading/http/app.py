@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Callable
 from decimal import Decimal
 from typing import Final
 
@@ -44,7 +45,7 @@ from trading.readmodels.queries import (
 )
 from trading.service.book import aggregate_id
 from trading.service.saga import ServiceError
-from trading.service.shell import TradingService
+from trading.service.shell import RESTART_REQUIRED, TradingService
 from trading.store.errors import StoreError
 from trading.store.events import EventStore
 from web import health
@@ -68,8 +69,10 @@ class _Api:
         gate: TokenGate,
         max_body_bytes: int,
         deposits: bool,
+        failure: Callable[[], str | None],
     ) -> None:
         self.service, self.queries, self.events = service, queries, events
+        self.failure = failure
         self.gate = gate
         self.max_body_bytes = max_body_bytes
         self.deposits = deposits
@@ -148,13 +151,28 @@ class _Api:
 
     # -- health -------------------------------------------------------------------------------
 
+    def service_check(self) -> str | None:
+        """``restart-required`` when the service refuses everything until a restart, else
+        the process's failure (``consumer-stopped``: a consumer task ended), else ``None``."""
+        return RESTART_REQUIRED if self.service.unsound is not None else self.failure()
+
     async def ready(self, request: Request) -> Response:
-        """Ready when the read models' database answers."""
+        """Ready when the read models' database answers and the service and every consumer
+        of the process run."""
         try:
             await self.queries.ping()
         except StoreError as exc:
-            return health.ready({"database": exc.code})
-        return health.ready({"database": None})
+            database: str | None = exc.code
+        else:
+            database = None
+        return health.ready({"database": database, "service": self.service_check()})
+
+    async def alive(self, request: Request) -> Response:
+        """Alive unless the process cannot serve until a restart (``service``)."""
+        failing = self.service_check()
+        if failing is None:
+            return await health.alive(request)
+        return health.failed({"service": failing})
 
 
 def balances_of(account: Account) -> list[BalanceView]:
@@ -228,18 +246,22 @@ def create_app(
     bus: Bus | None = None,
     limits: HttpLimits | None = None,
     deposits: bool = False,
+    failure: Callable[[], str | None] = lambda: None,
 ) -> Starlette:
     """The app over a running ``service``, its read models' ``queries`` and ``events`` (the
     caller owns them). ``tokens`` says how tokens are checked (``jwks_url`` or ``keys``,
     ``issuer``, ``audience``): one of the key sets is required, and no anonymous plan. Given
     a ``bus``, revocations and plan changes on ``auth.events`` apply at once. ``deposits``
-    allows paper money (``POST /deposits``); off, the route is 403 ``deposits-off``."""
+    allows paper money (``POST /deposits``); off, the route is 403 ``deposits-off``.
+    ``failure`` says why the process running the service cannot serve (its code), if it
+    cannot: ``/readyz``'s ``service`` check and ``/healthz`` answer 503 then."""
     if tokens.keys is None and tokens.jwks_url is None:
         raise ValueError("the trading API checks tokens: give it jwks_url or keys")
     if tokens.anonymous is not None:
         raise ValueError("the trading API has no anonymous plan")
     gate = TokenGate(tokens, "trading")
-    api = _Api(service, queries, events, gate, (limits or HttpLimits()).max_body_bytes, deposits)
+    max_body_bytes = (limits or HttpLimits()).max_body_bytes
+    api = _Api(service, queries, events, gate, max_body_bytes, deposits, failure)
     g = Guard(api.account, _REFUSALS, problem)
     routes = [
         Route(f"{PREFIX}/orders", g(api.place), methods=["POST"]),
@@ -252,7 +274,7 @@ def create_app(
         Route(f"{PREFIX}/deposits", g(api.deposit), methods=["POST"]),
         Route(f"{PREFIX}/fills", g(api.fills), methods=["GET"]),
         Route(f"{PREFIX}/events", g(api.audit), methods=["GET"]),
-        *service_routes(PREFIX, document(), api.ready),
+        *service_routes(PREFIX, document(), api.ready, api.alive),
     ]
 
     return service_app(routes, gate, bus)

@@ -62,7 +62,7 @@ from trading.service.traces import OrderTraces, step_span
 from trading.store.aggregates import Aggregate
 from trading.store.aio import AsyncRepository
 from trading.store.database import Database
-from trading.store.errors import ConcurrencyConflict, StoreError
+from trading.store.errors import StoreError
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 from trading.store.repository import Repository
@@ -125,7 +125,10 @@ class TradingService:
         new_id: Callable[[], str] = _new_id,
         fault: Fault = _no_fault,
         partition: Partition = EVERY_ACCOUNT,
+        on_unsound: Callable[[str], None] = lambda _: None,
     ) -> None:
+        """``on_unsound`` is told once, with the reason, when the service must restart
+        (:attr:`unsound`)."""
         self.partition = partition
         """The accounts this service owns (``0/1``: every one)."""
         self._repository = AsyncRepository(
@@ -141,7 +144,14 @@ class TradingService:
         self._aggregates: dict[int, Aggregate[Book]] = {}
         self._last_price: dict[str, Decimal] = {}
         self._unsound: str | None = None
+        self._on_unsound = on_unsound
         self._traces = OrderTraces()
+
+    @property
+    def unsound(self) -> str | None:
+        """Why the service refuses everything until a restart (``restart-required``: its
+        venue holds what the store does not), ``None`` while it is sound."""
+        return self._unsound
 
     # -- commands --------------------------------------------------------------------------------
 
@@ -323,10 +333,18 @@ class TradingService:
         if not isinstance(report, OrderFilled | OrderTriggered | OrderCanceled):
             return
         with self._traces.settling(report):
-            async with self._lock(report.account):
-                aggregate = await self._load(report.account)
-                aggregate = await self._reported(aggregate, [report])
-                aggregate = await self._drive(aggregate, report.order_id)
+            try:
+                async with self._lock(report.account):
+                    aggregate = await self._load(report.account)
+                    aggregate = await self._reported(aggregate, [report])
+                    aggregate = await self._drive(aggregate, report.order_id)
+            except StoreError as exc:  # a load too: the venue has acted on the trade already
+                self._aggregates.pop(report.account, None)
+                self._mark_unsound(
+                    f"the venue is ahead of the store after a failed settle of order"
+                    f" {report.order_id} ({exc})"
+                )
+                raise
             order = self._book(aggregate, report.account).orders.get(report.order_id)
             if order is None or order.is_terminal:
                 self._traces.forget(report.order_id)
@@ -369,6 +387,11 @@ class TradingService:
             )
         return self._locks.setdefault(account, asyncio.Lock())
 
+    def _mark_unsound(self, reason: str) -> None:
+        if self._unsound is None:
+            self._unsound = reason
+            self._on_unsound(reason)
+
     def _check_sound(self) -> None:
         if self._unsound is not None:
             raise ServiceError(RESTART_REQUIRED, self._unsound)
@@ -400,13 +423,10 @@ class TradingService:
         try:
             with step_span(step, order_id):
                 saved = await self._repository.save(aggregate, events, tracking)
-        except ConcurrencyConflict:
-            self._aggregates.pop(account, None)  # another writer: the next command reloads
-            raise
         except StoreError as exc:
-            self._aggregates.pop(account, None)
-            if step in AFTER_THE_VENUE:
-                self._unsound = f"the venue is ahead of the store after a failed {step} ({exc})"
+            self._aggregates.pop(account, None)  # another writer: the next command reloads
+            if step in AFTER_THE_VENUE:  # a conflict too: the venue acted, the store did not
+                self._mark_unsound(f"the venue is ahead of the store after a failed {step} ({exc})")
             raise
         self._aggregates[account] = saved
         for outcome in saga.ended(before, self._book(saved, account), events):

@@ -5,11 +5,16 @@ connections land in (``current_schema()``, which honours a ``search_path`` in th
 store lives beside the rest of the database. The tables are made by the library's own
 ``create_table`` at start-up, under an advisory lock so that two processes starting at once do
 not race (docs/trading.md says why not by a numbered migration).
+
+The library's datastore takes the address by its parts (:data:`NAMED`); every other parameter
+of the URL (``sslmode``, ``sslrootcert``, ``sslcert``, ``options``, ``application_name``,
+``target_session_attrs``...) is given to its pool's connections too, so the event store
+connects as the read models do (a ``sslmode=verify-full`` is never dropped to ``prefer``).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Final, Self
 
@@ -25,6 +30,9 @@ from psycopg.conninfo import conninfo_to_dict
 from trading.store.errors import StoreUnavailableError
 from trading.store.recorder import CheckedRecorder
 
+NAMED: Final = ("dbname", "host", "port", "user", "password")
+"""The URL's parameters the library's datastore takes by name."""
+
 CREATE_LOCK: Final = 0x74726164655F7374
 """The advisory lock key ("trade_st") that serialises the creation of the store's tables."""
 
@@ -33,7 +41,7 @@ CREATE_LOCK: Final = 0x74726164655F7374
 class StoreSettings:
     """Where the store is and how it behaves; every table name starts with ``trading_``."""
 
-    url: str
+    url: str = field(repr=False)  # its password never prints
     events_table: str = "trading_events"
     snapshots_table: str = "trading_snapshots"
     tracking_table: str = "trading_tracking"
@@ -63,6 +71,15 @@ def current_schema(url: str) -> str:
     return str(row[0])
 
 
+def connection_parameters(url: str) -> dict[str, str]:
+    """The parameters of ``url`` that the datastore does not take by name (:data:`NAMED`)."""
+    return {
+        name: str(value)
+        for name, value in conninfo_to_dict(url).items()
+        if name not in NAMED and value is not None
+    }
+
+
 class Database:
     """The datastore and the three recorders of the store (use as a context manager)."""
 
@@ -82,6 +99,10 @@ class Database:
             pre_ping=False,
             originator_id_type="text",
         )
+        pool = self.datastore.pool
+        if not isinstance(pool.kwargs, dict):  # the library gives the parts as a dict
+            raise TypeError("the datastore's pool takes no connection parameters")
+        pool.kwargs = {**pool.kwargs, **connection_parameters(settings.url)}
         self.tracking = PostgresTrackingRecorder(
             self.datastore, tracking_table_name=settings.tracking_table
         )

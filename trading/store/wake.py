@@ -14,7 +14,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import psycopg
 from psycopg.sql import SQL, Identifier
@@ -26,7 +26,7 @@ _log = logging.getLogger(__name__)
 class LogChannel:
     """Where to LISTEN: the database's URL and the events table's channel."""
 
-    url: str
+    url: str = field(repr=False)  # its password never prints
     channel: str
     retry_s: float = 0.5
     """How long to wait before connecting again after the connection failed."""

@@ -293,7 +293,7 @@ async def test_openapi_health_and_readiness(desk: Desk) -> None:
     assert "PlaceBody" in document["components"]["schemas"]
     assert (await anyone.get("/healthz")).status_code == 200
     ready = (await anyone.get("/readyz")).json()
-    assert ready == {"status": "ready", "checks": {"database": "ok"}}
+    assert ready == {"status": "ready", "checks": {"database": "ok", "service": "ok"}}
 
 
 DEPOSITS = "/trading/v1/deposits"

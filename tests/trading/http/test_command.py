@@ -21,6 +21,7 @@ import pytest
 
 from machine import free_port
 from tests.charting.test_api_command import _KeySetHandler
+from tests.storage.stoppable import StoppablePostgres
 from tests.support import tokens
 from tests.trading.http.test_api import ORDERS, limit_buy
 from trading.paper.matcher import PaperMatcher
@@ -50,9 +51,9 @@ def funded(url: str) -> str:
 
 
 def started(
-    command: list[str], base: str, env: dict[str, str] | None = None
+    command: list[str], base: str, env: dict[str, str] | None = None, stderr: int | None = None
 ) -> subprocess.Popen[bytes]:
-    process = subprocess.Popen(command, cwd=REPO, env=env)
+    process = subprocess.Popen(command, cwd=REPO, env=env, stderr=stderr)
     deadline = time.monotonic() + 30
     while True:
         assert process.poll() is None, "mdp trading serve exited early"
@@ -108,6 +109,39 @@ def test_the_command_serves_trading_and_resumes_after_a_kill(
         if process.poll() is None:
             process.kill()
             process.wait()
+
+
+def test_a_cancel_lost_in_an_outage_ends_the_command_non_zero_with_our_message(
+    stoppable_postgres: StoppablePostgres, key_server: str
+) -> None:
+    """The venue cancels the order, the store cannot take it: the service must restart, so
+    ``mdp trading serve`` stops by itself and exits 1 saying why (its supervisor restarts it;
+    ``test_process.py`` restarts the process's parts after such an outage)."""
+    url = stoppable_postgres.database("mdp")
+    funded(url)
+    port = free_port()
+    base = f"http://127.0.0.1:{port}"
+    command = [
+        sys.executable, "-m", "mdp.commands.trading", "serve", "--database-url", url,
+        "--port", str(port), "--jwks-url", key_server,
+    ]  # fmt: skip
+    alice = {"Authorization": f"Bearer {tokens.issue(account_id=ALICE, principal=ALICE)}"}
+    process = started(command, base, stderr=subprocess.PIPE)
+    try:
+        placed = httpx.post(f"{base}{ORDERS}", json=limit_buy("lost"), headers=alice)
+        assert placed.status_code == 201, placed.text
+        order_id = placed.json()["order"]["order_id"]
+        stoppable_postgres.stop()
+        canceled = httpx.delete(f"{base}{ORDERS}/{order_id}", headers=alice, timeout=60)
+        assert (canceled.status_code, canceled.json()["code"]) == (503, "store-unavailable")
+        told = process.communicate(timeout=30)[1].decode()
+        assert process.returncode == 1, told
+        assert "mdp trading: error: the venue is ahead of the store after a failed ended" in told
+        assert "exiting so that the process is restarted" in told
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
 
 
 def test_the_command_needs_a_key_set_and_a_database(fresh_database: str) -> None:

@@ -1,7 +1,8 @@
 """The trading process's parts wired together (real PostgreSQL, the memory bus, the real
 service): trades published on ``md.ticks`` as the feed publishes them fill an order placed
 over HTTP, the positions over HTTP follow, and the stored events reach ``trading.events``; a
-key revoked on ``auth.events`` is refused at once."""
+key revoked on ``auth.events`` is refused at once; a database outage that loses a fill stops
+the process (``/readyz`` and ``/healthz`` 503 first), and its restart fills the order once."""
 
 from __future__ import annotations
 
@@ -11,22 +12,28 @@ from decimal import Decimal
 from typing import Any
 
 import httpx
+import pytest
 
 from access.settings import TokenSettings
+from core import trading_commands as tc
 from core.auth_events import AuthEvent, encode_event
 from core.ticks import Side, Tick, TickBatch
-from core.topic_codecs import TICKS_CODEC, codec_for
+from core.topic_codecs import TICKS_CODEC, TRADING_COMMANDS_CODEC, codec_for
 from core.topics import AUTH_EVENTS, TICKS, TRADING_EVENTS
-from core.trading_events import OrderFilled
+from core.trading_events import OrderFilled, OrderSide, OrderType
+from streams.bus import Topic
 from streams.memory import MemoryBus
+from streams.producer import send
 from tests.storage.stoppable import StoppablePostgres
 from tests.support import tokens
 from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
 from tests.trading.http.test_command import funded
 from tests.trading.service.scenario import XBT, settings
 from trading.process import ProcessSettings, running
+from trading.watch import ProcessFailed
 
 FILLED_WITHIN_S = 10.0
+FAILED_WITHIN_S = 30.0
 
 
 async def funded_process(database_url: str) -> ProcessSettings:
@@ -126,7 +133,8 @@ async def test_while_the_database_is_down_the_api_answers_503_then_recovers(
             assert answer.headers["retry-after"] == "5"
         down = await alice.get("/readyz")
         assert down.status_code == 503
-        assert down.json()["checks"] == {"database": "store-unavailable"}
+        assert down.json()["checks"] == {"database": "store-unavailable", "service": "ok"}
+        assert (await alice.get("/healthz")).status_code == 200  # an outage is no restart
         await asyncio.to_thread(stoppable_postgres.start)
         async with asyncio.timeout(30):  # the store's pool lends a fresh connection
             while (again := await alice.post(ORDERS, json=limit_buy("down"))).status_code == 503:
@@ -136,6 +144,142 @@ async def test_while_the_database_is_down_the_api_answers_503_then_recovers(
             while not _lists(await alice.get(ORDERS), 2):
                 await asyncio.sleep(0.1)
         assert (await alice.get("/readyz")).status_code == 200  # ready again
+
+
+async def _trade(ticks: Topic, trade_id: int, price: str, size: str) -> None:
+    now = time.time_ns()
+    tick = Tick(XBT, trade_id, Decimal(price), Decimal(size), Side.SELL, now, now)
+    await ticks.publish(*TICKS_CODEC.record(TickBatch.from_ticks([tick])))
+
+
+async def _status(alice: httpx.AsyncClient, order_url: str) -> str:
+    status: str = (await alice.get(order_url)).json()["order"]["status"]
+    return status
+
+
+async def test_a_fill_lost_in_an_outage_stops_the_process_and_a_restart_fills_once(
+    stoppable_postgres: StoppablePostgres,
+) -> None:
+    """The venue fills the order's second half while the database is down: the service is
+    unsound, the watch says so on ``/readyz`` and ``/healthz`` (503) and stops the process,
+    which ends with :class:`ProcessFailed`; restarted on the same bus, it resumes the order and
+    the uncommitted trade comes again: two fills of 0.1, each stored once."""
+    url = stoppable_postgres.database("mdp")
+    await asyncio.to_thread(funded, url)
+    process = ProcessSettings(
+        url, TokenSettings(keys=tokens.keyset()), port=0, paper=settings(),
+        store_connect_timeout_s=0.1,
+    )  # fmt: skip
+    headers = {"Authorization": f"Bearer {trader(ALICE)}"}
+    async with MemoryBus(topic_partitions={TICKS: 1}) as bus:
+        orders: list[str] = []
+        with pytest.raises(ProcessFailed, match="the venue is ahead of the store") as failed:
+            await _fill_lost(process, bus, stoppable_postgres, orders)
+        assert "after a failed filled" in str(failed.value)  # the step whose append failed
+        await asyncio.to_thread(stoppable_postgres.start)
+        async with (
+            running(process, bus) as server,
+            httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as alice,
+        ):
+            async with asyncio.timeout(FILLED_WITHIN_S):  # the trade not committed comes again
+                while await _status(alice, orders[0]) != "filled":
+                    await asyncio.sleep(0.05)
+            audit = (await alice.get("/trading/v1/events", params={"limit": 1000})).json()
+            filled = [item["event"] for item in audit["events"]
+                      if item["event"]["kind"] == "order-filled"]  # fmt: skip
+            assert [Decimal(event["quantity"]) for event in filled] == [Decimal("0.1")] * 2
+            assert (await alice.get("/readyz")).json()["checks"]["service"] == "ok"
+
+
+async def _fill_lost(
+    process: ProcessSettings, bus: MemoryBus, postgres: StoppablePostgres, orders: list[str]
+) -> None:
+    """Run the process until an order is half filled, stop the database, trade the rest: the
+    process stops by itself (its ``stop`` is set), answering 503 meanwhile. The order's URL
+    goes into ``orders``."""
+    stop, ticks = asyncio.Event(), bus.topic(TICKS)
+    headers = {"Authorization": f"Bearer {trader(ALICE)}"}
+    async with (
+        running(process, bus, stop=stop) as server,
+        httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as alice,
+    ):
+        placed = await alice.post(ORDERS, json=limit_buy("half", quantity="0.2"))
+        assert placed.status_code == 201, placed.text
+        orders.append(order_url := f"{ORDERS}/{placed.json()['order']['order_id']}")
+        trade_id = 0
+        async with asyncio.timeout(FILLED_WITHIN_S):  # the consumer joins at the newest trade
+            while await _status(alice, order_url) != "partially-filled":
+                trade_id += 1
+                await _trade(ticks, trade_id, "48900", "0.1")  # each fills 0.1
+                await asyncio.sleep(0.05)
+        assert (await alice.get("/readyz")).status_code == 200
+        await asyncio.to_thread(postgres.stop)
+        await _trade(ticks, trade_id + 1, "48900", "0.1")  # fills the rest: not stored
+        async with asyncio.timeout(FAILED_WITHIN_S):
+            await stop.wait()
+        ready = await alice.get("/readyz")
+        assert ready.status_code == 503
+        assert ready.json()["checks"]["service"] == "restart-required"
+        alive = await alice.get("/healthz")
+        assert alive.status_code == 503
+        assert alive.json()["checks"] == {"service": "restart-required"}
+        refused = await alice.post(ORDERS, json=limit_buy("after"))
+        assert (refused.status_code, refused.json()["code"]) == (503, "restart-required")
+
+
+async def test_the_commands_consumer_rides_out_an_outage_that_leaves_the_service_sound(
+    stoppable_postgres: StoppablePostgres, caplog: pytest.LogCaptureFixture
+) -> None:
+    """A command that fails before the venue acted (the database is down) leaves the service
+    sound: the consumer says so and subscribes again with backoff, the process keeps serving
+    (``service`` ok), and once the database is back the command is applied, once."""
+    url = stoppable_postgres.database("mdp")
+    await asyncio.to_thread(funded, url)
+    process = ProcessSettings(
+        url, TokenSettings(keys=tokens.keyset()), port=0, store_connect_timeout_s=0.1
+    )
+    headers = {"Authorization": f"Bearer {trader(ALICE)}"}
+    stop = asyncio.Event()
+    async with (
+        MemoryBus() as bus,
+        running(process, bus, stop=stop) as server,
+        httpx.AsyncClient(base_url=server.url, headers=headers, timeout=60) as alice,
+    ):
+        await asyncio.to_thread(stoppable_postgres.stop)
+        await send(bus, TRADING_COMMANDS_CODEC, [_command_buy("bot-outage")])
+        async with asyncio.timeout(FAILED_WITHIN_S):
+            while not any("trading.commands: the event store" in r.getMessage()
+                          for r in caplog.records):  # fmt: skip
+                await asyncio.sleep(0.05)
+        assert not stop.is_set()
+        assert (await alice.get("/readyz")).json()["checks"]["service"] == "ok"
+        await asyncio.to_thread(stoppable_postgres.start)
+        async with asyncio.timeout(FAILED_WITHIN_S):  # the round comes again, and is stored
+            while not (submitted := await _submitted(alice, "bot-outage")):
+                await asyncio.sleep(0.1)
+        await send(bus, TRADING_COMMANDS_CODEC, [_command_buy("bot-after")])
+        async with asyncio.timeout(FILLED_WITHIN_S):
+            while not await _submitted(alice, "bot-after"):
+                await asyncio.sleep(0.05)
+        assert await _submitted(alice, "bot-outage") == submitted == 1  # once
+        assert not stop.is_set()
+
+
+def _command_buy(client_order_id: str) -> tc.PlaceOrder:
+    return tc.PlaceOrder(
+        account=ALICE, client_order_id=client_order_id, instrument=XBT, side=OrderSide.BUY,
+        type=OrderType.LIMIT, quantity=Decimal("0.1"), price=Decimal(48000),
+    )  # fmt: skip
+
+
+async def _submitted(alice: httpx.AsyncClient, client_order_id: str) -> int:
+    """How many orders of ``client_order_id`` the event store holds (0 while it is down)."""
+    answer = await alice.get("/trading/v1/events", params={"limit": 1000})
+    if answer.status_code == 503:
+        return 0
+    events = [item["event"] for item in answer.json()["events"]]
+    return sum(1 for event in events if event["kind"] == "order-submitted"
+               and event["client_order_id"] == client_order_id)  # fmt: skip
 
 
 def _lists(answer: httpx.Response, count: int) -> bool:

@@ -401,6 +401,43 @@ async def test_a_store_failure_after_the_venue_acted_stops_the_service_until_a_r
     assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(1))
 
 
+async def test_a_load_that_fails_after_the_venue_filled_stops_the_service_until_a_restart(
+    database: Database,
+) -> None:
+    """The account is not cached when the trade comes (another command's failed append
+    dropped it): the venue has filled, the load fails, so the service is unsound (it says so
+    once, with the reason) and refuses everything; a new one fills the order once."""
+    told: list[str] = []
+    trading = TradingService(
+        database, PaperMatcher(settings()), clock=Clock(), on_unsound=told.append
+    )
+    await trading.deposit(ACCOUNT, "USDT", D(10_000))
+    await trading.on_ticks([trade(1, "100", "1")])
+    placed = (await trading.place(order("a", BUY, LIMIT, "1", price=D(99)))).order
+    trading._aggregates.clear()  # as after a failed append of the account
+
+    def down(*args: object) -> object:
+        raise StoreUnavailableError("the database is down")
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trading._repository, "load", down)
+        with pytest.raises(StoreUnavailableError):
+            await trading.on_ticks([trade(2, "98")])
+    assert trading.unsound is not None
+    assert "failed settle" in trading.unsound
+    assert told == [trading.unsound]
+    with pytest.raises(ServiceError) as stopped:
+        await trading.on_ticks([trade(3, "98")])
+    assert stopped.value.code == "restart-required"
+    assert told == [trading.unsound]  # told once
+    restarted = service(database)
+    await restarted.resume()
+    await restarted.on_ticks([trade(2, "98")])
+    filled = (await restarted.book(ACCOUNT)).orders[placed.order_id]
+    assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(1))
+    assert stored(database).orders[placed.order_id] == filled
+
+
 async def test_a_store_failure_before_the_venue_acted_leaves_the_service_sound(
     database: Database,
 ) -> None:
