@@ -28,7 +28,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
-from typing import Annotated, Any, Final, TypeVar
+from typing import Annotated, Any, ClassVar, Final, TypeVar
 
 import msgspec
 from starlette.applications import Starlette
@@ -51,7 +51,7 @@ from auth.relay import relay_events
 from auth.service import AccessToken, AuthService, Session
 from auth.settings import AuthSettings
 from auth.store import ApiKey, AuthStore
-from core.secrets import Secret
+from core.secrets import MaskedFields, Secret
 from core.topics import AUTH_EVENTS
 from storage.unavailable import DatabaseUnavailableError
 from streams.bus import Bus
@@ -67,12 +67,16 @@ JWKS_MAX_AGE_S: Final = 60
 log = logging.getLogger(__name__)
 
 
-class Credentials(msgspec.Struct, forbid_unknown_fields=True):
+class Credentials(MaskedFields, msgspec.Struct, forbid_unknown_fields=True):
+    masked: ClassVar[frozenset[str]] = frozenset({"password"})
+
     email: _Email
     password: _Password
 
 
-class RefreshBody(msgspec.Struct, forbid_unknown_fields=True):
+class RefreshBody(MaskedFields, msgspec.Struct, forbid_unknown_fields=True):
+    masked: ClassVar[frozenset[str]] = frozenset({"refresh_token"})
+
     refresh_token: _Token
 
 
@@ -81,7 +85,9 @@ class NewKeyBody(msgspec.Struct, forbid_unknown_fields=True):
     scopes: Annotated[list[Annotated[str, msgspec.Meta(max_length=16)]], msgspec.Meta(max_length=4)]
 
 
-class KeyTokenBody(msgspec.Struct, forbid_unknown_fields=True):
+class KeyTokenBody(MaskedFields, msgspec.Struct, forbid_unknown_fields=True):
+    masked: ClassVar[frozenset[str]] = frozenset({"api_key"})
+
     api_key: _Token
 
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
-from typing import Final
+from typing import ClassVar, Final
 from urllib.parse import unquote
 
 MASK: Final = "***"
@@ -40,6 +40,20 @@ class Secret:
 
     def __repr__(self) -> str:
         return f"Secret({MASK!r})"
+
+
+class MaskedFields:
+    """A mixin for a ``msgspec.Struct`` that carries a secret (a request or answer body with a
+    password, a token or a signing secret): its :attr:`masked` fields show as ``***`` in
+    ``repr`` and ``str``. Put it first among the bases, before ``msgspec.Struct``."""
+
+    __slots__ = ()
+    masked: ClassVar[frozenset[str]] = frozenset()
+
+    def __repr__(self) -> str:
+        names: tuple[str, ...] = getattr(self, "__struct_fields__", ())
+        shown = (f"{n}={MASK if n in self.masked else repr(getattr(self, n))}" for n in names)
+        return f"{type(self).__name__}({', '.join(shown)})"
 
 
 @dataclass(frozen=True, slots=True)

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Final
+from typing import Any, ClassVar, Final
 
 import msgspec
 
 from core.alerts import Arming, Condition, Source
+from core.secrets import MaskedFields
 from main_api.views import AlertView, Firing, Notification, Profile, Watchlist
 from main_api.webhooks.event import WebhookEvent
 from main_api.webhooks.views import Delivery, Webhook
@@ -96,8 +97,10 @@ class WebhookBody(msgspec.Struct, kw_only=True):
     url: str
 
 
-class NewSecret(msgspec.Struct):
+class NewSecret(MaskedFields, msgspec.Struct):
     """An endpoint and its signing secret: shown this once."""
+
+    masked: ClassVar[frozenset[str]] = frozenset({"secret"})
 
     webhook: Webhook
     secret: str

@@ -15,12 +15,12 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Final, Protocol
+from typing import Any, ClassVar, Final, Protocol
 
 import httpx
 import msgspec
 
-from core.secrets import Secret
+from core.secrets import MaskedFields, Secret
 from sdk.closing import OwnsHttp
 from sdk.errors import AUTH_UNAVAILABLE, SdkError
 
@@ -48,7 +48,9 @@ class TokenSource(Protocol):
     async def access_token(self) -> AccessToken: ...
 
 
-class _Session(msgspec.Struct):
+class _Session(MaskedFields, msgspec.Struct):
+    masked: ClassVar[frozenset[str]] = frozenset({"refresh_token", "access_token"})
+
     access_token: str
     expires_in: int
     plan: str

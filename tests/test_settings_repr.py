@@ -1,16 +1,22 @@
 """No settings object prints a database password: the ones holding a database URL keep it out
-of their ``repr`` (``field(repr=False)``), and no dataclass of the installed packages holds a
-credential in a plain ``str`` field that its ``repr`` shows."""
+of their ``repr`` (``field(repr=False)``), no dataclass of the installed packages holds a
+credential in a plain ``str`` field that its ``repr`` shows, and no message type (a
+``msgspec.Struct``: request and answer bodies) shows one either (``core.secrets.MaskedFields``)."""
 
 from __future__ import annotations
 
 import ast
+import importlib
+import pkgutil
 import re
 from pathlib import Path
 
+import msgspec
 import pytest
 
 from access.settings import TokenSettings
+from auth.app import Credentials
+from core.secrets import MASK, MaskedFields
 from main_api.settings import MainApiSettings
 from main_api.webhooks.store import Claimed
 from tests.test_import_graph import REPO, runtime_packages
@@ -105,3 +111,42 @@ def credential_fields_of(root: Path) -> list[str]:
 @pytest.mark.parametrize("package", runtime_packages())
 def test_no_dataclass_shows_a_credential_in_its_repr(package: str) -> None:
     assert credential_fields_of(REPO / package) == []
+
+
+STRUCT_CREDENTIAL = re.compile(r"(^|_)(password|secret|token|api_key)$")
+"""A message field that holds a credential (``previous_secret_until`` is a time)."""
+
+
+def struct_credentials(package: str) -> list[str]:
+    """``module.Class.field`` of each ``msgspec.Struct`` field of ``package`` named as a
+    credential and not masked."""
+    found = []
+    for info in pkgutil.walk_packages([str(REPO / package)], f"{package}."):
+        module = importlib.import_module(info.name)
+        for obj in vars(module).values():
+            if not (
+                isinstance(obj, type)
+                and issubclass(obj, msgspec.Struct)
+                and obj.__module__ == module.__name__
+            ):
+                continue
+            masked = obj.masked if issubclass(obj, MaskedFields) else frozenset()
+            found += [
+                f"{module.__name__}.{obj.__name__}.{name}"
+                for name in obj.__struct_fields__
+                if STRUCT_CREDENTIAL.search(name) and name not in masked
+            ]
+    return found
+
+
+@pytest.mark.parametrize("package", runtime_packages())
+def test_no_message_type_shows_a_credential_in_its_repr(package: str) -> None:
+    assert struct_credentials(package) == []
+
+
+def test_a_masked_message_shows_its_other_fields_and_never_the_secret() -> None:
+    body = Credentials("ada@example.com", PASSWORD)
+    for shown in (repr(body), str(body), f"{body}"):
+        assert PASSWORD not in shown
+        assert shown == f"Credentials(email='ada@example.com', password={MASK})"
+    assert msgspec.json.decode(msgspec.json.encode(body), type=Credentials) == body
