@@ -27,16 +27,14 @@ from main_api.settings import DEFAULT_SCHEMA, PlanLimits
 from main_api.tables import (
     CHANGES_LOCK,
     DDL,
-    FIRED_INSERT,
-    NOTIFICATION_INSERT,
+    FIRINGS_RECORD,
     NOTIFY_CHANNEL,
-    ONCE_FIRED,
     SCHEMA_LOCK,
     STATUS_NOW,
     alert_of,
     alert_params,
-    firing_columns,
     firing_of,
+    firings_document,
     notification_of,
     watchlist_of,
 )
@@ -491,33 +489,36 @@ async def record_firings_in(
     conn: Connection, events: Sequence[AlertFired], now_ns: int
 ) -> list[str]:
     """Record ``events`` (a round's firings, or one: :meth:`MainStore.record_firing`) in the
-    caller's transaction ``conn``, set-wise: the fired rows in one statement, keyed by
-    ``fire_id`` (a repeat, from a replay or another evaluator, is dropped), then, for the new
-    ones only, their notifications, their webhook deliveries and the end of the ``once``
-    alerts among them, a statement each. The change feed's lock is taken once, first, so
-    fired rows' ``seq`` commit in order too (the relay to ``alerts.events`` reads them by
-    ``seq``). The ``fire_id`` of each firing new to the database, in order."""
+    caller's transaction ``conn``, set-wise: one statement (:data:`FIRINGS_RECORD`) keeps the
+    fired rows, keyed by ``fire_id`` (a repeat, from a replay or another evaluator, is
+    dropped), and for the new ones only their notifications and the end of the ``once``
+    alerts among them; then the webhook deliveries of the new firings whose account has an
+    endpoint (their bodies built for those only), one statement when there are any. The
+    change feed's lock is taken once, first, so fired rows' ``seq`` commit in order too (the
+    relay to ``alerts.events`` reads them by ``seq``). The ``fire_id`` of each firing new to
+    the database, in order."""
     if not events:
         return []
     await _change(conn)
-    cursor = await conn.execute(FIRED_INSERT, firing_columns(events, now_ns))
-    new = [row["fire_id"] for row in await cursor.fetchall()]
-    if not new:
+    params = {"firings": firings_document(events), "now": now_ns, "once": Arming.ONCE.value}
+    rows = await (await conn.execute(FIRINGS_RECORD, params)).fetchall()
+    if not rows:
         return []
-    firsts: dict[str, AlertFired] = {}
-    for event in events:
-        firsts.setdefault(event.fire_id, event)
-    await conn.execute(NOTIFICATION_INSERT, {"new": new})
-    hooks = {
-        "fire_ids": new, "accounts": [firsts[fire_id].account for fire_id in new],
-        "bodies": [event_body(firsts[fire_id], now_ns) for fire_id in new], "now": now_ns,
-    }  # fmt: skip
-    if (await conn.execute(webhook_tables.ENQUEUE, hooks)).rowcount:
-        await conn.execute("SELECT pg_notify(%s, '')", (webhook_tables.CHANNEL,))
-    cursor = await conn.execute(ONCE_FIRED, {"new": new, "now": now_ns, "once": Arming.ONCE.value})
-    changed = [row["change_seq"] for row in await cursor.fetchall()]
-    if changed:
-        await _notify(conn, max(changed))
+    new = [row["fire_id"] for row in rows]
+    hooked = [row["fire_id"] for row in rows if row["hooked"]]
+    if hooked:
+        firsts: dict[str, AlertFired] = {}
+        for event in events:
+            firsts.setdefault(event.fire_id, event)
+        hooks = {
+            "fire_ids": hooked, "accounts": [firsts[fire_id].account for fire_id in hooked],
+            "bodies": [event_body(firsts[fire_id], now_ns) for fire_id in hooked], "now": now_ns,
+        }  # fmt: skip
+        if (await conn.execute(webhook_tables.ENQUEUE, hooks)).rowcount:
+            await conn.execute("SELECT pg_notify(%s, '')", (webhook_tables.CHANNEL,))
+    changed = rows[0]["changed"]
+    if changed is not None:
+        await _notify(conn, changed)
     return new
 
 

@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from decimal import Decimal
 from typing import Any, Final
 
+import msgspec
 from psycopg.rows import DictRow
 
 from core.alerts import AlertFired, AlertSpec, Arming, Condition, Source
@@ -162,47 +163,44 @@ FIRED_COLUMNS: Final = (
 )  # fmt: skip
 _FIRED_TYPES: Final = (
     "text", "text", "bigint", "text", "text", "numeric", "numeric", "bigint", "bigint", "bigint",
-    "boolean", "bigint",
+    "boolean",
 )  # fmt: skip
+_json: Final = msgspec.json.Encoder(decimal_format="string")
 
 
-def firing_columns(events: Sequence[AlertFired], now_ns: int) -> dict[str, list[Any]]:
-    """The fired rows of ``events`` (:func:`firing_rows`) as one array per column, for
-    :data:`FIRED_INSERT`; a ``fire_id`` repeated in ``events`` is kept once (its first)."""
-    columns: dict[str, list[Any]] = {name: [] for name in FIRED_COLUMNS}
-    seen: set[str] = set()
+def firings_document(events: Sequence[AlertFired]) -> str:
+    """The fired rows of ``events`` (:func:`firing_rows`, ``recorded_at`` apart) as one JSON
+    array, in order, for :data:`FIRINGS_RECORD`; a ``fire_id`` repeated in ``events`` is kept
+    once (its first). One parameter the server takes apart, rather than an array per column
+    built and sent value by value (a storm's round holds thousands)."""
+    firsts: dict[str, AlertFired] = {}
     for event in events:
-        if event.fire_id in seen:
-            continue
-        seen.add(event.fire_id)
-        fired, _ = firing_rows(event, now_ns)
-        for name, values in columns.items():
-            values.append(fired[name])
-    return columns
+        firsts.setdefault(event.fire_id, event)
+    return _json.encode(list(firsts.values())).decode()
 
 
-_UNNEST: Final = ", ".join(
-    f"%({name})s::{kind}[]" for name, kind in zip(FIRED_COLUMNS, _FIRED_TYPES, strict=True)
+_FIELDS: Final = ", ".join(
+    f"(e.doc ->> '{name}')::{kind}" for name, kind in zip(FIRED_COLUMNS, _FIRED_TYPES, strict=False)
 )
-FIRED_INSERT: Final = (
-    "INSERT INTO main_api_fired (" + ", ".join(FIRED_COLUMNS) + ") SELECT "
-    + ", ".join(FIRED_COLUMNS) + " FROM unnest(" + _UNNEST + ") WITH ORDINALITY AS f("
-    + ", ".join(FIRED_COLUMNS) + ", n) ORDER BY n ON CONFLICT DO NOTHING RETURNING fire_id"
+_NOTIFIED: Final = ", ".join(NOTIFICATION_COLUMNS[:-1])
+FIRINGS_RECORD: Final = (
+    "WITH f AS (INSERT INTO main_api_fired (" + ", ".join(FIRED_COLUMNS) + ") SELECT "
+    + _FIELDS + ", %(now)s FROM jsonb_array_elements(%(firings)s::jsonb) WITH ORDINALITY"
+    " AS e(doc, n) ORDER BY e.n ON CONFLICT DO NOTHING RETURNING seq, "
+    + ", ".join(FIRED_COLUMNS) + "),"
+    " n AS (INSERT INTO main_api_notifications (" + _NOTIFIED + ", created_at) SELECT "
+    + _NOTIFIED + ", recorded_at FROM f ORDER BY seq ON CONFLICT DO NOTHING),"
+    " o AS (UPDATE main_api_alerts AS a SET status = 'fired', updated_at = %(now)s,"
+    " change_seq = nextval('main_api_change_seq') FROM f"
+    " WHERE a.alert_id = ANY(ARRAY(SELECT alert_id FROM f)) AND a.alert_id = f.alert_id"
+    " AND a.account = f.account AND a.status = 'active' AND a.arming = %(once)s"
+    " RETURNING a.change_seq)"
+    " SELECT f.fire_id, EXISTS (SELECT FROM main_api_webhooks AS w WHERE w.account = f.account)"
+    " AS hooked, (SELECT max(change_seq) FROM o) AS changed FROM f ORDER BY f.seq"
 )  # fmt: skip
-"""A round's fired rows in one statement, ``seq`` in their order; the ``fire_id`` of each
-row new to the table (a repeat is dropped)."""
-NOTIFICATION_INSERT: Final = (
-    "INSERT INTO main_api_notifications (fire_id, account, alert_id, instrument, condition,"
-    " threshold, price, ts, gap, created_at) SELECT fire_id, account, alert_id, instrument,"
-    " condition, threshold, price, ts, gap, recorded_at FROM main_api_fired"
-    " WHERE fire_id = ANY(%(new)s::text[]) ORDER BY seq ON CONFLICT DO NOTHING"
-)
-"""The notifications of the fired rows just recorded (``new``: their ``fire_id``)."""
-ONCE_FIRED: Final = (
-    "UPDATE main_api_alerts AS a SET status = 'fired', updated_at = %(now)s,"
-    " change_seq = nextval('main_api_change_seq') FROM main_api_fired AS f"
-    " WHERE f.fire_id = ANY(%(new)s::text[]) AND a.account = f.account"
-    " AND a.alert_id = f.alert_id AND a.status = 'active' AND a.arming = %(once)s"
-    " RETURNING a.change_seq"
-)
-"""The ``once`` alerts among the new firings' are over (each a change of the feed)."""
+"""A round's firings in one statement, with the parameters ``firings``
+(:func:`firings_document`), ``now`` and ``once``: the fired rows, ``seq`` in their order (a
+``fire_id`` already there is dropped), and for the new ones only their notifications and the
+end of the ``once`` alerts among them (each a change of the feed). One row per new firing, in
+``seq`` order: its ``fire_id``, whether its account has a webhook endpoint (``hooked``) and the
+last change number taken (``changed``, NULL when no alert ended)."""

@@ -51,12 +51,12 @@ _SAVE: Final = (
 )
 _UPSERT: Final = (
     "INSERT INTO main_api_evaluator_rows (owner, topic, partition, kind, id, data)"
-    " SELECT %s, * FROM unnest(%s::text[], %s::integer[], %s::text[], %s::text[], %b::bytea[])"
+    " SELECT %s, * FROM unnest(%b::text[], %b::integer[], %b::text[], %b::text[], %b::bytea[])"
     " ON CONFLICT (owner, topic, partition, kind, id) DO UPDATE SET data = excluded.data"
 )
 _DELETE: Final = (
     "DELETE FROM main_api_evaluator_rows WHERE owner = %s AND kind = 'alert'"
-    " AND (topic, partition, id) IN (SELECT * FROM unnest(%s::text[], %s::integer[], %s::text[]))"
+    " AND (topic, partition, id) IN (SELECT * FROM unnest(%b::text[], %b::integer[], %b::text[]))"
 )
 
 

@@ -6,12 +6,16 @@ notifications are read and unread; the change feed gives every alert change in o
 from __future__ import annotations
 
 import asyncio
+import json
+from decimal import Decimal
 
+import msgspec
 import psycopg
 
 from core.alerts import AlertSpec
 from main_api.changes import AlertChanges, AlertGone, follow
-from main_api.tables import NOTIFY_CHANNEL, firing_rows
+from main_api.store import record_firings_in
+from main_api.tables import NOTIFY_CHANNEL, firing_rows, firings_document
 from tests.main_api.conftest import ALICE, Api
 from tests.main_api.test_accounts import ABOVE, fired_for
 
@@ -45,6 +49,46 @@ def test_the_rows_of_a_firing_are_keyed_by_its_fire_id() -> None:
     assert (fired["recorded_at"], notification["created_at"], notification["account"]) == (
         5, 5, ALICE
     )  # fmt: skip
+
+
+def test_a_rounds_document_keeps_each_fire_id_once_in_order_with_exact_decimals() -> None:
+    first = fired_for(ALICE, "a-1")
+    repeat = msgspec.structs.replace(first, price=Decimal("1"))
+    other = msgspec.structs.replace(
+        fired_for(ALICE, "a-2"), price=Decimal("0.000000012345678901234567"), trade_id=None,
+        candle_open_time=1_700_000_000_000_000_000, gap=True,
+    )  # fmt: skip
+    rows = json.loads(firings_document([first, other, repeat]))
+    assert [(r["fire_id"], Decimal(r["price"])) for r in rows] == [
+        ("a-1:1", Decimal("100.5")), ("a-2:1", Decimal("0.000000012345678901234567"))
+    ]  # fmt: skip
+    assert (rows[1]["trade_id"], rows[1]["candle_open_time"], rows[1]["gap"]) == (
+        None, 1_700_000_000_000_000_000, True
+    )  # fmt: skip
+
+
+async def test_a_round_recorded_in_one_statement_reads_back_exactly(api: Api) -> None:
+    alice = api.client(ALICE)
+    rearm = {**ABOVE, "arming": "rearm", "cooldown_s": 60}
+    alert_id = (await alice.post("/alerts", json=rearm)).json()["alert"]["alert_id"]
+    candle = msgspec.structs.replace(
+        fired_for(ALICE, alert_id, 2), threshold=Decimal("1.5E+2"),
+        price=Decimal("0.000000012345678901234567"), trade_id=None, candle_open_time=60, gap=True,
+    )  # fmt: skip
+    async with api.store.transaction() as conn:
+        new = await record_firings_in(conn, [fired_for(ALICE, alert_id), candle], now_ns=9)
+    assert new == [f"{alert_id}:1", f"{alert_id}:2"]
+    fired = (await alice.get(f"/alerts/{alert_id}/fired")).json()["fired"]
+    got = [
+        (f["fire_id"], f["threshold"], Decimal(f["price"]), f["trade_id"], f["gap"]) for f in fired
+    ]
+    assert got == [
+        (f"{alert_id}:1", "100", Decimal("100.5"), 7, False),
+        (f"{alert_id}:2", "150", Decimal("0.000000012345678901234567"), None, True),
+    ]  # fmt: skip
+    assert fired[1]["candle_open_time"] == 60
+    listed = (await alice.get("/notifications")).json()
+    assert [n["fire_id"] for n in listed["notifications"]] == [f"{alert_id}:2", f"{alert_id}:1"]
 
 
 async def test_notifications_are_marked_read_one_or_all(api: Api) -> None:
