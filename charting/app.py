@@ -8,13 +8,15 @@ Two ways to make it:
   its own lifespan (``mdp api``, or any ASGI server).
 
 Either way the app checks tokens as its settings say (:mod:`charting.gate`): its lifespan
-fetches the key set, and, given a ``bus``, reads ``auth.events`` into the revocations.
+fetches the key set, and, given a ``bus`` (or ``open_bus``, a bus the app opens and closes in
+its lifespan: ``mdp api --bus kafka``), reads ``auth.events`` into the revocations.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager
 
 import psycopg
 from starlette.applications import Starlette
@@ -56,18 +58,27 @@ def create_app(
 
 
 def create_app_for_url(
-    database_url: str, settings: ApiSettings | None = None, bus: Bus | None = None
+    database_url: str,
+    settings: ApiSettings | None = None,
+    bus: Bus | None = None,
+    *,
+    open_bus: Callable[[], AbstractAsyncContextManager[Bus]] | None = None,
 ) -> Starlette:
     """The app over the database at ``database_url``, opened for the app's lifespan;
-    revocations read from ``bus`` (the caller's) when given."""
+    revocations read from ``bus`` (the caller's) when given, or from the bus ``open_bus()``
+    opens for the app's lifespan."""
     ctx = Context(settings or ApiSettings())
 
     @contextlib.asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
-        async with (
-            checking(ctx.gate, bus),
-            PostgresReads.open(database_url, max_size=ctx.settings.pool_size) as history,
-        ):
+        async with contextlib.AsyncExitStack() as stack:
+            revocations = bus
+            if open_bus is not None:
+                revocations = await stack.enter_async_context(open_bus())
+            await stack.enter_async_context(checking(ctx.gate, revocations))
+            history = await stack.enter_async_context(
+                PostgresReads.open(database_url, max_size=ctx.settings.pool_size)
+            )
             ctx.history = history
             try:
                 yield

@@ -9,10 +9,21 @@ A tick batch is where a trace starts: the sampler decides once per batch
 (:func:`telemetry.tracing.sampled_root`); a sampled batch is published inside an
 ``ingest.publish`` span and carries its context in the record's headers, so the engine, the
 writer and the gateways trace it on. An unsampled batch carries no header.
+
+A publish the bus refuses for a while (Kafka away longer than its request timeout: the
+producer gives the batch up, :class:`~streams.bus.BusError`) is tried again, the same record,
+with backoff, for as long as it takes (:func:`streams.retry.until_available`): the feed is held
+back meanwhile (a live venue's bounded queue fills; a replay waits), the ``bus`` check reads
+``blocked``, and the outage is told once, every 30 s while it lasts, and at its end. A record
+too large for the bus, or a closed bus, is the caller's. A record the broker had stored before
+its answer was lost goes out twice; the engine drops the repeated trade ids and the writer
+skips the rows it has.
 """
 
 from __future__ import annotations
 
+import logging
+import math
 import time
 from collections.abc import AsyncIterable, Callable
 from dataclasses import dataclass, field
@@ -24,9 +35,13 @@ from core.gaps import FeedGap
 from core.ticks import TickBatch
 from core.topics import TICKS, TICKS_REJECTED
 from ingest.files import BadRow
-from streams.bus import Bus, Headers
+from streams.bus import Bus, BusClosedError, BusError, Headers, MessageTooLargeError
+from streams.outage import Backoff
+from streams.retry import until_available
 from telemetry.metrics import INGEST_BATCHES, INGEST_GAPS, INGEST_TICKS, PerVenue, count_reject
 from telemetry.tracing import headers_now, sampled_root
+
+log = logging.getLogger(__name__)
 
 SOURCE = "ingest"
 PUBLISH_SPAN = "ingest.publish"
@@ -57,6 +72,10 @@ class FeedPublisher:
     bus: Bus
     stats: FeedStats = field(default_factory=FeedStats)
     clock: Callable[[], float] = time.monotonic
+    say: Callable[[str], object] = log.warning
+    """Where an outage of the bus is told."""
+    backoff: Callable[[], Backoff] = Backoff
+    """The pauses between the attempts of one publish."""
     sending_since: float | None = None
     """When the publish under way began (``None``: none is)."""
     _rejects: list[codecs.RejectedMessage] = field(default_factory=list)
@@ -88,7 +107,17 @@ class FeedPublisher:
     async def _send(self, topic: str, key: bytes, value: bytes, headers: Headers = ()) -> None:
         self.sending_since = self.clock()
         try:
-            await self.bus.topic(topic).publish(key, value, headers=headers)
+            await until_available(
+                lambda: self.bus.topic(topic).publish(key, value, headers=headers),
+                "bus",
+                within_s=math.inf,
+                backoff=self.backoff(),
+                clock=self.clock,
+                retry_on=(BusError,),
+                unless=(MessageTooLargeError, BusClosedError),
+                then="holding the feed back, retrying",
+                say=self.say,
+            )
         finally:
             self.sending_since = None
 

@@ -38,6 +38,7 @@ async def until_available(
     backoff: Backoff | None = None,
     clock: Callable[[], float] = time.monotonic,
     retry_on: tuple[type[BaseException], ...] = (ConnectionError,),
+    unless: tuple[type[BaseException], ...] = (),
     describe: Callable[[BaseException], str] = _first_words,
     then: str = "waiting for it",
     say: Callable[[str], object] = log.warning,
@@ -45,8 +46,9 @@ async def until_available(
 ) -> T:
     """The result of ``attempt()``, called again after each error of ``retry_on`` (by
     default :class:`ConnectionError`, which a
-    :class:`~storage.unavailable.DatabaseUnavailableError` is) with a growing pause, until it
-    succeeds or ``within_s`` seconds have passed, when the last error is raised.
+    :class:`~storage.unavailable.DatabaseUnavailableError` is; but not one of ``unless``,
+    raised at once) with a growing pause, until it succeeds or ``within_s`` seconds have
+    passed (``math.inf``: for ever), when the last error is raised.
 
     The outage is told to ``say`` (by default this module's log, as warnings) as
     :class:`~streams.outage.OutageLog` says: a line when it begins (``what``, the error as
@@ -60,7 +62,7 @@ async def until_available(
             result = await attempt()
         except retry_on as exc:
             now = clock()
-            if now >= deadline:
+            if now >= deadline or isinstance(exc, unless):
                 raise
             line = outage.failed(now, describe(exc))
             if line is not None:

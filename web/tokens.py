@@ -14,14 +14,23 @@ Without a key set (neither ``jwks_url`` nor ``keys``) the gate checks nothing an
 gets :data:`OPEN`, as on a private machine; a service that must never run so (trading) refuses
 such settings itself. :func:`checking` keeps the key set fetched and the revocations followed
 while an app runs.
+
+Following the revocations never ends on its own while the app runs (:class:`Revocations`): a
+read that fails (the bus away when the consumer starts, a fetch error; or a bug) is told,
+once, every 30 s while it lasts and at its end, and tried again with backoff; meanwhile the
+process's ``revocations`` readiness check (``/readyz`` on the admin port) reads
+``unavailable``: revoked keys and plan changes are not being applied.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
+import threading
+import time
 import uuid
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from typing import Final
 
 from starlette.applications import Starlette
@@ -37,8 +46,10 @@ from access.verify import MAX_TOKEN_CHARS, TokenRefused
 from core.auth_events import AuthEvent, PlanClaims
 from core.intervals import NS_PER_SECOND
 from core.topics import AUTH_EVENTS
-from streams.bus import Bus, BusClosedError
-from streams.processor import Batch, Outcome, Processor
+from streams.bus import Bus, BusClosedError, BusError
+from streams.outage import Backoff, OutageLog
+from streams.processor import Batch, Outcome, Processor, Step
+from telemetry.readiness import READINESS
 from web.internal_errors import InternalErrors
 from web.problems import ProblemError, http_error_handler, problem_handler
 
@@ -47,6 +58,11 @@ OPEN: Final = Grant.anonymous(
                ws_conns=0, rpm=0, trade=False)
 )  # fmt: skip
 """The grant of every request when the gate checks no tokens."""
+
+log = logging.getLogger(__name__)
+
+READY_CHECK: Final = "revocations"
+"""The readiness check that fails while the revocations cannot be read."""
 
 
 def unauthorized(kind: str, detail: str, reason: str | None = None) -> ProblemError:
@@ -112,14 +128,96 @@ class TokenGate:
                 self.denylist.apply(message, now_s)
         return Outcome([], None)
 
-    def revocations(self, bus: Bus) -> Processor[None]:
-        """The loop that reads ``auth.events`` into the denylist: every instance reads every
-        event (a group of its own), from the oldest kept (an entry lasts until its tokens
-        have expired, so a restart learns what is still revoked)."""
+    def revocations(self, bus: Bus, step: Step[None] | None = None) -> Processor[None]:
+        """The loop that reads ``auth.events`` into the denylist (with ``step``, by default
+        :meth:`step`): every instance reads every event (a group of its own), from the oldest
+        kept (an entry lasts until its tokens have expired, so a restart learns what is still
+        revoked)."""
         group = f"{self.service}.revocations.{uuid.uuid4().hex[:12]}"
         return Processor(
-            bus, group, [AUTH_EVENTS], self.step, start="earliest", clock=self.tokens.clock
-        )
+            bus, group, [AUTH_EVENTS], step or self.step, start="earliest",
+            clock=self.tokens.clock,
+        )  # fmt: skip
+
+
+class Revocations:
+    """The gate's revocations followed on ``bus`` until :meth:`stop`, whatever fails: a failed
+    read is told (:class:`~streams.outage.OutageLog`) and tried again after a pause
+    (:class:`~streams.outage.Backoff`), in the same group (a repeat changes nothing).
+    :attr:`failing` holds from a failure until a read succeeds again."""
+
+    def __init__(
+        self,
+        gate: TokenGate,
+        bus: Bus,
+        *,
+        backoff: Backoff | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._gate = gate
+        self._processor = gate.revocations(bus, self._step)
+        self._backoff = backoff or Backoff()
+        self._clock = clock
+        self._outage = OutageLog(f"{gate.service}: auth.events", then="revocations wait; retrying")
+
+    @property
+    def failing(self) -> bool:
+        return self._outage.ongoing
+
+    def stop(self) -> None:
+        self._processor.stop()
+
+    async def run(self) -> None:
+        while True:
+            try:
+                await self._processor.run()
+                return  # stopped
+            except BusClosedError:  # the bus's owner closed it: nothing more to read
+                return
+            except Exception as exc:  # a BusError, or a bug: told, tried again, never silent
+                line = self._outage.failed(self._clock(), str(exc) or type(exc).__name__)
+                if line is not None:
+                    log.warning(line, exc_info=not isinstance(exc, BusError))
+            await asyncio.sleep(self._backoff.next_delay())
+
+    def _step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+        """A round came: the read works (again)."""
+        if self._outage.ongoing:
+            line = self._outage.recovered(self._clock())
+            self._backoff.reset()
+            log.warning("%s", line)
+        return self._gate.step(batch, now_ns, caught_up)
+
+
+class _Following:
+    """The process's followers, for its one ``revocations`` readiness check (the admin
+    server's thread reads it)."""
+
+    def __init__(self) -> None:
+        self._followers: list[Revocations] = []
+        self._lock = threading.Lock()
+        self._remove: Callable[[], None] | None = None
+
+    def add(self, follower: Revocations) -> None:
+        with self._lock:
+            self._followers.append(follower)
+            if self._remove is None:
+                self._remove = READINESS.add(READY_CHECK, self.check)
+
+    def discard(self, follower: Revocations) -> None:
+        with self._lock:
+            self._followers.remove(follower)
+            if not self._followers and self._remove is not None:
+                self._remove()
+                self._remove = None
+
+    def check(self) -> str | None:
+        with self._lock:
+            failing = any(follower.failing for follower in self._followers)
+        return "unavailable" if failing else None
+
+
+_FOLLOWING: Final = _Following()
 
 
 @contextlib.asynccontextmanager
@@ -132,8 +230,9 @@ async def checking(gate: TokenGate, bus: Bus | None) -> AsyncIterator[None]:
         if bus is None:
             yield
             return
-        follower = gate.revocations(bus)
-        task = asyncio.create_task(_follow(follower), name="auth.events")
+        follower = Revocations(gate, bus)
+        _FOLLOWING.add(follower)
+        task = asyncio.create_task(follower.run(), name="auth.events")
         try:
             yield
         finally:
@@ -141,11 +240,7 @@ async def checking(gate: TokenGate, bus: Bus | None) -> AsyncIterator[None]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-
-
-async def _follow(follower: Processor[None]) -> None:
-    with contextlib.suppress(BusClosedError):  # the bus's owner closed it: nothing to read
-        await follower.run()
+            _FOLLOWING.discard(follower)
 
 
 def service_app(routes: Sequence[BaseRoute], gate: TokenGate, bus: Bus | None) -> Starlette:

@@ -5,13 +5,16 @@ the OpenAPI document at ``/openapi.json`` and the chart page at ``/``, reading t
 at ``--database-url`` (default: ``DATABASE_URL``). The chart page gets its live candles from
 the WebSocket gateway at ``--ws-url``. With ``--jwks-url`` it checks every request's access
 token against the auth service's keys, and serves requests without one on the ``--anonymous``
-plan, if any. See ``docs/history-api.md``, ``docs/auth.md`` and ``docs/chart.md``.
+plan, if any; with ``--bus kafka`` (``$KAFKA_BOOTSTRAP``), revoked keys, sessions and accounts
+and plan changes on ``auth.events`` apply at once, not only when the token expires. See
+``docs/history-api.md``, ``docs/auth.md`` and ``docs/chart.md``.
 """
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import functools
 import sys
 from collections.abc import Sequence
 from typing import Any
@@ -19,7 +22,7 @@ from typing import Any
 import psycopg
 
 from mdp.admin_options import add_admin_options
-from mdp.cluster_options import say
+from mdp.cluster_options import kafka_bus, say
 from mdp.common_options import (
     add_database_option,
     add_interval_option,
@@ -72,6 +75,11 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
         metavar="SECONDS",
         help="a request's line and headers must arrive within this (default 10; 408 after)",
     )
+    parser.add_argument(
+        "--bus", choices=("none", "kafka"), default="none",
+        help="where revocations (auth.events) come from: kafka ($KAFKA_BOOTSTRAP), or none",
+    )  # fmt: skip
+    parser.set_defaults(command="api")  # the bus's client id, also as python -m
     add_token_options(parser, "no checks, everything is readable", "request")
     add_issuer_options(parser)
     add_tls_options(parser)
@@ -100,12 +108,15 @@ def run(args: argparse.Namespace) -> int:
             limits = dataclasses.replace(limits, head_timeout=args.head_timeout)
     except ValueError as exc:
         return _fail(str(exc))
+    if args.bus == "kafka" and not settings.tokens.checks_tokens:
+        return _fail("--bus kafka reads revocations: give --jwks-url too")
     try:  # a database that cannot be reached at start is one line, not a server's traceback
         wait_for_database(args, say("mdp api"))
     except psycopg.Error as exc:
         print(f"mdp api: error: {database_failure(args.database_url, exc)}", file=sys.stderr)
         return EXIT_FAILED
-    app = create_app_for_url(args.database_url.reveal(), settings)
+    open_bus = functools.partial(kafka_bus, args) if args.bus == "kafka" else None
+    app = create_app_for_url(args.database_url.reveal(), settings, open_bus=open_bus)
     started = run_until_stopped(
         app, args.host, args.port, log_level=args.log_level, limits=limits, tls=tls
     )

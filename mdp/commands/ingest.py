@@ -7,7 +7,9 @@ points it elsewhere, e.g. at a test server), or else the synthetic market in rea
 ``--batch-ticks``); bad file rows and venue frames go to ``md.ticks.rejected``, and the spans
 a venue feed may have missed (disconnects, skipped trade ids) go to ``md.ticks`` as feed gaps
 (docs/venues.md). The producer is idempotent with ``acks=all``: a batch counts as sent once
-every replica has it. Clean stop on Ctrl-C or SIGTERM.
+every replica has it. While Kafka is away the feed is held back and each batch tried again
+(a batch the producer held ``--request-timeout`` seconds is given up and sent anew), told on
+stderr when the outage begins, every 30 s, and when it ends. Clean stop on Ctrl-C or SIGTERM.
 """
 
 from __future__ import annotations
@@ -48,9 +50,11 @@ from mdp.feed_options import (
     symbols_of,
     venue_settings,
 )
+from streams.bus import BusError
 from streams.kafka.bus import KafkaBus
+from streams.kafka.log_limits import limit_client_logs
 from streams.kafka.retry import BrokerUnavailableError
-from streams.kafka.settings import KafkaSettings
+from streams.kafka.settings import DEFAULT_REQUEST_TIMEOUT, KafkaSettings
 
 _NAME = "mdp ingest"
 _TEN_YEARS = 10 * 365 * 86400.0
@@ -64,6 +68,12 @@ def add_parser(commands: Any) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     add_kafka_options(parser)
+    parser.add_argument(
+        "--request-timeout", type=float, default=DEFAULT_REQUEST_TIMEOUT,
+        metavar="SECONDS",
+        help="a batch Kafka has not taken within this is given up and sent again (default"
+        f" {DEFAULT_REQUEST_TIMEOUT:g})",
+    )  # fmt: skip
     feed = add_feed_options(parser)
     feed.add_argument(
         "--duration", type=float, help="synthetic: seconds of ticks (default: until stopped)"
@@ -83,7 +93,11 @@ def add_parser(commands: Any) -> None:
 def run(args: argparse.Namespace) -> int:
     tell = say(_NAME)
     try:
-        settings = kafka_settings(args, "mdp-ingest")
+        if args.request_timeout <= 0:
+            raise ValueError("--request-timeout must be positive")
+        settings = dataclasses.replace(
+            kafka_settings(args, "mdp-ingest"), request_timeout=args.request_timeout
+        )
         check_feed_options(args)
         if not 1 <= args.batch_ticks <= 15_000:
             raise ValueError("--batch-ticks must be within 1..15000 (a message holds ~1 MiB)")
@@ -94,7 +108,7 @@ def run(args: argparse.Namespace) -> int:
     except (ValueError, TickFileError) as exc:
         tell(f"error: {exc}")
         return EXIT_BAD_INPUT
-    except BrokerUnavailableError as exc:
+    except (BrokerUnavailableError, BusError) as exc:  # BusError: a closed bus, a record too large
         tell(f"error: {exc}")
         return EXIT_FAILED
 
@@ -115,10 +129,11 @@ async def _ingest(args: argparse.Namespace, settings: KafkaSettings) -> int:
         return feed_state(source)
 
     ready = ready_when({"bus": bus_check, "feed": feed_check})
+    limit_client_logs()  # a broker outage: the clients' errors once, then every 30 s
     async with contextlib.AsyncExitStack() as stack:
         stack.enter_context(ready)
         bus = await stack.enter_async_context(KafkaBus(settings, create_topics=False, say=tell))
-        publisher = FeedPublisher(bus)
+        publisher = FeedPublisher(bus, say=tell)
         source = _source(args, publisher)
         started = time.monotonic()
         feeding = asyncio.create_task(publisher.run(source))

@@ -5,8 +5,11 @@
   cluster's id, so offsets stored elsewhere (the storage writer's) are kept per cluster.
 - Records go to ``partition_for(key, partitions)`` computed here (murmur2, like Java's default
   partitioner), never to the client's choice. The producer is idempotent with ``acks=all``;
-  ``publish`` returns once the broker has the record. There is no bounded buffer: Kafka keeps
-  records by time and size, and producers never wait for consumers.
+  ``publish`` returns once the broker has the record. A producer that failed a send (a batch
+  given up after ``request_timeout`` with the broker away) is replaced by a new one at the
+  next send: the old one's sequence numbers no longer match the broker's. There is no
+  bounded buffer: Kafka keeps records by time and size, and producers never wait for
+  consumers.
 - ``topic(name)`` knows the partition counts of the topics that existed at ``start``; a topic
   it has not seen is looked up, and created with the bus's default partitions, by a short
   blocking admin call (the platform's own topics are made up front: ``mdp kafka topics``).
@@ -118,6 +121,9 @@ class KafkaBus(Bus):
         self._say = say
         self._admin: KafkaAdmin | None = None
         self._producer: AIOKafkaProducer | None = None
+        self._renew = False
+        self._renewing = asyncio.Lock()
+        self._retired: set[asyncio.Task[None]] = set()
         self._partitions: dict[str, int] = {}
         self._topics: dict[str, KafkaTopic] = {}
         self._subscriptions: set[KafkaSubscription] = set()
@@ -128,6 +134,10 @@ class KafkaBus(Bus):
             return self
         self._admin, self.cluster_id = await connect_admin(self.settings, self._say)
         self._partitions = await asyncio.to_thread(self._admin.partitions)
+        self._producer = await self._new_producer()
+        return self
+
+    async def _new_producer(self) -> AIOKafkaProducer:
         producer = AIOKafkaProducer(
             bootstrap_servers=self.settings.servers,
             client_id=f"{self.settings.client_id}-producer",
@@ -137,9 +147,35 @@ class KafkaBus(Bus):
             max_request_size=self.settings.max_message_bytes + 64 * 1024,
             request_timeout_ms=_ms(self.settings.request_timeout),
         )
-        await producer.start()
-        self._producer = producer
-        return self
+        try:
+            await producer.start()
+        except BaseException:
+            with contextlib.suppress(KafkaError):
+                await producer.stop()
+            raise
+        return producer
+
+    def _gave_up(self, producer: AIOKafkaProducer) -> None:
+        """``producer`` failed a send (a batch held ``request_timeout`` while the broker was
+        away is given up): its idempotence sequence is off from there, and the broker would
+        refuse each later batch as out of order, so the next send makes a new producer."""
+        if producer is self._producer:
+            self._renew = True
+
+    async def _sending_producer(self) -> AIOKafkaProducer:
+        """The producer to send with; a new one in place of one that gave up (raises
+        :class:`KafkaError` while no broker takes the new one)."""
+        if self._renew:
+            async with self._renewing:
+                if self._renew:
+                    self._check_open()
+                    fresh = await self._new_producer()
+                    old, self._producer, self._renew = self._producer, fresh, False
+                    if old is not None:  # its batches still held end on their own
+                        retiring = asyncio.create_task(_stop_quietly(old))
+                        self._retired.add(retiring)
+                        retiring.add_done_callback(self._retired.discard)
+        return self.producer
 
     async def __aenter__(self) -> Self:
         return await self.start()
@@ -199,8 +235,9 @@ class KafkaBus(Bus):
         for subscription in list(self._subscriptions):
             await subscription.close()
         if self._producer is not None:
-            with contextlib.suppress(KafkaError):
-                await self._producer.stop()
+            await _stop_quietly(self._producer)
+        if self._retired:
+            await asyncio.wait(self._retired)
         if self._admin is not None:
             await asyncio.to_thread(self._admin.close)
 
@@ -210,6 +247,11 @@ class KafkaBus(Bus):
 
     def _forget(self, subscription: KafkaSubscription) -> None:
         self._subscriptions.discard(subscription)
+
+
+async def _stop_quietly(producer: AIOKafkaProducer) -> None:
+    with contextlib.suppress(KafkaError):
+        await producer.stop()
 
 
 class KafkaTopic(Topic):
@@ -227,7 +269,10 @@ class KafkaTopic(Topic):
         self, items: Iterable[tuple[bytes, bytes]], *, headers: Headers = ()
     ) -> list[Record]:
         """Send every record at once (pipelined), then wait until the broker has them all."""
-        producer = self.bus.producer
+        try:
+            producer = await self.bus._sending_producer()
+        except KafkaError as exc:
+            raise BusError(f"publishing to {self.name} failed: {exc}") from exc
         if headers:
             check_headers(headers)
         headers = tuple(headers)
@@ -249,6 +294,7 @@ class KafkaTopic(Topic):
             except MessageSizeTooLargeError as exc:
                 raise MessageTooLargeError(f"record on {self.name}: {exc}") from exc
             except KafkaError as exc:
+                self.bus._gave_up(producer)
                 raise BusError(f"publishing to {self.name} failed: {exc}") from exc
             pending.append((key, value, partition, stamp, future))
         records = []
@@ -258,6 +304,7 @@ class KafkaTopic(Topic):
             except MessageSizeTooLargeError as exc:
                 raise MessageTooLargeError(f"record on {self.name}: {exc}") from exc
             except KafkaError as exc:
+                self.bus._gave_up(producer)
                 raise BusError(f"publishing to {self.name} failed: {exc}") from exc
             records.append(
                 Record(self.name, partition, metadata.offset, key, value, stamp * _MS, headers)

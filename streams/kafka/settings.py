@@ -6,6 +6,8 @@ from dataclasses import dataclass
 from typing import Final
 
 DEFAULT_BOOTSTRAP: Final = "127.0.0.1:9092"
+DEFAULT_REQUEST_TIMEOUT: Final = 30.0
+"""Seconds a request may wait for its broker; a producer gives up a batch held that long."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -24,7 +26,7 @@ class KafkaSettings:
     bootstrap: str = DEFAULT_BOOTSTRAP
     client_id: str = "mdp"
     connect_timeout: float | None = 60.0
-    request_timeout: float = 30.0
+    request_timeout: float = DEFAULT_REQUEST_TIMEOUT
     session_timeout: float = 10.0
     heartbeat_interval: float = 0.5
     max_poll_interval: float = 300.0

@@ -12,6 +12,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 
 from machine import free_port
 from storage import PostgresStore
@@ -62,16 +63,26 @@ def test_the_command_serves_the_api_until_terminated(migrated_database: str) -> 
             process.wait()
 
 
-def test_the_command_needs_a_database() -> None:
+@pytest.mark.parametrize(
+    ("options", "told"),
+    [
+        (["--database-url", ""], "DATABASE_URL"),
+        (  # revocations are read for the token checks: without a key set there are none
+            ["--database-url", "postgresql://127.0.0.1:1/none", "--bus", "kafka"],
+            "mdp api: error: --bus kafka reads revocations: give --jwks-url too",
+        ),
+    ],
+)
+def test_the_command_refuses_what_cannot_work(options: list[str], told: str) -> None:
     done = subprocess.run(
-        [sys.executable, "-m", "mdp.commands.api", "--database-url", ""],
+        [sys.executable, "-m", "mdp.commands.api", *options],
         cwd=REPO,
         capture_output=True,
         text=True,
         check=False,
     )
-    assert done.returncode == 2
-    assert "DATABASE_URL" in done.stderr
+    assert done.returncode == 2, done.stderr
+    assert told in done.stderr
 
 
 class _KeySetHandler(http.server.BaseHTTPRequestHandler):

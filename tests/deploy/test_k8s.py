@@ -55,8 +55,8 @@ SERVICE_FLOWS = {
     ("trading", "auth", 8010),
 }  # fmt: skip
 KAFKA_CLIENTS = {
-    "edge", "auth", "gateway", "main-api", "trading", "alerts", "worker", "writer", "ingest",
-    "kafka-topics",
+    "edge", "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer",
+    "ingest", "kafka-topics",
 }  # fmt: skip
 DATABASE_CLIENTS = {
     "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer", "db-migrate",

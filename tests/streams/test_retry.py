@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable
 
@@ -75,6 +76,21 @@ async def test_other_errors_are_not_retried() -> None:
 
     with pytest.raises(ValueError, match="a bug"):
         await until_available(attempt, "database")
+    assert calls == 1
+
+
+async def test_an_error_of_unless_is_raised_at_once_though_retry_on_names_its_kind() -> None:
+    calls = 0
+
+    async def attempt() -> None:
+        nonlocal calls
+        calls += 1
+        raise FileNotFoundError("the caller's to mend")
+
+    with pytest.raises(FileNotFoundError):
+        await until_available(
+            attempt, "disk", within_s=math.inf, retry_on=(OSError,), unless=(FileNotFoundError,)
+        )
     assert calls == 1
 
 
