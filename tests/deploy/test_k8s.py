@@ -10,6 +10,11 @@ or ``kubectl kustomize``), each overlay is rendered and checked whole: the schem
 probes and resources, a PodDisruptionBudget and a topology spread per workload, the
 NetworkPolicies' flows against the flows of docs/deploy.md, the mesh policies against the
 services and service accounts that exist, the autoscalers, and how the overlays differ.
+Every service serves its metrics on the admin port (http-admin, 9464), which the namespace
+monitoring alone reaches, past the mesh's port-level exception, to GET /metrics and health.
+
+The observability (deploy/k8s/monitoring) is rendered too: its sizes per environment, the
+platform's pods Prometheus scrapes and the collector the services send their spans to.
 """
 
 from __future__ import annotations
@@ -247,7 +252,7 @@ def test_a_manifest_with_an_unknown_field_or_a_bad_mode_is_refused() -> None:
     containers(deployment)[0]["livenessprobe"] = containers(deployment)[0]["livenessProbe"]
     with pytest.raises(kubernetes_validate.ValidationError):
         validate(deployment)
-    (peer, _) = load_all((K8S / "base" / "istio" / "peerauthentication.yaml").read_text())
+    peer = load_all((K8S / "base" / "istio" / "peerauthentication.yaml").read_text())[0]
     peer["spec"]["mtls"]["mode"] = "STRCT"
     with pytest.raises(jsonschema.ValidationError):
         validate(peer)
@@ -420,18 +425,59 @@ def test_the_services_without_http_are_probed_on_their_admin_port(overlay: str) 
         assert paths["livenessProbe"]["path"] == "/healthz", name
 
 
+def admin_options(name: str) -> tuple[str, str]:
+    """The options that set a service's admin port and its address: HAProxy's exporter for
+    the edge, the admin server of every other command."""
+    if name == "edge":
+        return "--metrics-port", "--metrics-host"
+    return "--admin-port", "--admin-host"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_prometheus_may_scrape_the_admin_port_of_the_services_without_http(
+def test_every_service_serves_its_metrics_on_the_admin_port_http_admin(overlay: str) -> None:
+    deployments = of_kind(rendered(overlay), "Deployment")
+    assert {doc["metadata"]["name"] for doc in deployments} == SERVICES
+    for doc in deployments:
+        name = doc["metadata"]["name"]
+        (container,) = containers(doc)
+        port, host = admin_options(name)
+        command = container["command"]
+        assert option_values(command, port) == [str(ADMIN_PORT)], name
+        assert option_values(command, host) == ["0.0.0.0"], name
+        ports = {entry["name"]: entry["containerPort"] for entry in container["ports"]}
+        assert ports["http-admin"] == ADMIN_PORT, name
+        assert list(ports.values()).count(ADMIN_PORT) == 1, name
+
+
+def monitoring_peer(peer: Doc) -> bool:
+    return peer.get("namespaceSelector", {}).get("matchLabels") == {
+        "kubernetes.io/metadata.name": "monitoring"
+    }
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_reaches_every_service_on_its_admin_port_and_nowhere_else(
     overlay: str,
 ) -> None:
-    policies = {doc["metadata"]["name"]: doc for doc in of_kind(rendered(overlay), "NetworkPolicy")}
-    for name in ADMIN_SERVICES:
-        (rule,) = policies[name]["spec"]["ingress"]
-        (source,) = rule["from"]
-        assert source["namespaceSelector"]["matchLabels"] == {
-            "kubernetes.io/metadata.name": "monitoring"
-        }, name
-        assert rule["ports"] == [{"protocol": "TCP", "port": ADMIN_PORT}], name
+    """Every ingress rule that admits the namespace monitoring admits it on 9464 alone (and
+    nobody else with it); every service's pods are admitted there."""
+    docs = rendered(overlay)
+    admitted: set[str] = set()
+    for policy in policies(docs):
+        spec = policy["spec"]
+        for rule in spec.get("ingress", []):
+            peers = rule.get("from", [])
+            if not any(monitoring_peer(peer) for peer in peers):
+                continue
+            name = policy["metadata"]["name"]
+            assert all(monitoring_peer(peer) and set(peer) == {"namespaceSelector"}
+                       for peer in peers), name  # fmt: skip
+            assert rule["ports"] == [{"protocol": "TCP", "port": ADMIN_PORT}], name
+            admitted |= {
+                doc["metadata"]["name"] for doc in pods(docs)
+                if selects(spec["podSelector"], pod_labels(doc))
+            }  # fmt: skip
+    assert admitted == SERVICES
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -630,15 +676,51 @@ def test_mtls_is_strict_for_the_whole_namespace(overlay: str) -> None:
     docs = rendered(overlay)
     default = named(docs, "PeerAuthentication", "default")
     assert default["spec"] == {"mtls": {"mode": "STRICT"}}
-    for peer in of_kind(docs, "PeerAuthentication"):
+    peers = of_kind(docs, "PeerAuthentication")
+    for peer in peers:
         assert peer["spec"]["mtls"]["mode"] == "STRICT"
-        for port, mode in peer["spec"].get("portLevelMtls", {}).items():
-            # only the edge's public port takes the load balancer's plain connections
-            assert (peer["spec"]["selector"]["matchLabels"], port, mode) == (
-                {"app": "edge"}, "8080", {"mode": "PERMISSIVE"}
-            )  # fmt: skip
     namespace = named(docs, "Namespace", NAMESPACE)
     assert namespace["metadata"]["labels"]["istio-injection"] == "enabled"
+    # the exceptions, port by port: the admin port of every service (Prometheus, outside the
+    # mesh) and the edge's public port (the load balancer); each pod has one policy of its own
+    for doc in of_kind(docs, "Deployment"):
+        name = doc["metadata"]["name"]
+        (own,) = [peer for peer in peers if "selector" in peer["spec"] and selects(
+            peer["spec"]["selector"], pod_labels(doc))]  # fmt: skip
+        plain = {"8080", str(ADMIN_PORT)} if name == "edge" else {str(ADMIN_PORT)}
+        assert own["spec"]["portLevelMtls"] == {
+            port: {"mode": "PERMISSIVE"} for port in plain
+        }, name  # fmt: skip
+    for peer in peers:
+        if "selector" in peer["spec"]:
+            chosen = [doc for doc in of_kind(docs, "Deployment") if selects(
+                peer["spec"]["selector"], pod_labels(doc))]  # fmt: skip
+            assert chosen, peer["metadata"]["name"]
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_admin_port_is_open_to_get_metrics_and_health_and_nothing_more(overlay: str) -> None:
+    """One ALLOW policy for every workload lets the admin port be read: GET of /metrics,
+    /healthz and /readyz on 9464 only. It can name no source (Prometheus's plain scrapes carry
+    no peer identity): the NetworkPolicies keep the port to the namespace monitoring."""
+    docs = rendered(overlay)
+    admin = [
+        policy for policy in of_kind(docs, "AuthorizationPolicy")
+        if any(str(ADMIN_PORT) in to["operation"].get("ports", [])
+               for rule in policy["spec"].get("rules", []) for to in rule.get("to", []))
+    ]  # fmt: skip
+    assert len(admin) == 1
+    (spec,) = [policy["spec"] for policy in admin]
+    assert "selector" not in spec
+    assert spec["action"] == "ALLOW"
+    assert spec["rules"] == [{"to": [{"operation": {
+        "ports": [str(ADMIN_PORT)], "methods": ["GET"],
+        "paths": ["/metrics", "/healthz", "/readyz"],
+    }}]}]  # fmt: skip
+    # and nothing else opens any port without naming it
+    for policy in of_kind(docs, "AuthorizationPolicy"):
+        for rule in policy["spec"].get("rules", []):
+            assert all(to["operation"].get("ports") for to in rule["to"]), policy["metadata"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -653,6 +735,8 @@ def test_every_meshed_service_has_an_authorization_policy_naming_existing_caller
     assert named(docs, "AuthorizationPolicy", "allow-nothing")["spec"] == {}
     for policy in rules:
         spec = policy["spec"]
+        # without a selector: every workload (here, every service: the admin port)
+        chosen = of_kind(docs, "Deployment")
         if "selector" in spec:
             chosen = [doc for doc in pods(docs) if selects(spec["selector"], pod_labels(doc))]
             assert chosen, f"{policy['metadata']['name']} selects no workload"
@@ -937,12 +1021,45 @@ def test_the_observability_prometheus_scrapes_the_admin_ports_as_the_rules_jobs(
     assert renamed == [
         {"source_labels": ["job"], "regex": "edge", "target_label": "job", "replacement": "haproxy"}
     ]
-    platform = rendered("prod")
-    scraped = {
-        doc["metadata"]["name"]
-        for doc in of_kind(platform, "Deployment")
-        if any(port.get("name") == "http-admin" for port in containers(doc)[0].get("ports", []))
-    }
-    assert scraped >= {"edge", *ADMIN_SERVICES}
-    for name in scraped:
-        assert pod_labels(named(platform, "Deployment", name))["app"] == name
+    for overlay in OVERLAYS:
+        platform = rendered(overlay)
+        scraped = {
+            doc["metadata"]["name"]: port["containerPort"]
+            for doc in of_kind(platform, "Deployment")
+            for port in containers(doc)[0].get("ports", [])
+            if re.fullmatch(relabel[0]["regex"], port.get("name", ""))
+        }
+        assert scraped == dict.fromkeys(SERVICES, ADMIN_PORT), overlay
+        for name in scraped:
+            assert pod_labels(named(platform, "Deployment", name))["app"] == name
+
+
+def test_the_services_send_their_spans_to_the_collector_in_monitoring() -> None:
+    """Every service's environment names the collector's OTLP/HTTP Service in the namespace
+    monitoring (the default of --otlp-endpoint), and may reach the collector's pods there."""
+    collector = monitoring("prod")
+    service = named(collector, "Service", "otel-collector")
+    (port,) = [entry for entry in service["spec"]["ports"] if entry["name"] == "http-otlp"]
+    receiver = yaml.safe_load(
+        named(collector, "ConfigMap", "otel-collector-config")["data"]["config.yml"]
+    )["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    deployment = named(collector, "Deployment", "otel-collector")
+    (served,) = [entry["containerPort"] for entry in containers(deployment)[0]["ports"]
+                 if entry["name"] == port["targetPort"]]  # fmt: skip
+    assert receiver == f"0.0.0.0:{served}"
+    pods_labels = pod_labels(deployment)
+    endpoint = f"http://otel-collector.monitoring.svc.cluster.local:{port['port']}"
+    for overlay in OVERLAYS:
+        docs = rendered(overlay)
+        environment = named(docs, "ConfigMap", "mdp-env")["data"]
+        assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint, overlay
+        for doc in of_kind(docs, "Deployment"):
+            assert {"configMapRef": {"name": "mdp-env"}} in containers(doc)[0]["envFrom"]
+            assert any(
+                monitoring_peer(peer) and selects(peer.get("podSelector", {}), pods_labels)
+                and on_port(rule, port["port"])
+                for policy in policies(docs)
+                if selects(policy["spec"]["podSelector"], pod_labels(doc))
+                for rule in policy["spec"].get("egress", [])
+                for peer in rule.get("to", [])
+            ), (overlay, doc["metadata"]["name"])  # fmt: skip
