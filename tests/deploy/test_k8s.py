@@ -14,7 +14,8 @@ Every service serves its metrics on the admin port (http-admin, 9464), which the
 monitoring alone reaches, past the mesh's port-level exception, to GET /metrics and health.
 
 The observability (deploy/k8s/monitoring) is rendered too: its sizes per environment, the
-platform's pods Prometheus scrapes and the collector the services send their spans to.
+platform's pods Prometheus scrapes, the rules it loads (those of deploy/prometheus/rules,
+byte for byte) and the collector the services send their spans to.
 """
 
 from __future__ import annotations
@@ -1032,6 +1033,31 @@ def test_the_observability_prometheus_scrapes_the_admin_ports_as_the_rules_jobs(
         assert scraped == dict.fromkeys(SERVICES, ADMIN_PORT), overlay
         for name in scraped:
             assert pod_labels(named(platform, "Deployment", name))["app"] == name
+
+
+RULES = ROOT / "deploy" / "prometheus" / "rules"
+
+
+@pytest.mark.parametrize("overlay", MONITORING_OVERLAYS)
+def test_the_observability_prometheus_loads_the_rules_of_deploy_prometheus(overlay: str) -> None:
+    """The ConfigMap of rules holds every file of deploy/prometheus/rules, unchanged and no
+    other; Prometheus mounts it where its configuration's rule_files look."""
+    docs = monitoring(overlay)
+    statefulset = named(docs, "StatefulSet", "prometheus")
+    volumes = {volume["name"]: volume for volume in pod_spec(statefulset)["volumes"]}
+    (container,) = containers(statefulset)
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    by_name = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "ConfigMap")}
+    rules = by_name[volumes["rules"]["configMap"]["name"]]
+    assert rules["metadata"]["name"].startswith("prometheus-rules-")  # kustomize's hash
+    expected = {path.name: path.read_text() for path in sorted(RULES.glob("*.yml"))}
+    assert expected
+    assert rules["data"] == expected
+    config = yaml.safe_load(by_name["prometheus-config"]["data"]["prometheus.yml"])
+    assert config["rule_files"] == [f"{mounts['rules']}/*.yml"]
+    configuration = mounts[next(name for name, volume in volumes.items() if volume.get(
+        "configMap", {}).get("name") == "prometheus-config")]  # fmt: skip
+    assert not mounts["rules"].startswith(f"{configuration}/")  # not inside a read-only volume
 
 
 def test_the_services_send_their_spans_to_the_collector_in_monitoring() -> None:
