@@ -451,9 +451,8 @@ def test_every_service_serves_its_metrics_on_the_admin_port_http_admin(overlay: 
 
 
 def monitoring_peer(peer: Doc) -> bool:
-    return peer.get("namespaceSelector", {}).get("matchLabels") == {
-        "kubernetes.io/metadata.name": "monitoring"
-    }
+    labels: dict[str, str] | None = peer.get("namespaceSelector", {}).get("matchLabels")
+    return labels == {"kubernetes.io/metadata.name": "monitoring"}
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)

@@ -71,7 +71,7 @@ def scrape_then_stop(
         url = None
         while url is None and time.monotonic() < deadline:
             line = process.stderr.readline()
-            assert line, f"{process.args} ended before printing its metrics URL"
+            assert line, f"{process.args!r} ended before printing its metrics URL"
             if found := METRICS.match(line.strip()):
                 url = found.group(1)
         assert url is not None
