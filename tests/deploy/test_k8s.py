@@ -691,11 +691,30 @@ def test_mtls_is_strict_for_the_whole_namespace(overlay: str) -> None:
         assert own["spec"]["portLevelMtls"] == {
             port: {"mode": "PERMISSIVE"} for port in plain
         }, name  # fmt: skip
+        # Istio applies a port-level exception only to a port some Service binds
+        for port in plain:
+            assert any(
+                selects({"matchLabels": service["spec"].get("selector", {"": "none"})},
+                        pod_labels(doc))
+                and any(bound(entry, containers(doc)[0]) == int(port)
+                        for entry in service["spec"]["ports"])
+                for service in of_kind(docs, "Service")
+            ), (name, port)  # fmt: skip
     for peer in peers:
         if "selector" in peer["spec"]:
             chosen = [doc for doc in of_kind(docs, "Deployment") if selects(
                 peer["spec"]["selector"], pod_labels(doc))]  # fmt: skip
             assert chosen, peer["metadata"]["name"]
+
+
+def bound(entry: Doc, container: Doc) -> int:
+    """The container port a Service's port entry sends to (its targetPort by name or number,
+    else its port)."""
+    target = entry.get("targetPort", entry["port"])
+    if isinstance(target, int):
+        return target
+    (found,) = [port["containerPort"] for port in container["ports"] if port["name"] == target]
+    return int(found)
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
