@@ -36,6 +36,7 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
+from tests.deploy.test_prometheus_rules import run_promtool
 from tests.mdp.test_compose import every_command_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -1076,6 +1077,34 @@ def test_the_observability_prometheus_loads_the_rules_of_deploy_prometheus(overl
     configuration = mounts[next(name for name, volume in volumes.items() if volume.get(
         "configMap", {}).get("name") == "prometheus-config")]  # fmt: skip
     assert not mounts["rules"].startswith(f"{configuration}/")  # not inside a read-only volume
+
+
+def test_promtool_accepts_the_observability_prometheus_with_its_rules(tmp_path: Path) -> None:
+    """The configuration and the rules as the pod mounts them (the rules' folder moved to a
+    temporary one): ``promtool check config`` reads both and finds every rule file. Debian's
+    promtool is built without Kubernetes discovery, so the job's pods are one static target
+    here; its relabelling and everything else are checked as written."""
+    docs = monitoring("prod")
+    statefulset = named(docs, "StatefulSet", "prometheus")
+    volumes = {volume["name"]: volume for volume in pod_spec(statefulset)["volumes"]}
+    (container,) = containers(statefulset)
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    rules = named(docs, "ConfigMap", volumes["rules"]["configMap"]["name"])["data"]
+    (tmp_path / "rules").mkdir()
+    for name, text in rules.items():
+        (tmp_path / "rules" / name).write_text(text)
+    config = yaml.safe_load(named(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+    config["rule_files"] = [
+        pattern.replace(mounts["rules"], str(tmp_path / "rules"))
+        for pattern in config["rule_files"]
+    ]
+    for job in config["scrape_configs"]:
+        assert job.pop("kubernetes_sd_configs")
+        job["static_configs"] = [{"targets": [f"pod:{ADMIN_PORT}"]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    done = run_promtool("check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(rules)} rule files found" in done.stdout
 
 
 def test_the_services_send_their_spans_to_the_collector_in_monitoring() -> None:
