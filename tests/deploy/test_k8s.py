@@ -10,6 +10,12 @@ or ``kubectl kustomize``), each overlay is rendered and checked whole: the schem
 probes and resources, a PodDisruptionBudget and a topology spread per workload, the
 NetworkPolicies' flows against the flows of docs/deploy.md, the mesh policies against the
 services and service accounts that exist, the autoscalers, and how the overlays differ.
+Every service serves its metrics on the admin port (http-admin, 9464), which the namespace
+monitoring alone reaches, past the mesh's port-level exception, to GET /metrics and health.
+
+The observability (deploy/k8s/monitoring) is rendered too: its sizes per environment, the
+platform's pods Prometheus scrapes, the rules it loads (those of deploy/prometheus/rules,
+byte for byte) and the collector the services send their spans to.
 """
 
 from __future__ import annotations
@@ -30,6 +36,7 @@ import kubernetes_validate.utils
 import pytest
 import yaml
 
+from tests.deploy.test_prometheus_rules import run_promtool
 from tests.mdp.test_compose import every_command_parser
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -247,7 +254,7 @@ def test_a_manifest_with_an_unknown_field_or_a_bad_mode_is_refused() -> None:
     containers(deployment)[0]["livenessprobe"] = containers(deployment)[0]["livenessProbe"]
     with pytest.raises(kubernetes_validate.ValidationError):
         validate(deployment)
-    (peer, _) = load_all((K8S / "base" / "istio" / "peerauthentication.yaml").read_text())
+    peer = load_all((K8S / "base" / "istio" / "peerauthentication.yaml").read_text())[0]
     peer["spec"]["mtls"]["mode"] = "STRCT"
     with pytest.raises(jsonschema.ValidationError):
         validate(peer)
@@ -420,18 +427,58 @@ def test_the_services_without_http_are_probed_on_their_admin_port(overlay: str) 
         assert paths["livenessProbe"]["path"] == "/healthz", name
 
 
+def admin_options(name: str) -> tuple[str, str]:
+    """The options that set a service's admin port and its address: HAProxy's exporter for
+    the edge, the admin server of every other command."""
+    if name == "edge":
+        return "--metrics-port", "--metrics-host"
+    return "--admin-port", "--admin-host"
+
+
 @pytest.mark.parametrize("overlay", OVERLAYS)
-def test_prometheus_may_scrape_the_admin_port_of_the_services_without_http(
+def test_every_service_serves_its_metrics_on_the_admin_port_http_admin(overlay: str) -> None:
+    deployments = of_kind(rendered(overlay), "Deployment")
+    assert {doc["metadata"]["name"] for doc in deployments} == SERVICES
+    for doc in deployments:
+        name = doc["metadata"]["name"]
+        (container,) = containers(doc)
+        port, host = admin_options(name)
+        command = container["command"]
+        assert option_values(command, port) == [str(ADMIN_PORT)], name
+        assert option_values(command, host) == ["0.0.0.0"], name
+        ports = {entry["name"]: entry["containerPort"] for entry in container["ports"]}
+        assert ports["http-admin"] == ADMIN_PORT, name
+        assert list(ports.values()).count(ADMIN_PORT) == 1, name
+
+
+def monitoring_peer(peer: Doc) -> bool:
+    labels: dict[str, str] | None = peer.get("namespaceSelector", {}).get("matchLabels")
+    return labels == {"kubernetes.io/metadata.name": "monitoring"}
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_prometheus_reaches_every_service_on_its_admin_port_and_nowhere_else(
     overlay: str,
 ) -> None:
-    policies = {doc["metadata"]["name"]: doc for doc in of_kind(rendered(overlay), "NetworkPolicy")}
-    for name in ADMIN_SERVICES:
-        (rule,) = policies[name]["spec"]["ingress"]
-        (source,) = rule["from"]
-        assert source["namespaceSelector"]["matchLabels"] == {
-            "kubernetes.io/metadata.name": "monitoring"
-        }, name
-        assert rule["ports"] == [{"protocol": "TCP", "port": ADMIN_PORT}], name
+    """Every ingress rule that admits the namespace monitoring admits it on 9464 alone (and
+    nobody else with it); every service's pods are admitted there."""
+    docs = rendered(overlay)
+    admitted: set[str] = set()
+    for policy in policies(docs):
+        spec = policy["spec"]
+        for rule in spec.get("ingress", []):
+            peers = rule.get("from", [])
+            if not any(monitoring_peer(peer) for peer in peers):
+                continue
+            name = policy["metadata"]["name"]
+            assert all(monitoring_peer(peer) and set(peer) == {"namespaceSelector"}
+                       for peer in peers), name  # fmt: skip
+            assert rule["ports"] == [{"protocol": "TCP", "port": ADMIN_PORT}], name
+            admitted |= {
+                doc["metadata"]["name"] for doc in pods(docs)
+                if selects(spec["podSelector"], pod_labels(doc))
+            }  # fmt: skip
+    assert admitted == SERVICES
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -630,15 +677,70 @@ def test_mtls_is_strict_for_the_whole_namespace(overlay: str) -> None:
     docs = rendered(overlay)
     default = named(docs, "PeerAuthentication", "default")
     assert default["spec"] == {"mtls": {"mode": "STRICT"}}
-    for peer in of_kind(docs, "PeerAuthentication"):
+    peers = of_kind(docs, "PeerAuthentication")
+    for peer in peers:
         assert peer["spec"]["mtls"]["mode"] == "STRICT"
-        for port, mode in peer["spec"].get("portLevelMtls", {}).items():
-            # only the edge's public port takes the load balancer's plain connections
-            assert (peer["spec"]["selector"]["matchLabels"], port, mode) == (
-                {"app": "edge"}, "8080", {"mode": "PERMISSIVE"}
-            )  # fmt: skip
     namespace = named(docs, "Namespace", NAMESPACE)
     assert namespace["metadata"]["labels"]["istio-injection"] == "enabled"
+    # the exceptions, port by port: the admin port of every service (Prometheus, outside the
+    # mesh) and the edge's public port (the load balancer); each pod has one policy of its own
+    for doc in of_kind(docs, "Deployment"):
+        name = doc["metadata"]["name"]
+        (own,) = [peer for peer in peers if "selector" in peer["spec"] and selects(
+            peer["spec"]["selector"], pod_labels(doc))]  # fmt: skip
+        plain = {"8080", str(ADMIN_PORT)} if name == "edge" else {str(ADMIN_PORT)}
+        assert own["spec"]["portLevelMtls"] == {
+            port: {"mode": "PERMISSIVE"} for port in plain
+        }, name  # fmt: skip
+        # Istio applies a port-level exception only to a port some Service binds
+        for port in plain:
+            assert any(
+                selects({"matchLabels": service["spec"].get("selector", {"": "none"})},
+                        pod_labels(doc))
+                and any(bound(entry, containers(doc)[0]) == int(port)
+                        for entry in service["spec"]["ports"])
+                for service in of_kind(docs, "Service")
+            ), (name, port)  # fmt: skip
+    for peer in peers:
+        if "selector" in peer["spec"]:
+            chosen = [doc for doc in of_kind(docs, "Deployment") if selects(
+                peer["spec"]["selector"], pod_labels(doc))]  # fmt: skip
+            assert chosen, peer["metadata"]["name"]
+
+
+def bound(entry: Doc, container: Doc) -> int:
+    """The container port a Service's port entry sends to (its targetPort by name or number,
+    else its port)."""
+    target = entry.get("targetPort", entry["port"])
+    if isinstance(target, int):
+        return target
+    (found,) = [port["containerPort"] for port in container["ports"] if port["name"] == target]
+    return int(found)
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_admin_port_is_open_to_get_metrics_and_health_and_nothing_more(overlay: str) -> None:
+    """One ALLOW policy for every workload lets the admin port be read: GET of /metrics,
+    /healthz and /readyz on 9464 only. It can name no source (Prometheus's plain scrapes carry
+    no peer identity): the NetworkPolicies keep the port to the namespace monitoring."""
+    docs = rendered(overlay)
+    admin = [
+        policy for policy in of_kind(docs, "AuthorizationPolicy")
+        if any(str(ADMIN_PORT) in to["operation"].get("ports", [])
+               for rule in policy["spec"].get("rules", []) for to in rule.get("to", []))
+    ]  # fmt: skip
+    assert len(admin) == 1
+    (spec,) = [policy["spec"] for policy in admin]
+    assert "selector" not in spec
+    assert spec["action"] == "ALLOW"
+    assert spec["rules"] == [{"to": [{"operation": {
+        "ports": [str(ADMIN_PORT)], "methods": ["GET"],
+        "paths": ["/metrics", "/healthz", "/readyz"],
+    }}]}]  # fmt: skip
+    # and nothing else opens any port without naming it
+    for policy in of_kind(docs, "AuthorizationPolicy"):
+        for rule in policy["spec"].get("rules", []):
+            assert all(to["operation"].get("ports") for to in rule["to"]), policy["metadata"]
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -653,6 +755,8 @@ def test_every_meshed_service_has_an_authorization_policy_naming_existing_caller
     assert named(docs, "AuthorizationPolicy", "allow-nothing")["spec"] == {}
     for policy in rules:
         spec = policy["spec"]
+        # without a selector: every workload (here, every service: the admin port)
+        chosen = of_kind(docs, "Deployment")
         if "selector" in spec:
             chosen = [doc for doc in pods(docs) if selects(spec["selector"], pod_labels(doc))]
             assert chosen, f"{policy['metadata']['name']} selects no workload"
@@ -937,12 +1041,98 @@ def test_the_observability_prometheus_scrapes_the_admin_ports_as_the_rules_jobs(
     assert renamed == [
         {"source_labels": ["job"], "regex": "edge", "target_label": "job", "replacement": "haproxy"}
     ]
-    platform = rendered("prod")
-    scraped = {
-        doc["metadata"]["name"]
-        for doc in of_kind(platform, "Deployment")
-        if any(port.get("name") == "http-admin" for port in containers(doc)[0].get("ports", []))
-    }
-    assert scraped >= {"edge", *ADMIN_SERVICES}
-    for name in scraped:
-        assert pod_labels(named(platform, "Deployment", name))["app"] == name
+    for overlay in OVERLAYS:
+        platform = rendered(overlay)
+        scraped = {
+            doc["metadata"]["name"]: port["containerPort"]
+            for doc in of_kind(platform, "Deployment")
+            for port in containers(doc)[0].get("ports", [])
+            if re.fullmatch(relabel[0]["regex"], port.get("name", ""))
+        }
+        assert scraped == dict.fromkeys(SERVICES, ADMIN_PORT), overlay
+        for name in scraped:
+            assert pod_labels(named(platform, "Deployment", name))["app"] == name
+
+
+RULES = ROOT / "deploy" / "prometheus" / "rules"
+
+
+@pytest.mark.parametrize("overlay", MONITORING_OVERLAYS)
+def test_the_observability_prometheus_loads_the_rules_of_deploy_prometheus(overlay: str) -> None:
+    """The ConfigMap of rules holds every file of deploy/prometheus/rules, unchanged and no
+    other; Prometheus mounts it where its configuration's rule_files look."""
+    docs = monitoring(overlay)
+    statefulset = named(docs, "StatefulSet", "prometheus")
+    volumes = {volume["name"]: volume for volume in pod_spec(statefulset)["volumes"]}
+    (container,) = containers(statefulset)
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    by_name = {doc["metadata"]["name"]: doc for doc in of_kind(docs, "ConfigMap")}
+    rules = by_name[volumes["rules"]["configMap"]["name"]]
+    assert rules["metadata"]["name"].startswith("prometheus-rules-")  # kustomize's hash
+    expected = {path.name: path.read_text() for path in sorted(RULES.glob("*.yml"))}
+    assert expected
+    assert rules["data"] == expected
+    config = yaml.safe_load(by_name["prometheus-config"]["data"]["prometheus.yml"])
+    assert config["rule_files"] == [f"{mounts['rules']}/*.yml"]
+    configuration = mounts[next(name for name, volume in volumes.items() if volume.get(
+        "configMap", {}).get("name") == "prometheus-config")]  # fmt: skip
+    assert not mounts["rules"].startswith(f"{configuration}/")  # not inside a read-only volume
+
+
+def test_promtool_accepts_the_observability_prometheus_with_its_rules(tmp_path: Path) -> None:
+    """The configuration and the rules as the pod mounts them (the rules' folder moved to a
+    temporary one): ``promtool check config`` reads both and finds every rule file. Debian's
+    promtool is built without Kubernetes discovery, so the job's pods are one static target
+    here; its relabelling and everything else are checked as written."""
+    docs = monitoring("prod")
+    statefulset = named(docs, "StatefulSet", "prometheus")
+    volumes = {volume["name"]: volume for volume in pod_spec(statefulset)["volumes"]}
+    (container,) = containers(statefulset)
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    rules = named(docs, "ConfigMap", volumes["rules"]["configMap"]["name"])["data"]
+    (tmp_path / "rules").mkdir()
+    for name, text in rules.items():
+        (tmp_path / "rules" / name).write_text(text)
+    config = yaml.safe_load(named(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+    config["rule_files"] = [
+        pattern.replace(mounts["rules"], str(tmp_path / "rules"))
+        for pattern in config["rule_files"]
+    ]
+    for job in config["scrape_configs"]:
+        assert job.pop("kubernetes_sd_configs")
+        job["static_configs"] = [{"targets": [f"pod:{ADMIN_PORT}"]}]
+    (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
+    done = run_promtool("check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert f"SUCCESS: {len(rules)} rule files found" in done.stdout
+
+
+def test_the_services_send_their_spans_to_the_collector_in_monitoring() -> None:
+    """Every service's environment names the collector's OTLP/HTTP Service in the namespace
+    monitoring (the default of --otlp-endpoint), and may reach the collector's pods there."""
+    collector = monitoring("prod")
+    service = named(collector, "Service", "otel-collector")
+    (port,) = [entry for entry in service["spec"]["ports"] if entry["name"] == "http-otlp"]
+    receiver = yaml.safe_load(
+        named(collector, "ConfigMap", "otel-collector-config")["data"]["config.yml"]
+    )["receivers"]["otlp"]["protocols"]["http"]["endpoint"]
+    deployment = named(collector, "Deployment", "otel-collector")
+    (served,) = [entry["containerPort"] for entry in containers(deployment)[0]["ports"]
+                 if entry["name"] == port["targetPort"]]  # fmt: skip
+    assert receiver == f"0.0.0.0:{served}"
+    pods_labels = pod_labels(deployment)
+    endpoint = f"http://otel-collector.monitoring.svc.cluster.local:{port['port']}"
+    for overlay in OVERLAYS:
+        docs = rendered(overlay)
+        environment = named(docs, "ConfigMap", "mdp-env")["data"]
+        assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint, overlay
+        for doc in of_kind(docs, "Deployment"):
+            assert {"configMapRef": {"name": "mdp-env"}} in containers(doc)[0]["envFrom"]
+            assert any(
+                monitoring_peer(peer) and selects(peer.get("podSelector", {}), pods_labels)
+                and on_port(rule, port["port"])
+                for policy in policies(docs)
+                if selects(policy["spec"]["podSelector"], pod_labels(doc))
+                for rule in policy["spec"].get("egress", [])
+                for peer in rule.get("to", [])
+            ), (overlay, doc["metadata"]["name"])  # fmt: skip

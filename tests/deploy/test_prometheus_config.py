@@ -100,16 +100,24 @@ def test_prometheus_loads_the_rules_and_alerts_alertmanager_as_compose_mounts_th
     assert "../deploy/prometheus/rules:/etc/prometheus/rules:ro" in volumes
 
 
-@pytest.mark.parametrize("job", sorted(set(JOBS) - {"haproxy"}))
-def test_each_scraped_service_serves_its_admin_port_where_prometheus_looks(job: str) -> None:
-    commands = {name: compose()["services"][name]["command"] for name in JOBS[job]}
-    given = {name: argv for name, argv in commands.items() if "--admin-port" in argv}
-    if not given:
-        pytest.skip(f"{job}: no --admin-port in its compose command yet (added in another branch)")
-    assert set(given) == set(commands), f"{job}: every instance or none"
-    for name, argv in given.items():
-        assert argv[argv.index("--admin-port") + 1] == str(ADMIN_PORT), name
-        assert argv[argv.index("--admin-host") + 1] == "0.0.0.0", name
+OVERRIDES = ("docker-compose.staging.yml", "docker-compose.tls.yml")
+
+
+@pytest.mark.parametrize("override", [None, *OVERRIDES])
+def test_each_scraped_service_serves_its_admin_port_where_prometheus_looks(
+    override: str | None,
+) -> None:
+    """In production and with each override (whose commands replace production's), every
+    instance of every job serves its admin port where its job looks, on the network."""
+    services = compose()["services"]
+    changed = compose(override)["services"] if override else {}
+    for job, names in JOBS.items():
+        if job == "haproxy":
+            continue
+        for name in names:
+            argv = changed.get(name, {}).get("command") or services[name]["command"]
+            assert argv[argv.index("--admin-port") + 1] == str(ADMIN_PORT), (override, name)
+            assert argv[argv.index("--admin-host") + 1] == "0.0.0.0", (override, name)
 
 
 def test_promtool_refuses_broken_probe_targets(tmp_path: Path) -> None:

@@ -377,6 +377,11 @@ def test_the_collector_receives_otlp_over_http_and_sends_traces_to_jaeger() -> N
     assert document["exporters"][exporter]["endpoint"] == "jaeger:4317"
     assert services["jaeger"]["image"].startswith("jaegertracing/all-in-one:")
     assert services["jaeger"]["environment"]["COLLECTOR_OTLP_ENABLED"] == "true"
+    # and every platform service sends to it (the default of --otlp-endpoint)
+    environment = compose()["x-mdp"]["environment"]
+    assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://otel-collector:4318"
+    for name in mdp_commands():
+        assert environment.items() <= services[name]["environment"].items(), name
 
 
 def test_grafana_reads_its_admin_password_from_a_secret_file() -> None:

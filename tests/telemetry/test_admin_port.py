@@ -1,5 +1,6 @@
 """A cluster-mode command with ``--admin-port`` serves its own /metrics while it runs, says
-where on a ``metrics:`` line, and refuses a port in use with our error."""
+where on a ``metrics:`` line, and refuses a port in use with our error: the gateway, and the
+HTTP services beside their own port (Kubernetes scrapes every service there: deploy/k8s)."""
 
 from __future__ import annotations
 
@@ -29,32 +30,65 @@ def test_mdp_gateway_serves_its_metrics_on_the_admin_port() -> None:
         stdout=subprocess.DEVNULL,
         text=True,
     ) as process:
-        url = scrape_then_stop(process)
+        url = scrape_then_stop(process, "\nmdp_gateway_clients 0.0")
     assert url is not None
     assert process.returncode == 0
 
 
-def scrape_then_stop(process: subprocess.Popen[str]) -> str | None:
-    """The printed metrics URL, once it has shown the gateway's gauges; the process stopped
-    (SIGTERM to its pid) after."""
+# The HTTP services, each with a series of its SLOs (docs/alerting.md). The main API and
+# trading check every token: against a key set fetched when a token comes (none comes here).
+JWKS = ["--jwks-url", "http://127.0.0.1:9/auth/.well-known/jwks.json"]
+HTTP_SERVICES = {
+    "api": (["api"], "# TYPE mdp_http_request_duration_seconds histogram"),
+    "auth": (["auth", "serve"], "# TYPE mdp_http_request_duration_seconds histogram"),
+    "main-api": (["main-api", *JWKS], "# TYPE mdp_http_request_duration_seconds histogram"),
+    "trading": (["trading", "serve", *JWKS], "# TYPE mdp_trading_order_ack_seconds histogram"),
+}
+
+
+@pytest.mark.parametrize("service", sorted(HTTP_SERVICES))
+def test_each_http_service_serves_its_metrics_on_the_admin_port(
+    service: str, migrated_database: str
+) -> None:
+    command, series = HTTP_SERVICES[service]
+    with subprocess.Popen(
+        [str(MDP), *command, "--port", "0", "--admin-port", "0",
+         "--database-url", migrated_database],
+        stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True,
+    ) as process:  # fmt: skip
+        url = scrape_then_stop(process, series, alive=True)
+    assert url is not None
+
+
+def scrape_then_stop(
+    process: subprocess.Popen[str], series: str, *, alive: bool = False
+) -> str | None:
+    """The printed metrics URL, once its /metrics has shown ``series`` (and, ``alive``, its
+    /healthz answered); the process stopped (SIGTERM to its pid) after."""
     try:
         assert process.stderr is not None
         deadline = time.monotonic() + STARTUP_S
         url = None
         while url is None and time.monotonic() < deadline:
             line = process.stderr.readline()
-            assert line, "mdp gateway ended before printing its metrics URL"
+            assert line, f"{process.args!r} ended before printing its metrics URL"
             if found := METRICS.match(line.strip()):
                 url = found.group(1)
         assert url is not None
-        # the gateway starts after the admin server: its gauges appear once it runs
+        # the service starts after the admin server: its gauges appear once it runs
         text = ""
-        while "\nmdp_gateway_clients 0.0" not in text and time.monotonic() < deadline:
+        while series not in text and time.monotonic() < deadline:
             with urllib.request.urlopen(url, timeout=5) as answer:
                 text = answer.read().decode()
             time.sleep(0.05)
-        assert "\nmdp_gateway_clients 0.0" in text
+        assert series in text
         assert "# TYPE mdp_gateway_closes_total counter" in text
+        if alive:
+            time.sleep(0.5)  # what a service that fails to start says, it says by now
+            assert process.poll() is None, process.stderr.read()
+            health = url.removesuffix("/metrics") + "/healthz"
+            with urllib.request.urlopen(health, timeout=5) as answer:
+                assert answer.status == 200
         return url
     finally:
         process.send_signal(signal.SIGTERM)
