@@ -5,9 +5,10 @@ Without the idle, Kafka drops a member that has not polled for ``max_poll_interv
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 from kafka.admin import KafkaAdminClient
 
@@ -45,10 +46,11 @@ async def poll_until(subscription: Subscription, count: int, timeout: float = 20
     return records
 
 
-async def test_an_idling_member_stays_in_its_group_and_goes_on_where_it_was(
-    kafka_bootstrap: str,
-) -> None:
-    settings = KafkaSettings(kafka_bootstrap, session_timeout=6.0, max_poll_interval=MAX_POLL)
+@contextlib.asynccontextmanager
+async def member(bootstrap: str) -> AsyncIterator[tuple[KafkaBus, str, str, Subscription]]:
+    """A bus that drops a member after :data:`MAX_POLL` seconds without a poll, a fresh topic
+    of two partitions holding two records, and a member of a fresh group that has read them."""
+    settings = KafkaSettings(bootstrap, session_timeout=6.0, max_poll_interval=MAX_POLL)
     topic = f"idle.{uuid.uuid4().hex[:8]}"
     group = f"idle-{uuid.uuid4().hex[:8]}"
     async with KafkaBus(settings, partitions=2) as bus:
@@ -56,10 +58,17 @@ async def test_an_idling_member_stays_in_its_group_and_goes_on_where_it_was(
         async with bus.subscribe(group, [topic]) as subscription:
             first = await poll_until(subscription, 2)
             assert sorted(r.value for r in first) == [b"1", b"2"]
-            await bus.topic(topic).publish_many([(b"a", b"3"), (b"b", b"4")])
-            held = await states_while(lambda: subscription.idle(0.25), kafka_bootstrap, group)
-            assert held == {"Stable"}  # three max poll intervals long, never left
-            rest = await poll_until(subscription, 2)
+            yield bus, topic, group, subscription
+
+
+async def test_an_idling_member_stays_in_its_group_and_goes_on_where_it_was(
+    kafka_bootstrap: str,
+) -> None:
+    async with member(kafka_bootstrap) as (bus, topic, group, subscription):
+        await bus.topic(topic).publish_many([(b"a", b"3"), (b"b", b"4")])
+        held = await states_while(lambda: subscription.idle(0.25), kafka_bootstrap, group)
+        assert held == {"Stable"}  # three max poll intervals long, never left
+        rest = await poll_until(subscription, 2)
     assert sorted(r.value for r in rest) == [b"3", b"4"]  # taken now, once: nothing lost
 
 
@@ -67,12 +76,6 @@ async def test_a_member_that_neither_polls_nor_idles_is_dropped_from_its_group(
     kafka_bootstrap: str,
 ) -> None:
     """What the idle prevents (and that the test above can see it)."""
-    settings = KafkaSettings(kafka_bootstrap, session_timeout=6.0, max_poll_interval=MAX_POLL)
-    topic = f"idle.{uuid.uuid4().hex[:8]}"
-    group = f"idle-{uuid.uuid4().hex[:8]}"
-    async with KafkaBus(settings, partitions=1) as bus:
-        await bus.topic(topic).publish(b"a", b"1")
-        async with bus.subscribe(group, [topic]) as subscription:
-            assert len(await poll_until(subscription, 1)) == 1
-            seen = await states_while(lambda: asyncio.sleep(0.25), kafka_bootstrap, group)
+    async with member(kafka_bootstrap) as (_, _, group, _):
+        seen = await states_while(lambda: asyncio.sleep(0.25), kafka_bootstrap, group)
     assert seen - {"Stable"}
