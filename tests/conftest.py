@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import os
 import shutil
 import tempfile
@@ -17,6 +18,7 @@ from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
 from storage import PostgresServer, PostgresUnavailableError, migrate
+from telemetry.logs import QUIET, installed
 from tests.storage.stoppable import StoppablePostgres, start_leashed, stop_leashed
 from tests.support.interrupts import end_as_interrupted
 
@@ -32,6 +34,30 @@ def pytest_configure(config: pytest.Config) -> None:
     """``timeout``'s SIGTERM ends the run as Ctrl-C does: every fixture's teardown runs and
     stops what it started (tests/support/interrupts.py)."""
     end_as_interrupted()
+
+
+def pytest_runtest_setup(item: pytest.Item) -> None:
+    """The handlers again before each test: a command run in this process sets its own
+    (``stop_on_signals``), and its event loop hands SIGTERM back to Python's default when it
+    closes."""
+    end_as_interrupted()
+
+
+@pytest.fixture(autouse=True)
+def _root_logger_as_it_was() -> Iterator[None]:
+    """A command run in this process configures the process's logging (its JSON handler, with
+    the filters that mask secrets in a record); the next test finds the root logger as this
+    one did, so its log capture sees records as they were made."""
+    root = logging.getLogger()
+    handlers, level = list(root.handlers), root.level
+    quiet = {name: logging.getLogger(name).level for name in QUIET}
+    yield
+    for added in installed():
+        if added not in handlers:
+            root.removeHandler(added)
+    root.setLevel(level)
+    for name, was in quiet.items():
+        logging.getLogger(name).setLevel(was)
 
 
 SHARED_DATA = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
