@@ -8,7 +8,9 @@ the process looks healthy. :class:`RoundFailures` takes every failure of a round
 :class:`~streams.outage.OutageLog` decides (a line when the trouble begins, with the
 traceback unless the error is one of ``expected``; at most one every 30 s while it lasts; a
 line when a round succeeds again), and hands back the pause before the next round
-(:class:`~streams.outage.Backoff`)::
+(:class:`~streams.outage.Backoff`). An expected error is told by its message (it says what
+failed), any other by its type and message. :attr:`failing` holds from a failure until a
+round succeeds (a readiness check reads it)::
 
     failures = RoundFailures("auth.events relay", log, expected=(DatabaseUnavailableError,))
     while True:
@@ -40,18 +42,27 @@ class RoundFailures:
     """Errors that need no traceback (the database or the bus away)."""
     backoff: Backoff = field(default_factory=Backoff)
     every: float = 30.0
+    then: str = "retrying with backoff"
+    """What the loop does meanwhile, said in the outage's first line."""
     clock: Callable[[], float] = time.monotonic
     outage: OutageLog = field(init=False)
 
     def __post_init__(self) -> None:
-        self.outage = OutageLog(self.what, self.every, "retrying with backoff")
+        self.outage = OutageLog(self.what, self.every, self.then)
+
+    @property
+    def failing(self) -> bool:
+        """From a failure until a round succeeds again."""
+        return self.outage.ongoing
 
     def failed(self, exc: Exception) -> float:
         """Tell ``exc`` (when it is worth a line); the pause before the next round."""
         first = not self.outage.ongoing
-        line = self.outage.failed(self.clock(), f"{type(exc).__name__}: {exc}")
+        expected = isinstance(exc, self.expected)
+        error = (str(exc) or type(exc).__name__) if expected else f"{type(exc).__name__}: {exc}"
+        line = self.outage.failed(self.clock(), error)
         if line is not None:
-            trace = first and not isinstance(exc, self.expected)
+            trace = first and not expected
             self.log.warning("%s", line, exc_info=exc if trace else None)
         return self.backoff.next_delay()
 

@@ -35,7 +35,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -47,8 +46,9 @@ from core.ticks import Tick, TickBatch
 from core.topics import TICKS, TRADING_COMMANDS, TRADING_EVENTS
 from core.trading_events import TradingEvent
 from streams.bus import Bus, BusClosedError, Offsets
-from streams.outage import Backoff, OutageLog
+from streams.outage import Backoff
 from streams.processor import Batch, Durability, Outcome, Processor, Round
+from streams.rounds import RoundFailures
 from trading.commands import COMMANDS_GROUP, Applying, command_step, commands_group
 from trading.http import create_app
 from trading.paper.matcher import PaperMatcher
@@ -71,7 +71,8 @@ from web.server import ApiServer, serving
 
 TICKS_GROUP = "trading.paper"
 RECOVERED_AFTER_S = 30.0
-"""A consumer that ran this long before the store failed again starts its backoff anew."""
+"""A consumer that ran this long after an outage without the store failing again has seen its
+end (told; its next failure starts a new outage, from the shortest pause)."""
 
 log = logging.getLogger(__name__)
 
@@ -207,19 +208,26 @@ async def _consume(
     service: TradingService,
     stopping: asyncio.Event,
     backoff: Backoff | None = None,
+    recovered_after: float = RECOVERED_AFTER_S,
 ) -> None:
     """A consumer's loop, until ``stopping`` (or its bus closes at the process's end).
 
     The event store out of reach while the service stays sound (a command that failed before
     the venue acted) ends the round uncommitted; the loop logs it (once, then every 30 s) and
     subscribes again after a pause (``backoff``), and the bus gives the round again (what was
-    stored of it is skipped by its tracking). What leaves the service unsound (a trade that
-    filled at the venue and not in the store) or anything else ends the task: the watch stops
-    the process, and the restart takes the round again."""
-    backoff = backoff or Backoff()
-    outage = OutageLog(what=f"{name}: the event store", then="taking the round again with backoff")
+    stored of it is skipped by its tracking); once it has run ``recovered_after`` seconds
+    since, the end of the outage is told (:class:`~streams.rounds.RoundFailures`). What
+    leaves the service unsound (a trade that filled at the venue and not in the store) or
+    anything else ends the task: the watch stops the process, and the restart takes the round
+    again."""
+    failures = RoundFailures(
+        f"{name}: the event store", log, expected=(StoreError, *Unavailable),
+        backoff=backoff or Backoff(), then="taking the round again with backoff",
+    )  # fmt: skip
+    loop = asyncio.get_running_loop()
     while not stopping.is_set():
-        started = time.monotonic()
+        # subscribed again after a failure, and running well for a while: the outage is over
+        over = loop.call_later(recovered_after, failures.succeeded) if failures.failing else None
         try:
             await processor.run()
             return
@@ -228,11 +236,9 @@ async def _consume(
         except (StoreError, *Unavailable) as exc:
             if service.unsound is not None:
                 raise
-            if time.monotonic() - started > RECOVERED_AFTER_S:  # it ran well for a while:
-                backoff.reset()  # a new outage
-                outage.recovered(started)
-            line = outage.failed(time.monotonic(), str(exc))
-            if line is not None:
-                log.warning(line)
+            pause = failures.failed(exc)
+        finally:
+            if over is not None:
+                over.cancel()
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stopping.wait(), backoff.next_delay())
+            await asyncio.wait_for(stopping.wait(), pause)

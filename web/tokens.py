@@ -47,8 +47,9 @@ from core.auth_events import AuthEvent, PlanClaims
 from core.intervals import NS_PER_SECOND
 from core.topics import AUTH_EVENTS
 from streams.bus import Bus, BusClosedError, BusError
-from streams.outage import Backoff, OutageLog
+from streams.outage import Backoff
 from streams.processor import Batch, Outcome, Processor, Step
+from streams.rounds import RoundFailures
 from telemetry.readiness import READINESS
 from web.internal_errors import InternalErrors
 from web.problems import ProblemError, http_error_handler, problem_handler
@@ -142,9 +143,9 @@ class TokenGate:
 
 class Revocations:
     """The gate's revocations followed on ``bus`` until :meth:`stop`, whatever fails: a failed
-    read is told (:class:`~streams.outage.OutageLog`) and tried again after a pause
-    (:class:`~streams.outage.Backoff`), in the same group (a repeat changes nothing).
-    :attr:`failing` holds from a failure until a read succeeds again."""
+    read is told and tried again after a pause (:class:`~streams.rounds.RoundFailures`), in
+    the same group (a repeat changes nothing). :attr:`failing` holds from a failure until a
+    read succeeds again."""
 
     def __init__(
         self,
@@ -156,13 +157,14 @@ class Revocations:
     ) -> None:
         self._gate = gate
         self._processor = gate.revocations(bus, self._step)
-        self._backoff = backoff or Backoff()
-        self._clock = clock
-        self._outage = OutageLog(f"{gate.service}: auth.events", then="revocations wait; retrying")
+        self._failures = RoundFailures(
+            f"{gate.service}: auth.events", log, expected=(BusError,),
+            backoff=backoff or Backoff(), clock=clock, then="revocations wait; retrying",
+        )  # fmt: skip
 
     @property
     def failing(self) -> bool:
-        return self._outage.ongoing
+        return self._failures.failing
 
     def stop(self) -> None:
         self._processor.stop()
@@ -175,17 +177,11 @@ class Revocations:
             except BusClosedError:  # the bus's owner closed it: nothing more to read
                 return
             except Exception as exc:  # a BusError, or a bug: told, tried again, never silent
-                line = self._outage.failed(self._clock(), str(exc) or type(exc).__name__)
-                if line is not None:
-                    log.warning(line, exc_info=not isinstance(exc, BusError))
-            await asyncio.sleep(self._backoff.next_delay())
+                await asyncio.sleep(self._failures.failed(exc))
 
     def _step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
         """A round came: the read works (again)."""
-        if self._outage.ongoing:
-            line = self._outage.recovered(self._clock())
-            self._backoff.reset()
-            log.warning("%s", line)
+        self._failures.succeeded()
         return self._gate.step(batch, now_ns, caught_up)
 
 

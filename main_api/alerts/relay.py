@@ -18,16 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import time
 from dataclasses import dataclass, field
 from typing import Final
 
 from core.topic_codecs import ALERTS_EVENTS_CODEC
 from core.topics import ALERTS_EVENTS
+from main_api.errors import StoreUnavailableError
 from main_api.store import MainStore
 from main_api.tables import fired_of
-from streams.bus import Bus
-from streams.outage import Backoff, OutageLog
+from streams.bus import Bus, BusError
+from streams.outage import Backoff
+from streams.rounds import RoundFailures
 
 log = logging.getLogger(__name__)
 
@@ -50,20 +51,20 @@ class FiredRelay:
     backoff: Backoff = field(default_factory=Backoff)
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop``; while the database or the bus is away, retry with backoff."""
-        outage = OutageLog("alerts.events relay: database or bus", 30.0)
+        """Relay until ``stop``; a failed round (the database or the bus away, or anything
+        else) is told and tried again with backoff (:class:`~streams.rounds.RoundFailures`)."""
+        failures = RoundFailures(
+            "alerts.events relay: database or bus", log,
+            expected=(StoreUnavailableError, BusError), backoff=self.backoff,
+        )  # fmt: skip
         while not stop.is_set():
             try:
                 while await self.publish_pending() == self.batch:
                     pass
-            except Exception as exc:  # the database or the bus: try again later
-                if line := outage.failed(time.monotonic(), str(exc)):
-                    log.warning("%s", line)
-                await _pause(stop, self.backoff.next_delay())
+            except Exception as exc:  # the database, the bus, or a bug: try again later
+                await _pause(stop, failures.failed(exc))
                 continue
-            self.backoff.reset()
-            if line := outage.recovered(time.monotonic()):
-                log.warning("%s", line)
+            failures.succeeded()
             with contextlib.suppress(TimeoutError):
                 async with asyncio.timeout(POLL_S):
                     await self.wake.wait()
