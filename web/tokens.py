@@ -157,6 +157,7 @@ class Revocations:
     ) -> None:
         self._gate = gate
         self._processor = gate.revocations(bus, self._step)
+        self._stopped = asyncio.Event()
         self._failures = RoundFailures(
             f"{gate.service}: auth.events", log, expected=(BusError,),
             backoff=backoff or Backoff(), clock=clock, then="revocations wait; retrying",
@@ -167,17 +168,22 @@ class Revocations:
         return self._failures.failing
 
     def stop(self) -> None:
+        """End :meth:`run`: after the current round, or at once during a pause between two
+        failed reads."""
+        self._stopped.set()
         self._processor.stop()
 
     async def run(self) -> None:
-        while True:
+        while not self._stopped.is_set():
             try:
                 await self._processor.run()
                 return  # stopped
             except BusClosedError:  # the bus's owner closed it: nothing more to read
                 return
             except Exception as exc:  # a BusError, or a bug: told, tried again, never silent
-                await asyncio.sleep(self._failures.failed(exc))
+                pause = self._failures.failed(exc)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stopped.wait(), pause)
 
     def _step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
         """A round came: the read works (again)."""

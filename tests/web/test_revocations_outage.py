@@ -90,6 +90,21 @@ async def test_revocations_that_fail_to_start_are_retried_then_applied(
     assert len(lines) == 2, lines  # not a line per attempt
 
 
+async def test_stop_ends_the_revocations_while_the_bus_keeps_failing() -> None:
+    """Before, :meth:`Revocations.stop` only stopped a processor that was not running: the loop
+    slept its pause and subscribed again, for ever (only a cancel ended it)."""
+    bus = FlakyBus(failures=1_000_000)
+    gate = TokenGate(TokenSettings(keys=tokens.keyset()), "history-api")
+    follower = Revocations(gate, bus, backoff=Backoff(first=60.0, most=60.0))
+    task = asyncio.create_task(follower.run())
+    await wait_until(lambda: follower.failing)  # in its pause of 30 s or more
+    follower.stop()
+    await asyncio.wait_for(task, 2)  # ended by stop(), not cancelled
+    assert not task.cancelled()
+    assert bus.attempts == 1
+    await bus.close()
+
+
 async def test_the_readiness_check_is_unavailable_while_the_revocations_fail() -> None:
     bus = FlakyBus(failures=1_000_000)
     gate = TokenGate(TokenSettings(keys=tokens.keyset()), "trading")
