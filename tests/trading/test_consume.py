@@ -41,10 +41,11 @@ async def test_the_end_of_an_outage_is_told_once_the_consumer_runs_again(
     service = cast(TradingService, SimpleNamespace(unsound=None))
     stopping = asyncio.Event()
     with caplog.at_level(logging.WARNING, "trading.process"):
-        task = asyncio.create_task(
-            _consume("trading.commands", cast(Processor[Any], processor), service, stopping,
-                     Backoff(first=0.01, most=0.01), recovered_after=0.1)  # fmt: skip
-        )
+        consuming = _consume(
+            "trading.commands", cast(Processor[Any], processor), service, stopping,
+            Backoff(first=0.01, most=0.01), recovered_after=0.1,
+        )  # fmt: skip
+        task = asyncio.create_task(consuming)
         async with asyncio.timeout(5):
             while not any("available again" in r.getMessage() for r in caplog.records):
                 await asyncio.sleep(0.01)
