@@ -55,6 +55,10 @@ class RoundFailures:
         """From a failure until a round succeeds again."""
         return self.outage.ongoing
 
+    def check(self) -> str | None:
+        """A readiness check (:mod:`telemetry.readiness`): ``unavailable`` while failing."""
+        return "unavailable" if self.failing else None
+
     def failed(self, exc: Exception) -> float:
         """Tell ``exc`` (when it is worth a line); the pause before the next round."""
         first = not self.outage.ongoing

@@ -27,7 +27,9 @@ that the store did not take, ``restart-required``), is logged with its cause, tu
 :func:`running` raise :class:`~trading.watch.ProcessFailed` at its end: ``mdp trading serve``
 exits non-zero, its supervisor restarts it, and the restart resumes every open saga from the
 store (the uncommitted round of trades or commands comes again). The process never goes on
-without a consumer.
+without a consumer. The outbox and the projector ride out every failure of a round (they end
+only when their start fails), so a lasting one is told by their readiness checks instead
+(:data:`OUTBOX_CHECK`, :data:`PROJECTOR_CHECK`, on the admin port's ``/readyz``).
 """
 
 from __future__ import annotations
@@ -37,7 +39,7 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
 
 from access.settings import TokenSettings
 from certs.tls import TlsFiles
@@ -73,6 +75,12 @@ TICKS_GROUP = "trading.paper"
 RECOVERED_AFTER_S = 30.0
 """A consumer that ran this long after an outage without the store failing again has seen its
 end (told; its next failure starts a new outage, from the shortest pause)."""
+
+OUTBOX_CHECK: Final = "outbox"
+PROJECTOR_CHECK: Final = "projector"
+"""The readiness checks (the admin port's ``/readyz``) that read ``unavailable`` while the
+outbox (``trading.events`` not published) or the projector (the read models behind) fails:
+they ride out every failure, so the watch never sees one end."""
 
 log = logging.getLogger(__name__)
 
@@ -168,8 +176,8 @@ async def running(
         commands = Processor(bus, group, [TRADING_COMMANDS], command_step,
                              applying, start="earliest")  # fmt: skip
         stopping = asyncio.Event()
-        watch.start("outbox", outbox.run(stopping))
-        watch.start("projector", follow(projector, stopping))
+        watch.start("outbox", outbox.run(stopping, ready_check=OUTBOX_CHECK))
+        watch.start("projector", follow(projector, stopping, ready_check=PROJECTOR_CHECK))
         watch.start(TICKS, _consume(TICKS, ticks, service, stopping))
         watch.start(TRADING_COMMANDS, _consume(TRADING_COMMANDS, commands, service, stopping))
         try:

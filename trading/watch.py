@@ -8,7 +8,9 @@ it is logged once with its cause, :attr:`Watch.failure` names it (``/readyz``'s 
 check and ``/healthz`` answer 503 from then on), and ``on_failure`` is called (``mdp trading
 serve`` stops then, and exits non-zero so that its supervisor restarts it: a restart resumes
 every open saga from the store). Only the first failure is kept; the ones it causes are
-logged as well.
+logged as well. The outbox and the projector retry every failed round, so they end only when
+their start fails: their failures are told by readiness checks of their own
+(:data:`trading.process.OUTBOX_CHECK`).
 """
 
 from __future__ import annotations

@@ -130,10 +130,12 @@ async def follow(
     retry_s: float = 0.5,
     *,
     listen: bool = True,
+    ready_check: str | None = None,
 ) -> None:
     """Keep ``projector``'s read model caught up with the log until ``stop`` is set: woken by
     the log's notification of each append (unless ``listen`` is off), polling every
-    ``idle_s`` in case one is lost."""
+    ``idle_s`` in case one is lost; a failed catch-up is tried again with backoff, and the
+    readiness check ``ready_check`` reads ``unavailable`` meanwhile (:func:`follow_log`)."""
     await asyncio.to_thread(projector.start)
 
     async def step() -> int:
@@ -141,4 +143,6 @@ async def follow(
 
     name = Projector.reader(projector.model.schema)
     channel = projector.channel(retry_s) if listen else None
-    await follow_log(name, step, stop, idle_s=idle_s, retry_s=retry_s, channel=channel)
+    await follow_log(
+        name, step, stop, idle_s=idle_s, retry_s=retry_s, channel=channel, ready_check=ready_check
+    )

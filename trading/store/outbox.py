@@ -124,8 +124,9 @@ class OutboxPublisher:
             total += count
         return total
 
-    async def run(self, stop: asyncio.Event) -> None:
-        """Publish until ``stop`` is set, riding out database and bus outages."""
+    async def run(self, stop: asyncio.Event, ready_check: str | None = None) -> None:
+        """Publish until ``stop`` is set, riding out database and bus outages (and any other
+        failure: ``ready_check`` reads ``unavailable`` meanwhile, :func:`follow_log`)."""
         settings = self.settings
         await follow_log(
             settings.name,
@@ -134,4 +135,5 @@ class OutboxPublisher:
             idle_s=settings.idle_s,
             retry_s=settings.retry_s,
             channel=self._log.channel(settings.retry_s) if settings.listen else None,
+            ready_check=ready_check,
         )

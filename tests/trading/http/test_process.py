@@ -24,12 +24,13 @@ from core.trading_events import OrderFilled, OrderSide, OrderType
 from streams.bus import Topic
 from streams.memory import MemoryBus
 from streams.producer import send
+from telemetry.readiness import READINESS
 from tests.storage.stoppable import StoppablePostgres
 from tests.support import tokens
 from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
 from tests.trading.http.test_command import funded
 from tests.trading.service.scenario import XBT, settings
-from trading.process import ProcessSettings, running
+from trading.process import OUTBOX_CHECK, PROJECTOR_CHECK, ProcessSettings, running
 from trading.watch import ProcessFailed
 
 FILLED_WITHIN_S = 10.0
@@ -87,6 +88,9 @@ async def test_ticks_on_the_bus_fill_an_order_placed_over_http(fresh_database: s
         published = [codec_for(TRADING_EVENTS).decode(record.value) for record in records]
         filled = [m for m in published if isinstance(getattr(m, "event", m), OrderFilled)]
         assert len(filled) == len(fills)
+        checks = READINESS.checks()  # the admin port's /readyz: both loops run, neither fails
+        assert (checks[OUTBOX_CHECK], checks[PROJECTOR_CHECK]) == (None, None)
+    assert OUTBOX_CHECK not in READINESS.checks()
 
 
 async def test_a_key_revoked_on_auth_events_is_refused_at_once(fresh_database: str) -> None:
