@@ -53,14 +53,17 @@ class ApiServer:
     async def stop(self) -> None:
         """Stop serving: uvicorn's graceful shutdown. However that ends (an error, or a
         cancellation before uvicorn saw ``should_exit``: it looks every 0.1 s), its listening
-        sockets are closed here, never left to the garbage collector (an unclosed socket's
-        ``ResourceWarning``, from whatever test runs when it is collected)."""
+        sockets and the connections it still holds are closed here, never left to the garbage
+        collector (an unclosed socket's ``ResourceWarning``, from whatever test runs when it
+        is collected)."""
         self._server.should_exit = True
         try:
             await self._task
         finally:
             for listener in getattr(self._server, "servers", ()):
                 listener.close()  # asyncio's: stops accepting and closes its socket, once
+            for connection in list(self._server.server_state.connections):
+                connection.transport.close()  # none left after a graceful shutdown
 
 
 @contextlib.asynccontextmanager
