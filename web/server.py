@@ -51,8 +51,19 @@ class ApiServer:
         return f"{self.scheme}://{self.host}:{self.port}"
 
     async def stop(self) -> None:
+        """Stop serving: uvicorn's graceful shutdown. However that ends (an error, or a
+        cancellation before uvicorn saw ``should_exit``: it looks every 0.1 s), its listening
+        sockets and the connections it still holds are closed here, never left to the garbage
+        collector (an unclosed socket's ``ResourceWarning``, from whatever test runs when it
+        is collected)."""
         self._server.should_exit = True
-        await self._task
+        try:
+            await self._task
+        finally:
+            for listener in getattr(self._server, "servers", ()):
+                listener.close()  # asyncio's: stops accepting and closes its socket, once
+            for connection in list(self._server.server_state.connections):
+                connection.transport.close()  # none left after a graceful shutdown
 
 
 @contextlib.asynccontextmanager
@@ -87,8 +98,10 @@ async def serving(
                 await asyncio.sleep(0.01)
         yield running
     finally:
-        await running.stop()
-        listening.close()
+        try:
+            await running.stop()
+        finally:
+            listening.close()  # also when uvicorn never took it (it did not start)
 
 
 def uvicorn_config(

@@ -84,10 +84,14 @@ async def client(
 async def stalled_socket(gateway: Gateway) -> socket.socket:
     """A connected socket with a tiny receive buffer, for a client that stops reading."""
     sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-    sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
-    sock.setblocking(False)
-    loop = asyncio.get_running_loop()
-    await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", gateway.port)), TIMEOUT)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 4096)
+        sock.setblocking(False)
+        loop = asyncio.get_running_loop()
+        await asyncio.wait_for(loop.sock_connect(sock, ("127.0.0.1", gateway.port)), TIMEOUT)
+    except BaseException:
+        sock.close()  # not left to the garbage collector (a ResourceWarning in a later test)
+        raise
     return sock
 
 
