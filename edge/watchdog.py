@@ -7,11 +7,6 @@ means "stop HAProxy": SIGTERM, then SIGKILL after ``GRACE`` seconds. HAProxy end
 the watchdog too. The process is named by a pidfd, opened while HAProxy is known to be the
 starter's child, so a reused process id can never be signalled.
 
-With a third argument, ``MARKER``, it leashes a process that is not the starter's child, as
-the test suite does for the servers that ``mdp kafka start`` and ``pg_ctl start`` leave in
-sessions of their own (tests/support/leash.py): that process is taken for the one meant only
-if its command line holds ``MARKER`` (its data folder), checked once the pidfd pins it.
-
 Why not ``PR_SET_PDEATHSIG``: the kernel sends that signal when the *thread* that forked the
 child ends, not the process (prctl(2)); the edge starts HAProxy from worker threads
 (``asyncio.to_thread``), whose end would stop a healthy HAProxy. And setting it needs a
@@ -38,37 +33,31 @@ def _parent_of(pid: int) -> int | None:
     return int(stat[stat.rindex(b")") + 2 :].split()[1])
 
 
-def _is_meant(pid: int, marker: bytes | None) -> bool:
-    """Whether ``pid`` is the process to leash: our sibling (HAProxy, the starter's child), or
-    with a ``marker``, a process whose command line holds it."""
-    if marker is None:
-        return _parent_of(pid) == os.getppid()
-    try:
-        with open(f"/proc/{pid}/cmdline", "rb") as file:
-            return marker in file.read()
-    except OSError:
-        return False
-
-
 def _ended(pidfd: int, timeout: float) -> bool:
     with selectors.DefaultSelector() as selector:
         selector.register(pidfd, selectors.EVENT_READ)
         return bool(selector.select(timeout))
 
 
-def watch(pid: int, grace: float, marker: bytes | None = None) -> int:
+def watch(pid: int, grace: float) -> int:
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return 0
-    if not _is_meant(pid, marker):  # it ended, and the id is someone else's
+    if _parent_of(pid) != os.getppid():  # not our sibling: it ended, the id is someone else's
         return 0
+    return hold(pidfd, grace)
+
+
+def hold(pidfd: int, grace: float) -> int:
+    """Stop the process of ``pidfd`` (SIGTERM, then SIGKILL after ``grace`` seconds) at end of
+    file on standard input; return as soon as it ends by itself."""
     with selectors.DefaultSelector() as selector:
-        selector.register(pidfd, selectors.EVENT_READ, "haproxy")
+        selector.register(pidfd, selectors.EVENT_READ, "process")
         selector.register(sys.stdin.fileno(), selectors.EVENT_READ, "starter")
         while True:
             ready = {key.data for key, _ in selector.select()}
-            if "haproxy" in ready:
+            if "process" in ready:
                 return 0
             if not os.read(sys.stdin.fileno(), 512):  # end of file: the starter is gone
                 break
@@ -84,5 +73,4 @@ def watch(pid: int, grace: float, marker: bytes | None = None) -> int:
 
 if __name__ == "__main__":
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # a terminal's Ctrl-C is for the starter
-    marker = os.fsencode(sys.argv[3]) if len(sys.argv) > 3 else None
-    sys.exit(watch(int(sys.argv[1]), float(sys.argv[2]), marker))
+    sys.exit(watch(int(sys.argv[1]), float(sys.argv[2])))

@@ -131,7 +131,7 @@ def notification_of(row: DictRow) -> Notification:
 
 
 def fired_of(row: DictRow) -> AlertFired:
-    """The firing a ``main_api_fired`` row keeps (the inverse of :func:`firing_rows`)."""
+    """The firing a ``main_api_fired`` row keeps."""
     return AlertFired(
         fire_id=row["fire_id"], alert_id=row["alert_id"], account=row["account"],
         instrument=row["instrument"], condition=Condition(row["condition"]),
@@ -140,27 +140,13 @@ def fired_of(row: DictRow) -> AlertFired:
     )  # fmt: skip
 
 
-def firing_rows(event: AlertFired, now_ns: int) -> tuple[dict[str, Any], dict[str, Any]]:
-    """The pure half of :func:`main_api.firings.record_firing`: the fired row and the
-    notification row of ``event`` (both keyed by its ``fire_id``)."""
-    fired: dict[str, Any] = {
-        "fire_id": event.fire_id, "alert_id": event.alert_id, "account": event.account,
-        "instrument": event.instrument, "condition": event.condition.value,
-        "threshold": event.threshold, "price": event.price, "ts": event.ts,
-        "trade_id": event.trade_id, "candle_open_time": event.candle_open_time,
-        "gap": event.gap, "recorded_at": now_ns,
-    }  # fmt: skip
-    notification: dict[str, Any] = {
-        name: fired[name] for name in NOTIFICATION_COLUMNS if name in fired
-    }
-    notification["created_at"] = now_ns
-    return fired, notification
-
-
 FIRED_COLUMNS: Final = (
     "fire_id", "alert_id", "account", "instrument", "condition", "threshold", "price", "ts",
     "trade_id", "candle_open_time", "gap", "recorded_at",
 )  # fmt: skip
+# The columns a firing's document fills (each an :class:`AlertFired` field of that name, read
+# back as this SQL type); the last, ``recorded_at``, is the statement's own ``%(now)s``.
+_FIRED_FIELDS: Final = FIRED_COLUMNS[:-1]
 _FIRED_TYPES: Final = (
     "text", "text", "bigint", "text", "text", "numeric", "numeric", "bigint", "bigint", "bigint",
     "boolean",
@@ -169,10 +155,11 @@ _json: Final = msgspec.json.Encoder(decimal_format="string")
 
 
 def firings_document(events: Sequence[AlertFired]) -> str:
-    """The fired rows of ``events`` (:func:`firing_rows`, ``recorded_at`` apart) as one JSON
-    array, in order, for :data:`FIRINGS_RECORD`; a ``fire_id`` repeated in ``events`` is kept
-    once (its first). One parameter the server takes apart, rather than an array per column
-    built and sent value by value (a storm's round holds thousands)."""
+    """The fired rows of ``events`` (their :class:`AlertFired` fields, named as the
+    ``main_api_fired`` columns bar ``recorded_at``) as one JSON array, in order, for
+    :data:`FIRINGS_RECORD`; a ``fire_id`` repeated in ``events`` is kept once (its first).
+    One parameter the server takes apart, rather than an array per column built and sent
+    value by value (a storm's round holds thousands)."""
     firsts: dict[str, AlertFired] = {}
     for event in events:
         firsts.setdefault(event.fire_id, event)
@@ -180,7 +167,7 @@ def firings_document(events: Sequence[AlertFired]) -> str:
 
 
 _FIELDS: Final = ", ".join(
-    f"(e.doc ->> '{name}')::{kind}" for name, kind in zip(FIRED_COLUMNS, _FIRED_TYPES, strict=False)
+    f"(e.doc ->> '{name}')::{kind}" for name, kind in zip(_FIRED_FIELDS, _FIRED_TYPES, strict=True)
 )
 _NOTIFIED: Final = ", ".join(NOTIFICATION_COLUMNS[:-1])
 FIRINGS_RECORD: Final = (

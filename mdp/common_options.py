@@ -1,5 +1,6 @@
 """Options several ``mdp`` commands share, each defined once: the log's format and level
-(every command's), the candle intervals, the database URL and the gateway's allowed origins
+(every command's), the candle intervals, the database URL (and ``--wait``, how long a service
+waits for that database at start) and the gateway's allowed origins
 (read from the environment here, at the edge, and nowhere else, a URL also from a file
 ``$DATABASE_URL_FILE`` names; the URL held as a
 :class:`~core.secrets.DatabaseUrl`, which never prints its password)."""
@@ -7,11 +8,12 @@
 from __future__ import annotations
 
 import argparse
+import asyncio
 import math
 import os
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Final
 
 import psycopg
 from psycopg.conninfo import conninfo_to_dict
@@ -193,6 +195,69 @@ def add_database_option(parser: argparse._ActionsContainer, otherwise: str) -> N
     )
 
 
+DEFAULT_WAIT_S: Final = 60.0
+CONNECT_TIMEOUT_S: Final = 10
+"""How long one attempt to reach the database may take (a host that does not answer at all)."""
+
+
+def add_wait_option(parser: argparse._ActionsContainer) -> None:
+    """``--wait SECONDS`` (checked by :func:`check_wait`): how long a service waits at start
+    for a database that is not there yet. A service started beside its database (a compose
+    file, a machine booting) often comes up first. Instead of one attempt and exit 1, the
+    commands that need the database at start (``mdp api``, ``mdp main-api``, ``mdp trading
+    serve``, ``mdp auth serve``, ``mdp alerts evaluate``) try again with backoff for up to
+    ``--wait`` seconds (default 60; 0: one attempt): :func:`wait_for_database`."""
+    parser.add_argument(
+        "--wait", type=float, default=DEFAULT_WAIT_S, metavar="SECONDS",
+        help="how long to keep trying the database at start (default 60; 0: fail at once)",
+    )  # fmt: skip
+
+
+def check_wait(args: argparse.Namespace) -> None:
+    """``ValueError`` for a ``--wait`` below 0."""
+    if not args.wait >= 0:
+        raise ValueError("--wait must be 0 or more")
+
+
+def wait_for_database(args: argparse.Namespace, tell: Callable[[str], object]) -> None:
+    """Return once the database of ``--database-url`` takes a connection, trying for up to
+    ``--wait`` seconds; after that, the last ``psycopg.OperationalError`` is raised. The
+    wait is told on ``tell`` in one line when it begins and one every 30 s
+    (:func:`~streams.retry.until_available`), the password masked. Ctrl-C ends it
+    (``KeyboardInterrupt``)."""
+    from streams.retry import until_available
+
+    url = args.database_url.reveal()
+
+    async def connect() -> None:
+        conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT_S)
+        await conn.close()
+
+    asyncio.run(
+        until_available(
+            connect,
+            "the database",
+            within_s=args.wait,
+            retry_on=(psycopg.OperationalError,),
+            describe=lambda exc: database_failure(args.database_url, exc),
+            then=f"trying again for up to {args.wait:g} s",
+            say=tell,
+        )
+    )
+
+
+def database_refused(args: argparse.Namespace, tell: Callable[[str], None]) -> int:
+    """:func:`wait_for_database`: 0 once the database is reached; else ``EXIT_FAILED``,
+    ``tell`` having said the last error in one line (a database that cannot be reached at
+    start is one line, not a server's traceback)."""
+    try:
+        wait_for_database(args, tell)
+    except psycopg.Error as exc:
+        tell(f"error: {database_failure(args.database_url, exc)}")
+        return EXIT_FAILED
+    return 0
+
+
 def schema_name(text: str) -> str:
     """A schema name given on the command line: an identifier of at most 50 characters."""
     if not text.isidentifier() or len(text) > 50:
@@ -330,8 +395,6 @@ def start_refused(args: argparse.Namespace, tell: Callable[[str], None], service
     trading serve``): a database given and reachable (waited for up to ``--wait`` seconds), a
     key set given. 0 when they pass; else the exit code, ``tell`` having said why in one line
     (``service`` names the service)."""
-    from mdp.wait_options import check_wait, wait_for_database
-
     if not args.database_url:
         tell("error: no database: give --database-url or set DATABASE_URL")
         return EXIT_BAD_INPUT
@@ -343,12 +406,7 @@ def start_refused(args: argparse.Namespace, tell: Callable[[str], None], service
     except ValueError as exc:
         tell(f"error: {exc}")
         return EXIT_BAD_INPUT
-    try:  # a database that cannot be reached at start is one line, not a traceback
-        wait_for_database(args, tell)
-    except psycopg.Error as exc:
-        tell(f"error: {database_failure(args.database_url, exc)}")
-        return EXIT_FAILED
-    return 0
+    return database_refused(args, tell)
 
 
 def anonymous_plan(args: argparse.Namespace) -> PlanClaims | None:

@@ -44,11 +44,12 @@ from mdp.cluster_options import (
 from mdp.common_options import (
     add_database_option,
     add_log_options,
+    add_wait_option,
+    check_wait,
     configure_logging,
     database_failure,
     schema_name,
 )
-from mdp.wait_options import add_wait_option, check_wait
 
 if TYPE_CHECKING:
     from main_api.alerts.runner import EvaluatorService, EvaluatorSettings

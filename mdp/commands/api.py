@@ -19,8 +19,6 @@ import sys
 from collections.abc import Sequence
 from typing import Any
 
-import psycopg
-
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus, say
 from mdp.common_options import (
@@ -29,14 +27,15 @@ from mdp.common_options import (
     add_issuer_options,
     add_log_options,
     add_token_options,
+    add_wait_option,
     anonymous_plan,
+    check_wait,
     configure_logging,
-    database_failure,
+    database_refused,
     intervals_of,
     token_settings,
 )
 from mdp.tls_options import add_tls_options, tls_of
-from mdp.wait_options import add_wait_option, check_wait, wait_for_database
 
 EXIT_BAD_INPUT = 2
 EXIT_FAILED = 1
@@ -110,17 +109,15 @@ def run(args: argparse.Namespace) -> int:
         return _fail(str(exc))
     if args.bus == "kafka" and not settings.tokens.checks_tokens:
         return _fail("--bus kafka reads revocations: give --jwks-url too")
-    try:  # a database that cannot be reached at start is one line, not a server's traceback
-        wait_for_database(args, say("mdp api"))
-    except psycopg.Error as exc:
-        print(f"mdp api: error: {database_failure(args.database_url, exc)}", file=sys.stderr)
-        return EXIT_FAILED
+    refused = database_refused(args, say("mdp api"))
+    if refused:
+        return refused
     open_bus = functools.partial(kafka_bus, args) if args.bus == "kafka" else None
     app = create_app_for_url(args.database_url.reveal(), settings, open_bus=open_bus)
     started = run_until_stopped(
         app, args.host, args.port, log_level=args.log_level, limits=limits, tls=tls
     )
-    return 0 if started else 1
+    return 0 if started else EXIT_FAILED
 
 
 def _fail(message: str) -> int:

@@ -26,9 +26,14 @@ import psycopg
 
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import say
-from mdp.common_options import add_database_option, database_failure
+from mdp.common_options import (
+    add_database_option,
+    add_wait_option,
+    check_wait,
+    database_failure,
+    wait_for_database,
+)
 from mdp.tls_options import add_tls_options, tls_of
-from mdp.wait_options import add_wait_option, check_wait, wait_for_database
 
 if TYPE_CHECKING:
     from auth.service import AuthService

@@ -27,13 +27,13 @@ from mdp.common_options import (
     add_issuer_options,
     add_log_options,
     add_token_options,
+    add_wait_option,
     configure_logging,
     schema_name,
     start_refused,
     token_settings,
 )
 from mdp.tls_options import add_tls_options, tls_of
-from mdp.wait_options import add_wait_option
 
 if TYPE_CHECKING:
     from main_api.webhooks.settings import WebhookSettings

@@ -35,6 +35,7 @@ from mdp.common_options import (
     add_issuer_options,
     add_log_options,
     add_token_options,
+    add_wait_option,
     configure_logging,
     database_failure,
     schema_name,
@@ -43,7 +44,6 @@ from mdp.common_options import (
 )
 from mdp.progress import Progress
 from mdp.tls_options import add_tls_options, tls_of
-from mdp.wait_options import add_wait_option
 from storage.pg_binaries import PostgresUnavailableError
 from storage.pg_server import PostgresServerError, default_data_dir
 from trading.domain.accounts import AccountError

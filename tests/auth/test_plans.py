@@ -109,8 +109,9 @@ def test_a_plan_file_that_is_not_toml_is_refused_naming_it(tmp_path: Path) -> No
     path.write_bytes(b"\xff\xfe")
     with pytest.raises(PlanError, match=f"^cannot read the plan file {re.escape(str(path))}: "):
         load_plans(path)
-    with pytest.raises(PlanError, match=r"^cannot read the plan file .*No such file"):
-        load_plans(tmp_path / "none.toml")
+    missing = tmp_path / "none.toml"
+    with pytest.raises(PlanError, match=f"^cannot read the plan file {re.escape(str(missing))}: "):
+        load_plans(missing)
 
 
 def test_claims_carry_the_plan_flat_and_trading_needs_the_trade_scope() -> None:

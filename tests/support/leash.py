@@ -3,12 +3,12 @@ session of its own (``mdp kafka start``, ``pg_ctl start``): the server is stoppe
 when the test process is gone, however it ended (``kill -9``, an out-of-memory kill), where no
 ``finally`` of the test's runs.
 
-The leash is the edge's HAProxy watchdog (``edge/watchdog.py PID GRACE MARKER``): a small
-process with a pipe as standard input whose other end only the test process holds. The kernel
-closes that end however the test process ends, and the watchdog then stops the server
-(SIGTERM, then SIGKILL after ``GRACE`` seconds); the server ending first ends it too. The
-server is named by a pidfd and only taken for the server when its command line holds
-``MARKER`` (its data folder), so a reused process id is never signalled.
+The leash is a small process (``tests/support/leash_watch.py PID GRACE MARKER``) with a pipe
+as standard input whose other end only the test process holds. The kernel closes that end
+however the test process ends, and the leash then stops the server (SIGTERM, then SIGKILL
+after ``GRACE`` seconds); the server ending first ends it too. The server is named by a pidfd
+and only taken for the server when its command line holds ``MARKER`` (its data folder), so a
+reused process id is never signalled.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-WATCHDOG = Path(__file__).resolve().parents[2] / "edge" / "watchdog.py"
+WATCHER = Path(__file__).resolve().with_name("leash_watch.py")
 GRACE_S = 20.0
 """How long a server has to stop on SIGTERM before SIGKILL."""
 
@@ -31,7 +31,7 @@ def leash(pid: int, marker: str, grace: float = GRACE_S) -> None:
     if held is not None and held.poll() is None:
         return
     _LEASHES[pid] = subprocess.Popen(
-        [sys.executable, "-I", str(WATCHDOG), str(pid), str(grace), marker],
+        [sys.executable, "-I", str(WATCHER), str(pid), str(grace), marker],
         stdin=subprocess.PIPE,
         start_new_session=True,  # a terminal's Ctrl-C or a group's SIGTERM is for the test
     )
