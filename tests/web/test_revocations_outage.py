@@ -25,8 +25,6 @@ from telemetry.readiness import READINESS
 from tests.support import tokens
 from web.tokens import READY_CHECK, Revocations, TokenGate, checking
 
-NOW_S = int(time.time())
-
 
 class FlakyBus(MemoryBus):
     """A bus whose first ``failures`` subscriptions fail as Kafka's do with no broker."""
@@ -47,8 +45,8 @@ class FlakyBus(MemoryBus):
         return super().subscribe(group, topics, start=start)
 
 
-def key_grant(key_id: str) -> Grant:
-    return Grant.from_claims(tokens.claims(now=NOW_S, kind="key", principal=key_id).payload())
+def key_grant(key_id: str, now_s: int) -> Grant:
+    return Grant.from_claims(tokens.claims(now=now_s, kind="key", principal=key_id).payload())
 
 
 async def wait_until(holds: Callable[[], bool]) -> None:
@@ -69,17 +67,18 @@ async def test_revocations_that_fail_to_start_are_retried_then_applied(
         await wait_until(lambda: bus.attempts >= 1)
         seen.append("unavailable" if follower.failing else None)
         await wait_until(lambda: bus.attempts > 3 and not follower.failing)
+        now_s = int(time.time())  # the gate drops a revocation whose end has passed
         event = AuthEvent(id=1, kind="key-revoked", subject="key:k_revoked", account_id=1,
-                          plan=None, reason="", at=NOW_S, until=NOW_S + 300)  # fmt: skip
+                          plan=None, reason="", at=now_s, until=now_s + 300)  # fmt: skip
         await bus.topic(AUTH_EVENTS).publish(event.key(), encode_event(event))
-        revoked = key_grant("k_revoked")
-        await wait_until(lambda: gate.denylist.refuses(revoked, NOW_S))
+        revoked = key_grant("k_revoked", now_s)
+        await wait_until(lambda: gate.denylist.refuses(revoked, now_s))
         follower.stop()
         await asyncio.wait_for(task, 5)
     await bus.close()
 
     assert seen == ["unavailable"]
-    assert not gate.denylist.refuses(key_grant("k_other"), NOW_S)
+    assert not gate.denylist.refuses(key_grant("k_other", now_s), now_s)
     lines = [record.getMessage() for record in caplog.records]
     assert re.fullmatch(
         r"history-api: auth\.events unavailable \(group history-api\.revocations\.\w+ could not"
