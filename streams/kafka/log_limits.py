@@ -5,13 +5,16 @@ connection attempt and request of every client in the process: about a hundred l
 in a worker. :class:`RepeatLimiter` lets the first record of each kind through (a kind is the
 logger, level and message template, whatever the arguments), then at most one per ``every``
 seconds, which says how many like it were held back meanwhile. Nothing else is dropped: a new
-kind of error is logged at once. :func:`limit_client_logs` installs it on the loggers of the
-Kafka clients and Faust; the worker itself says once when the broker stops answering and once
-when it answers again (:class:`BrokerWatch`).
+kind of error is logged at once. A record that carries a lost connection's traceback (a
+socket reset or refused: the broker went away) has it folded into its line, the exception's
+type and message: an outage is told in lines, never in tracebacks. :func:`limit_client_logs`
+installs it on the loggers of the Kafka clients and Faust; the worker itself says once when
+the broker stops answering and once when it answers again (:class:`BrokerWatch`).
 """
 
 from __future__ import annotations
 
+import importlib
 import logging
 import time
 from collections import OrderedDict
@@ -21,6 +24,12 @@ from typing import Final
 
 CLIENT_PREFIXES: Final = ("aiokafka", "kafka", "faust", "mode")
 """The packages whose loggers tell the clients' retries."""
+
+NETWORK_MODULES: Final = (
+    "kafka.cluster", "kafka.net.connection", "kafka.net.selector", "kafka.net.transport",
+)  # fmt: skip
+"""The kafka-python modules whose loggers tell a lost connection (with its traceback); loaded
+before the limiter goes on, so their loggers exist then (a logger made later has no filter)."""
 
 _MAX_KINDS: Final = 256
 
@@ -49,6 +58,7 @@ class RepeatLimiter(logging.Filter):
         if kind is not None and now - kind.last_out < self.every:
             kind.held += 1
             return False
+        _fold_lost_connection(record)
         if kind is not None and kind.held:
             record.msg = f"{record.msg} [{kind.held} more like this in the last {self.every:g}s]"
         self._kinds[key] = _Kind(now)
@@ -56,6 +66,17 @@ class RepeatLimiter(logging.Filter):
         while len(self._kinds) > _MAX_KINDS:  # bounded, whatever the clients log
             self._kinds.popitem(last=False)
         return True
+
+
+def _fold_lost_connection(record: logging.LogRecord) -> None:
+    """A lost connection's traceback as the end of the record's line (other tracebacks kept)."""
+    exc = record.exc_info[1] if record.exc_info else None
+    if not isinstance(exc, OSError) and not type(exc).__name__.endswith("ConnectionError"):
+        return
+    record.msg = f"{record.getMessage()} ({type(exc).__name__}: {exc})"
+    record.args = None
+    record.exc_info = None
+    record.exc_text = None
 
 
 def limit_client_logs(
@@ -66,6 +87,8 @@ def limit_client_logs(
     A logger's filter holds only for records made on that very logger, not for those of its
     children, so it goes on each one that exists: call this once the clients are imported.
     """
+    for module in NETWORK_MODULES:
+        importlib.import_module(module)
     limiter = RepeatLimiter(every)
     heads = tuple(prefixes)
     names = [

@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import logging
+import sys
 
 import pytest
 
-from streams.kafka.log_limits import BrokerWatch, RepeatLimiter, limit_client_logs
+from streams.kafka.log_limits import (
+    NETWORK_MODULES,
+    BrokerWatch,
+    RepeatLimiter,
+    limit_client_logs,
+)
 
 
 class Clock:
@@ -36,6 +42,29 @@ def test_repeats_of_one_kind_pass_once_per_period_saying_how_many_were_held() ->
     assert passed[1].endswith("[2999 more like this in the last 30s]")
 
 
+def failed(exc: BaseException) -> logging.LogRecord:
+    try:
+        raise exc
+    except BaseException:
+        line = record("Metadata refresh failed on %s", "node 1", name="kafka.cluster")
+        line.exc_info = sys.exc_info()
+        return line
+
+
+def test_a_lost_connections_traceback_is_folded_into_its_line_and_others_are_kept() -> None:
+    limiter = RepeatLimiter(every=30.0, clock=Clock())
+    reset = failed(ConnectionResetError(104, "Connection reset by peer"))
+    assert limiter.filter(reset)
+    assert reset.exc_info is None
+    assert logging.Formatter().format(reset) == (
+        "Metadata refresh failed on node 1 (ConnectionResetError: [Errno 104] Connection reset"
+        " by peer)"
+    )
+    bug = failed(KeyError("partition"))
+    assert RepeatLimiter(every=30.0, clock=Clock()).filter(bug)
+    assert "Traceback" in logging.Formatter().format(bug)  # not a lost connection: kept
+
+
 def test_a_new_kind_of_error_passes_at_once() -> None:
     limiter = RepeatLimiter(every=30.0, clock=Clock())
     assert limiter.filter(record("Failed fetch messages from %s: %s", 1, "x"))
@@ -57,6 +86,8 @@ def test_it_goes_on_every_existing_logger_of_the_clients() -> None:
     try:
         assert limiter in child.filters
         assert limiter in logging.getLogger("faust").filters
+        for module in NETWORK_MODULES:  # loaded first: their loggers exist and are limited
+            assert limiter in logging.getLogger(module).filters
         assert limiter not in logging.getLogger("streams").filters
     finally:
         for name in ("aiokafka", "kafka", "faust", "mode", *logging.root.manager.loggerDict):
