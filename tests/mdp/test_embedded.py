@@ -74,10 +74,16 @@ async def stored_kraken_minutes(store: MarketDataStore) -> dict[int, tuple[Decim
     }
 
 
-async def wait_for(condition: Callable[[], object], timeout: float = WAIT) -> None:
+async def wait_for(
+    condition: Callable[[], object],
+    timeout: float = WAIT,
+    state: Callable[[], str] = lambda: "",
+) -> None:
+    """Until ``condition`` holds; on a timeout, the failure says ``state()`` (where things
+    stood)."""
     deadline = time.monotonic() + timeout
     while not await condition():  # type: ignore[misc]
-        assert time.monotonic() < deadline, "timed out"
+        assert time.monotonic() < deadline, f"timed out {state()}"
         await asyncio.sleep(0.1)
 
 
@@ -247,10 +253,18 @@ async def run_kraken_until_replayed(
         async def complete() -> bool:
             return LAST_MINUTE in await stored_minutes(store, f"KRAKEN:{SYMBOL}")
 
-        await wait_for(replayed)
+        def state() -> str:
+            engine, feed = platform.engine, platform.feed
+            return (
+                f"(venue: {venue.connections} connections, finished {venue.finished.is_set()},"
+                f" at frame {venue.position}; feed: {feed.stats if feed else None}; engine:"
+                f" {engine.stats.ticks if engine else None} of {new_trades} ticks)"
+            )
+
+        await wait_for(replayed, state=state)
         if close:
             clock.ahead_ns = 120 * 1_000_000_000
-            await wait_for(complete)
+            await wait_for(complete, state=state)
     stop.set()
     await asyncio.wait_for(running, WAIT)
     return platform
