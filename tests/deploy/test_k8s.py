@@ -934,7 +934,7 @@ def test_the_kustomize_the_scripts_build_is_the_one_go_sum_locks() -> None:
 
 MONITORING = "monitoring/overlays"
 MONITORING_OVERLAYS = ("dev", "staging", "prod")
-OBSERVABILITY = {"prometheus", "grafana", "otel-collector", "jaeger"}
+OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "otel-collector", "jaeger"}
 
 
 def monitoring(overlay: str) -> tuple[Doc, ...]:
@@ -1077,6 +1077,37 @@ def test_the_observability_prometheus_loads_the_rules_of_deploy_prometheus(overl
     configuration = mounts[next(name for name, volume in volumes.items() if volume.get(
         "configMap", {}).get("name") == "prometheus-config")]  # fmt: skip
     assert not mounts["rules"].startswith(f"{configuration}/")  # not inside a read-only volume
+
+
+ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
+
+
+@pytest.mark.parametrize("overlay", MONITORING_OVERLAYS)
+def test_the_observability_prometheus_alerts_through_alertmanager_configured_as_compose(
+    overlay: str,
+) -> None:
+    """Prometheus sends its alerts to the Service alertmanager on its port; the Alertmanager
+    pod mounts the ConfigMap made from deploy/alertmanager/alertmanager.yml, unchanged, where
+    its --config.file looks."""
+    docs = monitoring(overlay)
+    config = yaml.safe_load(named(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+    (manager,) = config["alerting"]["alertmanagers"]
+    (target,) = [t for static in manager["static_configs"] for t in static["targets"]]
+    host, port = target.split(":")
+    service = named(docs, "Service", host)
+    (served,) = service["spec"]["ports"]
+    assert served["port"] == int(port)
+    deployment = named(docs, "Deployment", "alertmanager")
+    assert selects({"matchLabels": service["spec"]["selector"]}, pod_labels(deployment))
+    (container,) = containers(deployment)
+    assert served["targetPort"] in {p["name"] for p in container["ports"]}
+    volumes = {volume["name"]: volume for volume in pod_spec(deployment)["volumes"]}
+    mounts = {mount["name"]: mount["mountPath"] for mount in container["volumeMounts"]}
+    (config_volume,) = [n for n, v in volumes.items() if "configMap" in v]
+    made = named(docs, "ConfigMap", volumes[config_volume]["configMap"]["name"])
+    assert made["metadata"]["name"].startswith("alertmanager-config-")  # kustomize's hash
+    assert made["data"] == {"alertmanager.yml": ALERTMANAGER.read_text()}
+    assert flags(container)["config.file"] == f"{mounts[config_volume]}/alertmanager.yml"
 
 
 def test_promtool_accepts_the_observability_prometheus_with_its_rules(tmp_path: Path) -> None:
