@@ -934,7 +934,9 @@ def test_the_kustomize_the_scripts_build_is_the_one_go_sum_locks() -> None:
 
 MONITORING = "monitoring/overlays"
 MONITORING_OVERLAYS = ("dev", "staging", "prod")
-OBSERVABILITY = {"prometheus", "alertmanager", "grafana", "otel-collector", "jaeger"}
+OBSERVABILITY = {
+    "prometheus", "alertmanager", "blackbox-exporter", "grafana", "otel-collector", "jaeger",
+}  # fmt: skip
 
 
 def monitoring(overlay: str) -> tuple[Doc, ...]:
@@ -1027,7 +1029,7 @@ def test_the_observability_prometheus_scrapes_the_admin_ports_as_the_rules_jobs(
     config = yaml.safe_load(
         named(monitoring("prod"), "ConfigMap", "prometheus-config")["data"]["prometheus.yml"]
     )
-    (job,) = config["scrape_configs"]
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "mdp"]
     (discovery,) = job["kubernetes_sd_configs"]
     assert discovery == {"role": "pod", "namespaces": {"names": [NAMESPACE]}}
     relabel = job["relabel_configs"]
@@ -1077,6 +1079,40 @@ def test_the_observability_prometheus_loads_the_rules_of_deploy_prometheus(overl
     configuration = mounts[next(name for name, volume in volumes.items() if volume.get(
         "configMap", {}).get("name") == "prometheus-config")]  # fmt: skip
     assert not mounts["rules"].startswith(f"{configuration}/")  # not inside a read-only volume
+
+
+def test_the_observability_prometheus_probes_the_edges_health_through_the_blackbox_exporter() -> (
+    None
+):
+    """The job blackbox asks the exporter's Service to probe the edge's public health URLs
+    with a module the exporter has; each URL is its series' instance (EndpointDown's label),
+    and the edge's NetworkPolicy admits the probe on that port."""
+    docs = monitoring("prod")
+    config = yaml.safe_load(named(docs, "ConfigMap", "prometheus-config")["data"]["prometheus.yml"])
+    (job,) = [job for job in config["scrape_configs"] if job["job_name"] == "blackbox"]
+    (module,) = job["params"]["module"]
+    exporter = yaml.safe_load(named(docs, "ConfigMap", "blackbox-config")["data"]["config.yml"])
+    assert module in exporter["modules"]
+    relabel = job["relabel_configs"]
+    assert {"source_labels": ["__param_target"], "target_label": "instance"} in relabel
+    (address,) = [rule["replacement"] for rule in relabel if rule["target_label"] == "__address__"]
+    host, port = address.split(":")
+    (served,) = named(docs, "Service", host)["spec"]["ports"]
+    assert served["port"] == int(port)
+    (static,) = job["static_configs"]
+    edge_port = next(
+        p["port"] for p in named(rendered("prod"), "Service", "edge")["spec"]["ports"]
+        if p["name"] == "http"
+    )  # fmt: skip
+    assert static["targets"] == [
+        f"http://edge.{NAMESPACE}.svc.cluster.local:{edge_port}{path}"
+        for path in ("/healthz", "/auth/healthz")
+    ]
+    edge_policy = named(rendered("prod"), "NetworkPolicy", "edge")
+    assert any(
+        "from" not in rule and {"protocol": "TCP", "port": edge_port} in rule["ports"]
+        for rule in edge_policy["spec"]["ingress"]
+    ), "the edge's public port is open to every client"
 
 
 ALERTMANAGER = ROOT / "deploy" / "alertmanager" / "alertmanager.yml"
@@ -1130,8 +1166,8 @@ def test_promtool_accepts_the_observability_prometheus_with_its_rules(tmp_path: 
         for pattern in config["rule_files"]
     ]
     for job in config["scrape_configs"]:
-        assert job.pop("kubernetes_sd_configs")
-        job["static_configs"] = [{"targets": [f"pod:{ADMIN_PORT}"]}]
+        if job.pop("kubernetes_sd_configs", None):
+            job["static_configs"] = [{"targets": [f"pod:{ADMIN_PORT}"]}]
     (tmp_path / "prometheus.yml").write_text(yaml.safe_dump(config))
     done = run_promtool("check", "config", str(tmp_path / "prometheus.yml"), cwd=tmp_path)
     assert done.returncode == 0, done.stdout + done.stderr
