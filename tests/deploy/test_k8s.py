@@ -241,9 +241,9 @@ def test_every_rendered_manifest_validates_against_the_kubernetes_1_28_schemas(
     docs = rendered(overlay)
     for doc in docs:
         validate(doc)
-        assert doc["metadata"].get("namespace", NAMESPACE) == NAMESPACE or doc["kind"] == (
-            "Namespace"
-        )
+        # named, not left to kubectl's current namespace: the components' objects too
+        assert doc["metadata"].get("namespace") == NAMESPACE or doc["kind"] == "Namespace", (
+            doc["kind"], doc["metadata"]["name"])  # fmt: skip
 
 
 def test_a_manifest_with_an_unknown_field_or_a_bad_mode_is_refused() -> None:
