@@ -53,6 +53,10 @@ SERVICES = {
 }  # fmt: skip
 IMAGE = "ganntec/mdp"
 NAMESPACE = "mdp"
+EXPORTER = "kafka-exporter"
+"""The Kafka exporter, beside the services in the namespace (not an mdp command): a Kafka
+client of its own, scraped on the admin port as they are (base/kafka-exporter.yaml)."""
+DEPLOYMENTS = SERVICES | {EXPORTER}
 
 # The flows of docs/deploy.md ("Flows"): (from, to, port) between the platform's pods.
 SERVICE_FLOWS = {
@@ -63,7 +67,7 @@ SERVICE_FLOWS = {
 }  # fmt: skip
 KAFKA_CLIENTS = {
     "edge", "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer",
-    "ingest", "kafka-topics",
+    "ingest", "kafka-topics", EXPORTER,
 }  # fmt: skip
 DATABASE_CLIENTS = {
     "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer", "db-migrate",
@@ -74,6 +78,8 @@ DATA_FLOWS = {(client, "kafka", 9092) for client in KAFKA_CLIENTS} | {
 LAG_SCALED = {"worker", "writer", "alerts"}
 CPU_SCALED = {"edge", "auth", "api", "main-api"}
 SINGLE = {"trading", "ingest"}
+"""Never two at once (Recreate, no autoscaler); the Kafka exporter too, whose copies would
+export every series twice (the sums the alerts and the autoscalers read would double)."""
 
 Doc = dict[str, Any]
 
@@ -382,7 +388,7 @@ def test_database_urls_come_from_the_secret_as_files(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_there_is_a_deployment_per_service(overlay: str) -> None:
     docs = rendered(overlay)
-    assert {doc["metadata"]["name"] for doc in of_kind(docs, "Deployment")} == SERVICES
+    assert {doc["metadata"]["name"] for doc in of_kind(docs, "Deployment")} == DEPLOYMENTS
     data = {doc["metadata"]["name"] for doc in of_kind(docs, "StatefulSet")}
     assert data == (set() if overlay in EXTERNAL else {"kafka", "postgres"})
 
@@ -438,14 +444,17 @@ def admin_options(name: str) -> tuple[str, str]:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_every_service_serves_its_metrics_on_the_admin_port_http_admin(overlay: str) -> None:
     deployments = of_kind(rendered(overlay), "Deployment")
-    assert {doc["metadata"]["name"] for doc in deployments} == SERVICES
+    assert {doc["metadata"]["name"] for doc in deployments} == DEPLOYMENTS
     for doc in deployments:
         name = doc["metadata"]["name"]
         (container,) = containers(doc)
-        port, host = admin_options(name)
-        command = container["command"]
-        assert option_values(command, port) == [str(ADMIN_PORT)], name
-        assert option_values(command, host) == ["0.0.0.0"], name
+        if name == EXPORTER:  # its own flag: on every address, at the admin port
+            assert f"--web.listen-address=:{ADMIN_PORT}" in container["args"]
+        else:
+            port, host = admin_options(name)
+            command = container["command"]
+            assert option_values(command, port) == [str(ADMIN_PORT)], name
+            assert option_values(command, host) == ["0.0.0.0"], name
         ports = {entry["name"]: entry["containerPort"] for entry in container["ports"]}
         assert ports["http-admin"] == ADMIN_PORT, name
         assert list(ports.values()).count(ADMIN_PORT) == 1, name
@@ -478,7 +487,7 @@ def test_prometheus_reaches_every_service_on_its_admin_port_and_nowhere_else(
                 doc["metadata"]["name"] for doc in pods(docs)
                 if selects(spec["podSelector"], pod_labels(doc))
             }  # fmt: skip
-    assert admitted == SERVICES
+    assert admitted == DEPLOYMENTS
 
 
 @pytest.mark.parametrize("overlay", OVERLAYS)
@@ -518,14 +527,14 @@ def test_every_workload_spreads_over_zones_by_itself(overlay: str) -> None:
 @pytest.mark.parametrize("overlay", OVERLAYS)
 def test_trading_and_the_feed_never_run_twice(overlay: str) -> None:
     docs = rendered(overlay)
-    for name in SINGLE:
+    for name in SINGLE | {EXPORTER}:
         deployment = named(docs, "Deployment", name)
         assert deployment["spec"]["replicas"] <= 1
         assert deployment["spec"]["strategy"]["type"] == "Recreate"
     targets = {
         hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(docs, "HorizontalPodAutoscaler")
     }
-    assert not targets & SINGLE
+    assert not targets & (SINGLE | {EXPORTER})
 
 
 # -- autoscaling ---------------------------------------------------------------------------------
@@ -874,7 +883,7 @@ def test_staging_mirrors_prod_at_a_smaller_scale() -> None:
 def test_prod_runs_at_least_three_of_each_replicated_service() -> None:
     docs = rendered("prod")
     for name, count in replicas(docs).items():
-        assert count == 1 if name in SINGLE else count >= 3, name
+        assert count == 1 if name in SINGLE | {EXPORTER} else count >= 3, name
     for hpa in of_kind(docs, "HorizontalPodAutoscaler"):
         assert hpa["spec"]["minReplicas"] >= 3
     dev = rendered("dev")
@@ -887,7 +896,10 @@ def test_the_standby_region_runs_the_readers_warm_and_no_writer() -> None:
     writers = {"auth", "main-api", "trading", "alerts", "worker", "writer", "ingest"}
     for name, count in replicas(standby).items():
         assert count == (0 if name in writers else replicas(active)[name]), name
+    for name in SERVICES:
         assert command_of(standby, "Deployment", name) == command_of(active, "Deployment", name)
+    # the exporter reads the lag and the brokers of the region's own cluster, warm as well
+    assert exporter_brokers(standby) == exporter_brokers(active)
     targets = {
         hpa["spec"]["scaleTargetRef"]["name"] for hpa in of_kind(standby, "HorizontalPodAutoscaler")
     }
@@ -897,6 +909,23 @@ def test_the_standby_region_runs_the_readers_warm_and_no_writer() -> None:
 
 def bootstrap(docs: tuple[Doc, ...]) -> str:
     return str(named(docs, "ConfigMap", "mdp-env")["data"]["KAFKA_BOOTSTRAP"])
+
+
+def exporter_brokers(docs: tuple[Doc, ...]) -> list[str]:
+    """The brokers the Kafka exporter reads: its --kafka.server flags, one each."""
+    (container,) = containers(named(docs, "Deployment", EXPORTER))
+    return [
+        arg.removeprefix("--kafka.server=") for arg in container["args"]
+        if arg.startswith("--kafka.server=")
+    ]  # fmt: skip
+
+
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_kafka_exporter_reads_the_brokers_the_services_use(overlay: str) -> None:
+    """Its flags name the brokers of KAFKA_BOOTSTRAP, each once (it reads no comma list), in
+    every overlay: the cluster's StatefulSet, region A's and region B's managed brokers."""
+    docs = rendered(overlay)
+    assert exporter_brokers(docs) == bootstrap(docs).split(",")
 
 
 def data_networks(docs: tuple[Doc, ...]) -> list[str]:
@@ -917,10 +946,12 @@ def test_the_standby_region_takes_over_as_prod_with_its_own_data_stores() -> Non
             doc for doc in docs
             if doc["kind"] != "ConfigMap"
             and doc["metadata"]["name"] not in {"kafka-clients", "postgres-clients"}
+            and (doc["kind"], doc["metadata"]["name"]) != ("Deployment", EXPORTER)
         ]  # fmt: skip
         return sorted(json.dumps(doc, sort_keys=True) for doc in kept)
 
     assert without_addresses(active) == without_addresses(prod)
+    assert exporter_brokers(active) != exporter_brokers(prod)
 
 
 def test_the_kustomize_the_scripts_build_is_the_one_go_sum_locks() -> None:
@@ -1039,10 +1070,11 @@ def test_the_observability_prometheus_scrapes_the_admin_ports_as_the_rules_jobs(
         "action": "keep",
     }
     assert {"source_labels": ["__meta_kubernetes_pod_label_app"], "target_label": "job"} in relabel
-    renamed = [rule for rule in relabel if rule.get("replacement") == "haproxy"]
-    assert renamed == [
-        {"source_labels": ["job"], "regex": "edge", "target_label": "job", "replacement": "haproxy"}
-    ]
+    renamed = {
+        rule["regex"]: rule["replacement"] for rule in relabel
+        if rule.get("target_label") == "job" and rule.get("source_labels") == ["job"]
+    }  # fmt: skip
+    assert renamed == {"edge": "haproxy", EXPORTER: "kafka"}
     for overlay in OVERLAYS:
         platform = rendered(overlay)
         scraped = {
@@ -1051,7 +1083,7 @@ def test_the_observability_prometheus_scrapes_the_admin_ports_as_the_rules_jobs(
             for port in containers(doc)[0].get("ports", [])
             if re.fullmatch(relabel[0]["regex"], port.get("name", ""))
         }
-        assert scraped == dict.fromkeys(SERVICES, ADMIN_PORT), overlay
+        assert scraped == dict.fromkeys(DEPLOYMENTS, ADMIN_PORT), overlay
         for name in scraped:
             assert pod_labels(named(platform, "Deployment", name))["app"] == name
 
@@ -1194,6 +1226,8 @@ def test_the_services_send_their_spans_to_the_collector_in_monitoring() -> None:
         environment = named(docs, "ConfigMap", "mdp-env")["data"]
         assert environment["OTEL_EXPORTER_OTLP_ENDPOINT"] == endpoint, overlay
         for doc in of_kind(docs, "Deployment"):
+            if doc["metadata"]["name"] == EXPORTER:
+                continue  # it sends no spans
             assert {"configMapRef": {"name": "mdp-env"}} in containers(doc)[0]["envFrom"]
             assert any(
                 monitoring_peer(peer) and selects(peer.get("podSelector", {}), pods_labels)
