@@ -27,6 +27,8 @@ import psycopg
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import say
 from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     add_database_option,
     add_wait_option,
     check_wait,
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
     from auth.settings import AuthSettings
     from certs.tls import TlsFiles
 
-EXIT_FAILED: Final = 1
-EXIT_BAD_INPUT: Final = 2
 DEFAULT_PORT: Final = 8010
 
 

@@ -26,6 +26,7 @@ from websockets.asyncio.client import connect
 
 from mdp.cli import build_parser
 from mdp.commands import up
+from mdp.common_options import EXIT_BAD_INPUT
 
 MDP = Path(sys.executable).parent / "mdp"
 STARTUP = 60.0
@@ -215,4 +216,4 @@ def test_mdp_up_adds_allowed_origins_to_the_charts_own(monkeypatch: pytest.Monke
     assert up.settings_from(given).allowed_origins == ("https://charts.example.com",)
     monkeypatch.setenv("MDP_ALLOWED_ORIGINS", "https://a.example")
     assert up.settings_from(parse_up("up")).allowed_origins == ("https://a.example",)
-    assert up.run(parse_up("up", "--allowed-origin", "a.example")) == up.EXIT_BAD_INPUT
+    assert up.run(parse_up("up", "--allowed-origin", "a.example")) == EXIT_BAD_INPUT
