@@ -77,7 +77,8 @@ def test_the_limiter_remembers_a_bounded_number_of_kinds() -> None:
     limiter = RepeatLimiter(every=30.0, clock=Clock())
     for n in range(10_000):
         limiter.filter(record(f"message {n}"))
-    assert len(limiter._kinds) <= 256
+    assert not limiter.filter(record("message 9999"))  # remembered: held
+    assert limiter.filter(record("message 0"))  # long forgotten (at most 256 are kept): through
 
 
 def test_it_goes_on_every_existing_logger_of_the_clients() -> None:
