@@ -21,6 +21,7 @@ from starlette.routing import Route
 from access.settings import TokenSettings
 from charting import create_app
 from storage.reads import HistoryReads
+from tests.support.clock import Clock
 from web.internal_errors import InternalErrors
 from web.server import serving
 from web.tokens import TokenGate, service_app
@@ -91,14 +92,6 @@ async def test_a_failure_after_the_answer_began_closes_the_connection_and_logs_o
         with pytest.raises(httpx.RemoteProtocolError):
             await client.get("/v1/fails-midway")
     assert len(_tracebacks(caplog)) == 1  # uvicorn's: a second head cannot be sent
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
 
 
 async def answers(request: Request) -> Response:

@@ -13,14 +13,7 @@ from streams.kafka.log_limits import (
     RepeatLimiter,
     limit_client_logs,
 )
-
-
-class Clock:
-    def __init__(self) -> None:
-        self.now = 0.0
-
-    def __call__(self) -> float:
-        return self.now
+from tests.support.clock import Clock
 
 
 def record(msg: str, *args: object, name: str = "aiokafka.client") -> logging.LogRecord:
