@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,6 +23,7 @@ import psycopg
 import pytest
 from websockets.asyncio.client import connect
 
+from machine import stop_process
 from mdp.cli import build_parser
 from mdp.commands import up
 from mdp.common_options import EXIT_BAD_INPUT
@@ -116,8 +116,7 @@ def wait_for_chart(process: subprocess.Popen[bytes], log: Path) -> str:
 
 
 def stop(process: subprocess.Popen[bytes], log: Path) -> None:
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=STARTUP) == 0, log.read_text()
+    assert stop_process(process, STARTUP) == 0, log.read_text()
     assert log.read_text().rstrip().endswith("stopped cleanly")
 
 
