@@ -22,6 +22,7 @@ from opentelemetry.sdk.trace.export import SpanExporter, SpanExportResult
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from machine import stop_process
 from storage import PostgresServer, migrate
 
 REPO = Path(__file__).resolve().parents[1]
@@ -135,9 +136,4 @@ def child_server(module: str, port: int, ready_path: str, env: dict[str, str]) -
             time.sleep(0.1)
         yield base
     finally:
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process, 10)

@@ -32,7 +32,6 @@ import asyncio
 import contextlib
 import logging
 import os
-import signal
 import statistics
 import subprocess
 import sys
@@ -52,6 +51,7 @@ from core.intervals import parse_intervals
 from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS
 from ingest.synthetic import SyntheticFeed
+from machine import stop_process
 from streams.kafka.admin import STEPS, KafkaAdmin, TopicSpec, platform_topics
 from streams.kafka.bus import KafkaBus
 from streams.kafka.journal import Step, decode_entry
@@ -61,6 +61,8 @@ from streams.kafka.settings import KafkaSettings
 PARTITIONS = 4
 TARGET_TICKS_PER_S = 200_000
 TARGET_RATIO = 20.0
+WORKER_STOP_S = 60.0
+"""How long a worker has to stop on SIGTERM before it is killed."""
 TARGET_P99_MS = 50.0
 
 
@@ -244,16 +246,6 @@ def mdp_process(
         )
 
 
-def stop(process: subprocess.Popen[bytes]) -> None:
-    if process.poll() is None:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(60)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
-
-
 Carried = dict[tuple[int, int], int]
 """Ticks carried by each record of the backlog, by (partition, offset)."""
 
@@ -339,7 +331,7 @@ def end_to_end(
     try:
         steps = asyncio.run(follow_journal(bootstrap, group, ends, timeout=600))
     finally:
-        stop(worker)
+        stop_process(worker, WORKER_STOP_S)
     overall = ticks / (time.perf_counter() - started)
     steps.sort(key=lambda item: item[0])
     consumed = ticks_of((step for _, step in steps), carried)
@@ -453,7 +445,7 @@ def latency(bootstrap: str, sizes: Sizes, folder: Path) -> tuple[float, float, i
         wait_for_log(folder / "latency-worker.log", "recovered", PARTITIONS, worker)
         latencies, lost = asyncio.run(offer(bootstrap, sizes))
     finally:
-        stop(worker)
+        stop_process(worker, WORKER_STOP_S)
     if not latencies:
         raise RuntimeError("no candle update came back")
     cuts = statistics.quantiles(latencies, n=100)

@@ -52,11 +52,19 @@ from pathlib import Path
 from typing import Self, cast
 
 from bench.common import scratch_database
-from bench.kafka import broker, live_batch, mdp_process, reset_topics, stop, wait_for_log
+from bench.kafka import (
+    WORKER_STOP_S,
+    broker,
+    live_batch,
+    mdp_process,
+    reset_topics,
+    wait_for_log,
+)
 from core import codecs
 from core.engine import CandleEngine, EngineConfig
 from core.intervals import parse_intervals
 from core.topics import CANDLES, TICKS
+from machine import stop_process
 from storage import PostgresStore
 from storage.writer import StorageWriter
 from streams.bus import Bus, Offsets, Record, Start, Subscription, Topic, TopicPartition
@@ -502,7 +510,7 @@ def cluster(sizes: Sizes, options: Options, bootstrap: str, folder: Path) -> Obs
         wait_for_log(log, "recovered", 4, worker)
         return asyncio.run(_cluster(sizes, options, bootstrap, group))
     finally:
-        stop(worker)
+        stop_process(worker, WORKER_STOP_S)
 
 
 async def _cluster(sizes: Sizes, options: Options, bootstrap: str, group: str) -> Observed:

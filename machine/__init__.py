@@ -1,5 +1,5 @@
 """This machine, as the project's local servers and workers see it: where per-user state and
-caches go, and whether a process is still alive.
+caches go, whether a process is still alive, and how a child process is stopped.
 
 Below the infrastructure packages (``storage``, ``streams``) and the ``mdp`` command, which
 all start things on the local machine; it imports nothing of ours. ``core`` stays pure, so
@@ -8,6 +8,6 @@ this lives apart from it.
 
 from machine.folders import APP_FOLDER, cache_dir, state_dir
 from machine.ports import free_port
-from machine.processes import process_exists
+from machine.processes import process_exists, stop_process
 
-__all__ = ["APP_FOLDER", "cache_dir", "free_port", "process_exists", "state_dir"]
+__all__ = ["APP_FOLDER", "cache_dir", "free_port", "process_exists", "state_dir", "stop_process"]

@@ -10,14 +10,10 @@ import os
 import signal
 import sys
 from collections.abc import AsyncIterator, Callable
-from typing import Final
 
 from streams.bus import Bus
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import DEFAULT_BOOTSTRAP, KafkaSettings
-
-EXIT_FAILED: Final = 1
-EXIT_BAD_INPUT: Final = 2
 
 
 def add_kafka_options(parser: argparse.ArgumentParser) -> None:

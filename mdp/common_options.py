@@ -34,8 +34,11 @@ if TYPE_CHECKING:
     from access.settings import TokenSettings
 
 ORIGINS_VARIABLE = "MDP_ALLOWED_ORIGINS"
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
+EXIT_FAILED: Final = 1
+"""A command's exit status when what it was to do failed (a database or broker it cannot
+reach, a server that did not start); every ``mdp`` command's, defined here once."""
+EXIT_BAD_INPUT: Final = 2
+"""A command's exit status when it was given bad options or input (argparse's own, too)."""
 
 DEFAULT_INTERVAL_LABELS = " ".join(i.label for i in DEFAULT_INTERVALS)
 

@@ -198,6 +198,9 @@ class Processor(Generic[E]):
     :func:`telemetry.tracing.headers_now` on its records)."""
     trace_name: str = ""
     """The name of a traced round's span (default ``process <group>``)."""
+    went_through: Callable[[int], object] = lambda taken: None
+    """Told after each round that went through (made durable, what it covers committed),
+    with how many records it took: a loop that rides out outages tells their end by it."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
 
@@ -240,6 +243,7 @@ class Processor(Generic[E]):
     async def round(self, subscription: Subscription, polled: list[Record]) -> None:
         """:meth:`handle` one poll's records, then commit what the durable state covers."""
         await self._commit(subscription, await self.handle(polled))
+        self.went_through(len(polled))
 
     async def handle(self, polled: list[Record]) -> Offsets:
         """Decode, step, publish and make durable one poll's records; the offsets that may

@@ -72,9 +72,6 @@ from web.guard import HttpLimits
 from web.server import ApiServer, serving
 
 TICKS_GROUP = "trading.paper"
-RECOVERED_AFTER_S = 30.0
-"""A consumer that ran this long after an outage without the store failing again has seen its
-end (told; its next failure starts a new outage, from the shortest pause)."""
 
 OUTBOX_CHECK: Final = "outbox"
 PROJECTOR_CHECK: Final = "projector"
@@ -169,17 +166,21 @@ async def running(
             keep=lambda notification: keep(str(notification.originator_id), notification.id),
         )  # fmt: skip
         ticks_group = settings.ticks_group + partition.suffix()
+        ticks_failures = _store_failures(TICKS)
         ticks = Processor(bus, ticks_group, [TICKS], tick_step, Settling(service),
-                          start="latest")  # fmt: skip
+                          start="latest", went_through=_outage_over(ticks_failures))  # fmt: skip
         applying = Applying(service, database, settings.commands_group, bus.cluster_id)
         group = commands_group(partition, settings.commands_group)
-        commands = Processor(bus, group, [TRADING_COMMANDS], command_step,
-                             applying, start="earliest")  # fmt: skip
+        commands_failures = _store_failures(TRADING_COMMANDS)
+        commands = Processor(
+            bus, group, [TRADING_COMMANDS], command_step, applying, start="earliest",
+            went_through=_outage_over(commands_failures),
+        )  # fmt: skip
         stopping = asyncio.Event()
         watch.start("outbox", outbox.run(stopping, ready_check=OUTBOX_CHECK))
         watch.start("projector", follow(projector, stopping, ready_check=PROJECTOR_CHECK))
-        watch.start(TICKS, _consume(TICKS, ticks, service, stopping))
-        watch.start(TRADING_COMMANDS, _consume(TRADING_COMMANDS, commands, service, stopping))
+        watch.start(TICKS, _consume(ticks, service, stopping, ticks_failures))
+        watch.start(TRADING_COMMANDS, _consume(commands, service, stopping, commands_failures))
         try:
             async with TradingQueries.open(settings.database_url, settings.schema) as queries:
                 app = create_app(
@@ -210,32 +211,44 @@ def outbox_readers(notifications: NotificationLog) -> dict[Partition, int]:
     return readers
 
 
+def _store_failures(name: str, backoff: Backoff | None = None) -> RoundFailures:
+    """The failures of consumer ``name``'s rounds that the event store out of reach causes
+    while the service stays sound (:func:`_consume`): told once, then every 30 s."""
+    return RoundFailures(
+        f"{name}: the event store", log, expected=(StoreError, *Unavailable),
+        backoff=backoff or Backoff(), then="taking the round again with backoff",
+    )  # fmt: skip
+
+
+def _outage_over(failures: RoundFailures) -> Callable[[int], None]:
+    """A processor's ``went_through``: the first round that took records and went through
+    after an outage ends it (told; the next failure starts a new outage, from the shortest
+    pause). That round is the one the outage broke, given again: an empty poll proves the
+    bus, not the store."""
+
+    def went_through(taken: int) -> None:
+        if taken and failures.failing:
+            failures.succeeded()
+
+    return went_through
+
+
 async def _consume(
-    name: str,
     processor: Processor[Any],
     service: TradingService,
     stopping: asyncio.Event,
-    backoff: Backoff | None = None,
-    recovered_after: float = RECOVERED_AFTER_S,
+    failures: RoundFailures,
 ) -> None:
     """A consumer's loop, until ``stopping`` (or its bus closes at the process's end).
 
     The event store out of reach while the service stays sound (a command that failed before
-    the venue acted) ends the round uncommitted; the loop logs it (once, then every 30 s) and
-    subscribes again after a pause (``backoff``), and the bus gives the round again (what was
-    stored of it is skipped by its tracking); once it has run ``recovered_after`` seconds
-    since, the end of the outage is told (:class:`~streams.rounds.RoundFailures`). What
-    leaves the service unsound (a trade that filled at the venue and not in the store) or
-    anything else ends the task: the watch stops the process, and the restart takes the round
-    again."""
-    failures = RoundFailures(
-        f"{name}: the event store", log, expected=(StoreError, *Unavailable),
-        backoff=backoff or Backoff(), then="taking the round again with backoff",
-    )  # fmt: skip
-    loop = asyncio.get_running_loop()
+    the venue acted) ends the round uncommitted; the loop logs it (``failures``: once, then
+    every 30 s) and subscribes again after a pause (its backoff), and the bus gives the round
+    again (what was stored of it is skipped by its tracking); once that round has gone
+    through, the end of the outage is told (:func:`_outage_over`). What leaves the service
+    unsound (a trade that filled at the venue and not in the store) or anything else ends the
+    task: the watch stops the process, and the restart takes the round again."""
     while not stopping.is_set():
-        # subscribed again after a failure, and running well for a while: the outage is over
-        over = loop.call_later(recovered_after, failures.succeeded) if failures.failing else None
         try:
             await processor.run()
             return
@@ -245,8 +258,5 @@ async def _consume(
             if service.unsound is not None:
                 raise
             pause = failures.failed(exc)
-        finally:
-            if over is not None:
-                over.cancel()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stopping.wait(), pause)

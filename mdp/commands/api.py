@@ -22,6 +22,8 @@ from typing import Any
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus, say
 from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     add_database_option,
     add_interval_option,
     add_issuer_options,
@@ -36,9 +38,6 @@ from mdp.common_options import (
     token_settings,
 )
 from mdp.tls_options import add_tls_options, tls_of
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 
 
 def add_parser(commands: Any) -> None:

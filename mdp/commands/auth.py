@@ -27,11 +27,13 @@ import psycopg
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import say
 from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     add_database_option,
     add_wait_option,
     check_wait,
     database_failure,
-    wait_for_database,
+    database_refused,
 )
 from mdp.tls_options import add_tls_options, tls_of
 
@@ -40,8 +42,6 @@ if TYPE_CHECKING:
     from auth.settings import AuthSettings
     from certs.tls import TlsFiles
 
-EXIT_FAILED: Final = 1
-EXIT_BAD_INPUT: Final = 2
 DEFAULT_PORT: Final = 8010
 
 
@@ -123,9 +123,11 @@ def run(args: argparse.Namespace) -> int:
             check_wait(args)
     except (ValueError, PlanError) as exc:
         return _fail(str(exc), EXIT_BAD_INPUT)
+    if "wait" in args:  # a service waits for its database; an administrator's command not
+        refused = database_refused(args, say("mdp auth"))
+        if refused:
+            return refused
     try:
-        if "wait" in args:  # a service waits for its database; an administrator's command not
-            wait_for_database(args, say("mdp auth"))
         _check_schema(args.database_url.reveal())
     except psycopg.Error as exc:
         return _fail(database_failure(args.database_url, exc))

@@ -27,11 +27,10 @@ from ingest.files import ReadReport, TickFileError
 from ingest.files.detect import format_names
 from ingest.files.reader import read_ticks
 from ingest.synthetic import SyntheticFeed
-from mdp.common_options import add_interval_option, intervals_of
+from mdp.common_options import EXIT_BAD_INPUT, add_interval_option, intervals_of
 from mdp.progress import Progress
 from mdp.sinks import CandleSink, FormatSink
 
-EXIT_BAD_INPUT = 2
 _SHOWN_PROBLEMS = 20
 
 

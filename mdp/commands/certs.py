@@ -18,8 +18,8 @@ import sys
 from pathlib import Path
 from typing import Any, Final
 
-EXIT_FAILED: Final = 1
-EXIT_BAD_INPUT: Final = 2
+from mdp.common_options import EXIT_BAD_INPUT, EXIT_FAILED
+
 DEFAULT_WARN_DAYS: Final = 30
 
 

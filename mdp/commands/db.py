@@ -18,7 +18,7 @@ from typing import Any
 import psycopg
 
 from core.secrets import DatabaseUrl
-from mdp.common_options import add_database_option, database_failure
+from mdp.common_options import EXIT_FAILED, add_database_option, database_failure
 from storage.migrate import MigrationError, latest_version, migrate, schema_state
 from storage.modes import StorageMode
 from storage.pg_binaries import PostgresUnavailableError
@@ -28,8 +28,6 @@ from storage.pg_server import (
     PostgresServerError,
     default_data_dir,
 )
-
-EXIT_FAILED = 1
 
 
 def add_parser(commands: Any) -> None:

@@ -49,10 +49,9 @@ from edge.config import (
 from edge.haproxy import EdgeError, Haproxy
 from edge.keeper import JWKS_PATH, EdgeKeeper, KeySource
 from machine import state_dir
+from mdp.common_options import EXIT_BAD_INPUT, EXIT_FAILED
 from mdp.tls_options import record_expiry
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 DEFAULT_PORT = 8080
 DEFAULT_METRICS_PORT = 8404
 _DEFAULT_LIMITS = RateLimits()

@@ -42,6 +42,8 @@ from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     add_database_option,
     add_interval_option,
     add_issuer_options,
@@ -64,9 +66,6 @@ from trading.readmodels.tables import DEFAULT_SCHEMA as TRADING_SCHEMA
 from ws_gateway import DEFAULT_PORT, Gateway, GatewaySettings, Limits
 from ws_gateway.auth import Authenticator
 from ws_gateway.tokens import AccessTokens
-
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 
 _DEFAULT_LIMITS = Limits()
 _DEFAULT_SETTINGS = GatewaySettings()

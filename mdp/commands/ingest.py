@@ -36,13 +36,12 @@ from mdp.admin_options import (
     ready_when,
 )
 from mdp.cluster_options import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
     add_kafka_options,
     kafka_settings,
     say,
     stop_on_signals,
 )
+from mdp.common_options import EXIT_BAD_INPUT, EXIT_FAILED
 from mdp.feed_options import (
     add_feed_options,
     check_feed_options,

@@ -16,12 +16,11 @@ from pathlib import Path
 from typing import Any
 
 from mdp.cluster_options import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
     add_kafka_options,
     kafka_settings,
     say,
 )
+from mdp.common_options import EXIT_BAD_INPUT, EXIT_FAILED
 from streams.kafka.admin import KafkaAdmin, TopicMismatchError, platform_topics
 from streams.kafka.bus import connect_admin
 from streams.kafka.jars import KafkaSetupError

@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING, Any
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     add_database_option,
     add_issuer_options,
     add_log_options,
@@ -38,8 +40,6 @@ from mdp.tls_options import add_tls_options, tls_of
 if TYPE_CHECKING:
     from main_api.webhooks.settings import WebhookSettings
 
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 DEFAULT_PORT = 8040
 DEFAULT_SCHEMA = "main_api"
 DAY_S = 86_400

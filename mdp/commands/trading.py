@@ -31,6 +31,8 @@ from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.commands.db import given_or_private
 from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     add_database_option,
     add_issuer_options,
     add_log_options,
@@ -51,9 +53,6 @@ from trading.domain.orders import IllegalTransition
 from trading.readmodels.rebuild import rebuild
 from trading.readmodels.tables import DEFAULT_SCHEMA
 from trading.store.errors import StoreError, StoreUnavailableError
-
-EXIT_FAILED = 1
-EXIT_BAD_INPUT = 2
 
 
 def add_parser(commands: Any) -> None:

@@ -29,6 +29,8 @@ from edge.haproxy import EdgeError
 from ingest.files import TickFileError
 from ingest.venues import empty_by_venue
 from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     add_database_option,
     add_interval_option,
     add_origin_option,
@@ -44,8 +46,6 @@ from mdp.front import embedded_auth
 from storage import PostgresServerError, PostgresUnavailableError
 from trading.watch import ProcessFailed
 
-EXIT_BAD_INPUT = 2
-EXIT_FAILED = 1
 MAX_HISTORY_HOURS = 24 * 31
 """A month of synthetic history at most (a few million ticks)."""
 

@@ -30,13 +30,17 @@ from mdp.admin_options import (
     ready_when,
 )
 from mdp.cluster_options import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
     add_kafka_options,
     kafka_settings,
     say,
 )
-from mdp.common_options import add_database_option, add_interval_option, intervals_of
+from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
+    add_database_option,
+    add_interval_option,
+    intervals_of,
+)
 from streams.checkpoints import CheckpointStore
 from streams.engine_runner import DEFAULT_GROUP
 from streams.kafka.admin import STEPS

@@ -29,14 +29,14 @@ from mdp.admin_options import (
     ready_when,
 )
 from mdp.cluster_options import (
-    EXIT_BAD_INPUT,
-    EXIT_FAILED,
     add_kafka_options,
     kafka_settings,
     say,
     stop_on_signals,
 )
 from mdp.common_options import (
+    EXIT_BAD_INPUT,
+    EXIT_FAILED,
     add_database_option,
     add_write_buffer_option,
     database_failure,

@@ -4,7 +4,8 @@ While the broker is away, aiokafka (and Faust above it) log an ERROR for every f
 connection attempt and request of every client in the process: about a hundred lines a second
 in a worker. :class:`RepeatLimiter` lets the first record of each kind through (a kind is the
 logger, level and message template, whatever the arguments), then at most one per ``every``
-seconds, which says how many like it were held back meanwhile. Nothing else is dropped: a new
+seconds, which says how many like it were held back meanwhile (the counting is
+:class:`~telemetry.log_limits.RepeatWindows`'). Nothing else is dropped: a new
 kind of error is logged at once. A record that carries a lost connection's traceback (a
 socket reset or refused: the broker went away) has it folded into its line, the exception's
 type and message: an outage is told in lines, never in tracebacks. :func:`limit_client_logs`
@@ -17,10 +18,10 @@ from __future__ import annotations
 import importlib
 import logging
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Iterable
-from dataclasses import dataclass
 from typing import Final
+
+from telemetry.log_limits import RepeatWindows
 
 CLIENT_PREFIXES: Final = ("aiokafka", "kafka", "faust", "mode")
 """The packages whose loggers tell the clients' retries."""
@@ -31,40 +32,24 @@ NETWORK_MODULES: Final = (
 """The kafka-python modules whose loggers tell a lost connection (with its traceback); loaded
 before the limiter goes on, so their loggers exist then (a logger made later has no filter)."""
 
-_MAX_KINDS: Final = 256
-
-
-@dataclass(slots=True)
-class _Kind:
-    last_out: float
-    held: int = 0
-
 
 class RepeatLimiter(logging.Filter):
-    """Passes the first record of each kind, then at most one per ``every`` seconds."""
+    """Passes the first record of each kind, then at most one per ``every`` seconds
+    (:class:`~telemetry.log_limits.RepeatWindows`)."""
 
     def __init__(self, every: float = 30.0, clock: Callable[[], float] = time.monotonic) -> None:
         super().__init__()
-        if every <= 0:
-            raise ValueError("every must be positive")
+        self._windows: RepeatWindows[tuple[str, int, str]] = RepeatWindows(every)
         self.every = every
         self._clock = clock
-        self._kinds: OrderedDict[tuple[str, int, str], _Kind] = OrderedDict()
 
     def filter(self, record: logging.LogRecord) -> bool:
-        key = (record.name, record.levelno, str(record.msg))
-        now = self._clock()
-        kind = self._kinds.get(key)
-        if kind is not None and now - kind.last_out < self.every:
-            kind.held += 1
+        held = self._windows.offer((record.name, record.levelno, str(record.msg)), self._clock())
+        if held is None:
             return False
         _fold_lost_connection(record)
-        if kind is not None and kind.held:
-            record.msg = f"{record.msg} [{kind.held} more like this in the last {self.every:g}s]"
-        self._kinds[key] = _Kind(now)
-        self._kinds.move_to_end(key)
-        while len(self._kinds) > _MAX_KINDS:  # bounded, whatever the clients log
-            self._kinds.popitem(last=False)
+        if held:
+            record.msg = f"{record.msg} [{held} more like this in the last {self.every:g}s]"
         return True
 
 

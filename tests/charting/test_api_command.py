@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import signal
 import subprocess
 import sys
 import threading
@@ -14,7 +13,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from machine import free_port
+from machine import free_port, stop_process
 from storage import PostgresStore
 from tests.charting.data import INSTRUMENT, series
 from tests.support import tokens
@@ -55,8 +54,7 @@ def test_the_command_serves_the_api_until_terminated(migrated_database: str) -> 
             params={"instrument": INSTRUMENT, "interval": "5m", "start": "2026-01-01"},
         )
         assert rolled.json()["rolled_up_from"] == "1m"
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        assert stop_process(process) == 0
     finally:
         if process.poll() is None:
             process.kill()
@@ -136,8 +134,7 @@ def test_the_command_checks_tokens_with_the_key_set_and_an_anonymous_plan(
         forged = {"Authorization": f"Bearer {tokens.forged_signature()}"}
         refused = httpx.get(f"{base}/v1/candles", params=query, headers=forged)
         assert (refused.status_code, refused.json()["reason"]) == (401, "signature")
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(30) == 0
+        assert stop_process(process) == 0
     finally:
         if process.poll() is None:
             process.kill()

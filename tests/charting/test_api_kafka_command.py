@@ -13,12 +13,12 @@ import httpx
 
 from core.auth_events import AuthEvent, encode_event
 from core.topics import AUTH_EVENTS
-from machine import free_port
+from machine import free_port, stop_process
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
 from tests.streams.kafka.conftest import fresh_topics, kafka_bootstrap  # noqa: F401
 from tests.support import tokens
-from tests.trading.http.test_command import key_server, started, stopped
+from tests.trading.http.test_command import key_server, started
 
 __all__ = ["key_server"]  # the fixture this module uses
 REFUSED_WITHIN_S = 30.0
@@ -63,7 +63,7 @@ async def test_a_key_revoked_on_kafka_is_refused_by_the_history_api_process(
             assert answer.status_code == 401, answer.text
             assert answer.json()["reason"] == "revoked"
             assert (await status(other)).status_code == 200
-        assert await asyncio.to_thread(stopped, process) == 0
+        assert await asyncio.to_thread(stop_process, process) == 0
     finally:
         if process.poll() is None:
             process.kill()

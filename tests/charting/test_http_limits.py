@@ -28,6 +28,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 from charting import ApiSettings, create_app
+from machine import stop_process
 from storage import PostgresReads
 from web.guard import HttpLimits
 from web.server import ApiServer, serving
@@ -309,8 +310,7 @@ def api_process(migrated_database: str) -> Iterator[tuple[int, int]]:
                 time.sleep(0.1)
         yield process.pid, port
     finally:
-        process.terminate()
-        process.wait(30)
+        stop_process(process)
 
 
 async def test_a_hundred_megabytes_of_header_bytes_are_cut_off_without_the_server_growing(

@@ -24,7 +24,7 @@ from starlette.routing import Route
 from edge.config import BackendTls, EdgeSettings, Upstream, render
 from edge.haproxy import Haproxy
 from edge.keeper import JWKS_PATH
-from machine import free_port
+from machine import free_port, stop_process
 from mdp.cli import build_parser
 from mdp.commands.edge import jwks_url, settings_from
 from tests.support import tokens
@@ -193,7 +193,6 @@ async def edge_command_before(
         assert said == f"mdp edge: listening on http://127.0.0.1:{port}"  # keys came first
         yield process, f"http://127.0.0.1:{port}"
     finally:
-        process.terminate()
-        process.wait(TIMEOUT)
+        stop_process(process, TIMEOUT)
         if process.stderr is not None:
             process.stderr.close()

@@ -12,11 +12,11 @@ import httpx
 import psycopg
 import pytest
 
-from machine import free_port
+from machine import free_port, stop_process
 from mdp.commands import main_api as main_api_command
 from mdp.commands.main_api import webhook_settings
 from tests.main_api.conftest import ALICE, token
-from tests.trading.http.test_command import REPO, key_server, started, stopped
+from tests.trading.http.test_command import REPO, key_server, started
 
 __all__ = ["key_server"]  # the fixture
 
@@ -42,7 +42,7 @@ def test_the_command_serves_the_main_api(migrated_database: str, key_server: str
                              headers=alice)  # fmt: skip
         assert unknown.status_code == 422
         assert unknown.json()["code"] == "unknown-instrument"
-        assert stopped(process) == 0
+        assert stop_process(process) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -9,6 +9,7 @@ import pytest
 
 from mdp.cli import build_parser
 from mdp.commands import up
+from mdp.common_options import EXIT_BAD_INPUT
 from mdp.feed_options import check_feed_options, venue_settings
 
 
@@ -62,5 +63,5 @@ def test_bad_venue_options_are_refused_before_anything_starts(
 
 def test_mdp_up_exits_with_2_naming_the_bad_option(capsys: pytest.CaptureFixture[str]) -> None:
     args = parse("up", "--venue", "kraken", "--symbols", "BTC/USD", "--stale-after", "nan")
-    assert up.run(args) == up.EXIT_BAD_INPUT
+    assert up.run(args) == EXIT_BAD_INPUT
     assert "mdp up: error: venue setting stale_after" in capsys.readouterr().err

@@ -11,11 +11,11 @@ from __future__ import annotations
 import asyncio
 import os
 import re
-import signal
 import subprocess
 import time
 from pathlib import Path
 
+from machine import stop_process
 from tests.charting.test_chart_page import ARTIFACTS, CHROMIUM, CHROMIUM_ARGS, pytestmark
 from tests.mdp.test_up_command import MDP, data_dir
 
@@ -108,5 +108,4 @@ async def test_the_first_minute_of_mdp_up_shows_a_full_chart(
             await browser.close()
         assert problems == []
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=60) == 0, log.read_text()
+        assert stop_process(process, 60) == 0, log.read_text()

@@ -10,7 +10,6 @@ import contextlib
 import json
 import os
 import re
-import signal
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,6 +20,7 @@ import pytest
 from websockets.asyncio.client import connect
 from websockets.exceptions import InvalidStatus
 
+from machine import stop_process
 from tests.mdp.test_up_command import (
     CHART,
     GATEWAY,
@@ -58,8 +58,7 @@ def running_up(database: str, log: Path) -> Iterator[dict[str, str]]:
             urls["edge"] = urls["chart"]
         yield urls
     finally:
-        process.send_signal(signal.SIGTERM)
-        code = process.wait(timeout=STARTUP)
+        code = stop_process(process, STARTUP)
     assert code == 0, log.read_text()
     assert "stopped cleanly" in log.read_text()  # debug records may follow it
 

@@ -9,7 +9,6 @@ import json
 import os
 import re
 import shutil
-import signal
 import socket
 import subprocess
 import sys
@@ -24,8 +23,10 @@ import psycopg
 import pytest
 from websockets.asyncio.client import connect
 
+from machine import stop_process
 from mdp.cli import build_parser
 from mdp.commands import up
+from mdp.common_options import EXIT_BAD_INPUT
 
 MDP = Path(sys.executable).parent / "mdp"
 STARTUP = 60.0
@@ -115,8 +116,7 @@ def wait_for_chart(process: subprocess.Popen[bytes], log: Path) -> str:
 
 
 def stop(process: subprocess.Popen[bytes], log: Path) -> None:
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=STARTUP) == 0, log.read_text()
+    assert stop_process(process, STARTUP) == 0, log.read_text()
     assert log.read_text().rstrip().endswith("stopped cleanly")
 
 
@@ -215,4 +215,4 @@ def test_mdp_up_adds_allowed_origins_to_the_charts_own(monkeypatch: pytest.Monke
     assert up.settings_from(given).allowed_origins == ("https://charts.example.com",)
     monkeypatch.setenv("MDP_ALLOWED_ORIGINS", "https://a.example")
     assert up.settings_from(parse_up("up")).allowed_origins == ("https://a.example",)
-    assert up.run(parse_up("up", "--allowed-origin", "a.example")) == up.EXIT_BAD_INPUT
+    assert up.run(parse_up("up", "--allowed-origin", "a.example")) == EXIT_BAD_INPUT

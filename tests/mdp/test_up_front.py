@@ -9,7 +9,6 @@ import dataclasses
 import json
 import os
 import re
-import signal
 import subprocess
 from pathlib import Path
 from urllib.parse import urlsplit
@@ -24,6 +23,7 @@ from auth.settings import AuthSettings
 from core.engine import EngineConfig
 from core.intervals import parse_intervals
 from core.secrets import DatabaseUrl
+from machine import stop_process
 from mdp.cli import build_parser
 from mdp.commands import auth as auth_command
 from mdp.commands import up
@@ -195,8 +195,7 @@ def test_up_without_haproxy_says_so_in_one_line_and_serves_without_the_edge(
         assert httpx.get(chart, timeout=10).status_code == 200
         assert AUTH.findall(text)
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=STARTUP) == 0, log.read_text()
+        assert stop_process(process, STARTUP) == 0, log.read_text()
 
 
 def test_the_anonymous_plan_is_the_demo_in_mdp_up_and_none_in_a_cluster() -> None:

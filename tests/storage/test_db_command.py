@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 
 from mdp.commands import db
+from mdp.common_options import EXIT_FAILED
 from storage import latest_version
 from storage.pg_server import PostgresServer
 
@@ -67,7 +68,7 @@ def test_status_tells_an_unmigrated_database_to_migrate(
 @pytest.mark.usefixtures("no_database_url")
 def test_an_unreachable_database_fails_with_a_message(capsys: pytest.CaptureFixture[str]) -> None:
     url = "postgresql://nobody@127.0.0.1:1/none?connect_timeout=2"
-    assert mdp_db("migrate", "--database-url", url) == db.EXIT_FAILED
+    assert mdp_db("migrate", "--database-url", url) == EXIT_FAILED
     assert capsys.readouterr().err.startswith("mdp db: error:")
 
 

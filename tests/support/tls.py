@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
-import signal
 import ssl
 import subprocess
 import sys
@@ -18,7 +17,7 @@ from typing import Final
 from certs.authority import Names
 from certs.files import CA_CERT, init, issue_service, service_files
 from certs.tls import TlsFiles
-from machine import free_port
+from machine import free_port, stop_process
 
 
 @dataclass(frozen=True, slots=True)
@@ -85,5 +84,4 @@ async def serving_command(pki: Pki, *argv: str) -> AsyncIterator[int]:
                 await asyncio.sleep(0.2)
         yield port
     finally:
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(10) == 0
+        assert stop_process(process, 10) == 0

@@ -19,7 +19,7 @@ from typing import Any
 import httpx
 import pytest
 
-from machine import free_port
+from machine import free_port, stop_process
 
 BINARY = "/usr/bin/prometheus"
 READY_S = 20.0
@@ -131,12 +131,7 @@ async def running_prometheus(
 
 def stop(process: subprocess.Popen[bytes]) -> None:
     """End a server this test started, by its pid: SIGTERM, then SIGKILL after 10 s."""
-    process.terminate()
-    try:
-        process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        process.kill()
-        process.wait()
+    stop_process(process, 10)
 
 
 async def _wait_ready(

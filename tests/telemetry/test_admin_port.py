@@ -5,7 +5,6 @@ HTTP services beside their own port (Kubernetes scrapes every service there: dep
 from __future__ import annotations
 
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -15,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from machine import stop_process
 from mdp.admin_options import serving_admin
 from mdp.cli import build_parser, main
 
@@ -91,13 +91,7 @@ def scrape_then_stop(
                 assert answer.status == 200
         return url
     finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(timeout=15)
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
+        stop_process(process, 15)
 
 
 def test_an_admin_port_in_use_is_refused_with_our_error(

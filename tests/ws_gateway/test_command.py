@@ -16,6 +16,7 @@ from core.intervals import Interval
 from core.secrets import DatabaseUrl
 from machine import free_port
 from mdp.commands import gateway as command
+from mdp.common_options import EXIT_BAD_INPUT
 from streams.memory import MemoryBus
 from tests.support.tokens import expired, issue, jwks
 from ws_gateway import GatewaySettings
@@ -65,13 +66,13 @@ def test_allowed_origins_and_the_connection_cap_come_from_options_or_the_environ
 
 
 def test_bad_options_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:
-    assert command.run(parse("--interval", "5 minutes")) == command.EXIT_BAD_INPUT
+    assert command.run(parse("--interval", "5 minutes")) == EXIT_BAD_INPUT
     assert "mdp gateway: error: bad interval" in capsys.readouterr().err
-    assert command.run(parse("--gap-notices", "0")) == command.EXIT_BAD_INPUT
+    assert command.run(parse("--gap-notices", "0")) == EXIT_BAD_INPUT
     assert "mdp gateway: error: gap_notices must be positive, got 0" in capsys.readouterr().err
-    assert command.run(parse("--allowed-origin", "evil.example")) == command.EXIT_BAD_INPUT
+    assert command.run(parse("--allowed-origin", "evil.example")) == EXIT_BAD_INPUT
     assert "mdp gateway: error: allowed origin 'evil.example' is not" in capsys.readouterr().err
-    assert command.run(parse("--max-connections-per-ip", "-1")) == command.EXIT_BAD_INPUT
+    assert command.run(parse("--max-connections-per-ip", "-1")) == EXIT_BAD_INPUT
     assert "max_connections_per_address must not be negative" in capsys.readouterr().err
 
 
@@ -119,11 +120,11 @@ def test_token_options_become_token_settings() -> None:
 
 def test_bad_token_options_exit_with_2(capsys: pytest.CaptureFixture[str]) -> None:
     url = "http://127.0.0.1:1/jwks.json"
-    assert command.run(parse("--jwks-url", url, "--anonymous", "gold")) == command.EXIT_BAD_INPUT
+    assert command.run(parse("--jwks-url", url, "--anonymous", "gold")) == EXIT_BAD_INPUT
     assert "mdp gateway: error: --anonymous: there is no plan 'gold'" in capsys.readouterr().err
-    assert command.run(parse("--anonymous", "demo")) == command.EXIT_BAD_INPUT
+    assert command.run(parse("--anonymous", "demo")) == EXIT_BAD_INPUT
     assert "--anonymous needs --jwks-url" in capsys.readouterr().err
-    assert command.run(parse("--auth-timeout", "0")) == command.EXIT_BAD_INPUT
+    assert command.run(parse("--auth-timeout", "0")) == EXIT_BAD_INPUT
 
 
 @contextlib.asynccontextmanager

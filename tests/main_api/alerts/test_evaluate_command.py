@@ -3,7 +3,6 @@ why a database cannot be used (exit 1), before it touches the broker."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
 import time
@@ -11,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from machine import free_port
+from machine import free_port, stop_process
 from mdp.cli import main
 
 REPO = Path(__file__).resolve().parents[3]
@@ -67,6 +66,5 @@ def test_a_stop_while_it_waits_for_the_database_ends_it_at_once() -> None:
         first = evaluator.stderr.readline()
         assert first.startswith("mdp alerts evaluate: the database unavailable (cannot use the")
         asked = time.monotonic()
-        evaluator.send_signal(signal.SIGTERM)
-        assert evaluator.wait(timeout=30) == 0, evaluator.stderr.read()
+        assert stop_process(evaluator) == 0, evaluator.stderr.read()
     assert time.monotonic() - asked < 10  # not the 600 s it was ready to wait

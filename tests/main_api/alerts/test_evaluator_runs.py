@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -24,6 +23,7 @@ from psycopg import sql
 from core.alerts import AlertSpec, Arming, Condition, decode_fired
 from core.topic_codecs import TICKS_CODEC
 from core.topics import ALERTS_EVENTS, TICKS
+from machine import stop_process
 from main_api.alerts.evaluator import Delta
 from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
 from main_api.alerts.states import FencedError, Saved, claim, save
@@ -132,8 +132,7 @@ def until(what: str, done: Any, process: subprocess.Popen[bytes], log: Path) -> 
 
 
 def stop(process: subprocess.Popen[bytes], log: Path) -> None:
-    process.send_signal(signal.SIGTERM)
-    assert process.wait(timeout=WITHIN_S) == 0, log.read_text()
+    assert stop_process(process, WITHIN_S) == 0, log.read_text()
 
 
 def test_a_killed_evaluator_restarted_fires_every_alert_once_as_a_clean_run_does(

@@ -24,6 +24,7 @@ from core.candles import Candle
 from core.engine import CandleEngine, EmptyPolicy, EngineConfig
 from core.intervals import parse_intervals
 from ingest.files.reader import read_ticks
+from machine import stop_process
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
 
@@ -60,14 +61,9 @@ class Service:
         self.process.wait(30)
 
     def stop(self, timeout: float = 60.0) -> int:
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self.kill()
+        code = stop_process(self.process, timeout)
         self._log.close()
-        return self.process.returncode
+        return code
 
     def wait_for(self, text: str, count: int = 1, timeout: float = WAIT) -> None:
         deadline = time.monotonic() + timeout

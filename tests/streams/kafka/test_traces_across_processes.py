@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -19,6 +18,7 @@ import pytest
 
 from core.topics import CANDLES
 from ingest.publisher import FeedPublisher
+from machine import stop_process
 from streams.bus import Record
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
@@ -68,12 +68,7 @@ async def test_the_gateway_in_its_own_process_continues_the_batchs_trace(
                         if published.get(span.parent) == span.trace_id
                     ]
     finally:
-        gateway.send_signal(signal.SIGTERM)
-        try:
-            gateway.wait(30)
-        except subprocess.TimeoutExpired:
-            gateway.kill()
-            gateway.wait()
+        stop_process(gateway)
         if gateway.stderr is not None:
             gateway.stderr.close()
     service, _, trace_id, _, parent = found[0]

@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import asyncio
 import http.server
-import signal
 import subprocess
 import sys
 import threading
@@ -19,7 +18,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from machine import free_port
+from machine import free_port, stop_process
 from tests.charting.test_api_command import _KeySetHandler
 from tests.storage.stoppable import StoppablePostgres
 from tests.support import tokens
@@ -66,11 +65,6 @@ def started(
         time.sleep(0.1)
 
 
-def stopped(process: subprocess.Popen[bytes]) -> int:
-    process.send_signal(signal.SIGTERM)
-    return process.wait(30)
-
-
 def test_the_command_serves_trading_and_resumes_after_a_kill(
     fresh_database: str, key_server: str
 ) -> None:
@@ -104,7 +98,7 @@ def test_the_command_serves_trading_and_resumes_after_a_kill(
         assert again["status"] == "accepted"
         canceled = httpx.delete(f"{base}{ORDERS}/{order_id}", headers=alice)
         assert canceled.json()["order"]["status"] == "canceled"
-        assert stopped(process) == 0
+        assert stop_process(process) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -16,12 +16,12 @@ from core.ticks import Side, Tick, TickBatch
 from core.topic_codecs import TICKS_CODEC, codec_for
 from core.topics import TICKS, TRADING_EVENTS
 from core.trading_events import OrderFilled
-from machine import free_port
+from machine import free_port, stop_process
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
 from tests.streams.kafka.conftest import fresh_topics, kafka_bootstrap  # noqa: F401
 from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
-from tests.trading.http.test_command import funded, key_server, started, stopped
+from tests.trading.http.test_command import funded, key_server, started
 from tests.trading.service.scenario import XBT
 
 __all__ = ["key_server"]  # the fixture this module uses
@@ -70,7 +70,7 @@ async def test_the_command_trades_on_kafka(
                     assert time.monotonic() < deadline, "no fill on Kafka's trading.events"
                     records = await subscription.poll(1000, timeout=1.0)
                     found += [codec_for(TRADING_EVENTS).decode(r.value) for r in records]
-        assert await asyncio.to_thread(stopped, process) == 0
+        assert await asyncio.to_thread(stop_process, process) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -30,12 +30,12 @@ from core.trading_events import (
     OrderType,
     TradingRecord,
 )
-from machine import free_port
+from machine import free_port, stop_process
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
 from streams.producer import send
 from tests.streams.kafka.conftest import fresh_topics, kafka_bootstrap  # noqa: F401
-from tests.trading.http.test_command import ALICE, funded, key_server, started, stopped
+from tests.trading.http.test_command import ALICE, funded, key_server, started
 from tests.trading.service.scenario import XBT
 from trading.service.book import aggregate_id
 from trading.store.database import Database, StoreSettings
@@ -136,7 +136,7 @@ async def test_commands_on_kafka_reach_the_service_once_across_a_kill_before_the
         async with KafkaBus(KafkaSettings(fresh_topics)) as bus:
             await send(bus, TRADING_COMMANDS_CODEC, [AFTER_THE_RESTART])
         after = await records_until(fresh_topics, accepted("k-3"), deadline)
-        assert await asyncio.to_thread(stopped, process) == 0
+        assert await asyncio.to_thread(stop_process, process) == 0
     finally:
         if process.poll() is None:
             process.kill()

@@ -28,7 +28,7 @@ from core.topic_codecs import TICKS_CODEC, TRADING_COMMANDS_CODEC, codec_for
 from core.topics import TICKS, TRADING_EVENTS
 from core.trading_events import FundsDeposited, TradingRecord
 from edge.config import TokenPolicy, VerifyKey, trading_partitions
-from machine import free_port
+from machine import free_port, stop_process
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
 from streams.producer import send
@@ -36,7 +36,7 @@ from tests.edge.conftest import AUDIENCE, ISSUER, Stack, eventually, stack
 from tests.streams.kafka.conftest import fresh_topics, kafka_bootstrap  # noqa: F401
 from tests.support import tokens
 from tests.trading.http.test_api import ALICE, BOB, ORDERS, limit_buy, trader
-from tests.trading.http.test_command import key_server, started, stopped
+from tests.trading.http.test_command import key_server, started
 from tests.trading.http.test_kafka_commands import records_until
 from tests.trading.service.scenario import XBT
 from trading.paper.matcher import PaperMatcher
@@ -245,7 +245,7 @@ async def test_two_partitions_behind_the_edge_share_the_accounts(
         for client in clients.values():
             await client.aclose()
         for process in processes:
-            assert await asyncio.to_thread(stopped, process) == 0
+            assert await asyncio.to_thread(stop_process, process) == 0
     finally:
         for process in processes:
             if process.poll() is None:
