@@ -97,7 +97,10 @@ class BatchWorker:
                 forget = WATCHES.add(worker.watch)
                 try:
                     subscription = bus.subscribe(
-                        settings.group, [TICKS], rebalance=_Ownership(worker)
+                        settings.group,
+                        [TICKS],
+                        rebalance=_Ownership(worker),
+                        fetch_bytes=settings.fetch_bytes,
                     )
                     async with subscription:
                         await self._consume(worker, subscription)
@@ -113,7 +116,7 @@ class BatchWorker:
         try:
             while not self._stopping.is_set():
                 try:
-                    records = await subscription.poll(self.settings.batch_max, POLL_TIMEOUT)
+                    records = await subscription.poll(self.settings.poll_max, POLL_TIMEOUT)
                 except BusClosedError:
                     raise
                 except BusError as exc:  # told as the clock's own broker checks tell it

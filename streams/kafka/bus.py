@@ -225,13 +225,16 @@ class KafkaBus(Bus):
         *,
         start: Start = "earliest",
         rebalance: Rebalance | None = None,
+        fetch_bytes: int = 0,
     ) -> KafkaSubscription:
         """A member of ``group`` (see :class:`streams.bus.Bus`); ``rebalance`` is told which
-        partitions it loses and gains, inside the poll that rebalances."""
+        partitions it loses and gains, inside the poll that rebalances. ``fetch_bytes``: the
+        most bytes one fetch brings of a partition (at least a record's most, the default),
+        so a poll after a fetch may return up to that much of each partition."""
         check_subscription(group, topics, start)
         self._check_open()
         names = tuple(self.topic(name).name for name in dict.fromkeys(topics))
-        subscription = KafkaSubscription(self, group, names, start, rebalance)
+        subscription = KafkaSubscription(self, group, names, start, rebalance, fetch_bytes)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -377,6 +380,7 @@ class KafkaSubscription(Subscription):
         topics: tuple[str, ...],
         start: Start,
         rebalance: Rebalance | None = None,
+        fetch_bytes: int = 0,
     ) -> None:
         self.bus = bus
         self.group = group
@@ -395,7 +399,7 @@ class KafkaSubscription(Subscription):
             max_poll_interval_ms=_ms(settings.max_poll_interval),
             request_timeout_ms=_ms(settings.request_timeout),
             fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=settings.max_message_bytes + 64 * 1024,
+            max_partition_fetch_bytes=max(fetch_bytes, settings.max_message_bytes + 64 * 1024),
         )
         self._consumer.subscribe(topics=list(topics), listener=_Listener(self, rebalance))
         self._positioned: set[aiokafka.TopicPartition] = set()
