@@ -61,9 +61,7 @@ class _Ownership(Rebalance):
         await self.worker.revoke(_ticks(partitions))
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
-        mine = _ticks(partitions)
-        await self.worker.revoke(set(self.worker.owned) - mine)
-        self.worker.assign(mine)
+        await self.worker.own(_ticks(partitions))
 
 
 def _ticks(partitions: set[TopicPartition]) -> set[int]:

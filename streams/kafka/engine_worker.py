@@ -189,6 +189,12 @@ class EngineWorker:
                     self._recover(partition), name=f"recover md.ticks[{partition}]"
                 )
 
+    async def own(self, partitions: set[int]) -> None:
+        """A rebalance gave this worker ``partitions`` (all it has now): hand over the ones
+        it had besides, start recovering the new ones."""
+        await self.revoke(set(self.owned) - partitions)
+        self.assign(partitions)
+
     async def revoke(self, partitions: Iterable[int]) -> None:
         """Stop owning ``partitions``: save their checkpoints, drop their engines."""
         partitions = list(partitions)
