@@ -384,7 +384,7 @@ def test_joined_keeps_each_instruments_order_and_ends_a_run_at_a_gap_or_new_scal
         reason=GapReason.DISCONNECTED,
         ts_recv=7 * 10**9,
     )
-    decoded = [
+    decoded: list[TickBatch | FeedGap] = [
         batch_of("TEST:A", [1, 2]), batch_of("TEST:B", [1]), batch_of("TEST:A", [3]), gap,
         batch_of("TEST:A", [7]), batch_of("TEST:B", [2], scale=3), batch_of("TEST:B", [3], scale=3),
         batch_of("TEST:A", [8, 9]),
@@ -403,8 +403,17 @@ def test_joined_keeps_each_instruments_order_and_ends_a_run_at_a_gap_or_new_scal
 
 def test_joined_stops_where_the_sums_would_pass_64_bits() -> None:
     big = 2**50  # price * size * rows must stay below 2**62: 2**50 * 1 * 4_096 would not
-    decoded = [batch_of("TEST:A", list(range(1, 2049)), price=big),
-               batch_of("TEST:A", list(range(2049, 4097)), price=big)]  # fmt: skip
-    assert [len(m) for m in joined(decoded)] == [2048, 2048]
-    small = [batch_of("TEST:A", list(range(1, 2049))), batch_of("TEST:A", list(range(2049, 4097)))]
-    assert [len(m) for m in joined(small)] == [4096]
+    decoded: list[TickBatch | FeedGap] = [
+        batch_of("TEST:A", list(range(1, 2049)), price=big),
+        batch_of("TEST:A", list(range(2049, 4097)), price=big),
+    ]
+    assert rows(joined(decoded)) == [2048, 2048]
+    small: list[TickBatch | FeedGap] = [
+        batch_of("TEST:A", list(range(1, 2049))),
+        batch_of("TEST:A", list(range(2049, 4097))),
+    ]
+    assert rows(joined(small)) == [4096]
+
+
+def rows(messages: list[TickBatch | FeedGap]) -> list[int | str]:
+    return [len(m) if isinstance(m, TickBatch) else "gap" for m in messages]
