@@ -482,13 +482,16 @@ def live_batch(instrument: str, first_id: int, count: int, now: int) -> TickBatc
     )
 
 
-def latency(bootstrap: str, sizes: Sizes, folder: Path) -> tuple[float, float, int, int]:
-    """(p50 ms, p99 ms, batches measured, batches lost)."""
+def latency(
+    bootstrap: str, sizes: Sizes, folder: Path, worker_args: tuple[str, ...] = ()
+) -> tuple[float, float, int, int]:
+    """(p50 ms, p99 ms, batches measured, batches lost), of this checkout's worker with
+    ``worker_args``."""
     reset_topics(bootstrap)
     worker = mdp_process(
         folder / "latency-worker.log", "worker", "--bootstrap", bootstrap,
         "--group", f"bench-latency-{uuid.uuid4().hex[:8]}", "--database-url", "",
-        "--throttle", "0", "--log-level", "info",
+        "--throttle", "0", "--log-level", "info", *worker_args,
     )  # fmt: skip
     try:
         wait_for_log(folder / "latency-worker.log", "recovered", PARTITIONS, worker)
@@ -565,7 +568,7 @@ def main(argv: list[str] | None = None) -> int:
         run = end_to_end(bootstrap, sizes, folder, worker_args=worker_args)
         sustained, overall, total, consumed = run.sustained, run.overall, run.ingested, run.consumed
         faust_rate = baseline(bootstrap, sizes, folder)
-        p50, p99, measured, lost = latency(bootstrap, sizes, folder)
+        p50, p99, measured, lost = latency(bootstrap, sizes, folder, worker_args)
     ratio = sustained / faust_rate
     print("\nEnd to end: md.ticks -> one `mdp worker` (Faust + candle engine, 7 intervals)")
     print(f"  {'contender':<44} {'rate':>14} {'x baseline':>11}")
