@@ -21,8 +21,12 @@ checkout's (an older commit; run by its own ``.venv`` if it has one) in turns on
 data, ``--runs`` times each, with the medians beside each other. The machine's load moves the
 figure by more than most changes do, so a before/after is only read from one such run.
 
+``--consumer batch`` runs this checkout's worker with ``mdp worker --consumer batch``. Each
+end-to-end run also gives the worker's CPU seconds per million ticks over the sustained span
+(from ``/proc``): on a machine other jobs load, a steadier figure than the rate.
+
 Usage: ``python -m bench.kafka [--smoke] [--ticks N] [--rate N] [--bootstrap HOST:PORT]
-[--against CHECKOUT [--runs N]]``.
+[--consumer faust|batch] [--against CHECKOUT [--runs N]]``.
 """
 
 from __future__ import annotations
@@ -286,11 +290,24 @@ def sustained_rate(steps: list[tuple[int, Step]], carried: Carried) -> float:
     return ticks_of((step for _, step in steps[1:]), carried) / max((last - first) / 1e9, 1e-9)
 
 
+def cpu_seconds(pid: int) -> float | None:
+    """The CPU time (user and system, all threads) process ``pid`` has used; ``None`` where
+    ``/proc`` does not say."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return None
+    fields = stat.rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 async def follow_journal(
-    bootstrap: str, group: str, ends: dict[int, int], timeout: float
-) -> list[tuple[int, Step]]:
+    bootstrap: str, group: str, ends: dict[int, int], timeout: float, pid: int | None = None
+) -> tuple[list[tuple[int, Step]], float | None]:
     """The journal's steps of ``group`` (with their broker timestamps) until every partition
-    is at its end."""
+    is at its end, and the CPU seconds process ``pid`` (the worker) used from when its first
+    step was read to then (``None`` without a pid or ``/proc``)."""
+    cpu_first: float | None = None
     steps: list[tuple[int, Step]] = []
     reached: dict[int, int] = defaultdict(int)
     deadline = time.monotonic() + timeout
@@ -304,16 +321,38 @@ async def follow_journal(
             for record in await sub.poll(1000, 0.5):
                 entry = decode_entry(record.value)
                 if isinstance(entry, Step) and entry.group == group:
+                    if not steps and pid is not None:
+                        cpu_first = cpu_seconds(pid)
                     steps.append((record.timestamp_ns, entry))
                     reached[entry.partition] = max(reached[entry.partition], entry.end)
-    return steps
+    cpu_last = None if pid is None else cpu_seconds(pid)
+    used = None if cpu_first is None or cpu_last is None else cpu_last - cpu_first
+    return steps, used
+
+
+@dataclass(frozen=True, slots=True)
+class Run:
+    """One worker's run on a backlog."""
+
+    sustained: float
+    """Ticks/s from the first journaled step to the last."""
+    overall: float
+    """Ticks/s from the worker's start."""
+    ingested: int
+    consumed: int
+    cpu_per_million: float | None
+    """The worker's CPU seconds per million ticks over the same span as ``sustained``
+    (all its threads): steadier than the rate on a machine other jobs load."""
 
 
 def end_to_end(
-    bootstrap: str, sizes: Sizes, folder: Path, tree: Path | None = None
-) -> tuple[float, float, int, int]:
-    """(sustained ticks/s, ticks/s including start-up, ticks ingested, ticks consumed), of
-    this checkout's worker or of ``tree``'s."""
+    bootstrap: str,
+    sizes: Sizes,
+    folder: Path,
+    tree: Path | None = None,
+    worker_args: tuple[str, ...] = (),
+) -> Run:
+    """One run of this checkout's worker (with ``worker_args``) or of ``tree``'s."""
     reset_topics(bootstrap)
     batches = tick_batches(sizes.ticks, sizes.batch, sizes.instruments)
     ticks = sum(len(b) for b in batches)
@@ -326,16 +365,18 @@ def end_to_end(
     started = time.perf_counter()
     worker = mdp_process(
         folder / f"worker-{group}.log", "worker", "--bootstrap", bootstrap, "--group", group,
-        "--database-url", "", "--log-level", "warning", tree=tree,
+        "--database-url", "", "--log-level", "warning", *worker_args, tree=tree,
     )  # fmt: skip
     try:
-        steps = asyncio.run(follow_journal(bootstrap, group, ends, timeout=600))
+        steps, cpu = asyncio.run(follow_journal(bootstrap, group, ends, 600, worker.pid))
     finally:
         stop_process(worker, WORKER_STOP_S)
     overall = ticks / (time.perf_counter() - started)
     steps.sort(key=lambda item: item[0])
     consumed = ticks_of((step for _, step in steps), carried)
-    return sustained_rate(steps, carried), overall, ticks, consumed
+    after_first = ticks_of((step for _, step in steps[1:]), carried)
+    per_million = None if cpu is None or not after_first else cpu / after_first * 1e6
+    return Run(sustained_rate(steps, carried), overall, ticks, consumed, per_million)
 
 
 # -- 3. the Faust tumbling-table baseline -----------------------------------------------------
@@ -433,13 +474,16 @@ def live_batch(instrument: str, first_id: int, count: int, now: int) -> TickBatc
     )
 
 
-def latency(bootstrap: str, sizes: Sizes, folder: Path) -> tuple[float, float, int, int]:
-    """(p50 ms, p99 ms, batches measured, batches lost)."""
+def latency(
+    bootstrap: str, sizes: Sizes, folder: Path, worker_args: tuple[str, ...] = ()
+) -> tuple[float, float, int, int]:
+    """(p50 ms, p99 ms, batches measured, batches lost), of this checkout's worker with
+    ``worker_args``."""
     reset_topics(bootstrap)
     worker = mdp_process(
         folder / "latency-worker.log", "worker", "--bootstrap", bootstrap,
         "--group", f"bench-latency-{uuid.uuid4().hex[:8]}", "--database-url", "",
-        "--throttle", "0", "--log-level", "info",
+        "--throttle", "0", "--log-level", "info", *worker_args,
     )  # fmt: skip
     try:
         wait_for_log(folder / "latency-worker.log", "recovered", PARTITIONS, worker)
@@ -481,6 +525,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--runs", type=int, default=2, help="with --against: runs of each worker (default 2)"
     )
+    parser.add_argument(
+        "--consumer",
+        choices=("faust", "batch"),
+        help="this checkout's worker reads md.ticks so (`mdp worker --consumer`; default: the"
+        " worker's own default)",
+    )
     args = parser.parse_args(argv)
     if args.against is not None and not (args.against / "mdp" / "cli.py").is_file():
         parser.error(f"--against: {args.against} is not a checkout of this project")
@@ -492,12 +542,13 @@ def main(argv: list[str] | None = None) -> int:
         sizes = _replace(sizes, ticks=args.ticks)
     if args.rate:
         sizes = _replace(sizes, rate=args.rate)
+    worker_args = ("--consumer", args.consumer) if args.consumer else ()
     folder = Path(tempfile.mkdtemp(prefix="mdp-bench-"))
     print(f"Kafka cluster-mode benchmark{' (smoke)' if args.smoke else ''}; logs in {folder}")
     if args.against is not None:
         with broker(args.bootstrap) as bootstrap:
             print(f"  broker at {bootstrap}")
-            compare(bootstrap, sizes, folder, args.against.resolve(), args.runs)
+            compare(bootstrap, sizes, folder, args.against.resolve(), args.runs, worker_args)
         return 0
     with broker(args.bootstrap) as bootstrap:
         print(f"  broker at {bootstrap}")
@@ -506,13 +557,15 @@ def main(argv: list[str] | None = None) -> int:
         print(f"  {'client':<18} {'100-byte msgs/s':>16} {'ticks/s (1,000/batch)':>22}")
         for name, (messages, ticks) in producers.items():
             print(f"  {name:<18} {messages:>16,.0f} {ticks:>22,.0f}")
-        sustained, overall, total, consumed = end_to_end(bootstrap, sizes, folder)
+        run = end_to_end(bootstrap, sizes, folder, worker_args=worker_args)
+        sustained, overall, total, consumed = run.sustained, run.overall, run.ingested, run.consumed
         faust_rate = baseline(bootstrap, sizes, folder)
-        p50, p99, measured, lost = latency(bootstrap, sizes, folder)
+        p50, p99, measured, lost = latency(bootstrap, sizes, folder, worker_args)
     ratio = sustained / faust_rate
     print("\nEnd to end: md.ticks -> one `mdp worker` (Faust + candle engine, 7 intervals)")
     print(f"  {'contender':<44} {'rate':>14} {'x baseline':>11}")
     print(f"  {'mdp worker, sustained (ticks/s)':<44} {sustained:>14,.0f} {ratio:>10.1f}x")
+    print(f"  {'mdp worker, CPU s per million ticks':<44} {_cpu(run.cpu_per_million):>14}")
     print(f"  {'mdp worker, with start-up (ticks/s)':<44} {overall:>14,.0f}"
           f" {overall / faust_rate:>10.1f}x")  # fmt: skip
     print(f"  {'Faust tumbling table, baseline (events/s)':<44} {faust_rate:>14,.0f} {1:>10.1f}x")
@@ -524,26 +577,51 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def compare(bootstrap: str, sizes: Sizes, folder: Path, against: Path, runs: int) -> None:
-    """This checkout's worker and ``against``'s, in turns (so a load that comes and goes
-    falls on both), on backlogs of the same synthetic data; medians and each run."""
+def compare(
+    bootstrap: str,
+    sizes: Sizes,
+    folder: Path,
+    against: Path,
+    runs: int,
+    worker_args: tuple[str, ...] = (),
+) -> None:
+    """This checkout's worker (with ``worker_args``) and ``against``'s, in turns (so a load
+    that comes and goes falls on both), on backlogs of the same synthetic data; medians and
+    each run, of the rate and of the worker's CPU seconds per million ticks."""
     contenders: dict[str, Path | None] = {"this checkout": None, str(against): against}
-    rates: dict[str, list[float]] = {name: [] for name in contenders}
+    measured: dict[str, list[Run]] = {name: [] for name in contenders}
     for run in range(runs):
         for name, tree in contenders.items():
-            print(f"  run {run + 1}/{runs}: {name}")
-            sustained, _, total, consumed = end_to_end(bootstrap, sizes, folder, tree)
-            if consumed != total:
-                raise RuntimeError(f"{name}: {consumed:,} ticks consumed of {total:,}")
-            rates[name].append(sustained)
+            print(f"  run {run + 1}/{runs}: {name} (load {os.getloadavg()[0]:.1f})")
+            args = worker_args if tree is None else ()
+            result = end_to_end(bootstrap, sizes, folder, tree, args)
+            if result.consumed != result.ingested:
+                raise RuntimeError(
+                    f"{name}: {result.consumed:,} ticks consumed of {result.ingested:,}"
+                )
+            measured[name].append(result)
+    given = f" (this checkout: {' '.join(worker_args)})" if worker_args else ""
     print(f"\nOne `mdp worker`, sustained, {sizes.ticks:,} ticks in batches of up to"
-          f" {sizes.batch:,}, {sizes.instruments} instruments (ticks/s)")  # fmt: skip
-    print(f"  {'worker':<44} {'median':>12}  runs")
-    for name, measured in rates.items():
-        each = ", ".join(f"{rate:,.0f}" for rate in measured)
-        print(f"  {name[-44:]:<44} {statistics.median(measured):>12,.0f}  {each}")
-    ours, theirs = (statistics.median(measured) for measured in rates.values())
-    print(f"  this checkout / the other: {ours / theirs:.2f}x")
+          f" {sizes.batch:,}, {sizes.instruments} instruments{given}")  # fmt: skip
+    print(f"  {'worker':<44} {'ticks/s':>12} {'CPU s/M':>8}  runs (ticks/s, CPU s/M ticks)")
+    for name, results in measured.items():
+        each = ", ".join(f"{r.sustained:,.0f} {_cpu(r.cpu_per_million)}" for r in results)
+        rate = statistics.median(r.sustained for r in results)
+        print(f"  {name[-44:]:<44} {rate:>12,.0f} {_cpu(_median_cpu(results)):>8}  {each}")
+    ours, theirs = (statistics.median(r.sustained for r in rs) for rs in measured.values())
+    print(f"  this checkout / the other: {ours / theirs:.2f}x (rate)")
+    cpus = [_median_cpu(results) for results in measured.values()]
+    if cpus[0] is not None and cpus[1] is not None:
+        print(f"  CPU per tick, this checkout / the other: {cpus[0] / cpus[1]:.2f}x")
+
+
+def _median_cpu(results: list[Run]) -> float | None:
+    known = [r.cpu_per_million for r in results if r.cpu_per_million is not None]
+    return statistics.median(known) if known else None
+
+
+def _cpu(seconds: float | None) -> str:
+    return "n/a" if seconds is None else f"{seconds:.2f}"
 
 
 def _replace(sizes: Sizes, **changes: Any) -> Sizes:

@@ -24,6 +24,7 @@ I64 = npt.NDArray[np.int64]
 I8 = npt.NDArray[np.int8]
 
 _INT64_MAX = np.iinfo(np.int64).max
+_COLUMNS = ("trade_id", "price", "size", "side", "ts_event", "ts_recv", "trades")
 
 
 class Side(enum.IntEnum):
@@ -90,8 +91,7 @@ class TickBatch:
             if not 0 <= scale <= MAX_SCALE:
                 raise ValueError(f"scales must be within 0..{MAX_SCALE}, got {scale}")
         n = len(self.trade_id)
-        columns = ("trade_id", "price", "size", "side", "ts_event", "ts_recv", "trades")
-        for name in columns:
+        for name in _COLUMNS:
             column = getattr(self, name)
             if not isinstance(column, np.ndarray) or column.ndim != 1 or len(column) != n:
                 raise ValueError(f"column {name} must be a 1-d array of {n} rows")
@@ -102,6 +102,18 @@ class TickBatch:
             self._check_rows()
 
     def _check_rows(self) -> None:
+        # one reduction per column; the first bad row is looked for only when one fails
+        if (
+            self.price.min() > 0
+            and self.size.min() > 0
+            and self.ts_event.min() > 0
+            and self.ts_recv.min() > 0
+            and self.trade_id.min() >= 0
+            and self.trades.min() >= 1
+            and self.side.min() >= -1
+            and self.side.max() <= 1
+        ):
+            return
         checks = (
             (self.price <= 0, "price must be positive"),
             (self.size <= 0, "size must be positive"),
@@ -140,6 +152,27 @@ class TickBatch:
             ts_event=np.array([t.ts_event for t in ticks], dtype=np.int64),
             ts_recv=np.array([t.ts_recv for t in ticks], dtype=np.int64),
             trades=np.array([t.trades for t in ticks], dtype=np.int64),
+        )
+
+    @classmethod
+    def concat(cls, batches: Sequence[TickBatch]) -> TickBatch:
+        """The rows of ``batches`` (one instrument, the same scales) in one batch, in order."""
+        if not batches:
+            raise ValueError("concat needs at least one batch")
+        first = batches[0]
+        if len(batches) == 1:
+            return first
+        scales = (first.price_scale, first.size_scale)
+        for batch in batches:
+            if batch.instrument != first.instrument:
+                raise ValueError("concat joins batches of one instrument only")
+            if (batch.price_scale, batch.size_scale) != scales:
+                raise ValueError("concat joins batches of the same scales only")
+        return cls(
+            first.instrument,
+            first.price_scale,
+            first.size_scale,
+            *(np.concatenate([getattr(batch, name) for batch in batches]) for name in _COLUMNS),
         )
 
     @classmethod

@@ -19,6 +19,7 @@ from dataclasses import dataclass, field
 from core import codecs
 from core.engine import CandleEngine, EngineOutput
 from core.gaps import FeedGap
+from core.ticks import TickBatch
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from streams.bus import Bus, Record
 from streams.checkpoints import Checkpointed, CheckpointStore
@@ -69,6 +70,7 @@ def engine_step(
     source: str,
     *,
     caught_up: bool = True,
+    join: bool = False,
 ) -> list[Message]:
     """Feed a decoded batch of ``md.ticks`` to the engine, then move its clock on.
 
@@ -79,6 +81,10 @@ def engine_step(
     batches. The engine owns the rejects of ``md.ticks``: its undecodable records are
     published as rejects naming their topic, partition and offset. The metrics move once
     per call, not per tick.
+
+    ``join`` feeds each instrument's tick batches of the call as one (:func:`joined`): the
+    engine's cost is mostly per batch, so many small batches cost much more than their ticks
+    joined; the candles come out as if the feed had sent the larger batches.
     """
     messages: list[Message] = []
     ticks, candles, newest = stats.ticks, stats.candles, 0
@@ -86,20 +92,71 @@ def engine_step(
         messages.append((TICKS_REJECTED, reject.key, codecs.encode_rejected(reject)))
         count_reject(reject.instrument, reject.reason)
     stats.undecodable += len(batch.undecodable)
-    for decoded in batch.messages:
-        if decoded is None:
-            continue
+    decoded_all = [decoded for decoded in batch.messages if decoded is not None]
+    stats.batches += sum(not isinstance(decoded, FeedGap) for decoded in decoded_all)
+    for decoded in joined(decoded_all) if join else decoded_all:
         if isinstance(decoded, FeedGap):
             stats.gaps += 1
             _collect(engine.mark_gap(decoded, now_ns), messages, stats, source)
             continue
-        stats.batches += 1
         stats.ticks += len(decoded)
         newest = max(newest, int(decoded.ts_event.max(initial=0)))
         _collect(engine.feed(decoded, now_ns), messages, stats, source)
     _collect(engine.advance(now_ns, caught_up=caught_up), messages, stats, source)
     _measure(stats, stats.ticks - ticks, stats.candles - candles, newest, now_ns)
     return messages
+
+
+_JOIN_BOUND = 2**62
+"""A join stops before the batch's largest price times its largest size times its rows
+reaches this: the engine's sums of a joined batch stay 64-bit where the parts' did."""
+
+
+def joined(decoded: Sequence[TickBatch | FeedGap]) -> list[TickBatch | FeedGap]:
+    """``decoded`` with each instrument's tick batches joined into one where they may be.
+
+    Each instrument's messages keep their order; a feed gap of an instrument ends its run of
+    batches (the gap goes after the run joined so far), and so does a batch of other scales,
+    or one that would make the run's sums too large for 64 bits (:data:`_JOIN_BOUND`).
+    Instruments are independent in the engine, so only the order across instruments may
+    change. A pure function of ``decoded``: a journal's replay joins the same batches as the
+    live step did.
+    """
+    out: list[TickBatch | FeedGap] = []
+    runs: dict[str, tuple[list[TickBatch], int, int, int]] = {}
+    """Per instrument: its batches not out yet, their rows, largest price and size."""
+
+    def flush(instrument: str) -> None:
+        run = runs.pop(instrument, None)
+        if run is not None:
+            out.append(TickBatch.concat(run[0]))
+
+    for message in decoded:
+        if isinstance(message, FeedGap):
+            flush(message.instrument)
+            out.append(message)
+            continue
+        if not len(message):
+            continue
+        price, size = int(message.price.max()), int(message.size.max())
+        run = runs.get(message.instrument)
+        if run is not None:
+            parts, rows, top_price, top_size = run
+            first = parts[0]
+            top_price, top_size = max(top_price, price), max(top_size, size)
+            rows += len(message)
+            if (first.price_scale, first.size_scale) == (
+                message.price_scale,
+                message.size_scale,
+            ) and top_price * top_size * rows < _JOIN_BOUND:
+                parts.append(message)
+                runs[message.instrument] = (parts, rows, top_price, top_size)
+                continue
+            flush(message.instrument)
+        runs[message.instrument] = ([message], len(message), price, size)
+    for instrument in list(runs):
+        flush(instrument)
+    return out
 
 
 def _measure(stats: EngineStats, ticks: int, candles: int, newest: int, now_ns: int) -> None:

@@ -219,12 +219,22 @@ class KafkaBus(Bus):
         return found[name]
 
     def subscribe(
-        self, group: str, topics: Collection[str], *, start: Start = "earliest"
+        self,
+        group: str,
+        topics: Collection[str],
+        *,
+        start: Start = "earliest",
+        rebalance: Rebalance | None = None,
+        fetch_bytes: int = 0,
     ) -> KafkaSubscription:
+        """A member of ``group`` (see :class:`streams.bus.Bus`); ``rebalance`` is told which
+        partitions it loses and gains, inside the poll that rebalances. ``fetch_bytes``: the
+        most bytes one fetch brings of a partition (at least a record's most, the default),
+        so a poll after a fetch may return up to that much of each partition."""
         check_subscription(group, topics, start)
         self._check_open()
         names = tuple(self.topic(name).name for name in dict.fromkeys(topics))
-        subscription = KafkaSubscription(self, group, names, start)
+        subscription = KafkaSubscription(self, group, names, start, rebalance, fetch_bytes)
         self._subscriptions.add(subscription)
         return subscription
 
@@ -326,23 +336,52 @@ class KafkaTopic(Topic):
         return self.bus.subscribe(group, [self.name], start=start)
 
 
+class Rebalance:
+    """Told of a subscription's rebalances (:meth:`KafkaBus.subscribe`), inside the poll
+    that makes them: :meth:`revoked` before the partitions go to other members (a state saved
+    there is what they resume from), :meth:`assigned` once the new ones are this member's."""
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        """``partitions`` are no longer this member's."""
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        """``partitions`` are this member's now (all of them, not only the new ones)."""
+
+
+def _ours(tps: Any) -> set[TopicPartition]:
+    return {TopicPartition(tp.topic, tp.partition) for tp in tps}
+
+
 class _Listener(ConsumerRebalanceListener):  # type: ignore[misc]
-    def __init__(self, subscription: KafkaSubscription) -> None:
+    def __init__(self, subscription: KafkaSubscription, rebalance: Rebalance | None) -> None:
         self._subscription = subscription
+        self._rebalance = rebalance
 
     async def on_partitions_revoked(self, revoked: Any) -> None:
         self._subscription._positioned.clear()
         self._subscription._next.clear()
+        if self._rebalance is not None:
+            await self._rebalance.revoked(_ours(revoked))
 
     async def on_partitions_assigned(self, assigned: Any) -> None:
         self._subscription._positioned.clear()
         self._subscription._next.clear()
+        if self._rebalance is not None:
+            await self._rebalance.assigned(_ours(assigned))
 
 
 class KafkaSubscription(Subscription):
     """A member of a consumer group on Kafka (see :class:`streams.bus.Subscription`)."""
 
-    def __init__(self, bus: KafkaBus, group: str, topics: tuple[str, ...], start: Start) -> None:
+    def __init__(
+        self,
+        bus: KafkaBus,
+        group: str,
+        topics: tuple[str, ...],
+        start: Start,
+        rebalance: Rebalance | None = None,
+        fetch_bytes: int = 0,
+    ) -> None:
         self.bus = bus
         self.group = group
         self.topics = topics
@@ -360,9 +399,9 @@ class KafkaSubscription(Subscription):
             max_poll_interval_ms=_ms(settings.max_poll_interval),
             request_timeout_ms=_ms(settings.request_timeout),
             fetch_max_wait_ms=100,
-            max_partition_fetch_bytes=settings.max_message_bytes + 64 * 1024,
+            max_partition_fetch_bytes=max(fetch_bytes, settings.max_message_bytes + 64 * 1024),
         )
-        self._consumer.subscribe(topics=list(topics), listener=_Listener(self))
+        self._consumer.subscribe(topics=list(topics), listener=_Listener(self, rebalance))
         self._positioned: set[aiokafka.TopicPartition] = set()
         self._next: dict[aiokafka.TopicPartition, int] = {}
         """The position of each positioned partition, as the polls moved it."""

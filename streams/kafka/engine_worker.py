@@ -76,6 +76,10 @@ class WorkerSettings:
     - ``clock_offset_ns``: added to the wall clock (tests: a clock ahead makes replayed
       instruments look idle once caught up, so their last candles close at once).
     - ``batch_max``/``batch_within``: the micro-batch the Faust agent takes at a time.
+    - ``poll_max``/``fetch_bytes``: the most records a poll of the batch consumer
+      (:mod:`streams.kafka.batch_worker`) returns, and the most bytes of a partition one of
+      its fetches brings (a backlog is read in rounds of that size; the journal and the
+      publish cost per round).
     """
 
     kafka: KafkaSettings = field(default_factory=KafkaSettings)
@@ -86,6 +90,8 @@ class WorkerSettings:
     clock_offset_ns: int = 0
     batch_max: int = 256
     batch_within: float = 0.002
+    poll_max: int = 2_000
+    fetch_bytes: int = 8 * 1024 * 1024
 
 
 @dataclass(slots=True)
@@ -182,6 +188,12 @@ class EngineWorker:
                 self._recovering[partition] = asyncio.create_task(
                     self._recover(partition), name=f"recover md.ticks[{partition}]"
                 )
+
+    async def own(self, partitions: set[int]) -> None:
+        """A rebalance gave this worker ``partitions`` (all it has now): hand over the ones
+        it had besides, start recovering the new ones."""
+        await self.revoke(set(self.owned) - partitions)
+        self.assign(partitions)
 
     async def revoke(self, partitions: Iterable[int]) -> None:
         """Stop owning ``partitions``: save their checkpoints, drop their engines."""

@@ -82,8 +82,7 @@ class Runtime:
     async def assigned(self, partitions: set[int]) -> None:
         self._assigned = partitions
         worker = await self.start()
-        await worker.revoke(set(worker.owned) - partitions)
-        worker.assign(partitions)
+        await worker.own(partitions)
 
     async def revoked(self, partitions: set[int]) -> None:
         self._assigned -= partitions

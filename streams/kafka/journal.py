@@ -29,11 +29,15 @@ from typing import Final
 
 import msgspec
 
-JOURNAL_VERSION: Final = 2
-"""2 added :attr:`Step.caught_up`. A worker of version 1 refuses the entries of version 2
-instead of replaying them on the wall clock, so the workers of a group are upgraded together
-(stopped, then started on the new version; ``docs/scaling.md``)."""
-READABLE_VERSIONS: Final = frozenset({1, JOURNAL_VERSION})
+JOURNAL_VERSION: Final = 3
+"""2 added :attr:`Step.caught_up`; from 3 a step feeds each instrument's tick batches joined
+(:data:`JOINED_FROM`). A worker refuses entries of a version later than its own instead of
+replaying them by other rules, so the workers of a group are upgraded together (stopped,
+then started on the new version; ``docs/scaling.md``)."""
+READABLE_VERSIONS: Final = frozenset({1, 2, JOURNAL_VERSION})
+JOINED_FROM: Final = 3
+"""Steps of this version on feed each instrument's tick batches as one
+(:func:`streams.engine_runner.joined`); earlier ones replay batch by batch, as they ran."""
 CHECKPOINT_VERSION: Final = 1
 
 
@@ -42,7 +46,8 @@ class Step(msgspec.Struct, frozen=True, tag="step"):
 
     ``caught_up``: the partition had been read to its end, so the wall clock ``now_ns``
     moves idle instruments on; otherwise only the receipt times fed do (entries written
-    before the field existed moved it by the wall clock, and replay that way).
+    before the field existed moved it by the wall clock, and replay that way). A step of
+    version :data:`JOINED_FROM` or later feeds each instrument's tick batches joined.
     """
 
     group: str

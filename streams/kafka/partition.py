@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from core.engine import CandleEngine, EngineConfig
 from streams.bus import Record
 from streams.engine_runner import EngineStats, Message, engine_step
-from streams.kafka.journal import Claim, Entry, PartitionCheckpoint, Step
+from streams.kafka.journal import JOINED_FROM, Claim, Entry, PartitionCheckpoint, Step
 from streams.processor import Batch, decode_batch
 
 log = logging.getLogger(__name__)
@@ -121,12 +121,15 @@ class PartitionEngine:
 
     def run(self, step: Step, batch: Batch) -> list[Message]:
         """Run ``step`` on its decoded records (the live path: the processor loop decoded
-        them); :meth:`journaled` says where the step went in the journal."""
+        them); :meth:`journaled` says where the step went in the journal. Each instrument's
+        tick batches are fed joined when the step's version says so (a replay of an older
+        entry feeds them one by one, as its worker did)."""
         if len(batch.records) != step.end - step.start:
             raise ValueError(f"step {step.seq} needs {step.end - step.start} records")
         messages = engine_step(
-            self.engine, batch, step.now_ns, self.stats, self.group, caught_up=step.caught_up
-        )
+            self.engine, batch, step.now_ns, self.stats, self.group,
+            caught_up=step.caught_up, join=step.v >= JOINED_FROM,
+        )  # fmt: skip
         self.applied = step.end
         self.seq = step.seq + 1
         return messages

@@ -10,6 +10,7 @@ from decimal import Decimal
 from pathlib import Path
 from types import MappingProxyType
 
+import numpy as np
 import pytest
 
 from core import codecs
@@ -23,7 +24,7 @@ from ingest.files.reader import read_ticks
 from ingest.pacing import received_at
 from streams.bus import Record
 from streams.checkpoints import MemoryCheckpoints
-from streams.engine_runner import EngineRunner, EngineStats, process, restore_engine
+from streams.engine_runner import EngineRunner, EngineStats, joined, process, restore_engine
 from streams.memory import MemoryBus
 from tests.storage import factories
 
@@ -363,3 +364,56 @@ async def test_a_checkpoint_store_that_hangs_holds_neither_the_engine_nor_commit
             assert list((await after.committed()).values()) == [11]  # the final checkpoint's
     restored = CandleEngine.restore(await checkpoints.load(runner.group) or b"", config())
     assert restored.instruments == ["TEST:BTCUSD"]
+
+
+def batch_of(instrument: str, ids: list[int], price: int = 100, scale: int = 2) -> TickBatch:
+    rows = len(ids)
+    return TickBatch(
+        instrument, scale, 0,
+        np.array(ids, np.int64), np.full(rows, price, np.int64), np.ones(rows, np.int64),
+        np.ones(rows, np.int8), np.array(ids, np.int64) * 10**9, np.array(ids, np.int64) * 10**9,
+        np.ones(rows, np.int64),
+    )  # fmt: skip
+
+
+def test_joined_keeps_each_instruments_order_and_ends_a_run_at_a_gap_or_new_scales() -> None:
+    gap = FeedGap(
+        instrument="TEST:A",
+        start_ns=5 * 10**9,
+        end_ns=6 * 10**9,
+        reason=GapReason.DISCONNECTED,
+        ts_recv=7 * 10**9,
+    )
+    decoded: list[TickBatch | FeedGap] = [
+        batch_of("TEST:A", [1, 2]), batch_of("TEST:B", [1]), batch_of("TEST:A", [3]), gap,
+        batch_of("TEST:A", [7]), batch_of("TEST:B", [2], scale=3), batch_of("TEST:B", [3], scale=3),
+        batch_of("TEST:A", [8, 9]),
+    ]  # fmt: skip
+
+    def shown(instrument: str) -> list[object]:
+        return [
+            "gap" if isinstance(m, FeedGap) else (m.price_scale, m.trade_id.tolist())
+            for m in joined(decoded)
+            if m.instrument == instrument
+        ]
+
+    assert shown("TEST:A") == [(2, [1, 2, 3]), "gap", (2, [7, 8, 9])]
+    assert shown("TEST:B") == [(2, [1]), (3, [2, 3])]
+
+
+def test_joined_stops_where_the_sums_would_pass_64_bits() -> None:
+    big = 2**50  # price * size * rows must stay below 2**62: 2**50 * 1 * 4_096 would not
+    decoded: list[TickBatch | FeedGap] = [
+        batch_of("TEST:A", list(range(1, 2049)), price=big),
+        batch_of("TEST:A", list(range(2049, 4097)), price=big),
+    ]
+    assert rows(joined(decoded)) == [2048, 2048]
+    small: list[TickBatch | FeedGap] = [
+        batch_of("TEST:A", list(range(1, 2049))),
+        batch_of("TEST:A", list(range(2049, 4097))),
+    ]
+    assert rows(joined(small)) == [4096]
+
+
+def rows(messages: list[TickBatch | FeedGap]) -> list[int | str]:
+    return [len(m) if isinstance(m, TickBatch) else "gap" for m in messages]

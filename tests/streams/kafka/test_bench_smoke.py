@@ -59,12 +59,15 @@ def test_kafka_benchmark_runs_another_checkouts_worker_beside_this_ones(
     kafka_bootstrap: str, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     checkout = Path(__file__).resolve().parents[3]
-    argv = ["--smoke", "--bootstrap", kafka_bootstrap, "--against", str(checkout), "--runs", "1"]
+    argv = ["--smoke", "--bootstrap", kafka_bootstrap, "--against", str(checkout), "--runs", "1",
+            "--consumer", "batch"]  # fmt: skip
     assert kafka.main(argv) == 0
     out = capsys.readouterr().out
     assert "this checkout" in out
+    assert "(this checkout: --consumer batch)" in out, "the batch consumer's ticks all consumed"
     assert re.search(rf"{re.escape(str(checkout)[-44:])}\s+[\d,]+\s+[\d,]+", out), out
     assert re.search(r"this checkout / the other: [\d.]+x", out), out
+    assert re.search(r"CPU per tick, this checkout / the other: [\d.]+x", out), out
     with pytest.raises(SystemExit):
         kafka.main(["--against", str(tmp_path)])  # not a checkout: refused before any run
     assert "is not a checkout of this project" in capsys.readouterr().err

@@ -82,12 +82,17 @@ def test_kraken_trades_through_kafka_end_as_krakens_official_candles(
     assert "Traceback" not in worker.log + writer.log
 
 
+CONSUMERS = pytest.mark.parametrize("consumer", ["faust", "batch"])
+"""Both ways of reading md.ticks (``mdp worker --consumer``) keep the durability contract."""
+
+
+@CONSUMERS
 def test_a_worker_killed_mid_replay_and_restarted_ends_like_a_clean_run(
-    cluster: Cluster, shared_data: Path
+    cluster: Cluster, shared_data: Path, consumer: str
 ) -> None:
     with cluster:
         cluster.writer()
-        first = cluster.worker()
+        first = cluster.worker("--consumer", consumer)
         first.wait_for("recovered", count=4)
         replay = cluster.start(
             "ingest", "ingest", "--replay", str(shared_data / KRAKEN / "trades.json"),
@@ -96,7 +101,7 @@ def test_a_worker_killed_mid_replay_and_restarted_ends_like_a_clean_run(
         wait_until(lambda: len(stored_minutes(cluster.database_url)) >= 30, "some candles")
         first.kill()
         assert len(stored_minutes(cluster.database_url)) < 200, "killed in the middle"
-        second = cluster.worker()
+        second = cluster.worker("--consumer", consumer)
         second.wait_for("recovered", count=4)
         assert re.search(r"recovered in [0-9.]+s: offset \d+, \d+ steps replayed", second.log)
         assert replay.process.wait(60) == 0
@@ -104,19 +109,20 @@ def test_a_worker_killed_mid_replay_and_restarted_ends_like_a_clean_run(
         assert_kraken_result(cluster, shared_data)
 
 
+@CONSUMERS
 def test_two_workers_split_the_partitions_and_agree_with_one(
-    cluster: Cluster, shared_data: Path
+    cluster: Cluster, shared_data: Path, consumer: str
 ) -> None:
     with cluster:
         cluster.writer()
-        first = cluster.worker("--database-url", "")  # no checkpoints: journal only
+        first = cluster.worker("--database-url", "", "--consumer", consumer)  # journal only
         first.wait_for("recovered", count=4)
         replay = cluster.start(
             "ingest", "ingest", "--replay", str(shared_data / KRAKEN / "trades.json"),
             "--speed", "2000",
         )  # fmt: skip
         time.sleep(1.5)
-        second = cluster.worker("--database-url", "")  # joins mid-replay: a rebalance
+        second = cluster.worker("--database-url", "", "--consumer", consumer)  # a rebalance
         second.wait_for("recovered")
         assert replay.process.wait(60) == 0
         wait_until(lambda: kraken_complete(cluster.database_url), "the last official minute")
