@@ -8,6 +8,15 @@ outbox publishes the stored events to ``trading.events``; and the read models fo
 It stops on Ctrl-C or SIGTERM. See ``docs/trading.md``, "HTTP interface". ``--partition I/N``
 (cluster mode with several instances) serves only the accounts ``a`` with ``a % N == I``
 (``docs/trading.md``, "Partitions"); the default, ``0/1``, serves every account.
+``--followers separate`` leaves the outbox and the projector to ``mdp trading follow``.
+
+``mdp trading follow`` runs the event log's followers apart from the service (cluster mode):
+the outbox, publishing the stored events to ``trading.events`` on Kafka (``$KAFKA_BOOTSTRAP``;
+never the memory bus: a process of its own has no reader there, and what it published would
+count as sent), with ``--partition I/N`` only that partition's accounts (beside ``serve
+--partition I/N --followers separate``); and the read models' projector. They were the service's CPU competitors in one interpreter
+(``docs/trading.md``, "Speed"). It stops on Ctrl-C or SIGTERM, and exits 1 when one of them
+cannot start (its supervisor starts it again).
 
 ``mdp trading rebuild`` replays the trading event log from its first event into fresh read
 models (orders, fills, positions, balances) and swaps them in for the live ones in one
@@ -36,8 +45,10 @@ from mdp.common_options import (
     add_log_options,
     add_token_options,
     add_wait_option,
+    check_wait,
     configure_logging,
     database_failure,
+    database_refused,
     schema_name,
     start_refused,
     token_settings,
@@ -54,6 +65,8 @@ from trading.store.errors import StoreError, StoreUnavailableError
 
 EXIT_FAILED = 1
 EXIT_BAD_INPUT = 2
+IN_PROCESS = "in-process"
+SEPARATE = "separate"
 
 
 def add_parser(commands: Any) -> None:
@@ -111,10 +124,38 @@ def add_parser(commands: Any) -> None:
         metavar="I/N",
         help="serve only the accounts a with a %% N == I, one of N instances (default 0/1: all)",
     )
+    serving.add_argument(
+        "--followers",
+        choices=(IN_PROCESS, SEPARATE),
+        default=IN_PROCESS,
+        help="where the outbox and the read models' projector run: in this process (the"
+        " default), or separate: in `mdp trading follow` (cluster mode)",
+    )
     add_token_options(serving, "required", "request", anonymous=False)
     add_issuer_options(serving)
     add_admin_options(serving)
     add_tls_options(serving)
+    following = actions.add_parser(
+        "follow",
+        help="run the outbox (to trading.events) and the read models' projector, apart from"
+        " serve --followers separate",
+    )
+    add_database_option(following, "the command refuses to start")
+    add_wait_option(following)
+    following.add_argument(
+        "--schema",
+        type=schema_name,
+        default=DEFAULT_SCHEMA,
+        help=f"the read models' schema (default {DEFAULT_SCHEMA})",
+    )
+    following.add_argument(
+        "--partition",
+        type=_partition,
+        default=Partition(),
+        metavar="I/N",
+        help="publish only the events of the accounts a with a %% N == I (default 0/1: all)",
+    )
+    add_admin_options(following)
     parser.set_defaults(run=run)
 
 
@@ -128,6 +169,8 @@ def _partition(text: str) -> Partition:
 def run(args: argparse.Namespace) -> int:
     if args.trading_command == "serve":
         return _serve(args)
+    if args.trading_command == "follow":
+        return _follow(args)
     progress = Progress(sys.stderr)
 
     def told(position: int, last: int) -> None:
@@ -172,7 +215,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ProcessSettings(
         args.database_url.reveal(), token_settings(args), host=args.host,
         port=args.port, schema=args.schema, deposits=args.paper_deposits,
-        partition=args.partition, tls=tls,
+        partition=args.partition, tls=tls, followers=args.followers == IN_PROCESS,
     )  # fmt: skip
 
     async def main() -> None:
@@ -191,6 +234,45 @@ def _serve(args: argparse.Namespace) -> int:
         return EXIT_FAILED
     except ProcessFailed as exc:  # a consumer stopped: the supervisor restarts the process
         tell(f"error: {exc}; exiting so that the process is restarted (it resumes from the store)")
+        return EXIT_FAILED
+    return 0
+
+
+def _follow(args: argparse.Namespace) -> int:
+    from trading.followers import FollowSettings, following
+    from trading.watch import ProcessFailed
+
+    tell = say("mdp trading")
+    if not args.database_url:
+        tell("error: no database: give --database-url or set DATABASE_URL")
+        return EXIT_BAD_INPUT
+    try:
+        check_wait(args)
+    except ValueError as exc:
+        tell(f"error: {exc}")
+        return EXIT_BAD_INPUT
+    refused = database_refused(args, tell)
+    if refused:
+        return refused
+    settings = FollowSettings(
+        args.database_url.reveal(), schema=args.schema, partition=args.partition
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        async with kafka_bus(args) as opened, following(settings, opened, stop):
+            owned = "" if args.partition.whole else f" of partition {args.partition}"
+            tell(f"following the event log: the outbox{owned} and the read models ({args.schema})")
+            await stop.wait()
+
+    try:
+        asyncio.run(main())
+    except OSError as exc:
+        tell(f"error: {exc}")
+        return EXIT_FAILED
+    except ProcessFailed as exc:
+        tell(f"error: {exc}; exiting so that the process is restarted")
         return EXIT_FAILED
     return 0
 
