@@ -1,0 +1,57 @@
+"""The trading benchmark's followers in a process of their own (``python -m bench.trading
+--followers separate`` starts it; as ``mdp trading follow`` runs beside ``mdp trading serve
+--followers separate``).
+
+``python -m bench.trading_followers URL IDLE_S listen|poll``: the outbox (to a memory bus of
+this process's) and the timed read-model projector (:func:`bench.trading.followers`), and a
+reader of ``trading.events`` on that bus. It prints ``ready`` once they run, then a line
+``fill TRADE_ID PERF_COUNTER`` for each fill received and ``lag SECONDS...`` after each
+projector batch, and on a line on its stdin (or its end) stops and prints ``cpu SECONDS``
+(the CPU it spent). ``perf_counter`` is the machine's monotonic clock, the same in the
+benchmark's process.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sys
+import time
+
+from bench.trading import Lags, followers, watch_fills
+from streams.memory import MemoryBus
+from trading.store.database import Database, StoreSettings
+
+
+class TellingLags(Lags):
+    """Lags printed as each batch commits, not kept."""
+
+    def committed(self) -> None:
+        super().committed()
+        if self.seconds:
+            print("lag", *(f"{s:.6f}" for s in self.seconds), flush=True)
+            self.seconds.clear()
+
+
+def told_fill(trade_id: int, at: float) -> None:
+    print("fill", trade_id, f"{at:.6f}", flush=True)
+
+
+async def main(url: str, idle_s: float, listen: bool) -> None:
+    stop, started = asyncio.Event(), asyncio.Event()
+    with Database(StoreSettings(url)) as database:
+        async with MemoryBus() as bus:
+            watching = asyncio.create_task(watch_fills(bus, stop, told_fill))
+            following = asyncio.create_task(
+                followers(database, bus, TellingLags(), stop, idle_s, listen, started)
+            )
+            await started.wait()
+            await asyncio.sleep(0.2)  # the outbox's first claim, the fills' subscription
+            print("ready", flush=True)
+            await asyncio.to_thread(sys.stdin.readline)
+            stop.set()
+            await asyncio.gather(watching, following)
+    print("cpu", f"{time.process_time():.3f}", flush=True)
+
+
+if __name__ == "__main__":
+    asyncio.run(main(sys.argv[1], float(sys.argv[2]), sys.argv[3] == "listen"))
