@@ -14,9 +14,9 @@ It stops on Ctrl-C or SIGTERM. See ``docs/trading.md``, "HTTP interface". ``--pa
 the outbox, publishing the stored events to ``trading.events`` on Kafka (``$KAFKA_BOOTSTRAP``;
 never the memory bus: a process of its own has no reader there, and what it published would
 count as sent), with ``--partition I/N`` only that partition's accounts (beside ``serve
---partition I/N --followers separate``); and the read models' projector. They were the service's CPU competitors in one interpreter
-(``docs/trading.md``, "Speed"). It stops on Ctrl-C or SIGTERM, and exits 1 when one of them
-cannot start (its supervisor starts it again).
+--partition I/N --followers separate``); and the read models' projector. In the service's
+interpreter they took the CPU its orders need (``docs/trading.md``, "Speed"). It stops on
+Ctrl-C or SIGTERM, and exits 1 when one of them cannot start (its supervisor starts it again).
 
 ``mdp trading rebuild`` replays the trading event log from its first event into fresh read
 models (orders, fills, positions, balances) and swaps them in for the live ones in one
@@ -30,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -45,10 +46,9 @@ from mdp.common_options import (
     add_log_options,
     add_token_options,
     add_wait_option,
-    check_wait,
     configure_logging,
     database_failure,
-    database_refused,
+    database_start_refused,
     schema_name,
     start_refused,
     token_settings,
@@ -81,12 +81,7 @@ def add_parser(commands: Any) -> None:
         "rebuild", help="replay the event log into fresh read models and swap them in"
     )
     add_database_option(rebuilding, "the embedded private server")
-    rebuilding.add_argument(
-        "--schema",
-        type=schema_name,
-        default=DEFAULT_SCHEMA,
-        help=f"the read models' schema (default {DEFAULT_SCHEMA})",
-    )
+    _add_schema_option(rebuilding)
     rebuilding.add_argument(
         "--data-dir",
         type=Path,
@@ -106,24 +101,13 @@ def add_parser(commands: Any) -> None:
         default="memory",
         help="where md.ticks come from and trading.events go (cluster mode: kafka)",
     )
-    serving.add_argument(
-        "--schema",
-        type=schema_name,
-        default=DEFAULT_SCHEMA,
-        help=f"the read models' schema (default {DEFAULT_SCHEMA})",
-    )
+    _add_schema_option(serving)
     serving.add_argument(
         "--paper-deposits",
         action="store_true",
         help="allow POST /trading/v1/deposits: paper money for the paper venue (off by default)",
     )
-    serving.add_argument(
-        "--partition",
-        type=_partition,
-        default=Partition(),
-        metavar="I/N",
-        help="serve only the accounts a with a %% N == I, one of N instances (default 0/1: all)",
-    )
+    _add_partition_option(serving, "serve only the accounts a with a %% N == I, one of N instances")
     serving.add_argument(
         "--followers",
         choices=(IN_PROCESS, SEPARATE),
@@ -142,21 +126,26 @@ def add_parser(commands: Any) -> None:
     )
     add_database_option(following, "the command refuses to start")
     add_wait_option(following)
-    following.add_argument(
+    _add_schema_option(following)
+    _add_partition_option(following, "publish only the events of the accounts a with a %% N == I")
+    add_admin_options(following)
+    parser.set_defaults(run=run)
+
+
+def _add_schema_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
         "--schema",
         type=schema_name,
         default=DEFAULT_SCHEMA,
         help=f"the read models' schema (default {DEFAULT_SCHEMA})",
     )
-    following.add_argument(
-        "--partition",
-        type=_partition,
-        default=Partition(),
-        metavar="I/N",
-        help="publish only the events of the accounts a with a %% N == I (default 0/1: all)",
-    )
-    add_admin_options(following)
-    parser.set_defaults(run=run)
+
+
+def _add_partition_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--partition", type=_partition, default=Partition(), metavar="I/N",
+        help=f"{what} (default 0/1: all)",
+    )  # fmt: skip
 
 
 def _partition(text: str) -> Partition:
@@ -201,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from streams.memory import MemoryBus
     from trading.process import ProcessSettings, running
-    from trading.watch import ProcessFailed
 
     tell = say("mdp trading")
     try:
@@ -227,31 +215,14 @@ def _serve(args: argparse.Namespace) -> int:
             tell(f"serving the trading API on {server.url}/trading/v1{owned}")
             await stop.wait()
 
-    try:
-        asyncio.run(main())
-    except OSError as exc:
-        tell(f"error: {exc}")
-        return EXIT_FAILED
-    except ProcessFailed as exc:  # a consumer stopped: the supervisor restarts the process
-        tell(f"error: {exc}; exiting so that the process is restarted (it resumes from the store)")
-        return EXIT_FAILED
-    return 0
+    return _run_until_stopped(main, tell, " (it resumes from the store)")
 
 
 def _follow(args: argparse.Namespace) -> int:
     from trading.followers import FollowSettings, following
-    from trading.watch import ProcessFailed
 
     tell = say("mdp trading")
-    if not args.database_url:
-        tell("error: no database: give --database-url or set DATABASE_URL")
-        return EXIT_BAD_INPUT
-    try:
-        check_wait(args)
-    except ValueError as exc:
-        tell(f"error: {exc}")
-        return EXIT_BAD_INPUT
-    refused = database_refused(args, tell)
+    refused = database_start_refused(args, tell)
     if refused:
         return refused
     settings = FollowSettings(
@@ -266,13 +237,23 @@ def _follow(args: argparse.Namespace) -> int:
             tell(f"following the event log: the outbox{owned} and the read models ({args.schema})")
             await stop.wait()
 
+    return _run_until_stopped(main, tell, "")
+
+
+def _run_until_stopped(
+    main: Callable[[], Coroutine[Any, Any, None]], tell: Callable[[str], None], resumes: str
+) -> int:
+    """Run ``main`` to its end: 0; 1 when it cannot listen or a part of it failed
+    (``ProcessFailed``: the supervisor restarts the process), ``tell`` having said why."""
+    from trading.watch import ProcessFailed
+
     try:
         asyncio.run(main())
     except OSError as exc:
         tell(f"error: {exc}")
         return EXIT_FAILED
     except ProcessFailed as exc:
-        tell(f"error: {exc}; exiting so that the process is restarted")
+        tell(f"error: {exc}; exiting so that the process is restarted{resumes}")
         return EXIT_FAILED
     return 0
 

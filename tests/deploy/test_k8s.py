@@ -48,8 +48,8 @@ KUBERNETES = "1.28"
 ISTIO_KINDS = {"PeerAuthentication", "AuthorizationPolicy", "DestinationRule"}
 WORKLOADS = {"Deployment", "StatefulSet"}
 SERVICES = {
-    "edge", "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer",
-    "ingest",
+    "edge", "auth", "api", "gateway", "main-api", "trading", "trading-follow", "alerts",
+    "worker", "writer", "ingest",
 }  # fmt: skip
 IMAGE = "ganntec/mdp"
 NAMESPACE = "mdp"
@@ -62,18 +62,19 @@ SERVICE_FLOWS = {
     ("trading", "auth", 8010),
 }  # fmt: skip
 KAFKA_CLIENTS = {
-    "edge", "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer",
-    "ingest", "kafka-topics",
+    "edge", "auth", "api", "gateway", "main-api", "trading", "trading-follow", "alerts",
+    "worker", "writer", "ingest", "kafka-topics",
 }  # fmt: skip
 DATABASE_CLIENTS = {
-    "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer", "db-migrate",
+    "auth", "api", "gateway", "main-api", "trading", "trading-follow", "alerts", "worker",
+    "writer", "db-migrate",
 }  # fmt: skip
 DATA_FLOWS = {(client, "kafka", 9092) for client in KAFKA_CLIENTS} | {
     (client, "postgres", 5432) for client in DATABASE_CLIENTS
 }
 LAG_SCALED = {"worker", "writer", "alerts"}
 CPU_SCALED = {"edge", "auth", "api", "main-api"}
-SINGLE = {"trading", "ingest"}
+SINGLE = {"trading", "trading-follow", "ingest"}
 
 Doc = dict[str, Any]
 

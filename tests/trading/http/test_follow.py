@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -32,7 +31,7 @@ from telemetry.readiness import READINESS
 from tests.streams.kafka.conftest import fresh_topics, kafka_bootstrap  # noqa: F401
 from tests.support import tokens
 from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
-from tests.trading.http.test_command import REPO, funded, stopped
+from tests.trading.http.test_command import funded, started, stopped
 from tests.trading.readmodels.test_readmodels import contents
 from tests.trading.service.scenario import Session, no_fault
 from tests.trading.store.topic_reads import published
@@ -67,22 +66,8 @@ def follower(url: str, schema: str, bootstrap: str, admin: int) -> subprocess.Po
         sys.executable, "-m", "mdp.cli", "trading", "follow", "--database-url", url,
         "--schema", schema, "--admin-port", str(admin),
     ]  # fmt: skip
-    process = subprocess.Popen(command, cwd=REPO, env=os.environ | {"KAFKA_BOOTSTRAP": bootstrap})
-    deadline = time.monotonic() + 30
-    try:
-        while True:
-            assert process.poll() is None, "mdp trading follow exited early"
-            try:
-                if httpx.get(f"http://127.0.0.1:{admin}/readyz", timeout=1).status_code == 200:
-                    return process
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "mdp trading follow was not ready within 30 s"
-            time.sleep(0.1)
-    except BaseException:
-        process.kill()
-        process.wait()
-        raise
+    environment = os.environ | {"KAFKA_BOOTSTRAP": bootstrap}
+    return started(command, f"http://127.0.0.1:{admin}", environment, name="mdp trading follow")
 
 
 async def on_topic(bootstrap: str, expected: int) -> list[TradingRecord]:
@@ -138,7 +123,8 @@ async def test_the_follow_process_publishes_each_event_once_and_projects_what_a_
             versions = [version for _, of, version in seen if of == aggregate]
             assert versions == list(range(1, len(versions) + 1)), aggregate
         live = contents(url, schema)
-        assert live["trading_fills"] and live["trading_balances"]
+        assert live["trading_fills"]
+        assert live["trading_balances"]
         assert projector.rebuild() == every[-1][0]
         assert contents(url, schema) == live
 
