@@ -373,7 +373,7 @@ async def separate_followers(
     child = await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bench.trading_followers", url, str(idle_s),
         "listen" if listen else "poll",
-        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20,
     )  # fmt: skip
     apart = Apart(child, lags, received)
     try:

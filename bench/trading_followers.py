@@ -21,15 +21,18 @@ from bench.trading import Lags, followers, watch_fills
 from streams.memory import MemoryBus
 from trading.store.database import Database, StoreSettings
 
+LINE = 500
+"""Lags a line at most."""
+
 
 class TellingLags(Lags):
     """Lags printed as each batch commits, not kept."""
 
     def committed(self) -> None:
         super().committed()
-        if self.seconds:
-            print("lag", *(f"{s:.6f}" for s in self.seconds), flush=True)
-            self.seconds.clear()
+        for first in range(0, len(self.seconds), LINE):  # lines well within the reader's limit
+            print("lag", *(f"{s:.6f}" for s in self.seconds[first : first + LINE]), flush=True)
+        self.seconds.clear()
 
 
 def told_fill(trade_id: int, at: float) -> None:
