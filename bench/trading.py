@@ -22,9 +22,10 @@ memory bus of theirs where the fills are received, and tell their times back on 
   in micro-batches of ``--tick-batch`` (as ``md.ticks`` carries them), one batch after
   another (open loop: a batch arrives at its time whether or not the last one is done);
   every ``--fill-every``-th trade prints through the price of the next resting order and
-  fills it. Latency from the batch's arrival to that ``order-filled`` received from
-  ``trading.events`` on the bus, published by the outbox (``perf_counter``: the machine's
-  monotonic clock, the same in both processes when the followers run apart).
+  fills it (``--fill-accounts K``: the next K, of K accounts, at one price). Latency from the
+  batch's arrival to that ``order-filled`` received from ``trading.events`` on the bus,
+  published by the outbox (``perf_counter``: the machine's monotonic clock, the same in both
+  processes when the followers run apart).
 - **Projection lag**: from an event's ``ts`` (the service's clock just before its append) to
   the commit of the projector's batch holding it, for every event the two phases store but
   ``order-filled`` (whose ``ts`` is the trade's).
@@ -34,7 +35,7 @@ p99 at most 50 ms.
 
 Usage: ``python -m bench.trading [--rate 500] [--seconds 10] [--accounts 50]
 [--tick-rate 20000] [--tick-seconds 10] [--tick-batch 20] [--fill-every 100]
-[--follow-idle 2.0] [--poll-only] [--followers in-process|separate] [--durable]
+[--fill-accounts 1] [--follow-idle 2.0] [--poll-only] [--followers in-process|separate] [--durable]
 [--database-url URL] [--smoke]``.
 """
 
@@ -231,15 +232,18 @@ def resting_price(n: int) -> Decimal:
 
 async def tick_to_fill(
     service: TradingService, received: asyncio.Queue[tuple[int, float]], rate: float,
-    seconds: float, batch: int, fill_every: int, accounts: int,
+    seconds: float, batch: int, fill_every: int, accounts: int, per_trade: int = 1,
 ) -> Row:  # fmt: skip
-    fills = int(rate * seconds) // fill_every
-    for n in range(fills):  # one resting order per fill, each a step below the last
+    """``per_trade`` resting orders of as many accounts at each price level: each filling
+    trade fills them all."""
+    levels = int(rate * seconds) // fill_every
+    fills = levels * per_trade
+    for n in range(fills):  # each level a step below the last, its orders in other accounts
         order, _ = await service.place(
-            request(n % accounts + 1, f"rest-{n}", FILLED, resting_price(n))
+            request(n % accounts + 1, f"rest-{n}", FILLED, resting_price(n // per_trade))
         )
         assert order.status is OrderStatus.ACCEPTED, order
-    ticks = trades(fills * fill_every, fill_every, time.time_ns(), rate)
+    ticks = trades(levels * fill_every, fill_every, time.time_ns(), rate)
     arrivals: dict[int, float] = {}
     latencies: list[float] = []
 
@@ -261,7 +265,10 @@ async def tick_to_fill(
     with contextlib.suppress(TimeoutError):
         await asyncio.wait_for(receiving, SETTLE_S)
     name = "tick-to-fill (on_ticks to order-filled on the bus)"
-    offered = f"{rate:,.0f}/s offered, {achieved:,.0f}/s fed, {fills:,} fills"
+    offered = (
+        f"{rate:,.0f}/s offered, {achieved:,.0f}/s fed, {fills:,} fills"
+        f" ({per_trade} account(s) on each filling trade)"
+    )
     return Row(spread(name, latencies), offered, FILL_P99_MS, fills - len(latencies))
 
 
@@ -437,7 +444,7 @@ async def bench(url: str, args: argparse.Namespace) -> list[Row]:
             )  # fmt: skip
             fill = await tick_to_fill(
                 service, received, args.tick_rate, args.tick_seconds, args.tick_batch,
-                args.fill_every, args.accounts,
+                args.fill_every, args.accounts, args.fill_accounts,
             )  # fmt: skip
             await asyncio.sleep(1.0)  # the projector's last batches
             stop.set()
@@ -487,6 +494,13 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         help="the followers do not listen for the log's notifications (they only poll)",
     )
     parser.add_argument(
+        "--fill-accounts",
+        type=int,
+        default=1,
+        metavar="K",
+        help="orders of K accounts filled by each filling trade (at most --accounts)",
+    )
+    parser.add_argument(
         "--followers",
         choices=(IN_PROCESS, SEPARATE),
         default=IN_PROCESS,
@@ -497,6 +511,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser.add_argument("--durable", action="store_true", help="a private server with fsync on")
     parser.add_argument("--smoke", action="store_true", help="tiny inputs (for CI)")
     args = parser.parse_args(argv)
+    if not 1 <= args.fill_accounts <= args.accounts:
+        parser.error("--fill-accounts must be between 1 and --accounts")
     if args.smoke:
         args.rate, args.seconds, args.accounts = 100.0, 0.3, 5
         args.tick_rate, args.tick_seconds, args.fill_every = 2000.0, 0.3, 50
@@ -505,7 +521,8 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     print(
         f"\ntrading service, {args.accounts} accounts, {args.rate:,.0f} orders/s for"
         f" {args.seconds:g} s, {args.tick_rate:,.0f} ticks/s for {args.tick_seconds:g} s"
-        f" (batches of {args.tick_batch}, a fill every {args.fill_every});"
+        f" (batches of {args.tick_batch}, a filling trade every {args.fill_every},"
+        f" {args.fill_accounts} account(s) each);"
         f" followers {args.followers},"
         f" {'polling' if args.poll_only else 'woken by NOTIFY, polling'}"
         f" every {args.follow_idle:g} s"
