@@ -885,7 +885,9 @@ def test_prod_runs_at_least_three_of_each_replicated_service() -> None:
 
 def test_the_standby_region_runs_the_readers_warm_and_no_writer() -> None:
     standby, active = rendered("dr-standby"), rendered("dr-active")
-    writers = {"auth", "main-api", "trading", "alerts", "worker", "writer", "ingest"}
+    writers = {
+        "auth", "main-api", "trading", "trading-follow", "alerts", "worker", "writer", "ingest",
+    }  # fmt: skip
     for name, count in replicas(standby).items():
         assert count == (0 if name in writers else replicas(active)[name]), name
         assert command_of(standby, "Deployment", name) == command_of(active, "Deployment", name)
