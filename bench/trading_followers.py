@@ -6,7 +6,8 @@
 this process's) and the timed read-model projector (:func:`bench.trading.followers`), and a
 reader of ``trading.events`` on that bus. It prints ``ready`` once they run, then a line
 ``fill TRADE_ID PERF_COUNTER`` for each fill received and ``lag SECONDS...`` after each
-projector batch, and on a line on its stdin (or its end) stops and prints ``cpu SECONDS``
+projector batch (from the projector's thread: every line is written whole, under a lock),
+and on a line on its stdin (or its end) stops and prints ``cpu SECONDS``
 (the CPU it spent). ``perf_counter`` is the machine's monotonic clock, the same in the
 benchmark's process.
 """
@@ -15,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import sys
+import threading
 import time
 
 from bench.trading import Lags, followers, watch_fills
@@ -31,12 +33,23 @@ class TellingLags(Lags):
     def committed(self) -> None:
         super().committed()
         for first in range(0, len(self.seconds), LINE):  # lines well within the reader's limit
-            print("lag", *(f"{s:.6f}" for s in self.seconds[first : first + LINE]), flush=True)
+            tell("lag", *(f"{s:.6f}" for s in self.seconds[first : first + LINE]))
         self.seconds.clear()
 
 
+WRITING = threading.Lock()
+
+
+def tell(*words: object) -> None:
+    """One whole line on stdout: the projector's thread tells lags, the loop fills."""
+    line = " ".join(map(str, words)) + "\n"
+    with WRITING:
+        sys.stdout.write(line)
+        sys.stdout.flush()
+
+
 def told_fill(trade_id: int, at: float) -> None:
-    print("fill", trade_id, f"{at:.6f}", flush=True)
+    tell("fill", trade_id, f"{at:.6f}")
 
 
 async def main(url: str, idle_s: float, listen: bool) -> None:
@@ -49,11 +62,11 @@ async def main(url: str, idle_s: float, listen: bool) -> None:
             )
             await started.wait()
             await asyncio.sleep(0.2)  # the outbox's first claim, the fills' subscription
-            print("ready", flush=True)
+            tell("ready")
             await asyncio.to_thread(sys.stdin.readline)
             stop.set()
             await asyncio.gather(watching, following)
-    print("cpu", f"{time.process_time():.3f}", flush=True)
+    tell("cpu", f"{time.process_time():.3f}")
 
 
 if __name__ == "__main__":
