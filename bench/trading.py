@@ -6,7 +6,10 @@ service, as it runs in production, the outbox (:class:`trading.store.outbox.Outb
 default settings) and the read-model projector following the log (woken by its notification
 of each append, with the default fallback poll; ``--poll-only`` turns the wake-ups off, so the
 followers only poll, every ``--follow-idle``).
-The followers have a connection pool of their own, as a process of their own would.
+The followers have a connection pool of their own, as a process of their own would; with
+``--followers separate`` they run in a process of their own (:mod:`bench.trading_followers`,
+as ``mdp trading follow`` runs them beside ``mdp trading serve --followers separate``), on a
+memory bus of theirs where the fills are received, and tell their times back on a pipe.
 
 - **Order acknowledgement**: limit buys resting far from the price, offered at ``--rate``
   orders/s over ``--accounts`` accounts in turn (open loop: each leaves at its scheduled
@@ -19,18 +22,22 @@ The followers have a connection pool of their own, as a process of their own wou
   in micro-batches of ``--tick-batch`` (as ``md.ticks`` carries them), one batch after
   another (open loop: a batch arrives at its time whether or not the last one is done);
   every ``--fill-every``-th trade prints through the price of the next resting order and
-  fills it. Latency from the batch's arrival to that ``order-filled`` received from
-  ``trading.events`` on the bus, published by the outbox.
+  fills it (``--fill-accounts K``: the next K, of K accounts, at one price). Latency from the
+  batch's arrival to that ``order-filled`` received from ``trading.events`` on the bus,
+  published by the outbox (``perf_counter``: the machine's monotonic clock, the same in both
+  processes when the followers run apart).
 - **Projection lag**: from an event's ``ts`` (the service's clock just before its append) to
-  the commit of the projector's batch holding it, for every event the two phases store but
-  ``order-filled`` (whose ``ts`` is the trade's).
+  the commit of the projector's batch holding it (seen when the next batch starts or the
+  catch-up ends), for every event the two phases store but ``order-filled`` (whose ``ts`` is
+  the trade's).
 
 Targets (issue #15): ack p99 at most 5 ms, tick-to-fill p99 at most 20 ms, projection lag
 p99 at most 50 ms.
 
 Usage: ``python -m bench.trading [--rate 500] [--seconds 10] [--accounts 50]
 [--tick-rate 20000] [--tick-seconds 10] [--tick-batch 20] [--fill-every 100]
-[--follow-idle 2.0] [--poll-only] [--durable] [--database-url URL] [--smoke]``.
+[--fill-accounts 1] [--follow-idle 2.0] [--poll-only] [--followers in-process|separate] [--durable]
+[--database-url URL] [--smoke]``.
 """
 
 from __future__ import annotations
@@ -39,9 +46,10 @@ import argparse
 import asyncio
 import contextlib
 import os
+import sys
 import time
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
-from dataclasses import dataclass, field
+from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Sequence
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Final
 
@@ -87,6 +95,8 @@ TOP: Final = Decimal(999)
 STEP: Final = Decimal("0.01")
 ABOVE: Final = Decimal("1000.5")
 """The price of the trades that fill nothing (above every resting buy)."""
+IN_PROCESS: Final = "in-process"
+SEPARATE: Final = "separate"
 SETTLE_S: Final = 30.0
 """How long the run waits for the last fills to come out of the outbox."""
 
@@ -157,8 +167,9 @@ async def offer(
 
 
 async def acknowledgements(
-    name: str, place: Placer, count: int, rate: float, accounts: int, target: float | None
-) -> Row:
+    name: str, place: Placer, count: int, rate: float, accounts: int, target: float | None,
+    whose: str = "the followers' included",
+) -> Row:  # fmt: skip
     """``place`` each order at its time; latency from that time to the acknowledgement."""
     seconds: list[float] = []
     failures = 0
@@ -175,7 +186,7 @@ async def acknowledgements(
     per_order = (time.process_time() - cpu) / count * 1000
     offered = (
         f"{rate:,.0f}/s offered, {achieved:,.0f}/s sent, {done:,.0f}/s acknowledged,"
-        f" {per_order:.2f} ms of this process's CPU an order (the followers' included)"
+        f" {per_order:.2f} ms of this process's CPU an order ({whose})"
     )
     return Row(spread(name, seconds), offered, target, failures)
 
@@ -221,42 +232,44 @@ def resting_price(n: int) -> Decimal:
 
 
 async def tick_to_fill(
-    service: TradingService, bus: MemoryBus, rate: float, seconds: float, batch: int,
-    fill_every: int, accounts: int,
+    service: TradingService, received: asyncio.Queue[tuple[int, float]], rate: float,
+    seconds: float, batch: int, fill_every: int, accounts: int, per_trade: int = 1,
 ) -> Row:  # fmt: skip
-    fills = int(rate * seconds) // fill_every
-    for n in range(fills):  # one resting order per fill, each a step below the last
+    """``per_trade`` resting orders of as many accounts at each price level: each filling
+    trade fills them all."""
+    levels = int(rate * seconds) // fill_every
+    fills = levels * per_trade
+    for n in range(fills):  # each level a step below the last, its orders in other accounts
         order, _ = await service.place(
-            request(n % accounts + 1, f"rest-{n}", FILLED, resting_price(n))
+            request(n % accounts + 1, f"rest-{n}", FILLED, resting_price(n // per_trade))
         )
         assert order.status is OrderStatus.ACCEPTED, order
-    ticks = trades(fills * fill_every, fill_every, time.time_ns(), rate)
+    ticks = trades(levels * fill_every, fill_every, time.time_ns(), rate)
     arrivals: dict[int, float] = {}
-    codec = codec_for(TRADING_EVENTS)
     latencies: list[float] = []
-    async with bus.subscribe("bench-fills", [TRADING_EVENTS], start="latest") as subscription:
 
-        async def receive() -> None:
-            while len(latencies) < fills:
-                for record in await subscription.poll(10_000, timeout=0.1):
-                    event = codec.decode(record.value).event
-                    if isinstance(event, OrderFilled) and event.instrument == FILLED:
-                        latencies.append(time.perf_counter() - arrivals[event.trade_id])
+    async def receive() -> None:
+        while len(latencies) < fills:
+            trade_id, at = await received.get()
+            latencies.append(at - arrivals[trade_id])
 
-        received = asyncio.create_task(receive())
-        start = time.perf_counter()
-        for first in range(0, len(ticks), batch):
-            due = start + first / rate
-            delay = due - time.perf_counter()
-            if delay > 0:
-                await asyncio.sleep(delay)
-            arrivals.update((tick.trade_id, due) for tick in ticks[first : first + batch])
-            await service.on_ticks(ticks[first : first + batch])
-        achieved = len(ticks) / (time.perf_counter() - start)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(received, SETTLE_S)
+    receiving = asyncio.create_task(receive())
+    start = time.perf_counter()
+    for first in range(0, len(ticks), batch):
+        due = start + first / rate
+        delay = due - time.perf_counter()
+        if delay > 0:
+            await asyncio.sleep(delay)
+        arrivals.update((tick.trade_id, due) for tick in ticks[first : first + batch])
+        await service.on_ticks(ticks[first : first + batch])
+    achieved = len(ticks) / (time.perf_counter() - start)
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(receiving, SETTLE_S)
     name = "tick-to-fill (on_ticks to order-filled on the bus)"
-    offered = f"{rate:,.0f}/s offered, {achieved:,.0f}/s fed, {fills:,} fills"
+    offered = (
+        f"{rate:,.0f}/s offered, {achieved:,.0f}/s fed, {fills:,} fills"
+        f" ({per_trade} account(s) on each filling trade)"
+    )
     return Row(spread(name, latencies), offered, FILL_P99_MS, fills - len(latencies))
 
 
@@ -264,14 +277,33 @@ async def tick_to_fill(
 
 
 def timed_model(lags: Lags) -> ReadModel[TradingEvent]:
-    """The trading read models, noting each projected event's ``ts`` (but a fill's)."""
+    """The trading read models, noting each projected event's ``ts`` (but a fill's); a batch's
+    are stamped when the next batch of the catch-up starts (its claim and read after the
+    commit: a little late), or when the catch-up ends. Stamped only at the catch-up's end, the
+    first batches' would count the later ones' time too: a catch-up of thousands of events
+    takes seconds."""
     live = model()
 
     def project(curs: Cursor[DictRow], items: Sequence[Versioned[TradingEvent]]) -> None:
+        lags.committed()  # the batch before this one (of one catch-up) has committed
         live.project(curs, items)
         lags.pending.extend(i.event.ts for i in items if not isinstance(i.event, OrderFilled))
 
     return ReadModel(live.schema, live.ddl, project)
+
+
+async def watch_fills(
+    bus: MemoryBus, stop: asyncio.Event, on_fill: Callable[[int, float], None]
+) -> None:
+    """Tell ``on_fill(trade_id, perf_counter)`` of each ``order-filled`` of the tick phase's
+    instrument received from ``trading.events``, until ``stop`` is set."""
+    codec = codec_for(TRADING_EVENTS)
+    async with bus.subscribe("bench-fills", [TRADING_EVENTS], start="latest") as subscription:
+        while not stop.is_set():
+            for record in await subscription.poll(10_000, timeout=0.1):
+                event = codec.decode(record.value).event
+                if isinstance(event, OrderFilled) and event.instrument == FILLED:
+                    on_fill(event.trade_id, time.perf_counter())
 
 
 async def followers(
@@ -281,15 +313,19 @@ async def followers(
     stop: asyncio.Event,
     idle_s: float,
     listen: bool,
+    started: asyncio.Event | None = None,
 ) -> None:
     """The outbox and the projector, each following the log until ``stop`` is set, woken by
-    its notifications (if ``listen``) and polling it every ``idle_s`` when it has nothing new."""
+    its notifications (if ``listen``) and polling it every ``idle_s`` when it has nothing new;
+    ``started`` is set once the projector's tables are there."""
     settings = OutboxSettings(idle_s=idle_s, listen=listen)
     outbox = OutboxPublisher(
         NotificationLog(database), bus.topic(TRADING_EVENTS), settings=settings
     )
     projector = Projector(database, EventStore(database, EVENT_CODEC), timed_model(lags))
     await asyncio.to_thread(projector.start)
+    if started is not None:
+        started.set()
 
     async def project() -> int:
         count = await asyncio.to_thread(projector.catch_up)
@@ -305,6 +341,69 @@ async def followers(
     )
 
 
+class Apart:
+    """The followers' process (:mod:`bench.trading_followers`), its lines read as they come:
+    ``fill TRADE_ID PERF_COUNTER``, ``lag SECONDS...``, and ``cpu SECONDS`` at its end."""
+
+    def __init__(
+        self,
+        child: asyncio.subprocess.Process,
+        lags: Lags,
+        received: asyncio.Queue[tuple[int, float]],
+    ) -> None:
+        self.child, self.lags, self.received = child, lags, received
+        self.cpu_s: float | None = None
+
+    async def ready(self) -> None:
+        """Read lines until ``ready`` (lags of the events stored before it may come first)."""
+        assert self.child.stdout is not None
+        while (line := await self.child.stdout.readline()).strip() != b"ready":
+            if not line:
+                raise RuntimeError("the followers' process ended before it was ready")
+            self.take(line)
+
+    async def read(self) -> None:
+        assert self.child.stdout is not None
+        async for line in self.child.stdout:
+            self.take(line)
+
+    def take(self, line: bytes) -> None:
+        kind, *values = line.split()
+        if kind == b"fill":
+            self.received.put_nowait((int(values[0]), float(values[1])))
+        elif kind == b"lag":
+            self.lags.seconds.extend(float(value) for value in values)
+        elif kind == b"cpu":
+            self.cpu_s = float(values[0])
+
+
+@contextlib.asynccontextmanager
+async def separate_followers(
+    url: str, idle_s: float, listen: bool, lags: Lags, received: asyncio.Queue[tuple[int, float]]
+) -> AsyncIterator[Apart]:
+    """The outbox and the projector in a process of their own for the block; its end stops
+    them (a line on their stdin) and waits for their last lines."""
+    child = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bench.trading_followers", url, str(idle_s),
+        "listen" if listen else "poll",
+        stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE, limit=2**20,
+    )  # fmt: skip
+    apart = Apart(child, lags, received)
+    try:
+        await apart.ready()
+        reading = asyncio.create_task(apart.read())
+        yield apart
+        assert child.stdin is not None
+        child.stdin.write(b"stop\n")
+        await child.stdin.drain()
+        await asyncio.wait_for(reading, SETTLE_S)
+        await asyncio.wait_for(child.wait(), SETTLE_S)
+    finally:
+        if child.returncode is None:
+            child.kill()
+            await child.wait()
+
+
 # -- the run -------------------------------------------------------------------------------------
 
 
@@ -314,35 +413,52 @@ async def bench(url: str, args: argparse.Namespace) -> list[Row]:
     with Database(settings) as database, Database(settings) as follow_database:
         database.create_tables()
         service = TradingService(database, PaperMatcher())
-        for account in range(1, args.accounts + 1):
-            await service.deposit(account, "USDT", Decimal(10**9))
         pool = psycopg_pool.AsyncConnectionPool(
             url, min_size=settings.pool_size, max_size=settings.pool_size,
             kwargs={"autocommit": True}, open=False,
         )  # fmt: skip
         await pool.open(wait=True)
-        async with pool, MemoryBus() as bus:
+        async with pool, MemoryBus() as bus, contextlib.AsyncExitStack() as stack:
             async with pool.connection() as conn:
                 await conn.execute(BASELINE_TABLE)
             lags, stop = Lags(), asyncio.Event()
-            following = asyncio.create_task(
-                followers(follow_database, bus, lags, stop, args.follow_idle, not args.poll_only)
-            )
+            received: asyncio.Queue[tuple[int, float]] = asyncio.Queue()
+            if args.followers == SEPARATE:
+                apart = await stack.enter_async_context(
+                    separate_followers(url, args.follow_idle, not args.poll_only, lags, received)
+                )
+            else:
+                apart = None
+                watching = asyncio.create_task(
+                    watch_fills(bus, stop, lambda *fill: received.put_nowait(fill))
+                )
+                following = asyncio.create_task(
+                    followers(
+                        follow_database, bus, lags, stop, args.follow_idle, not args.poll_only
+                    )
+                )
+            for account in range(1, args.accounts + 1):  # once the followers run
+                await service.deposit(account, "USDT", Decimal(10**9))
+            whose = "the followers apart" if apart else "the followers' included"
             plain = await acknowledgements(
                 "plain INSERT transaction (baseline)", insert_placer(pool), count, args.rate,
-                args.accounts, None,
+                args.accounts, None, whose,
             )  # fmt: skip
             ack = await acknowledgements(
                 "order ack (place to order-accepted stored)", service_placer(service), count,
-                args.rate, args.accounts, ACK_P99_MS,
+                args.rate, args.accounts, ACK_P99_MS, whose,
             )  # fmt: skip
             fill = await tick_to_fill(
-                service, bus, args.tick_rate, args.tick_seconds, args.tick_batch,
-                args.fill_every, args.accounts,
+                service, received, args.tick_rate, args.tick_seconds, args.tick_batch,
+                args.fill_every, args.accounts, args.fill_accounts,
             )  # fmt: skip
             await asyncio.sleep(1.0)  # the projector's last batches
             stop.set()
-            await following
+            if apart is None:
+                await asyncio.gather(following, watching)
+    if apart is not None:
+        cpu = "unknown" if apart.cpu_s is None else f"{apart.cpu_s:.1f} s"
+        ack = replace(ack, offered=f"{ack.offered}; the followers' process: {cpu} of CPU in all")
     lag = Row(spread("projection lag (append to read model)", lags.seconds), "", LAG_P99_MS)
     return [plain, ack, fill, lag]
 
@@ -383,10 +499,26 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         action="store_true",
         help="the followers do not listen for the log's notifications (they only poll)",
     )
+    parser.add_argument(
+        "--fill-accounts",
+        type=int,
+        default=1,
+        metavar="K",
+        help="orders of K accounts filled by each filling trade (at most --accounts)",
+    )
+    parser.add_argument(
+        "--followers",
+        choices=(IN_PROCESS, SEPARATE),
+        default=IN_PROCESS,
+        help="the outbox and the projector in the service's process (default), or in a"
+        " process of their own (as mdp trading follow)",
+    )
     parser.add_argument("--database-url", metavar="URL", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--durable", action="store_true", help="a private server with fsync on")
     parser.add_argument("--smoke", action="store_true", help="tiny inputs (for CI)")
     args = parser.parse_args(argv)
+    if not 1 <= args.fill_accounts <= args.accounts:
+        parser.error("--fill-accounts must be between 1 and --accounts")
     if args.smoke:
         args.rate, args.seconds, args.accounts = 100.0, 0.3, 5
         args.tick_rate, args.tick_seconds, args.fill_every = 2000.0, 0.3, 50
@@ -395,8 +527,10 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     print(
         f"\ntrading service, {args.accounts} accounts, {args.rate:,.0f} orders/s for"
         f" {args.seconds:g} s, {args.tick_rate:,.0f} ticks/s for {args.tick_seconds:g} s"
-        f" (batches of {args.tick_batch}, a fill every {args.fill_every});"
-        f" followers {'polling' if args.poll_only else 'woken by NOTIFY, polling'}"
+        f" (batches of {args.tick_batch}, a filling trade every {args.fill_every},"
+        f" {args.fill_accounts} account(s) each);"
+        f" followers {args.followers},"
+        f" {'polling' if args.poll_only else 'woken by NOTIFY, polling'}"
         f" every {args.follow_idle:g} s"
     )
     report(rows)

@@ -398,11 +398,18 @@ def start_refused(args: argparse.Namespace, tell: Callable[[str], None], service
     trading serve``): a database given and reachable (waited for up to ``--wait`` seconds), a
     key set given. 0 when they pass; else the exit code, ``tell`` having said why in one line
     (``service`` names the service)."""
+    if args.database_url and not args.jwks_url:
+        tell(f"error: {service} checks every token: give --jwks-url")
+        return EXIT_BAD_INPUT
+    return database_start_refused(args, tell)
+
+
+def database_start_refused(args: argparse.Namespace, tell: Callable[[str], None]) -> int:
+    """The start checks of a process that needs its database alone (``mdp trading follow``):
+    given, a valid ``--wait``, and reachable (:func:`database_refused`). 0 when they pass; else
+    the exit code, ``tell`` having said why in one line."""
     if not args.database_url:
         tell("error: no database: give --database-url or set DATABASE_URL")
-        return EXIT_BAD_INPUT
-    if not args.jwks_url:
-        tell(f"error: {service} checks every token: give --jwks-url")
         return EXIT_BAD_INPUT
     try:
         check_wait(args)

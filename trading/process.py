@@ -1,8 +1,9 @@
 """The trading service as one process (``mdp trading serve``): the service, resumed; the paper
 venue fed from ``md.ticks`` by the platform's processor loop; the commands of internal
 producers consumed from ``trading.commands`` by another (:mod:`trading.commands`); the outbox
-publishing to ``trading.events``; the read models' projector following the log; and the HTTP
-API.
+publishing to ``trading.events`` and the read models' projector following the log
+(:mod:`trading.followers`; with ``ProcessSettings.followers`` off, ``mdp trading follow`` runs
+them in a process of their own); and the HTTP API.
 
 Ticks are settled in the processor's durability hook, after the round is polled and before
 its offsets are committed: a crash between the two gives the same ticks again after the
@@ -29,7 +30,8 @@ exits non-zero, its supervisor restarts it, and the restart resumes every open s
 store (the uncommitted round of trades or commands comes again). The process never goes on
 without a consumer. The outbox and the projector ride out every failure of a round (they end
 only when their start fails), so a lasting one is told by their readiness checks instead
-(:data:`OUTBOX_CHECK`, :data:`PROJECTOR_CHECK`, on the admin port's ``/readyz``).
+(:data:`~trading.followers.OUTBOX_CHECK`, :data:`~trading.followers.PROJECTOR_CHECK`, on
+the admin port's ``/readyz``).
 """
 
 from __future__ import annotations
@@ -39,32 +41,30 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
 from access.settings import TokenSettings
 from certs.tls import TlsFiles
 from core.partitions import Partition
 from core.ticks import Tick, TickBatch
-from core.topics import TICKS, TRADING_COMMANDS, TRADING_EVENTS
+from core.topics import TICKS, TRADING_COMMANDS
 from core.trading_events import TradingEvent
 from streams.bus import Bus, BusClosedError, Offsets
 from streams.outage import Backoff
 from streams.processor import Batch, Durability, Outcome, Processor, Round
 from streams.rounds import RoundFailures
 from trading.commands import COMMANDS_GROUP, Applying, command_step, commands_group
+from trading.followers import outbox_settings, start_followers
 from trading.http import create_app
 from trading.paper.matcher import PaperMatcher
 from trading.paper.settings import PaperSettings
 from trading.readmodels.queries import TradingQueries
 from trading.readmodels.tables import DEFAULT_SCHEMA, model
-from trading.service.book import unpublished
 from trading.service.shell import RESTART_REQUIRED, TradingService
-from trading.store.aio import follow
 from trading.store.database import Database, StoreSettings
 from trading.store.errors import StoreError
 from trading.store.events import EventStore, Unavailable
-from trading.store.log import NotificationLog
-from trading.store.outbox import OutboxPublisher, OutboxSettings
+from trading.store.outbox import OutboxSettings
 from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
 from trading.watch import ProcessFailed, Watch
@@ -72,12 +72,6 @@ from web.guard import HttpLimits
 from web.server import ApiServer, serving
 
 TICKS_GROUP = "trading.paper"
-
-OUTBOX_CHECK: Final = "outbox"
-PROJECTOR_CHECK: Final = "projector"
-"""The readiness checks (the admin port's ``/readyz``) that read ``unavailable`` while the
-outbox (``trading.events`` not published) or the projector (the read models behind) fails:
-they ride out every failure, so the watch never sees one end."""
 
 log = logging.getLogger(__name__)
 
@@ -107,10 +101,14 @@ class ProcessSettings:
     """How long an event store call waits for a connection (the library tries 10 times):
     how long an outage takes to fail a command."""
 
+    followers: bool = True
+    """The outbox and the projector in this process; False: ``mdp trading follow`` runs them
+    in a process of their own (:mod:`trading.followers`)."""
+
     @property
     def outbox(self) -> OutboxSettings:
         """The outbox's settings: its reader is the partition's own."""
-        return OutboxSettings(name=OutboxSettings().name + self.partition.suffix())
+        return outbox_settings(self.partition)
 
 
 def tick_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Tick]]:
@@ -159,12 +157,6 @@ async def running(
         events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
         projector = Projector(database, events, model(settings.schema))
         await asyncio.to_thread(projector.start)  # the tables the queries read, before them
-        notifications = NotificationLog(database)
-        keep = unpublished(partition, await asyncio.to_thread(outbox_readers, notifications))
-        outbox = OutboxPublisher(
-            notifications, bus.topic(TRADING_EVENTS), settings=settings.outbox,
-            keep=lambda notification: keep(str(notification.originator_id), notification.id),
-        )  # fmt: skip
         ticks_group = settings.ticks_group + partition.suffix()
         ticks_failures = _store_failures(TICKS)
         ticks = Processor(bus, ticks_group, [TICKS], tick_step, Settling(service),
@@ -177,8 +169,8 @@ async def running(
             went_through=_outage_over(commands_failures),
         )  # fmt: skip
         stopping = asyncio.Event()
-        watch.start("outbox", outbox.run(stopping, ready_check=OUTBOX_CHECK))
-        watch.start("projector", follow(projector, stopping, ready_check=PROJECTOR_CHECK))
+        if settings.followers:
+            await start_followers(database, bus, settings.schema, partition, watch, stopping)
         watch.start(TICKS, _consume(ticks, service, stopping, ticks_failures))
         watch.start(TRADING_COMMANDS, _consume(commands, service, stopping, commands_failures))
         try:
@@ -198,17 +190,6 @@ async def running(
             await watch.close()
     if watch.failure is not None:
         raise ProcessFailed(watch.failure.reason)
-
-
-def outbox_readers(notifications: NotificationLog) -> dict[Partition, int]:
-    """The position of every partition's outbox reader, of any partitioning, stored so far."""
-    base = OutboxSettings().name
-    readers = {}
-    for name, position in notifications.positions(base).items():
-        partition = Partition.named(name, base)
-        if partition is not None:
-            readers[partition] = position
-    return readers
 
 
 def _store_failures(name: str, backoff: Backoff | None = None) -> RoundFailures:

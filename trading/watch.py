@@ -10,7 +10,7 @@ serve`` stops then, and exits non-zero so that its supervisor restarts it: a res
 every open saga from the store). Only the first failure is kept; the ones it causes are
 logged as well. The outbox and the projector retry every failed round, so they end only when
 their start fails: their failures are told by readiness checks of their own
-(:data:`trading.process.OUTBOX_CHECK`).
+(:data:`trading.followers.OUTBOX_CHECK`).
 """
 
 from __future__ import annotations

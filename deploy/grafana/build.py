@@ -190,12 +190,12 @@ def http_rows(job: str) -> tuple[Row, ...]:
     )
 
 
-def process_row(job: str) -> Row:
+def process_row(job: str, title: str = "Process") -> Row:
     """Whether the job's targets answer, and their CPU and memory (prometheus-client's
     process collector)."""
     sel = f'job="{job}"'
     return Row(
-        "Process",
+        title,
         (
             panel("Targets up", Query(f"sum(up{{{sel}}})", "up"), kind="stat"),
             panel(
@@ -396,7 +396,8 @@ def trading() -> Dashboard:
     return http_service(
         "mdp-trading",
         "MDP / Trading",
-        "Orders on the paper venue (job trading): p99 target 10 ms, 99.99% available.",
+        "Orders on the paper venue (job trading; its log's followers, job trading-follow):"
+        " p99 target 10 ms, 99.99% available.",
         "trading",
         Row(
             "Orders",
@@ -430,6 +431,7 @@ def trading() -> Dashboard:
                 ),
             ),
         ),
+        process_row("trading-follow", "The log's followers: outbox and projector (trading-follow)"),
     )
 
 

@@ -8,6 +8,15 @@ outbox publishes the stored events to ``trading.events``; and the read models fo
 It stops on Ctrl-C or SIGTERM. See ``docs/trading.md``, "HTTP interface". ``--partition I/N``
 (cluster mode with several instances) serves only the accounts ``a`` with ``a % N == I``
 (``docs/trading.md``, "Partitions"); the default, ``0/1``, serves every account.
+``--followers separate`` leaves the outbox and the projector to ``mdp trading follow``.
+
+``mdp trading follow`` runs the event log's followers apart from the service (cluster mode):
+the outbox, publishing the stored events to ``trading.events`` on Kafka (``$KAFKA_BOOTSTRAP``;
+never the memory bus: a process of its own has no reader there, and what it published would
+count as sent), with ``--partition I/N`` only that partition's accounts (beside ``serve
+--partition I/N --followers separate``); and the read models' projector. In the service's
+interpreter they took the CPU its orders need (``docs/trading.md``, "Speed"). It stops on
+Ctrl-C or SIGTERM, and exits 1 when one of them cannot start (its supervisor starts it again).
 
 ``mdp trading rebuild`` replays the trading event log from its first event into fresh read
 models (orders, fills, positions, balances) and swaps them in for the live ones in one
@@ -21,6 +30,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
+from collections.abc import Callable, Coroutine
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +50,7 @@ from mdp.common_options import (
     add_wait_option,
     configure_logging,
     database_failure,
+    database_start_refused,
     schema_name,
     start_refused,
     token_settings,
@@ -54,6 +65,9 @@ from trading.readmodels.rebuild import rebuild
 from trading.readmodels.tables import DEFAULT_SCHEMA
 from trading.store.errors import StoreError, StoreUnavailableError
 
+IN_PROCESS = "in-process"
+SEPARATE = "separate"
+
 
 def add_parser(commands: Any) -> None:
     parser: argparse.ArgumentParser = commands.add_parser(
@@ -67,12 +81,7 @@ def add_parser(commands: Any) -> None:
         "rebuild", help="replay the event log into fresh read models and swap them in"
     )
     add_database_option(rebuilding, "the embedded private server")
-    rebuilding.add_argument(
-        "--schema",
-        type=schema_name,
-        default=DEFAULT_SCHEMA,
-        help=f"the read models' schema (default {DEFAULT_SCHEMA})",
-    )
+    _add_schema_option(rebuilding)
     rebuilding.add_argument(
         "--data-dir",
         type=Path,
@@ -92,29 +101,51 @@ def add_parser(commands: Any) -> None:
         default="memory",
         help="where md.ticks come from and trading.events go (cluster mode: kafka)",
     )
-    serving.add_argument(
-        "--schema",
-        type=schema_name,
-        default=DEFAULT_SCHEMA,
-        help=f"the read models' schema (default {DEFAULT_SCHEMA})",
-    )
+    _add_schema_option(serving)
     serving.add_argument(
         "--paper-deposits",
         action="store_true",
         help="allow POST /trading/v1/deposits: paper money for the paper venue (off by default)",
     )
+    _add_partition_option(serving, "serve only the accounts a with a %% N == I, one of N instances")
     serving.add_argument(
-        "--partition",
-        type=_partition,
-        default=Partition(),
-        metavar="I/N",
-        help="serve only the accounts a with a %% N == I, one of N instances (default 0/1: all)",
+        "--followers",
+        choices=(IN_PROCESS, SEPARATE),
+        default=IN_PROCESS,
+        help="where the outbox and the read models' projector run: in this process (the"
+        " default), or separate: in `mdp trading follow` (cluster mode)",
     )
     add_token_options(serving, "required", "request", anonymous=False)
     add_issuer_options(serving)
     add_admin_options(serving)
     add_tls_options(serving)
+    following = actions.add_parser(
+        "follow",
+        help="run the outbox (to trading.events) and the read models' projector, apart from"
+        " serve --followers separate",
+    )
+    add_database_option(following, "the command refuses to start")
+    add_wait_option(following)
+    _add_schema_option(following)
+    _add_partition_option(following, "publish only the events of the accounts a with a %% N == I")
+    add_admin_options(following)
     parser.set_defaults(run=run)
+
+
+def _add_schema_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--schema",
+        type=schema_name,
+        default=DEFAULT_SCHEMA,
+        help=f"the read models' schema (default {DEFAULT_SCHEMA})",
+    )
+
+
+def _add_partition_option(parser: argparse.ArgumentParser, what: str) -> None:
+    parser.add_argument(
+        "--partition", type=_partition, default=Partition(), metavar="I/N",
+        help=f"{what} (default 0/1: all)",
+    )  # fmt: skip
 
 
 def _partition(text: str) -> Partition:
@@ -127,6 +158,8 @@ def _partition(text: str) -> Partition:
 def run(args: argparse.Namespace) -> int:
     if args.trading_command == "serve":
         return _serve(args)
+    if args.trading_command == "follow":
+        return _follow(args)
     progress = Progress(sys.stderr)
 
     def told(position: int, last: int) -> None:
@@ -157,7 +190,6 @@ def run(args: argparse.Namespace) -> int:
 def _serve(args: argparse.Namespace) -> int:
     from streams.memory import MemoryBus
     from trading.process import ProcessSettings, running
-    from trading.watch import ProcessFailed
 
     tell = say("mdp trading")
     try:
@@ -171,7 +203,7 @@ def _serve(args: argparse.Namespace) -> int:
     settings = ProcessSettings(
         args.database_url.reveal(), token_settings(args), host=args.host,
         port=args.port, schema=args.schema, deposits=args.paper_deposits,
-        partition=args.partition, tls=tls,
+        partition=args.partition, tls=tls, followers=args.followers == IN_PROCESS,
     )  # fmt: skip
 
     async def main() -> None:
@@ -183,13 +215,45 @@ def _serve(args: argparse.Namespace) -> int:
             tell(f"serving the trading API on {server.url}/trading/v1{owned}")
             await stop.wait()
 
+    return _run_until_stopped(main, tell, " (it resumes from the store)")
+
+
+def _follow(args: argparse.Namespace) -> int:
+    from trading.followers import FollowSettings, following
+
+    tell = say("mdp trading")
+    refused = database_start_refused(args, tell)
+    if refused:
+        return refused
+    settings = FollowSettings(
+        args.database_url.reveal(), schema=args.schema, partition=args.partition
+    )
+
+    async def main() -> None:
+        stop = asyncio.Event()
+        stop_on_signals(stop)
+        async with kafka_bus(args) as opened, following(settings, opened, stop):
+            owned = "" if args.partition.whole else f" of partition {args.partition}"
+            tell(f"following the event log: the outbox{owned} and the read models ({args.schema})")
+            await stop.wait()
+
+    return _run_until_stopped(main, tell, "")
+
+
+def _run_until_stopped(
+    main: Callable[[], Coroutine[Any, Any, None]], tell: Callable[[str], None], resumes: str
+) -> int:
+    """Run ``main`` to its end: 0; 1 when it cannot listen or a part of it failed
+    (``ProcessFailed``: the supervisor restarts the process), ``tell`` having said why."""
+    from trading.watch import ProcessFailed
+
     try:
         asyncio.run(main())
     except OSError as exc:
         tell(f"error: {exc}")
         return EXIT_FAILED
-    except ProcessFailed as exc:  # a consumer stopped: the supervisor restarts the process
-        tell(f"error: {exc}; exiting so that the process is restarted (it resumes from the store)")
+    except ProcessFailed as exc:
+        tell(f"error: {exc}; exiting so that the process is restarted{resumes}")
         return EXIT_FAILED
     return 0
 

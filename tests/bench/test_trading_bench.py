@@ -1,5 +1,6 @@
 """The trading benchmark runs on tiny sizes and prints every row with its figures (unchecked)
-on a database of the session's server."""
+on a database of the session's server: with the outbox and the projector in its process, in
+a process of their own, and with each filling trade filling orders of several accounts."""
 
 from __future__ import annotations
 
@@ -11,10 +12,15 @@ import pytest
 from bench import trading
 
 
+@pytest.mark.parametrize(
+    "extra",
+    [[], ["--followers", "separate"], ["--fill-accounts", "3"]],
+    ids=["followers-in-process", "followers-separate", "fills-of-three-accounts"],
+)
 def test_the_trading_benchmark_prints_every_row_with_a_number(
-    test_database: str, capsys: pytest.CaptureFixture[str]
+    test_database: str, capsys: pytest.CaptureFixture[str], extra: list[str]
 ) -> None:
-    rows = trading.main(["--smoke", "--database-url", test_database])
+    rows = trading.main(["--smoke", "--database-url", test_database, *extra])
     names = [row.name for row in rows]
     assert names == [
         "plain INSERT transaction (baseline)",

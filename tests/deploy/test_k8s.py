@@ -48,8 +48,8 @@ KUBERNETES = "1.28"
 ISTIO_KINDS = {"PeerAuthentication", "AuthorizationPolicy", "DestinationRule"}
 WORKLOADS = {"Deployment", "StatefulSet"}
 SERVICES = {
-    "edge", "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer",
-    "ingest",
+    "edge", "auth", "api", "gateway", "main-api", "trading", "trading-follow", "alerts",
+    "worker", "writer", "ingest",
 }  # fmt: skip
 IMAGE = "ganntec/mdp"
 NAMESPACE = "mdp"
@@ -66,18 +66,19 @@ SERVICE_FLOWS = {
     ("trading", "auth", 8010),
 }  # fmt: skip
 KAFKA_CLIENTS = {
-    "edge", "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer",
-    "ingest", "kafka-topics", EXPORTER,
+    "edge", "auth", "api", "gateway", "main-api", "trading", "trading-follow", "alerts",
+    "worker", "writer", "ingest", "kafka-topics", EXPORTER,
 }  # fmt: skip
 DATABASE_CLIENTS = {
-    "auth", "api", "gateway", "main-api", "trading", "alerts", "worker", "writer", "db-migrate",
+    "auth", "api", "gateway", "main-api", "trading", "trading-follow", "alerts", "worker",
+    "writer", "db-migrate",
 }  # fmt: skip
 DATA_FLOWS = {(client, "kafka", 9092) for client in KAFKA_CLIENTS} | {
     (client, "postgres", 5432) for client in DATABASE_CLIENTS
 }
 LAG_SCALED = {"worker", "writer", "alerts"}
 CPU_SCALED = {"edge", "auth", "api", "main-api"}
-SINGLE = {"trading", "ingest"}
+SINGLE = {"trading", "trading-follow", "ingest"}
 """Never two at once (Recreate, no autoscaler); the Kafka exporter too, whose copies would
 export every series twice (the sums the alerts and the autoscalers read would double)."""
 
@@ -893,7 +894,9 @@ def test_prod_runs_at_least_three_of_each_replicated_service() -> None:
 
 def test_the_standby_region_runs_the_readers_warm_and_no_writer() -> None:
     standby, active = rendered("dr-standby"), rendered("dr-active")
-    writers = {"auth", "main-api", "trading", "alerts", "worker", "writer", "ingest"}
+    writers = {
+        "auth", "main-api", "trading", "trading-follow", "alerts", "worker", "writer", "ingest",
+    }  # fmt: skip
     for name, count in replicas(standby).items():
         assert count == (0 if name in writers else replicas(active)[name]), name
     for name in SERVICES:

@@ -27,7 +27,8 @@ ADMIN_PORT = 9464
 """The admin port every platform service serves in compose (``--admin-port``)."""
 JOBS = {
     "haproxy": {"edge"}, "api": {"api"}, "auth": {"auth"}, "main-api": {"main-api"},
-    "trading": {"trading"}, "gateway": {"gateway-a", "gateway-b"}, "ingest": {"ingest"},
+    "trading": {"trading"}, "trading-follow": {"trading-follow"},
+    "gateway": {"gateway-a", "gateway-b"}, "ingest": {"ingest"},
     "worker": {"worker"}, "writer": {"writer"}, "alerts": {"alerts"},
 }  # fmt: skip
 EXPORTER_JOBS = {"kafka", "blackbox", "blackbox-tls"}

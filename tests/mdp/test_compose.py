@@ -28,7 +28,7 @@ ROOT = Path(__file__).resolve().parents[2]
 COMPOSE = ROOT / "compose"
 SERVICES = {
     "kafka", "postgres", "worker", "writer", "gateway-a", "gateway-b", "api", "auth", "main-api",
-    "trading", "alerts", "ingest", "edge",
+    "trading", "trading-follow", "alerts", "ingest", "edge",
 }  # fmt: skip
 OBSERVABILITY = {
     "prometheus", "alertmanager", "grafana", "otel-collector", "jaeger", "kafka-exporter",

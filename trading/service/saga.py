@@ -24,7 +24,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Sequence
 from decimal import Decimal
-from typing import Final
+from typing import Final, Protocol, TypeVar
 
 import msgspec
 
@@ -187,6 +187,25 @@ def submit(
     reserved = book.account.adjust(order_id, needed, now)
     assert reserved is not None
     return [submitted, reserved]
+
+
+class OfAccount(Protocol):
+    """What names its account (a venue's report)."""
+
+    @property
+    def account(self) -> int: ...
+
+
+R = TypeVar("R", bound=OfAccount)
+
+
+def per_account(reports: Sequence[R]) -> list[list[R]]:
+    """``reports`` of one trade by account, each account's in the venue's order (an account's
+    settling steps depend on each other; different accounts' do not)."""
+    accounts: dict[int, list[R]] = {}
+    for report in reports:
+        accounts.setdefault(report.account, []).append(report)
+    return list(accounts.values())
 
 
 def submission(order: Order) -> OrderSubmitted:

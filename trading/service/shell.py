@@ -268,12 +268,27 @@ class TradingService:
 
     async def on_ticks(self, ticks: Iterable[Tick]) -> None:
         """Feed the venue each trade and settle what it reports, each report one step of its
-        order's saga. After a crash the same batch may come again (:meth:`resume`)."""
+        order's saga. The reports of one trade for several accounts are settled concurrently,
+        each account's in the venue's order (:func:`~trading.service.saga.per_account`), so
+        that their appends share a group commit; the next trade waits for all of them. After a
+        crash the same batch may come again (:meth:`resume`)."""
         for tick in ticks:
             self._check_sound()
             self._last_price[tick.instrument] = tick.price
-            for report in self._venue.on_tick(tick):
-                await self._settle(report)
+            accounts = saga.per_account(self._venue.on_tick(tick))
+            if len(accounts) == 1:
+                await self._settle_each(accounts[0])
+            elif accounts:
+                done = await asyncio.gather(
+                    *map(self._settle_each, accounts), return_exceptions=True
+                )
+                for outcome in done:  # every account's settling ran to its end: the first error
+                    if isinstance(outcome, BaseException):
+                        raise outcome
+
+    async def _settle_each(self, reports: Sequence[VenueReport]) -> None:
+        for report in reports:
+            await self._settle(report)
 
     # -- after a restart -------------------------------------------------------------------------
 

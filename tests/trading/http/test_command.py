@@ -50,19 +50,29 @@ def funded(url: str) -> str:
 
 
 def started(
-    command: list[str], base: str, env: dict[str, str] | None = None, stderr: int | None = None
+    command: list[str],
+    base: str,
+    env: dict[str, str] | None = None,
+    stderr: int | None = None,
+    name: str = "mdp trading serve",
 ) -> subprocess.Popen[bytes]:
+    """``command`` started, once ``base``'s ``/readyz`` answers 200 (killed if it does not)."""
     process = subprocess.Popen(command, cwd=REPO, env=env, stderr=stderr)
     deadline = time.monotonic() + 30
-    while True:
-        assert process.poll() is None, "mdp trading serve exited early"
-        try:
-            if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
-                return process
-        except httpx.TransportError:
-            pass
-        assert time.monotonic() < deadline, "mdp trading serve did not answer within 30 s"
-        time.sleep(0.1)
+    try:
+        while True:
+            assert process.poll() is None, f"{name} exited early"
+            try:
+                if httpx.get(f"{base}/readyz", timeout=1).status_code == 200:
+                    return process
+            except httpx.TransportError:
+                pass
+            assert time.monotonic() < deadline, f"{name} did not answer within 30 s"
+            time.sleep(0.1)
+    except BaseException:
+        process.kill()
+        process.wait()
+        raise
 
 
 def test_the_command_serves_trading_and_resumes_after_a_kill(

@@ -30,7 +30,8 @@ from tests.support import tokens
 from tests.trading.http.test_api import ALICE, ORDERS, limit_buy, trader
 from tests.trading.http.test_command import funded
 from tests.trading.service.scenario import XBT, settings
-from trading.process import OUTBOX_CHECK, PROJECTOR_CHECK, ProcessSettings, running
+from trading.followers import OUTBOX_CHECK, PROJECTOR_CHECK
+from trading.process import ProcessSettings, running
 from trading.watch import ProcessFailed
 
 FILLED_WITHIN_S = 10.0

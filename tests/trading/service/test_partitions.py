@@ -19,8 +19,8 @@ from streams.processor import Processor
 from streams.producer import send
 from tests.trading.service.scenario import BUY, LIMIT, order, settings
 from trading.commands import COMMANDS_GROUP, Applying, Planned, command_step, commands_group
+from trading.followers import outbox_readers
 from trading.paper.matcher import PaperMatcher
-from trading.process import outbox_readers
 from trading.service.book import owns_stream, unpublished
 from trading.service.saga import ServiceError
 from trading.service.shell import WRONG_PARTITION, TradingService

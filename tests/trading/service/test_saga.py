@@ -114,3 +114,16 @@ def test_the_venue_is_rebuilt_with_what_remains_and_a_triggered_stop_as_a_market
     assert (a.quantity, a.price, a.type, a_ts) == (D("0.75"), D(99), OrderType.LIMIT, 21)
     s, s_ts = rebuilt["s1"]
     assert (s.type, s.stop_price, s.quantity, s_ts) == (OrderType.MARKET, None, D("0.5"), 31)
+
+
+def test_one_trades_reports_are_grouped_by_account_each_in_the_venues_order() -> None:
+    reports = [
+        OrderTriggered(account=1, order_id="a", ts=1),
+        OrderTriggered(account=2, order_id="b", ts=1),
+        OrderTriggered(account=1, order_id="c", ts=1),
+        OrderTriggered(account=3, order_id="d", ts=1),
+        OrderTriggered(account=2, order_id="e", ts=1),
+    ]
+    grouped = saga.per_account(reports)
+    assert [[r.order_id for r in group] for group in grouped] == [["a", "c"], ["b", "e"], ["d"]]
+    assert saga.per_account([]) == []

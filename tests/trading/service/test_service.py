@@ -8,6 +8,7 @@ import contextlib
 import dataclasses
 from collections.abc import Iterator
 from decimal import Decimal
+from typing import Any
 
 import msgspec
 import pytest
@@ -465,3 +466,65 @@ async def test_a_place_the_store_did_not_take_is_taken_back_from_the_venue(
     await trading.on_ticks([trade(2, "98", "5")])
     filled = (await trading.book(ACCOUNT)).orders["o-lost"]
     assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(1))  # once
+
+
+SEVERAL = (ACCOUNT, OTHER, OTHER + 1)
+
+
+async def resting_in_several_accounts(database: Database) -> tuple[TradingService, list[str]]:
+    """A service where each account of :data:`SEVERAL` has a buy of 1 resting at 99; their
+    order ids."""
+    trading = await funded(database)
+    for account in SEVERAL[1:]:
+        await trading.deposit(account, "USDT", D(1000))
+    placed = []
+    for account in SEVERAL:
+        request = order(f"g-{account}", BUY, LIMIT, "1", price=D(99))
+        placed.append(
+            (await trading.place(msgspec.structs.replace(request, account=account))).order.order_id
+        )
+    return trading, placed
+
+
+async def test_one_trades_fills_of_several_accounts_share_a_group_commit(
+    database: Database,
+) -> None:
+    """Settled together: each account's fill (and the release riding on it) in fewer commits
+    than accounts, and each account as its stored events fold."""
+    trading, placed = await resting_in_several_accounts(database)
+    groups: list[int] = []
+    save_many = trading._repository.sync.save_many
+
+    def counted(saves: list[Any]) -> Any:
+        groups.append(len(saves))
+        return save_many(saves)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(trading._repository.sync, "save_many", counted)
+        await trading.on_ticks([trade(2, "98", "5")])
+    assert sum(groups) == len(SEVERAL)
+    assert len(groups) < len(SEVERAL)  # one after another, each would be a commit of its own
+    for account, order_id in zip(SEVERAL, placed, strict=True):
+        book = await trading.book(account)
+        filled = book.orders[order_id]
+        assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(1))
+        assert book.account.reservations == {}
+        assert stored(database, account) == book
+
+
+async def test_a_store_failure_settling_several_accounts_stops_the_service_until_a_restart(
+    database: Database,
+) -> None:
+    """Every account's settling ends before the error is raised; the service is unsound, and
+    a new one, fed the trade again, fills each account's order once."""
+    trading, placed = await resting_in_several_accounts(database)
+    with store_down(trading), pytest.raises(StoreUnavailableError):
+        await trading.on_ticks([trade(2, "98", "5")])
+    assert trading.unsound is not None
+    restarted = service(database)
+    await restarted.resume()
+    await restarted.on_ticks([trade(2, "98", "5")])
+    for account, order_id in zip(SEVERAL, placed, strict=True):
+        filled = (await restarted.book(account)).orders[order_id]
+        assert (filled.status, filled.filled_quantity) == (OrderStatus.FILLED, D(1))
+        assert stored(database, account).orders[order_id] == filled

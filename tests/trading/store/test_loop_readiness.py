@@ -17,7 +17,7 @@ from streams.memory import MemoryBus
 from telemetry.readiness import READINESS
 from tests.trading.store import read_model, toy
 from tests.trading.store.topic_reads import published, store_accounts
-from trading.process import OUTBOX_CHECK, PROJECTOR_CHECK
+from trading.followers import OUTBOX_CHECK, PROJECTOR_CHECK
 from trading.store.aio import follow
 from trading.store.database import Database
 from trading.store.errors import StoreUnavailableError
