@@ -11,6 +11,18 @@ LOCKED`` (one relay at a time over every instance; another one busy: this one sk
 publishes up to ``batch`` rows and moves the position in the same transaction. A crash after
 the publish and before the commit publishes those rows again: the same ``fire_id``, which
 consumers drop. Nothing uncommitted is ever published.
+
+**The fast path** (:meth:`FiredRelay.hand`). The evaluator of this process hands a round's
+new firings to the relay from memory once the round's transaction has committed (never
+before, so never a firing that was rolled back), and they are published at once, without
+reading them back. The table stays the source of truth: the relay's rounds go on as above,
+and a round passes over the rows handed out already (their ``seq`` are kept until the
+position passes them), so that a firing the fast path published is not published again by
+this process. A handed round whose rows directly follow the position (everything committed
+before it is published: the ``after`` of :class:`~main_api.store.Recorded`) moves the
+position past them in the relay's next transaction, without reading them. Another
+instance's relay may still publish them again before that (the same ``fire_id``); a fast
+publish that fails is left to the relay's rounds.
 """
 
 from __future__ import annotations
@@ -18,13 +30,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
 
+from core.alerts import AlertFired
 from core.topic_codecs import ALERTS_EVENTS_CODEC
 from core.topics import ALERTS_EVENTS
 from main_api.errors import StoreUnavailableError
-from main_api.store import MainStore
+from main_api.store import MainStore, Recorded
 from main_api.tables import fired_of
 from streams.bus import Bus, BusError
 from streams.outage import Backoff
@@ -46,9 +60,39 @@ class FiredRelay:
     name: str = RELAY_NAME
     batch: int = 500
     published: int = 0
+    handed_out: int = 0
+    """Firings published by the fast path (:meth:`hand`)."""
     wake: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set by the evaluator after a commit with new firings."""
+    """Set by the evaluator after a commit with new firings the fast path did not publish."""
     backoff: Backoff = field(default_factory=Backoff)
+    handed: set[int] = field(default_factory=set)
+    """The ``seq`` of the rows the fast path published that the position has not passed."""
+    _runs: list[tuple[int, int]] = field(default_factory=list)
+    """Each handed round's ``(after, last seq)``, oldest first, until the position passes."""
+    _turn: asyncio.Lock = field(default_factory=asyncio.Lock)
+    """One publisher at a time: the fast path or a round (the rows handed out are known)."""
+
+    async def hand(self, recorded: Recorded) -> bool:
+        """The fast path: publish the new firings of a round whose transaction has
+        committed (the caller's part: never before). Whether they went out; a failure is
+        logged and left to the relay's rounds, which read them from the table."""
+        if not recorded.new:
+            return True
+        async with self._turn:
+            try:
+                await self._publish([event for _, event in recorded.new])
+            except Exception as exc:  # the bus: the rows are there for the relay's rounds
+                log.warning("alerts.events fast path: %s: %s (left to the relay)",
+                            type(exc).__name__, exc)  # fmt: skip
+                return False
+            self.handed.update(seq for seq, _ in recorded.new)
+            self._runs.append((recorded.after, recorded.new[-1][0]))
+        self.handed_out += len(recorded.new)
+        return True
+
+    async def _publish(self, events: Sequence[AlertFired]) -> None:
+        codec = ALERTS_EVENTS_CODEC
+        await self.bus.topic(ALERTS_EVENTS).publish_many([codec.record(e) for e in events])
 
     async def run(self, stop: asyncio.Event) -> None:
         """Relay until ``stop``; a failed round (the database or the bus away, or anything
@@ -71,7 +115,10 @@ class FiredRelay:
             self.wake.clear()
 
     async def publish_pending(self) -> int:
-        """Publish the next committed firings (at most ``batch``); how many."""
+        """Publish the next committed firings (at most ``batch`` rows read, those the fast
+        path published passed over); how many rows it read, 1 when only handed runs moved
+        the position, 0 when it did not move. The fast path waits for this round only while
+        it publishes, not for its reads."""
         async with self.store.transaction() as conn:
             await conn.execute(
                 "INSERT INTO main_api_relay (name, seq) VALUES (%s, 0) ON CONFLICT DO NOTHING",
@@ -81,26 +128,45 @@ class FiredRelay:
                 "SELECT seq FROM main_api_relay WHERE name = %s FOR UPDATE SKIP LOCKED",
                 (self.name,),
             )
-            position = await cursor.fetchone()
-            if position is None:
-                return 0  # another relay is at it
+            row = await cursor.fetchone()
+            if row is None:  # another relay is at it; what it passed is done here too
+                cursor = await conn.execute(
+                    "SELECT seq FROM main_api_relay WHERE name = %s", (self.name,)
+                )
+                if (row := await cursor.fetchone()) is not None:
+                    self._passed(row["seq"])
+                return 0
+            stored = row["seq"]
+            start = self._passed(stored)
             cursor = await conn.execute(
                 "SELECT * FROM main_api_fired WHERE seq > %s ORDER BY seq LIMIT %s",
-                (position["seq"], self.batch),
+                (start, self.batch),
             )
             rows = await cursor.fetchall()
-            if not rows:
+            async with self._turn:  # what is handed out meanwhile is known before the filter
+                events = [fired_of(row) for row in rows if row["seq"] not in self.handed]
+                if events:
+                    await self._publish(events)
+                position = self._passed(rows[-1]["seq"] if rows else start)
+            if position == stored:
                 return 0
-            codec = ALERTS_EVENTS_CODEC
-            events = [fired_of(row) for row in rows]
-            await self.bus.topic(ALERTS_EVENTS).publish_many(
-                [codec.record(event) for event in events]
-            )
             await conn.execute(
-                "UPDATE main_api_relay SET seq = %s WHERE name = %s", (rows[-1]["seq"], self.name)
+                "UPDATE main_api_relay SET seq = %s WHERE name = %s", (position, self.name)
             )
-        self.published += len(rows)
-        return len(rows)
+        self.published += len(events)
+        return len(rows) or 1
+
+    def _passed(self, position: int) -> int:
+        """The position once it has passed the handed runs that follow it (every row of a
+        run is handed out), the handed ``seq`` below it forgotten."""
+        runs = self._runs
+        while runs and runs[0][1] <= position:
+            runs.pop(0)
+        while runs and runs[0][0] <= position:
+            position = runs.pop(0)[1]
+        if self.handed and min(self.handed) <= position:
+            self.handed = {seq for seq in self.handed if seq > position}
+        return position
 
 
 async def _pause(stop: asyncio.Event, seconds: float) -> None:
