@@ -30,6 +30,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import time
+from collections import deque
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Final
@@ -62,63 +64,105 @@ class FiredRelay:
     published: int = 0
     handed_out: int = 0
     """Firings published by the fast path (:meth:`hand`)."""
-    wake: asyncio.Event = field(default_factory=asyncio.Event)
-    """Set by the evaluator after a commit with new firings the fast path did not publish."""
+    max_queued: int = 50_000
+    """The most firings handed and not yet published; a round past it is left to the rounds."""
     backoff: Backoff = field(default_factory=Backoff)
     handed: set[int] = field(default_factory=set)
     """The ``seq`` of the rows the fast path published that the position has not passed."""
+    _queued: deque[Recorded] = field(default_factory=deque)
+    """The rounds handed over and not yet published, oldest first."""
+    _queued_seqs: set[int] = field(default_factory=set)
     _runs: list[tuple[int, int]] = field(default_factory=list)
     """Each handed round's ``(after, last seq)``, oldest first, until the position passes."""
-    _turn: asyncio.Lock = field(default_factory=asyncio.Lock)
-    """One publisher at a time: the fast path or a round (the rows handed out are known)."""
+    _relayed_to: int = 0
+    """The last ``seq`` a round of this relay read and published (or passed over)."""
+    _due: bool = False
+    """A round is wanted now (a hand refused or failed)."""
+    _nudge: asyncio.Event = field(default_factory=asyncio.Event)
 
-    async def hand(self, recorded: Recorded) -> bool:
-        """The fast path: publish the new firings of a round whose transaction has
-        committed (the caller's part: never before). Whether they went out; a failure is
-        logged and left to the relay's rounds, which read them from the table."""
+    def hand(self, recorded: Recorded) -> bool:
+        """The fast path: the new firings of a round whose transaction has committed (the
+        caller's part: never before), published at once by the relay's task from memory.
+        The caller never waits for the bus. False when too many are waiting already: those
+        are left to the relay's rounds, which read them from the table."""
         if not recorded.new:
             return True
-        async with self._turn:
-            try:
-                await self._publish([event for _, event in recorded.new])
-            except Exception as exc:  # the bus: the rows are there for the relay's rounds
-                log.warning("alerts.events fast path: %s: %s (left to the relay)",
-                            type(exc).__name__, exc)  # fmt: skip
-                return False
-            self.handed.update(seq for seq, _ in recorded.new)
-            self._runs.append((recorded.after, recorded.new[-1][0]))
-        self.handed_out += len(recorded.new)
+        if len(self._queued_seqs) + len(recorded.new) > self.max_queued:
+            self.look()
+            return False
+        self._queued.append(recorded)
+        self._queued_seqs.update(seq for seq, _ in recorded.new)
+        self._nudge.set()
         return True
+
+    def look(self) -> None:
+        """Have a round read the table now (not only at the next poll)."""
+        self._due = True
+        self._nudge.set()
+
+    async def publish_handed(self) -> int:
+        """Publish the rounds handed over, oldest first (less what a round of this relay
+        published meanwhile); how many firings. Should the bus fail, every round waiting is
+        left to the relay's rounds (the position has not passed them) and the error raised."""
+        published = 0
+        while self._queued:
+            recorded = self._queued[0]
+            seqs = [seq for seq, _ in recorded.new]
+            events = [event for seq, event in recorded.new if seq > self._relayed_to]
+            try:
+                if events:
+                    await self._publish(events)
+            except BaseException:
+                self._queued.clear()
+                self._queued_seqs.clear()
+                self._due = True
+                raise
+            self._queued.popleft()
+            self._queued_seqs.difference_update(seqs)
+            self.handed.update(seqs)
+            self._runs.append((recorded.after, seqs[-1]))
+            published += len(events)
+        self.handed_out += published
+        return published
 
     async def _publish(self, events: Sequence[AlertFired]) -> None:
         codec = ALERTS_EVENTS_CODEC
         await self.bus.topic(ALERTS_EVENTS).publish_many([codec.record(e) for e in events])
 
     async def run(self, stop: asyncio.Event) -> None:
-        """Relay until ``stop``; a failed round (the database or the bus away, or anything
-        else) is told and tried again with backoff (:class:`~streams.rounds.RoundFailures`)."""
+        """Relay until ``stop``: the rounds handed over at once, a round of the table every
+        :data:`POLL_S` (and when one is wanted); a failure (the database or the bus away, or
+        anything else) is told and tried again with backoff
+        (:class:`~streams.rounds.RoundFailures`)."""
         failures = RoundFailures(
             "alerts.events relay: database or bus", log,
             expected=(StoreUnavailableError, BusError), backoff=self.backoff,
         )  # fmt: skip
+        due = 0.0
         while not stop.is_set():
+            self._nudge.clear()
             try:
-                while await self.publish_pending() == self.batch:
-                    pass
+                await self.publish_handed()
+                if self._due or time.monotonic() >= due:
+                    self._due = False
+                    due = time.monotonic() + POLL_S
+                    while await self.publish_pending() == self.batch:
+                        await self.publish_handed()
             except Exception as exc:  # the database, the bus, or a bug: try again later
                 await _pause(stop, failures.failed(exc))
                 continue
             failures.succeeded()
+            if self._queued or self._due:
+                continue
             with contextlib.suppress(TimeoutError):
-                async with asyncio.timeout(POLL_S):
-                    await self.wake.wait()
-            self.wake.clear()
+                async with asyncio.timeout(max(0.0, due - time.monotonic())):
+                    await self._nudge.wait()
 
     async def publish_pending(self) -> int:
-        """Publish the next committed firings (at most ``batch`` rows read, those the fast
-        path published passed over); how many rows it read, 1 when only handed runs moved
-        the position, 0 when it did not move. The fast path waits for this round only while
-        it publishes, not for its reads."""
+        """Publish the next committed firings (at most ``batch`` rows read; those the fast
+        path published are passed over, and those it holds, and what follows them, wait for
+        it); how many rows it read, 1 when only handed runs moved the position, 0 when it did
+        not move."""
         async with self.store.transaction() as conn:
             await conn.execute(
                 "INSERT INTO main_api_relay (name, seq) VALUES (%s, 0) ON CONFLICT DO NOTHING",
@@ -143,18 +187,23 @@ class FiredRelay:
                 (start, self.batch),
             )
             rows = await cursor.fetchall()
-            async with self._turn:  # what is handed out meanwhile is known before the filter
-                events = [fired_of(row) for row in rows if row["seq"] not in self.handed]
-                if events:
-                    await self._publish(events)
-                position = self._passed(rows[-1]["seq"] if rows else start)
+            read = len(rows)
+            if self._queued_seqs:  # the fast path publishes these: what follows waits
+                held = min(self._queued_seqs)
+                rows = [row for row in rows if row["seq"] < held]
+            events = [fired_of(row) for row in rows if row["seq"] not in self.handed]
+            if events:
+                await self._publish(events)
+            if rows:  # a round handed meanwhile publishes only what follows these
+                self._relayed_to = max(self._relayed_to, rows[-1]["seq"])
+            position = self._passed(rows[-1]["seq"] if rows else start)
             if position == stored:
                 return 0
             await conn.execute(
                 "UPDATE main_api_relay SET seq = %s WHERE name = %s", (position, self.name)
             )
         self.published += len(events)
-        return len(rows) or 1
+        return read or 1
 
     def _passed(self, position: int) -> int:
         """The position once it has passed the handed runs that follow it (every row of a

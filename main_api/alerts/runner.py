@@ -305,8 +305,7 @@ class Evaluating(Durability[Evaluated]):
         stats.fired += len(fired)
         stats.recorded += len(recorded.new)
         ALERTS_FIRED.inc(len(recorded.new))  # a replayed round's firings are recorded once
-        if recorded.new and not await service.relay.hand(recorded):
-            service.relay.wake.set()
+        service.relay.hand(recorded)  # queued: the relay's task publishes, we do not wait
         return offsets
 
 

@@ -6,13 +6,10 @@ never handed, so its firings reach ``alerts.events`` once, from the round stored
 from __future__ import annotations
 
 import asyncio
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from decimal import Decimal
 
-import psycopg
 import pytest
-from psycopg import sql
 
 from core.alerts import AlertFired, Condition, decode_fired
 from core.topic_codecs import TICKS_CODEC
@@ -28,14 +25,6 @@ from streams.memory import MemoryBus
 from streams.outage import Backoff
 from tests.main_api.alerts.factories import INSTRUMENT, SECOND, T0, alert, ticks
 from tests.mdp.test_synthetic_up import wait_for
-
-
-@pytest.fixture
-def schema(fresh_database: str) -> Iterator[tuple[str, str]]:
-    name = f"main_api_{uuid.uuid4().hex[:12]}"
-    yield fresh_database, name
-    with psycopg.connect(fresh_database, autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP SCHEMA IF EXISTS {} CASCADE").format(sql.Identifier(name)))
 
 
 @pytest.fixture
@@ -76,7 +65,8 @@ async def test_a_handed_round_is_published_at_once_and_not_again_by_the_relay(
         assert await relay.publish_pending() == 0  # nothing yet: the position row is made
         round_ = await recorded(store, "a", "b")
         assert [event.fire_id for _, event in round_.new] == ["a:1", "b:1"]
-        assert await relay.hand(round_) is True
+        assert relay.hand(round_) is True
+        assert await relay.publish_handed() == 2
         got = [decode_fired(r.value) for r in await events.poll(100, 0.5)]
         # what the fast path published is what the relay would have read back
         async with store.transaction() as conn:
@@ -99,14 +89,19 @@ async def test_the_relay_publishes_what_came_before_a_handed_round_and_only_that
         relay = FiredRelay(store, bus)
         await recorded(store, "other")  # committed elsewhere: never handed here
         mine = await recorded(store, "a", "b")
-        await relay.hand(mine)
-        assert await fire_ids(events) == ["a:1", "b:1"]
-        assert await relay.publish_pending() == 3  # read all three, published one
+        relay.hand(mine)
+        # a round of the table does not pass a round handed and not yet published
+        assert await relay.publish_pending() == 3
         assert await fire_ids(events) == ["other:1"]
+        assert await position(store) == mine.after
+        await relay.publish_handed()
+        assert await fire_ids(events) == ["a:1", "b:1"]
+        assert await relay.publish_pending() == 1  # passed the handed round without reading it
         assert await position(store) == mine.new[-1][0]
         later = await recorded(store, "c")
         assert later.after == mine.new[-1][0]
-        await relay.hand(later)
+        relay.hand(later)
+        await relay.publish_handed()
         assert await fire_ids(events) == ["c:1"]
         assert await relay.publish_pending() == 1  # moved past it without reading it
         assert await position(store) == later.new[-1][0]
@@ -122,7 +117,8 @@ async def test_a_round_the_position_passed_before_its_hand_is_not_published_agai
         mine, other = FiredRelay(store, bus), FiredRelay(store, bus)
         round_ = await recorded(store, "a")
         assert await other.publish_pending() == 1
-        await mine.hand(round_)
+        mine.hand(round_)
+        await mine.publish_handed()
         assert await fire_ids(events) == ["a:1", "a:1"]  # the same fire_id: consumers drop it
         assert await mine.publish_pending() == 0
         assert (mine.handed, await fire_ids(events)) == (set(), [])
@@ -157,3 +153,29 @@ async def test_a_fenced_round_is_never_handed_and_its_firing_goes_out_once(
         finally:
             stop.set()
             await task
+
+
+async def test_a_round_handed_after_the_relay_published_it_is_not_published_again(
+    store: MainStore,
+) -> None:
+    """The relay's round read the rows before the evaluator handed them over (the hand
+    comes a little after the commit)."""
+    async with MemoryBus(partitions=2) as bus, bus.subscribe("check", [ALERTS_EVENTS]) as events:
+        relay = FiredRelay(store, bus)
+        round_ = await recorded(store, "a", "b")
+        assert await relay.publish_pending() == 2
+        relay.hand(round_)
+        assert await relay.publish_handed() == 0
+        assert await fire_ids(events) == ["a:1", "b:1"]
+        assert await relay.publish_pending() == 0
+
+
+async def test_a_hand_past_the_queue_is_refused_and_left_to_the_table(store: MainStore) -> None:
+    async with MemoryBus(partitions=2) as bus, bus.subscribe("check", [ALERTS_EVENTS]) as events:
+        relay = FiredRelay(store, bus, max_queued=2)
+        first, second = await recorded(store, "a", "b"), await recorded(store, "c")
+        assert (relay.hand(first), relay.hand(second)) == (True, False)
+        assert await relay.publish_handed() == 2
+        assert await relay.publish_pending() == 1  # c, read back
+        assert await fire_ids(events) == ["a:1", "b:1", "c:1"]
+        assert (relay.handed_out, relay.published) == (2, 1)
