@@ -271,11 +271,11 @@ class Evaluating(Durability[Evaluated]):
     async def abandon(self) -> None:
         """The loop ended: a round still in flight is cancelled (rolled back)."""
         storing, self._storing = self._storing, None
-        if storing is not None and not storing.done():
-            storing.cancel()
         if storing is not None:
-            with contextlib.suppress(BaseException):
-                await storing
+            storing.cancel()
+            await asyncio.wait([storing])  # a cancel of the caller still goes through
+            if not storing.cancelled():
+                storing.exception()  # retrieved: the loop's own failure is the one told
 
     async def finish(self, drained: bool) -> Offsets:
         await self.settle()
