@@ -68,6 +68,7 @@ from main_api.alert_reads import AlertSnapshots
 from main_api.alerts.runner import EvaluatorService, EvaluatorSettings, RoundTiming
 from main_api.store import MainStore
 from main_api.tables import alert_params
+from streams.bus import next_offsets
 from streams.memory import MemoryBus
 from ws_gateway import Gateway
 from ws_gateway.settings import GatewaySettings
@@ -191,6 +192,8 @@ async def _on_bus(bus: MemoryBus, sent: Sent, latencies: Timed) -> None:
         while True:
             records = await events.poll(500, timeout=1.0)
             got = time.perf_counter_ns()
+            if records:  # else the in-process bus holds the publisher 10,000 records on
+                await events.commit(next_offsets(records))
             for record in records:
                 event = decode_fired(record.value)
                 if event.account == WATCHER and event.trade_id is not None:
