@@ -14,6 +14,7 @@ import contextlib
 import time
 import uuid
 from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final, LiteralString
 
 import psycopg
@@ -485,9 +486,25 @@ def schema_pool(
     )  # fmt: skip
 
 
+@dataclass(frozen=True, slots=True)
+class Recorded:
+    """What :func:`record_firings` recorded: the firings new to the database, each with its
+    ``seq``, in ``seq`` order (a ``fire_id`` already there is left out), and the highest
+    ``seq`` committed before them (``after``; 0 when none). Under the change feed's lock no
+    other row comes between: ``(after, new[-1] seq]`` are these rows and no others."""
+
+    new: list[tuple[int, AlertFired]] = field(default_factory=list)
+    after: int = 0
+
+
 async def record_firings_in(
     conn: Connection, events: Sequence[AlertFired], now_ns: int
 ) -> list[str]:
+    """:func:`record_firings`, the ``fire_id`` of each firing new to the database, in order."""
+    return [event.fire_id for _, event in (await record_firings(conn, events, now_ns)).new]
+
+
+async def record_firings(conn: Connection, events: Sequence[AlertFired], now_ns: int) -> Recorded:
     """Record ``events`` (a round's firings, or one: :meth:`MainStore.record_firing`) in the
     caller's transaction ``conn``, set-wise: one statement (:data:`FIRINGS_RECORD`) keeps the
     fired rows, keyed by ``fire_id`` (a repeat, from a replay or another evaluator, is
@@ -495,21 +512,21 @@ async def record_firings_in(
     alerts among them; then the webhook deliveries of the new firings whose account has an
     endpoint (their bodies built for those only), one statement when there are any. The
     change feed's lock is taken once, first, so fired rows' ``seq`` commit in order too (the
-    relay to ``alerts.events`` reads them by ``seq``). The ``fire_id`` of each firing new to
-    the database, in order."""
+    relay to ``alerts.events`` reads them by ``seq``). What it recorded (:class:`Recorded`):
+    the evaluator hands the new firings to the relay once the transaction has committed."""
     if not events:
-        return []
+        return Recorded()
     await _change(conn)
     params = {"firings": firings_document(events), "now": now_ns, "once": Arming.ONCE.value}
     rows = await (await conn.execute(FIRINGS_RECORD, params)).fetchall()
     if not rows:
-        return []
-    new = [row["fire_id"] for row in rows]
+        return Recorded()
+    firsts: dict[str, AlertFired] = {}
+    for event in events:
+        firsts.setdefault(event.fire_id, event)
+    new = Recorded([(row["seq"], firsts[row["fire_id"]]) for row in rows], rows[0]["after"])
     hooked = [row["fire_id"] for row in rows if row["hooked"]]
     if hooked:
-        firsts: dict[str, AlertFired] = {}
-        for event in events:
-            firsts.setdefault(event.fire_id, event)
         hooks = {
             "fire_ids": hooked, "accounts": [firsts[fire_id].account for fire_id in hooked],
             "bodies": [event_body(firsts[fire_id], now_ns) for fire_id in hooked], "now": now_ns,

@@ -182,12 +182,15 @@ FIRINGS_RECORD: Final = (
     " WHERE a.alert_id = ANY(ARRAY(SELECT alert_id FROM f)) AND a.alert_id = f.alert_id"
     " AND a.account = f.account AND a.status = 'active' AND a.arming = %(once)s"
     " RETURNING a.change_seq)"
-    " SELECT f.fire_id, EXISTS (SELECT FROM main_api_webhooks AS w WHERE w.account = f.account)"
-    " AS hooked, (SELECT max(change_seq) FROM o) AS changed FROM f ORDER BY f.seq"
+    " SELECT f.seq, f.fire_id, EXISTS (SELECT FROM main_api_webhooks AS w"
+    " WHERE w.account = f.account) AS hooked, (SELECT max(change_seq) FROM o) AS changed,"
+    " (SELECT coalesce(max(seq), 0) FROM main_api_fired) AS after FROM f ORDER BY f.seq"
 )  # fmt: skip
 """A round's firings in one statement, with the parameters ``firings``
 (:func:`firings_document`), ``now`` and ``once``: the fired rows, ``seq`` in their order (a
 ``fire_id`` already there is dropped), and for the new ones only their notifications and the
 end of the ``once`` alerts among them (each a change of the feed). One row per new firing, in
-``seq`` order: its ``fire_id``, whether its account has a webhook endpoint (``hooked``) and the
-last change number taken (``changed``, NULL when no alert ended)."""
+``seq`` order: its ``seq`` and ``fire_id``, whether its account has a webhook endpoint
+(``hooked``), the last change number taken (``changed``, NULL when no alert ended) and the
+highest ``seq`` committed before the statement (``after``: the statement's snapshot does not
+see its own rows, and the change feed's lock, held, keeps every other writer out)."""

@@ -15,8 +15,17 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
 - **Durability.** :meth:`Evaluating.behind` stores, in one transaction, each moved state
   (the evaluator rows its round changed, :meth:`~main_api.alerts.AlertEvaluator.delta`; next
   offset, last change applied; only while its epoch is still the row's) and the round's
-  firings (:func:`main_api.store.record_firings_in`, keyed by ``fire_id``). Only
-  then are the offsets committed on the bus, and the relay woken.
+  firings (:func:`main_api.store.record_firings`, keyed by ``fire_id``). Only
+  then are the offsets committed on the bus, and the new firings handed to the relay, which
+  publishes them from memory (:meth:`~main_api.alerts.relay.FiredRelay.hand`).
+- **Pipelined.** A round's transaction runs while the loop polls and steps the next round
+  (its deltas are taken before, so the next step cannot change what it stores); the next
+  :meth:`Evaluating.behind` waits for it before it starts its own, so at most one is in
+  flight and rounds commit in order. Its offsets are handed to the loop to commit after it,
+  and its failure is raised there (the loop ends and starts again from the stored states,
+  which the rounds in memory past it do not touch). A claim or an alert change waits for
+  the round in flight first (:meth:`Evaluating.settle`): the fired armings it reads are
+  those of every round stepped.
 - **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
   alert changes; each is applied to every state held at the next poll, at most
   ``poll_timeout`` later, with the highest arming already fired of each changed alert.
@@ -38,7 +47,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
-from core.alerts import AlertSpec
+from core.alerts import AlertFired, AlertSpec
 from main_api.alerts.evaluator import AlertEvaluator
 from main_api.alerts.processing import (
     EVALUATOR_GROUP,
@@ -58,7 +67,7 @@ from main_api.alerts.states import (
     save,
 )
 from main_api.changes import MAX_CHANGES, AlertChanges, AlertGone, follow
-from main_api.store import MainStore, record_firings_in
+from main_api.store import MainStore, record_firings
 from streams.bus import Bus, Offsets, Record, Start, Subscription, TopicPartition
 from streams.outage import Backoff, OutageLog
 from streams.processor import Batch, Durability, Outcome, Processor, Round
@@ -67,6 +76,8 @@ from telemetry.metrics import ALERTS_FIRED
 log = logging.getLogger(__name__)
 
 Changes = tuple[list[AlertSpec | AlertGone], int]
+Covered = dict[tuple[str, int], int]
+"""The next offset of each partition whose rounds are stored."""
 
 
 DEFAULT_RECORDS: Final = 500
@@ -135,6 +146,10 @@ class Evaluating(Durability[Evaluated]):
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.step_ns = 0
         """How long the last round's pure step took."""
+        self._storing: asyncio.Task[Covered] | None = None
+        """The last round's transaction while it is in flight (:meth:`behind`)."""
+        self._stored: Covered = {}
+        """The offsets of rounds stored and not yet handed to the loop to commit."""
 
     def step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[Evaluated]:
         began = time.perf_counter_ns()
@@ -147,13 +162,15 @@ class Evaluating(Durability[Evaluated]):
     async def own(self, assigned: Iterable[tuple[str, int]]) -> None:
         """Hold a state for exactly the ``assigned`` partitions; apply the queued changes."""
         wanted = {(topic, partition) for topic, partition in assigned if topic in TOPICS}
+        queue = self.service.queue
+        if not queue.empty() or not wanted <= self.states.keys():
+            await self.settle()  # a claim or a change reads what the rounds stored
         for key in [key for key in self.states if key not in wanted]:
             del self.states[key]
             log.info("alerts: %s[%d] handed over", *key)
         new = sorted(wanted - self.states.keys())
         if new:
             await self._claim(new)
-        queue = self.service.queue
         while not queue.empty():
             await self._apply(self.states.values(), *queue.get_nowait())
 
@@ -224,34 +241,72 @@ class Evaluating(Durability[Evaluated]):
         return kept
 
     async def behind(self, round: Round[Evaluated]) -> Offsets:
+        """Wait for the last round's transaction, then start this one's (its deltas taken
+        now, before the next step moves the states on) and return what the stored rounds
+        cover: a round's transaction overlaps the next poll and step, and its offsets are
+        committed on the bus only after it (see the module text)."""
+        await self.settle()
         effects = round.outcome.effects
         stats = self.service.stats
         stats.rounds += 1
         stats.undecodable += effects.undecodable
+        covered, self._stored = self._stored, {}
         if not effects.moved:
-            return round.offsets
-        now = self.service.clock()
+            return covered | round.offsets
         began = time.perf_counter_ns()
         saved = [self._saved(self.states[key]) for key in effects.moved]
-        encoded = time.perf_counter_ns()
+        delta_ns = time.perf_counter_ns() - began
+        self._storing = asyncio.create_task(
+            self._store(saved, effects.fired, round.offsets, delta_ns), name="alerts round"
+        )
+        return covered
+
+    async def settle(self) -> None:
+        """Wait for the round in flight: its offsets are kept for the loop to commit; its
+        failure is raised here (the loop ends and starts again from the stored states)."""
+        storing, self._storing = self._storing, None
+        if storing is not None:
+            self._stored |= await storing
+
+    async def abandon(self) -> None:
+        """The loop ended: a round still in flight is cancelled (rolled back)."""
+        storing, self._storing = self._storing, None
+        if storing is not None:
+            storing.cancel()
+            await asyncio.wait([storing])  # a cancel of the caller still goes through
+            if not storing.cancelled():
+                storing.exception()  # retrieved: the loop's own failure is the one told
+
+    async def finish(self, drained: bool) -> Offsets:
+        await self.settle()
+        covered, self._stored = self._stored, {}
+        return covered
+
+    async def _store(
+        self, saved: list[Saved], fired: list[AlertFired], offsets: Covered, delta_ns: int
+    ) -> Covered:
+        """One round's transaction: its rows, offsets and firings; then, committed, its new
+        firings handed to the relay (:meth:`FiredRelay.hand`: published from memory)."""
+        step_ns = self.step_ns
+        service = self.service
+        stats = service.stats
+        began = time.perf_counter_ns()
+        now = service.clock()
         async with self.store.transaction() as conn:
             await save(conn, self.owner, saved, now)
-            recorded = len(await record_firings_in(conn, effects.fired, now))
+            recorded = await record_firings(conn, fired, now)
         stats.timings.append(
             RoundTiming(
-                self.step_ns,
-                encoded - began,
-                time.perf_counter_ns() - encoded,
+                step_ns, delta_ns, time.perf_counter_ns() - began,
                 sum(len(part.delta.alerts) + len(part.delta.streams) for part in saved),
             )
-        )
-        self.service.recovered()
-        stats.fired += len(effects.fired)
-        stats.recorded += recorded
-        ALERTS_FIRED.inc(recorded)  # a replayed round's firings are recorded once
-        if recorded:
-            self.service.relay.wake.set()
-        return round.offsets
+        )  # fmt: skip
+        service.recovered()
+        stats.fired += len(fired)
+        stats.recorded += len(recorded.new)
+        ALERTS_FIRED.inc(len(recorded.new))  # a replayed round's firings are recorded once
+        service.relay.hand(recorded)  # queued: the relay's task publishes, we do not wait
+        return offsets
 
 
 class _Owning(Subscription):
@@ -376,6 +431,7 @@ class EvaluatorService:
                 await processor.consume(_Owning(sub, hook))
         finally:
             stopping.cancel()
+            await hook.abandon()
             self.hook = None
 
     async def _follow(self, stop: asyncio.Event, after: int) -> None:
