@@ -4,28 +4,30 @@ One run, one machine, traffic on 127.0.0.1 only:
 
 - **HTTP**: a small ``/v1/candles`` page (``--rows`` candles, JSON) of the history API
   (``bench.history``'s server process, final pages cached), offered at ``--rate`` requests/s
-  (open loop: each request leaves at its scheduled time on one of ``--connections``
-  keep-alive connections of a minimal HTTP/1.1 client), directly and through the edge with
-  a bearer token the edge checks (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the revocation
-  map, the rate limit on every request; the signature once, at the warm-up, then remembered
-  by the token's hash, as a client's token is). Phases alternate (direct, edge, direct,
-  edge) so that drift in the machine's load falls on both; latency is from sending a request
-  to its last byte.
-  The same requests through the edge without a token tell the proxy's own cost from the
-  token's.
+  (open loop: each request leaves at its scheduled time on a keep-alive connection of a
+  minimal HTTP/1.1 client, ``--connections`` of them to each target), directly and through
+  the edge with a bearer token the edge checks (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the
+  revocation map, the rate limit on every request; the signature once, at the warm-up, then
+  remembered by the token's hash, as a client's token is). The targets take turns of a tenth
+  of a second (direct, edge, ..., direct, edge, ...), so that what the machine's other work
+  does to the tail falls on each alike and their p99 are compared over the same moments;
+  latency is from sending a request to its last byte. The same requests through the edge
+  without a token tell the proxy's own cost from the token's.
 - **WebSocket**: ``--clients`` clients subscribed to 1m candles (``bench.gateway``'s server
-  process and clients), delivery latency from publish to receipt at ``--ws-rate`` deliveries/s,
-  directly and through the edge. The clients connect without a token: the edge checks a token
-  once, at the upgrade, and passes the connection's bytes through after that, so delivery
-  costs the same either way (the bench's gateway has no key to check tokens with).
+  process and clients), half directly and half through the edge at the same time, on the
+  same channels: each publish reaches both halves, and delivery latency is from publish to
+  receipt at ``--ws-rate`` deliveries/s in all. The clients connect without a token: the
+  edge checks a token once, at the upgrade, and passes the connection's bytes through after
+  that, so delivery costs the same either way (the bench's gateway has no key to check
+  tokens with).
 - **Token issue rate** of the auth service (an API key exchanged for an access token on the
   scratch database, through :class:`auth.service.AuthService`): a figure only.
 
 - **Variants** of the edge's configuration (:data:`VARIANTS`: one HAProxy thread instead of
   one per core, ``http-reuse always``, no access log), each its own HAProxy started beside
-  the edge as it is configured, measured in the same run with the one-token HTTP requests and
-  the WebSocket delivery, so that a change of the configuration is judged against the
-  configuration of the same minute.
+  the edge as it is configured, measured in the same turns (HTTP, with one token) and beside
+  the edge as configured at the same time (WebSocket), so that a change of the configuration
+  is judged against the configuration of the same moments.
 - **CPU**: each row says how busy the machine's cores were during it (all processes, from
   ``/proc/stat``) and, through an edge, the CPU its HAProxy worker spent a request (or a
   delivery).
@@ -73,6 +75,8 @@ P99_TARGET_MS: Final = 5.0
 ISSUER, AUDIENCE = "ganntec-auth", "ganntec"
 Headers: TypeAlias = Iterator[str]
 """The extra header lines of each request in turn (``""`` for none)."""
+SLICE_S: Final = 0.1
+"""How long each target's turn of the HTTP requests lasts."""
 VARIANTS: Final[dict[str, dict[str, object]]] = {
     "1 thread": {"threads": 1},
     "http-reuse always": {"server_reuse": "always"},
@@ -138,6 +142,8 @@ class Figure:
     seconds: float = 0.0
     variant: str = ""
     """The :data:`VARIANTS` entry it was measured through (``""``: none)."""
+    beside: Figure | None = None
+    """A variant's: the edge as configured, measured over the same moments."""
 
     def percentile(self, q: float) -> float:
         return ws.percentile(self.latencies_ns, q)
@@ -168,46 +174,6 @@ async def _exchange(
     return head.startswith(b"HTTP/1.1 200")
 
 
-async def paced_gets(
-    port: int, path: str, headers: Headers, rate: float, seconds: float, connections: int
-) -> tuple[array[int], float, int]:
-    """GET ``path`` at ``rate`` requests/s for ``seconds`` (open loop), each request with the
-    next of ``headers``; latencies (ns), the rate achieved and the failures."""
-    total = max(1, round(rate * seconds))
-    requests = [
-        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{next(headers)}\r\n".encode()
-        for _ in range(total)
-    ]
-    latencies: array[int] = array("q")
-    failures = 0
-    queue: asyncio.Queue[int] = asyncio.Queue()
-    start = time.perf_counter_ns() + 50_000_000
-
-    async def connection() -> None:
-        nonlocal failures
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        try:
-            while (index := await queue.get()) >= 0:
-                due = start + index * 1_000_000_000 / rate
-                delay = (due - time.perf_counter_ns()) / 1e9
-                if delay > 0:
-                    await asyncio.sleep(delay)
-                sent = time.perf_counter_ns()
-                if not await _exchange(reader, writer, requests[index]):
-                    failures += 1
-                latencies.append(time.perf_counter_ns() - sent)
-        finally:
-            writer.close()
-
-    for index in range(total):
-        queue.put_nowait(index)
-    for _ in range(connections):
-        queue.put_nowait(-1)
-    began = time.perf_counter()
-    await asyncio.gather(*(connection() for _ in range(connections)))
-    return latencies, total / (time.perf_counter() - began), failures
-
-
 @dataclass(frozen=True, slots=True)
 class Edge:
     """One HAProxy in front: its label in the rows, its port and its master's process id."""
@@ -217,49 +183,124 @@ class Edge:
     pid: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class Target:
+    """Where one row's requests go: a port, the HAProxy in front (None: direct), the extra
+    header lines of each request in turn, and the variant of the configuration it measures."""
+
+    name: str
+    port: int
+    pid: int | None
+    headers: Headers
+    variant: str = ""
+
+
+async def sliced_gets(
+    targets: Sequence[Target], path: str, rate: float, seconds: float, connections: int,
+    slice_s: float = SLICE_S,
+) -> list[tuple[array[int], float, int, Cpu]]:  # fmt: skip
+    """GET ``path`` at ``rate`` requests/s (open loop), in turns of ``slice_s`` seconds given
+    to each target in a round (``seconds`` of requests to each in all), each target on
+    ``connections`` keep-alive connections of its own; per target its latencies (ns), the rate
+    it was answered at during its turns, its failures and the CPU of its turns.
+
+    Turns of a tenth of a second, not phases of seconds, so that what the machine's other work
+    does to the latencies falls on every target alike: the p99 of two targets is compared over
+    the same minute, not over two different stretches of it."""
+    per_slice = max(1, round(rate * slice_s))
+    turns = max(1, round(seconds / slice_s))
+    count = len(targets)
+    total = per_slice * turns * count
+    queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in targets]
+    requests: list[bytes] = []
+    for index in range(total):
+        target = targets[(index // per_slice) % count]
+        requests.append(
+            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{next(target.headers)}\r\n".encode()
+        )
+        queues[(index // per_slice) % count].put_nowait(index)
+    latencies: list[array[int]] = [array("q") for _ in targets]
+    failures = [0] * count
+    start = time.perf_counter_ns() + 50_000_000
+
+    async def connection(which: int) -> None:
+        reader, writer = await asyncio.open_connection("127.0.0.1", targets[which].port)
+        queue = queues[which]
+        try:
+            while (index := await queue.get()) >= 0:
+                delay = (start + index * 1_000_000_000 / rate - time.perf_counter_ns()) / 1e9
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                sent = time.perf_counter_ns()
+                if not await _exchange(reader, writer, requests[index]):
+                    failures[which] += 1
+                latencies[which].append(time.perf_counter_ns() - sent)
+        finally:
+            writer.close()
+
+    cpu = [Cpu(0.0, 0.0) for _ in targets]
+
+    async def meter() -> None:
+        """The CPU of each turn, charged to its target (read at the turns' ends)."""
+        for turn in range(turns * count):
+            reading = CpuMeter(targets[turn % count].pid)
+            ends = start + (turn + 1) * per_slice * 1_000_000_000 / rate
+            await asyncio.sleep(max(0.0, (ends - time.perf_counter_ns()) / 1e9))
+            spent = reading.stop()
+            mine = cpu[turn % count]
+            cpu[turn % count] = Cpu(mine.busy + spent.busy / turns, mine.edge_s + spent.edge_s)
+
+    for queue in queues:
+        for _ in range(connections):
+            queue.put_nowait(-1)
+    began = time.perf_counter()
+    await asyncio.gather(
+        meter(), *(connection(which) for which in range(count) for _ in range(connections))
+    )
+    share = (time.perf_counter() - began) / count
+    return [
+        (latencies[which], len(latencies[which]) / share, failures[which], cpu[which])
+        for which in range(count)
+    ]
+
+
 async def measure_http(
     direct: int, edges: list[Edge], path: str, tokens: Iterator[str], sizes: argparse.Namespace
 ) -> list[Figure]:
     """Direct, through the edge with one token (its signature remembered after the first
     request), with a new token each request (each signature verified) and without one (the
-    proxy's own cost), and through each variant with one token, in turn, two halves each
-    (after a warm-up)."""
+    proxy's own cost), and through each variant with one token: all in turns of a tenth of a
+    second (after a warm-up), ``--seconds`` of requests to each."""
     one = f"Authorization: Bearer {next(tokens)}\r\n"
     edge, *variants = edges
-    targets = {
-        "direct": (direct, None, itertools.repeat("")),
-        "through the edge (JWT)": (edge.port, edge.pid, itertools.repeat(one)),
-        "through the edge (JWT, new each time)": (
-            edge.port, edge.pid, (f"Authorization: Bearer {token}\r\n" for token in tokens),
+    targets = [
+        Target("direct", direct, None, itertools.repeat("")),
+        Target("through the edge (JWT)", edge.port, edge.pid, itertools.repeat(one)),
+        Target(
+            "through the edge (JWT, new each time)", edge.port, edge.pid,
+            (f"Authorization: Bearer {token}\r\n" for token in tokens),
         ),
-        "through the edge (no token)": (edge.port, edge.pid, itertools.repeat("")),
-    }  # fmt: skip
-    labels = dict.fromkeys(targets, "")
+        Target("through the edge (no token)", edge.port, edge.pid, itertools.repeat("")),
+    ]  # fmt: skip
     for variant in variants:
-        name = f"through the edge (JWT, {variant.label})"
-        targets[name] = (variant.port, variant.pid, itertools.repeat(one))
-        labels[name] = variant.label
-    runs: dict[str, list[tuple[array[int], float, int, Cpu]]] = {name: [] for name in targets}
-    for port, _, headers in targets.values():  # warm-up: connections, caches
-        await paced_gets(port, path, headers, sizes.rate, 0.5, sizes.connections)
-    half = sizes.seconds / 2
-    for _ in range(2):
-        for name, (port, pid, headers) in targets.items():
-            meter = CpuMeter(pid)
-            part = await paced_gets(port, path, headers, sizes.rate, half, sizes.connections)
-            runs[name].append((*part, meter.stop()))
-    figures = []
-    for name, parts in runs.items():
-        merged: array[int] = array("q")
-        for latencies, *_ in parts:
-            merged.extend(latencies)
-        achieved = sum(part[1] for part in parts) / len(parts)
-        failures = sum(part[2] for part in parts)
-        cpu = parts[0][3] + parts[1][3]
-        row = f"/v1/candles {name}"
+        targets.append(
+            Target(
+                f"through the edge (JWT, {variant.label})", variant.port, variant.pid,
+                itertools.repeat(one), variant.label,
+            )
+        )  # fmt: skip
+    # warm-up: connections, caches, the remembered signature
+    await sliced_gets(targets, path, sizes.rate, 0.2, sizes.connections)
+    parts = await sliced_gets(targets, path, sizes.rate, sizes.seconds, sizes.connections)
+    figures: list[Figure] = []
+    for target, (latencies, achieved, failures, cpu) in zip(targets, parts, strict=True):
+        beside = figures[1] if target.variant else None  # the edge as configured, one token
         figures.append(
-            Figure(row, merged, sizes.rate, achieved, failures, cpu, sizes.seconds, labels[name])
-        )
+            Figure(
+                f"/v1/candles {target.name}", latencies, sizes.rate, achieved, failures, cpu,
+                len(latencies) / achieved if achieved else 0.0, target.variant, beside,
+            )
+        )  # fmt: skip
     return figures
 
 
@@ -269,33 +310,51 @@ async def measure_http(
 async def measure_websocket(
     gateway: int, edges: list[Edge], pipe: Connection, sizes: argparse.Namespace
 ) -> list[Figure]:
-    """Direct, then through each edge (the edge as configured first), one phase each."""
+    """Direct and through the edge at once: half the clients each, subscribed to the same
+    channels, so that every publish reaches both and their latencies share their moments; then
+    each variant the same way beside the edge as configured."""
     names = ws.instruments(sizes.instruments)
-    figures = []
     edge, *variants = edges
-    targets = [("direct", gateway, None, ""), ("through the edge", edge.port, edge.pid, "")]
+    Way: TypeAlias = tuple[str, int, int | None, str]  # label, port, HAProxy's pid, variant
+    pairs: list[tuple[Way, Way]] = [
+        (("direct", gateway, None, ""), ("through the edge", edge.port, edge.pid, ""))
+    ]
     for variant in variants:
-        label = f"through the edge ({variant.label})"
-        targets.append((label, variant.port, variant.pid, variant.label))
-    for label, port, pid, variant_label in targets:
-        tally = ws.Tally()
-        clients = await ws.connect_clients(port, sizes.clients, names, 1, tally)
-        per_channel = sizes.clients / len(names)
+        pairs.append(
+            (
+                ("through the edge", edge.port, edge.pid, ""),
+                (f"through the edge ({variant.label})", variant.port, variant.pid, variant.label),
+            )
+        )
+    figures: list[Figure] = []
+    half = max(1, sizes.clients // 2)
+    for pair in pairs:
+        groups = []
+        clients = []
+        for label, port, _, _ in pair:
+            tally = ws.Tally()
+            clients += await ws.connect_clients(port, half, names, 1, tally)
+            groups.append((tally, label, half / len(names)))
         await asyncio.sleep(0.2)
-        meter = CpuMeter(pid)
-        phase = await ws.measure(pipe, tally, label, sizes.ws_rate, per_channel, sizes.seconds)
-        cpu = meter.stop()
+        meters = [CpuMeter(pid) for _, _, pid, _ in pair]
+        phases = await ws.measure_together(pipe, groups, sizes.ws_rate, sizes.seconds)
+        measured = [
+            Figure(
+                f"candle delivery {label}", tally.latencies, phase.offered or 0.0,
+                phase.delivered, cpu=meter.stop(), seconds=sizes.seconds, variant=variant,
+            )
+            for (label, _, _, variant), meter, phase, (tally, _, _) in zip(
+                pair, meters, phases, groups, strict=True
+            )
+        ]  # fmt: skip
+        if measured[1].variant:  # beside the edge as configured, measured again
+            figures.append(replace(measured[1], beside=measured[0]))
+        else:
+            figures += measured
         for client in clients:
             if client.transport is not None:
                 client.transport.close()
         await asyncio.sleep(0.5)
-        latencies: array[int] = tally.latencies
-        figures.append(
-            Figure(
-                f"candle delivery {label}", latencies, sizes.ws_rate, phase.delivered,
-                cpu=cpu, seconds=sizes.seconds, variant=variant_label,
-            )
-        )  # fmt: skip
     return figures
 
 
@@ -329,6 +388,7 @@ def edge_settings(
         gateway=Upstream("gateway", (f"127.0.0.1:{gateway_port}",), websocket=True),
         tokens=TokenPolicy(ISSUER, AUDIENCE, (VerifyKey(kid, key_file),)),
         limits=RateLimits(anonymous_per_address=10_000_000, token_default=10_000_000),
+        max_connections_per_address=0,  # every client comes from 127.0.0.1
         error_dir=folder,
     )  # fmt: skip
 
@@ -415,11 +475,8 @@ def report(figures: list[Figure], issue_rate: float) -> None:
         verdict = "" if target is None else f" (target <= {target:.0f} ms)"
         print(f"  {kind}: the edge adds {added:+.2f} ms at p99{verdict}")
     for figure in figures:
-        if figure.variant:
-            configured = by_name[
-                figure.name.replace(f", {figure.variant}", "").replace(f" ({figure.variant})", "")
-            ]
-            change = figure.percentile(0.99) - configured.percentile(0.99)
+        if figure.beside is not None:
+            change = figure.percentile(0.99) - figure.beside.percentile(0.99)
             print(f"  {figure.name}: {change:+.2f} ms at p99 against the edge as configured")
     edge_rows = [fig for fig in figures if "through" in fig.name and not fig.variant]
     worst = max(figure.percentile(0.99) for figure in edge_rows)

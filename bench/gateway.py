@@ -610,37 +610,62 @@ async def measure(
     seconds: float,
 ) -> Phase:
     """One phase: publish for ``seconds``; count what arrives, then let the rest drain."""
+    return (await measure_together(pipe, [(tally, name, per_channel)], offered, seconds))[0]
+
+
+async def measure_together(
+    pipe: Connection,
+    groups: Sequence[tuple[Tally, str, float]],
+    offered: float | None,
+    seconds: float,
+) -> list[Phase]:
+    """One phase for groups of clients subscribed to the same channels at once (each group's
+    tally, name and clients per channel): the same publishes reach every group, so that the
+    groups are compared over the same moments. ``offered`` counts every group's deliveries.
+    """
+    per_channel = sum(count for _, _, count in groups)
     per_second = None if offered is None else offered / per_channel
-    tally.latencies = array("q")
-    before = tally.candles
+    before = {}
+    for tally, name, _ in groups:
+        tally.latencies = array("q")
+        before[name] = tally.candles
     cpu = time.process_time()
     start = time.perf_counter()
-    tally.recording = True
+    for tally, _, _ in groups:
+        tally.recording = True
     pipe.send(("publish", per_second, seconds))
     reply = await asyncio.to_thread(pipe.recv)
     published, server_cpu = reply[1], reply[2]
-    expected = before + round(published * per_channel)
     end = time.perf_counter()
-    delivered = tally.candles - before
+    early = {name: tally.candles - before[name] for tally, name, _ in groups}
+    expected = {name: before[name] + round(published * count) for _, name, count in groups}
     deadline = time.perf_counter() + max(0.5, seconds)
-    while tally.candles < expected and time.perf_counter() < deadline:
+    while time.perf_counter() < deadline and any(
+        tally.candles < expected[name] for tally, name, _ in groups
+    ):
         await asyncio.sleep(0.01)
     drained = time.perf_counter()
-    tally.recording = False
-    if offered is None:  # flat out: what arrived while the publisher ran
-        rate = delivered / (end - start)
-    else:
-        rate = (tally.candles - before) / (drained - start)
-    return Phase(
-        name,
-        offered,
-        rate,
-        percentile(tally.latencies, 0.50),
-        percentile(tally.latencies, 0.99),
-        server_cpu,
-        time.process_time() - cpu,
-        end - start,
-    )
+    client_cpu = time.process_time() - cpu
+    phases = []
+    for tally, name, count in groups:
+        tally.recording = False
+        if offered is None:  # flat out: what arrived while the publisher ran
+            rate = early[name] / (end - start)
+        else:
+            rate = (tally.candles - before[name]) / (drained - start)
+        phases.append(
+            Phase(
+                name,
+                None if offered is None else offered * count / per_channel,
+                rate,
+                percentile(tally.latencies, 0.50),
+                percentile(tally.latencies, 0.99),
+                server_cpu,
+                client_cpu,
+                end - start,
+            )
+        )
+    return phases
 
 
 async def run_one(
