@@ -264,6 +264,17 @@ async def sliced_gets(
     ]
 
 
+async def paced_gets(
+    port: int, path: str, headers: Headers, rate: float, seconds: float, connections: int
+) -> tuple[array[int], float, int]:
+    """GET ``path`` at ``rate`` requests/s for ``seconds`` (open loop) on one target, each
+    request with the next of ``headers``; latencies (ns), the rate achieved and the failures."""
+    [(latencies, achieved, failures, _)] = await sliced_gets(
+        [Target("", port, None, headers)], path, rate, seconds, connections
+    )
+    return latencies, achieved, failures
+
+
 async def measure_http(
     direct: int, edges: list[Edge], path: str, tokens: Iterator[str], sizes: argparse.Namespace
 ) -> list[Figure]:
