@@ -42,6 +42,7 @@ from streams.kafka.admin import STEPS
 from streams.kafka.bus import KafkaBus
 from streams.kafka.journal import (
     Claim,
+    NewerJournalError,
     PartitionCheckpoint,
     Step,
     checkpoint_name,
@@ -142,6 +143,8 @@ class EngineWorker:
         self._clock = clock
         self.owned: dict[int, PartitionEngine] = {}
         self._recovering: dict[int, asyncio.Task[PartitionEngine]] = {}
+        self._failed_recoveries: set[int] = set()
+        """Partitions whose failed recovery has been told (once, until one succeeds)."""
         self._lock = asyncio.Lock()  # one step (or batch of steps) at a time
         self._reading = asyncio.Lock()  # the reader serves one partition at a time
         self._last_step: dict[int, float] = {}
@@ -212,9 +215,13 @@ class EngineWorker:
                     log.info("md.ticks[%d] handed over at offset %s", partition, engine.applied)
 
     async def wait_recovered(self) -> None:
-        """Wait until every partition assigned so far is recovered (for tests and tools)."""
+        """Wait until every partition assigned so far is recovered (for tests and tools); a
+        recovery that failed raises its failure (until the next tick starts it again)."""
         while self._recovering:
             await asyncio.wait(list(self._recovering.values()))
+            for task in list(self._recovering.values()):
+                if task.done() and not task.cancelled() and (failure := task.exception()):
+                    raise failure
             await asyncio.sleep(0)
 
     async def close(self) -> None:
@@ -278,6 +285,7 @@ class EngineWorker:
         applied. One that is not (its records are still on their way through the consumer,
         or a backlog is being read) is left alone: its own records move its clock on.
         """
+        self._recover_again()
         looking = self.watch.due(time.monotonic(), polled=True)
         # also tells whether the broker answers
         ends = await self._ends(set(self.owned) | set(self._recovering))
@@ -294,6 +302,28 @@ class EngineWorker:
                 await self._round([], idle)
             for engine in self.owned.values():
                 self._maybe_checkpoint(engine)
+
+    def _recover_again(self) -> None:
+        """Start again each recovery that failed (the broker away while it read, say; told
+        once per partition until one succeeds), but not one that met a newer worker's
+        journal entry: that partition stays unowned, its lag growing and ``/readyz`` saying
+        so, until this worker is replaced by the new version (told as critical, once)."""
+        for partition, task in list(self._recovering.items()):
+            if not task.done() or task.cancelled() or (failure := task.exception()) is None:
+                continue
+            if isinstance(failure, NewerJournalError):
+                if partition not in self._failed_recoveries:
+                    self._failed_recoveries.add(partition)
+                    log.critical("md.ticks[%d] not recovered: %s", partition, failure)
+                continue
+            if partition not in self._failed_recoveries:
+                self._failed_recoveries.add(partition)
+                log.warning(
+                    "md.ticks[%d]: its recovery failed (%s: %s); trying again",
+                    partition, type(failure).__name__, failure,
+                )  # fmt: skip
+            del self._recovering[partition]
+            self.assign([partition])
 
     async def _round(self, fresh: list[Record], idle: set[int]) -> None:
         """One round of the processor loop: the fresh records of the partitions owned
@@ -494,6 +524,7 @@ class EngineWorker:
         self._last_step[partition] = time.monotonic()
         self._last_checkpoint.setdefault(partition, time.monotonic())
         self._recovering.pop(partition, None)
+        self._failed_recoveries.discard(partition)
         self.recoveries += 1
         log.info(
             "md.ticks[%d] recovered in %.2fs: offset %s, %d steps replayed, epoch %d",

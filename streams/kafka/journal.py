@@ -41,6 +41,12 @@ JOINED_FROM: Final = 3
 CHECKPOINT_VERSION: Final = 1
 
 
+class NewerJournalError(Exception):
+    """An entry written by a newer worker: this one must not replay it by its own rules, nor
+    skip it (a skipped claim would let two owners share an epoch). Not a ``ValueError``, so
+    that a recovery, which steps over an unreadable entry, stops on this one."""
+
+
 class Step(msgspec.Struct, frozen=True, tag="step"):
     """Feed ``md.ticks`` records ``[start, end)`` of ``partition``, then move the clock.
 
@@ -83,11 +89,18 @@ def encode_entry(entry: Entry) -> bytes:
 
 
 def decode_entry(data: bytes) -> Entry:
-    """A journal entry; raises ``ValueError`` for anything else (another version too)."""
+    """A journal entry; raises :class:`NewerJournalError` for one of a later version than
+    this worker's, ``ValueError`` for anything else it cannot read."""
     try:
         entry: Entry = _ENTRY.decode(data)
     except msgspec.DecodeError as exc:
         raise ValueError(f"not a journal entry: {exc}") from exc
+    if entry.v > JOURNAL_VERSION:
+        raise NewerJournalError(
+            f"journal entry version {entry.v} was written by a newer worker (this one writes"
+            f" {JOURNAL_VERSION}): stop this group's older workers and run the new version"
+            " on all of them (docs/scaling.md)"
+        )
     if entry.v not in READABLE_VERSIONS:
         raise ValueError(
             f"journal entry version {entry.v} is not one this worker reads"

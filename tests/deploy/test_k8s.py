@@ -538,6 +538,14 @@ def test_trading_and_the_feed_never_run_twice(overlay: str) -> None:
     assert not targets & (SINGLE | {EXPORTER})
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS)
+def test_the_candle_workers_are_replaced_whole_never_two_journal_versions_at_once(
+    overlay: str,
+) -> None:
+    worker = named(rendered(overlay), "Deployment", "worker")
+    assert worker["spec"]["strategy"]["type"] == "Recreate"
+
+
 # -- autoscaling ---------------------------------------------------------------------------------
 
 
