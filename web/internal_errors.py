@@ -86,10 +86,16 @@ class InternalErrors:
         )  # fmt: skip
 
 
+UNROUTED: Final = "<unrouted>"
+"""The route of a failure before any route took the request (a middleware's, say): one kind
+for all of them, so that a scan of random paths cannot make each its own and log every
+traceback (nor push the routes' kinds out of those remembered)."""
+
+
 def _route_of(scope: Scope) -> str:
     """The path template of the route that took the request (``/v1/orders/{order_id}``),
-    under its mounts; the path itself when no route took it."""
+    under its mounts; :data:`UNROUTED` when no route took it."""
     path = getattr(scope.get("route"), "path", None)
     if not isinstance(path, str):
-        return str(scope.get("path"))
+        return UNROUTED
     return f"{scope.get('root_path', '')}{path}"

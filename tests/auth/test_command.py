@@ -14,6 +14,7 @@ import time
 import httpx
 import pytest
 
+from machine import stop_process
 from mdp.cli import main
 from tests.auth.conftest import PASSWORD, code_of, running
 
@@ -127,7 +128,7 @@ def test_serve_answers_on_its_port_and_stops_on_sigterm(migrated_database: str) 
         )
         assert signup.status_code == 201
     finally:
-        server.terminate()
+        stop_process(server)
         _, err = server.communicate(timeout=30)
     assert server.returncode == 0
     assert PASSWORD not in err.decode()

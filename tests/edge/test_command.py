@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edge.haproxy import LEASH_GRACE_S
-from machine import free_port
+from machine import free_port, stop_process
 from web.server import serving
 
 from .conftest import TIMEOUT, Stack, eventually
@@ -120,8 +120,7 @@ async def test_the_command_routes_reloads_and_stops(stack: Stack, tmp_path: Path
             (keys / "k1.pem").unlink()
             process.send_signal(signal.SIGHUP)
             assert await line_starting(process, "mdp edge: ") == "mdp edge: reloaded"
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(process.wait, 30) == 0
+            assert await asyncio.to_thread(stop_process, process) == 0
             await eventually(lambda: refused_connection(url))
 
 
@@ -200,6 +199,5 @@ async def test_a_key_set_fetch_that_hangs_holds_neither_a_reload_nor_a_stop(
             started = time.monotonic()
             process.send_signal(signal.SIGHUP)
             assert await line_starting(process, "mdp edge: reloaded") == "mdp edge: reloaded"
-            process.send_signal(signal.SIGTERM)
-            assert await asyncio.to_thread(process.wait, TIMEOUT) == 0
+            assert await asyncio.to_thread(stop_process, process, TIMEOUT) == 0
             assert time.monotonic() - started < 3.0  # well within the fetch's 5 s

@@ -17,6 +17,7 @@ from starlette.middleware import Middleware
 from starlette.requests import Request
 from starlette.responses import Response, StreamingResponse
 from starlette.routing import Route
+from starlette.types import ASGIApp, Receive, Scope, Send
 
 from access.settings import TokenSettings
 from charting import create_app
@@ -180,4 +181,39 @@ async def test_a_count_not_told_yet_is_told_before_the_next_traceback_of_its_kin
         ("GET /v1/slow failed 1 more time with RuntimeError within 60s;"
          " their tracebacks were not logged", False),
         ("GET '/v1/slow' failed", True),
+    ]  # fmt: skip
+
+
+class FailsBeforeRouting:
+    """A middleware with a bug: every request fails before a route takes it."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http":
+            raise RuntimeError(SECRET)
+        await self.app(scope, receive, send)
+
+
+async def test_failures_before_any_route_are_one_kind_whatever_their_paths(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A scanner's random paths through a broken middleware: one traceback, not one a path."""
+    clock = Clock()
+    app = Starlette(
+        routes=[Route("/v1/fine", answers)],
+        middleware=[Middleware(InternalErrors, clock=clock), Middleware(FailsBeforeRouting)],
+    )
+    async with serving(app) as server, httpx.AsyncClient(base_url=server.url) as client:
+        for n in range(5):
+            answer = await client.get(f"/probe/{n}.php")
+            assert (answer.status_code, answer.json()["code"]) == (500, "internal-error")
+        clock.now = 61.0
+        await client.get("/v1/fine")
+    assert _said(caplog) == [
+        ("GET '/probe/0.php' failed", True),
+        ("GET <unrouted> failed 4 more times with RuntimeError within 60s;"
+         " their tracebacks were not logged", False),
+        ("GET '/v1/fine' failed", True),
     ]  # fmt: skip
