@@ -10,6 +10,7 @@ port, a selector or a name changed on one side alone fails here.
 
 from __future__ import annotations
 
+import json
 import re
 from pathlib import Path
 
@@ -128,6 +129,21 @@ def test_grafana_sees_the_files_compose_mounts_where_compose_mounts_them(overlay
         assert re.fullmatch(r"grafana-[a-z-]+-[a-z0-9]{10}", made["metadata"]["name"])
     dashboards = config_maps["/var/lib/grafana/dashboards"]["data"]
     assert sorted(dashboards) == sorted(p.name for p in (GRAFANA / "dashboards").glob("*.json"))
+
+
+APPLY_ANNOTATION_LIMIT = 262_144
+"""Bytes of the annotation in which a client-side ``kubectl apply`` keeps the whole object."""
+
+
+def test_every_configmap_fits_a_client_side_apply_with_room_to_grow() -> None:
+    """``kubectl apply -k`` (client side, as docs/deploy.md says to run it) keeps each object
+    in an annotation of at most 256 KiB: the dashboards' ConfigMap is the largest, and a few
+    more dashboards must not make the documented apply fail."""
+    for doc in of_kind(monitoring("prod"), "ConfigMap"):
+        size = len(json.dumps(doc, separators=(",", ":")).encode())
+        assert size < 0.8 * APPLY_ANNOTATION_LIMIT, (
+            f"{doc['metadata']['name']}: {size:,} bytes; split it or apply server-side"
+        )
 
 
 @pytest.mark.parametrize("overlay", MONITORING_OVERLAYS)
