@@ -197,6 +197,12 @@ def _serve(args: argparse.Namespace) -> int:
     except ValueError as exc:
         tell(f"error: {exc}")
         return EXIT_BAD_INPUT
+    if args.followers == SEPARATE and args.bus != "kafka":
+        tell(
+            "error: --followers separate needs --bus kafka: `mdp trading follow` publishes"
+            " and projects from another process, which an in-process bus cannot reach"
+        )
+        return EXIT_BAD_INPUT
     refused = start_refused(args, tell, "trading")
     if refused:
         return refused

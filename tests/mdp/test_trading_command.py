@@ -107,3 +107,12 @@ def test_a_schema_that_is_no_identifier_is_refused_before_any_work() -> None:
                "--schema", "a; DROP")  # fmt: skip
     assert done.returncode == 2
     assert "a schema name is an identifier" in done.stderr
+
+
+def test_followers_in_another_process_are_refused_on_the_in_process_bus() -> None:
+    """With ``--bus memory`` nothing in another process could publish or project this one's
+    events: the read models would never move. Refused before the database is asked."""
+    done = mdp("trading", "serve", "--database-url", "postgresql://u@127.0.0.1:1/x",
+               "--followers", "separate", "--bus", "memory")  # fmt: skip
+    assert done.returncode == 2
+    assert "--followers separate needs --bus kafka" in done.stderr
