@@ -60,7 +60,12 @@ async def main(url: str, idle_s: float, listen: bool) -> None:
             following = asyncio.create_task(
                 followers(database, bus, TellingLags(), stop, idle_s, listen, started)
             )
-            await started.wait()
+            began = asyncio.create_task(started.wait())
+            await asyncio.wait({began, following}, return_when=asyncio.FIRST_COMPLETED)
+            if not started.is_set():  # the followers ended before they began: say why
+                began.cancel()
+                await following
+                raise SystemExit("the followers ended before they started")
             await asyncio.sleep(0.2)  # the outbox's first claim, the fills' subscription
             tell("ready")
             await asyncio.to_thread(sys.stdin.readline)

@@ -54,7 +54,7 @@ from streams.outage import Backoff
 from streams.processor import Batch, Durability, Outcome, Processor, Round
 from streams.rounds import RoundFailures
 from trading.commands import COMMANDS_GROUP, Applying, command_step, commands_group
-from trading.followers import outbox_settings, start_followers
+from trading.followers import start_followers
 from trading.http import create_app
 from trading.paper.matcher import PaperMatcher
 from trading.paper.settings import PaperSettings
@@ -64,7 +64,6 @@ from trading.service.shell import RESTART_REQUIRED, TradingService
 from trading.store.database import Database, StoreSettings
 from trading.store.errors import StoreError
 from trading.store.events import EventStore, Unavailable
-from trading.store.outbox import OutboxSettings
 from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
 from trading.watch import ProcessFailed, Watch
@@ -104,11 +103,6 @@ class ProcessSettings:
     followers: bool = True
     """The outbox and the projector in this process; False: ``mdp trading follow`` runs them
     in a process of their own (:mod:`trading.followers`)."""
-
-    @property
-    def outbox(self) -> OutboxSettings:
-        """The outbox's settings: its reader is the partition's own."""
-        return outbox_settings(self.partition)
 
 
 def tick_step(batch: Batch, now_ns: int, caught_up: bool) -> Outcome[list[Tick]]:

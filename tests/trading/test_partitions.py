@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from access.settings import TokenSettings
 from core import trading_commands as tc
 from core.partitions import EVERY_ACCOUNT, Partition
 from trading.commands import (
@@ -17,7 +16,7 @@ from trading.commands import (
     plan,
     tracked_by,
 )
-from trading.process import ProcessSettings
+from trading.followers import outbox_settings
 from trading.service.book import account_of, aggregate_id, owns_stream
 
 HALVES = (Partition(0, 2), Partition(1, 2))
@@ -56,12 +55,8 @@ def test_a_command_is_applied_by_its_account_s_partition_only() -> None:
 def test_each_partition_has_its_own_groups_and_reader() -> None:
     assert commands_group(EVERY_ACCOUNT) == COMMANDS_GROUP == "trading.commands"
     assert commands_group(Partition(1, 2)) == "trading.commands.p1of2"
-    whole = ProcessSettings("postgresql://x", TokenSettings(jwks_url="http://k"))
-    assert whole.outbox.name == "outbox:trading.events"  # as before partitions
-    second = ProcessSettings(
-        "postgresql://x", TokenSettings(jwks_url="http://k"), partition=Partition(1, 2)
-    )
-    assert second.outbox.name == "outbox:trading.events.p1of2"
+    assert outbox_settings(EVERY_ACCOUNT).name == "outbox:trading.events"  # as before
+    assert outbox_settings(Partition(1, 2)).name == "outbox:trading.events.p1of2"
 
 
 def test_a_tracking_row_names_the_partition_of_its_group() -> None:
