@@ -68,9 +68,13 @@ class Repository(Generic[S, E]):
         ``tracking`` when given (:meth:`EventStore.append`); return the aggregate after them."""
         return self.save_many([Save(aggregate, new_events, tracking)])[0]
 
-    def save_many(self, saves: Sequence[Save[S, E]]) -> list[Aggregate[S]]:
+    def save_many(
+        self, saves: Sequence[Save[S, E]], *, snapshots: bool = True
+    ) -> list[Aggregate[S]]:
         """Several aggregates' saves in one transaction, all or none (a group commit: see
-        :meth:`~trading.store.events.EventStore.append_many`); the aggregates after them."""
+        :meth:`~trading.store.events.EventStore.append_many`); the aggregates after them.
+        The snapshots they make due are taken after the commit, unless ``snapshots`` is off
+        (the caller takes them later: :meth:`due_snapshots`, :meth:`take_snapshots`)."""
         after = [
             fold(
                 self._apply,
@@ -85,33 +89,65 @@ class Repository(Generic[S, E]):
                 for save in saves
             ]
         )
-        for save, saved in zip(saves, after, strict=True):
-            if snapshot_due(self._every, save.aggregate.version, saved.version):
-                try:
-                    self.take_snapshot(saved)
-                except StoreUnavailableError as exc:  # the events are stored: the save counts
-                    _log.warning(
-                        "no snapshot of %s at version %d: %s", saved.id, saved.version, exc
-                    )
+        if snapshots:
+            self.take_snapshots(self.due_snapshots(saves, after))
         return after
+
+    def due_snapshots(
+        self, saves: Sequence[Save[S, E]], after: Sequence[Aggregate[S]]
+    ) -> list[Aggregate[S]]:
+        """The aggregates after ``saves`` whose save crossed a multiple of ``snapshot_every``."""
+        return [
+            saved
+            for save, saved in zip(saves, after, strict=True)
+            if snapshot_due(self._every, save.aggregate.version, saved.version)
+        ]
+
+    def take_snapshots(self, aggregates: Sequence[Aggregate[S]]) -> None:
+        """A snapshot of each of ``aggregates``, in one transaction (when one is there already,
+        each on its own); one that fails is logged and skipped: the events are stored, the
+        save counts, and a load folds a few more events."""
+        records = [
+            self._record(aggregate) for aggregate in aggregates if aggregate.state is not None
+        ]
+        if len(records) > 1:
+            try:
+                self._snapshots.insert_events(records)
+                return
+            except IntegrityError:
+                pass  # one of them is there already: the others one by one
+            except Unavailable as exc:
+                _log.warning("no snapshot of %d aggregates: %s", len(records), exc)
+                return
+        for aggregate in aggregates:
+            try:
+                self.take_snapshot(aggregate)
+            except StoreUnavailableError as exc:
+                _log.warning(
+                    "no snapshot of %s at version %d: %s", aggregate.id, aggregate.version, exc
+                )
 
     def take_snapshot(self, aggregate: Aggregate[S]) -> None:
         """Store ``aggregate``'s state at its version (a second one at that version is kept
         out: the first is as good)."""
         if aggregate.state is None:
             return
-        record = StoredEvent(
+        try:
+            self._snapshots.insert_events([self._record(aggregate)])
+        except IntegrityError:
+            return
+        except Unavailable as exc:
+            raise StoreUnavailableError(f"snapshot of {aggregate.id!r} failed: {exc}") from None
+
+    def _record(self, aggregate: Aggregate[S]) -> StoredEvent:
+        """``aggregate``'s state as a row of the snapshots table (it has a state)."""
+        assert aggregate.state is not None
+        return StoredEvent(
             originator_id=aggregate.id,
             originator_version=aggregate.version,
             topic=self._state.topic,
             state=self._state.encode(aggregate.state),
         )
-        try:
-            self._snapshots.insert_events([record])
-        except IntegrityError:
-            return
-        except Unavailable as exc:
-            raise StoreUnavailableError(f"snapshot of {aggregate.id!r} failed: {exc}") from None
 
     def latest_snapshot(self, aggregate_id: str) -> Aggregate[S]:
         try:

@@ -495,9 +495,9 @@ async def test_one_trades_fills_of_several_accounts_share_a_group_commit(
     groups: list[int] = []
     save_many = trading._repository.sync.save_many
 
-    def counted(saves: list[Any]) -> Any:
+    def counted(saves: list[Any], **options: Any) -> Any:
         groups.append(len(saves))
-        return save_many(saves)
+        return save_many(saves, **options)
 
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(trading._repository.sync, "save_many", counted)

@@ -3,10 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import threading
+from collections.abc import Sequence
 
 import pytest
 
 from tests.trading.store import read_model, toy
+from tests.trading.store.test_snapshots import snapshot_versions
 from trading.store.aggregates import Aggregate
 from trading.store.aio import AsyncRepository, follow
 from trading.store.database import Database
@@ -73,6 +76,37 @@ async def test_two_saves_of_one_aggregate_never_share_a_group(
     assert isinstance(again[0], Aggregate)
     assert again[0].version == 2
     assert isinstance(again[1], ConcurrencyConflict)  # it expected version 1 too: the rule holds
+
+
+class HeldSnapshots(Repository[toy.Balance, toy.ToyEvent]):
+    """Snapshots wait for ``release`` (in their worker thread)."""
+
+    release = threading.Event()
+
+    def take_snapshots(self, aggregates: Sequence[Aggregate[toy.Balance]]) -> None:
+        assert self.release.wait(10), "the snapshots were never released"
+        super().take_snapshots(aggregates)
+
+
+async def test_saves_are_answered_and_the_next_group_commits_before_their_snapshots(
+    database: Database, events: EventStore[toy.ToyEvent]
+) -> None:
+    held = HeldSnapshots(database, events, toy.apply, toy.STATE_CODEC)
+    store = AsyncRepository(held)
+    held.release.clear()
+    try:
+        saved = await asyncio.gather(  # snapshot_every=5: each of the three crosses it
+            *(store.save(Aggregate(f"account:{n}", 0, None), toy.history(n, 4)) for n in (1, 2, 3))
+        )
+        after = await store.save(saved[0], [toy.Deposited(1, 1)])  # the next group
+        assert (store.commits, after.version) == (2, saved[0].version + 1)
+        assert [snapshot_versions(database, f"account:{n}") for n in (1, 2, 3)] == [[], [], []]
+    finally:
+        held.release.set()
+    await store.snapshots_taken()
+    assert [snapshot_versions(database, f"account:{n}") for n in (1, 2, 3)] == [[5], [5], [5]]
+    for aggregate in saved[1:]:
+        assert await store.load(aggregate.id) == aggregate  # from the snapshot
 
 
 async def test_a_followed_projector_keeps_up_with_new_events(
