@@ -18,7 +18,7 @@ those batches and the relay has published every firing recorded (the warm-up's s
 otherwise be published ahead of the measured firings); the measured account's firings of the
 warm-up are left out of the latencies.
 
-And, unless ``echo`` (the figures before 2026-12-05 01:40 UTC), the warm-up's echo with it:
+And, unless ``echo`` (the figures before 2026-12-05 01:30 UTC), the warm-up's echo with it:
 the ``once`` alerts its storm ended (half of those firings) come back to the evaluator through
 the change feed, and each state stores their rows (some 5,000 deletions at 100,000 alerts):
 with ``echo``, in the first rounds of the measured window, where that burst set the p99. A

@@ -211,7 +211,6 @@ class Evaluating(Durability[Evaluated]):
                                               stored.change_seq, stored.epoch))  # fmt: skip
         self.service.stats.claims += len(claimed)
         self.service.recovered()
-        gc.freeze()  # the states, alive until handed over: out of the collector's scans
         # up to the last change: each batch applied to the states that have not seen it
         seq = min(state.change_seq for state in claimed)
         changes = AlertChanges(self.store)
@@ -232,6 +231,7 @@ class Evaluating(Durability[Evaluated]):
             log.info("alerts: %s[%d] claimed at offset %d (epoch %d, change %d)",
                      state.topic, state.partition, state.next_offset, state.epoch,
                      state.change_seq)  # fmt: skip
+        gc.freeze()  # the states, caught up and alive until handed over: out of the full scans
 
     async def _apply(
         self,
