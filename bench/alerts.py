@@ -21,7 +21,8 @@ at ``--route-rate`` requests/s.
 
 Usage: ``python -m bench.alerts [--alerts N] [--ticks N] [--naive-ticks N] [--repeat N]
 [--database-url URL | --no-database] [--storm-alerts N] [--storm-ticks N] [--ws-seconds S]
-[--watched N] [--route-rate R] [--route-seconds S] [--delivery-only] [--smoke]``.
+[--watched N] [--route-rate R] [--route-seconds S] [--delivery-only] [--warm-up-echo]
+[--smoke]``.
 """
 
 from __future__ import annotations
@@ -391,6 +392,11 @@ def main(argv: Sequence[str] | None = None) -> None:
     parser.add_argument("--route-rate", type=float, default=1_000.0, help="requests/s")
     parser.add_argument("--route-seconds", type=float, default=5.0)
     parser.add_argument(
+        "--warm-up-echo", action="store_true",
+        help="leave the warm-up's echo (its once alerts ended, through the change feed) in the"
+        " WebSocket run's measured window, as before 2026-12-05",
+    )  # fmt: skip
+    parser.add_argument(
         "--delivery-only", action="store_true",
         help="only tick to alert on a WebSocket (no evaluator, storm or route figures)",
     )  # fmt: skip
@@ -453,14 +459,14 @@ def _delivery(url: str, args: argparse.Namespace, names: list[str], specs: list[
     watched = delivery.watched_alerts(args.watched, names, START_PRICE)
     walk = random_walk(ticks, names, DELIVERY_BATCH, args.rate, DELIVERY_STEP_BP)
     print("\nstorm: 1 bp a trade, the watched alerts within 0.3% of the start price")
-    delivery.report(delivery.run(url, watched, background, walk, args.rate))
+    delivery.report(delivery.run(url, watched, background, walk, args.rate, args.warm_up_echo))
     calm = delivery.watched_alerts(args.watched, names, START_PRICE, CALM_BAND_BP)
     steps = random_walk(ticks, names, DELIVERY_BATCH, args.rate, STEP_BP)
     print(
         f"\nrealistic: {STEP_BP} bp a trade (Binance-like), the watched alerts within"
         f" {CALM_BAND_BP / 100:.2f}% of the start price"
     )
-    delivery.report(delivery.run(url, calm, background, steps, args.rate))
+    delivery.report(delivery.run(url, calm, background, steps, args.rate, args.warm_up_echo))
 
 
 DELIVERY_BATCH = 20
