@@ -336,6 +336,11 @@ class KafkaTopic(Topic):
         return self.bus.subscribe(group, [self.name], start=start)
 
 
+class GroupJoinError(BusError):
+    """A subscription's member could not start or join its group (its members use another
+    assignment protocol, say): that subscription stays so; only a new one may join."""
+
+
 class Rebalance:
     """Told of a subscription's rebalances (:meth:`KafkaBus.subscribe`), inside the poll
     that makes them: :meth:`revoked` before the partitions go to other members (a state saved
@@ -412,7 +417,7 @@ class KafkaSubscription(Subscription):
         try:
             await self._starting
         except KafkaError as exc:
-            raise BusError(f"group {self.group} could not join: {exc}") from exc
+            raise GroupJoinError(f"group {self.group} could not join: {exc}") from exc
 
     def assignment(self) -> frozenset[TopicPartition]:
         if self.closed or not self._starting.done():
