@@ -1,4 +1,4 @@
-"""``mdp worker``: a candle worker of cluster mode (a Faust app on Kafka).
+"""``mdp worker``: a candle worker of cluster mode (a Faust app on Kafka, or ``--consumer batch``).
 
 Workers of one group (``--group``) split the partitions of ``md.ticks``: start as many as
 there are partitions at most, on any machines. Each runs the candle engine on its partitions

@@ -117,7 +117,7 @@ class BatchWorker:
                     self._subscription = subscription
                     async with subscription:
                         await self._consume(worker, subscription)
-                    log.info("stopped: group %s left", settings.group)
+                    log.info("stopped (group %s)", settings.group)
                 finally:
                     forget()
         finally:
@@ -145,15 +145,15 @@ class BatchWorker:
         finally:
             self._stopping.set()
             await _finish(clock)
-            saved = len(worker.owned)
+            saved = len(worker.owned) if worker.checkpoints is not None else 0
             await worker.close()  # checkpoints saved before the group is left
-            await self.commit()
-            log.info("%d partitions' checkpoints saved, offsets committed", saved)
+            if await self.commit():
+                log.info("%d partitions' checkpoints saved, offsets committed", saved)
 
-    async def commit(self, partitions: Collection[tuple[str, int]] | None = None) -> None:
-        """Commit the offsets handled (of ``partitions`` only, if given). A partition gone to
-        another member, or a broker away, is only told: the journal, not the offsets, says
-        where a partition's engine stands."""
+    async def commit(self, partitions: Collection[tuple[str, int]] | None = None) -> bool:
+        """Commit the offsets handled (of ``partitions`` only, if given); whether all are. A
+        partition gone to another member, or a broker away, is only told: the journal, not
+        the offsets, says where a partition's engine stands."""
         subscription = self._subscription
         offsets = {
             tp: offset
@@ -161,7 +161,7 @@ class BatchWorker:
             if partitions is None or tp in partitions
         }
         if subscription is None or not offsets:
-            return
+            return True
         for tp in offsets:
             del self._pending[tp]
         try:
@@ -174,6 +174,9 @@ class BatchWorker:
                 "offsets stored but not committed on the bus (the broker?): %s",
                 str(exc) or type(exc).__name__,
             )
+        else:
+            return True
+        return False
 
     async def _clock(self, worker: EngineWorker) -> None:
         """Tick every half ``idle_every`` until stopped (a tick in hand is finished)."""
