@@ -1,6 +1,6 @@
-"""``/readyz`` on the admin port of ``mdp writer`` and ``mdp worker`` (either consumer), end to
-end: 503 while the database is away (``database unavailable``) or the broker is (``bus
-unreachable``), 200 once it is back; the process keeps running through both. The worker's consumer lag is on its
+"""``/readyz`` on the admin port of ``mdp writer`` and ``mdp worker`` (either consumer), end to end:
+503 while the database is away (``database unavailable``) or the broker is (``bus unreachable``),
+200 once it is back; the process keeps running through both. The worker's consumer lag is on its
 ``/metrics``."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
-"""Traces across processes: ``mdp gateway`` or the candle worker (``mdp worker``, either
-consumer) runs in a process of its own on Kafka, exporting its spans over OTLP/HTTP to a collector this test
+"""Traces across processes: ``mdp gateway`` or the candle worker (``mdp worker``, either consumer)
+runs in a process of its own on Kafka, exporting its spans over OTLP/HTTP to a collector this test
 serves; a tick batch this process publishes, sampled, reaches it through the broker, and the
 service's span is the child of this process's ``ingest.publish`` span (the context went in the
 record's headers). The worker passes the context on in the headers of the candles it makes."""
