@@ -12,22 +12,10 @@ from typing import Any, cast
 
 from core.engine import EngineConfig
 from core.topics import TICKS
+from streams.checkpoints import MemoryCheckpoints
 from streams.kafka.engine_worker import EngineWorker, WorkerSettings
 from streams.kafka.journal import checkpoint_name
 from streams.kafka.partition import PartitionEngine
-
-
-class Store:
-    """A checkpoint store in memory."""
-
-    def __init__(self) -> None:
-        self.saved: dict[str, bytes] = {}
-
-    async def load(self, name: str) -> bytes | None:
-        return self.saved.get(name)
-
-    async def save(self, name: str, data: bytes) -> None:
-        self.saved[name] = data
 
 
 class Stuck:
@@ -43,7 +31,7 @@ class Stuck:
 
 async def test_a_cancelled_round_drops_its_partitions_unsaved_and_close_saves_the_rest() -> None:
     settings = WorkerSettings()
-    store = Store()
+    store = MemoryCheckpoints()
     bus = cast(Any, SimpleNamespace(cluster_id="cluster"))
     worker = EngineWorker(settings, bus, cast(Any, None), store)
     for partition in (0, 1):
@@ -58,4 +46,5 @@ async def test_a_cancelled_round_drops_its_partitions_unsaved_and_close_saves_th
     assert round_.cancelled()
     assert set(worker.owned) == {1}
     await worker.close()
-    assert list(store.saved) == [checkpoint_name(settings.group, "cluster", TICKS, 1)]
+    assert await store.load(checkpoint_name(settings.group, "cluster", TICKS, 0)) is None
+    assert await store.load(checkpoint_name(settings.group, "cluster", TICKS, 1)) is not None
