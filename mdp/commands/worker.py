@@ -1,4 +1,4 @@
-"""``mdp worker``: a candle worker of cluster mode (a Faust app on Kafka).
+"""``mdp worker``: a candle worker of cluster mode (a Faust app on Kafka, or ``--consumer batch``).
 
 Workers of one group (``--group``) split the partitions of ``md.ticks``: start as many as
 there are partitions at most, on any machines. Each runs the candle engine on its partitions
@@ -162,8 +162,12 @@ def _checkpoints(database_url: DatabaseUrl | None) -> Callable[[], CheckpointSto
 
 
 def _run_batch(settings: WorkerSettings, database_url: DatabaseUrl | None) -> int:
-    """The worker on the bus's own consumer until SIGINT or SIGTERM."""
+    """The worker on the bus's own consumer until SIGINT or SIGTERM; a group it cannot join
+    is told in a line (with the likely reason) and ends it with :data:`EXIT_FAILED`."""
+    from aiokafka.errors import InconsistentGroupProtocolError
+
     from streams.kafka.batch_worker import BatchWorker
+    from streams.kafka.bus import GroupJoinError
     from streams.kafka.log_limits import limit_client_logs
 
     limit_client_logs()  # a broker outage: told once, then every 30 s, not per retry
@@ -172,10 +176,20 @@ def _run_batch(settings: WorkerSettings, database_url: DatabaseUrl | None) -> in
         worker = BatchWorker(settings, _checkpoints(database_url))
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
-            loop.add_signal_handler(signum, worker.stop)
+            loop.add_signal_handler(signum, worker.stop, f"signal {signum.name}")
         await worker.run()
 
-    asyncio.run(main())
+    try:
+        asyncio.run(main())
+    except GroupJoinError as exc:
+        tell = say(_NAME)
+        tell(f"error: {exc}")
+        if isinstance(exc.__cause__, InconsistentGroupProtocolError):
+            tell(
+                f"the members of group {settings.group} are Faust workers: the workers of one"
+                " --group must all run the same --consumer"
+            )
+        return EXIT_FAILED
     return 0
 
 

@@ -11,12 +11,17 @@ same rounds, journal and durability contract (decoded once, stepped, journaled, 
 and only then are the offsets committed), the same engine worker.
 
 Rebalances reach the engine worker through :class:`~streams.kafka.bus.Rebalance`, inside the
-poll that rebalances: a revoked partition's checkpoint is saved before another member takes
-it, as the Faust app's rebalance signals do. A timer task calls
-:meth:`~streams.kafka.engine_worker.EngineWorker.tick` (idle partitions, checkpoints, the lag
-watch). Offsets are committed at most once a second (as Faust's commit interval), and at the
-end: a restart or a new owner resumes from the journal, never from them, so a later commit
-only means records read again and dropped as applied.
+poll that rebalances: a revoked partition's checkpoint is saved, and the offsets handled of it
+committed, before another member takes it, as the Faust app's rebalance signals do. A timer
+task calls :meth:`~streams.kafka.engine_worker.EngineWorker.tick` (idle partitions,
+checkpoints, the lag watch). Offsets are committed at most once a second (as Faust's commit
+interval), and at the end: a restart or a new owner resumes from the journal, never from them,
+so a later commit only means records read again and dropped as applied. A commit waits for the
+broker at most ``request_timeout``: one that does not answer is told, not waited out.
+
+:meth:`BatchWorker.stop` (SIGTERM, SIGINT) lets the round in hand and the timer's tick in hand
+finish, saves every partition's checkpoint, commits, and leaves the group: the next member
+takes the partitions at once, and a restart replays no step.
 """
 
 from __future__ import annotations
@@ -25,7 +30,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from typing import Final
 
 from core.topics import TICKS
@@ -33,13 +38,12 @@ from streams.bus import (
     BusClosedError,
     BusError,
     CommitFailedError,
-    Offsets,
     TopicPartition,
     next_offsets,
 )
 from streams.checkpoints import CheckpointStore
 from streams.consumers import WATCHES
-from streams.kafka.bus import KafkaBus, KafkaSubscription, Rebalance
+from streams.kafka.bus import GroupJoinError, KafkaBus, KafkaSubscription, Rebalance
 from streams.kafka.engine_worker import EngineWorker, WorkerSettings
 from streams.kafka.reader import PartitionReader
 
@@ -49,16 +53,21 @@ POLL_TIMEOUT: Final = 0.1
 """Seconds a poll waits for records (how soon a stop is seen)."""
 COMMIT_EVERY: Final = 1.0
 """Seconds between offset commits."""
+CLOCK_STOP_WAIT: Final = 10.0
+"""Seconds a stop waits for the timer's tick in hand before it cancels it."""
 
 
 class _Ownership(Rebalance):
-    """The subscription's rebalances as the engine worker's partitions of ``md.ticks``."""
+    """The subscription's rebalances as the engine worker's partitions of ``md.ticks``; what
+    was handled of a revoked partition is committed before it goes."""
 
-    def __init__(self, worker: EngineWorker) -> None:
+    def __init__(self, shell: BatchWorker, worker: EngineWorker) -> None:
+        self.shell = shell
         self.worker = worker
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         await self.worker.revoke(_ticks(partitions))
+        await self.shell.commit(partitions)
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         await self.worker.own(_ticks(partitions))
@@ -80,9 +89,14 @@ class BatchWorker:
         self._checkpoints = checkpoints
         self._stopping = asyncio.Event()
         self.worker: EngineWorker | None = None
+        self._subscription: KafkaSubscription | None = None
+        self._pending: dict[tuple[str, int], int] = {}
+        """The next offset of each partition handled since its last commit."""
 
-    def stop(self) -> None:
+    def stop(self, why: str = "asked to") -> None:
         """End after the current round: checkpoints saved, offsets committed, group left."""
+        if not self._stopping.is_set():
+            log.info("stopping (%s): checkpoints, offsets, then the group is left", why)
         self._stopping.set()
 
     async def run(self) -> None:
@@ -97,11 +111,13 @@ class BatchWorker:
                     subscription = bus.subscribe(
                         settings.group,
                         [TICKS],
-                        rebalance=_Ownership(worker),
+                        rebalance=_Ownership(self, worker),
                         fetch_bytes=settings.fetch_bytes,
                     )
+                    self._subscription = subscription
                     async with subscription:
                         await self._consume(worker, subscription)
+                    log.info("stopped (group %s)", settings.group)
                 finally:
                     forget()
         finally:
@@ -109,48 +125,77 @@ class BatchWorker:
 
     async def _consume(self, worker: EngineWorker, subscription: KafkaSubscription) -> None:
         clock = asyncio.create_task(self._clock(worker), name="candle worker clock")
-        pending: dict[tuple[str, int], int] = {}
         committed = time.monotonic()
         try:
             while not self._stopping.is_set():
                 try:
                     records = await subscription.poll(self.settings.poll_max, POLL_TIMEOUT)
-                except BusClosedError:
-                    raise
+                except (BusClosedError, GroupJoinError):
+                    raise  # for good: the command tells it
                 except BusError as exc:  # told as the clock's own broker checks tell it
                     worker.broker.failed(exc)
                     await asyncio.sleep(POLL_TIMEOUT)
                     continue
                 if records:
                     await worker.handle(records)
-                    pending.update(next_offsets(records))
-                if pending and time.monotonic() - committed >= COMMIT_EVERY:
-                    await _commit(subscription, pending)
-                    pending, committed = {}, time.monotonic()
+                    self._pending.update(next_offsets(records))
+                if self._pending and time.monotonic() - committed >= COMMIT_EVERY:
+                    await self.commit()
+                    committed = time.monotonic()
         finally:
-            clock.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await clock
+            self._stopping.set()
+            await _finish(clock)
+            saved = len(worker.owned) if worker.checkpoints is not None else 0
             await worker.close()  # checkpoints saved before the group is left
-            if pending:
-                await _commit(subscription, pending)
+            if await self.commit():
+                log.info("%d partitions' checkpoints saved, offsets committed", saved)
+
+    async def commit(self, partitions: Collection[tuple[str, int]] | None = None) -> bool:
+        """Commit the offsets handled (of ``partitions`` only, if given); whether all are. A
+        partition gone to another member, or a broker away, is only told: the journal, not
+        the offsets, says where a partition's engine stands."""
+        subscription = self._subscription
+        offsets = {
+            tp: offset
+            for tp, offset in self._pending.items()
+            if partitions is None or tp in partitions
+        }
+        if subscription is None or not offsets:
+            return True
+        for tp in offsets:
+            del self._pending[tp]
+        try:
+            async with asyncio.timeout(self.settings.kafka.request_timeout):
+                await subscription.commit(offsets)
+        except CommitFailedError as exc:
+            log.warning("offsets stored but not committed on the bus: %s", exc)
+        except (BusError, TimeoutError) as exc:
+            log.warning(
+                "offsets stored but not committed on the bus (the broker?): %s",
+                str(exc) or type(exc).__name__,
+            )
+        else:
+            return True
+        return False
 
     async def _clock(self, worker: EngineWorker) -> None:
+        """Tick every half ``idle_every`` until stopped (a tick in hand is finished)."""
         every = max(0.1, self.settings.idle_every / 2)
         while True:
-            await asyncio.sleep(every)
+            with contextlib.suppress(TimeoutError):
+                async with asyncio.timeout(every):
+                    await self._stopping.wait()
+                return
             try:
                 await worker.tick()
             except Exception:
                 log.exception("the candle worker's clock failed; it goes on")
 
 
-async def _commit(subscription: KafkaSubscription, offsets: Offsets) -> None:
-    """Commit ``offsets``; a partition gone to another member, or a broker away, is only told
-    (the journal, not the offsets, says where a partition's engine stands)."""
-    try:
-        await subscription.commit(offsets)
-    except CommitFailedError as exc:
-        log.warning("offsets not committed: %s", exc)
-    except BusError as exc:
-        log.warning("offsets not committed (the broker?): %s", exc)
+async def _finish(clock: asyncio.Task[None]) -> None:
+    """Wait for the clock's tick in hand, at most :data:`CLOCK_STOP_WAIT`; then cancel it (a
+    round cut short is dropped unsaved: :meth:`EngineWorker._round`)."""
+    await asyncio.wait([clock], timeout=CLOCK_STOP_WAIT)
+    clock.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await clock

@@ -336,6 +336,29 @@ class KafkaTopic(Topic):
         return self.bus.subscribe(group, [self.name], start=start)
 
 
+async def _stop_consumer(consumer: AIOKafkaConsumer) -> None:
+    """``consumer.stop()``, to the end. While the broker is away aiokafka's fetcher re-raises
+    the cancel of a fetch that was waiting out its retry backoff (not a cancel of ours), which
+    cut the stop short: the group was left, but the other fetches and the client's
+    connections were not closed, and the cancel ended the process with a traceback."""
+    try:
+        await consumer.stop()
+    except asyncio.CancelledError:
+        task = asyncio.current_task()
+        if task is not None and task.cancelling():
+            raise
+        pending = list(consumer._fetcher._pending_tasks)
+        for fetch in pending:
+            fetch.cancel()
+        await asyncio.gather(*pending, return_exceptions=True)
+        await consumer._client.close()
+
+
+class GroupJoinError(BusError):
+    """A subscription's member could not start or join its group (its members use another
+    assignment protocol, say): that subscription stays so; only a new one may join."""
+
+
 class Rebalance:
     """Told of a subscription's rebalances (:meth:`KafkaBus.subscribe`), inside the poll
     that makes them: :meth:`revoked` before the partitions go to other members (a state saved
@@ -412,7 +435,7 @@ class KafkaSubscription(Subscription):
         try:
             await self._starting
         except KafkaError as exc:
-            raise BusError(f"group {self.group} could not join: {exc}") from exc
+            raise GroupJoinError(f"group {self.group} could not join: {exc}") from exc
 
     def assignment(self) -> frozenset[TopicPartition]:
         if self.closed or not self._starting.done():
@@ -565,7 +588,7 @@ class KafkaSubscription(Subscription):
         with contextlib.suppress(Exception):
             await self._starting
         with contextlib.suppress(KafkaError):
-            await self._consumer.stop()
+            await _stop_consumer(self._consumer)
         self.bus._forget(self)
 
     def _check_open(self) -> None:

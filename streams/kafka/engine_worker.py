@@ -329,13 +329,20 @@ class EngineWorker:
         """One round of the processor loop: the fresh records of the partitions owned
         (contiguous per partition, partitions in order), or none and the ``idle`` partitions'
         clocks to move on. A round that fails (the journal, the publish) recovers its
-        partitions from the journal."""
+        partitions from the journal. A round cancelled midway (its task stopped) drops its
+        partitions' engines unsaved: they may be ahead of the journal, and a checkpoint of
+        them (:meth:`close`) would hold steps whose outputs never went out."""
         self._idle_now = idle
+        partitions = {r.partition for r in fresh} | idle
         try:
             await self.processor.handle(fresh)
+        except asyncio.CancelledError:
+            for partition in partitions:
+                self.owned.pop(partition, None)
+            raise
         except Exception:
             log.exception("a step failed: recovering its partitions from the journal")
-            for partition in {r.partition for r in fresh} | idle:
+            for partition in partitions:
                 self.owned.pop(partition, None)
                 self.assign([partition])
 

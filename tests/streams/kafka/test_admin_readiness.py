@@ -1,6 +1,6 @@
-"""``/readyz`` on the admin port of ``mdp writer`` and ``mdp worker``, end to end: 503 while
-the database is away (``database unavailable``) or the broker is (``bus unreachable``), 200
-once it is back; the process keeps running through both. The worker's consumer lag is on its
+"""``/readyz`` on the admin port of ``mdp writer`` and ``mdp worker`` (either consumer), end to end:
+503 while the database is away (``database unavailable``) or the broker is (``bus unreachable``),
+200 once it is back; the process keeps running through both. The worker's consumer lag is on its
 ``/metrics``."""
 
 from __future__ import annotations
@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from core.topics import TICKS
@@ -23,6 +24,8 @@ from tests.telemetry.probe import get
 
 STALE = "2"
 WAIT = 60.0
+CONSUMERS = pytest.mark.parametrize("consumer", ["faust", "batch"])
+"""Both ways of reading md.ticks (``mdp worker --consumer``)."""
 
 
 def ready_url(service: Service) -> str:
@@ -102,12 +105,13 @@ def broker_of_its_own(
         mdp("kafka", "stop", *kafka)
 
 
+@CONSUMERS
 def test_the_writer_and_the_worker_are_not_ready_while_their_broker_is_away_and_ready_once_back(
-    migrated_database: str, tmp_path: Path
+    migrated_database: str, tmp_path: Path, consumer: str
 ) -> None:
     with broker_of_its_own(tmp_path, migrated_database) as (cluster, stop, start):
         writer = start_writer(cluster)
-        worker = cluster.worker("--admin-port", "0", "--ready-stale", STALE)
+        worker = cluster.worker("--admin-port", "0", "--ready-stale", STALE, "--consumer", consumer)
         ready = {"writer": ready_url(writer), "worker": ready_url(worker)}
         worker.wait_for("recovered")
         assert answers(ready["writer"], 200)[1]["checks"]["bus"] == "ok"
@@ -148,11 +152,12 @@ def lag_samples(metrics_url: str, group: str) -> dict[str, float]:
     }
 
 
+@CONSUMERS
 def test_the_worker_reports_its_lag_and_is_ready_once_caught_up(
-    fresh_topics: str, tmp_path: Path
+    fresh_topics: str, tmp_path: Path, consumer: str
 ) -> None:
     with Cluster(fresh_topics, "", tmp_path) as cluster:
-        worker = cluster.worker("--admin-port", "0")  # no database: the journal only
+        worker = cluster.worker("--admin-port", "0", "--consumer", consumer)  # journal only
         ready = ready_url(worker)
         worker.wait_for("recovered", count=4)
         fed = cluster.ingest("--duration", "1", "--rate", "20")

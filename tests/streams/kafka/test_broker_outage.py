@@ -1,5 +1,6 @@
-"""A broker stopped for a few seconds under a running worker: the worker says so once, its
-clients' retry errors stay few, it says once that the broker is back, and it goes on."""
+"""A broker stopped for a few seconds under a running worker (either consumer): the worker says
+so once, its clients' retry errors stay few, it says once that the broker is back, it goes on,
+and SIGTERM then ends it with 0."""
 
 from __future__ import annotations
 
@@ -10,6 +11,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from core.topics import CANDLES
 from streams.kafka.launcher import LocalKafka
 from tests.streams.kafka.cluster import Service, read_topic, wait_until
@@ -19,7 +22,10 @@ OUTAGE = 5.0
 MOST_LINES = 40  # each kind of client error at most once per 30 s; ~1,700 lines without it
 
 
-def test_a_broker_outage_is_logged_once_then_at_a_bounded_rate(tmp_path: Path) -> None:
+@pytest.mark.parametrize("consumer", ["faust", "batch"])
+def test_a_broker_outage_is_logged_once_then_at_a_bounded_rate(
+    tmp_path: Path, consumer: str
+) -> None:
     kafka = ["--data-dir", str(tmp_path / "kafka")]
     started = mdp("kafka", "start", *kafka, "--port", "0", "--partitions", "1")
     assert started.returncode == 0, started.stderr + started.stdout
@@ -32,7 +38,9 @@ def test_a_broker_outage_is_logged_once_then_at_a_bounded_rate(tmp_path: Path) -
             "XDG_STATE_HOME": str(tmp_path / "state"),
         }
         worker = Service(
-            "worker", ["worker", "--group", "g", "--database-url", "", "--interval", "1s"],
+            "worker",
+            ["worker", "--group", "g", "--database-url", "", "--interval", "1s",
+             "--consumer", consumer],
             tmp_path, env,
         )  # fmt: skip
         worker.wait_for("recovered")
@@ -56,6 +64,7 @@ def test_a_broker_outage_is_logged_once_then_at_a_bounded_rate(tmp_path: Path) -
         assert fed.returncode == 0, fed.stderr
         wait_until(lambda: bool(read_topic(info.bootstrap, CANDLES, 0.5)), "candles after it")
         assert re.search(r"answers again after [0-9.]+s away", worker.log)
+        assert worker.stop() == 0
     finally:
         if worker is not None:
             worker.stop()

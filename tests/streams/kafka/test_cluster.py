@@ -214,9 +214,13 @@ def test_a_broker_that_is_down_gets_a_clear_message_and_retries(migrated_databas
         assert "Traceback" not in stderr
 
 
-@pytest.mark.parametrize("late_by", ["60", "7200"], ids=["a minute", "beyond the horizon"])
+@pytest.mark.parametrize(
+    ("late_by", "consumer"),
+    [("60", "faust"), ("7200", "faust"), ("7200", "batch")],
+    ids=["a minute", "beyond the horizon", "beyond the horizon, batch"],
+)  # the batch consumer's rounds of a backlog are its own: whole polls, not Faust's 256
 def test_a_worker_started_after_the_ticks_came_publishes_each_candle_right_once(
-    cluster: Cluster, shared_data: Path, late_by: str
+    cluster: Cluster, shared_data: Path, late_by: str, consumer: str
 ) -> None:
     """The ticks wait on md.ticks (one a record: many steps) before the worker starts; its
     wall clock is then ahead of their receipt times, by more than the horizon in one run.
@@ -229,7 +233,7 @@ def test_a_worker_started_after_the_ticks_came_publishes_each_candle_right_once(
         )  # fmt: skip
         assert done.returncode == 0, done.stderr
         time.sleep(3)  # older than the allowed lateness
-        worker = cluster.worker("--clock-offset", late_by)
+        worker = cluster.worker("--clock-offset", late_by, "--consumer", consumer)
 
         def published() -> list[Candle]:
             candles = [codecs.decode_candle(v) for v in read_topic(cluster.bootstrap, CANDLES)]

@@ -1,5 +1,5 @@
-"""Traces across processes: ``mdp gateway`` or the candle worker (``mdp worker``, Faust) runs
-in a process of its own on Kafka, exporting its spans over OTLP/HTTP to a collector this test
+"""Traces across processes: ``mdp gateway`` or the candle worker (``mdp worker``, either consumer)
+runs in a process of its own on Kafka, exporting its spans over OTLP/HTTP to a collector this test
 serves; a tick batch this process publishes, sampled, reaches it through the broker, and the
 service's span is the child of this process's ``ingest.publish`` span (the context went in the
 record's headers). The worker passes the context on in the headers of the candles it makes."""
@@ -80,13 +80,15 @@ async def test_the_gateway_in_its_own_process_continues_the_batchs_trace(
         assert all(span.parent for span in collector.spans)
 
 
+@pytest.mark.parametrize("consumer", ["faust", "batch"])
 async def test_the_candle_worker_in_its_own_process_continues_the_trace_into_its_candles(
-    fresh_topics: str, collector: Collector, tmp_path: Path
+    fresh_topics: str, collector: Collector, tmp_path: Path, consumer: str
 ) -> None:
     with Cluster(fresh_topics, "", tmp_path) as cluster:
         worker = cluster.worker(
-            "--database-url", "", "--trace-sample", "0", "--otlp-endpoint", collector.endpoint
-        )
+            "--database-url", "", "--trace-sample", "0", "--otlp-endpoint", collector.endpoint,
+            "--consumer", consumer,
+        )  # fmt: skip
         worker.wait_for("recovered", count=4)
         with traced(1.0) as exporter:
             async with KafkaBus(KafkaSettings(fresh_topics), create_topics=False) as bus:
