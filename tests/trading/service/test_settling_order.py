@@ -63,7 +63,7 @@ async def run(database: Database, stops: Sequence[Stop], size: Decimal, fault: F
     clock = Clock()
     trading = TradingService(database, PaperMatcher(paper()), clock=clock, fault=fault)
     await trading.on_ticks([trade(1, "100", D(1))])
-    ids = []
+    ids: list[str] = []
     for stop in stops:
         await trading.deposit(stop.account, "XBT", stop.quantity)
         request = order(f"stop-{len(ids)}", SELL, STOP, "1", stop_price=stop.stop_price)
