@@ -3,9 +3,11 @@
 One run, one PostgreSQL (a private server with fsync off by default, as the other store
 benchmarks; ``--durable`` turns it on), the paper venue, the memory bus, and beside the
 service, as it runs in production, the outbox (:class:`trading.store.outbox.OutboxPublisher`,
-default settings) and the read-model projector following the log (woken by its notification
-of each append, with the default fallback poll; ``--poll-only`` turns the wake-ups off, so the
-followers only poll, every ``--follow-idle``).
+default settings) and the read-model projector following the log, wired by
+:func:`trading.followers.start_followers` as ``mdp trading serve`` and ``mdp trading follow``
+wire them (the partition's keep filter, the readiness checks, a watch), the projector's read
+model timed (woken by its notification of each append, with the default fallback poll;
+``--poll-only`` turns the wake-ups off, so the followers only poll, every ``--follow-idle``).
 The followers have a connection pool of their own, as a process of their own would; with
 ``--followers separate`` they run in a process of their own (:mod:`bench.trading_followers`,
 as ``mdp trading follow`` runs them beside ``mdp trading serve --followers separate``), on a
@@ -60,6 +62,7 @@ from psycopg.rows import DictRow
 
 from bench.common import scratch_database
 from bench.event_store import Spread, spread
+from core.partitions import Partition
 from core.ticks import Side, Tick
 from core.topic_codecs import codec_for
 from core.topics import TRADING_EVENTS
@@ -72,17 +75,14 @@ from core.trading_events import (
 )
 from streams.memory import MemoryBus
 from trading.domain.orders import OrderRequest
+from trading.followers import Tuning, start_followers
 from trading.paper.matcher import PaperMatcher
-from trading.readmodels.tables import model
+from trading.readmodels.tables import DEFAULT_SCHEMA, model
 from trading.service.shell import TradingService
 from trading.store.aggregates import Versioned
 from trading.store.database import Database, StoreSettings
-from trading.store.events import EventStore
-from trading.store.log import NotificationLog
-from trading.store.loop import follow_log
-from trading.store.outbox import OutboxPublisher, OutboxSettings
-from trading.store.projector import Projector, ReadModel
-from trading.store.wire import EVENT_CODEC
+from trading.store.projector import ReadModel
+from trading.watch import ProcessFailed, Watch
 
 ACK_P99_MS: Final = 5.0
 FILL_P99_MS: Final = 20.0
@@ -276,13 +276,13 @@ async def tick_to_fill(
 # -- followers -----------------------------------------------------------------------------------
 
 
-def timed_model(lags: Lags) -> ReadModel[TradingEvent]:
+def timed_model(lags: Lags, schema: str = DEFAULT_SCHEMA) -> ReadModel[TradingEvent]:
     """The trading read models, noting each projected event's ``ts`` (but a fill's); a batch's
     are stamped when the next batch of the catch-up starts (its claim and read after the
     commit: a little late), or when the catch-up ends. Stamped only at the catch-up's end, the
     first batches' would count the later ones' time too: a catch-up of thousands of events
     takes seconds."""
-    live = model()
+    live = model(schema)
 
     def project(curs: Cursor[DictRow], items: Sequence[Versioned[TradingEvent]]) -> None:
         lags.committed()  # the batch before this one (of one catch-up) has committed
@@ -315,30 +315,26 @@ async def followers(
     listen: bool,
     started: asyncio.Event | None = None,
 ) -> None:
-    """The outbox and the projector, each following the log until ``stop`` is set, woken by
-    its notifications (if ``listen``) and polling it every ``idle_s`` when it has nothing new;
-    ``started`` is set once the projector's tables are there."""
-    settings = OutboxSettings(idle_s=idle_s, listen=listen)
-    outbox = OutboxPublisher(
-        NotificationLog(database), bus.topic(TRADING_EVENTS), settings=settings
+    """The outbox and the projector as the service runs them (:mod:`trading.followers`: the
+    partition's keep filter, the readiness checks, under a watch), every account's, each
+    following the log until ``stop`` is set, woken by its notifications (if ``listen``) and
+    polling it every ``idle_s`` when it has nothing new, the projector timed (``lags``);
+    ``started`` is set once the projector's tables are there. One of them ending before
+    ``stop`` ends this too, raising :class:`~trading.watch.ProcessFailed` naming it."""
+    tuning = Tuning(
+        idle_s=idle_s,
+        listen=listen,
+        read_model=lambda schema: timed_model(lags, schema),
+        started=(lambda: None) if started is None else started.set,
+        caught_up=lags.committed,
     )
-    projector = Projector(database, EventStore(database, EVENT_CODEC), timed_model(lags))
-    await asyncio.to_thread(projector.start)
-    if started is not None:
-        started.set()
-
-    async def project() -> int:
-        count = await asyncio.to_thread(projector.catch_up)
-        lags.committed()
-        return count
-
-    retry_s = settings.retry_s
-    name = Projector.reader(projector.model.schema)
-    channel = projector.channel(retry_s) if listen else None
-    await asyncio.gather(
-        outbox.run(stop),
-        follow_log(name, project, stop, idle_s=idle_s, retry_s=retry_s, channel=channel),
-    )
+    watch, stopping = Watch(on_failure=stop.set), asyncio.Event()
+    await start_followers(database, bus, DEFAULT_SCHEMA, Partition(), watch, stopping, tuning)
+    await stop.wait()
+    stopping.set()
+    await watch.close()
+    if watch.failure is not None:
+        raise ProcessFailed(watch.failure.reason)
 
 
 class Apart:
@@ -490,7 +486,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     parser.add_argument(
         "--follow-idle",
         type=float,
-        default=OutboxSettings().idle_s,
+        default=Tuning().idle_s,
         metavar="SECONDS",
         help="how long the outbox and the projector wait at most when the log has nothing new",
     )

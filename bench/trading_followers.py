@@ -3,7 +3,8 @@
 --followers separate``).
 
 ``python -m bench.trading_followers URL IDLE_S listen|poll``: the outbox (to a memory bus of
-this process's) and the timed read-model projector (:func:`bench.trading.followers`), and a
+this process's) and the timed read-model projector, wired as in production
+(:func:`bench.trading.followers`, :func:`trading.followers.start_followers`), and a
 reader of ``trading.events`` on that bus. It prints ``ready`` once they run, then a line
 ``fill TRADE_ID PERF_COUNTER`` for each fill received and ``lag SECONDS...`` after each
 projector batch (from the projector's thread: every line is written whole, under a lock),

@@ -25,7 +25,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from core.partitions import Partition
@@ -39,7 +39,7 @@ from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 from trading.store.outbox import OutboxPublisher, OutboxSettings
-from trading.store.projector import Projector
+from trading.store.projector import Projector, ReadModel
 from trading.store.wire import EVENT_CODEC
 from trading.watch import ProcessFailed, Watch
 
@@ -58,6 +58,28 @@ class FollowSettings:
     schema: str = DEFAULT_SCHEMA
     partition: Partition = field(default_factory=Partition)
     store_connect_timeout_s: float = 1.0
+
+
+def _nothing() -> None:
+    return None
+
+
+@dataclass(frozen=True, slots=True)
+class Tuning:
+    """How the followers wait for the log and what they project: the defaults are the
+    service's (``mdp trading serve`` and ``follow``); the benchmark (:mod:`bench.trading`)
+    sets its own idle time, polling only, and a read model that times the projection."""
+
+    idle_s: float = 2.0
+    """How long the outbox and the projector wait at most when the log has nothing new."""
+    listen: bool = True
+    """Wake on the log's notifications (else only poll, every ``idle_s``)."""
+    read_model: Callable[[str], ReadModel[TradingEvent]] = model
+    """The read models the projector keeps, in the schema it is given."""
+    started: Callable[[], object] = _nothing
+    """Told once the projector's tables are there."""
+    caught_up: Callable[[], object] = _nothing
+    """Told after each catch-up of the projector."""
 
 
 def outbox_settings(partition: Partition) -> OutboxSettings:
@@ -83,20 +105,29 @@ async def start_followers(
     partition: Partition,
     watch: Watch,
     stopping: asyncio.Event,
+    tuning: Tuning | None = None,
 ) -> None:
     """Start the outbox (the partition's accounts) and the projector (``schema``) under
     ``watch``, following the log until ``stopping`` is set."""
+    tuning = tuning or Tuning()
     events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
-    projector = Projector(database, events, model(schema))
+    projector = Projector(database, events, tuning.read_model(schema))
     notifications = NotificationLog(database)
     keep = unpublished(partition, await asyncio.to_thread(outbox_readers, notifications))
+    settings = replace(outbox_settings(partition), idle_s=tuning.idle_s, listen=tuning.listen)
     outbox = OutboxPublisher(
         notifications, bus.topic(TRADING_EVENTS),
-        settings=outbox_settings(partition),
+        settings=settings,
         keep=lambda notification: keep(str(notification.originator_id), notification.id),
     )  # fmt: skip
     watch.start("outbox", outbox.run(stopping, ready_check=OUTBOX_CHECK))
-    watch.start("projector", follow(projector, stopping, ready_check=PROJECTOR_CHECK))
+    watch.start(
+        "projector",
+        follow(
+            projector, stopping, tuning.idle_s, settings.retry_s, listen=tuning.listen,
+            ready_check=PROJECTOR_CHECK, started=tuning.started, caught_up=tuning.caught_up,
+        ),
+    )  # fmt: skip
 
 
 @contextlib.asynccontextmanager

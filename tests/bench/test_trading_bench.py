@@ -4,12 +4,20 @@ a process of their own, and with each filling trade filling orders of several ac
 
 from __future__ import annotations
 
+import asyncio
 import math
 import re
+from decimal import Decimal
 
 import pytest
 
 from bench import trading
+from streams.memory import MemoryBus
+from telemetry.readiness import READINESS
+from trading.followers import OUTBOX_CHECK, PROJECTOR_CHECK
+from trading.paper.matcher import PaperMatcher
+from trading.service.shell import TradingService
+from trading.store.database import Database, StoreSettings
 
 
 @pytest.mark.parametrize(
@@ -42,3 +50,28 @@ def test_the_trading_benchmark_prints_every_row_with_a_number(
         trading.FILL_P99_MS,
         trading.LAG_P99_MS,
     ]
+
+
+async def test_the_benchmarks_followers_are_the_services_wiring(fresh_database: str) -> None:
+    """The followers it times are those of ``mdp trading serve`` and ``follow``
+    (:func:`trading.followers.start_followers`): their readiness checks are there while they
+    run and gone when they stop, and the timed projector reports its lags."""
+    stop, started, lags = asyncio.Event(), asyncio.Event(), trading.Lags()
+    with Database(StoreSettings(fresh_database)) as database:
+        database.create_tables()
+        async with MemoryBus() as bus:
+            running = asyncio.create_task(
+                trading.followers(database, bus, lags, stop, 0.05, False, started)
+            )
+            await asyncio.wait_for(started.wait(), 10)
+            assert {OUTBOX_CHECK, PROJECTOR_CHECK} <= READINESS.checks().keys()
+            service = TradingService(database, PaperMatcher())
+            await service.deposit(1, "USDT", Decimal(10))
+            for _ in range(200):
+                if lags.seconds:
+                    break
+                await asyncio.sleep(0.05)
+            stop.set()
+            await asyncio.wait_for(running, 10)
+    assert len(lags.seconds) == 1
+    assert not {OUTBOX_CHECK, PROJECTOR_CHECK} & READINESS.checks().keys()

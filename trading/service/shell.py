@@ -146,6 +146,8 @@ class TradingService:
         self._unsound: str | None = None
         self._on_unsound = on_unsound
         self._traces = OrderTraces()
+        self._last_submitted = 0
+        """The latest ``ts`` of an order submitted to this service's venue, stored or not."""
 
     @property
     def unsound(self) -> str | None:
@@ -169,7 +171,8 @@ class TradingService:
                 order_id = self._new_id()
                 self._traces.remember(order_id)
                 last = self._last_price.get(request.instrument)
-                events = saga.submit(book, request, order_id, self._clock(), last, self._limits)
+                now = self._submission_time()
+                events = saga.submit(book, request, order_id, now, last, self._limits)
                 step = "submitted"
                 if not any(isinstance(event, OrderDenied) for event in events):
                     events = [*events, *self._route(saga.after(book, events), order_id)]
@@ -182,6 +185,13 @@ class TradingService:
                     raise
             aggregate = await self._drive(aggregate, order_id)
             return Placed(self._book(aggregate, request.account).orders[order_id], found is None)
+
+    def _submission_time(self) -> int:
+        """The clock, but after every earlier submission: the orders' submission times are
+        the order in which the venue took them, and :meth:`resume` rebuilds it in that order
+        (the same time twice, or a clock stepped back, would leave it to the account ids)."""
+        self._last_submitted = max(self._clock(), self._last_submitted + 1)
+        return self._last_submitted
 
     async def cancel(
         self, account: int, order_id: str, *, tracking: Tracking | None = None
@@ -270,8 +280,11 @@ class TradingService:
         """Feed the venue each trade and settle what it reports, each report one step of its
         order's saga. The reports of one trade for several accounts are settled concurrently,
         each account's in the venue's order (:func:`~trading.service.saga.per_account`), so
-        that their appends share a group commit; the next trade waits for all of them. After a
-        crash the same batch may come again (:meth:`resume`)."""
+        that their appends share a group commit; the next trade waits for all of them. The
+        venue's book after a trade does not depend on how they interleave: its fills and
+        triggers are done in ``on_tick``, and the one venue call of a settling, an uncovered
+        fill's cancel, removes only that order. After a crash the same batch may come again
+        (:meth:`resume`)."""
         for tick in ticks:
             self._check_sound()
             self._last_price[tick.instrument] = tick.price
@@ -302,6 +315,8 @@ class TradingService:
         for account in accounts:
             async with self._lock(account):
                 books[account] = self._book(await self._load(account), account)
+        stored = (order.ts_submitted for book in books.values() for order in book.orders.values())
+        self._last_submitted = max(stored, default=self._last_submitted)
         for submitted, ts in venue_state.working_orders(books.values()):
             _raise_refusal(self._venue.submit(submitted, ts))
         resumed = 0

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import Final, Generic, TypeVar
 
 from eventsourcing.persistence import Tracking
@@ -152,6 +152,10 @@ class AsyncRepository(Generic[S, E]):
         return await asyncio.to_thread(self.sync.events.read, aggregate_id, after_version)
 
 
+def _nothing() -> None:
+    return None
+
+
 def _settle(done: asyncio.Future[Aggregate[S]], exc: BaseException) -> None:
     if not done.done():
         done.set_exception(exc)
@@ -165,15 +169,22 @@ async def follow(
     *,
     listen: bool = True,
     ready_check: str | None = None,
+    started: Callable[[], object] = _nothing,
+    caught_up: Callable[[], object] = _nothing,
 ) -> None:
     """Keep ``projector``'s read model caught up with the log until ``stop`` is set: woken by
     the log's notification of each append (unless ``listen`` is off), polling every
     ``idle_s`` in case one is lost; a failed catch-up is tried again with backoff, and the
-    readiness check ``ready_check`` reads ``unavailable`` meanwhile (:func:`follow_log`)."""
+    readiness check ``ready_check`` reads ``unavailable`` meanwhile (:func:`follow_log`).
+    ``started`` is told once the read model's tables are there, ``caught_up`` after each
+    catch-up (its batches committed): the benchmark times the projection with them."""
     await asyncio.to_thread(projector.start)
+    started()
 
     async def step() -> int:
-        return await asyncio.to_thread(projector.catch_up)
+        count = await asyncio.to_thread(projector.catch_up)
+        caught_up()
+        return count
 
     name = Projector.reader(projector.model.schema)
     channel = projector.channel(retry_s) if listen else None
