@@ -23,12 +23,18 @@ before it is published: the ``after`` of :class:`~main_api.store.Recorded`) move
 position past them in the relay's next transaction, without reading them. Another
 instance's relay may still publish them again before that (the same ``fire_id``); a fast
 publish that fails is left to the relay's rounds.
+
+What the fast path holds is bounded (:attr:`FiredRelay.max_queued` waiting,
+:attr:`FiredRelay.max_held` in all, the ``seq`` published and not yet passed included): a hand
+past either, or after a failed publish, is refused, and so is every hand after it until the
+position has passed it, so that no firing goes out before one recorded earlier.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import heapq
 import logging
 import time
 from collections import deque
@@ -66,14 +72,23 @@ class FiredRelay:
     """Firings published by the fast path (:meth:`hand`)."""
     max_queued: int = 50_000
     """The most firings handed and not yet published; a round past it is left to the rounds."""
+    max_held: int = 200_000
+    """The most firings held in memory: handed and not yet published, and published by the
+    fast path and not yet passed by the position (:attr:`handed`). A round past it is left to
+    the rounds, and so is every round after it until the position has passed it."""
     backoff: Backoff = field(default_factory=Backoff)
     handed: set[int] = field(default_factory=set)
     """The ``seq`` of the rows the fast path published that the position has not passed."""
+    _handed_heap: list[int] = field(default_factory=list)
+    """:attr:`handed` as a heap: its lowest forgotten in O(log n) as the position passes."""
     _queued: deque[Recorded] = field(default_factory=deque)
-    """The rounds handed over and not yet published, oldest first."""
+    """The rounds handed over and not yet published, oldest (lowest ``seq``) first."""
     _queued_seqs: set[int] = field(default_factory=set)
-    _runs: list[tuple[int, int]] = field(default_factory=list)
+    _runs: deque[tuple[int, int]] = field(default_factory=deque)
     """Each handed round's ``(after, last seq)``, oldest first, until the position passes."""
+    _table_to: int = 0
+    """Hands are refused until the position reaches this ``seq`` (a round refused or a fast
+    publish failed: what follows it goes by the table too, so firings keep their order)."""
     _relayed_to: int = 0
     """The last ``seq`` a round of this relay read and published (or passed over)."""
     _due: bool = False
@@ -87,7 +102,13 @@ class FiredRelay:
         are left to the relay's rounds, which read them from the table."""
         if not recorded.new:
             return True
-        if len(self._queued_seqs) + len(recorded.new) > self.max_queued:
+        count = len(recorded.new)
+        if (
+            self._table_to
+            or len(self._queued_seqs) + count > self.max_queued
+            or len(self._queued_seqs) + len(self.handed) + count > self.max_held
+        ):
+            self._table_to = max(self._table_to, recorded.new[-1][0])
             self.look()
             return False
         self._queued.append(recorded)
@@ -113,6 +134,7 @@ class FiredRelay:
                 if events:
                     await self._publish(events)
             except BaseException:
+                self._table_to = max(self._table_to, self._queued[-1].new[-1][0])
                 self._queued.clear()
                 self._queued_seqs.clear()
                 self._due = True
@@ -120,6 +142,8 @@ class FiredRelay:
             self._queued.popleft()
             self._queued_seqs.difference_update(seqs)
             self.handed.update(seqs)
+            for seq in seqs:
+                heapq.heappush(self._handed_heap, seq)
             self._runs.append((recorded.after, seqs[-1]))
             published += len(events)
         self.handed_out += published
@@ -188,8 +212,8 @@ class FiredRelay:
             )
             rows = await cursor.fetchall()
             read = len(rows)
-            if self._queued_seqs:  # the fast path publishes these: what follows waits
-                held = min(self._queued_seqs)
+            if self._queued:  # the fast path publishes these: what follows waits
+                held = min(seq for seq, _ in self._queued[0].new)
                 rows = [row for row in rows if row["seq"] < held]
             events = [fired_of(row) for row in rows if row["seq"] not in self.handed]
             if events:
@@ -210,11 +234,14 @@ class FiredRelay:
         run is handed out), the handed ``seq`` below it forgotten."""
         runs = self._runs
         while runs and runs[0][1] <= position:
-            runs.pop(0)
+            runs.popleft()
         while runs and runs[0][0] <= position:
-            position = runs.pop(0)[1]
-        if self.handed and min(self.handed) <= position:
-            self.handed = {seq for seq in self.handed if seq > position}
+            position = runs.popleft()[1]
+        heap, handed = self._handed_heap, self.handed
+        while heap and heap[0] <= position:
+            handed.discard(heapq.heappop(heap))
+        if self._table_to <= position:
+            self._table_to = 0
         return position
 
 

@@ -5,8 +5,9 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
 :func:`main_api.alerts.processing.evaluate` and the hook :class:`Evaluating`:
 
 - **Ownership.** Before each poll and after it, the partitions assigned to this member are
-  compared with the states held (:meth:`Evaluating.own`): a partition gone is dropped (its
-  state is already stored: every round commits its own), a new one is claimed
+  compared with the states held (:meth:`Evaluating.own`): a partition gone is dropped once
+  the round in flight has committed (its state is then stored: every round commits its own;
+  dropped before, the next owner's claim could fence that round), a new one is claimed
   (:func:`main_api.alerts.states.claim`, which fences the previous owner), restored from its
   rows and brought up to the last alert change; the rows that catch-up changed are stored
   then (for a partition new to the group, every alert of it), not by its first round.
@@ -25,7 +26,8 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
   and its failure is raised there (the loop ends and starts again from the stored states,
   which the rounds in memory past it do not touch). A claim or an alert change waits for
   the round in flight first (:meth:`Evaluating.settle`): the fired armings it reads are
-  those of every round stepped.
+  those of every round stepped; so does a partition given up (a revocation), so that the
+  round commits before the partition's next owner claims it.
 - **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
   alert changes; they are applied to every state held at the next poll, at most
   ``poll_timeout`` later, with the highest arming already fired of each changed alert, in
@@ -181,9 +183,13 @@ class Evaluating(Durability[Evaluated]):
             for start in range(0, max(len(batch), 1), CHANGE_SLICE):
                 end = start + CHANGE_SLICE
                 slices.append((batch[start:end], last, end >= len(batch)))
-        if slices or not wanted <= self.states.keys():
-            await self.settle()  # a claim or a change reads what the rounds stored
-        for key in [key for key in self.states if key not in wanted]:
+        gone = [key for key in self.states if key not in wanted]
+        if slices or gone or not wanted <= self.states.keys():
+            # a claim or a change reads what the rounds stored; a partition given up is
+            # given up with its round committed, before its next owner claims it (fenced
+            # otherwise: the round rolled back and this loop started again)
+            await self.settle()
+        for key in gone:
             del self.states[key]
             log.info("alerts: %s[%d] handed over", *key)
         new = sorted(wanted - self.states.keys())

@@ -6,7 +6,8 @@ never handed, so its firings reach ``alerts.events`` once, from the round stored
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator
+import contextlib
+from collections.abc import AsyncIterator, Sequence
 from decimal import Decimal
 
 import pytest
@@ -20,7 +21,7 @@ from main_api.alerts.states import claim
 from main_api.settings import PlanLimits
 from main_api.store import MainStore, Recorded, record_firings
 from main_api.tables import fired_of
-from streams.bus import Subscription
+from streams.bus import BusError, Subscription
 from streams.memory import MemoryBus
 from streams.outage import Backoff
 from tests.main_api.alerts.factories import INSTRUMENT, SECOND, T0, alert, ticks
@@ -179,3 +180,50 @@ async def test_a_hand_past_the_queue_is_refused_and_left_to_the_table(store: Mai
         assert await relay.publish_pending() == 1  # c, read back
         assert await fire_ids(events) == ["a:1", "b:1", "c:1"]
         assert (relay.handed_out, relay.published) == (2, 1)
+
+
+class _Flaky(FiredRelay):
+    """A relay whose next publish fails once ``failing`` is set (the bus away)."""
+
+    failing = False
+
+    async def _publish(self, events: Sequence[AlertFired]) -> None:
+        if _Flaky.failing:
+            _Flaky.failing = False
+            raise BusError("the bus is away")
+        await super()._publish(events)
+
+
+async def test_what_the_relay_holds_is_bounded_and_every_firing_goes_out_once_in_order(
+    store: MainStore,
+) -> None:
+    """The table behind (a round of it every third round, 2 rows a transaction), a fast
+    publish failing once: the firings held in memory stay within ``max_held`` (past it a
+    round, and every one after it until the position passes it, is left to the table), and
+    every firing reaches ``alerts.events`` once, in ``seq`` order."""
+    async with MemoryBus(partitions=1) as bus, bus.subscribe("check", [ALERTS_EVENTS]) as events:
+        relay = _Flaky(store, bus, batch=2, max_held=5)
+        expected: list[str] = []
+        held, refused, by_bound = 0, 0, 0
+        for i in range(15):
+            round_ = await recorded(store, *[f"r{i}-{j}" for j in range(1 + i % 3)])
+            expected += [event.fire_id for _, event in round_.new]
+            refused += not relay.hand(round_)
+            held = max(held, len(relay.handed) + len(relay._queued_seqs))
+            if i == 10:
+                by_bound, _Flaky.failing = refused, True
+            with contextlib.suppress(BusError):
+                await relay.publish_handed()
+            if i % 3 == 2:  # the table behind: two of its transactions every third round
+                await relay.publish_pending()
+                await relay.publish_pending()
+        while await relay.publish_pending():
+            await relay.publish_handed()
+        got: list[str] = []
+        while batch := await fire_ids(events):
+            got += batch
+        assert got == expected
+        assert 0 < held <= 5
+        assert 0 < by_bound < refused  # refused past the bound, and after the failure
+        assert min(relay.handed_out, relay.published) > 0  # both ways were taken
+        assert (relay.handed, len(relay._runs)) == (set(), 0)
