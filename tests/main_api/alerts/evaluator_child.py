@@ -1,7 +1,8 @@
 """An alert evaluator in a process of its own, for the kill -9 test: an in-process bus with a
 fixed cluster id, fed the same Kraken trades in the same order at every start (so offsets
-mean the same thing in every run, as a Kafka log's do), and the evaluator service on it
-against the test's database, one record per round, until SIGTERM.
+mean the same thing in every run, as a Kafka log's do; a third at once, the rest paced),
+and the evaluator service on it against the test's database, one record per round, until
+SIGTERM.
 
 ``python -m tests.main_api.alerts.evaluator_child URL SCHEMA TRADES_JSON``
 """
@@ -28,6 +29,10 @@ INSTRUMENTS = ("KRAKEN:XBTUSDT", "KRAKEN:XBTUSDA", "KRAKEN:XBTUSDB")
 """The same trades under three names, so that several partitions carry prices."""
 PER_RECORD = 5
 """Trades per ``md.ticks`` record."""
+PACE_S = 0.005
+"""Seconds between the records after the first third: the test kills the evaluator once it has
+stored a third, and a replay published at once could end between two of the test's looks
+(the evaluator's rounds take well under a millisecond each)."""
 
 
 def batches(trades: Path) -> list[TickBatch]:
@@ -50,8 +55,11 @@ async def main(url: str, schema: str, trades: Path) -> None:
         topic = bus.topic(TICKS)
 
         async def feed() -> None:
-            for batch in batches(trades):
+            records = batches(trades)
+            for n, batch in enumerate(records):
                 await topic.publish(*TICKS_CODEC.record(batch))
+                if n >= len(records) // 3:
+                    await asyncio.sleep(PACE_S)
 
         feeding = asyncio.create_task(feed())
         settings = EvaluatorSettings(max_records=1, poll_timeout=0.05)
