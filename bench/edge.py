@@ -4,15 +4,17 @@ One run, one machine, traffic on 127.0.0.1 only:
 
 - **HTTP**: a small ``/v1/candles`` page (``--rows`` candles, JSON) of the history API
   (``bench.history``'s server process, final pages cached), offered at ``--rate`` requests/s
-  (open loop: each request leaves at its scheduled time on a keep-alive connection of a
-  minimal HTTP/1.1 client, ``--connections`` of them to each target), directly and through
-  the edge with a bearer token the edge checks (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the
-  revocation map, the rate limit on every request; the signature once, at the warm-up, then
-  remembered by the token's hash, as a client's token is). The targets take turns of a tenth
-  of a second (direct, edge, ..., direct, edge, ...), so that what the machine's other work
-  does to the tail falls on each alike and their p99 are compared over the same moments;
-  latency is from sending a request to its last byte. The same requests through the edge
-  without a token tell the proxy's own cost from the token's.
+  (open loop: each request leaves at its scheduled time on one of ``--connections``
+  keep-alive connections of a minimal HTTP/1.1 client), directly and through the edge with
+  a bearer token the edge checks (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the revocation
+  map, the rate limit on every request; the signature once, at the warm-up, then remembered
+  by the token's hash, as a client's token is). Phases alternate (direct, edge, direct,
+  edge) so that drift in the machine's load falls on both; latency is from sending a request
+  to its last byte. (Turns of a tenth of a second were tried, to compare the paths over the
+  same moments: the first request on each connection after its turn's pause was slow often
+  enough to make every path's p99 20-30 ms, so phases of seconds stay.)
+  The same requests through the edge without a token tell the proxy's own cost from the
+  token's.
 - **WebSocket**: ``--clients`` clients subscribed to 1m candles (``bench.gateway``'s server
   process and clients), half directly and half through the edge at the same time, on the
   same channels: each publish reaches both halves, and delivery latency is from publish to
@@ -25,9 +27,9 @@ One run, one machine, traffic on 127.0.0.1 only:
 
 - **Variants** of the edge's configuration (:data:`VARIANTS`: one HAProxy thread instead of
   one per core, ``http-reuse always``, no access log), each its own HAProxy started beside
-  the edge as it is configured, measured in the same turns (HTTP, with one token) and beside
-  the edge as configured at the same time (WebSocket), so that a change of the configuration
-  is judged against the configuration of the same moments.
+  the edge as it is configured, measured in the same run (HTTP, with one token, in phases of
+  their own) and beside the edge as configured at the same time (WebSocket), so that a change
+  of the configuration is judged against the configuration of the same minute.
 - **CPU**: each row says how busy the machine's cores were during it (all processes, from
   ``/proc/stat``) and, through an edge, the CPU its HAProxy worker spent a request (or a
   delivery).
@@ -75,8 +77,6 @@ P99_TARGET_MS: Final = 5.0
 ISSUER, AUDIENCE = "ganntec-auth", "ganntec"
 Headers: TypeAlias = Iterator[str]
 """The extra header lines of each request in turn (``""`` for none)."""
-SLICE_S: Final = 0.1
-"""How long each target's turn of the HTTP requests lasts."""
 VARIANTS: Final[dict[str, dict[str, object]]] = {
     "1 thread": {"threads": 1},
     "http-reuse always": {"server_reuse": "always"},
@@ -183,96 +183,44 @@ class Edge:
     pid: int | None
 
 
-@dataclass(frozen=True, slots=True)
-class Target:
-    """Where one row's requests go: a port, the HAProxy in front (None: direct), the extra
-    header lines of each request in turn, and the variant of the configuration it measures."""
-
-    name: str
-    port: int
-    pid: int | None
-    headers: Headers
-    variant: str = ""
-
-
-async def sliced_gets(
-    targets: Sequence[Target], path: str, rate: float, seconds: float, connections: int,
-    slice_s: float = SLICE_S,
-) -> list[tuple[array[int], float, int, Cpu]]:  # fmt: skip
-    """GET ``path`` at ``rate`` requests/s (open loop), in turns of ``slice_s`` seconds given
-    to each target in a round (``seconds`` of requests to each in all), each target on
-    ``connections`` keep-alive connections of its own; per target its latencies (ns), the rate
-    it was answered at during its turns, its failures and the CPU of its turns.
-
-    Turns of a tenth of a second, not phases of seconds, so that what the machine's other work
-    does to the latencies falls on every target alike: the p99 of two targets is compared over
-    the same minute, not over two different stretches of it."""
-    per_slice = max(1, round(rate * slice_s))
-    turns = max(1, round(seconds / slice_s))
-    count = len(targets)
-    total = per_slice * turns * count
-    queues: list[asyncio.Queue[int]] = [asyncio.Queue() for _ in targets]
-    requests: list[bytes] = []
-    for index in range(total):
-        target = targets[(index // per_slice) % count]
-        requests.append(
-            f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{next(target.headers)}\r\n".encode()
-        )
-        queues[(index // per_slice) % count].put_nowait(index)
-    latencies: list[array[int]] = [array("q") for _ in targets]
-    failures = [0] * count
+async def paced_gets(
+    port: int, path: str, headers: Headers, rate: float, seconds: float, connections: int
+) -> tuple[array[int], float, int]:
+    """GET ``path`` at ``rate`` requests/s for ``seconds`` (open loop), each request with the
+    next of ``headers``; latencies (ns), the rate achieved and the failures."""
+    total = max(1, round(rate * seconds))
+    requests = [
+        f"GET {path} HTTP/1.1\r\nHost: 127.0.0.1\r\n{next(headers)}\r\n".encode()
+        for _ in range(total)
+    ]
+    latencies: array[int] = array("q")
+    failures = 0
+    queue: asyncio.Queue[int] = asyncio.Queue()
     start = time.perf_counter_ns() + 50_000_000
 
-    async def connection(which: int) -> None:
-        reader, writer = await asyncio.open_connection("127.0.0.1", targets[which].port)
-        queue = queues[which]
+    async def connection() -> None:
+        nonlocal failures
+        reader, writer = await asyncio.open_connection("127.0.0.1", port)
         try:
             while (index := await queue.get()) >= 0:
-                delay = (start + index * 1_000_000_000 / rate - time.perf_counter_ns()) / 1e9
+                due = start + index * 1_000_000_000 / rate
+                delay = (due - time.perf_counter_ns()) / 1e9
                 if delay > 0:
                     await asyncio.sleep(delay)
                 sent = time.perf_counter_ns()
                 if not await _exchange(reader, writer, requests[index]):
-                    failures[which] += 1
-                latencies[which].append(time.perf_counter_ns() - sent)
+                    failures += 1
+                latencies.append(time.perf_counter_ns() - sent)
         finally:
             writer.close()
 
-    cpu = [Cpu(0.0, 0.0) for _ in targets]
-
-    async def meter() -> None:
-        """The CPU of each turn, charged to its target (read at the turns' ends)."""
-        for turn in range(turns * count):
-            reading = CpuMeter(targets[turn % count].pid)
-            ends = start + (turn + 1) * per_slice * 1_000_000_000 / rate
-            await asyncio.sleep(max(0.0, (ends - time.perf_counter_ns()) / 1e9))
-            spent = reading.stop()
-            mine = cpu[turn % count]
-            cpu[turn % count] = Cpu(mine.busy + spent.busy / turns, mine.edge_s + spent.edge_s)
-
-    for queue in queues:
-        for _ in range(connections):
-            queue.put_nowait(-1)
+    for index in range(total):
+        queue.put_nowait(index)
+    for _ in range(connections):
+        queue.put_nowait(-1)
     began = time.perf_counter()
-    await asyncio.gather(
-        meter(), *(connection(which) for which in range(count) for _ in range(connections))
-    )
-    share = (time.perf_counter() - began) / count
-    return [
-        (latencies[which], len(latencies[which]) / share, failures[which], cpu[which])
-        for which in range(count)
-    ]
-
-
-async def paced_gets(
-    port: int, path: str, headers: Headers, rate: float, seconds: float, connections: int
-) -> tuple[array[int], float, int]:
-    """GET ``path`` at ``rate`` requests/s for ``seconds`` (open loop) on one target, each
-    request with the next of ``headers``; latencies (ns), the rate achieved and the failures."""
-    [(latencies, achieved, failures, _)] = await sliced_gets(
-        [Target("", port, None, headers)], path, rate, seconds, connections
-    )
-    return latencies, achieved, failures
+    await asyncio.gather(*(connection() for _ in range(connections)))
+    return latencies, total / (time.perf_counter() - began), failures
 
 
 async def measure_http(
@@ -280,36 +228,46 @@ async def measure_http(
 ) -> list[Figure]:
     """Direct, through the edge with one token (its signature remembered after the first
     request), with a new token each request (each signature verified) and without one (the
-    proxy's own cost), and through each variant with one token: all in turns of a tenth of a
-    second (after a warm-up), ``--seconds`` of requests to each."""
+    proxy's own cost), and through each variant with one token, in turn, two halves each
+    (after a warm-up)."""
     one = f"Authorization: Bearer {next(tokens)}\r\n"
     edge, *variants = edges
-    targets = [
-        Target("direct", direct, None, itertools.repeat("")),
-        Target("through the edge (JWT)", edge.port, edge.pid, itertools.repeat(one)),
-        Target(
-            "through the edge (JWT, new each time)", edge.port, edge.pid,
-            (f"Authorization: Bearer {token}\r\n" for token in tokens),
+    targets = {
+        "direct": (direct, None, itertools.repeat("")),
+        "through the edge (JWT)": (edge.port, edge.pid, itertools.repeat(one)),
+        "through the edge (JWT, new each time)": (
+            edge.port, edge.pid, (f"Authorization: Bearer {token}\r\n" for token in tokens),
         ),
-        Target("through the edge (no token)", edge.port, edge.pid, itertools.repeat("")),
-    ]  # fmt: skip
+        "through the edge (no token)": (edge.port, edge.pid, itertools.repeat("")),
+    }  # fmt: skip
+    labels = dict.fromkeys(targets, "")
     for variant in variants:
-        targets.append(
-            Target(
-                f"through the edge (JWT, {variant.label})", variant.port, variant.pid,
-                itertools.repeat(one), variant.label,
-            )
-        )  # fmt: skip
-    # warm-up: connections, caches, the remembered signature
-    await sliced_gets(targets, path, sizes.rate, 0.2, sizes.connections)
-    parts = await sliced_gets(targets, path, sizes.rate, sizes.seconds, sizes.connections)
+        name = f"through the edge (JWT, {variant.label})"
+        targets[name] = (variant.port, variant.pid, itertools.repeat(one))
+        labels[name] = variant.label
+    runs: dict[str, list[tuple[array[int], float, int, Cpu]]] = {name: [] for name in targets}
+    for port, _, headers in targets.values():  # warm-up: connections, caches
+        await paced_gets(port, path, headers, sizes.rate, 0.5, sizes.connections)
+    half = sizes.seconds / 2
+    for _ in range(2):
+        for name, (port, pid, headers) in targets.items():
+            meter = CpuMeter(pid)
+            part = await paced_gets(port, path, headers, sizes.rate, half, sizes.connections)
+            runs[name].append((*part, meter.stop()))
     figures: list[Figure] = []
-    for target, (latencies, achieved, failures, cpu) in zip(targets, parts, strict=True):
-        beside = figures[1] if target.variant else None  # the edge as configured, one token
+    for name, parts in runs.items():
+        merged: array[int] = array("q")
+        for latencies, *_ in parts:
+            merged.extend(latencies)
+        achieved = sum(part[1] for part in parts) / len(parts)
+        failures = sum(part[2] for part in parts)
+        cpu = parts[0][3] + parts[1][3]
+        row = f"/v1/candles {name}"
+        beside = figures[1] if labels[name] else None  # the edge as configured, one token
         figures.append(
             Figure(
-                f"/v1/candles {target.name}", latencies, sizes.rate, achieved, failures, cpu,
-                len(latencies) / achieved if achieved else 0.0, target.variant, beside,
+                row, merged, sizes.rate, achieved, failures, cpu, sizes.seconds, labels[name],
+                beside,
             )
         )  # fmt: skip
     return figures
