@@ -10,8 +10,9 @@ whole batches instead (:meth:`~streams.kafka.bus.KafkaSubscription.poll`, aiokaf
 same rounds, journal and durability contract (decoded once, stepped, journaled, published,
 and only then are the offsets committed), the same engine worker.
 
-Rebalances reach the engine worker through :class:`~streams.kafka.bus.Rebalance`, inside the
-poll that rebalances: a revoked partition's checkpoint is saved, and the offsets handled of it
+Rebalances reach the engine worker through :class:`~streams.kafka.bus.Rebalance`, from the
+consumer's coordinator task (so possibly while a round runs: the engine worker's lock keeps
+them apart): a revoked partition's checkpoint is saved, and the offsets handled of it
 committed, before another member takes it, as the Faust app's rebalance signals do. A timer
 task calls :meth:`~streams.kafka.engine_worker.EngineWorker.tick` (idle partitions,
 checkpoints, the lag watch). Offsets are committed at most once a second (as Faust's commit

@@ -228,7 +228,8 @@ class KafkaBus(Bus):
         fetch_bytes: int = 0,
     ) -> KafkaSubscription:
         """A member of ``group`` (see :class:`streams.bus.Bus`); ``rebalance`` is told which
-        partitions it loses and gains, inside the poll that rebalances. ``fetch_bytes``: the
+        partitions it loses and gains, from the consumer's coordinator task (between polls,
+        not inside one: see :class:`Rebalance`). ``fetch_bytes``: the
         most bytes one fetch brings of a partition (at least a record's most, the default),
         so a poll after a fetch may return up to that much of each partition."""
         check_subscription(group, topics, start)
@@ -360,9 +361,12 @@ class GroupJoinError(BusError):
 
 
 class Rebalance:
-    """Told of a subscription's rebalances (:meth:`KafkaBus.subscribe`), inside the poll
-    that makes them: :meth:`revoked` before the partitions go to other members (a state saved
-    there is what they resume from), :meth:`assigned` once the new ones are this member's."""
+    """Told of a subscription's rebalances (:meth:`KafkaBus.subscribe`) by aiokafka's group
+    coordinator, which runs as a task of its own: the calls may come while the member's own
+    loop is between two polls, in the middle of its work, so what they touch must be guarded
+    against it (the candle worker's lock). :meth:`revoked` comes before the partitions go to
+    other members (a state saved there is what they resume from), :meth:`assigned` once the
+    new ones are this member's."""
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         """``partitions`` are no longer this member's."""
