@@ -7,7 +7,15 @@ this lives apart from it.
 """
 
 from machine.folders import APP_FOLDER, cache_dir, state_dir
-from machine.ports import free_port
+from machine.ports import free_port, reserved_port
 from machine.processes import process_exists, stop_process
 
-__all__ = ["APP_FOLDER", "cache_dir", "free_port", "process_exists", "state_dir", "stop_process"]
+__all__ = [
+    "APP_FOLDER",
+    "cache_dir",
+    "free_port",
+    "process_exists",
+    "reserved_port",
+    "state_dir",
+    "stop_process",
+]

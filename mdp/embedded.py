@@ -60,7 +60,7 @@ from ingest.synthetic_market import SyntheticMarket, SyntheticResume
 from ingest.venues import venue_protocol
 from ingest.venues.session import FeedCounters
 from ingest.venues.settings import VenueSettings
-from machine import free_port
+from machine import reserved_port
 from main_api.alert_reads import AlertSnapshots
 from main_api.alerts.runner import EvaluatorService, EvaluatorSettings
 from main_api.process import running as running_main_api
@@ -269,7 +269,10 @@ class Platform:
                 edge = False
         # behind the edge every service listens on a free port of 127.0.0.1
         host = "127.0.0.1" if edge else settings.host
-        public_port = (settings.http_port or free_port(settings.host)) if edge else None
+        # ports the edge will bind are held from now on: the services started meanwhile (and
+        # their outgoing connections) must not be handed them
+        edge_ports = self._edge_ports(stack) if edge else None
+        public_port = edge_ports[0] if edge_ports else None
         admin = stack.enter_context(admin_server(ADMIN_HOST, settings.metrics_port))
         self.metrics_url = admin.url
         auth = await stack.enter_async_context(auth_service(url, settings.auth, bus, host))
@@ -305,10 +308,10 @@ class Platform:
                              bus)
         )  # fmt: skip
         front = None
-        if public_port is None:
+        if edge_ports is None:
             self.chart_url, self.gateway_url = f"{api.url}/", gateway.url
         else:
-            edge_settings = self._edge_settings(public_port, api, gateway, auth, trading, main_api)
+            edge_settings = self._edge_settings(edge_ports, api, gateway, auth, trading, main_api)
             front = await stack.enter_async_context(
                 Edge(edge_settings, jwks_url(auth), bus, self._say)
             )
@@ -325,9 +328,17 @@ class Platform:
         self._say(f"main-api: {self.main_api_url}")
         return front
 
+    def _edge_ports(self, stack: contextlib.AsyncExitStack) -> tuple[int, int]:
+        """The edge's public and admin ports: each as set, or when 0 a free port held until
+        the platform stops (HAProxy binds it beside the holder: ``machine.reserved_port``)."""
+        settings = self.settings
+        public = settings.http_port or stack.enter_context(reserved_port(settings.host))
+        admin = settings.edge_metrics_port or stack.enter_context(reserved_port("127.0.0.1"))
+        return public, admin
+
     def _edge_settings(
         self,
-        port: int,
+        ports: tuple[int, int],
         api: ApiServer,
         gateway: Gateway,
         auth: ApiServer,
@@ -338,9 +349,9 @@ class Platform:
         history = Upstream("api", (f"127.0.0.1:{api.port}",))
         return EdgeSettings(
             host=settings.host,
-            port=port,
+            port=ports[0],
             admin_host="127.0.0.1",
-            admin_port=settings.edge_metrics_port or free_port(),
+            admin_port=ports[1],
             chart=history,
             history=history,
             gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),

@@ -30,7 +30,7 @@ from edge.config import (
     VerifyKey,
 )
 from edge.haproxy import Haproxy
-from machine import free_port
+from machine import free_port, reserved_port
 from storage import PostgresReads
 from storage.reads import HistoryReads
 from streams.memory import MemoryBus
@@ -84,25 +84,26 @@ async def stack(migrated_database: str, tmp_path: Path) -> AsyncIterator[Stack]:
         gateway = Gateway(bus, None, GatewaySettings(port=0))
         await asyncio.wait_for(gateway.__aenter__(), TIMEOUT)
         try:
-            async with api_server(history, api_port) as api:
-                folder = tmp_path / "edge"
-                settings = EdgeSettings(
-                    host="127.0.0.1",
-                    port=free_port(),
-                    admin_host="127.0.0.1",
-                    admin_port=free_port(),
-                    chart=Upstream("api", (f"127.0.0.1:{api_port}",)),
-                    history=Upstream("api", (f"127.0.0.1:{api_port}",)),
-                    gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),
-                    limits=RateLimits(anonymous_per_address=60_000),
-                    error_dir=folder,
-                )
-                edge = Haproxy(folder)
-                await asyncio.to_thread(edge.start, settings)
-                try:
-                    yield Stack(edge, settings, api, api_port, gateway, bus, history)
-                finally:
-                    await asyncio.to_thread(edge.stop)
+            with reserved_port() as port, reserved_port() as admin_port:
+                async with api_server(history, api_port) as api:
+                    folder = tmp_path / "edge"
+                    settings = EdgeSettings(
+                        host="127.0.0.1",
+                        port=port,
+                        admin_host="127.0.0.1",
+                        admin_port=admin_port,
+                        chart=Upstream("api", (f"127.0.0.1:{api_port}",)),
+                        history=Upstream("api", (f"127.0.0.1:{api_port}",)),
+                        gateway=Upstream("gateway", (f"127.0.0.1:{gateway.port}",), websocket=True),
+                        limits=RateLimits(anonymous_per_address=60_000),
+                        error_dir=folder,
+                    )
+                    edge = Haproxy(folder)
+                    await asyncio.to_thread(edge.start, settings)
+                    try:
+                        yield Stack(edge, settings, api, api_port, gateway, bus, history)
+                    finally:
+                        await asyncio.to_thread(edge.stop)
         finally:
             await gateway.__aexit__(None, None, None)
 

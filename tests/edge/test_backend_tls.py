@@ -24,7 +24,7 @@ from starlette.routing import Route
 from edge.config import BackendTls, EdgeSettings, Upstream, render
 from edge.haproxy import Haproxy
 from edge.keeper import JWKS_PATH
-from machine import free_port, stop_process
+from machine import reserved_port, stop_process
 from mdp.cli import build_parser
 from mdp.commands.edge import jwks_url, settings_from
 from tests.support import tokens
@@ -62,20 +62,21 @@ async def edge_before(
     backend: Backend, pki: Pki, tls: BackendTls | None, folder: Path
 ) -> AsyncIterator[str]:
     haproxy_or_skip()
-    async with serving(backend.app, tls=pki.server) as server:
-        upstream = Upstream("api", (f"127.0.0.1:{server.port}",), tls=tls)
-        settings = EdgeSettings(
-            host="127.0.0.1", port=free_port(), admin_host="127.0.0.1", admin_port=free_port(),
-            chart=upstream, history=upstream,
-            gateway=Upstream("gateway", (f"127.0.0.1:{server.port}",), websocket=True, tls=tls),
-            error_dir=folder,
-        )  # fmt: skip
-        edge = Haproxy(folder)
-        await asyncio.to_thread(edge.start, settings)
-        try:
-            yield edge.url()
-        finally:
-            await asyncio.to_thread(edge.stop)
+    with reserved_port() as port, reserved_port() as admin_port:
+        async with serving(backend.app, tls=pki.server) as server:
+            upstream = Upstream("api", (f"127.0.0.1:{server.port}",), tls=tls)
+            settings = EdgeSettings(
+                host="127.0.0.1", port=port, admin_host="127.0.0.1", admin_port=admin_port,
+                chart=upstream, history=upstream,
+                gateway=Upstream("gateway", (f"127.0.0.1:{server.port}",), websocket=True, tls=tls),
+                error_dir=folder,
+            )  # fmt: skip
+            edge = Haproxy(folder)
+            await asyncio.to_thread(edge.start, settings)
+            try:
+                yield edge.url()
+            finally:
+                await asyncio.to_thread(edge.stop)
 
 
 async def hello(url: str, token: str | None = None) -> httpx.Response:
@@ -170,9 +171,10 @@ async def test_the_command_fetches_keys_and_forwards_over_mutual_tls(
     async with serving(backend.app, tls=pki.server) as server:
         at = f"127.0.0.1:{server.port}"
         tls = ["--backend-tls-ca", str(pki.ca), "--backend-tls-cert", str(pki.pem("client"))]
-        options = ["--auth", at, "--metrics-port", str(free_port()), *tls]
-        async with edge_command_before(at, tmp_path, options) as (_process, url):
-            answer = await hello(url, tokens.issue())
+        with reserved_port() as metrics:
+            options = ["--auth", at, "--metrics-port", str(metrics), *tls]
+            async with edge_command_before(at, tmp_path, options) as (_process, url):
+                answer = await hello(url, tokens.issue())
     assert (answer.status_code, answer.text) == (200, "hello over mTLS")
     assert backend.requests == 1
 
@@ -181,7 +183,15 @@ async def test_the_command_fetches_keys_and_forwards_over_mutual_tls(
 async def edge_command_before(
     at: str, tmp_path: Path, options: list[str]
 ) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
-    port = free_port()
+    with reserved_port() as port:  # HAProxy binds it beside the test's holder
+        async with _edge_command_on(port, at, tmp_path, options) as started:
+            yield started
+
+
+@contextlib.asynccontextmanager
+async def _edge_command_on(
+    port: int, at: str, tmp_path: Path, options: list[str]
+) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
     command = [sys.executable, "-m", "mdp.cli", "edge", "--port", str(port), "--api", at,
                "--gateway", at, *options]  # fmt: skip
     environment = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")}

@@ -21,7 +21,7 @@ from starlette.responses import Response
 from starlette.routing import Route
 
 from edge.haproxy import LEASH_GRACE_S
-from machine import free_port, stop_process
+from machine import reserved_port, stop_process
 from web.server import serving
 
 from .conftest import TIMEOUT, Stack, eventually
@@ -36,26 +36,28 @@ async def edge_command(
     stack: Stack, tmp_path: Path, *options: str, env: dict[str, str] | None = None
 ) -> AsyncIterator[tuple[subprocess.Popen[str], str]]:
     """``mdp edge`` in front of the stack's API and gateway, started; yields it and its URL."""
-    port, admin = free_port(), free_port()
-    command = [
-        sys.executable, "-m", "mdp.cli", "edge", "--port", str(port), "--metrics-port", str(admin),
-        "--api", f"127.0.0.1:{stack.api_port}", "--gateway", f"127.0.0.1:{stack.gateway.port}",
-        *options,
-    ]  # fmt: skip
-    environment = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")} | (env or {})
-    process = subprocess.Popen(
-        command, cwd=REPO, env=environment, stderr=subprocess.PIPE, text=True
-    )
-    try:
-        listening = f"mdp edge: listening on http://127.0.0.1:{port}"
-        await line_starting(process, listening, STARTUP_TIMEOUT)
-        yield process, f"http://127.0.0.1:{port}"
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        if process.stderr is not None:
-            process.stderr.close()
+    # HAProxy binds both beside the test's holders, which keep them from everyone else
+    with reserved_port() as port, reserved_port() as admin:
+        command = [
+            sys.executable, "-m", "mdp.cli", "edge", "--port", str(port),
+            "--metrics-port", str(admin), "--api", f"127.0.0.1:{stack.api_port}",
+            "--gateway", f"127.0.0.1:{stack.gateway.port}",
+            *options,
+        ]  # fmt: skip
+        environment = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")} | (env or {})
+        process = subprocess.Popen(
+            command, cwd=REPO, env=environment, stderr=subprocess.PIPE, text=True
+        )
+        try:
+            listening = f"mdp edge: listening on http://127.0.0.1:{port}"
+            await line_starting(process, listening, STARTUP_TIMEOUT)
+            yield process, f"http://127.0.0.1:{port}"
+        finally:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+            if process.stderr is not None:
+                process.stderr.close()
 
 
 async def line_starting(
