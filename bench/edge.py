@@ -5,16 +5,16 @@ One run, one machine, traffic on 127.0.0.1 only:
 - **HTTP**: a small ``/v1/candles`` page (``--rows`` candles, JSON) of the history API
   (``bench.history``'s server process, final pages cached), offered at ``--rate`` requests/s
   (open loop: each request leaves at its scheduled time on one of ``--connections``
-  keep-alive connections of a minimal HTTP/1.1 client), directly and through the edge with
-  a bearer token the edge checks (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the revocation
-  map, the rate limit on every request; the signature once, at the warm-up, then remembered
-  by the token's hash, as a client's token is). Phases alternate (direct, edge, direct,
-  edge) so that drift in the machine's load falls on both; latency is from sending a request
-  to its last byte. (Turns of a tenth of a second were tried, to compare the paths over the
-  same moments: the first request on each connection after its turn's pause was slow often
-  enough to make every path's p99 20-30 ms, so phases of seconds stay.)
-  The same requests through the edge without a token tell the proxy's own cost from the
-  token's.
+  keep-alive connections of a minimal HTTP/1.1 client), through the edge with a bearer
+  token the edge checks (ES256, ``kid``, ``exp``, ``iss``, ``aud``, the revocation map, the
+  rate limit on every request; the signature once, at the warm-up, then remembered by the
+  token's hash, as a client's token is) and directly, at the same time: half the rate and
+  half the connections each, none pausing, so that the machine's moments fall on both paths
+  alike; latency is from sending a request to its last byte. (Phases of seconds, one path
+  after the other, moved the p99 by tens of ms between phases on two shared cores; turns of a
+  tenth of a second made every path's p99 20-30 ms: the first request on each connection
+  after its turn's pause.) The same requests through the edge without a token, and with a
+  new token each time, tell the proxy's own cost from the token's.
 - **WebSocket**: ``--clients`` clients subscribed to 1m candles (``bench.gateway``'s server
   process and clients), half directly and half through the edge at the same time, on the
   same channels: each publish reaches both halves, and delivery latency is from publish to
@@ -27,9 +27,9 @@ One run, one machine, traffic on 127.0.0.1 only:
 
 - **Variants** of the edge's configuration (:data:`VARIANTS`: one HAProxy thread instead of
   one per core, ``http-reuse always``, no access log), each its own HAProxy started beside
-  the edge as it is configured, measured in the same run (HTTP, with one token, in phases of
-  their own) and beside the edge as configured at the same time (WebSocket), so that a change
-  of the configuration is judged against the configuration of the same minute.
+  the edge as it is configured, measured beside the edge as configured at the same time
+  (HTTP with one token, and WebSocket), so that a change of the configuration is judged
+  against the configuration of the same moments.
 - **CPU**: each row says how busy the machine's cores were during it (all processes, from
   ``/proc/stat``) and, through an edge, the CPU its HAProxy worker spent a request (or a
   delivery).
@@ -143,7 +143,8 @@ class Figure:
     variant: str = ""
     """The :data:`VARIANTS` entry it was measured through (``""``: none)."""
     beside: Figure | None = None
-    """A variant's: the edge as configured, measured over the same moments."""
+    """What it is compared with, measured over the same moments: the direct path for a path
+    through the edge, the edge as configured for a variant."""
 
     def percentile(self, q: float) -> float:
         return ws.percentile(self.latencies_ns, q)
@@ -223,53 +224,56 @@ async def paced_gets(
     return latencies, total / (time.perf_counter() - began), failures
 
 
+HttpWay: TypeAlias = tuple[str, int, int | None, Headers, str]
+"""One path of requests: its row's label, the port, its HAProxy's pid (``None``: direct), the
+extra header lines of each request and the :data:`VARIANTS` entry it goes through."""
+
+
 async def measure_http(
     direct: int, edges: list[Edge], path: str, tokens: Iterator[str], sizes: argparse.Namespace
 ) -> list[Figure]:
-    """Direct, through the edge with one token (its signature remembered after the first
-    request), with a new token each request (each signature verified) and without one (the
-    proxy's own cost), and through each variant with one token, in turn, two halves each
-    (after a warm-up)."""
+    """Each path through the edge beside the direct path at the same moments (half the rate
+    and half the connections each, so the history API is offered ``--rate`` in all): with one
+    token (its signature remembered after the first request), with a new token each request
+    (each signature verified) and without one (the proxy's own cost); each variant, with one
+    token, beside the edge as configured. Both halves run at once without pauses, so the
+    machine's moments fall on both and no connection waits for its turn (after a warm-up)."""
     one = f"Authorization: Bearer {next(tokens)}\r\n"
+    fresh = (f"Authorization: Bearer {token}\r\n" for token in tokens)
     edge, *variants = edges
-    targets = {
-        "direct": (direct, None, itertools.repeat("")),
-        "through the edge (JWT)": (edge.port, edge.pid, itertools.repeat(one)),
-        "through the edge (JWT, new each time)": (
-            edge.port, edge.pid, (f"Authorization: Bearer {token}\r\n" for token in tokens),
-        ),
-        "through the edge (no token)": (edge.port, edge.pid, itertools.repeat("")),
-    }  # fmt: skip
-    labels = dict.fromkeys(targets, "")
+    straight: HttpWay = ("direct", direct, None, itertools.repeat(""), "")
+    with_token: HttpWay = ("through the edge (JWT)", edge.port, edge.pid, itertools.repeat(one), "")
+    pairs: list[tuple[HttpWay, HttpWay]] = [
+        (straight, with_token),
+        (straight, ("through the edge (JWT, new each time)", edge.port, edge.pid, fresh, "")),
+        (straight, ("through the edge (no token)", edge.port, edge.pid, itertools.repeat(""), "")),
+    ]  # fmt: skip
     for variant in variants:
-        name = f"through the edge (JWT, {variant.label})"
-        targets[name] = (variant.port, variant.pid, itertools.repeat(one))
-        labels[name] = variant.label
-    runs: dict[str, list[tuple[array[int], float, int, Cpu]]] = {name: [] for name in targets}
-    for port, _, headers in targets.values():  # warm-up: connections, caches
-        await paced_gets(port, path, headers, sizes.rate, 0.5, sizes.connections)
-    half = sizes.seconds / 2
-    for _ in range(2):
-        for name, (port, pid, headers) in targets.items():
-            meter = CpuMeter(pid)
-            part = await paced_gets(port, path, headers, sizes.rate, half, sizes.connections)
-            runs[name].append((*part, meter.stop()))
+        label = f"through the edge (JWT, {variant.label})"
+        pairs.append((with_token, (label, variant.port, variant.pid, itertools.repeat(one),
+                                   variant.label)))  # fmt: skip
+    warmed: set[int] = set()
+    for _, port, _, headers, _ in itertools.chain.from_iterable(pairs):
+        if port not in warmed:  # connections, caches
+            warmed.add(port)
+            await paced_gets(port, path, headers, sizes.rate, 0.5, sizes.connections)
     figures: list[Figure] = []
-    for name, parts in runs.items():
-        merged: array[int] = array("q")
-        for latencies, *_ in parts:
-            merged.extend(latencies)
-        achieved = sum(part[1] for part in parts) / len(parts)
-        failures = sum(part[2] for part in parts)
-        cpu = parts[0][3] + parts[1][3]
-        row = f"/v1/candles {name}"
-        beside = figures[1] if labels[name] else None  # the edge as configured, one token
-        figures.append(
-            Figure(
-                row, merged, sizes.rate, achieved, failures, cpu, sizes.seconds, labels[name],
-                beside,
-            )
+    rate, connections = sizes.rate / 2, max(1, sizes.connections // 2)
+    for pair in pairs:
+        meters = [CpuMeter(pid) for _, _, pid, _, _ in pair]
+        parts = await asyncio.gather(
+            *(paced_gets(port, path, headers, rate, sizes.seconds, connections)
+              for _, port, _, headers, _ in pair)
         )  # fmt: skip
+        base, measured = (
+            Figure(f"/v1/candles {label}", latencies, rate, achieved, failures, meter.stop(),
+                   sizes.seconds, variant)
+            for (label, _, _, _, variant), meter, (latencies, achieved, failures)
+            in zip(pair, meters, parts, strict=True)
+        )  # fmt: skip
+        if not figures:
+            figures.append(base)  # the direct row: its first half
+        figures.append(replace(measured, beside=base))
     return figures
 
 
@@ -316,10 +320,9 @@ async def measure_websocket(
                 pair, meters, phases, groups, strict=True
             )
         ]  # fmt: skip
-        if measured[1].variant:  # beside the edge as configured, measured again
-            figures.append(replace(measured[1], beside=measured[0]))
-        else:
-            figures += measured
+        if not measured[1].variant:  # the direct row, then the edge beside it
+            figures.append(measured[0])
+        figures.append(replace(measured[1], beside=measured[0]))
         for client in clients:
             if client.transport is not None:
                 client.transport.close()
@@ -436,17 +439,18 @@ def report(figures: list[Figure], issue_rate: float) -> None:
     print("  busy %: the machine's cores, all processes; edge us: HAProxy's CPU a request")
     by_name = {figure.name: figure for figure in figures}
     for kind, target in (("/v1/candles", HTTP_ADDED_P99_MS), ("candle delivery", None)):
-        direct, edge = (
-            by_name[f"{kind} direct"],
-            next(figure for name, figure in by_name.items() if name.startswith(f"{kind} through")),
+        edge = next(
+            figure for name, figure in by_name.items() if name.startswith(f"{kind} through")
         )
-        added = edge.percentile(0.99) - direct.percentile(0.99)
+        assert edge.beside is not None  # the direct path over the same moments
+        added = edge.percentile(0.99) - edge.beside.percentile(0.99)
         verdict = "" if target is None else f" (target <= {target:.0f} ms)"
         print(f"  {kind}: the edge adds {added:+.2f} ms at p99{verdict}")
     for figure in figures:
         if figure.beside is not None:
             change = figure.percentile(0.99) - figure.beside.percentile(0.99)
-            print(f"  {figure.name}: {change:+.2f} ms at p99 against the edge as configured")
+            against = "the edge as configured" if figure.variant else "direct"
+            print(f"  {figure.name}: {change:+.2f} ms at p99 against {against} at the same moments")
     edge_rows = [fig for fig in figures if "through" in fig.name and not fig.variant]
     worst = max(figure.percentile(0.99) for figure in edge_rows)
     print(f"  worst p99 through the edge: {worst:.2f} ms (target < {P99_TARGET_MS:.0f} ms)")

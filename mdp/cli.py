@@ -26,7 +26,7 @@ from mdp.commands import (
     worker,
     writer,
 )
-from mdp.common_options import add_log_options, configure_logging
+from mdp.common_options import EXIT_FAILED, add_log_options, configure_logging
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -66,7 +66,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             admin.enter_context(serving_admin(args))  # --admin-port: the metrics meanwhile
         except (OSError, ValueError) as exc:
             print(f"mdp {args.command}: error: --admin-port: {exc}", file=sys.stderr)
-            return 1
+            return EXIT_FAILED
         try:
             code: int = args.run(args)
         except KeyboardInterrupt:

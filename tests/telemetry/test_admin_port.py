@@ -17,6 +17,7 @@ import pytest
 from machine import stop_process
 from mdp.admin_options import serving_admin
 from mdp.cli import build_parser, main
+from mdp.common_options import EXIT_FAILED
 
 MDP = Path(sys.executable).parent / "mdp"
 STARTUP_S = 30.0
@@ -100,7 +101,7 @@ def test_an_admin_port_in_use_is_refused_with_our_error(
     with socket.create_server(("127.0.0.1", 0)) as taken:
         port = taken.getsockname()[1]
         code = main(["gateway", "--port", "0", "--admin-port", str(port)])
-    assert code == 1
+    assert code == EXIT_FAILED
     err = capsys.readouterr().err
     assert err.startswith("mdp gateway: error: --admin-port: ")
     assert "in use" in err
