@@ -53,6 +53,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import gc
 import json
 import random
 import time
@@ -132,6 +133,8 @@ class Delivery:
     """Firings the relay read back from the table and published."""
     stages: dict[str, list[float]] = field(default_factory=dict)
     """Per stage of :data:`STAGES`, each measured firing's time in it (ms), in one order."""
+    collections: list[tuple[int, float]] = field(default_factory=list)
+    """The garbage collector's runs in the measured window: generation, ms."""
 
     def percentile(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
@@ -279,6 +282,7 @@ async def measure(
     latencies: Timed = []
     to_bus: Timed = []
     began_ns = 0
+    collector = _Collections()
     async with MainStore.open(url, schema) as store:
         await insert_alerts(url, schema, [*watched, *background])
         stop = asyncio.Event()
@@ -321,14 +325,18 @@ async def measure(
                 warm = Warm(time.perf_counter() - warm_up, stats.fired, stats.recorded, echo=echo)
                 service.stats.timings.clear()
                 began, began_ns = time.perf_counter(), time.perf_counter_ns()
+                gc.callbacks.append(collector.seen)
                 await _publish(bus, batches[first:], rate, sent)
                 seconds = time.perf_counter() - began
                 async with asyncio.timeout(180):  # the evaluator catches up, if behind
                     while await covered(url, schema) < len(batches):
                         await asyncio.sleep(0.02)
                 behind = time.perf_counter() - began - seconds
+                gc.callbacks.remove(collector.seen)
                 await asyncio.sleep(1.0)  # the last firings' way to the client
             finally:
+                if collector.seen in gc.callbacks:  # the window ended early
+                    gc.callbacks.remove(collector.seen)
                 receiving.cancel()
                 stop.set()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -345,7 +353,22 @@ async def measure(
         [firing[1] for firing in received], alerts, ticks, rate, seconds, behind,
         [firing[1] for firing in to_bus if firing[0] >= began_ns], rounds, warm, recorded,
         service.relay.handed_out, service.relay.published, _stages(received, to_bus, rounds),
+        collector.runs,
     )  # fmt: skip
+
+
+class _Collections:
+    """The garbage collector's runs while :meth:`seen` is among ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, float]] = []
+        self._started = 0
+
+    def seen(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        elif self._started:
+            self.runs.append((info["generation"], (time.perf_counter_ns() - self._started) / 1e6))
 
 
 async def _last_change(url: str, schema: str) -> int:
@@ -451,6 +474,10 @@ def report(figure: Delivery) -> None:
         for name, values in stages.items():
             mean = sum(values[i] for i in slow) / len(slow)
             print(f"      {name}: {_spread(values)} ms; slowest 1%: {mean:.1f} ms")
+    for generation in range(3):
+        runs = [ms for gen, ms in figure.collections if gen == generation]
+        longest = f", the longest {max(runs):.1f} ms" if runs else ""
+        print(f"    garbage collections of generation {generation}: {len(runs)}{longest}")
     rows = [float(r.rows) for r in rounds]
     print(f"    rows a round stored: {_spread(rows, '.0f')} ({len(rounds):,} rounds stored)")
     print(
