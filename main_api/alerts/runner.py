@@ -19,19 +19,18 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
   (:func:`main_api.store.record_firings`, keyed by ``fire_id``). Only then are the offsets
   it covers committed on the bus, and the new firings handed to the relay, which publishes
   them from memory (:meth:`~main_api.alerts.relay.FiredRelay.hand`).
-- **Pipelined, committed in groups.** The loop does not wait for transactions: what a step
-  changed joins the rounds pending (:meth:`Evaluating.step`, in the step's own turn of the
-  event loop), and one task stores them (:meth:`Evaluating._flush`): a transaction takes
-  every round pending when it begins (the states' deltas taken in that same turn, so they
-  and the firings stored always go together), and the rounds stepped while it runs wait for
-  it and go in the next one. At most one transaction is in flight, and they commit in
-  order. A round's firings thus wait for the transaction in flight and their own, never for
-  a poll held up behind a transaction (until 2026-12-05 a round's ``behind`` waited for the
-  round before it, so the next poll did). The loop waits only when more than
-  :data:`PENDING_ROUNDS` rounds' worth of records are pending (memory and a transaction's
-  size are bounded). The offsets of the stored states are handed to the loop to commit, and
-  a transaction's failure is raised there (the loop ends and starts again from the stored
-  states, which the rounds in memory past them do not touch). A claim or an alert change
+- **Pipelined.** What a step changed is pending (:meth:`Evaluating.step`, in the step's
+  own turn of the event loop), and one task stores it (:meth:`Evaluating._flush`): a
+  transaction takes what is pending when it begins (the states' deltas taken in that same
+  turn, so they and the firings stored always go together). A round's transaction runs
+  while the loop polls and steps the next round; :meth:`Evaluating.behind` of that next
+  round waits until its own transaction has begun, that is until the one in flight has
+  committed, so at most one is in flight, one round pending, and they commit in order.
+  (Letting the loop run on while rounds pile up, each transaction taking all of them, was
+  measured and is not kept: see ``docs/main-api.md``.) The offsets of the stored states
+  are handed to the loop to commit, and a transaction's failure is raised there (the loop
+  ends and starts again from the stored states, which the rounds in memory past them do
+  not touch). A claim or an alert change
   waits until every round stepped is stored (:meth:`Evaluating.settle`): the fired armings
   it reads are those of every round stepped; so does a partition given up, so that its
   rounds commit before its next owner claims it.
@@ -118,10 +117,6 @@ Changes = tuple[list[AlertSpec | AlertGone], int]
 Covered = dict[tuple[str, int], int]
 """The next offset of each partition whose rounds are stored."""
 
-
-PENDING_ROUNDS: Final = 4
-"""How many rounds' worth of records (``max_records`` each) may wait to be stored before the
-loop waits for them (see the module text, "Pipelined")."""
 
 CHANGE_SLICE: Final = 500
 """The most alert changes applied at a time (see the module text, "Changes")."""
@@ -211,8 +206,8 @@ class Evaluating(Durability[Evaluated]):
         (:meth:`_flush`)."""
         self._stored: Covered = {}
         """The offsets of rounds stored and not yet handed to the loop to commit."""
-        self._backlog = PENDING_ROUNDS * service.settings.max_records
-        """The most records stepped and not stored before :meth:`behind` waits."""
+        self._took = asyncio.Event()
+        """Set when a transaction has taken the pending rounds (:meth:`behind` waits)."""
         self._slices: deque[tuple[list[AlertSpec | AlertGone], int, bool]] = deque()
         """Alert changes taken from the queue and not yet applied: a slice, its batch's last
         change number, and whether it is the batch's last slice."""
@@ -241,6 +236,7 @@ class Evaluating(Durability[Evaluated]):
             pending = self._pending
             if pending is None:
                 pending = self._pending = _Pending()
+                self._took.clear()
             pending.fired += effects.fired
             pending.moved.update(effects.moved)
             pending.records += len(batch.records)
@@ -375,20 +371,22 @@ class Evaluating(Durability[Evaluated]):
         return kept
 
     async def behind(self, round: Round[Evaluated]) -> Offsets:
-        """What the stored rounds cover, for the loop to commit on the bus: the round's
-        own transaction is under way or waits for the one in flight (see the module text,
-        "Pipelined"); this waits only when more than ``PENDING_ROUNDS`` rounds' worth of
-        records wait to be stored, or raises the failure of a transaction."""
+        """Wait until the round's transaction has begun (after the one in flight, the round
+        before, has committed), then return what the stored rounds cover, for the loop to
+        commit on the bus (see the module text, "Pipelined"); a failed transaction is
+        raised here."""
         effects = round.outcome.effects
         stats = self.service.stats
         stats.rounds += 1
         stats.undecodable += effects.undecodable
-        pending = self._pending
-        if pending is not None and pending.records >= self._backlog:
-            async with self._lock:
-                await self.settle()
-        else:
-            self._raise_failure()
+        task = self._storing
+        if self._pending is not None and task is not None:
+            took = asyncio.ensure_future(self._took.wait())
+            try:
+                await asyncio.wait([took, task], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                took.cancel()
+        self._raise_failure()
         covered, self._stored = self._stored, {}
         if not effects.moved and not self._busy:
             # nothing new of the round, nothing unstored: its records were stored already
@@ -502,6 +500,7 @@ class Evaluating(Durability[Evaluated]):
         takes them off ``_pending``)."""
         while (pending := self._pending) is not None:
             self._pending = None
+            self._took.set()
             began = time.perf_counter_ns()
             states = self.states
             saved = [self._saved(states[key]) for key in pending.moved if key in states]
