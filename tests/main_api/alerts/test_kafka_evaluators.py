@@ -14,7 +14,9 @@ import subprocess
 import sys
 import threading
 import time
+from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -115,33 +117,58 @@ async def publish(
         return bus.cluster_id, len(records)
 
 
-def test_two_instances_one_killed_and_restarted_fire_what_one_clean_instance_fires(
+@dataclass(frozen=True)
+class Setting:
+    """A test's Kraken trades, database, its clean and its split run's schemas (each with
+    the Kraken alerts), the broker and the evaluators' log."""
+
+    trades: Path
+    url: str
+    clean: str
+    split: str
+    bootstrap: str
+    log: Path
+
+    def clean_run(self, cluster: str, total: int) -> list[tuple[Any, ...]]:
+        """What one instance alone fires on the ``total`` records (at least three a copy)."""
+        one = [evaluate(self.url, self.clean, "g-clean", self.bootstrap, self.log)]
+        owner = f"g-clean@{cluster}"
+        until("the clean run", lambda: covered(self.url, self.clean, owner) == total, one, self.log)
+        stop(one, self.log)
+        expected = fired(self.url, self.clean)
+        assert len(expected) >= 3 * len(INSTRUMENTS)
+        return expected
+
+
+@pytest.fixture
+def setting(
     schemas: tuple[str, list[str]],
     fresh_topics: str,  # noqa: F811
     shared_data: Path,
     tmp_path: Path,
-) -> None:
+) -> Setting:
     trades = kraken_trades(shared_data)
     url, (clean, split) = schemas
     for schema in (clean, split):
         asyncio.run(create(url, schema, kraken_alerts()))
-    cluster, total = asyncio.run(publish(fresh_topics, trades))
-    log = tmp_path / "evaluators.log"
+    return Setting(trades, url, clean, split, fresh_topics, tmp_path / "evaluators.log")
 
-    one = [evaluate(url, clean, "g-clean", fresh_topics, log)]
-    until("the clean run", lambda: covered(url, clean, f"g-clean@{cluster}") == total, one, log)
-    stop(one, log)
-    expected = fired(url, clean)
-    assert len(expected) >= 3 * len(INSTRUMENTS)
+
+def test_two_instances_one_killed_and_restarted_fire_what_one_clean_instance_fires(
+    setting: Setting,
+) -> None:
+    url, split, log, bootstrap = setting.url, setting.split, setting.log, setting.bootstrap
+    cluster, total = asyncio.run(publish(bootstrap, setting.trades))
+    expected = setting.clean_run(cluster, total)
 
     owner = f"g-two@{cluster}"
-    two = [evaluate(url, split, "g-two", fresh_topics, log) for _ in range(2)]
+    two = [evaluate(url, split, "g-two", bootstrap, log) for _ in range(2)]
     until("a third", lambda: covered(url, split, owner) >= total // 3, two, log)
     two[0].kill()  # SIGKILL, mid-replay
     two[0].wait(timeout=WITHIN_S)
     assert covered(url, split, owner) < total, "the replay ended before the kill"
     before = said(log, "g-two")
-    two[0] = evaluate(url, split, "g-two", fresh_topics, log)
+    two[0] = evaluate(url, split, "g-two", bootstrap, log)
     until("the restart", lambda: said(log, "g-two") > before, two, log)
     until("the rest", lambda: covered(url, split, owner) == total, two, log)
     stop(two, log)
@@ -151,28 +178,22 @@ def test_two_instances_one_killed_and_restarted_fire_what_one_clean_instance_fir
 
 
 def test_members_joining_and_leaving_mid_stream_fire_what_one_clean_instance_fires(
-    schemas: tuple[str, list[str]],
-    fresh_topics: str,  # noqa: F811
-    shared_data: Path,
-    tmp_path: Path,
+    setting: Setting,
 ) -> None:
-    trades = kraken_trades(shared_data)
-    url, (clean, split) = schemas
-    for schema in (clean, split):
-        asyncio.run(create(url, schema, kraken_alerts()))
+    url, split, log, bootstrap = setting.url, setting.split, setting.log, setting.bootstrap
+    trades = setting.trades
     total = len(batches(trades))
-    cluster, _ = asyncio.run(publish(fresh_topics, trades, slice(total // 3)))
-    log = tmp_path / "evaluators.log"
+    cluster, _ = asyncio.run(publish(bootstrap, trades, slice(total // 3)))
     owner = f"g-moves@{cluster}"
 
-    members = [evaluate(url, split, "g-moves", fresh_topics, log)]
+    members = [evaluate(url, split, "g-moves", bootstrap, log)]
     until("the first third", lambda: covered(url, split, owner) >= total // 3, members, log)
     rest = threading.Thread(
-        target=lambda: asyncio.run(publish(fresh_topics, trades, slice(total // 3, None), PACE_S))
+        target=lambda: asyncio.run(publish(bootstrap, trades, slice(total // 3, None), PACE_S))
     )
     rest.start()
     try:
-        members.append(evaluate(url, split, "g-moves", fresh_topics, log))  # a rebalance
+        members.append(evaluate(url, split, "g-moves", bootstrap, log))  # a rebalance
         epochs = (
             f"SELECT count(*) FROM main_api_evaluator_states WHERE epoch > 1 AND owner = '{owner}'"
         )
@@ -187,12 +208,7 @@ def test_members_joining_and_leaving_mid_stream_fire_what_one_clean_instance_fir
     assert moved_mid_stream, "the stream ended before the first rebalance"
     assert leaving_mid_stream, "the stream ended before the second rebalance"
 
-    one = [evaluate(url, clean, "g-clean", fresh_topics, log)]
-    until("the clean run", lambda: covered(url, clean, f"g-clean@{cluster}") == total, one, log)
-    stop(one, log)
-    expected = fired(url, clean)
-    assert len(expected) >= 3 * len(INSTRUMENTS)
-    assert fired(url, split) == expected
+    assert fired(url, split) == setting.clean_run(cluster, total)
     told = log.read_text()
     assert "FencedError" not in told, told  # no round was fenced
     assert "restarting" not in told, told  # no loop started again

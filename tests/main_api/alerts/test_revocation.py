@@ -69,6 +69,14 @@ async def next_owner(store: MainStore, hook: Evaluating, partition: int) -> int:
         return (await claim(conn, hook.owner, TICKS, partition, 3)).next_offset
 
 
+async def hooked(store: MainStore, bus: MemoryBus, schema: tuple[str, str]) -> Evaluating:
+    """An evaluator's hook told by a rebalance hook that it has both partitions, claimed."""
+    hook = Evaluating(EvaluatorService(store, bus, schema[0]), bus)
+    await hook.reassigned(BOTH)
+    await hook.own(hook.assigned or ())
+    return hook
+
+
 async def test_without_a_hook_a_partition_gone_is_dropped_once_its_rounds_are_stored(
     store: MainStore, schema: tuple[str, str]
 ) -> None:
@@ -93,9 +101,7 @@ async def test_the_rebalance_hook_stores_every_round_of_a_revoked_partition_befo
     store: MainStore, schema: tuple[str, str]
 ) -> None:
     async with MemoryBus(partitions=2) as bus:
-        hook = Evaluating(EvaluatorService(store, bus, schema[0]), bus)
-        await hook.reassigned(BOTH)
-        await hook.own(hook.assigned or ())
+        hook = await hooked(store, bus, schema)
         committed: list[Offsets] = []
 
         async def commit(offsets: Offsets) -> None:
@@ -124,9 +130,7 @@ async def test_a_partition_revoked_and_given_back_keeps_its_state(
     store: MainStore, schema: tuple[str, str]
 ) -> None:
     async with MemoryBus(partitions=2) as bus:
-        hook = Evaluating(EvaluatorService(store, bus, schema[0]), bus)
-        await hook.reassigned(BOTH)
-        await hook.own(hook.assigned or ())
+        hook = await hooked(store, bus, schema)
         kept = hook.states[(TICKS, 1)]
         step(hook, 1, range(2))
 
