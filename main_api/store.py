@@ -516,11 +516,9 @@ async def record_firings(conn: Connection, events: Sequence[AlertFired], now_ns:
     the evaluator hands the new firings to the relay once the transaction has committed."""
     if not events:
         return Recorded()
+    await _change(conn)
     params = {"firings": firings_document(events), "now": now_ns, "once": Arming.ONCE.value}
-    async with conn.pipeline():  # the lock and the statement in one round trip
-        await _change(conn)
-        cursor = await conn.execute(FIRINGS_RECORD, params)
-    rows = await cursor.fetchall()
+    rows = await (await conn.execute(FIRINGS_RECORD, params)).fetchall()
     if not rows:
         return Recorded()
     firsts: dict[str, AlertFired] = {}

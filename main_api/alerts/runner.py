@@ -13,42 +13,37 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
   then (for a partition new to the group, every alert of it), not by its first round.
   :meth:`Evaluating.fresh` drops the records below a state's stored offset (the bus delivers
   from its last commit, which is never past the stored offset).
-- **Durability.** A transaction stores each moved state (the evaluator rows its rounds
-  changed, :meth:`~main_api.alerts.AlertEvaluator.delta`; next offset, last change applied;
-  only while its epoch is still the row's) and the rounds' firings
-  (:func:`main_api.store.record_firings`, keyed by ``fire_id``). Only then are the offsets
-  it covers committed on the bus, and the new firings handed to the relay, which publishes
-  them from memory (:meth:`~main_api.alerts.relay.FiredRelay.hand`).
-- **Pipelined.** What a step changed is pending (:meth:`Evaluating.step`, in the step's
-  own turn of the event loop), and one task stores it (:meth:`Evaluating._flush`): a
-  transaction takes what is pending when it begins (the states' deltas taken in that same
-  turn, so they and the firings stored always go together). A round's transaction runs
-  while the loop polls and steps the next round; :meth:`Evaluating.behind` of that next
-  round waits until its own transaction has begun, that is until the one in flight has
-  committed, so at most one is in flight, one round pending, and they commit in order.
-  (Letting the loop run on while rounds pile up, each transaction taking all of them, was
-  measured and is not kept: see ``docs/main-api.md``.) The offsets of the stored states
-  are handed to the loop to commit, and a transaction's failure is raised there (the loop
-  ends and starts again from the stored states, which the rounds in memory past them do
-  not touch). A claim or an alert change
-  waits until every round stepped is stored (:meth:`Evaluating.settle`): the fired armings
-  it reads are those of every round stepped; so does a partition given up, so that its
-  rounds commit before its next owner claims it.
+- **Durability.** :meth:`Evaluating.behind` stores, in one transaction, each moved state
+  (the evaluator rows its round changed, :meth:`~main_api.alerts.AlertEvaluator.delta`; next
+  offset, last change applied; only while its epoch is still the row's) and the round's
+  firings (:func:`main_api.store.record_firings`, keyed by ``fire_id``). Only
+  then are the offsets committed on the bus, and the new firings handed to the relay, which
+  publishes them from memory (:meth:`~main_api.alerts.relay.FiredRelay.hand`).
+- **Pipelined.** A round's transaction runs while the loop polls and steps the next round
+  (its deltas are taken before, so the next step cannot change what it stores); the next
+  :meth:`Evaluating.behind` waits for it before it starts its own, so at most one is in
+  flight and rounds commit in order. Its offsets are handed to the loop to commit after it,
+  and its failure is raised there (the loop ends and starts again from the stored states,
+  which the rounds in memory past it do not touch). A claim or an alert change waits for
+  the round in flight first (:meth:`Evaluating.settle`): the fired armings it reads are
+  those of every round stepped; so does a partition given up (a revocation), so that the
+  round commits before the partition's next owner claims it.
 - **Rebalances** (on Kafka). The subscription's rebalance hook (:class:`Handover`, on
   :class:`streams.kafka.bus.Rebalance`) settles a revoked partition inside the rebalance,
-  before any other member is given it (:meth:`Evaluating.revoked`): every round stepped is
-  stored there (the partition is still this member's until the hook returns), what the
-  stored rounds cover of it is committed on the bus, and its state is parked until the
+  before any other member is given it (:meth:`Evaluating.revoked`): the round in flight
+  commits there, what the stored rounds cover of it is committed on the bus, and a round
+  stepped whose transaction has not started yet forgets what it did to it (its state is
+  dropped unstored, so that round stores nothing of it, and claimed again from what is
+  stored if the partition comes back). The other revoked states are parked until the
   rebalance's assignment (:meth:`Evaluating.reassigned`): kept if the partition is this
   member's again (an eager rebalance revokes everything), dropped if not. Records of a
   partition without a state are dropped (:meth:`Evaluating.fresh`; read again from the
   committed offset if it comes back), and no offset of one is committed. What the hook
   assigned is what :meth:`Evaluating.own` holds; without a hook (the in-process bus) it
   reads the subscription's assignment and, at its next poll, gives up a partition gone once
-  its rounds are stored. One lock keeps the hook and :meth:`Evaluating.own` (claims,
-  changes) apart (the hook runs in the consumer's coordinator task, at any point the loop
-  awaits); no step runs while the hook waits, since the loop's next step comes after an
-  :meth:`Evaluating.own`.
+  the round in flight has committed. One lock keeps the hook, :meth:`Evaluating.own` and
+  :meth:`Evaluating.behind` apart (the hook runs in the consumer's coordinator task, at any
+  point the loop awaits).
 - **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
   alert changes; they are applied to every state held at the next poll, at most
   ``poll_timeout`` later, with the highest arming already fired of each changed alert, in
@@ -199,21 +194,18 @@ class Evaluating(Durability[Evaluated]):
         self.polled_at = 0
         self.step_at = 0
         """When (``perf_counter_ns``) the last poll returned and the last step began."""
-        self._pending: _Pending | None = None
-        """What the rounds stepped since the last transaction began changed (:meth:`step`)."""
-        self._storing: asyncio.Task[None] | None = None
-        """The transactions storing them, one after the other, while any is pending
-        (:meth:`_flush`)."""
+        self._storing: asyncio.Task[Covered] | None = None
+        """The last round's transaction while it is in flight (:meth:`behind`)."""
         self._stored: Covered = {}
         """The offsets of rounds stored and not yet handed to the loop to commit."""
-        self._took = asyncio.Event()
-        """Set when a transaction has taken the pending rounds (:meth:`behind` waits)."""
         self._slices: deque[tuple[list[AlertSpec | AlertGone], int, bool]] = deque()
         """Alert changes taken from the queue and not yet applied: a slice, its batch's last
         change number, and whether it is the batch's last slice."""
         self._lock = asyncio.Lock()
-        """Held by what claims, changes or drops states (:meth:`own`, the rebalance hook):
-        a revocation waits for a claim or a change in hand, and the reverse."""
+        """Held by what stores or drops states (:meth:`own`, :meth:`behind`, the rebalance
+        hook): a revocation waits for a claim or a change in hand, and the reverse."""
+        self._stepped: Evaluated | None = None
+        """The effects of a round stepped whose transaction has not started (:meth:`behind`)."""
         self.assigned: frozenset[tuple[str, int]] | None = None
         """With a rebalance hook (:class:`Handover`), the partitions its last rebalance left
         this member; ``None`` without one (then the subscription's assignment is read)."""
@@ -224,29 +216,10 @@ class Evaluating(Durability[Evaluated]):
         """The round a revocation settled failed: raised to the loop at its next settle."""
 
     def step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[Evaluated]:
-        """The pure step; what it changed joins what waits to be stored, in the same turn
-        of the event loop (so a transaction that takes the states' deltas always stores
-        the firings that go with them), and a transaction starts if none is in flight."""
         self.step_at = began = time.perf_counter_ns()
         outcome = evaluate(self.states, batch)
-        stepped = time.perf_counter_ns()
-        self.step_ns = stepped - began
-        effects = outcome.effects
-        if effects.moved:
-            pending = self._pending
-            if pending is None:
-                pending = self._pending = _Pending()
-                self._took.clear()
-            pending.fired += effects.fired
-            pending.moved.update(effects.moved)
-            pending.records += len(batch.records)
-            pending.rounds.append(
-                RoundTiming(
-                    self.step_ns, 0, 0, 0, self.polled_at, began, stepped,
-                    fired=tuple(event.fire_id for event in effects.fired),
-                )
-            )  # fmt: skip
-            self._kick()
+        self.step_ns = time.perf_counter_ns() - began
+        self._stepped = outcome.effects
         return outcome
 
     # -- ownership and changes ----------------------------------------------------------------
@@ -371,69 +344,43 @@ class Evaluating(Durability[Evaluated]):
         return kept
 
     async def behind(self, round: Round[Evaluated]) -> Offsets:
-        """Wait until the round's transaction has begun (after the one in flight, the round
-        before, has committed), then return what the stored rounds cover, for the loop to
-        commit on the bus (see the module text, "Pipelined"); a failed transaction is
-        raised here."""
-        effects = round.outcome.effects
-        stats = self.service.stats
-        stats.rounds += 1
-        stats.undecodable += effects.undecodable
-        task = self._storing
-        if self._pending is not None and task is not None:
-            took = asyncio.ensure_future(self._took.wait())
-            try:
-                await asyncio.wait([took, task], return_when=asyncio.FIRST_COMPLETED)
-            finally:
-                took.cancel()
-        self._raise_failure()
-        covered, self._stored = self._stored, {}
-        if not effects.moved and not self._busy:
-            # nothing new of the round, nothing unstored: its records were stored already
-            states = self.states  # (a partition revoked since the poll is not committed)
-            covered |= {key: offset for key, offset in round.offsets.items() if key in states}
-        return covered
+        """Wait for the last round's transaction, then start this one's (its deltas taken
+        now, before the next step moves the states on) and return what the stored rounds
+        cover: a round's transaction overlaps the next poll and step, and its offsets are
+        committed on the bus only after it (see the module text)."""
+        async with self._lock:
+            await self.settle()
+            self._stepped = None
+            effects = round.outcome.effects
+            stats = self.service.stats
+            stats.rounds += 1
+            stats.undecodable += effects.undecodable
+            covered, self._stored = self._stored, {}
+            states = self.states  # a partition revoked since the poll: not committed here
+            offsets = {key: offset for key, offset in round.offsets.items() if key in states}
+            if not effects.moved:
+                return covered | offsets
+            began = time.perf_counter_ns()
+            saved = [self._saved(states[key]) for key in effects.moved]
+            delta_ns = time.perf_counter_ns() - began
+            timing = RoundTiming(
+                self.step_ns, delta_ns, 0, 0, self.polled_at, self.step_at,
+                self.step_at + self.step_ns,
+            )  # fmt: skip
+            self._storing = asyncio.create_task(
+                self._store(saved, effects.fired, offsets, timing), name="alerts round"
+            )
+            return covered
 
-    @property
-    def _busy(self) -> bool:
-        """Rounds stepped are not all stored yet."""
-        task = self._storing
-        return self._pending is not None or (task is not None and not task.done())
-
-    def _kick(self) -> None:
-        """Start storing what is pending, unless a transaction is in flight (it takes the
-        pending rounds once it has committed) or failed (raised at the next settle)."""
-        task = self._storing
-        if task is not None and task.done() and not task.cancelled() and not task.exception():
-            self._storing = task = None
-        if task is None and self._pending is not None:
-            self._storing = asyncio.create_task(self._flush(), name="alert rounds")
-
-    def _raise_failure(self) -> None:
+    async def settle(self) -> None:
+        """Wait for the round in flight: its offsets are kept for the loop to commit; its
+        failure is raised here (the loop ends and starts again from the stored states)."""
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
-        task = self._storing
-        if task is not None and task.done():
-            self._storing = None
-            if not task.cancelled() and (exc := task.exception()) is not None:
-                raise exc
-
-    async def settle(self) -> None:
-        """Wait until every round stepped is stored: their offsets are kept for the loop to
-        commit; a failure is raised here (the loop ends and starts again from the stored
-        states)."""
-        self._raise_failure()
-        self._kick()
-        while (task := self._storing) is not None:
-            await asyncio.wait([task])  # a cancel of the caller's does not reach the task
-            if self._storing is task:
-                self._storing = None
-            if task.cancelled():  # abandoned: the loop ended
-                return
-            if (exc := task.exception()) is not None:
-                raise exc
-            self._kick()
+        storing, self._storing = self._storing, None
+        if storing is not None:
+            self._stored |= await storing
 
     # -- rebalances (:class:`Handover`, from the consumer's coordinator task) -------------------
 
@@ -443,11 +390,12 @@ class Evaluating(Durability[Evaluated]):
         commit: Callable[[Offsets], Awaitable[None]],
     ) -> None:
         """A rebalance takes ``partitions`` (all of them, on an eager rebalance), before
-        any other member may have them: every round stepped is stored here (the partitions
-        are still this member's), and the offsets the stored rounds cover of them are
-        committed (``commit``); their states are parked until the assignment. A failure is
-        kept for the loop (raised at its next poll or round: it starts again from the
-        stored states, the revoked partitions' rounds rolled back)."""
+        any other member may have them: the round in flight commits here, the offsets the
+        stored rounds cover of them are committed (``commit``), and a round stepped whose
+        transaction has not started forgets what it did to them (their states are dropped:
+        claimed again from what is stored if they come back). The other revoked states are
+        parked until the assignment. A failure is kept for the loop (raised at its next
+        settle: it starts again from the stored states)."""
         revoked = {key for key in partitions if key[0] in TOPICS}
         async with self._lock:
             if self.assigned is not None:
@@ -456,11 +404,17 @@ class Evaluating(Durability[Evaluated]):
                 await self.settle()
             except Exception as exc:  # the loop is told; the rebalance goes on
                 self._failure = exc
-                for key in revoked:
-                    self.states.pop(key, None)
                 return
+            stepped, self._stepped = self._stepped, None
+            unstored = revoked & stepped.moved.keys() if stepped is not None else set()
+            if stepped is not None and unstored:
+                stepped.drop(unstored)
             for key in revoked & self.states.keys():
-                self._parked[key] = self.states.pop(key)
+                state = self.states.pop(key)
+                if key in unstored:
+                    log.info("alerts: %s[%d] revoked, a round of it abandoned", *key)
+                else:
+                    self._parked[key] = state
             covered = {key: self._stored.pop(key) for key in revoked & self._stored.keys()}
             if covered:
                 await commit(covered)
@@ -479,9 +433,7 @@ class Evaluating(Durability[Evaluated]):
                     log.info("alerts: %s[%d] handed over", *key)
 
     async def abandon(self) -> None:
-        """The loop ended: a round still in flight is cancelled (rolled back), those
-        pending are dropped."""
-        self._pending = None
+        """The loop ended: a round still in flight is cancelled (rolled back)."""
         storing, self._storing = self._storing, None
         if storing is not None:
             storing.cancel()
@@ -494,59 +446,34 @@ class Evaluating(Durability[Evaluated]):
         covered, self._stored = self._stored, {}
         return covered
 
-    async def _flush(self) -> None:
-        """Store what is pending, one transaction after the other, until nothing is: each
-        takes every round stepped so far (their deltas taken at once, in the turn that
-        takes them off ``_pending``)."""
-        while (pending := self._pending) is not None:
-            self._pending = None
-            self._took.set()
-            began = time.perf_counter_ns()
-            states = self.states
-            saved = [self._saved(states[key]) for key in pending.moved if key in states]
-            await self._store(saved, pending, time.perf_counter_ns() - began)
-
-    async def _store(self, saved: list[Saved], pending: _Pending, delta_ns: int) -> None:
-        """One transaction: the rows and offsets of the states the pending rounds moved, and
-        their firings; then, committed, its new firings handed to the relay
-        (:meth:`FiredRelay.hand`: published from memory) and the offsets kept for the loop
-        to commit."""
+    async def _store(
+        self, saved: list[Saved], fired: list[AlertFired], offsets: Covered, timing: RoundTiming
+    ) -> Covered:
+        """One round's transaction: its rows, offsets and firings; then, committed, its new
+        firings handed to the relay (:meth:`FiredRelay.hand`: published from memory).
+        ``timing``: the round's stages so far, completed here."""
         service = self.service
         stats = service.stats
         began = time.perf_counter_ns()
         now = service.clock()
-        fired = pending.fired
         async with self.store.transaction() as conn:
             await save(conn, self.owner, saved, now)
             recorded = await record_firings(conn, fired, now)
         committed = time.perf_counter_ns()
-        new = {event.fire_id for _, event in recorded.new}
-        rows = sum(len(part.delta.alerts) + len(part.delta.streams) for part in saved)
-        for timing in pending.rounds:
-            stats.timings.append(
-                timing._replace(
-                    delta_ns=delta_ns, commit_ns=committed - began, rows=rows, began_at=began,
-                    committed_at=committed,
-                    fired=tuple(fire_id for fire_id in timing.fired if fire_id in new),
-                )
-            )  # fmt: skip
+        stats.timings.append(
+            timing._replace(
+                commit_ns=committed - began,
+                rows=sum(len(part.delta.alerts) + len(part.delta.streams) for part in saved),
+                began_at=began, committed_at=committed,
+                fired=tuple(event.fire_id for _, event in recorded.new),
+            )
+        )  # fmt: skip
         service.recovered()
         stats.fired += len(fired)
         stats.recorded += len(recorded.new)
         ALERTS_FIRED.inc(len(recorded.new))  # a replayed round's firings are recorded once
         service.relay.hand(recorded)  # queued: the relay's task publishes, we do not wait
-        self._stored |= {(part.topic, part.partition): part.next_offset for part in saved}
-
-
-@dataclass(slots=True)
-class _Pending:
-    """The rounds stepped since the last transaction began: their firings, the states they
-    moved, how many records, and each round's timing so far."""
-
-    fired: list[AlertFired] = field(default_factory=list)
-    moved: set[tuple[str, int]] = field(default_factory=set)
-    records: int = 0
-    rounds: list[RoundTiming] = field(default_factory=list)
+        return offsets
 
 
 class Handover(Rebalance):

@@ -113,11 +113,16 @@ async def save(conn: Connection, owner: str, saved: Iterable[Saved], now_ns: int
     """Store each partition's offsets and changed rows, if its epoch is still the row's;
     :class:`FencedError` when one is not. Whatever the number of partitions: one statement
     for the offsets, one for the rows upserted and, when alerts are gone, one to delete
-    theirs, sent in one round trip."""
+    theirs."""
     parts = list(saved)
     if not parts:
         return
     offsets = [(p.topic, p.partition, p.epoch, p.next_offset, p.change_seq) for p in parts]
+    cursor = await conn.execute(_SAVE, [now_ns, *map(list, zip(*offsets, strict=True)), owner])
+    ours = {(row["topic"], row["partition"]) for row in await cursor.fetchall()}
+    for part in parts:
+        if (part.topic, part.partition) not in ours:
+            raise FencedError(f"{part.topic}[{part.partition}] was claimed by another evaluator")
     kept: list[tuple[str, int, str, str, bytes]] = []
     gone: list[tuple[str, int, str]] = []
     for part in parts:
@@ -128,18 +133,10 @@ async def save(conn: Connection, owner: str, saved: Iterable[Saved], now_ns: int
             else:
                 kept.append((topic, partition, ALERT, alert_id, data))
         kept += [(topic, partition, STREAM, i, data) for i, data in part.delta.streams.items()]
-    # sent together, one round trip (pipeline mode): the offsets' row first, as before, and
-    # the fence checked once the rows' statements are sent (a fenced save rolls back whole)
-    async with conn.pipeline():
-        cursor = await conn.execute(_SAVE, [now_ns, *map(list, zip(*offsets, strict=True)), owner])
-        if kept:
-            await conn.execute(_UPSERT, [owner, *map(list, zip(*kept, strict=True))])
-        if gone:
-            await conn.execute(_DELETE, [owner, *map(list, zip(*gone, strict=True))])
-    ours = {(row["topic"], row["partition"]) for row in await cursor.fetchall()}
-    for part in parts:
-        if (part.topic, part.partition) not in ours:
-            raise FencedError(f"{part.topic}[{part.partition}] was claimed by another evaluator")
+    if kept:
+        await conn.execute(_UPSERT, [owner, *map(list, zip(*kept, strict=True))])
+    if gone:
+        await conn.execute(_DELETE, [owner, *map(list, zip(*gone, strict=True))])
 
 
 async def last_change(conn: Connection) -> int:

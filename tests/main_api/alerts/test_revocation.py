@@ -1,33 +1,26 @@
-"""A partition given up (real PostgreSQL): every round stepped of it is stored before it is
-dropped, so that its next owner's claim neither fences one (a fenced round rolls back and the
-member's whole loop starts again) nor starts before what it fired. Without a rebalance hook
-(the in-process bus) that happens at the member's next poll; with one (Kafka's,
-``runner.Handover``) inside the rebalance, before another member may be given the partition.
-The rounds' transactions are held back by a lock on the partition's state row, so that one
-is in flight and the next pending when the partition goes. The real broker's test is in
-``test_kafka_evaluators``."""
+"""A partition given up on a rebalance (real PostgreSQL): the round in flight, which stores
+it, commits before the partition is dropped, so that its next owner's claim does not fence
+it (a fenced round rolls back and the member's whole loop starts again). With a rebalance
+hook (Kafka's), that happens inside the rebalance, and a round stepped but not yet stored
+forgets the revoked partition; the real broker's test is in ``test_kafka_evaluators``."""
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Iterator
-from contextlib import contextmanager
+from collections.abc import AsyncIterator
+from decimal import Decimal
 
-import psycopg
 import pytest
-from psycopg import sql
 
-from core.topic_codecs import TICKS_CODEC
+from core.alerts import fired
 from core.topics import TICKS
-from main_api.alerts.runner import Evaluating, EvaluatorService
-from main_api.alerts.states import claim
+from main_api.alerts.processing import Evaluated
+from main_api.alerts.runner import Covered, Evaluating, EvaluatorService
+from main_api.alerts.states import claim, save
 from main_api.store import MainStore
-from streams.bus import Offsets, Record
+from streams.bus import Offsets
 from streams.memory import MemoryBus
-from streams.processor import decode_batch
-from tests.main_api.alerts.factories import ticks
-
-BOTH = [(TICKS, 0), (TICKS, 1)]
+from tests.main_api.alerts.factories import T0, alert
 
 
 @pytest.fixture
@@ -36,37 +29,48 @@ async def store(schema: tuple[str, str]) -> AsyncIterator[MainStore]:
         yield opened
 
 
-@contextmanager
-def row_locked(schema: tuple[str, str], partition: int) -> Iterator[None]:
-    """The state row of ``md.ticks[partition]`` locked (a round storing it waits) until the
-    block ends."""
-    url, name = schema
-    with psycopg.connect(url) as conn:
-        conn.execute(
-            sql.SQL(
-                "SELECT 1 FROM {}.main_api_evaluator_states WHERE topic = %s AND partition = %s"
-                " FOR UPDATE"
-            ).format(sql.Identifier(name)),
-            (TICKS, partition),
-        )
-        yield
-        conn.rollback()
+async def test_a_revoked_partition_is_given_up_once_its_round_has_committed(
+    store: MainStore, schema: tuple[str, str]
+) -> None:
+    async with MemoryBus(partitions=2) as bus:
+        service = EvaluatorService(store, bus, schema[0])
+        hook = Evaluating(service, bus)
+        both = [(TICKS, 0), (TICKS, 1)]
+        await hook.own(both)
+        revoked = hook.states[(TICKS, 1)]
+        revoked.next_offset = 7  # the round in flight stored it up to offset 7
+        saved = [hook._saved(revoked)]
+        release = asyncio.Event()
+
+        async def in_flight() -> Covered:  # a round's transaction, still committing
+            await release.wait()
+            async with store.transaction() as conn:
+                await save(conn, hook.owner, saved, 2)
+            return {(TICKS, 1): 7}
+
+        hook._storing = asyncio.create_task(in_flight())
+        # the poll that revokes TICKS[1] returned; its next owner claims it once it is given up
+        giving_up = asyncio.create_task(hook.own([(TICKS, 0)]))
+
+        async def next_owner() -> int:
+            await giving_up
+            async with store.transaction() as conn:
+                return (await claim(conn, hook.owner, TICKS, 1, 3)).next_offset
+
+        claiming = asyncio.create_task(next_owner())
+        await asyncio.sleep(0.05)
+        waited = (giving_up.done(), sorted(hook.states))
+        release.set()
+        await giving_up
+        # the round committed (not fenced): its offsets go to the loop, the next owner
+        # starts where it ended
+        assert await hook.finish(True) == {(TICKS, 1): 7}
+        assert await claiming == 7
+        assert waited == (False, both)
+        assert sorted(hook.states) == [(TICKS, 0)]
 
 
-def step(hook: Evaluating, partition: int, offsets: range) -> None:
-    """A round of one tick batch a record at ``offsets`` of ``md.ticks[partition]``, as
-    the processor loop takes it (what ``fresh`` keeps, stepped)."""
-    records = []
-    for offset in offsets:
-        key, value = TICKS_CODEC.record(ticks(["100", "101"], first_id=1 + 2 * offset))
-        records.append(Record(TICKS, partition, offset, key, value, 0))
-    hook.step(decode_batch(hook.fresh(records), "test"), 0, False)
-
-
-async def next_owner(store: MainStore, hook: Evaluating, partition: int) -> int:
-    """The offset the partition's next owner starts from (its claim)."""
-    async with store.transaction() as conn:
-        return (await claim(conn, hook.owner, TICKS, partition, 3)).next_offset
+BOTH = [(TICKS, 0), (TICKS, 1)]
 
 
 async def hooked(store: MainStore, bus: MemoryBus, schema: tuple[str, str]) -> Evaluating:
@@ -77,73 +81,63 @@ async def hooked(store: MainStore, bus: MemoryBus, schema: tuple[str, str]) -> E
     return hook
 
 
-async def test_without_a_hook_a_partition_gone_is_dropped_once_its_rounds_are_stored(
-    store: MainStore, schema: tuple[str, str]
-) -> None:
-    async with MemoryBus(partitions=2) as bus:
-        hook = Evaluating(EvaluatorService(store, bus, schema[0]), bus)
-        await hook.own(BOTH)
-        with row_locked(schema, 1):
-            step(hook, 1, range(5))  # in flight, held by the lock
-            await asyncio.sleep(0.05)
-            step(hook, 1, range(5, 7))  # pending behind it
-            giving_up = asyncio.create_task(hook.own([(TICKS, 0)]))  # the poll after a rebalance
-            await asyncio.sleep(0.05)
-            waited = (giving_up.done(), sorted(hook.states))
-        await giving_up
-        assert waited == (False, BOTH)
-        assert sorted(hook.states) == [(TICKS, 0)]
-        assert await next_owner(store, hook, 1) == 7  # not fenced: both rounds stored
-        assert await hook.finish(True) == {(TICKS, 1): 7}
-
-
-async def test_the_rebalance_hook_stores_every_round_of_a_revoked_partition_before_it_goes(
+async def test_the_rebalance_hook_commits_the_round_in_flight_before_the_partition_goes(
     store: MainStore, schema: tuple[str, str]
 ) -> None:
     async with MemoryBus(partitions=2) as bus:
         hook = await hooked(store, bus, schema)
+        revoked = hook.states[(TICKS, 1)]
+        revoked.next_offset = 7
+        saved = [hook._saved(revoked)]
+        release = asyncio.Event()
+
+        async def in_flight() -> Covered:
+            await release.wait()
+            async with store.transaction() as conn:
+                await save(conn, hook.owner, saved, 2)
+            return {(TICKS, 0): 3, (TICKS, 1): 7}
+
+        hook._storing = asyncio.create_task(in_flight())
         committed: list[Offsets] = []
 
         async def commit(offsets: Offsets) -> None:
             committed.append(offsets)
 
-        with row_locked(schema, 1):
-            step(hook, 0, range(3))
-            step(hook, 1, range(4))  # in flight with the first, held by the lock
-            await asyncio.sleep(0.05)
-            step(hook, 1, range(4, 9))  # pending behind them
-            revoking = asyncio.create_task(hook.revoked({(TICKS, 1)}, commit))
-            await asyncio.sleep(0.05)
-            waited = revoking.done()
-        await revoking  # only now may the rebalance go on and another member claim it
-        assert waited is False
-        assert await next_owner(store, hook, 1) == 9
-        assert committed == [{(TICKS, 1): 9}]  # inside the hook, the revoked partition's
+        revoking = asyncio.create_task(hook.revoked({(TICKS, 1)}, commit))
+        await asyncio.sleep(0.05)
+        waited = revoking.done()
+        release.set()
+        await revoking  # the rebalance goes on only now: the next owner may claim
+        async with store.transaction() as conn:
+            claimed = await claim(conn, hook.owner, TICKS, 1, 3)
+        assert (waited, claimed.next_offset, claimed.epoch) == (False, 7, 2)
+        assert committed == [{(TICKS, 1): 7}]  # the revoked partition's, inside the hook
         assert sorted(hook.states) == [(TICKS, 0)]
-        await hook.reassigned([(TICKS, 0)])  # it went to another member: dropped
+        await hook.reassigned([(TICKS, 0)])
         await hook.own(hook.assigned or ())
         assert sorted(hook.states) == [(TICKS, 0)]
         assert await hook.finish(True) == {(TICKS, 0): 3}  # the kept one's, for the loop
 
 
-async def test_a_partition_revoked_and_given_back_keeps_its_state(
+async def test_a_round_stepped_before_a_revocation_stores_nothing_of_the_revoked_partition(
     store: MainStore, schema: tuple[str, str]
 ) -> None:
     async with MemoryBus(partitions=2) as bus:
         hook = await hooked(store, bus, schema)
-        kept = hook.states[(TICKS, 1)]
-        step(hook, 1, range(2))
+        kept, gone = hook.states[(TICKS, 0)], hook.states[(TICKS, 1)]
+        firings = [fired(alert(name, "above", "10"), 1, Decimal("11"), T0, False) for name in "ab"]
+        # stepped, its transaction not started (the loop waits in behind for the lock)
+        stepped = Evaluated(firings, {kept.key: 4, gone.key: 9}, 0, [kept.key, gone.key])
+        hook._stepped = stepped
 
         async def commit(offsets: Offsets) -> None:
-            pass
+            raise AssertionError(f"nothing of it was stored: {offsets}")
 
-        await hook.revoked(set(BOTH), commit)  # an eager rebalance revokes everything
-        assert hook.states == {}
-        step(hook, 1, range(2, 4))  # polled before the revocation: not this member's now
+        await hook.revoked({gone.key}, commit)
+        assert (stepped.moved, stepped.fired) == ({kept.key: 4}, firings[:1])
+        # the revoked state is not parked: it comes back from what is stored
         await hook.reassigned(BOTH)
+        assert sorted(hook.states) == [kept.key]
         await hook.own(hook.assigned or ())
-        assert hook.states[(TICKS, 1)] is kept  # not claimed again
-        assert kept.next_offset == 2
-        async with store.transaction() as conn:
-            cursor = await conn.execute("SELECT max(epoch) AS epoch FROM main_api_evaluator_states")
-            assert (await cursor.fetchone() or {}).get("epoch") == 1
+        back = hook.states[gone.key]
+        assert (back is gone, back.next_offset, back.epoch) == (False, 0, 2)
