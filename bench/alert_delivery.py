@@ -53,11 +53,12 @@ from __future__ import annotations
 import asyncio
 import bisect
 import contextlib
+import gc
 import json
 import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from decimal import Decimal
 from typing import Any, Final
 
@@ -130,6 +131,10 @@ class Delivery:
     """Firings the fast path published (the warm-up's included)."""
     relayed: int = 0
     """Firings the relay read back from the table and published."""
+    stages: dict[str, list[float]] = field(default_factory=dict)
+    """Per stage of :data:`STAGES`, each measured firing's time in it (ms), in one order."""
+    collections: list[tuple[int, float]] = field(default_factory=list)
+    """The garbage collector's runs in the measured window: generation, ms."""
 
     def percentile(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
@@ -195,8 +200,20 @@ def _published_at(sent: Sent, instrument: str, trade_id: int) -> int:
     return published[bisect.bisect_right(published, (trade_id, 1 << 62)) - 1][1]
 
 
-Timed = list[tuple[int, float]]
-"""Per firing: its batch's publish time (``perf_counter_ns``) and its latency in ms."""
+Timed = list[tuple[int, float, str, int]]
+"""Per firing: its batch's publish time (``perf_counter_ns``), its latency in ms, its
+``fire_id`` and when it arrived (``perf_counter_ns``)."""
+
+STAGES: Final = (
+    "published -> polled by the evaluator",
+    "polled -> step began (changes applied after the poll)",
+    "the step",
+    "stepped -> transaction began (the round before it committing)",
+    "the transaction",
+    "committed, handed to the relay -> read off alerts.events",
+    "alerts.events -> WebSocket received (the gateway)",
+)
+"""A firing's way, from the ticks' publish to the client (:func:`_stages`)."""
 
 
 async def _on_bus(bus: MemoryBus, sent: Sent, latencies: Timed) -> None:
@@ -211,7 +228,7 @@ async def _on_bus(bus: MemoryBus, sent: Sent, latencies: Timed) -> None:
                 event = decode_fired(record.value)
                 if event.account == WATCHER and event.trade_id is not None:
                     at = _published_at(sent, event.instrument, event.trade_id)
-                    latencies.append((at, (got - at) / 1e6))
+                    latencies.append((at, (got - at) / 1e6, event.fire_id, got))
 
 
 async def _receive(url: str, sent: Sent, latencies: Timed, ready: asyncio.Event) -> None:
@@ -226,7 +243,26 @@ async def _receive(url: str, sent: Sent, latencies: Timed, ready: asyncio.Event)
                 continue
             alert = message["alert"]
             at = _published_at(sent, alert["instrument"], alert["trade_id"])
-            latencies.append((at, (got - at) / 1e6))
+            latencies.append((at, (got - at) / 1e6, alert["fire_id"], got))
+
+
+def _stages(
+    received: Timed, on_bus: Timed, rounds: Sequence[RoundTiming]
+) -> dict[str, list[float]]:
+    """Each received firing's time in each of :data:`STAGES` (ms), from its round's stamps
+    (:class:`~main_api.alerts.runner.RoundTiming`) and its arrival on ``alerts.events``;
+    firings whose round or arrival is not known are left out."""
+    round_of = {fire_id: r for r in rounds for fire_id in r.fired}
+    bus_at = {fire_id: got for _, _, fire_id, got in on_bus}
+    stages: dict[str, list[float]] = {name: [] for name in STAGES}
+    for at, _, fire_id, got in received:
+        r, seen = round_of.get(fire_id), bus_at.get(fire_id)
+        if r is None or seen is None:
+            continue
+        stamps = (at, r.polled_at, r.step_at, r.stepped_at, r.began_at, r.committed_at, seen, got)
+        for name, start, end in zip(STAGES, stamps, stamps[1:], strict=False):
+            stages[name].append((end - start) / 1e6)
+    return stages
 
 
 async def measure(
@@ -246,6 +282,7 @@ async def measure(
     latencies: Timed = []
     to_bus: Timed = []
     began_ns = 0
+    collector = _Collections()
     async with MainStore.open(url, schema) as store:
         await insert_alerts(url, schema, [*watched, *background])
         stop = asyncio.Event()
@@ -288,14 +325,18 @@ async def measure(
                 warm = Warm(time.perf_counter() - warm_up, stats.fired, stats.recorded, echo=echo)
                 service.stats.timings.clear()
                 began, began_ns = time.perf_counter(), time.perf_counter_ns()
+                gc.callbacks.append(collector.seen)
                 await _publish(bus, batches[first:], rate, sent)
                 seconds = time.perf_counter() - began
                 async with asyncio.timeout(180):  # the evaluator catches up, if behind
                     while await covered(url, schema) < len(batches):
                         await asyncio.sleep(0.02)
                 behind = time.perf_counter() - began - seconds
+                gc.callbacks.remove(collector.seen)
                 await asyncio.sleep(1.0)  # the last firings' way to the client
             finally:
+                if collector.seen in gc.callbacks:  # the window ended early
+                    gc.callbacks.remove(collector.seen)
                 receiving.cancel()
                 stop.set()
                 with contextlib.suppress(asyncio.CancelledError):
@@ -306,13 +347,28 @@ async def measure(
     alerts = len(watched) + len(background)
     recorded = service.stats.recorded - warm.recorded
     # the warm-up's own firings (published before the clock started) are not measured
-    measured = [ms for at, ms in latencies if at >= began_ns]
-    warm = replace(warm, delivered=len(latencies) - len(measured))
+    received = [firing for firing in latencies if firing[0] >= began_ns]
+    warm = replace(warm, delivered=len(latencies) - len(received))
     return Delivery(
-        measured, alerts, ticks, rate, seconds, behind,
-        [ms for at, ms in to_bus if at >= began_ns], rounds, warm, recorded,
-        service.relay.handed_out, service.relay.published,
+        [firing[1] for firing in received], alerts, ticks, rate, seconds, behind,
+        [firing[1] for firing in to_bus if firing[0] >= began_ns], rounds, warm, recorded,
+        service.relay.handed_out, service.relay.published, _stages(received, to_bus, rounds),
+        collector.runs,
     )  # fmt: skip
+
+
+class _Collections:
+    """The garbage collector's runs while :meth:`seen` is among ``gc.callbacks``."""
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[int, float]] = []
+        self._started = 0
+
+    def seen(self, phase: str, info: dict[str, int]) -> None:
+        if phase == "start":
+            self._started = time.perf_counter_ns()
+        elif self._started:
+            self.runs.append((info["generation"], (time.perf_counter_ns() - self._started) / 1e6))
 
 
 async def _last_change(url: str, schema: str) -> int:
@@ -405,6 +461,23 @@ def report(figure: Delivery) -> None:
         ("the transaction (rows, offsets, firings)", [r.commit_ns / 1e6 for r in rounds]),
     ):
         print(f"    a round's {name}: {_spread(values)} ms")
+    stages = figure.stages
+    if stages and stages[STAGES[0]]:
+        whole = [sum(parts) for parts in zip(*stages.values(), strict=True)]
+        tail = percentile(whole, 0.99)
+        slow = [i for i, ms in enumerate(whole) if ms >= tail]
+        print(
+            f"    a firing's way, stage by stage ({len(whole):,} firings followed; p50 / p99 /"
+            f" max, and the mean over the slowest 1%, {len(slow)} firings of {tail:.1f} ms"
+            " or more):"
+        )
+        for name, values in stages.items():
+            mean = sum(values[i] for i in slow) / len(slow)
+            print(f"      {name}: {_spread(values)} ms; slowest 1%: {mean:.1f} ms")
+    for generation in range(3):
+        runs = [ms for gen, ms in figure.collections if gen == generation]
+        longest = f", the longest {max(runs):.1f} ms" if runs else ""
+        print(f"    garbage collections of generation {generation}: {len(runs)}{longest}")
     rows = [float(r.rows) for r in rounds]
     print(f"    rows a round stored: {_spread(rows, '.0f')} ({len(rounds):,} rounds stored)")
     print(

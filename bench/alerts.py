@@ -16,12 +16,13 @@ Then the service's figures (:mod:`bench.alert_service`, :mod:`bench.alert_delive
 (``--database-url``, default ``DATABASE_URL``, else a private server; skipped with a message
 when none can be had, or with ``--no-database``), a firing storm through the evaluator service,
 tick to alert on a WebSocket at ``--rate`` ticks/s for ``--ws-seconds`` with the ``--alerts``
-population (twice: a storm of 1 bp steps, and Binance-like steps), and the main API's routes
-at ``--route-rate`` requests/s.
+population (twice: a storm of 1 bp steps, and Binance-like steps; ``--delivery`` picks one),
+and the main API's routes at ``--route-rate`` requests/s.
 
 Usage: ``python -m bench.alerts [--alerts N] [--ticks N] [--naive-ticks N] [--repeat N]
 [--database-url URL | --no-database] [--storm-alerts N] [--storm-ticks N] [--ws-seconds S]
-[--watched N] [--route-rate R] [--route-seconds S] [--delivery-only] [--warm-up-echo]
+[--watched N] [--route-rate R] [--route-seconds S] [--delivery-only]
+[--delivery both|storm|realistic] [--warm-up-echo]
 [--smoke]``.
 """
 
@@ -397,6 +398,10 @@ def main(argv: Sequence[str] | None = None) -> None:
         " WebSocket run's measured window, as before 2026-12-05",
     )  # fmt: skip
     parser.add_argument(
+        "--delivery", choices=("both", "storm", "realistic"), default="both",
+        help="which WebSocket runs (default both)",
+    )  # fmt: skip
+    parser.add_argument(
         "--delivery-only", action="store_true",
         help="only tick to alert on a WebSocket (no evaluator, storm or route figures)",
     )  # fmt: skip
@@ -458,8 +463,11 @@ def _delivery(url: str, args: argparse.Namespace, names: list[str], specs: list[
     background = specs[: args.alerts - args.watched]
     watched = delivery.watched_alerts(args.watched, names, START_PRICE)
     walk = random_walk(ticks, names, DELIVERY_BATCH, args.rate, DELIVERY_STEP_BP)
-    print("\nstorm: 1 bp a trade, the watched alerts within 0.3% of the start price")
-    delivery.report(delivery.run(url, watched, background, walk, args.rate, args.warm_up_echo))
+    if args.delivery != "realistic":
+        print("\nstorm: 1 bp a trade, the watched alerts within 0.3% of the start price")
+        delivery.report(delivery.run(url, watched, background, walk, args.rate, args.warm_up_echo))
+    if args.delivery == "storm":
+        return
     calm = delivery.watched_alerts(args.watched, names, START_PRICE, CALM_BAND_BP)
     steps = random_walk(ticks, names, DELIVERY_BATCH, args.rate, STEP_BP)
     print(

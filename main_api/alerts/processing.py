@@ -12,7 +12,7 @@ offset it covers and the last alert change it applied (:mod:`main_api.alerts.sta
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass, field
 
 from core.alerts import AlertFired, AlertSpec, Source
@@ -79,12 +79,24 @@ def apply_to(
 
 @dataclass(slots=True)
 class Evaluated:
-    """A round's effects: the firings, in input order, and the partitions whose state moved
-    (with the next offset each covers now)."""
+    """A round's effects: the firings, in input order, with the partition each came from
+    (``origins``), and the partitions whose state moved (with the next offset each covers
+    now)."""
 
     fired: list[AlertFired] = field(default_factory=list)
     moved: dict[tuple[str, int], int] = field(default_factory=dict)
     undecodable: int = 0
+    origins: list[tuple[str, int]] = field(default_factory=list)
+
+    def drop(self, keys: Collection[tuple[str, int]]) -> None:
+        """Forget what the round did to the partitions ``keys`` (their states are dropped
+        unstored: a rebalance took them in the middle of the round)."""
+        for key in keys:
+            self.moved.pop(key, None)
+        kept = [(f, key) for f, key in zip(self.fired, self.origins, strict=True)
+                if key not in keys]  # fmt: skip
+        self.fired = [f for f, _ in kept]
+        self.origins = [key for _, key in kept]
 
 
 def evaluate(states: Mapping[tuple[str, int], PartitionState], batch: Batch) -> Outcome[Evaluated]:
@@ -96,7 +108,10 @@ def evaluate(states: Mapping[tuple[str, int], PartitionState], batch: Batch) -> 
     for record, message in zip(batch.records, batch.messages, strict=True):
         state = states[(record.topic, record.partition)]
         if message is not None:
-            effects.fired.extend(state.evaluator.step(message))
+            fired = state.evaluator.step(message)
+            if fired:
+                effects.fired.extend(fired)
+                effects.origins.extend([state.key] * len(fired))
         else:
             effects.undecodable += 1
         state.next_offset = record.offset + 1

@@ -28,6 +28,22 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
   the round in flight first (:meth:`Evaluating.settle`): the fired armings it reads are
   those of every round stepped; so does a partition given up (a revocation), so that the
   round commits before the partition's next owner claims it.
+- **Rebalances** (on Kafka). The subscription's rebalance hook (:class:`Handover`, on
+  :class:`streams.kafka.bus.Rebalance`) settles a revoked partition inside the rebalance,
+  before any other member is given it (:meth:`Evaluating.revoked`): the round in flight
+  commits there, what the stored rounds cover of it is committed on the bus, and a round
+  stepped whose transaction has not started yet forgets what it did to it (its state is
+  dropped unstored, so that round stores nothing of it, and claimed again from what is
+  stored if the partition comes back). The other revoked states are parked until the
+  rebalance's assignment (:meth:`Evaluating.reassigned`): kept if the partition is this
+  member's again (an eager rebalance revokes everything), dropped if not. Records of a
+  partition without a state are dropped (:meth:`Evaluating.fresh`; read again from the
+  committed offset if it comes back), and no offset of one is committed. What the hook
+  assigned is what :meth:`Evaluating.own` holds; without a hook (the in-process bus) it
+  reads the subscription's assignment and, at its next poll, gives up a partition gone once
+  the round in flight has committed. One lock keeps the hook, :meth:`Evaluating.own` and
+  :meth:`Evaluating.behind` apart (the hook runs in the consumer's coordinator task, at any
+  point the loop awaits).
 - **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
   alert changes; they are applied to every state held at the next poll, at most
   ``poll_timeout`` later, with the highest arming already fired of each changed alert, in
@@ -51,7 +67,7 @@ import contextlib
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable
+from collections.abc import Awaitable, Callable, Collection, Iterable
 from dataclasses import dataclass, field
 from typing import Final, NamedTuple
 
@@ -76,7 +92,16 @@ from main_api.alerts.states import (
 )
 from main_api.changes import MAX_CHANGES, AlertChanges, AlertGone, follow
 from main_api.store import MainStore, record_firings
-from streams.bus import Bus, Offsets, Record, Start, Subscription, TopicPartition
+from streams.bus import (
+    Bus,
+    BusError,
+    Offsets,
+    Record,
+    Start,
+    Subscription,
+    TopicPartition,
+)
+from streams.kafka.bus import KafkaBus, Rebalance
 from streams.outage import Backoff, OutageLog
 from streams.processor import Batch, Durability, Outcome, Processor, Round
 from telemetry.metrics import ALERTS_FIRED
@@ -121,12 +146,21 @@ TIMINGS_KEPT: Final = 100_000
 class RoundTiming(NamedTuple):
     """One stored round's stages: the pure step, taking the deltas (encoding the changed
     rows) and the transaction (rows, offsets, firings); in nanoseconds. ``rows``: the rows
-    it stored."""
+    it stored. Then when (``time.perf_counter_ns``) its poll returned, its step began and
+    ended, its transaction began (after the round before it had committed) and committed
+    (its new firings handed to the relay then), and the ``fire_id`` of those firings: a
+    benchmark follows a firing through them."""
 
     step_ns: int
     delta_ns: int
     commit_ns: int
     rows: int
+    polled_at: int = 0
+    step_at: int = 0
+    stepped_at: int = 0
+    began_at: int = 0
+    committed_at: int = 0
+    fired: tuple[str, ...] = ()
 
 
 @dataclass(slots=True)
@@ -157,6 +191,9 @@ class Evaluating(Durability[Evaluated]):
         self.states: dict[tuple[str, int], PartitionState] = {}
         self.step_ns = 0
         """How long the last round's pure step took."""
+        self.polled_at = 0
+        self.step_at = 0
+        """When (``perf_counter_ns``) the last poll returned and the last step began."""
         self._storing: asyncio.Task[Covered] | None = None
         """The last round's transaction while it is in flight (:meth:`behind`)."""
         self._stored: Covered = {}
@@ -164,11 +201,25 @@ class Evaluating(Durability[Evaluated]):
         self._slices: deque[tuple[list[AlertSpec | AlertGone], int, bool]] = deque()
         """Alert changes taken from the queue and not yet applied: a slice, its batch's last
         change number, and whether it is the batch's last slice."""
+        self._lock = asyncio.Lock()
+        """Held by what stores or drops states (:meth:`own`, :meth:`behind`, the rebalance
+        hook): a revocation waits for a claim or a change in hand, and the reverse."""
+        self._stepped: Evaluated | None = None
+        """The effects of a round stepped whose transaction has not started (:meth:`behind`)."""
+        self.assigned: frozenset[tuple[str, int]] | None = None
+        """With a rebalance hook (:class:`Handover`), the partitions its last rebalance left
+        this member; ``None`` without one (then the subscription's assignment is read)."""
+        self._parked: dict[tuple[str, int], PartitionState] = {}
+        """States of partitions revoked, their rounds stored, until the rebalance's
+        assignment says whether they stay (kept, not claimed again) or go (dropped)."""
+        self._failure: BaseException | None = None
+        """The round a revocation settled failed: raised to the loop at its next settle."""
 
     def step(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[Evaluated]:
-        began = time.perf_counter_ns()
+        self.step_at = began = time.perf_counter_ns()
         outcome = evaluate(self.states, batch)
         self.step_ns = time.perf_counter_ns() - began
+        self._stepped = outcome.effects
         return outcome
 
     # -- ownership and changes ----------------------------------------------------------------
@@ -183,20 +234,23 @@ class Evaluating(Durability[Evaluated]):
             for start in range(0, max(len(batch), 1), CHANGE_SLICE):
                 end = start + CHANGE_SLICE
                 slices.append((batch[start:end], last, end >= len(batch)))
-        gone = [key for key in self.states if key not in wanted]
-        if slices or gone or not wanted <= self.states.keys():
-            # a claim or a change reads what the rounds stored; a partition given up is
-            # given up with its round committed, before its next owner claims it (fenced
-            # otherwise: the round rolled back and this loop started again)
-            await self.settle()
-        for key in gone:
-            del self.states[key]
-            log.info("alerts: %s[%d] handed over", *key)
-        new = sorted(wanted - self.states.keys())
-        if new:
-            await self._claim(new)
-        if slices:  # one slice, its rows stored with it (not left to the next round)
-            await self._apply(self.states.values(), *slices.popleft(), store=True)
+        async with self._lock:
+            gone = [key for key in self.states if key not in wanted]
+            if slices or gone or not wanted <= self.states.keys():
+                # a claim or a change reads what the rounds stored; a partition given up is
+                # given up with its round committed, before its next owner claims it (fenced
+                # otherwise: the round rolled back and this loop started again)
+                await self.settle()
+            for key in gone:
+                del self.states[key]
+                log.info("alerts: %s[%d] handed over", *key)
+            new = sorted(wanted - self.states.keys())
+            if new:
+                await self._claim(new)
+            # one slice, its rows stored with it (not left to the next round); none while a
+            # rebalance holds states parked, which would miss it
+            if slices and not self._parked:
+                await self._apply(self.states.values(), *slices.popleft(), store=True)
 
     async def _claim(self, keys: list[tuple[str, int]]) -> None:
         now = self.service.clock()
@@ -276,8 +330,16 @@ class Evaluating(Durability[Evaluated]):
     # -- the hook -------------------------------------------------------------------------------
 
     def fresh(self, records: list[Record]) -> list[Record]:
+        """The records past their state's offset; a partition without a state (revoked
+        between the poll and now) is not this member's: its records are dropped, read
+        again from the committed offset if it comes back."""
         states = self.states
-        kept = [r for r in records if r.offset >= states[(r.topic, r.partition)].next_offset]
+        kept = [
+            r
+            for r in records
+            if (state := states.get((r.topic, r.partition))) is not None
+            and r.offset >= state.next_offset
+        ]
         self.service.stats.replayed += len(records) - len(kept)
         return kept
 
@@ -286,28 +348,89 @@ class Evaluating(Durability[Evaluated]):
         now, before the next step moves the states on) and return what the stored rounds
         cover: a round's transaction overlaps the next poll and step, and its offsets are
         committed on the bus only after it (see the module text)."""
-        await self.settle()
-        effects = round.outcome.effects
-        stats = self.service.stats
-        stats.rounds += 1
-        stats.undecodable += effects.undecodable
-        covered, self._stored = self._stored, {}
-        if not effects.moved:
-            return covered | round.offsets
-        began = time.perf_counter_ns()
-        saved = [self._saved(self.states[key]) for key in effects.moved]
-        delta_ns = time.perf_counter_ns() - began
-        self._storing = asyncio.create_task(
-            self._store(saved, effects.fired, round.offsets, delta_ns), name="alerts round"
-        )
-        return covered
+        async with self._lock:
+            await self.settle()
+            self._stepped = None
+            effects = round.outcome.effects
+            stats = self.service.stats
+            stats.rounds += 1
+            stats.undecodable += effects.undecodable
+            covered, self._stored = self._stored, {}
+            states = self.states  # a partition revoked since the poll: not committed here
+            offsets = {key: offset for key, offset in round.offsets.items() if key in states}
+            if not effects.moved:
+                return covered | offsets
+            began = time.perf_counter_ns()
+            saved = [self._saved(states[key]) for key in effects.moved]
+            delta_ns = time.perf_counter_ns() - began
+            timing = RoundTiming(
+                self.step_ns, delta_ns, 0, 0, self.polled_at, self.step_at,
+                self.step_at + self.step_ns,
+            )  # fmt: skip
+            self._storing = asyncio.create_task(
+                self._store(saved, effects.fired, offsets, timing), name="alerts round"
+            )
+            return covered
 
     async def settle(self) -> None:
         """Wait for the round in flight: its offsets are kept for the loop to commit; its
         failure is raised here (the loop ends and starts again from the stored states)."""
+        failure, self._failure = self._failure, None
+        if failure is not None:
+            raise failure
         storing, self._storing = self._storing, None
         if storing is not None:
             self._stored |= await storing
+
+    # -- rebalances (:class:`Handover`, from the consumer's coordinator task) -------------------
+
+    async def revoked(
+        self,
+        partitions: Collection[tuple[str, int]],
+        commit: Callable[[Offsets], Awaitable[None]],
+    ) -> None:
+        """A rebalance takes ``partitions`` (all of them, on an eager rebalance), before
+        any other member may have them: the round in flight commits here, the offsets the
+        stored rounds cover of them are committed (``commit``), and a round stepped whose
+        transaction has not started forgets what it did to them (their states are dropped:
+        claimed again from what is stored if they come back). The other revoked states are
+        parked until the assignment. A failure is kept for the loop (raised at its next
+        settle: it starts again from the stored states)."""
+        revoked = {key for key in partitions if key[0] in TOPICS}
+        async with self._lock:
+            if self.assigned is not None:
+                self.assigned -= revoked
+            try:
+                await self.settle()
+            except Exception as exc:  # the loop is told; the rebalance goes on
+                self._failure = exc
+                return
+            stepped, self._stepped = self._stepped, None
+            unstored = revoked & stepped.moved.keys() if stepped is not None else set()
+            if stepped is not None and unstored:
+                stepped.drop(unstored)
+            for key in revoked & self.states.keys():
+                state = self.states.pop(key)
+                if key in unstored:
+                    log.info("alerts: %s[%d] revoked, a round of it abandoned", *key)
+                else:
+                    self._parked[key] = state
+            covered = {key: self._stored.pop(key) for key in revoked & self._stored.keys()}
+            if covered:
+                await commit(covered)
+
+    async def reassigned(self, partitions: Collection[tuple[str, int]]) -> None:
+        """A rebalance gave this member ``partitions`` (all it has now): a parked state among
+        them is kept, the others are handed over; :meth:`own` claims the new ones."""
+        assigned = frozenset(key for key in partitions if key[0] in TOPICS)
+        async with self._lock:
+            self.assigned = assigned
+            parked, self._parked = self._parked, {}
+            for key, state in parked.items():
+                if key in assigned:
+                    self.states[key] = state
+                else:
+                    log.info("alerts: %s[%d] handed over", *key)
 
     async def abandon(self) -> None:
         """The loop ended: a round still in flight is cancelled (rolled back)."""
@@ -324,11 +447,11 @@ class Evaluating(Durability[Evaluated]):
         return covered
 
     async def _store(
-        self, saved: list[Saved], fired: list[AlertFired], offsets: Covered, delta_ns: int
+        self, saved: list[Saved], fired: list[AlertFired], offsets: Covered, timing: RoundTiming
     ) -> Covered:
         """One round's transaction: its rows, offsets and firings; then, committed, its new
-        firings handed to the relay (:meth:`FiredRelay.hand`: published from memory)."""
-        step_ns = self.step_ns
+        firings handed to the relay (:meth:`FiredRelay.hand`: published from memory).
+        ``timing``: the round's stages so far, completed here."""
         service = self.service
         stats = service.stats
         began = time.perf_counter_ns()
@@ -336,10 +459,13 @@ class Evaluating(Durability[Evaluated]):
         async with self.store.transaction() as conn:
             await save(conn, self.owner, saved, now)
             recorded = await record_firings(conn, fired, now)
+        committed = time.perf_counter_ns()
         stats.timings.append(
-            RoundTiming(
-                step_ns, delta_ns, time.perf_counter_ns() - began,
-                sum(len(part.delta.alerts) + len(part.delta.streams) for part in saved),
+            timing._replace(
+                commit_ns=committed - began,
+                rows=sum(len(part.delta.alerts) + len(part.delta.streams) for part in saved),
+                began_at=began, committed_at=committed,
+                fired=tuple(event.fire_id for _, event in recorded.new),
             )
         )  # fmt: skip
         service.recovered()
@@ -348,6 +474,34 @@ class Evaluating(Durability[Evaluated]):
         ALERTS_FIRED.inc(len(recorded.new))  # a replayed round's firings are recorded once
         service.relay.hand(recorded)  # queued: the relay's task publishes, we do not wait
         return offsets
+
+
+class Handover(Rebalance):
+    """The evaluator's partitions as a Kafka subscription's rebalances move them: a revoked
+    partition's round settles inside the rebalance, before another member is given it
+    (:meth:`Evaluating.revoked`), not at the member's next poll, when the next owner may
+    have claimed it already (its round fenced then: rolled back, and the loop started
+    again)."""
+
+    def __init__(self, hook: Evaluating) -> None:
+        self.hook = hook
+        self.subscription: Subscription | None = None
+
+    async def revoked(self, partitions: set[TopicPartition]) -> None:
+        await self.hook.revoked(partitions, self._commit)
+
+    async def assigned(self, partitions: set[TopicPartition]) -> None:
+        await self.hook.reassigned(partitions)
+
+    async def _commit(self, offsets: Offsets) -> None:
+        """Commit what the stored rounds cover of revoked partitions: only told when it
+        fails (the next owner starts from the stored offsets, not from these)."""
+        if self.subscription is None:
+            return
+        try:
+            await self.subscription.commit(offsets)
+        except BusError as exc:
+            log.warning("alerts: offsets stored but not committed on the bus: %s", exc)
 
 
 class _Owning(Subscription):
@@ -362,10 +516,15 @@ class _Owning(Subscription):
 
     async def poll(self, max_records: int = 500, timeout: float = 1.0) -> list[Record]:
         subscription = self._subscription
-        await self._hook.own(subscription.assignment())
+        hook = self._hook
+        await hook.own(subscription.assignment() if hook.assigned is None else hook.assigned)
         records = await subscription.poll(max_records, timeout)
-        polled = {(r.topic, r.partition) for r in records}
-        await self._hook.own(polled | set(subscription.assignment()))
+        hook.polled_at = time.perf_counter_ns()
+        if hook.assigned is not None:  # what the rebalance hook says is this member's
+            await hook.own(hook.assigned)
+        else:
+            polled = {(r.topic, r.partition) for r in records}
+            await hook.own(polled | set(subscription.assignment()))
         return records
 
     async def commit(self, offsets: Offsets) -> None:
@@ -468,12 +627,25 @@ class EvaluatorService:
         stopping = asyncio.create_task(stop.wait())
         stopping.add_done_callback(lambda _: processor.stop())
         try:
-            async with bus.subscribe(settings.group, list(TOPICS), start=settings.start) as sub:
+            async with self._subscribe(hook) as sub:
                 await processor.consume(_Owning(sub, hook))
         finally:
             stopping.cancel()
             await hook.abandon()
             self.hook = None
+
+    def _subscribe(self, hook: Evaluating) -> Subscription:
+        """The loop's subscription; on Kafka with :class:`Handover` as its rebalance hook."""
+        settings = self.settings
+        if not isinstance(self.bus, KafkaBus):
+            return self.bus.subscribe(settings.group, list(TOPICS), start=settings.start)
+        hook.assigned = frozenset()
+        handover = Handover(hook)
+        sub = self.bus.subscribe(
+            settings.group, list(TOPICS), start=settings.start, rebalance=handover
+        )
+        handover.subscription = sub
+        return sub
 
     async def _follow(self, stop: asyncio.Event, after: int) -> None:
         """Queue every alert change after ``after`` (:func:`follow` rides out the database's

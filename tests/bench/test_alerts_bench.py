@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from bench import alert_delivery as delivery
 from bench import alerts
 from main_api.alerts import AlertEvaluator
 
@@ -27,6 +28,11 @@ def test_alerts_benchmark_runs_and_prints_every_figure(
     for stage in ("publish to alerts.events", "the pure step", "the transaction"):
         assert re.search(re.escape(stage) + r"[^\n]*: \d+\.\d / \d+\.\d / \d+\.\d ms", out), stage
     assert re.search(r"rows a round stored: \d+ / \d+ / [1-9]\d*", out), out
+    # each delivered firing followed stage by stage, from the ticks' publish to the client
+    assert re.search(r"a firing's way, stage by stage \([1-9][\d,]* firings followed", out), out
+    for stage in delivery.STAGES:
+        line = re.escape(stage) + r": -?\d+\.\d / -?\d+\.\d / -?\d+\.\d ms; slowest 1%: "
+        assert re.search(line, out), stage
     for path in ("/healthz (baseline)", "/api/v1/alerts", "/api/v1/watchlists"):
         assert re.search(re.escape(path) + r" +100 +[\d,]+ +\d+\.\d\d +\d+\.\d\d +0\n", out), path
 
