@@ -15,10 +15,13 @@ consumer's coordinator task (so possibly while a round runs: the engine worker's
 them apart): a revoked partition's checkpoint is saved, and the offsets handled of it
 committed, before another member takes it, as the Faust app's rebalance signals do. A timer
 task calls :meth:`~streams.kafka.engine_worker.EngineWorker.tick` (idle partitions,
-checkpoints, the lag watch). Offsets are committed at most once a second (as Faust's commit
-interval), and at the end: a restart or a new owner resumes from the journal, never from them,
-so a later commit only means records read again and dropped as applied. A commit waits for the
-broker at most ``request_timeout``: one that does not answer is told, not waited out.
+checkpoints, the lag watch); a tick that fails is logged with its traceback once per
+:data:`CLOCK_TRACEBACK_EVERY` and kind of failure, the repeats counted in a summary line
+(:class:`~telemetry.log_limits.RepeatWindows`), and the clock goes on. Offsets are committed
+at most once a second (as Faust's commit interval), and at the end: a restart or a new owner
+resumes from the journal, never from them, so a later commit only means records read again and
+dropped as applied. A commit waits for the broker at most ``request_timeout``: one that does
+not answer is told, not waited out.
 
 :meth:`BatchWorker.stop` (SIGTERM, SIGINT) lets the round in hand and the timer's tick in hand
 finish, saves every partition's checkpoint, commits, and leaves the group: the next member
@@ -47,6 +50,7 @@ from streams.consumers import WATCHES
 from streams.kafka.bus import GroupJoinError, KafkaBus, KafkaSubscription, Rebalance
 from streams.kafka.engine_worker import EngineWorker, WorkerSettings
 from streams.kafka.reader import PartitionReader
+from telemetry.log_limits import RepeatWindows
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +60,8 @@ COMMIT_EVERY: Final = 1.0
 """Seconds between offset commits."""
 CLOCK_STOP_WAIT: Final = 10.0
 """Seconds a stop waits for the timer's tick in hand before it cancels it."""
+CLOCK_TRACEBACK_EVERY: Final = 60.0
+"""Seconds within which the clock's repeated failures of one kind are counted, not logged."""
 
 
 class _Ownership(Rebalance):
@@ -85,9 +91,13 @@ class BatchWorker:
         self,
         settings: WorkerSettings,
         checkpoints: Callable[[], CheckpointStore | None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self._checkpoints = checkpoints
+        self._monotonic = monotonic
+        self._clock_failures: RepeatWindows[str] = RepeatWindows(CLOCK_TRACEBACK_EVERY)
+        """The clock's failures by the exception's type (tracebacks once a window)."""
         self._stopping = asyncio.Event()
         self.worker: EngineWorker | None = None
         self._subscription: KafkaSubscription | None = None
@@ -187,10 +197,25 @@ class BatchWorker:
                 async with asyncio.timeout(every):
                     await self._stopping.wait()
                 return
+            failures = self._clock_failures
+            for kind, held in failures.ended(self._monotonic()):
+                self._clock_failed_more(kind, held)
             try:
                 await worker.tick()
-            except Exception:
-                log.exception("the candle worker's clock failed; it goes on")
+            except Exception as exc:
+                kind = type(exc).__name__
+                held = failures.offer(kind, self._monotonic())
+                if held:
+                    self._clock_failed_more(kind, held)
+                if held is not None:
+                    log.exception("the candle worker's clock failed; it goes on")
+
+    def _clock_failed_more(self, kind: str, held: int) -> None:
+        log.error(
+            "the candle worker's clock failed %d more %s with %s within %gs; their tracebacks"
+            " were not logged",
+            held, "time" if held == 1 else "times", kind, self._clock_failures.every,
+        )  # fmt: skip
 
 
 async def _finish(clock: asyncio.Task[None]) -> None:
