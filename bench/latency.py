@@ -69,7 +69,7 @@ from core import codecs
 from core.engine import CandleEngine, EngineConfig
 from core.intervals import parse_intervals
 from core.topics import CANDLES, TICKS
-from machine import stop_process
+from machine import settle_heap, stop_process
 from storage import PostgresStore
 from storage.writer import StorageWriter
 from streams.bus import Bus, Offsets, Record, Start, Subscription, Topic, TopicPartition
@@ -281,7 +281,10 @@ async def read_candles(
 
 
 def client_process(url: str, names: list[str], pipe: Connection) -> None:
-    """Subscribe to the 1s candles of ``names``; say "ready"; on "stop", send what it saw."""
+    """Subscribe to the 1s candles of ``names``; say "ready"; on "stop", send what it saw.
+    Its heap is settled first (:func:`machine.settle_heap`), as this process's: the measuring
+    processes' own collections must not pause the sends and the receipts they time."""
+    settle_heap()
     asyncio.run(_client(url, names, pipe))
 
 
@@ -614,6 +617,7 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
         args.throttle, gateway_ticks=not args.gateway_without_ticks, consumer=args.consumer
     )
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    settle_heap()  # see client_process
     folder = Path(tempfile.mkdtemp(prefix="mdp-bench-latency-"))
     without = "" if options.gateway_ticks else ", the gateway without md.ticks"
     print(f"Tick -> candle latency{' (smoke)' if args.smoke else ''}: {sizes.rate:,} ticks/s"
