@@ -18,7 +18,8 @@ task calls :meth:`~streams.kafka.engine_worker.EngineWorker.tick` (idle partitio
 checkpoints, the lag watch); a tick that fails is logged with its traceback once per
 :data:`CLOCK_TRACEBACK_EVERY` and kind of failure, the repeats counted in a summary line
 (:class:`~telemetry.log_limits.RepeatWindows`), and the clock goes on. Offsets are committed
-at most once a second (as Faust's commit interval), and at the end: a restart or a new owner
+at most once a second (as Faust's commit interval), in the background (no round waits for
+the broker's answer; one commit in flight), and at the end: a restart or a new owner
 resumes from the journal, never from them, so a later commit only means records read again and
 dropped as applied. A commit waits for the broker at most ``request_timeout``: one that does
 not answer is told, not waited out.
@@ -74,6 +75,7 @@ class _Ownership(Rebalance):
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         await self.worker.revoke(_ticks(partitions))
+        await self.shell.commits_settled()
         await self.shell.commit(partitions)
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
@@ -103,6 +105,8 @@ class BatchWorker:
         self._subscription: KafkaSubscription | None = None
         self._pending: dict[tuple[str, int], int] = {}
         """The next offset of each partition handled since its last commit."""
+        self._committing: asyncio.Task[bool] | None = None
+        """The periodic commit in flight (the rounds go on meanwhile)."""
 
     def stop(self, why: str = "asked to") -> None:
         """End after the current round: checkpoints saved, offsets committed, group left."""
@@ -150,16 +154,27 @@ class BatchWorker:
                 if records:
                     await worker.handle(records)
                     self._pending.update(next_offsets(records))
-                if self._pending and time.monotonic() - committed >= COMMIT_EVERY:
-                    await self.commit()
+                if (
+                    self._pending
+                    and time.monotonic() - committed >= COMMIT_EVERY
+                    and (self._committing is None or self._committing.done())
+                ):
+                    self._committing = asyncio.create_task(self.commit(), name="commit offsets")
                     committed = time.monotonic()
         finally:
             self._stopping.set()
             await _finish(clock)
+            await self.commits_settled()
             saved = len(worker.owned) if worker.checkpoints is not None else 0
             await worker.close()  # checkpoints saved before the group is left
             if await self.commit():
                 log.info("%d partitions' checkpoints saved, offsets committed", saved)
+
+    async def commits_settled(self) -> None:
+        """Wait for the periodic commit in flight, if any (it tells its own failures)."""
+        committing = self._committing
+        if committing is not None:
+            await asyncio.wait([committing])
 
     async def commit(self, partitions: Collection[tuple[str, int]] | None = None) -> bool:
         """Commit the offsets handled (of ``partitions`` only, if given); whether all are. A
