@@ -504,7 +504,9 @@ async def read_steps(
 
 def gateway_process(bootstrap: str, options: Options, pipe: Connection) -> None:
     """What ``mdp gateway --bus kafka`` runs, on a bus that notes when its polls return:
-    sends its URL, then, when told to stop, the 1s candles it read."""
+    sends its URL, then, when told to stop, the 1s candles it read (its heap settled as
+    ``mdp gateway`` settles its own)."""
+    settle_heap()
     asyncio.run(_gateway(bootstrap, options, pipe))
 
 
