@@ -40,6 +40,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import multiprocessing
@@ -192,20 +193,41 @@ class Observed:
         if candle.interval == ONE_SECOND and candle.last_trade_id is not None:
             self.candles[hop].append((candle.instrument, candle.last_trade_id, ns))
 
-    def hops(self) -> dict[str, list[float]]:
-        """Milliseconds from send to each hop, over the measured batches seen there."""
+    def _times(self) -> tuple[list[Sent], dict[str, list[int | None]]]:
+        """The measured batches, and when each reached each hop (None: not seen there)."""
         measured = [batch for batch in self.sent if batch.measured]
         times = {hop: first_seen(measured, self.candles[hop]) for hop in self.candles}
         times["engine consumed"] = record_times(measured, self.records)
         if self.polled:
             times["engine polled"] = record_times(measured, self.polled)
+        return measured, {hop: found for hop, found in times.items() if any(found)}
+
+    def hops(self) -> dict[str, list[float]]:
+        """Milliseconds from send to each hop, over the measured batches seen there."""
+        measured, times = self._times()
         return {
             hop: [
                 (ns - batch.sent_ns) / 1e6 for batch, ns in zip(measured, found, strict=True) if ns
             ]
             for hop, found in times.items()
-            if any(found)
         }
+
+    def stages(self) -> dict[str, list[float]]:
+        """Milliseconds each batch spent between one hop of the path to the client and the
+        next (``send -> engine polled``, ...), over the batches seen at both: where a tail
+        comes from, which the times from the send do not tell. The bench's own consumer of
+        md.candles is no hop of that path."""
+        measured, times = self._times()
+        path = ["send", *(hop for hop in HOPS if hop in times and hop != "candle consumed")]
+        times["send"] = [batch.sent_ns for batch in measured]
+        found: dict[str, list[float]] = {}
+        for before, after in itertools.pairwise(path):
+            found[f"{before} -> {after}"] = [
+                (end - start) / 1e6
+                for start, end in zip(times[before], times[after], strict=True)
+                if start and end
+            ]
+        return found
 
     def missed(self) -> int:
         """Measured batches the client never received an update of."""
@@ -219,6 +241,7 @@ class Result:
     hops: dict[str, Spread]
     batches: int
     missed: int
+    stages: dict[str, Spread] = field(default_factory=dict)
 
 
 # -- offering ticks and reading candles -------------------------------------------------------
@@ -562,8 +585,9 @@ async def _cluster(sizes: Sizes, options: Options, bootstrap: str, group: str) -
 
 def result(mode: str, observed: Observed) -> Result:
     hops = {hop: s for hop, values in observed.hops().items() if (s := spread(values))}
+    stages = {name: s for name, values in observed.stages().items() if (s := spread(values))}
     measured = sum(batch.measured for batch in observed.sent)
-    return Result(mode, hops, measured, observed.missed())
+    return Result(mode, hops, measured, observed.missed(), stages)
 
 
 def print_result(result: Result) -> None:
@@ -577,6 +601,9 @@ def print_result(result: Result) -> None:
             continue
         label = hop + (" (bench.kafka's figure)" if hop == "candle consumed" else "")
         print(f"  {label:<40} {s.p50:>8.1f} {s.p99:>8.1f} {s.max:>8.1f} {s.count:>8,}")
+    print(f"  {'ms between hops (each batch)':<40} {'p50':>8} {'p99':>8} {'max':>8} {'batches':>8}")
+    for name, s in result.stages.items():
+        print(f"  {name:<40} {s.p50:>8.1f} {s.p99:>8.1f} {s.max:>8.1f} {s.count:>8,}")
     consumed, receipt = result.hops.get("candle consumed"), result.hops.get("client receipt")
     if consumed and receipt:
         ratio = receipt.p99 / consumed.p99

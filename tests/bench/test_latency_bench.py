@@ -41,6 +41,20 @@ def test_hops_are_milliseconds_from_the_send_over_measured_batches_only() -> Non
     assert observed.missed() == 1
 
 
+def test_stages_are_each_batchs_milliseconds_between_one_hop_of_the_path_and_the_next() -> None:
+    observed = Observed()
+    observed.sent = [Sent("A", 10, 1_000_000, 0, 0, True), Sent("A", 20, 2_000_000, 0, 1, True)]
+    observed.polled = {(0, 0): 2_000_000, (0, 1): 3_000_000}
+    observed.records = {(0, 0): 2_500_000, (0, 1): 7_000_000}
+    observed.candles["candle consumed"] = [("A", 20, 50_000_000)]  # not on the client's path
+    observed.candles["client receipt"] = [("A", 10, 4_500_000), ("A", 20, 9_000_000)]
+    assert observed.stages() == {
+        "send -> engine polled": [1.0, 1.0],
+        "engine polled -> engine consumed": [0.5, 4.0],
+        "engine consumed -> client receipt": [2.0, 2.0],
+    }
+
+
 def test_a_spread_keeps_its_p99_within_the_maximum() -> None:
     spread = latency.spread([1.0, 2.0, 3.0, 100.0])
     assert spread is not None

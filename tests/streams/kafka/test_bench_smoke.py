@@ -52,6 +52,7 @@ def test_latency_benchmark_cluster_smoke_reaches_the_websocket_client(
     [result] = latency.main(argv)
     out = capsys.readouterr().out
     assert f"worker consumer {consumer}" in out
+    assert "send -> engine polled" in result.stages, out
     assert result.mode == "cluster"
     assert result.batches > 0
     assert result.missed == 0, out
