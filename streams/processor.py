@@ -272,7 +272,8 @@ class Processor(Generic[E]):
         if task is not None and task.done():
             self._committing = None
             task.result()
-        self._owed.update(offsets)
+        for (topic, partition), offset in offsets.items():
+            self._owed[topic, partition] = offset
         if self._owed and self._committing is None:
             owed, self._owed = self._owed, {}
             self._committing = asyncio.create_task(

@@ -37,9 +37,9 @@ import psycopg
 from access.grant import Grant
 from access.settings import TokenSettings
 from core.secrets import DatabaseUrl
+from machine import settle_heap
 from main_api.alert_reads import AlertSnapshots
 from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
-from machine import settle_heap
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus
 from mdp.common_options import (

@@ -213,8 +213,8 @@ class BatchWorker:
                     await self._stopping.wait()
                 return
             failures = self._clock_failures
-            for kind, held in failures.ended(self._monotonic()):
-                self._clock_failed_more(kind, held)
+            for ended, count in failures.ended(self._monotonic()):
+                self._clock_failed_more(ended, count)
             try:
                 await worker.tick()
             except Exception as exc:

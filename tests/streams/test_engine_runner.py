@@ -445,7 +445,7 @@ def test_a_joined_step_takes_what_its_parts_take_once_the_engine_rescales_them()
     parts = [sized(range(3, 2_051), size, 0), sized(range(2_051, 4_099), size, 0)]
     assert rows(joined(parts)) == [4_096]  # under the bound on the batches' own scales
 
-    def candles(join: bool) -> dict[int, tuple[object, ...]]:
+    def candles(join: bool) -> dict[int, tuple[Decimal, ...]]:
         engine, stats = CandleEngine(config()), EngineStats()
         last: dict[int, Candle] = {}
         for step in ([first], parts):
@@ -455,11 +455,11 @@ def test_a_joined_step_takes_what_its_parts_take_once_the_engine_rescales_them()
                     candle = codecs.decode_candle(value)
                     last[candle.open_time] = candle
         last.update((candle.open_time, candle) for candle in engine.flush().candles)
-        return {t: (*values(c), c.volume_raw) for t, c in last.items()}
+        return {t: (*values(c), Decimal(c.volume_raw)) for t, c in last.items()}
 
     by_parts, by_join = candles(join=False), candles(join=True)
     assert by_join == by_parts
-    assert sum(v[-1] for v in by_join.values()) == 2 + 4_096 * size * 1_000
+    assert sum(v[-1] for v in by_join.values()) == 2 + 4_096 * size * 1_000  # exact
 
 
 def rows(messages: list[TickBatch | FeedGap]) -> list[int | str]:
