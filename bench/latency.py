@@ -6,26 +6,31 @@ Ticks are offered at a fixed rate (``--rate``, default 20,000 ticks/s) in batche
 candle update that contains its last tick (``last_trade_id`` at least the batch's last id),
 seen at each hop:
 
-1. ``engine consumed``: the engine's poll returned the batch's record (embedded: observed on
-   the bus; cluster: the broker timestamp of the worker's journal step that covers it);
-2. ``candle published``: the candle record's timestamp on ``md.candles``;
-3. ``candle consumed``: a consumer of ``md.candles`` in this process read it: the figure
+1. ``engine polled`` (cluster only): the worker's round that took the batch's record began
+   (the clock its journal step carries: its poll, or Faust's take, had returned);
+2. ``engine consumed``: the engine's poll returned the batch's record (embedded: observed on
+   the bus; cluster: the timestamp of the worker's journal step that covers it, taken when the
+   worker sent it: the step has run);
+3. ``candle published``: the candle record's timestamp on ``md.candles`` (cluster: taken when
+   the worker sends it, once the broker has its journal step);
+4. ``candle consumed``: a consumer of ``md.candles`` in this process read it: the figure
    ``bench.kafka`` reports (its definition, measured on the same batches);
-4. ``gateway read``: the gateway's poll returned it (embedded only: in cluster mode the gateway
+5. ``gateway read``: the gateway's poll returned it (embedded only: in cluster mode the gateway
    is another process);
-5. ``client receipt``: a WebSocket client in another process, on 127.0.0.1, subscribed to the
+6. ``client receipt``: a WebSocket client in another process, on 127.0.0.1, subscribed to the
    1s candles of every instrument, received it.
 
 Modes: ``embedded`` runs what ``mdp up`` runs on its in-process bus (engine runner, storage
 writer on a scratch database, gateway) in this process; ``cluster`` runs a Kafka broker (or
 ``--bootstrap``, whose platform topics it resets), one ``mdp worker`` process and one
-``mdp gateway --bus kafka`` process. The engine runs with ``--throttle`` (default 0, as in
+``mdp gateway --bus kafka`` process; ``--consumer batch`` runs ``mdp worker --consumer batch``
+(the default: Faust's, as ``mdp worker``). The engine runs with ``--throttle`` (default 0, as in
 ``bench.kafka``: every batch updates its open candles). Clocks: ``time.time_ns`` in every
 process of this machine; Kafka timestamps are whole milliseconds.
 
 Usage: ``python -m bench.latency [--smoke] [--modes embedded,cluster] [--seconds S]
-[--rate N] [--batch N] [--instruments N] [--throttle MS] [--bootstrap HOST:PORT]
-[--database-url URL]``.
+[--rate N] [--batch N] [--instruments N] [--throttle MS] [--consumer faust|batch]
+[--bootstrap HOST:PORT] [--database-url URL]``.
 """
 
 from __future__ import annotations
@@ -35,6 +40,7 @@ import asyncio
 import contextlib
 import dataclasses
 import functools
+import itertools
 import json
 import logging
 import multiprocessing
@@ -64,7 +70,7 @@ from core import codecs
 from core.engine import CandleEngine, EngineConfig
 from core.intervals import parse_intervals
 from core.topics import CANDLES, TICKS
-from machine import stop_process
+from machine import settle_heap, stop_process
 from storage import PostgresStore
 from storage.writer import StorageWriter
 from streams.bus import Bus, Offsets, Record, Start, Subscription, Topic, TopicPartition
@@ -78,7 +84,14 @@ from ws_gateway import Gateway, GatewaySettings
 
 TARGET_P99_MS = 20.0
 MODES = ("embedded", "cluster")
-HOPS = ("engine consumed", "candle published", "candle consumed", "gateway read", "client receipt")
+HOPS = (
+    "engine polled",
+    "engine consumed",
+    "candle published",
+    "candle consumed",
+    "gateway read",
+    "client receipt",
+)
 ONE_SECOND = parse_intervals(["1s"])[0]
 
 
@@ -97,6 +110,8 @@ class Options:
     """The engine's throttle: 0 (every batch updates its open candles), as in bench.kafka."""
     gateway_ticks: bool = True
     """False: the gateway reads md.candles only (a diagnosis: what its tick channels cost)."""
+    consumer: str = "faust"
+    """Cluster mode: how the worker reads md.ticks (``mdp worker --consumer``)."""
 
 
 FULL = Sizes(60.0, 3.0, 20_000, 500, 10)
@@ -169,6 +184,8 @@ class Observed:
     candles: dict[str, list[Seen]] = field(default_factory=lambda: defaultdict(list))
     records: dict[tuple[int, int], int] = field(default_factory=dict)
     """When the engine consumed each md.ticks record, by (partition, offset)."""
+    polled: dict[tuple[int, int], int] = field(default_factory=dict)
+    """Cluster mode: when the worker's round that took each record began."""
 
     def see(self, hop: str, record: Record, ns: int) -> None:
         """Note a md.candles record observed at ``hop`` at ``ns`` if it is a 1s update."""
@@ -176,18 +193,41 @@ class Observed:
         if candle.interval == ONE_SECOND and candle.last_trade_id is not None:
             self.candles[hop].append((candle.instrument, candle.last_trade_id, ns))
 
-    def hops(self) -> dict[str, list[float]]:
-        """Milliseconds from send to each hop, over the measured batches seen there."""
+    def _times(self) -> tuple[list[Sent], dict[str, list[int | None]]]:
+        """The measured batches, and when each reached each hop (None: not seen there)."""
         measured = [batch for batch in self.sent if batch.measured]
         times = {hop: first_seen(measured, self.candles[hop]) for hop in self.candles}
         times["engine consumed"] = record_times(measured, self.records)
+        if self.polled:
+            times["engine polled"] = record_times(measured, self.polled)
+        return measured, {hop: found for hop, found in times.items() if any(found)}
+
+    def hops(self) -> dict[str, list[float]]:
+        """Milliseconds from send to each hop, over the measured batches seen there."""
+        measured, times = self._times()
         return {
             hop: [
                 (ns - batch.sent_ns) / 1e6 for batch, ns in zip(measured, found, strict=True) if ns
             ]
             for hop, found in times.items()
-            if any(found)
         }
+
+    def stages(self) -> dict[str, list[float]]:
+        """Milliseconds each batch spent between one hop of the path to the client and the
+        next (``send -> engine polled``, ...), over the batches seen at both: where a tail
+        comes from, which the times from the send do not tell. The bench's own consumer of
+        md.candles is no hop of that path."""
+        measured, times = self._times()
+        path = ["send", *(hop for hop in HOPS if hop in times and hop != "candle consumed")]
+        times["send"] = [batch.sent_ns for batch in measured]
+        found: dict[str, list[float]] = {}
+        for before, after in itertools.pairwise(path):
+            found[f"{before} -> {after}"] = [
+                (end - start) / 1e6
+                for start, end in zip(times[before], times[after], strict=True)
+                if start and end
+            ]
+        return found
 
     def missed(self) -> int:
         """Measured batches the client never received an update of."""
@@ -201,6 +241,7 @@ class Result:
     hops: dict[str, Spread]
     batches: int
     missed: int
+    stages: dict[str, Spread] = field(default_factory=dict)
 
 
 # -- offering ticks and reading candles -------------------------------------------------------
@@ -263,7 +304,10 @@ async def read_candles(
 
 
 def client_process(url: str, names: list[str], pipe: Connection) -> None:
-    """Subscribe to the 1s candles of ``names``; say "ready"; on "stop", send what it saw."""
+    """Subscribe to the 1s candles of ``names``; say "ready"; on "stop", send what it saw.
+    Its heap is settled first (:func:`machine.settle_heap`), as this process's: the measuring
+    processes' own collections must not pause the sends and the receipts they time."""
+    settle_heap()
     asyncio.run(_client(url, names, pipe))
 
 
@@ -478,11 +522,14 @@ async def read_steps(
             if isinstance(entry, Step) and entry.group == group:
                 for offset in range(entry.start, entry.end):
                     observed.records[entry.partition, offset] = record.timestamp_ns
+                    observed.polled[entry.partition, offset] = entry.now_ns
 
 
 def gateway_process(bootstrap: str, options: Options, pipe: Connection) -> None:
     """What ``mdp gateway --bus kafka`` runs, on a bus that notes when its polls return:
-    sends its URL, then, when told to stop, the 1s candles it read."""
+    sends its URL, then, when told to stop, the 1s candles it read (its heap settled as
+    ``mdp gateway`` settles its own)."""
+    settle_heap()
     asyncio.run(_gateway(bootstrap, options, pipe))
 
 
@@ -505,6 +552,7 @@ def cluster(sizes: Sizes, options: Options, bootstrap: str, folder: Path) -> Obs
     worker = mdp_process(
         log, "worker", "--bootstrap", bootstrap, "--group", group, "--database-url", "",
         "--throttle", f"{options.throttle_ms:g}", "--log-level", "info",
+        "--consumer", options.consumer,
     )  # fmt: skip
     try:
         wait_for_log(log, "recovered", 4, worker)
@@ -537,8 +585,9 @@ async def _cluster(sizes: Sizes, options: Options, bootstrap: str, group: str) -
 
 def result(mode: str, observed: Observed) -> Result:
     hops = {hop: s for hop, values in observed.hops().items() if (s := spread(values))}
+    stages = {name: s for name, values in observed.stages().items() if (s := spread(values))}
     measured = sum(batch.measured for batch in observed.sent)
-    return Result(mode, hops, measured, observed.missed())
+    return Result(mode, hops, measured, observed.missed(), stages)
 
 
 def print_result(result: Result) -> None:
@@ -552,6 +601,9 @@ def print_result(result: Result) -> None:
             continue
         label = hop + (" (bench.kafka's figure)" if hop == "candle consumed" else "")
         print(f"  {label:<40} {s.p50:>8.1f} {s.p99:>8.1f} {s.max:>8.1f} {s.count:>8,}")
+    print(f"  {'ms between hops (each batch)':<40} {'p50':>8} {'p99':>8} {'max':>8} {'batches':>8}")
+    for name, s in result.stages.items():
+        print(f"  {name:<40} {s.p50:>8.1f} {s.p99:>8.1f} {s.max:>8.1f} {s.count:>8,}")
     consumed, receipt = result.hops.get("candle consumed"), result.hops.get("client receipt")
     if consumed and receipt:
         ratio = receipt.p99 / consumed.p99
@@ -573,6 +625,12 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
         action="store_true",
         help="diagnosis: the gateway reads md.candles only (what its tick channels cost)",
     )
+    parser.add_argument(
+        "--consumer",
+        choices=("faust", "batch"),
+        default="faust",
+        help="cluster mode: how the worker reads md.ticks (mdp worker --consumer)",
+    )
     parser.add_argument("--bootstrap", help="use this broker (its platform topics are reset)")
     parser.add_argument("--database-url", help="embedded mode's server (default: a private one)")
     args = parser.parse_args(argv)
@@ -584,14 +642,18 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     sizes = dataclasses.replace(sizes, **{k: v for k, v in changes.items() if v is not None})
     if sizes.rate <= 0 or sizes.batch <= 0 or sizes.instruments <= 0 or sizes.seconds <= 0:
         parser.error("--seconds, --rate, --batch and --instruments must be positive")
-    options = Options(args.throttle, gateway_ticks=not args.gateway_without_ticks)
+    options = Options(
+        args.throttle, gateway_ticks=not args.gateway_without_ticks, consumer=args.consumer
+    )
     logging.getLogger("aiokafka").setLevel(logging.ERROR)
+    settle_heap()  # see client_process
     folder = Path(tempfile.mkdtemp(prefix="mdp-bench-latency-"))
     without = "" if options.gateway_ticks else ", the gateway without md.ticks"
     print(f"Tick -> candle latency{' (smoke)' if args.smoke else ''}: {sizes.rate:,} ticks/s"
           f" offered in {sizes.batch:,}-tick batches, {sizes.instruments} instruments,"
           f" {sizes.seconds:g} s per mode after {sizes.warmup:g} s of warm-up, 1s candles,"
-          f" throttle {options.throttle_ms:g} ms{without}; load average {os.getloadavg()[0]:.2f};"
+          f" throttle {options.throttle_ms:g} ms{without}, worker consumer {options.consumer};"
+          f" load average {os.getloadavg()[0]:.2f};"
           f" logs in {folder}")  # fmt: skip
     results = []
     for mode in modes:

@@ -109,7 +109,10 @@ def engine_step(
 
 _JOIN_BOUND = 2**62
 """A join stops before the batch's largest price times its largest size times its rows
-reaches this: the engine's sums of a joined batch stay 64-bit where the parts' did."""
+reaches this, on the batches' own scales: the engine's sums of a joined batch then stay
+64-bit where the parts' did. A speed bound, not a limit: the engine moves a batch to its
+instrument's finer scales first (which this pure function does not know), and sums in Python
+ints what does not fit 64 bits there, so a joined batch is taken wherever its parts are."""
 
 
 def joined(decoded: Sequence[TickBatch | FeedGap]) -> list[TickBatch | FeedGap]:
@@ -117,7 +120,8 @@ def joined(decoded: Sequence[TickBatch | FeedGap]) -> list[TickBatch | FeedGap]:
 
     Each instrument's messages keep their order; a feed gap of an instrument ends its run of
     batches (the gap goes after the run joined so far), and so does a batch of other scales,
-    or one that would make the run's sums too large for 64 bits (:data:`_JOIN_BOUND`).
+    or one that would make the run's sums too large for 64 bits (:data:`_JOIN_BOUND`: a
+    speed bound; the engine takes a batch of any length).
     Instruments are independent in the engine, so only the order across instruments may
     change. A pure function of ``decoded``: a journal's replay joins the same batches as the
     live step did.

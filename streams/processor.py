@@ -17,6 +17,12 @@ One round::
   state covers; only those are committed. :meth:`Durability.ahead` runs before the outputs
   go out (a write-ahead journal), :meth:`Durability.behind` after (a checkpoint, a store
   transaction). ``docs/architecture.md`` ("Processors") states the contract.
+- ``commit_behind``: a processor whose effects are done when its round returns (the gateway's
+  fan-out) may commit in the background: the commit of a round runs while the next round
+  polls, one commit in flight, the offsets of rounds done meanwhile in the next; a failed
+  commit fails the loop at its next round, and a stop waits for it. The contract holds (a
+  commit starts only after the effects of the rounds it covers), and no round waits for the
+  broker's answer to a commit.
 - Traces (:mod:`telemetry.tracing`): a round whose records carry a sampled trace context is
   one consumer span (``trace_name``), their child; the outputs it publishes carry its context
   in their headers. A round without one makes no span.
@@ -199,10 +205,16 @@ class Processor(Generic[E]):
     trace_name: str = ""
     """The name of a traced round's span (default ``process <group>``)."""
     went_through: Callable[[int], object] = lambda taken: None
-    """Told after each round that went through (made durable, what it covers committed),
-    with how many records it took: a loop that rides out outages tells their end by it."""
+    """Told after each round that went through (made durable, what it covers committed, or
+    handed to the background commit), with how many records it took: a loop that rides out
+    outages tells their end by it."""
+    commit_behind: bool = False
+    """Commit in the background, one commit in flight (see the module text)."""
     _stopping: asyncio.Event = field(default_factory=asyncio.Event)
     _draining: bool = False
+    _committing: asyncio.Task[None] | None = None
+    _owed: dict[tuple[str, int], int] = field(default_factory=dict)
+    """Offsets of rounds done while a commit was in flight: the next commit's."""
 
     _publish: Callable[[list[Output]], Awaitable[None]] = field(init=False)
 
@@ -236,14 +248,45 @@ class Processor(Generic[E]):
                 if self._draining and (durability.failing or (not polled and durability.idle)):
                     break
                 await self.round(subscription, polled)
+            await self._settle_commits(subscription)
             await self._commit(subscription, await durability.finish(self._draining))
         finally:
             forget()
+            if self._committing is not None and not self._committing.done():
+                self._committing.cancel()  # the loop failed: its commit is not waited for
 
     async def round(self, subscription: Subscription, polled: list[Record]) -> None:
-        """:meth:`handle` one poll's records, then commit what the durable state covers."""
-        await self._commit(subscription, await self.handle(polled))
+        """:meth:`handle` one poll's records, then commit what the durable state covers (or
+        hand it to the background commit: ``commit_behind``)."""
+        offsets = await self.handle(polled)
+        if self.commit_behind:
+            self._commit_in_background(subscription, offsets)
+        else:
+            await self._commit(subscription, offsets)
         self.went_through(len(polled))
+
+    def _commit_in_background(self, subscription: Subscription, offsets: Offsets) -> None:
+        """Start committing ``offsets`` and those owed unless a commit is in flight (then
+        they are owed); a commit that failed raises here, at the round after it."""
+        task = self._committing
+        if task is not None and task.done():
+            self._committing = None
+            task.result()
+        for (topic, partition), offset in offsets.items():
+            self._owed[topic, partition] = offset
+        if self._owed and self._committing is None:
+            owed, self._owed = self._owed, {}
+            self._committing = asyncio.create_task(
+                self._commit(subscription, owed), name=f"commit {self.group}"
+            )
+
+    async def _settle_commits(self, subscription: Subscription) -> None:
+        """Wait for the commit in flight, then commit what is owed (before a stop's last)."""
+        task, self._committing = self._committing, None
+        if task is not None:
+            await task
+        owed, self._owed = self._owed, {}
+        await self._commit(subscription, owed)
 
     async def handle(self, polled: list[Record]) -> Offsets:
         """Decode, step, publish and make durable one poll's records; the offsets that may

@@ -352,11 +352,13 @@ class Gateway:
 
     async def _consume(self, subscription: Subscription) -> None:
         """The feed: the processor loop (:mod:`streams.processor`) with :meth:`_apply` as
-        its step; the hub's fan-out is its only effect, so every round is committed."""
+        its step; the hub's fan-out is its only effect, done when a round returns, so every
+        round is committed, in the background (``commit_behind``): the next poll does not
+        wait for the broker's answer to a commit."""
         feed = Processor(
             self.bus, self.group, [CANDLES, TICKS], self._apply,
             max_records=POLL_RECORDS, poll_timeout=POLL_TIMEOUT, clock=self.clock,
-            trace_name=GATEWAY_SPAN,
+            trace_name=GATEWAY_SPAN, commit_behind=True,
         )  # fmt: skip
         try:
             await feed.consume(subscription)

@@ -24,7 +24,8 @@ _INT64_SAFE = 2**62
 class Partials:
     """Columns of partial bars, one row per bucket, in bucket order.
 
-    ``quote`` is int64 when the batch's notional sums fit, else Python ints (object dtype).
+    ``quote`` is int64 when the batch's notional sums fit, else Python ints (object dtype);
+    ``volume`` and ``taker`` likewise when its size sums fit.
     """
 
     bucket: I64
@@ -32,9 +33,9 @@ class Partials:
     high: I64
     low: I64
     close: I64
-    volume: I64
+    volume: Column
     quote: Column
-    taker: I64
+    taker: Column
     trades: I64
     first_ts: I64
     first_id: I64
@@ -59,16 +60,19 @@ def tick_partials(batch: TickBatch, interval_ns: int) -> Partials:
     """Partial bars of a batch already sorted by (ts, trade id), for one interval."""
     price, size = batch.price, batch.size
     rows = len(price)
-    bound = int(price.max()) * int(size.max()) * rows if rows else 0
-    # int64 when no sum can overflow; else Python ints (exact, slower)
+    top = int(size.max()) * rows if rows else 0
+    # int64 when no sum can overflow; else Python ints (exact, slower): no batch is too large
+    volume: Column = size if top < _INT64_SAFE else size.astype(object)
     quote: Column = (
-        price * size if bound < _INT64_SAFE else price.astype(object) * size.astype(object)
+        price * size
+        if int(price.max(initial=0)) * top < _INT64_SAFE
+        else price.astype(object) * size.astype(object)
     )
-    taker = np.where(batch.side == Side.BUY, size, 0)
+    taker = np.where(batch.side == Side.BUY, volume, 0)
     ts = batch.ts_event
     ids = batch.trade_id
     return _reduce(
-        ts // interval_ns, price, price, price, price, size, quote, taker, batch.trades,
+        ts // interval_ns, price, price, price, price, volume, quote, taker, batch.trades,
         ts, ids, ts, ids,
     )  # fmt: skip
 
@@ -88,9 +92,9 @@ def _reduce(
     high: I64,
     low: I64,
     close: I64,
-    volume: I64,
+    volume: Column,
     quote: Column,
-    taker: I64,
+    taker: Column,
     trades: I64,
     first_ts: I64,
     first_id: I64,

@@ -25,7 +25,6 @@ from core.rejects import RejectedTick, RejectReason
 from core.ticks import Tick, TickBatch, batches_by_instrument
 
 _OPEN, _CLOSED, _REVISED = CandleStatus.OPEN, CandleStatus.CLOSED, CandleStatus.REVISED
-_INT64_SAFE = 2**62
 
 
 @dataclass(slots=True)
@@ -260,8 +259,6 @@ class CandleEngine:
         order = aggregate.sort_key_order(batch.ts_event, batch.trade_id)
         if order is not None:
             batch = batch.take(order)
-        if int(batch.size.max()) * len(batch) >= _INT64_SAFE:
-            raise ValueError("batch volume would overflow 64 bits: split it into smaller batches")
         intervals = self.config.intervals
         spans = self._gaps.spans(instrument)
         levels: list[aggregate.Partials] = []

@@ -37,6 +37,7 @@ import psycopg
 from access.grant import Grant
 from access.settings import TokenSettings
 from core.secrets import DatabaseUrl
+from machine import settle_heap
 from main_api.alert_reads import AlertSnapshots
 from main_api.settings import DEFAULT_SCHEMA as MAIN_API_SCHEMA
 from mdp.admin_options import add_admin_options
@@ -197,6 +198,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         trading = ReadDatabase(args.trading_database_url, args.trading_schema)
         main_api = ReadDatabase(args.main_api_database_url, args.main_api_schema)
+        settle_heap()  # the modules out of every later collection: short pauses
         asyncio.run(
             serve(
                 settings, BUSES[args.bus](args), args.database_url, tokens=tokens,

@@ -23,7 +23,7 @@ from core.intervals import NS_PER_SECOND
 from core.secrets import DatabaseUrl
 from core.topics import CANDLES, TICKS, TICKS_REJECTED
 from ingest.venues import empty_by_venue
-from machine import state_dir
+from machine import settle_heap, state_dir
 from mdp.admin_options import (
     add_admin_options,
     add_readiness_options,
@@ -174,6 +174,7 @@ def _run_batch(settings: WorkerSettings, database_url: DatabaseUrl | None) -> in
 
     async def main() -> None:
         worker = BatchWorker(settings, _checkpoints(database_url))
+        settle_heap()  # the modules out of every later collection: short pauses
         loop = asyncio.get_running_loop()
         for signum in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(signum, worker.stop, f"signal {signum.name}")
@@ -212,6 +213,7 @@ def _run_faust(settings: WorkerSettings, database_url: DatabaseUrl | None, log_l
         app, loglevel=log_level, quiet=True, redirect_stdouts=False, logging_config=keep
     )
     worker.loghandlers = installed()
+    settle_heap()  # the modules out of every later collection: short pauses
     try:
         worker.execute_from_commandline()
     except SystemExit as exc:

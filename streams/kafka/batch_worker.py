@@ -15,10 +15,14 @@ consumer's coordinator task (so possibly while a round runs: the engine worker's
 them apart): a revoked partition's checkpoint is saved, and the offsets handled of it
 committed, before another member takes it, as the Faust app's rebalance signals do. A timer
 task calls :meth:`~streams.kafka.engine_worker.EngineWorker.tick` (idle partitions,
-checkpoints, the lag watch). Offsets are committed at most once a second (as Faust's commit
-interval), and at the end: a restart or a new owner resumes from the journal, never from them,
-so a later commit only means records read again and dropped as applied. A commit waits for the
-broker at most ``request_timeout``: one that does not answer is told, not waited out.
+checkpoints, the lag watch); a tick that fails is logged with its traceback once per
+:data:`CLOCK_TRACEBACK_EVERY` and kind of failure, the repeats counted in a summary line
+(:class:`~telemetry.log_limits.RepeatWindows`), and the clock goes on. Offsets are committed
+at most once a second (as Faust's commit interval), in the background (no round waits for
+the broker's answer; one commit in flight), and at the end: a restart or a new owner
+resumes from the journal, never from them, so a later commit only means records read again and
+dropped as applied. A commit waits for the broker at most ``request_timeout``: one that does
+not answer is told, not waited out.
 
 :meth:`BatchWorker.stop` (SIGTERM, SIGINT) lets the round in hand and the timer's tick in hand
 finish, saves every partition's checkpoint, commits, and leaves the group: the next member
@@ -47,6 +51,7 @@ from streams.consumers import WATCHES
 from streams.kafka.bus import GroupJoinError, KafkaBus, KafkaSubscription, Rebalance
 from streams.kafka.engine_worker import EngineWorker, WorkerSettings
 from streams.kafka.reader import PartitionReader
+from telemetry.log_limits import RepeatWindows
 
 log = logging.getLogger(__name__)
 
@@ -56,6 +61,8 @@ COMMIT_EVERY: Final = 1.0
 """Seconds between offset commits."""
 CLOCK_STOP_WAIT: Final = 10.0
 """Seconds a stop waits for the timer's tick in hand before it cancels it."""
+CLOCK_TRACEBACK_EVERY: Final = 60.0
+"""Seconds within which the clock's repeated failures of one kind are counted, not logged."""
 
 
 class _Ownership(Rebalance):
@@ -68,6 +75,7 @@ class _Ownership(Rebalance):
 
     async def revoked(self, partitions: set[TopicPartition]) -> None:
         await self.worker.revoke(_ticks(partitions))
+        await self.shell.commits_settled()
         await self.shell.commit(partitions)
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
@@ -85,14 +93,20 @@ class BatchWorker:
         self,
         settings: WorkerSettings,
         checkpoints: Callable[[], CheckpointStore | None] = lambda: None,
+        monotonic: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self._checkpoints = checkpoints
+        self._monotonic = monotonic
+        self._clock_failures: RepeatWindows[str] = RepeatWindows(CLOCK_TRACEBACK_EVERY)
+        """The clock's failures by the exception's type (tracebacks once a window)."""
         self._stopping = asyncio.Event()
         self.worker: EngineWorker | None = None
         self._subscription: KafkaSubscription | None = None
         self._pending: dict[tuple[str, int], int] = {}
         """The next offset of each partition handled since its last commit."""
+        self._committing: asyncio.Task[bool] | None = None
+        """The periodic commit in flight (the rounds go on meanwhile)."""
 
     def stop(self, why: str = "asked to") -> None:
         """End after the current round: checkpoints saved, offsets committed, group left."""
@@ -140,16 +154,27 @@ class BatchWorker:
                 if records:
                     await worker.handle(records)
                     self._pending.update(next_offsets(records))
-                if self._pending and time.monotonic() - committed >= COMMIT_EVERY:
-                    await self.commit()
+                if (
+                    self._pending
+                    and time.monotonic() - committed >= COMMIT_EVERY
+                    and (self._committing is None or self._committing.done())
+                ):
+                    self._committing = asyncio.create_task(self.commit(), name="commit offsets")
                     committed = time.monotonic()
         finally:
             self._stopping.set()
             await _finish(clock)
+            await self.commits_settled()
             saved = len(worker.owned) if worker.checkpoints is not None else 0
             await worker.close()  # checkpoints saved before the group is left
             if await self.commit():
                 log.info("%d partitions' checkpoints saved, offsets committed", saved)
+
+    async def commits_settled(self) -> None:
+        """Wait for the periodic commit in flight, if any (it tells its own failures)."""
+        committing = self._committing
+        if committing is not None:
+            await asyncio.wait([committing])
 
     async def commit(self, partitions: Collection[tuple[str, int]] | None = None) -> bool:
         """Commit the offsets handled (of ``partitions`` only, if given); whether all are. A
@@ -187,10 +212,25 @@ class BatchWorker:
                 async with asyncio.timeout(every):
                     await self._stopping.wait()
                 return
+            failures = self._clock_failures
+            for ended, count in failures.ended(self._monotonic()):
+                self._clock_failed_more(ended, count)
             try:
                 await worker.tick()
-            except Exception:
-                log.exception("the candle worker's clock failed; it goes on")
+            except Exception as exc:
+                kind = type(exc).__name__
+                held = failures.offer(kind, self._monotonic())
+                if held:
+                    self._clock_failed_more(kind, held)
+                if held is not None:
+                    log.exception("the candle worker's clock failed; it goes on")
+
+    def _clock_failed_more(self, kind: str, held: int) -> None:
+        log.error(
+            "the candle worker's clock failed %d more %s with %s within %gs; their tracebacks"
+            " were not logged",
+            held, "time" if held == 1 else "times", kind, self._clock_failures.every,
+        )  # fmt: skip
 
 
 async def _finish(clock: asyncio.Task[None]) -> None:

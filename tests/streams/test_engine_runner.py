@@ -24,8 +24,16 @@ from ingest.files.reader import read_ticks
 from ingest.pacing import received_at
 from streams.bus import Record
 from streams.checkpoints import MemoryCheckpoints
-from streams.engine_runner import EngineRunner, EngineStats, joined, process, restore_engine
+from streams.engine_runner import (
+    EngineRunner,
+    EngineStats,
+    engine_step,
+    joined,
+    process,
+    restore_engine,
+)
 from streams.memory import MemoryBus
+from streams.processor import Batch
 from tests.storage import factories
 
 WAIT = 10.0
@@ -413,6 +421,45 @@ def test_joined_stops_where_the_sums_would_pass_64_bits() -> None:
         batch_of("TEST:A", list(range(2049, 4097))),
     ]
     assert rows(joined(small)) == [4096]
+
+
+def sized(ids: range, size: int, size_scale: int) -> TickBatch:
+    """Ticks of TEST:A at price 1.00, each of ``size`` (raw, at ``size_scale``)."""
+    rows = len(ids)
+    column = np.array(ids, np.int64)
+    return TickBatch(
+        "TEST:A", 2, size_scale, column, np.full(rows, 100, np.int64),
+        np.full(rows, size, np.int64), np.ones(rows, np.int8), column * 10**9, column * 10**9,
+        np.ones(rows, np.int64),
+    )  # fmt: skip
+
+
+def test_a_joined_step_takes_what_its_parts_take_once_the_engine_rescales_them() -> None:
+    # The join's bound sees the batches' own scales; the engine first moves them to the
+    # instrument's finer ones (sizes x 1,000 here). Each part's volume then fits 64 bits and
+    # the joined one's does not: the engine sums it in Python ints. It refused it before, and
+    # a worker met the same joined step again at every replay.
+    size = 2**62 // (1_000 * 4_096) + 1
+    assert size * 1_000 * 2_048 < 2**62 <= size * 1_000 * 4_096
+    first = sized(range(1, 3), 1, size_scale=3)
+    parts = [sized(range(3, 2_051), size, 0), sized(range(2_051, 4_099), size, 0)]
+    assert rows(joined(parts)) == [4_096]  # under the bound on the batches' own scales
+
+    def candles(join: bool) -> dict[int, tuple[Decimal, ...]]:
+        engine, stats = CandleEngine(config()), EngineStats()
+        last: dict[int, Candle] = {}
+        for step in ([first], parts):
+            batch = Batch([], list(step), [])
+            for topic, _, value in engine_step(engine, batch, 0, stats, "test", join=join):
+                if topic == CANDLES:
+                    candle = codecs.decode_candle(value)
+                    last[candle.open_time] = candle
+        last.update((candle.open_time, candle) for candle in engine.flush().candles)
+        return {t: (*values(c), Decimal(c.volume_raw)) for t, c in last.items()}
+
+    by_parts, by_join = candles(join=False), candles(join=True)
+    assert by_join == by_parts
+    assert sum(v[-1] for v in by_join.values()) == 2 + 4_096 * size * 1_000  # exact
 
 
 def rows(messages: list[TickBatch | FeedGap]) -> list[int | str]:

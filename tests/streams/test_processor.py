@@ -282,3 +282,62 @@ async def test_a_held_loop_idles_on_its_subscription_so_it_stays_in_its_group(
     assert len(idles) >= 3  # one idle a slice, all the hold long
     assert max(idles) <= HOLD_SLICE
     assert step.batches == []
+
+
+class SlowCommits(Watched):
+    """A subscription whose commits wait until ``answer`` is set (a broker slow to answer)."""
+
+    def __init__(self, inner: Subscription, events: list[object]) -> None:
+        super().__init__(inner, events)
+        self.answer = asyncio.Event()
+
+    async def commit(self, offsets: Offsets) -> None:
+        self.events.append(("commit", dict(offsets)))
+        await self.answer.wait()
+        self.events.append(("committed", dict(offsets)))
+        await self.inner.commit(offsets)
+
+
+async def test_a_commit_behind_lets_the_next_rounds_run_and_a_stop_waits_for_it() -> None:
+    events: list[object] = []
+    recorder = Recorder()
+    async with MemoryBus(partitions=1) as bus:
+        await publish(bus, [tick_batch(n) for n in range(5)])
+        processor = Processor(
+            bus, GROUP, [TICKS], recorder, max_records=2, poll_timeout=0.01, commit_behind=True
+        )
+        async with bus.subscribe(GROUP, [TICKS]) as subscription:
+            slow = SlowCommits(subscription, events)
+            running = asyncio.create_task(processor.consume(slow))
+            while recorder.offsets != [0, 1, 2, 3, 4]:  # every round ran, the first commit held
+                await asyncio.sleep(0.01)
+            assert events == [("commit", {(TICKS, 0): 2})]
+            processor.stop()
+            await asyncio.sleep(0.05)
+            assert not running.done()  # the stop waits for the commit in flight
+            slow.answer.set()
+            await asyncio.wait_for(running, 5.0)
+        assert await committed(bus) == {(TICKS, 0): 5}
+    # one commit in flight; the rounds done meanwhile are owed to the next, in order
+    assert events == [
+        ("commit", {(TICKS, 0): 2}),
+        ("committed", {(TICKS, 0): 2}),
+        ("commit", {(TICKS, 0): 5}),
+        ("committed", {(TICKS, 0): 5}),
+    ]
+
+
+class FailingCommits(Watched):
+    async def commit(self, offsets: Offsets) -> None:
+        raise ConnectionResetError("the broker went away")
+
+
+async def test_a_failed_commit_behind_fails_the_loop_at_the_next_round() -> None:
+    async with MemoryBus(partitions=1) as bus:
+        await publish(bus, [tick_batch(1)])
+        processor = Processor(
+            bus, GROUP, [TICKS], Recorder(), poll_timeout=0.01, commit_behind=True
+        )
+        async with bus.subscribe(GROUP, [TICKS]) as subscription:
+            with pytest.raises(ConnectionResetError):
+                await asyncio.wait_for(processor.consume(FailingCommits(subscription, [])), 5.0)

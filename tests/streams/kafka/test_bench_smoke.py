@@ -44,11 +44,15 @@ def test_the_sustained_rate_counts_the_ticks_each_record_carries() -> None:
     assert kafka.partition_ends(carried) == {0: 3, 1: 1}
 
 
+@pytest.mark.parametrize("consumer", ["faust", "batch"])
 def test_latency_benchmark_cluster_smoke_reaches_the_websocket_client(
-    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str]
+    kafka_bootstrap: str, capsys: pytest.CaptureFixture[str], consumer: str
 ) -> None:
-    [result] = latency.main(["--smoke", "--modes", "cluster", "--bootstrap", kafka_bootstrap])
+    argv = ["--smoke", "--modes", "cluster", "--bootstrap", kafka_bootstrap, "--consumer", consumer]
+    [result] = latency.main(argv)
     out = capsys.readouterr().out
+    assert f"worker consumer {consumer}" in out
+    assert "send -> engine polled" in result.stages, out
     assert result.mode == "cluster"
     assert result.batches > 0
     assert result.missed == 0, out
