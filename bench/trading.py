@@ -8,8 +8,9 @@ default settings) and the read-model projector following the log, wired by
 wire them (the partition's keep filter, the readiness checks, a watch), the projector's read
 model timed (woken by its notification of each append, with the default fallback poll;
 ``--poll-only`` turns the wake-ups off, so the followers only poll, every ``--follow-idle``).
-The service's group commits run on an async connection on its event loop, as ``mdp trading
-serve`` runs them (``--append thread``: in a worker thread on the library's pool, as before).
+The service's group commits run in a worker thread on the library's pool, as ``mdp trading
+serve`` runs them (``--append loop``: on an async connection on the event loop, which took
+less CPU and more time under load: ``docs/trading.md``, "Speed").
 The followers have a connection pool of their own, as a process of their own would; with
 ``--followers separate`` they run in a process of their own (:mod:`bench.trading_followers`,
 as ``mdp trading follow`` runs them beside ``mdp trading serve --followers separate``), on a
@@ -521,10 +522,10 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
     )
     parser.add_argument(
         "--append",
-        choices=(ON_LOOP, IN_THREAD),
-        default=ON_LOOP,
-        help="the group commits on an async connection on the event loop (default, as mdp"
-        " trading serves), or in a worker thread on the library's pool (as before)",
+        choices=(IN_THREAD, ON_LOOP),
+        default=IN_THREAD,
+        help="the group commits in a worker thread on the library's pool (default, as mdp"
+        " trading serves), or on an async connection on the event loop (measured slower)",
     )
     parser.add_argument(
         "--snapshot-every",

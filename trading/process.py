@@ -61,7 +61,6 @@ from trading.paper.settings import PaperSettings
 from trading.readmodels.queries import TradingQueries
 from trading.readmodels.tables import DEFAULT_SCHEMA, model
 from trading.service.shell import RESTART_REQUIRED, TradingService
-from trading.store.aio_append import AsyncAppender
 from trading.store.database import Database, StoreSettings
 from trading.store.errors import StoreError
 from trading.store.events import EventStore, Unavailable
@@ -141,52 +140,48 @@ async def running(
     store = StoreSettings(settings.database_url, connect_timeout_s=settings.store_connect_timeout_s)
     watch = Watch(on_failure=stop.set if stop is not None else lambda: None)
     with Database(store) as database:
-        # the group commits on an async connection, on the loop: no worker thread
-        async with contextlib.aclosing(AsyncAppender(database)) as appender:
-            await asyncio.to_thread(database.create_tables)
-            partition = settings.partition
-            service = TradingService(
-                database, PaperMatcher(settings.paper), partition=partition,
-                on_unsound=lambda reason: watch.fail(RESTART_REQUIRED, reason), appender=appender,
-            )  # fmt: skip
-            resumed = await service.resume()
-            say(f"resumed {resumed} open order saga(s)")
-            events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
-            projector = Projector(database, events, model(settings.schema))
-            await asyncio.to_thread(projector.start)  # the tables the queries read, before them
-            ticks_group = settings.ticks_group + partition.suffix()
-            ticks_failures = _store_failures(TICKS)
-            ticks = Processor(
-                bus, ticks_group, [TICKS], tick_step, Settling(service), start="latest",
-                went_through=_outage_over(ticks_failures),
-            )  # fmt: skip
-            applying = Applying(service, database, settings.commands_group, bus.cluster_id)
-            group = commands_group(partition, settings.commands_group)
-            commands_failures = _store_failures(TRADING_COMMANDS)
-            commands = Processor(
-                bus, group, [TRADING_COMMANDS], command_step, applying, start="earliest",
-                went_through=_outage_over(commands_failures),
-            )  # fmt: skip
-            stopping = asyncio.Event()
-            if settings.followers:
-                await start_followers(database, bus, settings.schema, partition, watch, stopping)
-            watch.start(TICKS, _consume(ticks, service, stopping, ticks_failures))
-            watch.start(TRADING_COMMANDS, _consume(commands, service, stopping, commands_failures))
-            try:
-                async with TradingQueries.open(settings.database_url, settings.schema) as queries:
-                    app = create_app(
-                        service, queries, events, settings.tokens, bus=bus, limits=settings.limits,
-                        deposits=settings.deposits, failure=lambda: watch.code,
-                    )  # fmt: skip
-                    async with serving(
-                        app, settings.host, settings.port, limits=settings.limits, tls=settings.tls
-                    ) as server:
-                        yield server
-            finally:
-                stopping.set()
-                ticks.stop()
-                commands.stop()
-                await watch.close()
+        await asyncio.to_thread(database.create_tables)
+        partition = settings.partition
+        service = TradingService(
+            database, PaperMatcher(settings.paper), partition=partition,
+            on_unsound=lambda reason: watch.fail(RESTART_REQUIRED, reason),
+        )  # fmt: skip
+        resumed = await service.resume()
+        say(f"resumed {resumed} open order saga(s)")
+        events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
+        projector = Projector(database, events, model(settings.schema))
+        await asyncio.to_thread(projector.start)  # the tables the queries read, before them
+        ticks_group = settings.ticks_group + partition.suffix()
+        ticks_failures = _store_failures(TICKS)
+        ticks = Processor(bus, ticks_group, [TICKS], tick_step, Settling(service),
+                          start="latest", went_through=_outage_over(ticks_failures))  # fmt: skip
+        applying = Applying(service, database, settings.commands_group, bus.cluster_id)
+        group = commands_group(partition, settings.commands_group)
+        commands_failures = _store_failures(TRADING_COMMANDS)
+        commands = Processor(
+            bus, group, [TRADING_COMMANDS], command_step, applying, start="earliest",
+            went_through=_outage_over(commands_failures),
+        )  # fmt: skip
+        stopping = asyncio.Event()
+        if settings.followers:
+            await start_followers(database, bus, settings.schema, partition, watch, stopping)
+        watch.start(TICKS, _consume(ticks, service, stopping, ticks_failures))
+        watch.start(TRADING_COMMANDS, _consume(commands, service, stopping, commands_failures))
+        try:
+            async with TradingQueries.open(settings.database_url, settings.schema) as queries:
+                app = create_app(
+                    service, queries, events, settings.tokens, bus=bus, limits=settings.limits,
+                    deposits=settings.deposits, failure=lambda: watch.code,
+                )  # fmt: skip
+                async with serving(
+                    app, settings.host, settings.port, limits=settings.limits, tls=settings.tls
+                ) as server:
+                    yield server
+        finally:
+            stopping.set()
+            ticks.stop()
+            commands.stop()
+            await watch.close()
     if watch.failure is not None:
         raise ProcessFailed(watch.failure.reason)
 

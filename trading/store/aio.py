@@ -5,7 +5,9 @@ pool), so each call runs in a worker thread (``asyncio.to_thread``): the event l
 blocks on the database, and the library's pool bounds the concurrent database work. The cost
 of the hop is measured by ``bench/event_store.py``. Given an
 :class:`~trading.store.aio_append.AsyncAppender`, the group commits (the hot path: every
-order's saves) run on its async connection instead, on the event loop, with no hop.
+order's saves) run on its async connection instead, on the event loop, with no hop: less CPU,
+but slower on a busy loop (each step of the exchange waits for a turn of the loop), so the
+service keeps the thread (``docs/trading.md``, "Speed").
 
 Saves are group-committed: the saves of different aggregates that wait while one commit runs
 go together in the next, one transaction (:meth:`~trading.store.repository.Repository.save_many`),
