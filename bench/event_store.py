@@ -5,11 +5,14 @@ about 100 bytes per call, each to a new aggregate):
 
 - **plain INSERT transaction (baseline)**: psycopg, one autocommit ``INSERT`` of a row of the
   same shape (id, version, topic, bytes) into a table with the same primary key;
-- **append, sync**: :meth:`trading.store.events.EventStore.append` on the ``eventsourcing``
-  library's recorder (the expected-version check, the table lock that keeps the notification
-  log gap-free, the insert returning the notification id: one transaction, pipelined);
+- **append, sync**: :meth:`trading.store.events.EventStore.append` on our recorder over the
+  ``eventsourcing`` library's (the table lock that keeps the notification log gap-free, the
+  insert checking the expected version and returning the notification id: one transaction,
+  one pipeline flush: :mod:`trading.store.recorder`);
 - **append, async shell**: the same call awaited from an event loop through
-  :class:`trading.store.aio.AsyncRepository` (the worker-thread hop included).
+  :class:`trading.store.aio.AsyncRepository` (the worker-thread hop included);
+- **append, async connection**: the same append on psycopg's async connection
+  (:class:`trading.store.aio_append.AsyncAppender`: no worker thread).
 
 Latency per call, p50 and p99 in milliseconds. The default private server runs with fsync
 off (the figure is the store's own cost, not the disk's); ``--durable`` turns it on.
@@ -32,9 +35,10 @@ import psycopg
 
 from bench.common import scratch_database
 from trading.store.aio import AsyncRepository
+from trading.store.aio_append import AsyncAppender
 from trading.store.codec import StateCodec, StructCodec
 from trading.store.database import Database, StoreSettings
-from trading.store.events import EventStore
+from trading.store.events import Append, EventStore
 from trading.store.repository import Repository
 
 
@@ -84,10 +88,12 @@ async def bench(url: str, appends: int) -> list[Spread]:
         conn.execute(BASELINE_TABLE)
         events = EventStore(database, CODEC)
         shell = AsyncRepository(Repository(database, events, _apply, StateCodec(int, "count")))
+        appender = AsyncAppender(database)
         insert = "INSERT INTO bench_plain_events VALUES (%s, 1, %s, %s)"
         plain: list[float] = []
         sync: list[float] = []
         shelled: list[float] = []
+        on_loop: list[float] = []
         for n in range(-20, appends):  # the first 20 of each warm up
             event = _event(n)
             topic, data = CODEC.topic(event), CODEC.encode(event)
@@ -98,14 +104,19 @@ async def bench(url: str, appends: int) -> list[Spread]:
             sync_done = time.perf_counter()
             await shell.append(f"async:{n}", 0, [event])
             async_done = time.perf_counter()
+            await events.append_many_async([Append(f"loop:{n}", 0, [event])], appender)
+            loop_done = time.perf_counter()
             if n >= 0:
                 plain.append(plain_done - start)
                 sync.append(sync_done - plain_done)
                 shelled.append(async_done - sync_done)
+                on_loop.append(loop_done - async_done)
+        await appender.aclose()
     return [
         spread("plain INSERT transaction (baseline)", plain),
         spread("append, sync", sync),
         spread("append, async shell", shelled),
+        spread("append, async connection", on_loop),
     ]
 
 

@@ -8,6 +8,9 @@ default settings) and the read-model projector following the log, wired by
 wire them (the partition's keep filter, the readiness checks, a watch), the projector's read
 model timed (woken by its notification of each append, with the default fallback poll;
 ``--poll-only`` turns the wake-ups off, so the followers only poll, every ``--follow-idle``).
+The service's group commits run in a worker thread on the library's pool, as ``mdp trading
+serve`` runs them (``--append loop``: on an async connection on the event loop, which took
+less CPU and more time under load: ``docs/trading.md``, "Speed").
 The followers have a connection pool of their own, as a process of their own would; with
 ``--followers separate`` they run in a process of their own (:mod:`bench.trading_followers`,
 as ``mdp trading follow`` runs them beside ``mdp trading serve --followers separate``), on a
@@ -80,6 +83,7 @@ from trading.paper.matcher import PaperMatcher
 from trading.readmodels.tables import DEFAULT_SCHEMA, model
 from trading.service.shell import TradingService
 from trading.store.aggregates import Versioned
+from trading.store.aio_append import AsyncAppender
 from trading.store.database import Database, StoreSettings
 from trading.store.projector import ReadModel
 from trading.watch import ProcessFailed, Watch
@@ -97,6 +101,8 @@ ABOVE: Final = Decimal("1000.5")
 """The price of the trades that fill nothing (above every resting buy)."""
 IN_PROCESS: Final = "in-process"
 SEPARATE: Final = "separate"
+ON_LOOP: Final = "loop"
+IN_THREAD: Final = "thread"
 SETTLE_S: Final = 30.0
 """How long the run waits for the last fills to come out of the outbox."""
 
@@ -405,10 +411,13 @@ async def separate_followers(
 
 async def bench(url: str, args: argparse.Namespace) -> list[Row]:
     settings = StoreSettings(url)
+    if args.snapshot_every is not None:
+        settings = replace(settings, snapshot_every=args.snapshot_every)
     count = int(args.rate * args.seconds)
     with Database(settings) as database, Database(settings) as follow_database:
         database.create_tables()
-        service = TradingService(database, PaperMatcher())
+        appender = AsyncAppender(database) if args.append == ON_LOOP else None
+        service = TradingService(database, PaperMatcher(), appender=appender)
         pool = psycopg_pool.AsyncConnectionPool(
             url, min_size=settings.pool_size, max_size=settings.pool_size,
             kwargs={"autocommit": True}, open=False,
@@ -452,6 +461,8 @@ async def bench(url: str, args: argparse.Namespace) -> list[Row]:
             stop.set()
             if apart is None:
                 await asyncio.gather(following, watching)
+            if appender is not None:
+                await appender.aclose()
     if apart is not None:
         cpu = "unknown" if apart.cpu_s is None else f"{apart.cpu_s:.1f} s"
         ack = replace(ack, offered=f"{ack.offered}; the followers' process: {cpu} of CPU in all")
@@ -509,6 +520,20 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         help="the outbox and the projector in the service's process (default), or in a"
         " process of their own (as mdp trading follow)",
     )
+    parser.add_argument(
+        "--append",
+        choices=(IN_THREAD, ON_LOOP),
+        default=IN_THREAD,
+        help="the group commits in a worker thread on the library's pool (default, as mdp"
+        " trading serves), or on an async connection on the event loop (measured slower)",
+    )
+    parser.add_argument(
+        "--snapshot-every",
+        type=int,
+        metavar="N",
+        help="snapshot an account each time its version crosses a multiple of N (0: never;"
+        " the store's default when not given)",
+    )
     parser.add_argument("--database-url", metavar="URL", default=os.environ.get("DATABASE_URL"))
     parser.add_argument("--durable", action="store_true", help="a private server with fsync on")
     parser.add_argument("--smoke", action="store_true", help="tiny inputs (for CI)")
@@ -525,7 +550,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         f" {args.seconds:g} s, {args.tick_rate:,.0f} ticks/s for {args.tick_seconds:g} s"
         f" (batches of {args.tick_batch}, a filling trade every {args.fill_every},"
         f" {args.fill_accounts} account(s) each);"
-        f" followers {args.followers},"
+        f" followers {args.followers}, group commits {args.append},"
         f" {'polling' if args.poll_only else 'woken by NOTIFY, polling'}"
         f" every {args.follow_idle:g} s"
     )

@@ -3,7 +3,11 @@
 The ``eventsourcing`` library is synchronous (psycopg 3 in blocking mode, its own connection
 pool), so each call runs in a worker thread (``asyncio.to_thread``): the event loop never
 blocks on the database, and the library's pool bounds the concurrent database work. The cost
-of the hop is measured by ``bench/event_store.py``.
+of the hop is measured by ``bench/event_store.py``. Given an
+:class:`~trading.store.aio_append.AsyncAppender`, the group commits (the hot path: every
+order's saves) run on its async connection instead, on the event loop, with no hop: less CPU,
+but slower on a busy loop (each step of the exchange waits for a turn of the loop), so the
+service keeps the thread (``docs/trading.md``, "Speed").
 
 Saves are group-committed: the saves of different aggregates that wait while one commit runs
 go together in the next, one transaction (:meth:`~trading.store.repository.Repository.save_many`),
@@ -27,6 +31,7 @@ from typing import Final, Generic, TypeVar
 from eventsourcing.persistence import Tracking
 
 from trading.store.aggregates import Aggregate, Versioned
+from trading.store.aio_append import AsyncAppender
 from trading.store.errors import AlreadyTracked, ConcurrencyConflict, InvalidAppendError
 from trading.store.loop import follow_log
 from trading.store.projector import Projector
@@ -48,9 +53,17 @@ class AsyncRepository(Generic[S, E]):
     """:class:`~trading.store.repository.Repository`'s calls, awaitable; saves group-committed
     (at most ``max_group`` to a transaction)."""
 
-    def __init__(self, repository: Repository[S, E], max_group: int = MAX_GROUP) -> None:
+    def __init__(
+        self,
+        repository: Repository[S, E],
+        max_group: int = MAX_GROUP,
+        appender: AsyncAppender | None = None,
+    ) -> None:
         self.sync = repository
         self.max_group = max_group
+        self.appender = appender
+        """Where the group commits run: on this async connection (None: in a worker thread,
+        on the library's pool)."""
         self.commits = 0
         """Group commits run (a group of one included)."""
         self._waiting: list[_Waiting[S, E]] = []
@@ -102,7 +115,10 @@ class AsyncRepository(Generic[S, E]):
     async def _commit(self, group: list[_Waiting[S, E]]) -> None:
         saves = [save for save, _ in group]
         try:
-            saved = await asyncio.to_thread(self.sync.save_many, saves, snapshots=False)
+            if self.appender is None:
+                saved = await asyncio.to_thread(self.sync.save_many, saves, snapshots=False)
+            else:
+                saved = await self.sync.save_many_async(saves, self.appender)
         except (ConcurrencyConflict, AlreadyTracked, InvalidAppendError) as exc:
             if len(group) == 1:
                 _settle(group[0][1], exc)
@@ -135,6 +151,11 @@ class AsyncRepository(Generic[S, E]):
                 await asyncio.to_thread(self.sync.take_snapshots, due)
             except Exception:  # a snapshot never fails a save: the next load folds more events
                 _log.exception("snapshots of %d aggregates failed", len(due))
+
+    async def aclose(self) -> None:
+        """Close the appender's connection (a later save makes a new one)."""
+        if self.appender is not None:
+            await self.appender.aclose()
 
     async def snapshots_taken(self) -> None:
         """Until the snapshots due so far are taken (or failed)."""

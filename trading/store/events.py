@@ -1,15 +1,18 @@
 """Append and read one aggregate's events on the library's application recorder.
 
 Optimistic concurrency: an append names the version it expects the aggregate to be at; its
-events take the next versions. The table's primary key (aggregate id, version) refuses a second
-writer that expected the same version, and a version check in the same transaction refuses an
-expected version ahead of the stored one; both raise :class:`ConcurrencyConflict`.
+events take the next versions. The insert itself checks that every aggregate of the append is
+at its expected version, after the table's lock is taken, so it refuses a second writer that
+expected the same version and an expected version ahead of the stored one alike, in the
+append's one round trip (:mod:`trading.store.recorder`); the table's primary key
+(aggregate id, version) stays as a backstop. Each raises :class:`ConcurrencyConflict`.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from typing import Generic, NamedTuple, TypeVar
+import contextlib
+from collections.abc import Iterator, Sequence
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -24,6 +27,9 @@ from trading.store.aggregates import Versioned, numbered
 from trading.store.codec import EventCodec
 from trading.store.database import Database
 from trading.store.errors import ConcurrencyConflict, InvalidAppendError, StoreUnavailableError
+
+if TYPE_CHECKING:
+    from trading.store.aio_append import AsyncAppender
 
 E = TypeVar("E")
 
@@ -66,7 +72,25 @@ class EventStore(Generic[E]):
     def append_many(self, appends: Sequence[Append[E]]) -> list[list[int]]:
         """Several aggregates' appends (at most one per aggregate) in one transaction, all or
         none: a group commit. Returns each append's notification ids; a conflict names the
-        first aggregate not at its version."""
+        first aggregate not at its version (the primary key's backstop names the only one,
+        or none of a group)."""
+        stored, expected, trackings = self._rows(appends)
+        with _told(expected):
+            inserted = self._recorder.insert_events(stored, expected=expected, trackings=trackings)
+        return _split(appends, list(inserted or ()))
+
+    async def append_many_async(
+        self, appends: Sequence[Append[E]], appender: AsyncAppender
+    ) -> list[list[int]]:
+        """:meth:`append_many` on ``appender``'s async connection (no worker thread)."""
+        stored, expected, trackings = self._rows(appends)
+        with _told(expected):
+            inserted = await appender.insert_events(stored, expected=expected, trackings=trackings)
+        return _split(appends, inserted)
+
+    def _rows(
+        self, appends: Sequence[Append[E]]
+    ) -> tuple[list[StoredEvent], list[tuple[str, int]], list[Tracking]]:
         if len({append.aggregate_id for append in appends}) != len(appends):
             raise InvalidAppendError("a group commit holds at most one append per aggregate")
         stored = [
@@ -76,23 +100,7 @@ class EventStore(Generic[E]):
         ]
         expected = [(append.aggregate_id, append.expected_version) for append in appends]
         trackings = [append.tracking for append in appends if append.tracking is not None]
-        try:
-            inserted = self._recorder.insert_events(stored, expected=expected, trackings=trackings)
-            ids = list(inserted or ())
-        except IntegrityError:
-            raise (
-                ConcurrencyConflict(*expected[0])
-                if len(expected) == 1
-                else ConcurrencyConflict("(one of a group)", 0)
-            ) from None
-        except Unavailable as exc:
-            names = ", ".join(repr(aggregate_id) for aggregate_id, _ in expected)
-            raise StoreUnavailableError(f"append to {names} failed: {exc}") from None
-        split, start = [], 0
-        for append in appends:
-            split.append(ids[start : start + len(append.events)])
-            start += len(append.events)
-        return split
+        return stored, expected, trackings
 
     def read(
         self,
@@ -123,3 +131,28 @@ class EventStore(Generic[E]):
     def decoded(self, row: StoredEvent | Notification) -> Versioned[E]:
         event = self._codec.decode(row.topic, row.state)
         return Versioned(str(row.originator_id), row.originator_version, event)
+
+
+@contextlib.contextmanager
+def _told(expected: Sequence[tuple[str, int]]) -> Iterator[None]:
+    """The library's errors of an append, as ours."""
+    try:
+        yield
+    except IntegrityError:
+        raise (
+            ConcurrencyConflict(*expected[0])
+            if len(expected) == 1
+            else ConcurrencyConflict("(one of a group)", 0)
+        ) from None
+    except Unavailable as exc:
+        names = ", ".join(repr(aggregate_id) for aggregate_id, _ in expected)
+        raise StoreUnavailableError(f"append to {names} failed: {exc}") from None
+
+
+def _split(appends: Sequence[Append[E]], ids: Sequence[int]) -> list[list[int]]:
+    """Each append's share of ``ids`` (in the appends' order)."""
+    split, start = [], 0
+    for append in appends:
+        split.append(list(ids[start : start + len(append.events)]))
+        start += len(append.events)
+    return split

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import Generic, NamedTuple, TypeVar
+from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
 
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
@@ -19,6 +19,9 @@ from trading.store.codec import StateCodec
 from trading.store.database import Database
 from trading.store.errors import StoreUnavailableError
 from trading.store.events import Append, EventStore, Unavailable
+
+if TYPE_CHECKING:
+    from trading.store.aio_append import AsyncAppender
 
 E = TypeVar("E")
 S = TypeVar("S")
@@ -75,7 +78,24 @@ class Repository(Generic[S, E]):
         :meth:`~trading.store.events.EventStore.append_many`); the aggregates after them.
         The snapshots they make due are taken after the commit, unless ``snapshots`` is off
         (the caller takes them later: :meth:`due_snapshots`, :meth:`take_snapshots`)."""
-        after = [
+        after = self._after(saves)
+        self.events.append_many(_appends(saves))
+        if snapshots:
+            self.take_snapshots(self.due_snapshots(saves, after))
+        return after
+
+    async def save_many_async(
+        self, saves: Sequence[Save[S, E]], appender: AsyncAppender
+    ) -> list[Aggregate[S]]:
+        """:meth:`save_many` with its append on ``appender``'s async connection, on the
+        caller's event loop; the snapshots are the caller's (:meth:`due_snapshots`)."""
+        after = self._after(saves)
+        await self.events.append_many_async(_appends(saves), appender)
+        return after
+
+    def _after(self, saves: Sequence[Save[S, E]]) -> list[Aggregate[S]]:
+        """The aggregates after ``saves`` (folded; nothing stored)."""
+        return [
             fold(
                 self._apply,
                 save.aggregate,
@@ -83,15 +103,6 @@ class Repository(Generic[S, E]):
             )
             for save in saves
         ]
-        self.events.append_many(
-            [
-                Append(save.aggregate.id, save.aggregate.version, save.events, save.tracking)
-                for save in saves
-            ]
-        )
-        if snapshots:
-            self.take_snapshots(self.due_snapshots(saves, after))
-        return after
 
     def due_snapshots(
         self, saves: Sequence[Save[S, E]], after: Sequence[Aggregate[S]]
@@ -162,3 +173,10 @@ class Repository(Generic[S, E]):
         return Aggregate(
             aggregate_id, row.originator_version, self._state.decode(row.topic, row.state)
         )
+
+
+def _appends(saves: Sequence[Save[S, E]]) -> list[Append[E]]:
+    return [
+        Append(save.aggregate.id, save.aggregate.version, save.events, save.tracking)
+        for save in saves
+    ]

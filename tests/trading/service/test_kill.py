@@ -3,12 +3,9 @@ resumes, the script carries on, and the end equals a run without the kill."""
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
-
 import pytest
 
+from tests.trading.kill import kill_when_ready
 from tests.trading.service.scenario import Session, comparable, no_fault
 from tests.trading.service.test_crash import wipe
 from trading.store.database import Database
@@ -16,24 +13,8 @@ from trading.store.database import Database
 
 def run_until_killed(url: str, step: str, occurrence: int) -> int:
     """The number of the action the child was in when it was killed."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.trading.service.saga_child", url, step, str(occurrence)],
-        stdout=subprocess.PIPE,
-        text=True,
-    )
-    try:
-        assert child.stdout is not None
-        ready, action = child.stdout.readline().split()
-        assert ready == "ready"
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(30) == -signal.SIGKILL
-        return int(action)
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
+    (action,) = kill_when_ready("tests.trading.service.saga_child", url, step, str(occurrence))
+    return int(action)
 
 
 @pytest.mark.parametrize(("step", "occurrence"), [("placed", 3), ("filled", 2)])

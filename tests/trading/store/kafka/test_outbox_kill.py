@@ -3,9 +3,6 @@ restarts, the Kafka topic has every stored event, each once by notification id."
 
 from __future__ import annotations
 
-import signal
-import subprocess
-import sys
 import uuid
 
 import psycopg
@@ -13,6 +10,7 @@ import pytest
 
 from streams.kafka.bus import KafkaBus
 from streams.kafka.settings import KafkaSettings
+from tests.trading.kill import kill_when_ready
 from tests.trading.store.topic_reads import deduplicated, published
 from trading.store.database import Database, StoreSettings
 from trading.store.log import NotificationLog
@@ -23,23 +21,8 @@ EVENTS = ACCOUNTS * 5
 
 
 def run_until_killed(url: str, bootstrap: str, topic: str, point: str) -> None:
-    child = subprocess.Popen(
-        [sys.executable, "-m", "tests.trading.store.outbox_child", url, bootstrap, topic,
-         str(ACCOUNTS), point],
-        stdout=subprocess.PIPE,
-        text=True,
-    )  # fmt: skip
-    try:
-        assert child.stdout is not None
-        assert child.stdout.readline().strip() == "ready"
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(30) == -signal.SIGKILL
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()
+    module = "tests.trading.store.outbox_child"
+    assert kill_when_ready(module, url, bootstrap, topic, str(ACCOUNTS), point) == []
 
 
 def stored_ids(url: str) -> list[int]:
