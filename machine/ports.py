@@ -33,7 +33,8 @@ def reserved_port(host: str = "127.0.0.1") -> Iterator[int]:
     """
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     with socket.socket(family, socket.SOCK_STREAM) as holder:
-        holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        # SO_REUSEPORT only: the server binds beside it as the same user; SO_REUSEADDR would
+        # also let any socket of that option bind the port while neither listens
         holder.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
         holder.bind((host, 0))
         port: int = holder.getsockname()[1]
