@@ -27,6 +27,7 @@ adapter pass the same contract suite (``tests/streams/contract.py``):
 from __future__ import annotations
 
 import asyncio
+import logging
 from abc import ABC, abstractmethod
 from collections.abc import Collection, Iterable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,8 @@ from types import TracebackType
 from typing import Literal, NamedTuple, Self
 
 from streams.partitioning import partition_for
+
+log = logging.getLogger(__name__)
 
 Start = Literal["earliest", "latest"]
 """Where a group without committed offsets starts: the oldest retained record, or the end."""
@@ -137,7 +140,17 @@ class BusClosedError(BusError):
 
 
 class CommitFailedError(BusError):
-    """A commit named partitions that are not (or no longer) assigned to this member."""
+    """A commit was refused (Kafka: the group moved on, e.g. a rebalance under way)."""
+
+
+def tell_left_out(group: str, left_out: Collection[tuple[str, int]]) -> None:
+    """Tell (at info) the partitions a commit of ``group`` left out: no longer this member's,
+    their new owner resumes from its own commits."""
+    if left_out:
+        names = ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(left_out))
+        log.info(
+            "group %s: %s no longer assigned to this member: left out of the commit", group, names
+        )
 
 
 class MessageTooLargeError(BusError, ValueError):
@@ -172,8 +185,9 @@ class Subscription(ABC):
     async def commit(self, offsets: Offsets) -> None:
         """Store the group's next offset to read for each ``(topic, partition)``.
 
-        Raises :class:`CommitFailedError` (committing nothing) when a partition is not
-        assigned to this member, e.g. after it moved to another member.
+        A partition not assigned to this member (moved to another member meanwhile) is left
+        out, told once per commit (:func:`tell_left_out`), and the others are committed: the
+        offsets owed for the partitions still owned are never dropped with it.
         """
 
     @abstractmethod

@@ -20,9 +20,9 @@ One round::
 - ``commit_behind``: a processor whose effects are done when its round returns (the gateway's
   fan-out) may commit in the background: the commit of a round runs while the next round
   polls, one commit in flight, the offsets of rounds done meanwhile in the next; a failed
-  commit fails the loop at its next round, and a stop waits for it. The contract holds (a
-  commit starts only after the effects of the rounds it covers), and no round waits for the
-  broker's answer to a commit.
+  commit fails the loop at its next round (logged instead when the loop failed first), and a
+  stop waits for it. The contract holds (a commit starts only after the effects of the rounds
+  it covers), and no round waits for the broker's answer to a commit.
 - Traces (:mod:`telemetry.tracing`): a round whose records carry a sampled trace context is
   one consumer span (``trace_name``), their child; the outputs it publishes carry its context
   in their headers. A round without one makes no span.
@@ -252,8 +252,7 @@ class Processor(Generic[E]):
             await self._commit(subscription, await durability.finish(self._draining))
         finally:
             forget()
-            if self._committing is not None and not self._committing.done():
-                self._committing.cancel()  # the loop failed: its commit is not waited for
+            self._drop_commit()
 
     async def round(self, subscription: Subscription, polled: list[Record]) -> None:
         """:meth:`handle` one poll's records, then commit what the durable state covers (or
@@ -279,6 +278,19 @@ class Processor(Generic[E]):
             self._committing = asyncio.create_task(
                 self._commit(subscription, owed), name=f"commit {self.group}"
             )
+
+    def _drop_commit(self) -> None:
+        """The loop ended without settling its commits (it failed): the commit in flight is
+        cancelled, not waited for, and one that failed is told (the loop's own exception is
+        the one raised)."""
+        task, self._committing = self._committing, None
+        if task is None:
+            return
+        if task.done():
+            _tell_lost_commit(task)
+        else:
+            task.cancel()
+            task.add_done_callback(_tell_lost_commit)
 
     async def _settle_commits(self, subscription: Subscription) -> None:
         """Wait for the commit in flight, then commit what is owed (before a stop's last)."""
@@ -337,14 +349,26 @@ class Processor(Generic[E]):
 
     async def _commit(self, subscription: Subscription, offsets: Offsets) -> None:
         """Commit what the durable state covers. A partition that moved to another member
-        meanwhile is refused; the new owner resumes from the durable state, so that refusal
-        is only told."""
+        meanwhile is left out by the bus, and a commit the group refuses (a rebalance under
+        way) only told: the new owner resumes from the durable state."""
         if not offsets:
             return
         try:
             await subscription.commit(offsets)
         except CommitFailedError as exc:
             log.warning("offsets stored but not committed on the bus: %s", exc)
+
+
+def _tell_lost_commit(task: asyncio.Task[None]) -> None:
+    """Log the failure of a background commit that no round will raise any more (the loop
+    failed first): read here, never left to asyncio's "never retrieved"."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error(
+            "%s: a background commit failed as the loop ended on a failure of its own: %s",
+            task.get_name(),
+            str(exc) or type(exc).__name__,
+            exc_info=exc,
+        )
 
 
 async def publish(bus: Bus, outputs: list[Output]) -> None:

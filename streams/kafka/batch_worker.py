@@ -22,7 +22,8 @@ at most once a second (as Faust's commit interval), in the background (no round 
 the broker's answer; one commit in flight), and at the end: a restart or a new owner
 resumes from the journal, never from them, so a later commit only means records read again and
 dropped as applied. A commit waits for the broker at most ``request_timeout``: one that does
-not answer is told, not waited out.
+not answer is told, not waited out. A failed commit is only logged (an unexpected failure with
+its traceback), never fatal: the loop goes on.
 
 :meth:`BatchWorker.stop` (SIGTERM, SIGINT) lets the round in hand and the timer's tick in hand
 finish, saves every partition's checkpoint, commits, and leaves the group: the next member
@@ -159,7 +160,7 @@ class BatchWorker:
                     and time.monotonic() - committed >= COMMIT_EVERY
                     and (self._committing is None or self._committing.done())
                 ):
-                    self._committing = asyncio.create_task(self.commit(), name="commit offsets")
+                    self._commit_in_background()
                     committed = time.monotonic()
         finally:
             self._stopping.set()
@@ -169,6 +170,12 @@ class BatchWorker:
             await worker.close()  # checkpoints saved before the group is left
             if await self.commit():
                 log.info("%d partitions' checkpoints saved, offsets committed", saved)
+
+    def _commit_in_background(self) -> None:
+        """Start the periodic commit; what it raises past :meth:`commit` (which tells the
+        bus's failures) is logged when it ends, whoever waits for it or not."""
+        self._committing = asyncio.create_task(self.commit(), name="commit offsets")
+        self._committing.add_done_callback(_tell_commit_failure)
 
     async def commits_settled(self) -> None:
         """Wait for the periodic commit in flight, if any (it tells its own failures)."""
@@ -231,6 +238,17 @@ class BatchWorker:
             " were not logged",
             held, "time" if held == 1 else "times", kind, self._clock_failures.every,
         )  # fmt: skip
+
+
+def _tell_commit_failure(task: asyncio.Task[bool]) -> None:
+    """Log an unexpected failure of the periodic commit (a bug: the rounds go on, the offsets
+    it took wait for their partitions' next records)."""
+    if not task.cancelled() and (exc := task.exception()) is not None:
+        log.error(
+            "the periodic offset commit failed unexpectedly; the rounds go on: %s",
+            str(exc) or type(exc).__name__,
+            exc_info=exc,
+        )
 
 
 async def _finish(clock: asyncio.Task[None]) -> None:

@@ -52,6 +52,7 @@ from streams.bus import (
     TopicPartition,
     check_headers,
     check_subscription,
+    tell_left_out,
 )
 from streams.kafka.admin import KafkaAdmin, TopicSpec
 from streams.kafka.retry import BrokerProblemError, until_reachable
@@ -553,15 +554,16 @@ class KafkaSubscription(Subscription):
         await self._ready()
         assigned = self._consumer.assignment()
         prepared: dict[aiokafka.TopicPartition, int] = {}
+        left_out: list[tuple[str, int]] = []
         for (topic, partition), offset in offsets.items():
             tp = aiokafka.TopicPartition(topic, partition)
-            if tp not in assigned:
-                raise CommitFailedError(
-                    f"{topic}[{partition}] is not assigned to this member of group {self.group}"
-                )
             if offset < 0:
                 raise ValueError(f"offset {offset} for {topic}[{partition}] is negative")
-            prepared[tp] = offset
+            if tp in assigned:
+                prepared[tp] = offset
+            else:
+                left_out.append((topic, partition))
+        tell_left_out(self.group, left_out)
         if not prepared:
             return
         try:

@@ -12,7 +12,6 @@ from collections.abc import Collection, Mapping
 from streams.bus import (
     Bus,
     BusClosedError,
-    CommitFailedError,
     Headers,
     MessageTooLargeError,
     Offsets,
@@ -24,6 +23,7 @@ from streams.bus import (
     TopicPartition,
     check_headers,
     check_subscription,
+    tell_left_out,
 )
 from streams.memory.group import Group
 from streams.memory.log import PartitionLog, Signal
@@ -280,16 +280,17 @@ class MemorySubscription(Subscription):
     async def commit(self, offsets: Offsets) -> None:
         self._check_open()
         checked: dict[TopicPartition, int] = {}
+        left_out: list[tuple[str, int]] = []
         for (topic, partition), offset in offsets.items():
             tp = TopicPartition(topic, partition)
             if tp not in self._positions:
-                raise CommitFailedError(
-                    f"{topic}[{partition}] is not assigned to this member of group {self.group}"
-                )
+                left_out.append(tp)
+                continue
             end = self.bus._log_of(tp).end
             if not 0 <= offset <= end:
                 raise ValueError(f"offset {offset} for {topic}[{partition}] is not in 0..{end}")
             checked[tp] = offset
+        tell_left_out(self.group, left_out)
         self._group.committed.update(checked)
         for tp in checked:
             self.bus._log_of(tp).space.fire()

@@ -16,6 +16,7 @@ bounds that. Every await has a timeout, so a broken adapter fails instead of han
 from __future__ import annotations
 
 import asyncio
+import logging
 import uuid
 from collections import defaultdict
 from collections.abc import AsyncIterator, Awaitable, Sequence
@@ -26,7 +27,6 @@ import pytest
 from streams.bus import (
     Bus,
     BusClosedError,
-    CommitFailedError,
     Record,
     Subscription,
     Topic,
@@ -313,15 +313,23 @@ class BusContract:
             (r.partition, r.offset) for r in of_a if r.offset > 0
         )
 
-    async def test_commit_refuses_partitions_assigned_to_another_member(
-        self, bus: Bus, name: str
+    async def test_commit_leaves_out_partitions_assigned_to_another_member(
+        self, bus: Bus, name: str, caplog: pytest.LogCaptureFixture
     ) -> None:
         topic = bus.topic(f"{name}.t")
         async with topic.subscribe(f"{name}.g") as a, topic.subscribe(f"{name}.g") as b:
             await self.settle([a, b], self.all_partitions(topic))
-            foreign = next(iter(b.assignment()))
-            with pytest.raises(CommitFailedError):
-                await self.within(a.commit({foreign: 0}))
+            keys = self.keys_for_every_partition(topic)
+            await self.publish(topic, [(key, key) for key in keys])
+            own = min(a.assignment())
+            foreign = min(b.assignment())
+            with caplog.at_level(logging.INFO, logger="streams.bus"):
+                await self.within(a.commit({own: 1, foreign: 1}))
+            committed = await self.within(a.committed())
+        assert committed.get(own) == 1
+        assert foreign not in committed
+        told = f"group {name}.g: {foreign.topic}[{foreign.partition}] no longer assigned"
+        assert [m for m in caplog.messages if m.startswith(told)], caplog.messages
 
     async def test_latest_start_skips_the_records_published_before(
         self, bus: Bus, name: str

@@ -341,3 +341,40 @@ async def test_a_failed_commit_behind_fails_the_loop_at_the_next_round() -> None
         async with bus.subscribe(GROUP, [TICKS]) as subscription:
             with pytest.raises(ConnectionResetError):
                 await asyncio.wait_for(processor.consume(FailingCommits(subscription, [])), 5.0)
+
+
+class FailsSecond(Recorder):
+    """A step that fails at its second round (after the first round's commit failed)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.rounds = 0
+
+    def __call__(self, batch: Batch, now_ns: int, caught_up: bool) -> Outcome[None]:
+        self.rounds += 1
+        if self.rounds == 2:
+            raise LookupError("the step broke")
+        return super().__call__(batch, now_ns, caught_up)
+
+
+async def test_a_failed_commit_behind_is_logged_when_the_loop_fails_first(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    async with MemoryBus(partitions=1) as bus:
+        await publish(bus, [tick_batch(1)])
+        processor = Processor(
+            bus, GROUP, [TICKS], FailsSecond(), poll_timeout=0.01, commit_behind=True
+        )
+        async with bus.subscribe(GROUP, [TICKS]) as subscription:
+            with (
+                caplog.at_level(logging.ERROR, logger="streams.processor"),
+                pytest.raises(LookupError, match="the step broke"),
+            ):
+                await asyncio.wait_for(processor.consume(FailingCommits(subscription, [])), 5.0)
+    told = [r for r in caplog.records if r.name == "streams.processor"]
+    assert [r.getMessage() for r in told] == [
+        f"commit {GROUP}: a background commit failed as the loop ended on a failure of its own:"
+        " the broker went away"
+    ]
+    assert told[0].exc_info is not None
+    assert told[0].exc_info[0] is ConnectionResetError
