@@ -43,7 +43,12 @@ It is the platform's processor loop (:class:`streams.processor.Processor`) with 
   reads the subscription's assignment and, at its next poll, gives up a partition gone once
   the round in flight has committed. One lock keeps the hook, :meth:`Evaluating.own` and
   :meth:`Evaluating.behind` apart (the hook runs in the consumer's coordinator task, at any
-  point the loop awaits).
+  point the loop awaits); :meth:`Evaluating.own` reads the hook's assignment under it, and
+  never claims a parked partition. The hook waits for the lock and the round in flight, and
+  then for the bus's commit, each at most :meth:`Handover.limit_for` (the rebalance would
+  throw the member out otherwise): past it the loop is failed (it starts again from the
+  stored states), the revoked states are dropped unparked, the round left to
+  :meth:`Evaluating.abandon`.
 - **Changes.** :func:`main_api.changes.follow` (``LISTEN`` and a half-second poll) queues the
   alert changes; they are applied to every state held at the next poll, at most
   ``poll_timeout`` later, with the highest arming already fired of each changed alert, in
@@ -102,6 +107,7 @@ from streams.bus import (
     TopicPartition,
 )
 from streams.kafka.bus import KafkaBus, Rebalance
+from streams.kafka.settings import KafkaSettings
 from streams.outage import Backoff, OutageLog
 from streams.processor import Batch, Durability, Outcome, Processor, Round
 from telemetry.metrics import ALERTS_FIRED
@@ -225,8 +231,9 @@ class Evaluating(Durability[Evaluated]):
     # -- ownership and changes ----------------------------------------------------------------
 
     async def own(self, assigned: Iterable[tuple[str, int]]) -> None:
-        """Hold a state for exactly the ``assigned`` partitions; apply the queued changes."""
-        wanted = {(topic, partition) for topic, partition in assigned if topic in TOPICS}
+        """Hold a state for exactly the ``assigned`` partitions (with a rebalance hook, its
+        :attr:`assigned`, read under the lock: a revocation that held it first has taken its
+        partitions out by then); apply the queued changes."""
         queue = self.service.queue
         slices = self._slices
         while not queue.empty():
@@ -235,8 +242,12 @@ class Evaluating(Durability[Evaluated]):
                 end = start + CHANGE_SLICE
                 slices.append((batch[start:end], last, end >= len(batch)))
         async with self._lock:
+            held = assigned if self.assigned is None else self.assigned
+            wanted = {(topic, partition) for topic, partition in held if topic in TOPICS}
             gone = [key for key in self.states if key not in wanted]
-            if slices or gone or not wanted <= self.states.keys():
+            # a parked state is the rebalance's to keep or drop: never claimed again here
+            new = sorted(wanted - self.states.keys() - self._parked.keys())
+            if slices or gone or new:
                 # a claim or a change reads what the rounds stored; a partition given up is
                 # given up with its round committed, before its next owner claims it (fenced
                 # otherwise: the round rolled back and this loop started again)
@@ -244,7 +255,6 @@ class Evaluating(Durability[Evaluated]):
             for key in gone:
                 del self.states[key]
                 log.info("alerts: %s[%d] handed over", *key)
-            new = sorted(wanted - self.states.keys())
             if new:
                 await self._claim(new)
             # one slice, its rows stored with it (not left to the next round); none while a
@@ -374,13 +384,16 @@ class Evaluating(Durability[Evaluated]):
 
     async def settle(self) -> None:
         """Wait for the round in flight: its offsets are kept for the loop to commit; its
-        failure is raised here (the loop ends and starts again from the stored states)."""
+        failure is raised here (the loop ends and starts again from the stored states). A
+        wait cancelled (a time limit) leaves the round in flight, for :meth:`abandon`."""
         failure, self._failure = self._failure, None
         if failure is not None:
             raise failure
-        storing, self._storing = self._storing, None
+        storing = self._storing
         if storing is not None:
-            self._stored |= await storing
+            await asyncio.wait([storing])
+            self._storing = None
+            self._stored |= storing.result()
 
     # -- rebalances (:class:`Handover`, from the consumer's coordinator task) -------------------
 
@@ -388,6 +401,7 @@ class Evaluating(Durability[Evaluated]):
         self,
         partitions: Collection[tuple[str, int]],
         commit: Callable[[Offsets], Awaitable[None]],
+        limit: float | None = None,
     ) -> None:
         """A rebalance takes ``partitions`` (all of them, on an eager rebalance), before
         any other member may have them: the round in flight commits here, the offsets the
@@ -395,29 +409,55 @@ class Evaluating(Durability[Evaluated]):
         transaction has not started forgets what it did to them (their states are dropped:
         claimed again from what is stored if they come back). The other revoked states are
         parked until the assignment. A failure is kept for the loop (raised at its next
-        settle: it starts again from the stored states)."""
+        settle: it starts again from the stored states). ``limit``: the seconds the lock and
+        the round in flight are waited for (the rebalance's own time is short); past it the
+        loop is failed so, the revoked states are dropped unstored and the round is left in
+        flight (:meth:`abandon` cancels it; the next owner's claim waits for its rows)."""
         revoked = {key for key in partitions if key[0] in TOPICS}
-        async with self._lock:
-            if self.assigned is not None:
-                self.assigned -= revoked
+        if self.assigned is not None:
+            self.assigned -= revoked  # at once: :meth:`own` reads it under the lock
+        locked = False
+        bound = asyncio.timeout(limit)
+        try:
             try:
-                await self.settle()
+                async with bound:
+                    await self._lock.acquire()
+                    locked = True
+                    await self.settle()
             except Exception as exc:  # the loop is told; the rebalance goes on
-                self._failure = exc
+                failure: Exception = exc
+                if bound.expired():
+                    failure = TimeoutError(f"a revocation waited {limit:g} s for the database")
+                    log.warning("alerts: %s not settled within %g s (the database stuck?): "
+                                "given up unstored, the loop starts again from the stored "
+                                "states", _named(revoked), limit)  # fmt: skip
+                    if locked:  # ours to drop (not parked: nothing is kept of them)
+                        for key in revoked:
+                            self.states.pop(key, None)
+                if self._failure is None:
+                    self._failure = failure
                 return
-            stepped, self._stepped = self._stepped, None
-            unstored = revoked & stepped.moved.keys() if stepped is not None else set()
-            if stepped is not None and unstored:
-                stepped.drop(unstored)
-            for key in revoked & self.states.keys():
-                state = self.states.pop(key)
-                if key in unstored:
-                    log.info("alerts: %s[%d] revoked, a round of it abandoned", *key)
-                else:
-                    self._parked[key] = state
+            self._revoke(revoked)
             covered = {key: self._stored.pop(key) for key in revoked & self._stored.keys()}
             if covered:
                 await commit(covered)
+        finally:
+            if locked:
+                self._lock.release()
+
+    def _revoke(self, revoked: set[tuple[str, int]]) -> None:
+        """The revoked states, their rounds stored: dropped if a round stepped moved them
+        (its transaction not started), parked otherwise (held under the lock)."""
+        stepped, self._stepped = self._stepped, None
+        unstored = revoked & stepped.moved.keys() if stepped is not None else set()
+        if stepped is not None and unstored:
+            stepped.drop(unstored)
+        for key in revoked & self.states.keys():
+            state = self.states.pop(key)
+            if key in unstored:
+                log.info("alerts: %s[%d] revoked, a round of it abandoned", *key)
+            else:
+                self._parked[key] = state
 
     async def reassigned(self, partitions: Collection[tuple[str, int]]) -> None:
         """A rebalance gave this member ``partitions`` (all it has now): a parked state among
@@ -476,19 +516,32 @@ class Evaluating(Durability[Evaluated]):
         return offsets
 
 
+def _named(keys: Iterable[tuple[str, int]]) -> str:
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(keys)) or "nothing"
+
+
 class Handover(Rebalance):
     """The evaluator's partitions as a Kafka subscription's rebalances move them: a revoked
     partition's round settles inside the rebalance, before another member is given it
     (:meth:`Evaluating.revoked`), not at the member's next poll, when the next owner may
     have claimed it already (its round fenced then: rolled back, and the loop started
-    again)."""
+    again). ``limit``: the seconds it waits for the database, and then for the commit on the
+    bus (:meth:`limit_for`): a hook still waiting when the rebalance times out has its member
+    thrown out of the group."""
 
-    def __init__(self, hook: Evaluating) -> None:
+    def __init__(self, hook: Evaluating, limit: float | None = None) -> None:
         self.hook = hook
+        self.limit = limit
         self.subscription: Subscription | None = None
 
+    @staticmethod
+    def limit_for(settings: KafkaSettings) -> float:
+        """The request timeout, at most a third of the session timeout (aiokafka's rebalance
+        timeout): the two waits together stay within it."""
+        return min(settings.request_timeout, settings.session_timeout / 3)
+
     async def revoked(self, partitions: set[TopicPartition]) -> None:
-        await self.hook.revoked(partitions, self._commit)
+        await self.hook.revoked(partitions, self._commit, self.limit)
 
     async def assigned(self, partitions: set[TopicPartition]) -> None:
         await self.hook.reassigned(partitions)
@@ -499,9 +552,11 @@ class Handover(Rebalance):
         if self.subscription is None:
             return
         try:
-            await self.subscription.commit(offsets)
-        except BusError as exc:
-            log.warning("alerts: offsets stored but not committed on the bus: %s", exc)
+            async with asyncio.timeout(self.limit):
+                await self.subscription.commit(offsets)
+        except (BusError, TimeoutError) as exc:
+            log.warning("alerts: offsets stored but not committed on the bus: %s",
+                        str(exc) or f"no answer within {self.limit:g} s")  # fmt: skip
 
 
 class _Owning(Subscription):
@@ -640,7 +695,7 @@ class EvaluatorService:
         if not isinstance(self.bus, KafkaBus):
             return self.bus.subscribe(settings.group, list(TOPICS), start=settings.start)
         hook.assigned = frozenset()
-        handover = Handover(hook)
+        handover = Handover(hook, Handover.limit_for(self.bus.settings))
         sub = self.bus.subscribe(
             settings.group, list(TOPICS), start=settings.start, rebalance=handover
         )

@@ -7,18 +7,21 @@ forgets the revoked partition; the real broker's test is in ``test_kafka_evaluat
 from __future__ import annotations
 
 import asyncio
+import logging
+import time
 from collections.abc import AsyncIterator
 from decimal import Decimal
+from typing import cast
 
 import pytest
 
 from core.alerts import fired
 from core.topics import TICKS
 from main_api.alerts.processing import Evaluated
-from main_api.alerts.runner import Covered, Evaluating, EvaluatorService
+from main_api.alerts.runner import Covered, Evaluating, EvaluatorService, Handover
 from main_api.alerts.states import claim, save
 from main_api.store import MainStore
-from streams.bus import Offsets
+from streams.bus import Offsets, Subscription, TopicPartition
 from streams.memory import MemoryBus
 from tests.main_api.alerts.factories import T0, alert
 
@@ -141,3 +144,95 @@ async def test_a_round_stepped_before_a_revocation_stores_nothing_of_the_revoked
         await hook.own(hook.assigned or ())
         back = hook.states[gone.key]
         assert (back is gone, back.next_offset, back.epoch) == (False, 0, 2)
+
+
+async def no_commit(offsets: Offsets) -> None:
+    raise AssertionError(f"nothing is committed here: {offsets}")
+
+
+async def test_a_claim_queued_behind_a_revocation_reads_the_assignment_it_left(
+    store: MainStore, schema: tuple[str, str]
+) -> None:
+    async with MemoryBus(partitions=2) as bus:
+        hook = await hooked(store, bus, schema)
+        claims = hook.service.stats.claims
+        await hook._lock.acquire()  # behind(), waiting for the round in flight
+        revoking = asyncio.create_task(hook.revoked({(TICKS, 1)}, no_commit))
+        await asyncio.sleep(0)  # the revocation waits for the lock first
+        # the loop's next poll, with the assignment it read before the revocation took TICKS[1]
+        owning = asyncio.create_task(hook.own(BOTH))
+        await asyncio.sleep(0.01)
+        hook._lock.release()
+        await revoking
+        await owning
+        assert (sorted(hook.states), sorted(hook._parked)) == ([(TICKS, 0)], [(TICKS, 1)])
+        assert hook.service.stats.claims == claims  # TICKS[1] not claimed again
+        await hook.reassigned(BOTH)  # given back: the parked state is kept, its epoch still 1
+        await hook.own(hook.assigned or ())
+        back = hook.states[(TICKS, 1)]
+        assert (hook.service.stats.claims, back.epoch) == (claims, 1)
+        async with store.transaction() as conn:  # still the row's owner: not fenced
+            await save(conn, hook.owner, [hook._saved(back)], 4)
+
+
+async def test_a_revocation_stuck_on_the_database_gives_its_partitions_up_in_time(
+    store: MainStore, schema: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with MemoryBus(partitions=2) as bus:
+        hook = await hooked(store, bus, schema)
+
+        async def in_flight() -> Covered:  # a round's transaction the database never ends
+            await asyncio.Event().wait()
+            return {}
+
+        storing = hook._storing = asyncio.create_task(in_flight())
+        began = time.monotonic()
+        with caplog.at_level(logging.WARNING, "main_api.alerts.runner"):
+            await hook.revoked({(TICKS, 1)}, no_commit, 0.1)
+        waited = time.monotonic() - began
+        assert 0.1 <= waited < 1
+        assert f"{TICKS}[1] not settled within 0.1 s" in caplog.text
+        # dropped, not parked; the round left in flight for abandon(), the loop failed
+        assert (sorted(hook.states), hook._parked) == ([(TICKS, 0)], {})
+        assert hook._storing is storing
+        assert not storing.done()
+        with pytest.raises(TimeoutError, match=r"a revocation waited 0\.1 s"):
+            await hook.finish(True)  # the loop's next settle
+        await hook.abandon()
+        assert storing.cancelled()
+
+
+async def test_a_revocation_waits_for_the_lock_no_longer_than_its_limit(
+    store: MainStore, schema: tuple[str, str]
+) -> None:
+    async with MemoryBus(partitions=2) as bus:
+        hook = await hooked(store, bus, schema)
+        await hook._lock.acquire()  # a claim or a round stuck on the database
+        await hook.revoked({(TICKS, 1)}, no_commit, 0.05)
+        hook._lock.release()
+        # the states are the lock holder's: untouched; the loop fails at its next settle
+        assert sorted(hook.states) == BOTH
+        with pytest.raises(TimeoutError, match=r"a revocation waited 0\.05 s"):
+            await hook.finish(True)
+
+
+class Unanswered:
+    """A subscription whose commits the broker never answers."""
+
+    async def commit(self, offsets: Offsets) -> None:
+        await asyncio.Event().wait()
+
+
+async def test_the_revoked_offsets_commit_is_given_up_after_its_limit(
+    store: MainStore, schema: tuple[str, str], caplog: pytest.LogCaptureFixture
+) -> None:
+    async with MemoryBus(partitions=2) as bus:
+        hook = await hooked(store, bus, schema)
+        hook._stored = {(TICKS, 1): 7}  # a stored round's offsets, not yet committed
+        handover = Handover(hook, 0.1)
+        handover.subscription = cast(Subscription, Unanswered())
+        with caplog.at_level(logging.WARNING, "main_api.alerts.runner"):
+            await asyncio.wait_for(handover.revoked({TopicPartition(TICKS, 1)}), 1)
+        assert "offsets stored but not committed on the bus: no answer within 0.1 s" in caplog.text
+        # only told: the state is parked as usual, the loop goes on
+        assert (sorted(hook._parked), hook._failure, hook._stored) == ([(TICKS, 1)], None, {})
