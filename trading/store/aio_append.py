@@ -1,13 +1,17 @@
 """The append on psycopg's async connection: a group commit awaited on the event loop, with
-no worker thread (:class:`~trading.store.aio.AsyncRepository` given an appender).
+no worker thread (:class:`~trading.store.aio.AsyncRepository` given an appender). A benchmark
+contender (``bench.trading --append loop``), measured and not taken: the service appends on
+the library's pool in a worker thread (docs/trading.md, "On psycopg's async connection").
 
 The statements, their order and how their answers are read are
-:class:`~trading.store.recorder.CheckedRecorder`'s (one round trip; two with readers'
-positions); only the I/O differs. One connection of its own (the group commits run one at a
-time), made at the first append and again after a failure, set up as the library's pool sets
-up its own (autocommit, rows as dicts, the composite type of the events registered). An
-unreachable database gets the library's rule (10 attempts, 0.2 s apart), and the errors are
-raised as the library's, so :class:`~trading.store.events.EventStore` tells them as ours.
+:meth:`CheckedRecorder.plan <trading.store.recorder.CheckedRecorder.plan>`'s (one round trip;
+two with readers' positions); only the I/O differs. One connection of its own, one append at a
+time on it (a lock), made at the first append and again after any failed attempt (an error or
+a cancellation leaves it in a state not known: it is closed), set up as the library's pool sets
+up its own (autocommit, rows as dicts, the composite type of the events registered). Every
+``OperationalError`` and ``InterfaceError`` of psycopg gets the library's rule (10 attempts,
+0.2 s apart, on a new connection each), and the errors are raised as the library's, so
+:class:`~trading.store.events.EventStore` tells them as ours.
 """
 
 from __future__ import annotations
@@ -15,7 +19,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Sequence
-from typing import Final
 
 import psycopg
 from eventsourcing.persistence import (
@@ -27,28 +30,18 @@ from eventsourcing.persistence import (
     Tracking,
 )
 from psycopg import AsyncConnection
-from psycopg.pq import TransactionStatus
 from psycopg.rows import DictRow, dict_row
 from psycopg.types.composite import register_composite
 
 from trading.store.database import Database
-from trading.store.errors import StoreError
-from trading.store.recorder import BEGIN, COMMIT, ROLLBACK, Expected, conflict, not_moved
-
-ATTEMPTS: Final = 10
-"""Tries of an append while the database is out of reach (the library's number)."""
-
-WAIT_S: Final = 0.2
-"""The pause between two tries (the library's)."""
-
-_OPEN: Final = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+from trading.store.recorder import ATTEMPTS, WAIT_S, Answers, AppendPlan, Expected
 
 
 class AsyncAppender:
     """``await insert_events(events, expected=..., trackings=...)``: what
     :meth:`CheckedRecorder.insert_events <trading.store.recorder.CheckedRecorder.insert_events>`
-    does, on an async connection. One append at a time (the group commit's loop); close it
-    with :meth:`aclose`."""
+    does, on an async connection; a second caller waits for the first. Close it with
+    :meth:`aclose`."""
 
     def __init__(
         self, database: Database, attempts: int = ATTEMPTS, wait_s: float = WAIT_S
@@ -58,6 +51,8 @@ class AsyncAppender:
         self._attempts = attempts
         self._wait_s = wait_s
         self._conn: AsyncConnection[DictRow] | None = None
+        self._lock = asyncio.Lock()
+        """One append at a time on the one connection."""
 
     async def insert_events(
         self,
@@ -66,27 +61,46 @@ class AsyncAppender:
         expected: Expected = (),
         trackings: Sequence[Tracking] = (),
     ) -> list[int]:
-        for attempt in range(1, self._attempts + 1):
-            try:
-                conn = await self._connection()
+        plan = self._recorder.plan(stored_events, expected, trackings)
+        async with self._lock:
+            for attempt in range(1, self._attempts + 1):
                 try:
-                    return await self._append(conn, stored_events, expected, trackings)
-                finally:  # an error of the database left the transaction aborted: end it
-                    if conn.info.transaction_status in _OPEN:
-                        with contextlib.suppress(psycopg.Error):
-                            await conn.rollback()
-            except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
-                await self.aclose()
-                if attempt == self._attempts:
-                    if isinstance(exc, psycopg.InterfaceError):
-                        raise InterfaceError(str(exc)) from exc
-                    raise OperationalError(str(exc)) from exc
-                await asyncio.sleep(self._wait_s)
-            except psycopg.IntegrityError as exc:
-                raise IntegrityError(str(exc)) from exc
-            except psycopg.Error as exc:
-                raise PersistenceError(str(exc)) from exc
-        raise AssertionError("no attempt made")  # attempts is at least 1
+                    return plan.outcome(await self._send(plan))
+                except (psycopg.OperationalError, psycopg.InterfaceError) as exc:
+                    if attempt == self._attempts:
+                        if isinstance(exc, psycopg.InterfaceError):
+                            raise InterfaceError(str(exc)) from exc
+                        raise OperationalError(str(exc)) from exc
+                    await asyncio.sleep(self._wait_s)
+                except psycopg.IntegrityError as exc:
+                    raise IntegrityError(str(exc)) from exc
+                except psycopg.Error as exc:
+                    raise PersistenceError(str(exc)) from exc
+            raise AssertionError("no attempt made")  # attempts is at least 1
+
+    async def _send(self, plan: AppendPlan) -> Answers:
+        """``plan``'s statements sent and their answers read, on the connection; any failure
+        (an error, a cancellation) closes the connection, whose state is then unknown (in a
+        pipeline, in a transaction): the next attempt makes a new one."""
+        try:
+            conn = await self._connection()
+            cursors = [conn.cursor() for _ in range(plan.cursors)]
+            answers: Answers | None = None
+            async with conn.pipeline() as pipeline:
+                for n, statement in plan.statements:
+                    await cursors[n].execute(
+                        statement.query, statement.params, prepare=statement.prepare
+                    )
+                if plan.reads_before_end:
+                    await pipeline.sync()
+                    answers = [await cursor.fetchall() for cursor in cursors]
+                await conn.cursor().execute(plan.end(answers))
+            if answers is None:
+                answers = [await cursor.fetchall() for cursor in cursors]
+        except BaseException:
+            await self.aclose()
+            raise
+        return answers
 
     async def _connection(self) -> AsyncConnection[DictRow]:
         if self._conn is None or self._conn.closed:
@@ -101,45 +115,6 @@ class AsyncAppender:
             register_composite(self._db.datastore.psycopg_type_adapters[name], conn)
             self._conn = conn
         return self._conn
-
-    async def _append(
-        self,
-        conn: AsyncConnection[DictRow],
-        stored_events: Sequence[StoredEvent],
-        expected: Expected,
-        trackings: Sequence[Tracking],
-    ) -> list[int]:
-        recorder = self._recorder
-        rows: list[DictRow] | None = None
-        refusal: StoreError | None = None
-        curs = conn.cursor()
-        async with conn.pipeline() as pipeline:
-            await curs.execute(BEGIN)
-            for statement in recorder.lock_table_statements:
-                await curs.execute(statement, prepare=True)
-            await curs.execute(recorder.notify_statement)
-            moved = [conn.cursor() for _ in trackings]
-            for moving, tracking in zip(moved, trackings, strict=True):
-                await moving.execute(
-                    recorder.move_statement, recorder.move_params(tracking), prepare=True
-                )
-            await curs.execute(
-                recorder.append_statement,
-                recorder.append_params(stored_events, expected),
-                prepare=True,
-            )
-            if moved:  # read the answers before the end: a refusal rolls back
-                await pipeline.sync()
-                rows = await curs.fetchall()
-                answers = [await moving.fetchone() for moving in moved]
-                refusal = conflict(rows, expected) or not_moved(answers, trackings)
-            await conn.cursor().execute(COMMIT if refusal is None else ROLLBACK)
-        if rows is None:
-            rows = await curs.fetchall()
-            refusal = conflict(rows, expected)
-        if refusal is not None:
-            raise refusal
-        return [int(row["notification_id"]) for row in rows]
 
     async def aclose(self) -> None:
         conn, self._conn = self._conn, None

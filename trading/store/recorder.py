@@ -31,7 +31,8 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
-from typing import Any, Final
+from dataclasses import dataclass
+from typing import Any, Final, cast
 
 import psycopg
 from eventsourcing.persistence import (
@@ -52,6 +53,13 @@ from psycopg.rows import DictRow
 from psycopg.sql import SQL, Composed, Identifier
 
 from trading.store.errors import AlreadyTracked, ConcurrencyConflict, StoreError
+
+ATTEMPTS: Final = 10
+"""Tries of an append while the database is out of reach (the library's rule for its own
+recorders' calls)."""
+
+WAIT_S: Final = 0.2
+"""The pause between two tries (the library's)."""
 
 BEGIN: Final = b"BEGIN"
 COMMIT: Final = b"COMMIT"
@@ -115,19 +123,18 @@ class CheckedRecorder(PostgresApplicationRecorder):
         self.notify_statement: Composed = SQL("NOTIFY {0}").format(Identifier(self.channel_name))
         """The library's ``NOTIFY`` of the log's channel."""
 
-    @retry((InterfaceError, OperationalError), max_attempts=10, wait=0.2)
+    @retry((InterfaceError, OperationalError), max_attempts=ATTEMPTS, wait=WAIT_S)
     def insert_events(
         self, stored_events: Sequence[StoredEvent], **kwargs: Any
     ) -> Sequence[int] | None:
         expected: Expected = kwargs.get("expected", ())
         trackings: Sequence[Tracking] = kwargs.get("trackings", ())
-        if trackings and self._tracking is None:
-            raise ValueError("this recorder has no tracking table")
+        plan = self.plan(stored_events, expected, trackings)
         with self.datastore.get_connection() as conn:
             try:
-                return self._append(conn, stored_events, expected, trackings)
+                return self._append(conn, plan)
             finally:  # an error of the database left the transaction aborted: end it here
-                if conn.info.transaction_status in _OPEN:
+                if conn.info.transaction_status in OPEN:
                     with contextlib.suppress(psycopg.Error):  # else the pool drops it
                         conn.rollback()
 
@@ -159,44 +166,120 @@ class CheckedRecorder(PostgresApplicationRecorder):
         assert self._tracking is not None
         return self._tracking.insert_tracking_statement
 
-    def _append(
+    def plan(
         self,
-        conn: Connection[DictRow],
         stored_events: Sequence[StoredEvent],
-        expected: Expected,
-        trackings: Sequence[Tracking],
-    ) -> list[int]:
-        rows: list[DictRow] | None = None
-        refusal: StoreError | None = None
-        curs = conn.cursor()
+        expected: Expected = (),
+        trackings: Sequence[Tracking] = (),
+    ) -> AppendPlan:
+        """The statements of one append and how their answers are read (:class:`AppendPlan`;
+        the sync recorder and the async appender each send them on their own connection)."""
+        if trackings and self._tracking is None:
+            raise ValueError("this recorder has no tracking table")
+        opening = [Statement(BEGIN)]
+        locks = cast("list[Sent]", self.lock_table_statements)  # the library's: SQL, Composed
+        opening += [Statement(query, prepare=True) for query in locks]
+        opening.append(Statement(self.notify_statement))
+        return AppendPlan(
+            opening=tuple(opening),
+            moves=tuple(
+                Statement(self.move_statement, self.move_params(tracking), prepare=True)
+                for tracking in trackings
+            ),
+            insert=Statement(
+                self.append_statement, self.append_params(stored_events, expected), prepare=True
+            ),
+            expected=expected,
+            trackings=tuple(trackings),
+        )
+
+    def _append(self, conn: Connection[DictRow], plan: AppendPlan) -> list[int]:
         # BEGIN and COMMIT as statements: psycopg's transaction() in a pipeline syncs at
         # its start and at each end (three more round trips)
+        cursors = [conn.cursor() for _ in range(plan.cursors)]
+        answers: Answers | None = None
         with conn.pipeline() as pipeline:
-            curs.execute(BEGIN)
-            for statement in self.lock_table_statements:
-                curs.execute(statement, prepare=True)
-            curs.execute(self.notify_statement)
-            moved = [conn.cursor() for _ in trackings]
-            for moving, tracking in zip(moved, trackings, strict=True):
-                moving.execute(self.move_statement, self.move_params(tracking), prepare=True)
-            curs.execute(
-                self.append_statement, self.append_params(stored_events, expected), prepare=True
-            )
-            if moved:  # read the answers before the end: a refusal rolls back
+            for n, statement in plan.statements:
+                cursors[n].execute(statement.query, statement.params, prepare=statement.prepare)
+            if plan.reads_before_end:
                 pipeline.sync()
-                rows = curs.fetchall()
-                answers = [moving.fetchone() for moving in moved]
-                refusal = conflict(rows, expected) or not_moved(answers, trackings)
-            conn.cursor().execute(COMMIT if refusal is None else ROLLBACK)
-        if rows is None:
-            rows = curs.fetchall()
-            refusal = conflict(rows, expected)
+                answers = [cursor.fetchall() for cursor in cursors]
+            conn.cursor().execute(plan.end(answers))
+        if answers is None:
+            answers = [cursor.fetchall() for cursor in cursors]
+        return plan.outcome(answers)
+
+
+OPEN: Final = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+"""A connection's transaction states that an append must end (roll back) before reuse."""
+
+Sent = str | bytes | SQL | Composed
+"""What a cursor sends (psycopg's ``Query`` less its templates, which ``execute`` refuses)."""
+
+Answers = list[list[DictRow]]
+"""The rows each cursor of an :class:`AppendPlan` got back, by cursor (0: the insert's)."""
+
+
+@dataclass(frozen=True)
+class Statement:
+    """One statement of an append, sent in its pipeline."""
+
+    query: Sent
+    params: dict[str, Any] | None = None
+    prepare: bool = False
+
+
+@dataclass(frozen=True)
+class AppendPlan:
+    """One append, sans I/O: the statements to send in one pipeline (:attr:`statements`, each
+    with the index of the cursor it goes on), whether the answers are read before the end
+    (:attr:`reads_before_end`: with readers' positions), the statement that ends it
+    (:meth:`end`) and what the answers mean (:meth:`outcome`). The shells (the recorder's,
+    the async appender's) only send and read."""
+
+    opening: tuple[Statement, ...]
+    """``BEGIN``, the library's lock statements and ``NOTIFY`` (their answers are not read)."""
+    moves: tuple[Statement, ...]
+    """One upsert a reader's position, each on a cursor of its own."""
+    insert: Statement
+    """:data:`APPEND`, on cursor 0 (after the opening statements: its rows are the ones read)."""
+    expected: Expected
+    trackings: tuple[Tracking, ...]
+
+    @property
+    def cursors(self) -> int:
+        return 1 + len(self.moves)
+
+    @property
+    def statements(self) -> list[tuple[int, Statement]]:
+        return [
+            *((0, statement) for statement in self.opening),
+            *((n, statement) for n, statement in enumerate(self.moves, 1)),
+            (0, self.insert),
+        ]
+
+    @property
+    def reads_before_end(self) -> bool:
+        """True: sync and read the answers before the end (a refused position rolls back)."""
+        return bool(self.moves)
+
+    def end(self, answers: Answers | None) -> bytes:
+        """``COMMIT``, or ``ROLLBACK`` when the answers read before the end refuse the append
+        (a conflict alone commits the empty transaction)."""
+        return COMMIT if answers is None or self.refusal(answers) is None else ROLLBACK
+
+    def refusal(self, answers: Answers) -> StoreError | None:
+        rows, *moved = answers
+        return conflict(rows, self.expected) or not_moved(
+            [next(iter(one), None) for one in moved], self.trackings
+        )
+
+    def outcome(self, answers: Answers) -> list[int]:
+        """The new notification ids; raises the refusal the answers name."""
+        refusal = self.refusal(answers)
         if refusal is not None:
             raise refusal
-        return [int(row["notification_id"]) for row in rows]
-
-
-_OPEN: Final = (TransactionStatus.INTRANS, TransactionStatus.INERROR)
+        return [int(row["notification_id"]) for row in answers[0]]
 
 
 def conflict(rows: Sequence[DictRow], expected: Expected) -> ConcurrencyConflict | None:

@@ -120,11 +120,58 @@ async def test_the_async_connection_lost_between_appends_is_made_again(
     database: Database, events: EventStore[toy.ToyEvent], appender: AsyncAppender
 ) -> None:
     await events.append_many_async([Append("account:1", 0, [toy.Opened(1)])], appender)
+    assert appender._conn is not None
+    pid = appender._conn.info.backend_pid
     with psycopg.connect(database.settings.url, autocommit=True) as admin:
-        admin.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE pid <> pg_backend_pid() AND datname = current_database() "
-            "AND state = 'idle' AND query LIKE '%%COMMIT%%'"
-        )
+        killed = admin.execute("SELECT pg_terminate_backend(%s)", [pid]).fetchall()
+    assert killed == [(True,)]
     await events.append_many_async([Append("account:1", 1, [toy.Deposited(1, 2)])], appender)
+    assert appender._conn is not None
+    assert appender._conn.info.backend_pid != pid
     assert [item.version for item in events.read("account:1")] == [1, 2]
+
+
+async def test_an_append_cancelled_mid_pipeline_closes_its_connection(
+    database: Database, events: EventStore[toy.ToyEvent], appender: AsyncAppender
+) -> None:
+    await events.append_many_async([Append("account:1", 0, [toy.Opened(1)])], appender)
+    with psycopg.connect(database.settings.url) as blocker:  # holds the table's lock
+        blocker.execute(database.events.lock_table_statements[-1])
+        append = asyncio.create_task(
+            events.append_many_async([Append("account:1", 1, [toy.Deposited(1, 2)])], appender)
+        )
+        while not waiting_for_lock(database):
+            await asyncio.sleep(0.01)
+        append.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await append
+        assert appender._conn is None
+        blocker.rollback()
+    await events.append_many_async([Append("account:1", 1, [toy.Deposited(1, 3)])], appender)
+    assert [(item.version, item.event) for item in events.read("account:1")] == [
+        (1, toy.Opened(1)),
+        (2, toy.Deposited(1, 3)),
+    ]
+
+
+async def test_two_callers_at_once_append_one_after_the_other(
+    events: EventStore[toy.ToyEvent], appender: AsyncAppender
+) -> None:
+    ids = await asyncio.gather(
+        *(
+            events.append_many_async([Append(f"account:{n}", 0, [toy.Opened(n)])], appender)
+            for n in range(1, 6)
+        )
+    )
+    assert sorted(one[0][0] for one in ids) == [one[0][0] for one in ids]
+    assert [len(events.read(f"account:{n}")) for n in range(1, 6)] == [1] * 5
+
+
+def waiting_for_lock(database: Database) -> bool:
+    """True once a backend of the test's database waits for a lock."""
+    with psycopg.connect(database.settings.url, autocommit=True) as admin:
+        row = admin.execute(
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+            "AND wait_event_type = 'Lock'"
+        ).fetchone()
+    return row is not None and row[0] > 0
