@@ -151,8 +151,9 @@ _POSITION: Final = ("instrument", "quantity", "average_price", "realised")
 
 def project(curs: Cursor[DictRow], items: Sequence[Versioned[TradingEvent]]) -> None:
     """The row changes of a batch of events, read and written on ``curs``: each row the
-    batch touches is read once (:class:`_Rows`), every event is applied in order, and the
-    rows' final states are written once, in one round trip."""
+    batch touches is read once (:class:`_Rows`, all at first, a query per table), every
+    event is applied in order, and the rows' final states are written once, in one round
+    trip."""
     rows = _Rows(curs)
     wanted = [(item.event, needs(item.event)) for item in items]
     rows.prefetch(wanted)
