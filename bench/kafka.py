@@ -283,11 +283,15 @@ def ticks_of(steps: Iterable[Step], carried: Carried) -> int:
     )
 
 
-def sustained_rate(steps: list[tuple[int, Step]], carried: Carried) -> float:
+def sustained_rate(steps: list[tuple[int, Step]], carried: Carried) -> float | None:
     """Ticks/s from the first journaled step to the last (``steps`` by broker time): the
-    ticks of every step after the first, over the time between the first and the last."""
+    ticks of every step after the first, over the time between the first and the last;
+    ``None`` when they were journaled in the same millisecond (a backlog taken in one step or
+    two: too small to time)."""
     first, last = steps[0][0], steps[-1][0]
-    return ticks_of((step for _, step in steps[1:]), carried) / max((last - first) / 1e9, 1e-9)
+    if last <= first:
+        return None
+    return ticks_of((step for _, step in steps[1:]), carried) / ((last - first) / 1e9)
 
 
 def cpu_seconds(pid: int) -> float | None:
@@ -334,8 +338,8 @@ async def follow_journal(
 class Run:
     """One worker's run on a backlog."""
 
-    sustained: float
-    """Ticks/s from the first journaled step to the last."""
+    sustained: float | None
+    """Ticks/s from the first journaled step to the last (``None``: too small to time)."""
     overall: float
     """Ticks/s from the worker's start."""
     ingested: int
@@ -561,10 +565,10 @@ def main(argv: list[str] | None = None) -> int:
         sustained, overall, total, consumed = run.sustained, run.overall, run.ingested, run.consumed
         faust_rate = baseline(bootstrap, sizes, folder)
         p50, p99, measured, lost = latency(bootstrap, sizes, folder, worker_args)
-    ratio = sustained / faust_rate
     print("\nEnd to end: md.ticks -> one `mdp worker` (Faust + candle engine, 7 intervals)")
     print(f"  {'contender':<44} {'rate':>14} {'x baseline':>11}")
-    print(f"  {'mdp worker, sustained (ticks/s)':<44} {sustained:>14,.0f} {ratio:>10.1f}x")
+    print(f"  {'mdp worker, sustained (ticks/s)':<44} {_rate(sustained):>14}"
+          f" {_ratio(sustained, faust_rate, 1):>11}")  # fmt: skip
     print(f"  {'mdp worker, CPU s per million ticks':<44} {_cpu(run.cpu_per_million):>14}")
     print(f"  {'mdp worker, with start-up (ticks/s)':<44} {overall:>14,.0f}"
           f" {overall / faust_rate:>10.1f}x")  # fmt: skip
@@ -605,19 +609,35 @@ def compare(
           f" {sizes.batch:,}, {sizes.instruments} instruments{given}")  # fmt: skip
     print(f"  {'worker':<44} {'ticks/s':>12} {'CPU s/M':>8}  runs (ticks/s, CPU s/M ticks)")
     for name, results in measured.items():
-        each = ", ".join(f"{r.sustained:,.0f} {_cpu(r.cpu_per_million)}" for r in results)
-        rate = statistics.median(r.sustained for r in results)
-        print(f"  {name[-44:]:<44} {rate:>12,.0f} {_cpu(_median_cpu(results)):>8}  {each}")
-    ours, theirs = (statistics.median(r.sustained for r in rs) for rs in measured.values())
-    print(f"  this checkout / the other: {ours / theirs:.2f}x (rate)")
-    cpus = [_median_cpu(results) for results in measured.values()]
-    if cpus[0] is not None and cpus[1] is not None:
-        print(f"  CPU per tick, this checkout / the other: {cpus[0] / cpus[1]:.2f}x")
+        each = ", ".join(f"{_rate(r.sustained)} {_cpu(r.cpu_per_million)}" for r in results)
+        rate = _median(r.sustained for r in results)
+        print(f"  {name[-44:]:<44} {_rate(rate):>12} {_cpu(_median_cpu(results)):>8}  {each}")
+    ours, theirs = (_median(r.sustained for r in rs) for rs in measured.values())
+    print(f"  this checkout / the other: {_ratio(ours, theirs)} (rate)")
+    ours_cpu, theirs_cpu = (_median_cpu(results) for results in measured.values())
+    print(f"  CPU per tick, this checkout / the other: {_ratio(ours_cpu, theirs_cpu)}")
+
+
+def _median(values: Iterable[float | None]) -> float | None:
+    """The median of the values known (``None`` when none is)."""
+    known = [value for value in values if value is not None]
+    return statistics.median(known) if known else None
 
 
 def _median_cpu(results: list[Run]) -> float | None:
-    known = [r.cpu_per_million for r in results if r.cpu_per_million is not None]
-    return statistics.median(known) if known else None
+    return _median(r.cpu_per_million for r in results)
+
+
+def _ratio(ours: float | None, theirs: float | None, places: int = 2) -> str:
+    """``ours / theirs`` as ``1.23x``; ``n/a`` when either is unknown or ``theirs`` is 0 (a
+    run too small to time: a few clock ticks of CPU, one step)."""
+    if ours is None or not theirs:
+        return "n/a"
+    return f"{ours / theirs:.{places}f}x"
+
+
+def _rate(rate: float | None) -> str:
+    return "n/a" if rate is None else f"{rate:,.0f}"
 
 
 def _cpu(seconds: float | None) -> str:

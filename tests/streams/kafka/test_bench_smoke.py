@@ -41,6 +41,8 @@ def test_the_sustained_rate_counts_the_ticks_each_record_carries() -> None:
     ]
     assert kafka.ticks_of((step for _, step in steps), carried) == 4_434
     assert kafka.sustained_rate(steps, carried) == (1_234 + 500 + 700) / 2.0
+    same_moment = [(0, step) for _, step in steps]  # one step's worth of time: not timed
+    assert kafka.sustained_rate(same_moment, carried) is None
     assert kafka.partition_ends(carried) == {0: 3, 1: 1}
 
 
@@ -69,9 +71,11 @@ def test_kafka_benchmark_runs_another_checkouts_worker_beside_this_ones(
     out = capsys.readouterr().out
     assert "this checkout" in out
     assert "(this checkout: --consumer batch)" in out, "the batch consumer's ticks all consumed"
-    assert re.search(rf"{re.escape(str(checkout)[-44:])}\s+[\d,]+\s+[\d,]+", out), out
-    assert re.search(r"this checkout / the other: [\d.]+x", out), out
-    assert re.search(r"CPU per tick, this checkout / the other: [\d.]+x", out), out
+    # a figure, or n/a where the tiny backlog went in one step or a few clock ticks of CPU
+    known = r"(?:[\d,.]+|n/a)"
+    assert re.search(rf"{re.escape(str(checkout)[-44:])}\s+{known}\s+{known}", out), out
+    assert re.search(r"this checkout / the other: (?:[\d.]+x|n/a)", out), out
+    assert re.search(r"CPU per tick, this checkout / the other: (?:[\d.]+x|n/a)", out), out
     with pytest.raises(SystemExit):
         kafka.main(["--against", str(tmp_path)])  # not a checkout: refused before any run
     assert "is not a checkout of this project" in capsys.readouterr().err
