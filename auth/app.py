@@ -167,11 +167,14 @@ async def prune_sessions(store: AuthStore, now: Callable[[], int], every_s: floa
     itself); after a failure, whatever it was, again with backoff until it works."""
     failures = RoundFailures("auth prune: database", log, expected=(DatabaseUnavailableError,))
     pause = every_s
+    task = asyncio.current_task()
     while True:
         await asyncio.sleep(pause)
         try:
             await store.prune(now())
         except Exception as exc:
+            if task is not None and task.cancelling():
+                raise  # a stop that landed in the query, told as its error: not one to retry
             pause = failures.failed(exc)
         else:
             failures.succeeded()
