@@ -138,7 +138,11 @@ class OrderRejected(_OrderEvent, frozen=True, kw_only=True, tag="order-rejected"
 
 
 class OrderTriggered(_OrderEvent, frozen=True, kw_only=True, tag="order-triggered"):
-    """A stop-market order's stop price traded: it is a market order from now on."""
+    """A stop-market order's stop price traded: it is a market order from now on.
+    ``trade_id`` is the tick whose trade triggered it (``None`` in streams stored before it
+    was kept)."""
+
+    trade_id: TradeId | None = None
 
 
 class OrderUpdated(_OrderEvent, frozen=True, kw_only=True, tag="order-updated"):

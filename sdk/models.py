@@ -42,6 +42,8 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     """Why it was denied or rejected."""
     ts_submitted: int = 0
     ts_last: int = 0
+    triggered_by: int | None = None
+    """The trade (its ``trade_id``) that triggered a stop, once it has."""
     seq: int | None = None
     average_fill_price: Decimal | None = None
 

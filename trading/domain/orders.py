@@ -272,6 +272,8 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     """What the denial or the rejection said, for people."""
     ts_submitted: int = 0
     ts_last: int = 0
+    triggered_by: int | None = None
+    """The trade (its ``trade_id``) that triggered a stop, once it has."""
 
     @classmethod
     def submitted(cls, event: OrderSubmitted) -> Order:
@@ -350,6 +352,11 @@ def _ended(status: OrderStatus) -> _Step:
     return step
 
 
+def _triggered(order: Order, event: OrderEvent) -> Order:
+    assert isinstance(event, OrderTriggered)
+    return msgspec.structs.replace(order, status=S.TRIGGERED, triggered_by=event.trade_id)
+
+
 def _updated(order: Order, event: OrderEvent) -> Order:
     assert isinstance(event, OrderUpdated)
     try:
@@ -393,7 +400,7 @@ _APPLY: Final[Mapping[type[OrderEvent], _Step]] = {
     OrderAccepted: _accepted,
     OrderDenied: _refused,
     OrderRejected: _refused,
-    OrderTriggered: _ended(S.TRIGGERED),
+    OrderTriggered: _triggered,
     OrderUpdated: _updated,
     OrderFilled: _filled,
     OrderCanceled: _ended(S.CANCELED),

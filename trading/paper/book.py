@@ -108,6 +108,9 @@ class Book:
         self._takers: list[WorkingOrder] = []
         self._levels = {OrderSide.BUY: Levels(buy=True), OrderSide.SELL: Levels(buy=False)}
         self._stops = {OrderSide.BUY: Stops(buy=True), OrderSide.SELL: Stops(buy=False)}
+        self._restored: dict[int, list[WorkingOrder]] = {}
+        """Trade id -> the stops it triggered before a restart, handed back already triggered
+        (:meth:`add_triggered`), while that trade may come again."""
 
     def __len__(self) -> int:
         return len(self.orders)
@@ -122,6 +125,15 @@ class Book:
         self.orders[order.order.order_id] = order
         self._pushed += 1
         heapq.heappush(self._pending, (order.live_ts, self._pushed, order))
+
+    def add_triggered(self, order: WorkingOrder, trade_id: int) -> None:
+        """A stop that ``trade_id`` triggered before a restart, handed back as a taker (added
+        in the order the orders were placed). If that trade comes again and triggers more
+        stops, they all queue as that trade triggered them in one go: in the order placed."""
+        order.triggered = True
+        order.trigger_trade = trade_id
+        self.add(order)
+        self._restored.setdefault(trade_id, []).append(order)
 
     def remove(self, order: WorkingOrder) -> None:
         del self.orders[order.order.order_id]
@@ -158,18 +170,24 @@ class Book:
             *self._levels[OrderSide.SELL].reached(trade_price),
         ]
 
-    def trigger(self, trade_price: Decimal) -> list[WorkingOrder]:
+    def trigger(self, trade_price: Decimal, trade_id: int) -> list[WorkingOrder]:
         """The stops a trade at ``trade_price`` triggers, now takers at the back of time
-        priority (in the order they were placed)."""
+        priority (in the order they were placed), beside the stops this trade triggered
+        before a restart (:meth:`add_triggered`), which take their places among them."""
         hit = [
             *self._stops[OrderSide.BUY].triggered(trade_price),
             *self._stops[OrderSide.SELL].triggered(trade_price),
         ]
-        hit.sort(key=lambda order: order.seq)
+        if not hit:
+            return hit
+        before = [order for order in self._restored.pop(trade_id, ()) if self._holds(order)]
         for order in hit:
             order.triggered = True
-            order.seq = self.next_seq()
+            order.trigger_trade = trade_id
             self._takers.append(order)
+        for order in sorted([*hit, *before], key=lambda order: order.seq):
+            order.seq = self.next_seq()
+        hit.sort(key=lambda order: order.seq)
         return hit
 
     def attach(self, order: WorkingOrder) -> None:

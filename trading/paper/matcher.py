@@ -85,8 +85,12 @@ class PaperMatcher:
 
     # -- the venue interface ---------------------------------------------------------------
 
-    def submit(self, order: OrderSubmitted, ts: int) -> list[VenueReport]:
-        """Accept ``order`` (it becomes live at ``ts + latency``) or reject it with our code."""
+    def submit(
+        self, order: OrderSubmitted, ts: int, *, triggered_by: int | None = None
+    ) -> list[VenueReport]:
+        """Accept ``order`` (it becomes live at ``ts + latency``) or reject it with our code.
+        ``triggered_by``: a stop handed back after a restart (as a market order) that the
+        trade of that id had triggered (:meth:`~trading.paper.book.Book.add_triggered`)."""
         code, problem = self._submit_problem(order)
         if problem is not None:
             return [
@@ -109,7 +113,11 @@ class PaperMatcher:
             stop_price=order.stop_price,
         )
         self._orders[order.order_id] = working
-        self._books.setdefault(order.instrument, Book()).add(working)
+        book = self._books.setdefault(order.instrument, Book())
+        if triggered_by is None:
+            book.add(working)
+        else:
+            book.add_triggered(working, triggered_by)
         return [
             OrderAccepted(
                 account=order.account,
@@ -217,10 +225,15 @@ class PaperMatcher:
                     self._remove(working)
                 elif working.immediate:
                     reports.append(self._ended_unfilled(working, tick.ts_event))
-            for working in book.trigger(tick.price):
+            for working in book.trigger(tick.price, tick.trade_id):
                 order = working.order
                 reports.append(
-                    OrderTriggered(account=order.account, order_id=order.order_id, ts=tick.ts_event)
+                    OrderTriggered(
+                        account=order.account,
+                        order_id=order.order_id,
+                        ts=tick.ts_event,
+                        trade_id=tick.trade_id,
+                    )
                 )
         history.add(tick.ts_event, tick.price, tick.size)
         return reports

@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS trading_orders (
     PRIMARY KEY (account, order_id), UNIQUE (account, seq));
 ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS reason_field text;
 ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS reason text;
+ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS triggered_by bigint;
 CREATE INDEX IF NOT EXISTS trading_orders_open ON trading_orders (account, seq)
     WHERE status IN {OPEN_STATUSES!r};
 CREATE TABLE IF NOT EXISTS trading_fills (

@@ -47,6 +47,7 @@ from core.trading_events import (
     OrderDenied,
     OrderFilled,
     OrderRejected,
+    OrderSubmitted,
     OrderTriggered,
     TradingEvent,
 )
@@ -94,7 +95,12 @@ _STEP_OF: Final[dict[type, str]] = {OrderFilled: "filled", OrderTriggered: "trig
 
 
 class TickVenue(Venue, Protocol):
-    """A venue fed with trades (the paper venue)."""
+    """A venue fed with trades (the paper venue); after a restart it is handed back each
+    stop a trade had triggered, with that trade's id (``triggered_by``)."""
+
+    def submit(
+        self, order: OrderSubmitted, ts: int, *, triggered_by: int | None = None
+    ) -> list[VenueReport]: ...
 
     def on_tick(self, tick: Tick) -> list[VenueReport]: ...
 
@@ -321,8 +327,8 @@ class TradingService:
                 books[account] = self._book(await self._load(account), account)
         stored = (order.ts_submitted for book in books.values() for order in book.orders.values())
         self._last_submitted = max(stored, default=self._last_submitted)
-        for submitted, ts in venue_state.working_orders(books.values()):
-            _raise_refusal(self._venue.submit(submitted, ts))
+        for order, ts, trigger in venue_state.working_orders(books.values()):
+            _raise_refusal(self._venue.submit(order, ts, triggered_by=trigger))
         resumed = 0
         for account, book in books.items():
             for order_id in saga.open_sagas(book):

@@ -13,20 +13,36 @@ touched yet (or whose report was lost in the crash) meets it as in a run without
 from __future__ import annotations
 
 from collections.abc import Iterable
+from typing import NamedTuple
 
 from core.trading_events import OrderStatus, OrderSubmitted
 from trading.service.book import Book
 from trading.service.saga import submission
 
 
-def working_orders(books: Iterable[Book]) -> list[tuple[OrderSubmitted, int]]:
+class Working(NamedTuple):
+    """One order to hand the venue again: as it stands, the time to submit it at, and the
+    trade that triggered it (a stop handed back as a market order; ``None`` otherwise)."""
+
+    order: OrderSubmitted
+    ts: int
+    triggered_by: int | None
+
+
+def working_orders(books: Iterable[Book]) -> list[Working]:
     """Each order the venue held, as it stands, with the time to submit it at: its last
     event's time, and just after it for an order that a trade has filled or triggered (so
-    that it takes no part again in that trade), in the order they were submitted."""
+    that it takes no part again in that trade), in the order they were submitted. A stop
+    names the trade that triggered it: if that trade comes again and triggers stops placed
+    after it, the venue queues them behind it, not ahead (as in a run without the crash)."""
     found = [
-        (submission(order), order.ts_last + (order.status is not OrderStatus.ACCEPTED))
+        Working(
+            submission(order),
+            order.ts_last + (order.status is not OrderStatus.ACCEPTED),
+            order.triggered_by,
+        )
         for book in books
         for order in book.orders.values()
         if order.is_open
     ]
-    return sorted(found, key=lambda item: (item[0].ts, item[0].account, item[0].order_id))
+    return sorted(found, key=lambda item: (item.order.ts, item.order.account, item.order.order_id))

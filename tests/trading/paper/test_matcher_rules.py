@@ -158,8 +158,52 @@ def test_a_stop_triggers_on_a_trade_at_its_stop_then_takes_the_trades_after(
     paper.submit(order("s", side, "1", stop_price=stop), T0)
     assert paper.on_tick(trade(1, prices[0], "5")) == []
     triggered = paper.on_tick(trade(2, prices[1], "5"))
-    assert triggered == [OrderTriggered(account=ACCOUNT, order_id="s", ts=T0 + 2 * SECOND)]
+    assert triggered == [
+        OrderTriggered(account=ACCOUNT, order_id="s", ts=T0 + 2 * SECOND, trade_id=2)
+    ]
     assert fills(paper.on_tick(trade(3, prices[2], "0.7"))) == [("s", 3, prices[2], "0.7", "taker")]
+
+
+def test_stops_one_trade_triggers_take_the_trades_after_in_the_order_placed() -> None:
+    paper = PaperMatcher()
+    for name in ("a", "b", "c"):
+        paper.submit(order(name, "sell", "1", stop_price="95"), T0)
+    assert kinds(paper.on_tick(trade(1, "95", "5"))) == [("OrderTriggered", n) for n in "abc"]
+    assert fills(paper.on_tick(trade(2, "95", "1.5"))) == [
+        ("a", 2, "95", "1", "taker"),
+        ("b", 2, "95", "0.5", "taker"),
+    ]
+
+
+def test_stops_handed_back_triggered_keep_their_places_when_their_trade_comes_again() -> None:
+    """After a restart, a and c were stored as triggered by trade 1 and b was not: trade 1
+    comes again and triggers b, which queues between them, as in the run above."""
+    paper = PaperMatcher()
+    after_trade_1 = T0 + SECOND + 1
+    paper.submit(order("a", "sell", "1"), after_trade_1, triggered_by=1)
+    paper.submit(order("b", "sell", "1", stop_price="95"), T0)
+    paper.submit(order("c", "sell", "1"), after_trade_1, triggered_by=1)
+    assert kinds(paper.on_tick(trade(1, "95", "5"))) == [("OrderTriggered", "b")]
+    assert fills(paper.on_tick(trade(2, "95", "1.5"))) == [
+        ("a", 2, "95", "1", "taker"),
+        ("b", 2, "95", "0.5", "taker"),
+    ]
+
+
+def test_stops_handed_back_triggered_by_another_trade_stay_ahead() -> None:
+    paper = PaperMatcher()
+    paper.submit(order("a", "sell", "1"), T0 + 1, triggered_by=0)
+    paper.submit(order("b", "sell", "1", stop_price="95"), T0)
+    paper.submit(order("c", "sell", "1"), T0 + 1, triggered_by=0)
+    assert kinds(paper.on_tick(trade(1, "95", "1.5"))) == [
+        ("OrderFilled", "a"),
+        ("OrderFilled", "c"),
+        ("OrderTriggered", "b"),
+    ]
+    assert [fill[:4] for fill in fills(paper.on_tick(trade(2, "95", "5")))] == [
+        ("c", 2, "95", "0.5"),
+        ("b", 2, "95", "1"),
+    ]
 
 
 def test_a_triggered_stop_with_ioc_meets_one_trade_after_the_trigger() -> None:

@@ -107,13 +107,20 @@ def test_the_venue_is_rebuilt_with_what_remains_and_a_triggered_stop_as_a_market
             book, OrderAccepted(account=ACCOUNT, order_id=order_id, venue_order_id="p", ts=11)
         )
     book = apply(book, fill("a1", "0.25", 7, 20))
-    book = apply(book, OrderTriggered(account=ACCOUNT, order_id="s1", ts=30))
-    rebuilt = {s.order_id: (s, ts) for s, ts in venue_state.working_orders([book])}
+    book = apply(book, OrderTriggered(account=ACCOUNT, order_id="s1", ts=30, trade_id=8))
+    rebuilt = {w.order.order_id: w for w in venue_state.working_orders([book])}
     assert set(rebuilt) == {"a1", "s1"}  # r1 was never accepted: it is routed, not rebuilt
-    a, a_ts = rebuilt["a1"]
-    assert (a.quantity, a.price, a.type, a_ts) == (D("0.75"), D(99), OrderType.LIMIT, 21)
-    s, s_ts = rebuilt["s1"]
+    a, a_ts, a_trigger = rebuilt["a1"]
+    assert (a.quantity, a.price, a.type, a_ts, a_trigger) == (
+        D("0.75"),
+        D(99),
+        OrderType.LIMIT,
+        21,
+        None,
+    )
+    s, s_ts, s_trigger = rebuilt["s1"]
     assert (s.type, s.stop_price, s.quantity, s_ts) == (OrderType.MARKET, None, D("0.5"), 31)
+    assert s_trigger == 8  # the trade that triggered it: if it comes again, stops queue as placed
 
 
 def test_one_trades_reports_are_grouped_by_account_each_in_the_venues_order() -> None:

@@ -169,7 +169,9 @@ class SilentVenue(PaperMatcher):
         super().__init__(settings())
         self.canceled: list[str] = []
 
-    def submit(self, order: OrderSubmitted, ts: int) -> list[VenueReport]:
+    def submit(
+        self, order: OrderSubmitted, ts: int, *, triggered_by: int | None = None
+    ) -> list[VenueReport]:
         raise TimeoutError
 
     def cancel(self, account: int, order_id: str, ts: int) -> list[VenueReport]:
