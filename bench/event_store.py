@@ -10,9 +10,10 @@ about 100 bytes per call, each to a new aggregate):
   insert checking the expected version and returning the notification id: one transaction,
   one pipeline flush: :mod:`trading.store.recorder`);
 - **append, async shell**: the same call awaited from an event loop through
-  :class:`trading.store.aio.AsyncRepository` (the worker-thread hop included);
-- **append, async connection**: the same append on psycopg's async connection
-  (:class:`trading.store.aio_append.AsyncAppender`: no worker thread).
+  :class:`trading.store.aio.AsyncRepository` (the worker-thread hop included).
+
+A fourth contender, the same append on psycopg's async connection (no worker thread), was
+measured and removed with the code it timed: ``docs/benchmarks.md`` keeps its figures.
 
 Latency per call, p50 and p99 in milliseconds. The default private server runs with fsync
 off (the figure is the store's own cost, not the disk's); ``--durable`` turns it on.
@@ -35,10 +36,9 @@ import psycopg
 
 from bench.common import scratch_database
 from trading.store.aio import AsyncRepository
-from trading.store.aio_append import AsyncAppender
 from trading.store.codec import StateCodec, StructCodec
 from trading.store.database import Database, StoreSettings
-from trading.store.events import Append, EventStore
+from trading.store.events import EventStore
 from trading.store.repository import Repository
 
 
@@ -88,12 +88,10 @@ async def bench(url: str, appends: int) -> list[Spread]:
         conn.execute(BASELINE_TABLE)
         events = EventStore(database, CODEC)
         shell = AsyncRepository(Repository(database, events, _apply, StateCodec(int, "count")))
-        appender = AsyncAppender(database)
         insert = "INSERT INTO bench_plain_events VALUES (%s, 1, %s, %s)"
         plain: list[float] = []
         sync: list[float] = []
         shelled: list[float] = []
-        on_loop: list[float] = []
         for n in range(-20, appends):  # the first 20 of each warm up
             event = _event(n)
             topic, data = CODEC.topic(event), CODEC.encode(event)
@@ -104,19 +102,14 @@ async def bench(url: str, appends: int) -> list[Spread]:
             sync_done = time.perf_counter()
             await shell.append(f"async:{n}", 0, [event])
             async_done = time.perf_counter()
-            await events.append_many_async([Append(f"loop:{n}", 0, [event])], appender)
-            loop_done = time.perf_counter()
             if n >= 0:
                 plain.append(plain_done - start)
                 sync.append(sync_done - plain_done)
                 shelled.append(async_done - sync_done)
-                on_loop.append(loop_done - async_done)
-        await appender.aclose()
     return [
         spread("plain INSERT transaction (baseline)", plain),
         spread("append, sync", sync),
         spread("append, async shell", shelled),
-        spread("append, async connection", on_loop),
     ]
 
 

@@ -9,8 +9,8 @@ wire them (the partition's keep filter, the readiness checks, a watch), the proj
 model timed (woken by its notification of each append, with the default fallback poll;
 ``--poll-only`` turns the wake-ups off, so the followers only poll, every ``--follow-idle``).
 The service's group commits run in a worker thread on the library's pool, as ``mdp trading
-serve`` runs them (``--append loop``: on an async connection on the event loop, which took
-less CPU and more time under load: ``docs/trading.md``, "Speed").
+serve`` runs them (on an async connection on the event loop they took less CPU and more time
+under load; that contender is gone: ``docs/trading.md``, "Speed").
 The followers have a connection pool of their own, as a process of their own would; with
 ``--followers separate`` they run in a process of their own (:mod:`bench.trading_followers`,
 as ``mdp trading follow`` runs them beside ``mdp trading serve --followers separate``), on a
@@ -83,9 +83,10 @@ from trading.paper.matcher import PaperMatcher
 from trading.readmodels.tables import DEFAULT_SCHEMA, model
 from trading.service.shell import TradingService
 from trading.store.aggregates import Versioned
-from trading.store.aio_append import AsyncAppender
 from trading.store.database import Database, StoreSettings
-from trading.store.projector import ReadModel
+from trading.store.events import EventStore
+from trading.store.projector import Projector, ReadModel
+from trading.store.wire import EVENT_CODEC
 from trading.watch import ProcessFailed, Watch
 
 ACK_P99_MS: Final = 5.0
@@ -101,8 +102,6 @@ ABOVE: Final = Decimal("1000.5")
 """The price of the trades that fill nothing (above every resting buy)."""
 IN_PROCESS: Final = "in-process"
 SEPARATE: Final = "separate"
-ON_LOOP: Final = "loop"
-IN_THREAD: Final = "thread"
 SETTLE_S: Final = 30.0
 """How long the run waits for the last fills to come out of the outbox."""
 
@@ -298,6 +297,28 @@ def timed_model(lags: Lags, schema: str = DEFAULT_SCHEMA) -> ReadModel[TradingEv
     return ReadModel(live.schema, live.ddl, project)
 
 
+class TimedProjector(Projector[TradingEvent]):
+    """The service's projector of the timed read model (:func:`timed_model`): ``started`` is
+    told once its tables are there, and the last batch of each catch-up is stamped at its end
+    (in the projector's thread, as the batches before it)."""
+
+    def __init__(
+        self, database: Database, schema: str, lags: Lags, started: Callable[[], object]
+    ) -> None:
+        super().__init__(database, EventStore(database, EVENT_CODEC), timed_model(lags, schema))
+        self._lags = lags
+        self._started = started
+
+    def start(self) -> None:
+        super().start()
+        self._started()
+
+    def catch_up(self) -> int:
+        count = super().catch_up()
+        self._lags.committed()
+        return count
+
+
 async def watch_fills(
     bus: MemoryBus, stop: asyncio.Event, on_fill: Callable[[int, float], None]
 ) -> None:
@@ -327,13 +348,16 @@ async def followers(
     polling it every ``idle_s`` when it has nothing new, the projector timed (``lags``);
     ``started`` is set once the projector's tables are there. One of them ending before
     ``stop`` ends this too, raising :class:`~trading.watch.ProcessFailed` naming it."""
-    tuning = Tuning(
-        idle_s=idle_s,
-        listen=listen,
-        read_model=lambda schema: timed_model(lags, schema),
-        started=(lambda: None) if started is None else started.set,
-        caught_up=lags.committed,
-    )
+    loop = asyncio.get_running_loop()
+
+    def tables_made() -> None:  # in the projector's thread
+        if started is not None:
+            loop.call_soon_threadsafe(started.set)
+
+    def timed(database: Database, schema: str) -> Projector[TradingEvent]:
+        return TimedProjector(database, schema, lags, tables_made)
+
+    tuning = Tuning(idle_s=idle_s, listen=listen, projector=timed)
     watch, stopping = Watch(on_failure=stop.set), asyncio.Event()
     await start_followers(database, bus, DEFAULT_SCHEMA, Partition(), watch, stopping, tuning)
     await stop.wait()
@@ -416,8 +440,7 @@ async def bench(url: str, args: argparse.Namespace) -> list[Row]:
     count = int(args.rate * args.seconds)
     with Database(settings) as database, Database(settings) as follow_database:
         database.create_tables()
-        appender = AsyncAppender(database) if args.append == ON_LOOP else None
-        service = TradingService(database, PaperMatcher(), appender=appender)
+        service = TradingService(database, PaperMatcher())
         pool = psycopg_pool.AsyncConnectionPool(
             url, min_size=settings.pool_size, max_size=settings.pool_size,
             kwargs={"autocommit": True}, open=False,
@@ -461,8 +484,6 @@ async def bench(url: str, args: argparse.Namespace) -> list[Row]:
             stop.set()
             if apart is None:
                 await asyncio.gather(following, watching)
-            if appender is not None:
-                await appender.aclose()
     if apart is not None:
         cpu = "unknown" if apart.cpu_s is None else f"{apart.cpu_s:.1f} s"
         ack = replace(ack, offered=f"{ack.offered}; the followers' process: {cpu} of CPU in all")
@@ -521,13 +542,6 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         " process of their own (as mdp trading follow)",
     )
     parser.add_argument(
-        "--append",
-        choices=(IN_THREAD, ON_LOOP),
-        default=IN_THREAD,
-        help="the group commits in a worker thread on the library's pool (default, as mdp"
-        " trading serves), or on an async connection on the event loop (measured slower)",
-    )
-    parser.add_argument(
         "--snapshot-every",
         type=int,
         metavar="N",
@@ -550,7 +564,7 @@ def main(argv: Sequence[str] | None = None) -> list[Row]:
         f" {args.seconds:g} s, {args.tick_rate:,.0f} ticks/s for {args.tick_seconds:g} s"
         f" (batches of {args.tick_batch}, a filling trade every {args.fill_every},"
         f" {args.fill_accounts} account(s) each);"
-        f" followers {args.followers}, group commits {args.append},"
+        f" followers {args.followers},"
         f" {'polling' if args.poll_only else 'woken by NOTIFY, polling'}"
         f" every {args.follow_idle:g} s"
     )

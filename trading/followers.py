@@ -39,7 +39,7 @@ from trading.store.database import Database, StoreSettings
 from trading.store.events import EventStore
 from trading.store.log import NotificationLog
 from trading.store.outbox import OutboxPublisher, OutboxSettings
-from trading.store.projector import Projector, ReadModel
+from trading.store.projector import Projector
 from trading.store.wire import EVENT_CODEC
 from trading.watch import ProcessFailed, Watch
 
@@ -60,26 +60,23 @@ class FollowSettings:
     store_connect_timeout_s: float = 1.0
 
 
-def _nothing() -> None:
-    return None
+def trading_projector(database: Database, schema: str) -> Projector[TradingEvent]:
+    """The service's projector: the trading read models in ``schema``."""
+    return Projector(database, EventStore(database, EVENT_CODEC), model(schema))
 
 
 @dataclass(frozen=True, slots=True)
 class Tuning:
     """How the followers wait for the log and what they project: the defaults are the
     service's (``mdp trading serve`` and ``follow``); the benchmark (:mod:`bench.trading`)
-    sets its own idle time, polling only, and a read model that times the projection."""
+    sets its own idle time, polling only, and a projector that times the projection."""
 
     idle_s: float = 2.0
     """How long the outbox and the projector wait at most when the log has nothing new."""
     listen: bool = True
     """Wake on the log's notifications (else only poll, every ``idle_s``)."""
-    read_model: Callable[[str], ReadModel[TradingEvent]] = model
-    """The read models the projector keeps, in the schema it is given."""
-    started: Callable[[], object] = _nothing
-    """Told once the projector's tables are there."""
-    caught_up: Callable[[], object] = _nothing
-    """Told after each catch-up of the projector."""
+    projector: Callable[[Database, str], Projector[TradingEvent]] = trading_projector
+    """The projector of the read models in the schema it is given."""
 
 
 def outbox_settings(partition: Partition) -> OutboxSettings:
@@ -110,8 +107,6 @@ async def start_followers(
     """Start the outbox (the partition's accounts) and the projector (``schema``) under
     ``watch``, following the log until ``stopping`` is set."""
     tuning = tuning or Tuning()
-    events: EventStore[TradingEvent] = EventStore(database, EVENT_CODEC)
-    projector = Projector(database, events, tuning.read_model(schema))
     notifications = NotificationLog(database)
     keep = unpublished(partition, await asyncio.to_thread(outbox_readers, notifications))
     settings = replace(outbox_settings(partition), idle_s=tuning.idle_s, listen=tuning.listen)
@@ -124,8 +119,8 @@ async def start_followers(
     watch.start(
         "projector",
         follow(
-            projector, stopping, tuning.idle_s, settings.retry_s, listen=tuning.listen,
-            ready_check=PROJECTOR_CHECK, started=tuning.started, caught_up=tuning.caught_up,
+            tuning.projector(database, schema), stopping, tuning.idle_s, settings.retry_s,
+            listen=tuning.listen, ready_check=PROJECTOR_CHECK,
         ),
     )  # fmt: skip
 

@@ -16,7 +16,6 @@ def test_the_event_store_benchmark_prints_every_contender(
         "plain INSERT transaction (baseline)",
         "append, sync",
         "append, async shell",
-        "append, async connection",
     ]
     assert all(figure.count == 30 for figure in figures)
     out = capsys.readouterr().out

@@ -1,7 +1,7 @@
 """The trading benchmark runs on tiny sizes and prints every row with its figures (unchecked)
 on a database of the session's server: with the outbox and the projector in its process, in
 a process of their own, and with each filling trade filling orders of several accounts (and
-the group commits on the event loop, snapshots often)."""
+snapshots often)."""
 
 from __future__ import annotations
 
@@ -26,9 +26,9 @@ from trading.store.database import Database, StoreSettings
     [
         [],
         ["--followers", "separate"],
-        ["--fill-accounts", "3", "--append", "loop", "--snapshot-every", "3"],
+        ["--fill-accounts", "3", "--snapshot-every", "3"],
     ],
-    ids=["followers-in-process", "followers-separate", "three-accounts-a-fill-on-the-loop"],
+    ids=["followers-in-process", "followers-separate", "three-accounts-a-fill"],
 )
 def test_the_trading_benchmark_prints_every_row_with_a_number(
     test_database: str, capsys: pytest.CaptureFixture[str], extra: list[str]

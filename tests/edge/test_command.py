@@ -22,6 +22,7 @@ from starlette.routing import Route
 
 from edge.haproxy import LEASH_GRACE_S
 from machine import reserved_port, stop_process
+from tests.support.children import child, kill_9
 from web.server import serving
 
 from .conftest import TIMEOUT, Stack, eventually
@@ -45,19 +46,10 @@ async def edge_command(
             *options,
         ]  # fmt: skip
         environment = os.environ | {"XDG_STATE_HOME": str(tmp_path / "state")} | (env or {})
-        process = subprocess.Popen(
-            command, cwd=REPO, env=environment, stderr=subprocess.PIPE, text=True
-        )
-        try:
+        with child(command, cwd=REPO, env=environment, stderr=subprocess.PIPE) as process:
             listening = f"mdp edge: listening on http://127.0.0.1:{port}"
             await line_starting(process, listening, STARTUP_TIMEOUT)
             yield process, f"http://127.0.0.1:{port}"
-        finally:
-            if process.poll() is None:
-                process.kill()
-                process.wait()
-            if process.stderr is not None:
-                process.stderr.close()
 
 
 async def line_starting(
@@ -146,8 +138,7 @@ async def test_haproxy_does_not_outlive_the_command_killed_with_sigkill(
         assert workers
         async with httpx.AsyncClient(timeout=TIMEOUT) as client:
             assert (await client.get(url + "/v1/instruments")).status_code == 200
-        process.kill()
-        process.wait()
+        kill_9(process)
 
         def all_gone() -> bool:
             return not any(alive(pid) for pid in (master, *workers))

@@ -10,7 +10,6 @@ import io
 import json
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import httpx
@@ -22,6 +21,7 @@ from edge.config import PROBLEM_TYPE_BASE, RateLimits, Upstream
 from edge.haproxy import EdgeError
 from edge.runtime import Runtime
 from machine import free_port
+from tests.support.children import child
 
 from .conftest import TIMEOUT, Stack, api_server, eventually
 
@@ -194,20 +194,13 @@ async def test_a_configuration_haproxy_refuses_is_reported_and_the_old_one_kept(
         assert (await edge.get("/v1/instruments")).status_code == 200
 
 
-@contextlib.contextmanager
-def history_api(database: str, port: int) -> Iterator[subprocess.Popen[bytes]]:
+def history_api(
+    database: str, port: int
+) -> contextlib.AbstractContextManager[subprocess.Popen[str]]:
     """``mdp api`` in a process of its own (so that it can be killed with -9)."""
     command = [sys.executable, "-m", "mdp.cli", "api", "--port", str(port),
                "--database-url", database]  # fmt: skip
-    process = subprocess.Popen(
-        command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL
-    )
-    try:
-        yield process
-    finally:
-        if process.poll() is None:
-            process.kill()
-        process.wait()
+    return child(command, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
 
 
 async def server_status(stack: Stack, backend: str, server: str) -> str:

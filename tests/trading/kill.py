@@ -3,27 +3,18 @@ doing) there and sleeps until killed."""
 
 from __future__ import annotations
 
-import signal
 import subprocess
 import sys
+
+from tests.support.children import child, kill_9
 
 
 def kill_when_ready(module: str, *args: str) -> list[str]:
     """Run ``python -m module args...``, SIGKILL it once it prints its ``ready`` line, and
     return the words of that line after ``ready``."""
-    child = subprocess.Popen(
-        [sys.executable, "-m", module, *args], stdout=subprocess.PIPE, text=True
-    )
-    try:
-        assert child.stdout is not None
-        ready, *rest = child.stdout.readline().split()
+    with child([sys.executable, "-m", module, *args], stdout=subprocess.PIPE) as process:
+        assert process.stdout is not None
+        ready, *rest = process.stdout.readline().split()
         assert ready == "ready"
-        child.send_signal(signal.SIGKILL)
-        assert child.wait(30) == -signal.SIGKILL
+        kill_9(process)
         return rest
-    finally:
-        if child.poll() is None:
-            child.kill()
-            child.wait()
-        if child.stdout is not None:
-            child.stdout.close()

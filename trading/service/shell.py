@@ -62,7 +62,6 @@ from trading.service.saga import ServiceError, Step
 from trading.service.traces import OrderTraces, step_span
 from trading.store.aggregates import Aggregate
 from trading.store.aio import AsyncRepository
-from trading.store.aio_append import AsyncAppender
 from trading.store.database import Database
 from trading.store.errors import StoreError
 from trading.store.events import EventStore
@@ -133,16 +132,13 @@ class TradingService:
         fault: Fault = _no_fault,
         partition: Partition = EVERY_ACCOUNT,
         on_unsound: Callable[[str], None] = lambda _: None,
-        appender: AsyncAppender | None = None,
     ) -> None:
         """``on_unsound`` is told once, with the reason, when the service must restart
-        (:attr:`unsound`). With ``appender``, the saves' group commits run on its async
-        connection, on the event loop (the caller closes it); without, in a worker thread."""
+        (:attr:`unsound`)."""
         self.partition = partition
         """The accounts this service owns (``0/1``: every one)."""
         self._repository = AsyncRepository(
-            Repository(database, EventStore(database, EVENT_CODEC), apply, STATE_CODEC),
-            appender=appender,
+            Repository(database, EventStore(database, EVENT_CODEC), apply, STATE_CODEC)
         )
         self._log = NotificationLog(database)
         self._venue = venue

@@ -3,11 +3,10 @@
 The ``eventsourcing`` library is synchronous (psycopg 3 in blocking mode, its own connection
 pool), so each call runs in a worker thread (``asyncio.to_thread``): the event loop never
 blocks on the database, and the library's pool bounds the concurrent database work. The cost
-of the hop is measured by ``bench/event_store.py``. Given an
-:class:`~trading.store.aio_append.AsyncAppender`, the group commits (the hot path: every
-order's saves) run on its async connection instead, on the event loop, with no hop: less CPU,
-but slower on a busy loop (each step of the exchange waits for a turn of the loop), so the
-service keeps the thread (``docs/trading.md``, "Speed").
+of the hop is measured by ``bench/event_store.py``. The group commits ran on psycopg's
+async connection on the event loop once, as a benchmark contender: less CPU, but slower on a
+busy loop (each step of the exchange waits for a turn of the loop), so the thread stayed and
+the contender was removed (``docs/trading.md``, "Speed").
 
 Saves are group-committed: the saves of different aggregates that wait while one commit runs
 go together in the next, one transaction (:meth:`~trading.store.repository.Repository.save_many`),
@@ -25,13 +24,12 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Final, Generic, TypeVar
 
 from eventsourcing.persistence import Tracking
 
 from trading.store.aggregates import Aggregate, Versioned
-from trading.store.aio_append import AsyncAppender
 from trading.store.errors import AlreadyTracked, ConcurrencyConflict, InvalidAppendError
 from trading.store.loop import follow_log
 from trading.store.projector import Projector
@@ -57,13 +55,9 @@ class AsyncRepository(Generic[S, E]):
         self,
         repository: Repository[S, E],
         max_group: int = MAX_GROUP,
-        appender: AsyncAppender | None = None,
     ) -> None:
         self.sync = repository
         self.max_group = max_group
-        self.appender = appender
-        """Where the group commits run: on this async connection (None: in a worker thread,
-        on the library's pool)."""
         self.commits = 0
         """Group commits run (a group of one included)."""
         self._waiting: list[_Waiting[S, E]] = []
@@ -115,10 +109,7 @@ class AsyncRepository(Generic[S, E]):
     async def _commit(self, group: list[_Waiting[S, E]]) -> None:
         saves = [save for save, _ in group]
         try:
-            if self.appender is None:
-                saved = await asyncio.to_thread(self.sync.save_many, saves, snapshots=False)
-            else:
-                saved = await self.sync.save_many_async(saves, self.appender)
+            saved = await asyncio.to_thread(self.sync.save_many, saves, snapshots=False)
         except (ConcurrencyConflict, AlreadyTracked, InvalidAppendError) as exc:
             if len(group) == 1:
                 _settle(group[0][1], exc)
@@ -152,11 +143,6 @@ class AsyncRepository(Generic[S, E]):
             except Exception:  # a snapshot never fails a save: the next load folds more events
                 _log.exception("snapshots of %d aggregates failed", len(due))
 
-    async def aclose(self) -> None:
-        """Close the appender's connection (a later save makes a new one)."""
-        if self.appender is not None:
-            await self.appender.aclose()
-
     async def snapshots_taken(self) -> None:
         """Until the snapshots due so far are taken (or failed)."""
         while self._snapshotter is not None and not self._snapshotter.done():
@@ -173,10 +159,6 @@ class AsyncRepository(Generic[S, E]):
         return await asyncio.to_thread(self.sync.events.read, aggregate_id, after_version)
 
 
-def _nothing() -> None:
-    return None
-
-
 def _settle(done: asyncio.Future[Aggregate[S]], exc: BaseException) -> None:
     if not done.done():
         done.set_exception(exc)
@@ -190,22 +172,15 @@ async def follow(
     *,
     listen: bool = True,
     ready_check: str | None = None,
-    started: Callable[[], object] = _nothing,
-    caught_up: Callable[[], object] = _nothing,
 ) -> None:
     """Keep ``projector``'s read model caught up with the log until ``stop`` is set: woken by
     the log's notification of each append (unless ``listen`` is off), polling every
     ``idle_s`` in case one is lost; a failed catch-up is tried again with backoff, and the
-    readiness check ``ready_check`` reads ``unavailable`` meanwhile (:func:`follow_log`).
-    ``started`` is told once the read model's tables are there, ``caught_up`` after each
-    catch-up (its batches committed): the benchmark times the projection with them."""
+    readiness check ``ready_check`` reads ``unavailable`` meanwhile (:func:`follow_log`)."""
     await asyncio.to_thread(projector.start)
-    started()
 
     async def step() -> int:
-        count = await asyncio.to_thread(projector.catch_up)
-        caught_up()
-        return count
+        return await asyncio.to_thread(projector.catch_up)
 
     name = Projector.reader(projector.model.schema)
     channel = projector.channel(retry_s) if listen else None

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator, Sequence
-from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from eventsourcing.persistence import (
     IntegrityError,
@@ -27,9 +27,6 @@ from trading.store.aggregates import Versioned, numbered
 from trading.store.codec import EventCodec
 from trading.store.database import Database
 from trading.store.errors import ConcurrencyConflict, InvalidAppendError, StoreUnavailableError
-
-if TYPE_CHECKING:
-    from trading.store.aio_append import AsyncAppender
 
 E = TypeVar("E")
 
@@ -78,15 +75,6 @@ class EventStore(Generic[E]):
         with _told(expected):
             inserted = self._recorder.insert_events(stored, expected=expected, trackings=trackings)
         return _split(appends, list(inserted or ()))
-
-    async def append_many_async(
-        self, appends: Sequence[Append[E]], appender: AsyncAppender
-    ) -> list[list[int]]:
-        """:meth:`append_many` on ``appender``'s async connection (no worker thread)."""
-        stored, expected, trackings = self._rows(appends)
-        with _told(expected):
-            inserted = await appender.insert_events(stored, expected=expected, trackings=trackings)
-        return _split(appends, inserted)
 
     def _rows(
         self, appends: Sequence[Append[E]]

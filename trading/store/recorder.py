@@ -173,7 +173,7 @@ class CheckedRecorder(PostgresApplicationRecorder):
         trackings: Sequence[Tracking] = (),
     ) -> AppendPlan:
         """The statements of one append and how their answers are read (:class:`AppendPlan`;
-        the sync recorder and the async appender each send them on their own connection)."""
+        :meth:`insert_events` sends them on a connection of the library's pool)."""
         if trackings and self._tracking is None:
             raise ValueError("this recorder has no tracking table")
         opening = [Statement(BEGIN)]
@@ -234,8 +234,8 @@ class AppendPlan:
     """One append, sans I/O: the statements to send in one pipeline (:attr:`statements`, each
     with the index of the cursor it goes on), whether the answers are read before the end
     (:attr:`reads_before_end`: with readers' positions), the statement that ends it
-    (:meth:`end`) and what the answers mean (:meth:`outcome`). The shells (the recorder's,
-    the async appender's) only send and read."""
+    (:meth:`end`) and what the answers mean (:meth:`outcome`). The shell
+    (:meth:`CheckedRecorder.insert_events`) only sends and reads."""
 
     opening: tuple[Statement, ...]
     """``BEGIN``, the library's lock statements and ``NOTIFY`` (their answers are not read)."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from typing import TYPE_CHECKING, Generic, NamedTuple, TypeVar
+from typing import Generic, NamedTuple, TypeVar
 
 from eventsourcing.persistence import IntegrityError, StoredEvent, Tracking
 
@@ -19,9 +19,6 @@ from trading.store.codec import StateCodec
 from trading.store.database import Database
 from trading.store.errors import StoreUnavailableError
 from trading.store.events import Append, EventStore, Unavailable
-
-if TYPE_CHECKING:
-    from trading.store.aio_append import AsyncAppender
 
 E = TypeVar("E")
 S = TypeVar("S")
@@ -82,15 +79,6 @@ class Repository(Generic[S, E]):
         self.events.append_many(_appends(saves))
         if snapshots:
             self.take_snapshots(self.due_snapshots(saves, after))
-        return after
-
-    async def save_many_async(
-        self, saves: Sequence[Save[S, E]], appender: AsyncAppender
-    ) -> list[Aggregate[S]]:
-        """:meth:`save_many` with its append on ``appender``'s async connection, on the
-        caller's event loop; the snapshots are the caller's (:meth:`due_snapshots`)."""
-        after = self._after(saves)
-        await self.events.append_many_async(_appends(saves), appender)
         return after
 
     def _after(self, saves: Sequence[Save[S, E]]) -> list[Aggregate[S]]:
