@@ -143,13 +143,20 @@ class CommitFailedError(BusError):
     """A commit was refused (Kafka: the group moved on, e.g. a rebalance under way)."""
 
 
+def partition_names(partitions: Iterable[tuple[str, int]]) -> str:
+    """``partitions`` as logs name them, in order: ``md.ticks[0], md.ticks[3]`` (empty for
+    none)."""
+    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(partitions))
+
+
 def tell_left_out(group: str, left_out: Collection[tuple[str, int]]) -> None:
     """Tell (at info) the partitions a commit of ``group`` left out: no longer this member's,
     their new owner resumes from its own commits."""
     if left_out:
-        names = ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(left_out))
         log.info(
-            "group %s: %s no longer assigned to this member: left out of the commit", group, names
+            "group %s: %s no longer assigned to this member: left out of the commit",
+            group,
+            partition_names(left_out),
         )
 
 

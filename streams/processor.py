@@ -286,11 +286,16 @@ class Processor(Generic[E]):
         task, self._committing = self._committing, None
         if task is None:
             return
+        tell = tell_failed_commit(
+            log,
+            f"{task.get_name()}: a background commit failed as the loop ended on a failure of"
+            " its own",
+        )
         if task.done():
-            _tell_lost_commit(task)
+            tell(task)
         else:
             task.cancel()
-            task.add_done_callback(_tell_lost_commit)
+            task.add_done_callback(tell)
 
     async def _settle_commits(self, subscription: Subscription) -> None:
         """Wait for the commit in flight, then commit what is owed (before a stop's last)."""
@@ -359,16 +364,18 @@ class Processor(Generic[E]):
             log.warning("offsets stored but not committed on the bus: %s", exc)
 
 
-def _tell_lost_commit(task: asyncio.Task[None]) -> None:
-    """Log the failure of a background commit that no round will raise any more (the loop
-    failed first): read here, never left to asyncio's "never retrieved"."""
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error(
-            "%s: a background commit failed as the loop ended on a failure of its own: %s",
-            task.get_name(),
-            str(exc) or type(exc).__name__,
-            exc_info=exc,
-        )
+def tell_failed_commit(logger: logging.Logger, what: str) -> Callable[[asyncio.Task[Any]], None]:
+    """A done-callback for a background commit's task that nobody will raise: its failure
+    is logged on ``logger`` at error, with its traceback, as ``<what>: <the failure>`` (read
+    here, never left to asyncio's "never retrieved"); a task cancelled or that ended well
+    is not told. Used by :class:`Processor` (``commit_behind``, for a commit whose loop
+    failed first) and the batch consumer's periodic commit."""
+
+    def tell(task: asyncio.Task[Any]) -> None:
+        if not task.cancelled() and (exc := task.exception()) is not None:
+            logger.error("%s: %s", what, str(exc) or type(exc).__name__, exc_info=exc)
+
+    return tell
 
 
 async def publish(bus: Bus, outputs: list[Output]) -> None:

@@ -105,6 +105,7 @@ from streams.bus import (
     Start,
     Subscription,
     TopicPartition,
+    partition_names,
 )
 from streams.kafka.bus import KafkaBus, Rebalance
 from streams.kafka.settings import KafkaSettings
@@ -430,7 +431,7 @@ class Evaluating(Durability[Evaluated]):
                     failure = TimeoutError(f"a revocation waited {limit:g} s for the database")
                     log.warning("alerts: %s not settled within %g s (the database stuck?): "
                                 "given up unstored, the loop starts again from the stored "
-                                "states", _named(revoked), limit)  # fmt: skip
+                                "states", partition_names(revoked) or "nothing", limit)  # fmt: skip
                     if locked:  # ours to drop (not parked: nothing is kept of them)
                         for key in revoked:
                             self.states.pop(key, None)
@@ -514,10 +515,6 @@ class Evaluating(Durability[Evaluated]):
         ALERTS_FIRED.inc(len(recorded.new))  # a replayed round's firings are recorded once
         service.relay.hand(recorded)  # queued: the relay's task publishes, we do not wait
         return offsets
-
-
-def _named(keys: Iterable[tuple[str, int]]) -> str:
-    return ", ".join(f"{topic}[{partition}]" for topic, partition in sorted(keys)) or "nothing"
 
 
 class Handover(Rebalance):

@@ -52,6 +52,7 @@ from streams.consumers import WATCHES
 from streams.kafka.bus import GroupJoinError, KafkaBus, KafkaSubscription, Rebalance
 from streams.kafka.engine_worker import EngineWorker, WorkerSettings
 from streams.kafka.reader import PartitionReader
+from streams.processor import tell_failed_commit
 from telemetry.log_limits import RepeatWindows
 
 log = logging.getLogger(__name__)
@@ -240,15 +241,11 @@ class BatchWorker:
         )  # fmt: skip
 
 
-def _tell_commit_failure(task: asyncio.Task[bool]) -> None:
-    """Log an unexpected failure of the periodic commit (a bug: the rounds go on, the offsets
-    it took wait for their partitions' next records)."""
-    if not task.cancelled() and (exc := task.exception()) is not None:
-        log.error(
-            "the periodic offset commit failed unexpectedly; the rounds go on: %s",
-            str(exc) or type(exc).__name__,
-            exc_info=exc,
-        )
+_tell_commit_failure = tell_failed_commit(
+    log, "the periodic offset commit failed unexpectedly; the rounds go on"
+)
+"""Logs an unexpected failure of the periodic commit (a bug: the rounds go on, the offsets it
+took wait for their partitions' next records)."""
 
 
 async def _finish(clock: asyncio.Task[None]) -> None:
