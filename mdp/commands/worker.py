@@ -1,4 +1,5 @@
-"""``mdp worker``: a candle worker of cluster mode (a Faust app on Kafka, or ``--consumer batch``).
+"""``mdp worker``: a candle worker of cluster mode on Kafka (on the batch consumer by default,
+or a Faust app: ``--consumer faust``).
 
 Workers of one group (``--group``) split the partitions of ``md.ticks``: start as many as
 there are partitions at most, on any machines. Each runs the candle engine on its partitions
@@ -47,7 +48,7 @@ from streams.checkpoints import CheckpointStore
 from streams.engine_runner import DEFAULT_GROUP
 from streams.kafka.admin import STEPS
 from streams.kafka.bus import connect_admin
-from streams.kafka.engine_worker import WorkerSettings
+from streams.kafka.engine_worker import CONSUMERS, DEFAULT_CONSUMER, WorkerSettings
 from streams.kafka.retry import BrokerUnavailableError
 from telemetry.logs import installed
 
@@ -78,10 +79,12 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--consumer",
-        choices=("faust", "batch"),
-        default="faust",
-        help="how md.ticks is read: Faust's agent (default), or whole polled batches on the"
-        " bus's own consumer, several times cheaper per record (docs/scaling.md)",
+        choices=CONSUMERS,
+        default=DEFAULT_CONSUMER,
+        help=f"how md.ticks is read (default {DEFAULT_CONSUMER}): batch, whole polled batches on"
+        " the bus's own consumer, several times cheaper per record; or faust, Faust's agent, one"
+        ' event at a time (docs/cluster.md, "Which consumer to run"). The workers of one'
+        " --group must all run the same one",
     )
     parser.add_argument(
         "--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS
@@ -126,9 +129,9 @@ def run(args: argparse.Namespace) -> int:
         except (BrokerUnavailableError, RuntimeError) as exc:
             tell(f"error: {exc}")
             return EXIT_FAILED
-        if args.consumer == "batch":
-            return _run_batch(settings, args.database_url)
-        return _run_faust(settings, args.database_url, args.log_level)
+        if args.consumer == "faust":
+            return _run_faust(settings, args.database_url, args.log_level)
+        return _run_batch(settings, args.database_url)
 
 
 async def _check_cluster(settings: WorkerSettings) -> None:
