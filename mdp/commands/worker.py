@@ -53,6 +53,8 @@ from streams.kafka.retry import BrokerUnavailableError
 from telemetry.logs import installed
 
 _NAME = "mdp worker"
+FAUST_PROTOCOL = "faust"
+"""The name of Faust's partition assignor: the group protocol of Faust workers."""
 NEEDED = (TICKS, STEPS, CANDLES, TICKS_REJECTED)
 
 
@@ -125,7 +127,7 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     with ready_when(consumer_checks(args)):  # /readyz: the bus and the lag (the timer's)
         try:
-            asyncio.run(_check_cluster(settings))
+            asyncio.run(_check_cluster(settings, args.consumer))
         except (BrokerUnavailableError, RuntimeError) as exc:
             tell(f"error: {exc}")
             return EXIT_FAILED
@@ -134,11 +136,15 @@ def run(args: argparse.Namespace) -> int:
         return _run_batch(settings, args.database_url)
 
 
-async def _check_cluster(settings: WorkerSettings) -> None:
-    """Wait for the broker (with backoff), then check the topics the worker needs."""
+async def _check_cluster(settings: WorkerSettings, consumer: str) -> None:
+    """Wait for the broker (with backoff), then check the topics the worker needs and, for
+    Faust, that its group's members are Faust's too: a Faust worker that cannot join its group
+    logs the broker's error once and then waits for ever (the batch consumer's join says why and
+    ends: :func:`_run_batch`)."""
     admin, cluster = await connect_admin(settings.kafka, say(_NAME))
     with admin:
         counts = await asyncio.to_thread(admin.partitions, [*NEEDED])
+        protocol = await asyncio.to_thread(admin.group_protocol, settings.group)
     missing = [name for name in NEEDED if name not in counts]
     if missing:
         raise RuntimeError(
@@ -148,6 +154,12 @@ async def _check_cluster(settings: WorkerSettings) -> None:
         raise RuntimeError(
             f"{TICKS} has {counts[TICKS]} partitions but {STEPS} {counts[STEPS]}:"
             " they must be equal"
+        )
+    if consumer == "faust" and protocol not in (None, FAUST_PROTOCOL):
+        raise RuntimeError(
+            f"the members of group {settings.group} do not run Faust (their assignor is"
+            f" {protocol}: batch-consumer workers, the default): the workers of one --group"
+            " must all run the same --consumer"
         )
     say(_NAME)(f"cluster {cluster}: {counts[TICKS]} partitions of {TICKS}")
 
