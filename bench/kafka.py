@@ -6,9 +6,10 @@ platform topics it deletes and makes anew: never point it at a cluster you care 
 1. Producers: messages/s of 100-byte records and ticks/s of 1,000-tick batches, ``acks=all``,
    for each client tried (kafka-python, aiokafka, confluent-kafka).
 2. End to end: a backlog of synthetic tick batches on ``md.ticks``, then one ``mdp worker``
-   process (Faust, the candle engine, seven intervals): ticks/s from its first journaled step
-   to its last (so the figure is the sustained rate, not the start-up), counting the ticks
-   each step's records carry (batches hold any number of ticks up to the batch size).
+   process (its ``--consumer``, the candle engine, seven intervals): ticks/s from its first
+   journaled step to its last (so the figure is the sustained rate, not the start-up),
+   counting the ticks each step's records carry (batches hold any number of ticks up to the
+   batch size).
 3. Baseline, same run: candles the idiomatic Faust way (``bench.faust_baseline``: one message
    per tick, a tumbling window table updated per tick), events/s.
 4. Latency: ticks offered at a fixed rate (20,000/s), p50/p99 from a batch being produced to
@@ -21,12 +22,13 @@ checkout's (an older commit; run by its own ``.venv`` if it has one) in turns on
 data, ``--runs`` times each, with the medians beside each other. The machine's load moves the
 figure by more than most changes do, so a before/after is only read from one such run.
 
-``--consumer batch`` runs this checkout's worker with ``mdp worker --consumer batch``. Each
+``--consumer`` picks how this checkout's worker reads ``md.ticks`` (``mdp worker --consumer``,
+with the same default; the other checkout of ``--against`` runs its own default). Each
 end-to-end run also gives the worker's CPU seconds per million ticks over the sustained span
 (from ``/proc``): on a machine other jobs load, a steadier figure than the rate.
 
 Usage: ``python -m bench.kafka [--smoke] [--ticks N] [--rate N] [--bootstrap HOST:PORT]
-[--consumer faust|batch] [--against CHECKOUT [--runs N]]``.
+[--consumer batch|faust] [--against CHECKOUT [--runs N]]``.
 """
 
 from __future__ import annotations
@@ -58,6 +60,7 @@ from ingest.synthetic import SyntheticFeed
 from machine import stop_process
 from streams.kafka.admin import STEPS, KafkaAdmin, TopicSpec, platform_topics
 from streams.kafka.bus import KafkaBus
+from streams.kafka.engine_worker import CONSUMERS, DEFAULT_CONSUMER
 from streams.kafka.journal import Step, decode_entry
 from streams.kafka.launcher import LocalKafka
 from streams.kafka.settings import KafkaSettings
@@ -531,9 +534,10 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument(
         "--consumer",
-        choices=("faust", "batch"),
-        help="this checkout's worker reads md.ticks so (`mdp worker --consumer`; default: the"
-        " worker's own default)",
+        choices=CONSUMERS,
+        default=DEFAULT_CONSUMER,
+        help=f"this checkout's worker reads md.ticks so (`mdp worker --consumer`; default"
+        f" {DEFAULT_CONSUMER}; --against's checkout runs its own default)",
     )
     args = parser.parse_args(argv)
     if args.against is not None and not (args.against / "mdp" / "cli.py").is_file():
@@ -546,7 +550,7 @@ def main(argv: list[str] | None = None) -> int:
         sizes = _replace(sizes, ticks=args.ticks)
     if args.rate:
         sizes = _replace(sizes, rate=args.rate)
-    worker_args = ("--consumer", args.consumer) if args.consumer else ()
+    worker_args = ("--consumer", args.consumer)
     folder = Path(tempfile.mkdtemp(prefix="mdp-bench-"))
     print(f"Kafka cluster-mode benchmark{' (smoke)' if args.smoke else ''}; logs in {folder}")
     if args.against is not None:
@@ -565,7 +569,8 @@ def main(argv: list[str] | None = None) -> int:
         sustained, overall, total, consumed = run.sustained, run.overall, run.ingested, run.consumed
         faust_rate = baseline(bootstrap, sizes, folder)
         p50, p99, measured, lost = latency(bootstrap, sizes, folder, worker_args)
-    print("\nEnd to end: md.ticks -> one `mdp worker` (Faust + candle engine, 7 intervals)")
+    print(f"\nEnd to end: md.ticks -> one `mdp worker --consumer {args.consumer}` (candle engine,"
+          " 7 intervals)")  # fmt: skip
     print(f"  {'contender':<44} {'rate':>14} {'x baseline':>11}")
     print(f"  {'mdp worker, sustained (ticks/s)':<44} {_rate(sustained):>14}"
           f" {_ratio(sustained, faust_rate, 1):>11}")  # fmt: skip

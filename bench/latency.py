@@ -23,13 +23,13 @@ seen at each hop:
 Modes: ``embedded`` runs what ``mdp up`` runs on its in-process bus (engine runner, storage
 writer on a scratch database, gateway) in this process; ``cluster`` runs a Kafka broker (or
 ``--bootstrap``, whose platform topics it resets), one ``mdp worker`` process and one
-``mdp gateway --bus kafka`` process; ``--consumer batch`` runs ``mdp worker --consumer batch``
-(the default: Faust's, as ``mdp worker``). The engine runs with ``--throttle`` (default 0, as in
-``bench.kafka``: every batch updates its open candles). Clocks: ``time.time_ns`` in every
-process of this machine; Kafka timestamps are whole milliseconds.
+``mdp gateway --bus kafka`` process; ``--consumer`` picks how the worker reads ``md.ticks``
+(``mdp worker --consumer``, and the same default). The engine runs with ``--throttle``
+(default 0, as in ``bench.kafka``: every batch updates its open candles). Clocks:
+``time.time_ns`` in every process of this machine; Kafka timestamps are whole milliseconds.
 
 Usage: ``python -m bench.latency [--smoke] [--modes embedded,cluster] [--seconds S]
-[--rate N] [--batch N] [--instruments N] [--throttle MS] [--consumer faust|batch]
+[--rate N] [--batch N] [--instruments N] [--throttle MS] [--consumer batch|faust]
 [--bootstrap HOST:PORT] [--database-url URL]``.
 """
 
@@ -77,6 +77,7 @@ from streams.bus import Bus, Offsets, Record, Start, Subscription, Topic, TopicP
 from streams.engine_runner import DEFAULT_GROUP, EngineRunner
 from streams.kafka.admin import STEPS
 from streams.kafka.bus import KafkaBus
+from streams.kafka.engine_worker import CONSUMERS, DEFAULT_CONSUMER
 from streams.kafka.journal import Step, decode_entry
 from streams.kafka.settings import KafkaSettings
 from streams.memory import MemoryBus
@@ -110,7 +111,7 @@ class Options:
     """The engine's throttle: 0 (every batch updates its open candles), as in bench.kafka."""
     gateway_ticks: bool = True
     """False: the gateway reads md.candles only (a diagnosis: what its tick channels cost)."""
-    consumer: str = "faust"
+    consumer: str = DEFAULT_CONSUMER
     """Cluster mode: how the worker reads md.ticks (``mdp worker --consumer``)."""
 
 
@@ -627,9 +628,10 @@ def main(argv: Sequence[str] | None = None) -> list[Result]:
     )
     parser.add_argument(
         "--consumer",
-        choices=("faust", "batch"),
-        default="faust",
-        help="cluster mode: how the worker reads md.ticks (mdp worker --consumer)",
+        choices=CONSUMERS,
+        default=DEFAULT_CONSUMER,
+        help=f"cluster mode: how the worker reads md.ticks (mdp worker --consumer; default"
+        f" {DEFAULT_CONSUMER})",
     )
     parser.add_argument("--bootstrap", help="use this broker (its platform topics are reset)")
     parser.add_argument("--database-url", help="embedded mode's server (default: a private one)")

@@ -1,4 +1,5 @@
-"""``mdp worker``: a candle worker of cluster mode (a Faust app on Kafka, or ``--consumer batch``).
+"""``mdp worker``: a candle worker of cluster mode on Kafka (on the batch consumer by default,
+or a Faust app: ``--consumer faust``).
 
 Workers of one group (``--group``) split the partitions of ``md.ticks``: start as many as
 there are partitions at most, on any machines. Each runs the candle engine on its partitions
@@ -47,11 +48,13 @@ from streams.checkpoints import CheckpointStore
 from streams.engine_runner import DEFAULT_GROUP
 from streams.kafka.admin import STEPS
 from streams.kafka.bus import connect_admin
-from streams.kafka.engine_worker import WorkerSettings
+from streams.kafka.engine_worker import CONSUMERS, DEFAULT_CONSUMER, WorkerSettings
 from streams.kafka.retry import BrokerUnavailableError
 from telemetry.logs import installed
 
 _NAME = "mdp worker"
+FAUST_PROTOCOL = "faust"
+"""The name of Faust's partition assignor: the group protocol of Faust workers."""
 NEEDED = (TICKS, STEPS, CANDLES, TICKS_REJECTED)
 
 
@@ -78,10 +81,12 @@ def add_parser(commands: Any) -> None:
     )
     parser.add_argument(
         "--consumer",
-        choices=("faust", "batch"),
-        default="faust",
-        help="how md.ticks is read: Faust's agent (default), or whole polled batches on the"
-        " bus's own consumer, several times cheaper per record (docs/scaling.md)",
+        choices=CONSUMERS,
+        default=DEFAULT_CONSUMER,
+        help=f"how md.ticks is read (default {DEFAULT_CONSUMER}): batch, whole polled batches on"
+        " the bus's own consumer, several times cheaper per record; or faust, Faust's agent, one"
+        ' event at a time (docs/cluster.md, "Which consumer to run"). The workers of one'
+        " --group must all run the same one",
     )
     parser.add_argument(
         "--clock-offset", type=float, default=0.0, help=argparse.SUPPRESS
@@ -122,20 +127,24 @@ def run(args: argparse.Namespace) -> int:
         return EXIT_BAD_INPUT
     with ready_when(consumer_checks(args)):  # /readyz: the bus and the lag (the timer's)
         try:
-            asyncio.run(_check_cluster(settings))
+            asyncio.run(_check_cluster(settings, args.consumer))
         except (BrokerUnavailableError, RuntimeError) as exc:
             tell(f"error: {exc}")
             return EXIT_FAILED
-        if args.consumer == "batch":
-            return _run_batch(settings, args.database_url)
-        return _run_faust(settings, args.database_url, args.log_level)
+        if args.consumer == "faust":
+            return _run_faust(settings, args.database_url, args.log_level)
+        return _run_batch(settings, args.database_url)
 
 
-async def _check_cluster(settings: WorkerSettings) -> None:
-    """Wait for the broker (with backoff), then check the topics the worker needs."""
+async def _check_cluster(settings: WorkerSettings, consumer: str) -> None:
+    """Wait for the broker (with backoff), then check the topics the worker needs and, for
+    Faust, that its group's members are Faust's too: a Faust worker that cannot join its group
+    logs the broker's error once and then waits for ever (the batch consumer's join says why and
+    ends: :func:`_run_batch`)."""
     admin, cluster = await connect_admin(settings.kafka, say(_NAME))
     with admin:
         counts = await asyncio.to_thread(admin.partitions, [*NEEDED])
+        protocol = await asyncio.to_thread(admin.group_protocol, settings.group)
     missing = [name for name in NEEDED if name not in counts]
     if missing:
         raise RuntimeError(
@@ -145,6 +154,12 @@ async def _check_cluster(settings: WorkerSettings) -> None:
         raise RuntimeError(
             f"{TICKS} has {counts[TICKS]} partitions but {STEPS} {counts[STEPS]}:"
             " they must be equal"
+        )
+    if consumer == "faust" and protocol not in (None, FAUST_PROTOCOL):
+        raise RuntimeError(
+            f"the members of group {settings.group} do not run Faust (their assignor is"
+            f" {protocol}: batch-consumer workers, the default): the workers of one --group"
+            " must all run the same --consumer"
         )
     say(_NAME)(f"cluster {cluster}: {counts[TICKS]} partitions of {TICKS}")
 

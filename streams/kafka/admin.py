@@ -15,6 +15,7 @@ from types import MappingProxyType, TracebackType
 from typing import Any, Final, Self
 
 from kafka.admin import KafkaAdminClient
+from kafka.errors import KafkaError
 
 from core import topics
 from streams.kafka.settings import KafkaSettings
@@ -99,6 +100,19 @@ class KafkaAdmin:
             for topic in found
             if topic["error_code"] == 0 and not topic.get("is_internal", False)
         }
+
+    def group_protocol(self, group: str) -> str | None:
+        """The partition assignment protocol the members of consumer group ``group`` run (Faust's
+        assignor is ``faust``); ``None`` while it has no member, or where the broker cannot say
+        yet (a group coordinator not elected: nobody has joined a group on this cluster)."""
+        try:
+            found: dict[str, dict[str, Any]] = self._client.describe_groups([group])
+        except KafkaError:
+            return None
+        described = found.get(group) or {}
+        if not described.get("members"):
+            return None
+        return str(described.get("protocol_data") or "") or None
 
     def leaderless(self, names: list[str]) -> list[str]:
         """The topics among ``names`` with a partition that has no leader (yet)."""

@@ -1,4 +1,5 @@
-"""``mdp worker --consumer batch``: the candle worker on the bus's own consumer, not Faust's.
+"""``mdp worker`` (``--consumer batch``, the default): the candle worker on the bus's own
+consumer, not Faust's.
 
 The Faust agent (:mod:`streams.kafka.faust_app`) is handed the records of ``md.ticks`` one
 event at a time through Faust's stream (per record: a pair of tasks in the fetcher, an event,

@@ -1,6 +1,7 @@
 """The candle worker's shell around :class:`~streams.kafka.partition.PartitionEngine` s.
 
-:class:`EngineWorker` knows nothing of Faust: whoever consumes ``md.ticks`` in a group (the
+:class:`EngineWorker` knows nothing of Faust: whoever consumes ``md.ticks`` in a group (one of
+:data:`CONSUMERS`: the batch worker of :mod:`streams.kafka.batch_worker`, the default, or the
 Faust agent of :mod:`streams.kafka.faust_app`) tells it which partitions it owns
 (:meth:`~EngineWorker.assign`, :meth:`~EngineWorker.revoke`), hands it the records polled
 (:meth:`~EngineWorker.handle`) and calls :meth:`~EngineWorker.tick` now and then, so that
@@ -61,6 +62,14 @@ from telemetry.tracing import headers_now
 
 log = logging.getLogger(__name__)
 
+CONSUMERS: Final = ("batch", "faust")
+"""The shells that can drive an :class:`EngineWorker` (``mdp worker --consumer``): ``batch``
+polls whole batches on the bus's own consumer (:mod:`streams.kafka.batch_worker`); ``faust``
+is Faust's agent, handed one event at a time (:mod:`streams.kafka.faust_app`)."""
+DEFAULT_CONSUMER: Final = "batch"
+"""The consumer of ``mdp worker`` and of the benchmarks when none is asked for: measured
+several times cheaper per record than Faust's delivery, the one that reaches issue 13's
+2.5 M ticks/s, and as quick at 20,000 ticks/s (``docs/cluster.md``, "Which consumer to run")."""
 _MS: Final = 1_000_000
 _ENDS_TIMEOUT: Final = 2.0
 """Seconds the idle check waits for the broker to say where the partitions end."""

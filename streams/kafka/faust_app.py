@@ -1,4 +1,4 @@
-"""The Faust app of ``mdp worker``: a thin shell that drives :class:`EngineWorker`.
+"""The Faust app of ``mdp worker --consumer faust``: a thin shell that drives :class:`EngineWorker`.
 
 Faust runs the consumer group on ``md.ticks`` (partitions spread over the workers of the
 group, rebalances, offset commits). Its agent takes micro-batches of records

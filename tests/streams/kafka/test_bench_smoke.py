@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from bench import kafka, latency
+from streams.kafka.engine_worker import DEFAULT_CONSUMER
 from streams.kafka.journal import Step
 
 
@@ -17,6 +18,7 @@ def test_kafka_benchmark_runs_and_prints_every_figure(
 ) -> None:
     assert kafka.main(["--smoke", "--bootstrap", kafka_bootstrap]) == 0
     out = capsys.readouterr().out
+    assert f"one `mdp worker --consumer {DEFAULT_CONSUMER}`" in out, "the worker's own default"
     for figure in (
         "kafka-python",
         "aiokafka",
@@ -66,11 +68,11 @@ def test_kafka_benchmark_runs_another_checkouts_worker_beside_this_ones(
 ) -> None:
     checkout = Path(__file__).resolve().parents[3]
     argv = ["--smoke", "--bootstrap", kafka_bootstrap, "--against", str(checkout), "--runs", "1",
-            "--consumer", "batch"]  # fmt: skip
-    assert kafka.main(argv) == 0
+            "--consumer", "faust"]  # fmt: skip
+    assert kafka.main(argv) == 0  # each worker's ticks all consumed: Faust's, and the default's
     out = capsys.readouterr().out
     assert "this checkout" in out
-    assert "(this checkout: --consumer batch)" in out, "the batch consumer's ticks all consumed"
+    assert "(this checkout: --consumer faust)" in out
     # a figure, or n/a where the tiny backlog went in one step or a few clock ticks of CPU
     known = r"(?:[\d,.]+|n/a)"
     assert re.search(rf"{re.escape(str(checkout)[-44:])}\s+{known}\s+{known}", out), out

@@ -70,7 +70,7 @@ def test_kraken_trades_through_kafka_end_as_krakens_official_candles(
 ) -> None:
     with cluster:
         writer = cluster.writer()
-        worker = cluster.worker()
+        worker = cluster.worker()  # the default consumer; both run the kill test's Kraken replay
         worker.wait_for("recovered", count=4)
         done = cluster.ingest("--replay", str(shared_data / KRAKEN / "trades.json"), "--speed", "0")
         assert done.returncode == 0, done.stderr
@@ -130,9 +130,12 @@ def test_two_workers_split_the_partitions_and_agree_with_one(
         assert "handed over" in first.log
 
 
-def test_poison_messages_end_in_the_rejects_and_the_worker_keeps_going(cluster: Cluster) -> None:
+@CONSUMERS
+def test_poison_messages_end_in_the_rejects_and_the_worker_keeps_going(
+    cluster: Cluster, consumer: str
+) -> None:
     with cluster:
-        worker = cluster.worker()
+        worker = cluster.worker("--consumer", consumer)
         worker.wait_for("recovered", count=4)
         sent = publish_poison(cluster.bootstrap)
         rejects: list[codecs.RejectedMessage] = []

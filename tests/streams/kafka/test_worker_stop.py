@@ -1,7 +1,8 @@
 """``mdp worker`` (either consumer) stopped by SIGTERM mid-feed: it exits 0, every partition's
 checkpoint is saved, it has left its group (no member remains), a worker started next replays
 no step of the journal, and the group's committed offsets are exactly where those
-checkpoints go on."""
+checkpoints go on. A Faust worker stopped so is followed by a batch one (the default since it
+replaced Faust's: a group upgraded), which carries on the same way."""
 
 from __future__ import annotations
 
@@ -42,14 +43,18 @@ def checkpoints(url: str, group: str) -> dict[int, int | None]:
     return {c.partition: c.applied for c in found}
 
 
-@pytest.mark.parametrize("consumer", ["faust", "batch"])
+@pytest.mark.parametrize(
+    ("consumer", "restarted_on"),
+    [("faust", "batch"), ("batch", "batch")],
+    ids=["faust, restarted on batch", "batch"],
+)  # Faust's restarts: the kill test (test_cluster.py); a stopped Faust group upgraded: here
 def test_sigterm_saves_checkpoints_commits_where_they_stand_and_leaves_the_group(
-    fresh_topics: str, migrated_database: str, tmp_path: Path, consumer: str
+    fresh_topics: str, migrated_database: str, tmp_path: Path, consumer: str, restarted_on: str
 ) -> None:
     with Cluster(fresh_topics, migrated_database, tmp_path) as cluster:
         group = f"engine-{cluster.suffix}"
-        args = ("--consumer", consumer, "--checkpoint-every", "3600")  # saved only on the stop
-        worker = cluster.worker(*args)
+        args = ("--checkpoint-every", "3600")  # saved only on the stop
+        worker = cluster.worker("--consumer", consumer, *args)
         worker.wait_for("recovered", count=PARTITIONS)
         fed = cluster.ingest("--duration", "1", "--rate", "40")
         assert fed.returncode == 0, fed.stderr
@@ -63,7 +68,7 @@ def test_sigterm_saves_checkpoints_commits_where_they_stand_and_leaves_the_group
         assert members == 0, "the group was left"
         assert committed == applied
 
-        again = cluster.worker(*args)
+        again = cluster.worker("--consumer", restarted_on, *args)
         again.wait_for("recovered", count=PARTITIONS)
         replayed = re.findall(r"recovered in [0-9.]+s: offset \S+, (\d+) steps replayed", again.log)
         assert replayed == ["0"] * PARTITIONS
