@@ -12,7 +12,6 @@ number is the key the queries page by, and replaying the same log gives the same
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Mapping, Sequence
 from decimal import Decimal
 from typing import Any, Final
@@ -20,7 +19,7 @@ from typing import Any, Final
 import msgspec
 from psycopg import Cursor
 from psycopg.rows import DictRow
-from psycopg.sql import SQL, Identifier, Placeholder
+from psycopg.sql import SQL, Composable, Composed, Identifier
 
 from core.positions import Position
 from core.trading_events import OrderFilled, TradingEvent
@@ -153,8 +152,8 @@ _POSITION: Final = ("instrument", "quantity", "average_price", "realised")
 def project(curs: Cursor[DictRow], items: Sequence[Versioned[TradingEvent]]) -> None:
     """The row changes of a batch of events, read and written on ``curs``: each row the
     batch touches is read once (:class:`_Rows`, all at first, a query per table), every
-    event is applied in order, and the rows' final states are written once, in one round
-    trip."""
+    event is applied in order, and the rows' final states are written once: a statement
+    per table (:func:`_write`), all in one round trip."""
     rows = _Rows(curs)
     wanted = [(item.event, needs(item.event)) for item in items]
     rows.prefetch(wanted)
@@ -162,9 +161,7 @@ def project(curs: Cursor[DictRow], items: Sequence[Versioned[TradingEvent]]) -> 
         order = None if need.order_id is None else rows.order(event.account, need.order_id)
         for change in changes(event, order, rows.account(event.account, need)):
             rows.change(change)
-    with curs.connection.pipeline():
-        for change in rows.written():
-            _write(curs, change)
+    _write(curs, rows.written())
 
 
 class _Rows:
@@ -309,63 +306,124 @@ class _Rows:
         return self._positions[key]
 
 
-def _write(curs: Cursor[DictRow], change: Change) -> None:
-    if isinstance(change, OrderRow):
-        values = {
-            name: value for name, value in _values(change.order).items() if name != "fill_ids"
-        }
-        _put(curs, "trading_orders", values, key=("account", "order_id"), numbered=True)
-    elif isinstance(change, FillRow):
-        values = _values(change.fill, "v")
-        _put(curs, "trading_fills", values, numbered=True)
-    elif isinstance(change, PositionRow):
-        values = {"account": change.account, **_values(change.position)}
-        _put(curs, "trading_positions", values, key=("account", "instrument"))
-    elif isinstance(change, BalanceRow):
-        values = {"account": change.account, **_values(change.balance)}
-        _put(curs, "trading_balances", values, key=("account", "currency"))
-    elif change.reservation is None:
-        curs.execute(
-            "DELETE FROM trading_reservations WHERE account = %s AND order_id = %s",
-            (change.account, change.order_id),
-        )
-    else:
-        values = {"account": change.account, "order_id": change.order_id}
-        values.update(_values(change.reservation))
-        _put(curs, "trading_reservations", values, key=("account", "order_id"))
+def _rows(changes: Sequence[Change]) -> dict[str, list[dict[str, Any]]]:
+    """The rows ``changes`` leave, per table, in the order of the changes; a reservation an
+    order no longer holds is its key alone (the row goes)."""
+    rows: dict[str, list[dict[str, Any]]] = {}
+    for change in changes:
+        if isinstance(change, OrderRow):
+            table, values = "trading_orders", _values(change.order, "fill_ids")
+        elif isinstance(change, FillRow):
+            table, values = "trading_fills", _values(change.fill, "v")
+        elif isinstance(change, PositionRow):
+            table, values = "trading_positions", {"account": change.account}
+            values.update(_values(change.position))
+        elif isinstance(change, BalanceRow):
+            table, values = "trading_balances", {"account": change.account}
+            values.update(_values(change.balance))
+        else:
+            table, values = "trading_reservations", {"account": change.account}
+            values["order_id"] = change.order_id
+            if change.reservation is not None:
+                values.update(_values(change.reservation))
+        rows.setdefault(table, []).append(values)
+    return rows
 
 
-def _put(
-    curs: Cursor[DictRow],
+def _write(curs: Cursor[DictRow], changes: Sequence[Change]) -> None:
+    """Write the rows ``changes`` leave: one statement per table, all in one round trip."""
+    with curs.connection.pipeline():
+        for table, rows in _rows(changes).items():
+            curs.execute(_WRITES[table], (msgspec.json.encode(rows).decode(),))
+
+
+def _upsert(
     table: str,
-    values: Mapping[str, Any],
+    columns: Sequence[str],
+    key: Sequence[str] = (),
     *,
-    key: tuple[str, ...] = (),
     numbered: bool = False,
-) -> None:
-    """Insert the row; where ``key`` is given and the row exists, update it instead. A
-    ``numbered`` row is inserted with the ``seq`` after its account's last in ``table``."""
-    curs.execute(_statement(table, tuple(values), key, numbered), values)
-
-
-@functools.lru_cache(maxsize=64)
-def _statement(table: str, columns: tuple[str, ...], key: tuple[str, ...], numbered: bool) -> bytes:
-    """The statement of :func:`_put`, composed once per shape."""
+    deleting: bool = False,
+) -> bytes:
+    """The statement of :func:`_write` for ``table``: insert the rows of a JSON array (its
+    objects' keys the columns) in their order; where ``key`` is given and a row exists, update
+    it instead. A ``numbered`` row new to ``table`` gets the ``seq`` after its account's last,
+    in the array's order (an existing row keeps its own). ``deleting``: a row whose other
+    columns are all null is deleted instead. Every key appears once in the array, so the parts
+    never touch one row twice."""
     names = SQL(", ").join(map(Identifier, columns))
-    params = SQL(", ").join(Placeholder(name) for name in columns)
+    picked = SQL(", ").join(SQL("r.{}").format(Identifier(name)) for name in columns)
+    joins: Composable = SQL("")
     if numbered:
         names += SQL(", seq")
-        params += SQL(
-            ", (SELECT coalesce(max(seq), 0) + 1 FROM {} WHERE account = %(account)s)"
-        ).format(Identifier(table))
-    statement = SQL("INSERT INTO {} ({}) VALUES ({})").format(Identifier(table), names, params)
+        after_last = SQL(
+            "(SELECT coalesce(max(m.seq), 0) FROM {} m WHERE m.account = r.account)"
+            " + row_number() OVER (PARTITION BY r.account{} ORDER BY r.ordinality)"
+        )
+        if key:
+            joins = SQL(" LEFT JOIN {} o ON {}").format(Identifier(table), _matching("o", key))
+            number = after_last.format(Identifier(table), SQL(", o.seq IS NULL"))
+            picked += SQL(", coalesce(o.seq, {})").format(number)
+        else:
+            picked += SQL(", ") + after_last.format(Identifier(table), SQL(""))
+    rest = [name for name in columns if name not in key]
+    source: Composable = SQL("json_populate_recordset(NULL::{}, %s::json) WITH ORDINALITY").format(
+        Identifier(table)
+    )
+    prefix: Composable = SQL("")
+    where: Composable = SQL("")
+    if deleting:
+        prefix = SQL(
+            "WITH given AS ({0}), gone AS (DELETE FROM {1} g USING given r WHERE {2} AND {3}) "
+        ).format(
+            SQL("SELECT * FROM ") + source,
+            Identifier(table),
+            SQL(" AND ").join(SQL("r.{} IS NULL").format(Identifier(name)) for name in rest),
+            _matching("g", key),
+        )
+        source = SQL("given")
+        where = SQL(" WHERE ") + SQL(" OR ").join(
+            SQL("r.{} IS NOT NULL").format(Identifier(name)) for name in rest
+        )
+    statement = SQL(
+        "{}INSERT INTO {} ({}) SELECT {} FROM {} AS r{}{} ORDER BY r.ordinality"
+    ).format(prefix, Identifier(table), names, picked, source, joins, where)
     if key:
-        statement += SQL(" ON CONFLICT ({}) DO UPDATE SET {}").format(
+        statement = SQL("{} ON CONFLICT ({}) DO UPDATE SET {}").format(
+            statement,
             SQL(", ").join(map(Identifier, key)),
-            SQL(", ").join(
-                SQL("{0} = EXCLUDED.{0}").format(Identifier(name))
-                for name in columns
-                if name not in key
-            ),
+            SQL(", ").join(SQL("{0} = EXCLUDED.{0}").format(Identifier(name)) for name in rest),
         )
     return statement.as_bytes(None)
+
+
+def _matching(alias: str, key: Sequence[str]) -> Composed:
+    """``alias``'s row has the key of ``r``'s."""
+    return SQL(" AND ").join(
+        SQL("{0}.{1} = r.{1}").format(Identifier(alias), Identifier(name)) for name in key
+    )
+
+
+def _columns(struct: type[msgspec.Struct], *skip: str) -> tuple[str, ...]:
+    return tuple(name for name in struct.__struct_fields__ if name not in skip)
+
+
+_WRITES: Final = {
+    "trading_orders": _upsert(
+        "trading_orders", _columns(Order, "fill_ids"), ("account", "order_id"), numbered=True
+    ),
+    "trading_fills": _upsert("trading_fills", _columns(OrderFilled, "v"), numbered=True),
+    "trading_positions": _upsert(
+        "trading_positions", ("account", *_columns(Position)), ("account", "instrument")
+    ),
+    "trading_balances": _upsert(
+        "trading_balances", ("account", *_columns(Balance)), ("account", "currency")
+    ),
+    "trading_reservations": _upsert(
+        "trading_reservations",
+        ("account", "order_id", *_columns(Reservation)),
+        ("account", "order_id"),
+        deleting=True,
+    ),
+}
+"""Per table, the one statement that writes a batch's rows of it."""
