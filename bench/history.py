@@ -112,6 +112,7 @@ def serve(database_url: str, port: int) -> None:
     from starlette.routing import Mount, Route
 
     from charting import ApiSettings, create_app_for_url
+    from machine import settle_heap
     from web.server import run_until_stopped
 
     api = create_app_for_url(database_url, ApiSettings(max_limit=1_000_000))
@@ -139,6 +140,7 @@ def serve(database_url: str, port: int) -> None:
 
     routes = [Route("/naive", naive), Mount("/cold", cold), Mount("/", api)]
     app = Starlette(routes=routes, lifespan=lifespan)
+    settle_heap()  # as `mdp api` does before it serves
     run_until_stopped(app, "127.0.0.1", port, log_level="warning")  # as `mdp api` serves
 
 

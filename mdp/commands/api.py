@@ -85,6 +85,7 @@ def _arguments(parser: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from charting import ApiSettings, create_app_for_url
+    from machine import settle_heap
     from web.guard import HttpLimits
     from web.server import run_until_stopped
 
@@ -113,6 +114,7 @@ def run(args: argparse.Namespace) -> int:
         return refused
     open_bus = functools.partial(kafka_bus, args) if args.bus == "kafka" else None
     app = create_app_for_url(args.database_url.reveal(), settings, open_bus=open_bus)
+    settle_heap()  # the modules out of every later collection: short pauses
     started = run_until_stopped(
         app, args.host, args.port, log_level=args.log_level, limits=limits, tls=tls
     )

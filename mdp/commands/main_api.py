@@ -20,6 +20,7 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from machine import settle_heap
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.common_options import (
@@ -142,6 +143,7 @@ def run(args: argparse.Namespace) -> int:
             await stop.wait()
 
     try:
+        settle_heap()  # the modules out of every later collection: short pauses
         asyncio.run(main())
     except OSError as exc:
         tell(f"error: {exc}")

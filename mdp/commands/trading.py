@@ -37,6 +37,7 @@ from typing import Any
 import psycopg
 
 from core.partitions import Partition, PartitionError
+from machine import settle_heap
 from mdp.admin_options import add_admin_options
 from mdp.cluster_options import kafka_bus, say, stop_on_signals
 from mdp.commands.db import given_or_private
@@ -254,6 +255,7 @@ def _run_until_stopped(
     from trading.watch import ProcessFailed
 
     try:
+        settle_heap()  # the modules out of every later collection: short pauses
         asyncio.run(main())
     except OSError as exc:
         tell(f"error: {exc}")
