@@ -60,10 +60,14 @@ class PageCache:
         return key in self._pages
 
     def checked(self, key: Hashable, validator: Hashable) -> CachedPage | None:
-        """The page, if its validator is still ``validator`` (the database's summary)."""
+        """The page, if its validator is still ``validator`` (the database's summary); a page
+        found changed goes at once (no other request gets it while it is read again)."""
         page = self._pages.get(key)
         if page is None or page.validator != validator:
             self.misses += 1
+            if page is not None:
+                del self._pages[key]
+                self._bytes -= len(page.body)
             return None
         page.checked_ns = self._clock()
         page.checking_since_ns = None

@@ -44,6 +44,8 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     ts_last: int = 0
     triggered_by: int | None = None
     """The trade (its ``trade_id``) that triggered a stop, once it has."""
+    ts_triggered: int | None = None
+    """When that trade printed (epoch ns)."""
     seq: int | None = None
     average_fill_price: Decimal | None = None
 

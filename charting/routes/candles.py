@@ -199,13 +199,13 @@ class _Stored:
     def answer(self, page: CandlePage) -> Response | None:
         """What needs no rows: a 304, or a kept final page that is still current."""
         headers = self.headers(page)
+        cached = None
+        if caching.is_final(self.freshness(page), self.ctx.settings):  # a 304 checks it too
+            cached = self.ctx.pages.checked(self.key, self.validator(page))
         if (unchanged := caching.not_modified(self.request, headers)) is not None:
             return unchanged
-        freshness = self.freshness(page)
-        if caching.is_final(freshness, self.ctx.settings):
-            cached = self.ctx.pages.checked(self.key, self.validator(page))
-            if cached is not None:
-                return Response(cached.body, media_type=self.media, headers=headers)
+        if cached is not None:
+            return Response(cached.body, media_type=self.media, headers=headers)
         return None
 
     def respond_whole(self, page: CandlePage, body: bytes | memoryview) -> Response:

@@ -8,6 +8,7 @@ partition counts and the cluster id. ``docs/topics.md`` describes them.
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -19,6 +20,8 @@ from kafka.errors import KafkaError
 
 from core import topics
 from streams.kafka.settings import KafkaSettings
+
+_log = logging.getLogger(__name__)
 
 STEPS: Final = "mdp.engine.steps"
 """The candle workers' step journal (see :mod:`streams.kafka.journal`); one partition per
@@ -107,7 +110,8 @@ class KafkaAdmin:
         yet (a group coordinator not elected: nobody has joined a group on this cluster)."""
         try:
             found: dict[str, dict[str, Any]] = self._client.describe_groups([group])
-        except KafkaError:
+        except KafkaError as exc:  # no coordinator yet; or the broker could not say: told
+            _log.info("the members of group %s could not be described: %s", group, exc)
             return None
         described = found.get(group) or {}
         if not described.get("members"):

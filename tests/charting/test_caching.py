@@ -113,3 +113,16 @@ async def test_a_cached_page_is_served_without_the_database_for_a_moment(
         "/v1/candles", params=params, headers={"If-None-Match": first.headers["etag"]}
     )
     assert unchanged.status_code == 304
+
+
+async def test_a_304_counts_as_the_kept_pages_check(
+    store: PostgresStore, make_client: MakeClient
+) -> None:
+    await store.write(candles=series(100))
+    client = make_client()  # every hit is checked against the database
+    pages = client._transport.app.state.context.pages  # type: ignore[attr-defined]
+    params = CLOSED_RANGE | {"interval": "1m"}
+    first = await client.get("/v1/candles", params=params)
+    etag = {"If-None-Match": first.headers["etag"]}
+    assert (await client.get("/v1/candles", params=params, headers=etag)).status_code == 304
+    assert (pages.hits, pages.misses) == (1, 1)  # the 304 checked the kept page: current

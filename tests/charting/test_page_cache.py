@@ -63,6 +63,7 @@ def test_a_page_found_changed_is_replaced_and_checked_lately() -> None:
     clock.now = RECHECK
     assert pages.recent(KEY) is None
     assert pages.checked(KEY, ("v", 2)) is None  # the database moved on
+    assert pages.recent(KEY) is None  # no one gets the old page while it is read again
     pages.put(KEY, ("v", 2), b"new page", {"ETag": 'W/"2"'})
     again = pages.recent(KEY)
     assert again is not None

@@ -123,7 +123,8 @@ class Desk:
         whole."""
         now = self.tick()
         if order.type is te.OrderType.STOP_MARKET and order.status is te.OrderStatus.ACCEPTED:
-            self.emit(te.OrderTriggered(account=7, order_id=order.order_id, ts=now))
+            triggered = te.OrderTriggered(account=7, order_id=order.order_id, ts=now, trade_id=now)
+            self.emit(triggered)
         whole = order.time_in_force is te.TimeInForce.FOK or share == 1
         quantity = (
             order.remaining if whole else (order.remaining * share).quantize(STEP, ROUND_DOWN)

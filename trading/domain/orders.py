@@ -274,6 +274,8 @@ class Order(msgspec.Struct, frozen=True, kw_only=True):
     ts_last: int = 0
     triggered_by: int | None = None
     """The trade (its ``trade_id``) that triggered a stop, once it has."""
+    ts_triggered: int | None = None
+    """When that trade printed (its ``ts_event``): where a stop joins the takers."""
 
     @classmethod
     def submitted(cls, event: OrderSubmitted) -> Order:
@@ -354,7 +356,9 @@ def _ended(status: OrderStatus) -> _Step:
 
 def _triggered(order: Order, event: OrderEvent) -> Order:
     assert isinstance(event, OrderTriggered)
-    return msgspec.structs.replace(order, status=S.TRIGGERED, triggered_by=event.trade_id)
+    return msgspec.structs.replace(
+        order, status=S.TRIGGERED, triggered_by=event.trade_id, ts_triggered=event.ts
+    )
 
 
 def _updated(order: Order, event: OrderEvent) -> Order:

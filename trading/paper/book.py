@@ -127,11 +127,10 @@ class Book:
         heapq.heappush(self._pending, (order.live_ts, self._pushed, order))
 
     def add_triggered(self, order: WorkingOrder, trade_id: int) -> None:
-        """A stop that ``trade_id`` triggered before a restart, handed back as a taker (added
-        in the order the orders were placed). If that trade comes again and triggers more
-        stops, they all queue as that trade triggered them in one go: in the order placed."""
+        """A stop that ``trade_id`` triggered before a restart, handed back as a taker (in the
+        order it joined the takers). If that trade comes again and triggers more stops, they
+        all queue as that trade triggered them in one go: in the order they were placed."""
         order.triggered = True
-        order.trigger_trade = trade_id
         self.add(order)
         self._restored.setdefault(trade_id, []).append(order)
 
@@ -178,17 +177,29 @@ class Book:
             *self._stops[OrderSide.BUY].triggered(trade_price),
             *self._stops[OrderSide.SELL].triggered(trade_price),
         ]
-        if not hit:
-            return hit
-        before = [order for order in self._restored.pop(trade_id, ()) if self._holds(order)]
+        before = self._restored_by(trade_id)
         for order in hit:
             order.triggered = True
-            order.trigger_trade = trade_id
             self._takers.append(order)
-        for order in sorted([*hit, *before], key=lambda order: order.seq):
+        if before and hit:  # a handed-back stop's seq is where it joined the takers
+            group = sorted([*hit, *before], key=_placed)
+        else:
+            group = sorted(hit, key=lambda order: order.seq)
+        for order in group:
             order.seq = self.next_seq()
         hit.sort(key=lambda order: order.seq)
         return hit
+
+    def _restored_by(self, trade_id: int) -> list[WorkingOrder]:
+        """The stops handed back as triggered by ``trade_id`` and still held; those of trades
+        before it are forgotten (trades come in their ids' order: theirs will not come
+        again)."""
+        if not self._restored:
+            return []
+        found = self._restored.pop(trade_id, [])
+        for earlier in [key for key in self._restored if key < trade_id]:
+            del self._restored[earlier]
+        return [order for order in found if self._holds(order)]
 
     def attach(self, order: WorkingOrder) -> None:
         """Index a live order where it belongs."""
@@ -230,3 +241,9 @@ def advance_queue(order: WorkingOrder, trade_price: Decimal, size: Decimal) -> N
         order.queue_ahead = max(ZERO, EXACT.subtract(order.queue_ahead, size))
     elif through > 0:
         order.queue_ahead = ZERO
+
+
+def _placed(order: WorkingOrder) -> tuple[int, int, str]:
+    """The order in which orders were placed, as a restart hands them back."""
+    placed = order.order
+    return (placed.ts, placed.account, placed.order_id)

@@ -33,8 +33,6 @@ class WorkingOrder:
     """Size estimated ahead of a resting limit at its price (the queue model)."""
     live: bool = False
     triggered: bool = False
-    trigger_trade: int | None = None
-    """The trade (its ``trade_id``) that triggered a stop."""
     fills: int = 0
 
     @property

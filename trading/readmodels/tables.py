@@ -56,6 +56,7 @@ CREATE TABLE IF NOT EXISTS trading_orders (
 ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS reason_field text;
 ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS reason text;
 ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS triggered_by bigint;
+ALTER TABLE trading_orders ADD COLUMN IF NOT EXISTS ts_triggered bigint;
 CREATE INDEX IF NOT EXISTS trading_orders_open ON trading_orders (account, seq)
     WHERE status IN {OPEN_STATUSES!r};
 CREATE TABLE IF NOT EXISTS trading_fills (

@@ -16,6 +16,7 @@ from collections.abc import Iterable
 from typing import NamedTuple
 
 from core.trading_events import OrderStatus, OrderSubmitted
+from trading.domain.orders import Order
 from trading.service.book import Book
 from trading.service.saga import submission
 
@@ -32,17 +33,21 @@ class Working(NamedTuple):
 def working_orders(books: Iterable[Book]) -> list[Working]:
     """Each order the venue held, as it stands, with the time to submit it at: its last
     event's time, and just after it for an order that a trade has filled or triggered (so
-    that it takes no part again in that trade), in the order they were submitted. A stop
-    names the trade that triggered it: if that trade comes again and triggers stops placed
-    after it, the venue queues them behind it, not ahead (as in a run without the crash)."""
-    found = [
+    that it takes no part again in that trade), in the order the venue queued them: when they
+    were submitted, a triggered stop when its trade printed (it joined the takers then). A
+    stop names the trade that triggered it: if that trade comes again and triggers stops
+    placed before it, the venue queues them ahead of it, as in a run without the crash."""
+    held = [order for book in books for order in book.orders.values() if order.is_open]
+    return [
         Working(
             submission(order),
             order.ts_last + (order.status is not OrderStatus.ACCEPTED),
             order.triggered_by,
         )
-        for book in books
-        for order in book.orders.values()
-        if order.is_open
+        for order in sorted(held, key=_queued)
     ]
-    return sorted(found, key=lambda item: (item.order.ts, item.order.account, item.order.order_id))
+
+
+def _queued(order: Order) -> tuple[int, int, int, str]:
+    joined = order.ts_submitted if order.ts_triggered is None else order.ts_triggered
+    return (joined, order.ts_submitted, order.account, order.order_id)

@@ -127,6 +127,7 @@ STOPS = st.lists(
     max_examples=8,
     deadline=None,
     suppress_health_check=[HealthCheck.function_scoped_fixture],
+    derandomize=True,  # the same examples every run: a counterexample found is pinned below
 )
 @given(stops=STOPS, size=st.sampled_from([D("0.5"), D("1.5"), D(3)]), data=st.data())
 async def test_any_stops_triggered_by_one_trade_fill_as_settled_in_turn_crash_or_not(
@@ -147,3 +148,36 @@ async def test_two_stops_of_one_account_and_one_of_another_crash_after_the_first
     expected = await settled_in_turn(database, stops, D("1.5"))
     wipe(fresh_database)
     assert await run(database, stops, D("1.5"), crash_at("triggered", 1)) == expected
+
+
+async def fills_across_a_restart(database: Database, restart: bool) -> list[D]:
+    """Stop a (96) placed before stop b (98, 2); trade 2 triggers b, trade 3 fills half of
+    it, trade 4 fills a little more and triggers a; then (``restart``: a new service resumes
+    from the store) trade 5, too small for both, goes to the taker queued first: b."""
+    clock = Clock()
+    trading = TradingService(database, PaperMatcher(paper()), clock=clock)
+    await trading.on_ticks([trade(1, "100", D(1))])
+    await trading.deposit(7, "XBT", D(3))
+    placed = []
+    for name, quantity, stop in (("a", D(1), D(96)), ("b", D(2), D(98))):
+        request = order(name, SELL, STOP, "1", stop_price=stop)
+        request = msgspec.structs.replace(request, account=7, quantity=quantity)
+        placed.append((await trading.place(request)).order.order_id)
+    await trading.on_ticks([trade(2, "98", D(1)), trade(3, "98", D(1)), trade(4, "96", D("0.5"))])
+    if restart:
+        await trading._repository.snapshots_taken()
+        trading = TradingService(database, PaperMatcher(paper()), clock=clock)
+        await trading.resume()
+    await trading.on_ticks([trade(5, "95", D("0.5"))])
+    filled = [(await trading.order(7, order_id)).filled_quantity for order_id in placed]
+    await trading._repository.snapshots_taken()
+    return filled
+
+
+async def test_a_restart_keeps_triggered_stops_in_the_order_they_were_triggered(
+    database: Database, fresh_database: str
+) -> None:
+    expected = await fills_across_a_restart(database, restart=False)
+    assert expected == [D(0), D(2)]  # b, triggered first, took trade 5; a waits
+    wipe(fresh_database)
+    assert await fills_across_a_restart(database, restart=True) == expected
