@@ -27,6 +27,7 @@ import sys
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from pathlib import Path
 from types import TracebackType
 from typing import Final, Self
@@ -45,6 +46,10 @@ _ALERT_CHARS: Final = 400
 _KEY_FILE_MAX: Final = 16 * 1024
 _PEM_PUBLIC_KEY: Final = b"-----BEGIN PUBLIC KEY-----"
 _SIGNAL_AGAIN_S: Final = 0.5
+_RELOAD_AGAIN_S: Final = 2.0
+"""How long a reload may go unseen (the new generation not served) before its signal is sent
+again: a master that has just re-executed itself for the reload before may not have its
+handlers yet, and then the signal is lost (a CI run waited out the whole start timeout so)."""
 LEASH_GRACE_S: Final = 5.0
 """How long HAProxy has to stop on SIGTERM once its starter is gone, before SIGKILL."""
 
@@ -144,7 +149,10 @@ class Haproxy:
         self._write(settings, self._program or find_haproxy())
         self._settings = settings
         process.send_signal(signal.SIGUSR2)
-        self._wait_for_generation(time.monotonic() + self._start_timeout)
+        self._wait_for_generation(
+            time.monotonic() + self._start_timeout,
+            again=lambda: process.send_signal(signal.SIGUSR2),  # same file: reloads it once more
+        )
 
     def stop(self) -> None:
         """Soft stop (``SIGUSR1``: finish what is in flight), then kill after the bound."""
@@ -216,11 +224,15 @@ class Haproxy:
             )
         candidate.replace(self.config_file)
 
-    def _wait_for_generation(self, deadline: float) -> None:
-        """Until the admin frontend answers with the configuration written last."""
+    def _wait_for_generation(
+        self, deadline: float, again: Callable[[], None] | None = None
+    ) -> None:
+        """Until the admin frontend answers with the configuration written last; ``again``
+        is called each :data:`_RELOAD_AGAIN_S` it does not (a reload's signal sent again)."""
         settings = self._require_settings()
         probe = f"http://{_host(settings.admin_host)}:{settings.admin_port}/generation"
         wanted = str(self._generation).encode()
+        next_again = time.monotonic() + _RELOAD_AGAIN_S
         while True:
             process = self._process
             if process is None or process.poll() is not None:
@@ -231,11 +243,15 @@ class Haproxy:
                         return
             except (urllib.error.URLError, OSError):
                 pass
-            if time.monotonic() > deadline:
+            now = time.monotonic()
+            if now > deadline:
                 raise EdgeError(
                     f"HAProxy did not serve its configuration {self._generation} in time:"
                     f" {self._last_alert()} (see {self.log_file})"
                 )
+            if again is not None and now >= next_again:
+                again()
+                next_again = now + _RELOAD_AGAIN_S
             time.sleep(0.05)
 
     def _last_alert(self) -> str:

@@ -8,6 +8,7 @@ import contextlib
 import csv
 import io
 import json
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -251,3 +252,28 @@ async def test_killing_one_of_two_history_apis_loses_no_request(
 
 async def _is(stack: Stack, server: str, status: str) -> bool:
     return (await server_status(stack, "api", server)).startswith(status)
+
+
+async def test_a_reload_whose_signal_is_lost_is_signalled_again(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A master that has just re-executed itself may miss a signal: the reload sends it again
+    until the new configuration is served, within the start timeout."""
+    process = stack.edge._process
+    assert process is not None
+    sent = process.send_signal
+    dropped: list[int] = []
+
+    def lose_the_first(sig: int) -> None:
+        if sig == signal.SIGUSR2 and not dropped:
+            dropped.append(sig)  # lost, as to a master without its handlers yet
+            return
+        sent(sig)
+
+    monkeypatch.setattr(process, "send_signal", lose_the_first)
+    await stack.reload(max_connections_per_address=7)
+    assert dropped == [signal.SIGUSR2]
+    admin = f"http://127.0.0.1:{stack.settings.admin_port}/generation"
+    async with httpx.AsyncClient(timeout=TIMEOUT) as client:
+        served = (await client.get(admin)).text.strip()
+    assert served == str(stack.edge._generation)  # the configuration written last
