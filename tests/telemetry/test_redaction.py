@@ -25,6 +25,11 @@ def test_an_api_key_keeps_its_id_and_loses_its_secret() -> None:
     assert key.secret.reveal() not in masked
 
 
+def test_a_token_without_a_digit_is_masked_too() -> None:
+    token = "RGjGCznEXqwRiKhtFRpYcGrpHtvlsmUZUroFQmYqvHA"  # one a CI run printed unmasked
+    assert redact(f"refresh {token}.") == "refresh ***."
+
+
 def test_refresh_tokens_and_bare_key_secrets_are_masked_wherever_they_sit() -> None:
     for _ in range(50):  # random tokens: every one of many
         token = new_token().reveal()
