@@ -69,6 +69,10 @@ async def test_the_benchmarks_followers_are_the_services_wiring(fresh_database: 
                 trading.followers(database, bus, lags, stop, 0.05, False, started)
             )
             await asyncio.wait_for(started.wait(), 10)
+            for _ in range(200):  # the projector tells "started" from its thread, and its loop
+                if {OUTBOX_CHECK, PROJECTOR_CHECK} <= READINESS.checks().keys():  # may not yet
+                    break  # have registered its check then (a CI run saw only the outbox's)
+                await asyncio.sleep(0.05)
             assert {OUTBOX_CHECK, PROJECTOR_CHECK} <= READINESS.checks().keys()
             service = TradingService(database, PaperMatcher())
             await service.deposit(1, "USDT", Decimal(10))
